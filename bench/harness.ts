@@ -1,0 +1,35 @@
+// The benchmark contract: each benchmark measures weir and its baseline in the same run, on the same
+// fresh server, and returns one row per figure. bench/run.ts prints them as a table with ratios.
+
+export interface BenchContext {
+  /** A nats-server started for this run (random port, own store). */
+  readonly url: string;
+  /** WEIR_BENCH_SCALE (default 1): multiply record counts by it for quick runs (e.g. 0.1). */
+  readonly scale: number;
+  log(line: string): void;
+}
+
+export interface BenchRow {
+  readonly figure: string;
+  readonly weir: number;
+  readonly baseline?: number;
+  readonly unit: string;
+  /** What ratio weir/baseline the issue asks for (e.g. ">= 0.8"), printed beside the measured one. */
+  readonly goal?: string;
+  /** For "lower is better" figures (memory, latency): ratio is still weir / baseline. */
+  readonly note?: string;
+}
+
+export interface Benchmark {
+  readonly name: string;
+  readonly description: string;
+  run(ctx: BenchContext): Promise<BenchRow[]>;
+}
+
+export function rate(count: number, ms: number): number {
+  return Math.round((count / ms) * 1000);
+}
+
+export function rssMb(): number {
+  return Math.round(process.memoryUsage().rss / (1024 * 1024));
+}

@@ -1,0 +1,59 @@
+// Every error weir raises on purpose is a WeirError with a code from ErrorCode; `describeError` is the one
+// place that turns any thrown value into the one-line message the CLI prints.
+
+export const ErrorCode = {
+  InvalidOption: "INVALID_OPTION",
+  InvalidJob: "INVALID_JOB",
+  InvalidGraph: "INVALID_GRAPH",
+  NatsUnreachable: "NATS_UNREACHABLE",
+  PortTaken: "PORT_TAKEN",
+  ServerStart: "SERVER_START",
+  UserFunction: "USER_FUNCTION",
+  StateCodec: "STATE_CODEC",
+  StateAccess: "STATE_ACCESS",
+  StateLimit: "STATE_LIMIT",
+  Source: "SOURCE",
+  Sink: "SINK",
+  Scenario: "SCENARIO",
+  Checkpoint: "CHECKPOINT",
+  Cancelled: "CANCELLED",
+  Stalled: "STALLED",
+  Budget: "BUDGET",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class WeirError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = "WeirError";
+  }
+}
+
+/** A user function (map, process, selector, ...) threw or rejected. Names operator, subtask and key. */
+export class UserFunctionError extends WeirError {
+  constructor(readonly operator: string, readonly subtask: number, readonly key: unknown, cause: unknown) {
+    const where = key === undefined ? "" : ` for key ${JSON.stringify(key)}`;
+    super(ErrorCode.UserFunction, `operator "${operator}" (subtask ${subtask}) failed${where}: ${messageOf(cause)}`, { cause });
+    this.name = "UserFunctionError";
+  }
+}
+
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return typeof e === "string" ? e : JSON.stringify(e);
+}
+
+/** One line for a human: the message of a WeirError, or of anything else with its type. */
+export function describeError(e: unknown): string {
+  if (e instanceof WeirError) return e.message.split("\n")[0]!;
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "ECONNREFUSED" || /CONNECTION_REFUSED|connection refused/i.test(e.message)) {
+      return `cannot reach NATS: ${e.message}`;
+    }
+    return `${e.name}: ${e.message.split("\n")[0]}`;
+  }
+  return String(e);
+}

@@ -1,0 +1,54 @@
+// The one place that builds every NATS subject, KV bucket, stream and key name weir uses.
+// Job names and uids become subject tokens and bucket names, so they are restricted to [A-Za-z0-9_-].
+
+import { ErrorCode, WeirError } from "./errors.ts";
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+export function assertToken(kind: string, value: string): string {
+  if (!TOKEN.test(value)) {
+    throw new WeirError(ErrorCode.InvalidOption, `${kind} "${value}" may only contain letters, digits, "_" and "-"`);
+  }
+  return value;
+}
+
+/** Lower-case token from a free-form operator name ("Count words" → "count-words"). */
+export function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "op";
+}
+
+/** Subjects, buckets and streams of one job. `attempt` separates one run of the job from the next. */
+export class JobNames {
+  constructor(readonly job: string) {
+    assertToken("job name", job);
+  }
+  /** Malformed input, with the reason. */
+  get dlq(): string { return `weir.${this.job}.dlq`; }
+  /** Control requests: status, stop, cancel, checkpoint, fail-subtask. */
+  control(verb: string): string { return `weir.${this.job}.ctl.${verb}`; }
+  /** Records, watermarks, barriers, attributes and end-of-input from one producer to one consumer subtask. */
+  channel(attempt: string, edge: number, from: number, to: number): string {
+    return `weir.${this.job}.run.${attempt}.ch.${edge}.${from}.${to}`;
+  }
+  /** Credits granted to one producer subtask by its consumers. */
+  credits(attempt: string, vertex: number, subtask: number): string {
+    return `weir.${this.job}.run.${attempt}.cr.${vertex}.${subtask}`;
+  }
+  /** KV bucket of the job's keyed state. */
+  get stateBucket(): string { return `weir_${this.job}_state`; }
+  /** KV bucket of checkpoint metadata. */
+  get checkpointBucket(): string { return `weir_${this.job}_ckpt`; }
+  /** Stream of state changelog chunks. */
+  get changelogStream(): string { return `weir_${this.job}_changelog`; }
+  changelogSubject(vertexUid: string, keyGroup: number): string {
+    return `weir.${this.job}.changelog.${vertexUid}.${keyGroup}`;
+  }
+}
+
+/** Names shared by every job. */
+export const GlobalNames = {
+  /** Every running job answers here with its name (discovery for `weir status`). */
+  jobsPing: "weir.jobs.ping",
+  /** KV bucket with the last known status of each job (for jobs no longer running). */
+  jobsBucket: "weir_jobs",
+} as const;

@@ -1,0 +1,85 @@
+// Launches a nats-server child process on a random loopback port with its own store directory.
+// Used by tests, the scenario runner and benchmarks: never a developer's server, never a guessed port.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ErrorCode, WeirError } from "../errors.ts";
+
+export interface NatsServerProcess extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  /** Directory for the JetStream store and the ports file; a fresh temp dir when absent (removed on stop). */
+  dir?: string;
+  /** Extra command-line arguments for nats-server. */
+  args?: string[];
+  startTimeoutMs?: number;
+}
+
+export async function launchNatsServer(options: LaunchOptions = {}): Promise<NatsServerProcess> {
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "weir-nats-"));
+  mkdirSync(dir, { recursive: true });
+  const storeDir = join(dir, "js");
+  let child: ChildProcess;
+  try {
+    child = spawn("nats-server", ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir, "--ports_file_dir", dir, ...(options.args ?? [])], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch (e) {
+    throw new WeirError(ErrorCode.ServerStart, `cannot start nats-server: ${(e as Error).message}`, { cause: e });
+  }
+  let log = "";
+  child.stderr!.on("data", (d) => { if (log.length < 20_000) log += d; });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const spawnError = new Promise<Error>((resolve) => child.on("error", resolve));
+  const pid = child.pid;
+
+  const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+  let url: string | undefined;
+  while (url === undefined) {
+    const failed = await Promise.race([
+      spawnError.then((e) => `cannot start nats-server (${e.message}); install it with: apt-get install -y nats-server`),
+      exited.then((code) => `nats-server exited with code ${code}: ${lastLine(log)}`),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 20)),
+    ]);
+    if (failed) {
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      throw new WeirError(ErrorCode.ServerStart, failed);
+    }
+    const portsFile = readdirSync(dir).find((f) => f === `nats-server_${pid}.ports`);
+    if (portsFile) {
+      try {
+        url = (JSON.parse(readFileSync(join(dir, portsFile), "utf8")) as { nats: string[] }).nats[0];
+      } catch { /* file still being written */ }
+    }
+    if (url === undefined && Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new WeirError(ErrorCode.ServerStart, `nats-server did not report its port within ${options.startTimeoutMs ?? 10_000} ms`);
+    }
+  }
+  const port = Number(new URL(url).port);
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= (async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+  })());
+  return { url, port, storeDir, pid: pid!, stop, [Symbol.asyncDispose]: stop };
+}
+
+function lastLine(log: string): string {
+  const lines = log.trim().split("\n");
+  return lines[lines.length - 1] ?? "";
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// The whole suite: type-check, then every tests/**/*.test.ts in its own uvu process (isolation, a
+// per-file time limit, two at a time). uvu prints no failed count and exits 0 when nothing ran, so this
+// wrapper sums `Total:`/`Passed:` itself, counts a crashed or timed-out file as a failure, and fails on
+// zero tests. Usage: node scripts/test.mjs [filter substring ...]
+import { spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { availableParallelism } from "node:os";
+
+const root = new URL("..", import.meta.url).pathname;
+const filters = process.argv.slice(2);
+const fileTimeoutMs = Number(process.env.WEIR_TEST_FILE_TIMEOUT_MS ?? 240_000);
+const concurrency = Number(process.env.WEIR_TEST_CONCURRENCY ?? Math.max(1, Math.min(2, availableParallelism())));
+
+function findTests(dir) {
+  return readdirSync(dir).sort().flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === "fixtures" ? [] : findTests(path);
+    return name.endsWith(".test.ts") ? [path] : [];
+  });
+}
+
+function run(cmd, args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, FORCE_COLOR: "0" }, detached: true });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => {
+      out += `\n[timed out after ${timeoutMs} ms]\n`;
+      try { process.kill(-child.pid, "SIGKILL"); } catch { /* already gone */ }
+    }, timeoutMs);
+    child.on("close", (code, signal) => { clearTimeout(timer); resolve({ code: code ?? 1, signal, out }); });
+  });
+}
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+const tc = await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"], 300_000);
+if (tc.code === 0 && filters.length === 0) {
+  console.log("typecheck: ok");
+  passed++;
+} else if (tc.code !== 0) {
+  console.log(`typecheck: FAILED\n${tc.out}`);
+  failed++;
+  failures.push("typecheck");
+}
+
+const files = findTests(join(root, "tests")).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const queue = [...files];
+async function worker() {
+  for (let file = queue.shift(); file; file = queue.shift()) {
+    const rel = relative(root, file);
+    const started = Date.now();
+    const r = await run(process.execPath, ["--import", "tsx", join(root, "node_modules/uvu/bin.js"), "-c", "false", join(root, "tests"), rel.replace(/^tests\//, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$"], fileTimeoutMs);
+    const total = Number(/Total:\s+(\d+)/.exec(r.out)?.[1] ?? 0);
+    const ok = Number(/Passed:\s+(\d+)/.exec(r.out)?.[1] ?? 0);
+    let bad = total - ok;
+    if ((r.code !== 0 || total === 0) && bad === 0) bad = 1; // crashed, hung or ran nothing
+    passed += ok;
+    failed += bad;
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(`${bad ? "FAIL" : "ok  "} ${rel} (${ok}/${total}, ${secs}s)`);
+    if (bad) { failures.push(rel); console.log(r.out.split("\n").map((l) => `    ${l}`).join("\n")); }
+  }
+}
+await Promise.all(Array.from({ length: concurrency }, worker));
+if (failures.length) console.log(`\nfailed: ${failures.join(", ")}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -1,0 +1,185 @@
+// Contracts of the state layer (types only). The runtime binds handles to the current record's key and
+// hands their requests to a StateRequestHandler: directly to the backend in sync mode, through the
+// AsyncExecutionController's batches in async mode (FLIP-424/425/426).
+
+import type * as t from "io-ts";
+import type { KeyGroupRange } from "./key-groups.ts";
+
+// ---------------------------------------------------------------- descriptors (user-facing)
+
+export const StateKind = {
+  Value: "value",
+  List: "list",
+  Map: "map",
+  Reducing: "reducing",
+  Aggregating: "aggregating",
+} as const;
+export type StateKind = (typeof StateKind)[keyof typeof StateKind];
+
+interface DescriptorBase<S> {
+  readonly name: string;
+  /** Phantom: the handle type `ctx.state(descriptor)` returns. */
+  readonly __handle?: S;
+}
+export interface ValueStateDescriptor<T> extends DescriptorBase<ValueState<T>> {
+  readonly kind: "value";
+  readonly codec: t.Type<T, unknown, unknown>;
+}
+export interface ListStateDescriptor<T> extends DescriptorBase<ListState<T>> {
+  readonly kind: "list";
+  readonly codec: t.Type<T, unknown, unknown>;
+}
+export interface MapStateDescriptor<K, V> extends DescriptorBase<MapState<K, V>> {
+  readonly kind: "map";
+  readonly keyCodec: t.Type<K, unknown, unknown>;
+  readonly codec: t.Type<V, unknown, unknown>;
+}
+export interface ReducingStateDescriptor<T> extends DescriptorBase<ReducingState<T>> {
+  readonly kind: "reducing";
+  readonly codec: t.Type<T, unknown, unknown>;
+  readonly reduce: (a: T, b: T) => T;
+}
+export interface AggregateFunction<IN, ACC, OUT> {
+  createAccumulator(): ACC;
+  add(value: IN, accumulator: ACC): ACC;
+  getResult(accumulator: ACC): OUT;
+  merge?(a: ACC, b: ACC): ACC;
+}
+export interface AggregatingStateDescriptor<IN, ACC, OUT> extends DescriptorBase<AggregatingState<IN, OUT>> {
+  readonly kind: "aggregating";
+  readonly codec: t.Type<ACC, unknown, unknown>;
+  readonly aggregate: AggregateFunction<IN, ACC, OUT>;
+}
+export type StateDescriptor =
+  | ValueStateDescriptor<any>
+  | ListStateDescriptor<any>
+  | MapStateDescriptor<any, any>
+  | ReducingStateDescriptor<any>
+  | AggregatingStateDescriptor<any, any, any>;
+export type HandleOf<D> = D extends DescriptorBase<infer S> ? S : never;
+
+// ---------------------------------------------------------------- handles (user-facing, all async)
+
+export interface ValueState<T> {
+  /** undefined when absent */
+  value(): Promise<T | undefined>;
+  /** undefined deletes */
+  update(value: T | undefined): Promise<void>;
+  clear(): Promise<void>;
+}
+export interface ListState<T> {
+  /** undefined when absent (an empty list is never stored: `update([])` clears). */
+  get(): Promise<T[] | undefined>;
+  add(value: T): Promise<void>;
+  addAll(values: readonly T[]): Promise<void>;
+  /** an empty list clears */
+  update(values: readonly T[]): Promise<void>;
+  clear(): Promise<void>;
+}
+export interface MapState<K, V> {
+  get(key: K): Promise<V | undefined>;
+  put(key: K, value: V): Promise<void>;
+  putAll(entries: Iterable<readonly [K, V]> | Record<string, V>): Promise<void>;
+  remove(key: K): Promise<void>;
+  contains(key: K): Promise<boolean>;
+  /** Chunked: large maps are read page by page, never loaded whole. */
+  entries(): AsyncIterable<[K, V]>;
+  keys(): AsyncIterable<K>;
+  values(): AsyncIterable<V>;
+  isEmpty(): Promise<boolean>;
+  clear(): Promise<void>;
+}
+export interface ReducingState<T> {
+  get(): Promise<T | undefined>;
+  add(value: T): Promise<void>;
+  clear(): Promise<void>;
+}
+export interface AggregatingState<IN, OUT> {
+  get(): Promise<OUT | undefined>;
+  add(value: IN): Promise<void>;
+  clear(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- requests (runtime ↔ backend)
+
+/** Where one state entry lives. `keyId` / `userKeyId` are canonical JSON of the encoded keys. */
+export interface StateAddress {
+  /** The operator's uid: state is per operator. */
+  readonly operator: string;
+  /** The descriptor's name. */
+  readonly state: string;
+  readonly keyGroup: number;
+  readonly keyId: string;
+  /** Map states: the entry's key; absent for the other kinds and for whole-map requests. */
+  readonly userKeyId?: string;
+}
+
+export const StateRequestType = {
+  /** result: the stored (encoded) value, or undefined */
+  Get: "get",
+  /** value: the encoded value; undefined deletes */
+  Put: "put",
+  /** Map states: one page of entries of the map at `address` (userKeyId absent). result: ScanPage */
+  Scan: "scan",
+  /** Map states: delete every entry of the map at `address` (userKeyId absent). */
+  ClearMap: "clearMap",
+} as const;
+export type StateRequestType = (typeof StateRequestType)[keyof typeof StateRequestType];
+
+export interface ScanPage {
+  readonly entries: ReadonlyArray<readonly [userKeyId: string, value: unknown]>;
+  /** Pass back to get the next page; undefined when this was the last one. */
+  readonly cursor?: string;
+}
+
+export interface StateRequest {
+  readonly type: StateRequestType;
+  readonly address: StateAddress;
+  /** Put: the encoded value. */
+  readonly value?: unknown;
+  /** Scan: where to continue, and the page size. */
+  readonly cursor?: string;
+  readonly limit?: number;
+  /** Completion, reported per request (FLIP-426). Exactly one of them is called, once. */
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** Where state handles send their requests: a backend directly, or the async execution controller. */
+export interface StateRequestHandler {
+  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown>;
+}
+
+// ---------------------------------------------------------------- backends
+
+export const StateBackendKind = { JetStreamKv: "jetstream-kv", Heap: "heap" } as const;
+export type StateBackendKind = (typeof StateBackendKind)[keyof typeof StateBackendKind];
+
+export interface StateBackendMetrics {
+  readonly cacheEntries: number;
+  readonly cacheBytes: number;
+  readonly dirtyEntries: number;
+  readonly dirtyBytes: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly remoteReads: number;
+  readonly remoteWrites: number;
+  readonly batches: number;
+  readonly requests: number;
+}
+
+/** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
+export interface KeyedStateBackend {
+  readonly kind: StateBackendKind;
+  readonly keyGroupRange: KeyGroupRange;
+  /**
+   * Executes requests as one unit (FLIP-426): reads are fetched together (one round trip's latency for
+   * the batch, not one per request), writes are buffered. Requests on the same address apply in order.
+   * Completion is reported per request; the returned promise settles when all have been reported.
+   */
+  executeBatch(requests: readonly StateRequest[]): Promise<void>;
+  /** Writes every buffered change to durable storage (normal stop, savepoint). */
+  flush(): Promise<void>;
+  metrics(): StateBackendMetrics;
+  close(): Promise<void>;
+}
