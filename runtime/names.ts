@@ -52,3 +52,31 @@ export const GlobalNames = {
   /** KV bucket with the last known status of each job (for jobs no longer running). */
   jobsBucket: "weir_jobs",
 } as const;
+
+// ---- connector names (sources and sinks) ----
+
+/** Names the connectors of one job use; kept beside JobNames so every name is built in this file. */
+export class ConnectorNames {
+  constructor(private readonly names: JobNames) {}
+  /** Default queue group of a core-NATS source: every subtask of the operator shares it. */
+  sourceQueue(operatorUid: string): string { return `weir.${this.names.job}.${operatorUid}`; }
+  /**
+   * Name prefix of a JetStream source's ordered consumer (the client appends `_<serial>`). `unique` keeps
+   * a restarted job from colliding with its predecessor's consumer, which lingers until it goes inactive.
+   */
+  sourceConsumerPrefix(operatorUid: string, subtask: number, unique: string): string {
+    return `weir_${this.names.job}_${slug(operatorUid)}_${subtask}_${unique}`;
+  }
+  /**
+   * `Nats-Msg-Id` of the JetStream sink's n-th record from one subtask: `<job>:<uid>:<subtask>:<epoch>:<n>`.
+   * Deterministic once `epoch` and `n` are restored from a checkpoint, so a replay re-publishes the same
+   * ids and the stream's duplicate window drops them. `epoch` is picked when a writer starts without
+   * restored state: without it a fresh run within the duplicate window would reuse the ids of the run
+   * before and have its output dropped as duplicates.
+   */
+  sinkMessageId(operatorUid: string, subtask: number, epoch: string, sequence: number): string {
+    return `${this.names.job}:${operatorUid}:${subtask}:${epoch}:${sequence}`;
+  }
+  /** The stream that keeps the job's dead letters (as runtime/exec/dead-letters.ts creates it). */
+  get dlqStream(): string { return `weir_${this.names.job}_dlq`; }
+}

@@ -39,7 +39,7 @@ let passed = 0;
 let failed = 0;
 const failures = [];
 
-const tc = await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"], 300_000);
+const tc = await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit", "--pretty", "false"], 300_000);
 if (tc.code === 0 && filters.length === 0) {
   console.log("typecheck: ok");
   passed++;

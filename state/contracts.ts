@@ -100,6 +100,19 @@ export interface AggregatingState<IN, OUT> {
   clear(): Promise<void>;
 }
 
+// ---------------------------------------------------------------- scope (runtime → handles)
+
+/** The key a handle is bound to: the current record's key, in one operator. */
+export interface KeyScope {
+  /** The operator's uid (a NATS token). */
+  readonly operator: string;
+  readonly keyGroup: number;
+  /** canonicalJson of the key: its identity in state. */
+  readonly keyId: string;
+  /** The key itself, for error messages. */
+  readonly key: unknown;
+}
+
 // ---------------------------------------------------------------- requests (runtime ↔ backend)
 
 /** Where one state entry lives. `keyId` / `userKeyId` are canonical JSON of the encoded keys. */
@@ -123,6 +136,11 @@ export const StateRequestType = {
   Scan: "scan",
   /** Map states: delete every entry of the map at `address` (userKeyId absent). */
   ClearMap: "clearMap",
+  /**
+   * List states: value is a non-empty array of encoded elements, appended to the stored list (created when
+   * absent). One request instead of a Get and a Put, so `ListState.add` costs no read round trip in the handle.
+   */
+  Append: "append",
 } as const;
 export type StateRequestType = (typeof StateRequestType)[keyof typeof StateRequestType];
 
@@ -166,6 +184,12 @@ export interface StateBackendMetrics {
   readonly remoteWrites: number;
   readonly batches: number;
   readonly requests: number;
+  /** Reads that joined a remote read of the same key already in flight (no round trip of their own). */
+  readonly coalescedReads: number;
+  /** Clean entries dropped from the cache to stay within its bounds. */
+  readonly evictions: number;
+  /** Completed write-backs of dirty entries to durable storage. */
+  readonly flushes: number;
 }
 
 /** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
@@ -178,8 +202,43 @@ export interface KeyedStateBackend {
    * Completion is reported per request; the returned promise settles when all have been reported.
    */
   executeBatch(requests: readonly StateRequest[]): Promise<void>;
+  /**
+   * Optional fast path for one request (sync mode): the result, or a Promise of it. Same semantics as a
+   * batch of one, without allocating the request object. The heap backend answers synchronously.
+   */
+  executeOne?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
   /** Writes every buffered change to durable storage (normal stop, savepoint). */
   flush(): Promise<void>;
   metrics(): StateBackendMetrics;
+  /** Flushes, stops timers and releases memory. The NATS connection is the caller's. */
   close(): Promise<void>;
+
+  // ---- checkpoint seams (issue 5), see docs/state.md "Checkpoints". Optional until implemented.
+
+  /**
+   * Freezes the changes made since the previous snapshot as checkpoint `checkpointId` and makes them
+   * durable without making them visible: appended as large chunks to the changelog stream (one subject per
+   * key group), not written to KV. Requests keep executing meanwhile (the delta is copied, not locked).
+   */
+  snapshot?(checkpointId: number): Promise<StateSnapshot>;
+  /** The checkpoint is committed: its delta may now be materialized into KV (in the background). */
+  notifyCheckpointComplete?(checkpointId: number): Promise<void>;
+  /** The checkpoint failed: its delta is merged back into the next one. */
+  notifyCheckpointAborted?(checkpointId: number): void;
+  /**
+   * Before any request: makes state exactly as of the committed checkpoint `snapshots` describe, replaying
+   * the committed changelog chunks past what KV already holds, for the key groups of this backend.
+   */
+  restore?(snapshots: readonly StateSnapshot[]): Promise<void>;
+}
+
+/** What a checkpoint records about one subtask's keyed state (small: references, not data). */
+export interface StateSnapshot {
+  readonly checkpointId: number;
+  readonly keyGroupRange: { readonly start: number; readonly end: number };
+  /** Changelog stream and the sequence range holding this checkpoint's delta (empty when first > last). */
+  readonly changelog: { readonly stream: string; readonly firstSeq: number; readonly lastSeq: number };
+  /** Size of the delta: what the checkpoint cost. */
+  readonly entries: number;
+  readonly bytes: number;
 }

@@ -1,0 +1,4 @@
+export { subtaskMachine, describeSubtaskState } from "./subtask-machine.ts";
+export type { SubtaskEvent, SubtaskMachineContext, SubtaskMachineInput } from "./subtask-machine.ts";
+export { jobMachine } from "./job-machine.ts";
+export type { JobEvent, JobMachineContext, JobMachineInput, JobState } from "./job-machine.ts";

@@ -1,0 +1,84 @@
+// `npm run demo` / `weir demo`: runs the page-view pipeline on the embedded default server for ~30 s
+// (or `--forever`), with a live progress line and a final summary read back from the output stream.
+
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { resolveNatsUrl } from "../../runtime/nats/connect.ts";
+import { ProgressReporter, formatCount } from "../../runtime/cli/progress.ts";
+import job, { type Stat } from "./pageviews.ts";
+import { ensureStream, producePageViews, type ProducerStats } from "./producer.ts";
+
+export interface DemoFlags { readonly forever?: boolean; readonly duration?: number; readonly nats?: string; readonly rate?: number }
+
+export async function demoCommand(flags: DemoFlags): Promise<number> {
+  const url = await resolveNatsUrl(flags.nats);
+  const env = job.createEnvironment({ nats: url });
+  const nc = await env.connection();
+  const seconds = flags.duration ?? 30;
+  const rate = flags.rate ?? 20_000;
+  process.stderr.write(`weir demo: NATS ${url}; producing ~${formatCount(rate)} page views/s ${flags.forever ? "until Ctrl-C" : `for ${seconds}s`}\n`);
+
+  // Start from a clean slate so the summary describes this run.
+  const jsm = await jetstreamManager(nc);
+  for (const s of ["PAGEVIEWS", "PAGE_STATS", "weir_pageviews_dlq"]) await jsm.streams.delete(s).catch(() => {});
+  await ensureStream(nc, "PAGEVIEWS", ["pageviews.>"]);
+  await ensureStream(nc, "PAGE_STATS", ["stats.>"]);
+
+  const client = await env.executeAsync();
+  const produced: ProducerStats = { produced: 0, malformed: 0 };
+  const producing = new AbortController();
+  const producer = producePageViews(nc, rate, producing.signal, produced);
+  const progress = new ProgressReporter(() => client.status(), { extra: () => `produced ${formatCount(produced.produced + produced.malformed)}` });
+  progress.start();
+
+  const stopProducing = () => producing.abort();
+  process.once("SIGINT", stopProducing);
+  process.once("SIGTERM", stopProducing);
+  if (!flags.forever) setTimeout(stopProducing, seconds * 1000).unref();
+  await new Promise<void>((resolve) => producing.signal.addEventListener("abort", () => resolve(), { once: true }));
+  await producer;
+
+  // Let the job catch up with everything produced, then stop it gracefully.
+  const total = produced.produced + produced.malformed;
+  const deadline = Date.now() + 60_000;
+  while (client.status().recordsIn < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const result = await client.stop();
+  progress.stop();
+
+  const stats = await readLatestStats(nc);
+  const top = (kind: Stat["kind"]) => [...stats.values()].filter((s) => s.kind === kind).sort((a, b) => b.views - a.views).slice(0, 5);
+  const secs = result.durationMs / 1000;
+  const s = result.status;
+  const lines = [
+    "",
+    `weir demo summary (${result.state} after ${secs.toFixed(1)}s)`,
+    `  page views produced   ${total.toLocaleString("en-US")} (${produced.malformed} malformed on purpose)`,
+    `  records read by weir  ${s.recordsIn.toLocaleString("en-US")} (${formatCount(s.recordsIn / secs)}/s)`,
+    `  stat updates written  ${s.recordsOut.toLocaleString("en-US")} to stream PAGE_STATS`,
+    `  dead letters          ${s.deadLetters} in stream weir_pageviews_dlq`,
+    `  top pages             ${top("page").map((x) => `${x.key} ${x.views}`).join(", ")}`,
+    `  top users             ${top("user").map((x) => `${x.key} ${x.views}`).join(", ")}`,
+    `  subtasks              ${s.subtasks.map((x) => `${x.id}=${x.state}`).join(" ")}`,
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+  await env.close();
+  return 0;
+}
+
+/** The last stat per subject of PAGE_STATS (the stream keeps every update; we want the final counts). */
+async function readLatestStats(nc: Parameters<typeof jetstream>[0]): Promise<Map<string, Stat>> {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info("PAGE_STATS");
+  const latest = new Map<string, Stat>();
+  if (info.state.messages === 0) return latest;
+  const consumer = await js.consumers.get("PAGE_STATS");
+  const messages = await consumer.consume({ max_messages: 1000 });
+  for await (const m of messages) {
+    const s = m.json<Stat>();
+    const prev = latest.get(m.subject);
+    if (!prev || s.views > prev.views) latest.set(m.subject, s);
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return latest;
+}

@@ -1,0 +1,84 @@
+// Source and sink contracts (types only). A SourceDef/SinkDef is a description built at graph time;
+// each subtask asks it for its own reader or writer at run time.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JobNames } from "../names.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
+
+/** Where malformed input goes: `weir.<job>.dlq`, with the reason. Never silently dropped. */
+export interface DeadLetters {
+  publish(letter: DeadLetter): void;
+  readonly count: number;
+}
+export interface DeadLetter {
+  readonly reason: string;
+  /** The source or operator that rejected it. */
+  readonly origin: string;
+  /** The raw input, as text when it decodes as UTF-8, else base64. */
+  readonly data: Uint8Array | string;
+  readonly subject?: string;
+  readonly sequence?: number;
+  readonly line?: number;
+}
+
+export interface ConnectorContext {
+  readonly jobName: string;
+  readonly names: JobNames;
+  readonly operatorUid: string;
+  readonly operatorName: string;
+  readonly subtaskIndex: number;
+  readonly parallelism: number;
+  /** The job's connection (the same server the channels use). */
+  readonly nc: NatsConnection;
+  readonly deadLetters: DeadLetters;
+  readonly log: (message: string) => void;
+}
+
+export interface SourceContext extends ConnectorContext {
+  /** What this subtask's reader checkpointed last (issue 5), if the job restores. */
+  readonly restoredState: unknown;
+}
+
+export interface SourceBatch<T> {
+  readonly values: T[];
+  /** Event timestamps the source knows (e.g. a message's publish time); optional. */
+  readonly timestamps?: Array<number | undefined>;
+}
+
+export interface SourceReader<T> {
+  /**
+   * The next records: an empty batch when nothing arrived within a short wait (the subtask then flushes,
+   * handles control and asks again), `null` once a bounded source has ended.
+   */
+  pollNext(): Promise<SourceBatch<T> | null>;
+  /** RecordAttributes to emit before the next batch, when they changed (backlog ↔ live). */
+  takeAttributes?(): RecordAttributes | undefined;
+  /** Offsets to store in a checkpoint (issue 5). */
+  snapshotState?(checkpointId: number): unknown;
+  /** A checkpoint that includes this reader's state is complete: acknowledge upstream if needed. */
+  notifyCheckpointComplete?(checkpointId: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SourceDef<T> {
+  readonly kind: string;
+  /** Bounded sources end; unbounded ones run until the job is stopped. */
+  readonly bounded: boolean;
+  /** Parallelism when the job does not set one for the source (e.g. 1 for arrays and files). */
+  readonly defaultParallelism?: number;
+  createReader(ctx: SourceContext): Promise<SourceReader<T>>;
+}
+
+export interface SinkWriter<T> {
+  /** Buffer or send one record. A returned promise means "wait before the next one" (backpressure). */
+  write(value: T, timestamp: number | undefined): void | Promise<void>;
+  /** Everything written so far is durable/sent (end of input, checkpoint). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SinkDef<T> {
+  readonly kind: string;
+  readonly defaultParallelism?: number;
+  createWriter(ctx: ConnectorContext): Promise<SinkWriter<T>>;
+}

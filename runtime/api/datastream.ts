@@ -1,0 +1,179 @@
+// DataStream, KeyedStream and ConnectedStreams: thin builders over the StreamGraph. Every call adds one
+// node in call order, which is what makes the graph deterministic for a given job module.
+
+import type { SinkDef } from "./connectors.ts";
+import type {
+  CoProcessFunction,
+  FilterFunction,
+  FlatMapFunction,
+  KeyedCoProcessFunction,
+  KeyedProcessFunction,
+  KeySelector,
+  MapFunction,
+  OutputTag,
+  ProcessFunction,
+  ReduceFunction,
+} from "./functions.ts";
+import type { WatermarkStrategy } from "./watermarks.ts";
+import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
+import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
+import { timestampsSpec } from "../operators/timestamps.ts";
+import { keyedProcessSpec, keyedReduceSpec } from "../operators/keyed-process.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+import type { WindowAssigner } from "../operators/windows/assigners.ts";
+import { WindowedStream } from "../operators/windows/windowed-stream.ts";
+
+/** What a stream needs from its environment. */
+export interface StreamHost {
+  readonly graph: StreamGraph;
+  /** Runs the job with a collecting sink on `stream` and returns what it collected. */
+  collect<T>(stream: DataStream<T>, options: { limit?: number }): Promise<T[]>;
+}
+
+export interface CollectOptions {
+  /** Stop the job once this many records were collected (needed for unbounded sources). */
+  readonly limit?: number;
+}
+
+export class DataStream<T> {
+  constructor(protected readonly host: StreamHost, readonly nodeId: number) {}
+
+  protected get graph(): StreamGraph { return this.host.graph; }
+
+  map<O>(fn: MapFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), options));
+  }
+
+  filter(fn: FilterFunction<T>, options?: NodeOptions): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), options));
+  }
+
+  flatMap<O>(fn: FlatMapFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), options));
+  }
+
+  process<O = any>(fn: ProcessFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), options));
+  }
+
+  keyBy<K>(selector: KeySelector<T, K>): KeyedStream<K, T> {
+    if (typeof selector !== "function") throw new WeirError(ErrorCode.InvalidGraph, "keyBy: expected a key selector function");
+    return new KeyedStream<K, T>(this.host, this.graph.addPartition(this.nodeId, { type: "hash", selector }), selector);
+  }
+
+  /** Round-robin to the next operator's subtasks. */
+  rebalance(): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addPartition(this.nodeId, { type: "rebalance" }));
+  }
+
+  /** Every record to every subtask of the next operator. */
+  broadcast(): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addPartition(this.nodeId, { type: "broadcast" }));
+  }
+
+  union(...others: DataStream<T>[]): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addUnion([this.nodeId, ...others.map((o) => o.nodeId)]));
+  }
+
+  connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
+    return new ConnectedStreams<T, U>(this.host, this, other);
+  }
+
+  assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>, options?: NodeOptions): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), options));
+  }
+
+  /** Records an upstream operator sent to `tag` with `ctx.output(tag, value)`. */
+  getSideOutput<X>(tag: OutputTag<X>): DataStream<X> {
+    return new DataStream<X>(this.host, this.graph.addSideOutput(this.nodeId, tag.id));
+  }
+
+  sinkTo(sink: SinkDef<T>, options?: NodeOptions): DataStreamSink {
+    return new DataStreamSink(this.graph.addSink(this.nodeId, sink as SinkDef<unknown>, options));
+  }
+
+  /**
+   * Batch mode (FLIP-205): keep this stream's result for later jobs in the same environment.
+   * Not implemented yet: the stream is returned unchanged, so results are recomputed.
+   */
+  cache(): DataStream<T> {
+    return this;
+  }
+
+  /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
+  executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
+    return this.host.collect(this, options);
+  }
+}
+
+export class DataStreamSink {
+  constructor(readonly nodeId: number) {}
+}
+
+export class KeyedStream<K, T> extends DataStream<T> {
+  constructor(host: StreamHost, nodeId: number, readonly keySelector: KeySelector<T, K>) {
+    super(host, nodeId);
+  }
+
+  override process<O = any>(fn: KeyedProcessFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
+    const spec = keyedProcessSpec(fn, [this.keySelector]);
+    return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, options));
+  }
+
+  /** A running reduce per key: emits the updated value for every record (Flink's KeyedStream#reduce). */
+  reduce(fn: ReduceFunction<T>, options?: NodeOptions): DataStream<T> {
+    return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), options));
+  }
+
+  /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
+  window(assigner: WindowAssigner): WindowedStream<K, T> {
+    return new WindowedStream<K, T>({
+      addOperator: (name, spec, options) => new DataStream(this.host, this.graph.addOperator(name, [[this.nodeId]], spec, options)),
+    }, this.keySelector, assigner);
+  }
+}
+
+export class ConnectedStreams<A, B> {
+  constructor(private readonly host: StreamHost, readonly first: DataStream<A>, readonly second: DataStream<B>) {}
+
+  process<O = any>(fn: CoProcessFunction<A, B, O>, options?: NodeOptions): DataStream<O> {
+    const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), options);
+    return new DataStream<O>(this.host, id);
+  }
+
+  map<O>(fn1: MapFunction<A, O>, fn2: MapFunction<B, O>, options?: NodeOptions): DataStream<O> {
+    return this.process<O>({
+      processElement1: (v, ctx) => ctx.collect(fn1(v)),
+      processElement2: (v, ctx) => ctx.collect(fn2(v)),
+    }, { name: "CoMap", ...options });
+  }
+
+  flatMap<O>(fn1: FlatMapFunction<A, O>, fn2: FlatMapFunction<B, O>, options?: NodeOptions): DataStream<O> {
+    return this.process<O>({
+      processElement1: (v, ctx) => { for (const o of fn1(v)) ctx.collect(o); },
+      processElement2: (v, ctx) => { for (const o of fn2(v)) ctx.collect(o); },
+    }, { name: "CoFlatMap", ...options });
+  }
+
+  keyBy<K>(key1: KeySelector<A, K>, key2: KeySelector<B, K>): ConnectedKeyedStreams<K, A, B> {
+    const a = this.first.keyBy(key1);
+    const b = this.second.keyBy(key2);
+    return new ConnectedKeyedStreams<K, A, B>(this.host, a, b);
+  }
+}
+
+export class ConnectedKeyedStreams<K, A, B> {
+  constructor(private readonly host: StreamHost, readonly first: KeyedStream<K, A>, readonly second: KeyedStream<K, B>) {}
+
+  process<O = any>(fn: KeyedCoProcessFunction<K, A, B, O>, options?: NodeOptions): DataStream<O> {
+    const spec = keyedProcessSpec<K, A | B, O>({
+      ...(fn.open ? { open: (c) => fn.open!(c) } : {}),
+      ...(fn.close ? { close: () => fn.close!() } : {}),
+      ...(fn.onTimer ? { onTimer: (ts, ctx) => fn.onTimer!(ts, ctx) } : {}),
+      processElement: () => { throw new Error("unreachable"); },
+    }, [this.first.keySelector, this.second.keySelector], (input, value, ctx) =>
+      input === 0 ? fn.processElement1(value as A, ctx) : fn.processElement2(value as B, ctx));
+    const id = this.host.graph.addOperator("KeyedCoProcess", [[this.first.nodeId], [this.second.nodeId]], spec, options);
+    return new DataStream<O>(this.host, id);
+  }
+}

@@ -1,0 +1,33 @@
+// defineJob: what a job module default-exports; `weir run` (or a test) instantiates it.
+
+import type { JobOptions } from "./options.ts";
+import { StreamEnvironment, type EnvironmentHooks } from "./environment.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+
+export interface JobDefinition {
+  readonly kind: "weir.job";
+  readonly options: JobOptions;
+  readonly build: (env: StreamEnvironment) => void;
+  /** A fresh environment with the graph built, options overridden by `overrides` (CLI flags). */
+  createEnvironment(overrides?: Partial<JobOptions>, hooks?: EnvironmentHooks): StreamEnvironment;
+}
+
+export function defineJob(options: JobOptions, build: (env: StreamEnvironment) => void): JobDefinition {
+  if (typeof build !== "function") throw new WeirError(ErrorCode.InvalidJob, "defineJob: the second argument must be a function (env) => { ... }");
+  return {
+    kind: "weir.job",
+    options,
+    build,
+    createEnvironment(overrides = {}, hooks = {}) {
+      const merged: Record<string, unknown> = { ...options };
+      for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
+      const env = StreamEnvironment.create(merged as JobOptions, hooks);
+      build(env);
+      return env;
+    },
+  };
+}
+
+export function isJobDefinition(x: unknown): x is JobDefinition {
+  return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "weir.job";
+}

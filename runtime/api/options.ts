@@ -1,0 +1,124 @@
+// Job options: the names in API.md, validated with io-ts (one readable line per bad field), with
+// Flink's defaults where Flink has one. CLI flags are applied on top with `withOverrides`.
+
+import * as t from "io-ts";
+import { decodeOrThrow, NonNegativeInt, PositiveInt } from "../validation.ts";
+import { assertToken } from "../names.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
+
+export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
+export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
+export const WatermarkMode = { Strict: "strict", OutOfOrder: "out-of-order" } as const;
+export type WatermarkMode = (typeof WatermarkMode)[keyof typeof WatermarkMode];
+
+const AsyncStateOptionsCodec = t.exact(t.partial({
+  enabled: t.boolean,
+  bufferSize: PositiveInt,
+  bufferTimeoutMs: NonNegativeInt,
+  inFlightRecordsLimit: PositiveInt,
+  watermarkMode: t.keyof({ strict: null, "out-of-order": null }),
+  /** A subtask with records in flight and no progress for this long reports itself stalled. */
+  stallTimeoutMs: PositiveInt,
+}));
+
+const StateOptionsCodec = t.exact(t.partial({
+  cacheMaxEntries: PositiveInt,
+  cacheMaxBytes: PositiveInt,
+}), "StateOptions");
+
+export const JobOptionsCodec = t.intersection([
+  t.type({ name: t.string }),
+  t.exact(t.partial({
+    parallelism: PositiveInt,
+    maxParallelism: PositiveInt,
+    mode: t.keyof({ streaming: null, batch: null, automatic: null }),
+    stateBackend: t.keyof({ "jetstream-kv": null, heap: null }),
+    checkpointIntervalMs: NonNegativeInt,
+    checkpointIntervalDuringBacklogMs: NonNegativeInt,
+    asyncState: AsyncStateOptionsCodec,
+    state: StateOptionsCodec,
+    /** NATS server URL; default WEIR_NATS_URL, else the embedded default server. */
+    nats: t.string,
+    /** Records per frame on a channel. */
+    frameSize: PositiveInt,
+    /** Frames a consumer lets each producer send ahead (credit-based flow control). */
+    creditWindow: PositiveInt,
+    /** How often periodic watermarks are emitted (Flink's autoWatermarkInterval). */
+    autoWatermarkIntervalMs: PositiveInt,
+  })),
+], "JobOptions");
+
+export type JobOptions = t.OutputOf<typeof JobOptionsCodec> & {
+  /** Observe every actor's transitions (xstate inspection events). */
+  inspect?: (event: unknown) => void;
+};
+
+export interface ResolvedJobOptions {
+  readonly name: string;
+  readonly parallelism: number;
+  readonly maxParallelism: number;
+  readonly mode: ExecutionMode;
+  readonly stateBackend: "jetstream-kv" | "heap";
+  readonly checkpointIntervalMs: number;
+  readonly checkpointIntervalDuringBacklogMs: number;
+  readonly asyncState: {
+    readonly enabled: boolean;
+    readonly bufferSize: number;
+    readonly bufferTimeoutMs: number;
+    readonly inFlightRecordsLimit: number;
+    readonly watermarkMode: WatermarkMode;
+    readonly stallTimeoutMs: number;
+  };
+  readonly state: { readonly cacheMaxEntries?: number; readonly cacheMaxBytes?: number };
+  readonly nats?: string;
+  readonly frameSize: number;
+  readonly creditWindow: number;
+  readonly autoWatermarkIntervalMs: number;
+  readonly inspect?: (event: unknown) => void;
+}
+
+export function resolveJobOptions(options: unknown): ResolvedJobOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new WeirError(ErrorCode.InvalidOption, "job options: expected an object with at least a name");
+  }
+  const { inspect, ...rest } = options as JobOptions;
+  const o = decodeOrThrow(JobOptionsCodec, rest, "job options");
+  assertToken("job name", o.name);
+  const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
+  const parallelism = o.parallelism ?? 1;
+  if (parallelism > maxParallelism) {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: parallelism ${parallelism} exceeds maxParallelism ${maxParallelism}`);
+  }
+  const checkpointIntervalMs = o.checkpointIntervalMs ?? 0;
+  return {
+    name: o.name,
+    parallelism,
+    maxParallelism,
+    mode: o.mode ?? "streaming",
+    stateBackend: o.stateBackend ?? "jetstream-kv",
+    checkpointIntervalMs,
+    checkpointIntervalDuringBacklogMs: o.checkpointIntervalDuringBacklogMs ?? checkpointIntervalMs,
+    asyncState: {
+      enabled: o.asyncState?.enabled ?? true,
+      bufferSize: o.asyncState?.bufferSize ?? 1000,
+      bufferTimeoutMs: o.asyncState?.bufferTimeoutMs ?? 1000,
+      inFlightRecordsLimit: o.asyncState?.inFlightRecordsLimit ?? 6000,
+      watermarkMode: o.asyncState?.watermarkMode ?? "strict",
+      stallTimeoutMs: o.asyncState?.stallTimeoutMs ?? 60_000,
+    },
+    state: { ...o.state },
+    ...(o.nats !== undefined ? { nats: o.nats } : {}),
+    frameSize: o.frameSize ?? 500,
+    creditWindow: o.creditWindow ?? 8,
+    autoWatermarkIntervalMs: o.autoWatermarkIntervalMs ?? 200,
+    ...(inspect ? { inspect } : {}),
+  };
+}
+
+/** CLI flags and programmatic overrides win over the job module's options. */
+export function withOverrides(options: JobOptions, overrides: Partial<JobOptions>): JobOptions {
+  const merged: Record<string, unknown> = { ...options };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
+  return merged as JobOptions;
+}

@@ -1,0 +1,33 @@
+// WatermarkStrategy as in Flink: how to read an event's timestamp and how far behind the largest one
+// seen the watermark trails; `withIdleness` marks a quiet input idle so it does not hold others back.
+
+export type TimestampAssigner<T> = (event: T, recordTimestamp: number | undefined) => number;
+
+export class WatermarkStrategy<T> {
+  private constructor(
+    readonly timestampAssigner: TimestampAssigner<T> | undefined,
+    readonly outOfOrdernessMs: number,
+    readonly idlenessMs: number | undefined,
+  ) {}
+
+  /** Watermark = largest timestamp seen − `maxOutOfOrdernessMs` − 1. */
+  static boundedOutOfOrderness<T>(maxOutOfOrdernessMs: number, timestamp?: (event: T) => number): WatermarkStrategy<T> {
+    if (!(maxOutOfOrdernessMs >= 0)) throw new RangeError(`boundedOutOfOrderness: expected a non-negative delay, got ${maxOutOfOrdernessMs}`);
+    return new WatermarkStrategy<T>(timestamp ? (e) => timestamp(e) : undefined, maxOutOfOrdernessMs, undefined);
+  }
+
+  /** Timestamps never go backwards: watermark = largest timestamp − 1. */
+  static forMonotonousTimestamps<T>(timestamp?: (event: T) => number): WatermarkStrategy<T> {
+    return WatermarkStrategy.boundedOutOfOrderness<T>(0, timestamp);
+  }
+
+  withTimestampAssigner(assigner: TimestampAssigner<T>): WatermarkStrategy<T> {
+    return new WatermarkStrategy<T>(assigner, this.outOfOrdernessMs, this.idlenessMs);
+  }
+
+  /** An input with no records for `idleMs` is idle until its next record. */
+  withIdleness(idleMs: number): WatermarkStrategy<T> {
+    if (!(idleMs > 0)) throw new RangeError(`withIdleness: expected a positive duration, got ${idleMs}`);
+    return new WatermarkStrategy<T>(this.timestampAssigner, this.outOfOrdernessMs, idleMs);
+  }
+}

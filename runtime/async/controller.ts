@@ -1,0 +1,272 @@
+// AsyncExecutionController (FLIP-425): many records of a keyed subtask in flight at once, their state
+// requests batched, yet every key's records processed in arrival order and watermarks, timers and
+// checkpoints as correct as in synchronous execution.
+//
+// - A record context per in-flight record, reference counted: one reference for the user callback, one
+//   per state request it has outstanding; the record finishes when the count reaches zero.
+// - Key accounting: a record whose key is in flight waits before processElement starts (strict order).
+// - The active buffer: state requests go to the backend as one batch at `bufferSize` requests, after
+//   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
+// - `inFlightRecordsLimit`: at the limit `submitRecord` returns a promise, so the subtask stops taking
+//   input and its channel credits backpressure the producers.
+// - Watermark epochs: see epoch-manager.ts.
+
+import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import type { Clock } from "../exec/clock.ts";
+import type { MaybePromise } from "../operators/contracts.ts";
+import { EpochManager, type Epoch } from "./epoch-manager.ts";
+import { KeyAccountingUnit } from "./key-accounting.ts";
+
+export interface AsyncExecutionOptions {
+  readonly bufferSize: number;
+  readonly bufferTimeoutMs: number;
+  readonly inFlightRecordsLimit: number;
+  readonly watermarkMode: "strict" | "out-of-order";
+}
+
+/** A record (or timer) in flight. */
+export class AsyncRecord implements StateRequestHandler {
+  refs = 1;
+  /** The watermark when the record arrived (what currentWatermark() reports to it). */
+  watermark = Number.MIN_SAFE_INTEGER;
+  epoch!: Epoch;
+  constructor(
+    readonly controller: AsyncExecutionController,
+    readonly keyId: string,
+    readonly task: (record: AsyncRecord) => MaybePromise,
+    readonly key: unknown,
+  ) {}
+  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+    return this.controller.request(this, type, address, value, cursor, limit);
+  }
+}
+
+export interface TimerTask {
+  readonly keyId: string;
+  readonly key: unknown;
+  readonly task: (record: AsyncRecord) => MaybePromise;
+}
+
+export interface AsyncMetrics {
+  readonly inFlightRecords: number;
+  readonly activeBufferSize: number;
+  readonly blockingBufferSize: number;
+  readonly blockedKeys: number;
+  readonly batchesSent: number;
+  readonly meanBatchSize: number;
+  readonly maxInFlightSeen: number;
+  readonly pendingWatermarks: number;
+}
+
+export class AsyncExecutionController {
+  private readonly keys = new KeyAccountingUnit<AsyncRecord>();
+  private readonly epochs = new EpochManager();
+  private buffer: StateRequest[] = [];
+  private bufferTimer: unknown;
+  private flushScheduled = false;
+  private inFlight = 0;
+  private capacityWaiters: Array<() => void> = [];
+  private drainWaiters: Array<() => void> = [];
+  private strictWaiter: (() => void) | undefined;
+  /** The subtask is feeding records: requests may wait for more company in the buffer. */
+  private inputActive = false;
+  private batches = 0;
+  private batchedRequests = 0;
+  private maxInFlight = 0;
+  private currentWatermark = Number.MIN_SAFE_INTEGER;
+  /** When the last record finished (stall detection). */
+  lastProgressAt: number;
+
+  constructor(
+    private readonly backend: KeyedStateBackend,
+    private readonly options: AsyncExecutionOptions,
+    private readonly clock: Clock,
+    private readonly onError: (error: unknown, record: AsyncRecord) => void,
+  ) {
+    this.lastProgressAt = clock.now();
+  }
+
+  get inFlightRecords(): number { return this.inFlight; }
+
+  /**
+   * Accepts a record (or timer) of `keyId`; `task` runs once the key is free. Returns a promise when the
+   * caller must wait before submitting more (in-flight limit, or a strict-mode watermark draining).
+   */
+  submitRecord(keyId: string, key: unknown, task: (record: AsyncRecord) => MaybePromise, epoch?: Epoch): MaybePromise {
+    this.inputActive = true;
+    const r = new AsyncRecord(this, keyId, task, key);
+    r.watermark = this.currentWatermark;
+    r.epoch = this.epochs.enter(epoch);
+    this.inFlight++;
+    if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
+    if (this.keys.tryOccupy(keyId, r)) this.start(r);
+    if (this.inFlight >= this.options.inFlightRecordsLimit) return this.waitForCapacity();
+    if (this.options.watermarkMode === "strict" && this.epochs.pending > 0 && epoch === undefined) return this.waitForEpochs();
+  }
+
+  /** A state request of `record`: into the active buffer. */
+  request(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+    record.refs++;
+    return new Promise((resolve, reject) => {
+      this.buffer.push({
+        type, address, value, cursor, limit,
+        resolve: (v) => { resolve(v); this.release(record); },
+        reject: (e) => { reject(e); this.release(record); },
+      });
+      if (this.buffer.length >= this.options.bufferSize) this.flush();
+      else if (!this.inputActive) this.flushSoon();
+      else if (this.bufferTimer === undefined) {
+        this.bufferTimer = this.clock.setTimeout(() => { this.bufferTimer = undefined; this.flush(); }, this.options.bufferTimeoutMs);
+      }
+    });
+  }
+
+  /** The subtask has no more input right now: send what is buffered instead of waiting for company. */
+  inputIdle(): void {
+    this.inputActive = false;
+    if (this.buffer.length > 0) this.flush();
+  }
+
+  /**
+   * A watermark arrived. Once every earlier record finished, the timers it makes due fire (`nextTimer`
+   * is polled until it returns undefined; each timer runs as a record of the closing epoch, respecting
+   * key order and the in-flight limit), then `emit` forwards the watermark. In strict mode later records
+   * wait for all of that; in out-of-order mode they go ahead.
+   */
+  onWatermark(watermark: number, nextTimer: () => TimerTask | undefined, emit: () => void): MaybePromise {
+    this.currentWatermark = watermark;
+    this.epochs.close(watermark, (epoch) => { void this.fireTimers(epoch, nextTimer); }, () => {
+      emit();
+      if (this.epochs.pending === 0) this.wakeStrict();
+    });
+    this.inputActive = false;
+    if (this.buffer.length) this.flush();
+    if (this.options.watermarkMode === "strict" && this.epochs.pending > 0) return this.waitForEpochs();
+  }
+
+  /** Runs due timers as records of `epoch`, holding the epoch open until all are submitted. */
+  private async fireTimers(epoch: Epoch, nextTimer: () => TimerTask | undefined): Promise<void> {
+    this.epochs.enter(epoch);
+    try {
+      for (let t = nextTimer(); t; t = nextTimer()) {
+        const p = this.submitRecord(t.keyId, t.key, t.task, epoch);
+        if (p) await p;
+      }
+    } catch (e) {
+      this.onError(e, new AsyncRecord(this, "", () => {}, undefined));
+    } finally {
+      this.inputActive = false;
+      if (this.buffer.length) this.flush();
+      this.epochs.leave(epoch);
+    }
+  }
+
+  /** Resolves when every record accepted so far (and every pending watermark) has finished. */
+  drain(): Promise<void> {
+    this.inputActive = false;
+    if (this.buffer.length) this.flush();
+    if (this.inFlight === 0 && this.epochs.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  metrics(): AsyncMetrics {
+    return {
+      inFlightRecords: this.inFlight,
+      activeBufferSize: this.buffer.length,
+      blockingBufferSize: this.keys.blockedRecords,
+      blockedKeys: this.keys.blockedKeys,
+      batchesSent: this.batches,
+      meanBatchSize: this.batches ? Math.round((this.batchedRequests / this.batches) * 10) / 10 : 0,
+      maxInFlightSeen: this.maxInFlight,
+      pendingWatermarks: this.epochs.pending,
+    };
+  }
+
+  close(): void {
+    if (this.bufferTimer !== undefined) this.clock.clearTimeout(this.bufferTimer);
+    this.bufferTimer = undefined;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private start(r: AsyncRecord): void {
+    let p: MaybePromise;
+    try {
+      p = r.task(r);
+    } catch (e) {
+      this.onError(e, r);
+      return;
+    }
+    if (p) p.then(() => this.release(r), (e) => this.onError(e, r));
+    else this.release(r);
+  }
+
+  private release(r: AsyncRecord): void {
+    if (--r.refs > 0) return;
+    this.inFlight--;
+    this.lastProgressAt = this.clock.now();
+    const next = this.keys.release(r.keyId);
+    if (next) this.start(next);
+    this.epochs.leave(r.epoch);
+    if (this.capacityWaiters.length && this.inFlight < this.options.inFlightRecordsLimit) {
+      const ws = this.capacityWaiters;
+      this.capacityWaiters = [];
+      for (const w of ws) w();
+    }
+    if (this.inFlight === 0 && this.epochs.pending === 0 && this.drainWaiters.length) {
+      const ws = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of ws) w();
+    }
+  }
+
+  private waitForCapacity(): Promise<void> {
+    this.inputActive = false;
+    if (this.buffer.length) this.flush();
+    return new Promise<void>((resolve) => { this.capacityWaiters.push(resolve); }).then((): MaybePromise =>
+      // Woken with others: re-check, someone may have taken the free slot.
+      this.inFlight >= this.options.inFlightRecordsLimit ? this.waitForCapacity() : undefined);
+  }
+
+  private waitForEpochs(): Promise<void> {
+    this.inputActive = false;
+    if (this.buffer.length) this.flush();
+    return new Promise((resolve) => { this.strictWaiter = resolve; });
+  }
+
+  private wakeStrict(): void {
+    const w = this.strictWaiter;
+    this.strictWaiter = undefined;
+    w?.();
+    if (this.inFlight === 0 && this.drainWaiters.length) {
+      const ws = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const x of ws) x();
+    }
+  }
+
+  /** Continuations of a finished batch issue their next requests in the same tick: batch those together. */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.buffer.length) this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.bufferTimer !== undefined) {
+      this.clock.clearTimeout(this.bufferTimer);
+      this.bufferTimer = undefined;
+    }
+    const batch = this.buffer;
+    if (batch.length === 0) return;
+    this.buffer = [];
+    this.batches++;
+    this.batchedRequests += batch.length;
+    this.backend.executeBatch(batch).catch((e: unknown) => {
+      for (const r of batch) r.reject(e);
+    });
+  }
+}

@@ -1,0 +1,89 @@
+// weir's command line. Every failure ends in one line on stderr and a non-zero exit code.
+
+import { Command, InvalidArgumentError, Option } from "commander";
+import { describeError } from "../errors.ts";
+import { runCommand } from "./commands/run.ts";
+import { statusCommand, stopCommand } from "./commands/control.ts";
+import { natsCommand } from "./commands/nats.ts";
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} expects a positive integer, got "${v}"`);
+    return n;
+  };
+}
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} expects a non-negative integer, got "${v}"`);
+    return n;
+  };
+}
+
+const program = new Command("weir")
+  .description("Flink-style stateful stream processing for TypeScript on NATS")
+  .showHelpAfterError("(run weir --help for usage)")
+  .configureOutput({ outputError: (str, write) => write(str.split("\n")[0] + "\n") });
+
+const natsOption = () => new Option("--nats <url>", "NATS server URL (default: WEIR_NATS_URL, else the embedded server)");
+
+let exitCode = 0;
+const action = <A extends unknown[]>(f: (...a: A) => Promise<number>) => async (...a: A) => { exitCode = await f(...a); };
+
+program.command("run")
+  .description("run a job module (default export: defineJob(...))")
+  .argument("<job>", "the job's .ts (or .js) file")
+  .addOption(natsOption())
+  .option("--parallelism <n>", "default parallelism of the job's operators", positiveInt("--parallelism"))
+  .option("--restore <what>", "latest | none | <checkpoint-id>", "latest")
+  .option("--checkpoint-interval <ms>", "checkpoint every <ms> (0: off)", nonNegativeInt("--checkpoint-interval"))
+  .addOption(new Option("--state-backend <kind>", "where keyed state lives").choices(["jetstream-kv", "heap"]))
+  .option("--plan", "print the job graph (chains, parallelism, edges) and exit")
+  .option("--quiet", "no progress line and no summary")
+  .action(action((job: string, flags) => runCommand(job, flags)));
+
+program.command("status")
+  .description("running jobs, their subtasks and actor states")
+  .argument("[job]", "one job (default: all running jobs)")
+  .addOption(natsOption())
+  .option("--json", "the full status as JSON")
+  .action(action((job: string | undefined, flags) => statusCommand(job, flags)));
+
+program.command("stop")
+  .description("graceful stop: sources stop, records in flight drain, sinks flush")
+  .argument("<job>", "the job's name")
+  .addOption(natsOption())
+  .option("--savepoint", "take a savepoint before stopping (resumable at another parallelism)")
+  .action(action((job: string, flags) => stopCommand(job, flags)));
+
+program.command("nats")
+  .description("start (or reuse) the embedded default NATS server and print its URL")
+  .action(action(() => natsCommand()));
+
+program.command("scenario")
+  .description("run scenario files (default: scenarios/) on a fresh server and print a pass/fail table")
+  .argument("[paths...]", "scenario files or folders")
+  .option("--verbose", "print each step as it runs")
+  .action(action(async (paths: string[], flags: { verbose?: boolean }) => {
+    const { scenarioCommand } = await import("../../scenarios/cli.ts");
+    return scenarioCommand(paths, flags);
+  }));
+
+program.command("demo")
+  .description("the page-view demo: events into JetStream, keyed per-user and per-page counts, live progress")
+  .option("--forever", "run as a daemon until SIGINT/SIGTERM")
+  .option("--duration <s>", "how long to produce events (default 30)", positiveInt("--duration"))
+  .addOption(natsOption())
+  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string }) => {
+    const { demoCommand } = await import("../../examples/demo/run.ts");
+    return demoCommand(flags);
+  }));
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(exitCode);
+} catch (e) {
+  process.stderr.write(`weir: ${describeError(e)}\n`);
+  process.exit(1);
+}

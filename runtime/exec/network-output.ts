@@ -1,0 +1,53 @@
+// The output of a chain toward one downstream vertex: routes each record to a channel by the edge's
+// partitioning (keyBy: Flink's key-group formula; rebalance: round robin; forward: same index) and
+// broadcasts watermarks, watermark status, RecordAttributes, barriers and end-of-input to all channels.
+
+import type { JobEdge } from "../graph/job-graph.ts";
+import { operatorIndexForKey } from "../../state/key-groups.ts";
+import { UserFunctionError } from "../errors.ts";
+import type { ChannelWriter } from "../transport/channel-writer.ts";
+import type { CheckpointBarrier, RecordAttributes } from "../transport/frames.ts";
+import type { Output } from "../operators/contracts.ts";
+
+export class NetworkOutput implements Output {
+  private next = 0;
+  private readonly route: (value: unknown, ts: number | undefined) => void;
+
+  constructor(
+    readonly edge: JobEdge,
+    /** Writers indexed by target subtask; forward edges have exactly one. */
+    readonly writers: readonly ChannelWriter[],
+    producer: { name: string; index: number },
+    maxParallelism: number,
+  ) {
+    const p = edge.partitioning;
+    const n = writers.length;
+    this.next = producer.index % n;
+    if (p.type === "hash") {
+      const selector = p.selector;
+      this.route = (value, ts) => {
+        let key: unknown;
+        try { key = selector(value); } catch (e) { throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, e); }
+        writers[operatorIndexForKey(key, maxParallelism, n)]!.add(value, ts);
+      };
+    } else if (p.type === "rebalance") {
+      this.route = (value, ts) => {
+        writers[this.next]!.add(value, ts);
+        if (++this.next === n) this.next = 0;
+      };
+    } else if (p.type === "broadcast") {
+      this.route = (value, ts) => { for (const w of writers) w.add(value, ts); };
+    } else {
+      const w = writers[0]!;
+      this.route = (value, ts) => w.add(value, ts);
+    }
+  }
+
+  collect(value: unknown, ts: number | undefined): void { this.route(value, ts); }
+  side(): void { /* side outputs are routed by the chain, never to a network output directly */ }
+  emitWatermark(w: number): void { for (const x of this.writers) x.control({ k: "w", w }); }
+  emitIdle(idle: boolean): void { for (const x of this.writers) x.control({ k: "s", idle }); }
+  emitAttributes(a: RecordAttributes): void { for (const x of this.writers) x.control({ k: "a", backlog: a.isBacklog }); }
+  emitBarrier(b: CheckpointBarrier): void { for (const x of this.writers) x.control({ k: "b", b }); }
+  emitEndOfInput(): void { for (const x of this.writers) x.control({ k: "e" }); }
+}

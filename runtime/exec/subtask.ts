@@ -1,0 +1,479 @@
+// One operator subtask: its xstate actor (lifecycle), its input gate and mailbox, its operator chain and
+// its channel writers. Records flow through plain functions in the run loop; the actor only hears about
+// lifecycle changes (deployed, backlog/streaming, checkpoint phases, end of input, failure).
+
+import { createActor, type Actor } from "xstate";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { describeSubtaskState, subtaskMachine } from "../../actors/subtask-machine.ts";
+import type { KeyedStateBackend } from "../../state/contracts.ts";
+import { KeyGroupRange } from "../../state/key-groups.ts";
+import type { DeadLetters, SourceReader } from "../api/connectors.ts";
+import type { ResolvedJobOptions } from "../api/options.ts";
+import { describeError, messageOf } from "../errors.ts";
+import type { JobGraph, JobVertex } from "../graph/job-graph.ts";
+import type { PhysicalNode, SourceNode } from "../graph/stream-graph.ts";
+import type { JobNames } from "../names.ts";
+import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../operators/contracts.ts";
+import { InputsAttributes } from "../transport/attributes-valve.ts";
+import { ChannelWriter } from "../transport/channel-writer.ts";
+import { MAX_WATERMARK, MIN_WATERMARK, type Frame, type RecordAttributes } from "../transport/frames.ts";
+import { InputGate, type InputChannelSpec, type MailAction } from "../transport/input-gate.ts";
+import { InputsWatermark } from "../transport/watermark-valve.ts";
+import { buildChain, type OperatorChain } from "./chain.ts";
+import type { Clock } from "./clock.ts";
+import { NetworkOutput } from "./network-output.ts";
+
+export interface SubtaskDeps {
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly attempt: string;
+  readonly job: ResolvedJobOptions;
+  readonly graph: JobGraph;
+  readonly clock: Clock;
+  readonly deadLetters: DeadLetters;
+  readonly createStateBackend: (range: KeyGroupRange) => Promise<KeyedStateBackend>;
+  readonly inspect?: (event: unknown) => void;
+  readonly log: (message: string) => void;
+  readonly onFinished: (s: Subtask) => void;
+  readonly onFailed: (s: Subtask, error: unknown) => void;
+}
+
+export interface SubtaskStatus {
+  readonly id: string;
+  readonly vertex: number;
+  readonly name: string;
+  readonly index: number;
+  readonly state: string;
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  readonly watermark: number | null;
+  readonly backpressuredMs: number;
+  readonly queuedFrames: number;
+  readonly pendingFrames: number;
+  readonly deadLetters: number;
+  readonly isBacklog: boolean;
+  readonly error?: string;
+  readonly operators: Record<string, Record<string, number>>;
+}
+
+const FLUSH_INTERVAL_MS = 20;
+
+export class Subtask {
+  readonly id: string;
+  readonly actor: Actor<typeof subtaskMachine>;
+  private readonly gate: InputGate;
+  private readonly writers: ChannelWriter[] = [];
+  private readonly writerByTag = new Map<string, ChannelWriter>();
+  private readonly networkOutputs = new Map<number, NetworkOutput>();
+  private readonly chain: OperatorChain;
+  private readonly keyGroupRange: KeyGroupRange;
+  private readonly inputs: InputsWatermark;
+  private readonly attributes: InputsAttributes;
+  private creditSub: Subscription | undefined;
+  private backend: Promise<KeyedStateBackend> | undefined;
+  private reader: SourceReader<unknown> | undefined;
+  private endedChannels = 0;
+  private blockedWaiter: (() => void) | undefined;
+  private lastFlush = 0;
+  private stopRequested = false;
+  private cancelled = false;
+  private terminal = false;
+  private currentWatermark = MIN_WATERMARK;
+  recordsIn = 0;
+  backpressuredMs = 0;
+  private error: unknown;
+
+  constructor(readonly vertex: JobVertex, readonly index: number, private readonly deps: SubtaskDeps) {
+    this.id = `${vertex.uid}#${index}`;
+    const { names, attempt, job, graph } = deps;
+    this.keyGroupRange = KeyGroupRange.forOperator(graph.maxParallelism, Math.min(vertex.parallelism, graph.maxParallelism), Math.min(index, graph.maxParallelism - 1));
+
+    // Output channels: for each out edge, one writer per target subtask (forward: the same index only).
+    for (const edge of vertex.outputs) {
+      const target = graph.vertices[edge.toVertex]!;
+      const targets = edge.partitioning.type === "forward" ? [index] : range(target.parallelism);
+      const writers = targets.map((to) => {
+        const w = new ChannelWriter(deps.nc, names.channel(attempt, edge.id, index, to), job.frameSize, deps.nc.info?.max_payload ?? 1024 * 1024, () => this.onWriterDrained());
+        this.writerByTag.set(`${edge.id}.${to}`, w);
+        this.writers.push(w);
+        return w;
+      });
+      this.networkOutputs.set(edge.id, new NetworkOutput(edge, writers, { name: vertex.nodes[vertex.nodes.length - 1]!.name, index }, graph.maxParallelism));
+    }
+
+    // Input channels: for each in edge, one per producer subtask (forward: the same index only).
+    const channels: InputChannelSpec[] = [];
+    const perInput: number[] = [];
+    for (const edge of vertex.inputs) {
+      const source = graph.vertices[edge.fromVertex]!;
+      const producers = edge.partitioning.type === "forward" ? [index] : range(source.parallelism);
+      for (const from of producers) {
+        perInput[edge.inputIndex] = (perInput[edge.inputIndex] ?? 0) + 1;
+        channels.push({
+          subject: names.channel(attempt, edge.id, from, index),
+          creditSubject: names.credits(attempt, edge.fromVertex, from),
+          creditTag: `${edge.id}.${index}`,
+          inputIndex: edge.inputIndex,
+          indexInInput: perInput[edge.inputIndex]! - 1,
+          description: `${source.name}#${from}`,
+        });
+      }
+    }
+    const inputCount = Math.max(1, perInput.length);
+    for (let i = 0; i < inputCount; i++) perInput[i] ??= 0;
+    this.gate = new InputGate(deps.nc, channels, job.creditWindow);
+    this.inputs = new InputsWatermark(perInput);
+    this.attributes = new InputsAttributes(perInput);
+
+    const head = vertex.nodes[0]!;
+    const keyed = vertex.nodes.some((n) => n.kind === "operator" && n.spec.keySelectors !== undefined);
+    this.actor = createActor(
+      subtaskMachine.provide({
+        actions: {
+          requestStop: () => { this.cancelled = true; this.gate.signal(); this.blockedWaiter?.(); },
+        },
+      }),
+      {
+        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
+        ...(deps.inspect ? { inspect: deps.inspect } : {}),
+      },
+    );
+    this.chain = buildChain(vertex, this.networkOutputs, (node, output) => this.operatorContext(node, output));
+  }
+
+  get isSource(): boolean { return this.vertex.nodes[0]!.kind === "source"; }
+  get state(): string { return describeSubtaskState(this.actor.getSnapshot().value); }
+  get isTerminal(): boolean { return this.terminal; }
+
+  /** Subscriptions first: every subtask subscribes before any may publish (the caller flushes after). */
+  setup(): void {
+    this.actor.start();
+    this.gate.subscribe();
+    if (this.writers.length > 0) {
+      this.creditSub = this.deps.nc.subscribe(this.deps.names.credits(this.deps.attempt, this.vertex.id, this.index), {
+        callback: (err, msg) => {
+          if (err) return;
+          const text = msg.string();
+          const sp = text.indexOf(" ");
+          this.writerByTag.get(text.slice(0, sp))?.grant(Number(text.slice(sp + 1)));
+        },
+      });
+    }
+  }
+
+  /** Opens operators (restoring state) and the source reader. */
+  async open(): Promise<void> {
+    this.actor.send({ type: "DEPLOY" });
+    for (const { operator } of this.chain.operators) await operator.open?.();
+    const head = this.vertex.nodes[0]!;
+    if (head.kind === "source") {
+      this.reader = await head.source.createReader({
+        ...this.connectorContext(head),
+        restoredState: undefined,
+      });
+    }
+    this.actor.send({ type: "RESTORED" });
+  }
+
+  /** Grants initial credits and runs until end of input, stop, cancel or failure. */
+  run(): void {
+    this.gate.start();
+    this.lastFlush = performance.now();
+    const loop = this.isSource ? this.runSource() : this.runInput();
+    loop.then(() => this.finish()).catch((e) => this.fail(e));
+  }
+
+  /** Graceful stop: a source ends its input as if it were bounded (without the final MAX watermark). */
+  requestStop(): void {
+    this.stopRequested = true;
+    this.gate.signal();
+  }
+
+  cancel(): void {
+    if (this.terminal) return;
+    this.actor.send({ type: "CANCEL" });
+    this.terminate();
+  }
+
+  /** Called by scenarios and tests: the subtask fails as if its code had thrown. */
+  injectFailure(reason: string): void {
+    this.gate.enqueue(() => { throw new Error(reason); });
+  }
+
+  status(): SubtaskStatus {
+    const operators: Record<string, Record<string, number>> = {};
+    for (const { node, operator } of this.chain.operators) {
+      const m = operator.metrics?.();
+      if (m) operators[node.name] = m;
+    }
+    const recordsOut = this.writers.reduce((n, w) => n + w.recordsSent, 0)
+      + Object.values(operators).reduce((n, m) => n + (m.recordsOut ?? 0), 0);
+    return {
+      id: this.id,
+      vertex: this.vertex.id,
+      name: this.vertex.name,
+      index: this.index,
+      state: this.state,
+      recordsIn: this.recordsIn,
+      recordsOut,
+      watermark: this.currentWatermark === MIN_WATERMARK ? null : this.currentWatermark,
+      backpressuredMs: Math.round(this.backpressuredMs),
+      queuedFrames: this.gate.queuedFrames,
+      pendingFrames: this.writers.reduce((n, w) => n + w.backlog, 0),
+      deadLetters: this.deps.deadLetters.count,
+      isBacklog: this.attributes.isBacklog,
+      ...(this.error !== undefined ? { error: describeError(this.error) } : {}),
+      operators,
+    };
+  }
+
+  // ------------------------------------------------------------------ run loops
+
+  private async runInput(): Promise<void> {
+    const head = this.chain.operators[0]!.operator;
+    const channels = this.gate.channels;
+    while (!this.cancelled) {
+      if (this.isBlocked()) await this.waitUnblocked();
+      const item = this.gate.poll();
+      if (item === undefined) {
+        head.onInputIdle?.();
+        this.flushOutputs();
+        // Async records still running emit later: wake up to flush what they produce.
+        await this.gate.waitForInput((head.pendingWork?.() ?? 0) > 0 ? FLUSH_INTERVAL_MS : undefined);
+        continue;
+      }
+      if (item.type === "mail") {
+        const p = item.action();
+        if (p) await p;
+        continue;
+      }
+      const spec = channels[item.channel]!;
+      const p = this.handleFrame(head, spec, item.frame);
+      if (p) await p;
+      this.gate.ack(item.channel);
+      if (this.endedChannels === channels.length) return;
+      this.maybeFlush();
+    }
+  }
+
+  private async runSource(): Promise<void> {
+    const reader = this.reader!;
+    const out = this.chain.headOutput;
+    for (;;) {
+      for (let m = this.gate.poll(); m; m = this.gate.poll()) {
+        if (m.type === "mail") { const p = m.action(); if (p) await p; }
+      }
+      if (this.cancelled || this.stopRequested) return;
+      if (this.isBlocked()) { await this.waitUnblocked(); continue; }
+      const attrs = reader.takeAttributes?.();
+      if (attrs) await this.emitAttributes(out, attrs);
+      const batch = await reader.pollNext();
+      if (batch === null) {
+        // A bounded source ended: the final watermark fires every event-time timer and window.
+        const p = out.emitWatermark(MAX_WATERMARK);
+        if (p) await p;
+        this.currentWatermark = MAX_WATERMARK;
+        return;
+      }
+      const { values, timestamps } = batch;
+      if (values.length === 0) {
+        this.flushOutputs();
+        continue;
+      }
+      this.recordsIn += values.length;
+      for (let i = 0; i < values.length; i++) {
+        const p = out.collect(values[i], timestamps?.[i]);
+        if (p) await p;
+      }
+      this.maybeFlush();
+    }
+  }
+
+  private handleFrame(head: StreamOperator, spec: InputChannelSpec, frame: Frame): MaybePromise {
+    const input = spec.inputIndex;
+    switch (frame.k) {
+      case "r": {
+        const { v, t } = frame;
+        this.recordsIn += v.length;
+        for (let i = 0; i < v.length; i++) {
+          const p = head.processElement(v[i], t ? (t[i] ?? undefined) : undefined, input);
+          if (p) return this.continueRecords(head, input, v, t, i + 1, p);
+        }
+        return;
+      }
+      case "w": return this.deliverWatermark(this.inputs.watermark(input, spec.indexInInput, frame.w));
+      case "s": return this.deliverWatermark(this.inputs.status(input, spec.indexInInput, frame.idle));
+      case "a": {
+        const changed = this.attributes.input(input, spec.indexInInput, frame.backlog);
+        if (changed !== undefined) return this.emitAttributes(this.chain.headOutput, { isBacklog: changed });
+        return;
+      }
+      case "b":
+        // Checkpoint barriers are aligned and acknowledged by the checkpoint coordinator (issue 5);
+        // until then a barrier is forwarded so downstream subtasks see it in order.
+        for (const o of this.networkOutputs.values()) o.emitBarrier(frame.b);
+        return;
+      case "e": {
+        this.endedChannels++;
+        const attrs = this.attributes.ended(input, spec.indexInInput);
+        const w = this.deliverWatermark(this.inputs.ended(input, spec.indexInInput));
+        if (attrs !== undefined) {
+          return w ? w.then(() => this.emitAttributes(this.chain.headOutput, { isBacklog: attrs })) : this.emitAttributes(this.chain.headOutput, { isBacklog: attrs });
+        }
+        return w;
+      }
+    }
+  }
+
+  private async continueRecords(head: StreamOperator, input: number, v: unknown[], t: Array<number | null> | undefined, from: number, first: Promise<void>): Promise<void> {
+    await first;
+    for (let i = from; i < v.length; i++) {
+      const p = head.processElement(v[i], t ? (t[i] ?? undefined) : undefined, input);
+      if (p) await p;
+    }
+  }
+
+  private deliverWatermark(change: { watermark?: number; idle?: boolean }): MaybePromise {
+    const out = this.chain.headOutput;
+    let p: MaybePromise = undefined;
+    if (change.idle !== undefined) p = out.emitIdle(change.idle);
+    if (change.watermark !== undefined) {
+      const w = change.watermark;
+      this.currentWatermark = w;
+      p = p ? p.then(() => out.emitWatermark(w)) : out.emitWatermark(w);
+    }
+    return p;
+  }
+
+  private emitAttributes(out: Output, attrs: RecordAttributes): MaybePromise {
+    this.actor.send({ type: "BACKLOG", isBacklog: attrs.isBacklog });
+    return out.emitAttributes(attrs);
+  }
+
+  // ------------------------------------------------------------------ outputs and backpressure
+
+  private isBlocked(): boolean {
+    for (const w of this.writers) if (w.backlog > 0) return true;
+    return false;
+  }
+
+  private async waitUnblocked(): Promise<void> {
+    const started = performance.now();
+    while (this.isBlocked() && !this.cancelled) {
+      await new Promise<void>((resolve) => { this.blockedWaiter = resolve; });
+    }
+    this.backpressuredMs += performance.now() - started;
+  }
+
+  private onWriterDrained(): void {
+    if (!this.isBlocked()) {
+      const w = this.blockedWaiter;
+      this.blockedWaiter = undefined;
+      w?.();
+    }
+  }
+
+  private flushOutputs(): void {
+    for (const w of this.writers) w.seal();
+    this.lastFlush = performance.now();
+  }
+
+  private maybeFlush(): void {
+    if (performance.now() - this.lastFlush >= FLUSH_INTERVAL_MS) this.flushOutputs();
+  }
+
+  // ------------------------------------------------------------------ end, failure, cancellation
+
+  private async finish(): Promise<void> {
+    if (this.cancelled) return;
+    this.actor.send({ type: "END_OF_INPUT" });
+    for (const { operator } of this.chain.operators) {
+      const p = operator.endInput?.();
+      if (p) await p;
+    }
+    for (const o of this.networkOutputs.values()) o.emitEndOfInput();
+    this.flushOutputs();
+    if (this.isBlocked()) await this.waitUnblocked();
+    if (this.cancelled) return;
+    await this.closeOperators();
+    await this.deps.nc.flush();
+    this.actor.send({ type: "FINISHED" });
+    this.terminate();
+    this.deps.onFinished(this);
+  }
+
+  private fail(error: unknown): void {
+    if (this.terminal) return;
+    this.error = error;
+    this.actor.send({ type: "FAIL", error: messageOf(error) });
+    this.terminate();
+    void this.closeOperators().catch(() => {});
+    this.deps.onFailed(this, error);
+  }
+
+  private terminate(): void {
+    if (this.terminal) return;
+    this.terminal = true;
+    this.cancelled = true;
+    this.gate.close();
+    this.creditSub?.unsubscribe();
+    this.blockedWaiter?.();
+    if (this.actor.getSnapshot().status !== "active") this.actor.stop();
+    void this.reader?.close().catch(() => {});
+  }
+
+  private closed = false;
+  private async closeOperators(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const { operator } of this.chain.operators) await operator.close?.();
+    const backend = this.backend;
+    if (backend) await (await backend).close();
+  }
+
+  // ------------------------------------------------------------------ contexts
+
+  private connectorContext(node: PhysicalNode | SourceNode) {
+    return {
+      jobName: this.deps.job.name,
+      names: this.deps.names,
+      operatorUid: node.uid,
+      operatorName: node.name,
+      subtaskIndex: this.index,
+      parallelism: this.vertex.parallelism,
+      nc: this.deps.nc,
+      deadLetters: this.deps.deadLetters,
+      log: this.deps.log,
+    };
+  }
+
+  private operatorContext(node: PhysicalNode, output: Output): OperatorContext {
+    return {
+      runtime: {
+        jobName: this.deps.job.name,
+        operatorName: node.name,
+        operatorUid: node.uid,
+        subtaskIndex: this.index,
+        parallelism: this.vertex.parallelism,
+        maxParallelism: this.deps.graph.maxParallelism,
+        attempt: this.deps.attempt,
+      },
+      output,
+      job: this.deps.job,
+      nc: this.deps.nc,
+      names: this.deps.names,
+      deadLetters: this.deps.deadLetters,
+      keyGroupRange: this.keyGroupRange,
+      clock: this.deps.clock,
+      stateBackend: () => (this.backend ??= this.deps.createStateBackend(this.keyGroupRange)),
+      currentWatermark: () => this.currentWatermark,
+      enqueue: (action: MailAction) => this.gate.enqueue(action),
+      fail: (e: unknown) => this.fail(e),
+      log: this.deps.log,
+    };
+  }
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}

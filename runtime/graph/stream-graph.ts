@@ -1,0 +1,109 @@
+// The logical graph a job module builds: one node per API call, in call order, so loading the same
+// module twice yields the same graph (node ids, uids and names are derived from that order).
+
+import type { SinkDef, SourceDef } from "../api/connectors.ts";
+import type { OperatorSpec } from "../operators/contracts.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+import { assertToken, slug } from "../names.ts";
+
+export type Partitioning =
+  | { readonly type: "forward" }
+  | { readonly type: "rebalance" }
+  | { readonly type: "hash"; readonly selector: (value: any) => unknown }
+  | { readonly type: "broadcast" };
+
+export interface NodeOptions {
+  readonly name?: string;
+  readonly uid?: string;
+  readonly parallelism?: number;
+}
+
+interface NodeBase {
+  readonly id: number;
+  readonly name: string;
+  readonly uid: string;
+  readonly parallelism?: number;
+}
+export interface SourceNode extends NodeBase { readonly kind: "source"; readonly source: SourceDef<unknown> }
+export interface OperatorNode extends NodeBase {
+  readonly kind: "operator";
+  /** One list of upstream node ids per logical input (two for connect). */
+  readonly inputs: ReadonlyArray<readonly number[]>;
+  readonly spec: OperatorSpec;
+}
+export interface SinkNode extends NodeBase { readonly kind: "sink"; readonly input: number; readonly sink: SinkDef<unknown> }
+/** Virtual: fans several streams into one. */
+export interface UnionNode { readonly kind: "union"; readonly id: number; readonly inputs: readonly number[] }
+/** Virtual: how records move to the next operator (keyBy, rebalance, forward). */
+export interface PartitionNode { readonly kind: "partition"; readonly id: number; readonly input: number; readonly partitioning: Partitioning }
+/** Virtual: the records an operator sent to a side output tag. */
+export interface SideOutputNode { readonly kind: "side"; readonly id: number; readonly input: number; readonly tag: string }
+
+export type StreamNode = SourceNode | OperatorNode | SinkNode | UnionNode | PartitionNode | SideOutputNode;
+export type PhysicalNode = SourceNode | OperatorNode | SinkNode;
+
+export function isPhysical(n: StreamNode): n is PhysicalNode {
+  return n.kind === "source" || n.kind === "operator" || n.kind === "sink";
+}
+
+export class StreamGraph {
+  readonly nodes: StreamNode[] = [];
+  private readonly uids = new Set<string>();
+
+  node(id: number): StreamNode {
+    const n = this.nodes[id];
+    if (!n) throw new WeirError(ErrorCode.InvalidGraph, `no stream node ${id}`);
+    return n;
+  }
+
+  private nextId(): number { return this.nodes.length; }
+
+  private identity(defaultName: string, options: NodeOptions | undefined): NodeBase {
+    const id = this.nextId();
+    const name = options?.name ?? defaultName;
+    const uid = options?.uid ?? `${slug(name)}-${id}`;
+    assertToken("operator uid", uid);
+    if (this.uids.has(uid)) throw new WeirError(ErrorCode.InvalidGraph, `operator uid "${uid}" is used twice; uids must be unique within a job`);
+    this.uids.add(uid);
+    if (options?.parallelism !== undefined && !(Number.isInteger(options.parallelism) && options.parallelism > 0)) {
+      throw new WeirError(ErrorCode.InvalidOption, `operator "${name}": parallelism must be a positive integer, got ${options.parallelism}`);
+    }
+    return { id, name, uid, ...(options?.parallelism !== undefined ? { parallelism: options.parallelism } : {}) };
+  }
+
+  addSource(source: SourceDef<unknown>, options?: NodeOptions): number {
+    const n: SourceNode = { ...this.identity(`Source: ${source.kind}`, options), kind: "source", source };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addOperator(defaultName: string, inputs: ReadonlyArray<readonly number[]>, spec: OperatorSpec, options?: NodeOptions): number {
+    const n: OperatorNode = { ...this.identity(defaultName, options), kind: "operator", inputs, spec };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addSink(input: number, sink: SinkDef<unknown>, options?: NodeOptions): number {
+    const n: SinkNode = { ...this.identity(`Sink: ${sink.kind}`, options), kind: "sink", input, sink };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addUnion(inputs: readonly number[]): number {
+    const n: UnionNode = { kind: "union", id: this.nextId(), inputs };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addPartition(input: number, partitioning: Partitioning): number {
+    const n: PartitionNode = { kind: "partition", id: this.nextId(), input, partitioning };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addSideOutput(input: number, tag: string): number {
+    const n: SideOutputNode = { kind: "side", id: this.nextId(), input, tag };
+    this.nodes.push(n);
+    return n.id;
+  }
+}

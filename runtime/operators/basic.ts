@@ -1,0 +1,158 @@
+// Stateless operators: map, filter, flatMap, process, co-process, and the sink operator.
+
+import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, ProcessContext, ProcessFunction, OutputTag } from "../api/functions.ts";
+import type { SinkDef, SinkWriter } from "../api/connectors.ts";
+import { UserFunctionError } from "../errors.ts";
+import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "./contracts.ts";
+import { collectAll, isPromise, PendingEmits } from "./chain-util.ts";
+
+function fail(ctx: OperatorContext, e: unknown, key?: unknown): Error {
+  if (e instanceof UserFunctionError) return e;
+  return new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, key, e);
+}
+
+export function mapSpec<I, O>(fn: MapFunction<I, O>): OperatorSpec {
+  return {
+    type: "map",
+    create(ctx) {
+      const out = ctx.output;
+      return {
+        processElement(value, ts) {
+          let r: O;
+          try { r = fn(value as I); } catch (e) { throw fail(ctx, e); }
+          return out.collect(r, ts);
+        },
+      };
+    },
+  };
+}
+
+export function filterSpec<T>(fn: FilterFunction<T>): OperatorSpec {
+  return {
+    type: "filter",
+    create(ctx) {
+      const out = ctx.output;
+      return {
+        processElement(value, ts) {
+          let keep: boolean;
+          try { keep = fn(value as T); } catch (e) { throw fail(ctx, e); }
+          if (keep) return out.collect(value, ts);
+        },
+      };
+    },
+  };
+}
+
+export function flatMapSpec<I, O>(fn: FlatMapFunction<I, O>): OperatorSpec {
+  return {
+    type: "flatMap",
+    create(ctx) {
+      const out = ctx.output;
+      return {
+        processElement(value, ts) {
+          let r: Iterable<O>;
+          try { r = fn(value as I); } catch (e) { throw fail(ctx, e); }
+          if (r === undefined || r === null) return;
+          return collectAll(out, r as Iterable<unknown>, ts);
+        },
+      };
+    },
+  };
+}
+
+/** The ProcessContext handed to user functions, reused across records (they run one at a time). */
+export class RecordContext<O> implements ProcessContext<O> {
+  timestamp: number | undefined = undefined;
+  readonly emits = new PendingEmits();
+  constructor(protected readonly op: OperatorContext) {}
+  collect(value: O, timestamp?: number): void {
+    this.emits.add(this.op.output.collect(value, timestamp ?? this.timestamp));
+  }
+  output<X>(tag: OutputTag<X>, value: X): void {
+    this.emits.add(this.op.output.side(tag.id, value, this.timestamp));
+  }
+  currentWatermark(): number { return this.op.currentWatermark(); }
+  currentProcessingTime(): number { return this.op.clock.now(); }
+}
+
+/** Runs a user callback and then waits for what it emitted downstream; errors name the operator. */
+export function runUserCallback(ctx: OperatorContext, rc: RecordContext<unknown>, call: () => void | Promise<void>, key?: unknown): MaybePromise {
+  let r: void | Promise<void>;
+  try { r = call(); } catch (e) { throw fail(ctx, e, key); }
+  if (isPromise(r)) {
+    return r.then(() => rc.emits.settle(), (e) => { throw fail(ctx, e, key); });
+  }
+  return rc.emits.settle();
+}
+
+export function processSpec<I, O>(fn: ProcessFunction<I, O>): OperatorSpec {
+  return {
+    type: "process",
+    create(ctx) {
+      const rc = new RecordContext<O>(ctx);
+      return {
+        open: () => fn.open?.(ctx.runtime),
+        processElement(value, ts) {
+          rc.timestamp = ts;
+          return runUserCallback(ctx, rc as RecordContext<unknown>, () => fn.processElement(value as I, rc));
+        },
+        close: () => fn.close?.(),
+      };
+    },
+  };
+}
+
+export function coProcessSpec<I1, I2, O>(fn: CoProcessFunction<I1, I2, O>): OperatorSpec {
+  return {
+    type: "co-process",
+    create(ctx) {
+      const rc = new RecordContext<O>(ctx);
+      return {
+        open: () => fn.open?.(ctx.runtime),
+        processElement(value, ts, input) {
+          rc.timestamp = ts;
+          return runUserCallback(ctx, rc as RecordContext<unknown>, () =>
+            input === 0 ? fn.processElement1(value as I1, rc) : fn.processElement2(value as I2, rc));
+        },
+        close: () => fn.close?.(),
+      };
+    },
+  };
+}
+
+/** Writes records to a sink; the writer's promises are backpressure. */
+export class SinkOperator implements StreamOperator {
+  private writer: SinkWriter<unknown> | undefined;
+  recordsOut = 0;
+  constructor(private readonly def: SinkDef<unknown>, private readonly ctx: OperatorContext) {}
+  async open(): Promise<void> {
+    this.writer = await this.def.createWriter({
+      jobName: this.ctx.runtime.jobName,
+      names: this.ctx.names,
+      operatorUid: this.ctx.runtime.operatorUid,
+      operatorName: this.ctx.runtime.operatorName,
+      subtaskIndex: this.ctx.runtime.subtaskIndex,
+      parallelism: this.ctx.runtime.parallelism,
+      nc: this.ctx.nc,
+      deadLetters: this.ctx.deadLetters,
+      log: this.ctx.log,
+    });
+  }
+  processElement(value: unknown, ts: number | undefined): MaybePromise {
+    this.recordsOut++;
+    return this.writer!.write(value, ts);
+  }
+  onWatermark(): void {}
+  async endInput(): Promise<void> { await this.writer?.flush(); }
+  async close(): Promise<void> { await this.writer?.close(); }
+  metrics(): Record<string, number> { return { recordsOut: this.recordsOut }; }
+}
+
+/** The output of the last operator of a chain with nothing downstream. */
+export const nullOutput: Output = {
+  collect: () => {},
+  side: () => {},
+  emitWatermark: () => {},
+  emitIdle: () => {},
+  emitAttributes: () => {},
+};

@@ -1,0 +1,76 @@
+// The operator contract inside a subtask (types only). One required method, the rest defaulted by the
+// chain: an operator without `onWatermark` forwards watermarks, without `onAttributes` forwards
+// RecordAttributes, and so on. A method may return a promise: the caller awaits it before it hands the
+// operator anything else, which is how async work and backpressure travel up a chain.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { KeyedStateBackend } from "../../state/contracts.ts";
+import type { KeyGroupRange } from "../../state/key-groups.ts";
+import type { RuntimeContext } from "../api/functions.ts";
+import type { DeadLetters } from "../api/connectors.ts";
+import type { ResolvedJobOptions } from "../api/options.ts";
+import type { JobNames } from "../names.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
+import type { Clock } from "../exec/clock.ts";
+
+export type MaybePromise = void | Promise<void>;
+
+export interface Output {
+  collect(value: unknown, timestamp: number | undefined): MaybePromise;
+  /** A record for the side output `tag` (dropped when nobody consumes that tag). */
+  side(tag: string, value: unknown, timestamp: number | undefined): MaybePromise;
+  emitWatermark(watermark: number): MaybePromise;
+  emitIdle(idle: boolean): MaybePromise;
+  emitAttributes(attributes: RecordAttributes): MaybePromise;
+}
+
+export interface StreamOperator {
+  /** `input` is 0, or 1 for the second input of a two-input operator. */
+  processElement(value: unknown, timestamp: number | undefined, input: number): MaybePromise;
+  open?(): MaybePromise;
+  onWatermark?(watermark: number): MaybePromise;
+  onIdle?(idle: boolean): MaybePromise;
+  onAttributes?(attributes: RecordAttributes): MaybePromise;
+  /** Operator state to store in a checkpoint (issue 5). */
+  snapshotState?(checkpointId: number): unknown;
+  notifyCheckpointComplete?(checkpointId: number): MaybePromise;
+  /** No more input is queued right now: send buffered work instead of waiting for more (async state). */
+  onInputIdle?(): void;
+  /** Work still running after processElement returned (async records in flight). */
+  pendingWork?(): number;
+  /** All inputs ended: finish async work and emit what is left. */
+  endInput?(): MaybePromise;
+  close?(): MaybePromise;
+  /** Numbers for `weir status`. */
+  metrics?(): Record<string, number>;
+}
+
+/** What an operator gets from its subtask. */
+export interface OperatorContext {
+  readonly runtime: RuntimeContext;
+  readonly output: Output;
+  readonly job: ResolvedJobOptions;
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly deadLetters: DeadLetters;
+  readonly keyGroupRange: KeyGroupRange;
+  readonly clock: Clock;
+  /** The subtask's keyed state backend (created on first use, shared by its keyed operators). */
+  stateBackend(): Promise<KeyedStateBackend>;
+  currentWatermark(): number;
+  /** Runs `action` on the subtask's mailbox (serialized with record processing): timers use it. */
+  enqueue(action: () => MaybePromise): void;
+  /** Fails the subtask from a callback outside the record path. */
+  fail(error: unknown): void;
+  log(message: string): void;
+}
+
+export interface OperatorSpec {
+  /** "map", "filter", "keyed-process", ... (shown in the job graph). */
+  readonly type: string;
+  create(ctx: OperatorContext): StreamOperator;
+  /** Key selectors of a keyed operator, per input. */
+  readonly keySelectors?: ReadonlyArray<(value: any) => unknown>;
+  /** false: always starts its own subtask chain. */
+  readonly chainable?: boolean;
+}

@@ -1,0 +1,246 @@
+// Keyed operators: KeyedProcessFunction (and reduce on top of it). Each record's key selects its key
+// group and state scope; timers are per key. With `asyncState.enabled` (the default) records run through
+// the AsyncExecutionController: many in flight, state requests batched, per-key order kept. With it off,
+// one record at a time (FLIP-425's sync mode: the baseline and an escape hatch), same code, same results.
+
+import * as t from "io-ts";
+import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
+import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
+import { createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
+import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
+import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
+import { AsyncExecutionController, type AsyncRecord, type TimerTask } from "../async/controller.ts";
+import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
+import { RecordContext, runUserCallback } from "./basic.ts";
+import { InternalTimerService, type Timer } from "./timer-service.ts";
+
+type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
+
+/** The context of one record (or one timer firing) of one key. */
+class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O> {
+  private handles: Map<StateDescriptor, unknown> | undefined;
+  readonly timers: TimerService;
+
+  constructor(
+    op: OperatorContext,
+    owner: KeyedProcessOperator<K, unknown, O>,
+    readonly key: K,
+    readonly keyGroup: number,
+    readonly keyId: string,
+    private readonly handler: StateRequestHandler,
+    private readonly watermark: number | undefined,
+  ) {
+    super(op);
+    this.timers = owner.timerServiceFor(this);
+  }
+
+  state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
+    this.handles ??= new Map();
+    let h = this.handles.get(descriptor);
+    if (h === undefined) {
+      h = createStateHandle(descriptor, { operator: this.op.runtime.operatorUid, keyGroup: this.keyGroup, keyId: this.keyId, key: this.key }, this.handler);
+      this.handles.set(descriptor, h);
+    }
+    return h as HandleOf<D>;
+  }
+
+  /** In async mode: the watermark when this record arrived, as in synchronous execution. */
+  override currentWatermark(): number {
+    return this.watermark ?? super.currentWatermark();
+  }
+}
+
+export class KeyedProcessOperator<K, I, O> implements StreamOperator {
+  private direct: StateRequestHandler | undefined;
+  private aec: AsyncExecutionController | undefined;
+  private readonly timers = new InternalTimerService();
+  private processingTimer: unknown;
+  private processingTimerAt = Number.POSITIVE_INFINITY;
+  private stallTimer: unknown;
+  private stalled = false;
+  private recordsIn = 0;
+  private timersFired = 0;
+
+  constructor(
+    private readonly ctx: OperatorContext,
+    private readonly fn: KeyedProcessFunction<K, I, O>,
+    private readonly selectors: ReadonlyArray<KeySelector<any, K>>,
+    private readonly dispatch: Dispatch<K, I, O> | undefined,
+    private readonly extraMetrics?: () => Record<string, number>,
+  ) {}
+
+  async open(): Promise<void> {
+    const backend = await this.ctx.stateBackend();
+    const a = this.ctx.job.asyncState;
+    if (a.enabled) {
+      this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)));
+      this.watchForStalls(a.stallTimeoutMs);
+    } else {
+      this.direct = new DirectStateRequestHandler(backend);
+    }
+    await this.fn.open?.(this.ctx.runtime);
+  }
+
+  processElement(value: unknown, ts: number | undefined, input: number): MaybePromise {
+    this.recordsIn++;
+    let key: K;
+    try { key = this.selectors[input]!(value); } catch (e) {
+      throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);
+    }
+    const keyGroup = assignToKeyGroup(key, this.ctx.runtime.maxParallelism);
+    if (!this.ctx.keyGroupRange.contains(keyGroup)) {
+      throw new WeirError(ErrorCode.StateAccess, `operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex} got key ${JSON.stringify(key)} of key group ${keyGroup}, outside its range ${this.ctx.keyGroupRange}: the input is not partitioned by this key`);
+    }
+    const keyId = canonicalJson(key);
+    const call = (handler: StateRequestHandler, watermark: number | undefined): MaybePromise => {
+      const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, watermark);
+      rc.timestamp = ts;
+      return runUserCallback(this.ctx, rc as RecordContext<unknown>, () =>
+        this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc), key);
+    };
+    if (this.aec) return this.aec.submitRecord(keyId, key, (r: AsyncRecord) => call(r, r.watermark));
+    return call(this.direct!, undefined);
+  }
+
+  onWatermark(watermark: number): MaybePromise {
+    const emit = () => this.ctx.output.emitWatermark(watermark);
+    if (this.aec) {
+      const next = (): TimerTask | undefined => {
+        const timer = this.timers.eventTime.pollUpTo(watermark);
+        return timer && { keyId: timer.keyId, key: timer.key, task: (r: AsyncRecord) => this.fire(timer, r, watermark) };
+      };
+      return this.aec.onWatermark(watermark, next, () => { void emit(); });
+    }
+    const fireDue = (): MaybePromise => {
+      for (let timer = this.timers.eventTime.pollUpTo(watermark); timer; timer = this.timers.eventTime.pollUpTo(watermark)) {
+        const p = this.fire(timer, this.direct!, watermark);
+        if (p) return p.then(fireDue);
+      }
+      return emit();
+    };
+    return fireDue();
+  }
+
+  onInputIdle(): void {
+    this.aec?.inputIdle();
+  }
+
+  pendingWork(): number {
+    return this.aec?.inFlightRecords ?? 0;
+  }
+
+  endInput(): MaybePromise {
+    return this.aec?.drain();
+  }
+
+  timerServiceFor(rc: KeyedRecordContext<K, O>): TimerService {
+    const timer = (timestamp: number): Timer => ({ timestamp, keyId: rc.keyId, key: rc.key, keyGroup: rc.keyGroup });
+    return {
+      registerEventTimeTimer: (ts) => { this.timers.eventTime.add(timer(ts)); },
+      deleteEventTimeTimer: (ts) => this.timers.eventTime.delete(ts, rc.keyId),
+      registerProcessingTimeTimer: (ts) => {
+        if (this.timers.processingTime.add(timer(ts))) this.scheduleProcessingTimer(ts);
+      },
+      deleteProcessingTimeTimer: (ts) => this.timers.processingTime.delete(ts, rc.keyId),
+    };
+  }
+
+  close(): MaybePromise {
+    if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
+    if (this.stallTimer !== undefined) clearInterval(this.stallTimer as NodeJS.Timeout);
+    this.aec?.close();
+    return this.fn.close?.();
+  }
+
+  metrics(): Record<string, number> {
+    return {
+      recordsIn: this.recordsIn,
+      eventTimers: this.timers.eventTime.size,
+      processingTimers: this.timers.processingTime.size,
+      timersFired: this.timersFired,
+      ...(this.aec ? { ...this.aec.metrics(), stalled: this.stalled ? 1 : 0 } : {}),
+      ...this.extraMetrics?.(),
+    };
+  }
+
+  private wrap(e: unknown, key: unknown): unknown {
+    if (e instanceof WeirError) return e;
+    return new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, key, e);
+  }
+
+  private fire(timer: Timer, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
+    const onTimer = this.fn.onTimer;
+    if (!onTimer) return;
+    this.timersFired++;
+    const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, timer.key as K, timer.keyGroup, timer.keyId, handler, watermark);
+    rc.timestamp = timer.timestamp;
+    return runUserCallback(this.ctx, rc as RecordContext<unknown>, () => onTimer.call(this.fn, timer.timestamp, rc), timer.key);
+  }
+
+  private scheduleProcessingTimer(ts: number): void {
+    if (ts >= this.processingTimerAt) return;
+    if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
+    this.processingTimerAt = ts;
+    this.processingTimer = this.ctx.clock.setTimeout(() => {
+      this.processingTimer = undefined;
+      this.processingTimerAt = Number.POSITIVE_INFINITY;
+      this.ctx.enqueue(() => this.fireProcessingTimers());
+    }, Math.max(0, ts - this.ctx.clock.now()));
+  }
+
+  private fireProcessingTimers(): MaybePromise {
+    const now = this.ctx.clock.now();
+    const timer = this.timers.processingTime.pollUpTo(now);
+    if (!timer) {
+      const next = this.timers.processingTime.peek();
+      if (next) this.scheduleProcessingTimer(next.timestamp);
+      return;
+    }
+    const p = this.aec
+      ? this.aec.submitRecord(timer.keyId, timer.key, (r) => this.fire(timer, r, r.watermark))
+      : this.fire(timer, this.direct!, undefined);
+    if (p) return p.then(() => this.fireProcessingTimers());
+    return this.fireProcessingTimers();
+  }
+
+  /** A subtask with records in flight and none finishing for `timeoutMs` says so (it does not fail). */
+  private watchForStalls(timeoutMs: number): void {
+    const t = setInterval(() => {
+      const aec = this.aec!;
+      const stuck = aec.inFlightRecords > 0 && this.ctx.clock.now() - aec.lastProgressAt >= timeoutMs;
+      if (stuck && !this.stalled) {
+        this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${aec.inFlightRecords} records in flight, none finished for ${Math.round(timeoutMs / 1000)}s (is the state backend answering?)`);
+      }
+      this.stalled = stuck;
+    }, Math.min(timeoutMs, 5000));
+    t.unref();
+    this.stallTimer = t;
+  }
+}
+
+export function keyedProcessSpec<K, I, O>(
+  fn: KeyedProcessFunction<K, I, O>,
+  selectors: ReadonlyArray<KeySelector<any, K>>,
+  dispatch?: Dispatch<K, I, O>,
+): OperatorSpec {
+  return {
+    type: selectors.length > 1 ? "keyed-co-process" : "keyed-process",
+    keySelectors: selectors,
+    chainable: false,
+    create: (ctx) => new KeyedProcessOperator<K, I, O>(ctx, fn, selectors, dispatch),
+  };
+}
+
+/** Flink's KeyedStream#reduce: keeps the running value per key and emits it after every record. */
+export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySelector<T, K>): OperatorSpec {
+  const current = valueState<unknown>("reduce", t.unknown);
+  return keyedProcessSpec<K, T, T>({
+    async processElement(value, ctx) {
+      const state = ctx.state(current);
+      const prev = (await state.value()) as T | undefined;
+      const next = prev === undefined ? value : reduce(prev, value);
+      await state.update(next);
+      ctx.collect(next);
+    },
+  }, [selector]);
+}

@@ -1,0 +1,54 @@
+// Event-time window assigners (Flink's TumblingEventTimeWindows / SlidingEventTimeWindows): a window is
+// [start, end); its results carry the timestamp end − 1 and fire when the watermark reaches end − 1.
+
+export interface TimeWindow {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface WindowAssigner {
+  readonly kind: "tumbling" | "sliding";
+  readonly size: number;
+  /** The windows a record with timestamp `ts` belongs to. */
+  assign(ts: number): TimeWindow[];
+  /** The window whose timer fires at `maxTimestamp` (= end − 1). */
+  windowEndingAt(maxTimestamp: number): TimeWindow;
+}
+
+function windowStart(ts: number, offset: number, slide: number): number {
+  const r = (ts - offset) % slide;
+  return r < 0 ? ts - (r + slide) : ts - r;
+}
+
+export const TumblingEventTimeWindows = {
+  of(size: number, offset = 0): WindowAssigner {
+    if (!(Number.isInteger(size) && size > 0)) throw new RangeError(`TumblingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
+    return {
+      kind: "tumbling",
+      size,
+      assign: (ts) => {
+        const start = windowStart(ts, offset, size);
+        return [{ start, end: start + size }];
+      },
+      windowEndingAt: (max) => ({ start: max + 1 - size, end: max + 1 }),
+    };
+  },
+} as const;
+
+export const SlidingEventTimeWindows = {
+  of(size: number, slide: number, offset = 0): WindowAssigner {
+    if (!(Number.isInteger(size) && size > 0)) throw new RangeError(`SlidingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
+    if (!(Number.isInteger(slide) && slide > 0 && slide <= size)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer ≤ size, got ${slide}`);
+    return {
+      kind: "sliding",
+      size,
+      assign: (ts) => {
+        const out: TimeWindow[] = [];
+        const last = windowStart(ts, offset, slide);
+        for (let start = last; start > ts - size; start -= slide) out.push({ start, end: start + size });
+        return out;
+      },
+      windowEndingAt: (max) => ({ start: max + 1 - size, end: max + 1 }),
+    };
+  },
+} as const;

@@ -1,0 +1,78 @@
+// The keyed function behind `window(...).reduce / aggregate / process`: per-window state (a state name
+// per window start), a timer at the window's max timestamp, late records (allowed lateness 0) counted
+// and sent to a side output when one is asked for.
+
+import * as t from "io-ts";
+import type { AggregateFunction } from "../../../state/contracts.ts";
+import { listState, valueState } from "../../../state/mod.ts";
+import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../api/functions.ts";
+import { ErrorCode, WeirError } from "../../errors.ts";
+import type { TimeWindow, WindowAssigner } from "./assigners.ts";
+
+export interface ProcessWindowFunction<K, T, O> {
+  process(key: K, context: { window: TimeWindow; currentWatermark: number }, elements: T[], out: { collect(value: O): void }): void | Promise<void>;
+}
+
+export type WindowLogic<T, O> =
+  | { readonly type: "reduce"; readonly reduce: (a: T, b: T) => T }
+  | { readonly type: "aggregate"; readonly aggregate: AggregateFunction<T, unknown, O> }
+  | { readonly type: "process"; readonly fn: ProcessWindowFunction<unknown, T, O> };
+
+export interface WindowCounters { lateRecords: number; windowsFired: number }
+
+export function windowFunction<K, T, O>(
+  assigner: WindowAssigner,
+  logic: WindowLogic<T, O>,
+  lateTag: OutputTag<T> | undefined,
+  counters: WindowCounters,
+): KeyedProcessFunction<K, T, O> {
+  const accState = (w: TimeWindow) => valueState<unknown>(`window-acc@${w.start}`, t.unknown);
+  const elementsState = (w: TimeWindow) => listState<unknown>(`window-elements@${w.start}`, t.unknown);
+
+  return {
+    async processElement(value, ctx) {
+      const ts = ctx.timestamp;
+      if (ts === undefined) {
+        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
+      }
+      const watermark = ctx.currentWatermark();
+      const windows = assigner.assign(ts).filter((w) => w.end - 1 > watermark);
+      if (windows.length === 0) {
+        counters.lateRecords++;
+        if (lateTag) ctx.output(lateTag, value);
+        return;
+      }
+      for (const w of windows) {
+        if (logic.type === "process") {
+          await ctx.state(elementsState(w)).add(value);
+        } else {
+          const state = ctx.state(accState(w));
+          const prev = await state.value();
+          const next = logic.type === "reduce"
+            ? (prev === undefined ? value : logic.reduce(prev as T, value))
+            : logic.aggregate.add(value, prev === undefined ? logic.aggregate.createAccumulator() : prev);
+          await state.update(next);
+        }
+        ctx.timers.registerEventTimeTimer(w.end - 1);
+      }
+    },
+
+    async onTimer(timestamp, ctx: KeyedContext<K, O>) {
+      const w = assigner.windowEndingAt(timestamp);
+      counters.windowsFired++;
+      if (logic.type === "process") {
+        const state = ctx.state(elementsState(w));
+        const elements = ((await state.get()) ?? []) as T[];
+        await state.clear();
+        if (elements.length === 0) return;
+        await logic.fn.process(ctx.key, { window: w, currentWatermark: timestamp }, elements, { collect: (o) => ctx.collect(o, timestamp) });
+        return;
+      }
+      const state = ctx.state(accState(w));
+      const acc = await state.value();
+      await state.clear();
+      if (acc === undefined) return;
+      ctx.collect((logic.type === "reduce" ? acc : logic.aggregate.getResult(acc)) as O, timestamp);
+    },
+  };
+}

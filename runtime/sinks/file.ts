@@ -1,0 +1,89 @@
+// Sinks.file(path, { format?: "jsonl" | "lines" }): appends one line per record ("jsonl", the default:
+// JSON; "lines": strings as they are, anything else as JSON). Lines are gathered into chunks of
+// `CHUNK_CHARS` and appended with one write each (`write` returns that write's promise: backpressure);
+// whatever is gathered is also written `lingerMs` (default 200) after it started, so a live job's file
+// keeps up. `flush()` writes the rest and fsyncs (durable at checkpoints and at the end); `close()`
+// flushes. Parallelism 1 by default; more subtasks append whole chunks to the same file (O_APPEND).
+
+import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
+import * as t from "io-ts";
+import type { SinkDef, SinkWriter } from "../api/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { NonNegativeInt, decodeOrThrow } from "../validation.ts";
+
+export interface FileSinkOptions {
+  readonly format?: "jsonl" | "lines";
+  readonly lingerMs?: number;
+}
+
+const Options = t.partial({ format: t.keyof({ jsonl: null, lines: null }), lingerMs: NonNegativeInt });
+const CHUNK_CHARS = 64 * 1024;
+
+export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDef<T> {
+  if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sinks.file: path must be a non-empty string");
+  decodeOrThrow(Options, options, `Sinks.file("${path}")`);
+  const json = (options.format ?? "jsonl") === "jsonl";
+  const lingerMs = options.lingerMs ?? 200;
+  const fail = (doing: string, e: unknown) => new WeirError(ErrorCode.Sink, `Sinks.file: ${doing} "${path}" failed: ${messageOf(e)}`, { cause: e });
+  return {
+    kind: "file",
+    defaultParallelism: 1,
+    async createWriter(): Promise<SinkWriter<T>> {
+      let fh: FileHandle;
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        fh = await open(path, "a");
+      } catch (e) {
+        throw fail("opening", e);
+      }
+      let lines: string[] = [];
+      let chars = 0;
+      let timer: NodeJS.Timeout | undefined;
+      let writing: Promise<void> = Promise.resolve();
+      let failure: WeirError | undefined;
+      let closed = false;
+
+      const writeOut = (): Promise<void> => {
+        clearTimeout(timer);
+        timer = undefined;
+        if (lines.length > 0) {
+          const chunk = lines.join("\n") + "\n";
+          lines = [];
+          chars = 0;
+          writing = writing.then(async () => {
+            try { await fh.write(chunk); } catch (e) { failure ??= fail("appending to", e); }
+          });
+        }
+        return writing;
+      };
+
+      return {
+        write(value) {
+          if (failure) throw failure;
+          const line = !json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+          lines.push(line);
+          chars += line.length + 1;
+          if (chars >= CHUNK_CHARS) return writeOut();
+          timer ??= setTimeout(() => { void writeOut(); }, lingerMs);
+        },
+        async flush() {
+          await writeOut();
+          if (failure) throw failure;
+          try { await fh.datasync(); } catch (e) { throw fail("syncing", e); }
+        },
+        async close() {
+          if (closed) return;
+          closed = true;
+          clearTimeout(timer);
+          try {
+            await writeOut();
+            if (failure) throw failure;
+          } finally {
+            await fh.close().catch(() => {});
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,156 @@
+// Sinks.jetstream({ stream?, subject }): one JSON message per record, published asynchronously with up to
+// `maxInFlight` (default 1000) unacknowledged; `write` returns a promise while the window is full;
+// `flush()` waits for every ack and throws the first failure (naming stream and subject).
+//
+// Exactly-once design (the checkpoint issue wires it): every message carries a deterministic
+// `Nats-Msg-Id` `<job>:<uid>:<subtask>:<epoch>:<n>` (names.ts), `n` counting this writer's records.
+// `snapshotState()` returns `{ epoch, sequence }` and is taken after `flush()` at a checkpoint; a writer
+// created with that state as `restoredState` continues the same ids, so records replayed after a restore
+// are dropped by the stream's duplicate window (server-side dedup, measured to work on 2.9.10) as long as
+// recovery happens within the window (`duplicateWindowMs`, default 2 min, set on streams this sink
+// creates) and the replay is deterministic per subtask. A restore at another sink parallelism changes the
+// subtask in the ids: records replayed across a rescale are not deduplicated (at-least-once there).
+//
+// `stream`: when given and missing, the stream is created on the first record with subjects derived from
+// that record's subject (`counts.a` → `counts.>`; a single token `counts` → `counts` and `counts.>`), and
+// publishes expect that stream (a subject another stream captures is an error, not a silent misroute).
+
+import * as t from "io-ts";
+import { randomBytes } from "node:crypto";
+import { jetstream, jetstreamManager, type JetStreamPublishOptions } from "@nats-io/jetstream";
+import type { ConnectorContext, SinkDef, SinkWriter } from "../api/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { ConnectorNames } from "../names.ts";
+import { PositiveInt, decodeOrThrow } from "../validation.ts";
+import { InflightWindow } from "./inflight.ts";
+import { subjectResolver, type SubjectOption } from "./subject.ts";
+
+export interface JetStreamSinkOptions<T> {
+  readonly stream?: string;
+  readonly subject: SubjectOption<T>;
+  /** Unacknowledged publishes before `write` waits. Default 1000. */
+  readonly maxInFlight?: number;
+  /** Duplicate window of a stream this sink creates. Default 120000 (the server's default). */
+  readonly duplicateWindowMs?: number;
+}
+
+/** What the writer checkpoints: the id epoch and the number of records written so far. */
+export interface JetStreamSinkState {
+  readonly epoch: string;
+  readonly sequence: number;
+}
+
+export interface JetStreamSinkWriter<T> extends SinkWriter<T> {
+  snapshotState(): JetStreamSinkState;
+  /** Publishes the stream acknowledged as duplicates (replays dropped by the duplicate window). */
+  readonly duplicates: number;
+}
+
+const Options = t.intersection([
+  t.type({ subject: t.union([t.string, t.Function]) }),
+  t.partial({
+    stream: t.refinement(t.string, (s) => /^[^\s.*>/\\]+$/.test(s), "StreamName"),
+    maxInFlight: PositiveInt,
+    duplicateWindowMs: PositiveInt,
+  }),
+]);
+
+export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
+  decodeOrThrow(Options, options, "Sinks.jetstream");
+  const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
+  const resolveSubject = subjectResolver(what, options.subject);
+  const maxInFlight = options.maxInFlight ?? 1000;
+  return {
+    kind: "jetstream",
+    async createWriter(ctx): Promise<JetStreamSinkWriter<T>> {
+      const js = jetstream(ctx.nc);
+      const names = new ConnectorNames(ctx.names);
+      const restored = restoredState(ctx);
+      const epoch = restored?.epoch ?? Date.now().toString(36) + randomBytes(2).toString("hex");
+      let sequence = restored?.sequence ?? 0;
+      let duplicates = 0;
+      const window = new InflightWindow(maxInFlight);
+      let ready: Promise<void> | undefined;
+      let streamReady = options.stream === undefined;
+      const expect: Partial<JetStreamPublishOptions> = options.stream ? { expect: { streamName: options.stream } } : {};
+      const countDuplicate = (ack: { duplicate: boolean }) => { if (ack.duplicate) duplicates++; };
+
+      const publish = (subject: string, payload: string, id: string) =>
+        window.add(
+          js.publish(subject, payload, { msgID: id, ...expect }),
+          (e) => publishError(options.stream, subject, e),
+          countDuplicate,
+        );
+
+      return {
+        write(value) {
+          window.throwIfFailed();
+          const subject = resolveSubject(value);
+          const payload = JSON.stringify(value);
+          const id = names.sinkMessageId(ctx.operatorUid, ctx.subtaskIndex, epoch, ++sequence);
+          if (!streamReady) {
+            // The first record names the subjects of a stream to create; later writes queue behind it.
+            ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs).then(() => { streamReady = true; });
+            return ready.then(() => publish(subject, payload, id));
+          }
+          return publish(subject, payload, id);
+        },
+        async flush() {
+          if (ready) await ready;
+          await window.drain();
+        },
+        snapshotState: () => ({ epoch, sequence }),
+        get duplicates() { return duplicates; },
+        async close() {
+          await window.drain().catch(() => {});
+        },
+      };
+    },
+  };
+}
+
+function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
+  const s = (ctx as { restoredState?: unknown }).restoredState as Partial<JetStreamSinkState> | undefined;
+  if (s === undefined || s === null) return undefined;
+  if (typeof s.epoch !== "string" || typeof s.sequence !== "number") {
+    throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state is not { epoch, sequence }: ${JSON.stringify(s)?.slice(0, 80)}`);
+  }
+  return { epoch: s.epoch, sequence: s.sequence };
+}
+
+function publishError(stream: string | undefined, subject: string, e: unknown): WeirError {
+  let why = messageOf(e);
+  if (/no responders|503/i.test(why)) why = "no stream captures this subject";
+  const where = stream ? `stream "${stream}", subject "${subject}"` : `subject "${subject}"`;
+  return new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${where} failed: ${why}`, { cause: e });
+}
+
+/** `counts.a` → ["counts.>"]; `counts` → ["counts", "counts.>"]. */
+export function derivedSubjects(subject: string): string[] {
+  const first = subject.split(".")[0]!;
+  return subject.includes(".") ? [`${first}.>`] : [first, `${first}.>`];
+}
+
+async function ensureStream(ctx: ConnectorContext, stream: string, subject: string, duplicateWindowMs: number | undefined): Promise<void> {
+  const jsm = await jetstreamManager(ctx.nc);
+  try {
+    await jsm.streams.info(stream);
+    return;
+  } catch (e) {
+    if (!/stream not found/i.test(messageOf(e))) throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
+  }
+  const subjects = derivedSubjects(subject);
+  try {
+    await jsm.streams.add({
+      name: stream,
+      subjects,
+      ...(duplicateWindowMs !== undefined ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}),
+    });
+    ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
+  } catch (e) {
+    // Another subtask may have created it first.
+    try { await jsm.streams.info(stream); } catch {
+      throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}`, { cause: e });
+    }
+  }
+}

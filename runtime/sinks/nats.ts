@@ -1,0 +1,43 @@
+// Sinks.nats({ subject }): one core NATS message per record (JSON payload), subject a string or
+// `(value) => string`. At-most-once: nobody subscribed, nobody gets it. `flush()` is a round trip to the
+// server, so everything written before it has reached the server. Core publishes never block, so every
+// `FLUSH_EVERY` records `write` returns such a round trip: the client's outbound buffer stays bounded.
+
+import * as t from "io-ts";
+import type { SinkDef, SinkWriter } from "../api/connectors.ts";
+import { decodeOrThrow } from "../validation.ts";
+import { subjectResolver, type SubjectOption } from "./subject.ts";
+
+export interface NatsSinkOptions<T> {
+  readonly subject: SubjectOption<T>;
+}
+
+const Options = t.type({ subject: t.union([t.string, t.Function]) });
+const FLUSH_EVERY = 8192;
+
+export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
+  decodeOrThrow(Options, options, "Sinks.nats");
+  const resolveSubject = subjectResolver("Sinks.nats", options.subject);
+  return {
+    kind: "nats",
+    async createWriter(ctx): Promise<SinkWriter<T>> {
+      let sinceFlush = 0;
+      return {
+        write(value) {
+          ctx.nc.publish(resolveSubject(value), JSON.stringify(value));
+          if (++sinceFlush >= FLUSH_EVERY) {
+            sinceFlush = 0;
+            return ctx.nc.flush();
+          }
+        },
+        async flush() {
+          sinceFlush = 0;
+          await ctx.nc.flush();
+        },
+        async close() {
+          await ctx.nc.flush().catch(() => {});
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// Sources.array(items): bounded; parallelism 1 by default (order kept); with more subtasks, subtask i
+// takes the items at positions i, i+p, i+2p, ...
+
+import type { SourceDef } from "../api/connectors.ts";
+
+const BATCH = 1000;
+
+export function arraySource<T>(items: readonly T[]): SourceDef<T> {
+  if (!Array.isArray(items)) throw new TypeError("Sources.array: expected an array of items");
+  return {
+    kind: "array",
+    bounded: true,
+    defaultParallelism: 1,
+    async createReader(ctx) {
+      const mine = ctx.parallelism === 1 ? items : items.filter((_, i) => i % ctx.parallelism === ctx.subtaskIndex);
+      let pos = 0;
+      return {
+        async pollNext() {
+          if (pos >= mine.length) return null;
+          const values = mine.slice(pos, pos + BATCH);
+          pos += values.length;
+          return { values };
+        },
+        snapshotState: () => ({ position: pos }),
+        async close() {},
+      };
+    },
+  };
+}

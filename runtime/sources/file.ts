@@ -1,0 +1,204 @@
+// Sources.file(path, { format: "jsonl" | "csv" | "lines", codec? }): a bounded source reading a file as a
+// stream (never loaded whole): each pollNext turns one read chunk into one batch.
+//
+// - "jsonl": one JSON value per line (blank lines skipped); "lines": each line as a string (a trailing
+//   "\r" removed); "csv": the first row is the header and each row becomes an object keyed by it, with
+//   every field a string: numbers stay strings unless the codec converts them (e.g. a `t.Type` that
+//   decodes "42" to 42; the codec's output is the record). `header: false` gives arrays of strings.
+// - A line that is not JSON, a CSV row with the wrong number of fields, or a record the codec rejects goes
+//   to the dead letters with its line number (1-based); reading goes on.
+// - Parallelism 1 by default; with more subtasks, subtask 0 reads the file and the others end at once.
+// - Offsets: `{ line, byte }` (jsonl/lines resume at the byte offset; csv re-parses and skips to the line).
+// - A missing or unreadable file fails createReader with one line naming the path.
+
+import { createReadStream, type ReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import * as t from "io-ts";
+import { parse, type Parser } from "csv-parse";
+import type { SourceDef, SourceReader, SourceContext } from "../api/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { decodeOrThrow } from "../validation.ts";
+import { REJECTED, assertCodec, lineDecoder, valueDecoder, type Codec } from "./decode.ts";
+
+export const FileFormat = { Jsonl: "jsonl", Csv: "csv", Lines: "lines" } as const;
+export type FileFormat = (typeof FileFormat)[keyof typeof FileFormat];
+
+export interface FileSourceOptions<T> {
+  readonly format: FileFormat;
+  readonly codec?: Codec<T>;
+  /** CSV only: the first row names the columns (default true). */
+  readonly header?: boolean;
+  /** CSV only: the field delimiter (default ","). */
+  readonly delimiter?: string;
+}
+
+export interface FileSourceState {
+  readonly path: string;
+  /** Last line handed out (1-based; 0 = none). */
+  readonly line: number;
+  /** Bytes of the file consumed (jsonl/lines). */
+  readonly byte: number;
+}
+
+const Options = t.intersection([
+  t.type({ format: t.keyof({ jsonl: null, csv: null, lines: null }) }),
+  t.partial({ header: t.boolean, delimiter: t.refinement(t.string, (s) => s.length === 1, "OneCharacter") }),
+]);
+
+const CHUNK_BYTES = 64 * 1024;
+
+export function fileSource<T>(path: string, options: FileSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
+export function fileSource(path: string, options: FileSourceOptions<string> & { readonly format: "lines" }): SourceDef<string>;
+export function fileSource(path: string, options: FileSourceOptions<Record<string, string>> & { readonly format: "csv" }): SourceDef<Record<string, string>>;
+export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T>;
+export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T> {
+  if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.file: path must be a non-empty string");
+  decodeOrThrow(Options, options, `Sources.file("${path}")`);
+  assertCodec(`Sources.file("${path}")`, options.codec);
+  return {
+    kind: "file",
+    bounded: true,
+    defaultParallelism: 1,
+    async createReader(ctx): Promise<SourceReader<T>> {
+      if (ctx.subtaskIndex > 0) return { pollNext: async () => null, async close() {} };
+      try {
+        const st = await stat(path);
+        if (!st.isFile()) throw new Error("not a regular file");
+      } catch (e) {
+        const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : messageOf(e);
+        throw new WeirError(ErrorCode.Source, `Sources.file: cannot read "${path}": ${why}`, { cause: e });
+      }
+      const restored = ctx.restoredState as Partial<FileSourceState> | undefined;
+      return options.format === FileFormat.Csv
+        ? csvReader(path, options, ctx, restored?.line ?? 0)
+        : lineReader(path, options, ctx, restored?.line ?? 0, restored?.byte ?? 0);
+    },
+  };
+}
+
+function readError(path: string, e: unknown): WeirError {
+  return new WeirError(ErrorCode.Source, `Sources.file: reading "${path}" failed: ${messageOf(e)}`, { cause: e });
+}
+
+/** jsonl and lines: splits raw chunks at "\n" bytes (never inside a UTF-8 sequence), decodes whole lines. */
+function lineReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, startLine: number, startByte: number): SourceReader<T> {
+  const json = options.format === FileFormat.Jsonl;
+  const decode = lineDecoder(json, options.codec, `${ctx.operatorName} (file ${path})`, ctx.deadLetters);
+  const stream: ReadStream = createReadStream(path, { start: startByte, highWaterMark: CHUNK_BYTES });
+  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let carry: Buffer | undefined;
+  let line = startLine;
+  let byte = startByte;
+  let ended = false;
+
+  const batchOf = (text: string, values: T[]) => {
+    const lines = text.split("\n");
+    for (const raw of lines) {
+      line++;
+      const s = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+      if (json && s.trim() === "") continue;
+      const v = decode(s, line);
+      if (v !== REJECTED) values.push(v);
+    }
+  };
+
+  return {
+    async pollNext() {
+      if (ended) return null;
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (e) {
+        throw readError(path, e);
+      }
+      const values: T[] = [];
+      if (next.done) {
+        ended = true;
+        // The last line has no "\n" after it.
+        if (carry !== undefined && carry.length > 0) {
+          byte += carry.length;
+          batchOf(carry.toString("utf8"), values);
+          carry = undefined;
+        }
+        return values.length > 0 ? { values } : null;
+      }
+      const buf = carry ? Buffer.concat([carry, next.value]) : next.value;
+      const nl = buf.lastIndexOf(10);
+      if (nl < 0) {
+        carry = buf;
+        return { values };
+      }
+      carry = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
+      byte += nl + 1;
+      batchOf(buf.toString("utf8", 0, nl), values);
+      return { values };
+    },
+    snapshotState: (): FileSourceState => ({ path, line, byte }),
+    async close() { stream.destroy(); },
+  };
+}
+
+interface CsvRow { record: unknown; raw: string; info: { lines: number } }
+
+/** csv: csv-parse as a stream; each poll drains whatever rows the parser has ready. */
+function csvReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, skipThroughLine: number): SourceReader<T> {
+  const origin = `${ctx.operatorName} (file ${path})`;
+  const decode = valueDecoder(options.codec, origin, ctx.deadLetters);
+  let line = 0;
+  let failure: unknown;
+  let ended = false;
+  const parser: Parser = parse({
+    columns: options.header ?? true,
+    ...(options.delimiter !== undefined ? { delimiter: options.delimiter } : {}),
+    bom: true,
+    skip_empty_lines: true,
+    info: true,
+    raw: true,
+    skip_records_with_error: true,
+    on_skip: (err, raw) => {
+      const lines: unknown = err?.lines;
+      const at = typeof lines === "number" ? lines : line + 1;
+      if (at <= skipThroughLine) return undefined;
+      ctx.deadLetters.publish({ reason: `line ${at}: ${err?.message ?? "malformed CSV row"}`, origin, data: raw ?? "", line: at });
+      return undefined;
+    },
+  });
+  const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  stream.on("error", (e) => { failure = e; parser.destroy(); });
+  parser.on("error", (e) => { failure = e; });
+  parser.on("end", () => { ended = true; });
+  stream.pipe(parser);
+
+  const waitForRows = () => new Promise<void>((resolve) => {
+    const done = () => {
+      parser.off("readable", done); parser.off("end", done); parser.off("error", done); parser.off("close", done);
+      resolve();
+    };
+    parser.once("readable", done); parser.once("end", done); parser.once("error", done); parser.once("close", done);
+  });
+
+  return {
+    async pollNext() {
+      for (;;) {
+        if (failure !== undefined) throw readError(path, failure);
+        const values: T[] = [];
+        let read = 0;
+        for (let row = parser.read() as CsvRow | null; row !== null; row = parser.read() as CsvRow | null) {
+          read++;
+          const at = row.info.lines;
+          if (at <= skipThroughLine) continue;
+          line = at;
+          const raw = row.raw.endsWith("\n") ? row.raw.slice(0, -1) : row.raw;
+          const v = decode(row.record, raw, at);
+          if (v !== REJECTED) values.push(v);
+          if (read >= 4096) break;
+        }
+        if (read > 0) return { values };
+        if (ended || parser.readableEnded) return null;
+        await waitForRows();
+      }
+    },
+    snapshotState: (): FileSourceState => ({ path, line, byte: 0 }),
+    async close() { stream.destroy(); parser.destroy(); },
+  };
+}

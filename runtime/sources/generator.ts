@@ -1,0 +1,58 @@
+// Sources.generator({ count?, ratePerSec?, make }): `make(i)` for i = 0, 1, 2, ... split across
+// subtasks (subtask k makes i ≡ k mod p); bounded with `count`, unbounded without; `ratePerSec` paces the
+// whole source (each subtask its share).
+
+import type { SourceDef } from "../api/connectors.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+
+export interface GeneratorOptions<T> {
+  readonly count?: number;
+  readonly ratePerSec?: number;
+  readonly make: (index: number) => T;
+}
+
+const BATCH = 1000;
+
+export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
+  if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");
+  if (options.count !== undefined && !(Number.isInteger(options.count) && options.count >= 0)) {
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer, got ${options.count}`);
+  }
+  if (options.ratePerSec !== undefined && !(options.ratePerSec > 0)) {
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: ratePerSec must be positive, got ${options.ratePerSec}`);
+  }
+  return {
+    kind: "generator",
+    bounded: options.count !== undefined,
+    async createReader(ctx) {
+      const p = ctx.parallelism;
+      let next = ctx.subtaskIndex;
+      let made = 0;
+      const started = performance.now();
+      const rate = options.ratePerSec !== undefined ? options.ratePerSec / p : undefined;
+      return {
+        async pollNext() {
+          if (options.count !== undefined && next >= options.count) return null;
+          let budget = BATCH;
+          if (rate !== undefined) {
+            const due = Math.floor(((performance.now() - started) / 1000) * rate) - made;
+            if (due <= 0) {
+              await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, 1000 / rate))));
+              return { values: [] };
+            }
+            budget = Math.min(budget, due);
+          }
+          const values: T[] = [];
+          while (values.length < budget && (options.count === undefined || next < options.count)) {
+            values.push(options.make(next));
+            next += p;
+          }
+          made += values.length;
+          return { values };
+        },
+        snapshotState: () => ({ next }),
+        async close() {},
+      };
+    },
+  };
+}

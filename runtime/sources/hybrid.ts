@@ -1,0 +1,70 @@
+// Sources.hybrid(bounded..., live): reads each bounded source to its end, then the last one (Flink's
+// HybridSource), e.g. a file of history, then the live stream.
+//
+// - RecordAttributes: `{ isBacklog: true }` while in the bounded parts; at the switch the last part's own
+//   first attribute (a JetStream source behind its head says backlog until it catches up), or `{ isBacklog:
+//   false }` when it reports none. Only changes are reported.
+// - Offsets: `{ part, inner }`: which part is being read and that part's own state; a restore resumes in
+//   that part (earlier parts are not read again).
+// - Each part's reader is created when the previous one ends, with the same subtask context.
+
+import type { SourceDef, SourceReader, SourceContext } from "../api/connectors.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+
+export interface HybridSourceState {
+  readonly part: number;
+  readonly inner: unknown;
+}
+
+export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
+  if (parts.length < 2) throw new WeirError(ErrorCode.InvalidOption, `Sources.hybrid: needs at least two sources (bounded ones, then the last), got ${parts.length}`);
+  parts.forEach((p, i) => {
+    if (typeof p?.createReader !== "function") throw new WeirError(ErrorCode.InvalidOption, `Sources.hybrid: argument ${i + 1} is not a source`);
+    if (i < parts.length - 1 && !p.bounded) throw new WeirError(ErrorCode.InvalidOption, `Sources.hybrid: source ${i + 1} (${p.kind}) must be bounded; only the last may be unbounded`);
+  });
+  const defaults = parts.map((p) => p.defaultParallelism).filter((n): n is number => n !== undefined);
+  const last = parts.length - 1;
+  return {
+    kind: "hybrid",
+    bounded: parts[last]!.bounded,
+    ...(defaults.length > 0 ? { defaultParallelism: Math.min(...defaults) } : {}),
+    async createReader(ctx): Promise<SourceReader<T>> {
+      const restored = ctx.restoredState as HybridSourceState | undefined;
+      let part = restored?.part ?? 0;
+      if (!Number.isInteger(part) || part < 0 || part > last) throw new WeirError(ErrorCode.Source, `Sources.hybrid: restored part ${part} does not exist (${parts.length} parts)`);
+      const open = (i: number, state: unknown) => parts[i]!.createReader({ ...ctx, restoredState: state } as SourceContext);
+      let reader: SourceReader<T> = await open(part, restored?.inner);
+      let reported: boolean | undefined;
+      let pending: RecordAttributes | undefined;
+
+      return {
+        async pollNext() {
+          const batch = await reader.pollNext();
+          if (batch !== null || part === last) return batch;
+          await reader.close();
+          part++;
+          reader = await open(part, undefined);
+          if (part === last) pending = reader.takeAttributes?.() ?? { isBacklog: false };
+          // An empty batch, so the subtask asks for the new attributes before the next part's records.
+          return { values: [] };
+        },
+        takeAttributes() {
+          let next: RecordAttributes | undefined;
+          if (part < last) next = { isBacklog: true };
+          else if (pending) { next = pending; pending = undefined; } else next = reader.takeAttributes?.();
+          if (next === undefined || next.isBacklog === reported) return undefined;
+          reported = next.isBacklog;
+          return next;
+        },
+        snapshotState(checkpointId): HybridSourceState {
+          return { part, inner: reader.snapshotState?.(checkpointId) };
+        },
+        async notifyCheckpointComplete(checkpointId) {
+          await reader.notifyCheckpointComplete?.(checkpointId);
+        },
+        async close() { await reader.close(); },
+      };
+    },
+  };
+}

@@ -1,0 +1,196 @@
+// Sources.jetstream({ stream, subjects, format?, codec?, startAt?, bounded?, backlogLag? }): replayable
+// source reading a JetStream stream.
+//
+// - Subjects split across source subtasks deterministically: subject j goes to subtask j mod p. A 2.9
+//   server takes one filter subject per consumer, so each assigned subject gets its own ordered consumer
+//   (a "lane", see jetstream-lane.ts for the consumption strategy and its measurements). A subtask with no
+//   subject ends at once when bounded and idles otherwise. Overlapping subjects ("a.>" and "a.b") read
+//   the overlap twice: give disjoint ones.
+// - Offsets: snapshotState() is `{ stream, offsets: { [subject]: lastDeliveredStreamSequence } }`;
+//   `restoredState` (one such object, or an array of them, e.g. every subtask's after a rescale; the
+//   highest offset per subject wins) resumes each subject right after its offset. Subjects without an
+//   offset start at `startAt`.
+// - `bounded: true` is an addition beside API.md (benchmarks and tests need a replay that ends): each
+//   subject reads what is in the stream when its consumer is created, then the source ends.
+// - Malformed records (bad JSON, codec failure) go to the dead letters with subject, stream sequence and
+//   reason; the source carries on.
+// - RecordAttributes: `{ isBacklog: true }` while more than `backlogLag` (default 1000) messages behind
+//   the stream head (the consumer's pending count, summed over this subtask's subjects), `{ isBacklog:
+//   false }` once caught up; only changes are reported, the first value at start.
+
+import * as t from "io-ts";
+import { randomBytes } from "node:crypto";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
+import type { SourceDef, SourceReader } from "../api/connectors.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
+import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { ConnectorNames } from "../names.ts";
+import { NonNegativeInt, PositiveInt, decodeOrThrow } from "../validation.ts";
+import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
+import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
+import { Wakeup } from "./wakeup.ts";
+
+export interface JetStreamSourceOptions<T> {
+  readonly stream: string;
+  readonly subjects: readonly string[];
+  /** Payload format, default "json". */
+  readonly format?: PayloadFormat;
+  /** io-ts type each record must pass (applied to the parsed JSON, or to the text / bytes). */
+  readonly codec?: Codec<T>;
+  /** Where a subject without a restored offset starts: "first" (default), "new", a sequence or a time. */
+  readonly startAt?: StartAt;
+  /** Read up to what the stream holds at start, then end (addition beside API.md). Default false. */
+  readonly bounded?: boolean;
+  /** Messages behind the head above which the source reports backlog. Default 1000. */
+  readonly backlogLag?: number;
+}
+
+/** What a JetStream source subtask checkpoints. */
+export interface JetStreamSourceState {
+  readonly stream: string;
+  readonly offsets: Readonly<Record<string, number>>;
+}
+
+const NonEmptyString = t.refinement(t.string, (s) => s.length > 0, "NonEmptyString");
+const TimeLike = new t.Type<Date | string | number, unknown, unknown>(
+  "Date | ISO string | epoch ms",
+  (u): u is Date | string | number => (u instanceof Date || typeof u === "string" || typeof u === "number") && !Number.isNaN(new Date(u).getTime()),
+  (u, c) => ((u instanceof Date || typeof u === "string" || typeof u === "number") && !Number.isNaN(new Date(u).getTime()) ? t.success(u) : t.failure(u, c)),
+  (a) => a,
+);
+const Options = t.intersection([
+  t.type({ stream: NonEmptyString, subjects: t.refinement(t.array(NonEmptyString), (a) => a.length > 0, "NonEmptyArray<string>") }),
+  t.partial({
+    format: t.keyof({ json: null, text: null, bytes: null }),
+    startAt: t.union([t.literal("first"), t.literal("new"), t.type({ sequence: PositiveInt }), t.type({ time: TimeLike })]),
+    bounded: t.boolean,
+    backlogLag: NonNegativeInt,
+  }),
+]);
+
+/** Messages per pull request and the buffer size at which a subject's refills wait (see the lane). */
+const MAX_MESSAGES = 1000;
+const HIGH_WATER = 4000;
+
+export function jetstreamSource<T>(options: JetStreamSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
+export function jetstreamSource(options: JetStreamSourceOptions<string> & { readonly format: "text" }): SourceDef<string>;
+export function jetstreamSource(options: JetStreamSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
+export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T>;
+export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T> {
+  decodeOrThrow(Options, options, "Sources.jetstream");
+  assertCodec("Sources.jetstream", options.codec);
+  const { stream, subjects } = options;
+  const format = options.format ?? PayloadFormat.Json;
+  const startAt = options.startAt ?? "first";
+  const bounded = options.bounded ?? false;
+  const backlogLag = options.backlogLag ?? 1000;
+  return {
+    kind: "jetstream",
+    bounded,
+    async createReader(ctx): Promise<SourceReader<T>> {
+      const mine = subjects.filter((_, j) => j % ctx.parallelism === ctx.subtaskIndex);
+      const restored = mergeOffsets(ctx.restoredState, stream);
+      const js = jetstream(ctx.nc);
+      const wake = new Wakeup();
+      const origin = `${ctx.operatorName} (jetstream ${stream})`;
+      const decode = payloadDecoder(format, options.codec, origin, ctx.deadLetters);
+      const names = new ConnectorNames(ctx.names);
+      const unique = randomBytes(4).toString("hex");
+
+      let start = startAt;
+      if (mine.length > 0) {
+        let lastSeq: number;
+        try {
+          lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
+        } catch (e) {
+          const why = /stream not found/i.test(messageOf(e)) ? "not found" : messageOf(e);
+          throw new WeirError(ErrorCode.Source, `Sources.jetstream: stream "${stream}" ${why}`, { cause: e });
+        }
+        // "new" as an explicit sequence: the client's ordered consumer would restart a "new" consumer that
+        // it recreates before its first message from sequence 1.
+        if (start === "new") start = { sequence: lastSeq + 1 };
+      }
+      const opened = await Promise.allSettled(mine.map((filter, k) => ConsumerLane.open({
+        js, stream, filter, startAt: start, bounded,
+        namePrefix: names.sourceConsumerPrefix(ctx.operatorUid, ctx.subtaskIndex, `${unique}_${k}`),
+        resumeAfter: restored.get(filter),
+        maxMessages: MAX_MESSAGES, highWater: HIGH_WATER,
+        wake: () => wake.notify(), log: ctx.log,
+      })));
+      const lanes = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) {
+        await Promise.all(lanes.map((l) => l.close()));
+        throw failed.reason;
+      }
+
+      // A message's pending count includes the ones sent after it, so buffered messages are already in it.
+      const totalLag = () => lanes.reduce((n, l) => n + (l.done ? 0 : l.lag), 0);
+      let backlog = totalLag() > backlogLag;
+      let reported: boolean | undefined;
+      let drained: JsMsg[] = [];
+
+      const drainAll = () => { for (const lane of lanes) lane.drain(drained); };
+      const ended = () => bounded && lanes.every((l) => l.done);
+      const check = () => { for (const lane of lanes) if (lane.failure) throw lane.failure; };
+
+      return {
+        async pollNext() {
+          check();
+          drainAll();
+          if (drained.length === 0) {
+            if (ended()) return null;
+            await wake.wait();
+            check();
+            drainAll();
+            if (drained.length === 0) return ended() ? null : { values: [] };
+          }
+          const msgs = drained;
+          drained = [];
+          const values: T[] = [];
+          const timestamps: number[] = [];
+          for (let i = 0; i < msgs.length; i++) {
+            const m = msgs[i]!;
+            const info = m.info;
+            const v = decode(m.data, m.subject, info.streamSequence);
+            if (v === REJECTED) continue;
+            values.push(v);
+            timestamps.push(Math.floor(info.timestampNanos / 1e6));
+          }
+          backlog = totalLag() > backlogLag;
+          return { values, timestamps };
+        },
+        takeAttributes(): RecordAttributes | undefined {
+          if (reported === backlog) return undefined;
+          reported = backlog;
+          return { isBacklog: backlog };
+        },
+        snapshotState(): JetStreamSourceState {
+          const offsets: Record<string, number> = {};
+          for (const lane of lanes) offsets[lane.config.filter] = lane.lastSequence;
+          return { stream, offsets };
+        },
+        async close() {
+          await Promise.all(lanes.map((l) => l.close()));
+        },
+      };
+    },
+  };
+}
+
+/** Offsets from one state or several (a rescale hands a subtask every old subtask's state). */
+function mergeOffsets(restored: unknown, stream: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const states = Array.isArray(restored) ? restored : restored === undefined || restored === null ? [] : [restored];
+  for (const s of states) {
+    const state = s as Partial<JetStreamSourceState>;
+    if (typeof state !== "object" || state === null || typeof state.offsets !== "object" || state.offsets === null) {
+      throw new WeirError(ErrorCode.Source, `Sources.jetstream: restored state of stream "${stream}" is not { stream, offsets }: ${JSON.stringify(s)?.slice(0, 80)}`);
+    }
+    if (state.stream !== undefined && state.stream !== stream) continue;
+    for (const [subject, seq] of Object.entries(state.offsets)) {
+      if (typeof seq === "number" && Number.isInteger(seq) && seq >= 0) out.set(subject, Math.max(seq, out.get(subject) ?? 0));
+    }
+  }
+  return out;
+}

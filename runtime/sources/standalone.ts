@@ -1,0 +1,38 @@
+// A connector context outside a running job: for tests and tools that drive a reader or writer directly
+// (the runtime builds the real one per subtask).
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { SourceContext } from "../api/connectors.ts";
+import { DeadLetterPublisher } from "../exec/dead-letters.ts";
+import { JobNames } from "../names.ts";
+
+export interface StandaloneOptions {
+  readonly nc: NatsConnection;
+  readonly job?: string;
+  readonly operatorUid?: string;
+  readonly subtaskIndex?: number;
+  readonly parallelism?: number;
+  readonly restoredState?: unknown;
+  readonly log?: (message: string) => void;
+  /** Share one publisher between several contexts of the same job. */
+  readonly deadLetters?: DeadLetterPublisher;
+}
+
+export function standaloneContext(options: StandaloneOptions): SourceContext & { readonly publisher: DeadLetterPublisher } {
+  const names = new JobNames(options.job ?? "t");
+  const log = options.log ?? (() => {});
+  const publisher = options.deadLetters ?? new DeadLetterPublisher(options.nc, names, log);
+  return {
+    jobName: names.job,
+    names,
+    operatorUid: options.operatorUid ?? "op",
+    operatorName: options.operatorUid ?? "op",
+    subtaskIndex: options.subtaskIndex ?? 0,
+    parallelism: options.parallelism ?? 1,
+    nc: options.nc,
+    deadLetters: publisher.forSubtask(),
+    log,
+    restoredState: options.restoredState,
+    publisher,
+  };
+}

@@ -1,0 +1,123 @@
+// Combines the watermarks of the channels of one input as Flink's StatusWatermarkValve does: the output
+// watermark is the minimum over active channels; idle and ended channels do not hold it back; a channel
+// that turns active again only counts once it has caught up with the last output watermark (it is
+// "unaligned" until then); the output is idle when every channel is idle.
+
+import { MIN_WATERMARK } from "./frames.ts";
+
+interface ChannelState {
+  watermark: number;
+  idle: boolean;
+  aligned: boolean;
+  ended: boolean;
+}
+
+export type ValveOutput = { watermark?: number; idle?: boolean };
+
+export class WatermarkValve {
+  private readonly channels: ChannelState[];
+  private lastOutput = MIN_WATERMARK;
+  private outputIdle = false;
+
+  constructor(channelCount: number) {
+    this.channels = Array.from({ length: channelCount }, () => ({ watermark: MIN_WATERMARK, idle: false, aligned: true, ended: false }));
+  }
+
+  get currentWatermark(): number { return this.lastOutput; }
+  get isIdle(): boolean { return this.outputIdle; }
+
+  /** A watermark arrived on `channel`. Returns the new output watermark, if it advanced. */
+  inputWatermark(channel: number, watermark: number): ValveOutput {
+    const c = this.channels[channel]!;
+    if (c.idle || c.ended || watermark <= c.watermark) return {};
+    c.watermark = watermark;
+    if (!c.aligned && watermark >= this.lastOutput) c.aligned = true;
+    return this.advance();
+  }
+
+  /** The channel's watermark status changed (idle ↔ active). */
+  inputStatus(channel: number, idle: boolean): ValveOutput {
+    const c = this.channels[channel]!;
+    if (c.ended || c.idle === idle) return {};
+    c.idle = idle;
+    if (idle) {
+      c.aligned = false;
+      const out = this.advance();
+      if (this.channels.every((x) => x.idle || x.ended) && !this.outputIdle) {
+        this.outputIdle = true;
+        return { ...out, idle: true };
+      }
+      return out;
+    }
+    // Active again: it counts for the minimum only once it catches up with the output watermark.
+    c.aligned = c.watermark >= this.lastOutput;
+    if (this.outputIdle) {
+      this.outputIdle = false;
+      return { idle: false };
+    }
+    return {};
+  }
+
+  /** The channel delivered end-of-input: it no longer holds the watermark back. */
+  inputEnded(channel: number): ValveOutput {
+    const c = this.channels[channel]!;
+    if (c.ended) return {};
+    c.ended = true;
+    c.aligned = false;
+    return this.advance();
+  }
+
+  private advance(): ValveOutput {
+    let min = Number.POSITIVE_INFINITY;
+    let any = false;
+    for (const c of this.channels) {
+      if (c.idle || c.ended || !c.aligned) continue;
+      any = true;
+      if (c.watermark < min) min = c.watermark;
+    }
+    if (any && min > this.lastOutput) {
+      this.lastOutput = min;
+      return { watermark: min };
+    }
+    return {};
+  }
+}
+
+/**
+ * The watermark an operator sees across its inputs: each input's channels go through a WatermarkValve,
+ * and the operator's watermark is the minimum over inputs that are not idle (Flink's two-input rule).
+ */
+export class InputsWatermark {
+  readonly valves: WatermarkValve[];
+  private last = MIN_WATERMARK;
+  private idle = false;
+
+  constructor(channelsPerInput: readonly number[]) {
+    this.valves = channelsPerInput.map((n) => new WatermarkValve(n));
+  }
+
+  get current(): number { return this.last; }
+
+  watermark(input: number, channel: number, w: number): ValveOutput { return this.combine(this.valves[input]!.inputWatermark(channel, w)); }
+  status(input: number, channel: number, idle: boolean): ValveOutput { return this.combine(this.valves[input]!.inputStatus(channel, idle)); }
+  ended(input: number, channel: number): ValveOutput { return this.combine(this.valves[input]!.inputEnded(channel)); }
+
+  private combine(changed: ValveOutput): ValveOutput {
+    if (changed.watermark === undefined && changed.idle === undefined) return {};
+    const out: { watermark?: number; idle?: boolean } = {};
+    const active = this.valves.filter((v) => !v.isIdle);
+    const allIdle = active.length === 0;
+    if (allIdle !== this.idle) {
+      this.idle = allIdle;
+      out.idle = allIdle;
+    }
+    if (!allIdle) {
+      const min = Math.min(...active.map((v) => v.currentWatermark));
+      if (min > this.last) {
+        this.last = min;
+        out.watermark = min;
+      }
+    }
+    return out;
+  }
+}

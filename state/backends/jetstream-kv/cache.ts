@@ -1,0 +1,136 @@
+// The local cache of the KV backend: every entry a request touched, bounded in entries and bytes.
+// Dirty entries (written, not yet flushed) live here too and are never evicted: the cache is also the
+// write-back buffer. Eviction is CLOCK (second chance) over the Map's insertion order: a hit only sets a
+// bit, no reordering on the hot path, and an entry touched since the hand last passed survives one sweep.
+
+import type { OrderedKeys } from "../ordered-keys.ts";
+import type { ChunkRef } from "./remote-values.ts";
+
+export const EntryKind = { Value: 0, Index: 1 } as const;
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+/** Rough per-entry cost of the entry object, its Map slot and key string header. */
+export const ENTRY_OVERHEAD_BYTES = 160;
+/** Rough cost of one key in a map's key index. */
+export const INDEX_KEY_OVERHEAD_BYTES = 48;
+
+export class CacheEntry {
+  /** Value: the encoded value, undefined when absent. Index: the map's keys. */
+  value: unknown;
+  /** Accounted bytes: overhead, key and (estimated) value. */
+  bytes: number;
+  dirty = false;
+  /** Bumped by every write: a flush marks the entry clean only if no write came after its snapshot. */
+  version = 0;
+  /** CLOCK reference bit. */
+  ref = true;
+  /** Batches that rely on this entry staying in the cache until they apply. */
+  pins = 0;
+  /** Serialized value when known (set by Put, dropped by Append and after a flush). */
+  json: string | undefined;
+  /** Chunks of the value as stored in KV, if it is chunked (so a later write can drop them). */
+  chunks: ChunkRef | undefined;
+
+  constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number, value: unknown, valueBytes: number) {
+    this.value = value;
+    this.bytes = ENTRY_OVERHEAD_BYTES + key.length + valueBytes;
+  }
+
+  get index(): OrderedKeys { return this.value as OrderedKeys; }
+}
+
+export class StateCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  readonly dirty = new Set<CacheEntry>();
+  bytes = 0;
+  dirtyBytes = 0;
+  evictions = 0;
+  private hand: IterableIterator<CacheEntry> = this.entries.values();
+
+  constructor(readonly maxEntries: number, readonly maxBytes: number) {}
+
+  get size(): number { return this.entries.size; }
+
+  /** The entry, without counting as a use. */
+  peek(key: string): CacheEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  /** The entry, counted as a use (CLOCK bit). */
+  touch(key: string): CacheEntry | undefined {
+    const e = this.entries.get(key);
+    if (e !== undefined) e.ref = true;
+    return e;
+  }
+
+  insert(e: CacheEntry): void {
+    e.ref = true;
+    this.entries.set(e.key, e);
+    this.bytes += e.bytes;
+  }
+
+  /** Sets the entry's accounted bytes (value changed). */
+  resize(e: CacheEntry, bytes: number): void {
+    const delta = bytes - e.bytes;
+    e.bytes = bytes;
+    this.bytes += delta;
+    if (e.dirty) this.dirtyBytes += delta;
+  }
+
+  markDirty(e: CacheEntry): void {
+    e.version++;
+    if (!e.dirty) {
+      e.dirty = true;
+      this.dirty.add(e);
+      this.dirtyBytes += e.bytes;
+    }
+  }
+
+  /** After a flush wrote `version` of the entry: clean, unless written again since. */
+  markClean(e: CacheEntry, version: number): void {
+    if (!e.dirty || e.version !== version) return;
+    e.dirty = false;
+    e.json = undefined;
+    this.dirty.delete(e);
+    this.dirtyBytes -= e.bytes;
+  }
+
+  get overLimit(): boolean {
+    return this.entries.size > this.maxEntries || this.bytes > this.maxBytes;
+  }
+
+  /**
+   * Evicts clean, unpinned entries until within bounds. Returns false when it could not get there because
+   * the rest is dirty or pinned (the caller then flushes). The hand is a live Map iterator kept across
+   * calls: it resumes where it stopped and wraps around, so no entry is moved on the hot path.
+   */
+  evict(): boolean {
+    if (!this.overLimit) return true;
+    if (this.entries.size - this.dirty.size === 0) return false;
+    // Two laps at most: the first may only clear reference bits.
+    let steps = 2 * this.entries.size + 2;
+    while (this.overLimit && steps-- > 0) {
+      let next = this.hand.next();
+      if (next.done) {
+        this.hand = this.entries.values();
+        next = this.hand.next();
+        if (next.done) break;
+      }
+      const e = next.value;
+      if (e.dirty || e.pins > 0) continue;
+      if (e.ref) { e.ref = false; continue; }
+      this.entries.delete(e.key);
+      this.bytes -= e.bytes;
+      this.evictions++;
+    }
+    return !this.overLimit;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.hand = this.entries.values();
+    this.dirty.clear();
+    this.bytes = 0;
+    this.dirtyBytes = 0;
+  }
+}

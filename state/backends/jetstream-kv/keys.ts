@@ -1,0 +1,67 @@
+// KV key layout (docs/state.md): one KV key per state entry,
+//   <operator>.<state>.<keyGroup>.<keyId>                 value, list, reducing, aggregating; a map's key index
+//   <operator>.<state>.<keyGroup>.<keyId>.<userKeyId>     one map entry
+//   <any of the above>./c-<writeId>-<n>                   chunk n of a value larger than the server's max payload
+// Every token is encoded reversibly: [A-Za-z0-9_-] stays, any other character becomes "=" and the hex of its
+// UTF-8 bytes ("user 1" → "user=201", "\"a\"" → "=22a=22"). Encoded tokens never contain "." "/" "*" ">",
+// so a token starting with "/" is always weir's own (chunks, markers), never a user's.
+
+import { StateLimitError } from "../../errors.ts";
+import type { StateAddress } from "../../contracts.ts";
+
+const SAFE = /^[A-Za-z0-9_-]+$/;
+const UNSAFE_CHAR = /[^A-Za-z0-9_-]/gu;
+const ESCAPE = /(?:=[0-9A-F]{2})+/g;
+
+/** Longest KV key accepted: a PUB control line (subject + reply + size) must stay under the server's 4 KiB. */
+export const MAX_KEY_LENGTH = 2048;
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  if (code < 0x80) return `=${code < 16 ? "0" : ""}${code.toString(16).toUpperCase()}`;
+  let out = "";
+  for (const b of Buffer.from(c, "utf8")) out += `=${b < 16 ? "0" : ""}${b.toString(16).toUpperCase()}`;
+  return out;
+}
+
+/** Reversible encoding of any non-empty string as one KV key token. */
+export function encodeToken(s: string): string {
+  if (SAFE.test(s)) return s;
+  if (s.length === 0) throw new StateLimitError("an empty name or key cannot be stored");
+  return s.replace(UNSAFE_CHAR, escapeChar);
+}
+
+export function decodeToken(token: string): string {
+  return token.replace(ESCAPE, (run) => Buffer.from(run.replaceAll("=", ""), "hex").toString("utf8"));
+}
+
+/** `<operator>.<state>.<keyGroup>.<keyId>`: a plain state entry, or a map's key index. */
+export function baseKey(a: StateAddress): string {
+  return checkLength(`${encodeToken(a.operator)}.${encodeToken(a.state)}.${a.keyGroup}.${encodeToken(a.keyId)}`, a);
+}
+
+/** `<base>.<userKeyId>`: one map entry. */
+export function mapEntryKey(base: string, userKeyId: string, a: StateAddress): string {
+  return checkLength(`${base}.${encodeToken(userKeyId)}`, a);
+}
+
+export function chunkKey(key: string, writeId: string, n: number): string {
+  return `${key}./c-${writeId}-${n}`;
+}
+
+/** The parts of a KV key (for tools and tests). */
+export function parseKey(key: string): { operator: string; state: string; keyGroup: number; keyId: string; userKeyId?: string } {
+  const [operator, state, keyGroup, keyId, userKeyId] = key.split(".");
+  if (operator === undefined || state === undefined || keyGroup === undefined || keyId === undefined) throw new Error(`not a state key: ${key}`);
+  const parts = { operator: decodeToken(operator), state: decodeToken(state), keyGroup: Number(keyGroup), keyId: decodeToken(keyId) };
+  return userKeyId === undefined ? parts : { ...parts, userKeyId: decodeToken(userKeyId) };
+}
+
+function checkLength(key: string, a: StateAddress): string {
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new StateLimitError(
+      `state "${a.state}" for key ${a.keyId.slice(0, 80)}${a.keyId.length > 80 ? "..." : ""}: the encoded key is ${key.length} characters, more than the ${MAX_KEY_LENGTH} a KV key may have`,
+    );
+  }
+  return key;
+}

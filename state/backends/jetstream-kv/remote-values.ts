@@ -1,0 +1,78 @@
+// Values in KV: JSON text under the entry's key. A value larger than one message (the server's
+// max_payload) is split: its chunks go first under `<key>./c-<writeId>-<n>`, then the key itself gets a
+// small manifest (a 0x00 byte, which no JSON text starts with, then JSON). A reader follows the manifest of
+// the key it read, so it sees either the old value or the new one, never a mix: chunk keys of a new write
+// never overwrite the chunks of the value a reader may be following.
+
+import { randomBytes } from "node:crypto";
+import { StateAccessError } from "../../errors.ts";
+import { chunkKey } from "./keys.ts";
+import type { KvPipe } from "./pipe.ts";
+
+/** Where the chunks of a chunked value live, so that replacing the value can delete them. */
+export interface ChunkRef {
+  readonly id: string;
+  readonly n: number;
+}
+
+interface Manifest { readonly weir: "chunks"; readonly id: string; readonly n: number; readonly bytes: number }
+
+const MANIFEST_MARK = 0;
+const encoder = new TextEncoder();
+
+export class RemoteValues {
+  /** Bytes per message: the server's max payload minus room for headers. */
+  readonly chunkBytes: number;
+
+  constructor(private readonly pipe: KvPipe, maxPayload: number) {
+    this.chunkBytes = Math.max(1024, maxPayload - 1024);
+  }
+
+  async read(key: string): Promise<{ data: Uint8Array; chunks?: ChunkRef } | undefined> {
+    const head = await this.pipe.get(key);
+    if (head === undefined) return undefined;
+    if (head.length === 0 || head[0] !== MANIFEST_MARK) return { data: head };
+    const manifest = JSON.parse(new TextDecoder().decode(head.subarray(1))) as Manifest;
+    const parts = await Promise.all(Array.from({ length: manifest.n }, (_, i) => this.pipe.get(chunkKey(key, manifest.id, i))));
+    const data = new Uint8Array(manifest.bytes);
+    let offset = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (part === undefined) throw new StateAccessError(`chunk ${i} of ${manifest.n} of KV key ${key} is missing`);
+      data.set(part, offset);
+      offset += part.length;
+    }
+    if (offset !== manifest.bytes) throw new StateAccessError(`KV key ${key}: chunks hold ${offset} bytes, the manifest says ${manifest.bytes}`);
+    return { data, chunks: { id: manifest.id, n: manifest.n } };
+  }
+
+  /** Writes `data` (chunked when needed) and then drops the chunks of the value it replaces. */
+  async write(key: string, data: Uint8Array, previous: ChunkRef | undefined): Promise<ChunkRef | undefined> {
+    let written: ChunkRef | undefined;
+    if (data.length <= this.chunkBytes && (data.length === 0 || data[0] !== MANIFEST_MARK)) {
+      await this.pipe.put(key, data);
+    } else {
+      const id = randomBytes(6).toString("hex");
+      const n = Math.ceil(data.length / this.chunkBytes);
+      await Promise.all(Array.from({ length: n }, (_, i) => this.pipe.put(chunkKey(key, id, i), data.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes))));
+      const manifest: Manifest = { weir: "chunks", id, n, bytes: data.length };
+      const body = encoder.encode(JSON.stringify(manifest));
+      const head = new Uint8Array(body.length + 1);
+      head[0] = MANIFEST_MARK;
+      head.set(body, 1);
+      await this.pipe.put(key, head);
+      written = { id, n };
+    }
+    if (previous) await this.dropChunks(key, previous);
+    return written;
+  }
+
+  async remove(key: string, previous: ChunkRef | undefined): Promise<void> {
+    await this.pipe.delete(key);
+    if (previous) await this.dropChunks(key, previous);
+  }
+
+  private async dropChunks(key: string, ref: ChunkRef): Promise<void> {
+    await Promise.all(Array.from({ length: ref.n }, (_, i) => this.pipe.purge(chunkKey(key, ref.id, i))));
+  }
+}

@@ -1,0 +1,43 @@
+// Checks every backend applies to a request before touching state, with the same messages everywhere.
+
+import type { StateAddress, StateRequestType } from "../contracts.ts";
+import { StateRequestType as T } from "../contracts.ts";
+import { StateAccessError } from "../errors.ts";
+import type { KeyGroupRange } from "../key-groups.ts";
+
+export function checkKeyGroup(range: KeyGroupRange, address: StateAddress): void {
+  const g = address.keyGroup;
+  if (!(g >= range.start && g <= range.end) || !Number.isInteger(g)) {
+    throw new StateAccessError(
+      `state "${address.state}" of operator "${address.operator}" for key ${address.keyId}: key group ${g} is outside this subtask's key-group range ${range.toString()}`,
+    );
+  }
+}
+
+export function checkShape(type: StateRequestType, address: StateAddress, value: unknown): void {
+  switch (type) {
+    case T.Get:
+    case T.Put:
+      return;
+    case T.Append:
+      if (address.userKeyId !== undefined || !Array.isArray(value) || value.length === 0) {
+        throw new StateAccessError(`state "${address.state}": append needs a list address and a non-empty array`);
+      }
+      return;
+    case T.Scan:
+    case T.ClearMap:
+      if (address.userKeyId !== undefined) throw new StateAccessError(`state "${address.state}": ${type} addresses a whole map (no userKeyId)`);
+      return;
+    default:
+      throw new StateAccessError(`state "${address.state}": unknown request type ${JSON.stringify(type)}`);
+  }
+}
+
+export function closedError(kind: string): StateAccessError {
+  return new StateAccessError(`the ${kind} state backend is closed`);
+}
+
+/** Scan page size: the request's limit, at least 1. */
+export function scanLimit(limit: number | undefined, fallback: number): number {
+  return limit === undefined || !(limit >= 1) ? fallback : Math.floor(limit);
+}

@@ -1,0 +1,65 @@
+// Configuration of the keyed state backends, validated with io-ts. Defaults suit a 2-core machine with
+// a few hundred MB for a worker: the cache holds the hot set, the dirty budget bounds unflushed writes.
+
+import * as t from "io-ts";
+import { PathReporter } from "io-ts/lib/PathReporter.js";
+import { ErrorCode, WeirError } from "../runtime/errors.ts";
+
+interface PositiveIntBrand { readonly PositiveInt: unique symbol }
+const PositiveInt = t.brand(t.number, (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n > 0, "PositiveInt");
+interface NonNegativeIntBrand { readonly NonNegativeInt: unique symbol }
+const NonNegativeInt = t.brand(t.number, (n): n is t.Branded<number, NonNegativeIntBrand> => Number.isInteger(n) && n >= 0, "NonNegativeInt");
+
+export const StateBackendConfigCodec = t.exact(t.partial({
+  /** Cache bound, entries (clean and dirty together). */
+  cacheMaxEntries: PositiveInt,
+  /** Cache bound, estimated bytes of keys and values (clean and dirty together). */
+  cacheMaxBytes: PositiveInt,
+  /** Dirty (written, not yet flushed) entries that start a background flush; twice this blocks new batches until flushed. */
+  dirtyMaxEntries: PositiveInt,
+  dirtyMaxBytes: PositiveInt,
+  /** Background flush of dirty entries every this many ms; 0 = only on budget, flush() and close(). */
+  flushIntervalMs: NonNegativeInt,
+  /** Remote reads in flight at most. */
+  getConcurrency: PositiveInt,
+  /** Remote writes in flight at most. */
+  putConcurrency: PositiveInt,
+  /** Largest value stored (split in chunks above the server's max payload); larger ones are refused. */
+  maxValueBytes: PositiveInt,
+  /** A remote read or write not answered within this time fails. */
+  requestTimeoutMs: PositiveInt,
+}), "StateBackendConfig");
+
+export interface StateBackendConfig {
+  readonly cacheMaxEntries: number;
+  readonly cacheMaxBytes: number;
+  readonly dirtyMaxEntries: number;
+  readonly dirtyMaxBytes: number;
+  readonly flushIntervalMs: number;
+  readonly getConcurrency: number;
+  readonly putConcurrency: number;
+  readonly maxValueBytes: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const DEFAULT_STATE_BACKEND_CONFIG: StateBackendConfig = Object.freeze({
+  cacheMaxEntries: 100_000,
+  cacheMaxBytes: 64 * 1024 * 1024,
+  dirtyMaxEntries: 100_000,
+  dirtyMaxBytes: 32 * 1024 * 1024,
+  flushIntervalMs: 5_000,
+  getConcurrency: 512,
+  putConcurrency: 1024,
+  maxValueBytes: 16 * 1024 * 1024,
+  requestTimeoutMs: 10_000,
+});
+
+/** Validates a (partial) configuration and fills in the defaults. */
+export function resolveStateBackendConfig(input: unknown = {}): StateBackendConfig {
+  const decoded = StateBackendConfigCodec.decode(input ?? {});
+  if (decoded._tag === "Left") {
+    throw new WeirError(ErrorCode.InvalidOption, `invalid state backend config: ${PathReporter.report(decoded).join("; ")}`);
+  }
+  const c = { ...DEFAULT_STATE_BACKEND_CONFIG, ...(decoded.right as Partial<StateBackendConfig>) };
+  return Object.freeze(c);
+}

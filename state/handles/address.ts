@@ -1,0 +1,12 @@
+// Addresses of a handle's requests, built once per handle (not per call): the hot path allocates nothing
+// for value, list, reducing and aggregating states.
+
+import type { KeyScope, StateAddress } from "../contracts.ts";
+
+export function baseAddress(state: string, scope: KeyScope): StateAddress {
+  return Object.freeze({ operator: scope.operator, state, keyGroup: scope.keyGroup, keyId: scope.keyId });
+}
+
+export function entryAddress(base: StateAddress, userKeyId: string): StateAddress {
+  return { operator: base.operator, state: base.state, keyGroup: base.keyGroup, keyId: base.keyId, userKeyId };
+}

@@ -1,0 +1,56 @@
+import type { KeyScope, ListState, ListStateDescriptor, StateAddress, StateRequestHandler } from "../contracts.ts";
+import { StateRequestType } from "../contracts.ts";
+import { StateCodecError } from "../errors.ts";
+import { baseAddress } from "./address.ts";
+import { decodeWith, encodeWith } from "./codec.ts";
+
+/** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
+export class ListStateHandle<T> implements ListState<T> {
+  private readonly address: StateAddress;
+  readonly state: string;
+
+  constructor(private readonly descriptor: ListStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
+    this.state = descriptor.name;
+    this.address = baseAddress(descriptor.name, scope);
+  }
+
+  async get(): Promise<T[] | undefined> {
+    const stored = await this.handler.submit(StateRequestType.Get, this.address);
+    if (stored === undefined) return undefined;
+    if (!Array.isArray(stored)) {
+      throw new StateCodecError(this.state, this.scope.key, "read", [`stored list is not an array: ${typeof stored}`]);
+    }
+    const out = new Array<T>(stored.length);
+    for (let i = 0; i < stored.length; i++) out[i] = decodeWith(this.descriptor.codec, stored[i], this, `element ${i}`);
+    return out;
+  }
+
+  async add(value: T): Promise<void> {
+    await this.handler.submit(StateRequestType.Append, this.address, [this.encodeElement(value, 0)]);
+  }
+
+  async addAll(values: readonly T[]): Promise<void> {
+    if (values.length === 0) return;
+    await this.handler.submit(StateRequestType.Append, this.address, this.encodeAll(values));
+  }
+
+  async update(values: readonly T[]): Promise<void> {
+    await this.handler.submit(StateRequestType.Put, this.address, values.length === 0 ? undefined : this.encodeAll(values));
+  }
+
+  async clear(): Promise<void> {
+    await this.handler.submit(StateRequestType.Put, this.address, undefined);
+  }
+
+  private encodeAll(values: readonly T[]): unknown[] {
+    const out = new Array<unknown>(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = this.encodeElement(values[i]!, i);
+    return out;
+  }
+
+  /** Lists never hold undefined (as in Flink, where null elements are refused): JSON would turn it into null. */
+  private encodeElement(value: T, index: number): unknown {
+    if (value === undefined) throw new StateCodecError(this.state, this.scope.key, "write", [`element ${index}: a list element cannot be undefined`]);
+    return encodeWith(this.descriptor.codec, value, this, `element ${index}`);
+  }
+}

@@ -1,0 +1,84 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { describeJobGraph, Sinks, Sources, StreamEnvironment, WeirError, type JobGraph } from "../mod.ts";
+
+const graph = suite("job graph");
+
+function pipeline(p = 2): StreamEnvironment {
+  const env = StreamEnvironment.create({ name: "g", parallelism: p });
+  env.fromSource(Sources.generator({ count: 10, make: (i) => i }), { name: "numbers" })
+    .map((x) => x * 2, { name: "double" })
+    .filter((x) => x % 3 !== 0, { name: "not3" })
+    .keyBy((x) => x % 5)
+    .reduce((a, b) => a + b, { name: "sum" })
+    .map((x) => `${x}`, { name: "show" })
+    .sinkTo(Sinks.print(), { name: "out" });
+  return env;
+}
+
+const chains = (g: JobGraph) => g.vertices.map((v) => `${v.name}|${v.parallelism}`);
+
+graph("forward edges of equal parallelism chain; keyBy starts a new chain", () => {
+  const g = pipeline().jobGraph();
+  assert.equal(chains(g), ["numbers -> double -> not3|2", "sum -> show -> out|2"]);
+  assert.equal(g.edges.map((e) => e.partitioning.type), ["hash"]);
+});
+
+graph("a different parallelism breaks the chain with a rebalance edge", () => {
+  const env = StreamEnvironment.create({ name: "g", parallelism: 3 });
+  env.fromSource(Sources.array([1, 2, 3]), { name: "arr" }).map((x) => x, { name: "m" }).sinkTo(Sinks.print(), { name: "s", parallelism: 1 });
+  const g = env.jobGraph();
+  assert.equal(chains(g), ["arr|1", "m|3", "s|1"], "array sources default to parallelism 1");
+  assert.equal(g.edges.map((e) => e.partitioning.type), ["rebalance", "rebalance"]);
+});
+
+graph("chaining can be turned off", () => {
+  const env = StreamEnvironment.create({ name: "g", parallelism: 2 }, { chaining: false });
+  env.fromSource(Sources.generator({ count: 1, make: (i) => i }), { name: "src" }).map((x) => x, { name: "m" }).sinkTo(Sinks.print(), { name: "s" });
+  assert.equal(chains(env.jobGraph()), ["src|2", "m|2", "s|2"]);
+});
+
+graph("union fans several streams into one operator (no chaining into it)", () => {
+  const env = StreamEnvironment.create({ name: "g", parallelism: 2 });
+  const a = env.fromSource(Sources.generator({ count: 1, make: (i) => i }), { name: "a" });
+  const b = env.fromSource(Sources.generator({ count: 1, make: (i) => i }), { name: "b" });
+  a.union(b).map((x) => x, { name: "m" }).sinkTo(Sinks.print(), { name: "s" });
+  const g = env.jobGraph();
+  assert.equal(chains(g), ["a|2", "b|2", "m -> s|2"]);
+  assert.equal(g.edges.map((e) => `${e.fromVertex}->${e.toVertex}:${e.partitioning.type}`), ["0->2:forward", "1->2:forward"]);
+});
+
+graph("connect gives a two-input operator with inputs 0 and 1", () => {
+  const env = StreamEnvironment.create({ name: "g", parallelism: 1 });
+  const a = env.fromSource(Sources.array(["x"]), { name: "a" });
+  const b = env.fromSource(Sources.array([1]), { name: "b" });
+  a.connect(b).map((s) => s, (n) => String(n), { name: "co" }).sinkTo(Sinks.print(), { name: "s" });
+  const g = env.jobGraph();
+  assert.equal(chains(g), ["a|1", "b|1", "co -> s|1"]);
+  assert.equal(g.vertices[2]!.inputs.map((e) => e.inputIndex), [0, 1]);
+});
+
+graph("the same job module builds the same graph (uids, names, edges)", () => {
+  const one = pipeline();
+  const two = pipeline();
+  assert.is(describeJobGraph(one.jobGraph()), describeJobGraph(two.jobGraph()));
+  assert.equal(one.jobGraph().vertices.map((v) => v.uid), two.jobGraph().vertices.map((v) => v.uid));
+  assert.equal(one.jobGraph().vertices.map((v) => v.uid), ["numbers-0", "sum-4"]);
+});
+
+graph("mistakes give one clear line", () => {
+  const noSink = StreamEnvironment.create({ name: "g" });
+  noSink.fromSource(Sources.array([1])).map((x) => x);
+  assert.throws(() => noSink.jobGraph(), (e: Error) => e instanceof WeirError && /no sink/.test(e.message));
+
+  const dup = StreamEnvironment.create({ name: "g" });
+  dup.fromSource(Sources.array([1]), { uid: "same" });
+  assert.throws(() => dup.fromSource(Sources.array([1]), { uid: "same" }), /uid "same" is used twice/);
+
+  assert.throws(() => StreamEnvironment.create({ name: "bad name" }), /job name "bad name" may only contain/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 0 }), /parallelism: expected PositiveInt, got 0/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", asyncState: { bufferSize: -1 } } as never), /asyncState\.bufferSize/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 200 }), /exceeds maxParallelism 128/);
+});
+
+graph.run();

@@ -1,0 +1,106 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { withServer } from "./helpers/nats-server.ts";
+import { Sinks } from "../runtime/sinks/mod.ts";
+import type { JetStreamSinkWriter } from "../runtime/sinks/jetstream.ts";
+import { standaloneContext } from "../runtime/sources/standalone.ts";
+import { WeirError } from "../runtime/errors.ts";
+
+const s = suite("Sinks.jetstream");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connect({ servers: server.url }); });
+s.after(async () => { await nc?.close(); });
+
+async function readStream(stream: string, n: number): Promise<JsMsg[]> {
+  const c = await jetstream(nc).consumers.get(stream);
+  const out: JsMsg[] = [];
+  for await (const m of await c.fetch({ max_messages: n, expires: 2000 })) out.push(m);
+  return out;
+}
+
+interface Count { word: string; n: number }
+
+s("creates the stream from the first subject, publishes JSON with deterministic msg ids, flush awaits acks", async () => {
+  const sink = Sinks.jetstream({ stream: "COUNTS", subject: (o: Count) => `counts.${o.word}` });
+  const writer = await sink.createWriter(standaloneContext({ nc, job: "wc", operatorUid: "sink", subtaskIndex: 1, parallelism: 2 })) as JetStreamSinkWriter<Count>;
+  for (let i = 0; i < 2500; i++) {
+    const p = writer.write({ word: `w${i % 5}`, n: i }, undefined);
+    if (p) await p;
+  }
+  await writer.flush();
+  const info = await (await jetstreamManager(nc)).streams.info("COUNTS");
+  assert.equal(info.config.subjects, ["counts.>"], "subjects derived from counts.w0");
+  assert.is(info.state.messages, 2500);
+  const msgs = await readStream("COUNTS", 2500);
+  assert.is(msgs.length, 2500);
+  assert.equal(msgs[7]!.json(), { word: "w2", n: 7 });
+  assert.is(msgs[7]!.subject, "counts.w2");
+  const { epoch, sequence } = writer.snapshotState();
+  assert.is(sequence, 2500);
+  assert.is(msgs[0]!.headers?.get("Nats-Msg-Id"), `wc:sink:1:${epoch}:1`);
+  assert.is(msgs[2499]!.headers?.get("Nats-Msg-Id"), `wc:sink:1:${epoch}:2500`);
+  await writer.close();
+});
+
+s("a re-publish with the same id is deduplicated; a writer restored from a snapshot replays without duplicates", async () => {
+  const sink = Sinks.jetstream({ stream: "DEDUP", subject: "dedup.out" });
+  const ctx = () => standaloneContext({ nc, job: "dd", operatorUid: "sink" });
+  const w1 = await sink.createWriter(ctx()) as JetStreamSinkWriter<number>;
+  for (let i = 1; i <= 100; i++) await w1.write(i, undefined);
+  await w1.flush();
+  const checkpoint = w1.snapshotState();
+  for (let i = 101; i <= 150; i++) await w1.write(i, undefined);
+  await w1.flush();
+  // A crash after record 150; recovery restores the checkpoint taken after record 100 and replays.
+  const w2 = await sink.createWriter({ ...ctx(), restoredState: JSON.parse(JSON.stringify(checkpoint)) } as never) as JetStreamSinkWriter<number>;
+  for (let i = 101; i <= 200; i++) await w2.write(i, undefined);
+  await w2.flush();
+  assert.is(w2.duplicates, 50, "records 101..150 were dropped by the duplicate window");
+  const msgs = await readStream("DEDUP", 300);
+  assert.equal(msgs.map((m) => m.json()), Array.from({ length: 200 }, (_, i) => i + 1), "each record once, in order");
+
+  const ack = await jetstream(nc).publish("dedup.out", "1", { msgID: msgs[0]!.headers!.get("Nats-Msg-Id") });
+  assert.ok(ack.duplicate, "the server reports the duplicate");
+  assert.is((await (await jetstreamManager(nc)).streams.info("DEDUP")).state.messages, 200);
+
+  // A fresh writer (no restored state) never collides with the ids of the run before it.
+  const w3 = await sink.createWriter(ctx()) as JetStreamSinkWriter<number>;
+  await w3.write(201, undefined);
+  await w3.flush();
+  assert.is(w3.duplicates, 0);
+  assert.is((await (await jetstreamManager(nc)).streams.info("DEDUP")).state.messages, 201);
+});
+
+s("bounded in-flight: write returns a promise while the window is full", async () => {
+  const writer = await Sinks.jetstream({ stream: "BP", subject: "bp.x", maxInFlight: 10 }).createWriter(standaloneContext({ nc }));
+  await writer.write(0, undefined); // creates the stream
+  let waits = 0;
+  for (let i = 1; i < 100; i++) {
+    const p = writer.write(i, undefined);
+    if (p) { waits++; await p; }
+  }
+  await writer.flush();
+  assert.ok(waits > 0, "backpressure happened");
+  assert.is((await (await jetstreamManager(nc)).streams.info("BP")).state.messages, 100);
+});
+
+s("publish errors name the stream and the subject", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "NARROW", subjects: ["narrow.>"] });
+  const w = await Sinks.jetstream({ stream: "NARROW", subject: (v: string) => v }).createWriter(standaloneContext({ nc }));
+  await w.write("narrow.ok", undefined);
+  await w.write("elsewhere.x", undefined);
+  const err = await w.flush().catch((e) => e);
+  assert.instance(err, WeirError);
+  assert.match(err.message, /^Sinks.jetstream: publish to stream "NARROW", subject "elsewhere.x" failed: /);
+  assert.throws(() => w.write("narrow.again", undefined), /elsewhere.x/, "the failure sticks");
+
+  const bad = await Sinks.jetstream({ stream: "NARROW", subject: (v: string) => v }).createWriter(standaloneContext({ nc }));
+  assert.throws(() => bad.write("a.*", undefined), /subject function returned "a\.\*": wildcards/);
+  assert.throws(() => Sinks.jetstream({ subject: "a..b" }), /Sinks.jetstream: subject "a..b"/);
+});
+
+s.run();

@@ -1,0 +1,79 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { withServer } from "./helpers/nats-server.ts";
+import { Sinks, decodeKvKey, encodeKvKey } from "../runtime/sinks/mod.ts";
+import { standaloneContext } from "../runtime/sources/standalone.ts";
+
+const s = suite("Sinks.kv");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connect({ servers: server.url }); });
+s.after(async () => { await nc?.close(); });
+
+interface Total { user: string; total: number }
+
+s("creates the bucket with history 1; the latest value per key wins; read back from the server", async () => {
+  const w = await Sinks.kv({ bucket: "totals", key: (t: Total) => t.user }).createWriter(standaloneContext({ nc }));
+  for (let i = 0; i < 5000; i++) {
+    const p = w.write({ user: `u${i % 50}`, total: i }, undefined);
+    if (p) await p;
+  }
+  await w.flush();
+  const kv = await new Kvm(nc).open("totals");
+  assert.is((await kv.status()).history, 1);
+  for (const u of [0, 17, 49]) {
+    const e = await kv.get(`u${u}`);
+    assert.equal(e?.json(), { user: `u${u}`, total: 4950 + u });
+  }
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  assert.is(keys.length, 50);
+  // Coalescing: 5000 records for 50 keys within one flush window are far fewer puts.
+  const si = await (await jetstreamManager(nc)).streams.info("KV_totals");
+  assert.ok(si.state.last_seq < 5000, `coalesced: ${si.state.last_seq} puts for 5000 records`);
+  await w.close();
+});
+
+s("writes without a flush reach the bucket after the linger time; many keys use bounded in-flight puts", async () => {
+  const w = await Sinks.kv({ bucket: "linger", key: (n: number) => n, lingerMs: 20, maxInFlight: 16, maxBufferedKeys: 100 }).createWriter(standaloneContext({ nc }));
+  let waits = 0;
+  for (let i = 0; i < 3000; i++) {
+    const p = w.write(i, undefined);
+    if (p) { waits++; await p; }
+  }
+  assert.ok(waits > 0, "a full map makes write wait");
+  await new Promise((r) => setTimeout(r, 300));
+  const kv = await new Kvm(nc).open("linger");
+  assert.is((await kv.get("2999"))?.json(), 2999, "sent without a flush");
+  await w.close();
+});
+
+s("keys NATS KV does not allow are encoded reversibly, or rejected when asked", async () => {
+  for (const k of ["plain", "with space", "ünï", "a..b", ".lead", "=tricky", "", "a/b=c.d_e-f"]) {
+    assert.is(decodeKvKey(encodeKvKey(k)), k, `round trip of ${JSON.stringify(k)}`);
+  }
+  assert.is(encodeKvKey("a/b=c.d_e-f"), "a/b=c.d_e-f", "valid keys stay readable");
+  const w = await Sinks.kv({ bucket: "odd", key: (v: { k: string }) => v.k }).createWriter(standaloneContext({ nc }));
+  await w.write({ k: "hello world" }, undefined);
+  await w.flush();
+  const kv = await new Kvm(nc).open("odd");
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  assert.equal(keys.map(decodeKvKey), ["hello world"]);
+
+  const strict = await Sinks.kv({ bucket: "odd", key: (v: { k: string }) => v.k, keyEncoding: "reject" }).createWriter(standaloneContext({ nc }));
+  assert.throws(() => strict.write({ k: "hello world" }, undefined), /Sinks.kv \(bucket "odd"\): key "hello world" is not a valid NATS KV key/);
+  assert.throws(() => Sinks.kv({ bucket: "bad name", key: "x" }), /Sinks.kv: bucket/);
+});
+
+s("a fixed key keeps the latest record", async () => {
+  const w = await Sinks.kv({ bucket: "latest", key: "current" }).createWriter(standaloneContext({ nc }));
+  for (let i = 0; i < 10; i++) await w.write({ i }, undefined);
+  await w.flush();
+  assert.equal((await (await new Kvm(nc).open("latest")).get("current"))?.json(), { i: 9 });
+});
+
+s.run();

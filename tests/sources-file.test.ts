@@ -1,0 +1,127 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { withServer } from "./helpers/nats-server.ts";
+import { Sources } from "../runtime/sources/mod.ts";
+import { standaloneContext } from "../runtime/sources/standalone.ts";
+import type { SourceReader } from "../runtime/api/connectors.ts";
+import { WeirError } from "../runtime/errors.ts";
+
+const fixtures = new URL("./fixtures/", import.meta.url).pathname;
+const s = suite("Sources.file");
+const server = withServer(s);
+let nc: NatsConnection;
+let dir: string;
+s.before(async () => { nc = await connect({ servers: server.url }); dir = mkdtempSync(join(tmpdir(), "weir-file-src-")); });
+s.after(async () => { await nc?.close(); rmSync(dir, { recursive: true, force: true }); });
+
+async function readAll<T>(reader: SourceReader<T>): Promise<{ values: T[]; batches: number[] }> {
+  const values: T[] = [];
+  const batches: number[] = [];
+  for (let b = await reader.pollNext(); b !== null; b = await reader.pollNext()) {
+    values.push(...b.values);
+    batches.push(b.values.length);
+  }
+  return { values, batches };
+}
+
+async function letters(job: string, n: number): Promise<Array<Record<string, unknown>>> {
+  const c = await jetstream(nc).consumers.get(`weir_${job}_dlq`);
+  const out: Array<Record<string, unknown>> = [];
+  for await (const m of await c.fetch({ max_messages: n, expires: 2000 })) out.push(m.json());
+  return out;
+}
+
+const NumberFromString = new t.Type<number, string, unknown>(
+  "NumberFromString",
+  (u): u is number => typeof u === "number",
+  (u, c) => (typeof u === "string" && u.trim() !== "" && !Number.isNaN(Number(u)) ? t.success(Number(u)) : t.failure(u, c)),
+  String,
+);
+
+s("jsonl: records in order; bad JSON and codec failures → DLQ with line numbers", async () => {
+  const Event = t.type({ user: t.string, n: t.number }, "Event");
+  const ctx = standaloneContext({ nc, job: "filejsonl" });
+  const reader = await Sources.file(join(fixtures, "events.jsonl"), { format: "jsonl", codec: Event }).createReader(ctx);
+  const { values } = await readAll(reader);
+  assert.equal(values, [{ user: "a", n: 1 }, { user: "b", n: 2 }, { user: "e", n: 5 }]);
+  assert.is(ctx.deadLetters.count, 2);
+  await ctx.publisher.flush();
+  const ls = await letters("filejsonl", 2);
+  assert.equal(ls.map((l) => l.line), [3, 5]);
+  assert.match(String(ls[0]!.reason), /^line 3: invalid JSON/);
+  assert.match(String(ls[1]!.reason), /^line 5: codec Event: n: expected number, got "four"/);
+  assert.is(ls[1]!.data, '{"user":"d","n":"four"}');
+  await reader.close();
+});
+
+s("csv: header row gives objects of strings; a codec converts; bad rows → DLQ with line numbers", async () => {
+  const raw = await readAll(await Sources.file(join(fixtures, "events.csv"), { format: "csv" }).createReader(standaloneContext({ nc, job: "filecsv1" })));
+  assert.equal(raw.values[0], { user: "a", n: "1", city: "Oslo" }, "numbers stay strings without a codec");
+
+  const Row = t.type({ user: t.string, n: NumberFromString, city: t.string }, "Row");
+  const ctx = standaloneContext({ nc, job: "filecsv" });
+  const reader = await Sources.file(join(fixtures, "events.csv"), { format: "csv", codec: Row }).createReader(ctx);
+  const { values } = await readAll(reader);
+  assert.equal(values, [
+    { user: "a", n: 1, city: "Oslo" },
+    { user: "b", n: 2, city: "Rome, IT" },
+    { user: "e", n: 5, city: "New\r\nYork" },
+  ]);
+  await ctx.publisher.flush();
+  const ls = await letters("filecsv", 2);
+  assert.equal(ls.map((l) => l.line), [4, 5]);
+  assert.match(String(ls[0]!.reason), /^line 4: Invalid Record Length/);
+  assert.match(String(ls[1]!.reason), /^line 5: codec Row: n: expected NumberFromString, got "x"/);
+  assert.is(ls[1]!.data, "d,x,Lima\r");
+  await reader.close();
+});
+
+s("lines: every line as a string, UTF-8 intact, the last line without a newline too", async () => {
+  const reader = await Sources.file(join(fixtures, "words.txt"), { format: "lines" }).createReader(standaloneContext({ nc }));
+  const { values } = await readAll(reader);
+  assert.equal(values, ["first line", "second line", "", "üñï 😀", "last line without newline"]);
+});
+
+s("a large file is streamed in chunk-sized batches; offsets resume at the byte", async () => {
+  const path = join(dir, "big.jsonl");
+  const out = createWriteStream(path);
+  for (let i = 0; i < 200_000; i++) out.write(`{"i":${i},"text":"${"é".repeat(i % 7)}"}\n`);
+  await new Promise((r) => out.end(r));
+  const reader = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc }));
+  const firstHalf: Array<{ i: number }> = [];
+  while (firstHalf.length < 100_000) firstHalf.push(...((await reader.pollNext())!.values as Array<{ i: number }>));
+  const state = reader.snapshotState!(1);
+  await reader.close();
+  const resumed = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc, restoredState: state }));
+  const { values, batches } = await readAll(resumed);
+  const all = [...firstHalf, ...(values as Array<{ i: number }>)].map((v) => v.i);
+  assert.is(all.length, 200_000);
+  assert.ok(all.every((v, i) => v === i), "in order, none lost or repeated");
+  assert.ok(Math.max(...batches) < 5000, `batches stay chunk-sized (max ${Math.max(...batches)})`);
+});
+
+s("a missing file is a one-line error naming the path; bad options too", async () => {
+  const path = join(dir, "nope.jsonl");
+  const err = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc })).catch((e) => e);
+  assert.instance(err, WeirError);
+  assert.is(err.message, `Sources.file: cannot read "${path}": no such file`);
+  assert.throws(() => Sources.file(path, { format: "xml" as "csv" }), /Sources.file\(".*nope.jsonl"\): format/);
+});
+
+s("csv without a header gives arrays; subtasks other than 0 end at once", async () => {
+  const path = join(dir, "plain.csv");
+  writeFileSync(path, "1,2\n3,4\n");
+  const def = Sources.file(path, { format: "csv", header: false });
+  assert.equal((await readAll(await def.createReader(standaloneContext({ nc })))).values, [["1", "2"], ["3", "4"]]);
+  assert.is(def.defaultParallelism, 1);
+  const other = await def.createReader(standaloneContext({ nc, subtaskIndex: 1, parallelism: 2 }));
+  assert.is(await other.pollNext(), null);
+});
+
+s.run();

@@ -1,0 +1,67 @@
+// Shared helpers of the state tests (not a test file itself).
+
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { JobNames } from "../runtime/names.ts";
+import { assignToKeyGroup, canonicalJson, KeyGroupRange } from "../state/key-groups.ts";
+import { createKeyedStateBackend } from "../state/factory.ts";
+import type { KeyedStateBackend, KeyScope, StateAddress, StateRequestHandler, StateRequestType } from "../state/contracts.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import type { StateBackendConfig } from "../state/config.ts";
+
+export const MAX_PARALLELISM = 128;
+export const FULL_RANGE = new KeyGroupRange(0, MAX_PARALLELISM - 1);
+
+export function scopeOf(key: unknown, operator = "op1", maxParallelism = MAX_PARALLELISM): KeyScope {
+  return { operator, keyGroup: assignToKeyGroup(key, maxParallelism), keyId: canonicalJson(key), key };
+}
+
+export function connectTo(url: string): Promise<NatsConnection> {
+  return connect({ servers: url });
+}
+
+let jobCounter = 0;
+/** A fresh job name per call, so tests in one file never share a bucket unless they mean to. */
+export function freshJob(prefix = "t"): JobNames {
+  return new JobNames(`${prefix}${process.pid}_${++jobCounter}`);
+}
+
+export function openBackend(
+  kind: "heap" | "jetstream-kv",
+  nc: NatsConnection,
+  names: JobNames,
+  config: Partial<StateBackendConfig> = {},
+  range: KeyGroupRange = FULL_RANGE,
+): Promise<KeyedStateBackend> {
+  return createKeyedStateBackend({ kind, nc, names, keyGroupRange: range, maxParallelism: MAX_PARALLELISM, config });
+}
+
+export interface RecordedRequest { type: StateRequestType; address: StateAddress; value?: unknown; cursor?: string; limit?: number; result?: unknown }
+
+/** A direct handler that records every request and its result (to assert paging, request shapes). */
+export class RecordingHandler implements StateRequestHandler {
+  readonly log: RecordedRequest[] = [];
+  private readonly inner: DirectStateRequestHandler;
+  constructor(backend: KeyedStateBackend) { this.inner = new DirectStateRequestHandler(backend); }
+  async submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+    const entry: RecordedRequest = { type, address, value, cursor, limit };
+    this.log.push(entry);
+    entry.result = await this.inner.submit(type, address, value, cursor, limit);
+    return entry.result;
+  }
+}
+
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+/** The error a promise rejects with (fails when it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected a rejection");
+}
