@@ -40,7 +40,8 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   // Let the job catch up with everything produced, then stop it gracefully.
   const total = produced.produced + produced.malformed;
   const deadline = Date.now() + 60_000;
-  while (client.status().recordsIn < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const consumed = () => { const s = client.status(); return s.recordsIn + s.deadLetters; };
+  while (consumed() < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const result = await client.stop();
   progress.stop();
 

@@ -6,6 +6,7 @@ import { StateBackendKind, StateRequestType as T } from "../contracts.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
 import { OrderedKeys } from "./ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-checks.ts";
+import { snapshotValue } from "./snapshot.ts";
 
 interface HeapMap {
   readonly keys: OrderedKeys;
@@ -64,7 +65,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     const userKeyId = address.userKeyId;
     switch (type) {
       case T.Get:
-        return userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId);
+        return snapshotValue(userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId));
       case T.Put:
         if (userKeyId === undefined) {
           if (value === undefined) group.values.delete(key); else group.values.set(key, value);

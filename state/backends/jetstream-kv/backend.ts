@@ -21,6 +21,7 @@ import { StateAccessError, StateLimitError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "../request-checks.ts";
+import { snapshotValue } from "../snapshot.ts";
 import { CacheEntry, EntryKind, INDEX_KEY_OVERHEAD_BYTES, StateCache } from "./cache.ts";
 import { baseKey, mapEntryKey } from "./keys.ts";
 import type { KvPipe } from "./pipe.ts";
@@ -47,6 +48,13 @@ interface Prepared {
   readonly need: string | undefined;
 }
 
+/** A page of a map scan: its user keys and their KV keys. */
+interface ScanSlice {
+  readonly keys: string[];
+  readonly more: boolean;
+  readonly entryKeys: string[];
+}
+
 export interface JetStreamKvBackendOptions {
   readonly pipe: KvPipe;
   readonly keyGroupRange: KeyGroupRange;
@@ -67,6 +75,9 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   private flushError: unknown;
   private readonly timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
+  /** Settles when the last batch submitted has applied its requests. */
+  private applied: Promise<void> = Promise.resolve();
+  private batchesWaiting = 0;
   private counters = { hits: 0, misses: 0, coalescedReads: 0, batches: 0, requests: 0, flushes: 0 };
 
   constructor(options: JetStreamKvBackendOptions) {
@@ -90,41 +101,65 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       for (const r of requests) r.reject(closedError("jetstream-kv"));
       return;
     }
-    // 1. resolve keys; find what must be in the cache
-    const prepared: Prepared[] = [];
-    const needKinds = new Map<string, { kind: EntryKind; keyGroup: number }>();
-    for (const request of requests) {
-      try {
-        const p = this.prepare(request);
-        prepared.push(p);
-        if (p.need !== undefined && !needKinds.has(p.need)) {
-          needKinds.set(p.need, { kind: needKind(request), keyGroup: request.address.keyGroup });
-        }
-      } catch (e) {
-        request.reject(e);
-      }
-    }
-    // 2. fetch the missing entries, pipelined; pin them so that no other batch evicts them before we apply
-    const failed = needKinds.size > 0 ? await this.pinNeeded(needKinds) : undefined;
-    const late: Promise<void>[] = [];
+    // Batches apply in the order they were submitted (their fetches overlap): a request never overtakes
+    // an earlier one on the same address, even when the earlier batch waits for KV.
+    const previous = this.applied;
+    let applied!: () => void;
+    this.applied = new Promise<void>((resolve) => { applied = resolve; });
+    this.batchesWaiting++;
     try {
-      // 3. apply in order, synchronously: requests on one address see each other in order
-      for (const p of prepared) {
-        const error = p.need !== undefined ? failed?.get(p.need) : undefined;
-        if (error !== undefined) { p.request.reject(error); continue; }
+      // 1. resolve keys; find what must be in the cache
+      const prepared: Prepared[] = [];
+      const needKinds = new Map<string, { kind: EntryKind; keyGroup: number }>();
+      for (const request of requests) {
         try {
-          const result = this.apply(p);
-          if (result instanceof Promise) late.push(result.then((v) => p.request.resolve(v), (e: unknown) => p.request.reject(e)));
-          else p.request.resolve(result);
+          const p = this.prepare(request);
+          prepared.push(p);
+          if (p.need !== undefined && !needKinds.has(p.need)) {
+            needKinds.set(p.need, { kind: needKind(request), keyGroup: request.address.keyGroup });
+          }
         } catch (e) {
-          p.request.reject(e);
+          request.reject(e);
         }
+      }
+      // 2. fetch the missing entries, pipelined; pin them so that no other batch evicts them before we apply
+      const pinned = [...needKinds.keys()];
+      const failed = needKinds.size > 0 ? await this.pinNeeded(needKinds) : undefined;
+      await previous;
+      try {
+        // 3. apply in order, synchronously: requests on one address see each other in order
+        for (const p of prepared) {
+          const error = p.need !== undefined ? failed?.get(p.need) : undefined;
+          if (error !== undefined) { p.request.reject(error); continue; }
+          try {
+            let page: ScanSlice | undefined;
+            if (p.request.type === T.Scan) {
+              // A page's entries not in the cache are fetched before the scan applies (and before anything
+              // after it): nothing else applies meanwhile, so the page shows exactly the state at its turn.
+              page = this.scanSlice(p);
+              const missing = this.uncached(page.entryKeys, p.request.address.keyGroup);
+              if (missing.size > 0) {
+                pinned.push(...missing.keys());
+                const scanFailed = await this.pinNeeded(missing);
+                if (scanFailed !== undefined) {
+                  for (const k of scanFailed.keys()) pinned.splice(pinned.indexOf(k), 1);
+                  throw scanFailed.values().next().value;
+                }
+              }
+            }
+            p.request.resolve(page !== undefined ? this.buildPage(page) : this.apply(p));
+          } catch (e) {
+            p.request.reject(e);
+          }
+        }
+      } finally {
+        for (const key of pinned) { const e = this.cache.peek(key); if (e && !failed?.has(key)) e.pins--; }
       }
     } finally {
-      for (const key of needKinds.keys()) { const e = this.cache.peek(key); if (e && !failed?.has(key)) e.pins--; }
+      this.batchesWaiting--;
+      applied();
     }
     const pressure = this.afterWrites();
-    if (late.length > 0) await Promise.all(late);
     if (pressure) await pressure;
   }
 
@@ -133,7 +168,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
    * Everything else runs as a batch of one.
    */
   executeOne(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    if (!this.closed && address.userKeyId === undefined && (type === T.Get || type === T.Put)) {
+    if (!this.closed && this.batchesWaiting === 0 && address.userKeyId === undefined && (type === T.Get || type === T.Put)) {
       checkKeyGroup(this.keyGroupRange, address);
       const key = baseKey(address);
       if (type === T.Put) {
@@ -242,7 +277,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
         this.append(p, value as unknown[]);
         return undefined;
       case T.Scan:
-        return this.scan(p);
+        return this.buildPage(this.scanSlice(p));
       case T.ClearMap:
         this.clearMap(p);
         return undefined;
@@ -312,24 +347,30 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     this.cache.markDirty(e);
   }
 
-  private scan(p: Prepared): ScanPage | Promise<ScanPage> {
+  /** The keys of the page a Scan request asks for, from the map's index (pinned in the cache). */
+  private scanSlice(p: Prepared): ScanSlice {
     const { address, cursor, limit } = p.request;
     const index = this.cached(p.base, EntryKind.Index, address);
     const page = index.index.page(cursor, scanLimit(limit, DEFAULT_SCAN_LIMIT));
-    const values: unknown[] = new Array(page.keys.length);
-    let fetches: Promise<void>[] | undefined;
+    return { ...page, entryKeys: page.keys.map((k) => mapEntryKey(p.base, k, address)) };
+  }
+
+  private uncached(keys: readonly string[], keyGroup: number): Map<string, { kind: EntryKind; keyGroup: number }> {
+    const missing = new Map<string, { kind: EntryKind; keyGroup: number }>();
+    for (const key of keys) if (this.cache.peek(key) === undefined) missing.set(key, { kind: EntryKind.Value, keyGroup });
+    return missing;
+  }
+
+  /** The page, once every entry of it is in the cache. Entries whose value is absent are left out. */
+  private buildPage(page: ScanSlice): ScanPage {
+    const entries: Array<readonly [string, unknown]> = [];
     for (let i = 0; i < page.keys.length; i++) {
-      const key = mapEntryKey(p.base, page.keys[i]!, address);
-      const e = this.cache.touch(key);
-      if (e !== undefined) { this.counters.hits++; values[i] = e.value; continue; }
-      (fetches ??= []).push(this.fetch(key, EntryKind.Value, address.keyGroup).then((f) => { values[i] = f.value; }));
+      const e = this.cache.touch(page.entryKeys[i]!);
+      if (e === undefined) throw new StateAccessError(`internal: map entry ${page.entryKeys[i]} is not in the cache`);
+      this.counters.hits++;
+      if (e.value !== undefined) entries.push([page.keys[i]!, e.value]);
     }
-    const build = (): ScanPage => {
-      const entries: Array<readonly [string, unknown]> = [];
-      for (let i = 0; i < page.keys.length; i++) if (values[i] !== undefined) entries.push([page.keys[i]!, values[i]]);
-      return page.more ? { entries, cursor: page.keys[page.keys.length - 1]! } : { entries };
-    };
-    return fetches === undefined ? build() : Promise.all(fetches).then(build);
+    return page.more ? { entries, cursor: page.keys[page.keys.length - 1]! } : { entries };
   }
 
   private clearMap(p: Prepared): void {
@@ -447,11 +488,6 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
 function needKind(request: StateRequest): EntryKind {
   return request.type === T.Get || request.type === T.Append ? EntryKind.Value : EntryKind.Index;
-}
-
-/** Reads hand out copies of arrays: a later Append in the same batch must not change an earlier Get's result. */
-function snapshotValue(value: unknown): unknown {
-  return Array.isArray(value) ? value.slice() : value;
 }
 
 function baseBytes(e: CacheEntry): number {

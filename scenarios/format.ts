@@ -1,0 +1,230 @@
+// The scenario file format (`*.scenario.yaml`), its io-ts codecs and `loadScenario`. A bad file is one
+// line naming the file and the field: `scenarios/x.scenario.yaml: steps[2].publish.subject: expected
+// string, got 3`. docs/scenarios.md describes every field.
+
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import * as t from "io-ts";
+import { isLeft } from "fp-ts/lib/Either.js";
+import { parseDocument } from "yaml";
+import { ErrorCode, WeirError } from "../runtime/errors.ts";
+import { describeErrors } from "../runtime/validation.ts";
+import {
+  NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, checked, oneOf, strictObject,
+} from "./codec-util.ts";
+import { jsonTemplateProblem, templateProblem } from "./template.ts";
+
+/** Job option overrides: each becomes the `weir run` flag that sets it. */
+export const JobOverrides = strictObject("options", {}, {
+  parallelism: PositiveInteger,
+  stateBackend: t.keyof({ heap: null, "jetstream-kv": null }),
+  checkpointIntervalMs: NonNegativeInteger,
+  /** `--restore latest | none | <checkpoint-id>` */
+  restore: NonEmptyString,
+});
+export type JobOverrides = t.TypeOf<typeof JobOverrides>;
+
+/** An exit code to expect: a number, "nonzero" or "any". */
+export const ExitMatcher = new t.Type<number | "nonzero" | "any", unknown, unknown>(
+  "exit code",
+  (u): u is number | "nonzero" | "any" => u === "nonzero" || u === "any" || (typeof u === "number" && Number.isInteger(u) && u >= 0),
+  (u, c) => (u === "nonzero" || u === "any" || (typeof u === "number" && Number.isInteger(u) && u >= 0)
+    ? t.success(u as number | "nonzero" | "any")
+    : t.failure(u, c, `an exit code (a number, "nonzero" or "any")`)),
+  t.identity,
+);
+export type ExitMatcher = t.TypeOf<typeof ExitMatcher>;
+
+/** `start: {}`, `start:` (null) and `start: { ... }` are all allowed: a missing body is `{}`. */
+function optionalBody<C extends t.Mixed>(codec: C): t.Type<t.TypeOf<C>, unknown, unknown> {
+  return new t.Type<t.TypeOf<C>, unknown, unknown>(codec.name, codec.is, (u, c) => codec.validate(u === null || u === undefined ? {} : u, c), t.identity);
+}
+
+/** `kill: process` or `kill: { subtask: ... }`: a literal word or an object, with one readable error. */
+function wordOr<W extends string, C extends t.Mixed>(word: W, codec: C): t.Type<W | t.TypeOf<C>, unknown, unknown> {
+  return new t.Type<W | t.TypeOf<C>, unknown, unknown>(
+    `"${word}" | ${codec.name}`,
+    (u): u is W | t.TypeOf<C> => u === word || codec.is(u),
+    (u, c) => {
+      if (u === word) return t.success(word);
+      if (typeof u !== "object" || u === null) return t.failure(u, c, `"${word}" or an object (${codec.name})`);
+      return codec.validate(u, c);
+    },
+    t.identity,
+  );
+}
+
+const Publish = checked(
+  strictObject("publish", { subject: NonEmptyString }, {
+    data: t.string,
+    json: t.unknown,
+    lines: t.array(t.string),
+    count: PositiveInteger,
+    intervalMs: NonNegativeNumber,
+    via: t.keyof({ auto: null, jetstream: null, core: null }),
+  }),
+  (p) => {
+    const given = (["data", "json", "lines"] as const).filter((k) => p[k] !== undefined);
+    if (given.length !== 1) return `exactly one of data, json, lines${given.length ? ` (got ${given.join(" and ")})` : ""}`;
+    return templateProblem(p.subject) ?? (p.data !== undefined ? templateProblem(p.data) : undefined)
+      ?? (p.lines ? p.lines.map(templateProblem).find((x) => x !== undefined) : undefined) ?? jsonTemplateProblem(p.json);
+  },
+);
+
+const Start = optionalBody(strictObject("start", {}, { options: JobOverrides }));
+const Stop = optionalBody(strictObject("stop", {}, {
+  /** "signal" (SIGTERM, as Ctrl-C would; default) or "control" (the ctl.stop request, as `weir stop`). */
+  via: t.keyof({ signal: null, control: null }),
+  savepoint: t.boolean,
+  /** The exit code the stop must end with (default 0). */
+  exit: ExitMatcher,
+}));
+const Kill = wordOr("process", strictObject("kill", { subtask: NonEmptyString }, {}));
+const Restart = wordOr("process", strictObject("restart", {}, { options: JobOverrides }));
+
+const OperatorTarget = {
+  /** An operator's name or uid; omitted: every subtask of the job. */
+  operator: NonEmptyString,
+  /** One subtask index; omitted: every subtask of the operator. */
+  subtask: NonNegativeInteger,
+};
+
+const Wait = oneOf("wait", {
+  output: strictObject("output", { stream: NonEmptyString, count: PositiveInteger }, { subject: NonEmptyString }),
+  watermark: strictObject("watermark", { operator: NonEmptyString, atLeast: t.number }, { subtask: NonNegativeInteger }),
+  state: strictObject("state", { is: NonEmptyString }, OperatorTarget),
+  checkpoint: PositiveInteger,
+  exit: ExitMatcher,
+  dlq: strictObject("dlq", { count: PositiveInteger }, {}),
+  recordsIn: PositiveInteger,
+}, { timeoutMs: PositiveInteger });
+export type Wait = t.TypeOf<typeof Wait>;
+
+export const Step = oneOf("step", {
+  publish: Publish,
+  start: Start,
+  wait: Wait,
+  sleep: NonNegativeNumber,
+  kill: Kill,
+  restart: Restart,
+  stop: Stop,
+}, { timeoutMs: PositiveInteger, name: t.string });
+export type Step = t.TypeOf<typeof Step>;
+export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;
+
+const StreamExpectation = checked(
+  strictObject("stream expectation", { stream: NonEmptyString }, {
+    subject: NonEmptyString,
+    records: t.array(t.unknown),
+    contains: t.array(t.unknown),
+    count: NonNegativeInteger,
+    ordered: t.boolean,
+    lastPerKey: NonEmptyString,
+    timeoutMs: PositiveInteger,
+  }),
+  (e) => {
+    if (e.records === undefined && e.contains === undefined && e.count === undefined) return "at least one of records, contains, count";
+    if (e.ordered && e.lastPerKey) return "either ordered or lastPerKey, not both";
+    if ((e.ordered || e.lastPerKey) && e.records === undefined) return "records (ordered and lastPerKey compare records)";
+    return undefined;
+  },
+);
+
+const OtherExpectation = oneOf("expectation", {
+  dlq: checked(
+    strictObject("dlq", {}, { count: NonNegativeInteger, reasonMatches: t.union([RegexString, t.array(RegexString)]) }),
+    (d) => (d.count === undefined && d.reasonMatches === undefined ? "at least one of count, reasonMatches" : undefined),
+  ),
+  exit: ExitMatcher,
+  failure: NonEmptyString,
+}, {});
+
+export type StreamExpectation = t.TypeOf<typeof StreamExpectation>;
+export type Expectation = { kind: "stream"; body: StreamExpectation } | t.TypeOf<typeof OtherExpectation>;
+
+/** `- stream: X` with its fields beside it, or `- dlq: {...}` / `- exit: 0` / `- failure: "..."`. */
+export const Expectation = new t.Type<Expectation, unknown, unknown>(
+  "expectation",
+  (u): u is Expectation => typeof u === "object" && u !== null && "kind" in u,
+  (u, c) => {
+    if (typeof u === "object" && u !== null && !Array.isArray(u) && "stream" in u) {
+      const r = StreamExpectation.validate(u, c);
+      return isLeft(r) ? r : t.success({ kind: "stream", body: r.right } as Expectation);
+    }
+    const r = OtherExpectation.validate(u, c);
+    if (isLeft(r)) {
+      // Say that `stream` is also a choice.
+      const e = r.left[0];
+      if (e?.message?.startsWith("one of ")) return t.failure(e.value, e.context, e.message.replace("one of ", "one of stream, "));
+    }
+    return r as t.Validation<Expectation>;
+  },
+  t.identity,
+);
+
+const StreamSpec = strictObject("stream", { name: NonEmptyString, subjects: t.array(NonEmptyString) }, {
+  duplicateWindowMs: PositiveInteger,
+});
+
+export const ScenarioFile = strictObject("scenario", { job: NonEmptyString, steps: t.array(Step) }, {
+  name: NonEmptyString,
+  description: t.string,
+  options: JobOverrides,
+  /** Default timeout of every step (ms), 10000 when absent. */
+  timeoutMs: PositiveInteger,
+  /** The scenario is known to fail, with this reason (e.g. a feature not built yet): a failure is reported as "xfail", a pass as an error. */
+  expectFailure: NonEmptyString,
+  streams: t.array(StreamSpec),
+  expect: t.array(Expectation),
+});
+export type ScenarioFile = t.TypeOf<typeof ScenarioFile>;
+
+export interface Scenario extends ScenarioFile {
+  /** The path as given (for messages). */
+  readonly file: string;
+  readonly name: string;
+  /** Absolute path of the job module. */
+  readonly jobPath: string;
+  readonly timeoutMs: number;
+  readonly expect: Expectation[];
+}
+
+export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
+
+/** Reads, parses and validates a scenario file; any problem is one line naming the file. */
+export function loadScenario(file: string): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message;
+    throw new WeirError(ErrorCode.Scenario, `${file}: ${why}`);
+  }
+  return parseScenario(text, file);
+}
+
+/** Parses scenario text as if read from `file` (the job path resolves against the file's folder). */
+export function parseScenario(text: string, file: string): Scenario {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    // With prettyErrors the message ends "at line L, column C:" followed by the source excerpt.
+    const first = doc.errors[0]!.message.split("\n")[0]!.replace(/:$/, "");
+    throw new WeirError(ErrorCode.Scenario, `${file}: invalid YAML: ${first}`);
+  }
+  const value: unknown = doc.toJS();
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new WeirError(ErrorCode.Scenario, `${file}: expected a mapping with job, steps and expect, got ${value === null ? "an empty file" : JSON.stringify(value)?.slice(0, 60)}`);
+  }
+  const decoded = ScenarioFile.decode(value);
+  if (isLeft(decoded)) throw new WeirError(ErrorCode.Scenario, `${file}: ${describeErrors(decoded.left)}`);
+  const s = decoded.right;
+  const base = file.replace(/^.*[\\/]/, "").replace(/\.scenario\.ya?ml$|\.ya?ml$/, "");
+  return {
+    ...s,
+    file,
+    name: s.name ?? base,
+    jobPath: resolve(dirname(resolve(file)), s.job),
+    timeoutMs: s.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+    expect: s.expect ?? [],
+  };
+}

@@ -1,0 +1,84 @@
+// What the runner reads from and writes to its NATS server: stream contents, message counts, control
+// requests to the running job, and publishing (JetStream when a stream captures the subject, else core).
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import { JobNames } from "../runtime/names.ts";
+import { messageOf } from "../runtime/errors.ts";
+
+export interface StoredMessage {
+  readonly subject: string;
+  readonly seq: number;
+  /** The payload parsed as JSON, or the text when it is not JSON. */
+  readonly value: unknown;
+}
+
+export class ScenarioNats {
+  readonly js: JetStreamClient;
+  private jsmP: Promise<JetStreamManager> | undefined;
+
+  constructor(readonly nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  jsm(): Promise<JetStreamManager> { return (this.jsmP ??= jetstreamManager(this.nc)); }
+
+  async addStream(name: string, subjects: string[], duplicateWindowMs?: number): Promise<void> {
+    const jsm = await this.jsm();
+    await jsm.streams.add({ name, subjects, ...(duplicateWindowMs ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}) });
+  }
+
+  /** Messages in `stream` (on `subject` when given); undefined when the stream does not exist. */
+  async count(stream: string, subject?: string): Promise<number | undefined> {
+    const jsm = await this.jsm();
+    try {
+      if (subject === undefined) return (await jsm.streams.info(stream)).state.messages;
+      const info = await jsm.streams.info(stream, { subjects_filter: subject });
+      return Object.values(info.state.subjects ?? {}).reduce((n, c) => n + c, 0);
+    } catch (e) {
+      if (/stream not found/i.test(messageOf(e))) return undefined;
+      throw e;
+    }
+  }
+
+  /** Every message of `stream` (on `subject` when given), in stream order; [] when it does not exist. */
+  async read(stream: string, subject?: string): Promise<StoredMessage[]> {
+    const total = await this.count(stream, subject);
+    if (!total) return [];
+    const consumer = await this.js.consumers.get(stream, subject ? { filter_subjects: subject } : {});
+    const out: StoredMessage[] = [];
+    const decoder = new TextDecoder();
+    try {
+      while (out.length < total) {
+        const before = out.length;
+        const batch = await consumer.fetch({ max_messages: Math.min(1000, total - out.length), expires: 1000 });
+        for await (const m of batch) {
+          const text = decoder.decode(m.data);
+          let value: unknown = text;
+          try { value = JSON.parse(text); } catch { /* not JSON: keep the text */ }
+          out.push({ subject: m.subject, seq: m.seq, value });
+        }
+        if (out.length === before) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => {});
+    }
+    return out;
+  }
+
+  /** JSON request to a running job's control subject; undefined when nobody answers. */
+  async control<T>(job: string, verb: string, body: unknown = {}, timeoutMs = 1000): Promise<T | undefined> {
+    try {
+      const m = await this.nc.request(new JobNames(job).control(verb), JSON.stringify(body), { timeout: timeoutMs });
+      return m.json<T>();
+    } catch (e) {
+      if (/no responders|503|timeout/i.test(messageOf(e))) return undefined;
+      throw e;
+    }
+  }
+
+  status(job: string): Promise<JobStatus | undefined> {
+    return this.control<JobStatus>(job, "status");
+  }
+}

@@ -1,0 +1,91 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { withServer } from "./helpers/nats-server.ts";
+import { StreamEnvironment } from "../runtime/api/environment.ts";
+import { Sources } from "../runtime/sources/mod.ts";
+import { Sinks } from "../runtime/sinks/mod.ts";
+
+const fixtures = new URL("./fixtures/", import.meta.url).pathname;
+const s = suite("sources and sinks in real jobs");
+const server = withServer(s);
+let nc: NatsConnection;
+let dir: string;
+s.before(async () => { nc = await connect({ servers: server.url }); dir = mkdtempSync(join(tmpdir(), "weir-e2e-conn-")); });
+s.after(async () => { await nc?.close(); rmSync(dir, { recursive: true, force: true }); });
+
+const env = (name: string, parallelism = 2) => StreamEnvironment.create({ name, nats: server.url, stateBackend: "heap", parallelism });
+
+s("jetstream source (2 subjects, parallelism 2, bounded) → map → jetstream sink", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "E_IN", subjects: ["ein.>"] });
+  const js = jetstream(nc);
+  for (let i = 0; i < 1000; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => js.publish(`ein.${(i + k) % 2 ? "odd" : "even"}`, JSON.stringify({ n: i + k }))));
+  await js.publish("ein.odd", "{broken");
+  const e = env("e2ejs");
+  const N = t.type({ n: t.number });
+  e.fromSource(Sources.jetstream({ stream: "E_IN", subjects: ["ein.even", "ein.odd"], codec: N, bounded: true }), { name: "in" })
+    .map((v) => ({ n: v.n * 2 }))
+    .sinkTo(Sinks.jetstream({ stream: "E_OUT", subject: (v: { n: number }) => `eout.${v.n % 3}` }), { name: "out" });
+  await e.execute();
+  await e.close();
+  const info = await jsm.streams.info("E_OUT");
+  assert.is(info.state.messages, 1000);
+  const dlq = await jsm.streams.info("weir_e2ejs_dlq");
+  assert.is(dlq.state.messages, 1);
+});
+
+s("jetstream source → executeAndCollect", async () => {
+  const e = env("e2ecollect");
+  const got = await e.fromSource(Sources.jetstream({ stream: "E_IN", subjects: ["ein.even"], bounded: true })).executeAndCollect();
+  assert.is(got.length, 500);
+  await e.close();
+});
+
+s("file source (jsonl) → kv sink", async () => {
+  const e = env("e2efile", 1);
+  e.fromSource(Sources.file(join(fixtures, "events.jsonl"), { format: "jsonl", codec: t.type({ user: t.string, n: t.number }) }))
+    .sinkTo(Sinks.kv({ bucket: "e2e_users", key: (v: { user: string }) => v.user }));
+  await e.execute();
+  await e.close();
+  const { Kvm } = await import("@nats-io/kv");
+  const kv = await new Kvm(nc).open("e2e_users");
+  assert.equal((await kv.get("e"))?.json(), { user: "e", n: 5 });
+});
+
+s("hybrid (file, then nats) → file sink; stopped by the collect limit", async () => {
+  const out = join(dir, "hybrid.jsonl");
+  const e = env("e2ehybrid", 1);
+  const stream = e.fromSource(Sources.hybrid<string>(Sources.file(join(fixtures, "words.txt"), { format: "lines" }), Sources.nats({ subject: "e2e.live", format: "text" })));
+  stream.sinkTo(Sinks.file(out, { format: "lines" }));
+  const collected = stream.executeAndCollect({ limit: 6 });
+  await new Promise((r) => setTimeout(r, 1000));
+  nc.publish("e2e.live", "live one");
+  const got = await collected;
+  assert.equal(got, ["first line", "second line", "", "üñï 😀", "last line without newline", "live one"]);
+  await e.close();
+  assert.match(readFileSync(out, "utf8"), /live one/);
+});
+
+s("nats source → nats sink (queue group across 2 subtasks)", async () => {
+  const e = env("e2enats", 2);
+  const got: unknown[] = [];
+  const sub = nc.subscribe("e2e.out", { callback: (_e, m) => { got.push(m.json()); } });
+  e.fromSource(Sources.nats({ subject: "e2e.in" })).sinkTo(Sinks.nats({ subject: "e2e.out" }));
+  const client = await e.executeAsync();
+  await new Promise((r) => setTimeout(r, 1000));
+  for (let i = 0; i < 100; i++) nc.publish("e2e.in", JSON.stringify(i));
+  const deadline = Date.now() + 5000;
+  while (got.length < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await client.stop();
+  await e.close();
+  sub.unsubscribe();
+  assert.equal((got as number[]).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i));
+});
+
+s.run();

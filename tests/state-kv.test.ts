@@ -1,0 +1,292 @@
+// The JetStream KV backend's own properties: write-back, read coalescing, eviction, key-group scoping,
+// KV layout, oversize values and large maps, on a real server.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { listState, mapState, valueState } from "../state/descriptors.ts";
+import { createStateHandle } from "../state/handles/create.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import { BatchingStateRequestHandler } from "../state/handlers/batching.ts";
+import { StateAccessError, StateLimitError } from "../state/errors.ts";
+import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
+import { parseKey } from "../state/backends/jetstream-kv/keys.ts";
+import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.ts";
+import type { JobNames } from "../runtime/names.ts";
+import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
+
+const s = suite("jetstream-kv state backend");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connectTo(server.url); });
+s.after(async () => { await nc?.close(); });
+
+const count = valueState("count", t.number);
+const blob = valueState("blob", t.string);
+
+function bucket(names: JobNames): Promise<KV> {
+  return new Kvm(nc).open(names.stateBucket);
+}
+
+async function kvKeys(names: JobNames): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await (await bucket(names)).keys()) out.push(k);
+  return out.sort();
+}
+
+function handles(backend: KeyedStateBackend, handler: StateRequestHandler = new DirectStateRequestHandler(backend)) {
+  return <D extends Parameters<typeof createStateHandle>[0]>(d: D, key: unknown) => createStateHandle(d, scopeOf(key), handler);
+}
+
+s("write-back: updates stay local until flush; after flush a new backend instance reads them", async () => {
+  const names = freshJob();
+  const a = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  const state = handles(a);
+  for (let i = 0; i < 200; i++) await state(count, `k${i % 50}`).update(i);
+  assert.is(a.metrics().remoteWrites, 0, "no KV write before flush");
+  assert.is(a.metrics().dirtyEntries, 50);
+  assert.equal(await kvKeys(names), [], "KV is still empty");
+  await a.flush();
+  assert.is(a.metrics().dirtyEntries, 0);
+  assert.is(a.metrics().remoteWrites, 50, "one write per dirty key, not per update");
+  assert.is((await kvKeys(names)).length, 50);
+  await a.close();
+  const b = await openBackend("jetstream-kv", nc, names);
+  const fresh = handles(b);
+  for (let k = 0; k < 50; k++) assert.is(await fresh(count, `k${k}`).value(), 150 + k);
+  assert.is(b.metrics().remoteReads, 50);
+  await b.close();
+});
+
+s("write-back: the flush timer and the dirty budget write without an explicit flush", async () => {
+  const names = freshJob();
+  const timed = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 50 });
+  await handles(timed)(count, "x").update(1);
+  const deadline = Date.now() + 3000;
+  while ((await bucket(names).then((kv) => kv.get(`op1.count.${assignToKeyGroup("x", MAX_PARALLELISM)}.=22x=22`)))?.string() !== "1") {
+    assert.ok(Date.now() < deadline, "the timer flushed within 3 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await timed.close();
+
+  const budget = await openBackend("jetstream-kv", nc, freshJob(), { flushIntervalMs: 0, dirtyMaxEntries: 20 });
+  const state = handles(budget);
+  let maxDirty = 0;
+  for (let i = 0; i < 300; i++) {
+    await state(count, `k${i}`).update(i);
+    maxDirty = Math.max(maxDirty, budget.metrics().dirtyEntries);
+  }
+  assert.ok(budget.metrics().remoteWrites > 0, "over budget, it flushed by itself");
+  assert.ok(maxDirty <= 41, `dirty entries stayed bounded (max ${maxDirty}, budget 20, hard limit 40)`);
+  await budget.close();
+});
+
+s("read coalescing: concurrent reads of one key cost one remote read", async () => {
+  const names = freshJob();
+  const w = await openBackend("jetstream-kv", nc, names);
+  await handles(w)(count, "hot").update(99);
+  await w.close();
+
+  const b = await openBackend("jetstream-kv", nc, names);
+  const direct = handles(b);
+  const values = await Promise.all(Array.from({ length: 50 }, () => direct(count, "hot").value()));
+  assert.ok(values.every((v) => v === 99));
+  const m = b.metrics();
+  assert.is(m.remoteReads, 1);
+  assert.is(m.misses, 1);
+  assert.is(m.coalescedReads, 49);
+  await b.close();
+
+  // In one batch, and across two batches in flight: still one read per key.
+  const c = await openBackend("jetstream-kv", nc, names);
+  const batching = new BatchingStateRequestHandler(c, 100);
+  const batched = handles(c, batching);
+  const reads = Array.from({ length: 150 }, () => batched(count, "hot").value());
+  await batching.drain();
+  assert.ok((await Promise.all(reads)).every((v) => v === 99));
+  assert.is(batching.batches, 2);
+  assert.is(c.metrics().remoteReads, 1);
+  await c.close();
+});
+
+s("cache eviction: bounded entries, correct reads after eviction, evicted keys read again from KV", async () => {
+  const names = freshJob();
+  const b = await openBackend("jetstream-kv", nc, names, { cacheMaxEntries: 100, flushIntervalMs: 0 });
+  const state = handles(b);
+  let maxEntries = 0;
+  for (let i = 0; i < 1000; i++) {
+    await state(count, `k${i}`).update(i * 2);
+    maxEntries = Math.max(maxEntries, b.metrics().cacheEntries);
+  }
+  await b.flush();
+  assert.ok(b.metrics().cacheEntries <= 100, `cache holds ${b.metrics().cacheEntries} entries, bound 100`);
+  const order = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 1000);
+  for (const i of order) {
+    assert.is(await state(count, `k${i}`).value(), i * 2, `k${i}`);
+    maxEntries = Math.max(maxEntries, b.metrics().cacheEntries);
+  }
+  const m = b.metrics();
+  assert.ok(m.evictions >= 900, `evicted ${m.evictions}`);
+  assert.ok(m.remoteReads >= 900, `read ${m.remoteReads} from KV`);
+  assert.ok(maxEntries <= 201, `entries stayed bounded (max ${maxEntries})`);
+  const before = b.metrics().remoteReads;
+  assert.is(await state(count, `k${order[0]}`).value(), order[0]! * 2);
+  assert.is(b.metrics().remoteReads, before + 1, "a key evicted long ago is read again");
+  const hot = `k${order[999]}`;
+  const again = b.metrics().remoteReads;
+  await state(count, hot).value();
+  assert.is(b.metrics().remoteReads, again, "a recently read key is a hit");
+  // Bytes bound too.
+  const small = await openBackend("jetstream-kv", nc, names, { cacheMaxBytes: 20_000, flushIntervalMs: 0 });
+  const st = handles(small);
+  for (let i = 0; i < 300; i++) assert.is(await st(count, `k${i}`).value(), i * 2);
+  assert.ok(small.metrics().cacheBytes <= 20_000, `cache bytes ${small.metrics().cacheBytes} within 20000`);
+  await small.close();
+  await b.close();
+});
+
+s("key groups: two backends over one bucket never see each other's keys; foreign key groups are refused", async () => {
+  const names = freshJob();
+  const left = await openBackend("jetstream-kv", nc, names, {}, KeyGroupRange.forOperator(MAX_PARALLELISM, 2, 0));
+  const right = await openBackend("jetstream-kv", nc, names, {}, KeyGroupRange.forOperator(MAX_PARALLELISM, 2, 1));
+  const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+  const owner = (k: string) => (left.keyGroupRange.contains(assignToKeyGroup(k, MAX_PARALLELISM)) ? left : right);
+  for (const k of keys) await handles(owner(k))(count, k).update(k.length);
+  // The other backend refuses the key outright: a subtask can never read or write another's key group.
+  for (const k of keys.slice(0, 20)) {
+    const other = owner(k) === left ? right : left;
+    const e = await rejection(handles(other)(count, k).value());
+    assert.instance(e, StateAccessError);
+    assert.match(e.message, /key group \d+ is outside this subtask's key-group range/);
+    assert.match(e.message, new RegExp(`"${k}"`));
+  }
+  await left.close();
+  await right.close();
+  const stored = await kvKeys(names);
+  assert.is(stored.length, 200);
+  for (const key of stored) {
+    const { keyGroup, keyId } = parseKey(key);
+    assert.is(keyGroup, assignToKeyGroup(JSON.parse(keyId), MAX_PARALLELISM), "the key group is part of the KV key");
+  }
+  // Rescale 2 -> 3: each new subtask finds its keys where they are, no state moved.
+  for (let index = 0; index < 3; index++) {
+    const range = KeyGroupRange.forOperator(MAX_PARALLELISM, 3, index);
+    const b = await openBackend("jetstream-kv", nc, names, {}, range);
+    for (const k of keys.filter((k) => range.contains(assignToKeyGroup(k, MAX_PARALLELISM)))) {
+      assert.is(await handles(b)(count, k).value(), k.length);
+    }
+    await b.close();
+  }
+});
+
+s("layout: one KV key per entry, tokens encoded reversibly", async () => {
+  const names = freshJob();
+  const b = await openBackend("jetstream-kv", nc, names);
+  const state = handles(b);
+  await state(count, "user-1").update(1);
+  await state(valueState("odd name.*", t.number), { "a b": "ü" }).update(2);
+  await state(mapState("m", t.string, t.number), "k").put("x.y", 3);
+  await b.close();
+  const stored = await kvKeys(names);
+  const g = (k: unknown) => assignToKeyGroup(k, MAX_PARALLELISM);
+  assert.equal(stored, [
+    `op1.count.${g("user-1")}.=22user-1=22`,
+    `op1.m.${g("k")}.=22k=22`,
+    `op1.m.${g("k")}.=22k=22.=22x=2Ey=22`,
+    `op1.odd=20name=2E=2A.${g({ "a b": "ü" })}.=7B=22a=20b=22=3A=22=C3=BC=22=7D`,
+  ].sort());
+  assert.equal(parseKey(stored.find((k) => k.startsWith("op1.odd"))!), { operator: "op1", state: "odd name.*", keyGroup: g({ "a b": "ü" }), keyId: '{"a b":"ü"}' });
+  const kv = await bucket(names);
+  assert.equal((await kv.get(`op1.m.${g("k")}.=22k=22`))!.json(), ['"x.y"'], "a map's index lists its keys");
+});
+
+s("oversize values: split in chunks above max payload, read back whole; refused above maxValueBytes", async () => {
+  const names = freshJob();
+  const maxPayload = nc.info!.max_payload;
+  const big = "x".repeat(Math.floor(maxPayload * 2.5)) + "end";
+  const a = await openBackend("jetstream-kv", nc, names, { maxValueBytes: 4 * maxPayload });
+  await handles(a)(blob, "k").update(big);
+  await a.close();
+  const chunked = await kvKeys(names);
+  assert.is(chunked.length, 4, `head + 3 chunks: ${chunked.join(", ")}`);
+  const b = await openBackend("jetstream-kv", nc, names, { maxValueBytes: 4 * maxPayload });
+  const got = await handles(b)(blob, "k").value();
+  assert.is(got?.length, big.length);
+  assert.ok(got === big, "read back exactly, not truncated");
+  await handles(b)(blob, "k").update("small now");
+  await b.flush();
+  assert.is((await kvKeys(names)).length, 1, "the old chunks are gone");
+  const huge = "y".repeat(5 * maxPayload);
+  const e = await rejection(handles(b)(blob, "k2").update(huge));
+  assert.instance(e, StateLimitError);
+  assert.match(e.message, /state "blob" for key "k2"/);
+  assert.match(e.message, /more than maxValueBytes/);
+  assert.is(await handles(b)(blob, "k2").value(), undefined);
+  // a list that grows past the limit by appends is refused too
+  const l = handles(b)(listState("l", t.string), "k");
+  await l.add("z".repeat(2 * maxPayload));
+  const e2 = await rejection(l.addAll(["z".repeat(2 * maxPayload), "z".repeat(2 * maxPayload)]));
+  assert.instance(e2, StateLimitError);
+  assert.is((await l.get())?.length, 1);
+  await b.close();
+});
+
+s("large maps: 5000 entries iterated in bounded pages, also from a cold cache", async () => {
+  const names = freshJob();
+  const b = await openBackend("jetstream-kv", nc, names);
+  const recorder = new RecordingHandler(b);
+  const m = createStateHandle(mapState("big", t.number, t.string), scopeOf("k"), recorder, { scanPageSize: 100 });
+  const n = 5000;
+  await m.putAll(Array.from({ length: n }, (_, i) => [i, `v${i}`] as const));
+  recorder.log.length = 0;
+  const entries = await collect(m.entries());
+  assert.is(entries.length, n);
+  const scans = recorder.log.filter((r) => r.type === "scan");
+  assert.is(scans.length, n / 100);
+  for (const r of scans) {
+    assert.is(r.limit, 100);
+    assert.ok((r.result as { entries: unknown[] }).entries.length <= 100);
+  }
+  const expectedOrder = Array.from({ length: n }, (_, i) => String(i)).sort();
+  assert.equal(entries.map(([k]) => String(k)), expectedOrder, "ordered by the key's JSON");
+  assert.ok(entries.every(([k, v]) => v === `v${k}`));
+  await b.close();
+
+  const cold = await openBackend("jetstream-kv", nc, names, { cacheMaxEntries: 300 });
+  const coldRecorder = new RecordingHandler(cold);
+  const cm = createStateHandle(mapState("big", t.number, t.string), scopeOf("k"), coldRecorder, { scanPageSize: 100 });
+  let seen = 0;
+  let maxCache = 0;
+  for await (const [k, v] of cm.entries()) {
+    assert.is(v, `v${k}`);
+    seen++;
+    maxCache = Math.max(maxCache, cold.metrics().cacheEntries);
+  }
+  assert.is(seen, n);
+  assert.ok(maxCache <= 400, `cache stayed bounded while iterating (max ${maxCache})`);
+  assert.is(await cm.isEmpty(), false);
+  // iterate and remove every other entry
+  for await (const k of cm.keys()) if (k % 2 === 0) await cm.remove(k);
+  assert.is((await collect(cm.keys())).length, n / 2);
+  await cm.clear();
+  assert.is(await cm.isEmpty(), true);
+  await cold.close();
+  assert.equal(await kvKeys(names), [], "clear removed every entry and the index from KV");
+});
+
+s("errors: corrupt KV content, closed backend", async () => {
+  const names = freshJob();
+  const b = await openBackend("jetstream-kv", nc, names);
+  const kv = await bucket(names);
+  await kv.put(`op1.count.${assignToKeyGroup("bad", MAX_PARALLELISM)}.=22bad=22`, "not json{");
+  const e = await rejection(handles(b)(count, "bad").value());
+  assert.instance(e, StateAccessError);
+  assert.match(e.message, /does not hold JSON/);
+  await b.close();
+  const e2 = await rejection(handles(b)(count, "x").value());
+  assert.match(e2.message, /closed/);
+});
+
+s.run();

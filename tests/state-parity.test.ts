@@ -1,0 +1,135 @@
+// Parity: the heap and JetStream KV backends give the same answers to the same randomized operation
+// sequences, sequential (sync mode) and in concurrent batches (as the async execution controller sends
+// them), with a KV cache small enough that entries are evicted, flushed and read back all the time.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import fc from "fast-check";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { aggregatingState, listState, mapState, reducingState, valueState } from "../state/descriptors.ts";
+import { createStateHandle } from "../state/handles/create.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import { BatchingStateRequestHandler } from "../state/handlers/batching.ts";
+import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.ts";
+import { collect, connectTo, freshJob, openBackend, scopeOf } from "./state-support.ts";
+
+const s = suite("state backend parity");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connectTo(server.url); });
+s.after(async () => { await nc?.close(); });
+
+const value = valueState("v", t.union([t.number, t.null]));
+const list = listState("l", t.string);
+const map = mapState("m", t.union([t.string, t.number]), t.number);
+const reducing = reducingState("r", t.number, (a, b) => a * 31 + b);
+const aggregating = aggregatingState("a", t.array(t.number), {
+  createAccumulator: () => [] as number[],
+  add: (v: number, acc: number[]) => [...acc, v].slice(-3),
+  getResult: (acc) => acc.join(","),
+});
+
+const key = fc.constantFrom<unknown>("a", "b", 1, { id: 2 }, "x.y z");
+const mapKey = fc.constantFrom<string | number>("k1", "k2", 3, "k.4", "ü");
+type Op =
+  | { op: "vget" | "lget" | "mentries" | "misEmpty" | "mclear" | "rget" | "aget" | "lclear" | "flush"; key: unknown }
+  | { op: "vset"; key: unknown; v: number | null | undefined }
+  | { op: "ladd"; key: unknown; v: string }
+  | { op: "laddAll" | "lupdate"; key: unknown; vs: string[] }
+  | { op: "mget" | "mremove" | "mcontains"; key: unknown; mk: string | number }
+  | { op: "mput"; key: unknown; mk: string | number; v: number }
+  | { op: "radd" | "aadd"; key: unknown; v: number };
+const small = fc.integer({ min: -50, max: 50 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ op: fc.constantFrom("vget", "lget", "mentries", "misEmpty", "mclear", "rget", "aget", "lclear", "flush" as const), key }),
+  fc.record({ op: fc.constant("vset" as const), key, v: fc.option(small, { nil: undefined }).map((v) => (v === 0 ? null : v)) }),
+  fc.record({ op: fc.constant("ladd" as const), key, v: fc.string({ maxLength: 4 }) }),
+  fc.record({ op: fc.constantFrom("laddAll", "lupdate" as const), key, vs: fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }) }),
+  fc.record({ op: fc.constantFrom("mget", "mremove", "mcontains" as const), key, mk: mapKey }),
+  fc.record({ op: fc.constant("mput" as const), key, mk: mapKey, v: small }),
+  fc.record({ op: fc.constantFrom("radd", "aadd" as const), key, v: small }),
+) as fc.Arbitrary<Op>;
+
+/** Runs one operation through the handles; returns what a user would observe. */
+function run(op: Op, handler: StateRequestHandler, backend: KeyedStateBackend): Promise<unknown> {
+  const h = <D extends Parameters<typeof createStateHandle>[0]>(d: D) => createStateHandle(d, scopeOf(op.key), handler, { scanPageSize: 2 });
+  switch (op.op) {
+    case "vget": return h(value).value();
+    case "vset": return h(value).update(op.v);
+    case "lget": return h(list).get();
+    case "ladd": return h(list).add(op.v);
+    case "laddAll": return h(list).addAll(op.vs);
+    case "lupdate": return h(list).update(op.vs);
+    case "lclear": return h(list).clear();
+    case "mget": return h(map).get(op.mk);
+    case "mput": return h(map).put(op.mk, op.v);
+    case "mremove": return h(map).remove(op.mk);
+    case "mcontains": return h(map).contains(op.mk);
+    case "mentries": return collect(h(map).entries());
+    case "misEmpty": return h(map).isEmpty();
+    case "mclear": return h(map).clear();
+    case "radd": return h(reducing).add(op.v);
+    case "rget": return h(reducing).get();
+    case "aadd": return h(aggregating).add(op.v);
+    case "aget": return h(aggregating).get();
+    case "flush": return backend.flush();
+  }
+}
+
+/** Everything stored for the keys the generators use. */
+async function dump(handler: StateRequestHandler): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const k of ["a", "b", 1, { id: 2 }, "x.y z"]) {
+    const h = <D extends Parameters<typeof createStateHandle>[0]>(d: D) => createStateHandle(d, scopeOf(k), handler);
+    out.push(await h(value).value(), await h(list).get(), await collect(h(map).entries()), await h(reducing).get(), await h(aggregating).get());
+  }
+  return out;
+}
+
+const KV_CONFIG = { cacheMaxEntries: 4, dirtyMaxEntries: 3, flushIntervalMs: 0 };
+
+s("sequential (sync mode): same results op by op, and the same state read back by a fresh KV backend", async () => {
+  await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 80 }), async (ops) => {
+    const names = freshJob("par");
+    const heap = await openBackend("heap", nc, names);
+    const kv = await openBackend("jetstream-kv", nc, names, KV_CONFIG);
+    const hh = new DirectStateRequestHandler(heap);
+    const kh = new DirectStateRequestHandler(kv);
+    for (const [i, op] of ops.entries()) {
+      const expected = await run(op, hh, heap);
+      const got = await run(op, kh, kv);
+      assert.equal(got, expected, `op ${i} ${JSON.stringify(op)}`);
+    }
+    await kv.close();
+    const fresh = await openBackend("jetstream-kv", nc, names);
+    assert.equal(await dump(new DirectStateRequestHandler(fresh)), await dump(hh), "state after a restart");
+    await fresh.close();
+    await heap.close();
+  }), { numRuns: Number(process.env.WEIR_PARITY_RUNS ?? 40) });
+});
+
+s("concurrent batches (async mode): the same results when many requests share a batch", async () => {
+  // Single-request operations only: each one's effect is fixed by its position in the batch.
+  const single = opArb.filter((o) => ["vget", "vset", "lget", "ladd", "laddAll", "lupdate", "lclear", "mget", "mput", "mremove", "mcontains", "misEmpty", "mclear"].includes(o.op));
+  await fc.assert(fc.asyncProperty(fc.array(fc.array(single, { minLength: 1, maxLength: 30 }), { minLength: 1, maxLength: 6 }), async (rounds) => {
+    const names = freshJob("parb");
+    const heap = await openBackend("heap", nc, names);
+    const kv = await openBackend("jetstream-kv", nc, names, KV_CONFIG);
+    const hb = new BatchingStateRequestHandler(heap, 7);
+    const kb = new BatchingStateRequestHandler(kv, 7);
+    for (const round of rounds) {
+      const expected = round.map((op) => run(op, hb, heap));
+      const got = round.map((op) => run(op, kb, kv));
+      await Promise.all([hb.drain(), kb.drain()]);
+      assert.equal(await Promise.all(got), await Promise.all(expected), JSON.stringify(round));
+    }
+    await kv.close();
+    const fresh = await openBackend("jetstream-kv", nc, names);
+    assert.equal(await dump(new DirectStateRequestHandler(fresh)), await dump(new DirectStateRequestHandler(heap)));
+    await fresh.close();
+    await heap.close();
+  }), { numRuns: Number(process.env.WEIR_PARITY_RUNS ?? 30) });
+});
+
+s.run();
