@@ -77,6 +77,13 @@ export class ConnectorNames {
   sinkMessageId(operatorUid: string, subtask: number, epoch: string, sequence: number): string {
     return `${this.names.job}:${operatorUid}:${subtask}:${epoch}:${sequence}`;
   }
+  /** Stream where exactly-once sinks stage each checkpoint's output until the checkpoint commits. */
+  get stagingStream(): string { return `weir_${this.names.job}_staging`; }
+  stagingSubject(operatorUid: string, subtask: number): string { return `weir.${this.names.job}.staging.${operatorUid}.${subtask}`; }
+  /** `Nats-Msg-Id` of the i-th record a sink subtask committed with checkpoint `checkpointId` (deterministic on replay). */
+  committedMessageId(operatorUid: string, subtask: number, checkpointId: number, i: number): string {
+    return `${this.names.job}:${operatorUid}:${subtask}:c${checkpointId}:${i}`;
+  }
   /** The stream that keeps the job's dead letters (as runtime/exec/dead-letters.ts creates it). */
   get dlqStream(): string { return `weir_${this.names.job}_dlq`; }
 }

@@ -62,6 +62,8 @@ const Publish = checked(
     count: PositiveInteger,
     intervalMs: NonNegativeNumber,
     via: t.keyof({ auto: null, jetstream: null, core: null }),
+    /** Publish while the next steps run (awaited, and its failure reported, before the expectations). */
+    background: t.boolean,
   }),
   (p) => {
     const given = (["data", "json", "lines"] as const).filter((k) => p[k] !== undefined);

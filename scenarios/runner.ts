@@ -103,6 +103,8 @@ class ScenarioRun {
   private jobName = "";
   private proc: JobProcess | undefined;
   private readonly processes: JobProcess[] = [];
+  private readonly background: Array<{ label: string; done: Promise<void> }> = [];
+  private closed = false;
   private readonly startedAt = Date.now();
   private readonly log: (line: string) => void;
 
@@ -137,11 +139,19 @@ class ScenarioRun {
         const label = `step ${i + 1} (${step.name ?? describeStep(step)})`;
         this.log(`  ${label}`);
         try {
-          await this.runStep(step);
+          if (step.kind === "publish" && step.body.background) {
+            const p = this.publish(step);
+            p.catch(() => {}); // awaited after the last step
+            this.background.push({ label, done: p });
+          } else {
+            await this.guarded(this.runStep(step), step);
+          }
         } catch (e) {
-          const why = e instanceof StepFailure ? e.message : describeError(e);
-          return [`${label}: ${why}`];
+          return [`${label}: ${stepFailure(e)}`];
         }
+      }
+      for (const { label, done } of this.background) {
+        try { await done; } catch (e) { return [`${label}: ${stepFailure(e)}`]; }
       }
       const failures: string[] = [];
       for (const [i, exp] of this.s.expect.entries()) {
@@ -163,6 +173,7 @@ class ScenarioRun {
   }
 
   private async cleanup(): Promise<void> {
+    this.closed = true;
     for (const p of this.processes) if (p.running) await p.kill();
     if (this.io) await this.io.nc.close().catch(() => {});
     if (this.server) await this.server.stop().catch(() => {});
@@ -177,6 +188,23 @@ class ScenarioRun {
 
   private timeoutOf(step: { timeoutMs?: number }): number {
     return step.timeoutMs ?? this.s.timeoutMs;
+  }
+
+  /**
+   * Every step watches its own timeout and says where things stand; this outer limit only guarantees
+   * that a step stuck somewhere unexpected (a hung request) cannot hang the scenario.
+   */
+  private async guarded(p: Promise<void>, step: Step): Promise<void> {
+    const own = step.kind === "wait" ? step.body.timeoutMs ?? this.timeoutOf(step) : this.timeoutOf(step);
+    const publishing = step.kind === "publish" ? (step.body.count ?? 1) * (step.body.intervalMs ?? 0) : 0;
+    const sleeping = step.kind === "sleep" ? step.body : 0;
+    const limit = 2 * own + publishing + sleeping + 5000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new StepFailure(`did not finish within ${limit} ms`)), limit); })]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async runStep(step: Step): Promise<void> {
@@ -221,6 +249,7 @@ class ScenarioRun {
       if (inflight.length >= 256) await Promise.all(inflight.splice(0));
     };
     for (let i = 0; i < n; i++) {
+      if (this.closed) return;
       if (Date.now() > deadline) throw new StepFailure(`timed out after publishing ${i} of ${n} messages`);
       const vars: TemplateVars = { i, n, line: 0, now: Date.now(), start: this.startedAt };
       const subject = fillString(p.subject, vars);
@@ -244,7 +273,7 @@ class ScenarioRun {
       overrides: { ...this.s.options, ...overrides },
       ...(this.options.cwd ? { cwd: this.options.cwd } : {}),
       ...(this.options.weirBin ? { weirBin: this.options.weirBin } : {}),
-      ...(this.options.log ? { onLine: (l: string) => this.options.log!(`    [job] ${l}`) } : {}),
+      ...(this.options.log ? { onLine: (l: string) => { if (l.trim()) this.options.log!(`    [job] ${l}`); } } : {}),
     });
     this.proc = proc;
     this.processes.push(proc);
@@ -433,7 +462,12 @@ class ScenarioRun {
         if (!exit) return `the job was still running after ${this.s.timeoutMs} ms`;
         if (e.kind === "exit") return exitMatches(exit, e.body) ? undefined : `the job ended with ${proc.describeExit()}, expected exit ${e.body}`;
         if (exit.code === 0) return `the job exited 0, expected a failure mentioning ${JSON.stringify(e.body)}`;
-        if (!proc.stderr.includes(e.body)) return `the job failed (${proc.describeExit()}) but its stderr does not mention ${JSON.stringify(e.body)}`;
+        // The reason must be in the one line that says why (the last `weir: ...` line), not just somewhere in the log.
+        const line = proc.failureLine();
+        if (!line.includes(e.body)) {
+          const elsewhere = proc.stderr.includes(e.body) ? " (it appears elsewhere in stderr, not in the failure line)" : "";
+          return `the job failed (exit code ${exit.code}) with ${JSON.stringify(line)}, which does not mention ${JSON.stringify(e.body)}${elsewhere}`;
+        }
         return undefined;
       }
     }
@@ -483,6 +517,10 @@ class ScenarioRun {
 
 // ------------------------------------------------------------------ helpers
 
+function stepFailure(e: unknown): string {
+  return e instanceof StepFailure ? e.message : describeError(e);
+}
+
 export function dlqStream(job: string): string {
   return `weir_${job}_dlq`;
 }
@@ -523,7 +561,7 @@ export function describeStep(step: Step): string {
     case "publish": {
       const p = step.body;
       const what = p.lines ? `${p.lines.length} lines` : p.json !== undefined ? "json" : "text";
-      return `publish ${what} to ${p.subject}${p.count && p.count > 1 ? ` ×${p.count}` : ""}${p.intervalMs ? ` every ${p.intervalMs} ms` : ""}`;
+      return `publish ${what} to ${p.subject}${p.count && p.count > 1 ? ` ×${p.count}` : ""}${p.intervalMs ? ` every ${p.intervalMs} ms` : ""}${p.background ? " in the background" : ""}`;
     }
     case "start": return "start";
     case "sleep": return `sleep ${step.body} ms`;

@@ -212,6 +212,11 @@ export interface KeyedStateBackend {
   metrics(): StateBackendMetrics;
   /** Flushes, stops timers and releases memory. The NATS connection is the caller's. */
   close(): Promise<void>;
+  /**
+   * Drops buffered changes WITHOUT writing them and stops timers: a failed or cancelled subtask of a job
+   * with checkpoints must not leak state that no checkpoint committed (the restart restores it).
+   */
+  dispose?(): void;
 
   // ---- checkpoint seams (issue 5), see docs/state.md "Checkpoints". Optional until implemented.
 

@@ -35,8 +35,25 @@ export interface ConnectorContext {
 }
 
 export interface SourceContext extends ConnectorContext {
-  /** What this subtask's reader checkpointed last (issue 5), if the job restores. */
+  /**
+   * When the job restores a checkpoint: the reader states of EVERY subtask of this source then (an array,
+   * so a source restored at another parallelism can take its share), else undefined.
+   */
   readonly restoredState: unknown;
+}
+
+/** One old subtask's checkpointed state of a sink or operator. */
+export interface RestoredPart {
+  readonly index: number;
+  readonly parallelism: number;
+  readonly state: unknown;
+}
+
+export interface SinkContext extends ConnectorContext {
+  /** When the job restores a checkpoint: every old subtask's writer state (take your share). */
+  readonly restoredState?: readonly RestoredPart[];
+  /** Whether the job takes checkpoints (an exactly-once sink commits on checkpoint completion). */
+  readonly checkpointing?: boolean;
 }
 
 export interface SourceBatch<T> {
@@ -75,10 +92,14 @@ export interface SinkWriter<T> {
   /** Everything written so far is durable/sent (end of input, checkpoint). */
   flush(): Promise<void>;
   close(): Promise<void>;
+  /** Writer state for checkpoint `checkpointId`, captured at the call; a promise resolves when durable. */
+  snapshotState?(checkpointId: number): unknown;
+  /** Checkpoint `checkpointId` is committed: make its output visible (two-phase commit). */
+  notifyCheckpointComplete?(checkpointId: number): Promise<void>;
 }
 
 export interface SinkDef<T> {
   readonly kind: string;
   readonly defaultParallelism?: number;
-  createWriter(ctx: ConnectorContext): Promise<SinkWriter<T>>;
+  createWriter(ctx: SinkContext): Promise<SinkWriter<T>>;
 }

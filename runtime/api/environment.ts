@@ -93,7 +93,7 @@ export class StreamEnvironment implements StreamHost {
       cancel: async () => { await runner.cancel(); },
       status: () => runner.status(),
       result: () => done,
-      triggerCheckpoint: () => Promise.reject(new Error("checkpoints are not implemented yet")),
+      triggerCheckpoint: () => runner.triggerCheckpoint(),
     };
   }
 

@@ -46,6 +46,14 @@ export const JobOptionsCodec = t.intersection([
     creditWindow: PositiveInt,
     /** How often periodic watermarks are emitted (Flink's autoWatermarkInterval). */
     autoWatermarkIntervalMs: PositiveInt,
+    /** Where to start: "latest" completed checkpoint/savepoint (default), "none", or a checkpoint id. */
+    restore: t.union([t.literal("latest"), t.literal("none"), NonNegativeInt]),
+    /** A checkpoint not complete after this long is aborted. */
+    checkpointTimeoutMs: PositiveInt,
+    /** Completed checkpoints kept (savepoints are kept until deleted). */
+    checkpointsRetained: PositiveInt,
+    /** On a failure, restart from the last checkpoint up to `attempts` times, `delayMs` apart. */
+    restartStrategy: t.exact(t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt })),
   })),
 ], "JobOptions");
 
@@ -75,6 +83,10 @@ export interface ResolvedJobOptions {
   readonly frameSize: number;
   readonly creditWindow: number;
   readonly autoWatermarkIntervalMs: number;
+  readonly restore: "latest" | "none" | number;
+  readonly checkpointTimeoutMs: number;
+  readonly checkpointsRetained: number;
+  readonly restartStrategy: { readonly attempts: number; readonly delayMs: number };
   readonly inspect?: (event: unknown) => void;
 }
 
@@ -112,6 +124,12 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     frameSize: o.frameSize ?? 500,
     creditWindow: o.creditWindow ?? 8,
     autoWatermarkIntervalMs: o.autoWatermarkIntervalMs ?? 200,
+    restore: o.restore ?? "latest",
+    checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
+    checkpointsRetained: o.checkpointsRetained ?? 3,
+    // Flink restarts from checkpoints by default once checkpointing is on; without checkpoints a restart
+    // would replay from nothing, so it fails instead.
+    restartStrategy: o.restartStrategy ?? { attempts: checkpointIntervalMs > 0 ? 3 : 0, delayMs: 1000 },
     ...(inspect ? { inspect } : {}),
   };
 }

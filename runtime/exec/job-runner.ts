@@ -1,6 +1,8 @@
 // The job coordinator: one xstate actor (actors/job-machine.ts) that deploys the subtasks of a JobGraph,
-// watches them and ends the job; this class performs the effects the machine asks for and answers the
-// control subjects (`weir status`, `weir stop`, scenarios).
+// watches them and ends the job; this class performs the effects the machine asks for, runs the
+// checkpoint coordinator (periodic checkpoints, the final checkpoint when input ends, savepoints), restarts
+// the job from its last checkpoint after a failure (restart strategy), and answers the control subjects
+// (`weir status`, `weir stop`, scenarios).
 
 import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
@@ -9,12 +11,22 @@ import { jobMachine, type JobState } from "../../actors/job-machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { KeyGroupRange } from "../../state/key-groups.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
-import { ErrorCode, WeirError, describeError } from "../errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
 import type { JobGraph } from "../graph/job-graph.ts";
 import { GlobalNames, JobNames } from "../names.ts";
+import { CheckpointCoordinator, type CheckpointStats } from "../checkpoint/coordinator.ts";
+import { RestoreBundle } from "../checkpoint/restore.ts";
+import { CheckpointStore } from "../checkpoint/store.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
-import { Subtask, type SubtaskStatus } from "./subtask.ts";
+import { Subtask, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
+
+export interface JobFailure {
+  readonly at: string;
+  readonly subtask?: string;
+  readonly error: string;
+  readonly restarted: boolean;
+}
 
 export interface JobStatus {
   readonly job: string;
@@ -27,6 +39,10 @@ export interface JobStatus {
   readonly recordsOut: number;
   readonly deadLetters: number;
   readonly failure?: string;
+  readonly restarts: number;
+  readonly failures: readonly JobFailure[];
+  readonly restoredFrom?: number;
+  readonly checkpoints?: CheckpointStats;
   readonly subtasks: readonly SubtaskStatus[];
 }
 
@@ -43,17 +59,27 @@ export interface JobRunnerOptions {
   readonly createStateBackend: (range: KeyGroupRange) => Promise<KeyedStateBackend>;
 }
 
+const FINAL_CHECKPOINT_ATTEMPTS = 3;
+
 export class JobRunner {
   readonly names: JobNames;
-  readonly attempt = randomBytes(4).toString("hex");
   readonly actor: Actor<typeof jobMachine>;
-  private readonly subtasks: Subtask[] = [];
+  private attemptId = randomBytes(4).toString("hex");
+  private subtasks: Subtask[] = [];
   private readonly deadLetters: DeadLetterPublisher;
   private readonly controlSubs: Subscription[] = [];
   private readonly started = Date.now();
   private failure: unknown;
+  private readonly failures: JobFailure[] = [];
   private readonly done: Promise<JobResult>;
   private readonly log: (message: string) => void;
+  private store: CheckpointStore | undefined;
+  private coordinator: CheckpointCoordinator | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private restore: RestoreBundle | undefined;
+  private stopKind: "checkpoint" | "savepoint" = "checkpoint";
+  private finalCheckpointStarted = false;
+  private readonly checkpointing: boolean;
 
   constructor(
     readonly graph: JobGraph,
@@ -62,6 +88,7 @@ export class JobRunner {
     private readonly options: JobRunnerOptions,
   ) {
     this.names = new JobNames(job.name);
+    this.checkpointing = job.checkpointIntervalMs > 0;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
     const total = graph.vertices.reduce((n, v) => n + v.parallelism, 0);
@@ -70,7 +97,10 @@ export class JobRunner {
         actions: {
           deploy: () => { void this.deploy(); },
           cancelAll: () => { this.cancelAll(); },
-          stopSources: () => { for (const s of this.subtasks) if (s.isSource) s.requestStop(); },
+          stopSources: (_, p) => {
+            this.stopKind = p.savepoint ? "savepoint" : "checkpoint";
+            for (const s of this.subtasks) if (s.isSource) s.requestStop();
+          },
         },
       }),
       { input: { job: job.name, subtasks: total }, ...(job.inspect ? { inspect: job.inspect } : {}) },
@@ -92,9 +122,31 @@ export class JobRunner {
   }
 
   get state(): JobState { return this.actor.getSnapshot().value as JobState; }
+  get attempt(): string { return this.attemptId; }
 
-  /** Deploys every subtask; resolves once the job runs (or rejects if deployment failed). */
+  /** Opens checkpoint storage, finds what to restore, deploys; resolves once the job runs. */
   async start(): Promise<void> {
+    if (this.checkpointing || this.job.restore !== "none") {
+      this.store = await CheckpointStore.open(this.nc, this.names);
+      const latest = await this.store.latest();
+      if (this.checkpointing) {
+        const timeoutMs = this.job.checkpointTimeoutMs;
+        this.coordinator = new CheckpointCoordinator(() => this.subtasks.filter((s) => !s.isTerminal), {
+          job: this.job.name,
+          store: this.store,
+          firstId: (latest?.pointer.id ?? 0) + 1,
+          latestRevision: latest?.revision ?? 0,
+          maxParallelism: this.graph.maxParallelism,
+          parallelism: Object.fromEntries(this.graph.vertices.map((v) => [v.uid, v.parallelism])),
+          timeoutMs,
+          retain: this.job.checkpointsRetained,
+          log: this.log,
+          ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+        });
+      }
+      this.restore = await this.loadRestore(this.job.restore, latest?.pointer.id);
+      if (this.restore) this.log(`restoring from ${this.restore.checkpoint.kind} ${this.restore.id}`);
+    }
     this.actor.start();
     this.serveControl();
     const running = new Promise<void>((resolve, reject) => {
@@ -108,12 +160,17 @@ export class JobRunner {
     });
     this.actor.send({ type: "DEPLOY" });
     await running;
+    if (this.checkpointing) this.scheduleCheckpoints();
   }
 
   /** Resolves when the job ends; rejects with the first failure. */
   result(): Promise<JobResult> { return this.done; }
 
+  /** Graceful stop: sources end, records drain, a final checkpoint (or savepoint) is taken, sinks commit. */
   stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
+    if (options.savepoint && !this.checkpointing) {
+      return Promise.reject(new WeirError(ErrorCode.Checkpoint, "stop --savepoint needs checkpointing: set checkpointIntervalMs (or --checkpoint-interval)"));
+    }
     this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false });
     return this.done;
   }
@@ -123,15 +180,20 @@ export class JobRunner {
     return this.done.catch(() => undefined);
   }
 
+  async triggerCheckpoint(): Promise<number> {
+    if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, "checkpoints are off for this job: set checkpointIntervalMs");
+    return this.coordinator.trigger("checkpoint");
+  }
+
   status(): JobStatus {
     const subtasks = this.subtasks.map((s) => s.status());
-    const sources = subtasks.filter((s) => this.subtasks.find((x) => x.id === s.id)?.isSource);
+    const sources = this.subtasks.filter((s) => s.isSource).map((s) => s.status());
     const sinksOut = this.subtasks.filter((s) => s.vertex.outputs.length === 0).map((s) => s.status().recordsOut);
     const snap = this.actor.getSnapshot();
     return {
       job: this.job.name,
       state: snap.value as JobState,
-      attempt: this.attempt,
+      attempt: this.attemptId,
       startedAt: new Date(this.started).toISOString(),
       uptimeMs: Date.now() - this.started,
       parallelism: this.job.parallelism,
@@ -139,6 +201,10 @@ export class JobRunner {
       recordsOut: sinksOut.reduce((n, x) => n + x, 0),
       deadLetters: this.deadLetters.total,
       ...(snap.context.failure ? { failure: snap.context.failure } : {}),
+      restarts: snap.context.restarts,
+      failures: [...this.failures],
+      ...(this.restore ? { restoredFrom: this.restore.id } : {}),
+      ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
       subtasks,
     };
   }
@@ -153,50 +219,139 @@ export class JobRunner {
 
   // ------------------------------------------------------------------ effects
 
+  private async loadRestore(mode: ResolvedJobOptions["restore"], latestId: number | undefined): Promise<RestoreBundle | undefined> {
+    if (mode === "none" || !this.store) return undefined;
+    const id = mode === "latest" ? latestId : mode;
+    if (id === undefined) return undefined;
+    const metadata = await this.store.read(id);
+    if (!metadata) {
+      if (mode === "latest") return undefined;
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of job ${this.job.name} does not exist (see weir checkpoints ${this.job.name})`);
+    }
+    return new RestoreBundle(metadata);
+  }
+
   private async deploy(): Promise<void> {
     try {
-      const deps = {
+      const deps: Omit<SubtaskDeps, "deadLetters"> = {
         nc: this.nc,
         names: this.names,
-        attempt: this.attempt,
+        attempt: this.attemptId,
         job: this.job,
         graph: this.graph,
         clock: this.options.clock ?? systemClock,
         createStateBackend: this.options.createStateBackend,
         ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+        ...(this.restore ? { restore: this.restore } : {}),
         log: this.log,
         onFinished: () => this.actor.send({ type: "SUBTASK_FINISHED" }),
-        onFailed: (s: Subtask, e: unknown) => {
-          this.failure ??= e;
-          this.log(`subtask ${s.id} failed: ${describeError(e)}`);
-          this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
-        },
+        onFailed: (s, e) => this.onSubtaskFailed(s, e),
+        onAck: (_s, snapshot, id) => this.coordinator?.ack(snapshot, id),
+        onDecline: (_s, id, reason) => this.coordinator?.decline(id, reason),
+        onInputFinished: (s) => this.onInputFinished(s),
       };
+      const subtasks: Subtask[] = [];
       for (const v of this.graph.vertices) {
-        for (let i = 0; i < v.parallelism; i++) this.subtasks.push(new Subtask(v, i, { ...deps, deadLetters: this.deadLetters.forSubtask() }));
+        for (let i = 0; i < v.parallelism; i++) subtasks.push(new Subtask(v, i, { ...deps, deadLetters: this.deadLetters.forSubtask() }));
       }
-      for (const s of this.subtasks) s.setup();
+      this.subtasks = subtasks;
+      for (const s of subtasks) s.setup();
       await this.nc.flush();
       // Downstream first, so their state is open before records arrive.
-      for (const s of [...this.subtasks].reverse()) await s.open();
+      for (const s of [...subtasks].reverse()) await s.open();
       if (this.state !== "deploying" && this.state !== "restarting") return;
-      for (const s of this.subtasks) if (!s.isSource) s.run();
+      for (const s of subtasks) if (!s.isSource) s.run();
       await this.nc.flush();
-      for (const s of this.subtasks) if (s.isSource) s.run();
+      for (const s of subtasks) if (s.isSource) s.run();
       this.actor.send({ type: "DEPLOYED" });
     } catch (e) {
-      this.failure ??= e;
-      this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
+      this.onSubtaskFailed(undefined, e);
     }
+  }
+
+  private onSubtaskFailed(s: Subtask | undefined, e: unknown): void {
+    this.failure ??= e;
+    this.log(`${s ? `subtask ${s.id}` : "deployment"} failed: ${describeError(e)}`);
+    const restarts = this.actor.getSnapshot().context.restarts;
+    const willRestart = this.checkpointing && restarts < this.job.restartStrategy.attempts && this.state !== "cancelling";
+    this.failures.push({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted: willRestart });
+    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
+  }
+
+  /** A subtask's input ended (checkpoints on): include it in the running checkpoint, or take the final one. */
+  private onInputFinished(s: Subtask): void {
+    const c = this.coordinator;
+    if (!c) return;
+    const pending = c.pendingBarrier();
+    if (pending && !c.hasAcked(s.id)) s.triggerCheckpoint(pending);
+    if (this.subtasks.every((x) => x.isWaitingForFinalCheckpoint || x.isTerminal)) void this.finalCheckpoint();
+  }
+
+  /** FLIP-147: once every subtask's input ended, one more checkpoint holds the final state; then they close. */
+  private async finalCheckpoint(): Promise<void> {
+    if (this.finalCheckpointStarted || !this.coordinator) return;
+    this.finalCheckpointStarted = true;
+    const kind = this.stopKind;
+    for (let attempt = 1; attempt <= FINAL_CHECKPOINT_ATTEMPTS; attempt++) {
+      try {
+        await this.coordinator.idle();
+        const id = await this.coordinator.trigger(kind);
+        this.log(`final ${kind} ${id} completed`);
+        break;
+      } catch (e) {
+        this.log(`final ${kind} failed (attempt ${attempt}/${FINAL_CHECKPOINT_ATTEMPTS}): ${messageOf(e)}`);
+        if (attempt === FINAL_CHECKPOINT_ATTEMPTS) {
+          this.onSubtaskFailed(undefined, new WeirError(ErrorCode.Checkpoint, `the final ${kind} could not be taken: ${messageOf(e)}`));
+          return;
+        }
+      }
+    }
+    for (const s of this.subtasks) s.release();
+  }
+
+  private scheduleCheckpoints(): void {
+    const interval = this.job.checkpointIntervalMs;
+    this.checkpointTimer = setInterval(() => {
+      const c = this.coordinator;
+      if (!c || c.busy || this.state !== "running" || this.finalCheckpointStarted) return;
+      c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
+    }, interval);
+    this.checkpointTimer.unref();
   }
 
   private cancelAll(): void {
     for (const s of this.subtasks) s.cancel();
+    this.coordinator?.abortPending("the job is restarting or ending");
     // Cancellation is synchronous for the subtasks' loops; let pending callbacks settle, then report.
-    setImmediate(() => this.actor.send({ type: "ALL_TERMINATED" }));
+    setImmediate(() => {
+      const ctx = this.actor.getSnapshot().context;
+      const last = this.failures[this.failures.length - 1];
+      if (this.state === "failing" && last?.restarted && ctx.restarts < this.job.restartStrategy.attempts) {
+        setTimeout(() => { void this.restartFromCheckpoint(); }, this.job.restartStrategy.delayMs).unref();
+      } else {
+        this.actor.send({ type: "ALL_TERMINATED" });
+      }
+    });
+  }
+
+  private async restartFromCheckpoint(): Promise<void> {
+    try {
+      const latest = await this.store?.latest();
+      this.restore = await this.loadRestore("latest", latest?.pointer.id);
+      this.attemptId = randomBytes(4).toString("hex");
+      this.finalCheckpointStarted = false;
+      this.failure = undefined;
+      this.log(`restarting (attempt ${this.actor.getSnapshot().context.restarts + 1}/${this.job.restartStrategy.attempts}) from ${this.restore ? `checkpoint ${this.restore.id}` : "the beginning"}`);
+      this.actor.send({ type: "RESTART" });
+    } catch (e) {
+      this.failure = e;
+      this.actor.send({ type: "ALL_TERMINATED" });
+    }
   }
 
   private async cleanup(): Promise<void> {
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    await this.coordinator?.stop();
     for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
     for (const sub of this.controlSubs) sub.unsubscribe();
     this.controlSubs.length = 0;
@@ -219,14 +374,21 @@ export class JobRunner {
     };
     reply(this.names.control("status"), () => this.status());
     reply(this.names.control("stop"), (b) => {
-      void this.stop({ savepoint: Boolean((b as { savepoint?: boolean } | undefined)?.savepoint) });
+      const savepoint = Boolean((b as { savepoint?: boolean } | undefined)?.savepoint);
+      if (savepoint && !this.checkpointing) return { ok: false, error: "stop --savepoint needs checkpointing (checkpointIntervalMs)" };
+      void this.stop({ savepoint }).catch(() => {});
       return { ok: true, state: this.state };
     });
     reply(this.names.control("cancel"), () => { void this.cancel(); return { ok: true }; });
+    reply(this.names.control("checkpoint"), () => {
+      if (!this.coordinator) return { ok: false, error: "checkpoints are off for this job" };
+      void this.coordinator.trigger("checkpoint").catch(() => {});
+      return { ok: true };
+    });
     reply(this.names.control("fail-subtask"), (b) => {
       const id = String((b as { subtask?: string } | undefined)?.subtask ?? "");
       return { ok: this.failSubtask(id) };
     });
-    reply(GlobalNames.jobsPing, () => ({ job: this.job.name, state: this.state, attempt: this.attempt, startedAt: new Date(this.started).toISOString() }));
+    reply(GlobalNames.jobsPing, () => ({ job: this.job.name, state: this.state, attempt: this.attemptId, startedAt: new Date(this.started).toISOString() }));
   }
 }

@@ -9,17 +9,20 @@ import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
 import type { DeadLetters, SourceReader } from "../api/connectors.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
-import { describeError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
 import type { JobGraph, JobVertex } from "../graph/job-graph.ts";
 import type { PhysicalNode, SourceNode } from "../graph/stream-graph.ts";
 import type { JobNames } from "../names.ts";
 import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../operators/contracts.ts";
 import { InputsAttributes } from "../transport/attributes-valve.ts";
 import { ChannelWriter } from "../transport/channel-writer.ts";
-import { MAX_WATERMARK, MIN_WATERMARK, type Frame, type RecordAttributes } from "../transport/frames.ts";
+import { MAX_WATERMARK, MIN_WATERMARK, type CheckpointBarrier, type Frame, type RecordAttributes } from "../transport/frames.ts";
 import { InputGate, type InputChannelSpec, type MailAction } from "../transport/input-gate.ts";
 import { InputsWatermark } from "../transport/watermark-valve.ts";
 import { buildChain, type OperatorChain } from "./chain.ts";
+import { SubtaskCheckpointer } from "../checkpoint/subtask-checkpointer.ts";
+import type { RestoreBundle } from "../checkpoint/restore.ts";
+import type { SubtaskSnapshot } from "../checkpoint/metadata.ts";
 import type { Clock } from "./clock.ts";
 import { NetworkOutput } from "./network-output.ts";
 
@@ -36,6 +39,15 @@ export interface SubtaskDeps {
   readonly log: (message: string) => void;
   readonly onFinished: (s: Subtask) => void;
   readonly onFailed: (s: Subtask, error: unknown) => void;
+  /** The checkpoint this run restores, if any. */
+  readonly restore?: RestoreBundle;
+  readonly onAck: (s: Subtask, snapshot: SubtaskSnapshot, checkpointId: number) => void;
+  readonly onDecline: (s: Subtask, checkpointId: number, reason: string) => void;
+  /**
+   * With checkpoints on, a subtask whose input ended waits (FLIP-147) until a checkpoint holding its final
+   * state completes; this tells the coordinator it is waiting.
+   */
+  readonly onInputFinished: (s: Subtask) => void;
 }
 
 export interface SubtaskStatus {
@@ -69,6 +81,7 @@ export class Subtask {
   private readonly keyGroupRange: KeyGroupRange;
   private readonly inputs: InputsWatermark;
   private readonly attributes: InputsAttributes;
+  private readonly checkpointer: SubtaskCheckpointer;
   private creditSub: Subscription | undefined;
   private backend: Promise<KeyedStateBackend> | undefined;
   private reader: SourceReader<unknown> | undefined;
@@ -76,6 +89,9 @@ export class Subtask {
   private blockedWaiter: (() => void) | undefined;
   private lastFlush = 0;
   private stopRequested = false;
+  private outputsEnded = false;
+  private waitingForFinalCheckpoint = false;
+  private released = false;
   private cancelled = false;
   private terminal = false;
   private currentWatermark = MIN_WATERMARK;
@@ -134,16 +150,39 @@ export class Subtask {
         },
       }),
       {
-        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
+        // Sorting during backlog (FLIP-327) is not implemented yet: keyed subtasks go backlog → streaming.
+        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: false && keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
         ...(deps.inspect ? { inspect: deps.inspect } : {}),
       },
     );
     this.chain = buildChain(vertex, this.networkOutputs, (node, output) => this.operatorContext(node, output));
+    this.checkpointer = new SubtaskCheckpointer({
+      vertexUid: vertex.uid,
+      index,
+      parallelism: vertex.parallelism,
+      operators: this.chain.operators.map(({ node, operator }) => ({
+        uid: node.uid,
+        operator,
+        keyed: node.kind === "operator" && node.spec.keySelectors !== undefined,
+      })),
+      ...(head.kind === "source" ? { source: { uid: head.uid, reader: () => this.reader } } : {}),
+      backend: () => this.backend,
+      emitBarrier: (b) => { for (const o of this.networkOutputs.values()) o.emitBarrier(b); },
+      outputsEnded: () => this.outputsEnded,
+      block: (c) => this.gate.block(c),
+      unblock: (c) => this.gate.unblock(c),
+      onPhase: (e) => this.actor.send(e),
+      onAck: (snap, id) => deps.onAck(this, snap, id),
+      onDecline: (id, reason) => deps.onDecline(this, id, reason),
+      log: deps.log,
+    }, channels.length);
   }
 
   get isSource(): boolean { return this.vertex.nodes[0]!.kind === "source"; }
   get state(): string { return describeSubtaskState(this.actor.getSnapshot().value); }
   get isTerminal(): boolean { return this.terminal; }
+  /** Input ended, state final, waiting for a checkpoint that includes it. */
+  get isWaitingForFinalCheckpoint(): boolean { return this.waitingForFinalCheckpoint; }
 
   /** Subscriptions first: every subtask subscribes before any may publish (the caller flushes after). */
   setup(): void {
@@ -167,9 +206,10 @@ export class Subtask {
     for (const { operator } of this.chain.operators) await operator.open?.();
     const head = this.vertex.nodes[0]!;
     if (head.kind === "source") {
+      const restored = this.deps.restore?.statesOf(head.uid);
       this.reader = await head.source.createReader({
         ...this.connectorContext(head),
-        restoredState: undefined,
+        restoredState: restored && restored.length ? restored.map((p) => p.state) : undefined,
       });
     }
     this.actor.send({ type: "RESTORED" });
@@ -193,11 +233,31 @@ export class Subtask {
     if (this.terminal) return;
     this.actor.send({ type: "CANCEL" });
     this.terminate();
+    void this.closeOperators({ keepState: this.deps.job.checkpointIntervalMs === 0 }).catch(() => {});
+  }
+
+  /** Source subtasks: start checkpoint `barrier` (on the mailbox, between batches). */
+  triggerCheckpoint(barrier: CheckpointBarrier): void {
+    this.gate.enqueue(() => this.checkpointer.trigger(barrier));
+  }
+
+  /** The final checkpoint completed: close and finish. */
+  release(): void {
+    this.released = true;
+    this.gate.signal();
+  }
+
+  notifyCheckpointComplete(checkpointId: number): void {
+    this.gate.enqueue(() => this.checkpointer.notifyComplete(checkpointId).catch((e) => this.fail(e)));
+  }
+
+  notifyCheckpointAborted(checkpointId: number): void {
+    this.gate.enqueue(() => this.checkpointer.notifyAborted(checkpointId));
   }
 
   /** Called by scenarios and tests: the subtask fails as if its code had thrown. */
   injectFailure(reason: string): void {
-    this.gate.enqueue(() => { throw new Error(reason); });
+    this.gate.enqueue(() => { throw new WeirError(ErrorCode.InvalidJob, reason); });
   }
 
   status(): SubtaskStatus {
@@ -248,7 +308,7 @@ export class Subtask {
         continue;
       }
       const spec = channels[item.channel]!;
-      const p = this.handleFrame(head, spec, item.frame);
+      const p = this.handleFrame(head, spec, item.channel, item.frame);
       if (p) await p;
       this.gate.ack(item.channel);
       if (this.endedChannels === channels.length) return;
@@ -289,7 +349,7 @@ export class Subtask {
     }
   }
 
-  private handleFrame(head: StreamOperator, spec: InputChannelSpec, frame: Frame): MaybePromise {
+  private handleFrame(head: StreamOperator, spec: InputChannelSpec, channel: number, frame: Frame): MaybePromise {
     const input = spec.inputIndex;
     switch (frame.k) {
       case "r": {
@@ -309,18 +369,15 @@ export class Subtask {
         return;
       }
       case "b":
-        // Checkpoint barriers are aligned and acknowledged by the checkpoint coordinator (issue 5);
-        // until then a barrier is forwarded so downstream subtasks see it in order.
-        for (const o of this.networkOutputs.values()) o.emitBarrier(frame.b);
-        return;
+        return this.checkpointer.onBarrier(channel, frame.b);
       case "e": {
         this.endedChannels++;
         const attrs = this.attributes.ended(input, spec.indexInInput);
         const w = this.deliverWatermark(this.inputs.ended(input, spec.indexInInput));
-        if (attrs !== undefined) {
-          return w ? w.then(() => this.emitAttributes(this.chain.headOutput, { isBacklog: attrs })) : this.emitAttributes(this.chain.headOutput, { isBacklog: attrs });
-        }
-        return w;
+        const a = (): MaybePromise => (attrs === undefined ? undefined : this.emitAttributes(this.chain.headOutput, { isBacklog: attrs }));
+        // An ended channel no longer owes barriers: it may complete an alignment.
+        const c = (): MaybePromise => this.checkpointer.onEndOfInput(channel);
+        return andThen(andThen(w, a), c);
       }
     }
   }
@@ -392,9 +449,16 @@ export class Subtask {
       if (p) await p;
     }
     for (const o of this.networkOutputs.values()) o.emitEndOfInput();
+    this.outputsEnded = true;
     this.flushOutputs();
     if (this.isBlocked()) await this.waitUnblocked();
     if (this.cancelled) return;
+    if (this.deps.job.checkpointIntervalMs > 0) {
+      this.waitingForFinalCheckpoint = true;
+      this.deps.onInputFinished(this);
+      await this.serveMailUntilReleased();
+      if (this.cancelled) return;
+    }
     await this.closeOperators();
     await this.deps.nc.flush();
     this.actor.send({ type: "FINISHED" });
@@ -402,12 +466,25 @@ export class Subtask {
     this.deps.onFinished(this);
   }
 
+  /** After end of input: only checkpoint requests and notifications arrive, until release(). */
+  private async serveMailUntilReleased(): Promise<void> {
+    while (!this.released && !this.cancelled) {
+      const item = this.gate.poll();
+      if (item?.type === "mail") {
+        const p = item.action();
+        if (p) await p;
+        continue;
+      }
+      if (item === undefined) await this.gate.waitForInput();
+    }
+  }
+
   private fail(error: unknown): void {
     if (this.terminal) return;
     this.error = error;
     this.actor.send({ type: "FAIL", error: messageOf(error) });
     this.terminate();
-    void this.closeOperators().catch(() => {});
+    void this.closeOperators({ keepState: this.deps.job.checkpointIntervalMs === 0 }).catch(() => {});
     this.deps.onFailed(this, error);
   }
 
@@ -423,12 +500,28 @@ export class Subtask {
   }
 
   private closed = false;
-  private async closeOperators(): Promise<void> {
+  /** keepState false: buffered state changes are dropped, not written (the restart restores a checkpoint). */
+  private async closeOperators(options: { keepState: boolean } = { keepState: true }): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const { operator } of this.chain.operators) await operator.close?.();
-    const backend = this.backend;
-    if (backend) await (await backend).close();
+    const backend = this.backend ? await this.backend : undefined;
+    if (!backend) return;
+    if (options.keepState || !backend.dispose) await backend.close();
+    else backend.dispose();
+  }
+
+  /** The keyed backend, restored to the checkpoint this run starts from. */
+  private async openBackend(): Promise<KeyedStateBackend> {
+    const backend = await this.deps.createStateBackend(this.keyGroupRange);
+    const keyedUids = this.vertex.nodes.filter((n) => n.kind === "operator" && n.spec.keySelectors !== undefined).map((n) => n.uid);
+    const snapshots = this.deps.restore?.keyedSnapshotsOf(keyedUids) ?? [];
+    if (snapshots.length > 0) {
+      if (!backend.restore) throw new Error(`the ${backend.kind} state backend cannot restore checkpoint ${this.deps.restore!.id}`);
+      await backend.restore(snapshots);
+      this.checkpointer.restoredFrom(snapshots);
+    }
+    return backend;
   }
 
   // ------------------------------------------------------------------ contexts
@@ -465,13 +558,22 @@ export class Subtask {
       deadLetters: this.deps.deadLetters,
       keyGroupRange: this.keyGroupRange,
       clock: this.deps.clock,
-      stateBackend: () => (this.backend ??= this.deps.createStateBackend(this.keyGroupRange)),
+      stateBackend: () => (this.backend ??= this.openBackend()),
+      restoredState: () => {
+        const parts = this.deps.restore?.statesOf(node.uid);
+        return parts && parts.length ? parts : undefined;
+      },
+      checkpointing: this.deps.job.checkpointIntervalMs > 0,
       currentWatermark: () => this.currentWatermark,
       enqueue: (action: MailAction) => this.gate.enqueue(action),
       fail: (e: unknown) => this.fail(e),
       log: this.deps.log,
     };
   }
+}
+
+function andThen(first: MaybePromise, next: () => MaybePromise): MaybePromise {
+  return first ? first.then(next) : next();
 }
 
 function range(n: number): number[] {

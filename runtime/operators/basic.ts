@@ -136,7 +136,15 @@ export class SinkOperator implements StreamOperator {
       nc: this.ctx.nc,
       deadLetters: this.ctx.deadLetters,
       log: this.ctx.log,
+      checkpointing: this.ctx.checkpointing,
+      ...(this.ctx.restoredState() ? { restoredState: this.ctx.restoredState()! } : {}),
     });
+  }
+  snapshotState(checkpointId: number): unknown {
+    return this.writer?.snapshotState?.(checkpointId);
+  }
+  async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    await this.writer?.notifyCheckpointComplete?.(checkpointId);
   }
   processElement(value: unknown, ts: number | undefined): MaybePromise {
     this.recordsOut++;

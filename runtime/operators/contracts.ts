@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { KeyGroupRange } from "../../state/key-groups.ts";
 import type { RuntimeContext } from "../api/functions.ts";
-import type { DeadLetters } from "../api/connectors.ts";
+import type { DeadLetters, RestoredPart } from "../api/connectors.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
 import type { JobNames } from "../names.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
@@ -31,7 +31,12 @@ export interface StreamOperator {
   onWatermark?(watermark: number): MaybePromise;
   onIdle?(idle: boolean): MaybePromise;
   onAttributes?(attributes: RecordAttributes): MaybePromise;
-  /** Operator state to store in a checkpoint (issue 5). */
+  /** Before a checkpoint's state is captured: finish records in flight (async state). */
+  prepareSnapshot?(): MaybePromise;
+  /**
+   * Operator state to store in checkpoint `checkpointId`, captured synchronously at the call; a promise
+   * resolves once that state is durable (e.g. a sink's staged output).
+   */
   snapshotState?(checkpointId: number): unknown;
   notifyCheckpointComplete?(checkpointId: number): MaybePromise;
   /** No more input is queued right now: send buffered work instead of waiting for more (async state). */
@@ -55,6 +60,10 @@ export interface OperatorContext {
   readonly deadLetters: DeadLetters;
   readonly keyGroupRange: KeyGroupRange;
   readonly clock: Clock;
+  /** This operator's state in the checkpoint the job restores (every old subtask's part), if any. */
+  restoredState(): readonly RestoredPart[] | undefined;
+  /** Whether the job takes checkpoints. */
+  readonly checkpointing: boolean;
   /** The subtask's keyed state backend (created on first use, shared by its keyed operators). */
   stateBackend(): Promise<KeyedStateBackend>;
   currentWatermark(): number;

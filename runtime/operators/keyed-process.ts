@@ -133,6 +133,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     return this.aec?.drain();
   }
 
+  prepareSnapshot(): MaybePromise {
+    return this.aec?.drain();
+  }
+
   timerServiceFor(rc: KeyedRecordContext<K, O>): TimerService {
     const timer = (timestamp: number): Timer => ({ timestamp, keyId: rc.keyId, key: rc.key, keyGroup: rc.keyGroup });
     return {

@@ -18,16 +18,23 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamPublishOptions } from "@nats-io/jetstream";
-import type { ConnectorContext, SinkDef, SinkWriter } from "../api/connectors.ts";
+import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../api/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
 import { ConnectorNames } from "../names.ts";
 import { PositiveInt, decodeOrThrow } from "../validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
+import { ExactlyOnceJetStreamWriter, windowPublisher } from "./jetstream-exactly-once.ts";
 
 export interface JetStreamSinkOptions<T> {
   readonly stream?: string;
   readonly subject: SubjectOption<T>;
+  /**
+   * "exactly-once" (the default when the job takes checkpoints): output is published when the checkpoint
+   * that covers it commits (two-phase commit, see jetstream-exactly-once.ts). "at-least-once": published
+   * at once; a restart may publish some records again.
+   */
+  readonly delivery?: "exactly-once" | "at-least-once";
   /** Unacknowledged publishes before `write` waits. Default 1000. */
   readonly maxInFlight?: number;
   /** Duplicate window of a stream this sink creates. Default 120000 (the server's default). */
@@ -52,6 +59,7 @@ const Options = t.intersection([
     stream: t.refinement(t.string, (s) => /^[^\s.*>/\\]+$/.test(s), "StreamName"),
     maxInFlight: PositiveInt,
     duplicateWindowMs: PositiveInt,
+    delivery: t.keyof({ "exactly-once": null, "at-least-once": null }),
   }),
 ]);
 
@@ -62,9 +70,13 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   const maxInFlight = options.maxInFlight ?? 1000;
   return {
     kind: "jetstream",
-    async createWriter(ctx): Promise<JetStreamSinkWriter<T>> {
+    async createWriter(ctx): Promise<SinkWriter<T> | JetStreamSinkWriter<T>> {
       const js = jetstream(ctx.nc);
       const names = new ConnectorNames(ctx.names);
+      if ((options.delivery ?? (ctx.checkpointing ? "exactly-once" : "at-least-once")) === "exactly-once") {
+        if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `${what}: delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
+        return exactlyOnceWriter(ctx, options, what, resolveSubject, js, maxInFlight);
+      }
       const restored = restoredState(ctx);
       const epoch = restored?.epoch ?? Date.now().toString(36) + randomBytes(2).toString("hex");
       let sequence = restored?.sequence ?? 0;
@@ -109,8 +121,37 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   };
 }
 
+async function exactlyOnceWriter<T>(
+  ctx: SinkContext,
+  options: JetStreamSinkOptions<T>,
+  what: string,
+  resolveSubject: (value: T) => string,
+  js: ReturnType<typeof jetstream>,
+  maxInFlight: number,
+): Promise<SinkWriter<T>> {
+  const window = new InflightWindow(maxInFlight);
+  const expect: Partial<JetStreamPublishOptions> = options.stream ? { expect: { streamName: options.stream } } : {};
+  let streamReady = options.stream === undefined;
+  const publisher = windowPublisher(window, (subject, payload, id) => {
+    const go = () => window.add(js.publish(subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
+    if (streamReady) return go();
+    return ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; return go(); });
+  });
+  const writer = new ExactlyOnceJetStreamWriter<T>(ctx, (v) => {
+    try { return resolveSubject(v); } catch (e) { throw new WeirError(ErrorCode.Sink, `${what}: subject function failed: ${messageOf(e)}`, { cause: e }); }
+  }, publisher);
+  if (ctx.restoredState?.length) await writer.recover(ctx.restoredState);
+  return writer;
+}
+
+/** Streams an exactly-once sink creates keep message ids 10 minutes: a restart must come within that. */
+const EXACTLY_ONCE_DUPLICATE_WINDOW_MS = 10 * 60_000;
+
 function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
-  const s = (ctx as { restoredState?: unknown }).restoredState as Partial<JetStreamSinkState> | undefined;
+  const raw = (ctx as { restoredState?: unknown }).restoredState;
+  // In a job, restored state comes as every old subtask's part; take ours.
+  const part = Array.isArray(raw) ? (raw as RestoredPart[]).find((p) => p.index === ctx.subtaskIndex)?.state : raw;
+  const s = part as Partial<JetStreamSinkState> | undefined;
   if (s === undefined || s === null) return undefined;
   if (typeof s.epoch !== "string" || typeof s.sequence !== "number") {
     throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state is not { epoch, sequence }: ${JSON.stringify(s)?.slice(0, 80)}`);

@@ -2,7 +2,7 @@
 // (the runtime builds the real one per subtask).
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { SourceContext } from "../api/connectors.ts";
+import type { ConnectorContext } from "../api/connectors.ts";
 import { DeadLetterPublisher } from "../exec/dead-letters.ts";
 import { JobNames } from "../names.ts";
 
@@ -12,13 +12,18 @@ export interface StandaloneOptions {
   readonly operatorUid?: string;
   readonly subtaskIndex?: number;
   readonly parallelism?: number;
-  readonly restoredState?: unknown;
+  readonly restoredState?: any;
+  /** For sink writers: whether the job takes checkpoints. */
+  readonly checkpointing?: boolean;
   readonly log?: (message: string) => void;
   /** Share one publisher between several contexts of the same job. */
   readonly deadLetters?: DeadLetterPublisher;
 }
 
-export function standaloneContext(options: StandaloneOptions): SourceContext & { readonly publisher: DeadLetterPublisher } {
+/** Usable as a SourceContext and as a SinkContext (`restoredState` is whatever the test passes). */
+export type StandaloneContext = ConnectorContext & { readonly restoredState: any; readonly checkpointing: boolean; readonly publisher: DeadLetterPublisher };
+
+export function standaloneContext(options: StandaloneOptions): StandaloneContext {
   const names = new JobNames(options.job ?? "t");
   const log = options.log ?? (() => {});
   const publisher = options.deadLetters ?? new DeadLetterPublisher(options.nc, names, log);
@@ -33,6 +38,7 @@ export function standaloneContext(options: StandaloneOptions): SourceContext & {
     deadLetters: publisher.forSubtask(),
     log,
     restoredState: options.restoredState,
+    checkpointing: options.checkpointing ?? false,
     publisher,
   };
 }

@@ -1,0 +1,212 @@
+// The checkpoint coordinator: triggers a checkpoint every interval (one in flight), injects barriers at
+// the sources, collects every subtask's acknowledgement, commits the metadata atomically (store.ts), then
+// tells the subtasks (state deltas may be materialized, sinks commit their staged output). Old
+// checkpoints beyond the retention are deleted. The decisions live in actors/checkpoint-machine.ts.
+
+import { createActor, type Actor } from "xstate";
+import { checkpointMachine } from "../../actors/checkpoint-machine.ts";
+import { describeError, messageOf } from "../errors.ts";
+import type { CheckpointBarrier } from "../transport/frames.ts";
+import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "./metadata.ts";
+import type { CheckpointStore } from "./store.ts";
+
+export interface CheckpointTarget {
+  readonly id: string;
+  readonly isSource: boolean;
+  /** Input ended: it acknowledges with its final state when asked directly (no barrier reaches it). */
+  readonly isWaitingForFinalCheckpoint: boolean;
+  triggerCheckpoint(barrier: CheckpointBarrier): void;
+  notifyCheckpointComplete(id: number): void;
+  notifyCheckpointAborted(id: number): void;
+}
+
+export interface CoordinatorOptions {
+  readonly job: string;
+  readonly store: CheckpointStore;
+  readonly firstId: number;
+  readonly latestRevision: number;
+  readonly maxParallelism: number;
+  readonly parallelism: Readonly<Record<string, number>>;
+  readonly timeoutMs: number;
+  readonly retain: number;
+  readonly log: (message: string) => void;
+  readonly inspect?: (event: unknown) => void;
+}
+
+export interface CheckpointStats {
+  readonly completed: number;
+  readonly aborted: number;
+  readonly inFlight?: number;
+  readonly lastCompleted?: CheckpointSummary;
+  readonly lastFailure?: string;
+}
+
+export class CheckpointCoordinator {
+  readonly actor: Actor<typeof checkpointMachine>;
+  private acks = new Map<string, SubtaskSnapshot>();
+  private barrier: CheckpointBarrier | undefined;
+  private idleWaiters: Array<() => void> = [];
+  /** Deleting old checkpoints runs behind commits, one at a time; stop() waits for it. */
+  private housekeeping: Promise<void> = Promise.resolve();
+  private triggeredAt = 0;
+  private kind: CheckpointKind = "checkpoint";
+  private revision: number;
+  private lastSummary: CheckpointSummary | undefined;
+  private readonly waiters = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
+  private nextWaiters: Array<{ resolve: (id: number) => void; reject: (e: Error) => void }> = [];
+
+  constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
+    this.revision = o.latestRevision;
+    this.actor = createActor(checkpointMachine.provide({
+      actions: {
+        injectBarriers: (_, p) => this.inject(p.checkpointId, p.kind),
+        commit: (_, p) => { void this.commit(p.checkpointId); },
+        notifyComplete: (_, p) => this.notifyComplete(p.checkpointId),
+        notifyAborted: (_, p) => this.notifyAborted(p.checkpointId, p.reason),
+      },
+    }), {
+      input: { firstId: o.firstId, timeoutMs: o.timeoutMs },
+      ...(o.inspect ? { inspect: o.inspect } : {}),
+    });
+    this.actor.subscribe((snap) => {
+      if (snap.value !== "idle" || this.idleWaiters.length === 0) return;
+      const ws = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of ws) queueMicrotask(w);
+    });
+    this.actor.start();
+  }
+
+  get busy(): boolean { return this.actor.getSnapshot().value !== "idle"; }
+
+  /** The barrier of the checkpoint in flight, if any. */
+  pendingBarrier(): CheckpointBarrier | undefined {
+    return this.actor.getSnapshot().context.pendingId === undefined ? undefined : this.barrier;
+  }
+
+  hasAcked(subtaskId: string): boolean {
+    return this.acks.has(subtaskId);
+  }
+
+  /** Resolves when no checkpoint is in flight. */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Aborts the checkpoint in flight (the job restarts or ends). */
+  abortPending(reason: string): void {
+    const id = this.actor.getSnapshot().context.pendingId;
+    if (id !== undefined) this.actor.send({ type: "DECLINE", checkpointId: id, reason });
+  }
+
+  /** Starts a checkpoint unless one is in flight; resolves with its id when it completes. */
+  trigger(kind: CheckpointKind = "checkpoint"): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.busy) {
+        if (kind === "savepoint") this.nextWaiters.push({ resolve: () => resolve(this.trigger(kind)), reject });
+        else reject(new Error("a checkpoint is already in progress"));
+        return;
+      }
+      const id = this.actor.getSnapshot().context.nextId;
+      this.waiters.set(id, { resolve, reject });
+      this.actor.send({ type: "TRIGGER", kind, expectedAcks: this.targets().length });
+    });
+  }
+
+  ack(snapshot: SubtaskSnapshot, checkpointId: number): void {
+    if (checkpointId !== this.actor.getSnapshot().context.pendingId) return;
+    const key = `${snapshot.vertexUid}#${snapshot.index}`;
+    if (this.acks.has(key)) return;
+    this.acks.set(key, snapshot);
+    this.actor.send({ type: "ACK", checkpointId });
+  }
+
+  decline(checkpointId: number, reason: string): void {
+    this.actor.send({ type: "DECLINE", checkpointId, reason });
+  }
+
+  stats(): CheckpointStats {
+    const c = this.actor.getSnapshot().context;
+    return {
+      completed: c.completed,
+      aborted: c.aborted,
+      ...(c.pendingId !== undefined ? { inFlight: c.pendingId } : {}),
+      ...(this.lastSummary ? { lastCompleted: this.lastSummary } : {}),
+      ...(c.lastFailure ? { lastFailure: c.lastFailure } : {}),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.actor.send({ type: "STOP" });
+    for (const w of [...this.waiters.values(), ...this.nextWaiters]) w.reject(new Error("the job stopped before the checkpoint completed"));
+    this.waiters.clear();
+    this.nextWaiters = [];
+    await this.housekeeping;
+  }
+
+  // ------------------------------------------------------------------ effects
+
+  private inject(checkpointId: number, kind: CheckpointKind): void {
+    const targets = this.targets();
+    this.acks = new Map();
+    this.triggeredAt = Date.now();
+    this.kind = kind;
+    const barrier: CheckpointBarrier = { id: checkpointId, timestamp: this.triggeredAt, kind };
+    this.barrier = barrier;
+    queueMicrotask(() => {
+      // Sources start it; subtasks whose input already ended snapshot their final state directly.
+      for (const t of targets) if (t.isSource || t.isWaitingForFinalCheckpoint) t.triggerCheckpoint(barrier);
+    });
+  }
+
+  private async commit(checkpointId: number): Promise<void> {
+    const metadata: CheckpointMetadata = {
+      job: this.o.job,
+      id: checkpointId,
+      kind: this.kind,
+      triggeredAt: this.triggeredAt,
+      completedAt: Date.now(),
+      maxParallelism: this.o.maxParallelism,
+      parallelism: this.o.parallelism,
+      subtasks: [...this.acks.values()],
+    };
+    try {
+      this.revision = await this.o.store.commit(metadata, this.revision);
+      this.lastSummary = summarize(metadata);
+      this.actor.send({ type: "COMMITTED", checkpointId });
+      this.housekeeping = this.housekeeping.then(() => this.retain()).catch((e) => this.o.log(`deleting old checkpoints failed: ${messageOf(e)}`));
+    } catch (e) {
+      this.o.log(describeError(e));
+      this.actor.send({ type: "COMMIT_FAILED", checkpointId, reason: messageOf(e) });
+    }
+  }
+
+  private notifyComplete(checkpointId: number): void {
+    for (const t of this.targets()) t.notifyCheckpointComplete(checkpointId);
+    this.waiters.get(checkpointId)?.resolve(checkpointId);
+    this.waiters.delete(checkpointId);
+    this.wakeNext();
+  }
+
+  private notifyAborted(checkpointId: number, reason: string): void {
+    this.o.log(`checkpoint ${checkpointId} aborted: ${reason}`);
+    for (const t of this.targets()) t.notifyCheckpointAborted(checkpointId);
+    this.waiters.get(checkpointId)?.reject(new Error(`checkpoint ${checkpointId} aborted: ${reason}`));
+    this.waiters.delete(checkpointId);
+    this.wakeNext();
+  }
+
+  private wakeNext(): void {
+    const next = this.nextWaiters.shift();
+    if (next) queueMicrotask(() => next.resolve(0));
+  }
+
+  /** Keeps the newest `retain` checkpoints (savepoints are kept until deleted by hand). */
+  private async retain(): Promise<void> {
+    const ids = await this.o.store.list();
+    const checkpoints: number[] = [];
+    for (const id of ids) if ((await this.o.store.kindOf(id)) === "checkpoint") checkpoints.push(id);
+    for (const id of checkpoints.slice(0, Math.max(0, checkpoints.length - this.o.retain))) await this.o.store.delete(id);
+  }
+}

@@ -1,0 +1,89 @@
+// Completed checkpoints live in the KV bucket `weir_<job>_ckpt` (history 1): `checkpoint.<id>` holds the
+// metadata (split into parts when larger than a message), and `latest` points at the newest completed
+// one. Writing the metadata first and then moving `latest` with a compare-and-set is the commit: a crash
+// before the CAS leaves the previous checkpoint as the latest, and a second coordinator (a zombie of an
+// earlier run) loses the CAS instead of overwriting.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { ErrorCode, WeirError } from "../errors.ts";
+import type { JobNames } from "../names.ts";
+import type { CheckpointKind, CheckpointMetadata } from "./metadata.ts";
+
+export interface LatestPointer {
+  readonly id: number;
+  readonly kind: CheckpointKind;
+  readonly completedAt: number;
+}
+
+const PART_BYTES = 512 * 1024;
+const pad = (id: number) => String(id).padStart(12, "0");
+
+export class CheckpointStore {
+  private constructor(private readonly kv: KV, readonly bucket: string) {}
+
+  static async open(nc: NatsConnection, names: JobNames): Promise<CheckpointStore> {
+    const kvm = new Kvm(nc);
+    const kv = await kvm.create(names.checkpointBucket, { history: 1 });
+    return new CheckpointStore(kv, names.checkpointBucket);
+  }
+
+  async latest(): Promise<{ pointer: LatestPointer; revision: number } | undefined> {
+    const e = await this.kv.get("latest");
+    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+    return { pointer: e.json<LatestPointer>(), revision: e.revision };
+  }
+
+  async read(id: number): Promise<CheckpointMetadata | undefined> {
+    const head = await this.kv.get(`checkpoint.${pad(id)}`);
+    if (!head || head.operation !== "PUT" || head.value.length === 0) return undefined;
+    const h = head.json<{ parts: number }>();
+    const parts: string[] = [];
+    for (let i = 0; i < h.parts; i++) {
+      const p = await this.kv.get(`checkpoint.${pad(id)}.part.${i}`);
+      if (!p || p.operation !== "PUT") throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of ${this.bucket} is incomplete (part ${i} missing)`);
+      parts.push(p.string());
+    }
+    return JSON.parse(parts.join("")) as CheckpointMetadata;
+  }
+
+  /** Stores the metadata, then moves `latest` to it with a CAS on `expectedRevision` (0: must not exist). */
+  async commit(m: CheckpointMetadata, expectedRevision: number): Promise<number> {
+    const text = JSON.stringify(m);
+    const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
+    for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
+    await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
+    const pointer: LatestPointer = { id: m.id, kind: m.kind, completedAt: m.completedAt };
+    try {
+      return expectedRevision === 0
+        ? await this.kv.create("latest", JSON.stringify(pointer))
+        : await this.kv.update("latest", JSON.stringify(pointer), expectedRevision);
+    } catch (e) {
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: another run moved the latest checkpoint (${(e as Error).message})`, { cause: e });
+    }
+  }
+
+  /** Ids of stored checkpoints, oldest first. */
+  async list(): Promise<number[]> {
+    const ids: number[] = [];
+    const keys = await this.kv.keys("checkpoint.*");
+    for await (const k of keys) {
+      const m = /^checkpoint\.(\d+)$/.exec(k);
+      if (m) ids.push(Number(m[1]));
+    }
+    return ids.sort((a, b) => a - b);
+  }
+
+  async kindOf(id: number): Promise<CheckpointKind | undefined> {
+    const head = await this.kv.get(`checkpoint.${pad(id)}`);
+    if (!head || head.operation !== "PUT" || head.value.length === 0) return undefined;
+    return head.json<{ kind: CheckpointKind }>().kind;
+  }
+
+  async delete(id: number): Promise<void> {
+    const head = await this.kv.get(`checkpoint.${pad(id)}`);
+    const parts = head && head.operation === "PUT" && head.value.length ? head.json<{ parts: number }>().parts : 0;
+    for (let i = 0; i < parts; i++) await this.kv.purge(`checkpoint.${pad(id)}.part.${i}`);
+    await this.kv.purge(`checkpoint.${pad(id)}`);
+  }
+}

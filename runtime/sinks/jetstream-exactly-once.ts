@@ -1,0 +1,125 @@
+// Exactly-once for Sinks.jetstream: two-phase commit on checkpoints.
+//
+// Why not just message ids by arrival order? After a keyed exchange the order in which a sink subtask
+// receives records from several upstream subtasks differs from run to run, so "the n-th record" is not
+// the same record after a replay: ids by arrival would drop new records and let duplicates through.
+//
+// So: records written between two checkpoints are held (phase 1); at checkpoint n they are appended to
+// the staging stream as large chunks (durable, cheap) and referenced from the checkpoint; when checkpoint
+// n commits, they are published to the target with ids `<job>:<uid>:<subtask>:c<n>:<i>` (phase 2) and the
+// staged chunks are purged. A crash anywhere is covered: before the commit, the restore replays the input
+// from checkpoint n−1 and the held records are recomputed; after it, the restore re-publishes checkpoint
+// n's staged output with the same ids, and the stream's duplicate window drops what was already there.
+// Cost: output becomes visible at checkpoint completion (latency = checkpoint interval), like Flink's
+// transactional Kafka sink. `delivery: "at-least-once"` publishes at once instead.
+
+import type { RestoredPart, SinkContext, SinkWriter } from "../api/connectors.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+import { ConnectorNames } from "../names.ts";
+import { InflightWindow } from "./inflight.ts";
+import { StagingArea, type StagedRecord, type StagedRef } from "./staging.ts";
+
+export interface ExactlyOnceState {
+  /** Staged output of checkpoints not yet known to be committed, oldest first. */
+  readonly staged: readonly StagedRef[];
+}
+
+export interface Publisher {
+  publish(subject: string, payload: string, messageId: string): void | Promise<void>;
+  drain(): Promise<void>;
+}
+
+export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
+  private pending: StagedRecord[] = [];
+  /** checkpoint id → its records (in memory) and where they are staged. */
+  private readonly prepared = new Map<number, { records: StagedRecord[]; ref: Promise<StagedRef | undefined> }>();
+  private readonly uncommitted: StagedRef[] = [];
+  private readonly names: ConnectorNames;
+  private readonly staging: StagingArea;
+  committed = 0;
+
+  constructor(
+    private readonly ctx: SinkContext,
+    private readonly resolve: (value: T) => string,
+    private readonly publisher: Publisher,
+  ) {
+    this.names = new ConnectorNames(ctx.names);
+    this.staging = new StagingArea(ctx.nc, this.names.stagingStream, this.names.stagingSubject(ctx.operatorUid, ctx.subtaskIndex));
+  }
+
+  /** Re-commits the staged output of the restored checkpoint that this subtask is responsible for. */
+  async recover(parts: readonly RestoredPart[]): Promise<void> {
+    const mine = parts.filter((p) => p.index % this.ctx.parallelism === this.ctx.subtaskIndex);
+    for (const part of mine) {
+      const state = part.state as ExactlyOnceState | undefined;
+      if (!state || !Array.isArray(state.staged)) {
+        throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state of subtask ${part.index} is not an exactly-once state`);
+      }
+      for (const ref of state.staged) {
+        const area = new StagingArea(this.ctx.nc, this.names.stagingStream, this.names.stagingSubject(this.ctx.operatorUid, ref.subtask));
+        const records = await area.read(ref);
+        await this.publishAll(ref.checkpointId, ref.subtask, records);
+        await area.purgeThrough(ref.lastSeq);
+      }
+    }
+  }
+
+  write(value: T): void {
+    this.pending.push([this.resolve(value), JSON.stringify(value)]);
+  }
+
+  /** Phase 1: what was written since the last checkpoint belongs to checkpoint `id`; stage it durably. */
+  snapshotState(checkpointId: number): Promise<ExactlyOnceState> {
+    const records = this.pending;
+    this.pending = [];
+    const ref = this.staging.stage(checkpointId, this.ctx.subtaskIndex, records);
+    this.prepared.set(checkpointId, { records, ref });
+    return ref.then((r) => {
+      if (r) this.uncommitted.push(r);
+      return { staged: [...this.uncommitted] };
+    });
+  }
+
+  /** Phase 2: checkpoint `id` committed: publish its output (and any earlier one still held). */
+  async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    const ids = [...this.prepared.keys()].filter((id) => id <= checkpointId).sort((a, b) => a - b);
+    for (const id of ids) {
+      const { records, ref } = this.prepared.get(id)!;
+      this.prepared.delete(id);
+      const staged = await ref;
+      await this.publishAll(id, this.ctx.subtaskIndex, records);
+      if (staged) {
+        await this.staging.purgeThrough(staged.lastSeq);
+        const at = this.uncommitted.indexOf(staged);
+        if (at >= 0) this.uncommitted.splice(at, 1);
+      }
+    }
+  }
+
+  /** Records are committed by checkpoints (the final one covers the end of input), not by flush. */
+  async flush(): Promise<void> {
+    await this.publisher.drain();
+  }
+
+  async close(): Promise<void> {
+    await this.publisher.drain().catch(() => {});
+  }
+
+  private async publishAll(checkpointId: number, subtask: number, records: readonly StagedRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i++) {
+      const [subject, payload] = records[i]!;
+      const p = this.publisher.publish(subject, payload, this.names.committedMessageId(this.ctx.operatorUid, subtask, checkpointId, i));
+      if (p) await p;
+    }
+    await this.publisher.drain();
+    this.committed += records.length;
+  }
+}
+
+/** A publisher over an InflightWindow (bounded outstanding acks). */
+export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>): Publisher {
+  return {
+    publish,
+    drain: () => window.drain(),
+  };
+}

@@ -1,0 +1,85 @@
+// Where an exactly-once sink keeps a checkpoint's output between "checkpoint taken" and "checkpoint
+// committed": large JSON chunks in the stream `weir_<job>_staging` (chunked appends are the cheap way to
+// make data durable on JetStream, FACTS.md), one subject per sink subtask, purged once committed.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+
+/** Output records as [subject, payload] pairs. */
+export type StagedRecord = readonly [subject: string, payload: string];
+
+/** Where one checkpoint's output of one sink subtask is staged. */
+export interface StagedRef {
+  readonly checkpointId: number;
+  /** The sink subtask that wrote it (part of its message ids). */
+  readonly subtask: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly records: number;
+}
+
+const CHUNK_CHARS = 256 * 1024;
+
+export class StagingArea {
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string) {}
+
+  private ensure(): Promise<void> {
+    return (this.ready ??= (async () => {
+      const jsm = await jetstreamManager(this.nc);
+      try {
+        await jsm.streams.info(this.stream);
+      } catch {
+        try {
+          await jsm.streams.add({ name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`] });
+        } catch {
+          await jsm.streams.info(this.stream); // created meanwhile by another subtask
+        }
+      }
+    })());
+  }
+
+  /** Appends `records` durably; returns where they are. */
+  async stage(checkpointId: number, subtask: number, records: readonly StagedRecord[]): Promise<StagedRef | undefined> {
+    if (records.length === 0) return undefined;
+    await this.ensure();
+    const js = jetstream(this.nc);
+    const acks: Array<Promise<{ seq: number }>> = [];
+    let chunk: StagedRecord[] = [];
+    let size = 0;
+    const send = () => {
+      acks.push(js.publish(this.subject, JSON.stringify(chunk)));
+      chunk = [];
+      size = 0;
+    };
+    for (const r of records) {
+      chunk.push(r);
+      size += r[0].length + r[1].length + 8;
+      if (size >= CHUNK_CHARS) send();
+    }
+    if (chunk.length) send();
+    const seqs = (await Promise.all(acks)).map((a) => a.seq);
+    return { checkpointId, subtask, firstSeq: Math.min(...seqs), lastSeq: Math.max(...seqs), records: records.length };
+  }
+
+  /** Reads back what `ref` staged (for a commit retried after a restore). */
+  async read(ref: StagedRef): Promise<StagedRecord[]> {
+    await this.ensure();
+    const jsm = await jetstreamManager(this.nc);
+    const out: StagedRecord[] = [];
+    for (let seq = ref.firstSeq; seq <= ref.lastSeq; seq++) {
+      const m = await jsm.streams.getMessage(this.stream, { seq }).catch(() => undefined);
+      if (!m || m.subject !== this.subject) continue;
+      out.push(...(m.json<StagedRecord[]>()));
+    }
+    return out;
+  }
+
+  /** Drops staged chunks up to and including `lastSeq` once committed. */
+  async purgeThrough(lastSeq: number): Promise<void> {
+    await this.ensure();
+    const jsm = await jetstreamManager(this.nc);
+    await jsm.streams.purge(this.stream, { filter: this.subject, seq: lastSeq + 1 });
+  }
+}

@@ -1,0 +1,159 @@
+// The scenario file format (no server): one-line errors naming the file and the field path, templates,
+// record comparisons and the pass/fail table.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WeirError } from "../runtime/errors.ts";
+import { loadScenario, parseScenario } from "../scenarios/format.ts";
+import { fillJson, fillString, templateProblem } from "../scenarios/template.ts";
+import { compareContains, compareLastPerKey, compareMultiset, compareOrdered } from "../scenarios/compare.ts";
+import { formatTable } from "../scenarios/cli.ts";
+import { findScenarioFiles } from "../scenarios/runner.ts";
+
+const FILE = "scenarios/x.scenario.yaml";
+
+function errorOf(text: string, file = FILE): string {
+  try {
+    parseScenario(text, file);
+  } catch (e) {
+    assert.instance(e, WeirError);
+    const m = (e as Error).message;
+    assert.not.ok(m.includes("\n"), `one line: ${m}`);
+    return m;
+  }
+  throw new Error("expected the scenario to be rejected");
+}
+
+const f = suite("scenario format");
+
+f("a wrong type names the file and the field path", () => {
+  const text = [
+    "job: job.ts",
+    "steps:",
+    "  - publish: { subject: words.a, data: x }",
+    "  - start: {}",
+    "  - publish: { subject: 3, data: x }",
+  ].join("\n");
+  assert.is(errorOf(text), "scenarios/x.scenario.yaml: steps[2].publish.subject: expected non-empty string, got 3");
+});
+
+f("loadScenario reports a file's problems with its path", () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-scn-"));
+  try {
+    const file = join(dir, "bad.scenario.yaml");
+    writeFileSync(file, "job: j.ts\nsteps:\n  - wait: { output: { stream: X, count: -1 } }\n");
+    assert.throws(() => loadScenario(file), (e: Error) => e.message === `${file}: steps[0].wait.output.count: expected positive integer, got -1`);
+    assert.throws(() => loadScenario(join(dir, "missing.scenario.yaml")), (e: Error) => e.message.endsWith("missing.scenario.yaml: file not found"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+f("unknown steps, fields and options are errors, not ignored", () => {
+  assert.match(errorOf("job: j.ts\nsteps:\n  - pubish: { subject: a, data: x }"), /^scenarios\/x\.scenario\.yaml: steps\[0\]\.pubish: expected one of publish, start, wait, sleep, kill, restart, stop/);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - wait: { outptu: { stream: X, count: 1 } }"), /steps\[0\]\.wait\.outptu: expected one of output, watermark, state, checkpoint, exit, dlq, recordsIn/);
+  assert.match(errorOf("job: j.ts\noptions: { paralelism: 2 }\nsteps: []"), /options\.paralelism: expected no field "paralelism" \(known: parallelism, stateBackend/);
+  assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: X\n    record: []"), /expect\[0\]\.record: expected no field "record"/);
+  assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - strem: X"), /expect\[0\]\.strem: expected one of stream, dlq, exit, failure/);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - kill: proc"), /steps\[0\]\.kill: expected "process" or an object/);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - wait: { exit: -1 }"), /steps\[0\]\.wait\.exit: expected an exit code/);
+  assert.match(errorOf("steps: []"), /^scenarios\/x\.scenario\.yaml: job: expected non-empty string, got nothing$/);
+});
+
+f("cross-field rules and templates are checked when loading", () => {
+  assert.match(errorOf("job: j.ts\nsteps:\n  - publish: { subject: a, data: x, json: 1 }"), /steps\[0\]\.publish: expected exactly one of data, json, lines \(got data and json\)/);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - publish: { subject: a }"), /steps\[0\]\.publish: expected exactly one of data, json, lines,/);
+  assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: "a.${j}", data: x }'), /steps\[0\]\.publish: expected a valid template \(\$\{j\}: unknown variable j/);
+  assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: X\n    ordered: true\n    count: 1"), /expect\[0\]: expected records \(ordered and lastPerKey compare records\)/);
+  assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - dlq: { reasonMatches: \"(\" }"), /expect\[0\]\.dlq\.reasonMatches: expected a valid regular expression/);
+});
+
+f("invalid YAML is one line with its position", () => {
+  assert.match(errorOf("job: j.ts\nsteps: [ {publish: }"), /^scenarios\/x\.scenario\.yaml: invalid YAML: .* at line 2, column \d+$/);
+  assert.is(errorOf(""), "scenarios/x.scenario.yaml: expected a mapping with job, steps and expect, got an empty file");
+});
+
+f("a valid file decodes every step and expectation, with defaults", () => {
+  const s = parseScenario([
+    "job: ../examples/j.ts",
+    "steps:",
+    "  - start:",
+    "  - kill: process",
+    "  - sleep: 100",
+    "  - wait: { checkpoint: 1 }",
+    "  - wait: { output: { stream: C, count: 2 }, timeoutMs: 100 }",
+    "  - kill: { subtask: 'count#0' }",
+    "  - restart: { options: { parallelism: 3 } }",
+    "  - stop: { via: control, savepoint: true }",
+    "expect:",
+    "  - stream: C",
+    "    lastPerKey: word",
+    "    records: [{ word: a }]",
+    "  - exit: 0",
+    "  - failure: boom",
+    "  - dlq: { count: 1, reasonMatches: [x, y] }",
+  ].join("\n"), "/tmp/s/x.scenario.yaml");
+  assert.is(s.name, "x");
+  assert.is(s.jobPath, "/tmp/examples/j.ts");
+  assert.is(s.timeoutMs, 10_000);
+  assert.equal(s.steps.map((x) => x.kind), ["start", "kill", "sleep", "wait", "wait", "kill", "restart", "stop"]);
+  assert.equal(s.steps[0], { kind: "start", body: {} });
+  assert.equal(s.steps[4], { kind: "wait", body: { kind: "output", body: { stream: "C", count: 2 }, timeoutMs: 100 } });
+  assert.equal(s.expect.map((e) => e.kind), ["stream", "exit", "failure", "dlq"]);
+});
+
+f("templates: variables, arithmetic, numbers from whole-string templates", () => {
+  const vars = { i: 7, n: 10, line: 2, now: 1000, start: 500 };
+  assert.is(fillString("user-${i % 3}.${line}", vars), "user-1.2");
+  assert.equal(fillJson({ ts: "${start + 100 * i}", k: "k${floor(i / 2)}", nested: ["${-i}", "x"] }, vars), { ts: 1200, k: "k3", nested: [-7, "x"] });
+  assert.is(fillString("no templates", vars), "no templates");
+  assert.match(templateProblem("${i +}") ?? "", /unexpected end/);
+  assert.match(templateProblem("${eval(1)}") ?? "", /unknown function eval/);
+  assert.is(templateProblem("${max(i, 3) * (n - 1)}"), undefined);
+});
+
+f("record comparisons: multiset, ordered, contains, lastPerKey", () => {
+  assert.is(compareMultiset([{ a: 1, b: 2 }, { a: 1, b: 2 }, "x"], ["x", { b: 2, a: 1 }, { b: 2, a: 1 }]), undefined);
+  assert.match(compareMultiset([{ a: 1 }], [{ a: 1 }, { a: 1 }]) ?? "", /got 1 records, expected 2; missing 1: \{"a":1\}/);
+  assert.match(compareMultiset([{ a: 2 }], [{ a: 1 }]) ?? "", /missing 1: \{"a":1\}; unexpected 1: \{"a":2\}/);
+  assert.is(compareOrdered([1, 2, 3], [1, 2, 3]), undefined);
+  assert.match(compareOrdered([1, 3, 2], [1, 2, 3]) ?? "", /record 1 differs: got 3, expected 2/);
+  assert.match(compareOrdered([1, 2], [1, 2, 3]) ?? "", /first missing \(record 2\): 3/);
+  assert.is(compareContains([1, 2, 3], [3, 1]), undefined);
+  assert.match(compareContains([1, 2], [2, 2]) ?? "", /missing 1: 2/);
+  const out = [{ w: "a", n: 1 }, { w: "b", n: 1 }, { w: "a", n: 2 }];
+  assert.is(compareLastPerKey(out, [{ w: "a", n: 2 }, { w: "b", n: 1 }], "w"), undefined);
+  assert.match(compareLastPerKey(out, [{ w: "a", n: 3 }, { w: "b", n: 1 }], "w") ?? "", /differs for 1 key\(s\): "a": got \{"n":2,"w":"a"\}, expected \{"n":3,"w":"a"\}/);
+  assert.match(compareLastPerKey(out, [{ w: "a", n: 2 }], "w") ?? "", /unexpected key\(s\) "b"/);
+  assert.match(compareLastPerKey(out, [{ w: "a", n: 2 }, { w: "b", n: 1 }, { w: "c", n: 1 }], "w") ?? "", /missing key\(s\) "c"/);
+});
+
+f("the table has a row per scenario and a summary", () => {
+  const table = formatTable([
+    { file: "a", name: "first", outcome: "passed", ok: true, durationMs: 1234, failures: [], stderr: "" },
+    { file: "b", name: "second", outcome: "failed", ok: false, durationMs: 50, reason: "step 2 (start): boom", failures: ["step 2 (start): boom"], stderr: "" },
+    { file: "c", name: "third", outcome: "xfail", ok: true, durationMs: 10, reason: "not built", failures: ["not built"], stderr: "", expectFailure: "issue 5" },
+  ]);
+  const lines = table.split("\n");
+  assert.match(lines[0]!, /^scenario\s+result\s+secs\s+reason$/);
+  assert.match(lines[1]!, /^first\s+pass\s+1\.2$/);
+  assert.match(lines[2]!, /^second\s+FAIL\s+0\.1\s+step 2 \(start\): boom$/);
+  assert.match(lines[3]!, /^third\s+xfail\s+0\.0\s+not built$/);
+  assert.is(lines[lines.length - 1], "3 scenarios: 1 passed, 1 failed, 1 expected to fail");
+});
+
+f("scenario files are found in folders, sorted; a missing path is an error", () => {
+  const files = findScenarioFiles(["scenarios"]);
+  assert.ok(files.length >= 5);
+  assert.ok(files.every((x) => x.endsWith(".scenario.yaml")));
+  assert.equal(files, [...files].sort());
+  assert.throws(() => findScenarioFiles(["no/such/dir"]), /no such file or folder: no\/such\/dir/);
+});
+
+f("every shipped scenario file is valid", () => {
+  for (const file of findScenarioFiles(["scenarios"])) loadScenario(file);
+});
+
+f.run();

@@ -1,0 +1,155 @@
+// The shipped scenarios, run for real through runScenario (each on its own nats-server, the job as a
+// `weir run` child process), plus proof that the runner fails: a wrong expectation, a bad file, a pass
+// of a scenario marked expectFailure, and the `weir scenario` command's table and exit code.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { findScenarioFiles, runScenario, type ScenarioResult } from "../scenarios/runner.ts";
+import { loadScenario } from "../scenarios/format.ts";
+
+const root = resolve(new URL("..", import.meta.url).pathname);
+const examples = join(root, "examples/scenarios");
+let dir: string;
+
+function explain(r: ScenarioResult): string {
+  return `${r.name}: ${r.outcome}${r.reason ? ` (${r.reason})` : ""}\n${r.stderr.split("\n").slice(-15).join("\n")}`;
+}
+
+/** A scenario file in the temp dir (its job path relative to examples/scenarios/). */
+function scenarioFile(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text.replaceAll("JOBS/", `${examples}/`));
+  return file;
+}
+
+const shipped = suite("shipped scenarios");
+shipped.before(() => { dir = mkdtempSync(join(tmpdir(), "weir-scenarios-")); });
+shipped.after(() => { rmSync(dir, { recursive: true, force: true }); });
+
+for (const file of findScenarioFiles([join(root, "scenarios")])) {
+  const s = loadScenario(file);
+  shipped(`${file.slice(root.length + 1)}: ${s.name}`, async () => {
+    const r = await runScenario(file);
+    if (s.expectFailure) {
+      // Known to fail until a feature lands: it must fail (not pass silently, not crash the runner).
+      assert.is(r.outcome, "xfail", explain(r));
+    } else {
+      assert.is(r.outcome, "passed", explain(r));
+    }
+    assert.ok(r.ok);
+  });
+}
+
+shipped("a scenario whose expectation is wrong fails, naming what differs", async () => {
+  const file = scenarioFile("wrong.scenario.yaml", [
+    "name: wrong totals",
+    "job: JOBS/order-totals.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    "  - publish: { subject: orders.eu, json: { user: u1, amount: 2 }, count: 3 }",
+    "  - start: {}",
+    "  - wait: { exit: 0 }",
+    "expect:",
+    "  - stream: TOTALS",
+    "    lastPerKey: user",
+    "    records: [{ user: u1, amount: 7 }]",
+    "  - stream: TOTALS",
+    "    count: 3",
+    "  - dlq: { count: 1 }",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.not.ok(r.ok);
+  assert.is(r.failures.length, 2, r.failures.join("\n"));
+  assert.match(r.reason!, /^expect\[0\] \(stream TOTALS\): .*"u1": got \{"amount":6,"user":"u1"\}, expected \{"amount":7,"user":"u1"\}/);
+  assert.match(r.failures[1]!, /^expect\[2\] \(dlq\): 0 dead letters, expected 1$/);
+});
+
+shipped("a step that cannot complete fails at its timeout with where things stand", async () => {
+  const file = scenarioFile("timeout.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - publish: { subject: words.left, data: 'one two' }",
+    "  - wait: { output: { stream: COUNTS, count: 3 }, timeoutMs: 1500 }",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.is(r.reason, "step 3 (wait output COUNTS ≥ 3): timed out after 1500 ms: COUNTS has 2 of 3 messages");
+});
+
+shipped("a job that fails to start fails the steps after it with its stderr line", async () => {
+  const file = scenarioFile("no-stream.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "steps:",
+    "  - start: {}",
+    "  - wait: { output: { stream: COUNTS, count: 1 } }",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.match(r.reason!, /^step 2 \(wait output COUNTS ≥ 1\): the job process ended \(exit code 1: weir: .*WORDS.*\) before this happened/);
+});
+
+shipped("a bad file fails with one line naming the file and the field", async () => {
+  const file = scenarioFile("bad.scenario.yaml", "job: JOBS/wordcount.ts\nsteps:\n  - publish: { subject: a, data: x }\n  - start: {}\n  - publish: { subject: 3, data: x }\n");
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.is(r.reason, `${file}: steps[2].publish.subject: expected non-empty string, got 3`);
+});
+
+shipped("a missing job module fails with one line", async () => {
+  const file = scenarioFile("nojob.scenario.yaml", "job: ./nowhere.ts\nsteps: []\n");
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.match(r.reason!, /^job \.\/nowhere\.ts: job file not found: .*nowhere\.ts$/);
+});
+
+shipped("a scenario marked expectFailure that passes is an error (xpass)", async () => {
+  const file = scenarioFile("xpass.scenario.yaml", [
+    "expectFailure: pretend this is not built",
+    "job: JOBS/order-totals.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - wait: { exit: 0 }",
+    "expect:",
+    "  - exit: 0",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "xpass");
+  assert.not.ok(r.ok);
+  assert.match(r.reason!, /remove the mark/);
+});
+
+shipped("weir scenario prints a table and exits non-zero when a scenario failed", () => {
+  const good = join(root, "scenarios/union-connect.scenario.yaml");
+  const bad = scenarioFile("cli-bad.scenario.yaml", "job: JOBS/wordcount.ts\nsteps:\n  - sleep: soon\n");
+  const run = spawnSync(process.execPath, [join(root, "bin/weir.mjs"), "scenario", good, bad], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  assert.is(run.status, 1, run.stdout + run.stderr);
+  const lines = run.stdout.trim().split("\n");
+  assert.match(lines[0]!, /^scenario\s+result\s+secs\s+reason$/);
+  assert.ok(lines.some((l) => /^union \+ connect enriches clicks .*\s+pass\s+\d+\.\d$/.test(l)), run.stdout);
+  assert.ok(lines.some((l) => /\s+FAIL\s+.*cli-bad\.scenario\.yaml: steps\[0\]\.sleep: expected non-negative number, got "soon"$/.test(l)), run.stdout);
+  assert.is(lines[lines.length - 1], "2 scenarios: 1 passed, 1 failed");
+  const ok = spawnSync(process.execPath, [join(root, "bin/weir.mjs"), "scenario", good], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  assert.is(ok.status, 0, ok.stdout + ok.stderr);
+});
+
+shipped("docs/scenarios.md shows a scenario that is valid", () => {
+  const doc = readFileSync(join(root, "docs/scenarios.md"), "utf8");
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => /^job:/m.test(b));
+  assert.ok(blocks.length > 0, "a full example in docs/scenarios.md");
+  for (const [i, b] of blocks.entries()) {
+    const file = scenarioFile(`doc-${i}.scenario.yaml`, b);
+    loadScenario(file);
+  }
+});
+
+shipped.run();
