@@ -8,6 +8,7 @@ export class WatermarkStrategy<T> {
     readonly timestampAssigner: TimestampAssigner<T> | undefined,
     readonly outOfOrdernessMs: number,
     readonly idlenessMs: number | undefined,
+    readonly perRecord = false,
   ) {}
 
   /** Watermark = largest timestamp seen − `maxOutOfOrdernessMs` − 1. */
@@ -22,12 +23,21 @@ export class WatermarkStrategy<T> {
   }
 
   withTimestampAssigner(assigner: TimestampAssigner<T>): WatermarkStrategy<T> {
-    return new WatermarkStrategy<T>(assigner, this.outOfOrdernessMs, this.idlenessMs);
+    return new WatermarkStrategy<T>(assigner, this.outOfOrdernessMs, this.idlenessMs, this.perRecord);
   }
 
   /** An input with no records for `idleMs` is idle until its next record. */
   withIdleness(idleMs: number): WatermarkStrategy<T> {
     if (!(idleMs > 0)) throw new RangeError(`withIdleness: expected a positive duration, got ${idleMs}`);
-    return new WatermarkStrategy<T>(this.timestampAssigner, this.outOfOrdernessMs, idleMs);
+    return new WatermarkStrategy<T>(this.timestampAssigner, this.outOfOrdernessMs, idleMs, this.perRecord);
+  }
+
+  /**
+   * Emit the watermark right after every record that advances it, instead of every
+   * autoWatermarkIntervalMs (Flink's punctuated generator): deterministic, at the cost of more control
+   * frames. Tests and replays that must agree run to run use it.
+   */
+  withWatermarkPerRecord(): WatermarkStrategy<T> {
+    return new WatermarkStrategy<T>(this.timestampAssigner, this.outOfOrdernessMs, this.idlenessMs, true);
   }
 }

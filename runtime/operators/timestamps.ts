@@ -60,7 +60,12 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>): OperatorSpec 
             const p = out.emitIdle(false);
             if (p) return p.then(() => out.collect(value, t));
           }
-          return out.collect(value, t);
+          const p = out.collect(value, t);
+          if (!strategy.perRecord) return p;
+          const wm = maxTs - strategy.outOfOrdernessMs - 1;
+          if (wm <= emitted) return p;
+          emitted = wm;
+          return p ? p.then(() => out.emitWatermark(wm)) : out.emitWatermark(wm);
         },
         onWatermark(wm) {
           if (wm >= MAX_WATERMARK && emitted < MAX_WATERMARK) {

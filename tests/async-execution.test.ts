@@ -1,0 +1,144 @@
+// The AsyncExecutionController under heavy concurrency with random state latency: per-key order, the
+// in-flight limit, batching, watermark epochs. Property-based (fast-check) over random inputs.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import * as t from "io-ts";
+import { AsyncExecutionController, type AsyncRecord } from "../runtime/async/controller.ts";
+import { systemClock } from "../runtime/exec/clock.ts";
+import { createStateHandle, HeapKeyedStateBackend, KeyGroupRange, valueState, assignToKeyGroup, canonicalJson, type KeyedStateBackend, type StateRequest } from "../mod.ts";
+
+const aec = suite("AsyncExecutionController");
+
+/** A real heap backend behind a random delay per batch: what a remote store looks like to the controller. */
+function slowBackend(maxDelayMs: number, seed: number): KeyedStateBackend & { batchSizes: number[] } {
+  const heap = new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0));
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const batchSizes: number[] = [];
+  return Object.assign(Object.create(heap) as KeyedStateBackend, {
+    batchSizes,
+    executeBatch: (requests: readonly StateRequest[]) => {
+      batchSizes.push(requests.length);
+      return new Promise<void>((resolve) => setTimeout(() => resolve(heap.executeBatch(requests)), rand() * maxDelayMs));
+    },
+  });
+}
+
+const history = valueState("history", t.array(t.number));
+
+/** Each record appends its sequence number to its key's history (read, then write: two round trips). */
+function appendTask(key: string, seq: number, log: Map<string, number[]>) {
+  const keyId = canonicalJson(key);
+  const scope = { operator: "op", keyGroup: assignToKeyGroup(key, 128), keyId, key };
+  return async (r: AsyncRecord) => {
+    const h = createStateHandle(history, scope, r);
+    const prev = (await h.value()) ?? [];
+    await h.update([...prev, seq]);
+    log.set(key, [...(log.get(key) ?? []), seq]);
+  };
+}
+
+async function run(keys: string[], limit: number, bufferSize: number, maxDelayMs: number, seed: number) {
+  const backend = slowBackend(maxDelayMs, seed);
+  const errors: unknown[] = [];
+  const c = new AsyncExecutionController(backend, { bufferSize, bufferTimeoutMs: 5, inFlightRecordsLimit: limit, watermarkMode: "strict" }, systemClock, (e) => errors.push(e));
+  const log = new Map<string, number[]>();
+  let maxInFlight = 0;
+  for (let seq = 0; seq < keys.length; seq++) {
+    const p = c.submitRecord(canonicalJson(keys[seq]), keys[seq], appendTask(keys[seq]!, seq, log));
+    maxInFlight = Math.max(maxInFlight, c.inFlightRecords);
+    if (p) await p;
+    if (seq % 50 === 49) c.inputIdle();
+  }
+  await c.drain();
+  return { log, maxInFlight, errors, backend, metrics: c.metrics() };
+}
+
+aec("same-key records run in arrival order, the in-flight limit holds (property, random latency)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.constantFrom("a", "b", "c", "d", "e", "f", "g"), { minLength: 1, maxLength: 300 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 64 }),
+      fc.integer({ min: 1, max: 1_000_000 }),
+      async (keys, limit, bufferSize, seed) => {
+        const { log, maxInFlight, errors } = await run(keys, limit, bufferSize, 3, seed);
+        assert.equal(errors, []);
+        assert.ok(maxInFlight <= limit, `in flight ${maxInFlight} > limit ${limit}`);
+        for (const [key, seqs] of log) {
+          const expected = keys.flatMap((k, i) => (k === key ? [i] : []));
+          assert.equal(seqs, expected, `key ${key} processed in arrival order`);
+        }
+        assert.is([...log.values()].reduce((n, s) => n + s.length, 0), keys.length, "every record ran once");
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+aec("state requests of many records go to the backend in batches", async () => {
+  const keys = Array.from({ length: 2000 }, (_, i) => `k${i % 500}`);
+  const { backend, metrics } = await run(keys, 6000, 1000, 2, 7);
+  const mean = backend.batchSizes.reduce((a, b) => a + b, 0) / backend.batchSizes.length;
+  assert.ok(mean > 20, `mean batch size ${mean.toFixed(1)} should be large`);
+  assert.ok(metrics.batchesSent > 0 && metrics.meanBatchSize > 20);
+  assert.is(metrics.inFlightRecords, 0);
+});
+
+aec("a strict watermark waits for every earlier record, fires its timers, then is emitted", async () => {
+  const backend = slowBackend(5, 3);
+  const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
+  const events: string[] = [];
+  const log = new Map<string, number[]>();
+  for (let i = 0; i < 20; i++) void c.submitRecord(`k${i % 3}`, `k${i % 3}`, async (r) => { await appendTask(`k${i % 3}`, i, log)(r); events.push(`r${i}`); });
+  const timers = ["t1", "t2"];
+  const blocked = c.onWatermark(100, () => {
+    const name = timers.shift();
+    return name ? { keyId: "k0", key: "k0", task: () => { events.push(name); } } : undefined;
+  }, () => events.push("wm100"));
+  assert.ok(blocked instanceof Promise, "strict mode blocks input until the watermark is through");
+  let after = false;
+  void (blocked as Promise<void>).then(() => { after = true; });
+  await c.drain();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(after);
+  const wm = events.indexOf("wm100");
+  assert.is(wm, events.length - 1, "the watermark comes after every record and timer");
+  const lastRecord = Math.max(...events.map((e, i) => (e.startsWith("r") ? i : -1)));
+  assert.is(events.filter((e) => e.startsWith("r")).length, 20);
+  assert.ok(events.indexOf("t1") > lastRecord, "timers fire only after every record before the watermark finished");
+  assert.ok(events.indexOf("t1") < events.indexOf("t2"), "timers in order");
+});
+
+aec("out-of-order mode lets later records start while the earlier epoch drains", async () => {
+  const backend = slowBackend(10, 5);
+  const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "out-of-order" }, systemClock, (e) => { throw e; });
+  const log = new Map<string, number[]>();
+  for (let i = 0; i < 10; i++) void c.submitRecord(`k${i}`, `k${i}`, appendTask(`k${i}`, i, log));
+  let emitted = false;
+  const r = c.onWatermark(50, () => undefined, () => { emitted = true; });
+  assert.is(r, undefined, "input is not blocked");
+  const late = c.submitRecord("late", "late", appendTask("late", 99, log));
+  assert.is(late, undefined);
+  assert.not.ok(emitted, "the watermark waits for the epoch before it");
+  await c.drain();
+  assert.ok(emitted);
+  assert.equal(log.get("late"), [99]);
+});
+
+aec("a rejected state request fails with the record's key", async () => {
+  const failing: KeyedStateBackend = Object.assign(Object.create(new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0))) as KeyedStateBackend, {
+    executeBatch: async (requests: readonly StateRequest[]) => { for (const r of requests) r.reject(new Error("store unavailable")); },
+  });
+  const errors: Array<{ e: unknown; key: unknown }> = [];
+  const c = new AsyncExecutionController(failing, { bufferSize: 10, bufferTimeoutMs: 1, inFlightRecordsLimit: 10, watermarkMode: "strict" }, systemClock, (e, r) => errors.push({ e, key: r.key }));
+  void c.submitRecord('"x"', "x", appendTask("x", 0, new Map()));
+  c.inputIdle();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(errors.length, 1);
+  assert.is(errors[0]!.key, "x");
+  assert.match(String((errors[0]!.e as Error).message), /store unavailable/);
+});
+
+aec.run();
