@@ -46,7 +46,6 @@ export const subtaskMachine = setup({
   actions: {
     // Effects: provided by the subtask runtime.
     startSnapshot: (_, _params: { checkpointId: number }) => {},
-    startSortedDrain: () => {},
     requestStop: () => {},
     recordError: assign({ error: ({ event }) => (event.type === "FAIL" ? event.error : undefined) }),
     rememberPending: assign({
@@ -93,7 +92,7 @@ export const subtaskMachine = setup({
               },
             },
             sorting: {
-              entry: "startSortedDrain",
+              // The keyed operator processes its sorted backlog; it reports SORT_DRAINED when done.
               on: { SORT_DRAINED: "streaming" },
             },
           },

@@ -2,6 +2,7 @@
 // Flink's defaults where Flink has one. CLI flags are applied on top with `withOverrides`.
 
 import * as t from "io-ts";
+import { tmpdir } from "node:os";
 import { decodeOrThrow, NonNegativeInt, PositiveInt } from "../validation.ts";
 import { assertToken } from "../names.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
@@ -52,6 +53,8 @@ export const JobOptionsCodec = t.intersection([
     checkpointTimeoutMs: PositiveInt,
     /** Completed checkpoints kept (savepoints are kept until deleted). */
     checkpointsRetained: PositiveInt,
+    /** Sorting a backlog (FLIP-327): memory before spilling sorted runs, disk for the runs, where. */
+    backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.string })),
     /** On a failure, restart from the last checkpoint up to `attempts` times, `delayMs` apart. */
     restartStrategy: t.exact(t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt })),
   })),
@@ -87,6 +90,7 @@ export interface ResolvedJobOptions {
   readonly checkpointTimeoutMs: number;
   readonly checkpointsRetained: number;
   readonly restartStrategy: { readonly attempts: number; readonly delayMs: number };
+  readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };
   readonly inspect?: (event: unknown) => void;
 }
 
@@ -130,6 +134,11 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     // Flink restarts from checkpoints by default once checkpointing is on; without checkpoints a restart
     // would replay from nothing, so it fails instead.
     restartStrategy: o.restartStrategy ?? { attempts: checkpointIntervalMs > 0 ? 3 : 0, delayMs: 1000 },
+    backlogSort: {
+      memoryBytes: o.backlogSort?.memoryBytes ?? 64 * 1024 * 1024,
+      diskBytes: o.backlogSort?.diskBytes ?? 10 * 1024 * 1024 * 1024,
+      directory: o.backlogSort?.directory ?? tmpdir(),
+    },
     ...(inspect ? { inspect } : {}),
   };
 }

@@ -309,13 +309,23 @@ export class JobRunner {
     for (const s of this.subtasks) s.release();
   }
 
+  /**
+   * Periodic checkpoints: every checkpointIntervalMs, or every checkpointIntervalDuringBacklogMs while any
+   * running source reads a backlog (0: none then, FLIP-309; finished sources do not count).
+   */
   private scheduleCheckpoints(): void {
-    const interval = this.job.checkpointIntervalMs;
+    const { checkpointIntervalMs: live, checkpointIntervalDuringBacklogMs: backlog } = this.job;
+    const tick = Math.max(10, Math.min(live, backlog > 0 ? backlog : live) / 4);
+    let last = Date.now();
     this.checkpointTimer = setInterval(() => {
       const c = this.coordinator;
       if (!c || c.busy || this.state !== "running" || this.finalCheckpointStarted) return;
+      const inBacklog = this.subtasks.some((s) => s.isSource && s.sourceIsBacklog && !s.isWaitingForFinalCheckpoint && !s.isTerminal);
+      const interval = inBacklog ? backlog : live;
+      if (interval === 0 || Date.now() - last < interval) return;
+      last = Date.now();
       c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
-    }, interval);
+    }, tick);
     this.checkpointTimer.unref();
   }
 

@@ -90,6 +90,9 @@ export class Subtask {
   private lastFlush = 0;
   private stopRequested = false;
   private outputsEnded = false;
+  private sourceWentLive = false;
+  /** For sources: whether the reader says it is reading a backlog now. */
+  sourceIsBacklog = false;
   private waitingForFinalCheckpoint = false;
   private released = false;
   private cancelled = false;
@@ -150,8 +153,7 @@ export class Subtask {
         },
       }),
       {
-        // Sorting during backlog (FLIP-327) is not implemented yet: keyed subtasks go backlog → streaming.
-        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: false && keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
+        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
         ...(deps.inspect ? { inspect: deps.inspect } : {}),
       },
     );
@@ -326,7 +328,16 @@ export class Subtask {
       if (this.cancelled || this.stopRequested) return;
       if (this.isBlocked()) { await this.waitUnblocked(); continue; }
       const attrs = reader.takeAttributes?.();
-      if (attrs) await this.emitAttributes(out, attrs);
+      if (attrs) {
+        if (attrs.isBacklog && this.sourceWentLive) {
+          // As in Flink: once live, a source does not go back to backlog processing.
+          this.deps.log(`source ${this.id} reported backlog again after going live: ignored`);
+        } else {
+          this.sourceIsBacklog = attrs.isBacklog;
+          if (!attrs.isBacklog) this.sourceWentLive = true;
+          await this.emitAttributes(out, attrs);
+        }
+      }
       const batch = await reader.pollNext();
       if (batch === null) {
         // A bounded source ended: the final watermark fires every event-time timer and window.
@@ -404,7 +415,11 @@ export class Subtask {
 
   private emitAttributes(out: Output, attrs: RecordAttributes): MaybePromise {
     this.actor.send({ type: "BACKLOG", isBacklog: attrs.isBacklog });
-    return out.emitAttributes(attrs);
+    const p = out.emitAttributes(attrs);
+    // Backlog → sorting: the keyed operator is processing its sorted backlog until `p` settles.
+    if (!this.actor.getSnapshot().matches({ running: { mode: "sorting" } })) return p;
+    const drained = () => { this.actor.send({ type: "SORT_DRAINED" }); };
+    return p ? p.then(drained) : drained();
   }
 
   // ------------------------------------------------------------------ outputs and backpressure

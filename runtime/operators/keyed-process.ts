@@ -13,6 +13,8 @@ import { AsyncExecutionController, type AsyncRecord, type TimerTask } from "../a
 import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
 import { RecordContext, runUserCallback } from "./basic.ts";
 import { InternalTimerService, type Timer } from "./timer-service.ts";
+import { SortBuffer, type BufferedRecord } from "../backlog/sort-buffer.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
 
 type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
 
@@ -60,6 +62,12 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   private stalled = false;
   private recordsIn = 0;
   private timersFired = 0;
+  /** Set while the input is in backlog and the job sorts backlogs (FLIP-327). */
+  private backlog: SortBuffer | undefined;
+  /** The last watermark received while buffering: held back until the sorted records are processed. */
+  private backlogWatermark: number | undefined;
+  private sortedRecords = 0;
+  private sortSpills = 0;
 
   constructor(
     private readonly ctx: OperatorContext,
@@ -92,17 +100,86 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       throw new WeirError(ErrorCode.StateAccess, `operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex} got key ${JSON.stringify(key)} of key group ${keyGroup}, outside its range ${this.ctx.keyGroupRange}: the input is not partitioned by this key`);
     }
     const keyId = canonicalJson(key);
-    const call = (handler: StateRequestHandler, watermark: number | undefined): MaybePromise => {
-      const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, watermark);
+    if (this.backlog) {
+      return this.backlog.add({ keyGroup, keyId, watermark: this.backlogWatermark ?? this.ctx.currentWatermark(), timestamp: ts, input, value }, approximateSize(value));
+    }
+    return this.run(key, keyGroup, keyId, value, ts, input, undefined);
+  }
+
+  /** Runs one record: through the async execution controller, or directly in sync mode. */
+  private run(key: K, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): MaybePromise {
+    const call = (handler: StateRequestHandler, wm: number | undefined): MaybePromise => {
+      const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, wm);
       rc.timestamp = ts;
       return runUserCallback(this.ctx, rc as RecordContext<unknown>, () =>
         this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc), key);
     };
-    if (this.aec) return this.aec.submitRecord(keyId, key, (r: AsyncRecord) => call(r, r.watermark));
-    return call(this.direct!, undefined);
+    if (this.aec) return this.aec.submitRecord(keyId, key, (r: AsyncRecord) => call(r, watermark ?? r.watermark));
+    return call(this.direct!, watermark);
+  }
+
+  /**
+   * Backlog (FLIP-327): while the input is in backlog, records are buffered and sorted by key instead of
+   * processed one by one; when it turns live, each key's records run in arrival order, every timer of
+   * that key due at a record's arrival watermark firing just before it, as streaming would have done.
+   */
+  onAttributes(attributes: RecordAttributes): MaybePromise {
+    const sorts = this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
+    if (attributes.isBacklog && sorts && !this.backlog) {
+      this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName });
+      return this.ctx.output.emitAttributes(attributes);
+    }
+    if (!attributes.isBacklog && this.backlog) return this.drainBacklog().then(() => this.ctx.output.emitAttributes(attributes));
+    return this.ctx.output.emitAttributes(attributes);
+  }
+
+  get isSortingBacklog(): boolean { return this.backlog !== undefined; }
+
+  private async drainBacklog(): Promise<void> {
+    const buffer = this.backlog!;
+    this.backlog = undefined;
+    this.sortSpills += buffer.spills;
+    for await (const r of buffer.drain()) {
+      this.sortedRecords++;
+      const p = this.runBuffered(r);
+      if (p) await p;
+    }
+    const w = this.backlogWatermark;
+    this.backlogWatermark = undefined;
+    if (w !== undefined) {
+      const p = this.onWatermark(w);
+      if (p) await p;
+    }
+    await this.aec?.drain();
+  }
+
+  private runBuffered(r: BufferedRecord): MaybePromise {
+    // The key's timers that streaming would have fired before this record arrived.
+    const due = this.timers.eventTime.pollForKey(r.keyId, r.watermark);
+    const key = this.selectors[r.input]!(r.value);
+    const record = () => this.run(key, r.keyGroup, r.keyId, r.value, r.timestamp, r.input, r.watermark);
+    if (due.length === 0) return record();
+    return (async () => {
+      for (const timer of due) {
+        const p = this.runTimer(timer, r.watermark);
+        if (p) await p;
+      }
+      const p = record();
+      if (p) await p;
+    })();
+  }
+
+  private runTimer(timer: Timer, watermark: number): MaybePromise {
+    if (this.aec) return this.aec.submitRecord(timer.keyId, timer.key, (rec) => this.fire(timer, rec, watermark));
+    return this.fire(timer, this.direct!, watermark);
   }
 
   onWatermark(watermark: number): MaybePromise {
+    if (this.backlog) {
+      // Held back: downstream must not see it before the sorted records it follows.
+      this.backlogWatermark = watermark;
+      return;
+    }
     const emit = () => this.ctx.output.emitWatermark(watermark);
     if (this.aec) {
       const next = (): TimerTask | undefined => {
@@ -130,10 +207,14 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   }
 
   endInput(): MaybePromise {
+    if (this.backlog) return this.drainBacklog();
     return this.aec?.drain();
   }
 
   prepareSnapshot(): MaybePromise {
+    if (this.backlog) {
+      throw new WeirError(ErrorCode.Checkpoint, `operator "${this.ctx.runtime.operatorName}" is sorting its backlog: no checkpoint until the backlog is processed (checkpointIntervalDuringBacklogMs is 0)`);
+    }
     return this.aec?.drain();
   }
 
@@ -162,6 +243,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       eventTimers: this.timers.eventTime.size,
       processingTimers: this.timers.processingTime.size,
       timersFired: this.timersFired,
+      sortedRecords: this.sortedRecords,
+      sortSpills: this.sortSpills + (this.backlog?.spills ?? 0),
+      backlogBuffered: this.backlog?.size ?? 0,
       ...(this.aec ? { ...this.aec.metrics(), stalled: this.stalled ? 1 : 0 } : {}),
       ...this.extraMetrics?.(),
     };
@@ -247,4 +331,11 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
       ctx.collect(next);
     },
   }, [selector]);
+}
+
+/** Roughly how many bytes a record takes in the sort buffer (its JSON size; strings counted directly). */
+function approximateSize(value: unknown): number {
+  if (typeof value === "string") return value.length + 2;
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return 8;
+  return JSON.stringify(value)?.length ?? 8;
 }

@@ -12,6 +12,8 @@ export interface Timer {
 class TimerQueue {
   private heap: Timer[] = [];
   private readonly live = new Set<string>();
+  /** The timers of each key, for firing one key's timers while a sorted backlog drains. */
+  private readonly byKey = new Map<string, Timer[]>();
 
   get size(): number { return this.live.size; }
 
@@ -21,7 +23,26 @@ class TimerQueue {
     this.live.add(id);
     this.heap.push(t);
     this.up(this.heap.length - 1);
+    const mine = this.byKey.get(t.keyId);
+    if (mine) mine.push(t);
+    else this.byKey.set(t.keyId, [t]);
     return true;
+  }
+
+  /** Removes and returns `keyId`'s live timers with timestamp ≤ `upTo`, earliest first. */
+  pollForKey(keyId: string, upTo: number): Timer[] {
+    const mine = this.byKey.get(keyId);
+    if (!mine) return [];
+    const due: Timer[] = [];
+    const rest: Timer[] = [];
+    for (const t of mine) {
+      if (!this.live.has(`${t.timestamp}|${t.keyId}`)) continue;
+      (t.timestamp <= upTo ? due : rest).push(t);
+    }
+    for (const t of due) this.live.delete(`${t.timestamp}|${t.keyId}`);
+    if (rest.length) this.byKey.set(keyId, rest);
+    else this.byKey.delete(keyId);
+    return due.sort((a, b) => a.timestamp - b.timestamp);
   }
 
   delete(timestamp: number, keyId: string): void {
@@ -40,6 +61,12 @@ class TimerQueue {
     if (!top || top.timestamp > upTo) return undefined;
     this.pop();
     this.live.delete(`${top.timestamp}|${top.keyId}`);
+    const mine = this.byKey.get(top.keyId);
+    if (mine) {
+      const left = mine.filter((t) => t !== top);
+      if (left.length) this.byKey.set(top.keyId, left);
+      else this.byKey.delete(top.keyId);
+    }
     return top;
   }
 
