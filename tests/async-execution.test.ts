@@ -46,7 +46,7 @@ async function run(keys: string[], limit: number, bufferSize: number, maxDelayMs
   const log = new Map<string, number[]>();
   let maxInFlight = 0;
   for (let seq = 0; seq < keys.length; seq++) {
-    const p = c.submitRecord(canonicalJson(keys[seq]), keys[seq], appendTask(keys[seq]!, seq, log));
+    const p = c.submitRecord(canonicalJson(keys[seq]), keys[seq], { run: appendTask(keys[seq]!, seq, log) });
     maxInFlight = Math.max(maxInFlight, c.inFlightRecords);
     if (p) await p;
     if (seq % 50 === 49) c.inputIdle();
@@ -91,11 +91,11 @@ aec("a strict watermark waits for every earlier record, fires its timers, then i
   const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
   const events: string[] = [];
   const log = new Map<string, number[]>();
-  for (let i = 0; i < 20; i++) void c.submitRecord(`k${i % 3}`, `k${i % 3}`, async (r) => { await appendTask(`k${i % 3}`, i, log)(r); events.push(`r${i}`); });
+  for (let i = 0; i < 20; i++) void c.submitRecord(`k${i % 3}`, `k${i % 3}`, { run: async (r) => { await appendTask(`k${i % 3}`, i, log)(r); events.push(`r${i}`); } });
   const timers = ["t1", "t2"];
   const blocked = c.onWatermark(100, () => {
     const name = timers.shift();
-    return name ? { keyId: "k0", key: "k0", task: () => { events.push(name); } } : undefined;
+    return name ? { keyId: "k0", key: "k0", task: { run: () => { events.push(name); } } } : undefined;
   }, () => events.push("wm100"));
   assert.ok(blocked instanceof Promise, "strict mode blocks input until the watermark is through");
   let after = false;
@@ -115,11 +115,11 @@ aec("out-of-order mode lets later records start while the earlier epoch drains",
   const backend = slowBackend(10, 5);
   const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "out-of-order" }, systemClock, (e) => { throw e; });
   const log = new Map<string, number[]>();
-  for (let i = 0; i < 10; i++) void c.submitRecord(`k${i}`, `k${i}`, appendTask(`k${i}`, i, log));
+  for (let i = 0; i < 10; i++) void c.submitRecord(`k${i}`, `k${i}`, { run: appendTask(`k${i}`, i, log) });
   let emitted = false;
   const r = c.onWatermark(50, () => undefined, () => { emitted = true; });
   assert.is(r, undefined, "input is not blocked");
-  const late = c.submitRecord("late", "late", appendTask("late", 99, log));
+  const late = c.submitRecord("late", "late", { run: appendTask("late", 99, log) });
   assert.is(late, undefined);
   assert.not.ok(emitted, "the watermark waits for the epoch before it");
   await c.drain();
@@ -133,7 +133,7 @@ aec("a rejected state request fails with the record's key", async () => {
   });
   const errors: Array<{ e: unknown; key: unknown }> = [];
   const c = new AsyncExecutionController(failing, { bufferSize: 10, bufferTimeoutMs: 1, inFlightRecordsLimit: 10, watermarkMode: "strict" }, systemClock, (e, r) => errors.push({ e, key: r.key }));
-  void c.submitRecord('"x"', "x", appendTask("x", 0, new Map()));
+  void c.submitRecord('"x"', "x", { run: appendTask("x", 0, new Map()) });
   c.inputIdle();
   await new Promise((r) => setTimeout(r, 20));
   assert.is(errors.length, 1);

@@ -16,13 +16,13 @@ function record(i: number, keys: number): Omit<BufferedRecord, "seq"> {
 
 async function collect(b: SortBuffer): Promise<BufferedRecord[]> {
   const out: BufferedRecord[] = [];
-  for await (const r of b.drain()) out.push(r);
+  for await (const batch of b.drain(100)) out.push(...batch);
   return out;
 }
 
 sort("in memory: sorted by key group and key, each key's records in arrival order", async () => {
   const b = new SortBuffer({ memoryBytes: 1 << 30, diskBytes: 0, directory: dir, operator: "op" });
-  for (let i = 0; i < 1000; i++) await b.add(record(i, 37), 80);
+  for (let i = 0; i < 1000; i++) await b.add(record(i, 37));
   const out = await collect(b);
   assert.is(out.length, 1000);
   for (let i = 1; i < out.length; i++) assert.ok(compareRecords(out[i - 1]!, out[i]!) < 0);
@@ -33,7 +33,7 @@ sort("in memory: sorted by key group and key, each key's records in arrival orde
 
 sort("over the memory budget: sorted runs spill to disk and merge back into one order", async () => {
   const b = new SortBuffer({ memoryBytes: 20_000, diskBytes: 10_000_000, directory: dir, operator: "op" });
-  for (let i = 0; i < 5000; i++) await b.add(record(i, 101), 80);
+  for (let i = 0; i < 5000; i++) await b.add(record(i, 101));
   assert.ok(b.spills > 10, `spilled ${b.spills} runs`);
   assert.ok(readdirSync(dir).length > 0, "runs are on disk");
   const out = await collect(b);
@@ -47,7 +47,7 @@ sort("a backlog larger than memory and disk fails with the operator and the budg
   const b = new SortBuffer({ memoryBytes: 10_000, diskBytes: 30_000, directory: dir, operator: "balances" });
   let error: Error | undefined;
   try {
-    for (let i = 0; i < 5000; i++) await b.add(record(i, 10), 80);
+    for (let i = 0; i < 5000; i++) await b.add(record(i, 10));
   } catch (e) {
     error = e as Error;
   }

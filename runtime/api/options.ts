@@ -111,7 +111,9 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     name: o.name,
     parallelism,
     maxParallelism,
-    mode: o.mode ?? "streaming",
+    // "automatic": the mixed mode of FLIP-327 (sort during backlog when no checkpoints are taken then);
+    // "streaming": every record processed as it comes, backlog or not; "batch" behaves as "automatic".
+    mode: o.mode ?? "automatic",
     stateBackend: o.stateBackend ?? "jetstream-kv",
     checkpointIntervalMs,
     checkpointIntervalDuringBacklogMs: o.checkpointIntervalDuringBacklogMs ?? checkpointIntervalMs,

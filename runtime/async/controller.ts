@@ -24,6 +24,11 @@ export interface AsyncExecutionOptions {
   readonly watermarkMode: "strict" | "out-of-order";
 }
 
+/** What runs once the record's key is free. */
+export interface RecordTask {
+  run(record: AsyncRecord): MaybePromise;
+}
+
 /** A record (or timer) in flight. */
 export class AsyncRecord implements StateRequestHandler {
   refs = 1;
@@ -33,7 +38,7 @@ export class AsyncRecord implements StateRequestHandler {
   constructor(
     readonly controller: AsyncExecutionController,
     readonly keyId: string,
-    readonly task: (record: AsyncRecord) => MaybePromise,
+    readonly task: RecordTask,
     readonly key: unknown,
   ) {}
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
@@ -44,7 +49,29 @@ export class AsyncRecord implements StateRequestHandler {
 export interface TimerTask {
   readonly keyId: string;
   readonly key: unknown;
-  readonly task: (record: AsyncRecord) => MaybePromise;
+  readonly task: RecordTask;
+}
+
+/** One state request in the active buffer; completing it releases the record's reference. */
+class BufferedRequest implements StateRequest {
+  settle!: (v: unknown) => void;
+  fail!: (e: unknown) => void;
+  constructor(
+    private readonly record: AsyncRecord,
+    readonly type: StateRequestType,
+    readonly address: StateAddress,
+    readonly value: unknown,
+    readonly cursor: string | undefined,
+    readonly limit: number | undefined,
+  ) {}
+  resolve(v: unknown): void {
+    this.settle(v);
+    this.record.controller.release(this.record);
+  }
+  reject(e: unknown): void {
+    this.fail(e);
+    this.record.controller.release(this.record);
+  }
 }
 
 export interface AsyncMetrics {
@@ -92,7 +119,7 @@ export class AsyncExecutionController {
    * Accepts a record (or timer) of `keyId`; `task` runs once the key is free. Returns a promise when the
    * caller must wait before submitting more (in-flight limit, or a strict-mode watermark draining).
    */
-  submitRecord(keyId: string, key: unknown, task: (record: AsyncRecord) => MaybePromise, epoch?: Epoch): MaybePromise {
+  submitRecord(keyId: string, key: unknown, task: RecordTask, epoch?: Epoch): MaybePromise {
     this.inputActive = true;
     const r = new AsyncRecord(this, keyId, task, key);
     r.watermark = this.currentWatermark;
@@ -107,12 +134,11 @@ export class AsyncExecutionController {
   /** A state request of `record`: into the active buffer. */
   request(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
     record.refs++;
+    const request = new BufferedRequest(record, type, address, value, cursor, limit);
     return new Promise((resolve, reject) => {
-      this.buffer.push({
-        type, address, value, cursor, limit,
-        resolve: (v) => { resolve(v); this.release(record); },
-        reject: (e) => { reject(e); this.release(record); },
-      });
+      request.settle = resolve;
+      request.fail = reject;
+      this.buffer.push(request);
       if (this.buffer.length >= this.options.bufferSize) this.flush();
       else if (!this.inputActive) this.flushSoon();
       else if (this.bufferTimer === undefined) {
@@ -153,7 +179,7 @@ export class AsyncExecutionController {
         if (p) await p;
       }
     } catch (e) {
-      this.onError(e, new AsyncRecord(this, "", () => {}, undefined));
+      this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined));
     } finally {
       this.inputActive = false;
       if (this.buffer.length) this.flush();
@@ -192,7 +218,7 @@ export class AsyncExecutionController {
   private start(r: AsyncRecord): void {
     let p: MaybePromise;
     try {
-      p = r.task(r);
+      p = r.task.run(r);
     } catch (e) {
       this.onError(e, r);
       return;
@@ -201,7 +227,8 @@ export class AsyncExecutionController {
     else this.release(r);
   }
 
-  private release(r: AsyncRecord): void {
+  /** A reference of `r` ended (its callback, or one of its state requests). */
+  release(r: AsyncRecord): void {
     if (--r.refs > 0) return;
     this.inFlight--;
     this.lastProgressAt = this.clock.now();

@@ -3,14 +3,14 @@
 // earlier one finishes. FIFO per key, so same-key records (and timers) run in arrival order.
 
 export class KeyAccountingUnit<T> {
-  /** key → records waiting behind the one in flight. An entry with an empty queue means "occupied". */
-  private readonly occupied = new Map<string, T[]>();
+  /** key → records waiting behind the one in flight; null: occupied, nobody waiting (no array per record). */
+  private readonly occupied = new Map<string, T[] | null>();
   private blocked = 0;
 
   get blockedRecords(): number { return this.blocked; }
   get blockedKeys(): number {
     let n = 0;
-    for (const q of this.occupied.values()) if (q.length > 0) n++;
+    for (const q of this.occupied.values()) if (q && q.length > 0) n++;
     return n;
   }
   get keysInFlight(): number { return this.occupied.size; }
@@ -19,10 +19,11 @@ export class KeyAccountingUnit<T> {
   tryOccupy(key: string, item: T): boolean {
     const q = this.occupied.get(key);
     if (q === undefined) {
-      this.occupied.set(key, []);
+      this.occupied.set(key, null);
       return true;
     }
-    q.push(item);
+    if (q === null) this.occupied.set(key, [item]);
+    else q.push(item);
     this.blocked++;
     return false;
   }
@@ -31,7 +32,7 @@ export class KeyAccountingUnit<T> {
   release(key: string): T | undefined {
     const q = this.occupied.get(key);
     if (q === undefined) return undefined;
-    const next = q.shift();
+    const next = q === null ? undefined : q.shift();
     if (next === undefined) this.occupied.delete(key);
     else this.blocked--;
     return next;

@@ -153,7 +153,7 @@ export class Subtask {
         },
       }),
       {
-        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
+        input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.mode !== "streaming" && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
         ...(deps.inspect ? { inspect: deps.inspect } : {}),
       },
     );

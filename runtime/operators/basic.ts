@@ -4,7 +4,7 @@ import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, P
 import type { SinkDef, SinkWriter } from "../api/connectors.ts";
 import { UserFunctionError } from "../errors.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "./contracts.ts";
-import { collectAll, isPromise, PendingEmits } from "./chain-util.ts";
+import { collectAll, isPromise } from "./chain-util.ts";
 
 function fail(ctx: OperatorContext, e: unknown, key?: unknown): Error {
   if (e instanceof UserFunctionError) return e;
@@ -63,13 +63,23 @@ export function flatMapSpec<I, O>(fn: FlatMapFunction<I, O>): OperatorSpec {
 /** The ProcessContext handed to user functions, reused across records (they run one at a time). */
 export class RecordContext<O> implements ProcessContext<O> {
   timestamp: number | undefined = undefined;
-  readonly emits = new PendingEmits();
+  /** Promises downstream returned while the user function ran (rare: only async chained operators). */
+  pending: Promise<void>[] | undefined = undefined;
   constructor(protected readonly op: OperatorContext) {}
   collect(value: O, timestamp?: number): void {
-    this.emits.add(this.op.output.collect(value, timestamp ?? this.timestamp));
+    const p = this.op.output.collect(value, timestamp ?? this.timestamp);
+    if (p) (this.pending ??= []).push(p);
   }
   output<X>(tag: OutputTag<X>, value: X): void {
-    this.emits.add(this.op.output.side(tag.id, value, this.timestamp));
+    const p = this.op.output.side(tag.id, value, this.timestamp);
+    if (p) (this.pending ??= []).push(p);
+  }
+  /** Waits for what the user function emitted downstream, if anything asked to be waited for. */
+  settle(): MaybePromise {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    return Promise.all(p).then(noop);
   }
   currentWatermark(): number { return this.op.currentWatermark(); }
   currentProcessingTime(): number { return this.op.clock.now(); }
@@ -79,11 +89,23 @@ export class RecordContext<O> implements ProcessContext<O> {
 export function runUserCallback(ctx: OperatorContext, rc: RecordContext<unknown>, call: () => void | Promise<void>, key?: unknown): MaybePromise {
   let r: void | Promise<void>;
   try { r = call(); } catch (e) { throw fail(ctx, e, key); }
-  if (isPromise(r)) {
-    return r.then(() => rc.emits.settle(), (e) => { throw fail(ctx, e, key); });
-  }
-  return rc.emits.settle();
+  return afterUserCallback(ctx, rc, r, key);
 }
+
+/** What runUserCallback does once the user function returned `r` (for callers that invoke it themselves). */
+export function afterUserCallback(ctx: OperatorContext, rc: RecordContext<unknown>, r: void | Promise<void>, key: unknown): MaybePromise {
+  if (isPromise(r)) {
+    return r.then(() => rc.settle(), (e) => { throw fail(ctx, e, key); });
+  }
+  return rc.settle();
+}
+
+/** A user function threw: the error names operator, subtask and key. */
+export function userError(ctx: OperatorContext, e: unknown, key: unknown): Error {
+  return fail(ctx, e, key);
+}
+
+function noop(): void {}
 
 export function processSpec<I, O>(fn: ProcessFunction<I, O>): OperatorSpec {
   return {

@@ -34,20 +34,6 @@ async function continueIterator(out: Output, it: Iterator<unknown>, ts: number |
   }
 }
 
-/** Collects promises returned by downstream while a user function runs; awaited when it returns. */
-export class PendingEmits {
-  private pending: Promise<void>[] | undefined;
-  add(p: MaybePromise): void {
-    if (p) (this.pending ??= []).push(p);
-  }
-  settle(): MaybePromise {
-    const p = this.pending;
-    if (!p) return;
-    this.pending = undefined;
-    return Promise.all(p).then(() => undefined);
-  }
-}
-
 export function isPromise(x: unknown): x is Promise<unknown> {
   return typeof (x as { then?: unknown } | null)?.then === "function";
 }

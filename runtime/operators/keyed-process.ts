@@ -9,23 +9,36 @@ import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state
 import { createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
-import { AsyncExecutionController, type AsyncRecord, type TimerTask } from "../async/controller.ts";
+import { AsyncExecutionController, type AsyncRecord, type RecordTask, type TimerTask } from "../async/controller.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
-import { RecordContext, runUserCallback } from "./basic.ts";
+import { afterUserCallback, RecordContext, runUserCallback, userError } from "./basic.ts";
 import { InternalTimerService, type Timer } from "./timer-service.ts";
 import { SortBuffer, type BufferedRecord } from "../backlog/sort-buffer.ts";
+import { KeyStateOverlay } from "../backlog/key-overlay.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 
 type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
 
+/** The timers of one key, as the user sees them (created only when a record uses timers). */
+class KeyTimers implements TimerService {
+  constructor(private readonly service: InternalTimerService, private readonly rc: KeyedRecordContext<unknown, unknown>, private readonly onProcessingTimer: (ts: number) => void) {}
+  private timer(timestamp: number): Timer {
+    return { timestamp, keyId: this.rc.keyId, key: this.rc.key, keyGroup: this.rc.keyGroup };
+  }
+  registerEventTimeTimer(ts: number): void { this.service.eventTime.add(this.timer(ts)); }
+  deleteEventTimeTimer(ts: number): void { this.service.eventTime.delete(ts, this.rc.keyId); }
+  registerProcessingTimeTimer(ts: number): void { if (this.service.processingTime.add(this.timer(ts))) this.onProcessingTimer(ts); }
+  deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(ts, this.rc.keyId); }
+}
+
 /** The context of one record (or one timer firing) of one key. */
 class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O> {
   private handles: Map<StateDescriptor, unknown> | undefined;
-  readonly timers: TimerService;
+  private keyTimers: TimerService | undefined;
 
   constructor(
     op: OperatorContext,
-    owner: KeyedProcessOperator<K, unknown, O>,
+    private readonly owner: KeyedProcessOperator<K, unknown, O>,
     readonly key: K,
     readonly keyGroup: number,
     readonly keyId: string,
@@ -33,7 +46,10 @@ class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<
     private readonly watermark: number | undefined,
   ) {
     super(op);
-    this.timers = owner.timerServiceFor(this);
+  }
+
+  get timers(): TimerService {
+    return (this.keyTimers ??= this.owner.timerServiceFor(this as KeyedRecordContext<unknown, unknown>));
   }
 
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
@@ -101,21 +117,28 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     }
     const keyId = canonicalJson(key);
     if (this.backlog) {
-      return this.backlog.add({ keyGroup, keyId, watermark: this.backlogWatermark ?? this.ctx.currentWatermark(), timestamp: ts, input, value }, approximateSize(value));
+      return this.backlog.add({ keyGroup, keyId, watermark: this.backlogWatermark ?? this.ctx.currentWatermark(), timestamp: ts, input, value });
     }
     return this.run(key, keyGroup, keyId, value, ts, input, undefined);
   }
 
   /** Runs one record: through the async execution controller, or directly in sync mode. */
   private run(key: K, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): MaybePromise {
-    const call = (handler: StateRequestHandler, wm: number | undefined): MaybePromise => {
-      const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, wm);
-      rc.timestamp = ts;
-      return runUserCallback(this.ctx, rc as RecordContext<unknown>, () =>
-        this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc), key);
-    };
-    if (this.aec) return this.aec.submitRecord(keyId, key, (r: AsyncRecord) => call(r, watermark ?? r.watermark));
-    return call(this.direct!, watermark);
+    if (this.aec) return this.aec.submitRecord(keyId, key, new PendingRecord(this as unknown as KeyedProcessOperator<K, unknown, unknown>, key, keyGroup, keyId, value, ts, input, watermark));
+    return this.call(key, keyGroup, keyId, value, ts, input, this.direct!, watermark);
+  }
+
+  /** The user function for one record, with its state requests going to `handler`. */
+  call(key: K, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
+    const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, watermark);
+    rc.timestamp = ts;
+    let r: void | Promise<void>;
+    try {
+      r = this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc);
+    } catch (e) {
+      throw userError(this.ctx, e, key);
+    }
+    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, key);
   }
 
   /**
@@ -124,7 +147,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
    * that key due at a record's arrival watermark firing just before it, as streaming would have done.
    */
   onAttributes(attributes: RecordAttributes): MaybePromise {
-    const sorts = this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
+    const sorts = this.ctx.job.mode !== "streaming" && this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
     if (attributes.isBacklog && sorts && !this.backlog) {
       this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName });
       return this.ctx.output.emitAttributes(attributes);
@@ -139,39 +162,53 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const buffer = this.backlog!;
     this.backlog = undefined;
     this.sortSpills += buffer.spills;
-    for await (const r of buffer.drain()) {
-      this.sortedRecords++;
-      const p = this.runBuffered(r);
+    let group: BufferedRecord[] = [];
+    for await (const batch of buffer.drain()) {
+      for (const r of batch) {
+        if (group.length > 0 && r.keyId !== group[0]!.keyId) {
+          const p = this.runKey(group);
+          if (p) await p;
+          group = [];
+        }
+        group.push(r);
+      }
+    }
+    if (group.length > 0) {
+      const p = this.runKey(group);
       if (p) await p;
     }
+    await this.aec?.drain();
     const w = this.backlogWatermark;
     this.backlogWatermark = undefined;
     if (w !== undefined) {
       const p = this.onWatermark(w);
       if (p) await p;
     }
-    await this.aec?.drain();
   }
 
-  private runBuffered(r: BufferedRecord): MaybePromise {
-    // The key's timers that streaming would have fired before this record arrived.
-    const due = this.timers.eventTime.pollForKey(r.keyId, r.watermark);
-    const key = this.selectors[r.input]!(r.value);
-    const record = () => this.run(key, r.keyGroup, r.keyId, r.value, r.timestamp, r.input, r.watermark);
-    if (due.length === 0) return record();
-    return (async () => {
-      for (const timer of due) {
-        const p = this.runTimer(timer, r.watermark);
+  /**
+   * One key's sorted backlog: its records back to back over an in-memory overlay of its state, each of
+   * its timers firing just before the first record whose arrival watermark passed it. Keys run
+   * concurrently through the async execution controller (one task per key), so their reads batch.
+   */
+  private runKey(records: BufferedRecord[]): MaybePromise {
+    const first = records[0]!;
+    const key = this.selectors[first.input]!(first.value) as K;
+    const task = async (handler: StateRequestHandler): Promise<void> => {
+      const overlay = new KeyStateOverlay(handler);
+      for (const r of records) {
+        this.sortedRecords++;
+        for (const timer of this.timers.eventTime.pollForKey(r.keyId, r.watermark)) {
+          const p = this.fire(timer, overlay, r.watermark);
+          if (p) await p;
+        }
+        const p = this.call(key, r.keyGroup, r.keyId, r.value, r.timestamp, r.input, overlay, r.watermark);
         if (p) await p;
       }
-      const p = record();
-      if (p) await p;
-    })();
-  }
-
-  private runTimer(timer: Timer, watermark: number): MaybePromise {
-    if (this.aec) return this.aec.submitRecord(timer.keyId, timer.key, (rec) => this.fire(timer, rec, watermark));
-    return this.fire(timer, this.direct!, watermark);
+      await overlay.flush();
+    };
+    if (this.aec) return this.aec.submitRecord(first.keyId, key, { run: (rec) => task(rec) });
+    return task(this.direct!);
   }
 
   onWatermark(watermark: number): MaybePromise {
@@ -184,7 +221,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     if (this.aec) {
       const next = (): TimerTask | undefined => {
         const timer = this.timers.eventTime.pollUpTo(watermark);
-        return timer && { keyId: timer.keyId, key: timer.key, task: (r: AsyncRecord) => this.fire(timer, r, watermark) };
+        return timer && { keyId: timer.keyId, key: timer.key, task: { run: (r: AsyncRecord) => this.fire(timer, r, watermark) } };
       };
       return this.aec.onWatermark(watermark, next, () => { void emit(); });
     }
@@ -218,16 +255,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     return this.aec?.drain();
   }
 
-  timerServiceFor(rc: KeyedRecordContext<K, O>): TimerService {
-    const timer = (timestamp: number): Timer => ({ timestamp, keyId: rc.keyId, key: rc.key, keyGroup: rc.keyGroup });
-    return {
-      registerEventTimeTimer: (ts) => { this.timers.eventTime.add(timer(ts)); },
-      deleteEventTimeTimer: (ts) => this.timers.eventTime.delete(ts, rc.keyId),
-      registerProcessingTimeTimer: (ts) => {
-        if (this.timers.processingTime.add(timer(ts))) this.scheduleProcessingTimer(ts);
-      },
-      deleteProcessingTimeTimer: (ts) => this.timers.processingTime.delete(ts, rc.keyId),
-    };
+  timerServiceFor(rc: KeyedRecordContext<unknown, unknown>): TimerService {
+    return new KeyTimers(this.timers, rc, (ts) => this.scheduleProcessingTimer(ts));
   }
 
   close(): MaybePromise {
@@ -285,7 +314,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       return;
     }
     const p = this.aec
-      ? this.aec.submitRecord(timer.keyId, timer.key, (r) => this.fire(timer, r, r.watermark))
+      ? this.aec.submitRecord(timer.keyId, timer.key, { run: (r) => this.fire(timer, r, r.watermark) })
       : this.fire(timer, this.direct!, undefined);
     if (p) return p.then(() => this.fireProcessingTimers());
     return this.fireProcessingTimers();
@@ -333,9 +362,19 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
   }, [selector]);
 }
 
-/** Roughly how many bytes a record takes in the sort buffer (its JSON size; strings counted directly). */
-function approximateSize(value: unknown): number {
-  if (typeof value === "string") return value.length + 2;
-  if (typeof value === "number" || typeof value === "boolean" || value === null) return 8;
-  return JSON.stringify(value)?.length ?? 8;
+/** A record waiting for (or running in) the async execution controller: a task object, not a closure. */
+class PendingRecord<K> implements RecordTask {
+  constructor(
+    private readonly op: KeyedProcessOperator<K, unknown, unknown>,
+    private readonly key: K,
+    private readonly keyGroup: number,
+    private readonly keyId: string,
+    private readonly value: unknown,
+    private readonly ts: number | undefined,
+    private readonly input: number,
+    private readonly watermark: number | undefined,
+  ) {}
+  run(r: AsyncRecord): MaybePromise {
+    return this.op.call(this.key, this.keyGroup, this.keyId, this.value, this.ts, this.input, r, this.watermark ?? r.watermark);
+  }
 }

@@ -1,0 +1,55 @@
+// While a sorted backlog drains, one key's records run back to back: this handler keeps that key's state
+// in memory (each entry read from the backend at most once) and writes what changed once, when the key is
+// done, instead of a read and a write per record (FLIP-327: "one key's state in memory at a time").
+
+import type { StateAddress, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import { StateRequestType as T } from "../../state/contracts.ts";
+
+interface Entry { value: unknown; dirty: boolean; address: StateAddress }
+
+const entryId = (a: StateAddress) => `${a.operator}\u0000${a.state}\u0000${a.userKeyId ?? ""}`;
+const mapId = (a: StateAddress) => `${a.operator}\u0000${a.state}\u0000`;
+
+export class KeyStateOverlay implements StateRequestHandler {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly backend: StateRequestHandler) {}
+
+  async submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+    switch (type) {
+      case T.Get: {
+        const id = entryId(address);
+        const e = this.entries.get(id);
+        if (e) return e.value;
+        const v = await this.backend.submit(T.Get, address);
+        // A write may have happened while the read was out: it wins.
+        if (!this.entries.has(id)) this.entries.set(id, { value: v, dirty: false, address });
+        return this.entries.get(id)!.value;
+      }
+      case T.Put:
+        this.entries.set(entryId(address), { value, dirty: true, address });
+        return undefined;
+      default: {
+        // Whole-map requests see the backend: write this map's changes first, then forget its entries.
+        await this.flushWhere((e) => mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined);
+        if (type === T.ClearMap) for (const [id, e] of this.entries) if (mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined) this.entries.delete(id);
+        return this.backend.submit(type, address, value, cursor, limit);
+      }
+    }
+  }
+
+  /** Writes every changed entry (once per entry, however many records changed it). */
+  flush(): Promise<void> {
+    return this.flushWhere(() => true);
+  }
+
+  private async flushWhere(pick: (e: Entry) => boolean): Promise<void> {
+    const writes: Array<Promise<unknown>> = [];
+    for (const e of this.entries.values()) {
+      if (!e.dirty || !pick(e)) continue;
+      e.dirty = false;
+      writes.push(this.backend.submit(T.Put, e.address, e.value));
+    }
+    await Promise.all(writes);
+  }
+}
