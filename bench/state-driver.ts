@@ -16,8 +16,8 @@ export interface DriveOptions {
 
 export type RecordFn<K> = (key: K, scope: KeyScope, handler: StateRequestHandler, index: number) => Promise<void>;
 
-/** Runs `fn` for every key of `keys` (one record each) and resolves when all are done. */
-export async function driveRecords<K>(backend: KeyedStateBackend, keys: ArrayLike<K>, fn: RecordFn<K>, options: DriveOptions = {}): Promise<void> {
+/** Runs `fn` for `count` records, record i having key `keyAt(i)`, and resolves when all are done. */
+export async function driveRecords<K>(backend: KeyedStateBackend, count: number, keyAt: (i: number) => K, fn: RecordFn<K>, options: DriveOptions = {}): Promise<void> {
   const operator = options.operator ?? "count";
   const maxParallelism = options.maxParallelism ?? 128;
   const inFlightLimit = options.inFlight ?? 6000;
@@ -26,7 +26,7 @@ export async function driveRecords<K>(backend: KeyedStateBackend, keys: ArrayLik
   let inFlight = 0;
   let failure: unknown;
   const start = (i: number): void => {
-    const key = keys[i]!;
+    const key = keyAt(i);
     const keyId = canonicalJson(key);
     const scope: KeyScope = { operator, keyGroup: assignToKeyGroup(key, maxParallelism), keyId, key };
     const before = lastOfKey.get(keyId);
@@ -39,7 +39,7 @@ export async function driveRecords<K>(backend: KeyedStateBackend, keys: ArrayLik
       });
     lastOfKey.set(keyId, run);
   };
-  for (let i = 0; i < keys.length; i++) {
+  for (let i = 0; i < count; i++) {
     start(i);
     // Like the controller's buffer timeout: when the in-flight limit is reached, send what is buffered.
     while (inFlight >= inFlightLimit) await pump(handler);

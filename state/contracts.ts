@@ -125,6 +125,13 @@ export interface StateAddress {
   readonly keyId: string;
   /** Map states: the entry's key; absent for the other kinds and for whole-map requests. */
   readonly userKeyId?: string;
+  /**
+   * Backend-private memo: the backend that served this address last stores itself and its internal key
+   * for it here. A handle reuses one address object for all its calls (a record's read and write), so the
+   * key is built and hashed once (a fresh key string costs more than the cache lookup it serves).
+   */
+  keyOwner?: unknown;
+  keyMemo?: string;
 }
 
 export const StateRequestType = {
@@ -242,7 +249,17 @@ export interface StateSnapshot {
   readonly checkpointId: number;
   readonly keyGroupRange: { readonly start: number; readonly end: number };
   /** Changelog stream and the sequence range holding this checkpoint's delta (empty when first > last). */
-  readonly changelog: { readonly stream: string; readonly firstSeq: number; readonly lastSeq: number };
+  readonly changelog: {
+    readonly stream: string;
+    readonly firstSeq: number;
+    readonly lastSeq: number;
+    /** The vertex whose changelog subjects hold the delta. */
+    readonly owner?: string;
+    /** Every message of the delta: key group and stream sequence (a restore reads its key groups' only). */
+    readonly messages?: ReadonlyArray<readonly [keyGroup: number, seq: number]>;
+  };
+  /** "delta": the changes since the last completed checkpoint, on top of what KV holds (jetstream-kv). "full": all state of the range (heap). */
+  readonly kind?: "delta" | "full";
   /** Size of the delta: what the checkpoint cost. */
   readonly entries: number;
   readonly bytes: number;

@@ -1,8 +1,10 @@
 // The one entry point the runtime uses to get a subtask's keyed state backend.
 
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../runtime/errors.ts";
-import type { JobNames } from "../runtime/names.ts";
+import { assertToken, type JobNames } from "../runtime/names.ts";
+import { ChangelogStream } from "./backends/changelog/stream.ts";
 import { resolveStateBackendConfig } from "./config.ts";
 import type { KeyedStateBackend, StateBackendKind } from "./contracts.ts";
 import { StateBackendKind as Kind } from "./contracts.ts";
@@ -17,8 +19,15 @@ export interface CreateKeyedStateBackendOptions {
   readonly names: JobNames;
   readonly keyGroupRange: KeyGroupRange;
   readonly maxParallelism: number;
-  /** Partial StateBackendConfig (validated; defaults fill the rest). */
+  /** Partial StateBackendConfig (validated; defaults fill the rest). Set `durability: "checkpoint"` when the job checkpoints. */
   readonly config?: unknown;
+  /**
+   * The vertex (operator chain) this subtask runs: names its changelog subjects, so it must be the same
+   * uid in every run and at every parallelism. Default "keyed".
+   */
+  readonly vertexUid?: string;
+  /** With durability "checkpoint": called (once per checkpoint interval) when the dirty budget is exceeded. */
+  readonly onDirtyBudgetExceeded?: () => void;
 }
 
 export async function createKeyedStateBackend(options: CreateKeyedStateBackendOptions): Promise<KeyedStateBackend> {
@@ -30,13 +39,36 @@ export async function createKeyedStateBackend(options: CreateKeyedStateBackendOp
     throw new WeirError(ErrorCode.InvalidOption, `key-group range ${keyGroupRange.toString()} is not within [0, ${maxParallelism - 1}]`);
   }
   const config = resolveStateBackendConfig(options.config);
+  const vertexUid = assertToken("vertex uid", options.vertexUid ?? "keyed");
+  const nc = options.nc;
   switch (kind) {
-    case Kind.Heap:
-      return new HeapKeyedStateBackend(keyGroupRange);
+    case Kind.Heap: {
+      if (!nc) return new HeapKeyedStateBackend(keyGroupRange);
+      const stream = new ChangelogStream(nc, options.names, vertexUid);
+      return new HeapKeyedStateBackend(keyGroupRange, {
+        stream, owner: vertexUid, forOwner: (owner) => (owner === vertexUid ? stream : new ChangelogStream(nc, options.names, owner)),
+      });
+    }
     case Kind.JetStreamKv:
-      if (!options.nc) throw new WeirError(ErrorCode.InvalidOption, "the jetstream-kv state backend needs a NATS connection");
-      return openJetStreamKvBackend({ nc: options.nc, bucket: options.names.stateBucket, keyGroupRange, config });
+      if (!nc) throw new WeirError(ErrorCode.InvalidOption, "the jetstream-kv state backend needs a NATS connection");
+      return openJetStreamKvBackend({
+        nc, names: options.names, keyGroupRange, config, vertexUid,
+        ...(options.onDirtyBudgetExceeded ? { onDirtyBudgetExceeded: options.onDirtyBudgetExceeded } : {}),
+      });
     default:
       throw new WeirError(ErrorCode.InvalidOption, `unknown state backend "${String(kind)}"; use "jetstream-kv" or "heap"`);
+  }
+}
+
+/**
+ * Deletes every piece of a job's keyed state: the KV bucket and the changelog stream (a run that starts
+ * without restoring, e.g. `--restore none`, must not read a previous run's state).
+ */
+export async function destroyKeyedState(nc: NatsConnection, names: JobNames): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const stream of [`KV_${names.stateBucket}`, names.changelogStream]) {
+    await jsm.streams.delete(stream).catch((e: unknown) => {
+      if (!/not found/i.test((e as Error).message)) throw e;
+    });
   }
 }

@@ -7,7 +7,7 @@ export { DirectStateRequestHandler } from "./handlers/direct.ts";
 export { BatchingStateRequestHandler } from "./handlers/batching.ts";
 export { HeapKeyedStateBackend } from "./backends/heap.ts";
 export { JetStreamKvStateBackend } from "./backends/jetstream-kv/backend.ts";
-export { createKeyedStateBackend, type CreateKeyedStateBackendOptions } from "./factory.ts";
+export { createKeyedStateBackend, destroyKeyedState, type CreateKeyedStateBackendOptions } from "./factory.ts";
 export {
   DEFAULT_STATE_BACKEND_CONFIG,
   resolveStateBackendConfig,

@@ -15,6 +15,7 @@ import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
 import { parseKey } from "../state/backends/jetstream-kv/keys.ts";
 import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.ts";
 import type { JobNames } from "../runtime/names.ts";
+import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend");
@@ -109,6 +110,26 @@ s("read coalescing: concurrent reads of one key cost one remote read", async () 
   assert.is(batching.batches, 2);
   assert.is(c.metrics().remoteReads, 1);
   await c.close();
+});
+
+s("pipelined misses: a batch of 1000 requests with 600 distinct missing keys reads them in one wave", async () => {
+  const names = freshJob();
+  const w = await openBackend("jetstream-kv", nc, names);
+  const wh = new BatchingStateRequestHandler(w, 1000);
+  const writes = Array.from({ length: 600 }, (_, i) => handles(w, wh)(count, `m${i}`).update(i));
+  await wh.drain();
+  await Promise.all(writes);
+  await w.close();
+  const b = await openBackend("jetstream-kv", nc, names, { getConcurrency: 1024 });
+  const batching = new BatchingStateRequestHandler(b, 1000);
+  const reads = Array.from({ length: 1000 }, (_, i) => handles(b, batching)(count, `m${i % 600}`).value());
+  assert.is(batching.batches, 1, "one batch of 1000");
+  const values = await Promise.all(reads);
+  assert.ok(values.every((v, i) => v === i % 600));
+  const m = b.metrics();
+  assert.is(m.remoteReads, 600, "one read per distinct key");
+  assert.is((b as JetStreamKvStateBackend).peakReadsInFlight, 600, "all 600 in flight together");
+  await b.close();
 });
 
 s("cache eviction: bounded entries, correct reads after eviction, evicted keys read again from KV", async () => {

@@ -2,9 +2,9 @@
 // sources end; `executeAsync()` hands back a JobClient for unbounded jobs.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { createKeyedStateBackend } from "../../state/mod.ts";
+import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
-import type { KeyGroupRange } from "../../state/key-groups.ts";
+import type { StateBackendRequest } from "../exec/subtask.ts";
 import type { SourceDef } from "./connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
@@ -33,6 +33,8 @@ export interface EnvironmentHooks {
   readonly log?: (message: string) => void;
   /** Build the graph without chaining (every operator its own subtask). */
   readonly chaining?: boolean;
+  /** Wraps each keyed state backend (tests and benchmarks inject latency or stalls). */
+  readonly wrapStateBackend?: (backend: KeyedStateBackend) => KeyedStateBackend;
 }
 
 export class StreamEnvironment implements StreamHost {
@@ -81,7 +83,8 @@ export class StreamEnvironment implements StreamHost {
     const runner = new JobRunner(graph, this.options, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
-      createStateBackend: (range) => this.createStateBackend(nc, range),
+      createStateBackend: (request) => this.createStateBackend(nc, request),
+      resetState: () => destroyKeyedState(nc, this.names),
     });
     this.running.add(runner);
     const done = runner.result().finally(() => this.running.delete(runner));
@@ -119,14 +122,19 @@ export class StreamEnvironment implements StreamHost {
 
   async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
 
-  private createStateBackend(nc: NatsConnection, range: KeyGroupRange): Promise<KeyedStateBackend> {
-    return createKeyedStateBackend({
+  private async createStateBackend(nc: NatsConnection, request: StateBackendRequest): Promise<KeyedStateBackend> {
+    const checkpointing = this.options.checkpointIntervalMs > 0;
+    const backend = await createKeyedStateBackend({
       kind: this.options.stateBackend,
       nc,
       names: this.names,
-      keyGroupRange: range,
+      keyGroupRange: request.keyGroupRange,
       maxParallelism: this.options.maxParallelism,
-      config: this.options.state,
+      // With checkpoints, uncommitted changes never reach KV: they go to the changelog at checkpoints.
+      config: { ...this.options.state, durability: checkpointing ? "checkpoint" : "flush" },
+      vertexUid: request.vertexUid,
+      ...(checkpointing ? { onDirtyBudgetExceeded: request.onDirtyBudgetExceeded } : {}),
     });
+    return this.hooks.wrapStateBackend ? this.hooks.wrapStateBackend(backend) : backend;
   }
 }

@@ -63,6 +63,29 @@ export class CheckpointStore {
     }
   }
 
+  /**
+   * Reserves `count` checkpoint ids after every id this job has ever used (or `after`), so that no two
+   * runs use the same id: ids name changelog messages and committed sink output, and the streams' duplicate
+   * windows would take a reused id for a retry. With `expected` (the end of the caller's previous block)
+   * it fails when another run reserved in between. Returns the first and last id of the block.
+   */
+  async reserveIds(after: number, count: number, expected?: number): Promise<{ first: number; last: number }> {
+    const e = await this.kv.get("ids");
+    const high = e && e.operation === "PUT" && e.value.length > 0 ? Number(e.string()) : 0;
+    if (expected !== undefined && high !== expected) {
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} were reserved by another run (expected ${expected}, found ${high})`);
+    }
+    const first = Math.max(high, after) + 1;
+    const last = first + count - 1;
+    try {
+      if (e && e.operation === "PUT") await this.kv.update("ids", String(last), e.revision);
+      else await this.kv.create("ids", String(last));
+    } catch (err) {
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} could not be reserved: another run reserved at the same time (${(err as Error).message})`, { cause: err });
+    }
+    return { first, last };
+  }
+
   /** Ids of stored checkpoints, oldest first. */
   async list(): Promise<number[]> {
     const ids: number[] = [];

@@ -35,6 +35,8 @@ export class SubtaskCheckpointer {
   private readonly barriers = new Map<number, CheckpointBarrier>();
   /** Keyed deltas not yet known to be materialized in KV: every checkpoint's metadata carries them all. */
   private unmaterialized: StateSnapshot[] = [];
+  /** The newest checkpoint this subtask has started to snapshot: each is taken once, however asked. */
+  private lastStarted = 0;
 
   constructor(private readonly p: CheckpointParticipant, channelCount: number) {
     this.aligner = new BarrierAligner(channelCount);
@@ -116,6 +118,12 @@ export class SubtaskCheckpointer {
    */
   private async snapshot(barrier: CheckpointBarrier, alignmentMs: number, release: readonly number[]): Promise<void> {
     const id = barrier.id;
+    if (id <= this.lastStarted) {
+      // Asked twice (its barrier came while the coordinator asked it directly): the first one counts.
+      for (const c of release) this.p.unblock(c);
+      return;
+    }
+    this.lastStarted = id;
     try {
       // Records in flight belong before the barrier: let them finish (FLIP-425 drains at a barrier).
       for (const { operator } of this.p.operators) {

@@ -36,7 +36,12 @@ program.command("run")
   .argument("<job>", "the job's .ts (or .js) file")
   .addOption(natsOption())
   .option("--parallelism <n>", "default parallelism of the job's operators", positiveInt("--parallelism"))
-  .option("--restore <what>", "latest | none | <checkpoint-id>", "latest")
+  .option("--restore <what>", "latest | none | <checkpoint-id> (default latest)", (v: string) => {
+    if (v === "latest" || v === "none") return v;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--restore expects latest, none or a checkpoint id, got "${v}"`);
+    return n;
+  })
   .option("--checkpoint-interval <ms>", "checkpoint every <ms> (0: off)", nonNegativeInt("--checkpoint-interval"))
   .addOption(new Option("--state-backend <kind>", "where keyed state lives").choices(["jetstream-kv", "heap"]))
   .option("--plan", "print the job graph (chains, parallelism, edges) and exit")
@@ -56,6 +61,16 @@ program.command("stop")
   .addOption(natsOption())
   .option("--savepoint", "take a savepoint before stopping (resumable at another parallelism)")
   .action(action((job: string, flags) => stopCommand(job, flags)));
+
+program.command("checkpoints")
+  .description("a job's completed checkpoints and savepoints: duration, state changed, alignment, acks")
+  .argument("<job>", "the job's name")
+  .addOption(natsOption())
+  .option("--json", "as JSON")
+  .action(action(async (job: string, flags: { nats?: string; json?: boolean }) => {
+    const { checkpointsCommand } = await import("./commands/checkpoints.ts");
+    return checkpointsCommand(job, flags);
+  }));
 
 program.command("nats")
   .description("start (or reuse) the embedded default NATS server and print its URL")

@@ -9,17 +9,16 @@ import { createActor, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jobMachine, type JobState } from "../../actors/job-machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
-import type { KeyGroupRange } from "../../state/key-groups.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
 import type { JobGraph } from "../graph/job-graph.ts";
 import { GlobalNames, JobNames } from "../names.ts";
-import { CheckpointCoordinator, type CheckpointStats } from "../checkpoint/coordinator.ts";
+import { CheckpointCoordinator, ID_BLOCK, type CheckpointStats } from "../checkpoint/coordinator.ts";
 import { RestoreBundle } from "../checkpoint/restore.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
-import { Subtask, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
+import { Subtask, type StateBackendRequest, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
 
 export interface JobFailure {
   readonly at: string;
@@ -56,7 +55,9 @@ export interface JobResult {
 export interface JobRunnerOptions {
   readonly clock?: Clock;
   readonly log?: (message: string) => void;
-  readonly createStateBackend: (range: KeyGroupRange) => Promise<KeyedStateBackend>;
+  readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
+  /** Deletes the job's keyed state (for `--restore none`). */
+  readonly resetState?: () => Promise<void>;
 }
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
@@ -126,15 +127,21 @@ export class JobRunner {
 
   /** Opens checkpoint storage, finds what to restore, deploys; resolves once the job runs. */
   async start(): Promise<void> {
-    if (this.checkpointing || this.job.restore !== "none") {
+    if (this.job.restore === "none" && this.options.resetState) {
+      // Starting without state means without the KV state a previous run left, too.
+      await this.options.resetState();
+    }
+    if (this.checkpointing || typeof this.job.restore === "number") {
       this.store = await CheckpointStore.open(this.nc, this.names);
       const latest = await this.store.latest();
       if (this.checkpointing) {
         const timeoutMs = this.job.checkpointTimeoutMs;
+        const ids = await this.store.reserveIds(latest?.pointer.id ?? 0, ID_BLOCK);
         this.coordinator = new CheckpointCoordinator(() => this.subtasks.filter((s) => !s.isTerminal), {
           job: this.job.name,
           store: this.store,
-          firstId: (latest?.pointer.id ?? 0) + 1,
+          firstId: ids.first,
+          reservedThrough: ids.last,
           latestRevision: latest?.revision ?? 0,
           maxParallelism: this.graph.maxParallelism,
           parallelism: Object.fromEntries(this.graph.vertices.map((v) => [v.uid, v.parallelism])),
@@ -221,6 +228,9 @@ export class JobRunner {
 
   private async loadRestore(mode: ResolvedJobOptions["restore"], latestId: number | undefined): Promise<RestoreBundle | undefined> {
     if (mode === "none" || !this.store) return undefined;
+    if (!this.checkpointing) {
+      throw new WeirError(ErrorCode.Checkpoint, `restoring checkpoint ${mode} needs checkpointing on: set checkpointIntervalMs (or --checkpoint-interval)`);
+    }
     const id = mode === "latest" ? latestId : mode;
     if (id === undefined) return undefined;
     const metadata = await this.store.read(id);
@@ -249,6 +259,7 @@ export class JobRunner {
         onAck: (_s, snapshot, id) => this.coordinator?.ack(snapshot, id),
         onDecline: (_s, id, reason) => this.coordinator?.decline(id, reason),
         onInputFinished: (s) => this.onInputFinished(s),
+        onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
       };
       const subtasks: Subtask[] = [];
       for (const v of this.graph.vertices) {
@@ -327,6 +338,13 @@ export class JobRunner {
       c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
     }, tick);
     this.checkpointTimer.unref();
+  }
+
+  /** A backend's uncommitted changes are over budget: checkpoint now rather than at the next interval. */
+  private earlyCheckpoint(): void {
+    const c = this.coordinator;
+    if (!c || c.busy || this.state !== "running" || this.finalCheckpointStarted) return;
+    c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
   }
 
   private cancelAll(): void {

@@ -26,6 +26,15 @@ import type { SubtaskSnapshot } from "../checkpoint/metadata.ts";
 import type { Clock } from "./clock.ts";
 import { NetworkOutput } from "./network-output.ts";
 
+/** What a subtask asks of the job's state backend factory. */
+export interface StateBackendRequest {
+  readonly keyGroupRange: KeyGroupRange;
+  /** Names the subtask's changelog subjects: the same in every run and at every parallelism. */
+  readonly vertexUid: string;
+  /** The backend's dirty buffer is over budget: a checkpoint would let it write (checkpoint mode). */
+  readonly onDirtyBudgetExceeded: () => void;
+}
+
 export interface SubtaskDeps {
   readonly nc: NatsConnection;
   readonly names: JobNames;
@@ -34,7 +43,7 @@ export interface SubtaskDeps {
   readonly graph: JobGraph;
   readonly clock: Clock;
   readonly deadLetters: DeadLetters;
-  readonly createStateBackend: (range: KeyGroupRange) => Promise<KeyedStateBackend>;
+  readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
   readonly inspect?: (event: unknown) => void;
   readonly log: (message: string) => void;
   readonly onFinished: (s: Subtask) => void;
@@ -48,6 +57,8 @@ export interface SubtaskDeps {
    * state completes; this tells the coordinator it is waiting.
    */
   readonly onInputFinished: (s: Subtask) => void;
+  /** A keyed backend would like a checkpoint soon (its uncommitted changes are over budget). */
+  readonly onDirtyBudgetExceeded?: () => void;
 }
 
 export interface SubtaskStatus {
@@ -243,10 +254,9 @@ export class Subtask {
     this.gate.enqueue(() => this.checkpointer.trigger(barrier));
   }
 
-  /** The final checkpoint completed: close and finish. */
+  /** The final checkpoint completed: close and finish, after the mail already queued (its notification). */
   release(): void {
-    this.released = true;
-    this.gate.signal();
+    this.gate.enqueue(() => { this.released = true; });
   }
 
   notifyCheckpointComplete(checkpointId: number): void {
@@ -528,7 +538,11 @@ export class Subtask {
 
   /** The keyed backend, restored to the checkpoint this run starts from. */
   private async openBackend(): Promise<KeyedStateBackend> {
-    const backend = await this.deps.createStateBackend(this.keyGroupRange);
+    const backend = await this.deps.createStateBackend({
+      keyGroupRange: this.keyGroupRange,
+      vertexUid: this.vertex.uid,
+      onDirtyBudgetExceeded: () => this.deps.onDirtyBudgetExceeded?.(),
+    });
     const keyedUids = this.vertex.nodes.filter((n) => n.kind === "operator" && n.spec.keySelectors !== undefined).map((n) => n.uid);
     const snapshots = this.deps.restore?.keyedSnapshotsOf(keyedUids) ?? [];
     if (snapshots.length > 0) {

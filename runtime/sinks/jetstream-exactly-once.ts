@@ -34,8 +34,16 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   /** checkpoint id → its records (in memory) and where they are staged. */
   private readonly prepared = new Map<number, { records: StagedRecord[]; ref: Promise<StagedRef | undefined> }>();
   private readonly uncommitted: StagedRef[] = [];
+  /**
+   * Staged output already published (by a commit, or again at a restore), kept until a NEWER checkpoint
+   * commits: until then a crash restores that same checkpoint, whose state lists it, and needs it again.
+   */
+  private published: StagedRef[] = [];
   private readonly names: ConnectorNames;
   private readonly staging: StagingArea;
+  /** Commits run one after another in the background, so the subtask keeps processing meanwhile. */
+  private commits: Promise<void> = Promise.resolve();
+  private failure: unknown;
   committed = 0;
 
   constructor(
@@ -56,15 +64,15 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
         throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state of subtask ${part.index} is not an exactly-once state`);
       }
       for (const ref of state.staged) {
-        const area = new StagingArea(this.ctx.nc, this.names.stagingStream, this.names.stagingSubject(this.ctx.operatorUid, ref.subtask));
-        const records = await area.read(ref);
+        const records = await this.areaOf(ref.subtask).read(ref);
         await this.publishAll(ref.checkpointId, ref.subtask, records);
-        await area.purgeThrough(ref.lastSeq);
+        this.published.push(ref);
       }
     }
   }
 
   write(value: T): void {
+    if (this.failure) throw this.failure;
     this.pending.push([this.resolve(value), JSON.stringify(value)]);
   }
 
@@ -72,6 +80,9 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   snapshotState(checkpointId: number): Promise<ExactlyOnceState> {
     const records = this.pending;
     this.pending = [];
+    if (this.prepared.has(checkpointId)) {
+      throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: checkpoint ${checkpointId} was snapshotted twice in subtask ${this.ctx.subtaskIndex}`);
+    }
     const ref = this.staging.stage(checkpointId, this.ctx.subtaskIndex, records);
     this.prepared.set(checkpointId, { records, ref });
     return ref.then((r) => {
@@ -80,8 +91,16 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
     });
   }
 
-  /** Phase 2: checkpoint `id` committed: publish its output (and any earlier one still held). */
-  async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+  /**
+   * Phase 2: checkpoint `id` committed: publish its output (and any earlier one still held). Runs behind
+   * earlier commits without holding up the subtask; a failure fails the next write (and close).
+   */
+  notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    this.commits = this.commits.then(() => this.commit(checkpointId)).catch((e: unknown) => { this.failure ??= e; });
+    return Promise.resolve();
+  }
+
+  private async commit(checkpointId: number): Promise<void> {
     const ids = [...this.prepared.keys()].filter((id) => id <= checkpointId).sort((a, b) => a - b);
     for (const id of ids) {
       const { records, ref } = this.prepared.get(id)!;
@@ -89,20 +108,33 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
       const staged = await ref;
       await this.publishAll(id, this.ctx.subtaskIndex, records);
       if (staged) {
-        await this.staging.purgeThrough(staged.lastSeq);
         const at = this.uncommitted.indexOf(staged);
         if (at >= 0) this.uncommitted.splice(at, 1);
       }
+      // Checkpoint `id` is committed, so no restore goes back before it: what older checkpoints staged
+      // can go. Its own staging stays until the next one commits.
+      const older = this.published.filter((r) => r.checkpointId < id);
+      this.published = this.published.filter((r) => r.checkpointId >= id);
+      for (const ref of older) await this.areaOf(ref.subtask).purgeThrough(ref.lastSeq);
+      if (staged) this.published.push(staged);
     }
+  }
+
+  private areaOf(subtask: number): StagingArea {
+    return subtask === this.ctx.subtaskIndex ? this.staging : new StagingArea(this.ctx.nc, this.names.stagingStream, this.names.stagingSubject(this.ctx.operatorUid, subtask));
   }
 
   /** Records are committed by checkpoints (the final one covers the end of input), not by flush. */
   async flush(): Promise<void> {
+    await this.commits;
+    if (this.failure) throw this.failure;
     await this.publisher.drain();
   }
 
   async close(): Promise<void> {
+    await this.commits;
     await this.publisher.drain().catch(() => {});
+    if (this.failure) throw this.failure;
   }
 
   private async publishAll(checkpointId: number, subtask: number, records: readonly StagedRecord[]): Promise<void> {

@@ -132,10 +132,13 @@ async function exactlyOnceWriter<T>(
   const window = new InflightWindow(maxInFlight);
   const expect: Partial<JetStreamPublishOptions> = options.stream ? { expect: { streamName: options.stream } } : {};
   let streamReady = options.stream === undefined;
+  // The target stream is looked up (or created) once, on the first publish; later ones wait for that.
+  let ready: Promise<void> | undefined;
   const publisher = windowPublisher(window, (subject, payload, id) => {
     const go = () => window.add(js.publish(subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
     if (streamReady) return go();
-    return ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; return go(); });
+    ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
+    return ready.then(go);
   });
   const writer = new ExactlyOnceJetStreamWriter<T>(ctx, (v) => {
     try { return resolveSubject(v); } catch (e) { throw new WeirError(ErrorCode.Sink, `${what}: subject function failed: ${messageOf(e)}`, { cause: e }); }

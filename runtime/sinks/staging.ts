@@ -3,7 +3,8 @@
 // make data durable on JetStream, FACTS.md), one subject per sink subtask, purged once committed.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { ErrorCode, WeirError } from "../errors.ts";
 
 /** Output records as [subject, payload] pairs. */
 export type StagedRecord = readonly [subject: string, payload: string];
@@ -63,15 +64,33 @@ export class StagingArea {
     return { checkpointId, subtask, firstSeq: Math.min(...seqs), lastSeq: Math.max(...seqs), records: records.length };
   }
 
-  /** Reads back what `ref` staged (for a commit retried after a restore). */
+  /**
+   * Reads back what `ref` staged (for a commit retried after a restore), through an ordered consumer on
+   * this subject from `firstSeq` to `lastSeq`. Anything but exactly `ref.records` records is an error:
+   * output is never dropped silently.
+   */
   async read(ref: StagedRef): Promise<StagedRecord[]> {
     await this.ensure();
-    const jsm = await jetstreamManager(this.nc);
+    const consumer = await jetstream(this.nc).consumers.get(this.stream, {
+      filter_subjects: this.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: ref.firstSeq,
+    });
     const out: StagedRecord[] = [];
-    for (let seq = ref.firstSeq; seq <= ref.lastSeq; seq++) {
-      const m = await jsm.streams.getMessage(this.stream, { seq }).catch(() => undefined);
-      if (!m || m.subject !== this.subject) continue;
-      out.push(...(m.json<StagedRecord[]>()));
+    const messages = await consumer.consume({ max_messages: 64, idle_heartbeat: 1000, expires: 5000 });
+    const deadline = setTimeout(() => void messages.close(), 30_000);
+    try {
+      for await (const m of messages) {
+        if (m.seq > ref.lastSeq) break;
+        out.push(...m.json<StagedRecord[]>());
+        if (m.seq === ref.lastSeq || m.info.pending === 0) break;
+      }
+    } finally {
+      clearTimeout(deadline);
+      await messages.close().catch(() => {});
+    }
+    if (out.length !== ref.records) {
+      throw new WeirError(ErrorCode.Sink, `the staged output of checkpoint ${ref.checkpointId} (subtask ${ref.subtask}) is incomplete in stream ${this.stream}: ${out.length} of ${ref.records} records`);
     }
     return out;
   }

@@ -2,6 +2,7 @@
 // takes the items at positions i, i+p, i+2p, ...
 
 import type { SourceDef } from "../api/connectors.ts";
+import { restoredPosition } from "./positional-restore.ts";
 
 const BATCH = 1000;
 
@@ -13,7 +14,7 @@ export function arraySource<T>(items: readonly T[]): SourceDef<T> {
     defaultParallelism: 1,
     async createReader(ctx) {
       const mine = ctx.parallelism === 1 ? items : items.filter((_, i) => i % ctx.parallelism === ctx.subtaskIndex);
-      let pos = 0;
+      let pos = restoredPosition(ctx, "array", (s): s is { position: number } => typeof (s as { position?: unknown })?.position === "number")?.position ?? 0;
       return {
         async pollNext() {
           if (pos >= mine.length) return null;

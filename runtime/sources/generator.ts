@@ -4,6 +4,7 @@
 
 import type { SourceDef } from "../api/connectors.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
+import { restoredPosition } from "./positional-restore.ts";
 
 export interface GeneratorOptions<T> {
   readonly count?: number;
@@ -26,7 +27,7 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
     bounded: options.count !== undefined,
     async createReader(ctx) {
       const p = ctx.parallelism;
-      let next = ctx.subtaskIndex;
+      let next = restoredPosition(ctx, "generator", (s): s is { next: number } => typeof (s as { next?: unknown })?.next === "number")?.next ?? ctx.subtaskIndex;
       let made = 0;
       const started = performance.now();
       const rate = options.ratePerSec !== undefined ? options.ratePerSec / p : undefined;

@@ -104,7 +104,11 @@ export class ConsumerLane {
   /** Moves the buffered messages to `out` (bounded: no further than the end) and releases a held refill. */
   drain(out: JsMsg[]): void {
     const b = this.buffer;
-    if (b.length === 0) return;
+    if (b.length === 0) {
+      // A refill held while the buffer was full must go out even when this poll finds nothing new.
+      this.releaseRefill();
+      return;
+    }
     this.buffer = [];
     const n = Math.min(b.length, this.remaining);
     for (let i = 0; i < n; i++) out.push(b[i]!);

@@ -1,7 +1,10 @@
 // The heap backend: state in this process's memory, the synchronous baseline. Same request semantics as
 // the JetStream KV backend (the parity tests hold them to it); nothing survives the process.
 
-import type { KeyedStateBackend, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateRequestType } from "../contracts.ts";
+import type { KeyedStateBackend, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateRequestType, StateSnapshot } from "../contracts.ts";
+import { StateAccessError } from "../errors.ts";
+import type { ChangelogStream } from "./changelog/stream.ts";
+import type { DeltaEntry } from "./changelog/format.ts";
 import { StateBackendKind, StateRequestType as T } from "../contracts.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
 import { OrderedKeys } from "./ordered-keys.ts";
@@ -32,7 +35,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private batches = 0;
   private requests = 0;
 
-  constructor(readonly keyGroupRange: KeyGroupRange) {
+  /**
+   * `changelog`: where checkpoints go. The heap has no durable store behind it, so each snapshot is FULL
+   * (every entry of the range, cost growing with the state) and a restore reads the newest one.
+   */
+  constructor(
+    readonly keyGroupRange: KeyGroupRange,
+    private readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream },
+  ) {
     this.groups = Array.from({ length: keyGroupRange.size }, () => ({ values: new Map(), maps: new Map() }));
   }
 
@@ -61,7 +71,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     checkKeyGroup(this.keyGroupRange, address);
     checkShape(type, address, value);
     const group = this.groups[address.keyGroup - this.keyGroupRange.start]!;
-    const key = localKey(address);
+    let key: string;
+    if (address.keyOwner === this && address.keyMemo !== undefined) key = address.keyMemo;
+    else { key = localKey(address); address.keyOwner = this; address.keyMemo = key; }
     const userKeyId = address.userKeyId;
     switch (type) {
       case T.Get:
@@ -75,7 +87,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         return undefined;
       case T.Append: {
         const list = group.values.get(key);
-        if (Array.isArray(list)) list.push(...(value as unknown[]));
+        if (Array.isArray(list)) for (const v of value as unknown[]) list.push(v); // no spread: a huge addAll would overflow the stack
         else group.values.set(key, (value as unknown[]).slice());
         return undefined;
       }
@@ -88,6 +100,67 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   }
 
   async flush(): Promise<void> {}
+
+  // ------------------------------------------------------------------ checkpoints (full snapshots)
+
+  snapshot(checkpointId: number): Promise<StateSnapshot> {
+    const changelog = this.requireChangelog("snapshot");
+    // Capture now, synchronously (values serialized): nothing after the barrier leaks in.
+    // An entry's key is the JSON of [keyGroup, operator, state, keyId, userKeyId?].
+    const byKeyGroup = new Map<number, DeltaEntry[]>();
+    let entries = 0;
+    this.groups.forEach((g, i) => {
+      const keyGroup = this.keyGroupRange.start + i;
+      const out: DeltaEntry[] = [];
+      for (const [k, v] of g.values) out.push({ key: JSON.stringify([keyGroup, ...k.split("\u0000")]), json: JSON.stringify(v) });
+      for (const [k, m] of g.maps) {
+        const parts = k.split("\u0000");
+        for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ...parts, userKeyId]), json: JSON.stringify(v) });
+      }
+      if (out.length > 0) byKeyGroup.set(keyGroup, out);
+      entries += out.length;
+    });
+    const range = this.keyGroupRange;
+    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => ({
+      checkpointId,
+      kind: "full" as const,
+      keyGroupRange: { start: range.start, end: range.end },
+      changelog: { stream: changelog.stream.stream, firstSeq: r.firstSeq, lastSeq: r.lastSeq, owner: changelog.owner, messages: r.messages },
+      entries,
+      bytes: r.bytes,
+    }));
+  }
+
+  async notifyCheckpointComplete(): Promise<void> {}
+  notifyCheckpointAborted(): void {}
+
+  /** Loads the newest full snapshot's entries of this backend's key groups (before any request). */
+  async restore(snapshots: readonly StateSnapshot[]): Promise<void> {
+    const changelog = this.requireChangelog("restore");
+    if (this.requests > 0) throw new StateAccessError("restore() must come before any state request");
+    const range = this.keyGroupRange;
+    const mine = snapshots.filter((s) => s.keyGroupRange.start <= range.end && s.keyGroupRange.end >= range.start);
+    if (mine.length === 0) return;
+    if (mine.some((s) => s.kind !== "full")) throw new StateAccessError("a jetstream-kv checkpoint cannot be restored into the heap state backend");
+    const target = Math.max(...mine.map((s) => s.checkpointId));
+    const entries = new Map<string, string | undefined>();
+    for (const s of mine.filter((x) => x.checkpointId === target)) {
+      await changelog.forOwner(s.changelog.owner ?? changelog.owner).read(s.checkpointId, s.changelog.messages ?? [], range, entries);
+    }
+    for (const [key, json] of entries) {
+      if (json === undefined) continue;
+      const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
+      const group = this.groups[keyGroup - range.start]!;
+      const local = `${operator}\u0000${state}\u0000${keyId}`;
+      if (userKeyId === undefined) group.values.set(local, JSON.parse(json));
+      else putMapEntry(group, local, userKeyId, JSON.parse(json));
+    }
+  }
+
+  private requireChangelog(what: string) {
+    if (!this.changelog) throw new StateAccessError(`${what}: this heap backend has no changelog stream (it was created without a NATS connection)`);
+    return this.changelog;
+  }
 
   metrics(): StateBackendMetrics {
     let entries = 0;
@@ -102,6 +175,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   }
 
   async close(): Promise<void> {
+    this.dispose();
+  }
+
+  dispose(): void {
     this.closed = true;
     for (const g of this.groups) { g.values.clear(); g.maps.clear(); }
   }

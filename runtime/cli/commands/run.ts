@@ -10,7 +10,7 @@ import { ProgressReporter, formatCount } from "../progress.ts";
 export interface RunFlags {
   readonly nats?: string;
   readonly parallelism?: number;
-  readonly restore?: string;
+  readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
   readonly stateBackend?: "jetstream-kv" | "heap";
   readonly plan?: boolean;
@@ -24,6 +24,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
     ...(flags.checkpointInterval !== undefined ? { checkpointIntervalMs: flags.checkpointInterval } : {}),
     ...(flags.stateBackend !== undefined ? { stateBackend: flags.stateBackend } : {}),
+    ...(flags.restore !== undefined ? { restore: flags.restore } : {}),
   };
   const env = job.createEnvironment(overrides);
   if (flags.plan) {

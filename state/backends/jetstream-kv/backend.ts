@@ -14,10 +14,11 @@ import type {
   StateBackendMetrics,
   StateRequest,
   StateRequestType,
+  StateSnapshot,
 } from "../../contracts.ts";
 import { StateBackendKind, StateRequestType as T } from "../../contracts.ts";
 import type { StateBackendConfig } from "../../config.ts";
-import { StateAccessError, StateLimitError } from "../../errors.ts";
+import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "../request-checks.ts";
@@ -25,10 +26,12 @@ import { snapshotValue } from "../snapshot.ts";
 import { CacheEntry, EntryKind, INDEX_KEY_OVERHEAD_BYTES, StateCache } from "./cache.ts";
 import { baseKey, mapEntryKey } from "./keys.ts";
 import type { KvPipe } from "./pipe.ts";
-import { RemoteValues } from "./remote-values.ts";
+import { ChunkedValue, RemoteValues } from "./remote-values.ts";
+import type { ChangelogStream } from "../changelog/stream.ts";
+import { KvCheckpoints, runPool } from "./checkpoints.ts";
+import { baseBytes, decodeEntry, entryJson, serialize, tooLarge } from "./entry-json.ts";
 
 const DEFAULT_SCAN_LIMIT = 256;
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 /** A fetch of one key in flight; `superseded` when the key was written meanwhile (its result may be stale). */
@@ -36,6 +39,16 @@ interface Fetch {
   promise: Promise<CacheEntry>;
   superseded: boolean;
 }
+
+/** An entry a batch needs in the cache: what to fetch, and once pinned, the entry itself (or why not). */
+class Need {
+  entry: CacheEntry | undefined;
+  error: unknown;
+  constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number) {}
+}
+
+const toUndefined = (): undefined => undefined;
+const toSelf = (e: unknown): unknown => e;
 
 /** One request of a batch, with its keys resolved. */
 interface Prepared {
@@ -45,7 +58,8 @@ interface Prepared {
   /** KV key of the map entry, for map entry requests. */
   readonly entry: string | undefined;
   /** The key this request needs in the cache before it can apply, if any. */
-  readonly need: string | undefined;
+  readonly needKey: string | undefined;
+  need: Need | undefined;
 }
 
 /** A page of a map scan: its user keys and their KV keys. */
@@ -61,6 +75,10 @@ export interface JetStreamKvBackendOptions {
   readonly config: StateBackendConfig;
   /** The server's max payload (nc.info.max_payload): values above it are chunked. */
   readonly maxPayload: number;
+  /** With durability "checkpoint": the changelog of this backend's vertex, and how to reach another vertex's. */
+  readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream };
+  /** Called when the dirty budget is exceeded while checkpoints decide what reaches KV: take a checkpoint soon. */
+  readonly onDirtyBudgetExceeded?: () => void;
 }
 
 export class JetStreamKvStateBackend implements KeyedStateBackend {
@@ -71,6 +89,9 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   private readonly remote: RemoteValues;
   private readonly config: StateBackendConfig;
   private readonly fetches = new Map<string, Fetch>();
+
+  /** Present with durability "checkpoint": then only completed checkpoints reach KV. */
+  private readonly checkpoints: KvCheckpoints | undefined;
   private flushing: Promise<void> | undefined;
   private flushError: unknown;
   private readonly timer: ReturnType<typeof setInterval> | undefined;
@@ -86,7 +107,13 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     this.pipe = options.pipe;
     this.remote = new RemoteValues(options.pipe, options.maxPayload);
     this.cache = new StateCache(options.config.cacheMaxEntries, options.config.cacheMaxBytes);
-    if (options.config.flushIntervalMs > 0) {
+    if (options.config.durability === "checkpoint") {
+      if (!options.changelog) throw new StateAccessError("durability \"checkpoint\" needs a changelog stream");
+      this.checkpoints = new KvCheckpoints(
+        { cache: this.cache, remote: this.remote, pipe: this.pipe, keyGroupRange: this.keyGroupRange, writeConcurrency: options.config.putConcurrency },
+        options.changelog.stream, options.changelog.owner, options.changelog.forOwner, options.onDirtyBudgetExceeded,
+      );
+    } else if (options.config.flushIntervalMs > 0) {
       this.timer = setInterval(() => { if (this.cache.dirty.size > 0) this.flushInBackground(); }, options.config.flushIntervalMs);
       this.timer.unref?.();
     }
@@ -110,41 +137,42 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     try {
       // 1. resolve keys; find what must be in the cache
       const prepared: Prepared[] = [];
-      const needKinds = new Map<string, { kind: EntryKind; keyGroup: number }>();
+      const needs = new Map<string, Need>();
       for (const request of requests) {
         try {
           const p = this.prepare(request);
           prepared.push(p);
-          if (p.need !== undefined && !needKinds.has(p.need)) {
-            needKinds.set(p.need, { kind: needKind(request), keyGroup: request.address.keyGroup });
+          if (p.needKey !== undefined) {
+            let need = needs.get(p.needKey);
+            if (need === undefined) needs.set(p.needKey, (need = new Need(p.needKey, needKind(request), request.address.keyGroup)));
+            p.need = need;
           }
         } catch (e) {
           request.reject(e);
         }
       }
       // 2. fetch the missing entries, pipelined; pin them so that no other batch evicts them before we apply
-      const pinned = [...needKinds.keys()];
-      const failed = needKinds.size > 0 ? await this.pinNeeded(needKinds) : undefined;
-      await previous;
+      let scanNeeds: Need[] | undefined;
+      const missing = this.pinCached(needs.values());
+      if (missing.length > 0) await this.fetchAndPin(missing);
+      // Only this batch in progress: every earlier one has applied, no need to wait (or yield).
+      if (this.batchesWaiting > 1) await previous;
       try {
         // 3. apply in order, synchronously: requests on one address see each other in order
         for (const p of prepared) {
-          const error = p.need !== undefined ? failed?.get(p.need) : undefined;
-          if (error !== undefined) { p.request.reject(error); continue; }
+          if (p.need !== undefined && p.need.entry === undefined) { p.request.reject(p.need.error); continue; }
           try {
             let page: ScanSlice | undefined;
             if (p.request.type === T.Scan) {
               // A page's entries not in the cache are fetched before the scan applies (and before anything
               // after it): nothing else applies meanwhile, so the page shows exactly the state at its turn.
               page = this.scanSlice(p);
-              const missing = this.uncached(page.entryKeys, p.request.address.keyGroup);
-              if (missing.size > 0) {
-                pinned.push(...missing.keys());
-                const scanFailed = await this.pinNeeded(missing);
-                if (scanFailed !== undefined) {
-                  for (const k of scanFailed.keys()) pinned.splice(pinned.indexOf(k), 1);
-                  throw scanFailed.values().next().value;
-                }
+              const uncached = this.uncached(page.entryKeys, p.request.address.keyGroup);
+              if (uncached.length > 0) {
+                scanNeeds = scanNeeds === undefined ? uncached : scanNeeds.concat(uncached);
+                await this.fetchAndPin(uncached);
+                const failed = uncached.find((n) => n.entry === undefined);
+                if (failed !== undefined) throw failed.error;
               }
             }
             p.request.resolve(page !== undefined ? this.buildPage(page) : this.apply(p));
@@ -153,7 +181,8 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
           }
         }
       } finally {
-        for (const key of pinned) { const e = this.cache.peek(key); if (e && !failed?.has(key)) e.pins--; }
+        for (const n of needs.values()) if (n.entry !== undefined) n.entry.pins--;
+        if (scanNeeds !== undefined) for (const n of scanNeeds) if (n.entry !== undefined) n.entry.pins--;
       }
     } finally {
       this.batchesWaiting--;
@@ -170,7 +199,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   executeOne(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
     if (!this.closed && this.batchesWaiting === 0 && address.userKeyId === undefined && (type === T.Get || type === T.Put)) {
       checkKeyGroup(this.keyGroupRange, address);
-      const key = baseKey(address);
+      const key = this.baseKeyOf(address);
       if (type === T.Put) {
         this.counters.batches++;
         this.counters.requests++;
@@ -190,47 +219,56 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     });
   }
 
+  /** The address's KV key, memoized on the address (see StateAddress.keyMemo). */
+  private baseKeyOf(address: StateAddress): string {
+    if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo;
+    const key = baseKey(address);
+    address.keyOwner = this;
+    address.keyMemo = key;
+    return key;
+  }
+
   private prepare(request: StateRequest): Prepared {
     const { type, address } = request;
     checkKeyGroup(this.keyGroupRange, address);
     checkShape(type, address, request.value);
-    const base = baseKey(address);
+    const base = this.baseKeyOf(address);
     const entry = address.userKeyId === undefined ? undefined : mapEntryKey(base, address.userKeyId, address);
-    let need: string | undefined;
+    let needKey: string | undefined;
     switch (type) {
-      case T.Get: need = entry ?? base; break;
-      case T.Append: need = base; break;
-      case T.Put: need = entry === undefined ? undefined : base; break; // map entries update the map's index
+      case T.Get: needKey = entry ?? base; break;
+      case T.Append: needKey = base; break;
+      case T.Put: needKey = entry === undefined ? undefined : base; break; // map entries update the map's index
       case T.Scan:
-      case T.ClearMap: need = base; break;
+      case T.ClearMap: needKey = base; break;
     }
-    return { request, base, entry, need };
+    return { request, base, entry, needKey, need: undefined };
   }
 
-  /** Fetches until every needed key is in the cache, then pins them. Returns the keys that failed. */
-  private async pinNeeded(needs: Map<string, { kind: EntryKind; keyGroup: number }>): Promise<Map<string, unknown> | undefined> {
-    let failed: Map<string, unknown> | undefined;
-    let missing: string[] = [];
-    for (const key of needs.keys()) {
-      const e = this.cache.touch(key);
-      if (e !== undefined) { e.pins++; this.counters.hits++; } else missing.push(key);
+  /** Pins the needed entries already cached; returns the needs that are not. */
+  private pinCached(needs: Iterable<Need>): Need[] {
+    const missing: Need[] = [];
+    for (const n of needs) {
+      const e = this.cache.touch(n.key);
+      if (e !== undefined) { e.pins++; n.entry = e; this.counters.hits++; } else missing.push(n);
     }
+    return missing;
+  }
+
+  /** Fetches `missing` (pipelined) until each is in the cache and pinned, or failed (`error`). */
+  private async fetchAndPin(missing: Need[]): Promise<void> {
     while (missing.length > 0) {
-      const results = await Promise.all(missing.map((key) => {
-        const need = needs.get(key)!;
-        return this.fetch(key, need.kind, need.keyGroup).then(() => undefined, (e: unknown) => e);
-      }));
-      const again: string[] = [];
+      const results = await Promise.all(missing.map((n) => this.fetch(n.key, n.kind, n.keyGroup).then(toUndefined, toSelf)));
+      const again: Need[] = [];
       for (let i = 0; i < missing.length; i++) {
-        const key = missing[i]!;
-        if (results[i] !== undefined) { (failed ??= new Map()).set(key, results[i]); continue; }
-        const e = this.cache.touch(key);
+        const n = missing[i]!;
+        if (results[i] !== undefined) { n.error = results[i]; continue; }
+        const e = this.cache.touch(n.key);
         // Evicted by another batch between its arrival and now: fetch again (rare; needs a cache smaller than the batches in flight).
-        if (e === undefined) again.push(key); else e.pins++;
+        if (e === undefined) again.push(n); else { e.pins++; n.entry = e; }
       }
       missing = again;
     }
-    return failed;
   }
 
   /** One remote read per key at a time: later readers of the same key join the read in flight. */
@@ -242,22 +280,31 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     }
     this.counters.misses++;
     const f: Fetch = { promise: undefined as unknown as Promise<CacheEntry>, superseded: false };
-    f.promise = this.readRemote(key, kind, keyGroup, f).finally(() => this.fetches.delete(key));
+    f.promise = this.readInto(key, kind, keyGroup, f);
     this.fetches.set(key, f);
     return f.promise;
   }
 
-  private async readRemote(key: string, kind: EntryKind, keyGroup: number, f: Fetch): Promise<CacheEntry> {
-    for (;;) {
-      const stored = await this.remote.read(key);
+  private readInto(key: string, kind: EntryKind, keyGroup: number, f: Fetch): Promise<CacheEntry> {
+    return this.remote.read(key).then((stored) => {
       const cached = this.cache.peek(key);
+      if (cached === undefined && f.superseded) {
+        // Written, flushed and evicted while we read: what we read may be older. Read again.
+        f.superseded = false;
+        return this.readInto(key, kind, keyGroup, f);
+      }
+      if (this.fetches.get(key) === f) this.fetches.delete(key);
       if (cached !== undefined) return cached; // written (or fetched) meanwhile: the cache is newer
-      if (f.superseded) { f.superseded = false; continue; } // written, flushed and evicted meanwhile: read again
-      const entry = decodeEntry(key, kind, keyGroup, stored?.data);
-      entry.chunks = stored?.chunks;
+      const entry = stored instanceof ChunkedValue
+        ? decodeEntry(key, kind, keyGroup, stored.data)
+        : decodeEntry(key, kind, keyGroup, stored);
+      if (stored instanceof ChunkedValue) entry.chunks = stored.chunks;
       this.cache.insert(entry);
       return entry;
-    }
+    }, (e: unknown) => {
+      if (this.fetches.get(key) === f) this.fetches.delete(key);
+      throw e;
+    });
   }
 
   // ------------------------------------------------------------------ applying requests
@@ -265,10 +312,8 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   private apply(p: Prepared): unknown {
     const { type, address, value } = p.request;
     switch (type) {
-      case T.Get: {
-        const e = this.cached(p.need!, EntryKind.Value, address);
-        return snapshotValue(e.value);
-      }
+      case T.Get:
+        return snapshotValue(held(p, EntryKind.Value).value);
       case T.Put:
         if (p.entry === undefined) this.putValue(p.base, address, value);
         else this.putMapEntry(p, value);
@@ -284,15 +329,6 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     }
   }
 
-  private cached(key: string, kind: EntryKind, address: StateAddress): CacheEntry {
-    const e = this.cache.touch(key);
-    if (e === undefined) throw new StateAccessError(`internal: entry ${key} is not in the cache`);
-    if (e.kind !== kind) {
-      throw new StateAccessError(`state "${address.state}" of operator "${address.operator}" is used both as a map and as another kind of state`);
-    }
-    return e;
-  }
-
   /** The entry to write: the cached one, or a new one (a plain write replaces the value whole, no read needed). */
   private writable(key: string, kind: EntryKind, keyGroup: number, address: StateAddress): CacheEntry {
     const fetch = this.fetches.get(key);
@@ -302,7 +338,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       e = new CacheEntry(key, kind, keyGroup, kind === EntryKind.Index ? new OrderedKeys() : undefined, 0);
       this.cache.insert(e);
     } else if (e.kind !== kind) {
-      throw new StateAccessError(`state "${address.state}" of operator "${address.operator}" is used both as a map and as another kind of state`);
+      throw kindConflict(address);
     }
     return e;
   }
@@ -313,25 +349,25 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     e.value = value;
     e.json = json;
     this.cache.resize(e, baseBytes(e) + (json?.length ?? 0));
-    this.cache.markDirty(e);
+    this.written(e);
   }
 
   private putMapEntry(p: Prepared, value: unknown): void {
     const address = p.request.address;
     const userKeyId = address.userKeyId!;
-    const index = this.cached(p.base, EntryKind.Index, address);
+    const index = held(p, EntryKind.Index);
     this.putValue(p.entry!, address, value);
     const keys = index.index;
     if (value === undefined ? keys.delete(userKeyId) : keys.add(userKeyId)) {
       const delta = userKeyId.length + INDEX_KEY_OVERHEAD_BYTES;
       this.cache.resize(index, index.bytes + (value === undefined ? -delta : delta));
-      this.cache.markDirty(index);
+      this.written(index);
     }
   }
 
   private append(p: Prepared, values: unknown[]): void {
     const address = p.request.address;
-    const e = this.cached(p.base, EntryKind.Value, address);
+    const e = held(p, EntryKind.Value);
     const added = serialize(values, address, this.config.maxValueBytes);
     const current = e.value;
     if (current !== undefined && !Array.isArray(current)) {
@@ -341,23 +377,23 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const valueBytes = current === undefined || current.length === 0 ? added.length : e.bytes - baseBytes(e) + added.length - 1;
     if (valueBytes > this.config.maxValueBytes) throw tooLarge(address, valueBytes, this.config.maxValueBytes);
     if (current === undefined) e.value = values.slice();
-    else current.push(...values);
+    else for (let i = 0; i < values.length; i++) current.push(values[i]); // no spread: a huge addAll would overflow the call stack
     e.json = undefined;
     this.cache.resize(e, baseBytes(e) + valueBytes);
-    this.cache.markDirty(e);
+    this.written(e);
   }
 
   /** The keys of the page a Scan request asks for, from the map's index (pinned in the cache). */
   private scanSlice(p: Prepared): ScanSlice {
     const { address, cursor, limit } = p.request;
-    const index = this.cached(p.base, EntryKind.Index, address);
+    const index = held(p, EntryKind.Index);
     const page = index.index.page(cursor, scanLimit(limit, DEFAULT_SCAN_LIMIT));
     return { ...page, entryKeys: page.keys.map((k) => mapEntryKey(p.base, k, address)) };
   }
 
-  private uncached(keys: readonly string[], keyGroup: number): Map<string, { kind: EntryKind; keyGroup: number }> {
-    const missing = new Map<string, { kind: EntryKind; keyGroup: number }>();
-    for (const key of keys) if (this.cache.peek(key) === undefined) missing.set(key, { kind: EntryKind.Value, keyGroup });
+  private uncached(keys: readonly string[], keyGroup: number): Need[] {
+    const missing: Need[] = [];
+    for (const key of keys) if (this.cache.peek(key) === undefined) missing.push(new Need(key, EntryKind.Value, keyGroup));
     return missing;
   }
 
@@ -375,12 +411,17 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   private clearMap(p: Prepared): void {
     const address = p.request.address;
-    const index = this.cached(p.base, EntryKind.Index, address);
+    const index = held(p, EntryKind.Index);
     if (index.index.size === 0) return;
     for (const userKeyId of index.index) this.putValue(mapEntryKey(p.base, userKeyId, address), address, undefined);
     index.index.clear();
     this.cache.resize(index, baseBytes(index));
-    this.cache.markDirty(index);
+    this.written(index);
+  }
+
+  private written(e: CacheEntry): void {
+    this.cache.markDirty(e);
+    this.checkpoints?.changed(e);
   }
 
   // ------------------------------------------------------------------ write-back
@@ -391,6 +432,12 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const c = this.config;
     const dirtyEntries = this.cache.dirty.size;
     const dirtyBytes = this.cache.dirtyBytes;
+    if (this.checkpoints !== undefined) {
+      // Nothing may reach KV before a checkpoint commits, and blocking here could hold up the barrier
+      // that would free us: ask for a checkpoint and carry on (memory grows until it completes).
+      if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) this.checkpoints.overBudget();
+      return undefined;
+    }
     if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) {
       this.flushInBackground();
       if (dirtyEntries > 2 * c.dirtyMaxEntries || dirtyBytes > 2 * c.dirtyMaxBytes || (!withinCache && this.cache.size > 2 * c.cacheMaxEntries)) {
@@ -411,7 +458,12 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return run;
   }
 
+  /**
+   * Durability "flush": writes every dirty entry to KV. Durability "checkpoint": waits for the
+   * materialization of completed checkpoints and writes nothing else (uncommitted changes never reach KV).
+   */
   async flush(): Promise<void> {
+    if (this.checkpoints !== undefined) { await this.checkpoints.idle(); return; }
     while (this.flushing !== undefined) await this.flushing.catch(() => {});
     this.flushError = undefined;
     if (this.cache.dirty.size > 0) await this.startFlush();
@@ -432,7 +484,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const write = async (e: CacheEntry): Promise<void> => {
       const version = e.version;
       try {
-        const json = e.kind === EntryKind.Value ? e.json ?? (e.value === undefined ? undefined : JSON.stringify(e.value)) : indexJson(e.index);
+        const json = entryJson(e);
         if (json === undefined) await this.remote.remove(e.key, e.chunks);
         else e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
         if (json === undefined) e.chunks = undefined;
@@ -450,6 +502,34 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     if (firstError !== undefined) {
       throw new StateAccessError(`flushing state to KV bucket ${this.pipe.bucket} failed: ${(firstError as Error).message ?? String(firstError)}`, { cause: firstError });
     }
+  }
+
+  // ------------------------------------------------------------------ checkpoints (durability "checkpoint")
+
+  snapshot(checkpointId: number): Promise<StateSnapshot> {
+    return this.requireCheckpoints("snapshot").snapshot(checkpointId);
+  }
+
+  notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    return this.requireCheckpoints("notifyCheckpointComplete").complete(checkpointId);
+  }
+
+  /** Nothing to undo without checkpoints (a snapshot() would have failed already). */
+  notifyCheckpointAborted(checkpointId: number): void {
+    this.checkpoints?.aborted(checkpointId);
+  }
+
+  async restore(snapshots: readonly StateSnapshot[]): Promise<void> {
+    const checkpoints = this.requireCheckpoints("restore");
+    if (this.counters.requests > 0 || this.cache.size > 0) throw new StateAccessError("restore() must come before any state request");
+    await checkpoints.restore(snapshots);
+  }
+
+  private requireCheckpoints(what: string): KvCheckpoints {
+    if (this.checkpoints === undefined) {
+      throw new StateAccessError(`${what}: this jetstream-kv backend was opened with durability "flush"; open it with durability "checkpoint" (config) to take and restore checkpoints`);
+    }
+    return this.checkpoints;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -476,7 +556,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     if (this.closed) return;
     if (this.timer !== undefined) clearInterval(this.timer);
     try {
-      await this.flush();
+      await this.flush(); // with checkpoints: only what completed checkpoints hold
     } finally {
       this.closed = true;
       this.pipe.close();
@@ -484,67 +564,34 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     }
   }
 
+  /** Most remote reads in flight at once so far: a batch's misses are fetched together, not one by one. */
+  get peakReadsInFlight(): number { return this.pipe.peakGetsInFlight; }
+
+  /** Drops everything buffered WITHOUT writing it (a failed subtask: the restart restores a checkpoint). */
+  dispose(): void {
+    if (this.closed) return;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.closed = true;
+    this.pipe.close("the state backend was disposed");
+    this.cache.clear();
+  }
+
   /** The error of the last background flush, if it failed (the entries stay dirty and are retried). */
   get lastFlushError(): unknown { return this.flushError; }
 }
 
-/** Calls `fn` on every item with at most `concurrency` calls pending. */
-async function runPool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+/** The pinned entry a prepared request needs, checked to be of the kind it expects. */
+function held(p: Prepared, kind: EntryKind): CacheEntry {
+  const e = p.need?.entry;
+  if (e === undefined) throw new StateAccessError(`internal: entry ${p.needKey} is not pinned`);
+  if (e.kind !== kind) throw kindConflict(p.request.address);
+  return e;
+}
+
+function kindConflict(address: StateAddress): StateAccessError {
+  return new StateAccessError(`state "${address.state}" of operator "${address.operator}" is used both as a map and as another kind of state`);
 }
 
 function needKind(request: StateRequest): EntryKind {
   return request.type === T.Get || request.type === T.Append ? EntryKind.Value : EntryKind.Index;
-}
-
-function baseBytes(e: CacheEntry): number {
-  return 160 + e.key.length;
-}
-
-function serialize(value: unknown, address: StateAddress, maxBytes: number): string {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (e) {
-    throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${(e as Error).message}`, { cause: e });
-  }
-  if (json === undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON`);
-  // UTF-16 length is a lower bound of the UTF-8 size, 3x an upper bound: count exactly only near the limit.
-  if (json.length * 3 > maxBytes) {
-    const bytes = Buffer.byteLength(json, "utf8");
-    if (bytes > maxBytes) throw tooLarge(address, bytes, maxBytes);
-  }
-  return json;
-}
-
-function tooLarge(address: StateAddress, bytes: number, maxBytes: number): StateLimitError {
-  return new StateLimitError(
-    `state "${address.state}" for key ${address.keyId}${address.userKeyId === undefined ? "" : ` (map key ${address.userKeyId})`}: the value is ${bytes} bytes, more than maxValueBytes ${maxBytes}; it was not stored`,
-  );
-}
-
-function indexJson(keys: OrderedKeys): string | undefined {
-  return keys.size === 0 ? undefined : JSON.stringify([...keys]);
-}
-
-function decodeEntry(key: string, kind: EntryKind, keyGroup: number, data: Uint8Array | undefined): CacheEntry {
-  if (kind === EntryKind.Index) {
-    const keys = new OrderedKeys();
-    let bytes = 0;
-    if (data !== undefined) {
-      for (const k of parseJson(key, data) as string[]) { keys.add(k); bytes += k.length + INDEX_KEY_OVERHEAD_BYTES; }
-    }
-    return new CacheEntry(key, kind, keyGroup, keys, bytes);
-  }
-  return new CacheEntry(key, kind, keyGroup, data === undefined ? undefined : parseJson(key, data), data?.length ?? 0);
-}
-
-function parseJson(key: string, data: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(data));
-  } catch (e) {
-    throw new StateAccessError(`KV key ${key} does not hold JSON (${data.length} bytes): ${(e as Error).message}`, { cause: e });
-  }
 }

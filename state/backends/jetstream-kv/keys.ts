@@ -27,6 +27,11 @@ function escapeChar(c: string): string {
 /** Reversible encoding of any non-empty string as one KV key token. */
 export function encodeToken(s: string): string {
   if (SAFE.test(s)) return s;
+  // Fast path for the most common key id, the JSON of a plain string: "user-1" → =22user-1=22.
+  if (s.length > 2 && s.charCodeAt(0) === 34 && s.charCodeAt(s.length - 1) === 34) {
+    const inner = s.slice(1, -1);
+    if (SAFE.test(inner)) return `=22${inner}=22`;
+  }
   if (s.length === 0) throw new StateLimitError("an empty name or key cannot be stored");
   return s.replace(UNSAFE_CHAR, escapeChar);
 }

@@ -8,12 +8,17 @@ import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { JetStreamKvStateBackend } from "./backend.ts";
 import { KvPipe } from "./pipe.ts";
+import type { JobNames } from "../../../runtime/names.ts";
+import { ChangelogStream } from "../changelog/stream.ts";
 
 export interface OpenJetStreamKvOptions {
   readonly nc: NatsConnection;
-  readonly bucket: string;
+  readonly names: JobNames;
   readonly keyGroupRange: KeyGroupRange;
   readonly config: StateBackendConfig;
+  /** The vertex (chain) whose keyed state this is: names its changelog subjects. */
+  readonly vertexUid: string;
+  readonly onDirtyBudgetExceeded?: () => void;
 }
 
 /** Creates the bucket if missing (idempotent; several subtasks may race here) and returns the backend. */
@@ -34,8 +39,15 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string): Pro
 }
 
 export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): Promise<JetStreamKvStateBackend> {
-  await ensureStateBucket(options.nc, options.bucket);
-  const pipe = new KvPipe(options.nc, options.bucket, {
+  const { nc, names } = options;
+  await ensureStateBucket(nc, names.stateBucket);
+  let changelog: { stream: ChangelogStream; owner: string; forOwner: (owner: string) => ChangelogStream } | undefined;
+  if (options.config.durability === "checkpoint") {
+    const stream = new ChangelogStream(nc, names, options.vertexUid);
+    await stream.ensure();
+    changelog = { stream, owner: options.vertexUid, forOwner: (owner) => (owner === options.vertexUid ? stream : new ChangelogStream(nc, names, owner)) };
+  }
+  const pipe = new KvPipe(options.nc, names.stateBucket, {
     getWindow: options.config.getConcurrency,
     writeWindow: options.config.putConcurrency,
     timeoutMs: options.config.requestTimeoutMs,
@@ -45,5 +57,7 @@ export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): P
     keyGroupRange: options.keyGroupRange,
     config: options.config,
     maxPayload: options.nc.info?.max_payload ?? 1024 * 1024,
+    ...(changelog ? { changelog } : {}),
+    ...(options.onDirtyBudgetExceeded ? { onDirtyBudgetExceeded: options.onDirtyBudgetExceeded } : {}),
   });
 }

@@ -62,6 +62,8 @@ export class KvPipe {
   private readonly getPrefix: string;
   remoteReads = 0;
   remoteWrites = 0;
+  /** Most gets in flight at once so far (how well reads are pipelined). */
+  peakGetsInFlight = 0;
 
   constructor(private readonly nc: NatsConnection, readonly bucket: string, private readonly options: KvPipeOptions) {
     this.stream = `KV_${bucket}`;
@@ -74,7 +76,7 @@ export class KvPipe {
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
         if (err) { this.failAll(err); return; }
-        this.onReply(Number(msg.subject.substring(idStart)), msg);
+        this.onReply(parseId(msg.subject, idStart), msg);
       },
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(options.timeoutMs / 4)));
@@ -135,6 +137,7 @@ export class KvPipe {
     p.sentAt = performance.now();
     this.inflight.set(p.id, p);
     lane.inflight++;
+    if (lane === this.gets && lane.inflight > this.peakGetsInFlight) this.peakGetsInFlight = lane.inflight;
     try {
       this.nc.publish(p.subject, p.payload, p.headers ? { reply: `${this.inbox}.${p.id}`, headers: p.headers } : { reply: `${this.inbox}.${p.id}` });
     } catch (e) {
@@ -189,6 +192,13 @@ export class KvPipe {
       lane.inflight = 0;
     }
   }
+}
+
+/** The request id at the end of a reply subject, without allocating a substring. */
+function parseId(subject: string, start: number): number {
+  let id = 0;
+  for (let i = start; i < subject.length; i++) id = id * 10 + (subject.charCodeAt(i) - 48);
+  return id;
 }
 
 function parseGet(msg: Msg, stream: string): Uint8Array | undefined {

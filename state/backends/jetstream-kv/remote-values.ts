@@ -15,6 +15,11 @@ export interface ChunkRef {
   readonly n: number;
 }
 
+/** A value that was stored in chunks: its bytes, and where the chunks are. */
+export class ChunkedValue {
+  constructor(readonly data: Uint8Array, readonly chunks: ChunkRef) {}
+}
+
 interface Manifest { readonly weir: "chunks"; readonly id: string; readonly n: number; readonly bytes: number }
 
 const MANIFEST_MARK = 0;
@@ -28,10 +33,12 @@ export class RemoteValues {
     this.chunkBytes = Math.max(1024, maxPayload - 1024);
   }
 
-  async read(key: string): Promise<{ data: Uint8Array; chunks?: ChunkRef } | undefined> {
-    const head = await this.pipe.get(key);
-    if (head === undefined) return undefined;
-    if (head.length === 0 || head[0] !== MANIFEST_MARK) return { data: head };
+  /** The stored bytes (a ChunkedValue when the value was split), or undefined when absent. */
+  read(key: string): Promise<Uint8Array | ChunkedValue | undefined> {
+    return this.pipe.get(key).then((head): Uint8Array | ChunkedValue | undefined | Promise<ChunkedValue> => (head === undefined || head.length === 0 || head[0] !== MANIFEST_MARK ? head : this.readChunks(key, head)));
+  }
+
+  private async readChunks(key: string, head: Uint8Array): Promise<ChunkedValue> {
     const manifest = JSON.parse(new TextDecoder().decode(head.subarray(1))) as Manifest;
     const parts = await Promise.all(Array.from({ length: manifest.n }, (_, i) => this.pipe.get(chunkKey(key, manifest.id, i))));
     const data = new Uint8Array(manifest.bytes);
@@ -43,7 +50,7 @@ export class RemoteValues {
       offset += part.length;
     }
     if (offset !== manifest.bytes) throw new StateAccessError(`KV key ${key}: chunks hold ${offset} bytes, the manifest says ${manifest.bytes}`);
-    return { data, chunks: { id: manifest.id, n: manifest.n } };
+    return new ChunkedValue(data, { id: manifest.id, n: manifest.n });
   }
 
   /** Writes `data` (chunked when needed) and then drops the chunks of the value it replaces. */

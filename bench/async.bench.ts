@@ -1,0 +1,121 @@
+// `npm run bench async` (issue 4), all in one run:
+// 1. Keyed count with a cold cache on the KV backend: async execution vs sync mode.
+// 2. Framework overhead on the heap backend: the async state API through the controller vs the same
+//    logic as a plain synchronous map over the same frames (no controller, a JS Map for state).
+// 3. Watermark modes: a watermark every 100 records, state reads missing the cache: out-of-order vs strict.
+// 4. In-flight memory: inFlightRecordsLimit 6000 and a stalled backend: RSS over 20 s stays flat.
+
+import * as t from "io-ts";
+import { Sources, StreamEnvironment, valueState, WatermarkStrategy, type KeyedStateBackend, type SinkDef, type JobOptions, type EnvironmentHooks } from "../mod.ts";
+import { rate, rssMb, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
+
+const count = valueState("count", t.number);
+const discard = (): SinkDef<unknown> => ({ kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+
+interface Ev { k: string; ts: number }
+
+async function keyedCount(ctx: BenchContext, name: string, records: number, keys: number, options: Partial<JobOptions>, hooks: EnvironmentHooks = {}, withWatermarks = false): Promise<number> {
+  const env = StreamEnvironment.create({ name, nats: ctx.url, parallelism: 2, ...options }, { log: () => {}, ...hooks });
+  let events = env.fromSource(Sources.generator({ count: records, make: (i): Ev => ({ k: `key-${(i * 7919) % keys}`, ts: Math.floor(i / 100) }) }));
+  // One watermark per 100 records: timestamps advance every 100 records, a watermark after each advance.
+  if (withWatermarks) events = events.assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<Ev>((e) => e.ts).withWatermarkPerRecord(), { parallelism: 1 });
+  events.keyBy((e) => e.k)
+    .process({
+      async processElement(e, c) {
+        const n = ((await c.state(count).value()) ?? 0) + 1;
+        await c.state(count).update(n);
+        c.collect(n);
+      },
+    })
+    .sinkTo(discard());
+  const t0 = performance.now();
+  await env.execute();
+  const ms = performance.now() - t0;
+  await env.close();
+  return rate(records, ms);
+}
+
+async function plainMap(ctx: BenchContext, records: number, keys: number): Promise<number> {
+  const env = StreamEnvironment.create({ name: "async-plain", nats: ctx.url, parallelism: 2, stateBackend: "heap" }, { log: () => {} });
+  const counts = new Map<string, number>(); // shared by both subtasks: fine for a baseline, keys are disjoint
+  env.fromSource(Sources.generator({ count: records, make: (i): Ev => ({ k: `key-${(i * 7919) % keys}`, ts: 0 }) }))
+    .keyBy((e) => e.k)
+    .map((e) => {
+      const n = (counts.get(e.k) ?? 0) + 1;
+      counts.set(e.k, n);
+      return n;
+    })
+    .sinkTo(discard());
+  const t0 = performance.now();
+  await env.execute();
+  const ms = performance.now() - t0;
+  await env.close();
+  return rate(records, ms);
+}
+
+/** A backend that never answers: the controller must stop at its in-flight limit. */
+function stalled(backend: KeyedStateBackend): KeyedStateBackend {
+  return Object.assign(Object.create(backend) as KeyedStateBackend, {
+    executeBatch: () => new Promise<void>(() => {}),
+    executeOne: undefined,
+  });
+}
+
+async function stalledMemory(ctx: BenchContext, seconds: number): Promise<{ first: number; last: number; max: number; inFlight: number }> {
+  const env = StreamEnvironment.create({ name: "async-stalled", nats: ctx.url, parallelism: 1, stateBackend: "heap", asyncState: { inFlightRecordsLimit: 6000 } }, { log: () => {}, wrapStateBackend: stalled });
+  env.fromSource(Sources.generator({ make: (i) => ({ k: `key-${i % 100_000}`, payload: "x".repeat(200) }) }))
+    .keyBy((e) => e.k)
+    .process({ async processElement(_e, c) { await c.state(count).value(); } })
+    .sinkTo(discard());
+  const client = await env.executeAsync();
+  const samples: number[] = [];
+  for (let s = 0; s < seconds; s++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    global.gc?.();
+    samples.push(rssMb());
+  }
+  const keyed = client.status().subtasks.find((s) => s.name.includes("KeyedProcess"));
+  const inFlight = Object.values(keyed?.operators ?? {}).find((m) => m.inFlightRecords !== undefined)?.inFlightRecords ?? -1;
+  await client.cancel();
+  await env.close();
+  return { first: samples[1] ?? samples[0]!, last: samples[samples.length - 1]!, max: Math.max(...samples), inFlight };
+}
+
+const bench: Benchmark = {
+  name: "async",
+  description: "async execution vs sync (cold KV cache); controller overhead on heap; out-of-order vs strict watermarks; memory with a stalled backend",
+  async run(ctx: BenchContext): Promise<BenchRow[]> {
+    const keys = Math.round(100_000 * ctx.scale);
+    // Cold cache: the state of every key is in KV (a first run wrote it), the new run's cache is empty, and
+    // each key is read about once, so nearly every read misses.
+    const kv = { stateBackend: "jetstream-kv" as const };
+    await keyedCount(ctx, "async-cold", keys, keys, kv);
+    const sync = await keyedCount(ctx, "async-cold", Math.round(keys / 4), keys, { ...kv, asyncState: { enabled: false } });
+    const asyncRate = await keyedCount(ctx, "async-cold", keys, keys, kv);
+    ctx.log(`cold KV: async ${asyncRate}, sync ${sync} records/s`);
+    const cold = { stateBackend: "jetstream-kv" as const, state: { cacheMaxEntries: 1000 } };
+
+    const heapRecords = Math.round(1_000_000 * ctx.scale);
+    const plain1 = await plainMap(ctx, heapRecords, 10_000);
+    const api1 = await keyedCount(ctx, "async-heap", heapRecords, 10_000, { stateBackend: "heap" });
+    const plain2 = await plainMap(ctx, heapRecords, 10_000);
+    const api2 = await keyedCount(ctx, "async-heap2", heapRecords, 10_000, { stateBackend: "heap" });
+    ctx.log(`heap: async API ${api1}, ${api2}; plain map ${plain1}, ${plain2} records/s`);
+
+    const wmRecords = Math.round(200_000 * ctx.scale);
+    const strict = await keyedCount(ctx, "async-strict", wmRecords, keys, { ...cold, asyncState: { watermarkMode: "strict" } }, {}, true);
+    const ooo = await keyedCount(ctx, "async-ooo", wmRecords, keys, { ...cold, asyncState: { watermarkMode: "out-of-order" } }, {}, true);
+    ctx.log(`watermark every 100 records, cold KV: out-of-order ${ooo}, strict ${strict} records/s`);
+
+    const mem = await stalledMemory(ctx, Math.max(8, Math.round(20 * ctx.scale)));
+    ctx.log(`stalled backend: RSS ${mem.first} MB after 2 s, ${mem.last} MB at the end (max ${mem.max}), ${mem.inFlight} records in flight`);
+    return [
+      { figure: `keyed count, cold cache (state of ${keys} keys in KV, each read ~once), KV backend: async vs sync mode`, weir: asyncRate, baseline: sync, unit: "records/s", goal: ">= 5" },
+      { figure: "heap backend: async state API through the controller vs a plain synchronous map", weir: Math.max(api1, api2), baseline: Math.max(plain1, plain2), unit: "records/s", goal: ">= 0.95 (overhead <= 5%)" },
+      { figure: "watermark every 100 records, cache misses: out-of-order vs strict", weir: ooo, baseline: strict, unit: "records/s", goal: ">= 1.7" },
+      { figure: "RSS with a stalled backend (limit 6000): end vs after 2 s", weir: mem.last, baseline: mem.first, unit: "MB", goal: "flat (~1.0)", note: `${mem.inFlight} in flight` },
+    ];
+  },
+};
+
+export default bench;

@@ -1,0 +1,39 @@
+// `weir checkpoints <job>`: the job's completed checkpoints and savepoints (from its checkpoint bucket),
+// and, when the job runs, the one in flight and the last failure.
+
+import { CheckpointStore } from "../../checkpoint/store.ts";
+import { summarize } from "../../checkpoint/metadata.ts";
+import { JobNames } from "../../names.ts";
+import { connectNats, resolveNatsUrl } from "../../nats/connect.ts";
+import { fetchStatus } from "./control.ts";
+
+export async function checkpointsCommand(job: string, flags: { nats?: string; json?: boolean }): Promise<number> {
+  const nc = await connectNats(await resolveNatsUrl(flags.nats), "weir-cli");
+  try {
+    const store = await CheckpointStore.open(nc, new JobNames(job));
+    const latest = await store.latest();
+    const rows = [];
+    for (const id of await store.list()) {
+      const m = await store.read(id);
+      if (m) rows.push(summarize(m));
+    }
+    const live = await fetchStatus(nc, job);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ latest: latest?.pointer, checkpoints: rows, running: live?.checkpoints }, null, 2)}\n`);
+      return 0;
+    }
+    if (rows.length === 0) process.stdout.write(`${job}: no completed checkpoints\n`);
+    for (const r of rows) {
+      const mark = latest?.pointer.id === r.id ? " (latest)" : "";
+      process.stdout.write(`${r.kind} ${r.id}${mark}: triggered ${new Date(r.triggeredAt).toISOString()}, took ${r.durationMs} ms, state changed ${r.entries} entries / ${r.bytes} bytes, alignment ${r.alignmentMs} ms\n`);
+      process.stdout.write(`  acks: ${r.acks.map((a) => `${a.subtask} +${a.afterMs}ms`).join(", ")}\n`);
+    }
+    if (live?.checkpoints) {
+      const c = live.checkpoints;
+      process.stdout.write(`running: ${c.completed} completed, ${c.aborted} aborted${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${c.lastFailure ? `, last failure: ${c.lastFailure}` : ""}\n`);
+    }
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}

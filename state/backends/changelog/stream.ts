@@ -1,0 +1,110 @@
+// The changelog stream of a job's keyed state: checkpoint deltas appended as large messages (FACTS.md:
+// large JetStream appends are ~1000x cheaper per byte than per-key KV puts), one subject per
+// (vertex, key group), read back by sequence number on restore.
+
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import type { JobNames } from "../../../runtime/names.ts";
+import { StateAccessError } from "../../errors.ts";
+import type { KeyGroupRange } from "../../key-groups.ts";
+import { decodeDelta, encodeDelta, type DeltaEntry } from "./format.ts";
+
+/** Where one appended message is: its key group and stream sequence. */
+export type ChangelogMessage = readonly [keyGroup: number, seq: number];
+
+export interface AppendResult {
+  readonly messages: ChangelogMessage[];
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly bytes: number;
+}
+
+export class ChangelogStream {
+  private readonly js;
+  private jsm: JetStreamManager | undefined;
+  readonly stream: string;
+  /** Bytes per message: at most 512 KiB (FACTS.md's fast chunk size), within the server's max payload. */
+  readonly partBytes: number;
+
+  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly owner: string) {
+    this.js = jetstream(nc);
+    this.stream = names.changelogStream;
+    this.partBytes = Math.min(512 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - 8 * 1024);
+  }
+
+  /** Creates the stream if it does not exist (several subtasks may race here). */
+  async ensure(): Promise<void> {
+    const jsm = await this.manager();
+    try {
+      await jsm.streams.info(this.stream);
+    } catch {
+      try {
+        await jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: true });
+      } catch (e) {
+        // Lost the race to another subtask: fine if the stream is there now.
+        await jsm.streams.info(this.stream).catch(() => { throw new StateAccessError(`cannot create changelog stream ${this.stream}: ${(e as Error).message}`, { cause: e }); });
+      }
+    }
+  }
+
+  /** Appends the delta of checkpoint `checkpointId`, key group by key group. */
+  async append(checkpointId: number, byKeyGroup: ReadonlyMap<number, DeltaEntry[]>): Promise<AppendResult> {
+    const sends: Array<Promise<ChangelogMessage>> = [];
+    let bytes = 0;
+    for (const [keyGroup, entries] of [...byKeyGroup].sort((a, b) => a[0] - b[0])) {
+      const parts = encodeDelta(entries, this.partBytes);
+      const subject = this.names.changelogSubject(this.owner, keyGroup);
+      parts.forEach((part, i) => {
+        bytes += part.length;
+        const h = headers();
+        h.set("Weir-Checkpoint", String(checkpointId));
+        h.set("Weir-Part", `${i + 1}/${parts.length}`);
+        sends.push(this.js.publish(subject, part, { headers: h, msgID: `${this.owner}:${checkpointId}:${keyGroup}:${i}` })
+          .then((ack) => [keyGroup, ack.seq] as const));
+      });
+    }
+    let messages: ChangelogMessage[];
+    try {
+      messages = await Promise.all(sends);
+    } catch (e) {
+      throw new StateAccessError(`appending checkpoint ${checkpointId} to changelog stream ${this.stream} failed: ${(e as Error).message}`, { cause: e });
+    }
+    let firstSeq = 0;
+    let lastSeq = -1;
+    for (const [, seq] of messages) {
+      if (firstSeq === 0 || seq < firstSeq) firstSeq = seq;
+      if (seq > lastSeq) lastSeq = seq;
+    }
+    return { messages, firstSeq, lastSeq, bytes };
+  }
+
+  /**
+   * Reads the messages of one delta for the key groups of `range` and applies its entries to `into`
+   * (later entries win). Returns the number of entries read.
+   */
+  async read(checkpointId: number, messages: readonly ChangelogMessage[], range: KeyGroupRange, into: Map<string, string | undefined>): Promise<number> {
+    const mine = messages.filter(([kg]) => range.contains(kg));
+    const jsm = await this.manager();
+    const stored = await Promise.all(mine.map(async ([kg, seq]) => {
+      const m = await jsm.direct.getMessage(this.stream, { seq });
+      if (m === null) throw new StateAccessError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
+      if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
+        throw new StateAccessError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
+      }
+      return { kg, data: m.data };
+    }));
+    let n = 0;
+    const byGroup = new Map<number, Uint8Array[]>();
+    for (const { kg, data } of stored) {
+      const parts = byGroup.get(kg) ?? [];
+      parts.push(data);
+      byGroup.set(kg, parts);
+    }
+    for (const parts of byGroup.values()) n += decodeDelta(parts, into);
+    return n;
+  }
+
+  private async manager(): Promise<JetStreamManager> {
+    return (this.jsm ??= await jetstreamManager(this.nc));
+  }
+}

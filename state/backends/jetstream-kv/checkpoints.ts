@@ -1,0 +1,201 @@
+// Checkpoints of the KV backend (durability "checkpoint", docs/state.md):
+//  - between checkpoints, written entries stay in the cache (dirty, never evicted, never written to KV);
+//  - snapshot(N) captures, synchronously, every entry changed since the last COMPLETED checkpoint (the
+//    current epoch plus the captures of checkpoints still pending), then appends them to the changelog
+//    stream as large messages, one subject per key group: durable, but not visible in KV;
+//  - notifyCheckpointComplete(N) materializes N's capture into KV (pipelined puts), then records per key
+//    group that KV holds checkpoint N ("materialized" markers), and the entries become clean;
+//  - restore(snapshots) replays the listed deltas, oldest first, into KV: KV then holds exactly the state
+//    of the newest one. Nothing uncommitted ever reaches KV, so there is nothing to undo after a crash.
+
+import type { StateSnapshot } from "../../contracts.ts";
+import { StateAccessError } from "../../errors.ts";
+import type { KeyGroupRange } from "../../key-groups.ts";
+import type { ChangelogStream } from "../changelog/stream.ts";
+import type { DeltaEntry } from "../changelog/format.ts";
+import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
+import { entryJson } from "./entry-json.ts";
+import { encodeToken } from "./keys.ts";
+import type { KvPipe } from "./pipe.ts";
+import type { RemoteValues } from "./remote-values.ts";
+
+/** One entry as a snapshot captured it. */
+interface Captured {
+  readonly entry: CacheEntry;
+  readonly version: number;
+  readonly json: string | undefined;
+}
+
+export interface KvCheckpointsHost {
+  readonly cache: StateCache;
+  readonly remote: RemoteValues;
+  readonly pipe: KvPipe;
+  readonly keyGroupRange: KeyGroupRange;
+  readonly writeConcurrency: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class KvCheckpoints {
+  /** Entries changed since the last snapshot. */
+  private epoch = new Set<CacheEntry>();
+  /** Captures of snapshots taken and not yet completed or aborted, by checkpoint id. */
+  private readonly pending = new Map<number, Captured[]>();
+  /** Materializations run one after another, in checkpoint order. */
+  private materialized: Promise<void> = Promise.resolve();
+  private lastMaterialized = 0;
+  private pressureSignalled = false;
+
+  constructor(
+    private readonly host: KvCheckpointsHost,
+    private readonly changelog: ChangelogStream,
+    private readonly owner: string,
+    private readonly changelogFor: (owner: string) => ChangelogStream,
+    private readonly onPressure: (() => void) | undefined,
+  ) {}
+
+  /** An entry was written: part of the next snapshot. */
+  changed(e: CacheEntry): void {
+    this.epoch.add(e);
+  }
+
+  /** Over the dirty budget: nothing may be flushed before a checkpoint, so ask for one (once per epoch). */
+  overBudget(): void {
+    if (this.pressureSignalled) return;
+    this.pressureSignalled = true;
+    this.onPressure?.();
+  }
+
+  snapshot(checkpointId: number): Promise<StateSnapshot> {
+    // Capture now, synchronously: nothing processed after the barrier may leak into this checkpoint.
+    const entries = new Set(this.epoch);
+    for (const captured of this.pending.values()) for (const c of captured) entries.add(c.entry);
+    const captured: Captured[] = [];
+    const byKeyGroup = new Map<number, DeltaEntry[]>();
+    for (const e of entries) {
+      const json = entryJson(e);
+      captured.push({ entry: e, version: e.version, json });
+      let group = byKeyGroup.get(e.keyGroup);
+      if (group === undefined) byKeyGroup.set(e.keyGroup, (group = []));
+      group.push({ key: e.key, json });
+    }
+    this.pending.set(checkpointId, captured);
+    this.epoch = new Set();
+    this.pressureSignalled = false;
+    const range = this.host.keyGroupRange;
+    return this.changelog.append(checkpointId, byKeyGroup).then((r) => ({
+      checkpointId,
+      kind: "delta" as const,
+      keyGroupRange: { start: range.start, end: range.end },
+      changelog: { stream: this.changelog.stream, firstSeq: r.firstSeq, lastSeq: r.lastSeq, owner: this.owner, messages: r.messages },
+      entries: captured.length,
+      bytes: r.bytes,
+    }));
+  }
+
+  /** Materializes checkpoint `checkpointId` into KV; resolves once KV holds it. */
+  complete(checkpointId: number): Promise<void> {
+    const captured = this.pending.get(checkpointId);
+    // Earlier pending captures are contained in this one (it re-captured them): they are done too.
+    for (const id of [...this.pending.keys()]) if (id <= checkpointId) this.pending.delete(id);
+    if (captured === undefined) return this.materialized;
+    const run = this.materialized.then(() => this.materialize(checkpointId, captured));
+    this.materialized = run.catch(() => {});
+    return run;
+  }
+
+  aborted(checkpointId: number): void {
+    const captured = this.pending.get(checkpointId);
+    if (captured === undefined) return;
+    this.pending.delete(checkpointId);
+    for (const c of captured) this.epoch.add(c.entry);
+  }
+
+  /** Resolves when every materialization started so far has finished. */
+  idle(): Promise<void> {
+    return this.materialized;
+  }
+
+  private async materialize(checkpointId: number, captured: Captured[]): Promise<void> {
+    const write = async (c: Captured): Promise<void> => {
+      const e = c.entry;
+      if (c.json === undefined) {
+        await this.host.remote.remove(e.key, e.chunks);
+        e.chunks = undefined;
+      } else {
+        e.chunks = await this.host.remote.write(e.key, encoder.encode(c.json), e.chunks);
+      }
+      this.host.cache.markClean(e, c.version);
+    };
+    // Values before map indexes, as in a flush (an index never names a value not yet written).
+    await runPool(captured.filter((c) => c.entry.kind === EntryKind.Value), this.host.writeConcurrency, write);
+    await runPool(captured.filter((c) => c.entry.kind === EntryKind.Index), this.host.writeConcurrency, write);
+    await this.writeMarkers(checkpointId);
+    this.lastMaterialized = checkpointId;
+    this.host.cache.evict();
+  }
+
+  // ------------------------------------------------------------------ restore
+
+  /**
+   * Makes KV hold exactly the state of the newest of `snapshots` for this backend's key groups, by
+   * replaying every listed delta oldest first. Refuses when KV already holds a newer checkpoint.
+   */
+  async restore(snapshots: readonly StateSnapshot[]): Promise<void> {
+    const range = this.host.keyGroupRange;
+    const mine = snapshots.filter((s) => s.keyGroupRange.start <= range.end && s.keyGroupRange.end >= range.start);
+    if (mine.length === 0) return;
+    for (const s of mine) {
+      if (s.kind === "full") throw new StateAccessError(`checkpoint ${s.checkpointId} was taken with the heap state backend; it cannot be restored into jetstream-kv`);
+    }
+    const target = Math.max(...mine.map((s) => s.checkpointId));
+    const materialized = await this.readMarkers();
+    const ahead = [...materialized].filter(([, id]) => id > target);
+    if (ahead.length > 0) {
+      throw new StateAccessError(
+        `cannot restore checkpoint ${target}: KV already holds checkpoint ${ahead[0]![1]} for key group ${ahead[0]![0]} (state is not versioned in KV; restore the latest checkpoint, or start without state)`,
+      );
+    }
+    const merged = new Map<string, string | undefined>();
+    for (const s of [...mine].sort((a, b) => a.checkpointId - b.checkpointId)) {
+      const messages = s.changelog.messages ?? [];
+      await this.changelogFor(s.changelog.owner ?? this.owner).read(s.checkpointId, messages, range, merged);
+    }
+    await runPool([...merged], this.host.writeConcurrency, async ([key, json]) => {
+      if (json === undefined) await this.host.remote.remove(key, undefined);
+      else await this.host.remote.write(key, encoder.encode(json), undefined);
+    });
+    await this.writeMarkers(target);
+    this.lastMaterialized = target;
+  }
+
+  private markerKey(keyGroup: number): string {
+    return `/m.${encodeToken(this.owner)}.${keyGroup}`;
+  }
+
+  private async writeMarkers(checkpointId: number): Promise<void> {
+    const body = encoder.encode(String(checkpointId));
+    await Promise.all([...this.host.keyGroupRange].map((g) => this.host.pipe.put(this.markerKey(g), body)));
+  }
+
+  /** Key group → checkpoint last materialized into KV (groups never materialized are left out). */
+  private async readMarkers(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    await Promise.all([...this.host.keyGroupRange].map(async (g) => {
+      const data = await this.host.pipe.get(this.markerKey(g));
+      if (data !== undefined) out.set(g, Number(decoder.decode(data)));
+    }));
+    return out;
+  }
+
+  get materializedCheckpoint(): number { return this.lastMaterialized; }
+  get pendingCheckpoints(): number { return this.pending.size; }
+}
+
+/** Calls `fn` on every item with at most `concurrency` calls pending. */
+export async function runPool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}

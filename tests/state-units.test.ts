@@ -1,0 +1,71 @@
+// Pieces of the state layer that need no server: key encoding, ordered key pages, config validation,
+// changelog format.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import { decodeToken, encodeToken, parseKey, baseKey, MAX_KEY_LENGTH } from "../state/backends/jetstream-kv/keys.ts";
+import { OrderedKeys } from "../state/backends/ordered-keys.ts";
+import { resolveStateBackendConfig, DEFAULT_STATE_BACKEND_CONFIG } from "../state/config.ts";
+import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts";
+import { StateLimitError } from "../state/errors.ts";
+
+const s = suite("state units");
+
+s("KV key tokens: reversible for any string, and only characters KV keys allow, never . * > /", () => {
+  fc.assert(fc.property(fc.string({ minLength: 1, unit: "binary" }), (str) => {
+    const token = encodeToken(str);
+    assert.ok(/^[-=\w]+$/.test(token), token);
+    assert.is(decodeToken(token), str);
+  }), { numRuns: 2000 });
+  assert.is(encodeToken("user-1"), "user-1");
+  assert.is(encodeToken('"user-1"'), "=22user-1=22");
+  assert.is(encodeToken("a.b c"), "a=2Eb=20c");
+  assert.is(encodeToken("ü"), "=C3=BC");
+  assert.throws(() => encodeToken(""), /empty/);
+});
+
+s("KV keys: parse back to the address; too long keys are refused with the state named", () => {
+  const a = { operator: "op-1", state: "my state", keyGroup: 17, keyId: '{"id":[1,"x.y"]}' };
+  assert.equal(parseKey(baseKey(a)), a);
+  const e = (() => { try { baseKey({ ...a, keyId: JSON.stringify("x".repeat(MAX_KEY_LENGTH)) }); } catch (err) { return err; } })();
+  assert.instance(e, StateLimitError);
+  assert.match((e as Error).message, /state "my state"/);
+});
+
+s("OrderedKeys: pages in order with a cursor, across removals and additions", () => {
+  const k = new OrderedKeys();
+  for (const x of ["d", "b", "a", "c", "e"]) k.add(x);
+  assert.equal(k.page(undefined, 2), { keys: ["a", "b"], more: true });
+  k.delete("c");
+  assert.equal(k.page("b", 2), { keys: ["d", "e"], more: false });
+  k.add("bb");
+  assert.equal(k.page("b", 10), { keys: ["bb", "d", "e"], more: false });
+  assert.equal(k.page("e", 10), { keys: [], more: false });
+  k.clear();
+  assert.equal(k.page(undefined, 10), { keys: [], more: false });
+});
+
+s("config: defaults, partial overrides, clear errors", () => {
+  assert.equal(resolveStateBackendConfig(undefined), DEFAULT_STATE_BACKEND_CONFIG);
+  assert.is(resolveStateBackendConfig({ cacheMaxEntries: 10 }).cacheMaxEntries, 10);
+  assert.throws(() => resolveStateBackendConfig({ cacheMaxEntries: -1 }), /cacheMaxEntries/);
+  assert.throws(() => resolveStateBackendConfig({ durability: "sometimes" }), /durability/);
+});
+
+s("changelog format: entries survive encoding, across part boundaries", () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({ key: fc.stringMatching(/^[-=\w./]{1,20}$/), json: fc.option(fc.jsonValue().map((v) => JSON.stringify(v)), { nil: undefined }) })),
+    fc.integer({ min: 1, max: 64 }),
+    (entries, partBytes) => {
+      const parts = encodeDelta(entries, partBytes);
+      assert.ok(parts.every((p) => p.length <= partBytes));
+      const out = new Map<string, string | undefined>();
+      decodeDelta(parts, out);
+      const expected = new Map<string, string | undefined>();
+      for (const e of entries) expected.set(e.key, e.json);
+      assert.equal([...out], [...expected]);
+    },
+  ), { numRuns: 300 });
+});
+
+s.run();
