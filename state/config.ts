@@ -34,6 +34,12 @@ export const StateBackendConfigCodec = t.exact(t.partial({
    * snapshot() and are materialized into KV at notifyCheckpointComplete() (docs/state.md).
    */
   durability: t.keyof({ flush: null, checkpoint: null }),
+  /**
+   * Durability "checkpoint": write completed checkpoints' changes to KV at most this often (and when
+   * they hold half the dirty budget); 0 = after every checkpoint. Longer means fewer KV writes of hot
+   * keys, and more changelog to replay on recovery (bounded by the dirty budget).
+   */
+  materializeIntervalMs: NonNegativeInt,
 }), "StateBackendConfig");
 
 export interface StateBackendConfig {
@@ -47,6 +53,7 @@ export interface StateBackendConfig {
   readonly maxValueBytes: number;
   readonly requestTimeoutMs: number;
   readonly durability: "flush" | "checkpoint";
+  readonly materializeIntervalMs: number;
 }
 
 export const DEFAULT_STATE_BACKEND_CONFIG: StateBackendConfig = Object.freeze({
@@ -62,6 +69,7 @@ export const DEFAULT_STATE_BACKEND_CONFIG: StateBackendConfig = Object.freeze({
   maxValueBytes: 16 * 1024 * 1024,
   requestTimeoutMs: 10_000,
   durability: "flush",
+  materializeIntervalMs: 10_000,
 });
 
 /** Validates a (partial) configuration and fills in the defaults. */

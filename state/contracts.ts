@@ -233,8 +233,12 @@ export interface KeyedStateBackend {
    * key group), not written to KV. Requests keep executing meanwhile (the delta is copied, not locked).
    */
   snapshot?(checkpointId: number): Promise<StateSnapshot>;
-  /** The checkpoint is committed: its delta may now be materialized into KV (in the background). */
-  notifyCheckpointComplete?(checkpointId: number): Promise<void>;
+  /**
+   * The checkpoint is committed: its delta may now be materialized into KV (in the background). Resolves,
+   * for backends that materialize, with the newest checkpoint the remote store holds: deltas up to it need
+   * no replay any more (it may be older than `checkpointId` when materialization is not yet due).
+   */
+  notifyCheckpointComplete?(checkpointId: number): Promise<number | void>;
   /** The checkpoint failed: its delta is merged back into the next one. */
   notifyCheckpointAborted?(checkpointId: number): void;
   /**

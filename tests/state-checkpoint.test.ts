@@ -4,6 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { listState, mapState, valueState } from "../state/descriptors.ts";
@@ -29,7 +30,7 @@ const pages = mapState("pages", t.string, t.number);
 function open(names: JobNames, range: KeyGroupRange = FULL_RANGE, config: Record<string, unknown> = {}, kind: "jetstream-kv" | "heap" = "jetstream-kv"): Promise<KeyedStateBackend> {
   return createKeyedStateBackend({
     kind, nc, names, keyGroupRange: range, maxParallelism: MAX_PARALLELISM, vertexUid: "v1",
-    config: { durability: "checkpoint", flushIntervalMs: 10, ...config },
+    config: { durability: "checkpoint", flushIntervalMs: 10, materializeIntervalMs: 0, ...config },
   });
 }
 
@@ -124,6 +125,74 @@ s("crash before materialization: the deltas listed by the checkpoint are replaye
   assert.instance(e, StateAccessError);
   assert.match(e.message, /cannot restore checkpoint 1: KV already holds checkpoint 3/);
   await old.close();
+  await b.close();
+});
+
+s("materialization when due: committed checkpoints wait in the changelog, restores replay them, flush writes them", async () => {
+  const names = freshJob("ck");
+  const b = await open(names, FULL_RANGE, { materializeIntervalMs: 60_000 });
+  await step(b, keys, "a");
+  const s1 = await b.snapshot!(1);
+  assert.is(await b.notifyCheckpointComplete!(1), 0, "not due yet: KV holds no checkpoint");
+  await step(b, keys, "b");
+  const s2 = await b.snapshot!(2);
+  assert.is(await b.notifyCheckpointComplete!(2), 0);
+  assert.is(await kvCount(names), 0, "committed changes not yet in KV");
+  await step(b, keys, "c"); // never checkpointed
+  // A crash now: checkpoint 2's metadata lists both deltas since the last materialization.
+  const r = await open(names);
+  await r.restore!([s1, s2]);
+  await expectState(r, keys, ["a", "b"]);
+  await r.close();
+
+  // flush() (the end of a job) writes what is committed, never what is not.
+  const names2 = freshJob("ck");
+  const f = await open(names2, FULL_RANGE, { materializeIntervalMs: 60_000 });
+  await step(f, keys, "a");
+  await f.snapshot!(1);
+  await f.notifyCheckpointComplete!(1);
+  await step(f, keys, "b");
+  await f.snapshot!(2); // not committed
+  await f.flush();
+  assert.is(await kvCount(names2), keys.length * 4);
+  const g = await open(names2);
+  await expectState(g, keys, ["a"]);
+  await g.close();
+  await f.close();
+
+  // Half the dirty budget in committed entries makes it due at once.
+  const names3 = freshJob("ck");
+  const d = await open(names3, FULL_RANGE, { materializeIntervalMs: 60_000, dirtyMaxEntries: 100 });
+  await step(d, keys, "a");
+  await d.snapshot!(1);
+  assert.is(await d.notifyCheckpointComplete!(1), 1, "due by the dirty budget: KV holds checkpoint 1");
+  assert.is(await kvCount(names3), keys.length * 4);
+  await d.close();
+  await b.close();
+});
+
+s("materialized deltas are truncated from the changelog; restoring the checkpoint KV holds reads none", async () => {
+  const names = freshJob("ck");
+  const b = await open(names);
+  await step(b, keys, "a");
+  const s1 = await b.snapshot!(1);
+  await b.notifyCheckpointComplete!(1);
+  await step(b, keys, "b");
+  const s2 = await b.snapshot!(2);
+  await step(b, keys, "c");
+  await b.snapshot!(3); // appended, never committed
+  await b.notifyCheckpointComplete!(2);
+  const jsm = await jetstreamManager(nc);
+  // Checkpoints 1 and 2 are in KV: only the uncommitted delta 3 is left in the changelog.
+  const remaining = (await jsm.streams.info(names.changelogStream)).state.messages;
+  assert.ok(remaining > 0, "the uncommitted delta stays");
+  const seqs = s1.changelog.messages!.concat(s2.changelog.messages!).map(([, seq]) => seq);
+  for (const seq of seqs) assert.is(await jsm.direct.getMessage(names.changelogStream, { seq }).catch(() => null), null, `message ${seq} of a materialized delta is gone`);
+  // A crash now: the latest checkpoint is 2, which KV holds; its (truncated) deltas are not needed.
+  const r = await open(names);
+  await r.restore!([s1, s2]);
+  await expectState(r, keys, ["a", "b"]);
+  await r.close();
   await b.close();
 });
 

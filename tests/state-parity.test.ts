@@ -141,7 +141,7 @@ s("checkpoints (durability checkpoint): a crash at any point restores exactly th
     const heap = await openBackend("heap", nc, names);
     const kv = await createKeyedStateBackend({
       kind: "jetstream-kv", nc, names, keyGroupRange: FULL_RANGE, maxParallelism: 128, vertexUid: "v",
-      config: { durability: "checkpoint", cacheMaxEntries: 4, dirtyMaxEntries: 3 },
+      config: { durability: "checkpoint", cacheMaxEntries: 4, dirtyMaxEntries: 3, materializeIntervalMs: 0 },
     });
     const hh = new DirectStateRequestHandler(heap);
     const kh = new DirectStateRequestHandler(kv);
@@ -167,7 +167,7 @@ s("checkpoints (durability checkpoint): a crash at any point restores exactly th
     }
     // crash (kv abandoned, never closed), then recover from the last committed checkpoint
     const restored = await createKeyedStateBackend({
-      kind: "jetstream-kv", nc, names, keyGroupRange: FULL_RANGE, maxParallelism: 128, vertexUid: "v", config: { durability: "checkpoint" },
+      kind: "jetstream-kv", nc, names, keyGroupRange: FULL_RANGE, maxParallelism: 128, vertexUid: "v", config: { durability: "checkpoint", materializeIntervalMs: 0 },
     });
     await restored.restore!(committed.snapshots);
     assert.equal(await dump(new DirectStateRequestHandler(restored)), committed.state);

@@ -90,13 +90,19 @@ export class SubtaskCheckpointer {
     return this.snapshot(barrier, 0, []);
   }
 
-  /** The checkpoint is committed: state deltas may be materialized, sinks may commit. */
-  async notifyComplete(checkpointId: number): Promise<void> {
+  /**
+   * The checkpoint is committed: state deltas may be materialized, sinks may commit. The materialization
+   * (KV writes of every changed entry) runs in the background, off the mailbox, so processing goes on
+   * meanwhile; `onBackgroundFailure` fails the subtask if it fails.
+   */
+  async notifyComplete(checkpointId: number, onBackgroundFailure: (e: unknown) => void): Promise<void> {
     const backend = await this.p.backend();
     if (backend?.notifyCheckpointComplete) {
-      await backend.notifyCheckpointComplete(checkpointId);
-      // Materialized through this checkpoint: later metadata need not carry these deltas.
-      this.unmaterialized = this.unmaterialized.filter((s) => s.checkpointId > checkpointId);
+      backend.notifyCheckpointComplete(checkpointId).then((through) => {
+        // Materialized through `through`: later metadata need not carry those deltas.
+        const held = typeof through === "number" ? through : checkpointId;
+        this.unmaterialized = this.unmaterialized.filter((s) => s.checkpointId > held);
+      }, onBackgroundFailure);
     }
     for (const { operator } of this.p.operators) await operator.notifyCheckpointComplete?.(checkpointId);
     await this.p.source?.reader()?.notifyCheckpointComplete?.(checkpointId);

@@ -260,7 +260,8 @@ export class Subtask {
   }
 
   notifyCheckpointComplete(checkpointId: number): void {
-    this.gate.enqueue(() => this.checkpointer.notifyComplete(checkpointId).catch((e) => this.fail(e)));
+    const fail = (e: unknown) => this.fail(e);
+    this.gate.enqueue(() => this.checkpointer.notifyComplete(checkpointId, fail).catch(fail));
   }
 
   notifyCheckpointAborted(checkpointId: number): void {

@@ -82,8 +82,9 @@ export class ChangelogStream {
    * Reads the messages of one delta for the key groups of `range` and applies its entries to `into`
    * (later entries win). Returns the number of entries read.
    */
-  async read(checkpointId: number, messages: readonly ChangelogMessage[], range: KeyGroupRange, into: Map<string, string | undefined>): Promise<number> {
-    const mine = messages.filter(([kg]) => range.contains(kg));
+  async read(checkpointId: number, messages: readonly ChangelogMessage[], range: KeyGroupRange | ((keyGroup: number) => boolean), into: Map<string, string | undefined>): Promise<number> {
+    const wanted = typeof range === "function" ? range : (kg: number) => range.contains(kg);
+    const mine = messages.filter(([kg]) => wanted(kg));
     const jsm = await this.manager();
     const stored = await Promise.all(mine.map(async ([kg, seq]) => {
       const m = await jsm.direct.getMessage(this.stream, { seq });
@@ -102,6 +103,15 @@ export class ChangelogStream {
     }
     for (const parts of byGroup.values()) n += decodeDelta(parts, into);
     return n;
+  }
+
+  /**
+   * Deletes this owner's messages of each key group up to and including the given sequence: what KV
+   * holds materialized is never read again (restores replay only deltas after a key group's marker).
+   */
+  async truncate(throughSeq: ReadonlyMap<number, number>): Promise<void> {
+    const jsm = await this.manager();
+    await Promise.all([...throughSeq].map(([kg, seq]) => jsm.streams.purge(this.stream, { filter: this.names.changelogSubject(this.owner, kg), seq: seq + 1 })));
   }
 
   private async manager(): Promise<JetStreamManager> {

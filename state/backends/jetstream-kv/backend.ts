@@ -110,7 +110,13 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     if (options.config.durability === "checkpoint") {
       if (!options.changelog) throw new StateAccessError("durability \"checkpoint\" needs a changelog stream");
       this.checkpoints = new KvCheckpoints(
-        { cache: this.cache, remote: this.remote, pipe: this.pipe, keyGroupRange: this.keyGroupRange, writeConcurrency: options.config.putConcurrency },
+        {
+          cache: this.cache, remote: this.remote, pipe: this.pipe, keyGroupRange: this.keyGroupRange, writeConcurrency: options.config.putConcurrency,
+          // Due when the interval passed, or when unmaterialized entries hold half the dirty budget (they
+          // cannot be evicted until written).
+          materializeDue: (entries, msSinceLast) => msSinceLast >= this.config.materializeIntervalMs
+            || entries * 2 >= this.config.dirtyMaxEntries || this.cache.dirtyBytes * 2 >= this.config.dirtyMaxBytes,
+        },
         options.changelog.stream, options.changelog.owner, options.changelog.forOwner, options.onDirtyBudgetExceeded,
       );
     } else if (options.config.flushIntervalMs > 0) {
@@ -463,7 +469,12 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
    * materialization of completed checkpoints and writes nothing else (uncommitted changes never reach KV).
    */
   async flush(): Promise<void> {
-    if (this.checkpoints !== undefined) { await this.checkpoints.idle(); return; }
+    if (this.checkpoints !== undefined) {
+      // Committed changes may go to KV at any time; uncommitted ones never do.
+      await this.checkpoints.materializeCommitted();
+      await this.checkpoints.idle();
+      return;
+    }
     while (this.flushing !== undefined) await this.flushing.catch(() => {});
     this.flushError = undefined;
     if (this.cache.dirty.size > 0) await this.startFlush();
@@ -510,7 +521,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return this.requireCheckpoints("snapshot").snapshot(checkpointId);
   }
 
-  notifyCheckpointComplete(checkpointId: number): Promise<void> {
+  notifyCheckpointComplete(checkpointId: number): Promise<number> {
     return this.requireCheckpoints("notifyCheckpointComplete").complete(checkpointId);
   }
 

@@ -3,15 +3,18 @@
 //  - snapshot(N) captures, synchronously, every entry changed since the last COMPLETED checkpoint (the
 //    current epoch plus the captures of checkpoints still pending), then appends them to the changelog
 //    stream as large messages, one subject per key group: durable, but not visible in KV;
-//  - notifyCheckpointComplete(N) materializes N's capture into KV (pipelined puts), then records per key
-//    group that KV holds checkpoint N ("materialized" markers), and the entries become clean;
+//  - notifyCheckpointComplete(N) adds N's capture to the committed-but-unmaterialized set; when that is
+//    due (materializeIntervalMs elapsed, or half the dirty budget used) it materializes the set into KV
+//    (pipelined puts), then records per key group that KV holds checkpoint N ("materialized" markers), and
+//    the entries become clean. Materializing less often than checkpointing writes a hot key once per
+//    interval instead of once per checkpoint; checkpoints list every delta since the last materialization;
 //  - restore(snapshots) replays the listed deltas, oldest first, into KV: KV then holds exactly the state
 //    of the newest one. Nothing uncommitted ever reaches KV, so there is nothing to undo after a crash.
 
 import type { StateSnapshot } from "../../contracts.ts";
 import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
-import type { ChangelogStream } from "../changelog/stream.ts";
+import type { ChangelogMessage, ChangelogStream } from "../changelog/stream.ts";
 import type { DeltaEntry } from "../changelog/format.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
 import { entryJson } from "./entry-json.ts";
@@ -32,6 +35,8 @@ export interface KvCheckpointsHost {
   readonly pipe: KvPipe;
   readonly keyGroupRange: KeyGroupRange;
   readonly writeConcurrency: number;
+  /** Whether the committed captures (this many entries) should be written to KV now. */
+  materializeDue(committedEntries: number, msSinceLast: number): boolean;
 }
 
 const encoder = new TextEncoder();
@@ -42,6 +47,12 @@ export class KvCheckpoints {
   private epoch = new Set<CacheEntry>();
   /** Captures of snapshots taken and not yet completed or aborted, by checkpoint id. */
   private readonly pending = new Map<number, Captured[]>();
+  /** Entry → its newest capture from a completed checkpoint, not yet written to KV. */
+  private committed = new Map<CacheEntry, Captured>();
+  private committedThrough = 0;
+  private lastMaterializeAt = Date.now();
+  /** Changelog messages appended (or replayed) per checkpoint: truncated once KV holds that checkpoint. */
+  private readonly appended = new Map<number, readonly ChangelogMessage[]>();
   /** Materializations run one after another, in checkpoint order. */
   private materialized: Promise<void> = Promise.resolve();
   private lastMaterialized = 0;
@@ -84,7 +95,10 @@ export class KvCheckpoints {
     this.epoch = new Set();
     this.pressureSignalled = false;
     const range = this.host.keyGroupRange;
-    return this.changelog.append(checkpointId, byKeyGroup).then((r) => ({
+    return this.changelog.append(checkpointId, byKeyGroup).then((r) => {
+      this.appended.set(checkpointId, r.messages);
+      return r;
+    }).then((r) => ({
       checkpointId,
       kind: "delta" as const,
       keyGroupRange: { start: range.start, end: range.end },
@@ -94,15 +108,31 @@ export class KvCheckpoints {
     }));
   }
 
-  /** Materializes checkpoint `checkpointId` into KV; resolves once KV holds it. */
-  complete(checkpointId: number): Promise<void> {
+  /**
+   * Checkpoint `checkpointId` committed. Resolves with the newest checkpoint KV holds (deltas up to it need
+   * not be replayed any more): `checkpointId` once materialized when that is due, an older one otherwise.
+   */
+  complete(checkpointId: number): Promise<number> {
     const captured = this.pending.get(checkpointId);
     // Earlier pending captures are contained in this one (it re-captured them): they are done too.
     for (const id of [...this.pending.keys()]) if (id <= checkpointId) this.pending.delete(id);
-    if (captured === undefined) return this.materialized;
-    const run = this.materialized.then(() => this.materialize(checkpointId, captured));
+    if (captured === undefined) return this.materialized.then(() => this.lastMaterialized);
+    for (const c of captured) this.committed.set(c.entry, c);
+    this.committedThrough = Math.max(this.committedThrough, checkpointId);
+    if (!this.host.materializeDue(this.committed.size, Date.now() - this.lastMaterializeAt)) return Promise.resolve(this.lastMaterialized);
+    return this.materializeCommitted();
+  }
+
+  /** Writes every committed capture to KV (behind earlier materializations); resolves with the checkpoint KV then holds. */
+  materializeCommitted(): Promise<number> {
+    if (this.committed.size === 0) return this.materialized.then(() => this.lastMaterialized);
+    const captured = [...this.committed.values()];
+    const through = this.committedThrough;
+    this.committed = new Map();
+    this.lastMaterializeAt = Date.now();
+    const run = this.materialized.then(() => this.materialize(through, captured));
     this.materialized = run.catch(() => {});
-    return run;
+    return run.then(() => through);
   }
 
   aborted(checkpointId: number): void {
@@ -134,6 +164,18 @@ export class KvCheckpoints {
     await this.writeMarkers(checkpointId);
     this.lastMaterialized = checkpointId;
     this.host.cache.evict();
+    await this.truncateThrough(checkpointId);
+  }
+
+  /** Drops the changelog messages of checkpoints up to `checkpointId` (KV holds it: never replayed again). */
+  private async truncateThrough(checkpointId: number): Promise<void> {
+    const through = new Map<number, number>();
+    for (const [id, messages] of this.appended) {
+      if (id > checkpointId) continue;
+      this.appended.delete(id);
+      for (const [kg, seq] of messages) if (seq > (through.get(kg) ?? 0)) through.set(kg, seq);
+    }
+    if (through.size > 0) await this.changelog.truncate(through);
   }
 
   // ------------------------------------------------------------------ restore
@@ -157,10 +199,13 @@ export class KvCheckpoints {
         `cannot restore checkpoint ${target}: KV already holds checkpoint ${ahead[0]![1]} for key group ${ahead[0]![0]} (state is not versioned in KV; restore the latest checkpoint, or start without state)`,
       );
     }
+    // A key group's marker says KV holds that checkpoint for it: only later deltas need replaying (earlier
+    // ones may have been truncated from the changelog already).
     const merged = new Map<string, string | undefined>();
     for (const s of [...mine].sort((a, b) => a.checkpointId - b.checkpointId)) {
       const messages = s.changelog.messages ?? [];
-      await this.changelogFor(s.changelog.owner ?? this.owner).read(s.checkpointId, messages, range, merged);
+      const replay = (kg: number) => range.contains(kg) && s.checkpointId > (materialized.get(kg) ?? 0);
+      await this.changelogFor(s.changelog.owner ?? this.owner).read(s.checkpointId, messages, replay, merged);
     }
     await runPool([...merged], this.host.writeConcurrency, async ([key, json]) => {
       if (json === undefined) await this.host.remote.remove(key, undefined);
@@ -168,6 +213,12 @@ export class KvCheckpoints {
     });
     await this.writeMarkers(target);
     this.lastMaterialized = target;
+    // What was replayed is in KV now: its messages go with the next truncation.
+    for (const s of mine) {
+      if ((s.changelog.owner ?? this.owner) !== this.owner) continue;
+      this.appended.set(s.checkpointId, (s.changelog.messages ?? []).filter(([kg]) => range.contains(kg)));
+    }
+    await this.truncateThrough(target);
   }
 
   private markerKey(keyGroup: number): string {
