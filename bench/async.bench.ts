@@ -14,6 +14,15 @@ const discard = (): SinkDef<unknown> => ({ kind: "discard", createWriter: async 
 
 interface Ev { k: string; ts: number }
 
+/** Runs the job to its end; records/s. */
+async function timedRate(env: StreamEnvironment, records: number): Promise<number> {
+  const t0 = performance.now();
+  await env.execute();
+  const ms = performance.now() - t0;
+  await env.close();
+  return rate(records, ms);
+}
+
 async function keyedCount(ctx: BenchContext, name: string, records: number, keys: number, options: Partial<JobOptions>, hooks: EnvironmentHooks = {}, withWatermarks = false): Promise<number> {
   const env = StreamEnvironment.create({ name, nats: ctx.url, parallelism: 2, ...options }, { log: () => {}, ...hooks });
   let events = env.fromSource(Sources.generator({ count: records, make: (i): Ev => ({ k: `key-${(i * 7919) % keys}`, ts: Math.floor(i / 100) }) }));
@@ -28,11 +37,7 @@ async function keyedCount(ctx: BenchContext, name: string, records: number, keys
       },
     })
     .sinkTo(discard());
-  const t0 = performance.now();
-  await env.execute();
-  const ms = performance.now() - t0;
-  await env.close();
-  return rate(records, ms);
+  return timedRate(env, records);
 }
 
 async function plainMap(ctx: BenchContext, records: number, keys: number): Promise<number> {
@@ -46,11 +51,7 @@ async function plainMap(ctx: BenchContext, records: number, keys: number): Promi
       return n;
     })
     .sinkTo(discard());
-  const t0 = performance.now();
-  await env.execute();
-  const ms = performance.now() - t0;
-  await env.close();
-  return rate(records, ms);
+  return timedRate(env, records);
 }
 
 /** A backend that never answers: the controller must stop at its in-flight limit. */

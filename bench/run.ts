@@ -1,5 +1,6 @@
 // npm run bench [name ...]: runs the named benchmarks (all when none), each on its own fresh nats-server.
 import { readdirSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
 import { launchNatsServer } from "../runtime/nats/server-process.ts";
 import type { Benchmark, BenchRow } from "./harness.ts";
 
@@ -11,6 +12,9 @@ if (unknown.length) {
   console.error(`bench: unknown benchmark ${unknown.map((u) => `"${u}"`).join(", ")}; available: ${available.join(", ")}`);
   process.exit(2);
 }
+// As `weir run` does for its workers (bin/weir.mjs): weir and the baselines run under the same setting.
+const growing = Number(process.env.WEIR_HEAP_GROWING_PERCENT ?? 50);
+if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 const scale = Number(process.env.WEIR_BENCH_SCALE ?? 1);
 const fmt = (n: number | undefined) => (n === undefined ? "-" : n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2));
 const rows: Array<BenchRow & { bench: string }> = [];
