@@ -33,6 +33,8 @@ class KeyTimers implements TimerService {
 
 /** The context of one record (or one timer firing) of one key. */
 class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O> {
+  private firstDescriptor: StateDescriptor | undefined;
+  private firstHandle: unknown;
   private handles: Map<StateDescriptor, unknown> | undefined;
   private keyTimers: TimerService | undefined;
 
@@ -53,13 +55,20 @@ class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<
   }
 
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
+    // Most functions use one state: its handle lives in a field, others in a map (one context per record).
+    if (this.firstDescriptor === descriptor) return this.firstHandle as HandleOf<D>;
+    if (this.firstDescriptor === undefined) {
+      this.firstDescriptor = descriptor;
+      return (this.firstHandle = this.createHandle(descriptor)) as HandleOf<D>;
+    }
     this.handles ??= new Map();
     let h = this.handles.get(descriptor);
-    if (h === undefined) {
-      h = createStateHandle(descriptor, { operator: this.op.runtime.operatorUid, keyGroup: this.keyGroup, keyId: this.keyId, key: this.key }, this.handler);
-      this.handles.set(descriptor, h);
-    }
+    if (h === undefined) this.handles.set(descriptor, (h = this.createHandle(descriptor)));
     return h as HandleOf<D>;
+  }
+
+  private createHandle(descriptor: StateDescriptor): unknown {
+    return createStateHandle(descriptor, { operator: this.op.runtime.operatorUid, keyGroup: this.keyGroup, keyId: this.keyId, key: this.key }, this.handler);
   }
 
   /** In async mode: the watermark when this record arrived, as in synchronous execution. */

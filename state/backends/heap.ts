@@ -16,17 +16,33 @@ interface HeapMap {
   readonly values: Map<string, unknown>;
 }
 
-/** The state of one key group: plain values (and lists) by key, and maps. */
-interface KeyGroupState {
+/** One state of one operator in one key group: plain values (and lists) by key id, and maps. */
+interface Namespace {
+  readonly operator: string;
+  readonly state: string;
   readonly values: Map<string, unknown>;
   readonly maps: Map<string, HeapMap>;
 }
 
-const DEFAULT_SCAN_LIMIT = 256;
+/**
+ * The state of one key group: operator → state name → namespace. Nested maps, so that a request looks
+ * up strings that already exist (and whose hashes are cached) instead of building a composite key.
+ */
+type KeyGroupState = Map<string, Map<string, Namespace>>;
 
-function localKey(a: StateAddress): string {
-  return `${a.operator}\u0000${a.state}\u0000${a.keyId}`;
+function namespaceOf(group: KeyGroupState, operator: string, state: string): Namespace {
+  let byState = group.get(operator);
+  if (byState === undefined) group.set(operator, (byState = new Map()));
+  let ns = byState.get(state);
+  if (ns === undefined) byState.set(state, (ns = { operator, state, values: new Map(), maps: new Map() }));
+  return ns;
 }
+
+function* namespaces(group: KeyGroupState): Iterable<Namespace> {
+  for (const byState of group.values()) yield* byState.values();
+}
+
+const DEFAULT_SCAN_LIMIT = 256;
 
 export class HeapKeyedStateBackend implements KeyedStateBackend {
   readonly kind = StateBackendKind.Heap;
@@ -43,7 +59,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     readonly keyGroupRange: KeyGroupRange,
     private readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream },
   ) {
-    this.groups = Array.from({ length: keyGroupRange.size }, () => ({ values: new Map(), maps: new Map() }));
+    this.groups = Array.from({ length: keyGroupRange.size }, () => new Map());
   }
 
   async executeBatch(requests: readonly StateRequest[]): Promise<void> {
@@ -70,10 +86,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.requests++;
     checkKeyGroup(this.keyGroupRange, address);
     checkShape(type, address, value);
-    const group = this.groups[address.keyGroup - this.keyGroupRange.start]!;
-    let key: string;
-    if (address.keyOwner === this && address.keyMemo !== undefined) key = address.keyMemo;
-    else { key = localKey(address); address.keyOwner = this; address.keyMemo = key; }
+    const group = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
+    const key = address.keyId;
     const userKeyId = address.userKeyId;
     switch (type) {
       case T.Get:
@@ -112,10 +126,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.groups.forEach((g, i) => {
       const keyGroup = this.keyGroupRange.start + i;
       const out: DeltaEntry[] = [];
-      for (const [k, v] of g.values) out.push({ key: JSON.stringify([keyGroup, ...k.split("\u0000")]), json: JSON.stringify(v) });
-      for (const [k, m] of g.maps) {
-        const parts = k.split("\u0000");
-        for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ...parts, userKeyId]), json: JSON.stringify(v) });
+      for (const ns of namespaces(g)) {
+        for (const [keyId, v] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: JSON.stringify(v) });
+        for (const [keyId, m] of ns.maps) {
+          for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: JSON.stringify(v) });
+        }
       }
       if (out.length > 0) byKeyGroup.set(keyGroup, out);
       entries += out.length;
@@ -150,10 +165,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     for (const [key, json] of entries) {
       if (json === undefined) continue;
       const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
-      const group = this.groups[keyGroup - range.start]!;
-      const local = `${operator}\u0000${state}\u0000${keyId}`;
-      if (userKeyId === undefined) group.values.set(local, JSON.parse(json));
-      else putMapEntry(group, local, userKeyId, JSON.parse(json));
+      const ns = namespaceOf(this.groups[keyGroup - range.start]!, operator, state);
+      if (userKeyId === undefined) ns.values.set(keyId, JSON.parse(json));
+      else putMapEntry(ns, keyId, userKeyId, JSON.parse(json));
     }
   }
 
@@ -165,8 +179,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   metrics(): StateBackendMetrics {
     let entries = 0;
     for (const g of this.groups) {
-      entries += g.values.size;
-      for (const m of g.maps.values()) entries += m.values.size;
+      for (const ns of namespaces(g)) {
+        entries += ns.values.size;
+        for (const m of ns.maps.values()) entries += m.values.size;
+      }
     }
     return {
       cacheEntries: entries, cacheBytes: 0, dirtyEntries: 0, dirtyBytes: 0, hits: this.requests, misses: 0,
@@ -180,11 +196,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   dispose(): void {
     this.closed = true;
-    for (const g of this.groups) { g.values.clear(); g.maps.clear(); }
+    for (const g of this.groups) g.clear();
   }
 }
 
-function putMapEntry(group: KeyGroupState, key: string, userKeyId: string, value: unknown): void {
+function putMapEntry(group: Namespace, key: string, userKeyId: string, value: unknown): void {
   let map = group.maps.get(key);
   if (value === undefined) {
     if (!map) return;
