@@ -54,6 +54,14 @@ async function plainMap(ctx: BenchContext, records: number, keys: number): Promi
   return timedRate(env, records);
 }
 
+/** A backend `ms` away: every batch (or single request) answers after that delay, as a KV across a network would. */
+function remote(ms: number): (backend: KeyedStateBackend) => KeyedStateBackend {
+  return (backend) => Object.assign(Object.create(backend) as KeyedStateBackend, {
+    executeBatch: (requests: Parameters<KeyedStateBackend["executeBatch"]>[0]) => new Promise<void>((r) => setTimeout(r, ms)).then(() => backend.executeBatch(requests)),
+    executeOne: undefined,
+  });
+}
+
 /** A backend that never answers: the controller must stop at its in-flight limit. */
 function stalled(backend: KeyedStateBackend): KeyedStateBackend {
   return Object.assign(Object.create(backend) as KeyedStateBackend, {
@@ -108,12 +116,23 @@ const bench: Benchmark = {
     const ooo = await keyedCount(ctx, "async-ooo", wmRecords, keys, { ...cold, asyncState: { watermarkMode: "out-of-order" } }, {}, true);
     ctx.log(`watermark every 100 records, cold KV: out-of-order ${ooo}, strict ${strict} records/s`);
 
+    // The same two comparisons with 1 ms added to every state batch (heap underneath): where the latency
+    // of state access dominates, as with a KV across a network rather than on loopback.
+    const far = { hooks: { wrapStateBackend: remote(1) }, options: { stateBackend: "heap" as const } };
+    const farSync = await keyedCount(ctx, "async-far-sync", 2000, 1000, { ...far.options, asyncState: { enabled: false } }, far.hooks);
+    const farAsync = await keyedCount(ctx, "async-far", Math.round(200_000 * ctx.scale), 10_000, far.options, far.hooks);
+    const farStrict = await keyedCount(ctx, "async-far-strict", wmRecords, keys, { ...far.options, asyncState: { watermarkMode: "strict" } }, far.hooks, true);
+    const farOoo = await keyedCount(ctx, "async-far-ooo", wmRecords, keys, { ...far.options, asyncState: { watermarkMode: "out-of-order" } }, far.hooks, true);
+    ctx.log(`1 ms per state batch: async ${farAsync}, sync ${farSync}; out-of-order ${farOoo}, strict ${farStrict} records/s`);
+
     const mem = await stalledMemory(ctx, Math.max(8, Math.round(20 * ctx.scale)));
     ctx.log(`stalled backend: RSS ${mem.first} MB after 2 s, ${mem.last} MB at the end (max ${mem.max}), ${mem.inFlight} records in flight`);
     return [
       { figure: `keyed count, cold cache (state of ${keys} keys in KV, each read ~once), KV backend: async vs sync mode`, weir: asyncRate, baseline: sync, unit: "records/s", goal: ">= 5" },
       { figure: "heap backend: async state API through the controller vs a plain synchronous map", weir: Math.max(api1, api2), baseline: Math.max(plain1, plain2), unit: "records/s", goal: ">= 0.95 (overhead <= 5%)" },
       { figure: "watermark every 100 records, cache misses: out-of-order vs strict", weir: ooo, baseline: strict, unit: "records/s", goal: ">= 1.7" },
+      { figure: "keyed count, 1 ms added per state batch (latency-bound): async vs sync mode", weir: farAsync, baseline: farSync, unit: "records/s", goal: "(>= 5)" },
+      { figure: "watermark every 100 records, 1 ms added per state batch: out-of-order vs strict", weir: farOoo, baseline: farStrict, unit: "records/s", goal: "(>= 1.7)" },
       { figure: "RSS with a stalled backend (limit 6000): end vs after 2 s", weir: mem.last, baseline: mem.first, unit: "MB", goal: "flat (~1.0)", note: `${mem.inFlight} in flight` },
     ];
   },
