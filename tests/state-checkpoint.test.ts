@@ -256,6 +256,25 @@ s("heap backend: full snapshots, restored at another parallelism", async () => {
   }
 });
 
+s("heap backend: a committed snapshot deletes the older ones it took from the changelog", async () => {
+  const names = freshJob("ckh");
+  const b = await open(names, FULL_RANGE, {}, "heap");
+  await step(b, keys, "a");
+  const s1 = await b.snapshot!(1);
+  await b.notifyCheckpointComplete!(1);
+  await step(b, keys, "b");
+  const s2 = await b.snapshot!(2);
+  await b.notifyCheckpointComplete!(2);
+  const jsm = await jetstreamManager(nc);
+  for (const [, seq] of s1.changelog.messages!) assert.is(await jsm.direct.getMessage(names.changelogStream, { seq }).catch(() => null), null, `message ${seq} of snapshot 1 is gone`);
+  assert.is((await jsm.streams.info(names.changelogStream)).state.messages, s2.changelog.messages!.length, "only the newest snapshot is left");
+  await b.close();
+  const r = await open(names, FULL_RANGE, {}, "heap");
+  await r.restore!([s2]);
+  await expectState(r, keys, ["a", "b"]);
+  await r.close();
+});
+
 s("dispose drops uncommitted changes without writing them", async () => {
   const names = freshJob("ck");
   const b = await open(names);

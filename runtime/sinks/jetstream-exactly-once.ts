@@ -31,12 +31,12 @@ export interface Publisher {
 
 export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   private pending: StagedRecord[] = [];
-  /** checkpoint id → its records (in memory) and where they are staged. */
-  private readonly prepared = new Map<number, { records: StagedRecord[]; ref: Promise<StagedRef | undefined> }>();
+  /** checkpoint id → its records (in memory), where they are staged, and the refs its state lists. */
+  private readonly prepared = new Map<number, { records: StagedRecord[]; ref: Promise<StagedRef | undefined>; listed: Promise<readonly StagedRef[]> }>();
   private readonly uncommitted: StagedRef[] = [];
   /**
-   * Staged output already published (by a commit, or again at a restore), kept until a NEWER checkpoint
-   * commits: until then a crash restores that same checkpoint, whose state lists it, and needs it again.
+   * Staged output already published (by a commit, or again at a restore), kept until a checkpoint whose
+   * state does not list it commits: until then a crash restores a checkpoint that lists it and needs it.
    */
   private published: StagedRef[] = [];
   private readonly names: ConnectorNames;
@@ -84,11 +84,12 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
       throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: checkpoint ${checkpointId} was snapshotted twice in subtask ${this.ctx.subtaskIndex}`);
     }
     const ref = this.staging.stage(checkpointId, this.ctx.subtaskIndex, records);
-    this.prepared.set(checkpointId, { records, ref });
-    return ref.then((r) => {
+    const listed = ref.then((r) => {
       if (r) this.uncommitted.push(r);
-      return { staged: [...this.uncommitted] };
+      return [...this.uncommitted];
     });
+    this.prepared.set(checkpointId, { records, ref, listed });
+    return listed.then((staged) => ({ staged }));
   }
 
   /**
@@ -103,20 +104,22 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   private async commit(checkpointId: number): Promise<void> {
     const ids = [...this.prepared.keys()].filter((id) => id <= checkpointId).sort((a, b) => a - b);
     for (const id of ids) {
-      const { records, ref } = this.prepared.get(id)!;
+      const { records, ref, listed } = this.prepared.get(id)!;
       this.prepared.delete(id);
       const staged = await ref;
+      const stillListed = new Set(await listed);
       await this.publishAll(id, this.ctx.subtaskIndex, records);
       if (staged) {
         const at = this.uncommitted.indexOf(staged);
         if (at >= 0) this.uncommitted.splice(at, 1);
       }
-      // Checkpoint `id` is committed, so no restore goes back before it: what older checkpoints staged
-      // can go. Its own staging stays until the next one commits.
-      const older = this.published.filter((r) => r.checkpointId < id);
-      this.published = this.published.filter((r) => r.checkpointId >= id);
-      for (const ref of older) await this.areaOf(ref.subtask).purgeThrough(ref.lastSeq);
+      // Checkpoint `id` is committed, so restores start from it (or later): staged output its state does
+      // not list is never read again. What it lists (its own, earlier ones not yet committed when it was
+      // taken) stays until a checkpoint that no longer lists them commits.
       if (staged) this.published.push(staged);
+      const done = this.published.filter((r) => !stillListed.has(r));
+      this.published = this.published.filter((r) => stillListed.has(r));
+      for (const r of done) await this.areaOf(r.subtask).purgeThrough(r.lastSeq);
     }
   }
 

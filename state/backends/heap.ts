@@ -3,7 +3,7 @@
 
 import type { KeyedStateBackend, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateRequestType, StateSnapshot } from "../contracts.ts";
 import { StateAccessError } from "../errors.ts";
-import type { ChangelogStream } from "./changelog/stream.ts";
+import type { ChangelogMessage, ChangelogStream } from "./changelog/stream.ts";
 import type { DeltaEntry } from "./changelog/format.ts";
 import { StateBackendKind, StateRequestType as T } from "../contracts.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
@@ -50,6 +50,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private closed = false;
   private batches = 0;
   private requests = 0;
+  /** The changelog messages of each snapshot this backend took (deleted once a newer one commits). */
+  private readonly appended = new Map<number, readonly ChangelogMessage[]>();
 
   /**
    * `changelog`: where checkpoints go. The heap has no durable store behind it, so each snapshot is FULL
@@ -136,7 +138,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       entries += out.length;
     });
     const range = this.keyGroupRange;
-    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => ({
+    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => {
+      this.appended.set(checkpointId, r.messages);
+      return r;
+    }).then((r) => ({
       checkpointId,
       kind: "full" as const,
       keyGroupRange: { start: range.start, end: range.end },
@@ -146,7 +151,21 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }));
   }
 
-  async notifyCheckpointComplete(): Promise<void> {}
+  /**
+   * Checkpoint `checkpointId` committed: the older full snapshots this backend took are superseded (a
+   * restore reads the newest), so their messages are deleted. Snapshots it was restored from (a savepoint,
+   * an earlier run's checkpoint) are left alone: they stay restorable.
+   */
+  async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    const superseded: number[] = [];
+    for (const [id, messages] of this.appended) {
+      if (id >= checkpointId) continue;
+      this.appended.delete(id);
+      for (const [, seq] of messages) superseded.push(seq);
+    }
+    if (superseded.length === 0 || !this.changelog || this.closed) return;
+    await this.changelog.stream.deleteMessages(superseded);
+  }
   notifyCheckpointAborted(): void {}
 
   /** Loads the newest full snapshot's entries of this backend's key groups (before any request). */

@@ -114,6 +114,14 @@ export class ChangelogStream {
     await Promise.all([...throughSeq].map(([kg, seq]) => jsm.streams.purge(this.stream, { filter: this.names.changelogSubject(this.owner, kg), seq: seq + 1 })));
   }
 
+  /** Deletes single messages (a heap backend's superseded full snapshots); already gone is fine. */
+  async deleteMessages(seqs: readonly number[]): Promise<void> {
+    const jsm = await this.manager();
+    await Promise.all(seqs.map((seq) => jsm.streams.deleteMessage(this.stream, seq, false).catch((e: unknown) => {
+      if (!/no message found|not found/i.test((e as Error).message)) throw e;
+    })));
+  }
+
   private async manager(): Promise<JetStreamManager> {
     return (this.jsm ??= await jetstreamManager(this.nc));
   }
