@@ -3,7 +3,7 @@
 
 import type { KeyedStateBackend, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateRequestType, StateSnapshot } from "../contracts.ts";
 import { StateAccessError } from "../errors.ts";
-import type { ChangelogMessage, ChangelogStream } from "./changelog/stream.ts";
+import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from "./changelog/stream.ts";
 import type { DeltaEntry } from "./changelog/format.ts";
 import { StateBackendKind, StateRequestType as T } from "../contracts.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
@@ -137,18 +137,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (out.length > 0) byKeyGroup.set(keyGroup, out);
       entries += out.length;
     });
-    const range = this.keyGroupRange;
     return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => {
       this.appended.set(checkpointId, r.messages);
-      return r;
-    }).then((r) => ({
-      checkpointId,
-      kind: "full" as const,
-      keyGroupRange: { start: range.start, end: range.end },
-      changelog: { stream: changelog.stream.stream, firstSeq: r.firstSeq, lastSeq: r.lastSeq, owner: changelog.owner, messages: r.messages },
-      entries,
-      bytes: r.bytes,
-    }));
+      return appendedSnapshot(checkpointId, "full", this.keyGroupRange, changelog.stream.stream, changelog.owner, r, entries);
+    });
   }
 
   /**

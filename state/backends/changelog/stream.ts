@@ -7,6 +7,7 @@ import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/names.ts";
 import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
+import type { StateSnapshot } from "../../contracts.ts";
 import { decodeDelta, encodeDelta, type DeltaEntry } from "./format.ts";
 
 /** Where one appended message is: its key group and stream sequence. */
@@ -17,6 +18,18 @@ export interface AppendResult {
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly bytes: number;
+}
+
+/** What a checkpoint's metadata records of a snapshot appended by `owner` (both backends). */
+export function appendedSnapshot(checkpointId: number, kind: "delta" | "full", range: KeyGroupRange, stream: string, owner: string, r: AppendResult, entries: number): StateSnapshot {
+  return {
+    checkpointId,
+    kind,
+    keyGroupRange: { start: range.start, end: range.end },
+    changelog: { stream, firstSeq: r.firstSeq, lastSeq: r.lastSeq, owner, messages: r.messages },
+    entries,
+    bytes: r.bytes,
+  };
 }
 
 export class ChangelogStream {

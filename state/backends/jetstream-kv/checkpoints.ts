@@ -14,7 +14,7 @@
 import type { StateSnapshot } from "../../contracts.ts";
 import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
-import type { ChangelogMessage, ChangelogStream } from "../changelog/stream.ts";
+import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from "../changelog/stream.ts";
 import type { DeltaEntry } from "../changelog/format.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
 import { entryJson } from "./entry-json.ts";
@@ -94,18 +94,10 @@ export class KvCheckpoints {
     this.pending.set(checkpointId, captured);
     this.epoch = new Set();
     this.pressureSignalled = false;
-    const range = this.host.keyGroupRange;
     return this.changelog.append(checkpointId, byKeyGroup).then((r) => {
       this.appended.set(checkpointId, r.messages);
-      return r;
-    }).then((r) => ({
-      checkpointId,
-      kind: "delta" as const,
-      keyGroupRange: { start: range.start, end: range.end },
-      changelog: { stream: this.changelog.stream, firstSeq: r.firstSeq, lastSeq: r.lastSeq, owner: this.owner, messages: r.messages },
-      entries: captured.length,
-      bytes: r.bytes,
-    }));
+      return appendedSnapshot(checkpointId, "delta", this.host.keyGroupRange, this.changelog.stream, this.owner, r, captured.length);
+    });
   }
 
   /**
@@ -240,8 +232,6 @@ export class KvCheckpoints {
     return out;
   }
 
-  get materializedCheckpoint(): number { return this.lastMaterialized; }
-  get pendingCheckpoints(): number { return this.pending.size; }
 }
 
 /** Calls `fn` on every item with at most `concurrency` calls pending. */
