@@ -193,6 +193,8 @@ export interface StateBackendMetrics {
   readonly requests: number;
   /** Reads that joined a remote read of the same key already in flight (no round trip of their own). */
   readonly coalescedReads: number;
+  /** Misses answered without a remote read: keys never written, in a bucket that was empty when the backend opened. */
+  readonly knownAbsent: number;
   /** Clean entries dropped from the cache to stay within its bounds. */
   readonly evictions: number;
   /** Completed write-backs of dirty entries to durable storage. */

@@ -76,6 +76,36 @@ backlog("sorting the backlog gives the same results as streaming it (randomized 
   }
 });
 
+backlog("a keyed reduce over a sorted backlog emits each key's backlog total once, then live updates (KV and heap, with spills)", async () => {
+  const history = payments(4000, 5, 0);
+  const live = payments(300, 6, 50_000);
+  const run = async (name: string, options: Partial<JobOptions>) => {
+    const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 2, ...options });
+    try {
+      const sums = env.fromSource(Sources.hybrid(Sources.array(history) as SourceDef<Payment>, Sources.array(live) as SourceDef<Payment>), { parallelism: 1 })
+        .keyBy((p) => p.account)
+        .reduce((a, b) => ({ ...b, amount: a.amount + b.amount }), { name: "sums" });
+      const out = await sums.executeAndCollect();
+      return { out };
+    } finally {
+      await env.close();
+    }
+  };
+  const lastPerKey = (out: Payment[]) => Object.fromEntries(out.map((p) => [p.account, p.amount]));
+  const backlogTotals = new Map<string, number>();
+  for (const p of history) backlogTotals.set(p.account, (backlogTotals.get(p.account) ?? 0) + p.amount);
+  for (const stateBackend of ["jetstream-kv", "heap"] as const) {
+    const streamed = await run(`reduce-streamed-${stateBackend}`, { stateBackend, mode: "streaming" });
+    const sorted = await run(`reduce-sorted-${stateBackend}`, { stateBackend, checkpointIntervalDuringBacklogMs: 0, backlogSort: { memoryBytes: 30_000 } });
+    assert.is(streamed.out.length, history.length + live.length, "streaming emits every running value");
+    assert.is(sorted.out.length, backlogTotals.size + live.length, `${stateBackend}: one result per key for the backlog, then one per live record`);
+    assert.equal(lastPerKey(sorted.out), lastPerKey(streamed.out), `${stateBackend}: same final values`);
+    const firstPerKey = new Map<string, number>();
+    for (const p of sorted.out) if (!firstPerKey.has(p.account)) firstPerKey.set(p.account, p.amount);
+    assert.equal(firstPerKey, backlogTotals, `${stateBackend}: each key's first result is its total over the backlog`);
+  }
+});
+
 backlog("the keyed subtask goes backlog → sorting → streaming, in that order", async () => {
   const { inspected } = await runJob("transitions", payments(1000, 9, 0), payments(100, 10, 20_000), { checkpointIntervalDuringBacklogMs: 0 });
   for (const i of [0, 1]) {

@@ -16,6 +16,7 @@ import { parseKey } from "../state/backends/jetstream-kv/keys.ts";
 import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.ts";
 import type { JobNames } from "../runtime/names.ts";
 import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
+import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend");
@@ -297,11 +298,35 @@ s("large maps: 5000 entries iterated in bounded pages, also from a cold cache", 
   assert.equal(await kvKeys(names), [], "clear removed every entry and the index from KV");
 });
 
+s("a new job's empty bucket: misses on keys never written need no KV read; evicted keys are read back", async () => {
+  const names = freshJob();
+  const b = await openBackend("jetstream-kv", nc, names, { cacheMaxEntries: 100, flushIntervalMs: 0 });
+  const state = handles(b);
+  for (let i = 0; i < 50; i++) assert.is(await state(count, `new${i}`).value(), undefined);
+  assert.is(b.metrics().remoteReads, 0, "nothing to read in an empty bucket");
+  assert.is(b.metrics().knownAbsent, 50);
+  // Written, flushed and partly evicted: those must come back from KV, the rest from the cache.
+  for (let i = 0; i < 120; i++) await state(count, `k${i}`).update(i);
+  await b.flush();
+  assert.ok(b.metrics().evictions > 0, "some written keys left the cache");
+  for (let i = 0; i < 120; i++) assert.is(await state(count, `k${i}`).value(), i, `k${i} after eviction`);
+  assert.ok(b.metrics().remoteReads > 0, "evicted keys were read from KV");
+  await b.close();
+  // A bucket with state: a miss is a KV read, even for a key this backend never wrote.
+  const again = await openBackend("jetstream-kv", nc, names);
+  assert.is(await handles(again)(count, "never-written").value(), undefined);
+  assert.is(again.metrics().remoteReads, 1);
+  assert.is(again.metrics().knownAbsent, 0);
+  await again.close();
+});
+
 s("errors: corrupt KV content, closed backend", async () => {
   const names = freshJob();
-  const b = await openBackend("jetstream-kv", nc, names);
+  // Written before the backend opens (it owns its key groups: a running one does not expect other writers).
+  await ensureStateBucket(nc, names.stateBucket);
   const kv = await bucket(names);
   await kv.put(`op1.count.${assignToKeyGroup("bad", MAX_PARALLELISM)}.=22bad=22`, "not json{");
+  const b = await openBackend("jetstream-kv", nc, names);
   const e = await rejection(handles(b)(count, "bad").value());
   assert.instance(e, StateAccessError);
   assert.match(e.message, /does not hold JSON/);

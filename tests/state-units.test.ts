@@ -8,6 +8,7 @@ import { OrderedKeys } from "../state/backends/ordered-keys.ts";
 import { resolveStateBackendConfig, DEFAULT_STATE_BACKEND_CONFIG } from "../state/config.ts";
 import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts";
 import { StateLimitError } from "../state/errors.ts";
+import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
 
 const s = suite("state units");
 
@@ -43,6 +44,19 @@ s("OrderedKeys: pages in order with a cursor, across removals and additions", ()
   assert.equal(k.page("e", 10), { keys: [], more: false });
   k.clear();
   assert.equal(k.page(undefined, 10), { keys: [], more: false });
+});
+
+s("fresh-bucket keys: an evicted key is never reported absent; others mostly are; after a restore, none", () => {
+  const keys = new FreshBucketKeys();
+  const evicted = Array.from({ length: 20_000 }, (_, i) => `op.count.${i % 128}.=22k${i}=22`);
+  for (const k of evicted) keys.onEvict(k);
+  assert.ok(evicted.every((k) => !keys.isAbsent(k)), "no false negatives: an evicted key may be in KV");
+  fc.assert(fc.property(fc.string(), (k) => { keys.onEvict(k); return !keys.isAbsent(k); }), { numRuns: 500 });
+  const others = Array.from({ length: 20_000 }, (_, i) => `op.count.${i % 128}.=22other${i}=22`);
+  const absent = others.filter((k) => keys.isAbsent(k)).length;
+  assert.ok(absent > 19_900, `${absent} of 20000 never-evicted keys known absent`);
+  keys.forget();
+  assert.not.ok(keys.isAbsent("op.count.1.=22new=22"), "after a restore wrote KV, every miss reads it");
 });
 
 s("config: defaults, partial overrides, clear errors", () => {

@@ -1,28 +1,50 @@
 // The backlog sort buffer of a keyed operator (FLIP-327): records are held in memory up to a budget; when
-// the budget is exceeded, the buffer is sorted and written to local disk as a run; at the end, the runs
-// and what is left in memory are merged. Sorted by key (key group, then key) keeping each key's arrival
+// the budget is exceeded, they are sorted and written to local disk as a run; at the end, the runs and
+// what is left in memory are merged. Sorted by key (key group, then key) keeping each key's arrival
 // order, which is what makes replaying a key's records reproduce streaming results.
 //
-// Each record is held as one string: a sort prefix (key group as 4 hex digits, the key's canonical JSON,
-// the arrival number in fixed-width base 36) and the rest as JSON. Strings keep memory close to the
-// budget (objects cost several times their JSON in V8), sort with the engine's native string order (no
-// comparator callback per comparison), and are already what a run file holds.
-
+// In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
+// object, no serialization): only distinct keys get sorted, and a backlog that fits in memory is never
+// encoded. Their size is estimated from the JSON length of a sample of values. A spilled run is lines:
+// a sort prefix (key group as 4 hex digits, the key's canonical JSON, the arrival number in fixed-width
+// base 36) and the rest as JSON, merged by the engine's native string order.
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { once } from "node:events";
 import { ErrorCode, WeirError } from "../errors.ts";
 
-/** One buffered record: sort key, arrival order, the watermark when it arrived, timestamp, value. */
-export interface BufferedRecord {
-  readonly keyGroup: number;
-  readonly keyId: string;
-  readonly seq: number;
-  readonly watermark: number;
-  readonly timestamp: number | undefined;
-  readonly input: number;
-  readonly value: unknown;
+/**
+ * One key's buffered records in arrival order: their values, and (3 numbers per record) the arrival
+ * watermark, timestamp (NaN: none) and input, kept only once a record of the key differs from the
+ * defaults (the buffer's starting watermark, no timestamp, input 0): a plain backlog costs one slot per record.
+ */
+export class SortedKey {
+  readonly values: unknown[] = [];
+  private meta: number[] | undefined;
+
+  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number) {}
+
+  get size(): number { return this.values.length; }
+
+  push(value: unknown, watermark: number, timestamp: number | undefined, input: number): void {
+    const meta = this.meta;
+    if (meta !== undefined) meta.push(watermark, timestamp ?? Number.NaN, input);
+    else if (watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0) {
+      const m: number[] = [];
+      for (let i = 0; i < this.values.length; i++) m.push(this.defaultWatermark, Number.NaN, 0);
+      m.push(watermark, timestamp ?? Number.NaN, input);
+      this.meta = m;
+    }
+    this.values.push(value);
+  }
+
+  watermark(i: number): number { return this.meta === undefined ? this.defaultWatermark : this.meta[3 * i]!; }
+  timestamp(i: number): number | undefined {
+    const t = this.meta === undefined ? Number.NaN : this.meta[3 * i + 1]!;
+    return Number.isNaN(t) ? undefined : t;
+  }
+  input(i: number): number { return this.meta === undefined ? 0 : this.meta[3 * i + 2]!; }
 }
 
 export interface SortBudget {
@@ -35,106 +57,116 @@ export interface SortBudget {
   readonly operator: string;
 }
 
-// Canonical JSON escapes control characters, so these never occur inside a key.
+// Canonical JSON escapes control characters, so these never occur inside a key: a bucket's sort key
+// (group + key) orders exactly as the run lines that start with it.
 const KEY_END = "\u0001";
 const SEQ_END = "\u0002";
 const SEQ_WIDTH = 9;
+/** Estimated bytes per buffered record besides its value (array slots, a bucket's share). */
+const RECORD_OVERHEAD = 40;
+const BUCKET_OVERHEAD = 200;
+/** One value in this many is measured (JSON length) to estimate the rest. */
+const SAMPLE_EVERY = 16;
 
-function encode(r: Omit<BufferedRecord, "seq">, seq: number): string {
-  const group = r.keyGroup.toString(16).padStart(4, "0");
-  return `${group}${r.keyId}${KEY_END}${seq.toString(36).padStart(SEQ_WIDTH, "0")}${SEQ_END}${JSON.stringify([r.watermark, r.timestamp ?? null, r.input, r.value])}`;
-}
+const sortKeyOf = (keyGroup: number, keyId: string) => `${keyGroup.toString(16).padStart(4, "0")}${keyId}`;
+/** The order of sortKeyOf's strings, without building them. */
+const compareKeys = (a: SortedKey, b: SortedKey) => a.keyGroup - b.keyGroup || (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0);
 
-function decode(line: string): BufferedRecord {
-  const keyEnd = line.indexOf(KEY_END, 4);
-  const seqEnd = keyEnd + 1 + SEQ_WIDTH;
-  const [watermark, timestamp, input, value] = JSON.parse(line.slice(seqEnd + 1)) as [number, number | null, number, unknown];
-  return {
-    keyGroup: parseInt(line.slice(0, 4), 16),
-    keyId: line.slice(4, keyEnd),
-    seq: parseInt(line.slice(keyEnd + 1, seqEnd), 36),
-    watermark,
-    timestamp: timestamp ?? undefined,
-    input,
-    value,
-  };
-}
-
-/** Orders records as the buffer does (for tests and merges of decoded records). */
-export function compareRecords(a: BufferedRecord, b: BufferedRecord): number {
-  return a.keyGroup - b.keyGroup || (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0) || a.seq - b.seq;
+function encodeLine(sortKey: string, seq: number, watermark: number, timestamp: number | undefined, input: number, value: unknown): string {
+  // JSON has no infinities: the initial watermark (-Infinity) is written as a string.
+  const w = Number.isFinite(watermark) ? watermark : String(watermark);
+  return `${sortKey}${KEY_END}${seq.toString(36).padStart(SEQ_WIDTH, "0")}${SEQ_END}${JSON.stringify([w, timestamp ?? null, input, value])}`;
 }
 
 export class SortBuffer {
-  /** In memory, lines are bucketed by key (insertion keeps arrival order): only distinct keys get sorted. */
-  private buckets = new Map<string, string[]>();
+  /** Per key (a key belongs to one key group): sorted by (key group, key) only when drained or spilled. */
+  private buckets = new Map<string, SortedKey>();
   private memoryBytes = 0;
   private readonly runs: string[] = [];
   private diskBytes = 0;
   private dir: string | undefined;
-  private nextSeq = 0;
+  /** Arrival number of the next spilled line: orders a key's records across runs (runs spill in arrival order). */
+  private lineSeq = 0;
+  private sampledBytes = 0;
+  private samples = 0;
   records = 0;
   spills = 0;
 
-  constructor(private readonly budget: SortBudget) {}
+  /** `watermark`: the watermark when buffering starts (most records arrive under it). */
+  constructor(private readonly budget: SortBudget, private readonly watermark = Number.NEGATIVE_INFINITY) {}
 
   get size(): number { return this.records; }
   get spilledBytes(): number { return this.diskBytes; }
   get bufferedBytes(): number { return this.memoryBytes; }
 
-  /** Adds a record; spills the memory buffer as a sorted run when over budget (the caller awaits that). */
-  add(r: Omit<BufferedRecord, "seq">): void | Promise<void> {
-    const line = encode(r, this.nextSeq++);
-    const sortKey = line.slice(0, line.indexOf(KEY_END, 4));
-    const bucket = this.buckets.get(sortKey);
-    if (bucket) bucket.push(line);
-    else {
-      this.buckets.set(sortKey, [line]);
-      this.memoryBytes += sortKey.length + 80;
+  /**
+   * Adds a record of `keyId` (in key group `keyGroup`), with the watermark when it arrived (its timers
+   * fire before it when the backlog is replayed); spills the memory buffer as a sorted run when over budget (the caller awaits that). */
+  add(keyGroup: number, keyId: string, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
+    let bucket = this.buckets.get(keyId);
+    if (bucket === undefined) {
+      this.buckets.set(keyId, (bucket = new SortedKey(keyGroup, keyId, this.watermark)));
+      this.memoryBytes += BUCKET_OVERHEAD + 2 * keyId.length;
+    }
+    bucket.push(value, watermark, timestamp, input);
+    if (this.records % SAMPLE_EVERY === 0) {
+      this.sampledBytes += JSON.stringify(value)?.length ?? 8;
+      this.samples++;
     }
     this.records++;
-    this.memoryBytes += line.length + 24;
+    this.memoryBytes += RECORD_OVERHEAD + this.sampledBytes / this.samples;
     if (this.memoryBytes >= this.budget.memoryBytes) return this.spill();
   }
 
-  /** The in-memory lines in sorted order (keys sorted, each key's lines in arrival order); empties memory. */
-  private takeSorted(): string[] {
-    const keys = [...this.buckets.keys()].sort();
-    const out: string[] = [];
-    for (const k of keys) for (const line of this.buckets.get(k)!) out.push(line);
+  /** The in-memory keys in sorted order; empties memory. */
+  private takeSorted(): SortedKey[] {
+    const sorted = [...this.buckets.values()].sort(compareKeys);
     this.buckets = new Map();
     this.memoryBytes = 0;
-    return out;
+    return sorted;
   }
 
-  /** Every buffered record in sorted order, in batches; the buffer is empty afterwards. */
-  async *drain(batchSize = 1024): AsyncGenerator<BufferedRecord[]> {
+  /**
+   * Every buffered key in sorted order, each with its records in arrival order, in batches of about
+   * `batchKeys` keys; the buffer is empty afterwards.
+   */
+  async *drain(batchKeys = 1024): AsyncGenerator<SortedKey[]> {
     const mem = this.takeSorted();
+    this.records = 0;
     if (this.runs.length === 0) {
-      this.records = 0;
-      for (let i = 0; i < mem.length; i += batchSize) yield mem.slice(i, i + batchSize).map(decode);
+      for (let i = 0; i < mem.length; i += batchKeys) yield mem.slice(i, i + batchKeys);
       return;
     }
-    // k-way merge of the runs and the memory buffer, by the lines' native string order.
-    const sources: Array<AsyncIterator<string> | Iterator<string>> = [...this.runs.map(readRun), mem[Symbol.iterator]()];
+    // k-way merge of the runs and the memory buffer (as lines), by the lines' native string order; a
+    // key's records are contiguous in it, in arrival order.
+    const sources: Array<AsyncIterator<string> | Iterator<string>> = [...this.runs.map(readRun), this.lines(mem)];
     const heads: Array<{ line: string; i: number }> = [];
     for (let i = 0; i < sources.length; i++) {
       const n = await sources[i]!.next();
       if (!n.done) heads.push({ line: n.value, i });
     }
     heads.sort((a, b) => (a.line < b.line ? -1 : 1));
-    let batch: BufferedRecord[] = [];
+    let batch: SortedKey[] = [];
+    let current: SortedKey | undefined;
     while (heads.length > 0) {
       const top = heads.shift()!;
-      batch.push(decode(top.line));
-      if (batch.length >= batchSize) {
-        yield batch;
-        batch = [];
+      const line = top.line;
+      const keyEnd = line.indexOf(KEY_END, 4);
+      const keyId = line.slice(4, keyEnd);
+      if (current === undefined || current.keyId !== keyId) {
+        if (batch.length >= batchKeys) {
+          yield batch;
+          batch = [];
+        }
+        current = new SortedKey(parseInt(line.slice(0, 4), 16), keyId, this.watermark);
+        batch.push(current);
       }
+      const [watermark, timestamp, input, value] = JSON.parse(line.slice(keyEnd + 2 + SEQ_WIDTH)) as [number | string, number | null, number, unknown];
+      current.push(value, Number(watermark), timestamp ?? undefined, input);
       const n = await sources[top.i]!.next();
       if (!n.done) insertSorted(heads, { line: n.value, i: top.i });
     }
-    if (batch.length) yield batch;
+    if (batch.length > 0) yield batch;
     this.cleanup();
   }
 
@@ -155,13 +187,22 @@ export class SortBuffer {
     this.dir ??= mkdtempSync(join(this.budget.directory, "weir-sort-"));
     const path = join(this.dir, `run-${this.runs.length}.txt`);
     const out = createWriteStream(path);
-    for (const line of run) if (!out.write(`${line}\n`)) await once(out, "drain");
+    for (const line of this.lines(run)) if (!out.write(`${line}\n`)) await once(out, "drain");
     await closeStream(out);
     this.runs.push(path);
     this.diskBytes += bytes;
     this.spills++;
   }
+
+  /** Sorted keys as run lines, numbered on from the previous run. */
+  private *lines(sorted: SortedKey[]): Generator<string> {
+    for (const b of sorted) {
+      const sortKey = sortKeyOf(b.keyGroup, b.keyId);
+      for (let i = 0; i < b.size; i++) yield encodeLine(sortKey, this.lineSeq++, b.watermark(i), b.timestamp(i), b.input(i), b.values[i]);
+    }
+  }
 }
+
 
 async function* readRun(path: string): AsyncGenerator<string> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });

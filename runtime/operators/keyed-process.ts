@@ -13,11 +13,18 @@ import { AsyncExecutionController, type AsyncRecord, type RecordTask, type Timer
 import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
 import { afterUserCallback, RecordContext, runUserCallback, userError } from "./basic.ts";
 import { InternalTimerService, type Timer } from "./timer-service.ts";
-import { SortBuffer, type BufferedRecord } from "../backlog/sort-buffer.ts";
+import { SortBuffer, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 
 type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
+
+/**
+ * Takes one key's whole sorted backlog at once, as Flink's batch operators do: a reduce folds the values
+ * with one state read and one write and emits only the key's final result (no intermediate results while
+ * in backlog, FLIP-327). Only for functions without timers.
+ */
+export type SortedKeyFunction<K, I, O> = (values: readonly I[], ctx: KeyedContext<K, O>) => void | Promise<void>;
 
 /** The timers of one key, as the user sees them (created only when a record uses timers). */
 class KeyTimers implements TimerService {
@@ -100,6 +107,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     private readonly selectors: ReadonlyArray<KeySelector<any, K>>,
     private readonly dispatch: Dispatch<K, I, O> | undefined,
     private readonly extraMetrics?: () => Record<string, number>,
+    private readonly sortedKey?: SortedKeyFunction<K, I, O>,
   ) {}
 
   async open(): Promise<void> {
@@ -126,7 +134,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     }
     const keyId = canonicalJson(key);
     if (this.backlog) {
-      return this.backlog.add({ keyGroup, keyId, watermark: this.backlogWatermark ?? this.ctx.currentWatermark(), timestamp: ts, input, value });
+      return this.backlog.add(keyGroup, keyId, this.backlogWatermark ?? this.ctx.currentWatermark(), ts, input, value);
     }
     return this.run(key, keyGroup, keyId, value, ts, input, undefined);
   }
@@ -158,7 +166,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   onAttributes(attributes: RecordAttributes): MaybePromise {
     const sorts = this.ctx.job.mode !== "streaming" && this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
     if (attributes.isBacklog && sorts && !this.backlog) {
-      this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName });
+      this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName }, this.ctx.currentWatermark());
       return this.ctx.output.emitAttributes(attributes);
     }
     if (!attributes.isBacklog && this.backlog) return this.drainBacklog().then(() => this.ctx.output.emitAttributes(attributes));
@@ -171,20 +179,11 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const buffer = this.backlog!;
     this.backlog = undefined;
     this.sortSpills += buffer.spills;
-    let group: BufferedRecord[] = [];
-    for await (const batch of buffer.drain()) {
-      for (const r of batch) {
-        if (group.length > 0 && r.keyId !== group[0]!.keyId) {
-          const p = this.runKey(group);
-          if (p) await p;
-          group = [];
-        }
-        group.push(r);
+    for await (const keys of buffer.drain()) {
+      for (const key of keys) {
+        const p = this.runKey(key);
+        if (p) await p;
       }
-    }
-    if (group.length > 0) {
-      const p = this.runKey(group);
-      if (p) await p;
     }
     await this.aec?.drain();
     const w = this.backlogWatermark;
@@ -200,23 +199,33 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
    * its timers firing just before the first record whose arrival watermark passed it. Keys run
    * concurrently through the async execution controller (one task per key), so their reads batch.
    */
-  private runKey(records: BufferedRecord[]): MaybePromise {
-    const first = records[0]!;
-    const key = this.selectors[first.input]!(first.value) as K;
-    const task = async (handler: StateRequestHandler): Promise<void> => {
-      const overlay = new KeyStateOverlay(handler);
-      for (const r of records) {
-        this.sortedRecords++;
-        for (const timer of this.timers.eventTime.pollForKey(r.keyId, r.watermark)) {
-          const p = this.fire(timer, overlay, r.watermark);
+  private runKey(records: SortedKey): MaybePromise {
+    const { keyGroup, keyId, values } = records;
+    const n = values.length;
+    const key = this.selectors[records.input(0)]!(values[0]) as K;
+    this.sortedRecords += n;
+    const task = this.sortedKey
+      ? (handler: StateRequestHandler): MaybePromise => {
+        const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
+        rc.timestamp = records.timestamp(n - 1);
+        let r: void | Promise<void>;
+        try { r = this.sortedKey!(values as I[], rc); } catch (e) { throw userError(this.ctx, e, key); }
+        return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, key);
+      }
+      : async (handler: StateRequestHandler): Promise<void> => {
+        const overlay = new KeyStateOverlay(handler);
+        for (let i = 0; i < n; i++) {
+          const watermark = records.watermark(i);
+          for (const timer of this.timers.eventTime.pollForKey(keyId, watermark)) {
+            const p = this.fire(timer, overlay, watermark);
+            if (p) await p;
+          }
+          const p = this.call(key, keyGroup, keyId, values[i], records.timestamp(i), records.input(i), overlay, watermark);
           if (p) await p;
         }
-        const p = this.call(key, r.keyGroup, r.keyId, r.value, r.timestamp, r.input, overlay, r.watermark);
-        if (p) await p;
-      }
-      await overlay.flush();
-    };
-    if (this.aec) return this.aec.submitRecord(first.keyId, key, { run: (rec) => task(rec) });
+        await overlay.flush();
+      };
+    if (this.aec) return this.aec.submitRecord(keyId, key, { run: (rec) => task(rec) });
     return task(this.direct!);
   }
 
@@ -348,16 +357,20 @@ export function keyedProcessSpec<K, I, O>(
   fn: KeyedProcessFunction<K, I, O>,
   selectors: ReadonlyArray<KeySelector<any, K>>,
   dispatch?: Dispatch<K, I, O>,
+  sortedKey?: SortedKeyFunction<K, I, O>,
 ): OperatorSpec {
   return {
     type: selectors.length > 1 ? "keyed-co-process" : "keyed-process",
     keySelectors: selectors,
     chainable: false,
-    create: (ctx) => new KeyedProcessOperator<K, I, O>(ctx, fn, selectors, dispatch),
+    create: (ctx) => new KeyedProcessOperator<K, I, O>(ctx, fn, selectors, dispatch, undefined, sortedKey),
   };
 }
 
-/** Flink's KeyedStream#reduce: keeps the running value per key and emits it after every record. */
+/**
+ * Flink's KeyedStream#reduce: keeps the running value per key and emits it after every record; a sorted
+ * backlog is folded per key and emits the key's final value only, as Flink's batch reduce does.
+ */
 export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySelector<T, K>): OperatorSpec {
   const current = valueState<unknown>("reduce", t.unknown);
   return keyedProcessSpec<K, T, T>({
@@ -368,7 +381,13 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
       await state.update(next);
       ctx.collect(next);
     },
-  }, [selector]);
+  }, [selector], undefined, async (values, ctx) => {
+    const state = ctx.state(current);
+    let acc = (await state.value()) as T | undefined;
+    for (const v of values) acc = acc === undefined ? v : reduce(acc, v);
+    await state.update(acc);
+    ctx.collect(acc as T);
+  });
 }
 
 /** A record waiting for (or running in) the async execution controller: a task object, not a closure. */

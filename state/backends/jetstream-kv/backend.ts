@@ -30,6 +30,7 @@ import { ChunkedValue, RemoteValues } from "./remote-values.ts";
 import type { ChangelogStream } from "../changelog/stream.ts";
 import { KvCheckpoints, runPool } from "./checkpoints.ts";
 import { baseBytes, decodeEntry, entryJson, serialize, tooLarge } from "./entry-json.ts";
+import { FreshBucketKeys } from "./fresh-keys.ts";
 
 const DEFAULT_SCAN_LIMIT = 256;
 const encoder = new TextEncoder();
@@ -79,6 +80,8 @@ export interface JetStreamKvBackendOptions {
   readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream };
   /** Called when the dirty budget is exceeded while checkpoints decide what reaches KV: take a checkpoint soon. */
   readonly onDirtyBudgetExceeded?: () => void;
+  /** The bucket held no entry when this backend opened: see FreshBucketKeys. */
+  readonly bucketWasEmpty?: boolean;
 }
 
 export class JetStreamKvStateBackend implements KeyedStateBackend {
@@ -89,6 +92,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   private readonly remote: RemoteValues;
   private readonly config: StateBackendConfig;
   private readonly fetches = new Map<string, Fetch>();
+  private readonly fresh: FreshBucketKeys | undefined;
 
   /** Present with durability "checkpoint": then only completed checkpoints reach KV. */
   private readonly checkpoints: KvCheckpoints | undefined;
@@ -99,14 +103,16 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   /** Settles when the last batch submitted has applied its requests. */
   private applied: Promise<void> = Promise.resolve();
   private batchesWaiting = 0;
-  private counters = { hits: 0, misses: 0, coalescedReads: 0, batches: 0, requests: 0, flushes: 0 };
+  private counters = { hits: 0, misses: 0, coalescedReads: 0, knownAbsent: 0, batches: 0, requests: 0, flushes: 0 };
 
   constructor(options: JetStreamKvBackendOptions) {
     this.keyGroupRange = options.keyGroupRange;
     this.config = options.config;
     this.pipe = options.pipe;
     this.remote = new RemoteValues(options.pipe, options.maxPayload);
-    this.cache = new StateCache(options.config.cacheMaxEntries, options.config.cacheMaxBytes);
+    const fresh = options.bucketWasEmpty ? new FreshBucketKeys() : undefined;
+    this.fresh = fresh;
+    this.cache = new StateCache(options.config.cacheMaxEntries, options.config.cacheMaxBytes, fresh && ((key) => fresh.onEvict(key)));
     if (options.config.durability === "checkpoint") {
       if (!options.changelog) throw new StateAccessError("durability \"checkpoint\" needs a changelog stream");
       this.checkpoints = new KvCheckpoints(
@@ -251,12 +257,17 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return { request, base, entry, needKey, need: undefined };
   }
 
-  /** Pins the needed entries already cached; returns the needs that are not. */
+  /** Pins the needed entries already cached (or known absent from KV); returns the needs that are not. */
   private pinCached(needs: Iterable<Need>): Need[] {
     const missing: Need[] = [];
     for (const n of needs) {
-      const e = this.cache.touch(n.key);
-      if (e !== undefined) { e.pins++; n.entry = e; this.counters.hits++; } else missing.push(n);
+      let e = this.cache.touch(n.key);
+      if (e !== undefined) this.counters.hits++;
+      else if (this.fresh?.isAbsent(n.key) && !this.fetches.has(n.key)) {
+        this.cache.insert((e = decodeEntry(n.key, n.kind, n.keyGroup, undefined)));
+        this.counters.knownAbsent++;
+      }
+      if (e !== undefined) { e.pins++; n.entry = e; } else missing.push(n);
     }
     return missing;
   }
@@ -533,6 +544,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
   async restore(snapshots: readonly StateSnapshot[]): Promise<void> {
     const checkpoints = this.requireCheckpoints("restore");
     if (this.counters.requests > 0 || this.cache.size > 0) throw new StateAccessError("restore() must come before any state request");
+    this.fresh?.forget(); // the restore writes KV
     await checkpoints.restore(snapshots);
   }
 
@@ -558,6 +570,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       batches: this.counters.batches,
       requests: this.counters.requests,
       coalescedReads: this.counters.coalescedReads,
+      knownAbsent: this.counters.knownAbsent,
       evictions: this.cache.evictions,
       flushes: this.counters.flushes,
     };

@@ -47,7 +47,7 @@ export class StateCache {
   evictions = 0;
   private hand: IterableIterator<CacheEntry> = this.entries.values();
 
-  constructor(readonly maxEntries: number, readonly maxBytes: number) {}
+  constructor(readonly maxEntries: number, readonly maxBytes: number, private readonly onEvict?: (key: string) => void) {}
 
   get size(): number { return this.entries.size; }
 
@@ -122,6 +122,7 @@ export class StateCache {
       this.entries.delete(e.key);
       this.bytes -= e.bytes;
       this.evictions++;
+      this.onEvict?.(e.key);
     }
     return !this.overLimit;
   }

@@ -21,8 +21,8 @@ export interface OpenJetStreamKvOptions {
   readonly onDirtyBudgetExceeded?: () => void;
 }
 
-/** Creates the bucket if missing (idempotent; several subtasks may race here) and returns the backend. */
-export async function ensureStateBucket(nc: NatsConnection, bucket: string): Promise<void> {
+/** Creates the bucket if missing (idempotent; several subtasks may race here); returns how many messages it holds. */
+export async function ensureStateBucket(nc: NatsConnection, bucket: string): Promise<number> {
   try {
     const kv = await new Kvm(nc).create(bucket, { history: 1, allow_direct: true });
     const status = await kv.status();
@@ -32,6 +32,7 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string): Pro
     if (status.streamInfo.config.allow_direct !== true) {
       throw new StateAccessError(`KV bucket ${bucket} does not allow direct gets; recreate it (weir creates it with allow_direct)`);
     }
+    return status.streamInfo.state.messages;
   } catch (e) {
     if (e instanceof StateAccessError) throw e;
     throw new StateAccessError(`cannot open KV bucket ${bucket}: ${(e as Error).message}`, { cause: e });
@@ -40,7 +41,7 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string): Pro
 
 export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): Promise<JetStreamKvStateBackend> {
   const { nc, names } = options;
-  await ensureStateBucket(nc, names.stateBucket);
+  const messages = await ensureStateBucket(nc, names.stateBucket);
   let changelog: { stream: ChangelogStream; owner: string; forOwner: (owner: string) => ChangelogStream } | undefined;
   if (options.config.durability === "checkpoint") {
     const stream = new ChangelogStream(nc, names, options.vertexUid);
@@ -59,5 +60,8 @@ export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): P
     maxPayload: options.nc.info?.max_payload ?? 1024 * 1024,
     ...(changelog ? { changelog } : {}),
     ...(options.onDirtyBudgetExceeded ? { onDirtyBudgetExceeded: options.onDirtyBudgetExceeded } : {}),
+    // Only the subtask owning a key group writes its keys (one run at a time; a restart after a failure
+    // restores a checkpoint first, which turns this off): an empty bucket means a key it never wrote is absent.
+    bucketWasEmpty: messages === 0,
   });
 }
