@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
-import { outputTag, Sources, StreamEnvironment, UserFunctionError, valueState, WatermarkStrategy, type JobOptions } from "../mod.ts";
+import { outputTag, Sources, StreamEnvironment, UserFunctionError, valueState, WatermarkStrategy, type JobOptions, type KeyedStateBackend, type StateRequest } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const e2e = suite("runtime end to end");
@@ -105,6 +105,43 @@ e2e("a throwing user function fails the job with operator, subtask and key in th
   } catch (err) {
     assert.instance(err, UserFunctionError);
     assert.match((err as Error).message, /operator "picky" \(subtask \d\) failed for key "boom": cannot handle boom/);
+  } finally {
+    await e.close();
+  }
+});
+
+e2e("a keyed subtask whose state backend stops answering reports the stall (status and log), and recovers", async () => {
+  const logs: string[] = [];
+  let answering = true;
+  const parked: Array<() => void> = [];
+  const stalling = (backend: KeyedStateBackend): KeyedStateBackend => Object.assign(Object.create(backend) as KeyedStateBackend, {
+    executeOne: undefined,
+    executeBatch: (requests: readonly StateRequest[]) => (answering ? backend.executeBatch(requests) : new Promise<void>((resolve) => parked.push(() => resolve(backend.executeBatch(requests))))),
+  });
+  const e = StreamEnvironment.create({ name: "stalling", nats: nats.url, parallelism: 1, stateBackend: "heap", asyncState: { stallTimeoutMs: 400 } }, { log: (l) => logs.push(l), wrapStateBackend: stalling });
+  try {
+    let counted = 0;
+    e.fromSource(Sources.generator({ ratePerSec: 2000, make: (i) => `k${i % 10}` })).keyBy((w) => w).process(counting as never, { name: "counter" })
+      .sinkTo({ kind: "count", createWriter: async () => ({ write: () => { counted++; }, flush: async () => {}, close: async () => {} }) });
+    const client = await e.executeAsync();
+    const stalledFlag = () => Object.values(client.status().subtasks.find((st) => st.name.includes("counter"))?.operators ?? {}).find((m) => m.stalled !== undefined)?.stalled;
+    while (counted < 100) await new Promise((r) => setTimeout(r, 20));
+    assert.is(stalledFlag(), 0, "not stalled while the backend answers");
+    answering = false;
+    const deadline = Date.now() + 5000;
+    while (stalledFlag() !== 1) {
+      assert.ok(Date.now() < deadline, "the stall was reported within 5 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(logs.some((l) => /operator "counter" subtask 0: \d+ records in flight, none finished for 400 ms \(is the state backend answering\?\)/.test(l)), logs.join("\n"));
+    answering = true;
+    for (const wake of parked.splice(0)) wake();
+    const before = counted;
+    while (counted <= before + 100 || stalledFlag() !== 0) {
+      assert.ok(Date.now() < deadline + 5000, "it recovered once the backend answered");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await client.cancel();
   } finally {
     await e.close();
   }

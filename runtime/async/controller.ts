@@ -7,6 +7,7 @@
 // - Key accounting: a record whose key is in flight waits before processElement starts (strict order).
 // - The active buffer: state requests go to the backend as one batch at `bufferSize` requests, after
 //   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
+//   An in-memory backend (heap) gets each request at once instead: batching only pays across a network.
 // - `inFlightRecordsLimit`: at the limit `submitRecord` returns a promise, so the subtask stops taking
 //   input and its channel credits backpressure the producers.
 // - Watermark epochs: see epoch-manager.ts.
@@ -101,16 +102,21 @@ export class AsyncExecutionController {
   private batchedRequests = 0;
   private maxInFlight = 0;
   private currentWatermark = Number.MIN_SAFE_INTEGER;
-  /** When the last record finished (stall detection). */
-  lastProgressAt: number;
+  /** Records finished so far (stall detection compares it over time: no clock read per record). */
+  finishedRecords = 0;
 
   constructor(
     private readonly backend: KeyedStateBackend,
     private readonly options: AsyncExecutionOptions,
     private readonly clock: Clock,
     private readonly onError: (error: unknown, record: AsyncRecord) => void,
+    /**
+     * For a backend that answers in memory (heap): requests go to it at once, in issue order, as FLIP-425's
+     * async API run synchronously; buffering them into batches would only add cost. Records, key order,
+     * the in-flight limit and watermark epochs are governed the same way.
+     */
+    private readonly direct?: StateRequestHandler,
   ) {
-    this.lastProgressAt = clock.now();
   }
 
   get inFlightRecords(): number { return this.inFlight; }
@@ -133,6 +139,8 @@ export class AsyncExecutionController {
 
   /** A state request of `record`: into the active buffer. */
   request(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+    // Answered at once: the record's callback, still running, holds the record until it is done with it.
+    if (this.direct !== undefined) return this.direct.submit(type, address, value, cursor, limit);
     record.refs++;
     const request = new BufferedRequest(record, type, address, value, cursor, limit);
     return new Promise((resolve, reject) => {
@@ -231,7 +239,7 @@ export class AsyncExecutionController {
   release(r: AsyncRecord): void {
     if (--r.refs > 0) return;
     this.inFlight--;
-    this.lastProgressAt = this.clock.now();
+    this.finishedRecords++;
     const next = this.keys.release(r.keyId);
     if (next) this.start(next);
     this.epochs.leave(r.epoch);

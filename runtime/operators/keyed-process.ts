@@ -6,7 +6,7 @@
 import * as t from "io-ts";
 import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
 import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
-import { createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
+import { createStateHandle, DirectStateRequestHandler, StateBackendKind, valueState } from "../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
 import { AsyncExecutionController, type AsyncRecord, type RecordTask, type TimerTask } from "../async/controller.ts";
@@ -114,7 +114,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const backend = await this.ctx.stateBackend();
     const a = this.ctx.job.asyncState;
     if (a.enabled) {
-      this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)));
+      const inMemory = backend.kind === StateBackendKind.Heap && typeof backend.executeOne === "function";
+      this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)), inMemory ? new DirectStateRequestHandler(backend) : undefined);
       this.watchForStalls(a.stallTimeoutMs);
     } else {
       this.direct = new DirectStateRequestHandler(backend);
@@ -340,14 +341,21 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
 
   /** A subtask with records in flight and none finishing for `timeoutMs` says so (it does not fail). */
   private watchForStalls(timeoutMs: number): void {
+    let finished = -1;
+    let since = this.ctx.clock.now();
     const t = setInterval(() => {
       const aec = this.aec!;
-      const stuck = aec.inFlightRecords > 0 && this.ctx.clock.now() - aec.lastProgressAt >= timeoutMs;
+      const now = this.ctx.clock.now();
+      if (aec.finishedRecords !== finished || aec.inFlightRecords === 0) {
+        finished = aec.finishedRecords;
+        since = now;
+      }
+      const stuck = aec.inFlightRecords > 0 && now - since >= timeoutMs;
       if (stuck && !this.stalled) {
-        this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${aec.inFlightRecords} records in flight, none finished for ${Math.round(timeoutMs / 1000)}s (is the state backend answering?)`);
+        this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${aec.inFlightRecords} records in flight, none finished for ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`} (is the state backend answering?)`);
       }
       this.stalled = stuck;
-    }, Math.min(timeoutMs, 5000));
+    }, Math.min(timeoutMs / 2, 5000));
     t.unref();
     this.stallTimer = t;
   }
