@@ -59,6 +59,7 @@ function remote(ms: number): (backend: KeyedStateBackend) => KeyedStateBackend {
   return (backend) => Object.assign(Object.create(backend) as KeyedStateBackend, {
     executeBatch: (requests: Parameters<KeyedStateBackend["executeBatch"]>[0]) => new Promise<void>((r) => setTimeout(r, ms)).then(() => backend.executeBatch(requests)),
     executeOne: undefined,
+    applyNow: undefined,
   });
 }
 
@@ -67,6 +68,7 @@ function stalled(backend: KeyedStateBackend): KeyedStateBackend {
   return Object.assign(Object.create(backend) as KeyedStateBackend, {
     executeBatch: () => new Promise<void>(() => {}),
     executeOne: undefined,
+    applyNow: undefined,
   });
 }
 

@@ -202,6 +202,9 @@ export interface StateBackendMetrics {
 }
 
 /** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
+/** What KeyedStateBackend.applyNow returns when the request has to go in a batch. */
+export const NOT_APPLIED: unique symbol = Symbol("not applied");
+
 export interface KeyedStateBackend {
   readonly kind: StateBackendKind;
   readonly keyGroupRange: KeyGroupRange;
@@ -216,6 +219,13 @@ export interface KeyedStateBackend {
    * batch of one, without allocating the request object. The heap backend answers synchronously.
    */
   executeOne?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
+  /**
+   * Optional fast path for async execution: applies a request at once when it needs nothing remote (the
+   * heap: always; KV: a Get of a cached or known-absent value, a Put of a plain value) and returns its
+   * result (a Promise when writes must wait for a flush), else NOT_APPLIED and the request goes in a
+   * batch. The caller guarantees that no earlier request on the same address is still pending.
+   */
+  applyNow?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
   /** Writes every buffered change to durable storage (normal stop, savepoint). */
   flush(): Promise<void>;
   metrics(): StateBackendMetrics;

@@ -116,6 +116,7 @@ e2e("a keyed subtask whose state backend stops answering reports the stall (stat
   const parked: Array<() => void> = [];
   const stalling = (backend: KeyedStateBackend): KeyedStateBackend => Object.assign(Object.create(backend) as KeyedStateBackend, {
     executeOne: undefined,
+    applyNow: undefined,
     executeBatch: (requests: readonly StateRequest[]) => (answering ? backend.executeBatch(requests) : new Promise<void>((resolve) => parked.push(() => resolve(backend.executeBatch(requests))))),
   });
   const e = StreamEnvironment.create({ name: "stalling", nats: nats.url, parallelism: 1, stateBackend: "heap", asyncState: { stallTimeoutMs: 400 } }, { log: (l) => logs.push(l), wrapStateBackend: stalling });

@@ -7,12 +7,14 @@
 // - Key accounting: a record whose key is in flight waits before processElement starts (strict order).
 // - The active buffer: state requests go to the backend as one batch at `bufferSize` requests, after
 //   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
-//   An in-memory backend (heap) gets each request at once instead: batching only pays across a network.
+//   A request that needs nothing remote (heap state, a cached KV entry) is answered at once instead.
 // - `inFlightRecordsLimit`: at the limit `submitRecord` returns a promise, so the subtask stops taking
 //   input and its channel credits backpressure the producers.
 // - Watermark epochs: see epoch-manager.ts.
 
-import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
+
+const toUndefined = (): undefined => undefined;
 import type { Clock } from "../exec/clock.ts";
 import type { MaybePromise } from "../operators/contracts.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
@@ -111,11 +113,12 @@ export class AsyncExecutionController {
     private readonly clock: Clock,
     private readonly onError: (error: unknown, record: AsyncRecord) => void,
     /**
-     * For a backend that answers in memory (heap): requests go to it at once, in issue order, as FLIP-425's
-     * async API run synchronously; buffering them into batches would only add cost. Records, key order,
-     * the in-flight limit and watermark epochs are governed the same way.
+     * The backend's applyNow: a request that needs nothing remote (the heap's, a cached KV entry's) is
+     * answered at once instead of waiting in the buffer for a batch, which only pays for remote reads
+     * (FLIP-425's async API run synchronously on in-memory state). Records, key order, the in-flight
+     * limit and watermark epochs are governed the same way.
      */
-    private readonly direct?: StateRequestHandler,
+    private readonly applyNow?: KeyedStateBackend["applyNow"],
   ) {
   }
 
@@ -139,8 +142,17 @@ export class AsyncExecutionController {
 
   /** A state request of `record`: into the active buffer. */
   request(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    // Answered at once: the record's callback, still running, holds the record until it is done with it.
-    if (this.direct !== undefined) return this.direct.submit(type, address, value, cursor, limit);
+    // Only when none of the record's requests waits in a batch (they apply in issue order); the callback,
+    // still running, holds the record until it is done with the answer.
+    if (this.applyNow !== undefined && record.refs === 1) {
+      let result: unknown;
+      try {
+        result = this.applyNow(type, address, value, cursor, limit);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (result !== NOT_APPLIED) return result instanceof Promise ? result.then(toUndefined) : Promise.resolve(result);
+    }
     record.refs++;
     const request = new BufferedRequest(record, type, address, value, cursor, limit);
     return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@
 import * as t from "io-ts";
 import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
 import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
-import { createStateHandle, DirectStateRequestHandler, StateBackendKind, valueState } from "../../state/mod.ts";
+import { createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
 import { AsyncExecutionController, type AsyncRecord, type RecordTask, type TimerTask } from "../async/controller.ts";
@@ -114,8 +114,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const backend = await this.ctx.stateBackend();
     const a = this.ctx.job.asyncState;
     if (a.enabled) {
-      const inMemory = backend.kind === StateBackendKind.Heap && typeof backend.executeOne === "function";
-      this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)), inMemory ? new DirectStateRequestHandler(backend) : undefined);
+      this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)), backend.applyNow?.bind(backend));
       this.watchForStalls(a.stallTimeoutMs);
     } else {
       this.direct = new DirectStateRequestHandler(backend);

@@ -83,6 +83,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     return this.apply(type, address, value, cursor, limit);
   }
 
+  /** Always answers: nothing is remote. */
+  applyNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.apply(type, address, value, cursor, limit);
+  }
+
   private apply(type: StateRequestType, address: StateAddress, value: unknown, cursor: string | undefined, limit: number | undefined): unknown {
     if (this.closed) throw closedError("heap");
     this.requests++;

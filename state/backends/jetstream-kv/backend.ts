@@ -16,7 +16,7 @@ import type {
   StateRequestType,
   StateSnapshot,
 } from "../../contracts.ts";
-import { StateBackendKind, StateRequestType as T } from "../../contracts.ts";
+import { NOT_APPLIED, StateBackendKind, StateRequestType as T } from "../../contracts.ts";
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
@@ -229,6 +229,32 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return new Promise((resolve, reject) => {
       void this.executeBatch([{ type, address, value, cursor, limit, resolve, reject }]);
     });
+  }
+
+  /**
+   * Async mode fast path (the controller guarantees no earlier request of the key is pending): a Get of a
+   * cached or known-absent value and a Put of a plain value apply at once; anything else goes in a batch.
+   */
+  applyNow(type: StateRequestType, address: StateAddress, value?: unknown): unknown {
+    if (this.closed || address.userKeyId !== undefined) return NOT_APPLIED;
+    if (type === T.Put) {
+      checkKeyGroup(this.keyGroupRange, address);
+      this.counters.requests++;
+      this.putValue(this.baseKeyOf(address), address, value);
+      return this.afterWrites();
+    }
+    if (type !== T.Get) return NOT_APPLIED;
+    checkKeyGroup(this.keyGroupRange, address);
+    const key = this.baseKeyOf(address);
+    let e = this.cache.touch(key);
+    if (e !== undefined) this.counters.hits++;
+    else if (this.fresh?.isAbsent(key) && !this.fetches.has(key)) {
+      this.cache.insert((e = decodeEntry(key, EntryKind.Value, address.keyGroup, undefined)));
+      this.counters.knownAbsent++;
+    } else return NOT_APPLIED;
+    if (e.kind !== EntryKind.Value) throw kindConflict(address);
+    this.counters.requests++;
+    return snapshotValue(e.value);
   }
 
   /** The address's KV key, memoized on the address (see StateAddress.keyMemo). */
