@@ -1,11 +1,12 @@
-// Drives keyed "records" through state handles the way the async execution controller (FLIP-425) will:
-// up to `inFlight` records at once, records of one key strictly one after another, every state request
-// collected into batches of up to 1000 for the backend. Until issue 4's controller exists, the benchmarks
-// use this stand-in so that the backend sees the batches it will see in a real job.
+// Drives keyed "records" through state handles with the job's own AsyncExecutionController (FLIP-425),
+// configured as in a job: up to `inFlight` records at once, records of one key strictly one after
+// another, state requests in batches of up to 1000 (or answered at once when they need nothing remote).
+// The benchmarks measure the state layer as a job uses it, without sources, exchanges or sinks around it.
 
 import type { KeyedStateBackend, KeyScope, StateRequestHandler } from "../state/contracts.ts";
-import { BatchingStateRequestHandler } from "../state/handlers/batching.ts";
 import { assignToKeyGroup, canonicalJson } from "../state/key-groups.ts";
+import { AsyncExecutionController } from "../runtime/async/controller.ts";
+import { systemClock } from "../runtime/exec/clock.ts";
 
 export interface DriveOptions {
   readonly operator?: string;
@@ -20,39 +21,25 @@ export type RecordFn<K> = (key: K, scope: KeyScope, handler: StateRequestHandler
 export async function driveRecords<K>(backend: KeyedStateBackend, count: number, keyAt: (i: number) => K, fn: RecordFn<K>, options: DriveOptions = {}): Promise<void> {
   const operator = options.operator ?? "count";
   const maxParallelism = options.maxParallelism ?? 128;
-  const inFlightLimit = options.inFlight ?? 6000;
-  const handler = new BatchingStateRequestHandler(backend, options.batchSize ?? 1000);
-  const lastOfKey = new Map<string, Promise<void>>();
-  let inFlight = 0;
   let failure: unknown;
-  const start = (i: number): void => {
+  const aec = new AsyncExecutionController(
+    backend,
+    { bufferSize: options.batchSize ?? 1000, bufferTimeoutMs: 1000, inFlightRecordsLimit: options.inFlight ?? 6000, watermarkMode: "strict" },
+    systemClock,
+    (e) => { failure ??= e; },
+    backend.applyNow?.bind(backend),
+  );
+  for (let i = 0; i < count; i++) {
     const key = keyAt(i);
     const keyId = canonicalJson(key);
     const scope: KeyScope = { operator, keyGroup: assignToKeyGroup(key, maxParallelism), keyId, key };
-    const before = lastOfKey.get(keyId);
-    inFlight++;
-    const run = (before ? before.then(() => fn(key, scope, handler, i)) : fn(key, scope, handler, i))
-      .catch((e: unknown) => { failure ??= e; })
-      .finally(() => {
-        inFlight--;
-        if (lastOfKey.get(keyId) === run) lastOfKey.delete(keyId);
-      });
-    lastOfKey.set(keyId, run);
-  };
-  for (let i = 0; i < count; i++) {
-    start(i);
-    // Like the controller's buffer timeout: when the in-flight limit is reached, send what is buffered.
-    while (inFlight >= inFlightLimit) await pump(handler);
+    const p = aec.submitRecord(keyId, key, { run: (record) => fn(key, scope, record, i) });
+    if (p) await p;
     if (failure !== undefined) throw failure;
   }
-  while (inFlight > 0) await pump(handler);
+  await aec.drain();
+  aec.close();
   if (failure !== undefined) throw failure;
-}
-
-/** Sends the buffered requests, waits for the batches, and lets the records continue (one macrotask). */
-async function pump(handler: BatchingStateRequestHandler): Promise<void> {
-  await handler.drain();
-  await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 /** Deterministic pseudo-random key indexes (uniform over [0, keys)). */

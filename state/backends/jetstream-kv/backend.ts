@@ -237,6 +237,8 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
    */
   applyNow(type: StateRequestType, address: StateAddress, value?: unknown): unknown {
     if (this.closed || address.userKeyId !== undefined) return NOT_APPLIED;
+    // A full cache makes room by sweeping it: once per batch, not once per request.
+    if (this.cache.overLimit && type !== T.Get) return NOT_APPLIED;
     if (type === T.Put) {
       checkKeyGroup(this.keyGroupRange, address);
       this.counters.requests++;
@@ -248,7 +250,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const key = this.baseKeyOf(address);
     let e = this.cache.touch(key);
     if (e !== undefined) this.counters.hits++;
-    else if (this.fresh?.isAbsent(key) && !this.fetches.has(key)) {
+    else if (!this.cache.overLimit && this.fresh?.isAbsent(key) && !this.fetches.has(key)) {
       this.cache.insert((e = decodeEntry(key, EntryKind.Value, address.keyGroup, undefined)));
       this.counters.knownAbsent++;
     } else return NOT_APPLIED;
