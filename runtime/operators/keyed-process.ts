@@ -196,8 +196,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
 
   /**
    * One key's sorted backlog: its records back to back over an in-memory overlay of its state, each of
-   * its timers firing just before the first record whose arrival watermark passed it. Keys run
-   * concurrently through the async execution controller (one task per key), so their reads batch.
+   * its timers firing just before the first record whose arrival watermark passed it (a function with a
+   * sorted-key form, reduce, takes them all at once instead). Keys run concurrently through the async
+   * execution controller (one task per key), so their reads batch.
    */
   private runKey(records: SortedKey): MaybePromise {
     const { keyGroup, keyId, values } = records;
