@@ -96,8 +96,6 @@ export class SortBuffer {
   constructor(private readonly budget: SortBudget, private readonly watermark = Number.NEGATIVE_INFINITY) {}
 
   get size(): number { return this.records; }
-  get spilledBytes(): number { return this.diskBytes; }
-  get bufferedBytes(): number { return this.memoryBytes; }
 
   /**
    * Adds a record of `keyId` (in key group `keyGroup`), with the watermark when it arrived (its timers

@@ -250,10 +250,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const key = this.baseKeyOf(address);
     let e = this.cache.touch(key);
     if (e !== undefined) this.counters.hits++;
-    else if (!this.cache.overLimit && this.fresh?.isAbsent(key) && !this.fetches.has(key)) {
-      this.cache.insert((e = decodeEntry(key, EntryKind.Value, address.keyGroup, undefined)));
-      this.counters.knownAbsent++;
-    } else return NOT_APPLIED;
+    else if (this.cache.overLimit || (e = this.knownAbsent(key, EntryKind.Value, address.keyGroup)) === undefined) return NOT_APPLIED;
     if (e.kind !== EntryKind.Value) throw kindConflict(address);
     this.counters.requests++;
     return snapshotValue(e.value);
@@ -291,13 +288,19 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     for (const n of needs) {
       let e = this.cache.touch(n.key);
       if (e !== undefined) this.counters.hits++;
-      else if (this.fresh?.isAbsent(n.key) && !this.fetches.has(n.key)) {
-        this.cache.insert((e = decodeEntry(n.key, n.kind, n.keyGroup, undefined)));
-        this.counters.knownAbsent++;
-      }
+      else e = this.knownAbsent(n.key, n.kind, n.keyGroup);
       if (e !== undefined) { e.pins++; n.entry = e; } else missing.push(n);
     }
     return missing;
+  }
+
+  /** A cached absent entry for `key` when KV cannot hold it (see FreshBucketKeys); undefined when it must be read. */
+  private knownAbsent(key: string, kind: EntryKind, keyGroup: number): CacheEntry | undefined {
+    if (this.fresh === undefined || this.fetches.has(key) || !this.fresh.isAbsent(key)) return undefined;
+    const e = decodeEntry(key, kind, keyGroup, undefined);
+    this.cache.insert(e);
+    this.counters.knownAbsent++;
+    return e;
   }
 
   /** Fetches `missing` (pipelined) until each is in the cache and pinned, or failed (`error`). */
