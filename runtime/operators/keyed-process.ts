@@ -15,6 +15,7 @@ import { afterUserCallback, RecordContext, runUserCallback, userError } from "./
 import { InternalTimerService, type Timer } from "./timer-service.ts";
 import { SortBuffer, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
+import { SortedKeysRunner, type KeyTask } from "../backlog/sorted-keys-runner.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 
 type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
@@ -86,6 +87,7 @@ class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<
 
 export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   private direct: StateRequestHandler | undefined;
+  private sortedRunner: SortedKeysRunner | undefined;
   private aec: AsyncExecutionController | undefined;
   private readonly timers = new InternalTimerService();
   private processingTimer: unknown;
@@ -115,6 +117,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const a = this.ctx.job.asyncState;
     if (a.enabled) {
       this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)), backend.applyNow?.bind(backend));
+      this.sortedRunner = new SortedKeysRunner(backend, a.bufferSize);
       this.watchForStalls(a.stallTimeoutMs);
     } else {
       this.direct = new DirectStateRequestHandler(backend);
@@ -179,13 +182,18 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const buffer = this.backlog!;
     this.backlog = undefined;
     this.sortSpills += buffer.spills;
+    // Records that came before the backlog began may still be in flight: they go first.
+    await this.aec?.drain();
     for await (const keys of buffer.drain()) {
+      if (this.sortedRunner) {
+        await this.sortedRunner.run(keys.map((key) => this.keyTask(key)));
+        continue;
+      }
       for (const key of keys) {
-        const p = this.runKey(key);
+        const p = this.keyTask(key)(this.direct!);
         if (p) await p;
       }
     }
-    await this.aec?.drain();
     const w = this.backlogWatermark;
     this.backlogWatermark = undefined;
     if (w !== undefined) {
@@ -197,15 +205,15 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   /**
    * One key's sorted backlog: its records back to back over an in-memory overlay of its state, each of
    * its timers firing just before the first record whose arrival watermark passed it (a function with a
-   * sorted-key form, reduce, takes them all at once instead). Keys run concurrently through the async
-   * execution controller (one task per key), so their reads batch.
+   * sorted-key form, reduce, takes them all at once instead). With async state, the keys of a drained
+   * batch run concurrently, their reads batched (SortedKeysRunner); in sync mode one after another.
    */
-  private runKey(records: SortedKey): MaybePromise {
+  private keyTask(records: SortedKey): KeyTask {
     const { keyGroup, keyId, values } = records;
     const n = values.length;
     const key = this.selectors[records.input(0)]!(values[0]) as K;
     this.sortedRecords += n;
-    const task = this.sortedKey
+    return this.sortedKey
       ? (handler: StateRequestHandler): MaybePromise => {
         const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
         rc.timestamp = records.timestamp(n - 1);
@@ -226,8 +234,6 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
         }
         await overlay.flush();
       };
-    if (this.aec) return this.aec.submitRecord(keyId, key, { run: (rec) => task(rec) });
-    return task(this.direct!);
   }
 
   onWatermark(watermark: number): MaybePromise {
