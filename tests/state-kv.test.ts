@@ -17,6 +17,8 @@ import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.
 import type { JobNames } from "../runtime/names.ts";
 import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
+import { AsyncExecutionController } from "../runtime/async/controller.ts";
+import { systemClock } from "../runtime/exec/clock.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend");
@@ -83,6 +85,32 @@ s("write-back: the flush timer and the dirty budget write without an explicit fl
   assert.ok(budget.metrics().remoteWrites > 0, "over budget, it flushed by itself");
   assert.ok(maxDirty <= 41, `dirty entries stayed bounded (max ${maxDirty}, budget 20, hard limit 40)`);
   await budget.close();
+});
+
+s("write-back: the dirty budget holds back the async execution controller's records (backpressure), not only direct callers", async () => {
+  const names = freshJob();
+  // A cache smaller than the key space: puts go through batches, whose requests must wait for the flush.
+  const backend = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0, cacheMaxEntries: 100, dirtyMaxEntries: 200 });
+  const aec = new AsyncExecutionController(
+    backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 50, watermarkMode: "strict" }, systemClock,
+    (e) => { throw e; }, backend.applyNow?.bind(backend),
+  );
+  let maxDirty = 0;
+  const keys = 5000;
+  for (let i = 0; i < keys; i++) {
+    const scope = scopeOf(`k${i}`);
+    const p = aec.submitRecord(scope.keyId, scope.key, { run: (r) => createStateHandle(count, scope, r).update(i) });
+    maxDirty = Math.max(maxDirty, backend.metrics().dirtyEntries);
+    if (p) await p;
+  }
+  await aec.drain();
+  aec.close();
+  assert.ok(maxDirty <= 2 * 200 + 50 + 100, `dirty entries bounded by twice the budget plus what is in flight (max ${maxDirty})`);
+  await backend.close();
+  const reader = await openBackend("jetstream-kv", nc, names);
+  const state = handles(reader);
+  for (const i of [0, 1234, keys - 1]) assert.is(await state(count, `k${i}`).value(), i, `k${i} reached KV`);
+  await reader.close();
 });
 
 s("read coalescing: concurrent reads of one key cost one remote read", async () => {

@@ -61,6 +61,9 @@ interface Prepared {
   /** The key this request needs in the cache before it can apply, if any. */
   readonly needKey: string | undefined;
   need: Need | undefined;
+  /** Set once applied: what the request resolves with (after any backpressure wait). */
+  applied: boolean;
+  result: unknown;
 }
 
 /** A page of a map scan: its user keys and their KV keys. */
@@ -146,9 +149,9 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     let applied!: () => void;
     this.applied = new Promise<void>((resolve) => { applied = resolve; });
     this.batchesWaiting++;
+    const prepared: Prepared[] = [];
     try {
       // 1. resolve keys; find what must be in the cache
-      const prepared: Prepared[] = [];
       const needs = new Map<string, Need>();
       for (const request of requests) {
         try {
@@ -187,7 +190,8 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
                 if (failed !== undefined) throw failed.error;
               }
             }
-            p.request.resolve(page !== undefined ? this.buildPage(page) : this.apply(p));
+            p.result = page !== undefined ? this.buildPage(page) : this.apply(p);
+            p.applied = true;
           } catch (e) {
             p.request.reject(e);
           }
@@ -200,8 +204,12 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       this.batchesWaiting--;
       applied();
     }
+    // Over the dirty budget: the requests complete once the flush has made room. Their records stay in
+    // flight meanwhile, so the controller's in-flight limit stops the input (backpressure); resolved
+    // first, they would let records finish and new writes pile up without bound.
     const pressure = this.afterWrites();
     if (pressure) await pressure;
+    for (const p of prepared) if (p.applied) p.request.resolve(p.result);
   }
 
   /**
@@ -279,7 +287,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       case T.Scan:
       case T.ClearMap: needKey = base; break;
     }
-    return { request, base, entry, needKey, need: undefined };
+    return { request, base, entry, needKey, need: undefined, applied: false, result: undefined };
   }
 
   /** Pins the needed entries already cached (or known absent from KV); returns the needs that are not. */
