@@ -201,10 +201,10 @@ export interface StateBackendMetrics {
   readonly flushes: number;
 }
 
-/** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
 /** What KeyedStateBackend.applyNow returns when the request has to go in a batch. */
 export const NOT_APPLIED: unique symbol = Symbol("not applied");
 
+/** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
 export interface KeyedStateBackend {
   readonly kind: StateBackendKind;
   readonly keyGroupRange: KeyGroupRange;

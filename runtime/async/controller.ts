@@ -12,9 +12,8 @@
 //   input and its channel credits backpressure the producers.
 // - Watermark epochs: see epoch-manager.ts.
 
-import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
-
-const toUndefined = (): undefined => undefined;
+import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import { answerNow } from "../../state/handlers/apply-now.ts";
 import type { Clock } from "../exec/clock.ts";
 import type { MaybePromise } from "../operators/contracts.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
@@ -145,13 +144,8 @@ export class AsyncExecutionController {
     // Only when none of the record's requests waits in a batch (they apply in issue order); the callback,
     // still running, holds the record until it is done with the answer.
     if (this.applyNow !== undefined && record.refs === 1) {
-      let result: unknown;
-      try {
-        result = this.applyNow(type, address, value, cursor, limit);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (result !== NOT_APPLIED) return result instanceof Promise ? result.then(toUndefined) : Promise.resolve(result);
+      const answer = answerNow(this.applyNow, type, address, value, cursor, limit);
+      if (answer !== undefined) return answer;
     }
     record.refs++;
     const request = new BufferedRequest(record, type, address, value, cursor, limit);

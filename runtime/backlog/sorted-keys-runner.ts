@@ -7,13 +7,11 @@
 // batch bounds what is in flight.
 
 import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
-import { NOT_APPLIED } from "../../state/contracts.ts";
+import { answerNow } from "../../state/handlers/apply-now.ts";
 import type { MaybePromise } from "../operators/contracts.ts";
 
 /** One key's work, its state requests going to `handler`. */
 export type KeyTask = (handler: StateRequestHandler) => MaybePromise;
-
-const toUndefined = (): undefined => undefined;
 
 export class SortedKeysRunner {
   private round: GroupedRequest[] = [];
@@ -43,11 +41,9 @@ export class SortedKeysRunner {
     return Promise.all(running);
   }
 
-  /** A request of a key with none waiting before it: answered now when the backend can. */
-  tryNow(type: StateRequestType, address: StateAddress, value: unknown, cursor: string | undefined, limit: number | undefined): unknown {
-    if (this.applyNow === undefined) return NOT_APPLIED;
-    const result = this.applyNow(type, address, value, cursor, limit);
-    return result instanceof Promise ? result.then(toUndefined) : result;
+  /** A request of a key with none waiting before it: its answer when the backend can give it now. */
+  tryNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> | undefined {
+    return this.applyNow && answerNow(this.applyNow, type, address, value, cursor, limit);
   }
 
   enqueue(request: GroupedRequest): void {
@@ -79,13 +75,8 @@ class KeyRequests implements StateRequestHandler {
 
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
     if (this.waiting === 0) {
-      let result: unknown;
-      try {
-        result = this.runner.tryNow(type, address, value, cursor, limit);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (result !== NOT_APPLIED) return result instanceof Promise ? result : Promise.resolve(result);
+      const answer = this.runner.tryNow(type, address, value, cursor, limit);
+      if (answer !== undefined) return answer;
     }
     this.waiting++;
     return new Promise((resolve, reject) => this.runner.enqueue(new GroupedRequest(this, type, address, value, cursor, limit, resolve, reject)));
