@@ -9,15 +9,17 @@ const sort = suite("backlog sort buffer");
 const dir = mkdtempSync(join(tmpdir(), "weir-sort-test-"));
 sort.after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface BacklogRecord { keyGroup: number; keyId: string; watermark: number; timestamp: number | undefined; input: number; value: { i: number; pad: string } }
+interface BacklogRecord { keyGroup: number; key: string; keyId: string; watermark: number; timestamp: number | undefined; input: number; value: { i: number; pad: string } }
 
-const add = (b: SortBuffer, r: BacklogRecord) => b.add(r.keyGroup, r.keyId, r.watermark, r.timestamp, r.input, r.value);
+const add = (b: SortBuffer, r: BacklogRecord) => b.add(r.key, () => r.keyGroup, r.watermark, r.timestamp, r.input, r.value);
+
+const add2 = (b: SortBuffer, key: unknown, keyGroupOf: (k: unknown) => number, i: number) => b.add(key, keyGroupOf, Number.NEGATIVE_INFINITY, undefined, 0, { i, pad: "y".repeat(40) });
 
 function record(i: number, keys: number): BacklogRecord {
   const k = (i * 7919) % keys;
   // Mostly the defaults (the buffer's starting watermark -Infinity, no timestamp, input 0), some not:
   // a key's first differing record must not change what its earlier records report.
-  return { keyGroup: k % 128, keyId: `"k${k}"`, watermark: i % 3 === 0 ? i : Number.NEGATIVE_INFINITY, timestamp: i % 7 === 0 ? 1000 + i : undefined, input: i % 11 === 0 ? 1 : 0, value: { i, pad: "x".repeat(50) } };
+  return { keyGroup: k % 128, key: `k${k}`, keyId: `"k${k}"`, watermark: i % 3 === 0 ? i : Number.NEGATIVE_INFINITY, timestamp: i % 7 === 0 ? 1000 + i : undefined, input: i % 11 === 0 ? 1 : 0, value: { i, pad: "x".repeat(50) } };
 }
 
 /** Drains the buffer; checks keys come in (key group, key) order, each once, and every record's fields survived. */
@@ -74,6 +76,28 @@ sort("over the memory budget: sorted runs spill to disk and merge back into one 
   arrivalOrderPerKey(out);
   assert.equal(new Set(out.map((r) => r.i)).size, 5000, "nothing lost or duplicated");
   assert.equal(readdirSync(dir), [], "runs are removed after the merge");
+});
+
+sort("keys of different types stay apart (\"1\" and 1), object keys group by value, in memory and across spills", async () => {
+  for (const memoryBytes of [1 << 30, 3000]) {
+    const b = new SortBuffer({ memoryBytes, diskBytes: 10_000_000, directory: dir, operator: "op" });
+    const keys: unknown[] = ["1", 1, { a: 1, b: 2 }, "x", [1, "1"]];
+    const placed: string[] = [];
+    const keyGroupOf = (k: unknown) => { placed.push(JSON.stringify(k)); return 7; };
+    for (let i = 0; i < 200; i++) {
+      // The object key arrives with its fields in either order: the same key.
+      const k = i % 5 === 2 && i % 2 === 0 ? { b: 2, a: 1 } : keys[i % 5];
+      await add2(b, k, keyGroupOf, i);
+    }
+    const got = new Map<string, number[]>();
+    for await (const batch of b.drain()) for (const key of batch) got.set(key.keyId, [...(got.get(key.keyId) ?? []), ...key.values.map((v) => (v as { i: number }).i)]);
+    assert.equal([...got.keys()].sort(), ['"1"', '"x"', "1", "[1,\"1\"]", '{"a":1,"b":2}'].sort(), `memory ${memoryBytes}`);
+    for (const [keyId, is] of got) {
+      assert.is(is.length, 40, `${keyId}: all its records`);
+      assert.equal(is, [...is].sort((x, y) => x - y), `${keyId}: arrival order`);
+    }
+    if (memoryBytes === 1 << 30) assert.is(placed.length, 5, "each key placed once, when first seen");
+  }
 });
 
 sort("a backlog larger than memory and disk fails with the operator and the budget", async () => {

@@ -13,6 +13,10 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { once } from "node:events";
 import { ErrorCode, WeirError } from "../errors.ts";
+import { canonicalJson } from "../../state/key-groups.ts";
+
+/** The key group of a key seen for the first time (the operator checks it is in its range there). */
+export type KeyGroupOf = (key: unknown) => number;
 
 /**
  * One key's buffered records in arrival order: their values, and (3 numbers per record) the arrival
@@ -79,8 +83,13 @@ function encodeLine(sortKey: string, seq: number, watermark: number, timestamp: 
 }
 
 export class SortBuffer {
-  /** Per key (a key belongs to one key group): sorted by (key group, key) only when drained or spilled. */
-  private buckets = new Map<string, SortedKey>();
+  /**
+   * Per key (a key belongs to one key group), sorted by (key group, key) only when drained or spilled.
+   * String keys are looked up by themselves (no canonical JSON per record: most keys are strings), other
+   * keys by their canonical JSON; two maps, so that "1" and 1 stay apart.
+   */
+  private byString = new Map<string, SortedKey>();
+  private byJson = new Map<string, SortedKey>();
   private memoryBytes = 0;
   private readonly runs: string[] = [];
   private diskBytes = 0;
@@ -98,14 +107,12 @@ export class SortBuffer {
   get size(): number { return this.records; }
 
   /**
-   * Adds a record of `keyId` (in key group `keyGroup`), with the watermark when it arrived (its timers
-   * fire before it when the backlog is replayed); spills the memory buffer as a sorted run when over budget (the caller awaits that). */
-  add(keyGroup: number, keyId: string, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
-    let bucket = this.buckets.get(keyId);
-    if (bucket === undefined) {
-      this.buckets.set(keyId, (bucket = new SortedKey(keyGroup, keyId, this.watermark)));
-      this.memoryBytes += BUCKET_OVERHEAD + 2 * keyId.length;
-    }
+   * Adds a record of `key`, with the watermark when it arrived (its timers fire before it when the backlog
+   * is replayed); `keyGroupOf` places a key seen for the first time. Spills the memory buffer as a sorted
+   * run when over budget (the caller awaits that).
+   */
+  add(key: unknown, keyGroupOf: KeyGroupOf, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
+    const bucket = typeof key === "string" ? (this.byString.get(key) ?? this.newBucket(this.byString, key, key, keyGroupOf)) : this.bucketByJson(key, keyGroupOf);
     bucket.push(value, watermark, timestamp, input);
     if (this.records % SAMPLE_EVERY === 0) {
       this.sampledBytes += JSON.stringify(value)?.length ?? 8;
@@ -116,10 +123,24 @@ export class SortBuffer {
     if (this.memoryBytes >= this.budget.memoryBytes) return this.spill();
   }
 
+  private bucketByJson(key: unknown, keyGroupOf: KeyGroupOf): SortedKey {
+    const keyId = canonicalJson(key);
+    return this.byJson.get(keyId) ?? this.newBucket(this.byJson, keyId, key, keyGroupOf);
+  }
+
+  private newBucket(map: Map<string, SortedKey>, mapKey: string, key: unknown, keyGroupOf: KeyGroupOf): SortedKey {
+    const keyId = map === this.byJson ? mapKey : canonicalJson(key);
+    const bucket = new SortedKey(keyGroupOf(key), keyId, this.watermark);
+    map.set(mapKey, bucket);
+    this.memoryBytes += BUCKET_OVERHEAD + 2 * keyId.length;
+    return bucket;
+  }
+
   /** The in-memory keys in sorted order; empties memory. */
   private takeSorted(): SortedKey[] {
-    const sorted = [...this.buckets.values()].sort(compareKeys);
-    this.buckets = new Map();
+    const sorted = [...this.byString.values(), ...this.byJson.values()].sort(compareKeys);
+    this.byString = new Map();
+    this.byJson = new Map();
     this.memoryBytes = 0;
     return sorted;
   }

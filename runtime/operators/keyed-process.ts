@@ -131,16 +131,18 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     try { key = this.selectors[input]!(value); } catch (e) {
       throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);
     }
+    if (this.backlog) return this.backlog.add(key, this.keyGroupOf, this.backlogWatermark ?? this.ctx.currentWatermark(), ts, input, value);
+    return this.run(key, this.keyGroupOf(key), canonicalJson(key), value, ts, input, undefined);
+  }
+
+  /** The key's group, which must be one of this subtask's. */
+  private readonly keyGroupOf = (key: unknown): number => {
     const keyGroup = assignToKeyGroup(key, this.ctx.runtime.maxParallelism);
     if (!this.ctx.keyGroupRange.contains(keyGroup)) {
       throw new WeirError(ErrorCode.StateAccess, `operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex} got key ${JSON.stringify(key)} of key group ${keyGroup}, outside its range ${this.ctx.keyGroupRange}: the input is not partitioned by this key`);
     }
-    const keyId = canonicalJson(key);
-    if (this.backlog) {
-      return this.backlog.add(keyGroup, keyId, this.backlogWatermark ?? this.ctx.currentWatermark(), ts, input, value);
-    }
-    return this.run(key, keyGroup, keyId, value, ts, input, undefined);
-  }
+    return keyGroup;
+  };
 
   /** Runs one record: through the async execution controller, or directly in sync mode. */
   private run(key: K, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): MaybePromise {
