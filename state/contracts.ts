@@ -173,6 +173,12 @@ export interface StateRequest {
 /** Where state handles send their requests: a backend directly, or the async execution controller. */
 export interface StateRequestHandler {
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown>;
+  /**
+   * Optional fast path: the request's answer at once when nothing remote is needed (a Promise for a write
+   * that waits for a flush), else NOT_APPLIED and the caller uses `submit`. Handles use it so that an
+   * answer already known costs one resolved promise, not a chain of them. May throw (the request failed).
+   */
+  submitNow?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
 }
 
 // ---------------------------------------------------------------- backends

@@ -12,7 +12,7 @@
 //   input and its channel credits backpressure the producers.
 // - Watermark epochs: see epoch-manager.ts.
 
-import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
 import { answerNow } from "../../state/handlers/apply-now.ts";
 import type { Clock } from "../exec/clock.ts";
 import type { MaybePromise } from "../operators/contracts.ts";
@@ -45,6 +45,9 @@ export class AsyncRecord implements StateRequestHandler {
   ) {}
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
     return this.controller.request(this, type, address, value, cursor, limit);
+  }
+  submitNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.controller.requestNow(this, type, address, value, cursor, limit);
   }
 }
 
@@ -137,6 +140,15 @@ export class AsyncExecutionController {
     if (this.keys.tryOccupy(keyId, r)) this.start(r);
     if (this.inFlight >= this.options.inFlightRecordsLimit) return this.waitForCapacity();
     if (this.options.watermarkMode === "strict" && this.epochs.pending > 0 && epoch === undefined) return this.waitForEpochs();
+  }
+
+  /**
+   * A state request of `record` answered at once (see `applyNow` in the constructor), or NOT_APPLIED:
+   * only when none of the record's requests waits in a batch (they apply in issue order); the callback,
+   * still running, holds the record until it is done with the answer.
+   */
+  requestNow(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.applyNow !== undefined && record.refs === 1 ? this.applyNow(type, address, value, cursor, limit) : NOT_APPLIED;
   }
 
   /** A state request of `record`: into the active buffer. */

@@ -3,7 +3,7 @@
 // done, instead of a read and a write per record (FLIP-327: "one key's state in memory at a time").
 
 import type { StateAddress, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
-import { StateRequestType as T } from "../../state/contracts.ts";
+import { NOT_APPLIED, StateRequestType as T } from "../../state/contracts.ts";
 
 interface Entry { value: unknown; dirty: boolean; address: StateAddress }
 
@@ -14,6 +14,22 @@ export class KeyStateOverlay implements StateRequestHandler {
   private readonly entries = new Map<string, Entry>();
 
   constructor(private readonly backend: StateRequestHandler) {}
+
+  /** Reads it holds (or the backend answers at once) and writes, without a promise; the rest: NOT_APPLIED. */
+  submitNow(type: StateRequestType, address: StateAddress, value?: unknown): unknown {
+    if (type === T.Put) {
+      this.entries.set(entryId(address), { value, dirty: true, address });
+      return undefined;
+    }
+    if (type !== T.Get) return NOT_APPLIED;
+    const id = entryId(address);
+    const e = this.entries.get(id);
+    if (e) return e.value;
+    const v = this.backend.submitNow ? this.backend.submitNow(T.Get, address) : NOT_APPLIED;
+    if (v === NOT_APPLIED || v instanceof Promise) return NOT_APPLIED;
+    this.entries.set(id, { value: v, dirty: false, address });
+    return v;
+  }
 
   async submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
     switch (type) {

@@ -6,7 +6,7 @@
 // per batch, the drain runs alone in the subtask's mailbox (the controller is drained first), and the
 // batch bounds what is in flight.
 
-import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
 import { answerNow } from "../../state/handlers/apply-now.ts";
 import type { MaybePromise } from "../operators/contracts.ts";
 
@@ -46,6 +46,11 @@ export class SortedKeysRunner {
     return this.applyNow && answerNow(this.applyNow, type, address, value, cursor, limit);
   }
 
+  /** tryNow's answer without the promise (StateRequestHandler.submitNow), or NOT_APPLIED. */
+  applyAtOnce(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.applyNow ? this.applyNow(type, address, value, cursor, limit) : NOT_APPLIED;
+  }
+
   enqueue(request: GroupedRequest): void {
     this.round.push(request);
     if (this.round.length >= this.maxBatch) this.flush();
@@ -72,6 +77,10 @@ class KeyRequests implements StateRequestHandler {
   waiting = 0;
 
   constructor(private readonly runner: SortedKeysRunner) {}
+
+  submitNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.waiting === 0 ? this.runner.applyAtOnce(type, address, value, cursor, limit) : NOT_APPLIED;
+  }
 
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
     if (this.waiting === 0) {

@@ -1,4 +1,4 @@
-import type { KeyedStateBackend, StateAddress, StateRequestHandler, StateRequestType } from "../contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequestHandler, type StateRequestType } from "../contracts.ts";
 
 /**
  * Sync mode: every request goes to the backend at once, as a batch of one. Uses the backend's `executeOne`
@@ -9,6 +9,10 @@ export class DirectStateRequestHandler implements StateRequestHandler {
 
   constructor(private readonly backend: KeyedStateBackend) {
     this.one = backend.executeOne?.bind(backend);
+  }
+
+  submitNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
+    return this.one ? this.one(type, address, value, cursor, limit) : NOT_APPLIED;
   }
 
   submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {

@@ -2,6 +2,7 @@ import type { AggregatingState, AggregatingStateDescriptor, KeyScope, StateAddre
 import { StateRequestType } from "../contracts.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
+import { read, readModifyWrite, written } from "./submit.ts";
 
 /** Stores the accumulator (validated by the accumulator codec); `get` returns `getResult(accumulator)`. */
 export class AggregatingStateHandle<IN, ACC, OUT> implements AggregatingState<IN, OUT> {
@@ -13,23 +14,24 @@ export class AggregatingStateHandle<IN, ACC, OUT> implements AggregatingState<IN
     this.address = baseAddress(descriptor.name, scope);
   }
 
-  async get(): Promise<OUT | undefined> {
-    const acc = await this.accumulator();
-    return acc === undefined ? undefined : this.descriptor.aggregate.getResult(acc);
+  get(): Promise<OUT | undefined> {
+    return read(this.handler, this.address, (stored) => {
+      const acc = this.accumulator(stored);
+      return acc === undefined ? undefined : this.descriptor.aggregate.getResult(acc);
+    });
   }
 
-  async add(value: IN): Promise<void> {
+  add(value: IN): Promise<void> {
     const fn = this.descriptor.aggregate;
-    const acc = fn.add(value, (await this.accumulator()) ?? fn.createAccumulator());
-    await this.handler.submit(StateRequestType.Put, this.address, encodeWith(this.descriptor.codec, acc, this, "accumulator"));
+    return readModifyWrite(this.handler, this.address, (stored) =>
+      encodeWith(this.descriptor.codec, fn.add(value, this.accumulator(stored) ?? fn.createAccumulator()), this, "accumulator"));
   }
 
-  async clear(): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, this.address, undefined);
+  clear(): Promise<void> {
+    return written(this.handler, StateRequestType.Put, this.address, undefined);
   }
 
-  private async accumulator(): Promise<ACC | undefined> {
-    const stored = await this.handler.submit(StateRequestType.Get, this.address);
+  private accumulator(stored: unknown): ACC | undefined {
     return stored === undefined ? undefined : decodeWith(this.descriptor.codec, stored, this, "accumulator");
   }
 }

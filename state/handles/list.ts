@@ -3,6 +3,7 @@ import { StateRequestType } from "../contracts.ts";
 import { StateCodecError } from "../errors.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
+import { read, written } from "./submit.ts";
 
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
 export class ListStateHandle<T> implements ListState<T> {
@@ -14,8 +15,11 @@ export class ListStateHandle<T> implements ListState<T> {
     this.address = baseAddress(descriptor.name, scope);
   }
 
-  async get(): Promise<T[] | undefined> {
-    const stored = await this.handler.submit(StateRequestType.Get, this.address);
+  get(): Promise<T[] | undefined> {
+    return read(this.handler, this.address, (stored) => this.decodeList(stored));
+  }
+
+  private decodeList(stored: unknown): T[] | undefined {
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored)) {
       throw new StateCodecError(this.state, this.scope.key, "read", [`stored list is not an array: ${typeof stored}`]);
@@ -25,21 +29,33 @@ export class ListStateHandle<T> implements ListState<T> {
     return out;
   }
 
-  async add(value: T): Promise<void> {
-    await this.handler.submit(StateRequestType.Append, this.address, [this.encodeElement(value, 0)]);
+  add(value: T): Promise<void> {
+    try {
+      return written(this.handler, StateRequestType.Append, this.address, [this.encodeElement(value, 0)]);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  async addAll(values: readonly T[]): Promise<void> {
-    if (values.length === 0) return;
-    await this.handler.submit(StateRequestType.Append, this.address, this.encodeAll(values));
+  addAll(values: readonly T[]): Promise<void> {
+    if (values.length === 0) return Promise.resolve();
+    try {
+      return written(this.handler, StateRequestType.Append, this.address, this.encodeAll(values));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  async update(values: readonly T[]): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, this.address, values.length === 0 ? undefined : this.encodeAll(values));
+  update(values: readonly T[]): Promise<void> {
+    try {
+      return written(this.handler, StateRequestType.Put, this.address, values.length === 0 ? undefined : this.encodeAll(values));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  async clear(): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, this.address, undefined);
+  clear(): Promise<void> {
+    return written(this.handler, StateRequestType.Put, this.address, undefined);
   }
 
   private encodeAll(values: readonly T[]): unknown[] {

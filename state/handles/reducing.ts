@@ -2,6 +2,7 @@ import type { KeyScope, ReducingState, ReducingStateDescriptor, StateAddress, St
 import { StateRequestType } from "../contracts.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
+import { read, readModifyWrite, written } from "./submit.ts";
 
 /** Keeps one value, folded with `reduce` on every add (read, reduce, write: same-key records are serialized by the runtime). */
 export class ReducingStateHandle<T> implements ReducingState<T> {
@@ -13,19 +14,27 @@ export class ReducingStateHandle<T> implements ReducingState<T> {
     this.address = baseAddress(descriptor.name, scope);
   }
 
-  async get(): Promise<T | undefined> {
-    const stored = await this.handler.submit(StateRequestType.Get, this.address);
+  get(): Promise<T | undefined> {
+    return read(this.handler, this.address, (stored) => this.decode(stored));
+  }
+
+  add(value: T): Promise<void> {
+    try {
+      encodeWith(this.descriptor.codec, value, this); // refuse a bad input before reading
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return readModifyWrite(this.handler, this.address, (stored) => {
+      const current = this.decode(stored);
+      return encodeWith(this.descriptor.codec, current === undefined ? value : this.descriptor.reduce(current, value), this);
+    });
+  }
+
+  clear(): Promise<void> {
+    return written(this.handler, StateRequestType.Put, this.address, undefined);
+  }
+
+  private decode(stored: unknown): T | undefined {
     return stored === undefined ? undefined : decodeWith(this.descriptor.codec, stored, this);
-  }
-
-  async add(value: T): Promise<void> {
-    encodeWith(this.descriptor.codec, value, this); // refuse a bad input before reading
-    const current = await this.get();
-    const next = current === undefined ? value : this.descriptor.reduce(current, value);
-    await this.handler.submit(StateRequestType.Put, this.address, encodeWith(this.descriptor.codec, next, this));
-  }
-
-  async clear(): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, this.address, undefined);
   }
 }

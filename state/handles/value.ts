@@ -1,5 +1,6 @@
 import type { KeyScope, StateAddress, StateRequestHandler, ValueState, ValueStateDescriptor } from "../contracts.ts";
 import { StateRequestType } from "../contracts.ts";
+import { read, written } from "./submit.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
 
@@ -12,17 +13,23 @@ export class ValueStateHandle<T> implements ValueState<T> {
     this.address = baseAddress(descriptor.name, scope);
   }
 
-  async value(): Promise<T | undefined> {
-    const stored = await this.handler.submit(StateRequestType.Get, this.address);
+  value(): Promise<T | undefined> {
+    return read(this.handler, this.address, (stored) => this.decode(stored));
+  }
+
+  update(value: T | undefined): Promise<void> {
+    try {
+      return written(this.handler, StateRequestType.Put, this.address, value === undefined ? undefined : encodeWith(this.descriptor.codec, value, this));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  clear(): Promise<void> {
+    return written(this.handler, StateRequestType.Put, this.address, undefined);
+  }
+
+  private decode(stored: unknown): T | undefined {
     return stored === undefined ? undefined : decodeWith(this.descriptor.codec, stored, this);
-  }
-
-  async update(value: T | undefined): Promise<void> {
-    const encoded = value === undefined ? undefined : encodeWith(this.descriptor.codec, value, this);
-    await this.handler.submit(StateRequestType.Put, this.address, encoded);
-  }
-
-  async clear(): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, this.address, undefined);
   }
 }
