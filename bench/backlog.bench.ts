@@ -1,7 +1,9 @@
 // `npm run bench backlog` (issue 6):
 // 1. Keyed reduce over a 1M-record backlog (100k keys, KV backend) followed by live records: sorting the
 //    backlog (checkpointIntervalDuringBacklogMs 0) vs pure streaming of it, same results. The backlog
-//    phase ends when every key's sum over the backlog has reached the sink; the whole job is shown too.
+//    phase starts when the source makes its first record (job start-up, the same in both modes, is not
+//    backlog processing) and ends when every key's sum over the backlog has reached the sink; the whole
+//    job, start-up included, is shown too.
 // 2. Memory: a 5M-record backlog with a 64 MB sort budget: the sort spills, RSS stays low.
 
 import { Sources, StreamEnvironment, type SinkDef, type SourceDef } from "../mod.ts";
@@ -14,7 +16,7 @@ interface Event { k: string; v: number }
  * end of the backlog phase. (Sums only grow; a live record of one source subtask may overtake the other's
  * last backlog records, so "reached" is "at least".)
  */
-function finalSums(into: Map<string, number>, backlogSums: Map<string, number>, phase: { endedAt?: number }): SinkDef<Event> {
+function finalSums(into: Map<string, number>, backlogSums: Map<string, number>, phase: Phase): SinkDef<Event> {
   const reached = new Set<string>();
   return {
     kind: "sums",
@@ -32,9 +34,11 @@ function finalSums(into: Map<string, number>, backlogSums: Map<string, number>, 
   };
 }
 
+interface Phase { startedAt?: number; endedAt?: number }
+
 const backlogEvent = (i: number, keys: number): Event => ({ k: `key-${(i * 7919) % keys}`, v: i % 10 });
 
-async function runReduce(ctx: BenchContext, name: string, backlog: number, keys: number, sorted: boolean, sums: Map<string, number>, cacheMaxEntries?: number): Promise<{ ms: number; backlogMs: number }> {
+async function runReduce(ctx: BenchContext, name: string, backlog: number, keys: number, sorted: boolean, sums: Map<string, number>, cacheMaxEntries?: number): Promise<{ ms: number; backlogMs: number; startupMs: number }> {
   const env = StreamEnvironment.create({
     name, nats: ctx.url, parallelism: 2, stateBackend: "jetstream-kv",
     mode: sorted ? "automatic" : "streaming",
@@ -45,8 +49,8 @@ async function runReduce(ctx: BenchContext, name: string, backlog: number, keys:
     const e = backlogEvent(i, keys);
     backlogSums.set(e.k, (backlogSums.get(e.k) ?? 0) + e.v);
   }
-  const phase: { endedAt?: number } = {};
-  const history = Sources.generator({ count: backlog, make: (i) => backlogEvent(i, keys) }) as SourceDef<Event>;
+  const phase: Phase = {};
+  const history = Sources.generator({ count: backlog, make: (i) => { phase.startedAt ??= performance.now(); return backlogEvent(i, keys); } }) as SourceDef<Event>;
   const live = Sources.generator({ count: 1000, make: (i): Event => ({ k: `key-${i % keys}`, v: 1 }) }) as SourceDef<Event>;
   env.fromSource(Sources.hybrid(history, live), { name: "history-then-live" })
     .keyBy((e) => e.k)
@@ -56,8 +60,8 @@ async function runReduce(ctx: BenchContext, name: string, backlog: number, keys:
   await env.execute();
   const ms = performance.now() - t0;
   await env.close();
-  if (phase.endedAt === undefined) throw new Error(`${name}: some key never showed its backlog sum`);
-  return { ms, backlogMs: phase.endedAt - t0 };
+  if (phase.endedAt === undefined || phase.startedAt === undefined) throw new Error(`${name}: some key never showed its backlog sum`);
+  return { ms, backlogMs: phase.endedAt - phase.startedAt, startupMs: phase.startedAt - t0 };
 }
 
 async function sortMemory(ctx: BenchContext, records: number): Promise<{ rss: number; spills: number; ms: number }> {
@@ -100,13 +104,14 @@ const bench: Benchmark = {
       const sortedSums = new Map<string, number>();
       const streamedSums = new Map<string, number>();
       const sorted = await runReduce(ctx, `backlog-sorted${tag}`, backlog, keys, true, sortedSums, cache);
-      ctx.log(`${label}, sorted: backlog phase ${Math.round(sorted.backlogMs)} ms, whole job ${Math.round(sorted.ms)} ms`);
+      ctx.log(`${label}, sorted: start-up ${Math.round(sorted.startupMs)} ms, backlog phase ${Math.round(sorted.backlogMs)} ms, whole job ${Math.round(sorted.ms)} ms`);
       const streamed = await runReduce(ctx, `backlog-streamed${tag}`, backlog, keys, false, streamedSums, cache);
-      ctx.log(`${label}, streamed: backlog phase ${Math.round(streamed.backlogMs)} ms, whole job ${Math.round(streamed.ms)} ms`);
+      ctx.log(`${label}, streamed: start-up ${Math.round(streamed.startupMs)} ms, backlog phase ${Math.round(streamed.backlogMs)} ms, whole job ${Math.round(streamed.ms)} ms`);
       const equal = sortedSums.size === streamedSums.size && [...sortedSums].every(([k, v]) => streamedSums.get(k) === v);
       ctx.log(`${label}, results equal: ${equal} (${sortedSums.size} keys)`);
       if (!equal) throw new Error("sorted and streamed runs disagree");
       reduceRows.push({ figure: `keyed reduce, backlog phase of ${backlog} records (${keys} keys, KV, ${label}): sort-during-backlog vs streaming`, weir: rate(backlog, sorted.backlogMs), baseline: rate(backlog, streamed.backlogMs), unit: "records/s", goal: ">= 3" });
+      reduceRows.push({ figure: "  the same, backlog phase counted from the job's start (start-up included)", weir: rate(backlog, sorted.startupMs + sorted.backlogMs), baseline: rate(backlog, streamed.startupMs + streamed.backlogMs), unit: "records/s" });
       reduceRows.push({ figure: `  the same, whole job (start, backlog, 1k live records, final flush of ${keys} keys to KV)`, weir: rate(backlog + 1000, sorted.ms), baseline: rate(backlog + 1000, streamed.ms), unit: "records/s" });
     }
     const memRecords = Math.round(5_000_000 * ctx.scale);
