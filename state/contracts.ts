@@ -232,6 +232,12 @@ export interface KeyedStateBackend {
    * batch. The caller guarantees that no earlier request on the same address is still pending.
    */
   applyNow?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
+  /**
+   * Optional: true when the backend knows, without a remote read and without caching anything, that the
+   * (value) address holds nothing; false when it holds something or it cannot tell. The backlog sort folds
+   * a reduce's records as they arrive only for keys whose state is known empty.
+   */
+  knownEmpty?(address: StateAddress): boolean;
   /** Writes every buffered change to durable storage (normal stop, savepoint). */
   flush(): Promise<void>;
   metrics(): StateBackendMetrics;

@@ -2,6 +2,7 @@
 export * from "./contracts.ts";
 export { valueState, listState, mapState, reducingState, aggregatingState } from "./descriptors.ts";
 export { createStateHandle, type StateHandleOptions } from "./handles/create.ts";
+export { baseAddress } from "./handles/address.ts";
 export { DEFAULT_SCAN_PAGE_SIZE } from "./handles/map.ts";
 export { DirectStateRequestHandler } from "./handlers/direct.ts";
 export { BatchingStateRequestHandler } from "./handlers/batching.ts";

@@ -106,6 +106,35 @@ backlog("a keyed reduce over a sorted backlog emits each key's backlog total onc
   }
 });
 
+backlog("a reduce that is order-sensitive and not associative: the sorted backlog (folded as it arrives, then spilled) gives streaming's values", async () => {
+  const history = payments(3000, 7, 0);
+  const live = payments(200, 8, 40_000);
+  // Each step depends on the order: (a * 31 + b) mod p; combining two partial results would differ.
+  const step = (a: number, b: number) => (a * 31 + b + 1_000_003) % 1_000_003;
+  const run = async (name: string, options: Partial<JobOptions>) => {
+    const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 2, ...options });
+    try {
+      return await env.fromSource(Sources.hybrid(Sources.array(history) as SourceDef<Payment>, Sources.array(live) as SourceDef<Payment>), { parallelism: 1 })
+        .keyBy((p) => p.account)
+        .reduce((a, b) => ({ ...b, amount: step(a.amount, b.amount) }), { name: "trail" })
+        .executeAndCollect();
+    } finally {
+      await env.close();
+    }
+  };
+  const expected = new Map<string, number>();
+  for (const p of history) expected.set(p.account, expected.has(p.account) ? step(expected.get(p.account)!, p.amount) : p.amount);
+  for (const [stateBackend, memoryBytes] of [["jetstream-kv", 1 << 26], ["jetstream-kv", 20_000], ["heap", 20_000]] as const) {
+    const streamed = await run(`trail-streamed-${stateBackend}-${memoryBytes}`, { stateBackend, mode: "streaming" });
+    const sorted = await run(`trail-sorted-${stateBackend}-${memoryBytes}`, { stateBackend, checkpointIntervalDuringBacklogMs: 0, backlogSort: { memoryBytes } });
+    const last = (out: Payment[]) => Object.fromEntries(out.map((p) => [p.account, p.amount]));
+    assert.equal(last(sorted), last(streamed), `${stateBackend}, sort budget ${memoryBytes}: same final values`);
+    const first = new Map<string, number>();
+    for (const p of sorted) if (!first.has(p.account)) first.set(p.account, p.amount);
+    assert.equal(first, expected, `${stateBackend}, sort budget ${memoryBytes}: each key's backlog result is its records folded in arrival order`);
+  }
+});
+
 backlog("the keyed subtask goes backlog → sorting → streaming, in that order", async () => {
   const { inspected } = await runJob("transitions", payments(1000, 9, 0), payments(100, 10, 20_000), { checkpointIntervalDuringBacklogMs: 0 });
   for (const i of [0, 1]) {

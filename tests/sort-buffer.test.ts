@@ -100,6 +100,50 @@ sort("keys of different types stay apart (\"1\" and 1), object keys group by val
   }
 });
 
+sort("folding on arrival: a folded key holds one value, applied in arrival order; after a spill never two folded values", async () => {
+  // Not associative: the string shows exactly which values were combined, and in which order.
+  const fold = (a: unknown, b: unknown) => `(${a as string}+${b as string})`;
+  const sequential = (vs: string[]) => vs.reduce((a, b) => fold(a, b) as string);
+  for (const memoryBytes of [1 << 30, 4000]) {
+    const folded: string[] = [];
+    const b = new SortBuffer({ memoryBytes, diskBytes: 10_000_000, directory: dir, operator: "op" }, Number.NEGATIVE_INFINITY, {
+      // Keys k0, k2, k4 … start empty; the odd ones do not (their records must all be kept).
+      canFold: (key) => { const fold = Number((key as string).slice(1)) % 2 === 0; if (fold) folded.push(key as string); return fold; },
+      fold: (acc, v) => fold(acc, v),
+    });
+    const arrived = new Map<string, string[]>();
+    for (let i = 0; i < 600; i++) {
+      const key = `k${(i * 7) % 12}`;
+      const value = `v${i}`;
+      arrived.set(key, [...(arrived.get(key) ?? []), value]);
+      await b.add(key, () => 3, i, i % 5 === 0 ? 1000 + i : undefined, 0, value);
+    }
+    let records = 0;
+    let mixed = 0;
+    for await (const batch of b.drain()) {
+      for (const k of batch) {
+        const key = JSON.parse(k.keyId) as string;
+        records += k.count;
+        if (k.size > 1 && (k.values[0] as string).includes("+")) mixed++;
+        assert.ok((k.values as string[]).slice(1).every((v) => !v.includes("+")), `${key}: only the first value may be folded`);
+        const all = arrived.get(key)!;
+        assert.is(sequential(k.values as string[]), sequential(all), `${key} (memory ${memoryBytes}): the values fold to the same result`);
+        // The last record's timestamp and watermark are what the key reports last.
+        assert.is(k.watermark(k.size - 1), Number(all[all.length - 1]!.slice(1)), `${key}: last watermark`);
+        if (memoryBytes === 1 << 30) {
+          assert.is(k.size, folded.includes(key) ? 1 : all.length, `${key}: ${folded.includes(key) ? "one folded value" : "every record kept"}`);
+          assert.is(k.count, all.length, `${key}: counts its records`);
+        }
+      }
+    }
+    assert.is(records, 600, `memory ${memoryBytes}: every record counted once`);
+    if (memoryBytes === 4000) {
+      assert.ok(b.spills > 0, "the small budget spilled");
+      assert.ok(mixed > 0, "some key came back as one folded value followed by records kept after the spill");
+    }
+  }
+});
+
 sort("a backlog larger than memory and disk fails with the operator and the budget", async () => {
   const b = new SortBuffer({ memoryBytes: 10_000, diskBytes: 30_000, directory: dir, operator: "balances" });
   let error: Error | undefined;

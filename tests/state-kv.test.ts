@@ -8,6 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { listState, mapState, valueState } from "../state/descriptors.ts";
 import { createStateHandle } from "../state/handles/create.ts";
+import { baseAddress } from "../state/handles/address.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import { BatchingStateRequestHandler } from "../state/handlers/batching.ts";
 import { StateAccessError, StateLimitError } from "../state/errors.ts";
@@ -333,6 +334,15 @@ s("a new job's empty bucket: misses on keys never written need no KV read; evict
   for (let i = 0; i < 50; i++) assert.is(await state(count, `new${i}`).value(), undefined);
   assert.is(b.metrics().remoteReads, 0, "nothing to read in an empty bucket");
   assert.is(b.metrics().knownAbsent, 50);
+  // What the backlog sort asks before folding a reduce's records: known empty, without a read or a cache entry.
+  const empty = (key: string) => b.knownEmpty!(baseAddress("count", scopeOf(key)));
+  const cached = b.metrics().cacheEntries;
+  assert.ok(empty("never-seen") && empty("new3"), "never written: known empty");
+  assert.is(b.metrics().cacheEntries, cached, "asking caches nothing");
+  await state(count, "written").update(1);
+  assert.not.ok(empty("written"), "written: not empty");
+  await state(count, "written").clear();
+  assert.ok(empty("written"), "deleted: empty again");
   // Written, flushed and partly evicted: those must come back from KV, the rest from the cache.
   for (let i = 0; i < 120; i++) await state(count, `k${i}`).update(i);
   await b.flush();
@@ -342,8 +352,10 @@ s("a new job's empty bucket: misses on keys never written need no KV read; evict
   await b.close();
   // A bucket with state: a miss is a KV read, even for a key this backend never wrote.
   const again = await openBackend("jetstream-kv", nc, names);
+  const unsure = again.knownEmpty!(baseAddress("count", scopeOf("never-written-either")));
   assert.is(await handles(again)(count, "never-written").value(), undefined);
   assert.is(again.metrics().remoteReads, 1);
+  assert.not.ok(unsure, "a bucket with state: a key not in the cache is not known empty (it may be in KV)");
   assert.is(again.metrics().knownAbsent, 0);
   await again.close();
 });

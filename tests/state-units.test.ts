@@ -9,6 +9,10 @@ import { resolveStateBackendConfig, DEFAULT_STATE_BACKEND_CONFIG } from "../stat
 import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts";
 import { StateLimitError } from "../state/errors.ts";
 import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
+import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
+import { baseAddress } from "../state/handles/address.ts";
+import { KeyGroupRange } from "../state/key-groups.ts";
+import { StateRequestType } from "../state/contracts.ts";
 
 const s = suite("state units");
 
@@ -57,6 +61,18 @@ s("fresh-bucket keys: an evicted key is never reported absent; others mostly are
   assert.ok(absent > 19_900, `${absent} of 20000 never-evicted keys known absent`);
   keys.forget();
   assert.not.ok(keys.isAbsent("op.count.1.=22new=22"), "after a restore wrote KV, every miss reads it");
+});
+
+s("heap backend: knownEmpty tells a value address with nothing in it (what the backlog sort folds on)", () => {
+  const heap = new HeapKeyedStateBackend(new KeyGroupRange(0, 9));
+  const at = (keyId: string, keyGroup = 3) => baseAddress("sum", { operator: "op", keyGroup, keyId, key: keyId });
+  assert.ok(heap.knownEmpty(at("a")));
+  heap.applyNow(StateRequestType.Put, at("a"), 5);
+  assert.not.ok(heap.knownEmpty(at("a")), "written");
+  assert.ok(heap.knownEmpty(at("b")), "another key");
+  heap.applyNow(StateRequestType.Put, at("a"), undefined);
+  assert.ok(heap.knownEmpty(at("a")), "deleted");
+  assert.not.ok(heap.knownEmpty(at("a", 42)), "a key group it does not own: it cannot tell");
 });
 
 s("config: defaults, partial overrides, clear errors", () => {

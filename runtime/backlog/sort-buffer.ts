@@ -5,7 +5,10 @@
 //
 // In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
 // object, no serialization): only distinct keys get sorted, and a backlog that fits in memory is never
-// encoded. Their size is estimated from the JSON length of a sample of values. A spilled run is lines:
+// encoded. Their size is estimated from the JSON length of a sample of values. A reduce whose key's state
+// is empty folds the key's records as they arrive (ArrivalFold): the buffer then holds one running value
+// per key instead of every record, the same values in the same order as streaming would apply them.
+// A spilled run is lines:
 // a sort prefix (key group as 4 hex digits, the key's canonical JSON, the arrival number in fixed-width
 // base 36) and the rest as JSON, merged by the engine's native string order.
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
@@ -19,6 +22,18 @@ import { canonicalJson } from "../../state/key-groups.ts";
 export type KeyGroupOf = (key: unknown) => number;
 
 /**
+ * Folding on arrival (a reduce): `fold(acc, value)` is the function a key's records would be applied with
+ * one after another; `canFold` says whether a key seen for the first time starts from empty state that
+ * nothing else changes before the drain. Only until the first spill: a key's running value must never be
+ * combined with another one (that would need the function to be associative), so after a spill a key's
+ * records are kept as they come, after at most one folded value.
+ */
+export interface ArrivalFold {
+  canFold(key: unknown, keyGroup: number, keyId: string): boolean;
+  fold(acc: unknown, value: unknown, key: unknown): unknown;
+}
+
+/**
  * One key's buffered records in arrival order: their values, and (3 numbers per record) the arrival
  * watermark, timestamp (NaN: none) and input, kept only once a record of the key differs from the
  * defaults (the buffer's starting watermark, no timestamp, input 0): a plain backlog costs one slot per record.
@@ -26,12 +41,17 @@ export type KeyGroupOf = (key: unknown) => number;
 export class SortedKey {
   readonly values: unknown[] = [];
   private meta: number[] | undefined;
+  /** Records this key holds: more than its values when records were folded on arrival. */
+  count = 0;
+  /** Records are folded into values[0] as they arrive (see ArrivalFold). */
+  folding = false;
 
   constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number) {}
 
   get size(): number { return this.values.length; }
 
-  push(value: unknown, watermark: number, timestamp: number | undefined, input: number): void {
+  push(value: unknown, watermark: number, timestamp: number | undefined, input: number, records = 1): void {
+    this.count += records;
     const meta = this.meta;
     if (meta !== undefined) meta.push(watermark, timestamp ?? Number.NaN, input);
     else if (watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0) {
@@ -41,6 +61,14 @@ export class SortedKey {
       this.meta = m;
     }
     this.values.push(value);
+  }
+
+  /** Folds a record into the key's one value; only the last record's metadata is kept (what a folded key reports). */
+  fold(value: unknown, fold: ArrivalFold, key: unknown, watermark: number, timestamp: number | undefined, input: number): void {
+    const acc = this.values[0];
+    this.values[0] = acc === undefined ? value : fold.fold(acc, value, key);
+    this.meta = watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0 ? [watermark, timestamp ?? Number.NaN, input] : undefined;
+    this.count++;
   }
 
   watermark(i: number): number { return this.meta === undefined ? this.defaultWatermark : this.meta[3 * i]!; }
@@ -76,10 +104,11 @@ const sortKeyOf = (keyGroup: number, keyId: string) => `${keyGroup.toString(16).
 /** The order of sortKeyOf's strings, without building them. */
 const compareKeys = (a: SortedKey, b: SortedKey) => a.keyGroup - b.keyGroup || (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0);
 
-function encodeLine(sortKey: string, seq: number, watermark: number, timestamp: number | undefined, input: number, value: unknown): string {
+function encodeLine(sortKey: string, seq: number, watermark: number, timestamp: number | undefined, input: number, value: unknown, records: number): string {
   // JSON has no infinities: the initial watermark (-Infinity) is written as a string.
   const w = Number.isFinite(watermark) ? watermark : String(watermark);
-  return `${sortKey}${KEY_END}${seq.toString(36).padStart(SEQ_WIDTH, "0")}${SEQ_END}${JSON.stringify([w, timestamp ?? null, input, value])}`;
+  const fields = records === 1 ? [w, timestamp ?? null, input, value] : [w, timestamp ?? null, input, value, records];
+  return `${sortKey}${KEY_END}${seq.toString(36).padStart(SEQ_WIDTH, "0")}${SEQ_END}${JSON.stringify(fields)}`;
 }
 
 export class SortBuffer {
@@ -102,7 +131,7 @@ export class SortBuffer {
   spills = 0;
 
   /** `watermark`: the watermark when buffering starts (most records arrive under it). */
-  constructor(private readonly budget: SortBudget, private readonly watermark = Number.NEGATIVE_INFINITY) {}
+  constructor(private readonly budget: SortBudget, private readonly watermark = Number.NEGATIVE_INFINITY, private readonly arrivalFold?: ArrivalFold) {}
 
   get size(): number { return this.records; }
 
@@ -113,7 +142,10 @@ export class SortBuffer {
    */
   add(key: unknown, keyGroupOf: KeyGroupOf, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
     const bucket = typeof key === "string" ? (this.byString.get(key) ?? this.newBucket(this.byString, key, key, keyGroupOf)) : this.bucketByJson(key, keyGroupOf);
-    bucket.push(value, watermark, timestamp, input);
+    if (bucket.folding) bucket.fold(value, this.arrivalFold!, key, watermark, timestamp, input);
+    else bucket.push(value, watermark, timestamp, input);
+    // A folded record is accounted as if it were kept: spills come at the same points, and a fold that
+    // grows its value (a concatenation) is still bounded.
     if (this.records % SAMPLE_EVERY === 0) {
       this.sampledBytes += JSON.stringify(value)?.length ?? 8;
       this.samples++;
@@ -130,7 +162,9 @@ export class SortBuffer {
 
   private newBucket(map: Map<string, SortedKey>, mapKey: string, key: unknown, keyGroupOf: KeyGroupOf): SortedKey {
     const keyId = map === this.byJson ? mapKey : canonicalJson(key);
-    const bucket = new SortedKey(keyGroupOf(key), keyId, this.watermark);
+    const keyGroup = keyGroupOf(key);
+    const bucket = new SortedKey(keyGroup, keyId, this.watermark);
+    bucket.folding = this.arrivalFold !== undefined && this.spills === 0 && this.arrivalFold.canFold(key, keyGroup, keyId);
     map.set(mapKey, bucket);
     this.memoryBytes += BUCKET_OVERHEAD + 2 * keyId.length;
     return bucket;
@@ -180,8 +214,8 @@ export class SortBuffer {
         current = new SortedKey(parseInt(line.slice(0, 4), 16), keyId, this.watermark);
         batch.push(current);
       }
-      const [watermark, timestamp, input, value] = JSON.parse(line.slice(keyEnd + 2 + SEQ_WIDTH)) as [number | string, number | null, number, unknown];
-      current.push(value, Number(watermark), timestamp ?? undefined, input);
+      const [watermark, timestamp, input, value, records] = JSON.parse(line.slice(keyEnd + 2 + SEQ_WIDTH)) as [number | string, number | null, number, unknown, number?];
+      current.push(value, Number(watermark), timestamp ?? undefined, input, records ?? 1);
       const n = await sources[top.i]!.next();
       if (!n.done) insertSorted(heads, { line: n.value, i: top.i });
     }
@@ -217,7 +251,7 @@ export class SortBuffer {
   private *lines(sorted: SortedKey[]): Generator<string> {
     for (const b of sorted) {
       const sortKey = sortKeyOf(b.keyGroup, b.keyId);
-      for (let i = 0; i < b.size; i++) yield encodeLine(sortKey, this.lineSeq++, b.watermark(i), b.timestamp(i), b.input(i), b.values[i]);
+      for (let i = 0; i < b.size; i++) yield encodeLine(sortKey, this.lineSeq++, b.watermark(i), b.timestamp(i), b.input(i), b.values[i], b.folding ? b.count : 1);
     }
   }
 }

@@ -5,15 +5,15 @@
 
 import * as t from "io-ts";
 import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
-import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
-import { createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
+import type { HandleOf, KeyedStateBackend, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
+import { baseAddress, createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
 import { AsyncExecutionController, type AsyncRecord, type RecordTask, type TimerTask } from "../async/controller.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
 import { afterUserCallback, RecordContext, runUserCallback, userError } from "./basic.ts";
 import { InternalTimerService, type Timer } from "./timer-service.ts";
-import { SortBuffer, type SortedKey } from "../backlog/sort-buffer.ts";
+import { SortBuffer, type ArrivalFold, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
 import { SortedKeysRunner, type KeyTask } from "../backlog/sorted-keys-runner.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
@@ -26,6 +26,16 @@ type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => v
  * in backlog, FLIP-327). Only for functions without timers.
  */
 export type SortedKeyFunction<K, I, O> = (values: readonly I[], ctx: KeyedContext<K, O>) => void | Promise<void>;
+
+/**
+ * A sorted-key function that folds its values one after another from the key's state (reduce): `fold` is
+ * that step and `state` where the result goes. Records of a key whose state is empty are then folded as
+ * they arrive in the backlog, and the sorted-key function sees the one folded value.
+ */
+export interface SortedKeyFold<I> {
+  readonly state: StateDescriptor;
+  fold(acc: I, value: I): I;
+}
 
 /** The timers of one key, as the user sees them (created only when a record uses timers). */
 class KeyTimers implements TimerService {
@@ -87,6 +97,7 @@ class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<
 
 export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   private direct: StateRequestHandler | undefined;
+  private backend: KeyedStateBackend | undefined;
   private sortedRunner: SortedKeysRunner | undefined;
   private aec: AsyncExecutionController | undefined;
   private readonly timers = new InternalTimerService();
@@ -110,10 +121,12 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     private readonly dispatch: Dispatch<K, I, O> | undefined,
     private readonly extraMetrics?: () => Record<string, number>,
     private readonly sortedKey?: SortedKeyFunction<K, I, O>,
+    private readonly sortedKeyFold?: SortedKeyFold<I>,
   ) {}
 
   async open(): Promise<void> {
     const backend = await this.ctx.stateBackend();
+    this.backend = backend;
     const a = this.ctx.job.asyncState;
     if (a.enabled) {
       this.aec = new AsyncExecutionController(backend, a, this.ctx.clock, (e, record) => this.ctx.fail(this.wrap(e, record.key)), backend.applyNow?.bind(backend));
@@ -171,11 +184,29 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   onAttributes(attributes: RecordAttributes): MaybePromise {
     const sorts = this.ctx.job.mode !== "streaming" && this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
     if (attributes.isBacklog && sorts && !this.backlog) {
-      this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName }, this.ctx.currentWatermark());
+      this.backlog = new SortBuffer({ ...this.ctx.job.backlogSort, operator: this.ctx.runtime.operatorName }, this.ctx.currentWatermark(), this.arrivalFold());
       return this.ctx.output.emitAttributes(attributes);
     }
     if (!attributes.isBacklog && this.backlog) return this.drainBacklog().then(() => this.ctx.output.emitAttributes(attributes));
     return this.ctx.output.emitAttributes(attributes);
+  }
+
+  /**
+   * Folding on arrival for a sorted-key fold (reduce), for keys whose state the backend knows is empty
+   * while no record runs in the controller (one still running could write the key's state). During the
+   * backlog nothing else writes it: its records are all in the buffer and reduce has no timers.
+   */
+  private arrivalFold(): ArrivalFold | undefined {
+    const f = this.sortedKeyFold;
+    const backend = this.backend;
+    if (f === undefined || backend?.knownEmpty === undefined) return undefined;
+    const operator = this.ctx.runtime.operatorUid;
+    return {
+      canFold: (key, keyGroup, keyId) => (this.aec === undefined || this.aec.inFlightRecords === 0) && backend.knownEmpty!(baseAddress(f.state.name, { operator, keyGroup, keyId, key })),
+      fold: (acc, value, key) => {
+        try { return f.fold(acc as I, value as I); } catch (e) { throw userError(this.ctx, e, key); }
+      },
+    };
   }
 
   get isSortingBacklog(): boolean { return this.backlog !== undefined; }
@@ -214,7 +245,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const { keyGroup, keyId, values } = records;
     const n = values.length;
     const key = this.selectors[records.input(0)]!(values[0]) as K;
-    this.sortedRecords += n;
+    this.sortedRecords += records.count;
     return this.sortedKey
       ? (handler: StateRequestHandler): MaybePromise => {
         const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
@@ -374,12 +405,13 @@ export function keyedProcessSpec<K, I, O>(
   selectors: ReadonlyArray<KeySelector<any, K>>,
   dispatch?: Dispatch<K, I, O>,
   sortedKey?: SortedKeyFunction<K, I, O>,
+  sortedKeyFold?: SortedKeyFold<I>,
 ): OperatorSpec {
   return {
     type: selectors.length > 1 ? "keyed-co-process" : "keyed-process",
     keySelectors: selectors,
     chainable: false,
-    create: (ctx) => new KeyedProcessOperator<K, I, O>(ctx, fn, selectors, dispatch, undefined, sortedKey),
+    create: (ctx) => new KeyedProcessOperator<K, I, O>(ctx, fn, selectors, dispatch, undefined, sortedKey, sortedKeyFold),
   };
 }
 
@@ -403,7 +435,7 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
     for (const v of values) acc = acc === undefined ? v : reduce(acc, v);
     await state.update(acc);
     ctx.collect(acc as T);
-  });
+  }, { state: current, fold: reduce });
 }
 
 /** A record waiting for (or running in) the async execution controller: a task object, not a closure. */

@@ -88,6 +88,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     return this.apply(type, address, value, cursor, limit);
   }
 
+  knownEmpty(address: StateAddress): boolean {
+    if (this.closed || address.userKeyId !== undefined || !this.keyGroupRange.contains(address.keyGroup)) return false;
+    return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state).values.get(address.keyId) === undefined;
+  }
+
   private apply(type: StateRequestType, address: StateAddress, value: unknown, cursor: string | undefined, limit: number | undefined): unknown {
     if (this.closed) throw closedError("heap");
     this.requests++;

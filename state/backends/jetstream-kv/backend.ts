@@ -264,6 +264,14 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return snapshotValue(e.value);
   }
 
+  knownEmpty(address: StateAddress): boolean {
+    if (this.closed || address.userKeyId !== undefined) return false;
+    const key = this.baseKeyOf(address);
+    const e = this.cache.peek(key);
+    if (e !== undefined) return e.kind === EntryKind.Value && e.value === undefined;
+    return this.fresh !== undefined && !this.fetches.has(key) && this.fresh.isAbsent(key);
+  }
+
   /** The address's KV key, memoized on the address (see StateAddress.keyMemo). */
   private baseKeyOf(address: StateAddress): string {
     if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo;
