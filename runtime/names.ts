@@ -86,4 +86,12 @@ export class ConnectorNames {
   }
   /** The stream that keeps the job's dead letters (as runtime/exec/dead-letters.ts creates it). */
   get dlqStream(): string { return `weir_${this.names.job}_dlq`; }
+  /** Stream of the cached streams (DataStream.cache) of one environment, `env` a token unique to it. */
+  cacheStream(env: string): string { return `weir_${this.names.job}_cache_${env}`; }
+  /** Every subject of `cacheStream(env)`. */
+  cacheSubjects(env: string): string { return `weir.${this.names.job}.cache.${env}.>`; }
+  /** Every subject of one cached stream. */
+  cacheFilter(env: string, cacheUid: string): string { return `weir.${this.names.job}.cache.${env}.${cacheUid}.>`; }
+  /** Frames of one cached stream written by one subtask. */
+  cacheSubject(env: string, cacheUid: string, subtask: number): string { return `weir.${this.names.job}.cache.${env}.${cacheUid}.${subtask}`; }
 }

@@ -1,6 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { describeJobGraph, Sinks, Sources, StreamEnvironment, WeirError, type JobGraph } from "../mod.ts";
+import { planExecution } from "../runtime/graph/execution-plan.ts";
+import { buildJobGraph } from "../runtime/graph/job-graph.ts";
+import type { CacheNode } from "../runtime/graph/stream-graph.ts";
 
 const graph = suite("job graph");
 
@@ -64,6 +67,25 @@ graph("the same job module builds the same graph (uids, names, edges)", () => {
   assert.is(describeJobGraph(one.jobGraph()), describeJobGraph(two.jobGraph()));
   assert.equal(one.jobGraph().vertices.map((v) => v.uid), two.jobGraph().vertices.map((v) => v.uid));
   assert.equal(one.jobGraph().vertices.map((v) => v.uid), ["numbers-0", "sum-4"]);
+});
+
+graph("a cached stream: first written by a sink of its own, then read by a source that replaces everything upstream", () => {
+  const env = StreamEnvironment.create({ name: "g", parallelism: 2, mode: "batch" });
+  const cached = env.fromSource(Sources.array([1, 2, 3]), { name: "arr" }).map((x) => x * 2, { name: "expensive" }).cache();
+  cached.filter((x) => x > 2, { name: "big" }).sinkTo(Sinks.print(), { name: "out" });
+  const discard = { kind: "w", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) };
+  const reader = { kind: "r", bounded: true, createReader: async () => ({ pollNext: async () => null, close: async () => {} }) };
+  const plan = (produced: Map<number, { parallelism: number }>) => {
+    const p = planExecution(env.graph, { firstSink: 0, produced, writer: () => discard, reader: () => reader });
+    return { p, g: buildJobGraph(p.graph, { parallelism: 2, maxParallelism: 128 }) };
+  };
+  const first = plan(new Map());
+  assert.equal(chains(first.g), ["arr|1", "expensive -> big -> out -> Cache: expensive (write)|2"]);
+  assert.is(first.p.writes.length, 1);
+  const cacheId = env.graph.nodes.find((n): n is CacheNode => n.kind === "cache")!.id;
+  const later = plan(new Map([[cacheId, { parallelism: 3 }]]));
+  assert.equal(chains(later.g), ["Cache: expensive|3", "big -> out|2"], "the source and the map are not run; the reader has the writer's parallelism");
+  assert.is(later.p.writes.length, 0);
 });
 
 graph("mistakes give one clear line", () => {

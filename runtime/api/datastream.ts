@@ -28,6 +28,10 @@ export interface StreamHost {
   readonly graph: StreamGraph;
   /** Runs the job with a collecting sink on `stream` and returns what it collected. */
   collect<T>(stream: DataStream<T>, options: { limit?: number }): Promise<T[]>;
+  /** Adds a cache node after `input` (DataStream.cache). */
+  addCache(input: number): number;
+  /** Drops a cached stream's data: the next execution computes it again. */
+  invalidateCache(cacheNode: number): Promise<void>;
 }
 
 export interface CollectOptions {
@@ -93,17 +97,28 @@ export class DataStream<T> {
   }
 
   /**
-   * Batch mode (FLIP-205): keep this stream's result for later jobs in the same environment.
-   * Not implemented yet: the stream is returned unchanged, so results are recomputed.
+   * Batch mode (FLIP-205): keeps this stream's records for later executions of the same environment.
+   * The first execution that computes the stream also writes it to a JetStream stream; later ones read
+   * it back instead of running what is upstream of it. Lives until `invalidate()` or the environment's
+   * `close()`. Consumers must not assume how the cached records are partitioned.
    */
-  cache(): DataStream<T> {
-    return this;
+  cache(): CachedDataStream<T> {
+    return new CachedDataStream<T>(this.host, this.host.addCache(this.nodeId));
   }
 
   /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
   executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
     return this.host.collect(this, options);
   }
+}
+
+/** A cached stream (FLIP-205): use it like any stream; `invalidate()` drops the cached records. */
+export class CachedDataStream<T> extends DataStream<T> {
+  invalidate(): Promise<void> {
+    return this.host.invalidateCache(this.nodeId);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.invalidate(); }
 }
 
 export class DataStreamSink {

@@ -1,6 +1,9 @@
 // StreamEnvironment: builds the graph, connects to NATS, runs the job. `execute()` returns when bounded
-// sources end; `executeAsync()` hands back a JobClient for unbounded jobs.
+// sources end; `executeAsync()` hands back a JobClient for unbounded jobs. As in Flink, each execution
+// runs the sinks defined since the previous one; cached streams (DataStream.cache, FLIP-205) live as
+// long as the environment.
 
+import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
@@ -9,7 +12,10 @@ import type { SourceDef } from "./connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
 import { buildJobGraph, type JobGraph } from "../graph/job-graph.ts";
-import { StreamGraph, type NodeOptions } from "../graph/stream-graph.ts";
+import { StreamGraph, type CacheNode, type NodeOptions } from "../graph/stream-graph.ts";
+import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
+import { CacheStore } from "../cache/store.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
 import { JobRunner, type JobResult, type JobStatus } from "../exec/job-runner.ts";
 import type { Clock } from "../exec/clock.ts";
 import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
@@ -42,9 +48,16 @@ export class StreamEnvironment implements StreamHost {
   readonly options: ResolvedJobOptions;
   private nc: NatsConnection | undefined;
   private readonly running = new Set<JobRunner>();
+  /** Sinks with a smaller id ran in an earlier execution. */
+  private firstSink = 0;
+  /** Cached streams written by a finished execution, by cache node id. */
+  private readonly produced = new Map<number, { parallelism: number }>();
+  private readonly invalidated = new Set<number>();
+  private readonly caches: CacheStore;
 
   private constructor(options: JobOptions, private readonly hooks: EnvironmentHooks) {
     this.options = resolveJobOptions(options);
+    this.caches = new CacheStore(() => this.connection(), this.names, randomBytes(4).toString("hex"));
   }
 
   static create(options: JobOptions, hooks: EnvironmentHooks = {}): StreamEnvironment {
@@ -57,13 +70,42 @@ export class StreamEnvironment implements StreamHost {
     return new DataStream<T>(this, this.graph.addSource(source as SourceDef<unknown>, options));
   }
 
-  /** The physical graph (chains, parallelism, edges) this environment would run. */
+  /** The physical graph (chains, parallelism, edges) the next execution of this environment would run. */
   jobGraph(): JobGraph {
-    return buildJobGraph(this.graph, {
+    return this.build(this.plan());
+  }
+
+  private plan(): ExecutionPlan {
+    return planExecution(this.graph, {
+      firstSink: this.firstSink,
+      produced: this.produced,
+      writer: (cache) => this.caches.writer(cache.uid),
+      reader: (cache) => this.caches.reader(cache.uid, cache.name),
+    });
+  }
+
+  private build(plan: ExecutionPlan): JobGraph {
+    return buildJobGraph(plan.graph, {
       parallelism: this.options.parallelism,
       maxParallelism: this.options.maxParallelism,
       ...(this.hooks.chaining !== undefined ? { chaining: this.hooks.chaining } : {}),
     });
+  }
+
+  /** DataStream.cache(): batch mode only, as in FLIP-205 (a cache of an unbounded stream never completes). */
+  addCache(input: number): number {
+    if (this.options.mode !== "batch") {
+      throw new WeirError(ErrorCode.InvalidGraph, `cache(): cached streams need mode "batch" (FLIP-205); this job runs in mode "${this.options.mode}"`);
+    }
+    return this.graph.addCache(input);
+  }
+
+  /** Drops a cached stream: the next execution computes it again (and caches it anew). */
+  async invalidateCache(cacheNode: number): Promise<void> {
+    const node = this.graph.node(cacheNode) as CacheNode;
+    this.produced.delete(cacheNode);
+    this.invalidated.add(cacheNode);
+    await this.caches.purge(node.uid);
   }
 
   /** The connection jobs of this environment use (opened on first use). */
@@ -78,7 +120,10 @@ export class StreamEnvironment implements StreamHost {
   }
 
   async executeAsync(): Promise<JobClient> {
-    const graph = this.jobGraph();
+    const plan = this.plan();
+    const graph = this.build(plan);
+    this.firstSink = this.graph.nodes.length;
+    for (const w of plan.writes) this.invalidated.delete(w.cache.id);
     const nc = await this.connection();
     const runner = new JobRunner(graph, this.options, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
@@ -87,7 +132,7 @@ export class StreamEnvironment implements StreamHost {
       resetState: () => destroyKeyedState(nc, this.names),
     });
     this.running.add(runner);
-    const done = runner.result().finally(() => this.running.delete(runner));
+    const done = this.afterCacheWrites(plan, graph, runner.result()).finally(() => this.running.delete(runner));
     done.catch(() => {});
     await runner.start();
     return {
@@ -114,9 +159,28 @@ export class StreamEnvironment implements StreamHost {
     return into;
   }
 
-  /** Cancels jobs still running and closes the connection. */
+  /**
+   * A cache is complete only when its job finished (a stopped or failed job may have cut it short): then
+   * later executions read it; otherwise what was written is dropped.
+   */
+  private afterCacheWrites(plan: ExecutionPlan, graph: JobGraph, result: Promise<JobResult>): Promise<JobResult> {
+    if (plan.writes.length === 0) return result;
+    const parallelismOf = (sink: number) => graph.vertices.find((v) => v.nodes.some((n) => n.id === sink))!.parallelism;
+    const drop = () => Promise.all(plan.writes.map((w) => this.caches.purge(w.cache.uid)));
+    return result.then(async (r) => {
+      if (r.state !== "finished") await drop();
+      else for (const w of plan.writes) if (!this.invalidated.has(w.cache.id)) this.produced.set(w.cache.id, { parallelism: parallelismOf(w.sink) });
+      return r;
+    }, async (e: unknown) => {
+      await drop();
+      throw e;
+    });
+  }
+
+  /** Cancels jobs still running, deletes the cached streams and closes the connection. */
   async close(): Promise<void> {
     for (const r of this.running) await r.cancel();
+    if (this.nc && !this.nc.isClosed()) await this.caches.destroy(this.nc);
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
   }
 

@@ -3,7 +3,7 @@
 // parallelism into one vertex (one subtask runs the whole chain with plain function calls).
 
 import { ErrorCode, WeirError } from "../errors.ts";
-import { isPhysical, type Partitioning, type PhysicalNode, type StreamGraph } from "./stream-graph.ts";
+import { isPhysical, type GraphView, type Partitioning, type PhysicalNode } from "./stream-graph.ts";
 
 export interface ResolvedEdge {
   readonly from: number; // physical node id
@@ -49,7 +49,7 @@ export interface BuildOptions {
   readonly chaining?: boolean;
 }
 
-export function buildJobGraph(graph: StreamGraph, options: BuildOptions): JobGraph {
+export function buildJobGraph(graph: GraphView, options: BuildOptions): JobGraph {
   const physical = graph.nodes.filter(isPhysical);
   if (!physical.some((n) => n.kind === "source")) throw new WeirError(ErrorCode.InvalidGraph, "the job has no source");
   if (!physical.some((n) => n.kind === "sink")) {
@@ -64,6 +64,7 @@ export function buildJobGraph(graph: StreamGraph, options: BuildOptions): JobGra
       case "union": for (const i of n.inputs) resolve(i, to, inputIndex, partitioning, tag); return;
       case "partition": resolve(n.input, to, inputIndex, partitioning ?? n.partitioning, tag); return;
       case "side": resolve(n.input, to, inputIndex, partitioning, tag ?? n.tag); return;
+      case "cache": resolve(n.input, to, inputIndex, partitioning, tag); return; // not planned: the input itself
       default:
         edges.push({ from: n.id, to, inputIndex, partitioning: partitioning ?? { type: "forward" }, explicit: partitioning !== undefined, ...(tag !== undefined ? { tag } : {}) });
     }

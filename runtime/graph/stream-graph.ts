@@ -38,15 +38,27 @@ export interface UnionNode { readonly kind: "union"; readonly id: number; readon
 export interface PartitionNode { readonly kind: "partition"; readonly id: number; readonly input: number; readonly partitioning: Partitioning }
 /** Virtual: the records an operator sent to a side output tag. */
 export interface SideOutputNode { readonly kind: "side"; readonly id: number; readonly input: number; readonly tag: string }
+/**
+ * Virtual: DataStream.cache() (FLIP-205). Its input's records, written to the environment's cache store
+ * the first time a job computes them; later jobs of the environment read them from there instead (see
+ * execution-plan.ts). `uid` names the cached stream.
+ */
+export interface CacheNode { readonly kind: "cache"; readonly id: number; readonly input: number; readonly uid: string; readonly name: string }
 
-export type StreamNode = SourceNode | OperatorNode | SinkNode | UnionNode | PartitionNode | SideOutputNode;
+export type StreamNode = SourceNode | OperatorNode | SinkNode | UnionNode | PartitionNode | SideOutputNode | CacheNode;
+
+/** What the job graph is built from: a StreamGraph, or the plan of one execution of it. */
+export interface GraphView {
+  readonly nodes: readonly StreamNode[];
+  node(id: number): StreamNode;
+}
 export type PhysicalNode = SourceNode | OperatorNode | SinkNode;
 
 export function isPhysical(n: StreamNode): n is PhysicalNode {
   return n.kind === "source" || n.kind === "operator" || n.kind === "sink";
 }
 
-export class StreamGraph {
+export class StreamGraph implements GraphView {
   readonly nodes: StreamNode[] = [];
   private readonly uids = new Set<string>();
 
@@ -97,6 +109,17 @@ export class StreamGraph {
 
   addPartition(input: number, partitioning: Partitioning): number {
     const n: PartitionNode = { kind: "partition", id: this.nextId(), input, partitioning };
+    this.nodes.push(n);
+    return n.id;
+  }
+
+  addCache(input: number): number {
+    const upstream = this.node(input);
+    if (upstream.kind !== "source" && upstream.kind !== "operator") {
+      throw new WeirError(ErrorCode.InvalidGraph, "cache(): cache the output of a source or an operator (a keyBy, union or rebalance only moves records: cache the stream before it)");
+    }
+    const { id, uid, name } = this.identity(`Cache: ${upstream.name}`, undefined);
+    const n: CacheNode = { kind: "cache", id, input, uid, name };
     this.nodes.push(n);
     return n.id;
   }
