@@ -9,6 +9,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io
 import type { SinkDef, SinkWriter, SourceDef, SourceReader } from "../api/connectors.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { ConnectorNames, type JobNames } from "../names.ts";
+import { ensureStream } from "../nats/streams.ts";
 
 const FRAME_CHARS = 256 * 1024;
 /** Frames being acknowledged at once per writer; more and `write` waits (backpressure). */
@@ -34,16 +35,7 @@ export class CacheStore {
 
   ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      const jsm = await jetstreamManager(await this.nc());
-      try {
-        await jsm.streams.info(this.stream);
-      } catch {
-        try {
-          await jsm.streams.add({ name: this.stream, subjects: [this.connectorNames.cacheSubjects(this.env)] });
-        } catch {
-          await jsm.streams.info(this.stream); // created meanwhile by another subtask
-        }
-      }
+      await ensureStream(await jetstreamManager(await this.nc()), { name: this.stream, subjects: [this.connectorNames.cacheSubjects(this.env)] });
     })().catch((e: unknown) => {
       this.ready = undefined;
       throw new WeirError(ErrorCode.Sink, `cannot create the cache stream ${this.stream}: ${(e as Error).message}`, { cause: e });

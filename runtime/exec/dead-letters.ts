@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { DeadLetter, DeadLetters } from "../api/connectors.ts";
 import type { JobNames } from "../names.ts";
+import { ensureStream } from "../nats/streams.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -43,12 +44,7 @@ export class DeadLetterPublisher {
 
   private ensureStream(): Promise<void> {
     return (this.ready ??= (async () => {
-      const jsm = await jetstreamManager(this.nc);
-      try {
-        await jsm.streams.info(this.streamName);
-      } catch {
-        await jsm.streams.add({ name: this.streamName, subjects: [this.names.dlq] });
-      }
+      await ensureStream(await jetstreamManager(this.nc), { name: this.streamName, subjects: [this.names.dlq] });
     })());
   }
 

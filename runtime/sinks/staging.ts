@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../errors.ts";
+import { ensureStream } from "../nats/streams.ts";
 
 /** Output records as [subject, payload] pairs. */
 export type StagedRecord = readonly [subject: string, payload: string];
@@ -28,16 +29,7 @@ export class StagingArea {
 
   private ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      const jsm = await jetstreamManager(this.nc);
-      try {
-        await jsm.streams.info(this.stream);
-      } catch {
-        try {
-          await jsm.streams.add({ name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`] });
-        } catch {
-          await jsm.streams.info(this.stream); // created meanwhile by another subtask
-        }
-      }
+      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`] });
     })());
   }
 
