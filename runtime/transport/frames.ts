@@ -1,6 +1,8 @@
 // What travels on a channel subject: frames of records, and in-band control (watermarks, watermark
 // status, RecordAttributes, checkpoint barriers, end-of-input) kept in order with the records.
-// Encoded as JSON: JSON.parse of a 500-record frame is the cheapest decoder Node has (FACTS.md).
+// Encoded as JSON: JSON.parse of a 500-record frame is the cheapest decoder Node has (FACTS.md); records
+// that are objects of one shape travel as columns (record-columns.ts), which it parses twice as fast.
+import { fromColumns, toColumns } from "./record-columns.ts";
 
 export const MAX_WATERMARK = Number.MAX_SAFE_INTEGER;
 export const MIN_WATERMARK = Number.MIN_SAFE_INTEGER;
@@ -35,7 +37,8 @@ export type Frame =
   | { readonly k: "e" };
 
 export function encodeRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): string {
-  if (timestamps === undefined) return JSON.stringify({ k: "r", v: values });
+  const columns = toColumns(values);
+  if (columns !== undefined) return JSON.stringify({ k: "r", f: columns.fields, c: columns.columns, t: timestamps });
   return JSON.stringify({ k: "r", v: values, t: timestamps });
 }
 
@@ -46,5 +49,10 @@ export function encodeControl(frame: Exclude<Frame, { k: "r" }>): string {
 const decoder = new TextDecoder();
 
 export function decodeFrame(data: Uint8Array): Frame {
-  return JSON.parse(decoder.decode(data)) as Frame;
+  const frame = JSON.parse(decoder.decode(data)) as Frame | ColumnFrame;
+  if (frame.k === "r" && "c" in frame) return { k: "r", v: fromColumns(frame.f, frame.c), t: frame.t };
+  return frame;
 }
+
+/** A records frame on the wire when its records went as columns. */
+interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: unknown[][]; readonly t?: Array<number | null> }

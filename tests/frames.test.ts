@@ -1,0 +1,61 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { decodeFrame, encodeRecords } from "../runtime/transport/frames.ts";
+
+const frames = suite("record frames");
+
+/** What a consumer gets: each record as JSON.stringify/parse of it alone would give it (the rows format's meaning). */
+const asJson = (values: unknown[]) => values.map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+
+function roundTrip(values: unknown[], timestamps?: Array<number | undefined>): { wire: Record<string, unknown>; v: unknown[]; t?: Array<number | null> } {
+  const payload = encodeRecords(values, timestamps);
+  const frame = decodeFrame(new TextEncoder().encode(payload));
+  if (frame.k !== "r") throw new Error(`not a records frame: ${frame.k}`);
+  return { wire: JSON.parse(payload) as Record<string, unknown>, v: frame.v, t: frame.t };
+}
+
+frames("objects of one shape travel as columns and come back equal, keys in order", () => {
+  const values = [{ k: "a", v: 1, n: { x: [1, 2] } }, { k: "b", v: 2, n: null }, { k: "é\u2028\"", v: -0.5, n: { y: "z" } }];
+  const { wire, v } = roundTrip(values, [10, undefined, 30]);
+  assert.ok("c" in wire && !("v" in wire), "sent as columns");
+  assert.equal(v, asJson(values));
+  assert.equal(v.map((o) => Object.keys(o as object)), [["k", "v", "n"], ["k", "v", "n"], ["k", "v", "n"]]);
+});
+
+frames("timestamps survive either format", () => {
+  assert.equal(roundTrip([{ a: 1 }, { a: 2 }], [5, undefined]).t, [5, null]);
+  assert.equal(roundTrip([1, 2], [undefined, 7]).t, [null, 7]);
+  assert.is(roundTrip([{ a: 1 }]).t, undefined);
+});
+
+frames("anything columns would change goes as rows, with JSON's meaning", () => {
+  const cases: Array<[string, unknown[]]> = [
+    ["keys in another order", [{ a: 1, b: 2 }, { b: 3, a: 4 }]],
+    ["a missing key", [{ a: 1, b: 2 }, { a: 3 }]],
+    ["an extra key", [{ a: 1 }, { a: 3, b: 4 }]],
+    ["an undefined value (JSON drops it from an object)", [{ a: 1, b: 2 }, { a: 3, b: undefined }]],
+    ["a function value", [{ a: 1, f: () => 1 }]],
+    ["a Date record (toJSON)", [new Date(0), new Date(1)]],
+    ["a class instance", [new (class P { x = 1; })()]],
+    ["an own __proto__ key", [JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown]],
+    ["an empty object", [{}, {}]],
+    ["numbers, strings, arrays, null", [1, "two", [3], null]],
+    ["objects after a non-object", [1, { a: 1 }]],
+  ];
+  for (const [what, values] of cases) {
+    const { wire, v } = roundTrip(values);
+    assert.ok("v" in wire && !("c" in wire), `${what}: sent as rows`);
+    assert.equal(v, asJson(values), what);
+  }
+  const polluted = roundTrip([JSON.parse('{"__proto__": {"p": 1}}') as unknown]).v[0] as Record<string, unknown>;
+  assert.is(Object.getPrototypeOf(polluted), Object.prototype, "an own __proto__ key stays a key");
+});
+
+frames("numeric-looking keys keep the order JSON gives them", () => {
+  const values = [{ b: 1, 2: "x", a: 3, 1: "y" }, { b: 2, 2: "z", a: 4, 1: "w" }];
+  const { v } = roundTrip(values);
+  assert.equal(v, asJson(values));
+  assert.equal(Object.keys(v[0] as object), Object.keys(asJson(values)[0] as object));
+});
+
+frames.run();
