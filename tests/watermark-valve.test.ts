@@ -82,6 +82,16 @@ attrs("finished channels do not hold an input in backlog or out of it", () => {
   assert.is(v.inputEnded(0), false, "nothing live: not backlog");
 });
 
+attrs("an input that left backlog does not go back to it when a channel ends", () => {
+  const v = new RecordAttributesValve(2);
+  v.input(0, true);
+  assert.is(v.input(1, true), true);
+  assert.is(v.input(0, false), false, "channel 0 live: the input is live");
+  assert.is(v.inputEnded(0), undefined, "channel 0 ended while channel 1 is still in backlog: stays live (no second sort)");
+  assert.is(v.isBacklog, false);
+  assert.is(v.input(1, false), undefined);
+});
+
 attrs("across inputs: backlog while any input is", () => {
   const a = new InputsAttributes([1, 1]);
   assert.is(a.input(0, 0, true), true);

@@ -1,11 +1,16 @@
 // Combines RecordAttributes as FLIP-327 does: across the channels of one input, backlog only while
 // EVERY channel says backlog; across the inputs of a multi-input operator, backlog while ANY input is.
-// Ended channels no longer count (a finished source does not hold the job in backlog).
+// Ended channels no longer count (a finished source does not hold the job in backlog), but an input that
+// has left backlog does not go back to it when a channel ends: like a source that flips back to backlog
+// (ignored, as in Flink), that would start a second sort after the first had drained; Flink keeps an
+// ended channel's last attributes, which has the same effect.
 
 export class RecordAttributesValve {
   private readonly backlog: boolean[];
   private readonly ended: boolean[];
   private combined = false;
+  /** Went from backlog to non-backlog once: stays out of backlog. */
+  private left = false;
 
   constructor(channelCount: number) {
     this.backlog = new Array<boolean>(channelCount).fill(false);
@@ -33,8 +38,9 @@ export class RecordAttributesValve {
       live++;
       if (!this.backlog[i]) { all = false; break; }
     }
-    const next = live > 0 && all;
+    const next = live > 0 && all && !this.left;
     if (next === this.combined) return undefined;
+    if (!next) this.left = true;
     this.combined = next;
     return next;
   }
