@@ -180,16 +180,38 @@ export class SortBuffer {
   }
 
   /**
-   * Every buffered key in sorted order, each with its records in arrival order, in batches of about
-   * `batchKeys` keys; the buffer is empty afterwards.
+   * The in-memory keys by key group (a counting pass; within a group, in order of first arrival); empties
+   * memory. What a drain without spilled runs needs: each key's records are already together, and the
+   * order of keys only matters for merging runs (a full sort of 100k keys costs as much as draining a
+   * tenth of them).
+   */
+  private takeGrouped(): SortedKey[] {
+    const keys = [...this.byString.values(), ...this.byJson.values()];
+    this.byString = new Map();
+    this.byJson = new Map();
+    this.memoryBytes = 0;
+    let max = 0;
+    for (const k of keys) if (k.keyGroup > max) max = k.keyGroup;
+    const start = new Array<number>(max + 2).fill(0);
+    for (const k of keys) start[k.keyGroup + 1]!++;
+    for (let g = 1; g < start.length; g++) start[g]! += start[g - 1]!;
+    const grouped = new Array<SortedKey>(keys.length);
+    for (const k of keys) grouped[start[k.keyGroup]!++] = k;
+    return grouped;
+  }
+
+  /**
+   * Every buffered key with its records in arrival order, in batches of about `batchKeys` keys, by key
+   * group (and by key when runs were spilled); the buffer is empty afterwards.
    */
   async *drain(batchKeys = 1024): AsyncGenerator<SortedKey[]> {
-    const mem = this.takeSorted();
     this.records = 0;
     if (this.runs.length === 0) {
+      const mem = this.takeGrouped();
       for (let i = 0; i < mem.length; i += batchKeys) yield mem.slice(i, i + batchKeys);
       return;
     }
+    const mem = this.takeSorted();
     // k-way merge of the runs and the memory buffer (as lines), by the lines' native string order; a
     // key's records are contiguous in it, in arrival order.
     const sources: Array<AsyncIterator<string> | Iterator<string>> = [...this.runs.map(readRun), this.lines(mem)];

@@ -15,6 +15,7 @@ import { afterUserCallback, RecordContext, runUserCallback, userError } from "./
 import { InternalTimerService, type Timer } from "./timer-service.ts";
 import { SortBuffer, type ArrivalFold, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
+import { KnownEmptyState } from "../backlog/known-empty.ts";
 import { SortedKeysRunner, type KeyTask } from "../backlog/sorted-keys-runner.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 
@@ -247,7 +248,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const key = this.selectors[records.input(0)]!(values[0]) as K;
     this.sortedRecords += records.count;
     return this.sortedKey
-      ? (handler: StateRequestHandler): MaybePromise => {
+      ? (backend: StateRequestHandler): MaybePromise => {
+        const fold = records.folding ? this.sortedKeyFold : undefined;
+        const handler = fold ? new KnownEmptyState(backend, this.ctx.runtime.operatorUid, fold.state.name) : backend;
         const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
         rc.timestamp = records.timestamp(n - 1);
         let r: void | Promise<void>;
