@@ -154,6 +154,25 @@ backlog("a sorted backlog over restored state: keys that already have state cont
   }
 });
 
+backlog("a reduce that throws on a backlog record fails the job with the operator and the key, folded or not", async () => {
+  for (const memoryBytes of [1 << 26, 2_000]) {
+    const env = StreamEnvironment.create({ name: `throwing-${memoryBytes}`, nats: nats.url, parallelism: 2, stateBackend: "jetstream-kv", checkpointIntervalDuringBacklogMs: 0, backlogSort: { memoryBytes } }, { log: () => {} });
+    const history = payments(500, 11, 0);
+    const bad = history[400]!;
+    try {
+      await env.fromSource(Sources.hybrid(Sources.array(history) as SourceDef<Payment>, Sources.array(payments(5, 12, 9000)) as SourceDef<Payment>), { parallelism: 1 })
+        .keyBy((p) => p.account)
+        .reduce((a, b) => { if (b.ts === bad.ts && b.amount === bad.amount && b.account === bad.account) throw new Error("no such payment"); return { ...b, amount: a.amount + b.amount }; }, { name: "sums" })
+        .executeAndCollect();
+      assert.unreachable("the job should fail");
+    } catch (err) {
+      assert.match((err as Error).message, new RegExp(`operator "sums" \\(subtask \\d\\) failed for key "${bad.account}": no such payment`), `budget ${memoryBytes}: ${(err as Error).message}`);
+    } finally {
+      await env.close();
+    }
+  }
+});
+
 backlog("the keyed subtask goes backlog → sorting → streaming, in that order", async () => {
   const { inspected } = await runJob("transitions", payments(1000, 9, 0), payments(100, 10, 20_000), { checkpointIntervalDuringBacklogMs: 0 });
   for (const i of [0, 1]) {

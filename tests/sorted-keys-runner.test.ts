@@ -11,7 +11,6 @@ import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import type { StateRequestHandler } from "../state/contracts.ts";
 import { SortedKeysRunner, type KeyTask } from "../runtime/backlog/sorted-keys-runner.ts";
-import { KnownEmptyState } from "../runtime/backlog/known-empty.ts";
 import { connectTo, freshJob, openBackend, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("sorted keys runner");
@@ -66,22 +65,6 @@ s("a key whose task fails rejects the run with its error", async () => {
   });
   const e = await rejection(runner.run(tasks));
   assert.match(e.message, "bad total 7");
-  await backend.close();
-});
-
-s("a key folded as known empty: its state is read as empty without a request, written to the backend, then read from it", async () => {
-  const backend = await populated(3);
-  const direct = new DirectStateRequestHandler(backend);
-  const requests = () => backend.metrics().requests;
-  const h = new KnownEmptyState(direct, "op1", "total");
-  const before = requests();
-  assert.is(await handle(h, "fresh").value(), undefined);
-  assert.is(requests(), before, "the read cost no request");
-  await handle(h, "fresh").update(5);
-  assert.is(await handle(h, "fresh").value(), 5, "after a write, the backend answers");
-  assert.is(await handle(direct, "fresh").value(), 5, "the write reached the backend");
-  const other = new KnownEmptyState(direct, "op1", "another-state");
-  assert.is(await handle(other, "k2").value(), 2, "a state other than the folded one goes to the backend");
   await backend.close();
 });
 

@@ -5,7 +5,7 @@
 
 import * as t from "io-ts";
 import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
-import type { HandleOf, KeyedStateBackend, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
+import type { HandleOf, KeyedStateBackend, StateDescriptor, StateRequestHandler, ValueStateDescriptor } from "../../state/contracts.ts";
 import { baseAddress, createStateHandle, DirectStateRequestHandler, valueState } from "../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, ReduceFunction, TimerService } from "../api/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../errors.ts";
@@ -15,7 +15,6 @@ import { afterUserCallback, RecordContext, runUserCallback, userError } from "./
 import { InternalTimerService, type Timer } from "./timer-service.ts";
 import { SortBuffer, type ArrivalFold, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
-import { KnownEmptyState } from "../backlog/known-empty.ts";
 import { SortedKeysRunner, type KeyTask } from "../backlog/sorted-keys-runner.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 
@@ -29,12 +28,13 @@ type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => v
 export type SortedKeyFunction<K, I, O> = (values: readonly I[], ctx: KeyedContext<K, O>) => void | Promise<void>;
 
 /**
- * A sorted-key function that folds its values one after another from the key's state (reduce): `fold` is
- * that step and `state` where the result goes. Records of a key whose state is empty are then folded as
- * they arrive in the backlog, and the sorted-key function sees the one folded value.
+ * A sorted-key function that folds its values one after another from the key's state, stores the result
+ * there and emits it (reduce): `fold` is that step and `state` where the result goes. Records of a key
+ * whose state is empty are then folded as they arrive in the backlog, and the drain stores and emits the
+ * folded value without running the sorted-key function.
  */
 export interface SortedKeyFold<I> {
-  readonly state: StateDescriptor;
+  readonly state: ValueStateDescriptor<unknown>;
   fold(acc: I, value: I): I;
 }
 
@@ -247,10 +247,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     const n = values.length;
     const key = this.selectors[records.input(0)]!(values[0]) as K;
     this.sortedRecords += records.count;
+    if (records.folding && this.sortedKeyFold) return this.foldedKeyTask(records, key, this.sortedKeyFold);
     return this.sortedKey
-      ? (backend: StateRequestHandler): MaybePromise => {
-        const fold = records.folding ? this.sortedKeyFold : undefined;
-        const handler = fold ? new KnownEmptyState(backend, this.ctx.runtime.operatorUid, fold.state.name) : backend;
+      ? (handler: StateRequestHandler): MaybePromise => {
         const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
         rc.timestamp = records.timestamp(n - 1);
         let r: void | Promise<void>;
@@ -270,6 +269,26 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
         }
         await overlay.flush();
       };
+  }
+
+  /**
+   * A key folded on arrival (ArrivalFold) started from state known to be empty, which nothing wrote
+   * since: its folded value is the key's new state and its one result, with no read (what the sorted-key
+   * function would compute from an empty state).
+   */
+  private foldedKeyTask(records: SortedKey, key: K, fold: SortedKeyFold<I>): KeyTask {
+    const { keyGroup, keyId, values } = records;
+    const n = values.length;
+    return (handler: StateRequestHandler): MaybePromise => {
+      const rc = new KeyedRecordContext<K, O>(this.ctx, this as KeyedProcessOperator<K, unknown, O>, key, keyGroup, keyId, handler, records.watermark(n - 1));
+      rc.timestamp = records.timestamp(n - 1);
+      let acc = values[0] as I;
+      try { for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i] as I); } catch (e) { throw userError(this.ctx, e, key); }
+      return rc.state(fold.state).update(acc).then(
+        () => { rc.collect(acc as unknown as O); return rc.settle(); },
+        (e: unknown) => { throw userError(this.ctx, e, key); },
+      );
+    };
   }
 
   onWatermark(watermark: number): MaybePromise {
