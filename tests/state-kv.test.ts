@@ -331,6 +331,7 @@ s("a new job's empty bucket: misses on keys never written need no KV read; evict
   const names = freshJob();
   const b = await openBackend("jetstream-kv", nc, names, { cacheMaxEntries: 100, flushIntervalMs: 0 });
   const state = handles(b);
+  assert.ok(b.knownEmpty!(baseAddress("count", scopeOf("first"))) && b.metrics().cacheEntries === 0, "nothing cached, nothing in KV: known empty");
   for (let i = 0; i < 50; i++) assert.is(await state(count, `new${i}`).value(), undefined);
   assert.is(b.metrics().remoteReads, 0, "nothing to read in an empty bucket");
   assert.is(b.metrics().knownAbsent, 50);

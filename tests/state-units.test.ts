@@ -52,8 +52,10 @@ s("OrderedKeys: pages in order with a cursor, across removals and additions", ()
 
 s("fresh-bucket keys: an evicted key is never reported absent; others mostly are; after a restore, none", () => {
   const keys = new FreshBucketKeys();
+  assert.ok(keys.empty, "nothing evicted yet: KV holds nothing");
   const evicted = Array.from({ length: 20_000 }, (_, i) => `op.count.${i % 128}.=22k${i}=22`);
   for (const k of evicted) keys.onEvict(k);
+  assert.not.ok(keys.empty, "after an eviction KV may hold something");
   assert.ok(evicted.every((k) => !keys.isAbsent(k)), "no false negatives: an evicted key may be in KV");
   fc.assert(fc.property(fc.string(), (k) => { keys.onEvict(k); return !keys.isAbsent(k); }), { numRuns: 500 });
   const others = Array.from({ length: 20_000 }, (_, i) => `op.count.${i % 128}.=22other${i}=22`);
@@ -61,6 +63,9 @@ s("fresh-bucket keys: an evicted key is never reported absent; others mostly are
   assert.ok(absent > 19_900, `${absent} of 20000 never-evicted keys known absent`);
   keys.forget();
   assert.not.ok(keys.isAbsent("op.count.1.=22new=22"), "after a restore wrote KV, every miss reads it");
+  const restored = new FreshBucketKeys();
+  restored.forget();
+  assert.not.ok(restored.empty, "a restore wrote KV: not empty");
 });
 
 s("heap backend: knownEmpty tells a value address with nothing in it (what the backlog sort folds on)", () => {

@@ -266,6 +266,8 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   knownEmpty(address: StateAddress): boolean {
     if (this.closed || address.userKeyId !== undefined) return false;
+    // A new job's empty cache over an empty bucket (what a backlog bootstraps from): no key to build.
+    if (this.cache.size === 0 && this.fetches.size === 0 && this.fresh?.empty === true) return true;
     const key = this.baseKeyOf(address);
     const e = this.cache.peek(key);
     if (e !== undefined) return e.kind === EntryKind.Value && e.value === undefined;

@@ -11,6 +11,12 @@ const HASHES = 4;
 
 export class FreshBucketKeys {
   private bits: Uint32Array | undefined = new Uint32Array(BITS / 32);
+  private evicted = 0;
+
+  /** KV holds nothing at all yet: every key is absent (nothing evicted, nothing else wrote KV). */
+  get empty(): boolean {
+    return this.bits !== undefined && this.evicted === 0;
+  }
 
   /** KV cannot hold `key`: it was never evicted from this backend's cache (so never written and dropped). */
   isAbsent(key: string): boolean {
@@ -27,6 +33,7 @@ export class FreshBucketKeys {
   onEvict(key: string): void {
     const bits = this.bits;
     if (bits === undefined) return;
+    this.evicted++;
     const [h1, h2] = hashes(key);
     for (let i = 0; i < HASHES; i++) {
       const bit = (h1 + Math.imul(i, h2)) & (BITS - 1);
