@@ -22,6 +22,27 @@ frames("objects of one shape travel as columns and come back equal, keys in orde
   assert.equal(v.map((o) => Object.keys(o as object)), [["k", "v", "n"], ["k", "v", "n"], ["k", "v", "n"]]);
 });
 
+frames("a column of strings goes as one joined string, with a separator none of them contains", () => {
+  const plain = [{ k: "a", v: 1 }, { k: "", v: 2 }, { k: "c d", v: 3 }];
+  const { wire, v } = roundTrip(plain);
+  assert.equal((wire.c as unknown[])[0], { s: "|", j: "a||c d" }, "joined");
+  assert.ok(Array.isArray((wire.c as unknown[])[1]), "numbers stay an array");
+  assert.equal(v, asJson(plain));
+  const pipes = [{ k: "a|b" }, { k: "|" }, { k: "x~" }];
+  const second = roundTrip(pipes);
+  assert.equal(((second.wire.c as unknown[])[0] as { s: string }).s, "^", "the first separator absent from every value");
+  assert.equal(second.v, asJson(pipes));
+  const all = [{ k: "|~^" }, { k: "a" }];
+  const third = roundTrip(all);
+  assert.ok(Array.isArray((third.wire.c as unknown[])[0]), "every separator occurs: an array");
+  assert.equal(third.v, asJson(all));
+  const mixed = [{ k: "a" }, { k: 1 }];
+  assert.ok(Array.isArray((roundTrip(mixed).wire.c as unknown[])[0]), "not all strings: an array");
+  assert.equal(roundTrip(mixed).v, asJson(mixed));
+  const one = [{ k: "only|one" }];
+  assert.equal(roundTrip(one).v, asJson(one));
+});
+
 frames("timestamps survive either format", () => {
   assert.equal(roundTrip([{ a: 1 }, { a: 2 }], [5, undefined]).t, [5, null]);
   assert.equal(roundTrip([1, 2], [undefined, 7]).t, [null, 7]);

@@ -2,7 +2,7 @@
 // status, RecordAttributes, checkpoint barriers, end-of-input) kept in order with the records.
 // Encoded as JSON: JSON.parse of a 500-record frame is the cheapest decoder Node has (FACTS.md); records
 // that are objects of one shape travel as columns (record-columns.ts), which it parses twice as fast.
-import { fromColumns, toColumns } from "./record-columns.ts";
+import { fromColumns, toColumns, type WireColumn } from "./record-columns.ts";
 
 export const MAX_WATERMARK = Number.MAX_SAFE_INTEGER;
 export const MIN_WATERMARK = Number.MIN_SAFE_INTEGER;
@@ -55,4 +55,4 @@ export function decodeFrame(data: Uint8Array): Frame {
 }
 
 /** A records frame on the wire when its records went as columns. */
-interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: unknown[][]; readonly t?: Array<number | null> }
+interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: WireColumn[]; readonly t?: Array<number | null> }
