@@ -2,7 +2,7 @@
 export { defineJob, isJobDefinition } from "./api/job.ts";
 export type { JobDefinition } from "./api/job.ts";
 export { StreamEnvironment } from "./api/environment.ts";
-export type { JobClient, EnvironmentHooks } from "./api/environment.ts";
+export type { JobClient, EnvironmentHooks, SourceOptions } from "./api/environment.ts";
 export { DataStream, KeyedStream, ConnectedStreams, ConnectedKeyedStreams, DataStreamSink, CachedDataStream } from "./api/datastream.ts";
 export type { CollectOptions } from "./api/datastream.ts";
 export { WatermarkStrategy } from "./api/watermarks.ts";

@@ -10,7 +10,8 @@ const PositiveInt = t.brand(t.number, (n): n is t.Branded<number, PositiveIntBra
 interface NonNegativeIntBrand { readonly NonNegativeInt: unique symbol }
 const NonNegativeInt = t.brand(t.number, (n): n is t.Branded<number, NonNegativeIntBrand> => Number.isInteger(n) && n >= 0, "NonNegativeInt");
 
-export const StateBackendConfigCodec = t.exact(t.partial({
+/** What a job may tune (its `state` option); the job itself decides `durability` (checkpoints or not). */
+const tuning = {
   /** Cache bound, entries (clean and dirty together). */
   cacheMaxEntries: PositiveInt,
   /** Cache bound, estimated bytes of keys and values (clean and dirty together). */
@@ -29,17 +30,24 @@ export const StateBackendConfigCodec = t.exact(t.partial({
   /** A remote read or write not answered within this time fails. */
   requestTimeoutMs: PositiveInt,
   /**
-   * "flush": dirty entries go straight to KV (budget, timer, flush, close): no checkpoints.
-   * "checkpoint": nothing reaches KV before a checkpoint commits: deltas go to the changelog stream at
-   * snapshot() and are materialized into KV at notifyCheckpointComplete() (docs/state.md).
-   */
-  durability: t.keyof({ flush: null, checkpoint: null }),
-  /**
    * Durability "checkpoint": write completed checkpoints' changes to KV at most this often (and when
    * they hold half the dirty budget); 0 = after every checkpoint. Longer means fewer KV writes of hot
    * keys, and more changelog to replay on recovery (bounded by the dirty budget).
    */
   materializeIntervalMs: NonNegativeInt,
+};
+
+/** The job option `state`: every tunable of the backend, nothing else. */
+export const StateTuningCodec = t.exact(t.partial(tuning), "StateOptions");
+
+export const StateBackendConfigCodec = t.exact(t.partial({
+  ...tuning,
+  /**
+   * "flush": dirty entries go straight to KV (budget, timer, flush, close): no checkpoints.
+   * "checkpoint": nothing reaches KV before a checkpoint commits: deltas go to the changelog stream at
+   * snapshot() and are materialized into KV at notifyCheckpointComplete() (docs/state.md).
+   */
+  durability: t.keyof({ flush: null, checkpoint: null }),
 }), "StateBackendConfig");
 
 export interface StateBackendConfig {
@@ -74,6 +82,11 @@ export const DEFAULT_STATE_BACKEND_CONFIG: StateBackendConfig = Object.freeze({
 
 /** Validates a (partial) configuration and fills in the defaults. */
 export function resolveStateBackendConfig(input: unknown = {}): StateBackendConfig {
+  // t.exact would drop an unknown key silently: refuse it instead.
+  const unknown = Object.keys(input ?? {}).filter((k) => !(k in StateBackendConfigCodec.type.props));
+  if (unknown.length) {
+    throw new WeirError(ErrorCode.InvalidOption, `invalid state backend config: unknown option "${unknown[0]}"; allowed: ${Object.keys(StateBackendConfigCodec.type.props).join(", ")}`);
+  }
   const decoded = StateBackendConfigCodec.decode(input ?? {});
   if (decoded._tag === "Left") {
     throw new WeirError(ErrorCode.InvalidOption, `invalid state backend config: ${PathReporter.report(decoded).join("; ")}`);

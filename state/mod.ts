@@ -14,6 +14,7 @@ export {
   DEFAULT_STATE_BACKEND_CONFIG,
   resolveStateBackendConfig,
   StateBackendConfigCodec,
+  StateTuningCodec,
   type StateBackendConfig,
 } from "./config.ts";
 export { StateAccessError, StateCodecError, StateLimitError } from "./errors.ts";

@@ -22,6 +22,8 @@ import { keyedProcessSpec, keyedReduceSpec } from "../operators/keyed-process.ts
 import { ErrorCode, WeirError } from "../errors.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { WindowedStream } from "../operators/windows/windowed-stream.ts";
+import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
+import { decodeOptions } from "../validation.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -45,19 +47,19 @@ export class DataStream<T> {
   protected get graph(): StreamGraph { return this.host.graph; }
 
   map<O>(fn: MapFunction<T, O>, options?: NodeOptions): DataStream<O> {
-    return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), options));
+    return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), nodeOptions(options, "map()")));
   }
 
   filter(fn: FilterFunction<T>, options?: NodeOptions): DataStream<T> {
-    return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), options));
+    return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), nodeOptions(options, "filter()")));
   }
 
   flatMap<O>(fn: FlatMapFunction<T, O>, options?: NodeOptions): DataStream<O> {
-    return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), options));
+    return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), nodeOptions(options, "flatMap()")));
   }
 
   process<O = any>(fn: ProcessFunction<T, O>, options?: NodeOptions): DataStream<O> {
-    return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), options));
+    return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), nodeOptions(options, "process()")));
   }
 
   keyBy<K>(selector: KeySelector<T, K>): KeyedStream<K, T> {
@@ -84,7 +86,7 @@ export class DataStream<T> {
   }
 
   assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>, options?: NodeOptions): DataStream<T> {
-    return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), options));
+    return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), nodeOptions(options, "assignTimestampsAndWatermarks()")));
   }
 
   /** Records an upstream operator sent to `tag` with `ctx.output(tag, value)`. */
@@ -93,7 +95,7 @@ export class DataStream<T> {
   }
 
   sinkTo(sink: SinkDef<T>, options?: NodeOptions): DataStreamSink {
-    return new DataStreamSink(this.graph.addSink(this.nodeId, sink as SinkDef<unknown>, options));
+    return new DataStreamSink(this.graph.addSink(this.nodeId, sink as SinkDef<unknown>, nodeOptions(options, "sinkTo()")));
   }
 
   /**
@@ -108,7 +110,7 @@ export class DataStream<T> {
 
   /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
   executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
-    return this.host.collect(this, options);
+    return this.host.collect(this, decodeOptions(CollectOptionsCodec, options, "executeAndCollect() options"));
   }
 }
 
@@ -132,12 +134,12 @@ export class KeyedStream<K, T> extends DataStream<T> {
 
   override process<O = any>(fn: KeyedProcessFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
     const spec = keyedProcessSpec(fn, [this.keySelector]);
-    return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, options));
+    return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, nodeOptions(options, "keyBy().process()")));
   }
 
   /** A running reduce per key: emits the updated value for every record (Flink's KeyedStream#reduce). */
   reduce(fn: ReduceFunction<T>, options?: NodeOptions): DataStream<T> {
-    return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), options));
+    return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), nodeOptions(options, "keyBy().reduce()")));
   }
 
   /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
@@ -152,7 +154,7 @@ export class ConnectedStreams<A, B> {
   constructor(private readonly host: StreamHost, readonly first: DataStream<A>, readonly second: DataStream<B>) {}
 
   process<O = any>(fn: CoProcessFunction<A, B, O>, options?: NodeOptions): DataStream<O> {
-    const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), options);
+    const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), nodeOptions(options, "connect().process()"));
     return new DataStream<O>(this.host, id);
   }
 
@@ -160,14 +162,14 @@ export class ConnectedStreams<A, B> {
     return this.process<O>({
       processElement1: (v, ctx) => ctx.collect(fn1(v)),
       processElement2: (v, ctx) => ctx.collect(fn2(v)),
-    }, { name: "CoMap", ...options });
+    }, { name: "CoMap", ...nodeOptions(options, "connect().map()") });
   }
 
   flatMap<O>(fn1: FlatMapFunction<A, O>, fn2: FlatMapFunction<B, O>, options?: NodeOptions): DataStream<O> {
     return this.process<O>({
       processElement1: (v, ctx) => { for (const o of fn1(v)) ctx.collect(o); },
       processElement2: (v, ctx) => { for (const o of fn2(v)) ctx.collect(o); },
-    }, { name: "CoFlatMap", ...options });
+    }, { name: "CoFlatMap", ...nodeOptions(options, "connect().flatMap()") });
   }
 
   keyBy<K>(key1: KeySelector<A, K>, key2: KeySelector<B, K>): ConnectedKeyedStreams<K, A, B> {
@@ -188,7 +190,7 @@ export class ConnectedKeyedStreams<K, A, B> {
       processElement: () => { throw new Error("unreachable"); },
     }, [this.first.keySelector, this.second.keySelector], (input, value, ctx) =>
       input === 0 ? fn.processElement1(value as A, ctx) : fn.processElement2(value as B, ctx));
-    const id = this.host.graph.addOperator("KeyedCoProcess", [[this.first.nodeId], [this.second.nodeId]], spec, options);
+    const id = this.host.graph.addOperator("KeyedCoProcess", [[this.first.nodeId], [this.second.nodeId]], spec, nodeOptions(options, "connect().keyBy().process()"));
     return new DataStream<O>(this.host, id);
   }
 }

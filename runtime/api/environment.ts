@@ -12,7 +12,7 @@ import type { SourceDef } from "./connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
 import { buildJobGraph, type JobGraph } from "../graph/job-graph.ts";
-import { StreamGraph, type CacheNode, type NodeOptions } from "../graph/stream-graph.ts";
+import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "../graph/stream-graph.ts";
 import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
 import { CacheStore } from "../cache/store.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
@@ -21,6 +21,14 @@ import type { Clock } from "../exec/clock.ts";
 import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
 import { collectSink } from "../sinks/collect.ts";
 import { JobNames } from "../names.ts";
+import { decodeOptions } from "../validation.ts";
+import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
+import type { WatermarkStrategy } from "./watermarks.ts";
+
+/** `env.fromSource(source, options)`: a node's name, uid, parallelism, and the source's watermarks. */
+export interface SourceOptions<T> extends NodeOptions {
+  readonly watermarks?: WatermarkStrategy<T>;
+}
 
 export interface JobClient {
   readonly jobName: string;
@@ -61,13 +69,27 @@ export class StreamEnvironment implements StreamHost {
   }
 
   static create(options: JobOptions, hooks: EnvironmentHooks = {}): StreamEnvironment {
+    decodeOptions(EnvironmentHooksCodec, hooks, "StreamEnvironment.create() hooks");
     return new StreamEnvironment(options, hooks);
   }
 
   get names(): JobNames { return new JobNames(this.options.name); }
 
-  fromSource<T>(source: SourceDef<T>, options?: NodeOptions): DataStream<T> {
-    return new DataStream<T>(this, this.graph.addSource(source as SourceDef<unknown>, options));
+  /**
+   * `watermarks` (Flink's fromSource argument) is `.assignTimestampsAndWatermarks(strategy)` right after
+   * the source, at the source's parallelism so the two chain.
+   */
+  fromSource<T>(source: SourceDef<T>, options?: SourceOptions<T>): DataStream<T> {
+    const checked = options === undefined ? {} : decodeOptions(SourceNodeOptionsCodec, options, "fromSource() options");
+    const { watermarks, ...node } = checked;
+    const stream = new DataStream<T>(this, this.graph.addSource(source as SourceDef<unknown>, node));
+    if (!watermarks) return stream;
+    const sourceNode = this.graph.node(stream.nodeId) as SourceNode;
+    return stream.assignTimestampsAndWatermarks(watermarks as WatermarkStrategy<T>, {
+      name: `${sourceNode.name}: watermarks`,
+      ...(node.uid !== undefined ? { uid: `${node.uid}-watermarks` } : {}),
+      ...(node.parallelism !== undefined ? { parallelism: node.parallelism } : {}),
+    });
   }
 
   /** The physical graph (chains, parallelism, edges) the next execution of this environment would run. */

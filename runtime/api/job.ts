@@ -1,6 +1,6 @@
 // defineJob: what a job module default-exports; `weir run` (or a test) instantiates it.
 
-import type { JobOptions } from "./options.ts";
+import { resolveJobOptions, type JobOptions } from "./options.ts";
 import { StreamEnvironment, type EnvironmentHooks } from "./environment.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 
@@ -14,6 +14,8 @@ export interface JobDefinition {
 
 export function defineJob(options: JobOptions, build: (env: StreamEnvironment) => void): JobDefinition {
   if (typeof build !== "function") throw new WeirError(ErrorCode.InvalidJob, "defineJob: the second argument must be a function (env) => { ... }");
+  // Checked now, so a job module with a bad option fails as it loads, naming the option.
+  resolveJobOptions(options);
   return {
     kind: "weir.job",
     options,

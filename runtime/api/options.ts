@@ -3,10 +3,11 @@
 
 import * as t from "io-ts";
 import { tmpdir } from "node:os";
-import { decodeOrThrow, NonNegativeInt, PositiveInt } from "../validation.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
 import { assertToken } from "../names.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
+import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec, type StateBackendConfig } from "../../state/config.ts";
 
 export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
 export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
@@ -23,11 +24,6 @@ const AsyncStateOptionsCodec = t.exact(t.partial({
   stallTimeoutMs: PositiveInt,
 }));
 
-const StateOptionsCodec = t.exact(t.partial({
-  cacheMaxEntries: PositiveInt,
-  cacheMaxBytes: PositiveInt,
-}), "StateOptions");
-
 export const JobOptionsCodec = t.intersection([
   t.type({ name: t.string }),
   t.exact(t.partial({
@@ -38,7 +34,8 @@ export const JobOptionsCodec = t.intersection([
     checkpointIntervalMs: NonNegativeInt,
     checkpointIntervalDuringBacklogMs: NonNegativeInt,
     asyncState: AsyncStateOptionsCodec,
-    state: StateOptionsCodec,
+    /** The state backend's own options (state/config.ts): one definition for both. */
+    state: StateTuningCodec,
     /** NATS server URL; default WEIR_NATS_URL, else the embedded default server. */
     nats: t.string,
     /** Records per frame on a channel. */
@@ -57,13 +54,18 @@ export const JobOptionsCodec = t.intersection([
     backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.string })),
     /** On a failure, restart from the last checkpoint up to `attempts` times, `delayMs` apart. */
     restartStrategy: t.exact(t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt })),
+    /** Observe every actor's transitions (xstate inspection events). */
+    inspect: FunctionOption,
   })),
 ], "JobOptions");
 
-export type JobOptions = t.OutputOf<typeof JobOptionsCodec> & {
+export type JobOptions = Omit<t.OutputOf<typeof JobOptionsCodec>, "inspect"> & {
   /** Observe every actor's transitions (xstate inspection events). */
   inspect?: (event: unknown) => void;
 };
+
+/** The backend's options a job tunes; `durability` follows from whether the job checkpoints. */
+export type StateOptions = Omit<StateBackendConfig, "durability">;
 
 export interface ResolvedJobOptions {
   readonly name: string;
@@ -81,7 +83,7 @@ export interface ResolvedJobOptions {
     readonly watermarkMode: WatermarkMode;
     readonly stallTimeoutMs: number;
   };
-  readonly state: { readonly cacheMaxEntries?: number; readonly cacheMaxBytes?: number };
+  readonly state: StateOptions;
   readonly nats?: string;
   readonly frameSize: number;
   readonly creditWindow: number;
@@ -98,8 +100,8 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   if (typeof options !== "object" || options === null) {
     throw new WeirError(ErrorCode.InvalidOption, "job options: expected an object with at least a name");
   }
-  const { inspect, ...rest } = options as JobOptions;
-  const o = decodeOrThrow(JobOptionsCodec, rest, "job options");
+  const { inspect } = options as JobOptions;
+  const o = decodeOptions(JobOptionsCodec, options, "job options");
   assertToken("job name", o.name);
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
   const parallelism = o.parallelism ?? 1;
@@ -125,7 +127,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
       watermarkMode: o.asyncState?.watermarkMode ?? "strict",
       stallTimeoutMs: o.asyncState?.stallTimeoutMs ?? 60_000,
     },
-    state: { ...o.state },
+    state: resolveStateOptions(o.state),
     ...(o.nats !== undefined ? { nats: o.nats } : {}),
     frameSize: o.frameSize ?? 500,
     creditWindow: o.creditWindow ?? 8,
@@ -143,6 +145,11 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     },
     ...(inspect ? { inspect } : {}),
   };
+}
+
+function resolveStateOptions(given: Partial<StateOptions> | undefined): StateOptions {
+  const { durability: _decidedByTheJob, ...defaults } = DEFAULT_STATE_BACKEND_CONFIG;
+  return { ...defaults, ...given };
 }
 
 /** CLI flags and programmatic overrides win over the job module's options. */

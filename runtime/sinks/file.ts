@@ -10,7 +10,7 @@ import { dirname } from "node:path";
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../api/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { NonNegativeInt, decodeOrThrow } from "../validation.ts";
+import { NonNegativeInt, decodeOptions } from "../validation.ts";
 
 export interface FileSinkOptions {
   readonly format?: "jsonl" | "lines";
@@ -22,7 +22,7 @@ const CHUNK_CHARS = 64 * 1024;
 
 export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDef<T> {
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sinks.file: path must be a non-empty string");
-  decodeOrThrow(Options, options, `Sinks.file("${path}")`);
+  decodeOptions(Options, options, `Sinks.file("${path}") options`);
   const json = (options.format ?? "jsonl") === "jsonl";
   const lingerMs = options.lingerMs ?? 200;
   const fail = (doing: string, e: unknown) => new WeirError(ErrorCode.Sink, `Sinks.file: ${doing} "${path}" failed: ${messageOf(e)}`, { cause: e });

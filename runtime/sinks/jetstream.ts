@@ -21,7 +21,7 @@ import { jetstream, jetstreamManager, type JetStreamPublishOptions } from "@nats
 import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../api/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
 import { ConnectorNames } from "../names.ts";
-import { PositiveInt, decodeOrThrow } from "../validation.ts";
+import { PositiveInt, decodeOptions } from "../validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
 import { ExactlyOnceJetStreamWriter, windowPublisher } from "./jetstream-exactly-once.ts";
@@ -64,7 +64,7 @@ const Options = t.intersection([
 ]);
 
 export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
-  decodeOrThrow(Options, options, "Sinks.jetstream");
+  decodeOptions(Options, options, "Sinks.jetstream options");
   const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
   const resolveSubject = subjectResolver(what, options.subject);
   const maxInFlight = options.maxInFlight ?? 1000;

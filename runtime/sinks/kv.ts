@@ -16,7 +16,7 @@ import * as t from "io-ts";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { SinkDef, SinkWriter } from "../api/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { NonNegativeInt, PositiveInt, decodeOrThrow } from "../validation.ts";
+import { NonNegativeInt, PositiveInt, decodeOptions } from "../validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
 
@@ -40,7 +40,7 @@ const Options = t.intersection([
 ]);
 
 export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
-  decodeOrThrow(Options, options, "Sinks.kv");
+  decodeOptions(Options, options, "Sinks.kv options");
   const { bucket } = options;
   const encoding = options.keyEncoding ?? KeyEncoding.Encode;
   const keyOption = options.key;

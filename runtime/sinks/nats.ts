@@ -5,7 +5,7 @@
 
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../api/connectors.ts";
-import { decodeOrThrow } from "../validation.ts";
+import { decodeOptions } from "../validation.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
 
 export interface NatsSinkOptions<T> {
@@ -16,7 +16,7 @@ const Options = t.type({ subject: t.union([t.string, t.Function]) });
 const FLUSH_EVERY = 8192;
 
 export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
-  decodeOrThrow(Options, options, "Sinks.nats");
+  decodeOptions(Options, options, "Sinks.nats options");
   const resolveSubject = subjectResolver("Sinks.nats", options.subject);
   return {
     kind: "nats",

@@ -1,8 +1,13 @@
 // Sinks.print(): one line per record on stdout, prefixed with the subtask like Flink's "2> ".
 
+import * as t from "io-ts";
 import type { SinkDef } from "../api/connectors.ts";
+import { decodeOptions } from "../validation.ts";
+
+const Options = t.exact(t.partial({ prefix: t.string }));
 
 export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
+  decodeOptions(Options, options, "Sinks.print options");
   return {
     kind: "print",
     async createWriter(ctx) {

@@ -17,7 +17,7 @@ import * as t from "io-ts";
 import { parse, type Parser } from "csv-parse";
 import type { SourceDef, SourceReader, SourceContext } from "../api/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { decodeOrThrow } from "../validation.ts";
+import { decodeOptions } from "../validation.ts";
 import { REJECTED, assertCodec, lineDecoder, valueDecoder, type Codec } from "./decode.ts";
 
 export const FileFormat = { Jsonl: "jsonl", Csv: "csv", Lines: "lines" } as const;
@@ -42,7 +42,7 @@ export interface FileSourceState {
 
 const Options = t.intersection([
   t.type({ format: t.keyof({ jsonl: null, csv: null, lines: null }) }),
-  t.partial({ header: t.boolean, delimiter: t.refinement(t.string, (s) => s.length === 1, "OneCharacter") }),
+  t.partial({ codec: t.unknown, header: t.boolean, delimiter: t.refinement(t.string, (s) => s.length === 1, "OneCharacter") }),
 ]);
 
 const CHUNK_BYTES = 64 * 1024;
@@ -53,7 +53,7 @@ export function fileSource(path: string, options: FileSourceOptions<Record<strin
 export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T>;
 export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T> {
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.file: path must be a non-empty string");
-  decodeOrThrow(Options, options, `Sources.file("${path}")`);
+  decodeOptions(Options, options, `Sources.file("${path}") options`);
   assertCodec(`Sources.file("${path}")`, options.codec);
   return {
     kind: "file",

@@ -5,6 +5,11 @@
 import type { SourceDef } from "../api/connectors.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { restoredPosition } from "./positional-restore.ts";
+import * as t from "io-ts";
+import { decodeOptions } from "../validation.ts";
+
+// Values are checked below with messages of their own; this refuses unknown keys.
+const Options = t.intersection([t.type({ make: t.unknown }), t.partial({ count: t.unknown, ratePerSec: t.unknown })]);
 
 export interface GeneratorOptions<T> {
   readonly count?: number;
@@ -16,6 +21,7 @@ const BATCH = 1000;
 
 export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");
+  decodeOptions(Options, options, "Sources.generator options");
   if (options.count !== undefined && !(Number.isInteger(options.count) && options.count >= 0)) {
     throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer, got ${options.count}`);
   }

@@ -25,7 +25,7 @@ import type { SourceDef, SourceReader } from "../api/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
 import { ConnectorNames } from "../names.ts";
-import { NonNegativeInt, PositiveInt, decodeOrThrow } from "../validation.ts";
+import { NonNegativeInt, PositiveInt, decodeOptions } from "../validation.ts";
 import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
@@ -62,6 +62,8 @@ const Options = t.intersection([
   t.type({ stream: NonEmptyString, subjects: t.refinement(t.array(NonEmptyString), (a) => a.length > 0, "NonEmptyArray<string>") }),
   t.partial({
     format: t.keyof({ json: null, text: null, bytes: null }),
+    /** An io-ts codec, checked by assertCodec. */
+    codec: t.unknown,
     startAt: t.union([t.literal("first"), t.literal("new"), t.type({ sequence: PositiveInt }), t.type({ time: TimeLike })]),
     bounded: t.boolean,
     backlogLag: NonNegativeInt,
@@ -77,7 +79,7 @@ export function jetstreamSource(options: JetStreamSourceOptions<string> & { read
 export function jetstreamSource(options: JetStreamSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
 export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T>;
 export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T> {
-  decodeOrThrow(Options, options, "Sources.jetstream");
+  decodeOptions(Options, options, "Sources.jetstream options");
   assertCodec("Sources.jetstream", options.codec);
   const { stream, subjects } = options;
   const format = options.format ?? PayloadFormat.Json;

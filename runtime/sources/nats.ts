@@ -10,7 +10,7 @@ import * as t from "io-ts";
 import type { Subscription } from "@nats-io/transport-node";
 import type { SourceDef, SourceReader } from "../api/connectors.ts";
 import { ConnectorNames } from "../names.ts";
-import { PositiveInt, decodeOrThrow } from "../validation.ts";
+import { PositiveInt, decodeOptions } from "../validation.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
 
@@ -29,6 +29,8 @@ const Options = t.intersection([
   t.partial({
     queue: t.refinement(t.string, (s) => s.length > 0 && !/[\s*>]/.test(s), "QueueName"),
     format: t.keyof({ json: null, text: null, bytes: null }),
+    /** An io-ts codec, checked by assertCodec. */
+    codec: t.unknown,
     maxBuffered: PositiveInt,
   }),
 ]);
@@ -40,7 +42,7 @@ export function natsSource(options: NatsSourceOptions<string> & { readonly forma
 export function natsSource(options: NatsSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
 export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDef<T>;
 export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDef<T> {
-  decodeOrThrow(Options, options, "Sources.nats");
+  decodeOptions(Options, options, "Sources.nats options");
   assertCodec("Sources.nats", options.codec);
   const format = options.format ?? PayloadFormat.Json;
   const maxBuffered = options.maxBuffered ?? 100_000;

@@ -6,6 +6,7 @@ import type { DataStream } from "../../api/datastream.ts";
 import type { NodeOptions } from "../../graph/stream-graph.ts";
 import type { OperatorSpec } from "../contracts.ts";
 import { KeyedProcessOperator } from "../keyed-process.ts";
+import { nodeOptions } from "../../api/option-codecs.ts";
 import type { WindowAssigner } from "./assigners.ts";
 import { windowFunction, type ProcessWindowFunction, type WindowCounters, type WindowLogic } from "./window-function.ts";
 
@@ -54,6 +55,6 @@ export class WindowedStream<K, T> {
         return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
       },
     };
-    return this.host.addOperator<O>(name, spec, options);
+    return this.host.addOperator<O>(name, spec, nodeOptions(options, `window().${logic.type}()`));
   }
 }

@@ -1,0 +1,34 @@
+// The options objects of the stream API (operators, fromSource, executeAndCollect, environment hooks),
+// checked with the strict decoder: an unknown key is a one-line error naming it, never ignored.
+
+import * as t from "io-ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
+import { WatermarkStrategy } from "./watermarks.ts";
+import type { NodeOptions } from "../graph/stream-graph.ts";
+
+export const NodeOptionsCodec = t.exact(t.partial({ name: t.string, uid: t.string, parallelism: PositiveInt }), "OperatorOptions");
+
+const WatermarkStrategyCodec = new t.Type<WatermarkStrategy<unknown>, WatermarkStrategy<unknown>, unknown>(
+  "WatermarkStrategy",
+  (u): u is WatermarkStrategy<unknown> => u instanceof WatermarkStrategy,
+  (u, c) => (u instanceof WatermarkStrategy ? t.success(u as WatermarkStrategy<unknown>) : t.failure(u, c)),
+  (s) => s,
+);
+
+export const SourceNodeOptionsCodec = t.exact(t.partial({ ...NodeOptionsCodec.type.props, watermarks: WatermarkStrategyCodec }), "SourceOptions");
+
+export const CollectOptionsCodec = t.exact(t.partial({ limit: NonNegativeInt }), "CollectOptions");
+
+export const EnvironmentHooksCodec = t.exact(t.partial({
+  clock: t.unknown,
+  log: FunctionOption,
+  chaining: t.boolean,
+  wrapStateBackend: FunctionOption,
+}), "EnvironmentHooks");
+
+/** `options` of an operator method, checked; `method` names it in the error ("map()", "window().reduce()"). */
+export function nodeOptions<O extends NodeOptions>(options: O | undefined, method: string): O | undefined {
+  if (options === undefined) return undefined;
+  decodeOptions(NodeOptionsCodec, options, `${method} options`);
+  return options;
+}

@@ -1,0 +1,123 @@
+// Every options object a user writes is checked: an unknown key is one line naming it, where it was,
+// what is allowed there, and the nearest name when it looks like a typo. No server is involved except
+// for the CLI case, which runs a real `weir run` against a real nats-server.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { spawn } from "node:child_process";
+import * as t from "io-ts";
+import {
+  defineJob, resolveJobOptions, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, outputTag,
+} from "../mod.ts";
+import { withServer } from "./helpers/nats-server.ts";
+
+const options = suite("option validation");
+const nats = withServer(options);
+
+/** The one-line message `fn` throws. */
+function errorOf(fn: () => unknown): string {
+  try { fn(); } catch (e) { return (e as Error).message; }
+  assert.unreachable("expected an error");
+  return "";
+}
+
+function assertOneLine(message: string, ...parts: string[]): void {
+  assert.not.match(message, /\n/, message);
+  for (const p of parts) assert.ok(message.includes(p), `expected ${JSON.stringify(p)} in: ${message}`);
+}
+
+const env = () => StreamEnvironment.create({ name: "opts" });
+
+options("job options: a misspelled top-level option is refused with a suggestion", () => {
+  const m = errorOf(() => defineJob({ name: "j", checkpointIntervalMS: 1000 } as never, () => {}));
+  assertOneLine(m, "job options", `"checkpointIntervalMS"`, `did you mean "checkpointIntervalMs"?`, "allowed: name, parallelism");
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", paralellism: 2 })), `unknown option "paralellism"`, `"parallelism"`);
+  assertOneLine(errorOf(() => StreamEnvironment.create({ name: "j", zzz: 1 } as never)), `unknown option "zzz"`, "allowed:");
+});
+
+options("job options: nested options are checked too", () => {
+  const cases: Array<[Record<string, unknown>, string, string]> = [
+    [{ asyncState: { bufferSise: 10 } }, "asyncState.bufferSise", "asyncState.bufferSize"],
+    [{ state: { cacheMaxEntrys: 10 } }, "state.cacheMaxEntrys", "state.cacheMaxEntries"],
+    [{ backlogSort: { memoryByte: 10 } }, "backlogSort.memoryByte", "backlogSort.memoryBytes"],
+    [{ restartStrategy: { attempts: 1, delayMs: 1, delay: 2 } }, "restartStrategy.delay", "restartStrategy.delayMs"],
+  ];
+  for (const [extra, bad, guess] of cases) {
+    const m = errorOf(() => resolveJobOptions({ name: "j", ...extra }));
+    assertOneLine(m, "job options", `unknown option "${bad}"`, `did you mean "${guess}"?`, `allowed in ${bad.split(".")[0]}:`);
+  }
+});
+
+options("job options: every documented state option is accepted and resolved", () => {
+  const o = resolveJobOptions({ name: "j", inspect: () => {}, state: { materializeIntervalMs: 5, flushIntervalMs: 7, dirtyMaxEntries: 9, requestTimeoutMs: 11 } });
+  assert.is(o.state.materializeIntervalMs, 5);
+  assert.is(o.state.flushIntervalMs, 7);
+  assert.is(o.state.dirtyMaxEntries, 9);
+  assert.is(o.state.requestTimeoutMs, 11);
+  assert.type(o.inspect, "function");
+  // The job decides durability from whether it checkpoints.
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", state: { durability: "flush" } } as never)), `unknown option "state.durability"`);
+});
+
+options("operator options: every stream method refuses an unknown key, naming the method", () => {
+  const src = () => env().fromSource(Sources.array([1, 2, 3]));
+  const keyed = () => src().keyBy((x) => x % 2);
+  const cases: Array<[() => unknown, string, string]> = [
+    [() => src().map((x) => x, { nmae: "m" } as never), "map() options", `did you mean "name"?`],
+    [() => src().map((x) => x, { paralelism: 2 } as never), "map() options", `did you mean "parallelism"?`],
+    [() => src().filter(() => true, { uidd: "f" } as never), "filter() options", `did you mean "uid"?`],
+    [() => src().flatMap((x) => [x], { x: 1 } as never), "flatMap() options", "allowed: name, uid, parallelism"],
+    [() => src().process({ processElement() {} }, { x: 1 } as never), "process() options", `"x"`],
+    [() => src().sinkTo(Sinks.print(), { x: 1 } as never), "sinkTo() options", `"x"`],
+    [() => src().assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps((x: number) => x), { x: 1 } as never), "assignTimestampsAndWatermarks() options", `"x"`],
+    [() => keyed().process({ processElement() {} }, { x: 1 } as never), "keyBy().process() options", `"x"`],
+    [() => keyed().reduce((a, b) => a + b, { x: 1 } as never), "keyBy().reduce() options", `"x"`],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).reduce((a, b) => a + b, { x: 1 } as never), "window().reduce() options", `"x"`],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).aggregate({ createAccumulator: () => 0, add: (v, a) => a + v, getResult: (a) => a }, { x: 1 } as never), "window().aggregate() options", `"x"`],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).process({ process() {} } as never, { x: 1 } as never), "window().process() options", `"x"`],
+    [() => src().connect(src()).map((a) => a, (b) => b, { x: 1 } as never), "connect().map() options", `"x"`],
+    [() => src().connect(src()).process({ processElement1() {}, processElement2() {} }, { x: 1 } as never), "connect().process() options", `"x"`],
+    [() => env().fromSource(Sources.array([1]), { name: "s", watermark: 1 } as never), "fromSource() options", `did you mean "watermarks"?`],
+    [() => src().executeAndCollect({ limt: 1 } as never), "executeAndCollect() options", `did you mean "limit"?`],
+    [() => StreamEnvironment.create({ name: "j" }, { chainig: false } as never), "StreamEnvironment.create() hooks", `did you mean "chaining"?`],
+  ];
+  for (const [fn, where, hint] of cases) assertOneLine(errorOf(fn), where, hint);
+  // A side output tag is not an options object; operator options that are right still pass.
+  const tag = outputTag<number>("late");
+  assert.ok(src().map((x) => x, { name: "m", uid: "m", parallelism: 1 }).getSideOutput(tag));
+});
+
+options("source and sink options: an unknown key is refused, functions as values still work", () => {
+  const cases: Array<[() => unknown, string, string]> = [
+    [() => Sources.jetstream({ stream: "S", subjects: ["a"], strtAt: "first" } as never), "Sources.jetstream options", `did you mean "startAt"?`],
+    [() => Sources.nats({ subject: "a", queu: "q" } as never), "Sources.nats options", `did you mean "queue"?`],
+    [() => Sources.file("x.jsonl", { format: "jsonl", heder: true } as never), `Sources.file("x.jsonl") options`, `did you mean "header"?`],
+    [() => Sources.generator({ make: (i: number) => i, cont: 3 } as never), "Sources.generator options", `did you mean "count"?`],
+    [() => Sinks.jetstream({ subject: "a", stram: "S" } as never), "Sinks.jetstream options", `did you mean "stream"?`],
+    [() => Sinks.nats({ subject: "a", x: 1 } as never), "Sinks.nats options", "allowed: subject"],
+    [() => Sinks.kv({ bucket: "b", key: "k", lingerMS: 1 } as never), "Sinks.kv options", `did you mean "lingerMs"?`],
+    [() => Sinks.file("out.jsonl", { fromat: "jsonl" } as never), `Sinks.file("out.jsonl") options`, `did you mean "format"?`],
+    [() => Sinks.print({ prefx: ">" } as never), "Sinks.print options", `did you mean "prefix"?`],
+  ];
+  for (const [fn, where, hint] of cases) assertOneLine(errorOf(fn), where, hint);
+  assert.ok(Sinks.jetstream({ stream: "S", subject: (v: { k: string }) => `out.${v.k}` }));
+  assert.ok(Sinks.kv({ bucket: "b", key: (v: { k: string }) => v.k }));
+  assert.ok(Sources.jetstream({ stream: "S", subjects: ["a"], codec: t.number, startAt: { sequence: 3 } }));
+  assert.ok(Sources.file("x.csv", { format: "csv", codec: t.record(t.string, t.string), header: true, delimiter: ";" }));
+});
+
+options("weir run refuses a job file with a misspelled option: one line, non-zero exit", async () => {
+  const child = spawn(process.execPath, ["bin/weir.mjs", "run", "tests/fixtures/jobs/misspelled-option.ts", "--nats", nats.url], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve)).finally(() => clearTimeout(deadline));
+  assert.is.not(code, 0, `exit code ${code}; stdout: ${stdout}`);
+  const lines = stderr.trim().split("\n");
+  assert.is(lines.length, 1, stderr);
+  assertOneLine(lines[0]!, "job options", `unknown option "paralellism"`, `did you mean "parallelism"?`);
+  assert.not.match(stdout, /out \d/, "the job must not have run");
+});
+
+options.run();
