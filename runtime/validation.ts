@@ -126,10 +126,11 @@ function editDistance(a: string, b: string): number {
 
 /**
  * Decodes an options object users write: an unknown key is an error (never dropped), then the values
- * are checked; `what` says where (`job options`, `map() options`, `Sources.jetstream options`).
+ * are checked; `what` says where (`job options`, `map() options`), `keysWhat` if unknown keys say it
+ * otherwise (`Sources.jetstream options`, beside value errors that say `Sources.jetstream: ...`).
  */
-export function decodeOptions<A, O>(codec: t.Type<A, O, unknown>, value: unknown, what: string): A {
-  const unknown = unknownKeyError(codec as unknown as t.Mixed, value, what);
+export function decodeOptions<A, O>(codec: t.Type<A, O, unknown>, value: unknown, what: string, keysWhat = what): A {
+  const unknown = unknownKeyError(codec as unknown as t.Mixed, value, keysWhat);
   if (unknown) throw new WeirError(ErrorCode.InvalidOption, unknown);
   return decodeOrThrow(codec, value, what);
 }

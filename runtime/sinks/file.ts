@@ -22,7 +22,7 @@ const CHUNK_CHARS = 64 * 1024;
 
 export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDef<T> {
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sinks.file: path must be a non-empty string");
-  decodeOptions(Options, options, `Sinks.file("${path}") options`);
+  decodeOptions(Options, options, `Sinks.file("${path}")`, `Sinks.file("${path}") options`);
   const json = (options.format ?? "jsonl") === "jsonl";
   const lingerMs = options.lingerMs ?? 200;
   const fail = (doing: string, e: unknown) => new WeirError(ErrorCode.Sink, `Sinks.file: ${doing} "${path}" failed: ${messageOf(e)}`, { cause: e });

@@ -64,7 +64,7 @@ const Options = t.intersection([
 ]);
 
 export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
-  decodeOptions(Options, options, "Sinks.jetstream options");
+  decodeOptions(Options, options, "Sinks.jetstream", "Sinks.jetstream options");
   const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
   const resolveSubject = subjectResolver(what, options.subject);
   const maxInFlight = options.maxInFlight ?? 1000;

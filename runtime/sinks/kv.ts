@@ -40,7 +40,7 @@ const Options = t.intersection([
 ]);
 
 export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
-  decodeOptions(Options, options, "Sinks.kv options");
+  decodeOptions(Options, options, "Sinks.kv", "Sinks.kv options");
   const { bucket } = options;
   const encoding = options.keyEncoding ?? KeyEncoding.Encode;
   const keyOption = options.key;

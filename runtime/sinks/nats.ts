@@ -16,7 +16,7 @@ const Options = t.type({ subject: t.union([t.string, t.Function]) });
 const FLUSH_EVERY = 8192;
 
 export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
-  decodeOptions(Options, options, "Sinks.nats options");
+  decodeOptions(Options, options, "Sinks.nats", "Sinks.nats options");
   const resolveSubject = subjectResolver("Sinks.nats", options.subject);
   return {
     kind: "nats",

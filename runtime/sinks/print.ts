@@ -7,7 +7,7 @@ import { decodeOptions } from "../validation.ts";
 const Options = t.exact(t.partial({ prefix: t.string }));
 
 export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
-  decodeOptions(Options, options, "Sinks.print options");
+  decodeOptions(Options, options, "Sinks.print", "Sinks.print options");
   return {
     kind: "print",
     async createWriter(ctx) {

@@ -53,7 +53,7 @@ export function fileSource(path: string, options: FileSourceOptions<Record<strin
 export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T>;
 export function fileSource<T = unknown>(path: string, options: FileSourceOptions<T>): SourceDef<T> {
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.file: path must be a non-empty string");
-  decodeOptions(Options, options, `Sources.file("${path}") options`);
+  decodeOptions(Options, options, `Sources.file("${path}")`, `Sources.file("${path}") options`);
   assertCodec(`Sources.file("${path}")`, options.codec);
   return {
     kind: "file",

@@ -21,7 +21,7 @@ const BATCH = 1000;
 
 export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");
-  decodeOptions(Options, options, "Sources.generator options");
+  decodeOptions(Options, options, "Sources.generator", "Sources.generator options");
   if (options.count !== undefined && !(Number.isInteger(options.count) && options.count >= 0)) {
     throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer, got ${options.count}`);
   }

@@ -79,7 +79,7 @@ export function jetstreamSource(options: JetStreamSourceOptions<string> & { read
 export function jetstreamSource(options: JetStreamSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
 export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T>;
 export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>): SourceDef<T> {
-  decodeOptions(Options, options, "Sources.jetstream options");
+  decodeOptions(Options, options, "Sources.jetstream", "Sources.jetstream options");
   assertCodec("Sources.jetstream", options.codec);
   const { stream, subjects } = options;
   const format = options.format ?? PayloadFormat.Json;

@@ -42,7 +42,7 @@ export function natsSource(options: NatsSourceOptions<string> & { readonly forma
 export function natsSource(options: NatsSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
 export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDef<T>;
 export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDef<T> {
-  decodeOptions(Options, options, "Sources.nats options");
+  decodeOptions(Options, options, "Sources.nats", "Sources.nats options");
   assertCodec("Sources.nats", options.codec);
   const format = options.format ?? PayloadFormat.Json;
   const maxBuffered = options.maxBuffered ?? 100_000;
