@@ -88,7 +88,7 @@ export class StreamEnvironment implements StreamHost {
     return stream.assignTimestampsAndWatermarks(watermarks as WatermarkStrategy<T>, {
       name: `${sourceNode.name}: watermarks`,
       ...(node.uid !== undefined ? { uid: `${node.uid}-watermarks` } : {}),
-      ...(node.parallelism !== undefined ? { parallelism: node.parallelism } : {}),
+      ...(sourceNode.parallelism ?? source.defaultParallelism) !== undefined ? { parallelism: sourceNode.parallelism ?? source.defaultParallelism } : {},
     });
   }
 
