@@ -356,7 +356,18 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       sortSpills: this.sortSpills + (this.backlog?.spills ?? 0),
       backlogBuffered: this.backlog?.size ?? 0,
       ...(this.aec ? { ...this.aec.metrics(), stalled: this.stalled ? 1 : 0 } : {}),
+      ...this.stateCacheMetrics(),
       ...this.extraMetrics?.(),
+    };
+  }
+
+  /** The keyed state backend's cache, for `weir status` (read when status is asked, not per record). */
+  private stateCacheMetrics(): Record<string, number> {
+    if (this.backend === undefined) return {};
+    const m = this.backend.metrics();
+    return {
+      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits, cacheMisses: m.misses,
+      dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
     };
   }
 

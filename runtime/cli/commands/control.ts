@@ -55,12 +55,22 @@ export function formatStatus(s: JobStatus): string {
       `${(t.backpressuredMs / 1000).toFixed(1)}s`,
       String(t.queuedFrames),
       String(t.pendingFrames),
-      cache ? `${formatCount(cache.cacheEntries!)} entries` : "-",
+      cache ? stateCache(cache) : "-",
     ];
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
   return [head, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+}
+
+/** "1.0k entries 210 KiB, 95% hits (12.3k/650)": the keyed state cache of a subtask. */
+function stateCache(m: Readonly<Record<string, number>>): string {
+  const hits = m.cacheHits ?? 0;
+  const misses = m.cacheMisses ?? 0;
+  const ratio = hits + misses > 0 ? `${Math.round((100 * hits) / (hits + misses))}% hits` : "no reads";
+  const kib = (m.cacheBytes ?? 0) / 1024;
+  const size = kib >= 1024 ? `${(kib / 1024).toFixed(1)} MiB` : `${kib.toFixed(0)} KiB`;
+  return `${formatCount(m.cacheEntries!)} entries ${size}, ${ratio} (${formatCount(hits)}/${formatCount(misses)})`;
 }
 
 export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {

@@ -499,18 +499,37 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const dirtyEntries = this.cache.dirty.size;
     const dirtyBytes = this.cache.dirtyBytes;
     if (this.checkpoints !== undefined) {
-      // Nothing may reach KV before a checkpoint commits, and blocking here could hold up the barrier
-      // that would free us: ask for a checkpoint and carry on (memory grows until it completes).
+      // Nothing may reach KV before a checkpoint commits, and blocking here would hold up the barrier that
+      // frees us (a barrier waits for the records in flight, this batch's among them). So: changes of
+      // completed checkpoints go to KV now, making them evictable, and a checkpoint is asked for; what was
+      // written since the last checkpoint stays in memory until it completes (the bound can be exceeded by
+      // the entries of one checkpoint interval).
+      if (!withinCache) void this.checkpoints.materializeCommitted().catch((e: unknown) => { this.flushError = e; });
       if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) this.checkpoints.overBudget();
       return undefined;
     }
-    if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) {
+    if (!withinCache) {
+      // The cache bound counts dirty entries: the batch completes once they are written and evicted
+      // (backpressure), so the cache exceeds its bound by at most the batches in progress.
+      return this.makeRoom();
+    }
+    if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes) {
       this.flushInBackground();
-      if (dirtyEntries > 2 * c.dirtyMaxEntries || dirtyBytes > 2 * c.dirtyMaxBytes || (!withinCache && this.cache.size > 2 * c.cacheMaxEntries)) {
-        return this.flushing?.catch(() => {});
-      }
+      if (dirtyEntries > 2 * c.dirtyMaxEntries || dirtyBytes > 2 * c.dirtyMaxBytes) return this.flushing?.catch(() => {});
     }
     return undefined;
+  }
+
+  /** Flushes until the clean entries evicted bring the cache within its bounds (or nothing is left to flush). */
+  private async makeRoom(): Promise<void> {
+    while (!this.closed && !this.cache.evict() && this.cache.dirty.size > 0) {
+      this.flushInBackground();
+      const run = this.flushing;
+      if (run === undefined) return;
+      await run.catch(() => {});
+      // A failed flush keeps its entries dirty; the error shows in lastFlushError and the next flush retries.
+      if (this.flushError !== undefined) return;
+    }
   }
 
   private flushInBackground(): void {

@@ -1,0 +1,94 @@
+// The job option `state` reaches the KV state backend whole, and its options take effect in real jobs on
+// a real nats-server: the cache bound (dirty entries counted), the dirty budget, the value size limit.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { Sources, StreamEnvironment, valueState, type JobOptions, type KeyedStateBackend, type StateBackendMetrics } from "../mod.ts";
+import { withServer } from "./helpers/nats-server.ts";
+
+const s = suite("job option state");
+const nats = withServer(s);
+
+const count = valueState("count", t.number);
+const blob = valueState("blob", t.string);
+
+interface Observed { readonly max: { -readonly [K in keyof StateBackendMetrics]: number }; config: Record<string, unknown> | undefined }
+
+/** Runs `keys` distinct keys through a keyed counter, sampling the backend's metrics after every batch. */
+async function runCounter(name: string, keys: number, options: Partial<JobOptions>, value?: (i: number) => string): Promise<Observed> {
+  const observed: Observed = { max: {} as Observed["max"], config: undefined };
+  const sample = (b: KeyedStateBackend) => {
+    const m = b.metrics();
+    for (const [k, v] of Object.entries(m) as Array<[keyof StateBackendMetrics, number]>) observed.max[k] = Math.max(observed.max[k] ?? 0, v);
+  };
+  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 1, ...options }, {
+    wrapStateBackend: (b) => {
+      // The backend's resolved configuration: what the job passed through.
+      observed.config = (b as unknown as { config: Record<string, unknown> }).config;
+      const batch = b.executeBatch.bind(b);
+      b.executeBatch = async (requests) => { await batch(requests); sample(b); };
+      // Requests answered at once (cached or known-absent keys) never make a batch: sample those too.
+      const now = b.applyNow?.bind(b);
+      if (now) b.applyNow = (...args: Parameters<typeof now>) => { const r = now(...args); sample(b); return r; };
+      return b;
+    },
+  });
+  try {
+    await env.fromSource(Sources.array(Array.from({ length: keys }, (_, i) => i)))
+      .keyBy((i) => i)
+      .process<number>({
+        async processElement(i, ctx) {
+          if (value) await ctx.state(blob).update(value(i));
+          else await ctx.state(count).update(((await ctx.state(count).value()) ?? 0) + 1);
+          ctx.collect(i);
+        },
+      })
+      .executeAndCollect();
+  } finally {
+    await env.close();
+  }
+  return observed;
+}
+
+const asyncState = { bufferSize: 50, inFlightRecordsLimit: 100 };
+
+s("every state option reaches the backend", async () => {
+  const state = {
+    cacheMaxEntries: 1111, cacheMaxBytes: 2_222_222, dirtyMaxEntries: 333, dirtyMaxBytes: 444_444, flushIntervalMs: 555,
+    materializeIntervalMs: 666, getConcurrency: 77, putConcurrency: 88, maxValueBytes: 999_999, requestTimeoutMs: 12_345,
+  };
+  const o = await runCounter("state-pass", 10, { state });
+  assert.ok(o.config, "the KV backend was created");
+  for (const [k, v] of Object.entries(state)) assert.is(o.config![k], v, `state.${k}`);
+  assert.is(o.config!.durability, "flush", "no checkpoints: durability flush");
+});
+
+s("cacheMaxEntries bounds the cache with dirty entries counted (no checkpoints)", async () => {
+  const o = await runCounter("state-cap", 4000, { state: { cacheMaxEntries: 1000, flushIntervalMs: 0 }, asyncState });
+  // Over by at most the records in flight (each touches one key).
+  assert.ok(o.max.cacheEntries <= 1000 + asyncState.inFlightRecordsLimit, `cache held ${o.max.cacheEntries} entries, bound 1000`);
+  assert.ok(o.max.evictions > 0 && o.max.flushes > 0, "room was made by flushing and evicting");
+});
+
+s("cacheMaxBytes bounds the cache's bytes with dirty entries counted", async () => {
+  const o = await runCounter("state-bytes", 2000, { state: { cacheMaxBytes: 200_000, flushIntervalMs: 0 }, asyncState }, (i) => `v${i}`.padEnd(300, "x"));
+  const perEntry = 600; // overhead, key and a 300-character value, generously
+  assert.ok(o.max.cacheBytes <= 200_000 + asyncState.inFlightRecordsLimit * perEntry, `cache held ${o.max.cacheBytes} bytes, bound 200000`);
+  assert.ok(o.max.evictions > 0);
+});
+
+s("dirtyMaxEntries starts flushes during the run; a larger budget does not", async () => {
+  const small = await runCounter("state-dirty-s", 1500, { state: { dirtyMaxEntries: 100, flushIntervalMs: 0 }, asyncState });
+  const large = await runCounter("state-dirty-l", 1500, { state: { dirtyMaxEntries: 100_000, flushIntervalMs: 0 }, asyncState });
+  assert.ok(small.max.flushes >= 2, `flushes during the run with a budget of 100: ${small.max.flushes}`);
+  assert.is(large.max.flushes, 0, "nothing over budget, no timer: no flush before close");
+  assert.ok(small.max.dirtyEntries <= 2 * 100 + asyncState.inFlightRecordsLimit, `dirty entries ${small.max.dirtyEntries}`);
+});
+
+s("maxValueBytes refuses a larger value, naming the limit", async () => {
+  const err = await runCounter("state-maxval", 3, { state: { maxValueBytes: 1000 } }, () => "x".repeat(2000)).then(() => undefined, (e: Error) => e);
+  assert.ok(err, "the job fails");
+  assert.match(err!.message, /more than maxValueBytes 1000/);
+});
+
+s.run();
