@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, valueState, type JobOptions, type KeyedStateBackend, type StateBackendMetrics } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { formatStatus } from "../runtime/cli/commands/control.ts";
 
 const s = suite("job option state");
 const nats = withServer(s);
@@ -89,6 +90,26 @@ s("maxValueBytes refuses a larger value, naming the limit", async () => {
   const err = await runCounter("state-maxval", 3, { state: { maxValueBytes: 1000 } }, () => "x".repeat(2000)).then(() => undefined, (e: Error) => e);
   assert.ok(err, "the job fails");
   assert.match(err!.message, /more than maxValueBytes 1000/);
+});
+
+s("weir status shows the keyed subtask's state cache: entries, bytes, hit ratio", async () => {
+  const env = StreamEnvironment.create({ name: "state-status", nats: nats.url, parallelism: 1 });
+  try {
+    const stream = env.fromSource(Sources.array(Array.from({ length: 300 }, (_, i) => i % 100)))
+      .keyBy((i) => i)
+      .process<number>({ async processElement(i, ctx) { await ctx.state(count).update(((await ctx.state(count).value()) ?? 0) + 1); ctx.collect(i); } }, { name: "counter" });
+    stream.sinkTo({ kind: "discard", async createWriter() { return { write() {}, async flush() {}, async close() {} }; } });
+    const client = await env.executeAsync();
+    const result = await client.result();
+    const counter = result.status.subtasks.find((t) => t.name.includes("counter"))!;
+    const m = Object.values(counter.operators).find((o) => o.cacheEntries !== undefined);
+    assert.ok(m, "the keyed operator reports its state cache");
+    const text = formatStatus(result.status);
+    const line = text.split("\n").find((l) => l.includes("counter"))!;
+    assert.match(line, /\d+ entries \d+ KiB, \d+% hits \(\d+\/\d+\)/);
+  } finally {
+    await env.close();
+  }
 });
 
 s.run();
