@@ -67,6 +67,7 @@ const FINAL_CHECKPOINT_ATTEMPTS = 3;
  */
 const RECOVERY_GRACE_MS = 20_000;
 const RECONNECT_POLL_MS = 100;
+const OUTAGE_RESTART_DELAY_MS = 250;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -370,7 +371,9 @@ export class JobRunner {
       const last = this.failures[this.failures.length - 1];
       if (this.state === "failing" && last?.restarted && this.restartAllowed()) {
         if (this.outageFailure) this.outageRestarts++;
-        setTimeout(() => { void this.restartFromCheckpoint(); }, this.job.restartStrategy.delayMs).unref();
+        // After an outage the restart waits for the connection anyway; a short pause only spaces retries.
+        const delay = this.outageFailure ? Math.min(OUTAGE_RESTART_DELAY_MS, this.job.restartStrategy.delayMs) : this.job.restartStrategy.delayMs;
+        setTimeout(() => { void this.restartFromCheckpoint(); }, delay).unref();
       } else {
         this.actor.send({ type: "ALL_TERMINATED" });
       }
@@ -456,7 +459,11 @@ export class JobRunner {
       this.attemptId = randomBytes(4).toString("hex");
       this.finalCheckpointStarted = false;
       this.failure = undefined;
-      this.log(`restarting (attempt ${this.actor.getSnapshot().context.restarts + 1}/${this.job.restartStrategy.attempts}) from ${this.restore ? `checkpoint ${this.restore.id}` : "the beginning"}`);
+      const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
+      const counted = this.actor.getSnapshot().context.restarts - this.outageRestarts + 1;
+      this.log(this.outageFailure
+        ? `restarting after the NATS outage from ${from} (not counted against the restart strategy)`
+        : `restarting (attempt ${counted}/${this.job.restartStrategy.attempts}) from ${from}`);
       this.actor.send({ type: "RESTART" });
     } catch (e) {
       this.failure = e;
