@@ -19,6 +19,8 @@ export const ErrorCode = {
   Cancelled: "CANCELLED",
   Stalled: "STALLED",
   Budget: "BUDGET",
+  /** Frames lost between subtasks, or the NATS connection lost while a job ran. */
+  Transport: "TRANSPORT",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

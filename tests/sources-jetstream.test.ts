@@ -242,7 +242,7 @@ s("a backpressured lane stops pulling: its buffer stays bounded", async () => {
   const woken: number[] = [];
   const lane = await ConsumerLane.open({
     js: jetstream(nc), stream: "S8", filter: "s8.a", namePrefix: "lanetest", startAt: "first", resumeAfter: undefined,
-    bounded: false, maxMessages: 500, highWater: 2000, wake: () => woken.push(1), log: () => {},
+    bounded: false, maxMessages: 500, highWater: 2000, wake: () => woken.push(1), log: () => {}, stallMs: 3000,
   });
   await new Promise((r) => setTimeout(r, 700));
   assert.ok(lane.buffered >= 2000 && lane.buffered <= 2500, `buffered ${lane.buffered}`);

@@ -5,7 +5,7 @@
 
 import { createActor, type Actor } from "xstate";
 import { checkpointMachine } from "../../actors/checkpoint-machine.ts";
-import { describeError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
 import type { CheckpointBarrier } from "../transport/frames.ts";
 import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "./metadata.ts";
 import type { CheckpointStore } from "./store.ts";
@@ -122,7 +122,9 @@ export class CheckpointCoordinator {
       const id = this.actor.getSnapshot().context.nextId;
       if (id > this.reservedThrough) {
         // The run's block of ids is used up: reserve the next block first.
-        this.reserveMore(id - 1).then(() => this.trigger(kind)).then(resolve, reject);
+        this.reserveMore(id - 1).then(() => this.trigger(kind), (e: unknown) => {
+          throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`, { cause: e });
+        }).then(resolve, reject);
         return;
       }
       this.waiters.set(id, { resolve, reject });

@@ -150,6 +150,8 @@ export class SubtaskCheckpointer {
         else if (s !== undefined) operators[uid] = s;
       }
       const keyedDelta = backend?.snapshot ? backend.snapshot(id) : undefined;
+      // Awaited in acknowledge() only after `pending`: a failure before then (NATS gone) is not unhandled.
+      keyedDelta?.catch(() => {});
       if (!this.p.outputsEnded()) this.p.emitBarrier(barrier);
       for (const c of release) this.p.unblock(c);
       void this.acknowledge(id, alignmentMs, operators, pending, keyedDelta);

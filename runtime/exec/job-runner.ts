@@ -6,7 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { jobMachine, type JobState } from "../../actors/job-machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
@@ -61,6 +61,13 @@ export interface JobRunnerOptions {
 }
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
+/**
+ * A failure this soon after the NATS connection came back (JetStream still recovering its streams, requests
+ * timing out) is put down to the outage: it restarts the job without using the restart strategy's attempts.
+ */
+const RECOVERY_GRACE_MS = 20_000;
+const RECONNECT_POLL_MS = 100;
+const OUTAGE_RESTART_DELAY_MS = 250;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -81,6 +88,14 @@ export class JobRunner {
   private stopKind: "checkpoint" | "savepoint" = "checkpoint";
   private finalCheckpointStarted = false;
   private readonly checkpointing: boolean;
+  /** From the connection's status events: whether it is up, and until when failures count as the outage's. */
+  private connected = true;
+  private recoveringUntil = 0;
+  private statusWatch: { stop(): void } | undefined;
+  /** Whether the current failure (from its first report) is put down to a NATS outage. */
+  private outageFailure = false;
+  /** Restarts caused by NATS outages: not counted against the restart strategy. */
+  private outageRestarts = 0;
 
   constructor(
     readonly graph: JobGraph,
@@ -156,6 +171,7 @@ export class JobRunner {
     }
     this.actor.start();
     this.serveControl();
+    this.watchConnection();
     const running = new Promise<void>((resolve, reject) => {
       const sub = this.actor.subscribe((snap) => {
         if (snap.value === "running" || snap.status === "done") {
@@ -280,11 +296,11 @@ export class JobRunner {
     }
   }
 
-  private onSubtaskFailed(s: Subtask | undefined, e: unknown): void {
+  private onSubtaskFailed(s: Subtask | undefined, e: unknown, what = "deployment"): void {
     this.failure ??= e;
-    this.log(`${s ? `subtask ${s.id}` : "deployment"} failed: ${describeError(e)}`);
-    const restarts = this.actor.getSnapshot().context.restarts;
-    const willRestart = this.checkpointing && restarts < this.job.restartStrategy.attempts && this.state !== "cancelling";
+    this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
+    if (this.state !== "failing") this.outageFailure = this.inOutage();
+    const willRestart = this.restartAllowed();
     this.failures.push({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted: willRestart });
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
   }
@@ -335,7 +351,7 @@ export class JobRunner {
       const interval = inBacklog ? backlog : live;
       if (interval === 0 || Date.now() - last < interval) return;
       last = Date.now();
-      c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
+      c.trigger("checkpoint").catch((e) => this.log(`periodic checkpoint failed: ${messageOf(e)}`));
     }, tick);
     this.checkpointTimer.unref();
   }
@@ -344,7 +360,7 @@ export class JobRunner {
   private earlyCheckpoint(): void {
     const c = this.coordinator;
     if (!c || c.busy || this.state !== "running" || this.finalCheckpointStarted) return;
-    c.trigger("checkpoint").catch((e) => this.log(messageOf(e)));
+    c.trigger("checkpoint").catch((e) => this.log(`early checkpoint (state over budget) failed: ${messageOf(e)}`));
   }
 
   private cancelAll(): void {
@@ -352,24 +368,102 @@ export class JobRunner {
     this.coordinator?.abortPending("the job is restarting or ending");
     // Cancellation is synchronous for the subtasks' loops; let pending callbacks settle, then report.
     setImmediate(() => {
-      const ctx = this.actor.getSnapshot().context;
       const last = this.failures[this.failures.length - 1];
-      if (this.state === "failing" && last?.restarted && ctx.restarts < this.job.restartStrategy.attempts) {
-        setTimeout(() => { void this.restartFromCheckpoint(); }, this.job.restartStrategy.delayMs).unref();
+      if (this.state === "failing" && last?.restarted && this.restartAllowed()) {
+        if (this.outageFailure) this.outageRestarts++;
+        // After an outage the restart waits for the connection anyway; a short pause only spaces retries.
+        const delay = this.outageFailure ? Math.min(OUTAGE_RESTART_DELAY_MS, this.job.restartStrategy.delayMs) : this.job.restartStrategy.delayMs;
+        setTimeout(() => { void this.restartFromCheckpoint(); }, delay).unref();
       } else {
         this.actor.send({ type: "ALL_TERMINATED" });
       }
     });
   }
 
+  /** The restart strategy allows one more restart (one caused by a NATS outage is always allowed). */
+  private restartAllowed(): boolean {
+    if (!this.checkpointing || this.state === "cancelling") return false;
+    const counted = this.actor.getSnapshot().context.restarts - this.outageRestarts;
+    return this.outageFailure || counted < this.job.restartStrategy.attempts;
+  }
+
+  private inOutage(): boolean {
+    return !this.connected || Date.now() < this.recoveringUntil;
+  }
+
+  /**
+   * A disconnect may have lost frames and credits between subtasks (the client drops what it had not sent;
+   * the server keeps no core-NATS message across a restart): with checkpoints the job restarts from its
+   * last checkpoint, which never includes a lost frame (frame numbers, input-gate.ts).
+   */
+  private watchConnection(): void {
+    const status = this.nc.status() as AsyncIterable<Status> & { stop?: () => void };
+    this.statusWatch = { stop: () => status.stop?.() };
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === "disconnect") {
+          this.connected = false;
+          this.onDisconnect(s.server);
+        } else if (s.type === "reconnect") {
+          this.connected = true;
+          this.recoveringUntil = Date.now() + RECOVERY_GRACE_MS;
+          this.log(`NATS connection back (${s.server})`);
+          for (const x of this.subtasks) x.onReconnected();
+        }
+      }
+    })().catch(() => {});
+  }
+
+  private onDisconnect(server: string): void {
+    const state = this.state;
+    if (state !== "running" && state !== "deploying" && state !== "restarting" && state !== "stopping") {
+      this.log(`NATS connection to ${server} lost (job ${state})`);
+      return;
+    }
+    if (!this.checkpointing) {
+      this.log(`NATS connection to ${server} lost: records in flight between subtasks may be lost (no checkpoints: at-most-once)`);
+      return;
+    }
+    this.onSubtaskFailed(undefined, new WeirError(ErrorCode.Transport, `NATS connection to ${server} lost: records in flight between subtasks may be lost; restarting from the last checkpoint once it is back`), "connection");
+  }
+
+  /** Resolves once connected (or the job left `failing`, or the connection closed for good). */
+  private async connectedAgain(): Promise<void> {
+    let waited = false;
+    while (!this.connected && this.state === "failing" && !this.nc.isClosed()) {
+      if (!waited) this.log("waiting for the NATS connection to restart the job");
+      waited = true;
+      await new Promise((r) => setTimeout(r, RECONNECT_POLL_MS));
+    }
+  }
+
+  /** The latest checkpoint, retried while NATS recovers from an outage (JetStream may answer late at first). */
+  private async latestCheckpoint(): Promise<Awaited<ReturnType<CheckpointStore["latest"]>>> {
+    for (;;) {
+      await this.connectedAgain();
+      try {
+        return await this.store?.latest();
+      } catch (e) {
+        if (!this.inOutage() || this.nc.isClosed() || this.state !== "failing") throw e;
+        this.log(`restart: reading the latest checkpoint from ${this.names.checkpointBucket} failed (${messageOf(e)}); retrying`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
   private async restartFromCheckpoint(): Promise<void> {
     try {
-      const latest = await this.store?.latest();
+      const latest = await this.latestCheckpoint();
+      if (this.state !== "failing") return;
       this.restore = await this.loadRestore("latest", latest?.pointer.id);
       this.attemptId = randomBytes(4).toString("hex");
       this.finalCheckpointStarted = false;
       this.failure = undefined;
-      this.log(`restarting (attempt ${this.actor.getSnapshot().context.restarts + 1}/${this.job.restartStrategy.attempts}) from ${this.restore ? `checkpoint ${this.restore.id}` : "the beginning"}`);
+      const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
+      const counted = this.actor.getSnapshot().context.restarts - this.outageRestarts + 1;
+      this.log(this.outageFailure
+        ? `restarting after the NATS outage from ${from} (not counted against the restart strategy)`
+        : `restarting (attempt ${counted}/${this.job.restartStrategy.attempts}) from ${from}`);
       this.actor.send({ type: "RESTART" });
     } catch (e) {
       this.failure = e;
@@ -379,6 +473,7 @@ export class JobRunner {
 
   private async cleanup(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.statusWatch?.stop();
     await this.coordinator?.stop();
     for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
     for (const sub of this.controlSubs) sub.unsubscribe();

@@ -17,7 +17,7 @@ import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../o
 import { InputsAttributes } from "../transport/attributes-valve.ts";
 import { ChannelWriter } from "../transport/channel-writer.ts";
 import { MAX_WATERMARK, MIN_WATERMARK, type CheckpointBarrier, type Frame, type RecordAttributes } from "../transport/frames.ts";
-import { InputGate, type InputChannelSpec, type MailAction } from "../transport/input-gate.ts";
+import { InputGate, failOnGap, type InputChannelSpec, type MailAction } from "../transport/input-gate.ts";
 import { InputsWatermark } from "../transport/watermark-valve.ts";
 import { buildChain, type OperatorChain } from "./chain.ts";
 import { SubtaskCheckpointer } from "../checkpoint/subtask-checkpointer.ts";
@@ -151,7 +151,9 @@ export class Subtask {
     }
     const inputCount = Math.max(1, perInput.length);
     for (let i = 0; i < inputCount; i++) perInput[i] ??= 0;
-    this.gate = new InputGate(deps.nc, channels, job.creditWindow);
+    // With checkpoints, lost frames fail the subtask and the job restarts from its last checkpoint; without
+    // (at-most-once), the loss is logged and the channel carries on.
+    this.gate = new InputGate(deps.nc, channels, job.creditWindow, job.checkpointIntervalMs > 0 ? failOnGap : (gap) => deps.log(`subtask ${this.id}: ${gap.message}; without checkpoints they are not recovered`));
     this.inputs = new InputsWatermark(perInput);
     this.attributes = new InputsAttributes(perInput);
 
@@ -247,6 +249,11 @@ export class Subtask {
     this.actor.send({ type: "CANCEL" });
     this.terminate();
     void this.closeOperators({ keepState: this.deps.job.checkpointIntervalMs === 0 }).catch(() => {});
+  }
+
+  /** The NATS connection is back: grants sent while it was down may be lost, send them again. */
+  onReconnected(): void {
+    if (!this.terminal) this.gate.regrant();
   }
 
   /** Source subtasks: start checkpoint `barrier` (on the mailbox, between batches). */

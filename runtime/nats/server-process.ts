@@ -13,11 +13,15 @@ export interface NatsServerProcess extends AsyncDisposable {
   readonly storeDir: string;
   readonly pid: number;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: the store directory stays (a server launched on it again recovers it). */
+  kill(): Promise<void>;
 }
 
 export interface LaunchOptions {
   /** Directory for the JetStream store and the ports file; a fresh temp dir when absent (removed on stop). */
   dir?: string;
+  /** Port to listen on; a random free one when absent. Fixed, to restart a server where its clients reconnect. */
+  port?: number;
   /** Extra command-line arguments for nats-server. */
   args?: string[];
   startTimeoutMs?: number;
@@ -30,7 +34,7 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
   const storeDir = join(dir, "js");
   let child: ChildProcess;
   try {
-    child = spawn("nats-server", ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir, "--ports_file_dir", dir, ...(options.args ?? [])], {
+    child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(options.port ?? -1), "-js", "-sd", storeDir, "--ports_file_dir", dir, ...(options.args ?? [])], {
       stdio: ["ignore", "ignore", "pipe"],
     });
   } catch (e) {
@@ -76,7 +80,11 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
     }
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   })());
-  return { url, port, storeDir, pid: pid!, stop, [Symbol.asyncDispose]: stop };
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  return { url, port, storeDir, pid: pid!, stop, kill, [Symbol.asyncDispose]: stop };
 }
 
 function lastLine(log: string): string {

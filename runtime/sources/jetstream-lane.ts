@@ -15,8 +15,14 @@
 // request while the buffer is full and sends it once the reader drained it. The gate wraps the client's
 // `pull` method (not part of its typed API); if a client version lacks it, the lane logs once and runs
 // unbounded rather than failing.
+//
+// Watchdog: after a server restart the client's ordered consumer is recreated, may deliver a few hundred
+// messages and then nothing until its heartbeats are missed ~45 s later (measured with the plain client).
+// So a lane that received nothing for `stallMs` while not held back by the reader asks the server (one
+// message-get, not per record) whether a message past its position exists; if one does, the lane
+// replaces its consumer with a new one starting right after the last sequence it handed out.
 
-import type { ConsumerMessages, JetStreamClient, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
+import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../errors.ts";
 
@@ -38,13 +44,24 @@ export interface LaneConfig {
   readonly highWater: number;
   readonly wake: () => void;
   readonly log: (m: string) => void;
+  /** Received nothing this long while behind the stream: the consumer is recreated. */
+  readonly stallMs: number;
 }
 
 type PullFn = (opts: unknown) => void;
 
+type Consumer = Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>;
+
 export class ConsumerLane {
   private buffer: JsMsg[] = [];
   private messages: ConsumerMessages | undefined;
+  /** Bumped when the consumer is replaced: messages of an older one are ignored. */
+  private generation = 0;
+  /** When the lane last received a message or was held back by its reader (watchdog). */
+  private lastActivity = Date.now();
+  private watching = false;
+  /** Consumers recreated by the watchdog. */
+  recreated = 0;
   private heldPull: { readonly send: PullFn; opts: unknown } | undefined;
   private closing: Promise<void> | undefined;
   /** Last stream sequence handed to the reader (checkpointed). */
@@ -55,18 +72,16 @@ export class ConsumerLane {
   private remaining: number;
   failure: Error | undefined;
 
-  private constructor(readonly config: LaneConfig, private readonly consumer: Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>, startedAfter: number, pending: number) {
+  private constructor(readonly config: LaneConfig, private consumer: Consumer, startedAfter: number, pending: number) {
     this.lastSequence = startedAfter;
     this.lag = pending;
     this.remaining = config.bounded ? pending : Number.POSITIVE_INFINITY;
   }
 
   static async open(config: LaneConfig): Promise<ConsumerLane> {
-    const opts: Partial<OrderedConsumerOptions> = { filter_subjects: config.filter, name_prefix: config.namePrefix };
-    Object.assign(opts, startOptions(config.resumeAfter, config.startAt));
     let consumer;
     try {
-      consumer = await config.js.consumers.get(config.stream, opts);
+      consumer = await ConsumerLane.createConsumer(config, startOptions(config.resumeAfter, config.startAt));
     } catch (e) {
       const why = /stream not found/i.test(messageOf(e)) ? `stream "${config.stream}" not found` : messageOf(e);
       throw new WeirError(ErrorCode.Source, `Sources.jetstream: cannot read subject "${config.filter}" of stream "${config.stream}": ${why}`, { cause: e });
@@ -78,22 +93,84 @@ export class ConsumerLane {
       await consumer.delete().catch(() => {});
       return lane;
     }
-    const messages = await consumer.consume({
+    await lane.consume();
+    return lane;
+  }
+
+  private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
+    return config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: config.namePrefix, ...start });
+  }
+
+  private async consume(): Promise<void> {
+    const generation = this.generation;
+    const config = this.config;
+    const messages = await this.consumer.consume({
       max_messages: config.maxMessages,
       callback: (m) => {
-        lane.buffer.push(m);
+        if (generation !== this.generation) return;
+        this.buffer.push(m);
         config.wake();
       },
     });
-    lane.messages = messages;
-    lane.gateRefills(messages);
+    this.messages = messages;
+    this.lastActivity = Date.now();
+    this.gateRefills(messages);
     void messages.closed().then((err) => {
-      if (err && lane.closing === undefined) {
-        lane.failure = new WeirError(ErrorCode.Source, `Sources.jetstream: reading subject "${config.filter}" of stream "${config.stream}" failed: ${messageOf(err)}`, { cause: err });
+      if (err && this.closing === undefined && generation === this.generation) {
+        this.failure = new WeirError(ErrorCode.Source, `Sources.jetstream: reading subject "${config.filter}" of stream "${config.stream}" failed: ${messageOf(err)}`, { cause: err });
         config.wake();
       }
     });
-    return lane;
+  }
+
+  /** Where this lane reads, for log lines. */
+  private get where(): string {
+    return `subject "${this.config.filter}" of stream "${this.config.stream}" (consumer ${this.config.namePrefix})`;
+  }
+
+  /**
+   * Called periodically: if nothing arrived for `stallMs` though nothing held the lane back, and the stream
+   * has a message past the lane's position, replaces the consumer with one starting right after it.
+   */
+  async watch(): Promise<void> {
+    if (this.watching || this.closing !== undefined || this.done || this.messages === undefined) return;
+    const now = Date.now();
+    if (this.buffer.length > 0 || this.heldPull !== undefined) { this.lastActivity = now; return; }
+    const idleMs = now - this.lastActivity;
+    if (idleMs < this.config.stallMs) return;
+    this.watching = true;
+    const from = this.lastSequence + 1;
+    try {
+      const jsm = await this.config.js.jetstreamManager(false);
+      // The server's message-get takes `next_by_subj` (first message at or after `seq` on a filter,
+      // wildcards included); the client types it for direct gets only.
+      const next = await jsm.streams.getMessage(this.config.stream, { next_by_subj: this.config.filter, seq: from } as unknown as MsgRequest);
+      if (next === null || this.buffer.length > 0 || this.lastSequence + 1 !== from || this.closing !== undefined) {
+        this.lastActivity = Date.now();
+        return;
+      }
+      this.config.log(`Sources.jetstream: ${this.where} received nothing for ${idleMs} ms though message ${next.seq} is in the stream: recreating the consumer from sequence ${from}`);
+      await this.replaceConsumer(from);
+    } catch (e) {
+      this.config.log(`Sources.jetstream: watchdog of ${this.where}: ${describeTimeout(e, `checking for messages from sequence ${from}`)}; trying again in ${this.config.stallMs} ms`);
+      this.lastActivity = Date.now();
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private async replaceConsumer(from: number): Promise<void> {
+    this.generation++;
+    this.heldPull = undefined;
+    const old = { messages: this.messages, consumer: this.consumer };
+    this.messages = undefined;
+    void old.messages?.close().catch(() => {});
+    void old.consumer.delete().catch(() => {});
+    const consumer = await ConsumerLane.createConsumer(this.config, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+    if (this.closing !== undefined) { await consumer.delete().catch(() => {}); return; }
+    this.consumer = consumer;
+    await this.consume();
+    this.recreated++;
   }
 
   /** Bounded and everything it had to read was handed out. */
@@ -110,6 +187,7 @@ export class ConsumerLane {
       return;
     }
     this.buffer = [];
+    this.lastActivity = Date.now();
     const n = Math.min(b.length, this.remaining);
     for (let i = 0; i < n; i++) out.push(b[i]!);
     if (n > 0) {
@@ -155,6 +233,12 @@ export class ConsumerLane {
     this.heldPull = undefined;
     held.send(held.opts);
   }
+}
+
+/** What timed out (or failed), in words: the client's own message is a bare "timeout". */
+function describeTimeout(e: unknown, operation: string): string {
+  const m = messageOf(e);
+  return /^timeout$/i.test(m) ? `${operation} timed out` : `${operation} failed: ${m}`;
 }
 
 function startOptions(resumeAfter: number | undefined, startAt: StartAt): Partial<OrderedConsumerOptions> {

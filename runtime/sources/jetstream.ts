@@ -73,6 +73,9 @@ const Options = t.intersection([
 /** Messages per pull request and the buffer size at which a subject's refills wait (see the lane). */
 const MAX_MESSAGES = 1000;
 const HIGH_WATER = 4000;
+/** A lane that received nothing this long while its stream has more for it gets a new consumer (the lane's watchdog). */
+const STALL_MS = 3000;
+const WATCH_INTERVAL_MS = 1000;
 
 export function jetstreamSource<T>(options: JetStreamSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
 export function jetstreamSource(options: JetStreamSourceOptions<string> & { readonly format: "text" }): SourceDef<string>;
@@ -117,7 +120,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         namePrefix: names.sourceConsumerPrefix(ctx.operatorUid, ctx.subtaskIndex, `${unique}_${k}`),
         resumeAfter: restored.get(filter),
         maxMessages: MAX_MESSAGES, highWater: HIGH_WATER,
-        wake: () => wake.notify(), log: ctx.log,
+        wake: () => wake.notify(), log: ctx.log, stallMs: STALL_MS,
       })));
       const lanes = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -135,6 +138,8 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       const drainAll = () => { for (const lane of lanes) lane.drain(drained); };
       const ended = () => bounded && lanes.every((l) => l.done);
       const check = () => { for (const lane of lanes) if (lane.failure) throw lane.failure; };
+      const watchdog = bounded && lanes.every((l) => l.done) ? undefined : setInterval(() => { for (const lane of lanes) void lane.watch(); }, WATCH_INTERVAL_MS);
+      watchdog?.unref();
 
       return {
         async pollNext() {
@@ -173,6 +178,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           return { stream, offsets };
         },
         async close() {
+          if (watchdog) clearInterval(watchdog);
           await Promise.all(lanes.map((l) => l.close()));
         },
       };

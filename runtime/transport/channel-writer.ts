@@ -2,15 +2,20 @@
 // subtask goes idle, or before control), and a sealed frame is published only against a credit granted by
 // the consumer. Frames without credit wait here, and the subtask stops taking input while any do: that is
 // how a slow consumer backpressures its producers instead of being dropped by core NATS.
+// Frames carry their number on the channel (1, 2, ...) so the consumer detects a lost one; a credit grant
+// is cumulative (publish up to frame N), so a lost grant is made good by the next one.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { encodeControl, encodeRecords, type Frame } from "./frames.ts";
+import { encodeControl, encodeRecords, withSequence, type Frame } from "./frames.ts";
 
 export class ChannelWriter {
   private values: unknown[] = [];
   private timestamps: Array<number | undefined> | undefined;
   private readonly pending: string[] = [];
-  private credits = 0;
+  /** Frames published on this channel, the last one's number. */
+  private sequence = 0;
+  /** The consumer's cumulative grant: frames up to this number may be published. */
+  private limit = 0;
   framesSent = 0;
   recordsSent = 0;
   bytesSent = 0;
@@ -52,8 +57,10 @@ export class ChannelWriter {
     this.enqueue(encodeControl(frame));
   }
 
-  grant(credits: number): void {
-    this.credits += credits;
+  /** The consumer allows frames up to number `limit` (grants only grow; a stale or repeated one is a no-op). */
+  grant(limit: number): void {
+    if (!(limit > this.limit)) return;
+    this.limit = limit;
     this.drain();
   }
 
@@ -71,22 +78,21 @@ export class ChannelWriter {
   }
 
   private enqueue(payload: string): void {
-    if (this.credits > 0 && this.pending.length === 0) this.publish(payload);
+    if (this.sequence < this.limit && this.pending.length === 0) this.publish(payload);
     else this.pending.push(payload);
   }
 
   private drain(): void {
     if (this.pending.length === 0) return;
     let i = 0;
-    while (this.credits > 0 && i < this.pending.length) this.publish(this.pending[i++]!);
+    while (this.sequence < this.limit && i < this.pending.length) this.publish(this.pending[i++]!);
     this.pending.splice(0, i);
     if (this.pending.length === 0) this.onDrained();
   }
 
   private publish(payload: string): void {
-    this.credits--;
     this.framesSent++;
     this.bytesSent += payload.length;
-    this.nc.publish(this.subject, payload);
+    this.nc.publish(this.subject, withSequence(payload, ++this.sequence));
   }
 }

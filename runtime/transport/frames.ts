@@ -36,6 +36,17 @@ export type Frame =
   | { readonly k: "b"; readonly b: CheckpointBarrier }
   | { readonly k: "e" };
 
+/**
+ * A frame as published: `q` numbers the frames of one channel 1, 2, 3, ... so the consumer sees a frame
+ * the server or the client dropped (core NATS keeps nothing across a disconnect) as a gap.
+ */
+export type SequencedFrame = Frame & { readonly q?: number };
+
+/** Puts sequence number `seq` into an encoded frame (every encoding is a JSON object). */
+export function withSequence(payload: string, seq: number): string {
+  return `{"q":${seq},${payload.slice(1)}`;
+}
+
 export function encodeRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): string {
   const columns = toColumns(values);
   if (columns !== undefined) return JSON.stringify({ k: "r", f: columns.fields, c: columns.columns, t: timestamps });
@@ -48,11 +59,11 @@ export function encodeControl(frame: Exclude<Frame, { k: "r" }>): string {
 
 const decoder = new TextDecoder();
 
-export function decodeFrame(data: Uint8Array): Frame {
-  const frame = JSON.parse(decoder.decode(data)) as Frame | ColumnFrame;
-  if (frame.k === "r" && "c" in frame) return { k: "r", v: fromColumns(frame.f, frame.c), t: frame.t };
+export function decodeFrame(data: Uint8Array): SequencedFrame {
+  const frame = JSON.parse(decoder.decode(data)) as SequencedFrame | ColumnFrame;
+  if (frame.k === "r" && "c" in frame) return { k: "r", v: fromColumns(frame.f, frame.c), t: frame.t, q: frame.q };
   return frame;
 }
 
 /** A records frame on the wire when its records went as columns. */
-interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: WireColumn[]; readonly t?: Array<number | null> }
+interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: WireColumn[]; readonly t?: Array<number | null>; readonly q?: number }

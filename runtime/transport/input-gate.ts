@@ -2,9 +2,13 @@
 // order, and credits returned to the producer as frames are consumed. A producer never has more than
 // `creditWindow` frames outstanding per channel, so the queue here is bounded without dropping anything.
 // The gate also carries the subtask's mailbox (timers, control), so the run loop waits on one thing.
+// Frames are numbered per channel: a frame that is not the next number means frames were lost (core NATS
+// keeps nothing across a server restart or a client reconnect), which `onGap` reports before anything
+// after the gap, a checkpoint barrier included, is processed. Grants are cumulative ("up to frame N").
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeFrame, type Frame } from "./frames.ts";
+import { ErrorCode, WeirError } from "../errors.ts";
 
 export interface InputChannelSpec {
   /** Data subject of the channel. */
@@ -25,12 +29,30 @@ export type GateItem =
   | { readonly type: "frame"; readonly channel: number; readonly frame: Frame }
   | { readonly type: "mail"; readonly action: MailAction };
 
+/** Frames of a channel went missing: what was published before the next frame never arrived. */
+export class ChannelGapError extends WeirError {
+  constructor(readonly channel: string, readonly expected: number, readonly received: number | undefined) {
+    super(ErrorCode.Transport, `channel ${channel}: frame ${received ?? "without a number"} arrived where frame ${expected} was due: frames were lost in transit (a NATS disconnect?)`);
+    this.name = "ChannelGapError";
+  }
+}
+
+/** Throws the gap (the subtask fails and the job restarts from its last checkpoint), or logs and resyncs. */
+export type GapHandler = (gap: ChannelGapError) => void;
+
+export const failOnGap: GapHandler = (gap) => { throw gap; };
+
 export class InputGate {
   private readonly queue: Array<[channel: number, data: Uint8Array]> = [];
   private queueHead = 0;
   private readonly mail: MailAction[] = [];
   private wake: (() => void) | undefined;
+  /** Frames consumed per channel, in total. */
   private readonly consumed: number[];
+  /** The cumulative grant last sent per channel (frames up to this number). */
+  private readonly granted: number[];
+  /** The number the next frame of each channel must carry. */
+  private readonly nextSequence: number[];
   private readonly subscriptions: Subscription[] = [];
   private readonly blocked: boolean[];
   /** Frames held back from blocked channels (barrier alignment, issue 5), per channel, in order. */
@@ -41,8 +63,11 @@ export class InputGate {
     private readonly nc: NatsConnection,
     readonly channels: readonly InputChannelSpec[],
     private readonly creditWindow: number,
+    private readonly onGap: GapHandler = failOnGap,
   ) {
     this.consumed = channels.map(() => 0);
+    this.granted = channels.map(() => 0);
+    this.nextSequence = channels.map(() => 1);
     this.blocked = channels.map(() => false);
     this.held = channels.map(() => []);
   }
@@ -62,7 +87,19 @@ export class InputGate {
 
   /** Grants every producer its initial window. */
   start(): void {
-    this.channels.forEach((c) => this.nc.publish(c.creditSubject, `${c.creditTag} ${this.creditWindow}`));
+    this.channels.forEach((_, i) => this.grant(i));
+  }
+
+  /** Sends every channel's grant again (after a reconnect: a grant lost on the way must not stall it). */
+  regrant(): void {
+    this.channels.forEach((c, i) => { if (this.granted[i]! > 0) this.nc.publish(c.creditSubject, `${c.creditTag} ${this.granted[i]}`); });
+  }
+
+  private grant(channel: number): void {
+    const c = this.channels[channel]!;
+    const limit = this.consumed[channel]! + this.creditWindow;
+    this.granted[channel] = limit;
+    this.nc.publish(c.creditSubject, `${c.creditTag} ${limit}`);
   }
 
   enqueue(action: MailAction): void {
@@ -84,7 +121,11 @@ export class InputGate {
       }
       if (this.blocked[channel]) { this.held[channel]!.push(data); continue; }
       this.framesIn++;
-      return { type: "frame", channel, frame: decodeFrame(data) };
+      const frame = decodeFrame(data);
+      const expected = this.nextSequence[channel]!;
+      if (frame.q !== expected) this.onGap(new ChannelGapError(this.channels[channel]!.description, expected, frame.q));
+      this.nextSequence[channel] = (frame.q ?? expected) + 1;
+      return { type: "frame", channel, frame };
     }
     return undefined;
   }
@@ -103,14 +144,10 @@ export class InputGate {
     });
   }
 
-  /** The frame from `channel` has been processed: return credit in batches of half the window. */
+  /** The frame from `channel` has been processed: grant more in steps of half the window. */
   ack(channel: number): void {
     const n = ++this.consumed[channel]!;
-    if (n * 2 >= this.creditWindow) {
-      this.consumed[channel] = 0;
-      const c = this.channels[channel]!;
-      this.nc.publish(c.creditSubject, `${c.creditTag} ${n}`);
-    }
+    if ((n + this.creditWindow - this.granted[channel]!) * 2 >= this.creditWindow) this.grant(channel);
   }
 
   /** Stop delivering a channel's frames (held in order) until `unblock` (barrier alignment). */

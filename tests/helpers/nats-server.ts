@@ -16,3 +16,5 @@ export function withServer<T>(s: Test<T>): { readonly url: string; readonly serv
     get server() { if (!server) throw new Error("server not started"); return server; },
   };
 }
+
+export { RestartableServer } from "../../runtime/nats/restartable-server.ts";

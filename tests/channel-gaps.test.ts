@@ -1,0 +1,99 @@
+// Channels between subtasks detect lost frames and lost credit grants, on a real nats-server: a frame
+// numbered past the one due fails the consumer before anything after it is processed, and grants are
+// cumulative, so a lost grant does not stall a producer once a later one arrives.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { ChannelWriter } from "../runtime/transport/channel-writer.ts";
+import { encodeRecords, withSequence } from "../runtime/transport/frames.ts";
+import { ChannelGapError, InputGate, type GateItem } from "../runtime/transport/input-gate.ts";
+
+const s = suite("channel gaps");
+const nats = withServer(s);
+
+const spec = (subject: string) => ({ subject, creditSubject: `${subject}.cr`, creditTag: "0.0", inputIndex: 0, indexInInput: 0, description: "src#0" });
+
+/** Polls until `n` frames came through (or throws what poll throws); a deadline bounds the wait. */
+async function pollFrames(gate: InputGate, n: number): Promise<GateItem[]> {
+  const got: GateItem[] = [];
+  const deadline = Date.now() + 10_000;
+  while (got.length < n) {
+    if (Date.now() > deadline) throw new Error(`only ${got.length} of ${n} frames arrived`);
+    const item = gate.poll();
+    if (item) got.push(item);
+    else await gate.waitForInput(50);
+  }
+  return got;
+}
+
+async function withConnection(f: (nc: NatsConnection) => Promise<void>): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  try { await f(nc); } finally { await nc.close(); }
+}
+
+s("frames numbered 1, 2, 4: the consumer takes 1 and 2 and fails on 4, naming frame 3", () => withConnection(async (nc) => {
+  const gate = new InputGate(nc, [spec("gap.a")], 8);
+  try {
+    gate.subscribe();
+    await nc.flush();
+    for (const q of [1, 2, 4]) nc.publish("gap.a", withSequence(encodeRecords([q], undefined), q));
+    const first = await pollFrames(gate, 2);
+    assert.equal(first.map((i) => i.type === "frame" && i.frame.k === "r" ? i.frame.v : undefined), [[1], [2]]);
+    const err = await pollFrames(gate, 1).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, ChannelGapError);
+    assert.match((err as Error).message, /frame 4 arrived where frame 3 was due/);
+  } finally {
+    gate.close();
+  }
+}));
+
+s("a channel from a real writer numbers its frames in order: no gap over many frames and control", () => withConnection(async (nc) => {
+  const gate = new InputGate(nc, [spec("gap.b")], 4);
+  const creditSub = nc.subscribe("gap.b.cr", { callback: (_e, m) => writer.grant(Number(m.string().split(" ")[1])) });
+  const writer = new ChannelWriter(nc, "gap.b", 10, 1024 * 1024, () => {});
+  try {
+    gate.subscribe();
+    await nc.flush();
+    gate.start();
+    for (let i = 0; i < 500; i++) {
+      writer.add(i, undefined);
+      if (i % 97 === 0) writer.control({ k: "w", w: i });
+    }
+    writer.control({ k: "e" });
+    const items: GateItem[] = [];
+    const deadline = Date.now() + 10_000;
+    // Frames beyond the window wait in the writer for grants, which come as the gate acks what it took.
+    while (!items.some((i) => i.type === "frame" && i.frame.k === "e")) {
+      if (Date.now() > deadline) throw new Error(`stalled after ${items.length} frames`);
+      const item = gate.poll();
+      if (item) { items.push(item); gate.ack(0); } else await gate.waitForInput(50);
+    }
+    const values = items.flatMap((i) => (i.type === "frame" && i.frame.k === "r" ? i.frame.v : []));
+    assert.equal(values, Array.from({ length: 500 }, (_, i) => i));
+  } finally {
+    creditSub.unsubscribe();
+    gate.close();
+  }
+}));
+
+s("grants are cumulative: after a lost grant, the next one lets every frame through", () => withConnection(async (nc) => {
+  const writer = new ChannelWriter(nc, "gap.c", 1, 1024 * 1024, () => {});
+  const got: number[] = [];
+  const sub = nc.subscribe("gap.c", { callback: (_e, m) => { got.push((m.json() as { q: number }).q); } });
+  try {
+    for (let i = 0; i < 6; i++) writer.add(i, undefined);
+    writer.grant(2); // the grant "up to 4" is lost; "up to 6" arrives
+    writer.grant(6);
+    writer.grant(5); // late, stale: changes nothing
+    await nc.flush();
+    const deadline = Date.now() + 5000;
+    while (got.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(got, [1, 2, 3, 4, 5, 6]);
+    assert.is(writer.backlog, 0);
+  } finally {
+    sub.unsubscribe();
+  }
+}));
+
+s.run();

@@ -1,0 +1,168 @@
+// Runs a keyed count with an exactly-once JetStream sink, input published continuously, while its
+// nats-server is SIGKILLed and started again (same port, same store) again and again; then compares the
+// output with the reference: every key's counts 1..n, each exactly once. Used by
+// tests/nats-restart.test.ts (a few restarts) and `npm run bench restarts` (more, with figures).
+
+import * as t from "io-ts";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Sinks, Sources, StreamEnvironment, valueState } from "../../mod.ts";
+import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
+import { readStream } from "./streams.ts";
+
+export interface RestartRunOptions {
+  readonly server: RestartableServer;
+  readonly restarts: number;
+  /** How long the server stays down each time. */
+  readonly downMs: number;
+  /** Input records published per second while the job runs. */
+  readonly ratePerSec: number;
+  readonly checkpointIntervalMs: number;
+  /** Deadline for each wait (progress after a restart, the final drain). */
+  readonly waitMs: number;
+  readonly log: (line: string) => void;
+}
+
+export interface RestartRunResult {
+  readonly published: number;
+  readonly outputs: number;
+  /** Counts 1..n missing, summed over keys. */
+  readonly lost: number;
+  /** Counts seen more than once (or beyond n), summed over keys. */
+  readonly duplicated: number;
+  /** Per restart: ms from the server being back to the next new output (undefined: none before the deadline). */
+  readonly progressMs: ReadonlyArray<number | undefined>;
+  readonly jobRestarts: number;
+  readonly jobState: string;
+}
+
+const Event = t.type({ id: t.number, key: t.string });
+const count = valueState("count", t.number);
+const keyOf = (i: number) => `k${(i * 31) % 101}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runWithServerRestarts(o: RestartRunOptions): Promise<RestartRunResult> {
+  const nc = await connect({ servers: o.server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  const env = StreamEnvironment.create({ name: "restarty", nats: o.server.url, parallelism: 2, checkpointIntervalMs: o.checkpointIntervalMs }, { log: (m) => o.log(`  [job] ${m}`) });
+  const publisher = new Publisher(nc, o.ratePerSec);
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "IN", subjects: ["in.*"] });
+    env
+      .fromSource(Sources.jetstream({ stream: "IN", subjects: ["in.a", "in.b"], codec: Event }), { uid: "events" })
+      .keyBy((e) => e.key)
+      .process<{ key: string; n: number; id: number }>({
+        async processElement(e, ctx) {
+          const n = ((await ctx.state(count).value()) ?? 0) + 1;
+          await ctx.state(count).update(n);
+          ctx.collect({ key: e.key, n, id: e.id });
+        },
+      }, { uid: "count" })
+      .sinkTo(Sinks.jetstream({ stream: "OUT", subject: (x) => `out.${x.key}` }), { uid: "out" });
+    const client = await env.executeAsync();
+    const outputs = () => outputCount(nc);
+    const progressMs: Array<number | undefined> = [];
+    publisher.start();
+    await waitFor(async () => (await outputs()) > 0, o.waitMs);
+    for (let i = 0; i < o.restarts; i++) {
+      await sleep(200 + ((i * 397) % 1300));
+      await o.server.kill();
+      await sleep(o.downMs);
+      await o.server.restart();
+      const back = Date.now();
+      const before = await waitFor(outputs, o.waitMs);
+      const progressed = await waitFor(async () => (await outputs()) > before, o.waitMs);
+      progressMs.push(progressed ? Date.now() - back : undefined);
+      o.log(`restart ${i + 1}/${o.restarts}: ${progressed ? `new output ${Date.now() - back} ms after the server was back` : "no new output before the deadline"}; published ${publisher.published}`);
+    }
+    await publisher.stop();
+    const published = publisher.published;
+    await waitFor(async () => (await outputs()) >= published, o.waitMs);
+    const status = client.status();
+    await Promise.race([client.stop().catch(() => {}), sleep(o.waitMs)]);
+    const out = await readStream<{ key: string; n: number }>(nc, "OUT");
+    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state };
+  } finally {
+    await publisher.stop();
+    await env.close().catch(() => {});
+    await nc.close().catch(() => {});
+  }
+}
+
+/** Lost and duplicated counts against the reference: key k's outputs are exactly 1..(inputs of k). */
+function compare(published: number, out: ReadonlyArray<{ key: string; n: number }>): { lost: number; duplicated: number } {
+  const expected = new Map<string, number>();
+  for (let i = 0; i < published; i++) expected.set(keyOf(i), (expected.get(keyOf(i)) ?? 0) + 1);
+  const seen = new Map<string, Map<number, number>>();
+  for (const x of out) {
+    const m = seen.get(x.key) ?? new Map<number, number>();
+    m.set(x.n, (m.get(x.n) ?? 0) + 1);
+    seen.set(x.key, m);
+  }
+  let lost = 0;
+  let duplicated = 0;
+  for (const [key, n] of expected) {
+    const m = seen.get(key) ?? new Map<number, number>();
+    for (let c = 1; c <= n; c++) if (!m.has(c)) lost++;
+    for (const [c, times] of m) duplicated += c > n ? times : times - 1;
+  }
+  for (const [key, m] of seen) if (!expected.has(key)) for (const times of m.values()) duplicated += times;
+  return { lost, duplicated };
+}
+
+async function outputCount(nc: NatsConnection): Promise<number> {
+  try {
+    return (await (await jetstreamManager(nc, { timeout: 1000 })).streams.info("OUT")).state.messages;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls `check` until it is truthy or `ms` passed; returns its last value. */
+async function waitFor<T>(check: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v || Date.now() > deadline) return v;
+    await sleep(100);
+  }
+}
+
+/** Publishes event after event at a steady rate, each with a message id, retrying until acknowledged. */
+class Publisher {
+  published = 0;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(private readonly nc: NatsConnection, private readonly ratePerSec: number) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const js = jetstream(this.nc, { timeout: 2000 });
+    const batch = Math.max(1, Math.round(this.ratePerSec / 20));
+    while (!this.stopping) {
+      const started = Date.now();
+      const from = this.published;
+      for (;;) {
+        // The stream's duplicate window drops a retried id that did arrive.
+        const acks = Array.from({ length: batch }, (_, k) => {
+          const id = from + k;
+          return js.publish(`in.${id % 2 ? "a" : "b"}`, JSON.stringify({ id, key: keyOf(id) }), { msgID: `e${id}` });
+        });
+        const settled = await Promise.allSettled(acks);
+        if (settled.every((s) => s.status === "fulfilled")) break;
+        await sleep(100);
+      }
+      this.published = from + batch;
+      await sleep(Math.max(0, 50 - (Date.now() - started)));
+    }
+  }
+}
