@@ -7,6 +7,7 @@ import { decodeOrThrow, NonNegativeInt, PositiveInt } from "../validation.ts";
 import { assertToken } from "../names.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
+import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy, type RestartStrategy } from "../exec/restart-strategy.ts";
 
 export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
 export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
@@ -55,8 +56,8 @@ export const JobOptionsCodec = t.intersection([
     checkpointsRetained: PositiveInt,
     /** Sorting a backlog (FLIP-327): memory before spilling sorted runs, disk for the runs, where. */
     backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.string })),
-    /** On a failure, restart from the last checkpoint up to `attempts` times, `delayMs` apart. */
-    restartStrategy: t.exact(t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt })),
+    /** On a failure, restart from the last checkpoint (restart-strategy.ts); `{ attempts, delayMs }` is fixed-delay. */
+    restartStrategy: RestartStrategyCodec,
   })),
 ], "JobOptions");
 
@@ -89,7 +90,7 @@ export interface ResolvedJobOptions {
   readonly restore: "latest" | "none" | number;
   readonly checkpointTimeoutMs: number;
   readonly checkpointsRetained: number;
-  readonly restartStrategy: { readonly attempts: number; readonly delayMs: number };
+  readonly restartStrategy: RestartStrategy;
   readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };
   readonly inspect?: (event: unknown) => void;
 }
@@ -99,6 +100,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     throw new WeirError(ErrorCode.InvalidOption, "job options: expected an object with at least a name");
   }
   const { inspect, ...rest } = options as JobOptions;
+  checkRestartStrategy((rest as { restartStrategy?: unknown }).restartStrategy, "job options: restartStrategy");
   const o = decodeOrThrow(JobOptionsCodec, rest, "job options");
   assertToken("job name", o.name);
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
@@ -133,9 +135,9 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     restore: o.restore ?? "latest",
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
     checkpointsRetained: o.checkpointsRetained ?? 3,
-    // Flink restarts from checkpoints by default once checkpointing is on; without checkpoints a restart
-    // would replay from nothing, so it fails instead.
-    restartStrategy: o.restartStrategy ?? { attempts: checkpointIntervalMs > 0 ? 3 : 0, delayMs: 1000 },
+    // Flink restarts from checkpoints by default once checkpointing is on (exponential-delay); without
+    // checkpoints a restart would replay from nothing, so it fails instead.
+    restartStrategy: resolveRestartStrategy(o.restartStrategy, checkpointIntervalMs > 0),
     backlogSort: {
       memoryBytes: o.backlogSort?.memoryBytes ?? 64 * 1024 * 1024,
       diskBytes: o.backlogSort?.diskBytes ?? 10 * 1024 * 1024 * 1024,

@@ -18,6 +18,7 @@ import { RestoreBundle } from "../checkpoint/restore.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
+import { NO_HISTORY, decideRestart, describeRestartStrategy, type RestartDecision, type RestartHistory } from "./restart-strategy.ts";
 import { Subtask, type StateBackendRequest, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
 
 export interface JobFailure {
@@ -39,6 +40,12 @@ export interface JobStatus {
   readonly deadLetters: number;
   readonly failure?: string;
   readonly restarts: number;
+  /** The restart strategy, described ("exponential-delay (1000-60000 ms ×2, reset after 300000 ms)"). */
+  readonly restartStrategy: string;
+  /** While a restart waits for its delay: when it will happen. */
+  readonly nextRestartAt?: string;
+  readonly nextRestartDelayMs?: number;
+  /** The last failures (at most MAX_FAILURES_KEPT). */
   readonly failures: readonly JobFailure[];
   readonly restoredFrom?: number;
   readonly checkpoints?: CheckpointStats;
@@ -61,6 +68,8 @@ export interface JobRunnerOptions {
 }
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
+/** A daemon may restart for months: status keeps only the latest failures. */
+const MAX_FAILURES_KEPT = 20;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -81,6 +90,11 @@ export class JobRunner {
   private stopKind: "checkpoint" | "savepoint" = "checkpoint";
   private finalCheckpointStarted = false;
   private readonly checkpointing: boolean;
+  private readonly clock: Clock;
+  /** What the restart strategy remembers across failures, and its decision for the failure being handled. */
+  private restartHistory: RestartHistory = NO_HISTORY;
+  private restartDecision: RestartDecision | undefined;
+  private nextRestart: { at: number; delayMs: number } | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -90,6 +104,7 @@ export class JobRunner {
   ) {
     this.names = new JobNames(job.name);
     this.checkpointing = job.checkpointIntervalMs > 0;
+    this.clock = options.clock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
     const total = graph.vertices.reduce((n, v) => n + v.parallelism, 0);
@@ -209,6 +224,8 @@ export class JobRunner {
       deadLetters: this.deadLetters.total,
       ...(snap.context.failure ? { failure: snap.context.failure } : {}),
       restarts: snap.context.restarts,
+      restartStrategy: describeRestartStrategy(this.job.restartStrategy),
+      ...(this.nextRestart ? { nextRestartAt: new Date(this.nextRestart.at).toISOString(), nextRestartDelayMs: this.nextRestart.delayMs } : {}),
       failures: [...this.failures],
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
@@ -249,7 +266,7 @@ export class JobRunner {
         attempt: this.attemptId,
         job: this.job,
         graph: this.graph,
-        clock: this.options.clock ?? systemClock,
+        clock: this.clock,
         createStateBackend: this.options.createStateBackend,
         ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
         ...(this.restore ? { restore: this.restore } : {}),
@@ -283,9 +300,21 @@ export class JobRunner {
   private onSubtaskFailed(s: Subtask | undefined, e: unknown): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : "deployment"} failed: ${describeError(e)}`);
-    const restarts = this.actor.getSnapshot().context.restarts;
-    const willRestart = this.checkpointing && restarts < this.job.restartStrategy.attempts && this.state !== "cancelling";
+    // The strategy decides once per failure of the job: further subtasks failing while it is torn down
+    // are the same failure.
+    const state = this.state;
+    if (state === "deploying" || state === "running" || state === "stopping" || state === "restarting") {
+      if (!this.checkpointing) {
+        this.restartDecision = { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: this.restartHistory };
+      } else {
+        this.restartDecision = decideRestart(this.job.restartStrategy, this.restartHistory, this.clock.now());
+        this.restartHistory = this.restartDecision.history;
+      }
+      if (!this.restartDecision.restart) this.log(`not restarting: ${this.restartDecision.reason}`);
+    }
+    const willRestart = state !== "cancelling" && (this.restartDecision?.restart ?? false);
     this.failures.push({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted: willRestart });
+    if (this.failures.length > MAX_FAILURES_KEPT) this.failures.splice(0, this.failures.length - MAX_FAILURES_KEPT);
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
   }
 
@@ -352,10 +381,10 @@ export class JobRunner {
     this.coordinator?.abortPending("the job is restarting or ending");
     // Cancellation is synchronous for the subtasks' loops; let pending callbacks settle, then report.
     setImmediate(() => {
-      const ctx = this.actor.getSnapshot().context;
-      const last = this.failures[this.failures.length - 1];
-      if (this.state === "failing" && last?.restarted && ctx.restarts < this.job.restartStrategy.attempts) {
-        setTimeout(() => { void this.restartFromCheckpoint(); }, this.job.restartStrategy.delayMs).unref();
+      const decision = this.restartDecision;
+      if (this.state === "failing" && decision?.restart) {
+        this.nextRestart = { at: this.clock.now() + decision.delayMs, delayMs: decision.delayMs };
+        this.clock.setTimeout(() => { this.nextRestart = undefined; void this.restartFromCheckpoint(); }, decision.delayMs);
       } else {
         this.actor.send({ type: "ALL_TERMINATED" });
       }
@@ -369,7 +398,7 @@ export class JobRunner {
       this.attemptId = randomBytes(4).toString("hex");
       this.finalCheckpointStarted = false;
       this.failure = undefined;
-      this.log(`restarting (attempt ${this.actor.getSnapshot().context.restarts + 1}/${this.job.restartStrategy.attempts}) from ${this.restore ? `checkpoint ${this.restore.id}` : "the beginning"}`);
+      this.log(`restarting (restart ${this.actor.getSnapshot().context.restarts + 1}, ${describeRestartStrategy(this.job.restartStrategy)}) from ${this.restore ? `checkpoint ${this.restore.id}` : "the beginning"}`);
       this.actor.send({ type: "RESTART" });
     } catch (e) {
       this.failure = e;

@@ -43,6 +43,8 @@ export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobS
 
 export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${s.failure ? `, failure: ${s.failure}` : ""}`;
+  const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
+  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
@@ -60,7 +62,7 @@ export function formatStatus(s: JobStatus): string {
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [head, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+  return [head, restarts, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
 }
 
 export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {
