@@ -18,6 +18,7 @@ import { RestoreBundle } from "../checkpoint/restore.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
+import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { NO_HISTORY, decideRestart, describeRestartStrategy, type RestartDecision, type RestartHistory } from "./restart-strategy.ts";
 import { Subtask, type StateBackendRequest, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
 
@@ -95,6 +96,9 @@ export class JobRunner {
   private restartHistory: RestartHistory = NO_HISTORY;
   private restartDecision: RestartDecision | undefined;
   private nextRestart: { at: number; delayMs: number } | undefined;
+  /** The last known status in the jobs bucket, for `weir status` once this process is gone. */
+  private readonly lastStatus: LastStatusWriter;
+  private lastStatusTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -107,6 +111,7 @@ export class JobRunner {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
+    this.lastStatus = new LastStatusWriter(nc, this.log);
     const total = graph.vertices.reduce((n, v) => n + v.parallelism, 0);
     this.actor = createActor(
       jobMachine.provide({
@@ -169,7 +174,13 @@ export class JobRunner {
       this.restore = await this.loadRestore(this.job.restore, latest?.pointer.id);
       if (this.restore) this.log(`restoring from ${this.restore.checkpoint.kind} ${this.restore.id}`);
     }
+    let lastState: unknown;
+    this.actor.subscribe((snap) => {
+      if (snap.value !== lastState) { lastState = snap.value; this.recordLastStatus(); }
+    });
     this.actor.start();
+    this.lastStatusTimer = setInterval(() => this.recordLastStatus(), LAST_STATUS_INTERVAL_MS);
+    this.lastStatusTimer.unref();
     this.serveControl();
     const running = new Promise<void>((resolve, reject) => {
       const sub = this.actor.subscribe((snap) => {
@@ -406,8 +417,24 @@ export class JobRunner {
     }
   }
 
+  /** A small summary (never the subtasks): written at state changes and every few seconds. */
+  private recordLastStatus(): void {
+    const s = this.status();
+    this.lastStatus.write({
+      job: s.job, state: s.state, startedAt: s.startedAt,
+      ...(s.failure !== undefined ? { failure: s.failure } : {}),
+      restarts: s.restarts, restartStrategy: s.restartStrategy,
+      ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
+      recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters,
+      ...(s.checkpoints?.lastCompleted ? { lastCheckpoint: s.checkpoints.lastCompleted.id } : {}),
+    });
+  }
+
   private async cleanup(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    if (this.lastStatusTimer) clearInterval(this.lastStatusTimer);
+    this.recordLastStatus();
+    await this.lastStatus.flush();
     await this.coordinator?.stop();
     for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
     for (const sub of this.controlSubs) sub.unsubscribe();

@@ -8,6 +8,7 @@ import { GlobalNames, JobNames } from "../../names.ts";
 import type { JobStatus } from "../../exec/job-runner.ts";
 import { ErrorCode, WeirError } from "../../errors.ts";
 import { formatCount } from "../progress.ts";
+import { formatLastStatus, readLastStatus } from "../../exec/last-status.ts";
 
 async function controlConnection(explicit?: string): Promise<NatsConnection | undefined> {
   const url = explicit ?? process.env.WEIR_NATS_URL;
@@ -80,7 +81,13 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
     let missing = 0;
     for (const name of names) {
       const s = await fetchStatus(nc, name);
-      if (!s) { missing++; process.stdout.write(`${name}: not running\n`); continue; }
+      if (!s) {
+        missing++;
+        const last = await readLastStatus(nc, name);
+        if (flags.json) process.stdout.write(`${JSON.stringify({ job: name, running: false, ...(last ? { last } : {}) }, null, 2)}\n`);
+        else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running`}\n`);
+        continue;
+      }
       process.stdout.write(`${flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
     }
     return missing ? 1 : 0;
