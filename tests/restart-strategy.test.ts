@@ -59,6 +59,12 @@ s("options: the old { attempts, delayMs } is fixed-delay; defaults; unknown keys
   assert.equal(resolveJobOptions(base).restartStrategy, resolveRestartStrategy(undefined, true));
   assert.is(resolveJobOptions(base).restartStrategy.type, "exponential-delay");
   assert.is(resolveJobOptions({ name: "j" }).restartStrategy.type, "none");
+  // The default: a failure loop ends after 10 restarts in a row (1 s, 2 s, ... capped at 60 s); isolated failures never.
+  const def = resolveJobOptions(base).restartStrategy;
+  const loop: number[] = [];
+  for (let i = 0, at = 0; i < 11; i++) { loop.push(at); at += 60_000; }
+  assert.equal(run(def, loop), [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000, 60000, "give up"]);
+  assert.equal(run(def, Array.from({ length: 20 }, (_, i) => i * HOUR)), Array(20).fill(1000));
   assert.equal(resolveJobOptions({ ...base, restartStrategy: { type: "failure-rate", maxFailures: 3, intervalMs: 1000, delayMs: 0 } }).restartStrategy,
     { type: "failure-rate", maxFailures: 3, intervalMs: 1000, delayMs: 0 });
   assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { type: "exponential-delay", attempts: 3 } }), /restartStrategy\.attempts: unknown option/);

@@ -8,7 +8,7 @@
 //   exponential-delay  delays initialDelayMs, ×multiplier, capped at maxDelayMs; back to initialDelayMs once
 //                      the job ran `resetThresholdMs` without failing; ±jitter (a fraction) against restart
 //                      storms of many jobs; optionally give up after `attemptsBeforeReset` restarts in a row
-//                      without a reset (Flink's attempts-before-reset-backoff)
+//                      without a reset (Flink's attempts-before-reset-backoff; default 10)
 
 import * as t from "io-ts";
 import { ErrorCode, WeirError } from "../errors.ts";
@@ -69,9 +69,10 @@ export type RestartStrategy =
   };
 
 /**
- * Defaults for a daemon (Flink: 1 s, ×1.5, max 1 min, reset after 1 h, jitter 0.1): the first restart
- * comes after 1 s, a failure loop settles at one attempt a minute, and five quiet minutes count as
- * recovered, so isolated failures hours apart restart quickly forever.
+ * Defaults for a daemon (Flink: 1 s, ×1.5, max 1 min, reset after 1 h, jitter 0.1, no attempt limit):
+ * the first restart comes after 1 s, five quiet minutes count as recovered, so isolated failures hours
+ * apart restart quickly forever; a failure loop (a bug hit on every replay) backs off to a minute and
+ * ends the job after 10 restarts in a row (~5 minutes), so `weir run` still exits with the reason.
  */
 export const EXPONENTIAL_DELAY_DEFAULTS = {
   initialDelayMs: 1000,
@@ -79,6 +80,7 @@ export const EXPONENTIAL_DELAY_DEFAULTS = {
   multiplier: 2,
   resetThresholdMs: 5 * 60_000,
   jitter: 0.1,
+  attemptsBeforeReset: 10,
 } as const;
 
 const KEYS: Record<RestartStrategyType, readonly string[]> = {
@@ -121,7 +123,7 @@ export function resolveRestartStrategy(option: RestartStrategyOption | undefined
         multiplier: option.multiplier ?? EXPONENTIAL_DELAY_DEFAULTS.multiplier,
         resetThresholdMs: option.resetThresholdMs ?? EXPONENTIAL_DELAY_DEFAULTS.resetThresholdMs,
         jitter: option.jitter ?? EXPONENTIAL_DELAY_DEFAULTS.jitter,
-        ...(option.attemptsBeforeReset !== undefined ? { attemptsBeforeReset: option.attemptsBeforeReset } : {}),
+        attemptsBeforeReset: option.attemptsBeforeReset ?? EXPONENTIAL_DELAY_DEFAULTS.attemptsBeforeReset,
       };
     }
     default: return { type: "fixed-delay", attempts: option.attempts, delayMs: option.delayMs };
