@@ -138,6 +138,25 @@ s("json + codec: every valid record exactly once, every poison in the dead-lette
   }
 });
 
+s("a record the sink cannot encode (too deep, chained with the source: no frame) is dead-lettered by the sink", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "PS", subjects: ["ps.>"] });
+  const js = jetstream(nc);
+  for (let i = 0; i < 20; i++) await js.publish("ps.a", JSON.stringify({ id: i, payload: i }));
+  await js.publish("ps.a", `{"id":99,"payload":${nestedText(10_000)}}`);
+  const e = StreamEnvironment.create({ name: "poisonsink", nats: server.url, stateBackend: "heap", parallelism: 1, checkpointIntervalMs: 300 });
+  e.fromSource(Sources.jetstream({ stream: "PS", subjects: ["ps.>"], codec: Rec, bounded: true }), { name: "in" })
+    .sinkTo(Sinks.jetstream({ stream: "PS_OUT", subject: "psout" }), { name: "out" });
+  await e.execute();
+  await e.close();
+  const out = await readStream<{ id: number }>(nc, "PS_OUT");
+  assert.equal(out.map((o) => o.id).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  const letters = await dlq("poisonsink", 1);
+  assert.is(letters.length, 1);
+  assert.match(String(letters[0]!.body.origin), /^out#0$/);
+  assert.match(String(letters[0]!.body.reason), /cannot be encoded by the sink: RangeError/);
+});
+
 s("text and bytes formats: invalid UTF-8 and oversized input dead-lettered (text), everything flows (bytes)", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "PT", subjects: ["pt.>"] });
