@@ -1,6 +1,8 @@
 // Every error weir raises on purpose is a WeirError with a code from ErrorCode; `describeError` is the one
 // place that turns any thrown value into the one-line message the CLI prints.
 
+import { preview } from "./preview.ts";
+
 export const ErrorCode = {
   InvalidOption: "INVALID_OPTION",
   InvalidJob: "INVALID_JOB",
@@ -36,7 +38,7 @@ export class WeirError extends Error {
 /** A user function (map, process, selector, ...) threw or rejected. Names operator, subtask and key. */
 export class UserFunctionError extends WeirError {
   constructor(readonly operator: string, readonly subtask: number, readonly key: unknown, cause: unknown) {
-    const where = key === undefined ? "" : ` for key ${JSON.stringify(key)}`;
+    const where = key === undefined ? "" : ` for key ${preview(key, 80)}`;
     super(ErrorCode.UserFunction, `operator "${operator}" (subtask ${subtask}) failed${where}: ${messageOf(cause)}`, { cause });
     this.name = "UserFunctionError";
   }

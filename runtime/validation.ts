@@ -3,6 +3,7 @@
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";
 import { ErrorCode, WeirError } from "./errors.ts";
+import { preview } from "./preview.ts";
 
 /** `asyncState.bufferSize`, `items[2].name`: where a value failed, skipping union/intersection members. */
 export function errorPath(errors: t.Errors): string {
@@ -27,7 +28,8 @@ export function describeErrors(errors: t.Errors): string {
   const e = errors[0];
   if (!e) return "invalid";
   const expected = e.message ?? e.context[e.context.length - 1]?.type.name ?? "a valid value";
-  const got = e.value === undefined ? "nothing" : (JSON.stringify(e.value) ?? String(e.value)).slice(0, 80);
+  // preview, not JSON.stringify: the value may be user data of any size or depth.
+  const got = e.value === undefined ? "nothing" : preview(e.value, 80);
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
   return `${pathOf(e)}: expected ${expected}, got ${got}${more}`;
 }

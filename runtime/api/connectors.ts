@@ -17,6 +17,8 @@ export interface DeadLetter {
   /** The raw input, as text when it decodes as UTF-8, else base64. */
   readonly data: Uint8Array | string;
   readonly subject?: string;
+  /** The JetStream stream it was read from (with `sequence`, where to find the original). */
+  readonly stream?: string;
   readonly sequence?: number;
   readonly line?: number;
 }

@@ -8,6 +8,7 @@ import { assertToken } from "../names.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec, type StateBackendConfig } from "../../state/config.ts";
+import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy, type RestartStrategy } from "../exec/restart-strategy.ts";
 
 export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
 export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
@@ -52,8 +53,8 @@ export const JobOptionsCodec = t.intersection([
     checkpointsRetained: PositiveInt,
     /** Sorting a backlog (FLIP-327): memory before spilling sorted runs, disk for the runs, where. */
     backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.string })),
-    /** On a failure, restart from the last checkpoint up to `attempts` times, `delayMs` apart. */
-    restartStrategy: t.exact(t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt })),
+    /** On a failure, restart from the last checkpoint (restart-strategy.ts); `{ attempts, delayMs }` is fixed-delay. */
+    restartStrategy: RestartStrategyCodec,
     /** Observe every actor's transitions (xstate inspection events). */
     inspect: FunctionOption,
   })),
@@ -91,7 +92,7 @@ export interface ResolvedJobOptions {
   readonly restore: "latest" | "none" | number;
   readonly checkpointTimeoutMs: number;
   readonly checkpointsRetained: number;
-  readonly restartStrategy: { readonly attempts: number; readonly delayMs: number };
+  readonly restartStrategy: RestartStrategy;
   readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };
   readonly inspect?: (event: unknown) => void;
 }
@@ -101,6 +102,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     throw new WeirError(ErrorCode.InvalidOption, "job options: expected an object with at least a name");
   }
   const { inspect } = options as JobOptions;
+  checkRestartStrategy((options as { restartStrategy?: unknown }).restartStrategy, "job options: restartStrategy");
   const o = decodeOptions(JobOptionsCodec, options, "job options");
   assertToken("job name", o.name);
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
@@ -135,9 +137,9 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     restore: o.restore ?? "latest",
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
     checkpointsRetained: o.checkpointsRetained ?? 3,
-    // Flink restarts from checkpoints by default once checkpointing is on; without checkpoints a restart
-    // would replay from nothing, so it fails instead.
-    restartStrategy: o.restartStrategy ?? { attempts: checkpointIntervalMs > 0 ? 3 : 0, delayMs: 1000 },
+    // Flink restarts from checkpoints by default once checkpointing is on (exponential-delay); without
+    // checkpoints a restart would replay from nothing, so it fails instead.
+    restartStrategy: resolveRestartStrategy(o.restartStrategy, checkpointIntervalMs > 0),
     backlogSort: {
       memoryBytes: o.backlogSort?.memoryBytes ?? 64 * 1024 * 1024,
       diskBytes: o.backlogSort?.diskBytes ?? 10 * 1024 * 1024 * 1024,

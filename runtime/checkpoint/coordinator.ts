@@ -56,6 +56,7 @@ export class CheckpointCoordinator {
   private idleWaiters: Array<() => void> = [];
   /** Deleting old checkpoints runs behind commits, one at a time; stop() waits for it. */
   private housekeeping: Promise<void> = Promise.resolve();
+  private swept = false;
   private triggeredAt = 0;
   private kind: CheckpointKind = "checkpoint";
   private revision: number;
@@ -197,7 +198,7 @@ export class CheckpointCoordinator {
       subtasks: [...this.acks.values()],
     };
     try {
-      this.revision = await this.o.store.commit(metadata, this.revision);
+      this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain);
       this.lastSummary = summarize(metadata);
       this.actor.send({ type: "COMMITTED", checkpointId });
       this.housekeeping = this.housekeeping.then(() => this.retain()).catch((e) => this.o.log(`deleting old checkpoints failed: ${messageOf(e)}`));
@@ -227,11 +228,15 @@ export class CheckpointCoordinator {
     if (next) queueMicrotask(() => next.resolve(0));
   }
 
-  /** Keeps the newest `retain` checkpoints (savepoints are kept until deleted by hand). */
+  /**
+   * Keeps the newest `retain` checkpoints (savepoints are kept until deleted by hand): deletes the ids the
+   * commit dropped, and once per run sweeps what an earlier run's crash left behind.
+   */
   private async retain(): Promise<void> {
-    const ids = await this.o.store.list();
-    const checkpoints: number[] = [];
-    for (const id of ids) if ((await this.o.store.kindOf(id)) === "checkpoint") checkpoints.push(id);
-    for (const id of checkpoints.slice(0, Math.max(0, checkpoints.length - this.o.retain))) await this.o.store.delete(id);
+    await this.o.store.deleteExpired();
+    if (this.swept) return;
+    this.swept = true;
+    const n = await this.o.store.sweep();
+    if (n > 0) this.o.log(`deleted ${n} checkpoint(s) an earlier run left behind`);
   }
 }

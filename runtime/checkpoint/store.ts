@@ -3,8 +3,15 @@
 // one. Writing the metadata first and then moving `latest` with a compare-and-set is the commit: a crash
 // before the CAS leaves the previous checkpoint as the latest, and a second coordinator (a zombie of an
 // earlier run) loses the CAS instead of overwriting.
+//
+// Bookkeeping is O(1) per checkpoint: `latest` also names the retained checkpoints, so retention deletes
+// known ids and never lists keys (a KV key listing leaves a consumer on the stream for minutes and walks
+// every marker). A checkpoint is deleted with a subject-filtered stream purge, which, unlike KV
+// delete/purge, leaves no marker message behind: the bucket's stream holds only what is retained.
+// One listing per run (`sweep`) removes what a crash between the commit and the deletes left over.
 
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { ErrorCode, WeirError } from "../errors.ts";
 import type { JobNames } from "../names.ts";
@@ -14,24 +21,35 @@ export interface LatestPointer {
   readonly id: number;
   readonly kind: CheckpointKind;
   readonly completedAt: number;
+  /** Completed checkpoints (not savepoints) kept, oldest first, this one included when it is one. */
+  readonly retained?: readonly number[];
 }
 
 const PART_BYTES = 512 * 1024;
 const pad = (id: number) => String(id).padStart(12, "0");
 
 export class CheckpointStore {
-  private constructor(private readonly kv: KV, readonly bucket: string) {}
+  /** The pointer as last read or written, to carry the retained ids to the next commit without a read. */
+  private known: { pointer: LatestPointer; revision: number } | undefined;
+  /** Checkpoints that fell out of the retention at the last commits, to delete. */
+  private expired: number[] = [];
+
+  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, readonly bucket: string) {}
 
   static async open(nc: NatsConnection, names: JobNames): Promise<CheckpointStore> {
     const kvm = new Kvm(nc);
     const kv = await kvm.create(names.checkpointBucket, { history: 1 });
-    return new CheckpointStore(kv, names.checkpointBucket);
+    return new CheckpointStore(nc, kv, names.checkpointBucket);
   }
+
+  /** The KV bucket's stream. */
+  get stream(): string { return `KV_${this.bucket}`; }
 
   async latest(): Promise<{ pointer: LatestPointer; revision: number } | undefined> {
     const e = await this.kv.get("latest");
     if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
-    return { pointer: e.json<LatestPointer>(), revision: e.revision };
+    this.known = { pointer: e.json<LatestPointer>(), revision: e.revision };
+    return this.known;
   }
 
   async read(id: number): Promise<CheckpointMetadata | undefined> {
@@ -47,20 +65,70 @@ export class CheckpointStore {
     return JSON.parse(parts.join("")) as CheckpointMetadata;
   }
 
-  /** Stores the metadata, then moves `latest` to it with a CAS on `expectedRevision` (0: must not exist). */
-  async commit(m: CheckpointMetadata, expectedRevision: number): Promise<number> {
+  /**
+   * Stores the metadata, then moves `latest` to it with a CAS on `expectedRevision` (0: must not exist).
+   * `latest` keeps the newest `retain` checkpoints' ids; the ones that drop out are deleted by
+   * `deleteExpired`.
+   */
+  async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY): Promise<number> {
     const text = JSON.stringify(m);
     const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
     for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
     await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
-    const pointer: LatestPointer = { id: m.id, kind: m.kind, completedAt: m.completedAt };
+    const before = await this.retainedBefore(expectedRevision);
+    const all = m.kind === "checkpoint" ? [...before, m.id] : [...before];
+    const keep = Math.max(0, all.length - retain);
+    const pointer: LatestPointer = { id: m.id, kind: m.kind, completedAt: m.completedAt, retained: all.slice(keep) };
+    let revision: number;
     try {
-      return expectedRevision === 0
+      revision = expectedRevision === 0
         ? await this.kv.create("latest", JSON.stringify(pointer))
         : await this.kv.update("latest", JSON.stringify(pointer), expectedRevision);
     } catch (e) {
+      this.known = undefined;
       throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: another run moved the latest checkpoint (${(e as Error).message})`, { cause: e });
     }
+    this.known = { pointer, revision };
+    this.expired.push(...all.slice(0, keep));
+    return revision;
+  }
+
+  /** The retained ids `latest` names at `revision` (read once if this store has not seen it). */
+  private async retainedBefore(revision: number): Promise<readonly number[]> {
+    if (revision === 0) return [];
+    if (this.known?.revision !== revision) await this.latest();
+    const k = this.known;
+    if (k?.revision !== revision) return []; // moved meanwhile: the CAS will fail
+    if (k.pointer.retained) return k.pointer.retained;
+    // A pointer written before retained ids were tracked: list once.
+    const ids: number[] = [];
+    for (const id of await this.list()) if (id <= k.pointer.id && (await this.kindOf(id)) === "checkpoint") ids.push(id);
+    return ids;
+  }
+
+  /** Deletes the checkpoints the last commits dropped from the retention (known ids, no listing). */
+  async deleteExpired(): Promise<void> {
+    while (this.expired.length > 0) {
+      await this.delete(this.expired[0]!);
+      this.expired.shift();
+    }
+  }
+
+  /**
+   * Once per run: deletes checkpoints older than the latest that it does not retain (left by a crash
+   * between a commit and its deletes, or by a retention change). Savepoints are kept.
+   */
+  async sweep(): Promise<number> {
+    const latest = await this.latest();
+    if (!latest?.pointer.retained) return 0;
+    const keep = new Set(latest.pointer.retained);
+    let n = 0;
+    for (const id of await this.list()) {
+      if (id >= latest.pointer.id || keep.has(id) || (await this.kindOf(id)) !== "checkpoint") continue;
+      await this.delete(id);
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -103,10 +171,11 @@ export class CheckpointStore {
     return head.json<{ kind: CheckpointKind }>().kind;
   }
 
+  /** Removes the checkpoint's messages from the bucket's stream: no delete or purge marker stays behind. */
   async delete(id: number): Promise<void> {
-    const head = await this.kv.get(`checkpoint.${pad(id)}`);
-    const parts = head && head.operation === "PUT" && head.value.length ? head.json<{ parts: number }>().parts : 0;
-    for (let i = 0; i < parts; i++) await this.kv.purge(`checkpoint.${pad(id)}.part.${i}`);
-    await this.kv.purge(`checkpoint.${pad(id)}`);
+    const jsm = await jetstreamManager(this.nc);
+    const subject = `$KV.${this.bucket}.checkpoint.${pad(id)}`;
+    await jsm.streams.purge(this.stream, { filter: `${subject}.part.>` });
+    await jsm.streams.purge(this.stream, { filter: subject });
   }
 }

@@ -1,34 +1,99 @@
 // Dead letters: malformed input is published to `weir.<job>.dlq` with the reason, captured by a
 // JetStream stream (created on first use) so nothing is lost even when nobody is subscribed.
+//
+// A dead letter must always fit in one message, whatever the input: its data is cut to fit the server's
+// max_payload (base64 of 1 MB, or JSON escaping of 600 KB of quotes, would not), and the headers say
+// where the original is (stream + sequence), its size and why it was rejected, so it can be found and
+// replayed. Publishing one never throws: a dead letter that cannot be stored is logged.
 
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { DeadLetter, DeadLetters } from "../api/connectors.ts";
+import { messageOf } from "../errors.ts";
 import type { JobNames } from "../names.ts";
 import { ensureStream } from "../nats/streams.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-export function encodeDeadLetter(letter: DeadLetter): string {
+/** Header names on every dead letter (the body repeats them, as JSON). */
+export const DeadLetterHeader = {
+  Reason: "Weir-Reason",
+  Origin: "Weir-Origin",
+  Subject: "Weir-Subject",
+  Stream: "Weir-Stream",
+  Sequence: "Weir-Sequence",
+  Line: "Weir-Line",
+  OriginalSize: "Weir-Original-Size",
+  Truncated: "Weir-Truncated",
+} as const;
+
+const MAX_REASON = 1000;
+/** Room kept for the envelope's other fields and the protocol line. */
+const ENVELOPE_MARGIN = 4096;
+
+export interface EncodedDeadLetter {
+  readonly body: string;
+  readonly headers: MsgHdrs;
+  readonly truncated: boolean;
+}
+
+/** One line, bounded: header values cannot hold CR/LF, and a reason may quote user data. */
+function headerValue(s: string): string {
+  const line = s.replace(/[\r\n]+/g, " ");
+  return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON)}…` : line;
+}
+
+/** The dead letter's body (JSON) and headers, the body within `maxBytes`. */
+export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024): EncodedDeadLetter {
   let data: string;
   let encoding: "utf8" | "base64" = "utf8";
-  if (typeof letter.data === "string") data = letter.data;
-  else {
+  let size: number;
+  if (typeof letter.data === "string") {
+    data = letter.data;
+    size = Buffer.byteLength(data);
+  } else {
+    size = letter.data.byteLength;
     try { data = decoder.decode(letter.data); } catch {
-      data = Buffer.from(letter.data).toString("base64");
+      data = Buffer.from(letter.data.buffer, letter.data.byteOffset, letter.data.byteLength).toString("base64");
       encoding = "base64";
     }
   }
-  return JSON.stringify({
-    reason: letter.reason,
+  const reason = headerValue(letter.reason);
+  const h = headers();
+  h.set(DeadLetterHeader.Reason, reason);
+  h.set(DeadLetterHeader.Origin, headerValue(letter.origin));
+  if (letter.subject !== undefined) h.set(DeadLetterHeader.Subject, headerValue(letter.subject));
+  if (letter.stream !== undefined) h.set(DeadLetterHeader.Stream, letter.stream);
+  if (letter.sequence !== undefined) h.set(DeadLetterHeader.Sequence, String(letter.sequence));
+  if (letter.line !== undefined) h.set(DeadLetterHeader.Line, String(letter.line));
+  h.set(DeadLetterHeader.OriginalSize, String(size));
+  const budget = Math.max(1024, maxBytes - ENVELOPE_MARGIN - reason.length * 2);
+  const envelope = (d: string, truncated: boolean) => JSON.stringify({
+    reason,
     origin: letter.origin,
     ...(letter.subject !== undefined ? { subject: letter.subject } : {}),
+    ...(letter.stream !== undefined ? { stream: letter.stream } : {}),
     ...(letter.sequence !== undefined ? { sequence: letter.sequence } : {}),
     ...(letter.line !== undefined ? { line: letter.line } : {}),
-    data,
+    data: d,
     encoding,
+    size,
+    ...(truncated ? { truncated: true } : {}),
     at: new Date().toISOString(),
   });
+  let body = envelope(data, false);
+  let bytes = Buffer.byteLength(body);
+  let truncated = false;
+  // Escaping can grow text up to 6x (\u0000): cut in proportion until it fits (two or three rounds).
+  while (bytes > budget) {
+    truncated = true;
+    const keep = Math.floor(data.length * (budget / bytes) * 0.95);
+    data = data.slice(0, keep);
+    body = envelope(data, true);
+    bytes = Buffer.byteLength(body);
+  }
+  if (truncated) h.set(DeadLetterHeader.Truncated, "true");
+  return { body, headers: h, truncated };
 }
 
 /** One per job; each subtask counts its own letters through `forSubtask`. */
@@ -50,13 +115,21 @@ export class DeadLetterPublisher {
 
   publish(letter: DeadLetter): void {
     this.total++;
-    const payload = encodeDeadLetter(letter);
+    let encoded: EncodedDeadLetter;
+    try {
+      // Encoded now: `letter.data` may be a view of the connection's read buffer.
+      encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024);
+    } catch (e) {
+      this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`);
+      return;
+    }
+    const { body, headers: h } = encoded;
     const p = this.ensureStream()
-      .then(() => jetstream(this.nc).publish(this.names.dlq, payload))
-      .catch((e: Error) => {
-        // Core publish as a last resort: subscribers still see it; the reason is logged.
-        this.nc.publish(this.names.dlq, payload);
-        this.log(`dead letter could not be stored in ${this.streamName}: ${e.message}`);
+      .then(() => jetstream(this.nc).publish(this.names.dlq, body, { headers: h }))
+      .catch((e: unknown) => {
+        this.log(`dead letter could not be stored in ${this.streamName}: ${messageOf(e)}`);
+        // Core publish as a last resort: subscribers still see it.
+        try { this.nc.publish(this.names.dlq, body, { headers: h }); } catch { /* logged above */ }
       })
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);

@@ -18,6 +18,8 @@ import { RestoreBundle } from "../checkpoint/restore.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
+import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
+import { NO_HISTORY, decideRestart, describeRestartStrategy, type RestartDecision, type RestartHistory } from "./restart-strategy.ts";
 import { Subtask, type StateBackendRequest, type SubtaskDeps, type SubtaskStatus } from "./subtask.ts";
 
 export interface JobFailure {
@@ -39,6 +41,12 @@ export interface JobStatus {
   readonly deadLetters: number;
   readonly failure?: string;
   readonly restarts: number;
+  /** The restart strategy, described ("exponential-delay (1000-60000 ms ×2, reset after 300000 ms)"). */
+  readonly restartStrategy: string;
+  /** While a restart waits for its delay: when it will happen. */
+  readonly nextRestartAt?: string;
+  readonly nextRestartDelayMs?: number;
+  /** The last failures (at most MAX_FAILURES_KEPT). */
   readonly failures: readonly JobFailure[];
   readonly restoredFrom?: number;
   readonly checkpoints?: CheckpointStats;
@@ -68,6 +76,8 @@ const FINAL_CHECKPOINT_ATTEMPTS = 3;
 const RECOVERY_GRACE_MS = 20_000;
 const RECONNECT_POLL_MS = 100;
 const OUTAGE_RESTART_DELAY_MS = 250;
+/** A daemon may restart for months: status keeps only the latest failures. */
+const MAX_FAILURES_KEPT = 20;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -96,6 +106,14 @@ export class JobRunner {
   private outageFailure = false;
   /** Restarts caused by NATS outages: not counted against the restart strategy. */
   private outageRestarts = 0;
+  private readonly clock: Clock;
+  /** What the restart strategy remembers across failures, and its decision for the failure being handled. */
+  private restartHistory: RestartHistory = NO_HISTORY;
+  private restartDecision: RestartDecision | undefined;
+  private nextRestart: { at: number; delayMs: number } | undefined;
+  /** The last known status in the jobs bucket, for `weir status` once this process is gone. */
+  private readonly lastStatus: LastStatusWriter;
+  private lastStatusTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -105,8 +123,10 @@ export class JobRunner {
   ) {
     this.names = new JobNames(job.name);
     this.checkpointing = job.checkpointIntervalMs > 0;
+    this.clock = options.clock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
+    this.lastStatus = new LastStatusWriter(nc, this.log);
     const total = graph.vertices.reduce((n, v) => n + v.parallelism, 0);
     this.actor = createActor(
       jobMachine.provide({
@@ -169,7 +189,13 @@ export class JobRunner {
       this.restore = await this.loadRestore(this.job.restore, latest?.pointer.id);
       if (this.restore) this.log(`restoring from ${this.restore.checkpoint.kind} ${this.restore.id}`);
     }
+    let lastState: unknown;
+    this.actor.subscribe((snap) => {
+      if (snap.value !== lastState) { lastState = snap.value; this.recordLastStatus(); }
+    });
     this.actor.start();
+    this.lastStatusTimer = setInterval(() => this.recordLastStatus(), LAST_STATUS_INTERVAL_MS);
+    this.lastStatusTimer.unref();
     this.serveControl();
     this.watchConnection();
     const running = new Promise<void>((resolve, reject) => {
@@ -225,6 +251,8 @@ export class JobRunner {
       deadLetters: this.deadLetters.total,
       ...(snap.context.failure ? { failure: snap.context.failure } : {}),
       restarts: snap.context.restarts,
+      restartStrategy: describeRestartStrategy(this.job.restartStrategy),
+      ...(this.nextRestart ? { nextRestartAt: new Date(this.nextRestart.at).toISOString(), nextRestartDelayMs: this.nextRestart.delayMs } : {}),
       failures: [...this.failures],
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
@@ -265,7 +293,7 @@ export class JobRunner {
         attempt: this.attemptId,
         job: this.job,
         graph: this.graph,
-        clock: this.options.clock ?? systemClock,
+        clock: this.clock,
         createStateBackend: this.options.createStateBackend,
         ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
         ...(this.restore ? { restore: this.restore } : {}),
@@ -299,9 +327,25 @@ export class JobRunner {
   private onSubtaskFailed(s: Subtask | undefined, e: unknown, what = "deployment"): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
-    if (this.state !== "failing") this.outageFailure = this.inOutage();
-    const willRestart = this.restartAllowed();
+    // The strategy decides once per failure of the job: further subtasks failing while it is torn down
+    // are the same failure. A failure put down to a NATS outage restarts without counting against it.
+    const state = this.state;
+    if (state === "deploying" || state === "running" || state === "stopping" || state === "restarting") {
+      this.outageFailure = this.inOutage();
+      if (!this.checkpointing) {
+        this.restartDecision = { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: this.restartHistory };
+      } else if (this.outageFailure) {
+        // After an outage the restart waits for the connection anyway; a short pause only spaces retries.
+        this.restartDecision = { restart: true, delayMs: OUTAGE_RESTART_DELAY_MS, history: this.restartHistory };
+      } else {
+        this.restartDecision = decideRestart(this.job.restartStrategy, this.restartHistory, this.clock.now());
+        this.restartHistory = this.restartDecision.history;
+      }
+      if (!this.restartDecision.restart) this.log(`not restarting: ${this.restartDecision.reason}`);
+    }
+    const willRestart = state !== "cancelling" && (this.restartDecision?.restart ?? false);
     this.failures.push({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted: willRestart });
+    if (this.failures.length > MAX_FAILURES_KEPT) this.failures.splice(0, this.failures.length - MAX_FAILURES_KEPT);
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e) });
   }
 
@@ -368,23 +412,15 @@ export class JobRunner {
     this.coordinator?.abortPending("the job is restarting or ending");
     // Cancellation is synchronous for the subtasks' loops; let pending callbacks settle, then report.
     setImmediate(() => {
-      const last = this.failures[this.failures.length - 1];
-      if (this.state === "failing" && last?.restarted && this.restartAllowed()) {
+      const decision = this.restartDecision;
+      if (this.state === "failing" && decision?.restart) {
         if (this.outageFailure) this.outageRestarts++;
-        // After an outage the restart waits for the connection anyway; a short pause only spaces retries.
-        const delay = this.outageFailure ? Math.min(OUTAGE_RESTART_DELAY_MS, this.job.restartStrategy.delayMs) : this.job.restartStrategy.delayMs;
-        setTimeout(() => { void this.restartFromCheckpoint(); }, delay).unref();
+        this.nextRestart = { at: this.clock.now() + decision.delayMs, delayMs: decision.delayMs };
+        this.clock.setTimeout(() => { this.nextRestart = undefined; void this.restartFromCheckpoint(); }, decision.delayMs);
       } else {
         this.actor.send({ type: "ALL_TERMINATED" });
       }
     });
-  }
-
-  /** The restart strategy allows one more restart (one caused by a NATS outage is always allowed). */
-  private restartAllowed(): boolean {
-    if (!this.checkpointing || this.state === "cancelling") return false;
-    const counted = this.actor.getSnapshot().context.restarts - this.outageRestarts;
-    return this.outageFailure || counted < this.job.restartStrategy.attempts;
   }
 
   private inOutage(): boolean {
@@ -460,10 +496,9 @@ export class JobRunner {
       this.finalCheckpointStarted = false;
       this.failure = undefined;
       const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
-      const counted = this.actor.getSnapshot().context.restarts - this.outageRestarts + 1;
       this.log(this.outageFailure
         ? `restarting after the NATS outage from ${from} (not counted against the restart strategy)`
-        : `restarting (attempt ${counted}/${this.job.restartStrategy.attempts}) from ${from}`);
+        : `restarting (restart ${this.actor.getSnapshot().context.restarts - this.outageRestarts + 1}, ${describeRestartStrategy(this.job.restartStrategy)}) from ${from}`);
       this.actor.send({ type: "RESTART" });
     } catch (e) {
       this.failure = e;
@@ -471,9 +506,25 @@ export class JobRunner {
     }
   }
 
+  /** A small summary (never the subtasks): written at state changes and every few seconds. */
+  private recordLastStatus(): void {
+    const s = this.status();
+    this.lastStatus.write({
+      job: s.job, state: s.state, startedAt: s.startedAt,
+      ...(s.failure !== undefined ? { failure: s.failure } : {}),
+      restarts: s.restarts, restartStrategy: s.restartStrategy,
+      ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
+      recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters,
+      ...(s.checkpoints?.lastCompleted ? { lastCheckpoint: s.checkpoints.lastCompleted.id } : {}),
+    });
+  }
+
   private async cleanup(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.statusWatch?.stop();
+    if (this.lastStatusTimer) clearInterval(this.lastStatusTimer);
+    this.recordLastStatus();
+    await this.lastStatus.flush();
     await this.coordinator?.stop();
     for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
     for (const sub of this.controlSubs) sub.unsubscribe();

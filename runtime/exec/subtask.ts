@@ -16,6 +16,7 @@ import type { JobNames } from "../names.ts";
 import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../operators/contracts.ts";
 import { InputsAttributes } from "../transport/attributes-valve.ts";
 import { ChannelWriter } from "../transport/channel-writer.ts";
+import { preview } from "../preview.ts";
 import { MAX_WATERMARK, MIN_WATERMARK, type CheckpointBarrier, type Frame, type RecordAttributes } from "../transport/frames.ts";
 import { InputGate, failOnGap, type InputChannelSpec, type MailAction } from "../transport/input-gate.ts";
 import { InputsWatermark } from "../transport/watermark-valve.ts";
@@ -80,6 +81,8 @@ export interface SubtaskStatus {
 }
 
 const FLUSH_INTERVAL_MS = 20;
+/** Characters of a record kept in its dead letter when it cannot be encoded (it may be megabytes or too deep). */
+const DEAD_LETTER_PREVIEW = 64 * 1024;
 
 export class Subtask {
   readonly id: string;
@@ -118,12 +121,18 @@ export class Subtask {
     const { names, attempt, job, graph } = deps;
     this.keyGroupRange = KeyGroupRange.forOperator(graph.maxParallelism, Math.min(vertex.parallelism, graph.maxParallelism), Math.min(index, graph.maxParallelism - 1));
 
+    // A record the producing operator emitted that cannot travel to the next subtask is dead-lettered
+    // under that operator's name: failing the job would fail it again on every replay.
+    const producer = vertex.nodes[vertex.nodes.length - 1]!.name;
+    const unencodable = (value: unknown, reason: string) => {
+      deps.deadLetters.publish({ reason, origin: `${producer}#${index}`, data: preview(value, DEAD_LETTER_PREVIEW) });
+    };
     // Output channels: for each out edge, one writer per target subtask (forward: the same index only).
     for (const edge of vertex.outputs) {
       const target = graph.vertices[edge.toVertex]!;
       const targets = edge.partitioning.type === "forward" ? [index] : range(target.parallelism);
       const writers = targets.map((to) => {
-        const w = new ChannelWriter(deps.nc, names.channel(attempt, edge.id, index, to), job.frameSize, deps.nc.info?.max_payload ?? 1024 * 1024, () => this.onWriterDrained());
+        const w = new ChannelWriter(deps.nc, names.channel(attempt, edge.id, index, to), job.frameSize, deps.nc.info?.max_payload ?? 1024 * 1024, () => this.onWriterDrained(), unencodable);
         this.writerByTag.set(`${edge.id}.${to}`, w);
         this.writers.push(w);
         return w;

@@ -14,6 +14,7 @@
 // transactional Kafka sink. `delivery: "at-least-once"` publishes at once instead.
 
 import type { RestoredPart, SinkContext, SinkWriter } from "../api/connectors.ts";
+import { sinkPayload } from "./payload.ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { ConnectorNames } from "../names.ts";
 import { InflightWindow } from "./inflight.ts";
@@ -73,7 +74,8 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 
   write(value: T): void {
     if (this.failure) throw this.failure;
-    this.pending.push([this.resolve(value), JSON.stringify(value)]);
+    const payload = sinkPayload(this.ctx, value);
+    if (payload !== undefined) this.pending.push([this.resolve(value), payload]);
   }
 
   /** Phase 1: what was written since the last checkpoint belongs to checkpoint `id`; stage it durably. */

@@ -24,6 +24,7 @@ import { ConnectorNames } from "../names.ts";
 import { PositiveInt, decodeOptions } from "../validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
+import { sinkPayload } from "./payload.ts";
 import { ExactlyOnceJetStreamWriter, windowPublisher } from "./jetstream-exactly-once.ts";
 
 export interface JetStreamSinkOptions<T> {
@@ -97,8 +98,9 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
       return {
         write(value) {
           window.throwIfFailed();
+          const payload = sinkPayload(ctx, value);
+          if (payload === undefined) return;
           const subject = resolveSubject(value);
-          const payload = JSON.stringify(value);
           const id = names.sinkMessageId(ctx.operatorUid, ctx.subtaskIndex, epoch, ++sequence);
           if (!streamReady) {
             // The first record names the subjects of a stream to create; later writes queue behind it.

@@ -5,6 +5,7 @@
 
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../api/connectors.ts";
+import { sinkPayload } from "./payload.ts";
 import { decodeOptions } from "../validation.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
 
@@ -24,7 +25,8 @@ export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
       let sinceFlush = 0;
       return {
         write(value) {
-          ctx.nc.publish(resolveSubject(value), JSON.stringify(value));
+          const payload = sinkPayload(ctx, value);
+          if (payload !== undefined) ctx.nc.publish(resolveSubject(value), payload);
           if (++sinceFlush >= FLUSH_EVERY) {
             sinceFlush = 0;
             return ctx.nc.flush();

@@ -21,7 +21,9 @@ export type Rejected = typeof REJECTED;
 export type PayloadDecoder<T> = (data: Uint8Array, subject: string | undefined, sequence: number | undefined) => T | Rejected;
 export type TextDecoderFn<T> = (text: string, line: number) => T | Rejected;
 
-const utf8 = new TextDecoder();
+// Fatal: input that is not UTF-8 is rejected with its reason rather than silently turned into U+FFFD
+// (measured as fast as the lenient decoder on valid input).
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function assertCodec(what: string, codec: unknown): void {
   if (codec !== undefined && typeof (codec as { decode?: unknown })?.decode !== "function") {
@@ -38,7 +40,13 @@ export function assertFormat(what: string, format: unknown, allowed: readonly st
 /** Applies the codec (when there is one) to an already parsed value. */
 function applyCodec<T>(codec: Codec<T> | undefined, value: unknown, reject: (reason: string) => Rejected): T | Rejected {
   if (codec === undefined) return value as T;
-  const r = codec.decode(value);
+  let r: ReturnType<Codec<T>["decode"]>;
+  try {
+    r = codec.decode(value);
+  } catch (e) {
+    // A recursive codec on a very deep value overflows the stack: the input is rejected, not the job.
+    return reject(`codec ${(codec as { name?: string }).name ?? "codec"} threw: ${messageOf(e)}`);
+  }
   if (r._tag === "Right") return r.right;
   return reject(`codec ${(codec as { name?: string }).name ?? "codec"}: ${describeErrors(r.left)}`);
 }
@@ -48,21 +56,32 @@ function applyCodec<T>(codec: Codec<T> | undefined, value: unknown, reject: (rea
  * (the codec, if any, sees the string), "bytes" gives a copy of the payload (it must not pin the
  * connection's read buffer).
  */
-export function payloadDecoder<T>(format: PayloadFormat, codec: Codec<T> | undefined, origin: string, deadLetters: DeadLetters): PayloadDecoder<T> {
+export function payloadDecoder<T>(format: PayloadFormat, codec: Codec<T> | undefined, origin: string, deadLetters: DeadLetters, stream?: string): PayloadDecoder<T> {
   let data: Uint8Array;
   let subject: string | undefined;
   let sequence: number | undefined;
   const reject = (reason: string): Rejected => {
-    deadLetters.publish({ reason, origin, data, ...(subject !== undefined ? { subject } : {}), ...(sequence !== undefined ? { sequence } : {}) });
+    deadLetters.publish({
+      reason, origin, data,
+      ...(subject !== undefined ? { subject } : {}),
+      ...(stream !== undefined ? { stream } : {}),
+      ...(sequence !== undefined ? { sequence } : {}),
+    });
     return REJECTED;
   };
   switch (format) {
     case PayloadFormat.Json:
       return (d, s, q) => {
         data = d; subject = s; sequence = q;
+        let text: string;
+        try {
+          text = utf8.decode(d);
+        } catch {
+          return reject("invalid UTF-8");
+        }
         let value: unknown;
         try {
-          value = JSON.parse(utf8.decode(d));
+          value = JSON.parse(text);
         } catch (e) {
           return reject(`invalid JSON: ${messageOf(e)}`);
         }
@@ -71,7 +90,13 @@ export function payloadDecoder<T>(format: PayloadFormat, codec: Codec<T> | undef
     case PayloadFormat.Text:
       return (d, s, q) => {
         data = d; subject = s; sequence = q;
-        return applyCodec(codec, utf8.decode(d), reject);
+        let text: string;
+        try {
+          text = utf8.decode(d);
+        } catch {
+          return reject("invalid UTF-8");
+        }
+        return applyCodec(codec, text, reject);
       };
     case PayloadFormat.Bytes:
       return (d, s, q) => {

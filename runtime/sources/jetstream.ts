@@ -98,7 +98,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       const js = jetstream(ctx.nc);
       const wake = new Wakeup();
       const origin = `${ctx.operatorName} (jetstream ${stream})`;
-      const decode = payloadDecoder(format, options.codec, origin, ctx.deadLetters);
+      const decode = payloadDecoder(format, options.codec, origin, ctx.deadLetters, stream);
       const names = new ConnectorNames(ctx.names);
       const unique = randomBytes(4).toString("hex");
 

@@ -26,6 +26,8 @@ export class ChannelWriter {
     private readonly frameSize: number,
     private readonly maxPayload: number,
     private readonly onDrained: () => void,
+    /** A record that cannot travel (too deep or too large to encode): the subtask dead-letters it. */
+    private readonly onUnencodable: (value: unknown, reason: string) => void = (_v, reason) => { throw new Error(reason); },
   ) {}
 
   /** Frames waiting for credit. */
@@ -65,16 +67,37 @@ export class ChannelWriter {
   }
 
   private enqueueRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): void {
-    const payload = encodeRecords(values, timestamps);
+    let payload: string;
+    try {
+      payload = encodeRecords(values, timestamps);
+    } catch (e) {
+      // JSON.stringify throws on a record nested beyond ~4,000 levels (RangeError), a cycle or a bigint.
+      // Only now, off the record path, halve the frame until the offending records are alone.
+      if (values.length === 1) {
+        this.recordsSent--;
+        this.onUnencodable(values[0], `record cannot be encoded for the next subtask: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+        return;
+      }
+      this.enqueueHalves(values, timestamps);
+      return;
+    }
     // A frame over the server's max payload is split in halves until each part fits.
     if (payload.length * 3 > this.maxPayload && Buffer.byteLength(payload) > this.maxPayload) {
-      if (values.length === 1) throw new Error(`a record of ${Buffer.byteLength(payload)} bytes exceeds the server's max payload (${this.maxPayload})`);
-      const mid = values.length >> 1;
-      this.enqueueRecords(values.slice(0, mid), timestamps?.slice(0, mid));
-      this.enqueueRecords(values.slice(mid), timestamps?.slice(mid));
+      if (values.length === 1) {
+        this.recordsSent--;
+        this.onUnencodable(values[0], `a record of ${Buffer.byteLength(payload)} bytes exceeds the server's max payload (${this.maxPayload})`);
+        return;
+      }
+      this.enqueueHalves(values, timestamps);
       return;
     }
     this.enqueue(payload);
+  }
+
+  private enqueueHalves(values: unknown[], timestamps: Array<number | undefined> | undefined): void {
+    const mid = values.length >> 1;
+    this.enqueueRecords(values.slice(0, mid), timestamps?.slice(0, mid));
+    this.enqueueRecords(values.slice(mid), timestamps?.slice(mid));
   }
 
   private enqueue(payload: string): void {

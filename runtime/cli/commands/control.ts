@@ -8,6 +8,7 @@ import { GlobalNames, JobNames } from "../../names.ts";
 import type { JobStatus } from "../../exec/job-runner.ts";
 import { ErrorCode, WeirError } from "../../errors.ts";
 import { formatCount } from "../progress.ts";
+import { formatLastStatus, readLastStatus } from "../../exec/last-status.ts";
 
 async function controlConnection(explicit?: string): Promise<NatsConnection | undefined> {
   const url = explicit ?? process.env.WEIR_NATS_URL;
@@ -43,6 +44,8 @@ export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobS
 
 export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${s.failure ? `, failure: ${s.failure}` : ""}`;
+  const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
+  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
@@ -60,7 +63,7 @@ export function formatStatus(s: JobStatus): string {
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [head, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+  return [head, restarts, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
 }
 
 /** "1.0k entries 210 KiB, 95% hits (12.3k/650)": the keyed state cache of a subtask. */
@@ -88,7 +91,13 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
     let missing = 0;
     for (const name of names) {
       const s = await fetchStatus(nc, name);
-      if (!s) { missing++; process.stdout.write(`${name}: not running\n`); continue; }
+      if (!s) {
+        missing++;
+        const last = await readLastStatus(nc, name);
+        if (flags.json) process.stdout.write(`${JSON.stringify({ job: name, running: false, ...(last ? { last } : {}) }, null, 2)}\n`);
+        else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running`}\n`);
+        continue;
+      }
       process.stdout.write(`${flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
     }
     return missing ? 1 : 0;

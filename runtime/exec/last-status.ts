@@ -1,0 +1,105 @@
+// The last known status of each job, kept in the KV bucket `weir_jobs` (key: the job name) so that
+// `weir status <job>` can still say what happened once the process is gone: "failed 3 min ago: <reason>".
+// Written when the job's state changes and every few seconds while it runs (never per record); one write
+// in flight at a time, the newest summary wins.
+
+import { hostname } from "node:os";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { messageOf } from "../errors.ts";
+import { GlobalNames } from "../names.ts";
+
+export interface LastStatus {
+  readonly job: string;
+  readonly state: string;
+  /** When this was written (ms since the epoch). */
+  readonly at: number;
+  readonly startedAt: string;
+  readonly failure?: string;
+  readonly restarts: number;
+  readonly restartStrategy: string;
+  readonly nextRestartAt?: string;
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  readonly deadLetters: number;
+  readonly lastCheckpoint?: number;
+  readonly host: string;
+  readonly pid: number;
+}
+
+/** How often a running job refreshes its entry. */
+export const LAST_STATUS_INTERVAL_MS = 5000;
+
+export class LastStatusWriter {
+  private kv: Promise<KV | undefined> | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private next: LastStatus | undefined;
+  private busy = false;
+
+  constructor(private readonly nc: NatsConnection, private readonly log: (m: string) => void) {}
+
+  private bucket(): Promise<KV | undefined> {
+    return (this.kv ??= new Kvm(this.nc).create(GlobalNames.jobsBucket, { history: 1 }).catch((e: unknown) => {
+      // Diagnostics only: a job runs without them.
+      this.log(`last-known status is not kept (bucket ${GlobalNames.jobsBucket}: ${messageOf(e)})`);
+      return undefined;
+    }));
+  }
+
+  /** Queues `status` (replacing one not yet written). */
+  write(status: Omit<LastStatus, "at" | "host" | "pid">): void {
+    this.next = { ...status, at: Date.now(), host: hostname(), pid: process.pid };
+    if (this.busy) return;
+    this.busy = true;
+    this.writing = (async () => {
+      try {
+        while (this.next) {
+          const s = this.next;
+          this.next = undefined;
+          const kv = await this.bucket();
+          if (!kv) return;
+          await kv.put(s.job, JSON.stringify(s)).catch((e: unknown) => this.log(`last-known status not written: ${messageOf(e)}`));
+        }
+      } finally {
+        this.busy = false;
+      }
+    })();
+  }
+
+  /** Resolves once everything queued is written. */
+  flush(): Promise<void> {
+    return this.writing;
+  }
+}
+
+export async function readLastStatus(nc: NatsConnection, job: string): Promise<LastStatus | undefined> {
+  try {
+    const kv = await new Kvm(nc).open(GlobalNames.jobsBucket);
+    const e = await kv.get(job);
+    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+    return e.json<LastStatus>();
+  } catch {
+    return undefined;
+  }
+}
+
+/** "3 min ago", "12 s ago", "2 h ago", "4 d ago". */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+/** One line for a job that is not running: "wc: not running; failed 3 min ago: <reason> (...)". */
+export function formatLastStatus(s: LastStatus, now: number): string {
+  const age = formatAge(now - s.at);
+  const ended = ["finished", "stopped", "failed", "cancelled"].includes(s.state);
+  const what = ended
+    ? `${s.state} ${age}${s.failure ? `: ${s.failure}` : ""}`
+    // The process went away without reporting an end (killed, host lost).
+    : `last seen ${s.state} ${age} (pid ${s.pid} on ${s.host}); it did not end cleanly${s.failure ? `; last failure: ${s.failure}` : ""}`;
+  const counts = `in ${s.recordsIn}, out ${s.recordsOut}, dead letters ${s.deadLetters}, restarts ${s.restarts}${s.lastCheckpoint !== undefined ? `, last checkpoint ${s.lastCheckpoint}` : ""}`;
+  return `${s.job}: not running; ${what} (${counts})`;
+}

@@ -1,0 +1,192 @@
+// Flink's restart strategies, as one pure decision: given the strategy, what happened before (a small
+// state value) and the time of a new failure, restart after some delay or give up. No timers, no I/O:
+// the job runner owns the clock and applies the decision; tests drive it with plain numbers.
+//
+//   none               never restart
+//   fixed-delay        at most `attempts` restarts in the job's life, `delayMs` apart
+//   failure-rate       give up when more than `maxFailures` failures fall within `intervalMs`
+//   exponential-delay  delays initialDelayMs, ×multiplier, capped at maxDelayMs; back to initialDelayMs once
+//                      the job ran `resetThresholdMs` without failing; ±jitter (a fraction) against restart
+//                      storms of many jobs; optionally give up after `attemptsBeforeReset` restarts in a row
+//                      without a reset (Flink's attempts-before-reset-backoff; default 10)
+
+import * as t from "io-ts";
+import { ErrorCode, WeirError } from "../errors.ts";
+import { preview } from "../preview.ts";
+import { isLeft } from "fp-ts/lib/Either.js";
+import { NonNegativeInt, PositiveInt, describeErrors } from "../validation.ts";
+
+export const RestartStrategyType = {
+  None: "none",
+  FixedDelay: "fixed-delay",
+  FailureRate: "failure-rate",
+  ExponentialDelay: "exponential-delay",
+} as const;
+export type RestartStrategyType = (typeof RestartStrategyType)[keyof typeof RestartStrategyType];
+
+const Fraction = t.refinement(t.number, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
+const Multiplier = t.refinement(t.number, (n) => Number.isFinite(n) && n >= 1, "a number >= 1");
+
+const ExponentialFields = {
+  initialDelayMs: NonNegativeInt,
+  maxDelayMs: NonNegativeInt,
+  multiplier: Multiplier,
+  resetThresholdMs: PositiveInt,
+  jitter: Fraction,
+  attemptsBeforeReset: PositiveInt,
+};
+/** The fields of each type, without `type` (checked first, so errors name the field at fault). */
+const FIELDS = {
+  "none": t.type({}),
+  "fixed-delay": t.type({ attempts: NonNegativeInt, delayMs: NonNegativeInt }),
+  "failure-rate": t.type({ maxFailures: NonNegativeInt, intervalMs: PositiveInt, delayMs: NonNegativeInt }),
+  "exponential-delay": t.partial(ExponentialFields),
+} as const;
+const CODECS = {
+  "none": t.exact(t.type({ type: t.literal("none") })),
+  "fixed-delay": t.exact(t.intersection([FIELDS["fixed-delay"], t.partial({ type: t.literal("fixed-delay") })])),
+  "failure-rate": t.exact(t.intersection([t.type({ type: t.literal("failure-rate") }), FIELDS["failure-rate"]])),
+  "exponential-delay": t.exact(t.intersection([t.type({ type: t.literal("exponential-delay") }), FIELDS["exponential-delay"]])),
+} as const;
+
+/** The option as users write it; `{ attempts, delayMs }` without a type is fixed-delay. */
+export const RestartStrategyCodec = t.union([CODECS.none, CODECS["fixed-delay"], CODECS["failure-rate"], CODECS["exponential-delay"]], "RestartStrategy");
+
+export type RestartStrategyOption = t.TypeOf<typeof RestartStrategyCodec>;
+
+export type RestartStrategy =
+  | { readonly type: "none" }
+  | { readonly type: "fixed-delay"; readonly attempts: number; readonly delayMs: number }
+  | { readonly type: "failure-rate"; readonly maxFailures: number; readonly intervalMs: number; readonly delayMs: number }
+  | {
+    readonly type: "exponential-delay";
+    readonly initialDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly multiplier: number;
+    readonly resetThresholdMs: number;
+    readonly jitter: number;
+    readonly attemptsBeforeReset?: number;
+  };
+
+/**
+ * Defaults for a daemon (Flink: 1 s, ×1.5, max 1 min, reset after 1 h, jitter 0.1, no attempt limit):
+ * the first restart comes after 1 s, five quiet minutes count as recovered, so isolated failures hours
+ * apart restart quickly forever; a failure loop (a bug hit on every replay) backs off to a minute and
+ * ends the job after 10 restarts in a row (~5 minutes), so `weir run` still exits with the reason.
+ */
+export const EXPONENTIAL_DELAY_DEFAULTS = {
+  initialDelayMs: 1000,
+  maxDelayMs: 60_000,
+  multiplier: 2,
+  resetThresholdMs: 5 * 60_000,
+  jitter: 0.1,
+  attemptsBeforeReset: 10,
+} as const;
+
+const KEYS: Record<RestartStrategyType, readonly string[]> = {
+  "none": ["type"],
+  "fixed-delay": ["type", "attempts", "delayMs"],
+  "failure-rate": ["type", "maxFailures", "intervalMs", "delayMs"],
+  "exponential-delay": ["type", "initialDelayMs", "maxDelayMs", "multiplier", "resetThresholdMs", "jitter", "attemptsBeforeReset"],
+};
+
+/**
+ * Checks the option against the codec of its `type` (a union's error would name the first member, not
+ * the field at fault) and rejects keys that type does not have (the codec would strip them silently).
+ */
+export function checkRestartStrategy(raw: unknown, what: string): void {
+  if (raw === undefined) return;
+  if (typeof raw !== "object" || raw === null) throw new WeirError(ErrorCode.InvalidOption, `${what}: expected an object, got ${preview(raw)}`);
+  const type = (raw as { type?: unknown }).type ?? "fixed-delay";
+  if (typeof type !== "string" || !Object.hasOwn(KEYS, type)) {
+    throw new WeirError(ErrorCode.InvalidOption, `${what}.type: expected one of ${Object.keys(KEYS).map((k) => `"${k}"`).join(", ")}, got ${preview(type)}`);
+  }
+  const key = Object.keys(raw).find((k) => !KEYS[type as RestartStrategyType].includes(k));
+  if (key !== undefined) throw new WeirError(ErrorCode.InvalidOption, `${what}.${key}: unknown option for restart strategy "${type}" (it takes ${KEYS[type as RestartStrategyType].join(", ")})`);
+  const { type: _type, ...fields } = raw as Record<string, unknown>;
+  const r = (FIELDS[type as RestartStrategyType] as t.Type<unknown, unknown, unknown>).decode(fields);
+  if (isLeft(r)) throw new WeirError(ErrorCode.InvalidOption, `${what}.${describeErrors(r.left)}`);
+}
+
+export function resolveRestartStrategy(option: RestartStrategyOption | undefined, checkpointing: boolean): RestartStrategy {
+  // Without checkpoints a restart would replay from nothing: Flink's default is then no restart.
+  if (option === undefined) return checkpointing ? { type: "exponential-delay", ...EXPONENTIAL_DELAY_DEFAULTS } : { type: "none" };
+  switch (option.type) {
+    case "none": return { type: "none" };
+    case "failure-rate": return { type: "failure-rate", maxFailures: option.maxFailures, intervalMs: option.intervalMs, delayMs: option.delayMs };
+    case "exponential-delay": {
+      const initialDelayMs = option.initialDelayMs ?? EXPONENTIAL_DELAY_DEFAULTS.initialDelayMs;
+      return {
+        type: "exponential-delay",
+        initialDelayMs,
+        maxDelayMs: Math.max(initialDelayMs, option.maxDelayMs ?? EXPONENTIAL_DELAY_DEFAULTS.maxDelayMs),
+        multiplier: option.multiplier ?? EXPONENTIAL_DELAY_DEFAULTS.multiplier,
+        resetThresholdMs: option.resetThresholdMs ?? EXPONENTIAL_DELAY_DEFAULTS.resetThresholdMs,
+        jitter: option.jitter ?? EXPONENTIAL_DELAY_DEFAULTS.jitter,
+        attemptsBeforeReset: option.attemptsBeforeReset ?? EXPONENTIAL_DELAY_DEFAULTS.attemptsBeforeReset,
+      };
+    }
+    default: return { type: "fixed-delay", attempts: option.attempts, delayMs: option.delayMs };
+  }
+}
+
+/** What the strategy remembers between failures (small: the failure-rate window holds at most maxFailures + 1 times). */
+export interface RestartHistory {
+  /** Restarts so far in the job's life. */
+  readonly restarts: number;
+  /** Times of recent failures (failure-rate: those in the window; otherwise the last one). */
+  readonly failureTimes: readonly number[];
+  /** exponential-delay: the last delay, and restarts since the backoff was last reset. */
+  readonly lastDelayMs?: number;
+  readonly sinceReset: number;
+}
+
+export const NO_HISTORY: RestartHistory = { restarts: 0, failureTimes: [], sinceReset: 0 };
+
+export type RestartDecision =
+  | { readonly restart: true; readonly delayMs: number; readonly history: RestartHistory }
+  | { readonly restart: false; readonly reason: string; readonly history: RestartHistory };
+
+/** A failure happened at `now`: restart after `delayMs`, or give up (with why). `random` in [0, 1) for jitter. */
+export function decideRestart(strategy: RestartStrategy, history: RestartHistory, now: number, random: () => number = Math.random): RestartDecision {
+  const last = history.failureTimes[history.failureTimes.length - 1];
+  switch (strategy.type) {
+    case "none":
+      return { restart: false, reason: "the restart strategy is none", history: { ...history, failureTimes: [now] } };
+    case "fixed-delay": {
+      const h = { ...history, failureTimes: [now] };
+      if (history.restarts >= strategy.attempts) return { restart: false, reason: `fixed-delay: ${strategy.attempts} restart attempt(s) used`, history: h };
+      return { restart: true, delayMs: strategy.delayMs, history: { ...h, restarts: history.restarts + 1 } };
+    }
+    case "failure-rate": {
+      const recent = [...history.failureTimes.filter((at) => now - at < strategy.intervalMs), now];
+      const h = { ...history, failureTimes: recent.slice(-(strategy.maxFailures + 1)) };
+      if (recent.length > strategy.maxFailures) {
+        return { restart: false, reason: `failure-rate: ${recent.length} failures within ${strategy.intervalMs} ms (at most ${strategy.maxFailures} allowed)`, history: h };
+      }
+      return { restart: true, delayMs: strategy.delayMs, history: { ...h, restarts: history.restarts + 1 } };
+    }
+    case "exponential-delay": {
+      const reset = history.lastDelayMs === undefined || (last !== undefined && now - last >= strategy.resetThresholdMs);
+      const sinceReset = reset ? 0 : history.sinceReset;
+      const h = { ...history, failureTimes: [now], sinceReset };
+      if (strategy.attemptsBeforeReset !== undefined && sinceReset >= strategy.attemptsBeforeReset) {
+        return { restart: false, reason: `exponential-delay: ${sinceReset} restarts without ${strategy.resetThresholdMs} ms free of failures`, history: h };
+      }
+      const base = reset ? strategy.initialDelayMs : Math.min(strategy.maxDelayMs, history.lastDelayMs! * strategy.multiplier);
+      // Jitter around the base, never past the maximum; the next delay grows from the base, not the jittered value.
+      const jittered = Math.round(Math.min(strategy.maxDelayMs, Math.max(0, base * (1 + strategy.jitter * (2 * random() - 1)))));
+      return { restart: true, delayMs: jittered, history: { ...h, restarts: history.restarts + 1, lastDelayMs: base, sinceReset: sinceReset + 1 } };
+    }
+  }
+}
+
+/** "exponential-delay (1000-60000 ms ×2, reset after 300000 ms)": for `weir status` and logs. */
+export function describeRestartStrategy(s: RestartStrategy): string {
+  switch (s.type) {
+    case "none": return "none";
+    case "fixed-delay": return `fixed-delay (${s.attempts} attempts, ${s.delayMs} ms apart)`;
+    case "failure-rate": return `failure-rate (at most ${s.maxFailures} failures per ${s.intervalMs} ms, ${s.delayMs} ms apart)`;
+    case "exponential-delay": return `exponential-delay (${s.initialDelayMs}-${s.maxDelayMs} ms ×${s.multiplier}, reset after ${s.resetThresholdMs} ms${s.attemptsBeforeReset !== undefined ? `, at most ${s.attemptsBeforeReset} in a row` : ""})`;
+  }
+}

@@ -1,0 +1,31 @@
+// A sink's JSON payload for one record, or a dead letter: a record nested too deep for JSON.stringify
+// (a RangeError past ~4,000 levels), cyclic, or larger than the server's max payload would otherwise fail
+// the sink on every replay of the same input. The try costs nothing on the record path; the size check
+// measures bytes only for payloads that could be over (a JSON string's length × 3 bounds its UTF-8 bytes).
+
+import type { ConnectorContext } from "../api/connectors.ts";
+import { preview } from "../preview.ts";
+
+const PREVIEW_CHARS = 64 * 1024;
+
+/** Returns the payload, or undefined after dead-lettering the record (origin: the sink operator). */
+export function sinkPayload(ctx: ConnectorContext, value: unknown): string | undefined {
+  let payload: string | undefined;
+  try {
+    payload = JSON.stringify(value);
+  } catch (e) {
+    reject(ctx, value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    return undefined;
+  }
+  if (payload === undefined) return "null";
+  const max = ctx.nc.info?.max_payload ?? 1024 * 1024;
+  if (payload.length * 3 > max && Buffer.byteLength(payload) > max) {
+    reject(ctx, value, `a record of ${Buffer.byteLength(payload)} bytes exceeds the server's max payload (${max})`);
+    return undefined;
+  }
+  return payload;
+}
+
+function reject(ctx: ConnectorContext, value: unknown, reason: string): void {
+  ctx.deadLetters.publish({ reason, origin: `${ctx.operatorName}#${ctx.subtaskIndex}`, data: preview(value, PREVIEW_CHARS) });
+}

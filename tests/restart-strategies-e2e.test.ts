@@ -1,0 +1,73 @@
+// Restart strategies on a real server: a user function that fails once every N records (a different
+// record each time, so every attempt gets further) keeps the job restarting past 3 failures when the
+// failures are spread out, and ends it when they come too fast. Spread out / too fast is decided by the
+// restart delay itself (each failure comes at least `delayMs` after the previous one), not by timing.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { createStream, publishAll, readStream } from "./helpers/streams.ts";
+import { StreamEnvironment } from "../runtime/api/environment.ts";
+import { Sources } from "../runtime/sources/mod.ts";
+import { Sinks } from "../runtime/sinks/mod.ts";
+import type { JobOptions } from "../runtime/api/options.ts";
+
+const s = suite("restart strategies (real server)");
+const server = withServer(s);
+let nc: NatsConnection;
+const RECORDS = 3000;
+const EVERY = 500; // failures at ids 500, 1000, ..., 2500: five of them
+s.before(async () => {
+  nc = await connect({ servers: server.url });
+  await createStream(nc, "RS_IN", ["rs.in"]);
+  await publishAll(nc, Array.from({ length: RECORDS }, (_, i) => ["rs.in", { id: i }] as [string, unknown]));
+});
+s.after(async () => { await nc?.close(); });
+
+async function runJob(name: string, restartStrategy: JobOptions["restartStrategy"]): Promise<{ restarts: number; error?: string }> {
+  const failed = new Set<number>();
+  const e = StreamEnvironment.create({ name, nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, restartStrategy });
+  e.fromSource(Sources.jetstream({ stream: "RS_IN", subjects: ["rs.in"], codec: t.type({ id: t.number }), bounded: true }), { name: "in" })
+    .map((r) => {
+      if (r.id > 0 && r.id % EVERY === 0 && !failed.has(r.id)) { failed.add(r.id); throw new Error(`boom at ${r.id}`); }
+      return r;
+    }, { name: "flaky" })
+    .sinkTo(Sinks.jetstream({ stream: `${name}_OUT`, subject: `${name}.out` }), { name: "out" });
+  try {
+    const result = await e.execute();
+    return { restarts: result.status.restarts };
+  } catch (err) {
+    return { restarts: failed.size - 1, error: (err as Error).message };
+  } finally {
+    await e.close();
+  }
+}
+
+s("failure-rate: failures spread out (one per window) restart 5 times and the job completes exactly once", async () => {
+  const r = await runJob("rsspread", { type: "failure-rate", maxFailures: 1, intervalMs: 200, delayMs: 300 });
+  assert.is(r.error, undefined);
+  assert.is(r.restarts, 5);
+  const out = await readStream<{ id: number }>(nc, "rsspread_OUT");
+  assert.equal(out.map((o) => o.id).sort((a, b) => a - b), Array.from({ length: RECORDS }, (_, i) => i));
+});
+
+s("failure-rate: too many failures in the window end the job", async () => {
+  const r = await runJob("rsfast", { type: "failure-rate", maxFailures: 2, intervalMs: 600_000, delayMs: 0 });
+  assert.match(r.error ?? "", /boom at 1500/);
+  assert.is(r.restarts, 2);
+});
+
+s("exponential-delay: the backoff resets after a quiet period, so isolated failures restart forever", async () => {
+  const r = await runJob("rsexp", { type: "exponential-delay", initialDelayMs: 300, resetThresholdMs: 200, attemptsBeforeReset: 1, jitter: 0 });
+  assert.is(r.error, undefined);
+  assert.is(r.restarts, 5);
+});
+
+s("exponential-delay: restarts in a row without a quiet period end the job", async () => {
+  const r = await runJob("rsexpfast", { type: "exponential-delay", initialDelayMs: 10, resetThresholdMs: 600_000, attemptsBeforeReset: 3 });
+  assert.match(r.error ?? "", /boom at 2000/);
+  assert.is(r.restarts, 3);
+});
+
+s.run();
