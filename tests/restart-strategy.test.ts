@@ -67,8 +67,8 @@ s("options: the old { attempts, delayMs } is fixed-delay; defaults; unknown keys
   assert.equal(run(def, Array.from({ length: 20 }, (_, i) => i * HOUR)), Array(20).fill(1000));
   assert.equal(resolveJobOptions({ ...base, restartStrategy: { type: "failure-rate", maxFailures: 3, intervalMs: 1000, delayMs: 0 } }).restartStrategy,
     { type: "failure-rate", maxFailures: 3, intervalMs: 1000, delayMs: 0 });
-  assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { type: "exponential-delay", attempts: 3 } }), /restartStrategy\.attempts: unknown option/);
-  assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { attempts: 3, delayMs: 1, dealyMs: 2 } }), /restartStrategy\.dealyMs: unknown option/);
+  assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { type: "exponential-delay", attempts: 3 } }), /unknown option "restartStrategy\.attempts"/);
+  assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { attempts: 3, delayMs: 1, dealyMs: 2 } }), /unknown option "restartStrategy\.dealyMs" \(did you mean "restartStrategy\.delayMs"\?\)/);
   assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { type: "exponential-delay", multiplier: 0.5 } }), /restartStrategy/);
   assert.throws(() => resolveJobOptions({ ...base, restartStrategy: { type: "sometimes" } }), /restartStrategy/);
 });

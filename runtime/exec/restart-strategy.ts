@@ -13,6 +13,7 @@
 import * as t from "io-ts";
 import { ErrorCode, WeirError } from "../errors.ts";
 import { preview } from "../preview.ts";
+import { closest } from "../validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
 import { NonNegativeInt, PositiveInt, describeErrors } from "../validation.ts";
 
@@ -101,11 +102,24 @@ export function checkRestartStrategy(raw: unknown, what: string): void {
   if (typeof type !== "string" || !Object.hasOwn(KEYS, type)) {
     throw new WeirError(ErrorCode.InvalidOption, `${what}.type: expected one of ${Object.keys(KEYS).map((k) => `"${k}"`).join(", ")}, got ${preview(type)}`);
   }
-  const key = Object.keys(raw).find((k) => !KEYS[type as RestartStrategyType].includes(k));
-  if (key !== undefined) throw new WeirError(ErrorCode.InvalidOption, `${what}.${key}: unknown option for restart strategy "${type}" (it takes ${KEYS[type as RestartStrategyType].join(", ")})`);
+  const allowed = KEYS[type as RestartStrategyType];
+  const key = Object.keys(raw).find((k) => !allowed.includes(k));
+  if (key !== undefined) {
+    // The same shape of line as every other unknown option (validation.ts), named as a nested key.
+    const [where, path] = splitWhat(what);
+    const guess = closest(key, allowed);
+    const hint = guess ? ` (did you mean "${path}.${guess}"?)` : "";
+    throw new WeirError(ErrorCode.InvalidOption, `${where}: unknown option "${path}.${key}"${hint}; allowed in ${path}: ${allowed.join(", ")} (type "${type}")`);
+  }
   const { type: _type, ...fields } = raw as Record<string, unknown>;
   const r = (FIELDS[type as RestartStrategyType] as t.Type<unknown, unknown, unknown>).decode(fields);
   if (isLeft(r)) throw new WeirError(ErrorCode.InvalidOption, `${what}.${describeErrors(r.left)}`);
+}
+
+/** "job options: restartStrategy" → ["job options", "restartStrategy"]. */
+function splitWhat(what: string): [string, string] {
+  const i = what.lastIndexOf(": ");
+  return i < 0 ? ["options", what] : [what.slice(0, i), what.slice(i + 2)];
 }
 
 export function resolveRestartStrategy(option: RestartStrategyOption | undefined, checkpointing: boolean): RestartStrategy {
