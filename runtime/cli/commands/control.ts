@@ -41,8 +41,15 @@ export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobS
   return request<JobStatus>(nc, new JobNames(job).control("status"));
 }
 
+/** The current failure, or while the job restarts after one, the last one (a restart clears the current). */
+function failureText(s: JobStatus): string {
+  if (s.failure) return `, failure: ${s.failure}`;
+  const last = s.failures?.[s.failures.length - 1];
+  return last ? `, restarts ${s.restarts}, last failure: ${last.error}` : "";
+}
+
 export function formatStatus(s: JobStatus): string {
-  const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${s.failure ? `, failure: ${s.failure}` : ""}`;
+  const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
