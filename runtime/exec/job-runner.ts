@@ -111,6 +111,7 @@ export class JobRunner {
         next: (snap) => {
           if (snap.status !== "done") return;
           const state = snap.value as JobState;
+          this.announceEnd(state, snap.context.failure);
           void this.cleanup().then(() => {
             if (state === "failed") reject(this.failure ?? new WeirError(ErrorCode.InvalidJob, snap.context.failure ?? "job failed"));
             else resolve({ job: job.name, state: state as JobResult["state"], durationMs: Date.now() - this.started, status: this.status() });
@@ -375,6 +376,14 @@ export class JobRunner {
       this.failure = e;
       this.actor.send({ type: "ALL_TERMINATED" });
     }
+  }
+
+  /** Tells whoever waits for the end (`weir stop`) how the job ended; cleanup() flushes it out. */
+  private announceEnd(state: JobState, failure: string | undefined): void {
+    const why = this.failure !== undefined ? describeError(this.failure) : failure;
+    try {
+      this.nc.publish(this.names.ended, JSON.stringify({ job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) }));
+    } catch { /* the connection is closed: nobody can hear it */ }
   }
 
   private async cleanup(): Promise<void> {
