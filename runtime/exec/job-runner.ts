@@ -104,7 +104,8 @@ export class JobRunner {
           },
         },
       }),
-      { input: { job: job.name, subtasks: total }, ...(job.inspect ? { inspect: job.inspect } : {}) },
+      // Named, so inspection events (job.inspect) say which actor they come from.
+      { id: `job:${job.name}`, systemId: `job:${job.name}`, input: { job: job.name, subtasks: total }, ...(job.inspect ? { inspect: job.inspect } : {}) },
     );
     this.done = new Promise<JobResult>((resolve, reject) => {
       this.actor.subscribe({
