@@ -26,6 +26,11 @@ export class JobNames {
   get dlq(): string { return `weir.${this.job}.dlq`; }
   /** Control requests: status, stop, cancel, checkpoint, fail-subtask. */
   control(verb: string): string { return `weir.${this.job}.ctl.${verb}`; }
+  /**
+   * The job's end, published once by the job as it ends: `{ job, state, attempt, failure? }`. Once the
+   * job is gone nothing answers its control subjects, so `weir stop` learns from this how it ended.
+   */
+  get ended(): string { return `weir.${this.job}.ended`; }
   /** Records, watermarks, barriers, attributes and end-of-input from one producer to one consumer subtask. */
   channel(attempt: string, edge: number, from: number, to: number): string {
     return `weir.${this.job}.run.${attempt}.ch.${edge}.${from}.${to}`;

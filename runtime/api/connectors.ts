@@ -56,6 +56,11 @@ export interface SinkContext extends ConnectorContext {
   readonly restoredState?: readonly RestoredPart[];
   /** Whether the job takes checkpoints (an exactly-once sink commits on checkpoint completion). */
   readonly checkpointing?: boolean;
+  /**
+   * Fails the subtask now (and so the job, per its restart strategy): for errors found in the background,
+   * such as a commit, which otherwise would surface only when the next record arrives, maybe never.
+   */
+  readonly fail?: (error: unknown) => void;
 }
 
 export interface SourceBatch<T> {

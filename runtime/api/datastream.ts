@@ -110,6 +110,11 @@ export class DataStream<T> {
 
   /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
   executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
+    const limit = (options as { limit?: unknown }).limit;
+    if (limit !== undefined && !(typeof limit === "number" && Number.isInteger(limit) && limit > 0)) {
+      const got = typeof limit === "number" ? String(limit) : JSON.stringify(limit);
+      return Promise.reject(new WeirError(ErrorCode.InvalidOption, `executeAndCollect: limit must be a positive integer, got ${got}`));
+    }
     return this.host.collect(this, decodeOptions(CollectOptionsCodec, options, "executeAndCollect() options"));
   }
 }

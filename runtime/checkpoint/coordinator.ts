@@ -77,6 +77,8 @@ export class CheckpointCoordinator {
         notifyAborted: (_, p) => this.notifyAborted(p.checkpointId, p.reason),
       },
     }), {
+      id: `checkpoint:${o.job}`,
+      systemId: `checkpoint:${o.job}`,
       input: { firstId: o.firstId, timeoutMs: o.timeoutMs },
       ...(o.inspect ? { inspect: o.inspect } : {}),
     });
@@ -89,7 +91,11 @@ export class CheckpointCoordinator {
     this.actor.start();
   }
 
-  get busy(): boolean { return this.actor.getSnapshot().value !== "idle"; }
+  /**
+   * A checkpoint is in flight, or about to be: reserving its id (a KV round trip) comes before the actor
+   * hears of it, and a second trigger meanwhile would be refused as "already in progress".
+   */
+  get busy(): boolean { return this.reserving !== undefined || this.actor.getSnapshot().value !== "idle"; }
 
   /** The barrier of the checkpoint in flight, if any. */
   pendingBarrier(): CheckpointBarrier | undefined {
@@ -101,9 +107,12 @@ export class CheckpointCoordinator {
   }
 
   /** Resolves when no checkpoint is in flight. */
-  idle(): Promise<void> {
-    if (!this.busy) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async idle(): Promise<void> {
+    while (this.busy) {
+      // The trigger that reserves is chained on `reserving` before us: it has started when we wake.
+      if (this.reserving) await this.reserving.catch(() => {});
+      else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
   }
 
   /** Aborts the checkpoint in flight (the job restarts or ends). */

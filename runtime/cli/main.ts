@@ -60,6 +60,7 @@ program.command("stop")
   .argument("<job>", "the job's name")
   .addOption(natsOption())
   .option("--savepoint", "take a savepoint before stopping (resumable at another parallelism)")
+  .option("--timeout <s>", "how long to wait for the job to confirm it stopped (default 60)", positiveInt("--timeout"))
   .action(action((job: string, flags) => stopCommand(job, flags)));
 
 program.command("checkpoints")

@@ -17,6 +17,11 @@ export function formatCount(n: number): string {
   return String(Math.round(n));
 }
 
+/** Growth of a counter since the last line; a restart resets the counters, then all of it is new. */
+function sinceLast(now: number, last: number): number {
+  return now >= last ? now - last : now;
+}
+
 export class ProgressReporter {
   private timer: NodeJS.Timeout | undefined;
   private last: { at: number; in: number; out: number; bp: number } | undefined;
@@ -43,8 +48,8 @@ export class ProgressReporter {
     let pressure = "";
     if (this.last) {
       const secs = (now - this.last.at) / 1000;
-      rates = ` ${formatCount((s.recordsIn - this.last.in) / secs)}/s`;
-      const share = s.subtasks.length ? (bp - this.last.bp) / (now - this.last.at) / s.subtasks.length : 0;
+      rates = ` ${formatCount(sinceLast(s.recordsIn, this.last.in) / secs)}/s`;
+      const share = s.subtasks.length ? sinceLast(bp, this.last.bp) / (now - this.last.at) / s.subtasks.length : 0;
       pressure = `  backpressure ${Math.min(100, Math.round(share * 100))}%`;
     }
     this.last = { at: now, in: s.recordsIn, out: s.recordsOut, bp };

@@ -139,13 +139,15 @@ export class JobRunner {
           },
         },
       }),
-      { input: { job: job.name, subtasks: total }, ...(job.inspect ? { inspect: job.inspect } : {}) },
+      // Named, so inspection events (job.inspect) say which actor they come from.
+      { id: `job:${job.name}`, systemId: `job:${job.name}`, input: { job: job.name, subtasks: total }, ...(job.inspect ? { inspect: job.inspect } : {}) },
     );
     this.done = new Promise<JobResult>((resolve, reject) => {
       this.actor.subscribe({
         next: (snap) => {
           if (snap.status !== "done") return;
           const state = snap.value as JobState;
+          this.announceEnd(state, snap.context.failure);
           void this.cleanup().then(() => {
             if (state === "failed") reject(this.failure ?? new WeirError(ErrorCode.InvalidJob, snap.context.failure ?? "job failed"));
             else resolve({ job: job.name, state: state as JobResult["state"], durationMs: Date.now() - this.started, status: this.status() });
@@ -517,6 +519,14 @@ export class JobRunner {
       recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters,
       ...(s.checkpoints?.lastCompleted ? { lastCheckpoint: s.checkpoints.lastCompleted.id } : {}),
     });
+  }
+
+  /** Tells whoever waits for the end (`weir stop`) how the job ended; cleanup() flushes it out. */
+  private announceEnd(state: JobState, failure: string | undefined): void {
+    const why = this.failure !== undefined ? describeError(this.failure) : failure;
+    try {
+      this.nc.publish(this.names.ended, JSON.stringify({ job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) }));
+    } catch { /* the connection is closed: nobody can hear it */ }
   }
 
   private async cleanup(): Promise<void> {

@@ -175,6 +175,8 @@ export class Subtask {
         },
       }),
       {
+        id: this.id,
+        systemId: this.id,
         input: { vertex: vertex.id, index, name: vertex.name, sortsDuringBacklog: keyed && job.mode !== "streaming" && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source" },
         ...(deps.inspect ? { inspect: deps.inspect } : {}),
       },

@@ -1,11 +1,12 @@
-// weir's embedded default server: `nats-server -c nats.conf` (JetStream, store under ./.weir/), started
+// weir's embedded default server: `nats-server -c nats.conf` (JetStream, store under .weir/ beside
+// nats.conf: the server runs in the config's directory, as relative paths in it are meant), started
 // detached on first use and reused while it runs. A port held by anything other than that server is
 // reported, never silently connected to: we read the INFO line and check the server_name.
 
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ErrorCode, WeirError } from "../errors.ts";
 
 export const EMBEDDED_SERVER_NAME = "weir-embedded";
@@ -57,9 +58,14 @@ export function probePort(host: string, port: number, timeoutMs = 1500): Promise
   });
 }
 
+/**
+ * `workDir`: where the config's relative paths (store_dir, pid_file) and the server's log land; by
+ * default the config file's directory, whatever the current directory is, so every command finds the
+ * same store.
+ */
 export async function ensureEmbeddedServer(options: { configPath?: string; workDir?: string } = {}): Promise<EmbeddedServer> {
-  const configPath = options.configPath ?? defaultConfigPath();
-  const workDir = resolve(options.workDir ?? process.cwd());
+  const configPath = resolve(options.configPath ?? defaultConfigPath());
+  const workDir = resolve(options.workDir ?? dirname(configPath));
   const { host, port } = readListen(configPath);
   const url = `nats://${host}:${port}`;
   const probe = await probePort(host, port);

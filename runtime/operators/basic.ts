@@ -159,6 +159,7 @@ export class SinkOperator implements StreamOperator {
       deadLetters: this.ctx.deadLetters,
       log: this.ctx.log,
       checkpointing: this.ctx.checkpointing,
+      fail: this.ctx.fail,
       ...(this.ctx.restoredState() ? { restoredState: this.ctx.restoredState()! } : {}),
     });
   }

@@ -15,7 +15,7 @@
 
 import type { RestoredPart, SinkContext, SinkWriter } from "../api/connectors.ts";
 import { sinkPayload } from "./payload.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError, messageOf } from "../errors.ts";
 import { ConnectorNames } from "../names.ts";
 import { InflightWindow } from "./inflight.ts";
 import { StagingArea, type StagedRecord, type StagedRef } from "./staging.ts";
@@ -65,8 +65,12 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
         throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state of subtask ${part.index} is not an exactly-once state`);
       }
       for (const ref of state.staged) {
-        const records = await this.areaOf(ref.subtask).read(ref);
-        await this.publishAll(ref.checkpointId, ref.subtask, records);
+        try {
+          const records = await this.areaOf(ref.subtask).read(ref);
+          await this.publishAll(ref.checkpointId, ref.subtask, records);
+        } catch (e) {
+          throw this.commitError(ref.checkpointId, e, " again at a restore");
+        }
         this.published.push(ref);
       }
     }
@@ -96,11 +100,23 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 
   /**
    * Phase 2: checkpoint `id` committed: publish its output (and any earlier one still held). Runs behind
-   * earlier commits without holding up the subtask; a failure fails the next write (and close).
+   * earlier commits without holding up the subtask. A failure fails the subtask at once (through the
+   * context), not at the next write: on a quiet input there may be none, and the job would look healthy
+   * while nothing is published. The restart re-publishes from the restored checkpoint.
    */
   notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    this.commits = this.commits.then(() => this.commit(checkpointId)).catch((e: unknown) => { this.failure ??= e; });
+    this.commits = this.commits.then(() => this.commit(checkpointId)).catch((e: unknown) => {
+      if (this.failure !== undefined) return;
+      this.failure = this.commitError(checkpointId, e, "");
+      this.ctx.fail?.(this.failure);
+    });
     return Promise.resolve();
+  }
+
+  /** One line naming the sink, the checkpoint and the cause. */
+  private commitError(checkpointId: number, e: unknown, when: string): WeirError {
+    const cause = messageOf(e).replace(/^Sinks\.jetstream: /, "");
+    return new WeirError(ErrorCode.Sink, `sink "${this.ctx.operatorName}" (Sinks.jetstream, subtask ${this.ctx.subtaskIndex}): committing the output of checkpoint ${checkpointId}${when} failed: ${cause}`, { cause: e });
   }
 
   private async commit(checkpointId: number): Promise<void> {

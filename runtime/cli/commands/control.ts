@@ -42,8 +42,15 @@ export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobS
   return request<JobStatus>(nc, new JobNames(job).control("status"));
 }
 
+/** The current failure, or while the job restarts after one, the last one (a restart clears the current). */
+function failureText(s: JobStatus): string {
+  if (s.failure) return `, failure: ${s.failure}`;
+  const last = s.failures?.[s.failures.length - 1];
+  return last ? `, restarts ${s.restarts}, last failure: ${last.error}` : "";
+}
+
 export function formatStatus(s: JobStatus): string {
-  const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${s.failure ? `, failure: ${s.failure}` : ""}`;
+  const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
   const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
@@ -106,23 +113,69 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
   }
 }
 
+/** What a job publishes on `JobNames.ended` as it ends. */
+interface JobEnd { readonly job: string; readonly state: string; readonly attempt: string; readonly failure?: string }
+
+/** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
+const END_NOTICE_GRACE_MS = 2000;
+
+/**
+ * `weir stop <job>`: exit 0 only when the job confirmed it stopped (its end notice, or its own status
+ * saying so). "No answer" is not "stopped": a job that failed, or vanished, is reported with a non-zero
+ * exit. A job failing or restarting ignores a stop request, so it is asked again once it runs again.
+ */
 export async function stopCommand(job: string, flags: { nats?: string; savepoint?: boolean; timeout?: number }): Promise<number> {
   const nc = await controlConnection(flags.nats);
   if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
+  const timeoutMs = (flags.timeout ?? 60) * 1000;
   try {
     const names = new JobNames(job);
-    const ack = await request<{ ok: boolean; state: string }>(nc, names.control("stop"), { savepoint: Boolean(flags.savepoint) });
-    if (!ack) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
-    const deadline = Date.now() + (flags.timeout ?? 60_000);
-    while (Date.now() < deadline) {
-      const s = await fetchStatus(nc, job);
-      if (!s || ["stopped", "finished", "cancelled", "failed"].includes(s.state)) {
-        process.stdout.write(`${job}: ${s?.state ?? "stopped"}\n`);
-        return s?.state === "failed" ? 1 : 0;
+    // Listen before asking: the end may follow the request at once.
+    let end: JobEnd | undefined;
+    let noticed: () => void = () => {};
+    const endNotice = new Promise<void>((resolve) => { noticed = resolve; });
+    nc.subscribe(names.ended, { max: 1, callback: (err, m) => { if (!err) { end = m.json<JobEnd>(); noticed(); } } });
+    await nc.flush();
+
+    const ask = () => request<{ ok: boolean; state: string; error?: string }>(nc, names.control("stop"), { savepoint: Boolean(flags.savepoint) });
+    const first = await ask();
+    if (!first && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
+    if (first && first.ok === false) throw new WeirError(ErrorCode.InvalidJob, `cannot stop job ${job}: ${first.error ?? first.state}`);
+    let state = first?.state ?? "stopping";
+    let lastFailure: string | undefined;
+    let toldWaiting = false;
+    let silent = false;
+    const deadline = Date.now() + timeoutMs;
+    while (!end && !["stopped", "finished", "failed", "cancelled"].includes(state)) {
+      if (Date.now() >= deadline) break;
+      if (state === "running") {
+        // It ignored the stop while failing or restarting (or failed while stopping and restarted): again.
+        const again = await ask();
+        if (again) state = again.state;
+      } else if (!toldWaiting && (state === "failing" || state === "restarting" || state === "deploying")) {
+        toldWaiting = true;
+        process.stderr.write(`weir: ${job} is ${state}${lastFailure ? ` after a failure (${lastFailure})` : ""}; it will be stopped once it runs again\n`);
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await Promise.race([endNotice, new Promise((r) => setTimeout(r, 200))]);
+      if (end) break;
+      const s = await fetchStatus(nc, job);
+      if (!s) {
+        await Promise.race([endNotice, new Promise((r) => setTimeout(r, END_NOTICE_GRACE_MS))]);
+        silent = !end;
+        break;
+      }
+      state = s.state;
+      lastFailure = s.failure ?? s.failures?.[s.failures.length - 1]?.error ?? lastFailure;
     }
-    throw new WeirError(ErrorCode.InvalidJob, `job ${job} did not stop within ${(flags.timeout ?? 60_000) / 1000}s`);
+    const final = end?.state ?? state;
+    if (final === "stopped" || final === "finished") {
+      process.stdout.write(`${job}: ${final}\n`);
+      return 0;
+    }
+    if (final === "failed") throw new WeirError(ErrorCode.InvalidJob, `job ${job} failed instead of stopping: ${end?.failure ?? lastFailure ?? "no reason given"}`);
+    if (final === "cancelled") throw new WeirError(ErrorCode.InvalidJob, `job ${job} was cancelled, not stopped gracefully`);
+    const why = silent ? `it stopped answering while ${state}` : `it is still ${state} after ${timeoutMs / 1000}s`;
+    throw new WeirError(ErrorCode.InvalidJob, `could not confirm that job ${job} stopped: ${why}${lastFailure ? ` (last failure: ${lastFailure})` : ""}`);
   } finally {
     await nc.close();
   }

@@ -1,0 +1,88 @@
+// `weir stop <job>` through the CLI against a real `weir run` process: exit 0 only when the job confirmed
+// it stopped; a job that fails while (or instead of) stopping is a non-zero exit with its reason.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { createStream, publishAll } from "./helpers/streams.ts";
+import { eventually, runWeir, startWeir, within } from "./helpers/cli.ts";
+import { fetchStatus } from "../runtime/cli/commands/control.ts";
+
+const test = suite("weir stop");
+const nats = withServer(test);
+const JOB = "tests/fixtures/jobs/failing-sink.ts";
+
+test("a running job: weir stop exits 0 once the job stopped, and weir run ends with 0", async () => {
+  const nc = await connect({ servers: nats.url });
+  await createStream(nc, "STOPPER_IN", ["stopper.in"]);
+  await publishAll(nc, [["stopper.in", "a"], ["stopper.in", "b"]]);
+  const run = startWeir(["run", JOB, "--nats", nats.url], { env: { SINKJOB_NAME: "stopper", SINKJOB_SUBJECT: "stopout.x" } });
+  try {
+    await run.waitForStderr("weir: running stopper", 60_000);
+    const stop = await runWeir(["stop", "stopper", "--nats", nats.url]);
+    assert.is(stop.code, 0, `weir stop: ${stop.stderr}`);
+    assert.is(stop.stdout.trim(), "stopper: stopped");
+    const exit = await within(run.exited, 60_000);
+    assert.is(exit?.code, 0, `weir run ended with 0: ${run.stderr().slice(-600)}`);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
+test("a job failing and restarting: weir stop does not say stopped; it reports the failure, non-zero", async () => {
+  const nc = await connect({ servers: nats.url });
+  // Restarts 5 s apart: weir stop below reaches the job while it is between restarts.
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { SINKJOB_RESTART_DELAY_MS: "5000" } });
+  try {
+    await createStream(nc, "OTHER", ["taken.>"]);
+    await createStream(nc, "FAILSINK_IN", ["failsink.in"]);
+    await publishAll(nc, [["failsink.in", "a"]]);
+    await eventually("the job failing", 60_000, async () => {
+      if (run.child.exitCode !== null) throw new Error(`weir run ended first: ${run.stderr()}`);
+      const s = await fetchStatus(nc, "failsink");
+      return s && s.failures.length > 0 ? true : undefined;
+    });
+    const stop = await runWeir(["stop", "failsink", "--nats", nats.url]);
+    assert.is.not(stop.code, 0, `weir stop must not succeed: ${stop.stdout}${stop.stderr}`);
+    assert.not.match(stop.stdout, /stopped/);
+    const last = stop.stderr.trimEnd().split("\n").at(-1)!;
+    assert.match(last, /^weir: job failsink failed instead of stopping: sink "out" .*FAILSINK_OUT/, last);
+    assert.match(stop.stderr, /failsink is (failing|restarting)/, "it said it was waiting for the restart");
+    const exit = await within(run.exited, 60_000);
+    assert.ok(exit && exit.code !== 0, "the job itself failed");
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
+test("a job between restarts: weir stop waits until it runs again, stops it, exits 0", async () => {
+  const nc = await connect({ servers: nats.url });
+  await createStream(nc, "RECOVERS_IN", ["recovers.in"]);
+  await publishAll(nc, [["recovers.in", "a"]]);
+  const run = startWeir(["run", JOB, "--nats", nats.url], { env: { SINKJOB_NAME: "recovers", SINKJOB_SUBJECT: "recout.x", SINKJOB_RESTART_DELAY_MS: "5000" } });
+  try {
+    await run.waitForStderr("weir: running recovers", 60_000);
+    const killed = await nc.request("weir.recovers.ctl.fail-subtask", JSON.stringify({ subtask: "in#0" }), { timeout: 10_000 });
+    assert.equal(killed.json(), { ok: true });
+    const stop = await runWeir(["stop", "recovers", "--nats", nats.url]);
+    assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
+    assert.is(stop.stdout.trim(), "recovers: stopped");
+    assert.match(stop.stderr, /recovers is (failing|restarting)/, "it said it was waiting for the restart");
+    const exit = await within(run.exited, 60_000);
+    assert.is(exit?.code, 0, `weir run ended with 0: ${run.stderr().slice(-600)}`);
+    assert.match(run.stderr(), /restarting \(attempt 1\//);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
+test("no such job: weir stop exits non-zero with one line", async () => {
+  const stop = await runWeir(["stop", "nosuchjob", "--nats", nats.url]);
+  assert.is(stop.code, 1);
+  assert.is(stop.stderr.trim(), "weir: job nosuchjob is not running");
+});
+
+test.run();

@@ -1,0 +1,85 @@
+// Small defects a user would trip over: a job file with a syntax error, the progress line after a
+// restart, a bad executeAndCollect limit, nameless actors in inspection events.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Sinks, Sources, StreamEnvironment } from "../mod.ts";
+import { ProgressReporter } from "../runtime/cli/progress.ts";
+import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import { withServer } from "./helpers/nats-server.ts";
+import { runWeir } from "./helpers/cli.ts";
+
+const test = suite("small defects");
+const nats = withServer(test);
+
+test("a syntax error in a job file: one line with file:line:column and the reason", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-syntax-"));
+  try {
+    const file = join(dir, "broken.ts");
+    writeFileSync(file, `import { defineJob } from "weir";\n\nconst x = ;\nexport default defineJob({ name: "broken" }, () => {});\n`);
+    const r = await runWeir(["run", file, "--nats", nats.url]);
+    assert.is(r.code, 1);
+    assert.is(r.stderr, `weir: cannot load job file ${file}:3:11: syntax error: Unexpected ";"\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the progress line never shows a negative rate after a restart resets the counters", () => {
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (t: string) => { lines.push(t); return true; } } as unknown as NodeJS.WriteStream;
+  const status = (recordsIn: number, backpressuredMs: number): JobStatus => ({
+    job: "p", state: "running", attempt: "a", startedAt: "", uptimeMs: 1000, parallelism: 1, recordsIn, recordsOut: 0, deadLetters: 0,
+    restarts: 0, restartStrategy: "none", failures: [], subtasks: [{ backpressuredMs } as JobStatus["subtasks"][number]],
+  });
+  const progress = new ProgressReporter(() => status(0, 0), { stream });
+  progress.line(status(50_000, 900));
+  const after = progress.line(status(1_000, 10));
+  assert.not.match(after, /-\d/, after);
+  assert.match(after, /in 1000 [\d.]+[kM]?\/s/, after);
+});
+
+test("executeAndCollect refuses a limit that is not a positive integer, in one line", async () => {
+  for (const limit of [-1, 0, 1.5, Number.NaN]) {
+    const env = StreamEnvironment.create({ name: "collectlimit", nats: nats.url });
+    try {
+      const err = await env.fromSource(Sources.array([1, 2, 3])).executeAndCollect({ limit }).then(() => undefined, (e: Error) => e);
+      assert.ok(err, `limit ${limit} refused`);
+      assert.is(err!.message, `executeAndCollect: limit must be a positive integer, got ${limit}`);
+    } finally {
+      await env.close();
+    }
+  }
+});
+
+test("inspection events name the job, checkpoint and subtask actors", async () => {
+  const ids = new Set<string>();
+  const systemIds = new Set<string>();
+  const env = StreamEnvironment.create({
+    name: "inspected", nats: nats.url, parallelism: 2, checkpointIntervalMs: 50,
+    inspect: (e: unknown) => {
+      const ref = (e as { actorRef?: { id?: string; systemId?: string } }).actorRef;
+      if (ref?.id) ids.add(ref.id);
+      if (ref?.systemId) systemIds.add(ref.systemId);
+    },
+  });
+  try {
+    env.fromSource(Sources.array([1, 2, 3, 4]), { uid: "numbers" })
+      .keyBy((n) => n % 2)
+      .reduce((a, b) => a + b, { uid: "sum" })
+      .sinkTo(Sinks.nats({ subject: "inspected.out" }), { uid: "out" });
+    const result = await env.execute();
+    const subtasks = result.status.subtasks.map((s) => s.id);
+    assert.ok(subtasks.includes("sum#1"), subtasks.join(", "));
+    for (const id of ["job:inspected", "checkpoint:inspected", ...subtasks]) {
+      assert.ok(ids.has(id), `actor id ${id} in ${[...ids].join(", ")}`);
+      assert.ok(systemIds.has(id), `system id ${id}`);
+    }
+  } finally {
+    await env.close();
+  }
+});
+
+test.run();
