@@ -72,7 +72,7 @@ test("a job between restarts: weir stop waits until it runs again, stops it, exi
     assert.match(stop.stderr, /recovers is (failing|restarting)/, "it said it was waiting for the restart");
     const exit = await within(run.exited, 60_000);
     assert.is(exit?.code, 0, `weir run ended with 0: ${run.stderr().slice(-600)}`);
-    assert.match(run.stderr(), /restarting \(attempt 1\//);
+    assert.match(run.stderr(), /restarting \(restart 1, fixed-delay/);
   } finally {
     if (run.child.exitCode === null) run.child.kill("SIGKILL");
     await nc.close();
