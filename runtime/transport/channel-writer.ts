@@ -11,6 +11,8 @@ export class ChannelWriter {
   private timestamps: Array<number | undefined> | undefined;
   private readonly pending: string[] = [];
   private credits = 0;
+  /** Records per frame: the frame size, or less when the consumer asks for smaller frames (debloating). */
+  private limit: number;
   framesSent = 0;
   recordsSent = 0;
   bytesSent = 0;
@@ -21,11 +23,17 @@ export class ChannelWriter {
     private readonly frameSize: number,
     private readonly maxPayload: number,
     private readonly onDrained: () => void,
-  ) {}
+  ) {
+    this.limit = frameSize;
+  }
 
   /** Frames waiting for credit. */
   get backlog(): number { return this.pending.length; }
   get bufferedRecords(): number { return this.values.length; }
+  /** Records this channel can send now without a frame waiting for credit (buffer debloating). */
+  get sendableRecords(): number {
+    return this.pending.length > 0 ? 0 : Math.max(0, this.credits * this.limit - this.values.length);
+  }
 
   add(value: unknown, timestamp: number | undefined): void {
     const n = this.values.push(value);
@@ -33,7 +41,7 @@ export class ChannelWriter {
       this.timestamps ??= new Array<number | undefined>(n - 1);
       this.timestamps[n - 1] = timestamp;
     } else if (this.timestamps) this.timestamps[n - 1] = undefined;
-    if (n >= this.frameSize) this.seal();
+    if (n >= this.limit) this.seal();
   }
 
   /** Closes the current frame (if any records are in it) and queues it. */
@@ -52,7 +60,9 @@ export class ChannelWriter {
     this.enqueue(encodeControl(frame));
   }
 
-  grant(credits: number): void {
+  /** `maxRecordsPerFrame`: the consumer's frame size hint (buffer-debloater.ts), if it sent one. */
+  grant(credits: number, maxRecordsPerFrame?: number): void {
+    if (maxRecordsPerFrame !== undefined && maxRecordsPerFrame >= 1) this.limit = Math.min(this.frameSize, maxRecordsPerFrame);
     this.credits += credits;
     this.drain();
   }

@@ -36,6 +36,8 @@ export class InputGate {
   /** Frames held back from blocked channels (barrier alignment, issue 5), per channel, in order. */
   private readonly held: Array<Array<Uint8Array>>;
   framesIn = 0;
+  /** The frame size asked of producers with each credit (" r<records>"), when debloating. */
+  private frameHint = "";
 
   constructor(
     private readonly nc: NatsConnection,
@@ -62,7 +64,16 @@ export class InputGate {
 
   /** Grants every producer its initial window. */
   start(): void {
-    this.channels.forEach((c) => this.nc.publish(c.creditSubject, `${c.creditTag} ${this.creditWindow}`));
+    this.channels.forEach((c) => this.nc.publish(c.creditSubject, `${c.creditTag} ${this.creditWindow}${this.frameHint}`));
+  }
+
+  /**
+   * Asks producers for frames of at most `records` records (buffer debloating): sent with every credit
+   * from now on, and announced at once (with no credit) once the gate has started.
+   */
+  setRecordsPerFrame(records: number, announce: boolean): void {
+    this.frameHint = ` r${records}`;
+    if (announce) for (const c of this.channels) this.nc.publish(c.creditSubject, `${c.creditTag} 0${this.frameHint}`);
   }
 
   enqueue(action: MailAction): void {
@@ -109,7 +120,7 @@ export class InputGate {
     if (n * 2 >= this.creditWindow) {
       this.consumed[channel] = 0;
       const c = this.channels[channel]!;
-      this.nc.publish(c.creditSubject, `${c.creditTag} ${n}`);
+      this.nc.publish(c.creditSubject, `${c.creditTag} ${n}${this.frameHint}`);
     }
   }
 
