@@ -27,7 +27,8 @@ export interface DebloatOptions {
   readonly initialRecordsPerFrame?: number;
 }
 
-const DEFAULTS = { periodMs: 100, smoothingMs: 500, threshold: 0.25, initialRecordsPerFrame: 4 } as const;
+const FIRST_PERIOD_MS = 10;
+const DEFAULTS = { periodMs: 50, smoothingMs: 500, threshold: 0.25, initialRecordsPerFrame: 4 } as const;
 
 export class BufferDebloater {
   /** Records per second of work, smoothed; undefined until the first sample with work in it. */
@@ -62,6 +63,8 @@ export class BufferDebloater {
   sample(nowMs: number, records: number, idleMs: number): boolean {
     if (this.nextSampleAt === undefined) {
       this.start(nowMs, records, idleMs);
+      // The first measurement comes soon: a fast consumer should not run long on the small first frames.
+      this.nextSampleAt = nowMs + FIRST_PERIOD_MS;
       return false;
     }
     const busyMs = nowMs - this.lastAt - (idleMs - this.lastIdleMs);

@@ -30,9 +30,12 @@ export class ChannelWriter {
   /** Frames waiting for credit. */
   get backlog(): number { return this.pending.length; }
   get bufferedRecords(): number { return this.values.length; }
-  /** Records this channel can send now without a frame waiting for credit (buffer debloating). */
+  /**
+   * Records this channel takes before a frame waits for credit (buffer debloating): its credits' worth,
+   * and at least the rest of the open frame (filling it costs no wait until it is sealed).
+   */
   get sendableRecords(): number {
-    return this.pending.length > 0 ? 0 : Math.max(0, this.credits * this.limit - this.values.length);
+    return this.pending.length > 0 ? 0 : Math.max(1, this.credits) * this.limit - this.values.length;
   }
 
   add(value: unknown, timestamp: number | undefined): void {
