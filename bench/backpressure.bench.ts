@@ -11,9 +11,11 @@ function pacedSink(rate: number, delivered: { n: number }): SinkDef<unknown> {
   return {
     kind: "paced",
     createWriter: async () => {
-      const started = performance.now();
+      // Paced from the first record: no burst to catch up on the time the job took to start.
+      let started: number | undefined;
       return {
         write: () => {
+          started ??= performance.now();
           const due = started + (++delivered.n * 1000) / rate;
           const wait = due - performance.now();
           if (wait > 1) return new Promise<void>((r) => setTimeout(r, wait));
