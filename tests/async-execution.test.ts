@@ -141,4 +141,28 @@ aec("a rejected state request fails with the record's key", async () => {
   assert.match(String((errors[0]!.e as Error).message), /store unavailable/);
 });
 
+aec("an in-flight budget (buffer debloating) lowers the limit, never raises it past inFlightRecordsLimit, and wakes waiters when it grows", async () => {
+  const backend = slowBackend(2, 7);
+  const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 50, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
+  const log = new Map<string, number[]>();
+  const submit = (seq: number) => c.submitRecord(canonicalJson(`k${seq}`), `k${seq}`, { run: appendTask(`k${seq}`, seq, log) });
+  c.setInFlightBudget(3);
+  assert.is(submit(0), undefined);
+  assert.is(submit(1), undefined);
+  const third = submit(2);
+  assert.ok(third instanceof Promise, "at the budget the caller waits");
+  assert.is(c.inFlightRecords, 3);
+  c.setInFlightBudget(1_000_000);
+  await third; // woken by the larger budget (or by records finishing)
+  let maxInFlight = 0;
+  for (let seq = 3; seq < 200; seq++) {
+    const p = submit(seq);
+    maxInFlight = Math.max(maxInFlight, c.inFlightRecords);
+    if (p) await p;
+  }
+  await c.drain();
+  assert.is(maxInFlight, 50, "capped by inFlightRecordsLimit");
+  assert.is(log.size, 200);
+});
+
 aec.run();

@@ -72,9 +72,12 @@ export interface SourceBatch<T> {
 export interface SourceReader<T> {
   /**
    * The next records: an empty batch when nothing arrived within a short wait (the subtask then flushes,
-   * handles control and asks again), `null` once a bounded source has ended.
+   * handles control and asks again), `null` once a bounded source has ended. `maxRecords`, when given, is
+   * how many records the job can take in about a second under its current backpressure (buffer
+   * debloating): a reader that can stop short should return no more, so few records wait ahead of a
+   * checkpoint barrier.
    */
-  pollNext(): Promise<SourceBatch<T> | null>;
+  pollNext(maxRecords?: number): Promise<SourceBatch<T> | null>;
   /** RecordAttributes to emit before the next batch, when they changed (backlog ↔ live). */
   takeAttributes?(): RecordAttributes | undefined;
   /** Offsets to store in a checkpoint (issue 5). */

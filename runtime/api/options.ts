@@ -43,6 +43,12 @@ export const JobOptionsCodec = t.intersection([
     frameSize: PositiveInt,
     /** Frames a consumer lets each producer send ahead (credit-based flow control). */
     creditWindow: PositiveInt,
+    /**
+     * Buffer debloating (Flink's FLIP-183): each consumer sizes the frames its producers send ahead, the
+     * records a source reads per poll and a keyed operator keeps in flight to about this many ms of its
+     * measured work, so checkpoint barriers do not wait behind a backpressured backlog. 0 turns it off.
+     */
+    bufferDebloatTargetMs: NonNegativeInt,
     /** How often periodic watermarks are emitted (Flink's autoWatermarkInterval). */
     autoWatermarkIntervalMs: PositiveInt,
     /** Where to start: "latest" completed checkpoint/savepoint (default), "none", or a checkpoint id. */
@@ -88,6 +94,7 @@ export interface ResolvedJobOptions {
   readonly nats?: string;
   readonly frameSize: number;
   readonly creditWindow: number;
+  readonly bufferDebloatTargetMs: number;
   readonly autoWatermarkIntervalMs: number;
   readonly restore: "latest" | "none" | number;
   readonly checkpointTimeoutMs: number;
@@ -133,6 +140,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     ...(o.nats !== undefined ? { nats: o.nats } : {}),
     frameSize: o.frameSize ?? 500,
     creditWindow: o.creditWindow ?? 8,
+    bufferDebloatTargetMs: o.bufferDebloatTargetMs ?? 1000,
     autoWatermarkIntervalMs: o.autoWatermarkIntervalMs ?? 200,
     restore: o.restore ?? "latest",
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,

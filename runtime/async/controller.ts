@@ -97,6 +97,8 @@ export class AsyncExecutionController {
   private bufferTimer: unknown;
   private flushScheduled = false;
   private inFlight = 0;
+  /** `inFlightRecordsLimit`, or less while a debloating subtask asks for less (setInFlightBudget). */
+  private limit: number;
   private capacityWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   private strictWaiter: (() => void) | undefined;
@@ -122,9 +124,26 @@ export class AsyncExecutionController {
      */
     private readonly applyNow?: KeyedStateBackend["applyNow"],
   ) {
+    this.limit = options.inFlightRecordsLimit;
   }
 
   get inFlightRecords(): number { return this.inFlight; }
+
+  /**
+   * Admits no more than `records` in flight (never more than `inFlightRecordsLimit`): what the subtask
+   * gets through in about its debloating target, so a checkpoint's drain of records in flight, and the
+   * output they emit ahead of its barrier, stay short when the output is backpressured.
+   */
+  setInFlightBudget(records: number): void {
+    const limit = Math.max(1, Math.min(this.options.inFlightRecordsLimit, Math.floor(records)));
+    const grew = limit > this.limit;
+    this.limit = limit;
+    if (grew && this.capacityWaiters.length && this.inFlight < limit) {
+      const ws = this.capacityWaiters;
+      this.capacityWaiters = [];
+      for (const w of ws) w();
+    }
+  }
 
   /**
    * Accepts a record (or timer) of `keyId`; `task` runs once the key is free. Returns a promise when the
@@ -138,7 +157,7 @@ export class AsyncExecutionController {
     this.inFlight++;
     if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     if (this.keys.tryOccupy(keyId, r)) this.start(r);
-    if (this.inFlight >= this.options.inFlightRecordsLimit) return this.waitForCapacity();
+    if (this.inFlight >= this.limit) return this.waitForCapacity();
     if (this.options.watermarkMode === "strict" && this.epochs.pending > 0 && epoch === undefined) return this.waitForEpochs();
   }
 
@@ -261,7 +280,7 @@ export class AsyncExecutionController {
     const next = this.keys.release(r.keyId);
     if (next) this.start(next);
     this.epochs.leave(r.epoch);
-    if (this.capacityWaiters.length && this.inFlight < this.options.inFlightRecordsLimit) {
+    if (this.capacityWaiters.length && this.inFlight < this.limit) {
       const ws = this.capacityWaiters;
       this.capacityWaiters = [];
       for (const w of ws) w();
@@ -278,7 +297,7 @@ export class AsyncExecutionController {
     if (this.buffer.length) this.flush();
     return new Promise<void>((resolve) => { this.capacityWaiters.push(resolve); }).then((): MaybePromise =>
       // Woken with others: re-check, someone may have taken the free slot.
-      this.inFlight >= this.options.inFlightRecordsLimit ? this.waitForCapacity() : undefined);
+      this.inFlight >= this.limit ? this.waitForCapacity() : undefined);
   }
 
   private waitForEpochs(): Promise<void> {

@@ -43,6 +43,19 @@ export class NetworkOutput implements Output {
     }
   }
 
+  /** Records this output takes now without waiting for credit: partitioned ones spread, copies go to all. */
+  sendableRecords(): number {
+    const type = this.edge.partitioning.type;
+    let sum = 0;
+    let min = Number.POSITIVE_INFINITY;
+    for (const w of this.writers) {
+      const n = w.sendableRecords;
+      sum += n;
+      if (n < min) min = n;
+    }
+    return type === "hash" || type === "rebalance" ? sum : min;
+  }
+
   collect(value: unknown, ts: number | undefined): void { this.route(value, ts); }
   side(): void { /* side outputs are routed by the chain, never to a network output directly */ }
   emitWatermark(w: number): void { for (const x of this.writers) x.control({ k: "w", w }); }

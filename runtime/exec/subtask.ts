@@ -15,6 +15,7 @@ import type { PhysicalNode, SourceNode } from "../graph/stream-graph.ts";
 import type { JobNames } from "../names.ts";
 import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../operators/contracts.ts";
 import { InputsAttributes } from "../transport/attributes-valve.ts";
+import { BufferDebloater } from "../transport/buffer-debloater.ts";
 import { ChannelWriter } from "../transport/channel-writer.ts";
 import { preview } from "../preview.ts";
 import { MAX_WATERMARK, MIN_WATERMARK, type CheckpointBarrier, type Frame, type RecordAttributes } from "../transport/frames.ts";
@@ -83,6 +84,8 @@ export interface SubtaskStatus {
 const FLUSH_INTERVAL_MS = 20;
 /** Characters of a record kept in its dead letter when it cannot be encoded (it may be megabytes or too deep). */
 const DEAD_LETTER_PREVIEW = 64 * 1024;
+/** Records a debloating source reads per poll before its first throughput measurement. */
+const INITIAL_SOURCE_POLL = 50;
 
 export class Subtask {
   readonly id: string;
@@ -114,6 +117,9 @@ export class Subtask {
   private currentWatermark = MIN_WATERMARK;
   recordsIn = 0;
   backpressuredMs = 0;
+  /** Time spent waiting for input (a source: polls that found nothing), for the debloater's throughput. */
+  private idleMs = 0;
+  private readonly debloater: BufferDebloater | undefined;
   private error: unknown;
 
   constructor(readonly vertex: JobVertex, readonly index: number, private readonly deps: SubtaskDeps) {
@@ -163,6 +169,10 @@ export class Subtask {
     // With checkpoints, lost frames fail the subtask and the job restarts from its last checkpoint; without
     // (at-most-once), the loss is logged and the channel carries on.
     this.gate = new InputGate(deps.nc, channels, job.creditWindow, job.checkpointIntervalMs > 0 ? failOnGap : (gap) => deps.log(`subtask ${this.id}: ${gap.message}; without checkpoints they are not recovered`));
+    if (job.bufferDebloatTargetMs > 0) {
+      this.debloater = new BufferDebloater({ targetMs: job.bufferDebloatTargetMs, maxRecordsPerFrame: job.frameSize, framesInFlight: channels.length * job.creditWindow });
+      if (channels.length > 0) this.gate.setRecordsPerFrame(this.debloater.recordsPerFrame, false);
+    }
     this.inputs = new InputsWatermark(perInput);
     this.attributes = new InputsAttributes(perInput);
 
@@ -218,9 +228,10 @@ export class Subtask {
       this.creditSub = this.deps.nc.subscribe(this.deps.names.credits(this.deps.attempt, this.vertex.id, this.index), {
         callback: (err, msg) => {
           if (err) return;
-          const text = msg.string();
-          const sp = text.indexOf(" ");
-          this.writerByTag.get(text.slice(0, sp))?.grant(Number(text.slice(sp + 1)));
+          // "<tag> <frames granted up to>[ r<records per frame>]" (input-gate.ts)
+          const [tag, credits, ...rest] = msg.string().split(" ");
+          const hint = rest.find((f) => f.startsWith("r"));
+          this.writerByTag.get(tag!)?.grant(Number(credits), hint === undefined ? undefined : Number(hint.slice(1)));
         },
       });
     }
@@ -330,7 +341,9 @@ export class Subtask {
         head.onInputIdle?.();
         this.flushOutputs();
         // Async records still running emit later: wake up to flush what they produce.
+        const idleFrom = performance.now();
         await this.gate.waitForInput((head.pendingWork?.() ?? 0) > 0 ? FLUSH_INTERVAL_MS : undefined);
+        this.idleMs += performance.now() - idleFrom;
         continue;
       }
       if (item.type === "mail") {
@@ -367,7 +380,8 @@ export class Subtask {
           await this.emitAttributes(out, attrs);
         }
       }
-      const batch = await reader.pollNext();
+      const polledAt = performance.now();
+      const batch = await reader.pollNext(this.debloater ? this.sourcePollLimit(this.debloater) : undefined);
       if (batch === null) {
         // A bounded source ended: the final watermark fires every event-time timer and window.
         const p = out.emitWatermark(MAX_WATERMARK);
@@ -377,6 +391,7 @@ export class Subtask {
       }
       const { values, timestamps } = batch;
       if (values.length === 0) {
+        this.idleMs += performance.now() - polledAt;
         this.flushOutputs();
         continue;
       }
@@ -480,7 +495,31 @@ export class Subtask {
   }
 
   private maybeFlush(): void {
-    if (performance.now() - this.lastFlush >= FLUSH_INTERVAL_MS) this.flushOutputs();
+    const now = performance.now();
+    if (this.debloater?.due(now)) this.debloat(this.debloater, now);
+    if (now - this.lastFlush >= FLUSH_INTERVAL_MS) this.flushOutputs();
+  }
+
+  /**
+   * A debloating source reads no more than its channels can send without waiting (their consumers size
+   * the frames and grant the credits), so records do not queue up here ahead of a barrier; a source with
+   * no channels (its chain ends in a sink) reads about the target time of its measured rate.
+   */
+  private sourcePollLimit(d: BufferDebloater): number {
+    if (this.networkOutputs.size === 0) return d.recordsBudget() ?? INITIAL_SOURCE_POLL;
+    let n = Number.POSITIVE_INFINITY;
+    for (const o of this.networkOutputs.values()) n = Math.min(n, o.sendableRecords());
+    return Math.max(1, n);
+  }
+
+  /**
+   * Buffer debloating (buffer-debloater.ts): producers are asked for frames holding about the target
+   * drain time of this subtask's work, and its operators keep no more records in flight than that.
+   */
+  private debloat(d: BufferDebloater, now: number): void {
+    if (d.sample(now, this.recordsIn, this.idleMs)) this.gate.setRecordsPerFrame(d.recordsPerFrame, true);
+    const budget = d.recordsBudget();
+    if (budget !== undefined) for (const { operator } of this.chain.operators) operator.setInFlightBudget?.(budget);
   }
 
   // ------------------------------------------------------------------ end, failure, cancellation

@@ -41,6 +41,11 @@ export interface StreamOperator {
   notifyCheckpointComplete?(checkpointId: number): MaybePromise;
   /** No more input is queued right now: send buffered work instead of waiting for more (async state). */
   onInputIdle?(): void;
+  /**
+   * Records this operator should keep in flight at most: about a target time of the subtask's measured
+   * work (buffer debloating), so a checkpoint does not wait for a backpressured backlog to drain.
+   */
+  setInFlightBudget?(records: number): void;
   /** Work still running after processElement returned (async records in flight). */
   pendingWork?(): number;
   /** All inputs ended: finish async work and emit what is left. */

@@ -315,6 +315,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     return fireDue();
   }
 
+  setInFlightBudget(records: number): void {
+    this.aec?.setInFlightBudget(records);
+  }
+
   onInputIdle(): void {
     this.aec?.inputIdle();
   }

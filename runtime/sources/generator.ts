@@ -38,9 +38,9 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
       const started = performance.now();
       const rate = options.ratePerSec !== undefined ? options.ratePerSec / p : undefined;
       return {
-        async pollNext() {
+        async pollNext(maxRecords) {
           if (options.count !== undefined && next >= options.count) return null;
-          let budget = BATCH;
+          let budget = maxRecords === undefined ? BATCH : Math.max(1, Math.min(BATCH, maxRecords));
           if (rate !== undefined) {
             const due = Math.floor(((performance.now() - started) / 1000) * rate) - made;
             if (due <= 0) {

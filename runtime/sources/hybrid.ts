@@ -39,8 +39,8 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
       let pending: RecordAttributes | undefined;
 
       return {
-        async pollNext() {
-          const batch = await reader.pollNext();
+        async pollNext(maxRecords) {
+          const batch = await reader.pollNext(maxRecords);
           if (batch !== null || part === last) return batch;
           await reader.close();
           part++;

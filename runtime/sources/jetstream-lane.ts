@@ -178,17 +178,21 @@ export class ConsumerLane {
 
   get buffered(): number { return this.buffer.length; }
 
-  /** Moves the buffered messages to `out` (bounded: no further than the end) and releases a held refill. */
-  drain(out: JsMsg[]): void {
+  /**
+   * Moves the buffered messages, at most `limit` (the rest stay buffered), to `out` (bounded: no further
+   * than the end) and releases a held refill once the buffer is below its high water.
+   */
+  drain(out: JsMsg[], limit = Number.POSITIVE_INFINITY): void {
     const b = this.buffer;
     if (b.length === 0) {
       // A refill held while the buffer was full must go out even when this poll finds nothing new.
       this.releaseRefill();
       return;
     }
-    this.buffer = [];
+    if (limit <= 0) return;
     this.lastActivity = Date.now();
-    const n = Math.min(b.length, this.remaining);
+    const n = Math.min(b.length, this.remaining, limit);
+    this.buffer = n === limit && n < b.length ? b.slice(n) : [];
     for (let i = 0; i < n; i++) out.push(b[i]!);
     if (n > 0) {
       const last = b[n - 1]!;
@@ -203,7 +207,7 @@ export class ConsumerLane {
         return;
       }
     }
-    this.releaseRefill();
+    if (this.buffer.length < this.config.highWater) this.releaseRefill();
   }
 
   close(): Promise<void> {

@@ -135,21 +135,27 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       let reported: boolean | undefined;
       let drained: JsMsg[] = [];
 
-      const drainAll = () => { for (const lane of lanes) lane.drain(drained); };
+      // At most `limit` messages (buffer debloating), the lanes taking turns to go first.
+      let turn = 0;
+      const drainAll = (limit: number) => {
+        turn = (turn + 1) % Math.max(1, lanes.length);
+        for (let k = 0; k < lanes.length; k++) lanes[(turn + k) % lanes.length]!.drain(drained, Math.max(0, limit - drained.length));
+      };
       const ended = () => bounded && lanes.every((l) => l.done);
       const check = () => { for (const lane of lanes) if (lane.failure) throw lane.failure; };
       const watchdog = bounded && lanes.every((l) => l.done) ? undefined : setInterval(() => { for (const lane of lanes) void lane.watch(); }, WATCH_INTERVAL_MS);
       watchdog?.unref();
 
       return {
-        async pollNext() {
+        async pollNext(maxRecords) {
+          const limit = maxRecords ?? Number.POSITIVE_INFINITY;
           check();
-          drainAll();
+          drainAll(limit);
           if (drained.length === 0) {
             if (ended()) return null;
             await wake.wait();
             check();
-            drainAll();
+            drainAll(limit);
             if (drained.length === 0) return ended() ? null : { values: [] };
           }
           const msgs = drained;

@@ -16,6 +16,8 @@ export class ChannelWriter {
   private sequence = 0;
   /** The consumer's cumulative grant: frames up to this number may be published. */
   private limit = 0;
+  /** Records per frame: the frame size, or less when the consumer asks for smaller frames (debloating). */
+  private recordsPerFrame: number;
   framesSent = 0;
   recordsSent = 0;
   bytesSent = 0;
@@ -28,11 +30,21 @@ export class ChannelWriter {
     private readonly onDrained: () => void,
     /** A record that cannot travel (too deep or too large to encode): the subtask dead-letters it. */
     private readonly onUnencodable: (value: unknown, reason: string) => void = (_v, reason) => { throw new Error(reason); },
-  ) {}
+  ) {
+    this.recordsPerFrame = frameSize;
+  }
 
   /** Frames waiting for credit. */
   get backlog(): number { return this.pending.length; }
   get bufferedRecords(): number { return this.values.length; }
+
+  /**
+   * Records this channel takes before a frame waits for credit (buffer debloating): its credits' worth,
+   * and at least the rest of the open frame (filling it costs no wait until it is sealed).
+   */
+  get sendableRecords(): number {
+    return this.pending.length > 0 ? 0 : Math.max(1, this.limit - this.sequence) * this.recordsPerFrame - this.values.length;
+  }
 
   add(value: unknown, timestamp: number | undefined): void {
     const n = this.values.push(value);
@@ -40,7 +52,7 @@ export class ChannelWriter {
       this.timestamps ??= new Array<number | undefined>(n - 1);
       this.timestamps[n - 1] = timestamp;
     } else if (this.timestamps) this.timestamps[n - 1] = undefined;
-    if (n >= this.frameSize) this.seal();
+    if (n >= this.recordsPerFrame) this.seal();
   }
 
   /** Closes the current frame (if any records are in it) and queues it. */
@@ -59,8 +71,12 @@ export class ChannelWriter {
     this.enqueue(encodeControl(frame));
   }
 
-  /** The consumer allows frames up to number `limit` (grants only grow; a stale or repeated one is a no-op). */
-  grant(limit: number): void {
+  /**
+   * The consumer allows frames up to number `limit` (grants only grow; a stale or repeated one changes
+   * nothing) of at most `maxRecordsPerFrame` records (buffer-debloater.ts), if it sent a size.
+   */
+  grant(limit: number, maxRecordsPerFrame?: number): void {
+    if (maxRecordsPerFrame !== undefined && maxRecordsPerFrame >= 1) this.recordsPerFrame = Math.min(this.frameSize, maxRecordsPerFrame);
     if (!(limit > this.limit)) return;
     this.limit = limit;
     this.drain();

@@ -58,6 +58,8 @@ export class InputGate {
   /** Frames held back from blocked channels (barrier alignment, issue 5), per channel, in order. */
   private readonly held: Array<Array<Uint8Array>>;
   framesIn = 0;
+  /** The frame size asked of producers with each grant (" r<records>"), when debloating. */
+  private frameHint = "";
 
   constructor(
     private readonly nc: NatsConnection,
@@ -92,14 +94,23 @@ export class InputGate {
 
   /** Sends every channel's grant again (after a reconnect: a grant lost on the way must not stall it). */
   regrant(): void {
-    this.channels.forEach((c, i) => { if (this.granted[i]! > 0) this.nc.publish(c.creditSubject, `${c.creditTag} ${this.granted[i]}`); });
+    this.channels.forEach((c, i) => { if (this.granted[i]! > 0) this.nc.publish(c.creditSubject, `${c.creditTag} ${this.granted[i]}${this.frameHint}`); });
+  }
+
+  /**
+   * Asks producers for frames of at most `records` records (buffer debloating): sent with every grant
+   * from now on, and announced at once (with the grant they already have) once the gate has started.
+   */
+  setRecordsPerFrame(records: number, announce: boolean): void {
+    this.frameHint = ` r${records}`;
+    if (announce) this.regrant();
   }
 
   private grant(channel: number): void {
     const c = this.channels[channel]!;
     const limit = this.consumed[channel]! + this.creditWindow;
     this.granted[channel] = limit;
-    this.nc.publish(c.creditSubject, `${c.creditTag} ${limit}`);
+    this.nc.publish(c.creditSubject, `${c.creditTag} ${limit}${this.frameHint}`);
   }
 
   enqueue(action: MailAction): void {
