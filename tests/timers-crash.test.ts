@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
-import { fetchStatus } from "../runtime/cli/commands/control.ts";
+import { fetchStatus, formatStatus } from "../runtime/cli/commands/control.ts";
 import type { JobStatus } from "../runtime/exec/job-runner.ts";
 import type { Fired, WindowCount } from "./fixtures/jobs/timers.ts";
 
@@ -94,8 +94,9 @@ for (const backend of ["jetstream-kv", "heap"] as const) {
       const second = startJob(nats.url, env);
       runs.push(second);
       // `weir status` shows the timers the run restored.
-      await statusUntil(nc, job, second, "the restored timers in the status",
+      const restored = await statusUntil(nc, job, second, "the restored timers in the status",
         (s) => metric(s, "restoredEventTimers") === 2 && metric(s, "restoredProcessingTimers") === 20);
+      assert.match(formatStatus(restored), /\(restored \d+\/\d+\)/, "the status table shows what each subtask restored");
       await publishAll(nc, [[`${p}w.a`, { k: "c", ts: 5000 }], [`${p}w.b`, { k: "d", ts: 5000 }]]);
       await streamUntil(nc, `${P}_OW`, 2);
       await streamUntil(nc, `${P}_OP`, 20);

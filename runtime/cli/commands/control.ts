@@ -43,7 +43,7 @@ export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobS
 
 export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${s.failure ? `, failure: ${s.failure}` : ""}`;
-  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
+  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache", "timers ev/proc"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
     return [
@@ -56,11 +56,21 @@ export function formatStatus(s: JobStatus): string {
       String(t.queuedFrames),
       String(t.pendingFrames),
       cache ? `${formatCount(cache.cacheEntries!)} entries` : "-",
+      formatTimers(Object.values(t.operators)),
     ];
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
   return [head, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+}
+
+/** Pending event/processing-time timers of a subtask's keyed operators, and how many it restored. */
+function formatTimers(operators: ReadonlyArray<Record<string, number>>): string {
+  const keyed = operators.filter((m) => m.eventTimers !== undefined);
+  if (keyed.length === 0) return "-";
+  const sum = (name: string) => keyed.reduce((n, m) => n + (m[name] ?? 0), 0);
+  const restored = sum("restoredEventTimers") + sum("restoredProcessingTimers") > 0 ? ` (restored ${sum("restoredEventTimers")}/${sum("restoredProcessingTimers")})` : "";
+  return `${formatCount(sum("eventTimers"))}/${formatCount(sum("processingTimers"))}${restored}`;
 }
 
 export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {
