@@ -651,6 +651,7 @@ export class Subtask {
         return parts && parts.length ? parts : undefined;
       },
       checkpointing: this.deps.job.checkpointIntervalMs > 0,
+      restoring: this.deps.restore !== undefined,
       currentWatermark: () => this.currentWatermark,
       enqueue: (action: MailAction) => this.gate.enqueue(action),
       fail: (e: unknown) => this.fail(e),

@@ -69,6 +69,8 @@ export interface OperatorContext {
   restoredState(): readonly RestoredPart[] | undefined;
   /** Whether the job takes checkpoints. */
   readonly checkpointing: boolean;
+  /** Whether this run restores a checkpoint or savepoint (keyed operators then load their timers). */
+  readonly restoring: boolean;
   /** The subtask's keyed state backend (created on first use, shared by its keyed operators). */
   stateBackend(): Promise<KeyedStateBackend>;
   currentWatermark(): number;

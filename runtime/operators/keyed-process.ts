@@ -13,6 +13,7 @@ import { AsyncExecutionController, type AsyncRecord, type RecordTask, type Timer
 import type { MaybePromise, OperatorContext, OperatorSpec, StreamOperator } from "./contracts.ts";
 import { afterUserCallback, RecordContext, runUserCallback, userError } from "./basic.ts";
 import { InternalTimerService, type Timer } from "./timer-service.ts";
+import { restoreTimers, writeChangedTimers } from "./timer-state.ts";
 import { SortBuffer, type ArrivalFold, type SortedKey } from "../backlog/sort-buffer.ts";
 import { KeyStateOverlay } from "../backlog/key-overlay.ts";
 import { SortedKeysRunner, type KeyTask } from "../backlog/sorted-keys-runner.ts";
@@ -108,6 +109,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
   private stalled = false;
   private recordsIn = 0;
   private timersFired = 0;
+  private restoredTimers = { event: 0, processing: 0 };
   /** Set while the input is in backlog and the job sorts backlogs (FLIP-327). */
   private backlog: SortBuffer | undefined;
   /** The last watermark received while buffering: held back until the sorted records are processed. */
@@ -135,6 +137,13 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       this.watchForStalls(a.stallTimeoutMs);
     } else {
       this.direct = new DirectStateRequestHandler(backend);
+    }
+    if (this.ctx.restoring) {
+      const { operatorUid, operatorName } = this.ctx.runtime;
+      this.restoredTimers = await restoreTimers(this.timers, backend, operatorUid, operatorName, this.ctx.keyGroupRange);
+      // Processing-time timers whose time passed while the job was down fire at once (as in Flink).
+      const next = this.timers.processingTime.peek();
+      if (next) this.scheduleProcessingTimer(next.timestamp);
     }
     await this.fn.open?.(this.ctx.runtime);
   }
@@ -336,7 +345,14 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
     if (this.backlog) {
       throw new WeirError(ErrorCode.Checkpoint, `operator "${this.ctx.runtime.operatorName}" is sorting its backlog: no checkpoint until the backlog is processed (checkpointIntervalDuringBacklogMs is 0)`);
     }
-    return this.aec?.drain();
+    // Records in flight may still change timers: store them once every record has finished.
+    const drained = this.aec?.drain();
+    return drained ? drained.then(() => this.storeTimers()) : this.storeTimers();
+  }
+
+  /** Timers are keyed state: the key groups whose timers changed go into the backend before it is captured. */
+  private storeTimers(): MaybePromise {
+    return writeChangedTimers(this.timers, this.backend!, this.ctx.runtime.operatorUid, this.ctx.runtime.operatorName);
   }
 
   timerServiceFor(rc: KeyedRecordContext<unknown, unknown>): TimerService {
@@ -355,6 +371,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator {
       recordsIn: this.recordsIn,
       eventTimers: this.timers.eventTime.size,
       processingTimers: this.timers.processingTime.size,
+      restoredEventTimers: this.restoredTimers.event,
+      restoredProcessingTimers: this.restoredTimers.processing,
       timersFired: this.timersFired,
       sortedRecords: this.sortedRecords,
       sortSpills: this.sortSpills + (this.backlog?.spills ?? 0),

@@ -1,5 +1,7 @@
 // Per-key timers of a keyed operator: event-time timers fire when the watermark passes them,
 // processing-time timers when the clock does; both in timestamp order, deduplicated per (key, time).
+// Timers are keyed state: the service remembers which key groups' timers changed, so that a checkpoint
+// stores those groups only (runtime/operators/timer-state.ts).
 
 export interface Timer {
   readonly timestamp: number;
@@ -8,24 +10,34 @@ export interface Timer {
   readonly keyGroup: number;
 }
 
-/** A binary min-heap on (timestamp, keyId) with lazy deletion through the `live` set. */
+const idOf = (timestamp: number, keyId: string): string => `${timestamp}|${keyId}`;
+
+/** A binary min-heap on (timestamp, keyId) with lazy deletion: a timer is live while `live` maps its id to it. */
 class TimerQueue {
   private heap: Timer[] = [];
-  private readonly live = new Set<string>();
+  private readonly live = new Map<string, Timer>();
   /** The timers of each key, for firing one key's timers while a sorted backlog drains. */
   private readonly byKey = new Map<string, Timer[]>();
+  /** The live timers of each key group, for checkpoints. */
+  private readonly byGroup = new Map<number, Set<Timer>>();
+
+  constructor(private readonly changed: (keyGroup: number) => void) {}
 
   get size(): number { return this.live.size; }
 
   add(t: Timer): boolean {
-    const id = `${t.timestamp}|${t.keyId}`;
+    const id = idOf(t.timestamp, t.keyId);
     if (this.live.has(id)) return false;
-    this.live.add(id);
+    this.live.set(id, t);
     this.heap.push(t);
     this.up(this.heap.length - 1);
     const mine = this.byKey.get(t.keyId);
     if (mine) mine.push(t);
     else this.byKey.set(t.keyId, [t]);
+    let group = this.byGroup.get(t.keyGroup);
+    if (group === undefined) this.byGroup.set(t.keyGroup, (group = new Set()));
+    group.add(t);
+    this.changed(t.keyGroup);
     return true;
   }
 
@@ -36,17 +48,18 @@ class TimerQueue {
     const due: Timer[] = [];
     const rest: Timer[] = [];
     for (const t of mine) {
-      if (!this.live.has(`${t.timestamp}|${t.keyId}`)) continue;
+      if (!this.isLive(t)) continue;
       (t.timestamp <= upTo ? due : rest).push(t);
     }
-    for (const t of due) this.live.delete(`${t.timestamp}|${t.keyId}`);
+    for (const t of due) this.remove(t);
     if (rest.length) this.byKey.set(keyId, rest);
     else this.byKey.delete(keyId);
     return due.sort((a, b) => a.timestamp - b.timestamp);
   }
 
   delete(timestamp: number, keyId: string): void {
-    this.live.delete(`${timestamp}|${keyId}`);
+    const t = this.live.get(idOf(timestamp, keyId));
+    if (t !== undefined) this.remove(t);
   }
 
   peek(): Timer | undefined {
@@ -60,10 +73,10 @@ class TimerQueue {
     const top = this.heap[0];
     if (!top || top.timestamp > upTo) return undefined;
     this.pop();
-    this.live.delete(`${top.timestamp}|${top.keyId}`);
+    this.remove(top);
     const mine = this.byKey.get(top.keyId);
     if (mine) {
-      const left = mine.filter((t) => t !== top);
+      const left = mine.filter((t) => t !== top && this.isLive(t));
       if (left.length) this.byKey.set(top.keyId, left);
       else this.byKey.delete(top.keyId);
     }
@@ -71,11 +84,27 @@ class TimerQueue {
   }
 
   all(): Timer[] {
-    return this.heap.filter((t) => this.live.has(`${t.timestamp}|${t.keyId}`));
+    return this.heap.filter((t) => this.isLive(t));
+  }
+
+  /** The live timers of `keyGroup` (no order). */
+  ofGroup(keyGroup: number): Iterable<Timer> {
+    return this.byGroup.get(keyGroup) ?? [];
+  }
+
+  private isLive(t: Timer): boolean {
+    return this.live.get(idOf(t.timestamp, t.keyId)) === t;
+  }
+
+  private remove(t: Timer): void {
+    this.live.delete(idOf(t.timestamp, t.keyId));
+    const group = this.byGroup.get(t.keyGroup);
+    if (group !== undefined && group.delete(t) && group.size === 0) this.byGroup.delete(t.keyGroup);
+    this.changed(t.keyGroup);
   }
 
   private dropDead(): void {
-    while (this.heap.length && !this.live.has(`${this.heap[0]!.timestamp}|${this.heap[0]!.keyId}`)) this.pop();
+    while (this.heap.length && !this.isLive(this.heap[0]!)) this.pop();
   }
 
   private pop(): void {
@@ -116,6 +145,21 @@ class TimerQueue {
 }
 
 export class InternalTimerService {
-  readonly eventTime = new TimerQueue();
-  readonly processingTime = new TimerQueue();
+  /** Key groups whose timers changed since the last checkpoint took them. */
+  private changedGroups = new Set<number>();
+  private readonly markChanged = (keyGroup: number): void => { this.changedGroups.add(keyGroup); };
+  readonly eventTime = new TimerQueue(this.markChanged);
+  readonly processingTime = new TimerQueue(this.markChanged);
+
+  /** The key groups whose timers changed since the last call (a checkpoint stores exactly those). */
+  takeChangedGroups(): number[] {
+    const groups = [...this.changedGroups];
+    this.changedGroups = new Set();
+    return groups;
+  }
+
+  /** Key groups to store again (their write failed). */
+  markGroupsChanged(groups: Iterable<number>): void {
+    for (const g of groups) this.changedGroups.add(g);
+  }
 }

@@ -53,7 +53,7 @@ export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
   const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}`;
-  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache"];
+  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache", "timers ev/proc"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
     return [
@@ -66,6 +66,7 @@ export function formatStatus(s: JobStatus): string {
       String(t.queuedFrames),
       String(t.pendingFrames),
       cache ? stateCache(cache) : "-",
+      formatTimers(Object.values(t.operators)),
     ];
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
@@ -81,6 +82,15 @@ function stateCache(m: Readonly<Record<string, number>>): string {
   const kib = (m.cacheBytes ?? 0) / 1024;
   const size = kib >= 1024 ? `${(kib / 1024).toFixed(1)} MiB` : `${kib.toFixed(0)} KiB`;
   return `${formatCount(m.cacheEntries!)} entries ${size}, ${ratio} (${formatCount(hits)}/${formatCount(misses)})`;
+}
+
+/** Pending event/processing-time timers of a subtask's keyed operators, and how many it restored. */
+function formatTimers(operators: ReadonlyArray<Record<string, number>>): string {
+  const keyed = operators.filter((m) => m.eventTimers !== undefined);
+  if (keyed.length === 0) return "-";
+  const sum = (name: string) => keyed.reduce((n, m) => n + (m[name] ?? 0), 0);
+  const restored = sum("restoredEventTimers") + sum("restoredProcessingTimers") > 0 ? ` (restored ${sum("restoredEventTimers")}/${sum("restoredProcessingTimers")})` : "";
+  return `${formatCount(sum("eventTimers"))}/${formatCount(sum("processingTimers"))}${restored}`;
 }
 
 export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {
