@@ -5,7 +5,7 @@
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/core/errors.ts";
 import { connectNats } from "../runtime/nats/connect.ts";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
 import { loadJob } from "../runtime/cli/load-job.ts";

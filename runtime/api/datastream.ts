@@ -1,7 +1,7 @@
 // DataStream, KeyedStream and ConnectedStreams: thin builders over the StreamGraph. Every call adds one
 // node in call order, which is what makes the graph deterministic for a given job module.
 
-import type { SinkDef } from "./connectors.ts";
+import type { SinkDef } from "../contracts/connectors.ts";
 import type {
   CoProcessFunction,
   FilterFunction,
@@ -13,17 +13,17 @@ import type {
   OutputTag,
   ProcessFunction,
   ReduceFunction,
-} from "./functions.ts";
+} from "../contracts/functions.ts";
 import type { WatermarkStrategy } from "./watermarks.ts";
 import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
 import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
 import { timestampsSpec } from "../operators/timestamps.ts";
 import { keyedProcessSpec, keyedReduceSpec } from "../operators/keyed-process.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { WindowedStream } from "../operators/windows/windowed-stream.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
-import { decodeOptions } from "../validation.ts";
+import { decodeOptions } from "../core/validation.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {

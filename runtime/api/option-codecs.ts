@@ -2,7 +2,7 @@
 // checked with the strict decoder: an unknown key is a one-line error naming it, never ignored.
 
 import * as t from "io-ts";
-import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
 import { WatermarkStrategy } from "./watermarks.ts";
 import type { NodeOptions } from "../graph/stream-graph.ts";
 

@@ -3,9 +3,9 @@
 
 import * as t from "io-ts";
 import { tmpdir } from "node:os";
-import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
-import { assertToken } from "../names.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
+import { assertToken } from "../core/names.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec, type StateBackendConfig } from "../../state/config.ts";
 import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy, type RestartStrategy } from "../exec/restart-strategy.ts";

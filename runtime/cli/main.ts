@@ -1,7 +1,7 @@
 // weir's command line. Every failure ends in one line on stderr and a non-zero exit code.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { describeError } from "../errors.ts";
+import { describeError } from "../core/errors.ts";
 import { runCommand } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";

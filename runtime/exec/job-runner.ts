@@ -10,13 +10,13 @@ import type { NatsConnection, Status, Subscription } from "@nats-io/transport-no
 import { jobMachine, type JobState } from "../../actors/job-machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { ResolvedJobOptions } from "../api/options.ts";
-import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
 import type { JobGraph } from "../graph/job-graph.ts";
-import { GlobalNames, JobNames } from "../names.ts";
+import { GlobalNames, JobNames } from "../core/names.ts";
 import { CheckpointCoordinator, ID_BLOCK, type CheckpointStats } from "../checkpoint/coordinator.ts";
 import { RestoreBundle } from "../checkpoint/restore.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { DeadLetterPublisher } from "./dead-letters.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { NO_HISTORY, decideRestart, describeRestartStrategy, type RestartDecision, type RestartHistory } from "./restart-strategy.ts";

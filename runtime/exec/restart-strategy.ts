@@ -11,11 +11,11 @@
 //                      without a reset (Flink's attempts-before-reset-backoff; default 10)
 
 import * as t from "io-ts";
-import { ErrorCode, WeirError } from "../errors.ts";
-import { preview } from "../preview.ts";
-import { closest } from "../validation.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import { preview } from "../core/preview.ts";
+import { closest } from "../core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
-import { NonNegativeInt, PositiveInt, describeErrors } from "../validation.ts";
+import { NonNegativeInt, PositiveInt, describeErrors } from "../core/validation.ts";
 
 export const RestartStrategyType = {
   None: "none",

@@ -1,10 +1,10 @@
 // The logical graph a job module builds: one node per API call, in call order, so loading the same
 // module twice yields the same graph (node ids, uids and names are derived from that order).
 
-import type { SinkDef, SourceDef } from "../api/connectors.ts";
-import type { OperatorSpec } from "../operators/contracts.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
-import { assertToken, slug } from "../names.ts";
+import type { SinkDef, SourceDef } from "../contracts/connectors.ts";
+import type { OperatorSpec } from "../contracts/operators.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import { assertToken, slug } from "../core/names.ts";
 
 export type Partitioning =
   | { readonly type: "forward" }

@@ -1,10 +1,10 @@
 // `keyBy(...).window(assigner)`: the WindowedStream of the public API.
 
 import type { AggregateFunction } from "../../../state/contracts.ts";
-import type { OutputTag } from "../../api/functions.ts";
+import type { OutputTag } from "../../contracts/functions.ts";
 import type { DataStream } from "../../api/datastream.ts";
 import type { NodeOptions } from "../../graph/stream-graph.ts";
-import type { OperatorSpec } from "../contracts.ts";
+import type { OperatorSpec } from "../../contracts/operators.ts";
 import { KeyedProcessOperator } from "../keyed-process.ts";
 import { nodeOptions } from "../../api/option-codecs.ts";
 import type { WindowAssigner } from "./assigners.ts";
