@@ -23,7 +23,7 @@ import { collectSink } from "../sinks/collect.ts";
 import { JobNames } from "../core/names.ts";
 import { decodeOptions } from "../core/validation.ts";
 import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
-import type { WatermarkStrategy } from "./watermarks.ts";
+import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 
 /** `env.fromSource(source, options)`: a node's name, uid, parallelism, and the source's watermarks. */
 export interface SourceOptions<T> extends NodeOptions {

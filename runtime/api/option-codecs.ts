@@ -3,7 +3,7 @@
 
 import * as t from "io-ts";
 import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
-import { WatermarkStrategy } from "./watermarks.ts";
+import { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions } from "../graph/stream-graph.ts";
 
 export const NodeOptionsCodec = t.exact(t.partial({ name: t.string, uid: t.string, parallelism: PositiveInt }), "OperatorOptions");

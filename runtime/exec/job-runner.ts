@@ -9,7 +9,7 @@ import { createActor, type Actor } from "xstate";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { jobMachine, type JobState } from "../../actors/job-machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
-import type { ResolvedJobOptions } from "../api/options.ts";
+import type { ResolvedJobOptions } from "../contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
 import type { JobGraph } from "../graph/job-graph.ts";
 import { GlobalNames, JobNames } from "../core/names.ts";

@@ -8,7 +8,7 @@ import { describeSubtaskState, subtaskMachine } from "../../actors/subtask-machi
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
 import type { DeadLetters, SourceReader } from "../contracts/connectors.ts";
-import type { ResolvedJobOptions } from "../api/options.ts";
+import type { ResolvedJobOptions } from "../contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
 import type { JobGraph, JobVertex } from "../graph/job-graph.ts";
 import type { PhysicalNode, SourceNode } from "../graph/stream-graph.ts";
