@@ -25,7 +25,7 @@ import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
 import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-function.ts";
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
-import { decodeOptions } from "../core/validation.ts";
+import { decodeOptions, isPositiveInt } from "../core/validation.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -113,7 +113,7 @@ export class DataStream<T> {
   /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
   executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
     const limit = (options as { limit?: unknown }).limit;
-    if (limit !== undefined && !(typeof limit === "number" && Number.isInteger(limit) && limit > 0)) {
+    if (limit !== undefined && !isPositiveInt(limit)) {
       const got = typeof limit === "number" ? String(limit) : JSON.stringify(limit);
       return Promise.reject(new WeirError(ErrorCode.InvalidOption, `executeAndCollect: limit must be a positive integer, got ${got}`));
     }

@@ -2,6 +2,7 @@
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import { describeError } from "../core/errors.ts";
+import { isPositiveInt } from "../core/validation.ts";
 import { runCommand } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";
@@ -9,7 +10,7 @@ import { natsCommand } from "./commands/nats.ts";
 function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} expects a positive integer, got "${v}"`);
+    if (!isPositiveInt(n)) throw new InvalidArgumentError(`${name} expects a positive integer, got "${v}"`);
     return n;
   };
 }
