@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { StreamEnvironment } from "../mod.ts";
 import { CheckpointStore } from "../runtime/checkpoint/store.ts";
 import { summarize } from "../runtime/checkpoint/metadata.ts";
-import { JobNames } from "../runtime/names.ts";
+import { JobNames } from "../runtime/core/names.ts";
 import { buildKeyedCounts, type KeyedCountsParams } from "./jobs/keyed-counts.ts";
 import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 

@@ -3,7 +3,7 @@
 // is marked expectFailure), 0 otherwise.
 
 import { relative } from "node:path";
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 import { findScenarioFiles, runScenario, type ScenarioResult } from "./runner.ts";
 
 const LABEL: Record<ScenarioResult["outcome"], string> = {

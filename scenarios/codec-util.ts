@@ -1,6 +1,6 @@
 // Small io-ts building blocks for scenario files: objects that reject unknown fields (a typo must not be
 // ignored), "exactly one of these keys" objects (steps, waits, expectations) that name the key they
-// found in the error path, and checks with a readable message. Errors read as runtime/validation.ts
+// found in the error path, and checks with a readable message. Errors read as runtime/core/validation.ts
 // formats them: `steps[2].publish.subject: expected string, got 3`.
 
 import * as t from "io-ts";

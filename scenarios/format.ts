@@ -7,8 +7,8 @@ import { dirname, resolve } from "node:path";
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";
 import { parseDocument } from "yaml";
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
-import { describeErrors } from "../runtime/validation.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
+import { describeErrors } from "../runtime/core/validation.ts";
 import {
   NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, checked, oneOf, strictObject,
 } from "./codec-util.ts";

@@ -4,8 +4,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { JobStatus } from "../runtime/exec/job-runner.ts";
-import { JobNames } from "../runtime/names.ts";
-import { messageOf } from "../runtime/errors.ts";
+import { JobNames } from "../runtime/core/names.ts";
+import { messageOf } from "../runtime/core/errors.ts";
 
 export interface StoredMessage {
   readonly subject: string;

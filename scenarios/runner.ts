@@ -5,16 +5,17 @@
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/core/errors.ts";
 import { connectNats } from "../runtime/nats/connect.ts";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
 import { loadJob } from "../runtime/cli/load-job.ts";
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
-import type { SubtaskStatus } from "../runtime/exec/subtask.ts";
-import { compareContains, compareLastPerKey, compareMultiset, compareOrdered } from "./compare.ts";
-import { loadScenario, type Expectation, type JobOverrides, type Scenario, type Step, type StepOf, type StreamExpectation, type Wait } from "./format.ts";
+import { describeExpectation, describeStep } from "./describe.ts";
+import { checkExpectation } from "./expectations.ts";
+import { loadScenario, type JobOverrides, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
 import { JobProcess, exitMatches, type ProcessExit } from "./job-process.ts";
-import { ScenarioNats, type StoredMessage } from "./nats-io.ts";
+import { ScenarioNats } from "./nats-io.ts";
+import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";
+import { subtaskNames, waitCondition } from "./waits.ts";
 import { fillJson, fillString, type TemplateVars } from "./template.ts";
 
 export type ScenarioOutcome = "passed" | "failed" | "xfail" | "xpass";
@@ -46,15 +47,6 @@ export interface RunScenarioOptions {
   /** Time allowed for the expectations of a stream to settle (default 5000 ms, or the expectation's timeoutMs). */
   readonly expectTimeoutMs?: number;
 }
-
-const POLL_MS = 50;
-const SETTLE_MS = 300;
-const DEFAULT_EXPECT_TIMEOUT_MS = 5000;
-
-/** A step failed: its message becomes the scenario's reason. */
-class StepFailure extends Error {}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted. */
 export function findScenarioFiles(paths: readonly string[]): string[] {
@@ -97,18 +89,18 @@ export async function runScenario(file: string, options: RunScenarioOptions = {}
   return failed ? { ...base, outcome: "failed", ok: false, reason: failures[0]! } : { ...base, outcome: "passed", ok: true };
 }
 
-class ScenarioRun {
+class ScenarioRun implements ScenarioState {
   private server: NatsServerProcess | undefined;
   private io: ScenarioNats | undefined;
-  private jobName = "";
-  private proc: JobProcess | undefined;
+  jobName = "";
+  proc: JobProcess | undefined;
   private readonly processes: JobProcess[] = [];
   private readonly background: Array<{ label: string; done: Promise<void> }> = [];
   private closed = false;
   private readonly startedAt = Date.now();
   private readonly log: (line: string) => void;
 
-  constructor(private readonly s: Scenario, private readonly options: RunScenarioOptions) {
+  constructor(readonly s: Scenario, private readonly options: RunScenarioOptions) {
     this.log = options.log ?? (() => {});
   }
 
@@ -157,7 +149,7 @@ class ScenarioRun {
       for (const [i, exp] of this.s.expect.entries()) {
         const label = `expect[${i}] (${describeExpectation(exp)})`;
         try {
-          const problem = await this.check(exp);
+          const problem = await checkExpectation(this, exp);
           this.log(`  ${label}: ${problem ?? "ok"}`);
           if (problem) failures.push(`${label}: ${problem}`);
         } catch (e) {
@@ -179,7 +171,11 @@ class ScenarioRun {
     if (this.server) await this.server.stop().catch(() => {});
   }
 
-  private get nats(): ScenarioNats {
+  get expectTimeoutMs(): number {
+    return this.options.expectTimeoutMs ?? DEFAULT_EXPECT_TIMEOUT_MS;
+  }
+
+  get nats(): ScenarioNats {
     if (!this.io) throw new Error("not connected");
     return this.io;
   }
@@ -335,7 +331,7 @@ class ScenarioRun {
 
   private async wait(w: Wait, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const cond = this.condition(w);
+    const cond = waitCondition(this, w);
     let baseline: number | undefined;
     for (;;) {
       const alive = this.proc?.running ?? false;
@@ -352,244 +348,9 @@ class ScenarioRun {
     }
   }
 
-  /** A poll function for a wait: done, or a description of where things stand. */
-  private condition(w: Wait): (baseline: number | undefined, setBaseline: (b: number) => void) => Promise<{ done: boolean; detail: string }> {
-    const io = this.nats;
-    switch (w.kind) {
-      case "output": {
-        const { stream, count, subject } = w.body;
-        return async () => {
-          const n = await io.count(stream, subject);
-          const where = subject ? `${stream} (${subject})` : stream;
-          return { done: (n ?? 0) >= count, detail: n === undefined ? `stream ${stream} does not exist` : `${where} has ${n} of ${count} messages` };
-        };
-      }
-      case "dlq": {
-        const stream = dlqStream(this.jobName);
-        return async () => {
-          const n = (await io.count(stream)) ?? 0;
-          return { done: n >= w.body.count, detail: `${n} of ${w.body.count} dead letters in ${stream}` };
-        };
-      }
-      case "exit": {
-        const expected = w.body;
-        return async () => {
-          const proc = this.proc;
-          if (!proc) throw new StepFailure("no job process was started");
-          if (proc.running) return { done: false, detail: "the job is still running" };
-          if (exitMatches(proc.exit!, expected)) return { done: true, detail: "" };
-          throw new StepFailure(`the job ended with ${proc.describeExit()}, expected exit ${expected}`);
-        };
-      }
-      case "recordsIn": {
-        return async () => {
-          const s = await io.status(this.jobName);
-          return { done: (s?.recordsIn ?? 0) >= w.body, detail: s ? `the job read ${s.recordsIn} of ${w.body} records` : "the job does not answer" };
-        };
-      }
-      case "watermark": {
-        const { operator, atLeast, subtask } = w.body;
-        return async () => {
-          const s = await io.status(this.jobName);
-          if (!s) return { done: false, detail: "the job does not answer" };
-          const subs = this.matchSubtasks(s, operator, subtask);
-          const marks = subs.map((t) => `${t.name}#${t.index}: ${t.watermark ?? "none"}`).join(", ");
-          return { done: subs.length > 0 && subs.every((t) => t.watermark !== null && t.watermark >= atLeast), detail: `watermarks ${marks}; waiting for ${atLeast}` };
-        };
-      }
-      case "state": {
-        const { operator, subtask, is } = w.body;
-        return async () => {
-          const s = await io.status(this.jobName);
-          if (!s) return { done: false, detail: "the job does not answer" };
-          const subs = operator === undefined ? s.subtasks.filter((t) => subtask === undefined || t.index === subtask) : this.matchSubtasks(s, operator, subtask);
-          const states = subs.map((t) => `${t.name}#${t.index}: ${t.state}`).join(", ");
-          return { done: subs.length > 0 && subs.every((t) => stateMatches(t.state, is)), detail: `states ${states || "(no subtasks)"}; waiting for ${is}` };
-        };
-      }
-      case "checkpoint": {
-        const more = w.body;
-        return async (baseline, setBaseline) => {
-          const s = await io.status(this.jobName);
-          if (!s) return { done: false, detail: "the job does not answer" };
-          const n = completedCheckpoints(s);
-          if (n === undefined) {
-            throw new StepFailure("the job's status reports no checkpoints (no checkpoints.completed): this build has no checkpointing yet (issue 5), or the job takes none (checkpointIntervalMs 0)");
-          }
-          if (baseline === undefined) { setBaseline(n); baseline = n; }
-          return { done: n - baseline >= more, detail: `${n - baseline} of ${more} checkpoints completed since the step began (${n} in all)` };
-        };
-      }
-    }
-  }
-
-  /** Subtasks of `operator` (a name or uid in the chain); an unknown name fails at once, listing the known ones. */
-  private matchSubtasks(s: JobStatus, operator: string, index: number | undefined): SubtaskStatus[] {
-    const subs = s.subtasks.filter((t) => operatorMatches(t, operator) && (index === undefined || t.index === index));
-    if (subs.length === 0 && s.state === "running") {
-      throw new StepFailure(`no operator "${operator}"${index !== undefined ? ` with subtask ${index}` : ""}; subtasks: ${subtaskNames(s).join(", ")}`);
-    }
-    return subs;
-  }
-
   // ------------------------------------------------------------------ expectations
 
-  private async check(e: Expectation): Promise<string | undefined> {
-    switch (e.kind) {
-      case "stream": return this.checkStream(e.body);
-      case "dlq": {
-        const stream = dlqStream(this.jobName);
-        const letters = await this.settledRead(stream, undefined, e.body.count ?? 0, this.options.expectTimeoutMs ?? DEFAULT_EXPECT_TIMEOUT_MS);
-        const problems: string[] = [];
-        if (e.body.count !== undefined && letters.length !== e.body.count) {
-          problems.push(`${letters.length} dead letters, expected ${e.body.count}${letters.length ? ` (reasons: ${summarizeReasons(letters)})` : ""}`);
-        }
-        if (e.body.reasonMatches !== undefined) {
-          const patterns = (Array.isArray(e.body.reasonMatches) ? e.body.reasonMatches : [e.body.reasonMatches]).map((p) => new RegExp(p));
-          const reasons = letters.map((l) => String((l.value as { reason?: unknown })?.reason ?? ""));
-          const unmatched = reasons.filter((r) => !patterns.some((p) => p.test(r)));
-          const unused = patterns.filter((p) => !reasons.some((r) => p.test(r)));
-          if (unmatched.length) problems.push(`reason ${JSON.stringify(unmatched[0])} matches none of ${patterns.map(String).join(", ")}`);
-          if (unused.length) problems.push(`no dead letter's reason matches ${unused.map(String).join(", ")}${reasons.length ? ` (reasons: ${summarizeReasons(letters)})` : ""}`);
-        }
-        return problems.length ? problems.join("; ") : undefined;
-      }
-      case "exit":
-      case "failure": {
-        const proc = this.proc;
-        if (!proc) return "no job process was started";
-        const exit = await proc.waitExit(this.s.timeoutMs);
-        if (!exit) return `the job was still running after ${this.s.timeoutMs} ms`;
-        if (e.kind === "exit") return exitMatches(exit, e.body) ? undefined : `the job ended with ${proc.describeExit()}, expected exit ${e.body}`;
-        if (exit.code === 0) return `the job exited 0, expected a failure mentioning ${JSON.stringify(e.body)}`;
-        // The reason must be in the one line that says why (the last `weir: ...` line), not just somewhere in the log.
-        const line = proc.failureLine();
-        if (!line.includes(e.body)) {
-          const elsewhere = proc.stderr.includes(e.body) ? " (it appears elsewhere in stderr, not in the failure line)" : "";
-          return `the job failed (exit code ${exit.code}) with ${JSON.stringify(line)}, which does not mention ${JSON.stringify(e.body)}${elsewhere}`;
-        }
-        return undefined;
-      }
-    }
-  }
-
-  private async checkStream(e: StreamExpectation): Promise<string | undefined> {
-    const want = e.count ?? e.records?.length ?? e.contains?.length ?? 0;
-    const messages = await this.settledRead(e.stream, e.subject, want, e.timeoutMs ?? this.options.expectTimeoutMs ?? DEFAULT_EXPECT_TIMEOUT_MS);
-    const where = e.subject ? `${e.stream} (${e.subject})` : e.stream;
-    if (messages.length === 0 && (await this.nats.count(e.stream)) === undefined && want > 0) return `stream ${e.stream} does not exist`;
-    const values = messages.map((m) => m.value);
-    const problems: string[] = [];
-    if (e.count !== undefined && values.length !== e.count) problems.push(`${where} has ${values.length} messages, expected ${e.count}`);
-    if (e.records !== undefined) {
-      const p = e.ordered ? compareOrdered(values, e.records)
-        : e.lastPerKey ? compareLastPerKey(values, e.records, e.lastPerKey)
-        : compareMultiset(values, e.records);
-      if (p) problems.push(p);
-    }
-    if (e.contains !== undefined) {
-      const p = compareContains(values, e.contains);
-      if (p) problems.push(p);
-    }
-    return problems.length ? problems.join("; ") : undefined;
-  }
-
-  /**
-   * The stream's messages once it holds at least `want` and its count has not changed for a moment (or
-   * the timeout passed): a job still running may be writing the last records.
-   */
-  private async settledRead(stream: string, subject: string | undefined, want: number, timeoutMs: number): Promise<StoredMessage[]> {
-    const deadline = Date.now() + timeoutMs;
-    let last = -1;
-    let stableSince = Date.now();
-    for (;;) {
-      const n = (await this.nats.count(stream, subject)) ?? 0;
-      if (n !== last) { last = n; stableSince = Date.now(); }
-      const running = this.proc?.running ?? false;
-      const settled = !running || Date.now() - stableSince >= SETTLE_MS;
-      if ((n >= want && settled) || Date.now() > deadline) break;
-      if (!running && n < want) break;
-      await sleep(POLL_MS);
-    }
-    return this.nats.read(stream, subject);
-  }
 }
 
-// ------------------------------------------------------------------ helpers
-
-function stepFailure(e: unknown): string {
-  return e instanceof StepFailure ? e.message : describeError(e);
-}
-
-export function dlqStream(job: string): string {
-  return `weir_${job}_dlq`;
-}
-
-function operatorMatches(t: SubtaskStatus, operator: string): boolean {
-  const uid = t.id.slice(0, t.id.lastIndexOf("#"));
-  return uid === operator || t.name === operator || t.name.split(" -> ").includes(operator) || operator in (t.operators ?? {});
-}
-
-function subtaskNames(s: JobStatus): string[] {
-  return s.subtasks.map((t) => `${t.name}#${t.index} (uid ${t.id.slice(0, t.id.lastIndexOf("#"))})`);
-}
-
-/** "running.streaming" matches itself and "running.streaming+snapshotting"; "running" matches any running state. */
-function stateMatches(actual: string, wanted: string): boolean {
-  return actual === wanted || actual.startsWith(`${wanted}.`) || actual.startsWith(`${wanted}+`);
-}
-
-/**
- * Checkpoints completed, from the job's status: `checkpoints.completed` (the contract this runner reads),
- * or the id of `lastCheckpoint`. Undefined when the status has neither.
- */
-function completedCheckpoints(s: JobStatus): number | undefined {
-  const x = s as unknown as { checkpoints?: { completed?: unknown }; lastCheckpoint?: unknown };
-  if (typeof x.checkpoints?.completed === "number") return x.checkpoints.completed;
-  if (typeof x.lastCheckpoint === "number") return x.lastCheckpoint;
-  const id = (x.lastCheckpoint as { id?: unknown } | undefined)?.id;
-  return typeof id === "number" ? id : undefined;
-}
-
-function summarizeReasons(letters: readonly StoredMessage[]): string {
-  const reasons = [...new Set(letters.map((l) => String((l.value as { reason?: unknown })?.reason ?? "?")))];
-  return reasons.slice(0, 3).map((r) => JSON.stringify(r.length > 80 ? `${r.slice(0, 77)}...` : r)).join(", ") + (reasons.length > 3 ? ", ..." : "");
-}
-
-export function describeStep(step: Step): string {
-  switch (step.kind) {
-    case "publish": {
-      const p = step.body;
-      const what = p.lines ? `${p.lines.length} lines` : p.json !== undefined ? "json" : "text";
-      return `publish ${what} to ${p.subject}${p.count && p.count > 1 ? ` ×${p.count}` : ""}${p.intervalMs ? ` every ${p.intervalMs} ms` : ""}${p.background ? " in the background" : ""}`;
-    }
-    case "start": return "start";
-    case "sleep": return `sleep ${step.body} ms`;
-    case "kill": return step.body === "process" ? "kill process" : `kill subtask ${step.body.subtask}`;
-    case "restart": return "restart process";
-    case "stop": return `stop${step.body.via === "control" ? " via control" : ""}${step.body.savepoint ? " with savepoint" : ""}`;
-    case "wait": {
-      const w = step.body;
-      switch (w.kind) {
-        case "output": return `wait output ${w.body.stream}${w.body.subject ? ` (${w.body.subject})` : ""} ≥ ${w.body.count}`;
-        case "watermark": return `wait watermark ${w.body.operator} ≥ ${w.body.atLeast}`;
-        case "state": return `wait state ${w.body.operator ?? "all"} is ${w.body.is}`;
-        case "checkpoint": return `wait ${w.body} checkpoint(s)`;
-        case "exit": return `wait exit ${w.body}`;
-        case "dlq": return `wait dlq ≥ ${w.body.count}`;
-        case "recordsIn": return `wait recordsIn ≥ ${w.body}`;
-      }
-    }
-  }
-}
-
-function describeExpectation(e: Expectation): string {
-  switch (e.kind) {
-    case "stream": return `stream ${e.body.stream}${e.body.subject ? ` (${e.body.subject})` : ""}`;
-    case "dlq": return "dlq";
-    case "exit": return `exit ${e.body}`;
-    case "failure": return "failure";
-  }
-}
-
+export { describeStep, dlqStream } from "./describe.ts";
 export type { ProcessExit };

@@ -3,7 +3,7 @@
 
 import * as t from "io-ts";
 import { PathReporter } from "io-ts/lib/PathReporter.js";
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 
 interface PositiveIntBrand { readonly PositiveInt: unique symbol }
 const PositiveInt = t.brand(t.number, (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n > 0, "PositiveInt");

@@ -3,7 +3,7 @@
 // mean the same state.
 
 import type * as t from "io-ts";
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 import type {
   AggregateFunction,
   AggregatingStateDescriptor,

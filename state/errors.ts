@@ -1,7 +1,7 @@
 // Errors of the state layer: every one is a WeirError with a code, a one-line message naming the state
 // and the key, and the underlying error as `cause`.
 
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 
 /** How a key appears in messages: its JSON, shortened so that a message stays one readable line. */
 export function describeKey(key: unknown): string {

@@ -2,8 +2,8 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { ErrorCode, WeirError } from "../runtime/errors.ts";
-import { assertToken, type JobNames } from "../runtime/names.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
+import { assertToken, type JobNames } from "../runtime/core/names.ts";
 import { ChangelogStream } from "./backends/changelog/stream.ts";
 import { resolveStateBackendConfig } from "./config.ts";
 import type { KeyedStateBackend, StateBackendKind } from "./contracts.ts";

@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import * as t from "io-ts";
 import { AsyncExecutionController, type AsyncRecord } from "../runtime/async/controller.ts";
-import { systemClock } from "../runtime/exec/clock.ts";
+import { systemClock } from "../runtime/core/clock.ts";
 import { createStateHandle, HeapKeyedStateBackend, KeyGroupRange, valueState, assignToKeyGroup, canonicalJson, type KeyedStateBackend, type StateRequest } from "../mod.ts";
 
 const aec = suite("AsyncExecutionController");

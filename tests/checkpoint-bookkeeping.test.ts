@@ -11,7 +11,7 @@ import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
 import { valueState } from "../state/mod.ts";
-import { ConnectorNames, JobNames } from "../runtime/names.ts";
+import { ConnectorNames, JobNames } from "../runtime/core/names.ts";
 import { CheckpointStore } from "../runtime/checkpoint/store.ts";
 
 const s = suite("checkpoint bookkeeping");

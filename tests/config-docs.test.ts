@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as t from "io-ts";
 import { JobOptionsCodec, resolveJobOptions } from "../runtime/api/options.ts";
-import { allowedProps } from "../runtime/validation.ts";
+import { allowedProps } from "../runtime/core/validation.ts";
 
 const docs = suite("configuration docs");
 

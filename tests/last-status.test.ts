@@ -10,7 +10,7 @@ import { withServer } from "./helpers/nats-server.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
-import { GlobalNames } from "../runtime/names.ts";
+import { GlobalNames } from "../runtime/core/names.ts";
 import { formatLastStatus, readLastStatus } from "../runtime/exec/last-status.ts";
 
 const s = suite("last known status");

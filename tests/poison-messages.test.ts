@@ -13,8 +13,8 @@ import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
 import { DeadLetterHeader, encodeDeadLetter } from "../runtime/exec/dead-letters.ts";
-import { describeErrors } from "../runtime/validation.ts";
-import { preview } from "../runtime/preview.ts";
+import { describeErrors } from "../runtime/core/validation.ts";
+import { preview } from "../runtime/core/preview.ts";
 
 const s = suite("poison messages");
 const server = withServer(s);

@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WeirError } from "../runtime/errors.ts";
+import { WeirError } from "../runtime/core/errors.ts";
 import { loadScenario, parseScenario } from "../scenarios/format.ts";
 import { fillJson, fillString, templateProblem } from "../scenarios/template.ts";
 import { compareContains, compareLastPerKey, compareMultiset, compareOrdered } from "../scenarios/compare.ts";

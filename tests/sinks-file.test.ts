@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
-import { WeirError } from "../runtime/errors.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import { WeirError } from "../runtime/core/errors.ts";
 
 const s = suite("Sinks.file");
 const server = withServer(s);

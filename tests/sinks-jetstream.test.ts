@@ -5,8 +5,8 @@ import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
 import type { JetStreamSinkWriter } from "../runtime/sinks/jetstream.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
-import { WeirError } from "../runtime/errors.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import { WeirError } from "../runtime/core/errors.ts";
 
 const s = suite("Sinks.jetstream");
 const server = withServer(s);

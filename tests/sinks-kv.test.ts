@@ -5,7 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sinks, decodeKvKey, encodeKvKey } from "../runtime/sinks/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
 
 const s = suite("Sinks.kv");
 const server = withServer(s);

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
 
 const s = suite("Sinks.nats");
 const server = withServer(s);

@@ -8,9 +8,9 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sources } from "../runtime/sources/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
-import type { SourceReader } from "../runtime/api/connectors.ts";
-import { WeirError } from "../runtime/errors.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import type { SourceReader } from "../runtime/contracts/connectors.ts";
+import { WeirError } from "../runtime/core/errors.ts";
 
 const fixtures = new URL("./fixtures/", import.meta.url).pathname;
 const s = suite("Sources.file");

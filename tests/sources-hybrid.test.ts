@@ -4,8 +4,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sources } from "../runtime/sources/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
-import type { SourceReader } from "../runtime/api/connectors.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import type { SourceReader } from "../runtime/contracts/connectors.ts";
 import type { RecordAttributes } from "../runtime/transport/frames.ts";
 
 const fixtures = new URL("./fixtures/", import.meta.url).pathname;

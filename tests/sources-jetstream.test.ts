@@ -5,10 +5,10 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sources } from "../runtime/sources/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
 import { ConsumerLane } from "../runtime/sources/jetstream-lane.ts";
-import type { SourceReader } from "../runtime/api/connectors.ts";
-import { WeirError } from "../runtime/errors.ts";
+import type { SourceReader } from "../runtime/contracts/connectors.ts";
+import { WeirError } from "../runtime/core/errors.ts";
 
 const s = suite("Sources.jetstream");
 const server = withServer(s);

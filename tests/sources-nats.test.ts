@@ -4,8 +4,8 @@ import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sources } from "../runtime/sources/mod.ts";
-import { standaloneContext } from "../runtime/sources/standalone.ts";
-import type { SourceReader } from "../runtime/api/connectors.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import type { SourceReader } from "../runtime/contracts/connectors.ts";
 
 const s = suite("Sources.nats");
 const server = withServer(s);

@@ -14,7 +14,7 @@ import { StateAccessError } from "../state/errors.ts";
 import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
 import { createKeyedStateBackend, destroyKeyedState } from "../state/factory.ts";
 import type { KeyedStateBackend, StateSnapshot } from "../state/contracts.ts";
-import type { JobNames } from "../runtime/names.ts";
+import type { JobNames } from "../runtime/core/names.ts";
 import { collect, connectTo, freshJob, FULL_RANGE, MAX_PARALLELISM, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("keyed state checkpoints");

@@ -15,11 +15,11 @@ import { StateAccessError, StateLimitError } from "../state/errors.ts";
 import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
 import { parseKey } from "../state/backends/jetstream-kv/keys.ts";
 import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.ts";
-import type { JobNames } from "../runtime/names.ts";
+import type { JobNames } from "../runtime/core/names.ts";
 import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
 import { AsyncExecutionController } from "../runtime/async/controller.ts";
-import { systemClock } from "../runtime/exec/clock.ts";
+import { systemClock } from "../runtime/core/clock.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend");

@@ -1,7 +1,7 @@
 // Shared helpers of the state tests (not a test file itself).
 
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { JobNames } from "../runtime/names.ts";
+import { JobNames } from "../runtime/core/names.ts";
 import { assignToKeyGroup, canonicalJson, KeyGroupRange } from "../state/key-groups.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
 import type { KeyedStateBackend, KeyScope, StateAddress, StateRequestHandler, StateRequestType } from "../state/contracts.ts";

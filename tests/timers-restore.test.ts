@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobClient } from "../mod.ts";
-import { ManualClock } from "../runtime/exec/clock.ts";
+import { ManualClock } from "../runtime/core/clock.ts";
 import type { JobStatus } from "../runtime/exec/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";

@@ -1,7 +1,7 @@
 // DataStream, KeyedStream and ConnectedStreams: thin builders over the StreamGraph. Every call adds one
 // node in call order, which is what makes the graph deterministic for a given job module.
 
-import type { SinkDef } from "./connectors.ts";
+import type { SinkDef } from "../contracts/connectors.ts";
 import type {
   CoProcessFunction,
   FilterFunction,
@@ -13,17 +13,19 @@ import type {
   OutputTag,
   ProcessFunction,
   ReduceFunction,
-} from "./functions.ts";
-import type { WatermarkStrategy } from "./watermarks.ts";
+} from "../contracts/functions.ts";
+import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
 import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
 import { timestampsSpec } from "../operators/timestamps.ts";
 import { keyedProcessSpec, keyedReduceSpec } from "../operators/keyed-process.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
-import { WindowedStream } from "../operators/windows/windowed-stream.ts";
+import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
+import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-function.ts";
+import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
-import { decodeOptions } from "../validation.ts";
+import { decodeOptions, isPositiveInt } from "../core/validation.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -111,7 +113,7 @@ export class DataStream<T> {
   /** Runs the job with this stream collected into an array (bounded sources, or a `limit`). */
   executeAndCollect(options: CollectOptions = {}): Promise<T[]> {
     const limit = (options as { limit?: unknown }).limit;
-    if (limit !== undefined && !(typeof limit === "number" && Number.isInteger(limit) && limit > 0)) {
+    if (limit !== undefined && !isPositiveInt(limit)) {
       const got = typeof limit === "number" ? String(limit) : JSON.stringify(limit);
       return Promise.reject(new WeirError(ErrorCode.InvalidOption, `executeAndCollect: limit must be a positive integer, got ${got}`));
     }
@@ -149,9 +151,42 @@ export class KeyedStream<K, T> extends DataStream<T> {
 
   /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
   window(assigner: WindowAssigner): WindowedStream<K, T> {
-    return new WindowedStream<K, T>({
-      addOperator: (name, spec, options) => new DataStream(this.host, this.graph.addOperator(name, [[this.nodeId]], spec, options)),
-    }, this.keySelector, assigner);
+    return new WindowedStream<K, T>(this.host, this.nodeId, this.keySelector, assigner);
+  }
+}
+
+/** `keyBy(...).window(assigner)`: the window's records reduced, aggregated or processed when it fires. */
+export class WindowedStream<K, T> {
+  private lateTag: OutputTag<T> | undefined;
+
+  constructor(
+    private readonly host: StreamHost,
+    private readonly nodeId: number,
+    private readonly keySelector: (value: T) => K,
+    readonly assigner: WindowAssigner,
+  ) {}
+
+  /** Late records (their windows already fired) go to `tag` instead of only being counted. */
+  sideOutputLateData(tag: OutputTag<T>): this {
+    this.lateTag = tag;
+    return this;
+  }
+
+  reduce(reduce: (a: T, b: T) => T, options?: NodeOptions): DataStream<T> {
+    return this.build<T>("WindowReduce", { type: "reduce", reduce }, options);
+  }
+
+  aggregate<ACC, O>(aggregate: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
+    return this.build<O>("WindowAggregate", { type: "aggregate", aggregate: aggregate as AggregateFunction<T, unknown, O> }, options);
+  }
+
+  process<O = any>(fn: ProcessWindowFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
+    return this.build<O>("WindowProcess", { type: "process", fn: fn as ProcessWindowFunction<unknown, T, O> }, options);
+  }
+
+  private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {
+    const spec = windowOperatorSpec<K, T, O>(this.assigner, logic, this.lateTag, this.keySelector);
+    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `window().${logic.type}()`)));
   }
 }
 

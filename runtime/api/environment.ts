@@ -8,22 +8,22 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { StateBackendRequest } from "../exec/subtask.ts";
-import type { SourceDef } from "./connectors.ts";
+import type { SourceDef } from "../contracts/connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
 import { buildJobGraph, type JobGraph } from "../graph/job-graph.ts";
 import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "../graph/stream-graph.ts";
 import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
 import { CacheStore } from "../cache/store.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { JobRunner, type JobResult, type JobStatus } from "../exec/job-runner.ts";
-import type { Clock } from "../exec/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
 import { collectSink } from "../sinks/collect.ts";
-import { JobNames } from "../names.ts";
-import { decodeOptions } from "../validation.ts";
+import { JobNames } from "../core/names.ts";
+import { decodeOptions } from "../core/validation.ts";
 import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
-import type { WatermarkStrategy } from "./watermarks.ts";
+import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 
 /** `env.fromSource(source, options)`: a node's name, uid, parallelism, and the source's watermarks. */
 export interface SourceOptions<T> extends NodeOptions {

@@ -2,7 +2,7 @@
 
 import { resolveJobOptions, type JobOptions } from "./options.ts";
 import { StreamEnvironment, type EnvironmentHooks } from "./environment.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface JobDefinition {
   readonly kind: "weir.job";

@@ -2,8 +2,8 @@
 // checked with the strict decoder: an unknown key is a one-line error naming it, never ignored.
 
 import * as t from "io-ts";
-import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
-import { WatermarkStrategy } from "./watermarks.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
+import { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions } from "../graph/stream-graph.ts";
 
 export const NodeOptionsCodec = t.exact(t.partial({ name: t.string, uid: t.string, parallelism: PositiveInt }), "OperatorOptions");

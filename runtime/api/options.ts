@@ -3,17 +3,16 @@
 
 import * as t from "io-ts";
 import { tmpdir } from "node:os";
-import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../validation.ts";
-import { assertToken } from "../names.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
+import { assertToken } from "../core/names.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
-import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec, type StateBackendConfig } from "../../state/config.ts";
-import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy, type RestartStrategy } from "../exec/restart-strategy.ts";
+import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec } from "../../state/config.ts";
+import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy } from "../exec/restart-strategy.ts";
+import type { ResolvedJobOptions, StateOptions } from "../contracts/job-options.ts";
 
-export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
-export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
-export const WatermarkMode = { Strict: "strict", OutOfOrder: "out-of-order" } as const;
-export type WatermarkMode = (typeof WatermarkMode)[keyof typeof WatermarkMode];
+// The resolved shape lives with the contracts (operators and exec read it); re-exported for the builder.
+export { ExecutionMode, WatermarkMode, type ResolvedJobOptions, type StateOptions } from "../contracts/job-options.ts";
 
 const AsyncStateOptionsCodec = t.exact(t.partial({
   enabled: t.boolean,
@@ -70,39 +69,6 @@ export type JobOptions = Omit<t.OutputOf<typeof JobOptionsCodec>, "inspect"> & {
   /** Observe every actor's transitions (xstate inspection events). */
   inspect?: (event: unknown) => void;
 };
-
-/** The backend's options a job tunes; `durability` follows from whether the job checkpoints. */
-export type StateOptions = Omit<StateBackendConfig, "durability">;
-
-export interface ResolvedJobOptions {
-  readonly name: string;
-  readonly parallelism: number;
-  readonly maxParallelism: number;
-  readonly mode: ExecutionMode;
-  readonly stateBackend: "jetstream-kv" | "heap";
-  readonly checkpointIntervalMs: number;
-  readonly checkpointIntervalDuringBacklogMs: number;
-  readonly asyncState: {
-    readonly enabled: boolean;
-    readonly bufferSize: number;
-    readonly bufferTimeoutMs: number;
-    readonly inFlightRecordsLimit: number;
-    readonly watermarkMode: WatermarkMode;
-    readonly stallTimeoutMs: number;
-  };
-  readonly state: StateOptions;
-  readonly nats?: string;
-  readonly frameSize: number;
-  readonly creditWindow: number;
-  readonly bufferDebloatTargetMs: number;
-  readonly autoWatermarkIntervalMs: number;
-  readonly restore: "latest" | "none" | number;
-  readonly checkpointTimeoutMs: number;
-  readonly checkpointsRetained: number;
-  readonly restartStrategy: RestartStrategy;
-  readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };
-  readonly inspect?: (event: unknown) => void;
-}
 
 export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   if (typeof options !== "object" || options === null) {

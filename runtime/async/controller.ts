@@ -14,8 +14,8 @@
 
 import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
 import { answerNow } from "../../state/handlers/apply-now.ts";
-import type { Clock } from "../exec/clock.ts";
-import type { MaybePromise } from "../operators/contracts.ts";
+import type { Clock } from "../core/clock.ts";
+import type { MaybePromise } from "../contracts/operators.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyAccountingUnit } from "./key-accounting.ts";
 

@@ -8,7 +8,7 @@
 
 import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
 import { answerNow } from "../../state/handlers/apply-now.ts";
-import type { MaybePromise } from "../operators/contracts.ts";
+import type { MaybePromise } from "../contracts/operators.ts";
 
 /** One key's work, its state requests going to `handler`. */
 export type KeyTask = (handler: StateRequestHandler) => MaybePromise;

@@ -6,9 +6,9 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import type { SinkDef, SinkWriter, SourceDef, SourceReader } from "../api/connectors.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
-import { ConnectorNames, type JobNames } from "../names.ts";
+import type { SinkDef, SinkWriter, SourceDef, SourceReader } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import { ConnectorNames, type JobNames } from "../core/names.ts";
 import { ensureStream } from "../nats/streams.ts";
 
 const FRAME_CHARS = 256 * 1024;

@@ -5,7 +5,7 @@
 
 import { createActor, type Actor } from "xstate";
 import { checkpointMachine } from "../../actors/checkpoint-machine.ts";
-import { ErrorCode, WeirError, describeError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
 import type { CheckpointBarrier } from "../transport/frames.ts";
 import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "./metadata.ts";
 import type { CheckpointStore } from "./store.ts";

@@ -7,7 +7,7 @@ import type { CheckpointMetadata } from "./metadata.ts";
 
 export type { RestoredPart };
 
-import type { RestoredPart } from "../api/connectors.ts";
+import type { RestoredPart } from "../contracts/connectors.ts";
 
 export class RestoreBundle {
   private readonly operatorStates = new Map<string, RestoredPart[]>();

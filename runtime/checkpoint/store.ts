@@ -13,8 +13,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { ErrorCode, WeirError } from "../errors.ts";
-import type { JobNames } from "../names.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import type { JobNames } from "../core/names.ts";
 import type { CheckpointKind, CheckpointMetadata } from "./metadata.ts";
 
 export interface LatestPointer {

@@ -3,10 +3,10 @@
 // state, forward the barrier, then acknowledge once the captured state is durable.
 
 import type { KeyedStateBackend, StateSnapshot } from "../../state/contracts.ts";
-import type { SourceReader } from "../api/connectors.ts";
-import type { MaybePromise, StreamOperator } from "../operators/contracts.ts";
+import type { SourceReader } from "../contracts/connectors.ts";
+import type { MaybePromise, StreamOperator } from "../contracts/operators.ts";
 import type { CheckpointBarrier } from "../transport/frames.ts";
-import { messageOf } from "../errors.ts";
+import { messageOf } from "../core/errors.ts";
 import { BarrierAligner } from "./barrier-aligner.ts";
 import type { SubtaskSnapshot } from "./metadata.ts";
 

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isJobDefinition, type JobDefinition } from "../api/job.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export async function loadJob(path: string): Promise<JobDefinition> {
   const file = resolve(path);

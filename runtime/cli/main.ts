@@ -1,7 +1,8 @@
 // weir's command line. Every failure ends in one line on stderr and a non-zero exit code.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { describeError } from "../errors.ts";
+import { describeError } from "../core/errors.ts";
+import { isPositiveInt } from "../core/validation.ts";
 import { runCommand } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";
@@ -9,7 +10,7 @@ import { natsCommand } from "./commands/nats.ts";
 function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} expects a positive integer, got "${v}"`);
+    if (!isPositiveInt(n)) throw new InvalidArgumentError(`${name} expects a positive integer, got "${v}"`);
     return n;
   };
 }

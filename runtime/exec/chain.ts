@@ -4,7 +4,7 @@
 
 import type { JobVertex } from "../graph/job-graph.ts";
 import type { PhysicalNode } from "../graph/stream-graph.ts";
-import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../operators/contracts.ts";
+import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../contracts/operators.ts";
 import { nullOutput, SinkOperator } from "../operators/basic.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import type { NetworkOutput } from "./network-output.ts";

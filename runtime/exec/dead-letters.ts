@@ -8,9 +8,9 @@
 
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { DeadLetter, DeadLetters } from "../api/connectors.ts";
-import { messageOf } from "../errors.ts";
-import type { JobNames } from "../names.ts";
+import type { DeadLetter, DeadLetters } from "../contracts/connectors.ts";
+import { messageOf } from "../core/errors.ts";
+import type { JobNames } from "../core/names.ts";
 import { ensureStream } from "../nats/streams.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });

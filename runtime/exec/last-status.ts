@@ -6,8 +6,8 @@
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
-import { messageOf } from "../errors.ts";
-import { GlobalNames } from "../names.ts";
+import { messageOf } from "../core/errors.ts";
+import { GlobalNames } from "../core/names.ts";
 
 export interface LastStatus {
   readonly job: string;

@@ -4,10 +4,10 @@
 
 import type { JobEdge } from "../graph/job-graph.ts";
 import { operatorIndexForKey } from "../../state/key-groups.ts";
-import { UserFunctionError } from "../errors.ts";
+import { UserFunctionError } from "../core/errors.ts";
 import type { ChannelWriter } from "../transport/channel-writer.ts";
 import type { CheckpointBarrier, RecordAttributes } from "../transport/frames.ts";
-import type { Output } from "../operators/contracts.ts";
+import type { Output } from "../contracts/operators.ts";
 
 export class NetworkOutput implements Output {
   private next = 0;

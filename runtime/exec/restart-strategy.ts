@@ -11,11 +11,12 @@
 //                      without a reset (Flink's attempts-before-reset-backoff; default 10)
 
 import * as t from "io-ts";
-import { ErrorCode, WeirError } from "../errors.ts";
-import { preview } from "../preview.ts";
-import { closest } from "../validation.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import { preview } from "../core/preview.ts";
+import { closest } from "../core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
-import { NonNegativeInt, PositiveInt, describeErrors } from "../validation.ts";
+import { NonNegativeInt, PositiveInt, describeErrors } from "../core/validation.ts";
+import type { RestartStrategy } from "../contracts/job-options.ts";
 
 export const RestartStrategyType = {
   None: "none",
@@ -55,19 +56,7 @@ export const RestartStrategyCodec = t.union([CODECS.none, CODECS["fixed-delay"],
 
 export type RestartStrategyOption = t.TypeOf<typeof RestartStrategyCodec>;
 
-export type RestartStrategy =
-  | { readonly type: "none" }
-  | { readonly type: "fixed-delay"; readonly attempts: number; readonly delayMs: number }
-  | { readonly type: "failure-rate"; readonly maxFailures: number; readonly intervalMs: number; readonly delayMs: number }
-  | {
-    readonly type: "exponential-delay";
-    readonly initialDelayMs: number;
-    readonly maxDelayMs: number;
-    readonly multiplier: number;
-    readonly resetThresholdMs: number;
-    readonly jitter: number;
-    readonly attemptsBeforeReset?: number;
-  };
+export type { RestartStrategy };
 
 /**
  * Defaults for a daemon (Flink: 1 s, ×1.5, max 1 min, reset after 1 h, jitter 0.1, no attempt limit):

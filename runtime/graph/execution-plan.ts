@@ -2,8 +2,8 @@
 // execution, the nodes they need, and for each cached stream (FLIP-205) either its computation plus a
 // sink writing the cache (first time), or a source reading the cache instead of everything upstream of it.
 
-import type { SinkDef, SourceDef } from "../api/connectors.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import type { SinkDef, SourceDef } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { CacheNode, GraphView, SinkNode, SourceNode, StreamNode, UnionNode } from "./stream-graph.ts";
 
 export interface CachePlanning {

@@ -2,7 +2,7 @@
 // outputs) into edges, settle every node's parallelism, and chain forward edges between nodes of equal
 // parallelism into one vertex (one subtask runs the whole chain with plain function calls).
 
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { isPhysical, type GraphView, type Partitioning, type PhysicalNode } from "./stream-graph.ts";
 
 export interface ResolvedEdge {

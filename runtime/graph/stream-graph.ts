@@ -1,10 +1,11 @@
 // The logical graph a job module builds: one node per API call, in call order, so loading the same
 // module twice yields the same graph (node ids, uids and names are derived from that order).
 
-import type { SinkDef, SourceDef } from "../api/connectors.ts";
-import type { OperatorSpec } from "../operators/contracts.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
-import { assertToken, slug } from "../names.ts";
+import type { SinkDef, SourceDef } from "../contracts/connectors.ts";
+import type { OperatorSpec } from "../contracts/operators.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
+import { isPositiveInt } from "../core/validation.ts";
+import { assertToken, slug } from "../core/names.ts";
 
 export type Partitioning =
   | { readonly type: "forward" }
@@ -77,7 +78,7 @@ export class StreamGraph implements GraphView {
     assertToken("operator uid", uid);
     if (this.uids.has(uid)) throw new WeirError(ErrorCode.InvalidGraph, `operator uid "${uid}" is used twice; uids must be unique within a job`);
     this.uids.add(uid);
-    if (options?.parallelism !== undefined && !(Number.isInteger(options.parallelism) && options.parallelism > 0)) {
+    if (options?.parallelism !== undefined && !isPositiveInt(options.parallelism)) {
       throw new WeirError(ErrorCode.InvalidOption, `operator "${name}": parallelism must be a positive integer, got ${options.parallelism}`);
     }
     return { id, name, uid, ...(options?.parallelism !== undefined ? { parallelism: options.parallelism } : {}) };

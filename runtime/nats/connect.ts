@@ -2,7 +2,7 @@
 // embedded default (started or reused). Connection failures become one readable line.
 
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 
 export async function resolveNatsUrl(explicit?: string): Promise<string> {

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export const EMBEDDED_SERVER_NAME = "weir-embedded";
 export const defaultConfigPath = (): string => new URL("../../nats.conf", import.meta.url).pathname;

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface NatsServerProcess extends AsyncDisposable {
   readonly url: string;

@@ -1,9 +1,9 @@
 // Stateless operators: map, filter, flatMap, process, co-process, and the sink operator.
 
-import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, ProcessContext, ProcessFunction, OutputTag } from "../api/functions.ts";
-import type { SinkDef, SinkWriter } from "../api/connectors.ts";
-import { UserFunctionError } from "../errors.ts";
-import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "./contracts.ts";
+import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, ProcessContext, ProcessFunction, OutputTag } from "../contracts/functions.ts";
+import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
+import { UserFunctionError } from "../core/errors.ts";
+import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "../contracts/operators.ts";
 import { collectAll, isPromise } from "./chain-util.ts";
 
 function fail(ctx: OperatorContext, e: unknown, key?: unknown): Error {

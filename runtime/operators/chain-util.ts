@@ -1,6 +1,6 @@
 // Helpers for operators that emit: keep the promise plumbing cheap when nothing is async.
 
-import type { MaybePromise, Output } from "./contracts.ts";
+import type { MaybePromise, Output } from "../contracts/operators.ts";
 
 /** Emits every value of `values`; awaits a downstream promise only when one is returned. */
 export function collectAll(out: Output, values: Iterable<unknown>, timestamp: number | undefined): MaybePromise {

@@ -6,7 +6,7 @@
 
 import { StateRequestType, type KeyedStateBackend, type StateAddress, type StateRequest } from "../../state/contracts.ts";
 import type { KeyGroupRange } from "../../state/key-groups.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { InternalTimerService, Timer } from "./timer-service.ts";
 
 /**

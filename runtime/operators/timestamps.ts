@@ -2,10 +2,10 @@
 // autoWatermarkIntervalMs, on the subtask's mailbox). Upstream watermarks are replaced, except the final
 // MAX watermark of a bounded input, which passes so windows and timers fire at the end.
 
-import type { WatermarkStrategy } from "../api/watermarks.ts";
-import { UserFunctionError } from "../errors.ts";
+import type { WatermarkStrategy } from "../contracts/watermarks.ts";
+import { UserFunctionError } from "../core/errors.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../transport/frames.ts";
-import type { MaybePromise, OperatorSpec } from "./contracts.ts";
+import type { MaybePromise, OperatorSpec } from "../contracts/operators.ts";
 
 export function timestampsSpec<T>(strategy: WatermarkStrategy<T>): OperatorSpec {
   return {

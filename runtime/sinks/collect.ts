@@ -1,7 +1,7 @@
 // The sink behind executeAndCollect: records into an array in this process; at `limit` it asks the job
 // to stop (so unbounded sources can be collected too).
 
-import type { SinkDef } from "../api/connectors.ts";
+import type { SinkDef } from "../contracts/connectors.ts";
 
 export function collectSink<T>(into: T[], limit: number | undefined, onLimit: () => void): SinkDef<T> {
   let signalled = false;

@@ -8,9 +8,9 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as t from "io-ts";
-import type { SinkDef, SinkWriter } from "../api/connectors.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { NonNegativeInt, decodeOptions } from "../validation.ts";
+import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { NonNegativeInt, decodeOptions } from "../core/validation.ts";
 
 export interface FileSinkOptions {
   readonly format?: "jsonl" | "lines";

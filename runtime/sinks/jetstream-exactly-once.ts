@@ -13,10 +13,10 @@
 // Cost: output becomes visible at checkpoint completion (latency = checkpoint interval), like Flink's
 // transactional Kafka sink. `delivery: "at-least-once"` publishes at once instead.
 
-import type { RestoredPart, SinkContext, SinkWriter } from "../api/connectors.ts";
+import type { RestoredPart, SinkContext, SinkWriter } from "../contracts/connectors.ts";
 import { sinkPayload } from "./payload.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { ConnectorNames } from "../names.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { ConnectorNames } from "../core/names.ts";
 import { InflightWindow } from "./inflight.ts";
 import { StagingArea, type StagedRecord, type StagedRef } from "./staging.ts";
 

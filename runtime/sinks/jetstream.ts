@@ -18,10 +18,10 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamPublishOptions } from "@nats-io/jetstream";
-import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../api/connectors.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { ConnectorNames } from "../names.ts";
-import { PositiveInt, decodeOptions } from "../validation.ts";
+import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { ConnectorNames } from "../core/names.ts";
+import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
 import { sinkPayload } from "./payload.ts";

@@ -4,7 +4,7 @@
 //   anything else is stored as "=" + base64url(UTF-8 bytes), which is always valid.
 // The "=" prefix keeps the two sets disjoint, so `decodeKvKey(encodeKvKey(k)) === k` for every string.
 
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 const VALID = /^[-/_=.A-Za-z0-9]+$/;
 

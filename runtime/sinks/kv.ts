@@ -14,9 +14,9 @@
 
 import * as t from "io-ts";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { SinkDef, SinkWriter } from "../api/connectors.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { NonNegativeInt, PositiveInt, decodeOptions } from "../validation.ts";
+import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { NonNegativeInt, PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
 

@@ -4,9 +4,9 @@
 // `FLUSH_EVERY` records `write` returns such a round trip: the client's outbound buffer stays bounded.
 
 import * as t from "io-ts";
-import type { SinkDef, SinkWriter } from "../api/connectors.ts";
+import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { sinkPayload } from "./payload.ts";
-import { decodeOptions } from "../validation.ts";
+import { decodeOptions } from "../core/validation.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
 
 export interface NatsSinkOptions<T> {

@@ -3,8 +3,8 @@
 // the sink on every replay of the same input. The try costs nothing on the record path; the size check
 // measures bytes only for payloads that could be over (a JSON string's length × 3 bounds its UTF-8 bytes).
 
-import type { ConnectorContext } from "../api/connectors.ts";
-import { preview } from "../preview.ts";
+import type { ConnectorContext } from "../contracts/connectors.ts";
+import { preview } from "../core/preview.ts";
 
 const PREVIEW_CHARS = 64 * 1024;
 

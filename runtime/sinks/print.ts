@@ -1,8 +1,8 @@
 // Sinks.print(): one line per record on stdout, prefixed with the subtask like Flink's "2> ".
 
 import * as t from "io-ts";
-import type { SinkDef } from "../api/connectors.ts";
-import { decodeOptions } from "../validation.ts";
+import type { SinkDef } from "../contracts/connectors.ts";
+import { decodeOptions } from "../core/validation.ts";
 
 const Options = t.exact(t.partial({ prefix: t.string }));
 

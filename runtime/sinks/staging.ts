@@ -4,7 +4,7 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ensureStream } from "../nats/streams.ts";
 
 /** Output records as [subject, payload] pairs. */

@@ -2,7 +2,7 @@
 // subject a function returns is checked per record (cheaply): a wildcard or an empty token there is a
 // bug in the job, reported with the subject and the sink rather than as an opaque client error.
 
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 
 export type SubjectOption<T> = string | ((value: T) => string);
 

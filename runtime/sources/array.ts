@@ -1,7 +1,7 @@
 // Sources.array(items): bounded; parallelism 1 by default (order kept); with more subtasks, subtask i
 // takes the items at positions i, i+p, i+2p, ...
 
-import type { SourceDef } from "../api/connectors.ts";
+import type { SourceDef } from "../contracts/connectors.ts";
 import { restoredPosition } from "./positional-restore.ts";
 
 const BATCH = 1000;

@@ -3,9 +3,9 @@
 // and where it came from (subject + stream sequence, or line); the source carries on.
 
 import * as t from "io-ts";
-import type { DeadLetters } from "../api/connectors.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { describeErrors } from "../validation.ts";
+import type { DeadLetters } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { describeErrors } from "../core/validation.ts";
 
 export const PayloadFormat = { Json: "json", Text: "text", Bytes: "bytes" } as const;
 export type PayloadFormat = (typeof PayloadFormat)[keyof typeof PayloadFormat];

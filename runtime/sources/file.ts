@@ -15,9 +15,9 @@ import { createReadStream, type ReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import * as t from "io-ts";
 import { parse, type Parser } from "csv-parse";
-import type { SourceDef, SourceReader, SourceContext } from "../api/connectors.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { decodeOptions } from "../validation.ts";
+import type { SourceDef, SourceReader, SourceContext } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { decodeOptions } from "../core/validation.ts";
 import { REJECTED, assertCodec, lineDecoder, valueDecoder, type Codec } from "./decode.ts";
 
 export const FileFormat = { Jsonl: "jsonl", Csv: "csv", Lines: "lines" } as const;

@@ -2,11 +2,11 @@
 // subtasks (subtask k makes i ≡ k mod p); bounded with `count`, unbounded without; `ratePerSec` paces the
 // whole source (each subtask its share).
 
-import type { SourceDef } from "../api/connectors.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import type { SourceDef } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 import { restoredPosition } from "./positional-restore.ts";
 import * as t from "io-ts";
-import { decodeOptions } from "../validation.ts";
+import { decodeOptions } from "../core/validation.ts";
 
 // Values are checked below with messages of their own; this refuses unknown keys.
 const Options = t.intersection([t.type({ make: t.unknown }), t.partial({ count: t.unknown, ratePerSec: t.unknown })]);

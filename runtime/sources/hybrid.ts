@@ -8,9 +8,9 @@
 //   that part (earlier parts are not read again).
 // - Each part's reader is created when the previous one ends, with the same subtask context.
 
-import type { SourceDef, SourceReader, SourceContext } from "../api/connectors.ts";
+import type { SourceDef, SourceReader, SourceContext } from "../contracts/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface HybridSourceState {
   readonly part: number;

@@ -24,7 +24,7 @@
 
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 

@@ -21,11 +21,11 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstream, type JsMsg } from "@nats-io/jetstream";
-import type { SourceDef, SourceReader } from "../api/connectors.ts";
+import type { SourceDef, SourceReader } from "../contracts/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
-import { ErrorCode, WeirError, messageOf } from "../errors.ts";
-import { ConnectorNames } from "../names.ts";
-import { NonNegativeInt, PositiveInt, decodeOptions } from "../validation.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { ConnectorNames } from "../core/names.ts";
+import { NonNegativeInt, PositiveInt, decodeOptions } from "../core/validation.ts";
 import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";

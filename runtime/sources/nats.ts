@@ -8,9 +8,9 @@
 
 import * as t from "io-ts";
 import type { Subscription } from "@nats-io/transport-node";
-import type { SourceDef, SourceReader } from "../api/connectors.ts";
-import { ConnectorNames } from "../names.ts";
-import { PositiveInt, decodeOptions } from "../validation.ts";
+import type { SourceDef, SourceReader } from "../contracts/connectors.ts";
+import { ConnectorNames } from "../core/names.ts";
+import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
 

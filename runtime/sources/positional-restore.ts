@@ -1,8 +1,8 @@
 // Restoring a source whose position only means something per subtask (array, generator): the checkpoint
 // holds every old subtask's state; at the same parallelism, subtask i takes state i.
 
-import type { SourceContext } from "../api/connectors.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import type { SourceContext } from "../contracts/connectors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export function restoredPosition<S>(ctx: SourceContext, kind: string, isState: (s: unknown) => s is S): S | undefined {
   const raw = ctx.restoredState;

@@ -7,16 +7,8 @@ import { fromColumns, toColumns, type WireColumn } from "./record-columns.ts";
 export const MAX_WATERMARK = Number.MAX_SAFE_INTEGER;
 export const MIN_WATERMARK = Number.MIN_SAFE_INTEGER;
 
-export interface RecordAttributes {
-  readonly isBacklog: boolean;
-}
-
-export interface CheckpointBarrier {
-  readonly id: number;
-  readonly timestamp: number;
-  /** "checkpoint" or "savepoint" (a savepoint is a checkpoint the user asked for, kept until deleted). */
-  readonly kind: "checkpoint" | "savepoint";
-}
+import type { CheckpointBarrier } from "../contracts/records.ts";
+export type { CheckpointBarrier, RecordAttributes } from "../contracts/records.ts";
 
 export const FrameKind = {
   Records: "r",

@@ -8,7 +8,7 @@
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeFrame, type Frame } from "./frames.ts";
-import { ErrorCode, WeirError } from "../errors.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface InputChannelSpec {
   /** Data subject of the channel. */

@@ -3,7 +3,7 @@
 
 import { CheckpointStore } from "../../checkpoint/store.ts";
 import { summarize } from "../../checkpoint/metadata.ts";
-import { JobNames } from "../../names.ts";
+import { JobNames } from "../../core/names.ts";
 import { connectNats, resolveNatsUrl } from "../../nats/connect.ts";
 import { fetchStatus } from "./control.ts";
 

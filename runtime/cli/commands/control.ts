@@ -4,9 +4,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../../nats/connect.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
-import { GlobalNames, JobNames } from "../../names.ts";
+import { GlobalNames, JobNames } from "../../core/names.ts";
 import type { JobStatus } from "../../exec/job-runner.ts";
-import { ErrorCode, WeirError } from "../../errors.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../exec/last-status.ts";
 

@@ -1,6 +1,8 @@
 // Event-time window assigners (Flink's TumblingEventTimeWindows / SlidingEventTimeWindows): a window is
 // [start, end); its results carry the timestamp end − 1 and fire when the watermark reaches end − 1.
 
+import { isPositiveInt } from "../../core/validation.ts";
+
 export interface TimeWindow {
   readonly start: number;
   readonly end: number;
@@ -22,7 +24,7 @@ function windowStart(ts: number, offset: number, slide: number): number {
 
 export const TumblingEventTimeWindows = {
   of(size: number, offset = 0): WindowAssigner {
-    if (!(Number.isInteger(size) && size > 0)) throw new RangeError(`TumblingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
+    if (!isPositiveInt(size)) throw new RangeError(`TumblingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
     return {
       kind: "tumbling",
       size,
@@ -37,8 +39,8 @@ export const TumblingEventTimeWindows = {
 
 export const SlidingEventTimeWindows = {
   of(size: number, slide: number, offset = 0): WindowAssigner {
-    if (!(Number.isInteger(size) && size > 0)) throw new RangeError(`SlidingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
-    if (!(Number.isInteger(slide) && slide > 0 && slide <= size)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer ≤ size, got ${slide}`);
+    if (!isPositiveInt(size)) throw new RangeError(`SlidingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
+    if (!(isPositiveInt(slide) && slide <= size)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer ≤ size, got ${slide}`);
     return {
       kind: "sliding",
       size,

@@ -5,8 +5,8 @@
 import * as t from "io-ts";
 import type { AggregateFunction } from "../../../state/contracts.ts";
 import { listState, valueState } from "../../../state/mod.ts";
-import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../api/functions.ts";
-import { ErrorCode, WeirError } from "../../errors.ts";
+import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../contracts/functions.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 import type { TimeWindow, WindowAssigner } from "./assigners.ts";
 
 export interface ProcessWindowFunction<K, T, O> {

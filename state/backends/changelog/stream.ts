@@ -4,7 +4,7 @@
 
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
-import type { JobNames } from "../../../runtime/names.ts";
+import type { JobNames } from "../../../runtime/core/names.ts";
 import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import type { StateSnapshot } from "../../contracts.ts";

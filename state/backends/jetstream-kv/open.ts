@@ -8,7 +8,7 @@ import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { JetStreamKvStateBackend } from "./backend.ts";
 import { KvPipe } from "./pipe.ts";
-import type { JobNames } from "../../../runtime/names.ts";
+import type { JobNames } from "../../../runtime/core/names.ts";
 import { ChangelogStream } from "../changelog/stream.ts";
 
 export interface OpenJetStreamKvOptions {

@@ -40,9 +40,14 @@ export function decodeOrThrow<A, O>(codec: t.Type<A, O, unknown>, value: unknown
   return result.right;
 }
 
+/** The one test of a positive integer (options, sizes, CLI flags); PositiveInt is its codec. */
+export function isPositiveInt(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n > 0;
+}
+
 // Small codecs with readable names.
 export interface PositiveIntBrand { readonly PositiveInt: unique symbol }
-export const PositiveInt = t.brand(t.number, (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n > 0, "PositiveInt");
+export const PositiveInt = t.brand(t.number, (n): n is t.Branded<number, PositiveIntBrand> => isPositiveInt(n), "PositiveInt");
 export interface NonNegativeIntBrand { readonly NonNegativeInt: unique symbol }
 export const NonNegativeInt = t.brand(t.number, (n): n is t.Branded<number, NonNegativeIntBrand> => Number.isInteger(n) && n >= 0, "NonNegativeInt");
 

@@ -6,12 +6,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { KeyGroupRange } from "../../state/key-groups.ts";
-import type { RuntimeContext } from "../api/functions.ts";
-import type { DeadLetters, RestoredPart } from "../api/connectors.ts";
-import type { ResolvedJobOptions } from "../api/options.ts";
-import type { JobNames } from "../names.ts";
-import type { RecordAttributes } from "../transport/frames.ts";
-import type { Clock } from "../exec/clock.ts";
+import type { RuntimeContext } from "./functions.ts";
+import type { DeadLetters, RestoredPart } from "./connectors.ts";
+import type { ResolvedJobOptions } from "./job-options.ts";
+import type { JobNames } from "../core/names.ts";
+import type { RecordAttributes } from "./records.ts";
+import type { Clock } from "../core/clock.ts";
 
 export type MaybePromise = void | Promise<void>;
 

@@ -2,9 +2,9 @@
 // (the runtime builds the real one per subtask).
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { ConnectorContext } from "../api/connectors.ts";
-import { DeadLetterPublisher } from "../exec/dead-letters.ts";
-import { JobNames } from "../names.ts";
+import type { ConnectorContext } from "../../runtime/contracts/connectors.ts";
+import { DeadLetterPublisher } from "../../runtime/exec/dead-letters.ts";
+import { JobNames } from "../../runtime/core/names.ts";
 
 export interface StandaloneOptions {
   readonly nc: NatsConnection;

@@ -2,8 +2,8 @@
 // each subtask asks it for its own reader or writer at run time.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { JobNames } from "../names.ts";
-import type { RecordAttributes } from "../transport/frames.ts";
+import type { JobNames } from "../core/names.ts";
+import type { RecordAttributes } from "./records.ts";
 
 /** Where malformed input goes: `weir.<job>.dlq`, with the reason. Never silently dropped. */
 export interface DeadLetters {

@@ -1,0 +1,59 @@
+// The job's options as the engine reads them, resolved with their defaults (types and two small
+// constant objects). The builder's codec and defaults are runtime/api/options.ts; operators and the
+// actors read this shape, so it sits below both.
+
+import type { StateBackendConfig } from "../../state/config.ts";
+
+export const ExecutionMode = { Streaming: "streaming", Batch: "batch", Automatic: "automatic" } as const;
+export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
+export const WatermarkMode = { Strict: "strict", OutOfOrder: "out-of-order" } as const;
+export type WatermarkMode = (typeof WatermarkMode)[keyof typeof WatermarkMode];
+
+/** A restart strategy with its defaults filled in (decided by runtime/exec/restart-strategy.ts). */
+export type RestartStrategy =
+  | { readonly type: "none" }
+  | { readonly type: "fixed-delay"; readonly attempts: number; readonly delayMs: number }
+  | { readonly type: "failure-rate"; readonly maxFailures: number; readonly intervalMs: number; readonly delayMs: number }
+  | {
+    readonly type: "exponential-delay";
+    readonly initialDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly multiplier: number;
+    readonly resetThresholdMs: number;
+    readonly jitter: number;
+    readonly attemptsBeforeReset?: number;
+  };
+
+/** The backend's options a job tunes; `durability` follows from whether the job checkpoints. */
+export type StateOptions = Omit<StateBackendConfig, "durability">;
+
+export interface ResolvedJobOptions {
+  readonly name: string;
+  readonly parallelism: number;
+  readonly maxParallelism: number;
+  readonly mode: ExecutionMode;
+  readonly stateBackend: "jetstream-kv" | "heap";
+  readonly checkpointIntervalMs: number;
+  readonly checkpointIntervalDuringBacklogMs: number;
+  readonly asyncState: {
+    readonly enabled: boolean;
+    readonly bufferSize: number;
+    readonly bufferTimeoutMs: number;
+    readonly inFlightRecordsLimit: number;
+    readonly watermarkMode: WatermarkMode;
+    readonly stallTimeoutMs: number;
+  };
+  readonly state: StateOptions;
+  readonly nats?: string;
+  readonly frameSize: number;
+  readonly creditWindow: number;
+  readonly bufferDebloatTargetMs: number;
+  readonly autoWatermarkIntervalMs: number;
+  readonly restore: "latest" | "none" | number;
+  readonly checkpointTimeoutMs: number;
+  readonly checkpointsRetained: number;
+  readonly restartStrategy: RestartStrategy;
+  readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };
+  readonly inspect?: (event: unknown) => void;
+}
+

@@ -1,0 +1,27 @@
+// The operator behind `keyBy(...).window(assigner)`: a keyed process operator running the window logic.
+// The builder (WindowedStream in runtime/api/datastream.ts) only adds it to the graph.
+
+import type { OutputTag } from "../../contracts/functions.ts";
+import type { OperatorSpec } from "../../contracts/operators.ts";
+import { KeyedProcessOperator } from "../keyed-process.ts";
+import type { WindowAssigner } from "./assigners.ts";
+import { windowFunction, type WindowCounters, type WindowLogic } from "./window-function.ts";
+
+export function windowOperatorSpec<K, T, O>(
+  assigner: WindowAssigner,
+  logic: WindowLogic<T, O>,
+  lateTag: OutputTag<T> | undefined,
+  keySelector: (value: T) => K,
+): OperatorSpec {
+  return {
+    type: `window-${logic.type}`,
+    keySelectors: [keySelector],
+    chainable: false,
+    create(ctx) {
+      // Counters live with the operator instance (one per subtask) and show in `weir status`.
+      const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
+      const fn = windowFunction<K, T, O>(assigner, logic, lateTag, counters);
+      return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
+    },
+  };
+}

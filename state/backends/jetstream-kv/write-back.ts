@@ -1,0 +1,133 @@
+// Step 3 of a batch (see backend.ts): evict, and write the dirty entries back to KV when over budget, on
+// a timer or on flush(). With durability "checkpoint" only completed checkpoints reach KV (checkpoints.ts).
+
+import type { StateBackendConfig } from "../../config.ts";
+import { StateAccessError } from "../../errors.ts";
+import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
+import { runPool, type KvCheckpoints } from "./checkpoints.ts";
+import { entryJson } from "./entry-json.ts";
+import type { KvPipe } from "./pipe.ts";
+import type { RemoteValues } from "./remote-values.ts";
+
+const encoder = new TextEncoder();
+
+export class WriteBack {
+  private flushing: Promise<void> | undefined;
+  private flushError: unknown;
+
+  constructor(
+    private readonly cache: StateCache,
+    private readonly remote: RemoteValues,
+    private readonly pipe: KvPipe,
+    private readonly config: StateBackendConfig,
+    /** Present with durability "checkpoint": then only completed checkpoints reach KV. */
+    private readonly checkpoints: KvCheckpoints | undefined,
+    private readonly counters: { flushes: number },
+    private readonly isClosed: () => boolean,
+  ) {}
+
+  /** The error of the last background flush, if it failed (the entries stay dirty and are retried). */
+  get lastError(): unknown { return this.flushError; }
+
+  /** Evicts, and flushes when over budget. Returns a promise to wait on when far over budget (backpressure). */
+  afterWrites(): Promise<void> | undefined {
+    const withinCache = this.cache.evict();
+    const c = this.config;
+    const dirtyEntries = this.cache.dirty.size;
+    const dirtyBytes = this.cache.dirtyBytes;
+    if (this.checkpoints !== undefined) {
+      // Nothing may reach KV before a checkpoint commits, and blocking here would hold up the barrier that
+      // frees us (a barrier waits for the records in flight, this batch's among them). So: changes of
+      // completed checkpoints go to KV now, making them evictable, and a checkpoint is asked for; what was
+      // written since the last checkpoint stays in memory until it completes (the bound can be exceeded by
+      // the entries of one checkpoint interval).
+      if (!withinCache) void this.checkpoints.materializeCommitted().catch((e: unknown) => { this.flushError = e; });
+      if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) this.checkpoints.overBudget();
+      return undefined;
+    }
+    if (!withinCache) {
+      // The cache bound counts dirty entries: the batch completes once they are written and evicted
+      // (backpressure), so the cache exceeds its bound by at most the batches in progress.
+      return this.makeRoom();
+    }
+    if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes) {
+      this.flushInBackground();
+      if (dirtyEntries > 2 * c.dirtyMaxEntries || dirtyBytes > 2 * c.dirtyMaxBytes) return this.flushing?.catch(() => {});
+    }
+    return undefined;
+  }
+
+  /** Flushes until the clean entries evicted bring the cache within its bounds (or nothing is left to flush). */
+  private async makeRoom(): Promise<void> {
+    while (!this.isClosed() && !this.cache.evict() && this.cache.dirty.size > 0) {
+      this.flushInBackground();
+      const run = this.flushing;
+      if (run === undefined) return;
+      await run.catch(() => {});
+      // A failed flush keeps its entries dirty; the error shows in lastFlushError and the next flush retries.
+      if (this.flushError !== undefined) return;
+    }
+  }
+
+  flushInBackground(): void {
+    if (this.flushing !== undefined || this.isClosed()) return;
+    void this.startFlush().catch((e: unknown) => { this.flushError = e; });
+  }
+
+  private startFlush(): Promise<void> {
+    const run = this.writeBack().finally(() => { if (this.flushing === run) this.flushing = undefined; });
+    this.flushing = run;
+    return run;
+  }
+
+  /**
+   * Durability "flush": writes every dirty entry to KV. Durability "checkpoint": waits for the
+   * materialization of completed checkpoints and writes nothing else (uncommitted changes never reach KV).
+   */
+  async flush(): Promise<void> {
+    if (this.checkpoints !== undefined) {
+      // Committed changes may go to KV at any time; uncommitted ones never do.
+      await this.checkpoints.materializeCommitted();
+      await this.checkpoints.idle();
+      return;
+    }
+    while (this.flushing !== undefined) await this.flushing.catch(() => {});
+    this.flushError = undefined;
+    if (this.cache.dirty.size > 0) await this.startFlush();
+  }
+
+  /**
+   * Writes every dirty entry in one pipelined wave: plain values and map entries first, then map indexes,
+   * so that a crash in between leaves index entries that point at written values (or entries no index
+   * lists yet), never an index naming values that were never written. Entries written again during the
+   * flush stay dirty for the next one.
+   */
+  private async writeBack(): Promise<void> {
+    const entries = [...this.cache.dirty];
+    const values: CacheEntry[] = [];
+    const indexes: CacheEntry[] = [];
+    for (const e of entries) (e.kind === EntryKind.Value ? values : indexes).push(e);
+    let firstError: unknown;
+    const write = async (e: CacheEntry): Promise<void> => {
+      const version = e.version;
+      try {
+        const json = entryJson(e);
+        if (json === undefined) await this.remote.remove(e.key, e.chunks);
+        else e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
+        if (json === undefined) e.chunks = undefined;
+        this.cache.markClean(e, version);
+      } catch (err) {
+        firstError ??= err;
+      }
+    };
+    // A bounded pool of writers (the pipe's write window): a flush of 100k entries must not create 100k
+    // pending async calls at once (measured: ~1 GB of promises and frames).
+    await runPool(values, this.config.putConcurrency, write);
+    await runPool(indexes, this.config.putConcurrency, write);
+    this.counters.flushes++;
+    this.cache.evict();
+    if (firstError !== undefined) {
+      throw new StateAccessError(`flushing state to KV bucket ${this.pipe.bucket} failed: ${(firstError as Error).message ?? String(firstError)}`, { cause: firstError });
+    }
+  }
+}
