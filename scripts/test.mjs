@@ -10,7 +10,7 @@ import { availableParallelism } from "node:os";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
-const fileTimeoutMs = Number(process.env.WEIR_TEST_FILE_TIMEOUT_MS ?? 240_000);
+const fileTimeoutMs = Number(process.env.WEIR_TEST_FILE_TIMEOUT_MS ?? 480_000);
 const concurrency = Number(process.env.WEIR_TEST_CONCURRENCY ?? Math.max(1, Math.min(2, availableParallelism())));
 
 function findTests(dir) {
