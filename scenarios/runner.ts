@@ -10,6 +10,7 @@ import { connectNats } from "../runtime/nats/connect.ts";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
 import { loadJob } from "../runtime/cli/load-job.ts";
 import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import { ControlVerb } from "../runtime/exec/control-protocol.ts";
 import type { SubtaskStatus } from "../runtime/exec/subtask.ts";
 import { compareContains, compareLastPerKey, compareMultiset, compareOrdered } from "./compare.ts";
 import { loadScenario, type Expectation, type JobOverrides, type Scenario, type Step, type StepOf, type StreamExpectation, type Wait } from "./format.ts";
@@ -299,7 +300,7 @@ class ScenarioRun {
     }
     const subtask = step.body.subtask;
     this.requireRunning(`kill subtask ${subtask}`);
-    const answer = await this.nats.control<{ ok?: boolean; error?: string }>(this.jobName, "fail-subtask", { subtask }, timeoutMs);
+    const answer = await this.nats.control(this.jobName, ControlVerb.FailSubtask, { subtask }, timeoutMs);
     if (!answer) throw new StepFailure(`the job did not answer the fail-subtask request (${this.proc!.describeExit()})`);
     if (!answer.ok) {
       const status = await this.nats.status(this.jobName);
@@ -314,7 +315,7 @@ class ScenarioRun {
       if (savepoint) throw new StepFailure("a savepoint needs via: control (the stop request); SIGTERM stops without one");
       proc.signal("SIGTERM");
     } else {
-      const answer = await this.nats.control(this.jobName, "stop", { savepoint }, timeoutMs);
+      const answer = await this.nats.control(this.jobName, ControlVerb.Stop, { savepoint }, timeoutMs);
       if (!answer && proc.running) throw new StepFailure("the job did not answer the stop request");
     }
     const result = await proc.waitExit(timeoutMs);
