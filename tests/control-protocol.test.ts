@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
-import { ControlProtocol, ControlVerb, JobEnded, decodeMessage, decodeReply, isFailureReport } from "../runtime/exec/control-protocol.ts";
+import { ControlProtocol, ControlVerb, JobEnded, decodeMessage, decodeReply, decodeSubtaskReport, isFailureReport } from "../runtime/exec/control-protocol.ts";
 import { requestControl } from "../runtime/exec/control-client.ts";
 import { handlersFor, serveControl } from "../runtime/exec/control-server.ts";
 import type { JobStatus } from "../runtime/exec/job-status.ts";
@@ -52,6 +52,14 @@ codecs("replies: acks, failure reports, status and the end announcement", () => 
 });
 
 const overNats = suite("control protocol over NATS");
+codecs("subtask reports: checked against the codec of their kind", () => {
+  const snapshot = { vertexUid: "v", index: 0, parallelism: 1, operators: {}, ackedAtMs: 5, alignmentMs: 0, stateChanged: { entries: 0, bytes: 0 } };
+  assert.equal(decodeSubtaskReport(bytes({ kind: "ack", subtask: "v#0", checkpointId: 3, snapshot }), "r"), { kind: "ack", subtask: "v#0", checkpointId: 3, snapshot });
+  assert.equal(decodeSubtaskReport(bytes({ kind: "failed", subtask: "v#0", error: "boom" }), "r").kind, "failed");
+  throwsLine(() => decodeSubtaskReport(bytes({ kind: "ack", subtask: "v#0", checkpointId: "3", snapshot }), "report"), "checkpointId", "3");
+  throwsLine(() => decodeSubtaskReport(bytes({ kind: "nack", subtask: "v#0" }), "report"), "kind", "nack", "decline");
+});
+
 const nats = withServer(overNats);
 
 overNats("a job's handlers answer typed requests; a bad request is answered with a one-line failure report", async () => {

@@ -82,6 +82,36 @@ export const JobEnded = t.intersection([t.type({ job: t.string, state: JobStateC
 export type JobEnded = t.TypeOf<typeof JobEnded>;
 
 /**
+ * What a subtask reports to its job coordinator. Within one process these are calls (SubtaskDeps' onAck,
+ * onDecline, onFailed, onFinished); a coordinator in another process receives them as these messages.
+ */
+const SnapshotShape = t.intersection([
+  t.type({
+    vertexUid: t.string, index: t.number, parallelism: t.number, operators: t.UnknownRecord, ackedAtMs: t.number, alignmentMs: t.number,
+    stateChanged: t.type({ entries: t.number, bytes: t.number }),
+  }),
+  t.partial({ keyed: t.type({ operators: t.array(t.string), snapshots: t.array(t.UnknownRecord) }) }),
+], "SubtaskSnapshot");
+export const SubtaskReportKind = { Ack: "ack", Decline: "decline", Failed: "failed", Finished: "finished" } as const;
+const SUBTASK_REPORTS = {
+  [SubtaskReportKind.Ack]: strict("AckReport", { kind: t.literal("ack"), subtask: t.string, checkpointId: t.number, snapshot: SnapshotShape }),
+  [SubtaskReportKind.Decline]: strict("DeclineReport", { kind: t.literal("decline"), subtask: t.string, checkpointId: t.number, reason: t.string }),
+  [SubtaskReportKind.Failed]: strict("FailedReport", { kind: t.literal("failed"), subtask: t.string, error: t.string }),
+  [SubtaskReportKind.Finished]: strict("FinishedReport", { kind: t.literal("finished"), subtask: t.string }),
+} as const;
+export type SubtaskReport = t.TypeOf<(typeof SUBTASK_REPORTS)[keyof typeof SUBTASK_REPORTS]>;
+
+/** A subtask's report, checked against the codec of its `kind` (so an error names the field at fault). */
+export function decodeSubtaskReport(data: Uint8Array, what: string): SubtaskReport {
+  const value = parseBody(data, what);
+  const kind = (value as { kind?: unknown }).kind;
+  if (typeof kind !== "string" || !Object.hasOwn(SUBTASK_REPORTS, kind)) {
+    throw new WeirError(ErrorCode.Transport, `${what}: kind: expected one of ${Object.keys(SUBTASK_REPORTS).join(", ")}, got ${JSON.stringify(kind) ?? "nothing"}`);
+  }
+  return decodeValue(SUBTASK_REPORTS[kind as keyof typeof SUBTASK_REPORTS] as t.Type<SubtaskReport, unknown, unknown>, value, what);
+}
+
+/**
  * Decodes a message body (JSON; an empty body is `{}`) with `codec`, or throws one line naming `what`
  * and the field at fault.
  */
