@@ -1,14 +1,15 @@
 // The checkpoint coordinator's logic: one checkpoint in flight at a time.
 //
-//   idle ──TRIGGER──▶ pending ──ACK (last one)──▶ committing ──COMMITTED──▶ idle
+//   idle ──TRIGGER──▶ pending ──ACK (last one)──▶ committing ──commit done──▶ idle
 //   pending ──DECLINE | after(timeout)──▶ idle (aborted)
-//   committing ──COMMIT_FAILED──▶ idle (aborted)
+//   committing ──commit error──▶ idle (aborted)
 //   idle | pending ──STOP──▶ stopped
 //
-// Effects (inject barriers, write the metadata, notify subtasks) are provided by the runtime; results come
-// back as events. The timeout runs on the actor's clock, so tests can drive it with a simulated one.
+// Effects (inject barriers, notify subtasks) are provided by the runtime; the commit (writing the metadata)
+// is an invoked promise actor, so its outcome comes back to this state and no other. The timeout runs on
+// the actor's clock, so tests can drive it with a simulated one.
 
-import { assign, setup } from "xstate";
+import { assign, fromPromise, setup } from "xstate";
 
 export interface CheckpointMachineInput {
   readonly firstId: number;
@@ -31,9 +32,12 @@ export type CheckpointEvent =
   | { type: "TRIGGER"; kind: "checkpoint" | "savepoint"; expectedAcks: number }
   | { type: "ACK"; checkpointId: number }
   | { type: "DECLINE"; checkpointId: number; reason: string }
-  | { type: "COMMITTED"; checkpointId: number }
-  | { type: "COMMIT_FAILED"; checkpointId: number; reason: string }
   | { type: "STOP" };
+
+/** Why a commit failed, as one line (an Error's message, or the value). */
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 export const checkpointMachine = setup({
   types: {
@@ -43,7 +47,6 @@ export const checkpointMachine = setup({
   },
   actions: {
     injectBarriers: (_, _p: { checkpointId: number; kind: "checkpoint" | "savepoint" }) => {},
-    commit: (_, _p: { checkpointId: number }) => {},
     notifyComplete: (_, _p: { checkpointId: number }) => {},
     notifyAborted: (_, _p: { checkpointId: number; reason: string }) => {},
     start: assign({
@@ -61,10 +64,13 @@ export const checkpointMachine = setup({
     }),
     markAborted: assign({
       aborted: ({ context }) => context.aborted + 1,
-      lastFailure: ({ event, context }) =>
-        event.type === "DECLINE" || event.type === "COMMIT_FAILED" ? event.reason : `checkpoint ${context.pendingId} timed out after ${context.timeoutMs} ms`,
+      lastFailure: (_, p: { reason: string }) => p.reason,
       pendingId: () => undefined,
     }),
+  },
+  actors: {
+    /** Writes the checkpoint's metadata; provided by the coordinator (a failure aborts the checkpoint). */
+    commit: fromPromise<void, { checkpointId: number }>(async () => { throw new Error("no commit provided"); }),
   },
   guards: {
     isPending: ({ context, event }) => "checkpointId" in event && event.checkpointId === context.pendingId,
@@ -91,33 +97,42 @@ export const checkpointMachine = setup({
       after: {
         timeout: {
           target: "idle",
-          actions: [{ type: "notifyAborted", params: ({ context }) => ({ checkpointId: context.pendingId!, reason: "timeout" }) }, "markAborted"],
+          actions: [
+            { type: "notifyAborted", params: ({ context }) => ({ checkpointId: context.pendingId!, reason: "timeout" }) },
+            { type: "markAborted", params: ({ context }) => ({ reason: `checkpoint ${context.pendingId} timed out after ${context.timeoutMs} ms` }) },
+          ],
         },
       },
       on: {
         ACK: [
-          { guard: "lastAck", target: "committing", actions: ["countAck", { type: "commit", params: ({ context }) => ({ checkpointId: context.pendingId! }) }] },
+          { guard: "lastAck", target: "committing", actions: "countAck" },
           { guard: "isPending", actions: "countAck" },
         ],
         DECLINE: {
           guard: "isPending",
           target: "idle",
-          actions: [{ type: "notifyAborted", params: ({ context, event }) => ({ checkpointId: context.pendingId!, reason: event.reason }) }, "markAborted"],
+          actions: [
+            { type: "notifyAborted", params: ({ context, event }) => ({ checkpointId: context.pendingId!, reason: event.reason }) },
+            { type: "markAborted", params: ({ event }) => ({ reason: event.reason }) },
+          ],
         },
         STOP: "stopped",
       },
     },
     committing: {
-      on: {
-        COMMITTED: {
-          guard: "isPending",
+      invoke: {
+        src: "commit",
+        input: ({ context }) => ({ checkpointId: context.pendingId! }),
+        onDone: {
           target: "idle",
           actions: [{ type: "notifyComplete", params: ({ context }) => ({ checkpointId: context.pendingId! }) }, "markCompleted"],
         },
-        COMMIT_FAILED: {
-          guard: "isPending",
+        onError: {
           target: "idle",
-          actions: [{ type: "notifyAborted", params: ({ context, event }) => ({ checkpointId: context.pendingId!, reason: event.reason }) }, "markAborted"],
+          actions: [
+            { type: "notifyAborted", params: ({ context, event }) => ({ checkpointId: context.pendingId!, reason: reasonOf(event.error) }) },
+            { type: "markAborted", params: ({ event }) => ({ reason: reasonOf(event.error) }) },
+          ],
         },
       },
     },

@@ -3,34 +3,69 @@
 //   created ──DEPLOY──▶ deploying ──DEPLOYED──▶ running
 //   running ──SUBTASK_FINISHED (last one)──▶ finished
 //   running ──STOP──▶ stopping ──SUBTASK_FINISHED (last one)──▶ stopped
-//   deploying | running | stopping ──SUBTASK_FAILED──▶ failing ──ALL_TERMINATED──▶ failed
-//   deploying | running | stopping ──CANCEL──▶ cancelling ──ALL_TERMINATED──▶ cancelled
-//   failing ──RESTART (restart strategy allows)──▶ restarting ──DEPLOYED──▶ running      (issue 5)
+//   deploying | running | stopping | restarting ──SUBTASK_FAILED──▶ failing.tearingDown   (restart decided)
+//   failing.tearingDown ──ALL_TERMINATED──▶ failing.waitingToRestart   [restartAllowed]
+//                                        └▶ failed                      otherwise
+//   failing.waitingToRestart ──after(restartDelay)──▶ failing.preparingRestart
+//   failing.preparingRestart ──prepareRestart done──▶ restarting ──DEPLOYED──▶ running
+//                            └─prepareRestart error──▶ failed
+//   deploying | running | stopping | restarting | failing.tearingDown ──CANCEL──▶ cancelling ──ALL_TERMINATED──▶ cancelled
+//   failing.waitingToRestart | failing.preparingRestart ──CANCEL──▶ cancelled   (nothing left to tear down)
 //
-// The coordinator runtime deploys and tears down subtasks (effects) and reports results as events.
+// The restart policy is decided here, once per failure of the job, by the pure decideRestart
+// (runtime/exec/restart-strategy.ts): further subtasks failing while the job is torn down are the same
+// failure. A failure put down to a NATS outage (the event says so) restarts after a short pause without
+// counting against the strategy. Times come in the events (`at`), so the machine is pure; the delay runs
+// on the actor's clock. The runner deploys and tears down subtasks (effects) and reports results as events.
 
-import { assign, setup } from "xstate";
+import { assign, fromPromise, setup } from "xstate";
+import { NO_HISTORY, decideRestart, type RestartDecision, type RestartHistory, type RestartStrategy } from "../runtime/exec/restart-strategy.ts";
+
+/** After an outage the restart waits for the connection anyway; a short pause only spaces retries. */
+export const OUTAGE_RESTART_DELAY_MS = 250;
 
 export interface JobMachineInput {
   readonly job: string;
   readonly subtasks: number;
+  readonly strategy: RestartStrategy;
+  /** Without checkpoints there is nothing to restart from. */
+  readonly checkpointing: boolean;
+  /** Jitter source for exponential-delay; tests pass a fixed one. */
+  readonly random?: () => number;
 }
 
 export interface JobMachineContext extends JobMachineInput {
   finished: number;
   failure?: string;
   restarts: number;
+  /** Restarts caused by NATS outages (included in `restarts`, not counted by the strategy). */
+  outageRestarts: number;
+  history: RestartHistory;
+  /** The decision for the failure being handled, and whether that failure is put down to an outage. */
+  decision?: RestartDecision;
+  outage: boolean;
+  /** While waiting for the restart delay: when it ends. */
+  nextRestartAt?: number;
 }
 
 export type JobEvent =
   | { type: "DEPLOY" }
   | { type: "DEPLOYED" }
   | { type: "SUBTASK_FINISHED" }
-  | { type: "SUBTASK_FAILED"; error: string }
+  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean }
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
-  | { type: "ALL_TERMINATED" }
-  | { type: "RESTART" };
+  | { type: "ALL_TERMINATED"; at: number };
+
+export const JobStates = ["created", "deploying", "running", "stopping", "failing", "restarting", "cancelling", "finished", "stopped", "failed", "cancelled"] as const;
+export type JobState = (typeof JobStates)[number];
+
+/** The top-level state of a job machine's snapshot value (`{ failing: "tearingDown" }` → "failing"). */
+export function jobStateOf(value: unknown): JobState {
+  return (typeof value === "string" ? value : Object.keys(value as object)[0]) as JobState;
+}
+
+const failed = { target: "failing", actions: ["recordFailure", "decide", "reportDecision", "cancelAll"] } as const;
 
 export const jobMachine = setup({
   types: {
@@ -42,25 +77,55 @@ export const jobMachine = setup({
     deploy: () => {},
     stopSources: (_, _params: { savepoint: boolean }) => {},
     cancelAll: () => {},
+    /** Tells the runner the decision just taken (it logs a refusal). */
+    reportDecision: () => {},
+    /** The runner's part of a restart (new attempt id, the checkpoint to restore, a log line). */
+    beginRestart: () => {},
     countFinished: assign({ finished: ({ context }) => context.finished + 1 }),
     recordFailure: assign({
       failure: ({ context, event }) => context.failure ?? (event.type === "SUBTASK_FAILED" ? event.error : undefined),
     }),
-    resetForRestart: assign({ finished: () => 0, failure: () => undefined, restarts: ({ context }) => context.restarts + 1 }),
+    decide: assign(({ context, event }) => {
+      if (event.type !== "SUBTASK_FAILED") return {};
+      const decision: RestartDecision = !context.checkpointing
+        ? { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: context.history }
+        : event.outage
+          ? { restart: true, delayMs: OUTAGE_RESTART_DELAY_MS, history: context.history }
+          : decideRestart(context.strategy, context.history, event.at, context.random);
+      return { decision, history: decision.history, outage: event.outage };
+    }),
+    scheduleRestart: assign({
+      nextRestartAt: ({ context, event }) => (event.type === "ALL_TERMINATED" && context.decision?.restart ? event.at + context.decision.delayMs : undefined),
+    }),
+    clearNextRestart: assign({ nextRestartAt: () => undefined }),
+    resetForRestart: assign({
+      finished: () => 0,
+      failure: () => undefined,
+      restarts: ({ context }) => context.restarts + 1,
+      outageRestarts: ({ context }) => context.outageRestarts + (context.outage ? 1 : 0),
+    }),
+  },
+  actors: {
+    /** Waits for NATS if needed and finds the checkpoint to restart from; provided by the runner. */
+    prepareRestart: fromPromise<void>(async () => {}),
   },
   guards: {
     lastSubtask: ({ context }) => context.finished + 1 >= context.subtasks,
+    restartAllowed: ({ context }) => context.decision?.restart === true,
+  },
+  delays: {
+    restartDelay: ({ context }) => (context.decision?.restart ? context.decision.delayMs : 0),
   },
 }).createMachine({
   id: "job",
-  context: ({ input }) => ({ ...input, finished: 0, restarts: 0 }),
+  context: ({ input }) => ({ ...input, finished: 0, restarts: 0, outageRestarts: 0, history: NO_HISTORY, outage: false }),
   initial: "created",
   states: {
     created: { on: { DEPLOY: { target: "deploying", actions: "deploy" } } },
     deploying: {
       on: {
         DEPLOYED: "running",
-        SUBTASK_FAILED: { target: "failing", actions: ["recordFailure", "cancelAll"] },
+        SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
     },
@@ -71,7 +136,7 @@ export const jobMachine = setup({
           { actions: "countFinished" },
         ],
         STOP: { target: "stopping", actions: { type: "stopSources", params: ({ event }) => ({ savepoint: event.savepoint }) } },
-        SUBTASK_FAILED: { target: "failing", actions: ["recordFailure", "cancelAll"] },
+        SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
     },
@@ -81,22 +146,44 @@ export const jobMachine = setup({
           { guard: "lastSubtask", target: "stopped", actions: "countFinished" },
           { actions: "countFinished" },
         ],
-        SUBTASK_FAILED: { target: "failing", actions: ["recordFailure", "cancelAll"] },
+        SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
     },
     failing: {
-      on: {
-        SUBTASK_FAILED: { actions: "recordFailure" },
-        ALL_TERMINATED: "failed",
-        RESTART: { target: "restarting", actions: "resetForRestart" },
+      initial: "tearingDown",
+      on: { SUBTASK_FAILED: { actions: "recordFailure" } },
+      states: {
+        tearingDown: {
+          on: {
+            ALL_TERMINATED: [
+              { guard: "restartAllowed", target: "waitingToRestart" },
+              { target: "#job.failed" },
+            ],
+            CANCEL: "#job.cancelling",
+          },
+        },
+        waitingToRestart: {
+          entry: "scheduleRestart",
+          exit: "clearNextRestart",
+          after: { restartDelay: "preparingRestart" },
+          on: { CANCEL: "#job.cancelled" },
+        },
+        preparingRestart: {
+          invoke: {
+            src: "prepareRestart",
+            onDone: { target: "#job.restarting", actions: ["resetForRestart", "beginRestart"] },
+            onError: "#job.failed",
+          },
+          on: { CANCEL: "#job.cancelled" },
+        },
       },
     },
     restarting: {
       entry: "deploy",
       on: {
         DEPLOYED: "running",
-        SUBTASK_FAILED: { target: "failing", actions: ["recordFailure", "cancelAll"] },
+        SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
     },
@@ -107,5 +194,3 @@ export const jobMachine = setup({
     cancelled: { type: "final" },
   },
 });
-
-export type JobState = "created" | "deploying" | "running" | "stopping" | "failing" | "restarting" | "cancelling" | "finished" | "stopped" | "failed" | "cancelled";

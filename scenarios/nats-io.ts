@@ -4,7 +4,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { JobStatus } from "../runtime/exec/job-runner.ts";
-import { JobNames } from "../runtime/core/names.ts";
+import { requestControl } from "../runtime/exec/control-client.ts";
+import { ControlVerb, type ControlReply, type ControlRequest } from "../runtime/exec/control-protocol.ts";
 import { messageOf } from "../runtime/core/errors.ts";
 
 export interface StoredMessage {
@@ -67,18 +68,12 @@ export class ScenarioNats {
     return out;
   }
 
-  /** JSON request to a running job's control subject; undefined when nobody answers. */
-  async control<T>(job: string, verb: string, body: unknown = {}, timeoutMs = 1000): Promise<T | undefined> {
-    try {
-      const m = await this.nc.request(new JobNames(job).control(verb), JSON.stringify(body), { timeout: timeoutMs });
-      return m.json<T>();
-    } catch (e) {
-      if (/no responders|503|timeout/i.test(messageOf(e))) return undefined;
-      throw e;
-    }
+  /** A control request to a running job (control-protocol.ts); undefined when nobody answers. */
+  control<V extends ControlVerb>(job: string, verb: V, body: ControlRequest<V>, timeoutMs = 1000): Promise<ControlReply<V> | undefined> {
+    return requestControl(this.nc, job, verb, body, timeoutMs);
   }
 
   status(job: string): Promise<JobStatus | undefined> {
-    return this.control<JobStatus>(job, "status");
+    return this.control(job, ControlVerb.Status, {});
   }
 }

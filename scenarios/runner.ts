@@ -12,6 +12,7 @@ import { loadJob } from "../runtime/cli/load-job.ts";
 import { describeExpectation, describeStep } from "./describe.ts";
 import { checkExpectation } from "./expectations.ts";
 import { loadScenario, type JobOverrides, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
+import { ControlVerb } from "../runtime/exec/control-protocol.ts";
 import { JobProcess, exitMatches, type ProcessExit } from "./job-process.ts";
 import { ScenarioNats } from "./nats-io.ts";
 import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";
@@ -295,7 +296,7 @@ class ScenarioRun implements ScenarioState {
     }
     const subtask = step.body.subtask;
     this.requireRunning(`kill subtask ${subtask}`);
-    const answer = await this.nats.control<{ ok?: boolean; error?: string }>(this.jobName, "fail-subtask", { subtask }, timeoutMs);
+    const answer = await this.nats.control(this.jobName, ControlVerb.FailSubtask, { subtask }, timeoutMs);
     if (!answer) throw new StepFailure(`the job did not answer the fail-subtask request (${this.proc!.describeExit()})`);
     if (!answer.ok) {
       const status = await this.nats.status(this.jobName);
@@ -310,7 +311,7 @@ class ScenarioRun implements ScenarioState {
       if (savepoint) throw new StepFailure("a savepoint needs via: control (the stop request); SIGTERM stops without one");
       proc.signal("SIGTERM");
     } else {
-      const answer = await this.nats.control(this.jobName, "stop", { savepoint }, timeoutMs);
+      const answer = await this.nats.control(this.jobName, ControlVerb.Stop, { savepoint }, timeoutMs);
       if (!answer && proc.running) throw new StepFailure("the job did not answer the stop request");
     }
     const result = await proc.waitExit(timeoutMs);

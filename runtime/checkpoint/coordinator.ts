@@ -3,12 +3,14 @@
 // tells the subtasks (state deltas may be materialized, sinks commit their staged output). Old
 // checkpoints beyond the retention are deleted. The decisions live in actors/checkpoint-machine.ts.
 
-import { createActor, type Actor } from "xstate";
+import { createActor, fromPromise, type Actor } from "xstate";
 import { checkpointMachine } from "../../actors/checkpoint-machine.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
 import type { CheckpointBarrier } from "../transport/frames.ts";
 import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "./metadata.ts";
 import type { CheckpointStore } from "./store.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
+import { CheckpointScheduler } from "./scheduler.ts";
 
 /**
  * Checkpoint ids reserved at a time (one KV read and CAS write per block). One keeps ids dense across
@@ -39,6 +41,8 @@ export interface CoordinatorOptions {
   readonly retain: number;
   readonly log: (message: string) => void;
   readonly inspect?: (event: unknown) => void;
+  /** Runs the checkpoint timeout and the periodic schedule (default: real time). */
+  readonly clock?: Clock;
 }
 
 export interface CheckpointStats {
@@ -65,6 +69,7 @@ export class CheckpointCoordinator {
   private nextWaiters: Array<{ resolve: (id: number) => void; reject: (e: Error) => void }> = [];
   private reservedThrough: number;
   private reserving: Promise<void> | undefined;
+  private scheduler: CheckpointScheduler | undefined;
 
   constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
     this.revision = o.latestRevision;
@@ -72,15 +77,16 @@ export class CheckpointCoordinator {
     this.actor = createActor(checkpointMachine.provide({
       actions: {
         injectBarriers: (_, p) => this.inject(p.checkpointId, p.kind),
-        commit: (_, p) => { void this.commit(p.checkpointId); },
         notifyComplete: (_, p) => this.notifyComplete(p.checkpointId),
         notifyAborted: (_, p) => this.notifyAborted(p.checkpointId, p.reason),
       },
+      actors: { commit: fromPromise<void, { checkpointId: number }>(({ input }) => this.commit(input.checkpointId)) },
     }), {
       id: `checkpoint:${o.job}`,
       systemId: `checkpoint:${o.job}`,
       input: { firstId: o.firstId, timeoutMs: o.timeoutMs },
       ...(o.inspect ? { inspect: o.inspect } : {}),
+      ...(o.clock ? { clock: o.clock } : {}),
     });
     this.actor.subscribe((snap) => {
       if (snap.value !== "idle" || this.idleWaiters.length === 0) return;
@@ -119,6 +125,21 @@ export class CheckpointCoordinator {
   abortPending(reason: string): void {
     const id = this.actor.getSnapshot().context.pendingId;
     if (id !== undefined) this.actor.send({ type: "DECLINE", checkpointId: id, reason });
+  }
+
+  /**
+   * Periodic checkpoints: every `intervalMs`, or every `duringBacklogMs` while `inBacklog()` (0: none
+   * then), when none is in flight and `allowed()`; until stop().
+   */
+  schedule(o: { intervalMs: number; duringBacklogMs: number; inBacklog: () => boolean; allowed: () => boolean }): void {
+    this.scheduler?.stop();
+    this.scheduler = new CheckpointScheduler(this.o.clock ?? systemClock, {
+      intervalMs: o.intervalMs,
+      duringBacklogMs: o.duringBacklogMs,
+      inBacklog: o.inBacklog,
+      mayTrigger: () => !this.busy && o.allowed(),
+      trigger: () => { this.trigger("checkpoint").catch((e) => this.o.log(`periodic checkpoint failed: ${messageOf(e)}`)); },
+    });
   }
 
   /** Starts a checkpoint unless one is in flight; resolves with its id when it completes. */
@@ -173,6 +194,7 @@ export class CheckpointCoordinator {
   }
 
   async stop(): Promise<void> {
+    this.scheduler?.stop();
     this.actor.send({ type: "STOP" });
     for (const w of [...this.waiters.values(), ...this.nextWaiters]) w.reject(new Error("the job stopped before the checkpoint completed"));
     this.waiters.clear();
@@ -195,6 +217,7 @@ export class CheckpointCoordinator {
     });
   }
 
+  /** The invoked commit: resolves once the metadata is written; a rejection aborts the checkpoint. */
   private async commit(checkpointId: number): Promise<void> {
     const metadata: CheckpointMetadata = {
       job: this.o.job,
@@ -208,13 +231,12 @@ export class CheckpointCoordinator {
     };
     try {
       this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain);
-      this.lastSummary = summarize(metadata);
-      this.actor.send({ type: "COMMITTED", checkpointId });
-      this.housekeeping = this.housekeeping.then(() => this.retain()).catch((e) => this.o.log(`deleting old checkpoints failed: ${messageOf(e)}`));
     } catch (e) {
       this.o.log(describeError(e));
-      this.actor.send({ type: "COMMIT_FAILED", checkpointId, reason: messageOf(e) });
+      throw new Error(messageOf(e), { cause: e });
     }
+    this.lastSummary = summarize(metadata);
+    this.housekeeping = this.housekeeping.then(() => this.retain()).catch((e) => this.o.log(`deleting old checkpoints failed: ${messageOf(e)}`));
   }
 
   private notifyComplete(checkpointId: number): void {

@@ -4,9 +4,10 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../../nats/connect.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
-import { GlobalNames, JobNames } from "../../core/names.ts";
 import type { JobStatus } from "../../exec/job-runner.ts";
-import { ErrorCode, WeirError } from "../../core/errors.ts";
+import { onJobEnded, pingJobs, requestControl } from "../../exec/control-client.ts";
+import { ControlVerb, type JobEnded, type PingReply } from "../../exec/control-protocol.ts";
+import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../exec/last-status.ts";
 
@@ -19,27 +20,12 @@ async function controlConnection(explicit?: string): Promise<NatsConnection | un
   return connectNats(`nats://${host}:${port}`, "weir-cli");
 }
 
-async function request<T>(nc: NatsConnection, subject: string, body: unknown = {}, timeout = 2000): Promise<T | undefined> {
-  try {
-    const m = await nc.request(subject, JSON.stringify(body), { timeout });
-    return m.json<T>();
-  } catch (e) {
-    if (/no responders|503|timeout/i.test((e as Error).message ?? "")) return undefined;
-    throw e;
-  }
-}
-
-export async function listJobs(nc: NatsConnection, waitMs = 400): Promise<Array<{ job: string; state: string; startedAt: string }>> {
-  const out: Array<{ job: string; state: string; startedAt: string }> = [];
-  try {
-    const replies = await nc.requestMany(GlobalNames.jobsPing, "", { maxWait: waitMs });
-    for await (const m of replies) out.push(m.json());
-  } catch { /* no responders: no jobs */ }
-  return out.sort((a, b) => a.job.localeCompare(b.job));
+export async function listJobs(nc: NatsConnection, waitMs = 400): Promise<PingReply[]> {
+  return pingJobs(nc, waitMs);
 }
 
 export async function fetchStatus(nc: NatsConnection, job: string): Promise<JobStatus | undefined> {
-  return request<JobStatus>(nc, new JobNames(job).control("status"));
+  return requestControl(nc, job, ControlVerb.Status, {});
 }
 
 /** The current failure, or while the job restarts after one, the last one (a restart clears the current). */
@@ -123,9 +109,6 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
   }
 }
 
-/** What a job publishes on `JobNames.ended` as it ends. */
-interface JobEnd { readonly job: string; readonly state: string; readonly attempt: string; readonly failure?: string }
-
 /** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
 const END_NOTICE_GRACE_MS = 2000;
 
@@ -139,19 +122,18 @@ export async function stopCommand(job: string, flags: { nats?: string; savepoint
   if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
   const timeoutMs = (flags.timeout ?? 60) * 1000;
   try {
-    const names = new JobNames(job);
     // Listen before asking: the end may follow the request at once.
-    let end: JobEnd | undefined;
+    let end: JobEnded | undefined;
     let noticed: () => void = () => {};
     const endNotice = new Promise<void>((resolve) => { noticed = resolve; });
-    nc.subscribe(names.ended, { max: 1, callback: (err, m) => { if (!err) { end = m.json<JobEnd>(); noticed(); } } });
+    onJobEnded(nc, job, (e) => { end = e; noticed(); }, (e) => process.stderr.write(`weir: ${messageOf(e)}\n`));
     await nc.flush();
 
-    const ask = () => request<{ ok: boolean; state: string; error?: string }>(nc, names.control("stop"), { savepoint: Boolean(flags.savepoint) });
+    const ask = () => requestControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
     const first = await ask();
     if (!first && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
     if (first && first.ok === false) throw new WeirError(ErrorCode.InvalidJob, `cannot stop job ${job}: ${first.error ?? first.state}`);
-    let state = first?.state ?? "stopping";
+    let state: string = first?.state ?? "stopping";
     let lastFailure: string | undefined;
     let toldWaiting = false;
     let silent = false;
@@ -161,7 +143,7 @@ export async function stopCommand(job: string, flags: { nats?: string; savepoint
       if (state === "running") {
         // It ignored the stop while failing or restarting (or failed while stopping and restarted): again.
         const again = await ask();
-        if (again) state = again.state;
+        if (again?.state) state = again.state;
       } else if (!toldWaiting && (state === "failing" || state === "restarting" || state === "deploying")) {
         toldWaiting = true;
         process.stderr.write(`weir: ${job} is ${state}${lastFailure ? ` after a failure (${lastFailure})` : ""}; it will be stopped once it runs again\n`);

@@ -1,0 +1,49 @@
+// The client side of the control protocol (control-protocol.ts): `weir status`, `weir stop` and the
+// scenario runner ask a job through these, so requests and replies are checked in one place.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { GlobalNames, JobNames } from "../core/names.ts";
+import { ControlProtocol, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest, type ControlVerb } from "./control-protocol.ts";
+
+/** A verb's reply; undefined when nobody answers in time. A job's failure report is thrown as one line. */
+export async function requestControl<V extends ControlVerb>(
+  nc: NatsConnection, job: string, verb: V, body: ControlRequest<V>, timeoutMs = 2000,
+): Promise<ControlReply<V> | undefined> {
+  // The request is checked here too: a bad one is the caller's mistake, not the job's.
+  decodeMessage(ControlProtocol[verb].request as never, new TextEncoder().encode(encodeMessage(body)), `${verb} request`);
+  let data: Uint8Array;
+  try {
+    data = (await nc.request(new JobNames(job).control(verb), encodeMessage(body), { timeout: timeoutMs })).data;
+  } catch (e) {
+    if (/no responders|503|timeout/i.test(messageOf(e))) return undefined;
+    throw e;
+  }
+  const reply = decodeReply(verb, data, job);
+  if (isFailureReport(reply)) throw new WeirError(ErrorCode.InvalidJob, `job ${job} could not handle ${verb}: ${reply.error}`);
+  return reply;
+}
+
+/** Every running job's answer to the discovery ping, within `waitMs`. */
+export async function pingJobs(nc: NatsConnection, waitMs = 400): Promise<PingReply[]> {
+  const out: PingReply[] = [];
+  try {
+    const replies = await nc.requestMany(GlobalNames.jobsPing, "", { maxWait: waitMs });
+    for await (const m of replies) out.push(decodeMessage(PingReply, m.data, `a reply on ${GlobalNames.jobsPing}`));
+  } catch (e) {
+    if (e instanceof WeirError) throw e;
+    /* no responders: no jobs */
+  }
+  return out.sort((a, b) => a.job.localeCompare(b.job));
+}
+
+/** Calls `onEnd` once with the job's end announcement; subscribe (and flush) before asking it to stop. */
+export function onJobEnded(nc: NatsConnection, job: string, onEnd: (end: JobEnded) => void, onBad: (e: unknown) => void): void {
+  nc.subscribe(new JobNames(job).ended, {
+    max: 1,
+    callback: (err, m) => {
+      if (err) return;
+      try { onEnd(decodeMessage(JobEnded, m.data, `job ${job}'s end announcement`)); } catch (e) { onBad(e); }
+    },
+  });
+}

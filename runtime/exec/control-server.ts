@@ -1,0 +1,64 @@
+// The job's side of the control protocol (control-protocol.ts): decodes each request, calls the handler
+// of its verb and replies; a bad request or a handler's failure is answered with a failure report.
+
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { JobState } from "../../actors/job-machine.ts";
+import { describeError } from "../core/errors.ts";
+import { GlobalNames, type JobNames } from "../core/names.ts";
+import { ControlProtocol, ControlVerb, decodeMessage, encodeMessage, type ControlReply, type ControlRequest, type FailureReport, type PingReply } from "./control-protocol.ts";
+import type { JobStatus } from "./job-status.ts";
+
+/** What the control verbs need of a job (JobRunner). */
+export interface ControlledJob {
+  readonly state: JobState;
+  readonly checkpointing: boolean;
+  status(): JobStatus;
+  stop(options: { savepoint: boolean }): Promise<unknown>;
+  cancel(): Promise<unknown>;
+  triggerCheckpoint(): Promise<number>;
+  failSubtask(id: string): boolean;
+}
+
+export type ControlHandlers = { readonly [V in ControlVerb]: (request: ControlRequest<V>) => ControlReply<V> };
+
+/** The verbs' handlers for a job: requests start what they ask for and answer at once. */
+export function handlersFor(job: ControlledJob): ControlHandlers {
+  return {
+    status: () => job.status(),
+    stop: ({ savepoint = false }) => {
+      if (savepoint && !job.checkpointing) return { ok: false, error: "stop --savepoint needs checkpointing (checkpointIntervalMs)" };
+      void job.stop({ savepoint }).catch(() => {});
+      return { ok: true, state: job.state };
+    },
+    cancel: () => { void job.cancel(); return { ok: true }; },
+    checkpoint: () => {
+      if (!job.checkpointing) return { ok: false, error: "checkpoints are off for this job" };
+      void job.triggerCheckpoint().catch(() => {});
+      return { ok: true };
+    },
+    "fail-subtask": ({ subtask }) => ({ ok: job.failSubtask(subtask) }),
+  };
+}
+
+/** Subscribes every verb's subject and the discovery ping; unsubscribe the result to stop serving. */
+export function serveControl(nc: NatsConnection, names: JobNames, handlers: ControlHandlers, ping: () => PingReply): Subscription[] {
+  const subs: Subscription[] = [];
+  for (const verb of Object.values(ControlVerb)) {
+    const subject = names.control(verb);
+    subs.push(nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        let answer: ControlReply<typeof verb> | FailureReport;
+        try {
+          const request = decodeMessage(ControlProtocol[verb].request as never, msg.data, `request on ${subject}`);
+          answer = (handlers[verb] as (r: unknown) => ControlReply<typeof verb>)(request);
+        } catch (e) {
+          answer = { error: describeError(e) };
+        }
+        if (msg.reply) msg.respond(encodeMessage(answer));
+      },
+    }));
+  }
+  subs.push(nc.subscribe(GlobalNames.jobsPing, { callback: (err, msg) => { if (!err && msg.reply) msg.respond(encodeMessage(ping())); } }));
+  return subs;
+}

@@ -1,0 +1,93 @@
+// The job's checkpoint storage at start (the store, the coordinator with its block of ids, what to
+// restore) and the final checkpoint of FLIP-147, apart from the job runner's lifecycle.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { ResolvedJobOptions } from "../contracts/job-options.ts";
+import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import type { JobGraph } from "../graph/job-graph.ts";
+import type { JobNames } from "../core/names.ts";
+import { CheckpointCoordinator, ID_BLOCK, type CheckpointTarget } from "../checkpoint/coordinator.ts";
+import type { CheckpointKind } from "../checkpoint/metadata.ts";
+import { RestoreBundle } from "../checkpoint/restore.ts";
+import { CheckpointStore } from "../checkpoint/store.ts";
+import type { Clock } from "../core/clock.ts";
+
+const FINAL_CHECKPOINT_ATTEMPTS = 3;
+
+export interface JobCheckpoints {
+  readonly store?: CheckpointStore;
+  readonly coordinator?: CheckpointCoordinator;
+  readonly restore?: RestoreBundle;
+}
+
+export interface OpenCheckpointsOptions {
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly graph: JobGraph;
+  readonly job: ResolvedJobOptions;
+  readonly targets: () => readonly CheckpointTarget[];
+  readonly log: (message: string) => void;
+  readonly clock: Clock;
+}
+
+/** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
+export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobCheckpoints> {
+  const { job } = o;
+  const checkpointing = job.checkpointIntervalMs > 0;
+  if (!checkpointing && typeof job.restore !== "number") return {};
+  const store = await CheckpointStore.open(o.nc, o.names);
+  const latest = await store.latest();
+  let coordinator: CheckpointCoordinator | undefined;
+  if (checkpointing) {
+    const ids = await store.reserveIds(latest?.pointer.id ?? 0, ID_BLOCK);
+    coordinator = new CheckpointCoordinator(o.targets, {
+      job: job.name,
+      store,
+      firstId: ids.first,
+      reservedThrough: ids.last,
+      latestRevision: latest?.revision ?? 0,
+      maxParallelism: o.graph.maxParallelism,
+      parallelism: Object.fromEntries(o.graph.vertices.map((v) => [v.uid, v.parallelism])),
+      timeoutMs: job.checkpointTimeoutMs,
+      retain: job.checkpointsRetained,
+      log: o.log,
+      clock: o.clock,
+      ...(job.inspect ? { inspect: job.inspect } : {}),
+    });
+  }
+  const restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
+  if (restore) o.log(`restoring from ${restore.checkpoint.kind} ${restore.id}`);
+  return { store, ...(coordinator ? { coordinator } : {}), ...(restore ? { restore } : {}) };
+}
+
+export async function loadRestore(
+  store: CheckpointStore | undefined, job: ResolvedJobOptions, mode: ResolvedJobOptions["restore"], latestId: number | undefined,
+): Promise<RestoreBundle | undefined> {
+  if (mode === "none" || !store) return undefined;
+  if (job.checkpointIntervalMs <= 0) {
+    throw new WeirError(ErrorCode.Checkpoint, `restoring checkpoint ${mode} needs checkpointing on: set checkpointIntervalMs (or --checkpoint-interval)`);
+  }
+  const id = mode === "latest" ? latestId : mode;
+  if (id === undefined) return undefined;
+  const metadata = await store.read(id);
+  if (!metadata) {
+    if (mode === "latest") return undefined;
+    throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of job ${job.name} does not exist (see weir checkpoints ${job.name})`);
+  }
+  return new RestoreBundle(metadata);
+}
+
+/** FLIP-147: once every subtask's input ended, one more checkpoint holds the final state (a few attempts). */
+export async function takeFinalCheckpoint(coordinator: CheckpointCoordinator, kind: CheckpointKind, log: (m: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await coordinator.idle();
+      const id = await coordinator.trigger(kind);
+      log(`final ${kind} ${id} completed`);
+      return;
+    } catch (e) {
+      log(`final ${kind} failed (attempt ${attempt}/${FINAL_CHECKPOINT_ATTEMPTS}): ${messageOf(e)}`);
+      if (attempt >= FINAL_CHECKPOINT_ATTEMPTS) throw new WeirError(ErrorCode.Checkpoint, `the final ${kind} could not be taken: ${messageOf(e)}`, { cause: e });
+    }
+  }
+}

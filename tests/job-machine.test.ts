@@ -1,0 +1,196 @@
+// The job machine as a specification: its legal transitions as pure logic on a simulated clock. Restart
+// delays come from the restart strategy's decision and run on the actor's clock, so the tests move time
+// by hand, in milliseconds; the effects (deploy, cancel, prepare a restart) are recorded, not performed.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createActor, fromPromise, waitFor, type Actor } from "xstate";
+import { OUTAGE_RESTART_DELAY_MS, jobMachine, jobStateOf, type JobMachineInput } from "../actors/job-machine.ts";
+import { ManualClock } from "../runtime/core/clock.ts";
+import type { RestartStrategy } from "../runtime/exec/restart-strategy.ts";
+
+const s = suite("job machine");
+
+interface Harness {
+  readonly actor: Actor<typeof jobMachine>;
+  readonly clock: ManualClock;
+  readonly effects: string[];
+  state(): string;
+  /** Where the (nested) state is, e.g. "failing.waitingToRestart". */
+  where(): string;
+}
+
+function start(o: Partial<JobMachineInput> & { strategy?: RestartStrategy; prepare?: () => Promise<void> } = {}): Harness {
+  const clock = new ManualClock(1_000);
+  const effects: string[] = [];
+  const machine = jobMachine.provide({
+    actions: {
+      deploy: () => { effects.push("deploy"); },
+      cancelAll: () => { effects.push("cancelAll"); },
+      stopSources: (_, p) => { effects.push(`stopSources(savepoint=${p.savepoint})`); },
+      reportDecision: ({ context }) => { effects.push(context.decision?.restart ? `restart in ${context.decision.delayMs}` : `give up: ${context.decision?.reason}`); },
+      beginRestart: ({ context }) => { effects.push(`beginRestart(${context.restarts})`); },
+    },
+    actors: { prepareRestart: fromPromise(() => (o.prepare ?? (async () => { effects.push("prepareRestart"); }))()) },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: {
+      job: "j", subtasks: o.subtasks ?? 2, checkpointing: o.checkpointing ?? true,
+      strategy: o.strategy ?? { type: "fixed-delay", attempts: 1, delayMs: 500 }, random: () => 0.5,
+    },
+  });
+  actor.start();
+  const where = () => {
+    const v = actor.getSnapshot().value;
+    return typeof v === "string" ? v : Object.entries(v).map(([k, x]) => `${k}.${x}`).join();
+  };
+  return { actor, clock, effects, state: () => jobStateOf(actor.getSnapshot().value), where };
+}
+
+function running(h: Harness): void {
+  h.actor.send({ type: "DEPLOY" });
+  h.actor.send({ type: "DEPLOYED" });
+  assert.is(h.state(), "running");
+}
+
+/** A failure, then the teardown finished (the runner sends ALL_TERMINATED once its subtasks are cancelled). */
+function fail(h: Harness, outage = false): void {
+  h.actor.send({ type: "SUBTASK_FAILED", error: "boom", at: h.clock.now(), outage });
+  h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
+}
+
+const settle = (h: Harness, state: string) => waitFor(h.actor, (snap) => jobStateOf(snap.value) === state, { timeout: 5_000 });
+
+s("deploys, runs, and finishes once the last subtask finished", () => {
+  const h = start();
+  assert.is(h.state(), "created");
+  running(h);
+  h.actor.send({ type: "SUBTASK_FINISHED" });
+  assert.is(h.state(), "running", "one of two subtasks finished");
+  h.actor.send({ type: "SUBTASK_FINISHED" });
+  assert.is(h.state(), "finished");
+  assert.equal(h.effects, ["deploy"]);
+});
+
+s("a stop asks the sources to end (with the savepoint flag) and ends stopped", () => {
+  const h = start({ subtasks: 1 });
+  running(h);
+  h.actor.send({ type: "STOP", savepoint: true });
+  assert.is(h.state(), "stopping");
+  h.actor.send({ type: "SUBTASK_FINISHED" });
+  assert.is(h.state(), "stopped");
+  assert.equal(h.effects, ["deploy", "stopSources(savepoint=true)"]);
+});
+
+s("a failure waits the strategy's delay on the clock, then restarts; further failures while torn down are the same failure", async () => {
+  const h = start();
+  running(h);
+  h.actor.send({ type: "SUBTASK_FAILED", error: "first", at: h.clock.now(), outage: false });
+  h.actor.send({ type: "SUBTASK_FAILED", error: "second", at: h.clock.now(), outage: false });
+  assert.is(h.where(), "failing.tearingDown");
+  assert.is(h.actor.getSnapshot().context.failure, "first");
+  assert.is(h.actor.getSnapshot().context.history.restarts, 1, "decided once, not once per failing subtask");
+  h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
+  assert.is(h.where(), "failing.waitingToRestart");
+  assert.is(h.actor.getSnapshot().context.nextRestartAt, 1_500);
+  h.clock.advance(499);
+  assert.is(h.where(), "failing.waitingToRestart", "not before the delay");
+  h.clock.advance(1);
+  await settle(h, "restarting");
+  assert.is(h.actor.getSnapshot().context.nextRestartAt, undefined);
+  assert.is(h.actor.getSnapshot().context.restarts, 1);
+  assert.is(h.actor.getSnapshot().context.failure, undefined);
+  h.actor.send({ type: "DEPLOYED" });
+  assert.is(h.state(), "running");
+  assert.equal(h.effects, ["deploy", "restart in 500", "cancelAll", "prepareRestart", "beginRestart(1)", "deploy"]);
+});
+
+s("when the strategy gives up, the job fails once the teardown is done", () => {
+  const h = start({ strategy: { type: "fixed-delay", attempts: 0, delayMs: 500 } });
+  running(h);
+  h.actor.send({ type: "SUBTASK_FAILED", error: "boom", at: h.clock.now(), outage: false });
+  assert.is(h.where(), "failing.tearingDown", "still tearing down");
+  h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
+  assert.is(h.state(), "failed");
+  assert.is(h.actor.getSnapshot().context.failure, "boom");
+  assert.ok(h.effects.some((e) => e.startsWith("give up: fixed-delay: 0 restart attempt(s) used")), h.effects.join(" | "));
+});
+
+s("without checkpoints there is nothing to restart from", () => {
+  const h = start({ checkpointing: false });
+  running(h);
+  fail(h);
+  assert.is(h.state(), "failed");
+  assert.ok(h.effects.some((e) => e.includes("checkpoints are off")));
+});
+
+s("exponential-delay: the delays grow on the simulated clock", async () => {
+  const h = start({ strategy: { type: "exponential-delay", initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, resetThresholdMs: 60_000, jitter: 0 } });
+  running(h);
+  const delays: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    fail(h);
+    const at = h.actor.getSnapshot().context.nextRestartAt!;
+    delays.push(at - h.clock.now());
+    h.clock.advance(at - h.clock.now());
+    await settle(h, "restarting");
+    h.actor.send({ type: "DEPLOYED" });
+  }
+  assert.equal(delays, [100, 200, 400, 800]);
+  assert.is(h.actor.getSnapshot().context.restarts, 4);
+});
+
+s("a failure in a NATS outage restarts after a short pause, not counted against the strategy", async () => {
+  const h = start({ strategy: { type: "fixed-delay", attempts: 1, delayMs: 10_000 } });
+  running(h);
+  fail(h, true);
+  assert.is(h.actor.getSnapshot().context.nextRestartAt! - h.clock.now(), OUTAGE_RESTART_DELAY_MS);
+  h.clock.advance(OUTAGE_RESTART_DELAY_MS);
+  await settle(h, "restarting");
+  h.actor.send({ type: "DEPLOYED" });
+  const c = h.actor.getSnapshot().context;
+  assert.is(c.restarts, 1);
+  assert.is(c.outageRestarts, 1);
+  assert.is(c.history.restarts, 0, "the strategy's attempt is still unused");
+  fail(h);
+  assert.is(h.actor.getSnapshot().context.nextRestartAt! - h.clock.now(), 10_000, "the strategy's own delay for an ordinary failure");
+});
+
+s("a cancel while waiting to restart ends the job at once; a failed preparation fails it", async () => {
+  const h = start();
+  running(h);
+  fail(h);
+  h.actor.send({ type: "CANCEL" });
+  assert.is(h.state(), "cancelled");
+  h.clock.advance(10_000);
+  assert.not.ok(h.effects.includes("prepareRestart"), "the delay was cancelled with its state");
+
+  const g = start({ prepare: async () => { throw new Error("no checkpoint store"); } });
+  running(g);
+  fail(g);
+  g.clock.advance(500);
+  await settle(g, "failed");
+});
+
+s("a cancel tears down first: cancelling until every subtask terminated", () => {
+  const h = start();
+  running(h);
+  h.actor.send({ type: "CANCEL" });
+  assert.is(h.state(), "cancelling");
+  h.actor.send({ type: "SUBTASK_FAILED", error: "late", at: 0, outage: false });
+  assert.is(h.state(), "cancelling", "a failure during cancel is no restart");
+  h.actor.send({ type: "ALL_TERMINATED", at: 0 });
+  assert.is(h.state(), "cancelled");
+});
+
+s("events a state does not know are ignored", () => {
+  const h = start();
+  h.actor.send({ type: "DEPLOYED" });
+  h.actor.send({ type: "STOP", savepoint: false });
+  assert.is(h.state(), "created");
+  running(h);
+  h.actor.send({ type: "ALL_TERMINATED", at: 0 });
+  assert.is(h.state(), "running");
+});
+
+s.run();
