@@ -32,8 +32,8 @@ test("a running job: weir stop exits 0 once the job stopped, and weir run ends w
 
 test("a job failing and restarting: weir stop does not say stopped; it reports the failure, non-zero", async () => {
   const nc = await connect({ servers: nats.url });
-  // Restarts 5 s apart: weir stop below reaches the job while it is between restarts.
-  const run = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { SINKJOB_RESTART_DELAY_MS: "5000" } });
+  // Restarts 12 s apart: weir stop below (a process of its own, slow to start on a loaded machine) reaches the job while it is between restarts.
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { SINKJOB_RESTART_DELAY_MS: "12000" } });
   try {
     await createStream(nc, "OTHER", ["taken.>"]);
     await createStream(nc, "FAILSINK_IN", ["failsink.in"]);
@@ -61,7 +61,7 @@ test("a job between restarts: weir stop waits until it runs again, stops it, exi
   const nc = await connect({ servers: nats.url });
   await createStream(nc, "RECOVERS_IN", ["recovers.in"]);
   await publishAll(nc, [["recovers.in", "a"]]);
-  const run = startWeir(["run", JOB, "--nats", nats.url], { env: { SINKJOB_NAME: "recovers", SINKJOB_SUBJECT: "recout.x", SINKJOB_RESTART_DELAY_MS: "5000" } });
+  const run = startWeir(["run", JOB, "--nats", nats.url], { env: { SINKJOB_NAME: "recovers", SINKJOB_SUBJECT: "recout.x", SINKJOB_RESTART_DELAY_MS: "12000" } });
   try {
     await run.waitForStderr("weir: running recovers", 60_000);
     const killed = await nc.request("weir.recovers.ctl.fail-subtask", JSON.stringify({ subtask: "in#0" }), { timeout: 10_000 });
