@@ -35,7 +35,10 @@ export class SubtaskLifecycle {
   }
 
   start(): void { this.actor.start(); }
-  send(event: SubtaskEvent): void { this.actor.send(event); }
+  /** Events after a final state change nothing: they are dropped here rather than sent to a stopped actor. */
+  send(event: SubtaskEvent): void {
+    if (this.actor.getSnapshot().status === "active") this.actor.send(event);
+  }
 
   /** Finished, failed or cancelled: the machine reached a final state. */
   get isTerminal(): boolean { return this.actor.getSnapshot().status !== "active"; }
