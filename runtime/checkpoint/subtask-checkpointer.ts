@@ -1,6 +1,9 @@
 // A subtask's part in a checkpoint: align barriers across its input channels (holding, never dropping,
 // the frames of channels whose barrier came first), let async records drain, capture every operator's
-// state, forward the barrier, then acknowledge once the captured state is durable.
+// state, forward the barrier, then acknowledge once the captured state is durable. The subtask's
+// lifecycle machine (actors/subtask-machine.ts) decides whether a snapshot is taken: this class reports
+// each phase to it and captures only when the machine asks (its startSnapshot action), so a checkpoint is
+// snapshotted once however it was asked for.
 
 import type { KeyedStateBackend, StateSnapshot } from "../../state/contracts.ts";
 import type { SourceReader } from "../contracts/connectors.ts";
@@ -24,10 +27,22 @@ export interface CheckpointParticipant {
   outputsEnded(): boolean;
   block(channel: number): void;
   unblock(channel: number): void;
-  onPhase(event: { type: "BARRIER_RECEIVED"; checkpointId: number; aligned: boolean } | { type: "BARRIERS_ALIGNED" | "SNAPSHOT_DONE" | "CHECKPOINT_ABORTED"; checkpointId: number }): void;
+  /** Reports a phase to the lifecycle machine; entering `snapshotting` it calls `startSnapshot` at once. */
+  onPhase(event: CheckpointPhase): void;
   onAck(snapshot: SubtaskSnapshot, checkpointId: number): void;
   onDecline(checkpointId: number, reason: string): void;
   log(message: string): void;
+}
+
+export type CheckpointPhase =
+  | { type: "BARRIER_RECEIVED"; checkpointId: number; aligned: boolean }
+  | { type: "BARRIERS_ALIGNED" | "SNAPSHOT_CAPTURED" | "SNAPSHOT_DONE" | "CHECKPOINT_ABORTED"; checkpointId: number };
+
+/** A checkpoint aligned here, to be snapshotted if the lifecycle machine takes it. */
+interface Aligned {
+  readonly barrier: CheckpointBarrier;
+  readonly alignmentMs: number;
+  readonly release: readonly number[];
 }
 
 export class SubtaskCheckpointer {
@@ -35,8 +50,10 @@ export class SubtaskCheckpointer {
   private readonly barriers = new Map<number, CheckpointBarrier>();
   /** Keyed deltas not yet known to be materialized in KV: every checkpoint's metadata carries them all. */
   private unmaterialized: StateSnapshot[] = [];
-  /** The newest checkpoint this subtask has started to snapshot: each is taken once, however asked. */
-  private lastStarted = 0;
+  /** Set while the lifecycle machine hears of an alignment; taken by startSnapshot. */
+  private aligned: Aligned | undefined;
+  /** The capture startSnapshot began, handed to the run loop that reported the alignment. */
+  private capture: Promise<void> | undefined;
 
   constructor(private readonly p: CheckpointParticipant, channelCount: number) {
     this.aligner = new BarrierAligner(channelCount);
@@ -46,7 +63,7 @@ export class SubtaskCheckpointer {
 
   /** A barrier arrived on an input channel (runs on the subtask's mailbox/run loop). */
   onBarrier(channel: number, barrier: CheckpointBarrier): MaybePromise {
-    const first = this.aligner.aligning === undefined;
+    let first = this.aligner.aligning === undefined;
     this.barriers.set(barrier.id, barrier);
     for (const action of this.aligner.onBarrier(channel, barrier.id)) {
       switch (action.type) {
@@ -58,12 +75,15 @@ export class SubtaskCheckpointer {
           for (const c of action.release) this.p.unblock(c);
           this.p.onPhase({ type: "CHECKPOINT_ABORTED", checkpointId: action.checkpointId });
           this.p.onDecline(action.checkpointId, `subtask ${this.p.vertexUid}#${this.p.index} saw barrier ${barrier.id} before ${action.checkpointId} aligned`);
+          // The newer barrier starts an alignment of its own.
+          first = true;
           break;
         case "aligned": {
           const started = this.aligner.alignmentStartedAt(action.checkpointId) ?? Date.now();
-          if (first) this.p.onPhase({ type: "BARRIER_RECEIVED", checkpointId: action.checkpointId, aligned: true });
-          else this.p.onPhase({ type: "BARRIERS_ALIGNED", checkpointId: action.checkpointId });
-          return this.snapshot(this.barriers.get(action.checkpointId)!, Date.now() - started, action.release);
+          const event: CheckpointPhase = first
+            ? { type: "BARRIER_RECEIVED", checkpointId: action.checkpointId, aligned: true }
+            : { type: "BARRIERS_ALIGNED", checkpointId: action.checkpointId };
+          return this.begin(event, { barrier: this.barriers.get(action.checkpointId)!, alignmentMs: Date.now() - started, release: action.release });
         }
         case "ignore":
           break;
@@ -75,8 +95,7 @@ export class SubtaskCheckpointer {
   onEndOfInput(channel: number): MaybePromise {
     for (const action of this.aligner.onEndOfInput(channel)) {
       if (action.type === "aligned") {
-        this.p.onPhase({ type: "BARRIERS_ALIGNED", checkpointId: action.checkpointId });
-        return this.snapshot(this.barriers.get(action.checkpointId)!, 0, action.release);
+        return this.begin({ type: "BARRIERS_ALIGNED", checkpointId: action.checkpointId }, { barrier: this.barriers.get(action.checkpointId)!, alignmentMs: 0, release: action.release });
       }
     }
   }
@@ -86,8 +105,31 @@ export class SubtaskCheckpointer {
    * input has ended (waiting for its final checkpoint) snapshots its final state the same way.
    */
   trigger(barrier: CheckpointBarrier): MaybePromise {
-    this.p.onPhase({ type: "BARRIER_RECEIVED", checkpointId: barrier.id, aligned: true });
-    return this.snapshot(barrier, 0, []);
+    return this.begin({ type: "BARRIER_RECEIVED", checkpointId: barrier.id, aligned: true }, { barrier, alignmentMs: 0, release: [] });
+  }
+
+  /** The lifecycle machine entered `snapshotting` for `checkpointId` (its startSnapshot action). */
+  startSnapshot(checkpointId: number): void {
+    const a = this.aligned;
+    if (!a || a.barrier.id !== checkpointId) return;
+    this.aligned = undefined;
+    this.capture = this.snapshot(a.barrier, a.alignmentMs, a.release);
+  }
+
+  /** Reports an alignment; returns the capture if the machine started one (else it was taken already). */
+  private begin(event: CheckpointPhase, aligned: Aligned): MaybePromise {
+    this.aligned = aligned;
+    this.p.onPhase(event);
+    const notTaken = this.aligned;
+    this.aligned = undefined;
+    if (notTaken) {
+      // Asked twice (its barrier came while the coordinator asked it directly): the first one counts.
+      for (const c of notTaken.release) this.p.unblock(c);
+      return;
+    }
+    const capture = this.capture;
+    this.capture = undefined;
+    return capture;
   }
 
   /**
@@ -124,12 +166,6 @@ export class SubtaskCheckpointer {
    */
   private async snapshot(barrier: CheckpointBarrier, alignmentMs: number, release: readonly number[]): Promise<void> {
     const id = barrier.id;
-    if (id <= this.lastStarted) {
-      // Asked twice (its barrier came while the coordinator asked it directly): the first one counts.
-      for (const c of release) this.p.unblock(c);
-      return;
-    }
-    this.lastStarted = id;
     try {
       // Records in flight belong before the barrier: let them finish (FLIP-425 drains at a barrier).
       for (const { operator } of this.p.operators) {
@@ -154,6 +190,7 @@ export class SubtaskCheckpointer {
       keyedDelta?.catch(() => {});
       if (!this.p.outputsEnded()) this.p.emitBarrier(barrier);
       for (const c of release) this.p.unblock(c);
+      this.p.onPhase({ type: "SNAPSHOT_CAPTURED", checkpointId: id });
       void this.acknowledge(id, alignmentMs, operators, pending, keyedDelta);
     } catch (e) {
       for (const c of release) this.p.unblock(c);

@@ -1,0 +1,33 @@
+// What a subtask's run loops work with: its input gate, operator chain, outputs, checkpointer and
+// lifecycle, plus the counters they keep. Built by runtime/exec/subtask.ts; the loops only use them.
+
+import type { SubtaskCheckpointer } from "../../checkpoint/subtask-checkpointer.ts";
+import type { InputsAttributes } from "../../transport/attributes-valve.ts";
+import type { BufferDebloater } from "../../transport/buffer-debloater.ts";
+import type { InputGate } from "../../transport/input-gate.ts";
+import type { InputsWatermark } from "../../transport/watermark-valve.ts";
+import type { OperatorChain } from "../chain.ts";
+import type { SubtaskLifecycle } from "./lifecycle.ts";
+import type { SubtaskOutputs } from "./outputs.ts";
+
+/** Counters of the record path: plain fields, updated per frame or batch. */
+export interface SubtaskCounters {
+  recordsIn: number;
+  /** Time spent waiting for input (a source: polls that found nothing), for the debloater's throughput. */
+  idleMs: number;
+  currentWatermark: number;
+}
+
+export interface SubtaskParts {
+  readonly id: string;
+  readonly gate: InputGate;
+  readonly chain: OperatorChain;
+  readonly outputs: SubtaskOutputs;
+  readonly checkpointer: SubtaskCheckpointer;
+  readonly lifecycle: SubtaskLifecycle;
+  readonly inputs: InputsWatermark;
+  readonly attributes: InputsAttributes;
+  readonly debloater: BufferDebloater | undefined;
+  readonly counters: SubtaskCounters;
+  readonly log: (message: string) => void;
+}

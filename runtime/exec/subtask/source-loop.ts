@@ -1,0 +1,51 @@
+// The run loop of a source subtask: polls its reader in batches and pushes them into the chain; mail
+// (checkpoint triggers and notifications) runs between batches. It ends when the reader ends (bounded
+// input: the final MAX watermark fires every event-time timer and window), on a graceful stop (without
+// that watermark) or when the subtask ended.
+
+import type { SourceReader } from "../../contracts/connectors.ts";
+import { MAX_WATERMARK } from "../../transport/frames.ts";
+import { emitAttributes } from "./attributes.ts";
+import { flushNow, maybeFlush, sourcePollLimit } from "./pacing.ts";
+import type { SubtaskParts } from "./parts.ts";
+
+export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>): Promise<void> {
+  const { gate, outputs, lifecycle, counters, debloater } = parts;
+  const out = parts.chain.headOutput;
+  for (;;) {
+    for (let m = gate.poll(); m; m = gate.poll()) {
+      if (m.type === "mail") { const p = m.action(); if (p) await p; }
+    }
+    if (lifecycle.sourceShouldEnd) return;
+    if (outputs.isBlocked()) { await outputs.waitUnblocked(() => lifecycle.isTerminal); continue; }
+    const attrs = reader.takeAttributes?.();
+    if (attrs) {
+      if (attrs.isBacklog && lifecycle.wentLive) {
+        // As in Flink: once live, a source does not go back to backlog processing.
+        parts.log(`source ${parts.id} reported backlog again after going live: ignored`);
+      } else {
+        await emitAttributes(lifecycle, out, attrs);
+      }
+    }
+    const polledAt = performance.now();
+    const batch = await reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined);
+    if (batch === null) {
+      const p = out.emitWatermark(MAX_WATERMARK);
+      if (p) await p;
+      counters.currentWatermark = MAX_WATERMARK;
+      return;
+    }
+    const { values, timestamps } = batch;
+    if (values.length === 0) {
+      counters.idleMs += performance.now() - polledAt;
+      flushNow(parts);
+      continue;
+    }
+    counters.recordsIn += values.length;
+    for (let i = 0; i < values.length; i++) {
+      const p = out.collect(values[i], timestamps?.[i]);
+      if (p) await p;
+    }
+    maybeFlush(parts);
+  }
+}
