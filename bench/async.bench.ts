@@ -1,4 +1,4 @@
-// `npm run bench async` (issue 4), all in one run:
+// `npm run bench async`, all in one run:
 // 1. Keyed count with a cold cache on the KV backend: async execution vs sync mode.
 // 2. Framework overhead on the heap backend: the async state API through the controller vs the same
 //    logic as a plain synchronous map over the same frames (no controller, a JS Map for state).

@@ -1,4 +1,4 @@
-// `npm run bench backlog` (issue 6):
+// `npm run bench backlog`:
 // 1. Keyed reduce over a 1M-record backlog (100k keys, KV backend) followed by live records: sorting the
 //    backlog (checkpointIntervalDuringBacklogMs 0) vs pure streaming of it, same results. The backlog
 //    phase starts when the source makes its first record (job start-up, the same in both modes, is not

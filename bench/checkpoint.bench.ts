@@ -1,4 +1,4 @@
-// `npm run bench checkpoint` (issue 5), on the KV backend, the same job at two state sizes:
+// `npm run bench checkpoint`, on the KV backend, the same job at two state sizes:
 // 1. Checkpoint duration (trigger → committed) with 1M keys of state vs 10k keys, same update rate.
 // 2. Recovery: SIGKILL of a running `weir run`, then a new `weir run` until its first output; and rescale:
 //    a savepoint at parallelism 2, then `weir run --parallelism 4` until its first output. Both include

@@ -1,4 +1,4 @@
-// `npm run bench state` (issue 3), at the backend level: state requests are driven through the handles
+// `npm run bench state`, at the backend level: state requests are driven through the handles
 // in batches of up to 1000 as the async execution controller sends them (bench/state-driver.ts).
 // (a) keyed count, 1M events over 100k keys on the KV backend, vs a hand-written service doing
 //     kv.get + kv.put per message (on a subset); both checked against the reference counts.

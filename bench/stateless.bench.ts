@@ -1,4 +1,4 @@
-// `npm run bench stateless` (issue 2):
+// `npm run bench stateless`:
 // 1. 1M JSON events in a JetStream stream → map → filter → keyBy exchange at parallelism 2 → NATS sink,
 //    against a hand-written NATS consumer doing the same work (parse, map, filter, publish).
 // 2. The internal keyed exchange alone (generator → keyBy → counting sink, parallelism 2), against the raw
@@ -65,7 +65,7 @@ async function weirPipeline(url: string, stream: string, count: number): Promise
   return rate(count, ms);
 }
 
-/** Raw ceiling: JSON frames of 100 records, publish → subscribe on one connection (as FACTS.md measures). */
+/** Raw ceiling: JSON frames of 100 records, publish → subscribe on one connection (the ceiling measured for core NATS). */
 async function rawFrames(url: string, total: number): Promise<number> {
   const nc = await connect({ servers: url });
   const sub = nc.subscribe("bench.raw");

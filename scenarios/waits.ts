@@ -69,7 +69,7 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         if (!s) return { done: false, detail: "the job does not answer" };
         const n = completedCheckpoints(s);
         if (n === undefined) {
-          throw new StepFailure("the job's status reports no checkpoints (no checkpoints.completed): this build has no checkpointing yet (issue 5), or the job takes none (checkpointIntervalMs 0)");
+          throw new StepFailure("the job's status reports no checkpoints (no checkpoints.completed): the job takes none (checkpointIntervalMs 0)");
         }
         if (baseline === undefined) { setBaseline(n); baseline = n; }
         return { done: n - baseline >= more, detail: `${n - baseline} of ${more} checkpoints completed since the step began (${n} in all)` };

@@ -1,4 +1,4 @@
-// Job options: the names in API.md, validated with io-ts (one readable line per bad field), with
+// Job options: the public names (README, Configuration), validated with io-ts (one readable line per bad field), with
 // Flink's defaults where Flink has one. CLI flags are applied on top with `withOverrides`.
 
 import * as t from "io-ts";

@@ -80,7 +80,7 @@ export interface SourceReader<T> {
   pollNext(maxRecords?: number): Promise<SourceBatch<T> | null>;
   /** RecordAttributes to emit before the next batch, when they changed (backlog ↔ live). */
   takeAttributes?(): RecordAttributes | undefined;
-  /** Offsets to store in a checkpoint (issue 5). */
+  /** Offsets to store in a checkpoint. */
   snapshotState?(checkpointId: number): unknown;
   /** A checkpoint that includes this reader's state is complete: acknowledge upstream if needed. */
   notifyCheckpointComplete?(checkpointId: number): Promise<void>;

@@ -1,11 +1,11 @@
 // Sinks.kv({ bucket, key }): each record's JSON is put under its key (`key` a fixed string, or a function
-// of the record giving a string or number). The bucket is created with history 1 when missing (FACTS.md:
+// of the record giving a string or number). The bucket is created with history 1 when missing (measured:
 // history > 1 makes puts ~28× slower on 2.9.10); an existing bucket is used as it is.
 //
 // Puts of the same key are coalesced: records wait in a map (the latest per key wins) until
 // `maxBufferedKeys` distinct keys (default 1000), `lingerMs` (default 50) after the first one, or
-// `flush()`; then the map is sent as pipelined puts with at most `maxInFlight` (default 256, where FACTS.md
-// measured ~30k puts/s) unacknowledged. `write` returns a promise (backpressure) while a full map is being
+// `flush()`; then the map is sent as pipelined puts with at most `maxInFlight` (default 256, where
+// ~30k puts/s were measured on 2.9.10) unacknowledged. `write` returns a promise (backpressure) while a full map is being
 // handed to the window. Puts go out on one connection in order, so the last write of a key wins even
 // across batches. A failed put fails the next write or flush, naming bucket and key.
 //

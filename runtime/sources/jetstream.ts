@@ -10,7 +10,7 @@
 //   `restoredState` (one such object, or an array of them, e.g. every subtask's after a rescale; the
 //   highest offset per subject wins) resumes each subject right after its offset. Subjects without an
 //   offset start at `startAt`.
-// - `bounded: true` is an addition beside API.md (benchmarks and tests need a replay that ends): each
+// - `bounded: true` is an addition beside Flink's API (benchmarks and tests need a replay that ends): each
 //   subject reads what is in the stream when its consumer is created, then the source ends.
 // - Malformed records (bad JSON, codec failure) go to the dead letters with subject, stream sequence and
 //   reason; the source carries on.
@@ -39,7 +39,7 @@ export interface JetStreamSourceOptions<T> {
   readonly codec?: Codec<T>;
   /** Where a subject without a restored offset starts: "first" (default), "new", a sequence or a time. */
   readonly startAt?: StartAt;
-  /** Read up to what the stream holds at start, then end (addition beside API.md). Default false. */
+  /** Read up to what the stream holds at start, then end (an addition beside Flink's API). Default false. */
   readonly bounded?: boolean;
   /** Messages behind the head above which the source reports backlog. Default 1000. */
   readonly backlogLag?: number;

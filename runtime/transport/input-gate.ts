@@ -55,7 +55,7 @@ export class InputGate {
   private readonly nextSequence: number[];
   private readonly subscriptions: Subscription[] = [];
   private readonly blocked: boolean[];
-  /** Frames held back from blocked channels (barrier alignment, issue 5), per channel, in order. */
+  /** Frames held back from blocked channels (barrier alignment), per channel, in order. */
   private readonly held: Array<Array<Uint8Array>>;
   framesIn = 0;
   /** The frame size asked of producers with each grant (" r<records>"), when debloating. */
