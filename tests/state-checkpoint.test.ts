@@ -1,4 +1,4 @@
-// Checkpoints of keyed state (the seams issue 5 builds on): nothing uncommitted reaches KV, a restore
+// Checkpoints of keyed state (the seams the checkpoint coordinator builds on): nothing uncommitted reaches KV, a restore
 // gives exactly the state of the checkpoint restored, deltas replay at another parallelism.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
