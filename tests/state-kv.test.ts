@@ -18,7 +18,7 @@ import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.
 import type { JobNames } from "../runtime/names.ts";
 import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
-import { AsyncExecutionController } from "../runtime/async/controller.ts";
+import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
 import { systemClock } from "../runtime/exec/clock.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
@@ -94,7 +94,7 @@ s("write-back: the dirty budget holds back the async execution controller's reco
   const backend = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0, cacheMaxEntries: 100, dirtyMaxEntries: 200 });
   const aec = new AsyncExecutionController(
     backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 50, watermarkMode: "strict" }, systemClock,
-    (e) => { throw e; }, backend.applyNow?.bind(backend),
+    (e) => { throw e; },
   );
   let maxDirty = 0;
   const keys = 5000;

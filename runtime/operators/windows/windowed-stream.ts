@@ -5,7 +5,7 @@ import type { OutputTag } from "../../api/functions.ts";
 import type { DataStream } from "../../api/datastream.ts";
 import type { NodeOptions } from "../../graph/stream-graph.ts";
 import type { OperatorSpec } from "../contracts.ts";
-import { KeyedProcessOperator } from "../keyed-process.ts";
+import { KeyedProcessOperator } from "../../keyed/operator.ts";
 import { nodeOptions } from "../../api/option-codecs.ts";
 import type { WindowAssigner } from "./assigners.ts";
 import { windowFunction, type ProcessWindowFunction, type WindowCounters, type WindowLogic } from "./window-function.ts";
