@@ -114,6 +114,24 @@ s("write-back: the dirty budget holds back the async execution controller's reco
   await reader.close();
 });
 
+s("sync mode: a request issued while an earlier one of the same handler waits for KV does not overtake it", async () => {
+  const names = freshJob();
+  const a = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  await handles(a)(count, "k").update(1);
+  await a.close();
+  const b = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  try {
+    const h = handles(b)(count, "k"); // one DirectStateRequestHandler, as one sync-mode record uses
+    const read = h.value(); // not cached: goes to KV in a batch
+    const write = h.update(2); // issued before the read returned: must apply after it
+    assert.is(await read, 1, "the read sees the state before the later write");
+    await write;
+    assert.is(await h.value(), 2);
+  } finally {
+    await b.close();
+  }
+});
+
 s("read coalescing: concurrent reads of one key cost one remote read", async () => {
   const names = freshJob();
   const w = await openBackend("jetstream-kv", nc, names);
