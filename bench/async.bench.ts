@@ -6,7 +6,7 @@
 // 4. In-flight memory: inFlightRecordsLimit 6000 and a stalled backend: RSS over 20 s stays flat.
 
 import * as t from "io-ts";
-import { Sources, StreamEnvironment, valueState, WatermarkStrategy, type KeyedStateBackend, type SinkDef, type JobOptions, type EnvironmentHooks } from "../mod.ts";
+import { Sources, StreamEnvironment, valueState, WatermarkStrategy, NOT_APPLIED, type KeyedStateBackend, type SinkDef, type JobOptions, type EnvironmentHooks } from "../mod.ts";
 import { rate, rssMb, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 
 const count = valueState("count", t.number);
@@ -79,8 +79,7 @@ async function languageFloor(records: number, keys: number): Promise<{ sync: num
 function remote(ms: number): (backend: KeyedStateBackend) => KeyedStateBackend {
   return (backend) => Object.assign(Object.create(backend) as KeyedStateBackend, {
     executeBatch: (requests: Parameters<KeyedStateBackend["executeBatch"]>[0]) => new Promise<void>((r) => setTimeout(r, ms)).then(() => backend.executeBatch(requests)),
-    executeOne: undefined,
-    applyNow: undefined,
+    tryNow: () => NOT_APPLIED,
   });
 }
 
@@ -88,8 +87,7 @@ function remote(ms: number): (backend: KeyedStateBackend) => KeyedStateBackend {
 function stalled(backend: KeyedStateBackend): KeyedStateBackend {
   return Object.assign(Object.create(backend) as KeyedStateBackend, {
     executeBatch: () => new Promise<void>(() => {}),
-    executeOne: undefined,
-    applyNow: undefined,
+    tryNow: () => NOT_APPLIED,
   });
 }
 

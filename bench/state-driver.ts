@@ -5,7 +5,7 @@
 
 import type { KeyedStateBackend, KeyScope, StateRequestHandler } from "../state/contracts.ts";
 import { assignToKeyGroup, canonicalJson } from "../state/key-groups.ts";
-import { AsyncExecutionController } from "../runtime/async/controller.ts";
+import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
 import { systemClock } from "../runtime/core/clock.ts";
 
 export interface DriveOptions {
@@ -27,7 +27,6 @@ export async function driveRecords<K>(backend: KeyedStateBackend, count: number,
     { bufferSize: options.batchSize ?? 1000, bufferTimeoutMs: 1000, inFlightRecordsLimit: options.inFlight ?? 6000, watermarkMode: "strict" },
     systemClock,
     (e) => { failure ??= e; },
-    backend.applyNow?.bind(backend),
   );
   for (let i = 0; i < count; i++) {
     const key = keyAt(i);

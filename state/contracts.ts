@@ -157,28 +157,47 @@ export interface ScanPage {
   readonly cursor?: string;
 }
 
-export interface StateRequest {
-  readonly type: StateRequestType;
+interface RequestAt<K extends StateRequestType> {
+  readonly kind: K;
   readonly address: StateAddress;
-  /** Put: the encoded value. */
-  readonly value?: unknown;
-  /** Scan: where to continue, and the page size. */
-  readonly cursor?: string;
-  readonly limit?: number;
-  /** Completion, reported per request (FLIP-426). Exactly one of them is called, once. */
+}
+/** result: the stored (encoded) value, or undefined */
+export interface GetRequest extends RequestAt<typeof StateRequestType.Get> {}
+/** `value`: the encoded value; undefined deletes */
+export interface PutRequest extends RequestAt<typeof StateRequestType.Put> { readonly value: unknown }
+/** List states: a non-empty array of encoded elements, appended to the stored list. */
+export interface AppendRequest extends RequestAt<typeof StateRequestType.Append> { readonly value: readonly unknown[] }
+/** Map states: one page of at most `limit` entries after `cursor`. result: ScanPage */
+export interface ScanRequest extends RequestAt<typeof StateRequestType.Scan> { readonly cursor?: string; readonly limit?: number }
+/** Map states: deletes every entry of the map. */
+export interface ClearMapRequest extends RequestAt<typeof StateRequestType.ClearMap> {}
+
+/**
+ * One state request: the one shape every handler and backend takes (build it with `stateRequest`, which
+ * gives every request the same object layout, so the code reading it stays monomorphic).
+ */
+export type StateRequest = GetRequest | PutRequest | AppendRequest | ScanRequest | ClearMapRequest;
+
+/** A request in a batch, with its completion reported per request (FLIP-426): exactly one call, once. */
+export interface PendingStateRequest {
+  readonly request: StateRequest;
   resolve(result: unknown): void;
   reject(error: unknown): void;
 }
 
+/** What `tryNow` returns when the request cannot be answered at once (it has to go in a batch). */
+export const NOT_APPLIED: unique symbol = Symbol("not applied");
+
 /** Where state handles send their requests: a backend directly, or the async execution controller. */
 export interface StateRequestHandler {
-  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown>;
+  /** The request's result, once applied. */
+  submit(request: StateRequest): Promise<unknown>;
   /**
-   * Optional fast path: the request's answer at once when nothing remote is needed (a Promise for a write
-   * that waits for a flush), else NOT_APPLIED and the caller uses `submit`. Handles use it so that an
-   * answer already known costs one resolved promise, not a chain of them. May throw (the request failed).
+   * Answer now if you can: the result when nothing remote is needed (a Promise for a write that waits
+   * for a flush), else NOT_APPLIED and the caller uses `submit`. Handles use it so that an answer already
+   * known costs one resolved promise, not a chain of them. May throw (the request failed).
    */
-  submitNow?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
+  tryNow(request: StateRequest): unknown;
 }
 
 // ---------------------------------------------------------------- backends
@@ -207,9 +226,6 @@ export interface StateBackendMetrics {
   readonly flushes: number;
 }
 
-/** What KeyedStateBackend.applyNow returns when the request has to go in a batch. */
-export const NOT_APPLIED: unique symbol = Symbol("not applied");
-
 /** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */
 export interface KeyedStateBackend {
   readonly kind: StateBackendKind;
@@ -219,25 +235,20 @@ export interface KeyedStateBackend {
    * the batch, not one per request), writes are buffered. Requests on the same address apply in order.
    * Completion is reported per request; the returned promise settles when all have been reported.
    */
-  executeBatch(requests: readonly StateRequest[]): Promise<void>;
+  executeBatch(requests: readonly PendingStateRequest[]): Promise<void>;
   /**
-   * Optional fast path for one request (sync mode): the result, or a Promise of it. Same semantics as a
-   * batch of one, without allocating the request object. The heap backend answers synchronously.
+   * Answer now if you can: applies the request at once when it needs nothing remote (the heap: always;
+   * KV: a Get of a cached or known-absent value, a Put of a plain value) and returns its result (a Promise
+   * when the write must wait for a flush), else NOT_APPLIED and the request goes in a batch. The caller
+   * guarantees that no earlier request on the same address is still pending.
    */
-  executeOne?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
+  tryNow(request: StateRequest): unknown;
   /**
-   * Optional fast path for async execution: applies a request at once when it needs nothing remote (the
-   * heap: always; KV: a Get of a cached or known-absent value, a Put of a plain value) and returns its
-   * result (a Promise when writes must wait for a flush), else NOT_APPLIED and the request goes in a
-   * batch. The caller guarantees that no earlier request on the same address is still pending.
+   * True when the backend knows, without a remote read and without caching anything, that the (value)
+   * address holds nothing; false when it holds something or it cannot tell. The backlog sort folds a
+   * reduce's records as they arrive only for keys whose state is known empty.
    */
-  applyNow?(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown;
-  /**
-   * Optional: true when the backend knows, without a remote read and without caching anything, that the
-   * (value) address holds nothing; false when it holds something or it cannot tell. The backlog sort folds
-   * a reduce's records as they arrive only for keys whose state is known empty.
-   */
-  knownEmpty?(address: StateAddress): boolean;
+  knownEmpty(address: StateAddress): boolean;
   /** Writes every buffered change to durable storage (normal stop, savepoint). */
   flush(): Promise<void>;
   metrics(): StateBackendMetrics;
@@ -247,29 +258,29 @@ export interface KeyedStateBackend {
    * Drops buffered changes WITHOUT writing them and stops timers: a failed or cancelled subtask of a job
    * with checkpoints must not leak state that no checkpoint committed (the restart restores it).
    */
-  dispose?(): void;
+  dispose(): void;
 
-  // ---- checkpoint seams (issue 5), see docs/state.md "Checkpoints". Optional until implemented.
+  // ---- checkpoints, see docs/state.md "Checkpoints".
 
   /**
    * Freezes the changes made since the previous snapshot as checkpoint `checkpointId` and makes them
    * durable without making them visible: appended as large chunks to the changelog stream (one subject per
    * key group), not written to KV. Requests keep executing meanwhile (the delta is copied, not locked).
    */
-  snapshot?(checkpointId: number): Promise<StateSnapshot>;
+  snapshot(checkpointId: number): Promise<StateSnapshot>;
   /**
    * The checkpoint is committed: its delta may now be materialized into KV (in the background). Resolves,
    * for backends that materialize, with the newest checkpoint the remote store holds: deltas up to it need
    * no replay any more (it may be older than `checkpointId` when materialization is not yet due).
    */
-  notifyCheckpointComplete?(checkpointId: number): Promise<number | void>;
+  notifyCheckpointComplete(checkpointId: number): Promise<number | void>;
   /** The checkpoint failed: its delta is merged back into the next one. */
-  notifyCheckpointAborted?(checkpointId: number): void;
+  notifyCheckpointAborted(checkpointId: number): void;
   /**
    * Before any request: makes state exactly as of the committed checkpoint `snapshots` describe, replaying
    * the committed changelog chunks past what KV already holds, for the key groups of this backend.
    */
-  restore?(snapshots: readonly StateSnapshot[]): Promise<void>;
+  restore(snapshots: readonly StateSnapshot[]): Promise<void>;
 }
 
 /** What a checkpoint records about one subtask's keyed state (small: references, not data). */

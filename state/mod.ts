@@ -6,7 +6,7 @@ export { baseAddress } from "./handles/address.ts";
 export { DEFAULT_SCAN_PAGE_SIZE } from "./handles/map.ts";
 export { DirectStateRequestHandler } from "./handlers/direct.ts";
 export { BatchingStateRequestHandler } from "./handlers/batching.ts";
-export { answerNow } from "./handlers/apply-now.ts";
+export { stateRequest } from "./requests.ts";
 export { HeapKeyedStateBackend } from "./backends/heap.ts";
 export { JetStreamKvStateBackend } from "./backends/jetstream-kv/backend.ts";
 export { createKeyedStateBackend, destroyKeyedState, type CreateKeyedStateBackendOptions } from "./factory.ts";

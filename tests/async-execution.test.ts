@@ -4,9 +4,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import * as t from "io-ts";
-import { AsyncExecutionController, type AsyncRecord } from "../runtime/async/controller.ts";
+import { AsyncExecutionController, type AsyncRecord } from "../runtime/keyed/async/controller.ts";
 import { systemClock } from "../runtime/core/clock.ts";
-import { createStateHandle, HeapKeyedStateBackend, KeyGroupRange, valueState, assignToKeyGroup, canonicalJson, type KeyedStateBackend, type StateRequest } from "../mod.ts";
+import { createStateHandle, HeapKeyedStateBackend, KeyGroupRange, valueState, assignToKeyGroup, canonicalJson, type KeyedStateBackend, NOT_APPLIED, type PendingStateRequest } from "../mod.ts";
 
 const aec = suite("AsyncExecutionController");
 
@@ -18,7 +18,9 @@ function slowBackend(maxDelayMs: number, seed: number): KeyedStateBackend & { ba
   const batchSizes: number[] = [];
   return Object.assign(Object.create(heap) as KeyedStateBackend, {
     batchSizes,
-    executeBatch: (requests: readonly StateRequest[]) => {
+    // A remote store: nothing is answered at once, every request goes in a batch.
+    tryNow: () => NOT_APPLIED,
+    executeBatch: (requests: readonly PendingStateRequest[]) => {
       batchSizes.push(requests.length);
       return new Promise<void>((resolve) => setTimeout(() => resolve(heap.executeBatch(requests)), rand() * maxDelayMs));
     },
@@ -129,7 +131,8 @@ aec("out-of-order mode lets later records start while the earlier epoch drains",
 
 aec("a rejected state request fails with the record's key", async () => {
   const failing: KeyedStateBackend = Object.assign(Object.create(new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0))) as KeyedStateBackend, {
-    executeBatch: async (requests: readonly StateRequest[]) => { for (const r of requests) r.reject(new Error("store unavailable")); },
+    tryNow: () => NOT_APPLIED,
+    executeBatch: async (requests: readonly PendingStateRequest[]) => { for (const r of requests) r.reject(new Error("store unavailable")); },
   });
   const errors: Array<{ e: unknown; key: unknown }> = [];
   const c = new AsyncExecutionController(failing, { bufferSize: 10, bufferTimeoutMs: 1, inFlightRecordsLimit: 10, watermarkMode: "strict" }, systemClock, (e, r) => errors.push({ e, key: r.key }));

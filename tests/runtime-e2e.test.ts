@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
-import { outputTag, Sources, StreamEnvironment, UserFunctionError, valueState, WatermarkStrategy, type JobOptions, type KeyedStateBackend, type StateRequest } from "../mod.ts";
+import { outputTag, Sources, StreamEnvironment, UserFunctionError, valueState, WatermarkStrategy, type JobOptions, type KeyedStateBackend, NOT_APPLIED, type PendingStateRequest } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const e2e = suite("runtime end to end");
@@ -115,9 +115,8 @@ e2e("a keyed subtask whose state backend stops answering reports the stall (stat
   let answering = true;
   const parked: Array<() => void> = [];
   const stalling = (backend: KeyedStateBackend): KeyedStateBackend => Object.assign(Object.create(backend) as KeyedStateBackend, {
-    executeOne: undefined,
-    applyNow: undefined,
-    executeBatch: (requests: readonly StateRequest[]) => (answering ? backend.executeBatch(requests) : new Promise<void>((resolve) => parked.push(() => resolve(backend.executeBatch(requests))))),
+    tryNow: () => NOT_APPLIED,
+    executeBatch: (requests: readonly PendingStateRequest[]) => (answering ? backend.executeBatch(requests) : new Promise<void>((resolve) => parked.push(() => resolve(backend.executeBatch(requests))))),
   });
   const e = StreamEnvironment.create({ name: "stalling", nats: nats.url, parallelism: 1, stateBackend: "heap", asyncState: { stallTimeoutMs: 400 } }, { log: (l) => logs.push(l), wrapStateBackend: stalling });
   try {

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SortBuffer, type SortedKey } from "../runtime/backlog/sort-buffer.ts";
+import { SortBuffer, type SortedKey } from "../runtime/keyed/backlog/sort-buffer.ts";
 
 const sort = suite("backlog sort buffer");
 const dir = mkdtempSync(join(tmpdir(), "weir-sort-test-"));

@@ -10,7 +10,7 @@ import { valueState } from "../state/descriptors.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import type { StateRequestHandler } from "../state/contracts.ts";
-import { SortedKeysRunner, type KeyTask } from "../runtime/backlog/sorted-keys-runner.ts";
+import { SortedKeysRunner, type KeyTask } from "../runtime/keyed/backlog/sorted-keys-runner.ts";
 import { connectTo, freshJob, openBackend, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("sorted keys runner");

@@ -8,7 +8,7 @@ import { aggregatingState, listState, mapState, reducingState, valueState } from
 import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import { StateCodecError } from "../state/errors.ts";
-import type { KeyedStateBackend, StateDescriptor, HandleOf, StateRequestHandler } from "../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateDescriptor, type HandleOf, type StateRequestHandler } from "../state/contracts.ts";
 import { collect, connectTo, freshJob, openBackend, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("state handles");
@@ -27,8 +27,9 @@ async function withBackend(kind: (typeof kinds)[number], fn: (state: <D extends 
     : await openBackend(kind, nc, freshJob());
   const direct = new DirectStateRequestHandler(backend);
   const handler: StateRequestHandler = kind !== "jetstream-kv-cold" ? direct : {
-    async submit(type, address, value, cursor, limit) {
-      const result = await direct.submit(type, address, value, cursor, limit);
+    tryNow: () => NOT_APPLIED,
+    async submit(request) {
+      const result = await direct.submit(request);
       await backend.flush();
       return result;
     },

@@ -18,7 +18,7 @@ import type { KeyedStateBackend, StateRequestHandler } from "../state/contracts.
 import type { JobNames } from "../runtime/core/names.ts";
 import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/backend.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
-import { AsyncExecutionController } from "../runtime/async/controller.ts";
+import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
 import { systemClock } from "../runtime/core/clock.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
@@ -94,7 +94,7 @@ s("write-back: the dirty budget holds back the async execution controller's reco
   const backend = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0, cacheMaxEntries: 100, dirtyMaxEntries: 200 });
   const aec = new AsyncExecutionController(
     backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 50, watermarkMode: "strict" }, systemClock,
-    (e) => { throw e; }, backend.applyNow?.bind(backend),
+    (e) => { throw e; },
   );
   let maxDirty = 0;
   const keys = 5000;
@@ -112,6 +112,24 @@ s("write-back: the dirty budget holds back the async execution controller's reco
   const state = handles(reader);
   for (const i of [0, 1234, keys - 1]) assert.is(await state(count, `k${i}`).value(), i, `k${i} reached KV`);
   await reader.close();
+});
+
+s("sync mode: a request issued while an earlier one of the same handler waits for KV does not overtake it", async () => {
+  const names = freshJob();
+  const a = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  await handles(a)(count, "k").update(1);
+  await a.close();
+  const b = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  try {
+    const h = handles(b)(count, "k"); // one DirectStateRequestHandler, as one sync-mode record uses
+    const read = h.value(); // not cached: goes to KV in a batch
+    const write = h.update(2); // issued before the read returned: must apply after it
+    assert.is(await read, 1, "the read sees the state before the later write");
+    await write;
+    assert.is(await h.value(), 2);
+  } finally {
+    await b.close();
+  }
 });
 
 s("read coalescing: concurrent reads of one key cost one remote read", async () => {

@@ -29,8 +29,8 @@ async function runCounter(name: string, keys: number, options: Partial<JobOption
       const batch = b.executeBatch.bind(b);
       b.executeBatch = async (requests) => { await batch(requests); sample(b); };
       // Requests answered at once (cached or known-absent keys) never make a batch: sample those too.
-      const now = b.applyNow?.bind(b);
-      if (now) b.applyNow = (...args: Parameters<typeof now>) => { const r = now(...args); sample(b); return r; };
+      const now = b.tryNow.bind(b);
+      b.tryNow = (request) => { const r = now(request); sample(b); return r; };
       return b;
     },
   });

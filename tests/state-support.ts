@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { JobNames } from "../runtime/core/names.ts";
 import { assignToKeyGroup, canonicalJson, KeyGroupRange } from "../state/key-groups.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
-import type { KeyedStateBackend, KeyScope, StateAddress, StateRequestHandler, StateRequestType } from "../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type KeyScope, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../state/contracts.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import type { StateBackendConfig } from "../state/config.ts";
 
@@ -42,10 +42,18 @@ export class RecordingHandler implements StateRequestHandler {
   readonly log: RecordedRequest[] = [];
   private readonly inner: DirectStateRequestHandler;
   constructor(backend: KeyedStateBackend) { this.inner = new DirectStateRequestHandler(backend); }
-  async submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    const entry: RecordedRequest = { type, address, value, cursor, limit };
+  /** Never at once: every request goes through submit, to be recorded. */
+  tryNow(): unknown { return NOT_APPLIED; }
+  async submit(request: StateRequest): Promise<unknown> {
+    const { kind: type, address } = request;
+    const entry: RecordedRequest = {
+      type, address,
+      value: "value" in request ? request.value : undefined,
+      cursor: request.kind === "scan" ? request.cursor : undefined,
+      limit: request.kind === "scan" ? request.limit : undefined,
+    };
     this.log.push(entry);
-    entry.result = await this.inner.submit(type, address, value, cursor, limit);
+    entry.result = await this.inner.submit(request);
     return entry.result;
   }
 }

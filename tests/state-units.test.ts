@@ -12,7 +12,7 @@ import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { baseAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
-import { StateRequestType } from "../state/contracts.ts";
+import { stateRequest } from "../state/requests.ts";
 
 const s = suite("state units");
 
@@ -72,10 +72,10 @@ s("heap backend: knownEmpty tells a value address with nothing in it (what the b
   const heap = new HeapKeyedStateBackend(new KeyGroupRange(0, 9));
   const at = (keyId: string, keyGroup = 3) => baseAddress("sum", { operator: "op", keyGroup, keyId, key: keyId });
   assert.ok(heap.knownEmpty(at("a")));
-  heap.applyNow(StateRequestType.Put, at("a"), 5);
+  heap.tryNow(stateRequest.put(at("a"), 5));
   assert.not.ok(heap.knownEmpty(at("a")), "written");
   assert.ok(heap.knownEmpty(at("b")), "another key");
-  heap.applyNow(StateRequestType.Put, at("a"), undefined);
+  heap.tryNow(stateRequest.put(at("a"), undefined));
   assert.ok(heap.knownEmpty(at("a")), "deleted");
   assert.not.ok(heap.knownEmpty(at("a", 42)), "a key group it does not own: it cannot tell");
 });

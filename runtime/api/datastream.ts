@@ -18,7 +18,7 @@ import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
 import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
 import { timestampsSpec } from "../operators/timestamps.ts";
-import { keyedProcessSpec, keyedReduceSpec } from "../operators/keyed-process.ts";
+import { keyedProcessSpec, keyedReduceSpec } from "../keyed/specs.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { windowOperatorSpec } from "../operators/windows/window-operator.ts";

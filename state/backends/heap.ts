@@ -1,7 +1,7 @@
 // The heap backend: state in this process's memory, the synchronous baseline. Same request semantics as
 // the JetStream KV backend (the parity tests hold them to it); nothing survives the process.
 
-import type { KeyedStateBackend, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateRequestType, StateSnapshot } from "../contracts.ts";
+import type { KeyedStateBackend, PendingStateRequest, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateSnapshot } from "../contracts.ts";
 import { StateAccessError } from "../errors.ts";
 import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from "./changelog/stream.ts";
 import type { DeltaEntry } from "./changelog/format.ts";
@@ -64,12 +64,12 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.groups = Array.from({ length: keyGroupRange.size }, () => new Map());
   }
 
-  async executeBatch(requests: readonly StateRequest[]): Promise<void> {
+  async executeBatch(requests: readonly PendingStateRequest[]): Promise<void> {
     this.batches++;
     for (const r of requests) {
       let result: unknown;
       try {
-        result = this.apply(r.type, r.address, r.value, r.cursor, r.limit);
+        result = this.apply(r.request);
       } catch (e) {
         r.reject(e);
         continue;
@@ -78,14 +78,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }
   }
 
-  executeOne(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    this.batches++;
-    return this.apply(type, address, value, cursor, limit);
-  }
-
   /** Always answers: nothing is remote. */
-  applyNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    return this.apply(type, address, value, cursor, limit);
+  tryNow(request: StateRequest): unknown {
+    return this.apply(request);
   }
 
   knownEmpty(address: StateAddress): boolean {
@@ -93,32 +88,35 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state).values.get(address.keyId) === undefined;
   }
 
-  private apply(type: StateRequestType, address: StateAddress, value: unknown, cursor: string | undefined, limit: number | undefined): unknown {
+  private apply(request: StateRequest): unknown {
     if (this.closed) throw closedError("heap");
     this.requests++;
+    const address = request.address;
     checkKeyGroup(this.keyGroupRange, address);
-    checkShape(type, address, value);
+    checkShape(request);
     const group = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
     const key = address.keyId;
     const userKeyId = address.userKeyId;
-    switch (type) {
+    switch (request.kind) {
       case T.Get:
         return snapshotValue(userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId));
-      case T.Put:
+      case T.Put: {
+        const value = request.value;
         if (userKeyId === undefined) {
           if (value === undefined) group.values.delete(key); else group.values.set(key, value);
         } else {
           putMapEntry(group, key, userKeyId, value);
         }
         return undefined;
+      }
       case T.Append: {
         const list = group.values.get(key);
-        if (Array.isArray(list)) for (const v of value as unknown[]) list.push(v); // no spread: a huge addAll would overflow the stack
-        else group.values.set(key, (value as unknown[]).slice());
+        if (Array.isArray(list)) for (const v of request.value) list.push(v); // no spread: a huge addAll would overflow the stack
+        else group.values.set(key, request.value.slice());
         return undefined;
       }
       case T.Scan:
-        return scanMap(group.maps.get(key), cursor, scanLimit(limit, DEFAULT_SCAN_LIMIT));
+        return scanMap(group.maps.get(key), request.cursor, scanLimit(request.limit, DEFAULT_SCAN_LIMIT));
       case T.ClearMap:
         group.maps.delete(key);
         return undefined;

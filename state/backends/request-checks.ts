@@ -1,6 +1,6 @@
 // Checks every backend applies to a request before touching state, with the same messages everywhere.
 
-import type { StateAddress, StateRequestType } from "../contracts.ts";
+import type { StateAddress, StateRequest } from "../contracts.ts";
 import { StateRequestType as T } from "../contracts.ts";
 import { StateAccessError } from "../errors.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
@@ -14,22 +14,23 @@ export function checkKeyGroup(range: KeyGroupRange, address: StateAddress): void
   }
 }
 
-export function checkShape(type: StateRequestType, address: StateAddress, value: unknown): void {
-  switch (type) {
+export function checkShape(request: StateRequest): void {
+  const { kind, address } = request;
+  switch (kind) {
     case T.Get:
     case T.Put:
       return;
     case T.Append:
-      if (address.userKeyId !== undefined || !Array.isArray(value) || value.length === 0) {
+      if (address.userKeyId !== undefined || !Array.isArray(request.value) || request.value.length === 0) {
         throw new StateAccessError(`state "${address.state}": append needs a list address and a non-empty array`);
       }
       return;
     case T.Scan:
     case T.ClearMap:
-      if (address.userKeyId !== undefined) throw new StateAccessError(`state "${address.state}": ${type} addresses a whole map (no userKeyId)`);
+      if (address.userKeyId !== undefined) throw new StateAccessError(`state "${address.state}": ${kind} addresses a whole map (no userKeyId)`);
       return;
     default:
-      throw new StateAccessError(`state "${address.state}": unknown request type ${JSON.stringify(type)}`);
+      throw new StateAccessError(`state "${(request as StateRequest).address.state}": unknown request kind ${JSON.stringify(kind)}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler, StateRequestType } from "../contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../contracts.ts";
 
 /**
  * Collects requests and hands them to the backend in batches of up to `batchSize`, as the async execution
@@ -6,7 +6,7 @@ import type { KeyedStateBackend, StateAddress, StateRequest, StateRequestHandler
  * controller's buffer timeout, or "every record in flight is waiting"). Used by tests and benchmarks.
  */
 export class BatchingStateRequestHandler implements StateRequestHandler {
-  private buffer: StateRequest[] = [];
+  private buffer: PendingStateRequest[] = [];
   private readonly running = new Set<Promise<void>>();
   batches = 0;
 
@@ -14,9 +14,14 @@ export class BatchingStateRequestHandler implements StateRequestHandler {
 
   get buffered(): number { return this.buffer.length; }
 
-  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
+  /** Never: every request goes in a batch (what this handler is for). */
+  tryNow(): unknown {
+    return NOT_APPLIED;
+  }
+
+  submit(request: StateRequest): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.buffer.push({ type, address, value, cursor, limit, resolve, reject });
+      this.buffer.push({ request, resolve, reject });
       if (this.buffer.length >= this.batchSize) this.startBatch();
     });
   }

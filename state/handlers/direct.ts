@@ -1,31 +1,29 @@
-import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequestHandler, type StateRequestType } from "../contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type StateRequest, type StateRequestHandler } from "../contracts.ts";
+import { answered } from "./answer.ts";
+import { InOrderRequest, Waiting } from "./in-order.ts";
 
 /**
- * Sync mode: every request goes to the backend at once, as a batch of one. Uses the backend's `executeOne`
- * fast path when it has one (the heap backend answers synchronously: no request object, no array).
+ * Sync mode: every request goes to the backend at once. Fast path (sync mode's): the backend's `tryNow`
+ * answers without a request object or a batch when it can (the heap always; KV a cached get, a plain
+ * put), since a batch of one costs a promise chain per request; the rest goes as a batch of one.
  */
 export class DirectStateRequestHandler implements StateRequestHandler {
-  private readonly one: KeyedStateBackend["executeOne"];
+  private readonly waiting = new Waiting();
 
-  constructor(private readonly backend: KeyedStateBackend) {
-    this.one = backend.executeOne?.bind(backend);
+  constructor(private readonly backend: KeyedStateBackend) {}
+
+  tryNow(request: StateRequest): unknown {
+    return this.waiting.count === 0 ? this.backend.tryNow(request) : NOT_APPLIED;
   }
 
-  submitNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    return this.one ? this.one(type, address, value, cursor, limit) : NOT_APPLIED;
-  }
-
-  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    if (this.one) {
-      try {
-        const result = this.one(type, address, value, cursor, limit);
-        return result instanceof Promise ? result : Promise.resolve(result);
-      } catch (e) {
-        return Promise.reject(e);
-      }
+  submit(request: StateRequest): Promise<unknown> {
+    if (this.waiting.count === 0) {
+      const answer = answered(this.backend, request);
+      if (answer !== undefined) return answer;
     }
     return new Promise((resolve, reject) => {
-      this.backend.executeBatch([{ type, address, value, cursor, limit, resolve, reject }]).catch(reject);
+      const pending = new InOrderRequest(this.waiting, request, resolve, reject);
+      this.backend.executeBatch([pending]).catch((e: unknown) => { pending.reject(e); });
     });
   }
 }

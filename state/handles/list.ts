@@ -1,5 +1,5 @@
-import type { KeyScope, ListState, ListStateDescriptor, StateAddress, StateRequestHandler } from "../contracts.ts";
-import { StateRequestType } from "../contracts.ts";
+import type { KeyScope, ListState, ListStateDescriptor, GetRequest, StateAddress, StateRequestHandler } from "../contracts.ts";
+import { stateRequest } from "../requests.ts";
 import { StateCodecError } from "../errors.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
@@ -8,15 +8,18 @@ import { read, written } from "./submit.ts";
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
 export class ListStateHandle<T> implements ListState<T> {
   private readonly address: StateAddress;
+  /** Built once: every read of this handle is the same request. */
+  private readonly getRequest: GetRequest;
   readonly state: string;
 
   constructor(private readonly descriptor: ListStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
     this.state = descriptor.name;
     this.address = baseAddress(descriptor.name, scope);
+    this.getRequest = stateRequest.get(this.address);
   }
 
   get(): Promise<T[] | undefined> {
-    return read(this.handler, this.address, (stored) => this.decodeList(stored));
+    return read(this.handler, this.getRequest, (stored) => this.decodeList(stored));
   }
 
   private decodeList(stored: unknown): T[] | undefined {
@@ -31,7 +34,7 @@ export class ListStateHandle<T> implements ListState<T> {
 
   add(value: T): Promise<void> {
     try {
-      return written(this.handler, StateRequestType.Append, this.address, [this.encodeElement(value, 0)]);
+      return written(this.handler, stateRequest.append(this.address, [this.encodeElement(value, 0)]));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -40,7 +43,7 @@ export class ListStateHandle<T> implements ListState<T> {
   addAll(values: readonly T[]): Promise<void> {
     if (values.length === 0) return Promise.resolve();
     try {
-      return written(this.handler, StateRequestType.Append, this.address, this.encodeAll(values));
+      return written(this.handler, stateRequest.append(this.address, this.encodeAll(values)));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -48,14 +51,14 @@ export class ListStateHandle<T> implements ListState<T> {
 
   update(values: readonly T[]): Promise<void> {
     try {
-      return written(this.handler, StateRequestType.Put, this.address, values.length === 0 ? undefined : this.encodeAll(values));
+      return written(this.handler, stateRequest.put(this.address, values.length === 0 ? undefined : this.encodeAll(values)));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
   clear(): Promise<void> {
-    return written(this.handler, StateRequestType.Put, this.address, undefined);
+    return written(this.handler, stateRequest.put(this.address, undefined));
   }
 
   private encodeAll(values: readonly T[]): unknown[] {

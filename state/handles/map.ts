@@ -1,5 +1,5 @@
 import type { KeyScope, MapState, MapStateDescriptor, ScanPage, StateAddress, StateRequestHandler } from "../contracts.ts";
-import { StateRequestType } from "../contracts.ts";
+import { stateRequest } from "../requests.ts";
 import { StateCodecError } from "../errors.ts";
 import { canonicalJson } from "../key-groups.ts";
 import { baseAddress, entryAddress } from "./address.ts";
@@ -27,14 +27,14 @@ export class MapStateHandle<K, V> implements MapState<K, V> {
   }
 
   async get(key: K): Promise<V | undefined> {
-    const stored = await this.handler.submit(StateRequestType.Get, entryAddress(this.address, this.userKeyId(key)));
+    const stored = await this.handler.submit(stateRequest.get(entryAddress(this.address, this.userKeyId(key))));
     return stored === undefined ? undefined : decodeWith(this.descriptor.codec, stored, this);
   }
 
   /** `put(k, undefined)` removes the entry, as `ValueState.update(undefined)` deletes. */
   async put(key: K, value: V): Promise<void> {
     const encoded = value === undefined ? undefined : encodeWith(this.descriptor.codec, value, this);
-    await this.handler.submit(StateRequestType.Put, entryAddress(this.address, this.userKeyId(key)), encoded);
+    await this.handler.submit(stateRequest.put(entryAddress(this.address, this.userKeyId(key)), encoded));
   }
 
   async putAll(entries: Iterable<readonly [K, V]> | Record<string, V>): Promise<void> {
@@ -42,15 +42,15 @@ export class MapStateHandle<K, V> implements MapState<K, V> {
     // Encode everything first: a bad entry fails the call before any entry is written.
     const writes: Array<[string, unknown]> = [];
     for (const [k, v] of pairs) writes.push([this.userKeyId(k as K), v === undefined ? undefined : encodeWith(this.descriptor.codec, v, this)]);
-    await Promise.all(writes.map(([id, v]) => this.handler.submit(StateRequestType.Put, entryAddress(this.address, id), v)));
+    await Promise.all(writes.map(([id, v]) => this.handler.submit(stateRequest.put(entryAddress(this.address, id), v))));
   }
 
   async remove(key: K): Promise<void> {
-    await this.handler.submit(StateRequestType.Put, entryAddress(this.address, this.userKeyId(key)), undefined);
+    await this.handler.submit(stateRequest.put(entryAddress(this.address, this.userKeyId(key)), undefined));
   }
 
   async contains(key: K): Promise<boolean> {
-    return (await this.handler.submit(StateRequestType.Get, entryAddress(this.address, this.userKeyId(key)))) !== undefined;
+    return (await this.handler.submit(stateRequest.get(entryAddress(this.address, this.userKeyId(key))))) !== undefined;
   }
 
   async *entries(): AsyncIterable<[K, V]> {
@@ -68,18 +68,18 @@ export class MapStateHandle<K, V> implements MapState<K, V> {
   }
 
   async isEmpty(): Promise<boolean> {
-    const page = (await this.handler.submit(StateRequestType.Scan, this.address, undefined, undefined, 1)) as ScanPage;
+    const page = (await this.handler.submit(stateRequest.scan(this.address, undefined, 1))) as ScanPage;
     return page.entries.length === 0;
   }
 
   async clear(): Promise<void> {
-    await this.handler.submit(StateRequestType.ClearMap, this.address);
+    await this.handler.submit(stateRequest.clearMap(this.address));
   }
 
   private async *pages(): AsyncIterable<ScanPage["entries"]> {
     let cursor: string | undefined;
     do {
-      const page = (await this.handler.submit(StateRequestType.Scan, this.address, undefined, cursor, this.pageSize)) as ScanPage;
+      const page = (await this.handler.submit(stateRequest.scan(this.address, cursor, this.pageSize))) as ScanPage;
       if (page.entries.length > 0) yield page.entries;
       cursor = page.cursor;
     } while (cursor !== undefined);

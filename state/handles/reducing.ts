@@ -1,5 +1,5 @@
-import type { KeyScope, ReducingState, ReducingStateDescriptor, StateAddress, StateRequestHandler } from "../contracts.ts";
-import { StateRequestType } from "../contracts.ts";
+import type { KeyScope, ReducingState, ReducingStateDescriptor, GetRequest, StateAddress, StateRequestHandler } from "../contracts.ts";
+import { stateRequest } from "../requests.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
 import { read, readModifyWrite, written } from "./submit.ts";
@@ -7,15 +7,18 @@ import { read, readModifyWrite, written } from "./submit.ts";
 /** Keeps one value, folded with `reduce` on every add (read, reduce, write: same-key records are serialized by the runtime). */
 export class ReducingStateHandle<T> implements ReducingState<T> {
   private readonly address: StateAddress;
+  /** Built once: every read of this handle is the same request. */
+  private readonly getRequest: GetRequest;
   readonly state: string;
 
   constructor(private readonly descriptor: ReducingStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
     this.state = descriptor.name;
     this.address = baseAddress(descriptor.name, scope);
+    this.getRequest = stateRequest.get(this.address);
   }
 
   get(): Promise<T | undefined> {
-    return read(this.handler, this.address, (stored) => this.decode(stored));
+    return read(this.handler, this.getRequest, (stored) => this.decode(stored));
   }
 
   add(value: T): Promise<void> {
@@ -24,14 +27,14 @@ export class ReducingStateHandle<T> implements ReducingState<T> {
     } catch (e) {
       return Promise.reject(e);
     }
-    return readModifyWrite(this.handler, this.address, (stored) => {
+    return readModifyWrite(this.handler, this.getRequest, (stored) => {
       const current = this.decode(stored);
       return encodeWith(this.descriptor.codec, current === undefined ? value : this.descriptor.reduce(current, value), this);
     });
   }
 
   clear(): Promise<void> {
-    return written(this.handler, StateRequestType.Put, this.address, undefined);
+    return written(this.handler, stateRequest.put(this.address, undefined));
   }
 
   private decode(stored: unknown): T | undefined {

@@ -1,31 +1,28 @@
-// Requests of the state handles through a handler's fast path (submitNow): an answer known at once costs
+// Requests of the state handles through a handler's fast path (`tryNow`): an answer known at once costs
 // one resolved promise instead of an async function's chain of them; otherwise the handler's submit.
 // Failures (thrown by the handler or by `decode`/`next`) become rejected promises, as in an async function.
 
-import { NOT_APPLIED, StateRequestType, type StateAddress, type StateRequestHandler } from "../contracts.ts";
+import { NOT_APPLIED, type GetRequest, type StateRequest, type StateRequestHandler } from "../contracts.ts";
+import { stateRequest } from "../requests.ts";
 
 const done = (): void => undefined;
 
-function now(handler: StateRequestHandler, type: StateRequestType, address: StateAddress, value?: unknown): unknown {
-  return handler.submitNow ? handler.submitNow(type, address, value) : NOT_APPLIED;
-}
-
-/** Reads the address; `decode` turns the stored value (undefined: absent) into the answer. */
-export function read<R>(handler: StateRequestHandler, address: StateAddress, decode: (stored: unknown) => R): Promise<R> {
+/** Sends `get` (a Get request); `decode` turns the stored value (undefined: absent) into the answer. */
+export function read<R>(handler: StateRequestHandler, get: GetRequest, decode: (stored: unknown) => R): Promise<R> {
   try {
-    const stored = now(handler, StateRequestType.Get, address);
-    if (stored === NOT_APPLIED) return handler.submit(StateRequestType.Get, address).then(decode);
+    const stored = handler.tryNow(get);
+    if (stored === NOT_APPLIED) return handler.submit(get).then(decode);
     return stored instanceof Promise ? stored.then(decode) : Promise.resolve(decode(stored));
   } catch (e) {
     return Promise.reject(e);
   }
 }
 
-/** A Put (undefined deletes) or an Append of `encoded`; resolves when the handler accepted it. */
-export function written(handler: StateRequestHandler, type: typeof StateRequestType.Put | typeof StateRequestType.Append, address: StateAddress, encoded: unknown): Promise<void> {
+/** A Put (undefined deletes) or an Append; resolves when the handler accepted it. */
+export function written(handler: StateRequestHandler, write: StateRequest): Promise<void> {
   try {
-    const answer = now(handler, type, address, encoded);
-    if (answer === NOT_APPLIED) return handler.submit(type, address, encoded).then(done);
+    const answer = handler.tryNow(write);
+    if (answer === NOT_APPLIED) return handler.submit(write).then(done);
     // A write that has to wait for a flush answers with a promise.
     return answer instanceof Promise ? answer.then(done) : Promise.resolve();
   } catch (e) {
@@ -33,15 +30,15 @@ export function written(handler: StateRequestHandler, type: typeof StateRequestT
   }
 }
 
-/** Reads the address and writes `next(stored)` (encoded) back: reducing and aggregating state's add. */
-export function readModifyWrite(handler: StateRequestHandler, address: StateAddress, next: (stored: unknown) => unknown): Promise<void> {
+/** Reads with `get` and writes `next(stored)` (encoded) back to its address: reducing and aggregating state's add. */
+export function readModifyWrite(handler: StateRequestHandler, get: GetRequest, next: (stored: unknown) => unknown): Promise<void> {
   try {
-    const stored = now(handler, StateRequestType.Get, address);
+    const stored = handler.tryNow(get);
     if (stored === NOT_APPLIED || stored instanceof Promise) {
-      const later = stored === NOT_APPLIED ? handler.submit(StateRequestType.Get, address) : stored;
-      return later.then((s) => written(handler, StateRequestType.Put, address, next(s)));
+      const later = stored === NOT_APPLIED ? handler.submit(get) : stored;
+      return later.then((s) => written(handler, stateRequest.put(get.address, next(s))));
     }
-    return written(handler, StateRequestType.Put, address, next(stored));
+    return written(handler, stateRequest.put(get.address, next(stored)));
   } catch (e) {
     return Promise.reject(e);
   }

@@ -1,32 +1,35 @@
-import type { KeyScope, StateAddress, StateRequestHandler, ValueState, ValueStateDescriptor } from "../contracts.ts";
-import { StateRequestType } from "../contracts.ts";
+import type { KeyScope, GetRequest, StateAddress, StateRequestHandler, ValueState, ValueStateDescriptor } from "../contracts.ts";
+import { stateRequest } from "../requests.ts";
 import { read, written } from "./submit.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
 
 export class ValueStateHandle<T> implements ValueState<T> {
   private readonly address: StateAddress;
+  /** Built once: every read of this handle is the same request. */
+  private readonly getRequest: GetRequest;
   readonly state: string;
 
   constructor(private readonly descriptor: ValueStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
     this.state = descriptor.name;
     this.address = baseAddress(descriptor.name, scope);
+    this.getRequest = stateRequest.get(this.address);
   }
 
   value(): Promise<T | undefined> {
-    return read(this.handler, this.address, (stored) => this.decode(stored));
+    return read(this.handler, this.getRequest, (stored) => this.decode(stored));
   }
 
   update(value: T | undefined): Promise<void> {
     try {
-      return written(this.handler, StateRequestType.Put, this.address, value === undefined ? undefined : encodeWith(this.descriptor.codec, value, this));
+      return written(this.handler, stateRequest.put(this.address, value === undefined ? undefined : encodeWith(this.descriptor.codec, value, this)));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
   clear(): Promise<void> {
-    return written(this.handler, StateRequestType.Put, this.address, undefined);
+    return written(this.handler, stateRequest.put(this.address, undefined));
   }
 
   private decode(stored: unknown): T | undefined {

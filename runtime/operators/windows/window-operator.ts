@@ -3,7 +3,7 @@
 
 import type { OutputTag } from "../../contracts/functions.ts";
 import type { OperatorSpec } from "../../contracts/operators.ts";
-import { KeyedProcessOperator } from "../keyed-process.ts";
+import { KeyedProcessOperator } from "../../keyed/operator.ts";
 import type { WindowAssigner } from "./assigners.ts";
 import { windowFunction, type WindowCounters, type WindowLogic } from "./window-function.ts";
 

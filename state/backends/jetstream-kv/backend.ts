@@ -11,8 +11,8 @@ import type {
   KeyedStateBackend,
   StateAddress,
   StateBackendMetrics,
+  PendingStateRequest,
   StateRequest,
-  StateRequestType,
   StateSnapshot,
 } from "../../contracts.ts";
 import { NOT_APPLIED, StateBackendKind, StateRequestType as T } from "../../contracts.ts";
@@ -100,7 +100,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   // ------------------------------------------------------------------ batches
 
-  async executeBatch(requests: readonly StateRequest[]): Promise<void> {
+  async executeBatch(requests: readonly PendingStateRequest[]): Promise<void> {
     this.counters.batches++;
     this.counters.requests += requests.length;
     if (this.closed) {
@@ -117,9 +117,10 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     try {
       // 1. resolve keys; find what must be in the cache
       const needs = new Map<string, Need>();
-      for (const request of requests) {
+      for (const pending of requests) {
+        const request = pending.request;
         try {
-          const p = this.prepare(request);
+          const p = this.prepare(pending);
           prepared.push(p);
           if (p.needKey !== undefined) {
             let need = needs.get(p.needKey);
@@ -127,7 +128,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
             p.need = need;
           }
         } catch (e) {
-          request.reject(e);
+          pending.reject(e);
         }
       }
       // 2. fetch the missing entries, pipelined; pin them so that no other batch evicts them before we apply
@@ -139,10 +140,10 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       try {
         // 3. apply in order, synchronously: requests on one address see each other in order
         for (const p of prepared) {
-          if (p.need !== undefined && p.need.entry === undefined) { p.request.reject(p.need.error); continue; }
+          if (p.need !== undefined && p.need.entry === undefined) { p.pending.reject(p.need.error); continue; }
           try {
             let page: ScanSlice | undefined;
-            if (p.request.type === T.Scan) {
+            if (p.request.kind === T.Scan) {
               // A page's entries not in the cache are fetched before the scan applies (and before anything
               // after it): nothing else applies meanwhile, so the page shows exactly the state at its turn.
               page = this.scanSlice(p);
@@ -157,7 +158,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
             p.result = page !== undefined ? this.entries.buildPage(page) : this.apply(p);
             p.applied = true;
           } catch (e) {
-            p.request.reject(e);
+            p.pending.reject(e);
           }
         }
       } finally {
@@ -173,51 +174,27 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     // first, they would let records finish and new writes pile up without bound.
     const pressure = this.writeBack.afterWrites();
     if (pressure) await pressure;
-    for (const p of prepared) if (p.applied) p.request.resolve(p.result);
+    for (const p of prepared) if (p.applied) p.pending.resolve(p.result);
   }
 
   /**
-   * Sync mode fast path: a cached Get and a plain Put complete without a request object or a batch.
-   * Everything else runs as a batch of one.
+   * Answer now if you can (the caller guarantees no earlier request on the address is pending): a Get of a
+   * cached or known-absent value and a Put of a plain value apply at once, without a request object or a
+   * batch; anything else (map entries, lists, a miss) goes in a batch.
    */
-  executeOne(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    if (!this.closed && this.batchesWaiting === 0 && address.userKeyId === undefined && (type === T.Get || type === T.Put)) {
-      checkKeyGroup(this.keyGroupRange, address);
-      const key = this.baseKeyOf(address);
-      if (type === T.Put) {
-        this.counters.batches++;
-        this.counters.requests++;
-        this.entries.putValue(key, address, value);
-        return this.writeBack.afterWrites();
-      }
-      const e = this.cache.touch(key);
-      if (e !== undefined && e.kind === EntryKind.Value) {
-        this.counters.batches++;
-        this.counters.requests++;
-        this.counters.hits++;
-        return snapshotValue(e.value);
-      }
-    }
-    return new Promise((resolve, reject) => {
-      void this.executeBatch([{ type, address, value, cursor, limit, resolve, reject }]);
-    });
-  }
-
-  /**
-   * Async mode fast path (the controller guarantees no earlier request of the key is pending): a Get of a
-   * cached or known-absent value and a Put of a plain value apply at once; anything else goes in a batch.
-   */
-  applyNow(type: StateRequestType, address: StateAddress, value?: unknown): unknown {
+  tryNow(request: StateRequest): unknown {
+    const address = request.address;
     if (this.closed || address.userKeyId !== undefined) return NOT_APPLIED;
-    // A full cache makes room by sweeping it: once per batch, not once per request.
-    if (this.cache.overLimit && type !== T.Get) return NOT_APPLIED;
-    if (type === T.Put) {
+    const kind = request.kind;
+    if (kind === T.Put) {
+      // A full cache makes room by sweeping it: once per batch, not once per request.
+      if (this.cache.overLimit) return NOT_APPLIED;
       checkKeyGroup(this.keyGroupRange, address);
       this.counters.requests++;
-      this.entries.putValue(this.baseKeyOf(address), address, value);
+      this.entries.putValue(this.baseKeyOf(address), address, request.value);
       return this.writeBack.afterWrites();
     }
-    if (type !== T.Get) return NOT_APPLIED;
+    if (kind !== T.Get) return NOT_APPLIED;
     checkKeyGroup(this.keyGroupRange, address);
     const key = this.baseKeyOf(address);
     let e = this.cache.touch(key);
@@ -247,10 +224,11 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     return key;
   }
 
-  private prepare(request: StateRequest): Prepared {
-    const { type, address } = request;
+  private prepare(pending: PendingStateRequest): Prepared {
+    const request = pending.request;
+    const { kind: type, address } = request;
     checkKeyGroup(this.keyGroupRange, address);
-    checkShape(type, address, request.value);
+    checkShape(request);
     const base = this.baseKeyOf(address);
     const entry = address.userKeyId === undefined ? undefined : mapEntryKey(base, address.userKeyId, address);
     let needKey: string | undefined;
@@ -261,22 +239,23 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       case T.Scan:
       case T.ClearMap: needKey = base; break;
     }
-    return { request, base, entry, needKey, need: undefined, applied: false, result: undefined };
+    return { request, pending, base, entry, needKey, need: undefined, applied: false, result: undefined };
   }
 
   // ------------------------------------------------------------------ applying requests
 
   private apply(p: Prepared): unknown {
-    const { type, address, value } = p.request;
-    switch (type) {
+    const request = p.request;
+    const address = request.address;
+    switch (request.kind) {
       case T.Get:
         return snapshotValue(held(p, EntryKind.Value).value);
       case T.Put:
-        if (p.entry === undefined) this.entries.putValue(p.base, address, value);
-        else this.entries.putMapEntry(held(p, EntryKind.Index), p.entry, address, value);
+        if (p.entry === undefined) this.entries.putValue(p.base, address, request.value);
+        else this.entries.putMapEntry(held(p, EntryKind.Index), p.entry, address, request.value);
         return undefined;
       case T.Append:
-        this.entries.append(held(p, EntryKind.Value), address, value as unknown[]);
+        this.entries.append(held(p, EntryKind.Value), address, request.value);
         return undefined;
       case T.Scan:
         return this.entries.buildPage(this.scanSlice(p));
@@ -288,7 +267,9 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   /** The keys of the page a Scan request asks for, from the map's index (pinned in the cache). */
   private scanSlice(p: Prepared): ScanSlice {
-    const { address, cursor, limit } = p.request;
+    const request = p.request;
+    if (request.kind !== T.Scan) throw new StateAccessError(`state "${request.address.state}": not a scan`);
+    const { address, cursor, limit } = request;
     return this.entries.scanSlice(held(p, EntryKind.Index), p.base, address, cursor, limit);
   }
 

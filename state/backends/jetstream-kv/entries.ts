@@ -68,7 +68,7 @@ export class CachedEntries {
     }
   }
 
-  append(e: CacheEntry, address: StateAddress, values: unknown[]): void {
+  append(e: CacheEntry, address: StateAddress, values: readonly unknown[]): void {
     const added = serialize(values, address, this.config.maxValueBytes);
     const current = e.value;
     if (current !== undefined && !Array.isArray(current)) {

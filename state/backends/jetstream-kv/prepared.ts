@@ -1,6 +1,6 @@
 // A request of a batch with its KV keys resolved, and the entry it needs pinned (backend.ts).
 
-import type { StateRequest } from "../../contracts.ts";
+import type { PendingStateRequest, StateRequest } from "../../contracts.ts";
 import { StateRequestType as T } from "../../contracts.ts";
 import { StateAccessError } from "../../errors.ts";
 import { EntryKind, type CacheEntry } from "./cache.ts";
@@ -10,6 +10,8 @@ import type { Need } from "./loader.ts";
 /** One request of a batch, with its keys resolved. */
 export interface Prepared {
   readonly request: StateRequest;
+  /** Where its completion is reported. */
+  readonly pending: PendingStateRequest;
   /** KV key of the plain entry or of the map's index. */
   readonly base: string;
   /** KV key of the map entry, for map entry requests. */
@@ -31,5 +33,5 @@ export function held(p: Prepared, kind: EntryKind): CacheEntry {
 }
 
 export function needKind(request: StateRequest): EntryKind {
-  return request.type === T.Get || request.type === T.Append ? EntryKind.Value : EntryKind.Index;
+  return request.kind === T.Get || request.kind === T.Append ? EntryKind.Value : EntryKind.Index;
 }

@@ -4,9 +4,10 @@
 // resumes at another parallelism. A checkpoint rewrites only the groups whose timers changed since the
 // previous one: its cost grows with the change, not with the number of timers.
 
-import { StateRequestType, type KeyedStateBackend, type StateAddress, type StateRequest } from "../../state/contracts.ts";
-import type { KeyGroupRange } from "../../state/key-groups.ts";
-import { ErrorCode, WeirError } from "../core/errors.ts";
+import type { KeyedStateBackend, StateAddress, StateRequest } from "../../../state/contracts.ts";
+import type { KeyGroupRange } from "../../../state/key-groups.ts";
+import { stateRequest } from "../../../state/requests.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 import type { InternalTimerService, Timer } from "./timer-service.ts";
 
 /**
@@ -45,11 +46,11 @@ function encodeGroup(service: InternalTimerService, keyGroup: number): StoredTim
 }
 
 /** Runs `requests` as one batch; fails with the first request's error, if any failed. */
-async function runBatch(backend: KeyedStateBackend, requests: Array<Omit<StateRequest, "resolve" | "reject">>): Promise<unknown[]> {
+async function runBatch(backend: KeyedStateBackend, requests: StateRequest[]): Promise<unknown[]> {
   const results: unknown[] = new Array(requests.length);
   let failure: { error: unknown } | undefined;
-  await backend.executeBatch(requests.map((r, i) => ({
-    ...r,
+  await backend.executeBatch(requests.map((request, i) => ({
+    request,
     resolve: (v: unknown) => { results[i] = v; },
     reject: (e: unknown) => { failure ??= { error: e }; },
   })));
@@ -64,7 +65,7 @@ async function runBatch(backend: KeyedStateBackend, requests: Array<Omit<StateRe
 export function writeChangedTimers(service: InternalTimerService, backend: KeyedStateBackend, operator: string, operatorName: string): Promise<void> | undefined {
   const groups = service.takeChangedGroups();
   if (groups.length === 0) return undefined;
-  const requests = groups.map((g) => ({ type: StateRequestType.Put, address: address(operator, g), value: encodeGroup(service, g) }));
+  const requests = groups.map((g) => stateRequest.put(address(operator, g), encodeGroup(service, g)));
   return runBatch(backend, requests).then(() => undefined, (e: unknown) => {
     service.markGroupsChanged(groups);
     throw new WeirError(ErrorCode.Checkpoint, `operator "${operatorName}": storing its timers failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
@@ -74,7 +75,7 @@ export function writeChangedTimers(service: InternalTimerService, backend: Keyed
 /** Loads the stored timers of the key groups of `range` (after the backend restored a checkpoint). */
 export async function restoreTimers(service: InternalTimerService, backend: KeyedStateBackend, operator: string, operatorName: string, range: KeyGroupRange): Promise<{ event: number; processing: number }> {
   const groups = [...range];
-  const values = await runBatch(backend, groups.map((g) => ({ type: StateRequestType.Get, address: address(operator, g) })));
+  const values = await runBatch(backend, groups.map((g) => stateRequest.get(address(operator, g))));
   const counts = { event: 0, processing: 0 };
   groups.forEach((keyGroup, i) => {
     const stored = values[i];

@@ -12,12 +12,13 @@
 //   input and its channel credits backpressure the producers.
 // - Watermark epochs: see epoch-manager.ts.
 
-import { NOT_APPLIED, type KeyedStateBackend, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../../state/contracts.ts";
-import { answerNow } from "../../state/handlers/apply-now.ts";
-import type { Clock } from "../core/clock.ts";
-import type { MaybePromise } from "../contracts/operators.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
+import { answered } from "../../../state/handlers/answer.ts";
+import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyAccountingUnit } from "./key-accounting.ts";
+
+type Clock = OperatorContext["clock"];
 
 export interface AsyncExecutionOptions {
   readonly bufferSize: number;
@@ -43,11 +44,11 @@ export class AsyncRecord implements StateRequestHandler {
     readonly task: RecordTask,
     readonly key: unknown,
   ) {}
-  submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    return this.controller.request(this, type, address, value, cursor, limit);
+  submit(request: StateRequest): Promise<unknown> {
+    return this.controller.request(this, request);
   }
-  submitNow(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    return this.controller.requestNow(this, type, address, value, cursor, limit);
+  tryNow(request: StateRequest): unknown {
+    return this.controller.tryNow(this, request);
   }
 }
 
@@ -58,17 +59,10 @@ export interface TimerTask {
 }
 
 /** One state request in the active buffer; completing it releases the record's reference. */
-class BufferedRequest implements StateRequest {
+class BufferedRequest implements PendingStateRequest {
   settle!: (v: unknown) => void;
   fail!: (e: unknown) => void;
-  constructor(
-    private readonly record: AsyncRecord,
-    readonly type: StateRequestType,
-    readonly address: StateAddress,
-    readonly value: unknown,
-    readonly cursor: string | undefined,
-    readonly limit: number | undefined,
-  ) {}
+  constructor(private readonly record: AsyncRecord, readonly request: StateRequest) {}
   resolve(v: unknown): void {
     this.settle(v);
     this.record.controller.release(this.record);
@@ -93,7 +87,7 @@ export interface AsyncMetrics {
 export class AsyncExecutionController {
   private readonly keys = new KeyAccountingUnit<AsyncRecord>();
   private readonly epochs = new EpochManager();
-  private buffer: StateRequest[] = [];
+  private buffer: PendingStateRequest[] = [];
   private bufferTimer: unknown;
   private flushScheduled = false;
   private inFlight = 0;
@@ -116,13 +110,6 @@ export class AsyncExecutionController {
     private readonly options: AsyncExecutionOptions,
     private readonly clock: Clock,
     private readonly onError: (error: unknown, record: AsyncRecord) => void,
-    /**
-     * The backend's applyNow: a request that needs nothing remote (the heap's, a cached KV entry's) is
-     * answered at once instead of waiting in the buffer for a batch, which only pays for remote reads
-     * (FLIP-425's async API run synchronously on in-memory state). Records, key order, the in-flight
-     * limit and watermark epochs are governed the same way.
-     */
-    private readonly applyNow?: KeyedStateBackend["applyNow"],
   ) {
     this.limit = options.inFlightRecordsLimit;
   }
@@ -162,28 +149,29 @@ export class AsyncExecutionController {
   }
 
   /**
-   * A state request of `record` answered at once (see `applyNow` in the constructor), or NOT_APPLIED:
-   * only when none of the record's requests waits in a batch (they apply in issue order); the callback,
-   * still running, holds the record until it is done with the answer.
+   * Fast path (async mode's): a request that needs nothing remote (the heap's, a cached KV entry's) is
+   * answered by the backend at once instead of waiting in the buffer for a batch, which only pays for
+   * remote reads (FLIP-425's async API run synchronously on in-memory state); records, key order, the
+   * in-flight limit and watermark epochs are governed the same way. Only when none of the record's
+   * requests waits in a batch (they apply in issue order); the callback, still running, holds the record
+   * until it is done with the answer. Else NOT_APPLIED.
    */
-  requestNow(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): unknown {
-    return this.applyNow !== undefined && record.refs === 1 ? this.applyNow(type, address, value, cursor, limit) : NOT_APPLIED;
+  tryNow(record: AsyncRecord, request: StateRequest): unknown {
+    return record.refs === 1 ? this.backend.tryNow(request) : NOT_APPLIED;
   }
 
-  /** A state request of `record`: into the active buffer. */
-  request(record: AsyncRecord, type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    // Only when none of the record's requests waits in a batch (they apply in issue order); the callback,
-    // still running, holds the record until it is done with the answer.
-    if (this.applyNow !== undefined && record.refs === 1) {
-      const answer = answerNow(this.applyNow, type, address, value, cursor, limit);
+  /** A state request of `record`: answered at once when it can be (see tryNow), else into the active buffer. */
+  request(record: AsyncRecord, request: StateRequest): Promise<unknown> {
+    if (record.refs === 1) {
+      const answer = answered(this.backend, request);
       if (answer !== undefined) return answer;
     }
     record.refs++;
-    const request = new BufferedRequest(record, type, address, value, cursor, limit);
+    const pending = new BufferedRequest(record, request);
     return new Promise((resolve, reject) => {
-      request.settle = resolve;
-      request.fail = reject;
-      this.buffer.push(request);
+      pending.settle = resolve;
+      pending.fail = reject;
+      this.buffer.push(pending);
       if (this.buffer.length >= this.options.bufferSize) this.flush();
       else if (!this.inputActive) this.flushSoon();
       else if (this.bufferTimer === undefined) {

@@ -2,8 +2,8 @@
 // in memory (each entry read from the backend at most once) and writes what changed once, when the key is
 // done, instead of a read and a write per record (FLIP-327: "one key's state in memory at a time").
 
-import type { StateAddress, StateRequestHandler, StateRequestType } from "../../state/contracts.ts";
-import { NOT_APPLIED, StateRequestType as T } from "../../state/contracts.ts";
+import { NOT_APPLIED, StateRequestType as T, type StateAddress, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
+import { stateRequest } from "../../../state/requests.ts";
 
 interface Entry { value: unknown; dirty: boolean; address: StateAddress }
 
@@ -15,41 +15,47 @@ export class KeyStateOverlay implements StateRequestHandler {
 
   constructor(private readonly backend: StateRequestHandler) {}
 
-  /** Reads it holds (or the backend answers at once) and writes, without a promise; the rest: NOT_APPLIED. */
-  submitNow(type: StateRequestType, address: StateAddress, value?: unknown): unknown {
-    if (type === T.Put) {
-      this.entries.set(entryId(address), { value, dirty: true, address });
+  /**
+   * Fast path (one key's sorted records): reads it holds (or the backend answers at once) and writes,
+   * without a promise, since a key's records read and write the same entries over and over; the rest:
+   * NOT_APPLIED.
+   */
+  tryNow(request: StateRequest): unknown {
+    const address = request.address;
+    if (request.kind === T.Put) {
+      this.entries.set(entryId(address), { value: request.value, dirty: true, address });
       return undefined;
     }
-    if (type !== T.Get) return NOT_APPLIED;
+    if (request.kind !== T.Get) return NOT_APPLIED;
     const id = entryId(address);
     const e = this.entries.get(id);
     if (e) return e.value;
-    const v = this.backend.submitNow ? this.backend.submitNow(T.Get, address) : NOT_APPLIED;
+    const v = this.backend.tryNow(request);
     if (v === NOT_APPLIED || v instanceof Promise) return NOT_APPLIED;
     this.entries.set(id, { value: v, dirty: false, address });
     return v;
   }
 
-  async submit(type: StateRequestType, address: StateAddress, value?: unknown, cursor?: string, limit?: number): Promise<unknown> {
-    switch (type) {
+  async submit(request: StateRequest): Promise<unknown> {
+    const address = request.address;
+    switch (request.kind) {
       case T.Get: {
         const id = entryId(address);
         const e = this.entries.get(id);
         if (e) return e.value;
-        const v = await this.backend.submit(T.Get, address);
+        const v = await this.backend.submit(request);
         // A write may have happened while the read was out: it wins.
         if (!this.entries.has(id)) this.entries.set(id, { value: v, dirty: false, address });
         return this.entries.get(id)!.value;
       }
       case T.Put:
-        this.entries.set(entryId(address), { value, dirty: true, address });
+        this.entries.set(entryId(address), { value: request.value, dirty: true, address });
         return undefined;
       default: {
         // Whole-map requests see the backend: write this map's changes first, then forget its entries.
         await this.flushWhere((e) => mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined);
-        if (type === T.ClearMap) for (const [id, e] of this.entries) if (mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined) this.entries.delete(id);
-        return this.backend.submit(type, address, value, cursor, limit);
+        if (request.kind === T.ClearMap) for (const [id, e] of this.entries) if (mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined) this.entries.delete(id);
+        return this.backend.submit(request);
       }
     }
   }
@@ -64,7 +70,7 @@ export class KeyStateOverlay implements StateRequestHandler {
     for (const e of this.entries.values()) {
       if (!e.dirty || !pick(e)) continue;
       e.dirty = false;
-      writes.push(this.backend.submit(T.Put, e.address, e.value));
+      writes.push(this.backend.submit(stateRequest.put(e.address, e.value)));
     }
     await Promise.all(writes);
   }

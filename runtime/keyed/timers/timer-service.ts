@@ -1,7 +1,7 @@
 // Per-key timers of a keyed operator: event-time timers fire when the watermark passes them,
 // processing-time timers when the clock does; both in timestamp order, deduplicated per (key, time).
 // Timers are keyed state: the service remembers which key groups' timers changed, so that a checkpoint
-// stores those groups only (runtime/operators/timer-state.ts).
+// stores those groups only (timer-state.ts).
 
 export interface Timer {
   readonly timestamp: number;

@@ -15,8 +15,8 @@ import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStr
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { once } from "node:events";
-import { ErrorCode, WeirError } from "../core/errors.ts";
-import { canonicalJson } from "../../state/key-groups.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
+import { canonicalJson } from "../../../state/key-groups.ts";
 
 /** The key group of a key seen for the first time (the operator checks it is in its range there). */
 export type KeyGroupOf = (key: unknown) => number;

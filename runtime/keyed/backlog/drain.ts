@@ -1,0 +1,172 @@
+// Backlog (FLIP-327): while the input is in backlog, records are buffered and sorted by key instead of
+// processed one by one; when it turns live, each key's records run in arrival order, every timer of that
+// key due at a record's arrival watermark firing just before it, as streaming would have done.
+
+import type { KeyedStateBackend, StateRequestHandler, ValueStateDescriptor } from "../../../state/contracts.ts";
+import { baseAddress } from "../../../state/handles/address.ts";
+import type { KeyedContext } from "../../contracts/functions.ts";
+import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
+import { afterUserCallback, userError, type RecordContext } from "../../operators/basic.ts";
+import type { KeyedCallbacks, KeyedExecution } from "../execution.ts";
+import type { KeyedRecordContext } from "../record-context.ts";
+import type { InternalTimerService } from "../timers/timer-service.ts";
+import { KeyStateOverlay } from "./key-overlay.ts";
+import { SortBuffer, type ArrivalFold, type SortedKey } from "./sort-buffer.ts";
+import type { KeyTask } from "./sorted-keys-runner.ts";
+
+/**
+ * Takes one key's whole sorted backlog at once, as Flink's batch operators do: a reduce folds the values
+ * with one state read and one write and emits only the key's final result (no intermediate results while
+ * in backlog, FLIP-327). Only for functions without timers.
+ */
+export type SortedKeyFunction<K, I, O> = (values: readonly I[], ctx: KeyedContext<K, O>) => void | Promise<void>;
+
+/**
+ * A sorted-key function that folds its values one after another from the key's state, stores the result
+ * there and emits it (reduce): `fold` is that step and `state` where the result goes. Records of a key
+ * whose state is empty are then folded as they arrive in the backlog, and the drain stores and emits the
+ * folded value without running the sorted-key function.
+ */
+export interface SortedKeyFold<I> {
+  readonly state: ValueStateDescriptor<unknown>;
+  fold(acc: I, value: I): I;
+}
+
+/** What the drain needs of its keyed operator. */
+export interface BacklogHost extends KeyedCallbacks {
+  readonly ctx: OperatorContext;
+  readonly timers: InternalTimerService;
+  readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown>;
+  readonly sortedKeyFold?: SortedKeyFold<unknown>;
+  /** The record's key (its input's key selector). */
+  keyOf(value: unknown, input: number): unknown;
+  keyGroupOf(key: unknown): number;
+  context(key: unknown, keyGroup: number, keyId: string, handler: StateRequestHandler, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
+  /** The watermark held back during the backlog, forwarded (with its timers) after the drain. */
+  onWatermark(watermark: number): MaybePromise;
+}
+
+export class BacklogSort {
+  private buffer: SortBuffer | undefined;
+  /** The last watermark received while buffering: held back until the sorted records are processed. */
+  private heldWatermark: number | undefined;
+  private sortedRecords = 0;
+  private spills = 0;
+
+  constructor(private readonly host: BacklogHost, private readonly backend: KeyedStateBackend, private readonly execution: KeyedExecution) {}
+
+  get active(): boolean { return this.buffer !== undefined; }
+
+  begin(): void {
+    const ctx = this.host.ctx;
+    this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName }, ctx.currentWatermark(), this.arrivalFold());
+  }
+
+  /** Buffers a record (only while active). */
+  add(key: unknown, value: unknown, ts: number | undefined, input: number): MaybePromise {
+    return this.buffer!.add(key, this.host.keyGroupOf, this.heldWatermark ?? this.host.ctx.currentWatermark(), ts, input, value);
+  }
+
+  /** Held while active (downstream must not see it before the sorted records it follows): true. */
+  hold(watermark: number): boolean {
+    if (this.buffer === undefined) return false;
+    this.heldWatermark = watermark;
+    return true;
+  }
+
+  metrics(): Record<string, number> {
+    return { sortedRecords: this.sortedRecords, sortSpills: this.spills + (this.buffer?.spills ?? 0), backlogBuffered: this.buffer?.size ?? 0 };
+  }
+
+  /** Runs every buffered key's records, then forwards the held watermark. */
+  async drain(): Promise<void> {
+    const buffer = this.buffer!;
+    this.buffer = undefined;
+    this.spills += buffer.spills;
+    // Records that came before the backlog began may still be in flight: they go first.
+    await this.execution.drain();
+    for await (const keys of buffer.drain()) await this.execution.sortedKeys(keys.map((key) => this.keyTask(key)));
+    const w = this.heldWatermark;
+    this.heldWatermark = undefined;
+    if (w !== undefined) {
+      const p = this.host.onWatermark(w);
+      if (p) await p;
+    }
+  }
+
+  /**
+   * Folding on arrival for a sorted-key fold (reduce), for keys whose state the backend knows is empty
+   * while no record runs in the controller (one still running could write the key's state). During the
+   * backlog nothing else writes it: its records are all in the buffer and reduce has no timers.
+   */
+  private arrivalFold(): ArrivalFold | undefined {
+    const { sortedKeyFold: f, ctx } = this.host;
+    if (f === undefined) return undefined;
+    const operator = ctx.runtime.operatorUid;
+    return {
+      canFold: (key, keyGroup, keyId) => this.execution.inFlightRecords === 0 && this.backend.knownEmpty(baseAddress(f.state.name, { operator, keyGroup, keyId, key })),
+      fold: (acc, value, key) => {
+        try { return f.fold(acc, value); } catch (e) { throw userError(ctx, e, key); }
+      },
+    };
+  }
+
+  /**
+   * One key's sorted backlog: its records back to back over an in-memory overlay of its state, each of
+   * its timers firing just before the first record whose arrival watermark passed it (a function with a
+   * sorted-key form, reduce, takes them all at once instead). The execution strategy runs the keys of a
+   * drained batch: concurrently with their reads batched (async), or one after another (sync).
+   */
+  private keyTask(records: SortedKey): KeyTask {
+    const host = this.host;
+    const { keyGroup, keyId, values } = records;
+    const n = values.length;
+    const key = host.keyOf(values[0], records.input(0));
+    this.sortedRecords += records.count;
+    if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, key, host.sortedKeyFold);
+    const sortedKey = host.sortedKey;
+    if (sortedKey) {
+      return (handler: StateRequestHandler): MaybePromise => {
+        const rc = host.context(key, keyGroup, keyId, handler, records.watermark(n - 1));
+        rc.timestamp = records.timestamp(n - 1);
+        let r: void | Promise<void>;
+        try { r = sortedKey(values, rc); } catch (e) { throw userError(host.ctx, e, key); }
+        return afterUserCallback(host.ctx, rc as RecordContext<unknown>, r, key);
+      };
+    }
+    return async (handler: StateRequestHandler): Promise<void> => {
+      const overlay = new KeyStateOverlay(handler);
+      for (let i = 0; i < n; i++) {
+        const watermark = records.watermark(i);
+        for (const timer of host.timers.eventTime.pollForKey(keyId, watermark)) {
+          const p = host.fire(timer, overlay, watermark);
+          if (p) await p;
+        }
+        const p = host.call(key, keyGroup, keyId, values[i], records.timestamp(i), records.input(i), overlay, watermark);
+        if (p) await p;
+      }
+      await overlay.flush();
+    };
+  }
+
+  /**
+   * A key folded on arrival (ArrivalFold) started from state known to be empty, which nothing wrote
+   * since: its folded value is the key's new state and its one result, with no read (what the sorted-key
+   * function would compute from an empty state).
+   */
+  private foldedKeyTask(records: SortedKey, key: unknown, fold: SortedKeyFold<unknown>): KeyTask {
+    const host = this.host;
+    const { keyGroup, keyId, values } = records;
+    const n = values.length;
+    return (handler: StateRequestHandler): MaybePromise => {
+      const rc = host.context(key, keyGroup, keyId, handler, records.watermark(n - 1));
+      rc.timestamp = records.timestamp(n - 1);
+      let acc = values[0];
+      try { for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i]); } catch (e) { throw userError(host.ctx, e, key); }
+      return rc.state(fold.state).update(acc).then(
+        () => { rc.collect(acc); return rc.settle(); },
+        (e: unknown) => { throw userError(host.ctx, e, key); },
+      );
+    };
+  }
+}

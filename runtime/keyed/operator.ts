@@ -1,0 +1,226 @@
+// Keyed operators: KeyedProcessFunction (and reduce on top of it). Each record's key selects its key
+// group and state scope; timers are per key. One dispatch (processElement): a record is buffered while
+// the backlog is sorted (backlog/drain.ts), else it goes to the execution strategy chosen at open: with
+// `asyncState.enabled` (the default) the AsyncExecutionController (async-execution.ts), many in flight,
+// state requests batched, per-key order kept; with it off, one record at a time (sync-execution.ts).
+
+import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
+import type { KeyedStateBackend, StateRequestHandler } from "../../state/contracts.ts";
+import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } from "../contracts/functions.ts";
+import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
+import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts/operators.ts";
+import { afterUserCallback, runUserCallback, userError, type RecordContext } from "../operators/basic.ts";
+import type { RecordAttributes } from "../transport/frames.ts";
+import { AsyncExecution } from "./async-execution.ts";
+import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
+import type { KeyedExecution } from "./execution.ts";
+import { KeyedRecordContext, KeyTimers } from "./record-context.ts";
+import { SyncExecution } from "./sync-execution.ts";
+import { InternalTimerService, type Timer } from "./timers/timer-service.ts";
+import { restoreTimers, writeChangedTimers } from "./timers/timer-state.ts";
+
+export type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
+
+export type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
+
+export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHost {
+  private backend: KeyedStateBackend | undefined;
+  private execution: KeyedExecution | undefined;
+  private backlog: BacklogSort | undefined;
+  readonly timers = new InternalTimerService();
+  private processingTimer: unknown;
+  private processingTimerAt = Number.POSITIVE_INFINITY;
+  private recordsIn = 0;
+  private timersFired = 0;
+  private restoredTimers = { event: 0, processing: 0 };
+
+  constructor(
+    readonly ctx: OperatorContext,
+    private readonly fn: KeyedProcessFunction<K, I, O>,
+    private readonly selectors: ReadonlyArray<KeySelector<any, K>>,
+    private readonly dispatch: Dispatch<K, I, O> | undefined,
+    private readonly extraMetrics?: () => Record<string, number>,
+    readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown>,
+    readonly sortedKeyFold?: SortedKeyFold<unknown>,
+  ) {}
+
+  async open(): Promise<void> {
+    const backend = await this.ctx.stateBackend();
+    this.backend = backend;
+    const a = this.ctx.job.asyncState;
+    this.execution = a.enabled
+      ? new AsyncExecution(backend, a, this.ctx, this, (e, key) => this.ctx.fail(this.wrap(e, key)))
+      : new SyncExecution(backend, this);
+    this.backlog = new BacklogSort(this, backend, this.execution);
+    if (this.ctx.restoring) {
+      const { operatorUid, operatorName } = this.ctx.runtime;
+      this.restoredTimers = await restoreTimers(this.timers, backend, operatorUid, operatorName, this.ctx.keyGroupRange);
+      // Processing-time timers whose time passed while the job was down fire at once (as in Flink).
+      const next = this.timers.processingTime.peek();
+      if (next) this.scheduleProcessingTimer(next.timestamp);
+    }
+    await this.fn.open?.(this.ctx.runtime);
+  }
+
+  /** The one dispatch of a record: into the backlog's sort buffer, or to the execution strategy. */
+  processElement(value: unknown, ts: number | undefined, input: number): MaybePromise {
+    this.recordsIn++;
+    const key = this.keyOf(value, input);
+    if (this.backlog!.active) return this.backlog!.add(key, value, ts, input);
+    return this.execution!.record(key, this.keyGroupOf(key), canonicalJson(key), value, ts, input);
+  }
+
+  keyOf(value: unknown, input: number): K {
+    try { return this.selectors[input]!(value); } catch (e) {
+      throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);
+    }
+  }
+
+  /** The key's group, which must be one of this subtask's. */
+  readonly keyGroupOf = (key: unknown): number => {
+    const keyGroup = assignToKeyGroup(key, this.ctx.runtime.maxParallelism);
+    if (!this.ctx.keyGroupRange.contains(keyGroup)) {
+      throw new WeirError(ErrorCode.StateAccess, `operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex} got key ${JSON.stringify(key)} of key group ${keyGroup}, outside its range ${this.ctx.keyGroupRange}: the input is not partitioned by this key`);
+    }
+    return keyGroup;
+  };
+
+  context(key: unknown, keyGroup: number, keyId: string, handler: StateRequestHandler, watermark: number | undefined): KeyedRecordContext<unknown, unknown> {
+    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, key, keyGroup, keyId, handler, watermark);
+  }
+
+  /** The user function for one record, with its state requests going to `handler`. */
+  call(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
+    const rc = new KeyedRecordContext<K, O>(this.ctx, this, key as K, keyGroup, keyId, handler, watermark);
+    rc.timestamp = ts;
+    let r: void | Promise<void>;
+    try {
+      r = this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc);
+    } catch (e) {
+      throw userError(this.ctx, e, key);
+    }
+    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, key);
+  }
+
+  /** Backlog (FLIP-327): sorting begins when the input turns to backlog and drains when it turns live. */
+  onAttributes(attributes: RecordAttributes): MaybePromise {
+    const backlog = this.backlog!;
+    const sorts = this.ctx.job.mode !== "streaming" && this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
+    if (attributes.isBacklog && sorts && !backlog.active) {
+      backlog.begin();
+      return this.ctx.output.emitAttributes(attributes);
+    }
+    if (!attributes.isBacklog && backlog.active) return backlog.drain().then(() => this.ctx.output.emitAttributes(attributes));
+    return this.ctx.output.emitAttributes(attributes);
+  }
+
+  get isSortingBacklog(): boolean { return this.backlog?.active === true; }
+
+  onWatermark(watermark: number): MaybePromise {
+    if (this.backlog!.hold(watermark)) return;
+    return this.execution!.watermark(watermark, () => this.timers.eventTime.pollUpTo(watermark), () => this.ctx.output.emitWatermark(watermark));
+  }
+
+  setInFlightBudget(records: number): void {
+    this.execution?.setInFlightBudget(records);
+  }
+
+  onInputIdle(): void {
+    this.execution?.inputIdle();
+  }
+
+  pendingWork(): number {
+    return this.execution?.inFlightRecords ?? 0;
+  }
+
+  endInput(): MaybePromise {
+    if (this.backlog!.active) return this.backlog!.drain();
+    return this.execution!.drain();
+  }
+
+  prepareSnapshot(): MaybePromise {
+    if (this.backlog!.active) {
+      throw new WeirError(ErrorCode.Checkpoint, `operator "${this.ctx.runtime.operatorName}" is sorting its backlog: no checkpoint until the backlog is processed (checkpointIntervalDuringBacklogMs is 0)`);
+    }
+    // Records in flight may still change timers: store them once every record has finished.
+    const drained = this.execution!.drain();
+    return drained ? drained.then(() => this.storeTimers()) : this.storeTimers();
+  }
+
+  /** Timers are keyed state: the key groups whose timers changed go into the backend before it is captured. */
+  private storeTimers(): MaybePromise {
+    return writeChangedTimers(this.timers, this.backend!, this.ctx.runtime.operatorUid, this.ctx.runtime.operatorName);
+  }
+
+  timerServiceFor(rc: KeyedRecordContext<unknown, unknown>): TimerService {
+    return new KeyTimers(this.timers, rc, (ts) => this.scheduleProcessingTimer(ts));
+  }
+
+  close(): MaybePromise {
+    if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
+    this.execution?.close();
+    return this.fn.close?.();
+  }
+
+  metrics(): Record<string, number> {
+    return {
+      recordsIn: this.recordsIn,
+      eventTimers: this.timers.eventTime.size,
+      processingTimers: this.timers.processingTime.size,
+      restoredEventTimers: this.restoredTimers.event,
+      restoredProcessingTimers: this.restoredTimers.processing,
+      timersFired: this.timersFired,
+      ...(this.backlog?.metrics() ?? { sortedRecords: 0, sortSpills: 0, backlogBuffered: 0 }),
+      ...this.execution?.metrics(),
+      ...this.stateCacheMetrics(),
+      ...this.extraMetrics?.(),
+    };
+  }
+
+  /** The keyed state backend's cache, for `weir status` (read when status is asked, not per record). */
+  private stateCacheMetrics(): Record<string, number> {
+    if (this.backend === undefined) return {};
+    const m = this.backend.metrics();
+    return {
+      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits, cacheMisses: m.misses,
+      dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
+    };
+  }
+
+  private wrap(e: unknown, key: unknown): unknown {
+    if (e instanceof WeirError) return e;
+    return new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, key, e);
+  }
+
+  fire(timer: Timer, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
+    const onTimer = this.fn.onTimer;
+    if (!onTimer) return;
+    this.timersFired++;
+    const rc = new KeyedRecordContext<K, O>(this.ctx, this, timer.key as K, timer.keyGroup, timer.keyId, handler, watermark);
+    rc.timestamp = timer.timestamp;
+    return runUserCallback(this.ctx, rc as RecordContext<unknown>, () => onTimer.call(this.fn, timer.timestamp, rc), timer.key);
+  }
+
+  private scheduleProcessingTimer(ts: number): void {
+    if (ts >= this.processingTimerAt) return;
+    if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
+    this.processingTimerAt = ts;
+    this.processingTimer = this.ctx.clock.setTimeout(() => {
+      this.processingTimer = undefined;
+      this.processingTimerAt = Number.POSITIVE_INFINITY;
+      this.ctx.enqueue(() => this.fireProcessingTimers());
+    }, Math.max(0, ts - this.ctx.clock.now()));
+  }
+
+  private fireProcessingTimers(): MaybePromise {
+    const timer = this.timers.processingTime.pollUpTo(this.ctx.clock.now());
+    if (!timer) {
+      const next = this.timers.processingTime.peek();
+      if (next) this.scheduleProcessingTimer(next.timestamp);
+      return;
+    }
+    const p = this.execution!.processingTimer(timer);
+    if (p) return p.then(() => this.fireProcessingTimers());
+    return this.fireProcessingTimers();
+  }
+}

@@ -1,0 +1,54 @@
+// Sync mode (asyncState.enabled false; FLIP-425's sync mode, the baseline and an escape hatch): one
+// record at a time, its state requests sent straight to the backend (DirectStateRequestHandler, whose
+// tryNow answers in-memory requests without a batch).
+
+import type { KeyedStateBackend } from "../../state/contracts.ts";
+import { DirectStateRequestHandler } from "../../state/handlers/direct.ts";
+import type { MaybePromise } from "../contracts/operators.ts";
+import type { KeyTask } from "./backlog/sorted-keys-runner.ts";
+import type { KeyedCallbacks, KeyedExecution } from "./execution.ts";
+import type { Timer } from "./timers/timer-service.ts";
+
+export class SyncExecution implements KeyedExecution {
+  private readonly direct: DirectStateRequestHandler;
+
+  constructor(backend: KeyedStateBackend, private readonly callbacks: KeyedCallbacks) {
+    this.direct = new DirectStateRequestHandler(backend);
+  }
+
+  get inFlightRecords(): number { return 0; }
+
+  record(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number): MaybePromise {
+    return this.callbacks.call(key, keyGroup, keyId, value, ts, input, this.direct, undefined);
+  }
+
+  processingTimer(timer: Timer): MaybePromise {
+    return this.callbacks.fire(timer, this.direct, undefined);
+  }
+
+  watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
+    const fireDue = (): MaybePromise => {
+      for (let timer = due(); timer; timer = due()) {
+        const p = this.callbacks.fire(timer, this.direct, watermark);
+        if (p) return p.then(fireDue);
+      }
+      return emit();
+    };
+    return fireDue();
+  }
+
+  /** One key after another. */
+  async sortedKeys(tasks: readonly KeyTask[]): Promise<unknown> {
+    for (const task of tasks) {
+      const p = task(this.direct);
+      if (p) await p;
+    }
+    return undefined;
+  }
+
+  drain(): MaybePromise { return undefined; }
+  setInFlightBudget(): void {}
+  inputIdle(): void {}
+  close(): void {}
+  metrics(): Record<string, number> { return {}; }
+}
