@@ -18,6 +18,7 @@ import { jobStatus, sample, type Sample } from "./soak-sample.ts";
 import { TOLERANCE, fmt, tableHeader, tableRow, verdicts } from "./soak-report.ts";
 
 const JOB = "soak";
+const DRAIN_STALL_MS = 120_000;
 const root = new URL("..", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,19 +129,28 @@ try {
   const published = producer.published;
   const elapsed = (Date.now() - t0) / 1000;
   console.log(`\nsoak: published ${published} records in ${elapsed.toFixed(0)} s (${Math.round(published / elapsed)}/s); draining`);
-  const drainStart = Date.now();
-  await waitFor("every input counted", async () => (await jsm.streams.info("SOAK_COUNTS")).state.messages >= published, 300_000);
-  let pending = 0;
-  for await (const c of jsm.consumers.list("SOAK_IN")) pending += c.num_pending + c.num_ack_pending;
-  const status = await jobStatus(nc, JOB);
-  console.log(`soak: drained in ${((Date.now() - drainStart) / 1000).toFixed(1)} s; input consumers' pending ${pending}; job records in ${status?.recordsIn}, restarts ${status?.restarts}, checkpoints ${status?.checkpoints?.completed} completed / ${status?.checkpoints?.aborted} aborted`);
-
   console.log(`\nverdicts after a ${warmup}-min warm-up (flat: growth by the least-squares slope and last - first both within ±${TOLERANCE * 100}% of the warm-up value, or a floor of 16 MB RSS / 100 messages / 256 KiB if larger):`);
   console.log("| figure | after warm-up | last | slope / 10 min | verdict |\n| --- | --- | --- | --- | --- |");
   const vs = verdicts(samples, warmup);
   for (const v of vs) console.log(`| ${v.figure} | ${fmt(v.first)} | ${fmt(v.last)} | ${fmt(v.slopePer10Min)} | ${v.verdict} |`);
   const consumers = samples[samples.length - 1]?.consumersByStream ?? {};
   console.log(`consumers per stream at the end: ${Object.entries(consumers).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+
+  const drainStart = Date.now();
+  // A loaded machine drains slowly: give up only after DRAIN_STALL_MS without a new output.
+  let counted = -1;
+  let progressAt = Date.now();
+  for (;;) {
+    const n = (await jsm.streams.info("SOAK_COUNTS")).state.messages;
+    if (n >= published) break;
+    if (n > counted) { counted = n; progressAt = Date.now(); }
+    if (Date.now() - progressAt > DRAIN_STALL_MS) throw new Error(`soak: draining stalled at ${n} of ${published} counts`);
+    await sleep(1000);
+  }
+  let pending = 0;
+  for await (const c of jsm.consumers.list("SOAK_IN")) pending += c.num_pending + c.num_ack_pending;
+  const status = await jobStatus(nc, JOB);
+  console.log(`soak: drained in ${((Date.now() - drainStart) / 1000).toFixed(1)} s; input consumers' pending ${pending}; job records in ${status?.recordsIn}, restarts ${status?.restarts}, checkpoints ${status?.checkpoints?.completed} completed / ${status?.checkpoints?.aborted} aborted`);
 
   const stop = runWeir(["stop", JOB], server.url);
   const stopCode = await exitOf(stop);
