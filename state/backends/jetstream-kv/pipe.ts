@@ -1,4 +1,4 @@
-// A pipelined client for the few KV operations the backend needs: direct gets, puts, deletes.
+// A pipelined client for the few KV operations the backend needs: direct gets, puts, erasures.
 //
 // Why not kv.get / kv.put: on this machine they top out at ~30k/s at any depth because each call pays
 // nats.js's request machinery (a promise, a timer and a mux entry per request). The server does far more:
@@ -47,6 +47,7 @@ interface Pending {
 }
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 export class KvPipe {
   private readonly inbox: string;
@@ -60,6 +61,7 @@ export class KvPipe {
   readonly stream: string;
   private readonly putPrefix: string;
   private readonly getPrefix: string;
+  private readonly purgeSubject: string;
   remoteReads = 0;
   remoteWrites = 0;
   /** Most gets in flight at once so far (how well reads are pipelined). */
@@ -69,6 +71,7 @@ export class KvPipe {
     this.stream = `KV_${bucket}`;
     this.putPrefix = `$KV.${bucket}.`;
     this.getPrefix = `$JS.API.DIRECT.GET.${this.stream}.$KV.${bucket}.`;
+    this.purgeSubject = `$JS.API.STREAM.PURGE.${this.stream}`;
     this.gets = new Lane(options.getWindow);
     this.writes = new Lane(options.writeWindow);
     this.inbox = createInbox();
@@ -98,6 +101,16 @@ export class KvPipe {
     return this.send(this.putPrefix + key, data, undefined, "write") as Promise<number>;
   }
 
+  /**
+   * Removes every message of `key` from the bucket's stream, leaving nothing behind. A KV delete or purge
+   * leaves a marker message per key for ever: state that lives under ever-new keys (one per event-time
+   * window) would grow the bucket without bound. Readers take "no message" as absent, as they take a marker.
+   */
+  erase(key: string): Promise<number> {
+    this.remoteWrites++;
+    return this.send(this.purgeSubject, encoder.encode(JSON.stringify({ filter: this.putPrefix + key })), undefined, "write") as Promise<number>;
+  }
+
   /** Deletes `key` (a KV delete marker; with history 1 it replaces the value). */
   delete(key: string): Promise<number> {
     this.remoteWrites++;
@@ -106,7 +119,7 @@ export class KvPipe {
     return this.send(this.putPrefix + key, Empty, h, "write") as Promise<number>;
   }
 
-  /** Purges `key` (used for chunks, so that no marker is left behind for them either). */
+  /** Purges `key`: a purge marker replaces its messages (the marker itself stays; `erase` leaves nothing). */
   purge(key: string): Promise<number> {
     this.remoteWrites++;
     const h = headers();
@@ -218,6 +231,7 @@ function parseAck(msg: Msg, stream: string): number {
   if (h && h.code !== 0) {
     throw new StateAccessError(h.code === 503 ? `no JetStream responder for stream ${stream}` : `write to ${stream} failed: ${h.code} ${h.description}`);
   }
+  // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
   const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
   if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
   return ack.seq ?? 0;

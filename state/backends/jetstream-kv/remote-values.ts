@@ -75,11 +75,11 @@ export class RemoteValues {
   }
 
   async remove(key: string, previous: ChunkRef | undefined): Promise<void> {
-    await this.pipe.delete(key);
+    await this.pipe.erase(key);
     if (previous) await this.dropChunks(key, previous);
   }
 
   private async dropChunks(key: string, ref: ChunkRef): Promise<void> {
-    await Promise.all(Array.from({ length: ref.n }, (_, i) => this.pipe.purge(chunkKey(key, ref.id, i))));
+    await Promise.all(Array.from({ length: ref.n }, (_, i) => this.pipe.erase(chunkKey(key, ref.id, i))));
   }
 }

@@ -1,0 +1,73 @@
+// State removed from the jetstream-kv backend leaves nothing in the bucket: no delete or purge marker per
+// key, so state living under ever-new keys (an event-time window's accumulator) does not grow the bucket.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { valueState } from "../state/descriptors.ts";
+import { createStateHandle } from "../state/handles/create.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import type { JobNames } from "../runtime/names.ts";
+import { connectTo, freshJob, openBackend, scopeOf } from "./state-support.ts";
+
+const s = suite("jetstream-kv state backend: removed state leaves no markers");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connectTo(server.url); });
+s.after(async () => { await nc?.close(); });
+
+const acc = (window: number) => valueState(`window-acc=${window}`, t.number);
+const blob = valueState("blob", t.string);
+
+async function bucketMessages(names: JobNames): Promise<number> {
+  return (await (await jetstreamManager(nc)).streams.info(`KV_${names.stateBucket}`)).state.messages;
+}
+
+s("cleared window state: the bucket holds only live state, however many windows passed", async () => {
+  const names = freshJob();
+  const backend = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  const handler = new DirectStateRequestHandler(backend);
+  try {
+    for (let w = 0; w < 10; w++) {
+      for (let k = 0; k < 50; k++) await createStateHandle(acc(w), scopeOf(`k${k}`), handler).update(w + k);
+      await backend.flush();
+      assert.is(await bucketMessages(names), 50, `window ${w}: its 50 accumulators are in KV`);
+      for (let k = 0; k < 50; k++) await createStateHandle(acc(w), scopeOf(`k${k}`), handler).clear();
+      await backend.flush();
+      assert.is(await bucketMessages(names), 0, `window ${w} fired and cleared: nothing left in the bucket`);
+      assert.is(await createStateHandle(acc(w), scopeOf("k7"), handler).value(), undefined);
+    }
+  } finally {
+    await backend.close();
+  }
+  const reader = await openBackend("jetstream-kv", nc, names);
+  try {
+    assert.is(await createStateHandle(acc(3), scopeOf("k7"), new DirectStateRequestHandler(reader)).value(), undefined, "a new backend reads cleared state as absent");
+  } finally {
+    await reader.close();
+  }
+});
+
+s("a chunked value replaced by a small one, then cleared: no chunk or marker stays behind", async () => {
+  const names = freshJob();
+  const maxPayload = nc.info!.max_payload;
+  const backend = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0, maxValueBytes: 4 * maxPayload });
+  const state = createStateHandle(blob, scopeOf("k"), new DirectStateRequestHandler(backend));
+  try {
+    await state.update("x".repeat(Math.floor(maxPayload * 2.5)));
+    await backend.flush();
+    assert.is(await bucketMessages(names), 4, "head + 3 chunks");
+    await state.update("small now");
+    await backend.flush();
+    assert.is(await bucketMessages(names), 1, "the old chunks are gone, not left as markers");
+    await state.clear();
+    await backend.flush();
+    assert.is(await bucketMessages(names), 0);
+  } finally {
+    await backend.close();
+  }
+});
+
+s.run();
