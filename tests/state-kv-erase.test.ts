@@ -9,7 +9,7 @@ import { withServer } from "./helpers/nats-server.ts";
 import { valueState } from "../state/descriptors.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
-import type { JobNames } from "../runtime/names.ts";
+import type { JobNames } from "../runtime/core/names.ts";
 import { connectTo, freshJob, openBackend, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend: removed state leaves no markers");
