@@ -13,8 +13,8 @@ export { ExecutionMode, WatermarkMode, resolveJobOptions } from "./api/options.t
 export type { JobOptions, ResolvedJobOptions } from "./api/options.ts";
 export { Sources } from "./sources/mod.ts";
 export { Sinks } from "./sinks/mod.ts";
-export type { JobResult, JobStatus } from "./exec/job-runner.ts";
-export type { SubtaskStatus } from "./exec/subtask.ts";
+export type { JobResult, JobStatus } from "../actors/job/job-runner.ts";
+export type { SubtaskStatus } from "../actors/subtask/subtask.ts";
 export { ManualClock, systemClock } from "./core/clock.ts";
 export type { Clock } from "./core/clock.ts";
 export { MAX_WATERMARK, MIN_WATERMARK } from "./transport/frames.ts";

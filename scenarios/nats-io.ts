@@ -3,9 +3,9 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
-import { requestControl } from "../runtime/exec/control-client.ts";
-import { ControlVerb, type ControlReply, type ControlRequest } from "../runtime/exec/control-protocol.ts";
+import type { JobStatus } from "../actors/job/job-runner.ts";
+import { requestControl } from "../actors/job/control-client.ts";
+import { ControlVerb, type ControlReply, type ControlRequest } from "../actors/job/control-protocol.ts";
 import { messageOf } from "../runtime/core/errors.ts";
 
 export interface StoredMessage {

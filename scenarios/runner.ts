@@ -12,7 +12,7 @@ import { loadJob } from "../runtime/cli/load-job.ts";
 import { describeExpectation, describeStep } from "./describe.ts";
 import { checkExpectation } from "./expectations.ts";
 import { loadScenario, type JobOverrides, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
-import { ControlVerb } from "../runtime/exec/control-protocol.ts";
+import { ControlVerb } from "../actors/job/control-protocol.ts";
 import { JobProcess, exitMatches, type ProcessExit } from "./job-process.ts";
 import { ScenarioNats } from "./nats-io.ts";
 import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";

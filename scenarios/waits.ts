@@ -1,7 +1,7 @@
 // The waits of a scenario: each a poll function that says whether it is done, or where things stand.
 
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
-import type { SubtaskStatus } from "../runtime/exec/subtask.ts";
+import type { JobStatus } from "../actors/job/job-runner.ts";
+import type { SubtaskStatus } from "../actors/subtask/subtask.ts";
 import { dlqStream } from "./describe.ts";
 import type { Wait } from "./format.ts";
 import { exitMatches } from "./job-process.ts";

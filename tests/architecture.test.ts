@@ -19,11 +19,11 @@ const LAYERS: ReadonlyArray<{ readonly layer: Layer; readonly paths: readonly st
   { layer: { level: 3, name: "contracts" }, paths: ["runtime/contracts/"] },
   {
     layer: { level: 4, name: "engine" },
-    paths: ["runtime/transport/", "runtime/nats/", "runtime/graph/", "runtime/operators/", "runtime/keyed/", "runtime/async/",
-      "runtime/backlog/", "runtime/sources/", "runtime/sinks/", "runtime/cache/", "runtime/checkpoint/"],
+    paths: ["runtime/transport/", "runtime/nats/", "runtime/graph/", "runtime/operators/", "runtime/keyed/",
+      "runtime/sources/", "runtime/sinks/", "runtime/cache/", "runtime/checkpoint/"],
   },
-  // The checkpoint coordinator performs the checkpoint actor's effects: it belongs with the actors.
-  { layer: { level: 5, name: "actors" }, paths: ["actors/", "runtime/exec/", "runtime/checkpoint/coordinator.ts"] },
+  // One folder per actor (subtask, job, checkpoint): its machine and the classes performing its effects.
+  { layer: { level: 5, name: "actors" }, paths: ["actors/"] },
   { layer: { level: 6, name: "api" }, paths: ["runtime/api/", "runtime/mod.ts", "runtime/internal.ts"] },
   { layer: { level: 7, name: "cli" }, paths: ["runtime/cli/"] },
   { layer: { level: 8, name: "scenarios" }, paths: ["scenarios/"] },
@@ -68,13 +68,13 @@ arch("the reader finds the imports of the source files", () => {
 
 arch("the checks catch a cycle and an upward import (on a made-up graph)", () => {
   const edges: Edge[] = [
-    { from: "state/a.ts", to: "runtime/exec/x.ts", dynamic: false },
-    { from: "runtime/exec/x.ts", to: "state/a.ts", dynamic: false },
+    { from: "state/a.ts", to: "actors/job/x.ts", dynamic: false },
+    { from: "actors/job/x.ts", to: "state/a.ts", dynamic: false },
     { from: "runtime/core/n.ts", to: "runtime/contracts/c.ts", dynamic: false },
   ];
-  assert.equal(findCycles(edges), ["runtime/exec/x.ts → state/a.ts → runtime/exec/x.ts"]);
+  assert.equal(findCycles(edges), ["actors/job/x.ts → state/a.ts → actors/job/x.ts"]);
   assert.equal(layerViolations(["state/a.ts"], edges, layerOf, mayImport), [
-    "state/a.ts (state) imports runtime/exec/x.ts (actors)",
+    "state/a.ts (state) imports actors/job/x.ts (actors)",
     "runtime/core/n.ts (core) imports runtime/contracts/c.ts (contracts)",
   ]);
 });

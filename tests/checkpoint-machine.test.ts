@@ -4,8 +4,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createActor, fromPromise, waitFor, type Actor } from "xstate";
-import { checkpointMachine } from "../actors/checkpoint-machine.ts";
-import { CheckpointScheduler } from "../runtime/checkpoint/scheduler.ts";
+import { checkpointMachine } from "../actors/checkpoint/machine.ts";
+import { CheckpointScheduler } from "../actors/checkpoint/scheduler.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
 
 const s = suite("checkpoint machine");

@@ -3,10 +3,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
-import { ControlProtocol, ControlVerb, JobEnded, decodeMessage, decodeReply, decodeSubtaskReport, isFailureReport } from "../runtime/exec/control-protocol.ts";
-import { requestControl } from "../runtime/exec/control-client.ts";
-import { handlersFor, serveControl } from "../runtime/exec/control-server.ts";
-import type { JobStatus } from "../runtime/exec/job-status.ts";
+import { ControlProtocol, ControlVerb, JobEnded, decodeMessage, decodeReply, decodeSubtaskReport, isFailureReport } from "../actors/job/control-protocol.ts";
+import { requestControl } from "../actors/job/control-client.ts";
+import { handlersFor, serveControl } from "../actors/job/control-server.ts";
+import type { JobStatus } from "../actors/job/job-status.ts";
 import { JobNames } from "../runtime/core/names.ts";
 import { withServer } from "./helpers/nats-server.ts";
 

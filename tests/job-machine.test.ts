@@ -4,9 +4,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createActor, fromPromise, waitFor, type Actor } from "xstate";
-import { OUTAGE_RESTART_DELAY_MS, jobMachine, jobStateOf, type JobMachineInput } from "../actors/job-machine.ts";
+import { OUTAGE_RESTART_DELAY_MS, jobMachine, jobStateOf, type JobMachineInput } from "../actors/job/machine.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
-import type { RestartStrategy } from "../runtime/exec/restart-strategy.ts";
+import type { RestartStrategy } from "../actors/job/restart-strategy.ts";
 
 const s = suite("job machine");
 

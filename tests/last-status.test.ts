@@ -11,7 +11,7 @@ import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
 import { GlobalNames } from "../runtime/core/names.ts";
-import { formatLastStatus, readLastStatus } from "../runtime/exec/last-status.ts";
+import { formatLastStatus, readLastStatus } from "../actors/job/last-status.ts";
 
 const s = suite("last known status");
 const server = withServer(s);

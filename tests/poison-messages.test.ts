@@ -12,7 +12,7 @@ import { readStream } from "./helpers/streams.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
-import { DeadLetterHeader, encodeDeadLetter } from "../runtime/exec/dead-letters.ts";
+import { DeadLetterHeader, encodeDeadLetter } from "../actors/subtask/dead-letters.ts";
 import { describeErrors } from "../runtime/core/validation.ts";
 import { preview } from "../runtime/core/preview.ts";
 

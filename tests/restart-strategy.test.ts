@@ -2,7 +2,7 @@
 // give-up out.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { NO_HISTORY, decideRestart, resolveRestartStrategy, type RestartHistory, type RestartStrategy } from "../runtime/exec/restart-strategy.ts";
+import { NO_HISTORY, decideRestart, resolveRestartStrategy, type RestartHistory, type RestartStrategy } from "../actors/job/restart-strategy.ts";
 import { resolveJobOptions } from "../runtime/api/options.ts";
 
 const s = suite("restart strategies");

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sinks, Sources, StreamEnvironment } from "../mod.ts";
 import { ProgressReporter } from "../runtime/cli/progress.ts";
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import type { JobStatus } from "../actors/job/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { runWeir } from "./helpers/cli.ts";
 

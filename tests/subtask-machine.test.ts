@@ -1,12 +1,12 @@
-// The subtask lifecycle machine (actors/subtask-machine.ts) as a pure machine: events in, states, context
+// The subtask lifecycle machine (actors/subtask/machine.ts) as a pure machine: events in, states, context
 // and requested effects out, on a simulated clock. Each test is one transition (or a few) from the list
 // at the top of the machine file; no NATS, no operators.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createActor, type InspectionEvent } from "xstate";
-import { SubtaskTag, describeSubtaskState, subtaskMachine, type SubtaskEvent, type SubtaskMachineInput } from "../actors/subtask-machine.ts";
+import { SubtaskTag, describeSubtaskState, subtaskMachine, type SubtaskEvent, type SubtaskMachineInput } from "../actors/subtask/machine.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
-import { SubtaskLifecycle } from "../runtime/exec/subtask/lifecycle.ts";
+import { SubtaskLifecycle } from "../actors/subtask/lifecycle.ts";
 
 const s = suite("subtask machine");
 

@@ -10,7 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { fetchStatus, formatStatus } from "../runtime/cli/commands/control.ts";
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import type { JobStatus } from "../actors/job/job-runner.ts";
 import type { Fired, WindowCount } from "./fixtures/jobs/timers.ts";
 
 const crash = suite("timers after a crash");

@@ -8,7 +8,7 @@ import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobClient } from "../mod.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
-import type { JobStatus } from "../runtime/exec/job-runner.ts";
+import type { JobStatus } from "../actors/job/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 

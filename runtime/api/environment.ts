@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
-import type { StateBackendRequest } from "../exec/subtask.ts";
+import type { StateBackendRequest } from "../../actors/subtask/subtask.ts";
 import type { SourceDef } from "../contracts/connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
@@ -16,7 +16,7 @@ import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "
 import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
 import { CacheStore } from "../cache/store.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
-import { JobRunner, type JobResult, type JobStatus } from "../exec/job-runner.ts";
+import { JobRunner, type JobResult, type JobStatus } from "../../actors/job/job-runner.ts";
 import type { Clock } from "../core/clock.ts";
 import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
 import { collectSink } from "../sinks/collect.ts";

@@ -8,7 +8,7 @@ import { assertToken } from "../core/names.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec } from "../../state/config.ts";
-import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy } from "../exec/restart-strategy.ts";
+import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy } from "../../actors/job/restart-strategy.ts";
 import type { ResolvedJobOptions, StateOptions } from "../contracts/job-options.ts";
 
 // The resolved shape lives with the contracts (operators and exec read it); re-exported for the builder.

@@ -2,7 +2,7 @@
 // On a terminal it redraws one line (log-update); otherwise it prints a plain line every few seconds.
 
 import { createLogUpdate } from "log-update";
-import type { JobStatus } from "../exec/job-runner.ts";
+import type { JobStatus } from "../../actors/job/job-runner.ts";
 
 export interface ProgressOptions {
   readonly intervalMs?: number;

@@ -9,7 +9,7 @@ export type ExecutionMode = (typeof ExecutionMode)[keyof typeof ExecutionMode];
 export const WatermarkMode = { Strict: "strict", OutOfOrder: "out-of-order" } as const;
 export type WatermarkMode = (typeof WatermarkMode)[keyof typeof WatermarkMode];
 
-/** A restart strategy with its defaults filled in (decided by runtime/exec/restart-strategy.ts). */
+/** A restart strategy with its defaults filled in (decided by actors/job/restart-strategy.ts). */
 export type RestartStrategy =
   | { readonly type: "none" }
   | { readonly type: "fixed-delay"; readonly attempts: number; readonly delayMs: number }

@@ -89,7 +89,7 @@ export class ConnectorNames {
   committedMessageId(operatorUid: string, subtask: number, checkpointId: number, i: number): string {
     return `${this.names.job}:${operatorUid}:${subtask}:c${checkpointId}:${i}`;
   }
-  /** The stream that keeps the job's dead letters (as runtime/exec/dead-letters.ts creates it). */
+  /** The stream that keeps the job's dead letters (as actors/subtask/dead-letters.ts creates it). */
   get dlqStream(): string { return `weir_${this.names.job}_dlq`; }
   /** Stream of the cached streams (DataStream.cache) of one environment, `env` a token unique to it. */
   cacheStream(env: string): string { return `weir_${this.names.job}_cache_${env}`; }

@@ -3,7 +3,7 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ConnectorContext } from "../../runtime/contracts/connectors.ts";
-import { DeadLetterPublisher } from "../../runtime/exec/dead-letters.ts";
+import { DeadLetterPublisher } from "../../actors/subtask/dead-letters.ts";
 import { JobNames } from "../../runtime/core/names.ts";
 
 export interface StandaloneOptions {

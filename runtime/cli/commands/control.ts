@@ -4,12 +4,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../../nats/connect.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
-import type { JobStatus } from "../../exec/job-runner.ts";
-import { onJobEnded, pingJobs, requestControl } from "../../exec/control-client.ts";
-import { ControlVerb, type JobEnded, type PingReply } from "../../exec/control-protocol.ts";
+import type { JobStatus } from "../../../actors/job/job-runner.ts";
+import { onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
+import { ControlVerb, type JobEnded, type PingReply } from "../../../actors/job/control-protocol.ts";
 import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
-import { formatLastStatus, readLastStatus } from "../../exec/last-status.ts";
+import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
 
 async function controlConnection(explicit?: string): Promise<NatsConnection | undefined> {
   const url = explicit ?? process.env.WEIR_NATS_URL;

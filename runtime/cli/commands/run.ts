@@ -3,7 +3,7 @@
 
 import type { JobOptions } from "../../api/options.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
-import type { JobResult } from "../../exec/job-runner.ts";
+import type { JobResult } from "../../../actors/job/job-runner.ts";
 import { loadJob } from "../load-job.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 

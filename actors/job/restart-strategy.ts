@@ -11,12 +11,12 @@
 //                      without a reset (Flink's attempts-before-reset-backoff; default 10)
 
 import * as t from "io-ts";
-import { ErrorCode, WeirError } from "../core/errors.ts";
-import { preview } from "../core/preview.ts";
-import { closest } from "../core/validation.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import { preview } from "../../runtime/core/preview.ts";
+import { closest } from "../../runtime/core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
-import { NonNegativeInt, PositiveInt, describeErrors } from "../core/validation.ts";
-import type { RestartStrategy } from "../contracts/job-options.ts";
+import { NonNegativeInt, PositiveInt, describeErrors } from "../../runtime/core/validation.ts";
+import type { RestartStrategy } from "../../runtime/contracts/job-options.ts";
 
 export const RestartStrategyType = {
   None: "none",

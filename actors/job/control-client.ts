@@ -2,8 +2,8 @@
 // scenario runner ask a job through these, so requests and replies are checked in one place.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
-import { GlobalNames, JobNames } from "../core/names.ts";
+import { ErrorCode, WeirError, messageOf } from "../../runtime/core/errors.ts";
+import { GlobalNames, JobNames } from "../../runtime/core/names.ts";
 import { ControlProtocol, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest, type ControlVerb } from "./control-protocol.ts";
 
 /** A verb's reply; undefined when nobody answers in time. A job's failure report is thrown as one line. */

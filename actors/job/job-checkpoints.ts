@@ -2,15 +2,15 @@
 // restore) and the final checkpoint of FLIP-147, apart from the job runner's lifecycle.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { ResolvedJobOptions } from "../contracts/job-options.ts";
-import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
-import type { JobGraph } from "../graph/job-graph.ts";
-import type { JobNames } from "../core/names.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { ErrorCode, WeirError, messageOf } from "../../runtime/core/errors.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
 import { CheckpointCoordinator, ID_BLOCK, type CheckpointTarget } from "../checkpoint/coordinator.ts";
-import type { CheckpointKind } from "../checkpoint/metadata.ts";
-import { RestoreBundle } from "../checkpoint/restore.ts";
-import { CheckpointStore } from "../checkpoint/store.ts";
-import type { Clock } from "../core/clock.ts";
+import type { CheckpointKind } from "../../runtime/checkpoint/metadata.ts";
+import { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
 

@@ -3,9 +3,9 @@
 // attributes through their valves, barriers to the checkpointer; mail (checkpoint notifications,
 // operator callbacks) runs between frames.
 
-import type { MaybePromise, StreamOperator } from "../../contracts/operators.ts";
-import type { Frame } from "../../transport/frames.ts";
-import type { InputChannelSpec } from "../../transport/input-gate.ts";
+import type { MaybePromise, StreamOperator } from "../../runtime/contracts/operators.ts";
+import type { Frame } from "../../runtime/transport/frames.ts";
+import type { InputChannelSpec } from "../../runtime/transport/input-gate.ts";
 import { emitAttributes } from "./attributes.ts";
 import { FLUSH_INTERVAL_MS } from "./outputs.ts";
 import { flushNow, maybeFlush } from "./pacing.ts";

@@ -8,10 +8,10 @@
 
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { DeadLetter, DeadLetters } from "../contracts/connectors.ts";
-import { messageOf } from "../core/errors.ts";
-import type { JobNames } from "../core/names.ts";
-import { ensureStream } from "../nats/streams.ts";
+import type { DeadLetter, DeadLetters } from "../../runtime/contracts/connectors.ts";
+import { messageOf } from "../../runtime/core/errors.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import { ensureStream } from "../../runtime/nats/streams.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 

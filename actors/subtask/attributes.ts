@@ -1,8 +1,8 @@
 // RecordAttributes (backlog or not, FLIP-327) reaching a subtask's chain: the lifecycle machine hears of
 // each change (backlog ⇄ streaming, or backlog → sorting while a keyed operator sorts its backlog).
 
-import type { MaybePromise, Output } from "../../contracts/operators.ts";
-import type { RecordAttributes } from "../../transport/frames.ts";
+import type { MaybePromise, Output } from "../../runtime/contracts/operators.ts";
+import type { RecordAttributes } from "../../runtime/transport/frames.ts";
 import type { SubtaskLifecycle } from "./lifecycle.ts";
 
 export function emitAttributes(lifecycle: SubtaskLifecycle, out: Output, attrs: RecordAttributes): MaybePromise {

@@ -1,15 +1,15 @@
 // The checkpoint coordinator: triggers a checkpoint every interval (one in flight), injects barriers at
 // the sources, collects every subtask's acknowledgement, commits the metadata atomically (store.ts), then
 // tells the subtasks (state deltas may be materialized, sinks commit their staged output). Old
-// checkpoints beyond the retention are deleted. The decisions live in actors/checkpoint-machine.ts.
+// checkpoints beyond the retention are deleted. The decisions live in actors/checkpoint/machine.ts.
 
 import { createActor, fromPromise, type Actor } from "xstate";
-import { checkpointMachine } from "../../actors/checkpoint-machine.ts";
-import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
-import type { CheckpointBarrier } from "../transport/frames.ts";
-import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "./metadata.ts";
-import type { CheckpointStore } from "./store.ts";
-import { systemClock, type Clock } from "../core/clock.ts";
+import { checkpointMachine } from "./machine.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
+import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
+import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { CheckpointScheduler } from "./scheduler.ts";
 
 /**

@@ -13,13 +13,13 @@
 //   failing.waitingToRestart | failing.preparingRestart ──CANCEL──▶ cancelled   (nothing left to tear down)
 //
 // The restart policy is decided here, once per failure of the job, by the pure decideRestart
-// (runtime/exec/restart-strategy.ts): further subtasks failing while the job is torn down are the same
+// (actors/job/restart-strategy.ts): further subtasks failing while the job is torn down are the same
 // failure. A failure put down to a NATS outage (the event says so) restarts after a short pause without
 // counting against the strategy. Times come in the events (`at`), so the machine is pure; the delay runs
 // on the actor's clock. The runner deploys and tears down subtasks (effects) and reports results as events.
 
 import { assign, fromPromise, setup } from "xstate";
-import { NO_HISTORY, decideRestart, type RestartDecision, type RestartHistory, type RestartStrategy } from "../runtime/exec/restart-strategy.ts";
+import { NO_HISTORY, decideRestart, type RestartDecision, type RestartHistory, type RestartStrategy } from "./restart-strategy.ts";
 
 /** After an outage the restart waits for the connection anyway; a short pause only spaces retries. */
 export const OUTAGE_RESTART_DELAY_MS = 250;

@@ -1,5 +1,5 @@
 // The lifecycle of one operator subtask, and the only record of it: the subtask runtime
-// (runtime/exec/subtask.ts) performs effects, reports their results as events and reads this machine's
+// (actors/subtask/subtask.ts) performs effects, reports their results as events and reads this machine's
 // snapshot to decide what to do next; the named actions it provides (`.provide`) are the effects the
 // machine asks for. Records never pass through the machine: it changes state a handful of times per
 // checkpoint or phase. Every legal transition (tests/subtask-machine.test.ts covers each):

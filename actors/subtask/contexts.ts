@@ -3,18 +3,18 @@
 // checkpoint the run starts from.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { KeyedStateBackend } from "../../../state/contracts.ts";
-import type { KeyGroupRange } from "../../../state/key-groups.ts";
-import type { DeadLetters } from "../../contracts/connectors.ts";
-import type { ResolvedJobOptions } from "../../contracts/job-options.ts";
-import type { JobGraph, JobVertex } from "../../graph/job-graph.ts";
-import type { PhysicalNode, SourceNode } from "../../graph/stream-graph.ts";
-import type { JobNames } from "../../core/names.ts";
-import type { OperatorContext, Output } from "../../contracts/operators.ts";
-import type { RestoreBundle } from "../../checkpoint/restore.ts";
-import type { SubtaskCheckpointer } from "../../checkpoint/subtask-checkpointer.ts";
-import type { MailAction } from "../../transport/input-gate.ts";
-import type { Clock } from "../../core/clock.ts";
+import type { KeyedStateBackend } from "../../state/contracts.ts";
+import type { KeyGroupRange } from "../../state/key-groups.ts";
+import type { DeadLetters } from "../../runtime/contracts/connectors.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { PhysicalNode, SourceNode } from "../../runtime/graph/stream-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import type { OperatorContext, Output } from "../../runtime/contracts/operators.ts";
+import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import type { SubtaskCheckpointer } from "./checkpointer.ts";
+import type { MailAction } from "../../runtime/transport/input-gate.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
 
 /** What a subtask asks of the job's state backend factory. */
 export interface StateBackendRequest {

@@ -3,7 +3,7 @@
 // is checked a few times per interval, so a checkpoint that was due while another ran (or while the job
 // was not running) starts soon after, not one whole interval later.
 
-import type { Clock } from "../core/clock.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
 
 export interface CheckpointScheduleOptions {
   readonly intervalMs: number;

@@ -1,4 +1,4 @@
-// The job coordinator: one xstate actor (actors/job-machine.ts) that deploys the subtasks of a JobGraph,
+// The job coordinator: one xstate actor (actors/job/machine.ts) that deploys the subtasks of a JobGraph,
 // watches them, decides restarts and ends the job; this class performs the effects the machine asks for,
 // runs the checkpoint coordinator (periodic checkpoints, the final checkpoint when input ends, savepoints)
 // and answers the control protocol (control-protocol.ts: `weir status`, `weir stop`, scenarios).
@@ -6,25 +6,25 @@
 import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { jobMachine, jobStateOf, type JobState } from "../../actors/job-machine.ts";
+import { jobMachine, jobStateOf, type JobState } from "./machine.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
-import type { ResolvedJobOptions } from "../contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError, messageOf } from "../core/errors.ts";
-import type { JobGraph } from "../graph/job-graph.ts";
-import { JobNames } from "../core/names.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
-import type { RestoreBundle } from "../checkpoint/restore.ts";
-import type { CheckpointStore } from "../checkpoint/store.ts";
-import { systemClock, type Clock } from "../core/clock.ts";
+import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, sleep } from "./connection-watch.ts";
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
-import { DeadLetterPublisher } from "./dead-letters.ts";
+import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { loadRestore, openCheckpoints, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
-import { Subtask, type StateBackendRequest, type SubtaskDeps } from "./subtask.ts";
+import { Subtask, type StateBackendRequest, type SubtaskDeps } from "../subtask/subtask.ts";
 
 export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
 
@@ -272,7 +272,7 @@ export class JobRunner {
   private onSubtaskFailed(s: Subtask | undefined, e: unknown, what = "deployment"): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
-    // The machine decides once per failure of the job whether it restarts (actors/job-machine.ts).
+    // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: this.connection?.inOutage() ?? false });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });

@@ -1,17 +1,17 @@
 // A subtask's part in a checkpoint: align barriers across its input channels (holding, never dropping,
 // the frames of channels whose barrier came first), let async records drain, capture every operator's
 // state, forward the barrier, then acknowledge once the captured state is durable. The subtask's
-// lifecycle machine (actors/subtask-machine.ts) decides whether a snapshot is taken: this class reports
+// lifecycle machine (actors/subtask/machine.ts) decides whether a snapshot is taken: this class reports
 // each phase to it and captures only when the machine asks (its startSnapshot action), so a checkpoint is
 // snapshotted once however it was asked for.
 
 import type { KeyedStateBackend, StateSnapshot } from "../../state/contracts.ts";
-import type { SourceReader } from "../contracts/connectors.ts";
-import type { MaybePromise, StreamOperator } from "../contracts/operators.ts";
-import type { CheckpointBarrier } from "../transport/frames.ts";
-import { messageOf } from "../core/errors.ts";
-import { BarrierAligner } from "./barrier-aligner.ts";
-import type { SubtaskSnapshot } from "./metadata.ts";
+import type { SourceReader } from "../../runtime/contracts/connectors.ts";
+import type { MaybePromise, StreamOperator } from "../../runtime/contracts/operators.ts";
+import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
+import { messageOf } from "../../runtime/core/errors.ts";
+import { BarrierAligner } from "../../runtime/checkpoint/barrier-aligner.ts";
+import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 
 export interface CheckpointParticipant {
   readonly vertexUid: string;

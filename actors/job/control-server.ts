@@ -2,9 +2,9 @@
 // of its verb and replies; a bad request or a handler's failure is answered with a failure report.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { JobState } from "../../actors/job-machine.ts";
-import { describeError } from "../core/errors.ts";
-import { GlobalNames, type JobNames } from "../core/names.ts";
+import type { JobState } from "./machine.ts";
+import { describeError } from "../../runtime/core/errors.ts";
+import { GlobalNames, type JobNames } from "../../runtime/core/names.ts";
 import { ControlProtocol, ControlVerb, decodeMessage, encodeMessage, type ControlReply, type ControlRequest, type FailureReport, type PingReply } from "./control-protocol.ts";
 import type { JobStatus } from "./job-status.ts";
 

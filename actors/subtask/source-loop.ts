@@ -3,8 +3,8 @@
 // input: the final MAX watermark fires every event-time timer and window), on a graceful stop (without
 // that watermark) or when the subtask ended.
 
-import type { SourceReader } from "../../contracts/connectors.ts";
-import { MAX_WATERMARK } from "../../transport/frames.ts";
+import type { SourceReader } from "../../runtime/contracts/connectors.ts";
+import { MAX_WATERMARK } from "../../runtime/transport/frames.ts";
 import { emitAttributes } from "./attributes.ts";
 import { flushNow, maybeFlush, sourcePollLimit } from "./pacing.ts";
 import type { SubtaskParts } from "./parts.ts";

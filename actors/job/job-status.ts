@@ -2,10 +2,10 @@
 // protocol's status reply), the result it ends with, its bounded list of failures, and the small summary
 // kept as its last known status.
 
-import type { JobState } from "../../actors/job-machine.ts";
+import type { JobState } from "./machine.ts";
 import type { CheckpointStats } from "../checkpoint/coordinator.ts";
 import type { LastStatus } from "./last-status.ts";
-import type { SubtaskStatus } from "./subtask.ts";
+import type { SubtaskStatus } from "../subtask/subtask.ts";
 
 export interface JobFailure {
   readonly at: string;

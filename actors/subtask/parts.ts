@@ -1,12 +1,12 @@
 // What a subtask's run loops work with: its input gate, operator chain, outputs, checkpointer and
-// lifecycle, plus the counters they keep. Built by runtime/exec/subtask.ts; the loops only use them.
+// lifecycle, plus the counters they keep. Built by actors/subtask/subtask.ts; the loops only use them.
 
-import type { SubtaskCheckpointer } from "../../checkpoint/subtask-checkpointer.ts";
-import type { InputsAttributes } from "../../transport/attributes-valve.ts";
-import type { BufferDebloater } from "../../transport/buffer-debloater.ts";
-import type { InputGate } from "../../transport/input-gate.ts";
-import type { InputsWatermark } from "../../transport/watermark-valve.ts";
-import type { OperatorChain } from "../chain.ts";
+import type { SubtaskCheckpointer } from "./checkpointer.ts";
+import type { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
+import type { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
+import type { InputGate } from "../../runtime/transport/input-gate.ts";
+import type { InputsWatermark } from "../../runtime/transport/watermark-valve.ts";
+import type { OperatorChain } from "./chain.ts";
 import type { SubtaskLifecycle } from "./lifecycle.ts";
 import type { SubtaskOutputs } from "./outputs.ts";
 

@@ -1,9 +1,9 @@
 // A subtask's input channels: for each in edge, one per producer subtask (forward: the same index only),
 // numbered within their input so the watermark and attributes valves can combine them.
 
-import type { JobGraph, JobVertex } from "../../graph/job-graph.ts";
-import type { JobNames } from "../../core/names.ts";
-import type { InputChannelSpec } from "../../transport/input-gate.ts";
+import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import type { InputChannelSpec } from "../../runtime/transport/input-gate.ts";
 
 export function inputChannels(graph: JobGraph, vertex: JobVertex, index: number, names: JobNames, attempt: string): { channels: InputChannelSpec[]; perInput: number[] } {
   const channels: InputChannelSpec[] = [];

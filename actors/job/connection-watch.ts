@@ -3,7 +3,7 @@
 // JetStream recovers its streams and requests still time out).
 
 import type { NatsConnection, Status } from "@nats-io/transport-node";
-import type { Clock } from "../core/clock.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;

@@ -1,8 +1,8 @@
 // What `weir status` shows of one subtask: its lifecycle state from the actor, counters of the record
 // path, and each operator's own metrics.
 
-import type { JobVertex } from "../../graph/job-graph.ts";
-import { MIN_WATERMARK } from "../../transport/frames.ts";
+import type { JobVertex } from "../../runtime/graph/job-graph.ts";
+import { MIN_WATERMARK } from "../../runtime/transport/frames.ts";
 import type { SubtaskParts } from "./parts.ts";
 
 export interface SubtaskStatus {

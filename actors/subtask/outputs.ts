@@ -4,11 +4,11 @@
 // that clock is processing time for timers, and a test's frozen clock must not stop frames being sent.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { JobGraph, JobVertex } from "../../graph/job-graph.ts";
-import type { JobNames } from "../../core/names.ts";
-import { ChannelWriter } from "../../transport/channel-writer.ts";
-import type { CheckpointBarrier } from "../../transport/frames.ts";
-import { NetworkOutput } from "../network-output.ts";
+import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import { ChannelWriter } from "../../runtime/transport/channel-writer.ts";
+import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
+import { NetworkOutput } from "./network-output.ts";
 
 export const FLUSH_INTERVAL_MS = 20;
 

@@ -2,12 +2,12 @@
 // partitioning (keyBy: Flink's key-group formula; rebalance: round robin; forward: same index) and
 // broadcasts watermarks, watermark status, RecordAttributes, barriers and end-of-input to all channels.
 
-import type { JobEdge } from "../graph/job-graph.ts";
+import type { JobEdge } from "../../runtime/graph/job-graph.ts";
 import { operatorIndexForKey } from "../../state/key-groups.ts";
-import { UserFunctionError } from "../core/errors.ts";
-import type { ChannelWriter } from "../transport/channel-writer.ts";
-import type { CheckpointBarrier, RecordAttributes } from "../transport/frames.ts";
-import type { Output } from "../contracts/operators.ts";
+import { UserFunctionError } from "../../runtime/core/errors.ts";
+import type { ChannelWriter } from "../../runtime/transport/channel-writer.ts";
+import type { CheckpointBarrier, RecordAttributes } from "../../runtime/transport/frames.ts";
+import type { Output } from "../../runtime/contracts/operators.ts";
 
 export class NetworkOutput implements Output {
   private next = 0;

@@ -5,9 +5,9 @@
 
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";
-import { JobStates } from "../../actors/job-machine.ts";
-import { ErrorCode, WeirError } from "../core/errors.ts";
-import { describeErrors } from "../core/validation.ts";
+import { JobStates } from "./machine.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import { describeErrors } from "../../runtime/core/validation.ts";
 import type { JobStatus } from "./job-status.ts";
 
 export const ControlVerb = {
@@ -50,7 +50,7 @@ export type Ack = t.TypeOf<typeof Ack>;
 const JobFailureCodec = t.intersection([t.type({ at: t.string, error: t.string, restarted: t.boolean }), t.partial({ subtask: t.string })]);
 /**
  * The status object. The fields clients read are checked; subtasks and checkpoint statistics keep the
- * shape runtime/exec/job-status.ts gives them (t.type keeps fields it does not name).
+ * shape actors/job/job-status.ts gives them (t.type keeps fields it does not name).
  */
 const StatusShape = t.intersection([
   t.type({

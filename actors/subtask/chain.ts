@@ -2,11 +2,11 @@
 // the next chained operator directly (a function call per record, no copy), fans out when several
 // consumers read the same stream, and ends in NetworkOutputs or, for sinks, nowhere.
 
-import type { JobVertex } from "../graph/job-graph.ts";
-import type { PhysicalNode } from "../graph/stream-graph.ts";
-import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../contracts/operators.ts";
-import { nullOutput, SinkOperator } from "../operators/basic.ts";
-import type { RecordAttributes } from "../transport/frames.ts";
+import type { JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { PhysicalNode } from "../../runtime/graph/stream-graph.ts";
+import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../../runtime/contracts/operators.ts";
+import { nullOutput, SinkOperator } from "../../runtime/operators/basic.ts";
+import type { RecordAttributes } from "../../runtime/transport/frames.ts";
 import type { NetworkOutput } from "./network-output.ts";
 
 export interface ChainedOperator {

@@ -6,8 +6,8 @@
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
-import { messageOf } from "../core/errors.ts";
-import { GlobalNames } from "../core/names.ts";
+import { messageOf } from "../../runtime/core/errors.ts";
+import { GlobalNames } from "../../runtime/core/names.ts";
 
 export interface LastStatus {
   readonly job: string;

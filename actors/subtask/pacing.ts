@@ -3,7 +3,7 @@
 // holding about the target drain time of this subtask's work, and its operators keep no more records in
 // flight than that. Called once per frame or batch, never per record.
 
-import type { BufferDebloater } from "../../transport/buffer-debloater.ts";
+import type { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
 import type { SubtaskParts } from "./parts.ts";
 
 /** Records a debloating source reads per poll before its first throughput measurement. */

@@ -1,4 +1,4 @@
-// One operator subtask: its lifecycle actor (actors/subtask-machine.ts, the only record of where it is),
+// One operator subtask: its lifecycle actor (actors/subtask/machine.ts, the only record of where it is),
 // its input gate and mailbox, its operator chain and its outputs. Records flow through plain functions
 // in the run loops (subtask/input-loop.ts, subtask/source-loop.ts); the actor only hears about lifecycle
 // changes and answers, from its snapshot, what the loops and the job ask (ended? stop requested? outputs
@@ -8,34 +8,34 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
-import type { DeadLetters, SourceReader } from "../contracts/connectors.ts";
-import type { ResolvedJobOptions } from "../contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError } from "../core/errors.ts";
-import type { JobGraph, JobVertex } from "../graph/job-graph.ts";
-import type { JobNames } from "../core/names.ts";
-import { InputsAttributes } from "../transport/attributes-valve.ts";
-import { BufferDebloater } from "../transport/buffer-debloater.ts";
-import { preview } from "../core/preview.ts";
-import { MIN_WATERMARK, type CheckpointBarrier } from "../transport/frames.ts";
-import { InputGate, failOnGap } from "../transport/input-gate.ts";
-import { InputsWatermark } from "../transport/watermark-valve.ts";
+import type { DeadLetters, SourceReader } from "../../runtime/contracts/connectors.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { ErrorCode, WeirError, describeError } from "../../runtime/core/errors.ts";
+import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
+import { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
+import { preview } from "../../runtime/core/preview.ts";
+import { MIN_WATERMARK, type CheckpointBarrier } from "../../runtime/transport/frames.ts";
+import { InputGate, failOnGap } from "../../runtime/transport/input-gate.ts";
+import { InputsWatermark } from "../../runtime/transport/watermark-valve.ts";
 import { buildChain, type OperatorChain } from "./chain.ts";
-import { SubtaskCheckpointer } from "../checkpoint/subtask-checkpointer.ts";
-import type { RestoreBundle } from "../checkpoint/restore.ts";
-import type { SubtaskSnapshot } from "../checkpoint/metadata.ts";
-import type { Clock } from "../core/clock.ts";
-import { SubtaskContexts, type StateBackendRequest } from "./subtask/contexts.ts";
-import { inputChannels } from "./subtask/input-channels.ts";
-import { runInput } from "./subtask/input-loop.ts";
-import { SubtaskLifecycle } from "./subtask/lifecycle.ts";
-import { SubtaskOutputs } from "./subtask/outputs.ts";
-import { flushNow } from "./subtask/pacing.ts";
-import type { SubtaskCounters, SubtaskParts } from "./subtask/parts.ts";
-import { runSource } from "./subtask/source-loop.ts";
-import { subtaskStatus, type SubtaskStatus } from "./subtask/status.ts";
+import { SubtaskCheckpointer } from "./checkpointer.ts";
+import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
+import { SubtaskContexts, type StateBackendRequest } from "./contexts.ts";
+import { inputChannels } from "./input-channels.ts";
+import { runInput } from "./input-loop.ts";
+import { SubtaskLifecycle } from "./lifecycle.ts";
+import { SubtaskOutputs } from "./outputs.ts";
+import { flushNow } from "./pacing.ts";
+import type { SubtaskCounters, SubtaskParts } from "./parts.ts";
+import { runSource } from "./source-loop.ts";
+import { subtaskStatus, type SubtaskStatus } from "./status.ts";
 
-export type { StateBackendRequest } from "./subtask/contexts.ts";
-export type { SubtaskStatus } from "./subtask/status.ts";
+export type { StateBackendRequest } from "./contexts.ts";
+export type { SubtaskStatus } from "./status.ts";
 
 export interface SubtaskDeps {
   readonly nc: NatsConnection;

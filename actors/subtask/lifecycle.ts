@@ -1,10 +1,10 @@
 // A subtask's lifecycle actor and the questions the runtime asks of it. Every answer is read from the
 // actor's current snapshot (a field read, cheap enough once per frame or batch, never per record): the
-// machine in actors/subtask-machine.ts is the only record of where the subtask is.
+// machine in actors/subtask/machine.ts is the only record of where the subtask is.
 
 import { createActor, type Actor, type InspectionEvent } from "xstate";
-import { SubtaskTag, describeSubtaskState, subtaskMachine, type SubtaskEvent, type SubtaskMachineInput } from "../../../actors/subtask-machine.ts";
-import type { Clock } from "../../core/clock.ts";
+import { SubtaskTag, describeSubtaskState, subtaskMachine, type SubtaskEvent, type SubtaskMachineInput } from "./machine.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
 
 /** The effects the machine asks for (its provided actions). */
 export interface SubtaskEffects {
