@@ -8,7 +8,7 @@ import type { KeyGroupRange } from "../../state/key-groups.ts";
 import type { DeadLetters } from "../../runtime/contracts/connectors.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
-import type { PhysicalNode, SourceNode } from "../../runtime/graph/stream-graph.ts";
+import { type PhysicalNode, type SourceNode, isKeyedOperator } from "../../runtime/graph/stream-graph.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { OperatorContext, Output } from "../../runtime/contracts/operators.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
@@ -112,7 +112,7 @@ export class SubtaskContexts {
       vertexUid: host.vertex.uid,
       onDirtyBudgetExceeded: () => deps.onDirtyBudgetExceeded?.(),
     });
-    const keyedUids = host.vertex.nodes.filter((n) => n.kind === "operator" && n.spec.keySelectors !== undefined).map((n) => n.uid);
+    const keyedUids = host.vertex.nodes.filter(isKeyedOperator).map((n) => n.uid);
     const snapshots = deps.restore?.keyedSnapshotsOf(keyedUids) ?? [];
     if (snapshots.length > 0) {
       if (!backend.restore) throw new Error(`the ${backend.kind} state backend cannot restore checkpoint ${deps.restore!.id}`);

@@ -4,7 +4,7 @@
 // operator callbacks) runs between frames.
 
 import type { MaybePromise, StreamOperator } from "../../runtime/contracts/operators.ts";
-import type { Frame } from "../../runtime/transport/frames.ts";
+import { FrameKind, type Frame } from "../../runtime/transport/frames.ts";
 import type { InputChannelSpec } from "../../runtime/transport/input-gate.ts";
 import { emitAttributes } from "./attributes.ts";
 import { FLUSH_INTERVAL_MS } from "./outputs.ts";
@@ -47,7 +47,7 @@ export async function runInput(parts: SubtaskParts): Promise<void> {
 function handleFrame(parts: SubtaskParts, head: StreamOperator, spec: InputChannelSpec, channel: number, frame: Frame): MaybePromise {
   const input = spec.inputIndex;
   switch (frame.k) {
-    case "r": {
+    case FrameKind.Records: {
       const { v, t } = frame;
       parts.counters.recordsIn += v.length;
       for (let i = 0; i < v.length; i++) {
@@ -56,16 +56,16 @@ function handleFrame(parts: SubtaskParts, head: StreamOperator, spec: InputChann
       }
       return;
     }
-    case "w": return deliverWatermark(parts, parts.inputs.watermark(input, spec.indexInInput, frame.w));
-    case "s": return deliverWatermark(parts, parts.inputs.status(input, spec.indexInInput, frame.idle));
-    case "a": {
+    case FrameKind.Watermark: return deliverWatermark(parts, parts.inputs.watermark(input, spec.indexInInput, frame.w));
+    case FrameKind.Status: return deliverWatermark(parts, parts.inputs.status(input, spec.indexInInput, frame.idle));
+    case FrameKind.Attributes: {
       const changed = parts.attributes.input(input, spec.indexInInput, frame.backlog);
       if (changed !== undefined) return emitAttributes(parts.lifecycle, parts.chain.headOutput, { isBacklog: changed });
       return;
     }
-    case "b":
+    case FrameKind.Barrier:
       return parts.checkpointer.onBarrier(channel, frame.b);
-    case "e": {
+    case FrameKind.EndOfInput: {
       const attrs = parts.attributes.ended(input, spec.indexInInput);
       const w = deliverWatermark(parts, parts.inputs.ended(input, spec.indexInInput));
       const a = (): MaybePromise => (attrs === undefined ? undefined : emitAttributes(parts.lifecycle, parts.chain.headOutput, { isBacklog: attrs }));

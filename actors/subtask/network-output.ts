@@ -6,7 +6,7 @@ import type { JobEdge } from "../../runtime/graph/job-graph.ts";
 import { operatorIndexForKey } from "../../state/key-groups.ts";
 import { UserFunctionError } from "../../runtime/core/errors.ts";
 import type { ChannelWriter } from "../../runtime/transport/channel-writer.ts";
-import type { CheckpointBarrier, RecordAttributes } from "../../runtime/transport/frames.ts";
+import { FrameKind, type CheckpointBarrier, type RecordAttributes } from "../../runtime/transport/frames.ts";
 import type { Output } from "../../runtime/contracts/operators.ts";
 
 export class NetworkOutput implements Output {
@@ -58,9 +58,9 @@ export class NetworkOutput implements Output {
 
   collect(value: unknown, ts: number | undefined): void { this.route(value, ts); }
   side(): void { /* side outputs are routed by the chain, never to a network output directly */ }
-  emitWatermark(w: number): void { for (const x of this.writers) x.control({ k: "w", w }); }
-  emitIdle(idle: boolean): void { for (const x of this.writers) x.control({ k: "s", idle }); }
-  emitAttributes(a: RecordAttributes): void { for (const x of this.writers) x.control({ k: "a", backlog: a.isBacklog }); }
-  emitBarrier(b: CheckpointBarrier): void { for (const x of this.writers) x.control({ k: "b", b }); }
-  emitEndOfInput(): void { for (const x of this.writers) x.control({ k: "e" }); }
+  emitWatermark(w: number): void { for (const x of this.writers) x.control({ k: FrameKind.Watermark, w }); }
+  emitIdle(idle: boolean): void { for (const x of this.writers) x.control({ k: FrameKind.Status, idle }); }
+  emitAttributes(a: RecordAttributes): void { for (const x of this.writers) x.control({ k: FrameKind.Attributes, backlog: a.isBacklog }); }
+  emitBarrier(b: CheckpointBarrier): void { for (const x of this.writers) x.control({ k: FrameKind.Barrier, b }); }
+  emitEndOfInput(): void { for (const x of this.writers) x.control({ k: FrameKind.EndOfInput }); }
 }

@@ -5,11 +5,12 @@
 // ended?). This class performs the effects: the ones the machine names (its provided actions) and the
 // steps of finishing, each reported back as an event.
 
+import { isKeyedOperator } from "../../runtime/graph/stream-graph.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
 import type { DeadLetters, SourceReader } from "../../runtime/contracts/connectors.ts";
-import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { type ResolvedJobOptions, sortsBacklog } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError } from "../../runtime/core/errors.ts";
 import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
@@ -103,14 +104,14 @@ export class Subtask {
     }
 
     const head = vertex.nodes[0]!;
-    const keyed = vertex.nodes.some((n) => n.kind === "operator" && n.spec.keySelectors !== undefined);
+    const keyed = vertex.nodes.some(isKeyedOperator);
     this.lifecycle = new SubtaskLifecycle(
       this.id,
       {
         vertex: vertex.id,
         index,
         name: vertex.name,
-        sortsDuringBacklog: keyed && job.mode !== "streaming" && job.checkpointIntervalDuringBacklogMs === 0 && head.kind !== "source",
+        sortsDuringBacklog: keyed && sortsBacklog(job) && head.kind !== "source",
         checkpointing: job.checkpointIntervalMs > 0,
       },
       {
@@ -138,7 +139,7 @@ export class Subtask {
       operators: this.chain.operators.map(({ node, operator }) => ({
         uid: node.uid,
         operator,
-        keyed: node.kind === "operator" && node.spec.keySelectors !== undefined,
+        keyed: isKeyedOperator(node),
       })),
       ...(head.kind === "source" ? { source: { uid: head.uid, reader: () => this.reader } } : {}),
       backend: () => this.contexts.openedBackend(),

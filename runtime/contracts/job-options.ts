@@ -57,3 +57,11 @@ export interface ResolvedJobOptions {
   readonly inspect?: (event: unknown) => void;
 }
 
+
+/**
+ * Whether keyed operators sort their input while it is in backlog (FLIP-327): not in streaming mode, and
+ * only when no checkpoints are taken during backlog (a sorted buffer is not part of a checkpoint).
+ */
+export function sortsBacklog(job: Pick<ResolvedJobOptions, "mode" | "checkpointIntervalDuringBacklogMs">): boolean {
+  return job.mode !== "streaming" && job.checkpointIntervalDuringBacklogMs === 0;
+}

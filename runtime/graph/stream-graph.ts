@@ -59,6 +59,11 @@ export function isPhysical(n: StreamNode): n is PhysicalNode {
   return n.kind === "source" || n.kind === "operator" || n.kind === "sink";
 }
 
+/** A keyed operator (keyBy before it): it has keyed state and a key-group range. */
+export function isKeyedOperator(n: StreamNode): n is OperatorNode {
+  return n.kind === "operator" && n.spec.keySelectors !== undefined;
+}
+
 export class StreamGraph implements GraphView {
   readonly nodes: StreamNode[] = [];
   private readonly uids = new Set<string>();

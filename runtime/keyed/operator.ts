@@ -4,6 +4,7 @@
 // `asyncState.enabled` (the default) the AsyncExecutionController (async-execution.ts), many in flight,
 // state requests batched, per-key order kept; with it off, one record at a time (sync-execution.ts).
 
+import { sortsBacklog } from "../contracts/job-options.ts";
 import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
 import type { KeyedStateBackend, StateRequestHandler } from "../../state/contracts.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } from "../contracts/functions.ts";
@@ -105,7 +106,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   /** Backlog (FLIP-327): sorting begins when the input turns to backlog and drains when it turns live. */
   onAttributes(attributes: RecordAttributes): MaybePromise {
     const backlog = this.backlog!;
-    const sorts = this.ctx.job.mode !== "streaming" && this.ctx.job.checkpointIntervalDuringBacklogMs === 0;
+    const sorts = sortsBacklog(this.ctx.job);
     if (attributes.isBacklog && sorts && !backlog.active) {
       backlog.begin();
       return this.ctx.output.emitAttributes(attributes);

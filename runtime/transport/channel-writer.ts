@@ -6,7 +6,7 @@
 // is cumulative (publish up to frame N), so a lost grant is made good by the next one.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { encodeControl, encodeRecords, withSequence, type Frame } from "./frames.ts";
+import { encodeControl, encodeRecords, withSequence, type Frame, type FrameKind } from "./frames.ts";
 
 export class ChannelWriter {
   private values: unknown[] = [];
@@ -66,7 +66,7 @@ export class ChannelWriter {
     this.enqueueRecords(values, timestamps);
   }
 
-  control(frame: Exclude<Frame, { k: "r" }>): void {
+  control(frame: Exclude<Frame, { k: typeof FrameKind.Records }>): void {
     this.seal();
     this.enqueue(encodeControl(frame));
   }
