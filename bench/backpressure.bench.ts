@@ -4,28 +4,10 @@
 // channel holds its full credit window of full frames ahead of a barrier, which a slow sink takes tens
 // of seconds to drain.
 
-import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
+import { Sources, StreamEnvironment } from "../mod.ts";
+import { pacedSink } from "./jobs/paced-sink.ts";
 import type { BenchContext, Benchmark, BenchRow } from "./harness.ts";
 
-function pacedSink(rate: number, delivered: { n: number }): SinkDef<unknown> {
-  return {
-    kind: "paced",
-    createWriter: async () => {
-      // Paced from the first record: no burst to catch up on the time the job took to start.
-      let started: number | undefined;
-      return {
-        write: () => {
-          started ??= performance.now();
-          const due = started + (++delivered.n * 1000) / rate;
-          const wait = due - performance.now();
-          if (wait > 1) return new Promise<void>((r) => setTimeout(r, wait));
-        },
-        flush: async () => {},
-        close: async () => {},
-      };
-    },
-  };
-}
 
 interface Run { durations: number[]; aborted: number; pendingMs: number; delivered: number }
 

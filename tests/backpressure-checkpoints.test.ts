@@ -1,11 +1,12 @@
 // Checkpoints under backpressure, on a real nats-server: a fast source feeding a sink slowed to 200
 // records/s. What sits in channels and queues ahead of a barrier must drain within a checkpoint's
 // timeout, or no checkpoint completes and exactly-once output stops.
+import { pacedSink } from "../bench/jobs/paced-sink.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Sources, StreamEnvironment, type JobOptions, type SinkDef, type SourceDef } from "../mod.ts";
+import { Sources, StreamEnvironment, type JobOptions, type SourceDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const s = suite("checkpoints under backpressure");
@@ -14,26 +15,6 @@ const nats = withServer(s);
 const TIMEOUT_MS = 10_000;
 const RATE = 200;
 
-/** A sink that takes `rate` records per second overall (a write waits for its slot). */
-function pacedSink(rate: number, delivered: { n: number }): SinkDef<unknown> {
-  return {
-    kind: "paced",
-    createWriter: async () => {
-      // Paced from the first record: no burst to catch up on the time the job took to start.
-      let started: number | undefined;
-      return {
-        write: () => {
-          started ??= performance.now();
-          const due = started + (++delivered.n * 1000) / rate;
-          const wait = due - performance.now();
-          if (wait > 1) return new Promise<void>((r) => setTimeout(r, wait));
-        },
-        flush: async () => {},
-        close: async () => {},
-      };
-    },
-  };
-}
 
 interface Completed { id: number; durationMs: number }
 

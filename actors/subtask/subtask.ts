@@ -6,14 +6,11 @@
 // steps of finishing, each reported back as an event.
 
 import { isKeyedOperator } from "../../runtime/graph/stream-graph.ts";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
-import type { DeadLetters, SourceReader } from "../../runtime/contracts/connectors.ts";
-import { type ResolvedJobOptions, sortsBacklog } from "../../runtime/contracts/job-options.ts";
+import type { SourceReader } from "../../runtime/contracts/connectors.ts";
+import { sortsBacklog } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError } from "../../runtime/core/errors.ts";
-import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
-import type { JobNames } from "../../runtime/core/names.ts";
+import type { JobVertex } from "../../runtime/graph/job-graph.ts";
 import { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
 import { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
 import { preview } from "../../runtime/core/preview.ts";
@@ -22,10 +19,8 @@ import { InputGate, failOnGap } from "../../runtime/transport/input-gate.ts";
 import { InputsWatermark } from "../../runtime/transport/watermark-valve.ts";
 import { buildChain, type OperatorChain } from "./chain.ts";
 import { SubtaskCheckpointer } from "./checkpointer.ts";
-import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
-import type { Clock } from "../../runtime/core/clock.ts";
-import { SubtaskContexts, type StateBackendRequest } from "./contexts.ts";
+import { SubtaskContexts, type ContextDeps } from "./contexts.ts";
 import { inputChannels } from "./input-channels.ts";
 import { runInput } from "./input-loop.ts";
 import { SubtaskLifecycle } from "./lifecycle.ts";
@@ -38,22 +33,10 @@ import { subtaskStatus, type SubtaskStatus } from "./status.ts";
 export type { StateBackendRequest } from "./contexts.ts";
 export type { SubtaskStatus } from "./status.ts";
 
-export interface SubtaskDeps {
-  readonly nc: NatsConnection;
-  readonly names: JobNames;
-  readonly attempt: string;
-  readonly job: ResolvedJobOptions;
-  readonly graph: JobGraph;
-  /** Processing time: operators' timers and the lifecycle actor's delays. */
-  readonly clock: Clock;
-  readonly deadLetters: DeadLetters;
-  readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
+export interface SubtaskDeps extends ContextDeps {
   readonly inspect?: (event: unknown) => void;
-  readonly log: (message: string) => void;
   readonly onFinished: (s: Subtask) => void;
   readonly onFailed: (s: Subtask, error: unknown) => void;
-  /** The checkpoint this run restores, if any. */
-  readonly restore?: RestoreBundle;
   readonly onAck: (s: Subtask, snapshot: SubtaskSnapshot, checkpointId: number) => void;
   readonly onDecline: (s: Subtask, checkpointId: number, reason: string) => void;
   /**
@@ -61,8 +44,6 @@ export interface SubtaskDeps {
    * state completes; this tells the coordinator it is waiting.
    */
   readonly onInputFinished: (s: Subtask) => void;
-  /** A keyed backend would like a checkpoint soon (its uncommitted changes are over budget). */
-  readonly onDirtyBudgetExceeded?: () => void;
 }
 
 /** Characters of a record kept in its dead letter when it cannot be encoded (it may be megabytes or too deep). */
