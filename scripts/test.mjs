@@ -55,7 +55,7 @@ async function worker() {
   for (let file = queue.shift(); file; file = queue.shift()) {
     const rel = relative(root, file);
     const started = Date.now();
-    const r = await run(process.execPath, ["--import", "tsx", join(root, "node_modules/uvu/bin.js"), "-c", "false", join(root, "tests"), rel.replace(/^tests\//, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$"], fileTimeoutMs);
+    const r = await run(process.execPath, ["--import", "tsx", join(root, "node_modules/uvu/bin.js"), "-c", "false", join(root, "tests"), "^" + rel.replace(/^tests\//, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$"], fileTimeoutMs);
     const total = Number(/Total:\s+(\d+)/.exec(r.out)?.[1] ?? 0);
     const ok = Number(/Passed:\s+(\d+)/.exec(r.out)?.[1] ?? 0);
     let bad = total - ok;
