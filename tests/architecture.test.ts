@@ -20,7 +20,7 @@ const LAYERS: ReadonlyArray<{ readonly layer: Layer; readonly paths: readonly st
   {
     layer: { level: 4, name: "engine" },
     paths: ["runtime/transport/", "runtime/nats/", "runtime/graph/", "runtime/operators/", "runtime/keyed/",
-      "runtime/sources/", "runtime/sinks/", "runtime/cache/", "runtime/checkpoint/"],
+      "runtime/sources/", "runtime/sinks/", "runtime/cache/", "runtime/checkpoint/", "runtime/cluster/"],
   },
   // One folder per actor (subtask, job, checkpoint): its machine and the classes performing its effects.
   { layer: { level: 5, name: "actors" }, paths: ["actors/"] },

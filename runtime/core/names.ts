@@ -48,6 +48,22 @@ export class JobNames {
   changelogSubject(vertexUid: string, keyGroup: number): string {
     return `weir.${this.job}.changelog.${vertexUid}.${keyGroup}`;
   }
+  /**
+   * Stream of the job's fenced log (leases, deployments, checkpoint commits of a distributed job): one
+   * subject per record kind, the last record of each kept.
+   */
+  get logStream(): string { return `weir_${this.job}_log`; }
+  logSubject(kind: string): string { return `weir.${this.job}.log.${assertToken("log record kind", kind)}`; }
+  /** Every subject of `logStream`. */
+  get logSubjects(): string { return `weir.${this.job}.log.>`; }
+  /** Where the log stream republishes each record it stored (rejected appends never show up here). */
+  get logStoredSubjects(): string { return `weir.${this.job}.logged.>`; }
+  /** Every worker of a distributed job publishes its heartbeat here (core NATS). */
+  get workerHeartbeats(): string { return `weir.${this.job}.workers.hb`; }
+  /** Subject prefix of requests to one worker. */
+  workerInbox(workerId: string): string { return `weir.${this.job}.w.${assertToken("worker id", workerId)}`; }
+  /** A worker answers here while its connection is alive: "no responders" means it is gone. */
+  workerPing(workerId: string): string { return `${this.workerInbox(workerId)}.ping`; }
 }
 
 /** Names shared by every job. */
