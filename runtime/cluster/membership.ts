@@ -1,0 +1,231 @@
+// Which workers of a distributed job are alive, over core NATS (a message per heartbeat interval, never
+// per record). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
+// tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
+// responders" at once: that is a crash, found within about one probe interval. A hung worker (stopped,
+// or in a long GC pause) still holds its connection: only missing heartbeats reveal it, after a timeout
+// stretched by the event-loop stalls it reported recently, so a worker that is merely slow is not dead.
+
+import * as t from "io-ts";
+import { isLeft } from "fp-ts/lib/Either.js";
+import { hostname } from "node:os";
+import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { messageOf } from "../core/errors.ts";
+import type { JobNames } from "../core/names.ts";
+import { decodeOptions, FunctionOption, PositiveInt } from "../core/validation.ts";
+import { describeErrors } from "../core/validation.ts";
+
+export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean }
+export interface MemberView extends WorkerInfo { heartbeatAgeMs: number }
+export type LeaveReason = "left" | "crashed" | "missed-heartbeats";
+
+const WorkerInfoCodec = t.intersection([
+  t.type({ id: t.string, host: t.string, pid: t.number, startedAt: t.string, lagMs: t.number, epoch: t.number, subtasks: t.array(t.string) }),
+  t.partial({ leaving: t.boolean }),
+]);
+
+/** The host name to put in WorkerInfo. */
+export function workerHost(): string { return hostname(); }
+
+export class WorkerHeartbeat {
+  private readonly intervalMs: number;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private ping: Subscription | undefined;
+  private histogram: IntervalHistogram | undefined;
+  /** Max event-loop delay of each of the last intervals (ms), newest last. */
+  private readonly lags: number[] = [];
+  private readonly window: number;
+  private lastBeatAt: number | undefined;
+
+  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly info: () => Omit<WorkerInfo, "lagMs">, options: { intervalMs?: number } = {}) {
+    const o = decodeOptions(t.partial({ intervalMs: PositiveInt }), options, "WorkerHeartbeat options");
+    this.intervalMs = o.intervalMs ?? 500;
+    this.window = Math.max(1, Math.ceil(5000 / this.intervalMs));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const { id } = this.info();
+    this.ping = this.nc.subscribe(this.names.workerPing(id), { callback: (_e, m) => { m.respond(); } });
+    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram.enable();
+    this.timer = setInterval(() => this.beat(false), this.intervalMs);
+    this.beat(false);
+  }
+
+  /** Publishes a last heartbeat with `leaving: true` and stops answering pings. */
+  async stop(): Promise<void> {
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.lastBeatAt = undefined;
+    this.beat(true);
+    this.histogram?.disable();
+    this.ping?.unsubscribe();
+    await this.nc.flush().catch(() => {});
+  }
+
+  /** Event-loop delay: the max over about the last 5 s (ms). */
+  get lagMs(): number {
+    return Math.max(0, ...this.lags);
+  }
+
+  private beat(leaving: boolean): void {
+    const now = performance.now();
+    if (this.histogram) {
+      // Delays beyond the sampling resolution: what a timer or a message waited for the loop. The
+      // histogram's own sample of a stall may come after this timer, so this timer's lateness counts too.
+      const late = this.lastBeatAt === undefined ? 0 : now - this.lastBeatAt - this.intervalMs;
+      this.lags.push(Math.max(0, this.histogram.max / 1e6 - 10, late));
+      if (this.lags.length > this.window) this.lags.shift();
+      this.histogram.reset();
+    }
+    this.lastBeatAt = now;
+    const hb: WorkerInfo = { ...this.info(), lagMs: Math.round(this.lagMs), ...(leaving ? { leaving: true } : {}) };
+    try {
+      this.nc.publish(this.names.workerHeartbeats, JSON.stringify(hb));
+    } catch {
+      // connection closed: the view finds out through its pings
+    }
+  }
+}
+
+export interface MembershipOptions {
+  /** Heartbeats missing this long (stretched by reported lag) → "missed-heartbeats"; default 3000. */
+  timeoutMs?: number;
+  /** How often each member is pinged; default 1000. */
+  probeEveryMs?: number;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+export interface MembershipEvents { onJoin(w: WorkerInfo): void; onLeave(w: WorkerInfo, reason: LeaveReason): void }
+
+interface Member { info: WorkerInfo; lastHeartbeatAt: number; lags: Array<{ at: number; lagMs: number }>; probing: boolean; noResponders: number }
+
+const incarnation = (w: WorkerInfo) => `${w.pid}@${w.host}@${w.startedAt}`;
+
+export class MembershipView {
+  private readonly timeoutMs: number;
+  private readonly probeEveryMs: number;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly byId = new Map<string, Member>();
+  /** The incarnation of each worker declared gone: its late heartbeats do not bring it back. */
+  private readonly gone = new Map<string, string>();
+  private sub: Subscription | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastCheckAt = 0;
+  private warned = false;
+
+  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, options: MembershipOptions, private readonly events: MembershipEvents) {
+    const o = decodeOptions(t.partial({ timeoutMs: PositiveInt, probeEveryMs: PositiveInt, now: FunctionOption, log: FunctionOption }), options, "MembershipView options") as MembershipOptions;
+    this.timeoutMs = o.timeoutMs ?? 3000;
+    this.probeEveryMs = o.probeEveryMs ?? 1000;
+    this.now = o.now ?? (() => performance.now());
+    this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  start(): void {
+    if (this.sub) return;
+    this.sub = this.nc.subscribe(this.names.workerHeartbeats, { callback: (_e, m) => this.onHeartbeat(m.data) });
+    this.lastCheckAt = this.now();
+    this.timer = setInterval(() => this.check(), this.probeEveryMs);
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    clearInterval(this.timer);
+  }
+
+  /** Members sorted by id. */
+  members(): MemberView[] {
+    const now = this.now();
+    return [...this.byId.values()]
+      .map((m) => ({ ...m.info, heartbeatAgeMs: Math.max(0, now - m.lastHeartbeatAt) }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  private onHeartbeat(data: Uint8Array): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder().decode(data));
+    } catch (e) {
+      return this.malformed(messageOf(e));
+    }
+    const decoded = WorkerInfoCodec.decode(value);
+    if (isLeft(decoded)) return this.malformed(describeErrors(decoded.left));
+    const info = decoded.right;
+    const now = this.now();
+    const known = this.byId.get(info.id);
+    if (this.gone.get(info.id) === incarnation(info)) return;
+    if (known && incarnation(known.info) !== incarnation(info)) {
+      // The same id restarted before its old process was found dead.
+      this.leave(known, "crashed");
+    }
+    if (info.leaving) {
+      const m = this.byId.get(info.id);
+      if (m) { m.info = info; this.leave(m, "left"); }
+      return;
+    }
+    const m = this.byId.get(info.id);
+    if (m) {
+      m.info = info;
+      m.lastHeartbeatAt = now;
+      m.noResponders = 0;
+      m.lags.push({ at: now, lagMs: info.lagMs });
+      while (m.lags.length > 0 && now - m.lags[0]!.at > 30_000) m.lags.shift();
+      return;
+    }
+    this.gone.delete(info.id);
+    this.byId.set(info.id, { info, lastHeartbeatAt: now, lags: [{ at: now, lagMs: info.lagMs }], probing: false, noResponders: 0 });
+    this.events.onJoin(info);
+  }
+
+  private malformed(reason: string): void {
+    if (!this.warned) this.log(`membership of job ${this.names.job}: ignoring a malformed heartbeat: ${reason}`);
+    this.warned = true;
+  }
+
+  private leave(m: Member, reason: LeaveReason): void {
+    if (this.byId.get(m.info.id) !== m) return;
+    this.byId.delete(m.info.id);
+    this.gone.set(m.info.id, incarnation(m.info));
+    this.events.onLeave(m.info, reason);
+  }
+
+  private check(): void {
+    const now = this.now();
+    const late = now - this.lastCheckAt > 2 * this.probeEveryMs;
+    this.lastCheckAt = now;
+    // This process itself stalled: heartbeats that arrived meanwhile wait behind this timer in the event
+    // loop. Judge nobody until they are read (next tick).
+    if (late) return;
+    for (const m of [...this.byId.values()]) {
+      const recentLag = Math.max(0, ...m.lags.map((l) => l.lagMs));
+      if (now - m.lastHeartbeatAt > Math.max(this.timeoutMs, 2 * recentLag)) {
+        this.leave(m, "missed-heartbeats");
+        continue;
+      }
+      if (!m.probing) void this.probe(m);
+    }
+  }
+
+  private async probe(m: Member): Promise<void> {
+    m.probing = true;
+    try {
+      await this.nc.request(this.names.workerPing(m.info.id), undefined, { timeout: Math.min(this.probeEveryMs, 1000) });
+      m.noResponders = 0;
+    } catch (e) {
+      // A timeout is no verdict (a hung worker still holds its subscriptions). "No responders" twice in a row,
+      // with no heartbeat between, is a crash: once alone could be its server restarting under it.
+      if ((e as { isNoResponders?: () => boolean }).isNoResponders?.() === true || /no responders/i.test(messageOf(e))) {
+        m.noResponders++;
+        if (m.noResponders >= 2) this.leave(m, "crashed");
+        else setTimeout(() => { if (!m.probing && this.byId.get(m.info.id) === m) void this.probe(m); }, Math.min(200, this.probeEveryMs / 4));
+      }
+    } finally {
+      m.probing = false;
+    }
+  }
+}
