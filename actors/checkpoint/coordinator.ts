@@ -43,6 +43,8 @@ export interface CoordinatorOptions {
   readonly inspect?: (event: unknown) => void;
   /** Runs the checkpoint timeout and the periodic schedule (default: real time). */
   readonly clock?: Clock;
+  /** Called between writing the metadata and moving `latest` (workers: the leader's fenced log append). */
+  readonly fence?: (checkpointId: number) => Promise<void>;
 }
 
 export interface CheckpointStats {
@@ -230,7 +232,8 @@ export class CheckpointCoordinator {
       subtasks: [...this.acks.values()],
     };
     try {
-      this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain);
+      const fence = this.o.fence;
+      this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain, fence ? () => fence(checkpointId) : undefined);
     } catch (e) {
       this.o.log(describeError(e));
       throw new Error(messageOf(e), { cause: e });

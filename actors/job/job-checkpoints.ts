@@ -28,6 +28,8 @@ export interface OpenCheckpointsOptions {
   readonly targets: () => readonly CheckpointTarget[];
   readonly log: (message: string) => void;
   readonly clock: Clock;
+  /** With workers: records each commit in the job log as leader, so a deposed leader cannot commit. */
+  readonly fence?: (checkpointId: number) => Promise<void>;
 }
 
 /** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
@@ -52,6 +54,7 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
       retain: job.checkpointsRetained,
       log: o.log,
       clock: o.clock,
+      ...(o.fence ? { fence: o.fence } : {}),
       ...(job.inspect ? { inspect: job.inspect } : {}),
     });
   }

@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jobMachine, jobStateOf, type JobState } from "./machine.ts";
-import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -21,26 +20,15 @@ import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { loadRestore, openCheckpoints, takeFinalCheckpoint } from "./job-checkpoints.ts";
-import { FailureLog, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
+import { FailureLog, jobStatusOf, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
-import { Subtask, type StateBackendRequest, type SubtaskDeps } from "../subtask/subtask.ts";
+import { Deployment, type DeploymentEvents } from "./deployment.ts";
+import type { SubtaskHandle } from "./subtask-handle.ts";
 
 export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
-
-export interface JobRunnerOptions {
-  /** Processing time (timers of user functions); a test may move it by hand. */
-  readonly clock?: Clock;
-  /**
-   * The job's own delays: restart delays, checkpoint timeouts and intervals, reconnect polls (default:
-   * real time). Apart from `clock`, so a test moving processing time by hand does not also hold up restarts.
-   */
-  readonly controlClock?: Clock;
-  readonly log?: (message: string) => void;
-  readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
-  /** Deletes the job's keyed state (for `--restore none`). */
-  readonly resetState?: () => Promise<void>;
-}
+export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
+import type { JobRunnerOptions } from "./job-runner-options.ts";
 
 const LATEST_CHECKPOINT_RETRY_MS = 500;
 
@@ -48,11 +36,12 @@ export class JobRunner {
   readonly names: JobNames;
   readonly actor: Actor<typeof jobMachine>;
   private attemptId = randomBytes(4).toString("hex");
-  private subtasks: Subtask[] = [];
+  private deployment: Deployment | undefined;
   private readonly deadLetters: DeadLetterPublisher;
   private controlSubs: Subscription[] = [];
   private readonly started = Date.now();
   private failure: unknown;
+  private abandoned = false;
   private readonly failures = new FailureLog();
   private readonly done: Promise<JobResult>;
   private readonly log: (message: string) => void;
@@ -93,7 +82,7 @@ export class JobRunner {
             for (const s of this.subtasks) if (s.isSource) s.requestStop();
           },
           reportDecision: ({ context }) => { if (context.decision?.restart === false) this.log(`not restarting: ${context.decision.reason}`); },
-          beginRestart: ({ context }) => this.beginRestart(context.outage, context.restarts - context.outageRestarts),
+          beginRestart: ({ context }) => this.beginRestart(context.outage, context.restarts - context.outageRestarts, context.rescaling),
         },
         actors: { prepareRestart: fromPromise(() => this.prepareRestart()) },
       }),
@@ -123,6 +112,8 @@ export class JobRunner {
     this.done.catch(() => {});
   }
 
+  private get subtasks(): readonly SubtaskHandle[] { return this.deployment?.subtasks ?? []; }
+
   get state(): JobState { return jobStateOf(this.actor.getSnapshot().value); }
   get attempt(): string { return this.attemptId; }
 
@@ -134,6 +125,7 @@ export class JobRunner {
     }
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, log: this.log, clock: this.controlClock,
+      ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
       targets: () => this.subtasks.filter((s) => !s.isTerminal),
     }));
     let lastState: JobState | undefined;
@@ -190,41 +182,50 @@ export class JobRunner {
     return this.done.catch(() => undefined);
   }
 
+  /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
+  abandon(): Promise<JobResult | undefined> {
+    this.abandoned = true;
+    return this.cancel();
+  }
+
+  /** A worker running some of the subtasks died: the job restarts from its last checkpoint without it. */
+  workerLost(error: WeirError): void {
+    this.onSubtaskFailed(undefined, error, "worker");
+  }
+
+  /** Workers joined or left: a fresh checkpoint, then the job restarts from it over the workers there are now. */
+  async rescale(cause: string): Promise<void> {
+    if (this.state !== "running") return;
+    await this.freshCheckpoint().catch((e) => this.log(`checkpoint before rescaling failed: ${messageOf(e)}`));
+    if (this.state === "running") this.actor.send({ type: "RESCALE", cause });
+  }
+
+  /** A checkpoint started now (after the one in flight, if any): what a rescale or a handover restarts from. */
+  async freshCheckpoint(): Promise<number | undefined> {
+    if (!this.coordinator) return undefined;
+    await this.coordinator.idle();
+    return this.coordinator.trigger("checkpoint");
+  }
+
   async triggerCheckpoint(): Promise<number> {
     if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, "checkpoints are off for this job: set checkpointIntervalMs");
     return this.coordinator.trigger("checkpoint");
   }
 
   status(): JobStatus {
-    const subtasks = this.subtasks.map((s) => s.status());
-    const sources = this.subtasks.filter((s) => s.isSource).map((s) => s.status());
-    const sinksOut = this.subtasks.filter((s) => s.vertex.outputs.length === 0).map((s) => s.status().recordsOut);
     const snap = this.actor.getSnapshot();
-    const c = snap.context;
-    return {
-      job: this.job.name,
-      state: jobStateOf(snap.value),
-      attempt: this.attemptId,
-      startedAt: new Date(this.started).toISOString(),
-      uptimeMs: Date.now() - this.started,
-      parallelism: this.job.parallelism,
-      recordsIn: sources.reduce((n, s) => n + s.recordsIn, 0),
-      recordsOut: sinksOut.reduce((n, x) => n + x, 0),
-      deadLetters: this.deadLetters.total,
-      ...(c.failure ? { failure: c.failure } : {}),
-      restarts: c.restarts,
-      restartStrategy: describeRestartStrategy(this.job.restartStrategy),
-      ...(c.nextRestartAt !== undefined && c.decision?.restart ? { nextRestartAt: new Date(c.nextRestartAt).toISOString(), nextRestartDelayMs: c.decision.delayMs } : {}),
-      failures: this.failures.list(),
+    return jobStatusOf({
+      job: this.job, state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
+      subtasks: this.subtasks, deadLetters: this.deadLetters.total, failures: this.failures.list(),
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
-      subtasks,
-    };
+      ...(this.options.cluster ? { workers: this.options.cluster.statusOfWorkers() } : {}),
+    });
   }
 
   /** Fails one subtask (scenario step "kill subtask"). */
   failSubtask(id: string, reason = `subtask ${id} killed on request`): boolean {
-    const s = this.subtasks.find((x) => x.id === id || `${x.vertex.name}#${x.index}` === id || x.vertex.nodes.some((n) => `${n.name}#${x.index}` === id || `${n.uid}#${x.index}` === id));
+    const s = this.deployment?.find(id);
     if (!s) return false;
     s.injectFailure(reason);
     return true;
@@ -232,44 +233,44 @@ export class JobRunner {
 
   private async deploy(): Promise<void> {
     try {
-      const deps: Omit<SubtaskDeps, "deadLetters"> = {
-        nc: this.nc,
-        names: this.names,
-        attempt: this.attemptId,
-        job: this.job,
-        graph: this.graph,
-        clock: this.clock,
-        createStateBackend: this.options.createStateBackend,
-        ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
-        ...(this.restore ? { restore: this.restore } : {}),
-        log: this.log,
+      const events: DeploymentEvents = {
         onFinished: () => this.actor.send({ type: "SUBTASK_FINISHED" }),
         onFailed: (s, e) => this.onSubtaskFailed(s, e),
-        onAck: (_s, snapshot, id) => this.coordinator?.ack(snapshot, id),
-        onDecline: (_s, id, reason) => this.coordinator?.decline(id, reason),
+        onAck: (snapshot, id) => this.coordinator?.ack(snapshot, id),
+        onDecline: (id, reason) => this.coordinator?.decline(id, reason),
         onInputFinished: (s) => this.onInputFinished(s),
         onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
       };
-      const subtasks: Subtask[] = [];
-      for (const v of this.graph.vertices) {
-        for (let i = 0; i < v.parallelism; i++) subtasks.push(new Subtask(v, i, { ...deps, deadLetters: this.deadLetters.forSubtask() }));
-      }
-      this.subtasks = subtasks;
-      for (const s of subtasks) s.setup();
-      await this.nc.flush();
-      // Downstream first, so their state is open before records arrive.
-      for (const s of [...subtasks].reverse()) await s.open();
-      if (this.state !== "deploying" && this.state !== "restarting") return;
-      for (const s of subtasks) if (!s.isSource) s.run();
-      await this.nc.flush();
-      for (const s of subtasks) if (s.isSource) s.run();
-      this.actor.send({ type: "DEPLOYED" });
+      const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id });
+      this.deployment?.close();
+      const deployment = new Deployment({
+        graph: this.graph,
+        deps: {
+          nc: this.nc,
+          names: this.names,
+          job: this.job,
+          graph: this.graph,
+          clock: this.clock,
+          createStateBackend: this.options.createStateBackend,
+          ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+          ...(this.restore ? { restore: this.restore } : {}),
+          log: this.log,
+        },
+        attempt: this.attemptId,
+        deadLetters: this.deadLetters,
+        events,
+        ...(remote ? { remote } : {}),
+      });
+      this.deployment = deployment;
+      this.attemptId = deployment.attempt;
+      const started = await deployment.start(() => this.state === "deploying" || this.state === "restarting");
+      if (started) this.actor.send({ type: "DEPLOYED" });
     } catch (e) {
       this.onSubtaskFailed(undefined, e);
     }
   }
 
-  private onSubtaskFailed(s: Subtask | undefined, e: unknown, what = "deployment"): void {
+  private onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment"): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
@@ -279,7 +280,7 @@ export class JobRunner {
   }
 
   /** A subtask's input ended (checkpoints on): include it in the running checkpoint, or take the final one. */
-  private onInputFinished(s: Subtask): void {
+  private onInputFinished(s: SubtaskHandle): void {
     const c = this.coordinator;
     if (!c) return;
     const pending = c.pendingBarrier();
@@ -308,10 +309,11 @@ export class JobRunner {
   }
 
   private cancelAll(): void {
-    for (const s of this.subtasks) s.cancel();
+    const cancelled = this.deployment?.cancel() ?? Promise.resolve();
     this.coordinator?.abortPending("the job is restarting or ending");
-    // Cancellation is synchronous for the subtasks' loops; let pending callbacks settle, then report.
-    setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() }));
+    // Cancellation is synchronous for the subtasks' loops (remote workers answer once theirs are);
+    // let pending callbacks settle, then report.
+    void cancelled.catch(() => {}).then(() => setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() })));
   }
 
   /**
@@ -354,23 +356,27 @@ export class JobRunner {
   }
 
   /** The machine's `beginRestart`: a new attempt from the checkpoint prepareRestart found. */
-  private beginRestart(outage: boolean, counted: number): void {
+  private beginRestart(outage: boolean, counted: number, rescale: string | undefined): void {
     this.attemptId = randomBytes(4).toString("hex");
     this.finalCheckpointStarted = false;
     this.failure = undefined;
     const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
-    this.log(outage
+    this.log(rescale !== undefined
+      ? `rescaling (${rescale}) from ${from}`
+      : outage
       ? `restarting after the NATS outage from ${from} (not counted against the restart strategy)`
       : `restarting (restart ${counted}, ${describeRestartStrategy(this.job.restartStrategy)}) from ${from}`);
   }
 
   /** A small summary (never the subtasks): written at state changes and every few seconds. */
   private recordLastStatus(): void {
+    if (this.abandoned) return;
     this.lastStatus.write(lastStatusOf(this.status()));
   }
 
   /** Tells whoever waits for the end (`weir stop`) how the job ended; cleanup() flushes it out. */
   private announceEnd(state: JobState, failure: string | undefined): void {
+    if (this.abandoned) return;
     const why = this.failure !== undefined ? describeError(this.failure) : failure;
     try {
       const end: JobEnded = { job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) };
@@ -384,7 +390,7 @@ export class JobRunner {
     this.recordLastStatus();
     await this.lastStatus.flush();
     await this.coordinator?.stop();
-    for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
+    this.deployment?.close();
     for (const sub of this.controlSubs) sub.unsubscribe();
     this.controlSubs = [];
     await this.deadLetters.flush().catch(() => {});

@@ -2,7 +2,10 @@
 // protocol's status reply), the result it ends with, its bounded list of failures, and the small summary
 // kept as its last known status.
 
-import type { JobState } from "./machine.ts";
+import type { JobMachineContext, JobState } from "./machine.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import type { SubtaskHandle } from "./subtask-handle.ts";
+import { describeRestartStrategy } from "./restart-strategy.ts";
 import type { CheckpointStats } from "../checkpoint/coordinator.ts";
 import type { LastStatus } from "./last-status.ts";
 import type { SubtaskStatus } from "../subtask/subtask.ts";
@@ -36,6 +39,21 @@ export interface JobStatus {
   readonly restoredFrom?: number;
   readonly checkpoints?: CheckpointStats;
   readonly subtasks: readonly SubtaskStatus[];
+  /** With workers (actors/worker/): every live worker, the epoch of the deployment, the last rebalances. */
+  readonly workers?: readonly WorkerSummary[];
+  readonly epoch?: number;
+  readonly rebalances?: ReadonlyArray<{ readonly at: string; readonly epoch: number; readonly cause: string }>;
+}
+
+/** One worker of a job, as `weir status` lists it (subtask ids as "<operator uid>#<index>"). */
+export interface WorkerSummary {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly leader: boolean;
+  readonly subtasks: readonly string[];
+  readonly heartbeatAgeMs: number;
+  readonly lagMs: number;
 }
 
 export interface JobResult {
@@ -66,5 +84,45 @@ export function lastStatusOf(s: JobStatus): Omit<LastStatus, "at" | "host" | "pi
     ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
     recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters,
     ...(s.checkpoints?.lastCompleted ? { lastCheckpoint: s.checkpoints.lastCompleted.id } : {}),
+  };
+}
+
+export interface StatusParts {
+  readonly job: ResolvedJobOptions;
+  readonly state: JobState;
+  readonly context: JobMachineContext;
+  readonly attempt: string;
+  readonly started: number;
+  readonly subtasks: readonly SubtaskHandle[];
+  readonly deadLetters: number;
+  readonly failures: readonly JobFailure[];
+  readonly restoredFrom?: number;
+  readonly checkpoints?: CheckpointStats;
+  readonly workers?: Record<string, unknown>;
+}
+
+/** The status object of a job runner: records in at the sources, out at the sinks. */
+export function jobStatusOf(p: StatusParts): JobStatus {
+  const subtasks = p.subtasks.map((s) => s.status());
+  const c = p.context;
+  return {
+    job: p.job.name,
+    state: p.state,
+    attempt: p.attempt,
+    startedAt: new Date(p.started).toISOString(),
+    uptimeMs: Date.now() - p.started,
+    parallelism: p.job.parallelism,
+    recordsIn: p.subtasks.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
+    recordsOut: p.subtasks.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
+    deadLetters: p.deadLetters,
+    ...(c.failure ? { failure: c.failure } : {}),
+    restarts: c.restarts,
+    restartStrategy: describeRestartStrategy(p.job.restartStrategy),
+    ...(c.nextRestartAt !== undefined && c.decision?.restart ? { nextRestartAt: new Date(c.nextRestartAt).toISOString(), nextRestartDelayMs: c.decision.delayMs } : {}),
+    failures: [...p.failures],
+    ...(p.restoredFrom !== undefined ? { restoredFrom: p.restoredFrom } : {}),
+    ...(p.checkpoints ? { checkpoints: p.checkpoints } : {}),
+    subtasks,
+    ...p.workers,
   };
 }

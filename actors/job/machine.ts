@@ -11,6 +11,8 @@
 //                            └─prepareRestart error──▶ failed
 //   deploying | running | stopping | restarting | failing.tearingDown ──CANCEL──▶ cancelling ──ALL_TERMINATED──▶ cancelled
 //   failing.waitingToRestart | failing.preparingRestart ──CANCEL──▶ cancelled   (nothing left to tear down)
+//   running ──RESCALE──▶ failing.tearingDown   (workers joined or left: the same path as a restart, at once,
+//                                              from the checkpoint taken just before, not counted as a restart)
 //
 // The restart policy is decided here, once per failure of the job, by the pure decideRestart
 // (actors/job/restart-strategy.ts): further subtasks failing while the job is torn down are the same
@@ -46,6 +48,9 @@ export interface JobMachineContext extends JobMachineInput {
   outage: boolean;
   /** While waiting for the restart delay: when it ends. */
   nextRestartAt?: number;
+  /** The teardown under way is a rescale (workers joined or left), with its cause. */
+  rescaling?: string;
+  rescales: number;
 }
 
 export type JobEvent =
@@ -55,7 +60,8 @@ export type JobEvent =
   | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean }
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
-  | { type: "ALL_TERMINATED"; at: number };
+  | { type: "ALL_TERMINATED"; at: number }
+  | { type: "RESCALE"; cause: string };
 
 export const JobStates = ["created", "deploying", "running", "stopping", "failing", "restarting", "cancelling", "finished", "stopped", "failed", "cancelled"] as const;
 export type JobState = (typeof JobStates)[number];
@@ -94,6 +100,9 @@ export const jobMachine = setup({
           : decideRestart(context.strategy, context.history, event.at, context.random);
       return { decision, history: decision.history, outage: event.outage };
     }),
+    decideRescale: assign(({ context, event }) => (event.type === "RESCALE"
+      ? { decision: { restart: true, delayMs: 0, history: context.history } as RestartDecision, outage: false, rescaling: event.cause }
+      : {})),
     scheduleRestart: assign({
       nextRestartAt: ({ context, event }) => (event.type === "ALL_TERMINATED" && context.decision?.restart ? event.at + context.decision.delayMs : undefined),
     }),
@@ -101,8 +110,10 @@ export const jobMachine = setup({
     resetForRestart: assign({
       finished: () => 0,
       failure: () => undefined,
-      restarts: ({ context }) => context.restarts + 1,
-      outageRestarts: ({ context }) => context.outageRestarts + (context.outage ? 1 : 0),
+      restarts: ({ context }) => context.restarts + (context.rescaling ? 0 : 1),
+      outageRestarts: ({ context }) => context.outageRestarts + (context.outage && !context.rescaling ? 1 : 0),
+      rescales: ({ context }) => context.rescales + (context.rescaling ? 1 : 0),
+      rescaling: () => undefined,
     }),
   },
   actors: {
@@ -118,7 +129,7 @@ export const jobMachine = setup({
   },
 }).createMachine({
   id: "job",
-  context: ({ input }) => ({ ...input, finished: 0, restarts: 0, outageRestarts: 0, history: NO_HISTORY, outage: false }),
+  context: ({ input }) => ({ ...input, finished: 0, restarts: 0, outageRestarts: 0, rescales: 0, history: NO_HISTORY, outage: false }),
   initial: "created",
   states: {
     created: { on: { DEPLOY: { target: "deploying", actions: "deploy" } } },
@@ -137,6 +148,7 @@ export const jobMachine = setup({
         ],
         STOP: { target: "stopping", actions: { type: "stopSources", params: ({ event }) => ({ savepoint: event.savepoint }) } },
         SUBTASK_FAILED: failed,
+        RESCALE: { target: "failing", actions: ["decideRescale", "cancelAll"] },
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
     },

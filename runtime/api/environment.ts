@@ -16,7 +16,11 @@ import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "
 import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
 import { CacheStore } from "../cache/store.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
-import { JobRunner, type JobResult, type JobStatus } from "../../actors/job/job-runner.ts";
+import { JobRunner, type JobResult, type JobRunnerOptions, type JobStatus } from "../../actors/job/job-runner.ts";
+import { JobWorker } from "../../actors/worker/job-worker.ts";
+
+/** A job this environment runs: in this process alone (JobRunner) or as one of its workers (JobWorker). */
+type RunningJob = Pick<JobRunner, "start" | "stop" | "cancel" | "status" | "result" | "triggerCheckpoint">;
 import type { Clock } from "../core/clock.ts";
 import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
 import { collectSink } from "../sinks/collect.ts";
@@ -55,7 +59,7 @@ export class StreamEnvironment implements StreamHost {
   readonly graph = new StreamGraph();
   readonly options: ResolvedJobOptions;
   private nc: NatsConnection | undefined;
-  private readonly running = new Set<JobRunner>();
+  private readonly running = new Set<RunningJob>();
   /** Sinks with a smaller id ran in an earlier execution. */
   private firstSink = 0;
   /** Cached streams written by a finished execution, by cache node id. */
@@ -142,12 +146,26 @@ export class StreamEnvironment implements StreamHost {
   }
 
   async executeAsync(): Promise<JobClient> {
+    return this.launch((graph, nc, options) => new JobRunner(graph, this.options, nc, options));
+  }
+
+  /**
+   * Runs this process as one worker of the job (as `weir run` does): with other workers of the same job
+   * name on the same NATS, the subtasks are spread over all of them and one leads (actors/worker/).
+   */
+  async executeAsWorker(): Promise<JobClient & { readonly workerId: string }> {
+    let worker: JobWorker | undefined;
+    const client = await this.launch((graph, nc, options) => (worker = new JobWorker(graph, this.options, nc, options)));
+    return { ...client, workerId: worker!.id };
+  }
+
+  private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions) => RunningJob): Promise<JobClient> {
     const plan = this.plan();
     const graph = this.build(plan);
     this.firstSink = this.graph.nodes.length;
     for (const w of plan.writes) this.invalidated.delete(w.cache.id);
     const nc = await this.connection();
-    const runner = new JobRunner(graph, this.options, nc, {
+    const runner = create(graph, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
       createStateBackend: (request) => this.createStateBackend(nc, request),

@@ -70,11 +70,12 @@ export class CheckpointStore {
    * `latest` keeps the newest `retain` checkpoints' ids; the ones that drop out are deleted by
    * `deleteExpired`.
    */
-  async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY): Promise<number> {
+  async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY, beforePointer?: () => Promise<void>): Promise<number> {
     const text = JSON.stringify(m);
     const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
     for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
     await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
+    await beforePointer?.();
     const before = await this.retainedBefore(expectedRevision);
     const all = m.kind === "checkpoint" ? [...before, m.id] : [...before];
     const keep = Math.max(0, all.length - retain);

@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { describeError } from "../core/errors.ts";
 import { isPositiveInt } from "../core/validation.ts";
-import { runCommand } from "./commands/run.ts";
+import { runCommand, type RunFlags } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";
 
@@ -45,9 +45,25 @@ program.command("run")
   })
   .option("--checkpoint-interval <ms>", "checkpoint every <ms> (0: off)", nonNegativeInt("--checkpoint-interval"))
   .addOption(new Option("--state-backend <kind>", "where keyed state lives").choices(["jetstream-kv", "heap"]))
+  .option("--workers <n>", "start N local worker processes of the job and supervise them", positiveInt("--workers"))
   .option("--plan", "print the job graph (chains, parallelism, edges) and exit")
   .option("--quiet", "no progress line and no summary")
-  .action(action((job: string, flags) => runCommand(job, flags)));
+  .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
+    if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
+    const { superviseWorkers } = await import("./commands/workers.ts");
+    return superviseWorkers(flags.workers, withoutWorkersFlag(process.argv.slice(process.argv.indexOf("run") + 1)));
+  }));
+
+/** The `weir run` arguments as given, without `--workers N` (each worker is one process). */
+function withoutWorkersFlag(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--workers") { i++; continue; }
+    if (args[i]!.startsWith("--workers=")) continue;
+    out.push(args[i]!);
+  }
+  return out;
+}
 
 program.command("status")
   .description("running jobs, their subtasks and actor states")

@@ -29,6 +29,8 @@ export interface LeaseEvents {
   onElected(epoch: number): void;
   onDeposed(reason: string): void;
   onLeaderSeen?(leader: string, epoch: number): void;
+  /** Every record another worker appended, as it is seen (a follower learns of deployments that leave it out). */
+  onRecord?(record: JobLogRecord, seq: number): void;
 }
 
 interface Held { seq: number; sentAt: number }
@@ -107,6 +109,18 @@ export class LeaderLease {
     if (record.epoch < this.seenEpoch) throw new WeirError(ErrorCode.InvalidOption, `appendAsLeader: record.epoch ${record.epoch} is below the current epoch ${this.seenEpoch}`);
     if (this.stopped || !this.held) return false;
     return this.enqueue(() => this.fencedAppend(record, true));
+  }
+
+  /**
+   * The leader's connection is gone (a request to it found no responders): its lease need not run out
+   * before another worker tries; the append is fenced all the same, so a leader still alive loses nothing
+   * but its lease.
+   */
+  leaderGone(leader: string): void {
+    if (this.stopped || this.held || this.seenLeader !== leader) return;
+    this.lastChangeAt = this.now() - this.leaseMs;
+    clearTimeout(this.timer);
+    this.schedule(0);
   }
 
   /** Test hook: simulate a frozen process, which neither renews nor observes (appendAsLeader still tries). */
@@ -239,6 +253,7 @@ export class LeaderLease {
     this.lastSeenSeq = seq;
     this.lastChangeAt = this.now();
     if (record.epoch >= this.seenEpoch) this.seenEpoch = record.epoch;
+    if (record.leader !== this.workerId) this.events.onRecord?.(record, seq);
     if (this.held && record.leader !== this.workerId) {
       this.depose(`worker "${record.leader}" appended to the job log at epoch ${record.epoch}`);
     }

@@ -62,6 +62,8 @@ export class JobNames {
   get workerHeartbeats(): string { return `weir.${this.job}.workers.hb`; }
   /** Subject prefix of requests to one worker. */
   workerInbox(workerId: string): string { return `weir.${this.job}.w.${assertToken("worker id", workerId)}`; }
+  /** What the workers' subtasks report to the leading worker (acks, failures, status). */
+  get leaderReports(): string { return `weir.${this.job}.leader.reports`; }
   /** A worker answers here while its connection is alive: "no responders" means it is gone. */
   workerPing(workerId: string): string { return `${this.workerInbox(workerId)}.ping`; }
 }

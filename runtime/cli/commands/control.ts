@@ -57,7 +57,21 @@ export function formatStatus(s: JobStatus): string {
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [head, restarts, `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+  return [head, restarts, ...formatWorkers(s), `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+}
+
+interface WorkerLine { id: string; host: string; pid: number; leader: boolean; subtasks: readonly string[]; heartbeatAgeMs?: number; lagMs?: number }
+
+/** With workers (actors/worker/): the epoch, each worker, and the rebalances with their causes. */
+function formatWorkers(s: JobStatus): string[] {
+  const w = s as JobStatus & { workers?: readonly WorkerLine[]; epoch?: number; rebalances?: ReadonlyArray<{ at: string; epoch: number; cause: string }> };
+  if (!w.workers || w.workers.length === 0) return [];
+  const lines = [`  epoch ${w.epoch ?? "-"}, ${w.workers.length} worker(s):`];
+  for (const x of w.workers) {
+    lines.push(`    ${x.leader ? "*" : " "} ${x.id} (${x.host} pid ${x.pid}) ${x.subtasks.length} subtasks, heartbeat ${x.heartbeatAgeMs ?? 0} ms ago, event-loop lag ${x.lagMs ?? 0} ms`);
+  }
+  for (const r of (w.rebalances ?? []).slice(-5)) lines.push(`    epoch ${r.epoch} at ${r.at}: ${r.cause}`);
+  return lines;
 }
 
 /** "1.0k entries 210 KiB, 95% hits (12.3k/650)": the keyed state cache of a subtask. */

@@ -31,7 +31,8 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
   }
-  const client = await env.executeAsync();
+  // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
+  const client = await env.executeAsWorker();
   const progress = new ProgressReporter(() => client.status());
   if (!flags.quiet) {
     process.stderr.write(`weir: running ${client.jobName} (parallelism ${env.options.parallelism}, state ${env.options.stateBackend})\n`);

@@ -1,0 +1,113 @@
+// One deployment of a job's subtasks: where each runs (all in this process, or spread over the job's
+// workers by the cluster's placement), and the phases every subtask goes through before records flow:
+// subscribe everywhere, open (restore) downstream first, run the non-sources, then the sources. A
+// deployment is one attempt (one epoch, with workers): its subjects are its own, so nothing of an
+// earlier attempt reaches it.
+
+import type { SubtaskDeps } from "../subtask/subtask.ts";
+import { Subtask } from "../subtask/subtask.ts";
+import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import type { SubtaskHandle } from "./subtask-handle.ts";
+
+/** What the job coordinator hears from its subtasks, wherever they run. */
+export interface DeploymentEvents {
+  onFinished(s: SubtaskHandle): void;
+  onFailed(s: SubtaskHandle | undefined, error: unknown): void;
+  onAck(snapshot: SubtaskSnapshot, checkpointId: number): void;
+  onDecline(checkpointId: number, reason: string): void;
+  onInputFinished(s: SubtaskHandle): void;
+  onDirtyBudgetExceeded(): void;
+}
+
+/** The subtasks of a deployment that run elsewhere, and how to drive them (actors/worker/cluster-deployment.ts). */
+export interface RemotePart {
+  readonly attempt: string;
+  /** Ids of the subtasks this process runs itself. */
+  readonly local: ReadonlySet<string>;
+  readonly handles: readonly SubtaskHandle[];
+  /** Every remote worker sets up and opens its subtasks; rejects naming the worker that could not. */
+  open(): Promise<void>;
+  run(sources: boolean): Promise<void>;
+  /** Cancels the remote subtasks; resolves once each worker answered or is gone. */
+  cancel(): Promise<void>;
+  close(): void;
+}
+
+export interface DeploymentOptions {
+  readonly graph: JobGraph;
+  /** Subtask deps except the attempt, the callbacks and the dead-letter view. */
+  readonly deps: Omit<SubtaskDeps, "attempt" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
+  readonly attempt: string;
+  readonly deadLetters: DeadLetterPublisher;
+  readonly events: DeploymentEvents;
+  readonly remote?: RemotePart;
+}
+
+export class Deployment {
+  readonly subtasks: readonly SubtaskHandle[];
+  private readonly local: Subtask[] = [];
+  readonly attempt: string;
+
+  constructor(private readonly o: DeploymentOptions) {
+    this.attempt = o.remote?.attempt ?? o.attempt;
+    const e = o.events;
+    const deps: Omit<SubtaskDeps, "deadLetters"> = {
+      ...o.deps,
+      attempt: this.attempt,
+      onFinished: (s) => e.onFinished(s),
+      onFailed: (s, err) => e.onFailed(s, err),
+      onAck: (_s, snapshot, id) => e.onAck(snapshot, id),
+      onDecline: (_s, id, reason) => e.onDecline(id, reason),
+      onInputFinished: (s) => e.onInputFinished(s),
+      onDirtyBudgetExceeded: () => e.onDirtyBudgetExceeded(),
+    };
+    for (const v of o.graph.vertices) {
+      for (let i = 0; i < v.parallelism; i++) {
+        if (o.remote && !o.remote.local.has(`${v.uid}#${i}`)) continue;
+        this.local.push(new Subtask(v, i, { ...deps, deadLetters: o.deadLetters.forSubtask() }));
+      }
+    }
+    this.subtasks = [...this.local, ...(o.remote?.handles ?? [])];
+  }
+
+  get localSubtasks(): readonly Subtask[] { return this.local; }
+
+  /** Resolves once every subtask runs; `stillWanted` false (cancelled meanwhile) stops before running. */
+  async start(stillWanted: () => boolean): Promise<boolean> {
+    const { nc } = this.o.deps;
+    for (const s of this.local) s.setup();
+    await nc.flush();
+    await this.o.remote?.open();
+    // Downstream first, so their state is open before records arrive.
+    for (const s of [...this.local].reverse()) await s.open();
+    if (!stillWanted()) return false;
+    for (const s of this.local) if (!s.isSource) s.run();
+    await this.o.remote?.run(false);
+    await nc.flush();
+    for (const s of this.local) if (s.isSource) s.run();
+    await this.o.remote?.run(true);
+    return true;
+  }
+
+  /** Cancels every subtask; resolves once the remote ones answered (local cancellation is synchronous). */
+  async cancel(): Promise<void> {
+    for (const s of this.subtasks) s.cancel();
+    await this.o.remote?.cancel();
+  }
+
+  close(): void {
+    for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
+    this.o.remote?.close();
+  }
+
+  find(id: string): SubtaskHandle | undefined {
+    return this.subtasks.find((x) => x.id === id || `${x.vertex.name}#${x.index}` === id || x.vertex.nodes.some((n) => `${n.name}#${x.index}` === id || `${n.uid}#${x.index}` === id));
+  }
+}
+
+export function remoteFailure(worker: string, what: string, error: string): WeirError {
+  return new WeirError(ErrorCode.Transport, `worker ${worker} could not ${what}: ${error}`);
+}

@@ -1,0 +1,34 @@
+// What a job runner is given: clocks, logging, the state backend factory and, when the job is spread over
+// workers, the cluster's hooks (actors/worker/leader-side.ts provides them).
+
+import type { KeyedStateBackend } from "../../state/contracts.ts";
+import type { Clock } from "../../runtime/core/clock.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { StateBackendRequest } from "../subtask/subtask.ts";
+import type { DeploymentEvents, RemotePart } from "./deployment.ts";
+
+export interface JobRunnerOptions {
+  /** Processing time (timers of user functions); a test may move it by hand. */
+  readonly clock?: Clock;
+  /**
+   * The job's own delays: restart delays, checkpoint timeouts and intervals, reconnect polls (default:
+   * real time). Apart from `clock`, so a test moving processing time by hand does not also hold up restarts.
+   */
+  readonly controlClock?: Clock;
+  readonly log?: (message: string) => void;
+  readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
+  /** Deletes the job's keyed state (for `--restore none`). */
+  readonly resetState?: () => Promise<void>;
+  /** With several workers: places each deployment over them (actors/worker/). Absent: all subtasks here. */
+  readonly cluster?: ClusterHooks;
+}
+
+/** What the job coordinator asks of the cluster when it leads a job spread over workers. */
+export interface ClusterHooks {
+  /** Places the subtasks for a new deployment (a new epoch, recorded in the job log) and reaches the remote ones. */
+  deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined }): Promise<RemotePart>;
+  /** Records a checkpoint's commit as leader (fenced): rejects once another worker leads. */
+  fenceCommit(checkpointId: number): Promise<void>;
+  /** What the status adds about the workers (`workers`, `epoch`, rebalances). */
+  statusOfWorkers(): Record<string, unknown>;
+}

@@ -1,0 +1,123 @@
+// The leader's side of a deployment spread over workers: places the subtasks (runtime/cluster/placement.ts),
+// records the placement with a new epoch in the job log (a fenced append: a deposed leader cannot
+// deploy), and drives the remote workers' subtasks through their commands, routing their reports of this
+// epoch to the job coordinator.
+
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { messageOf } from "../../runtime/core/errors.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import { placeSubtasks } from "../../runtime/cluster/placement.ts";
+import type { SubtaskStatus } from "../subtask/status.ts";
+import { remoteFailure, type DeploymentEvents, type RemotePart } from "../job/deployment.ts";
+import { decodeCommandReply, decodeReport, encodeMessage, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import { RemoteSubtask, RemoteWorker } from "./remote-subtask.ts";
+
+/** Deploy and run wait this long for a worker's answer (opening restores state: it may take a while). */
+const OPEN_TIMEOUT_MS = 120_000;
+const CANCEL_TIMEOUT_MS = 5_000;
+
+export interface ClusterDeploymentOptions {
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly workerId: string;
+  /** The workers to place on (members alive now, this one included). */
+  readonly workers: () => readonly string[];
+  /** Appends the deployment to the job log as leader; resolves its epoch, rejects when deposed. */
+  readonly record: (assignment: Record<string, string[]>, restoreId: number | undefined) => Promise<number>;
+  readonly log: (message: string) => void;
+}
+
+export class ClusterDeployer {
+  /** Where each subtask ran in the last deployment, so a placement keeps it there (warm caches). */
+  private previous = new Map<string, string>();
+  private lastAssignment: ReadonlyMap<string, readonly string[]> = new Map();
+  private lastWorkers: readonly string[] = [];
+
+  constructor(private readonly o: ClusterDeploymentOptions) {}
+
+  /** Subtask ids per worker in the current deployment. */
+  get assignment(): ReadonlyMap<string, readonly string[]> { return this.lastAssignment; }
+  /** The workers the current deployment was placed over (some may run nothing). */
+  get placedOver(): readonly string[] { return this.lastWorkers; }
+
+  async deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined }): Promise<RemotePart> {
+    const { graph, events, restoreId } = request;
+    const workers = [...new Set([this.o.workerId, ...this.o.workers()])].sort();
+    const placed = placeSubtasks(graph.vertices.map((v) => ({ uid: v.uid, name: v.name, parallelism: v.parallelism })), workers, this.previous);
+    const assignment: Record<string, string[]> = Object.fromEntries([...placed].filter(([, ids]) => ids.length > 0));
+    const epoch = await this.o.record(assignment, restoreId);
+    this.previous = new Map(Object.entries(assignment).flatMap(([w, ids]) => ids.map((id) => [id, w] as const)));
+    this.lastAssignment = new Map(Object.entries(assignment));
+    this.lastWorkers = workers;
+    const local = new Set(assignment[this.o.workerId] ?? []);
+    const remoteWorkers = new Map<string, RemoteWorker>();
+    const handles = new Map<string, RemoteSubtask>();
+    for (const [w, ids] of Object.entries(assignment)) {
+      if (w === this.o.workerId) continue;
+      const rw = new RemoteWorker(w, epoch, (c) => this.send(w, c));
+      remoteWorkers.set(w, rw);
+      for (const id of ids) {
+        const hash = id.lastIndexOf("#");
+        const vertex = graph.vertices.find((v) => v.uid === id.slice(0, hash))!;
+        handles.set(id, new RemoteSubtask(vertex, Number(id.slice(hash + 1)), rw));
+      }
+    }
+    const sub = this.routeReports(epoch, handles, events);
+    const all = async (what: string, command: (w: string) => WorkerCommand, timeoutMs: number, tolerateGone = false) => {
+      await Promise.all([...remoteWorkers.keys()].map(async (w) => {
+        try {
+          const reply = decodeCommandReply((await this.o.nc.request(`${this.o.names.workerInbox(w)}.cmd`, encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
+          if (!reply.ok) throw remoteFailure(w, what, reply.error ?? "refused");
+        } catch (e) {
+          if (tolerateGone) return;
+          throw remoteFailure(w, what, messageOf(e));
+        }
+      }));
+    };
+    return {
+      attempt: `e${epoch}`,
+      local,
+      handles: [...handles.values()],
+      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null }), OPEN_TIMEOUT_MS),
+      run: (sources) => all(sources ? "run its sources" : "run its subtasks", () => ({ kind: "run", epoch, sources }), OPEN_TIMEOUT_MS),
+      cancel: () => all("cancel", () => ({ kind: "cancel", epoch }), CANCEL_TIMEOUT_MS, true),
+      close: () => sub.unsubscribe(),
+    };
+  }
+
+  private send(worker: string, command: WorkerCommand): void {
+    try {
+      this.o.nc.publish(`${this.o.names.workerInbox(worker)}.cmd`, encodeMessage(command));
+    } catch { /* closed: the job is ending */ }
+  }
+
+  private routeReports(epoch: number, handles: ReadonlyMap<string, RemoteSubtask>, events: DeploymentEvents): Subscription {
+    return this.o.nc.subscribe(this.o.names.leaderReports, {
+      callback: (err, msg) => {
+        if (err) return;
+        let r: WorkerReport;
+        try {
+          r = decodeReport(msg.data, `report on ${this.o.names.leaderReports}`);
+        } catch (e) {
+          this.o.log(messageOf(e));
+          return;
+        }
+        if (r.epoch !== epoch) return;
+        const h = "subtask" in r ? handles.get(r.subtask) : undefined;
+        switch (r.kind) {
+          case "ack": events.onAck(r.snapshot as unknown as SubtaskSnapshot, r.checkpointId); break;
+          case "decline": events.onDecline(r.checkpointId, r.reason); break;
+          case "failed": h?.markTerminal(); events.onFailed(h, new Error(`${r.subtask} on worker ${r.worker}: ${r.error}`)); break;
+          case "finished": if (h && !h.isTerminal) { h.markTerminal(); events.onFinished(h); } break;
+          case "input-finished": if (h) { h.markInputFinished(); events.onInputFinished(h); } break;
+          case "dirty-budget": events.onDirtyBudgetExceeded(); break;
+          case "status":
+            for (const st of r.subtasks) handles.get(st.id)?.updateStatus(st as unknown as SubtaskStatus);
+            break;
+        }
+      },
+    });
+  }
+}

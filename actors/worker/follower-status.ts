@@ -1,0 +1,33 @@
+// What a worker that does not lead can say about the job: the subtasks it runs and who leads. The whole
+// job's status (every worker, checkpoints, restarts) is the leader's: `weir status <job>` asks the leader.
+
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { describeRestartStrategy } from "../job/restart-strategy.ts";
+import type { JobStatus } from "../job/job-status.ts";
+import type { WorkerHost } from "./worker-host.ts";
+import type { WorkerSummary } from "./leader-side.ts";
+
+export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: WorkerHost; worker: string; leader: string | undefined }):
+  JobStatus & { workers: readonly WorkerSummary[]; epoch: number; worker: string; leader?: string } {
+  const subtasks = o.host.running.map((s) => s.status());
+  const running = o.host.running.some((s) => !s.isTerminal);
+  return {
+    job: o.job.name,
+    state: running ? "running" : "deploying",
+    attempt: `e${o.host.currentEpoch}`,
+    startedAt: new Date(o.started).toISOString(),
+    uptimeMs: Date.now() - o.started,
+    parallelism: o.job.parallelism,
+    recordsIn: o.host.running.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
+    recordsOut: o.host.running.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
+    deadLetters: subtasks.reduce((n, s) => n + s.deadLetters, 0),
+    restarts: 0,
+    restartStrategy: describeRestartStrategy(o.job.restartStrategy),
+    failures: [],
+    subtasks,
+    workers: [],
+    epoch: o.host.currentEpoch,
+    worker: o.worker,
+    ...(o.leader ? { leader: o.leader } : {}),
+  };
+}

@@ -1,0 +1,251 @@
+// One worker of a job: every `weir run` process (or program calling executeAsWorker) connected to the
+// same NATS with the same job name. It publishes heartbeats, competes for the job's lease, and either
+// leads (runs the job and checkpoint coordinators, places subtasks over the workers, detects workers that
+// die, join or leave) or follows (runs the subtasks the leader deployed on it). Its lifecycle is
+// actors/worker/machine.ts; this class performs the effects.
+
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { createActor, type Actor } from "xstate";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { JobNames } from "../../runtime/core/names.ts";
+import { describeError, messageOf } from "../../runtime/core/errors.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { JobLog } from "../../runtime/cluster/job-log.ts";
+import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
+import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
+import { type JobResult, type JobRunnerOptions, type JobStatus } from "../job/job-runner.ts";
+import { JobEnded, decodeMessage } from "../job/control-protocol.ts";
+import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
+import { loadRestore } from "../job/job-checkpoints.ts";
+import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { workerMachine, type WorkerState } from "./machine.ts";
+import { WorkerHost } from "./worker-host.ts";
+import { LeaderSide, type WorkerSummary } from "./leader-side.ts";
+import { followerStatus } from "./follower-status.ts";
+
+/** A leader silent this long has lost its lease (another worker may take it). */
+export const LEASE_MS = 3000;
+/** How often a follower asks the leader whether it is alive (a dead one gives "no responders" at once). */
+const LEADER_PROBE_MS = 500;
+/** A follower leaving waits this long for the leader to take its subtasks away. */
+const LEAVE_TIMEOUT_MS = 15_000;
+
+export type WorkerStatus = JobStatus & { readonly workers: readonly WorkerSummary[]; readonly epoch: number; readonly worker: string; readonly leader?: string };
+
+export class JobWorker {
+  readonly id: string;
+  readonly names: JobNames;
+  readonly actor: Actor<typeof workerMachine>;
+  private log!: JobLog;
+  private lease!: LeaderLease;
+  private heartbeat!: WorkerHeartbeat;
+  private host!: WorkerHost;
+  private leading: LeaderSide | undefined;
+  private readonly deadLetters: DeadLetterPublisher;
+  private endedSub: Subscription | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private leaderSeenAt = performance.now();
+  private readonly started = Date.now();
+  /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
+  private incarnation = Date.now();
+  private readonly say: (message: string) => void;
+  private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
+  private readonly done: Promise<JobResult>;
+  /** Resolves once this worker runs its part of the job (leading: the job runs; following: deployed). */
+  private ready!: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+
+  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions) {
+    this.names = new JobNames(job.name);
+    this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
+    this.say = options.log ?? ((m) => process.stderr.write(`[weir ${job.name} ${this.id}] ${m}\n`));
+    this.deadLetters = new DeadLetterPublisher(nc, this.names, this.say);
+    this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
+    this.done.catch(() => {});
+    const ready: Partial<JobWorker["ready"]> = {};
+    ready.promise = new Promise<void>((resolve, reject) => { ready.resolve = resolve; ready.reject = reject; });
+    ready.promise.catch(() => {});
+    this.ready = ready as JobWorker["ready"];
+    this.actor = createActor(workerMachine.provide({
+      actions: {
+        lead: () => this.lead(),
+        abdicate: (_, p) => this.abdicate(p.reason),
+        fence: (_, p) => this.host.cancelAll(p.reason),
+        leave: () => { void this.leave(); },
+      },
+    }), { id: `worker:${this.id}`, input: { worker: this.id } });
+  }
+
+  get state(): WorkerState { return this.actor.getSnapshot().value as WorkerState; }
+  get isLeader(): boolean { return this.state === "leading"; }
+
+  async start(): Promise<void> {
+    this.log = await JobLog.open(this.nc, this.names);
+    this.host = new WorkerHost({
+      workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
+      deps: {
+        nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? { now: () => Date.now(), setTimeout, clearTimeout } as never,
+        createStateBackend: this.options.createStateBackend, log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+      },
+      loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),
+      fenced: () => this.leaderIsFresh(),
+      onDeployed: () => this.ready.resolve(),
+    });
+    this.host.start();
+    this.endedSub = this.nc.subscribe(this.names.ended, { callback: (err, msg) => { if (!err) this.onJobEnded(msg.data); } });
+    this.heartbeat = new WorkerHeartbeat(this.nc, this.names, () => ({
+      id: this.id, host: hostname(), pid: process.pid, startedAt: new Date(this.incarnation).toISOString(),
+      epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id),
+    }));
+    this.heartbeat.start();
+    this.lease = new LeaderLease(this.log, this.id, { leaseMs: LEASE_MS }, {
+      onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
+      onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
+      onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
+      onRecord: (record) => {
+        this.leaderSeenAt = performance.now();
+        if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) this.supersede(record.epoch);
+      },
+    });
+    this.actor.start();
+    this.lease.start();
+    this.probeTimer = setInterval(() => this.watchLeader(), LEADER_PROBE_MS);
+    this.probeTimer.unref();
+    // A worker that finds a leader follows it; one that finds none takes the lease within a moment.
+    this.actor.send({ type: "JOINED" });
+    void this.done.then(() => this.ready.resolve(), (e) => this.ready.reject(e));
+    await this.ready.promise;
+  }
+
+  result(): Promise<JobResult> { return this.done; }
+
+  /**
+   * SIGTERM or stop(): the only worker stops the job gracefully (final checkpoint); one of several leaves,
+   * and the others continue the job from a checkpoint without it.
+   */
+  async stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
+    if (this.leading && this.leading.members().filter((w) => w !== this.id).length === 0) return this.leading.runner.stop(options).then((r) => r);
+    this.actor.send({ type: "LEAVE" });
+    return this.done;
+  }
+
+  async cancel(): Promise<JobResult | undefined> {
+    if (this.leading) return this.leading.runner.cancel();
+    this.actor.send({ type: "LEAVE" });
+    return this.done.catch(() => undefined);
+  }
+
+  async triggerCheckpoint(): Promise<number> {
+    if (!this.leading) throw new Error(`worker ${this.id} does not lead job ${this.job.name}: trigger checkpoints with weir on the leader`);
+    return this.leading.runner.triggerCheckpoint();
+  }
+
+  status(): WorkerStatus {
+    if (this.leading) return this.leading.runner.status() as WorkerStatus;
+    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease.leader });
+  }
+
+  /**
+   * A deployment without this worker: what it runs belongs to an older epoch (it was cut off, or frozen,
+   * and declared gone). It stops them, and comes back as a new incarnation, which the leader places anew.
+   */
+  private supersede(epoch: number): void {
+    if (!this.host.running.some((s) => !s.isTerminal)) return;
+    this.actor.send({ type: "FENCED", reason: `epoch ${epoch} was deployed without this worker` });
+    this.incarnation = Date.now();
+  }
+
+  private leaderIsFresh(): boolean {
+    return this.isLeader || performance.now() - this.leaderSeenAt <= LEASE_MS;
+  }
+
+  /** Followers: no word from the leader for a lease → stop writing; a leader gone for good → take over. */
+  private watchLeader(): void {
+    if (this.state !== "following") return;
+    if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) {
+      this.actor.send({ type: "FENCED", reason: `no word from the leader for ${LEASE_MS} ms` });
+      this.incarnation = Date.now();
+    }
+    const leader = this.lease.leader;
+    if (!leader || leader === this.id) return;
+    this.nc.request(`${this.names.workerInbox(leader)}.ping`, "", { timeout: LEADER_PROBE_MS * 2 }).then(
+      () => { this.leaderSeenAt = performance.now(); },
+      (e: unknown) => { if (/no responders/i.test(messageOf(e))) this.lease.leaderGone(leader); },
+    );
+  }
+
+  private lead(): void {
+    this.host.cancelAll("this worker leads now and deploys anew");
+    const side = new LeaderSide({
+      nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options,
+    });
+    this.leading = side;
+    // A deposed leader's runner ends too (cancelled): that is not the job's end.
+    side.start().then(
+      () => {
+        this.ready.resolve();
+        return side.runner.result().then((r) => { if (this.leading === side) this.finish(r); }, (e) => { if (this.leading === side) this.fail(e); });
+      },
+      (e) => { if (this.leading === side) this.fail(e); },
+    );
+  }
+
+  /** Deposed: another worker holds the lease; what this one ran is the old epoch's. */
+  private abdicate(reason: string): void {
+    this.say(`no longer leading: ${reason}`);
+    const side = this.leading;
+    this.leading = undefined;
+    void side?.abandon();
+  }
+
+  private async leave(): Promise<void> {
+    const side = this.leading;
+    if (side) {
+      // Hand over: a fresh checkpoint, then the lease goes to another worker, which redeploys from it.
+      await side.runner.freshCheckpoint().catch((e) => this.say(`checkpoint before leaving failed: ${messageOf(e)}`));
+      this.leading = undefined;
+      await side.abandon();
+      await this.lease.stop();
+    }
+    await this.heartbeat.stop();
+    const deadline = performance.now() + LEAVE_TIMEOUT_MS;
+    while (this.host.running.some((s) => !s.isTerminal) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.shutdown();
+    this.actor.send({ type: "LEFT" });
+    this.settle.resolve({ job: this.job.name, state: "stopped", durationMs: Date.now() - this.started, status: this.status() });
+  }
+
+  private onJobEnded(data: Uint8Array): void {
+    let end: JobEnded;
+    try { end = decodeMessage(JobEnded, data, `message on ${this.names.ended}`); } catch (e) { this.say(messageOf(e)); return; }
+    if (this.leading || end.state === "running") return;
+    this.actor.send({ type: "JOB_ENDED", state: end.state });
+    void this.shutdown().then(() => {
+      if (end.state === "failed") this.settle.reject(new Error(end.failure ?? `job ${this.job.name} failed`));
+      else this.settle.resolve({ job: this.job.name, state: end.state === "finished" || end.state === "cancelled" ? end.state : "stopped", durationMs: Date.now() - this.started, status: this.status() });
+    });
+  }
+
+  private finish(r: JobResult): void {
+    this.actor.send({ type: "JOB_ENDED", state: r.state });
+    void this.shutdown().then(() => this.settle.resolve(r));
+  }
+
+  private fail(e: unknown): void {
+    if (!this.leading) return;
+    this.say(`job failed: ${describeError(e)}`);
+    this.actor.send({ type: "JOB_ENDED", state: "failed" });
+    void this.shutdown().then(() => this.settle.reject(e));
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.endedSub?.unsubscribe();
+    this.host.stop();
+    await this.leading?.close();
+    await this.heartbeat.stop().catch(() => {});
+    await this.lease.stop().catch(() => {});
+    await this.deadLetters.flush().catch(() => {});
+  }
+}

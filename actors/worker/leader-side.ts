@@ -1,0 +1,143 @@
+// What a worker runs while it leads its job: the job runner (job and checkpoint coordinators) with a
+// cluster deployer, and the membership view that turns workers dying, joining and leaving into restarts
+// and rebalances. Rebalances wait a short stabilization window, so a rolling restart of N replicas, or
+// several workers starting together, is one pause each, not a storm.
+
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JobNames } from "../../runtime/core/names.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import type { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
+import { MembershipView } from "../../runtime/cluster/membership.ts";
+import { JobRunner, type JobRunnerOptions } from "../job/job-runner.ts";
+import type { WorkerSummary } from "../job/job-status.ts";
+import { ClusterDeployer } from "./cluster-deployment.ts";
+
+/** Joins and leaves within this window are one rebalance. */
+export const STABILIZATION_MS = 1000;
+/** A new leader waits this long for the heartbeats of workers already there (a heartbeat and a margin). */
+const FIRST_PLACEMENT_WAIT_MS = 700;
+
+export type { WorkerSummary };
+
+export interface Rebalance { readonly at: string; readonly epoch: number; readonly cause: string }
+
+export interface LeaderSideOptions {
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly graph: JobGraph;
+  readonly job: ResolvedJobOptions;
+  readonly workerId: string;
+  readonly lease: LeaderLease;
+  readonly log: (message: string) => void;
+  readonly runnerOptions: JobRunnerOptions;
+}
+
+export class LeaderSide {
+  readonly runner: JobRunner;
+  private readonly membership: MembershipView;
+  private readonly deployer: ClusterDeployer;
+  private rebalanceTimer: NodeJS.Timeout | undefined;
+  private pendingCauses: string[] = [];
+  private readonly rebalances: Rebalance[] = [];
+  private currentEpoch = 0;
+
+  constructor(private readonly o: LeaderSideOptions) {
+    this.membership = new MembershipView(o.nc, o.names, {}, {
+      onJoin: (w) => { if (w.id !== o.workerId) this.scheduleRebalance(`worker ${w.id} joined`); },
+      onLeave: (w, reason) => this.onWorkerGone(w.id, reason),
+    });
+    this.deployer = new ClusterDeployer({
+      nc: o.nc, names: o.names, workerId: o.workerId, log: o.log,
+      workers: () => this.members(),
+      record: async (assignment, restoreId) => {
+        const epoch = o.lease.nextEpoch();
+        const ok = await o.lease.appendAsLeader({ kind: "deploy", leader: o.workerId, epoch, assignment, ...(restoreId !== undefined ? { restoreId } : {}) });
+        if (!ok) throw new WeirError(ErrorCode.Transport, `worker ${o.workerId} lost the job's lease before deploying epoch ${epoch}`);
+        this.currentEpoch = epoch;
+        const cause = this.pendingCauses.length ? this.pendingCauses.join("; ") : "deployment";
+        this.pendingCauses = [];
+        this.rebalances.push({ at: new Date().toISOString(), epoch, cause });
+        if (this.rebalances.length > 20) this.rebalances.shift();
+        return epoch;
+      },
+    });
+    this.runner = new JobRunner(o.graph, o.job, o.nc, {
+      ...o.runnerOptions,
+      cluster: {
+        deploy: (request) => this.deployer.deploy(request),
+        statusOfWorkers: () => this.workersStatus(),
+        fenceCommit: async (checkpointId) => {
+          const ok = await o.lease.appendAsLeader({ kind: "commit", leader: o.workerId, epoch: this.currentEpoch, checkpointId });
+          if (!ok || !o.lease.isLeader) throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${checkpointId} not committed: worker ${o.workerId} no longer leads the job`);
+        },
+      },
+    });
+  }
+
+  get epoch(): number { return this.currentEpoch; }
+
+  async start(): Promise<void> {
+    this.membership.start();
+    // Workers already there announce themselves within a heartbeat: place over them from the start.
+    await new Promise((r) => setTimeout(r, FIRST_PLACEMENT_WAIT_MS));
+    await this.runner.start();
+  }
+
+  /** Ids of the live workers, this one included. */
+  members(): string[] {
+    return [...new Set([this.o.workerId, ...this.membership.members().filter((m) => !m.leaving).map((m) => m.id)])].sort();
+  }
+
+  localSubtasks(): string[] { return [...(this.deployer.assignment.get(this.o.workerId) ?? [])]; }
+
+  private workersStatus(): { workers: WorkerSummary[]; epoch: number; worker: string; leader: string; rebalances: Rebalance[] } {
+    const workerId = this.o.workerId;
+    const views = new Map(this.membership.members().map((m) => [m.id, m]));
+    const workers = this.members().map((id): WorkerSummary => {
+      const m = views.get(id);
+      return {
+        id, host: m?.host ?? "", pid: m?.pid ?? process.pid, leader: id === workerId,
+        subtasks: [...(this.deployer.assignment.get(id) ?? [])], heartbeatAgeMs: Math.round(m?.heartbeatAgeMs ?? 0), lagMs: Math.round(m?.lagMs ?? 0),
+      };
+    });
+    return { workers, epoch: this.currentEpoch, worker: workerId, leader: workerId, rebalances: [...this.rebalances] };
+  }
+
+  /** Deposed: the new leader redeploys everything; this one stops without announcing an end. */
+  async abandon(): Promise<void> {
+    await this.close();
+    await this.runner.abandon();
+  }
+
+  async close(): Promise<void> {
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
+    this.membership.stop();
+  }
+
+  private onWorkerGone(id: string, reason: string): void {
+    if (id === this.o.workerId) return;
+    const placed = this.deployer.assignment.get(id)?.length ?? 0;
+    if (reason === "left") {
+      this.scheduleRebalance(`worker ${id} left`);
+      return;
+    }
+    if (placed === 0) return;
+    this.pendingCauses.push(`worker ${id} ${reason === "crashed" ? "crashed" : "missed its heartbeats"}`);
+    this.runner.workerLost(new WeirError(ErrorCode.Transport, `worker ${id} ${reason === "crashed" ? "is gone (its subscriptions vanished)" : "missed its heartbeats"}; its ${placed} subtask(s) restart on the remaining workers from the last checkpoint`));
+  }
+
+  private scheduleRebalance(cause: string): void {
+    this.pendingCauses.push(cause);
+    if (this.rebalanceTimer) return;
+    this.rebalanceTimer = setTimeout(() => {
+      this.rebalanceTimer = undefined;
+      const wanted = this.members();
+      const placedOn = [...this.deployer.placedOver];
+      if (wanted.join(",") === placedOn.join(",")) { this.pendingCauses = []; return; }
+      void this.runner.rescale(this.pendingCauses.join("; "));
+    }, STABILIZATION_MS);
+    this.rebalanceTimer.unref();
+  }
+}

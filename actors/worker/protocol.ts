@@ -1,0 +1,71 @@
+// What the leading worker (job and checkpoint coordinators) and the other workers of a job say to each
+// other, as io-ts codecs in one place: commands to one worker on `<workerInbox>.cmd`, and the reports of
+// the subtasks it runs on `weir.<job>.leader.reports`. Every message carries the epoch of the deployment
+// it belongs to: a worker obeys only the epoch it runs, and the leader ignores reports of any other, so a
+// worker cut off and back can neither corrupt the running deployment nor be confused by it.
+
+import * as t from "io-ts";
+import { decodeMessage, encodeMessage } from "../job/control-protocol.ts";
+
+const Barrier = t.type({ id: t.number, timestamp: t.number, kind: t.keyof({ checkpoint: null, savepoint: null }) }, "CheckpointBarrier");
+
+export const WorkerCommandKind = {
+  Deploy: "deploy",
+  Run: "run",
+  Trigger: "trigger",
+  Complete: "complete",
+  Abort: "abort",
+  StopSources: "stop-sources",
+  Release: "release",
+  Cancel: "cancel",
+  Fail: "fail",
+  Regrant: "regrant",
+} as const;
+
+const epoch = { epoch: t.number };
+export const WorkerCommand = t.union([
+  /** Set up and open these subtasks (restoring checkpoint `restoreId`); replies once they are open. */
+  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]) }),
+  /** Run the opened subtasks: first the non-sources (`sources: false`), then the sources; replies. */
+  t.type({ kind: t.literal("run"), ...epoch, sources: t.boolean }),
+  t.type({ kind: t.literal("trigger"), ...epoch, subtask: t.string, barrier: Barrier }),
+  t.type({ kind: t.literal("complete"), ...epoch, checkpointId: t.number }),
+  t.type({ kind: t.literal("abort"), ...epoch, checkpointId: t.number }),
+  t.type({ kind: t.literal("stop-sources"), ...epoch }),
+  t.type({ kind: t.literal("release"), ...epoch }),
+  /** Cancel every subtask of the epoch; replies once they are terminal. */
+  t.type({ kind: t.literal("cancel"), ...epoch }),
+  t.type({ kind: t.literal("fail"), ...epoch, subtask: t.string, reason: t.string }),
+  t.type({ kind: t.literal("regrant"), ...epoch }),
+], "WorkerCommand");
+export type WorkerCommand = t.TypeOf<typeof WorkerCommand>;
+
+export const CommandReply = t.intersection([t.type({ ok: t.boolean }), t.partial({ error: t.string })], "CommandReply");
+export type CommandReply = t.TypeOf<typeof CommandReply>;
+
+/** A subtask's status as `weir status` shows it (actors/subtask/status.ts); fields beyond these are kept. */
+const SubtaskStatusShape = t.type({ id: t.string, state: t.string, recordsIn: t.number, recordsOut: t.number, isBacklog: t.boolean });
+
+const from = { ...epoch, worker: t.string };
+export const WorkerReport = t.union([
+  t.type({ kind: t.literal("ack"), ...from, subtask: t.string, checkpointId: t.number, snapshot: t.UnknownRecord }),
+  t.type({ kind: t.literal("decline"), ...from, subtask: t.string, checkpointId: t.number, reason: t.string }),
+  t.type({ kind: t.literal("failed"), ...from, subtask: t.string, error: t.string }),
+  t.type({ kind: t.literal("finished"), ...from, subtask: t.string }),
+  t.type({ kind: t.literal("input-finished"), ...from, subtask: t.string }),
+  t.type({ kind: t.literal("dirty-budget"), ...from }),
+  /** Every second, and at once when a subtask's lifecycle moves: what `weir status` shows of them. */
+  t.type({ kind: t.literal("status"), ...from, subtasks: t.array(SubtaskStatusShape), terminal: t.array(t.string) }),
+], "WorkerReport");
+export type WorkerReport = t.TypeOf<typeof WorkerReport>;
+
+export function decodeCommand(data: Uint8Array, what: string): WorkerCommand {
+  return decodeMessage(WorkerCommand, data, what);
+}
+export function decodeReport(data: Uint8Array, what: string): WorkerReport {
+  return decodeMessage(WorkerReport, data, what);
+}
+export function decodeCommandReply(data: Uint8Array, what: string): CommandReply {
+  return decodeMessage(CommandReply, data, what);
+}
+export { encodeMessage };

@@ -1,0 +1,87 @@
+// A subtask running on another worker, as the leader's job coordinator sees it: commands go to that
+// worker over NATS (fire and forget: a lost one costs a checkpoint timeout or a restart, never a wrong
+// result), and what the coordinator asks of its state (terminal, waiting for the final checkpoint,
+// reading a backlog, its status) mirrors the worker's reports.
+
+import type { JobVertex } from "../../runtime/graph/job-graph.ts";
+import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
+import type { SubtaskHandle } from "../job/subtask-handle.ts";
+import type { SubtaskStatus } from "../subtask/status.ts";
+import type { WorkerCommand } from "./protocol.ts";
+
+/**
+ * One worker of a deployment, as the leader reaches it. Notifications, stop and release concern every
+ * subtask the worker runs: the coordinator tells each subtask, the worker is told once.
+ */
+export class RemoteWorker {
+  private lastComplete = 0;
+  private lastAbort = 0;
+  private stopped = false;
+  private released = false;
+
+  constructor(readonly id: string, readonly epoch: number, private readonly send: (command: WorkerCommand) => void) {}
+
+  trigger(subtask: string, barrier: CheckpointBarrier): void {
+    this.send({ kind: "trigger", epoch: this.epoch, subtask, barrier: { id: barrier.id, timestamp: barrier.timestamp, kind: barrier.kind } });
+  }
+  complete(checkpointId: number): void {
+    if (checkpointId <= this.lastComplete) return;
+    this.lastComplete = checkpointId;
+    this.send({ kind: "complete", epoch: this.epoch, checkpointId });
+  }
+  abort(checkpointId: number): void {
+    if (checkpointId <= this.lastAbort) return;
+    this.lastAbort = checkpointId;
+    this.send({ kind: "abort", epoch: this.epoch, checkpointId });
+  }
+  stopSources(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.send({ kind: "stop-sources", epoch: this.epoch });
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.send({ kind: "release", epoch: this.epoch });
+  }
+  fail(subtask: string, reason: string): void { this.send({ kind: "fail", epoch: this.epoch, subtask, reason }); }
+  regrant(): void { this.send({ kind: "regrant", epoch: this.epoch }); }
+}
+
+export class RemoteSubtask implements SubtaskHandle {
+  readonly id: string;
+  private terminal = false;
+  private inputFinished = false;
+  private last: SubtaskStatus;
+
+  constructor(readonly vertex: JobVertex, readonly index: number, readonly worker: RemoteWorker) {
+    this.id = `${vertex.uid}#${index}`;
+    this.last = {
+      id: this.id, vertex: vertex.id, name: vertex.name, index, state: "deploying", recordsIn: 0, recordsOut: 0, watermark: null,
+      backpressuredMs: 0, queuedFrames: 0, pendingFrames: 0, deadLetters: 0, isBacklog: false, operators: {},
+    };
+  }
+
+  get isSource(): boolean { return this.vertex.nodes[0]!.kind === "source"; }
+  get isTerminal(): boolean { return this.terminal; }
+  get isWaitingForFinalCheckpoint(): boolean { return this.inputFinished && !this.terminal; }
+  get sourceIsBacklog(): boolean { return this.last.isBacklog; }
+
+  triggerCheckpoint(barrier: CheckpointBarrier): void { this.worker.trigger(this.id, barrier); }
+  notifyCheckpointComplete(id: number): void { this.worker.complete(id); }
+  notifyCheckpointAborted(id: number): void { this.worker.abort(id); }
+  requestStop(): void { if (this.isSource) this.worker.stopSources(); }
+  release(): void { this.worker.release(); }
+  /** The deployment cancels the worker's subtasks with one request (actors/worker/deployment.ts). */
+  cancel(): void { this.terminal = true; }
+  onReconnected(): void { this.worker.regrant(); }
+  injectFailure(reason: string): void { this.worker.fail(this.id, reason); }
+  status(): SubtaskStatus { return { ...this.last, worker: this.worker.id } as SubtaskStatus; }
+
+  // ---- the worker's reports
+  markInputFinished(): void { this.inputFinished = true; }
+  markTerminal(): void { this.terminal = true; }
+  updateStatus(status: SubtaskStatus): void {
+    this.last = status;
+  }
+}

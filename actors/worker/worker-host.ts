@@ -1,0 +1,161 @@
+// The subtasks one worker runs for a leader in another process: it obeys the commands of the epoch it
+// was deployed in (a deploy of a newer epoch replaces everything it runs), and reports what its subtasks
+// do to the leader. The leader's own subtasks never pass through here (actors/job/deployment.ts).
+
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { describeError, messageOf } from "../../runtime/core/errors.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { JobNames } from "../../runtime/core/names.ts";
+import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
+import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
+import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+
+/** Everything a subtask needs that does not change between deployments. */
+export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
+
+export interface WorkerHostOptions {
+  readonly workerId: string;
+  readonly nc: NatsConnection;
+  readonly names: JobNames;
+  readonly graph: JobGraph;
+  readonly deps: HostDeps;
+  readonly deadLetters: DeadLetterPublisher;
+  /** The checkpoint a deployment restores (read from the job's checkpoint store). */
+  readonly loadRestore: (id: number) => Promise<RestoreBundle | undefined>;
+  /** Whether this worker may still act for `epoch` (its view of the leader is fresh). */
+  readonly fenced: (epoch: number) => boolean;
+  readonly log: (message: string) => void;
+  /** A deployment's subtasks run. */
+  readonly onDeployed?: () => void;
+}
+
+const STATUS_INTERVAL_MS = 1000;
+
+export class WorkerHost {
+  private epoch = -1;
+  private subtasks: Subtask[] = [];
+  private sub: Subscription | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: WorkerHostOptions) {}
+
+  get currentEpoch(): number { return this.epoch; }
+  get running(): readonly Subtask[] { return this.subtasks; }
+
+  start(): void {
+    this.sub = this.o.nc.subscribe(`${this.o.names.workerInbox(this.o.workerId)}.cmd`, {
+      callback: (err, msg) => {
+        if (err) return;
+        let command: WorkerCommand;
+        try {
+          command = decodeCommand(msg.data, `command to worker ${this.o.workerId}`);
+        } catch (e) {
+          this.o.log(messageOf(e));
+          if (msg.reply) msg.respond(encodeMessage({ ok: false, error: messageOf(e) } satisfies CommandReply));
+          return;
+        }
+        void this.handle(command).then(
+          (reply) => { if (msg.reply) msg.respond(encodeMessage(reply)); },
+          (e) => { if (msg.reply) msg.respond(encodeMessage({ ok: false, error: describeError(e) } satisfies CommandReply)); },
+        );
+      },
+    });
+    this.statusTimer = setInterval(() => this.reportStatus(), STATUS_INTERVAL_MS);
+    this.statusTimer.unref();
+  }
+
+  /** Cancels what runs (fenced, leaving, or this worker now leads and deploys its own). */
+  cancelAll(why: string): void {
+    if (this.subtasks.some((s) => !s.isTerminal)) this.o.log(`cancelling the subtasks of epoch ${this.epoch}: ${why}`);
+    for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
+  }
+
+  stop(): void {
+    this.cancelAll("the worker stops");
+    this.sub?.unsubscribe();
+    if (this.statusTimer) clearInterval(this.statusTimer);
+  }
+
+  private async handle(c: WorkerCommand): Promise<CommandReply> {
+    if (c.kind === "deploy") return this.deploy(c);
+    if (c.epoch !== this.epoch) return { ok: false, error: `worker ${this.o.workerId} runs epoch ${this.epoch}, not ${c.epoch}` };
+    if (!this.o.fenced(c.epoch)) return { ok: false, error: `worker ${this.o.workerId} is fenced off epoch ${c.epoch}` };
+    const find = (id: string) => this.subtasks.find((s) => s.id === id);
+    switch (c.kind) {
+      case "run":
+        for (const s of this.subtasks) if (s.isSource === c.sources) s.run();
+        await this.o.nc.flush();
+        if (c.sources) this.o.onDeployed?.();
+        return { ok: true };
+      case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier); break;
+      case "complete": for (const s of this.subtasks) s.notifyCheckpointComplete(c.checkpointId); break;
+      case "abort": for (const s of this.subtasks) s.notifyCheckpointAborted(c.checkpointId); break;
+      case "stop-sources": for (const s of this.subtasks) if (s.isSource) s.requestStop(); break;
+      case "release": for (const s of this.subtasks) s.release(); break;
+      case "fail": find(c.subtask)?.injectFailure(c.reason); break;
+      case "regrant": for (const s of this.subtasks) s.onReconnected(); break;
+      case "cancel": {
+        this.cancelAll(`the leader cancels epoch ${c.epoch}`);
+        // Cancellation is synchronous for the loops; let pending callbacks settle before answering.
+        await new Promise((r) => setImmediate(r));
+        return { ok: true };
+      }
+    }
+    return { ok: true };
+  }
+
+  private async deploy(c: Extract<WorkerCommand, { kind: "deploy" }>): Promise<CommandReply> {
+    if (c.epoch <= this.epoch) return { ok: false, error: `worker ${this.o.workerId} already runs epoch ${this.epoch}` };
+    this.cancelAll(`epoch ${c.epoch} replaces it`);
+    this.epoch = c.epoch;
+    const restore = c.restoreId === null ? undefined : await this.o.loadRestore(c.restoreId);
+    const epoch = c.epoch;
+    const report = (r: WorkerReport) => this.report(r);
+    const worker = this.o.workerId;
+    const deps: Omit<SubtaskDeps, "deadLetters"> = {
+      ...this.o.deps,
+      attempt: `e${epoch}`,
+      ...(restore ? { restore } : {}),
+      onFinished: (s) => { report({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
+      onFailed: (s, e) => report({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) }),
+      onAck: (s, snapshot: SubtaskSnapshot, id) => report({ kind: "ack", epoch, worker, subtask: s.id, checkpointId: id, snapshot: snapshot as unknown as Record<string, unknown> }),
+      onDecline: (s, id, reason) => report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }),
+      onInputFinished: (s) => report({ kind: "input-finished", epoch, worker, subtask: s.id }),
+      onDirtyBudgetExceeded: () => report({ kind: "dirty-budget", epoch, worker }),
+    };
+    const subtasks: Subtask[] = [];
+    for (const id of c.subtasks) {
+      const hash = id.lastIndexOf("#");
+      const vertex = this.o.graph.vertices.find((v) => v.uid === id.slice(0, hash));
+      const index = Number(id.slice(hash + 1));
+      if (!vertex || !Number.isInteger(index) || index < 0 || index >= vertex.parallelism) {
+        return { ok: false, error: `worker ${worker}: no subtask ${id} in this job's graph (do all workers run the same job file and parallelism?)` };
+      }
+      subtasks.push(new Subtask(vertex, index, { ...deps, deadLetters: this.o.deadLetters.forSubtask() }));
+    }
+    this.subtasks = subtasks;
+    for (const s of subtasks) s.setup();
+    await this.o.nc.flush();
+    for (const s of [...subtasks].reverse()) await s.open();
+    this.reportStatus();
+    return { ok: true };
+  }
+
+  private report(r: WorkerReport): void {
+    if (r.epoch !== this.epoch) return;
+    try {
+      this.o.nc.publish(this.o.names.leaderReports, encodeMessage(r));
+    } catch { /* closed: the leader will miss this worker's heartbeats */ }
+  }
+
+  private reportStatus(): void {
+    if (this.subtasks.length === 0) return;
+    this.report({
+      kind: "status", epoch: this.epoch, worker: this.o.workerId,
+      subtasks: this.subtasks.map((s) => s.status()),
+      terminal: this.subtasks.filter((s) => s.isTerminal).map((s) => s.id),
+    });
+  }
+}

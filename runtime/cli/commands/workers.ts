@@ -1,0 +1,63 @@
+// `weir run <job> --workers N`: N local worker processes of the job (one Node thread each: how a job uses
+// N cores of one machine), supervised: their output is prefixed with their number, SIGINT/SIGTERM go to
+// every one (the job stops gracefully), and a worker that crashes is started again (it joins the job
+// again, which continues from its last checkpoint meanwhile).
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const WEIR_BIN = fileURLToPath(new URL("../../../bin/weir.mjs", import.meta.url));
+/** A worker that crashes this often within a minute is not started again (its crash is not transient). */
+const MAX_CRASHES_PER_MINUTE = 5;
+const RESTART_DELAY_MS = 500;
+
+/** `args`: the `weir run` arguments without `--workers`. Resolves the exit code once every worker ended. */
+export async function superviseWorkers(count: number, args: readonly string[]): Promise<number> {
+  process.stderr.write(`weir: starting ${count} workers of ${args[0]}\n`);
+  let stopping = false;
+  const crashes: number[] = [];
+  const codes: number[] = [];
+  const running = new Set<ChildProcess>();
+  let wake: (() => void) | undefined;
+
+  const launch = (n: number): void => {
+    const child = spawn(process.execPath, [WEIR_BIN, "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    running.add(child);
+    for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
+      createInterface({ input: stream }).on("line", (line) => out.write(`[worker ${n}] ${line}\n`));
+    }
+    child.on("exit", (code, signal) => {
+      running.delete(child);
+      const crashed = signal !== null && signal !== "SIGTERM" && signal !== "SIGINT";
+      if (crashed && !stopping) {
+        const now = Date.now();
+        crashes.push(now);
+        while (crashes.length && crashes[0]! < now - 60_000) crashes.shift();
+        if (crashes.length <= MAX_CRASHES_PER_MINUTE) {
+          process.stderr.write(`weir: worker ${n} died (${signal}); starting it again\n`);
+          setTimeout(() => { if (!stopping) launch(n); else wake?.(); }, RESTART_DELAY_MS);
+          return;
+        }
+        process.stderr.write(`weir: worker ${n} died (${signal}) ${crashes.length} times within a minute; not starting it again\n`);
+      }
+      codes.push(code ?? 1);
+      wake?.();
+    });
+  };
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopping = true;
+    for (const c of running) c.kill(sig);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    for (let i = 1; i <= count; i++) launch(i);
+    while (running.size > 0 || codes.length < count) await new Promise<void>((r) => { wake = r; });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  return codes.every((c) => c === 0) ? 0 : Math.max(...codes.filter((c) => c !== 0));
+}

@@ -1,0 +1,157 @@
+// Distributed execution: several `weir run` processes of one job on one NATS server are its workers.
+// While input keeps arriving, workers are SIGKILLed (the leader among them) and started again, join and
+// leave gracefully, and are frozen (SIGSTOP) past their lease; every run ends with the output equal to
+// the reference: every key's counts 1..n, each exactly once.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { withServer } from "./helpers/nats-server.ts";
+import { createStream, publishAll, readStream } from "./helpers/streams.ts";
+import { startWeir, eventually, type WeirProcess } from "./helpers/cli.ts";
+import { fetchStatus } from "../runtime/cli/commands/control.ts";
+import type { JobStatus, WorkerSummary } from "../actors/job/job-status.ts";
+
+const workers = suite("workers");
+const nats = withServer(workers);
+const JOB = "tests/fixtures/jobs/worker-counts.ts";
+const KEYS = 37;
+
+interface Event { id: number; key: string }
+
+/** Input arriving in the background, a batch every 100 ms, until stopped. */
+function feed(nc: NatsConnection, perBatch: number): { stop(): Promise<number> } {
+  let id = 0;
+  let running = true;
+  const loop: Promise<void> = (async () => {
+    while (running) {
+      const batch: Array<[string, Event]> = [];
+      for (let i = 0; i < perBatch; i++, id++) batch.push([`in.${id % 4}`, { id, key: `k${(id * 7) % KEYS}` }]);
+      await publishAll(nc, batch);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  loop.catch(() => {});
+  return { stop: async () => { running = false; await loop; return id; } };
+}
+
+async function reset(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const s of (await jsm.streams.names().next())) if (s === "IN" || s === "OUT" || s.includes("_workers")) await jsm.streams.delete(s);
+  await createStream(nc, "IN", ["in.*"]);
+}
+
+/** Waits until the output holds one count per input and checks it against the reference exactly. */
+async function checkOutput(nc: NatsConnection, total: number): Promise<void> {
+  const expected = new Map<string, number>();
+  for (let id = 0; id < total; id++) { const k = `k${(id * 7) % KEYS}`; expected.set(k, (expected.get(k) ?? 0) + 1); }
+  let out: Array<{ key: string; n: number }> = [];
+  await eventually(`all ${total} outputs`, 120_000, async () => {
+    out = await readStream(nc, "OUT");
+    return out.length >= total ? true : undefined;
+  });
+  // Duplicates would arrive late: wait one more checkpoint round before judging.
+  await new Promise((r) => setTimeout(r, 1500));
+  out = await readStream(nc, "OUT");
+  const seen = new Map<string, number[]>();
+  for (const o of out) seen.set(o.key, [...(seen.get(o.key) ?? []), o.n]);
+  for (const [key, n] of expected) {
+    assert.equal((seen.get(key) ?? []).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1), `key ${key}: counts 1..${n}, each exactly once`);
+  }
+  assert.is(out.length, total, "one output per input: none lost, none duplicated");
+}
+
+async function status(nc: NatsConnection): Promise<JobStatus | undefined> {
+  return fetchStatus(nc, "workers").catch(() => undefined);
+}
+
+/** Waits until the job runs with exactly these workers (by pid), each with subtasks if there are enough. */
+async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
+  const pids = procs.map((p) => p.child.pid!).sort();
+  return eventually(what, 90_000, async () => {
+    const s = await status(nc);
+    const ws: readonly WorkerSummary[] = s?.workers ?? [];
+    const live = ws.map((w) => w.pid).sort();
+    if (s?.state === "running" && live.join() === pids.join() && ws.every((w) => w.subtasks.length > 0)) return s;
+    return undefined;
+  });
+}
+
+const start = (url: string, env: Record<string, string> = {}) => startWeir(["run", JOB, "--nats", url], { env });
+
+async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+  await Promise.all([...procs].map((p) => p.exited));
+}
+
+workers("SIGKILL of random workers, the leader among them, ten times: output exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    procs.push(start(nats.url), start(nats.url));
+    await runningOn(nc, procs, "two workers share the job");
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    let leaderKills = 0;
+    for (let i = 0; i < 10; i++) {
+      const s = await runningOn(nc, procs, `kill ${i}: the job runs on both workers`);
+      const leaderPid = s.workers!.find((w) => w.leader)!.pid;
+      const victim = i % 3 === 0 ? procs.findIndex((p) => p.child.pid === leaderPid) : Math.floor(rand() * procs.length);
+      if (procs[victim]!.child.pid === leaderPid) leaderKills++;
+      procs[victim]!.child.kill("SIGKILL");
+      await procs[victim]!.exited;
+      procs[victim] = start(nats.url);
+    }
+    await runningOn(nc, procs, "the job runs on both workers after the kills");
+    const total = await input.stop();
+    input = undefined;
+    assert.ok(leaderKills >= 3, `the leader was killed ${leaderKills} times`);
+    await checkOutput(nc, total);
+  } finally {
+    await input?.stop().catch(() => {});
+    await stopAll(procs);
+    await nc.close();
+  }
+});
+
+workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    procs.push(start(nats.url));
+    await runningOn(nc, procs, "one worker runs the job");
+    procs.push(start(nats.url));
+    const two = await runningOn(nc, procs, "a second worker joined");
+    assert.ok((two.rebalances ?? []).some((r) => /joined/.test(r.cause)), `a rebalance names the join: ${JSON.stringify(two.rebalances)}`);
+    procs.push(start(nats.url));
+    await runningOn(nc, procs, "a third worker joined");
+    // The first worker leaves gracefully (a rolling restart's step).
+    const leaving = procs.shift()!;
+    leaving.child.kill("SIGTERM");
+    const left = await leaving.exited;
+    assert.is(left.code, 0, `the leaving worker exits 0: ${left.stderr.slice(-400)}`);
+    await runningOn(nc, procs, "the two others run the job");
+    // Frozen past its lease: the others continue without it; thawed, it must not write (fenced).
+    const frozen = procs[1]!;
+    frozen.child.kill("SIGSTOP");
+    await runningOn(nc, [procs[0]!], "the job continues on the worker not frozen");
+    frozen.child.kill("SIGCONT");
+    await runningOn(nc, procs, "the thawed worker is a worker of the job again");
+    const total = await input.stop();
+    input = undefined;
+    await checkOutput(nc, total);
+    assert.match(frozen.stderr(), /cancelling the subtasks of epoch \d+/, "the thawed worker dropped its old epoch's subtasks");
+  } finally {
+    await input?.stop().catch(() => {});
+    await stopAll(procs);
+    await nc.close();
+  }
+});
+
+workers.run();
