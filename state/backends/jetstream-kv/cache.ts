@@ -45,8 +45,6 @@ export class StateCache {
   bytes = 0;
   dirtyBytes = 0;
   evictions = 0;
-  /** Entries dropped because KV acknowledged their removal (see dropErased). */
-  erasedDrops = 0;
   private hand: IterableIterator<CacheEntry> = this.entries.values();
 
   constructor(readonly maxEntries: number, readonly maxBytes: number, private readonly onEvict?: (key: string) => void) {}
@@ -142,7 +140,6 @@ export class StateCache {
     if (e.kind === EntryKind.Value ? e.value !== undefined : e.index.size > 0) return false;
     this.entries.delete(e.key);
     this.bytes -= e.bytes;
-    this.erasedDrops++;
     return true;
   }
 
