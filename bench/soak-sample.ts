@@ -1,5 +1,5 @@
 // One row of `npm run soak`: the job's and the server's RSS, the consumers on every stream, the size of
-// each stream the job uses, and the job's own figures (records in/out, last checkpoint).
+// each stream the job uses, and the job's own figures (records in/out, last checkpoint, state cache entries).
 import { readFileSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -57,6 +57,9 @@ export async function sample(nc: NatsConnection, job: string, pids: { job: numbe
   figures["records out"] = s?.recordsOut ?? Number.NaN;
   figures["checkpoint"] = s?.checkpoints?.lastCompleted?.id ?? Number.NaN;
   figures["restarts"] = s?.restarts ?? Number.NaN;
+  // Entries in the keyed state caches of every subtask: removed state (fired windows) must not pile up.
+  figures["cache entries"] = s === undefined ? Number.NaN
+    : s.subtasks.reduce((n, t) => n + (Object.values(t.operators).find((m) => m.cacheEntries !== undefined)?.cacheEntries ?? 0), 0);
   return { minute, figures, consumersByStream };
 }
 

@@ -1,5 +1,5 @@
 // Pieces of the state layer that need no server: key encoding, ordered key pages, config validation,
-// changelog format.
+// changelog format, the KV cache's bookkeeping of erased entries.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
@@ -9,6 +9,7 @@ import { resolveStateBackendConfig, DEFAULT_STATE_BACKEND_CONFIG } from "../stat
 import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts";
 import { StateLimitError } from "../state/errors.ts";
 import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
+import { CacheEntry, EntryKind, StateCache } from "../state/backends/jetstream-kv/cache.ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { baseAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
@@ -66,6 +67,41 @@ s("fresh-bucket keys: an evicted key is never reported absent; others mostly are
   const restored = new FreshBucketKeys();
   restored.forget();
   assert.not.ok(restored.empty, "a restore wrote KV: not empty");
+});
+
+s("KV cache: an erased entry leaves only when absent, clean, unpinned and still the key's entry; eviction does not see it", () => {
+  const evicted: string[] = [];
+  const cache = new StateCache(100, 1 << 20, (k) => evicted.push(k));
+  const entry = (key: string, value: unknown = undefined) => { const e = new CacheEntry(key, EntryKind.Value, 0, value, 0); cache.insert(e); return e; };
+  const pinned = entry("pinned");
+  pinned.pins = 1;
+  assert.not.ok(cache.dropErased(pinned), "a running batch relies on it");
+  const dirty = entry("dirty");
+  cache.markDirty(dirty);
+  assert.not.ok(cache.dropErased(dirty), "written again since its removal was captured");
+  assert.not.ok(cache.dropErased(entry("valued", 7)), "holds a value");
+  const replaced = new CacheEntry("valued", EntryKind.Value, 0, undefined, 0);
+  assert.not.ok(cache.dropErased(replaced), "not the cache's entry for its key");
+  const index = new CacheEntry("index", EntryKind.Index, 0, new OrderedKeys(), 0);
+  cache.insert(index);
+  const absent = entry("absent");
+  const bytes = cache.bytes;
+  assert.ok(cache.dropErased(absent) && cache.dropErased(index), "an absent value and an empty map index leave");
+  assert.is(cache.size, 3);
+  assert.is(cache.bytes, bytes - absent.bytes - index.bytes);
+  assert.is(cache.peek("absent"), undefined);
+  assert.equal(evicted, [], "not an eviction: KV holds nothing under the key, misses may read it as absent");
+  pinned.pins = 0;
+  assert.ok(cache.dropErased(pinned), "once unpinned");
+});
+
+s("heap backend: cleared state leaves nothing behind (no tombstones)", () => {
+  const heap = new HeapKeyedStateBackend(new KeyGroupRange(0, 9));
+  const at = (keyId: string) => baseAddress("acc", { operator: "op", keyGroup: 3, keyId, key: keyId });
+  for (let i = 0; i < 100; i++) heap.tryNow(stateRequest.put(at(`k${i}`), i));
+  assert.is(heap.metrics().cacheEntries, 100);
+  for (let i = 0; i < 100; i++) heap.tryNow(stateRequest.put(at(`k${i}`), undefined));
+  assert.is(heap.metrics().cacheEntries, 0);
 });
 
 s("heap backend: knownEmpty tells a value address with nothing in it (what the backlog sort folds on)", () => {

@@ -127,6 +127,22 @@ export class StateCache {
     return !this.overLimit;
   }
 
+  /**
+   * Drops `e` once KV has acknowledged its removal (an absent value, an empty map index), unless it was
+   * written again since (dirty), a batch relies on it (pinned) or it was replaced already. Kept, such
+   * entries would pile up until the bounds force eviction: state under ever-new keys (a window's
+   * accumulator, cleared when the window fires) would fill the cache to its bound. Not reported to
+   * onEvict: KV holds nothing under the key, so a later miss that reads it as absent without asking KV is
+   * right, and one that asks KV finds nothing.
+   */
+  dropErased(e: CacheEntry): boolean {
+    if (e.dirty || e.pins > 0 || this.entries.get(e.key) !== e) return false;
+    if (e.kind === EntryKind.Value ? e.value !== undefined : e.index.size > 0) return false;
+    this.entries.delete(e.key);
+    this.bytes -= e.bytes;
+    return true;
+  }
+
   clear(): void {
     this.entries.clear();
     this.hand = this.entries.values();

@@ -81,7 +81,10 @@ export class KvCheckpoints {
   snapshot(checkpointId: number): Promise<StateSnapshot> {
     // Capture now, synchronously: nothing processed after the barrier may leak into this checkpoint.
     const entries = new Set(this.epoch);
-    for (const captured of this.pending.values()) for (const c of captured) entries.add(c.entry);
+    // A clean entry of a pending capture is in KV as it is now (a completed checkpoint wrote it), and may
+    // no longer be the cache's entry for its key (dropped or evicted since): captured again, its old value
+    // would compete with the newer entry of the same key.
+    for (const captured of this.pending.values()) for (const c of captured) if (c.entry.dirty) entries.add(c.entry);
     const captured: Captured[] = [];
     const byKeyGroup = new Map<number, DeltaEntry[]>();
     for (const e of entries) {
@@ -131,7 +134,7 @@ export class KvCheckpoints {
     const captured = this.pending.get(checkpointId);
     if (captured === undefined) return;
     this.pending.delete(checkpointId);
-    for (const c of captured) this.epoch.add(c.entry);
+    for (const c of captured) if (c.entry.dirty) this.epoch.add(c.entry); // clean: in KV already (see snapshot)
   }
 
   /** Resolves when every materialization started so far has finished. */
@@ -142,13 +145,19 @@ export class KvCheckpoints {
   private async materialize(checkpointId: number, captured: Captured[]): Promise<void> {
     const write = async (c: Captured): Promise<void> => {
       const e = c.entry;
+      // Clean: an earlier materialization wrote this entry as it is now, so KV holds this capture or a newer
+      // one (and the entry may since have left the cache, a newer one taking its key): nothing to write.
+      if (!e.dirty) return;
       if (c.json === undefined) {
         await this.host.remote.remove(e.key, e.chunks);
         e.chunks = undefined;
+        this.host.cache.markClean(e, c.version);
+        // KV holds nothing under the key now: the absent entry leaves the cache, unless written again since.
+        this.host.cache.dropErased(e);
       } else {
         e.chunks = await this.host.remote.write(e.key, encoder.encode(c.json), e.chunks);
+        this.host.cache.markClean(e, c.version);
       }
-      this.host.cache.markClean(e, c.version);
     };
     // Values before map indexes, as in a flush (an index never names a value not yet written).
     await runPool(captured.filter((c) => c.entry.kind === EntryKind.Value), this.host.writeConcurrency, write);

@@ -1,9 +1,10 @@
 // A backend whose bucket held nothing when it opened (a new job, no restore) knows that a key it never
 // wrote is absent from KV: a cache miss on it needs no remote read. That is most misses while a new job
 // builds its state (e.g. a backlog bootstrapping 100k keys). An entry leaves the cache only once KV has it
-// (dirty entries are never evicted), so the keys KV may hold are among the evicted ones. They are kept in
-// a Bloom filter (fixed memory, no false negatives): a false positive only costs the read it would have
-// cost anyway, and as the filter fills up, more misses read KV.
+// (dirty entries are never evicted) or once KV acknowledged its removal (StateCache.dropErased), so the
+// keys KV may hold are among the evicted ones. They are kept in a Bloom filter (fixed memory, no false
+// negatives): a false positive only costs the read it would have cost anyway, and as the filter fills up,
+// more misses read KV.
 
 /** Bits of the filter: 2 MiB, ~0.2% false positives at 1M evicted keys, ~14% at 4M. */
 const BITS = 1 << 24;

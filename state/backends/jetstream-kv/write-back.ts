@@ -112,10 +112,15 @@ export class WriteBack {
       const version = e.version;
       try {
         const json = entryJson(e);
-        if (json === undefined) await this.remote.remove(e.key, e.chunks);
-        else e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
-        if (json === undefined) e.chunks = undefined;
-        this.cache.markClean(e, version);
+        if (json === undefined) {
+          await this.remote.remove(e.key, e.chunks);
+          e.chunks = undefined;
+          this.cache.markClean(e, version);
+          this.cache.dropErased(e); // KV holds nothing under the key: no absent entry kept for it
+        } else {
+          e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
+          this.cache.markClean(e, version);
+        }
       } catch (err) {
         firstError ??= err;
       }

@@ -1,0 +1,170 @@
+// The jetstream-kv backend's cache does not keep state that was removed: once KV acknowledged a removal
+// (a window's accumulator cleared when the window fires), the absent entry leaves the cache instead of
+// waiting for the cache bound to evict it. A long-running windowed job's cache (and memory) stays flat.
+// And the races around it: a write after the removal was captured, overlapping checkpoints.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { withServer } from "./helpers/nats-server.ts";
+import { valueState } from "../state/descriptors.ts";
+import { createStateHandle } from "../state/handles/create.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import { createKeyedStateBackend } from "../state/factory.ts";
+import type { KeyedStateBackend, StateSnapshot } from "../state/contracts.ts";
+import type { StateBackendConfig } from "../state/config.ts";
+import type { JobNames } from "../runtime/core/names.ts";
+import { connectTo, freshJob, FULL_RANGE, MAX_PARALLELISM, openBackend, scopeOf } from "./state-support.ts";
+
+const s = suite("jetstream-kv state backend: removed state leaves the cache");
+const server = withServer(s);
+let nc: NatsConnection;
+s.before(async () => { nc = await connectTo(server.url); });
+s.after(async () => { await nc?.close(); });
+
+const acc = valueState("window-acc", t.number);
+const N = 400;
+const keys = Array.from({ length: N }, (_, i) => `k${i}`);
+
+function openCheckpointed(names: JobNames, config: Partial<StateBackendConfig> = {}): Promise<KeyedStateBackend> {
+  return createKeyedStateBackend({
+    kind: "jetstream-kv", nc, names, keyGroupRange: FULL_RANGE, maxParallelism: MAX_PARALLELISM, vertexUid: "v1",
+    config: { durability: "checkpoint", flushIntervalMs: 10, materializeIntervalMs: 0, ...config },
+  });
+}
+
+function accOf(backend: KeyedStateBackend, key: string) {
+  return createStateHandle(acc, scopeOf(key), new DirectStateRequestHandler(backend));
+}
+
+async function checkpoint(b: KeyedStateBackend, id: number): Promise<void> {
+  await b.snapshot!(id);
+  await b.notifyCheckpointComplete!(id);
+}
+
+s("checkpoints: cleared state leaves the cache once its removal is materialized, and reads as absent", async () => {
+  const names = freshJob("erc");
+  const b = await openCheckpointed(names);
+  try {
+    for (const [i, k] of keys.entries()) await accOf(b, k).update(i + 1);
+    await checkpoint(b, 1);
+    assert.is(b.metrics().cacheEntries, N, "the written values stay cached (clean)");
+    for (const k of keys) await accOf(b, k).clear();
+    assert.is(b.metrics().cacheEntries, N, "removals not yet in KV: the entries stay (dirty)");
+    await checkpoint(b, 2); // materializes: KV acknowledges every removal
+    const m = b.metrics();
+    assert.is(m.cacheEntries, 0, `no absent entry kept after its removal reached KV (${m.cacheEntries} cached)`);
+    assert.is(m.cacheBytes, 0, "nor its bytes");
+    assert.is(m.dirtyEntries, 0);
+    assert.is(m.evictions, 0, "left without eviction pressure");
+    for (const k of keys) assert.is(await accOf(b, k).value(), undefined, `${k} reads as absent`);
+    assert.is(b.metrics().remoteReads, m.remoteReads, "known absent: reading removed state costs no KV read");
+  } finally {
+    await b.close();
+  }
+  const r = await openCheckpointed(names);
+  try {
+    for (const k of keys.slice(0, 20)) assert.is(await accOf(r, k).value(), undefined, `${k} is absent in KV`);
+  } finally {
+    await r.close();
+  }
+});
+
+s("flush durability: cleared state leaves the cache once the flush erased it", async () => {
+  const names = freshJob("erf");
+  const b = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0 });
+  try {
+    for (const [i, k] of keys.entries()) await accOf(b, k).update(i + 1);
+    await b.flush();
+    for (const k of keys) await accOf(b, k).clear();
+    await b.flush();
+    assert.is(b.metrics().cacheEntries, 0, `no absent entry kept after the flush erased it (${b.metrics().cacheEntries} cached)`);
+    for (const k of keys.slice(0, 20)) assert.is(await accOf(b, k).value(), undefined, `${k} reads as absent`);
+  } finally {
+    await b.close();
+  }
+});
+
+s("a write after the removal was captured: the entry stays with its new value, and the next checkpoint writes it", async () => {
+  const names = freshJob("erw");
+  const b = await openCheckpointed(names);
+  try {
+    await accOf(b, "k").update(1);
+    await checkpoint(b, 1);
+    await accOf(b, "k").clear();
+    await b.snapshot!(2); // captures the removal
+    await accOf(b, "k").update(2); // before checkpoint 2 completes and is materialized
+    await b.notifyCheckpointComplete!(2); // erases k in KV
+    assert.is(await accOf(b, "k").value(), 2, "the newer write is what k holds");
+    assert.is(b.metrics().dirtyEntries, 1, "still to be written");
+    await checkpoint(b, 3);
+  } finally {
+    await b.close();
+  }
+  const r = await openCheckpointed(names);
+  try {
+    assert.is(await accOf(r, "k").value(), 2, "KV holds the newer write");
+  } finally {
+    await r.close();
+  }
+});
+
+/**
+ * k = 1 in KV; k cleared and captured by two overlapping checkpoints (2 and 3); checkpoint 2 materializes
+ * (the entry leaves the cache); k written again (a new cache entry) and captured by checkpoint 4, while
+ * checkpoint 3 still holds the old, removed entry.
+ */
+async function overlapping(names: JobNames): Promise<{ b: KeyedStateBackend; s3: StateSnapshot; s4: StateSnapshot }> {
+  const b = await openCheckpointed(names, { materializeIntervalMs: 600_000 });
+  await accOf(b, "k").update(1);
+  await checkpoint(b, 1);
+  await b.flush(); // materializes what completed
+  await accOf(b, "k").clear();
+  await b.snapshot!(2);
+  const s3 = await b.snapshot!(3);
+  await b.notifyCheckpointComplete!(2);
+  await b.flush();
+  assert.is(b.metrics().cacheEntries, 0, "the removal reached KV: the entry left the cache");
+  await accOf(b, "k").update(5);
+  const s4 = await b.snapshot!(4);
+  return { b, s3, s4 };
+}
+
+s("overlapping checkpoints: the removed entry a pending checkpoint still holds does not undo a newer write", async () => {
+  const crashed = freshJob("ero");
+  const { b, s3, s4 } = await overlapping(crashed);
+  try {
+    assert.is(s4.entries, 1, "checkpoint 4 holds k once, with its new value");
+    // A crash before checkpoints 3 and 4 are materialized: their deltas are replayed, oldest first.
+    const r = await openCheckpointed(crashed);
+    try {
+      await r.restore!([s3, s4]);
+      assert.is(await accOf(r, "k").value(), 5, "the restored checkpoint 4 holds the newer write");
+    } finally {
+      await r.close();
+    }
+  } finally {
+    b.dispose();
+  }
+
+  // No crash: checkpoints 3 and 4 are materialized together; the old removal is not written again.
+  const names = freshJob("ero");
+  const { b: c } = await overlapping(names);
+  try {
+    await c.notifyCheckpointComplete!(3);
+    await c.notifyCheckpointComplete!(4);
+    const before = c.metrics().remoteWrites;
+    await c.flush();
+    assert.is(c.metrics().remoteWrites - before, 1 + MAX_PARALLELISM, "one put of k, one marker per key group: no stale erase of k racing it");
+  } finally {
+    await c.close();
+  }
+  const r = await openCheckpointed(names);
+  try {
+    assert.is(await accOf(r, "k").value(), 5);
+  } finally {
+    await r.close();
+  }
+});
+
+s.run();
