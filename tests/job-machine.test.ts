@@ -183,6 +183,25 @@ s("a cancel tears down first: cancelling until every subtask terminated", () => 
   assert.is(h.state(), "cancelled");
 });
 
+s("a rescale (workers joined or left) tears down and redeploys at once, not counted as a restart", async () => {
+  const h = start({ strategy: { type: "fixed-delay", attempts: 1, delayMs: 500 } });
+  running(h);
+  h.actor.send({ type: "RESCALE", cause: "worker w2 joined" });
+  assert.is(h.where(), "failing.tearingDown");
+  assert.equal(h.effects, ["deploy", "cancelAll"]);
+  h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
+  h.clock.advance(0);
+  await settle(h, "restarting");
+  const c = h.actor.getSnapshot().context;
+  assert.is(c.restarts, 0, "not a restart");
+  assert.is(c.rescales, 1);
+  h.actor.send({ type: "DEPLOYED" });
+  // The one restart the strategy allows is still there.
+  fail(h);
+  assert.is(h.where(), "failing.waitingToRestart");
+  assert.ok(h.effects.includes("restart in 500"), h.effects.join());
+});
+
 s("events a state does not know are ignored", () => {
   const h = start();
   h.actor.send({ type: "DEPLOYED" });

@@ -154,4 +154,35 @@ workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease
   }
 });
 
+workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; output exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  let input: ReturnType<typeof feed> | undefined;
+  const auto = { WORKERS_PARALLELISM: "auto" };
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    procs.push(start(nats.url, auto));
+    assert.is((await runningOn(nc, procs, "one worker")).parallelism, 1);
+    procs.push(start(nats.url, auto));
+    const two = await runningOn(nc, procs, "two workers");
+    assert.is(two.parallelism, 2);
+    assert.is(two.subtasks.length, 2 * 2, "2 chains (source; count and sink) × 2");
+    assert.equal(two.workers!.map((w) => w.subtasks.length), [2, 2], "a chain's subtasks of one index on each worker");
+    procs.push(start(nats.url, auto));
+    assert.is((await runningOn(nc, procs, "three workers")).parallelism, 3);
+    const leaving = procs.pop()!;
+    leaving.child.kill("SIGTERM");
+    await leaving.exited;
+    assert.is((await runningOn(nc, procs, "two workers again")).parallelism, 2);
+    const total = await input.stop();
+    input = undefined;
+    await checkOutput(nc, total);
+  } finally {
+    await input?.stop().catch(() => {});
+    await stopAll(procs);
+    await nc.close();
+  }
+});
+
 workers.run();

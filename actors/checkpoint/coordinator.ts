@@ -23,7 +23,8 @@ export interface CheckpointTarget {
   readonly isSource: boolean;
   /** Input ended: it acknowledges with its final state when asked directly (no barrier reaches it). */
   readonly isWaitingForFinalCheckpoint: boolean;
-  triggerCheckpoint(barrier: CheckpointBarrier): void;
+  /** `pauseAfter`: a source reads nothing after this barrier (a rescale restarts from this checkpoint). */
+  triggerCheckpoint(barrier: CheckpointBarrier, pauseAfter?: boolean): void;
   notifyCheckpointComplete(id: number): void;
   notifyCheckpointAborted(id: number): void;
 }
@@ -65,6 +66,9 @@ export class CheckpointCoordinator {
   private swept = false;
   private triggeredAt = 0;
   private kind: CheckpointKind = "checkpoint";
+  /** The checkpoint in flight pauses the sources after its barrier (see trigger). */
+  private pausing = false;
+  private parallelism: Readonly<Record<string, number>>;
   private revision: number;
   private lastSummary: CheckpointSummary | undefined;
   private readonly waiters = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
@@ -75,6 +79,7 @@ export class CheckpointCoordinator {
 
   constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
     this.revision = o.latestRevision;
+    this.parallelism = o.parallelism;
     this.reservedThrough = o.reservedThrough;
     this.actor = createActor(checkpointMachine.provide({
       actions: {
@@ -123,6 +128,11 @@ export class CheckpointCoordinator {
     }
   }
 
+  /** The next checkpoints are of a deployment at another parallelism (`parallelism: "auto"`). */
+  resize(parallelism: Readonly<Record<string, number>>): void {
+    this.parallelism = parallelism;
+  }
+
   /** Aborts the checkpoint in flight (the job restarts or ends). */
   abortPending(reason: string): void {
     const id = this.actor.getSnapshot().context.pendingId;
@@ -144,23 +154,28 @@ export class CheckpointCoordinator {
     });
   }
 
-  /** Starts a checkpoint unless one is in flight; resolves with its id when it completes. */
-  trigger(kind: CheckpointKind = "checkpoint"): Promise<number> {
+  /**
+   * Starts a checkpoint unless one is in flight; resolves with its id when it completes. With
+   * `pauseSources`, sources read nothing after its barrier: a rescale restarting from it reads no record
+   * twice (the job is torn down after it, whether it completes or not).
+   */
+  trigger(kind: CheckpointKind = "checkpoint", options: { pauseSources?: boolean } = {}): Promise<number> {
     return new Promise((resolve, reject) => {
       if (this.busy) {
-        if (kind === "savepoint") this.nextWaiters.push({ resolve: () => resolve(this.trigger(kind)), reject });
+        if (kind === "savepoint" || options.pauseSources) this.nextWaiters.push({ resolve: () => resolve(this.trigger(kind, options)), reject });
         else reject(new Error("a checkpoint is already in progress"));
         return;
       }
       const id = this.actor.getSnapshot().context.nextId;
       if (id > this.reservedThrough) {
         // The run's block of ids is used up: reserve the next block first.
-        this.reserveMore(id - 1).then(() => this.trigger(kind), (e: unknown) => {
+        this.reserveMore(id - 1).then(() => this.trigger(kind, options), (e: unknown) => {
           throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`, { cause: e });
         }).then(resolve, reject);
         return;
       }
       this.waiters.set(id, { resolve, reject });
+      this.pausing = options.pauseSources ?? false;
       this.actor.send({ type: "TRIGGER", kind, expectedAcks: this.targets().length });
     });
   }
@@ -213,9 +228,10 @@ export class CheckpointCoordinator {
     this.kind = kind;
     const barrier: CheckpointBarrier = { id: checkpointId, timestamp: this.triggeredAt, kind };
     this.barrier = barrier;
+    const pause = this.pausing;
     queueMicrotask(() => {
       // Sources start it; subtasks whose input already ended snapshot their final state directly.
-      for (const t of targets) if (t.isSource || t.isWaitingForFinalCheckpoint) t.triggerCheckpoint(barrier);
+      for (const t of targets) if (t.isSource || t.isWaitingForFinalCheckpoint) t.triggerCheckpoint(barrier, pause && t.isSource);
     });
   }
 
@@ -228,7 +244,7 @@ export class CheckpointCoordinator {
       triggeredAt: this.triggeredAt,
       completedAt: Date.now(),
       maxParallelism: this.o.maxParallelism,
-      parallelism: this.o.parallelism,
+      parallelism: this.parallelism,
       subtasks: [...this.acks.values()],
     };
     try {

@@ -4,6 +4,8 @@
 
 import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { Clock } from "../../runtime/core/clock.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import type { JobState } from "./machine.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;
@@ -55,4 +57,15 @@ export class ConnectionWatch {
   }
 
   stop(): void { this.status.stop?.(); }
+}
+
+/**
+ * What a disconnect means for a job in `state`: a failure to restart from (frames and credits between
+ * subtasks may be lost: the client drops what it had not sent, the server keeps no core-NATS message across
+ * a restart; the last checkpoint never includes a lost frame, see input-gate.ts), or only a line to log.
+ */
+export function disconnectFailure(server: string, state: JobState, checkpointing: boolean): WeirError | string {
+  if (state !== "running" && state !== "deploying" && state !== "restarting" && state !== "stopping") return `NATS connection to ${server} lost (job ${state})`;
+  if (!checkpointing) return `NATS connection to ${server} lost: records in flight between subtasks may be lost (no checkpoints: at-most-once)`;
+  return new WeirError(ErrorCode.Transport, `NATS connection to ${server} lost: records in flight between subtasks may be lost; restarting from the last checkpoint once it is back`);
 }

@@ -19,6 +19,8 @@ export interface JobRunnerOptions {
   readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
   /** Deletes the job's keyed state (for `--restore none`). */
   readonly resetState?: () => Promise<void>;
+  /** The job's graph at another default parallelism (`parallelism: "auto"`). */
+  readonly graphFor?: (parallelism: number) => JobGraph;
   /** With several workers: places each deployment over them (actors/worker/). Absent: all subtasks here. */
   readonly cluster?: ClusterHooks;
 }
@@ -26,9 +28,11 @@ export interface JobRunnerOptions {
 /** What the job coordinator asks of the cluster when it leads a job spread over workers. */
 export interface ClusterHooks {
   /** Places the subtasks for a new deployment (a new epoch, recorded in the job log) and reaches the remote ones. */
-  deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined }): Promise<RemotePart>;
+  deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined; parallelism?: number }): Promise<RemotePart>;
   /** Records a checkpoint's commit as leader (fenced): rejects once another worker leads. */
   fenceCommit(checkpointId: number): Promise<void>;
+  /** With `parallelism: "auto"`: the parallelism of the next deployment (from the workers there are). */
+  parallelism(): number | undefined;
   /** What the status adds about the workers (`workers`, `epoch`, rebalances). */
   statusOfWorkers(): Record<string, unknown>;
 }

@@ -9,13 +9,13 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jobMachine, jobStateOf, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
-import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
-import { ConnectionWatch, sleep } from "./connection-watch.ts";
+import { ConnectionWatch, disconnectFailure, sleep } from "./connection-watch.ts";
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
@@ -41,12 +41,14 @@ export class JobRunner {
   private controlSubs: Subscription[] = [];
   private readonly started = Date.now();
   private failure: unknown;
-  private abandoned = false;
+  protected abandoned = false;
+  /** The parallelism the graph was last built for (`parallelism: "auto"`). */
+  private sizedFor: number;
   private readonly failures = new FailureLog();
   private readonly done: Promise<JobResult>;
-  private readonly log: (message: string) => void;
+  protected readonly log: (message: string) => void;
   private store: CheckpointStore | undefined;
-  private coordinator: CheckpointCoordinator | undefined;
+  protected coordinator: CheckpointCoordinator | undefined;
   private restore: RestoreBundle | undefined;
   private stopKind: "checkpoint" | "savepoint" = "checkpoint";
   private finalCheckpointStarted = false;
@@ -59,19 +61,20 @@ export class JobRunner {
   private lastStatusTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly graph: JobGraph,
+    private jobGraph: JobGraph,
     readonly job: ResolvedJobOptions,
     private readonly nc: NatsConnection,
     private readonly options: JobRunnerOptions,
   ) {
     this.names = new JobNames(job.name);
+    this.sizedFor = job.parallelism;
     this.checkpointing = job.checkpointIntervalMs > 0;
     this.clock = options.clock ?? systemClock;
     this.controlClock = options.controlClock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
     this.lastStatus = new LastStatusWriter(nc, this.log);
-    const total = graph.vertices.reduce((n, v) => n + v.parallelism, 0);
+    const total = subtaskCount(jobGraph);
     this.actor = createActor(
       jobMachine.provide({
         actions: {
@@ -113,6 +116,9 @@ export class JobRunner {
   }
 
   private get subtasks(): readonly SubtaskHandle[] { return this.deployment?.subtasks ?? []; }
+
+  /** The graph of the current deployment (with `parallelism: "auto"`, sized for the workers there are). */
+  get graph(): JobGraph { return this.jobGraph; }
 
   get state(): JobState { return jobStateOf(this.actor.getSnapshot().value); }
   get attempt(): string { return this.attemptId; }
@@ -182,31 +188,6 @@ export class JobRunner {
     return this.done.catch(() => undefined);
   }
 
-  /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
-  abandon(): Promise<JobResult | undefined> {
-    this.abandoned = true;
-    return this.cancel();
-  }
-
-  /** A worker running some of the subtasks died: the job restarts from its last checkpoint without it. */
-  workerLost(error: WeirError): void {
-    this.onSubtaskFailed(undefined, error, "worker");
-  }
-
-  /** Workers joined or left: a fresh checkpoint, then the job restarts from it over the workers there are now. */
-  async rescale(cause: string): Promise<void> {
-    if (this.state !== "running") return;
-    await this.freshCheckpoint().catch((e) => this.log(`checkpoint before rescaling failed: ${messageOf(e)}`));
-    if (this.state === "running") this.actor.send({ type: "RESCALE", cause });
-  }
-
-  /** A checkpoint started now (after the one in flight, if any): what a rescale or a handover restarts from. */
-  async freshCheckpoint(): Promise<number | undefined> {
-    if (!this.coordinator) return undefined;
-    await this.coordinator.idle();
-    return this.coordinator.trigger("checkpoint");
-  }
-
   async triggerCheckpoint(): Promise<number> {
     if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, "checkpoints are off for this job: set checkpointIntervalMs");
     return this.coordinator.trigger("checkpoint");
@@ -215,7 +196,7 @@ export class JobRunner {
   status(): JobStatus {
     const snap = this.actor.getSnapshot();
     return jobStatusOf({
-      job: this.job, state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
+      job: this.job, parallelism: defaultParallelism(this.graph), state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
       subtasks: this.subtasks, deadLetters: this.deadLetters.total, failures: this.failures.list(),
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
@@ -241,7 +222,9 @@ export class JobRunner {
         onInputFinished: (s) => this.onInputFinished(s),
         onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
       };
-      const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id });
+      const parallelism = this.options.cluster?.parallelism();
+      this.resize(parallelism);
+      const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id, ...(parallelism !== undefined ? { parallelism } : {}) });
       this.deployment?.close();
       const deployment = new Deployment({
         graph: this.graph,
@@ -264,13 +247,23 @@ export class JobRunner {
       this.deployment = deployment;
       this.attemptId = deployment.attempt;
       const started = await deployment.start(() => this.state === "deploying" || this.state === "restarting");
-      if (started) this.actor.send({ type: "DEPLOYED" });
+      if (started) this.actor.send({ type: "DEPLOYED", subtasks: subtaskCount(this.graph) });
     } catch (e) {
       this.onSubtaskFailed(undefined, e);
     }
   }
 
-  private onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment"): void {
+  /** `parallelism: "auto"`: the graph at the parallelism the cluster asks for (state restores by key group). */
+  private resize(parallelism: number | undefined): void {
+    const graphFor = this.options.graphFor;
+    if (parallelism === undefined || !graphFor || parallelism === this.sizedFor) return;
+    this.sizedFor = parallelism;
+    this.jobGraph = graphFor(parallelism);
+    this.coordinator?.resize(Object.fromEntries(this.graph.vertices.map((v) => [v.uid, v.parallelism])));
+    this.log(`parallelism ${parallelism} for ${this.options.cluster ? "the workers there are" : "this deployment"}`);
+  }
+
+  protected onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment"): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
@@ -322,16 +315,9 @@ export class JobRunner {
    * last checkpoint, which never includes a lost frame (frame numbers, input-gate.ts).
    */
   private onDisconnect(server: string): void {
-    const state = this.state;
-    if (state !== "running" && state !== "deploying" && state !== "restarting" && state !== "stopping") {
-      this.log(`NATS connection to ${server} lost (job ${state})`);
-      return;
-    }
-    if (!this.checkpointing) {
-      this.log(`NATS connection to ${server} lost: records in flight between subtasks may be lost (no checkpoints: at-most-once)`);
-      return;
-    }
-    this.onSubtaskFailed(undefined, new WeirError(ErrorCode.Transport, `NATS connection to ${server} lost: records in flight between subtasks may be lost; restarting from the last checkpoint once it is back`), "connection");
+    const lost = disconnectFailure(server, this.state, this.checkpointing);
+    if (typeof lost === "string") this.log(lost);
+    else this.onSubtaskFailed(undefined, lost, "connection");
   }
 
   /** The machine's `prepareRestart`: the checkpoint to restart from, once NATS is back (JetStream may answer late at first). */
@@ -401,4 +387,8 @@ export class JobRunner {
     const ping = () => ({ job: this.job.name, state: this.state, attempt: this.attemptId, startedAt: new Date(this.started).toISOString() });
     this.controlSubs = serveControl(this.nc, this.names, handlersFor(this), ping);
   }
+}
+
+function subtaskCount(graph: JobGraph): number {
+  return graph.vertices.reduce((n, v) => n + v.parallelism, 0);
 }

@@ -89,6 +89,8 @@ export function lastStatusOf(s: JobStatus): Omit<LastStatus, "at" | "host" | "pi
 
 export interface StatusParts {
   readonly job: ResolvedJobOptions;
+  /** The default parallelism of the current deployment. */
+  readonly parallelism: number;
   readonly state: JobState;
   readonly context: JobMachineContext;
   readonly attempt: string;
@@ -111,7 +113,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     attempt: p.attempt,
     startedAt: new Date(p.started).toISOString(),
     uptimeMs: Date.now() - p.started,
-    parallelism: p.job.parallelism,
+    parallelism: p.parallelism,
     recordsIn: p.subtasks.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
     recordsOut: p.subtasks.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
     deadLetters: p.deadLetters,

@@ -55,7 +55,7 @@ export interface JobMachineContext extends JobMachineInput {
 
 export type JobEvent =
   | { type: "DEPLOY" }
-  | { type: "DEPLOYED" }
+  | { type: "DEPLOYED"; subtasks?: number }
   | { type: "SUBTASK_FINISHED" }
   | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean }
   | { type: "STOP"; savepoint: boolean }
@@ -88,6 +88,8 @@ export const jobMachine = setup({
     /** The runner's part of a restart (new attempt id, the checkpoint to restore, a log line). */
     beginRestart: () => {},
     countFinished: assign({ finished: ({ context }) => context.finished + 1 }),
+    /** A deployment may have another parallelism (`parallelism: "auto"` follows the workers). */
+    recordDeployment: assign({ subtasks: ({ context, event }) => (event.type === "DEPLOYED" && event.subtasks !== undefined ? event.subtasks : context.subtasks) }),
     recordFailure: assign({
       failure: ({ context, event }) => context.failure ?? (event.type === "SUBTASK_FAILED" ? event.error : undefined),
     }),
@@ -135,7 +137,7 @@ export const jobMachine = setup({
     created: { on: { DEPLOY: { target: "deploying", actions: "deploy" } } },
     deploying: {
       on: {
-        DEPLOYED: "running",
+        DEPLOYED: { target: "running", actions: "recordDeployment" },
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
@@ -194,7 +196,7 @@ export const jobMachine = setup({
     restarting: {
       entry: "deploy",
       on: {
-        DEPLOYED: "running",
+        DEPLOYED: { target: "running", actions: "recordDeployment" },
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },

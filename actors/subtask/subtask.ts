@@ -48,6 +48,8 @@ export interface SubtaskDeps extends ContextDeps {
 
 /** Characters of a record kept in its dead letter when it cannot be encoded (it may be megabytes or too deep). */
 const DEAD_LETTER_PREVIEW = 64 * 1024;
+/** A paused source checks this often whether it was cancelled. */
+const PAUSE_POLL_MS = 20;
 
 export class Subtask {
   readonly id: string;
@@ -204,9 +206,19 @@ export class Subtask {
     if (!this.isTerminal) this.gate.regrant();
   }
 
-  /** Source subtasks: start checkpoint `barrier` (on the mailbox, between batches). */
-  triggerCheckpoint(barrier: CheckpointBarrier): void {
-    this.gate.enqueue(() => this.checkpointer.trigger(barrier));
+  /**
+   * Source subtasks: start checkpoint `barrier` (on the mailbox, between batches). `pauseAfter`: read
+   * nothing more until the subtask is cancelled (a rescale restarts from this checkpoint).
+   */
+  triggerCheckpoint(barrier: CheckpointBarrier, pauseAfter = false): void {
+    if (!pauseAfter) {
+      this.gate.enqueue(() => this.checkpointer.trigger(barrier));
+      return;
+    }
+    this.gate.enqueue(async () => {
+      await this.checkpointer.trigger(barrier);
+      while (!this.isTerminal) await new Promise((r) => setTimeout(r, PAUSE_POLL_MS));
+    });
   }
 
   /** The final checkpoint completed: close and finish, after the mail already queued (its notification). */

@@ -42,7 +42,7 @@ export class ClusterDeployer {
   /** The workers the current deployment was placed over (some may run nothing). */
   get placedOver(): readonly string[] { return this.lastWorkers; }
 
-  async deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined }): Promise<RemotePart> {
+  async deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined; parallelism?: number }): Promise<RemotePart> {
     const { graph, events, restoreId } = request;
     const workers = [...new Set([this.o.workerId, ...this.o.workers()])].sort();
     const placed = placeSubtasks(graph.vertices.map((v) => ({ uid: v.uid, name: v.name, parallelism: v.parallelism })), workers, this.previous);
@@ -80,7 +80,7 @@ export class ClusterDeployer {
       attempt: `e${epoch}`,
       local,
       handles: [...handles.values()],
-      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null }), OPEN_TIMEOUT_MS),
+      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null, parallelism: request.parallelism ?? null }), OPEN_TIMEOUT_MS),
       run: (sources) => all(sources ? "run its sources" : "run its subtasks", () => ({ kind: "run", epoch, sources }), OPEN_TIMEOUT_MS),
       cancel: () => all("cancel", () => ({ kind: "cancel", epoch }), CANCEL_TIMEOUT_MS, true),
       close: () => sub.unsubscribe(),

@@ -84,6 +84,7 @@ export class JobWorker {
     this.log = await JobLog.open(this.nc, this.names);
     this.host = new WorkerHost({
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
+      ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
       deps: {
         nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? { now: () => Date.now(), setTimeout, clearTimeout } as never,
         createStateBackend: this.options.createStateBackend, log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
@@ -203,7 +204,7 @@ export class JobWorker {
     const side = this.leading;
     if (side) {
       // Hand over: a fresh checkpoint, then the lease goes to another worker, which redeploys from it.
-      await side.runner.freshCheckpoint().catch((e) => this.say(`checkpoint before leaving failed: ${messageOf(e)}`));
+      await side.runner.freshCheckpoint({ pauseSources: true }).catch((e) => this.say(`checkpoint before leaving failed: ${messageOf(e)}`));
       this.leading = undefined;
       await side.abandon();
       await this.lease.stop();

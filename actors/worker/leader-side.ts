@@ -10,7 +10,8 @@ import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts"
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { MembershipView } from "../../runtime/cluster/membership.ts";
-import { JobRunner, type JobRunnerOptions } from "../job/job-runner.ts";
+import type { JobRunnerOptions } from "../job/job-runner.ts";
+import { ClusterJobRunner } from "./cluster-job-runner.ts";
 import type { WorkerSummary } from "../job/job-status.ts";
 import { ClusterDeployer } from "./cluster-deployment.ts";
 
@@ -35,7 +36,7 @@ export interface LeaderSideOptions {
 }
 
 export class LeaderSide {
-  readonly runner: JobRunner;
+  readonly runner: ClusterJobRunner;
   private readonly membership: MembershipView;
   private readonly deployer: ClusterDeployer;
   private rebalanceTimer: NodeJS.Timeout | undefined;
@@ -63,11 +64,12 @@ export class LeaderSide {
         return epoch;
       },
     });
-    this.runner = new JobRunner(o.graph, o.job, o.nc, {
+    this.runner = new ClusterJobRunner(o.graph, o.job, o.nc, {
       ...o.runnerOptions,
       cluster: {
         deploy: (request) => this.deployer.deploy(request),
         statusOfWorkers: () => this.workersStatus(),
+        parallelism: () => (o.job.reactive ? Math.min(o.job.maxParallelism, this.members().length * o.job.slotsPerWorker) : undefined),
         fenceCommit: async (checkpointId) => {
           const ok = await o.lease.appendAsLeader({ kind: "commit", leader: o.workerId, epoch: this.currentEpoch, checkpointId });
           if (!ok || !o.lease.isLeader) throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${checkpointId} not committed: worker ${o.workerId} no longer leads the job`);

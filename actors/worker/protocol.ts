@@ -25,10 +25,10 @@ export const WorkerCommandKind = {
 const epoch = { epoch: t.number };
 export const WorkerCommand = t.union([
   /** Set up and open these subtasks (restoring checkpoint `restoreId`); replies once they are open. */
-  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]) }),
+  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), parallelism: t.union([t.number, t.null]) }),
   /** Run the opened subtasks: first the non-sources (`sources: false`), then the sources; replies. */
   t.type({ kind: t.literal("run"), ...epoch, sources: t.boolean }),
-  t.type({ kind: t.literal("trigger"), ...epoch, subtask: t.string, barrier: Barrier }),
+  t.type({ kind: t.literal("trigger"), ...epoch, subtask: t.string, barrier: Barrier, pause: t.boolean }),
   t.type({ kind: t.literal("complete"), ...epoch, checkpointId: t.number }),
   t.type({ kind: t.literal("abort"), ...epoch, checkpointId: t.number }),
   t.type({ kind: t.literal("stop-sources"), ...epoch }),

@@ -21,8 +21,8 @@ export class RemoteWorker {
 
   constructor(readonly id: string, readonly epoch: number, private readonly send: (command: WorkerCommand) => void) {}
 
-  trigger(subtask: string, barrier: CheckpointBarrier): void {
-    this.send({ kind: "trigger", epoch: this.epoch, subtask, barrier: { id: barrier.id, timestamp: barrier.timestamp, kind: barrier.kind } });
+  trigger(subtask: string, barrier: CheckpointBarrier, pause: boolean): void {
+    this.send({ kind: "trigger", epoch: this.epoch, subtask, barrier: { id: barrier.id, timestamp: barrier.timestamp, kind: barrier.kind }, pause });
   }
   complete(checkpointId: number): void {
     if (checkpointId <= this.lastComplete) return;
@@ -67,7 +67,7 @@ export class RemoteSubtask implements SubtaskHandle {
   get isWaitingForFinalCheckpoint(): boolean { return this.inputFinished && !this.terminal; }
   get sourceIsBacklog(): boolean { return this.last.isBacklog; }
 
-  triggerCheckpoint(barrier: CheckpointBarrier): void { this.worker.trigger(this.id, barrier); }
+  triggerCheckpoint(barrier: CheckpointBarrier, pauseAfter = false): void { this.worker.trigger(this.id, barrier, pauseAfter); }
   notifyCheckpointComplete(id: number): void { this.worker.complete(id); }
   notifyCheckpointAborted(id: number): void { this.worker.abort(id); }
   requestStop(): void { if (this.isSource) this.worker.stopSources(); }

@@ -20,6 +20,8 @@ export interface WorkerHostOptions {
   readonly nc: NatsConnection;
   readonly names: JobNames;
   readonly graph: JobGraph;
+  /** The job's graph at another default parallelism (a deployment of `parallelism: "auto"`). */
+  readonly graphFor?: (parallelism: number) => JobGraph;
   readonly deps: HostDeps;
   readonly deadLetters: DeadLetterPublisher;
   /** The checkpoint a deployment restores (read from the job's checkpoint store). */
@@ -89,7 +91,7 @@ export class WorkerHost {
         await this.o.nc.flush();
         if (c.sources) this.o.onDeployed?.();
         return { ok: true };
-      case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier); break;
+      case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier, c.pause); break;
       case "complete": for (const s of this.subtasks) s.notifyCheckpointComplete(c.checkpointId); break;
       case "abort": for (const s of this.subtasks) s.notifyCheckpointAborted(c.checkpointId); break;
       case "stop-sources": for (const s of this.subtasks) if (s.isSource) s.requestStop(); break;
@@ -114,7 +116,7 @@ export class WorkerHost {
     const epoch = c.epoch;
     const report = (r: WorkerReport) => this.report(r);
     const worker = this.o.workerId;
-    const deps: Omit<SubtaskDeps, "deadLetters"> = {
+    const deps: { -readonly [K in keyof Omit<SubtaskDeps, "deadLetters">]: Omit<SubtaskDeps, "deadLetters">[K] } = {
       ...this.o.deps,
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
@@ -126,9 +128,11 @@ export class WorkerHost {
       onDirtyBudgetExceeded: () => report({ kind: "dirty-budget", epoch, worker }),
     };
     const subtasks: Subtask[] = [];
+    const graph = this.o.graphFor && c.parallelism !== null ? this.o.graphFor(c.parallelism) : this.o.graph;
+    deps.graph = graph;
     for (const id of c.subtasks) {
       const hash = id.lastIndexOf("#");
-      const vertex = this.o.graph.vertices.find((v) => v.uid === id.slice(0, hash));
+      const vertex = graph.vertices.find((v) => v.uid === id.slice(0, hash));
       const index = Number(id.slice(hash + 1));
       if (!vertex || !Number.isInteger(index) || index < 0 || index >= vertex.parallelism) {
         return { ok: false, error: `worker ${worker}: no subtask ${id} in this job's graph (do all workers run the same job file and parallelism?)` };

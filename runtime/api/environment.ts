@@ -110,9 +110,9 @@ export class StreamEnvironment implements StreamHost {
     });
   }
 
-  private build(plan: ExecutionPlan): JobGraph {
+  private build(plan: ExecutionPlan, parallelism = this.options.parallelism): JobGraph {
     return buildJobGraph(plan.graph, {
-      parallelism: this.options.parallelism,
+      parallelism,
       maxParallelism: this.options.maxParallelism,
       ...(this.hooks.chaining !== undefined ? { chaining: this.hooks.chaining } : {}),
     });
@@ -170,6 +170,7 @@ export class StreamEnvironment implements StreamHost {
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
       createStateBackend: (request) => this.createStateBackend(nc, request),
       resetState: () => destroyKeyedState(nc, this.names),
+      graphFor: (parallelism) => this.build(plan, parallelism),
     });
     this.running.add(runner);
     const done = this.afterCacheWrites(plan, graph, runner.result()).finally(() => this.running.delete(runner));

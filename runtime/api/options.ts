@@ -27,7 +27,10 @@ const AsyncStateOptionsCodec = t.exact(t.partial({
 export const JobOptionsCodec = t.intersection([
   t.type({ name: t.string }),
   t.exact(t.partial({
-    parallelism: PositiveInt,
+    /** A number, or "auto": each operator's parallelism follows the number of workers (Flink's reactive mode). */
+    parallelism: t.union([PositiveInt, t.literal("auto")]),
+    /** With `parallelism: "auto"`: subtasks of each operator per worker. */
+    slotsPerWorker: PositiveInt,
     maxParallelism: PositiveInt,
     mode: t.keyof({ streaming: null, batch: null, automatic: null }),
     stateBackend: t.keyof({ "jetstream-kv": null, heap: null }),
@@ -79,7 +82,10 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   const o = decodeOptions(JobOptionsCodec, options, "job options");
   assertToken("job name", o.name);
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
-  const parallelism = o.parallelism ?? 1;
+  const reactive = o.parallelism === "auto";
+  // With "auto" the leader sets it for each deployment from the workers there are (actors/worker/).
+  const slotsPerWorker = o.slotsPerWorker ?? 1;
+  const parallelism = o.parallelism === "auto" ? Math.min(slotsPerWorker, maxParallelism) : o.parallelism ?? 1;
   if (parallelism > maxParallelism) {
     throw new WeirError(ErrorCode.InvalidOption, `job options: parallelism ${parallelism} exceeds maxParallelism ${maxParallelism}`);
   }
@@ -87,6 +93,8 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   return {
     name: o.name,
     parallelism,
+    reactive,
+    slotsPerWorker,
     maxParallelism,
     // "automatic": the mixed mode of FLIP-327 (sort during backlog when no checkpoints are taken then);
     // "streaming": every record processed as it comes, backlog or not; "batch" behaves as "automatic".

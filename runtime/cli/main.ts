@@ -36,7 +36,7 @@ program.command("run")
   .description("run a job module (default export: defineJob(...))")
   .argument("<job>", "the job's .ts (or .js) file")
   .addOption(natsOption())
-  .option("--parallelism <n>", "default parallelism of the job's operators", positiveInt("--parallelism"))
+  .option("--parallelism <n>", "default parallelism of the job's operators, or auto (from the number of workers)", (v: string) => (v === "auto" ? "auto" : positiveInt("--parallelism")(v)))
   .option("--restore <what>", "latest | none | <checkpoint-id> (default latest)", (v: string) => {
     if (v === "latest" || v === "none") return v;
     const n = Number(v);

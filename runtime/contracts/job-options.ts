@@ -29,7 +29,11 @@ export type StateOptions = Omit<StateBackendConfig, "durability">;
 
 export interface ResolvedJobOptions {
   readonly name: string;
+  /** Default parallelism of the operators (with `reactive`, of the first deployment). */
   readonly parallelism: number;
+  /** `parallelism: "auto"`: each deployment sizes the operators from the workers (× slotsPerWorker). */
+  readonly reactive: boolean;
+  readonly slotsPerWorker: number;
   readonly maxParallelism: number;
   readonly mode: ExecutionMode;
   readonly stateBackend: "jetstream-kv" | "heap";

@@ -156,3 +156,8 @@ export function describeJobGraph(g: JobGraph): string {
   }
   return lines.join("\n");
 }
+
+/** The default parallelism a graph was built with: its widest operator's (operators may set less). */
+export function defaultParallelism(graph: JobGraph): number {
+  return Math.max(...graph.vertices.map((v) => v.parallelism));
+}

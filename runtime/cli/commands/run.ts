@@ -9,7 +9,7 @@ import { ProgressReporter, formatCount } from "../progress.ts";
 
 export interface RunFlags {
   readonly nats?: string;
-  readonly parallelism?: number;
+  readonly parallelism?: number | "auto";
   readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
   readonly stateBackend?: "jetstream-kv" | "heap";
@@ -35,7 +35,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const client = await env.executeAsWorker();
   const progress = new ProgressReporter(() => client.status());
   if (!flags.quiet) {
-    process.stderr.write(`weir: running ${client.jobName} (parallelism ${env.options.parallelism}, state ${env.options.stateBackend})\n`);
+    process.stderr.write(`weir: running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})\n`);
     progress.start();
   }
   let signals = 0;

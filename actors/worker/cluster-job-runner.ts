@@ -1,0 +1,33 @@
+// The job runner of a leading worker: what a job spread over workers adds to the job runner (the effects
+// of actors/job/machine.ts's RESCALE, a lost worker, handing over when deposed or leaving).
+
+import { messageOf, type WeirError } from "../../runtime/core/errors.ts";
+import { JobRunner, type JobResult } from "../job/job-runner.ts";
+
+export class ClusterJobRunner extends JobRunner {
+  /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
+  abandon(): Promise<JobResult | undefined> {
+    this.abandoned = true;
+    return this.cancel();
+  }
+
+  /** A worker running some of the subtasks died: the job restarts from its last checkpoint without it. */
+  workerLost(error: WeirError): void {
+    this.onSubtaskFailed(undefined, error, "worker");
+  }
+
+  /** Workers joined or left: a fresh checkpoint, then the job restarts from it over the workers there are now. */
+  async rescale(cause: string): Promise<void> {
+    if (this.state !== "running") return;
+    await this.freshCheckpoint({ pauseSources: true }).catch((e) => this.log(`checkpoint before rescaling failed: ${messageOf(e)}`));
+    if (this.state === "running") this.actor.send({ type: "RESCALE", cause });
+  }
+
+  /**
+   * A checkpoint started now (after the one in flight, if any): what a rescale or a handover restarts
+   * from; with `pauseSources`, nothing is read after it, so nothing is read twice.
+   */
+  async freshCheckpoint(options: { pauseSources?: boolean } = {}): Promise<number | undefined> {
+    return this.coordinator?.trigger("checkpoint", options);
+  }
+}
