@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
-import { startWeir, eventually, type WeirProcess } from "./helpers/cli.ts";
+import { startWeir, runWeir, eventually, within, type WeirProcess } from "./helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
 import type { JobStatus, WorkerSummary } from "../actors/job/job-status.ts";
 
@@ -181,6 +181,35 @@ workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; 
   } finally {
     await input?.stop().catch(() => {});
     await stopAll(procs);
+    await nc.close();
+  }
+});
+
+workers("weir run --workers 2 starts two workers of the job; weir stop stops both; output exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    await supervisor.waitForStderr("weir: starting 2 workers", 30_000);
+    const s = await eventually("the job runs on two workers", 90_000, async () => {
+      const st = await status(nc);
+      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
+    });
+    assert.ok(s.workers!.every((w) => w.pid !== supervisor.child.pid), "the workers are processes of their own");
+    const total = await input.stop();
+    input = undefined;
+    await checkOutput(nc, total);
+    const stop = await runWeir(["stop", "workers", "--nats", nats.url]);
+    assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
+    const exit = await within(supervisor.exited, 60_000);
+    assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
+    assert.match(supervisor.stderr(), /\[worker 1\]/);
+    assert.match(supervisor.stderr(), /\[worker 2\]/);
+  } finally {
+    await input?.stop().catch(() => {});
+    if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
     await nc.close();
   }
 });

@@ -48,6 +48,11 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Started by `weir run --workers N`: its end (stdin closes) ends this worker too, gracefully if it can.
+  if (process.env.WEIR_SUPERVISED === "1") {
+    process.stdin.on("end", () => { onSignal("supervisor gone"); setTimeout(() => process.exit(1), 10_000).unref(); });
+    process.stdin.resume();
+  }
   let result: JobResult;
   try {
     result = await client.result();

@@ -11,6 +11,8 @@ const WEIR_BIN = fileURLToPath(new URL("../../../bin/weir.mjs", import.meta.url)
 /** A worker that crashes this often within a minute is not started again (its crash is not transient). */
 const MAX_CRASHES_PER_MINUTE = 5;
 const RESTART_DELAY_MS = 500;
+/** Set for the workers this command starts (runtime/cli/commands/run.ts watches its stdin then). */
+export const SUPERVISED_ENV = "WEIR_SUPERVISED";
 
 /** `args`: the `weir run` arguments without `--workers`. Resolves the exit code once every worker ended. */
 export async function superviseWorkers(count: number, args: readonly string[]): Promise<number> {
@@ -22,7 +24,8 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   let wake: (() => void) | undefined;
 
   const launch = (n: number): void => {
-    const child = spawn(process.execPath, [WEIR_BIN, "run", ...args], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
+    const child = spawn(process.execPath, [WEIR_BIN, "run", ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1" } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
       createInterface({ input: stream }).on("line", (line) => out.write(`[worker ${n}] ${line}\n`));
