@@ -8,9 +8,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { StreamEnvironment } from "../mod.ts";
-import { CheckpointStore } from "../runtime/checkpoint/store.ts";
-import { summarize } from "../runtime/checkpoint/metadata.ts";
-import { JobNames } from "../runtime/core/names.ts";
+import { CheckpointStore } from "../runtime/internal.ts";
+import { summarize } from "../runtime/internal.ts";
+import { JobNames } from "../runtime/internal.ts";
 import { buildKeyedCounts, type KeyedCountsParams } from "./jobs/keyed-counts.ts";
 import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 

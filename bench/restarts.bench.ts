@@ -3,7 +3,7 @@
 // the time from the server's return to the next new output, then lost and duplicated outputs against the
 // reference (every key's counts 1..n once). Runs on a server of its own (the one bench/run.ts starts is
 // not restartable). WEIR_BENCH_SCALE scales the number of restarts.
-import { RestartableServer } from "../runtime/nats/restartable-server.ts";
+import { RestartableServer } from "../runtime/internal.ts";
 import { runWithServerRestarts } from "../tests/helpers/server-restarts.ts";
 import type { BenchContext, Benchmark, BenchRow } from "./harness.ts";
 

@@ -1,7 +1,7 @@
 // npm run bench [name ...]: runs the named benchmarks (all when none), each on its own fresh nats-server.
 import { readdirSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
-import { launchNatsServer } from "../runtime/nats/server-process.ts";
+import { launchNatsServer } from "../runtime/internal.ts";
 import type { Benchmark, BenchRow } from "./harness.ts";
 
 const dir = new URL(".", import.meta.url).pathname;

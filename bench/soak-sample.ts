@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JobStatus } from "../actors/job/job-runner.ts";
-import { JobNames } from "../runtime/core/names.ts";
+import { JobNames } from "../runtime/internal.ts";
 
 export interface Sample {
   readonly minute: number;

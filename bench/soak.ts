@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { launchNatsServer } from "../runtime/nats/server-process.ts";
+import { launchNatsServer } from "../runtime/internal.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
 import { checkCounts, checkWindows } from "./soak-check.ts";
 import { assertModel, eventTime, keyIndex, keyName, type SoakModel } from "./soak-model.ts";

@@ -6,7 +6,7 @@
 import type { KeyedStateBackend, KeyScope, StateRequestHandler } from "../state/contracts.ts";
 import { assignToKeyGroup, canonicalJson } from "../state/key-groups.ts";
 import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
-import { systemClock } from "../runtime/core/clock.ts";
+import { systemClock } from "../runtime/internal.ts";
 
 export interface DriveOptions {
   readonly operator?: string;

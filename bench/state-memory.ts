@@ -5,7 +5,7 @@
 import { setFlagsFromString } from "node:v8";
 import * as t from "io-ts";
 import { connect } from "@nats-io/transport-node";
-import { JobNames } from "../runtime/core/names.ts";
+import { JobNames } from "../runtime/internal.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { valueState } from "../state/descriptors.ts";

@@ -9,7 +9,7 @@
 import * as t from "io-ts";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { JobNames } from "../runtime/core/names.ts";
+import { JobNames } from "../runtime/internal.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { valueState } from "../state/descriptors.ts";
