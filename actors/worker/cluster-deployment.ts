@@ -114,7 +114,16 @@ export class ClusterDeployer {
           case "input-finished": if (h) { h.markInputFinished(); events.onInputFinished(h); } break;
           case "dirty-budget": events.onDirtyBudgetExceeded(); break;
           case "status":
-            for (const st of r.subtasks) handles.get(st.id)?.updateStatus(st as unknown as SubtaskStatus);
+            for (const st of r.subtasks) {
+              const handle = handles.get(st.id);
+              if (!handle) continue;
+              handle.updateStatus(st as unknown as SubtaskStatus);
+              // A lost "failed" report must not leave the job waiting on a subtask that is gone.
+              if (st.state.startsWith("failed") && !handle.isTerminal) {
+                handle.markTerminal();
+                events.onFailed(handle, new Error(`${st.id} on worker ${r.worker} failed${"error" in st ? `: ${String((st as { error?: unknown }).error)}` : ""}`));
+              }
+            }
             break;
         }
       },

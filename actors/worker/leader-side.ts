@@ -133,13 +133,21 @@ export class LeaderSide {
   private scheduleRebalance(cause: string): void {
     this.pendingCauses.push(cause);
     if (this.rebalanceTimer) return;
-    this.rebalanceTimer = setTimeout(() => {
-      this.rebalanceTimer = undefined;
-      const wanted = this.members();
-      const placedOn = [...this.deployer.placedOver];
-      if (wanted.join(",") === placedOn.join(",")) { this.pendingCauses = []; return; }
-      void this.runner.rescale(this.pendingCauses.join("; "));
-    }, STABILIZATION_MS);
+    this.rebalanceTimer = setTimeout(() => this.rebalance(), STABILIZATION_MS);
     this.rebalanceTimer.unref();
+  }
+
+  /** Once the workers settled: a rescale if they differ from the placement, when the job runs (else later). */
+  private rebalance(): void {
+    this.rebalanceTimer = undefined;
+    const wanted = this.members();
+    if (wanted.join(",") === this.deployer.placedOver.join(",")) { this.pendingCauses = []; return; }
+    const state = this.runner.state;
+    if (state === "running") { void this.runner.rescale(this.pendingCauses.join("; ")); return; }
+    // Deploying or restarting: that deployment may already include them; look again in a moment.
+    if (state === "deploying" || state === "restarting" || state === "failing" || state === "created") {
+      this.rebalanceTimer = setTimeout(() => this.rebalance(), STABILIZATION_MS);
+      this.rebalanceTimer.unref();
+    }
   }
 }

@@ -10,6 +10,8 @@ import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
+import { ConnectionWatch } from "../job/connection-watch.ts";
+import { systemClock } from "../../runtime/core/clock.ts";
 import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
@@ -40,6 +42,9 @@ export class WorkerHost {
   private subtasks: Subtask[] = [];
   private sub: Subscription | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  private connection: ConnectionWatch | undefined;
+  /** A disconnect may have lost frames, credits and reports of the running epoch (see onReconnect). */
+  private lostSince: number | undefined;
 
   constructor(private readonly o: WorkerHostOptions) {}
 
@@ -66,6 +71,25 @@ export class WorkerHost {
     });
     this.statusTimer = setInterval(() => this.reportStatus(), STATUS_INTERVAL_MS);
     this.statusTimer.unref();
+    this.connection = new ConnectionWatch(this.o.nc, systemClock, {
+      onDisconnect: () => { if (this.subtasks.some((s) => !s.isTerminal)) this.lostSince ??= this.epoch; },
+      onReconnect: () => this.onReconnect(),
+    });
+  }
+
+  /**
+   * Back after a disconnect: what this worker published meanwhile may be lost (the client drops its
+   * outbound buffer), reports included, so the leader may never hear that a frame went missing. It is told
+   * now: the running epoch restarts from its last checkpoint, as a leader's own disconnect does.
+   */
+  private onReconnect(): void {
+    const epoch = this.lostSince;
+    this.lostSince = undefined;
+    if (epoch === undefined || epoch !== this.epoch) return;
+    const s = this.subtasks.find((x) => !x.isTerminal);
+    if (!s) return;
+    for (const x of this.subtasks) x.onReconnected();
+    this.report({ kind: "failed", epoch, worker: this.o.workerId, subtask: s.id, error: `worker ${this.o.workerId} lost its NATS connection: records in flight may be lost` });
   }
 
   /** Cancels what runs (fenced, leaving, or this worker now leads and deploys its own). */
@@ -75,6 +99,7 @@ export class WorkerHost {
   }
 
   stop(): void {
+    this.connection?.stop();
     this.cancelAll("the worker stops");
     this.sub?.unsubscribe();
     if (this.statusTimer) clearInterval(this.statusTimer);
