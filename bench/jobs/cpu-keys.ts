@@ -1,11 +1,11 @@
-// The job of `npm run bench workers`: a CPU-bound keyed count. Events from a JetStream stream (two
-// subjects, one per source subtask), keyBy, a fixed amount of integer hashing per record (BENCH_SPIN
+// The job of `npm run bench workers`: a CPU-bound keyed count. Events from a JetStream stream (one
+// subject per source subtask), keyBy, a fixed amount of integer hashing per record (BENCH_SPIN
 // rounds, calibrated by the bench to about 20 µs), a count per key in heap state, and every tenth count
 // of a key to the exactly-once JetStream sink (light output traffic). Run as `weir run` worker processes;
 // parameters from BENCH_* variables. With BENCH_PROCESSED_DIR set, each build of the job writes how many
 // records its process function handled to a file there, so the bench can tell records processed twice.
 import { randomUUID } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as t from "io-ts";
 import { defineJob, Sinks, Sources, valueState } from "weir";
@@ -30,10 +30,12 @@ const rounds = Number(env.BENCH_SPIN ?? 2000);
 // Stream names; their subjects are the lower-cased name plus ".0"/".1" (input) or ".<key>" (output).
 const input = env.BENCH_IN ?? "IN";
 const output = env.BENCH_OUT ?? "OUT";
+// 2 for the throughput figure; the bench's join/kill phase uses 4, so that a third worker gets subtasks.
+const parallelism = Number(env.BENCH_PARALLELISM ?? 2);
 
 export default defineJob({
   name: env.BENCH_JOB ?? "bench-workers",
-  parallelism: 2,
+  parallelism,
   stateBackend: "heap",
   checkpointIntervalMs: Number(env.BENCH_CHECKPOINT_MS ?? 500),
 }, (e) => {
@@ -44,12 +46,13 @@ export default defineJob({
     const timer = setInterval(() => {
       if (processed.n === processed.written) return;
       processed.written = processed.n;
-      void writeFile(file, String(processed.n)).catch(() => {});
+      // Written aside and renamed, so that a reader never sees a half-written file.
+      void writeFile(`${file}.tmp`, String(processed.n)).then(() => rename(`${file}.tmp`, file)).catch(() => {});
     }, 200);
     timer.unref();
   }
   e
-    .fromSource(Sources.jetstream({ stream: input, subjects: [`${input.toLowerCase()}.0`, `${input.toLowerCase()}.1`], codec: Event }), { uid: "events" })
+    .fromSource(Sources.jetstream({ stream: input, subjects: Array.from({ length: parallelism }, (_, i) => `${input.toLowerCase()}.${i}`), codec: Event }), { uid: "events" })
     .keyBy((x) => x.key)
     .process<{ key: string; n: number; h: number }>({
       async processElement(x, ctx) {
