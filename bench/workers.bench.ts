@@ -165,7 +165,12 @@ async function recovery(c: Ctx, job: string, output: string, victim: WeirProcess
   await victim.exited;
   let base: number | undefined;
   for (;;) {
-    if (Date.now() - t0 > 60_000) return Number.NaN;
+    if (Date.now() - t0 > 60_000) {
+      const st = await fetchStatus(c.nc, job).catch(() => undefined);
+      c.log(`no new output within 60 s of the SIGKILL (epoch before ${epoch}); status: ${st ? `${st.state}, epoch ${st.epoch}, workers ${JSON.stringify(st.workers?.map((w) => [w.pid, w.leader, w.subtasks.length]))}, failure ${st.failure ?? "-"}` : "no answer"}`);
+      for (const p of c.procs) if (p !== victim && p.child.exitCode === null) c.log(`  worker ${p.child.pid} stderr: ${p.stderr().slice(-500).replace(/\n/g, " ⏎ ")}`);
+      return Number.NaN;
+    }
     if (base === undefined) {
       const s = await fetchStatus(c.nc, job).catch(() => undefined);
       if (s?.state === "running" && (s.epoch ?? 0) > epoch) base = await outputs(c.jsm, output);
