@@ -4,6 +4,8 @@
 export interface BenchContext {
   /** A nats-server started for this run (random port, own store). */
   readonly url: string;
+  /** That server's process id (to read its CPU time from /proc). */
+  readonly serverPid: number;
   /** WEIR_BENCH_SCALE (default 1): multiply record counts by it for quick runs (e.g. 0.1). */
   readonly scale: number;
   log(line: string): void;

@@ -23,7 +23,7 @@ for (const name of wanted.length ? wanted : available) {
   console.log(`\n# ${bench.name}: ${bench.description}`);
   const server = await launchNatsServer();
   try {
-    const result = await bench.run({ url: server.url, scale, log: (l) => console.log(`  ${l}`) });
+    const result = await bench.run({ url: server.url, serverPid: server.pid, scale, log: (l) => console.log(`  ${l}`) });
     for (const r of result) {
       rows.push({ ...r, bench: bench.name });
       const ratio = r.baseline ? (r.weir / r.baseline).toFixed(2) : "-";

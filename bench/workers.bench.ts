@@ -1,0 +1,275 @@
+// `npm run bench workers`: a CPU-bound keyed job (bench/jobs/cpu-keys.ts, ~20 µs of hashing per record,
+// parallelism 2) run as `weir run` worker processes on one nats-server.
+//  1. Throughput over a pre-published backlog with 2 workers vs 1 (with the nats-server's CPU seconds).
+//  2. With input arriving (a job of parallelism 4, so that a third worker gets subtasks), a worker joins:
+//     the longest pause in output growth from its start until 3 s after the job runs on it, and
+//     records the process function handled twice (per-process counters written by the job).
+//  3. SIGKILL of a non-leader, then of the leader: ms from the kill to new output after the restart.
+// Output is polled (stream info, messages) every 50 ms; it grows at checkpoint commits (exactly-once sink).
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { startWeir, type WeirProcess } from "../tests/helpers/cli.ts";
+import { publishAll } from "../tests/helpers/streams.ts";
+import { fetchStatus } from "../runtime/cli/commands/control.ts";
+import type { JobStatus } from "../actors/job/job-status.ts";
+import { EMIT_EVERY, spin } from "./jobs/cpu-keys.ts";
+import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
+
+const JOB_FILE = new URL("./jobs/cpu-keys.ts", import.meta.url).pathname;
+const KEYS = 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const keyOf = (id: number) => `k${id % KEYS}`;
+
+/** Rounds of `spin` that take about `us` µs of CPU here (measured with process.cpuUsage). */
+function calibrate(us: number): number {
+  const rounds = 2000;
+  const reps = 2000;
+  spin(1, rounds * 50);
+  const t0 = process.cpuUsage();
+  let sink = 0;
+  for (let i = 0; i < reps; i++) sink ^= spin(i, rounds);
+  const d = process.cpuUsage(t0);
+  const perRecordUs = (d.user + d.system) / reps;
+  return Math.max(1, Math.round((rounds * us) / perRecordUs + (sink & 0)));
+}
+
+/** utime + stime of a process, in seconds (Linux /proc; clock ticks of 100 Hz). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function outputs(jsm: JetStreamManager, stream: string): Promise<number> {
+  try {
+    return (await jsm.streams.info(stream)).state.messages;
+  } catch {
+    return 0;
+  }
+}
+
+/** Outputs expected once `published` records (ids 0..published-1) are all processed. */
+function expectedOutputs(published: number): number {
+  let n = 0;
+  for (let k = 0; k < KEYS; k++) n += Math.floor(Math.max(0, published - k + KEYS - 1) / KEYS / EMIT_EVERY);
+  return n;
+}
+
+async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+/** The job's status once it runs on exactly these processes, each with subtasks. */
+function runningOn(nc: NatsConnection, job: string, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
+  const pids = procs.map((p) => p.child.pid!).sort().join();
+  return until(what, 90_000, async () => {
+    const s = await fetchStatus(nc, job).catch(() => undefined);
+    const ws = s?.workers ?? [];
+    return s?.state === "running" && ws.map((w) => w.pid).sort().join() === pids && ws.every((w) => w.subtasks.length > 0) ? s : undefined;
+  });
+}
+
+/** Input at a steady rate (batches every 100 ms) until stopped; ids continue from `from`. */
+function feed(nc: NatsConnection, subject: string, subjects: number, perSec: number, from: number): { published(): number; stop(): Promise<number> } {
+  let id = from;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const t = Date.now();
+      const batch: Array<[string, unknown]> = [];
+      for (let i = 0; i < perSec / 10; i++, id++) batch.push([`${subject}.${id % subjects}`, { id, key: keyOf(id) }]);
+      await publishAll(nc, batch);
+      await sleep(Math.max(0, 100 - (Date.now() - t)));
+    }
+  })();
+  loop.catch(() => {});
+  return { published: () => id, stop: async () => { running = false; await loop; return id; } };
+}
+
+/** Polls the output every 50 ms until `done()` (at most 90 s): the longest time it did not grow. */
+async function longestGap(jsm: JetStreamManager, stream: string, done: () => boolean): Promise<number> {
+  let last = await outputs(jsm, stream);
+  let grewAt = Date.now();
+  let gap = 0;
+  const deadline = Date.now() + 90_000;
+  while (!done() && Date.now() < deadline) {
+    await sleep(50);
+    const n = await outputs(jsm, stream);
+    if (n > last) { gap = Math.max(gap, Date.now() - grewAt); grewAt = Date.now(); last = n; }
+  }
+  return Math.max(gap, Date.now() - grewAt);
+}
+
+const after = (ms: number) => { const end = Date.now() + ms; return () => Date.now() >= end; };
+
+interface Ctx { nc: NatsConnection; jsm: JetStreamManager; url: string; spin: number; procs: Set<WeirProcess>; log(l: string): void }
+
+function worker(c: Ctx, job: string, input: string, output: string, extra: Record<string, string> = {}): WeirProcess {
+  const p = startWeir(["run", JOB_FILE, "--nats", c.url], {
+    env: { BENCH_JOB: job, BENCH_IN: input, BENCH_OUT: output, BENCH_SPIN: String(c.spin), ...extra },
+  });
+  c.procs.add(p);
+  return p;
+}
+
+/** Records handled by the process functions so far: the sum of the counters the job writes to `dir`. */
+function processedIn(dir: string): number {
+  return readdirSync(dir).filter((f) => !f.endsWith(".tmp")).reduce((sum, f) => sum + (Number(readFileSync(join(dir, f), "utf8")) || 0), 0);
+}
+
+/**
+ * Records/s over a window once the job runs on `n` workers, reading the pre-published stream BACKLOG.
+ * Counted at the process function (the job's counters), not at the output: under a saturating backlog
+ * output only appears at checkpoint commits, which come late, so it would measure the checkpoint cadence.
+ */
+async function throughput(c: Ctx, n: number, total: number, windowMs: number, serverPid: number, dir: string): Promise<{ rate: number; serverCpu: number }> {
+  const job = `bench-workers-${n}`;
+  const procs = Array.from({ length: n }, () => worker(c, job, "BACKLOG", `TPUT${n}`, { BENCH_PROCESSED_DIR: dir }));
+  try {
+    await runningOn(c.nc, job, procs, `the job runs on ${n} worker(s)`);
+    await sleep(1000); // past the (re)placement's restart
+    const c0 = processedIn(dir);
+    const cpu0 = cpuSeconds(serverPid);
+    const t0 = Date.now();
+    let c1 = c0;
+    while (Date.now() - t0 < windowMs && c1 < total * 0.9) { await sleep(250); c1 = processedIn(dir); }
+    const ms = Date.now() - t0;
+    const serverCpu = cpuSeconds(serverPid) - cpu0;
+    if (c1 >= total * 0.9) c.log(`${n} worker(s): the backlog ran low after ${ms} ms of the ${windowMs} ms window`);
+    const r = rate(c1 - c0, ms);
+    c.log(`${n} worker(s): ${r} records/s over ${ms} ms (${c0} → ${c1} records; job in ${(await fetchStatus(c.nc, job).catch(() => undefined))?.recordsIn}); nats-server CPU ${serverCpu.toFixed(2)} s (${((serverCpu * 1000) / ms * 100).toFixed(0)}% of a core)`);
+    return { rate: r, serverCpu };
+  } finally {
+    await stop(procs);
+  }
+}
+
+async function stop(procs: Iterable<WeirProcess>): Promise<void> {
+  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+  await Promise.all([...procs].map((p) => p.exited));
+}
+
+/** SIGKILLs `victim`; ms until the output grows after the leader reports a newer epoch running. */
+async function recovery(c: Ctx, job: string, output: string, victim: WeirProcess, epoch: number): Promise<number> {
+  const t0 = Date.now();
+  victim.child.kill("SIGKILL");
+  await victim.exited;
+  let base: number | undefined;
+  for (;;) {
+    if (Date.now() - t0 > 60_000) {
+      const st = await fetchStatus(c.nc, job).catch(() => undefined);
+      c.log(`no new output within 60 s of the SIGKILL (epoch before ${epoch}); status: ${st ? `${st.state}, epoch ${st.epoch}, workers ${JSON.stringify(st.workers?.map((w) => [w.pid, w.leader, w.subtasks.length]))}, failure ${st.failure ?? "-"}` : "no answer"}`);
+      for (const p of c.procs) if (p !== victim && p.child.exitCode === null) c.log(`  worker ${p.child.pid} stderr: ${p.stderr().slice(-500).replace(/\n/g, " ⏎ ")}`);
+      return Number.NaN;
+    }
+    if (base === undefined) {
+      const s = await fetchStatus(c.nc, job).catch(() => undefined);
+      if (s?.state === "running" && (s.epoch ?? 0) > epoch) base = await outputs(c.jsm, output);
+    } else if ((await outputs(c.jsm, output)) > base) {
+      return Date.now() - t0;
+    }
+    await sleep(50);
+  }
+}
+
+const bench: Benchmark = {
+  name: "workers",
+  description: "a CPU-bound keyed job (~20 µs/record, p=2) as `weir run` workers: 2 vs 1 worker, SIGKILL recovery, join pause",
+  async run(ctx: BenchContext): Promise<BenchRow[]> {
+    const nc = await connect({ servers: ctx.url });
+    const procs = new Set<WeirProcess>();
+    const dir = mkdtempSync(join(tmpdir(), "weir-bench-workers-"));
+    let input: ReturnType<typeof feed> | undefined;
+    try {
+      const jsm = await jetstreamManager(nc);
+      const c: Ctx = { nc, jsm, url: ctx.url, spin: calibrate(20), procs, log: ctx.log };
+      ctx.log(`spin: ${c.spin} rounds ≈ 20 µs of CPU per record here`);
+
+      // 1. Throughput: one backlog, read by a 1-worker job and a 2-worker job (separate jobs and outputs).
+      const total = Math.round(500_000 * ctx.scale);
+      const windowMs = Math.max(3000, Math.round(8000 * ctx.scale));
+      await jsm.streams.add({ name: "BACKLOG", subjects: ["backlog.*"] });
+      for (let i = 0; i < total; i += 20_000) {
+        const batch: Array<[string, unknown]> = [];
+        for (let id = i; id < Math.min(total, i + 20_000); id++) batch.push([`backlog.${id % 2}`, { id, key: keyOf(id) }]);
+        await publishAll(nc, batch);
+      }
+      ctx.log(`published ${total} events to BACKLOG`);
+      const sub = (name: string) => { const d = join(dir, name); mkdirSync(d); return d; };
+      const one = await throughput(c, 1, total, windowMs, ctx.serverPid, sub("one"));
+      const two = await throughput(c, 2, total, windowMs, ctx.serverPid, sub("two"));
+
+      // 2. A third worker joins while input arrives.
+      const job = "bench-workers-live";
+      const perSec = Math.round(Math.min(one.rate * 0.5, 4000));
+      const live = sub("live");
+      const env = { BENCH_PROCESSED_DIR: live, BENCH_PARALLELISM: "4" };
+      await jsm.streams.add({ name: "LIVE", subjects: ["live.*"] });
+      // Records processed beyond those published, once all output is there (input stopped).
+      const drained = async (published: number) => {
+        await until("all live outputs", 120_000, async () => ((await outputs(jsm, "LOUT")) >= expectedOutputs(published) ? true : undefined));
+        await sleep(600); // the per-process counters are written every 200 ms
+        return processedIn(live) - published;
+      };
+      // The two workers start together: the second one's join is a rebalance too. Its replays are counted
+      // before the third worker joins, from a drained job, and subtracted.
+      input = feed(nc, "live", 4, perSec, 0);
+      const ws = [worker(c, job, "LIVE", "LOUT", env), worker(c, job, "LIVE", "LOUT", env)];
+      await runningOn(nc, job, ws, "the live job runs on 2 workers");
+      let published = await input.stop();
+      const before = await drained(published);
+      input = feed(nc, "live", 4, perSec, published);
+      const steadyGap = await longestGap(jsm, "LOUT", after(4000));
+      ws.push(worker(c, job, "LIVE", "LOUT", env));
+      // From the start of the third process until 3 s after the job runs on all three.
+      let joinedAt: number | undefined;
+      const waitJoin = runningOn(nc, job, ws, "the third worker joined").then(() => { joinedAt = Date.now(); });
+      waitJoin.catch(() => { joinedAt = Date.now(); });
+      const joinGap = await longestGap(jsm, "LOUT", () => joinedAt !== undefined && Date.now() > joinedAt + 3000);
+      await waitJoin;
+      published = await input.stop();
+      input = undefined;
+      const reprocessed = (await drained(published)) - before;
+      ctx.log(`join: ${perSec} records/s in; longest output pause ${joinGap} ms (steady state ${steadyGap} ms); records processed twice: ${before} before the join (2 workers starting), ${reprocessed} at the join`);
+
+      // 3. SIGKILL of a non-leader, then of the leader, while input arrives.
+      input = feed(nc, "live", 4, perSec, published);
+      await sleep(1500);
+      let s = await runningOn(nc, job, ws, "the live job runs on 3 workers");
+      const byPid = (pid: number) => ws.find((p) => p.child.pid === pid)!;
+      const other = byPid(s.workers!.find((w) => !w.leader)!.pid);
+      const workerMs = await recovery(c, job, "LOUT", other, s.epoch ?? 0);
+      ws.splice(ws.indexOf(other), 1);
+      s = await runningOn(nc, job, ws, "the live job runs on the 2 left");
+      await sleep(1500);
+      const leader = byPid(s.workers!.find((w) => w.leader)!.pid);
+      const leaderMs = await recovery(c, job, "LOUT", leader, s.epoch ?? 0);
+      ctx.log(`SIGKILL → new output: non-leader ${workerMs} ms, leader ${leaderMs} ms (output polled every 50 ms)`);
+
+      return [
+        { figure: "throughput, 2 workers vs 1", weir: two.rate, baseline: one.rate, unit: "records/s", goal: ">= 1.6" },
+        { figure: "nats-server CPU in the window, 2 workers vs 1", weir: two.serverCpu, baseline: one.serverCpu, unit: "s" },
+        { figure: "SIGKILL non-leader → new output (baseline: steady output pause)", weir: workerMs, baseline: steadyGap, unit: "ms", goal: "weir < 3000" },
+        { figure: "SIGKILL leader → new output (baseline: steady output pause)", weir: leaderMs, baseline: steadyGap, unit: "ms", goal: "weir < 8000" },
+        { figure: "join of a 3rd worker: longest output pause (baseline: steady)", weir: joinGap, baseline: steadyGap, unit: "ms", goal: "weir < 2000" },
+        { figure: "join of a 3rd worker: records processed twice", weir: reprocessed, unit: "records", goal: "0" },
+      ];
+    } finally {
+      await input?.stop().catch(() => {});
+      await stop(procs);
+      await nc.close().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+export default bench;
