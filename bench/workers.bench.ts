@@ -153,6 +153,25 @@ async function throughput(c: Ctx, n: number, total: number, windowMs: number, se
   }
 }
 
+/**
+ * Messages and bytes per second on the job's control subjects (heartbeats, pings and commands to workers,
+ * the job log, the subtasks' reports) and on its data subjects (frames and credits), over `ms`. A proxy
+ * for what the control plane costs: its share of what the workers and the server handle.
+ */
+async function controlPlane(nc: NatsConnection, job: string, ms: number): Promise<{ control: { msgs: number; bytes: number }; data: { msgs: number; bytes: number } }> {
+  const control = { msgs: 0, bytes: 0 };
+  const data = { msgs: 0, bytes: 0 };
+  const count = (into: { msgs: number; bytes: number }) => (_: unknown, m: { data: Uint8Array; subject: string }) => { into.msgs++; into.bytes += m.data.length + m.subject.length; };
+  const subs = [
+    ...[`weir.${job}.workers.hb`, `weir.${job}.w.>`, `weir.${job}.logged.>`, `weir.${job}.leader.reports`].map((s) => nc.subscribe(s, { callback: count(control) })),
+    nc.subscribe(`weir.${job}.run.>`, { callback: count(data) }),
+  ];
+  await sleep(ms);
+  for (const s of subs) s.unsubscribe();
+  const per = (x: { msgs: number; bytes: number }) => ({ msgs: (x.msgs * 1000) / ms, bytes: (x.bytes * 1000) / ms });
+  return { control: per(control), data: per(data) };
+}
+
 async function stop(procs: Iterable<WeirProcess>): Promise<void> {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
   await Promise.all([...procs].map((p) => p.exited));
@@ -245,6 +264,8 @@ const bench: Benchmark = {
       input = feed(nc, "live", 4, perSec, published);
       await sleep(1500);
       let s = await runningOn(nc, job, ws, "the live job runs on 3 workers");
+      const plane = await controlPlane(nc, job, 4000);
+      ctx.log(`control plane with 3 workers: ${plane.control.msgs.toFixed(0)} msgs/s, ${(plane.control.bytes / 1024).toFixed(1)} KiB/s; data: ${plane.data.msgs.toFixed(0)} frames/s, ${(plane.data.bytes / 1024).toFixed(1)} KiB/s`);
       const byPid = (pid: number) => ws.find((p) => p.child.pid === pid)!;
       const other = byPid(s.workers!.find((w) => !w.leader)!.pid);
       const workerMs = await recovery(c, job, "LOUT", other, s.epoch ?? 0);
@@ -262,6 +283,7 @@ const bench: Benchmark = {
         { figure: "SIGKILL leader → new output (baseline: steady output pause)", weir: leaderMs, baseline: steadyGap, unit: "ms", goal: "weir < 8000" },
         { figure: "join of a 3rd worker: longest output pause (baseline: steady)", weir: joinGap, baseline: steadyGap, unit: "ms", goal: "weir < 2000" },
         { figure: "join of a 3rd worker: records processed twice", weir: reprocessed, unit: "records", goal: "0" },
+        { figure: "control-plane bytes vs data bytes, 3 workers (baseline: data)", weir: plane.control.bytes, baseline: plane.data.bytes, unit: "B/s", goal: "ratio < 0.02 (a proxy)" },
       ];
     } finally {
       await input?.stop().catch(() => {});
