@@ -86,7 +86,7 @@ const Stop = optionalBody(checked(strictObject("stop", {}, {
   exit: ExitMatcher,
   /** Only this worker leaves (SIGTERM); without it, the job stops (every worker). */
   worker: WorkerName,
-}), (s) => (s.worker !== undefined && (s.via === "control" || s.savepoint) ? "a worker leaves on SIGTERM: no via: control or savepoint with worker" : undefined)));
+}), (s) => (s.worker !== undefined && (s.via === "control" || s.savepoint) ? "no via: control or savepoint beside worker (a named worker leaves on SIGTERM; the stop request stops the whole job)" : undefined)));
 const Kill = wordOr("process", checked(
   strictObject("kill", {}, { subtask: NonEmptyString, worker: WorkerName }),
   (k) => ((k.subtask === undefined) === (k.worker === undefined) ? "exactly one of subtask, worker" : undefined),

@@ -96,6 +96,26 @@ shipped("a job that fails to start fails the steps after it with its stderr line
   assert.match(r.reason!, /^step 2 \(wait output COUNTS ≥ 1\): the job process ended \(exit code 1: weir: .*WORDS.*\) before this happened/);
 });
 
+shipped("named workers: kill one by name, and a step on a worker that ended names how it ended", async () => {
+  const file = scenarioFile("worker-killed.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "options: { parallelism: 2, stateBackend: heap, checkpointIntervalMs: 200 }",
+    "timeoutMs: 30000",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - start: { worker: b }",
+    "  - wait: { workers: 2 }",
+    "  - kill: { worker: b }",
+    "  - wait: { workers: 1 }",
+    "  - stop: { worker: b }",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed", explain(r));
+  assert.is(r.reason, "step 6 (stop worker b): cannot stop worker b: worker b already ended (killed by SIGKILL)", explain(r));
+  assert.match(r.stderr, /--- job process 1 \(killed by SIGKILL\)/, "cleanup killed main, which still ran");
+});
+
 shipped("a bad file fails with one line naming the file and the field", async () => {
   const file = scenarioFile("bad.scenario.yaml", "job: JOBS/wordcount.ts\nsteps:\n  - publish: { subject: a, data: x }\n  - start: {}\n  - publish: { subject: 3, data: x }\n");
   const r = await runScenario(file);
