@@ -16,11 +16,14 @@ export function describeStep(step: Step): string {
       const what = p.lines ? `${p.lines.length} lines` : p.json !== undefined ? "json" : "text";
       return `publish ${what} to ${p.subject}${p.count && p.count > 1 ? ` ×${p.count}` : ""}${p.intervalMs ? ` every ${p.intervalMs} ms` : ""}${p.background ? " in the background" : ""}`;
     }
-    case "start": return "start";
+    case "start": return step.body.worker !== undefined ? `start worker ${step.body.worker}` : "start";
     case "sleep": return `sleep ${step.body} ms`;
-    case "kill": return step.body === "process" ? "kill process" : `kill subtask ${step.body.subtask}`;
-    case "restart": return "restart process";
-    case "stop": return `stop${step.body.via === "control" ? " via control" : ""}${step.body.savepoint ? " with savepoint" : ""}`;
+    case "kill": return step.body === "process" ? "kill process" : step.body.worker !== undefined ? `kill worker ${step.body.worker}` : `kill subtask ${step.body.subtask}`;
+    case "restart": return step.body !== "process" && step.body.worker !== undefined ? `restart worker ${step.body.worker}` : "restart process";
+    case "pause": return `pause worker ${step.body.worker}`;
+    case "resume": return `resume worker ${step.body.worker}`;
+    case "stop": return step.body.worker !== undefined ? `stop worker ${step.body.worker}`
+      : `stop${step.body.via === "control" ? " via control" : ""}${step.body.savepoint ? " with savepoint" : ""}`;
     case "wait": {
       const w = step.body;
       switch (w.kind) {
@@ -31,6 +34,7 @@ export function describeStep(step: Step): string {
         case "exit": return `wait exit ${w.body}`;
         case "dlq": return `wait dlq ≥ ${w.body.count}`;
         case "recordsIn": return `wait recordsIn ≥ ${w.body}`;
+        case "workers": return `wait ${w.body} worker(s)`;
       }
     }
   }

@@ -78,7 +78,7 @@ async function settledRead(run: ScenarioState, stream: string, subject: string |
   for (;;) {
     const n = (await run.nats.count(stream, subject)) ?? 0;
     if (n !== last) { last = n; stableSince = Date.now(); }
-    const running = run.proc?.running ?? false;
+    const running = run.running;
     const settled = !running || Date.now() - stableSince >= SETTLE_MS;
     if ((n >= want && settled) || Date.now() > deadline) break;
     if (!running && n < want) break;

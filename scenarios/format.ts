@@ -73,16 +73,27 @@ const Publish = checked(
   },
 );
 
-const Start = optionalBody(strictObject("start", {}, { options: JobOverrides }));
-const Stop = optionalBody(strictObject("stop", {}, {
+/** A worker process of the job, by the name a step gave it; the process the scenario starts unnamed is "main". */
+const WorkerName = NonEmptyString;
+export const MAIN_WORKER = "main";
+
+const Start = optionalBody(strictObject("start", {}, { options: JobOverrides, worker: WorkerName }));
+const Stop = optionalBody(checked(strictObject("stop", {}, {
   /** "signal" (SIGTERM, as Ctrl-C would; default) or "control" (the ctl.stop request, as `weir stop`). */
   via: t.keyof({ signal: null, control: null }),
   savepoint: t.boolean,
   /** The exit code the stop must end with (default 0). */
   exit: ExitMatcher,
-}));
-const Kill = wordOr("process", strictObject("kill", { subtask: NonEmptyString }, {}));
-const Restart = wordOr("process", strictObject("restart", {}, { options: JobOverrides }));
+  /** Only this worker leaves (SIGTERM); without it, the job stops (every worker). */
+  worker: WorkerName,
+}), (s) => (s.worker !== undefined && (s.via === "control" || s.savepoint) ? "no via: control or savepoint beside worker (a named worker leaves on SIGTERM; the stop request stops the whole job)" : undefined)));
+const Kill = wordOr("process", checked(
+  strictObject("kill", {}, { subtask: NonEmptyString, worker: WorkerName }),
+  (k) => ((k.subtask === undefined) === (k.worker === undefined) ? "exactly one of subtask, worker" : undefined),
+));
+const Restart = wordOr("process", strictObject("restart", {}, { options: JobOverrides, worker: WorkerName }));
+const Pause = strictObject("pause", { worker: WorkerName }, {});
+const Resume = strictObject("resume", { worker: WorkerName }, {});
 
 const OperatorTarget = {
   /** An operator's name or uid; omitted: every subtask of the job. */
@@ -99,6 +110,8 @@ const Wait = oneOf("wait", {
   exit: ExitMatcher,
   dlq: strictObject("dlq", { count: PositiveInteger }, {}),
   recordsIn: PositiveInteger,
+  /** The job runs on exactly this many workers, each with subtasks. */
+  workers: PositiveInteger,
 }, { timeoutMs: PositiveInteger });
 export type Wait = t.TypeOf<typeof Wait>;
 
@@ -110,6 +123,8 @@ export const Step = oneOf("step", {
   kill: Kill,
   restart: Restart,
   stop: Stop,
+  pause: Pause,
+  resume: Resume,
 }, { timeoutMs: PositiveInteger, name: t.string });
 export type Step = t.TypeOf<typeof Step>;
 export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;

@@ -24,8 +24,10 @@ export interface ScenarioState {
   readonly s: Scenario;
   readonly nats: ScenarioNats;
   readonly jobName: string;
-  /** The job process started last, if any. */
+  /** The latest process of the worker "main" (the job process a scenario starts without a name), if any. */
   readonly proc: JobProcess | undefined;
+  /** Whether any worker process of the job is still running. */
+  readonly running: boolean;
   /** Time allowed for expectations to settle, unless an expectation says otherwise. */
   readonly expectTimeoutMs: number;
 }

@@ -11,13 +11,14 @@ import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server
 import { loadJob } from "../runtime/cli/load-job.ts";
 import { describeExpectation, describeStep } from "./describe.ts";
 import { checkExpectation } from "./expectations.ts";
-import { loadScenario, type JobOverrides, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
+import { MAIN_WORKER, loadScenario, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
 import { ControlVerb } from "../actors/job/control-protocol.ts";
-import { JobProcess, exitMatches, type ProcessExit } from "./job-process.ts";
+import type { JobProcess, ProcessExit } from "./job-process.ts";
 import { ScenarioNats } from "./nats-io.ts";
 import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";
 import { subtaskNames, waitCondition } from "./waits.ts";
 import { fillJson, fillString, type TemplateVars } from "./template.ts";
+import { WorkerSet } from "./worker-steps.ts";
 
 export type ScenarioOutcome = "passed" | "failed" | "xfail" | "xpass";
 
@@ -94,8 +95,7 @@ class ScenarioRun implements ScenarioState {
   private server: NatsServerProcess | undefined;
   private io: ScenarioNats | undefined;
   jobName = "";
-  proc: JobProcess | undefined;
-  private readonly processes: JobProcess[] = [];
+  private readonly workers: WorkerSet;
   private readonly background: Array<{ label: string; done: Promise<void> }> = [];
   private closed = false;
   private readonly startedAt = Date.now();
@@ -103,10 +103,27 @@ class ScenarioRun implements ScenarioState {
 
   constructor(readonly s: Scenario, private readonly options: RunScenarioOptions) {
     this.log = options.log ?? (() => {});
+    const onLine = options.log ? (l: string) => { if (l.trim()) options.log!(`    [job] ${l}`); } : undefined;
+    const run = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters read the run's current connection
+    this.workers = new WorkerSet({
+      s,
+      get nats() { return run.nats; },
+      get jobName() { return run.jobName; },
+      get natsUrl() { return run.server!.url; },
+      processOptions: { ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.weirBin ? { weirBin: options.weirBin } : {}), ...(onLine ? { onLine } : {}) },
+      log: (line) => this.log(line),
+    });
   }
 
+  /** The latest process of the worker "main" (the job process started without a name). */
+  get proc(): JobProcess | undefined { return this.workers.main; }
+
+  /** Whether any job process (worker) is still running. */
+  get running(): boolean { return this.workers.anyRunning(); }
+
   stderr(): string {
-    return this.processes.map((p, i) => (this.processes.length > 1 ? `--- job process ${i + 1} (${p.describeExit()})\n` : "") + p.stderr).join("");
+    const processes = this.workers.processes;
+    return processes.map((p, i) => (processes.length > 1 ? `--- job process ${i + 1} (${p.describeExit()})\n` : "") + p.stderr).join("");
   }
 
   /** Runs everything; returns the failures (empty when the scenario passed). */
@@ -167,7 +184,7 @@ class ScenarioRun implements ScenarioState {
 
   private async cleanup(): Promise<void> {
     this.closed = true;
-    for (const p of this.processes) if (p.running) await p.kill();
+    await this.workers.cleanup();
     if (this.io) await this.io.nc.close().catch(() => {});
     if (this.server) await this.server.stop().catch(() => {});
   }
@@ -207,16 +224,28 @@ class ScenarioRun implements ScenarioState {
   private async runStep(step: Step): Promise<void> {
     switch (step.kind) {
       case "publish": return this.publish(step);
-      case "start": return this.start(step.body.options ?? {}, this.timeoutOf(step));
+      case "start": {
+        const { worker, options } = step.body;
+        return worker === undefined
+          ? this.workers.startJob(options ?? {}, this.timeoutOf(step))
+          : this.workers.startWorker(worker, options ?? {}, this.timeoutOf(step));
+      }
       case "wait": return this.wait(step.body, step.body.timeoutMs ?? this.timeoutOf(step));
       case "sleep": return sleep(step.body);
       case "kill": return this.kill(step, this.timeoutOf(step));
+      case "pause": return this.workers.pause(step.body.worker);
+      case "resume": return this.workers.resume(step.body.worker);
       case "restart": {
         const timeout = this.timeoutOf(step);
-        if (this.proc?.running) await this.stopProcess("signal", false, 0, timeout);
-        return this.start(step.body === "process" ? {} : step.body.options ?? {}, timeout);
+        if (step.body !== "process" && step.body.worker !== undefined) return this.workers.restart(step.body.worker, step.body.options, timeout);
+        if (this.proc?.running) await this.workers.stopJob("signal", false, 0, timeout);
+        return this.workers.startJob(step.body === "process" ? {} : step.body.options ?? {}, timeout);
       }
-      case "stop": return this.stopProcess(step.body.via ?? "signal", step.body.savepoint ?? false, step.body.exit ?? 0, this.timeoutOf(step));
+      case "stop": {
+        const b = step.body;
+        if (b.worker !== undefined) return this.workers.stopWorker(b.worker, b.exit ?? 0, this.timeoutOf(step));
+        return this.workers.stopJob(b.via ?? "signal", b.savepoint ?? false, b.exit ?? 0, this.timeoutOf(step));
+      }
     }
   }
 
@@ -262,70 +291,19 @@ class ScenarioRun implements ScenarioState {
     await this.nats.nc.flush();
   }
 
-  private async start(overrides: JobOverrides, timeoutMs: number): Promise<void> {
-    if (this.proc?.running) throw new StepFailure(`the job is already running (pid ${this.proc.pid}); stop or kill it first`);
-    const proc = new JobProcess({
-      jobPath: this.s.jobPath,
-      natsUrl: this.server!.url,
-      overrides: { ...this.s.options, ...overrides },
-      ...(this.options.cwd ? { cwd: this.options.cwd } : {}),
-      ...(this.options.weirBin ? { weirBin: this.options.weirBin } : {}),
-      ...(this.options.log ? { onLine: (l: string) => { if (l.trim()) this.options.log!(`    [job] ${l}`); } } : {}),
-    });
-    this.proc = proc;
-    this.processes.push(proc);
-    this.log(`    weir ${proc.args.join(" ")} (pid ${proc.pid})`);
-    // Started means: the job answers its status subject and has deployed its subtasks, or the process
-    // already ended (a bounded job may finish at once; a failure is judged by later steps and expectations).
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (!proc.running) return;
-      const status = await this.nats.status(this.jobName).catch(() => undefined);
-      if (status && status.state !== "created" && status.state !== "deploying") return;
-      if (Date.now() > deadline) throw new StepFailure(`the job did not come up within ${timeoutMs} ms (${status ? `state ${status.state}` : "no answer on its status subject"})`);
-      await sleep(POLL_MS);
-    }
-  }
-
   private async kill(step: StepOf<"kill">, timeoutMs: number): Promise<void> {
-    if (step.body === "process") {
-      const proc = this.requireRunning("kill the process");
-      proc.signal("SIGKILL");
-      if (!(await proc.waitExit(timeoutMs))) throw new StepFailure(`the process did not die within ${timeoutMs} ms of SIGKILL`);
-      return;
+    if (step.body === "process" || step.body.worker !== undefined) {
+      return this.workers.kill(step.body === "process" ? MAIN_WORKER : step.body.worker!, timeoutMs);
     }
-    const subtask = step.body.subtask;
-    this.requireRunning(`kill subtask ${subtask}`);
+    const subtask = step.body.subtask!;
+    if (!this.running) this.workers.require(MAIN_WORKER, `kill subtask ${subtask}`);
     const answer = await this.nats.control(this.jobName, ControlVerb.FailSubtask, { subtask }, timeoutMs);
-    if (!answer) throw new StepFailure(`the job did not answer the fail-subtask request (${this.proc!.describeExit()})`);
+    if (!answer) throw new StepFailure(`the job did not answer the fail-subtask request (${this.proc?.describeExit() ?? "no job process"})`);
     if (!answer.ok) {
       const status = await this.nats.status(this.jobName);
       const known = status ? subtaskNames(status).join(", ") : "unknown";
       throw new StepFailure(`no subtask "${subtask}"${answer.error ? ` (${answer.error})` : ""}; subtasks: ${known}`);
     }
-  }
-
-  private async stopProcess(via: "signal" | "control", savepoint: boolean, exit: number | "nonzero" | "any", timeoutMs: number): Promise<void> {
-    const proc = this.requireRunning("stop the job");
-    if (via === "signal") {
-      if (savepoint) throw new StepFailure("a savepoint needs via: control (the stop request); SIGTERM stops without one");
-      proc.signal("SIGTERM");
-    } else {
-      const answer = await this.nats.control(this.jobName, ControlVerb.Stop, { savepoint }, timeoutMs);
-      if (!answer && proc.running) throw new StepFailure("the job did not answer the stop request");
-    }
-    const result = await proc.waitExit(timeoutMs);
-    if (!result) {
-      await proc.kill();
-      throw new StepFailure(`the job did not stop within ${timeoutMs} ms (killed it)`);
-    }
-    if (!exitMatches(result, exit)) throw new StepFailure(`the job stopped with ${proc.describeExit()}, expected exit ${exit}`);
-  }
-
-  private requireRunning(what: string): JobProcess {
-    if (!this.proc) throw new StepFailure(`cannot ${what}: no job process was started`);
-    if (!this.proc.running) throw new StepFailure(`cannot ${what}: the job process already ended (${this.proc.describeExit()})`);
-    return this.proc;
   }
 
   // ------------------------------------------------------------------ waits
@@ -335,7 +313,7 @@ class ScenarioRun implements ScenarioState {
     const cond = waitCondition(this, w);
     let baseline: number | undefined;
     for (;;) {
-      const alive = this.proc?.running ?? false;
+      const alive = this.running;
       const r = await cond(baseline, (b) => { baseline = b; });
       if (r.done) return;
       if (!alive && w.kind !== "exit") {

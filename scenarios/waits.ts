@@ -6,6 +6,7 @@ import { dlqStream } from "./describe.ts";
 import type { Wait } from "./format.ts";
 import { exitMatches } from "./job-process.ts";
 import { StepFailure, type ScenarioState } from "./run-state.ts";
+import { describeWorkers } from "./worker-steps.ts";
 
 /** A poll function for a wait: done, or a description of where things stand. */
 export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | undefined, setBaseline: (b: number) => void) => Promise<{ done: boolean; detail: string }> {
@@ -60,6 +61,14 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         const subs = operator === undefined ? s.subtasks.filter((t) => subtask === undefined || t.index === subtask) : matchSubtasks(s, operator, subtask);
         const states = subs.map((t) => `${t.name}#${t.index}: ${t.state}`).join(", ");
         return { done: subs.length > 0 && subs.every((t) => stateMatches(t.state, is)), detail: `states ${states || "(no subtasks)"}; waiting for ${is}` };
+      };
+    }
+    case "workers": {
+      const n = w.body;
+      return async () => {
+        const s = await io.status(run.jobName);
+        const ws = s?.workers ?? [];
+        return { done: s?.state === "running" && ws.length === n && ws.every((x) => x.subtasks.length > 0), detail: `waiting for ${n} workers with subtasks: ${describeWorkers(s)}` };
       };
     }
     case "checkpoint": {

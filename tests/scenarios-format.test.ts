@@ -104,6 +104,46 @@ f("a valid file decodes every step and expectation, with defaults", () => {
   assert.equal(s.expect.map((e) => e.kind), ["stream", "exit", "failure", "dlq"]);
 });
 
+f("worker steps decode; a bad or unknown field is an error naming it", () => {
+  const s = parseScenario([
+    "job: j.ts",
+    "steps:",
+    "  - start: { worker: b, options: { parallelism: 2 } }",
+    "  - kill: { worker: main }",
+    "  - pause: { worker: b }",
+    "  - resume: { worker: b }",
+    "  - restart: { worker: main }",
+    "  - wait: { workers: 2 }",
+    "  - stop: { worker: b, exit: any }",
+    "  - kill: process",
+    "  - kill: { subtask: 'count#0' }",
+  ].join("\n"), FILE);
+  assert.equal(s.steps.slice(0, 7), [
+    { kind: "start", body: { worker: "b", options: { parallelism: 2 } } },
+    { kind: "kill", body: { worker: "main" } },
+    { kind: "pause", body: { worker: "b" } },
+    { kind: "resume", body: { worker: "b" } },
+    { kind: "restart", body: { worker: "main" } },
+    { kind: "wait", body: { kind: "workers", body: 2 } },
+    { kind: "stop", body: { worker: "b", exit: "any" } },
+  ]);
+  assert.equal(s.steps.slice(7).map((x) => x.body), ["process", { subtask: "count#0" }]);
+  const step = (yaml: string) => errorOf(`job: j.ts\nsteps:\n  - ${yaml}`);
+  assert.is(step("pause: { worker: b, signal: STOP }"), `${FILE}: steps[0].pause.signal: expected no field "signal" (known: worker), got "STOP"`);
+  assert.is(step("pause: {}"), `${FILE}: steps[0].pause.worker: expected non-empty string, got nothing`);
+  assert.is(step("resume: b"), `${FILE}: steps[0].resume: expected an object (resume), got "b"`);
+  assert.is(step("start: { workr: b }"), `${FILE}: steps[0].start.workr: expected no field "workr" (known: options, worker), got "b"`);
+  assert.is(step("kill: { worker: b, pid: 3 }"), `${FILE}: steps[0].kill.pid: expected no field "pid" (known: subtask, worker), got 3`);
+  assert.is(step("kill: { worker: b, subtask: 'count#0' }"), `${FILE}: steps[0].kill: expected exactly one of subtask, worker, got {"worker":"b","subtask":"count#0"}`);
+  assert.match(step("kill: {}"), /steps\[0\]\.kill: expected exactly one of subtask, worker, got \{\}$/);
+  assert.is(step("kill: { worker: '' }"), `${FILE}: steps[0].kill.worker: expected non-empty string, got ""`);
+  assert.is(step("restart: { worker: 3 }"), `${FILE}: steps[0].restart.worker: expected non-empty string, got 3`);
+  assert.match(step("stop: { worker: b, via: control }"), /steps\[0\]\.stop: expected no via: control or savepoint beside worker \(a named worker leaves on SIGTERM/);
+  assert.is(step("wait: { workers: 0 }"), `${FILE}: steps[0].wait.workers: expected positive integer, got 0`);
+  assert.match(step("wait: { worker: 2 }"), /steps\[0\]\.wait\.worker: expected one of output, watermark, state, checkpoint, exit, dlq, recordsIn, workers/);
+  assert.match(step("suspend: { worker: b }"), /steps\[0\]\.suspend: expected one of publish, start, wait, sleep, kill, restart, stop, pause, resume/);
+});
+
 f("templates: variables, arithmetic, numbers from whole-string templates", () => {
   const vars = { i: 7, n: 10, line: 2, now: 1000, start: 500 };
   assert.is(fillString("user-${i % 3}.${line}", vars), "user-1.2");

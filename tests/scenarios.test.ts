@@ -96,6 +96,28 @@ shipped("a job that fails to start fails the steps after it with its stderr line
   assert.match(r.reason!, /^step 2 \(wait output COUNTS ≥ 1\): the job process ended \(exit code 1: weir: .*WORDS.*\) before this happened/);
 });
 
+shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone then stops the job", async () => {
+  const file = scenarioFile("worker-killed.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "options: { parallelism: 2, stateBackend: heap, checkpointIntervalMs: 200 }",
+    "timeoutMs: 30000",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - start: { worker: b }",
+    "  - wait: { workers: 2 }",
+    "  - kill: { worker: b }",
+    "  - wait: { workers: 1 }",
+    "  - stop: {}",
+    "expect:",
+    "  - exit: 0",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", explain(r));
+  assert.match(r.stderr, /^--- job process 1 \(exit code 0\)$/m, "main stopped the job gracefully");
+  assert.match(r.stderr, /^--- job process 2 \(killed by SIGKILL\)$/m, "worker b was SIGKILLed");
+});
+
 shipped("a bad file fails with one line naming the file and the field", async () => {
   const file = scenarioFile("bad.scenario.yaml", "job: JOBS/wordcount.ts\nsteps:\n  - publish: { subject: a, data: x }\n  - start: {}\n  - publish: { subject: 3, data: x }\n");
   const r = await runScenario(file);
