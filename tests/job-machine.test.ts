@@ -4,7 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createActor, fromPromise, waitFor, type Actor } from "xstate";
-import { OUTAGE_RESTART_DELAY_MS, jobMachine, jobStateOf, type JobMachineInput } from "../actors/job/machine.ts";
+import { OUTAGE_RESTART_DELAY_MS, jobMachine, jobStateOf, whenRunning, type JobMachineInput } from "../actors/job/machine.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
 import type { RestartStrategy } from "../actors/job/restart-strategy.ts";
 
@@ -200,6 +200,22 @@ s("a rescale (workers joined or left) tears down and redeploys at once, not coun
   fail(h);
   assert.is(h.where(), "failing.waitingToRestart");
   assert.ok(h.effects.includes("restart in 500"), h.effects.join());
+});
+
+s("a stop asked for while the job restarts waits until it runs again (whenRunning)", async () => {
+  const h = start({ strategy: { type: "fixed-delay", attempts: 1, delayMs: 500 } });
+  running(h);
+  fail(h);
+  let stops = 0;
+  whenRunning(h.actor, () => { stops++; });
+  h.clock.advance(500);
+  await settle(h, "restarting");
+  assert.is(stops, 0, "not while restarting");
+  h.actor.send({ type: "DEPLOYED" });
+  assert.is(stops, 1, "once it runs again");
+  h.actor.send({ type: "DEPLOYED" });
+  whenRunning(h.actor, () => { stops++; });
+  assert.is(stops, 2, "at once when running");
 });
 
 s("events a state does not know are ignored", () => {

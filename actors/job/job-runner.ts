@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { jobMachine, jobStateOf, type JobState } from "./machine.ts";
+import { jobMachine, jobStateOf, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -179,7 +179,8 @@ export class JobRunner {
     if (options.savepoint && !this.checkpointing) {
       return Promise.reject(new WeirError(ErrorCode.Checkpoint, "stop --savepoint needs checkpointing: set checkpointIntervalMs (or --checkpoint-interval)"));
     }
-    this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false });
+    // A stop while the job deploys or restarts (SIGTERM then) takes effect once it runs again.
+    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));
     return this.done;
   }
 

@@ -20,7 +20,7 @@
 // counting against the strategy. Times come in the events (`at`), so the machine is pure; the delay runs
 // on the actor's clock. The runner deploys and tears down subtasks (effects) and reports results as events.
 
-import { assign, fromPromise, setup } from "xstate";
+import { assign, fromPromise, setup, type Actor } from "xstate";
 import { NO_HISTORY, decideRestart, type RestartDecision, type RestartHistory, type RestartStrategy } from "./restart-strategy.ts";
 
 /** After an outage the restart waits for the connection anyway; a short pause only spaces retries. */
@@ -89,7 +89,10 @@ export const jobMachine = setup({
     beginRestart: () => {},
     countFinished: assign({ finished: ({ context }) => context.finished + 1 }),
     /** A deployment may have another parallelism (`parallelism: "auto"` follows the workers). */
-    recordDeployment: assign({ subtasks: ({ context, event }) => (event.type === "DEPLOYED" && event.subtasks !== undefined ? event.subtasks : context.subtasks) }),
+    recordDeployment: assign({
+      subtasks: ({ context, event }) => (event.type === "DEPLOYED" && event.subtasks !== undefined ? event.subtasks : context.subtasks),
+      rescaling: () => undefined,
+    }),
     recordFailure: assign({
       failure: ({ context, event }) => context.failure ?? (event.type === "SUBTASK_FAILED" ? event.error : undefined),
     }),
@@ -115,7 +118,6 @@ export const jobMachine = setup({
       restarts: ({ context }) => context.restarts + (context.rescaling ? 0 : 1),
       outageRestarts: ({ context }) => context.outageRestarts + (context.outage && !context.rescaling ? 1 : 0),
       rescales: ({ context }) => context.rescales + (context.rescaling ? 1 : 0),
-      rescaling: () => undefined,
     }),
   },
   actors: {
@@ -208,3 +210,12 @@ export const jobMachine = setup({
     cancelled: { type: "final" },
   },
 });
+
+/** Runs `f` now if the job runs (or stops), else once it runs again; never if it ends first. */
+export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void): void {
+  const now = jobStateOf(actor.getSnapshot().value);
+  if (now === "running" || now === "stopping") { f(); return; }
+  const sub = actor.subscribe((snap) => {
+    if (jobStateOf(snap.value) === "running") { sub.unsubscribe(); f(); } else if (snap.status === "done") sub.unsubscribe();
+  });
+}

@@ -90,7 +90,7 @@ export class JobWorker {
         createStateBackend: this.options.createStateBackend, log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
       },
       loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),
-      fenced: () => this.leaderIsFresh(),
+      mayAct: () => this.leaderIsFresh(),
       onDeployed: () => this.ready.resolve(),
     });
     this.host.start();

@@ -29,7 +29,7 @@ export interface WorkerHostOptions {
   /** The checkpoint a deployment restores (read from the job's checkpoint store). */
   readonly loadRestore: (id: number) => Promise<RestoreBundle | undefined>;
   /** Whether this worker may still act for `epoch` (its view of the leader is fresh). */
-  readonly fenced: (epoch: number) => boolean;
+  readonly mayAct: (epoch: number) => boolean;
   readonly log: (message: string) => void;
   /** A deployment's subtasks run. */
   readonly onDeployed?: () => void;
@@ -108,7 +108,7 @@ export class WorkerHost {
   private async handle(c: WorkerCommand): Promise<CommandReply> {
     if (c.kind === "deploy") return this.deploy(c);
     if (c.epoch !== this.epoch) return { ok: false, error: `worker ${this.o.workerId} runs epoch ${this.epoch}, not ${c.epoch}` };
-    if (!this.o.fenced(c.epoch)) return { ok: false, error: `worker ${this.o.workerId} is fenced off epoch ${c.epoch}` };
+    if (!this.o.mayAct(c.epoch)) return { ok: false, error: `worker ${this.o.workerId} is fenced off epoch ${c.epoch}` };
     const find = (id: string) => this.subtasks.find((s) => s.id === id);
     switch (c.kind) {
       case "run":
