@@ -264,11 +264,12 @@ export class JobRunner {
     this.log(`parallelism ${parallelism} for ${this.options.cluster ? "the workers there are" : "this deployment"}`);
   }
 
-  protected onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment"): void {
+  /** `notCounted`: the failure is not the job's (a NATS outage, a lost worker): a quick restart, not counted. */
+  protected onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment", notCounted = false): void {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: this.connection?.inOutage() ?? false });
+    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false) });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
   }
@@ -346,12 +347,13 @@ export class JobRunner {
   private beginRestart(outage: boolean, counted: number, rescale: string | undefined): void {
     this.attemptId = randomBytes(4).toString("hex");
     this.finalCheckpointStarted = false;
+    const lostWorker = this.failure instanceof WeirError && this.failure.code === ErrorCode.WorkerLost;
     this.failure = undefined;
     const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
     this.log(rescale !== undefined
       ? `rescaling (${rescale}) from ${from}`
       : outage
-      ? `restarting after the NATS outage from ${from} (not counted against the restart strategy)`
+      ? `restarting after ${lostWorker ? "the loss of a worker" : "the NATS outage"} from ${from} (not counted against the restart strategy)`
       : `restarting (restart ${counted}, ${describeRestartStrategy(this.job.restartStrategy)}) from ${from}`);
   }
 

@@ -11,9 +11,13 @@ export class ClusterJobRunner extends JobRunner {
     return this.cancel();
   }
 
-  /** A worker running some of the subtasks died: the job restarts from its last checkpoint without it. */
+  /**
+   * A worker running some of the subtasks died: the job restarts from its last checkpoint without it, at
+   * once and not counted against the restart strategy (the job's code did not fail; as Kafka Streams
+   * rebalances a lost instance's tasks), as after a NATS outage.
+   */
   workerLost(error: WeirError): void {
-    this.onSubtaskFailed(undefined, error, "worker");
+    this.onSubtaskFailed(undefined, error, "worker", true);
   }
 
   /** Workers joined or left: a fresh checkpoint, then the job restarts from it over the workers there are now. */

@@ -45,7 +45,7 @@ export class LeaderSide {
   private currentEpoch = 0;
 
   constructor(private readonly o: LeaderSideOptions) {
-    this.membership = new MembershipView(o.nc, o.names, {}, {
+    this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: 500, log: o.log }, {
       onJoin: (w) => { if (w.id !== o.workerId) this.scheduleRebalance(`worker ${w.id} joined`); },
       onLeave: (w, reason) => this.onWorkerGone(w.id, reason),
     });
@@ -127,7 +127,7 @@ export class LeaderSide {
     }
     if (placed === 0) return;
     this.pendingCauses.push(`worker ${id} ${reason === "crashed" ? "crashed" : "missed its heartbeats"}`);
-    this.runner.workerLost(new WeirError(ErrorCode.Transport, `worker ${id} ${reason === "crashed" ? "is gone (its subscriptions vanished)" : "missed its heartbeats"}; its ${placed} subtask(s) restart on the remaining workers from the last checkpoint`));
+    this.runner.workerLost(new WeirError(ErrorCode.WorkerLost, `worker ${id} ${reason === "crashed" ? "is gone (its subscriptions vanished)" : "missed its heartbeats"}; its ${placed} subtask(s) restart on the remaining workers from the last checkpoint`));
   }
 
   private scheduleRebalance(cause: string): void {

@@ -23,6 +23,8 @@ export const ErrorCode = {
   Budget: "BUDGET",
   /** Frames lost between subtasks, or the NATS connection lost while a job ran. */
   Transport: "TRANSPORT",
+  /** A worker of the job died, hung or was cut off: its subtasks restart on the others. */
+  WorkerLost: "WORKER_LOST",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
