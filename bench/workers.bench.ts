@@ -7,7 +7,7 @@
 //  3. SIGKILL of a non-leader, then of the leader: ms from the kill to new output after the restart.
 // Output is polled (stream info, messages) every 50 ms; it grows at checkpoint commits (exactly-once sink).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -260,6 +260,16 @@ const bench: Benchmark = {
       const reprocessed = (await drained(published)) - before;
       ctx.log(`join: ${perSec} records/s in; longest output pause ${joinGap} ms (steady state ${steadyGap} ms); records processed twice: ${before} before the join (2 workers starting), ${reprocessed} at the join`);
 
+      // The control plane's CPU: the 3 workers and the server with no input (heartbeats, pings, lease
+      // renewals, status reports; the periodic checkpoints of an idle job too), as a share of the machine's cores.
+      const idleMs = 5000;
+      const pids = [...ws.map((p) => p.child.pid!), ctx.serverPid];
+      const idle0 = pids.map(cpuSeconds);
+      await sleep(idleMs);
+      const idleCores = pids.map((p, i) => cpuSeconds(p) - idle0[i]!).reduce((a, b) => a + b, 0) / (idleMs / 1000);
+      const cores = availableParallelism();
+      ctx.log(`idle job on 3 workers: ${(idleCores * 100).toFixed(1)}% of a core in all (workers and server), ${((idleCores / cores) * 100).toFixed(2)}% of the machine's ${cores} cores`);
+
       // 3. SIGKILL of a non-leader, then of the leader, while input arrives.
       input = feed(nc, "live", 4, perSec, published);
       await sleep(1500);
@@ -283,6 +293,7 @@ const bench: Benchmark = {
         { figure: "SIGKILL leader → new output (baseline: steady output pause)", weir: leaderMs, baseline: steadyGap, unit: "ms", goal: "weir < 8000" },
         { figure: "join of a 3rd worker: longest output pause (baseline: steady)", weir: joinGap, baseline: steadyGap, unit: "ms", goal: "weir < 2000" },
         { figure: "join of a 3rd worker: records processed twice", weir: reprocessed, unit: "records", goal: "0" },
+        { figure: "control plane: CPU of an idle job on 3 workers (and the server) as a share of the machine", weir: (idleCores / cores) * 100, unit: "%", goal: "< 2" },
         { figure: "control-plane bytes vs data bytes, 3 workers (baseline: data)", weir: plane.control.bytes, baseline: plane.data.bytes, unit: "B/s", goal: "ratio < 0.02 (a proxy)" },
       ];
     } finally {

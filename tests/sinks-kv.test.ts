@@ -52,10 +52,14 @@ s("writes without a flush reach the bucket after the linger time; many keys use 
 });
 
 s("keys NATS KV does not allow are encoded reversibly, or rejected when asked", async () => {
-  for (const k of ["plain", "with space", "ünï", "a..b", ".lead", "=tricky", "", "a/b=c.d_e-f"]) {
-    assert.is(decodeKvKey(encodeKvKey(k)), k, `round trip of ${JSON.stringify(k)}`);
+  for (const k of ["plain", "with space", "ünï", "a..b", ".lead", "trail.", "=tricky", "=3D", "", "=", "a/b=c.d_e-f", "//", "a./b"]) {
+    const stored = encodeKvKey(k);
+    assert.is(decodeKvKey(stored), k, `round trip of ${JSON.stringify(k)}`);
+    assert.ok(/^[-/_=.A-Za-z0-9]+$/.test(stored) && !stored.startsWith(".") && !stored.endsWith(".") && !stored.includes(".."), `${JSON.stringify(stored)} is a valid KV key`);
   }
-  assert.is(encodeKvKey("a/b=c.d_e-f"), "a/b=c.d_e-f", "valid keys stay readable");
+  assert.is(encodeKvKey("orders.eu/42_x-y"), "orders.eu/42_x-y", "keys of letters, digits, - _ . / stay readable");
+  // The same encoding as keyed state's KV keys (runtime/core/kv-keys.ts): "=" and the UTF-8 bytes in hex.
+  assert.is(encodeKvKey("user 1.ü"), "user=201.=C3=BC");
   const w = await Sinks.kv({ bucket: "odd", key: (v: { k: string }) => v.k }).createWriter(standaloneContext({ nc }));
   await w.write({ k: "hello world" }, undefined);
   await w.flush();

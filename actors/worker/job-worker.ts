@@ -25,8 +25,11 @@ import { WorkerHost } from "./worker-host.ts";
 import { LeaderSide, type WorkerSummary } from "./leader-side.ts";
 import { followerStatus } from "./follower-status.ts";
 
-/** A leader silent this long has lost its lease (another worker may take it). */
-export const LEASE_MS = 3000;
+/**
+ * A leader silent this long may lose its lease to another worker. Long enough for JetStream's answers
+ * under load (the soak saw appends take over 2 s); a dead leader is replaced sooner (pings, below).
+ */
+export const LEASE_MS = 5000;
 /** How often a follower asks the leader whether it is alive (a dead one gives "no responders" at once). */
 const LEADER_PROBE_MS = 500;
 /** A follower leaving waits this long for the leader to take its subtasks away. */

@@ -1,10 +1,11 @@
-// KV keys: NATS KV allows [-/_=.A-Za-z0-9] with no empty "."-separated token. A record key outside that
-// is encoded reversibly (the default) or rejected:
-//   a valid key not starting with "=" is stored as itself (readable in `nats kv` tools);
-//   anything else is stored as "=" + base64url(UTF-8 bytes), which is always valid.
-// The "=" prefix keeps the two sets disjoint, so `decodeKvKey(encodeKvKey(k)) === k` for every string.
+// KV keys: NATS KV allows [-/_=.A-Za-z0-9] with no empty "."-separated token. A record key is encoded
+// reversibly (the default) with weir's one KV key encoding (runtime/core/kv-keys.ts, as keyed state's
+// keys are): letters, digits, "-", "_", and "." and "/" between them stay as they are (readable in `nats kv`
+// tools); any other character becomes "=" and its UTF-8 bytes in hex. `decodeKvKey(encodeKvKey(k)) === k`
+// for every string. With keyEncoding "reject", a key NATS KV does not allow is an error instead.
 
 import { ErrorCode, WeirError } from "../core/errors.ts";
+import { decodeKey, encodeKey } from "../core/kv-keys.ts";
 
 const VALID = /^[-/_=.A-Za-z0-9]+$/;
 
@@ -13,12 +14,11 @@ export function isValidKvKey(key: string): boolean {
 }
 
 export function encodeKvKey(key: string): string {
-  if (isValidKvKey(key) && !key.startsWith("=")) return key;
-  return `=${Buffer.from(key, "utf8").toString("base64url")}`;
+  return encodeKey(key);
 }
 
 export function decodeKvKey(stored: string): string {
-  return stored.startsWith("=") ? Buffer.from(stored.slice(1), "base64url").toString("utf8") : stored;
+  return decodeKey(stored);
 }
 
 export const KeyEncoding = { Encode: "encode", Reject: "reject" } as const;

@@ -2,42 +2,25 @@
 //   <operator>.<state>.<keyGroup>.<keyId>                 value, list, reducing, aggregating; a map's key index
 //   <operator>.<state>.<keyGroup>.<keyId>.<userKeyId>     one map entry
 //   <any of the above>./c-<writeId>-<n>                   chunk n of a value larger than the server's max payload
-// Every token is encoded reversibly: [A-Za-z0-9_-] stays, any other character becomes "=" and the hex of its
-// UTF-8 bytes ("user 1" → "user=201", "\"a\"" → "=22a=22"). Encoded tokens never contain "." "/" "*" ">",
-// so a token starting with "/" is always weir's own (chunks, markers), never a user's.
+// Every token is encoded reversibly with weir's one KV key encoding (runtime/core/kv-keys.ts: [A-Za-z0-9_-]
+// stays, any other character becomes "=" and the hex of its UTF-8 bytes). Encoded tokens never contain "."
+// "/" "*" ">", so a token starting with "/" is always weir's own (chunks, markers), never a user's.
 
 import { StateLimitError } from "../../errors.ts";
+import { decodeKeyTokens, encodeKeyToken } from "../../../runtime/core/kv-keys.ts";
 import type { StateAddress } from "../../contracts.ts";
-
-const SAFE = /^[A-Za-z0-9_-]+$/;
-const UNSAFE_CHAR = /[^A-Za-z0-9_-]/gu;
-const ESCAPE = /(?:=[0-9A-F]{2})+/g;
 
 /** Longest KV key accepted: a PUB control line (subject + reply + size) must stay under the server's 4 KiB. */
 export const MAX_KEY_LENGTH = 2048;
 
-function escapeChar(c: string): string {
-  const code = c.charCodeAt(0);
-  if (code < 0x80) return `=${code < 16 ? "0" : ""}${code.toString(16).toUpperCase()}`;
-  let out = "";
-  for (const b of Buffer.from(c, "utf8")) out += `=${b < 16 ? "0" : ""}${b.toString(16).toUpperCase()}`;
-  return out;
-}
-
-/** Reversible encoding of any non-empty string as one KV key token. */
+/** Reversible encoding of any non-empty string as one KV key token (runtime/core/kv-keys.ts). */
 export function encodeToken(s: string): string {
-  if (SAFE.test(s)) return s;
-  // Fast path for the most common key id, the JSON of a plain string: "user-1" → =22user-1=22.
-  if (s.length > 2 && s.charCodeAt(0) === 34 && s.charCodeAt(s.length - 1) === 34) {
-    const inner = s.slice(1, -1);
-    if (SAFE.test(inner)) return `=22${inner}=22`;
-  }
   if (s.length === 0) throw new StateLimitError("an empty name or key cannot be stored");
-  return s.replace(UNSAFE_CHAR, escapeChar);
+  return encodeKeyToken(s);
 }
 
 export function decodeToken(token: string): string {
-  return token.replace(ESCAPE, (run) => Buffer.from(run.replaceAll("=", ""), "hex").toString("utf8"));
+  return decodeKeyTokens(token);
 }
 
 /** `<operator>.<state>.<keyGroup>.<keyId>`: a plain state entry, or a map's key index. */
