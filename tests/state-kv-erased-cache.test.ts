@@ -167,4 +167,34 @@ s("overlapping checkpoints: the removed entry a pending checkpoint still holds d
   }
 });
 
+s("state created and cleared between two materializations costs no KV write; state KV holds is erased", async () => {
+  const names = freshJob("ern");
+  const b = await openCheckpointed(names);
+  try {
+    await checkpoint(b, 1);
+    // Read first (as an aggregate does): known absent in KV; then written and cleared before any checkpoint.
+    for (const [i, k] of keys.entries()) { assert.is(await accOf(b, k).value(), undefined); await accOf(b, k).update(i + 1); }
+    for (const k of keys) await accOf(b, k).clear();
+    const before = b.metrics().remoteWrites;
+    await checkpoint(b, 2);
+    assert.is(b.metrics().remoteWrites - before, MAX_PARALLELISM, "only the materialized markers: no erase of keys KV never held");
+    assert.is(b.metrics().cacheEntries, 0);
+    // Written and materialized, then cleared: KV holds them, so each is erased.
+    for (const [i, k] of keys.entries()) await accOf(b, k).update(i + 1);
+    await checkpoint(b, 3);
+    for (const k of keys) await accOf(b, k).clear();
+    const beforeErase = b.metrics().remoteWrites;
+    await checkpoint(b, 4);
+    assert.is(b.metrics().remoteWrites - beforeErase, N + MAX_PARALLELISM, "one erase per key KV held, and the markers");
+  } finally {
+    await b.close();
+  }
+  const r = await openCheckpointed(names);
+  try {
+    for (const k of keys.slice(0, 20)) assert.is(await accOf(r, k).value(), undefined, `${k} is absent in KV`);
+  } finally {
+    await r.close();
+  }
+});
+
 s.run();

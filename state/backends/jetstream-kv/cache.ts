@@ -30,9 +30,17 @@ export class CacheEntry {
   json: string | undefined;
   /** Chunks of the value as stored in KV, if it is chunked (so a later write can drop them). */
   chunks: ChunkRef | undefined;
+  /**
+   * Whether KV holds this key: false when read absent (or known never written) and not written to KV
+   * since, true once read or written with a value, undefined when unknown (a blind write). Removing an
+   * entry KV does not hold needs no erase request (a window's accumulator created and cleared between
+   * two materializations is most of them).
+   */
+  kvHolds: boolean | undefined;
 
-  constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number, value: unknown, valueBytes: number) {
+  constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number, value: unknown, valueBytes: number, kvHolds?: boolean) {
     this.value = value;
+    this.kvHolds = kvHolds;
     this.bytes = ENTRY_OVERHEAD_BYTES + key.length + valueBytes;
   }
 

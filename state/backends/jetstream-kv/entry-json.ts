@@ -51,9 +51,9 @@ export function decodeEntry(key: string, kind: EntryKind, keyGroup: number, data
     if (data !== undefined) {
       for (const k of parseJson(key, data) as string[]) { keys.add(k); bytes += k.length + INDEX_KEY_OVERHEAD_BYTES; }
     }
-    return new CacheEntry(key, kind, keyGroup, keys, bytes);
+    return new CacheEntry(key, kind, keyGroup, keys, bytes, data !== undefined);
   }
-  return new CacheEntry(key, kind, keyGroup, data === undefined ? undefined : parseJson(key, data), data?.length ?? 0);
+  return new CacheEntry(key, kind, keyGroup, data === undefined ? undefined : parseJson(key, data), data?.length ?? 0, data !== undefined);
 }
 
 function parseJson(key: string, data: Uint8Array): unknown {

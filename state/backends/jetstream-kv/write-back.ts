@@ -113,12 +113,14 @@ export class WriteBack {
       try {
         const json = entryJson(e);
         if (json === undefined) {
-          await this.remote.remove(e.key, e.chunks);
+          if (e.kvHolds !== false || e.chunks) await this.remote.remove(e.key, e.chunks);
           e.chunks = undefined;
+          e.kvHolds = false;
           this.cache.markClean(e, version);
           this.cache.dropErased(e); // KV holds nothing under the key: no absent entry kept for it
         } else {
           e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
+          e.kvHolds = true;
           this.cache.markClean(e, version);
         }
       } catch (err) {
