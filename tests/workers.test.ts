@@ -79,111 +79,93 @@ async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[], what
 
 const start = (url: string, env: Record<string, string> = {}) => startWeir(["run", JOB, "--nats", url], { env });
 
+interface Run { readonly nc: NatsConnection; readonly procs: WeirProcess[]; stopInput(): Promise<number> }
+
+/** Fresh streams, input arriving in the background, and every worker process killed at the end. */
+async function withInput(body: (run: Run) => Promise<void>): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    await body({ nc, procs, stopInput: async () => { const total = await input!.stop(); input = undefined; return total; } });
+  } finally {
+    await input?.stop().catch(() => {});
+    await stopAll(procs);
+    await nc.close();
+  }
+}
+
 async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
   await Promise.all([...procs].map((p) => p.exited));
 }
 
-workers("SIGKILL of random workers, the leader among them, ten times: output exact", async () => {
-  const nc = await connect({ servers: nats.url });
-  const procs: WeirProcess[] = [];
-  let input: ReturnType<typeof feed> | undefined;
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    procs.push(start(nats.url), start(nats.url));
-    await runningOn(nc, procs, "two workers share the job");
-    let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-    let leaderKills = 0;
-    for (let i = 0; i < 10; i++) {
-      const s = await runningOn(nc, procs, `kill ${i}: the job runs on both workers`);
-      const leaderPid = s.workers!.find((w) => w.leader)!.pid;
-      const victim = i % 3 === 0 ? procs.findIndex((p) => p.child.pid === leaderPid) : Math.floor(rand() * procs.length);
-      if (procs[victim]!.child.pid === leaderPid) leaderKills++;
-      procs[victim]!.child.kill("SIGKILL");
-      await procs[victim]!.exited;
-      procs[victim] = start(nats.url);
-    }
-    await runningOn(nc, procs, "the job runs on both workers after the kills");
-    const total = await input.stop();
-    input = undefined;
-    assert.ok(leaderKills >= 3, `the leader was killed ${leaderKills} times`);
-    await checkOutput(nc, total);
-  } finally {
-    await input?.stop().catch(() => {});
-    await stopAll(procs);
-    await nc.close();
+workers("SIGKILL of random workers, the leader among them, ten times: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
+  procs.push(start(nats.url), start(nats.url));
+  await runningOn(nc, procs, "two workers share the job");
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  let leaderKills = 0;
+  for (let i = 0; i < 10; i++) {
+    const s = await runningOn(nc, procs, `kill ${i}: the job runs on both workers`);
+    const leaderPid = s.workers!.find((w) => w.leader)!.pid;
+    const victim = i % 3 === 0 ? procs.findIndex((p) => p.child.pid === leaderPid) : Math.floor(rand() * procs.length);
+    if (procs[victim]!.child.pid === leaderPid) leaderKills++;
+    procs[victim]!.child.kill("SIGKILL");
+    await procs[victim]!.exited;
+    procs[victim] = start(nats.url);
   }
-});
+  await runningOn(nc, procs, "the job runs on both workers after the kills");
+  const total = await stopInput();
+  assert.ok(leaderKills >= 3, `the leader was killed ${leaderKills} times`);
+  await checkOutput(nc, total);
+}));
 
-workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", async () => {
-  const nc = await connect({ servers: nats.url });
-  const procs: WeirProcess[] = [];
-  let input: ReturnType<typeof feed> | undefined;
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    procs.push(start(nats.url));
-    await runningOn(nc, procs, "one worker runs the job");
-    procs.push(start(nats.url));
-    const two = await runningOn(nc, procs, "a second worker joined");
-    assert.ok((two.rebalances ?? []).some((r) => /joined/.test(r.cause)), `a rebalance names the join: ${JSON.stringify(two.rebalances)}`);
-    procs.push(start(nats.url));
-    await runningOn(nc, procs, "a third worker joined");
-    // The first worker leaves gracefully (a rolling restart's step).
-    const leaving = procs.shift()!;
-    leaving.child.kill("SIGTERM");
-    const left = await leaving.exited;
-    assert.is(left.code, 0, `the leaving worker exits 0: ${left.stderr.slice(-400)}`);
-    await runningOn(nc, procs, "the two others run the job");
-    // Frozen past its lease: the others continue without it; thawed, it must not write (fenced).
-    const frozen = procs[1]!;
-    frozen.child.kill("SIGSTOP");
-    await runningOn(nc, [procs[0]!], "the job continues on the worker not frozen");
-    frozen.child.kill("SIGCONT");
-    await runningOn(nc, procs, "the thawed worker is a worker of the job again");
-    const total = await input.stop();
-    input = undefined;
-    await checkOutput(nc, total);
-    assert.match(frozen.stderr(), /cancelling the subtasks of epoch \d+/, "the thawed worker dropped its old epoch's subtasks");
-  } finally {
-    await input?.stop().catch(() => {});
-    await stopAll(procs);
-    await nc.close();
-  }
-});
+workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
+  procs.push(start(nats.url));
+  await runningOn(nc, procs, "one worker runs the job");
+  procs.push(start(nats.url));
+  const two = await runningOn(nc, procs, "a second worker joined");
+  assert.ok((two.rebalances ?? []).some((r) => /joined/.test(r.cause)), `a rebalance names the join: ${JSON.stringify(two.rebalances)}`);
+  procs.push(start(nats.url));
+  await runningOn(nc, procs, "a third worker joined");
+  // The first worker leaves gracefully (a rolling restart's step).
+  const leaving = procs.shift()!;
+  leaving.child.kill("SIGTERM");
+  const left = await leaving.exited;
+  assert.is(left.code, 0, `the leaving worker exits 0: ${left.stderr.slice(-400)}`);
+  await runningOn(nc, procs, "the two others run the job");
+  // Frozen past its lease: the others continue without it; thawed, it must not write (fenced).
+  const frozen = procs[1]!;
+  frozen.child.kill("SIGSTOP");
+  await runningOn(nc, [procs[0]!], "the job continues on the worker not frozen");
+  frozen.child.kill("SIGCONT");
+  await runningOn(nc, procs, "the thawed worker is a worker of the job again");
+  const total = await stopInput();
+  await checkOutput(nc, total);
+  assert.match(frozen.stderr(), /cancelling the subtasks of epoch \d+/, "the thawed worker dropped its old epoch's subtasks");
+}));
 
-workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; output exact", async () => {
-  const nc = await connect({ servers: nats.url });
-  const procs: WeirProcess[] = [];
-  let input: ReturnType<typeof feed> | undefined;
+workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   const auto = { WORKERS_PARALLELISM: "auto" };
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    procs.push(start(nats.url, auto));
-    assert.is((await runningOn(nc, procs, "one worker")).parallelism, 1);
-    procs.push(start(nats.url, auto));
-    const two = await runningOn(nc, procs, "two workers");
-    assert.is(two.parallelism, 2);
-    assert.is(two.subtasks.length, 2 * 2, "2 chains (source; count and sink) × 2");
-    assert.equal(two.workers!.map((w) => w.subtasks.length), [2, 2], "a chain's subtasks of one index on each worker");
-    procs.push(start(nats.url, auto));
-    assert.is((await runningOn(nc, procs, "three workers")).parallelism, 3);
-    const leaving = procs.pop()!;
-    leaving.child.kill("SIGTERM");
-    await leaving.exited;
-    assert.is((await runningOn(nc, procs, "two workers again")).parallelism, 2);
-    const total = await input.stop();
-    input = undefined;
-    await checkOutput(nc, total);
-  } finally {
-    await input?.stop().catch(() => {});
-    await stopAll(procs);
-    await nc.close();
-  }
-});
+  procs.push(start(nats.url, auto));
+  assert.is((await runningOn(nc, procs, "one worker")).parallelism, 1);
+  procs.push(start(nats.url, auto));
+  const two = await runningOn(nc, procs, "two workers");
+  assert.is(two.parallelism, 2);
+  assert.is(two.subtasks.length, 2 * 2, "2 chains (source; count and sink) × 2");
+  assert.equal(two.workers!.map((w) => w.subtasks.length), [2, 2], "a chain's subtasks of one index on each worker");
+  procs.push(start(nats.url, auto));
+  assert.is((await runningOn(nc, procs, "three workers")).parallelism, 3);
+  const leaving = procs.pop()!;
+  leaving.child.kill("SIGTERM");
+  await leaving.exited;
+  assert.is((await runningOn(nc, procs, "two workers again")).parallelism, 2);
+  const total = await stopInput();
+  await checkOutput(nc, total);
+}));
 
 workers("weir run --workers 2 starts two workers of the job; weir stop stops both; output exact", async () => {
   const nc = await connect({ servers: nats.url });
