@@ -15,6 +15,7 @@ import type { JobStatus, WorkerSummary } from "../actors/job/job-status.ts";
 const workers = suite("workers");
 const nats = withServer(workers);
 const JOB = "tests/fixtures/jobs/worker-counts.ts";
+const TIMERS_JOB = "tests/fixtures/jobs/timers.ts";
 const KEYS = 37;
 
 interface Event { id: number; key: string }
@@ -192,6 +193,54 @@ workers("weir run --workers 2 starts two workers of the job; weir stop stops bot
   } finally {
     await input?.stop().catch(() => {});
     if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
+workers("event-time windows on two workers, one SIGKILLed after a checkpoint each round: every window once, complete", async () => {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  try {
+    for (const [name, subject] of [["WW_W", "www.*"], ["WW_P", "wwp.*"], ["WW_OW", "wwow.>"], ["WW_OP", "wwop.>"]] as const) await createStream(nc, name, [subject]);
+    // As the windowed crash test: 1 s windows of 1000 readings over 63 keys, each key's readings of a
+    // window together, chunks ending on window boundaries; bounded runs (each worker ends with the job).
+    const events = Array.from({ length: 24_000 }, (_, i) => ({ k: `k${Math.floor((i % 1000) / 16)}`, ts: i }));
+    const env = { TIMERS_PREFIX: "WW", TIMERS_CHECKPOINT_MS: "150", TIMERS_BOUNDED: "1" };
+    const rounds = 4;
+    let kills = 0;
+    for (let r = 0; r < rounds; r++) {
+      const chunk = events.slice((r * events.length) / rounds, ((r + 1) * events.length) / rounds);
+      await publishAll(nc, chunk.map((e) => [`www.${e.ts % 2 ? "a" : "b"}`, e] as [string, unknown]));
+      const pair = [startWeir(["run", TIMERS_JOB, "--nats", nats.url], { env }), startWeir(["run", TIMERS_JOB, "--nats", nats.url], { env })];
+      procs.push(...pair);
+      // Once a checkpoint of the two-worker deployment completed, kill one of them (if the run is not over).
+      const victim = await eventually(`round ${r}: a checkpoint on two workers, or the end`, 90_000, async () => {
+        if (pair.some((p) => p.child.exitCode !== null)) return null;
+        const st = await fetchStatus(nc, "timers-ww").catch(() => undefined);
+        if (st?.state !== "running" || st.workers?.length !== 2 || (st.checkpoints?.completed ?? 0) < 1) return undefined;
+        return pair.find((p) => p.child.pid === st.workers![r % 2]!.pid) ?? null;
+      });
+      if (victim) { victim.child.kill("SIGKILL"); kills++; }
+      for (const p of pair) {
+        const exit = await within(p.exited, 120_000);
+        assert.ok(exit, `round ${r}: every worker ends with the bounded job`);
+        if (p !== victim) assert.is(exit!.code, 0, `round ${r}: ${exit!.stderr.slice(-600)}`);
+      }
+    }
+    assert.ok(kills >= 2, `workers were killed mid-run (${kills})`);
+    const last = startWeir(["run", TIMERS_JOB, "--nats", nats.url], { env });
+    procs.push(last);
+    const exit = await within(last.exited, 120_000);
+    assert.is(exit?.code, 0, `the final run completes: ${last.stderr().slice(-600)}`);
+    const expected = new Map<string, number>();
+    for (const e of events) { const id = `${e.k}@${Math.floor(e.ts / 1000) * 1000}`; expected.set(id, (expected.get(id) ?? 0) + 1); }
+    const out = await readStream<{ k: string; w: number; n: number }>(nc, "WW_OW");
+    const got = new Map<string, number[]>();
+    for (const o of out) got.set(`${o.k}@${o.w}`, [...(got.get(`${o.k}@${o.w}`) ?? []), o.n]);
+    for (const [id, n] of expected) assert.equal(got.get(id), [n], `window ${id}: fired once with all ${n} readings`);
+    assert.is(out.length, expected.size, "one result per window, none lost, none duplicated");
+  } finally {
+    await stopAll(procs);
     await nc.close();
   }
 });

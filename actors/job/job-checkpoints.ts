@@ -80,15 +80,21 @@ export async function loadRestore(
   return new RestoreBundle(metadata);
 }
 
-/** FLIP-147: once every subtask's input ended, one more checkpoint holds the final state (a few attempts). */
-export async function takeFinalCheckpoint(coordinator: CheckpointCoordinator, kind: CheckpointKind, log: (m: string) => void): Promise<void> {
+/**
+ * FLIP-147: once every subtask's input ended, one more checkpoint holds the final state (a few attempts,
+ * while `current()`: false once the job restarted, whose new subtasks this must not checkpoint).
+ * Resolves true once taken, false when no longer current.
+ */
+export async function takeFinalCheckpoint(coordinator: CheckpointCoordinator, kind: CheckpointKind, log: (m: string) => void, current: () => boolean): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
       await coordinator.idle();
+      if (!current()) return false;
       const id = await coordinator.trigger(kind);
       log(`final ${kind} ${id} completed`);
-      return;
+      return true;
     } catch (e) {
+      if (!current()) return false;
       log(`final ${kind} failed (attempt ${attempt}/${FINAL_CHECKPOINT_ATTEMPTS}): ${messageOf(e)}`);
       if (attempt >= FINAL_CHECKPOINT_ATTEMPTS) throw new WeirError(ErrorCode.Checkpoint, `the final ${kind} could not be taken: ${messageOf(e)}`, { cause: e });
     }

@@ -287,13 +287,16 @@ export class JobRunner {
   private async finalCheckpoint(): Promise<void> {
     if (this.finalCheckpointStarted || !this.coordinator) return;
     this.finalCheckpointStarted = true;
+    // Only for this deployment: after a restart meanwhile, a retry would checkpoint subtasks still opening.
+    const deployment = this.deployment;
+    const current = () => this.deployment === deployment && (this.state === "running" || this.state === "stopping");
     try {
-      await takeFinalCheckpoint(this.coordinator, this.stopKind, this.log);
+      if (!(await takeFinalCheckpoint(this.coordinator, this.stopKind, this.log, current))) return;
     } catch (e) {
-      this.onSubtaskFailed(undefined, e);
+      if (current()) this.onSubtaskFailed(undefined, e);
       return;
     }
-    for (const s of this.subtasks) s.release();
+    if (current()) for (const s of this.subtasks) s.release();
   }
 
   /** A backend's uncommitted changes are over budget: checkpoint now rather than at the next interval. */
