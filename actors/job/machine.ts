@@ -72,6 +72,7 @@ export function jobStateOf(value: unknown): JobState {
 }
 
 const failed = { target: "failing", actions: ["recordFailure", "decide", "reportDecision", "cancelAll"] } as const;
+const deployed = { target: "running", actions: "recordDeployment" } as const;
 
 export const jobMachine = setup({
   types: {
@@ -139,7 +140,7 @@ export const jobMachine = setup({
     created: { on: { DEPLOY: { target: "deploying", actions: "deploy" } } },
     deploying: {
       on: {
-        DEPLOYED: { target: "running", actions: "recordDeployment" },
+        DEPLOYED: deployed,
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
@@ -198,7 +199,7 @@ export const jobMachine = setup({
     restarting: {
       entry: "deploy",
       on: {
-        DEPLOYED: { target: "running", actions: "recordDeployment" },
+        DEPLOYED: deployed,
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },

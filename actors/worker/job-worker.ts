@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { JobNames } from "../../runtime/core/names.ts";
+import { systemClock } from "../../runtime/core/clock.ts";
 import { describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
@@ -89,7 +90,7 @@ export class JobWorker {
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
       deps: {
-        nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? { now: () => Date.now(), setTimeout, clearTimeout } as never,
+        nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? systemClock,
         createStateBackend: this.options.createStateBackend, log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
       },
       loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),

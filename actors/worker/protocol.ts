@@ -55,7 +55,7 @@ export const WorkerReport = t.union([
   t.type({ kind: t.literal("input-finished"), ...from, subtask: t.string }),
   t.type({ kind: t.literal("dirty-budget"), ...from }),
   /** Every second, and at once when a subtask's lifecycle moves: what `weir status` shows of them. */
-  t.type({ kind: t.literal("status"), ...from, subtasks: t.array(SubtaskStatusShape), terminal: t.array(t.string) }),
+  t.type({ kind: t.literal("status"), ...from, subtasks: t.array(SubtaskStatusShape) }),
 ], "WorkerReport");
 export type WorkerReport = t.TypeOf<typeof WorkerReport>;
 

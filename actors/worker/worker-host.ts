@@ -141,8 +141,10 @@ export class WorkerHost {
     const epoch = c.epoch;
     const report = (r: WorkerReport) => this.report(r);
     const worker = this.o.workerId;
-    const deps: { -readonly [K in keyof Omit<SubtaskDeps, "deadLetters">]: Omit<SubtaskDeps, "deadLetters">[K] } = {
+    const graph = this.o.graphFor && c.parallelism !== null ? this.o.graphFor(c.parallelism) : this.o.graph;
+    const deps: Omit<SubtaskDeps, "deadLetters"> = {
       ...this.o.deps,
+      graph,
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
       onFinished: (s) => { report({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
@@ -153,8 +155,6 @@ export class WorkerHost {
       onDirtyBudgetExceeded: () => report({ kind: "dirty-budget", epoch, worker }),
     };
     const subtasks: Subtask[] = [];
-    const graph = this.o.graphFor && c.parallelism !== null ? this.o.graphFor(c.parallelism) : this.o.graph;
-    deps.graph = graph;
     for (const id of c.subtasks) {
       const hash = id.lastIndexOf("#");
       const vertex = graph.vertices.find((v) => v.uid === id.slice(0, hash));
@@ -184,7 +184,6 @@ export class WorkerHost {
     this.report({
       kind: "status", epoch: this.epoch, worker: this.o.workerId,
       subtasks: this.subtasks.map((s) => s.status()),
-      terminal: this.subtasks.filter((s) => s.isTerminal).map((s) => s.id),
     });
   }
 }

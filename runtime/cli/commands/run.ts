@@ -5,6 +5,7 @@ import type { JobOptions } from "../../api/options.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
 import type { JobResult } from "../../../actors/job/job-runner.ts";
 import { loadJob } from "../load-job.ts";
+import { SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 
 export interface RunFlags {
@@ -49,7 +50,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // Started by `weir run --workers N`: its end (stdin closes) ends this worker too, gracefully if it can.
-  if (process.env.WEIR_SUPERVISED === "1") {
+  if (process.env[SUPERVISED_ENV] === "1") {
     process.stdin.on("end", () => { onSignal("supervisor gone"); setTimeout(() => process.exit(1), 10_000).unref(); });
     process.stdin.resume();
   }

@@ -162,15 +162,12 @@ export class KvCheckpoints {
       // one (and the entry may since have left the cache, a newer one taking its key): nothing to write.
       if (!e.dirty) return;
       if (c.json === undefined) {
-        if (e.kvHolds !== false || e.chunks) await this.host.remote.remove(e.key, e.chunks);
-        e.chunks = undefined;
-        e.kvHolds = false;
+        await this.host.remote.erase(e);
         this.host.cache.markClean(e, c.version);
         // KV holds nothing under the key now: the absent entry leaves the cache, unless written again since.
         this.host.cache.dropErased(e);
       } else {
-        e.chunks = await this.host.remote.write(e.key, encoder.encode(c.json), e.chunks);
-        e.kvHolds = true;
+        await this.host.remote.store(e, encoder.encode(c.json));
         this.host.cache.markClean(e, c.version);
       }
     };

@@ -25,6 +25,13 @@ interface Manifest { readonly weir: "chunks"; readonly id: string; readonly n: n
 const MANIFEST_MARK = 0;
 const encoder = new TextEncoder();
 
+/** What writing a cache entry to KV reads and updates of it (state/backends/jetstream-kv/cache.ts). */
+export interface StoredEntry {
+  readonly key: string;
+  chunks: ChunkRef | undefined;
+  kvHolds: boolean | undefined;
+}
+
 export class RemoteValues {
   /** Bytes per message: the server's max payload minus room for headers. */
   readonly chunkBytes: number;
@@ -72,6 +79,19 @@ export class RemoteValues {
     }
     if (previous) await this.dropChunks(key, previous);
     return written;
+  }
+
+  /** Writes an entry's value; KV holds the key afterwards. */
+  async store(e: StoredEntry, data: Uint8Array): Promise<void> {
+    e.chunks = await this.write(e.key, data, e.chunks);
+    e.kvHolds = true;
+  }
+
+  /** Removes an entry's value; no request at all when KV is known not to hold the key. */
+  async erase(e: StoredEntry): Promise<void> {
+    if (e.kvHolds !== false || e.chunks) await this.remove(e.key, e.chunks);
+    e.chunks = undefined;
+    e.kvHolds = false;
   }
 
   async remove(key: string, previous: ChunkRef | undefined): Promise<void> {

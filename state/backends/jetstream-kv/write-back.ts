@@ -113,14 +113,11 @@ export class WriteBack {
       try {
         const json = entryJson(e);
         if (json === undefined) {
-          if (e.kvHolds !== false || e.chunks) await this.remote.remove(e.key, e.chunks);
-          e.chunks = undefined;
-          e.kvHolds = false;
+          await this.remote.erase(e);
           this.cache.markClean(e, version);
           this.cache.dropErased(e); // KV holds nothing under the key: no absent entry kept for it
         } else {
-          e.chunks = await this.remote.write(e.key, encoder.encode(json), e.chunks);
-          e.kvHolds = true;
+          await this.remote.store(e, encoder.encode(json));
           this.cache.markClean(e, version);
         }
       } catch (err) {
