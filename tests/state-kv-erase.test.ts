@@ -11,6 +11,9 @@ import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import type { JobNames } from "../runtime/core/names.ts";
 import { connectTo, freshJob, openBackend, scopeOf } from "./state-support.ts";
+import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
+import { KvPipe } from "../state/backends/jetstream-kv/pipe.ts";
+import { RemoteValues, type StoredEntry } from "../state/backends/jetstream-kv/remote-values.ts";
 
 const s = suite("jetstream-kv state backend: removed state leaves no markers");
 const server = withServer(s);
@@ -67,6 +70,32 @@ s("a chunked value replaced by a small one, then cleared: no chunk or marker sta
     assert.is(await bucketMessages(names), 0);
   } finally {
     await backend.close();
+  }
+});
+
+s("an entry erased by the sequence it was stored under; rewritten meanwhile by another writer, it is still erased", async () => {
+  const names = freshJob();
+  await ensureStateBucket(nc, names.stateBucket);
+  const pipe = new KvPipe(nc, names.stateBucket, { getWindow: 16, writeWindow: 16, timeoutMs: 10_000 });
+  const remote = new RemoteValues(pipe, nc.info!.max_payload);
+  const data = new TextEncoder().encode("42");
+  try {
+    const mine: StoredEntry = { key: "a", chunks: undefined, kvHolds: undefined, kvSeq: undefined };
+    await remote.store(mine, data);
+    assert.ok(mine.kvSeq !== undefined && mine.kvSeq > 0, "the stored message's sequence is kept");
+    await remote.erase(mine);
+    assert.is(await pipe.get("a"), undefined);
+    assert.is(await bucketMessages(names), 0, "nothing left behind");
+    assert.is(await pipe.deleteSeq(1), false, "a sequence no longer in the stream is reported, not an error");
+
+    const stale: StoredEntry = { key: "b", chunks: undefined, kvHolds: undefined, kvSeq: undefined };
+    await remote.store(stale, data);
+    await pipe.put("b", new TextEncoder().encode("43")); // replaces the message `stale` knows
+    await remote.erase(stale);
+    assert.is(await pipe.get("b"), undefined, "the newer value is gone too");
+    assert.is(await bucketMessages(names), 0);
+  } finally {
+    pipe.close();
   }
 });
 

@@ -197,4 +197,33 @@ s("state created and cleared between two materializations costs no KV write; sta
   }
 });
 
+s("checkpoints: writers wait while KV materializations fall behind, and go on once KV takes the writes", async () => {
+  const names = freshJob("erb");
+  // floor: dirtyMaxEntries / 8 = 100 entries
+  const b = await openCheckpointed(names, { dirtyMaxEntries: 800 });
+  let resumed = false;
+  try {
+    for (let i = 0; i < 400; i++) await accOf(b, `a${i}`).update(i);
+    await b.snapshot!(1);
+    for (let i = 0; i < 500; i++) await accOf(b, `b${i}`).update(i);
+    await b.snapshot!(2);
+    process.kill(server.server.pid, "SIGSTOP"); // KV stops answering: checkpoint 1's materialization hangs
+    const first = b.notifyCheckpointComplete!(1);
+    const second = b.notifyCheckpointComplete!(2); // 500 entries queue behind the 400 being written
+    let written = false;
+    const write = accOf(b, "late").update(1).then(() => { written = true; });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.not.ok(written, "a write waits while more committed entries queue than KV is taking");
+    process.kill(server.server.pid, "SIGCONT");
+    resumed = true;
+    await Promise.race([Promise.all([write, first, second]), new Promise((_, no) => setTimeout(() => no(new Error("no progress 30 s after KV returned")), 30_000))]);
+    assert.ok(written);
+    assert.is(await accOf(b, "b499").value(), 499);
+    assert.is(await accOf(b, "late").value(), 1);
+  } finally {
+    if (!resumed) process.kill(server.server.pid, "SIGCONT");
+    await b.close();
+  }
+});
+
 s.run();

@@ -37,6 +37,8 @@ export class CacheEntry {
    * two materializations is most of them).
    */
   kvHolds: boolean | undefined;
+  /** Stream sequence of the message this backend last stored under the key (erased by that sequence). */
+  kvSeq: number | undefined;
 
   constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number, value: unknown, valueBytes: number, kvHolds?: boolean) {
     this.value = value;

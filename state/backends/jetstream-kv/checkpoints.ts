@@ -59,6 +59,8 @@ export class KvCheckpoints {
   /** The materialization that starts once the running one ended (every caller meanwhile waits for it). */
   private next: Promise<number> | undefined;
   private lastMaterialized = 0;
+  /** Entries the running materialization writes. */
+  private runningEntries = 0;
   private pressureSignalled = false;
 
   constructor(
@@ -138,9 +140,21 @@ export class KvCheckpoints {
     this.committed = new Map();
     this.lastMaterializeAt = Date.now();
     this.materializing = true;
+    this.runningEntries = captured.length;
     const run = this.materialized.then(() => this.materialize(through, captured)).finally(() => { this.materializing = false; });
     this.materialized = run.catch(() => {});
     return run.then(() => through);
+  }
+
+  /**
+   * When materializations fall behind (more committed entries wait than the running one writes, and more
+   * than `floor`): a promise for the running one's end. Writers wait on it, so processing slows to what KV
+   * takes instead of holding ever more captures in memory (the 2,000 records/s soak grew ~17 MB a minute).
+   * Waiting is safe: a materialization needs no barrier, only KV.
+   */
+  behind(floor: number): Promise<void> | undefined {
+    if (!this.materializing || this.committed.size <= Math.max(this.runningEntries, floor)) return undefined;
+    return this.materialized;
   }
 
   aborted(checkpointId: number): void {

@@ -41,6 +41,8 @@ interface Pending {
   readonly payload: Uint8Array;
   readonly headers: MsgHdrs | undefined;
   readonly kind: "get" | "write";
+  /** Turns the reply into the request's result (throws to reject it). */
+  readonly parse: (msg: Msg, stream: string) => unknown;
   sentAt: number;
   resolve(v: unknown): void;
   reject(e: unknown): void;
@@ -62,6 +64,7 @@ export class KvPipe {
   private readonly putPrefix: string;
   private readonly getPrefix: string;
   private readonly purgeSubject: string;
+  private readonly deleteSubject: string;
   remoteReads = 0;
   remoteWrites = 0;
   /** Most gets in flight at once so far (how well reads are pipelined). */
@@ -72,6 +75,7 @@ export class KvPipe {
     this.putPrefix = `$KV.${bucket}.`;
     this.getPrefix = `$JS.API.DIRECT.GET.${this.stream}.$KV.${bucket}.`;
     this.purgeSubject = `$JS.API.STREAM.PURGE.${this.stream}`;
+    this.deleteSubject = `$JS.API.STREAM.MSG.DELETE.${this.stream}`;
     this.gets = new Lane(options.getWindow);
     this.writes = new Lane(options.writeWindow);
     this.inbox = createInbox();
@@ -92,13 +96,24 @@ export class KvPipe {
   /** The stored bytes of `key`, or undefined when absent or deleted. */
   get(key: string): Promise<Uint8Array | undefined> {
     this.remoteReads++;
-    return this.send(this.getPrefix + key, Empty, undefined, "get") as Promise<Uint8Array | undefined>;
+    return this.send(this.getPrefix + key, Empty, undefined, "get", parseGet) as Promise<Uint8Array | undefined>;
   }
 
   /** Stores `data` under `key`; resolves with the stream sequence once the server acknowledged it. */
   put(key: string, data: Uint8Array): Promise<number> {
     this.remoteWrites++;
-    return this.send(this.putPrefix + key, data, undefined, "write") as Promise<number>;
+    return this.send(this.putPrefix + key, data, undefined, "write", parseAck) as Promise<number>;
+  }
+
+  /**
+   * Removes the message with stream sequence `seq`, leaving nothing behind; resolves false when the stream
+   * has no such message. Unlike `erase`, whose subject-filtered purge the 2.9 server answers by walking the
+   * stream (measured here: 5–8k erasures/s on a fresh bucket, under 2k/s once it holds interior deletes,
+   * timing out at 100k keys), a delete by sequence costs the same whatever the bucket holds (~7–10k/s).
+   */
+  deleteSeq(seq: number): Promise<boolean> {
+    this.remoteWrites++;
+    return this.send(this.deleteSubject, encoder.encode(JSON.stringify({ seq, no_erase: true })), undefined, "write", parseDeleted) as Promise<boolean>;
   }
 
   /**
@@ -108,7 +123,7 @@ export class KvPipe {
    */
   erase(key: string): Promise<number> {
     this.remoteWrites++;
-    return this.send(this.purgeSubject, encoder.encode(JSON.stringify({ filter: this.putPrefix + key })), undefined, "write") as Promise<number>;
+    return this.send(this.purgeSubject, encoder.encode(JSON.stringify({ filter: this.putPrefix + key })), undefined, "write", parseAck) as Promise<number>;
   }
 
   /** Deletes `key` (a KV delete marker; with history 1 it replaces the value). */
@@ -116,7 +131,7 @@ export class KvPipe {
     this.remoteWrites++;
     const h = headers();
     h.set("KV-Operation", "DEL");
-    return this.send(this.putPrefix + key, Empty, h, "write") as Promise<number>;
+    return this.send(this.putPrefix + key, Empty, h, "write", parseAck) as Promise<number>;
   }
 
   /** Purges `key`: a purge marker replaces its messages (the marker itself stays; `erase` leaves nothing). */
@@ -125,7 +140,7 @@ export class KvPipe {
     const h = headers();
     h.set("KV-Operation", "PURGE");
     h.set("Nats-Rollup", "sub");
-    return this.send(this.putPrefix + key, Empty, h, "write") as Promise<number>;
+    return this.send(this.putPrefix + key, Empty, h, "write", parseAck) as Promise<number>;
   }
 
   close(reason = "the state backend is closed"): void {
@@ -136,10 +151,10 @@ export class KvPipe {
     this.failAll(new StateAccessError(reason));
   }
 
-  private send(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"]): Promise<unknown> {
+  private send(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"]): Promise<unknown> {
     if (this.closedReason) return Promise.reject(new StateAccessError(this.closedReason));
     return new Promise((resolve, reject) => {
-      const p: Pending = { id: this.nextId++, subject, payload, headers: h, kind, sentAt: 0, resolve, reject };
+      const p: Pending = { id: this.nextId++, subject, payload, headers: h, kind, parse, sentAt: 0, resolve, reject };
       const lane = kind === "get" ? this.gets : this.writes;
       if (lane.inflight < lane.window && lane.queued === 0) this.transmit(p, lane);
       else lane.waiting.push(p);
@@ -170,8 +185,7 @@ export class KvPipe {
     if (!p) return; // timed out already
     this.settled(p);
     try {
-      if (p.kind === "get") p.resolve(parseGet(msg, this.stream));
-      else p.resolve(parseAck(msg, this.stream));
+      p.resolve(p.parse(msg, this.stream));
     } catch (e) {
       p.reject(e);
     }
@@ -235,4 +249,18 @@ function parseAck(msg: Msg, stream: string): number {
   const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
   if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
   return ack.seq ?? 0;
+}
+
+/** A failed message delete (the 2.9 server's JSStreamMsgDeleteFailedF); "no message found" is one cause. */
+const MSG_DELETE_FAILED = 10057;
+
+function parseDeleted(msg: Msg, stream: string): boolean {
+  const h = msg.headers;
+  if (h && h.code !== 0) throw new StateAccessError(h.code === 503 ? `no JetStream responder for stream ${stream}` : `deleting from ${stream} failed: ${h.code} ${h.description}`);
+  const r = JSON.parse(decoder.decode(msg.data)) as { success?: boolean; error?: { err_code?: number; code?: number; description?: string } };
+  if (r.error) {
+    if (r.error.err_code === MSG_DELETE_FAILED && r.error.description === "no message found") return false;
+    throw new StateAccessError(`deleting from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
+  }
+  return r.success === true;
 }

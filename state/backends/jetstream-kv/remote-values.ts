@@ -30,6 +30,8 @@ export interface StoredEntry {
   readonly key: string;
   chunks: ChunkRef | undefined;
   kvHolds: boolean | undefined;
+  /** Sequence of the message last stored under the key by this backend, when known. */
+  kvSeq: number | undefined;
 }
 
 export class RemoteValues {
@@ -60,11 +62,15 @@ export class RemoteValues {
     return new ChunkedValue(data, { id: manifest.id, n: manifest.n });
   }
 
-  /** Writes `data` (chunked when needed) and then drops the chunks of the value it replaces. */
-  async write(key: string, data: Uint8Array, previous: ChunkRef | undefined): Promise<ChunkRef | undefined> {
+  /**
+   * Writes `data` (chunked when needed) and then drops the chunks of the value it replaces. Resolves with
+   * the chunks written (if any) and the sequence of the key's own message.
+   */
+  async write(key: string, data: Uint8Array, previous: ChunkRef | undefined): Promise<{ chunks: ChunkRef | undefined; seq: number }> {
     let written: ChunkRef | undefined;
+    let seq: number;
     if (data.length <= this.chunkBytes && (data.length === 0 || data[0] !== MANIFEST_MARK)) {
-      await this.pipe.put(key, data);
+      seq = await this.pipe.put(key, data);
     } else {
       const id = randomBytes(6).toString("hex");
       const n = Math.ceil(data.length / this.chunkBytes);
@@ -74,24 +80,36 @@ export class RemoteValues {
       const head = new Uint8Array(body.length + 1);
       head[0] = MANIFEST_MARK;
       head.set(body, 1);
-      await this.pipe.put(key, head);
+      seq = await this.pipe.put(key, head);
       written = { id, n };
     }
     if (previous) await this.dropChunks(key, previous);
-    return written;
+    return { chunks: written, seq };
   }
 
   /** Writes an entry's value; KV holds the key afterwards. */
   async store(e: StoredEntry, data: Uint8Array): Promise<void> {
-    e.chunks = await this.write(e.key, data, e.chunks);
+    const { chunks, seq } = await this.write(e.key, data, e.chunks);
+    e.chunks = chunks;
+    e.kvSeq = seq;
     e.kvHolds = true;
   }
 
-  /** Removes an entry's value; no request at all when KV is known not to hold the key. */
+  /**
+   * Removes an entry's value; no request at all when KV is known not to hold the key. The message this
+   * backend stored is deleted by its sequence (only the key group's owner writes the key, so it is the
+   * key's message); when that sequence is unknown (the value was read, not written) or no longer there,
+   * the key is purged by subject.
+   */
   async erase(e: StoredEntry): Promise<void> {
-    if (e.kvHolds !== false || e.chunks) await this.remove(e.key, e.chunks);
+    if (e.kvHolds !== false || e.chunks) {
+      const deleted = e.kvSeq !== undefined && await this.pipe.deleteSeq(e.kvSeq);
+      if (deleted) { if (e.chunks) await this.dropChunks(e.key, e.chunks); }
+      else await this.remove(e.key, e.chunks);
+    }
     e.chunks = undefined;
     e.kvHolds = false;
+    e.kvSeq = undefined;
   }
 
   async remove(key: string, previous: ChunkRef | undefined): Promise<void> {

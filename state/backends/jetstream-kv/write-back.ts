@@ -40,10 +40,11 @@ export class WriteBack {
       // frees us (a barrier waits for the records in flight, this batch's among them). So: changes of
       // completed checkpoints go to KV now, making them evictable, and a checkpoint is asked for; what was
       // written since the last checkpoint stays in memory until it completes (the bound can be exceeded by
-      // the entries of one checkpoint interval).
+      // the entries of one checkpoint interval). Waiting for a running materialization is safe, and is how a
+      // job whose state changes faster than KV takes them slows down instead of growing.
       if (!withinCache) void this.checkpoints.materializeCommitted().catch((e: unknown) => { this.flushError = e; });
       if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) this.checkpoints.overBudget();
-      return undefined;
+      return this.checkpoints.behind(c.dirtyMaxEntries / 8);
     }
     if (!withinCache) {
       // The cache bound counts dirty entries: the batch completes once they are written and evicted
