@@ -6,74 +6,20 @@
 //     records the process function handled twice (per-process counters written by the job).
 //  3. SIGKILL of a non-leader, then of the leader: ms from the kill to new output after the restart.
 // Output is polled (stream info, messages) every 50 ms; it grows at checkpoint commits (exactly-once sink).
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { startWeir, type WeirProcess } from "../tests/helpers/cli.ts";
+import type { WeirProcess } from "../tests/helpers/cli.ts";
 import { publishAll } from "../tests/helpers/streams.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
-import type { JobStatus } from "../actors/job/job-status.ts";
-import { spin } from "./jobs/cpu-keys.ts";
-import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
-
-const JOB_FILE = new URL("./jobs/cpu-keys.ts", import.meta.url).pathname;
-const KEYS = 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const keyOf = (id: number) => `k${id % KEYS}`;
-
-/** Rounds of `spin` that take about `us` µs of CPU here (measured with process.cpuUsage). */
-function calibrate(us: number): number {
-  const rounds = 2000;
-  const reps = 2000;
-  spin(1, rounds * 50);
-  const t0 = process.cpuUsage();
-  let sink = 0;
-  for (let i = 0; i < reps; i++) sink ^= spin(i, rounds);
-  const d = process.cpuUsage(t0);
-  const perRecordUs = (d.user + d.system) / reps;
-  return Math.max(1, Math.round((rounds * us) / perRecordUs + (sink & 0)));
-}
-
-/** utime + stime of a process, in seconds (Linux /proc; clock ticks of 100 Hz). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function outputs(jsm: JetStreamManager, stream: string): Promise<number> {
-  try {
-    return (await jsm.streams.info(stream)).state.messages;
-  } catch {
-    return 0;
-  }
-}
+import type { BenchContext, Benchmark, BenchRow } from "./harness.ts";
+import { calibrate, cpuSeconds, keyOf, outputs, processedIn, runningOn, sleep, stop, throughput, until, worker, type Ctx } from "./workers-support.ts";
 
 /** Outputs expected once `published` records (ids 0..published-1) are all processed: the live phase emits each. */
 function expectedOutputs(published: number): number {
   return published;
-}
-
-async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms`);
-    await sleep(100);
-  }
-}
-
-/** The job's status once it runs on exactly these processes, each with subtasks. */
-function runningOn(nc: NatsConnection, job: string, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
-  const pids = procs.map((p) => p.child.pid!).sort().join();
-  return until(what, 90_000, async () => {
-    const s = await fetchStatus(nc, job).catch(() => undefined);
-    const ws = s?.workers ?? [];
-    return s?.state === "running" && ws.map((w) => w.pid).sort().join() === pids && ws.every((w) => w.subtasks.length > 0) ? s : undefined;
-  });
 }
 
 /** Input at a steady rate (batches every 100 ms) until stopped; ids continue from `from`. */
@@ -109,50 +55,6 @@ async function longestGap(jsm: JetStreamManager, stream: string, done: () => boo
 
 const after = (ms: number) => { const end = Date.now() + ms; return () => Date.now() >= end; };
 
-interface Ctx { nc: NatsConnection; jsm: JetStreamManager; url: string; spin: number; procs: Set<WeirProcess>; log(l: string): void }
-
-function worker(c: Ctx, job: string, input: string, output: string, extra: Record<string, string> = {}): WeirProcess {
-  const p = startWeir(["run", JOB_FILE, "--nats", c.url], {
-    env: { BENCH_JOB: job, BENCH_IN: input, BENCH_OUT: output, BENCH_SPIN: String(c.spin), ...extra },
-  });
-  c.procs.add(p);
-  return p;
-}
-
-/** Records handled by the process functions so far: the sum of the counters the job writes to `dir`. */
-function processedIn(dir: string): number {
-  return readdirSync(dir).filter((f) => !f.endsWith(".tmp")).reduce((sum, f) => sum + (Number(readFileSync(join(dir, f), "utf8")) || 0), 0);
-}
-
-/**
- * Records/s over a window once the job runs on `n` workers, reading the pre-published stream BACKLOG.
- * Counted at the process function (the job's counters), not at the output: under a saturating backlog
- * output only appears at checkpoint commits, which come late, so it would measure the checkpoint cadence.
- */
-async function throughput(c: Ctx, n: number, total: number, windowMs: number, serverPid: number, dir: string): Promise<{ rate: number; serverCpu: number }> {
-  const job = `bench-workers-${n}`;
-  const procs = Array.from({ length: n }, () => worker(c, job, "BACKLOG", `TPUT${n}`, { BENCH_PROCESSED_DIR: dir }));
-  try {
-    await runningOn(c.nc, job, procs, `the job runs on ${n} worker(s)`);
-    await sleep(1000); // past the (re)placement's restart
-    const c0 = processedIn(dir);
-    const cpu0 = cpuSeconds(serverPid);
-    const t0 = Date.now();
-    let c1 = c0;
-    while (Date.now() - t0 < windowMs && c1 < total * 0.9) { await sleep(250); c1 = processedIn(dir); }
-    const ms = Date.now() - t0;
-    const serverCpu = cpuSeconds(serverPid) - cpu0;
-    if (c1 >= total * 0.9) c.log(`${n} worker(s): the backlog ran low after ${ms} ms of the ${windowMs} ms window`);
-    const r = rate(c1 - c0, ms);
-    const st = await fetchStatus(c.nc, job).catch(() => undefined);
-    const changes = `epoch ${st?.epoch}, restarts ${st?.restarts}, rebalances: ${(st?.rebalances ?? []).map((x) => x.cause).join("; ") || "none"}, failures: ${(st?.failures ?? []).map((f) => f.error.slice(0, 120)).join("; ") || "none"}`;
-    c.log(`${n} worker(s): ${r} records/s over ${ms} ms (${c0} → ${c1} records; job in ${st?.recordsIn}; ${changes}); nats-server CPU ${serverCpu.toFixed(2)} s (${((serverCpu * 1000) / ms * 100).toFixed(0)}% of a core)`);
-    return { rate: r, serverCpu };
-  } finally {
-    await stop(procs);
-  }
-}
-
 /**
  * Messages and bytes per second on the job's control subjects (heartbeats, pings and commands to workers,
  * the job log, the subtasks' reports) and on its data subjects (frames and credits), over `ms`. A proxy
@@ -170,11 +72,6 @@ async function controlPlane(nc: NatsConnection, job: string, ms: number): Promis
   for (const s of subs) s.unsubscribe();
   const per = (x: { msgs: number; bytes: number }) => ({ msgs: (x.msgs * 1000) / ms, bytes: (x.bytes * 1000) / ms });
   return { control: per(control), data: per(data) };
-}
-
-async function stop(procs: Iterable<WeirProcess>): Promise<void> {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-  await Promise.all([...procs].map((p) => p.exited));
 }
 
 /** SIGKILLs `victim`; ms until the output grows after the leader reports a newer epoch running. */

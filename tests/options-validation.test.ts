@@ -47,6 +47,13 @@ options("job options: nested options are checked too", () => {
   }
 });
 
+options("job options: worker heartbeats: the timeout must leave room for several intervals", () => {
+  const o = resolveJobOptions({ name: "j", heartbeatIntervalMs: 2000, heartbeatTimeoutMs: 20_000 });
+  assert.is(o.heartbeatIntervalMs, 2000);
+  assert.is(o.heartbeatTimeoutMs, 20_000);
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", heartbeatIntervalMs: 2000 })), "heartbeatTimeoutMs (5000)", "4 × heartbeatIntervalMs (2000)");
+});
+
 options("job options: every documented state option is accepted and resolved", () => {
   const o = resolveJobOptions({ name: "j", inspect: () => {}, state: { materializeIntervalMs: 5, flushIntervalMs: 7, dirtyMaxEntries: 9, requestTimeoutMs: 11 } });
   assert.is(o.state.materializeIntervalMs, 5);

@@ -26,13 +26,10 @@ import { WorkerHost } from "./worker-host.ts";
 import { LeaderSide, type WorkerSummary } from "./leader-side.ts";
 import { followerStatus } from "./follower-status.ts";
 
-/**
- * A leader silent this long may lose its lease to another worker. Long enough for JetStream's answers
- * under load (the soak saw appends take over 2 s); a dead leader is replaced sooner (pings, below).
- */
-export const LEASE_MS = 5000;
-/** How often a follower asks the leader whether it is alive (a dead one gives "no responders" at once). */
-const LEADER_PROBE_MS = 500;
+// The job options heartbeatIntervalMs and heartbeatTimeoutMs time the control plane. The lease (a leader
+// silent this long may lose it to another worker) is the timeout: long enough for JetStream's answers under
+// load (the soak saw appends take over 2 s); a dead leader is replaced sooner, as a follower pings it every
+// interval and a dead one gives "no responders" at once.
 /** A follower leaving waits this long for the leader to take its subtasks away. */
 const LEAVE_TIMEOUT_MS = 15_000;
 
@@ -102,9 +99,9 @@ export class JobWorker {
     this.heartbeat = new WorkerHeartbeat(this.nc, this.names, () => ({
       id: this.id, host: hostname(), pid: process.pid, startedAt: new Date(this.incarnation).toISOString(),
       epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id),
-    }));
+    }), { intervalMs: this.job.heartbeatIntervalMs });
     this.heartbeat.start();
-    this.lease = new LeaderLease(this.log, this.id, { leaseMs: LEASE_MS }, {
+    this.lease = new LeaderLease(this.log, this.id, { leaseMs: this.job.heartbeatTimeoutMs }, {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
       onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
       onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
@@ -115,7 +112,7 @@ export class JobWorker {
     });
     this.actor.start();
     this.lease.start();
-    this.probeTimer = setInterval(() => this.watchLeader(), LEADER_PROBE_MS);
+    this.probeTimer = setInterval(() => this.watchLeader(), this.job.heartbeatIntervalMs);
     this.probeTimer.unref();
     // A worker that finds a leader follows it; one that finds none takes the lease within a moment.
     this.actor.send({ type: "JOINED" });
@@ -162,19 +159,19 @@ export class JobWorker {
   }
 
   private leaderIsFresh(): boolean {
-    return this.isLeader || performance.now() - this.leaderSeenAt <= LEASE_MS;
+    return this.isLeader || performance.now() - this.leaderSeenAt <= this.job.heartbeatTimeoutMs;
   }
 
   /** Followers: no word from the leader for a lease → stop writing; a leader gone for good → take over. */
   private watchLeader(): void {
     if (this.state !== "following") return;
     if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) {
-      this.actor.send({ type: "FENCED", reason: `no word from the leader for ${LEASE_MS} ms` });
+      this.actor.send({ type: "FENCED", reason: `no word from the leader for ${this.job.heartbeatTimeoutMs} ms` });
       this.incarnation = Date.now();
     }
     const leader = this.lease.leader;
     if (!leader || leader === this.id) return;
-    this.nc.request(`${this.names.workerInbox(leader)}.ping`, "", { timeout: LEADER_PROBE_MS * 2 }).then(
+    this.nc.request(`${this.names.workerInbox(leader)}.ping`, "", { timeout: this.job.heartbeatIntervalMs * 2 }).then(
       () => { this.leaderSeenAt = performance.now(); },
       (e: unknown) => { if (/no responders/i.test(messageOf(e))) this.lease.leaderGone(leader); },
     );

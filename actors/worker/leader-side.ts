@@ -45,7 +45,7 @@ export class LeaderSide {
   private currentEpoch = 0;
 
   constructor(private readonly o: LeaderSideOptions) {
-    this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: 500, log: o.log }, {
+    this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: o.job.heartbeatIntervalMs, timeoutMs: Math.round(o.job.heartbeatTimeoutMs * 0.6), log: o.log }, {
       onJoin: (w) => { if (w.id !== o.workerId) this.scheduleRebalance(`worker ${w.id} joined`); },
       onLeave: (w, reason) => this.onWorkerGone(w.id, reason),
     });

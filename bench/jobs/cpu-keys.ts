@@ -42,6 +42,7 @@ export default defineJob({
   parallelism,
   stateBackend: "heap",
   checkpointIntervalMs: Number(env.BENCH_CHECKPOINT_MS ?? 500),
+  ...(env.BENCH_HEARTBEAT_MS ? { heartbeatIntervalMs: Number(env.BENCH_HEARTBEAT_MS), heartbeatTimeoutMs: Number(env.BENCH_HEARTBEAT_TIMEOUT_MS) } : {}),
 }, (e) => {
   const processed = { n: 0, written: -1 };
   const dir = env.BENCH_PROCESSED_DIR;

@@ -53,6 +53,10 @@ export const JobOptionsCodec = t.intersection([
     bufferDebloatTargetMs: NonNegativeInt,
     /** How often periodic watermarks are emitted (Flink's autoWatermarkInterval). */
     autoWatermarkIntervalMs: PositiveInt,
+    /** Workers: how often each worker sends a heartbeat and is pinged (Flink's heartbeat.interval). */
+    heartbeatIntervalMs: PositiveInt,
+    /** Workers: silence after which a worker is taken for dead and the leader's lease lapses (Flink's heartbeat.timeout). */
+    heartbeatTimeoutMs: PositiveInt,
     /** Where to start: "latest" completed checkpoint/savepoint (default), "none", or a checkpoint id. */
     restore: t.union([t.literal("latest"), t.literal("none"), NonNegativeInt]),
     /** A checkpoint not complete after this long is aborted. */
@@ -90,6 +94,11 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     throw new WeirError(ErrorCode.InvalidOption, `job options: parallelism ${parallelism} exceeds maxParallelism ${maxParallelism}`);
   }
   const checkpointIntervalMs = o.checkpointIntervalMs ?? 0;
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
+  const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
+  if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: heartbeatTimeoutMs (${heartbeatTimeoutMs}) must be at least 4 × heartbeatIntervalMs (${heartbeatIntervalMs})`);
+  }
   return {
     name: o.name,
     parallelism,
@@ -116,6 +125,8 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     creditWindow: o.creditWindow ?? 8,
     bufferDebloatTargetMs: o.bufferDebloatTargetMs ?? 1000,
     autoWatermarkIntervalMs: o.autoWatermarkIntervalMs ?? 200,
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs,
     restore: o.restore ?? "latest",
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
     checkpointsRetained: o.checkpointsRetained ?? 3,

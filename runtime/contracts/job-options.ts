@@ -53,6 +53,10 @@ export interface ResolvedJobOptions {
   readonly creditWindow: number;
   readonly bufferDebloatTargetMs: number;
   readonly autoWatermarkIntervalMs: number;
+  /** Workers: how often each says it is alive and is asked (heartbeats, pings). */
+  readonly heartbeatIntervalMs: number;
+  /** Workers: silence after which a worker is taken for dead and a leader loses its lease. */
+  readonly heartbeatTimeoutMs: number;
   readonly restore: "latest" | "none" | number;
   readonly checkpointTimeoutMs: number;
   readonly checkpointsRetained: number;
