@@ -8,6 +8,8 @@ export const ErrorCode = {
   InvalidJob: "INVALID_JOB",
   InvalidGraph: "INVALID_GRAPH",
   NatsUnreachable: "NATS_UNREACHABLE",
+  /** The NATS server refused the credentials weir connected with. */
+  NatsAuth: "NATS_AUTH",
   PortTaken: "PORT_TAKEN",
   ServerStart: "SERVER_START",
   UserFunction: "USER_FUNCTION",

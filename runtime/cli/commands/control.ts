@@ -3,6 +3,7 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../../nats/connect.ts";
+import { resolveNatsSettings, type NatsFlags } from "../../nats/connection-settings.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
 import type { JobStatus } from "../../../actors/job/job-runner.ts";
 import { onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
@@ -11,13 +12,13 @@ import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
 
-async function controlConnection(explicit?: string): Promise<NatsConnection | undefined> {
-  const url = explicit ?? process.env.WEIR_NATS_URL;
-  if (url) return connectNats(url, "weir-cli");
+async function controlConnection(flags: NatsFlags): Promise<NatsConnection | undefined> {
+  const settings = resolveNatsSettings({ flags });
+  if (settings.servers.length > 0) return connectNats(settings, "weir-cli");
   const { host, port } = readListen(defaultConfigPath());
   const probe = await probePort(host, port);
   if (probe.kind === "free") return undefined;
-  return connectNats(`nats://${host}:${port}`, "weir-cli");
+  return connectNats({ ...settings, servers: [`nats://${host}:${port}`] }, "weir-cli");
 }
 
 export async function listJobs(nc: NatsConnection, waitMs = 400): Promise<PingReply[]> {
@@ -93,8 +94,8 @@ function formatTimers(operators: ReadonlyArray<Record<string, number>>): string 
   return `${formatCount(sum("eventTimers"))}/${formatCount(sum("processingTimers"))}${restored}`;
 }
 
-export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {
-  const nc = await controlConnection(flags.nats);
+export async function statusCommand(job: string | undefined, flags: NatsFlags & { json?: boolean }): Promise<number> {
+  const nc = await controlConnection(flags);
   if (!nc) {
     process.stdout.write("no jobs: the embedded NATS server is not running (start one with `weir nats`)\n");
     return job ? 1 : 0;
@@ -131,8 +132,8 @@ const END_NOTICE_GRACE_MS = 2000;
  * saying so). "No answer" is not "stopped": a job that failed, or vanished, is reported with a non-zero
  * exit. A job failing or restarting ignores a stop request, so it is asked again once it runs again.
  */
-export async function stopCommand(job: string, flags: { nats?: string; savepoint?: boolean; timeout?: number }): Promise<number> {
-  const nc = await controlConnection(flags.nats);
+export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: boolean; timeout?: number }): Promise<number> {
+  const nc = await controlConnection(flags);
   if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
   const timeoutMs = (flags.timeout ?? 60) * 1000;
   try {
