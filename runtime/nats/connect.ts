@@ -3,7 +3,7 @@
 // readable line that shows the servers with `describeServers` and never a secret.
 
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
@@ -76,4 +76,18 @@ function scrub(message: string, s: NatsSettings): string {
   let out = message;
   for (const secret of [s.password, s.token]) if (secret) out = out.split(secret).join("***");
   return out;
+}
+
+/**
+ * The first permission the server denied this connection (a denied publish is not an error of the call
+ * that made it: the server answers on the side), for commands that would otherwise report "no answer".
+ */
+export function permissionDenials(nc: NatsConnection): () => string | undefined {
+  let denied: string | undefined;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "error" && s.error instanceof PermissionViolationError) denied ??= s.error.message;
+    }
+  })().catch(() => {});
+  return () => denied;
 }

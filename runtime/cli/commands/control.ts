@@ -2,7 +2,7 @@
 // start a server: with no server there are no jobs to show.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats } from "../../nats/connect.ts";
+import { connectNats, permissionDenials } from "../../nats/connect.ts";
 import { resolveNatsSettings, type NatsFlags } from "../../nats/connection-settings.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
 import type { JobStatus } from "../../../actors/job/job-runner.ts";
@@ -100,8 +100,10 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
     process.stdout.write("no jobs: the embedded NATS server is not running (start one with `weir nats`)\n");
     return job ? 1 : 0;
   }
+  const denied = permissionDenials(nc);
   try {
     const names = job ? [job] : (await listJobs(nc)).map((j) => j.job);
+    refusedBy(denied);
     if (names.length === 0) {
       process.stdout.write("no running jobs\n");
       return 0;
@@ -109,6 +111,7 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
     let missing = 0;
     for (const name of names) {
       const s = await fetchStatus(nc, name);
+      refusedBy(denied);
       if (!s) {
         missing++;
         const last = await readLastStatus(nc, name);
@@ -124,6 +127,12 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
   }
 }
 
+/** "No answer" because the server denied the request is a permission error, not a job that is gone. */
+function refusedBy(denied: () => string | undefined): void {
+  const why = denied();
+  if (why) throw new WeirError(ErrorCode.NatsAuth, `the NATS user lacks a permission weir needs: ${why}`);
+}
+
 /** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
 const END_NOTICE_GRACE_MS = 2000;
 
@@ -136,6 +145,7 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
   const nc = await controlConnection(flags);
   if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
   const timeoutMs = (flags.timeout ?? 60) * 1000;
+  const denied = permissionDenials(nc);
   try {
     // Listen before asking: the end may follow the request at once.
     let end: JobEnded | undefined;
@@ -146,6 +156,7 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
 
     const ask = () => requestControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
     const first = await ask();
+    refusedBy(denied);
     if (!first && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
     if (first && first.ok === false) throw new WeirError(ErrorCode.InvalidJob, `cannot stop job ${job}: ${first.error ?? first.state}`);
     let state: string = first?.state ?? "stopping";
