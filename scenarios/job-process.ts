@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { JobOverrides } from "./format.ts";
+import { NATS_ENV_VARS } from "../runtime/nats/connection-settings.ts";
 
 export const WEIR_BIN = fileURLToPath(new URL("../bin/weir.mjs", import.meta.url));
 const MAX_STDERR = 1 << 20;
@@ -49,7 +50,8 @@ export class JobProcess {
   constructor(options: JobProcessOptions) {
     this.args = runArgs(options);
     const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
-    delete env.WEIR_NATS_URL;
+    // The scenario's own server, not the one (or the credentials) the developer's shell points at.
+    for (const name of NATS_ENV_VARS) delete env[name];
     this.child = spawn(process.execPath, [options.weirBin ?? WEIR_BIN, ...this.args], {
       cwd: options.cwd ?? process.cwd(),
       env,

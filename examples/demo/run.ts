@@ -2,16 +2,18 @@
 // (or `--forever`), with a live progress line and a final summary read back from the output stream.
 
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { resolveNatsUrl } from "../../runtime/nats/connect.ts";
+import { resolveNatsConnection } from "../../runtime/nats/connect.ts";
+import { describeServers } from "../../runtime/nats/server-urls.ts";
 import { ProgressReporter, formatCount } from "../../runtime/cli/progress.ts";
 import job, { type Stat } from "./pageviews.ts";
 import { ensureStream, producePageViews, type ProducerStats } from "./producer.ts";
 
-export interface DemoFlags { readonly forever?: boolean; readonly duration?: number; readonly nats?: string; readonly rate?: number }
+export interface DemoFlags { readonly forever?: boolean; readonly duration?: number; readonly nats?: string; readonly context?: string; readonly creds?: string; readonly rate?: number }
 
 export async function demoCommand(flags: DemoFlags): Promise<number> {
-  const url = await resolveNatsUrl(flags.nats);
-  const env = job.createEnvironment({ nats: url });
+  const natsFlags = { ...(flags.nats !== undefined ? { nats: flags.nats } : {}), ...(flags.context !== undefined ? { context: flags.context } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) };
+  const url = describeServers(await resolveNatsConnection({ flags: natsFlags }));
+  const env = job.createEnvironment({}, { natsFlags });
   const nc = await env.connection();
   const seconds = flags.duration ?? 30;
   const rate = flags.rate ?? 20_000;

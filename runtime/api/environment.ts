@@ -22,7 +22,8 @@ import { JobWorker } from "../../actors/worker/job-worker.ts";
 /** A job this environment runs: in this process alone (JobRunner) or as one of its workers (JobWorker). */
 type RunningJob = Pick<JobRunner, "start" | "stop" | "cancel" | "status" | "result" | "triggerCheckpoint">;
 import type { Clock } from "../core/clock.ts";
-import { connectNats, resolveNatsUrl } from "../nats/connect.ts";
+import { connectNats, resolveNatsConnection } from "../nats/connect.ts";
+import type { NatsFlags } from "../nats/connection-settings.ts";
 import { collectSink } from "../sinks/collect.ts";
 import { JobNames } from "../core/names.ts";
 import { decodeOptions } from "../core/validation.ts";
@@ -53,6 +54,8 @@ export interface EnvironmentHooks {
   readonly chaining?: boolean;
   /** Wraps each keyed state backend (tests and benchmarks inject latency or stalls). */
   readonly wrapStateBackend?: (backend: KeyedStateBackend) => KeyedStateBackend;
+  /** `weir run`'s --nats/--context/--creds: above WEIR_NATS_* and the job option `nats` (connection-settings.ts). */
+  readonly natsFlags?: NatsFlags;
 }
 
 export class StreamEnvironment implements StreamHost {
@@ -136,7 +139,7 @@ export class StreamEnvironment implements StreamHost {
 
   /** The connection jobs of this environment use (opened on first use). */
   async connection(): Promise<NatsConnection> {
-    if (!this.nc || this.nc.isClosed()) this.nc = await connectNats(await resolveNatsUrl(this.options.nats), `weir:${this.options.name}`);
+    if (!this.nc || this.nc.isClosed()) this.nc = await connectNats(await resolveNatsConnection({ option: this.options.nats, ...(this.hooks.natsFlags ? { flags: this.hooks.natsFlags } : {}) }), `weir:${this.options.name}`);
     return this.nc;
   }
 

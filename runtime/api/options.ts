@@ -8,6 +8,7 @@ import { assertToken } from "../core/names.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { DEFAULT_MAX_PARALLELISM } from "../../state/key-groups.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG, StateTuningCodec } from "../../state/config.ts";
+import { checkNatsOption, NatsOptionCodec } from "../nats/connection-settings.ts";
 import { RestartStrategyCodec, resolveRestartStrategy, checkRestartStrategy } from "../../actors/job/restart-strategy.ts";
 import type { ResolvedJobOptions, StateOptions } from "../contracts/job-options.ts";
 
@@ -39,8 +40,8 @@ export const JobOptionsCodec = t.intersection([
     asyncState: AsyncStateOptionsCodec,
     /** The state backend's own options (state/config.ts): one definition for both. */
     state: StateTuningCodec,
-    /** NATS server URL; default WEIR_NATS_URL, else the embedded default server. */
-    nats: t.string,
+    /** NATS server URL(s), or `{ servers, user, password, token, creds, nkey, tls, context }` (runtime/nats/connection-settings.ts). */
+    nats: NatsOptionCodec,
     /** Records per frame on a channel. */
     frameSize: PositiveInt,
     /** Frames a consumer lets each producer send ahead (credit-based flow control). */
@@ -83,6 +84,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   }
   const { inspect } = options as JobOptions;
   checkRestartStrategy((options as { restartStrategy?: unknown }).restartStrategy, "job options: restartStrategy");
+  checkNatsOption((options as { nats?: unknown }).nats, "job options");
   const o = decodeOptions(JobOptionsCodec, options, "job options");
   assertToken("job name", o.name);
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;

@@ -27,15 +27,20 @@ const program = new Command("weir")
   .showHelpAfterError("(run weir --help for usage)")
   .configureOutput({ outputError: (str, write) => write(str.split("\n")[0] + "\n") });
 
-const natsOption = () => new Option("--nats <url>", "NATS server URL (default: WEIR_NATS_URL, else the embedded server)");
+/** --nats, --context, --creds: how every command that talks to NATS connects (runtime/nats/connection-settings.ts). */
+function natsOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--nats <url>", "NATS server URL(s), comma-separated (default: WEIR_NATS_URL, else the embedded server)"))
+    .addOption(new Option("--context <name>", "a nats CLI context ($XDG_CONFIG_HOME/nats/context/<name>.json)"))
+    .addOption(new Option("--creds <file>", "NATS credentials file (user JWT and NKey seed)"));
+}
 
 let exitCode = 0;
 const action = <A extends unknown[]>(f: (...a: A) => Promise<number>) => async (...a: A) => { exitCode = await f(...a); };
 
-program.command("run")
+natsOptions(program.command("run"))
   .description("run a job module (default export: defineJob(...))")
   .argument("<job>", "the job's .ts (or .js) file")
-  .addOption(natsOption())
   .option("--parallelism <n>", "default parallelism of the job's operators, or auto (from the number of workers)", (v: string) => (v === "auto" ? "auto" : positiveInt("--parallelism")(v)))
   .option("--restore <what>", "latest | none | <checkpoint-id> (default latest)", (v: string) => {
     if (v === "latest" || v === "none") return v;
@@ -65,27 +70,24 @@ function withoutWorkersFlag(args: readonly string[]): string[] {
   return out;
 }
 
-program.command("status")
+natsOptions(program.command("status"))
   .description("running jobs, their subtasks and actor states")
   .argument("[job]", "one job (default: all running jobs)")
-  .addOption(natsOption())
   .option("--json", "the full status as JSON")
   .action(action((job: string | undefined, flags) => statusCommand(job, flags)));
 
-program.command("stop")
+natsOptions(program.command("stop"))
   .description("graceful stop: sources stop, records in flight drain, sinks flush")
   .argument("<job>", "the job's name")
-  .addOption(natsOption())
   .option("--savepoint", "take a savepoint before stopping (resumable at another parallelism)")
   .option("--timeout <s>", "how long to wait for the job to confirm it stopped (default 60)", positiveInt("--timeout"))
   .action(action((job: string, flags) => stopCommand(job, flags)));
 
-program.command("checkpoints")
+natsOptions(program.command("checkpoints"))
   .description("a job's completed checkpoints and savepoints: duration, state changed, alignment, acks")
   .argument("<job>", "the job's name")
-  .addOption(natsOption())
   .option("--json", "as JSON")
-  .action(action(async (job: string, flags: { nats?: string; json?: boolean }) => {
+  .action(action(async (job: string, flags: { nats?: string; context?: string; creds?: string; json?: boolean }) => {
     const { checkpointsCommand } = await import("./commands/checkpoints.ts");
     return checkpointsCommand(job, flags);
   }));
@@ -103,12 +105,11 @@ program.command("scenario")
     return scenarioCommand(paths, flags);
   }));
 
-program.command("demo")
+natsOptions(program.command("demo"))
   .description("the page-view demo: events into JetStream, keyed per-user and per-page counts, live progress")
   .option("--forever", "run as a daemon until SIGINT/SIGTERM")
   .option("--duration <s>", "how long to produce events (default 30)", positiveInt("--duration"))
-  .addOption(natsOption())
-  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string }) => {
+  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string; context?: string; creds?: string }) => {
     const { demoCommand } = await import("../../examples/demo/run.ts");
     return demoCommand(flags);
   }));

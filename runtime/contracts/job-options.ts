@@ -48,7 +48,8 @@ export interface ResolvedJobOptions {
     readonly stallTimeoutMs: number;
   };
   readonly state: StateOptions;
-  readonly nats?: string;
+  /** A URL (several comma-separated), or the connection settings (runtime/nats/connection-settings.ts). */
+  readonly nats?: string | NatsConnectionOptions;
   readonly frameSize: number;
   readonly creditWindow: number;
   readonly bufferDebloatTargetMs: number;
@@ -72,4 +73,21 @@ export interface ResolvedJobOptions {
  */
 export function sortsBacklog(job: Pick<ResolvedJobOptions, "mode" | "checkpointIntervalDuringBacklogMs">): boolean {
   return job.mode !== "streaming" && job.checkpointIntervalDuringBacklogMs === 0;
+}
+
+/** The job option `nats` as an object: where and how a job connects (every field optional). */
+export interface NatsConnectionOptions {
+  /** One URL, several comma-separated, or a list. User/password or a token in a URL are used, never printed. */
+  readonly servers?: string | readonly string[];
+  readonly user?: string;
+  readonly password?: string;
+  readonly token?: string;
+  /** A credentials file (user JWT and NKey seed), as `nsc` writes it. */
+  readonly creds?: string;
+  /** A file holding a user NKey seed (`SU...`). */
+  readonly nkey?: string;
+  /** PEM files: the CA that signed the server's certificate, and a client certificate with its key. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** A context of the nats CLI (`$XDG_CONFIG_HOME/nats/context/<name>.json`). */
+  readonly context?: string;
 }

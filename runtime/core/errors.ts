@@ -8,6 +8,8 @@ export const ErrorCode = {
   InvalidJob: "INVALID_JOB",
   InvalidGraph: "INVALID_GRAPH",
   NatsUnreachable: "NATS_UNREACHABLE",
+  /** The NATS server refused the credentials weir connected with. */
+  NatsAuth: "NATS_AUTH",
   PortTaken: "PORT_TAKEN",
   ServerStart: "SERVER_START",
   UserFunction: "USER_FUNCTION",
@@ -59,6 +61,8 @@ export function describeError(e: unknown): string {
     if (code === "ECONNREFUSED" || /CONNECTION_REFUSED|connection refused/i.test(e.message)) {
       return `cannot reach NATS: ${e.message}`;
     }
+    // The server's answer to a publish or subscription the user's permissions do not allow.
+    if (/Permissions Violation/.test(e.message)) return `the NATS user lacks a permission weir needs: ${e.message.split("\n")[0]}`;
     return `${e.name}: ${e.message.split("\n")[0]}`;
   }
   return String(e);

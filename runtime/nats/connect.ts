@@ -1,23 +1,93 @@
-// Which server a command talks to: --nats / the job's `nats` option, else WEIR_NATS_URL, else the
-// embedded default (started or reused). Connection failures become one readable line.
+// Which server a command talks to and how (connection-settings.ts: flags, WEIR_NATS_*, the job option,
+// a nats CLI context; else the embedded default, started or reused). Connection failures become one
+// readable line that shows the servers with `describeServers` and never a secret.
 
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
+import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
+import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
 
-export async function resolveNatsUrl(explicit?: string): Promise<string> {
-  const url = explicit ?? process.env.WEIR_NATS_URL;
-  if (url) return url;
-  return (await ensureEmbeddedServer()).url;
+/** Every source merged; with no server named anywhere, the embedded default (started or reused). */
+export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
+  const settings = resolveNatsSettings(given);
+  if (settings.servers.length > 0) return settings;
+  const { url } = await ensureEmbeddedServer();
+  return { ...settings, servers: [url], origin: { ...settings.origin, servers: "the embedded default server" } };
 }
 
-export async function connectNats(url: string, name = "weir"): Promise<NatsConnection> {
+/** A URL (credentials in it are used) or resolved settings. */
+export async function connectNats(target: string | NatsSettings, name = "weir"): Promise<NatsConnection> {
+  const parsed = typeof target === "string" ? parseServers(target, "NATS URL") : undefined;
+  const settings: NatsSettings = parsed ? { ...parsed.values, servers: parsed.values.servers!, origin: parsed.origin } : target as NatsSettings;
+  const shown = describeServers(settings);
+  const options = clientOptions(settings);
   try {
     // Reconnect forever (a daemon outlives a server restart), and ping every 5 s so a server that vanished
     // without closing the socket is noticed within ~15 s rather than the client's default 2 minutes × 2.
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2 });
+    return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2 });
   } catch (e) {
-    const reason = (e as Error).message || String(e);
-    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${url}: ${reason}`, { cause: e });
+    const reason = scrub((e as Error).message || String(e), settings);
+    if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
+      throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})`, { cause: e });
+    }
+    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}`, { cause: e });
   }
+}
+
+/** The client's options: user/password and token as options (the client ignores them in URLs), files read here so a missing one is one line naming it. */
+export function clientOptions(s: NatsSettings): NodeConnectionOptions {
+  const authenticator: Authenticator[] = [];
+  if (s.creds !== undefined) authenticator.push(credsAuthenticator(readSetting(s, "creds", "credentials file")));
+  if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(nkeySeed(s))));
+  const tlsWanted = s.ca !== undefined || s.cert !== undefined || s.servers.some((u) => /^tls:\/\//i.test(u));
+  for (const k of ["ca", "cert", "key"] as const) if (s[k] !== undefined) readSetting(s, k, `TLS ${k} file`);
+  return {
+    servers: [...s.servers],
+    ...(s.user !== undefined ? { user: s.user, ...(s.password !== undefined ? { pass: s.password } : {}) } : {}),
+    ...(s.token !== undefined ? { token: s.token } : {}),
+    ...(authenticator.length > 0 ? { authenticator } : {}),
+    ...(tlsWanted ? { tls: { ...(s.ca !== undefined ? { caFile: s.ca } : {}), ...(s.cert !== undefined ? { certFile: s.cert, keyFile: s.key! } : {}) } } : {}),
+  };
+}
+
+function readSetting(s: NatsSettings, key: "creds" | "nkey" | "ca" | "cert" | "key", what: string): Uint8Array {
+  const file = s[key]!;
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new WeirError(ErrorCode.InvalidOption, `NATS ${what} ${file} (from ${s.origin[key] ?? key}) cannot be read (${why})`, { cause: e });
+  }
+}
+
+/** `nkey`: a file with a user seed (as the nats CLI takes it), or the seed itself (`SU...`). */
+function nkeySeed(s: NatsSettings): string {
+  const value = s.nkey!;
+  const text = /^SU[A-Z2-7]{50,}$/.test(value.trim()) ? value.trim() : new TextDecoder().decode(readSetting(s, "nkey", "NKey seed file"));
+  const seed = text.split(/\r?\n/).map((l) => l.trim()).find((l) => /^SU[A-Z2-7]+$/.test(l));
+  if (!seed) throw new WeirError(ErrorCode.InvalidOption, `NATS NKey (from ${s.origin.nkey ?? "nkey"}): no user seed (a line starting with SU) found`);
+  return seed;
+}
+
+/** A client error message with any secret of `s` masked (the client should not echo them; belt and braces). */
+function scrub(message: string, s: NatsSettings): string {
+  let out = message;
+  for (const secret of [s.password, s.token]) if (secret) out = out.split(secret).join("***");
+  return out;
+}
+
+/**
+ * The first permission the server denied this connection (a denied publish is not an error of the call
+ * that made it: the server answers on the side), for commands that would otherwise report "no answer".
+ */
+export function permissionDenials(nc: NatsConnection): () => string | undefined {
+  let denied: string | undefined;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "error" && s.error instanceof PermissionViolationError) denied ??= s.error.message;
+    }
+  })().catch(() => {});
+  return () => denied;
 }

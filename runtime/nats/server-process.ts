@@ -22,8 +22,10 @@ export interface LaunchOptions {
   dir?: string;
   /** Port to listen on; a random free one when absent. Fixed, to restart a server where its clients reconnect. */
   port?: number;
-  /** Extra command-line arguments for nats-server. */
+  /** Extra command-line arguments for nats-server (`["-c", file]` for a config file). */
   args?: string[];
+  /** Extra environment variables (a config file's `$VAR` references). */
+  env?: Record<string, string>;
   startTimeoutMs?: number;
 }
 
@@ -36,6 +38,7 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
   try {
     child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(options.port ?? -1), "-js", "-sd", storeDir, "--ports_file_dir", dir, ...(options.args ?? [])], {
       stdio: ["ignore", "ignore", "pipe"],
+      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
     });
   } catch (e) {
     throw new WeirError(ErrorCode.ServerStart, `cannot start nats-server: ${(e as Error).message}`, { cause: e });

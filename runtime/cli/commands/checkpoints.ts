@@ -4,11 +4,12 @@
 import { CheckpointStore } from "../../checkpoint/store.ts";
 import { summarize } from "../../checkpoint/metadata.ts";
 import { JobNames } from "../../core/names.ts";
-import { connectNats, resolveNatsUrl } from "../../nats/connect.ts";
+import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
+import type { NatsFlags } from "../../nats/connection-settings.ts";
 import { fetchStatus } from "./control.ts";
 
-export async function checkpointsCommand(job: string, flags: { nats?: string; json?: boolean }): Promise<number> {
-  const nc = await connectNats(await resolveNatsUrl(flags.nats), "weir-cli");
+export async function checkpointsCommand(job: string, flags: NatsFlags & { json?: boolean }): Promise<number> {
+  const nc = await connectNats(await resolveNatsConnection({ flags }), "weir-cli");
   try {
     const store = await CheckpointStore.open(nc, new JobNames(job));
     const latest = await store.latest();

@@ -2,7 +2,8 @@
 // start a server: with no server there are no jobs to show.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats } from "../../nats/connect.ts";
+import { connectNats, permissionDenials } from "../../nats/connect.ts";
+import { resolveNatsSettings, type NatsFlags } from "../../nats/connection-settings.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
 import type { JobStatus } from "../../../actors/job/job-runner.ts";
 import { onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
@@ -11,13 +12,13 @@ import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
 
-async function controlConnection(explicit?: string): Promise<NatsConnection | undefined> {
-  const url = explicit ?? process.env.WEIR_NATS_URL;
-  if (url) return connectNats(url, "weir-cli");
+async function controlConnection(flags: NatsFlags): Promise<NatsConnection | undefined> {
+  const settings = resolveNatsSettings({ flags });
+  if (settings.servers.length > 0) return connectNats(settings, "weir-cli");
   const { host, port } = readListen(defaultConfigPath());
   const probe = await probePort(host, port);
   if (probe.kind === "free") return undefined;
-  return connectNats(`nats://${host}:${port}`, "weir-cli");
+  return connectNats({ ...settings, servers: [`nats://${host}:${port}`] }, "weir-cli");
 }
 
 export async function listJobs(nc: NatsConnection, waitMs = 400): Promise<PingReply[]> {
@@ -93,14 +94,16 @@ function formatTimers(operators: ReadonlyArray<Record<string, number>>): string 
   return `${formatCount(sum("eventTimers"))}/${formatCount(sum("processingTimers"))}${restored}`;
 }
 
-export async function statusCommand(job: string | undefined, flags: { nats?: string; json?: boolean }): Promise<number> {
-  const nc = await controlConnection(flags.nats);
+export async function statusCommand(job: string | undefined, flags: NatsFlags & { json?: boolean }): Promise<number> {
+  const nc = await controlConnection(flags);
   if (!nc) {
     process.stdout.write("no jobs: the embedded NATS server is not running (start one with `weir nats`)\n");
     return job ? 1 : 0;
   }
+  const denied = permissionDenials(nc);
   try {
     const names = job ? [job] : (await listJobs(nc)).map((j) => j.job);
+    refusedBy(denied);
     if (names.length === 0) {
       process.stdout.write("no running jobs\n");
       return 0;
@@ -108,6 +111,7 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
     let missing = 0;
     for (const name of names) {
       const s = await fetchStatus(nc, name);
+      refusedBy(denied);
       if (!s) {
         missing++;
         const last = await readLastStatus(nc, name);
@@ -123,6 +127,12 @@ export async function statusCommand(job: string | undefined, flags: { nats?: str
   }
 }
 
+/** "No answer" because the server denied the request is a permission error, not a job that is gone. */
+function refusedBy(denied: () => string | undefined): void {
+  const why = denied();
+  if (why) throw new WeirError(ErrorCode.NatsAuth, `the NATS user lacks a permission weir needs: ${why}`);
+}
+
 /** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
 const END_NOTICE_GRACE_MS = 2000;
 
@@ -131,10 +141,11 @@ const END_NOTICE_GRACE_MS = 2000;
  * saying so). "No answer" is not "stopped": a job that failed, or vanished, is reported with a non-zero
  * exit. A job failing or restarting ignores a stop request, so it is asked again once it runs again.
  */
-export async function stopCommand(job: string, flags: { nats?: string; savepoint?: boolean; timeout?: number }): Promise<number> {
-  const nc = await controlConnection(flags.nats);
+export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: boolean; timeout?: number }): Promise<number> {
+  const nc = await controlConnection(flags);
   if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
   const timeoutMs = (flags.timeout ?? 60) * 1000;
+  const denied = permissionDenials(nc);
   try {
     // Listen before asking: the end may follow the request at once.
     let end: JobEnded | undefined;
@@ -145,6 +156,7 @@ export async function stopCommand(job: string, flags: { nats?: string; savepoint
 
     const ask = () => requestControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
     const first = await ask();
+    refusedBy(denied);
     if (!first && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
     if (first && first.ok === false) throw new WeirError(ErrorCode.InvalidJob, `cannot stop job ${job}: ${first.error ?? first.state}`);
     let state: string = first?.state ?? "stopping";

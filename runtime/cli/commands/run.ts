@@ -10,6 +10,8 @@ import { ProgressReporter, formatCount } from "../progress.ts";
 
 export interface RunFlags {
   readonly nats?: string;
+  readonly context?: string;
+  readonly creds?: string;
   readonly parallelism?: number | "auto";
   readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
@@ -21,13 +23,14 @@ export interface RunFlags {
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
   const job = await loadJob(path);
   const overrides: Partial<JobOptions> = {
-    ...(flags.nats !== undefined ? { nats: flags.nats } : {}),
     ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
     ...(flags.checkpointInterval !== undefined ? { checkpointIntervalMs: flags.checkpointInterval } : {}),
     ...(flags.stateBackend !== undefined ? { stateBackend: flags.stateBackend } : {}),
     ...(flags.restore !== undefined ? { restore: flags.restore } : {}),
   };
-  const env = job.createEnvironment(overrides);
+  // The connection flags stay apart from the job options: they rank above WEIR_NATS_*, the option below.
+  const natsFlags = { ...(flags.nats !== undefined ? { nats: flags.nats } : {}), ...(flags.context !== undefined ? { context: flags.context } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) };
+  const env = job.createEnvironment(overrides, { natsFlags });
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;

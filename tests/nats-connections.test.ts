@@ -1,0 +1,190 @@
+// `weir run` connected as NATS users connect: user/password (URL or environment), token, NKey, a JWT
+// creds file, TLS with a client certificate, a nats CLI context, and `--workers` passing them on. Each
+// test starts its own secured nats-server and runs a small bounded job to completion through the CLI; the
+// job's output is read back from its stream. Wrong credentials: one line, non-zero, the secret nowhere.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connectNats } from "../runtime/nats/connect.ts";
+import { resolveNatsSettings } from "../runtime/nats/connection-settings.ts";
+import { runWeir, type WeirExit } from "./helpers/cli.ts";
+import { makeJwtChain, makeNkeyUser, makeTls, secureDir, startWithConfig, type SecureDir } from "./helpers/nats-secure.ts";
+import type { NatsServerProcess } from "../runtime/nats/server-process.ts";
+
+const test = suite("NATS connections");
+const JOB = "tests/fixtures/jobs/secured-counts.ts";
+const PASSWORD = "pw-Very-Secret-42";
+const USERS = `authorization { users: [ { user: alice, password: "${PASSWORD}" } ] }\n`;
+/** Every variable a developer's shell may set: a test sets only its own. */
+const CLEAN_ENV = { WEIR_NATS_URL: "", WEIR_NATS_USER: "", WEIR_NATS_PASSWORD: "", WEIR_NATS_TOKEN: "", WEIR_NATS_CREDS: "", WEIR_NATS_NKEY: "", WEIR_NATS_TLS_CA: "", WEIR_NATS_TLS_CERT: "", WEIR_NATS_TLS_KEY: "", WEIR_NATS_CONTEXT: "" };
+
+async function withSecured(name: string, config: (d: SecureDir) => string, body: (server: NatsServerProcess, d: SecureDir) => Promise<void>): Promise<void> {
+  const d = secureDir();
+  let server: NatsServerProcess | undefined;
+  try {
+    server = await startWithConfig(d, name, config(d));
+    await body(server, d);
+  } finally {
+    await server?.stop();
+    d.close();
+  }
+}
+
+function run(job: string, args: string[], env: Record<string, string> = {}): Promise<WeirExit> {
+  return runWeir(["run", JOB, ...args], { env: { ...CLEAN_ENV, SECURED_JOB: job, ...env }, deadlineMs: 120_000 });
+}
+
+/** The counts the job wrote, read back as the same user (`env` as given to weir). */
+async function outputOf(job: string, env: Record<string, string>, flags: { nats?: string; creds?: string; context?: string } = {}): Promise<string[]> {
+  const nc = await connectNats(resolveNatsSettings({ flags, env: { ...process.env, ...CLEAN_ENV, ...env } }), "test");
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(`${job}_OUT`);
+    const out: string[] = [];
+    for (let seq = 1; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(`${job}_OUT`, { seq });
+      if (m) out.push(new TextDecoder().decode(m.data));
+    }
+    return out.map((s) => JSON.parse(s) as { word: string; n: number }).map((o) => `${o.word}${o.n}`).sort();
+  } finally {
+    await nc.close();
+  }
+}
+
+const EXPECTED = ["a1", "a2", "a3", "b1", "c1"];
+
+function assertFinished(exit: WeirExit, job: string): void {
+  assert.is(exit.code, 0, `weir run: ${exit.stderr.slice(-800)}`);
+  assert.match(exit.stdout, `${job} finished`);
+}
+
+const withPassword = (url: string, user: string, password: string) => url.replace("nats://", `nats://${user}:${encodeURIComponent(password)}@`);
+
+test("user and password in the --nats URL", async () => {
+  await withSecured("userpass", () => USERS, async (server) => {
+    const url = withPassword(server.url, "alice", PASSWORD);
+    assertFinished(await run("up_url", ["--nats", url]), "up_url");
+    assert.equal(await outputOf("up_url", {}, { nats: url }), EXPECTED);
+  });
+});
+
+test("user and password in WEIR_NATS_USER / WEIR_NATS_PASSWORD; weir status never shows the password", async () => {
+  await withSecured("userpass-env", () => USERS, async (server) => {
+    const env = { WEIR_NATS_URL: server.url, WEIR_NATS_USER: "alice", WEIR_NATS_PASSWORD: PASSWORD };
+    assertFinished(await run("up_env", [], env), "up_env");
+    assert.equal(await outputOf("up_env", env), EXPECTED);
+    for (const args of [["status", "up_env"], ["status", "up_env", "--json"], ["status", "up_env", "--nats", withPassword(server.url, "alice", PASSWORD)]]) {
+      const status = await runWeir(args, { env: { ...CLEAN_ENV, ...env } });
+      assert.match(status.stdout, "up_env", `weir ${args.join(" ")}: ${status.stderr}`);
+      assert.not.match(status.stdout + status.stderr, PASSWORD);
+    }
+    // Nothing weir stored about the job (its last status) holds the password either.
+    const nc = await connectNats(resolveNatsSettings({ env: { ...process.env, ...CLEAN_ENV, ...env } }), "test");
+    try {
+      const kv = await new Kvm(nc).open("weir_jobs");
+      const entry = await kv.get("up_env");
+      assert.ok(entry, "the job's last status is stored");
+      assert.not.match(entry.string(), PASSWORD);
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+test("a wrong password: exit non-zero, one line naming the server with the password masked", async () => {
+  await withSecured("wrong", () => USERS, async (server) => {
+    const wrong = "Wrong-Secret-99";
+    for (const [args, env] of [
+      [["--nats", withPassword(server.url, "alice", wrong)], {}],
+      [[], { WEIR_NATS_URL: server.url, WEIR_NATS_USER: "alice", WEIR_NATS_PASSWORD: wrong }],
+    ] as const) {
+      const exit = await run("wrong_pw", [...args], env);
+      assert.is.not(exit.code, 0);
+      const lines = exit.stderr.trim().split("\n");
+      assert.is(lines.length, 1, exit.stderr);
+      assert.is(lines[0], `weir: NATS at ${server.url.replace("nats://", "nats://alice:***@")} refused the credentials (Authorization Violation)`);
+      assert.not.match(exit.stdout + exit.stderr, wrong);
+    }
+    const status = await runWeir(["status", "--nats", withPassword(server.url, "alice", wrong)], { env: CLEAN_ENV });
+    assert.is.not(status.code, 0);
+    assert.not.match(status.stdout + status.stderr, wrong);
+  });
+});
+
+test("a token (WEIR_NATS_TOKEN)", async () => {
+  const token = "tok-Secret-7781";
+  await withSecured("token", () => `authorization { token: "${token}" }\n`, async (server) => {
+    const env = { WEIR_NATS_URL: server.url, WEIR_NATS_TOKEN: token };
+    assertFinished(await run("tok", [], env), "tok");
+    assert.equal(await outputOf("tok", env), EXPECTED);
+    const refused = await run("tok", [], { WEIR_NATS_URL: server.url });
+    assert.is.not(refused.code, 0, "without the token the server refuses");
+  });
+});
+
+test("an NKey seed file (WEIR_NATS_NKEY)", async () => {
+  const user = makeNkeyUser();
+  await withSecured("nkey", () => `authorization { users: [ { nkey: ${user.publicKey} } ] }\n`, async (server, d) => {
+    const env = { WEIR_NATS_URL: server.url, WEIR_NATS_NKEY: d.file("user.nk", `${user.seed}\n`) };
+    assertFinished(await run("nk", [], env), "nk");
+    assert.equal(await outputOf("nk", env), EXPECTED);
+    const exit = await run("nk", [], { WEIR_NATS_URL: server.url, WEIR_NATS_NKEY: join(d.dir, "missing.nk") });
+    assert.is.not(exit.code, 0);
+    assert.match(exit.stderr, `missing.nk (from WEIR_NATS_NKEY) cannot be read`);
+  });
+});
+
+test("a JWT creds file (--creds), the server in operator mode", async () => {
+  let creds = "";
+  await withSecured("creds", (d) => { const chain = makeJwtChain(d); creds = chain.credsFile; return chain.serverConfig; }, async (server) => {
+    assertFinished(await run("jwt", ["--nats", server.url, "--creds", creds]), "jwt");
+    assert.equal(await outputOf("jwt", {}, { nats: server.url, creds }), EXPECTED);
+    assert.is.not((await run("jwt", ["--nats", server.url])).code, 0, "without the creds the server refuses");
+  });
+});
+
+test("TLS with a client certificate the server verifies (WEIR_NATS_TLS_CA / _CERT / _KEY)", async () => {
+  let env: Record<string, string> = {};
+  await withSecured("tls", (d) => {
+    const tls = makeTls(d);
+    env = { WEIR_NATS_TLS_CA: tls.ca, WEIR_NATS_TLS_CERT: tls.clientCert, WEIR_NATS_TLS_KEY: tls.clientKey };
+    return `tls { cert_file: "${tls.serverCert}", key_file: "${tls.serverKey}", ca_file: "${tls.ca}", verify: true }\n`;
+  }, async (server) => {
+    const withUrl = { ...env, WEIR_NATS_URL: server.url };
+    assertFinished(await run("tls", [], withUrl), "tls");
+    assert.equal(await outputOf("tls", withUrl), EXPECTED);
+    const noCert = await run("tls", [], { WEIR_NATS_URL: server.url, WEIR_NATS_TLS_CA: env.WEIR_NATS_TLS_CA! });
+    assert.is.not(noCert.code, 0, "without a client certificate the server refuses");
+  });
+});
+
+test("--context NAME reads the nats CLI's context file; a missing context is one line naming the file", async () => {
+  await withSecured("context", () => USERS, async (server, d) => {
+    const config = join(d.dir, "xdg");
+    mkdirSync(join(config, "nats", "context"), { recursive: true });
+    // As `nats context save` writes it: every field, empty ones too.
+    d.file("xdg/nats/context/prod.json", JSON.stringify({ description: "", url: server.url, socks_proxy: "", token: "", user: "alice", password: PASSWORD, creds: "", nkey: "", cert: "", key: "", ca: "", nsc: "", jetstream_domain: "", jetstream_api_prefix: "", jetstream_event_prefix: "", inbox_prefix: "", user_jwt: "", color_scheme: "" }, null, 2));
+    const env = { XDG_CONFIG_HOME: config };
+    assertFinished(await run("ctx", ["--context", "prod"], env), "ctx");
+    assert.equal(await outputOf("ctx", env, { context: "prod" }), EXPECTED);
+    const status = await runWeir(["status", "ctx", "--context", "prod"], { env: { ...CLEAN_ENV, ...env } });
+    assert.match(status.stdout, "ctx");
+    const missing = await run("ctx", ["--context", "nosuch"], env);
+    assert.is.not(missing.code, 0);
+    assert.is(missing.stderr.trim(), `weir: NATS context "nosuch" (--context) not found: no file ${join(config, "nats", "context", "nosuch.json")}`);
+  });
+});
+
+test("--workers 2 passes --creds to every worker", async () => {
+  let creds = "";
+  await withSecured("workers", (d) => { const chain = makeJwtChain(d); creds = chain.credsFile; return chain.serverConfig; }, async (server) => {
+    const exit = await run("wk", ["--workers", "2", "--nats", server.url, "--creds", creds, "--quiet"]);
+    assert.is(exit.code, 0, exit.stderr.slice(-800));
+    assert.equal(await outputOf("wk", {}, { nats: server.url, creds }), EXPECTED);
+  });
+});
+
+test.run();

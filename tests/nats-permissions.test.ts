@@ -1,0 +1,87 @@
+// examples/nats-secured.conf as shipped: a job runs under the `weir` user's permissions, and the `app`
+// user, which may publish the input and read the output, cannot stop or query the job, read its data
+// subjects or inject a frame: the server denies each, and the job's output is what it would be anyway.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { fileURLToPath } from "node:url";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
+import { eventually, runWeir, startWeir, within } from "./helpers/cli.ts";
+
+const test = suite("NATS permissions");
+const CONF = fileURLToPath(new URL("../examples/nats-secured.conf", import.meta.url));
+const WEIR_PASSWORD = "weir-Pw-31";
+const APP_PASSWORD = "app-Pw-47";
+const JOB = "tests/fixtures/jobs/app-counts.ts";
+const CLEAN_ENV = { WEIR_NATS_URL: "", WEIR_NATS_USER: "", WEIR_NATS_PASSWORD: "", WEIR_NATS_TOKEN: "", WEIR_NATS_CREDS: "", WEIR_NATS_NKEY: "", WEIR_NATS_CONTEXT: "" };
+
+const as = (server: NatsServerProcess, user: string, password: string) => server.url.replace("nats://", `nats://${user}:${password}@`);
+
+async function outputCounts(app: NatsConnection): Promise<string[]> {
+  const jsm = await jetstreamManager(app, { checkAPI: false });
+  const info = await jsm.streams.info("APP_OUT");
+  const out: string[] = [];
+  for (let seq = 1; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage("APP_OUT", { seq });
+    if (m) { const o = m.json<{ word: string; n: number }>(); out.push(`${o.word}${o.n}`); }
+  }
+  return out.sort();
+}
+
+test("a job under the weir user; the app user can feed and read it, and nothing else", async () => {
+  const server = await launchNatsServer({ args: ["-c", CONF], env: { WEIR_PASSWORD, APP_PASSWORD } });
+  let weir: NatsConnection | undefined;
+  let app: NatsConnection | undefined;
+  let run: ReturnType<typeof startWeir> | undefined;
+  try {
+    weir = await connect({ servers: server.url, user: "weir", pass: WEIR_PASSWORD });
+    app = await connect({ servers: server.url, user: "app", pass: APP_PASSWORD, inboxPrefix: "_INBOX_app" });
+    const jsm = await jetstreamManager(weir);
+    await jsm.streams.add({ name: "APP_IN", subjects: ["app.in.>"] });
+    await jsm.streams.add({ name: "APP_OUT", subjects: ["app.out.>"] });
+    const js = jetstream(app);
+    for (const w of ["a", "b", "a", "c", "a"]) await js.publish(`app.in.${w}`, w);
+
+    run = startWeir(["run", JOB, "--nats", as(server, "weir", WEIR_PASSWORD)], { env: { ...CLEAN_ENV, APP_JOB: "perm" } });
+    const expected = ["a1", "a2", "a3", "b1", "c1"];
+    await eventually("the job's output, read by the app user", 90_000, async () => {
+      const out = await outputCounts(app!);
+      return out.length >= expected.length ? out : undefined;
+    });
+
+    // The app user: weir status and weir stop are refused, with the permission named.
+    const appUrl = as(server, "app", APP_PASSWORD);
+    for (const args of [["status", "perm"], ["status"], ["stop", "perm", "--timeout", "5"]]) {
+      const r = await runWeir([...args, "--nats", appUrl], { env: CLEAN_ENV });
+      assert.is.not(r.code, 0, `weir ${args.join(" ")} as app: ${r.stdout}`);
+      assert.match(r.stderr, /lacks a permission weir needs: .*Permissions Violation for (Publish to "weir\.|Subscription to "_INBOX\.)/, r.stderr);
+      assert.not.match(r.stdout, /perm: (running|stopped)/);
+    }
+    // It cannot read the job's data subjects ...
+    const sub = app.subscribe("weir.perm.>");
+    const closed = await within(sub.closed, 10_000);
+    assert.instance(closed, Error, "the server closed the subscription to weir.perm.>");
+    assert.match((closed as Error).message, "Permissions Violation for Subscription");
+    // ... nor inject a frame on a channel.
+    const denied = new Promise<string>((resolve) => {
+      void (async () => { for await (const s of app!.status()) if (s.type === "error") { resolve(String(s.error)); return; } })();
+    });
+    app.publish("weir.perm.run.1.ch.0.0.0", JSON.stringify({ records: ["a", "a", "a"] }));
+    assert.match((await within(denied, 10_000)) ?? "no error", "Permissions Violation for Publish");
+    assert.equal(await outputCounts(app), expected, "the output is what the input made, nothing injected");
+
+    // The weir user stops it.
+    const stop = await runWeir(["stop", "perm", "--nats", as(server, "weir", WEIR_PASSWORD)], { env: CLEAN_ENV });
+    assert.is(stop.code, 0, stop.stderr);
+    assert.is((await within(run.exited, 60_000))?.code, 0, run.stderr().slice(-800));
+    assert.equal(await outputCounts(app), expected);
+  } finally {
+    if (run && run.child.exitCode === null) run.child.kill("SIGKILL");
+    await app?.close();
+    await weir?.close();
+    await server.stop();
+  }
+});
+
+test.run();

@@ -1,0 +1,68 @@
+// Connection settings without a server: which source wins, URL credentials, masking, the job option
+// `nats` checked, nats CLI contexts read.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describeServers, redactUrl, resolveNatsSettings } from "../runtime/nats/connection-settings.ts";
+import { resolveJobOptions } from "../runtime/api/options.ts";
+
+const test = suite("NATS connection settings");
+
+test("redactUrl masks the password or token of every URL and keeps the rest", () => {
+  assert.is(redactUrl("nats://alice:s3cret@10.0.0.1:4222"), "nats://alice:***@10.0.0.1:4222");
+  assert.is(redactUrl("nats://tok3n@h:4222,tls://bob:pw@h2:4222,h3:4222"), "nats://***@h:4222,tls://bob:***@h2:4222,h3:4222");
+  assert.is(redactUrl("nats://h:4222"), "nats://h:4222");
+});
+
+test("credentials come out of the URLs (the client ignores them there), several servers kept", () => {
+  const s = resolveNatsSettings({ flags: { nats: "nats://alice:p%40ss@a:4222, nats://b:4222" }, env: {} });
+  assert.equal(s.servers, ["nats://a:4222", "nats://b:4222"]);
+  assert.is(s.user, "alice");
+  assert.is(s.password, "p@ss");
+  assert.is(describeServers(s), "nats://alice:***@a:4222,nats://alice:***@b:4222");
+  assert.is(resolveNatsSettings({ option: "nats://t0k@a:1", env: {} }).token, "t0k");
+});
+
+test("flags over WEIR_NATS_* over the job option, setting by setting", () => {
+  const env = { WEIR_NATS_URL: "nats://env:1", WEIR_NATS_USER: "envuser", WEIR_NATS_PASSWORD: "envpw", WEIR_NATS_CREDS: "/env.creds" };
+  const option = { servers: ["nats://opt:1"], user: "optuser", password: "optpw", creds: "/opt.creds", tls: { ca: "/opt-ca.pem" } };
+  const s = resolveNatsSettings({ flags: { nats: "nats://flag:1", creds: "/flag.creds" }, env, option });
+  assert.equal(s.servers, ["nats://flag:1"]);
+  assert.is(s.creds, "/flag.creds");
+  assert.is(s.user, "envuser");
+  assert.is(s.ca, "/opt-ca.pem");
+  const fromEnv = resolveNatsSettings({ env, option });
+  assert.equal(fromEnv.servers, ["nats://env:1"]);
+  assert.is(fromEnv.origin.creds, "WEIR_NATS_CREDS");
+  assert.equal(resolveNatsSettings({ env: {}, option: "nats://opt:1" }).servers, ["nats://opt:1"]);
+  assert.equal(resolveNatsSettings({ env: {} }).servers, [], "nothing set: the embedded default");
+});
+
+test("a context sits right below the source naming it; a missing one is one line naming the file", () => {
+  const xdg = mkdtempSync(join(tmpdir(), "weir-ctx-"));
+  try {
+    mkdirSync(join(xdg, "nats", "context"), { recursive: true });
+    writeFileSync(join(xdg, "nats", "context", "prod.json"), JSON.stringify({ description: "x", url: "nats://ctx:1,nats://ctx:2", user: "cu", password: "cp", nkey: "", jetstream_domain: "" }));
+    writeFileSync(join(xdg, "nats", "context", "hub.json"), JSON.stringify({ url: "nats://hub:1", jetstream_domain: "hub" }));
+    const s = resolveNatsSettings({ flags: { context: "prod" }, env: { XDG_CONFIG_HOME: xdg, WEIR_NATS_USER: "envuser" } });
+    assert.equal(s.servers, ["nats://ctx:1", "nats://ctx:2"]);
+    assert.is(s.user, "cu", "the --context's user beats WEIR_NATS_USER");
+    assert.throws(() => resolveNatsSettings({ flags: { context: "nope" }, env: { XDG_CONFIG_HOME: xdg } }), (e: Error) => e.message === `NATS context "nope" (--context) not found: no file ${join(xdg, "nats", "context", "nope.json")}`);
+    assert.throws(() => resolveNatsSettings({ env: { XDG_CONFIG_HOME: xdg, WEIR_NATS_CONTEXT: "hub" } }), /field jetstream_domain: not supported by weir/);
+  } finally {
+    rmSync(xdg, { recursive: true, force: true });
+  }
+});
+
+test("the job option nats: string or object; an unknown or mistyped field is named, its value never shown", () => {
+  assert.is(resolveJobOptions({ name: "j", nats: "nats://h:1" }).nats, "nats://h:1");
+  assert.equal(resolveJobOptions({ name: "j", nats: { servers: "nats://h:1", tls: { ca: "/ca.pem" } } }).nats, { servers: "nats://h:1", tls: { ca: "/ca.pem" } });
+  assert.throws(() => resolveJobOptions({ name: "j", nats: { servers: "nats://h:1", passwd: "x" } }), /job options: unknown option "nats.passwd" \(did you mean "nats.password"\?\)/);
+  assert.throws(() => resolveJobOptions({ name: "j", nats: { tls: { cafile: "/x" } } }), /unknown option "nats.tls.cafile"/);
+  assert.throws(() => resolveJobOptions({ name: "j", nats: { user: "u", password: 12345678 } }), (e: Error) => e.message === "job options: nats.password: expected a string");
+  assert.throws(() => resolveNatsSettings({ env: { WEIR_NATS_PASSWORD: "pw" } }), (e: Error) => /password is set \(WEIR_NATS_PASSWORD\) but no user/.test(e.message) && !e.message.includes("pw)"));
+});
+
+test.run();
