@@ -31,7 +31,7 @@ function setting(name: string, fallback: number): number {
 }
 
 if (process.argv.length > 2) {
-  console.error(`soak: takes no arguments (got ${process.argv.slice(2).join(" ")}); set WEIR_SOAK_MINUTES, WEIR_SOAK_RATE, WEIR_SOAK_KEYS, WEIR_SOAK_SAMPLE_SECONDS, WEIR_SOAK_WARMUP_MINUTES`);
+  console.error(`soak: takes no arguments (got ${process.argv.slice(2).join(" ")}); set WEIR_SOAK_MINUTES, WEIR_SOAK_RATE, WEIR_SOAK_KEYS, WEIR_SOAK_SAMPLE_SECONDS, WEIR_SOAK_WARMUP_MINUTES, WEIR_SOAK_CPU_PROF_DIR`);
   process.exit(2);
 }
 const minutes = setting("WEIR_SOAK_MINUTES", 30);
@@ -75,7 +75,9 @@ class Producer {
 }
 
 function runWeir(args: string[], url: string): ChildProcess {
-  const child = spawn(process.execPath, [`${root}bin/weir.mjs`, ...args, "--nats", url], {
+  // WEIR_SOAK_CPU_PROF_DIR: the job's CPU profile (node --cpu-prof, written when it exits) goes there.
+  const profile = process.env.WEIR_SOAK_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WEIR_SOAK_CPU_PROF_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, `${root}bin/weir.mjs`, ...args, "--nats", url], {
     cwd: root, env: { ...process.env, SOAK_WINDOW_MS: String(model.windowMs) }, stdio: ["ignore", "pipe", "pipe"],
   });
   for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on("line", (l) => console.log(`  [weir ${args[0]}] ${l}`));

@@ -26,7 +26,9 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
   try {
     // Reconnect forever (a daemon outlives a server restart), and ping every 5 s so a server that vanished
     // without closing the socket is noticed within ~15 s rather than the client's default 2 minutes × 2.
-    return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2 });
+    // noAsyncTraces: otherwise every request (each JetStream publish) builds two Errors with stack traces
+    // up front in case it fails: a quarter of the soak job's CPU in a profile (bench/soak.ts).
+    return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
   } catch (e) {
     const reason = scrub((e as Error).message || String(e), settings);
     if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
