@@ -86,6 +86,8 @@ function jsonLogger(o: LoggerOptions, stream: NodeJS.WriteStream, enabled: (l: L
     level: o.level,
     base: { job: o.job },
     messageKey: "msg",
+    // serializeError below keeps the whole cause chain; pino's own `err` serializer would fold it into one message.
+    serializers: { err: (v: unknown) => v },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   }, destination);
@@ -99,7 +101,8 @@ function jsonLogger(o: LoggerOptions, stream: NodeJS.WriteStream, enabled: (l: L
     level: o.level,
     enabled,
     log: (message, fields) => write(message, fields as LogFields & { readonly [field: string]: unknown }),
-    command: write,
+    // The command's own lines read as on a terminal ("weir: running <job> ..."), whichever the form.
+    command: (message, fields) => write(`weir: ${message}`, fields),
     flush: () => { try { destination.flushSync(); } catch { /* nothing buffered, or the stream is gone */ } },
   };
 }
