@@ -9,7 +9,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jobMachine, jobStateOf, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
-import type { LogFn } from "../../runtime/core/log.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
@@ -47,7 +46,7 @@ export class JobRunner {
   private sizedFor: number;
   private readonly failures = new FailureLog();
   private readonly done: Promise<JobResult>;
-  protected readonly log: LogFn;
+  protected readonly log: NonNullable<JobRunnerOptions["log"]>;
   private store: CheckpointStore | undefined;
   protected coordinator: CheckpointCoordinator | undefined;
   private restore: RestoreBundle | undefined;
