@@ -188,8 +188,9 @@ workers("weir run --workers 2 starts two workers of the job; weir stop stops bot
     assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
     const exit = await within(supervisor.exited, 60_000);
     assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
-    assert.match(supervisor.stderr(), /\[worker 1\]/);
-    assert.match(supervisor.stderr(), /\[worker 2\]/);
+    // Each worker's lines say which it is: a "[worker n]" prefix, or "process": n in a JSON log line (stderr not a terminal).
+    assert.match(supervisor.stderr(), /\[worker 1\]|^\{"process":1,/m);
+    assert.match(supervisor.stderr(), /\[worker 2\]|^\{"process":2,/m);
   } finally {
     await input?.stop().catch(() => {});
     if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");

@@ -11,6 +11,8 @@ import { summarize, type CheckpointKind, type CheckpointMetadata, type Checkpoin
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { CheckpointScheduler } from "./scheduler.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
+import { DurationHistogram, type DurationCounts } from "../../runtime/checkpoint/durations.ts";
 
 /**
  * Checkpoint ids reserved at a time (one KV read and CAS write per block). One keeps ids dense across
@@ -40,7 +42,7 @@ export interface CoordinatorOptions {
   readonly parallelism: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
   readonly retain: number;
-  readonly log: (message: string) => void;
+  readonly log: LogFn;
   readonly inspect?: (event: unknown) => void;
   /** Runs the checkpoint timeout and the periodic schedule (default: real time). */
   readonly clock?: Clock;
@@ -54,6 +56,8 @@ export interface CheckpointStats {
   readonly inFlight?: number;
   readonly lastCompleted?: CheckpointSummary;
   readonly lastFailure?: string;
+  /** Durations of the checkpoints completed by this coordinator, in buckets (for /metrics). */
+  readonly durations?: DurationCounts;
 }
 
 export class CheckpointCoordinator {
@@ -71,6 +75,7 @@ export class CheckpointCoordinator {
   private parallelism: Readonly<Record<string, number>>;
   private revision: number;
   private lastSummary: CheckpointSummary | undefined;
+  private readonly durations = new DurationHistogram();
   private readonly waiters = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
   private nextWaiters: Array<{ resolve: (id: number) => void; reject: (e: Error) => void }> = [];
   private reservedThrough: number;
@@ -207,6 +212,7 @@ export class CheckpointCoordinator {
       ...(c.pendingId !== undefined ? { inFlight: c.pendingId } : {}),
       ...(this.lastSummary ? { lastCompleted: this.lastSummary } : {}),
       ...(c.lastFailure ? { lastFailure: c.lastFailure } : {}),
+      durations: this.durations.snapshot(),
     };
   }
 
@@ -251,10 +257,11 @@ export class CheckpointCoordinator {
       const fence = this.o.fence;
       this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain, fence ? () => fence(checkpointId) : undefined);
     } catch (e) {
-      this.o.log(describeError(e));
+      this.o.log(describeError(e), { level: "warn", checkpoint: checkpointId, err: e });
       throw new Error(messageOf(e), { cause: e });
     }
     this.lastSummary = summarize(metadata);
+    this.durations.observe(this.lastSummary.durationMs);
     this.housekeeping = this.housekeeping.then(() => this.retain()).catch((e) => this.o.log(`deleting old checkpoints failed: ${messageOf(e)}`));
   }
 
@@ -266,7 +273,7 @@ export class CheckpointCoordinator {
   }
 
   private notifyAborted(checkpointId: number, reason: string): void {
-    this.o.log(`checkpoint ${checkpointId} aborted: ${reason}`);
+    this.o.log(`checkpoint ${checkpointId} aborted: ${reason}`, { level: "warn", checkpoint: checkpointId });
     for (const t of this.targets()) t.notifyCheckpointAborted(checkpointId);
     this.waiters.get(checkpointId)?.reject(new Error(`checkpoint ${checkpointId} aborted: ${reason}`));
     this.waiters.delete(checkpointId);

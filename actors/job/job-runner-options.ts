@@ -3,6 +3,7 @@
 
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { StateBackendRequest } from "../subtask/subtask.ts";
 import type { DeploymentEvents, RemotePart } from "./deployment.ts";
@@ -15,7 +16,7 @@ export interface JobRunnerOptions {
    * real time). Apart from `clock`, so a test moving processing time by hand does not also hold up restarts.
    */
   readonly controlClock?: Clock;
-  readonly log?: (message: string) => void;
+  readonly log?: LogFn;
   readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
   /** Deletes the job's keyed state (for `--restore none`). */
   readonly resetState?: () => Promise<void>;

@@ -46,7 +46,7 @@ export class JobRunner {
   private sizedFor: number;
   private readonly failures = new FailureLog();
   private readonly done: Promise<JobResult>;
-  protected readonly log: (message: string) => void;
+  protected readonly log: NonNullable<JobRunnerOptions["log"]>;
   private store: CheckpointStore | undefined;
   protected coordinator: CheckpointCoordinator | undefined;
   private restore: RestoreBundle | undefined;
@@ -267,7 +267,7 @@ export class JobRunner {
   /** `notCounted`: the failure is not the job's (a NATS outage, a lost worker): a quick restart, not counted. */
   protected onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment", notCounted = false): void {
     this.failure ??= e;
-    this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`);
+    this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false) });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;

@@ -12,6 +12,7 @@ import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
 import { messageOf } from "../../runtime/core/errors.ts";
 import { BarrierAligner } from "../../runtime/checkpoint/barrier-aligner.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 
 export interface CheckpointParticipant {
   readonly vertexUid: string;
@@ -31,7 +32,7 @@ export interface CheckpointParticipant {
   onPhase(event: CheckpointPhase): void;
   onAck(snapshot: SubtaskSnapshot, checkpointId: number): void;
   onDecline(checkpointId: number, reason: string): void;
-  log(message: string): void;
+  log: LogFn;
 }
 
 export type CheckpointPhase =
@@ -222,7 +223,8 @@ export class SubtaskCheckpointer {
 
   private decline(id: number, e: unknown): void {
     this.p.onPhase({ type: "CHECKPOINT_ABORTED", checkpointId: id });
-    this.p.log(`checkpoint ${id} failed in ${this.p.vertexUid}#${this.p.index}: ${messageOf(e)}`);
+    const subtask = `${this.p.vertexUid}#${this.p.index}`;
+    this.p.log(`checkpoint ${id} failed in ${subtask}: ${messageOf(e)}`, { level: "warn", checkpoint: id, subtask, err: e });
     this.p.onDecline(id, messageOf(e));
   }
 }

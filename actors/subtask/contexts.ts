@@ -15,6 +15,7 @@ import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { SubtaskCheckpointer } from "./checkpointer.ts";
 import type { MailAction } from "../../runtime/transport/input-gate.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 
 /** What a subtask asks of the job's state backend factory. */
 export interface StateBackendRequest {
@@ -34,7 +35,7 @@ export interface ContextDeps {
   readonly clock: Clock;
   readonly deadLetters: DeadLetters;
   readonly createStateBackend: (request: StateBackendRequest) => Promise<KeyedStateBackend>;
-  readonly log: (message: string) => void;
+  readonly log: LogFn;
   readonly restore?: RestoreBundle;
   readonly onDirtyBudgetExceeded?: () => void;
 }

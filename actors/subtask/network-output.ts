@@ -11,6 +11,8 @@ import type { Output } from "../../runtime/contracts/operators.ts";
 
 export class NetworkOutput implements Output {
   private next = 0;
+  /** The last watermark sent downstream (per watermark, not per record): the output watermark in /metrics. */
+  lastWatermark: number | undefined;
   private readonly route: (value: unknown, ts: number | undefined) => void;
 
   constructor(
@@ -58,7 +60,10 @@ export class NetworkOutput implements Output {
 
   collect(value: unknown, ts: number | undefined): void { this.route(value, ts); }
   side(): void { /* side outputs are routed by the chain, never to a network output directly */ }
-  emitWatermark(w: number): void { for (const x of this.writers) x.control({ k: FrameKind.Watermark, w }); }
+  emitWatermark(w: number): void {
+    this.lastWatermark = w;
+    for (const x of this.writers) x.control({ k: FrameKind.Watermark, w });
+  }
   emitIdle(idle: boolean): void { for (const x of this.writers) x.control({ k: FrameKind.Status, idle }); }
   emitAttributes(a: RecordAttributes): void { for (const x of this.writers) x.control({ k: FrameKind.Attributes, backlog: a.isBacklog }); }
   emitBarrier(b: CheckpointBarrier): void { for (const x of this.writers) x.control({ k: FrameKind.Barrier, b }); }

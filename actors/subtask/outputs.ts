@@ -76,6 +76,12 @@ export class SubtaskOutputs {
   emitEndOfInput(): void { for (const o of this.byEdge.values()) o.emitEndOfInput(); }
 
   get recordsSent(): number { return this.writers.reduce((n, w) => n + w.recordsSent, 0); }
+  /** The highest watermark sent on any out edge (undefined before the first one, and for sinks). */
+  get watermarkOut(): number | undefined {
+    let w: number | undefined;
+    for (const o of this.byEdge.values()) if (o.lastWatermark !== undefined && (w === undefined || o.lastWatermark > w)) w = o.lastWatermark;
+    return w;
+  }
   get pendingFrames(): number { return this.writers.reduce((n, w) => n + w.backlog, 0); }
 
   isBlocked(): boolean {

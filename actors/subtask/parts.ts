@@ -9,6 +9,7 @@ import type { InputsWatermark } from "../../runtime/transport/watermark-valve.ts
 import type { OperatorChain } from "./chain.ts";
 import type { SubtaskLifecycle } from "./lifecycle.ts";
 import type { SubtaskOutputs } from "./outputs.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 
 /** Counters of the record path: plain fields, updated per frame or batch. */
 export interface SubtaskCounters {
@@ -29,5 +30,5 @@ export interface SubtaskParts {
   readonly attributes: InputsAttributes;
   readonly debloater: BufferDebloater | undefined;
   readonly counters: SubtaskCounters;
-  readonly log: (message: string) => void;
+  readonly log: LogFn;
 }

@@ -14,7 +14,13 @@ export interface SubtaskStatus {
   readonly recordsIn: number;
   readonly recordsOut: number;
   readonly watermark: number | null;
+  /** The watermark this subtask last sent downstream (null: none yet, or nothing downstream). */
+  readonly watermarkOut?: number | null;
   readonly backpressuredMs: number;
+  /** Waiting for input (a source: polls that found nothing). */
+  readonly idleMs?: number;
+  /** Running and neither idle nor backpressured. */
+  readonly busyMs?: number;
   readonly queuedFrames: number;
   readonly pendingFrames: number;
   readonly deadLetters: number;
@@ -23,15 +29,20 @@ export interface SubtaskStatus {
   readonly operators: Record<string, Record<string, number>>;
 }
 
-export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: number, deadLetters: number): SubtaskStatus {
+/** `runningMs`: since the subtask began to run (0 before). `source`: the source reader's own metrics. */
+export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: number, deadLetters: number, runningMs: number, source?: Record<string, number>): SubtaskStatus {
   const operators: Record<string, Record<string, number>> = {};
   for (const { node, operator } of parts.chain.operators) {
     const m = operator.metrics?.();
     if (m) operators[node.name] = m;
   }
+  if (source) operators[vertex.nodes[0]!.name] = source;
   const recordsOut = parts.outputs.recordsSent + Object.values(operators).reduce((n, m) => n + (m.recordsOut ?? 0), 0);
   const { counters, lifecycle } = parts;
   const error = lifecycle.error;
+  const idleMs = Math.round(counters.idleMs);
+  const backpressuredMs = Math.round(parts.outputs.backpressuredMs);
+  const out = parts.outputs.watermarkOut;
   return {
     id: parts.id,
     vertex: vertex.id,
@@ -41,7 +52,10 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
     recordsIn: counters.recordsIn,
     recordsOut,
     watermark: counters.currentWatermark === MIN_WATERMARK ? null : counters.currentWatermark,
-    backpressuredMs: Math.round(parts.outputs.backpressuredMs),
+    watermarkOut: out === undefined || out === MIN_WATERMARK ? null : out,
+    backpressuredMs,
+    idleMs,
+    busyMs: Math.max(0, Math.round(runningMs) - idleMs - backpressuredMs),
     queuedFrames: parts.gate.queuedFrames,
     pendingFrames: parts.outputs.pendingFrames,
     deadLetters,

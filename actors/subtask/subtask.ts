@@ -62,6 +62,8 @@ export class Subtask {
   private readonly contexts: SubtaskContexts;
   private readonly counters: SubtaskCounters = { recordsIn: 0, idleMs: 0, currentWatermark: MIN_WATERMARK };
   private reader: SourceReader<unknown> | undefined;
+  /** performance.now() when run() began: busy time is the rest of the running time (status). */
+  private runningSince: number | undefined;
 
   constructor(readonly vertex: JobVertex, readonly index: number, private readonly deps: SubtaskDeps) {
     this.id = `${vertex.uid}#${index}`;
@@ -187,7 +189,8 @@ export class Subtask {
   /** Grants initial credits and runs until end of input, stop, cancel or failure. */
   run(): void {
     this.gate.start();
-    this.outputs.startFlushing(performance.now());
+    this.runningSince = performance.now();
+    this.outputs.startFlushing(this.runningSince);
     const loop = this.isSource ? runSource(this.parts, this.reader!) : runInput(this.parts);
     loop.then(() => this.finish()).catch((e) => this.fail(e));
   }
@@ -241,7 +244,8 @@ export class Subtask {
   }
 
   status(): SubtaskStatus {
-    return subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count);
+    const runningMs = this.runningSince === undefined ? 0 : performance.now() - this.runningSince;
+    return subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
   }
 
   // ------------------------------------------------------------------ end, failure, cancellation

@@ -10,6 +10,7 @@ import { createActor, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { JobNames } from "../../runtime/core/names.ts";
 import { systemClock } from "../../runtime/core/clock.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 import { describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
@@ -51,7 +52,7 @@ export class JobWorker {
   private readonly started = Date.now();
   /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
   private incarnation = Date.now();
-  private readonly say: (message: string) => void;
+  private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
   private readonly done: Promise<JobResult>;
   /** Resolves once this worker runs its part of the job (leading: the job runs; following: deployed). */
@@ -60,7 +61,9 @@ export class JobWorker {
   constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions) {
     this.names = new JobNames(job.name);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
-    this.say = options.log ?? ((m) => process.stderr.write(`[weir ${job.name} ${this.id}] ${m}\n`));
+    // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.
+    const log = options.log;
+    this.say = log ? (m, f) => log(m, { worker: this.id, ...f }) : (m) => process.stderr.write(`[weir ${job.name} ${this.id}] ${m}\n`);
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.say);
     this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
     this.done.catch(() => {});
@@ -180,7 +183,7 @@ export class JobWorker {
   private lead(): void {
     this.host.cancelAll("this worker leads now and deploys anew");
     const side = new LeaderSide({
-      nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options,
+      nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
     });
     this.leading = side;
     // A deposed leader's runner ends too (cancelled): that is not the job's end.
@@ -236,7 +239,7 @@ export class JobWorker {
 
   private fail(e: unknown): void {
     if (!this.leading) return;
-    this.say(`job failed: ${describeError(e)}`);
+    this.say(`job failed: ${describeError(e)}`, { level: "error", err: e });
     this.actor.send({ type: "JOB_ENDED", state: "failed" });
     void this.shutdown().then(() => this.settle.reject(e));
   }

@@ -13,6 +13,7 @@ import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { ConnectionWatch } from "../job/connection-watch.ts";
 import { systemClock } from "../../runtime/core/clock.ts";
 import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
 export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
@@ -30,7 +31,7 @@ export interface WorkerHostOptions {
   readonly loadRestore: (id: number) => Promise<RestoreBundle | undefined>;
   /** Whether this worker may still act for `epoch` (its view of the leader is fresh). */
   readonly mayAct: (epoch: number) => boolean;
-  readonly log: (message: string) => void;
+  readonly log: LogFn;
   /** A deployment's subtasks run. */
   readonly onDeployed?: () => void;
 }
@@ -148,7 +149,11 @@ export class WorkerHost {
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
       onFinished: (s) => { report({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
-      onFailed: (s, e) => report({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) }),
+      // Logged here, where the error itself is (with its cause chain); the leader gets its one line.
+      onFailed: (s, e) => {
+        this.o.log(`subtask ${s.id} failed: ${describeError(e)}`, { level: "error", subtask: s.id, err: e });
+        report({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) });
+      },
       onAck: (s, snapshot: SubtaskSnapshot, id) => report({ kind: "ack", epoch, worker, subtask: s.id, checkpointId: id, snapshot: snapshot as unknown as Record<string, unknown> }),
       onDecline: (s, id, reason) => report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }),
       onInputFinished: (s) => report({ kind: "input-finished", epoch, worker, subtask: s.id }),

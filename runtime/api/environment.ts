@@ -29,6 +29,7 @@ import { JobNames } from "../core/names.ts";
 import { decodeOptions } from "../core/validation.ts";
 import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
+import type { LogFn } from "../core/log.ts";
 
 /** `env.fromSource(source, options)`: a node's name, uid, parallelism, and the source's watermarks. */
 export interface SourceOptions<T> extends NodeOptions {
@@ -49,7 +50,8 @@ export interface JobClient {
 export interface EnvironmentHooks {
   /** Processing-time clock for timers (tests may inject a ManualClock). */
   readonly clock?: Clock;
-  readonly log?: (message: string) => void;
+  /** Every log line of the job (default: stderr); `fields` carry the level, subtask, checkpoint and error. */
+  readonly log?: LogFn;
   /** Build the graph without chaining (every operator its own subtask). */
   readonly chaining?: boolean;
   /** Wraps each keyed state backend (tests and benchmarks inject latency or stalls). */

@@ -6,6 +6,8 @@ import { isPositiveInt } from "../core/validation.ts";
 import { runCommand, type RunFlags } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";
+import { parseLogLevel } from "./logger.ts";
+import { DEFAULT_HTTP_HOST, parseHttpAddress } from "./http/server.ts";
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -53,11 +55,21 @@ natsOptions(program.command("run"))
   .option("--workers <n>", "start N local worker processes of the job and supervise them", positiveInt("--workers"))
   .option("--plan", "print the job graph (chains, parallelism, edges) and exit")
   .option("--quiet", "no progress line and no summary")
+  .option("--http <addr>", `serve Prometheus metrics at /metrics on host:port (:port or port: host ${DEFAULT_HTTP_HOST}); with --workers N, worker n on port + n - 1`, httpAddress)
+  .option("--log-level <level>", "trace, debug, info, warn, error or fatal (default info); off a terminal logs are JSON lines", parseLogLevel)
   .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
     if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
     const { superviseWorkers } = await import("./commands/workers.ts");
     return superviseWorkers(flags.workers, withoutWorkersFlag(process.argv.slice(process.argv.indexOf("run") + 1)));
   }));
+
+function httpAddress(v: string) {
+  try {
+    return parseHttpAddress(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
 
 /** The `weir run` arguments as given, without `--workers N` (each worker is one process). */
 function withoutWorkersFlag(args: readonly string[]): string[] {

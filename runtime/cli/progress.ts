@@ -9,6 +9,8 @@ export interface ProgressOptions {
   readonly stream?: NodeJS.WriteStream;
   /** Extra text after the standard figures (e.g. the demo's per-page counts). */
   readonly extra?: () => string;
+  /** Off a terminal: receives each periodic line instead of the stream (a structured logger). */
+  readonly onLine?: (text: string, status: JobStatus) => void;
 }
 
 export function formatCount(n: number): string {
@@ -26,12 +28,14 @@ export class ProgressReporter {
   private timer: NodeJS.Timeout | undefined;
   private last: { at: number; in: number; out: number; bp: number } | undefined;
   private readonly tty: boolean;
+  private readonly json: boolean;
   private readonly update: ((text: string) => void) & { done?: () => void };
 
   constructor(private readonly status: () => JobStatus, private readonly options: ProgressOptions = {}) {
     const stream = options.stream ?? process.stderr;
     this.tty = Boolean(stream.isTTY) && !process.env.CI;
     this.update = this.tty ? createLogUpdate(stream) : (text: string) => stream.write(`${text}\n`);
+    this.json = !this.tty && options.onLine !== undefined;
   }
 
   start(): void {
@@ -58,7 +62,9 @@ export class ProgressReporter {
   }
 
   render(): void {
-    this.update(this.line());
+    if (!this.json) return this.update(this.line());
+    const s = this.status();
+    this.options.onLine!(this.line(s), s);
   }
 
   stop(): void {

@@ -84,6 +84,8 @@ export interface SourceReader<T> {
   snapshotState?(checkpointId: number): unknown;
   /** A checkpoint that includes this reader's state is complete: acknowledge upstream if needed. */
   notifyCheckpointComplete?(checkpointId: number): Promise<void>;
+  /** Figures for `weir status` and /metrics, read when asked (e.g. `pendingMessages` not yet read). */
+  metrics?(): Record<string, number>;
   close(): Promise<void>;
 }
 

@@ -178,6 +178,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           reported = backlog;
           return { isBacklog: backlog };
         },
+        metrics: () => ({ pendingMessages: totalLag() }),
         snapshotState(): JetStreamSourceState {
           const offsets: Record<string, number> = {};
           for (const lane of lanes) offsets[lane.config.filter] = lane.lastSequence;

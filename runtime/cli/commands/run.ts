@@ -1,12 +1,20 @@
 // `weir run <job.ts>`: runs a job until its bounded sources end, SIGINT/SIGTERM (graceful stop; a second
-// signal cancels) or `weir stop`. Prints live progress and a summary; exit code 0 on success.
+// signal cancels) or `weir stop`. Prints live progress and a summary; exit code 0 on success. With
+// `--http ADDR` it serves /metrics (runtime/cli/metrics/) while it runs.
 
 import type { JobOptions } from "../../api/options.ts";
+import type { StreamEnvironment } from "../../api/environment.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
-import type { JobResult } from "../../../actors/job/job-runner.ts";
+import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
+import { describeError } from "../../core/errors.ts";
+import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
 import { SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
+import { createLogger, type WeirLogger } from "../logger.ts";
+import { HttpServer, type HttpAddress } from "../http/server.ts";
+import { localJobViews } from "../http/job-view.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
 
 export interface RunFlags {
   readonly nats?: string;
@@ -18,6 +26,8 @@ export interface RunFlags {
   readonly stateBackend?: "jetstream-kv" | "heap";
   readonly plan?: boolean;
   readonly quiet?: boolean;
+  readonly http?: HttpAddress;
+  readonly logLevel?: LogLevel;
 }
 
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
@@ -30,25 +40,52 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   };
   // The connection flags stay apart from the job options: they rank above WEIR_NATS_*, the option below.
   const natsFlags = { ...(flags.nats !== undefined ? { nats: flags.nats } : {}), ...(flags.context !== undefined ? { context: flags.context } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) };
-  const env = job.createEnvironment(overrides, { natsFlags });
+  const logger = createLogger({ job: job.options.name, level: flags.logLevel ?? "info" });
+  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log });
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
   }
+  // Bound before the job starts: a port in use is a failure to start, not a surprise later.
+  const http = flags.http ? new HttpServer() : undefined;
+  const metrics = http ? new MetricsRegistry() : undefined;
+  let served: HttpAddress | undefined;
+  if (http && metrics) served = await http.addRoute("/metrics", metrics.route()).listen(flags.http!);
+  const run = { started: false };
+  try {
+    return await runJob(env, flags, logger, metrics, served, run);
+  } catch (e) {
+    // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
+    // prints its one line (alone when the job never started: a bad setting, an unreachable server).
+    if (logger.json && run.started) logger.command(describeError(e), { level: "fatal", err: e });
+    throw e;
+  } finally {
+    await http?.close();
+    logger.flush();
+  }
+}
+
+async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, metrics: MetricsRegistry | undefined, served: HttpAddress | undefined, run: { started: boolean }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   const client = await env.executeAsWorker();
-  const progress = new ProgressReporter(() => client.status());
+  run.started = true;
+  const status = () => client.status();
+  metrics?.attach(localJobViews({ status, workerId: client.workerId }), { job_name: client.jobName, worker: client.workerId });
+  if (served) logger.command(`serving metrics on http://${served.host.includes(":") ? `[${served.host}]` : served.host}:${served.port}/metrics`, { worker: client.workerId });
+  const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s)) });
   if (!flags.quiet) {
-    process.stderr.write(`weir: running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})\n`);
+    logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
     progress.start();
   }
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;
     if (signals === 1) {
-      process.stderr.write(`\nweir: ${sig}: stopping ${client.jobName} gracefully (again to cancel)\n`);
+      if (!logger.json) process.stderr.write("\n");
+      logger.command(`${sig}: stopping ${client.jobName} gracefully (again to cancel)`, { worker: client.workerId });
       void client.stop();
     } else void client.cancel();
+    logger.flush();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -69,8 +106,13 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   if (!flags.quiet) {
     const s = result.status;
     const secs = result.durationMs / 1000;
-    process.stderr.write(`${progress.line(s)}\n`);
+    if (logger.json) logger.command(progress.line(s), progressFields(s));
+    else process.stderr.write(`${progress.line(s)}\n`);
     process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters\n`);
   }
   return result.state === "cancelled" ? 1 : 0;
+}
+
+function progressFields(s: JobStatus): Record<string, unknown> {
+  return { state: s.state, recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters, restarts: s.restarts };
 }

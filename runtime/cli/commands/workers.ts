@@ -25,10 +25,11 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
 
   const launch = (n: number): void => {
     // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
-    const child = spawn(process.execPath, [WEIR_BIN, "run", ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1" } });
+    const child = spawn(process.execPath, [WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1" } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
-      createInterface({ input: stream }).on("line", (line) => out.write(`[worker ${n}] ${line}\n`));
+      // A JSON log line stays one JSON object (it names its worker; "process" says which of these it is).
+      createInterface({ input: stream }).on("line", (line) => out.write(line.startsWith("{") ? `{"process":${n},${line.slice(1)}\n` : `[worker ${n}] ${line}\n`));
     }
     child.on("exit", (code, signal) => {
       running.delete(child);
@@ -63,4 +64,20 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
     process.off("SIGTERM", onSignal);
   }
   return codes.every((c) => c === 0) ? 0 : Math.max(...codes.filter((c) => c !== 0));
+}
+
+/** Worker n's arguments: with `--http host:port`, port + n - 1 (each process serves its own /metrics; port 0 stays 0). */
+export function argsOfWorker(args: readonly string[], n: number): string[] {
+  const out = [...args];
+  for (let i = 0; i < out.length; i++) {
+    const inline = out[i]!.startsWith("--http=");
+    if (out[i] !== "--http" && !inline) continue;
+    const at = inline ? i : i + 1;
+    const value = inline ? out[i]!.slice("--http=".length) : out[at];
+    const m = value === undefined ? null : /^(.*?)(\d+)$/.exec(value);
+    if (!m || Number(m[2]) === 0) continue;
+    const moved = `${m[1]}${Number(m[2]) + n - 1}`;
+    out[at] = inline ? `--http=${moved}` : moved;
+  }
+  return out;
 }

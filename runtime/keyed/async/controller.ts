@@ -80,6 +80,8 @@ export interface AsyncMetrics {
   readonly blockedKeys: number;
   readonly batchesSent: number;
   readonly meanBatchSize: number;
+  /** State requests sent in batches, over all batches (with batchesSent: the mean batch size over any period). */
+  readonly batchedRequests: number;
   readonly maxInFlightSeen: number;
   readonly pendingWatermarks: number;
 }
@@ -236,6 +238,7 @@ export class AsyncExecutionController {
       blockedKeys: this.keys.blockedKeys,
       batchesSent: this.batches,
       meanBatchSize: this.batches ? Math.round((this.batchedRequests / this.batches) * 10) / 10 : 0,
+      batchedRequests: this.batchedRequests,
       maxInFlightSeen: this.maxInFlight,
       pendingWatermarks: this.epochs.pending,
     };

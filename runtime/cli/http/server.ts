@@ -1,0 +1,93 @@
+// weir's HTTP server (`weir run --http ADDR`): a small route table, so pages beside /metrics (a web
+// dashboard) are added with addRoute rather than by editing a dispatcher. GET and HEAD only: nothing
+// here changes a job.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
+
+export interface RouteResponse {
+  readonly status?: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export type RouteHandler = (request: IncomingMessage, url: URL) => Promise<RouteResponse> | RouteResponse;
+
+export interface HttpAddress { readonly host: string; readonly port: number }
+
+/** The host when ADDR gives only a port: loopback, so metrics are not served to the network unless asked. */
+export const DEFAULT_HTTP_HOST = "127.0.0.1";
+
+/** `--http ADDR`: `host:port`, `:port` or `port` (host 127.0.0.1), `[v6]:port`; port 0 picks a free one. */
+export function parseHttpAddress(text: string): HttpAddress {
+  const t = text.trim();
+  const bad = () => new WeirError(ErrorCode.InvalidOption, `--http expects host:port, :port or port, got "${text}"`);
+  let host = DEFAULT_HTTP_HOST;
+  let port = t;
+  const v6 = /^\[([^\]]+)\]:(.*)$/.exec(t);
+  if (v6) [, host, port] = v6 as unknown as [string, string, string];
+  else if (t.includes(":")) {
+    const i = t.lastIndexOf(":");
+    host = t.slice(0, i) || DEFAULT_HTTP_HOST;
+    port = t.slice(i + 1);
+    if (host.includes(":")) throw bad();
+  }
+  if (!/^\d+$/.test(port) || Number(port) > 65535) throw bad();
+  return { host, port: Number(port) };
+}
+
+export class HttpServer {
+  private readonly routes = new Map<string, RouteHandler>();
+  private server: Server | undefined;
+
+  /** Serves GET `path` (exact match); a later route for the same path replaces the earlier one. */
+  addRoute(path: string, handler: RouteHandler): this {
+    this.routes.set(path, handler);
+    return this;
+  }
+
+  get paths(): string[] { return [...this.routes.keys()]; }
+
+  /** Listens; resolves with the bound address. A port in use is one clear error. */
+  async listen(address: HttpAddress): Promise<HttpAddress> {
+    const server = createServer((req, res) => { void this.handle(req, res); });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e: NodeJS.ErrnoException) => {
+        const why = e.code === "EADDRINUSE" ? "the port is in use" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "no such local address" : e.message;
+        reject(new WeirError(e.code === "EADDRINUSE" ? ErrorCode.PortTaken : ErrorCode.InvalidOption, `--http ${address.host}:${address.port}: ${why}`, { cause: e }));
+      });
+      server.listen(address.port, address.host, () => resolve());
+    });
+    // Scrapes keep connections alive; they must not hold the process open at exit.
+    server.unref();
+    const bound = server.address() as AddressInfo;
+    return { host: address.host, port: bound.port };
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const route = this.routes.get(url.pathname);
+    if (req.method !== "GET" && req.method !== "HEAD") return reply(res, { status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n" }, req);
+    if (!route) return reply(res, { status: 404, contentType: "text/plain; charset=utf-8", body: `not found; served: ${this.paths.join(", ")}\n` }, req);
+    try {
+      reply(res, await route(req, url), req);
+    } catch (e) {
+      reply(res, { status: 500, contentType: "text/plain; charset=utf-8", body: `${e instanceof Error ? e.message : String(e)}\n` }, req);
+    }
+  }
+}
+
+function reply(res: ServerResponse, r: RouteResponse, req: IncomingMessage): void {
+  res.writeHead(r.status ?? 200, { "content-type": r.contentType, "content-length": Buffer.byteLength(r.body) });
+  res.end(req.method === "HEAD" ? undefined : r.body);
+}

@@ -1,0 +1,64 @@
+// /metrics: weir's metric families (families.ts) and prom-client's process and Node.js metrics in one
+// prom-client registry. A scrape takes one snapshot of the job views and renders every family from it.
+// Counters never go down within a process: a restarted subtask starts its figures at 0 again, so each
+// counter series keeps what earlier incarnations had counted as an offset (one number per series).
+
+import { Registry, collectDefaultMetrics } from "prom-client";
+import type { JobView, JobViewSource } from "../http/job-view.ts";
+import type { RouteHandler } from "../http/server.ts";
+import { FAMILIES, type Family, type Sample } from "./families.ts";
+
+export class MetricsRegistry {
+  readonly registry = new Registry();
+  private snapshot: readonly JobView[] = [];
+  private source: JobViewSource | undefined;
+  private readonly counters = new Map<string, { last: number; offset: number }>();
+  private scraping: Promise<unknown> = Promise.resolve();
+
+  constructor(families: readonly Family[] = FAMILIES) {
+    for (const f of families) {
+      this.registry.registerMetric({
+        name: f.name, help: f.help, type: f.type, aggregator: "sum",
+        get: () => ({ name: f.name, help: f.help, type: f.type, aggregator: "sum", values: this.values(f) }),
+      } as unknown as Parameters<Registry["registerMetric"]>[0]);
+    }
+  }
+
+  /** Starts serving the job's figures; `labels` go on the process and Node.js metrics too. */
+  attach(source: JobViewSource, labels: Readonly<Record<string, string>>): void {
+    this.source = source;
+    collectDefaultMetrics({ register: this.registry, labels: { ...labels } });
+  }
+
+  /** The exposition text; scrapes run one at a time (each reads its own snapshot). */
+  render(): Promise<string> {
+    const next = this.scraping.then(async () => {
+      this.snapshot = this.source ? await this.source.views() : [];
+      return this.registry.metrics();
+    });
+    this.scraping = next.catch(() => {});
+    return next;
+  }
+
+  route(): RouteHandler {
+    return async () => ({ contentType: this.registry.contentType, body: await this.render() });
+  }
+
+  private values(f: Family): Sample[] {
+    const samples = f.samples(this.snapshot);
+    if (f.type !== "counter") return samples;
+    return samples.map((s) => ({ ...s, value: this.monotonic(f.name, s) }));
+  }
+
+  private monotonic(name: string, s: Sample): number {
+    const key = `${name}${JSON.stringify(s.labels)}`;
+    const c = this.counters.get(key);
+    if (!c) {
+      this.counters.set(key, { last: s.value, offset: 0 });
+      return s.value;
+    }
+    if (s.value < c.last) c.offset += c.last;
+    c.last = s.value;
+    return c.offset + s.value;
+  }
+}

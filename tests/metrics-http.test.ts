@@ -1,0 +1,112 @@
+// `weir run --http ADDR` serves Prometheus metrics: scraped over real HTTP from a real `weir run` on a
+// real nats-server while records flow, through a restart after a user function threw once.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createServer } from "node:net";
+import { withServer } from "./helpers/nats-server.ts";
+import { eventually, runWeir, startWeir } from "./helpers/cli.ts";
+
+const test = suite("metrics over HTTP");
+const nats = withServer(test);
+const JOB = "tests/fixtures/jobs/fail-once.ts";
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+interface Scrape { readonly text: string; readonly types: Map<string, string>; readonly samples: Array<{ name: string; labels: Record<string, string>; value: number }> }
+
+async function scrape(port: number): Promise<Scrape> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.is(res.status, 200);
+  assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
+  const text = await res.text();
+  const types = new Map<string, string>();
+  const samples: Scrape["samples"] = [];
+  for (const line of text.split("\n")) {
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (t) { types.set(t[1]!, t[2]!); continue; }
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return { text, types, samples };
+}
+
+const sum = (s: Scrape, name: string, where: Record<string, string> = {}) =>
+  s.samples.filter((x) => x.name === name && Object.entries(where).every(([k, v]) => x.labels[k] === v)).reduce((n, x) => n + x.value, 0);
+
+test("names, types and labels; counters rise while input flows; checkpoints and a restart are counted", async () => {
+  const port = await freePort();
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "metered" } });
+  try {
+    await run.waitForStderr("serving metrics on", 60_000);
+    const first = await eventually("records counted at /metrics", 60_000, async () => {
+      const s = await scrape(port);
+      return sum(s, "weir_operator_records_in_total") > 0 && sum(s, "weir_checkpoints_total", { status: "completed" }) > 0 ? s : undefined;
+    });
+    for (const [name, type] of [
+      ["weir_operator_records_in_total", "counter"], ["weir_operator_records_out_total", "counter"], ["weir_checkpoints_total", "counter"],
+      ["weir_job_restarts_total", "counter"], ["weir_subtask_busy_seconds_total", "counter"], ["weir_dead_letters_total", "counter"],
+      ["weir_state_cache_entries", "gauge"], ["weir_worker_leader", "gauge"], ["weir_last_checkpoint_age_seconds", "gauge"],
+      ["weir_checkpoint_duration_seconds", "histogram"], ["process_cpu_user_seconds_total", "counter"], ["nodejs_heap_size_used_bytes", "gauge"],
+    ] as const) assert.is(first.types.get(name), type, `# TYPE ${name} ${type}`);
+    const records = first.samples.filter((x) => x.name === "weir_operator_records_in_total");
+    assert.ok(records.length >= 4, "one series per subtask (2 operators × parallelism 2)");
+    for (const r of records) {
+      assert.is(r.labels.job_name, "metered");
+      assert.ok(r.labels.operator === "gen" || r.labels.operator === "check", `operator label is the uid: ${JSON.stringify(r.labels)}`);
+      assert.match(r.labels.subtask ?? "", /^[01]$/);
+      assert.ok(r.labels.worker, "worker label");
+    }
+    assert.is(sum(first, "weir_worker_leader"), 1, "the only worker leads");
+    assert.ok(!/^weir_\w+\{[^}]*\b(key|checkpoint_id)=/m.test(first.text), "no label per key or checkpoint id");
+
+    const later = await eventually("counters rising between scrapes", 60_000, async () => {
+      const s = await scrape(port);
+      return sum(s, "weir_operator_records_in_total") > sum(first, "weir_operator_records_in_total")
+        && sum(s, "weir_operator_records_out_total") > sum(first, "weir_operator_records_out_total")
+        && sum(s, "weir_checkpoints_total", { status: "completed" }) > sum(first, "weir_checkpoints_total", { status: "completed" }) ? s : undefined;
+    });
+    assert.ok(sum(later, "weir_checkpoint_duration_seconds_count") >= sum(later, "weir_checkpoints_total", { status: "completed" }) - 1, "the histogram counts the completed checkpoints");
+
+    // The user function throws once (at record 1500 of a subtask's generator): one restart.
+    await eventually("the restart counted", 60_000, async () => (sum(await scrape(port), "weir_job_restarts_total") >= 1 ? true : undefined));
+    const after = await scrape(port);
+    await eventually("records counted again after the restart", 60_000, async () => {
+      const s = await scrape(port);
+      return sum(s, "weir_operator_records_in_total") > sum(after, "weir_operator_records_in_total") ? true : undefined;
+    });
+  } finally {
+    run.child.kill("SIGTERM");
+    const exit = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
+    if (!exit) run.child.kill("SIGKILL");
+  }
+});
+
+test("a bad --http address and a port in use are one-line errors naming --http", async () => {
+  const bad = await runWeir(["run", JOB, "--nats", nats.url, "--http", "localhost:http"]);
+  assert.is.not(bad.code, 0);
+  // commander's usage error: one line naming the flag (then its usual pointer to --help)
+  assert.match(bad.stderr.split("\n")[0]!, /^error: option '--http <addr>' argument 'localhost:http' is invalid\. --http expects host:port/, bad.stderr);
+
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+  try {
+    const port = (holder.address() as { port: number }).port;
+    const taken = await runWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "porttaken" } });
+    assert.is.not(taken.code, 0);
+    const last = taken.stderr.trimEnd().split("\n").at(-1)!;
+    assert.match(last, new RegExp(`^weir: --http 127\\.0\\.0\\.1:${port}: the port is in use$`), taken.stderr);
+  } finally {
+    await new Promise((r) => holder.close(r));
+  }
+});
+
+test.run();
