@@ -66,7 +66,7 @@ export class JobRunner {
     private readonly nc: NatsConnection,
     private readonly options: JobRunnerOptions,
   ) {
-    this.names = new JobNames(job.name);
+    this.names = new JobNames(job.name, job.natsReplicas);
     this.sizedFor = job.parallelism;
     this.checkpointing = job.checkpointIntervalMs > 0;
     this.clock = options.clock ?? systemClock;

@@ -49,6 +49,8 @@ export interface ResolvedJobOptions {
   };
   readonly state: StateOptions;
   readonly nats?: string;
+  /** Replicas of every stream and KV bucket the job creates. */
+  readonly natsReplicas: number;
   readonly frameSize: number;
   readonly creditWindow: number;
   readonly bufferDebloatTargetMs: number;

@@ -190,6 +190,7 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subject: stri
     await jsm.streams.add({
       name: stream,
       subjects,
+      num_replicas: ctx.names.replicas,
       ...(duplicateWindowMs !== undefined ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}),
     });
     ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);

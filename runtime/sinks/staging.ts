@@ -25,11 +25,11 @@ const CHUNK_CHARS = 256 * 1024;
 export class StagingArea {
   private ready: Promise<void> | undefined;
 
-  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string) {}
+  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string, private readonly replicas = 1) {}
 
   private ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`] });
+      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`], num_replicas: this.replicas });
     })());
   }
 

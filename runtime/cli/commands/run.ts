@@ -10,6 +10,7 @@ import { ProgressReporter, formatCount } from "../progress.ts";
 
 export interface RunFlags {
   readonly nats?: string;
+  readonly natsReplicas?: number;
   readonly parallelism?: number | "auto";
   readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
@@ -22,6 +23,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const job = await loadJob(path);
   const overrides: Partial<JobOptions> = {
     ...(flags.nats !== undefined ? { nats: flags.nats } : {}),
+    ...(flags.natsReplicas !== undefined ? { natsReplicas: flags.natsReplicas } : {}),
     ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
     ...(flags.checkpointInterval !== undefined ? { checkpointIntervalMs: flags.checkpointInterval } : {}),
     ...(flags.stateBackend !== undefined ? { stateBackend: flags.stateBackend } : {}),

@@ -2,6 +2,7 @@
 // 2.9.10: large JetStream appends are ~1000x cheaper per byte than per-key KV puts), one subject per
 // (vertex, key group), read back by sequence number on restore.
 
+import { reconcileStream } from "../stream-replicas.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
@@ -48,11 +49,14 @@ export class ChangelogStream {
   /** Creates the stream if it does not exist (several subtasks may race here). */
   async ensure(): Promise<void> {
     const jsm = await this.manager();
-    try {
-      await jsm.streams.info(this.stream);
-    } catch {
+    // Replicated: restores read from the stream leader (a follower's direct get may not have a delta yet).
+    const want = { replicas: this.names.replicas, allowDirect: this.names.replicas === 1 };
+    const info = await jsm.streams.info(this.stream).catch(() => undefined);
+    if (info) {
+      await reconcileStream(jsm, info, want);
+    } else {
       try {
-        await jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: true });
+        await jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: want.allowDirect, num_replicas: want.replicas });
       } catch (e) {
         // Lost the race to another subtask: fine if the stream is there now.
         await jsm.streams.info(this.stream).catch(() => { throw new StateAccessError(`cannot create changelog stream ${this.stream}: ${(e as Error).message}`, { cause: e }); });
@@ -100,7 +104,7 @@ export class ChangelogStream {
     const mine = messages.filter(([kg]) => wanted(kg));
     const jsm = await this.manager();
     const stored = await Promise.all(mine.map(async ([kg, seq]) => {
-      const m = await jsm.direct.getMessage(this.stream, { seq });
+      const m = this.names.replicas === 1 ? await jsm.direct.getMessage(this.stream, { seq }) : await jsm.streams.getMessage(this.stream, { seq });
       if (m === null) throw new StateAccessError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
       if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
         throw new StateAccessError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
