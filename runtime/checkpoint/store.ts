@@ -77,6 +77,22 @@ export class CheckpointStore {
   }
 
   /**
+   * The one-round-trip commit: appends `key` right after our own write at `lastSeq`, which every replica
+   * checks, while the leader also checks the key is at `revision` (it has applied everything up to our
+   * acknowledged write, and nothing may come between). Undefined when anything else was appended since:
+   * then `compareAndAppend` reads and decides.
+   */
+  private async appendAfter(key: string, value: string, lastSeq: number | undefined, revision: number): Promise<number | undefined> {
+    if (lastSeq === undefined) return undefined;
+    try {
+      return (await this.js.publish(`$KV.${this.bucket}.${key}`, value, { expect: { lastSequence: lastSeq, lastSubjectSequence: revision } })).seq;
+    } catch (e) {
+      if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || /wrong last sequence/i.test(e.message))) return undefined;
+      throw e;
+    }
+  }
+
+  /**
    * Writes `key` only while `decide`, given its current value read from the stream leader, says which value
    * to write, and nothing was appended to the stream since that read: returns the new revision, or
    * "moved" when `decide` refused. Another write to the bucket in between (this run storing a checkpoint)
@@ -118,7 +134,7 @@ export class CheckpointStore {
     const text = JSON.stringify(m);
     const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
     for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
-    await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
+    const headSeq = await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
     await beforePointer?.();
     const before = await this.retainedBefore(expectedRevision);
     const all = m.kind === "checkpoint" ? [...before, m.id] : [...before];
@@ -126,7 +142,8 @@ export class CheckpointStore {
     const pointer: LatestPointer = { id: m.id, kind: m.kind, completedAt: m.completedAt, retained: all.slice(keep) };
     let revision: number | "moved";
     try {
-      revision = await this.compareAndAppend("latest", (current) => ((current?.revision ?? 0) === expectedRevision ? JSON.stringify(pointer) : "moved"));
+      revision = await this.appendAfter("latest", JSON.stringify(pointer), headSeq, expectedRevision)
+        ?? await this.compareAndAppend("latest", (current) => ((current?.revision ?? 0) === expectedRevision ? JSON.stringify(pointer) : "moved"));
     } catch (e) {
       this.known = undefined;
       throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: ${(e as Error).message}`, { cause: e });
