@@ -73,7 +73,7 @@ export class JobRunner {
     this.controlClock = options.controlClock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
-    this.lastStatus = new LastStatusWriter(nc, this.log);
+    this.lastStatus = new LastStatusWriter(nc, this.log, this.names.replicas);
     const total = subtaskCount(jobGraph);
     this.actor = createActor(
       jobMachine.provide({

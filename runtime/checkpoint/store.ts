@@ -20,6 +20,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../../state/backends/stream-replicas.ts";
+import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import { Kvm, type KV } from "@nats-io/kv";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
@@ -51,11 +52,12 @@ export class CheckpointStore {
     const kvm = new Kvm(nc);
     // Replicated: no direct gets, so a restore never reads a follower that has not seen the last commit.
     const allowDirect = names.replicas === 1;
-    let kv = await kvm.create(names.checkpointBucket, { history: 1, replicas: names.replicas, allow_direct: allowDirect });
+    let kv = await retryJetStream(() => kvm.create(names.checkpointBucket, { history: 1, replicas: names.replicas, allow_direct: allowDirect }));
     const jsm = await jetstreamManager(nc);
-    if (await reconcileStream(jsm, (await kv.status()).streamInfo, { replicas: names.replicas, ...(allowDirect ? {} : { allowDirect }) })) {
+    if (await reconcileStream(jsm, (await retryJetStream(() => kv.status())).streamInfo, { replicas: names.replicas, ...(allowDirect ? {} : { allowDirect }) })) {
       kv = await kvm.open(names.checkpointBucket);
     }
+    if (names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(`KV_${names.checkpointBucket}`));
     return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc));
   }
 
@@ -63,7 +65,7 @@ export class CheckpointStore {
   get stream(): string { return `KV_${this.bucket}`; }
 
   async latest(): Promise<{ pointer: LatestPointer; revision: number } | undefined> {
-    const e = await this.leaderGet("latest");
+    const e = await retryJetStream(() => this.leaderGet("latest"));
     if (!e) return undefined;
     this.known = { pointer: JSON.parse(e.value) as LatestPointer, revision: e.revision };
     return this.known;
@@ -87,7 +89,9 @@ export class CheckpointStore {
     try {
       return (await this.js.publish(`$KV.${this.bucket}.${key}`, value, { expect: { lastSequence: lastSeq, lastSubjectSequence: revision } })).seq;
     } catch (e) {
+      // Moved on, or an election (the append may or may not have landed): `compareAndAppend` finds out.
       if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || /wrong last sequence/i.test(e.message))) return undefined;
+      if (isTransientJetStreamError(e)) return undefined;
       throw e;
     }
   }
@@ -98,27 +102,34 @@ export class CheckpointStore {
    * "moved" when `decide` refused. Another write to the bucket in between (this run storing a checkpoint)
    * only makes it read and try again.
    */
-  private async compareAndAppend(key: string, decide: (current: { value: string; revision: number } | undefined) => string | "moved"): Promise<number | "moved"> {
+  private async compareAndAppend(key: string, decide: (current: { value: string; revision: number } | undefined) => string | "moved", tried?: string): Promise<number | "moved"> {
+    // What an append that failed (perhaps in a leader election) tried to write: found stored, it did land.
+    let unsure = tried;
+    const deadline = Date.now() + 30_000;
     for (let attempt = 0; ; attempt++) {
-      const last = (await this.jsm.streams.info(this.stream)).state.last_seq;
-      const current = await this.leaderGet(key);
+      const last = (await retryJetStream(() => this.jsm.streams.info(this.stream))).state.last_seq;
+      const current = await retryJetStream(() => this.leaderGet(key));
+      if (unsure !== undefined && current?.value === unsure) return current.revision;
       const value = decide(current);
       if (value === "moved") return "moved";
       try {
         return (await this.js.publish(`$KV.${this.bucket}.${key}`, value, { expect: { lastSequence: last } })).seq;
       } catch (e) {
-        if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) || attempt >= 20) throw e;
+        const transient = isTransientJetStreamError(e) && Date.now() < deadline;
+        if (transient) unsure = value;
+        else if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) || attempt >= 20) throw e;
+        if (transient) await new Promise((r) => setTimeout(r, 200));
       }
     }
   }
 
   async read(id: number): Promise<CheckpointMetadata | undefined> {
-    const head = await this.kv.get(`checkpoint.${pad(id)}`);
+    const head = await retryJetStream(() => this.kv.get(`checkpoint.${pad(id)}`));
     if (!head || head.operation !== "PUT" || head.value.length === 0) return undefined;
     const h = head.json<{ parts: number }>();
     const parts: string[] = [];
     for (let i = 0; i < h.parts; i++) {
-      const p = await this.kv.get(`checkpoint.${pad(id)}.part.${i}`);
+      const p = await retryJetStream(() => this.kv.get(`checkpoint.${pad(id)}.part.${i}`));
       if (!p || p.operation !== "PUT") throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of ${this.bucket} is incomplete (part ${i} missing)`);
       parts.push(p.string());
     }
@@ -133,8 +144,9 @@ export class CheckpointStore {
   async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY, beforePointer?: () => Promise<void>): Promise<number> {
     const text = JSON.stringify(m);
     const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
-    for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
-    const headSeq = await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
+    // Puts of the same value are safe to repeat: retried through leader elections.
+    for (let i = 0; i < parts; i++) await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES)));
+    const headSeq = await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt })));
     await beforePointer?.();
     const before = await this.retainedBefore(expectedRevision);
     const all = m.kind === "checkpoint" ? [...before, m.id] : [...before];
@@ -143,7 +155,7 @@ export class CheckpointStore {
     let revision: number | "moved";
     try {
       revision = await this.appendAfter("latest", JSON.stringify(pointer), headSeq, expectedRevision)
-        ?? await this.compareAndAppend("latest", (current) => ((current?.revision ?? 0) === expectedRevision ? JSON.stringify(pointer) : "moved"));
+        ?? await this.compareAndAppend("latest", (current) => ((current?.revision ?? 0) === expectedRevision ? JSON.stringify(pointer) : "moved"), JSON.stringify(pointer));
     } catch (e) {
       this.known = undefined;
       throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: ${(e as Error).message}`, { cause: e });

@@ -2,6 +2,7 @@
 // committed": large JSON chunks in the stream `weir_<job>_staging` (chunked appends are the cheap way to
 // make data durable on JetStream, measured on nats-server 2.9.10), one subject per sink subtask, purged once committed.
 
+import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -42,7 +43,14 @@ export class StagingArea {
     let chunk: StagedRecord[] = [];
     let size = 0;
     const send = () => {
-      acks.push(js.publish(this.subject, JSON.stringify(chunk)));
+      // An id per chunk (checkpoint ids are never reused), so a publish retried through a leader election
+      // is not staged twice.
+      const opts = { msgID: `${this.subject}:${checkpointId}:${acks.length}` };
+      const data = JSON.stringify(chunk);
+      acks.push(js.publish(this.subject, data, opts).catch((e: unknown) => {
+        if (!isTransientJetStreamError(e)) throw e;
+        return retryJetStream(() => js.publish(this.subject, data, opts));
+      }));
       chunk = [];
       size = 0;
     };

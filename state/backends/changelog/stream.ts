@@ -3,6 +3,7 @@
 // (vertex, key group), read back by sequence number on restore.
 
 import { reconcileStream } from "../stream-replicas.ts";
+import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
@@ -55,13 +56,15 @@ export class ChangelogStream {
     if (info) {
       await reconcileStream(jsm, info, want);
     } else {
+      // (a lookup that failed in an election ends here too; creating an existing stream is a no-op)
       try {
-        await jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: want.allowDirect, num_replicas: want.replicas });
+        await retryJetStream(() => jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: want.allowDirect, num_replicas: want.replicas }));
       } catch (e) {
         // Lost the race to another subtask: fine if the stream is there now.
         await jsm.streams.info(this.stream).catch(() => { throw new StateAccessError(`cannot create changelog stream ${this.stream}: ${(e as Error).message}`, { cause: e }); });
       }
     }
+    if (want.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(this.stream));
   }
 
   /** Appends the delta of checkpoint `checkpointId`, key group by key group. */
@@ -76,7 +79,10 @@ export class ChangelogStream {
         const h = headers();
         h.set("Weir-Checkpoint", String(checkpointId));
         h.set("Weir-Part", `${i + 1}/${parts.length}`);
-        sends.push(this.js.publish(subject, part, { headers: h, msgID: `${this.owner}:${checkpointId}:${keyGroup}:${i}` })
+        const opts = { headers: h, msgID: `${this.owner}:${checkpointId}:${keyGroup}:${i}` };
+        // Retried through a leader election: the message id makes a retry of one that landed a no-op.
+        sends.push(this.js.publish(subject, part, opts)
+          .catch((e: unknown) => { if (!isTransientJetStreamError(e)) throw e; return retryJetStream(() => this.js.publish(subject, part, opts)); })
           .then((ack) => [keyGroup, ack.seq] as const));
       });
     }

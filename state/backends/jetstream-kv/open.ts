@@ -7,6 +7,7 @@
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../stream-replicas.ts";
+import { retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -30,8 +31,8 @@ export interface OpenJetStreamKvOptions {
 export async function ensureStateBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<number> {
   const allowDirect = replicas === 1;
   try {
-    const kv = await new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas });
-    let status = await kv.status();
+    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }));
+    let status = await retryJetStream(() => kv.status());
     if (await reconcileStream(await jetstreamManager(nc), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
     if (status.history !== 1) {
       throw new StateAccessError(`KV bucket ${bucket} keeps ${status.history} revisions per key; weir needs history 1 (writes are ~28x slower otherwise)`);
@@ -39,6 +40,7 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string, repl
     if ((status.streamInfo.config.allow_direct === true) !== allowDirect) {
       throw new StateAccessError(`KV bucket ${bucket} ${allowDirect ? "does not allow" : "allows"} direct gets; weir needs them ${allowDirect ? "on with 1 replica" : "off with replicas"}`);
     }
+    if (replicas > 1) await waitForStreamLeader(() => kv.status().then((s) => s.streamInfo));
     return status.streamInfo.state.messages;
   } catch (e) {
     if (e instanceof StateAccessError) throw e;
