@@ -6,7 +6,12 @@
 // restarted is tests/nats-restart.test.ts.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
 import { startCluster, type NatsCluster } from "./helpers/nats-cluster.ts";
+import { MembershipView, type LeaveReason } from "../runtime/cluster/membership.ts";
+import { JobNames } from "../runtime/core/names.ts";
 import { runWithServerRestarts, type RestartRunResult } from "./helpers/server-restarts.ts";
 
 const s = suite("cluster failover");
@@ -67,6 +72,43 @@ s("R3: two of three servers down (no quorum), then back: the job stalls, then re
     });
     check(r, lines);
   } finally {
+    await cluster.stop();
+  }
+});
+
+s("a worker whose server is SIGKILLed reconnects to another and is not declared gone meanwhile", async () => {
+  const cluster = await startCluster(3);
+  const nc = await connect({ servers: [cluster.urls[0]!], noRandomize: true });
+  let worker: ChildProcess | undefined;
+  const left: Array<{ id: string; reason: LeaveReason }> = [];
+  const joined: string[] = [];
+  const view = new MembershipView(nc, new JobNames("failover"), { timeoutMs: 3000, probeEveryMs: 250 }, {
+    onJoin: (w) => joined.push(w.id),
+    onLeave: (w, reason) => left.push({ id: w.id, reason }),
+  });
+  try {
+    view.start();
+    await nc.flush();
+    // The worker is on server 1 and knows the others.
+    const fixture = fileURLToPath(new URL("./fixtures/cluster/heartbeat-worker.ts", import.meta.url));
+    worker = spawn(process.execPath, ["--import", "tsx", fixture, [cluster.urls[1], cluster.urls[0], cluster.urls[2]].join(","), "failover", "w1"], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      worker!.stdout!.on("data", (d) => { out += d; if (out.includes("ready")) resolve(); });
+      worker!.on("exit", (code) => reject(new Error(`worker exited with ${code}`)));
+    });
+    const deadline = Date.now() + 30_000;
+    while (joined.length === 0 && Date.now() < deadline) await sleep(20);
+    assert.equal(joined, ["w1"]);
+    await cluster.kill(1);
+    // Long enough for the worker to reconnect elsewhere and for a heartbeat timeout (3 s) to pass several times.
+    await sleep(10_000);
+    assert.equal(left, [], "nobody declared gone while NATS failed over");
+    assert.equal(view.members().map((m) => m.id), ["w1"]);
+  } finally {
+    view.stop();
+    worker?.kill("SIGKILL");
+    await nc.close();
     await cluster.stop();
   }
 });
