@@ -94,7 +94,7 @@ async function throughput(ctx: BenchContext): Promise<BenchRow[]> {
             c.collect({ key: e.key, n });
           },
         }, { uid: "count" })
-        .sinkTo(Sinks.jetstream({ stream: `TOUT_R${replicas}`, subject: (x) => `tout.r${replicas}.${x.key}` }), { uid: "out" });
+        .sinkTo(Sinks.jetstream({ stream: `TOUT_R${replicas}`, subject: (x) => `toutr${replicas}.${x.key}` }), { uid: "out" });
       const t0 = performance.now();
       const result = await env.execute();
       const ms = performance.now() - t0;
