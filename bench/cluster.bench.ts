@@ -21,8 +21,10 @@ const bench: Benchmark = {
   description: "three-node JetStream cluster: time to progress after a server loss (SIGKILL, SIGTERM), natsReplicas 3 vs 1 throughput",
   async run(ctx: BenchContext): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
-    rows.push(...(await failover(ctx)));
-    rows.push(...(await throughput(ctx)));
+    // WEIR_CLUSTER_BENCH=failover | throughput runs one part (each starts its own cluster).
+    const only = process.env.WEIR_CLUSTER_BENCH;
+    if (only !== "throughput") rows.push(...(await failover(ctx)));
+    if (only !== "failover") rows.push(...(await throughput(ctx)));
     return rows;
   },
 };
