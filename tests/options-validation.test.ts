@@ -65,6 +65,12 @@ options("job options: every documented state option is accepted and resolved", (
   assertOneLine(errorOf(() => resolveJobOptions({ name: "j", state: { durability: "flush" } } as never)), `unknown option "state.durability"`);
 });
 
+options("natsReplicas: default 1, a positive integer, named when wrong", () => {
+  assert.is(resolveJobOptions({ name: "j" }).natsReplicas, 1);
+  assert.is(resolveJobOptions({ name: "j", natsReplicas: 3 }).natsReplicas, 3);
+  for (const bad of [0, 1.5, "3"]) assertOneLine(errorOf(() => resolveJobOptions({ name: "j", natsReplicas: bad } as never)), "natsReplicas");
+});
+
 options("operator options: every stream method refuses an unknown key, naming the method", () => {
   const src = () => env().fromSource(Sources.array([1, 2, 3]));
   const keyed = () => src().keyBy((x) => x % 2);

@@ -66,14 +66,14 @@ export class JobRunner {
     private readonly nc: NatsConnection,
     private readonly options: JobRunnerOptions,
   ) {
-    this.names = new JobNames(job.name);
+    this.names = new JobNames(job.name, job.natsReplicas);
     this.sizedFor = job.parallelism;
     this.checkpointing = job.checkpointIntervalMs > 0;
     this.clock = options.clock ?? systemClock;
     this.controlClock = options.controlClock ?? systemClock;
     this.log = options.log ?? ((m) => process.stderr.write(`[weir ${job.name}] ${m}\n`));
     this.deadLetters = new DeadLetterPublisher(nc, this.names, this.log);
-    this.lastStatus = new LastStatusWriter(nc, this.log);
+    this.lastStatus = new LastStatusWriter(nc, this.log, this.names.replicas);
     const total = subtaskCount(jobGraph);
     this.actor = createActor(
       jobMachine.provide({

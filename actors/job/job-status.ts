@@ -24,6 +24,8 @@ export interface JobStatus {
   readonly startedAt: string;
   readonly uptimeMs: number;
   readonly parallelism: number;
+  /** Replicas of the job's streams and KV buckets (its `natsReplicas`). */
+  readonly natsReplicas?: number;
   readonly recordsIn: number;
   readonly recordsOut: number;
   readonly deadLetters: number;
@@ -114,6 +116,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     startedAt: new Date(p.started).toISOString(),
     uptimeMs: Date.now() - p.started,
     parallelism: p.parallelism,
+    natsReplicas: p.job.natsReplicas,
     recordsIn: p.subtasks.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
     recordsOut: p.subtasks.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
     deadLetters: p.deadLetters,

@@ -36,10 +36,11 @@ export class LastStatusWriter {
   private next: LastStatus | undefined;
   private busy = false;
 
-  constructor(private readonly nc: NatsConnection, private readonly log: (m: string) => void) {}
+  /** `replicas`: of the jobs bucket when this job creates it (shared by every job: an existing one is kept). */
+  constructor(private readonly nc: NatsConnection, private readonly log: (m: string) => void, private readonly replicas = 1) {}
 
   private bucket(): Promise<KV | undefined> {
-    return (this.kv ??= new Kvm(this.nc).create(GlobalNames.jobsBucket, { history: 1 }).catch((e: unknown) => {
+    return (this.kv ??= new Kvm(this.nc).create(GlobalNames.jobsBucket, { history: 1, replicas: this.replicas }).catch((e: unknown) => {
       // Diagnostics only: a job runs without them.
       this.log(`last-known status is not kept (bucket ${GlobalNames.jobsBucket}: ${messageOf(e)})`);
       return undefined;

@@ -109,7 +109,7 @@ export class DeadLetterPublisher {
 
   private ensureStream(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(this.nc), { name: this.streamName, subjects: [this.names.dlq] });
+      await ensureStream(await jetstreamManager(this.nc), { name: this.streamName, subjects: [this.names.dlq], num_replicas: this.names.replicas });
     })());
   }
 

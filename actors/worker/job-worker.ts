@@ -59,7 +59,7 @@ export class JobWorker {
   private ready!: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
   constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions) {
-    this.names = new JobNames(job.name);
+    this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
     // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.
     const log = options.log;
@@ -85,7 +85,7 @@ export class JobWorker {
   get isLeader(): boolean { return this.state === "leading"; }
 
   async start(): Promise<void> {
-    this.log = await JobLog.open(this.nc, this.names);
+    this.log = await JobLog.open(this.nc, this.names, { replicas: this.names.replicas });
     this.host = new WorkerHost({
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),

@@ -82,7 +82,7 @@ export class StreamEnvironment implements StreamHost {
     return new StreamEnvironment(options, hooks);
   }
 
-  get names(): JobNames { return new JobNames(this.options.name); }
+  get names(): JobNames { return new JobNames(this.options.name, this.options.natsReplicas); }
 
   /**
    * `watermarks` (Flink's fromSource argument) is `.assignTimestampsAndWatermarks(strategy)` right after

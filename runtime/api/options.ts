@@ -42,6 +42,11 @@ export const JobOptionsCodec = t.intersection([
     state: StateTuningCodec,
     /** NATS server URL(s), or `{ servers, user, password, token, creds, nkey, tls, context }` (runtime/nats/connection-settings.ts). */
     nats: NatsOptionCodec,
+    /**
+     * Servers holding each stream and KV bucket the job creates (state, changelog, checkpoints, staging,
+     * dead letters, caches, job log): 3 on a three-node cluster survives the loss of one server.
+     */
+    natsReplicas: PositiveInt,
     /** Records per frame on a channel. */
     frameSize: PositiveInt,
     /** Frames a consumer lets each producer send ahead (credit-based flow control). */
@@ -123,6 +128,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     },
     state: resolveStateOptions(o.state),
     ...(o.nats !== undefined ? { nats: o.nats } : {}),
+    natsReplicas: o.natsReplicas ?? 1,
     frameSize: o.frameSize ?? 500,
     creditWindow: o.creditWindow ?? 8,
     bufferDebloatTargetMs: o.bufferDebloatTargetMs ?? 1000,

@@ -24,8 +24,10 @@ type CacheFrame =
 export class CacheStore {
   private ready: Promise<void> | undefined;
   private readonly connectorNames: ConnectorNames;
+  private readonly replicas: number;
 
   constructor(private readonly nc: () => Promise<NatsConnection>, names: JobNames, readonly env: string) {
+    this.replicas = names.replicas;
     this.connectorNames = new ConnectorNames(names);
   }
 
@@ -35,7 +37,7 @@ export class CacheStore {
 
   ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(await this.nc()), { name: this.stream, subjects: [this.connectorNames.cacheSubjects(this.env)] });
+      await ensureStream(await jetstreamManager(await this.nc()), { name: this.stream, subjects: [this.connectorNames.cacheSubjects(this.env)], num_replicas: this.replicas });
     })().catch((e: unknown) => {
       this.ready = undefined;
       throw new WeirError(ErrorCode.Sink, `cannot create the cache stream ${this.stream}: ${(e as Error).message}`, { cause: e });

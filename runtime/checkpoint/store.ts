@@ -4,6 +4,13 @@
 // before the CAS leaves the previous checkpoint as the latest, and a second coordinator (a zombie of an
 // earlier run) loses the CAS instead of overwriting.
 //
+// The compare-and-set is not KV's `update(key, value, revision)`: on nats-server 2.9.10 its expected
+// subject sequence is checked only by the stream leader before proposing, so two updates can both win on
+// a replicated bucket (nats-io/nats-server#4320, #3375). Instead `latest` (and `ids`) are appended to the
+// bucket's stream with Nats-Expected-Last-Sequence, which every replica checks again as it applies the
+// message, after reading from the stream leader that the key is still at the expected revision and the
+// stream at that sequence. The stored values are the same KV entries as before: old stores read as is.
+//
 // Bookkeeping is O(1) per checkpoint: `latest` also names the retained checkpoints, so retention deletes
 // known ids and never lists keys (a KV key listing leaves a consumer on the stream for minutes and walks
 // every marker). A checkpoint is deleted with a subject-filtered stream purge, which, unlike KV
@@ -11,7 +18,9 @@
 // One listing per run (`sweep`) removes what a crash between the commit and the deletes left over.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { reconcileStream } from "../../state/backends/stream-replicas.ts";
+import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import { Kvm, type KV } from "@nats-io/kv";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
@@ -34,31 +43,93 @@ export class CheckpointStore {
   /** Checkpoints that fell out of the retention at the last commits, to delete. */
   private expired: number[] = [];
 
-  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, readonly bucket: string) {}
+  private constructor(
+    private readonly nc: NatsConnection, private readonly kv: KV, readonly bucket: string,
+    private readonly jsm: JetStreamManager, private readonly js: JetStreamClient,
+  ) {}
 
   static async open(nc: NatsConnection, names: JobNames): Promise<CheckpointStore> {
     const kvm = new Kvm(nc);
-    const kv = await kvm.create(names.checkpointBucket, { history: 1 });
-    return new CheckpointStore(nc, kv, names.checkpointBucket);
+    // Replicated: no direct gets, so a restore never reads a follower that has not seen the last commit.
+    const allowDirect = names.replicas === 1;
+    let kv = await retryJetStream(() => kvm.create(names.checkpointBucket, { history: 1, replicas: names.replicas, allow_direct: allowDirect }));
+    const jsm = await jetstreamManager(nc);
+    if (await reconcileStream(jsm, (await retryJetStream(() => kv.status())).streamInfo, { replicas: names.replicas, ...(allowDirect ? {} : { allowDirect }) })) {
+      kv = await kvm.open(names.checkpointBucket);
+    }
+    if (names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(`KV_${names.checkpointBucket}`));
+    return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc));
   }
 
   /** The KV bucket's stream. */
   get stream(): string { return `KV_${this.bucket}`; }
 
   async latest(): Promise<{ pointer: LatestPointer; revision: number } | undefined> {
-    const e = await this.kv.get("latest");
-    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
-    this.known = { pointer: e.json<LatestPointer>(), revision: e.revision };
+    const e = await retryJetStream(() => this.leaderGet("latest"));
+    if (!e) return undefined;
+    this.known = { pointer: JSON.parse(e.value) as LatestPointer, revision: e.revision };
     return this.known;
   }
 
+  /** `key`'s value and revision read from the stream leader (never a follower), or undefined when absent. */
+  private async leaderGet(key: string): Promise<{ value: string; revision: number } | undefined> {
+    const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: `$KV.${this.bucket}.${key}` });
+    if (!m || m.data.length === 0 || m.header?.get("KV-Operation")) return undefined;
+    return { value: m.string(), revision: m.seq };
+  }
+
+  /**
+   * The one-round-trip commit: appends `key` right after our own write at `lastSeq`, which every replica
+   * checks, while the leader also checks the key is at `revision` (it has applied everything up to our
+   * acknowledged write, and nothing may come between). Undefined when anything else was appended since:
+   * then `compareAndAppend` reads and decides.
+   */
+  private async appendAfter(key: string, value: string, lastSeq: number | undefined, revision: number): Promise<number | undefined> {
+    if (lastSeq === undefined) return undefined;
+    try {
+      return (await this.js.publish(`$KV.${this.bucket}.${key}`, value, { expect: { lastSequence: lastSeq, lastSubjectSequence: revision } })).seq;
+    } catch (e) {
+      // Moved on, or an election (the append may or may not have landed): `compareAndAppend` finds out.
+      if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || /wrong last sequence/i.test(e.message))) return undefined;
+      if (isTransientJetStreamError(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Writes `key` only while `decide`, given its current value read from the stream leader, says which value
+   * to write, and nothing was appended to the stream since that read: returns the new revision, or
+   * "moved" when `decide` refused. Another write to the bucket in between (this run storing a checkpoint)
+   * only makes it read and try again.
+   */
+  private async compareAndAppend(key: string, decide: (current: { value: string; revision: number } | undefined) => string | "moved", tried?: string): Promise<number | "moved"> {
+    // What an append that failed (perhaps in a leader election) tried to write: found stored, it did land.
+    let unsure = tried;
+    const deadline = Date.now() + 30_000;
+    for (let attempt = 0; ; attempt++) {
+      const last = (await retryJetStream(() => this.jsm.streams.info(this.stream))).state.last_seq;
+      const current = await retryJetStream(() => this.leaderGet(key));
+      if (unsure !== undefined && current?.value === unsure) return current.revision;
+      const value = decide(current);
+      if (value === "moved") return "moved";
+      try {
+        return (await this.js.publish(`$KV.${this.bucket}.${key}`, value, { expect: { lastSequence: last } })).seq;
+      } catch (e) {
+        const transient = isTransientJetStreamError(e) && Date.now() < deadline;
+        if (transient) unsure = value;
+        else if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence) || attempt >= 20) throw e;
+        if (transient) await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
   async read(id: number): Promise<CheckpointMetadata | undefined> {
-    const head = await this.kv.get(`checkpoint.${pad(id)}`);
+    const head = await retryJetStream(() => this.kv.get(`checkpoint.${pad(id)}`));
     if (!head || head.operation !== "PUT" || head.value.length === 0) return undefined;
     const h = head.json<{ parts: number }>();
     const parts: string[] = [];
     for (let i = 0; i < h.parts; i++) {
-      const p = await this.kv.get(`checkpoint.${pad(id)}.part.${i}`);
+      const p = await retryJetStream(() => this.kv.get(`checkpoint.${pad(id)}.part.${i}`));
       if (!p || p.operation !== "PUT") throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of ${this.bucket} is incomplete (part ${i} missing)`);
       parts.push(p.string());
     }
@@ -73,21 +144,25 @@ export class CheckpointStore {
   async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY, beforePointer?: () => Promise<void>): Promise<number> {
     const text = JSON.stringify(m);
     const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
-    for (let i = 0; i < parts; i++) await this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES));
-    await this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt }));
+    // Puts of the same value are safe to repeat: retried through leader elections.
+    for (let i = 0; i < parts; i++) await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES)));
+    const headSeq = await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt })));
     await beforePointer?.();
     const before = await this.retainedBefore(expectedRevision);
     const all = m.kind === "checkpoint" ? [...before, m.id] : [...before];
     const keep = Math.max(0, all.length - retain);
     const pointer: LatestPointer = { id: m.id, kind: m.kind, completedAt: m.completedAt, retained: all.slice(keep) };
-    let revision: number;
+    let revision: number | "moved";
     try {
-      revision = expectedRevision === 0
-        ? await this.kv.create("latest", JSON.stringify(pointer))
-        : await this.kv.update("latest", JSON.stringify(pointer), expectedRevision);
+      revision = await this.appendAfter("latest", JSON.stringify(pointer), headSeq, expectedRevision)
+        ?? await this.compareAndAppend("latest", (current) => ((current?.revision ?? 0) === expectedRevision ? JSON.stringify(pointer) : "moved"), JSON.stringify(pointer));
     } catch (e) {
       this.known = undefined;
-      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: another run moved the latest checkpoint (${(e as Error).message})`, { cause: e });
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: ${(e as Error).message}`, { cause: e });
+    }
+    if (revision === "moved") {
+      this.known = undefined;
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: another run moved the latest checkpoint (expected revision ${expectedRevision})`);
     }
     this.known = { pointer, revision };
     this.expired.push(...all.slice(0, keep));
@@ -139,20 +214,24 @@ export class CheckpointStore {
    * it fails when another run reserved in between. Returns the first and last id of the block.
    */
   async reserveIds(after: number, count: number, expected?: number): Promise<{ first: number; last: number }> {
-    const e = await this.kv.get("ids");
-    const high = e && e.operation === "PUT" && e.value.length > 0 ? Number(e.string()) : 0;
-    if (expected !== undefined && high !== expected) {
-      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} were reserved by another run (expected ${expected}, found ${high})`);
-    }
-    const first = Math.max(high, after) + 1;
-    const last = first + count - 1;
+    let block: { first: number; last: number } | undefined;
+    let found = 0;
+    let r: number | "moved";
     try {
-      if (e && e.operation === "PUT") await this.kv.update("ids", String(last), e.revision);
-      else await this.kv.create("ids", String(last));
+      r = await this.compareAndAppend("ids", (current) => {
+        found = current ? Number(current.value) : 0;
+        if (expected !== undefined && found !== expected) return "moved";
+        const first = Math.max(found, after) + 1;
+        block = { first, last: first + count - 1 };
+        return String(block.last);
+      });
     } catch (err) {
-      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} could not be reserved: another run reserved at the same time (${(err as Error).message})`, { cause: err });
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} could not be reserved: ${(err as Error).message}`, { cause: err });
     }
-    return { first, last };
+    if (r === "moved" || !block) {
+      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ids of ${this.bucket} were reserved by another run (expected ${expected ?? "none"}, found ${found})`);
+    }
+    return block;
   }
 
   /** Ids of stored checkpoints, oldest first. */

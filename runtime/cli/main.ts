@@ -51,6 +51,7 @@ natsOptions(program.command("run"))
     return n;
   })
   .option("--checkpoint-interval <ms>", "checkpoint every <ms> (0: off)", nonNegativeInt("--checkpoint-interval"))
+  .option("--nats-replicas <n>", "replicas of every stream and KV bucket the job creates (3 on a three-node cluster)", positiveInt("--nats-replicas"))
   .addOption(new Option("--state-backend <kind>", "where keyed state lives").choices(["jetstream-kv", "heap"]))
   .option("--workers <n>", "start N local worker processes of the job and supervise them", positiveInt("--workers"))
   .option("--plan", "print the job graph (chains, parallelism, edges) and exit")

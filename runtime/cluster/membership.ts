@@ -12,7 +12,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { messageOf } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
-import { decodeOptions, FunctionOption, PositiveInt } from "../core/validation.ts";
+import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
 import { describeErrors } from "../core/validation.ts";
 
 export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean }
@@ -95,6 +95,12 @@ export interface MembershipOptions {
   timeoutMs?: number;
   /** How often each member is pinged; default 1000. */
   probeEveryMs?: number;
+  /**
+   * After this view's own connection was lost or moved, or a server left the cluster (the server's
+   * connect-URL update), nobody is judged for this long (default 15000): a worker on the lost server needs
+   * that to notice (pings) and reconnect elsewhere, and its heartbeats are missing meanwhile.
+   */
+  failoverGraceMs?: number;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -116,10 +122,15 @@ export class MembershipView {
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastCheckAt = 0;
   private warned = false;
+  private readonly failoverGraceMs: number;
+  /** Until when NATS is failing over (no verdicts); 0: not. */
+  private graceUntil = 0;
+  private watching = false;
 
   constructor(private readonly nc: NatsConnection, private readonly names: JobNames, options: MembershipOptions, private readonly events: MembershipEvents) {
-    const o = decodeOptions(t.partial({ timeoutMs: PositiveInt, probeEveryMs: PositiveInt, now: FunctionOption, log: FunctionOption }), options, "MembershipView options") as MembershipOptions;
+    const o = decodeOptions(t.partial({ timeoutMs: PositiveInt, probeEveryMs: PositiveInt, failoverGraceMs: NonNegativeInt, now: FunctionOption, log: FunctionOption }), options, "MembershipView options") as MembershipOptions;
     this.timeoutMs = o.timeoutMs ?? 3000;
+    this.failoverGraceMs = o.failoverGraceMs ?? 15_000;
     this.probeEveryMs = o.probeEveryMs ?? 1000;
     this.now = o.now ?? (() => performance.now());
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
@@ -130,6 +141,26 @@ export class MembershipView {
     this.sub = this.nc.subscribe(this.names.workerHeartbeats, { callback: (_e, m) => this.onHeartbeat(m.data) });
     this.lastCheckAt = this.now();
     this.timer = setInterval(() => this.check(), this.probeEveryMs);
+    void this.watchConnection();
+  }
+
+  /** NATS is failing over: judge nobody for a while. */
+  failingOver(): void {
+    this.graceUntil = this.now() + this.failoverGraceMs;
+  }
+
+  private async watchConnection(): Promise<void> {
+    if (this.watching) return;
+    this.watching = true;
+    try {
+      for await (const s of this.nc.status()) {
+        if (!this.sub) break;
+        const lostServer = s.type === "update" && ((s as { deleted?: unknown[] }).deleted?.length ?? 0) > 0;
+        if (s.type === "disconnect" || s.type === "reconnecting" || s.type === "reconnect" || s.type === "ldm" || lostServer) this.failingOver();
+      }
+    } catch { /* connection closed */ } finally {
+      this.watching = false;
+    }
   }
 
   stop(): void {
@@ -201,6 +232,11 @@ export class MembershipView {
     // This process itself stalled: heartbeats that arrived meanwhile wait behind this timer in the event
     // loop. Judge nobody until they are read (next tick).
     if (late) return;
+    if (now < this.graceUntil) {
+      // NATS is failing over: heartbeats go missing without anyone having died. Count from its end.
+      for (const m of this.byId.values()) m.lastHeartbeatAt = Math.max(m.lastHeartbeatAt, now);
+      return;
+    }
     for (const m of [...this.byId.values()]) {
       const recentLag = Math.max(0, ...m.lags.map((l) => l.lagMs));
       if (now - m.lastHeartbeatAt > Math.max(this.timeoutMs, 2 * recentLag)) {
@@ -221,7 +257,8 @@ export class MembershipView {
       // with no heartbeat between, is a crash: once alone could be its server restarting under it.
       if ((e as { isNoResponders?: () => boolean }).isNoResponders?.() === true || /no responders/i.test(messageOf(e))) {
         m.noResponders++;
-        if (m.noResponders >= 2) this.leave(m, "crashed");
+        if (this.now() < this.graceUntil) m.noResponders = 0;
+        else if (m.noResponders >= 2) this.leave(m, "crashed");
         else setTimeout(() => { if (!m.probing && this.byId.get(m.info.id) === m) void this.probe(m); }, Math.min(200, this.probeEveryMs / 4));
       }
     } finally {

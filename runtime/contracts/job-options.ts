@@ -50,6 +50,8 @@ export interface ResolvedJobOptions {
   readonly state: StateOptions;
   /** A URL (several comma-separated), or the connection settings (runtime/nats/connection-settings.ts). */
   readonly nats?: string | NatsConnectionOptions;
+  /** Replicas of every stream and KV bucket the job creates. */
+  readonly natsReplicas: number;
   readonly frameSize: number;
   readonly creditWindow: number;
   readonly bufferDebloatTargetMs: number;

@@ -17,9 +17,12 @@ export function slug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "op";
 }
 
-/** Subjects, buckets and streams of one job. `attempt` separates one run of the job from the next. */
+/**
+ * Subjects, buckets and streams of one job. `attempt` separates one run of the job from the next.
+ * `replicas` is how many servers hold each stream and KV bucket the job creates (the job's `natsReplicas`).
+ */
 export class JobNames {
-  constructor(readonly job: string) {
+  constructor(readonly job: string, readonly replicas = 1) {
     assertToken("job name", job);
   }
   /** Malformed input, with the reason. */

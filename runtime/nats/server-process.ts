@@ -12,6 +12,10 @@ export interface NatsServerProcess extends AsyncDisposable {
   readonly port: number;
   readonly storeDir: string;
   readonly pid: number;
+  /** The HTTP monitoring endpoint (`/healthz`, `/varz`, `/jsz`) when launched with `-m`. */
+  readonly monitorUrl?: string;
+  /** Sends `signal` (e.g. SIGTERM: lame duck then exit) and waits for the exit; the store stays. */
+  signal(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
   /** SIGKILL, as a crash: the store directory stays (a server launched on it again recovers it). */
   kill(): Promise<void>;
@@ -51,6 +55,7 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
   let url: string | undefined;
+  let monitorUrl: string | undefined;
   while (url === undefined) {
     const failed = await Promise.race([
       spawnError.then((e) => `cannot start nats-server (${e.message}); install it with: apt-get install -y nats-server`),
@@ -64,7 +69,9 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
     const portsFile = readdirSync(dir).find((f) => f === `nats-server_${pid}.ports`);
     if (portsFile) {
       try {
-        url = (JSON.parse(readFileSync(join(dir, portsFile), "utf8")) as { nats: string[] }).nats[0];
+        const ports = JSON.parse(readFileSync(join(dir, portsFile), "utf8")) as { nats: string[]; monitoring?: string[] };
+        monitorUrl = ports.monitoring?.[0];
+        url = ports.nats[0];
       } catch { /* file still being written */ }
     }
     if (url === undefined && Date.now() > deadline) {
@@ -87,7 +94,11 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await exited;
   };
-  return { url, port, storeDir, pid: pid!, stop, kill, [Symbol.asyncDispose]: stop };
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    await exited;
+  };
+  return { url, port, storeDir, pid: pid!, ...(monitorUrl ? { monitorUrl } : {}), signal, stop, kill, [Symbol.asyncDispose]: stop };
 }
 
 function lastLine(log: string): string {

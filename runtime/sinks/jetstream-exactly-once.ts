@@ -53,7 +53,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
     private readonly publisher: Publisher,
   ) {
     this.names = new ConnectorNames(ctx.names);
-    this.staging = new StagingArea(ctx.nc, this.names.stagingStream, this.names.stagingSubject(ctx.operatorUid, ctx.subtaskIndex));
+    this.staging = new StagingArea(ctx.nc, this.names.stagingStream, this.names.stagingSubject(ctx.operatorUid, ctx.subtaskIndex), ctx.names.replicas);
   }
 
   /** Re-commits the staged output of the restored checkpoint that this subtask is responsible for. */
@@ -142,7 +142,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   }
 
   private areaOf(subtask: number): StagingArea {
-    return subtask === this.ctx.subtaskIndex ? this.staging : new StagingArea(this.ctx.nc, this.names.stagingStream, this.names.stagingSubject(this.ctx.operatorUid, subtask));
+    return subtask === this.ctx.subtaskIndex ? this.staging : new StagingArea(this.ctx.nc, this.names.stagingStream, this.names.stagingSubject(this.ctx.operatorUid, subtask), this.ctx.names.replicas);
   }
 
   /** Records are committed by checkpoints (the final one covers the end of input), not by flush. */

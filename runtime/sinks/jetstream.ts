@@ -17,7 +17,9 @@
 
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
-import { jetstream, jetstreamManager, type JetStreamPublishOptions } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamPublishOptions, type PubAck } from "@nats-io/jetstream";
+import { lookUpStream } from "../nats/streams.ts";
+import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { ConnectorNames } from "../core/names.ts";
@@ -90,7 +92,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
 
       const publish = (subject: string, payload: string, id: string) =>
         window.add(
-          js.publish(subject, payload, { msgID: id, ...expect }),
+          publishRetried(js, subject, payload, { msgID: id, ...expect }),
           (e) => publishError(options.stream, subject, e),
           countDuplicate,
         );
@@ -137,7 +139,7 @@ async function exactlyOnceWriter<T>(
   // The target stream is looked up (or created) once, on the first publish; later ones wait for that.
   let ready: Promise<void> | undefined;
   const publisher = windowPublisher(window, (subject, payload, id) => {
-    const go = () => window.add(js.publish(subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
+    const go = () => window.add(publishRetried(js, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
     if (streamReady) return go();
     ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
     return ready.then(go);
@@ -164,6 +166,17 @@ function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
   return { epoch: s.epoch, sequence: s.sequence };
 }
 
+/**
+ * A publish with a message id, retried through a leader election (the duplicate window drops a retry of
+ * one that did land); the common case costs nothing more than the publish.
+ */
+function publishRetried(js: ReturnType<typeof jetstream>, subject: string, payload: string, opts: Partial<JetStreamPublishOptions>): Promise<PubAck> {
+  return js.publish(subject, payload, opts).catch((e: unknown) => {
+    if (!isTransientJetStreamError(e)) throw e;
+    return retryJetStream(() => js.publish(subject, payload, opts));
+  });
+}
+
 function publishError(stream: string | undefined, subject: string, e: unknown): WeirError {
   let why = messageOf(e);
   if (/no responders|503/i.test(why)) why = "no stream captures this subject";
@@ -180,18 +193,19 @@ export function derivedSubjects(subject: string): string[] {
 async function ensureStream(ctx: ConnectorContext, stream: string, subject: string, duplicateWindowMs: number | undefined): Promise<void> {
   const jsm = await jetstreamManager(ctx.nc);
   try {
-    await jsm.streams.info(stream);
-    return;
+    if (await lookUpStream(jsm, stream)) return;
   } catch (e) {
-    if (!/stream not found/i.test(messageOf(e))) throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
+    throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
   }
   const subjects = derivedSubjects(subject);
   try {
-    await jsm.streams.add({
+    await retryJetStream(() => jsm.streams.add({
       name: stream,
       subjects,
+      num_replicas: ctx.names.replicas,
       ...(duplicateWindowMs !== undefined ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}),
-    });
+    }));
+    if (ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
     ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
   } catch (e) {
     // Another subtask may have created it first.

@@ -62,7 +62,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
     async createWriter(ctx): Promise<SinkWriter<T>> {
       let kv: KV;
       try {
-        kv = await new Kvm(ctx.nc).create(bucket, { history: 1 });
+        kv = await new Kvm(ctx.nc).create(bucket, { history: 1, replicas: ctx.names.replicas });
       } catch (e) {
         throw new WeirError(ErrorCode.Sink, `Sinks.kv: cannot open or create bucket "${bucket}": ${messageOf(e)}`, { cause: e });
       }

@@ -2,8 +2,9 @@
 // committed": large JSON chunks in the stream `weir_<job>_staging` (chunked appends are the cheap way to
 // make data durable on JetStream, measured on nats-server 2.9.10), one subject per sink subtask, purged once committed.
 
+import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ensureStream } from "../nats/streams.ts";
 
@@ -25,11 +26,11 @@ const CHUNK_CHARS = 256 * 1024;
 export class StagingArea {
   private ready: Promise<void> | undefined;
 
-  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string) {}
+  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string, private readonly replicas = 1) {}
 
   private ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`] });
+      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`], num_replicas: this.replicas });
     })());
   }
 
@@ -42,7 +43,14 @@ export class StagingArea {
     let chunk: StagedRecord[] = [];
     let size = 0;
     const send = () => {
-      acks.push(js.publish(this.subject, JSON.stringify(chunk)));
+      // An id per chunk (checkpoint ids are never reused), so a publish retried through a leader election
+      // is not staged twice.
+      const opts = { msgID: `${this.subject}:${checkpointId}:${acks.length}` };
+      const data = JSON.stringify(chunk);
+      acks.push(js.publish(this.subject, data, opts).catch((e: unknown) => {
+        if (!isTransientJetStreamError(e)) throw e;
+        return retryJetStream(() => js.publish(this.subject, data, opts));
+      }));
       chunk = [];
       size = 0;
     };
@@ -57,29 +65,21 @@ export class StagingArea {
   }
 
   /**
-   * Reads back what `ref` staged (for a commit retried after a restore), through an ordered consumer on
-   * this subject from `firstSeq` to `lastSeq`. Anything but exactly `ref.records` records is an error:
-   * output is never dropped silently.
+   * Reads back what `ref` staged (for a commit retried after a restore): the messages of this subject from
+   * `firstSeq` to `lastSeq`, read one by one from the stream leader (other subtasks' chunks in between are
+   * skipped). No consumer: after a server loss one can stall and deliver nothing. Anything but exactly
+   * `ref.records` records is an error: output is never dropped silently.
    */
   async read(ref: StagedRef): Promise<StagedRecord[]> {
     await this.ensure();
-    const consumer = await jetstream(this.nc).consumers.get(this.stream, {
-      filter_subjects: this.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: ref.firstSeq,
-    });
+    const jsm = await jetstreamManager(this.nc);
     const out: StagedRecord[] = [];
-    const messages = await consumer.consume({ max_messages: 64, idle_heartbeat: 1000, expires: 5000 });
-    const deadline = setTimeout(() => void messages.close(), 30_000);
-    try {
-      for await (const m of messages) {
-        if (m.seq > ref.lastSeq) break;
-        out.push(...m.json<StagedRecord[]>());
-        if (m.seq === ref.lastSeq || m.info.pending === 0) break;
-      }
-    } finally {
-      clearTimeout(deadline);
-      await messages.close().catch(() => {});
+    for (let seq = ref.firstSeq; seq <= ref.lastSeq; seq++) {
+      const m = await retryJetStream(() => jsm.streams.getMessage(this.stream, { seq }).catch((e: unknown) => {
+        if (/no message found/i.test((e as Error).message)) return null;
+        throw e;
+      }));
+      if (m && m.subject === this.subject) out.push(...m.json<StagedRecord[]>());
     }
     if (out.length !== ref.records) {
       throw new WeirError(ErrorCode.Sink, `the staged output of checkpoint ${ref.checkpointId} (subtask ${ref.subtask}) is incomplete in stream ${this.stream}: ${out.length} of ${ref.records} records`);

@@ -1,6 +1,7 @@
 // A JetStream cluster of n real nats-servers on loopback for tests: random client ports, cluster ports
 // picked free before launch (every server's routes must name them), one store directory per server
-// (kept across kill/restart, removed on stop), distinct server names, one cluster name.
+// (kept across kill/restart, removed on stop), distinct server names, one cluster name, a monitoring port
+// each (random; ready means every server's `/healthz` says ok and a stream of n replicas can be placed).
 //   const cluster = await startCluster(3); try { ... } finally { await cluster.stop(); }
 
 import { createServer } from "node:net";
@@ -15,10 +16,32 @@ export interface NatsCluster extends AsyncDisposable {
   /** Client URLs, one per server (a killed server's URL stays, for its restart on the same port). */
   readonly urls: readonly string[];
   stop(): Promise<void>;
-  /** SIGKILL server i (its store stays). */
-  kill(i: number): Promise<void>;
-  /** Starts server i again on its ports and store, then waits for a JetStream meta leader. */
+  /** Stops server i with `signal` (default SIGKILL, a crash; SIGTERM: lame duck, then exit); its store stays. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts server i again on its ports and store, then waits until its `/healthz` says ok. */
   restart(i: number): Promise<void>;
+  /** Index of the server that is the JetStream meta leader now (from a running server's `/jsz`). */
+  metaLeader(): Promise<number>;
+  /** Whether server i is running. */
+  running(i: number): boolean;
+}
+
+/** Polls `monitorUrl`/healthz until it answers ok (JetStream current, streams caught up) or the deadline. */
+export async function waitForHealthy(monitorUrl: string, deadlineMs = 60_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const body = (await r.json()) as { status?: string; error?: string };
+      if (r.ok && body.status === "ok") return;
+      last = body.error ?? JSON.stringify(body);
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${monitorUrl}/healthz not ok within ${deadlineMs} ms (last: ${last})`);
 }
 
 /** A free loopback port (bound, read, released: the server binds it a moment later; a race is retried). */
@@ -78,7 +101,7 @@ export async function startCluster(n = 3): Promise<NatsCluster> {
   const clientPorts: number[] = [];
   const name = `weir-test-${process.pid}`;
   const argsOf = (i: number) => [
-    "-n", `s${i}`, "--cluster_name", name,
+    "-n", `s${i}`, "--cluster_name", name, "-m", "-1",
     "--cluster", `nats://127.0.0.1:${clusterPorts[i]}`,
     "--routes", clusterPorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(","),
   ];
@@ -106,6 +129,7 @@ export async function startCluster(n = 3): Promise<NatsCluster> {
       servers.push(s);
       clientPorts.push(s.port);
     }
+    await Promise.all(servers.map((s) => waitForHealthy(s!.monitorUrl!)));
     await waitForJetStream(servers[0]!.url, n);
   } catch (e) {
     await stop();
@@ -115,14 +139,42 @@ export async function startCluster(n = 3): Promise<NatsCluster> {
   return {
     urls,
     stop,
-    async kill(i) {
-      await servers[i]?.kill();
+    async kill(i, signal = "SIGKILL") {
+      const s = servers[i];
       servers[i] = undefined;
+      if (signal === "SIGKILL") await s?.kill();
+      else await s?.signal(signal);
     },
     async restart(i) {
       await servers[i]?.kill();
-      servers[i] = await launch(i, clientPorts[i]);
-      await waitForJetStream(urls[i]!);
+      // The old process's sockets may hold the port a moment longer: retry.
+      let last: unknown;
+      for (let attempt = 0; attempt < 20 && !servers[i]; attempt++) {
+        try {
+          servers[i] = await launch(i, clientPorts[i]);
+        } catch (e) {
+          last = e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      if (!servers[i]) throw last;
+      await waitForHealthy(servers[i]!.monitorUrl!);
+    },
+    running: (i) => servers[i] !== undefined,
+    async metaLeader() {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        for (const s of servers) {
+          if (!s?.monitorUrl) continue;
+          try {
+            const r = (await (await fetch(`${s.monitorUrl}/jsz`, { signal: AbortSignal.timeout(2000) })).json()) as { meta_cluster?: { leader?: string } };
+            const leader = r.meta_cluster?.leader;
+            if (leader && /^s\d+$/.test(leader)) return Number(leader.slice(1));
+          } catch { /* that server is busy or going: ask another */ }
+        }
+        if (Date.now() > deadline) throw new Error("no JetStream meta leader known within 30 s");
+        await new Promise((r) => setTimeout(r, 200));
+      }
     },
     [Symbol.asyncDispose]: stop,
   };

@@ -2,16 +2,28 @@
 // nats-server is SIGKILLed and started again (same port, same store) again and again; then compares the
 // output with the reference: every key's counts 1..n, each exactly once. Used by
 // tests/nats-restart.test.ts (a few restarts) and `npm run bench restarts` (more, with figures).
+// With `disrupt` instead of `server` it runs against any set of servers (a cluster: tests/cluster-failover.test.ts,
+// `npm run bench cluster`), and with `windows` the job also counts each key's events in 1000-id event-time
+// windows to a second exactly-once sink, checked window by window.
 
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Sinks, Sources, StreamEnvironment, valueState } from "../../mod.ts";
+import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
 import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
-import { readStream } from "./streams.ts";
 
 export interface RestartRunOptions {
-  readonly server: RestartableServer;
+  /** A single server, SIGKILLed, down `downMs`, restarted each round. */
+  readonly server?: RestartableServer;
+  /**
+   * Or: the URLs (comma-separated) and what each round does to the servers; returns when it is done, with
+   * the moment to measure the time to progress from (e.g. the kill, or the restart).
+   */
+  readonly cluster?: { readonly url: string; disrupt(round: number): Promise<number> };
+  /** The job's natsReplicas (and the input stream's replicas). */
+  readonly natsReplicas?: number;
+  /** Also run event-time windows over the same input (a second exactly-once sink). */
+  readonly windows?: boolean;
   readonly restarts: number;
   /** How long the server stays down each time. */
   readonly downMs: number;
@@ -32,6 +44,8 @@ export interface RestartRunResult {
   readonly duplicated: number;
   /** Per restart: ms from the server being back to the next new output (undefined: none before the deadline). */
   readonly progressMs: ReadonlyArray<number | undefined>;
+  /** With `windows`: windows fired, and those missing, fired twice or with a wrong count. */
+  readonly windows?: { fired: number; missing: number; duplicated: number; wrong: number };
   readonly jobRestarts: number;
   readonly jobState: string;
 }
@@ -42,12 +56,14 @@ const keyOf = (i: number) => `k${(i * 31) % 101}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runWithServerRestarts(o: RestartRunOptions): Promise<RestartRunResult> {
-  const nc = await connect({ servers: o.server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  const env = StreamEnvironment.create({ name: "restarty", nats: o.server.url, parallelism: 2, checkpointIntervalMs: o.checkpointIntervalMs }, { log: (m) => o.log(`  [job] ${m}`) });
+  const url = o.server?.url ?? o.cluster!.url;
+  const replicas = o.natsReplicas ?? 1;
+  const nc = await connect({ servers: url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  const env = StreamEnvironment.create({ name: "restarty", nats: url, parallelism: 2, checkpointIntervalMs: o.checkpointIntervalMs, natsReplicas: replicas }, { log: (m) => o.log(`  [job] ${m}`) });
   const publisher = new Publisher(nc, o.ratePerSec);
   try {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: "IN", subjects: ["in.*"] });
+    await jsm.streams.add({ name: "IN", subjects: ["in.*"], num_replicas: replicas });
     env
       .fromSource(Sources.jetstream({ stream: "IN", subjects: ["in.a", "in.b"], codec: Event }), { uid: "events" })
       .keyBy((e) => e.key)
@@ -59,6 +75,17 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
         },
       }, { uid: "count" })
       .sinkTo(Sinks.jetstream({ stream: "OUT", subject: (x) => `out.${x.key}` }), { uid: "out" });
+    if (o.windows) {
+      // Ids are event times: each subject (one per source subtask) is in id order.
+      env
+        .fromSource(Sources.jetstream({ stream: "IN", subjects: ["in.a", "in.b"], codec: Event }), { uid: "events-w" })
+        .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps((e) => e.id), { uid: "stamp" })
+        .map((e): WindowCount => ({ key: e.key, w: Math.floor(e.id / WINDOW) * WINDOW, n: 1 }), { uid: "one" })
+        .keyBy((c) => c.key)
+        .window(TumblingEventTimeWindows.of(WINDOW))
+        .reduce((a, b) => ({ key: a.key, w: a.w, n: a.n + b.n }), { uid: "window" })
+        .sinkTo(Sinks.jetstream({ stream: "OUTW", subject: (c) => `outw.${c.key}` }), { uid: "out-w" });
+    }
     const client = await env.executeAsync();
     const outputs = () => outputCount(nc);
     const progressMs: Array<number | undefined> = [];
@@ -66,10 +93,15 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     await waitFor(async () => (await outputs()) > 0, o.waitMs);
     for (let i = 0; i < o.restarts; i++) {
       await sleep(200 + ((i * 397) % 1300));
-      await o.server.kill();
-      await sleep(o.downMs);
-      await o.server.restart();
-      const back = Date.now();
+      let back: number;
+      if (o.server) {
+        await o.server.kill();
+        await sleep(o.downMs);
+        await o.server.restart();
+        back = Date.now();
+      } else {
+        back = await o.cluster!.disrupt(i);
+      }
       const before = await waitFor(outputs, o.waitMs);
       const progressed = await waitFor(async () => (await outputs()) > before, o.waitMs);
       progressMs.push(progressed ? Date.now() - back : undefined);
@@ -78,14 +110,19 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     await publisher.stop();
     const published = publisher.published;
     await waitFor(async () => (await outputs()) >= published, o.waitMs);
+    if (o.windows) {
+      const closed = closedWindows(published).length;
+      await waitFor(async () => (await outputCount(nc, "OUTW")) >= closed, o.waitMs);
+    }
     const status = client.status();
     await Promise.race([client.stop().catch(() => {}), sleep(o.waitMs)]);
-    const out = await readStream<{ key: string; n: number }>(nc, "OUT");
-    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state };
+    const out = await readBySeq<{ key: string; n: number }>(nc, "OUT");
+    const windows = o.windows ? compareWindows(published, await readBySeq<WindowCount>(nc, "OUTW")) : undefined;
+    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, ...(windows ? { windows } : {}) };
   } finally {
     await publisher.stop();
-    await env.close().catch(() => {});
-    await nc.close().catch(() => {});
+    await Promise.race([env.close().catch(() => {}), sleep(o.waitMs)]);
+    await Promise.race([nc.close().catch(() => {}), sleep(5000)]);
   }
 }
 
@@ -110,9 +147,74 @@ function compare(published: number, out: ReadonlyArray<{ key: string; n: number 
   return { lost, duplicated };
 }
 
-async function outputCount(nc: NatsConnection): Promise<number> {
+interface WindowCount { key: string; w: number; n: number }
+const WINDOW = 1000;
+
+/** Reference counts of every (key, window) of ids 0..published-1 (the last window may be partial). */
+function referenceWindows(published: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (let i = 0; i < published; i++) {
+    const k = `${keyOf(i)}@${Math.floor(i / WINDOW) * WINDOW}`;
+    m.set(k, (m.get(k) ?? 0) + 1);
+  }
+  return m;
+}
+
+/**
+ * The windows that must have fired: those ending at or before `published - 2` (each subject's last id
+ * holds its watermark; an open window past it cannot fire while the input continues).
+ */
+function closedWindows(published: number): string[] {
+  const end = Math.floor((published - 2) / WINDOW) * WINDOW;
+  return [...referenceWindows(published).keys()].filter((k) => Number(k.split("@")[1]) + WINDOW <= end);
+}
+
+/** Closed windows missing, windows fired more than once, fired windows whose count is not the reference's. */
+function compareWindows(published: number, out: readonly WindowCount[]): { fired: number; missing: number; duplicated: number; wrong: number } {
+  const reference = referenceWindows(published);
+  const seen = new Map<string, number>();
+  let wrong = 0;
+  for (const c of out) {
+    const k = `${c.key}@${c.w}`;
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+    if (c.w + WINDOW > published || c.n !== reference.get(k)) wrong++;
+  }
+  const missing = closedWindows(published).filter((k) => !seen.has(k)).length;
+  let duplicated = 0;
+  for (const times of seen.values()) duplicated += times - 1;
+  return { fired: out.length, missing, duplicated, wrong };
+}
+
+/**
+ * Every message of `stream` in order, read by sequence (64 gets in flight, each retried for a while): no
+ * consumer, which after a server loss can stall for good, so the read ends.
+ */
+async function readBySeq<T>(nc: NatsConnection, stream: string): Promise<T[]> {
+  const jsm = await jetstreamManager(nc, { timeout: 5000 });
+  const get = async (seq: number) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await jsm.streams.getMessage(stream, { seq });
+      } catch (e) {
+        if (/no message found|not found/i.test((e as Error).message)) return null;
+        if (attempt >= 10) throw e;
+        await sleep(500);
+      }
+    }
+  };
+  const info = await jsm.streams.info(stream).catch(() => undefined);
+  if (!info || info.state.messages === 0) return [];
+  const out: T[] = [];
+  for (let from = info.state.first_seq; from <= info.state.last_seq; from += 64) {
+    const batch = await Promise.all(Array.from({ length: Math.min(64, info.state.last_seq - from + 1) }, (_, k) => get(from + k)));
+    for (const m of batch) if (m) out.push(m.json<T>());
+  }
+  return out;
+}
+
+async function outputCount(nc: NatsConnection, stream = "OUT"): Promise<number> {
   try {
-    return (await (await jetstreamManager(nc, { timeout: 1000 })).streams.info("OUT")).state.messages;
+    return (await (await jetstreamManager(nc, { timeout: 1000 })).streams.info(stream)).state.messages;
   } catch {
     return 0;
   }

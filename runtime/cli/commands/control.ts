@@ -39,7 +39,7 @@ function failureText(s: JobStatus): string {
 export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
-  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}`;
+  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}${s.natsReplicas !== undefined ? `; NATS replicas ${s.natsReplicas}` : ""}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache", "timers ev/proc"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);

@@ -20,6 +20,7 @@ export interface RunFlags {
   readonly nats?: string;
   readonly context?: string;
   readonly creds?: string;
+  readonly natsReplicas?: number;
   readonly parallelism?: number | "auto";
   readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
@@ -33,6 +34,7 @@ export interface RunFlags {
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
   const job = await loadJob(path);
   const overrides: Partial<JobOptions> = {
+    ...(flags.natsReplicas !== undefined ? { natsReplicas: flags.natsReplicas } : {}),
     ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
     ...(flags.checkpointInterval !== undefined ? { checkpointIntervalMs: flags.checkpointInterval } : {}),
     ...(flags.stateBackend !== undefined ? { stateBackend: flags.stateBackend } : {}),

@@ -2,6 +2,8 @@
 // 2.9.10: large JetStream appends are ~1000x cheaper per byte than per-key KV puts), one subject per
 // (vertex, key group), read back by sequence number on restore.
 
+import { reconcileStream } from "../stream-replicas.ts";
+import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
@@ -48,16 +50,21 @@ export class ChangelogStream {
   /** Creates the stream if it does not exist (several subtasks may race here). */
   async ensure(): Promise<void> {
     const jsm = await this.manager();
-    try {
-      await jsm.streams.info(this.stream);
-    } catch {
+    // Replicated: restores read from the stream leader (a follower's direct get may not have a delta yet).
+    const want = { replicas: this.names.replicas, allowDirect: this.names.replicas === 1 };
+    const info = await jsm.streams.info(this.stream).catch(() => undefined);
+    if (info) {
+      await reconcileStream(jsm, info, want);
+    } else {
+      // (a lookup that failed in an election ends here too; creating an existing stream is a no-op)
       try {
-        await jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: true });
+        await retryJetStream(() => jsm.streams.add({ name: this.stream, subjects: [`weir.${this.names.job}.changelog.>`], allow_direct: want.allowDirect, num_replicas: want.replicas }));
       } catch (e) {
         // Lost the race to another subtask: fine if the stream is there now.
         await jsm.streams.info(this.stream).catch(() => { throw new StateAccessError(`cannot create changelog stream ${this.stream}: ${(e as Error).message}`, { cause: e }); });
       }
     }
+    if (want.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(this.stream));
   }
 
   /** Appends the delta of checkpoint `checkpointId`, key group by key group. */
@@ -72,7 +79,10 @@ export class ChangelogStream {
         const h = headers();
         h.set("Weir-Checkpoint", String(checkpointId));
         h.set("Weir-Part", `${i + 1}/${parts.length}`);
-        sends.push(this.js.publish(subject, part, { headers: h, msgID: `${this.owner}:${checkpointId}:${keyGroup}:${i}` })
+        const opts = { headers: h, msgID: `${this.owner}:${checkpointId}:${keyGroup}:${i}` };
+        // Retried through a leader election: the message id makes a retry of one that landed a no-op.
+        sends.push(this.js.publish(subject, part, opts)
+          .catch((e: unknown) => { if (!isTransientJetStreamError(e)) throw e; return retryJetStream(() => this.js.publish(subject, part, opts)); })
           .then((ack) => [keyGroup, ack.seq] as const));
       });
     }
@@ -100,7 +110,7 @@ export class ChangelogStream {
     const mine = messages.filter(([kg]) => wanted(kg));
     const jsm = await this.manager();
     const stored = await Promise.all(mine.map(async ([kg, seq]) => {
-      const m = await jsm.direct.getMessage(this.stream, { seq });
+      const m = this.names.replicas === 1 ? await jsm.direct.getMessage(this.stream, { seq }) : await jsm.streams.getMessage(this.stream, { seq });
       if (m === null) throw new StateAccessError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
       if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
         throw new StateAccessError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);

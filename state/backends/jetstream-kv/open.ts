@@ -1,7 +1,13 @@
 // Opens the JetStream KV backend: makes sure the job's state bucket exists (history 1: measured,
-// history 2 makes every write ~28x slower on 2.9.10; direct gets on, for the pipelined reads).
+// history 2 makes every write ~28x slower on 2.9.10; direct gets on, for the pipelined reads, on one
+// server). With replicas a follower answers direct gets before it has caught up, so a read after a
+// restore could miss an acknowledged write: a replicated bucket turns direct gets off and every read
+// goes to the stream leader, which has every acknowledged write.
 
 import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { reconcileStream } from "../stream-replicas.ts";
+import { retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -22,16 +28,19 @@ export interface OpenJetStreamKvOptions {
 }
 
 /** Creates the bucket if missing (idempotent; several subtasks may race here); returns how many messages it holds. */
-export async function ensureStateBucket(nc: NatsConnection, bucket: string): Promise<number> {
+export async function ensureStateBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<number> {
+  const allowDirect = replicas === 1;
   try {
-    const kv = await new Kvm(nc).create(bucket, { history: 1, allow_direct: true });
-    const status = await kv.status();
+    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }));
+    let status = await retryJetStream(() => kv.status());
+    if (await reconcileStream(await jetstreamManager(nc), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
     if (status.history !== 1) {
       throw new StateAccessError(`KV bucket ${bucket} keeps ${status.history} revisions per key; weir needs history 1 (writes are ~28x slower otherwise)`);
     }
-    if (status.streamInfo.config.allow_direct !== true) {
-      throw new StateAccessError(`KV bucket ${bucket} does not allow direct gets; recreate it (weir creates it with allow_direct)`);
+    if ((status.streamInfo.config.allow_direct === true) !== allowDirect) {
+      throw new StateAccessError(`KV bucket ${bucket} ${allowDirect ? "does not allow" : "allows"} direct gets; weir needs them ${allowDirect ? "on with 1 replica" : "off with replicas"}`);
     }
+    if (replicas > 1) await waitForStreamLeader(() => kv.status().then((s) => s.streamInfo));
     return status.streamInfo.state.messages;
   } catch (e) {
     if (e instanceof StateAccessError) throw e;
@@ -41,7 +50,7 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string): Pro
 
 export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): Promise<JetStreamKvStateBackend> {
   const { nc, names } = options;
-  const messages = await ensureStateBucket(nc, names.stateBucket);
+  const messages = await ensureStateBucket(nc, names.stateBucket, names.replicas);
   let changelog: { stream: ChangelogStream; owner: string; forOwner: (owner: string) => ChangelogStream } | undefined;
   if (options.config.durability === "checkpoint") {
     const stream = new ChangelogStream(nc, names, options.vertexUid);
@@ -52,6 +61,7 @@ export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): P
     getWindow: options.config.getConcurrency,
     writeWindow: options.config.putConcurrency,
     timeoutMs: options.config.requestTimeoutMs,
+    leaderReads: names.replicas > 1,
   });
   return new JetStreamKvStateBackend({
     pipe,

@@ -15,6 +15,11 @@ export interface KvPipeOptions {
   /** Writes (puts, deletes) in flight at most. */
   readonly writeWindow: number;
   readonly timeoutMs: number;
+  /**
+   * Read through the stream leader (`STREAM.MSG.GET`) instead of direct gets: for a replicated bucket,
+   * where a follower's direct get may miss an acknowledged write. Costs a JSON and base64 decode per read.
+   */
+  readonly leaderReads?: boolean;
 }
 
 /** Requests of one kind waiting for a free slot, in order. */
@@ -73,7 +78,7 @@ export class KvPipe {
   constructor(private readonly nc: NatsConnection, readonly bucket: string, private readonly options: KvPipeOptions) {
     this.stream = `KV_${bucket}`;
     this.putPrefix = `$KV.${bucket}.`;
-    this.getPrefix = `$JS.API.DIRECT.GET.${this.stream}.$KV.${bucket}.`;
+    this.getPrefix = options.leaderReads ? `$JS.API.STREAM.MSG.GET.${this.stream}` : `$JS.API.DIRECT.GET.${this.stream}.$KV.${bucket}.`;
     this.purgeSubject = `$JS.API.STREAM.PURGE.${this.stream}`;
     this.deleteSubject = `$JS.API.STREAM.MSG.DELETE.${this.stream}`;
     this.gets = new Lane(options.getWindow);
@@ -96,6 +101,7 @@ export class KvPipe {
   /** The stored bytes of `key`, or undefined when absent or deleted. */
   get(key: string): Promise<Uint8Array | undefined> {
     this.remoteReads++;
+    if (this.options.leaderReads) return this.send(this.getPrefix, encoder.encode(`{"last_by_subj":${JSON.stringify(this.putPrefix + key)}}`), undefined, "get", parseLeaderGet) as Promise<Uint8Array | undefined>;
     return this.send(this.getPrefix + key, Empty, undefined, "get", parseGet) as Promise<Uint8Array | undefined>;
   }
 
@@ -238,6 +244,20 @@ function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
   const op = h?.get("KV-Operation");
   if (op === "DEL" || op === "PURGE") return undefined;
   return msg.data;
+}
+
+/** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
+function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
+  const h = msg.headers;
+  if (h && h.code === 503) throw new StateAccessError(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
+  const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string }; error?: { code?: number; description?: string } };
+  if (r.error) {
+    if (r.error.code === 404) return undefined;
+    throw new StateAccessError(`reading from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
+  }
+  // A delete or purge marker carries its KV-Operation header; a value has none.
+  if (r.message?.hdrs && /KV-Operation:\s*(DEL|PURGE)/i.test(Buffer.from(r.message.hdrs, "base64").toString("latin1"))) return undefined;
+  return r.message?.data ? Buffer.from(r.message.data, "base64") : new Uint8Array(0);
 }
 
 function parseAck(msg: Msg, stream: string): number {

@@ -1,0 +1,118 @@
+// A job on a three-node JetStream cluster (loopback, own stores; the harness's single server is unused):
+// (i) failover: a keyed exactly-once job with event-time windows and continuous input, natsReplicas 3;
+//     the JetStream meta leader SIGKILLed (time from the kill to new output), later another server
+//     stopped gracefully (SIGTERM: time from the signal to new output); output checked against the reference.
+// (ii) the cost of replication: the same bounded keyed job (JetStream KV state, checkpoints, exactly-once
+//     sink) over the same input with natsReplicas 3 and with natsReplicas 1, records/s, in one run.
+import * as t from "io-ts";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Sinks, Sources, StreamEnvironment, valueState } from "../mod.ts";
+import { startCluster } from "../tests/helpers/nats-cluster.ts";
+import { runWithServerRestarts } from "../tests/helpers/server-restarts.ts";
+import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const Event = t.type({ id: t.number, key: t.string });
+const count = valueState("count", t.number);
+
+const bench: Benchmark = {
+  name: "cluster",
+  description: "three-node JetStream cluster: time to progress after a server loss (SIGKILL, SIGTERM), natsReplicas 3 vs 1 throughput",
+  async run(ctx: BenchContext): Promise<BenchRow[]> {
+    const rows: BenchRow[] = [];
+    // WEIR_CLUSTER_BENCH=failover | throughput runs one part (each starts its own cluster).
+    const only = process.env.WEIR_CLUSTER_BENCH;
+    if (only !== "throughput") rows.push(...(await failover(ctx)));
+    if (only !== "failover") rows.push(...(await throughput(ctx)));
+    return rows;
+  },
+};
+export default bench;
+
+async function failover(ctx: BenchContext): Promise<BenchRow[]> {
+  const cluster = await startCluster(3);
+  try {
+    let killed = -1;
+    const r = await runWithServerRestarts({
+      cluster: {
+        url: cluster.urls.join(","),
+        async disrupt(round) {
+          if (round === 0) {
+            killed = await cluster.metaLeader();
+            ctx.log(`SIGKILL s${killed} (the JetStream meta leader)`);
+            const at = Date.now();
+            await cluster.kill(killed);
+            return at;
+          }
+          await cluster.restart(killed);
+          await sleep(3000);
+          const other = (killed + 1) % 3;
+          ctx.log(`s${killed} back; SIGTERM s${other}`);
+          const at = Date.now();
+          await cluster.kill(other, "SIGTERM");
+          return at;
+        },
+      },
+      natsReplicas: 3, windows: true, restarts: 2, downMs: 0, ratePerSec: 1000, checkpointIntervalMs: 500, waitMs: 60_000,
+      log: (l) => { if (!l.startsWith("  [job]") || /failed|restart|timed out/.test(l)) ctx.log(l); },
+    });
+    ctx.log(`published ${r.published}, outputs ${r.outputs}, lost ${r.lost}, duplicated ${r.duplicated}, windows ${JSON.stringify(r.windows)}, job restarts ${r.jobRestarts}`);
+    return [
+      { figure: "SIGKILL of the meta leader → next new output", weir: r.progressMs[0] ?? Number.NaN, unit: "ms", goal: "< 15000" },
+      { figure: "SIGTERM of one server → next new output", weir: r.progressMs[1] ?? Number.NaN, unit: "ms", goal: "< 5000" },
+      { figure: "outputs lost + duplicated (counts and windows)", weir: r.lost + r.duplicated + (r.windows ? r.windows.missing + r.windows.duplicated + r.windows.wrong : 0), unit: "records", goal: "0" },
+    ];
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function throughput(ctx: BenchContext): Promise<BenchRow[]> {
+  const total = Math.max(10_000, Math.round(100_000 * ctx.scale));
+  const cluster = await startCluster(3);
+  const url = cluster.urls.join(",");
+  const nc = await connect({ servers: [...cluster.urls] });
+  try {
+    const jsm = await jetstreamManager(nc);
+    // The input stream is the same for both runs (R3, as a production input would be).
+    await jsm.streams.add({ name: "TIN", subjects: ["tin.*"], num_replicas: 3 });
+    const js = jetstream(nc);
+    for (let from = 0; from < total; from += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, total - from) }, (_, k) => {
+        const id = from + k;
+        return js.publish(`tin.${id % 2}`, JSON.stringify({ id, key: `k${id % 5000}` }));
+      }));
+    }
+    const run = async (replicas: number) => {
+      const name = `cluster-r${replicas}`;
+      const env = StreamEnvironment.create({ name, nats: url, parallelism: 2, checkpointIntervalMs: 1000, natsReplicas: replicas });
+      env.fromSource(Sources.jetstream({ stream: "TIN", subjects: ["tin.0", "tin.1"], codec: Event, bounded: true }), { uid: "events" })
+        .keyBy((e) => e.key)
+        .process<{ key: string; n: number }>({
+          async processElement(e, c) {
+            const n = ((await c.state(count).value()) ?? 0) + 1;
+            await c.state(count).update(n);
+            c.collect({ key: e.key, n });
+          },
+        }, { uid: "count" })
+        .sinkTo(Sinks.jetstream({ stream: `TOUT_R${replicas}`, subject: (x) => `toutr${replicas}.${x.key}` }), { uid: "out" });
+      const t0 = performance.now();
+      const result = await env.execute();
+      const ms = performance.now() - t0;
+      await env.close();
+      if (result.status.recordsIn !== total) throw new Error(`${name} read ${result.status.recordsIn} of ${total}`);
+      const out = (await jsm.streams.info(`TOUT_R${replicas}`)).state.messages;
+      if (out !== total) throw new Error(`${name} wrote ${out} of ${total} outputs`);
+      return rate(total, ms);
+    };
+    // R1 first, then R3: the cluster is equally warm for the second as it would be for the first.
+    const r1 = await run(1);
+    const r3 = await run(3);
+    ctx.log(`${total} events, keyed count with JetStream KV state, checkpoints every 1 s, exactly-once sink: natsReplicas 1 ${r1}/s, natsReplicas 3 ${r3}/s, ratio ${(r3 / r1).toFixed(2)}`);
+    return [{ figure: "keyed job records/s, natsReplicas 3 (baseline: natsReplicas 1)", weir: r3, baseline: r1, unit: "records/s", goal: ">= 0.5" }];
+  } finally {
+    await nc.close();
+    await cluster.stop();
+  }
+}
