@@ -37,10 +37,26 @@ export function rssOf(pid: number): number {
   }
 }
 
-export async function sample(nc: NatsConnection, job: string, pids: { job: number; server: number }, minute: number): Promise<Sample> {
+/** The job's V8 heap in use and its external (Buffer) memory, in MB, from its Prometheus /metrics. */
+async function jobMemory(metricsUrl: string | undefined): Promise<{ heap: number; heapTotal: number; external: number }> {
+  if (metricsUrl === undefined) return { heap: Number.NaN, heapTotal: Number.NaN, external: Number.NaN };
+  try {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text();
+    const value = (name: string) => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "m").exec(text);
+      return m ? Math.round(Number(m[1]) / (1024 * 1024)) : Number.NaN;
+    };
+    return { heap: value("nodejs_heap_size_used_bytes"), heapTotal: value("nodejs_heap_size_total_bytes"), external: value("nodejs_external_memory_bytes") };
+  } catch {
+    return { heap: Number.NaN, heapTotal: Number.NaN, external: Number.NaN };
+  }
+}
+
+export async function sample(nc: NatsConnection, job: string, pids: { job: number; server: number }, minute: number, metricsUrl?: string): Promise<Sample> {
   const jsm = await jetstreamManager(nc, { timeout: 10_000 });
   const consumersByStream: Record<string, number> = {};
-  const figures: Record<string, number> = { "job RSS MB": rssOf(pids.job), "server RSS MB": rssOf(pids.server) };
+  const memory = await jobMemory(metricsUrl);
+  const figures: Record<string, number> = { "job RSS MB": rssOf(pids.job), "job heap MB": memory.heap, "job heap total MB": memory.heapTotal, "job external MB": memory.external, "server RSS MB": rssOf(pids.server) };
   const infos = new Map<string, { messages: number; bytes: number }>();
   for await (const si of jsm.streams.list()) {
     consumersByStream[si.config.name] = si.state.consumer_count;

@@ -7,6 +7,7 @@
 // the last checkpoint. At the end: verdicts per figure after WEIR_SOAK_WARMUP_MINUTES (default 5, at most a
 // third of the run), then `weir stop`, and the output checked against the reference (bench/soak-check.ts).
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -74,6 +75,15 @@ class Producer {
   }
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    }).on("error", reject);
+  });
+}
+
 function runWeir(args: string[], url: string): ChildProcess {
   // WEIR_SOAK_CPU_PROF_DIR: the job's CPU profile (node --cpu-prof, written when it exits) goes there.
   const profile = process.env.WEIR_SOAK_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WEIR_SOAK_CPU_PROF_DIR}`] : [];
@@ -109,7 +119,9 @@ try {
   await jsm.streams.add({ name: "SOAK_COUNTS", subjects: ["soak.count"] });
   await jsm.streams.add({ name: "SOAK_WINDOWS", subjects: ["soak.window"] });
   console.log(`soak: ${minutes} min at ${model.rate} records/s over ${model.keys} keys, ${model.windowMs / 1000} s windows, checkpoints every 1 s; server ${server.url} (pid ${server.pid})`);
-  job = runWeir(["run", "bench/jobs/soak.ts", "--quiet"], server.url);
+  // --http: the job's /metrics give its V8 heap and external memory beside its RSS.
+  const metricsPort = await freePort();
+  job = runWeir(["run", "bench/jobs/soak.ts", "--quiet", "--http", `127.0.0.1:${metricsPort}`], server.url);
   const jobExit = exitOf(job);
   await waitFor("the job running", async () => (await fetchStatus(nc, JOB))?.state === "running", 120_000);
   console.log(`soak: job running (pid ${job.pid})`);
@@ -122,7 +134,7 @@ try {
     const next = t0 + i * sampleMs;
     const ended = await Promise.race([jobExit.then(() => true), sleep(Math.max(0, next - Date.now())).then(() => false)]);
     if (ended) throw new Error(`soak: the job exited early (code ${job.exitCode})`);
-    const s = await sample(nc, JOB, { job: job.pid!, server: server.pid }, Number((((Date.now() - t0) / 60_000)).toFixed(1)));
+    const s = await sample(nc, JOB, { job: job.pid!, server: server.pid }, Number((((Date.now() - t0) / 60_000)).toFixed(1)), `http://127.0.0.1:${metricsPort}/metrics`);
     samples.push(s);
     if (!header) { console.log(tableHeader(Object.keys(s.figures))); header = true; }
     console.log(tableRow(s));
