@@ -25,6 +25,7 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -87,7 +88,7 @@ export class ConsumerLane {
       throw new WeirError(ErrorCode.Source, `Sources.jetstream: cannot read subject "${config.filter}" of stream "${config.stream}": ${why}`, { cause: e });
     }
     // The create response: how many messages are ahead (backlog, bounded end) and where it starts.
-    const info = await consumer.info(true);
+    const info = await retryJetStream(() => consumer.info(true));
     const lane = new ConsumerLane(config, consumer, info.delivered.stream_seq, info.num_pending);
     if (lane.remaining === 0) {
       await consumer.delete().catch(() => {});
@@ -97,8 +98,13 @@ export class ConsumerLane {
     return lane;
   }
 
+  /**
+   * Creating a consumer times out while the stream's or the meta leader is being elected (a server of a
+   * cluster lost): retried through the election rather than failing the job into restarts with growing
+   * delays (the cluster bench saw 58 s from a meta leader's SIGKILL to output that way).
+   */
   private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
-    return config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: config.namePrefix, ...start });
+    return retryJetStream(() => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: config.namePrefix, ...start }));
   }
 
   private async consume(): Promise<void> {
