@@ -7,7 +7,8 @@
 
 import type { StateRequestHandler } from "../../../state/contracts.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
-import type { BacklogHost } from "./drain.ts";
+import type { KeyedCallbacks } from "../execution.ts";
+import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
 import type { SortedKey } from "./sort-buffer.ts";
 import type { KeyTask } from "./sorted-keys-runner.ts";
@@ -29,7 +30,12 @@ function timestampOrder(records: SortedKey): number[] {
   return order.sort((a, b) => ts(a) - ts(b) || a - b);
 }
 
-export function batchKeyTask(host: BacklogHost, records: SortedKey, key: unknown): KeyTask {
+/** What a batch key needs of its keyed operator: the user function for records and timers, and the timers. */
+export interface BatchKeyHost extends KeyedCallbacks {
+  readonly timers: InternalTimerService;
+}
+
+export function batchKeyTask(host: BatchKeyHost, records: SortedKey, key: unknown): KeyTask {
   const { keyGroup, keyId, values } = records;
   return async (backend: StateRequestHandler): Promise<void> => {
     const state = new KeyStateOverlay(backend);
