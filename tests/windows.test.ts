@@ -42,7 +42,7 @@ function reference(events: Reading[], size: number, slide: number, outOfOrdernes
 
 async function runWindowJob(name: string, events: Reading[], assigner: ReturnType<typeof TumblingEventTimeWindows.of>, extra: Partial<JobOptions>) {
   const lateTag = outputTag<Reading>("late");
-  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 2, stateBackend: "heap", ...extra });
+  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 2, stateBackend: "heap", mode: "streaming", ...extra });
   try {
     const sums = env.fromSource(Sources.array(events))
       // A watermark after every record: the same lateness decisions in every run and every mode.
@@ -65,7 +65,7 @@ async function runWindowJob(name: string, events: Reading[], assigner: ReturnTyp
 
 windows("tumbling window sums equal the reference; nothing lost when nothing is late", async () => {
   const events = readings(800, 1).map((e) => ({ ...e, ts: e.ts < 10_000 ? 10_000 : e.ts })).sort((a, b) => a.ts - b.ts);
-  const env = StreamEnvironment.create({ name: "tumbling", nats: nats.url, parallelism: 2, stateBackend: "heap" });
+  const env = StreamEnvironment.create({ name: "tumbling", nats: nats.url, parallelism: 2, stateBackend: "heap", mode: "streaming" });
   try {
     const out = await env.fromSource(Sources.array(events))
       .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<Reading>((e) => e.ts))
@@ -83,7 +83,7 @@ windows("tumbling window sums equal the reference; nothing lost when nothing is 
 
 windows("sliding windows: every record counts in size/slide windows", async () => {
   const events: Reading[] = Array.from({ length: 60 }, (_, i) => ({ sensor: "x", ts: i * 100, v: 1 }));
-  const env = StreamEnvironment.create({ name: "sliding", nats: nats.url, parallelism: 1, stateBackend: "heap" });
+  const env = StreamEnvironment.create({ name: "sliding", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" });
   try {
     const out = await env.fromSource(Sources.array(events))
       .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<Reading>((e) => e.ts))
@@ -108,7 +108,7 @@ windows("a late record is not added to a fired window: it is counted and goes to
     { sensor: "a", ts: 1500, v: 100 },
     { sensor: "a", ts: 5100, v: 3 },
   ];
-  const env = StreamEnvironment.create({ name: "late", nats: nats.url, parallelism: 1, stateBackend: "heap" });
+  const env = StreamEnvironment.create({ name: "late", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" });
   try {
     const sums = env.fromSource(Sources.array(events))
       .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<Reading>((e) => e.ts).withWatermarkPerRecord())

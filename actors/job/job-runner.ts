@@ -190,7 +190,7 @@ export class JobRunner {
   }
 
   async triggerCheckpoint(): Promise<number> {
-    if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, "checkpoints are off for this job: set checkpointIntervalMs");
+    if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, this.job.mode === "batch" ? `checkpoints are off for this job: it runs in mode "batch", which takes none` : "checkpoints are off for this job: set checkpointIntervalMs");
     return this.coordinator.trigger("checkpoint");
   }
 

@@ -18,7 +18,7 @@ import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
 import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
 import { timestampsSpec } from "../operators/timestamps.ts";
-import { keyedProcessSpec, keyedReduceSpec } from "../keyed/specs.ts";
+import { keyedAggregateSpec, keyedProcessSpec, keyedReduceSpec } from "../keyed/specs.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
@@ -147,6 +147,14 @@ export class KeyedStream<K, T> extends DataStream<T> {
   /** A running reduce per key: emits the updated value for every record (Flink's KeyedStream#reduce). */
   reduce(fn: ReduceFunction<T>, options?: NodeOptions): DataStream<T> {
     return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), nodeOptions(options, "keyBy().reduce()")));
+  }
+
+  /**
+   * A running aggregate per key: emits `getResult` of the key's accumulator after every record (in batch
+   * mode and over a sorted backlog, the key's final result only, as `reduce`).
+   */
+  aggregate<ACC, O>(fn: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
+    return new DataStream<O>(this.host, this.graph.addOperator("Aggregate", [[this.nodeId]], keyedAggregateSpec(fn, this.keySelector), nodeOptions(options, "keyBy().aggregate()")));
   }
 
   /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */

@@ -11,6 +11,7 @@ import type { StateBackendRequest } from "../../actors/subtask/subtask.ts";
 import type { SourceDef } from "../contracts/connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
+import { executionModeFor } from "./execution-mode.ts";
 import { buildJobGraph, type JobGraph } from "../graph/job-graph.ts";
 import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "../graph/stream-graph.ts";
 import { planExecution, type ExecutionPlan } from "../graph/execution-plan.ts";
@@ -151,7 +152,7 @@ export class StreamEnvironment implements StreamHost {
   }
 
   async executeAsync(): Promise<JobClient> {
-    return this.launch((graph, nc, options) => new JobRunner(graph, this.options, nc, options));
+    return this.launch((graph, nc, options, job) => new JobRunner(graph, job, nc, options));
   }
 
   /**
@@ -160,13 +161,16 @@ export class StreamEnvironment implements StreamHost {
    */
   async executeAsWorker(): Promise<JobClient & { readonly workerId: string }> {
     let worker: JobWorker | undefined;
-    const client = await this.launch((graph, nc, options) => (worker = new JobWorker(graph, this.options, nc, options)));
+    const client = await this.launch((graph, nc, options, job) => (worker = new JobWorker(graph, job, nc, options)));
     return { ...client, workerId: worker!.id };
   }
 
-  private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions) => RunningJob): Promise<JobClient> {
+  private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions, job: ResolvedJobOptions) => RunningJob): Promise<JobClient> {
     const plan = this.plan();
     const graph = this.build(plan);
+    // The mode this launch runs in follows from its sources (batch when all are bounded, execution-mode.ts).
+    const mode = executionModeFor(this.options, graph);
+    const job: ResolvedJobOptions = mode === this.options.mode ? this.options : { ...this.options, mode };
     this.firstSink = this.graph.nodes.length;
     for (const w of plan.writes) this.invalidated.delete(w.cache.id);
     const nc = await this.connection();
@@ -176,7 +180,7 @@ export class StreamEnvironment implements StreamHost {
       createStateBackend: (request) => this.createStateBackend(nc, request),
       resetState: () => destroyKeyedState(nc, this.names),
       graphFor: (parallelism) => this.build(plan, parallelism),
-    });
+    }, job);
     this.running.add(runner);
     const done = this.afterCacheWrites(plan, graph, runner.result()).finally(() => this.running.delete(runner));
     done.catch(() => {});

@@ -101,6 +101,10 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     throw new WeirError(ErrorCode.InvalidOption, `job options: parallelism ${parallelism} exceeds maxParallelism ${maxParallelism}`);
   }
   const checkpointIntervalMs = o.checkpointIntervalMs ?? 0;
+  if (o.mode === "batch" && (checkpointIntervalMs > 0 || (o.checkpointIntervalDuringBacklogMs ?? 0) > 0)) {
+    const field = checkpointIntervalMs > 0 ? "checkpointIntervalMs" : "checkpointIntervalDuringBacklogMs";
+    throw new WeirError(ErrorCode.InvalidOption, `job options: ${field} with mode "batch": batch jobs take no checkpoints (as Flink's BATCH mode; a failed batch job runs again from the start); remove it or use mode "automatic" or "streaming"`);
+  }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
   if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {
@@ -112,8 +116,9 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     reactive,
     slotsPerWorker,
     maxParallelism,
-    // "automatic": the mixed mode of FLIP-327 (sort during backlog when no checkpoints are taken then);
-    // "streaming": every record processed as it comes, backlog or not; "batch" behaves as "automatic".
+    // "automatic": batch when every source is bounded and no checkpoints are asked for (decided at launch,
+    // execution-mode.ts), else the mixed mode of FLIP-327 (sort during backlog when no checkpoints are taken
+    // then); "streaming": every record processed as it comes, backlog or not; "batch": Flink's BATCH mode.
     mode: o.mode ?? "automatic",
     stateBackend: o.stateBackend ?? "jetstream-kv",
     checkpointIntervalMs,

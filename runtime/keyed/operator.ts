@@ -53,6 +53,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
       ? new AsyncExecution(backend, a, this.ctx, this, (e, key) => this.ctx.fail(this.wrap(e, key)))
       : new SyncExecution(backend, this);
     this.backlog = new BacklogSort(this, backend, this.execution);
+    // Batch mode (Flink's BATCH): the whole input is sorted by key and runs at its end, key by key.
+    if (this.ctx.job.mode === "batch") this.backlog.begin(true);
     if (this.ctx.restoring) {
       const { operatorUid, operatorName } = this.ctx.runtime;
       this.restoredTimers = await restoreTimers(this.timers, backend, operatorUid, operatorName, this.ctx.keyGroupRange);
@@ -106,6 +108,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   /** Backlog (FLIP-327): sorting begins when the input turns to backlog and drains when it turns live. */
   onAttributes(attributes: RecordAttributes): MaybePromise {
     const backlog = this.backlog!;
+    if (backlog.batch) return this.ctx.output.emitAttributes(attributes);
     const sorts = sortsBacklog(this.ctx.job);
     if (attributes.isBacklog && sorts && !backlog.active) {
       backlog.begin();

@@ -1,7 +1,8 @@
-// The operator specs of keyed streams: KeyedStream#process (and connected keyed streams) and #reduce.
+// The operator specs of keyed streams: KeyedStream#process (and connected keyed streams), #reduce and #aggregate.
 
 import * as t from "io-ts";
 import { valueState } from "../../state/descriptors.ts";
+import type { AggregateFunction } from "../../state/contracts.ts";
 import type { KeyedProcessFunction, KeySelector, ReduceFunction } from "../contracts/functions.ts";
 import type { OperatorSpec } from "../contracts/operators.ts";
 import type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
@@ -46,4 +47,28 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
     await state.update(acc);
     ctx.collect(acc as T);
   }, { state: current, fold: reduce });
+}
+
+/**
+ * A running aggregate per key (beside Flink's rolling sum/min/max: any AggregateFunction): keeps the
+ * key's accumulator and emits `getResult` after every record; a sorted backlog (and batch mode) folds
+ * each key's records into the accumulator at once and emits the key's final result only.
+ */
+export function keyedAggregateSpec<T, K, ACC, O>(aggregate: AggregateFunction<T, ACC, O>, selector: KeySelector<T, K>): OperatorSpec {
+  const current = valueState<unknown>("aggregate", t.unknown);
+  return keyedProcessSpec<K, T, O>({
+    async processElement(value, ctx) {
+      const state = ctx.state(current);
+      const prev = (await state.value()) as ACC | undefined;
+      const next = aggregate.add(value, prev === undefined ? aggregate.createAccumulator() : prev);
+      await state.update(next);
+      ctx.collect(aggregate.getResult(next));
+    },
+  }, [selector], undefined, async (values, ctx) => {
+    const state = ctx.state(current);
+    let acc = ((await state.value()) as ACC | undefined) ?? aggregate.createAccumulator();
+    for (const v of values) acc = aggregate.add(v, acc);
+    await state.update(acc);
+    ctx.collect(aggregate.getResult(acc));
+  });
 }

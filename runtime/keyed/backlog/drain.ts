@@ -13,6 +13,7 @@ import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
 import { SortBuffer, type ArrivalFold, type SortedKey } from "./sort-buffer.ts";
 import type { KeyTask } from "./sorted-keys-runner.ts";
+import { batchKeyTask } from "./batch-key.ts";
 
 /**
  * Takes one key's whole sorted backlog at once, as Flink's batch operators do: a reduce folds the values
@@ -52,12 +53,15 @@ export class BacklogSort {
   private heldWatermark: number | undefined;
   private sortedRecords = 0;
   private spills = 0;
+  /** Batch mode: the buffer holds the whole input, and each key runs as batch-key.ts says. */
+  batch = false;
 
   constructor(private readonly host: BacklogHost, private readonly backend: KeyedStateBackend, private readonly execution: KeyedExecution) {}
 
   get active(): boolean { return this.buffer !== undefined; }
 
-  begin(): void {
+  begin(batch = false): void {
+    this.batch = batch;
     const ctx = this.host.ctx;
     this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName }, ctx.currentWatermark(), this.arrivalFold());
   }
@@ -126,7 +130,9 @@ export class BacklogSort {
     if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, key, host.sortedKeyFold);
     const sortedKey = host.sortedKey;
     if (sortedKey) {
-      return (handler: StateRequestHandler): MaybePromise => {
+      return (backend: StateRequestHandler): MaybePromise => {
+        // Batch mode keeps a key's state only while the key runs (its overlay is never written back).
+        const handler = this.batch ? new KeyStateOverlay(backend) : backend;
         const rc = host.context(key, keyGroup, keyId, handler, records.watermark(n - 1));
         rc.timestamp = records.timestamp(n - 1);
         let r: void | Promise<void>;
@@ -134,6 +140,7 @@ export class BacklogSort {
         return afterUserCallback(host.ctx, rc as RecordContext<unknown>, r, key);
       };
     }
+    if (this.batch) return batchKeyTask(host, records, key);
     return async (handler: StateRequestHandler): Promise<void> => {
       const overlay = new KeyStateOverlay(handler);
       for (let i = 0; i < n; i++) {
@@ -163,6 +170,10 @@ export class BacklogSort {
       rc.timestamp = records.timestamp(n - 1);
       let acc = values[0];
       try { for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i]); } catch (e) { throw userError(host.ctx, e, key); }
+      if (this.batch) {
+        rc.collect(acc);
+        return rc.settle();
+      }
       return rc.state(fold.state).update(acc).then(
         () => { rc.collect(acc); return rc.settle(); },
         (e: unknown) => { throw userError(host.ctx, e, key); },

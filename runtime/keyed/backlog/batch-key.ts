@@ -1,0 +1,56 @@
+// One key's input in batch mode, as Flink's BATCH mode runs it (its BatchExecutionInternalTimeService
+// and BatchExecutionKeyedStateBackend): the key's records in timestamp order (arrival order among equal
+// or missing timestamps), each seeing the watermark at MIN_WATERMARK (-∞) (no record is late); then, at the end of the
+// key's input, the watermark jumps to MAX_WATERMARK (+∞): its event-time timers fire in order (and those they register),
+// then its processing-time timers. The key's state lives in an overlay only while the key runs and is
+// dropped afterwards: nothing reads it after the job, which takes no checkpoints.
+
+import type { StateRequestHandler } from "../../../state/contracts.ts";
+import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
+import type { KeyedCallbacks } from "../execution.ts";
+import type { InternalTimerService } from "../timers/timer-service.ts";
+import { KeyStateOverlay } from "./key-overlay.ts";
+import type { SortedKey } from "./sort-buffer.ts";
+import type { KeyTask } from "./sorted-keys-runner.ts";
+
+/** The order of a key's records: by timestamp, stable; arrival order when they already are (the common case). */
+function timestampOrder(records: SortedKey): number[] {
+  const n = records.size;
+  const order = Array.from({ length: n }, (_, i) => i);
+  let sorted = true;
+  let last = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n && sorted; i++) {
+    const ts = records.timestamp(i);
+    if (ts === undefined) continue;
+    if (ts < last) sorted = false;
+    last = ts;
+  }
+  if (sorted) return order;
+  const ts = (i: number) => records.timestamp(i) ?? Number.NEGATIVE_INFINITY;
+  return order.sort((a, b) => ts(a) - ts(b) || a - b);
+}
+
+/** What a batch key needs of its keyed operator: the user function for records and timers, and the timers. */
+export interface BatchKeyHost extends KeyedCallbacks {
+  readonly timers: InternalTimerService;
+}
+
+export function batchKeyTask(host: BatchKeyHost, records: SortedKey, key: unknown): KeyTask {
+  const { keyGroup, keyId, values } = records;
+  return async (backend: StateRequestHandler): Promise<void> => {
+    const state = new KeyStateOverlay(backend);
+    for (const i of timestampOrder(records)) {
+      const p = host.call(key, keyGroup, keyId, values[i], records.timestamp(i), records.input(i), state, MIN_WATERMARK);
+      if (p) await p;
+    }
+    for (const queue of [host.timers.eventTime, host.timers.processingTime]) {
+      // A timer may register another one of this key: fire until none is left.
+      for (let due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY); due.length > 0; due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY)) {
+        for (const timer of due) {
+          const p = host.fire(timer, state, MAX_WATERMARK);
+          if (p) await p;
+        }
+      }
+    }
+  };
+}
