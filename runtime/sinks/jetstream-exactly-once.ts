@@ -28,6 +28,8 @@ export interface ExactlyOnceState {
 export interface Publisher {
   publish(subject: string, payload: string, messageId: string): void | Promise<void>;
   drain(): Promise<void>;
+  /** Releases what the publisher holds (its reply subscription). */
+  close?(): void;
 }
 
 export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
@@ -153,8 +155,12 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   }
 
   async close(): Promise<void> {
-    await this.commits;
-    await this.publisher.drain().catch(() => {});
+    try {
+      await this.commits;
+      await this.publisher.drain().catch(() => {});
+    } finally {
+      this.publisher.close?.();
+    }
     if (this.failure) throw this.failure;
   }
 
@@ -170,9 +176,10 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 }
 
 /** A publisher over an InflightWindow (bounded outstanding acks). */
-export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>): Publisher {
+export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>, close?: () => void): Publisher {
   return {
     publish,
     drain: () => window.drain(),
+    ...(close ? { close } : {}),
   };
 }

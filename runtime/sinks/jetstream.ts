@@ -17,8 +17,9 @@
 
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
-import { jetstream, jetstreamManager, type JetStreamPublishOptions, type PubAck } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { lookUpStream } from "../nats/streams.ts";
+import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -74,11 +75,10 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   return {
     kind: "jetstream",
     async createWriter(ctx): Promise<SinkWriter<T> | JetStreamSinkWriter<T>> {
-      const js = jetstream(ctx.nc);
       const names = new ConnectorNames(ctx.names);
       if ((options.delivery ?? (ctx.checkpointing ? "exactly-once" : "at-least-once")) === "exactly-once") {
         if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `${what}: delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
-        return exactlyOnceWriter(ctx, options, what, resolveSubject, js, maxInFlight);
+        return exactlyOnceWriter(ctx, options, what, resolveSubject, maxInFlight);
       }
       const restored = restoredState(ctx);
       const epoch = restored?.epoch ?? Date.now().toString(36) + randomBytes(2).toString("hex");
@@ -87,12 +87,12 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
       const window = new InflightWindow(maxInFlight);
       let ready: Promise<void> | undefined;
       let streamReady = options.stream === undefined;
-      const expect: Partial<JetStreamPublishOptions> = options.stream ? { expect: { streamName: options.stream } } : {};
+      const pipe = new JetStreamPublishPipe(ctx.nc);
       const countDuplicate = (ack: { duplicate: boolean }) => { if (ack.duplicate) duplicates++; };
 
       const publish = (subject: string, payload: string, id: string) =>
         window.add(
-          publishRetried(js, subject, payload, { msgID: id, ...expect }),
+          publishRetried(pipe, subject, payload, { msgID: id, ...(options.stream ? { expectStream: options.stream } : {}) }),
           (e) => publishError(options.stream, subject, e),
           countDuplicate,
         );
@@ -119,6 +119,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
         get duplicates() { return duplicates; },
         async close() {
           await window.drain().catch(() => {});
+          pipe.close();
         },
       };
     },
@@ -130,20 +131,20 @@ async function exactlyOnceWriter<T>(
   options: JetStreamSinkOptions<T>,
   what: string,
   resolveSubject: (value: T) => string,
-  js: ReturnType<typeof jetstream>,
   maxInFlight: number,
 ): Promise<SinkWriter<T>> {
   const window = new InflightWindow(maxInFlight);
-  const expect: Partial<JetStreamPublishOptions> = options.stream ? { expect: { streamName: options.stream } } : {};
+  const pipe = new JetStreamPublishPipe(ctx.nc);
+  const expect: PipePublishOptions = options.stream ? { expectStream: options.stream } : {};
   let streamReady = options.stream === undefined;
   // The target stream is looked up (or created) once, on the first publish; later ones wait for that.
   let ready: Promise<void> | undefined;
   const publisher = windowPublisher(window, (subject, payload, id) => {
-    const go = () => window.add(publishRetried(js, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
+    const go = () => window.add(publishRetried(pipe, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
     if (streamReady) return go();
     ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
     return ready.then(go);
-  });
+  }, () => pipe.close());
   const writer = new ExactlyOnceJetStreamWriter<T>(ctx, (v) => {
     try { return resolveSubject(v); } catch (e) { throw new WeirError(ErrorCode.Sink, `${what}: subject function failed: ${messageOf(e)}`, { cause: e }); }
   }, publisher);
@@ -170,10 +171,10 @@ function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
  * A publish with a message id, retried through a leader election (the duplicate window drops a retry of
  * one that did land); the common case costs nothing more than the publish.
  */
-function publishRetried(js: ReturnType<typeof jetstream>, subject: string, payload: string, opts: Partial<JetStreamPublishOptions>): Promise<PubAck> {
-  return js.publish(subject, payload, opts).catch((e: unknown) => {
+function publishRetried(pipe: JetStreamPublishPipe, subject: string, payload: string, opts: PipePublishOptions): Promise<PubAckLike> {
+  return pipe.publish(subject, payload, opts).catch((e: unknown) => {
     if (!isTransientJetStreamError(e)) throw e;
-    return retryJetStream(() => js.publish(subject, payload, opts));
+    return retryJetStream(() => pipe.publish(subject, payload, opts));
   });
 }
 
