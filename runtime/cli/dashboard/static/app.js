@@ -82,6 +82,8 @@ async function render(snapshot) {
   body("state").innerHTML = tables.stateBackend(view);
   renderCheckpoints(body("checkpoints"), view, snapshot.checkpoints[view.job] ?? []);
   await renderGraph($("graph"), view, derived);
+  // Navigation to the graph drawn: bench/dashboard.bench.ts reads it.
+  if (performance.getEntriesByName("weir:graph-drawn").length === 0) performance.mark("weir:graph-drawn");
   document.body.dataset.drawn = String(Number(document.body.dataset.drawn ?? 0) + 1);
   void lineChart(body("throughput"), "time", series.map((p) => p.t), [
     { label: "in / s", values: series.map((p) => p.in), stroke: "#2f6fde" },
