@@ -20,7 +20,7 @@ export async function lineChart(el, xLabel, xs, series, time = false) {
   el.__chart = new UPlot({
     width, height: 180,
     scales: { x: { time } },
-    axes: [{ label: time ? undefined : xLabel }, { size: 60 }],
+    axes: [time ? {} : { label: xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { size: 60 }],
     series: [{ label: xLabel }, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, points: { show: xs.length < 40 } }))],
   }, data, el);
 }

@@ -45,7 +45,7 @@ export function level(bp) {
 /**
  * Per subtask id: records/s in and out and the shares of time busy, backpressured and idle over the last
  * interval (before a second snapshot: the shares since the subtask started; no rates), and the watermark
- * lag behind the snapshot's time. A counter that went down (a restart) gives no rate for that interval.
+ * lag behind the snapshot's time (input watermark, else output). A counter that went down (a restart) gives no rate for that interval.
  */
 export function derive(prev, view) {
   const at = Date.parse(view.at);
@@ -58,7 +58,8 @@ export function derive(prev, view) {
     const din = d("recordsIn"), dout = d("recordsOut"), dbusy = d("busyMs"), dbp = d("backpressuredMs"), didle = d("idleMs");
     const total = (s.busyMs ?? 0) + (s.backpressuredMs ?? 0) + (s.idleMs ?? 0);
     const share = (delta, k) => (delta !== null ? Math.min(1, delta / dt) : total > 0 ? (s[k] ?? 0) / total : null);
-    const wm = s.watermark;
+    // A source has no input watermark: its lag is that of the watermark it sends.
+    const wm = s.watermark ?? s.watermarkOut;
     out.set(s.id, {
       inRate: din === null ? null : (din * 1000) / dt,
       outRate: dout === null ? null : (dout * 1000) / dt,
