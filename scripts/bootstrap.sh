@@ -11,3 +11,10 @@ if ! command -v nats-server >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get install -y nats-server >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y nats-server >&2; }
 fi
+# Chromium for the dashboard's browser tests and bench (driven by playwright-core; never a browser download).
+if [ ! -x /usr/bin/chromium ] && [ -z "${WEIR_CHROMIUM:-}" ]; then
+  echo "weir: installing chromium (apt-get install -y chromium)" >&2
+  if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get install -y chromium >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y chromium >&2; } \
+    || echo "weir: could not install chromium; the dashboard browser tests will be skipped" >&2
+fi

@@ -198,7 +198,7 @@ export class JobRunner {
     const snap = this.actor.getSnapshot();
     return jobStatusOf({
       job: this.job, parallelism: defaultParallelism(this.graph), state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
-      subtasks: this.subtasks, deadLetters: this.deadLetters.total, failures: this.failures.list(),
+      subtasks: this.subtasks, deadLetters: this.deadLetters.total, failures: this.failures.list(), graph: this.graph,
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
       ...(this.options.cluster ? { workers: this.options.cluster.statusOfWorkers() } : {}),

@@ -9,6 +9,7 @@ import { describeRestartStrategy } from "./restart-strategy.ts";
 import type { CheckpointStats } from "../checkpoint/coordinator.ts";
 import type { LastStatus } from "./last-status.ts";
 import type { SubtaskStatus } from "../subtask/subtask.ts";
+import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 
 export interface JobFailure {
   readonly at: string;
@@ -45,6 +46,21 @@ export interface JobStatus {
   readonly workers?: readonly WorkerSummary[];
   readonly epoch?: number;
   readonly rebalances?: ReadonlyArray<{ readonly at: string; readonly epoch: number; readonly cause: string }>;
+  /** The deployed graph: its chains and the network edges between them (what a dashboard draws). */
+  readonly graph?: JobGraphSummary;
+}
+
+/** Vertices are chains (subtask ids "<uid>#<index>"); `operators` names the chain's operators in order. */
+export interface JobGraphSummary {
+  readonly vertices: ReadonlyArray<{ readonly id: number; readonly uid: string; readonly name: string; readonly parallelism: number; readonly operators: readonly string[] }>;
+  readonly edges: ReadonlyArray<{ readonly from: number; readonly to: number; readonly partitioning: string }>;
+}
+
+export function summarizeGraph(g: JobGraph): JobGraphSummary {
+  return {
+    vertices: g.vertices.map((v) => ({ id: v.id, uid: v.uid, name: v.name, parallelism: v.parallelism, operators: v.nodes.map((n) => n.name) })),
+    edges: g.edges.map((e) => ({ from: e.fromVertex, to: e.toVertex, partitioning: e.partitioning.type })),
+  };
 }
 
 /** One worker of a job, as `weir status` lists it (subtask ids as "<operator uid>#<index>"). */
@@ -103,6 +119,7 @@ export interface StatusParts {
   readonly restoredFrom?: number;
   readonly checkpoints?: CheckpointStats;
   readonly workers?: Record<string, unknown>;
+  readonly graph?: JobGraph;
 }
 
 /** The status object of a job runner: records in at the sources, out at the sinks. */
@@ -129,5 +146,6 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     ...(p.checkpoints ? { checkpoints: p.checkpoints } : {}),
     subtasks,
     ...p.workers,
+    ...(p.graph ? { graph: summarizeGraph(p.graph) } : {}),
   };
 }

@@ -1,5 +1,6 @@
 // `npm run demo` / `weir demo`: runs the page-view pipeline on the embedded default server for ~30 s
-// (or `--forever`), with a live progress line and a final summary read back from the output stream.
+// (or `--forever`), with a live progress line and a final summary read back from the output stream. The
+// web dashboard and /metrics are served meanwhile (on a free loopback port unless --http says where).
 
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { resolveNatsConnection } from "../../runtime/nats/connect.ts";
@@ -7,8 +8,13 @@ import { describeServers } from "../../runtime/nats/server-urls.ts";
 import { ProgressReporter, formatCount } from "../../runtime/cli/progress.ts";
 import job, { type Stat } from "./pageviews.ts";
 import { ensureStream, producePageViews, type ProducerStats } from "./producer.ts";
+import { HttpServer, type HttpAddress } from "../../runtime/cli/http/server.ts";
+import { localJobViews } from "../../runtime/cli/http/job-view.ts";
+import { MetricsRegistry } from "../../runtime/cli/metrics/registry.ts";
+import { addDashboardRoutes } from "../../runtime/cli/dashboard/routes.ts";
+import { storedCheckpoints } from "../../runtime/cli/dashboard/history.ts";
 
-export interface DemoFlags { readonly forever?: boolean; readonly duration?: number; readonly nats?: string; readonly context?: string; readonly creds?: string; readonly rate?: number }
+export interface DemoFlags { readonly forever?: boolean; readonly duration?: number; readonly nats?: string; readonly context?: string; readonly creds?: string; readonly rate?: number; readonly http?: HttpAddress }
 
 export async function demoCommand(flags: DemoFlags): Promise<number> {
   const natsFlags = { ...(flags.nats !== undefined ? { nats: flags.nats } : {}), ...(flags.context !== undefined ? { context: flags.context } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) };
@@ -26,6 +32,13 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   await ensureStream(nc, "PAGE_STATS", ["stats.>"]);
 
   const client = await env.executeAsync();
+  const http = new HttpServer();
+  const metrics = new MetricsRegistry();
+  const views = localJobViews({ status: () => client.status(), workerId: "demo" });
+  metrics.attach(views, { job_name: client.jobName, worker: "demo" });
+  const dashboard = addDashboardRoutes(http.addRoute("/metrics", metrics.route()), { source: views, seedCheckpoints: storedCheckpoints(async () => nc) });
+  const at = await http.listen(flags.http ?? { host: "127.0.0.1", port: 0 });
+  process.stderr.write(`dashboard: http://${at.host.includes(":") ? `[${at.host}]` : at.host}:${at.port}/\n`);
   const produced: ProducerStats = { produced: 0, malformed: 0 };
   const producing = new AbortController();
   const producer = producePageViews(nc, rate, producing.signal, produced);
@@ -46,6 +59,8 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   while (consumed() < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const result = await client.stop();
   progress.stop();
+  dashboard.close();
+  await http.close();
 
   const stats = await readLatestStats(nc);
   const top = (kind: Stat["kind"]) => [...stats.values()].filter((s) => s.kind === kind).sort((a, b) => b.views - a.views).slice(0, 5);

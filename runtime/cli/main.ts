@@ -56,7 +56,7 @@ natsOptions(program.command("run"))
   .option("--workers <n>", "start N local worker processes of the job and supervise them", positiveInt("--workers"))
   .option("--plan", "print the job graph (chains, parallelism, edges) and exit")
   .option("--quiet", "no progress line and no summary")
-  .option("--http <addr>", `serve Prometheus metrics at /metrics on host:port (:port or port: host ${DEFAULT_HTTP_HOST}); with --workers N, worker n on port + n - 1`, httpAddress)
+  .option("--http <addr>", `serve the dashboard at / and Prometheus metrics at /metrics on host:port (:port or port: host ${DEFAULT_HTTP_HOST}); with --workers N, worker n on port + n - 1`, httpAddress)
   .option("--log-level <level>", "trace, debug, info, warn, error or fatal (default info); off a terminal logs are JSON lines", parseLogLevel)
   .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
     if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
@@ -105,6 +105,14 @@ natsOptions(program.command("checkpoints"))
     return checkpointsCommand(job, flags);
   }));
 
+natsOptions(program.command("dashboard"))
+  .description("a web dashboard (and /metrics) of every job on the NATS server, read-only")
+  .option("--http <addr>", "host:port to serve on (:port or port: host 127.0.0.1; default 127.0.0.1:9464)", httpAddress)
+  .action(action(async (flags: { nats?: string; context?: string; creds?: string; http?: ReturnType<typeof parseHttpAddress> }) => {
+    const { dashboardCommand } = await import("./commands/dashboard.ts");
+    return dashboardCommand(flags);
+  }));
+
 program.command("nats")
   .description("start (or reuse) the embedded default NATS server and print its URL")
   .action(action(() => natsCommand()));
@@ -122,7 +130,8 @@ natsOptions(program.command("demo"))
   .description("the page-view demo: events into JetStream, keyed per-user and per-page counts, live progress")
   .option("--forever", "run as a daemon until SIGINT/SIGTERM")
   .option("--duration <s>", "how long to produce events (default 30)", positiveInt("--duration"))
-  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string; context?: string; creds?: string }) => {
+  .option("--http <addr>", "serve the dashboard and /metrics on host:port (default: a free port on 127.0.0.1)", httpAddress)
+  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string; context?: string; creds?: string; http?: ReturnType<typeof parseHttpAddress> }) => {
     const { demoCommand } = await import("../../examples/demo/run.ts");
     return demoCommand(flags);
   }));

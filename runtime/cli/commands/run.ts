@@ -1,6 +1,7 @@
 // `weir run <job.ts>`: runs a job until its bounded sources end, SIGINT/SIGTERM (graceful stop; a second
 // signal cancels) or `weir stop`. Prints live progress and a summary; exit code 0 on success. With
-// `--http ADDR` it serves /metrics (runtime/cli/metrics/) while it runs.
+// `--http ADDR` it serves /metrics (runtime/cli/metrics/) and the web dashboard at / (runtime/cli/dashboard/)
+// while it runs.
 
 import type { JobOptions } from "../../api/options.ts";
 import type { StreamEnvironment } from "../../api/environment.ts";
@@ -15,6 +16,8 @@ import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
 import { localJobViews } from "../http/job-view.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
+import { addDashboardRoutes } from "../dashboard/routes.ts";
+import { storedCheckpoints } from "../dashboard/history.ts";
 
 export interface RunFlags {
   readonly nats?: string;
@@ -55,7 +58,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   if (http && metrics) served = await http.addRoute("/metrics", metrics.route()).listen(flags.http!);
   const run = { started: false };
   try {
-    return await runJob(env, flags, logger, metrics, served, run);
+    return await runJob(env, flags, logger, http && metrics && served ? { http, metrics, served } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
     // prints its one line (alone when the job never started: a bad setting, an unreachable server).
@@ -67,13 +70,20 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   }
 }
 
-async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, metrics: MetricsRegistry | undefined, served: HttpAddress | undefined, run: { started: boolean }): Promise<number> {
+interface Serving { readonly http: HttpServer; readonly metrics: MetricsRegistry; readonly served: HttpAddress }
+
+async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { started: boolean }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   const client = await env.executeAsWorker();
   run.started = true;
   const status = () => client.status();
-  metrics?.attach(localJobViews({ status, workerId: client.workerId }), { job_name: client.jobName, worker: client.workerId });
-  if (served) logger.command(`serving metrics on http://${served.host.includes(":") ? `[${served.host}]` : served.host}:${served.port}/metrics`, { worker: client.workerId });
+  const views = localJobViews({ status, workerId: client.workerId });
+  serving?.metrics.attach(views, { job_name: client.jobName, worker: client.workerId });
+  const dashboard = serving ? addDashboardRoutes(serving.http, { source: views, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
+  if (serving) {
+    const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
+    logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: client.workerId });
+  }
   const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s)) });
   if (!flags.quiet) {
     logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
@@ -103,6 +113,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     progress.stop();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    dashboard?.close();
     await env.close();
   }
   if (!flags.quiet) {

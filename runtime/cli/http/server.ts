@@ -14,6 +14,9 @@ export interface RouteResponse {
 
 export type RouteHandler = (request: IncomingMessage, url: URL) => Promise<RouteResponse> | RouteResponse;
 
+/** Takes over the response (a server-sent-events stream): writes the head and keeps it open. */
+export type StreamHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
 export interface HttpAddress { readonly host: string; readonly port: number }
 
 /** The host when ADDR gives only a port: loopback, so metrics are not served to the network unless asked. */
@@ -39,6 +42,7 @@ export function parseHttpAddress(text: string): HttpAddress {
 
 export class HttpServer {
   private readonly routes = new Map<string, RouteHandler>();
+  private readonly streams = new Map<string, StreamHandler>();
   private server: Server | undefined;
 
   /** Serves GET `path` (exact match); a later route for the same path replaces the earlier one. */
@@ -47,7 +51,13 @@ export class HttpServer {
     return this;
   }
 
-  get paths(): string[] { return [...this.routes.keys()]; }
+  /** Serves GET `path` as a long-lived response the handler writes to (closed by close()). */
+  addStream(path: string, handler: StreamHandler): this {
+    this.streams.set(path, handler);
+    return this;
+  }
+
+  get paths(): string[] { return [...this.routes.keys(), ...this.streams.keys()]; }
 
   /** Listens; resolves with the bound address. A port in use is one clear error. */
   async listen(address: HttpAddress): Promise<HttpAddress> {
@@ -78,6 +88,8 @@ export class HttpServer {
     const url = new URL(req.url ?? "/", "http://localhost");
     const route = this.routes.get(url.pathname);
     if (req.method !== "GET" && req.method !== "HEAD") return reply(res, { status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n" }, req);
+    const stream = req.method === "GET" ? this.streams.get(url.pathname) : undefined;
+    if (stream) return stream(req, res);
     if (!route) return reply(res, { status: 404, contentType: "text/plain; charset=utf-8", body: `not found; served: ${this.paths.join(", ")}\n` }, req);
     try {
       reply(res, await route(req, url), req);
