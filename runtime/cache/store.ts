@@ -6,6 +6,7 @@
 // environment `check()`s it; a lost one (stream deleted, messages purged) is computed again (FLIP-205).
 // The stream's description names its owner (owners.ts) so caches of dead processes can be removed.
 
+import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { SinkDef, SinkWriter, SourceDef, SourceReader } from "../contracts/connectors.ts";
@@ -18,6 +19,8 @@ import { OWNER_HEARTBEAT_MS, dropDeadCaches, ownerDescription } from "./owners.t
 const FRAME_CHARS = 256 * 1024;
 /** Frames being acknowledged at once per writer; more and `write` waits (backpressure). */
 const FRAMES_IN_FLIGHT = 8;
+const PUBLISH_TIMEOUT_MS = 30_000;
+const PUBLISH_ATTEMPTS = 3;
 
 /** A frame of a cached stream: records with their timestamps, or the end with the subtask's count. */
 type CacheFrame =
@@ -146,6 +149,8 @@ class CacheWriter implements SinkWriter<unknown> {
   private chars = 0;
   private count = 0;
   private frames = 0;
+  private published = 0;
+  private readonly token = randomBytes(6).toString("hex");
   private readonly acks = new Set<Promise<unknown>>();
   private failure: unknown;
 
@@ -186,12 +191,27 @@ class CacheWriter implements SinkWriter<unknown> {
 
   private publish(frame: CacheFrame): Promise<void> | void {
     if (this.failure) throw this.failure;
-    const ack = this.js.publish(this.subject, JSON.stringify(frame)).then(
+    const data = JSON.stringify(frame);
+    // A message id per writer and frame makes a retry after a lost ack safe (deduplicated by the stream).
+    const msgID = `${this.token}:${this.published++}`;
+    const ack = this.publishWithRetry(data, msgID).then(
       () => { this.acks.delete(ack); },
       (e: unknown) => { this.acks.delete(ack); this.failure ??= writeError(this.stream, e); },
     );
     this.acks.add(ack);
     if (this.acks.size >= FRAMES_IN_FLIGHT) return Promise.race(this.acks).then(() => undefined);
+  }
+
+  /** An ack can be late on a loaded machine (a CPU-bound batch job): wait longer, and retry a timeout. */
+  private async publishWithRetry(data: string, msgID: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.js.publish(this.subject, data, { msgID, timeout: PUBLISH_TIMEOUT_MS });
+        return;
+      } catch (e) {
+        if (attempt >= PUBLISH_ATTEMPTS || !/timeout/i.test((e as Error).message)) throw e;
+      }
+    }
   }
 }
 
