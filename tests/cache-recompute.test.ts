@@ -11,6 +11,7 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Sources, StreamEnvironment } from "../mod.ts";
 import { listCacheStreams, OWNER_STALE_MS } from "../runtime/cache/owners.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { runWeir } from "./helpers/cli.ts";
 
 const s = suite("cache recompute");
 const nats = withServer(s);
@@ -147,6 +148,29 @@ s("an owner on another host is alive while its heartbeat is fresh, dead once it 
     assert.match(c!.liveness.why, /no heartbeat for \d+ s/);
   } finally {
     await jsm.streams.delete("weir_remote_cache_ab12").catch(() => {});
+  }
+});
+
+s("weir caches lists cache streams with their owner's liveness and drops the dead ones, or one environment's", async () => {
+  const add = (env: string, beat: number) => jsm.streams.add({ name: `weir_listed_cache_${env}`, subjects: [`weir.listed.cache.${env}.>`], description: JSON.stringify({ weir: "cache", job: "listed", env, host: `not-${hostname()}`, pid: 1, beat }) });
+  await add("aa01", Date.now() - OWNER_STALE_MS - 60_000);
+  await add("bb02", Date.now());
+  await add("cc03", Date.now());
+  try {
+    const listed = await runWeir(["caches", "listed", "--nats", nats.url]);
+    assert.is(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /weir_listed_cache_aa01: job listed, env aa01, 0 B in 0 frames, age \d+ s, owner dead \(no heartbeat for \d+ s\)/);
+    assert.match(listed.stdout, /weir_listed_cache_bb02: .* owner alive/);
+    const dead = await runWeir(["caches", "listed", "--drop-dead", "--json", "--nats", nats.url]);
+    assert.equal(JSON.parse(dead.stdout).map((r: { env: string; dropped: boolean }) => [r.env, r.dropped]), [["aa01", true], ["bb02", false], ["cc03", false]]);
+    const one = await runWeir(["caches", "--drop", "cc03", "--nats", nats.url]);
+    assert.is(one.code, 0, one.stderr);
+    assert.equal(await cacheStreamsOf("listed"), ["weir_listed_cache_bb02"]);
+    const none = await runWeir(["caches", "--drop", "zz99", "--nats", nats.url]);
+    assert.is(none.code, 1);
+    assert.match(none.stderr, /no cache stream of environment "zz99"/);
+  } finally {
+    for (const env of ["aa01", "bb02", "cc03"]) await jsm.streams.delete(`weir_listed_cache_${env}`).catch(() => {});
   }
 });
 
