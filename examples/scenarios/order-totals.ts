@@ -8,7 +8,9 @@ import { defineJob, Sinks, Sources } from "weir";
 export const Order = t.type({ user: t.string, amount: t.number }, "Order");
 export type Order = t.TypeOf<typeof Order>;
 
-export default defineJob({ name: "scenario-orders", parallelism: 2 }, (env) => {
+// mode "streaming": a running total per order (a bounded job without checkpoints would otherwise run in
+// batch mode and emit each user's final total only).
+export default defineJob({ name: "scenario-orders", parallelism: 2, mode: "streaming" }, (env) => {
   env
     .fromSource(Sources.jetstream({ stream: "ORDERS", subjects: ["orders.eu", "orders.us"], codec: Order, bounded: true }), { name: "orders" })
     .keyBy((o) => o.user)

@@ -75,12 +75,17 @@ export class StreamEnvironment implements StreamHost {
 
   private constructor(options: JobOptions, private readonly hooks: EnvironmentHooks) {
     this.options = resolveJobOptions(options);
-    this.caches = new CacheStore(() => this.connection(), this.names, randomBytes(4).toString("hex"));
+    this.caches = new CacheStore(() => this.connection(), this.names, randomBytes(4).toString("hex"), (m) => this.log(m));
   }
 
   static create(options: JobOptions, hooks: EnvironmentHooks = {}): StreamEnvironment {
     decodeOptions(EnvironmentHooksCodec, hooks, "StreamEnvironment.create() hooks");
     return new StreamEnvironment(options, hooks);
+  }
+
+  private log(message: string): void {
+    if (this.hooks.log) this.hooks.log(message);
+    else process.stderr.write(`[weir ${this.options.name}] ${message}\n`);
   }
 
   get names(): JobNames { return new JobNames(this.options.name, this.options.natsReplicas); }
@@ -165,9 +170,40 @@ export class StreamEnvironment implements StreamHost {
     return { ...client, workerId: worker!.id };
   }
 
+  /**
+   * FLIP-205: a cached stream lost since it was written (its stream deleted, messages purged or expired)
+   * is computed again from its upstream in this execution, as if it had never been cached.
+   */
+  private async recoverLostCaches(): Promise<void> {
+    const plan = this.plan();
+    for (const [id, { parallelism }] of [...this.produced]) {
+      if (plan.graph.node(id).kind !== "source") continue; // not read by this execution
+      const node = this.graph.node(id) as CacheNode;
+      const why = await this.caches.check(node.uid, parallelism);
+      if (why === undefined) continue;
+      this.produced.delete(id);
+      await this.caches.purge(node.uid); // what is left of it would mix with the new frames
+      this.log(`cached stream "${node.name}" was lost (${why}): computing it again from its input`);
+    }
+  }
+
+  /** After a failed execution: caches it was reading that turn out lost are computed by the next one. */
+  private async forgetLostCaches(plan: ExecutionPlan): Promise<void> {
+    for (const [id, { parallelism }] of [...this.produced]) {
+      if (plan.graph.node(id).kind !== "source") continue;
+      const { uid } = this.graph.node(id) as CacheNode;
+      const why = await this.caches.check(uid, parallelism).catch(() => undefined);
+      if (why === undefined) continue;
+      this.produced.delete(id);
+      await this.caches.purge(uid);
+    }
+  }
+
   private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions, job: ResolvedJobOptions) => RunningJob): Promise<JobClient> {
+    if (this.produced.size > 0) await this.recoverLostCaches();
     const plan = this.plan();
     const graph = this.build(plan);
+    if (plan.writes.length > 0) this.caches.beginExecution();
     // The mode this launch runs in follows from its sources (batch when all are bounded, execution-mode.ts).
     const mode = executionModeFor(this.options, graph);
     const job: ResolvedJobOptions = mode === this.options.mode ? this.options : { ...this.options, mode };
@@ -182,7 +218,9 @@ export class StreamEnvironment implements StreamHost {
       graphFor: (parallelism) => this.build(plan, parallelism),
     }, job);
     this.running.add(runner);
-    const done = this.afterCacheWrites(plan, graph, runner.result()).finally(() => this.running.delete(runner));
+    const done = this.afterCacheWrites(plan, graph, runner.result())
+      .catch(async (e: unknown) => { if (this.produced.size > 0) await this.forgetLostCaches(plan); throw e; })
+      .finally(() => this.running.delete(runner));
     done.catch(() => {});
     await runner.start();
     return {

@@ -113,6 +113,18 @@ natsOptions(program.command("dashboard"))
     return dashboardCommand(flags);
   }));
 
+natsOptions(program.command("caches"))
+  .description("cached streams (DataStream.cache): job, environment, size, age, owner alive; drop them")
+  .argument("[job]", "one job (default: every job)")
+  .option("--drop-dead", "delete the cache streams whose owning process is gone")
+  .option("--drop <env>", "delete one environment's cache stream")
+  .option("--drop-all", "delete every cache stream listed")
+  .option("--json", "as JSON")
+  .action(action(async (job: string | undefined, flags) => {
+    const { cachesCommand } = await import("./commands/caches.ts");
+    return cachesCommand(job, flags);
+  }));
+
 program.command("nats")
   .description("start (or reuse) the embedded default NATS server and print its URL")
   .action(action(() => natsCommand()));

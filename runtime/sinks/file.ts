@@ -4,8 +4,12 @@
 // whatever is gathered is also written `lingerMs` (default 200) after it started, so a live job's file
 // keeps up. `flush()` writes the rest and fsyncs (durable at checkpoints and at the end); `close()`
 // flushes. Parallelism 1 by default; more subtasks append whole chunks to the same file (O_APPEND).
+// A directory (a path ending in "/", or an existing directory) gets part files instead, one set per
+// subtask, committed at the end or at checkpoints (file-parts.ts); then the job's parallelism is the default.
 
 import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { openPartWriter } from "./file-parts.ts";
 import { dirname } from "node:path";
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
@@ -20,12 +24,25 @@ export interface FileSinkOptions {
 const Options = t.partial({ format: t.keyof({ jsonl: null, lines: null }), lingerMs: NonNegativeInt });
 const CHUNK_CHARS = 64 * 1024;
 
+/** A path ending in "/" or naming an existing directory: one part file per subtask (file-parts.ts). */
+function writesParts(path: string): boolean {
+  if (path.endsWith("/")) return true;
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDef<T> {
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sinks.file: path must be a non-empty string");
   decodeOptions(Options, options, `Sinks.file("${path}")`, `Sinks.file("${path}") options`);
   const json = (options.format ?? "jsonl") === "jsonl";
   const lingerMs = options.lingerMs ?? 200;
   const fail = (doing: string, e: unknown) => new WeirError(ErrorCode.Sink, `Sinks.file: ${doing} "${path}" failed: ${messageOf(e)}`, { cause: e });
+  if (writesParts(path)) {
+    return { kind: "file", createWriter: (ctx) => openPartWriter<T>(path, { json, lingerMs }, ctx) };
+  }
   return {
     kind: "file",
     defaultParallelism: 1,

@@ -1,5 +1,7 @@
 // Sources.file(path, { format: "jsonl" | "csv" | "lines", codec? }): a bounded source reading a file as a
-// stream (never loaded whole): each pollNext turns one read chunk into one batch.
+// stream (never loaded whole): each pollNext turns one read chunk into one batch. `path` may also be a
+// directory (its files) or a glob (file-list.ts): then the files are split across the source's subtasks
+// (file k of the sorted list read by subtask k % parallelism), each read whole by one subtask.
 //
 // - "jsonl": one JSON value per line (blank lines skipped); "lines": each line as a string (a trailing
 //   "\r" removed); "csv": the first row is the header and each row becomes an object keyed by it, with
@@ -7,8 +9,11 @@
 //   decodes "42" to 42; the codec's output is the record). `header: false` gives arrays of strings.
 // - A line that is not JSON, a CSV row with the wrong number of fields, or a record the codec rejects goes
 //   to the dead letters with its line number (1-based); reading goes on.
-// - Parallelism 1 by default; with more subtasks, subtask 0 reads the file and the others end at once.
-// - Offsets: `{ line, byte }` (jsonl/lines resume at the byte offset; csv re-parses and skips to the line).
+// - One file: parallelism 1 by default; with more subtasks, subtask 0 reads the file and the others end at
+//   once. Several files: the job's parallelism by default.
+// - Offsets: `{ path, line, byte }`, or `{ files: { [path]: { line, byte, done? } } }` for several files
+//   (jsonl/lines resume at the byte offset; csv re-parses and skips to the line). Positions are by path, so
+//   a restore at another parallelism resumes each file where it was.
 // - A missing or unreadable file fails createReader with one line naming the path.
 
 import { createReadStream, type ReadStream } from "node:fs";
@@ -18,6 +23,7 @@ import { parse, type Parser } from "csv-parse";
 import type { SourceDef, SourceReader, SourceContext } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { decodeOptions } from "../core/validation.ts";
+import { listFiles, namesManyFiles } from "./file-list.ts";
 import { REJECTED, assertCodec, lineDecoder, valueDecoder, type Codec } from "./decode.ts";
 
 export const FileFormat = { Jsonl: "jsonl", Csv: "csv", Lines: "lines" } as const;
@@ -30,6 +36,18 @@ export interface FileSourceOptions<T> {
   readonly header?: boolean;
   /** CSV only: the field delimiter (default ","). */
   readonly delimiter?: string;
+}
+
+/** A file's read position; `done` once read to its end. */
+export interface FilePosition {
+  readonly line: number;
+  readonly byte: number;
+  readonly done?: boolean;
+}
+
+/** Sources.file over a directory or glob: each of the subtask's started files and its position. */
+export interface MultiFileSourceState {
+  readonly files: Record<string, FilePosition>;
 }
 
 export interface FileSourceState {
@@ -55,24 +73,86 @@ export function fileSource<T = unknown>(path: string, options: FileSourceOptions
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.file: path must be a non-empty string");
   decodeOptions(Options, options, `Sources.file("${path}")`, `Sources.file("${path}") options`);
   assertCodec(`Sources.file("${path}")`, options.codec);
+  const many = namesManyFiles(path);
   return {
     kind: "file",
     bounded: true,
-    defaultParallelism: 1,
+    // One file: one reader. Several: the job's parallelism, each subtask reading its share of the files.
+    ...(many ? {} : { defaultParallelism: 1 }),
     async createReader(ctx): Promise<SourceReader<T>> {
-      if (ctx.subtaskIndex > 0) return { pollNext: async () => null, async close() {} };
+      const positions = restoredPositions(ctx.restoredState);
+      if (!many) {
+        if (ctx.subtaskIndex > 0) return { pollNext: async () => null, async close() {} };
+        try {
+          const st = await stat(path);
+          if (!st.isFile()) throw new Error("not a regular file");
+        } catch (e) {
+          const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : messageOf(e);
+          throw new WeirError(ErrorCode.Source, `Sources.file: cannot read "${path}": ${why}`, { cause: e });
+        }
+        return openFile(path, options, ctx, positions.get(path));
+      }
+      let files: string[];
       try {
-        const st = await stat(path);
-        if (!st.isFile()) throw new Error("not a regular file");
+        files = await listFiles(path);
       } catch (e) {
-        const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : messageOf(e);
+        const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : messageOf(e);
         throw new WeirError(ErrorCode.Source, `Sources.file: cannot read "${path}": ${why}`, { cause: e });
       }
-      const restored = ctx.restoredState as Partial<FileSourceState> | undefined;
-      return options.format === FileFormat.Csv
-        ? csvReader(path, options, ctx, restored?.line ?? 0)
-        : lineReader(path, options, ctx, restored?.line ?? 0, restored?.byte ?? 0);
+      return filesReader(files.filter((_, k) => k % ctx.parallelism === ctx.subtaskIndex), options, ctx, positions);
     },
+  };
+}
+
+function openFile<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, at: FilePosition | undefined): SourceReader<T> {
+  return options.format === FileFormat.Csv
+    ? csvReader(path, options, ctx, at?.line ?? 0)
+    : lineReader(path, options, ctx, at?.line ?? 0, at?.byte ?? 0);
+}
+
+/**
+ * Positions by file from a restored checkpoint: one state or every old subtask's (an array), in the
+ * one-file shape (`{ path, line, byte }`) or the several-files one (`{ files }`). Keyed by path, so a
+ * job restored at another parallelism finds each file's position whichever subtask now reads it.
+ */
+function restoredPositions(raw: unknown): Map<string, FilePosition> {
+  const out = new Map<string, FilePosition>();
+  const states = raw === undefined || raw === null ? [] : Array.isArray(raw) ? raw : [raw];
+  for (const st of states as Array<Partial<FileSourceState> & { files?: Record<string, FilePosition> } | null>) {
+    if (!st || typeof st !== "object") continue;
+    if (typeof st.path === "string") out.set(st.path, { line: st.line ?? 0, byte: st.byte ?? 0 });
+    for (const [file, at] of Object.entries(st.files ?? {})) out.set(file, at);
+  }
+  return out;
+}
+
+/** Reads `files` one after another; the state holds each started file's position (done ones marked). */
+function filesReader<T>(files: string[], options: FileSourceOptions<T>, ctx: SourceContext, restored: Map<string, FilePosition>): SourceReader<T> {
+  const positions = new Map<string, FilePosition>([...restored].filter(([f]) => files.includes(f)));
+  let next = 0;
+  let current: { path: string; reader: SourceReader<T> } | undefined;
+  return {
+    async pollNext(maxRecords) {
+      for (;;) {
+        if (!current) {
+          while (next < files.length && positions.get(files[next]!)?.done) next++;
+          if (next >= files.length) return null;
+          const path = files[next++]!;
+          current = { path, reader: openFile(path, options, ctx, positions.get(path)) };
+        }
+        const batch = await current.reader.pollNext(maxRecords);
+        if (batch !== null) {
+          positions.set(current.path, current.reader.snapshotState!(0) as FileSourceState);
+          return batch;
+        }
+        const at = positions.get(current.path);
+        positions.set(current.path, { line: at?.line ?? 0, byte: at?.byte ?? 0, done: true });
+        await current.reader.close();
+        current = undefined;
+      }
+    },
+    snapshotState: (): MultiFileSourceState => ({ files: Object.fromEntries([...positions].map(([f, p]) => [f, p.done ? { line: p.line, byte: p.byte, done: true } : { line: p.line, byte: p.byte }])) }),
+    async close() { await current?.reader.close(); },
   };
 }
 
