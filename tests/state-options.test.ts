@@ -22,7 +22,9 @@ async function runCounter(name: string, keys: number, options: Partial<JobOption
     const m = b.metrics();
     for (const [k, v] of Object.entries(m) as Array<[keyof StateBackendMetrics, number]>) observed.max[k] = Math.max(observed.max[k] ?? 0, v);
   };
-  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 1, ...options }, {
+  // mode "streaming": a bounded job without checkpoints would run in batch mode, which keeps each key's
+  // state in memory and never reaches the state backend these options tune.
+  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism: 1, mode: "streaming", ...options }, {
     wrapStateBackend: (b) => {
       // The backend's resolved configuration: what the job passed through.
       observed.config = (b as unknown as { config: Record<string, unknown> }).config;
@@ -93,7 +95,7 @@ s("maxValueBytes refuses a larger value, naming the limit", async () => {
 });
 
 s("weir status shows the keyed subtask's state cache: entries, bytes, hit ratio", async () => {
-  const env = StreamEnvironment.create({ name: "state-status", nats: nats.url, parallelism: 1 });
+  const env = StreamEnvironment.create({ name: "state-status", nats: nats.url, parallelism: 1, mode: "streaming" });
   try {
     const stream = env.fromSource(Sources.array(Array.from({ length: 300 }, (_, i) => i % 100)))
       .keyBy((i) => i)
