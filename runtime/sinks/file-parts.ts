@@ -11,8 +11,8 @@ import { mkdir, open, readdir, rename, rm, type FileHandle } from "node:fs/promi
 import { join } from "node:path";
 import type { SinkContext, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
+import { LineBatcher } from "./line-batcher.ts";
 
-const CHUNK_CHARS = 64 * 1024;
 const PART = /^\.?part-(\d+)-(\d+)(?:\.jsonl|\.txt)?(\.inprogress)?$/;
 
 /** Part files a checkpoint closed, committed when it completes. */
@@ -56,11 +56,6 @@ export async function openPartWriter<T>(dir: string, options: { json: boolean; l
   }
 
   let part: Part | undefined;
-  let lines: string[] = [];
-  let chars = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let writing: Promise<void> = Promise.resolve();
-  let failure: WeirError | undefined;
   let ended = false;
   let closed = false;
   /** Closed parts waiting for their checkpoint, by checkpoint id. */
@@ -74,49 +69,27 @@ export async function openPartWriter<T>(dir: string, options: { json: boolean; l
     return (part = { n, tmp, final, fh: await open(tmp, "w") });
   };
 
-  /** Queues the gathered lines for the current part (opened on the first record: no empty parts). */
-  const writeOut = (): Promise<void> => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (lines.length > 0) {
-      const chunk = lines.join("\n") + "\n";
-      lines = [];
-      chars = 0;
-      writing = writing.then(async () => {
-        try {
-          await (await current()).fh.write(chunk);
-        } catch (e) { failure ??= fail("writing a part file", e); }
-      });
-    }
-    return writing;
-  };
+  const batch = new LineBatcher(options.json, options.lingerMs, async (chunk) => { await (await current()).fh.write(chunk); }, (e) => fail("writing a part file", e));
 
   /** Closes the current part (everything queued so far is in it, synced); the next record opens another. */
   const closePart = (): Promise<Part | undefined> => {
-    const done = writeOut().then(async () => {
+    const done = batch.writeOut().then(async () => {
       const p = part;
       part = undefined;
       if (!p) return undefined;
       try { await p.fh.datasync(); } finally { await p.fh.close().catch(() => {}); }
       return p;
     });
-    writing = done.then(() => undefined, () => undefined);
+    batch.writing = done.then(() => undefined, () => undefined);
     return done;
   };
 
   return {
-    write(value) {
-      if (failure) throw failure;
-      const line = !options.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
-      lines.push(line);
-      chars += line.length + 1;
-      if (chars >= CHUNK_CHARS) return writeOut();
-      timer ??= setTimeout(() => { void writeOut(); }, options.lingerMs);
-    },
+    write: (value) => batch.add(value),
     snapshotState(checkpointId: number) {
       const closing = closePart();
       return closing.then((p) => {
-        if (failure) throw failure;
+        if (batch.failure) throw batch.failure;
         if (p) pending.push({ checkpointId, part: p });
         return { pending: pending.map((x) => x.part.tmp) } satisfies FilePartsState;
       });
@@ -129,23 +102,23 @@ export async function openPartWriter<T>(dir: string, options: { json: boolean; l
     },
     /** The end of input: every record is written and synced; close() commits. */
     async flush() {
-      await writeOut();
-      if (failure) throw failure;
+      await batch.writeOut();
+      if (batch.failure) throw batch.failure;
       ended = true;
     },
     async close() {
       if (closed) return;
       closed = true;
-      clearTimeout(timer);
+      batch.stopTimer();
       if (!ended) {
         // Failed or cancelled: what was not checkpointed is never committed.
-        lines = [];
+        batch.discard();
         const p = await closePart().catch(() => undefined) ?? part;
         if (p) await rm(p.tmp, { force: true }).catch(() => {});
         return;
       }
       const last = await closePart();
-      if (failure) throw failure;
+      if (batch.failure) throw batch.failure;
       for (const { part: p } of pending.splice(0)) await commit(p.tmp);
       if (last) {
         try { await rename(last.tmp, last.final); } catch (e) { throw fail(`committing ${last.final}`, e); }

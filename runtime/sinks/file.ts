@@ -10,6 +10,7 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { statSync } from "node:fs";
 import { openPartWriter } from "./file-parts.ts";
+import { LineBatcher } from "./line-batcher.ts";
 import { dirname } from "node:path";
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
@@ -22,7 +23,6 @@ export interface FileSinkOptions {
 }
 
 const Options = t.partial({ format: t.keyof({ jsonl: null, lines: null }), lingerMs: NonNegativeInt });
-const CHUNK_CHARS = 64 * 1024;
 
 /** A path ending in "/" or naming an existing directory: one part file per subtask (file-parts.ts). */
 function writesParts(path: string): boolean {
@@ -54,48 +54,23 @@ export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDe
       } catch (e) {
         throw fail("opening", e);
       }
-      let lines: string[] = [];
-      let chars = 0;
-      let timer: NodeJS.Timeout | undefined;
-      let writing: Promise<void> = Promise.resolve();
-      let failure: WeirError | undefined;
       let closed = false;
-
-      const writeOut = (): Promise<void> => {
-        clearTimeout(timer);
-        timer = undefined;
-        if (lines.length > 0) {
-          const chunk = lines.join("\n") + "\n";
-          lines = [];
-          chars = 0;
-          writing = writing.then(async () => {
-            try { await fh.write(chunk); } catch (e) { failure ??= fail("appending to", e); }
-          });
-        }
-        return writing;
-      };
+      const batch = new LineBatcher(json, lingerMs, (chunk) => fh.write(chunk).then(() => {}), (e) => fail("appending to", e));
 
       return {
-        write(value) {
-          if (failure) throw failure;
-          const line = !json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
-          lines.push(line);
-          chars += line.length + 1;
-          if (chars >= CHUNK_CHARS) return writeOut();
-          timer ??= setTimeout(() => { void writeOut(); }, lingerMs);
-        },
+        write: (value) => batch.add(value),
         async flush() {
-          await writeOut();
-          if (failure) throw failure;
+          await batch.writeOut();
+          if (batch.failure) throw batch.failure;
           try { await fh.datasync(); } catch (e) { throw fail("syncing", e); }
         },
         async close() {
           if (closed) return;
           closed = true;
-          clearTimeout(timer);
+          batch.stopTimer();
           try {
-            await writeOut();
-            if (failure) throw failure;
+            await batch.writeOut();
+            if (batch.failure) throw batch.failure;
           } finally {
             await fh.close().catch(() => {});
           }

@@ -1,0 +1,62 @@
+// The file sinks' write path: records become lines, gathered and written in chunks of about CHUNK_CHARS
+// (or `lingerMs` after a chunk's first line), one write after another. A full chunk's write promise is
+// returned to the caller (backpressure); a failed write is kept and thrown at the next record.
+
+import type { WeirError } from "../core/errors.ts";
+
+const CHUNK_CHARS = 64 * 1024;
+
+export class LineBatcher {
+  private lines: string[] = [];
+  private chars = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The chain of writes queued so far (a caller may append its own steps, e.g. closing a file). */
+  writing: Promise<void> = Promise.resolve();
+  failure: WeirError | undefined;
+
+  constructor(
+    private readonly json: boolean,
+    private readonly lingerMs: number,
+    /** Writes one chunk; its error becomes `failure` through `onError`. */
+    private readonly write: (chunk: string) => Promise<void>,
+    private readonly onError: (e: unknown) => WeirError,
+  ) {}
+
+  add(value: unknown): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
+    const line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+    this.lines.push(line);
+    this.chars += line.length + 1;
+    if (this.chars >= CHUNK_CHARS) return this.writeOut();
+    this.timer ??= setTimeout(() => { void this.writeOut(); }, this.lingerMs);
+    return undefined;
+  }
+
+  /** Queues the gathered lines; resolves when everything queued so far is written. */
+  writeOut(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.lines.length > 0) {
+      const chunk = this.lines.join("\n") + "\n";
+      this.lines = [];
+      this.chars = 0;
+      this.writing = this.writing.then(async () => {
+        try { await this.write(chunk); } catch (e) { this.failure ??= this.onError(e); }
+      });
+    }
+    return this.writing;
+  }
+
+  /** Drops what was gathered and not yet queued (a failed or cancelled writer). */
+  discard(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lines = [];
+    this.chars = 0;
+  }
+
+  stopTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
