@@ -14,6 +14,8 @@ import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { baseAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
 import { stateRequest } from "../state/requests.ts";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 const s = suite("state units");
 
@@ -67,6 +69,25 @@ s("fresh-bucket keys: an evicted key is never reported absent; others mostly are
   const restored = new FreshBucketKeys();
   restored.forget();
   assert.not.ok(restored.empty, "a restore wrote KV: not empty");
+});
+
+s("KV cache: entries that left the cache are garbage, whether or not it was ever over its bounds", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const cache = new StateCache(1_000_000, 1 << 30);
+  cache.evict(); // within bounds: as after every batch of a job whose cache never fills
+  const gone: Array<WeakRef<CacheEntry>> = [];
+  for (let round = 0; round < 5; round++) {
+    const batch: CacheEntry[] = [];
+    for (let i = 0; i < 5000; i++) { const e = new CacheEntry(`r${round}k${i}`, EntryKind.Value, 0, undefined, 0); cache.insert(e); batch.push(e); }
+    cache.evict();
+    for (const e of batch) { assert.ok(cache.dropErased(e)); gone.push(new WeakRef(e)); }
+    cache.evict();
+  }
+  assert.is(cache.size, 0);
+  for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+  const alive = gone.filter((w) => w.deref() !== undefined).length;
+  assert.is(alive, 0, `${alive} of ${gone.length} dropped entries still reachable`);
 });
 
 s("KV cache: an erased entry leaves only when absent, clean, unpinned and still the key's entry; eviction does not see it", () => {

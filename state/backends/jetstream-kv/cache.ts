@@ -55,7 +55,13 @@ export class StateCache {
   bytes = 0;
   dirtyBytes = 0;
   evictions = 0;
-  private hand: IterableIterator<CacheEntry> = this.entries.values();
+  /**
+   * The CLOCK hand: a live iterator of `entries`, kept only while a sweep is under way. V8 keeps every hash
+   * table a Map outgrew (or shrank from) reachable from a live iterator until that iterator moves, and
+   * those tables still hold the entries they had: a hand kept while the cache stayed within bounds pinned
+   * every entry ever dropped (the 2,000 records/s soak grew ~150k dead entries in 3 minutes).
+   */
+  private hand: IterableIterator<CacheEntry> | undefined;
 
   constructor(readonly maxEntries: number, readonly maxBytes: number, private readonly onEvict?: (key: string) => void) {}
 
@@ -112,14 +118,19 @@ export class StateCache {
   /**
    * Evicts clean, unpinned entries until within bounds. Returns false when it could not get there because
    * the rest is dirty or pinned (the caller then flushes). The hand is a live Map iterator kept across
-   * calls: it resumes where it stopped and wraps around, so no entry is moved on the hot path.
+   * the calls of one period over the bounds: it resumes where it stopped and wraps around, so no entry is
+   * moved on the hot path; back within bounds it is let go (see `hand`).
    */
   evict(): boolean {
-    if (!this.overLimit) return true;
+    if (!this.overLimit) {
+      this.hand = undefined;
+      return true;
+    }
     if (this.entries.size - this.dirty.size === 0) return false;
     // Two laps at most: the first may only clear reference bits.
     let steps = 2 * this.entries.size + 2;
     while (this.overLimit && steps-- > 0) {
+      this.hand ??= this.entries.values();
       let next = this.hand.next();
       if (next.done) {
         this.hand = this.entries.values();
@@ -134,7 +145,9 @@ export class StateCache {
       this.evictions++;
       this.onEvict?.(e.key);
     }
-    return !this.overLimit;
+    if (this.overLimit) return false;
+    this.hand = undefined;
+    return true;
   }
 
   /**
@@ -155,7 +168,7 @@ export class StateCache {
 
   clear(): void {
     this.entries.clear();
-    this.hand = this.entries.values();
+    this.hand = undefined;
     this.dirty.clear();
     this.bytes = 0;
     this.dirtyBytes = 0;
