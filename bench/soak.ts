@@ -7,11 +7,11 @@
 // the last checkpoint. At the end: verdicts per figure after WEIR_SOAK_WARMUP_MINUTES (default 5, at most a
 // third of the run), then `weir stop`, and the output checked against the reference (bench/soak-check.ts).
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { launchNatsServer } from "../runtime/internal.ts";
+import { freePort } from "../tests/helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
 import { checkCounts, checkWindows } from "./soak-check.ts";
 import { assertModel, eventTime, keyIndex, keyName, type SoakModel } from "./soak-model.ts";
@@ -73,15 +73,6 @@ class Producer {
       await sleep(50);
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    }).on("error", reject);
-  });
 }
 
 function runWeir(args: string[], url: string): ChildProcess {

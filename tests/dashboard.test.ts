@@ -2,10 +2,9 @@
 // function throws once, and `weir dashboard` listing a running job; what a person sees on the page.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer } from "node:net";
 import type { Browser, Page } from "playwright-core";
 import { withServer } from "./helpers/nats-server.ts";
-import { eventually, startWeir, type WeirProcess } from "./helpers/cli.ts";
+import { eventually, startWeir, type WeirProcess, freePort } from "./helpers/cli.ts";
 import { launchChromium, parseCount } from "./helpers/browser.ts";
 import { HttpServer } from "../runtime/cli/http/server.ts";
 import { addDashboardRoutes } from "../runtime/cli/dashboard/routes.ts";
@@ -15,14 +14,6 @@ const test = suite("dashboard");
 const nats = withServer(test);
 const JOB = "tests/fixtures/jobs/fail-once.ts";
 const WAIT = 60_000;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function stop(p: WeirProcess): Promise<void> {
   p.child.kill("SIGTERM");

@@ -4,19 +4,11 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createServer } from "node:net";
 import { withServer } from "./helpers/nats-server.ts";
-import { eventually, runWeir, startWeir } from "./helpers/cli.ts";
+import { eventually, runWeir, startWeir, freePort } from "./helpers/cli.ts";
 
 const test = suite("metrics over HTTP");
 const nats = withServer(test);
 const JOB = "tests/fixtures/jobs/fail-once.ts";
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Scrape { readonly text: string; readonly types: Map<string, string>; readonly samples: Array<{ name: string; labels: Record<string, string>; value: number }> }
 

@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 // The `weir` command as a user runs it: a child process, its output kept, a deadline on every wait.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -72,4 +73,13 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefine
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A TCP port free on loopback right now (for --http in tests and benches). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
