@@ -3,9 +3,11 @@
 // another, state requests in batches of up to 1000 (or answered at once when they need nothing remote).
 // The benchmarks measure the state layer as a job uses it, without sources, exchanges or sinks around it.
 
-import type { KeyedStateBackend, KeyScope, StateRequestHandler } from "../state/contracts.ts";
-import { assignToKeyGroup, canonicalJson } from "../state/key-groups.ts";
-import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
+import type { KeyedStateBackend, StateRequest, StateRequestHandler } from "../state/contracts.ts";
+import { assignToKeyGroup } from "../state/key-groups.ts";
+import { AsyncExecutionController, type ControlledRecord } from "../runtime/keyed/async/controller.ts";
+import type { Epoch } from "../runtime/keyed/async/epoch-manager.ts";
+import { KeySlotTable, type KeySlot } from "../runtime/keyed/key-slots.ts";
 import { systemClock } from "../runtime/internal.ts";
 
 export interface DriveOptions {
@@ -15,12 +17,30 @@ export interface DriveOptions {
   readonly inFlight?: number;
 }
 
-export type RecordFn<K> = (key: K, scope: KeyScope, handler: StateRequestHandler, index: number) => Promise<void>;
+/** One record of `key`: its state through `slot.state(descriptor)`, as a keyed function's `ctx.state`. */
+export type RecordFn<K> = (key: K, slot: KeySlot, index: number) => Promise<void>;
+
+/** A record as the keyed operator runs one: its key's slot sends the handles' requests to it. */
+class DrivenRecord<K> implements ControlledRecord, StateRequestHandler {
+  refs = 1;
+  epoch!: Epoch;
+  watermark: number | undefined = undefined;
+  constructor(private readonly controller: AsyncExecutionController, private readonly slot: KeySlot, private readonly fn: RecordFn<K>, private readonly index: number) {}
+  get lock(): KeySlot { return this.slot; }
+  get key(): unknown { return this.slot.key; }
+  run(): Promise<void> {
+    this.slot.handler = this;
+    return this.fn(this.slot.key as K, this.slot, this.index);
+  }
+  settle(): undefined { return undefined; }
+  submit(request: StateRequest): Promise<unknown> { return this.controller.request(this, request); }
+  tryNow(request: StateRequest): unknown { return this.controller.tryNow(this, request); }
+}
 
 /** Runs `fn` for `count` records, record i having key `keyAt(i)`, and resolves when all are done. */
 export async function driveRecords<K>(backend: KeyedStateBackend, count: number, keyAt: (i: number) => K, fn: RecordFn<K>, options: DriveOptions = {}): Promise<void> {
-  const operator = options.operator ?? "count";
   const maxParallelism = options.maxParallelism ?? 128;
+  const slots = new KeySlotTable(options.operator ?? "count", (key) => assignToKeyGroup(key, maxParallelism));
   let failure: unknown;
   const aec = new AsyncExecutionController(
     backend,
@@ -29,10 +49,7 @@ export async function driveRecords<K>(backend: KeyedStateBackend, count: number,
     (e) => { failure ??= e; },
   );
   for (let i = 0; i < count; i++) {
-    const key = keyAt(i);
-    const keyId = canonicalJson(key);
-    const scope: KeyScope = { operator, keyGroup: assignToKeyGroup(key, maxParallelism), keyId, key };
-    const p = aec.submitRecord(keyId, key, { run: (record) => fn(key, scope, record, i) });
+    const p = aec.submit(new DrivenRecord(aec, slots.slotFor(keyAt(i)), fn, i));
     if (p) await p;
     if (failure !== undefined) throw failure;
   }

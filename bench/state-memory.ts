@@ -7,7 +7,6 @@ import * as t from "io-ts";
 import { connect } from "@nats-io/transport-node";
 import { JobNames } from "../runtime/internal.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
-import { createStateHandle } from "../state/handles/create.ts";
 import { valueState } from "../state/descriptors.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
 import { rssMb } from "./harness.ts";
@@ -30,8 +29,8 @@ const sampler = setInterval(() => { peak = Math.max(peak, rssMb()); }, 100);
 
 const writer = await open();
 const t0 = performance.now();
-await driveRecords(writer, keys, keyName, async (_key, scope, handler, i) => {
-  await createStateHandle(count, scope, handler).update(i);
+await driveRecords(writer, keys, keyName, async (_key, slot, i) => {
+  await slot.state(count).update(i);
 });
 await writer.close();
 const writeMs = Math.round(performance.now() - t0);
@@ -40,8 +39,8 @@ const reader = await open();
 const order = uniformKeys(keys, keys, 11);
 const t1 = performance.now();
 let wrong = 0;
-await driveRecords(reader, keys, (i) => keyName(order[i]!), async (_key, scope, handler, i) => {
-  if ((await createStateHandle(count, scope, handler).value()) !== order[i]) wrong++;
+await driveRecords(reader, keys, (i) => keyName(order[i]!), async (_key, slot, i) => {
+  if ((await slot.state(count).value()) !== order[i]) wrong++;
 });
 const readMs = Math.round(performance.now() - t1);
 const m = reader.metrics();

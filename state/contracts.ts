@@ -126,12 +126,13 @@ export interface StateAddress {
   /** Map states: the entry's key; absent for the other kinds and for whole-map requests. */
   readonly userKeyId?: string;
   /**
-   * Backend-private memo: the backend that served this address last stores itself and its internal key
-   * for it here. A handle reuses one address object for all its calls (a record's read and write), so the
-   * key is built and hashed once (a fresh key string costs more than the cache lookup it serves).
+   * Backend-private memo: the backend that served this address last stores itself and what it resolved
+   * the address to here (KV: the entry's key string; heap: the map holding the key's values). A handle
+   * lives as long as its key's slot and reuses one address object for all its calls, so the address is
+   * resolved once per key, not once per request.
    */
   keyOwner?: unknown;
-  keyMemo?: string;
+  keyMemo?: unknown;
 }
 
 export const StateRequestType = {

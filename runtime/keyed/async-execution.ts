@@ -3,9 +3,10 @@
 
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
-import { AsyncExecutionController, type AsyncExecutionOptions, type AsyncRecord, type RecordTask, type TimerTask } from "./async/controller.ts";
+import { AsyncExecutionController, type AsyncExecutionOptions } from "./async/controller.ts";
 import { SortedKeysRunner, type KeyTask } from "./backlog/sorted-keys-runner.ts";
 import type { KeyedCallbacks, KeyedExecution } from "./execution.ts";
+import type { KeyedRecordContext } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
 export interface AsyncExecutionSettings extends AsyncExecutionOptions {
@@ -33,18 +34,24 @@ export class AsyncExecution implements KeyedExecution {
 
   get inFlightRecords(): number { return this.aec.inFlightRecords; }
 
-  record(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number): MaybePromise {
-    return this.aec.submitRecord(keyId, key, new PendingRecord(this.callbacks, key, keyGroup, keyId, value, ts, input));
+  record(rc: KeyedRecordContext<unknown, unknown>): MaybePromise {
+    rc.controller = this.aec;
+    return this.aec.submit(rc);
   }
 
   processingTimer(timer: Timer): MaybePromise {
-    return this.aec.submitRecord(timer.keyId, timer.key, { run: (r) => this.callbacks.fire(timer, r, r.watermark) });
+    const rc = this.callbacks.timerContext(timer, undefined);
+    rc.controller = this.aec;
+    return this.aec.submit(rc);
   }
 
   watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
-    const next = (): TimerTask | undefined => {
+    const next = (): KeyedRecordContext<unknown, unknown> | undefined => {
       const timer = due();
-      return timer && { keyId: timer.keyId, key: timer.key, task: { run: (r: AsyncRecord) => this.callbacks.fire(timer, r, watermark) } };
+      if (timer === undefined) return undefined;
+      const rc = this.callbacks.timerContext(timer, watermark);
+      rc.controller = this.aec;
+      return rc;
     };
     return this.aec.onWatermark(watermark, next, () => { void emit(); });
   }
@@ -85,21 +92,5 @@ export class AsyncExecution implements KeyedExecution {
     }, Math.min(timeoutMs / 2, 5000));
     t.unref();
     return t;
-  }
-}
-
-/** A record waiting for (or running in) the async execution controller: a task object, not a closure. */
-class PendingRecord implements RecordTask {
-  constructor(
-    private readonly callbacks: KeyedCallbacks,
-    private readonly key: unknown,
-    private readonly keyGroup: number,
-    private readonly keyId: string,
-    private readonly value: unknown,
-    private readonly ts: number | undefined,
-    private readonly input: number,
-  ) {}
-  run(r: AsyncRecord): MaybePromise {
-    return this.callbacks.call(this.key, this.keyGroup, this.keyId, this.value, this.ts, this.input, r, r.watermark);
   }
 }

@@ -3,22 +3,25 @@
 // through the AsyncExecutionController). The operator picks one at open and sends every record, timer
 // and watermark through it; the backlog drain hands it each batch of sorted keys.
 
-import type { StateRequestHandler } from "../../state/contracts.ts";
 import type { MaybePromise } from "../contracts/operators.ts";
 import type { KeyTask } from "./backlog/sorted-keys-runner.ts";
+import type { KeySlot } from "./key-slots.ts";
+import type { KeyedRecordContext, KeyedRecordOwner } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
-/** What a strategy calls back into: the user function for a record, and for a timer. */
-export interface KeyedCallbacks {
-  /** The user function for one record, with its state requests going to `handler`. */
-  call(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, handler: StateRequestHandler, watermark: number | undefined): MaybePromise;
-  /** `onTimer` for one timer. */
-  fire(timer: Timer, handler: StateRequestHandler, watermark: number | undefined): MaybePromise;
+type Context = KeyedRecordContext<unknown, unknown>;
+
+/** What a strategy calls back into: the keyed operator. */
+export interface KeyedCallbacks extends KeyedRecordOwner {
+  /** Runs `rc` to its end, one at a time: the user function (errors naming operator and key), then its output. */
+  call(rc: Context): MaybePromise;
+  /** The context that fires `timer` (seeing `watermark`; undefined: the arrival watermark in async mode), of `slot` when the caller holds the key's. */
+  timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot): Context;
 }
 
 export interface KeyedExecution {
-  /** One record of `key` (arrived at the current watermark). */
-  record(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number): MaybePromise;
+  /** One record (its context, built by the operator). */
+  record(rc: Context): MaybePromise;
   /** One due processing-time timer. */
   processingTimer(timer: Timer): MaybePromise;
   /** A watermark: the event-time timers `due` hands out fire (after every earlier record), then `emit`. */

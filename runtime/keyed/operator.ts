@@ -5,17 +5,18 @@
 // state requests batched, per-key order kept; with it off, one record at a time (sync-execution.ts).
 
 import { sortsBacklog } from "../contracts/job-options.ts";
-import { assignToKeyGroup, canonicalJson } from "../../state/key-groups.ts";
+import { assignToKeyGroup } from "../../state/key-groups.ts";
 import type { KeyedStateBackend, StateRequestHandler } from "../../state/contracts.ts";
 import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } from "../contracts/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts/operators.ts";
-import { afterUserCallback, runUserCallback, userError, type RecordContext } from "../operators/basic.ts";
+import { afterUserCallback, userError, type RecordContext } from "../operators/basic.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
 import type { KeyedExecution } from "./execution.ts";
-import { KeyedRecordContext, KeyTimers } from "./record-context.ts";
+import { KeySlotTable, type KeySlot } from "./key-slots.ts";
+import { KeyedRecordContext, KeyTimers, TIMER_INPUT } from "./record-context.ts";
 import { SyncExecution } from "./sync-execution.ts";
 import { InternalTimerService, type Timer } from "./timers/timer-service.ts";
 import { restoreTimers, writeChangedTimers } from "./timers/timer-state.ts";
@@ -28,6 +29,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private backend: KeyedStateBackend | undefined;
   private execution: KeyedExecution | undefined;
   private backlog: BacklogSort | undefined;
+  private readonly slots: KeySlotTable;
   readonly timers = new InternalTimerService();
   private processingTimer: unknown;
   private processingTimerAt = Number.POSITIVE_INFINITY;
@@ -43,7 +45,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     private readonly extraMetrics?: () => Record<string, number>,
     readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown>,
     readonly sortedKeyFold?: SortedKeyFold<unknown>,
-  ) {}
+  ) {
+    this.slots = new KeySlotTable(ctx.runtime.operatorUid, this.keyGroupOf);
+  }
 
   async open(): Promise<void> {
     const backend = await this.ctx.stateBackend();
@@ -70,7 +74,12 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     this.recordsIn++;
     const key = this.keyOf(value, input);
     if (this.backlog!.active) return this.backlog!.add(key, value, ts, input);
-    return this.execution!.record(key, this.keyGroupOf(key), canonicalJson(key), value, ts, input);
+    return this.execution!.record(new KeyedRecordContext(this.ctx, this, this.slots.slotFor(key), value, ts, input, undefined));
+  }
+
+  /** The key's slot: its identity, lock and state handles (see key-slots.ts). */
+  slotFor(key: unknown): KeySlot {
+    return this.slots.slotFor(key);
   }
 
   keyOf(value: unknown, input: number): K {
@@ -88,21 +97,36 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return keyGroup;
   };
 
-  context(key: unknown, keyGroup: number, keyId: string, handler: StateRequestHandler, watermark: number | undefined): KeyedRecordContext<unknown, unknown> {
-    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, key, keyGroup, keyId, handler, watermark);
+  /** A context for `slot` whose state requests go to `handler` (the sorted drain's). */
+  context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown> {
+    slot.handler = handler;
+    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, value, ts, input, watermark);
   }
 
-  /** The user function for one record, with its state requests going to `handler`. */
-  call(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
-    const rc = new KeyedRecordContext<K, O>(this.ctx, this, key as K, keyGroup, keyId, handler, watermark);
-    rc.timestamp = ts;
+  timerContext(timer: Timer, watermark: number | undefined, slot = this.slots.slotFor(timer.key)): KeyedRecordContext<unknown, unknown> {
+    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, timer.timestamp, timer.timestamp, TIMER_INPUT, watermark);
+  }
+
+  /** The user function for `rc`: processElement (through the co-function dispatch), or onTimer for a timer. */
+  invoke(rc: KeyedRecordContext<unknown, unknown>): void | Promise<void> {
+    if (rc.input === TIMER_INPUT) {
+      const onTimer = this.fn.onTimer;
+      if (!onTimer) return;
+      this.timersFired++;
+      return onTimer.call(this.fn, rc.value as number, rc as KeyedRecordContext<K, O>);
+    }
+    return this.dispatch ? this.dispatch(rc.input, rc.value as I, rc as KeyedRecordContext<K, O>) : this.fn.processElement(rc.value as I, rc as KeyedRecordContext<K, O>);
+  }
+
+  /** `rc` run to its end, one at a time (sync mode, sorted drains): errors name the operator and the key. */
+  call(rc: KeyedRecordContext<unknown, unknown>): MaybePromise {
     let r: void | Promise<void>;
     try {
-      r = this.dispatch ? this.dispatch(input, value as I, rc) : this.fn.processElement(value as I, rc);
+      r = this.invoke(rc);
     } catch (e) {
-      throw userError(this.ctx, e, key);
+      throw userError(this.ctx, e, rc.key);
     }
-    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, key);
+    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, rc.key);
   }
 
   /** Backlog (FLIP-327): sorting begins when the input turns to backlog and drains when it turns live. */
@@ -156,8 +180,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return writeChangedTimers(this.timers, this.backend!, this.ctx.runtime.operatorUid, this.ctx.runtime.operatorName);
   }
 
-  timerServiceFor(rc: KeyedRecordContext<unknown, unknown>): TimerService {
-    return new KeyTimers(this.timers, rc, (ts) => this.scheduleProcessingTimer(ts));
+  timerServiceFor(slot: KeySlot): TimerService {
+    return new KeyTimers(this.timers, slot, (ts) => this.scheduleProcessingTimer(ts));
   }
 
   close(): MaybePromise {
@@ -194,15 +218,6 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private wrap(e: unknown, key: unknown): unknown {
     if (e instanceof WeirError) return e;
     return new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, key, e);
-  }
-
-  fire(timer: Timer, handler: StateRequestHandler, watermark: number | undefined): MaybePromise {
-    const onTimer = this.fn.onTimer;
-    if (!onTimer) return;
-    this.timersFired++;
-    const rc = new KeyedRecordContext<K, O>(this.ctx, this, timer.key as K, timer.keyGroup, timer.keyId, handler, watermark);
-    rc.timestamp = timer.timestamp;
-    return runUserCallback(this.ctx, rc as RecordContext<unknown>, () => onTimer.call(this.fn, timer.timestamp, rc), timer.key);
   }
 
   private scheduleProcessingTimer(ts: number): void {

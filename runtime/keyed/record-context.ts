@@ -1,71 +1,85 @@
-// The context a keyed function sees for one record (or one timer firing) of one key: its key, state
-// handles bound to that key (requests going to the record's handler) and its timers.
+// The context a keyed function sees for one record (or one timer firing) of one key: its key, the key's
+// state handles (kept on the key's slot, built once per key) and its timers. In async mode the context is
+// also the record the AsyncExecutionController runs and the handler of its state requests: a record
+// costs this one object.
 
-import type { HandleOf, StateDescriptor, StateRequestHandler } from "../../state/contracts.ts";
-import { createStateHandle } from "../../state/mod.ts";
+import type { HandleOf, StateDescriptor, StateRequest, StateRequestHandler } from "../../state/contracts.ts";
 import type { KeyedContext, TimerService } from "../contracts/functions.ts";
-import type { OperatorContext } from "../contracts/operators.ts";
+import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
 import { RecordContext } from "../operators/basic.ts";
+import type { AsyncExecutionController, ControlledRecord } from "./async/controller.ts";
+import type { Epoch } from "./async/epoch-manager.ts";
+import type { KeySlot } from "./key-slots.ts";
 import type { InternalTimerService, Timer } from "./timers/timer-service.ts";
 
-/** Where a record's context gets its key's timers (created only when a record uses timers). */
-export interface KeyTimerSource {
-  timerServiceFor(rc: KeyedRecordContext<unknown, unknown>): TimerService;
+/** The `input` of a context that fires a timer (its value is the timer's timestamp). */
+export const TIMER_INPUT = -1;
+
+/** What a record's context calls back into: the keyed operator. */
+export interface KeyedRecordOwner {
+  /** Runs the user function for `rc` (processElement, or onTimer for a timer) and returns what it returned. */
+  invoke(rc: KeyedRecordContext<unknown, unknown>): void | Promise<void>;
+  /** The key's timers as the user sees them (created when a record first uses timers). */
+  timerServiceFor(slot: KeySlot): TimerService;
 }
 
 /** The timers of one key, as the user sees them. */
 export class KeyTimers implements TimerService {
-  constructor(private readonly service: InternalTimerService, private readonly rc: KeyedRecordContext<unknown, unknown>, private readonly onProcessingTimer: (ts: number) => void) {}
+  constructor(private readonly service: InternalTimerService, private readonly slot: KeySlot, private readonly onProcessingTimer: (ts: number) => void) {}
   private timer(timestamp: number): Timer {
-    return { timestamp, keyId: this.rc.keyId, key: this.rc.key, keyGroup: this.rc.keyGroup };
+    return { timestamp, keyId: this.slot.keyId, key: this.slot.key, keyGroup: this.slot.keyGroup };
   }
   registerEventTimeTimer(ts: number): void { this.service.eventTime.add(this.timer(ts)); }
-  deleteEventTimeTimer(ts: number): void { this.service.eventTime.delete(ts, this.rc.keyId); }
+  deleteEventTimeTimer(ts: number): void { this.service.eventTime.delete(ts, this.slot.keyId); }
   registerProcessingTimeTimer(ts: number): void { if (this.service.processingTime.add(this.timer(ts))) this.onProcessingTimer(ts); }
-  deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(ts, this.rc.keyId); }
+  deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(ts, this.slot.keyId); }
 }
 
 /** The context of one record (or one timer firing) of one key. */
-export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O> {
-  private firstDescriptor: StateDescriptor | undefined;
-  private firstHandle: unknown;
-  private handles: Map<StateDescriptor, unknown> | undefined;
-  private keyTimers: TimerService | undefined;
+export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O>, ControlledRecord, StateRequestHandler {
+  refs = 1;
+  epoch!: Epoch;
+  /** Async mode: the controller running this record (its state requests go there). */
+  controller: AsyncExecutionController | undefined = undefined;
 
   constructor(
     op: OperatorContext,
-    private readonly owner: KeyTimerSource,
-    readonly key: K,
-    readonly keyGroup: number,
-    readonly keyId: string,
-    private readonly handler: StateRequestHandler,
-    private readonly watermark: number | undefined,
+    private readonly owner: KeyedRecordOwner,
+    readonly slot: KeySlot,
+    /** The record's value; for a timer (input TIMER_INPUT) its timestamp. */
+    readonly value: unknown,
+    timestamp: number | undefined,
+    readonly input: number,
+    /** The watermark the function sees (undefined: the operator's current one; async mode sets the arrival watermark). */
+    public watermark: number | undefined,
   ) {
     super(op);
+    this.timestamp = timestamp;
   }
 
+  get key(): K { return this.slot.key as K; }
+  get keyGroup(): number { return this.slot.keyGroup; }
+  get keyId(): string { return this.slot.keyId; }
+  get lock(): KeySlot { return this.slot; }
+
   get timers(): TimerService {
-    return (this.keyTimers ??= this.owner.timerServiceFor(this as KeyedRecordContext<unknown, unknown>));
+    return (this.slot.timers ??= this.owner.timerServiceFor(this.slot)) as TimerService;
   }
 
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
-    // Most functions use one state: its handle lives in a field, others in a map (one context per record).
-    if (this.firstDescriptor === descriptor) return this.firstHandle as HandleOf<D>;
-    if (this.firstDescriptor === undefined) {
-      this.firstDescriptor = descriptor;
-      return (this.firstHandle = this.createHandle(descriptor)) as HandleOf<D>;
-    }
-    this.handles ??= new Map();
-    let h = this.handles.get(descriptor);
-    if (h === undefined) this.handles.set(descriptor, (h = this.createHandle(descriptor)));
-    return h as HandleOf<D>;
+    return this.slot.state(descriptor);
   }
 
-  private createHandle(descriptor: StateDescriptor): unknown {
-    return createStateHandle(descriptor, { operator: this.op.runtime.operatorUid, keyGroup: this.keyGroup, keyId: this.keyId, key: this.key }, this.handler);
+  /** Async mode: the key is this record's now; its handles' requests come here. */
+  run(): MaybePromise {
+    this.slot.handler = this;
+    return this.owner.invoke(this as KeyedRecordContext<unknown, unknown>);
   }
 
-  /** In async mode: the watermark when this record arrived, as in synchronous execution. */
+  submit(request: StateRequest): Promise<unknown> { return this.controller!.request(this, request); }
+  tryNow(request: StateRequest): unknown { return this.controller!.tryNow(this, request); }
+
+  /** The watermark when this record arrived (async mode, a sorted drain), as in synchronous execution. */
   override currentWatermark(): number {
     return this.watermark ?? super.currentWatermark();
   }

@@ -7,6 +7,7 @@ import { DirectStateRequestHandler } from "../../state/handlers/direct.ts";
 import type { MaybePromise } from "../contracts/operators.ts";
 import type { KeyTask } from "./backlog/sorted-keys-runner.ts";
 import type { KeyedCallbacks, KeyedExecution } from "./execution.ts";
+import type { KeyedRecordContext } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
 export class SyncExecution implements KeyedExecution {
@@ -18,23 +19,30 @@ export class SyncExecution implements KeyedExecution {
 
   get inFlightRecords(): number { return 0; }
 
-  record(key: unknown, keyGroup: number, keyId: string, value: unknown, ts: number | undefined, input: number): MaybePromise {
-    return this.callbacks.call(key, keyGroup, keyId, value, ts, input, this.direct, undefined);
+  record(rc: KeyedRecordContext<unknown, unknown>): MaybePromise {
+    rc.slot.handler = this.direct;
+    return this.callbacks.call(rc);
   }
 
   processingTimer(timer: Timer): MaybePromise {
-    return this.callbacks.fire(timer, this.direct, undefined);
+    return this.fire(timer, undefined);
   }
 
   watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
     const fireDue = (): MaybePromise => {
       for (let timer = due(); timer; timer = due()) {
-        const p = this.callbacks.fire(timer, this.direct, watermark);
+        const p = this.fire(timer, watermark);
         if (p) return p.then(fireDue);
       }
       return emit();
     };
     return fireDue();
+  }
+
+  private fire(timer: Timer, watermark: number | undefined): MaybePromise {
+    const rc = this.callbacks.timerContext(timer, watermark);
+    rc.slot.handler = this.direct;
+    return this.callbacks.call(rc);
   }
 
   /** One key after another. */

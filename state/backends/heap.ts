@@ -80,6 +80,23 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   /** Always answers: nothing is remote. */
   tryNow(request: StateRequest): unknown {
+    const address = request.address;
+    // A plain Get or Put of an address resolved before (a handle's, reused by every record of its key):
+    // its key group was checked then and its namespace's values map is memoized on it.
+    if (address.keyOwner === this && !this.closed) {
+      const values = address.keyMemo as Map<string, unknown>;
+      if (request.kind === T.Get) {
+        this.requests++;
+        return snapshotValue(values.get(address.keyId));
+      }
+      if (request.kind === T.Put) {
+        this.requests++;
+        const value = request.value;
+        if (value === undefined) values.delete(address.keyId);
+        else values.set(address.keyId, value);
+        return undefined;
+      }
+    }
     return this.apply(request);
   }
 
@@ -97,6 +114,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     const group = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
     const key = address.keyId;
     const userKeyId = address.userKeyId;
+    if (userKeyId === undefined) {
+      address.keyOwner = this;
+      address.keyMemo = group.values;
+    }
     switch (request.kind) {
       case T.Get:
         return snapshotValue(userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId));

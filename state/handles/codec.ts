@@ -2,7 +2,7 @@
 // StateCodecError naming the state, the key and the path inside the value (PathReporter), never a silent
 // coercion.
 
-import type * as t from "io-ts";
+import * as t from "io-ts";
 import { PathReporter } from "io-ts/lib/PathReporter.js";
 import { describeKey, StateCodecError } from "../errors.ts";
 import type { KeyScope } from "../contracts.ts";
@@ -28,6 +28,9 @@ export function encodeWith<A>(codec: t.Type<A, unknown, unknown>, value: A, site
 
 /** Decodes a stored (encoded) value; `stored` is never undefined here (absent is handled by the caller). */
 export function decodeWith<A>(codec: t.Type<A, unknown, unknown>, stored: unknown, site: CodecSite, what = "value"): A {
+  // A codec that encodes as the identity (io-ts marks it so) decodes a valid value to itself: `is` says
+  // so without the context and Either objects `decode` builds on every read.
+  if (codec.encode === t.identity && codec.is(stored)) return stored;
   const decoded = codec.decode(stored);
   if (decoded._tag === "Left") {
     const paths = PathReporter.report(decoded);

@@ -7,6 +7,8 @@ import { read, written } from "./submit.ts";
 
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
 export class ListStateHandle<T> implements ListState<T> {
+  /** Built once per handle (a handle serves every record of its key). */
+  private readonly decoder = (stored: unknown) => this.decodeList(stored);
   private readonly address: StateAddress;
   /** Built once: every read of this handle is the same request. */
   private readonly getRequest: GetRequest;
@@ -19,7 +21,7 @@ export class ListStateHandle<T> implements ListState<T> {
   }
 
   get(): Promise<T[] | undefined> {
-    return read(this.handler, this.getRequest, (stored) => this.decodeList(stored));
+    return read(this.handler, this.getRequest, this.decoder);
   }
 
   private decodeList(stored: unknown): T[] | undefined {

@@ -6,6 +6,8 @@ import { read, readModifyWrite, written } from "./submit.ts";
 
 /** Keeps one value, folded with `reduce` on every add (read, reduce, write: same-key records are serialized by the runtime). */
 export class ReducingStateHandle<T> implements ReducingState<T> {
+  /** Built once per handle (a handle serves every record of its key). */
+  private readonly decoder = (stored: unknown) => this.decode(stored);
   private readonly address: StateAddress;
   /** Built once: every read of this handle is the same request. */
   private readonly getRequest: GetRequest;
@@ -18,7 +20,7 @@ export class ReducingStateHandle<T> implements ReducingState<T> {
   }
 
   get(): Promise<T | undefined> {
-    return read(this.handler, this.getRequest, (stored) => this.decode(stored));
+    return read(this.handler, this.getRequest, this.decoder);
   }
 
   add(value: T): Promise<void> {

@@ -6,6 +6,8 @@ import { NOT_APPLIED, type GetRequest, type StateRequest, type StateRequestHandl
 import { stateRequest } from "../requests.ts";
 
 const done = (): void => undefined;
+/** What a write answered at once resolves to: one shared promise (it carries no value). */
+const WRITTEN: Promise<void> = Promise.resolve();
 
 /** Sends `get` (a Get request); `decode` turns the stored value (undefined: absent) into the answer. */
 export function read<R>(handler: StateRequestHandler, get: GetRequest, decode: (stored: unknown) => R): Promise<R> {
@@ -24,7 +26,7 @@ export function written(handler: StateRequestHandler, write: StateRequest): Prom
     const answer = handler.tryNow(write);
     if (answer === NOT_APPLIED) return handler.submit(write).then(done);
     // A write that has to wait for a flush answers with a promise.
-    return answer instanceof Promise ? answer.then(done) : Promise.resolve();
+    return answer instanceof Promise ? answer.then(done) : WRITTEN;
   } catch (e) {
     return Promise.reject(e);
   }

@@ -5,6 +5,8 @@ import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
 
 export class ValueStateHandle<T> implements ValueState<T> {
+  /** Built once per handle (a handle serves every record of its key). */
+  private readonly decoder = (stored: unknown) => this.decode(stored);
   private readonly address: StateAddress;
   /** Built once: every read of this handle is the same request. */
   private readonly getRequest: GetRequest;
@@ -17,7 +19,7 @@ export class ValueStateHandle<T> implements ValueState<T> {
   }
 
   value(): Promise<T | undefined> {
-    return read(this.handler, this.getRequest, (stored) => this.decode(stored));
+    return read(this.handler, this.getRequest, this.decoder);
   }
 
   update(value: T | undefined): Promise<void> {

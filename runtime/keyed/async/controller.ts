@@ -4,7 +4,8 @@
 //
 // - A record context per in-flight record, reference counted: one reference for the user callback, one
 //   per state request it has outstanding; the record finishes when the count reaches zero.
-// - Key accounting: a record whose key is in flight waits before processElement starts (strict order).
+// - Key locks (key-lock.ts): a record whose key is in flight waits before processElement starts (strict
+//   order). The lock lives on the record's per-key object, so taking it is two field accesses.
 // - The active buffer: state requests go to the backend as one batch at `bufferSize` requests, after
 //   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
 //   A request that needs nothing remote (heap state, a cached KV entry) is answered at once instead.
@@ -16,7 +17,7 @@ import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type Sta
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
-import { KeyAccountingUnit } from "./key-accounting.ts";
+import { KeyLocks, TableLock, type KeyLock } from "./key-lock.ts";
 
 type Clock = OperatorContext["clock"];
 
@@ -27,23 +28,43 @@ export interface AsyncExecutionOptions {
   readonly watermarkMode: "strict" | "out-of-order";
 }
 
-/** What runs once the record's key is free. */
+/**
+ * A record (or timer) the controller runs: the keyed operator's record context implements it directly,
+ * so a record costs one object. `refs`: one reference for the running callback, one per state request
+ * it has outstanding; the record finishes when the count reaches zero.
+ */
+export interface ControlledRecord {
+  refs: number;
+  epoch: Epoch;
+  /** The watermark when the record arrived (what currentWatermark() reports to it); set at submit if undefined. */
+  watermark: number | undefined;
+  readonly lock: KeyLock;
+  readonly key: unknown;
+  /** Starts the record's function (its state requests come to `request`/`tryNow` with this record). */
+  run(): MaybePromise;
+  /** Once the function's promise resolved: what it must still wait for (output downstream), if anything. */
+  settle(): MaybePromise;
+}
+
+/** What runs once the record's key is free (submitRecord's form). */
 export interface RecordTask {
   run(record: AsyncRecord): MaybePromise;
 }
 
-/** A record (or timer) in flight. */
-export class AsyncRecord implements StateRequestHandler {
+/** A record submitted by key id and task (submitRecord): a handler for its own state requests. */
+export class AsyncRecord implements ControlledRecord, StateRequestHandler {
   refs = 1;
-  /** The watermark when the record arrived (what currentWatermark() reports to it). */
-  watermark = Number.MIN_SAFE_INTEGER;
+  watermark: number | undefined = undefined;
   epoch!: Epoch;
   constructor(
     readonly controller: AsyncExecutionController,
     readonly keyId: string,
     readonly task: RecordTask,
     readonly key: unknown,
+    readonly lock: KeyLock,
   ) {}
+  run(): MaybePromise { return this.task.run(this); }
+  settle(): MaybePromise { return undefined; }
   submit(request: StateRequest): Promise<unknown> {
     return this.controller.request(this, request);
   }
@@ -62,16 +83,18 @@ export interface TimerTask {
 class BufferedRequest implements PendingStateRequest {
   settle!: (v: unknown) => void;
   fail!: (e: unknown) => void;
-  constructor(private readonly record: AsyncRecord, readonly request: StateRequest) {}
+  constructor(private readonly controller: AsyncExecutionController, private readonly record: ControlledRecord, readonly request: StateRequest) {}
   resolve(v: unknown): void {
     this.settle(v);
-    this.record.controller.release(this.record);
+    this.controller.release(this.record);
   }
   reject(e: unknown): void {
     this.fail(e);
-    this.record.controller.release(this.record);
+    this.controller.release(this.record);
   }
 }
+
+const isTimerTask = (t: TimerTask | ControlledRecord): t is TimerTask => (t as TimerTask).task !== undefined;
 
 export interface AsyncMetrics {
   readonly inFlightRecords: number;
@@ -87,7 +110,10 @@ export interface AsyncMetrics {
 }
 
 export class AsyncExecutionController {
-  private readonly keys = new KeyAccountingUnit<AsyncRecord>();
+  private readonly locks = new KeyLocks();
+  /** Records waiting for their key, and keys with records waiting. */
+  private blockedRecords = 0;
+  private blockedKeys = 0;
   private readonly epochs = new EpochManager();
   private buffer: PendingStateRequest[] = [];
   private bufferTimer: unknown;
@@ -111,7 +137,7 @@ export class AsyncExecutionController {
     private readonly backend: KeyedStateBackend,
     private readonly options: AsyncExecutionOptions,
     private readonly clock: Clock,
-    private readonly onError: (error: unknown, record: AsyncRecord) => void,
+    private readonly onError: (error: unknown, record: ControlledRecord) => void,
   ) {
     this.limit = options.inFlightRecordsLimit;
   }
@@ -139,14 +165,28 @@ export class AsyncExecutionController {
    * caller must wait before submitting more (in-flight limit, or a strict-mode watermark draining).
    */
   submitRecord(keyId: string, key: unknown, task: RecordTask, epoch?: Epoch): MaybePromise {
+    return this.submit(new AsyncRecord(this, keyId, task, key, this.locks.lockFor(keyId)), epoch);
+  }
+
+  /** submitRecord for a record the caller built (its lock on the caller's per-key object). */
+  submit(r: ControlledRecord, epoch?: Epoch): MaybePromise {
     this.inputActive = true;
-    const r = new AsyncRecord(this, keyId, task, key);
-    r.watermark = this.currentWatermark;
+    if (r.watermark === undefined) r.watermark = this.currentWatermark;
     r.epoch = this.epochs.enter(epoch);
-    this.inFlight++;
-    if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
-    if (this.keys.tryOccupy(keyId, r)) this.start(r);
-    if (this.inFlight >= this.limit) return this.waitForCapacity();
+    const inFlight = ++this.inFlight;
+    if (inFlight > this.maxInFlight) this.maxInFlight = inFlight;
+    const lock = r.lock;
+    if (!lock.busy) {
+      lock.busy = true;
+      this.start(r);
+    } else {
+      const waiting = lock.waiting;
+      if (waiting === undefined) lock.waiting = [r];
+      else waiting.push(r);
+      if (lock.waiting!.length === 1) this.blockedKeys++;
+      this.blockedRecords++;
+    }
+    if (inFlight >= this.limit) return this.waitForCapacity();
     if (this.options.watermarkMode === "strict" && this.epochs.pending > 0 && epoch === undefined) return this.waitForEpochs();
   }
 
@@ -158,18 +198,18 @@ export class AsyncExecutionController {
    * requests waits in a batch (they apply in issue order); the callback, still running, holds the record
    * until it is done with the answer. Else NOT_APPLIED.
    */
-  tryNow(record: AsyncRecord, request: StateRequest): unknown {
+  tryNow(record: ControlledRecord, request: StateRequest): unknown {
     return record.refs === 1 ? this.backend.tryNow(request) : NOT_APPLIED;
   }
 
   /** A state request of `record`: answered at once when it can be (see tryNow), else into the active buffer. */
-  request(record: AsyncRecord, request: StateRequest): Promise<unknown> {
+  request(record: ControlledRecord, request: StateRequest): Promise<unknown> {
     if (record.refs === 1) {
       const answer = answered(this.backend, request);
       if (answer !== undefined) return answer;
     }
     record.refs++;
-    const pending = new BufferedRequest(record, request);
+    const pending = new BufferedRequest(this, record, request);
     return new Promise((resolve, reject) => {
       pending.settle = resolve;
       pending.fail = reject;
@@ -194,7 +234,7 @@ export class AsyncExecutionController {
    * key order and the in-flight limit), then `emit` forwards the watermark. In strict mode later records
    * wait for all of that; in out-of-order mode they go ahead.
    */
-  onWatermark(watermark: number, nextTimer: () => TimerTask | undefined, emit: () => void): MaybePromise {
+  onWatermark(watermark: number, nextTimer: () => TimerTask | ControlledRecord | undefined, emit: () => void): MaybePromise {
     this.currentWatermark = watermark;
     this.epochs.close(watermark, (epoch) => { void this.fireTimers(epoch, nextTimer); }, () => {
       emit();
@@ -206,15 +246,15 @@ export class AsyncExecutionController {
   }
 
   /** Runs due timers as records of `epoch`, holding the epoch open until all are submitted. */
-  private async fireTimers(epoch: Epoch, nextTimer: () => TimerTask | undefined): Promise<void> {
+  private async fireTimers(epoch: Epoch, nextTimer: () => TimerTask | ControlledRecord | undefined): Promise<void> {
     this.epochs.enter(epoch);
     try {
       for (let t = nextTimer(); t; t = nextTimer()) {
-        const p = this.submitRecord(t.keyId, t.key, t.task, epoch);
+        const p = isTimerTask(t) ? this.submitRecord(t.keyId, t.key, t.task, epoch) : this.submit(t, epoch);
         if (p) await p;
       }
     } catch (e) {
-      this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined));
+      this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined, { busy: false, waiting: undefined }));
     } finally {
       this.inputActive = false;
       if (this.buffer.length) this.flush();
@@ -234,8 +274,8 @@ export class AsyncExecutionController {
     return {
       inFlightRecords: this.inFlight,
       activeBufferSize: this.buffer.length,
-      blockingBufferSize: this.keys.blockedRecords,
-      blockedKeys: this.keys.blockedKeys,
+      blockingBufferSize: this.blockedRecords,
+      blockedKeys: this.blockedKeys,
       batchesSent: this.batches,
       meanBatchSize: this.batches ? Math.round((this.batchedRequests / this.batches) * 10) / 10 : 0,
       batchedRequests: this.batchedRequests,
@@ -251,32 +291,54 @@ export class AsyncExecutionController {
 
   // ------------------------------------------------------------------ internals
 
-  private start(r: AsyncRecord): void {
+  private start(r: ControlledRecord): void {
     let p: MaybePromise;
     try {
-      p = r.task.run(r);
+      p = r.run();
     } catch (e) {
       this.onError(e, r);
       return;
     }
-    if (p) p.then(() => this.release(r), (e) => this.onError(e, r));
+    if (p) p.then(() => this.finish(r), (e) => this.onError(e, r));
+    else this.finish(r);
+  }
+
+  /** The record's function is done: once its output is through, its own reference ends. */
+  private finish(r: ControlledRecord): void {
+    let s: MaybePromise;
+    try {
+      s = r.settle();
+    } catch (e) {
+      this.onError(e, r);
+      return;
+    }
+    if (s) s.then(() => this.release(r), (e) => this.onError(e, r));
     else this.release(r);
   }
 
   /** A reference of `r` ended (its callback, or one of its state requests). */
-  release(r: AsyncRecord): void {
+  release(r: ControlledRecord): void {
     if (--r.refs > 0) return;
     this.inFlight--;
     this.finishedRecords++;
-    const next = this.keys.release(r.keyId);
-    if (next) this.start(next);
+    const lock = r.lock;
+    const waiting = lock.waiting;
+    const next = waiting === undefined || waiting.length === 0 ? undefined : (waiting.shift() as ControlledRecord);
+    if (next !== undefined) {
+      this.blockedRecords--;
+      if (waiting!.length === 0) this.blockedKeys--;
+      this.start(next);
+    } else {
+      lock.busy = false;
+      if (lock instanceof TableLock) lock.idle();
+    }
     this.epochs.leave(r.epoch);
     if (this.capacityWaiters.length && this.inFlight < this.limit) {
       const ws = this.capacityWaiters;
       this.capacityWaiters = [];
       for (const w of ws) w();
     }
-    if (this.inFlight === 0 && this.epochs.pending === 0 && this.drainWaiters.length) {
+    if (this.inFlight === 0 && this.drainWaiters.length && this.epochs.pending === 0) {
       const ws = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of ws) w();

@@ -37,8 +37,8 @@ export class EpochManager {
   }
 
   leave(epoch: Epoch): void {
-    epoch.inFlight--;
-    this.progress();
+    // Only an epoch running out of records can move anything, and only once some epoch is closed.
+    if (--epoch.inFlight === 0 && this.epochs.length > 1) this.progress();
   }
 
   /** Closes the open epoch with `watermark`; `fire` starts its timers, `emit` forwards the watermark. */

@@ -8,6 +8,8 @@
 import type { StateRequestHandler } from "../../../state/contracts.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
 import type { KeyedCallbacks } from "../execution.ts";
+import type { KeySlot } from "../key-slots.ts";
+import type { KeyedRecordContext } from "../record-context.ts";
 import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
 import type { SortedKey } from "./sort-buffer.ts";
@@ -33,21 +35,23 @@ function timestampOrder(records: SortedKey): number[] {
 /** What a batch key needs of its keyed operator: the user function for records and timers, and the timers. */
 export interface BatchKeyHost extends KeyedCallbacks {
   readonly timers: InternalTimerService;
+  context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
 }
 
-export function batchKeyTask(host: BatchKeyHost, records: SortedKey, key: unknown): KeyTask {
-  const { keyGroup, keyId, values } = records;
+export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySlot): KeyTask {
+  const { keyId, values } = records;
   return async (backend: StateRequestHandler): Promise<void> => {
     const state = new KeyStateOverlay(backend);
     for (const i of timestampOrder(records)) {
-      const p = host.call(key, keyGroup, keyId, values[i], records.timestamp(i), records.input(i), state, MIN_WATERMARK);
+      const p = host.call(host.context(slot, state, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK));
       if (p) await p;
     }
     for (const queue of [host.timers.eventTime, host.timers.processingTime]) {
       // A timer may register another one of this key: fire until none is left.
       for (let due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY); due.length > 0; due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY)) {
         for (const timer of due) {
-          const p = host.fire(timer, state, MAX_WATERMARK);
+          slot.handler = state;
+          const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot));
           if (p) await p;
         }
       }

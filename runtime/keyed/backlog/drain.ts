@@ -8,6 +8,7 @@ import type { KeyedContext } from "../../contracts/functions.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { afterUserCallback, userError, type RecordContext } from "../../operators/basic.ts";
 import type { KeyedCallbacks, KeyedExecution } from "../execution.ts";
+import type { KeySlot } from "../key-slots.ts";
 import type { KeyedRecordContext } from "../record-context.ts";
 import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
@@ -42,7 +43,9 @@ export interface BacklogHost extends KeyedCallbacks {
   /** The record's key (its input's key selector). */
   keyOf(value: unknown, input: number): unknown;
   keyGroupOf(key: unknown): number;
-  context(key: unknown, keyGroup: number, keyId: string, handler: StateRequestHandler, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
+  slotFor(key: unknown): KeySlot;
+  /** A context of `slot` (a record's `value`, or none) whose state requests go to `handler`. */
+  context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
   /** The watermark held back during the backlog, forwarded (with its timers) after the drain. */
   onWatermark(watermark: number): MaybePromise;
 }
@@ -123,33 +126,34 @@ export class BacklogSort {
    */
   private keyTask(records: SortedKey): KeyTask {
     const host = this.host;
-    const { keyGroup, keyId, values } = records;
+    const { keyId, values } = records;
     const n = values.length;
     const key = host.keyOf(values[0], records.input(0));
+    const slot = host.slotFor(key);
     this.sortedRecords += records.count;
-    if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, key, host.sortedKeyFold);
+    if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, slot, host.sortedKeyFold);
     const sortedKey = host.sortedKey;
     if (sortedKey) {
       return (backend: StateRequestHandler): MaybePromise => {
         // Batch mode keeps a key's state only while the key runs (its overlay is never written back).
         const handler = this.batch ? new KeyStateOverlay(backend) : backend;
-        const rc = host.context(key, keyGroup, keyId, handler, records.watermark(n - 1));
-        rc.timestamp = records.timestamp(n - 1);
+        const rc = host.context(slot, handler, undefined, records.timestamp(n - 1), 0, records.watermark(n - 1));
         let r: void | Promise<void>;
         try { r = sortedKey(values, rc); } catch (e) { throw userError(host.ctx, e, key); }
         return afterUserCallback(host.ctx, rc as RecordContext<unknown>, r, key);
       };
     }
-    if (this.batch) return batchKeyTask(host, records, key);
+    if (this.batch) return batchKeyTask(host, records, slot);
     return async (handler: StateRequestHandler): Promise<void> => {
       const overlay = new KeyStateOverlay(handler);
       for (let i = 0; i < n; i++) {
         const watermark = records.watermark(i);
         for (const timer of host.timers.eventTime.pollForKey(keyId, watermark)) {
-          const p = host.fire(timer, overlay, watermark);
+          slot.handler = overlay;
+          const p = host.call(host.timerContext(timer, watermark, slot));
           if (p) await p;
         }
-        const p = host.call(key, keyGroup, keyId, values[i], records.timestamp(i), records.input(i), overlay, watermark);
+        const p = host.call(host.context(slot, overlay, values[i], records.timestamp(i), records.input(i), watermark));
         if (p) await p;
       }
       await overlay.flush();
@@ -161,13 +165,13 @@ export class BacklogSort {
    * since: its folded value is the key's new state and its one result, with no read (what the sorted-key
    * function would compute from an empty state).
    */
-  private foldedKeyTask(records: SortedKey, key: unknown, fold: SortedKeyFold<unknown>): KeyTask {
+  private foldedKeyTask(records: SortedKey, slot: KeySlot, fold: SortedKeyFold<unknown>): KeyTask {
     const host = this.host;
-    const { keyGroup, keyId, values } = records;
+    const { values } = records;
     const n = values.length;
+    const key = slot.key;
     return (handler: StateRequestHandler): MaybePromise => {
-      const rc = host.context(key, keyGroup, keyId, handler, records.watermark(n - 1));
-      rc.timestamp = records.timestamp(n - 1);
+      const rc = host.context(slot, handler, undefined, records.timestamp(n - 1), 0, records.watermark(n - 1));
       let acc = values[0];
       try { for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i]); } catch (e) { throw userError(host.ctx, e, key); }
       if (this.batch) {

@@ -7,8 +7,10 @@ import { stateRequest } from "../../../state/requests.ts";
 
 interface Entry { value: unknown; dirty: boolean; address: StateAddress }
 
-const entryId = (a: StateAddress) => `${a.operator}\u0000${a.state}\u0000${a.userKeyId ?? ""}`;
-const mapId = (a: StateAddress) => `${a.operator}\u0000${a.state}\u0000`;
+// Every address here is one key's of one operator: a plain entry is named by its state alone (a string
+// that already exists, hash cached: no string is built per request), a map entry by state and user key.
+const entryId = (a: StateAddress) => (a.userKeyId === undefined ? a.state : `${a.state}\u0000${a.userKeyId}`);
+const mapId = (a: StateAddress) => a.state;
 
 export class KeyStateOverlay implements StateRequestHandler {
   private readonly entries = new Map<string, Entry>();
@@ -23,7 +25,7 @@ export class KeyStateOverlay implements StateRequestHandler {
   tryNow(request: StateRequest): unknown {
     const address = request.address;
     if (request.kind === T.Put) {
-      this.entries.set(entryId(address), { value: request.value, dirty: true, address });
+      this.put(address, request.value);
       return undefined;
     }
     if (request.kind !== T.Get) return NOT_APPLIED;
@@ -49,7 +51,7 @@ export class KeyStateOverlay implements StateRequestHandler {
         return this.entries.get(id)!.value;
       }
       case T.Put:
-        this.entries.set(entryId(address), { value: request.value, dirty: true, address });
+        this.put(address, request.value);
         return undefined;
       default: {
         // Whole-map requests see the backend: write this map's changes first, then forget its entries.
@@ -57,6 +59,16 @@ export class KeyStateOverlay implements StateRequestHandler {
         if (request.kind === T.ClearMap) for (const [id, e] of this.entries) if (mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined) this.entries.delete(id);
         return this.backend.submit(request);
       }
+    }
+  }
+
+  private put(address: StateAddress, value: unknown): void {
+    const id = entryId(address);
+    const e = this.entries.get(id);
+    if (e === undefined) this.entries.set(id, { value, dirty: true, address });
+    else {
+      e.value = value;
+      e.dirty = true;
     }
   }
 

@@ -217,7 +217,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   /** The address's KV key, memoized on the address (see StateAddress.keyMemo). */
   private baseKeyOf(address: StateAddress): string {
-    if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo;
+    if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo as string;
     const key = baseKey(address);
     address.keyOwner = this;
     address.keyMemo = key;

@@ -24,6 +24,9 @@ export function kindConflict(address: StateAddress): StateAccessError {
   return new StateAccessError(`state "${address.state}" of operator "${address.operator}" is used both as a map and as another kind of state`);
 }
 
+/** The most JSON a finite number or a boolean takes ("-1.2345678901234567e-308"). */
+const PLAIN_VALUE_BYTES = 24;
+
 export class CachedEntries {
   constructor(
     private readonly cache: StateCache,
@@ -48,11 +51,13 @@ export class CachedEntries {
   }
 
   putValue(key: string, address: StateAddress, value: unknown): void {
-    const json = value === undefined ? undefined : serialize(value, address, this.config.maxValueBytes);
+    // A number or boolean needs no JSON until it is stored (entryJson makes it then): its size is bounded.
+    const plain = (typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean";
+    const json = value === undefined || plain ? undefined : serialize(value, address, this.config.maxValueBytes);
     const e = this.writable(key, EntryKind.Value, address.keyGroup, address);
     e.value = value;
     e.json = json;
-    this.cache.resize(e, baseBytes(e) + (json?.length ?? 0));
+    this.cache.resize(e, baseBytes(e) + (plain ? PLAIN_VALUE_BYTES : (json?.length ?? 0)));
     this.written(e);
   }
 

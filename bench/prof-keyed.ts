@@ -1,0 +1,30 @@
+// CPU profile of a keyed count on the heap (or KV) backend vs a plain map, in streaming mode, with CPU time
+// per record: `node --cpu-prof --import tsx bench/prof-keyed.ts [heap|plain|kv] [records]` (MODE=batch for batch).
+import * as t from "io-ts";
+import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
+import { launchNatsServer } from "../runtime/internal.ts";
+const count = valueState("count", t.number);
+const discard = (): SinkDef<unknown> => ({ kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+const mode = process.argv[2] ?? "heap";
+const records = Number(process.argv[3] ?? 1_000_000);
+const keys = 10_000;
+const server = await launchNatsServer();
+try {
+  for (let round = 0; round < 2; round++) {
+    const env = StreamEnvironment.create({ name: `prof-${mode}`, nats: server.url, parallelism: 2, mode: (process.env.MODE ?? "streaming") as "streaming", stateBackend: mode === "kv" ? "jetstream-kv" : "heap" }, { log: () => {} });
+    const src = env.fromSource(Sources.generator({ count: records, make: (i) => ({ k: `key-${(i * 7919) % keys}`, ts: 0 }) })).keyBy((e) => e.k);
+    if (mode === "plain") {
+      const counts = new Map<string, number>();
+      src.map((e) => { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); return n; }).sinkTo(discard());
+    } else {
+      src.process({ async processElement(e, c) { const n = ((await c.state(count).value()) ?? 0) + 1; await c.state(count).update(n); c.collect(n); } }).sinkTo(discard());
+    }
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    await env.execute();
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    await env.close();
+    console.log(`${mode} round ${round}: ${Math.round(records / (ms / 1000))} records/s, ${((c.user + c.system) / records).toFixed(2)} us CPU per record`);
+  }
+} finally { await server.stop(); }

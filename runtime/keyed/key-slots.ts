@@ -1,0 +1,96 @@
+// One object per key of a keyed subtask, reused by each of the key's records: the key's identity (its
+// canonical JSON and key group, computed when the key is first seen, not per record), its lock (one record
+// of a key runs at a time: strict per-key order, FLIP-425) and its state handles. Handles send their
+// requests to the slot, which passes them to whatever runs the key right now (the record in the async
+// execution controller, the backend directly in sync mode, the key's overlay in a sorted drain); so a
+// handle, its address and the backend's key string for it are built once per key, not once per record.
+//
+// The table keeps the slots of recently used keys in two generations (a new one starts when the current
+// holds `capacity` slots; the one before it is dropped, except slots a record holds).
+
+import type { HandleOf, KeyScope, StateDescriptor, StateRequest, StateRequestHandler } from "../../state/contracts.ts";
+import { canonicalJson } from "../../state/key-groups.ts";
+import { createStateHandle } from "../../state/mod.ts";
+import type { KeyLock } from "./async/key-lock.ts";
+
+export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
+  /** Where the handles' requests go: set by whatever starts running one of the key's records. */
+  handler: StateRequestHandler | undefined;
+  busy = false;
+  waiting: unknown[] | undefined = undefined;
+  private firstDescriptor: StateDescriptor | undefined;
+  private firstHandle: unknown;
+  private handles: Map<StateDescriptor, unknown> | undefined;
+  /** Free for the owner's use (the keyed operator keeps the key's timer service here). */
+  timers: unknown;
+
+  constructor(readonly operator: string, readonly key: unknown, readonly keyId: string, readonly keyGroup: number) {}
+
+  submit(request: StateRequest): Promise<unknown> { return this.handler!.submit(request); }
+  tryNow(request: StateRequest): unknown { return this.handler!.tryNow(request); }
+
+  state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
+    // Most functions use one state: its handle lives in a field, others in a map.
+    if (this.firstDescriptor === descriptor) return this.firstHandle as HandleOf<D>;
+    if (this.firstDescriptor === undefined) {
+      this.firstDescriptor = descriptor;
+      return (this.firstHandle = createStateHandle(descriptor, this, this)) as HandleOf<D>;
+    }
+    this.handles ??= new Map();
+    let h = this.handles.get(descriptor);
+    if (h === undefined) this.handles.set(descriptor, (h = createStateHandle(descriptor, this, this)));
+    return h as HandleOf<D>;
+  }
+}
+
+interface Generation {
+  /** Strings, finite numbers, booleans: by value (Map's SameValueZero keeps 1 and "1" apart, and -0 with 0). */
+  readonly byValue: Map<unknown, KeySlot>;
+  /** Any other key (objects, arrays, null, undefined, NaN): by canonical JSON. */
+  readonly byJson: Map<string, KeySlot>;
+}
+
+const generation = (): Generation => ({ byValue: new Map(), byJson: new Map() });
+
+export class KeySlotTable {
+  private current = generation();
+  private previous = generation();
+
+  /** `keyGroupOf` places a key seen for the first time (and throws when it is not this subtask's). */
+  constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = 16_384) {}
+
+  get size(): number {
+    return this.current.byValue.size + this.current.byJson.size + this.previous.byValue.size + this.previous.byJson.size;
+  }
+
+  slotFor(key: unknown): KeySlot {
+    // By value only where the key's canonical JSON is one-to-one with it (NaN and ±Infinity are all "null").
+    if (typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key))) {
+      const slot = this.current.byValue.get(key);
+      if (slot !== undefined) return slot;
+      return this.promote(this.previous.byValue.get(key), key, key, undefined, this.current.byValue, this.previous.byValue);
+    }
+    const json = canonicalJson(key);
+    const slot = this.current.byJson.get(json);
+    if (slot !== undefined) return slot;
+    return this.promote(this.previous.byJson.get(json), key, json, json, this.current.byJson, this.previous.byJson);
+  }
+
+  private promote<M>(found: KeySlot | undefined, key: unknown, id: M, keyId: string | undefined, into: Map<M, KeySlot>, from: Map<M, KeySlot>): KeySlot {
+    let slot = found;
+    if (slot !== undefined) from.delete(id);
+    else slot = new KeySlot(this.operator, key, keyId ?? canonicalJson(key), this.keyGroupOf(key));
+    into.set(id, slot);
+    if (this.current.byValue.size + this.current.byJson.size >= this.capacity) this.rotate();
+    return slot;
+  }
+
+  /** A new generation; slots of the dropped one that a record holds move into it (their lock is live). */
+  private rotate(): void {
+    const dropped = this.previous;
+    this.previous = this.current;
+    this.current = generation();
+    for (const [k, s] of dropped.byValue) if (s.busy) this.current.byValue.set(k, s);
+    for (const [k, s] of dropped.byJson) if (s.busy) this.current.byJson.set(k, s);
+  }
+}
