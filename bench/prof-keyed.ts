@@ -11,11 +11,17 @@ const keys = 10_000;
 const server = await launchNatsServer();
 try {
   for (let round = 0; round < 2; round++) {
-    const env = StreamEnvironment.create({ name: `prof-${mode}`, nats: server.url, parallelism: 2, mode: (process.env.MODE ?? "streaming") as "streaming", stateBackend: mode === "kv" ? "jetstream-kv" : "heap" }, { log: () => {} });
+    const env = StreamEnvironment.create({ name: `prof-${mode}`, nats: server.url, parallelism: 2, mode: (process.env.MODE ?? "streaming") as "streaming", stateBackend: mode === "kv" ? "jetstream-kv" : "heap", ...(process.env.LIMIT ? { asyncState: { inFlightRecordsLimit: Number(process.env.LIMIT) } } : {}) }, { log: () => {} });
     const src = env.fromSource(Sources.generator({ count: records, make: (i) => ({ k: `key-${(i * 7919) % keys}`, ts: 0 }) })).keyBy((e) => e.k);
     if (mode === "plain") {
       const counts = new Map<string, number>();
       src.map((e) => { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); return n; }).sinkTo(discard());
+    } else if (mode === "syncfn" || mode === "asyncfn") {
+      // The keyed operator's own cost: the same count in a JS Map, sync or as an async function with two awaits.
+      const counts = new Map<string, number>();
+      src.process(mode === "syncfn"
+        ? { processElement(e, c) { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); c.collect(n); } }
+        : { async processElement(e, c) { const n = ((await counts.get(e.k)) ?? 0) + 1; await counts.set(e.k, n); c.collect(n); } }).sinkTo(discard());
     } else {
       src.process({ async processElement(e, c) { const n = ((await c.state(count).value()) ?? 0) + 1; await c.state(count).update(n); c.collect(n); } }).sinkTo(discard());
     }

@@ -141,15 +141,19 @@ async function benchWarm(ctx: BenchContext, nc: NatsConnection): Promise<BenchRo
   const events = Math.round(1_000_000 * ctx.scale);
   const order = uniformKeys(events, keySpace, 3);
   const results: Record<string, number> = {};
-  for (const kind of ["heap", "jetstream-kv"] as const) {
-    const backend = await open(kind, nc, `bench_warm_${kind === "heap" ? "heap" : "kv"}`);
-    await keyedCount(backend, keySpace, keyName);
-    const t0 = performance.now();
-    await keyedCount(backend, events, (i) => keyName(order[i]!));
-    results[kind] = rate(events, performance.now() - t0);
-    const m = backend.metrics();
-    ctx.log(`warm ${kind}: ${results[kind]} records/s; misses ${m.misses}, remote writes ${m.remoteWrites}`);
-    await backend.close();
+  // Alternated, twice each, the best of each kept: a shared machine's bursts fall on one run, not one side.
+  for (const round of [1, 2]) {
+    for (const kind of ["heap", "jetstream-kv"] as const) {
+      const backend = await open(kind, nc, `bench_warm_${kind === "heap" ? "heap" : "kv"}_${round}`);
+      await keyedCount(backend, keySpace, keyName);
+      const t0 = performance.now();
+      await keyedCount(backend, events, (i) => keyName(order[i]!));
+      const r = rate(events, performance.now() - t0);
+      results[kind] = Math.max(results[kind] ?? 0, r);
+      const m = backend.metrics();
+      ctx.log(`warm ${kind}, run ${round}: ${r} records/s; misses ${m.misses}, remote writes ${m.remoteWrites}`);
+      await backend.close();
+    }
   }
   return [{ figure: "warm state (10k keys, fits the cache): KV backend vs heap", weir: results["jetstream-kv"]!, baseline: results.heap!, unit: "records/s", goal: ">= 0.85" }];
 }

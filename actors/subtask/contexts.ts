@@ -10,7 +10,7 @@ import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts"
 import type { JobGraph, JobVertex } from "../../runtime/graph/job-graph.ts";
 import { type PhysicalNode, type SourceNode, isKeyedOperator } from "../../runtime/graph/stream-graph.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
-import type { OperatorContext, Output } from "../../runtime/contracts/operators.ts";
+import type { MaybePromise, OperatorContext, Output } from "../../runtime/contracts/operators.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { SubtaskCheckpointer } from "./checkpointer.ts";
 import type { MailAction } from "../../runtime/transport/input-gate.ts";
@@ -46,6 +46,7 @@ export interface ContextHost {
   readonly index: number;
   readonly keyGroupRange: KeyGroupRange;
   currentWatermark(): number;
+  outputCapacity(): MaybePromise;
   enqueue(action: MailAction): void;
   fail(error: unknown): void;
 }
@@ -99,6 +100,7 @@ export class SubtaskContexts {
       checkpointing: deps.job.checkpointIntervalMs > 0,
       restoring: deps.restore !== undefined,
       currentWatermark: () => host.currentWatermark(),
+      outputCapacity: () => host.outputCapacity(),
       enqueue: (action: MailAction) => host.enqueue(action),
       fail: (e: unknown) => host.fail(e),
       log: deps.log,

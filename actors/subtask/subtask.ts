@@ -113,6 +113,7 @@ export class Subtask {
       index,
       keyGroupRange,
       currentWatermark: () => this.counters.currentWatermark,
+      outputCapacity: () => (this.outputs.isBlocked() ? this.outputs.waitUnblocked(() => this.lifecycle.isTerminal) : undefined),
       enqueue: (action) => this.gate.enqueue(action),
       fail: (e) => this.fail(e),
     });

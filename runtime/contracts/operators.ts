@@ -74,6 +74,12 @@ export interface OperatorContext {
   /** The subtask's keyed state backend (created on first use, shared by its keyed operators). */
   stateBackend(): Promise<KeyedStateBackend>;
   currentWatermark(): number;
+  /**
+   * Settles when the subtask's outputs can send again (frames waiting for credit), undefined when they
+   * can now: for an operator that emits much within one call (a sorted drain), which would otherwise
+   * never let the consumers' credits (and frame sizes) in.
+   */
+  outputCapacity(): MaybePromise;
   /** Runs `action` on the subtask's mailbox (serialized with record processing): timers use it. */
   enqueue(action: () => MaybePromise): void;
   /** Fails the subtask from a callback outside the record path. */

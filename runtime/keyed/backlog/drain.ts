@@ -92,7 +92,14 @@ export class BacklogSort {
     this.spills += buffer.spills;
     // Records that came before the backlog began may still be in flight: they go first.
     await this.execution.drain();
-    for await (const keys of buffer.drain()) await this.execution.sortedKeys(keys.map((key) => this.keyTask(key)));
+    for await (const keys of buffer.drain()) {
+      await this.execution.sortedKeys(keys.map((key) => this.keyTask(key)));
+      // A drain answered from memory never yields on its own: between batches it lets the event loop in
+      // (the consumers' credits and frame sizes, the other subtasks of this process), and waits while its
+      // outputs have no credit, instead of piling up frames of the first, tiny size.
+      const blocked = this.host.ctx.outputCapacity();
+      await (blocked ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
     const w = this.heldWatermark;
     this.heldWatermark = undefined;
     if (w !== undefined) {

@@ -1,0 +1,28 @@
+// CPU profile of the backlog bench's keyed process case (hybrid source with unbounded live input, KV): `node --cpu-prof --import tsx
+// bench/prof-backlog.ts [sorted|streamed] [records] [keys]`; prints the backlog phase and CPU per record.
+import * as t from "io-ts";
+import { Sources, StreamEnvironment, valueState, type SourceDef } from "../mod.ts";
+import { launchNatsServer } from "../runtime/internal.ts";
+interface Event { k: string; v: number }
+const sum = valueState("sum", t.number);
+const sorted = (process.argv[2] ?? "sorted") === "sorted";
+const records = Number(process.argv[3] ?? 200_000);
+const keys = Number(process.argv[4] ?? 20_000);
+const server = await launchNatsServer();
+try {
+  const env = StreamEnvironment.create({ name: `prof-backlog-${sorted}`, nats: server.url, parallelism: 2, stateBackend: "jetstream-kv", mode: sorted ? "automatic" : "streaming", ...(process.env.NODEBLOAT ? { bufferDebloatTargetMs: 0 } : {}), ...(process.env.CACHE ? { state: { cacheMaxEntries: Number(process.env.CACHE) } } : {}) }, { log: () => {} });
+  let outputs = 0;
+  const history = Sources.generator({ count: records, make: (i): Event => ({ k: `key-${(i * 7919) % keys}`, v: i % 10 }) }) as SourceDef<Event>;
+  const live = Sources.generator({ ratePerSec: 1000, make: (i): Event => ({ k: `key-${i % keys}`, v: 1 }) }) as SourceDef<Event>;
+  env.fromSource(Sources.hybrid(history, live)).keyBy((e) => e.k)
+    .process<Event>({ async processElement(e, c) { const v = ((await c.state(sum).value()) ?? 0) + e.v; await c.state(sum).update(v); c.collect({ k: e.k, v }); } })
+    .sinkTo({ kind: "count", createWriter: async () => ({ write: () => { outputs++; }, flush: async () => {}, close: async () => {} }) }, { parallelism: 1 });
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const client = await env.executeAsync();
+  while (outputs < records) await new Promise((r) => setTimeout(r, 20));
+  const c = process.cpuUsage(c0);
+  console.log(`${sorted ? "sorted" : "streamed"}: ${outputs} outputs, ${Math.round(performance.now() - t0)} ms, ${((c.user + c.system) / records).toFixed(2)} us CPU per record`);
+  await client.cancel();
+  await env.close();
+} finally { await server.stop(); }
