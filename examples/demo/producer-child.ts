@@ -6,7 +6,7 @@ import type { NatsSettings } from "../../runtime/nats/connection-settings.ts";
 import type { FromProducer, ProducerReport, ToProducer } from "./producer-protocol.ts";
 
 const SCRIPT = fileURLToPath(new URL("./producer-process.ts", import.meta.url));
-const EMPTY: ProducerReport = { produced: 0, malformed: 0, failed: 0, elapsedMs: 0 };
+const EMPTY: ProducerReport = { produced: 0, malformed: 0, failed: 0, elapsedMs: 0, cpuMs: 0 };
 
 export class ProducerProcess {
   private last: ProducerReport = EMPTY;

@@ -19,6 +19,7 @@ const report = (s: ProducerStats): ProducerReport => ({
   malformed: s.malformed,
   failed: s.failed,
   elapsedMs: s.startedAt === 0 ? 0 : Math.max(s.lastAckAt, s.startedAt) - s.startedAt,
+  cpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
   ...(s.firstError !== undefined ? { firstError: s.firstError } : {}),
 });
 

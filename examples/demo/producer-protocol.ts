@@ -13,6 +13,8 @@ export interface ProducerReport {
   readonly malformed: number;
   readonly failed: number;
   readonly elapsedMs: number;
+  /** CPU time the producer process used so far (user + system). */
+  readonly cpuMs: number;
   readonly firstError?: string;
 }
 

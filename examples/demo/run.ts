@@ -82,6 +82,9 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 
   const stats = await readLatestStats(nc);
   const top = (kind: Stat["kind"]) => [...stats.values()].filter((s) => s.kind === kind).sort((a, b) => b.views - a.views).slice(0, 5);
+  const pageStats = [...stats.values()].filter((x) => x.kind === "page");
+  const counted = pageStats.reduce((n, x) => n + x.views, 0);
+  const pages = pageStats.length;
   const secs = result.durationMs / 1000;
   const s = result.status;
   const p = load.producer;
@@ -94,6 +97,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
     `  records read by weir  ${s.recordsIn.toLocaleString("en-US")}`,
     `  stat updates written  ${s.recordsOut.toLocaleString("en-US")} to stream PAGE_STATS`,
     `  dead letters          ${s.deadLetters} in stream weir_pageviews_dlq`,
+    `  views counted         ${counted.toLocaleString("en-US")} over ${pages} pages (the final per-page counts added up; equal to the records read)`,
     `  top pages             ${top("page").map((x) => `${x.key} ${x.views}`).join(", ")}`,
     `  top users             ${top("user").map((x) => `${x.key} ${x.views}`).join(", ")}`,
     `  subtasks              ${s.subtasks.map((x) => `${x.id}=${x.state}`).join(" ")}`,

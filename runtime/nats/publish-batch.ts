@@ -44,6 +44,7 @@ export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, mes
       else if (next >= messages.length) resolve();
     };
     const settle: Settle = {
+      successOnly: true,
       resolve: (_ack: PubAckLike) => { inFlight--; afterSettle(); },
       reject: (e: Error, index: number) => {
         inFlight--;

@@ -22,6 +22,8 @@ export interface PipePublishOptions {
 
 /** Where the outcome of a tracked publish goes; `index` is the one it was tracked with. */
 export interface Settle {
+  /** Only success or failure matters, not the ack's fields: a successful ack is not parsed. */
+  readonly successOnly?: boolean;
   resolve(ack: PubAckLike, index: number): void;
   reject(e: Error, index: number): void;
 }
@@ -97,6 +99,10 @@ export class JetStreamPublishPipe {
     const p = this.pending.get(id);
     if (p === undefined) return; // timed out already
     this.pending.delete(id);
+    if (p.settle.successOnly && isPlainSuccess(msg)) {
+      p.settle.resolve(STORED, p.index);
+      return;
+    }
     let ack: PubAckLike;
     try {
       ack = parsePubAck(msg, p.subject);
@@ -150,6 +156,19 @@ const LINE_BREAK = /[\r\n]/;
 function headerValue(v: string): string {
   if (LINE_BREAK.test(v)) throw new Error(`a header value cannot contain a line break: ${JSON.stringify(v).slice(0, 80)}`);
   return v.trim();
+}
+
+const STORED: PubAckLike = { stream: "", seq: 0, duplicate: false };
+const QUOTE = 0x22;
+const LOWER_S = 0x73;
+
+/**
+ * A PubAck that stored the message: no status header, and JSON whose first key is "stream" (the server
+ * puts "error" first when there is one: JSPubAckResponse in nats-server's stream.go).
+ */
+function isPlainSuccess(msg: Msg): boolean {
+  const d = msg.data;
+  return d.length > 10 && d[0] === 0x7b && d[1] === QUOTE && d[2] === LOWER_S && !msg.headers;
 }
 
 function parsePubAck(msg: Msg, subject: string): PubAckLike {
