@@ -2,7 +2,8 @@
 // (or `--forever`), with a live progress line and a final summary read back from the output stream. The
 // web dashboard and /metrics are served meanwhile (on a free loopback port unless --http says where).
 
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { resolveNatsConnection } from "../../runtime/nats/connect.ts";
 import { describeServers } from "../../runtime/nats/server-urls.ts";
 import { ProgressReporter, formatCount } from "../../runtime/cli/progress.ts";
@@ -113,21 +114,20 @@ function caughtUp(load: LoadResult): string {
   return load.behindAtStop === 0 ? "caught up: nothing left behind" : `${behind}, caught up ${(load.caughtUpAfterMs / 1000).toFixed(1)}s later`;
 }
 
-/** The last stat per subject of PAGE_STATS (the stream keeps every update; we want the final counts). */
-async function readLatestStats(nc: Parameters<typeof jetstream>[0]): Promise<Map<string, Stat>> {
-  const js = jetstream(nc);
+/**
+ * The last stat per subject of PAGE_STATS (the stream keeps every update; the final counts are the last
+ * ones): one message-get per subject, not a read of every update.
+ */
+async function readLatestStats(nc: NatsConnection): Promise<Map<string, Stat>> {
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info("PAGE_STATS");
+  const info = await jsm.streams.info("PAGE_STATS", { subjects_filter: ">" });
+  const subjects = Object.keys(info.state.subjects ?? {});
   const latest = new Map<string, Stat>();
-  if (info.state.messages === 0) return latest;
-  const consumer = await js.consumers.get("PAGE_STATS");
-  const messages = await consumer.consume({ max_messages: 1000 });
-  for await (const m of messages) {
-    const s = m.json<Stat>();
-    const prev = latest.get(m.subject);
-    if (!prev || s.views > prev.views) latest.set(m.subject, s);
-    if (m.info.pending === 0) break;
+  for (let i = 0; i < subjects.length; i += 64) {
+    await Promise.all(subjects.slice(i, i + 64).map(async (subject) => {
+      const m = await jsm.streams.getMessage("PAGE_STATS", { last_by_subj: subject });
+      if (m) latest.set(subject, m.json<Stat>());
+    }));
   }
-  await messages.close();
   return latest;
 }
