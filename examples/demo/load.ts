@@ -44,7 +44,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const consumed = o.consumed ?? (() => 0);
   const producer = await ProducerProcess.start(o.settings, o.ratePerSec);
   const before = consumed();
-  const startedAt = performance.now();
   o.onStarted?.(producer);
   let timer: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
@@ -63,9 +62,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     while (consumed() - before < published && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (consumed() - before >= published) caughtUpAfterMs = performance.now() - stoppedAt;
   }
-  // The producer's clock runs from its first publish to its last ack; weir's from the producer's start
-  // (as this process saw it) to its final report.
-  const producingMs = Math.max(1, stoppedAt - startedAt);
+  // Both rates on the producer's clock (its first publish to its last ack): weir's count is read when its
+  // final report arrives, a moment after that.
+  const producingMs = Math.max(1, report.elapsedMs);
   return {
     aimedPerSec: o.ratePerSec,
     producer: report,
