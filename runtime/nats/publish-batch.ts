@@ -7,14 +7,14 @@
 // publishes one by one.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { headerText, type JetStreamPublishPipe, type PubAckLike, type Settle } from "./publish-pipe.ts";
+import { headerText, type JetStreamPublishPipe, type PipePublishOptions, type PubAckLike, type Settle } from "./publish-pipe.ts";
 
 export interface BatchOptions {
   readonly expectStream?: string;
   /** Unacknowledged publishes at most. */
   readonly maxInFlight: number;
   /** A publish that failed (an error ack, a timeout): retry it, resolving once it is stored, or reject. */
-  readonly retry: (subject: string, payload: string, msgID: string, e: Error) => Promise<unknown>;
+  readonly retry: (subject: string, payload: string, msgID: string | undefined, e: Error) => Promise<unknown>;
 }
 
 type RawSend = (block: Uint8Array, messages: number) => void;
@@ -27,7 +27,7 @@ const WHITESPACE = /\s/;
  * unacknowledged, resuming in bursts once a quarter of the window is acknowledged. Resolves when every
  * one is stored; after a failure sends nothing more and rejects with it once the rest settled.
  */
-export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, messages: ReadonlyArray<readonly [subject: string, payload: string]>, idOf: (i: number) => string, o: BatchOptions): Promise<void> {
+export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, messages: ReadonlyArray<readonly [subject: string, payload: string]>, idOf: ((i: number) => string) | undefined, o: BatchOptions): Promise<void> {
   const raw = rawSender(nc);
   const max = nc.info?.max_payload ?? 1024 * 1024;
   const resumeAt = Math.max(0, o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 4)));
@@ -51,7 +51,7 @@ export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, mes
         if (failure === undefined) {
           retrying++;
           const [subject, payload] = messages[index]!;
-          o.retry(subject, payload, idOf(index), e).then(() => { retrying--; afterSettle(); }, (err: unknown) => { retrying--; fail(err); afterSettle(); });
+          o.retry(subject, payload, idOf?.(index), e).then(() => { retrying--; afterSettle(); }, (err: unknown) => { retrying--; fail(err); afterSettle(); });
         }
         afterSettle();
       },
@@ -68,22 +68,23 @@ export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, mes
         if (nc.isClosed()) throw new Error("the NATS connection is closed");
         for (; next < end; next++) {
           const [subject, payload] = messages[next]!;
-          const msgID = idOf(next);
+          const msgID = idOf?.(next);
+          const opts: PipePublishOptions = msgID !== undefined ? { msgID, ...expect } : expect;
           if (raw === undefined) {
             const i = next;
             inFlight++;
-            pipe.publish(subject, payload, { msgID, ...expect }).then((a) => settle.resolve(a, i), (e: Error) => settle.reject(e, i));
+            pipe.publish(subject, payload, opts).then((a) => settle.resolve(a, i), (e: Error) => settle.reject(e, i));
             continue;
           }
-          const header = headerText({ msgID, ...expect });
+          const header = opts.msgID !== undefined || opts.expectStream !== undefined ? headerText(opts) : undefined;
           if (subject.length === 0 || WHITESPACE.test(subject)) throw new Error(`publish to ${JSON.stringify(subject)}: not a subject`);
-          const hlen = Buffer.byteLength(header);
+          const hlen = header === undefined ? 0 : Buffer.byteLength(header);
           const len = hlen + Buffer.byteLength(payload);
           if (len > max) throw new Error(`publish to ${subject}: ${len} bytes exceed the server's max payload (${max})`);
           const reply = pipe.track(subject, next, settle);
           inFlight++;
           count++;
-          block += `HPUB ${subject} ${reply} ${hlen} ${len}\r\n${header}${payload}\r\n`;
+          block += header === undefined ? `PUB ${subject} ${reply} ${len}\r\n${payload}\r\n` : `HPUB ${subject} ${reply} ${hlen} ${len}\r\n${header}${payload}\r\n`;
         }
       } catch (e) {
         fail(e);

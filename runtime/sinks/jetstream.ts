@@ -152,8 +152,8 @@ async function exactlyOnceWriter<T>(
   }, () => pipe.close(), async (records, idOf) => {
     if (records.length === 0) return;
     await whenReady(records[0]![0]);
-    const retry = (subject: string, payload: string, msgID: string, e: Error) => {
-      const again = isTransientJetStreamError(e) ? retryJetStream(() => pipe.publish(subject, payload, { msgID, ...expect })) : Promise.reject(e);
+    const retry = (subject: string, payload: string, msgID: string | undefined, e: Error) => {
+      const again = isTransientJetStreamError(e) ? retryJetStream(() => pipe.publish(subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect })) : Promise.reject(e);
       return again.catch((err: unknown) => { throw publishError(options.stream, subject, err); });
     };
     await publishBatch(ctx.nc, pipe, records, idOf, { ...expect, maxInFlight, retry }).catch((e: unknown) => {
