@@ -142,8 +142,9 @@ natsOptions(program.command("demo"))
   .description("the page-view demo: events into JetStream, keyed per-user and per-page counts, live progress")
   .option("--forever", "run as a daemon until SIGINT/SIGTERM")
   .option("--duration <s>", "how long to produce events (default 30)", positiveInt("--duration"))
+  .option("--rate <n>", "page views per second the producer aims at (default 20000)", positiveInt("--rate"))
   .option("--http <addr>", "serve the dashboard and /metrics on host:port (default: a free port on 127.0.0.1)", httpAddress)
-  .action(action(async (flags: { forever?: boolean; duration?: number; nats?: string; context?: string; creds?: string; http?: ReturnType<typeof parseHttpAddress> }) => {
+  .action(action(async (flags: { forever?: boolean; duration?: number; rate?: number; nats?: string; context?: string; creds?: string; http?: ReturnType<typeof parseHttpAddress> }) => {
     const { demoCommand } = await import("../../examples/demo/run.ts");
     return demoCommand(flags);
   }));

@@ -5,7 +5,7 @@
 // wildcard inbox subscription, one sweep timer for timeouts, and the PubAck parsed as JSON. The caller
 // bounds the publishes in flight (InflightWindow).
 
-import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 export interface PubAckLike {
   readonly stream: string;
@@ -20,11 +20,19 @@ export interface PipePublishOptions {
   readonly expectStream?: string;
 }
 
+/** Where the outcome of a tracked publish goes; `index` is the one it was tracked with. */
+export interface Settle {
+  /** Only success or failure matters, not the ack's fields: a successful ack is not parsed. */
+  readonly successOnly?: boolean;
+  resolve(ack: PubAckLike, index: number): void;
+  reject(e: Error, index: number): void;
+}
+
 interface Pending {
   readonly subject: string;
   readonly sentAt: number;
-  resolve(ack: PubAckLike): void;
-  reject(e: Error): void;
+  readonly index: number;
+  readonly settle: Settle;
 }
 
 const encoder = new TextEncoder();
@@ -55,21 +63,28 @@ export class JetStreamPublishPipe {
     if (this.closedReason !== undefined) return Promise.reject(new Error(this.closedReason));
     return new Promise<PubAckLike>((resolve, reject) => {
       const id = this.nextId++;
-      let h;
-      if (o.msgID !== undefined || o.expectStream !== undefined) {
-        h = headers();
-        if (o.msgID !== undefined) h.set("Nats-Msg-Id", o.msgID);
-        if (o.expectStream !== undefined) h.set("Nats-Expected-Stream", o.expectStream);
-      }
-      this.pending.set(id, { subject, sentAt: performance.now(), resolve, reject });
+      this.pending.set(id, { subject, sentAt: performance.now(), index: 0, settle: { resolve, reject } });
       try {
         const data = typeof payload === "string" ? encoder.encode(payload) : payload;
-        this.nc.publish(subject, data, h ? { reply: `${this.inbox}.${id}`, headers: h } : { reply: `${this.inbox}.${id}` });
+        const reply = `${this.inbox}.${id}`;
+        const h = pubHeaders(o);
+        this.nc.publish(subject, data, h ? { reply, headers: h } : { reply });
       } catch (e) {
         this.pending.delete(id);
         reject(e as Error);
       }
     });
+  }
+
+  /**
+   * For a publish written by other means (publish-batch.ts): returns the reply subject to send it with;
+   * its ack (or failure, or timeout) goes to `settle` with `index`. Throws once the pipe is closed.
+   */
+  track(subject: string, index: number, settle: Settle): string {
+    if (this.closedReason !== undefined) throw new Error(this.closedReason);
+    const id = this.nextId++;
+    this.pending.set(id, { subject, sentAt: performance.now(), index, settle });
+    return `${this.inbox}.${id}`;
   }
 
   close(reason = "the publisher is closed"): void {
@@ -84,11 +99,18 @@ export class JetStreamPublishPipe {
     const p = this.pending.get(id);
     if (p === undefined) return; // timed out already
     this.pending.delete(id);
-    try {
-      p.resolve(parsePubAck(msg, p.subject));
-    } catch (e) {
-      p.reject(e as Error);
+    if (p.settle.successOnly && isPlainSuccess(msg)) {
+      p.settle.resolve(STORED, p.index);
+      return;
     }
+    let ack: PubAckLike;
+    try {
+      ack = parsePubAck(msg, p.subject);
+    } catch (e) {
+      p.settle.reject(e as Error, p.index);
+      return;
+    }
+    p.settle.resolve(ack, p.index);
   }
 
   private sweep(): void {
@@ -97,14 +119,56 @@ export class JetStreamPublishPipe {
       if (p.sentAt > deadline) break; // insertion order = send order
       this.pending.delete(id);
       // "timeout" in the message: retried as a transient JetStream failure (state/backends/jetstream-retry.ts).
-      p.reject(new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`));
+      p.settle.reject(new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`), p.index);
     }
   }
 
   private failAll(reason: string): void {
-    for (const p of this.pending.values()) p.reject(new Error(reason));
+    const all = [...this.pending.values()];
     this.pending.clear();
+    for (const p of all) p.settle.reject(new Error(reason), p.index);
   }
+}
+
+/**
+ * The headers of one publish, encoded directly: the client's `headers()` builds a map, validates every
+ * value with regular expressions and re-encodes it per message, a visible share of a sink's CPU at tens
+ * of thousands of publishes per second. Publishing reads nothing of a header object but `encode()`
+ * (nats-core protocol.ts); the values here are weir's own message ids and validated stream names, and
+ * one with a line break is refused rather than sent.
+ */
+function pubHeaders(o: PipePublishOptions): MsgHdrs | undefined {
+  if (o.msgID === undefined && o.expectStream === undefined) return undefined;
+  const text = headerText(o);
+  return { encode: () => encoder.encode(text) } as unknown as MsgHdrs;
+}
+
+/** The header block of a publish with these options, as NATS puts it on the wire. */
+export function headerText(o: PipePublishOptions): string {
+  let text = "NATS/1.0";
+  if (o.msgID !== undefined) text += `\r\nNats-Msg-Id: ${headerValue(o.msgID)}`;
+  if (o.expectStream !== undefined) text += `\r\nNats-Expected-Stream: ${headerValue(o.expectStream)}`;
+  return `${text}\r\n\r\n`;
+}
+
+const LINE_BREAK = /[\r\n]/;
+
+function headerValue(v: string): string {
+  if (LINE_BREAK.test(v)) throw new Error(`a header value cannot contain a line break: ${JSON.stringify(v).slice(0, 80)}`);
+  return v.trim();
+}
+
+const STORED: PubAckLike = { stream: "", seq: 0, duplicate: false };
+const QUOTE = 0x22;
+const LOWER_S = 0x73;
+
+/**
+ * A PubAck that stored the message: no status header, and JSON whose first key is "stream" (the server
+ * puts "error" first when there is one: JSPubAckResponse in nats-server's stream.go).
+ */
+function isPlainSuccess(msg: Msg): boolean {
+  const d = msg.data;
+  return d.length > 10 && d[0] === 0x7b && d[1] === QUOTE && d[2] === LOWER_S && !msg.headers;
 }
 
 function parsePubAck(msg: Msg, subject: string): PubAckLike {

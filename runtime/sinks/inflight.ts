@@ -1,6 +1,9 @@
 // A bounded window of outstanding acknowledgements (JetStream publishes, KV puts): `add` tracks one and
 // returns a promise only when the window is full (the sink's backpressure); `drain` waits for all and
 // throws the first failure. Counting instead of a Set of promises keeps the hot path to one `then`.
+// A full window resumes its writer once a quarter of it is acknowledged, not at each ack: the writer then
+// publishes a burst that the client sends in one socket write, where resuming per ack cost a write (a
+// system call) per message.
 
 export class InflightWindow {
   private count = 0;
@@ -9,7 +12,11 @@ export class InflightWindow {
   private idleWaiters: Array<() => void> = [];
   private readonly settle = () => {
     this.count--;
-    if (this.spaceWaiters.length > 0 && (this.count < this.limit || this.failure)) this.spaceWaiters.shift()!();
+    if (this.spaceWaiters.length > 0 && (this.count <= this.resumeAt || this.failure)) {
+      const ws = this.spaceWaiters;
+      this.spaceWaiters = [];
+      for (const w of ws) w();
+    }
     if (this.count === 0 && this.idleWaiters.length > 0) {
       const ws = this.idleWaiters;
       this.idleWaiters = [];
@@ -17,7 +24,11 @@ export class InflightWindow {
     }
   };
 
-  constructor(readonly limit: number) {}
+  private readonly resumeAt: number;
+
+  constructor(readonly limit: number) {
+    this.resumeAt = Math.max(0, limit - Math.max(1, Math.floor(limit / 4)));
+  }
 
   get outstanding(): number { return this.count; }
 

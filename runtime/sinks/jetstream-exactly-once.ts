@@ -27,6 +27,8 @@ export interface ExactlyOnceState {
 
 export interface Publisher {
   publish(subject: string, payload: string, messageId: string): void | Promise<void>;
+  /** All of `records` at once (`idOf(i)` the id of the i-th), resolved once every one is stored. */
+  publishBatch?(records: readonly StagedRecord[], idOf: (i: number) => string): Promise<void>;
   drain(): Promise<void>;
   /** Releases what the publisher holds (its reply subscription). */
   close?(): void;
@@ -165,6 +167,11 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   }
 
   private async publishAll(checkpointId: number, subtask: number, records: readonly StagedRecord[]): Promise<void> {
+    if (this.publisher.publishBatch) {
+      await this.publisher.publishBatch(records, (i) => this.names.committedMessageId(this.ctx.operatorUid, subtask, checkpointId, i));
+      this.committed += records.length;
+      return;
+    }
     for (let i = 0; i < records.length; i++) {
       const [subject, payload] = records[i]!;
       const p = this.publisher.publish(subject, payload, this.names.committedMessageId(this.ctx.operatorUid, subtask, checkpointId, i));
@@ -176,10 +183,11 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 }
 
 /** A publisher over an InflightWindow (bounded outstanding acks). */
-export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>, close?: () => void): Publisher {
+export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>, close?: () => void, publishBatch?: Publisher["publishBatch"]): Publisher {
   return {
     publish,
     drain: () => window.drain(),
     ...(close ? { close } : {}),
+    ...(publishBatch ? { publishBatch } : {}),
   };
 }

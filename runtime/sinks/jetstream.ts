@@ -20,6 +20,7 @@ import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { lookUpStream } from "../nats/streams.ts";
 import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
+import { publishBatch } from "../nats/publish-batch.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -139,12 +140,26 @@ async function exactlyOnceWriter<T>(
   let streamReady = options.stream === undefined;
   // The target stream is looked up (or created) once, on the first publish; later ones wait for that.
   let ready: Promise<void> | undefined;
+  const whenReady = (subject: string): Promise<void> | undefined => {
+    if (streamReady) return undefined;
+    ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
+    return ready;
+  };
   const publisher = windowPublisher(window, (subject, payload, id) => {
     const go = () => window.add(publishRetried(pipe, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
-    if (streamReady) return go();
-    ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
-    return ready.then(go);
-  }, () => pipe.close());
+    const wait = whenReady(subject);
+    return wait ? wait.then(go) : go();
+  }, () => pipe.close(), async (records, idOf) => {
+    if (records.length === 0) return;
+    await whenReady(records[0]![0]);
+    const retry = (subject: string, payload: string, msgID: string | undefined, e: Error) => {
+      const again = isTransientJetStreamError(e) ? retryJetStream(() => pipe.publish(subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect })) : Promise.reject(e);
+      return again.catch((err: unknown) => { throw publishError(options.stream, subject, err); });
+    };
+    await publishBatch(ctx.nc, pipe, records, idOf, { ...expect, maxInFlight, retry }).catch((e: unknown) => {
+      throw e instanceof WeirError ? e : new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${options.stream ? `stream "${options.stream}"` : "JetStream"} failed: ${messageOf(e)}`, { cause: e });
+    });
+  });
   const writer = new ExactlyOnceJetStreamWriter<T>(ctx, (v) => {
     try { return resolveSubject(v); } catch (e) { throw new WeirError(ErrorCode.Sink, `${what}: subject function failed: ${messageOf(e)}`, { cause: e }); }
   }, publisher);
