@@ -5,6 +5,8 @@
 // (ii) the cost of replication: the same bounded keyed job (JetStream KV state, checkpoints, exactly-once
 //     sink) over the same input with natsReplicas 3 and with natsReplicas 1, records/s, in one run.
 import * as t from "io-ts";
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Sinks, Sources, StreamEnvironment, valueState } from "../mod.ts";
@@ -31,7 +33,12 @@ const bench: Benchmark = {
 export default bench;
 
 async function failover(ctx: BenchContext): Promise<BenchRow[]> {
-  const cluster = await startCluster(3);
+  // WEIR_CLUSTER_BENCH_LOG=<dir>: the servers' logs (s0.log ...) and the job's whole log, each line with
+  // its time (job.log), go there: what happened when, after a kill.
+  const logDir = process.env.WEIR_CLUSTER_BENCH_LOG;
+  const cluster = await startCluster(3, logDir ? { logDir } : {});
+  const jobLog = logDir ? createWriteStream(join(logDir, "job.log"), { flags: "a" }) : undefined;
+  const note = (l: string) => jobLog?.write(`${new Date().toISOString()} ${l}\n`);
   try {
     let killed = -1;
     const r = await runWithServerRestarts({
@@ -41,6 +48,7 @@ async function failover(ctx: BenchContext): Promise<BenchRow[]> {
           if (round === 0) {
             killed = await cluster.metaLeader();
             ctx.log(`SIGKILL s${killed} (the JetStream meta leader)`);
+            note(`SIGKILL s${killed}`);
             const at = Date.now();
             await cluster.kill(killed);
             return at;
@@ -49,13 +57,17 @@ async function failover(ctx: BenchContext): Promise<BenchRow[]> {
           await sleep(3000);
           const other = (killed + 1) % 3;
           ctx.log(`s${killed} back; SIGTERM s${other}`);
+          note(`SIGTERM s${other}`);
           const at = Date.now();
           await cluster.kill(other, "SIGTERM");
           return at;
         },
       },
       natsReplicas: 3, windows: true, restarts: 2, downMs: 0, ratePerSec: 1000, checkpointIntervalMs: 500, waitMs: 60_000,
-      log: (l) => { if (!l.startsWith("  [job]") || /failed|restart|timed out/.test(l)) ctx.log(l); },
+      log: (l) => {
+        note(l);
+        if (!l.startsWith("  [job]") || /failed|restart|timed out/.test(l)) ctx.log(l);
+      },
     });
     ctx.log(`published ${r.published}, outputs ${r.outputs}, lost ${r.lost}, duplicated ${r.duplicated}, windows ${JSON.stringify(r.windows)}, job restarts ${r.jobRestarts}`);
     return [
@@ -65,6 +77,7 @@ async function failover(ctx: BenchContext): Promise<BenchRow[]> {
     ];
   } finally {
     await cluster.stop();
+    jobLog?.end();
   }
 }
 

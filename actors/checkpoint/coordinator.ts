@@ -273,7 +273,10 @@ export class CheckpointCoordinator {
   }
 
   private notifyAborted(checkpointId: number, reason: string): void {
-    this.o.log(`checkpoint ${checkpointId} aborted: ${reason}`, { level: "warn", checkpoint: checkpointId });
+    // A timeout names who never acknowledged: where the barrier or the snapshot got stuck.
+    const missing = reason === "timeout" ? this.targets().map((t) => t.id).filter((id) => !this.acks.has(id)) : [];
+    const who = missing.length > 0 ? ` (no acknowledgement from ${missing.slice(0, 8).join(", ")}${missing.length > 8 ? ` and ${missing.length - 8} more` : ""})` : "";
+    this.o.log(`checkpoint ${checkpointId} aborted: ${reason}${who}`, { level: "warn", checkpoint: checkpointId });
     for (const t of this.targets()) t.notifyCheckpointAborted(checkpointId);
     this.waiters.get(checkpointId)?.reject(new Error(`checkpoint ${checkpointId} aborted: ${reason}`));
     this.waiters.delete(checkpointId);

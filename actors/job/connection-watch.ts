@@ -1,6 +1,6 @@
 // The job's view of its NATS connection, from the connection's status events: whether it is up, and
-// whether a failure now is put down to an outage (during it, or within a grace period after it while
-// JetStream recovers its streams and requests still time out).
+// whether a failure now is put down to an outage (during it, or within a grace period after it or after
+// the cluster's servers changed, while JetStream recovers its streams and requests still time out).
 
 import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { Clock } from "../../runtime/core/clock.ts";
@@ -18,6 +18,7 @@ export function sleep(clock: Clock, ms: number): Promise<void> {
 export interface ConnectionEvents {
   onDisconnect(server: string): void;
   onReconnect(server: string): void;
+  onClusterChange?(): void;
 }
 
 export class ConnectionWatch {
@@ -37,6 +38,13 @@ export class ConnectionWatch {
           this.connected = true;
           this.recoveringUntil = this.clock.now() + RECOVERY_GRACE_MS;
           events.onReconnect(s.server);
+        } else if (s.type === "update") {
+          // The server announced a change of the cluster's servers (an INFO with new connect URLs; the
+          // client lists a lost one as deleted only if it learned it that way, not if it was configured).
+          // A server lost means JetStream elects new leaders for what it led, and requests time out or
+          // find no responder meanwhile, though this connection stayed up: failures then are the outage's.
+          this.recoveringUntil = this.clock.now() + RECOVERY_GRACE_MS;
+          events.onClusterChange?.();
         }
       }
     })().catch(() => {});

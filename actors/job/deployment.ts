@@ -81,8 +81,12 @@ export class Deployment {
     for (const s of this.local) s.setup();
     await nc.flush();
     await this.o.remote?.open();
-    // Downstream first, so their state is open before records arrive.
-    for (const s of [...this.local].reverse()) await s.open();
+    // All at once (none runs before every one is open): an open may wait out a JetStream leader election
+    // (a server of a cluster lost: its requests time out and are retried), and one subtask after another
+    // those waits added up. Each settles before the deployment fails, so cancelling finds none half-open.
+    const opened = await Promise.allSettled([...this.local].reverse().map((s) => s.open()));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     if (!stillWanted()) return false;
     for (const s of this.local) if (!s.isSource) s.run();
     await this.o.remote?.run(false);

@@ -15,7 +15,8 @@ import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
-import { ConnectionWatch, disconnectFailure, sleep } from "./connection-watch.ts";
+import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure, sleep } from "./connection-watch.ts";
+import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
@@ -149,6 +150,7 @@ export class JobRunner {
         this.log(`NATS connection back (${server})`);
         for (const x of this.subtasks) x.onReconnected();
       },
+      onClusterChange: () => this.log(`NATS: the cluster's servers changed; JetStream failures in the next ${RECOVERY_GRACE_MS / 1000} s are put down to it (a quick restart, not counted)`),
     });
     const running = new Promise<void>((resolve, reject) => {
       const sub = this.actor.subscribe((snap) => {
@@ -330,6 +332,11 @@ export class JobRunner {
     try {
       for (;;) {
         await this.connection?.connectedAgain(() => this.state === "failing", () => this.log("waiting for the NATS connection to restart the job"));
+        if (this.connection?.inOutage()) {
+          // A server lost: deploy once JetStream's meta leader answers, not a request timeout after it.
+          const waited = await waitForJetStreamApi(this.nc, () => this.state === "failing");
+          if (waited > 0) this.log(`restart: JetStream's API answered again after ${waited} ms (a meta leader elected)`);
+        }
         try {
           const latest = await this.store?.latest();
           this.restore = await loadRestore(this.store, this.job, "latest", latest?.pointer.id);

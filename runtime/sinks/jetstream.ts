@@ -207,7 +207,8 @@ export function derivedSubjects(subject: string): string[] {
 }
 
 async function ensureStream(ctx: ConnectorContext, stream: string, subject: string, duplicateWindowMs: number | undefined): Promise<void> {
-  const jsm = await jetstreamManager(ctx.nc);
+  // No `$JS.API.INFO` check (only the meta leader answers it: it times out, unretried, while one is elected).
+  const jsm = await jetstreamManager(ctx.nc, { checkAPI: false });
   try {
     if (await lookUpStream(jsm, stream)) return;
   } catch (e) {

@@ -22,6 +22,11 @@ export interface StagedRef {
 }
 
 const CHUNK_CHARS = 256 * 1024;
+/**
+ * No `$JS.API.INFO` round trip first: only the meta leader answers it, so while one is elected (a server
+ * of a cluster lost) it times out, unretried, where the calls that follow are retried.
+ */
+const NO_API_CHECK = { checkAPI: false } as const;
 
 export class StagingArea {
   private ready: Promise<void> | undefined;
@@ -30,7 +35,7 @@ export class StagingArea {
 
   private ensure(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(this.nc), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`], num_replicas: this.replicas });
+      await ensureStream(await jetstreamManager(this.nc, NO_API_CHECK), { name: this.stream, subjects: [`${this.subject.split(".").slice(0, 3).join(".")}.>`], num_replicas: this.replicas });
     })());
   }
 
@@ -72,7 +77,7 @@ export class StagingArea {
    */
   async read(ref: StagedRef): Promise<StagedRecord[]> {
     await this.ensure();
-    const jsm = await jetstreamManager(this.nc);
+    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
     const out: StagedRecord[] = [];
     for (let seq = ref.firstSeq; seq <= ref.lastSeq; seq++) {
       const m = await retryJetStream(() => jsm.streams.getMessage(this.stream, { seq }).catch((e: unknown) => {
@@ -90,7 +95,8 @@ export class StagingArea {
   /** Drops staged chunks up to and including `lastSeq` once committed. */
   async purgeThrough(lastSeq: number): Promise<void> {
     await this.ensure();
-    const jsm = await jetstreamManager(this.nc);
-    await jsm.streams.purge(this.stream, { filter: this.subject, seq: lastSeq + 1 });
+    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
+    // Repeatable (everything of this subject below lastSeq + 1): retried through a leader election.
+    await retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.subject, seq: lastSeq + 1 }));
   }
 }

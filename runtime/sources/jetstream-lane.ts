@@ -22,6 +22,7 @@
 // message-get, not per record) whether a message past its position exists; if one does, the lane
 // replaces its consumer with a new one starting right after the last sequence it handed out.
 
+import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -47,6 +48,8 @@ export interface LaneConfig {
   readonly log: (m: string) => void;
   /** Received nothing this long while behind the stream: the consumer is recreated. */
   readonly stallMs: number;
+  /** The stream's replicas (default 1); on a replicated stream consumers are created two at a time (see createConsumer). */
+  readonly streamReplicas?: number;
 }
 
 type PullFn = (opts: unknown) => void;
@@ -100,11 +103,20 @@ export class ConsumerLane {
 
   /**
    * Creating a consumer times out while the stream's or the meta leader is being elected (a server of a
-   * cluster lost): retried through the election rather than failing the job into restarts with growing
-   * delays (the cluster bench saw 58 s from a meta leader's SIGKILL to output that way).
+   * cluster lost), and also whenever the server places it on a lost server: nats-server 2.9.10 puts an
+   * ordered (R1) consumer of a replicated stream on a random peer of the stream, offline ones included
+   * (createGroupForConsumer in server/jetstream_cluster.go), and only that peer would answer. So: retried
+   * through both, each attempt under a new name (a request under the same name is an update of the
+   * consumer assigned to the lost server and times out again, however often it is repeated), and on a
+   * replicated stream two attempts at once, the first consumer created taken and the other deleted: with
+   * one server of three lost, both land on it one time in nine instead of one in three, and each such
+   * round costs a request timeout. A consumer an attempt created unseen is removed by the server once
+   * unused (the client's inactive threshold).
    */
   private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
-    return retryJetStream(() => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: config.namePrefix, ...start }));
+    const attempt = () => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: `${config.namePrefix}_${randomBytes(3).toString("hex")}`, ...start });
+    const parallel = (config.streamReplicas ?? 1) > 1 ? 2 : 1;
+    return retryJetStream(() => (parallel === 1 ? attempt() : firstCreated(Array.from({ length: parallel }, attempt))));
   }
 
   private async consume(): Promise<void> {
@@ -243,6 +255,23 @@ export class ConsumerLane {
     this.heldPull = undefined;
     held.send(held.opts);
   }
+}
+
+/** The first consumer created (the others, created later, are deleted); the first error if none is. */
+function firstCreated(attempts: ReadonlyArray<Promise<Consumer>>): Promise<Consumer> {
+  return new Promise((resolve, reject) => {
+    let winner: Consumer | undefined;
+    let failed = 0;
+    let firstError: unknown;
+    for (const a of attempts) {
+      a.then((c) => {
+        if (winner === undefined) { winner = c; resolve(c); } else void c.delete().catch(() => {});
+      }, (e: unknown) => {
+        firstError ??= e;
+        if (++failed === attempts.length) reject(firstError);
+      });
+    }
+  });
 }
 
 /** What timed out (or failed), in words: the client's own message is a bare "timeout". */

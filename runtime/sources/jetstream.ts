@@ -27,6 +27,7 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { ConnectorNames } from "../core/names.ts";
 import { NonNegativeInt, PositiveInt, decodeOptions } from "../core/validation.ts";
 import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
+import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
 
@@ -103,10 +104,14 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       const unique = randomBytes(4).toString("hex");
 
       let start = startAt;
+      let replicas = 1;
       if (mine.length > 0) {
         let lastSeq: number;
         try {
-          lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
+          // Retried through a leader election (the stream's or the meta leader's: a server lost).
+          const info = await retryJetStream(async () => (await js.streams.get(stream)).info());
+          lastSeq = info.state.last_seq;
+          replicas = info.config.num_replicas;
         } catch (e) {
           const why = /stream not found/i.test(messageOf(e)) ? "not found" : messageOf(e);
           throw new WeirError(ErrorCode.Source, `Sources.jetstream: stream "${stream}" ${why}`, { cause: e });
@@ -120,7 +125,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         namePrefix: names.sourceConsumerPrefix(ctx.operatorUid, ctx.subtaskIndex, `${unique}_${k}`),
         resumeAfter: restored.get(filter),
         maxMessages: MAX_MESSAGES, highWater: HIGH_WATER,
-        wake: () => wake.notify(), log: ctx.log, stallMs: STALL_MS,
+        wake: () => wake.notify(), log: ctx.log, stallMs: STALL_MS, streamReplicas: replicas,
       })));
       const lanes = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");

@@ -5,7 +5,7 @@
 //   const cluster = await startCluster(3); try { ... } finally { await cluster.stop(); }
 
 import { createServer } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -94,8 +94,14 @@ export async function waitForJetStream(url: string, replicas = 1, deadlineMs = 3
   }
 }
 
-export async function startCluster(n = 3): Promise<NatsCluster> {
+export interface ClusterOptions {
+  /** Each server appends its log (timestamped by default) to `<logDir>/s<i>.log` there, kept after stop: evidence of elections. */
+  readonly logDir?: string;
+}
+
+export async function startCluster(n = 3, options: ClusterOptions = {}): Promise<NatsCluster> {
   const root = mkdtempSync(join(tmpdir(), "weir-cluster-"));
+  if (options.logDir !== undefined) mkdirSync(options.logDir, { recursive: true });
   const servers: Array<NatsServerProcess | undefined> = [];
   const clusterPorts: number[] = [];
   const clientPorts: number[] = [];
@@ -104,6 +110,7 @@ export async function startCluster(n = 3): Promise<NatsCluster> {
     "-n", `s${i}`, "--cluster_name", name, "-m", "-1",
     "--cluster", `nats://127.0.0.1:${clusterPorts[i]}`,
     "--routes", clusterPorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(","),
+    ...(options.logDir !== undefined ? ["-l", join(options.logDir, `s${i}.log`)] : []),
   ];
   const launch = async (i: number, port?: number) => {
     let lastError: unknown;

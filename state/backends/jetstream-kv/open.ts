@@ -33,7 +33,7 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string, repl
   try {
     const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }));
     let status = await retryJetStream(() => kv.status());
-    if (await reconcileStream(await jetstreamManager(nc), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
+    if (await reconcileStream(await jetstreamManager(nc, { checkAPI: false }), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
     if (status.history !== 1) {
       throw new StateAccessError(`KV bucket ${bucket} keeps ${status.history} revisions per key; weir needs history 1 (writes are ~28x slower otherwise)`);
     }

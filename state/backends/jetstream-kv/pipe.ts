@@ -5,9 +5,18 @@
 // plain publishes with a reply subject on ONE wildcard inbox subscription, and one sweep timer for
 // timeouts, measured ~100-115k direct gets/s and ~95k acknowledged puts/s (docs/state.md). Every put
 // still gets its own PubAck, so a failed write is reported, never lost silently.
+//
+// While JetStream elects a leader for the bucket's stream (a server of a cluster lost), puts find no
+// responder, leader reads answer "temporarily unavailable", and requests sent to a server just lost get
+// no answer. Such a request is sent again (under a new id) until an answer or `retryBudgetMs`. Every
+// operation here may be repeated: a get reads; a put writes the same value to the same key (history 1:
+// a duplicate replaces the first), and no other write of that key is issued until it settles (flushes
+// and materializations are serialized); a purge or a delete by sequence that did land is a no-op again
+// (a repeated delete answers "no message found", which the caller takes as "purge the key").
 
 import { createInbox, Empty, headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { StateAccessError } from "../../errors.ts";
+import { JETSTREAM_RETRY_BUDGET_MS } from "../jetstream-retry.ts";
 
 export interface KvPipeOptions {
   /** Gets in flight at most; more wait in order. Separate from writes, so a large flush does not delay reads. */
@@ -20,6 +29,8 @@ export interface KvPipeOptions {
    * where a follower's direct get may miss an acknowledged write. Costs a JSON and base64 decode per read.
    */
   readonly leaderReads?: boolean;
+  /** How long a request is sent again while the bucket's stream has no leader or gave no answer. Default 30 s; 0: never. */
+  readonly retryBudgetMs?: number;
 }
 
 /** Requests of one kind waiting for a free slot, in order. */
@@ -41,7 +52,7 @@ class Lane {
 }
 
 interface Pending {
-  readonly id: number;
+  id: number;
   readonly subject: string;
   readonly payload: Uint8Array;
   readonly headers: MsgHdrs | undefined;
@@ -49,6 +60,9 @@ interface Pending {
   /** Turns the reply into the request's result (throws to reject it). */
   readonly parse: (msg: Msg, stream: string) => unknown;
   sentAt: number;
+  /** When it was first sent (0: not yet), and the pause before its next retry. */
+  firstSentAt: number;
+  retryDelayMs: number;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -64,6 +78,8 @@ export class KvPipe {
   private readonly writes: Lane;
   private nextId = 1;
   private readonly sweeper: ReturnType<typeof setInterval>;
+  /** Requests waiting to be sent again (a leader election), by their timer. */
+  private readonly retrying = new Map<ReturnType<typeof setTimeout>, Pending>();
   private closedReason: string | undefined;
   readonly stream: string;
   private readonly putPrefix: string;
@@ -72,6 +88,8 @@ export class KvPipe {
   private readonly deleteSubject: string;
   remoteReads = 0;
   remoteWrites = 0;
+  /** Requests sent again (no leader, no answer). */
+  retries = 0;
   /** Most gets in flight at once so far (how well reads are pipelined). */
   peakGetsInFlight = 0;
 
@@ -96,7 +114,7 @@ export class KvPipe {
   }
 
   /** Requests sent and not answered, plus those waiting to be sent. */
-  get pending(): number { return this.inflight.size + this.gets.queued + this.writes.queued; }
+  get pending(): number { return this.inflight.size + this.gets.queued + this.writes.queued + this.retrying.size; }
 
   /** The stored bytes of `key`, or undefined when absent or deleted. */
   get(key: string): Promise<Uint8Array | undefined> {
@@ -160,7 +178,7 @@ export class KvPipe {
   private send(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"]): Promise<unknown> {
     if (this.closedReason) return Promise.reject(new StateAccessError(this.closedReason));
     return new Promise((resolve, reject) => {
-      const p: Pending = { id: this.nextId++, subject, payload, headers: h, kind, parse, sentAt: 0, resolve, reject };
+      const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, resolve, reject };
       const lane = kind === "get" ? this.gets : this.writes;
       if (lane.inflight < lane.window && lane.queued === 0) this.transmit(p, lane);
       else lane.waiting.push(p);
@@ -168,7 +186,10 @@ export class KvPipe {
   }
 
   private transmit(p: Pending, lane: Lane): void {
+    // A new id per attempt: a late answer to an earlier one finds nothing and is dropped.
+    p.id = this.nextId++;
     p.sentAt = performance.now();
+    if (p.firstSentAt === 0) p.firstSentAt = p.sentAt;
     this.inflight.set(p.id, p);
     lane.inflight++;
     if (lane === this.gets && lane.inflight > this.peakGetsInFlight) this.peakGetsInFlight = lane.inflight;
@@ -193,9 +214,25 @@ export class KvPipe {
     try {
       p.resolve(p.parse(msg, this.stream));
     } catch (e) {
-      p.reject(e);
+      if (!(e instanceof Unavailable && this.retryLater(p))) p.reject(e);
     }
     this.pump();
+  }
+
+  /** Sends `p` again after a pause (growing to 1 s) unless that would pass its retry budget; false: give up. */
+  private retryLater(p: Pending): boolean {
+    p.retryDelayMs = Math.min(Math.max(p.retryDelayMs * 2, 100), 1000);
+    const budget = this.options.retryBudgetMs ?? JETSTREAM_RETRY_BUDGET_MS;
+    if (this.closedReason || performance.now() + p.retryDelayMs - p.firstSentAt > budget) return false;
+    this.retries++;
+    const timer = setTimeout(() => {
+      this.retrying.delete(timer);
+      const lane = p.kind === "get" ? this.gets : this.writes;
+      lane.waiting.push(p);
+      this.pumpLane(lane);
+    }, p.retryDelayMs);
+    this.retrying.set(timer, p);
+    return true;
   }
 
   private pump(): void {
@@ -212,12 +249,16 @@ export class KvPipe {
     for (const p of this.inflight.values()) {
       if (p.sentAt > deadline) break; // insertion order = send order
       this.settled(p);
-      p.reject(new StateAccessError(`${p.kind === "get" ? "reading" : "writing"} ${p.subject} timed out after ${this.options.timeoutMs} ms`));
+      if (this.retryLater(p)) continue;
+      const retried = p.sentAt - p.firstSentAt > 0 ? ` (sent again for ${Math.round(p.sentAt - p.firstSentAt)} ms before)` : "";
+      p.reject(new StateAccessError(`${p.kind === "get" ? "reading" : "writing"} ${p.subject} timed out after ${this.options.timeoutMs} ms${retried}`));
     }
     this.pump();
   }
 
   private failAll(e: unknown): void {
+    for (const [timer, p] of this.retrying) { clearTimeout(timer); p.reject(e); }
+    this.retrying.clear();
     for (const p of this.inflight.values()) p.reject(e);
     this.inflight.clear();
     for (const lane of [this.gets, this.writes]) {
@@ -226,6 +267,9 @@ export class KvPipe {
     }
   }
 }
+
+/** JetStream cannot answer for the stream now (no leader, no responder): the request may be sent again. */
+class Unavailable extends StateAccessError {}
 
 /** The request id at the end of a reply subject, without allocating a substring. */
 function parseId(subject: string, start: number): number {
@@ -238,7 +282,7 @@ function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
   const h = msg.headers;
   if (h && h.code !== 0) {
     if (h.code === 404) return undefined;
-    if (h.code === 503) throw new StateAccessError(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
+    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
     throw new StateAccessError(`direct get from ${stream} failed: ${h.code} ${h.description}`);
   }
   const op = h?.get("KV-Operation");
@@ -249,10 +293,11 @@ function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
 /** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
 function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
   const h = msg.headers;
-  if (h && h.code === 503) throw new StateAccessError(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
+  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
   const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string }; error?: { code?: number; description?: string } };
   if (r.error) {
     if (r.error.code === 404) return undefined;
+    if (r.error.code === 503) throw new Unavailable(`reading from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
     throw new StateAccessError(`reading from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
   }
   // A delete or purge marker carries its KV-Operation header; a value has none.
@@ -263,10 +308,12 @@ function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
 function parseAck(msg: Msg, stream: string): number {
   const h = msg.headers;
   if (h && h.code !== 0) {
-    throw new StateAccessError(h.code === 503 ? `no JetStream responder for stream ${stream}` : `write to ${stream} failed: ${h.code} ${h.description}`);
+    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
+    throw new StateAccessError(`write to ${stream} failed: ${h.code} ${h.description}`);
   }
   // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
   const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
+  if (ack.error?.code === 503) throw new Unavailable(`write to ${stream} failed: ${ack.error.description ?? "unavailable"} (503)`);
   if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
   return ack.seq ?? 0;
 }
@@ -276,10 +323,12 @@ const MSG_DELETE_FAILED = 10057;
 
 function parseDeleted(msg: Msg, stream: string): boolean {
   const h = msg.headers;
-  if (h && h.code !== 0) throw new StateAccessError(h.code === 503 ? `no JetStream responder for stream ${stream}` : `deleting from ${stream} failed: ${h.code} ${h.description}`);
+  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
+  if (h && h.code !== 0) throw new StateAccessError(`deleting from ${stream} failed: ${h.code} ${h.description}`);
   const r = JSON.parse(decoder.decode(msg.data)) as { success?: boolean; error?: { err_code?: number; code?: number; description?: string } };
   if (r.error) {
     if (r.error.err_code === MSG_DELETE_FAILED && r.error.description === "no message found") return false;
+    if (r.error.code === 503) throw new Unavailable(`deleting from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
     throw new StateAccessError(`deleting from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
   }
   return r.success === true;
