@@ -6,6 +6,7 @@ import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { Clock } from "../../runtime/core/clock.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { JobState } from "./machine.ts";
+import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;
@@ -62,6 +63,17 @@ export class ConnectionWatch {
       waited = true;
       await sleep(this.clock, RECONNECT_POLL_MS);
     }
+  }
+
+  /**
+   * Before a restart: connected again and, after a server was lost, JetStream's API answering (a meta
+   * leader elected), so the deployment does not run into request timeouts during the election.
+   */
+  async readyForRestart(keepWaiting: () => boolean, log: (line: string) => void): Promise<void> {
+    await this.connectedAgain(keepWaiting, () => log("waiting for the NATS connection to restart the job"));
+    if (!this.inOutage()) return;
+    const waited = await waitForJetStreamApi(this.nc, keepWaiting);
+    if (waited > 0) log(`restart: JetStream's API answered again after ${waited} ms (a meta leader elected)`);
   }
 
   stop(): void { this.status.stop?.(); }

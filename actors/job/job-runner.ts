@@ -16,7 +16,6 @@ import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure, sleep } from "./connection-watch.ts";
-import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
@@ -316,11 +315,7 @@ export class JobRunner {
     void cancelled.catch(() => {}).then(() => setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() })));
   }
 
-  /**
-   * A disconnect may have lost frames and credits between subtasks (the client drops what it had not sent;
-   * the server keeps no core-NATS message across a restart): with checkpoints the job restarts from its
-   * last checkpoint, which never includes a lost frame (frame numbers, input-gate.ts).
-   */
+  /** A disconnect may have lost frames between subtasks: a restart from the last checkpoint (disconnectFailure). */
   private onDisconnect(server: string): void {
     const lost = disconnectFailure(server, this.state, this.checkpointing);
     if (typeof lost === "string") this.log(lost);
@@ -331,12 +326,7 @@ export class JobRunner {
   private async prepareRestart(): Promise<void> {
     try {
       for (;;) {
-        await this.connection?.connectedAgain(() => this.state === "failing", () => this.log("waiting for the NATS connection to restart the job"));
-        if (this.connection?.inOutage()) {
-          // A server lost: deploy once JetStream's meta leader answers, not a request timeout after it.
-          const waited = await waitForJetStreamApi(this.nc, () => this.state === "failing");
-          if (waited > 0) this.log(`restart: JetStream's API answered again after ${waited} ms (a meta leader elected)`);
-        }
+        await this.connection?.readyForRestart(() => this.state === "failing", (line) => this.log(line));
         try {
           const latest = await this.store?.latest();
           this.restore = await loadRestore(this.store, this.job, "latest", latest?.pointer.id);
