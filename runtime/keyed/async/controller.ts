@@ -292,27 +292,23 @@ export class AsyncExecutionController {
   // ------------------------------------------------------------------ internals
 
   private start(r: ControlledRecord): void {
-    let p: MaybePromise;
-    try {
-      p = r.run();
-    } catch (e) {
-      this.onError(e, r);
-      return;
-    }
-    if (p) p.then(() => this.finish(r), (e) => this.onError(e, r));
-    else this.finish(r);
+    this.step(r, true);
   }
 
-  /** The record's function is done: once its output is through, its own reference ends. */
-  private finish(r: ControlledRecord): void {
-    let s: MaybePromise;
+  /**
+   * `running`: starts the record's function; once it is done, its settle (output through); once that is
+   * done, the record's own reference ends.
+   */
+  private step(r: ControlledRecord, running: boolean): void {
+    let p: MaybePromise;
     try {
-      s = r.settle();
+      p = running ? r.run() : r.settle();
     } catch (e) {
       this.onError(e, r);
       return;
     }
-    if (s) s.then(() => this.release(r), (e) => this.onError(e, r));
+    if (p) p.then(() => (running ? this.step(r, false) : this.release(r)), (e) => this.onError(e, r));
+    else if (running) this.step(r, false);
     else this.release(r);
   }
 
