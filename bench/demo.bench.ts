@@ -4,9 +4,8 @@
 // weir: the input rate weir kept up with while the producer ran. Baseline: the rate the same producer
 // sustains alone on the same server (the most any consumer of that stream could keep up with here).
 
-import { jetstreamManager } from "@nats-io/jetstream";
 import job from "../examples/demo/pageviews.ts";
-import { ensureStream } from "../examples/demo/producer.ts";
+import { resetDemoStreams } from "../examples/demo/producer.ts";
 import { runLoad, type LoadResult } from "../examples/demo/load.ts";
 import { resolveNatsConnection } from "../runtime/nats/connect.ts";
 import type { BenchContext, Benchmark, BenchRow } from "./harness.ts";
@@ -15,11 +14,7 @@ const AIMED = Number(process.env.WEIR_BENCH_DEMO_RATE ?? 20_000);
 
 async function freshStreams(url: string): Promise<void> {
   const env = job.createEnvironment({}, { natsFlags: { nats: url } });
-  const nc = await env.connection();
-  const jsm = await jetstreamManager(nc);
-  for (const s of ["PAGEVIEWS", "PAGE_STATS", "weir_pageviews_dlq"]) await jsm.streams.delete(s).catch(() => {});
-  await ensureStream(nc, "PAGEVIEWS", ["pageviews.>"]);
-  await ensureStream(nc, "PAGE_STATS", ["stats.>"]);
+  await resetDemoStreams(await env.connection());
   await env.close();
 }
 

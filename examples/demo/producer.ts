@@ -38,6 +38,14 @@ export async function ensureStream(nc: NatsConnection, name: string, subjects: s
   try { await jsm.streams.info(name); } catch { await jsm.streams.add({ name, subjects }); }
 }
 
+/** A clean slate for one run: the demo's input, output and dead-letter streams dropped and the first two made again. */
+export async function resetDemoStreams(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const s of ["PAGEVIEWS", "PAGE_STATS", "weir_pageviews_dlq"]) await jsm.streams.delete(s).catch(() => {});
+  await ensureStream(nc, "PAGEVIEWS", ["pageviews.>"]);
+  await ensureStream(nc, "PAGE_STATS", ["stats.>"]);
+}
+
 /** The n-th event of the demo (deterministic for a given sequence of calls). */
 export class PageViews {
   private seed = 42;

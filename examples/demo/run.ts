@@ -8,7 +8,7 @@ import { resolveNatsConnection } from "../../runtime/nats/connect.ts";
 import { describeServers } from "../../runtime/nats/server-urls.ts";
 import { ProgressReporter, formatCount } from "../../runtime/cli/progress.ts";
 import job, { type Stat } from "./pageviews.ts";
-import { ensureStream } from "./producer.ts";
+import { resetDemoStreams } from "./producer.ts";
 import { runLoad, type LoadResult } from "./load.ts";
 import { HttpServer, type HttpAddress } from "../../runtime/cli/http/server.ts";
 import { localJobViews } from "../../runtime/cli/http/job-view.ts";
@@ -33,10 +33,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   process.stderr.write(`weir demo: NATS ${url}; producing ~${formatCount(rate)} page views/s ${flags.forever ? "until Ctrl-C" : `for ${seconds}s`}\n`);
 
   // Start from a clean slate so the summary describes this run.
-  const jsm = await jetstreamManager(nc);
-  for (const s of ["PAGEVIEWS", "PAGE_STATS", "weir_pageviews_dlq"]) await jsm.streams.delete(s).catch(() => {});
-  await ensureStream(nc, "PAGEVIEWS", ["pageviews.>"]);
-  await ensureStream(nc, "PAGE_STATS", ["stats.>"]);
+  await resetDemoStreams(nc);
 
   const client = await env.executeAsync();
   const http = new HttpServer();

@@ -59,10 +59,6 @@ export class KeySlotTable {
   /** `keyGroupOf` places a key seen for the first time (and throws when it is not this subtask's). */
   constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = 16_384) {}
 
-  get size(): number {
-    return this.current.byValue.size + this.current.byJson.size + this.previous.byValue.size + this.previous.byJson.size;
-  }
-
   slotFor(key: unknown): KeySlot {
     // By value only where the key's canonical JSON is one-to-one with it (NaN and ±Infinity are all "null").
     if (typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key))) {

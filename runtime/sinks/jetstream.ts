@@ -152,10 +152,9 @@ async function exactlyOnceWriter<T>(
   }, () => pipe.close(), async (records, idOf) => {
     if (records.length === 0) return;
     await whenReady(records[0]![0]);
-    const retry = (subject: string, payload: string, msgID: string | undefined, e: Error) => {
-      const again = isTransientJetStreamError(e) ? retryJetStream(() => pipe.publish(subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect })) : Promise.reject(e);
-      return again.catch((err: unknown) => { throw publishError(options.stream, subject, err); });
-    };
+    const retry = (subject: string, payload: string, msgID: string | undefined, e: Error) =>
+      republish(pipe, subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect }, e)
+        .catch((err: unknown) => { throw publishError(options.stream, subject, err); });
     await publishBatch(ctx.nc, pipe, records, idOf, { ...expect, maxInFlight, retry }).catch((e: unknown) => {
       throw e instanceof WeirError ? e : new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${options.stream ? `stream "${options.stream}"` : "JetStream"} failed: ${messageOf(e)}`, { cause: e });
     });
@@ -187,10 +186,13 @@ function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
  * one that did land); the common case costs nothing more than the publish.
  */
 function publishRetried(pipe: JetStreamPublishPipe, subject: string, payload: string, opts: PipePublishOptions): Promise<PubAckLike> {
-  return pipe.publish(subject, payload, opts).catch((e: unknown) => {
-    if (!isTransientJetStreamError(e)) throw e;
-    return retryJetStream(() => pipe.publish(subject, payload, opts));
-  });
+  return pipe.publish(subject, payload, opts).catch((e: unknown) => republish(pipe, subject, payload, opts, e));
+}
+
+/** After a publish failed with `e`: again through a leader election when `e` is transient, else `e`. */
+function republish(pipe: JetStreamPublishPipe, subject: string, payload: string, opts: PipePublishOptions, e: unknown): Promise<PubAckLike> {
+  if (!isTransientJetStreamError(e)) return Promise.reject(e);
+  return retryJetStream(() => pipe.publish(subject, payload, opts));
 }
 
 function publishError(stream: string | undefined, subject: string, e: unknown): WeirError {

@@ -80,23 +80,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   /** Always answers: nothing is remote. */
   tryNow(request: StateRequest): unknown {
-    const address = request.address;
-    // A plain Get or Put of an address resolved before (a handle's, reused by every record of its key):
-    // its key group was checked then and its namespace's values map is memoized on it.
-    if (address.keyOwner === this && !this.closed) {
-      const values = address.keyMemo as Map<string, unknown>;
-      if (request.kind === T.Get) {
-        this.requests++;
-        return snapshotValue(values.get(address.keyId));
-      }
-      if (request.kind === T.Put) {
-        this.requests++;
-        const value = request.value;
-        if (value === undefined) values.delete(address.keyId);
-        else values.set(address.keyId, value);
-        return undefined;
-      }
-    }
     return this.apply(request);
   }
 
@@ -109,15 +92,12 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     if (this.closed) throw closedError("heap");
     this.requests++;
     const address = request.address;
-    checkKeyGroup(this.keyGroupRange, address);
     checkShape(request);
-    const group = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
+    // An address resolved before (a handle's, reused by every record of its key): its key group was
+    // checked then and its namespace is memoized on it.
+    const group = address.keyOwner === this ? (address.keyMemo as Namespace) : this.resolve(address);
     const key = address.keyId;
     const userKeyId = address.userKeyId;
-    if (userKeyId === undefined) {
-      address.keyOwner = this;
-      address.keyMemo = group.values;
-    }
     switch (request.kind) {
       case T.Get:
         return snapshotValue(userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId));
@@ -142,6 +122,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         group.maps.delete(key);
         return undefined;
     }
+  }
+
+  private resolve(address: StateAddress): Namespace {
+    checkKeyGroup(this.keyGroupRange, address);
+    const ns = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
+    address.keyOwner = this;
+    address.keyMemo = ns;
+    return ns;
   }
 
   async flush(): Promise<void> {}

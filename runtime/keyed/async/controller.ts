@@ -17,7 +17,7 @@ import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type Sta
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
-import { KeyLocks, TableLock, type KeyLock } from "./key-lock.ts";
+import { KeyLocks, type KeyLock } from "./key-lock.ts";
 
 type Clock = OperatorContext["clock"];
 
@@ -326,7 +326,7 @@ export class AsyncExecutionController {
       this.start(next);
     } else {
       lock.busy = false;
-      if (lock instanceof TableLock) lock.idle();
+      lock.idle?.();
     }
     this.epochs.leave(r.epoch);
     if (this.capacityWaiters.length && this.inFlight < this.limit) {

@@ -9,6 +9,8 @@ export interface KeyLock {
   busy: boolean;
   /** Records of the key waiting behind it, in arrival order (undefined: none yet). */
   waiting: unknown[] | undefined;
+  /** Called when the key goes idle (nothing running, nothing waiting). */
+  idle?(): void;
 }
 
 /** Locks by key id, for callers that keep no per-key object; an idle key's lock is forgotten. */
@@ -22,8 +24,8 @@ export class KeyLocks {
   }
 }
 
-/** A KeyLock that removes itself from its table when its key goes idle (see AsyncExecutionController.release). */
-export class TableLock implements KeyLock {
+/** A KeyLock that removes itself from its table when its key goes idle. */
+class TableLock implements KeyLock {
   busy = false;
   waiting: unknown[] | undefined = undefined;
   constructor(private readonly table: Map<string, KeyLock>, private readonly keyId: string) {}
