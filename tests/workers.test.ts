@@ -69,13 +69,21 @@ async function status(nc: NatsConnection): Promise<JobStatus | undefined> {
 /** Waits until the job runs with exactly these workers (by pid), each with subtasks if there are enough. */
 async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
   const pids = procs.map((p) => p.child.pid!).sort();
-  return eventually(what, 90_000, async () => {
-    const s = await status(nc);
-    const ws: readonly WorkerSummary[] = s?.workers ?? [];
-    const live = ws.map((w) => w.pid).sort();
-    if (s?.state === "running" && live.join() === pids.join() && ws.every((w) => w.subtasks.length > 0)) return s;
-    return undefined;
-  });
+  let last: JobStatus | undefined;
+  try {
+    return await eventually(what, 90_000, async () => {
+      const s = (last = await status(nc));
+      const ws: readonly WorkerSummary[] = s?.workers ?? [];
+      const live = ws.map((w) => w.pid).sort();
+      if (s?.state === "running" && live.join() === pids.join() && ws.every((w) => w.subtasks.length > 0)) return s;
+      return undefined;
+    });
+  } catch (e) {
+    // What a user would look at: the status last seen and each expected worker's last log lines.
+    const seen = last ? `${last.state}, workers ${JSON.stringify(last.workers?.map((w) => ({ pid: w.pid, subtasks: w.subtasks.length, leader: w.leader })))}` : "no status";
+    const logs = procs.map((p) => `--- pid ${p.child.pid}:\n${p.stderr().slice(-1500)}`).join("\n");
+    throw new Error(`${(e as Error).message}; expected pids ${pids.join()}, last status: ${seen}\n${logs}`);
+  }
 }
 
 const start = (url: string, env: Record<string, string> = {}) => startWeir(["run", JOB, "--nats", url], { env });

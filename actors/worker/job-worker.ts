@@ -52,6 +52,8 @@ export class JobWorker {
   private readonly started = Date.now();
   /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
   private incarnation = Date.now();
+  /** The epoch this worker last came back from as a new incarnation (see renew). */
+  private renewedAfter: number | undefined;
   private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
   private readonly done: Promise<JobResult>;
@@ -156,8 +158,18 @@ export class JobWorker {
    * and declared gone). It stops them, and comes back as a new incarnation, which the leader places anew.
    */
   private supersede(epoch: number): void {
-    if (!this.host.running.some((s) => !s.isTerminal)) return;
-    this.actor.send({ type: "FENCED", reason: `epoch ${epoch} was deployed without this worker` });
+    // Its subtasks may have ended already (the leader's cancel can arrive first after a thaw): it still
+    // comes back, or the leader would ignore its heartbeats for good. Once per epoch it ran: a worker
+    // left out for want of subtasks is not made to rejoin over and over.
+    if (this.host.running.length === 0) return;
+    this.renew(`epoch ${epoch} was deployed without this worker`);
+  }
+
+  /** Stops what this worker runs and makes it a new incarnation, which the leader places anew. */
+  private renew(reason: string): void {
+    if (this.renewedAfter === this.host.currentEpoch) return;
+    this.renewedAfter = this.host.currentEpoch;
+    this.actor.send({ type: "FENCED", reason });
     this.incarnation = Date.now();
   }
 
@@ -168,10 +180,7 @@ export class JobWorker {
   /** Followers: no word from the leader for a lease → stop writing; a leader gone for good → take over. */
   private watchLeader(): void {
     if (this.state !== "following") return;
-    if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) {
-      this.actor.send({ type: "FENCED", reason: `no word from the leader for ${this.job.heartbeatTimeoutMs} ms` });
-      this.incarnation = Date.now();
-    }
+    if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) this.renew(`no word from the leader for ${this.job.heartbeatTimeoutMs} ms`);
     const leader = this.lease.leader;
     if (!leader || leader === this.id) return;
     this.nc.request(`${this.names.workerInbox(leader)}.ping`, "", { timeout: this.job.heartbeatIntervalMs * 2 }).then(
