@@ -72,6 +72,24 @@ s("deploys, runs, and finishes once the last subtask finished", () => {
   assert.equal(h.effects, ["deploy"]);
 });
 
+s("subtasks that finish before the deployment is confirmed are counted: finished at DEPLOYED", () => {
+  // A tiny bounded job on another worker ends between its `run` command and DEPLOYED (it hung "running").
+  const h = start();
+  h.actor.send({ type: "DEPLOY" });
+  h.actor.send({ type: "SUBTASK_FINISHED" });
+  h.actor.send({ type: "SUBTASK_FINISHED" });
+  assert.is(h.state(), "deploying");
+  h.actor.send({ type: "DEPLOYED" });
+  assert.is(h.state(), "finished");
+  const some = start();
+  some.actor.send({ type: "DEPLOY" });
+  some.actor.send({ type: "SUBTASK_FINISHED" });
+  some.actor.send({ type: "DEPLOYED" });
+  assert.is(some.state(), "running", "one of two finished early");
+  some.actor.send({ type: "SUBTASK_FINISHED" });
+  assert.is(some.state(), "finished");
+});
+
 s("a stop asks the sources to end (with the savepoint flag) and ends stopped", () => {
   const h = start({ subtasks: 1 });
   running(h);

@@ -179,13 +179,6 @@ test("--context NAME reads the nats CLI's context file; a missing context is one
 });
 
 test("--workers 2 passes --creds to every worker", async () => {
-  if (process.env.WEIR_TEST_WORKERS_CREDS !== "1") {
-    // Known gap (README): this run timed out in 3 of 4 runs once bounded jobs ran in batch mode, most
-    // likely because the job ends before the second worker joins, which then waits. Run with
-    // WEIR_TEST_WORKERS_CREDS=1.
-    console.log("SKIPPED --workers 2 --creds: times out in most runs (likely a bounded job ending before its second worker joins; README, known gaps)");
-    return;
-  }
   let creds = "";
   await withSecured("workers", (d) => { const chain = makeJwtChain(d); creds = chain.credsFile; return chain.serverConfig; }, async (server) => {
     const exit = await run("wk", ["--workers", "2", "--nats", server.url, "--creds", creds, "--quiet"]);

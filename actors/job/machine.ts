@@ -1,6 +1,7 @@
 // The job coordinator's lifecycle. Legal transitions (anything else is ignored):
 //
 //   created ──DEPLOY──▶ deploying ──DEPLOYED──▶ running
+//   deploying | restarting ──DEPLOYED──▶ finished         (every subtask finished before DEPLOYED: counted meanwhile)
 //   running ──SUBTASK_FINISHED (last one)──▶ finished
 //   running ──STOP──▶ stopping ──SUBTASK_FINISHED (last one)──▶ stopped
 //   deploying | running | stopping | restarting ──SUBTASK_FAILED──▶ failing.tearingDown   (restart decided)
@@ -72,7 +73,13 @@ export function jobStateOf(value: unknown): JobState {
 }
 
 const failed = { target: "failing", actions: ["recordFailure", "decide", "reportDecision", "cancelAll"] } as const;
-const deployed = { target: "running", actions: "recordDeployment" } as const;
+// Subtasks that finished before the deployment was confirmed (a tiny bounded job on another worker ends
+// between its `run` command and DEPLOYED) are counted while deploying: all of them → finished at once.
+const deployed = [
+  { guard: "finishedWhileDeploying", target: "finished", actions: "recordDeployment" },
+  { target: "running", actions: "recordDeployment" },
+] as const;
+const finishedEarly = { actions: "countFinished" } as const;
 
 export const jobMachine = setup({
   types: {
@@ -127,6 +134,7 @@ export const jobMachine = setup({
   },
   guards: {
     lastSubtask: ({ context }) => context.finished + 1 >= context.subtasks,
+    finishedWhileDeploying: ({ context, event }) => event.type === "DEPLOYED" && context.finished > 0 && context.finished >= (event.subtasks ?? context.subtasks),
     restartAllowed: ({ context }) => context.decision?.restart === true,
   },
   delays: {
@@ -141,6 +149,7 @@ export const jobMachine = setup({
     deploying: {
       on: {
         DEPLOYED: deployed,
+        SUBTASK_FINISHED: finishedEarly,
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },
@@ -200,6 +209,7 @@ export const jobMachine = setup({
       entry: "deploy",
       on: {
         DEPLOYED: deployed,
+        SUBTASK_FINISHED: finishedEarly,
         SUBTASK_FAILED: failed,
         CANCEL: { target: "cancelling", actions: "cancelAll" },
       },

@@ -14,7 +14,7 @@ import type { LogFn } from "../../runtime/core/log.ts";
 import { describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
-import { JobLog } from "../../runtime/cluster/job-log.ts";
+import { JobLog, type JobLogRecord } from "../../runtime/cluster/job-log.ts";
 import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
 import { type JobResult, type JobRunnerOptions, type JobStatus } from "../job/job-runner.ts";
@@ -33,6 +33,8 @@ import { followerStatus } from "./follower-status.ts";
 // interval and a dead one gives "no responders" at once.
 /** A follower leaving waits this long for the leader to take its subtasks away. */
 const LEAVE_TIMEOUT_MS = 15_000;
+
+type JobEndRecord = Extract<JobLogRecord, { kind: "end" }>;
 
 export type WorkerStatus = JobStatus & { readonly workers: readonly WorkerSummary[]; readonly epoch: number; readonly worker: string; readonly leader?: string };
 
@@ -60,7 +62,15 @@ export class JobWorker {
   /** Resolves once this worker runs its part of the job (leading: the job runs; following: deployed). */
   private ready!: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
-  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions) {
+  /**
+   * Wall-clock ms when the run this worker belongs to began (`weir run --workers N`: the supervisor's
+   * start; default: this worker's creation). A job end the log stored after it is this run's end: a worker
+   * joining late (the bounded job already over) ends too instead of running the job a second time.
+   */
+  private readonly runStartedAt: number;
+
+  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number } = {}) {
+    this.runStartedAt = run.startedAt ?? Date.now();
     this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
     // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.
@@ -105,7 +115,6 @@ export class JobWorker {
       id: this.id, host: hostname(), pid: process.pid, startedAt: new Date(this.incarnation).toISOString(),
       epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id),
     }), { intervalMs: this.job.heartbeatIntervalMs });
-    this.heartbeat.start();
     this.lease = new LeaderLease(this.log, this.id, { leaseMs: this.job.heartbeatTimeoutMs }, {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
       onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
@@ -113,15 +122,29 @@ export class JobWorker {
       onRecord: (record) => {
         this.leaderSeenAt = performance.now();
         if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) this.supersede(record.epoch);
+        if (record.kind === "end" && !this.leading) this.endWith(record);
+      },
+      // A free lease after the run's end (its `ended` message missed): end too rather than run it again.
+      mayTakeOver: async () => {
+        const end = await this.endOfThisRun();
+        if (end) this.endWith(end);
+        return end === undefined;
       },
     });
     this.actor.start();
+    void this.done.then(() => this.ready.resolve(), (e) => this.ready.reject(e));
+    const ended = await this.endOfThisRun();
+    if (ended) {
+      this.say(`job ${this.job.name} ended (${ended.state}) before this worker joined it`);
+      this.endWith(ended);
+      return this.ready.promise;
+    }
+    this.heartbeat.start();
     this.lease.start();
     this.probeTimer = setInterval(() => this.watchLeader(), this.job.heartbeatIntervalMs);
     this.probeTimer.unref();
     // A worker that finds a leader follows it; one that finds none takes the lease within a moment.
     this.actor.send({ type: "JOINED" });
-    void this.done.then(() => this.ready.resolve(), (e) => this.ready.reject(e));
     await this.ready.promise;
   }
 
@@ -234,23 +257,41 @@ export class JobWorker {
     let end: JobEnded;
     try { end = decodeMessage(JobEnded, data, `message on ${this.names.ended}`); } catch (e) { this.say(messageOf(e)); return; }
     if (this.leading || end.state === "running") return;
+    this.endWith({ state: end.state === "finished" || end.state === "cancelled" || end.state === "failed" ? end.state : "stopped", ...(end.failure !== undefined ? { failure: end.failure } : {}) });
+  }
+
+  /** The job's end as the leader announced it (its `ended` message or its log record): this worker ends too. */
+  private endWith(end: { state: JobEndRecord["state"]; failure?: string }): void {
+    if (this.state === "ended" || this.state === "left") return;
     this.actor.send({ type: "JOB_ENDED", state: end.state });
     void this.shutdown().then(() => {
       if (end.state === "failed") this.settle.reject(new Error(end.failure ?? `job ${this.job.name} failed`));
-      else this.settle.resolve({ job: this.job.name, state: end.state === "finished" || end.state === "cancelled" ? end.state : "stopped", durationMs: Date.now() - this.started, status: this.status() });
+      else this.settle.resolve({ job: this.job.name, state: end.state, durationMs: Date.now() - this.started, status: this.status() });
     });
+  }
+
+  /** The job's end, if its log stored one since this worker's run began (see runStartedAt). */
+  private async endOfThisRun(): Promise<JobEndRecord | undefined> {
+    const end = await this.log.last("end").catch(() => undefined);
+    return end && end.storedAt.getTime() >= this.runStartedAt ? end.record : undefined;
+  }
+
+  /** As leader: the end goes into the job log before the lease is released (workers that missed `ended` read it). */
+  private async recordEnd(state: JobEndRecord["state"], failure?: string): Promise<void> {
+    const record: JobEndRecord = { kind: "end", leader: this.id, epoch: this.lease.epoch, state, ...(failure !== undefined ? { failure: failure.slice(0, 2000) } : {}) };
+    await this.lease.appendAsLeader(record).catch((e: unknown) => this.say(`could not record the job's end in its log: ${messageOf(e)}`));
   }
 
   private finish(r: JobResult): void {
     this.actor.send({ type: "JOB_ENDED", state: r.state });
-    void this.shutdown().then(() => this.settle.resolve(r));
+    void this.recordEnd(r.state).then(() => this.shutdown()).then(() => this.settle.resolve(r));
   }
 
   private fail(e: unknown): void {
     if (!this.leading) return;
     this.say(`job failed: ${describeError(e)}`, { level: "error", err: e });
     this.actor.send({ type: "JOB_ENDED", state: "failed" });
-    void this.shutdown().then(() => this.settle.reject(e));
+    void this.recordEnd("failed", describeError(e)).then(() => this.shutdown()).then(() => this.settle.reject(e));
   }
 
   private async shutdown(): Promise<void> {

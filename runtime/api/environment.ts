@@ -164,9 +164,9 @@ export class StreamEnvironment implements StreamHost {
    * Runs this process as one worker of the job (as `weir run` does): with other workers of the same job
    * name on the same NATS, the subtasks are spread over all of them and one leads (actors/worker/).
    */
-  async executeAsWorker(): Promise<JobClient & { readonly workerId: string }> {
+  async executeAsWorker(run: { startedAt?: number } = {}): Promise<JobClient & { readonly workerId: string }> {
     let worker: JobWorker | undefined;
-    const client = await this.launch((graph, nc, options, job) => (worker = new JobWorker(graph, job, nc, options)));
+    const client = await this.launch((graph, nc, options, job) => (worker = new JobWorker(graph, job, nc, options, run)));
     return { ...client, workerId: worker!.id };
   }
 

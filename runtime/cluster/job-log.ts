@@ -14,13 +14,15 @@ import type { JobNames } from "../core/names.ts";
 import { decodeOptions, decodeOrThrow, NonNegativeInt, PositiveInt, FunctionOption } from "../core/validation.ts";
 import { ensureStream } from "../nats/streams.ts";
 
-export const JobLogKind = { Lease: "lease", Deploy: "deploy", Commit: "commit" } as const;
+export const JobLogKind = { Lease: "lease", Deploy: "deploy", Commit: "commit", End: "end" } as const;
 export type JobLogKind = (typeof JobLogKind)[keyof typeof JobLogKind];
 
 export type JobLogRecord =
   | { kind: "lease"; leader: string; epoch: number; released?: boolean }
   | { kind: "deploy"; leader: string; epoch: number; restoreId?: number; assignment: Record<string, string[]> }
-  | { kind: "commit"; leader: string; epoch: number; checkpointId: number };
+  | { kind: "commit"; leader: string; epoch: number; checkpointId: number }
+  /** The job ended (a bounded job finished, `weir stop`, a failure): workers started before it end too. */
+  | { kind: "end"; leader: string; epoch: number; state: "finished" | "stopped" | "cancelled" | "failed"; failure?: string };
 
 const Fenced = { leader: t.string, epoch: NonNegativeInt };
 const LeaseCodec = t.intersection([t.type({ kind: t.literal("lease"), ...Fenced }), t.partial({ released: t.boolean })]);
@@ -29,7 +31,11 @@ const DeployCodec = t.intersection([
   t.partial({ restoreId: NonNegativeInt }),
 ]);
 const CommitCodec = t.type({ kind: t.literal("commit"), ...Fenced, checkpointId: NonNegativeInt });
-export const JobLogRecordCodec = t.union([LeaseCodec, DeployCodec, CommitCodec]);
+const EndCodec = t.intersection([
+  t.type({ kind: t.literal("end"), ...Fenced, state: t.keyof({ finished: null, stopped: null, cancelled: null, failed: null }) }),
+  t.partial({ failure: t.string }),
+]);
+export const JobLogRecordCodec = t.union([LeaseCodec, DeployCodec, CommitCodec, EndCodec]);
 
 export interface JobLogOptions {
   /** Stream replicas (1 on a single server; 3 on a 3-node cluster to survive the loss of one). */
@@ -84,12 +90,12 @@ export class JobLog {
   }
 
   /** The last record of one kind with its sequence, or undefined. */
-  async last<K extends JobLogRecord["kind"]>(kind: K): Promise<{ seq: number; record: Extract<JobLogRecord, { kind: K }> } | undefined> {
+  async last<K extends JobLogRecord["kind"]>(kind: K): Promise<{ seq: number; record: Extract<JobLogRecord, { kind: K }>; storedAt: Date } | undefined> {
     const m = await this.jsm.streams.getMessage(this.names.logStream, { last_by_subj: this.names.logSubject(kind) });
     if (!m) return undefined;
     const record = this.decode(m.json(), `record ${m.seq}`);
     if (record.kind !== kind) throw new WeirError(ErrorCode.Transport, `job log ${this.names.logStream}: record ${m.seq} on the ${kind} subject is a ${record.kind} record`);
-    return { seq: m.seq, record: record as Extract<JobLogRecord, { kind: K }> };
+    return { seq: m.seq, record: record as Extract<JobLogRecord, { kind: K }>, storedAt: m.time };
   }
 
   /** The log's last record and its sequence (`{ seq: 0 }` when the log is empty). */

@@ -33,6 +33,8 @@ export interface LeaseEvents {
   onLeaderSeen?(leader: string, epoch: number): void;
   /** Every record another worker appended, as it is seen (a follower learns of deployments that leave it out). */
   onRecord?(record: JobLogRecord, seq: number): void;
+  /** Asked before taking a free lease (false: do not; e.g. the job this worker joined has ended). */
+  mayTakeOver?(): Promise<boolean>;
 }
 
 interface Held { seq: number; sentAt: number }
@@ -167,8 +169,8 @@ export class LeaderLease {
     if (pending && tail.record?.kind === "lease" && tail.record.leader === this.workerId && tail.record.epoch === pending.epoch && !tail.record.released) {
       return this.elected(tail.seq, pending.sentAt, pending.epoch); // the takeover whose answer was lost did land
     }
-    const free = tail.seq === 0 || (tail.record?.kind === "lease" && tail.record.released === true) || this.now() - this.lastChangeAt >= this.leaseMs;
-    if (!free) return;
+    const free = tail.seq === 0 || (tail.record?.kind === "lease" && tail.record.released === true) || tail.record?.kind === "end" || this.now() - this.lastChangeAt >= this.leaseMs;
+    if (!free || (this.events.mayTakeOver && !(await this.events.mayTakeOver()))) return;
     const epoch = Math.max(this.seenEpoch, tail.record?.epoch ?? 0) + 1;
     const sentAt = this.now();
     let result: number | "conflict";
@@ -259,7 +261,7 @@ export class LeaderLease {
     if (this.held && record.leader !== this.workerId) {
       this.depose(`worker "${record.leader}" appended to the job log at epoch ${record.epoch}`);
     }
-    this.noteLeader(record.kind === "lease" && record.released ? undefined : record.leader, record.epoch);
+    this.noteLeader((record.kind === "lease" && record.released) || record.kind === "end" ? undefined : record.leader, record.epoch);
   }
 
   private noteLeader(leader: string | undefined, epoch: number): void {

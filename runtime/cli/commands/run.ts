@@ -10,7 +10,7 @@ import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
 import { describeError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
-import { SUPERVISED_ENV } from "./workers.ts";
+import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
@@ -74,7 +74,8 @@ interface Serving { readonly http: HttpServer; readonly metrics: MetricsRegistry
 
 async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { started: boolean }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
-  const client = await env.executeAsWorker();
+  // The run this process belongs to began with its supervisor (`--workers N`), else with this process.
+  const client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin) });
   run.started = true;
   const status = () => client.status();
   const views = localJobViews({ status, workerId: client.workerId });

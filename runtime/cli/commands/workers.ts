@@ -13,10 +13,13 @@ const MAX_CRASHES_PER_MINUTE = 5;
 const RESTART_DELAY_MS = 500;
 /** Set for the workers this command starts (runtime/cli/commands/run.ts watches its stdin then). */
 export const SUPERVISED_ENV = "WEIR_SUPERVISED";
+/** When the supervisor started (epoch ms): its workers' run, so a late one ends with the job (actors/worker/job-worker.ts). */
+export const RUN_STARTED_ENV = "WEIR_RUN_STARTED_AT";
 
 /** `args`: the `weir run` arguments without `--workers`. Resolves the exit code once every worker ended. */
 export async function superviseWorkers(count: number, args: readonly string[]): Promise<number> {
   process.stderr.write(`weir: starting ${count} workers of ${args[0]}\n`);
+  const runStartedAt = String(Date.now());
   let stopping = false;
   const crashes: number[] = [];
   const codes: number[] = [];
@@ -25,7 +28,7 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
 
   const launch = (n: number): void => {
     // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
-    const child = spawn(process.execPath, [WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1" } });
+    const child = spawn(process.execPath, [WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
       // A JSON log line stays one JSON object (it names its worker; "process" says which of these it is).
