@@ -39,11 +39,7 @@ async function run(cluster: NatsCluster, rounds: number, disrupt: (round: number
   return { r, lines };
 }
 
-// Three SIGKILLs in a row do not recover reliably yet (1 run of 3 passed): after the second or third kill
-// the job found staged sink output or the checkpoint id record missing on the new stream leader, and
-// stayed in restarts. Opt in with WEIR_CLUSTER_KILL_EACH=1 while that is investigated.
-const killEach = process.env.WEIR_CLUSTER_KILL_EACH === "1" ? s : s.skip;
-killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: output exact", async () => {
+s("R3: each server SIGKILLed in turn (meta leader first) and restarted: output exact", async () => {
   const cluster = await startCluster(3);
   try {
     const order: number[] = [];
@@ -62,11 +58,7 @@ killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: o
   }
 });
 
-// Failed in 2 of the last 5 runs when the whole suite shared the cores (no output again after quorum
-// returned, or the replicated staging stream lacking acknowledged output; weir refused to go on, output
-// never corrupt), passed alone. Opt in with WEIR_CLUSTER_QUORUM=1 while that is investigated.
-const quorumLoss = process.env.WEIR_CLUSTER_QUORUM === "1" ? s : s.skip;
-quorumLoss("R3: two of three servers down (no quorum), then back: the job stalls, then resumes, output exact", async () => {
+s("R3: two of three servers down (no quorum), then back: the job stalls, then resumes, output exact", async () => {
   const cluster = await startCluster(3);
   try {
     const { r, lines } = await run(cluster, 1, async () => {
