@@ -26,7 +26,7 @@ import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
-import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
+import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -108,15 +108,17 @@ export class ConsumerLane {
    * (createGroupForConsumer in server/jetstream_cluster.go), and only that peer would answer. So: retried
    * through both, each attempt under a new name (a request under the same name is an update of the
    * consumer assigned to the lost server and times out again, however often it is repeated), and on a
-   * replicated stream two attempts at once, the first consumer created taken and the other deleted: with
-   * one server of three lost, both land on it one time in nine instead of one in three, and each such
-   * round costs a request timeout. A consumer an attempt created unseen is removed by the server once
+   * replicated stream two attempts at once and one more each second while none answered (up to four),
+   * the first consumer created taken and the others deleted: with one server of three lost, a round
+   * waits out a request timeout only when all four land on it (1 in 81) instead of one in three. A consumer an attempt created unseen is removed by the server once
    * unused (the client's inactive threshold).
    */
   private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
     const attempt = () => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: `${config.namePrefix}_${randomBytes(3).toString("hex")}`, ...start });
-    const parallel = (config.streamReplicas ?? 1) > 1 ? 2 : 1;
-    return retryJetStream(() => (parallel === 1 ? attempt() : firstCreated(Array.from({ length: parallel }, attempt))));
+    if ((config.streamReplicas ?? 1) === 1) return retryJetStream(attempt);
+    // Hedged: an attempt placed on a lost server waits out a whole request timeout (5 s); another one
+    // started each second meanwhile lands elsewhere (with one server of three lost, 1 in 3 each).
+    return retryJetStream(() => firstCreated(attempt, { first: 2, everyMs: 1000, max: 4 }));
   }
 
   private async consume(): Promise<void> {
@@ -147,15 +149,15 @@ export class ConsumerLane {
   }
 
   /**
-   * Called periodically: if nothing arrived for `stallMs` though nothing held the lane back, and the stream
+   * Called periodically: if nothing arrived for `stallMs` (default the lane's) though nothing held the lane back, and the stream
    * has a message past the lane's position, replaces the consumer with one starting right after it.
    */
-  async watch(): Promise<void> {
+  async watch(stallMs = this.config.stallMs): Promise<void> {
     if (this.watching || this.closing !== undefined || this.done || this.messages === undefined) return;
     const now = Date.now();
     if (this.buffer.length > 0 || this.heldPull !== undefined) { this.lastActivity = now; return; }
     const idleMs = now - this.lastActivity;
-    if (idleMs < this.config.stallMs) return;
+    if (idleMs < stallMs) return;
     this.watching = true;
     const from = this.lastSequence + 1;
     try {
@@ -257,19 +259,38 @@ export class ConsumerLane {
   }
 }
 
-/** The first consumer created (the others, created later, are deleted); the first error if none is. */
-function firstCreated(attempts: ReadonlyArray<Promise<Consumer>>): Promise<Consumer> {
+/**
+ * Hedged consumer creation: `first` attempts at once, then one more every `everyMs` while none answered,
+ * up to `max`; the first consumer created is taken and any created later deleted. Rejects with the first
+ * error once every attempt started failed and no more will start.
+ */
+function firstCreated(attempt: () => Promise<Consumer>, o: { first: number; everyMs: number; max: number }): Promise<Consumer> {
   return new Promise((resolve, reject) => {
     let winner: Consumer | undefined;
+    let started = 0;
     let failed = 0;
     let firstError: unknown;
-    for (const a of attempts) {
-      a.then((c) => {
-        if (winner === undefined) { winner = c; resolve(c); } else void c.delete().catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const launch = (): void => {
+      started++;
+      attempt().then((c) => {
+        if (winner !== undefined) { void c.delete().catch(() => {}); return; }
+        winner = c;
+        clearInterval(timer);
+        resolve(c);
       }, (e: unknown) => {
         firstError ??= e;
-        if (++failed === attempts.length) reject(firstError);
+        failed++;
+        if (winner === undefined && failed === started && (started >= o.max || !isTransientJetStreamError(e))) { clearInterval(timer); reject(firstError); }
       });
+    };
+    for (let i = 0; i < Math.min(o.first, o.max); i++) launch();
+    if (started < o.max) {
+      timer = setInterval(() => {
+        if (winner !== undefined || started >= o.max) { clearInterval(timer); return; }
+        launch();
+      }, o.everyMs);
+      timer.unref();
     }
   });
 }

@@ -16,16 +16,24 @@ export function isTransientJetStreamError(e: unknown): boolean {
 }
 
 /** Calls `fn` until it succeeds, fails with a non-transient error, or `budgetMs` passed (then its last error). */
-export async function retryJetStream<T>(fn: () => Promise<T>, budgetMs = JETSTREAM_RETRY_BUDGET_MS): Promise<T> {
+export async function retryJetStream<T>(fn: () => Promise<T>, budgetMs = JETSTREAM_RETRY_BUDGET_MS, transient = isTransientJetStreamError): Promise<T> {
   const deadline = Date.now() + budgetMs;
   for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
     try {
       return await fn();
     } catch (e) {
-      if (!isTransientJetStreamError(e) || Date.now() + delay > deadline) throw e;
+      if (!transient(e) || Date.now() + delay > deadline) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+}
+
+/**
+ * Also "stream not found": a replicated stream just created (by this call or a subtask racing it) is not
+ * found for a moment on a cluster (seen as a failed first deployment on a three-node cluster).
+ */
+export function isTransientOrJustCreated(e: unknown): boolean {
+  return isTransientJetStreamError(e) || /stream not found|10059/i.test(`${(e as Error)?.message ?? String(e)} ${(e as { code?: unknown })?.code ?? ""}`);
 }
 
 /**

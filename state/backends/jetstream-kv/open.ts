@@ -7,7 +7,7 @@
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../stream-replicas.ts";
-import { retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
+import { isTransientJetStreamError, isTransientOrJustCreated, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -31,8 +31,9 @@ export interface OpenJetStreamKvOptions {
 export async function ensureStateBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<number> {
   const allowDirect = replicas === 1;
   try {
-    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }));
-    let status = await retryJetStream(() => kv.status());
+    const justCreated = replicas > 1 ? isTransientOrJustCreated : isTransientJetStreamError;
+    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }), undefined, justCreated);
+    let status = await retryJetStream(() => kv.status(), undefined, justCreated);
     if (await reconcileStream(await jetstreamManager(nc, { checkAPI: false }), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
     if (status.history !== 1) {
       throw new StateAccessError(`KV bucket ${bucket} keeps ${status.history} revisions per key; weir needs history 1 (writes are ~28x slower otherwise)`);
