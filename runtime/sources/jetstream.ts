@@ -21,7 +21,6 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstream, type JsMsg } from "@nats-io/jetstream";
-import type { NatsConnection, Status } from "@nats-io/transport-node";
 import type { SourceDef, SourceReader } from "../contracts/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -31,6 +30,7 @@ import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
+import { watchClusterChanges } from "../nats/cluster-changes.ts";
 
 export interface JetStreamSourceOptions<T> {
   readonly stream: string;
@@ -79,11 +79,10 @@ const HIGH_WATER = 4000;
 const STALL_MS = 3000;
 const WATCH_INTERVAL_MS = 1000;
 /**
- * For this long after the cluster's servers changed (a server shut down or lost: the client's status
- * "update"), a lane idle for QUICK_STALL_MS is checked: an ordered consumer placed on the lost server
- * delivers nothing more, and the stream tells whether anything is waiting.
+ * Shortly after the cluster's servers changed (runtime/nats/cluster-changes.ts), a lane idle this long is
+ * checked: an ordered consumer placed on the lost server delivers nothing more, and the stream tells
+ * whether anything is waiting.
  */
-const CLUSTER_CHANGE_WINDOW_MS = 20_000;
 const QUICK_STALL_MS = 1000;
 
 export function jetstreamSource<T>(options: JetStreamSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
@@ -158,7 +157,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       const check = () => { for (const lane of lanes) if (lane.failure) throw lane.failure; };
       const clusterChanges = bounded && lanes.every((l) => l.done) ? undefined : watchClusterChanges(ctx.nc);
       const watchdog = clusterChanges && setInterval(() => {
-        const stallMs = Date.now() - clusterChanges.lastAt < CLUSTER_CHANGE_WINDOW_MS ? QUICK_STALL_MS : STALL_MS;
+        const stallMs = clusterChanges.recent() ? QUICK_STALL_MS : STALL_MS;
         for (const lane of lanes) void lane.watch(stallMs);
       }, WATCH_INTERVAL_MS);
       watchdog?.unref();
@@ -228,12 +227,3 @@ function mergeOffsets(restored: unknown, stream: string): Map<string, number> {
   return out;
 }
 
-/** When the connection last reported a change of the cluster's servers (-Infinity: never). */
-function watchClusterChanges(nc: NatsConnection): { readonly lastAt: number; stop(): void } {
-  const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
-  const seen = { lastAt: Number.NEGATIVE_INFINITY, stop: () => status.stop?.() };
-  void (async () => {
-    for await (const s of status) if (s.type === "update" || s.type === "ldm") seen.lastAt = Date.now();
-  })().catch(() => {});
-  return seen;
-}
