@@ -149,15 +149,15 @@ export class ConsumerLane {
   }
 
   /**
-   * Called periodically: if nothing arrived for `stallMs` (default the lane's) though nothing held the lane back, and the stream
+   * Called periodically: if nothing arrived for `stallMs` though nothing held the lane back, and the stream
    * has a message past the lane's position, replaces the consumer with one starting right after it.
    */
-  async watch(stallMs = this.config.stallMs): Promise<void> {
+  async watch(): Promise<void> {
     if (this.watching || this.closing !== undefined || this.done || this.messages === undefined) return;
     const now = Date.now();
     if (this.buffer.length > 0 || this.heldPull !== undefined) { this.lastActivity = now; return; }
     const idleMs = now - this.lastActivity;
-    if (idleMs < stallMs) return;
+    if (idleMs < this.config.stallMs) return;
     this.watching = true;
     const from = this.lastSequence + 1;
     try {
