@@ -26,7 +26,7 @@ function check(r: RestartRunResult, lines: readonly string[]): void {
   assert.is(r.outputs, r.published, `one output per input: ${summary}`);
   assert.ok(r.windows && r.windows.fired > 0, `windows fired: ${summary}`);
   assert.equal({ missing: r.windows!.missing, duplicated: r.windows!.duplicated, wrong: r.windows!.wrong }, { missing: 0, duplicated: 0, wrong: 0 }, `every closed window once, exact: ${summary}\n${trail}`);
-  assert.ok(r.progressMs.every((ms) => ms !== undefined), `output again after every round: ${r.progressMs.join(", ")}`);
+  assert.ok(r.progressMs.every((ms) => ms !== undefined), `output again after every round: ${r.progressMs.join(", ")}\n${trail}`);
 }
 
 async function run(cluster: NatsCluster, rounds: number, disrupt: (round: number) => Promise<number>): Promise<{ r: RestartRunResult; lines: string[] }> {
