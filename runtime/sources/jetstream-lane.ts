@@ -110,14 +110,13 @@ export class ConsumerLane {
    * consumer assigned to the lost server and times out again, however often it is repeated), and on a
    * replicated stream two attempts at once and one more each second while none answered (up to four),
    * the first consumer created taken and the others deleted: with one server of three lost, a round
-   * waits out a request timeout only when all four land on it (1 in 81) instead of one in three. A consumer an attempt created unseen is removed by the server once
-   * unused (the client's inactive threshold).
+   * waits out a request timeout only when all four land on it (1 in 81) instead of one in three. A
+   * consumer an attempt created unseen is removed by the server once unused (the client's inactive
+   * threshold).
    */
   private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
     const attempt = () => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: `${config.namePrefix}_${randomBytes(3).toString("hex")}`, ...start });
     if ((config.streamReplicas ?? 1) === 1) return retryJetStream(attempt);
-    // Hedged: an attempt placed on a lost server waits out a whole request timeout (5 s); another one
-    // started each second meanwhile lands elsewhere (with one server of three lost, 1 in 3 each).
     return retryJetStream(() => firstCreated(attempt, { first: 2, everyMs: 1000, max: 4 }));
   }
 

@@ -7,7 +7,7 @@
 import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../stream-replicas.ts";
-import { isTransientJetStreamError, isTransientOrJustCreated, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
+import { JETSTREAM_RETRY_BUDGET_MS, isTransientJetStreamError, isTransientOrJustCreated, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -32,8 +32,8 @@ export async function ensureStateBucket(nc: NatsConnection, bucket: string, repl
   const allowDirect = replicas === 1;
   try {
     const justCreated = replicas > 1 ? isTransientOrJustCreated : isTransientJetStreamError;
-    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }), undefined, justCreated);
-    let status = await retryJetStream(() => kv.status(), undefined, justCreated);
+    const kv = await retryJetStream(() => new Kvm(nc).create(bucket, { history: 1, allow_direct: allowDirect, replicas }), JETSTREAM_RETRY_BUDGET_MS, justCreated);
+    let status = await retryJetStream(() => kv.status(), JETSTREAM_RETRY_BUDGET_MS, justCreated);
     if (await reconcileStream(await jetstreamManager(nc, { checkAPI: false }), status.streamInfo, { replicas, allowDirect })) status = await kv.status();
     if (status.history !== 1) {
       throw new StateAccessError(`KV bucket ${bucket} keeps ${status.history} revisions per key; weir needs history 1 (writes are ~28x slower otherwise)`);
