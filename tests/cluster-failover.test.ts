@@ -8,6 +8,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { appendFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { startCluster, type NatsCluster } from "./helpers/nats-cluster.ts";
 import { MembershipView, type LeaveReason } from "../runtime/cluster/membership.ts";
@@ -20,7 +21,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function check(r: RestartRunResult, lines: readonly string[]): void {
   const summary = `published ${r.published}, outputs ${r.outputs}, lost ${r.lost}, duplicated ${r.duplicated}, windows ${JSON.stringify(r.windows)}, job restarts ${r.jobRestarts}, state ${r.jobState}`;
   process.stderr.write(`${summary}\nprogress after each round (ms): ${r.progressMs.join(", ")}\n`);
-  const trail = lines.filter((l) => !l.startsWith("  [job]")).concat(lines.filter((l) => l.startsWith("  [job]")).slice(-20)).join("\n");
+  const job = lines.filter((l) => l.startsWith("  [job]"));
+  const notable = job.filter((l) => /watchdog|recreat|restart|fail|timed out|lost|leader/i.test(l)).slice(-40);
+  const trail = [...lines.filter((l) => !l.startsWith("  [job]")), "notable job lines:", ...notable, "last job lines:", ...job.slice(-20), "subtasks at the end:", ...r.subtasks].join("\n");
   assert.is(r.lost, 0, `nothing lost: ${summary}\n${trail}`);
   assert.is(r.duplicated, 0, `nothing duplicated: ${summary}\n${trail}`);
   assert.is(r.outputs, r.published, `one output per input: ${summary}`);
@@ -34,7 +37,12 @@ async function run(cluster: NatsCluster, rounds: number, disrupt: (round: number
   const r = await runWithServerRestarts({
     cluster: { url: cluster.urls.join(","), disrupt }, natsReplicas: 3, windows: true,
     restarts: rounds, downMs: 0, ratePerSec: 1000, checkpointIntervalMs: 500, waitMs: 45_000,
-    log: (l) => { lines.push(l); if (!l.startsWith("  [job]")) process.stderr.write(`${l}\n`); },
+    log: (l) => {
+      lines.push(l);
+      if (!l.startsWith("  [job]")) process.stderr.write(`${l}\n`);
+      // The whole timed log, for a diagnosis of a failed run.
+      if (process.env.WEIR_TEST_JOB_LOG) appendFileSync(process.env.WEIR_TEST_JOB_LOG, `${new Date().toISOString()} ${l}\n`);
+    },
   });
   return { r, lines };
 }

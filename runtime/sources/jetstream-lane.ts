@@ -152,7 +152,7 @@ export class ConsumerLane {
    * has a message past the lane's position, replaces the consumer with one starting right after it.
    */
   async watch(): Promise<void> {
-    if (this.watching || this.closing !== undefined || this.done || this.messages === undefined) return;
+    if (this.watching || this.closing !== undefined || this.done) return;
     const now = Date.now();
     if (this.buffer.length > 0 || this.heldPull !== undefined) { this.lastActivity = now; return; }
     const idleMs = now - this.lastActivity;
@@ -160,6 +160,12 @@ export class ConsumerLane {
     this.watching = true;
     const from = this.lastSequence + 1;
     try {
+      // A replacement that failed left the lane without a consumer: try again (nothing else would).
+      if (this.messages === undefined) {
+        this.config.log(`Sources.jetstream: ${this.where} has no consumer (the last replacement failed): recreating it from sequence ${from}`);
+        await this.replaceConsumer(from);
+        return;
+      }
       const jsm = await this.config.js.jetstreamManager(false);
       // The server's message-get takes `next_by_subj` (first message at or after `seq` on a filter,
       // wildcards included); the client types it for direct gets only.

@@ -165,7 +165,9 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
         }
       }
       if (!servers[i]) throw last;
-      await waitForHealthy(servers[i]!.monitorUrl!);
+      // A replica restarted on its store catches up while the stream keeps growing: on a loaded 2-core
+      // machine that took over 60 s once (JetStream stream not current).
+      await waitForHealthy(servers[i]!.monitorUrl!, 120_000);
     },
     running: (i) => servers[i] !== undefined,
     async metaLeader() {

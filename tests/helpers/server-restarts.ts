@@ -9,7 +9,7 @@
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
+import { outputTag, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
 import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
 
 export interface RestartRunOptions {
@@ -45,9 +45,11 @@ export interface RestartRunResult {
   /** Per restart: ms from the server being back to the next new output (undefined: none before the deadline). */
   readonly progressMs: ReadonlyArray<number | undefined>;
   /** With `windows`: windows fired, and those missing, fired twice or with a wrong count. */
-  readonly windows?: { fired: number; missing: number; duplicated: number; wrong: number };
+  readonly windows?: WindowCheck;
   readonly jobRestarts: number;
   readonly jobState: string;
+  /** One line per subtask at the end (records, watermarks, backlog, the operators' figures), for a diagnosis. */
+  readonly subtasks: readonly string[];
 }
 
 const Event = t.type({ id: t.number, key: t.string });
@@ -77,14 +79,18 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
       .sinkTo(Sinks.jetstream({ stream: "OUT", subject: (x) => `out.${x.key}` }), { uid: "out" });
     if (o.windows) {
       // Ids are event times: each subject (one per source subtask) is in id order.
-      env
+      const late = outputTag<WindowCount & { id: number }>("late");
+      const windows = env
         .fromSource(Sources.jetstream({ stream: "IN", subjects: ["in.a", "in.b"], codec: Event }), { uid: "events-w" })
         .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps((e) => e.id), { uid: "stamp" })
-        .map((e): WindowCount => ({ key: e.key, w: Math.floor(e.id / WINDOW) * WINDOW, n: 1 }), { uid: "one" })
+        .map((e): WindowCount & { id: number } => ({ key: e.key, w: Math.floor(e.id / WINDOW) * WINDOW, n: 1, id: e.id }), { uid: "one" })
         .keyBy((c) => c.key)
         .window(TumblingEventTimeWindows.of(WINDOW))
-        .reduce((a, b) => ({ key: a.key, w: a.w, n: a.n + b.n }), { uid: "window" })
-        .sinkTo(Sinks.jetstream({ stream: "OUTW", subject: (c) => `outw.${c.key}` }), { uid: "out-w" });
+        .sideOutputLateData(late)
+        .reduce((a, b) => ({ key: a.key, w: a.w, n: a.n + b.n, id: Math.max(a.id, b.id) }), { uid: "window" });
+      windows.sinkTo(Sinks.jetstream({ stream: "OUTW", subject: (c) => `outw.${c.key}` }), { uid: "out-w" });
+      // Late records (none in a correct run): named when windows are wrong, to tell a late input from a lost one.
+      windows.getSideOutput(late).sinkTo(Sinks.jetstream({ stream: "LATEW", subject: (c) => `latew.${c.key}` }), { uid: "late-w" });
     }
     const client = await env.executeAsync();
     const outputs = () => outputCount(nc);
@@ -117,8 +123,9 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     const status = client.status();
     await Promise.race([client.stop().catch(() => {}), sleep(o.waitMs)]);
     const out = await readBySeq<{ key: string; n: number }>(nc, "OUT");
-    const windows = o.windows ? compareWindows(published, await readBySeq<WindowCount>(nc, "OUTW")) : undefined;
-    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, ...(windows ? { windows } : {}) };
+    const windows = o.windows ? await checkWindows(nc, published) : undefined;
+    const subtasks = status.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`);
+    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}) };
   } finally {
     await publisher.stop();
     await Promise.race([env.close().catch(() => {}), sleep(o.waitMs)]);
@@ -169,20 +176,63 @@ function closedWindows(published: number): string[] {
   return [...referenceWindows(published).keys()].filter((k) => Number(k.split("@")[1]) + WINDOW <= end);
 }
 
+export interface WindowCheck {
+  fired: number;
+  missing: number;
+  duplicated: number;
+  wrong: number;
+  /** Of the wrong windows: records counted beyond the reference, and short of it; the first and last window start. */
+  over?: number;
+  under?: number;
+  wrongFrom?: number;
+  wrongTo?: number;
+  /** Records the windows took as late (side output), with the first few ids. */
+  late?: number;
+  lateIds?: number[];
+  /** Input ids stored after a higher id of the same subject (a late input the job cannot be blamed for). */
+  inputOutOfOrder?: number;
+}
+
+/** Compares the fired windows with the reference; when some are wrong, also says how (for a diagnosis). */
+async function checkWindows(nc: NatsConnection, published: number): Promise<WindowCheck> {
+  const r = compareWindows(published, await readBySeq<WindowCount>(nc, "OUTW"));
+  if (r.wrong === 0 && r.missing === 0) return r;
+  const late = await readBySeq<{ id: number }>(nc, "LATEW");
+  const input = await readBySeq<{ id: number }>(nc, "IN");
+  const lastBySubject = [-1, -1];
+  let inputOutOfOrder = 0;
+  for (const e of input) {
+    const subject = e.id % 2;
+    if (e.id < lastBySubject[subject]!) inputOutOfOrder++;
+    else lastBySubject[subject] = e.id;
+  }
+  return { ...r, late: late.length, lateIds: late.slice(0, 10).map((e) => e.id), inputOutOfOrder };
+}
+
 /** Closed windows missing, windows fired more than once, fired windows whose count is not the reference's. */
-function compareWindows(published: number, out: readonly WindowCount[]): { fired: number; missing: number; duplicated: number; wrong: number } {
+function compareWindows(published: number, out: readonly WindowCount[]): WindowCheck {
   const reference = referenceWindows(published);
   const seen = new Map<string, number>();
   let wrong = 0;
+  let over = 0;
+  let under = 0;
+  let wrongFrom = Number.POSITIVE_INFINITY;
+  let wrongTo = Number.NEGATIVE_INFINITY;
   for (const c of out) {
     const k = `${c.key}@${c.w}`;
     seen.set(k, (seen.get(k) ?? 0) + 1);
-    if (c.w + WINDOW > published || c.n !== reference.get(k)) wrong++;
+    const expected = c.w + WINDOW > published ? 0 : reference.get(k) ?? 0;
+    if (c.n === expected) continue;
+    wrong++;
+    if (c.n > expected) over += c.n - expected;
+    else under += expected - c.n;
+    wrongFrom = Math.min(wrongFrom, c.w);
+    wrongTo = Math.max(wrongTo, c.w);
   }
   const missing = closedWindows(published).filter((k) => !seen.has(k)).length;
   let duplicated = 0;
   for (const times of seen.values()) duplicated += times - 1;
-  return { fired: out.length, missing, duplicated, wrong };
+  return { fired: out.length, missing, duplicated, wrong, ...(wrong > 0 ? { over, under, wrongFrom, wrongTo } : {}) };
 }
 
 /**
