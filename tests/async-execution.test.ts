@@ -117,7 +117,8 @@ aec("out-of-order mode lets later records start while the earlier epoch drains",
   const backend = slowBackend(10, 5);
   const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "out-of-order" }, systemClock, (e) => { throw e; });
   const log = new Map<string, number[]>();
-  for (let i = 0; i < 10; i++) void c.submitRecord(`k${i}`, `k${i}`, { run: appendTask(`k${i}`, i, log) });
+  // Fewer than the records admitted before a first wait (so only the watermark could block the input).
+  for (let i = 0; i < 5; i++) void c.submitRecord(`k${i}`, `k${i}`, { run: appendTask(`k${i}`, i, log) });
   let emitted = false;
   const r = c.onWatermark(50, () => undefined, () => { emitted = true; });
   assert.is(r, undefined, "input is not blocked");
@@ -127,6 +128,30 @@ aec("out-of-order mode lets later records start while the earlier epoch drains",
   await c.drain();
   assert.ok(emitted);
   assert.equal(log.get("late"), [99]);
+});
+
+aec("admission adapts: few records at a time while each finishes at once, up to the limit while they wait for I/O", async () => {
+  const heap = new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0));
+  const feed = async (c: AsyncExecutionController, n: number, task: (seq: number) => (r: AsyncRecord) => Promise<void>) => {
+    let most = 0;
+    for (let seq = 0; seq < n; seq++) {
+      const p = c.submitRecord(canonicalJson(`k${seq}`), `k${seq}`, { run: task(seq) });
+      most = Math.max(most, c.inFlightRecords);
+      if (p) await p;
+    }
+    await c.drain();
+    return most;
+  };
+  const log = new Map<string, number[]>();
+  const atOnce = new AsyncExecutionController(heap, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 500, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
+  const fast = await feed(atOnce, 2000, (seq) => appendTask(`k${seq}`, seq, log));
+  assert.ok(fast <= 16, `heap state answered at once: at most ${fast} records in flight (limit 500)`);
+  assert.is(log.size, 2000);
+  // A user function waiting on its own I/O (no state): throughput needs the whole limit in flight.
+  const waiting = new AsyncExecutionController(heap, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 500, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
+  const slow = await feed(waiting, 3000, () => () => new Promise((r) => setTimeout(r, 20)));
+  assert.is(slow, 500, "records waiting on I/O: admission grows to inFlightRecordsLimit");
+  assert.is(waiting.metrics().admittedInFlight, 500);
 });
 
 aec("a rejected state request fails with the record's key", async () => {

@@ -11,11 +11,13 @@
 //   A request that needs nothing remote (heap state, a cached KV entry) is answered at once instead.
 // - `inFlightRecordsLimit`: at the limit `submitRecord` returns a promise, so the subtask stops taking
 //   input and its channel credits backpressure the producers.
+// - Below that limit the subtask waits after fewer records while each finishes at once (admission.ts).
 // - Watermark epochs: see epoch-manager.ts.
 
 import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
+import { Admission } from "./admission.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyLocks, type KeyLock } from "./key-lock.ts";
 
@@ -106,6 +108,8 @@ export interface AsyncMetrics {
   /** State requests sent in batches, over all batches (with batchesSent: the mean batch size over any period). */
   readonly batchedRequests: number;
   readonly maxInFlightSeen: number;
+  /** Records in flight at which the subtask waits now (adaptive, at most inFlightRecordsLimit). */
+  readonly admittedInFlight: number;
   readonly pendingWatermarks: number;
 }
 
@@ -119,8 +123,8 @@ export class AsyncExecutionController {
   private bufferTimer: unknown;
   private flushScheduled = false;
   private inFlight = 0;
-  /** `inFlightRecordsLimit`, or less while a debloating subtask asks for less (setInFlightBudget). */
-  private limit: number;
+  /** Admits up to `inFlightRecordsLimit`, or less while a debloating subtask asks for less (setInFlightBudget). */
+  private readonly admission: Admission;
   private capacityWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   private strictWaiter: (() => void) | undefined;
@@ -139,7 +143,11 @@ export class AsyncExecutionController {
     private readonly clock: Clock,
     private readonly onError: (error: unknown, record: ControlledRecord) => void,
   ) {
-    this.limit = options.inFlightRecordsLimit;
+    this.admission = new Admission(options.inFlightRecordsLimit, {
+      waiting: () => this.capacityWaiters.length > 0,
+      inFlight: () => this.inFlight,
+      grew: () => this.wakeCapacityWaiters(),
+    });
   }
 
   get inFlightRecords(): number { return this.inFlight; }
@@ -150,14 +158,8 @@ export class AsyncExecutionController {
    * output they emit ahead of its barrier, stay short when the output is backpressured.
    */
   setInFlightBudget(records: number): void {
-    const limit = Math.max(1, Math.min(this.options.inFlightRecordsLimit, Math.floor(records)));
-    const grew = limit > this.limit;
-    this.limit = limit;
-    if (grew && this.capacityWaiters.length && this.inFlight < limit) {
-      const ws = this.capacityWaiters;
-      this.capacityWaiters = [];
-      for (const w of ws) w();
-    }
+    this.admission.setLimit(Math.max(1, Math.min(this.options.inFlightRecordsLimit, Math.floor(records))));
+    this.wakeCapacityWaiters();
   }
 
   /**
@@ -186,7 +188,7 @@ export class AsyncExecutionController {
       if (lock.waiting!.length === 1) this.blockedKeys++;
       this.blockedRecords++;
     }
-    if (inFlight >= this.limit) return this.waitForCapacity();
+    if (inFlight >= this.admission.current) return this.waitForCapacity();
     if (this.options.watermarkMode === "strict" && this.epochs.pending > 0 && epoch === undefined) return this.waitForEpochs();
   }
 
@@ -280,6 +282,7 @@ export class AsyncExecutionController {
       meanBatchSize: this.batches ? Math.round((this.batchedRequests / this.batches) * 10) / 10 : 0,
       batchedRequests: this.batchedRequests,
       maxInFlightSeen: this.maxInFlight,
+      admittedInFlight: this.admission.current,
       pendingWatermarks: this.epochs.pending,
     };
   }
@@ -329,11 +332,7 @@ export class AsyncExecutionController {
       lock.idle?.();
     }
     this.epochs.leave(r.epoch);
-    if (this.capacityWaiters.length && this.inFlight < this.limit) {
-      const ws = this.capacityWaiters;
-      this.capacityWaiters = [];
-      for (const w of ws) w();
-    }
+    this.wakeCapacityWaiters();
     if (this.inFlight === 0 && this.drainWaiters.length && this.epochs.pending === 0) {
       const ws = this.drainWaiters;
       this.drainWaiters = [];
@@ -341,12 +340,20 @@ export class AsyncExecutionController {
     }
   }
 
+  private wakeCapacityWaiters(): void {
+    if (this.capacityWaiters.length === 0 || this.inFlight >= this.admission.current) return;
+    const ws = this.capacityWaiters;
+    this.capacityWaiters = [];
+    for (const w of ws) w();
+  }
+
   private waitForCapacity(): Promise<void> {
     this.inputActive = false;
     if (this.buffer.length) this.flush();
+    this.admission.probe();
     return new Promise<void>((resolve) => { this.capacityWaiters.push(resolve); }).then((): MaybePromise =>
       // Woken with others: re-check, someone may have taken the free slot.
-      this.inFlight >= this.limit ? this.waitForCapacity() : undefined);
+      this.inFlight >= this.admission.current ? this.waitForCapacity() : undefined);
   }
 
   private waitForEpochs(): Promise<void> {
