@@ -94,6 +94,32 @@ e2e("event-time timers fire in order at the watermark; the final watermark fires
   assert.equal(aOrder, ["a@1500", "a@3500", "a@9500"], "same-key timers in timestamp order");
 });
 
+e2e("a keyed function sees its own record's key, value and timestamp across awaits, some records waiting on I/O", async () => {
+  // Record contexts are reused once a record finished: one reused early would show another record's fields.
+  const n = 3000;
+  const events = Array.from({ length: n }, (_, i) => ({ id: i, k: `k${(i * 7) % 97}`, ts: 10 * i }));
+  const run = withEnv(env("contexts", { parallelism: 2, mode: "streaming" }), (e) =>
+    e.fromSource(Sources.array(events))
+      .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<{ id: number; k: string; ts: number }>((x) => x.ts))
+      .keyBy((x) => x.k)
+      .process<string>({
+        async processElement(x, ctx) {
+          const seen = ((await ctx.state(count).value()) ?? 0) + 1;
+          if (x.id % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+          await ctx.state(count).update(seen);
+          ctx.collect(`${x.id}:${ctx.key === x.k}:${ctx.timestamp === x.ts}`);
+        },
+      })
+      .executeAndCollect());
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("the job did not finish within 60 s (records never finishing: a context reused while in use?)")), 60_000); });
+  const out = await Promise.race([run, deadline]).finally(() => clearTimeout(timer));
+  assert.is(out.length, n);
+  const wrong = out.filter((s) => !s.endsWith(":true:true"));
+  assert.equal(wrong.slice(0, 5), [], `records that saw another record's key or timestamp: ${wrong.length}`);
+  assert.equal(new Set(out.map((s) => s.split(":")[0])).size, n, "each record once");
+});
+
 e2e("a throwing user function fails the job with operator, subtask and key in the message", async () => {
   const e = env("failing", { parallelism: 2, stateBackend: "heap" });
   try {

@@ -21,6 +21,9 @@ import { SyncExecution } from "./sync-execution.ts";
 import { InternalTimerService, type Timer } from "./timers/timer-service.ts";
 import { restoreTimers, writeChangedTimers } from "./timers/timer-state.ts";
 
+/** Finished record contexts kept for reuse: more than records finishing between two submits. */
+const MAX_FREE_CONTEXTS = 64;
+
 export type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
 
 export type Dispatch<K, I, O> = (input: number, value: I, ctx: KeyedContext<K, O>) => void | Promise<void>;
@@ -36,6 +39,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private recordsIn = 0;
   private timersFired = 0;
   private restoredTimers = { event: 0, processing: 0 };
+  /** Contexts of finished records, for the next ones (see record-context.ts). */
+  private readonly freeContexts: KeyedRecordContext<unknown, unknown>[] = [];
 
   constructor(
     readonly ctx: OperatorContext,
@@ -74,7 +79,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     this.recordsIn++;
     const key = this.keyOf(value, input);
     if (this.backlog!.active) return this.backlog!.add(key, value, ts, input);
-    return this.execution!.record(new KeyedRecordContext(this.ctx, this, this.slots.slotFor(key), value, ts, input, undefined));
+    const slot = this.slots.slotFor(key);
+    const free = this.freeContexts.pop();
+    return this.execution!.record(free !== undefined ? free.reset(slot, value, ts, input) : new KeyedRecordContext(this.ctx, this, slot, value, ts, input, undefined));
   }
 
   /** The key's slot: its identity, lock and state handles (see key-slots.ts). */
@@ -178,6 +185,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   /** Timers are keyed state: the key groups whose timers changed go into the backend before it is captured. */
   private storeTimers(): MaybePromise {
     return writeChangedTimers(this.timers, this.backend!, this.ctx.runtime.operatorUid, this.ctx.runtime.operatorName);
+  }
+
+  reuse(rc: KeyedRecordContext<unknown, unknown>): void {
+    if (rc.input !== TIMER_INPUT && this.freeContexts.length < MAX_FREE_CONTEXTS) this.freeContexts.push(rc);
   }
 
   timerServiceFor(slot: KeySlot): TimerService {

@@ -9,15 +9,15 @@
 // - The active buffer: state requests go to the backend as one batch at `bufferSize` requests, after
 //   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
 //   A request that needs nothing remote (heap state, a cached KV entry) is answered at once instead.
-// - `inFlightRecordsLimit`: at the limit `submitRecord` returns a promise, so the subtask stops taking
-//   input and its channel credits backpressure the producers.
-// - Below that limit the subtask waits after fewer records while each finishes at once (admission.ts).
+// - `inFlightRecordsLimit`: at the limit (or below it while records finish at once: admission.ts)
+//   `submitRecord` returns a promise, so the subtask stops taking input and its credits backpressure.
 // - Watermark epochs: see epoch-manager.ts.
 
 import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { Admission } from "./admission.ts";
+import { BufferedRequest } from "./buffered-request.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyLocks, type KeyLock } from "./key-lock.ts";
 
@@ -46,6 +46,8 @@ export interface ControlledRecord {
   run(): MaybePromise;
   /** Once the function's promise resolved: what it must still wait for (output downstream), if anything. */
   settle(): MaybePromise;
+  /** The record finished (its key passed on): the object may be reused. */
+  finished?(): void;
 }
 
 /** What runs once the record's key is free (submitRecord's form). */
@@ -81,21 +83,6 @@ export interface TimerTask {
   readonly task: RecordTask;
 }
 
-/** One state request in the active buffer; completing it releases the record's reference. */
-class BufferedRequest implements PendingStateRequest {
-  settle!: (v: unknown) => void;
-  fail!: (e: unknown) => void;
-  constructor(private readonly controller: AsyncExecutionController, private readonly record: ControlledRecord, readonly request: StateRequest) {}
-  resolve(v: unknown): void {
-    this.settle(v);
-    this.controller.release(this.record);
-  }
-  reject(e: unknown): void {
-    this.fail(e);
-    this.controller.release(this.record);
-  }
-}
-
 const isTimerTask = (t: TimerTask | ControlledRecord): t is TimerTask => (t as TimerTask).task !== undefined;
 
 export interface AsyncMetrics {
@@ -125,6 +112,7 @@ export class AsyncExecutionController {
   private inFlight = 0;
   /** Admits up to `inFlightRecordsLimit`, or less while a debloating subtask asks for less (setInFlightBudget). */
   private readonly admission: Admission;
+  private readonly releaseRecord = (r: ControlledRecord): void => this.release(r);
   private capacityWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   private strictWaiter: (() => void) | undefined;
@@ -211,7 +199,7 @@ export class AsyncExecutionController {
       if (answer !== undefined) return answer;
     }
     record.refs++;
-    const pending = new BufferedRequest(this, record, request);
+    const pending = new BufferedRequest(this.releaseRecord, record, request);
     return new Promise((resolve, reject) => {
       pending.settle = resolve;
       pending.fail = reject;
@@ -332,12 +320,16 @@ export class AsyncExecutionController {
       lock.idle?.();
     }
     this.epochs.leave(r.epoch);
+    r.finished?.();
     this.wakeCapacityWaiters();
-    if (this.inFlight === 0 && this.drainWaiters.length && this.epochs.pending === 0) {
-      const ws = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of ws) w();
-    }
+    if (this.epochs.pending === 0) this.wakeDrainWaiters();
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.inFlight !== 0 || this.drainWaiters.length === 0) return;
+    const ws = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of ws) w();
   }
 
   private wakeCapacityWaiters(): void {
@@ -366,11 +358,7 @@ export class AsyncExecutionController {
     const w = this.strictWaiter;
     this.strictWaiter = undefined;
     w?.();
-    if (this.inFlight === 0 && this.drainWaiters.length) {
-      const ws = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const x of ws) x();
-    }
+    this.wakeDrainWaiters();
   }
 
   /** Continuations of a finished batch issue their next requests in the same tick: batch those together. */
