@@ -59,6 +59,41 @@ s("state pipe: puts and leader reads issued right after the bucket's stream lead
   }
 });
 
+s("state pipe: requests in flight when the bucket's stream leader is SIGKILLed are sent again once a new leader is elected, not after their timeout", async () => {
+  const bucket = "elect_inflight";
+  let nc = await connect({ servers: cluster.urls[0]! });
+  await ensureStateBucket(nc, bucket, 3);
+  const leader = await streamLeader(nc, `KV_${bucket}`);
+  await nc.close();
+  nc = await connect({ servers: cluster.urls[(leader + 1) % 3]!, noRandomize: true });
+  // A timeout far beyond the test's deadline: only the leader-elected advisory can save what was in flight.
+  const pipe = new KvPipe(nc, bucket, { getWindow: 256, writeWindow: 256, timeoutMs: 600_000, leaderReads: true });
+  try {
+    let stop = false;
+    let written = 0;
+    // Puts keep flowing so that some are in flight at the kill.
+    const writer = (async () => {
+      for (let round = 0; !stop; round++) {
+        await Promise.all(Array.from({ length: 200 }, (_, i) => pipe.put(`k${i}`, encoder.encode(`${round}`))));
+        written += 200;
+      }
+    })();
+    while (written < 2000) await sleep(10);
+    await cluster.kill(leader);
+    const deadline = Date.now() + 90_000;
+    const before = written;
+    // Progress again (the round in flight at the kill completed), within a deadline far below the timeout.
+    while (written <= before + 200 && Date.now() < deadline) await sleep(50);
+    stop = true;
+    const settled = await Promise.race([writer.then(() => "done"), sleep(Math.max(0, deadline - Date.now())).then(() => "stuck")]);
+    assert.is(settled, "done", `puts in flight at the kill still unanswered after 90 s (${written} written, ${pipe.pending} pending)`);
+    assert.ok(pipe.retries > 0, "requests were sent again");
+  } finally {
+    pipe.close();
+    await nc.close();
+  }
+});
+
 s("JetStream source: lanes opened with one server of three down all open and read everything", async () => {
   const lanesWanted = 9;
   const nc = await connect({ servers: [...cluster.urls] });

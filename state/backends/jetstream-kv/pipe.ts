@@ -8,7 +8,9 @@
 //
 // While JetStream elects a leader for the bucket's stream (a server of a cluster lost), puts find no
 // responder, leader reads answer "temporarily unavailable", and requests sent to a server just lost get
-// no answer. Such a request is sent again (under a new id) until an answer or `retryBudgetMs`. Every
+// no answer. Such a request is sent again (under a new id) until an answer or `retryBudgetMs`; on a
+// replicated bucket, requests still unanswered when the stream's new leader announces itself (JetStream's
+// leader-elected advisory) are sent again at once rather than after their `timeoutMs`. Every
 // operation here may be repeated: a get reads; a put writes the same value to the same key (history 1:
 // a duplicate replaces the first), and no other write of that key is issued until it settles (flushes
 // and materializations are serialized); a purge or a delete by sequence that did land is a no-op again
@@ -73,6 +75,7 @@ const encoder = new TextEncoder();
 export class KvPipe {
   private readonly inbox: string;
   private readonly sub: Subscription;
+  private readonly elections: Subscription | undefined;
   private readonly inflight = new Map<number, Pending>();
   private readonly gets: Lane;
   private readonly writes: Lane;
@@ -111,6 +114,10 @@ export class KvPipe {
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(options.timeoutMs / 4)));
     this.sweeper.unref?.();
+    // Without the permission to subscribe the server refuses it on the side: requests then wait out timeoutMs.
+    this.elections = options.leaderReads
+      ? nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${this.stream}`, { callback: (err) => { if (!err) this.resendUnanswered(); } })
+      : undefined;
   }
 
   /** Requests sent and not answered, plus those waiting to be sent. */
@@ -172,6 +179,7 @@ export class KvPipe {
     this.closedReason = reason;
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
+    this.elections?.unsubscribe();
     this.failAll(new StateAccessError(reason));
   }
 
@@ -233,6 +241,19 @@ export class KvPipe {
     }, p.retryDelayMs);
     this.retrying.set(timer, p);
     return true;
+  }
+
+  /** A new stream leader: what the lost one was sent will never be answered, so send it again now. */
+  private resendUnanswered(): void {
+    if (this.closedReason) return;
+    const now = performance.now();
+    for (const p of [...this.inflight.values()]) {
+      if (p.sentAt >= now) continue;
+      this.settled(p);
+      this.retries++;
+      (p.kind === "get" ? this.gets : this.writes).waiting.push(p);
+    }
+    this.pump();
   }
 
   private pump(): void {
