@@ -2,6 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { InputsWatermark, WatermarkValve } from "../runtime/transport/watermark-valve.ts";
 import { InputsAttributes, RecordAttributesValve } from "../runtime/transport/attributes-valve.ts";
+import { MAX_WATERMARK } from "../runtime/transport/frames.ts";
 
 const valve = suite("WatermarkValve");
 
@@ -48,11 +49,24 @@ valve("a channel back from idle counts only once it catches up with the output w
   assert.equal(v.inputWatermark(0, 100), { watermark: 90 }, "aligned channel 1 now bounds the minimum");
 });
 
-valve("ended channels stop holding the watermark back", () => {
+valve("a channel ended after the final watermark stops holding the output back", () => {
   const v = new WatermarkValve(2);
   v.inputWatermark(0, 10);
   v.inputWatermark(1, 20);
-  assert.equal(v.inputEnded(0), { watermark: 20 });
+  assert.equal(v.inputWatermark(0, MAX_WATERMARK), { watermark: 20 });
+  assert.equal(v.inputEnded(0), {});
+  assert.equal(v.inputWatermark(1, 30), { watermark: 30 }, "channel 1 alone bounds the output");
+});
+
+valve("a channel stopped below the final watermark (graceful stop) keeps holding it: nothing fires on input it never delivered", () => {
+  const v = new WatermarkValve(2);
+  v.inputWatermark(0, 10);
+  v.inputWatermark(1, 20);
+  assert.equal(v.inputEnded(0), {}, "stopped at 10: the output stays at 10");
+  assert.equal(v.inputWatermark(1, 5000), {}, "a channel still running cannot move it past the stopped one");
+  assert.equal(v.inputEnded(1), {});
+  assert.is(v.currentWatermark, 10);
+  assert.is(v.isIdle, false);
 });
 
 valve("two inputs: minimum over inputs, idle inputs excluded", () => {

@@ -2,14 +2,21 @@
 // watermark is the minimum over active channels; idle and ended channels do not hold it back; a channel
 // that turns active again only counts once it has caught up with the last output watermark (it is
 // "unaligned" until then); the output is idle when every channel is idle.
+//
+// A channel that ends below the final watermark was stopped (a graceful stop, Flink's stop without
+// --drain: a bounded end sends MAX_WATERMARK first): what it did not deliver is still in its source, read
+// again by the next run. It keeps holding the watermark where it was, or a channel still running would
+// fire windows and timers on input the stopped one never delivered (late when the next run reads it).
 
-import { MIN_WATERMARK } from "./frames.ts";
+import { MAX_WATERMARK, MIN_WATERMARK } from "./frames.ts";
 
 interface ChannelState {
   watermark: number;
   idle: boolean;
   aligned: boolean;
   ended: boolean;
+  /** Ended below MAX_WATERMARK (stopped): its last watermark still bounds the output. */
+  holds: boolean;
 }
 
 export type ValveOutput = { watermark?: number; idle?: boolean };
@@ -20,7 +27,7 @@ export class WatermarkValve {
   private outputIdle = false;
 
   constructor(channelCount: number) {
-    this.channels = Array.from({ length: channelCount }, () => ({ watermark: MIN_WATERMARK, idle: false, aligned: true, ended: false }));
+    this.channels = Array.from({ length: channelCount }, () => ({ watermark: MIN_WATERMARK, idle: false, aligned: true, ended: false, holds: false }));
   }
 
   get currentWatermark(): number { return this.lastOutput; }
@@ -43,7 +50,7 @@ export class WatermarkValve {
     if (idle) {
       c.aligned = false;
       const out = this.advance();
-      if (this.channels.every((x) => x.idle || x.ended) && !this.outputIdle) {
+      if (this.channels.every((x) => x.idle || (x.ended && !x.holds)) && !this.outputIdle) {
         this.outputIdle = true;
         return { ...out, idle: true };
       }
@@ -58,11 +65,15 @@ export class WatermarkValve {
     return {};
   }
 
-  /** The channel delivered end-of-input: it no longer holds the watermark back. */
+  /** The channel delivered end-of-input: after the final watermark it no longer holds the output back; stopped below it, it does (see the header). */
   inputEnded(channel: number): ValveOutput {
     const c = this.channels[channel]!;
     if (c.ended) return {};
     c.ended = true;
+    if (c.watermark < MAX_WATERMARK && !c.idle && c.aligned) {
+      c.holds = true;
+      return {};
+    }
     c.aligned = false;
     return this.advance();
   }
@@ -71,7 +82,7 @@ export class WatermarkValve {
     let min = Number.POSITIVE_INFINITY;
     let any = false;
     for (const c of this.channels) {
-      if (c.idle || c.ended || !c.aligned) continue;
+      if (c.idle || (c.ended && !c.holds) || !c.aligned) continue;
       any = true;
       if (c.watermark < min) min = c.watermark;
     }
