@@ -23,7 +23,7 @@ function check(r: RestartRunResult, lines: readonly string[]): void {
   process.stderr.write(`${summary}\nprogress after each round (ms): ${r.progressMs.join(", ")}\n`);
   const job = lines.filter((l) => l.startsWith("  [job]"));
   const notable = job.filter((l) => /watchdog|recreat|restart|fail|timed out|lost|leader/i.test(l)).slice(-40);
-  const trail = [...lines.filter((l) => !l.startsWith("  [job]")), "notable job lines:", ...notable, "last job lines:", ...job.slice(-20), "subtasks at the end:", ...r.subtasks].join("\n");
+  const trail = [...lines.filter((l) => !l.startsWith("  [job]")), "notable job lines:", ...notable, "last job lines:", ...job.slice(-20), "subtasks at the end:", ...r.subtasks, ...(r.consumers ?? [])].join("\n");
   assert.is(r.lost, 0, `nothing lost: ${summary}\n${trail}`);
   assert.is(r.duplicated, 0, `nothing duplicated: ${summary}\n${trail}`);
   assert.is(r.outputs, r.published, `one output per input: ${summary}`);

@@ -50,6 +50,8 @@ export interface RestartRunResult {
   readonly jobState: string;
   /** One line per subtask at the end (records, watermarks, backlog, the operators' figures), for a diagnosis. */
   readonly subtasks: readonly string[];
+  /** When output is missing: the input stream's replicas and each of its consumers as the servers see them. */
+  readonly consumers?: readonly string[];
 }
 
 const Event = t.type({ id: t.number, key: t.string });
@@ -125,7 +127,9 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     const out = await readBySeq<{ key: string; n: number }>(nc, "OUT");
     const windows = o.windows ? await checkWindows(nc, published) : undefined;
     const subtasks = status.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`);
-    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}) };
+    const incomplete = out.length < published || (windows !== undefined && windows.missing > 0);
+    const consumers = incomplete ? await describeConsumers(nc, "IN") : undefined;
+    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}), ...(consumers ? { consumers } : {}) };
   } finally {
     await publisher.stop();
     await Promise.race([env.close().catch(() => {}), sleep(o.waitMs)]);
@@ -260,6 +264,21 @@ async function readBySeq<T>(nc: NatsConnection, stream: string): Promise<T[]> {
     for (const m of batch) if (m) out.push(m.json<T>());
   }
   return out;
+}
+
+/** The stream's replicas (current? lag) and its consumers (where, delivered, pending, pulls waiting). */
+async function describeConsumers(nc: NatsConnection, stream: string): Promise<string[]> {
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const info = await jsm.streams.info(stream);
+    const lines = [`stream ${stream}: last seq ${info.state.last_seq}, leader ${info.cluster?.leader}, replicas ${JSON.stringify(info.cluster?.replicas?.map((r) => ({ name: r.name, current: r.current, lag: r.lag })))}`];
+    for await (const c of jsm.consumers.list(stream)) {
+      lines.push(`consumer ${c.name} (${c.config.filter_subject ?? c.config.filter_subjects?.join(",")}) on ${c.cluster?.leader}: delivered ${c.delivered.stream_seq}, pending ${c.num_pending}, pulls waiting ${c.num_waiting}`);
+    }
+    return lines;
+  } catch (e) {
+    return [`consumers of ${stream} not described: ${(e as Error).message}`];
+  }
 }
 
 async function outputCount(nc: NatsConnection, stream = "OUT"): Promise<number> {
