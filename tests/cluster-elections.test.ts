@@ -34,15 +34,25 @@ async function streamLeader(nc: NatsConnection, stream: string): Promise<number>
   }
 }
 
+/**
+ * An R3 state bucket and a pipe to it connected to a server that is not its stream leader: the job's
+ * connection is not the one lost when the leader is (that is a restart).
+ */
+async function pipeAwayFromLeader(bucket: string, options: ConstructorParameters<typeof KvPipe>[2]): Promise<{ nc: NatsConnection; pipe: KvPipe; leader: number }> {
+  const first = await connect({ servers: cluster.urls[0]! });
+  let leader: number;
+  try {
+    await ensureStateBucket(first, bucket, 3);
+    leader = await streamLeader(first, `KV_${bucket}`);
+  } finally {
+    await first.close();
+  }
+  const nc = await connect({ servers: cluster.urls[(leader + 1) % 3]!, noRandomize: true });
+  return { nc, pipe: new KvPipe(nc, bucket, options), leader };
+}
+
 s("state pipe: puts and leader reads issued right after the bucket's stream leader is SIGKILLed all succeed", async () => {
-  const bucket = "elect_state";
-  let nc = await connect({ servers: cluster.urls[0]! });
-  await ensureStateBucket(nc, bucket, 3);
-  const leader = await streamLeader(nc, `KV_${bucket}`);
-  await nc.close();
-  // Connected to a server that stays: the job's connection is not the one lost (that is a restart).
-  nc = await connect({ servers: cluster.urls[(leader + 1) % 3]!, noRandomize: true });
-  const pipe = new KvPipe(nc, bucket, { getWindow: 64, writeWindow: 64, timeoutMs: 2000, leaderReads: true });
+  const { nc, pipe, leader } = await pipeAwayFromLeader("elect_state", { getWindow: 64, writeWindow: 64, timeoutMs: 2000, leaderReads: true });
   try {
     await Promise.all(Array.from({ length: 20 }, (_, i) => pipe.put(`k${i}`, encoder.encode(`before-${i}`))));
     await cluster.kill(leader);
@@ -60,14 +70,8 @@ s("state pipe: puts and leader reads issued right after the bucket's stream lead
 });
 
 s("state pipe: requests in flight when the bucket's stream leader is SIGKILLed are sent again once a new leader is elected, not after their timeout", async () => {
-  const bucket = "elect_inflight";
-  let nc = await connect({ servers: cluster.urls[0]! });
-  await ensureStateBucket(nc, bucket, 3);
-  const leader = await streamLeader(nc, `KV_${bucket}`);
-  await nc.close();
-  nc = await connect({ servers: cluster.urls[(leader + 1) % 3]!, noRandomize: true });
   // A timeout far beyond the test's deadline: only the leader-elected advisory can save what was in flight.
-  const pipe = new KvPipe(nc, bucket, { getWindow: 256, writeWindow: 256, timeoutMs: 600_000, leaderReads: true });
+  const { nc, pipe, leader } = await pipeAwayFromLeader("elect_inflight", { getWindow: 256, writeWindow: 256, timeoutMs: 600_000, leaderReads: true });
   try {
     let stop = false;
     let written = 0;
