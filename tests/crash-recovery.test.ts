@@ -27,6 +27,11 @@ async function checkOutput(nc: NatsConnection, events: Array<{ id: number; key: 
   assert.is(out.length, events.length, "one output per input record, none lost, none duplicated");
 }
 
+/** Messages in the output stream (0 before the sink created it). */
+async function outputCount(jsm: Awaited<ReturnType<typeof import("@nats-io/jetstream").jetstreamManager>>): Promise<number> {
+  return (await jsm.streams.info("OUT").catch(() => undefined))?.state.messages ?? 0;
+}
+
 for (const backend of ["jetstream-kv", "heap"]) {
   crash(`SIGKILL at random moments, ${backend} state: output equals the reference exactly`, async () => {
     const nc = await connect({ servers: nats.url });
@@ -45,10 +50,14 @@ for (const backend of ["jetstream-kv", "heap"]) {
       const chunk = events.length / 10;
       for (let i = 0; i < 10; i++) {
         await publish(i * chunk, (i + 1) * chunk);
-        // Kill between the start of processing and about ten checkpoint intervals later.
-        // Every other kill counts from the run's first completed checkpoint, so recoveries from checkpoints
-        // happen however slow the machine is; the others may land before one (a restart from scratch).
-        const r = await runJob(nats.url, env, Math.floor(rand() * 1500), JOB, i % 2 === 0 ? { nc, job: "crashy" } : undefined);
+        // Every other run is killed once a random part (up to 70%) of its new input is in the committed
+        // output: after a checkpoint of its own and before its end, however fast or slow the machine is.
+        // The others are killed within 1.5 s of starting, and may land before a checkpoint (a restart from
+        // scratch) or after their end (not killed).
+        const target = (await outputCount(jsm)) + 1 + Math.floor(rand() * chunk * 0.7);
+        const r = i % 2 === 0
+          ? await runJob(nats.url, env, 0, JOB, { when: async () => (await outputCount(jsm)) >= target })
+          : await runJob(nats.url, env, Math.floor(rand() * 1500), JOB);
         const restored = /restoring from checkpoint (\d+)/.exec(r.stderr);
         if (restored) restoredFrom.add(Number(restored[1]));
         if (r.killed) kills++;

@@ -5,8 +5,14 @@ import { fetchStatus } from "../../runtime/cli/commands/control.ts";
 
 export interface RunResult { readonly code: number | null; readonly killed: boolean; readonly stderr: string }
 
+/**
+ * When the kill delay starts instead of at "running": at the job's first completed checkpoint (`nc`,
+ * `job`), or once `when` says so (polled): e.g. a point in its progress, whatever the machine's speed.
+ */
+export type KillTrigger = { readonly nc: NatsConnection; readonly job: string } | { readonly when: () => Promise<boolean> };
+
 /** Runs the job; with `killAfterMs`, SIGKILLs it that long after it reports running (startup varies with load). */
-export function runJob(url: string, env: Record<string, string>, killAfterMs: number | undefined, job: string, afterCheckpoint?: { nc: NatsConnection; job: string }): Promise<RunResult> {
+export function runJob(url: string, env: Record<string, string>, killAfterMs: number | undefined, job: string, trigger?: KillTrigger): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["bin/weir.mjs", "run", job, "--nats", url], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -14,12 +20,13 @@ export function runJob(url: string, env: Record<string, string>, killAfterMs: nu
     let timer: NodeJS.Timeout | undefined;
     let armed = false;
     const kill = () => { timer = setTimeout(() => { killed = true; child.kill("SIGKILL"); }, killAfterMs); };
-    // With `afterCheckpoint`: the delay counts from the run's first completed checkpoint (so that the
-    // kill tests a recovery however slow the machine is), unless the run ends first.
-    const killAfterFirstCheckpoint = async (): Promise<void> => {
+    // With a trigger: the delay counts from it (so that the kill tests a recovery however slow or fast
+    // the machine is), unless the run ends first.
+    const ready = trigger === undefined ? undefined : "when" in trigger ? trigger.when
+      : async () => ((await fetchStatus(trigger.nc, trigger.job).catch(() => undefined))?.checkpoints?.completed ?? 0) >= 1;
+    const killWhenReady = async (): Promise<void> => {
       while (child.exitCode === null) {
-        const s = await fetchStatus(afterCheckpoint!.nc, afterCheckpoint!.job).catch(() => undefined);
-        if ((s?.checkpoints?.completed ?? 0) >= 1) return kill();
+        if (await ready!()) return kill();
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -27,7 +34,7 @@ export function runJob(url: string, env: Record<string, string>, killAfterMs: nu
       stderr += d;
       if (killAfterMs !== undefined && !armed && stderr.includes("weir: running")) {
         armed = true;
-        if (afterCheckpoint) void killAfterFirstCheckpoint(); else kill();
+        if (ready) void killWhenReady(); else kill();
       }
     });
     child.on("exit", (code) => { if (timer) clearTimeout(timer); resolve({ code, killed, stderr }); });
