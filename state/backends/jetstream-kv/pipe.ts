@@ -246,9 +246,7 @@ export class KvPipe {
   /** A new stream leader: what the lost one was sent will never be answered, so send it again now. */
   private resendUnanswered(): void {
     if (this.closedReason) return;
-    const now = performance.now();
     for (const p of [...this.inflight.values()]) {
-      if (p.sentAt >= now) continue;
       this.settled(p);
       this.retries++;
       (p.kind === "get" ? this.gets : this.writes).waiting.push(p);
