@@ -12,7 +12,7 @@ import type { KeySlot } from "../key-slots.ts";
 import type { KeyedRecordContext } from "../record-context.ts";
 import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
-import type { SortedKey } from "./sort-buffer.ts";
+import type { SortedKey } from "./sorted-key.ts";
 import type { KeyTask } from "./sorted-keys-runner.ts";
 
 /** The order of a key's records: by timestamp, stable; arrival order when they already are (the common case). */

@@ -12,7 +12,8 @@ import type { KeySlot } from "../key-slots.ts";
 import type { KeyedRecordContext } from "../record-context.ts";
 import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
-import { SortBuffer, type ArrivalFold, type SortedKey } from "./sort-buffer.ts";
+import { SortBuffer } from "./sort-buffer.ts";
+import type { ArrivalFold, SortedKey } from "./sorted-key.ts";
 import type { KeyTask } from "./sorted-keys-runner.ts";
 import { batchKeyTask } from "./batch-key.ts";
 

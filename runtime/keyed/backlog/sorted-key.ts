@@ -1,0 +1,92 @@
+// One key's records in a backlog sort buffer (sort-buffer.ts), and how a key is written to a spilled run
+// and read back (spilled-runs.ts): one line per key, its records in arrival order.
+
+/**
+ * Folding on arrival (a reduce): `fold(acc, value)` is the function a key's records would be applied with
+ * one after another; `canFold` says whether a key seen for the first time starts from empty state that
+ * nothing else changes before the drain. Only until the first spill: a key's running value must never be
+ * combined with another one (that would need the function to be associative), so after a spill a key's
+ * records are kept as they come, after at most one folded value.
+ */
+export interface ArrivalFold {
+  canFold(key: unknown, keyGroup: number, keyId: string): boolean;
+  fold(acc: unknown, value: unknown, key: unknown): unknown;
+}
+
+/** A key's records as spilled: values, records folded into the first value (0: not folded), metadata. */
+type SpilledFields = [unknown[], number, Array<number | string>?];
+
+// JSON has no NaN or infinities (no timestamp, the initial watermark): those are written as strings.
+const encodeNumber = (n: number): number | string => (Number.isFinite(n) ? n : String(n));
+const decodeNumber = (n: number | string): number => (typeof n === "number" ? n : Number(n));
+
+/**
+ * One key's buffered records in arrival order: their values, and (3 numbers per record) the arrival
+ * watermark, timestamp (NaN: none) and input, kept only once a record of the key differs from the
+ * defaults (the buffer's starting watermark, no timestamp, input 0): a plain backlog costs one slot per record.
+ */
+export class SortedKey {
+  readonly values: unknown[] = [];
+  private meta: number[] | undefined;
+  /** Records this key holds: more than its values when records were folded on arrival. */
+  count = 0;
+  /** Records are folded into values[0] as they arrive (see ArrivalFold). */
+  folding = false;
+
+  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number) {}
+
+  get size(): number { return this.values.length; }
+
+  push(value: unknown, watermark: number, timestamp: number | undefined, input: number, records = 1): void {
+    this.count += records;
+    const meta = this.meta;
+    if (meta !== undefined) meta.push(watermark, timestamp ?? Number.NaN, input);
+    else if (watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0) {
+      const m: number[] = [];
+      for (let i = 0; i < this.values.length; i++) m.push(this.defaultWatermark, Number.NaN, 0);
+      m.push(watermark, timestamp ?? Number.NaN, input);
+      this.meta = m;
+    }
+    this.values.push(value);
+  }
+
+  /** Folds a record into the key's one value; only the last record's metadata is kept (what a folded key reports). */
+  fold(value: unknown, fold: ArrivalFold, key: unknown, watermark: number, timestamp: number | undefined, input: number): void {
+    const acc = this.values[0];
+    this.values[0] = acc === undefined ? value : fold.fold(acc, value, key);
+    this.meta = watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0 ? [watermark, timestamp ?? Number.NaN, input] : undefined;
+    this.count++;
+  }
+
+  watermark(i: number): number { return this.meta === undefined ? this.defaultWatermark : this.meta[3 * i]!; }
+  timestamp(i: number): number | undefined {
+    const t = this.meta === undefined ? Number.NaN : this.meta[3 * i + 1]!;
+    return Number.isNaN(t) ? undefined : t;
+  }
+  input(i: number): number { return this.meta === undefined ? 0 : this.meta[3 * i + 2]!; }
+
+  /** Appends `later`'s records (the same key's, which arrived after these). */
+  append(later: SortedKey): void {
+    for (let i = 0; i < later.size; i++) this.push(later.values[i], later.watermark(i), later.timestamp(i), later.input(i), later.folding ? later.count : 1);
+  }
+
+  /** The key's records as one JSON text (see appendSpilled). */
+  spilled(): string {
+    const fields: SpilledFields = [this.values, this.folding ? this.count : 0];
+    if (this.meta !== undefined) fields.push(this.meta.map(encodeNumber));
+    return JSON.stringify(fields);
+  }
+
+  /** Appends the records of a `spilled()` text of this key. */
+  appendSpilled(json: string): void {
+    const [values, folded, meta] = JSON.parse(json) as SpilledFields;
+    for (let i = 0; i < values.length; i++) {
+      const records = i === 0 && folded > 0 ? folded : 1;
+      if (meta === undefined) this.push(values[i], this.defaultWatermark, undefined, 0, records);
+      else {
+        const t = decodeNumber(meta[3 * i + 1]!);
+        this.push(values[i], decodeNumber(meta[3 * i]!), Number.isNaN(t) ? undefined : t, meta[3 * i + 2] as number, records);
+      }
+    }
+  }
+}

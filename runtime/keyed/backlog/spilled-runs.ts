@@ -1,0 +1,192 @@
+// The runs a backlog sort buffer spilled to local disk, partitioned by key group instead of sorted: the
+// drain needs each key's records together and in arrival order, not keys in order. A run is one file of
+// sections, one per key group, each a line per key (its key id, then its records as JSON, sorted-key.ts);
+// its index (where each group's section is) stays in memory. The drain reads a key group's sections from
+// every run in spill order and groups their lines by key, so a key's records come back in arrival order
+// with no sort, merge heap or sequence numbers. A key group too large for the memory budget is first split
+// on disk by a hash of the key (a key's records all land in one part).
+
+import { once } from "node:events";
+import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { SortedKey } from "./sorted-key.ts";
+
+// Canonical JSON escapes control characters, so these never occur in a key id.
+const KEY_END = "\u0001";
+const LINE_END = "\n";
+
+interface Section { offset: number; bytes: number }
+interface Run { path: string; sections: Map<number, Section> }
+
+export class SpilledRuns {
+  private readonly runs: Run[] = [];
+  private dir: string | undefined;
+  private splits = 0;
+
+  /** `maxGroupBytes`: a key group with more spilled bytes than this is split before it is read. */
+  constructor(private readonly directory: string, private readonly defaultWatermark: number, private readonly maxGroupBytes: number) {}
+
+  get count(): number { return this.runs.length; }
+
+  /** Writes `keys` (grouped by key group, as SortBuffer.takeGrouped gives them) as a new run. */
+  async write(keys: readonly SortedKey[]): Promise<void> {
+    const path = join(this.directory_(), `run-${this.runs.length}.txt`);
+    const sections = new Map<number, Section>();
+    const out = createWriteStream(path);
+    let offset = 0;
+    for (let i = 0; i < keys.length;) {
+      const group = keys[i]!.keyGroup;
+      const lines: string[] = [];
+      for (; i < keys.length && keys[i]!.keyGroup === group; i++) lines.push(`${keys[i]!.keyId}${KEY_END}${keys[i]!.spilled()}${LINE_END}`);
+      const text = lines.join("");
+      const bytes = Buffer.byteLength(text);
+      sections.set(group, { offset, bytes });
+      offset += bytes;
+      if (!out.write(text)) await once(out, "drain");
+    }
+    await closeStream(out);
+    this.runs.push({ path, sections });
+  }
+
+  /** The key groups any run holds, ascending. */
+  groups(): number[] {
+    const groups = new Set<number>();
+    for (const run of this.runs) for (const g of run.sections.keys()) groups.add(g);
+    return [...groups].sort((a, b) => a - b);
+  }
+
+  /**
+   * Key group `group`'s spilled keys with their records in arrival order, then `later`'s records of the
+   * same group (what is still in memory, which arrived after every run) appended: in parts, each holding
+   * whole keys, each part's keys held in memory only while it is consumed.
+   */
+  async *readGroup(group: number, later: readonly SortedKey[]): AsyncGenerator<SortedKey[]> {
+    let bytes = 0;
+    const files: Array<{ path: string; section: Section }> = [];
+    for (const run of this.runs) {
+      const s = run.sections.get(group);
+      if (s !== undefined) { files.push({ path: run.path, section: s }); bytes += s.bytes; }
+    }
+    if (bytes <= this.maxGroupBytes) {
+      yield await this.readParts(files, group, later);
+      return;
+    }
+    // Split into parts of about half the limit each by the key's hash: a key's lines all go to one part.
+    const n = Math.ceil((2 * bytes) / this.maxGroupBytes);
+    const parts = await this.split(files, n);
+    for (let j = 0; j < n; j++) {
+      const p = parts[j]!;
+      yield await this.readParts(p.bytes > 0 ? [{ path: p.path, section: { offset: 0, bytes: p.bytes } }] : [], group, later.filter((k) => hashOf(k.keyId) % n === j));
+    }
+  }
+
+  /** Removes every run. */
+  cleanup(): void {
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+    this.runs.length = 0;
+  }
+
+  private directory_(): string {
+    this.dir ??= mkdtempSync(join(this.directory, "weir-sort-"));
+    return this.dir;
+  }
+
+  private async readParts(files: ReadonlyArray<{ path: string; section: Section }>, group: number, later: readonly SortedKey[]): Promise<SortedKey[]> {
+    const keys = new Map<string, SortedKey>();
+    for (const { path, section } of files) {
+      const text = await readSection(path, section);
+      let start = 0;
+      while (start < text.length) {
+        const end = text.indexOf(LINE_END, start);
+        const keyEnd = text.indexOf(KEY_END, start);
+        const keyId = text.slice(start, keyEnd);
+        let key = keys.get(keyId);
+        if (key === undefined) keys.set(keyId, (key = new SortedKey(group, keyId, this.defaultWatermark)));
+        key.appendSpilled(text.slice(keyEnd + 1, end));
+        start = end + 1;
+      }
+    }
+    for (const k of later) {
+      const earlier = keys.get(k.keyId);
+      if (earlier === undefined) keys.set(k.keyId, k);
+      else earlier.append(k);
+    }
+    return [...keys.values()];
+  }
+
+  /** Copies the lines of `files` into `n` part files by the hash of their key, in order. */
+  private async split(files: ReadonlyArray<{ path: string; section: Section }>, n: number): Promise<Array<{ path: string; bytes: number }>> {
+    const split = this.splits++;
+    const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.directory_(), `split-${split}-${j}.txt`), bytes: 0, out: undefined as WriteStream | undefined }));
+    try {
+      for (const { path, section } of files) {
+        // A section is read in slices of at most the limit, cut at line ends.
+        for await (const lines of readLines(path, section, this.maxGroupBytes)) {
+          for (const line of lines) {
+            const p = parts[hashOf(line.slice(0, line.indexOf(KEY_END))) % n]!;
+            const text = `${line}${LINE_END}`;
+            p.out ??= createWriteStream(p.path);
+            p.bytes += Buffer.byteLength(text);
+            if (!p.out.write(text)) await once(p.out, "drain");
+          }
+        }
+      }
+    } finally {
+      for (const p of parts) if (p.out) await closeStream(p.out);
+    }
+    return parts;
+  }
+}
+
+async function readSection(path: string, section: Section): Promise<string> {
+  const file = await open(path, "r");
+  try {
+    const buffer = Buffer.allocUnsafe(section.bytes);
+    let read = 0;
+    while (read < section.bytes) {
+      const r = await file.read(buffer, read, section.bytes - read, section.offset + read);
+      if (r.bytesRead === 0) throw new Error(`spilled run ${path}: ends ${section.bytes - read} bytes early`);
+      read += r.bytesRead;
+    }
+    return buffer.toString("utf8");
+  } finally {
+    await file.close();
+  }
+}
+
+/** A section's lines, in slices of about `sliceBytes`. */
+async function* readLines(path: string, section: Section, sliceBytes: number): AsyncGenerator<string[]> {
+  const file = await open(path, "r");
+  try {
+    let at = section.offset;
+    const end = section.offset + section.bytes;
+    // Bytes after the last line end read so far (a line's start, possibly cut inside a character).
+    let rest = Buffer.alloc(0);
+    while (at < end) {
+      const buffer = Buffer.allocUnsafe(Math.min(sliceBytes, end - at));
+      const r = await file.read(buffer, 0, buffer.length, at);
+      if (r.bytesRead === 0) throw new Error(`spilled run ${path}: ends early`);
+      at += r.bytesRead;
+      const bytes = Buffer.concat([rest, buffer.subarray(0, r.bytesRead)]);
+      const lastEnd = bytes.lastIndexOf(10);
+      rest = lastEnd < 0 ? bytes : bytes.subarray(lastEnd + 1);
+      if (lastEnd > 0) yield bytes.toString("utf8", 0, lastEnd).split(LINE_END);
+    }
+    if (rest.length > 0) yield [rest.toString("utf8")];
+  } finally {
+    await file.close();
+  }
+}
+
+/** FNV-1a of a key id: which part of a split key group the key goes to. */
+function hashOf(keyId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < keyId.length; i++) h = Math.imul(h ^ keyId.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function closeStream(s: WriteStream): Promise<void> {
+  return new Promise((resolve, reject) => s.end((e?: Error | null) => (e ? reject(e) : resolve())));
+}
