@@ -10,7 +10,7 @@ const records = Number(process.argv[3] ?? 200_000);
 const keys = Number(process.argv[4] ?? 20_000);
 const server = await launchNatsServer();
 try {
-  const env = StreamEnvironment.create({ name: `prof-backlog-${sorted}`, nats: server.url, parallelism: 2, stateBackend: "jetstream-kv", mode: sorted ? "automatic" : "streaming", ...(process.env.NODEBLOAT ? { bufferDebloatTargetMs: 0 } : {}), ...(process.env.CACHE ? { state: { cacheMaxEntries: Number(process.env.CACHE) } } : {}) }, { log: () => {} });
+  const env = StreamEnvironment.create({ name: `prof-backlog-${sorted}`, nats: server.url, parallelism: 2, stateBackend: "jetstream-kv", mode: sorted ? "automatic" : "streaming", ...(process.env.NODEBLOAT ? { bufferDebloatTargetMs: 0 } : {}), ...(process.env.CACHE ? { state: { cacheMaxEntries: Number(process.env.CACHE) } } : {}), ...(process.env.SORT_MB ? { backlogSort: { memoryBytes: Number(process.env.SORT_MB) * 1048576 } } : {}) }, { log: () => {} });
   let outputs = 0;
   const history = Sources.generator({ count: records, make: (i): Event => ({ k: `key-${(i * 7919) % keys}`, v: i % 10 }) }) as SourceDef<Event>;
   const live = Sources.generator({ ratePerSec: 1000, make: (i): Event => ({ k: `key-${i % keys}`, v: 1 }) }) as SourceDef<Event>;
@@ -22,7 +22,9 @@ try {
   const client = await env.executeAsync();
   while (outputs < records) await new Promise((r) => setTimeout(r, 20));
   const c = process.cpuUsage(c0);
-  console.log(`${sorted ? "sorted" : "streamed"}: ${outputs} outputs, ${Math.round(performance.now() - t0)} ms, ${((c.user + c.system) / records).toFixed(2)} us CPU per record`);
+  const kv = { reads: 0, writes: 0 };
+  for (const s of client.status().subtasks) for (const m of Object.values(s.operators ?? {})) { kv.reads += m.stateRemoteReads ?? 0; kv.writes += m.stateRemoteWrites ?? 0; }
+  console.log(`${sorted ? "sorted" : "streamed"}: ${outputs} outputs, ${Math.round(performance.now() - t0)} ms, ${((c.user + c.system) / records).toFixed(2)} us CPU per record, KV reads ${kv.reads}, writes ${kv.writes}`);
   await client.cancel();
   await env.close();
 } finally { await server.stop(); }

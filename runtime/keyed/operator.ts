@@ -223,6 +223,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return {
       cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits, cacheMisses: m.misses,
       dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
+      stateRemoteReads: m.remoteReads, stateRemoteWrites: m.remoteWrites,
     };
   }
 
