@@ -31,21 +31,26 @@ export class SpilledRuns {
 
   /** Writes `keys` (grouped by key group, as SortBuffer.takeGrouped gives them) as a new run. */
   async write(keys: readonly SortedKey[]): Promise<void> {
-    const path = join(this.directory_(), `run-${this.runs.length}.txt`);
+    const path = join(this.runDirectory(), `run-${this.runs.length}.txt`);
     const sections = new Map<number, Section>();
     const out = createWriteStream(path);
-    let offset = 0;
-    for (let i = 0; i < keys.length;) {
-      const group = keys[i]!.keyGroup;
-      const lines: string[] = [];
-      for (; i < keys.length && keys[i]!.keyGroup === group; i++) lines.push(`${keys[i]!.keyId}${KEY_END}${keys[i]!.spilled()}${LINE_END}`);
-      const text = lines.join("");
-      const bytes = Buffer.byteLength(text);
-      sections.set(group, { offset, bytes });
-      offset += bytes;
-      if (!out.write(text)) await once(out, "drain");
+    try {
+      let offset = 0;
+      for (let i = 0; i < keys.length;) {
+        const group = keys[i]!.keyGroup;
+        const lines: string[] = [];
+        for (; i < keys.length && keys[i]!.keyGroup === group; i++) lines.push(`${keys[i]!.keyId}${KEY_END}${keys[i]!.spilled()}${LINE_END}`);
+        const text = lines.join("");
+        const bytes = Buffer.byteLength(text);
+        sections.set(group, { offset, bytes });
+        offset += bytes;
+        if (!out.write(text)) await once(out, "drain");
+      }
+      await closeStream(out);
+    } catch (e) {
+      out.destroy();
+      throw e;
     }
-    await closeStream(out);
     this.runs.push({ path, sections });
   }
 
@@ -88,7 +93,7 @@ export class SpilledRuns {
     this.runs.length = 0;
   }
 
-  private directory_(): string {
+  private runDirectory(): string {
     this.dir ??= mkdtempSync(join(this.directory, "weir-sort-"));
     return this.dir;
   }
@@ -119,7 +124,7 @@ export class SpilledRuns {
   /** Copies the lines of `files` into `n` part files by the hash of their key, in order. */
   private async split(files: ReadonlyArray<{ path: string; section: Section }>, n: number): Promise<Array<{ path: string; bytes: number }>> {
     const split = this.splits++;
-    const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.directory_(), `split-${split}-${j}.txt`), bytes: 0, out: undefined as WriteStream | undefined }));
+    const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.runDirectory(), `split-${split}-${j}.txt`), bytes: 0, out: undefined as WriteStream | undefined }));
     try {
       for (const { path, section } of files) {
         // A section is read in slices of at most the limit, cut at line ends.
