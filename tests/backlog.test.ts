@@ -5,6 +5,9 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy, type JobOptions, type SourceDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const backlog = suite("backlog");
 const nats = withServer(backlog);
@@ -203,6 +206,29 @@ backlog("a backlog larger than the sort budget fails with the operator and the b
     assert.match((e as Error).message, /operator "ledger": the backlog does not fit the sort budget \(memory 0 MB, disk 0 MB/);
   } finally {
     await env.close();
+  }
+});
+
+backlog("a job cancelled while its backlog spills leaves no spilled runs behind", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "weir-backlog-cancel-"));
+  const env = StreamEnvironment.create({ name: "cancel-spilling", nats: nats.url, parallelism: 2, stateBackend: "heap", ...MIXED, backlogSort: { memoryBytes: 20_000, directory } }, { log: () => {} });
+  try {
+    // A backlog that does not end before the cancel.
+    const history = Sources.generator({ count: 1e9, make: (i): Payment => ({ account: `acct-${i % 500}`, ts: i, amount: 1 }) }) as SourceDef<Payment>;
+    env.fromSource(Sources.hybrid(history, Sources.array([] as Payment[]) as SourceDef<Payment>), { parallelism: 1 })
+      .keyBy((p) => p.account)
+      .process({ processElement() {} }, { name: "ledger" })
+      .sinkTo({ kind: "none", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+    const client = await env.executeAsync();
+    const runs = () => readdirSync(directory).flatMap((d) => readdirSync(join(directory, d)));
+    const deadline = Date.now() + 60_000;
+    while (runs().length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(runs().length >= 4, `runs spilled before the cancel: ${runs().length}`);
+    await client.cancel();
+    assert.equal(readdirSync(directory), [], "the sort directory is empty after the cancel");
+  } finally {
+    await env.close();
+    rmSync(directory, { recursive: true, force: true });
   }
 });
 

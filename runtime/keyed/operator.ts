@@ -198,6 +198,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   close(): MaybePromise {
     if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
     this.execution?.close();
+    this.backlog?.close();
     return this.fn.close?.();
   }
 

@@ -70,6 +70,12 @@ export class BacklogSort {
     this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName }, ctx.currentWatermark(), this.arrivalFold());
   }
 
+  /** A subtask closed while buffering (cancelled, failed, restarted) removes the runs it spilled. */
+  close(): void {
+    this.buffer?.cleanup();
+    this.buffer = undefined;
+  }
+
   /** Buffers a record (only while active). */
   add(key: unknown, value: unknown, ts: number | undefined, input: number): MaybePromise {
     return this.buffer!.add(key, this.host.keyGroupOf, this.heldWatermark ?? this.host.ctx.currentWatermark(), ts, input, value);
