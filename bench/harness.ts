@@ -1,6 +1,8 @@
 // The benchmark contract: each benchmark measures weir and its baseline in the same run, on the same
 // fresh server, and returns one row per figure. bench/run.ts prints them as a table with ratios.
 
+import { spawn } from "node:child_process";
+
 export interface BenchContext {
   /** A nats-server started for this run (random port, own store). */
   readonly url: string;
@@ -34,4 +36,15 @@ export function rate(count: number, ms: number): number {
 
 export function rssMb(): number {
   return Math.round(process.memoryUsage().rss / (1024 * 1024));
+}
+
+/** Runs `node <args>` with `env` added; resolves with its stdout once it exits 0 (a bench's child process). */
+export function runChild(args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`bench child ${args.filter((a) => a.endsWith(".ts")).join(" ")} exited with ${code}`))));
+  });
 }

@@ -15,8 +15,7 @@ import { valueState } from "../state/descriptors.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
 import type { KeyedStateBackend } from "../state/contracts.ts";
 import type { StateBackendConfig } from "../state/config.ts";
-import { spawn } from "node:child_process";
-import { rate, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
+import { rate, runChild, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 import { driveRecords, uniformKeys } from "./state-driver.ts";
 
 const count = valueState("count", t.number);
@@ -177,16 +176,6 @@ async function benchMemory(ctx: BenchContext): Promise<BenchRow[]> {
     rows.push({ figure: `memory: 1M keys in KV, 100k-entry cache, ${label} (peak RSS)`, weir: r.peakRssMb, unit: "MB", goal: "< 400 MB", note: "lower is better" });
   }
   return rows;
-}
-
-function runChild(args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`memory bench child exited with ${code}`))));
-  });
 }
 
 const bench: Benchmark = {
