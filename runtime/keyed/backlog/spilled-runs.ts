@@ -6,9 +6,8 @@
 // with no sort, merge heap or sequence numbers. A key group too large for the memory budget is first split
 // on disk by a hash of the key (a key's records all land in one part).
 
-import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { SortedKey } from "./sorted-key.ts";
 
@@ -33,7 +32,9 @@ export class SpilledRuns {
   async write(keys: readonly SortedKey[]): Promise<void> {
     const path = join(this.runDirectory(), `run-${this.runs.length}.txt`);
     const sections = new Map<number, Section>();
-    const out = createWriteStream(path);
+    // A file handle, not a stream: a failure (the directory removed by a close meanwhile, a full disk) is
+    // this call's rejection, never an 'error' event nobody listens to.
+    const file = await open(path, "a");
     try {
       let offset = 0;
       for (let i = 0; i < keys.length;) {
@@ -44,12 +45,10 @@ export class SpilledRuns {
         const bytes = Buffer.byteLength(text);
         sections.set(group, { offset, bytes });
         offset += bytes;
-        if (!out.write(text)) await once(out, "drain");
+        await file.appendFile(text);
       }
-      await closeStream(out);
-    } catch (e) {
-      out.destroy();
-      throw e;
+    } finally {
+      await file.close();
     }
     this.runs.push({ path, sections });
   }
@@ -124,22 +123,30 @@ export class SpilledRuns {
   /** Copies the lines of `files` into `n` part files by the hash of their key, in order. */
   private async split(files: ReadonlyArray<{ path: string; section: Section }>, n: number): Promise<Array<{ path: string; bytes: number }>> {
     const split = this.splits++;
-    const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.runDirectory(), `split-${split}-${j}.txt`), bytes: 0, out: undefined as WriteStream | undefined }));
+    const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.runDirectory(), `split-${split}-${j}.txt`), bytes: 0, file: undefined as FileHandle | undefined }));
     try {
       for (const { path, section } of files) {
-        // A section is read in slices of at most the limit, cut at line ends.
+        // A section is read in slices of at most the limit, cut at line ends; each slice's lines are
+        // appended to their parts in one write per part.
         for await (const lines of readLines(path, section, this.maxGroupBytes)) {
+          const texts = new Map<number, string[]>();
           for (const line of lines) {
-            const p = parts[hashOf(line.slice(0, line.indexOf(KEY_END))) % n]!;
-            const text = `${line}${LINE_END}`;
-            p.out ??= createWriteStream(p.path);
+            const j = hashOf(line.slice(0, line.indexOf(KEY_END))) % n;
+            let t = texts.get(j);
+            if (t === undefined) texts.set(j, (t = []));
+            t.push(line, LINE_END);
+          }
+          for (const [j, t] of texts) {
+            const p = parts[j]!;
+            const text = t.join("");
+            p.file ??= await open(p.path, "a");
             p.bytes += Buffer.byteLength(text);
-            if (!p.out.write(text)) await once(p.out, "drain");
+            await p.file.appendFile(text);
           }
         }
       }
     } finally {
-      for (const p of parts) if (p.out) await closeStream(p.out);
+      for (const p of parts) await p.file?.close();
     }
     return parts;
   }
@@ -190,8 +197,4 @@ function hashOf(keyId: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < keyId.length; i++) h = Math.imul(h ^ keyId.charCodeAt(i), 0x01000193);
   return h >>> 0;
-}
-
-function closeStream(s: WriteStream): Promise<void> {
-  return new Promise((resolve, reject) => s.end((e?: Error | null) => (e ? reject(e) : resolve())));
 }
