@@ -155,7 +155,6 @@ const bench: Benchmark = {
       reduceRows.push({ figure: "  the same, backlog phase counted from the job's start (start-up included)", weir: rate(c.records, sorted.startupMs + sorted.backlogMs), baseline: rate(c.records, streamed.startupMs + streamed.backlogMs), unit: "records/s" });
     }
     if (only !== undefined) return reduceRows;
-    // WEIR_BENCH_BACKLOG=memory: the memory rows only.
     return [...reduceRows, ...(await memoryRows(ctx))];
   },
 };

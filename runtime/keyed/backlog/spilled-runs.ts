@@ -17,6 +17,8 @@ const LINE_END = "\n";
 
 interface Section { offset: number; bytes: number }
 interface Run { path: string; sections: Map<number, Section> }
+/** Where to read a section. */
+interface Located { path: string; section: Section }
 
 export class SpilledRuns {
   private readonly runs: Run[] = [];
@@ -67,7 +69,7 @@ export class SpilledRuns {
    */
   async *readGroup(group: number, later: readonly SortedKey[]): AsyncGenerator<SortedKey[]> {
     let bytes = 0;
-    const files: Array<{ path: string; section: Section }> = [];
+    const files: Located[] = [];
     for (const run of this.runs) {
       const s = run.sections.get(group);
       if (s !== undefined) { files.push({ path: run.path, section: s }); bytes += s.bytes; }
@@ -97,19 +99,17 @@ export class SpilledRuns {
     return this.dir;
   }
 
-  private async readParts(files: ReadonlyArray<{ path: string; section: Section }>, group: number, later: readonly SortedKey[]): Promise<SortedKey[]> {
+  private async readParts(files: readonly Located[], group: number, later: readonly SortedKey[]): Promise<SortedKey[]> {
     const keys = new Map<string, SortedKey>();
     for (const { path, section } of files) {
-      const text = await readSection(path, section);
-      let start = 0;
-      while (start < text.length) {
-        const end = text.indexOf(LINE_END, start);
-        const keyEnd = text.indexOf(KEY_END, start);
-        const keyId = text.slice(start, keyEnd);
-        let key = keys.get(keyId);
-        if (key === undefined) keys.set(keyId, (key = new SortedKey(group, keyId, this.defaultWatermark)));
-        key.appendSpilled(text.slice(keyEnd + 1, end));
-        start = end + 1;
+      for await (const lines of readLines(path, section, this.maxGroupBytes)) {
+        for (const line of lines) {
+          const keyEnd = line.indexOf(KEY_END);
+          const keyId = line.slice(0, keyEnd);
+          let key = keys.get(keyId);
+          if (key === undefined) keys.set(keyId, (key = new SortedKey(group, keyId, this.defaultWatermark)));
+          key.appendSpilled(line.slice(keyEnd + 1));
+        }
       }
     }
     for (const k of later) {
@@ -121,7 +121,7 @@ export class SpilledRuns {
   }
 
   /** Copies the lines of `files` into `n` part files by the hash of their key, in order. */
-  private async split(files: ReadonlyArray<{ path: string; section: Section }>, n: number): Promise<Array<{ path: string; bytes: number }>> {
+  private async split(files: readonly Located[], n: number): Promise<Array<{ path: string; bytes: number }>> {
     const split = this.splits++;
     const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.runDirectory(), `split-${split}-${j}.txt`), bytes: 0, file: undefined as FileHandle | undefined }));
     try {
@@ -149,22 +149,6 @@ export class SpilledRuns {
       for (const p of parts) await p.file?.close();
     }
     return parts;
-  }
-}
-
-async function readSection(path: string, section: Section): Promise<string> {
-  const file = await open(path, "r");
-  try {
-    const buffer = Buffer.allocUnsafe(section.bytes);
-    let read = 0;
-    while (read < section.bytes) {
-      const r = await file.read(buffer, read, section.bytes - read, section.offset + read);
-      if (r.bytesRead === 0) throw new Error(`spilled run ${path}: ends ${section.bytes - read} bytes early`);
-      read += r.bytesRead;
-    }
-    return buffer.toString("utf8");
-  } finally {
-    await file.close();
   }
 }
 
