@@ -39,7 +39,7 @@ for (const backend of ["jetstream-kv", "heap"]) {
       const jsm = await (await import("@nats-io/jetstream")).jetstreamManager(nc);
       for (const s of ["IN", "OUT", "weir_crashy_changelog", "KV_weir_crashy_state", "KV_weir_crashy_ckpt", "weir_crashy_staging"]) await jsm.streams.delete(s).catch(() => {});
       await createStream(nc, "IN", ["in.*"]);
-      const events = Array.from({ length: 60_000 }, (_, i) => ({ id: i, key: `k${(i * 31) % 101}` }));
+      const events = Array.from({ length: 200_000 }, (_, i) => ({ id: i, key: `k${(i * 31) % 101}` }));
       const publish = (from: number, to: number) => publishAll(nc, events.slice(from, to).map((e) => [`in.${e.id % 2 ? "a" : "b"}`, e] as [string, unknown]));
       const env = { CRASHY_BACKEND: backend, CRASHY_CHECKPOINT_MS: "150" };
       let seed = backend.length;

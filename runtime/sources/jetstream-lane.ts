@@ -21,12 +21,16 @@
 // So a lane that received nothing for `stallMs` while not held back by the reader asks the server (one
 // message-get, not per record) whether a message past its position exists; if one does, the lane
 // replaces its consumer with a new one starting right after the last sequence it handed out.
+//
+// Catch-up: on a server with 2.9.10's per-message pending scan, a lane starting shortly behind the head
+// reads unfiltered until it is near the head, then filtered (why and when: catch-up.ts).
 
 import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
+import { readsUnfilteredFrom, subjectMatches, type StreamHead } from "./catch-up.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -50,6 +54,8 @@ export interface LaneConfig {
   readonly stallMs: number;
   /** The stream's replicas (default 1); on a replicated stream consumers are created two at a time (see createConsumer). */
   readonly streamReplicas?: number;
+  /** The stream's head at open, given when the server needs the unfiltered catch-up (catch-up.ts). */
+  readonly catchUpHead?: StreamHead;
 }
 
 type PullFn = (opts: unknown) => void;
@@ -75,24 +81,35 @@ export class ConsumerLane {
   /** Bounded: messages still to hand out. */
   private remaining: number;
   failure: Error | undefined;
+  /** Reading unfiltered (catch-up): other subjects' messages are dropped on arrival. */
+  private unfiltered: boolean;
+  /** Bounded catch-up: the last sequence to read (the stream's head at open). */
+  private readonly endSeq: number;
 
-  private constructor(readonly config: LaneConfig, private consumer: Consumer, startedAfter: number, pending: number) {
+  private constructor(readonly config: LaneConfig, private consumer: Consumer, startedAfter: number, pending: number, unfiltered: boolean) {
     this.lastSequence = startedAfter;
     this.lag = pending;
-    this.remaining = config.bounded ? pending : Number.POSITIVE_INFINITY;
+    this.unfiltered = unfiltered;
+    this.endSeq = unfiltered ? config.catchUpHead!.lastSeq : Number.POSITIVE_INFINITY;
+    // Unfiltered, the consumer's pending count is every subject's: a bounded end is found by sequence.
+    this.remaining = config.bounded && !unfiltered ? pending : Number.POSITIVE_INFINITY;
   }
 
   static async open(config: LaneConfig): Promise<ConsumerLane> {
     let consumer;
+    const start = startOptions(config.resumeAfter, config.startAt);
+    const from = start.deliver_policy === DeliverPolicy.StartSequence ? start.opt_start_seq : undefined;
+    const unfiltered = config.catchUpHead !== undefined && from !== undefined && readsUnfilteredFrom(from, config.catchUpHead);
     try {
-      consumer = await ConsumerLane.createConsumer(config, startOptions(config.resumeAfter, config.startAt));
+      consumer = await ConsumerLane.createConsumer(config, start, unfiltered);
     } catch (e) {
       const why = /stream not found/i.test(messageOf(e)) ? `stream "${config.stream}" not found` : messageOf(e);
       throw new WeirError(ErrorCode.Source, `Sources.jetstream: cannot read subject "${config.filter}" of stream "${config.stream}": ${why}`, { cause: e });
     }
     // The create response: how many messages are ahead (backlog, bounded end) and where it starts.
     const info = await retryJetStream(() => consumer.info(true));
-    const lane = new ConsumerLane(config, consumer, info.delivered.stream_seq, info.num_pending);
+    const lane = new ConsumerLane(config, consumer, info.delivered.stream_seq, info.num_pending, unfiltered);
+    if (unfiltered) config.log(`Sources.jetstream: ${lane.where} starts ${config.catchUpHead!.lastSeq - from! + 1} messages behind the head: reading them unfiltered first (nats-server before 2.9.15 scans per message there)`);
     if (lane.remaining === 0) {
       await consumer.delete().catch(() => {});
       return lane;
@@ -114,8 +131,9 @@ export class ConsumerLane {
    * consumer an attempt created unseen is removed by the server once unused (the client's inactive
    * threshold).
    */
-  private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>): Promise<Consumer> {
-    const attempt = () => config.js.consumers.get(config.stream, { filter_subjects: config.filter, name_prefix: `${config.namePrefix}_${randomBytes(3).toString("hex")}`, ...start });
+  private static createConsumer(config: LaneConfig, start: Partial<OrderedConsumerOptions>, unfiltered: boolean): Promise<Consumer> {
+    const filter = unfiltered ? {} : { filter_subjects: config.filter };
+    const attempt = () => config.js.consumers.get(config.stream, { ...filter, name_prefix: `${config.namePrefix}_${randomBytes(3).toString("hex")}`, ...start });
     if ((config.streamReplicas ?? 1) === 1) return retryJetStream(attempt);
     return retryJetStream(() => firstCreated(attempt, { first: 2, everyMs: 1000, max: 4 }));
   }
@@ -127,6 +145,7 @@ export class ConsumerLane {
       max_messages: config.maxMessages,
       callback: (m) => {
         if (generation !== this.generation) return;
+        if (this.unfiltered && !this.keepWhileCatchingUp(m)) return;
         this.buffer.push(m);
         config.wake();
       },
@@ -140,6 +159,42 @@ export class ConsumerLane {
         config.wake();
       }
     });
+  }
+
+  /**
+   * Unfiltered catch-up: whether `m` is this lane's. Bounded, the head at open ends the lane; unbounded,
+   * near the head (or far enough behind it to be out of the scanned block) it goes on filtered.
+   */
+  private keepWhileCatchingUp(m: JsMsg): boolean {
+    this.lastActivity = Date.now();
+    if (this.config.bounded) {
+      if (this.remaining !== Number.POSITIVE_INFINITY) return false;
+      const mine = m.seq <= this.endSeq && subjectMatches(this.config.filter, m.subject);
+      if (m.seq >= this.endSeq || m.info.pending === 0) {
+        this.remaining = this.buffer.length + (mine ? 1 : 0);
+        if (this.remaining === 0) { this.lag = 0; void this.close(); this.config.wake(); }
+      }
+      return mine;
+    }
+    const pending = m.info.pending;
+    if (!this.watching && !readsUnfilteredFrom(m.seq + 1, { lastSeq: m.seq + pending, bytesPerMessage: this.config.catchUpHead!.bytesPerMessage })) {
+      void this.continueFiltered(m.seq + 1);
+    }
+    return subjectMatches(this.config.filter, m.subject);
+  }
+
+  /** Ends the catch-up: a filtered consumer from `from` (messages of the unfiltered one after this are ignored). */
+  private async continueFiltered(from: number): Promise<void> {
+    this.watching = true;
+    this.unfiltered = false;
+    try {
+      await this.replaceConsumer(from);
+    } catch (e) {
+      // The watchdog recreates it (filtered now) once the lane has been idle for `stallMs`.
+      this.config.log(`Sources.jetstream: ${this.where}: ${describeTimeout(e, `continuing filtered from sequence ${from}`)}`);
+    } finally {
+      this.watching = false;
+    }
   }
 
   /** Where this lane reads, for log lines. */
@@ -164,6 +219,7 @@ export class ConsumerLane {
       if (this.messages === undefined) {
         this.config.log(`Sources.jetstream: ${this.where} has no consumer (the last replacement failed): recreating it from sequence ${from}`);
         await this.replaceConsumer(from);
+        this.recreated++;
         return;
       }
       const jsm = await this.config.js.jetstreamManager(false);
@@ -176,6 +232,7 @@ export class ConsumerLane {
       }
       this.config.log(`Sources.jetstream: ${this.where} received nothing for ${idleMs} ms though message ${next.seq} is in the stream: recreating the consumer from sequence ${from}`);
       await this.replaceConsumer(from);
+      this.recreated++;
     } catch (e) {
       this.config.log(`Sources.jetstream: watchdog of ${this.where}: ${describeTimeout(e, `checking for messages from sequence ${from}`)}; trying again in ${this.config.stallMs} ms`);
       this.lastActivity = Date.now();
@@ -191,11 +248,10 @@ export class ConsumerLane {
     this.messages = undefined;
     void old.messages?.close().catch(() => {});
     void old.consumer.delete().catch(() => {});
-    const consumer = await ConsumerLane.createConsumer(this.config, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+    const consumer = await ConsumerLane.createConsumer(this.config, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }, this.unfiltered);
     if (this.closing !== undefined) { await consumer.delete().catch(() => {}); return; }
     this.consumer = consumer;
     await this.consume();
-    this.recreated++;
   }
 
   /** Bounded and everything it had to read was handed out. */

@@ -5,7 +5,8 @@
 //   server takes one filter subject per consumer, so each assigned subject gets its own ordered consumer
 //   (a "lane", see jetstream-lane.ts for the consumption strategy and its measurements). A subtask with no
 //   subject ends at once when bounded and idles otherwise. Overlapping subjects ("a.>" and "a.b") read
-//   the overlap twice: give disjoint ones.
+//   the overlap twice: give disjoint ones. On nats-server before 2.9.15 a lane starting shortly behind the
+//   head reads that stretch unfiltered first (a server defect makes the filtered read crawl: catch-up.ts).
 // - Offsets: snapshotState() is `{ stream, offsets: { [subject]: lastDeliveredStreamSequence } }`;
 //   `restoredState` (one such object, or an array of them, e.g. every subtask's after a rescale; the
 //   highest offset per subject wins) resumes each subject right after its offset. Subjects without an
@@ -30,6 +31,7 @@ import { ConsumerLane, type StartAt } from "./jetstream-lane.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
+import { serverScansPendingPerMessage, type StreamHead } from "./catch-up.ts";
 
 export interface JetStreamSourceOptions<T> {
   readonly stream: string;
@@ -105,6 +107,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
 
       let start = startAt;
       let replicas = 1;
+      let catchUpHead: StreamHead | undefined;
       if (mine.length > 0) {
         let lastSeq: number;
         try {
@@ -112,6 +115,9 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           const info = await retryJetStream(async () => (await js.streams.get(stream)).info());
           lastSeq = info.state.last_seq;
           replicas = info.config.num_replicas;
+          if (serverScansPendingPerMessage(ctx.nc.info?.version)) {
+            catchUpHead = { lastSeq, bytesPerMessage: info.state.messages > 0 ? info.state.bytes / info.state.messages : 0 };
+          }
         } catch (e) {
           const why = /stream not found/i.test(messageOf(e)) ? "not found" : messageOf(e);
           throw new WeirError(ErrorCode.Source, `Sources.jetstream: stream "${stream}" ${why}`, { cause: e });
@@ -126,6 +132,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         resumeAfter: restored.get(filter),
         maxMessages: MAX_MESSAGES, highWater: HIGH_WATER,
         wake: () => wake.notify(), log: ctx.log, stallMs: STALL_MS, streamReplicas: replicas,
+        ...(catchUpHead ? { catchUpHead } : {}),
       })));
       const lanes = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
