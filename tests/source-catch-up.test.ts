@@ -45,11 +45,11 @@ async function publishMixed(stream: string, from: number, to: number): Promise<v
   }
 }
 
-async function laneConfig(stream: string, filter: string, resumeAfter: number, bounded: boolean, logs: string[]): Promise<LaneConfig> {
+async function laneConfig(stream: string, filter: string, resumeAfter: number | undefined, bounded: boolean, logs: string[]): Promise<LaneConfig> {
   const info = await (await jetstreamManager(nc)).streams.info(stream);
   return {
     js: jetstream(nc), stream, filter, namePrefix: `cu_${stream}`, startAt: "first", resumeAfter, bounded,
-    maxMessages: 100, highWater: 1000, wake: () => {}, log: (m) => logs.push(m), stallMs: 3000,
+    maxMessages: 100, highWater: 1000, wake: () => {}, log: (m) => logs.push(m), stallMs: 300,
     catchUpHead: { lastSeq: info.state.last_seq, bytesPerMessage: info.state.bytes / info.state.messages },
   };
 }
@@ -106,6 +106,39 @@ s("a bounded lane restored shortly behind the head ends at the head it saw, with
     await takeWhile(lane, got, () => lane.done);
     assert.ok(lane.done, "the bounded lane ended");
     assert.equal(got.map((m) => m.json<number>()), Array.from({ length: 5000 }, (_, i) => i).filter((i) => i >= 2000 && i % 3 === 0));
+  } finally {
+    await lane.close();
+  }
+});
+
+s("a consumer recreated far behind (the watchdog's) catches up unfiltered too: every message once", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "CU3", subjects: ["CU3.>"] });
+  await publishMixed("CU3", 0, 300);
+  const logs: string[] = [];
+  // A small buffer: the lane holds its refill until drained, so what it reads next is far behind.
+  const lane = await ConsumerLane.open({ ...await laneConfig("CU3", "CU3.a", undefined, false, logs), highWater: 50 });
+  try {
+    assert.not.ok(logs.some((l) => /unfiltered/.test(l)), "from the first message it reads filtered");
+    const got: JsMsg[] = [];
+    let deadline = Date.now() + 10_000;
+    while (lane.buffered < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await publishMixed("CU3", 300, 9300);
+    lane.drain(got);
+    // The next message handed out tells the lane how far behind it is (its pending count).
+    deadline = Date.now() + 10_000;
+    while (lane.buffered === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    lane.drain(got, 1);
+    assert.ok(lane.lag > 1000, `behind by ${lane.lag}`);
+    // Its consumer goes silent (as the client's does after some server restarts): the watchdog recreates it.
+    await (lane as unknown as { messages: { close(): Promise<void> } }).messages.close();
+    const expected = Array.from({ length: 9300 }, (_, i) => i).filter((i) => i % 3 === 0);
+    await takeWhile(lane, got, () => got.length >= expected.length);
+    assert.equal(got.map((m) => m.json<number>()), expected, "every CU3.a message once, in order");
+    assert.is(lane.recreated, 1);
+    assert.ok(logs.some((l) => /is recreated \d+ messages behind: reading unfiltered/.test(l)), logs.join("\n"));
+    const consumers = await jsm.consumers.list("CU3").next();
+    assert.equal(consumers.map((c) => c.config.filter_subject), ["CU3.a"], "filtered again near the head");
   } finally {
     await lane.close();
   }

@@ -30,7 +30,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsu
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
-import { readsUnfilteredFrom, subjectMatches, type StreamHead } from "./catch-up.ts";
+import { SMALL_LAG, readsUnfilteredFrom, subjectMatches, type StreamHead } from "./catch-up.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -153,6 +153,7 @@ export class ConsumerLane {
     this.messages = messages;
     this.lastActivity = Date.now();
     this.gateRefills(messages);
+    this.hookResets();
     void messages.closed().then((err) => {
       if (err && this.closing === undefined && generation === this.generation) {
         this.failure = new WeirError(ErrorCode.Source, `Sources.jetstream: reading subject "${config.filter}" of stream "${config.stream}" failed: ${messageOf(err)}`, { cause: err });
@@ -218,6 +219,7 @@ export class ConsumerLane {
       // A replacement that failed left the lane without a consumer: try again (nothing else would).
       if (this.messages === undefined) {
         this.config.log(`Sources.jetstream: ${this.where} has no consumer (the last replacement failed): recreating it from sequence ${from}`);
+        this.catchUpIfBehind();
         await this.replaceConsumer(from);
         this.recreated++;
         return;
@@ -231,6 +233,7 @@ export class ConsumerLane {
         return;
       }
       this.config.log(`Sources.jetstream: ${this.where} received nothing for ${idleMs} ms though message ${next.seq} is in the stream: recreating the consumer from sequence ${from}`);
+      this.catchUpIfBehind();
       await this.replaceConsumer(from);
       this.recreated++;
     } catch (e) {
@@ -297,6 +300,31 @@ export class ConsumerLane {
       await this.messages?.close().catch(() => {});
       await this.consumer.delete().catch(() => {});
     })());
+  }
+
+  /**
+   * A consumer recreated more than a little behind (the watchdog's, or the client's own after missed
+   * heartbeats or a reconnect) could land in the scanned half of the last block like a restored one:
+   * unbounded, it reads unfiltered, and the first message tells whether it is near enough the head to
+   * stay so (keepWhileCatchingUp). Bounded lanes count their end by messages and keep their filter.
+   */
+  private catchUpIfBehind(): boolean {
+    if (this.unfiltered || this.config.bounded || this.config.catchUpHead === undefined || this.lag <= SMALL_LAG) return false;
+    this.unfiltered = true;
+    this.config.log(`Sources.jetstream: ${this.where} is recreated ${this.lag} messages behind: reading unfiltered until near the head`);
+    return true;
+  }
+
+  /** The client recreates an ordered consumer from `getConsumerOpts()` (not part of its typed API). */
+  private hookResets(): void {
+    const impl = this.consumer as unknown as { getConsumerOpts?: () => Record<string, unknown> };
+    if (this.config.catchUpHead === undefined || typeof impl.getConsumerOpts !== "function") return;
+    const options = impl.getConsumerOpts.bind(this.consumer);
+    impl.getConsumerOpts = () => {
+      const conf = options();
+      if (this.catchUpIfBehind()) { delete conf["filter_subject"]; delete conf["filter_subjects"]; }
+      return conf;
+    };
   }
 
   private gateRefills(messages: ConsumerMessages): void {
