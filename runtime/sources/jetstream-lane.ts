@@ -204,15 +204,15 @@ export class ConsumerLane {
   }
 
   /**
-   * Called periodically: if nothing arrived for `stallMs` though nothing held the lane back, and the stream
+   * Called periodically: if nothing arrived for `stallMs` (default the lane's) though nothing held the lane back, and the stream
    * has a message past the lane's position, replaces the consumer with one starting right after it.
    */
-  async watch(): Promise<void> {
+  async watch(stallMs = this.config.stallMs): Promise<void> {
     if (this.watching || this.closing !== undefined || this.done) return;
     const now = Date.now();
     if (this.buffer.length > 0 || this.heldPull !== undefined) { this.lastActivity = now; return; }
     const idleMs = now - this.lastActivity;
-    if (idleMs < this.config.stallMs) return;
+    if (idleMs < stallMs) return;
     this.watching = true;
     const from = this.lastSequence + 1;
     try {
@@ -237,7 +237,7 @@ export class ConsumerLane {
       await this.replaceConsumer(from);
       this.recreated++;
     } catch (e) {
-      this.config.log(`Sources.jetstream: watchdog of ${this.where}: ${describeTimeout(e, `checking for messages from sequence ${from}`)}; trying again in ${this.config.stallMs} ms`);
+      this.config.log(`Sources.jetstream: watchdog of ${this.where}: ${describeTimeout(e, `checking for messages from sequence ${from}`)}; trying again in ${stallMs} ms`);
       this.lastActivity = Date.now();
     } finally {
       this.watching = false;
