@@ -45,6 +45,14 @@ async function publishMixed(stream: string, from: number, to: number): Promise<v
   }
 }
 
+/** Stream `name` (subjects `<name>.>`) holding `count` messages of publishMixed. */
+async function mixedStream(name: string, count: number) {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name, subjects: [`${name}.>`] });
+  await publishMixed(name, 0, count);
+  return jsm;
+}
+
 async function laneConfig(stream: string, filter: string, resumeAfter: number | undefined, bounded: boolean, logs: string[]): Promise<LaneConfig> {
   const info = await (await jetstreamManager(nc)).streams.info(stream);
   return {
@@ -65,9 +73,7 @@ async function takeWhile(lane: ConsumerLane, into: JsMsg[], until: () => boolean
 }
 
 s("a lane restored shortly behind the head reads its subject once, in order, then goes on filtered", async () => {
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: "CU1", subjects: ["CU1.>"] });
-  await publishMixed("CU1", 0, 6000);
+  const jsm = await mixedStream("CU1", 6000);
   const logs: string[] = [];
   const lane = await ConsumerLane.open(await laneConfig("CU1", "CU1.b.*", 1500, false, logs));
   try {
@@ -94,9 +100,7 @@ s("a lane restored shortly behind the head reads its subject once, in order, the
 });
 
 s("a bounded lane restored shortly behind the head ends at the head it saw, with only its subject", async () => {
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: "CU2", subjects: ["CU2.>"] });
-  await publishMixed("CU2", 0, 5000);
+  await mixedStream("CU2", 5000);
   const logs: string[] = [];
   const lane = await ConsumerLane.open(await laneConfig("CU2", "CU2.a", 2000, true, logs));
   try {
@@ -112,9 +116,7 @@ s("a bounded lane restored shortly behind the head ends at the head it saw, with
 });
 
 s("a consumer recreated far behind (the watchdog's) catches up unfiltered too: every message once", async () => {
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: "CU3", subjects: ["CU3.>"] });
-  await publishMixed("CU3", 0, 300);
+  const jsm = await mixedStream("CU3", 300);
   const logs: string[] = [];
   // A small buffer: the lane holds its refill until drained, so what it reads next is far behind.
   const lane = await ConsumerLane.open({ ...await laneConfig("CU3", "CU3.a", undefined, false, logs), highWater: 50 });
