@@ -29,8 +29,9 @@ import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
-import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
-import { SMALL_LAG, readsUnfilteredFrom, subjectMatches, type StreamHead } from "./catch-up.ts";
+import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
+import { firstCreated } from "./first-created.ts";
+import { SMALL_LAG, readsUnfilteredFrom, subjectMatcher, type StreamHead } from "./catch-up.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -85,11 +86,14 @@ export class ConsumerLane {
   private unfiltered: boolean;
   /** Bounded catch-up: the last sequence to read (the stream's head at open). */
   private readonly endSeq: number;
+  /** Whether a message read unfiltered is this lane's. */
+  private readonly isMine: (subject: string) => boolean;
 
   private constructor(readonly config: LaneConfig, private consumer: Consumer, startedAfter: number, pending: number, unfiltered: boolean) {
     this.lastSequence = startedAfter;
     this.lag = pending;
     this.unfiltered = unfiltered;
+    this.isMine = subjectMatcher(config.filter);
     this.endSeq = unfiltered ? config.catchUpHead!.lastSeq : Number.POSITIVE_INFINITY;
     // Unfiltered, the consumer's pending count is every subject's: a bounded end is found by sequence.
     this.remaining = config.bounded && !unfiltered ? pending : Number.POSITIVE_INFINITY;
@@ -170,7 +174,7 @@ export class ConsumerLane {
     this.lastActivity = Date.now();
     if (this.config.bounded) {
       if (this.remaining !== Number.POSITIVE_INFINITY) return false;
-      const mine = m.seq <= this.endSeq && subjectMatches(this.config.filter, m.subject);
+      const mine = m.seq <= this.endSeq && this.isMine(m.subject);
       if (m.seq >= this.endSeq || m.info.pending === 0) {
         this.remaining = this.buffer.length + (mine ? 1 : 0);
         if (this.remaining === 0) { this.lag = 0; void this.close(); this.config.wake(); }
@@ -181,7 +185,7 @@ export class ConsumerLane {
     if (!this.watching && !readsUnfilteredFrom(m.seq + 1, { lastSeq: m.seq + pending, bytesPerMessage: this.config.catchUpHead!.bytesPerMessage })) {
       void this.continueFiltered(m.seq + 1);
     }
-    return subjectMatches(this.config.filter, m.subject);
+    return this.isMine(m.subject);
   }
 
   /** Ends the catch-up: a filtered consumer from `from` (messages of the unfiltered one after this are ignored). */
@@ -219,9 +223,7 @@ export class ConsumerLane {
       // A replacement that failed left the lane without a consumer: try again (nothing else would).
       if (this.messages === undefined) {
         this.config.log(`Sources.jetstream: ${this.where} has no consumer (the last replacement failed): recreating it from sequence ${from}`);
-        this.catchUpIfBehind();
-        await this.replaceConsumer(from);
-        this.recreated++;
+        await this.recreate(from);
         return;
       }
       const jsm = await this.config.js.jetstreamManager(false);
@@ -233,15 +235,20 @@ export class ConsumerLane {
         return;
       }
       this.config.log(`Sources.jetstream: ${this.where} received nothing for ${idleMs} ms though message ${next.seq} is in the stream: recreating the consumer from sequence ${from}`);
-      this.catchUpIfBehind();
-      await this.replaceConsumer(from);
-      this.recreated++;
+      await this.recreate(from);
     } catch (e) {
       this.config.log(`Sources.jetstream: watchdog of ${this.where}: ${describeTimeout(e, `checking for messages from sequence ${from}`)}; trying again in ${stallMs} ms`);
       this.lastActivity = Date.now();
     } finally {
       this.watching = false;
     }
+  }
+
+  /** The watchdog's replacement: unfiltered first when far behind (catchUpIfBehind). */
+  private async recreate(from: number): Promise<void> {
+    this.catchUpIfBehind();
+    await this.replaceConsumer(from);
+    this.recreated++;
   }
 
   private async replaceConsumer(from: number): Promise<void> {
@@ -346,42 +353,6 @@ export class ConsumerLane {
     this.heldPull = undefined;
     held.send(held.opts);
   }
-}
-
-/**
- * Hedged consumer creation: `first` attempts at once, then one more every `everyMs` while none answered,
- * up to `max`; the first consumer created is taken and any created later deleted. Rejects with the first
- * error once every attempt started failed and no more will start.
- */
-function firstCreated(attempt: () => Promise<Consumer>, o: { first: number; everyMs: number; max: number }): Promise<Consumer> {
-  return new Promise((resolve, reject) => {
-    let winner: Consumer | undefined;
-    let started = 0;
-    let failed = 0;
-    let firstError: unknown;
-    let timer: NodeJS.Timeout | undefined;
-    const launch = (): void => {
-      started++;
-      attempt().then((c) => {
-        if (winner !== undefined) { void c.delete().catch(() => {}); return; }
-        winner = c;
-        clearInterval(timer);
-        resolve(c);
-      }, (e: unknown) => {
-        firstError ??= e;
-        failed++;
-        if (winner === undefined && failed === started && (started >= o.max || !isTransientJetStreamError(e))) { clearInterval(timer); reject(firstError); }
-      });
-    };
-    for (let i = 0; i < Math.min(o.first, o.max); i++) launch();
-    if (started < o.max) {
-      timer = setInterval(() => {
-        if (winner !== undefined || started >= o.max) { clearInterval(timer); return; }
-        launch();
-      }, o.everyMs);
-      timer.unref();
-    }
-  });
 }
 
 /** What timed out (or failed), in words: the client's own message is a bare "timeout". */

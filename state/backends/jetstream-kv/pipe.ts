@@ -19,7 +19,8 @@
 // and materializations are serialized); a purge or a delete by sequence that did land is a no-op again
 // (a repeated delete answers "no message found", which the caller takes as "purge the key").
 
-import { createInbox, Empty, headers, type Msg, type MsgHdrs, type NatsConnection, type Status, type Subscription } from "@nats-io/transport-node";
+import { createInbox, Empty, headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { onServerChanges, type StopWatching } from "../../../runtime/core/server-changes.ts";
 import { StateAccessError } from "../../errors.ts";
 import { JETSTREAM_RETRY_BUDGET_MS } from "../jetstream-retry.ts";
 
@@ -90,8 +91,8 @@ export class KvPipe {
   /** Requests waiting to be sent again (a leader election), by their timer. */
   private readonly retrying = new Map<ReturnType<typeof setTimeout>, Pending>();
   private closedReason: string | undefined;
-  /** The client's status events (replicated buckets), stopped on close. */
-  private statusEvents: (AsyncIterable<Status> & { stop?: () => void }) | undefined;
+  /** Stops the watch of server changes (replicated buckets) on close. */
+  private readonly stopWatchingServers: StopWatching | undefined;
   /** The follow-up after a leader election or a change of servers (ELECTION_FOLLOW_UP_MS). */
   private followUp: ReturnType<typeof setTimeout> | undefined;
   readonly stream: string;
@@ -128,13 +129,8 @@ export class KvPipe {
     this.elections = options.leaderReads
       ? nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${this.stream}`, { callback: (err) => { if (!err) this.resendUnanswered(); } })
       : undefined;
-    if (options.leaderReads) void this.watchServerChanges().catch(() => {});
-  }
-
-  /** A server of the cluster lost (the client's INFO update, or lame duck): what it was sent may never be answered. */
-  private async watchServerChanges(): Promise<void> {
-    this.statusEvents = this.nc.status();
-    for await (const s of this.statusEvents) if (s.type === "update" || s.type === "ldm") this.followUpAfter(performance.now());
+    // A server of the cluster lost: what it was sent may never be answered.
+    this.stopWatchingServers = options.leaderReads ? onServerChanges(nc, () => this.followUpAfter(performance.now())) : undefined;
   }
 
   /** Requests sent and not answered, plus those waiting to be sent. */
@@ -196,7 +192,7 @@ export class KvPipe {
     this.closedReason = reason;
     clearInterval(this.sweeper);
     clearTimeout(this.followUp);
-    this.statusEvents?.stop?.();
+    this.stopWatchingServers?.();
     this.sub.unsubscribe();
     this.elections?.unsubscribe();
     this.failAll(new StateAccessError(reason));
