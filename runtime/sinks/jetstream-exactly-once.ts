@@ -10,6 +10,11 @@
 // staged chunks are purged. A crash anywhere is covered: before the commit, the restore replays the input
 // from checkpoint n−1 and the held records are recomputed; after it, the restore re-publishes checkpoint
 // n's staged output with the same ids, and the stream's duplicate window drops what was already there.
+// Each sink subtask also records, after publishing a checkpoint's output in full, that checkpoint's id in
+// the staging stream, and a restore skips what is recorded there: only output whose publishing a crash
+// interrupted relies on the duplicate window. That window alone was not enough on a three-node 2.9.10
+// cluster: in one run of tests/cluster-failover.test.ts (each server killed in turn) a restore's
+// re-publish of the restored checkpoint's output, seconds after it was first published, was stored again.
 // Cost: output becomes visible at checkpoint completion (latency = checkpoint interval), like Flink's
 // transactional Kafka sink. `delivery: "at-least-once"` publishes at once instead.
 
@@ -63,15 +68,21 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   /** Re-commits the staged output of the restored checkpoint that this subtask is responsible for. */
   async recover(parts: readonly RestoredPart[]): Promise<void> {
     const mine = parts.filter((p) => p.index % this.ctx.parallelism === this.ctx.subtaskIndex);
+    /** Sink subtask → the newest checkpoint whose output it recorded as published. */
+    const committed = new Map<number, number>();
     for (const part of mine) {
       const state = part.state as ExactlyOnceState | undefined;
       if (!state || !Array.isArray(state.staged)) {
         throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: restored state of subtask ${part.index} is not an exactly-once state`);
       }
       for (const ref of state.staged) {
+        const area = this.areaOf(ref.subtask);
         try {
-          const records = await this.areaOf(ref.subtask).read(ref);
-          await this.publishAll(ref.checkpointId, ref.subtask, records);
+          if (!committed.has(ref.subtask)) committed.set(ref.subtask, await area.committedThrough());
+          if (ref.checkpointId > committed.get(ref.subtask)!) {
+            await this.publishAll(ref.checkpointId, ref.subtask, await area.read(ref));
+            await area.markCommitted(ref.checkpointId);
+          }
         } catch (e) {
           throw this.commitError(ref.checkpointId, e, " again at a restore");
         }
@@ -131,6 +142,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
       const staged = await ref;
       const stillListed = new Set(await listed);
       await this.publishAll(id, this.ctx.subtaskIndex, records);
+      if (staged) await this.staging.markCommitted(id);
       if (staged) {
         const at = this.uncommitted.indexOf(staged);
         if (at >= 0) this.uncommitted.splice(at, 1);

@@ -30,8 +30,12 @@ const NO_API_CHECK = { checkAPI: false } as const;
 
 export class StagingArea {
   private ready: Promise<void> | undefined;
+  /** Where the newest checkpoint whose output this sink subtask published in full is recorded. */
+  readonly committedSubject: string;
 
-  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string, private readonly replicas = 1) {}
+  constructor(private readonly nc: NatsConnection, readonly stream: string, readonly subject: string, private readonly replicas = 1) {
+    this.committedSubject = `${subject}.committed`;
+  }
 
   private ensure(): Promise<void> {
     return (this.ready ??= (async () => {
@@ -90,6 +94,31 @@ export class StagingArea {
       throw new WeirError(ErrorCode.Sink, `the staged output of checkpoint ${ref.checkpointId} (subtask ${ref.subtask}) is incomplete in stream ${this.stream}: ${out.length} of ${ref.records} records`);
     }
     return out;
+  }
+
+  /**
+   * Records that the output of checkpoint `checkpointId` (and of every earlier one of this subtask: commits
+   * run in order) is published in full, so that a restore does not publish it again. Only the newest record
+   * is kept.
+   */
+  async markCommitted(checkpointId: number): Promise<void> {
+    await this.ensure();
+    const opts = { msgID: `${this.committedSubject}:${checkpointId}` };
+    const js = jetstream(this.nc);
+    const ack = await retryJetStream(() => js.publish(this.committedSubject, String(checkpointId), opts));
+    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
+    await retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.committedSubject, seq: ack.seq }));
+  }
+
+  /** The newest checkpoint recorded by `markCommitted`, 0 when none. */
+  async committedThrough(): Promise<number> {
+    await this.ensure();
+    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
+    const m = await retryJetStream(() => jsm.streams.getMessage(this.stream, { last_by_subj: this.committedSubject }).catch((e: unknown) => {
+      if (/no message found/i.test((e as Error).message)) return null;
+      throw e;
+    }));
+    return m ? Number(m.string()) : 0;
   }
 
   /** Drops staged chunks up to and including `lastSeq` once committed. */
