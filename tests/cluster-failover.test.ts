@@ -73,11 +73,10 @@ killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: o
   }
 });
 
-// Opt in with WEIR_CLUSTER_QUORUM=1: output exact in every run, but in 1 of ~10 runs on 2026-12-01 a
-// restarted server's JetStream was not current within 120 s ("stream OUT is not current" on /healthz),
-// nats-server catching up its replica, which would fail the whole suite.
-const quorumLoss = process.env.WEIR_CLUSTER_QUORUM === "1" ? s : s.skip;
-quorumLoss("R3: two of three servers down (no quorum), then back: the job stalls, then resumes, output exact", async () => {
+// The restarted servers are waited for only until their JetStream knows the cluster again, not until
+// every stream replica is current: in 1 of ~10 runs on 2026-12-01 a restarted server's replica of OUT was
+// still catching up after 120 s (output exact): nats-server's work, not what this test is about.
+s("R3: two of three servers down (no quorum), then back: the job stalls, then resumes, output exact", async () => {
   const cluster = await startCluster(3);
   try {
     const { r, lines } = await run(cluster, 1, async () => {
@@ -86,7 +85,7 @@ quorumLoss("R3: two of three servers down (no quorum), then back: the job stalls
       process.stderr.write(`SIGKILL s${down[0]} (meta leader) and s${down[1]}\n`);
       await Promise.all(down.map((i) => cluster.kill(i)));
       await sleep(8000);
-      for (const i of down) await cluster.restart(i);
+      for (const i of down) await cluster.restart(i, { streamsCurrent: false });
       return Date.now();
     });
     check(r, lines);
