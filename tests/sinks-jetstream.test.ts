@@ -79,6 +79,9 @@ s("exactly-once: a restore does not publish a committed checkpoint's output agai
   // The duplicate window is the only guard left for output published and then re-published at a restore;
   // a short one stands in for a stream that has lost its ids (expired, or a replica that lost them).
   const sink = Sinks.jetstream({ stream: "EOR", subject: "eor.out", delivery: "exactly-once", duplicateWindowMs: 200 });
+  // The staging stream's window short too, for the reused checkpoint id at the end (within it, a chunk
+  // staged again under a used id is taken for a retry).
+  await (await jetstreamManager(nc)).streams.add({ name: "weir_eor_staging", subjects: ["weir.eor.staging.>"], duplicate_window: 200_000_000 });
   const ctx = (restored?: unknown) => standaloneContext({ nc, job: "eor", operatorUid: "sink", checkpointing: true, ...(restored ? { restoredState: [{ index: 0, parallelism: 1, state: JSON.parse(JSON.stringify(restored)) }] } : {}) });
   const w1 = await sink.createWriter(ctx()) as ExactlyOnceJetStreamWriter<number>;
   for (let i = 1; i <= 10; i++) await w1.write(i);
@@ -100,8 +103,19 @@ s("exactly-once: a restore does not publish a committed checkpoint's output agai
   // A restore from checkpoint 2: its staged output is published once, now.
   const w3 = await sink.createWriter(ctx(state2)) as ExactlyOnceJetStreamWriter<number>;
   await w3.close();
+  assert.is((await (await jetstreamManager(nc)).streams.info("EOR")).state.messages, 15, "checkpoint 2's output published at the restore");
+
+  // Checkpoint ids start again at 1 when the job's checkpoint bucket is deleted: the record of the run
+  // before (checkpoint 2 published) must not hide a new checkpoint 1's output.
+  const w4 = await sink.createWriter(ctx()) as ExactlyOnceJetStreamWriter<number>;
+  for (let i = 16; i <= 17; i++) await w4.write(i);
+  const again1 = await w4.snapshotState(1);
+  await w4.close();
+  await new Promise((r) => setTimeout(r, 400)); // (its message ids are those of the first checkpoint 1)
+  const w5 = await sink.createWriter(ctx(again1)) as ExactlyOnceJetStreamWriter<number>;
+  await w5.close();
   const msgs = await readStream("EOR", 100);
-  assert.equal(msgs.map((m) => m.json()), Array.from({ length: 15 }, (_, i) => i + 1), "each record once, in order");
+  assert.equal(msgs.map((m) => m.json()), Array.from({ length: 17 }, (_, i) => i + 1), "each record once, in order");
 });
 
 s("bounded in-flight: write returns a promise while the window is full", async () => {

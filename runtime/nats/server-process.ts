@@ -14,7 +14,7 @@ export interface NatsServerProcess extends AsyncDisposable {
   readonly pid: number;
   /** The HTTP monitoring endpoint (`/healthz`, `/varz`, `/jsz`) when launched with `-m`. */
   readonly monitorUrl?: string;
-  /** Sends `signal` (e.g. SIGTERM: lame duck then exit) and waits for the exit; the store stays. */
+  /** Sends `signal` (e.g. SIGTERM: nats-server 2.9.10 shuts down at once, without handing its JetStream leaderships over first; only lame duck mode, SIGUSR2, does that) and waits for the exit; the store stays. */
   signal(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
   /** SIGKILL, as a crash: the store directory stays (a server launched on it again recovers it). */

@@ -68,8 +68,6 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   /** Re-commits the staged output of the restored checkpoint that this subtask is responsible for. */
   async recover(parts: readonly RestoredPart[]): Promise<void> {
     const mine = parts.filter((p) => p.index % this.ctx.parallelism === this.ctx.subtaskIndex);
-    /** Sink subtask → the newest checkpoint whose output it recorded as published. */
-    const committed = new Map<number, number>();
     for (const part of mine) {
       const state = part.state as ExactlyOnceState | undefined;
       if (!state || !Array.isArray(state.staged)) {
@@ -78,8 +76,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
       for (const ref of state.staged) {
         const area = this.areaOf(ref.subtask);
         try {
-          if (!committed.has(ref.subtask)) committed.set(ref.subtask, await area.committedThrough());
-          if (ref.checkpointId > committed.get(ref.subtask)!) {
+          if (!(await area.isCommitted(ref))) {
             await this.publishAll(ref.checkpointId, ref.subtask, await area.read(ref));
             await area.markCommitted(ref.checkpointId);
           }

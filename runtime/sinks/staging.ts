@@ -110,15 +110,25 @@ export class StagingArea {
     await retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.committedSubject, seq: ack.seq }));
   }
 
-  /** The newest checkpoint recorded by `markCommitted`, 0 when none. */
-  async committedThrough(): Promise<number> {
+  /**
+   * Whether `markCommitted` recorded `ref`'s output as published. Besides its checkpoint id, the record
+   * must come after `ref` in the stream: checkpoint ids start again at 1 when a job's checkpoint bucket is
+   * deleted, and a record left by the run before must not speak for output staged after it.
+   */
+  async isCommitted(ref: StagedRef): Promise<boolean> {
+    const last = await this.lastCommitted();
+    return last !== undefined && ref.checkpointId <= last.checkpointId && ref.lastSeq < last.seq;
+  }
+
+  /** The newest record of `markCommitted`: its checkpoint id and its own stream sequence. */
+  private async lastCommitted(): Promise<{ checkpointId: number; seq: number } | undefined> {
     await this.ensure();
     const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
     const m = await retryJetStream(() => jsm.streams.getMessage(this.stream, { last_by_subj: this.committedSubject }).catch((e: unknown) => {
       if (/no message found/i.test((e as Error).message)) return null;
       throw e;
     }));
-    return m ? Number(m.string()) : 0;
+    return m ? { checkpointId: Number(m.string()), seq: m.seq } : undefined;
   }
 
   /** Drops staged chunks up to and including `lastSeq` once committed. */

@@ -16,7 +16,7 @@ export interface NatsCluster extends AsyncDisposable {
   /** Client URLs, one per server (a killed server's URL stays, for its restart on the same port). */
   readonly urls: readonly string[];
   stop(): Promise<void>;
-  /** Stops server i with `signal` (default SIGKILL, a crash; SIGTERM: lame duck, then exit); its store stays. */
+  /** Stops server i with `signal` (default SIGKILL, a crash; SIGTERM: a shutdown that closes connections cleanly but, on 2.9.10, hands no JetStream leadership over); its store stays. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   /**
    * Starts server i again on its ports and store, then waits until its `/healthz` says ok (every stream
