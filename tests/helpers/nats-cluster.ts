@@ -28,6 +28,11 @@ export interface NatsCluster extends AsyncDisposable {
   metaLeader(): Promise<number>;
   /** Whether server i is running. */
   running(i: number): boolean;
+  /**
+   * Every running server's own view of every stream: its replica's messages and last sequence and the
+   * leader it knows (`/jsz`). For a failed run's diagnosis: replicas that disagree show here.
+   */
+  streamViews(): Promise<string[]>;
 }
 
 /** Polls `monitorUrl`/healthz until it answers ok (JetStream current, streams caught up) or the deadline. */
@@ -96,6 +101,10 @@ export async function waitForJetStream(url: string, replicas = 1, deadlineMs = 3
   } finally {
     await nc.close();
   }
+}
+
+interface JszStreams {
+  account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string }; state?: { messages?: number; last_seq?: number } }> }>;
 }
 
 export interface ClusterOptions {
@@ -174,6 +183,21 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       await waitForHealthy(servers[i]!.monitorUrl!, 120_000, options.streamsCurrent === false ? "?js-server-only=true" : "");
     },
     running: (i) => servers[i] !== undefined,
+    async streamViews() {
+      const lines: string[] = [];
+      for (const [i, s] of servers.entries()) {
+        if (!s?.monitorUrl) continue;
+        try {
+          const r = (await (await fetch(`${s.monitorUrl}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(5000) })).json()) as JszStreams;
+          for (const a of r.account_details ?? []) {
+            for (const d of a.stream_detail ?? []) lines.push(`s${i}: ${d.name} messages ${d.state?.messages} last seq ${d.state?.last_seq} leader ${d.cluster?.leader ?? "?"}`);
+          }
+        } catch (e) {
+          lines.push(`s${i}: streams not described: ${(e as Error).message}`);
+        }
+      }
+      return lines.sort();
+    },
     async metaLeader() {
       const deadline = Date.now() + 30_000;
       for (;;) {
