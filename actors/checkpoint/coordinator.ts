@@ -8,7 +8,7 @@ import { checkpointMachine } from "./machine.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
 import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
-import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { LatestMovedError, type CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { CheckpointScheduler } from "./scheduler.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
@@ -48,6 +48,11 @@ export interface CoordinatorOptions {
   readonly clock?: Clock;
   /** Called between writing the metadata and moving `latest` (workers: the leader's fenced log append). */
   readonly fence?: (checkpointId: number) => Promise<void>;
+  /**
+   * A commit was refused because `latest` is not where this run left it (LatestMovedError): every later
+   * one would be too, so the job must not go on as if checkpoints were merely failing.
+   */
+  readonly onCommitRefused?: (e: Error) => void;
 }
 
 export interface CheckpointStats {
@@ -114,6 +119,14 @@ export class CheckpointCoordinator {
    * hears of it, and a second trigger meanwhile would be refused as "already in progress".
    */
   get busy(): boolean { return this.reserving !== undefined || this.actor.getSnapshot().value !== "idle"; }
+
+  /** The revision of `latest` as this run last wrote it (or read it at the start); 0: none. */
+  get latestRevision(): number { return this.revision; }
+
+  /** The job restarts from `latest` read at `revision` (not behind ours): the next commit follows it. */
+  restartFrom(revision: number): void {
+    if (revision >= this.revision) this.revision = revision;
+  }
 
   /** The barrier of the checkpoint in flight, if any. */
   pendingBarrier(): CheckpointBarrier | undefined {
@@ -258,6 +271,7 @@ export class CheckpointCoordinator {
       this.revision = await this.o.store.commit(metadata, this.revision, this.o.retain, fence ? () => fence(checkpointId) : undefined);
     } catch (e) {
       this.o.log(describeError(e), { level: "warn", checkpoint: checkpointId, err: e });
+      if (e instanceof LatestMovedError) queueMicrotask(() => this.o.onCommitRefused?.(e));
       throw new Error(messageOf(e), { cause: e });
     }
     this.lastSummary = summarize(metadata);

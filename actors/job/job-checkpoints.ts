@@ -30,6 +30,8 @@ export interface OpenCheckpointsOptions {
   readonly clock: Clock;
   /** With workers: records each commit in the job log as leader, so a deposed leader cannot commit. */
   readonly fence?: (checkpointId: number) => Promise<void>;
+  /** A commit refused: `latest` is not where this run left it (CoordinatorOptions.onCommitRefused). */
+  readonly onCommitRefused?: (e: Error) => void;
 }
 
 /** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
@@ -55,6 +57,7 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
       log: o.log,
       clock: o.clock,
       ...(o.fence ? { fence: o.fence } : {}),
+      ...(o.onCommitRefused ? { onCommitRefused: o.onCommitRefused } : {}),
       ...(job.inspect ? { inspect: job.inspect } : {}),
     });
   }
@@ -78,6 +81,31 @@ export async function loadRestore(
     throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of job ${job.name} does not exist (see weir checkpoints ${job.name})`);
   }
   return new RestoreBundle(metadata);
+}
+
+/** How long a restart reads `latest` again while it is behind what this run committed (latestVerdict). */
+export const LATEST_BEHIND_WAIT_MS = 60_000;
+
+/**
+ * Whether a restart may go on from `latest` read at revision `found` (0: none). Behind the revision this
+ * run's coordinator wrote, it would publish committed output again and every later commit would be
+ * refused. nats-server before 2.11 lets a newly elected stream leader answer before it has applied its log
+ * (nats-io/nats-server#6485), and 2.9.10 was seen electing a replica that lacked acknowledged writes
+ * (tests/cluster-failover, kill-each: a restart read no checkpoint at all). "behind": read again, until
+ * LATEST_BEHIND_WAIT_MS after `behind.since`; then the restart is refused (the error). A `latest` ahead of
+ * ours (written by another run of the job) is restarted from, as a new run would.
+ */
+export function latestVerdict(coordinator: CheckpointCoordinator, found: number, bucket: string, behind: { since?: number }, now: number, log: (message: string) => void): "ok" | "behind" | WeirError {
+  const ours = coordinator.latestRevision;
+  if (found >= ours) return "ok";
+  const id = coordinator.stats().lastCompleted?.id;
+  const what = `the latest checkpoint of ${bucket} reads as ${found ? `revision ${found}` : "none"}, but this run ${id !== undefined ? `committed checkpoint ${id} at` : "saw"} revision ${ours}`;
+  if (behind.since === undefined) {
+    behind.since = now;
+    log(`restart: ${what}; the bucket's stream leader is behind (an election?): reading again for up to ${LATEST_BEHIND_WAIT_MS / 1000} s`);
+  }
+  if (now - behind.since < LATEST_BEHIND_WAIT_MS) return "behind";
+  return new WeirError(ErrorCode.Checkpoint, `restart refused: ${what} (still after ${LATEST_BEHIND_WAIT_MS / 1000} s): the NATS server lost acknowledged writes; a restart from older state would publish committed output again`);
 }
 
 /**

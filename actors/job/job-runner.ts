@@ -19,7 +19,7 @@ import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure, sleep } from "./
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
-import { loadRestore, openCheckpoints, takeFinalCheckpoint } from "./job-checkpoints.ts";
+import { latestVerdict, loadRestore, openCheckpoints, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
@@ -31,6 +31,8 @@ export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 import type { JobRunnerOptions } from "./job-runner-options.ts";
 
 const LATEST_CHECKPOINT_RETRY_MS = 500;
+/** While `latest` reads behind what this run committed (latestVerdict), a restart reads it again this often. */
+const LATEST_BEHIND_RETRY_MS = 1000;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -132,6 +134,8 @@ export class JobRunner {
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, log: this.log, clock: this.controlClock,
       ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
+      // Checkpoints could only fail from now on: restart, and the restart finds out why (latestBehind).
+      onCommitRefused: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
       targets: () => this.subtasks.filter((s) => !s.isTerminal),
     }));
     let lastState: JobState | undefined;
@@ -324,18 +328,30 @@ export class JobRunner {
 
   /** The machine's `prepareRestart`: the checkpoint to restart from, once NATS is back (JetStream may answer late at first). */
   private async prepareRestart(): Promise<void> {
+    const behind: { since?: number } = {};
     try {
       for (;;) {
         await this.connection?.readyForRestart(() => this.state === "failing", (line) => this.log(line));
+        let refused: WeirError | undefined;
         try {
           const latest = await this.store?.latest();
-          this.restore = await loadRestore(this.store, this.job, "latest", latest?.pointer.id);
-          return;
+          const verdict = this.coordinator ? latestVerdict(this.coordinator, latest?.revision ?? 0, this.names.checkpointBucket, behind, this.controlClock.now(), this.log) : "ok";
+          if (verdict === "behind") {
+            await sleep(this.controlClock, LATEST_BEHIND_RETRY_MS);
+            continue;
+          }
+          if (verdict instanceof WeirError) refused = verdict;
+          else {
+            this.restore = await loadRestore(this.store, this.job, "latest", latest?.pointer.id);
+            this.coordinator?.restartFrom(latest?.revision ?? 0);
+            return;
+          }
         } catch (e) {
           if (!this.connection?.inOutage() || this.nc.isClosed() || this.state !== "failing") throw e;
           this.log(`restart: reading the latest checkpoint from ${this.names.checkpointBucket} failed (${messageOf(e)}); retrying`);
           await sleep(this.controlClock, LATEST_CHECKPOINT_RETRY_MS);
         }
+        if (refused) throw refused;
       }
     } catch (e) {
       this.failure = e;

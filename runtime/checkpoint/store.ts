@@ -34,6 +34,17 @@ export interface LatestPointer {
   readonly retained?: readonly number[];
 }
 
+/**
+ * A commit refused because `latest` is not where this run left it: no later commit of this run can
+ * succeed (another run moved it, or the bucket's stream lost what this run wrote).
+ */
+export class LatestMovedError extends WeirError {
+  constructor(readonly checkpointId: number, readonly expectedRevision: number) {
+    super(ErrorCode.Checkpoint, `checkpoint ${checkpointId} could not be committed: another run moved the latest checkpoint (expected revision ${expectedRevision})`);
+    this.name = "LatestMovedError";
+  }
+}
+
 const PART_BYTES = 512 * 1024;
 const pad = (id: number) => String(id).padStart(12, "0");
 
@@ -162,7 +173,7 @@ export class CheckpointStore {
     }
     if (revision === "moved") {
       this.known = undefined;
-      throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${m.id} could not be committed: another run moved the latest checkpoint (expected revision ${expectedRevision})`);
+      throw new LatestMovedError(m.id, expectedRevision);
     }
     this.known = { pointer, revision };
     this.expired.push(...all.slice(0, keep));
