@@ -18,12 +18,8 @@ export interface NatsCluster extends AsyncDisposable {
   stop(): Promise<void>;
   /** Stops server i with `signal` (default SIGKILL, a crash; SIGTERM: a shutdown that closes connections cleanly but, on 2.9.10, hands no JetStream leadership over); its store stays. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
-  /**
-   * Starts server i again on its ports and store, then waits until its `/healthz` says ok (every stream
-   * replica current), or with `{ streamsCurrent: false }` only until its JetStream has caught up with the
-   * cluster's meta state (its stream replicas may still be catching up).
-   */
-  restart(i: number, options?: { readonly streamsCurrent?: boolean }): Promise<void>;
+  /** Starts server i again on its ports and store, then waits until its `/healthz` says ok. */
+  restart(i: number): Promise<void>;
   /** Index of the server that is the JetStream meta leader now (from a running server's `/jsz`). */
   metaLeader(): Promise<number>;
   /** Whether server i is running. */
@@ -36,12 +32,12 @@ export interface NatsCluster extends AsyncDisposable {
 }
 
 /** Polls `monitorUrl`/healthz until it answers ok (JetStream current, streams caught up) or the deadline. */
-export async function waitForHealthy(monitorUrl: string, deadlineMs = 60_000, check = ""): Promise<void> {
+export async function waitForHealthy(monitorUrl: string, deadlineMs = 60_000): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   let last = "";
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`${monitorUrl}/healthz${check}`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
       const body = (await r.json()) as { status?: string; error?: string };
       if (r.ok && body.status === "ok") return;
       last = body.error ?? JSON.stringify(body);
@@ -165,7 +161,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       if (signal === "SIGKILL") await s?.kill();
       else await s?.signal(signal);
     },
-    async restart(i, options = {}) {
+    async restart(i) {
       await servers[i]?.kill();
       // The old process's sockets may hold the port a moment longer: retry.
       let last: unknown;
@@ -180,7 +176,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       if (!servers[i]) throw last;
       // A replica restarted on its store catches up while the stream keeps growing: on a loaded 2-core
       // machine that took over 60 s once (JetStream stream not current).
-      await waitForHealthy(servers[i]!.monitorUrl!, 120_000, options.streamsCurrent === false ? "?js-server-only=true" : "");
+      await waitForHealthy(servers[i]!.monitorUrl!, 120_000);
     },
     running: (i) => servers[i] !== undefined,
     async streamViews() {
