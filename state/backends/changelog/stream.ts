@@ -110,7 +110,7 @@ export class ChangelogStream {
     const mine = messages.filter(([kg]) => wanted(kg));
     const jsm = await this.manager();
     const stored = await Promise.all(mine.map(async ([kg, seq]) => {
-      const m = this.names.replicas === 1 ? await jsm.direct.getMessage(this.stream, { seq }) : await jsm.streams.getMessage(this.stream, { seq });
+      const m = await retryJetStream(() => (this.names.replicas === 1 ? jsm.direct.getMessage(this.stream, { seq }) : jsm.streams.getMessage(this.stream, { seq })));
       if (m === null) throw new StateAccessError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
       if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
         throw new StateAccessError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
@@ -134,13 +134,14 @@ export class ChangelogStream {
    */
   async truncate(throughSeq: ReadonlyMap<number, number>): Promise<void> {
     const jsm = await this.manager();
-    await Promise.all([...throughSeq].map(([kg, seq]) => jsm.streams.purge(this.stream, { filter: this.names.changelogSubject(this.owner, kg), seq: seq + 1 })));
+    // Repeatable (everything of the subject below seq + 1): retried through a leader election.
+    await Promise.all([...throughSeq].map(([kg, seq]) => retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.names.changelogSubject(this.owner, kg), seq: seq + 1 }))));
   }
 
   /** Deletes single messages (a heap backend's superseded full snapshots); already gone is fine. */
   async deleteMessages(seqs: readonly number[]): Promise<void> {
     const jsm = await this.manager();
-    await Promise.all(seqs.map((seq) => jsm.streams.deleteMessage(this.stream, seq, false).catch((e: unknown) => {
+    await Promise.all(seqs.map((seq) => retryJetStream(() => jsm.streams.deleteMessage(this.stream, seq, false)).catch((e: unknown) => {
       if (!/no message found|not found/i.test((e as Error).message)) throw e;
     })));
   }
