@@ -11,6 +11,7 @@ import type { CheckpointKind } from "../../runtime/checkpoint/metadata.ts";
 import { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
+import { sleep } from "./connection-watch.ts";
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
 
@@ -85,6 +86,50 @@ export async function loadRestore(
 
 /** How long a restart reads `latest` again while it is behind what this run committed (latestVerdict). */
 export const LATEST_BEHIND_WAIT_MS = 60_000;
+const LATEST_BEHIND_RETRY_MS = 1000;
+/** A failed read of `latest` during a NATS outage is tried again this often. */
+const LATEST_CHECKPOINT_RETRY_MS = 500;
+
+export interface RestartPointContext {
+  readonly store: CheckpointStore | undefined;
+  readonly coordinator: CheckpointCoordinator | undefined;
+  readonly job: ResolvedJobOptions;
+  readonly bucket: string;
+  readonly clock: Clock;
+  readonly log: (message: string) => void;
+  /** Resolves once NATS is back for a restart. */
+  readonly ready: () => Promise<void>;
+  /** Whether a failed read is worth trying again (a NATS outage while the job still restarts). */
+  readonly retryable: () => boolean;
+}
+
+/** The checkpoint a restart goes on from (undefined: none), read once NATS is back (JetStream may answer late at first). */
+export async function restartPoint(c: RestartPointContext): Promise<RestoreBundle | undefined> {
+  const behind: { since?: number } = {};
+  for (;;) {
+    await c.ready();
+    let refused: WeirError | undefined;
+    try {
+      const latest = await c.store?.latest();
+      const verdict = c.coordinator ? latestVerdict(c.coordinator, latest?.revision ?? 0, c.bucket, behind, c.clock.now(), c.log) : "ok";
+      if (verdict === "behind") {
+        await sleep(c.clock, LATEST_BEHIND_RETRY_MS);
+        continue;
+      }
+      if (verdict instanceof WeirError) refused = verdict;
+      else {
+        const restore = await loadRestore(c.store, c.job, "latest", latest?.pointer.id);
+        c.coordinator?.restartFrom(latest?.revision ?? 0);
+        return restore;
+      }
+    } catch (e) {
+      if (!c.retryable()) throw e;
+      c.log(`restart: reading the latest checkpoint from ${c.bucket} failed (${messageOf(e)}); retrying`);
+      await sleep(c.clock, LATEST_CHECKPOINT_RETRY_MS);
+    }
+    if (refused) throw refused;
+  }
+}
 
 /**
  * Whether a restart may go on from `latest` read at revision `found` (0: none). Behind the revision this

@@ -15,11 +15,11 @@ import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
-import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure, sleep } from "./connection-watch.ts";
+import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
 import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
-import { latestVerdict, loadRestore, openCheckpoints, takeFinalCheckpoint } from "./job-checkpoints.ts";
+import { openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
@@ -30,9 +30,6 @@ export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
 export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 import type { JobRunnerOptions } from "./job-runner-options.ts";
 
-const LATEST_CHECKPOINT_RETRY_MS = 500;
-/** While `latest` reads behind what this run committed (latestVerdict), a restart reads it again this often. */
-const LATEST_BEHIND_RETRY_MS = 1000;
 
 export class JobRunner {
   readonly names: JobNames;
@@ -328,38 +325,18 @@ export class JobRunner {
 
   /** The machine's `prepareRestart`: the checkpoint to restart from, once NATS is back (JetStream may answer late at first). */
   private async prepareRestart(): Promise<void> {
-    const behind: { since?: number } = {};
     try {
-      for (;;) {
-        await this.connection?.readyForRestart(() => this.state === "failing", (line) => this.log(line));
-        let refused: WeirError | undefined;
-        try {
-          const latest = await this.store?.latest();
-          const verdict = this.coordinator ? latestVerdict(this.coordinator, latest?.revision ?? 0, this.names.checkpointBucket, behind, this.controlClock.now(), this.log) : "ok";
-          if (verdict === "behind") {
-            await sleep(this.controlClock, LATEST_BEHIND_RETRY_MS);
-            continue;
-          }
-          if (verdict instanceof WeirError) refused = verdict;
-          else {
-            this.restore = await loadRestore(this.store, this.job, "latest", latest?.pointer.id);
-            this.coordinator?.restartFrom(latest?.revision ?? 0);
-            return;
-          }
-        } catch (e) {
-          if (!this.connection?.inOutage() || this.nc.isClosed() || this.state !== "failing") throw e;
-          this.log(`restart: reading the latest checkpoint from ${this.names.checkpointBucket} failed (${messageOf(e)}); retrying`);
-          await sleep(this.controlClock, LATEST_CHECKPOINT_RETRY_MS);
-        }
-        if (refused) throw refused;
-      }
+      this.restore = await restartPoint({
+        store: this.store, coordinator: this.coordinator, job: this.job, bucket: this.names.checkpointBucket, clock: this.controlClock, log: this.log,
+        ready: () => this.connection?.readyForRestart(() => this.state === "failing", (line) => this.log(line)) ?? Promise.resolve(),
+        retryable: () => (this.connection?.inOutage() ?? false) && !this.nc.isClosed() && this.state === "failing",
+      });
     } catch (e) {
       this.failure = e;
       throw e;
     }
   }
 
-  /** The machine's `beginRestart`: a new attempt from the checkpoint prepareRestart found. */
   private beginRestart(outage: boolean, counted: number, rescale: string | undefined): void {
     this.attemptId = randomBytes(4).toString("hex");
     this.finalCheckpointStarted = false;
