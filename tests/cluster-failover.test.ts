@@ -79,7 +79,7 @@ killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: o
 
 // Opt in with WEIR_CLUSTER_QUORUM=1. In 1 of ~10 runs on 2026-12-01 a restarted server's replica was not
 // current within 120 s on /healthz (output exact). Waiting only until the restarted servers' JetStream knew
-// the cluster (the second one restarted while the first still caught up) failed 2 of 6 runs: a restore
+// the cluster (the second one restarted while the first still caught up) failed 2 of 20 runs: a restore
 // found the staging stream's leader without acknowledged output, its replicas holding 4 and 10 messages
 // at the same last sequence (nats-server 2.9.10 replicas diverging), so the job refused to go on.
 const quorumLoss = process.env.WEIR_CLUSTER_QUORUM === "1" ? s : s.skip;
