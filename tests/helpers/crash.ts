@@ -3,6 +3,8 @@ import { spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { fetchStatus } from "../../runtime/cli/commands/control.ts";
 
+const TRIGGER_DEADLINE_MS = 120_000;
+
 export interface RunResult { readonly code: number | null; readonly killed: boolean; readonly stderr: string }
 
 /**
@@ -24,9 +26,13 @@ export function runJob(url: string, env: Record<string, string>, killAfterMs: nu
     // the machine is), unless the run ends first.
     const ready = trigger === undefined ? undefined : "when" in trigger ? trigger.when
       : async () => ((await fetchStatus(trigger.nc, trigger.job).catch(() => undefined))?.checkpoints?.completed ?? 0) >= 1;
+    // A run whose trigger never comes (a job that never checkpoints, and reads without end) is
+    // stopped after a deadline, reported as not killed.
     const killWhenReady = async (): Promise<void> => {
+      const deadline = Date.now() + TRIGGER_DEADLINE_MS;
       while (child.exitCode === null) {
         if (await ready!()) return kill();
+        if (Date.now() > deadline) { stderr += `\n[no kill trigger within ${TRIGGER_DEADLINE_MS} ms]\n`; child.kill("SIGKILL"); return; }
         await new Promise((r) => setTimeout(r, 20));
       }
     };
