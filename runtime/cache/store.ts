@@ -13,6 +13,7 @@ import type { SinkDef, SinkWriter, SourceDef, SourceReader } from "../contracts/
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ConnectorNames, type JobNames } from "../core/names.ts";
 import { ensureStream } from "../nats/streams.ts";
+import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
 import type { LogFn } from "../core/log.ts";
 import { OWNER_HEARTBEAT_MS, dropDeadCaches, ownerDescription } from "./owners.ts";
 
@@ -82,7 +83,7 @@ export class CacheStore {
   /** Drops one cached stream's frames (a failed production, or invalidate()). */
   async purge(cacheUid: string): Promise<void> {
     const jsm = await jetstreamManager(await this.nc());
-    await jsm.streams.purge(this.stream, { filter: this.connectorNames.cacheFilter(this.env, cacheUid) }).catch(() => {});
+    await purgeSubject(jsm, this.stream, this.connectorNames.cacheFilter(this.env, cacheUid), undefined, this.replicas).catch(() => {});
   }
 
   /** Deletes the stream and every cached stream in it (the environment closes). */

@@ -21,6 +21,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../../state/backends/stream-replicas.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
+import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
 import { Kvm, type KV } from "@nats-io/kv";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
@@ -57,6 +58,8 @@ export class CheckpointStore {
   private constructor(
     private readonly nc: NatsConnection, private readonly kv: KV, readonly bucket: string,
     private readonly jsm: JetStreamManager, private readonly js: JetStreamClient,
+    /** The bucket's replicas: deletes by sequence on a replicated one (jetstream-purge.ts). */
+    private readonly replicas: number,
   ) {}
 
   static async open(nc: NatsConnection, names: JobNames): Promise<CheckpointStore> {
@@ -69,7 +72,7 @@ export class CheckpointStore {
       kv = await kvm.open(names.checkpointBucket);
     }
     if (names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(`KV_${names.checkpointBucket}`));
-    return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc));
+    return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc), names.replicas);
   }
 
   /** The KV bucket's stream. */
@@ -266,7 +269,7 @@ export class CheckpointStore {
   async delete(id: number): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     const subject = `$KV.${this.bucket}.checkpoint.${pad(id)}`;
-    await jsm.streams.purge(this.stream, { filter: `${subject}.part.>` });
-    await jsm.streams.purge(this.stream, { filter: subject });
+    await purgeSubject(jsm, this.stream, `${subject}.part.>`, undefined, this.replicas);
+    await purgeSubject(jsm, this.stream, subject, undefined, this.replicas);
   }
 }

@@ -3,6 +3,7 @@
 // make data durable on JetStream, measured on nats-server 2.9.10), one subject per sink subtask, purged once committed.
 
 import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
+import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -106,8 +107,7 @@ export class StagingArea {
     const opts = { msgID: `${this.committedSubject}:${checkpointId}` };
     const js = jetstream(this.nc);
     const ack = await retryJetStream(() => js.publish(this.committedSubject, String(checkpointId), opts));
-    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
-    await retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.committedSubject, seq: ack.seq }));
+    await purgeSubject(await jetstreamManager(this.nc, NO_API_CHECK), this.stream, this.committedSubject, ack.seq, this.replicas);
   }
 
   /**
@@ -134,8 +134,7 @@ export class StagingArea {
   /** Drops staged chunks up to and including `lastSeq` once committed. */
   async purgeThrough(lastSeq: number): Promise<void> {
     await this.ensure();
-    const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
     // Repeatable (everything of this subject below lastSeq + 1): retried through a leader election.
-    await retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.subject, seq: lastSeq + 1 }));
+    await purgeSubject(await jetstreamManager(this.nc, NO_API_CHECK), this.stream, this.subject, lastSeq + 1, this.replicas);
   }
 }

@@ -4,6 +4,7 @@
 
 import { reconcileStream } from "../stream-replicas.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
+import { purgeSubject } from "../jetstream-purge.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
@@ -135,7 +136,7 @@ export class ChangelogStream {
   async truncate(throughSeq: ReadonlyMap<number, number>): Promise<void> {
     const jsm = await this.manager();
     // Repeatable (everything of the subject below seq + 1): retried through a leader election.
-    await Promise.all([...throughSeq].map(([kg, seq]) => retryJetStream(() => jsm.streams.purge(this.stream, { filter: this.names.changelogSubject(this.owner, kg), seq: seq + 1 }))));
+    await Promise.all([...throughSeq].map(([kg, seq]) => purgeSubject(jsm, this.stream, this.names.changelogSubject(this.owner, kg), seq + 1, this.names.replicas)));
   }
 
   /** Deletes single messages (a heap backend's superseded full snapshots); already gone is fine. */

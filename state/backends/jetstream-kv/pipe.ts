@@ -161,11 +161,15 @@ export class KvPipe {
   }
 
   /**
-   * Removes every message of `key` from the bucket's stream, leaving nothing behind. A KV delete or purge
+   * Removes every message of `key` from the bucket's stream, leaving nothing behind (a replicated bucket:
+   * a purge marker, which stays). A KV delete or purge
    * leaves a marker message per key for ever: state that lives under ever-new keys (one per event-time
    * window) would grow the bucket without bound. Readers take "no message" as absent, as they take a marker.
    */
   erase(key: string): Promise<number> {
+    // On a replicated bucket, a purge marker instead (it stays): 2.9.10 replays a subject-filtered purge as
+    // a purge of every key when a replica recovers its log (state/backends/jetstream-purge.ts).
+    if (this.options.leaderReads) return this.purge(key);
     this.remoteWrites++;
     return this.send(this.purgeSubject, encoder.encode(JSON.stringify({ filter: this.putPrefix + key })), undefined, "write", parseAck) as Promise<number>;
   }

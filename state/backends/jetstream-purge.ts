@@ -1,0 +1,43 @@
+// Removing one subject's messages from a stream without the purge API on a replicated stream.
+// nats-server 2.9.10 replays a subject-filtered purge as a full one when a replica recovers its log after
+// a restart: `Compact(lastSeq + 1)` of the stream as it was at the purge, every subject's messages, not
+// the purged one's (applyStreamEntries, purgeStreamOp; nats-io/nats-server#4196, fixed upstream by #4197
+// in May 2023). That replica then lacks acknowledged messages (a checkpoint bucket's `latest`, staged
+// output, changelog deltas) and may become the leader: seen here as a restart reading no checkpoint and
+// as staged output missing after a server of a three-node cluster was SIGKILLed and restarted. A message
+// delete replays as itself, so on a replicated stream each message is deleted by its sequence; an R1
+// stream has no replicated log and keeps the single purge call.
+
+import type { JetStreamManager, MsgRequest } from "@nats-io/jetstream";
+import { retryJetStream } from "./jetstream-retry.ts";
+
+const notFound = (e: unknown) => /no message found|not found/i.test((e as Error)?.message ?? "");
+
+/**
+ * Removes the messages of `filter` (wildcards allowed) with a sequence below `beforeSeq` (all of them when
+ * undefined). Repeatable, each call retried through leader elections. Returns how many were deleted
+ * one by one (0 for a purge).
+ */
+export async function purgeSubject(jsm: JetStreamManager, stream: string, filter: string, beforeSeq: number | undefined, replicas: number): Promise<number> {
+  if (replicas <= 1) {
+    await retryJetStream(() => jsm.streams.purge(stream, { filter, ...(beforeSeq !== undefined ? { seq: beforeSeq } : {}) }));
+    return 0;
+  }
+  let deleted = 0;
+  for (let from = 1; ;) {
+    // The server's message-get takes `next_by_subj` (first message at or after `seq` on a filter); the
+    // client types it for direct gets only.
+    const request = { next_by_subj: filter, seq: from } as unknown as MsgRequest;
+    const m = await retryJetStream(() => jsm.streams.getMessage(stream, request).catch((e: unknown) => {
+      if (notFound(e)) return null;
+      throw e;
+    }));
+    if (m === null || (beforeSeq !== undefined && m.seq >= beforeSeq)) return deleted;
+    await retryJetStream(() => jsm.streams.deleteMessage(stream, m.seq, false).catch((e: unknown) => {
+      if (!notFound(e)) throw e;
+      return true;
+    }));
+    deleted++;
+    from = m.seq + 1;
+  }
+}
