@@ -19,7 +19,7 @@ interface Harness {
   state(): string;
 }
 
-function start(timeoutMs = 1_000): Harness {
+function start(timeoutMs = 1_000, tolerableTimeouts = Number.POSITIVE_INFINITY): Harness {
   const clock = new ManualClock(0);
   const effects: string[] = [];
   let settle: ((outcome: "ok" | Error) => void) | undefined;
@@ -28,6 +28,7 @@ function start(timeoutMs = 1_000): Harness {
       injectBarriers: (_, p) => { effects.push(`inject ${p.checkpointId} ${p.kind}`); },
       notifyComplete: (_, p) => { effects.push(`complete ${p.checkpointId}`); },
       notifyAborted: (_, p) => { effects.push(`abort ${p.checkpointId}: ${p.reason}`); },
+      reportTimeouts: (_, p) => { effects.push(`stalled: ${p.timeouts} timeouts`); },
     },
     actors: {
       commit: fromPromise<void, { checkpointId: number }>(({ input }) => new Promise<void>((resolve, reject) => {
@@ -36,7 +37,7 @@ function start(timeoutMs = 1_000): Harness {
       })),
     },
   });
-  const actor = createActor(machine, { clock, input: { firstId: 7, timeoutMs } });
+  const actor = createActor(machine, { clock, input: { firstId: 7, timeoutMs, tolerableTimeouts } });
   actor.start();
   return {
     actor, clock, effects,
@@ -89,6 +90,34 @@ s("a checkpoint not acknowledged within its timeout is aborted, on the clock", (
   h.actor.send({ type: "TRIGGER", kind: "checkpoint", expectedAcks: 1 });
   h.clock.advance(999);
   assert.is(h.state(), "pending");
+});
+
+s("timeouts in a row beyond the tolerated number are reported; a completed checkpoint or a decline in between does not count as one", async () => {
+  const h = start(1_000, 1);
+  const timeOut = () => { h.actor.send({ type: "TRIGGER", kind: "checkpoint", expectedAcks: 1 }); h.clock.advance(1_000); };
+  timeOut();
+  assert.ok(!h.effects.some((e) => e.startsWith("stalled")), "the first timeout is tolerated");
+  h.actor.send({ type: "TRIGGER", kind: "checkpoint", expectedAcks: 1 });
+  h.actor.send({ type: "ACK", checkpointId: 8 });
+  h.commit("ok");
+  await idle(h);
+  timeOut();
+  h.actor.send({ type: "TRIGGER", kind: "checkpoint", expectedAcks: 1 });
+  h.actor.send({ type: "DECLINE", checkpointId: 10, reason: "snapshot failed" });
+  assert.ok(!h.effects.some((e) => e.startsWith("stalled")), "a completion reset the count, a decline is not a timeout");
+  timeOut();
+  assert.equal(h.effects.filter((e) => e.startsWith("stalled")), ["stalled: 2 timeouts"]);
+  assert.is(h.state(), "idle", "the machine goes on (the job decides to restart)");
+});
+
+s("a savepoint that times out fails only itself: it is not counted as a stalled checkpoint", () => {
+  const h = start(1_000, 0);
+  h.actor.send({ type: "TRIGGER", kind: "savepoint", expectedAcks: 1 });
+  h.clock.advance(1_000);
+  assert.equal(h.effects, ["inject 7 savepoint", "abort 7: timeout"]);
+  h.actor.send({ type: "TRIGGER", kind: "checkpoint", expectedAcks: 1 });
+  h.clock.advance(1_000);
+  assert.equal(h.effects.slice(2), ["inject 8 checkpoint", "abort 8: timeout", "stalled: 1 timeouts"]);
 });
 
 s("the timeout does not cut a commit short; a decline aborts; stop ends", async () => {

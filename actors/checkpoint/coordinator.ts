@@ -29,6 +29,8 @@ export interface CheckpointTarget {
   triggerCheckpoint(barrier: CheckpointBarrier, pauseAfter?: boolean): void;
   notifyCheckpointComplete(id: number): void;
   notifyCheckpointAborted(id: number): void;
+  /** What it is doing or waiting on, for the line a checkpoint timeout logs (local subtasks). */
+  describeWait?(): string;
 }
 
 export interface CoordinatorOptions {
@@ -41,6 +43,10 @@ export interface CoordinatorOptions {
   readonly maxParallelism: number;
   readonly parallelism: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
+  /** Checkpoint timeouts in a row tolerated (tolerableCheckpointTimeouts); the next calls onStalled. */
+  readonly tolerableTimeouts?: number;
+  /** More checkpoint timeouts in a row than tolerated: nothing completes, the job should restart. */
+  readonly onStalled?: (e: Error) => void;
   readonly retain: number;
   readonly log: LogFn;
   readonly inspect?: (event: unknown) => void;
@@ -86,6 +92,8 @@ export class CheckpointCoordinator {
   private reservedThrough: number;
   private reserving: Promise<void> | undefined;
   private scheduler: CheckpointScheduler | undefined;
+  /** Bumped by abortPending: a trigger that was reserving its id meanwhile is dropped. */
+  private aborts = 0;
 
   constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
     this.revision = o.latestRevision;
@@ -96,12 +104,16 @@ export class CheckpointCoordinator {
         injectBarriers: (_, p) => this.inject(p.checkpointId, p.kind),
         notifyComplete: (_, p) => this.notifyComplete(p.checkpointId),
         notifyAborted: (_, p) => this.notifyAborted(p.checkpointId, p.reason),
+        reportTimeouts: (_, p) => {
+          const e = new WeirError(ErrorCode.Checkpoint, `${p.timeouts} checkpoint(s) in a row timed out with nothing completed (tolerableCheckpointTimeouts: ${o.tolerableTimeouts}): the job restarts from its last checkpoint`);
+          queueMicrotask(() => this.o.onStalled?.(e));
+        },
       },
       actors: { commit: fromPromise<void, { checkpointId: number }>(({ input }) => this.commit(input.checkpointId)) },
     }), {
       id: `checkpoint:${o.job}`,
       systemId: `checkpoint:${o.job}`,
-      input: { firstId: o.firstId, timeoutMs: o.timeoutMs },
+      input: { firstId: o.firstId, timeoutMs: o.timeoutMs, tolerableTimeouts: o.tolerableTimeouts ?? Number.POSITIVE_INFINITY },
       ...(o.inspect ? { inspect: o.inspect } : {}),
       ...(o.clock ? { clock: o.clock } : {}),
     });
@@ -151,8 +163,9 @@ export class CheckpointCoordinator {
     this.parallelism = parallelism;
   }
 
-  /** Aborts the checkpoint in flight (the job restarts or ends). */
+  /** Aborts the checkpoint in flight (the job restarts or ends), and one still reserving its id. */
   abortPending(reason: string): void {
+    this.aborts++;
     const id = this.actor.getSnapshot().context.pendingId;
     if (id !== undefined) this.actor.send({ type: "DECLINE", checkpointId: id, reason });
   }
@@ -187,7 +200,14 @@ export class CheckpointCoordinator {
       const id = this.actor.getSnapshot().context.nextId;
       if (id > this.reservedThrough) {
         // The run's block of ids is used up: reserve the next block first.
-        this.reserveMore(id - 1).then(() => this.trigger(kind, options), (e: unknown) => {
+        // The job may restart while the id is reserved (a KV round trip, long during a NATS outage): the
+        // trigger then belongs to subtasks that are gone, and the new ones, not running yet, would never
+        // acknowledge it (seen as a checkpoint timing out with no acknowledgement at all after a restart).
+        const aborts = this.aborts;
+        this.reserveMore(id - 1).then(() => {
+          if (aborts !== this.aborts) throw new Error(`checkpoint ${id} aborted: the job restarted while its id was reserved`);
+          return this.trigger(kind, options);
+        }, (e: unknown) => {
           throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`, { cause: e });
         }).then(resolve, reject);
         return;
@@ -291,6 +311,9 @@ export class CheckpointCoordinator {
     const missing = reason === "timeout" ? this.targets().map((t) => t.id).filter((id) => !this.acks.has(id)) : [];
     const who = missing.length > 0 ? ` (no acknowledgement from ${missing.slice(0, 8).join(", ")}${missing.length > 8 ? ` and ${missing.length - 8} more` : ""})` : "";
     this.o.log(`checkpoint ${checkpointId} aborted: ${reason}${who}`, { level: "warn", checkpoint: checkpointId });
+    for (const t of this.targets().filter((x) => missing.includes(x.id) && x.describeWait).slice(0, 8)) {
+      this.o.log(`checkpoint ${checkpointId}: ${t.id} is ${t.describeWait!()}`, { level: "warn", checkpoint: checkpointId });
+    }
     for (const t of this.targets()) t.notifyCheckpointAborted(checkpointId);
     this.waiters.get(checkpointId)?.reject(new Error(`checkpoint ${checkpointId} aborted: ${reason}`));
     this.waiters.delete(checkpointId);

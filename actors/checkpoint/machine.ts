@@ -1,7 +1,8 @@
 // The checkpoint coordinator's logic: one checkpoint in flight at a time.
 //
 //   idle ──TRIGGER──▶ pending ──ACK (last one)──▶ committing ──commit done──▶ idle
-//   pending ──DECLINE | after(timeout)──▶ idle (aborted)
+//   pending ──DECLINE | after(timeout)──▶ idle (aborted; a timeout beyond `tolerableTimeouts` in a row
+//                                       also reports them: the job restarts from its last checkpoint)
 //   committing ──commit error──▶ idle (aborted)
 //   idle | pending ──STOP──▶ stopped
 //
@@ -14,6 +15,8 @@ import { assign, fromPromise, setup } from "xstate";
 export interface CheckpointMachineInput {
   readonly firstId: number;
   readonly timeoutMs: number;
+  /** Checkpoint timeouts in a row that are tolerated; the next one is reported (reportTimeouts). */
+  readonly tolerableTimeouts: number;
 }
 
 export interface CheckpointMachineContext extends CheckpointMachineInput {
@@ -24,6 +27,8 @@ export interface CheckpointMachineContext extends CheckpointMachineInput {
   acks: number;
   completed: number;
   aborted: number;
+  /** Timeouts since the last completed checkpoint. */
+  timeoutsInARow: number;
   lastCompletedId?: number;
   lastFailure?: string;
 }
@@ -39,6 +44,13 @@ function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** What every timeout does: subtasks learn of the abort, and it is counted (before any report). */
+const TIMED_OUT = [
+  { type: "notifyAborted", params: ({ context }: { context: CheckpointMachineContext }) => ({ checkpointId: context.pendingId!, reason: "timeout" }) },
+  "countTimeout",
+  { type: "markAborted", params: ({ context }: { context: CheckpointMachineContext }) => ({ reason: `checkpoint ${context.pendingId} timed out after ${context.timeoutMs} ms` }) },
+] as const;
+
 export const checkpointMachine = setup({
   types: {
     input: {} as CheckpointMachineInput,
@@ -49,6 +61,10 @@ export const checkpointMachine = setup({
     injectBarriers: (_, _p: { checkpointId: number; kind: "checkpoint" | "savepoint" }) => {},
     notifyComplete: (_, _p: { checkpointId: number }) => {},
     notifyAborted: (_, _p: { checkpointId: number; reason: string }) => {},
+    /** More timeouts in a row than tolerated: a stalled job (provided: it restarts the job). */
+    reportTimeouts: (_, _p: { timeouts: number }) => {},
+    /** Savepoints are not counted: a failed savepoint fails only itself (as in Flink). */
+    countTimeout: assign({ timeoutsInARow: ({ context }) => context.timeoutsInARow + (context.kind === "checkpoint" ? 1 : 0) }),
     start: assign({
       pendingId: ({ context }) => context.nextId,
       nextId: ({ context }) => context.nextId + 1,
@@ -59,6 +75,7 @@ export const checkpointMachine = setup({
     countAck: assign({ acks: ({ context }) => context.acks + 1 }),
     markCompleted: assign({
       completed: ({ context }) => context.completed + 1,
+      timeoutsInARow: () => 0,
       lastCompletedId: ({ context }) => context.pendingId,
       pendingId: () => undefined,
     }),
@@ -75,13 +92,15 @@ export const checkpointMachine = setup({
   guards: {
     isPending: ({ context, event }) => "checkpointId" in event && event.checkpointId === context.pendingId,
     lastAck: ({ context, event }) => "checkpointId" in event && event.checkpointId === context.pendingId && context.acks + 1 >= context.expectedAcks,
+    /** This timeout is one more in a row than tolerated. */
+    intolerableTimeout: ({ context }) => context.kind === "checkpoint" && context.timeoutsInARow + 1 > context.tolerableTimeouts,
   },
   delays: {
     timeout: ({ context }) => context.timeoutMs,
   },
 }).createMachine({
   id: "checkpoints",
-  context: ({ input }) => ({ ...input, nextId: input.firstId, kind: "checkpoint", acks: 0, expectedAcks: 0, completed: 0, aborted: 0 }),
+  context: ({ input }) => ({ ...input, nextId: input.firstId, kind: "checkpoint", acks: 0, expectedAcks: 0, completed: 0, aborted: 0, timeoutsInARow: 0 }),
   initial: "idle",
   states: {
     idle: {
@@ -95,13 +114,10 @@ export const checkpointMachine = setup({
     },
     pending: {
       after: {
-        timeout: {
-          target: "idle",
-          actions: [
-            { type: "notifyAborted", params: ({ context }) => ({ checkpointId: context.pendingId!, reason: "timeout" }) },
-            { type: "markAborted", params: ({ context }) => ({ reason: `checkpoint ${context.pendingId} timed out after ${context.timeoutMs} ms` }) },
-          ],
-        },
+        timeout: [
+          { guard: "intolerableTimeout", target: "idle", actions: [...TIMED_OUT, { type: "reportTimeouts", params: ({ context }) => ({ timeouts: context.timeoutsInARow }) }] },
+          { target: "idle", actions: TIMED_OUT },
+        ],
       },
       on: {
         ACK: [

@@ -33,6 +33,8 @@ export interface OpenCheckpointsOptions {
   readonly fence?: (checkpointId: number) => Promise<void>;
   /** A commit refused: `latest` is not where this run left it (CoordinatorOptions.onCommitRefused). */
   readonly onCommitRefused?: (e: Error) => void;
+  /** More checkpoint timeouts in a row than tolerated (CoordinatorOptions.onStalled). */
+  readonly onStalled?: (e: Error) => void;
 }
 
 /** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
@@ -54,11 +56,13 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
       maxParallelism: o.graph.maxParallelism,
       parallelism: Object.fromEntries(o.graph.vertices.map((v) => [v.uid, v.parallelism])),
       timeoutMs: job.checkpointTimeoutMs,
+      tolerableTimeouts: job.tolerableCheckpointTimeouts,
       retain: job.checkpointsRetained,
       log: o.log,
       clock: o.clock,
       ...(o.fence ? { fence: o.fence } : {}),
       ...(o.onCommitRefused ? { onCommitRefused: o.onCommitRefused } : {}),
+      ...(o.onStalled ? { onStalled: o.onStalled } : {}),
       ...(job.inspect ? { inspect: job.inspect } : {}),
     });
   }

@@ -133,6 +133,7 @@ export class JobRunner {
       ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
       // Checkpoints could only fail from now on: restart, and the restart finds out why (latestBehind).
       onCommitRefused: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
+      onStalled: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
       targets: () => this.subtasks.filter((s) => !s.isTerminal),
     }));
     let lastState: JobState | undefined;

@@ -10,6 +10,7 @@ import { emitAttributes } from "./attributes.ts";
 import { FLUSH_INTERVAL_MS } from "./outputs.ts";
 import { flushNow, maybeFlush } from "./pacing.ts";
 import type { SubtaskParts } from "./parts.ts";
+import { LoopWait, waitingOn } from "./wait-report.ts";
 
 /** Runs until every input channel ended (resolves) or the subtask ended (resolves early). */
 export async function runInput(parts: SubtaskParts): Promise<void> {
@@ -18,26 +19,26 @@ export async function runInput(parts: SubtaskParts): Promise<void> {
   const channels = gate.channels;
   let ended = 0;
   while (!lifecycle.isTerminal) {
-    if (outputs.isBlocked()) await outputs.waitUnblocked(() => lifecycle.isTerminal);
+    if (outputs.isBlocked()) await waitingOn(parts.wait, LoopWait.Credit, outputs.waitUnblocked(() => lifecycle.isTerminal));
     const item = gate.poll();
     if (item === undefined) {
       head.onInputIdle?.();
       flushNow(parts);
       // Async records still running emit later: wake up to flush what they produce.
       const idleFrom = performance.now();
-      await gate.waitForInput((head.pendingWork?.() ?? 0) > 0 ? FLUSH_INTERVAL_MS : undefined);
+      await waitingOn(parts.wait, LoopWait.Input, gate.waitForInput((head.pendingWork?.() ?? 0) > 0 ? FLUSH_INTERVAL_MS : undefined));
       counters.idleMs += performance.now() - idleFrom;
       continue;
     }
     if (item.type === "mail") {
       const p = item.action();
-      if (p) await p;
+      if (p) await waitingOn(parts.wait, LoopWait.Mail, p);
       continue;
     }
     const spec = channels[item.channel]!;
     if (item.frame.k === "e") ended++;
     const p = handleFrame(parts, head, spec, item.channel, item.frame);
-    if (p) await p;
+    if (p) await waitingOn(parts.wait, LoopWait.Frame, p);
     gate.ack(item.channel);
     if (ended === channels.length) return;
     maybeFlush(parts);

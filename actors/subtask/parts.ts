@@ -19,6 +19,9 @@ export interface SubtaskCounters {
   currentWatermark: number;
 }
 
+/** What the run loop waits on now (a LoopWait of wait-report.ts; undefined: running), and since when (performance.now()). */
+export interface LoopWaitState { waitingOn: string | undefined; waitingSince: number }
+
 export interface SubtaskParts {
   readonly id: string;
   readonly gate: InputGate;
@@ -30,5 +33,7 @@ export interface SubtaskParts {
   readonly attributes: InputsAttributes;
   readonly debloater: BufferDebloater | undefined;
   readonly counters: SubtaskCounters;
+  /** What the run loop waits on now (wait-report.ts). */
+  readonly wait: LoopWaitState;
   readonly log: LogFn;
 }

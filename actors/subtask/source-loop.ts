@@ -8,16 +8,17 @@ import { MAX_WATERMARK } from "../../runtime/transport/frames.ts";
 import { emitAttributes } from "./attributes.ts";
 import { flushNow, maybeFlush, sourcePollLimit } from "./pacing.ts";
 import type { SubtaskParts } from "./parts.ts";
+import { LoopWait, waitingOn } from "./wait-report.ts";
 
 export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>): Promise<void> {
   const { gate, outputs, lifecycle, counters, debloater } = parts;
   const out = parts.chain.headOutput;
   for (;;) {
     for (let m = gate.poll(); m; m = gate.poll()) {
-      if (m.type === "mail") { const p = m.action(); if (p) await p; }
+      if (m.type === "mail") { const p = m.action(); if (p) await waitingOn(parts.wait, LoopWait.Mail, p); }
     }
     if (lifecycle.sourceShouldEnd) return;
-    if (outputs.isBlocked()) { await outputs.waitUnblocked(() => lifecycle.isTerminal); continue; }
+    if (outputs.isBlocked()) { await waitingOn(parts.wait, LoopWait.Credit, outputs.waitUnblocked(() => lifecycle.isTerminal)); continue; }
     const attrs = reader.takeAttributes?.();
     if (attrs) {
       if (attrs.isBacklog && lifecycle.wentLive) {
@@ -28,7 +29,7 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
       }
     }
     const polledAt = performance.now();
-    const batch = await reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined);
+    const batch = await waitingOn(parts.wait, LoopWait.Poll, reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined));
     if (batch === null) {
       const p = out.emitWatermark(MAX_WATERMARK);
       if (p) await p;

@@ -29,6 +29,7 @@ import { flushNow } from "./pacing.ts";
 import type { SubtaskCounters, SubtaskParts } from "./parts.ts";
 import { runSource } from "./source-loop.ts";
 import { subtaskStatus, type SubtaskStatus } from "./status.ts";
+import { describeWait } from "./wait-report.ts";
 
 export type { StateBackendRequest } from "./contexts.ts";
 export type { SubtaskStatus } from "./status.ts";
@@ -149,8 +150,14 @@ export class Subtask {
       attributes: new InputsAttributes(perInput),
       debloater,
       counters: this.counters,
+      wait: { waitingOn: undefined, waitingSince: 0 },
       log: deps.log,
     };
+  }
+
+  /** Its state and what its run loop waits on (logged for a subtask that did not acknowledge a checkpoint in time). */
+  describeWait(): string {
+    return `${this.lifecycle.description}, ${describeWait(this.parts, this.parts.wait)}`;
   }
 
   /** The lifecycle actor (its id and systemId are this subtask's id). */

@@ -67,6 +67,8 @@ export const JobOptionsCodec = t.intersection([
     restore: t.union([t.literal("latest"), t.literal("none"), NonNegativeInt]),
     /** A checkpoint not complete after this long is aborted. */
     checkpointTimeoutMs: PositiveInt,
+    /** Checkpoint timeouts in a row tolerated; the next restarts the job (Flink's tolerable-failed-checkpoints, for timeouts). */
+    tolerableCheckpointTimeouts: NonNegativeInt,
     /** Completed checkpoints kept (savepoints are kept until deleted). */
     checkpointsRetained: PositiveInt,
     /** Sorting a backlog (FLIP-327): memory before spilling sorted runs, disk for the runs, where. */
@@ -142,6 +144,9 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     heartbeatTimeoutMs,
     restore: o.restore ?? "latest",
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
+    // As Flink (tolerable-failed-checkpoints defaults to 0): a checkpoint that cannot complete in a
+    // whole timeout means the job is stuck; a restart from the last checkpoint is what gets it going.
+    tolerableCheckpointTimeouts: o.tolerableCheckpointTimeouts ?? 0,
     checkpointsRetained: o.checkpointsRetained ?? 3,
     // Flink restarts from checkpoints by default once checkpointing is on (exponential-delay); without
     // checkpoints a restart would replay from nothing, so it fails instead.

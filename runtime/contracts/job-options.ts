@@ -62,6 +62,7 @@ export interface ResolvedJobOptions {
   readonly heartbeatTimeoutMs: number;
   readonly restore: "latest" | "none" | number;
   readonly checkpointTimeoutMs: number;
+  readonly tolerableCheckpointTimeouts: number;
   readonly checkpointsRetained: number;
   readonly restartStrategy: RestartStrategy;
   readonly backlogSort: { readonly memoryBytes: number; readonly diskBytes: number; readonly directory: string };

@@ -34,6 +34,11 @@ export class ChannelWriter {
     this.recordsPerFrame = frameSize;
   }
 
+  /** For a stuck checkpoint's report: frames sent, the grant, and frames waiting for credit. */
+  describe(): string {
+    return `${this.subject} sent ${this.sequence} of ${this.limit} granted, ${this.pending.length} waiting`;
+  }
+
   /** Frames waiting for credit. */
   get backlog(): number { return this.pending.length; }
   get bufferedRecords(): number { return this.values.length; }

@@ -120,6 +120,12 @@ export class InputGate {
 
   get queuedFrames(): number { return this.queue.length - this.queueHead; }
 
+  /** For a stuck checkpoint's report: per channel, frames received, consumed and granted, and whether blocked (alignment). */
+  describe(): string {
+    return this.channels.map((c, i) => `${c.description} received ${this.nextSequence[i]! - 1} consumed ${this.consumed[i]} granted ${this.granted[i]}${this.blocked[i] ? ` blocked (${this.held[i]!.length} held)` : ""}`).join("; ")
+      + (this.queuedFrames > 0 ? `; ${this.queuedFrames} queued` : "") + (this.mail.length > 0 ? `; ${this.mail.length} mail` : "");
+  }
+
   /** The next mail or frame without waiting; mail first (timers and control are not starved by input). */
   poll(): GateItem | undefined {
     if (this.mail.length > 0) return { type: "mail", action: this.mail.shift()! };

@@ -1,0 +1,46 @@
+// The checkpoint coordinator's own bookkeeping around the machine (checkpoint-machine.test.ts): what a
+// trigger does while its checkpoint id is being reserved. The store's reservation is held by the test
+// (only `reserveIds` is reached on this path); the subtask is a recording target.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { CheckpointCoordinator, type CheckpointTarget } from "../actors/checkpoint/coordinator.ts";
+import type { CheckpointStore } from "../runtime/checkpoint/store.ts";
+import { ManualClock } from "../runtime/core/clock.ts";
+
+const s = suite("checkpoint coordinator");
+
+s("a restart while a checkpoint's id is reserved drops that checkpoint: the new subtasks are never asked for it", async () => {
+  const reservations: Array<(last: number) => void> = [];
+  const store = {
+    reserveIds: (lastUsed: number) => new Promise<{ first: number; last: number }>((resolve) => { reservations.push((last) => resolve({ first: lastUsed + 1, last })); }),
+  } as unknown as CheckpointStore;
+  const triggered: number[] = [];
+  const target: CheckpointTarget = {
+    id: "src#0", isSource: true, isWaitingForFinalCheckpoint: false,
+    triggerCheckpoint: (b) => { triggered.push(b.id); },
+    notifyCheckpointComplete: () => {}, notifyCheckpointAborted: () => {},
+  };
+  const coordinator = new CheckpointCoordinator(() => [target], {
+    job: "j", store, firstId: 1, reservedThrough: 0, latestRevision: 0, maxParallelism: 128, parallelism: { src: 1 },
+    timeoutMs: 60_000, retain: 3, log: () => {}, clock: new ManualClock(0),
+  });
+  try {
+    const first = coordinator.trigger();
+    assert.is(reservations.length, 1, "the id is reserved first");
+    coordinator.abortPending("the job is restarting or ending");
+    reservations[0]!(1);
+    const outcome = await Promise.race([first.then(() => "completed", (e: Error) => e.message), new Promise((r) => setTimeout(() => r("still in flight after 1 s"), 1000))]);
+    assert.is(outcome, "checkpoint 1 aborted: the job restarted while its id was reserved");
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [], "no subtask was asked for it");
+    assert.not.ok(coordinator.busy, "nothing in flight: the next periodic checkpoint may start");
+    // The next trigger uses the id already reserved.
+    void coordinator.trigger().catch(() => {});
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1]);
+  } finally {
+    await coordinator.stop();
+  }
+});
+
+s.run();
