@@ -142,6 +142,8 @@ export class LeaderLease {
 
   private schedule(ms: number): void {
     if (this.stopped || this.renewalsPaused) return;
+    // One timer at a time: a tick brought forward (a released lease seen) replaces the waiting one.
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       void this.enqueue(() => this.tick()).catch(() => {}).finally(() => this.schedule(this.renewEveryMs));
     }, ms);
@@ -262,6 +264,8 @@ export class LeaderLease {
       this.depose(`worker "${record.leader}" appended to the job log at epoch ${record.epoch}`);
     }
     this.noteLeader((record.kind === "lease" && record.released) || record.kind === "end" ? undefined : record.leader, record.epoch);
+    // A released lease is free now: try at once rather than at the next renewal tick (up to leaseMs / 4 away).
+    if (record.kind === "lease" && record.released && !this.held) this.schedule(0);
   }
 
   private noteLeader(leader: string | undefined, epoch: number): void {
