@@ -54,8 +54,8 @@ async function run(cluster: NatsCluster, rounds: number, disrupt: (round: number
 // runtime/sources/catch-up.ts), and the wrong window counts it once showed a graceful stop letting event
 // time run ahead (fixed: watermark-valve.ts). Since, one run counted 516 records twice (a restore's
 // re-publish not dropped by the output stream's duplicate window: restores skip published output now),
-// and one run's restart read no checkpoint at all although the job had committed one (nats-server's
-// stream leader lacked acknowledged writes; a restart now refuses to go behind its own last commit).
+// and one run's restart read no checkpoint at all although the job had committed one (weir's filtered
+// purges, replayed by 2.9.10 as whole-stream purges on a restarted replica: state/backends/jetstream-purge.ts).
 const killEach = process.env.WEIR_CLUSTER_KILL_EACH === "1" ? s : s.skip;
 killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: output exact", async () => {
   // WEIR_TEST_CLUSTER_LOG=<dir>: the servers' logs go there (s0.log ...), kept after the run.
@@ -81,7 +81,7 @@ killEach("R3: each server SIGKILLed in turn (meta leader first) and restarted: o
 // current within 120 s on /healthz (output exact). Waiting only until the restarted servers' JetStream knew
 // the cluster (the second one restarted while the first still caught up) failed 2 of 20 runs: a restore
 // found the staging stream's leader without acknowledged output, its replicas holding 4 and 10 messages
-// at the same last sequence (nats-server 2.9.10 replicas diverging), so the job refused to go on.
+// at the same last sequence (weir's filtered purges, see above), so the job refused to go on.
 const quorumLoss = process.env.WEIR_CLUSTER_QUORUM === "1" ? s : s.skip;
 quorumLoss("R3: two of three servers down (no quorum), then back: the job stalls, then resumes, output exact", async () => {
   const cluster = await startCluster(3);

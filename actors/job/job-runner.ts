@@ -338,6 +338,7 @@ export class JobRunner {
     }
   }
 
+  /** The machine's `beginRestart`: a new attempt from the checkpoint prepareRestart found. */
   private beginRestart(outage: boolean, counted: number, rescale: string | undefined): void {
     this.attemptId = randomBytes(4).toString("hex");
     this.finalCheckpointStarted = false;

@@ -26,10 +26,11 @@
 // reads unfiltered until it is near the head, then filtered (why and when: catch-up.ts).
 
 import { randomBytes } from "node:crypto";
-import type { ConsumerMessages, JetStreamClient, JsMsg, MsgRequest, OrderedConsumerOptions } from "@nats-io/jetstream";
+import type { ConsumerMessages, JetStreamClient, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
+import { nextMessageOn } from "../../state/backends/jetstream-purge.ts";
 import { firstCreated } from "./first-created.ts";
 import { SMALL_LAG, readsUnfilteredFrom, subjectMatcher, type StreamHead } from "./catch-up.ts";
 
@@ -227,9 +228,7 @@ export class ConsumerLane {
         return;
       }
       const jsm = await this.config.js.jetstreamManager(false);
-      // The server's message-get takes `next_by_subj` (first message at or after `seq` on a filter,
-      // wildcards included); the client types it for direct gets only.
-      const next = await jsm.streams.getMessage(this.config.stream, { next_by_subj: this.config.filter, seq: from } as unknown as MsgRequest);
+      const next = await nextMessageOn(jsm, this.config.stream, this.config.filter, from);
       if (next === null || this.buffer.length > 0 || this.lastSequence + 1 !== from || this.closing !== undefined) {
         this.lastActivity = Date.now();
         return;

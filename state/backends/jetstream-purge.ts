@@ -8,7 +8,7 @@
 // delete replays as itself, so on a replicated stream each message is deleted by its sequence; an R1
 // stream has no replicated log and keeps the single purge call.
 
-import type { JetStreamManager, MsgRequest } from "@nats-io/jetstream";
+import type { JetStreamManager, MsgRequest, StoredMsg } from "@nats-io/jetstream";
 import { retryJetStream } from "./jetstream-retry.ts";
 
 const notFound = (e: unknown) => /no message found|not found/i.test((e as Error)?.message ?? "");
@@ -25,19 +25,27 @@ export async function purgeSubject(jsm: JetStreamManager, stream: string, filter
   }
   let deleted = 0;
   for (let from = 1; ;) {
-    // The server's message-get takes `next_by_subj` (first message at or after `seq` on a filter); the
-    // client types it for direct gets only.
-    const request = { next_by_subj: filter, seq: from } as unknown as MsgRequest;
-    const m = await retryJetStream(() => jsm.streams.getMessage(stream, request).catch((e: unknown) => {
+    const m = await retryJetStream(() => nextMessageOn(jsm, stream, filter, from).catch((e: unknown) => {
       if (notFound(e)) return null;
       throw e;
     }));
     if (m === null || (beforeSeq !== undefined && m.seq >= beforeSeq)) return deleted;
-    await retryJetStream(() => jsm.streams.deleteMessage(stream, m.seq, false).catch((e: unknown) => {
-      if (!notFound(e)) throw e;
-      return true;
-    }));
+    await deleteMessageIfPresent(jsm, stream, m.seq);
     deleted++;
     from = m.seq + 1;
   }
+}
+
+/** The first message at or after `seq` on `filter` (wildcards allowed), or null: one request, no retry. */
+export function nextMessageOn(jsm: JetStreamManager, stream: string, filter: string, seq: number): Promise<StoredMsg | null> {
+  // The server's message-get takes `next_by_subj`; the client types it for direct gets only.
+  return jsm.streams.getMessage(stream, { next_by_subj: filter, seq } as unknown as MsgRequest);
+}
+
+/** Deletes message `seq` (no erase), retried through leader elections; one already gone is fine. */
+export async function deleteMessageIfPresent(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
+  await retryJetStream(() => jsm.streams.deleteMessage(stream, seq, false).catch((e: unknown) => {
+    if (!notFound(e)) throw e;
+    return true;
+  }));
 }

@@ -4,7 +4,7 @@
 
 import { reconcileStream } from "../stream-replicas.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
-import { purgeSubject } from "../jetstream-purge.ts";
+import { deleteMessageIfPresent, purgeSubject } from "../jetstream-purge.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
@@ -142,9 +142,7 @@ export class ChangelogStream {
   /** Deletes single messages (a heap backend's superseded full snapshots); already gone is fine. */
   async deleteMessages(seqs: readonly number[]): Promise<void> {
     const jsm = await this.manager();
-    await Promise.all(seqs.map((seq) => retryJetStream(() => jsm.streams.deleteMessage(this.stream, seq, false)).catch((e: unknown) => {
-      if (!/no message found|not found/i.test((e as Error).message)) throw e;
-    })));
+    await Promise.all(seqs.map((seq) => deleteMessageIfPresent(jsm, this.stream, seq)));
   }
 
   private async manager(): Promise<JetStreamManager> {
