@@ -107,6 +107,9 @@ export class JobWorker {
       },
       loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),
       mayAct: () => this.leaderIsFresh(),
+      // The leader came back before watchLeader's next look (a freeze of about a lease): the command it
+      // sent is lost all the same, so this worker leaves the epoch now (tests/worker-host).
+      onRefused: (reason) => { if (this.state === "following") this.renew(reason); },
       onDeployed: () => this.ready.resolve(),
     });
     this.host.start();

@@ -31,6 +31,12 @@ export interface WorkerHostOptions {
   readonly loadRestore: (id: number) => Promise<RestoreBundle | undefined>;
   /** Whether this worker may still act for `epoch` (its view of the leader is fresh). */
   readonly mayAct: (epoch: number) => boolean;
+  /**
+   * A command of the running epoch was refused because `mayAct` said no. Most commands are sent without
+   * a reply (a checkpoint's trigger among them), so the leader never learns of the refusal: the worker has
+   * to leave the epoch (become a new incarnation, placed anew) or the checkpoint waits for its timeout.
+   */
+  readonly onRefused?: (reason: string) => void;
   readonly log: LogFn;
   /** A deployment's subtasks run. */
   readonly onDeployed?: () => void;
@@ -109,7 +115,11 @@ export class WorkerHost {
   private async handle(c: WorkerCommand): Promise<CommandReply> {
     if (c.kind === "deploy") return this.deploy(c);
     if (c.epoch !== this.epoch) return { ok: false, error: `worker ${this.o.workerId} runs epoch ${this.epoch}, not ${c.epoch}` };
-    if (!this.o.mayAct(c.epoch)) return { ok: false, error: `worker ${this.o.workerId} is fenced off epoch ${c.epoch}` };
+    if (!this.o.mayAct(c.epoch)) {
+      const error = `worker ${this.o.workerId} is fenced off epoch ${c.epoch}`;
+      this.o.onRefused?.(`it refused the leader's "${c.kind}" of epoch ${c.epoch}: no word from the leader for a lease`);
+      return { ok: false, error };
+    }
     const find = (id: string) => this.subtasks.find((s) => s.id === id);
     switch (c.kind) {
       case "run":
