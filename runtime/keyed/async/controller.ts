@@ -48,14 +48,6 @@ export interface ControlledRecord {
   settle(): MaybePromise;
   /** The record finished (its key passed on): the object may be reused. */
   finished?(): void;
-  /** The controller's continuations for its promises, made once per object (a reused context keeps them). */
-  continuations?: RecordContinuations | undefined;
-}
-
-export interface RecordContinuations {
-  readonly ran: () => void;
-  readonly settled: () => void;
-  readonly failed: (e: unknown) => void;
 }
 
 /** What runs once the record's key is free (submitRecord's form). */
@@ -306,10 +298,8 @@ export class AsyncExecutionController {
       this.onError(e, r);
       return;
     }
-    if (p) {
-      const k = (r.continuations ??= { ran: () => this.step(r, false), settled: () => this.release(r), failed: (e: unknown) => this.onError(e, r) });
-      p.then(running ? k.ran : k.settled, k.failed);
-    } else if (running) this.step(r, false);
+    if (p) p.then(() => (running ? this.step(r, false) : this.release(r)), (e) => this.onError(e, r));
+    else if (running) this.step(r, false);
     else this.release(r);
   }
 
