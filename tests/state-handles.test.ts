@@ -76,6 +76,34 @@ for (const kind of kinds) {
     assert.equal(await p.value(), { x: 1, y: 2 });
   }));
 
+  // The heap backend keeps a key's value in a cell memoized on the handle's address: handles made apart
+  // (a key's slot built again) must still see one value, through removals and writes again.
+  s(`${kind}: two handles of one key's ValueState see each other's writes and clears, lists too`, () => withBackend(kind, async (state) => {
+    const a = state(count, "k2");
+    const b = state(count, "k2");
+    assert.is(await b.value(), undefined);
+    await a.update(1);
+    assert.is(await b.value(), 1);
+    await b.clear();
+    assert.is(await a.value(), undefined);
+    await a.update(2);
+    assert.is(await b.value(), 2);
+    await b.update(3);
+    assert.is(await a.value(), 3);
+    await a.clear();
+    await b.update(4);
+    assert.is(await a.value(), 4);
+    assert.is(await state(count, "k2").value(), 4, "a third handle made afterwards");
+    const la = state(events, "k2");
+    const lb = state(events, "k2");
+    await la.add("x");
+    await lb.add("y");
+    assert.equal(await la.get(), ["x", "y"]);
+    await la.clear();
+    await lb.add("z");
+    assert.equal(await la.get(), ["z"]);
+  }));
+
   s(`${kind}: ValueState keeps null apart from absent`, () => withBackend(kind, async (state) => {
     const n = state(nullable, "k");
     assert.is(await n.value(), undefined);

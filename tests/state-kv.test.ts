@@ -180,6 +180,42 @@ s("pipelined misses: a batch of 1000 requests with 600 distinct missing keys rea
   await b.close();
 });
 
+// A handle's address keeps the key's cache entry (no lookup per request): once that entry is evicted and
+// another handle of the key made a new one, the first must not read or write the old one.
+s("cache eviction: two handles of one key agree after its entry was evicted and made again", async () => {
+  const b = await openBackend("jetstream-kv", nc, freshJob(), { cacheMaxEntries: 2, flushIntervalMs: 0 });
+  try {
+    const state = handles(b);
+    const a = state(count, "k");
+    const other = state(count, "k");
+    await a.update(1);
+    assert.is(await other.value(), 1);
+    const evictions = async () => {
+      const before = b.metrics().evictions;
+      for (let i = 0; i < 5; i++) await state(count, `filler-${i}`).update(i);
+      await b.flush();
+      assert.ok(b.metrics().evictions > before, "the key's entry was evicted");
+    };
+    const fresh = () => state(count, "k").value();
+    await evictions();
+    await other.update(2);
+    assert.is(await a.value(), 2, "a read through the first handle sees the second's write");
+    assert.is(await fresh(), 2, "and so does a handle made afterwards");
+    await evictions();
+    await a.update(3);
+    assert.is(await other.value(), 3);
+    assert.is(await fresh(), 3);
+    await evictions();
+    assert.is(await a.value(), 3, "read back from KV");
+    await other.update(4);
+    assert.is(await a.value(), 4);
+    await evictions();
+    assert.is(await fresh(), 4);
+  } finally {
+    await b.close();
+  }
+});
+
 s("cache eviction: bounded entries, correct reads after eviction, evicted keys read again from KV", async () => {
   const names = freshJob();
   const b = await openBackend("jetstream-kv", nc, names, { cacheMaxEntries: 100, flushIntervalMs: 0 });

@@ -36,6 +36,7 @@ export class AsyncExecution implements KeyedExecution {
 
   record(rc: KeyedRecordContext<unknown, unknown>): MaybePromise {
     rc.controller = this.aec;
+    rc.continuations ??= this.aec.continuationsFor(rc);
     return this.aec.submit(rc);
   }
 

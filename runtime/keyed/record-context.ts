@@ -8,7 +8,7 @@ import type { HandleOf, StateDescriptor, StateRequest, StateRequestHandler } fro
 import type { KeyedContext, TimerService } from "../contracts/functions.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
 import { RecordContext } from "../operators/basic.ts";
-import type { AsyncExecutionController, ControlledRecord } from "./async/controller.ts";
+import type { AsyncExecutionController, ControlledRecord, RecordContinuations } from "./async/controller.ts";
 import type { Epoch } from "./async/epoch-manager.ts";
 import type { KeySlot } from "./key-slots.ts";
 import type { InternalTimerService, Timer } from "./timers/timer-service.ts";
@@ -44,6 +44,8 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   epoch!: Epoch;
   /** Async mode: the controller running this record (its state requests go there). */
   controller: AsyncExecutionController | undefined = undefined;
+  /** Async mode: the controller's continuations for this context, kept across the records it is reused for. */
+  continuations: RecordContinuations | undefined = undefined;
 
   constructor(
     op: OperatorContext,

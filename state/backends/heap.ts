@@ -20,8 +20,20 @@ interface HeapMap {
 interface Namespace {
   readonly operator: string;
   readonly state: string;
-  readonly values: Map<string, unknown>;
+  readonly values: Map<string, ValueCell>;
   readonly maps: Map<string, HeapMap>;
+}
+
+/**
+ * A key's plain value (or list). The address of a key's state handle keeps its cell (StateAddress.keyMemo),
+ * so the key's records read and write it without a Map lookup. A cell is `live` while it is the one in
+ * its namespace's `values` under its key (a value present); one read absent, or whose value was removed,
+ * is not in the map and is looked up again before use.
+ */
+class ValueCell {
+  value: unknown = undefined;
+  live = false;
+  constructor(readonly ns: Namespace, readonly key: string) {}
 }
 
 /**
@@ -85,7 +97,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   knownEmpty(address: StateAddress): boolean {
     if (this.closed || address.userKeyId !== undefined || !this.keyGroupRange.contains(address.keyGroup)) return false;
-    return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state).values.get(address.keyId) === undefined;
+    return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state).values.get(address.keyId)?.value === undefined;
   }
 
   private apply(request: StateRequest): unknown {
@@ -93,29 +105,35 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.requests++;
     const address = request.address;
     checkShape(request);
-    // An address resolved before (a handle's, reused by every record of its key): its key group was
-    // checked then and its namespace is memoized on it.
-    const group = address.keyOwner === this ? (address.keyMemo as Namespace) : this.resolve(address);
-    const key = address.keyId;
     const userKeyId = address.userKeyId;
+    const kind = request.kind;
+    if (userKeyId === undefined && kind !== T.Scan && kind !== T.ClearMap) {
+      const cell = this.cellOf(address);
+      switch (kind) {
+        case T.Get:
+          return cell.live ? snapshotValue(cell.value) : undefined;
+        case T.Put:
+          if (request.value === undefined) drop(cell);
+          else store(cell, request.value);
+          return undefined;
+        case T.Append:
+          if (cell.live && Array.isArray(cell.value)) for (const v of request.value) cell.value.push(v); // no spread: a huge addAll would overflow the stack
+          else store(cell, request.value.slice());
+          return undefined;
+      }
+    }
+    // Map entries, and Scan and ClearMap (a whole map): the namespace is memoized instead.
+    const memo = address.keyOwner === this ? address.keyMemo : undefined;
+    const group = memo !== undefined && !(memo instanceof ValueCell) ? (memo as Namespace) : this.resolve(address);
+    const key = address.keyId;
     switch (request.kind) {
       case T.Get:
-        return snapshotValue(userKeyId === undefined ? group.values.get(key) : group.maps.get(key)?.values.get(userKeyId));
-      case T.Put: {
-        const value = request.value;
-        if (userKeyId === undefined) {
-          if (value === undefined) group.values.delete(key); else group.values.set(key, value);
-        } else {
-          putMapEntry(group, key, userKeyId, value);
-        }
+        return snapshotValue(group.maps.get(key)?.values.get(userKeyId!));
+      case T.Put:
+        putMapEntry(group, key, userKeyId!, request.value);
         return undefined;
-      }
-      case T.Append: {
-        const list = group.values.get(key);
-        if (Array.isArray(list)) for (const v of request.value) list.push(v); // no spread: a huge addAll would overflow the stack
-        else group.values.set(key, request.value.slice());
-        return undefined;
-      }
+      case T.Append:
+        return undefined; // checkShape refused an append to a map entry
       case T.Scan:
         return scanMap(group.maps.get(key), request.cursor, scanLimit(request.limit, DEFAULT_SCAN_LIMIT));
       case T.ClearMap:
@@ -124,12 +142,28 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }
   }
 
+  /** The namespace of a map address, memoized on it (its key group checked once). */
   private resolve(address: StateAddress): Namespace {
-    checkKeyGroup(this.keyGroupRange, address);
-    const ns = namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
+    const ns = this.namespaceFor(address);
     address.keyOwner = this;
     address.keyMemo = ns;
     return ns;
+  }
+
+  private namespaceFor(address: StateAddress): Namespace {
+    checkKeyGroup(this.keyGroupRange, address);
+    return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
+  }
+
+  /** The cell of a plain-value address: memoized on it while live, else the one in the map, else a new (not live) one. */
+  private cellOf(address: StateAddress): ValueCell {
+    const memo = address.keyOwner === this && address.keyMemo instanceof ValueCell ? address.keyMemo : undefined;
+    if (memo !== undefined && memo.live) return memo;
+    const ns = memo?.ns ?? this.namespaceFor(address);
+    const cell = ns.values.get(address.keyId) ?? memo ?? new ValueCell(ns, address.keyId);
+    address.keyOwner = this;
+    address.keyMemo = cell;
+    return cell;
   }
 
   async flush(): Promise<void> {}
@@ -146,7 +180,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const keyGroup = this.keyGroupRange.start + i;
       const out: DeltaEntry[] = [];
       for (const ns of namespaces(g)) {
-        for (const [keyId, v] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: JSON.stringify(v) });
+        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: JSON.stringify(cell.value) });
         for (const [keyId, m] of ns.maps) {
           for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: JSON.stringify(v) });
         }
@@ -194,7 +228,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (json === undefined) continue;
       const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
       const ns = namespaceOf(this.groups[keyGroup - range.start]!, operator, state);
-      if (userKeyId === undefined) ns.values.set(keyId, JSON.parse(json));
+      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), JSON.parse(json));
       else putMapEntry(ns, keyId, userKeyId, JSON.parse(json));
     }
   }
@@ -226,6 +260,23 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.closed = true;
     for (const g of this.groups) g.clear();
   }
+}
+
+/** A value present: the cell holds it and is the one in its namespace's map. */
+function store(cell: ValueCell, value: unknown): void {
+  cell.value = value;
+  if (!cell.live) {
+    cell.live = true;
+    cell.ns.values.set(cell.key, cell);
+  }
+}
+
+/** The value removed: out of the map, so that removed keys cost nothing. */
+function drop(cell: ValueCell): void {
+  if (!cell.live) return;
+  cell.live = false;
+  cell.value = undefined;
+  cell.ns.values.delete(cell.key);
 }
 
 function putMapEntry(group: Namespace, key: string, userKeyId: string, value: unknown): void {

@@ -48,6 +48,15 @@ export interface ControlledRecord {
   settle(): MaybePromise;
   /** The record finished (its key passed on): the object may be reused. */
   finished?(): void;
+  /** A record object reused for many records keeps the controller's continuations (continuationsFor). */
+  readonly continuations?: RecordContinuations;
+}
+
+/** What the controller calls when a record's promises settle. */
+export interface RecordContinuations {
+  readonly ran: () => void;
+  readonly settled: () => void;
+  readonly failed: (e: unknown) => void;
 }
 
 /** What runs once the record's key is free (submitRecord's form). */
@@ -192,6 +201,11 @@ export class AsyncExecutionController {
     return record.refs === 1 ? this.backend.tryNow(request) : NOT_APPLIED;
   }
 
+  /** The continuations of a record object that is reused for later records (made once, not per record). */
+  continuationsFor(r: ControlledRecord): RecordContinuations {
+    return { ran: () => this.step(r, false), settled: () => this.release(r), failed: (e: unknown) => this.onError(e, r) };
+  }
+
   /** A state request of `record`: answered at once when it can be (see tryNow), else into the active buffer. */
   request(record: ControlledRecord, request: StateRequest): Promise<unknown> {
     if (record.refs === 1) {
@@ -280,11 +294,7 @@ export class AsyncExecutionController {
     this.bufferTimer = undefined;
   }
 
-  // ------------------------------------------------------------------ internals
-
-  private start(r: ControlledRecord): void {
-    this.step(r, true);
-  }
+  private start(r: ControlledRecord): void { this.step(r, true); }
 
   /**
    * `running`: starts the record's function; once it is done, its settle (output through); once that is
@@ -298,7 +308,9 @@ export class AsyncExecutionController {
       this.onError(e, r);
       return;
     }
-    if (p) p.then(() => (running ? this.step(r, false) : this.release(r)), (e) => this.onError(e, r));
+    const k = p ? r.continuations : undefined;
+    if (k !== undefined) p!.then(running ? k.ran : k.settled, k.failed);
+    else if (p) p.then(() => (running ? this.step(r, false) : this.release(r)), (e) => this.onError(e, r));
     else if (running) this.step(r, false);
     else this.release(r);
   }

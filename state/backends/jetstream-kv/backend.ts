@@ -21,7 +21,7 @@ import { StateAccessError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { checkKeyGroup, checkShape, closedError } from "../request-checks.ts";
 import { snapshotValue } from "../snapshot.ts";
-import { EntryKind, StateCache } from "./cache.ts";
+import { EntryKind, StateCache, type CacheEntry } from "./cache.ts";
 import { baseKey, mapEntryKey } from "./keys.ts";
 import type { KvPipe } from "./pipe.ts";
 import { RemoteValues } from "./remote-values.ts";
@@ -45,6 +45,12 @@ export interface JetStreamKvBackendOptions {
   readonly onDirtyBudgetExceeded?: () => void;
   /** The bucket held no entry when this backend opened: see FreshBucketKeys. */
   readonly bucketWasEmpty?: boolean;
+}
+
+/** What a state address resolves to in this backend (StateAddress.keyMemo): its KV key, and its entry when last seen. */
+class ResolvedAddress {
+  entry: CacheEntry | undefined = undefined;
+  constructor(readonly key: string) {}
 }
 
 export class JetStreamKvStateBackend implements KeyedStateBackend {
@@ -186,21 +192,24 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     const address = request.address;
     if (this.closed || address.userKeyId !== undefined) return NOT_APPLIED;
     const kind = request.kind;
+    if (kind !== T.Put && kind !== T.Get) return NOT_APPLIED;
+    // A full cache makes room by sweeping it: once per batch, not once per request.
+    if (kind === T.Put && this.cache.overLimit) return NOT_APPLIED;
+    const resolved = this.resolve(address);
+    // The key's entry as this address last saw it, while it stays in the cache: no lookup by key.
+    let e = resolved.entry !== undefined && resolved.entry.cached ? resolved.entry : undefined;
     if (kind === T.Put) {
-      // A full cache makes room by sweeping it: once per batch, not once per request.
-      if (this.cache.overLimit) return NOT_APPLIED;
-      checkKeyGroup(this.keyGroupRange, address);
       this.counters.requests++;
-      this.entries.putValue(this.baseKeyOf(address), address, request.value);
+      if (e !== undefined && e.kind === EntryKind.Value && this.loader.reading === 0) this.entries.setValue(e, address, request.value);
+      else resolved.entry = this.entries.putValue(resolved.key, address, request.value);
       return this.writeBack.afterWrites();
     }
-    if (kind !== T.Get) return NOT_APPLIED;
-    checkKeyGroup(this.keyGroupRange, address);
-    const key = this.baseKeyOf(address);
-    let e = this.cache.touch(key);
+    if (e !== undefined) e.ref = true;
+    else e = this.cache.touch(resolved.key);
     if (e !== undefined) this.counters.hits++;
-    else if (this.cache.overLimit || (e = this.loader.knownAbsent(key, EntryKind.Value, address.keyGroup)) === undefined) return NOT_APPLIED;
+    else if (this.cache.overLimit || (e = this.loader.knownAbsent(resolved.key, EntryKind.Value, address.keyGroup)) === undefined) return NOT_APPLIED;
     if (e.kind !== EntryKind.Value) throw kindConflict(address);
+    resolved.entry = e;
     this.counters.requests++;
     return snapshotValue(e.value);
   }
@@ -217,11 +226,17 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
 
   /** The address's KV key, memoized on the address (see StateAddress.keyMemo). */
   private baseKeyOf(address: StateAddress): string {
-    if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo as string;
-    const key = baseKey(address);
+    return this.resolve(address).key;
+  }
+
+  /** What the address resolves to here, memoized on it (its key group checked once). */
+  private resolve(address: StateAddress): ResolvedAddress {
+    if (address.keyOwner === this && address.keyMemo !== undefined) return address.keyMemo as ResolvedAddress;
+    checkKeyGroup(this.keyGroupRange, address);
+    const resolved = new ResolvedAddress(baseKey(address));
     address.keyOwner = this;
-    address.keyMemo = key;
-    return key;
+    address.keyMemo = resolved;
+    return resolved;
   }
 
   private prepare(pending: PendingStateRequest): Prepared {

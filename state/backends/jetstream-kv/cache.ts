@@ -39,6 +39,8 @@ export class CacheEntry {
   kvHolds: boolean | undefined;
   /** Stream sequence of the message this backend last stored under the key (erased by that sequence). */
   kvSeq: number | undefined;
+  /** In the cache (inserted, not evicted or dropped since): a reference kept elsewhere may be used as is. */
+  cached = false;
 
   constructor(readonly key: string, readonly kind: EntryKind, readonly keyGroup: number, value: unknown, valueBytes: number, kvHolds?: boolean) {
     this.value = value;
@@ -81,6 +83,7 @@ export class StateCache {
 
   insert(e: CacheEntry): void {
     e.ref = true;
+    e.cached = true;
     this.entries.set(e.key, e);
     this.bytes += e.bytes;
   }
@@ -141,6 +144,7 @@ export class StateCache {
       if (e.dirty || e.pins > 0) continue;
       if (e.ref) { e.ref = false; continue; }
       this.entries.delete(e.key);
+      e.cached = false;
       this.bytes -= e.bytes;
       this.evictions++;
       this.onEvict?.(e.key);
@@ -162,11 +166,13 @@ export class StateCache {
     if (e.dirty || e.pins > 0 || this.entries.get(e.key) !== e) return false;
     if (e.kind === EntryKind.Value ? e.value !== undefined : e.index.size > 0) return false;
     this.entries.delete(e.key);
+    e.cached = false;
     this.bytes -= e.bytes;
     return true;
   }
 
   clear(): void {
+    for (const e of this.entries.values()) e.cached = false;
     this.entries.clear();
     this.hand = undefined;
     this.dirty.clear();

@@ -27,6 +27,12 @@ export function kindConflict(address: StateAddress): StateAccessError {
 /** The most JSON a finite number or a boolean takes ("-1.2345678901234567e-308"). */
 const PLAIN_VALUE_BYTES = 24;
 
+/** A number or boolean needs no JSON until it is stored (entryJson makes it then): its size is bounded. */
+function jsonOf(value: unknown, address: StateAddress, maxValueBytes: number): string | undefined {
+  const plain = (typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean";
+  return value === undefined || plain ? undefined : serialize(value, address, maxValueBytes);
+}
+
 export class CachedEntries {
   constructor(
     private readonly cache: StateCache,
@@ -50,14 +56,23 @@ export class CachedEntries {
     return e;
   }
 
-  putValue(key: string, address: StateAddress, value: unknown): void {
-    // A number or boolean needs no JSON until it is stored (entryJson makes it then): its size is bounded.
-    const plain = (typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean";
-    const json = value === undefined || plain ? undefined : serialize(value, address, this.config.maxValueBytes);
+  putValue(key: string, address: StateAddress, value: unknown): CacheEntry {
+    const json = jsonOf(value, address, this.config.maxValueBytes); // a value too large changes nothing
     const e = this.writable(key, EntryKind.Value, address.keyGroup, address);
+    this.store(e, value, json);
+    return e;
+  }
+
+  /** putValue on its cached entry `e` (no read of the key in flight: see EntryLoader.supersede). */
+  setValue(e: CacheEntry, address: StateAddress, value: unknown): void {
+    e.ref = true;
+    this.store(e, value, jsonOf(value, address, this.config.maxValueBytes));
+  }
+
+  private store(e: CacheEntry, value: unknown, json: string | undefined): void {
     e.value = value;
     e.json = json;
-    this.cache.resize(e, baseBytes(e) + (plain ? PLAIN_VALUE_BYTES : (json?.length ?? 0)));
+    this.cache.resize(e, baseBytes(e) + (json === undefined && value !== undefined ? PLAIN_VALUE_BYTES : (json?.length ?? 0)));
     this.written(e);
   }
 
