@@ -85,13 +85,13 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   finished(): void { this.owner.reuse(this as KeyedRecordContext<unknown, unknown>); }
 
   /** Makes this finished context the context of another record (as Flink reuses its contexts). */
-  reset(slot: KeySlot, value: unknown, timestamp: number | undefined, input: number): this {
+  reset(slot: KeySlot, value: unknown, timestamp: number | undefined, input: number, watermark?: number): this {
     this.refs = 1;
     this.slot = slot;
     this.value = value;
     this.timestamp = timestamp;
     this.input = input;
-    this.watermark = undefined;
+    this.watermark = watermark;
     this.pending = undefined;
     return this;
   }

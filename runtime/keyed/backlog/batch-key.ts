@@ -42,8 +42,12 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
   const { keyId, values } = records;
   return async (backend: StateRequestHandler): Promise<void> => {
     const state = new KeyStateOverlay(backend);
+    // One context for the key's records, one after another (each is done with it when the next starts).
+    let rc: KeyedRecordContext<unknown, unknown> | undefined;
     for (const i of timestampOrder(records)) {
-      const p = host.call(host.context(slot, state, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK));
+      if (rc === undefined) rc = host.context(slot, state, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK);
+      else rc.reset(slot, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK);
+      const p = host.call(rc);
       if (p) await p;
     }
     for (const queue of [host.timers.eventTime, host.timers.processingTime]) {

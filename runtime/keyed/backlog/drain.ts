@@ -160,6 +160,8 @@ export class BacklogSort {
     if (this.batch) return batchKeyTask(host, records, slot);
     return async (handler: StateRequestHandler): Promise<void> => {
       const overlay = new KeyStateOverlay(handler);
+      // One context for the key's records, one after another (each is done with it when the next starts).
+      let rc: KeyedRecordContext<unknown, unknown> | undefined;
       for (let i = 0; i < n; i++) {
         const watermark = records.watermark(i);
         for (const timer of host.timers.eventTime.pollForKey(keyId, watermark)) {
@@ -167,10 +169,16 @@ export class BacklogSort {
           const p = host.call(host.timerContext(timer, watermark, slot));
           if (p) await p;
         }
-        const p = host.call(host.context(slot, overlay, values[i], records.timestamp(i), records.input(i), watermark));
+        if (rc === undefined) rc = host.context(slot, overlay, values[i], records.timestamp(i), records.input(i), watermark);
+        else {
+          slot.handler = overlay;
+          rc.reset(slot, values[i], records.timestamp(i), records.input(i), watermark);
+        }
+        const p = host.call(rc);
         if (p) await p;
       }
-      await overlay.flush();
+      const written = overlay.flush();
+      if (written) await written;
     };
   }
 

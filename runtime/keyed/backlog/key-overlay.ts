@@ -4,6 +4,9 @@
 
 import { NOT_APPLIED, StateRequestType as T, type StateAddress, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
 import { stateRequest } from "../../../state/requests.ts";
+import type { MaybePromise } from "../../contracts/operators.ts";
+
+const noop = (): void => {};
 
 interface Entry { value: unknown; dirty: boolean; address: StateAddress }
 
@@ -72,9 +75,22 @@ export class KeyStateOverlay implements StateRequestHandler {
     }
   }
 
-  /** Writes every changed entry (once per entry, however many records changed it). */
-  flush(): Promise<void> {
-    return this.flushWhere(() => true);
+  /**
+   * Writes every changed entry (once per entry, however many records changed it); what the backend takes
+   * at once (a cached KV entry, the heap) needs no promise. Resolves when the writes are done.
+   */
+  flush(): MaybePromise {
+    let writes: Array<Promise<unknown>> | undefined;
+    for (const e of this.entries.values()) {
+      if (!e.dirty) continue;
+      e.dirty = false;
+      const put = stateRequest.put(e.address, e.value);
+      const now = this.backend.tryNow(put);
+      // A write over the backend's dirty budget answers with the promise of room (backpressure).
+      const pending = now === NOT_APPLIED ? this.backend.submit(put) : now instanceof Promise ? now : undefined;
+      if (pending !== undefined) (writes ??= []).push(pending);
+    }
+    if (writes !== undefined) return Promise.all(writes).then(noop);
   }
 
   private async flushWhere(pick: (e: Entry) => boolean): Promise<void> {

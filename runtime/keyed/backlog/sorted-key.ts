@@ -14,7 +14,7 @@ export interface ArrivalFold {
 }
 
 /** A key's records as spilled: values, records folded into the first value (0: not folded), metadata. */
-type SpilledFields = [unknown[], number, Array<number | string>?];
+type SpilledFields = [readonly unknown[], number, Array<number | string>?];
 
 // JSON has no NaN or infinities (no timestamp, the initial watermark): those are written as strings.
 const encodeNumber = (n: number): number | string => (Number.isFinite(n) ? n : String(n));
@@ -26,7 +26,11 @@ const decodeNumber = (n: number | string): number => (typeof n === "number" ? n 
  * defaults (the buffer's starting watermark, no timestamp, input 0): a plain backlog costs one slot per record.
  */
 export class SortedKey {
-  readonly values: unknown[] = [];
+  /**
+   * The values, in an array of their exact length while there are one or two (most keys of a backlog with
+   * many keys): a pushed-to empty array would reserve 16 slots for each key.
+   */
+  values: readonly unknown[] = [];
   private meta: number[] | undefined;
   /** Records this key holds: more than its values when records were folded on arrival. */
   count = 0;
@@ -47,13 +51,17 @@ export class SortedKey {
       m.push(watermark, timestamp ?? Number.NaN, input);
       this.meta = m;
     }
-    this.values.push(value);
+    const values = this.values as unknown[];
+    if (values.length === 0) this.values = [value];
+    else if (values.length === 1) this.values = [values[0], value];
+    else values.push(value);
   }
 
   /** Folds a record into the key's one value; only the last record's metadata is kept (what a folded key reports). */
   fold(value: unknown, fold: ArrivalFold, key: unknown, watermark: number, timestamp: number | undefined, input: number): void {
     const acc = this.values[0];
-    this.values[0] = acc === undefined ? value : fold.fold(acc, value, key);
+    if (this.values.length === 0) this.values = [value];
+    else (this.values as unknown[])[0] = acc === undefined ? value : fold.fold(acc, value, key);
     this.meta = watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0 ? [watermark, timestamp ?? Number.NaN, input] : undefined;
     this.count++;
   }

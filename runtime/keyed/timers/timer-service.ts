@@ -12,6 +12,9 @@ export interface Timer {
 
 const idOf = (timestamp: number, keyId: string): string => `${timestamp}|${keyId}`;
 
+/** What pollForKey returns for a key without timers (most keys, once per record of a sorted backlog). */
+const NO_TIMERS: readonly Timer[] = Object.freeze([]);
+
 /** A binary min-heap on (timestamp, keyId) with lazy deletion: a timer is live while `live` maps its id to it. */
 class TimerQueue {
   private heap: Timer[] = [];
@@ -42,9 +45,9 @@ class TimerQueue {
   }
 
   /** Removes and returns `keyId`'s live timers with timestamp ≤ `upTo`, earliest first. */
-  pollForKey(keyId: string, upTo: number): Timer[] {
+  pollForKey(keyId: string, upTo: number): readonly Timer[] {
     const mine = this.byKey.get(keyId);
-    if (!mine) return [];
+    if (!mine) return NO_TIMERS;
     const due: Timer[] = [];
     const rest: Timer[] = [];
     for (const t of mine) {
