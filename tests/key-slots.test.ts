@@ -28,6 +28,20 @@ slots("keys that differ in state get different slots; equal objects share one; t
   assert.is(placed.filter((k) => k === "k").length, 1, "hashing once per key, not per record");
 });
 
+slots("slotOnce (a sorted drain's): the table's slot for a key it holds, else a slot it does not keep", () => {
+  const table = new KeySlotTable("op", (key) => assignToKeyGroup(key, 128), 4);
+  const held = table.slotFor("held");
+  const obj = table.slotFor({ a: 1 });
+  assert.is(table.slotOnce("held", canonicalJson("held"), held.keyGroup), held, "a held key's own slot (its lock and handles)");
+  assert.is(table.slotOnce({ a: 1 }, canonicalJson({ a: 1 }), obj.keyGroup), obj);
+  const once = table.slotOnce("new", canonicalJson("new"), 7);
+  assert.equal([once.key, once.keyId, once.keyGroup], ["new", canonicalJson("new"), 7]);
+  assert.is.not(table.slotOnce("new", canonicalJson("new"), 7), once, "not kept");
+  assert.is.not(table.slotFor("new"), once, "slotFor makes its own");
+  for (let i = 0; i < 10; i++) table.slotFor(`filler-${i}`);
+  assert.is.not(table.slotOnce("held", canonicalJson("held"), held.keyGroup), held, "a slot the table dropped is not returned");
+});
+
 slots("a key outside the subtask's key groups fails when first seen", () => {
   const table = new KeySlotTable("op", () => { throw new Error("key group 7 is outside [0, 3]"); });
   assert.throws(() => table.slotFor("x"), /outside/);

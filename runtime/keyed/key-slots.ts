@@ -72,6 +72,17 @@ export class KeySlotTable {
     return this.promote(this.previous.byJson.get(json), key, json, json, this.current.byJson, this.previous.byJson);
   }
 
+  /**
+   * The key's slot if the table holds one, else a new slot the table does not keep: a sorted drain runs
+   * each key once, so keeping its slots would only churn the generations (and promote every slot, its
+   * handles and addresses to the old heap before they die).
+   */
+  slotOnce(key: unknown, keyId: string, keyGroup: number): KeySlot {
+    const byValue = typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key));
+    const slot = byValue ? (this.current.byValue.get(key) ?? this.previous.byValue.get(key)) : (this.current.byJson.get(keyId) ?? this.previous.byJson.get(keyId));
+    return slot ?? new KeySlot(this.operator, key, keyId, keyGroup);
+  }
+
   private promote<M>(found: KeySlot | undefined, key: unknown, id: M, keyId: string | undefined, into: Map<M, KeySlot>, from: Map<M, KeySlot>): KeySlot {
     let slot = found;
     if (slot !== undefined) from.delete(id);

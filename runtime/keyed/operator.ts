@@ -89,6 +89,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return this.slots.slotFor(key);
   }
 
+  slotOnce(key: unknown, keyId: string, keyGroup: number): KeySlot {
+    return this.slots.slotOnce(key, keyId, keyGroup);
+  }
+
   keyOf(value: unknown, input: number): K {
     try { return this.selectors[input]!(value); } catch (e) {
       throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);

@@ -44,7 +44,8 @@ export interface BacklogHost extends KeyedCallbacks {
   /** The record's key (its input's key selector). */
   keyOf(value: unknown, input: number): unknown;
   keyGroupOf(key: unknown): number;
-  slotFor(key: unknown): KeySlot;
+  /** The key's slot for a drain that runs it once (KeySlotTable.slotOnce). */
+  slotOnce(key: unknown, keyId: string, keyGroup: number): KeySlot;
   /** A context of `slot` (a record's `value`, or none) whose state requests go to `handler`. */
   context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
   /** The watermark held back during the backlog, forwarded (with its timers) after the drain. */
@@ -143,7 +144,7 @@ export class BacklogSort {
     const { keyId, values } = records;
     const n = values.length;
     const key = host.keyOf(values[0], records.input(0));
-    const slot = host.slotFor(key);
+    const slot = host.slotOnce(key, keyId, records.keyGroup);
     this.sortedRecords += records.count;
     if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, slot, host.sortedKeyFold);
     const sortedKey = host.sortedKey;
