@@ -1,6 +1,6 @@
 // The backlog sort buffer of a keyed operator (FLIP-327): records are held in memory up to a budget; when
-// the budget is exceeded, they are written to local disk as a run (spilled-runs.ts); at the end, the runs
-// and what is left in memory are drained together. Each key's records come back together in arrival
+// the budget is exceeded, the largest key groups, half the budget's worth, are written to local disk as a
+// run (spilled-runs.ts); at the end, the runs and what is left in memory are drained together. Each key's records come back together in arrival
 // order, keys by key group, which is what makes replaying a key's records reproduce streaming results.
 //
 // In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
@@ -56,6 +56,8 @@ export class SortBuffer {
   }
 
   get size(): number { return this.records; }
+  /** The estimated bytes of the records in memory (what the budget bounds). */
+  get estimatedMemoryBytes(): number { return this.memoryBytes; }
 
   /**
    * Adds a record of `key`, with the watermark when it arrived (its timers fire before it when the backlog
@@ -93,24 +95,47 @@ export class SortBuffer {
   }
 
   /**
-   * The in-memory keys by key group (a counting pass; within a group, in order of first arrival); empties
-   * memory. What a drain without spilled runs needs: each key's records are already together, and the
-   * order of keys only matters for merging runs (a full sort of 100k keys costs as much as draining a
-   * tenth of them).
+   * The in-memory keys by key group (within a group, in order of first arrival); empties memory. What a
+   * drain without spilled runs needs: each key's records are already together, and the order of keys only
+   * matters for merging runs.
    */
   private takeGrouped(): SortedKey[] {
     const keys = [...this.byString.values(), ...this.byJson.values()];
     this.byString = new Map();
     this.byJson = new Map();
     this.memoryBytes = 0;
-    let max = 0;
-    for (const k of keys) if (k.keyGroup > max) max = k.keyGroup;
-    const start = new Array<number>(max + 2).fill(0);
-    for (const k of keys) start[k.keyGroup + 1]!++;
-    for (let g = 1; g < start.length; g++) start[g]! += start[g - 1]!;
-    const grouped = new Array<SortedKey>(keys.length);
-    for (const k of keys) grouped[start[k.keyGroup]!++] = k;
-    return grouped;
+    return byKeyGroup(keys);
+  }
+
+  /**
+   * The keys of the largest key groups, about `target` bytes of them, taken out of memory (by key group):
+   * a spill writes only what makes room, so a backlog somewhat over the budget sends a part of its records
+   * through the disk, not all of them. Each group's records stay in arrival order: a group's runs hold its
+   * records up to each of its spills, and memory what came after its last one (what `drain` appends).
+   */
+  private takeLargestGroups(target: number): { keys: SortedKey[]; bytes: number } {
+    const perRecord = RECORD_OVERHEAD + (this.samples > 0 ? this.sampledBytes / this.samples : 0);
+    const bytesOf = (k: SortedKey) => BUCKET_OVERHEAD + 2 * k.keyId.length + k.count * perRecord;
+    const maps = [this.byString, this.byJson];
+    const groupBytes = new Map<number, number>();
+    for (const map of maps) for (const k of map.values()) groupBytes.set(k.keyGroup, (groupBytes.get(k.keyGroup) ?? 0) + bytesOf(k));
+    const chosen = new Set<number>();
+    let bytes = 0;
+    for (const [group, b] of [...groupBytes].sort((x, y) => y[1] - x[1])) {
+      if (bytes >= target) break;
+      chosen.add(group);
+      bytes += b;
+    }
+    const keys: SortedKey[] = [];
+    for (const map of maps) {
+      for (const [id, k] of map) {
+        if (!chosen.has(k.keyGroup)) continue;
+        keys.push(k);
+        map.delete(id);
+      }
+    }
+    this.memoryBytes = this.byString.size + this.byJson.size === 0 ? 0 : Math.max(0, this.memoryBytes - bytes);
+    return { keys: byKeyGroup(keys), bytes };
   }
 
   /**
@@ -155,15 +180,26 @@ export class SortBuffer {
   }
 
   private async spill(): Promise<void> {
-    const bytes = this.memoryBytes;
-    const run = this.takeGrouped();
-    if (this.diskBytes + bytes > this.budget.diskBytes) {
+    const run = this.takeLargestGroups(this.budget.memoryBytes / 2);
+    if (this.diskBytes + run.bytes > this.budget.diskBytes) {
       throw new WeirError(ErrorCode.Budget, `operator "${this.budget.operator}": the backlog does not fit the sort budget (memory ${mb(this.budget.memoryBytes)}, disk ${mb(this.budget.diskBytes)} in ${this.budget.directory}); raise backlogSort.diskBytes, or process the backlog without sorting (checkpointIntervalDuringBacklogMs > 0 or mode "streaming")`);
     }
-    await this.runs.write(run);
-    this.diskBytes += bytes;
+    await this.runs.write(run.keys);
+    this.diskBytes += run.bytes;
     this.spills++;
   }
+}
+
+/** Keys placed by key group in one counting pass (within a group, in their order here). */
+function byKeyGroup(keys: readonly SortedKey[]): SortedKey[] {
+  let max = 0;
+  for (const k of keys) if (k.keyGroup > max) max = k.keyGroup;
+  const start = new Array<number>(max + 2).fill(0);
+  for (const k of keys) start[k.keyGroup + 1]!++;
+  for (let g = 1; g < start.length; g++) start[g]! += start[g - 1]!;
+  const grouped = new Array<SortedKey>(keys.length);
+  for (const k of keys) grouped[start[k.keyGroup]!++] = k;
+  return grouped;
 }
 
 function mb(n: number): string {
