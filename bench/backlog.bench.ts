@@ -15,23 +15,42 @@ import { rate, runChild, type BenchContext, type Benchmark, type BenchRow } from
 
 interface Event { k: string; v: number }
 
+/** The sums seen at the sink, by key number (`key-<n>`), in typed arrays: the harness keeps no per-key Map or Set in weir's process. */
+class KeySums {
+  readonly values: Float64Array;
+  private readonly seen: Uint8Array;
+  reached = 0;
+  constructor(readonly keys: number) {
+    this.values = new Float64Array(keys);
+    this.seen = new Uint8Array(keys);
+  }
+  /** Notes `v` as key `n`'s value unless one was noted already; true when it is new. */
+  note(n: number, v: number): boolean {
+    if (this.seen[n] === 1) return false;
+    this.seen[n] = 1;
+    this.values[n] = v;
+    this.reached++;
+    return true;
+  }
+}
+
+const keyNumber = (k: string): number => Number(k.slice(4));
+
 /**
  * Notes when every key has reached its sum over the whole backlog (the end of the backlog phase) and the
  * output that reached it. (Sums only grow; in streaming, a live record of one source subtask may overtake
  * the other's last backlog records, so "reached" is "at least"; a sorted backlog is drained before any
  * live record, so there each key's output is its backlog sum exactly.)
  */
-function finalSums(into: Map<string, number>, backlogSums: Map<string, number>, phase: Phase): SinkDef<Event> {
-  const reached = new Set<string>();
+function finalSums(into: KeySums, backlogSums: Float64Array, phase: Phase): SinkDef<Event> {
   return {
     kind: "sums",
     createWriter: async () => ({
       write: (e: Event) => {
-        if (phase.endedAt === undefined && e.v >= backlogSums.get(e.k)! && !reached.has(e.k)) {
-          reached.add(e.k);
-          into.set(e.k, e.v); // the first output at or past the key's backlog sum
-          if (reached.size === backlogSums.size) phase.endedAt = performance.now();
-        }
+        if (phase.endedAt !== undefined) return;
+        const n = keyNumber(e.k);
+        // The first output at or past the key's backlog sum.
+        if (e.v >= backlogSums[n]! && into.note(n, e.v) && into.reached === into.keys) phase.endedAt = performance.now();
       },
       flush: async () => {},
       close: async () => {},
@@ -43,12 +62,12 @@ interface Phase { startedAt?: number; endedAt?: number }
 
 const backlogEvent = (i: number, keys: number): Event => ({ k: `key-${(i * 7919) % keys}`, v: i % 10 });
 
-/** Each key's sum over the backlog. */
-function sumsOf(backlog: number, keys: number): Map<string, number> {
-  const sums = new Map<string, number>();
+/** Each key's sum over the backlog, by key number (every key occurs: 7919 is prime to the key counts). */
+function sumsOf(backlog: number, keys: number): Float64Array {
+  const sums = new Float64Array(keys);
   for (let i = 0; i < backlog; i++) {
     const e = backlogEvent(i, keys);
-    sums.set(e.k, (sums.get(e.k) ?? 0) + e.v);
+    sums[keyNumber(e.k)]! += e.v;
   }
   return sums;
 }
@@ -58,7 +77,7 @@ const sumState = valueState("sum", t.number);
 /** The operator under test: Flink's reduce, or the same sum as a process function with value state (what a new user writes). */
 type Operator = "reduce" | "process";
 
-async function runReduce(ctx: BenchContext, name: string, backlog: number, keys: number, sorted: boolean, sums: Map<string, number>, cacheMaxEntries?: number, operator: Operator = "reduce"): Promise<{ ms: number; backlogMs: number; startupMs: number }> {
+async function runReduce(ctx: BenchContext, name: string, backlog: number, keys: number, sorted: boolean, sums: KeySums, cacheMaxEntries?: number, operator: Operator = "reduce"): Promise<{ ms: number; backlogMs: number; startupMs: number }> {
   // Both runs write state to KV as they go (no checkpoints); the sorted one in FLIP-327's mixed mode.
   const env = StreamEnvironment.create({
     name, nats: ctx.url, parallelism: 2, stateBackend: "jetstream-kv",
@@ -123,7 +142,7 @@ const bench: Benchmark = {
     // Warm-up (both modes, a twentieth of the size, not measured): otherwise the first measured run, the
     // sorted one, also pays for compiling the code both runs share.
     for (const operator of ["reduce", "process"] as const) {
-      for (const sorted of [true, false]) await runReduce(ctx, `backlog-warmup-${operator}-${sorted}`, Math.round(backlog / 20), Math.round(keys / 20), sorted, new Map(), undefined, operator);
+      for (const sorted of [true, false]) await runReduce(ctx, `backlog-warmup-${operator}-${sorted}`, Math.round(backlog / 20), Math.round(keys / 20), sorted, new KeySums(Math.round(keys / 20)), undefined, operator);
     }
     const cases: Array<{ operator: Operator; records: number; keys: number; cache?: number }> = [
       { operator: "reduce", records: backlog, keys },
@@ -140,16 +159,16 @@ const bench: Benchmark = {
     for (const c of cases.filter((x) => only === undefined || x.operator === only)) {
       const label = `${c.operator}, ${c.records} records over ${c.keys} keys, ${c.cache ? `${c.cache}-entry cache` : "default cache"}`;
       const tag = `-${c.operator}-${c.keys}${c.cache ? "-small" : ""}`;
-      const sortedSums = new Map<string, number>();
-      const streamedSums = new Map<string, number>();
+      const sortedSums = new KeySums(c.keys);
+      const streamedSums = new KeySums(c.keys);
       const sorted = await runReduce(ctx, `backlog-sorted${tag}`, c.records, c.keys, true, sortedSums, c.cache, c.operator);
       ctx.log(`${label}, sorted: start-up ${Math.round(sorted.startupMs)} ms, backlog phase ${Math.round(sorted.backlogMs)} ms`);
       const streamed = await runReduce(ctx, `backlog-streamed${tag}`, c.records, c.keys, false, streamedSums, c.cache, c.operator);
       ctx.log(`${label}, streamed: start-up ${Math.round(streamed.startupMs)} ms, backlog phase ${Math.round(streamed.backlogMs)} ms`);
       const backlogSums = sumsOf(c.records, c.keys);
-      const exact = sortedSums.size === backlogSums.size && [...backlogSums].every(([k, v]) => sortedSums.get(k) === v);
-      ctx.log(`${label}: sorted run's sums equal to the backlog's: ${exact} (${sortedSums.size} keys); streamed run reached them: ${streamedSums.size === backlogSums.size}`);
-      if (!exact || streamedSums.size !== backlogSums.size) throw new Error("a run missed the backlog's sums");
+      const exact = sortedSums.reached === c.keys && backlogSums.every((v, n) => sortedSums.values[n] === v);
+      ctx.log(`${label}: sorted run's sums equal to the backlog's: ${exact} (${sortedSums.reached} keys); streamed run reached them: ${streamedSums.reached === c.keys}`);
+      if (!exact || streamedSums.reached !== c.keys) throw new Error("a run missed the backlog's sums");
       const fits = c.keys <= (c.cache ?? 200_000);
       reduceRows.push({ figure: `keyed ${label} (KV): backlog phase, sort-during-backlog vs streaming`, weir: rate(c.records, sorted.backlogMs), baseline: rate(c.records, streamed.backlogMs), unit: "records/s", goal: fits && c.operator === "process" ? ">= 1" : ">= 3" });
       reduceRows.push({ figure: "  the same, backlog phase counted from the job's start (start-up included)", weir: rate(c.records, sorted.startupMs + sorted.backlogMs), baseline: rate(c.records, streamed.startupMs + streamed.backlogMs), unit: "records/s" });
