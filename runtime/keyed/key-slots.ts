@@ -52,6 +52,9 @@ interface Generation {
 
 const generation = (): Generation => ({ byValue: new Map(), byJson: new Map() });
 
+/** Keys looked up by value: those whose canonical JSON is one-to-one with them (NaN and ±Infinity are all "null"). */
+const byValue = (key: unknown): boolean => typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key));
+
 export class KeySlotTable {
   private current = generation();
   private previous = generation();
@@ -60,8 +63,7 @@ export class KeySlotTable {
   constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = 16_384) {}
 
   slotFor(key: unknown): KeySlot {
-    // By value only where the key's canonical JSON is one-to-one with it (NaN and ±Infinity are all "null").
-    if (typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key))) {
+    if (byValue(key)) {
       const slot = this.current.byValue.get(key);
       if (slot !== undefined) return slot;
       return this.promote(this.previous.byValue.get(key), key, key, undefined, this.current.byValue, this.previous.byValue);
@@ -78,8 +80,7 @@ export class KeySlotTable {
    * handles and addresses to the old heap before they die).
    */
   slotOnce(key: unknown, keyId: string, keyGroup: number): KeySlot {
-    const byValue = typeof key === "string" || typeof key === "boolean" || (typeof key === "number" && Number.isFinite(key));
-    const slot = byValue ? (this.current.byValue.get(key) ?? this.previous.byValue.get(key)) : (this.current.byJson.get(keyId) ?? this.previous.byJson.get(keyId));
+    const slot = byValue(key) ? (this.current.byValue.get(key) ?? this.previous.byValue.get(key)) : (this.current.byJson.get(keyId) ?? this.previous.byJson.get(keyId));
     return slot ?? new KeySlot(this.operator, key, keyId, keyGroup);
   }
 
