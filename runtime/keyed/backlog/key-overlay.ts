@@ -75,14 +75,19 @@ export class KeyStateOverlay implements StateRequestHandler {
     }
   }
 
-  /**
-   * Writes every changed entry (once per entry, however many records changed it); what the backend takes
-   * at once (a cached KV entry, the heap) needs no promise. Resolves when the writes are done.
-   */
+  /** Writes every changed entry (once per entry, however many records changed it); resolves when written. */
   flush(): MaybePromise {
+    return this.flushWhere(undefined);
+  }
+
+  /**
+   * Writes the changed entries `pick` selects (all when undefined); what the backend takes at once (a
+   * cached KV entry, the heap) needs no promise.
+   */
+  private flushWhere(pick: ((e: Entry) => boolean) | undefined): MaybePromise {
     let writes: Array<Promise<unknown>> | undefined;
     for (const e of this.entries.values()) {
-      if (!e.dirty) continue;
+      if (!e.dirty || (pick !== undefined && !pick(e))) continue;
       e.dirty = false;
       const put = stateRequest.put(e.address, e.value);
       const now = this.backend.tryNow(put);
@@ -91,15 +96,5 @@ export class KeyStateOverlay implements StateRequestHandler {
       if (pending !== undefined) (writes ??= []).push(pending);
     }
     if (writes !== undefined) return Promise.all(writes).then(noop);
-  }
-
-  private async flushWhere(pick: (e: Entry) => boolean): Promise<void> {
-    const writes: Array<Promise<unknown>> = [];
-    for (const e of this.entries.values()) {
-      if (!e.dirty || !pick(e)) continue;
-      e.dirty = false;
-      writes.push(this.backend.submit(stateRequest.put(e.address, e.value)));
-    }
-    await Promise.all(writes);
   }
 }

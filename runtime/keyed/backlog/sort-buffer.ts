@@ -1,7 +1,8 @@
 // The backlog sort buffer of a keyed operator (FLIP-327): records are held in memory up to a budget; when
 // the budget is exceeded, the largest key groups, half the budget's worth, are written to local disk as a
-// run (spilled-runs.ts); at the end, the runs and what is left in memory are drained together. Each key's records come back together in arrival
-// order, keys by key group, which is what makes replaying a key's records reproduce streaming results.
+// run (spilled-runs.ts); at the end, the runs and what is left in memory are drained together. Each key's
+// records come back together in arrival order, keys by key group, which is what makes replaying a key's
+// records reproduce streaming results.
 //
 // In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
 // object, no serialization): a backlog that fits in memory is never encoded, and nothing is sorted (keys
