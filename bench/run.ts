@@ -12,7 +12,8 @@ if (unknown.length) {
   console.error(`bench: unknown benchmark ${unknown.map((u) => `"${u}"`).join(", ")}; available: ${available.join(", ")}`);
   process.exit(2);
 }
-// As `weir run` does for its workers (bin/weir.mjs): weir and the baselines run under the same setting.
+// As `weir run` does (bin/weir.mjs): weir and the baselines run under the same settings (the young
+// generation, which V8 reads only at start, by package.json's `bench` script: --max-semi-space-size=32).
 const growing = Number(process.env.WEIR_HEAP_GROWING_PERCENT ?? 50);
 if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 const scale = Number(process.env.WEIR_BENCH_SCALE ?? 1);

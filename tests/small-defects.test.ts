@@ -4,12 +4,13 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { Sinks, Sources, StreamEnvironment } from "../mod.ts";
 import { ProgressReporter } from "../runtime/cli/progress.ts";
 import type { JobStatus } from "../actors/job/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
-import { runWeir } from "./helpers/cli.ts";
+import { runWeir, WEIR } from "./helpers/cli.ts";
 
 const test = suite("small defects");
 const nats = withServer(test);
@@ -80,6 +81,13 @@ test("inspection events name the job, checkpoint and subtask actors", async () =
   } finally {
     await env.close();
   }
+});
+
+test("the weir executable runs by its own first line (node with its young generation set), as npm installs it", () => {
+  // `env -S` splits the shebang's arguments; without it (or with a flag node refuses) nothing would start.
+  const r = spawnSync(WEIR, ["--help"], { encoding: "utf8", timeout: 60_000, env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` } });
+  assert.is(r.status, 0, `${r.error?.message ?? ""}${r.stderr}`);
+  assert.match(r.stdout, /Usage: weir/);
 });
 
 test.run();

@@ -3,6 +3,7 @@
 // leave gracefully, and are frozen (SIGSTOP) past their lease; every run ends with the output equal to
 // the reference: every key's counts 1..n, each exactly once.
 import { suite } from "uvu";
+import { readFileSync } from "node:fs";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -189,6 +190,8 @@ workers("weir run --workers 2 starts two workers of the job; weir stop stops bot
       return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
     });
     assert.ok(s.workers!.every((w) => w.pid !== supervisor.child.pid), "the workers are processes of their own");
+    // As the `weir` command's shebang sets it for one process (bin/weir.mjs).
+    for (const w of s.workers!) assert.match(readFileSync(`/proc/${w.pid}/cmdline`, "utf8"), /--max-semi-space-size=32\0/, `worker ${w.pid}'s node flags`);
     const total = await input.stop();
     input = undefined;
     await checkOutput(nc, total);

@@ -8,6 +8,14 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 const WEIR_BIN = fileURLToPath(new URL("../../../bin/weir.mjs", import.meta.url));
+/**
+ * Node flags of a worker: its young generation as the `weir` command's shebang sets it (bin/weir.mjs),
+ * or as this supervisor was started with.
+ */
+function workerNodeFlags(): string[] {
+  const given = process.execArgv.filter((a) => a.startsWith("--max-semi-space-size")).slice(-1);
+  return given.length > 0 ? given : ["--max-semi-space-size=32"];
+}
 /** A worker that crashes this often within a minute is not started again (its crash is not transient). */
 const MAX_CRASHES_PER_MINUTE = 5;
 const RESTART_DELAY_MS = 500;
@@ -28,7 +36,7 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
 
   const launch = (n: number): void => {
     // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
-    const child = spawn(process.execPath, [WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
+    const child = spawn(process.execPath, [...workerNodeFlags(), WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
       // A JSON log line stays one JSON object (it names its worker; "process" says which of these it is).
