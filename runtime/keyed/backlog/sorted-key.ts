@@ -37,7 +37,8 @@ export class SortedKey {
   /** Records are folded into values[0] as they arrive (see ArrivalFold). */
   folding = false;
 
-  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number) {}
+  /** `mapKey`: how the sort buffer looks the key up (sort-buffer.ts). */
+  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number, readonly mapKey: string = keyId) {}
 
   get size(): number { return this.values.length; }
 
