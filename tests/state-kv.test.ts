@@ -20,6 +20,7 @@ import type { JetStreamKvStateBackend } from "../state/backends/jetstream-kv/bac
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
 import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
 import { systemClock } from "../runtime/core/clock.ts";
+import { Sources, StreamEnvironment } from "../mod.ts";
 import { collect, connectTo, freshJob, MAX_PARALLELISM, openBackend, RecordingHandler, rejection, scopeOf } from "./state-support.ts";
 
 const s = suite("jetstream-kv state backend");
@@ -428,6 +429,45 @@ s("errors: corrupt KV content, closed backend", async () => {
   await b.close();
   const e2 = await rejection(handles(b)(count, "x").value());
   assert.match(e2.message, /closed/);
+});
+
+s("a job without checkpoints, cancelled: its buffered state is in KV once cancel resolves, before env.close() closes the connection", async () => {
+  const job = freshJob().job;
+  const KEYS = 50_000;
+  const env = StreamEnvironment.create({ name: job, nats: server.url, parallelism: 2, mode: "streaming", stateBackend: "jetstream-kv", checkpointIntervalMs: 0 }, { log: () => {} });
+  const last = new Map<string, number>();
+  env.fromSource(Sources.generator({ make: (i) => ({ k: `k${i % KEYS}` }) }))
+    .keyBy((e) => e.k)
+    .process<{ k: string; n: number }>({
+      async processElement(e, c) {
+        const n = ((await c.state(count).value()) ?? 0) + 1;
+        await c.state(count).update(n);
+        c.collect({ k: e.k, n });
+      },
+    })
+    .sinkTo({ kind: "last-counts", createWriter: async () => ({ write: (o: { k: string; n: number }) => { last.set(o.k, o.n); }, flush: async () => {}, close: async () => {} }) });
+  const client = await env.executeAsync();
+  try {
+    // Every key counted a few times: its state is dirty in the cache (the flush timer is 10 s away).
+    const deadline = Date.now() + 60_000;
+    while (!(last.size === KEYS && (last.get("k0") ?? 0) >= 2)) {
+      if (Date.now() > deadline) throw new Error(`only ${last.size} keys counted`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await client.cancel();
+    await env.close();
+  }
+  const kv = await new Kvm(nc).open(`weir_${job}_state`);
+  const stored = new Map<string, string>();
+  for await (const key of await kv.keys()) stored.set(JSON.parse(parseKey(key).keyId) as string, key);
+  assert.is(stored.size, KEYS, "every key's count is in KV");
+  // Each key's count at least what the sink saw last (a sample: one read per key would take long).
+  for (let i = 0; i < KEYS; i += 97) {
+    const k = `k${i}`;
+    const n = Number((await kv.get(stored.get(k)!))!.string());
+    assert.ok(n >= last.get(k)!, `key ${k}: ${n} in KV, ${last.get(k)} emitted`);
+  }
 });
 
 s.run();

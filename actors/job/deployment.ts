@@ -96,14 +96,15 @@ export class Deployment {
     return true;
   }
 
-  /** Cancels every subtask; resolves once the remote ones answered (local cancellation is synchronous). */
+  /** Cancels every subtask; resolves once the local ones closed their operators and state and the remote ones answered. */
   async cancel(): Promise<void> {
-    for (const s of this.subtasks) s.cancel();
+    const closed = this.subtasks.map((s) => s.cancel());
     await this.o.remote?.cancel();
+    await Promise.all(closed);
   }
 
   close(): void {
-    for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
+    for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
     this.o.remote?.close();
   }
 

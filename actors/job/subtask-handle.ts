@@ -12,7 +12,8 @@ export interface SubtaskHandle extends CheckpointTarget {
   readonly sourceIsBacklog: boolean;
   requestStop(): void;
   release(): void;
-  cancel(): void;
+  /** Resolves once the subtask's operators and state are closed (a remote one: its worker answers the deployment). */
+  cancel(): Promise<void>;
   onReconnected(): void;
   injectFailure(reason: string): void;
   status(): SubtaskStatus;

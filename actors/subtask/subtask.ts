@@ -103,7 +103,7 @@ export class Subtask {
       {
         startSnapshot: (id) => this.checkpointer.startSnapshot(id),
         wakeForStop: () => this.gate.signal(),
-        discardOperators: () => { void this.closeOperators({ keepState: job.checkpointIntervalMs === 0 }).catch(() => {}); },
+        discardOperators: () => { this.closing ??= this.closeOperators({ keepState: job.checkpointIntervalMs === 0 }).catch(() => {}); },
         releaseResources: () => this.releaseResources(),
       },
       deps.clock,
@@ -208,8 +208,14 @@ export class Subtask {
     this.lifecycle.send({ type: "STOP" });
   }
 
-  cancel(): void {
+  /**
+   * Resolves once the operators and the state backend are closed: without checkpoints the backend writes
+   * its buffered state to KV first, which must not overlap a restarted attempt's reads or outlive the
+   * connection an `env.close()` drains next.
+   */
+  cancel(): Promise<void> {
     this.lifecycle.send({ type: "CANCEL" });
+    return this.closing ?? Promise.resolve();
   }
 
   /** The NATS connection is back: grants sent while it was down may be lost, send them again. */
@@ -308,6 +314,9 @@ export class Subtask {
     this.outputs.close();
     void this.reader?.close().catch(() => {});
   }
+
+  /** Closing operators and state after a cancel or failure (discardOperators): what `cancel()` waits for. */
+  private closing: Promise<void> | undefined;
 
   private async closeOperators(options: { keepState: boolean }): Promise<void> {
     for (const { operator } of this.chain.operators) await operator.close?.();

@@ -73,7 +73,7 @@ export class RemoteSubtask implements SubtaskHandle {
   requestStop(): void { if (this.isSource) this.worker.stopSources(); }
   release(): void { this.worker.release(); }
   /** The deployment cancels the worker's subtasks with one request (actors/worker/deployment.ts). */
-  cancel(): void { this.terminal = true; }
+  cancel(): Promise<void> { this.terminal = true; return Promise.resolve(); }
   onReconnected(): void { this.worker.regrant(); }
   injectFailure(reason: string): void { this.worker.fail(this.id, reason); }
   status(): SubtaskStatus { return { ...this.last, worker: this.worker.id } as SubtaskStatus; }

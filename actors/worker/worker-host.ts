@@ -102,7 +102,7 @@ export class WorkerHost {
   /** Cancels what runs (fenced, leaving, or this worker now leads and deploys its own). */
   cancelAll(why: string): void {
     if (this.subtasks.some((s) => !s.isTerminal)) this.o.log(`cancelling the subtasks of epoch ${this.epoch}: ${why}`);
-    for (const s of this.subtasks) if (!s.isTerminal) s.cancel();
+    for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
   }
 
   stop(): void {
