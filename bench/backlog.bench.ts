@@ -10,6 +10,9 @@
 //    sort spills, RSS stays low with V8's heap growth as `weir run` sets it; V8's default shown too.
 
 import * as t from "io-ts";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { JobNames } from "../runtime/internal.ts";
 import { Sources, StreamEnvironment, valueState, type SinkDef, type SourceDef } from "../mod.ts";
 import { rate, runChild, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 
@@ -108,8 +111,23 @@ async function runReduce(ctx: BenchContext, name: string, backlog: number, keys:
   const ms = performance.now() - t0;
   await client.cancel();
   await env.close();
+  await dropState(ctx.url, name);
   if (phase.endedAt === undefined || phase.startedAt === undefined) throw new Error(`${name}: some key never showed its backlog sum`);
   return { ms, backlogMs: phase.endedAt - phase.startedAt, startupMs: phase.startedAt - t0 };
+}
+
+/**
+ * Deletes a finished run's state bucket (up to 500k keys): the runs share one server, and each run should
+ * find it as a first job would, not holding every earlier run's keys.
+ */
+async function dropState(url: string, job: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const kv = await new Kvm(nc).open(new JobNames(job).stateBucket);
+    await kv.destroy();
+  } finally {
+    await nc.close();
+  }
 }
 
 /** RSS of a 5M-record backlog sorted with a 64 MB budget: as `weir run` sets V8's heap growth, and with V8's default. */
