@@ -87,7 +87,7 @@ export class JobWorker {
       actions: {
         lead: () => this.lead(),
         abdicate: (_, p) => this.abdicate(p.reason),
-        fence: (_, p) => this.host.cancelAll(p.reason),
+        fence: (_, p) => { void this.host.cancelAll(p.reason); },
         leave: () => { void this.leave(); },
       },
     }), { id: `worker:${this.id}`, input: { worker: this.id } });
@@ -216,7 +216,7 @@ export class JobWorker {
   }
 
   private lead(): void {
-    this.host.cancelAll("this worker leads now and deploys anew");
+    void this.host.cancelAll("this worker leads now and deploys anew");
     const side = new LeaderSide({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
     });

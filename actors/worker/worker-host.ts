@@ -100,14 +100,15 @@ export class WorkerHost {
   }
 
   /** Cancels what runs (fenced, leaving, or this worker now leads and deploys its own). */
-  cancelAll(why: string): void {
+  /** Resolves once their operators and state are closed (a job without checkpoints writes its state to KV then). */
+  cancelAll(why: string): Promise<void> {
     if (this.subtasks.some((s) => !s.isTerminal)) this.o.log(`cancelling the subtasks of epoch ${this.epoch}: ${why}`);
-    for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
+    return Promise.all(this.subtasks.map((s) => s.cancel())).then(() => {});
   }
 
   stop(): void {
     this.connection?.stop();
-    this.cancelAll("the worker stops");
+    void this.cancelAll("the worker stops");
     this.sub?.unsubscribe();
     if (this.statusTimer) clearInterval(this.statusTimer);
   }
@@ -135,8 +136,8 @@ export class WorkerHost {
       case "fail": find(c.subtask)?.injectFailure(c.reason); break;
       case "regrant": for (const s of this.subtasks) s.onReconnected(); break;
       case "cancel": {
-        this.cancelAll(`the leader cancels epoch ${c.epoch}`);
-        // Cancellation is synchronous for the loops; let pending callbacks settle before answering.
+        // Answered once the subtasks' state is closed (the leader waits CANCEL_TIMEOUT_MS at most).
+        await this.cancelAll(`the leader cancels epoch ${c.epoch}`);
         await new Promise((r) => setImmediate(r));
         return { ok: true };
       }
@@ -146,8 +147,10 @@ export class WorkerHost {
 
   private async deploy(c: Extract<WorkerCommand, { kind: "deploy" }>): Promise<CommandReply> {
     if (c.epoch <= this.epoch) return { ok: false, error: `worker ${this.o.workerId} already runs epoch ${this.epoch}` };
-    this.cancelAll(`epoch ${c.epoch} replaces it`);
+    // The new subtasks must not read state the old ones are still writing back.
+    const closed = this.cancelAll(`epoch ${c.epoch} replaces it`);
     this.epoch = c.epoch;
+    await closed;
     const restore = c.restoreId === null ? undefined : await this.o.loadRestore(c.restoreId);
     const epoch = c.epoch;
     const report = (r: WorkerReport) => this.report(r);
