@@ -216,13 +216,13 @@ export class JobWorker {
   }
 
   private lead(): void {
-    void this.host.cancelAll("this worker leads now and deploys anew");
+    const released = this.host.cancelAll("this worker leads now and deploys anew");
     const side = new LeaderSide({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
     });
     this.leading = side;
     // A deposed leader's runner ends too (cancelled): that is not the job's end.
-    side.start().then(
+    side.start(released).then(
       () => {
         this.ready.resolve();
         return side.runner.result().then((r) => { if (this.leading === side) this.finish(r); }, (e) => { if (this.leading === side) this.fail(e); });

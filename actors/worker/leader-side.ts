@@ -80,10 +80,11 @@ export class LeaderSide {
 
   get epoch(): number { return this.currentEpoch; }
 
-  async start(): Promise<void> {
+  /** `released`: what this worker ran as a follower is closed (its state written back): deploy after it. */
+  async start(released: Promise<void> = Promise.resolve()): Promise<void> {
     this.membership.start();
     // Workers already there announce themselves within a heartbeat: place over them from the start.
-    await new Promise((r) => setTimeout(r, FIRST_PLACEMENT_WAIT_MS));
+    await Promise.all([new Promise((r) => setTimeout(r, FIRST_PLACEMENT_WAIT_MS)), released]);
     await this.runner.start();
   }
 
