@@ -15,7 +15,7 @@ import { valueState } from "../state/descriptors.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
 import type { KeyedStateBackend } from "../state/contracts.ts";
 import type { StateBackendConfig } from "../state/config.ts";
-import { rate, runChild, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
+import { AS_WEIR_RUN, rate, runChild, type BenchContext, type Benchmark, type BenchRow } from "./harness.ts";
 import { driveRecords, uniformKeys } from "./state-driver.ts";
 
 const count = valueState("count", t.number);
@@ -166,7 +166,7 @@ async function benchMemory(ctx: BenchContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const runs: Array<[string, string[], Record<string, string>]> = [
     ["default V8 heap", [], {}],
-    ["as `weir run` sets V8 (heap growth 50%, 32 MB semi-spaces)", ["--max-semi-space-size=32"], { WEIR_HEAP_GROWING_PERCENT: "50" }],
+    ["as `weir run` sets V8 (heap growth 50%, 32 MB semi-spaces)", [...AS_WEIR_RUN.flags], AS_WEIR_RUN.env],
     ["heap capped at 256 MB", ["--max-old-space-size=256"], {}],
   ];
   for (const [label, flags, env] of runs) {

@@ -432,9 +432,9 @@ s("errors: corrupt KV content, closed backend", async () => {
 });
 
 s("a job without checkpoints, cancelled: its buffered state is in KV once cancel resolves, before env.close() closes the connection", async () => {
-  const job = freshJob().job;
+  const names = freshJob();
   const KEYS = 50_000;
-  const env = StreamEnvironment.create({ name: job, nats: server.url, parallelism: 2, mode: "streaming", stateBackend: "jetstream-kv", checkpointIntervalMs: 0 }, { log: () => {} });
+  const env = StreamEnvironment.create({ name: names.job, nats: server.url, parallelism: 2, mode: "streaming", stateBackend: "jetstream-kv", checkpointIntervalMs: 0 }, { log: () => {} });
   const last = new Map<string, number>();
   env.fromSource(Sources.generator({ make: (i) => ({ k: `k${i % KEYS}` }) }))
     .keyBy((e) => e.k)
@@ -458,7 +458,7 @@ s("a job without checkpoints, cancelled: its buffered state is in KV once cancel
     await client.cancel();
     await env.close();
   }
-  const kv = await new Kvm(nc).open(`weir_${job}_state`);
+  const kv = await bucket(names);
   const stored = new Map<string, string>();
   for await (const key of await kv.keys()) stored.set(JSON.parse(parseKey(key).keyId) as string, key);
   assert.is(stored.size, KEYS, "every key's count is in KV");

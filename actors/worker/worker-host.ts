@@ -99,8 +99,10 @@ export class WorkerHost {
     this.report({ kind: "failed", epoch, worker: this.o.workerId, subtask: s.id, error: `worker ${this.o.workerId} lost its NATS connection: records in flight may be lost` });
   }
 
-  /** Cancels what runs (fenced, leaving, or this worker now leads and deploys its own). */
-  /** Resolves once their operators and state are closed (a job without checkpoints writes its state to KV then). */
+  /**
+   * Cancels what runs (fenced, leaving, or this worker now leads and deploys its own); resolves once their
+   * operators and state are closed (a job without checkpoints writes its state to KV then).
+   */
   cancelAll(why: string): Promise<void> {
     if (this.subtasks.some((s) => !s.isTerminal)) this.o.log(`cancelling the subtasks of epoch ${this.epoch}: ${why}`);
     return Promise.all(this.subtasks.map((s) => s.cancel())).then(() => {});

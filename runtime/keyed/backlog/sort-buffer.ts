@@ -6,8 +6,8 @@
 //
 // In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
 // object, no serialization): a backlog that fits in memory is never encoded, and nothing is sorted (each
-// key is listed under its key group when first seen). Their size is estimated from the JSON length of a sample
-// of values. A reduce whose key's state is empty folds the key's records as they arrive (ArrivalFold): the
+// key is listed under its key group when first seen). Their size is estimated from the JSON length of a
+// sample of values. A reduce whose key's state is empty folds the key's records as they arrive (ArrivalFold): the
 // buffer then holds one running value per key instead of every record, the same values in the same order
 // as streaming would apply them.
 import { ErrorCode, WeirError } from "../../core/errors.ts";
@@ -50,7 +50,7 @@ export class SortBuffer {
   private byJson = new Map<string, SortedKey>();
   /** The same keys by key group (in order of first arrival): a spill takes whole groups without a scan. */
   private groups: Array<SortedKey[] | undefined> = [];
-  /** Per key group: records, and bytes of its keys besides their records (what `groupBytes` adds up). */
+  /** Per key group: its records, and its keys' bytes besides their records (a spill's size estimate). */
   private groupRecords: number[] = [];
   private groupKeyBytes: number[] = [];
   private memoryBytes = 0;
