@@ -10,6 +10,7 @@ import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts"
 import { StateLimitError } from "../state/errors.ts";
 import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
 import { CacheEntry, EntryKind, StateCache } from "../state/backends/jetstream-kv/cache.ts";
+import { runPool } from "../state/backends/jetstream-kv/entry-writes.ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { baseAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
@@ -183,6 +184,31 @@ s("changelog format: entries survive encoding, across part boundaries", () => {
       assert.equal([...out], [...expected]);
     },
   ), { numRuns: 300 });
+});
+
+s("runPool (a flush's writes): every item once, never more than the concurrency pending, the first failure rejects and starts no more", async () => {
+  const calls: number[] = [];
+  let pending = 0;
+  let most = 0;
+  const slow = (i: number): Promise<void> => {
+    calls.push(i);
+    most = Math.max(most, ++pending);
+    return new Promise((r) => setTimeout(() => { pending--; r(); }, i % 3));
+  };
+  await runPool(Array.from({ length: 50 }, (_, i) => i), 4, slow);
+  assert.equal(calls, Array.from({ length: 50 }, (_, i) => i));
+  assert.is(most, 4);
+  assert.is(pending, 0);
+  await runPool([], 4, slow); // resolves with nothing to do
+  const started: number[] = [];
+  const failing = (i: number): Promise<void> => {
+    started.push(i);
+    return i === 2 ? Promise.reject(new Error("write 2 failed")) : new Promise((r) => setTimeout(r, 5));
+  };
+  const error = await runPool(Array.from({ length: 20 }, (_, i) => i), 3, failing).then(() => undefined, (e: Error) => e);
+  assert.is(error?.message, "write 2 failed");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(started, [0, 1, 2], "no write starts after the failure");
 });
 
 s.run();

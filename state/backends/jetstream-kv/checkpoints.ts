@@ -18,6 +18,7 @@ import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from ".
 import type { DeltaEntry } from "../changelog/format.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
 import { entryJson } from "./entry-json.ts";
+import { runPool, writeEntry } from "./entry-writes.ts";
 import { encodeToken } from "./keys.ts";
 import type { KvPipe } from "./pipe.ts";
 import type { RemoteValues } from "./remote-values.ts";
@@ -170,21 +171,10 @@ export class KvCheckpoints {
   }
 
   private async materialize(checkpointId: number, captured: Captured[]): Promise<void> {
-    const write = async (c: Captured): Promise<void> => {
-      const e = c.entry;
+    const write = (c: Captured): Promise<void> =>
       // Clean: an earlier materialization wrote this entry as it is now, so KV holds this capture or a newer
       // one (and the entry may since have left the cache, a newer one taking its key): nothing to write.
-      if (!e.dirty) return;
-      if (c.json === undefined) {
-        await this.host.remote.erase(e);
-        this.host.cache.markClean(e, c.version);
-        // KV holds nothing under the key now: the absent entry leaves the cache, unless written again since.
-        this.host.cache.dropErased(e);
-      } else {
-        await this.host.remote.store(e, encoder.encode(c.json));
-        this.host.cache.markClean(e, c.version);
-      }
-    };
+      c.entry.dirty ? writeEntry(this.host.remote, this.host.cache, c.entry, c.json, c.version) : Promise.resolve();
     // Values before map indexes, as in a flush (an index never names a value not yet written).
     await runPool(captured.filter((c) => c.entry.kind === EntryKind.Value), this.host.writeConcurrency, write);
     await runPool(captured.filter((c) => c.entry.kind === EntryKind.Index), this.host.writeConcurrency, write);
@@ -266,12 +256,4 @@ export class KvCheckpoints {
     }));
     return out;
   }
-
-}
-
-/** Calls `fn` on every item with at most `concurrency` calls pending. */
-export async function runPool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

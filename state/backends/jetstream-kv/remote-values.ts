@@ -69,7 +69,7 @@ export class RemoteValues {
   async write(key: string, data: Uint8Array, previous: ChunkRef | undefined): Promise<{ chunks: ChunkRef | undefined; seq: number }> {
     let written: ChunkRef | undefined;
     let seq: number;
-    if (data.length <= this.chunkBytes && (data.length === 0 || data[0] !== MANIFEST_MARK)) {
+    if (this.fitsOneMessage(data)) {
       seq = await this.pipe.put(key, data);
     } else {
       const id = randomBytes(6).toString("hex");
@@ -88,11 +88,24 @@ export class RemoteValues {
   }
 
   /** Writes an entry's value; KV holds the key afterwards. */
-  async store(e: StoredEntry, data: Uint8Array): Promise<void> {
-    const { chunks, seq } = await this.write(e.key, data, e.chunks);
-    e.chunks = chunks;
-    e.kvSeq = seq;
-    e.kvHolds = true;
+  store(e: StoredEntry, data: Uint8Array): Promise<void> {
+    // Most values: one message replacing one message, a single put (no async frames: see entry-writes.ts).
+    if (e.chunks === undefined && this.fitsOneMessage(data)) {
+      return this.pipe.put(e.key, data).then((seq) => {
+        e.kvSeq = seq;
+        e.kvHolds = true;
+      });
+    }
+    return this.write(e.key, data, e.chunks).then(({ chunks, seq }) => {
+      e.chunks = chunks;
+      e.kvSeq = seq;
+      e.kvHolds = true;
+    });
+  }
+
+  /** Whether `data` is stored as the key's one message (not chunked, not taken for a manifest). */
+  private fitsOneMessage(data: Uint8Array): boolean {
+    return data.length <= this.chunkBytes && (data.length === 0 || data[0] !== MANIFEST_MARK);
   }
 
   /**

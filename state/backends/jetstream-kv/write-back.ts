@@ -4,12 +4,11 @@
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
-import { runPool, type KvCheckpoints } from "./checkpoints.ts";
+import type { KvCheckpoints } from "./checkpoints.ts";
+import { runPool, writeEntry } from "./entry-writes.ts";
 import { entryJson } from "./entry-json.ts";
 import type { KvPipe } from "./pipe.ts";
 import type { RemoteValues } from "./remote-values.ts";
-
-const encoder = new TextEncoder();
 
 export class WriteBack {
   private flushing: Promise<void> | undefined;
@@ -121,24 +120,19 @@ export class WriteBack {
     const indexes: CacheEntry[] = [];
     for (const e of entries) (e.kind === EntryKind.Value ? values : indexes).push(e);
     let firstError: unknown;
-    const write = async (e: CacheEntry): Promise<void> => {
-      const version = e.version;
+    const failed = (err: unknown): void => { firstError ??= err; };
+    const write = (e: CacheEntry): Promise<void> => {
+      let json: string | undefined;
       try {
-        const json = entryJson(e);
-        if (json === undefined) {
-          await this.remote.erase(e);
-          this.cache.markClean(e, version);
-          this.cache.dropErased(e); // KV holds nothing under the key: no absent entry kept for it
-        } else {
-          await this.remote.store(e, encoder.encode(json));
-          this.cache.markClean(e, version);
-        }
+        json = entryJson(e);
       } catch (err) {
-        firstError ??= err;
+        failed(err);
+        return Promise.resolve();
       }
+      return writeEntry(this.remote, this.cache, e, json, e.version).catch(failed);
     };
     // A bounded pool of writers (the pipe's write window): a flush of 100k entries must not create 100k
-    // pending async calls at once (measured: ~1 GB of promises and frames).
+    // pending writes at once (measured: ~1 GB of promises and frames).
     await runPool(values, this.config.putConcurrency, write);
     await runPool(indexes, this.config.putConcurrency, write);
     this.counters.flushes++;
