@@ -11,7 +11,7 @@ import { valueState } from "../state/descriptors.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
-import type { KeyedStateBackend, StateSnapshot } from "../state/contracts.ts";
+import type { KeyedStateBackend, StateRequest, StateSnapshot } from "../state/contracts.ts";
 import type { StateBackendConfig } from "../state/config.ts";
 import type { JobNames } from "../runtime/core/names.ts";
 import { connectTo, freshJob, FULL_RANGE, MAX_PARALLELISM, openBackend, scopeOf } from "./state-support.ts";
@@ -222,6 +222,35 @@ s("checkpoints: writers wait while KV materializations fall behind, and go on on
     assert.is(await accOf(b, "late").value(), 1);
   } finally {
     if (!resumed) process.kill(server.server.pid, "SIGCONT");
+    await b.close();
+  }
+});
+
+s("a full cache: a new key reads as absent at once (no batch, no entry), and removing it before it reached KV costs no erase", async () => {
+  const names = freshJob("erfull");
+  // Uncommitted writes stay dirty (checkpoint durability): 20 of them hold a 10-entry cache over its bound.
+  const b = await openCheckpointed(names, { cacheMaxEntries: 10 });
+  try {
+    const writeAll = async (base: number) => { for (let i = 0; i < 20; i++) await accOf(b, `f${i}`).update(base + i); };
+    await writeAll(0);
+    const before = b.metrics();
+    const writesBefore = before.remoteWrites;
+    await checkpoint(b, 1);
+    const perCheckpoint = b.metrics().remoteWrites - writesBefore; // 20 values and the key groups' markers
+    await writeAll(100);
+    const full = b.metrics().cacheEntries;
+    assert.ok(full > 10, `the cache is over its bound (${full} entries)`);
+    const fresh = accOf(b, "fresh");
+    const address = (fresh as unknown as { getRequest: StateRequest }).getRequest;
+    assert.is(b.tryNow(address), undefined, "answered at once: KV cannot hold a key of a new bucket that was never written");
+    assert.is(b.metrics().cacheEntries, full, "no entry added to a full cache");
+    await fresh.update(7);
+    await fresh.clear();
+    const writes = b.metrics().remoteWrites;
+    await checkpoint(b, 2);
+    assert.is(b.metrics().remoteWrites - writes, perCheckpoint, "the same writes as the checkpoint before: none for the key created and removed in between");
+    assert.is(await accOf(b, "f19").value(), 119);
+  } finally {
     await b.close();
   }
 });

@@ -207,7 +207,15 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     if (e !== undefined) e.ref = true;
     else e = this.cache.touch(resolved.key);
     if (e !== undefined) this.counters.hits++;
-    else if (this.cache.overLimit || (e = this.loader.knownAbsent(resolved.key, EntryKind.Value, address.keyGroup)) === undefined) return NOT_APPLIED;
+    else if (this.cache.overLimit) {
+      // A full cache takes no new entry here (the batch that writes makes room). A key KV cannot hold
+      // still reads as absent at once: the first read of each new key (most of a backlog drain's keys once
+      // the cache is full) would otherwise wait for a batch, and for room, only to learn that.
+      if (!this.loader.absentFromKv(resolved.key)) return NOT_APPLIED;
+      this.counters.requests++;
+      this.counters.knownAbsent++;
+      return undefined;
+    } else if ((e = this.loader.knownAbsent(resolved.key, EntryKind.Value, address.keyGroup)) === undefined) return NOT_APPLIED;
     if (e.kind !== EntryKind.Value) throw kindConflict(address);
     resolved.entry = e;
     this.counters.requests++;

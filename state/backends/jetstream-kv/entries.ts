@@ -48,7 +48,9 @@ export class CachedEntries {
     this.loader.supersede(key);
     let e = this.cache.touch(key);
     if (e === undefined) {
-      e = new CacheEntry(key, kind, keyGroup, kind === EntryKind.Index ? new OrderedKeys() : undefined, 0);
+      // A key KV cannot hold (read as absent without a cache entry, or never read) needs no erase request
+      // if its value is removed before a flush wrote it.
+      e = new CacheEntry(key, kind, keyGroup, kind === EntryKind.Index ? new OrderedKeys() : undefined, 0, this.loader.absentFromKv(key) ? false : undefined);
       this.cache.insert(e);
     } else if (e.kind !== kind) {
       throw kindConflict(address);

@@ -57,9 +57,14 @@ export class EntryLoader {
     return missing;
   }
 
+  /** KV cannot hold `key` (see FreshBucketKeys) and no read of it is under way. */
+  absentFromKv(key: string): boolean {
+    return this.fresh !== undefined && !this.fetches.has(key) && this.fresh.isAbsent(key);
+  }
+
   /** A cached absent entry for `key` when KV cannot hold it (see FreshBucketKeys); undefined when it must be read. */
   knownAbsent(key: string, kind: EntryKind, keyGroup: number): CacheEntry | undefined {
-    if (this.fresh === undefined || this.fetches.has(key) || !this.fresh.isAbsent(key)) return undefined;
+    if (!this.absentFromKv(key)) return undefined;
     const e = decodeEntry(key, kind, keyGroup, undefined);
     this.cache.insert(e);
     this.counters.knownAbsent++;
