@@ -1,8 +1,8 @@
 // Writing cache entries to KV in waves (a flush, a checkpoint's materialization): each entry's JSON
 // stored (or its key erased) and the entry marked clean, at most `concurrency` writes pending. Plain
-// promise chains, not async functions: a wave of 150k writes made ~6 KB of promises, generator frames and
-// result objects per write through three nested async calls, most of them alive until the server's ack,
-// so every scavenge copied them (bench/prof-backlog.ts, 1M records over 500k keys: 0.96x wall).
+// promise chains, not async functions: through three nested async calls per write, a wave's promises,
+// generator frames and result objects stayed alive until the server's acks, and every scavenge copied
+// them (bench/prof-backlog.ts sorted, 300k writes: 6.7 GB allocated before, 6.0 GB after).
 
 import { type CacheEntry, type StateCache } from "./cache.ts";
 import type { RemoteValues } from "./remote-values.ts";
