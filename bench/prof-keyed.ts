@@ -1,5 +1,6 @@
 // CPU profile of a keyed count on the heap (or KV) backend vs a plain map, in streaming mode, with CPU time
-// per record: `node --cpu-prof --import tsx bench/prof-keyed.ts [heap|plain|kv] [records]` (MODE=batch for batch).
+// per record: `node --cpu-prof --import tsx bench/prof-keyed.ts [heap|plain|kv|syncfn|asyncfn|promisefn] [records]`
+// (MODE=batch for batch).
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
 import { launchNatsServer } from "../runtime/internal.ts";
@@ -16,12 +17,16 @@ try {
     if (mode === "plain") {
       const counts = new Map<string, number>();
       src.map((e) => { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); return n; }).sinkTo(discard());
-    } else if (mode === "syncfn" || mode === "asyncfn") {
-      // The keyed operator's own cost: the same count in a JS Map, sync or as an async function with two awaits.
+    } else if (mode === "syncfn" || mode === "asyncfn" || mode === "promisefn") {
+      // The keyed operator's own cost: the same count in a JS Map, sync, as an async function with two
+      // awaits, or sync but returning a resolved promise (what finishing a record after a promise costs).
       const counts = new Map<string, number>();
+      const resolved = Promise.resolve();
       src.process(mode === "syncfn"
         ? { processElement(e, c) { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); c.collect(n); } }
-        : { async processElement(e, c) { const n = ((await counts.get(e.k)) ?? 0) + 1; await counts.set(e.k, n); c.collect(n); } }).sinkTo(discard());
+        : mode === "promisefn"
+          ? { processElement(e, c) { const n = (counts.get(e.k) ?? 0) + 1; counts.set(e.k, n); c.collect(n); return resolved; } }
+          : { async processElement(e, c) { const n = ((await counts.get(e.k)) ?? 0) + 1; await counts.set(e.k, n); c.collect(n); } }).sinkTo(discard());
     } else {
       src.process({ async processElement(e, c) { const n = ((await c.state(count).value()) ?? 0) + 1; await c.state(count).update(n); c.collect(n); } }).sinkTo(discard());
     }
