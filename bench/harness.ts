@@ -38,13 +38,13 @@ export function rssMb(): number {
   return Math.round(process.memoryUsage().rss / (1024 * 1024));
 }
 
-/** Runs `node <args>` with `env` added; resolves with its stdout once it exits 0 (a bench's child process). */
 /**
  * Node's command-line flags and environment of a child that runs as `weir run` sets V8 (bin/weir.mjs: 32 MB
  * semi-spaces by its shebang, heap growth 50%).
  */
 export const AS_WEIR_RUN = { flags: ["--max-semi-space-size=32"], env: { WEIR_HEAP_GROWING_PERCENT: "50" } } as const;
 
+/** Runs `node <args>` with `env` added; resolves with its stdout once it exits 0 (a bench's child process). */
 export function runChild(args: string[], env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
