@@ -18,7 +18,7 @@ import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from ".
 import type { DeltaEntry } from "../changelog/format.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
 import { entryJson } from "./entry-json.ts";
-import { runPool, writeEntry } from "./entry-writes.ts";
+import { runPool, writeWave } from "./entry-writes.ts";
 import { encodeToken } from "./keys.ts";
 import type { KvPipe } from "./pipe.ts";
 import type { RemoteValues } from "./remote-values.ts";
@@ -171,13 +171,13 @@ export class KvCheckpoints {
   }
 
   private async materialize(checkpointId: number, captured: Captured[]): Promise<void> {
-    const write = (c: Captured): Promise<void> =>
-      // Clean: an earlier materialization wrote this entry as it is now, so KV holds this capture or a newer
-      // one (and the entry may since have left the cache, a newer one taking its key): nothing to write.
-      c.entry.dirty ? writeEntry(this.host.remote, this.host.cache, c.entry, c.json, c.version) : Promise.resolve();
+    // Clean: an earlier materialization wrote this entry as it is now, so KV holds this capture or a newer
+    // one (and the entry may since have left the cache, a newer one taking its key): nothing to write.
+    const write = (c: Captured): Captured | undefined => (c.entry.dirty ? c : undefined);
+    const { remote, cache } = this.host;
     // Values before map indexes, as in a flush (an index never names a value not yet written).
-    await runPool(captured.filter((c) => c.entry.kind === EntryKind.Value), this.host.writeConcurrency, write);
-    await runPool(captured.filter((c) => c.entry.kind === EntryKind.Index), this.host.writeConcurrency, write);
+    await writeWave(remote, cache, captured.filter((c) => c.entry.kind === EntryKind.Value), this.host.writeConcurrency, write);
+    await writeWave(remote, cache, captured.filter((c) => c.entry.kind === EntryKind.Index), this.host.writeConcurrency, write);
     await this.writeMarkers(checkpointId);
     this.lastMaterialized = checkpointId;
     this.host.cache.evict();

@@ -5,9 +5,7 @@
 // them (bench/prof-backlog.ts sorted, 300k writes: 6.7 GB allocated before, 6.0 GB after).
 
 import type { CacheEntry, StateCache } from "./cache.ts";
-import type { RemoteValues } from "./remote-values.ts";
-
-const encoder = new TextEncoder();
+import { noteStored, type RemoteValues } from "./remote-values.ts";
 
 /**
  * Calls `fn` on every item with at most `concurrency` calls pending; resolves when all have settled,
@@ -46,17 +44,90 @@ export function runPool<T>(items: readonly T[], concurrency: number, fn: (item: 
   });
 }
 
+/** One entry's write: its JSON at `version` (undefined: the value is gone, the key is erased). */
+export interface EntryWrite {
+  readonly entry: CacheEntry;
+  readonly json: string | undefined;
+  readonly version: number;
+}
+
+/**
+ * Writes a wave of entries (a flush, a checkpoint's materialization), at most `concurrency` pending:
+ * `prepare(item)` gives an item's write (undefined: nothing to write; a throw: that item failed). Each
+ * entry is marked clean at its version once KV has it. Resolves once every write settled. A failure
+ * rejects and starts no more, or, with `onFailure`, is reported there and the wave goes on (a flush: one
+ * value that cannot be written must not keep the others in memory).
+ *
+ * A value of one message replacing one message (most of them) goes to the pipe with two functions the
+ * wave shares, not a promise: through promise chains, each write made a promise, its closures and
+ * reactions, alive until the server's ack, and scavenges copied them (bench/prof-backlog.ts sorted).
+ */
+export function writeWave<T>(remote: RemoteValues, cache: StateCache, items: readonly T[], concurrency: number, prepare: (item: T) => EntryWrite | undefined, onFailure?: (e: unknown) => void): Promise<void> {
+  if (items.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let pending = 0;
+    let failed = false;
+    let starting = false;
+    const fail = (e: unknown): void => {
+      if (onFailure !== undefined) onFailure(e);
+      else if (!failed) {
+        failed = true;
+        reject(e);
+      }
+    };
+    const finished = (): void => {
+      pending--;
+      startMore();
+    };
+    const stored = (seq: number, w: EntryWrite): void => {
+      noteStored(w.entry, seq);
+      cache.markClean(w.entry, w.version);
+      finished();
+    };
+    const writeFailed = (e: unknown): void => {
+      fail(e);
+      finished();
+    };
+    const startMore = (): void => {
+      // A write that settles at once (a closed pipe) comes back here: the running loop goes on instead.
+      if (starting) return;
+      starting = true;
+      try {
+        while (!failed && pending < concurrency && next < items.length) {
+          let w: EntryWrite | undefined;
+          try {
+            w = prepare(items[next++]!);
+          } catch (e) {
+            fail(e);
+            continue;
+          }
+          if (w === undefined) continue;
+          pending++;
+          // Buffer.from, not TextEncoder: ~0.1 µs instead of ~1.2 µs for a short string on Node 20.
+          const data = w.json === undefined ? undefined : Buffer.from(w.json);
+          if (data === undefined || !remote.storeThen(w, data, stored, writeFailed)) writeEntry(remote, cache, w.entry, w.json, w.version, data).then(finished, writeFailed);
+        }
+      } finally {
+        starting = false;
+      }
+      if (!failed && pending === 0 && next >= items.length) resolve();
+    };
+    startMore();
+  });
+}
+
 /**
  * Writes `json` (undefined: the value is gone) as entry `e`'s value in KV and marks the entry clean at
  * `version` (it stays dirty if written again since). An erased entry leaves the cache: KV holds nothing
- * under its key now, unless it was written again since.
+ * under its key now, unless it was written again since. `data`: `json` encoded already.
  */
-export function writeEntry(remote: RemoteValues, cache: StateCache, e: CacheEntry, json: string | undefined, version: number): Promise<void> {
+export function writeEntry(remote: RemoteValues, cache: StateCache, e: CacheEntry, json: string | undefined, version: number, data?: Uint8Array): Promise<void> {
   if (json === undefined) {
     return remote.erase(e).then(() => {
       cache.markClean(e, version);
       cache.dropErased(e);
     });
   }
-  return remote.store(e, encoder.encode(json)).then(() => cache.markClean(e, version));
+  return remote.store(e, data ?? Buffer.from(json)).then(() => cache.markClean(e, version));
 }

@@ -23,6 +23,7 @@ import { createInbox, Empty, headers, type Msg, type MsgHdrs, type NatsConnectio
 import { onServerChanges, type StopWatching } from "../../../runtime/core/server-changes.ts";
 import { StateAccessError } from "../../errors.ts";
 import { JETSTREAM_RETRY_BUDGET_MS } from "../jetstream-retry.ts";
+import { parseAck, parseDeleted, parseGet, parseLeaderGet, Unavailable } from "./pipe-replies.ts";
 
 export interface KvPipeOptions {
   /** Gets in flight at most; more wait in order. Separate from writes, so a large flush does not delay reads. */
@@ -69,14 +70,15 @@ interface Pending {
   /** When it was first sent (0: not yet), and the pause before its next retry. */
   firstSentAt: number;
   retryDelayMs: number;
-  resolve(v: unknown): void;
-  reject(e: unknown): void;
+  /** Passed back to resolve and reject (putThen's caller's object; unused by promise requests). */
+  readonly tag: unknown;
+  readonly resolve: (v: unknown, tag: unknown) => void;
+  readonly reject: (e: unknown, tag: unknown) => void;
 }
 
 /** After a leader-elected advisory or a change of servers, what stays unanswered this long is sent again. */
 const ELECTION_FOLLOW_UP_MS = 2000;
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 export class KvPipe {
@@ -150,6 +152,15 @@ export class KvPipe {
   }
 
   /**
+   * `put` without a promise: `stored(seq, tag)` once the server acknowledged it, or `failed(error, tag)`.
+   * A flush's many writes share two functions instead of a promise, its closures and its reactions each.
+   */
+  putThen<T>(key: string, data: Uint8Array, tag: T, stored: (seq: number, tag: T) => void, failed: (e: unknown, tag: T) => void): void {
+    this.remoteWrites++;
+    this.enqueue(this.putPrefix + key, data, undefined, "write", parseAck, tag, stored as Pending["resolve"], failed as Pending["reject"]);
+  }
+
+  /**
    * Removes the message with stream sequence `seq`, leaving nothing behind; resolves false when the stream
    * has no such message. Unlike `erase`, whose subject-filtered purge the 2.9 server answers by walking the
    * stream (measured here: 5–8k erasures/s on a fresh bucket, under 2k/s once it holds interior deletes,
@@ -204,12 +215,18 @@ export class KvPipe {
 
   private send(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"]): Promise<unknown> {
     if (this.closedReason) return Promise.reject(new StateAccessError(this.closedReason));
-    return new Promise((resolve, reject) => {
-      const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, resolve, reject };
-      const lane = kind === "get" ? this.gets : this.writes;
-      if (lane.inflight < lane.window && lane.queued === 0) this.transmit(p, lane);
-      else lane.waiting.push(p);
-    });
+    return new Promise((resolve, reject) => this.enqueue(subject, payload, h, kind, parse, undefined, resolve, reject));
+  }
+
+  private enqueue(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"], tag: unknown, resolve: Pending["resolve"], reject: Pending["reject"]): void {
+    if (this.closedReason) {
+      reject(new StateAccessError(this.closedReason), tag);
+      return;
+    }
+    const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, tag, resolve, reject };
+    const lane = kind === "get" ? this.gets : this.writes;
+    if (lane.inflight < lane.window && lane.queued === 0) this.transmit(p, lane);
+    else lane.waiting.push(p);
   }
 
   private transmit(p: Pending, lane: Lane): void {
@@ -224,7 +241,7 @@ export class KvPipe {
       this.nc.publish(p.subject, p.payload, p.headers ? { reply: `${this.inbox}.${p.id}`, headers: p.headers } : { reply: `${this.inbox}.${p.id}` });
     } catch (e) {
       this.settled(p);
-      p.reject(new StateAccessError(`cannot send to NATS: ${(e as Error).message}`, { cause: e }));
+      p.reject(new StateAccessError(`cannot send to NATS: ${(e as Error).message}`, { cause: e }), p.tag);
     }
   }
 
@@ -238,12 +255,19 @@ export class KvPipe {
     const p = this.inflight.get(id);
     if (!p) return; // timed out already
     this.settled(p);
+    let result: unknown;
     try {
-      p.resolve(p.parse(msg, this.stream));
+      result = p.parse(msg, this.stream);
     } catch (e) {
-      if (!(e instanceof Unavailable && this.retryLater(p))) p.reject(e);
+      if (!(e instanceof Unavailable && this.retryLater(p))) p.reject(e, p.tag);
+      this.pump();
+      return;
     }
-    this.pump();
+    try {
+      p.resolve(result, p.tag);
+    } finally {
+      this.pump();
+    }
   }
 
   /** Sends `p` again after a pause (growing to 1 s) unless that would pass its retry budget; false: give up. */
@@ -302,85 +326,26 @@ export class KvPipe {
       this.settled(p);
       if (this.retryLater(p)) continue;
       const retried = p.sentAt - p.firstSentAt > 0 ? ` (sent again for ${Math.round(p.sentAt - p.firstSentAt)} ms before)` : "";
-      p.reject(new StateAccessError(`${p.kind === "get" ? "reading" : "writing"} ${p.subject} timed out after ${this.options.timeoutMs} ms${retried}`));
+      p.reject(new StateAccessError(`${p.kind === "get" ? "reading" : "writing"} ${p.subject} timed out after ${this.options.timeoutMs} ms${retried}`), p.tag);
     }
     this.pump();
   }
 
   private failAll(e: unknown): void {
-    for (const [timer, p] of this.retrying) { clearTimeout(timer); p.reject(e); }
+    for (const [timer, p] of this.retrying) { clearTimeout(timer); p.reject(e, p.tag); }
     this.retrying.clear();
-    for (const p of this.inflight.values()) p.reject(e);
+    for (const p of this.inflight.values()) p.reject(e, p.tag);
     this.inflight.clear();
     for (const lane of [this.gets, this.writes]) {
-      while (lane.queued > 0) lane.shift().reject(e);
+      while (lane.queued > 0) { const p = lane.shift(); p.reject(e, p.tag); }
       lane.inflight = 0;
     }
   }
 }
-
-/** JetStream cannot answer for the stream now (no leader, no responder): the request may be sent again. */
-class Unavailable extends StateAccessError {}
 
 /** The request id at the end of a reply subject, without allocating a substring. */
 function parseId(subject: string, start: number): number {
   let id = 0;
   for (let i = start; i < subject.length; i++) id = id * 10 + (subject.charCodeAt(i) - 48);
   return id;
-}
-
-function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
-  const h = msg.headers;
-  if (h && h.code !== 0) {
-    if (h.code === 404) return undefined;
-    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
-    throw new StateAccessError(`direct get from ${stream} failed: ${h.code} ${h.description}`);
-  }
-  const op = h?.get("KV-Operation");
-  if (op === "DEL" || op === "PURGE") return undefined;
-  return msg.data;
-}
-
-/** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
-function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
-  const h = msg.headers;
-  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
-  const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string }; error?: { code?: number; description?: string } };
-  if (r.error) {
-    if (r.error.code === 404) return undefined;
-    if (r.error.code === 503) throw new Unavailable(`reading from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
-    throw new StateAccessError(`reading from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
-  }
-  // A delete or purge marker carries its KV-Operation header; a value has none.
-  if (r.message?.hdrs && /KV-Operation:\s*(DEL|PURGE)/i.test(Buffer.from(r.message.hdrs, "base64").toString("latin1"))) return undefined;
-  return r.message?.data ? Buffer.from(r.message.data, "base64") : new Uint8Array(0);
-}
-
-function parseAck(msg: Msg, stream: string): number {
-  const h = msg.headers;
-  if (h && h.code !== 0) {
-    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
-    throw new StateAccessError(`write to ${stream} failed: ${h.code} ${h.description}`);
-  }
-  // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
-  const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
-  if (ack.error?.code === 503) throw new Unavailable(`write to ${stream} failed: ${ack.error.description ?? "unavailable"} (503)`);
-  if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
-  return ack.seq ?? 0;
-}
-
-/** A failed message delete (the 2.9 server's JSStreamMsgDeleteFailedF); "no message found" is one cause. */
-const MSG_DELETE_FAILED = 10057;
-
-function parseDeleted(msg: Msg, stream: string): boolean {
-  const h = msg.headers;
-  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
-  if (h && h.code !== 0) throw new StateAccessError(`deleting from ${stream} failed: ${h.code} ${h.description}`);
-  const r = JSON.parse(decoder.decode(msg.data)) as { success?: boolean; error?: { err_code?: number; code?: number; description?: string } };
-  if (r.error) {
-    if (r.error.err_code === MSG_DELETE_FAILED && r.error.description === "no message found") return false;
-    if (r.error.code === 503) throw new Unavailable(`deleting from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
-    throw new StateAccessError(`deleting from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
-  }
-  return r.success === true;
 }

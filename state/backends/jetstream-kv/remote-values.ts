@@ -34,6 +34,12 @@ export interface StoredEntry {
   kvSeq: number | undefined;
 }
 
+/** KV acknowledged the entry's value as message `seq`: it holds the key now. */
+export function noteStored(e: StoredEntry, seq: number): void {
+  e.kvSeq = seq;
+  e.kvHolds = true;
+}
+
 export class RemoteValues {
   /** Bytes per message: the server's max payload minus room for headers. */
   readonly chunkBytes: number;
@@ -90,17 +96,21 @@ export class RemoteValues {
   /** Writes an entry's value; KV holds the key afterwards. */
   store(e: StoredEntry, data: Uint8Array): Promise<void> {
     // Most values: one message replacing one message, a single put (no async frames: see entry-writes.ts).
-    if (e.chunks === undefined && this.fitsOneMessage(data)) {
-      return this.pipe.put(e.key, data).then((seq) => {
-        e.kvSeq = seq;
-        e.kvHolds = true;
-      });
-    }
+    if (e.chunks === undefined && this.fitsOneMessage(data)) return this.pipe.put(e.key, data).then((seq) => noteStored(e, seq));
     return this.write(e.key, data, e.chunks).then(({ chunks, seq }) => {
       e.chunks = chunks;
-      e.kvSeq = seq;
-      e.kvHolds = true;
+      noteStored(e, seq);
     });
+  }
+
+  /**
+   * `store` of a value of one message replacing one message, without a promise: `stored(seq, w)` (which
+   * must call noteStored) or `failed(error, w)` follows. False, and nothing sent, when the value needs `store`.
+   */
+  storeThen<T extends { readonly entry: StoredEntry }>(w: T, data: Uint8Array, stored: (seq: number, w: T) => void, failed: (e: unknown, w: T) => void): boolean {
+    if (w.entry.chunks !== undefined || !this.fitsOneMessage(data)) return false;
+    this.pipe.putThen(w.entry.key, data, w, stored, failed);
+    return true;
   }
 
   /** Whether `data` is stored as the key's one message (not chunked, not taken for a manifest). */

@@ -5,7 +5,7 @@ import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
 import { EntryKind, type CacheEntry, type StateCache } from "./cache.ts";
 import type { KvCheckpoints } from "./checkpoints.ts";
-import { runPool, writeEntry } from "./entry-writes.ts";
+import { writeWave, type EntryWrite } from "./entry-writes.ts";
 import { entryJson } from "./entry-json.ts";
 import type { KvPipe } from "./pipe.ts";
 import type { RemoteValues } from "./remote-values.ts";
@@ -121,20 +121,11 @@ export class WriteBack {
     for (const e of entries) (e.kind === EntryKind.Value ? values : indexes).push(e);
     let firstError: unknown;
     const failed = (err: unknown): void => { firstError ??= err; };
-    const write = (e: CacheEntry): Promise<void> => {
-      let json: string | undefined;
-      try {
-        json = entryJson(e);
-      } catch (err) {
-        failed(err);
-        return Promise.resolve();
-      }
-      return writeEntry(this.remote, this.cache, e, json, e.version).catch(failed);
-    };
-    // A bounded pool of writers (the pipe's write window): a flush of 100k entries must not create 100k
-    // pending writes at once (measured: ~1 GB of promises and frames).
-    await runPool(values, this.config.putConcurrency, write);
-    await runPool(indexes, this.config.putConcurrency, write);
+    const write = (e: CacheEntry): EntryWrite => ({ entry: e, json: entryJson(e), version: e.version });
+    // A bounded number of writes pending (the pipe's write window): a flush of 100k entries must not
+    // create 100k pending writes at once (measured: ~1 GB of promises and frames).
+    await writeWave(this.remote, this.cache, values, this.config.putConcurrency, write, failed);
+    await writeWave(this.remote, this.cache, indexes, this.config.putConcurrency, write, failed);
     this.counters.flushes++;
     this.cache.evict();
     if (firstError !== undefined) {

@@ -1,0 +1,67 @@
+// What the KV pipe (pipe.ts) makes of JetStream's replies: a value read, a write acknowledged, a message
+// deleted; `Unavailable` when the stream cannot answer now (no leader, no responder) and the request may
+// be sent again.
+
+import type { Msg } from "@nats-io/transport-node";
+import { StateAccessError } from "../../errors.ts";
+
+const decoder = new TextDecoder();
+
+/** JetStream cannot answer for the stream now (no leader, no responder): the request may be sent again. */
+export class Unavailable extends StateAccessError {}
+
+export function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
+  const h = msg.headers;
+  if (h && h.code !== 0) {
+    if (h.code === 404) return undefined;
+    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
+    throw new StateAccessError(`direct get from ${stream} failed: ${h.code} ${h.description}`);
+  }
+  const op = h?.get("KV-Operation");
+  if (op === "DEL" || op === "PURGE") return undefined;
+  return msg.data;
+}
+
+/** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
+export function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
+  const h = msg.headers;
+  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
+  const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string }; error?: { code?: number; description?: string } };
+  if (r.error) {
+    if (r.error.code === 404) return undefined;
+    if (r.error.code === 503) throw new Unavailable(`reading from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
+    throw new StateAccessError(`reading from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
+  }
+  // A delete or purge marker carries its KV-Operation header; a value has none.
+  if (r.message?.hdrs && /KV-Operation:\s*(DEL|PURGE)/i.test(Buffer.from(r.message.hdrs, "base64").toString("latin1"))) return undefined;
+  return r.message?.data ? Buffer.from(r.message.data, "base64") : new Uint8Array(0);
+}
+
+export function parseAck(msg: Msg, stream: string): number {
+  const h = msg.headers;
+  if (h && h.code !== 0) {
+    if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
+    throw new StateAccessError(`write to ${stream} failed: ${h.code} ${h.description}`);
+  }
+  // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
+  const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
+  if (ack.error?.code === 503) throw new Unavailable(`write to ${stream} failed: ${ack.error.description ?? "unavailable"} (503)`);
+  if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
+  return ack.seq ?? 0;
+}
+
+/** A failed message delete (the 2.9 server's JSStreamMsgDeleteFailedF); "no message found" is one cause. */
+const MSG_DELETE_FAILED = 10057;
+
+export function parseDeleted(msg: Msg, stream: string): boolean {
+  const h = msg.headers;
+  if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
+  if (h && h.code !== 0) throw new StateAccessError(`deleting from ${stream} failed: ${h.code} ${h.description}`);
+  const r = JSON.parse(decoder.decode(msg.data)) as { success?: boolean; error?: { err_code?: number; code?: number; description?: string } };
+  if (r.error) {
+    if (r.error.err_code === MSG_DELETE_FAILED && r.error.description === "no message found") return false;
+    if (r.error.code === 503) throw new Unavailable(`deleting from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
+    throw new StateAccessError(`deleting from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
+  }
+  return r.success === true;
+}
