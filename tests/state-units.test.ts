@@ -11,6 +11,7 @@ import { StateLimitError } from "../state/errors.ts";
 import { FreshBucketKeys } from "../state/backends/jetstream-kv/fresh-keys.ts";
 import { CacheEntry, EntryKind, StateCache } from "../state/backends/jetstream-kv/cache.ts";
 import { runPool } from "../state/backends/jetstream-kv/entry-writes.ts";
+import { pubAckSeq } from "../state/backends/jetstream-kv/pipe-replies.ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { baseAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
@@ -209,6 +210,16 @@ s("runPool (a flush's writes): every item once, never more than the concurrency 
   assert.is(error?.message, "write 2 failed");
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(started, [0, 1, 2], "no write starts after the failure");
+});
+
+s("PubAck fast path: the sequence read off the server's success form; anything else is left to JSON", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  // As nats-server 2.9 writes them (a put's reply seen in tests/state-kv-write-wave).
+  assert.is(pubAckSeq(bytes('{"stream":"KV_b", "seq":300001}')), 300001);
+  assert.is(pubAckSeq(bytes('{"stream":"KV_weir_state_job", "domain":"hub", "seq":7}')), 7);
+  for (const other of ['{"stream":"KV_b", "seq":5, "duplicate": true}', '{"error":{"code":503,"description":"no responders"}}', '{"stream":"KV_b", "seq":}', '{"stream":"KV_b", "sequence":12}', "", "{}"]) {
+    assert.is(pubAckSeq(bytes(other)), -1, other);
+  }
 });
 
 s.run();

@@ -43,11 +43,37 @@ export function parseAck(msg: Msg, stream: string): number {
     if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream}`);
     throw new StateAccessError(`write to ${stream} failed: ${h.code} ${h.description}`);
   }
+  const seq = pubAckSeq(msg.data);
+  if (seq >= 0) return seq;
   // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
   const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
   if (ack.error?.code === 503) throw new Unavailable(`write to ${stream} failed: ${ack.error.description ?? "unavailable"} (503)`);
   if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
   return ack.seq ?? 0;
+}
+
+const STREAM_FIELD = Array.from('{"stream":', (c) => c.charCodeAt(0));
+const SEQ_FIELD = Array.from('"seq":', (c) => c.charCodeAt(0));
+
+/**
+ * The sequence of a successful PubAck as the server writes it, `{"stream":"KV_b", "seq":42}` (a failure
+ * starts with "error"), read off its bytes: most replies of a flush are these, and decoding and parsing
+ * each as JSON cost more than the rest of its handling. -1 for anything else (parsed as JSON then).
+ */
+export function pubAckSeq(d: Uint8Array): number {
+  const n = d.length;
+  if (n < STREAM_FIELD.length + SEQ_FIELD.length + 2 || d[n - 1] !== 0x7d) return -1;
+  for (let i = 0; i < STREAM_FIELD.length; i++) if (d[i] !== STREAM_FIELD[i]) return -1;
+  let i = n - 2;
+  let seq = 0;
+  let scale = 1;
+  for (; i >= 0 && d[i]! >= 0x30 && d[i]! <= 0x39; i--) {
+    seq += (d[i]! - 0x30) * scale;
+    scale *= 10;
+  }
+  if (scale === 1 || scale > 1e15) return -1;
+  for (let j = SEQ_FIELD.length - 1; j >= 0; j--, i--) if (d[i] !== SEQ_FIELD[j]) return -1;
+  return seq;
 }
 
 /** A failed message delete (the 2.9 server's JSStreamMsgDeleteFailedF); "no message found" is one cause. */
