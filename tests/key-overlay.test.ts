@@ -1,0 +1,76 @@
+// The sorted drain's per-key state overlay (runtime/keyed/backlog/key-overlay.ts) over the heap backend:
+// a key's writes reach the backend only at flush, once per entry and in the order first touched; a map's
+// whole-map request (clear) writes and forgets that map's entries and leaves the others in place.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
+import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import { createStateHandle } from "../state/handles/create.ts";
+import { mapState, valueState } from "../state/descriptors.ts";
+import { StateRequestType, type StateRequest, type StateRequestHandler } from "../state/contracts.ts";
+import { KeyStateOverlay } from "../runtime/keyed/backlog/key-overlay.ts";
+import { FULL_RANGE, scopeOf } from "./state-support.ts";
+
+const s = suite("key state overlay");
+
+const counter = valueState("count", t.number);
+const label = valueState("label", t.string);
+const perPage = mapState("per-page", t.string, t.number);
+
+/** The heap backend's direct handler, noting every write it is given (state, user key, value). */
+function recordingBackend(): { handler: StateRequestHandler; writes: string[] } {
+  const direct = new DirectStateRequestHandler(new HeapKeyedStateBackend(FULL_RANGE));
+  const writes: string[] = [];
+  const note = (r: StateRequest): void => {
+    if (r.kind === StateRequestType.Put) writes.push(`${r.address.state}${r.address.userKeyId === undefined ? "" : `/${r.address.userKeyId}`}=${JSON.stringify(r.value)}`);
+  };
+  return {
+    writes,
+    handler: {
+      tryNow: (r) => { const v = direct.tryNow(r); if (v !== undefined || r.kind !== StateRequestType.Get) note(r); return v; },
+      submit: (r) => { note(r); return direct.submit(r); },
+    },
+  };
+}
+
+s("a key's writes reach the backend at flush, once per entry, in the order first touched", async () => {
+  const { handler, writes } = recordingBackend();
+  const overlay = new KeyStateOverlay(handler);
+  const scope = scopeOf("user-1");
+  const count = createStateHandle(counter, scope, overlay);
+  const name = createStateHandle(label, scope, overlay);
+  for (let i = 1; i <= 5; i++) await count.update(((await count.value()) ?? 0) + 1);
+  await name.update("a");
+  await name.update("b");
+  assert.equal(writes, [], "nothing written before the flush");
+  await overlay.flush();
+  assert.equal(writes, ["count=5", 'label="b"']);
+  const direct = createStateHandle(counter, scope, handler);
+  assert.is(await direct.value(), 5);
+  await overlay.flush();
+  assert.is(writes.length, 2, "a flush with nothing changed writes nothing");
+});
+
+s("clear of a map: its entries are written and forgotten first, the key's other state stays in the overlay", async () => {
+  const { handler, writes } = recordingBackend();
+  const overlay = new KeyStateOverlay(handler);
+  const scope = scopeOf("user-2");
+  const pages = createStateHandle(perPage, scope, overlay);
+  const count = createStateHandle(counter, scope, overlay);
+  // The map's entries come first: the clear removes the entry held in the overlay's first place.
+  await pages.put("/", 1);
+  await pages.put("/docs", 2);
+  await count.update(3);
+  await pages.clear();
+  assert.equal(writes.filter((w) => w.startsWith("per-page")), ['per-page/"/"=1', 'per-page/"/docs"=2'], "the map's changes written before the clear");
+  await count.update(((await count.value()) ?? 0) + 1);
+  await pages.put("/pricing", 5);
+  assert.is(await pages.get("/"), undefined, "read after the clear: the backend's (cleared) map");
+  await overlay.flush();
+  assert.equal(writes.slice(-2), ["count=4", 'per-page/"/pricing"=5'], "the count kept its place and its value; the new entry after it");
+  assert.is(await createStateHandle(counter, scope, handler).value(), 4);
+  assert.is(await createStateHandle(perPage, scope, handler).get("/pricing"), 5);
+});
+
+s.run();
