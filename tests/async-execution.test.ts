@@ -134,24 +134,28 @@ aec("admission adapts: few records at a time while each finishes at once, up to 
   const heap = new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0));
   const feed = async (c: AsyncExecutionController, n: number, task: (seq: number) => (r: AsyncRecord) => Promise<void>) => {
     let most = 0;
+    let mostAdmitted = 0;
     for (let seq = 0; seq < n; seq++) {
       const p = c.submitRecord(canonicalJson(`k${seq}`), `k${seq}`, { run: task(seq) });
       most = Math.max(most, c.inFlightRecords);
+      mostAdmitted = Math.max(mostAdmitted, c.metrics().admittedInFlight);
       if (p) await p;
     }
     await c.drain();
-    return most;
+    return { most, mostAdmitted };
   };
   const log = new Map<string, number[]>();
   const atOnce = new AsyncExecutionController(heap, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 500, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
-  const fast = await feed(atOnce, 2000, (seq) => appendTask(`k${seq}`, seq, log));
+  const fast = (await feed(atOnce, 2000, (seq) => appendTask(`k${seq}`, seq, log))).most;
   assert.ok(fast <= 16, `heap state answered at once: at most ${fast} records in flight (limit 500)`);
   assert.is(log.size, 2000);
   // A user function waiting on its own I/O (no state): throughput needs the whole limit in flight.
   const waiting = new AsyncExecutionController(heap, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 500, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
   const slow = await feed(waiting, 3000, () => () => new Promise((r) => setTimeout(r, 20)));
-  assert.is(slow, 500, "records waiting on I/O: admission grows to inFlightRecordsLimit");
-  assert.is(waiting.metrics().admittedInFlight, 500);
+  assert.is(slow.mostAdmitted, 500, "records waiting on I/O: admission grows to inFlightRecordsLimit");
+  // Hundreds in flight at once. Not necessarily all 500: on a loaded machine a stall longer than the 20 ms
+  // lets every waiting record finish within one turn, and admission halves (a full npm test saw 250).
+  assert.ok(slow.most >= 250, `records waiting on I/O: ${slow.most} in flight at most`);
 });
 
 aec("a rejected state request fails with the record's key", async () => {
