@@ -18,26 +18,22 @@ const counter = valueState("count", t.number);
 const label = valueState("label", t.string);
 const perPage = mapState("per-page", t.string, t.number);
 
-/** The heap backend's direct handler, noting every write it is given (state, user key, value). */
-function recordingBackend(): { handler: StateRequestHandler; writes: string[] } {
+/** An overlay for `key` over the heap backend's direct handler, which notes every write it is given (state, user key, value). */
+function overlayOver(key: string): { handler: StateRequestHandler; writes: string[]; overlay: KeyStateOverlay; scope: ReturnType<typeof scopeOf> } {
   const direct = new DirectStateRequestHandler(new HeapKeyedStateBackend(FULL_RANGE));
   const writes: string[] = [];
   const note = (r: StateRequest): void => {
     if (r.kind === StateRequestType.Put) writes.push(`${r.address.state}${r.address.userKeyId === undefined ? "" : `/${r.address.userKeyId}`}=${JSON.stringify(r.value)}`);
   };
-  return {
-    writes,
-    handler: {
-      tryNow: (r) => { const v = direct.tryNow(r); if (v !== undefined || r.kind !== StateRequestType.Get) note(r); return v; },
-      submit: (r) => { note(r); return direct.submit(r); },
-    },
+  const handler: StateRequestHandler = {
+    tryNow: (r) => { const v = direct.tryNow(r); if (v !== undefined || r.kind !== StateRequestType.Get) note(r); return v; },
+    submit: (r) => { note(r); return direct.submit(r); },
   };
+  return { writes, handler, overlay: new KeyStateOverlay(handler), scope: scopeOf(key) };
 }
 
 s("a key's writes reach the backend at flush, once per entry, in the order first touched", async () => {
-  const { handler, writes } = recordingBackend();
-  const overlay = new KeyStateOverlay(handler);
-  const scope = scopeOf("user-1");
+  const { handler, writes, overlay, scope } = overlayOver("user-1");
   const count = createStateHandle(counter, scope, overlay);
   const name = createStateHandle(label, scope, overlay);
   for (let i = 1; i <= 5; i++) await count.update(((await count.value()) ?? 0) + 1);
@@ -53,12 +49,10 @@ s("a key's writes reach the backend at flush, once per entry, in the order first
 });
 
 s("clear of a map: its entries are written and forgotten first, the key's other state stays in the overlay", async () => {
-  const { handler, writes } = recordingBackend();
-  const overlay = new KeyStateOverlay(handler);
-  const scope = scopeOf("user-2");
+  const { handler, writes, overlay, scope } = overlayOver("user-2");
   const pages = createStateHandle(perPage, scope, overlay);
   const count = createStateHandle(counter, scope, overlay);
-  // The map's entries come first: the clear removes the entry held in the overlay's first place.
+  // The map's entries come first, the count after them: it must keep its place when they go.
   await pages.put("/", 1);
   await pages.put("/docs", 2);
   await count.update(3);
