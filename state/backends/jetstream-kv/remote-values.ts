@@ -95,8 +95,7 @@ export class RemoteValues {
 
   /** Writes an entry's value; KV holds the key afterwards. */
   store(e: StoredEntry, data: Uint8Array): Promise<void> {
-    // Most values: one message replacing one message, a single put (no async frames: see entry-writes.ts).
-    if (e.chunks === undefined && this.fitsOneMessage(data)) return this.pipe.put(e.key, data).then((seq) => noteStored(e, seq));
+    // A flush's values of one message replacing one message go through storeThen instead.
     return this.write(e.key, data, e.chunks).then(({ chunks, seq }) => {
       e.chunks = chunks;
       noteStored(e, seq);
