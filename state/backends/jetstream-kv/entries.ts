@@ -7,7 +7,7 @@ import { StateAccessError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
 import { scanLimit } from "../request-checks.ts";
 import { CacheEntry, EntryKind, INDEX_KEY_OVERHEAD_BYTES, type StateCache } from "./cache.ts";
-import { baseBytes, serialize, tooLarge } from "./entry-json.ts";
+import { serialize, tooLarge } from "./entry-json.ts";
 import { mapEntryKey } from "./keys.ts";
 import type { EntryLoader } from "./loader.ts";
 
@@ -74,7 +74,7 @@ export class CachedEntries {
   private store(e: CacheEntry, value: unknown, json: string | undefined): void {
     e.value = value;
     e.json = json;
-    this.cache.resize(e, baseBytes(e) + (json === undefined && value !== undefined ? PLAIN_VALUE_BYTES : (json?.length ?? 0)));
+    this.cache.resize(e, e.baseBytes + (json === undefined && value !== undefined ? PLAIN_VALUE_BYTES : (json?.length ?? 0)));
     this.written(e);
   }
 
@@ -97,12 +97,12 @@ export class CachedEntries {
       throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: cannot append to a stored value that is not a list`);
     }
     // Size of the JSON of the appended list, known without serializing it: "[a,b]" + "[c]" = "[a,b,c]".
-    const valueBytes = current === undefined || current.length === 0 ? added.length : e.bytes - baseBytes(e) + added.length - 1;
+    const valueBytes = current === undefined || current.length === 0 ? added.length : e.bytes - e.baseBytes + added.length - 1;
     if (valueBytes > this.config.maxValueBytes) throw tooLarge(address, valueBytes, this.config.maxValueBytes);
     if (current === undefined) e.value = values.slice();
     else for (let i = 0; i < values.length; i++) current.push(values[i]); // no spread: a huge addAll would overflow the call stack
     e.json = undefined;
-    this.cache.resize(e, baseBytes(e) + valueBytes);
+    this.cache.resize(e, e.baseBytes + valueBytes);
     this.written(e);
   }
 
@@ -128,7 +128,7 @@ export class CachedEntries {
     if (index.index.size === 0) return;
     for (const userKeyId of index.index) this.putValue(mapEntryKey(base, userKeyId, address), address, undefined);
     index.index.clear();
-    this.cache.resize(index, baseBytes(index));
+    this.cache.resize(index, index.baseBytes);
     this.written(index);
   }
 

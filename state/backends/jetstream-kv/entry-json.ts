@@ -3,7 +3,7 @@
 import type { StateAddress } from "../../contracts.ts";
 import { StateAccessError, StateLimitError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
-import { CacheEntry, ENTRY_OVERHEAD_BYTES, EntryKind, INDEX_KEY_OVERHEAD_BYTES } from "./cache.ts";
+import { CacheEntry, EntryKind, INDEX_KEY_OVERHEAD_BYTES } from "./cache.ts";
 
 const decoder = new TextDecoder();
 
@@ -15,11 +15,6 @@ export function entryJson(e: CacheEntry): string | undefined {
 
 export function indexJson(keys: OrderedKeys): string | undefined {
   return keys.size === 0 ? undefined : JSON.stringify([...keys]);
-}
-
-/** Accounted bytes of an entry without its value. */
-export function baseBytes(e: CacheEntry): number {
-  return ENTRY_OVERHEAD_BYTES + e.key.length;
 }
 
 export function serialize(value: unknown, address: StateAddress, maxBytes: number): string {
