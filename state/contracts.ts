@@ -127,9 +127,9 @@ export interface StateAddress {
   readonly userKeyId?: string;
   /**
    * Backend-private memo: the backend that served this address last stores itself and what it resolved
-   * the address to here (KV: the entry's key string and cache entry; heap: the cell of the key's value, or
-   * the namespace of its map). A handle lives as long as its key's slot and reuses one address object for
-   * all its calls, so the address is resolved once per key, not once per request.
+   * the address to here (KV: the key's cache entry, or its KV key before there is one; heap: the cell of
+   * the key's value, or the namespace of its map). A handle lives as long as its key's slot and reuses one
+   * address object for all its calls, so the address is resolved once per key, not once per request.
    */
   keyOwner?: unknown;
   keyMemo?: unknown;

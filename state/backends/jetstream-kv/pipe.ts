@@ -214,7 +214,6 @@ export class KvPipe {
   }
 
   private send(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"]): Promise<unknown> {
-    if (this.closedReason) return Promise.reject(new StateAccessError(this.closedReason));
     return new Promise((resolve, reject) => this.enqueue(subject, payload, h, kind, parse, undefined, resolve, reject));
   }
 
