@@ -1,11 +1,13 @@
 // Shared helpers of the state tests (not a test file itself).
 
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
 import { JobNames } from "../runtime/core/names.ts";
 import { assignToKeyGroup, canonicalJson, KeyGroupRange } from "../state/key-groups.ts";
 import { createKeyedStateBackend } from "../state/factory.ts";
 import { NOT_APPLIED, type KeyedStateBackend, type KeyScope, type StateAddress, type StateRequest, type StateRequestHandler, type StateRequestType } from "../state/contracts.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
+import { createStateHandle } from "../state/handles/create.ts";
 import type { StateBackendConfig } from "../state/config.ts";
 
 export const MAX_PARALLELISM = 128;
@@ -23,6 +25,23 @@ let jobCounter = 0;
 /** A fresh job name per call, so tests in one file never share a bucket unless they mean to. */
 export function freshJob(prefix = "t"): JobNames {
   return new JobNames(`${prefix}${process.pid}_${++jobCounter}`);
+}
+
+/** The job's state bucket, as a KV client sees it. */
+export function stateBucket(nc: NatsConnection, names: JobNames): Promise<KV> {
+  return new Kvm(nc).open(names.stateBucket);
+}
+
+/** The keys in the job's state bucket, sorted. */
+export async function stateBucketKeys(nc: NatsConnection, names: JobNames): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await (await stateBucket(nc, names)).keys()) out.push(k);
+  return out.sort();
+}
+
+/** Handles of `backend` by descriptor and key, whose requests go through `handler` (the backend directly by default). */
+export function handlesOf(backend: KeyedStateBackend, handler: StateRequestHandler = new DirectStateRequestHandler(backend)) {
+  return <D extends Parameters<typeof createStateHandle>[0]>(d: D, key: unknown) => createStateHandle(d, scopeOf(key), handler);
 }
 
 export function openBackend(
