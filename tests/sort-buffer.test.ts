@@ -159,6 +159,30 @@ sort("folding on arrival: a folded key holds one value, applied in arrival order
   }
 });
 
+sort("folded keys spilled without metadata (records at the defaults) come back with every record counted", async () => {
+  const b = new SortBuffer({ memoryBytes: 4000, diskBytes: 10_000_000, directory: dir, operator: "op" }, Number.NEGATIVE_INFINITY, {
+    canFold: () => true,
+    fold: (acc, v) => `${acc as string}+${v as string}`,
+  });
+  const arrived = new Map<string, string[]>();
+  for (let i = 0; i < 600; i++) {
+    const key = `k${(i * 7) % 12}`;
+    arrived.set(key, [...(arrived.get(key) ?? []), `v${i}`]);
+    await b.add(key, () => 3, Number.NEGATIVE_INFINITY, undefined, 0, `v${i}`);
+  }
+  assert.ok(b.spills > 0, "the small budget spilled");
+  let records = 0;
+  for await (const batch of b.drain()) {
+    for (const k of batch) {
+      const key = JSON.parse(k.keyId) as string;
+      records += k.count;
+      assert.is((k.values as string[]).join("+"), arrived.get(key)!.join("+"), `${key}: its values in arrival order`);
+      assert.is(k.watermark(0), Number.NEGATIVE_INFINITY, `${key}: no metadata`);
+    }
+  }
+  assert.is(records, 600, "every record counted once");
+});
+
 sort("a key group too large for memory is split by key on disk: every key once, whole, in arrival order (multi-byte text intact)", async () => {
   // One key group: its spilled text is many times the budget's share for one group.
   const b = new SortBuffer({ memoryBytes: 8_000, diskBytes: 100_000_000, directory: dir, operator: "op" });

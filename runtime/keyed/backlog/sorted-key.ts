@@ -1,5 +1,5 @@
 // One key's records in a backlog sort buffer (sort-buffer.ts), and how a key is written to a spilled run
-// and read back (spilled-runs.ts): one line per key, its records in arrival order.
+// and read back (spilled-runs.ts): one JSON entry per key, its records in arrival order.
 
 /**
  * Folding on arrival (a reduce): `fold(acc, value)` is the function a key's records would be applied with
@@ -13,8 +13,8 @@ export interface ArrivalFold {
   fold(acc: unknown, value: unknown, key: unknown): unknown;
 }
 
-/** A key's records as spilled: values, records folded into the first value (0: not folded), metadata. */
-type SpilledFields = [readonly unknown[], number, Array<number | string>?];
+/** A key's records as spilled: key id, values, records folded into the first value (0: not folded), metadata. */
+export type SpilledEntry = [string, unknown[], number, Array<number | string>?];
 
 // JSON has no NaN or infinities (no timestamp, the initial watermark): those are written as strings.
 const encodeNumber = (n: number): number | string => (Number.isFinite(n) ? n : String(n));
@@ -79,16 +79,31 @@ export class SortedKey {
     for (let i = 0; i < later.size; i++) this.push(later.values[i], later.watermark(i), later.timestamp(i), later.input(i), later.folding ? later.count : 1);
   }
 
-  /** The key's records as one JSON text (see appendSpilled). */
-  spilled(): string {
-    const fields: SpilledFields = [this.values, this.folding ? this.count : 0];
-    if (this.meta !== undefined) fields.push(this.meta.map(encodeNumber));
-    return JSON.stringify(fields);
+  /** The key's records as a JSON-ready entry (see appendSpilled). */
+  spilled(): SpilledEntry {
+    const entry: SpilledEntry = [this.keyId, this.values as unknown[], this.folding ? this.count : 0];
+    if (this.meta !== undefined) entry.push(this.meta.map(encodeNumber));
+    return entry;
   }
 
-  /** Appends the records of a `spilled()` text of this key. */
-  appendSpilled(json: string): void {
-    const [values, folded, meta] = JSON.parse(json) as SpilledFields;
+  /**
+   * A key read back from a run: its entry's values array (parsed, so its own) is kept as it is when it
+   * carries no metadata, instead of pushed value by value.
+   */
+  static fromSpilled(keyGroup: number, entry: SpilledEntry, defaultWatermark: number): SortedKey {
+    const key = new SortedKey(keyGroup, entry[0], defaultWatermark);
+    const [, values, folded, meta] = entry;
+    if (meta !== undefined || values.length === 0) key.appendSpilled(entry);
+    else {
+      key.values = values;
+      key.count = values.length + (folded > 0 ? folded - 1 : 0);
+    }
+    return key;
+  }
+
+  /** Appends the records of a `spilled()` entry of this key (the same key's, which arrived after these). */
+  appendSpilled(entry: SpilledEntry): void {
+    const [, values, folded, meta] = entry;
     for (let i = 0; i < values.length; i++) {
       const records = i === 0 && folded > 0 ? folded : 1;
       if (meta === undefined) this.push(values[i], this.defaultWatermark, undefined, 0, records);

@@ -1,18 +1,18 @@
 // The runs a backlog sort buffer spilled to local disk, partitioned by key group instead of sorted: the
 // drain needs each key's records together and in arrival order, not keys in order. A run is one file of
-// sections, one per key group, each a line per key (its key id, then its records as JSON, sorted-key.ts);
-// its index (where each group's section is) stays in memory. The drain reads a key group's sections from
-// every run in spill order and groups their lines by key, so a key's records come back in arrival order
-// with no sort, merge heap or sequence numbers. A key group too large for the memory budget is first split
-// on disk by a hash of the key (a key's records all land in one part).
+// sections, one per key group; a section is one line, the JSON array of its keys' entries (sorted-key.ts):
+// one stringify and one parse per group instead of a text, a concatenation and a parse per key, and a key
+// read back keeps its parsed values array. The run's index (where each group's section is) stays in memory. The drain reads a key group's
+// sections from every run in spill order and groups their entries by key, so a key's records come back
+// in arrival order with no sort, merge heap or sequence numbers. A key group too large for the memory
+// budget is first split on disk by a hash of the key (a key's records all land in one part).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { SortedKey } from "./sorted-key.ts";
+import { SortedKey, type SpilledEntry } from "./sorted-key.ts";
 
-// Canonical JSON escapes control characters, so these never occur in a key id.
-const KEY_END = "\u0001";
+// JSON.stringify escapes line ends inside strings: a line is one whole JSON text.
 const LINE_END = "\n";
 
 interface Section { offset: number; bytes: number }
@@ -41,9 +41,9 @@ export class SpilledRuns {
       let offset = 0;
       for (let i = 0; i < keys.length;) {
         const group = keys[i]!.keyGroup;
-        const lines: string[] = [];
-        for (; i < keys.length && keys[i]!.keyGroup === group; i++) lines.push(`${keys[i]!.keyId}${KEY_END}${keys[i]!.spilled()}${LINE_END}`);
-        const text = lines.join("");
+        const entries: SpilledEntry[] = [];
+        for (; i < keys.length && keys[i]!.keyGroup === group; i++) entries.push(keys[i]!.spilled());
+        const text = JSON.stringify(entries) + LINE_END;
         const bytes = Buffer.byteLength(text);
         sections.set(group, { offset, bytes });
         offset += bytes;
@@ -104,11 +104,12 @@ export class SpilledRuns {
     for (const { path, section } of files) {
       for await (const lines of readLines(path, section, this.maxGroupBytes)) {
         for (const line of lines) {
-          const keyEnd = line.indexOf(KEY_END);
-          const keyId = line.slice(0, keyEnd);
-          let key = keys.get(keyId);
-          if (key === undefined) keys.set(keyId, (key = new SortedKey(group, keyId, this.defaultWatermark)));
-          key.appendSpilled(line.slice(keyEnd + 1));
+          if (line.length === 0) continue;
+          for (const entry of JSON.parse(line) as SpilledEntry[]) {
+            const key = keys.get(entry[0]);
+            if (key === undefined) keys.set(entry[0], SortedKey.fromSpilled(group, entry, this.defaultWatermark));
+            else key.appendSpilled(entry);
+          }
         }
       }
     }
@@ -126,19 +127,22 @@ export class SpilledRuns {
     const parts = Array.from({ length: n }, (_, j) => ({ path: join(this.runDirectory(), `split-${split}-${j}.txt`), bytes: 0, file: undefined as FileHandle | undefined }));
     try {
       for (const { path, section } of files) {
-        // A section is read in slices of at most the limit, cut at line ends; each slice's lines are
-        // appended to their parts in one write per part.
+        // A section is read in slices of at most the limit, cut at line ends; each line's entries are
+        // appended to their parts as one line per part.
         for await (const lines of readLines(path, section, this.maxGroupBytes)) {
-          const texts = new Map<number, string[]>();
+          const byPart = new Map<number, SpilledEntry[]>();
           for (const line of lines) {
-            const j = hashOf(line.slice(0, line.indexOf(KEY_END))) % n;
-            let t = texts.get(j);
-            if (t === undefined) texts.set(j, (t = []));
-            t.push(line, LINE_END);
+            if (line.length === 0) continue;
+            for (const entry of JSON.parse(line) as SpilledEntry[]) {
+              const j = hashOf(entry[0]) % n;
+              let e = byPart.get(j);
+              if (e === undefined) byPart.set(j, (e = []));
+              e.push(entry);
+            }
           }
-          for (const [j, t] of texts) {
+          for (const [j, entries] of byPart) {
             const p = parts[j]!;
-            const text = t.join("");
+            const text = JSON.stringify(entries) + LINE_END;
             p.file ??= await open(p.path, "a");
             p.bytes += Buffer.byteLength(text);
             await p.file.appendFile(text);
