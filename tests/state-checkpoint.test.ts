@@ -3,19 +3,16 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
-import { Kvm } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { listState, mapState, valueState } from "../state/descriptors.ts";
-import { createStateHandle } from "../state/handles/create.ts";
-import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import { StateAccessError } from "../state/errors.ts";
 import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
 import { createKeyedStateBackend, destroyKeyedState } from "../state/factory.ts";
 import type { KeyedStateBackend, StateSnapshot } from "../state/contracts.ts";
 import type { JobNames } from "../runtime/core/names.ts";
-import { collect, connectTo, freshJob, FULL_RANGE, MAX_PARALLELISM, rejection, scopeOf } from "./state-support.ts";
+import { collect, connectTo, freshJob, FULL_RANGE, handlesOf, MAX_PARALLELISM, rejection, stateBucket } from "./state-support.ts";
 
 const s = suite("keyed state checkpoints");
 const server = withServer(s);
@@ -34,14 +31,11 @@ function open(names: JobNames, range: KeyGroupRange = FULL_RANGE, config: Record
   });
 }
 
-function handles(backend: KeyedStateBackend) {
-  const h = new DirectStateRequestHandler(backend);
-  return <D extends Parameters<typeof createStateHandle>[0]>(d: D, key: unknown) => createStateHandle(d, scopeOf(key), h);
-}
+const handles = handlesOf;
 
 async function kvCount(names: JobNames): Promise<number> {
   let n = 0;
-  for await (const k of await (await new Kvm(nc).open(names.stateBucket)).keys()) if (!k.startsWith("/")) n++;
+  for await (const k of await (await stateBucket(nc, names)).keys()) if (!k.startsWith("/")) n++;
   return n;
 }
 

@@ -93,7 +93,7 @@ export class SortedKey {
   static fromSpilled(keyGroup: number, entry: SpilledEntry, defaultWatermark: number): SortedKey {
     const key = new SortedKey(keyGroup, entry[0], defaultWatermark);
     const [, values, folded, meta] = entry;
-    if (meta !== undefined || values.length === 0) key.appendSpilled(entry);
+    if (meta !== undefined) key.appendSpilled(entry);
     else {
       key.values = values;
       key.count = values.length + (folded > 0 ? folded - 1 : 0);

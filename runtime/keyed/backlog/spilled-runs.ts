@@ -2,10 +2,11 @@
 // drain needs each key's records together and in arrival order, not keys in order. A run is one file of
 // sections, one per key group; a section is one line, the JSON array of its keys' entries (sorted-key.ts):
 // one stringify and one parse per group instead of a text, a concatenation and a parse per key, and a key
-// read back keeps its parsed values array. The run's index (where each group's section is) stays in memory. The drain reads a key group's
-// sections from every run in spill order and groups their entries by key, so a key's records come back
-// in arrival order with no sort, merge heap or sequence numbers. A key group too large for the memory
-// budget is first split on disk by a hash of the key (a key's records all land in one part).
+// read back keeps its parsed values array. The run's index (where each group's section is) stays in
+// memory. The drain reads a key group's sections from every run in spill order and groups their entries by
+// key, so a key's records come back in arrival order with no sort, merge heap or sequence numbers. A key
+// group too large for the memory budget is first split on disk by a hash of the key (a key's records all
+// land in one part).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
