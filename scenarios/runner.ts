@@ -17,7 +17,7 @@ import type { JobProcess, ProcessExit } from "./job-process.ts";
 import { ScenarioNats } from "./nats-io.ts";
 import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";
 import { subtaskNames, waitCondition } from "./waits.ts";
-import { fillJson, fillString, type TemplateVars } from "./template.ts";
+import { TemplateFiller, type TemplateVars } from "./template.ts";
 import { WorkerSet } from "./worker-steps.ts";
 
 export type ScenarioOutcome = "passed" | "failed" | "xfail" | "xpass";
@@ -256,6 +256,7 @@ class ScenarioRun implements ScenarioState {
     const deadline = Date.now() + this.timeoutOf(step) + n * interval;
     let via = p.via ?? "auto";
     const inflight: Promise<unknown>[] = [];
+    const templates = new TemplateFiller();
     const send = async (subject: string, payload: string) => {
       if (via === "core") { this.nats.nc.publish(subject, payload); return; }
       const ack = this.nats.js.publish(subject, payload).catch((e: unknown) => {
@@ -278,10 +279,10 @@ class ScenarioRun implements ScenarioState {
       if (this.closed) return;
       if (Date.now() > deadline) throw new StepFailure(`timed out after publishing ${i} of ${n} messages`);
       const vars: TemplateVars = { i, n, line: 0, now: Date.now(), start: this.startedAt };
-      const subject = fillString(p.subject, vars);
-      if (p.data !== undefined) await send(subject, fillString(p.data, vars));
-      else if (p.json !== undefined) await send(subject, JSON.stringify(fillJson(p.json, vars)));
-      else for (const [line, text] of p.lines!.entries()) await send(subject, fillString(text, { ...vars, line }));
+      const subject = templates.fillString(p.subject, vars);
+      if (p.data !== undefined) await send(subject, templates.fillString(p.data, vars));
+      else if (p.json !== undefined) await send(subject, JSON.stringify(templates.fillJson(p.json, vars)));
+      else for (const [line, text] of p.lines!.entries()) await send(subject, templates.fillString(text, { ...vars, line }));
       if (interval > 0 && i < n - 1) {
         await Promise.all(inflight.splice(0));
         await sleep(interval);

@@ -29,7 +29,6 @@ type Node =
   | { t: "call"; fn: string; args: Node[] };
 
 const TEMPLATE = /\$\{([^}]*)\}/g;
-const cache = new Map<string, Node>();
 
 function tokenize(src: string): string[] {
   const tokens: string[] = [];
@@ -47,8 +46,6 @@ function tokenize(src: string): string[] {
 }
 
 function parse(src: string): Node {
-  const hit = cache.get(src);
-  if (hit) return hit;
   const tokens = tokenize(src);
   let k = 0;
   const peek = () => tokens[k];
@@ -86,7 +83,6 @@ function parse(src: string): Node {
   };
   const node = sum();
   if (k !== tokens.length) throw new Error(`unexpected "${tokens[k]}"`);
-  cache.set(src, node);
   return node;
 }
 
@@ -128,23 +124,34 @@ export function jsonTemplateProblem(value: unknown): string | undefined {
   return undefined;
 }
 
-export function fillString(s: string, vars: TemplateVars): string {
-  if (!s.includes("${")) return s;
-  return s.replace(TEMPLATE, (_, expr: string) => String(evaluate(parse(expr), vars)));
-}
+/** Fills templates, each expression parsed once (a publish step fills the same ones for every message). */
+export class TemplateFiller {
+  private readonly parsed = new Map<string, Node>();
 
-/** Fills every string of a JSON value; a string that is exactly one template becomes a number. */
-export function fillJson(value: unknown, vars: TemplateVars): unknown {
-  if (typeof value === "string") {
-    const whole = /^\$\{([^}]*)\}$/.exec(value);
-    if (whole) return evaluate(parse(whole[1]!), vars);
-    return fillString(value, vars);
+  fillString(s: string, vars: TemplateVars): string {
+    if (!s.includes("${")) return s;
+    return s.replace(TEMPLATE, (_, expr: string) => String(evaluate(this.parse(expr), vars)));
   }
-  if (Array.isArray(value)) return value.map((v) => fillJson(v, vars));
-  if (typeof value === "object" && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[fillString(k, vars)] = fillJson(v, vars);
-    return out;
+
+  /** Fills every string of a JSON value; a string that is exactly one template becomes a number. */
+  fillJson(value: unknown, vars: TemplateVars): unknown {
+    if (typeof value === "string") {
+      const whole = /^\$\{([^}]*)\}$/.exec(value);
+      if (whole) return evaluate(this.parse(whole[1]!), vars);
+      return this.fillString(value, vars);
+    }
+    if (Array.isArray(value)) return value.map((v) => this.fillJson(v, vars));
+    if (typeof value === "object" && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[this.fillString(k, vars)] = this.fillJson(v, vars);
+      return out;
+    }
+    return value;
   }
-  return value;
+
+  private parse(src: string): Node {
+    let node = this.parsed.get(src);
+    if (node === undefined) this.parsed.set(src, (node = parse(src)));
+    return node;
+  }
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WeirError } from "../runtime/core/errors.ts";
 import { loadScenario, parseScenario } from "../scenarios/format.ts";
-import { fillJson, fillString, templateProblem } from "../scenarios/template.ts";
+import { TemplateFiller, templateProblem } from "../scenarios/template.ts";
 import { compareContains, compareLastPerKey, compareMultiset, compareOrdered } from "../scenarios/compare.ts";
 import { formatTable } from "../scenarios/cli.ts";
 import { findScenarioFiles } from "../scenarios/runner.ts";
@@ -146,9 +146,11 @@ f("worker steps decode; a bad or unknown field is an error naming it", () => {
 
 f("templates: variables, arithmetic, numbers from whole-string templates", () => {
   const vars = { i: 7, n: 10, line: 2, now: 1000, start: 500 };
-  assert.is(fillString("user-${i % 3}.${line}", vars), "user-1.2");
-  assert.equal(fillJson({ ts: "${start + 100 * i}", k: "k${floor(i / 2)}", nested: ["${-i}", "x"] }, vars), { ts: 1200, k: "k3", nested: [-7, "x"] });
-  assert.is(fillString("no templates", vars), "no templates");
+  const templates = new TemplateFiller();
+  assert.is(templates.fillString("user-${i % 3}.${line}", vars), "user-1.2");
+  assert.is(templates.fillString("user-${i % 3}.${line}", { ...vars, i: 8 }), "user-2.2", "a parsed expression is evaluated again with new variables");
+  assert.equal(templates.fillJson({ ts: "${start + 100 * i}", k: "k${floor(i / 2)}", nested: ["${-i}", "x"] }, vars), { ts: 1200, k: "k3", nested: [-7, "x"] });
+  assert.is(templates.fillString("no templates", vars), "no templates");
   assert.match(templateProblem("${i +}") ?? "", /unexpected end/);
   assert.match(templateProblem("${eval(1)}") ?? "", /unknown function eval/);
   assert.is(templateProblem("${max(i, 3) * (n - 1)}"), undefined);
