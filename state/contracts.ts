@@ -82,13 +82,15 @@ export interface MapState<K, V> {
   putAll(entries: Iterable<readonly [K, V]> | Record<string, V>): Promise<void>;
   remove(key: K): Promise<void>;
   contains(key: K): Promise<boolean>;
-  /** Chunked: large maps are read page by page, never loaded whole. */
-  entries(): AsyncIterable<[K, V]>;
-  keys(): AsyncIterable<K>;
-  values(): AsyncIterable<V>;
+  /** `await` gives every entry; `for await` reads page by page, never loading a large map whole. */
+  entries(): StateIterable<[K, V]>;
+  keys(): StateIterable<K>;
+  values(): StateIterable<V>;
   isEmpty(): Promise<boolean>;
   clear(): Promise<void>;
 }
+/** A promise of every item that can also be iterated with `for await`, page by page (MapState's iteration). */
+export interface StateIterable<T> extends Promise<T[]>, AsyncIterable<T> {}
 export interface ReducingState<T> {
   get(): Promise<T | undefined>;
   add(value: T): Promise<void>;

@@ -167,6 +167,10 @@ for (const kind of kinds) {
     assert.equal(await collect(m.entries()), [["about", 3], ["cart", 2], ["home", 4], ["zebra", 5]]);
     assert.equal(await collect(m.keys()), ["about", "cart", "home", "zebra"]);
     assert.equal(await collect(m.values()), [3, 2, 4, 5]);
+    // Awaited instead of iterated: every item at once (API.md: every state method returns a Promise).
+    assert.equal(await m.entries(), [["about", 3], ["cart", 2], ["home", 4], ["zebra", 5]]);
+    assert.equal(await m.keys(), ["about", "cart", "home", "zebra"]);
+    assert.is(await m.values().then((vs) => vs.reduce((a, b) => a + b, 0)), 14);
     await m.remove("cart");
     await m.remove("never-there");
     assert.is(await m.contains("cart"), false);

@@ -1,9 +1,10 @@
-import type { KeyScope, MapState, MapStateDescriptor, ScanPage, StateAddress, StateRequestHandler } from "../contracts.ts";
+import type { KeyScope, MapState, MapStateDescriptor, ScanPage, StateAddress, StateIterable, StateRequestHandler } from "../contracts.ts";
 import { stateRequest } from "../requests.ts";
 import { StateCodecError } from "../errors.ts";
 import { canonicalJson } from "../key-groups.ts";
 import { baseAddress, entryAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
+import { StateIteration } from "./iteration.ts";
 
 /** Entries per Scan request when iterating a map: iteration holds one page in memory, never the whole map. */
 export const DEFAULT_SCAN_PAGE_SIZE = 256;
@@ -53,18 +54,16 @@ export class MapStateHandle<K, V> implements MapState<K, V> {
     return (await this.handler.submit(stateRequest.get(entryAddress(this.address, this.userKeyId(key))))) !== undefined;
   }
 
-  async *entries(): AsyncIterable<[K, V]> {
-    for await (const page of this.pages()) {
-      for (const [id, stored] of page) yield [this.decodeKey(id), decodeWith(this.descriptor.codec, stored, this)];
-    }
+  entries(): StateIterable<[K, V]> {
+    return new StateIteration(() => this.entryItems());
   }
 
-  async *keys(): AsyncIterable<K> {
-    for await (const page of this.pages()) for (const [id] of page) yield this.decodeKey(id);
+  keys(): StateIterable<K> {
+    return new StateIteration(() => this.keyItems());
   }
 
-  async *values(): AsyncIterable<V> {
-    for await (const page of this.pages()) for (const [, stored] of page) yield decodeWith(this.descriptor.codec, stored, this);
+  values(): StateIterable<V> {
+    return new StateIteration(() => this.valueItems());
   }
 
   async isEmpty(): Promise<boolean> {
@@ -74,6 +73,20 @@ export class MapStateHandle<K, V> implements MapState<K, V> {
 
   async clear(): Promise<void> {
     await this.handler.submit(stateRequest.clearMap(this.address));
+  }
+
+  private async *entryItems(): AsyncIterable<[K, V]> {
+    for await (const page of this.pages()) {
+      for (const [id, stored] of page) yield [this.decodeKey(id), decodeWith(this.descriptor.codec, stored, this)];
+    }
+  }
+
+  private async *keyItems(): AsyncIterable<K> {
+    for await (const page of this.pages()) for (const [id] of page) yield this.decodeKey(id);
+  }
+
+  private async *valueItems(): AsyncIterable<V> {
+    for await (const page of this.pages()) for (const [, stored] of page) yield decodeWith(this.descriptor.codec, stored, this);
   }
 
   private async *pages(): AsyncIterable<ScanPage["entries"]> {
