@@ -133,6 +133,24 @@ workers("SIGKILL of random workers, the leader among them, ten times: output exa
   await checkOutput(nc, total);
 }));
 
+workers("--restore none: a worker taking over from a SIGKILLed leader continues the run instead of starting it again: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
+  // Each worker is started as a fresh run would be; the replacements too, as `--workers N` restarts them.
+  const startFresh = () => startWeir(["run", JOB, "--nats", nats.url, "--restore", "none"]);
+  procs.push(startFresh(), startFresh());
+  for (let i = 0; i < 2; i++) {
+    const s = await runningOn(nc, procs, `kill ${i}: the job runs on both workers`);
+    const before = (await readStream(nc, "OUT")).length;
+    await eventually(`kill ${i}: output committed before the leader is killed`, 60_000, async () => ((await readStream(nc, "OUT")).length > before ? true : undefined));
+    const leader = procs.findIndex((p) => p.child.pid === s.workers!.find((w) => w.leader)!.pid);
+    procs[leader]!.child.kill("SIGKILL");
+    await procs[leader]!.exited;
+    procs[leader] = startFresh();
+  }
+  await runningOn(nc, procs, "the job runs on both workers after the kills");
+  const total = await stopInput();
+  await checkOutput(nc, total);
+}));
+
 workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url));
   await runningOn(nc, procs, "one worker runs the job");

@@ -5,6 +5,7 @@ import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import type { StateBackendRequest } from "../subtask/subtask.ts";
 import type { DeploymentEvents, RemotePart } from "./deployment.ts";
 
@@ -36,4 +37,9 @@ export interface ClusterHooks {
   parallelism(): number | undefined;
   /** What the status adds about the workers (`workers`, `epoch`, rebalances). */
   statusOfWorkers(): Record<string, unknown>;
+  /**
+   * What this leader restores, given the `restore` the run was started with: that, for a run's first
+   * leader; a worker taking over a run already deployed continues it instead (actors/worker/job-worker.ts).
+   */
+  restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]>;
 }

@@ -124,12 +124,13 @@ export class JobRunner {
 
   /** Opens checkpoint storage, finds what to restore, deploys; resolves once the job runs. */
   async start(): Promise<void> {
-    if (this.job.restore === "none" && this.options.resetState) {
+    const restore = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : this.job.restore;
+    if (restore === "none" && this.options.resetState) {
       // Starting without state means without the KV state a previous run left, too.
       await this.options.resetState();
     }
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
-      nc: this.nc, names: this.names, graph: this.graph, job: this.job, log: this.log, clock: this.controlClock,
+      nc: this.nc, names: this.names, graph: this.graph, job: restore === this.job.restore ? this.job : { ...this.job, restore }, log: this.log, clock: this.controlClock,
       ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
       // Checkpoints could only fail from now on: restart, and the restart finds out why (latestBehind).
       onCommitRefused: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
@@ -180,7 +181,7 @@ export class JobRunner {
   /** Graceful stop: sources end, records drain, a final checkpoint (or savepoint) is taken, sinks commit. */
   stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
     if (options.savepoint && !this.checkpointing) {
-      return Promise.reject(new WeirError(ErrorCode.Checkpoint, "stop --savepoint needs checkpointing: set checkpointIntervalMs (or --checkpoint-interval)"));
+      return Promise.reject(new WeirError(ErrorCode.Checkpoint, "stop({ savepoint: true }) needs checkpointing: set checkpointIntervalMs (or --checkpoint-interval)"));
     }
     // A stop while the job deploys or restarts (SIGTERM then) takes effect once it runs again.
     whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));

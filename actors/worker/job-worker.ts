@@ -219,6 +219,7 @@ export class JobWorker {
     const released = this.host.cancelAll("this worker leads now and deploys anew");
     const side = new LeaderSide({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
+      restoreOnLeading: (requested) => this.restoreOnLeading(requested),
     });
     this.leading = side;
     // A deposed leader's runner ends too (cancelled): that is not the job's end.
@@ -227,7 +228,8 @@ export class JobWorker {
         this.ready.resolve();
         return side.runner.result().then((r) => { if (this.leading === side) this.finish(r); }, (e) => { if (this.leading === side) this.fail(e); });
       },
-      (e) => { if (this.leading === side) this.fail(e); },
+      // The job did not start: whoever started this worker reports why (weir run: one line), no log twice.
+      (e) => { if (this.leading === side) this.fail(e, "debug"); },
     );
   }
 
@@ -273,6 +275,24 @@ export class JobWorker {
     });
   }
 
+  /**
+   * What this worker restores as leader. `--restore none` or `<id>` is what a run starts from: its first
+   * leader honours it. A worker taking over a run that is already deployed (this worker was deployed by
+   * a leader, or the log holds a deployment since this run began) continues the run instead, as Flink's
+   * failover does: from the checkpoint committed after the last deployment, else from what that
+   * deployment restored (none: the run starts afresh, its output so far was never committed). Applying
+   * `none` again wiped the run's state and replayed its input into output it had already committed.
+   */
+  private async restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]> {
+    if (requested === "latest") return requested;
+    const deploy = await this.log.last("deploy");
+    if (deploy === undefined || (this.host.currentEpoch === 0 && deploy.storedAt.getTime() < this.runStartedAt)) return requested;
+    const commit = await this.log.last("commit");
+    const restore = commit !== undefined && commit.storedAt.getTime() >= deploy.storedAt.getTime() ? commit.record.checkpointId : (deploy.record.restoreId ?? "none");
+    this.say(`taking over the running job: restoring ${restore === "none" ? "nothing (no checkpoint committed since its start)" : `checkpoint ${restore}`} rather than --restore ${requested}`);
+    return restore;
+  }
+
   /** The job's end, if its log stored one since this worker's run began (see runStartedAt). */
   private async endOfThisRun(): Promise<JobEndRecord | undefined> {
     const end = await this.log.last("end").catch(() => undefined);
@@ -290,9 +310,9 @@ export class JobWorker {
     void this.recordEnd(r.state).then(() => this.shutdown()).then(() => this.settle.resolve(r));
   }
 
-  private fail(e: unknown): void {
+  private fail(e: unknown, level: "error" | "debug" = "error"): void {
     if (!this.leading) return;
-    this.say(`job failed: ${describeError(e)}`, { level: "error", err: e });
+    this.say(`job failed: ${describeError(e)}`, { level, err: e });
     this.actor.send({ type: "JOB_ENDED", state: "failed" });
     void this.recordEnd("failed", describeError(e)).then(() => this.shutdown()).then(() => this.settle.reject(e));
   }

@@ -33,6 +33,8 @@ export interface LeaderSideOptions {
   readonly lease: LeaderLease;
   readonly log: (message: string) => void;
   readonly runnerOptions: JobRunnerOptions;
+  /** What this leader's deployments restore (ClusterHooks.restoreOnLeading). */
+  readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<ResolvedJobOptions["restore"]>;
 }
 
 export class LeaderSide {
@@ -69,6 +71,7 @@ export class LeaderSide {
       cluster: {
         deploy: (request) => this.deployer.deploy(request),
         statusOfWorkers: () => this.workersStatus(),
+        restoreOnLeading: o.restoreOnLeading,
         parallelism: () => (o.job.reactive ? Math.min(o.job.maxParallelism, this.members().length * o.job.slotsPerWorker) : undefined),
         fenceCommit: async (checkpointId) => {
           const ok = await o.lease.appendAsLeader({ kind: "commit", leader: o.workerId, epoch: this.currentEpoch, checkpointId });
