@@ -46,7 +46,7 @@ async function jobMemory(metricsUrl: string | undefined): Promise<{ heap: number
       const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "m").exec(text);
       return m ? Math.round(Number(m[1]) / (1024 * 1024)) : Number.NaN;
     };
-    return { heap: value("nodejs_heap_size_used_bytes"), heapTotal: value("nodejs_heap_size_total_bytes"), external: value("nodejs_external_memory_bytes") };
+    return { heap: value("weir_nodejs_heap_size_used_bytes"), heapTotal: value("weir_nodejs_heap_size_total_bytes"), external: value("weir_nodejs_external_memory_bytes") };
   } catch {
     return { heap: Number.NaN, heapTotal: Number.NaN, external: Number.NaN };
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=32
 // The `weir` command. Jobs are TypeScript modules: tsx's loader lets them run with no build step.
 import { setFlagsFromString } from "node:v8";
+import { register as registerHooks } from "node:module";
 import { register } from "tsx/esm/api";
 
 // Workers churn through promises and strings of in-flight state requests: with V8's default heap growth
@@ -15,4 +16,6 @@ if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 // the package's scripts and `--workers` pass the flag themselves (runtime/cli/commands/workers.ts).
 
 register();
+// After tsx's, so it runs first: job files in a CommonJS folder still load as ES modules.
+registerHooks("../runtime/cli/typescript-as-esm.mjs", import.meta.url);
 await import("../runtime/cli/main.ts");

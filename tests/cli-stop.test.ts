@@ -79,6 +79,21 @@ test("a job between restarts: weir stop waits until it runs again, stops it, exi
   }
 });
 
+test("SIGTERM while the job has not started yet (its input stream is missing, it restarts): weir run ends at once with one line", async () => {
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { SINKJOB_NAME: "nostart", SINKJOB_RESTART_DELAY_MS: "12000" } });
+  try {
+    await run.waitForStderr("restarting (restart 1", 60_000);
+    run.child.kill("SIGTERM");
+    const exit = await within(run.exited, 30_000);
+    assert.ok(exit, "weir run ended before the next restart was due");
+    assert.is.not(exit.code, null, "it ended by itself with an exit code, not killed by the signal");
+    assert.is.not(exit.code, 0);
+    assert.is(run.stderr().trimEnd().split("\n").at(-1), "weir: nostart stopped by SIGTERM before it started");
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+  }
+});
+
 test("no such job: weir stop exits non-zero with one line", async () => {
   const stop = await runWeir(["stop", "nosuchjob", "--nats", nats.url]);
   assert.is(stop.code, 1);

@@ -60,7 +60,7 @@ test("--log-level warn drops info lines and keeps the error", async () => {
 test("an unknown --log-level is a one-line error naming the flag", async () => {
   const r = await runWeir(["run", JOB, "--nats", nats.url, "--log-level", "x"]);
   assert.is.not(r.code, 0);
-  assert.match(r.stderr.split("\n")[0]!, /^error: option '--log-level <level>' argument 'x' is invalid\. --log-level expects one of trace, debug, info, warn, error, fatal, got "x"$/, r.stderr);
+  assert.match(r.stderr.split("\n")[0]!, /^weir: option '--log-level <level>' argument 'x' is invalid\. --log-level expects one of trace, debug, info, warn, error, fatal, got "x" \(weir --help: usage\)$/, r.stderr);
 });
 
 test.run();

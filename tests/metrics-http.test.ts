@@ -47,8 +47,9 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
       ["weir_operator_records_in_total", "counter"], ["weir_operator_records_out_total", "counter"], ["weir_checkpoints_total", "counter"],
       ["weir_job_restarts_total", "counter"], ["weir_subtask_busy_seconds_total", "counter"], ["weir_dead_letters_total", "counter"],
       ["weir_state_cache_entries", "gauge"], ["weir_worker_leader", "gauge"], ["weir_last_checkpoint_age_seconds", "gauge"],
-      ["weir_checkpoint_duration_seconds", "histogram"], ["process_cpu_user_seconds_total", "counter"], ["nodejs_heap_size_used_bytes", "gauge"],
+      ["weir_checkpoint_duration_seconds", "histogram"], ["weir_process_cpu_user_seconds_total", "counter"], ["weir_nodejs_heap_size_used_bytes", "gauge"],
     ] as const) assert.is(first.types.get(name), type, `# TYPE ${name} ${type}`);
+    assert.equal([...new Set(first.samples.map((x) => x.name).filter((n) => !n.startsWith("weir_")))], [], "every name is prefixed weir_ (API.md)");
     const records = first.samples.filter((x) => x.name === "weir_operator_records_in_total");
     assert.ok(records.length >= 4, "one series per subtask (2 operators × parallelism 2)");
     for (const r of records) {
@@ -86,7 +87,7 @@ test("a bad --http address and a port in use are one-line errors naming --http",
   const bad = await runWeir(["run", JOB, "--nats", nats.url, "--http", "localhost:http"]);
   assert.is.not(bad.code, 0);
   // commander's usage error: one line naming the flag (then its usual pointer to --help)
-  assert.match(bad.stderr.split("\n")[0]!, /^error: option '--http <addr>' argument 'localhost:http' is invalid\. --http expects host:port/, bad.stderr);
+  assert.match(bad.stderr.split("\n")[0]!, /^weir: option '--http <addr>' argument 'localhost:http' is invalid\. --http expects host:port/, bad.stderr);
 
   const holder = createServer();
   await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));

@@ -4,8 +4,8 @@
 // job's output is read back from its stream. Wrong credentials: one line, non-zero, the secret nowhere.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../runtime/nats/connect.ts";
@@ -143,6 +143,11 @@ test("a JWT creds file (--creds), the server in operator mode", async () => {
     assertFinished(await run("jwt", ["--nats", server.url, "--creds", creds]), "jwt");
     assert.equal(await outputOf("jwt", {}, { nats: server.url, creds }), EXPECTED);
     assert.is.not((await run("jwt", ["--nats", server.url])).code, 0, "without the creds the server refuses");
+    const garbage = join(dirname(creds), "garbage.creds");
+    writeFileSync(garbage, "not a creds file\n");
+    const bad = await run("jwt", ["--nats", server.url, "--creds", garbage]);
+    assert.is.not(bad.code, 0);
+    assert.is(bad.stderr.trim(), `weir: NATS credentials file ${garbage} (from --creds) is not a credentials file: it needs a user JWT and an NKey seed (as \`nsc generate creds\` writes it)`);
   });
 });
 

@@ -15,6 +15,22 @@ import { runWeir, WEIR } from "./helpers/cli.ts";
 const test = suite("small defects");
 const nats = withServer(test);
 
+test("a TypeScript job in a CommonJS folder (package.json type commonjs) runs as an ES module, its local imports too", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-cjs-"));
+  try {
+    const weir = join(dirname(WEIR), "..", "mod.ts");
+    writeFileSync(join(dir, "package.json"), `{ "type": "commonjs" }\n`);
+    writeFileSync(join(dir, "double.ts"), `export const double = (n: number): number => n * 2;\n`);
+    writeFileSync(join(dir, "job.ts"), `import { defineJob, Sinks, Sources } from ${JSON.stringify(weir)};\nimport { double } from "./double.ts";\n` +
+      `export default defineJob({ name: "cjsjob", stateBackend: "heap" }, (env) => { env.fromSource(Sources.array([1, 2, 3])).map(double).sinkTo(Sinks.print()); });\n`);
+    const r = await runWeir(["run", join(dir, "job.ts"), "--nats", nats.url, "--quiet"]);
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim().split("\n"), ["2", "4", "6"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a syntax error in a job file: one line with file:line:column and the reason", async () => {
   const dir = mkdtempSync(join(tmpdir(), "weir-syntax-"));
   try {

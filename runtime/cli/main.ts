@@ -26,8 +26,8 @@ function nonNegativeInt(name: string) {
 
 const program = new Command("weir")
   .description("Flink-style stateful stream processing for TypeScript on NATS")
-  .showHelpAfterError("(run weir --help for usage)")
-  .configureOutput({ outputError: (str, write) => write(str.split("\n")[0] + "\n") });
+  // A usage error is one line, as every other failure: "weir: unknown option '--bogus' (weir --help: usage)".
+  .configureOutput({ outputError: (str, write) => write(`weir: ${str.split("\n")[0]!.replace(/^error: /, "")} (weir --help: usage)\n`) });
 
 /** --nats, --context, --creds: how every command that talks to NATS connects (runtime/nats/connection-settings.ts). */
 function natsOptions(command: Command): Command {
@@ -37,8 +37,8 @@ function natsOptions(command: Command): Command {
     .addOption(new Option("--creds <file>", "NATS credentials file (user JWT and NKey seed)"));
 }
 
-let exitCode = 0;
-const action = <A extends unknown[]>(f: (...a: A) => Promise<number>) => async (...a: A) => { exitCode = await f(...a); };
+/** A command's action: its result is the process's exit code. */
+const action = <A extends unknown[]>(f: (...a: A) => Promise<number>) => async (...a: A) => { process.exitCode = await f(...a); };
 
 natsOptions(program.command("run"))
   .description("run a job module (default export: defineJob(...))")
@@ -151,7 +151,7 @@ natsOptions(program.command("demo"))
 
 try {
   await program.parseAsync(process.argv);
-  process.exit(exitCode);
+  process.exit(process.exitCode ?? 0);
 } catch (e) {
   process.stderr.write(`weir: ${describeError(e)}\n`);
   process.exit(1);

@@ -31,6 +31,10 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
   } catch (e) {
     const reason = scrub((e as Error).message || String(e), settings);
+    // The client reads the file only when it connects: its complaint is about the file, not the server.
+    if (settings.creds !== undefined && /unable to parse credentials/i.test(reason)) {
+      throw new WeirError(ErrorCode.InvalidOption, `NATS credentials file ${settings.creds} (from ${settings.origin.creds ?? "creds"}) is not a credentials file: it needs a user JWT and an NKey seed (as \`nsc generate creds\` writes it)`, { cause: e });
+    }
     if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
       throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})`, { cause: e });
     }

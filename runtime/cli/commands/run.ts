@@ -7,7 +7,7 @@ import type { JobOptions } from "../../api/options.ts";
 import type { StreamEnvironment } from "../../api/environment.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
 import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
-import { describeError } from "../../core/errors.ts";
+import { describeError, ErrorCode, WeirError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
 import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
@@ -75,7 +75,31 @@ interface Serving { readonly http: HttpServer; readonly metrics: MetricsRegistry
 async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { started: boolean }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   // The run this process belongs to began with its supervisor (`--workers N`), else with this process.
-  const client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin) });
+  // A signal while the job is still starting (its first deployment may wait for a stream, retrying) ends
+  // the start: cancelled, one line, not a kill without a word.
+  let stoppedBy: string | undefined;
+  let closing: Promise<void> | undefined;
+  const beforeStart = (sig: string) => {
+    if (closing) return;
+    stoppedBy = sig;
+    logger.command(`${sig}: stopping ${env.options.name} before it started`);
+    closing = env.close();
+  };
+  process.on("SIGINT", beforeStart);
+  process.on("SIGTERM", beforeStart);
+  let client: Awaited<ReturnType<StreamEnvironment["executeAsWorker"]>> | undefined;
+  try {
+    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin) });
+  } catch (e) {
+    if (!closing) throw e;
+  } finally {
+    process.off("SIGINT", beforeStart);
+    process.off("SIGTERM", beforeStart);
+  }
+  if (closing || client === undefined) {
+    await closing;
+    throw new WeirError(ErrorCode.Cancelled, `${env.options.name} stopped by ${stoppedBy} before it started`);
+  }
   run.started = true;
   const status = () => client.status();
   const views = localJobViews({ status, workerId: client.workerId });

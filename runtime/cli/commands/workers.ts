@@ -1,7 +1,7 @@
 // `weir run <job> --workers N`: N local worker processes of the job (one Node thread each: how a job uses
 // N cores of one machine), supervised: their output is prefixed with their number, SIGINT/SIGTERM go to
 // every one (the job stops gracefully), and a worker that crashes is started again (it joins the job
-// again, which continues from its last checkpoint meanwhile).
+// again, which continues from its last checkpoint meanwhile); one that fails by itself stops them all.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -57,6 +57,12 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
         process.stderr.write(`weir: worker ${n} died (${signal}) ${crashes.length} times within a minute; not starting it again\n`);
       }
       codes.push(code ?? 1);
+      // A worker that failed by itself (its job could not start, its port was taken, the job failed):
+      // the run fails, rather than going on with fewer workers than asked for.
+      if (!crashed && code !== 0 && !stopping) {
+        process.stderr.write(`weir: worker ${n} failed (exit code ${code ?? "none"}); stopping the other workers\n`);
+        onSignal("SIGTERM");
+      }
       wake?.();
     });
   };

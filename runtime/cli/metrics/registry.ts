@@ -27,7 +27,8 @@ export class MetricsRegistry {
   /** Starts serving the job's figures; `labels` go on the process and Node.js metrics too. */
   attach(source: JobViewSource, labels: Readonly<Record<string, string>>): void {
     this.source = source;
-    collectDefaultMetrics({ register: this.registry, labels: { ...labels } });
+    // Prefixed as every weir metric is (API.md: names prefixed weir_): weir_process_cpu_user_seconds_total.
+    collectDefaultMetrics({ register: this.registry, prefix: "weir_", labels: { ...labels } });
   }
 
   /** The exposition text; scrapes run one at a time (each reads its own snapshot). */
