@@ -122,10 +122,30 @@ cache("each execution runs the sinks defined since the previous one", async () =
 });
 
 cache("cache() needs batch mode and an operator or source output, with a one-line reason", () => {
-  const streaming = StreamEnvironment.create({ name: "streaming-cache", nats: nats.url });
-  assert.throws(() => streaming.fromSource(Sources.array([1])).cache(), /cache\(\): cached streams need mode "batch" \(FLIP-205\); this job runs in mode "automatic"/);
+  const streaming = StreamEnvironment.create({ name: "streaming-cache", nats: nats.url, mode: "streaming" });
+  assert.throws(() => streaming.fromSource(Sources.array([1])).cache(), /cache\(\): cached streams need mode "batch" \(FLIP-205\); this job runs in mode "streaming"/);
   const batch = env("keyed-cache");
   assert.throws(() => batch.fromSource(Sources.array([1])).keyBy((n) => n).cache(), /cache the output of a source or an operator/);
+});
+
+cache("mode automatic (the default): a cache works when the job runs in batch mode, and is refused at launch when it does not", async () => {
+  const bounded = StreamEnvironment.create({ name: "automatic-cache", nats: nats.url, stateBackend: "heap" });
+  try {
+    const doubled = bounded.fromSource(Sources.array([1, 2, 3])).map((n) => n * 2).cache();
+    assert.equal((await doubled.executeAndCollect()).sort(), [2, 4, 6]);
+    assert.equal((await doubled.map((n) => n + 1).executeAndCollect()).sort(), [3, 5, 7], "the second execution reads the cache");
+  } finally {
+    await bounded.close();
+  }
+  const checkpointed = StreamEnvironment.create({ name: "automatic-cache-ck", nats: nats.url, stateBackend: "heap", checkpointIntervalMs: 1000 });
+  try {
+    const cached = checkpointed.fromSource(Sources.array([1])).map((n) => n).cache();
+    const e = await cached.executeAndCollect().then(() => undefined, (err: unknown) => err as Error);
+    assert.ok(e, "a launch that runs in streaming mode refuses its cached streams");
+    assert.match(e.message, /cache\(\): cached streams need batch mode \(FLIP-205\); mode "automatic" does not run this job in batch mode, because it takes checkpoints/);
+  } finally {
+    await checkpointed.close();
+  }
 });
 
 cache.run();

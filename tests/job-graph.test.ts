@@ -98,9 +98,13 @@ graph("mistakes give one clear line", () => {
   assert.throws(() => dup.fromSource(Sources.array([1]), { uid: "same" }), /uid "same" is used twice/);
 
   assert.throws(() => StreamEnvironment.create({ name: "bad name" }), /job name "bad name" may only contain/);
-  assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 0 }), /parallelism: expected PositiveInt, got 0/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 0 }), /^job options: parallelism: expected \(PositiveInt \| "auto"\), got 0$/, "a union names all it accepts, not its first member");
+  assert.throws(() => StreamEnvironment.create({ name: "ok", mode: "fast" as never }), /^job options: mode: expected "streaming" \| "batch" \| "automatic", got "fast"$/);
   assert.throws(() => StreamEnvironment.create({ name: "ok", asyncState: { bufferSize: -1 } } as never), /asyncState\.bufferSize/);
   assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 200 }), /exceeds maxParallelism 128/);
+  const wide = StreamEnvironment.create({ name: "wide", maxParallelism: 8 });
+  wide.fromSource(Sources.array([1])).map((x) => x, { name: "wide map", parallelism: 50 }).sinkTo(Sinks.print());
+  assert.throws(() => wide.jobGraph(), /operator "wide map": parallelism 50 exceeds maxParallelism 8/, "a non-keyed operator too, as in Flink");
 });
 
 graph.run();

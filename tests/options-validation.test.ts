@@ -9,6 +9,7 @@ import {
   defineJob, resolveJobOptions, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, outputTag,
 } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { runWeir } from "./helpers/cli.ts";
 
 const options = suite("option validation");
 const nats = withServer(options);
@@ -72,7 +73,8 @@ options("natsReplicas: default 1, a positive integer, named when wrong", () => {
 });
 
 options("operator options: every stream method refuses an unknown key, naming the method", () => {
-  const src = () => env().fromSource(Sources.array([1, 2, 3]));
+  const e = env();
+  const src = () => e.fromSource(Sources.array([1, 2, 3]));
   const keyed = () => src().keyBy((x) => x % 2);
   const cases: Array<[() => unknown, string, string]> = [
     [() => src().map((x) => x, { nmae: "m" } as never), "map() options", `did you mean "name"?`],
@@ -102,6 +104,7 @@ options("operator options: every stream method refuses an unknown key, naming th
 options("source and sink options: an unknown key is refused, functions as values still work", () => {
   const cases: Array<[() => unknown, string, string]> = [
     [() => Sources.jetstream({ stream: "S", subjects: ["a"], strtAt: "first" } as never), "Sources.jetstream options", `did you mean "startAt"?`],
+    [() => Sources.jetstream({ stream: "S", subjects: ["a"], startAt: { sequence: 3, tme: 1 } } as never), "Sources.jetstream options", `unknown option "startAt.tme"`],
     [() => Sources.nats({ subject: "a", queu: "q" } as never), "Sources.nats options", `did you mean "queue"?`],
     [() => Sources.file("x.jsonl", { format: "jsonl", heder: true } as never), `Sources.file("x.jsonl") options`, `did you mean "header"?`],
     [() => Sources.generator({ make: (i: number) => i, cont: 3 } as never), "Sources.generator options", `did you mean "count"?`],
@@ -115,7 +118,36 @@ options("source and sink options: an unknown key is refused, functions as values
   assert.ok(Sinks.jetstream({ stream: "S", subject: (v: { k: string }) => `out.${v.k}` }));
   assert.ok(Sinks.kv({ bucket: "b", key: (v: { k: string }) => v.k }));
   assert.ok(Sources.jetstream({ stream: "S", subjects: ["a"], codec: t.number, startAt: { sequence: 3 } }));
+  assert.ok(Sources.jetstream({ stream: "S", subjects: ["a"], startAt: { time: "2026-12-02T00:00:00Z" } }));
   assert.ok(Sources.file("x.csv", { format: "csv", codec: t.record(t.string, t.string), header: true, delimiter: ";" }));
+});
+
+options("stream builders: a wrong function, source, sink or stream is one line naming the call, when the graph is built", () => {
+  const e = env();
+  const src = () => e.fromSource(Sources.array([1, 2, 3]));
+  const keyed = () => src().keyBy((x) => x % 2);
+  const other = env().fromSource(Sources.array([4]));
+  const cases: Array<[() => unknown, ...string[]]> = [
+    [() => e.fromSource({} as never), "fromSource(): expected a source such as Sources.jetstream(...) (with createReader), got an object with no keys"],
+    [() => src().sinkTo({ write: () => {} } as never), "sinkTo(): expected a sink", "(with createWriter)", "got an object with keys write"],
+    [() => src().map(undefined as never), "map(): expected a function, got undefined"],
+    [() => src().filter({} as never), "filter(): expected a function"],
+    [() => src().flatMap("x" as never), "flatMap(): expected a function, got string"],
+    [() => src().process({} as never), "process(): expected a ProcessFunction (with processElement)"],
+    [() => keyed().process({ processelement: () => {} } as never), "keyBy().process(): expected a KeyedProcessFunction (with processElement), got an object with keys processelement"],
+    [() => keyed().reduce(null as never), "keyBy().reduce(): expected a function, got null"],
+    [() => keyed().aggregate({ add: () => 0 } as never), "keyBy().aggregate(): expected an AggregateFunction (with createAccumulator, getResult)"],
+    [() => keyed().window({} as never), "keyBy().window(): expected a window assigner"],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).aggregate({} as never), "window().aggregate(): expected an AggregateFunction"],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).process({} as never), "window().process(): expected a ProcessWindowFunction (with process)"],
+    [() => src().connect(src()).process({ processElement1: () => {} } as never), "connect().process(): expected a CoProcessFunction (with processElement2)"],
+    [() => src().union(other), "union(): the stream comes from another StreamEnvironment"],
+    [() => src().union([1] as never), "union(): expected a DataStream, got an array"],
+    [() => src().connect(other), "connect(): the stream comes from another StreamEnvironment"],
+  ];
+  for (const [fn, ...parts] of cases) assertOneLine(errorOf(fn), ...parts);
+  // Right arguments still build, a union of streams of the same environment included.
+  assert.ok(src().union(src(), src()).connect(src()).map((a) => a, (b) => b).sinkTo(Sinks.print()));
 });
 
 options("weir run refuses a job file with a misspelled option: one line, non-zero exit", async () => {
@@ -131,6 +163,15 @@ options("weir run refuses a job file with a misspelled option: one line, non-zer
   assert.is(lines.length, 1, stderr);
   assertOneLine(lines[0]!, "job options", `unknown option "paralellism"`, `did you mean "parallelism"?`);
   assert.not.match(stdout, /out \d/, "the job must not have run");
+});
+
+options("weir run: a usage error and a checkpoint that does not exist are each one line on stderr, non-zero exit", async () => {
+  const usage = await runWeir(["run", "tests/fixtures/jobs/worker-counts.ts", "--bogus"]);
+  assert.is.not(usage.code, 0);
+  assert.equal(usage.stderr.trim().split("\n"), ["weir: unknown option '--bogus' (weir --help: usage)"]);
+  const missing = await runWeir(["run", "tests/fixtures/jobs/worker-counts.ts", "--nats", nats.url, "--restore", "99999", "--quiet"]);
+  assert.is.not(missing.code, 0);
+  assert.equal(missing.stderr.trim().split("\n"), ["weir: checkpoint 99999 of job workers does not exist (see weir checkpoints workers)"], missing.stderr);
 });
 
 options.run();

@@ -26,6 +26,7 @@ import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/wi
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
 import { decodeOptions, isPositiveInt } from "../core/validation.ts";
+import { requireFunction, requireMethods, requireSameJob } from "./argument-checks.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -43,24 +44,30 @@ export interface CollectOptions {
   readonly limit?: number;
 }
 
+const AGGREGATE_METHODS = ["createAccumulator", "add", "getResult"] as const;
+
 export class DataStream<T> {
   constructor(protected readonly host: StreamHost, readonly nodeId: number) {}
 
   protected get graph(): StreamGraph { return this.host.graph; }
 
   map<O>(fn: MapFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    requireFunction(fn, "map()");
     return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), nodeOptions(options, "map()")));
   }
 
   filter(fn: FilterFunction<T>, options?: NodeOptions): DataStream<T> {
+    requireFunction(fn, "filter()");
     return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), nodeOptions(options, "filter()")));
   }
 
   flatMap<O>(fn: FlatMapFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    requireFunction(fn, "flatMap()");
     return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), nodeOptions(options, "flatMap()")));
   }
 
   process<O = any>(fn: ProcessFunction<T, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["processElement"], "process()", "a ProcessFunction");
     return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), nodeOptions(options, "process()")));
   }
 
@@ -80,15 +87,21 @@ export class DataStream<T> {
   }
 
   union(...others: DataStream<T>[]): DataStream<T> {
+    for (const o of others) this.requireSameJob(o, "union()");
     return new DataStream<T>(this.host, this.graph.addUnion([this.nodeId, ...others.map((o) => o.nodeId)]));
   }
 
   connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
+    this.requireSameJob(other, "connect()");
     return new ConnectedStreams<T, U>(this.host, this, other);
   }
 
   assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>, options?: NodeOptions): DataStream<T> {
     return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), nodeOptions(options, "assignTimestampsAndWatermarks()")));
+  }
+
+  private requireSameJob(other: unknown, what: string): void {
+    requireSameJob(other, other instanceof DataStream, other instanceof DataStream && other.host === this.host, what);
   }
 
   /** Records an upstream operator sent to `tag` with `ctx.output(tag, value)`. */
@@ -97,6 +110,7 @@ export class DataStream<T> {
   }
 
   sinkTo(sink: SinkDef<T>, options?: NodeOptions): DataStreamSink {
+    requireMethods(sink, ["createWriter"], "sinkTo()", "a sink such as Sinks.jetstream(...)");
     return new DataStreamSink(this.graph.addSink(this.nodeId, sink as SinkDef<unknown>, nodeOptions(options, "sinkTo()")));
   }
 
@@ -140,12 +154,14 @@ export class KeyedStream<K, T> extends DataStream<T> {
   }
 
   override process<O = any>(fn: KeyedProcessFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["processElement"], "keyBy().process()", "a KeyedProcessFunction");
     const spec = keyedProcessSpec(fn, [this.keySelector]);
     return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, nodeOptions(options, "keyBy().process()")));
   }
 
   /** A running reduce per key: emits the updated value for every record (Flink's KeyedStream#reduce). */
   reduce(fn: ReduceFunction<T>, options?: NodeOptions): DataStream<T> {
+    requireFunction(fn, "keyBy().reduce()");
     return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), nodeOptions(options, "keyBy().reduce()")));
   }
 
@@ -154,11 +170,13 @@ export class KeyedStream<K, T> extends DataStream<T> {
    * mode and over a sorted backlog, the key's final result only, as `reduce`).
    */
   aggregate<ACC, O>(fn: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, AGGREGATE_METHODS, "keyBy().aggregate()", "an AggregateFunction");
     return new DataStream<O>(this.host, this.graph.addOperator("Aggregate", [[this.nodeId]], keyedAggregateSpec(fn, this.keySelector), nodeOptions(options, "keyBy().aggregate()")));
   }
 
   /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
   window(assigner: WindowAssigner): WindowedStream<K, T> {
+    requireMethods(assigner, ["assign", "windowEndingAt"], "keyBy().window()", "a window assigner such as TumblingEventTimeWindows.of(ms)");
     return new WindowedStream<K, T>(this.host, this.nodeId, this.keySelector, assigner);
   }
 }
@@ -181,14 +199,17 @@ export class WindowedStream<K, T> {
   }
 
   reduce(reduce: (a: T, b: T) => T, options?: NodeOptions): DataStream<T> {
+    requireFunction(reduce, "window().reduce()");
     return this.build<T>("WindowReduce", { type: "reduce", reduce }, options);
   }
 
   aggregate<ACC, O>(aggregate: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(aggregate, AGGREGATE_METHODS, "window().aggregate()", "an AggregateFunction");
     return this.build<O>("WindowAggregate", { type: "aggregate", aggregate: aggregate as AggregateFunction<T, unknown, O> }, options);
   }
 
   process<O = any>(fn: ProcessWindowFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["process"], "window().process()", "a ProcessWindowFunction");
     return this.build<O>("WindowProcess", { type: "process", fn: fn as ProcessWindowFunction<unknown, T, O> }, options);
   }
 
@@ -202,6 +223,7 @@ export class ConnectedStreams<A, B> {
   constructor(private readonly host: StreamHost, readonly first: DataStream<A>, readonly second: DataStream<B>) {}
 
   process<O = any>(fn: CoProcessFunction<A, B, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["processElement1", "processElement2"], "connect().process()", "a CoProcessFunction");
     const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), nodeOptions(options, "connect().process()"));
     return new DataStream<O>(this.host, id);
   }
@@ -231,6 +253,7 @@ export class ConnectedKeyedStreams<K, A, B> {
   constructor(private readonly host: StreamHost, readonly first: KeyedStream<K, A>, readonly second: KeyedStream<K, B>) {}
 
   process<O = any>(fn: KeyedCoProcessFunction<K, A, B, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["processElement1", "processElement2"], "connect().keyBy().process()", "a KeyedCoProcessFunction");
     const spec = keyedProcessSpec<K, A | B, O>({
       ...(fn.open ? { open: (c) => fn.open!(c) } : {}),
       ...(fn.close ? { close: () => fn.close!() } : {}),

@@ -29,6 +29,8 @@ import { collectSink } from "../sinks/collect.ts";
 import { JobNames } from "../core/names.ts";
 import { decodeOptions } from "../core/validation.ts";
 import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
+import { requireMethods } from "./argument-checks.ts";
+import type { ExecutionMode } from "../contracts/job-options.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { LogFn } from "../core/log.ts";
 
@@ -95,6 +97,7 @@ export class StreamEnvironment implements StreamHost {
    * the source, at the source's parallelism so the two chain.
    */
   fromSource<T>(source: SourceDef<T>, options?: SourceOptions<T>): DataStream<T> {
+    requireMethods(source, ["createReader"], "fromSource()", "a source such as Sources.jetstream(...)");
     const checked = options === undefined ? {} : decodeOptions(SourceNodeOptionsCodec, options, "fromSource() options");
     const { watermarks, ...node } = checked;
     const stream = new DataStream<T>(this, this.graph.addSource(source as SourceDef<unknown>, node));
@@ -129,12 +132,21 @@ export class StreamEnvironment implements StreamHost {
     });
   }
 
-  /** DataStream.cache(): batch mode only, as in FLIP-205 (a cache of an unbounded stream never completes). */
+  /**
+   * DataStream.cache(): batch mode only, as in FLIP-205 (a cache of an unbounded stream never completes).
+   * Mode "automatic" may run the job in batch mode: whether it does is known at launch (checkCaches).
+   */
   addCache(input: number): number {
-    if (this.options.mode !== "batch") {
-      throw new WeirError(ErrorCode.InvalidGraph, `cache(): cached streams need mode "batch" (FLIP-205); this job runs in mode "${this.options.mode}"`);
+    if (this.options.mode === "streaming") {
+      throw new WeirError(ErrorCode.InvalidGraph, `cache(): cached streams need mode "batch" (FLIP-205); this job runs in mode "streaming"`);
     }
     return this.graph.addCache(input);
+  }
+
+  /** A launch in mode "automatic" that does not run in batch mode cannot use its cached streams. */
+  private checkCaches(mode: ExecutionMode): void {
+    if (mode === "batch" || !this.graph.nodes.some((n) => n.kind === "cache")) return;
+    throw new WeirError(ErrorCode.InvalidGraph, `cache(): cached streams need batch mode (FLIP-205); mode "automatic" does not run this job in batch mode, because ${this.options.checkpointIntervalMs > 0 ? "it takes checkpoints (checkpointIntervalMs; batch jobs take none)" : "one of its sources is unbounded"}`);
   }
 
   /** Drops a cached stream: the next execution computes it again (and caches it anew). */
@@ -203,9 +215,10 @@ export class StreamEnvironment implements StreamHost {
     if (this.produced.size > 0) await this.recoverLostCaches();
     const plan = this.plan();
     const graph = this.build(plan);
-    if (plan.writes.length > 0) this.caches.beginExecution();
     // The mode this launch runs in follows from its sources (batch when all are bounded, execution-mode.ts).
     const mode = executionModeFor(this.options, graph);
+    this.checkCaches(mode);
+    if (plan.writes.length > 0) this.caches.beginExecution();
     const job: ResolvedJobOptions = mode === this.options.mode ? this.options : { ...this.options, mode };
     this.firstSink = this.graph.nodes.length;
     for (const w of plan.writes) this.invalidated.delete(w.cache.id);

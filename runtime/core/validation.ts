@@ -20,18 +20,33 @@ function pathOf(e: t.ValidationError): string {
     const indexed = /^\d+$/.test(key) && (parent instanceof t.ArrayType || parent instanceof t.ReadonlyArrayType || parent instanceof t.TupleType);
     path += indexed ? `[${key}]` : path ? `.${key}` : key;
   }
-  return path || "(value)";
+  return path || WHOLE_VALUE;
 }
 
-/** "asyncState.bufferSize: expected PositiveInt, got -1" (the first error; a second one is summarized). */
+const WHOLE_VALUE = "(value)";
+
+/**
+ * "asyncState.bufferSize: expected PositiveInt, got -1" (the first error; errors at other paths are
+ * summarized). A value that matched no member of a union names the union: `parallelism: expected
+ * (PositiveInt | "auto"), got 0`, not its first member alone.
+ */
 export function describeErrors(errors: t.Errors): string {
   const e = errors[0];
   if (!e) return "invalid";
-  const expected = e.message ?? e.context[e.context.length - 1]?.type.name ?? "a valid value";
   // preview, not JSON.stringify: the value may be user data of any size or depth.
   const got = e.value === undefined ? "nothing" : preview(e.value, 80);
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-  return `${pathOf(e)}: expected ${expected}, got ${got}${more}`;
+  const path = pathOf(e);
+  const others = new Set(errors.map(pathOf)).size - 1;
+  const more = others > 0 ? ` (and ${others} more)` : "";
+  // The whole value failed (an options object left out): no path to name.
+  return `${path === WHOLE_VALUE ? "" : `${path}: `}expected ${expectedOf(e)}, got ${got}${more}`;
+}
+
+function expectedOf(e: t.ValidationError): string {
+  if (e.message) return e.message;
+  let i = e.context.length - 1;
+  while (i > 0 && e.context[i - 1]!.type instanceof t.UnionType) i--;
+  return e.context[i]?.type.name ?? "a valid value";
 }
 
 export function decodeOrThrow<A, O>(codec: t.Type<A, O, unknown>, value: unknown, what: string, code: ErrorCode = ErrorCode.InvalidOption): A {
@@ -61,7 +76,7 @@ export const FunctionOption = new t.Type<(...args: any[]) => unknown, (...args: 
 
 /**
  * The keys an object codec allows, or undefined when the codec does not describe an object with fixed
- * keys (a union, a record, a scalar). Looks through exact, readonly, refinement and intersection codecs.
+ * keys (a union, a record, a scalar: walkKeys picks a union's member itself). Looks through exact, readonly, refinement and intersection codecs.
  */
 export function allowedProps(codec: t.Mixed): Record<string, t.Mixed> | undefined {
   if (codec instanceof t.InterfaceType || codec instanceof t.PartialType) return codec.props as Record<string, t.Mixed>;
@@ -89,6 +104,12 @@ export function unknownKeyError(codec: t.Mixed, value: unknown, what: string): s
 
 function walkKeys(codec: t.Mixed, value: unknown, what: string, path: string): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  // A union (startAt: { sequence } or { time }): the keys of the first member the value decodes as. When
+  // none does, the value's own decode error names the problem.
+  if (codec instanceof t.UnionType) {
+    const member = (codec.types as t.Mixed[]).find((m) => m.decode(value)._tag === "Right");
+    return member === undefined ? undefined : walkKeys(member, value, what, path);
+  }
   const props = allowedProps(codec);
   if (!props) return undefined;
   const allowed = Object.keys(props);

@@ -3,7 +3,7 @@
 // parallelism into one vertex (one subtask runs the whole chain with plain function calls).
 
 import { ErrorCode, WeirError } from "../core/errors.ts";
-import { isPhysical, type GraphView, type Partitioning, type PhysicalNode, isKeyedOperator } from "./stream-graph.ts";
+import { isPhysical, type GraphView, type Partitioning, type PhysicalNode } from "./stream-graph.ts";
 
 export interface ResolvedEdge {
   readonly from: number; // physical node id
@@ -80,8 +80,8 @@ export function buildJobGraph(graph: GraphView, options: BuildOptions): JobGraph
     const p = n.parallelism
       ?? (n.kind === "source" ? n.source.defaultParallelism : n.kind === "sink" ? n.sink.defaultParallelism : undefined)
       ?? options.parallelism;
-    const keyed = isKeyedOperator(n);
-    if (keyed && p > options.maxParallelism) {
+    // As Flink: maxParallelism bounds every operator (keyed ones have that many key groups to share).
+    if (p > options.maxParallelism) {
       throw new WeirError(ErrorCode.InvalidGraph, `operator "${n.name}": parallelism ${p} exceeds maxParallelism ${options.maxParallelism}`);
     }
     parallelism.set(n.id, p);

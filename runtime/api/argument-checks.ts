@@ -1,0 +1,31 @@
+// Arguments of the stream builders, checked when the graph is built: a wrong one is a one-line error
+// naming the call, never a TypeError from inside a running subtask.
+
+import { ErrorCode, WeirError } from "../core/errors.ts";
+
+function described(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value !== "object") return typeof value;
+  const keys = Object.keys(value);
+  return keys.length === 0 ? "an object with no keys" : `an object with keys ${keys.join(", ")}`;
+}
+
+/** `value` must be a function (map, filter, a reduce...). */
+export function requireFunction(value: unknown, what: string): void {
+  if (typeof value !== "function") throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected a function, got ${described(value)}`);
+}
+
+/** `value` must be an object with each of `methods` (a process function, a source, a sink...). */
+export function requireMethods(value: unknown, methods: readonly string[], what: string, expected: string): void {
+  const missing = typeof value === "object" && value !== null
+    ? methods.filter((m) => typeof (value as Record<string, unknown>)[m] !== "function")
+    : methods;
+  if (missing.length > 0) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected ${expected} (with ${missing.join(", ")}), got ${described(value)}`);
+}
+
+/** Streams combined into one operator (union, connect) must come from one environment: one job graph. */
+export function requireSameJob(other: unknown, isStream: boolean, sameJob: boolean, what: string): void {
+  if (!isStream) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected a DataStream, got ${described(other)}`);
+  if (!sameJob) throw new WeirError(ErrorCode.InvalidGraph, `${what}: the stream comes from another StreamEnvironment (the streams of one job come from one environment)`);
+}
