@@ -1,6 +1,6 @@
 // CPU profile of a keyed count on the heap (or KV) backend vs a plain map, in streaming mode, with CPU time
 // per record: `node --cpu-prof --import tsx bench/prof-keyed.ts [heap|plain|kv|syncfn|asyncfn|promisefn] [records]`
-// (MODE=batch for batch).
+// (MODE=batch for batch, KEYS=<n> for another number of keys than 10,000).
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
 import { launchNatsServer } from "../runtime/internal.ts";
@@ -8,7 +8,7 @@ const count = valueState("count", t.number);
 const discard = (): SinkDef<unknown> => ({ kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
 const mode = process.argv[2] ?? "heap";
 const records = Number(process.argv[3] ?? 1_000_000);
-const keys = 10_000;
+const keys = Number(process.env.KEYS ?? 10_000);
 const server = await launchNatsServer();
 try {
   for (let round = 0; round < 2; round++) {
