@@ -83,6 +83,22 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
   }
 });
 
+test("while the job is still starting (its input stream missing, restarting): the dashboard and /metrics are served", async () => {
+  const port = await freePort();
+  const run = startWeir(["run", "tests/fixtures/jobs/failing-sink.ts", "--nats", nats.url, "--http", `127.0.0.1:${port}`, "--quiet"], { env: { SINKJOB_NAME: "notyet", SINKJOB_RESTART_DELAY_MS: "12000" } });
+  try {
+    await run.waitForStderr("restarting (restart 1", 60_000);
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.is(page.status, 200, "the dashboard page, not 'not found'");
+    assert.match(await page.text(), /<html/i);
+    assert.is((await fetch(`http://127.0.0.1:${port}/api/snapshot`)).status, 200);
+    assert.is((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await run.exited;
+  }
+});
+
 test("a bad --http address and a port in use are one-line errors naming --http", async () => {
   const bad = await runWeir(["run", JOB, "--nats", nats.url, "--http", "localhost:http"]);
   assert.is.not(bad.code, 0);

@@ -14,9 +14,10 @@ import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
-import { localJobViews } from "../http/job-view.ts";
+import { localJobViews, PendingJobViews } from "../http/job-view.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { addDashboardRoutes } from "../dashboard/routes.ts";
+import type { SnapshotStream } from "../dashboard/events.ts";
 import { storedCheckpoints } from "../dashboard/history.ts";
 
 export interface RunFlags {
@@ -56,21 +57,31 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const metrics = http ? new MetricsRegistry() : undefined;
   let served: HttpAddress | undefined;
   if (http && metrics) served = await http.addRoute("/metrics", metrics.route()).listen(flags.http!);
+  // The dashboard from the bind on: while the job starts it shows no job yet (PendingJobViews).
+  const pending = new PendingJobViews();
+  const dashboard = http ? addDashboardRoutes(http, { source: pending, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
   const run = { started: false };
   try {
-    return await runJob(env, flags, logger, http && metrics && served ? { http, metrics, served } : undefined, run);
+    return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
     // prints its one line (alone when the job never started: a bad setting, an unreachable server).
     if (logger.json && run.started) logger.command(describeError(e), { level: "fatal", err: e });
     throw e;
   } finally {
+    dashboard?.close();
     await http?.close();
     logger.flush();
   }
 }
 
-interface Serving { readonly http: HttpServer; readonly metrics: MetricsRegistry; readonly served: HttpAddress }
+interface Serving {
+  readonly http: HttpServer;
+  readonly metrics: MetricsRegistry;
+  readonly served: HttpAddress;
+  readonly pending: PendingJobViews;
+  readonly dashboard: SnapshotStream;
+}
 
 async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { started: boolean }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
@@ -104,7 +115,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   const status = () => client.status();
   const views = localJobViews({ status, workerId: client.workerId });
   serving?.metrics.attach(views, { job_name: client.jobName, worker: client.workerId });
-  const dashboard = serving ? addDashboardRoutes(serving.http, { source: views, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
+  serving?.pending.attach(views);
   if (serving) {
     const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: client.workerId });
@@ -138,7 +149,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     progress.stop();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    dashboard?.close();
+    serving?.dashboard.close(); // before the connection its checkpoint history reads goes
     await env.close();
   }
   if (!flags.quiet) {

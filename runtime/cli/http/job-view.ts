@@ -38,3 +38,13 @@ export function localJobViews(o: { status: () => JobStatus; workerId: string }):
     },
   };
 }
+
+/**
+ * A source with no views until `attach`: `weir run --http` serves its dashboard from the moment the port
+ * is bound, while the job is still starting (its first deployment may wait and retry), not only once it runs.
+ */
+export class PendingJobViews implements JobViewSource {
+  private source: JobViewSource | undefined;
+  attach(source: JobViewSource): void { this.source = source; }
+  views(): Promise<readonly JobView[]> { return this.source ? this.source.views() : Promise.resolve([]); }
+}
