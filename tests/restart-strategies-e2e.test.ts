@@ -25,7 +25,7 @@ s.before(async () => {
 });
 s.after(async () => { await nc?.close(); });
 
-async function runJob(name: string, restartStrategy: JobOptions["restartStrategy"]): Promise<{ restarts: number; error?: string }> {
+async function runJob(name: string, restartStrategy: JobOptions["restartStrategy"]): Promise<{ restarts: number; recordsIn?: number; error?: string }> {
   const failed = new Set<number>();
   const e = StreamEnvironment.create({ name, nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, restartStrategy });
   e.fromSource(Sources.jetstream({ stream: "RS_IN", subjects: ["rs.in"], codec: t.type({ id: t.number }), bounded: true }), { name: "in" })
@@ -36,7 +36,7 @@ async function runJob(name: string, restartStrategy: JobOptions["restartStrategy
     .sinkTo(Sinks.jetstream({ stream: `${name}_OUT`, subject: `${name}.out` }), { name: "out" });
   try {
     const result = await e.execute();
-    return { restarts: result.status.restarts };
+    return { restarts: result.status.restarts, recordsIn: result.status.recordsIn };
   } catch (err) {
     return { restarts: failed.size - 1, error: (err as Error).message };
   } finally {
@@ -48,6 +48,8 @@ s("failure-rate: failures spread out (one per window) restart 5 times and the jo
   const r = await runJob("rsspread", { type: "failure-rate", maxFailures: 1, intervalMs: 200, delayMs: 300 });
   assert.is(r.error, undefined);
   assert.is(r.restarts, 5);
+  // Every deployment's reads count (the first ones read at least up to their failing record), not the last one's alone.
+  assert.ok((r.recordsIn ?? 0) > RECORDS, `records in over the whole run, replays included: ${r.recordsIn}`);
   const out = await readStream<{ id: number }>(nc, "rsspread_OUT");
   assert.equal(out.map((o) => o.id).sort((a, b) => a - b), Array.from({ length: RECORDS }, (_, i) => i));
 });

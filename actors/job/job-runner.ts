@@ -20,7 +20,7 @@ import { encodeMessage, type JobEnded } from "./control-protocol.ts";
 import { handlersFor, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
-import { FailureLog, jobStatusOf, lastStatusOf, type JobResult, type JobStatus } from "./job-status.ts";
+import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
 import { Deployment, type DeploymentEvents } from "./deployment.ts";
@@ -35,6 +35,8 @@ export class JobRunner {
   readonly names: JobNames;
   readonly actor: Actor<typeof jobMachine>;
   private attemptId = randomBytes(4).toString("hex");
+  /** Records counted by the deployments before the current one (status: counts over the whole run). */
+  private carried: RecordCounts = { recordsIn: 0, recordsOut: 0 };
   private deployment: Deployment | undefined;
   private readonly deadLetters: DeadLetterPublisher;
   private controlSubs: Subscription[] = [];
@@ -202,7 +204,7 @@ export class JobRunner {
     const snap = this.actor.getSnapshot();
     return jobStatusOf({
       job: this.job, parallelism: defaultParallelism(this.graph), state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
-      subtasks: this.subtasks, deadLetters: this.deadLetters.total, failures: this.failures.list(), graph: this.graph,
+      subtasks: this.subtasks, carried: this.carried, deadLetters: this.deadLetters.total, failures: this.failures.list(), graph: this.graph,
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
       ...(this.options.cluster ? { workers: this.options.cluster.statusOfWorkers() } : {}),
@@ -230,6 +232,7 @@ export class JobRunner {
       const parallelism = this.options.cluster?.parallelism();
       this.resize(parallelism);
       const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id, ...(parallelism !== undefined ? { parallelism } : {}) });
+      this.carried = recordCounts(this.subtasks, this.carried);
       this.deployment?.close();
       const deployment = new Deployment({
         graph: this.graph,

@@ -27,7 +27,9 @@ export interface JobStatus {
   readonly parallelism: number;
   /** Replicas of the job's streams and KV buckets (its `natsReplicas`). */
   readonly natsReplicas?: number;
+  /** Records the sources read since this job runner started, over all its deployments (replays after a restart count again). */
   readonly recordsIn: number;
+  /** Records the sinks took, counted as recordsIn. */
   readonly recordsOut: number;
   readonly deadLetters: number;
   readonly failure?: string;
@@ -120,6 +122,21 @@ export interface StatusParts {
   readonly checkpoints?: CheckpointStats;
   readonly workers?: Record<string, unknown>;
   readonly graph?: JobGraph;
+  /** What the deployments before the current one counted (a restart replaces the subtasks and their counters). */
+  readonly carried?: RecordCounts;
+}
+
+export interface RecordCounts { readonly recordsIn: number; readonly recordsOut: number }
+
+/** Records in at the sources and out at the sinks of these subtasks, added to `base`. */
+export function recordCounts(subtasks: readonly SubtaskHandle[], base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
+  let recordsIn = base.recordsIn;
+  let recordsOut = base.recordsOut;
+  for (const s of subtasks) {
+    if (s.isSource) recordsIn += s.status().recordsIn;
+    if (s.vertex.outputs.length === 0) recordsOut += s.status().recordsOut;
+  }
+  return { recordsIn, recordsOut };
 }
 
 /** The status object of a job runner: records in at the sources, out at the sinks. */
@@ -134,8 +151,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     uptimeMs: Date.now() - p.started,
     parallelism: p.parallelism,
     natsReplicas: p.job.natsReplicas,
-    recordsIn: p.subtasks.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
-    recordsOut: p.subtasks.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
+    ...recordCounts(p.subtasks, p.carried),
     deadLetters: p.deadLetters,
     ...(c.failure ? { failure: c.failure } : {}),
     restarts: c.restarts,
