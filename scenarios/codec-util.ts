@@ -81,7 +81,10 @@ export function oneOf<V extends Record<string, t.Mixed>, E extends Props>(
 }
 
 /** `codec`, then `check` on the decoded value: a string from `check` is the error ("expected <string>"). */
-export function checked<C extends t.Mixed>(codec: C, check: (a: t.TypeOf<C>) => string | undefined): t.Type<t.TypeOf<C>, unknown, unknown> {
+/** A problem of one field of a checked object: reported at its path, with its value. */
+export interface FieldProblem { readonly at: string; readonly problem: string; readonly value: unknown }
+
+export function checked<C extends t.Mixed>(codec: C, check: (a: t.TypeOf<C>) => string | FieldProblem | undefined): t.Type<t.TypeOf<C>, unknown, unknown> {
   return new t.Type<t.TypeOf<C>, unknown, unknown>(
     codec.name,
     codec.is,
@@ -89,7 +92,10 @@ export function checked<C extends t.Mixed>(codec: C, check: (a: t.TypeOf<C>) => 
       const r = codec.validate(u, c);
       if (isLeft(r)) return r;
       const problem = check(r.right);
-      return problem === undefined ? r : t.failure(u, c, problem);
+      if (problem === undefined) return r;
+      if (typeof problem === "string") return t.failure(u, c, problem);
+      // Named at the field: `steps[0].publish.subject`, not the whole step.
+      return t.failure(problem.value, [...c, { key: problem.at, type: t.unknown, actual: problem.value }], problem.problem);
     },
     t.identity,
   );

@@ -20,7 +20,7 @@ export const JobOverrides = strictObject("options", {}, {
   stateBackend: t.keyof({ heap: null, "jetstream-kv": null }),
   checkpointIntervalMs: NonNegativeInteger,
   /** `--restore latest | none | <checkpoint-id>` */
-  restore: NonEmptyString,
+  restore: t.union([t.literal("latest"), t.literal("none"), t.refinement(t.union([t.string, t.number]), (v) => /^\d+$/.test(String(v)), "checkpoint id")]),
 });
 export type JobOverrides = t.TypeOf<typeof JobOverrides>;
 
@@ -68,8 +68,9 @@ const Publish = checked(
   (p) => {
     const given = (["data", "json", "lines"] as const).filter((k) => p[k] !== undefined);
     if (given.length !== 1) return `exactly one of data, json, lines${given.length ? ` (got ${given.join(" and ")})` : ""}`;
-    return templateProblem(p.subject) ?? (p.data !== undefined ? templateProblem(p.data) : undefined)
-      ?? (p.lines ? p.lines.map(templateProblem).find((x) => x !== undefined) : undefined) ?? jsonTemplateProblem(p.json);
+    const at = (field: string, value: unknown, problem: string | undefined) => (problem === undefined ? undefined : { at: field, problem, value });
+    return at("subject", p.subject, templateProblem(p.subject)) ?? (p.data !== undefined ? at("data", p.data, templateProblem(p.data)) : undefined)
+      ?? (p.lines ? at("lines", p.lines, p.lines.map(templateProblem).find((x) => x !== undefined)) : undefined) ?? at("json", p.json, jsonTemplateProblem(p.json));
   },
 );
 

@@ -34,7 +34,7 @@ export function runArgs(o: JobProcessOptions): string[] {
   if (parallelism !== undefined) args.push("--parallelism", String(parallelism));
   if (stateBackend !== undefined) args.push("--state-backend", stateBackend);
   if (checkpointIntervalMs !== undefined) args.push("--checkpoint-interval", String(checkpointIntervalMs));
-  if (restore !== undefined) args.push("--restore", restore);
+  if (restore !== undefined) args.push("--restore", String(restore));
   return args;
 }
 

@@ -25,6 +25,15 @@ export class ScenarioNats {
 
   jsm(): Promise<JetStreamManager> { return (this.jsmP ??= jetstreamManager(this.nc)); }
 
+  /** The stream that captures `subject`, or undefined (none does, or the server has no JetStream). */
+  async streamFor(subject: string): Promise<string | undefined> {
+    try {
+      return await (await this.jsm()).streams.find(subject);
+    } catch {
+      return undefined;
+    }
+  }
+
   async addStream(name: string, subjects: string[], duplicateWindowMs?: number): Promise<void> {
     const jsm = await this.jsm();
     await jsm.streams.add({ name, subjects, ...(duplicateWindowMs ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}) });

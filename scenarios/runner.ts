@@ -257,20 +257,20 @@ class ScenarioRun implements ScenarioState {
     let via = p.via ?? "auto";
     const inflight: Promise<unknown>[] = [];
     const templates = new TemplateFiller();
+    let checked = false;
     const send = async (subject: string, payload: string) => {
+      if (!checked && via !== "core") {
+        // The first message decides, by asking the server which stream captures its subject (a failed
+        // publish cannot tell: no stream reads "jetstream is not enabled", a core subscriber a timeout).
+        checked = true;
+        const captured = (await this.nats.streamFor(subject)) !== undefined;
+        if (via === "auto") via = captured ? "jetstream" : "core";
+        else if (!captured) throw new StepFailure(`JetStream publish to ${subject} failed: no stream captures this subject`);
+      }
       if (via === "core") { this.nats.nc.publish(subject, payload); return; }
       const ack = this.nats.js.publish(subject, payload).catch((e: unknown) => {
-        throw new StepFailure(`JetStream publish to ${subject} failed: ${/no responders|503/i.test(messageOf(e)) ? "no stream captures this subject" : messageOf(e)}`);
+        throw new StepFailure(`JetStream publish to ${subject} failed: ${messageOf(e)}`);
       });
-      if (via === "auto") {
-        // The first message decides: a subject no stream captures is published on core NATS.
-        try { await ack; via = "jetstream"; } catch (e) {
-          if (!/no stream captures/.test(messageOf(e))) throw e;
-          via = "core";
-          this.nats.nc.publish(subject, payload);
-        }
-        return;
-      }
       ack.catch(() => {}); // awaited below; this keeps an early rejection from counting as unhandled
       inflight.push(ack);
       if (inflight.length >= 256) await Promise.all(inflight.splice(0));

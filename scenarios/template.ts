@@ -111,6 +111,7 @@ export function templateProblem(s: string): string | undefined {
   for (const m of s.matchAll(TEMPLATE)) {
     try { parse(m[1]!); } catch (e) { return `a valid template (\${${m[1]}}: ${(e as Error).message})`; }
   }
+  if (s.replace(TEMPLATE, "").includes("${")) return "a valid template (a ${ without its closing })";
   return undefined;
 }
 
@@ -130,14 +131,14 @@ export class TemplateFiller {
 
   fillString(s: string, vars: TemplateVars): string {
     if (!s.includes("${")) return s;
-    return s.replace(TEMPLATE, (_, expr: string) => String(evaluate(this.parse(expr), vars)));
+    return s.replace(TEMPLATE, (_, expr: string) => String(this.value(expr, vars)));
   }
 
   /** Fills every string of a JSON value; a string that is exactly one template becomes a number. */
   fillJson(value: unknown, vars: TemplateVars): unknown {
     if (typeof value === "string") {
       const whole = /^\$\{([^}]*)\}$/.exec(value);
-      if (whole) return evaluate(this.parse(whole[1]!), vars);
+      if (whole) return this.value(whole[1]!, vars);
       return this.fillString(value, vars);
     }
     if (Array.isArray(value)) return value.map((v) => this.fillJson(v, vars));
@@ -147,6 +148,13 @@ export class TemplateFiller {
       return out;
     }
     return value;
+  }
+
+  /** An expression's value; one that is not a finite number (1 / 0, floor() of nothing) fails the step. */
+  private value(expr: string, vars: TemplateVars): number {
+    const v = evaluate(this.parse(expr), vars);
+    if (!Number.isFinite(v)) throw new Error(`template \${${expr}} gives ${v} for i = ${vars.i}`);
+    return v;
   }
 
   private parse(src: string): Node {

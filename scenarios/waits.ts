@@ -49,8 +49,10 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         const s = await io.status(run.jobName);
         if (!s) return { done: false, detail: "the job does not answer" };
         const subs = matchSubtasks(s, operator, subtask);
-        const marks = subs.map((t) => `${t.name}#${t.index}: ${t.watermark ?? "none"}`).join(", ");
-        return { done: subs.length > 0 && subs.every((t) => t.watermark !== null && t.watermark >= atLeast), detail: `watermarks ${marks}; waiting for ${atLeast}` };
+        // A source chain has no input watermark: what it emits (its watermark assigner's) is its watermark.
+        const markOf = (t: (typeof subs)[number]): number | null => t.watermark ?? t.watermarkOut ?? null;
+        const marks = subs.map((t) => `${t.name}#${t.index}: ${markOf(t) ?? "none"}`).join(", ");
+        return { done: subs.length > 0 && subs.every((t) => { const m = markOf(t); return m !== null && m >= atLeast; }), detail: `watermarks ${marks}; waiting for ${atLeast}` };
       };
     }
     case "state": {

@@ -162,6 +162,8 @@ export class WorkerSet {
     } else {
       const answer = await this.ctx.nats.control(this.ctx.jobName, ControlVerb.Stop, { savepoint }, timeoutMs);
       if (!answer && running.some(([, w]) => w.proc.running)) throw new StepFailure("the job did not answer the stop request");
+      // Refused (a savepoint of a job without checkpoints): the job goes on, so waiting for its exit would only time out.
+      if (answer && !answer.ok) throw new StepFailure(`the job refused the stop request: ${answer.error ?? "no reason given"}`);
     }
     await Promise.all(running.map(([name, w]) => this.awaitExit(name, w.proc, exit, timeoutMs)));
   }

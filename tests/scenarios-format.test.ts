@@ -65,7 +65,10 @@ f("unknown steps, fields and options are errors, not ignored", () => {
 f("cross-field rules and templates are checked when loading", () => {
   assert.match(errorOf("job: j.ts\nsteps:\n  - publish: { subject: a, data: x, json: 1 }"), /steps\[0\]\.publish: expected exactly one of data, json, lines \(got data and json\)/);
   assert.match(errorOf("job: j.ts\nsteps:\n  - publish: { subject: a }"), /steps\[0\]\.publish: expected exactly one of data, json, lines,/);
-  assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: "a.${j}", data: x }'), /steps\[0\]\.publish: expected a valid template \(\$\{j\}: unknown variable j/);
+  assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: "a.${j}", data: x }'), /steps\[0\]\.publish\.subject: expected a valid template \(\$\{j\}: unknown variable j.*got "a\.\$\{j\}"/);
+  assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: a, json: { v: "${k}" } }'), /steps\[0\]\.publish\.json: expected a valid template \(\$\{k\}: unknown variable k/);
+  assert.match(errorOf("job: j.ts\noptions: { restore: no-such-checkpoint }\nsteps: []"), /options\.restore: expected \("latest" \| "none" \| checkpoint id\), got "no-such-checkpoint"/);
+  assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: a, data: "x${i" }'), /steps\[0\]\.publish\.data: expected a valid template \(a \$\{ without its closing \}\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: X\n    ordered: true\n    count: 1"), /expect\[0\]: expected records \(ordered and lastPerKey compare records\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - dlq: { reasonMatches: \"(\" }"), /expect\[0\]\.dlq\.reasonMatches: expected a valid regular expression/);
 });
@@ -154,6 +157,9 @@ f("templates: variables, arithmetic, numbers from whole-string templates", () =>
   assert.match(templateProblem("${i +}") ?? "", /unexpected end/);
   assert.match(templateProblem("${eval(1)}") ?? "", /unknown function eval/);
   assert.is(templateProblem("${max(i, 3) * (n - 1)}"), undefined);
+  // A value that is no finite number fails, naming the expression and i, rather than publishing null or NaN.
+  assert.throws(() => templates.fillJson({ v: "${1 / (i - 7)}" }, vars), /template \$\{1 \/ \(i - 7\)\} gives Infinity for i = 7/);
+  assert.throws(() => templates.fillString("v${floor()}", vars), /template \$\{floor\(\)\} gives NaN/);
 });
 
 f("record comparisons: multiset, ordered, contains, lastPerKey", () => {

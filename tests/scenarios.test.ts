@@ -43,6 +43,49 @@ for (const file of findScenarioFiles([join(root, "scenarios")])) {
   });
 }
 
+shipped("publish via auto: core NATS where no stream captures the subject; via jetstream there fails the step, saying why", async () => {
+  const lines = (via: string) => [
+    "name: loose subjects",
+    "job: JOBS/order-totals.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    `  - publish: { subject: loose.x, data: hello, count: 3${via} }`,
+    "  - publish: { subject: orders.eu, json: { user: u1, amount: 2 } }",
+    "  - start: {}",
+    "  - wait: { exit: 0 }",
+    "expect:",
+    "  - stream: TOTALS",
+    "    count: 1",
+  ].join("\n");
+  const auto = await runScenario(scenarioFile("loose-auto.scenario.yaml", lines("")));
+  assert.is(auto.outcome, "passed", explain(auto));
+  const strict = await runScenario(scenarioFile("loose-js.scenario.yaml", lines(", via: jetstream")));
+  assert.is(strict.outcome, "failed", explain(strict));
+  assert.match(strict.reason ?? "", /JetStream publish to loose\.x failed: no stream captures this subject/);
+});
+
+shipped("wait watermark on the chain that assigns them; a stop with a savepoint the job refuses fails the step at once", async () => {
+  const file = scenarioFile("refused.scenario.yaml", [
+    "name: watermark of the assigner, then a refused savepoint",
+    "job: JOBS/sensor-windows.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: SENSORS, subjects: ['sensors.>'] }]",
+    "steps:",
+    "  - publish: { subject: sensors.a, json: { sensor: a, ts: '${1000 * i}', value: 1 }, count: 5 }",
+    "  - publish: { subject: sensors.b, json: { sensor: b, ts: '${1000 * i}', value: 1 }, count: 5 }",
+    "  - start: {}",
+    "  - wait: { watermark: { operator: timestamps, atLeast: 3000 }, timeoutMs: 60000 }",
+    "  - stop: { via: control, savepoint: true }",
+    "    timeoutMs: 120000",
+    "expect: []",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed", explain(r));
+  // Step 4 (the watermark) passed; step 5 failed on the job's answer, not after its 120 s timeout.
+  assert.match(r.reason ?? "", /^step 5 .*the job refused the stop request: stop --savepoint needs checkpointing/, explain(r));
+});
+
 shipped("a scenario whose expectation is wrong fails, naming what differs", async () => {
   const file = scenarioFile("wrong.scenario.yaml", [
     "name: wrong totals",
