@@ -113,6 +113,23 @@ aec("a strict watermark waits for every earlier record, fires its timers, then i
   assert.ok(events.indexOf("t1") < events.indexOf("t2"), "timers in order");
 });
 
+aec("a timer that registers another timer the watermark makes due: it fires before the watermark is emitted", async () => {
+  for (const mode of ["strict", "out-of-order"] as const) {
+    const c = new AsyncExecutionController(slowBackend(2, 5), { bufferSize: 10, bufferTimeoutMs: 5, inFlightRecordsLimit: 10, watermarkMode: mode }, systemClock, (e) => { throw e; });
+    const events: string[] = [];
+    // The timer service: t1 is due; when t1 runs (after an await, as an async onTimer would), it registers t2, then t2 registers t3.
+    const due: string[] = ["t1"];
+    const next = { t1: "t2", t2: "t3" } as Record<string, string | undefined>;
+    void c.onWatermark(100, () => {
+      const name = due.shift();
+      return name ? { keyId: "k0", key: "k0", task: { run: async () => { await new Promise((r) => setTimeout(r, 1)); events.push(name); if (next[name]) due.push(next[name]!); } } } : undefined;
+    }, () => events.push("wm100"));
+    await c.drain();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(events, ["t1", "t2", "t3", "wm100"], `${mode}: every due timer, those registered by timers included, before the watermark`);
+  }
+});
+
 aec("out-of-order mode lets later records start while the earlier epoch drains", async () => {
   const backend = slowBackend(10, 5);
   const c = new AsyncExecutionController(backend, { bufferSize: 100, bufferTimeoutMs: 5, inFlightRecordsLimit: 100, watermarkMode: "out-of-order" }, systemClock, (e) => { throw e; });

@@ -12,6 +12,10 @@ export interface Epoch {
   inFlight: number;
   /** closed: waiting for its records; firing: its action started; */
   phase: "open" | "closed" | "firing";
+  /** Records (and timers) that ever entered: tells whether a round of the action started any. */
+  entered: number;
+  /** The action's last round started records: once they finished, it runs again (see step). */
+  again: boolean;
   /** Runs once all records finished; may start more records in this epoch (timers). */
   onDrained?: () => void;
   /** Runs once the epoch's action's records finished too. */
@@ -33,6 +37,7 @@ export class EpochManager {
   /** A record (or timer) joins the open epoch, or `epoch` when given (timers of a firing epoch). */
   enter(epoch: Epoch = this.open): Epoch {
     epoch.inFlight++;
+    epoch.entered++;
     return epoch;
   }
 
@@ -76,10 +81,16 @@ export class EpochManager {
     for (;;) {
       const oldest = this.epochs[0]!;
       if (oldest.phase === "open" || oldest.inFlight > 0) return;
-      if (oldest.phase === "closed") {
+      if (oldest.phase === "closed" || oldest.again) {
+        // Fire the due timers; after a round that fired some, look again: a timer's onTimer may have
+        // registered another that this watermark makes due (as sync execution keeps polling until none is).
         oldest.phase = "firing";
+        const entered = oldest.entered;
         oldest.onDrained?.();
+        // More than the action's own hold entered: timers ran in this round.
+        oldest.again = oldest.entered - entered > 1;
         if (oldest.inFlight > 0) return; // its timers run; we come back when they finish
+        if (oldest.again) continue;
       }
       this.epochs.shift();
       oldest.onComplete?.();
@@ -87,6 +98,6 @@ export class EpochManager {
   }
 
   private newEpoch(): Epoch {
-    return { id: this.nextId++, inFlight: 0, phase: "open" };
+    return { id: this.nextId++, inFlight: 0, phase: "open", entered: 0, again: false };
   }
 }
