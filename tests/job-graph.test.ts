@@ -102,6 +102,8 @@ graph("mistakes give one clear line", () => {
   assert.throws(() => StreamEnvironment.create({ name: "ok", mode: "fast" as never }), /^job options: mode: expected "streaming" \| "batch" \| "automatic", got "fast"$/);
   assert.throws(() => StreamEnvironment.create({ name: "ok", asyncState: { bufferSize: -1 } } as never), /asyncState\.bufferSize/);
   assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 200 }), /exceeds maxParallelism 128/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", checkpointIntervalDuringBacklogMs: 1000 }), /^job options: checkpointIntervalDuringBacklogMs 1000 needs checkpointIntervalMs/, "never ignored, also in mode automatic");
+  assert.ok(StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalDuringBacklogMs: 1000 }));
   const wide = StreamEnvironment.create({ name: "wide", maxParallelism: 8 });
   wide.fromSource(Sources.array([1])).map((x) => x, { name: "wide map", parallelism: 50 }).sinkTo(Sinks.print());
   assert.throws(() => wide.jobGraph(), /operator "wide map": parallelism 50 exceeds maxParallelism 8/, "a non-keyed operator too, as in Flink");

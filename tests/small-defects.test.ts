@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { Sinks, Sources, StreamEnvironment } from "../mod.ts";
 import { ProgressReporter } from "../runtime/cli/progress.ts";
+import { formatStatus } from "../runtime/cli/commands/control.ts";
 import type { JobStatus } from "../actors/job/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { runWeir, WEIR } from "./helpers/cli.ts";
@@ -56,6 +57,24 @@ test("the progress line never shows a negative rate after a restart resets the c
   const after = progress.line(status(1_000, 10));
   assert.not.match(after, /-\d/, after);
   assert.match(after, /in 1000 [\d.]+[kM]?\/s/, after);
+});
+
+test("weir status and the progress line show checkpoints, and a keyed subtask's records in flight", () => {
+  const subtask = {
+    name: "count", index: 0, state: "running.streaming", recordsIn: 10, recordsOut: 10, watermark: null, backpressuredMs: 0, queuedFrames: 0, pendingFrames: 0,
+    operators: { count: { inFlightRecords: 5, activeBufferSize: 2 } },
+  } as unknown as JobStatus["subtasks"][number];
+  const s: JobStatus = {
+    job: "p", state: "running", attempt: "a", startedAt: "", uptimeMs: 1000, parallelism: 1, recordsIn: 10, recordsOut: 10, deadLetters: 0,
+    restarts: 0, restartStrategy: "none", failures: [], subtasks: [subtask],
+    checkpoints: { completed: 3, aborted: 1, lastCompleted: { id: 3, kind: "checkpoint", triggeredAt: Date.now() - 2000, durationMs: 45, entries: 1200, bytes: 0, alignmentMs: 0, acks: [] } },
+  };
+  const text = formatStatus(s);
+  assert.match(text, /^  checkpoints: 3 completed, 1 aborted; last 3 \(checkpoint\) [\d.]+s ago, took 45 ms, 1200 entries changed$/m, text);
+  assert.match(text, /in flight/, text);
+  assert.match(text, /count#0 .* 5 \(2 batched\)/, text);
+  const line = new ProgressReporter(() => s, { stream: { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream }).line(s);
+  assert.match(line, /checkpoints 3/, line);
 });
 
 test("executeAndCollect refuses a limit that is not a positive integer, in one line", async () => {

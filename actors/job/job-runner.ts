@@ -183,7 +183,8 @@ export class JobRunner {
   /** Graceful stop: sources end, records drain, a final checkpoint (or savepoint) is taken, sinks commit. */
   stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
     if (options.savepoint && !this.checkpointing) {
-      return Promise.reject(new WeirError(ErrorCode.Checkpoint, "stop({ savepoint: true }) needs checkpointing: set checkpointIntervalMs (or --checkpoint-interval)"));
+      const why = this.job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)";
+      return Promise.reject(new WeirError(ErrorCode.Checkpoint, `stop({ savepoint: true }) needs checkpointing: ${why}`));
     }
     // A stop while the job deploys or restarts (SIGTERM then) takes effect once it runs again.
     whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));

@@ -107,6 +107,10 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     const field = checkpointIntervalMs > 0 ? "checkpointIntervalMs" : "checkpointIntervalDuringBacklogMs";
     throw new WeirError(ErrorCode.InvalidOption, `job options: ${field} with mode "batch": batch jobs take no checkpoints (as Flink's BATCH mode; a failed batch job runs again from the start); remove it or use mode "automatic" or "streaming"`);
   }
+  if (o.mode !== "batch" && checkpointIntervalMs === 0 && (o.checkpointIntervalDuringBacklogMs ?? 0) > 0) {
+    // Checkpoints are on only with checkpointIntervalMs (as Flink's interval-during-backlog needs checkpointing on): never ignored.
+    throw new WeirError(ErrorCode.InvalidOption, `job options: checkpointIntervalDuringBacklogMs ${o.checkpointIntervalDuringBacklogMs} needs checkpointIntervalMs: without it the job takes no checkpoints at all`);
+  }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
   if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {

@@ -58,7 +58,8 @@ export class ProgressReporter {
     }
     this.last = { at: now, in: s.recordsIn, out: s.recordsOut, bp };
     const extra = this.options.extra?.() ?? "";
-    return `${s.job} ${s.state} ${(s.uptimeMs / 1000).toFixed(1)}s  in ${formatCount(s.recordsIn)}${rates}  out ${formatCount(s.recordsOut)}${pressure}  dlq ${s.deadLetters}${extra ? `  ${extra}` : ""}`;
+    const checkpoints = s.checkpoints ? `  checkpoints ${s.checkpoints.completed}` : "";
+    return `${s.job} ${s.state} ${(s.uptimeMs / 1000).toFixed(1)}s  in ${formatCount(s.recordsIn)}${rates}  out ${formatCount(s.recordsOut)}${pressure}  dlq ${s.deadLetters}${checkpoints}${extra ? `  ${extra}` : ""}`;
   }
 
   render(): void {

@@ -40,7 +40,7 @@ export function formatStatus(s: JobStatus): string {
   const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
   const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}${s.natsReplicas !== undefined ? `; NATS replicas ${s.natsReplicas}` : ""}`;
-  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "state cache", "timers ev/proc"];
+  const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "in flight", "state cache", "timers ev/proc"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);
     return [
@@ -52,13 +52,33 @@ export function formatStatus(s: JobStatus): string {
       `${(t.backpressuredMs / 1000).toFixed(1)}s`,
       String(t.queuedFrames),
       String(t.pendingFrames),
+      inFlight(Object.values(t.operators)),
       cache ? stateCache(cache) : "-",
       formatTimers(Object.values(t.operators)),
     ];
   });
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [head, restarts, ...formatWorkers(s), `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+  return [head, restarts, ...formatCheckpoints(s), ...formatWorkers(s), `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
+}
+
+/** "checkpoints: 12 completed, 0 aborted; last 12 (checkpoint) 3.1s ago, took 45 ms, 1.2k entries changed". */
+function formatCheckpoints(s: JobStatus): string[] {
+  const c = s.checkpoints;
+  if (!c) return [];
+  const last = c.lastCompleted;
+  const lastText = last ? `; last ${last.id} (${last.kind}) ${((Date.now() - last.triggeredAt - last.durationMs) / 1000).toFixed(1)}s ago, took ${last.durationMs} ms, ${formatCount(last.entries)} entries changed` : "";
+  const failure = c.lastFailure ? `; last failure: ${c.lastFailure}` : "";
+  return [`  checkpoints: ${c.completed} completed, ${c.aborted} aborted${c.inFlight !== undefined ? `, ${c.inFlight} in flight` : ""}${lastText}${failure}`];
+}
+
+/** Records in flight in a keyed subtask's async execution, and its state requests waiting in a batch ("-": none runs). */
+function inFlight(operators: ReadonlyArray<Readonly<Record<string, number>>>): string {
+  const async = operators.filter((m) => m.inFlightRecords !== undefined);
+  if (async.length === 0) return "-";
+  const records = async.reduce((n, m) => n + (m.inFlightRecords ?? 0), 0);
+  const buffered = async.reduce((n, m) => n + (m.activeBufferSize ?? 0), 0);
+  return buffered > 0 ? `${records} (${buffered} batched)` : String(records);
 }
 
 interface WorkerLine { id: string; host: string; pid: number; leader: boolean; subtasks: readonly string[]; heartbeatAgeMs?: number; lagMs?: number }

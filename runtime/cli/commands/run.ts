@@ -60,13 +60,13 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   // The dashboard from the bind on: while the job starts it shows no job yet (PendingJobViews).
   const pending = new PendingJobViews();
   const dashboard = http ? addDashboardRoutes(http, { source: pending, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
-  const run = { started: false };
+  const run: { worker?: string } = {};
   try {
     return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
     // prints its one line (alone when the job never started: a bad setting, an unreachable server).
-    if (logger.json && run.started) logger.command(describeError(e), { level: "fatal", err: e });
+    if (logger.json && run.worker !== undefined) logger.command(describeError(e), { level: "fatal", err: e, worker: run.worker });
     throw e;
   } finally {
     dashboard?.close();
@@ -83,7 +83,8 @@ interface Serving {
   readonly dashboard: SnapshotStream;
 }
 
-async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { started: boolean }): Promise<number> {
+/** `worker`: set once the job started (this process's worker id, for the log lines about its end). */
+async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { worker?: string }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   // The run this process belongs to began with its supervisor (`--workers N`), else with this process.
   // A signal while the job is still starting (its first deployment may wait for a stream, retrying) ends
@@ -111,7 +112,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     await closing;
     throw new WeirError(ErrorCode.Cancelled, `${env.options.name} stopped by ${stoppedBy} before it started`);
   }
-  run.started = true;
+  run.worker = client.workerId;
   const status = () => client.status();
   const views = localJobViews({ status, workerId: client.workerId });
   serving?.metrics.attach(views, { job_name: client.jobName, worker: client.workerId });
@@ -120,7 +121,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: client.workerId });
   }
-  const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s)) });
+  const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, { ...progressFields(s), worker: client.workerId }) });
   if (!flags.quiet) {
     logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
     progress.start();
@@ -155,7 +156,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   if (!flags.quiet) {
     const s = result.status;
     const secs = result.durationMs / 1000;
-    if (logger.json) logger.command(progress.line(s), progressFields(s));
+    if (logger.json) logger.command(progress.line(s), { ...progressFields(s), worker: client.workerId });
     else process.stderr.write(`${progress.line(s)}\n`);
     process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters\n`);
   }
