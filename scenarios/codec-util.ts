@@ -80,10 +80,13 @@ export function oneOf<V extends Record<string, t.Mixed>, E extends Props>(
   );
 }
 
-/** `codec`, then `check` on the decoded value: a string from `check` is the error ("expected <string>"). */
 /** A problem of one field of a checked object: reported at its path, with its value. */
 export interface FieldProblem { readonly at: string; readonly problem: string; readonly value: unknown }
 
+/**
+ * `codec`, then `check` on the decoded value: a string from `check` is the error ("expected <string>"),
+ * a FieldProblem the error of that field.
+ */
 export function checked<C extends t.Mixed>(codec: C, check: (a: t.TypeOf<C>) => string | FieldProblem | undefined): t.Type<t.TypeOf<C>, unknown, unknown> {
   return new t.Type<t.TypeOf<C>, unknown, unknown>(
     codec.name,

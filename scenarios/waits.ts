@@ -50,9 +50,9 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         if (!s) return { done: false, detail: "the job does not answer" };
         const subs = matchSubtasks(s, operator, subtask);
         // A source chain has no input watermark: what it emits (its watermark assigner's) is its watermark.
-        const markOf = (t: (typeof subs)[number]): number | null => t.watermark ?? t.watermarkOut ?? null;
-        const marks = subs.map((t) => `${t.name}#${t.index}: ${markOf(t) ?? "none"}`).join(", ");
-        return { done: subs.length > 0 && subs.every((t) => { const m = markOf(t); return m !== null && m >= atLeast; }), detail: `watermarks ${marks}; waiting for ${atLeast}` };
+        const marks = subs.map((t) => t.watermark ?? t.watermarkOut ?? null);
+        const shown = subs.map((t, i) => `${t.name}#${t.index}: ${marks[i] ?? "none"}`).join(", ");
+        return { done: marks.length > 0 && marks.every((m) => m !== null && m >= atLeast), detail: `watermarks ${shown}; waiting for ${atLeast}` };
       };
     }
     case "state": {

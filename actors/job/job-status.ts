@@ -129,7 +129,7 @@ export interface StatusParts {
 export interface RecordCounts { readonly recordsIn: number; readonly recordsOut: number }
 
 /** Records in at the sources and out at the sinks of these subtasks, added to `base`. */
-export function recordCounts(subtasks: readonly SubtaskHandle[], base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
+export function recordCounts(subtasks: ReadonlyArray<Pick<SubtaskHandle, "isSource" | "vertex" | "status">>, base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
   let recordsIn = base.recordsIn;
   let recordsOut = base.recordsOut;
   for (const s of subtasks) {

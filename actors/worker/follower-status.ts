@@ -3,7 +3,7 @@
 
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { describeRestartStrategy } from "../job/restart-strategy.ts";
-import type { JobStatus } from "../job/job-status.ts";
+import { recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
@@ -18,8 +18,7 @@ export function followerStatus(o: { job: ResolvedJobOptions; started: number; ho
     startedAt: new Date(o.started).toISOString(),
     uptimeMs: Date.now() - o.started,
     parallelism: o.job.parallelism,
-    recordsIn: o.host.running.filter((s) => s.isSource).reduce((n, s) => n + s.status().recordsIn, 0),
-    recordsOut: o.host.running.filter((s) => s.vertex.outputs.length === 0).reduce((n, s) => n + s.status().recordsOut, 0),
+    ...recordCounts(o.host.running),
     deadLetters: subtasks.reduce((n, s) => n + s.deadLetters, 0),
     restarts: 0,
     restartStrategy: describeRestartStrategy(o.job.restartStrategy),

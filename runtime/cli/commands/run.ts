@@ -121,7 +121,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: client.workerId });
   }
-  const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, { ...progressFields(s), worker: client.workerId }) });
+  const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s, client.workerId)) });
   if (!flags.quiet) {
     logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
     progress.start();
@@ -156,13 +156,13 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   if (!flags.quiet) {
     const s = result.status;
     const secs = result.durationMs / 1000;
-    if (logger.json) logger.command(progress.line(s), { ...progressFields(s), worker: client.workerId });
+    if (logger.json) logger.command(progress.line(s), progressFields(s, client.workerId));
     else process.stderr.write(`${progress.line(s)}\n`);
     process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters\n`);
   }
   return result.state === "cancelled" ? 1 : 0;
 }
 
-function progressFields(s: JobStatus): Record<string, unknown> {
-  return { state: s.state, recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters, restarts: s.restarts };
+function progressFields(s: JobStatus, worker: string): Record<string, unknown> {
+  return { worker, state: s.state, recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters, restarts: s.restarts };
 }

@@ -12,10 +12,9 @@ export interface Epoch {
   inFlight: number;
   /** closed: waiting for its records; firing: its action started; */
   phase: "open" | "closed" | "firing";
-  /** Records (and timers) that ever entered: tells whether a round of the action started any. */
+  /** Records (and timers) that ever entered, and how many had when the action's last round began (see step). */
   entered: number;
-  /** The action's last round started records: once they finished, it runs again (see step). */
-  again: boolean;
+  roundStart: number;
   /** Runs once all records finished; may start more records in this epoch (timers). */
   onDrained?: () => void;
   /** Runs once the epoch's action's records finished too. */
@@ -81,16 +80,15 @@ export class EpochManager {
     for (;;) {
       const oldest = this.epochs[0]!;
       if (oldest.phase === "open" || oldest.inFlight > 0) return;
-      if (oldest.phase === "closed" || oldest.again) {
-        // Fire the due timers; after a round that fired some, look again: a timer's onTimer may have
-        // registered another that this watermark makes due (as sync execution keeps polling until none is).
+      // Fire the due timers; once a round that fired some has finished, look again: a timer's onTimer may
+      // have registered another that this watermark makes due (as sync execution polls until none is).
+      // A round that fired any entered more than the action's own hold (the controller's fireTimers).
+      if (oldest.phase === "closed" || oldest.entered - oldest.roundStart > 1) {
         oldest.phase = "firing";
-        const entered = oldest.entered;
+        oldest.roundStart = oldest.entered;
         oldest.onDrained?.();
-        // More than the action's own hold entered: timers ran in this round.
-        oldest.again = oldest.entered - entered > 1;
         if (oldest.inFlight > 0) return; // its timers run; we come back when they finish
-        if (oldest.again) continue;
+        continue;
       }
       this.epochs.shift();
       oldest.onComplete?.();
@@ -98,6 +96,6 @@ export class EpochManager {
   }
 
   private newEpoch(): Epoch {
-    return { id: this.nextId++, inFlight: 0, phase: "open", entered: 0, again: false };
+    return { id: this.nextId++, inFlight: 0, phase: "open", entered: 0, roundStart: 0 };
   }
 }
