@@ -151,6 +151,24 @@ workers("--restore none: a worker taking over from a SIGKILLed leader continues 
   await checkOutput(nc, total);
 }));
 
+workers("a new run after the last one was SIGKILLed whole honours --restore: a missing checkpoint is an error, none counts the input again from 1", () => withInput(async ({ nc, procs, stopInput }) => {
+  procs.push(start(nats.url));
+  await runningOn(nc, procs, "the first run runs");
+  const total = await stopInput();
+  await checkOutput(nc, total);
+  procs[0]!.child.kill("SIGKILL");
+  await procs[0]!.exited;
+  // The job log still holds the dead run's deployment and lease: neither is a live run to take over.
+  const missing = await runWeir(["run", JOB, "--nats", nats.url, "--restore", "99999", "--quiet"], { deadlineMs: 90_000 });
+  assert.is.not(missing.code, 0, missing.stderr);
+  assert.match(missing.stderr, "checkpoint 99999 of job workers does not exist");
+  procs.push(startWeir(["run", JOB, "--nats", nats.url, "--restore", "none"]));
+  await eventually("every input counted a second time, from 1", 120_000, async () => ((await readStream(nc, "OUT")).length >= 2 * total ? true : undefined));
+  const out = await readStream<{ key: string; n: number }>(nc, "OUT");
+  const ones = out.filter((o) => o.n === 1).length;
+  assert.is(ones, 2 * KEYS, "each key counted from 1 in both runs");
+}));
+
 workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url));
   await runningOn(nc, procs, "one worker runs the job");

@@ -51,6 +51,10 @@ export class JobWorker {
   private endedSub: Subscription | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private leaderSeenAt = performance.now();
+  /** The job log's last sequence when this worker started: a leader's record after it means a live run. */
+  private logSeqAtStart = 0;
+  /** Another worker appended to the job log as leader while this one ran: this worker joined a live run. */
+  private joinedLiveRun = false;
   private readonly started = Date.now();
   /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
   private incarnation = Date.now();
@@ -98,6 +102,7 @@ export class JobWorker {
 
   async start(): Promise<void> {
     this.log = await JobLog.open(this.nc, this.names, { replicas: this.names.replicas });
+    this.logSeqAtStart = await this.log.lastSeq();
     this.host = new WorkerHost({
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
@@ -122,8 +127,9 @@ export class JobWorker {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
       onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
       onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
-      onRecord: (record) => {
+      onRecord: (record, seq) => {
         this.leaderSeenAt = performance.now();
+        if (seq > this.logSeqAtStart) this.joinedLiveRun = true;
         if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) this.supersede(record.epoch);
         if (record.kind === "end" && !this.leading) this.endWith(record);
       },
@@ -277,16 +283,20 @@ export class JobWorker {
 
   /**
    * What this worker restores as leader. `--restore none` or `<id>` is what a run starts from: its first
-   * leader honours it. A worker taking over a run that is already deployed (this worker was deployed by
-   * a leader, or the log holds a deployment since this run began) continues the run instead, as Flink's
-   * failover does: from the checkpoint committed after the last deployment, else from what that
-   * deployment restored (none: the run starts afresh, its output so far was never committed). Applying
-   * `none` again wiped the run's state and replayed its input into output it had already committed.
+   * leader honours it, and so does a new run after the last one ended or died whole. A worker taking over
+   * a live run continues it instead, as Flink's failover does: from the checkpoint committed after the
+   * last deployment, else from what that deployment restored (none: the run starts afresh, its output so
+   * far was never committed). Applying `none` again wiped the run's state and replayed its input into
+   * output it had already committed. The run is live when this worker was deployed in it, a deployment
+   * was stored since this run began, another leader appended to the log while this worker ran, or a
+   * worker still heartbeating was deployed.
    */
   private async restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]> {
     if (requested === "latest") return requested;
     const deploy = await this.log.last("deploy");
-    if (deploy === undefined || (this.host.currentEpoch === 0 && deploy.storedAt.getTime() < this.runStartedAt)) return requested;
+    if (deploy === undefined) return requested;
+    const live = this.host.currentEpoch >= 0 || deploy.storedAt.getTime() >= this.runStartedAt || this.joinedLiveRun || (this.leading?.hasDeployedPeers() ?? false);
+    if (!live) return requested;
     const commit = await this.log.last("commit");
     const restore = commit !== undefined && commit.storedAt.getTime() >= deploy.storedAt.getTime() ? commit.record.checkpointId : (deploy.record.restoreId ?? "none");
     this.say(`taking over the running job: restoring ${restore === "none" ? "nothing (no checkpoint committed since its start)" : `checkpoint ${restore}`} rather than --restore ${requested}`);

@@ -96,6 +96,11 @@ export class LeaderSide {
     return [...new Set([this.o.workerId, ...this.membership.members().filter((m) => !m.leaving).map((m) => m.id)])].sort();
   }
 
+  /** Another live worker was deployed (its heartbeat says an epoch): the run this leader takes over is live. */
+  hasDeployedPeers(): boolean {
+    return this.membership.members().some((m) => m.id !== this.o.workerId && !m.leaving && m.epoch >= 0);
+  }
+
   localSubtasks(): string[] { return [...(this.deployer.assignment.get(this.o.workerId) ?? [])]; }
 
   private workersStatus(): { workers: WorkerSummary[]; epoch: number; worker: string; leader: string; rebalances: Rebalance[] } {
