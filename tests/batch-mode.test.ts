@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import {
-  mapState, SlidingEventTimeWindows, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy,
+  listState, mapState, SlidingEventTimeWindows, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy,
   type DataStream, type JobOptions, type SourceDef,
 } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
@@ -151,6 +151,34 @@ batch("connect / keyed co-process: batch equals streaming (a final balance per k
   const streamed = await run("streaming", input, coProcess);
   assert.is(inBatch.length, 10);
   assert.equal(sorted(inBatch), sorted(streamed));
+});
+
+batch("list state: update, add and addAll in batch equal streaming on both backends, and a get sees what was just added", async () => {
+  const items = listState("items", t.number);
+  const input = events(1500, 12, 11);
+  const lists = (s: DataStream<Event>) => s.keyBy((e) => e.k).process<string>({
+    async processElement(e, ctx) {
+      const list = ctx.state(items);
+      const before = (await list.get()) ?? [];
+      // Each record adds the same whatever came before (batch runs a key's records in another order).
+      const added = e.v % 3 === 0 ? [e.v, e.v + 1] : [e.v];
+      if (before.length === 0) await list.update(added);
+      else if (added.length === 2) await list.addAll(added);
+      else await list.add(e.v);
+      const after = (await list.get()) ?? [];
+      if (after.length !== before.length + added.length || after[after.length - 1] !== added[added.length - 1]) ctx.collect(`${ctx.key} lost an add: ${before.length} then ${after.length}`);
+      ctx.timers.registerEventTimeTimer(4_000_000_000_000);
+    },
+    async onTimer(_ts, ctx) {
+      ctx.collect(`${ctx.key} ${((await ctx.state(items).get()) ?? []).sort((a, b) => a - b).join(",")}`);
+    },
+  });
+  for (const stateBackend of ["heap", "jetstream-kv"] as const) {
+    const inBatch = await run("batch", input, lists, { stateBackend });
+    const streamed = await run("streaming", input, lists, { stateBackend });
+    assert.is(inBatch.length, 12, `${stateBackend}: one list per key, no lost add: ${inBatch.filter((l) => l.includes("lost")).slice(0, 3).join("; ")}`);
+    assert.equal(sorted(inBatch), sorted(streamed), stateBackend);
+  }
 });
 
 batch("mode \"automatic\" runs a job whose sources are all bounded as batch (checkpoints asked for keep the mixed mode)", async () => {

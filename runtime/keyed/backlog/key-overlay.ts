@@ -8,7 +8,11 @@ import type { MaybePromise } from "../../contracts/operators.ts";
 
 const noop = (): void => {};
 
-interface Entry { value: unknown; dirty: boolean; address: StateAddress }
+/** `owned`: `value` is an array this overlay made (an append may extend it in place), not one a record passed in. */
+interface Entry { value: unknown; dirty: boolean; address: StateAddress; owned: boolean }
+
+/** What a Get hands out: a copy of a list, as the backends do (a later append must not change it). */
+const copied = (value: unknown): unknown => (Array.isArray(value) ? value.slice() : value);
 
 // Every address here is one key's of one operator: a plain entry is named by its state alone (a string
 // that already exists, hash cached: no string is built per request), a map entry by state and user key.
@@ -31,14 +35,15 @@ export class KeyStateOverlay implements StateRequestHandler {
       this.put(address, request.value);
       return undefined;
     }
+    if (request.kind === T.Append) return this.appendHeld(address, request.value) ? undefined : NOT_APPLIED;
     if (request.kind !== T.Get) return NOT_APPLIED;
     const id = entryId(address);
     const e = this.entries.get(id);
-    if (e) return e.value;
+    if (e) return copied(e.value);
     const v = this.backend.tryNow(request);
     if (v === NOT_APPLIED || v instanceof Promise) return NOT_APPLIED;
-    this.entries.set(id, { value: v, dirty: false, address });
-    return v;
+    this.entries.set(id, { value: v, dirty: false, address, owned: true });
+    return copied(v);
   }
 
   async submit(request: StateRequest): Promise<unknown> {
@@ -47,15 +52,20 @@ export class KeyStateOverlay implements StateRequestHandler {
       case T.Get: {
         const id = entryId(address);
         const e = this.entries.get(id);
-        if (e) return e.value;
+        if (e) return copied(e.value);
         const v = await this.backend.submit(request);
         // A write may have happened while the read was out: it wins.
-        if (!this.entries.has(id)) this.entries.set(id, { value: v, dirty: false, address });
-        return this.entries.get(id)!.value;
+        if (!this.entries.has(id)) this.entries.set(id, { value: v, dirty: false, address, owned: true });
+        return copied(this.entries.get(id)!.value);
       }
       case T.Put:
         this.put(address, request.value);
         return undefined;
+      case T.Append:
+        // A list this overlay holds takes the append (a later read and the key's final write see it);
+        // one it does not hold is appended where it lives.
+        if (this.appendHeld(address, request.value)) return undefined;
+        return this.backend.submit(request);
       default: {
         // Whole-map requests see the backend: write this map's changes first, then forget its entries.
         await this.flushWhere((e) => mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined);
@@ -68,11 +78,26 @@ export class KeyStateOverlay implements StateRequestHandler {
   private put(address: StateAddress, value: unknown): void {
     const id = entryId(address);
     const e = this.entries.get(id);
-    if (e === undefined) this.entries.set(id, { value, dirty: true, address });
+    if (e === undefined) this.entries.set(id, { value, dirty: true, address, owned: false });
     else {
       e.value = value;
       e.dirty = true;
+      e.owned = false;
     }
+  }
+
+  /** Appends to the list entry this overlay holds for `address`; false when it holds none. */
+  private appendHeld(address: StateAddress, values: readonly unknown[]): boolean {
+    const e = this.entries.get(entryId(address));
+    if (e === undefined) return false;
+    if (!Array.isArray(e.value)) e.value = values.slice();
+    else {
+      if (!e.owned) e.value = e.value.slice();
+      for (const v of values) (e.value as unknown[]).push(v); // no spread: a huge addAll would overflow the stack
+    }
+    e.owned = true;
+    e.dirty = true;
+    return true;
   }
 
   /** Writes every changed entry (once per entry, however many records changed it); resolves when written. */
