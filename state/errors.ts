@@ -37,6 +37,14 @@ export class StateAccessError extends WeirError {
   }
 }
 
+/** A checkpoint's state that this backend cannot restore (another backend's, older than what KV holds, gone). */
+export class StateRestoreError extends WeirError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Restore, message, options);
+    this.name = "StateRestoreError";
+  }
+}
+
 /** A value or key beyond what the backend stores (refused whole, never truncated). */
 export class StateLimitError extends WeirError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -123,6 +123,16 @@ s("a failure waits the strategy's delay on the clock, then restarts; further fai
   assert.equal(h.effects, ["deploy", "restart in 500", "cancelAll", "prepareRestart", "beginRestart(1)", "deploy"]);
 });
 
+s("a final failure (the run's first restore failed) fails the job without a restart, whatever the strategy allows", () => {
+  const h = start({ strategy: { type: "fixed-delay", attempts: 5, delayMs: 0 } });
+  h.actor.send({ type: "DEPLOY" });
+  h.actor.send({ type: "SUBTASK_FAILED", error: "cannot restore", at: h.clock.now(), outage: false, final: true });
+  h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
+  assert.is(h.state(), "failed");
+  assert.is(h.actor.getSnapshot().context.restarts, 0);
+  assert.match(h.effects.join(), /give up: the checkpoint the run starts from cannot be restored/);
+});
+
 s("when the strategy gives up, the job fails once the teardown is done", () => {
   const h = start({ strategy: { type: "fixed-delay", attempts: 0, delayMs: 500 } });
   running(h);

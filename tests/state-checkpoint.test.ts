@@ -7,7 +7,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { listState, mapState, valueState } from "../state/descriptors.ts";
-import { StateAccessError } from "../state/errors.ts";
+import { StateRestoreError } from "../state/errors.ts";
 import { KeyGroupRange, assignToKeyGroup } from "../state/key-groups.ts";
 import { createKeyedStateBackend, destroyKeyedState } from "../state/factory.ts";
 import type { KeyedStateBackend, StateSnapshot } from "../state/contracts.ts";
@@ -116,7 +116,7 @@ s("crash before materialization: the deltas listed by the checkpoint are replaye
   // Restoring an older checkpoint than KV holds is refused, not silently wrong.
   const old = await open(names);
   const e = await rejection(old.restore!([s1]));
-  assert.instance(e, StateAccessError);
+  assert.instance(e, StateRestoreError);
   assert.match(e.message, /cannot restore checkpoint 1: KV already holds checkpoint 3/);
   await old.close();
   await b.close();

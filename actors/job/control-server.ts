@@ -5,7 +5,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { JobState } from "./machine.ts";
 import { describeError } from "../../runtime/core/errors.ts";
 import { GlobalNames, type JobNames } from "../../runtime/core/names.ts";
-import { ControlProtocol, ControlVerb, decodeMessage, encodeMessage, type ControlReply, type ControlRequest, type FailureReport, type PingReply } from "./control-protocol.ts";
+import { ControlProtocol, ControlVerb, decodeMessage, encodeMessage, type ControlReply, type ControlRequest, type FailureReport, type JobEnded, type PingReply } from "./control-protocol.ts";
 import type { JobStatus } from "./job-status.ts";
 
 /** What the control verbs need of a job (JobRunner). */
@@ -61,4 +61,11 @@ export function serveControl(nc: NatsConnection, names: JobNames, handlers: Cont
   }
   subs.push(nc.subscribe(GlobalNames.jobsPing, { callback: (err, msg) => { if (!err && msg.reply) msg.respond(encodeMessage(ping())); } }));
   return subs;
+}
+
+/** Tells whoever waits for the end (`weir stop`, the workers) how the job ended; a closed connection: nobody can hear it. */
+export function publishJobEnded(nc: NatsConnection, names: JobNames, end: JobEnded): void {
+  try {
+    nc.publish(names.ended, encodeMessage(end));
+  } catch { /* closed */ }
 }

@@ -116,3 +116,8 @@ export class Deployment {
 export function remoteFailure(worker: string, what: string, error: string): WeirError {
   return new WeirError(ErrorCode.Transport, `worker ${worker} could not ${what}: ${error}`);
 }
+
+/** How many subtasks `graph` deploys. */
+export function subtaskCount(graph: JobGraph): number {
+  return graph.vertices.reduce((n, v) => n + v.parallelism, 0);
+}

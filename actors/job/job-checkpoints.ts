@@ -66,7 +66,14 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
       ...(job.inspect ? { inspect: job.inspect } : {}),
     });
   }
-  const restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
+  let restore: RestoreBundle | undefined;
+  try {
+    restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
+    if (restore) checkOperatorsKept(restore, o.graph);
+  } catch (e) {
+    await coordinator?.stop();
+    throw e;
+  }
   if (restore) o.log(`restoring from ${restore.checkpoint.kind} ${restore.id}`);
   return { store, ...(coordinator ? { coordinator } : {}), ...(restore ? { restore } : {}) };
 }
@@ -88,6 +95,18 @@ export async function loadRestore(
   return new RestoreBundle(metadata);
 }
 
+/**
+ * A checkpoint whose state belongs to an operator the job no longer has (its uid changed, or it was
+ * removed) is refused, as Flink refuses state it cannot map: restoring the rest would drop that state
+ * without a word.
+ */
+function checkOperatorsKept(restore: RestoreBundle, graph: JobGraph): void {
+  const uids = new Set(graph.vertices.flatMap((v) => v.nodes.map((n) => n.uid)));
+  const missing = restore.operatorUids().filter((uid) => !uids.has(uid));
+  if (missing.length === 0) return;
+  throw new WeirError(ErrorCode.Restore, `${restore.checkpoint.kind} ${restore.id} holds state of operator uid${missing.length > 1 ? "s" : ""} ${missing.map((u) => `"${u}"`).join(", ")}, which this job does not have (a uid changed, or the operator was removed): give the operator its old uid, or start without state (--restore none)`);
+}
+
 /** How long a restart reads `latest` again while it is behind what this run committed (latestVerdict). */
 export const LATEST_BEHIND_WAIT_MS = 60_000;
 const LATEST_BEHIND_RETRY_MS = 1000;
@@ -105,9 +124,15 @@ export interface RestartPointContext {
   readonly ready: () => Promise<void>;
   /** Whether a failed read is worth trying again (a NATS outage while the job still restarts). */
   readonly retryable: () => boolean;
+  /** What the run started from, and `latest`'s revision then: until a newer checkpoint commits, a restart goes back to it. */
+  readonly start: { readonly revision: number; readonly restore: RestoreBundle | undefined };
 }
 
-/** The checkpoint a restart goes on from (undefined: none), read once NATS is back (JetStream may answer late at first). */
+/**
+ * The checkpoint a restart goes on from (undefined: none), read once NATS is back (JetStream may answer
+ * late at first): the latest, or, while none has committed since the run started, what the run started
+ * from (as Flink's restart goes back to the savepoint a job started from; `--restore none`: nothing).
+ */
 export async function restartPoint(c: RestartPointContext): Promise<RestoreBundle | undefined> {
   const behind: { since?: number } = {};
   for (;;) {
@@ -122,8 +147,9 @@ export async function restartPoint(c: RestartPointContext): Promise<RestoreBundl
       }
       if (verdict instanceof WeirError) refused = verdict;
       else {
-        const restore = await loadRestore(c.store, c.job, "latest", latest?.pointer.id);
-        c.coordinator?.restartFrom(latest?.revision ?? 0);
+        const found = latest?.revision ?? 0;
+        const restore = found <= c.start.revision ? c.start.restore : await loadRestore(c.store, c.job, "latest", latest?.pointer.id);
+        c.coordinator?.restartFrom(found);
         return restore;
       }
     } catch (e) {

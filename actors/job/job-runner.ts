@@ -8,7 +8,7 @@ import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jobMachine, jobStateOf, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, describeError, hasErrorCode, messageOf } from "../../runtime/core/errors.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
@@ -16,14 +16,13 @@ import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
-import { encodeMessage, type JobEnded } from "./control-protocol.ts";
-import { handlersFor, serveControl } from "./control-server.ts";
+import { handlersFor, publishJobEnded, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
-import { describeRestartStrategy } from "./restart-strategy.ts";
-import { Deployment, type DeploymentEvents } from "./deployment.ts";
+import { describeRestartBeginning } from "./restart-strategy.ts";
+import { Deployment, subtaskCount, type DeploymentEvents } from "./deployment.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
 
 export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
@@ -51,6 +50,12 @@ export class JobRunner {
   private store: CheckpointStore | undefined;
   protected coordinator: CheckpointCoordinator | undefined;
   private restore: RestoreBundle | undefined;
+  /** The machine runs (start() got that far); before, a cancel is a flag start() heeds. */
+  private actorStarted = false;
+  private cancelledBeforeStart = false;
+  private settleBeforeStart!: { reject: (e: unknown) => void };
+  /** What this run started from and `latest`'s revision then (restartPoint). */
+  private startPoint: { revision: number; restore: RestoreBundle | undefined } = { revision: 0, restore: undefined };
   private stopKind: "checkpoint" | "savepoint" = "checkpoint";
   private finalCheckpointStarted = false;
   readonly checkpointing: boolean;
@@ -100,6 +105,7 @@ export class JobRunner {
       },
     );
     this.done = new Promise<JobResult>((resolve, reject) => {
+      this.settleBeforeStart = { reject };
       this.actor.subscribe({
         next: (snap) => {
           if (snap.status !== "done") return;
@@ -126,6 +132,22 @@ export class JobRunner {
 
   /** Opens checkpoint storage, finds what to restore, deploys; resolves once the job runs. */
   async start(): Promise<void> {
+    try {
+      await this.prepare();
+    } catch (e) {
+      // Nothing ran: the job ends here (a cancel meanwhile, a checkpoint that cannot be restored).
+      this.failure = e;
+      await this.coordinator?.stop();
+      this.settleBeforeStart.reject(e);
+      throw e;
+    }
+    this.actorStarted = true;
+    await this.runActor();
+  }
+
+  /** Opens checkpoint storage and finds what to restore. */
+  private async prepare(): Promise<void> {
+    this.stopIfCancelled();
     const restore = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : this.job.restore;
     if (restore === "none" && this.options.resetState) {
       // Starting without state means without the KV state a previous run left, too.
@@ -139,6 +161,16 @@ export class JobRunner {
       onStalled: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
       targets: () => this.subtasks.filter((s) => !s.isTerminal),
     }));
+    this.startPoint = { revision: this.coordinator?.latestRevision ?? 0, restore: this.restore };
+    this.stopIfCancelled();
+  }
+
+  private stopIfCancelled(): void {
+    if (this.cancelledBeforeStart) throw new WeirError(ErrorCode.Cancelled, `job ${this.job.name} was cancelled before it started`);
+  }
+
+  /** Starts the job's machine and deploys; resolves once the job runs. */
+  private async runActor(): Promise<void> {
     let lastState: JobState | undefined;
     this.actor.subscribe((snap) => {
       const state = jobStateOf(snap.value);
@@ -192,7 +224,9 @@ export class JobRunner {
   }
 
   async cancel(): Promise<JobResult | undefined> {
-    this.actor.send({ type: "CANCEL" });
+    // Before the machine runs, a CANCEL would wait for it: start() ends the job instead.
+    if (!this.actorStarted) this.cancelledBeforeStart = true;
+    else this.actor.send({ type: "CANCEL" });
     return this.done.catch(() => undefined);
   }
 
@@ -238,15 +272,9 @@ export class JobRunner {
       const deployment = new Deployment({
         graph: this.graph,
         deps: {
-          nc: this.nc,
-          names: this.names,
-          job: this.job,
-          graph: this.graph,
-          clock: this.clock,
-          createStateBackend: this.options.createStateBackend,
+          nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.clock, createStateBackend: this.options.createStateBackend, log: this.log,
           ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
           ...(this.restore ? { restore: this.restore } : {}),
-          log: this.log,
         },
         attempt: this.attemptId,
         deadLetters: this.deadLetters,
@@ -277,7 +305,9 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false) });
+    // A run whose first deployment cannot restore its checkpoint fails: a restart would restore it again.
+    const final = this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore);
+    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
   }
@@ -336,6 +366,7 @@ export class JobRunner {
         store: this.store, coordinator: this.coordinator, job: this.job, bucket: this.names.checkpointBucket, clock: this.controlClock, log: this.log,
         ready: () => this.connection?.readyForRestart(() => this.state === "failing", (line) => this.log(line)) ?? Promise.resolve(),
         retryable: () => (this.connection?.inOutage() ?? false) && !this.nc.isClosed() && this.state === "failing",
+        start: this.startPoint,
       });
     } catch (e) {
       this.failure = e;
@@ -349,12 +380,7 @@ export class JobRunner {
     this.finalCheckpointStarted = false;
     const lostWorker = this.failure instanceof WeirError && this.failure.code === ErrorCode.WorkerLost;
     this.failure = undefined;
-    const from = this.restore ? `checkpoint ${this.restore.id}` : "the beginning";
-    this.log(rescale !== undefined
-      ? `rescaling (${rescale}) from ${from}`
-      : outage
-      ? `restarting after ${lostWorker ? "the loss of a worker" : "the NATS outage"} from ${from} (not counted against the restart strategy)`
-      : `restarting (restart ${counted}, ${describeRestartStrategy(this.job.restartStrategy)}) from ${from}`);
+    this.log(describeRestartBeginning({ rescale, outage, lostWorker, counted, strategy: this.job.restartStrategy, fromCheckpoint: this.restore?.id }));
   }
 
   /** A small summary (never the subtasks): written at state changes and every few seconds. */
@@ -367,10 +393,7 @@ export class JobRunner {
   private announceEnd(state: JobState, failure: string | undefined): void {
     if (this.abandoned) return;
     const why = this.failure !== undefined ? describeError(this.failure) : failure;
-    try {
-      const end: JobEnded = { job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) };
-      this.nc.publish(this.names.ended, encodeMessage(end));
-    } catch { /* the connection is closed: nobody can hear it */ }
+    publishJobEnded(this.nc, this.names, { job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) });
   }
 
   private async cleanup(): Promise<void> {
@@ -390,8 +413,4 @@ export class JobRunner {
     const ping = () => ({ job: this.job.name, state: this.state, attempt: this.attemptId, startedAt: new Date(this.started).toISOString() });
     this.controlSubs = serveControl(this.nc, this.names, handlersFor(this), ping);
   }
-}
-
-function subtaskCount(graph: JobGraph): number {
-  return graph.vertices.reduce((n, v) => n + v.parallelism, 0);
 }

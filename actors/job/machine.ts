@@ -58,7 +58,7 @@ export type JobEvent =
   | { type: "DEPLOY" }
   | { type: "DEPLOYED"; subtasks?: number }
   | { type: "SUBTASK_FINISHED" }
-  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean }
+  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean; /** No restart can mend it (the run's first restore failed). */ final?: boolean }
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
   | { type: "ALL_TERMINATED"; at: number }
@@ -108,6 +108,8 @@ export const jobMachine = setup({
       if (event.type !== "SUBTASK_FAILED") return {};
       const decision: RestartDecision = !context.checkpointing
         ? { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: context.history }
+        : event.final === true
+          ? { restart: false, reason: "the checkpoint the run starts from cannot be restored, so a restart would fail the same way", history: context.history }
         : event.outage
           ? { restart: true, delayMs: OUTAGE_RESTART_DELAY_MS, history: context.history }
           : decideRestart(context.strategy, context.history, event.at, context.random);

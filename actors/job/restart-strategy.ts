@@ -184,6 +184,14 @@ export function decideRestart(strategy: RestartStrategy, history: RestartHistory
   }
 }
 
+/** The log line of a restart (or a rescale) as it begins. */
+export function describeRestartBeginning(r: { rescale: string | undefined; outage: boolean; lostWorker: boolean; counted: number; strategy: RestartStrategy; fromCheckpoint: number | undefined }): string {
+  const from = r.fromCheckpoint !== undefined ? `checkpoint ${r.fromCheckpoint}` : "the beginning";
+  if (r.rescale !== undefined) return `rescaling (${r.rescale}) from ${from}`;
+  if (r.outage) return `restarting after ${r.lostWorker ? "the loss of a worker" : "the NATS outage"} from ${from} (not counted against the restart strategy)`;
+  return `restarting (restart ${r.counted}, ${describeRestartStrategy(r.strategy)}) from ${from}`;
+}
+
 /** "exponential-delay (1000-60000 ms ×2, reset after 300000 ms)": for `weir status` and logs. */
 export function describeRestartStrategy(s: RestartStrategy): string {
   switch (s.type) {

@@ -16,6 +16,7 @@ import type { SubtaskCheckpointer } from "./checkpointer.ts";
 import type { MailAction } from "../../runtime/transport/input-gate.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
+import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 
 /** What a subtask asks of the job's state backend factory. */
 export interface StateBackendRequest {
@@ -118,7 +119,7 @@ export class SubtaskContexts {
     const keyedUids = host.vertex.nodes.filter(isKeyedOperator).map((n) => n.uid);
     const snapshots = deps.restore?.keyedSnapshotsOf(keyedUids) ?? [];
     if (snapshots.length > 0) {
-      if (!backend.restore) throw new Error(`the ${backend.kind} state backend cannot restore checkpoint ${deps.restore!.id}`);
+      if (!backend.restore) throw new WeirError(ErrorCode.Restore, `the ${backend.kind} state backend cannot restore checkpoint ${deps.restore!.id}`);
       await backend.restore(snapshots);
       checkpointer.restoredFrom(snapshots);
     }

@@ -32,6 +32,11 @@ export class RestoreBundle {
 
   get id(): number { return this.checkpoint.id; }
 
+  /** Uids of the operators whose state the checkpoint holds (operator state or keyed state). */
+  operatorUids(): string[] {
+    return [...new Set([...this.operatorStates.keys(), ...this.keyed.keys()])].sort();
+  }
+
   /** Every old subtask's state of operator `uid`, ordered by old subtask index. */
   statesOf(uid: string): RestoredPart[] {
     return [...(this.operatorStates.get(uid) ?? [])].sort((a, b) => a.index - b.index);

@@ -27,6 +27,8 @@ export const ErrorCode = {
   Transport: "TRANSPORT",
   /** A worker of the job died, hung or was cut off: its subtasks restart on the others. */
   WorkerLost: "WORKER_LOST",
+  /** The checkpoint a run starts from cannot be restored into this job: starting it again would not help. */
+  Restore: "RESTORE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -46,6 +48,14 @@ export class UserFunctionError extends WeirError {
     super(ErrorCode.UserFunction, `operator "${operator}" (subtask ${subtask}) failed${where}: ${messageOf(cause)}`, { cause });
     this.name = "UserFunctionError";
   }
+}
+
+/** Whether `e`, or an error in its chain of causes, is a WeirError with `code`. */
+export function hasErrorCode(e: unknown, code: ErrorCode): boolean {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) {
+    if (x instanceof WeirError && x.code === code) return true;
+  }
+  return false;
 }
 
 export function messageOf(e: unknown): string {

@@ -8,7 +8,7 @@ import { deleteMessageIfPresent, purgeSubject } from "../jetstream-purge.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../../runtime/core/names.ts";
-import { StateAccessError } from "../../errors.ts";
+import { StateAccessError, StateRestoreError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import type { StateSnapshot } from "../../contracts.ts";
 import { decodeDelta, encodeDelta, type DeltaEntry } from "./format.ts";
@@ -112,9 +112,9 @@ export class ChangelogStream {
     const jsm = await this.manager();
     const stored = await Promise.all(mine.map(async ([kg, seq]) => {
       const m = await retryJetStream(() => (this.names.replicas === 1 ? jsm.direct.getMessage(this.stream, { seq }) : jsm.streams.getMessage(this.stream, { seq })));
-      if (m === null) throw new StateAccessError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
+      if (m === null) throw new StateRestoreError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
       if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
-        throw new StateAccessError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
+        throw new StateRestoreError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
       }
       return { kg, data: m.data };
     }));

@@ -12,7 +12,7 @@
 //    of the newest one. Nothing uncommitted ever reaches KV, so there is nothing to undo after a crash.
 
 import type { StateSnapshot } from "../../contracts.ts";
-import { StateAccessError } from "../../errors.ts";
+import { StateRestoreError } from "../../errors.ts";
 import type { KeyGroupRange } from "../../key-groups.ts";
 import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from "../changelog/stream.ts";
 import type { DeltaEntry } from "../changelog/format.ts";
@@ -206,13 +206,13 @@ export class KvCheckpoints {
     const mine = snapshots.filter((s) => s.keyGroupRange.start <= range.end && s.keyGroupRange.end >= range.start);
     if (mine.length === 0) return;
     for (const s of mine) {
-      if (s.kind === "full") throw new StateAccessError(`checkpoint ${s.checkpointId} was taken with the heap state backend; it cannot be restored into jetstream-kv`);
+      if (s.kind === "full") throw new StateRestoreError(`checkpoint ${s.checkpointId} was taken with the heap state backend; it cannot be restored into jetstream-kv`);
     }
     const target = Math.max(...mine.map((s) => s.checkpointId));
     const materialized = await this.readMarkers();
     const ahead = [...materialized].filter(([, id]) => id > target);
     if (ahead.length > 0) {
-      throw new StateAccessError(
+      throw new StateRestoreError(
         `cannot restore checkpoint ${target}: KV already holds checkpoint ${ahead[0]![1]} for key group ${ahead[0]![0]} (state is not versioned in KV; restore the latest checkpoint, or start without state)`,
       );
     }
