@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { jobMachine, jobStateOf, whenRunning, type JobState } from "./machine.ts";
+import { jobMachine, jobStateOf, untilRunning, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, hasErrorCode, messageOf } from "../../runtime/core/errors.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -50,9 +50,8 @@ export class JobRunner {
   private store: CheckpointStore | undefined;
   protected coordinator: CheckpointCoordinator | undefined;
   private restore: RestoreBundle | undefined;
-  /** The machine runs (start() got that far); before, a cancel is a flag start() heeds. */
-  private actorStarted = false;
-  private cancelledBeforeStart = false;
+  /** "started": the machine runs; before, a cancel is a flag ("cancelled") that start() heeds. */
+  private phase: "before" | "cancelled" | "started" = "before";
   private settleBeforeStart!: { reject: (e: unknown) => void };
   /** What this run started from and `latest`'s revision then (restartPoint). */
   private startPoint: { revision: number; restore: RestoreBundle | undefined } = { revision: 0, restore: undefined };
@@ -141,7 +140,7 @@ export class JobRunner {
       this.settleBeforeStart.reject(e);
       throw e;
     }
-    this.actorStarted = true;
+    this.phase = "started";
     await this.runActor();
   }
 
@@ -166,44 +165,28 @@ export class JobRunner {
   }
 
   private stopIfCancelled(): void {
-    if (this.cancelledBeforeStart) throw new WeirError(ErrorCode.Cancelled, `job ${this.job.name} was cancelled before it started`);
+    if (this.phase === "cancelled") throw new WeirError(ErrorCode.Cancelled, `job ${this.job.name} was cancelled before it started`);
   }
 
   /** Starts the job's machine and deploys; resolves once the job runs. */
   private async runActor(): Promise<void> {
     let lastState: JobState | undefined;
-    this.actor.subscribe((snap) => {
-      const state = jobStateOf(snap.value);
-      if (state !== lastState) { lastState = state; this.recordLastStatus(); }
-    });
+    this.actor.subscribe((snap) => { if (jobStateOf(snap.value) !== lastState) { lastState = jobStateOf(snap.value); this.recordLastStatus(); } });
     this.actor.start();
     this.lastStatusTimer = setInterval(() => this.recordLastStatus(), LAST_STATUS_INTERVAL_MS);
     this.lastStatusTimer.unref();
     this.serveControl();
     this.connection = new ConnectionWatch(this.nc, this.controlClock, {
       onDisconnect: (server) => this.onDisconnect(server),
-      onReconnect: (server) => {
-        this.log(`NATS connection back (${server})`);
-        for (const x of this.subtasks) x.onReconnected();
-      },
+      onReconnect: (server) => { this.log(`NATS connection back (${server})`); for (const x of this.subtasks) x.onReconnected(); },
       onClusterChange: () => this.log(`NATS: the cluster's servers changed; JetStream failures in the next ${RECOVERY_GRACE_MS / 1000} s are put down to it (a quick restart, not counted)`),
     });
-    const running = new Promise<void>((resolve, reject) => {
-      const sub = this.actor.subscribe((snap) => {
-        const state = jobStateOf(snap.value);
-        if (state === "running" || snap.status === "done") {
-          sub.unsubscribe();
-          if (state === "running" || state === "finished") resolve();
-          else this.done.then(() => resolve(), reject);
-        }
-      });
-    });
+    const running = untilRunning(this.actor, this.done);
     this.actor.send({ type: "DEPLOY" });
     await running;
     // Periodic checkpoints; finished sources do not count as in backlog (FLIP-309).
     this.coordinator?.schedule({
-      intervalMs: this.job.checkpointIntervalMs,
-      duringBacklogMs: this.job.checkpointIntervalDuringBacklogMs,
+      intervalMs: this.job.checkpointIntervalMs, duringBacklogMs: this.job.checkpointIntervalDuringBacklogMs,
       inBacklog: () => this.subtasks.some((s) => s.isSource && s.sourceIsBacklog && !s.isWaitingForFinalCheckpoint && !s.isTerminal),
       allowed: () => this.state === "running" && !this.finalCheckpointStarted,
     });
@@ -225,8 +208,8 @@ export class JobRunner {
 
   async cancel(): Promise<JobResult | undefined> {
     // Before the machine runs, a CANCEL would wait for it: start() ends the job instead.
-    if (!this.actorStarted) this.cancelledBeforeStart = true;
-    else this.actor.send({ type: "CANCEL" });
+    if (this.phase === "started") this.actor.send({ type: "CANCEL" });
+    else this.phase = "cancelled";
     return this.done.catch(() => undefined);
   }
 

@@ -232,3 +232,16 @@ export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void): voi
     if (jobStateOf(snap.value) === "running") { sub.unsubscribe(); f(); } else if (snap.status === "done") sub.unsubscribe();
   });
 }
+
+/** Resolves once the job runs or finished; a job that ended otherwise rejects as `done` does. */
+export function untilRunning(actor: Actor<typeof jobMachine>, done: Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sub = actor.subscribe((snap) => {
+      const state = jobStateOf(snap.value);
+      if (state !== "running" && snap.status !== "done") return;
+      sub.unsubscribe();
+      if (state === "running" || state === "finished") resolve();
+      else done.then(() => resolve(), reject);
+    });
+  });
+}
