@@ -169,6 +169,20 @@ workers("a new run after the last one was SIGKILLed whole honours --restore: a m
   assert.is(ones, 2 * KEYS, "each key counted from 1 in both runs");
 }));
 
+workers("a worker started with other options (another parallelism) gets no subtasks and ends with one line; the job runs on, output exact", () => withInput(async ({ nc, procs, stopInput }) => {
+  procs.push(start(nats.url));
+  await runningOn(nc, procs, "the first worker runs the job");
+  const other = await runWeir(["run", JOB, "--nats", nats.url], { env: { WORKERS_PARALLELISM: "2" }, deadlineMs: 90_000 });
+  assert.is.not(other.code, 0, other.stderr);
+  const lines = other.stderr.trim().split("\n").filter((l) => l.startsWith("weir: "));
+  assert.is(lines.length, 1, other.stderr);
+  assert.match(lines[0]!, /gives this worker no subtasks: it runs parallelism 2 \(the leader's: 4\)/);
+  assert.match(procs[0]!.stderr(), /is given no subtasks: it runs parallelism 2/);
+  await runningOn(nc, procs, "the job still runs on the first worker alone");
+  const total = await stopInput();
+  await checkOutput(nc, total);
+}));
+
 workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url));
   await runningOn(nc, procs, "one worker runs the job");

@@ -4,6 +4,7 @@
 // die, join or leave) or follows (runs the subtasks the leader deployed on it). Its lifecycle is
 // actors/worker/machine.ts; this class performs the effects.
 
+import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
@@ -11,7 +12,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { JobNames } from "../../runtime/core/names.ts";
 import { systemClock } from "../../runtime/core/clock.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
-import { describeError, messageOf } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { JobLog, type JobLogRecord } from "../../runtime/cluster/job-log.ts";
@@ -72,9 +73,12 @@ export class JobWorker {
    * joining late (the bounded job already over) ends too instead of running the job a second time.
    */
   private readonly runStartedAt: number;
+  /** The job graph and options this worker runs (the leader places only on workers running its own). */
+  private readonly identity: JobIdentity;
 
   constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number } = {}) {
     this.runStartedAt = run.startedAt ?? Date.now();
+    this.identity = jobIdentity(graph, job);
     this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
     // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.
@@ -116,12 +120,13 @@ export class JobWorker {
       // sent is lost all the same, so this worker leaves the epoch now (tests/worker-host).
       onRefused: (reason) => { if (this.state === "following") this.renew(reason); },
       onDeployed: () => this.ready.resolve(),
+      onRefusedJob: (reason) => { if (!this.leading) this.endWith({ state: "failed", failure: `the job's leader gives this worker no subtasks: it runs ${reason}; run every worker of job ${this.job.name} from the same job file and options` }); },
     });
     this.host.start();
     this.endedSub = this.nc.subscribe(this.names.ended, { callback: (err, msg) => { if (!err) this.onJobEnded(msg.data); } });
     this.heartbeat = new WorkerHeartbeat(this.nc, this.names, () => ({
       id: this.id, host: hostname(), pid: process.pid, startedAt: new Date(this.incarnation).toISOString(),
-      epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id),
+      epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id), identity: this.identity,
     }), { intervalMs: this.job.heartbeatIntervalMs });
     this.lease = new LeaderLease(this.log, this.id, { leaseMs: this.job.heartbeatTimeoutMs }, {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
@@ -225,7 +230,7 @@ export class JobWorker {
     const released = this.host.cancelAll("this worker leads now and deploys anew");
     const side = new LeaderSide({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
-      restoreOnLeading: (requested) => this.restoreOnLeading(requested),
+      restoreOnLeading: (requested) => this.restoreOnLeading(requested), identity: this.identity,
     });
     this.leading = side;
     // A deposed leader's runner ends too (cancelled): that is not the job's end.
@@ -276,7 +281,7 @@ export class JobWorker {
     if (this.state === "ended" || this.state === "left") return;
     this.actor.send({ type: "JOB_ENDED", state: end.state });
     void this.shutdown().then(() => {
-      if (end.state === "failed") this.settle.reject(new Error(end.failure ?? `job ${this.job.name} failed`));
+      if (end.state === "failed") this.settle.reject(new WeirError(ErrorCode.InvalidJob, end.failure ?? `job ${this.job.name} failed`));
       else this.settle.resolve({ job: this.job.name, state: end.state, durationMs: Date.now() - this.started, status: this.status() });
     });
   }

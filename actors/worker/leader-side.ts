@@ -9,7 +9,9 @@ import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
-import { MembershipView } from "../../runtime/cluster/membership.ts";
+import { MembershipView, type MemberView } from "../../runtime/cluster/membership.ts";
+import { identityDifference, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
+import { encodeMessage, type WorkerCommand } from "./protocol.ts";
 import type { JobRunnerOptions } from "../job/job-runner.ts";
 import { ClusterJobRunner } from "./cluster-job-runner.ts";
 import type { WorkerSummary } from "../job/job-status.ts";
@@ -35,6 +37,8 @@ export interface LeaderSideOptions {
   readonly runnerOptions: JobRunnerOptions;
   /** What this leader's deployments restore (ClusterHooks.restoreOnLeading). */
   readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<ResolvedJobOptions["restore"]>;
+  /** The job graph and options this worker runs: workers running others get no subtasks. */
+  readonly identity: JobIdentity;
 }
 
 export class LeaderSide {
@@ -45,6 +49,8 @@ export class LeaderSide {
   private pendingCauses: string[] = [];
   private readonly rebalances: Rebalance[] = [];
   private currentEpoch = 0;
+  /** Workers told that they run another job (once each). */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly o: LeaderSideOptions) {
     this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: o.job.heartbeatIntervalMs, timeoutMs: Math.round(o.job.heartbeatTimeoutMs * 0.6), log: o.log }, {
@@ -93,7 +99,20 @@ export class LeaderSide {
 
   /** Ids of the live workers, this one included. */
   members(): string[] {
-    return [...new Set([this.o.workerId, ...this.membership.members().filter((m) => !m.leaving).map((m) => m.id)])].sort();
+    return [...new Set([this.o.workerId, ...this.membership.members().filter((m) => !m.leaving && this.runsThisJob(m)).map((m) => m.id)])].sort();
+  }
+
+  /** A worker running another job graph or other options gets no subtasks, and is told why (it ends). */
+  private runsThisJob(m: MemberView): boolean {
+    const difference = m.identity === undefined ? undefined : identityDifference(this.o.identity, m.identity);
+    if (difference === undefined) return true;
+    if (!this.refused.has(m.id)) {
+      this.refused.add(m.id);
+      this.o.log(`worker ${m.id} is given no subtasks: it runs ${difference}`);
+      const refuse: WorkerCommand = { kind: "refuse", epoch: this.currentEpoch, reason: difference };
+      try { this.o.nc.publish(`${this.o.names.workerInbox(m.id)}.cmd`, encodeMessage(refuse)); } catch { /* closed: it ends with the connection */ }
+    }
+    return false;
   }
 
   /** Another live worker was deployed (its heartbeat says an epoch): the run this leader takes over is live. */

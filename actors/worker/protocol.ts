@@ -20,6 +20,7 @@ export const WorkerCommandKind = {
   Cancel: "cancel",
   Fail: "fail",
   Regrant: "regrant",
+  Refuse: "refuse",
 } as const;
 
 const epoch = { epoch: t.number };
@@ -37,6 +38,8 @@ export const WorkerCommand = t.union([
   t.type({ kind: t.literal("cancel"), ...epoch }),
   t.type({ kind: t.literal("fail"), ...epoch, subtask: t.string, reason: t.string }),
   t.type({ kind: t.literal("regrant"), ...epoch }),
+  /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
+  t.type({ kind: t.literal("refuse"), ...epoch, reason: t.string }),
 ], "WorkerCommand");
 export type WorkerCommand = t.TypeOf<typeof WorkerCommand>;
 

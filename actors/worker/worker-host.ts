@@ -40,6 +40,8 @@ export interface WorkerHostOptions {
   readonly log: LogFn;
   /** A deployment's subtasks run. */
   readonly onDeployed?: () => void;
+  /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
+  readonly onRefusedJob?: (reason: string) => void;
 }
 
 const STATUS_INTERVAL_MS = 1000;
@@ -117,6 +119,7 @@ export class WorkerHost {
 
   private async handle(c: WorkerCommand): Promise<CommandReply> {
     if (c.kind === "deploy") return this.deploy(c);
+    if (c.kind === "refuse") { this.o.onRefusedJob?.(c.reason); return { ok: true }; }
     if (c.epoch !== this.epoch) return { ok: false, error: `worker ${this.o.workerId} runs epoch ${this.epoch}, not ${c.epoch}` };
     if (!this.o.mayAct(c.epoch)) {
       const error = `worker ${this.o.workerId} is fenced off epoch ${c.epoch}`;

@@ -14,14 +14,16 @@ import { messageOf } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
 import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
 import { describeErrors } from "../core/validation.ts";
+import { JobIdentityCodec, type JobIdentity } from "./job-identity.ts";
 
-export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean }
+/** `identity`: the job graph and options this worker runs (job-identity.ts); the leader places only on its own. */
+export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean; identity?: JobIdentity }
 export interface MemberView extends WorkerInfo { heartbeatAgeMs: number }
 export type LeaveReason = "left" | "crashed" | "missed-heartbeats";
 
 const WorkerInfoCodec = t.intersection([
   t.type({ id: t.string, host: t.string, pid: t.number, startedAt: t.string, lagMs: t.number, epoch: t.number, subtasks: t.array(t.string) }),
-  t.partial({ leaving: t.boolean }),
+  t.partial({ leaving: t.boolean, identity: JobIdentityCodec }),
 ]);
 
 /** The host name to put in WorkerInfo. */

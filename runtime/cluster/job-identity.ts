@@ -1,0 +1,39 @@
+// What the workers of one job must agree on: the job graph (operators, their uids, chains and
+// exchanges) and the options that decide where state and records go. A worker started with another job
+// file or other options would split keys over other key groups or run other operators on its share of
+// the records; the leader leaves it without subtasks and tells it why (actors/worker/leader-side.ts).
+
+import { createHash } from "node:crypto";
+import * as t from "io-ts";
+import type { JobGraph } from "../graph/job-graph.ts";
+import type { ResolvedJobOptions } from "../contracts/job-options.ts";
+
+export const JobIdentityCodec = t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }, "JobIdentity");
+export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
+
+export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions): JobIdentity {
+  const shape = graph.vertices.map((v) => ({
+    uid: v.uid,
+    nodes: v.nodes.map((n) => `${n.kind}:${n.uid}`),
+    inputs: v.inputs.map((e) => `${graph.vertices[e.fromVertex]?.uid}:${e.partitioning.type}:${e.inputIndex}:${e.tag ?? ""}`),
+  }));
+  return {
+    graph: createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 16),
+    settings: {
+      parallelism: job.reactive ? "auto" : job.parallelism,
+      maxParallelism: job.maxParallelism,
+      stateBackend: job.stateBackend,
+      mode: job.mode,
+      checkpointIntervalMs: job.checkpointIntervalMs,
+    },
+  };
+}
+
+/** How `theirs` differs from `mine`, in words (undefined: the same job). */
+export function identityDifference(mine: JobIdentity, theirs: JobIdentity): string | undefined {
+  const settings = Object.keys(mine.settings)
+    .filter((k) => mine.settings[k] !== theirs.settings[k])
+    .map((k) => `${k} ${JSON.stringify(theirs.settings[k])} (the leader's: ${JSON.stringify(mine.settings[k])})`);
+  const parts = [...(mine.graph !== theirs.graph ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"] : []), ...settings];
+  return parts.length > 0 ? parts.join(", ") : undefined;
+}
