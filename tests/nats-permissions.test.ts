@@ -4,6 +4,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
@@ -81,6 +84,33 @@ test("a job under the weir user; the app user can feed and read it, and nothing 
     await app?.close();
     await weir?.close();
     await server.stop();
+  }
+});
+
+test("weir run as a user who may not publish or subscribe on weir.>: one line naming the permission, non-zero exit, not a hang or a crash", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-perm-"));
+  const conf = join(dir, "perm.conf");
+  writeFileSync(conf, [
+    "jetstream: enabled",
+    "accounts: { A: { jetstream: enabled, users: [",
+    "  { user: nopub, password: pw, permissions: { publish: { deny: [\"weir.>\"] } } }",
+    "  { user: nosub, password: pw, permissions: { subscribe: { deny: [\"weir.>\"] } } }",
+    "] } }",
+  ].join("\n"));
+  const server = await launchNatsServer({ args: ["-c", conf] });
+  try {
+    for (const user of ["nopub", "nosub"]) {
+      const r = await runWeir(["run", JOB, "--nats", as(server, user, "pw")], { env: { ...CLEAN_ENV, APP_JOB: user }, deadlineMs: 90_000 });
+      assert.is.not(r.code, 0, `${user}: ${r.stderr}`);
+      assert.is.not(r.code, null, `${user}: killed at the deadline (it hung): ${r.stderr.slice(-500)}`);
+      const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("weir: "));
+      assert.is(lines.length, 1, `${user}: ${r.stderr}`);
+      assert.match(lines[0]!, new RegExp(`lacks a permission weir needs: .*Permissions Violation for ${user === "nopub" ? "Publish" : "Subscription"} to "weir\\.`), lines[0]);
+      assert.not.match(r.stderr, /TypeError|    at /, `${user}: no stack trace`);
+    }
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

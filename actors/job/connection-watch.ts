@@ -7,6 +7,7 @@ import type { Clock } from "../../runtime/core/clock.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { JobState } from "./machine.ts";
 import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
+import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;
@@ -20,6 +21,8 @@ export interface ConnectionEvents {
   onDisconnect(server: string): void;
   onReconnect(server: string): void;
   onClusterChange?(): void;
+  /** The server denied a publish or subscription (the user's permissions): no restart mends it. */
+  onPermissionDenied?(e: WeirError): void;
 }
 
 export class ConnectionWatch {
@@ -28,6 +31,7 @@ export class ConnectionWatch {
   private readonly status: AsyncIterable<Status> & { stop?: () => void };
 
   constructor(private readonly nc: NatsConnection, private readonly clock: Clock, events: ConnectionEvents) {
+    if (events.onPermissionDenied) watchPermissionDenials(nc, events.onPermissionDenied);
     const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
     this.status = status;
     void (async () => {

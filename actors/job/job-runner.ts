@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { jobMachine, jobStateOf, untilRunning, whenRunning, type JobState } from "./machine.ts";
+import { DEPLOYED_STATES, jobMachine, jobStateOf, untilRunning, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError, hasErrorCode, messageOf } from "../../runtime/core/errors.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -28,7 +28,6 @@ import type { SubtaskHandle } from "./subtask-handle.ts";
 export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
 export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 import type { JobRunnerOptions } from "./job-runner-options.ts";
-
 
 export class JobRunner {
   readonly names: JobNames;
@@ -179,6 +178,7 @@ export class JobRunner {
     this.connection = new ConnectionWatch(this.nc, this.controlClock, {
       onDisconnect: (server) => this.onDisconnect(server),
       onReconnect: (server) => { this.log(`NATS connection back (${server})`); for (const x of this.subtasks) x.onReconnected(); },
+      onPermissionDenied: (e) => { if (DEPLOYED_STATES.has(this.state)) this.onSubtaskFailed(undefined, e, "NATS"); },
       onClusterChange: () => this.log(`NATS: the cluster's servers changed; JetStream failures in the next ${RECOVERY_GRACE_MS / 1000} s are put down to it (a quick restart, not counted)`),
     });
     const running = untilRunning(this.actor, this.done);
@@ -288,8 +288,8 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // A run whose first deployment cannot restore its checkpoint fails: a restart would restore it again.
-    const final = this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore);
+    // No restart mends these: the run's first restore failing, or a permission the NATS user lacks.
+    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission);
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });

@@ -66,6 +66,8 @@ export type JobEvent =
 
 export const JobStates = ["created", "deploying", "running", "stopping", "failing", "restarting", "cancelling", "finished", "stopped", "failed", "cancelled"] as const;
 export type JobState = (typeof JobStates)[number];
+/** States with a deployment that a failure tears down (a failure seen again meanwhile is the same failure). */
+export const DEPLOYED_STATES: ReadonlySet<JobState> = new Set(["deploying", "running", "stopping", "restarting"]);
 
 /** The top-level state of a job machine's snapshot value (`{ failing: "tearingDown" }` → "failing"). */
 export function jobStateOf(value: unknown): JobState {

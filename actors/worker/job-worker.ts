@@ -4,6 +4,7 @@
 // die, join or leave) or follows (runs the subtasks the leader deployed on it). Its lifecycle is
 // actors/worker/machine.ts; this class performs the effects.
 
+import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
 import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -107,6 +108,7 @@ export class JobWorker {
   async start(): Promise<void> {
     this.log = await JobLog.open(this.nc, this.names, { replicas: this.names.replicas });
     this.logSeqAtStart = await this.log.lastSeq();
+    watchPermissionDenials(this.nc, (e) => this.onPermissionDenied(e));
     this.host = new WorkerHost({
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
@@ -274,6 +276,17 @@ export class JobWorker {
     try { end = decodeMessage(JobEnded, data, `message on ${this.names.ended}`); } catch (e) { this.say(messageOf(e)); return; }
     if (this.leading || end.state === "running") return;
     this.endWith({ state: end.state === "finished" || end.state === "cancelled" || end.state === "failed" ? end.state : "stopped", ...(end.failure !== undefined ? { failure: end.failure } : {}) });
+  }
+
+  /**
+   * The server denied a publish or subscription: no restart or new leader mends it, so this worker ends
+   * with one line. A job this worker leads and runs fails by itself (its runner watches the connection).
+   */
+  private onPermissionDenied(e: WeirError): void {
+    if (this.state === "ended" || this.state === "left" || (this.leading && this.leading.runner.state !== "created")) return;
+    if (!this.leading) return this.endWith({ state: "failed", failure: e.message });
+    void this.leading.runner.cancel();
+    this.fail(e);
   }
 
   /** The job's end as the leader announced it (its `ended` message or its log record): this worker ends too. */

@@ -48,7 +48,7 @@ export class WorkerHeartbeat {
   start(): void {
     if (this.timer) return;
     const { id } = this.info();
-    this.ping = this.nc.subscribe(this.names.workerPing(id), { callback: (_e, m) => { m.respond(); } });
+    this.ping = this.nc.subscribe(this.names.workerPing(id), { callback: (e, m) => { if (!e) m.respond(); } });
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
     this.timer = setInterval(() => this.beat(false), this.intervalMs);
@@ -140,7 +140,7 @@ export class MembershipView {
 
   start(): void {
     if (this.sub) return;
-    this.sub = this.nc.subscribe(this.names.workerHeartbeats, { callback: (_e, m) => this.onHeartbeat(m.data) });
+    this.sub = this.nc.subscribe(this.names.workerHeartbeats, { callback: (e, m) => { if (!e) this.onHeartbeat(m.data); } });
     this.lastCheckAt = this.now();
     this.timer = setInterval(() => this.check(), this.probeEveryMs);
     void this.watchConnection();

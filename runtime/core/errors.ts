@@ -10,6 +10,8 @@ export const ErrorCode = {
   NatsUnreachable: "NATS_UNREACHABLE",
   /** The NATS server refused the credentials weir connected with. */
   NatsAuth: "NATS_AUTH",
+  /** The NATS server denied a publish or subscription weir needs (the user's permissions). */
+  NatsPermission: "NATS_PERMISSION",
   PortTaken: "PORT_TAKEN",
   ServerStart: "SERVER_START",
   UserFunction: "USER_FUNCTION",

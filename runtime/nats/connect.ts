@@ -90,10 +90,17 @@ function scrub(message: string, s: NatsSettings): string {
  */
 export function permissionDenials(nc: NatsConnection): () => string | undefined {
   let denied: string | undefined;
+  watchPermissionDenials(nc, (e) => { denied ??= (e.cause as Error).message; });
+  return () => denied;
+}
+
+/** Calls `onDenied` with each permission the server denies this connection, as one-line WeirErrors. */
+export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirError) => void): void {
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === "error" && s.error instanceof PermissionViolationError) denied ??= s.error.message;
+      if (s.type === "error" && s.error instanceof PermissionViolationError) {
+        onDenied(new WeirError(ErrorCode.NatsPermission, `the NATS user lacks a permission weir needs: ${s.error.message.split("\n")[0]}`, { cause: s.error }));
+      }
     }
   })().catch(() => {});
-  return () => denied;
 }
