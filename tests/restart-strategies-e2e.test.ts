@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
+import { eventually, within } from "./helpers/cli.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
@@ -70,6 +71,21 @@ s("exponential-delay: restarts in a row without a quiet period end the job", asy
   const r = await runJob("rsexpfast", { type: "exponential-delay", initialDelayMs: 10, resetThresholdMs: 600_000, attemptsBeforeReset: 3 });
   assert.match(r.error ?? "", /boom at 2000/);
   assert.is(r.restarts, 3);
+});
+
+s("a stop while the job waits to restart cancels it (nothing runs to drain) instead of waiting for a run that may never come", async () => {
+  const e = StreamEnvironment.create({ name: "rsstop", nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, restartStrategy: { type: "fixed-delay", attempts: 100, delayMs: 60_000 } });
+  e.fromSource(Sources.jetstream({ stream: "RS_IN", subjects: ["rs.in"], codec: t.type({ id: t.number }), bounded: true }), { name: "in" })
+    .map((r): { id: number } => { throw new Error(`always failing at ${r.id}`); }, { name: "failing" })
+    .sinkTo(Sinks.jetstream({ stream: "rsstop_OUT", subject: "rsstop.out" }), { name: "out" });
+  try {
+    const client = await e.executeAsync();
+    await eventually("the job fails and waits to restart", 30_000, () => (client.status().state === "failing" ? true : undefined));
+    const result = await within(client.stop(), 30_000);
+    assert.is(result?.state, "cancelled", "the stop ended the job");
+  } finally {
+    await e.close();
+  }
 });
 
 s.run();

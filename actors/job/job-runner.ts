@@ -163,9 +163,7 @@ export class JobRunner {
     this.stopIfCancelled();
   }
 
-  private stopIfCancelled(): void {
-    if (this.phase === "cancelled") throw new WeirError(ErrorCode.Cancelled, `job ${this.job.name} was cancelled before it started`);
-  }
+  private stopIfCancelled(): void { if (this.phase === "cancelled") throw new WeirError(ErrorCode.Cancelled, `job ${this.job.name} was cancelled before it started`); }
 
   /** Starts the job's machine and deploys; resolves once the job runs. */
   private async runActor(): Promise<void> {
@@ -201,8 +199,10 @@ export class JobRunner {
       const why = this.job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)";
       return Promise.reject(new WeirError(ErrorCode.Checkpoint, `stop({ savepoint: true }) needs checkpointing: ${why}`));
     }
-    // A stop while the job deploys or restarts (SIGTERM then) takes effect once it runs again.
-    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));
+    // A stop while the job deploys takes effect once it runs; while it fails or waits to restart, nothing
+    // runs to drain: it is cancelled then (a savepoint waits for the job to run again).
+    const cancel = () => { this.log("stop while the job fails and restarts: cancelling it (nothing runs to drain)"); this.actor.send({ type: "CANCEL" }); };
+    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }), options.savepoint ? undefined : cancel);
     return this.done;
   }
 

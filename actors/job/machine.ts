@@ -226,12 +226,14 @@ export const jobMachine = setup({
   },
 });
 
-/** Runs `f` now if the job runs (or stops), else once it runs again; never if it ends first. */
-export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void): void {
+/** Runs `f` now if the job runs (or stops), else once it runs again; `orWhenFailing` instead if it fails (or waits to restart) first; neither if it ends first. */
+export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void, orWhenFailing?: () => void): void {
   const now = jobStateOf(actor.getSnapshot().value);
   if (now === "running" || now === "stopping") { f(); return; }
+  if (now === "failing" && orWhenFailing) { orWhenFailing(); return; }
   const sub = actor.subscribe((snap) => {
-    if (jobStateOf(snap.value) === "running") { sub.unsubscribe(); f(); } else if (snap.status === "done") sub.unsubscribe();
+    const state = jobStateOf(snap.value);
+    if (state === "running") { sub.unsubscribe(); f(); } else if (state === "failing" && orWhenFailing) { sub.unsubscribe(); orWhenFailing(); } else if (snap.status === "done") sub.unsubscribe();
   });
 }
 
