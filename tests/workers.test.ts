@@ -259,6 +259,27 @@ workers("weir run --workers 2 starts two workers of the job; weir stop stops bot
   }
 });
 
+workers("weir run --workers 2: SIGTERM while a crashed worker waits to be started again ends the run with exit 0", async () => {
+  const nc = await connect({ servers: nats.url });
+  const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
+  try {
+    await reset(nc);
+    const s = await eventually("the job runs on two workers", 90_000, async () => {
+      const st = await status(nc);
+      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
+    });
+    process.kill(s.workers![0]!.pid, "SIGKILL");
+    await supervisor.waitForStderr(/died \(SIGKILL\); starting it again/, 30_000);
+    supervisor.child.kill("SIGTERM");
+    const exit = await within(supervisor.exited, 60_000);
+    assert.is(exit?.code, 0, `the supervisor ends, exit 0: ${supervisor.stderr().slice(-800)}`);
+    assert.match(supervisor.stderr(), /not started again: the run is stopping/);
+  } finally {
+    if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
 workers("event-time windows on two workers, one SIGKILLed after a checkpoint each round: every window once, complete", async () => {
   const nc = await connect({ servers: nats.url });
   const procs: WeirProcess[] = [];

@@ -51,7 +51,13 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
         while (crashes.length && crashes[0]! < now - 60_000) crashes.shift();
         if (crashes.length <= MAX_CRASHES_PER_MINUTE) {
           process.stderr.write(`weir: worker ${n} died (${signal}); starting it again\n`);
-          setTimeout(() => { if (!stopping) launch(n); else wake?.(); }, RESTART_DELAY_MS);
+          setTimeout(() => {
+            if (!stopping) return launch(n);
+            // Stopped meanwhile: this worker is not started again, and it counts as ended.
+            process.stderr.write(`weir: worker ${n} not started again: the run is stopping\n`);
+            codes.push(0);
+            wake?.();
+          }, RESTART_DELAY_MS);
           return;
         }
         process.stderr.write(`weir: worker ${n} died (${signal}) ${crashes.length} times within a minute; not starting it again\n`);
