@@ -43,4 +43,33 @@ s("a restart while a checkpoint's id is reserved drops that checkpoint: the new 
   }
 });
 
+s("a restart drops a savepoint queued behind the checkpoint in flight: it never fires into the torn-down deployment", async () => {
+  const store = { reserveIds: async (lastUsed: number) => ({ first: lastUsed + 1, last: lastUsed + 100 }) } as unknown as CheckpointStore;
+  const triggered: number[] = [];
+  const target: CheckpointTarget = {
+    id: "src#0", isSource: true, isWaitingForFinalCheckpoint: false,
+    triggerCheckpoint: (b) => { triggered.push(b.id); },
+    notifyCheckpointComplete: () => {}, notifyCheckpointAborted: () => {},
+  };
+  const coordinator = new CheckpointCoordinator(() => [target], {
+    job: "j", store, firstId: 1, reservedThrough: 100, latestRevision: 0, maxParallelism: 128, parallelism: { src: 1 },
+    timeoutMs: 60_000, retain: 3, log: () => {}, clock: new ManualClock(0),
+  });
+  try {
+    const inFlight = coordinator.trigger().then(() => "completed", (e: Error) => e.message);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1]);
+    const queued = coordinator.trigger("savepoint", { pauseSources: true }).then(() => "completed", (e: Error) => e.message);
+    coordinator.abortPending("the job is restarting");
+    const queuedOutcome = await Promise.race([queued, new Promise<string>((r) => setTimeout(() => r("still waiting after 2 s"), 2000))]);
+    assert.match(queuedOutcome, /the queued checkpoint was dropped: the job is restarting/);
+    assert.match(await inFlight, /checkpoint 1 aborted/);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1], "the queued savepoint's barrier went nowhere");
+    assert.not.ok(coordinator.busy);
+  } finally {
+    await coordinator.stop();
+  }
+});
+
 s.run();

@@ -163,9 +163,15 @@ export class CheckpointCoordinator {
     this.parallelism = parallelism;
   }
 
-  /** Aborts the checkpoint in flight (the job restarts or ends), and one still reserving its id. */
+  /**
+   * Aborts the checkpoint in flight (the job restarts or ends), one still reserving its id, and those
+   * queued behind it: their barriers would go to subtasks that are gone (the new ones never acknowledge).
+   */
   abortPending(reason: string): void {
     this.aborts++;
+    const queued = this.nextWaiters;
+    this.nextWaiters = [];
+    for (const w of queued) w.reject(new Error(`the queued checkpoint was dropped: ${reason}`));
     const id = this.actor.getSnapshot().context.pendingId;
     if (id !== undefined) this.actor.send({ type: "DECLINE", checkpointId: id, reason });
   }
