@@ -92,6 +92,9 @@ points("a checkpoint with state of an operator uid the job no longer has is refu
   assert.is(first.result?.state, "finished", first.error);
   const renamed = await run({ name: "rpuid", out: "RPUID_B", uid: "count-renamed", options: { stateBackend: "heap" } });
   assert.match(renamed.error ?? "", /holds state of operator uid "count", which this job does not have/);
+  const allowed = await run({ name: "rpuid", out: "RPUID_D", uid: "count-renamed", options: { stateBackend: "heap", allowNonRestoredState: true } });
+  assert.is(allowed.result?.state, "finished", allowed.error);
+  assert.ok(allowed.log.some((l) => /uid "count", which this job does not have: that state is dropped/.test(l)), allowed.log.join("\n"));
   const none = await run({ name: "rpuid", out: "RPUID_C", uid: "count-renamed", options: { stateBackend: "heap", restore: "none" } });
   assert.is(none.result?.state, "finished", none.error);
   await assertCountedFromOne("RPUID_C");

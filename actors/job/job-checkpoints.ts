@@ -69,7 +69,7 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
   let restore: RestoreBundle | undefined;
   try {
     restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
-    if (restore) checkOperatorsKept(restore, o.graph);
+    if (restore) checkOperatorsKept(restore, o.graph, job.allowNonRestoredState, o.log);
   } catch (e) {
     await coordinator?.stop();
     throw e;
@@ -100,11 +100,13 @@ export async function loadRestore(
  * removed) is refused, as Flink refuses state it cannot map: restoring the rest would drop that state
  * without a word.
  */
-function checkOperatorsKept(restore: RestoreBundle, graph: JobGraph): void {
+function checkOperatorsKept(restore: RestoreBundle, graph: JobGraph, allowNonRestored: boolean, log: (m: string) => void): void {
   const uids = new Set(graph.vertices.flatMap((v) => v.nodes.map((n) => n.uid)));
   const missing = restore.operatorUids().filter((uid) => !uids.has(uid));
   if (missing.length === 0) return;
-  throw new WeirError(ErrorCode.Restore, `${restore.checkpoint.kind} ${restore.id} holds state of operator uid${missing.length > 1 ? "s" : ""} ${missing.map((u) => `"${u}"`).join(", ")}, which this job does not have (a uid changed, or the operator was removed): give the operator its old uid, or start without state (--restore none)`);
+  const what = `${restore.checkpoint.kind} ${restore.id} holds state of operator uid${missing.length > 1 ? "s" : ""} ${missing.map((u) => `"${u}"`).join(", ")}, which this job does not have`;
+  if (allowNonRestored) return log(`${what}: that state is dropped (allowNonRestoredState)`);
+  throw new WeirError(ErrorCode.Restore, `${what} (a uid changed, or the operator was removed): give the operator its old uid, set allowNonRestoredState to drop that state, or start without state (--restore none)`);
 }
 
 /** How long a restart reads `latest` again while it is behind what this run committed (latestVerdict). */

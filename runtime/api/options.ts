@@ -65,6 +65,8 @@ export const JobOptionsCodec = t.intersection([
     heartbeatTimeoutMs: PositiveInt,
     /** Where to start: "latest" completed checkpoint/savepoint (default), "none", or a checkpoint id. */
     restore: t.union([t.literal("latest"), t.literal("none"), NonNegativeInt]),
+    /** Restore a checkpoint holding state of operator uids the job no longer has, dropping it (Flink's --allowNonRestoredState). */
+    allowNonRestoredState: t.boolean,
     /** A checkpoint not complete after this long is aborted. */
     checkpointTimeoutMs: PositiveInt,
     /** Checkpoint timeouts in a row tolerated; the next restarts the job (Flink's tolerable-failed-checkpoints, for timeouts). */
@@ -147,6 +149,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     heartbeatIntervalMs,
     heartbeatTimeoutMs,
     restore: o.restore ?? "latest",
+    allowNonRestoredState: o.allowNonRestoredState ?? false,
     checkpointTimeoutMs: o.checkpointTimeoutMs ?? 60_000,
     // As Flink (tolerable-failed-checkpoints defaults to 0): a checkpoint that cannot complete in a
     // whole timeout means the job is stuck; a restart from the last checkpoint is what gets it going.

@@ -61,6 +61,8 @@ export interface ResolvedJobOptions {
   /** Workers: silence after which a worker is taken for dead and a leader loses its lease. */
   readonly heartbeatTimeoutMs: number;
   readonly restore: "latest" | "none" | number;
+  /** Restore a checkpoint even when it holds state of operator uids the job no longer has (dropped). */
+  readonly allowNonRestoredState: boolean;
   readonly checkpointTimeoutMs: number;
   readonly tolerableCheckpointTimeouts: number;
   readonly checkpointsRetained: number;
