@@ -304,4 +304,26 @@ s("durability flush refuses checkpoint calls; destroyKeyedState removes everythi
   await d.close();
 });
 
+s("a value holding Infinity or NaN is refused when stored (KV: the write; heap: the snapshot), never checkpointed as null", async () => {
+  const acc = valueState("acc", t.type({ max: t.number }));
+  for (const kind of ["jetstream-kv", "heap"] as const) {
+    const names = freshJob(`nonfinite${kind.length}`);
+    const b = await open(names, FULL_RANGE, {}, kind);
+    try {
+      const state = handles(b);
+      await state(count, "ok").update(3);
+      const refused = kind === "jetstream-kv"
+        ? await rejection(state(acc, "k").update({ max: Number.NEGATIVE_INFINITY }))
+        : (await state(acc, "k").update({ max: Number.NEGATIVE_INFINITY }), await rejection(b.snapshot!(1)));
+      assert.match(refused.message, /state "acc" for key .*at \.max it holds a number JSON cannot store/, kind);
+      if (kind === "jetstream-kv") {
+        const bare = await rejection(state(count, "n").update(Number.NaN));
+        assert.match(bare.message, /state "count" for key .*it is a number JSON cannot store/);
+      }
+    } finally {
+      await b.close();
+    }
+  }
+});
+
 s.run();

@@ -10,6 +10,7 @@ import type { KeyGroupRange } from "../key-groups.ts";
 import { OrderedKeys } from "./ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-checks.ts";
 import { snapshotValue } from "./snapshot.ts";
+import { notStorable } from "./json-safe.ts";
 
 interface HeapMap {
   readonly keys: OrderedKeys;
@@ -176,22 +177,33 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     // An entry's key is the JSON of [keyGroup, operator, state, keyId, userKeyId?].
     const byKeyGroup = new Map<number, DeltaEntry[]>();
     let entries = 0;
+    try {
+      entries = this.capture(byKeyGroup);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => {
+      this.appended.set(checkpointId, r.messages);
+      return appendedSnapshot(checkpointId, "full", this.keyGroupRange, changelog.stream.stream, changelog.owner, r, entries);
+    });
+  }
+
+  /** Every entry of the range, serialized now (nothing after the barrier leaks in), by key group; the count. */
+  private capture(byKeyGroup: Map<number, DeltaEntry[]>): number {
+    let entries = 0;
     this.groups.forEach((g, i) => {
       const keyGroup = this.keyGroupRange.start + i;
       const out: DeltaEntry[] = [];
       for (const ns of namespaces(g)) {
-        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: JSON.stringify(cell.value) });
+        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: storable(ns.state, keyId, cell.value) });
         for (const [keyId, m] of ns.maps) {
-          for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: JSON.stringify(v) });
+          for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: storable(ns.state, keyId, v) });
         }
       }
       if (out.length > 0) byKeyGroup.set(keyGroup, out);
       entries += out.length;
     });
-    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => {
-      this.appended.set(checkpointId, r.messages);
-      return appendedSnapshot(checkpointId, "full", this.keyGroupRange, changelog.stream.stream, changelog.owner, r, entries);
-    });
+    return entries;
   }
 
   /**
@@ -260,6 +272,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.closed = true;
     for (const g of this.groups) g.clear();
   }
+}
+
+/** A value's JSON for a snapshot; one that would not read back as itself (non-finite numbers) is refused. */
+function storable(state: string, keyId: string, value: unknown): string {
+  const json = JSON.stringify(value);
+  const why = notStorable(value, json);
+  if (why !== undefined) throw new StateAccessError(`state "${state}" for key ${keyId}: the value cannot be checkpointed: ${why}`);
+  return json;
 }
 
 /** A value present: the cell holds it and is the one in its namespace's map. */

@@ -1,5 +1,6 @@
 // Cache entries to and from what KV stores (JSON text), with the size checks and estimates on the way.
 
+import { notStorable } from "../json-safe.ts";
 import type { StateAddress } from "../../contracts.ts";
 import { StateAccessError, StateLimitError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
@@ -25,6 +26,8 @@ export function serialize(value: unknown, address: StateAddress, maxBytes: numbe
     throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${(e as Error).message}`, { cause: e });
   }
   if (json === undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON`);
+  const why = notStorable(value, json);
+  if (why !== undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored: ${why}`);
   // UTF-16 length is a lower bound of the UTF-8 size, 3x an upper bound: count exactly only near the limit.
   if (json.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(json, "utf8");
