@@ -10,7 +10,7 @@ import type { KeyGroupRange } from "../key-groups.ts";
 import { OrderedKeys } from "./ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-checks.ts";
 import { snapshotValue } from "./snapshot.ts";
-import { notStorable } from "./json-safe.ts";
+import { fromStateJson, toStateJson } from "./json-safe.ts";
 
 interface HeapMap {
   readonly keys: OrderedKeys;
@@ -195,9 +195,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const keyGroup = this.keyGroupRange.start + i;
       const out: DeltaEntry[] = [];
       for (const ns of namespaces(g)) {
-        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: storable(ns.state, keyId, cell.value) });
+        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: toStateJson(cell.value) });
         for (const [keyId, m] of ns.maps) {
-          for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: storable(ns.state, keyId, v) });
+          for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: toStateJson(v) });
         }
       }
       if (out.length > 0) byKeyGroup.set(keyGroup, out);
@@ -240,8 +240,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (json === undefined) continue;
       const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
       const ns = namespaceOf(this.groups[keyGroup - range.start]!, operator, state);
-      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), JSON.parse(json));
-      else putMapEntry(ns, keyId, userKeyId, JSON.parse(json));
+      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), fromStateJson(json));
+      else putMapEntry(ns, keyId, userKeyId, fromStateJson(json));
     }
   }
 
@@ -272,14 +272,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.closed = true;
     for (const g of this.groups) g.clear();
   }
-}
-
-/** A value's JSON for a snapshot; one that would not read back as itself (non-finite numbers) is refused. */
-function storable(state: string, keyId: string, value: unknown): string {
-  const json = JSON.stringify(value);
-  const why = notStorable(value, json);
-  if (why !== undefined) throw new StateAccessError(`state "${state}" for key ${keyId}: the value cannot be checkpointed: ${why}`);
-  return json;
 }
 
 /** A value present: the cell holds it and is the one in its namespace's map. */

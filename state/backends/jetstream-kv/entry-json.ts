@@ -1,6 +1,6 @@
 // Cache entries to and from what KV stores (JSON text), with the size checks and estimates on the way.
 
-import { notStorable } from "../json-safe.ts";
+import { fromStateJson, toStateJson } from "../json-safe.ts";
 import type { StateAddress } from "../../contracts.ts";
 import { StateAccessError, StateLimitError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
@@ -11,7 +11,7 @@ const decoder = new TextDecoder();
 /** The JSON stored in KV for an entry, undefined when the entry is to be deleted (absent value, empty map index). */
 export function entryJson(e: CacheEntry): string | undefined {
   if (e.kind === EntryKind.Index) return indexJson(e.index);
-  return e.json ?? (e.value === undefined ? undefined : JSON.stringify(e.value));
+  return e.json ?? (e.value === undefined ? undefined : toStateJson(e.value));
 }
 
 export function indexJson(keys: OrderedKeys): string | undefined {
@@ -21,13 +21,11 @@ export function indexJson(keys: OrderedKeys): string | undefined {
 export function serialize(value: unknown, address: StateAddress, maxBytes: number): string {
   let json: string | undefined;
   try {
-    json = JSON.stringify(value);
+    json = toStateJson(value);
   } catch (e) {
     throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${(e as Error).message}`, { cause: e });
   }
   if (json === undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON`);
-  const why = notStorable(value, json);
-  if (why !== undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored: ${why}`);
   // UTF-16 length is a lower bound of the UTF-8 size, 3x an upper bound: count exactly only near the limit.
   if (json.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(json, "utf8");
@@ -56,7 +54,7 @@ export function decodeEntry(key: string, kind: EntryKind, keyGroup: number, data
 
 function parseJson(key: string, data: Uint8Array): unknown {
   try {
-    return JSON.parse(decoder.decode(data));
+    return fromStateJson(decoder.decode(data));
   } catch (e) {
     throw new StateAccessError(`KV key ${key} does not hold JSON (${data.length} bytes): ${(e as Error).message}`, { cause: e });
   }
