@@ -183,6 +183,23 @@ workers("a worker started with other options (another parallelism) gets no subta
   await checkOutput(nc, total);
 }));
 
+workers("a spare worker (more workers than subtasks to place) counts as started: SIGTERM makes it leave, exit 0", () => withInput(async ({ nc, procs }) => {
+  const env = { WORKERS_PARALLELISM: "1" };
+  procs.push(start(nats.url, env), start(nats.url, env));
+  // Parallelism 1: the leader runs both subtasks (a source and the keyed count), the other is spare.
+  const s = await eventually("two workers, one of them without subtasks", 90_000, async () => {
+    const st = await status(nc);
+    const ws = st?.workers ?? [];
+    return st?.state === "running" && ws.length === 2 && ws.some((w) => w.subtasks.length === 0) ? st : undefined;
+  });
+  const sparePid = s.workers!.find((w) => w.subtasks.length === 0)!.pid;
+  const spare = procs.find((p) => p.child.pid === sparePid)!;
+  spare.child.kill("SIGTERM");
+  const exit = await within(spare.exited, 60_000);
+  assert.is(exit?.code, 0, spare.stderr().slice(-600));
+  assert.not.match(spare.stderr(), /before it started/);
+}));
+
 workers("a worker joins, another leaves on SIGTERM, one is frozen past its lease: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url));
   await runningOn(nc, procs, "one worker runs the job");

@@ -137,7 +137,11 @@ export class JobWorker {
       onRecord: (record, seq) => {
         this.leaderSeenAt = performance.now();
         if (seq > this.logSeqAtStart) this.joinedLiveRun = true;
-        if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) this.supersede(record.epoch);
+        if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) {
+          this.supersede(record.epoch);
+          // A spare worker (more workers than the job places on) has joined all the same: it runs.
+          this.ready.resolve();
+        }
         if (record.kind === "end" && !this.leading) this.endWith(record);
       },
       // A free lease after the run's end (its `ended` message missed): end too rather than run it again.
