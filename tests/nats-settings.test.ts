@@ -65,4 +65,19 @@ test("the job option nats: string or object; an unknown or mistyped field is nam
   assert.throws(() => resolveNatsSettings({ env: { WEIR_NATS_PASSWORD: "pw" } }), (e: Error) => /password is set \(WEIR_NATS_PASSWORD\) but no user/.test(e.message) && !e.message.includes("pw)"));
 });
 
+test("as the nats CLI: a context's file paths expand ~, and a context without a url means nats://127.0.0.1:4222; a misspelled WEIR_NATS_* is an error", () => {
+  const xdg = mkdtempSync(join(tmpdir(), "weir-ctx-"));
+  try {
+    mkdirSync(join(xdg, "nats", "context"), { recursive: true });
+    writeFileSync(join(xdg, "nats", "context", "home.json"), JSON.stringify({ url: "", nkey: "~/keys/user.nk", ca: "~/ca.pem" }));
+    const s = resolveNatsSettings({ flags: { context: "home" }, env: { XDG_CONFIG_HOME: xdg, HOME: "/home/u" } });
+    assert.is(s.nkey, "/home/u/keys/user.nk");
+    assert.is(s.ca, "/home/u/ca.pem");
+    assert.equal(s.servers, ["nats://127.0.0.1:4222"]);
+    assert.throws(() => resolveNatsSettings({ env: { WEIR_NATS_SERVERS: "nats://h:1" } }), /unknown environment variable WEIR_NATS_SERVERS \(weir reads WEIR_NATS_URL/);
+  } finally {
+    rmSync(xdg, { recursive: true, force: true });
+  }
+});
+
 test.run();

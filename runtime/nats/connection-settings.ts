@@ -66,6 +66,9 @@ const ENV = {
 export const NATS_ENV_VARS = ["WEIR_NATS_URL", "WEIR_NATS_CONTEXT", ...Object.values(ENV)] as const;
 
 export function envLayer(env: NodeJS.ProcessEnv): NatsLayer {
+  // A misspelled variable would be ignored and weir would connect elsewhere (the embedded server).
+  const unknown = Object.keys(env).filter((k) => k.startsWith("WEIR_NATS_") && !(NATS_ENV_VARS as readonly string[]).includes(k));
+  if (unknown.length > 0) throw new WeirError(ErrorCode.InvalidOption, `unknown environment variable ${unknown[0]} (weir reads ${NATS_ENV_VARS.join(", ")})`);
   const url = env.WEIR_NATS_URL;
   const base = url ? parseServers(url, "WEIR_NATS_URL") : undefined;
   const values = Object.fromEntries(Object.entries(ENV).map(([k, name]) => [k, env[name]]));

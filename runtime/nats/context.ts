@@ -11,6 +11,12 @@ import { join } from "node:path";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { parseServers, type NatsLayer, type SettingName } from "./server-urls.ts";
 
+const PATH_FIELDS: ReadonlySet<string> = new Set(["creds", "nkey", "cert", "key", "ca"]);
+
+function expandHome(path: string, env: NodeJS.ProcessEnv): string {
+  return path === "~" || path.startsWith("~/") ? join(env.HOME ?? homedir(), path.slice(1)) : path;
+}
+
 const FIELDS = { user: "user", password: "password", token: "token", creds: "creds", nkey: "nkey", cert: "cert", key: "key", ca: "ca" } as const;
 /** Fields that only describe the context. */
 const IGNORED = new Set(["description", "color_scheme"]);
@@ -47,10 +53,12 @@ export function readNatsContext(name: string, origin: string, env: NodeJS.Proces
   }
   const get = (field: string) => {
     const v = (doc as Record<string, unknown>)[field];
-    return typeof v === "string" && v !== "" ? v : undefined;
+    // As the nats CLI's context loader: a leading ~ in a file path is the home directory.
+    return typeof v === "string" && v !== "" ? (PATH_FIELDS.has(field) ? expandHome(v, env) : v) : undefined;
   };
-  const url = get("url");
-  const base = url ? parseServers(url, where("url")) : { values: {}, origin: {} };
+  // As the nats CLI: a context without a url means the default server, not weir's embedded one.
+  const url = get("url") ?? "nats://127.0.0.1:4222";
+  const base = parseServers(url, url === get("url") ? where("url") : `context "${name}" (no url: the nats CLI's default)`);
   const values: Record<string, unknown> = { ...base.values };
   const origins: Partial<Record<SettingName, string>> = { ...base.origin };
   for (const [setting, field] of Object.entries(FIELDS) as Array<[Exclude<SettingName, "servers">, string]>) {
