@@ -84,6 +84,9 @@ export class JobLog {
     return new JobLog(nc, names, jsm, js, o.log ?? ((line) => process.stderr.write(`${line}\n`)));
   }
 
+  /** The connection is closed or draining: no append or read can succeed any more. */
+  get closed(): boolean { return this.nc.isClosed() || this.nc.isDraining(); }
+
   /** The stream's last sequence (0 when empty). */
   async lastSeq(): Promise<number> {
     return (await this.jsm.streams.info(this.names.logStream)).state.last_seq;

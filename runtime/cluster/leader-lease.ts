@@ -198,7 +198,7 @@ export class LeaderLease {
   /** Appends expecting the leader's own last record; resolves an unknown outcome by reading the log. */
   private async fencedAppend(record: JobLogRecord, deposeOnLoss: boolean): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
-      if (!this.held) return false;
+      if (!this.held || this.log.closed) return false;
       // Unanswered for two leases (the server is away): give up this append; the lease is not lost by it
       // (only another worker's append takes it), and the next renewal tries again.
       if (this.now() - this.held.sentAt > 2 * this.leaseMs && attempt > 0) return false;
