@@ -130,7 +130,7 @@ s("a final failure (the run's first restore failed) fails the job without a rest
   h.actor.send({ type: "ALL_TERMINATED", at: h.clock.now() });
   assert.is(h.state(), "failed");
   assert.is(h.actor.getSnapshot().context.restarts, 0);
-  assert.match(h.effects.join(), /give up: the checkpoint the run starts from cannot be restored/);
+  assert.match(h.effects.join(), /give up: no restart mends it/);
 });
 
 s("when the strategy gives up, the job fails once the teardown is done", () => {

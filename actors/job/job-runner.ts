@@ -51,6 +51,7 @@ export class JobRunner {
   private restore: RestoreBundle | undefined;
   /** "started": the machine runs; before, a cancel is a flag ("cancelled") that start() heeds. */
   private phase: "before" | "cancelled" | "started" = "before";
+  private stopRequested = false;
   private settleBeforeStart!: { reject: (e: unknown) => void };
   /** What this run started from and `latest`'s revision then (restartPoint). */
   private startPoint: { revision: number; restore: RestoreBundle | undefined } = { revision: 0, restore: undefined };
@@ -199,10 +200,9 @@ export class JobRunner {
       const why = this.job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)";
       return Promise.reject(new WeirError(ErrorCode.Checkpoint, `stop({ savepoint: true }) needs checkpointing: ${why}`));
     }
-    // A stop while the job deploys takes effect once it runs; while it fails or waits to restart, nothing
-    // runs to drain: it is cancelled then (a savepoint waits for the job to run again).
-    const cancel = () => { this.log("stop while the job fails and restarts: cancelling it (nothing runs to drain)"); this.actor.send({ type: "CANCEL" }); };
-    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }), options.savepoint ? undefined : cancel);
+    // Taking effect once the job runs again; a failure from now on ends it instead (else one failing over and over never stops).
+    this.stopRequested = true;
+    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));
     return this.done;
   }
 
@@ -288,8 +288,8 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // No restart mends these: the run's first restore failing, or a permission the NATS user lacks.
-    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission);
+    // No restart mends these: the run's first restore failing, a NATS permission; nor is one wanted after a stop.
+    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || this.stopRequested;
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });

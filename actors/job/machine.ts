@@ -111,7 +111,7 @@ export const jobMachine = setup({
       const decision: RestartDecision = !context.checkpointing
         ? { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: context.history }
         : event.final === true
-          ? { restart: false, reason: "the checkpoint the run starts from cannot be restored, so a restart would fail the same way", history: context.history }
+          ? { restart: false, reason: "no restart mends it (a checkpoint that cannot be restored, a NATS permission), or a stop was asked for", history: context.history }
         : event.outage
           ? { restart: true, delayMs: OUTAGE_RESTART_DELAY_MS, history: context.history }
           : decideRestart(context.strategy, context.history, event.at, context.random);
@@ -226,14 +226,12 @@ export const jobMachine = setup({
   },
 });
 
-/** Runs `f` now if the job runs (or stops), else once it runs again; `orWhenFailing` instead if it fails (or waits to restart) first; neither if it ends first. */
-export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void, orWhenFailing?: () => void): void {
+/** Runs `f` now if the job runs (or stops), else once it runs again; never if it ends first. */
+export function whenRunning(actor: Actor<typeof jobMachine>, f: () => void): void {
   const now = jobStateOf(actor.getSnapshot().value);
   if (now === "running" || now === "stopping") { f(); return; }
-  if (now === "failing" && orWhenFailing) { orWhenFailing(); return; }
   const sub = actor.subscribe((snap) => {
-    const state = jobStateOf(snap.value);
-    if (state === "running") { sub.unsubscribe(); f(); } else if (state === "failing" && orWhenFailing) { sub.unsubscribe(); orWhenFailing(); } else if (snap.status === "done") sub.unsubscribe();
+    if (jobStateOf(snap.value) === "running") { sub.unsubscribe(); f(); } else if (snap.status === "done") sub.unsubscribe();
   });
 }
 
