@@ -9,11 +9,8 @@ import { ManualClock } from "../runtime/core/clock.ts";
 
 const s = suite("checkpoint coordinator");
 
-s("a restart while a checkpoint's id is reserved drops that checkpoint: the new subtasks are never asked for it", async () => {
-  const reservations: Array<(last: number) => void> = [];
-  const store = {
-    reserveIds: (lastUsed: number) => new Promise<{ first: number; last: number }>((resolve) => { reservations.push((last) => resolve({ first: lastUsed + 1, last })); }),
-  } as unknown as CheckpointStore;
+/** A coordinator over one source subtask that records the checkpoints it is asked for. */
+function recordingCoordinator(store: CheckpointStore, reservedThrough: number): { coordinator: CheckpointCoordinator; triggered: number[] } {
   const triggered: number[] = [];
   const target: CheckpointTarget = {
     id: "src#0", isSource: true, isWaitingForFinalCheckpoint: false,
@@ -21,9 +18,18 @@ s("a restart while a checkpoint's id is reserved drops that checkpoint: the new 
     notifyCheckpointComplete: () => {}, notifyCheckpointAborted: () => {},
   };
   const coordinator = new CheckpointCoordinator(() => [target], {
-    job: "j", store, firstId: 1, reservedThrough: 0, latestRevision: 0, maxParallelism: 128, parallelism: { src: 1 },
+    job: "j", store, firstId: 1, reservedThrough, latestRevision: 0, maxParallelism: 128, parallelism: { src: 1 },
     timeoutMs: 60_000, retain: 3, log: () => {}, clock: new ManualClock(0),
   });
+  return { coordinator, triggered };
+}
+
+s("a restart while a checkpoint's id is reserved drops that checkpoint: the new subtasks are never asked for it", async () => {
+  const reservations: Array<(last: number) => void> = [];
+  const store = {
+    reserveIds: (lastUsed: number) => new Promise<{ first: number; last: number }>((resolve) => { reservations.push((last) => resolve({ first: lastUsed + 1, last })); }),
+  } as unknown as CheckpointStore;
+  const { coordinator, triggered } = recordingCoordinator(store, 0);
   try {
     const first = coordinator.trigger();
     assert.is(reservations.length, 1, "the id is reserved first");
@@ -45,16 +51,7 @@ s("a restart while a checkpoint's id is reserved drops that checkpoint: the new 
 
 s("a restart drops a savepoint queued behind the checkpoint in flight: it never fires into the torn-down deployment", async () => {
   const store = { reserveIds: async (lastUsed: number) => ({ first: lastUsed + 1, last: lastUsed + 100 }) } as unknown as CheckpointStore;
-  const triggered: number[] = [];
-  const target: CheckpointTarget = {
-    id: "src#0", isSource: true, isWaitingForFinalCheckpoint: false,
-    triggerCheckpoint: (b) => { triggered.push(b.id); },
-    notifyCheckpointComplete: () => {}, notifyCheckpointAborted: () => {},
-  };
-  const coordinator = new CheckpointCoordinator(() => [target], {
-    job: "j", store, firstId: 1, reservedThrough: 100, latestRevision: 0, maxParallelism: 128, parallelism: { src: 1 },
-    timeoutMs: 60_000, retain: 3, log: () => {}, clock: new ManualClock(0),
-  });
+  const { coordinator, triggered } = recordingCoordinator(store, 100);
   try {
     const inFlight = coordinator.trigger().then(() => "completed", (e: Error) => e.message);
     await new Promise((r) => setTimeout(r, 10));
