@@ -68,6 +68,8 @@ export class StreamEnvironment implements StreamHost {
   readonly options: ResolvedJobOptions;
   private nc: NatsConnection | undefined;
   private readonly running = new Set<RunningJob>();
+  /** close() was called: no job starts any more (one still connecting is refused). */
+  private closed = false;
   /** Sinks with a smaller id ran in an earlier execution. */
   private firstSink = 0;
   /** Cached streams written by a finished execution, by cache node id. */
@@ -223,6 +225,11 @@ export class StreamEnvironment implements StreamHost {
     this.firstSink = this.graph.nodes.length;
     for (const w of plan.writes) this.invalidated.delete(w.cache.id);
     const nc = await this.connection();
+    // Closed while connecting: nothing may start on a connection close() did not see.
+    if (this.closed) {
+      await nc.close().catch(() => {});
+      throw new WeirError(ErrorCode.Cancelled, `job ${this.options.name}: the environment was closed before the job started`);
+    }
     const runner = create(graph, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
@@ -280,6 +287,7 @@ export class StreamEnvironment implements StreamHost {
 
   /** Cancels jobs still running, deletes the cached streams and closes the connection. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const r of this.running) await r.cancel();
     if (this.nc && !this.nc.isClosed()) await this.caches.destroy(this.nc);
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
