@@ -58,7 +58,7 @@ export type JobEvent =
   | { type: "DEPLOY" }
   | { type: "DEPLOYED"; subtasks?: number }
   | { type: "SUBTASK_FINISHED" }
-  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean; /** No restart can mend it (the run's first restore failed). */ final?: boolean }
+  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean; /** Ends the job: no restart mends it (the first restore failed, a NATS permission), or a stop was asked for. */ final?: boolean }
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
   | { type: "ALL_TERMINATED"; at: number }

@@ -68,7 +68,7 @@ export class ClusterDeployer {
     const all = async (what: string, command: (w: string) => WorkerCommand, timeoutMs: number, tolerateGone = false) => {
       await Promise.all([...remoteWorkers.keys()].map(async (w) => {
         try {
-          const reply = decodeCommandReply((await this.o.nc.request(`${this.o.names.workerInbox(w)}.cmd`, encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
+          const reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
           if (!reply.ok) throw remoteFailure(w, what, reply.error ?? "refused");
         } catch (e) {
           if (tolerateGone) return;
@@ -89,7 +89,7 @@ export class ClusterDeployer {
 
   private send(worker: string, command: WorkerCommand): void {
     try {
-      this.o.nc.publish(`${this.o.names.workerInbox(worker)}.cmd`, encodeMessage(command));
+      this.o.nc.publish(this.o.names.workerCommands(worker), encodeMessage(command));
     } catch { /* closed: the job is ending */ }
   }
 

@@ -4,8 +4,6 @@
 // die, join or leave) or follows (runs the subtasks the leader deployed on it). Its lifecycle is
 // actors/worker/machine.ts; this class performs the effects.
 
-import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
-import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
@@ -17,6 +15,8 @@ import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/co
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { JobLog, type JobLogRecord } from "../../runtime/cluster/job-log.ts";
+import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
+import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
 import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
 import { type JobResult, type JobRunnerOptions, type JobStatus } from "../job/job-runner.ts";
@@ -226,7 +226,7 @@ export class JobWorker {
     if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) this.renew(`no word from the leader for ${this.job.heartbeatTimeoutMs} ms`);
     const leader = this.lease.leader;
     if (!leader || leader === this.id) return;
-    this.nc.request(`${this.names.workerInbox(leader)}.ping`, "", { timeout: this.job.heartbeatIntervalMs * 2 }).then(
+    this.nc.request(this.names.workerPing(leader), "", { timeout: this.job.heartbeatIntervalMs * 2 }).then(
       () => { this.leaderSeenAt = performance.now(); },
       (e: unknown) => { if (/no responders/i.test(messageOf(e))) this.lease.leaderGone(leader); },
     );

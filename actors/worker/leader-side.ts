@@ -110,7 +110,7 @@ export class LeaderSide {
       this.refused.add(m.id);
       this.o.log(`worker ${m.id} is given no subtasks: it runs ${difference}`);
       const refuse: WorkerCommand = { kind: "refuse", epoch: this.currentEpoch, reason: difference };
-      try { this.o.nc.publish(`${this.o.names.workerInbox(m.id)}.cmd`, encodeMessage(refuse)); } catch { /* closed: it ends with the connection */ }
+      try { this.o.nc.publish(this.o.names.workerCommands(m.id), encodeMessage(refuse)); } catch { /* closed: it ends with the connection */ }
     }
     return false;
   }

@@ -61,7 +61,7 @@ export class WorkerHost {
   get running(): readonly Subtask[] { return this.subtasks; }
 
   start(): void {
-    this.sub = this.o.nc.subscribe(`${this.o.names.workerInbox(this.o.workerId)}.cmd`, {
+    this.sub = this.o.nc.subscribe(this.o.names.workerCommands(this.o.workerId), {
       callback: (err, msg) => {
         if (err) return;
         let command: WorkerCommand;

@@ -69,6 +69,8 @@ export class JobNames {
   get leaderReports(): string { return `weir.${this.job}.leader.reports`; }
   /** A worker answers here while its connection is alive: "no responders" means it is gone. */
   workerPing(workerId: string): string { return `${this.workerInbox(workerId)}.ping`; }
+  /** The leader's commands to one worker (actors/worker/protocol.ts). */
+  workerCommands(workerId: string): string { return `${this.workerInbox(workerId)}.cmd`; }
 }
 
 /** Names shared by every job. */

@@ -88,9 +88,9 @@ function scrub(message: string, s: NatsSettings): string {
  * The first permission the server denied this connection (a denied publish is not an error of the call
  * that made it: the server answers on the side), for commands that would otherwise report "no answer".
  */
-export function permissionDenials(nc: NatsConnection): () => string | undefined {
-  let denied: string | undefined;
-  watchPermissionDenials(nc, (e) => { denied ??= (e.cause as Error).message; });
+export function permissionDenials(nc: NatsConnection): () => WeirError | undefined {
+  let denied: WeirError | undefined;
+  watchPermissionDenials(nc, (e) => { denied ??= e; });
   return () => denied;
 }
 

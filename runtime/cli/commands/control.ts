@@ -148,9 +148,9 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
 }
 
 /** "No answer" because the server denied the request is a permission error, not a job that is gone. */
-function refusedBy(denied: () => string | undefined): void {
-  const why = denied();
-  if (why) throw new WeirError(ErrorCode.NatsAuth, `the NATS user lacks a permission weir needs: ${why}`);
+function refusedBy(denied: () => WeirError | undefined): void {
+  const e = denied();
+  if (e) throw e;
 }
 
 /** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
