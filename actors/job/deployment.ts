@@ -11,6 +11,7 @@ import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
+import { flushConnection } from "../../runtime/nats/flush.ts";
 
 /** What the job coordinator hears from its subtasks, wherever they run. */
 export interface DeploymentEvents {
@@ -79,7 +80,7 @@ export class Deployment {
   async start(stillWanted: () => boolean): Promise<boolean> {
     const { nc } = this.o.deps;
     for (const s of this.local) s.setup();
-    await nc.flush();
+    await flushConnection(nc);
     await this.o.remote?.open();
     // All at once (none runs before every one is open): an open may wait out a JetStream leader election
     // (a server of a cluster lost: its requests time out and are retried), and one subtask after another
@@ -90,7 +91,7 @@ export class Deployment {
     if (!stillWanted()) return false;
     for (const s of this.local) if (!s.isSource) s.run();
     await this.o.remote?.run(false);
-    await nc.flush();
+    await flushConnection(nc);
     for (const s of this.local) if (s.isSource) s.run();
     await this.o.remote?.run(true);
     return true;

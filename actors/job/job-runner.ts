@@ -28,6 +28,7 @@ import type { SubtaskHandle } from "./subtask-handle.ts";
 export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
 export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 import type { JobRunnerOptions } from "./job-runner-options.ts";
+import { flushConnection } from "../../runtime/nats/flush.ts";
 
 export class JobRunner {
   readonly names: JobNames;
@@ -389,7 +390,7 @@ export class JobRunner {
     for (const sub of this.controlSubs) sub.unsubscribe();
     this.controlSubs = [];
     await this.deadLetters.flush().catch(() => {});
-    await this.nc.flush().catch(() => {});
+    await flushConnection(this.nc).catch(() => {});
   }
 
   private serveControl(): void {

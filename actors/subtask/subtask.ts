@@ -30,6 +30,7 @@ import type { SubtaskCounters, SubtaskParts } from "./parts.ts";
 import { runSource } from "./source-loop.ts";
 import { subtaskStatus, type SubtaskStatus } from "./status.ts";
 import { describeWait } from "./wait-report.ts";
+import { flushConnection } from "../../runtime/nats/flush.ts";
 
 export type { StateBackendRequest } from "./contexts.ts";
 export type { SubtaskStatus } from "./status.ts";
@@ -284,7 +285,7 @@ export class Subtask {
     }
     if (!life.isClosing) return;
     await this.closeOperators({ keepState: true });
-    await this.deps.nc.flush();
+    await flushConnection(this.deps.nc);
     life.send({ type: "CLOSED" });
     if (life.isFinished) this.deps.onFinished(this);
   }

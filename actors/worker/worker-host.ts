@@ -14,6 +14,7 @@ import { ConnectionWatch } from "../job/connection-watch.ts";
 import { systemClock } from "../../runtime/core/clock.ts";
 import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
+import { flushConnection } from "../../runtime/nats/flush.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
 export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
@@ -130,7 +131,7 @@ export class WorkerHost {
     switch (c.kind) {
       case "run":
         for (const s of this.subtasks) if (s.isSource === c.sources) s.run();
-        await this.o.nc.flush();
+        await flushConnection(this.o.nc);
         if (c.sources) this.o.onDeployed?.();
         return { ok: true };
       case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier, c.pause); break;
@@ -189,7 +190,7 @@ export class WorkerHost {
     }
     this.subtasks = subtasks;
     for (const s of subtasks) s.setup();
-    await this.o.nc.flush();
+    await flushConnection(this.o.nc);
     for (const s of [...subtasks].reverse()) await s.open();
     this.reportStatus();
     return { ok: true };

@@ -13,6 +13,7 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
 import { decodeOptions, decodeOrThrow, NonNegativeInt, PositiveInt, FunctionOption } from "../core/validation.ts";
 import { ensureStream } from "../nats/streams.ts";
+import { flushConnection } from "../nats/flush.ts";
 
 export const JobLogKind = { Lease: "lease", Deploy: "deploy", Commit: "commit", End: "end" } as const;
 export type JobLogKind = (typeof JobLogKind)[keyof typeof JobLogKind];
@@ -144,7 +145,7 @@ export class JobLog {
         onRecord(record, Number(m.headers?.get("Nats-Sequence") ?? 0));
       },
     });
-    return { stop: () => sub.unsubscribe(), ready: this.nc.flush() };
+    return { stop: () => sub.unsubscribe(), ready: flushConnection(this.nc) };
   }
 
   private decode(value: unknown, what: string): JobLogRecord {

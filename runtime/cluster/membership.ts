@@ -15,6 +15,7 @@ import type { JobNames } from "../core/names.ts";
 import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
 import { describeErrors } from "../core/validation.ts";
 import { JobIdentityCodec, type JobIdentity } from "./job-identity.ts";
+import { flushConnection } from "../nats/flush.ts";
 
 /** `identity`: the job graph and options this worker runs (job-identity.ts); the leader places only on its own. */
 export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean; identity?: JobIdentity }
@@ -64,7 +65,7 @@ export class WorkerHeartbeat {
     this.beat(true);
     this.histogram?.disable();
     this.ping?.unsubscribe();
-    await this.nc.flush().catch(() => {});
+    await flushConnection(this.nc).catch(() => {});
   }
 
   /** Event-loop delay: the max over about the last 5 s (ms). */

@@ -8,6 +8,7 @@ import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { sinkPayload } from "./payload.ts";
 import { decodeOptions } from "../core/validation.ts";
 import { subjectResolver, type SubjectOption } from "./subject.ts";
+import { flushConnection } from "../nats/flush.ts";
 
 export interface NatsSinkOptions<T> {
   readonly subject: SubjectOption<T>;
@@ -29,15 +30,15 @@ export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
           if (payload !== undefined) ctx.nc.publish(resolveSubject(value), payload);
           if (++sinceFlush >= FLUSH_EVERY) {
             sinceFlush = 0;
-            return ctx.nc.flush();
+            return flushConnection(ctx.nc);
           }
         },
         async flush() {
           sinceFlush = 0;
-          await ctx.nc.flush();
+          await flushConnection(ctx.nc);
         },
         async close() {
-          await ctx.nc.flush().catch(() => {});
+          await flushConnection(ctx.nc).catch(() => {});
         },
       };
     },

@@ -13,6 +13,7 @@ import { ConnectorNames } from "../core/names.ts";
 import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
+import { flushConnection } from "../nats/flush.ts";
 
 export interface NatsSourceOptions<T> {
   readonly subject: string;
@@ -74,7 +75,7 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
         },
       });
       // The subscription must reach the server before the job counts as running (tests publish right after).
-      await ctx.nc.flush();
+      await flushConnection(ctx.nc);
       return {
         async pollNext() {
           if (buffer.length === 0) await wake.wait();
