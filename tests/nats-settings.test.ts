@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeServers, redactUrl, resolveNatsSettings } from "../runtime/nats/connection-settings.ts";
 import { resolveJobOptions } from "../runtime/api/options.ts";
+import { clientOptions } from "../runtime/nats/connect.ts";
 
 const test = suite("NATS connection settings");
 
@@ -23,6 +24,20 @@ test("credentials come out of the URLs (the client ignores them there), several 
   assert.is(s.password, "p@ss");
   assert.is(describeServers(s), "nats://alice:***@a:4222,nats://alice:***@b:4222");
   assert.is(resolveNatsSettings({ option: "nats://t0k@a:1", env: {} }).token, "t0k");
+});
+
+test("URLs with different credentials are refused (the client has one set); the same set repeated is fine", () => {
+  assert.throws(() => resolveNatsSettings({ flags: { nats: "nats://a:x@h1:4222,nats://b:y@h2:4222" }, env: {} }), /--nats: the server URLs carry different credentials/);
+  assert.throws(() => resolveNatsSettings({ env: { WEIR_NATS_URL: "nats://t1@h1:4222,nats://t2@h2:4222" } }), /WEIR_NATS_URL: the server URLs carry different credentials/);
+  const same = resolveNatsSettings({ flags: { nats: "nats://a:x@h1:4222,nats://a:x@h2:4222,nats://h3:4222" }, env: {} });
+  assert.equal([same.user, same.password, same.servers.length], ["a", "x", 3]);
+});
+
+test("the job option nats.tls turns TLS on, even empty (the system's CAs, as nats.js reads tls: {})", () => {
+  const tlsOf = (option: Parameters<typeof resolveNatsSettings>[0]["option"]) => clientOptions(resolveNatsSettings({ env: {}, option })).tls;
+  assert.ok(tlsOf({ servers: "nats://h:4222", tls: {} }), "tls: {} requires TLS");
+  assert.is(tlsOf({ servers: "nats://h:4222" }), undefined, "no tls: plain");
+  assert.ok(tlsOf({ servers: "tls://h:4222" }), "a tls:// URL requires TLS");
 });
 
 test("flags over WEIR_NATS_* over the job option, setting by setting", () => {

@@ -47,7 +47,7 @@ export function clientOptions(s: NatsSettings): NodeConnectionOptions {
   const authenticator: Authenticator[] = [];
   if (s.creds !== undefined) authenticator.push(credsAuthenticator(readSetting(s, "creds", "credentials file")));
   if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(nkeySeed(s))));
-  const tlsWanted = s.ca !== undefined || s.cert !== undefined || s.servers.some((u) => /^tls:\/\//i.test(u));
+  const tlsWanted = s.tls !== undefined || s.ca !== undefined || s.cert !== undefined || s.servers.some((u) => /^tls:\/\//i.test(u));
   for (const k of ["ca", "cert", "key"] as const) if (s[k] !== undefined) readSetting(s, k, `TLS ${k} file`);
   return {
     servers: [...s.servers],

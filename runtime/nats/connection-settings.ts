@@ -82,7 +82,7 @@ export function optionLayer(option: string | NatsConnectionOptions | undefined):
   const base = option.servers !== undefined ? parseServers(option.servers, "job option nats.servers") : undefined;
   const { tls } = option;
   const layer = layerOf(
-    { user: option.user, password: option.password, token: option.token, creds: option.creds, nkey: option.nkey, ca: tls?.ca, cert: tls?.cert, key: tls?.key },
+    { user: option.user, password: option.password, token: option.token, creds: option.creds, nkey: option.nkey, ca: tls?.ca, cert: tls?.cert, key: tls?.key, tls: tls ? "required" : undefined },
     (k) => `job option nats.${k === "ca" || k === "cert" || k === "key" ? `tls.${k}` : k}`,
     base,
   );

@@ -3,7 +3,8 @@
 
 import { ErrorCode, WeirError } from "../core/errors.ts";
 
-export const SettingNames = ["servers", "user", "password", "token", "creds", "nkey", "ca", "cert", "key"] as const;
+// `tls` is "required" when the job option names a `tls` object (even `{}`: TLS with the system's CAs, as nats.js reads it).
+export const SettingNames = ["servers", "user", "password", "token", "creds", "nkey", "ca", "cert", "key", "tls"] as const;
 export type SettingName = (typeof SettingNames)[number];
 export type Values = { servers?: readonly string[] } & { [K in Exclude<SettingName, "servers">]?: string };
 
@@ -39,8 +40,14 @@ export function parseServers(list: string | readonly string[], origin: string): 
     const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^/@]*)@(.*)$/i.exec(raw);
     if (!m) { servers.push(raw); continue; }
     servers.push(`${m[1] ?? ""}${m[3]}`);
-    if (values.user !== undefined || values.token !== undefined) continue;
     const [name, pass] = splitUserInfo(m[2]!, origin);
+    if (values.user !== undefined || values.token !== undefined) {
+      // The client has one set of credentials for all its servers: a second, different set would be ignored.
+      if (pass !== undefined ? values.user !== name || values.password !== pass : values.token !== name) {
+        throw new WeirError(ErrorCode.InvalidOption, `${origin}: the server URLs carry different credentials; the NATS client uses one set for every server, so give the same in each URL (or set them once apart from the URLs)`);
+      }
+      continue;
+    }
     // As the nats CLI and nats.go read a URL: user:password, or a lone token.
     if (pass !== undefined) { values.user = name; values.password = pass; } else values.token = name;
   }
