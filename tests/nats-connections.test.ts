@@ -4,6 +4,7 @@
 // job's output is read back from its stream. Wrong credentials: one line, non-zero, the secret nowhere.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -163,6 +164,15 @@ test("TLS with a client certificate the server verifies (WEIR_NATS_TLS_CA / _CER
     assert.equal(await outputOf("tls", withUrl), EXPECTED);
     const noCert = await run("tls", [], { WEIR_NATS_URL: server.url, WEIR_NATS_TLS_CA: env.WEIR_NATS_TLS_CA! });
     assert.is.not(noCert.code, 0, "without a client certificate the server refuses");
+    assert.match(noCert.stderr, /a client that has no certificate \(set one with WEIR_NATS_TLS_CERT and WEIR_NATS_TLS_KEY/, "the failure names the settings");
+    const noCa = await run("tls", [], { WEIR_NATS_URL: server.url, WEIR_NATS_TLS_CERT: env.WEIR_NATS_TLS_CERT!, WEIR_NATS_TLS_KEY: env.WEIR_NATS_TLS_KEY! });
+    assert.match(noCa.stderr, /no CA is set, and the system's CAs do not trust the server's certificate \(set it with WEIR_NATS_TLS_CA/);
+    const foreignKey = join(dirname(env.WEIR_NATS_TLS_KEY!), "foreign.key");
+    writeFileSync(foreignKey, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }));
+    const mismatch = await run("tls", [], { ...withUrl, WEIR_NATS_TLS_KEY: foreignKey });
+    assert.is(mismatch.stderr.trim(), `weir: NATS TLS client key ${foreignKey} (from WEIR_NATS_TLS_KEY) does not belong to the client certificate ${env.WEIR_NATS_TLS_CERT} (from WEIR_NATS_TLS_CERT)`);
+    const notPem = await run("tls", [], { ...withUrl, WEIR_NATS_TLS_CA: foreignKey });
+    assert.match(notPem.stderr, new RegExp(`NATS TLS CA certificate ${foreignKey} \\(from WEIR_NATS_TLS_CA\\) is not a PEM CA certificate`));
   });
 });
 

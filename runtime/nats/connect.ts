@@ -8,6 +8,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
+import { checkTlsFiles, tlsFailureHint } from "./tls.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
@@ -38,7 +39,7 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
       throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})`, { cause: e });
     }
-    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}`, { cause: e });
+    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}${options.tls ? tlsFailureHint(reason, settings) : ""}`, { cause: e });
   }
 }
 
@@ -49,6 +50,7 @@ export function clientOptions(s: NatsSettings): NodeConnectionOptions {
   if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(nkeySeed(s))));
   const tlsWanted = s.tls !== undefined || s.ca !== undefined || s.cert !== undefined || s.servers.some((u) => /^tls:\/\//i.test(u));
   for (const k of ["ca", "cert", "key"] as const) if (s[k] !== undefined) readSetting(s, k, `TLS ${k} file`);
+  checkTlsFiles(s, (k) => readSetting(s, k, `TLS ${k} file`));
   return {
     servers: [...s.servers],
     ...(s.user !== undefined ? { user: s.user, ...(s.password !== undefined ? { pass: s.password } : {}) } : {}),
