@@ -11,7 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../runtime/nats/connect.ts";
 import { resolveNatsSettings } from "../runtime/nats/connection-settings.ts";
-import { runWeir, type WeirExit } from "./helpers/cli.ts";
+import { runWeir, startWeir, within, type WeirExit } from "./helpers/cli.ts";
 import { makeJwtChain, makeNkeyUser, makeTls, secureDir, startWithConfig, type SecureDir } from "./helpers/nats-secure.ts";
 import type { NatsServerProcess } from "../runtime/nats/server-process.ts";
 
@@ -112,6 +112,24 @@ test("a wrong password: exit non-zero, one line naming the server with the passw
     const status = await runWeir(["status", "--nats", withPassword(server.url, "alice", wrong)], { env: CLEAN_ENV });
     assert.is.not(status.code, 0);
     assert.not.match(status.stdout + status.stderr, wrong);
+  });
+});
+
+test("the password changed on the server while the job runs: the job ends with one line naming the credentials, no restart loop", async () => {
+  await withSecured("revoked", () => USERS, async (server, d) => {
+    const job = startWeir(["run", JOB], { env: { ...CLEAN_ENV, SECURED_JOB: "revoked", SECURED_UNBOUNDED: "1", WEIR_NATS_URL: withPassword(server.url, "alice", PASSWORD) } });
+    try {
+      await job.waitForStderr("weir: revoked running", 60_000);
+      // The server reloads its configuration: alice's connection is dropped and her old password refused.
+      d.file("revoked.conf", USERS.replace(PASSWORD, "another-password"));
+      process.kill(server.pid, "SIGHUP");
+      const exit = await within(job.exited, 60_000);
+      assert.ok(exit, "the job ends");
+      assert.is.not(exit.code, 0);
+      assert.match(exit.stderr, /weir: NATS refused the credentials when the connection came back \(Authorization Violation\)/);
+    } finally {
+      job.child.kill("SIGKILL");
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import type { Clock } from "../../runtime/core/clock.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { JobState } from "./machine.ts";
 import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
-import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
+import { closedConnectionFailure, watchPermissionDenials } from "../../runtime/nats/connect.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;
@@ -78,6 +78,11 @@ export class ConnectionWatch {
     if (!this.inOutage()) return;
     const waited = await waitForJetStreamApi(this.nc, keepWaiting);
     if (waited > 0) log(`restart: JetStream's API answered again after ${waited} ms (a meta leader elected)`);
+  }
+
+  /** `e`, or, once the connection closed for good, why it closed (credentials refused on a reconnect). */
+  async explainFailure(e: unknown): Promise<unknown> {
+    return this.nc.isClosed() ? closedConnectionFailure(this.nc, e) : e;
   }
 
   stop(): void { this.status.stop?.(); }

@@ -289,8 +289,8 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // No restart mends these: the run's first restore failing, a NATS permission; nor is one wanted after a stop.
-    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || this.stopRequested;
+    // No restart mends these: the run's first restore failing, a NATS permission, a closed connection; nor is one wanted after a stop.
+    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || this.stopRequested || this.nc.isClosed();
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
@@ -353,8 +353,8 @@ export class JobRunner {
         start: this.startPoint,
       });
     } catch (e) {
-      this.failure = e;
-      throw e;
+      this.failure = (await this.connection?.explainFailure(e)) ?? e;
+      throw this.failure;
     }
   }
 

@@ -3,7 +3,7 @@
 // readable line that shows the servers with `describeServers` and never a secret.
 
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, UserAuthenticationExpiredError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
@@ -105,4 +105,18 @@ export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirErr
       }
     }
   })().catch(() => {});
+}
+
+/**
+ * Why a connection that was up closed for good: the client gives up reconnecting when the server refuses
+ * its credentials (changed or revoked while weir ran) and closes with that error, which a request made
+ * afterwards reports only as "closed connection". `fallback` when it closed without one (closed by weir).
+ */
+export async function closedConnectionFailure(nc: NatsConnection, fallback: unknown): Promise<unknown> {
+  const why = await nc.closed();
+  if (!why) return fallback;
+  if (why instanceof AuthorizationError || why instanceof UserAuthenticationExpiredError) {
+    return new WeirError(ErrorCode.NatsAuth, `NATS refused the credentials when the connection came back (${why.message}); the client closed the connection, so the job cannot go on: check the user's credentials and permissions on the server`, { cause: why });
+  }
+  return new WeirError(ErrorCode.Transport, `the NATS connection closed for good: ${why.message}`, { cause: why });
 }
