@@ -22,6 +22,7 @@ import { lookUpStream } from "../nats/streams.ts";
 import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
 import { publishBatch } from "../nats/publish-batch.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
+import { reconcileStream } from "../../state/backends/stream-replicas.ts";
 import type { ConnectorContext, RestoredPart, SinkContext, SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { ConnectorNames } from "../core/names.ts";
@@ -208,11 +209,19 @@ export function derivedSubjects(subject: string): string[] {
   return subject.includes(".") ? [`${first}.>`] : [first, `${first}.>`];
 }
 
+const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;
+
 async function ensureStream(ctx: ConnectorContext, stream: string, subject: string, duplicateWindowMs: number | undefined): Promise<void> {
   // No `$JS.API.INFO` check (only the meta leader answers it: it times out, unretried, while one is elected).
   const jsm = await jetstreamManager(ctx.nc, { checkAPI: false });
   try {
-    if (await lookUpStream(jsm, stream)) return;
+    const info = await lookUpStream(jsm, stream);
+    if (info) {
+      // One weir created follows the job's natsReplicas, as its own streams do; a user's own is left alone.
+      const changed = info.config.description === createdBy(ctx) && await reconcileStream(jsm, info, { replicas: ctx.names.replicas }, ctx.log);
+      if (changed && ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
+      return;
+    }
   } catch (e) {
     throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
   }
@@ -222,6 +231,7 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subject: stri
       name: stream,
       subjects,
       num_replicas: ctx.names.replicas,
+      description: createdBy(ctx),
       ...(duplicateWindowMs !== undefined ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}),
     }));
     if (ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
