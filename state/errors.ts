@@ -22,7 +22,7 @@ export class StateCodecError extends WeirError {
   ) {
     super(
       ErrorCode.StateCodec,
-      `state "${state}" for key ${describeKey(key)}: cannot ${operation} value: ${paths.join("; ").replace(/\s*\n\s*/g, " ")}`,
+      `state "${state}" for key ${describeKey(key)}: cannot ${operation} value: ${paths.join("; ").replace(/\s*\n\s*/g, " ")}${operation === "read" ? " (the stored value does not fit the state's codec: was the codec changed since it was written?)" : ""}`,
       options,
     );
     this.name = "StateCodecError";

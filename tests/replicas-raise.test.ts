@@ -40,7 +40,7 @@ test("a second run at natsReplicas 3 moves the first run's streams to three repl
       }
       const out: string[] = [];
       const info = await jsm.streams.info("RAISE_OUT");
-      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) out.push((await jsm.streams.getMessage("RAISE_OUT", { seq })).json<string>());
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) out.push((await jsm.streams.getMessage("RAISE_OUT", { seq }))!.json<string>());
       assert.equal(out.sort(), ["a1", "a2", "a3", "b1", "c1"], "the second run counted on from the first run's state");
     } finally {
       await nc.close();

@@ -17,6 +17,7 @@ let nc: NatsConnection;
 const RECORDS = 400;
 const KEYS = 8;
 const count = valueState("count", t.number);
+const countAsText = valueState("count", t.string);
 
 points.before(async () => {
   nc = await connect({ servers: nats.url });
@@ -25,7 +26,8 @@ points.before(async () => {
 });
 points.after(async () => { await nc?.close(); });
 
-interface Run { name: string; out: string; uid?: string; failFirst?: boolean; options: Partial<JobOptions> }
+/** `stateAsText`: the state "count" read with another codec than it was written with. */
+interface Run { name: string; out: string; uid?: string; sourceUid?: string; failFirst?: boolean; stateAsText?: boolean; options: Partial<JobOptions> }
 
 /** The keyed count over all of RP_IN (bounded) into `out`; the log lines are kept. */
 async function run(r: Run): Promise<{ result?: JobResult; error?: string; log: string[] }> {
@@ -35,11 +37,12 @@ async function run(r: Run): Promise<{ result?: JobResult; error?: string; log: s
     restartStrategy: { type: "fixed-delay", attempts: 2, delayMs: 0 }, ...r.options,
   }, { log: (m) => { log.push(m); if (process.env.RP_DEBUG) console.error(m); } });
   let failed = !r.failFirst;
-  env.fromSource(Sources.jetstream({ stream: "RP_IN", subjects: ["rp.in"], codec: t.type({ id: t.number, key: t.string }), bounded: true }), { uid: "in" })
+  env.fromSource(Sources.jetstream({ stream: "RP_IN", subjects: ["rp.in"], codec: t.type({ id: t.number, key: t.string }), bounded: true }), { uid: r.sourceUid ?? "in" })
     .keyBy((e) => e.key)
     .process<{ key: string; n: number }>({
       async processElement(e, ctx) {
         if (!failed) { failed = true; throw new Error("failing once, before any checkpoint"); }
+        if (r.stateAsText) await ctx.state(countAsText).value();
         const n = ((await ctx.state(count).value()) ?? 0) + 1;
         await ctx.state(count).update(n);
         ctx.collect({ key: e.key, n });
@@ -86,6 +89,18 @@ points("a checkpoint the state backend cannot restore fails the run at once, wit
   assert.is(kvRun.error!.split("\n").length, 1);
   assert.equal(kvRun.log.filter((l) => /^restarting/.test(l)), [], "no restart");
 });
+
+for (const stateBackend of ["heap", "jetstream-kv"] as const) {
+  points(`state its codec cannot read (the codec changed between runs) fails the job at once, naming the state, with no restart (${stateBackend})`, async () => {
+    const name = `rpcodec${stateBackend.length}`;
+    const first = await run({ name, out: `${name.toUpperCase()}_A`, options: { stateBackend } });
+    assert.is(first.result?.state, "finished", first.error);
+    // A new source uid reads the input again (the old one's offsets are at its end).
+    const changed = await run({ name, out: `${name.toUpperCase()}_B`, sourceUid: "in-again", stateAsText: true, options: { stateBackend, allowNonRestoredState: true } });
+    assert.match(changed.error ?? "", /^state "count" for key "k\d": cannot read value: .* \(the stored value does not fit the state's codec: was the codec changed since it was written\?\)$/);
+    assert.equal(changed.log.filter((l) => /^restarting/.test(l)), [], "no restart");
+  });
+}
 
 points("a checkpoint with state of an operator uid the job no longer has is refused, naming the uid", async () => {
   const first = await run({ name: "rpuid", out: "RPUID_A", options: { stateBackend: "heap" } });

@@ -8,7 +8,7 @@ import { createActor, fromPromise, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { DEPLOYED_STATES, jobMachine, jobStateOf, untilRunning, whenRunning, type JobState } from "./machine.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError, hasErrorCode, messageOf } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph.ts";
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
@@ -21,7 +21,7 @@ import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
-import { describeRestartBeginning } from "./restart-strategy.ts";
+import { describeRestartBeginning, noRestartMends } from "./restart-strategy.ts";
 import { Deployment, subtaskCount, type DeploymentEvents } from "./deployment.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
 
@@ -289,8 +289,8 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // No restart mends these: the run's first restore failing, a NATS permission, a closed connection; nor is one wanted after a stop.
-    const final = (this.state === "deploying" && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || this.stopRequested || this.nc.isClosed();
+    // Nor does a restart mend a closed connection; nor is one wanted after a stop.
+    const final = noRestartMends(e, this.state === "deploying") || this.stopRequested || this.nc.isClosed();
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });

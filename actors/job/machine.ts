@@ -58,7 +58,7 @@ export type JobEvent =
   | { type: "DEPLOY" }
   | { type: "DEPLOYED"; subtasks?: number }
   | { type: "SUBTASK_FINISHED" }
-  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean; /** Ends the job: no restart mends it (the first restore failed, a NATS permission), or a stop was asked for. */ final?: boolean }
+  | { type: "SUBTASK_FAILED"; error: string; at: number; outage: boolean; /** Ends the job: no restart mends it (the first restore failed, a NATS permission, state its codec cannot read, a closed connection), or a stop was asked for. */ final?: boolean }
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
   | { type: "ALL_TERMINATED"; at: number }
@@ -111,7 +111,7 @@ export const jobMachine = setup({
       const decision: RestartDecision = !context.checkpointing
         ? { restart: false, reason: "checkpoints are off, so there is nothing to restart from", history: context.history }
         : event.final === true
-          ? { restart: false, reason: "no restart mends it (a checkpoint that cannot be restored, a NATS permission), or a stop was asked for", history: context.history }
+          ? { restart: false, reason: "no restart mends it (a checkpoint that cannot be restored, a NATS permission, stored state its codec cannot read, a closed connection), or a stop was asked for", history: context.history }
         : event.outage
           ? { restart: true, delayMs: OUTAGE_RESTART_DELAY_MS, history: context.history }
           : decideRestart(context.strategy, context.history, event.at, context.random);

@@ -11,7 +11,8 @@
 //                      without a reset (Flink's attempts-before-reset-backoff; default 10)
 
 import * as t from "io-ts";
-import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, hasErrorCode } from "../../runtime/core/errors.ts";
+import { StateCodecError } from "../../state/errors.ts";
 import { preview } from "../../runtime/core/preview.ts";
 import { closest } from "../../runtime/core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
@@ -200,4 +201,17 @@ export function describeRestartStrategy(s: RestartStrategy): string {
     case "failure-rate": return `failure-rate (at most ${s.maxFailures} failures per ${s.intervalMs} ms, ${s.delayMs} ms apart)`;
     case "exponential-delay": return `exponential-delay (${s.initialDelayMs}-${s.maxDelayMs} ms ×${s.multiplier}, reset after ${s.resetThresholdMs} ms${s.attemptsBeforeReset !== undefined ? `, at most ${s.attemptsBeforeReset} in a row` : ""})`;
   }
+}
+
+/**
+ * Failures no restart mends, which end the job at once: the run's first restore failing (`deploying`), a
+ * NATS permission, and stored state its codec cannot read (the codec changed since the state was written:
+ * every restart reads the same value, as Flink refuses a restore whose serializer is incompatible).
+ */
+export function noRestartMends(e: unknown, deploying: boolean): boolean {
+  if ((deploying && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission)) return true;
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) {
+    if (x instanceof StateCodecError && x.operation === "read") return true;
+  }
+  return false;
 }
