@@ -205,6 +205,13 @@ batch("mode \"batch\" refuses an unbounded source with one line naming it, and c
   assert.is(await refusal(Sources.jetstream({ stream: "EVENTS", subjects: ["events.>"] }), "events"), `mode "batch": source "events" (Sources.jetstream) is unbounded; give it an end (bounded: true) or use mode "streaming"`);
   assert.is(await refusal(Sources.generator({ count: 3, make: (i) => i }), "bounded"), undefined, "a bounded generator runs");
   assert.throws(() => StreamEnvironment.create({ name: "batchcp", mode: "batch", checkpointIntervalMs: 1000 }), /checkpointIntervalMs with mode "batch": batch jobs take no checkpoints/);
+  const restoring = StreamEnvironment.create({ name: "batchrestore", nats: nats.url, mode: "batch", restore: 5 }, { log: () => {} });
+  try {
+    const error = await restoring.fromSource(Sources.generator({ count: 3, make: (i) => i })).executeAndCollect().then(() => undefined, (e: Error) => e.message);
+    assert.is(error, `restoring checkpoint 5: this job runs in mode "batch", which takes no checkpoints and restores none (run it with --restore none, or in mode "streaming" with checkpointIntervalMs)`, "the way out offered is one batch mode accepts");
+  } finally {
+    await restoring.close();
+  }
 });
 
 batch.run();

@@ -55,4 +55,15 @@ s("the assigner chains with the source, at the source's parallelism (explicit or
   assert.equal(arr.nodes.map((n) => n.name), ["arr", "arr: watermarks"]);
 });
 
+s("an assigner that returns a string fails the job naming what it returned", async () => {
+  const env = StreamEnvironment.create({ name: "fromsource-wm-str", nats: nats.url, parallelism: 1, stateBackend: "heap" }, { log: () => {} });
+  try {
+    const out = env.fromSource(Sources.array(events), { name: "readings", watermarks: WatermarkStrategy.forMonotonousTimestamps<Reading>((e) => String(e.ts) as unknown as number) });
+    const error = await out.executeAndCollect().then(() => "finished", (e: Error) => e.message);
+    assert.match(error, 'timestamp assigner returned "10000" (string), expected a number');
+  } finally {
+    await env.close();
+  }
+});
+
 s.run();

@@ -83,7 +83,9 @@ export async function loadRestore(
 ): Promise<RestoreBundle | undefined> {
   if (mode === "none" || !store) return undefined;
   if (job.checkpointIntervalMs <= 0) {
-    throw new WeirError(ErrorCode.Checkpoint, `restoring checkpoint ${mode} needs checkpointing on: set checkpointIntervalMs (or --checkpoint-interval)`);
+    throw new WeirError(ErrorCode.Checkpoint, job.mode === "batch"
+      ? `restoring checkpoint ${mode}: this job runs in mode "batch", which takes no checkpoints and restores none (run it with --restore none, or in mode "streaming" with checkpointIntervalMs)`
+      : `restoring checkpoint ${mode} needs checkpointing on: set checkpointIntervalMs (or --checkpoint-interval)`);
   }
   const id = mode === "latest" ? latestId : mode;
   if (id === undefined) return undefined;

@@ -2,6 +2,7 @@
 // autoWatermarkIntervalMs, on the subtask's mailbox). Upstream watermarks are replaced, except the final
 // MAX watermark of a bounded input, which passes so windows and timers fire at the end.
 
+import { preview } from "../core/preview.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import { UserFunctionError } from "../core/errors.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../transport/frames.ts";
@@ -51,7 +52,7 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>): OperatorSpec 
             throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, e);
           }
           if (typeof t !== "number" || Number.isNaN(t)) {
-            throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${String(t)}, expected a number`));
+            throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
           }
           if (t > maxTs) maxTs = t;
           lastRecordAt = ctx.clock.now();
