@@ -214,4 +214,23 @@ batch("mode \"batch\" refuses an unbounded source with one line naming it, and c
   }
 });
 
+batch("a batch job stopped before its input ended is cancelled: no partial result is emitted as final", async () => {
+  const env = StreamEnvironment.create({ name: "batchstop", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch" }, { log: () => {} });
+  const out: unknown[] = [];
+  try {
+    env.fromSource(Sources.generator({ count: 100_000_000, ratePerSec: 20_000, make: (i) => ({ k: `k${i % 3}`, v: 1 }) }))
+      .keyBy((e) => e.k).reduce((a, b) => ({ k: a.k, v: a.v + b.v }))
+      .sinkTo({ kind: "test", createWriter: async () => ({ write: (v: unknown) => { out.push(v); }, flush: async () => {}, close: async () => {} }) });
+    const client = await env.executeAsync();
+    const deadline = Date.now() + 60_000;
+    while (client.status().recordsIn < 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(client.status().recordsIn >= 1000, "records were read before the stop");
+    const result = await client.stop();
+    assert.is(result.state, "cancelled");
+    assert.equal(out, [], "nothing emitted: the sums so far are not the job's results");
+  } finally {
+    await env.close();
+  }
+});
+
 batch.run();

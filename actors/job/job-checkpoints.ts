@@ -78,6 +78,11 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
   return { store, ...(coordinator ? { coordinator } : {}), ...(restore ? { restore } : {}) };
 }
 
+/** The answer to a checkpoint or savepoint asked of a job that takes none: why, and the way out. */
+export function checkpointsOff(job: ResolvedJobOptions, asked: string): WeirError {
+  return new WeirError(ErrorCode.Checkpoint, `${asked}: ${job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)"}`);
+}
+
 export async function loadRestore(
   store: CheckpointStore | undefined, job: ResolvedJobOptions, mode: ResolvedJobOptions["restore"], latestId: number | undefined,
 ): Promise<RestoreBundle | undefined> {

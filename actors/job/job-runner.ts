@@ -18,7 +18,7 @@ import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
 import { handlersFor, publishJobEnded, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
-import { openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
+import { checkpointsOff, openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartBeginning, noRestartMends } from "./restart-strategy.ts";
@@ -197,9 +197,11 @@ export class JobRunner {
 
   /** Graceful stop: sources end, records drain, a final checkpoint (or savepoint) is taken, sinks commit. */
   stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
-    if (options.savepoint && !this.checkpointing) {
-      const why = this.job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)";
-      return Promise.reject(new WeirError(ErrorCode.Checkpoint, `stop({ savepoint: true }) needs checkpointing: ${why}`));
+    if (options.savepoint && !this.checkpointing) return Promise.reject(checkpointsOff(this.job, "stop({ savepoint: true }) needs checkpointing"));
+    // A batch job's results come only at the end of its input: ending the input early would emit partial ones as final.
+    if (this.job.mode === "batch") {
+      this.log(`stop: job ${this.job.name} runs in mode "batch", whose results come only at the end of its input; it is cancelled (no partial results)`);
+      return this.cancel().then(() => this.done);
     }
     // Taking effect once the job runs again; a failure from now on ends it instead (else one failing over and over never stops).
     this.stopRequested = true;
@@ -215,7 +217,7 @@ export class JobRunner {
   }
 
   async triggerCheckpoint(): Promise<number> {
-    if (!this.coordinator) throw new WeirError(ErrorCode.Checkpoint, this.job.mode === "batch" ? `checkpoints are off for this job: it runs in mode "batch", which takes none` : "checkpoints are off for this job: set checkpointIntervalMs");
+    if (!this.coordinator) throw checkpointsOff(this.job, "checkpoints are off for this job");
     return this.coordinator.trigger("checkpoint");
   }
 
@@ -233,9 +235,8 @@ export class JobRunner {
   /** Fails one subtask (scenario step "kill subtask"). */
   failSubtask(id: string, reason = `subtask ${id} killed on request`): boolean {
     const s = this.deployment?.find(id);
-    if (!s) return false;
-    s.injectFailure(reason);
-    return true;
+    s?.injectFailure(reason);
+    return s !== undefined;
   }
 
   private async deploy(): Promise<void> {
@@ -339,8 +340,7 @@ export class JobRunner {
   /** A disconnect may have lost frames between subtasks: a restart from the last checkpoint (disconnectFailure). */
   private onDisconnect(server: string): void {
     const lost = disconnectFailure(server, this.state, this.checkpointing);
-    if (typeof lost === "string") this.log(lost);
-    else this.onSubtaskFailed(undefined, lost, "connection");
+    if (typeof lost === "string") this.log(lost); else this.onSubtaskFailed(undefined, lost, "connection");
   }
 
   /** The machine's `prepareRestart`: the checkpoint to restart from, once NATS is back (JetStream may answer late at first). */
