@@ -57,6 +57,27 @@ test("a job failing and restarting: weir stop does not say stopped; it reports t
   }
 });
 
+test("SIGINT while the job fails and restarts, then it fails again: weir run ends with the failure in one line, not a crash", async () => {
+  const nc = await connect({ servers: nats.url });
+  // Adding the same stream again is fine (the previous test may have made it).
+  await createStream(nc, "OTHER", ["taken.>"]);
+  await createStream(nc, "SIGFAIL_IN", ["sigfail.in"]);
+  await publishAll(nc, [["sigfail.in", "a"]]);
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { SINKJOB_NAME: "sigfail", SINKJOB_RESTART_DELAY_MS: "3000" } });
+  try {
+    await run.waitForStderr("restarting (restart 1", 60_000);
+    run.child.kill("SIGINT");
+    const exit = await within(run.exited, 60_000);
+    assert.ok(exit, "weir run ended");
+    assert.is(exit.code, 1, exit.stderr.slice(-800));
+    assert.not.match(exit.stderr, /triggerUncaughtException|Node\.js v/, "no crash with a stack trace");
+    assert.match(exit.stderr.trimEnd().split("\n").at(-1)!, /^weir: .*sink "out"/);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
 test("a job between restarts: weir stop waits until it runs again, stops it, exits 0", async () => {
   const nc = await connect({ servers: nats.url });
   await createStream(nc, "RECOVERS_IN", ["recovers.in"]);

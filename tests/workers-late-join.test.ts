@@ -8,6 +8,8 @@ import { connect } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { readStream } from "./helpers/streams.ts";
 import { runWeir } from "./helpers/cli.ts";
+import { JobLog } from "../runtime/cluster/job-log.ts";
+import { JobNames } from "../runtime/core/names.ts";
 
 const test = suite("workers: joining a run that ended");
 const nats = withServer(test);
@@ -37,6 +39,25 @@ test("a worker of a run whose job already finished exits 0 with it; the output i
   assert.is(again.code, 0, again.stderr.slice(-800));
   assert.not.match(again.stderr, "before this worker joined");
   assert.match(again.stdout, "late finished");
+});
+
+test("a run after one that died right after recording its end (its lease never released) runs the job", async () => {
+  const first = await runWeir(["run", JOB, "--nats", nats.url], { env: { SECURED_JOB: "diedatend" } });
+  assert.is(first.code, 0, first.stderr.slice(-800));
+  // What a leader killed between its end record and its lease release leaves: the end is the log's last record.
+  const nc = await connect({ servers: nats.url });
+  try {
+    const log = await JobLog.open(nc, new JobNames("diedatend"));
+    const dead = "gone-worker";
+    const leased = await log.append({ kind: "lease", leader: dead, epoch: 7 }, await log.lastSeq());
+    assert.type(leased, "number");
+    assert.type(await log.append({ kind: "end", leader: dead, epoch: 7, state: "failed", failure: "boom" }, leased as number), "number");
+  } finally {
+    await nc.close();
+  }
+  const again = await runWeir(["run", JOB, "--nats", nats.url], { env: { SECURED_JOB: "diedatend" } });
+  assert.is(again.code, 0, again.stderr.slice(-800));
+  assert.match(again.stdout, "diedatend finished");
 });
 
 test.run();

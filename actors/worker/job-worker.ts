@@ -136,7 +136,10 @@ export class JobWorker {
       onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
       onRecord: (record, seq) => {
         this.leaderSeenAt = performance.now();
-        if (seq > this.logSeqAtStart) this.joinedLiveRun = true;
+        // What the log held when this worker started belongs to an earlier run (or this run's past): only
+        // later deployments and ends are this worker's business (a crashed run's last record is its end).
+        if (seq <= this.logSeqAtStart) return;
+        this.joinedLiveRun = true;
         if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) {
           this.supersede(record.epoch);
           // A spare worker (more workers than the job places on) has joined all the same: it runs.

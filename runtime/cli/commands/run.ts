@@ -132,8 +132,9 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     if (signals === 1) {
       if (!logger.json) process.stderr.write("\n");
       logger.command(`${sig}: stopping ${client.jobName} gracefully (again to cancel)`, { worker: client.workerId });
-      void client.stop();
-    } else void client.cancel();
+      // The job's end (a failure after the stop included) is reported by client.result() below.
+      client.stop().catch(() => {});
+    } else client.cancel().catch(() => {});
     logger.flush();
   };
   process.on("SIGINT", onSignal);
