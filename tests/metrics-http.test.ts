@@ -83,6 +83,24 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
   }
 });
 
+test("no scrape before a restart: the counters after it still hold what the replaced subtasks had counted", async () => {
+  const port = await freePort();
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "unscraped" } });
+  try {
+    await run.waitForStderr("restarting (restart 1", 60_000);
+    // The job's own count over the whole run (its sources' records before the restart included), then /metrics.
+    const snapshot = await (await fetch(`http://127.0.0.1:${port}/api/snapshot`)).json() as { views: Array<{ status: { recordsIn: number } }> };
+    const wholeRun = snapshot.views[0]!.status.recordsIn;
+    assert.ok(wholeRun >= 1500, `records read before the failure at record 1500: ${wholeRun}`);
+    const sources = sum(await scrape(port), "weir_operator_records_in_total", { operator: "gen" });
+    assert.ok(sources >= wholeRun, `the sources' counters (${sources}) include what was read before the restart (the job counts ${wholeRun})`);
+  } finally {
+    run.child.kill("SIGTERM");
+    const exit = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
+    if (!exit) run.child.kill("SIGKILL");
+  }
+});
+
 test("while the job is still starting (its input stream missing, restarting): the dashboard and /metrics are served", async () => {
   const port = await freePort();
   const run = startWeir(["run", "tests/fixtures/jobs/failing-sink.ts", "--nats", nats.url, "--http", `127.0.0.1:${port}`, "--quiet"], { env: { SINKJOB_NAME: "notyet", SINKJOB_RESTART_DELAY_MS: "12000" } });

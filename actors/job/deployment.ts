@@ -6,6 +6,7 @@
 
 import type { SubtaskDeps } from "../subtask/subtask.ts";
 import { Subtask } from "../subtask/subtask.ts";
+import type { SubtaskStatus } from "../subtask/status.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
@@ -104,7 +105,9 @@ export class Deployment {
     await Promise.all(closed);
   }
 
-  close(): void {
+  /** `retire`: told the final figures of the local subtasks, which a new deployment replaces. */
+  close(retire?: (ended: readonly SubtaskStatus[]) => void): void {
+    retire?.(this.local.map((s) => s.status()));
     for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
     this.o.remote?.close();
   }

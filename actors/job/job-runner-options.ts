@@ -7,6 +7,7 @@ import type { LogFn } from "../../runtime/core/log.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import type { StateBackendRequest } from "../subtask/subtask.ts";
+import type { SubtaskStatus } from "../subtask/status.ts";
 import type { DeploymentEvents, RemotePart } from "./deployment.ts";
 
 export interface JobRunnerOptions {
@@ -23,6 +24,8 @@ export interface JobRunnerOptions {
   readonly resetState?: () => Promise<void>;
   /** The job's graph at another default parallelism (`parallelism: "auto"`). */
   readonly graphFor?: (parallelism: number) => JobGraph;
+  /** The final figures of this process's subtasks as a new deployment replaces them (weir run's /metrics counts on from them). */
+  readonly onSubtasksRetired?: (ended: readonly SubtaskStatus[]) => void;
   /** With several workers: places each deployment over them (actors/worker/). Absent: all subtasks here. */
   readonly cluster?: ClusterHooks;
 }

@@ -253,7 +253,7 @@ export class JobRunner {
       this.resize(parallelism);
       const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id, ...(parallelism !== undefined ? { parallelism } : {}) });
       this.carried = recordCounts(this.subtasks, this.carried);
-      this.deployment?.close();
+      this.deployment?.close(this.options.onSubtasksRetired);
       const deployment = new Deployment({
         graph: this.graph,
         deps: {

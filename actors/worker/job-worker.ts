@@ -122,6 +122,7 @@ export class JobWorker {
       // sent is lost all the same, so this worker leaves the epoch now (tests/worker-host).
       onRefused: (reason) => { if (this.state === "following") this.renew(reason); },
       onDeployed: () => this.ready.resolve(),
+      ...(this.options.onSubtasksRetired ? { onRetired: this.options.onSubtasksRetired } : {}),
       onRefusedJob: (reason) => { if (!this.leading) this.endWith({ state: "failed", failure: `the job's leader gives this worker no subtasks: it runs ${reason}; run every worker of job ${this.job.name} from the same job file and options` }); },
     });
     this.host.start();
@@ -236,7 +237,7 @@ export class JobWorker {
   }
 
   private lead(): void {
-    const released = this.host.cancelAll("this worker leads now and deploys anew");
+    const released = this.host.cancelAll("this worker leads now and deploys anew").then(() => this.host.retireAll());
     const side = new LeaderSide({
       nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
       restoreOnLeading: (requested) => this.restoreOnLeading(requested), identity: this.identity,

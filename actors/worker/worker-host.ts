@@ -8,6 +8,7 @@ import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
+import type { SubtaskStatus } from "../subtask/status.ts";
 import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { ConnectionWatch } from "../job/connection-watch.ts";
@@ -43,6 +44,8 @@ export interface WorkerHostOptions {
   readonly onDeployed?: () => void;
   /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
   readonly onRefusedJob?: (reason: string) => void;
+  /** The final figures of subtasks a new deployment replaces, or that stop when this worker leads (JobRunnerOptions.onSubtasksRetired). */
+  readonly onRetired?: (ended: readonly SubtaskStatus[]) => void;
 }
 
 const STATUS_INTERVAL_MS = 1000;
@@ -109,6 +112,12 @@ export class WorkerHost {
   cancelAll(why: string): Promise<void> {
     if (this.subtasks.some((s) => !s.isTerminal)) this.o.log(`cancelling the subtasks of epoch ${this.epoch}: ${why}`);
     return Promise.all(this.subtasks.map((s) => s.cancel())).then(() => {});
+  }
+
+  /** This worker leads now: what it ran as a follower is over (its figures retired, no longer listed). */
+  retireAll(): void {
+    this.o.onRetired?.(this.subtasks.map((s) => s.status()));
+    this.subtasks = [];
   }
 
   stop(): void {
@@ -188,6 +197,7 @@ export class WorkerHost {
       }
       subtasks.push(new Subtask(vertex, index, { ...deps, deadLetters: this.o.deadLetters.forSubtask() }));
     }
+    this.o.onRetired?.(this.subtasks.map((s) => s.status()));
     this.subtasks = subtasks;
     for (const s of subtasks) s.setup();
     await flushConnection(this.o.nc);

@@ -8,6 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { StateBackendRequest } from "../../actors/subtask/subtask.ts";
+import type { SubtaskStatus } from "../../actors/subtask/status.ts";
 import type { SourceDef } from "../contracts/connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
 import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
@@ -61,6 +62,8 @@ export interface EnvironmentHooks {
   readonly wrapStateBackend?: (backend: KeyedStateBackend) => KeyedStateBackend;
   /** `weir run`'s --nats/--context/--creds: above WEIR_NATS_* and the job option `nats` (connection-settings.ts). */
   readonly natsFlags?: NatsFlags;
+  /** The final figures of this process's subtasks as a restart replaces them (`weir run`'s /metrics counts on from them). */
+  readonly onSubtasksRetired?: (ended: readonly SubtaskStatus[]) => void;
 }
 
 export class StreamEnvironment implements StreamHost {
@@ -233,6 +236,7 @@ export class StreamEnvironment implements StreamHost {
     const runner = create(graph, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
+      ...(this.hooks.onSubtasksRetired ? { onSubtasksRetired: this.hooks.onSubtasksRetired } : {}),
       createStateBackend: (request) => this.createStateBackend(nc, request),
       resetState: () => destroyKeyedState(nc, this.names),
       graphFor: (parallelism) => this.build(plan, parallelism),

@@ -24,6 +24,7 @@ export const EnvironmentHooksCodec = t.exact(t.partial({
   log: FunctionOption,
   chaining: t.boolean,
   wrapStateBackend: FunctionOption,
+  onSubtasksRetired: FunctionOption,
   natsFlags: t.exact(t.partial({ nats: t.string, context: t.string, creds: t.string })),
 }), "EnvironmentHooks");
 

@@ -47,14 +47,16 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   // The connection flags stay apart from the job options: they rank above WEIR_NATS_*, the option below.
   const natsFlags = { ...(flags.nats !== undefined ? { nats: flags.nats } : {}), ...(flags.context !== undefined ? { context: flags.context } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) };
   const logger = createLogger({ job: job.options.name, level: flags.logLevel ?? "info" });
-  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log });
+  // /metrics counts on across restarts from each replaced subtask's final figures.
+  let metrics: MetricsRegistry | undefined;
+  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended) });
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
   }
   // Bound before the job starts: a port in use is a failure to start, not a surprise later.
   const http = flags.http ? new HttpServer() : undefined;
-  const metrics = http ? new MetricsRegistry() : undefined;
+  metrics = http ? new MetricsRegistry() : undefined;
   let served: HttpAddress | undefined;
   if (http && metrics) served = await http.addRoute("/metrics", metrics.route()).listen(flags.http!);
   // The dashboard from the bind on: while the job starts it shows no job yet (PendingJobViews).

@@ -1,21 +1,27 @@
 // /metrics: weir's metric families (families.ts) and prom-client's process and Node.js metrics in one
 // prom-client registry. A scrape takes one snapshot of the job views and renders every family from it.
 // Counters never go down within a process: a restarted subtask starts its figures at 0 again, so each
-// counter series keeps what earlier incarnations had counted as an offset (one number per series).
+// counter series keeps what earlier incarnations had counted as an offset (one number per series). In
+// `weir run` the runtime tells the final figures of each incarnation it replaces (`retire`), so nothing
+// counted between the last scrape and a restart is lost; a source without that (`weir dashboard`, reading
+// statuses over NATS) falls back to taking a drop as a restart and what it scraped last as the offset.
 
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { JobView, JobViewSource } from "../http/job-view.ts";
 import type { RouteHandler } from "../http/server.ts";
 import { FAMILIES, type Family, type Sample } from "./families.ts";
+import type { SubtaskStatus } from "../../../actors/subtask/status.ts";
 
 export class MetricsRegistry {
   readonly registry = new Registry();
   private snapshot: readonly JobView[] = [];
   private source: JobViewSource | undefined;
   private readonly counters = new Map<string, { last: number; offset: number }>();
+  /** Told each replaced incarnation's figures (`retire`): a drop is then no sign of a restart. */
+  private retiring = false;
   private scraping: Promise<unknown> = Promise.resolve();
 
-  constructor(families: readonly Family[] = FAMILIES) {
+  constructor(private readonly families: readonly Family[] = FAMILIES) {
     for (const f of families) {
       this.registry.registerMetric({
         name: f.name, help: f.help, type: f.type, aggregator: "sum",
@@ -45,6 +51,23 @@ export class MetricsRegistry {
     return async () => ({ contentType: this.registry.contentType, body: await this.render() });
   }
 
+  /**
+   * A restart replaced these subtasks of `job` (in this process): their final figures become the offsets of
+   * their counter series, and the new incarnations count on from there. The worker label is this process's.
+   */
+  retire(job: string, ended: readonly SubtaskStatus[]): void {
+    this.retiring = true;
+    const view: JobView = { job, worker: "", leader: false, at: "", status: undefined as never, localSubtasks: ended };
+    for (const f of this.families) {
+      if (f.type !== "counter") continue;
+      for (const s of f.samples([view])) {
+        const c = this.counter(this.keyOf(f.name, s));
+        c.offset += s.value;
+        c.last = 0;
+      }
+    }
+  }
+
   private values(f: Family): Sample[] {
     const samples = f.samples(this.snapshot);
     if (f.type !== "counter") return samples;
@@ -52,14 +75,21 @@ export class MetricsRegistry {
   }
 
   private monotonic(name: string, s: Sample): number {
-    const key = `${name}${JSON.stringify(s.labels)}`;
-    const c = this.counters.get(key);
-    if (!c) {
-      this.counters.set(key, { last: s.value, offset: 0 });
-      return s.value;
-    }
-    if (s.value < c.last) c.offset += c.last;
+    const c = this.counter(this.keyOf(name, s));
+    if (!this.retiring && s.value < c.last) c.offset += c.last;
     c.last = s.value;
     return c.offset + s.value;
+  }
+
+  /** One series of a process: its labels but the worker (one per process; retire() is told none). */
+  private keyOf(name: string, s: Sample): string {
+    const { worker: _worker, ...labels } = s.labels;
+    return `${name}${JSON.stringify(labels)}`;
+  }
+
+  private counter(key: string): { last: number; offset: number } {
+    let c = this.counters.get(key);
+    if (!c) this.counters.set(key, (c = { last: 0, offset: 0 }));
+    return c;
   }
 }
