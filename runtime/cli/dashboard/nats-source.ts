@@ -22,14 +22,24 @@ export function natsJobViews(nc: NatsConnection): JobViewSource {
       const statuses = await Promise.all(listing.jobs.map((job) => fetchStatus(nc, job).catch(() => undefined)));
       // A job that stopped answering is listed again only if it answers the next ping.
       if (statuses.some((s) => s === undefined)) listing.at = 0;
-      return statuses.filter((s): s is JobStatus => s !== undefined).map(leaderView);
+      return statuses.filter((s): s is JobStatus => s !== undefined).flatMap(workerViews);
     },
   };
 }
 
-/** The leader's status covers every subtask of the job (it mirrors the other workers' reports). */
-function leaderView(status: JobStatus): JobView {
+/**
+ * The leader's status covers every subtask of the job (it mirrors the other workers' reports, each marked
+ * with its `worker`): one view per worker, so each subtask's series carries the worker it runs on.
+ */
+export function workerViews(status: JobStatus): JobView[] {
   const s = status as JobStatus & { worker?: string; leader?: string };
-  const worker = s.leader ?? s.worker ?? status.workers?.find((w) => w.leader)?.id ?? "leader";
-  return { job: status.job, worker, leader: true, at: new Date().toISOString(), status, localSubtasks: status.subtasks };
+  const leader = s.leader ?? s.worker ?? status.workers?.find((w) => w.leader)?.id ?? "leader";
+  const at = new Date().toISOString();
+  const byWorker = new Map<string, JobStatus["subtasks"][number][]>([[leader, []]]);
+  for (const w of status.workers ?? []) byWorker.set(w.id, []);
+  for (const sub of status.subtasks) {
+    const on = (sub as { worker?: string }).worker ?? leader;
+    byWorker.set(on, [...(byWorker.get(on) ?? []), sub]);
+  }
+  return [...byWorker].map(([worker, localSubtasks]) => ({ job: status.job, worker, leader: worker === leader, at, status, localSubtasks }));
 }
