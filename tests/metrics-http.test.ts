@@ -110,7 +110,10 @@ test("while the job is still starting (its input stream missing, restarting): th
     assert.is(page.status, 200, "the dashboard page, not 'not found'");
     assert.match(await page.text(), /<html/i);
     assert.is((await fetch(`http://127.0.0.1:${port}/api/snapshot`)).status, 200);
-    assert.is((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200);
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.is(metrics.status, 200);
+    assert.match(await metrics.text(), /^weir_job_state\{[^}]*state="(deploying|failing|restarting)"[^}]*\} 1$/m, "the job's state while it starts");
+    assert.match(run.stderr(), `serving metrics on http://127.0.0.1:${port}/metrics`, "where, said before the job runs");
   } finally {
     if (run.child.exitCode === null) run.child.kill("SIGKILL");
     await run.exited;

@@ -7,25 +7,27 @@ import { recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
-export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: WorkerHost; worker: string; leader: string | undefined }):
+export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch"> | undefined; worker: string; leader: string | undefined }):
   JobStatus & { workers: readonly WorkerSummary[]; epoch: number; worker: string; leader?: string } {
-  const subtasks = o.host.running.map((s) => s.status());
-  const running = o.host.running.some((s) => !s.isTerminal);
+  // Before its host exists (the worker is still opening the job log): nothing runs yet.
+  const host = o.host ?? { running: [], currentEpoch: -1 };
+  const subtasks = host.running.map((s) => s.status());
+  const running = host.running.some((s) => !s.isTerminal);
   return {
     job: o.job.name,
     state: running ? "running" : "deploying",
-    attempt: `e${o.host.currentEpoch}`,
+    attempt: `e${host.currentEpoch}`,
     startedAt: new Date(o.started).toISOString(),
     uptimeMs: Date.now() - o.started,
     parallelism: o.job.parallelism,
-    ...recordCounts(o.host.running),
+    ...recordCounts(host.running),
     deadLetters: subtasks.reduce((n, s) => n + s.deadLetters, 0),
     restarts: 0,
     restartStrategy: describeRestartStrategy(o.job.restartStrategy),
     failures: [],
     subtasks,
     workers: [],
-    epoch: o.host.currentEpoch,
+    epoch: host.currentEpoch,
     worker: o.worker,
     ...(o.leader ? { leader: o.leader } : {}),
   };

@@ -197,7 +197,7 @@ export class JobWorker {
 
   status(): WorkerStatus {
     if (this.leading) return this.leading.runner.status() as WorkerStatus;
-    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease.leader });
+    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease?.leader });
   }
 
   /**

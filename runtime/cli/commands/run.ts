@@ -102,8 +102,18 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   process.on("SIGINT", beforeStart);
   process.on("SIGTERM", beforeStart);
   let client: Awaited<ReturnType<StreamEnvironment["executeAsWorker"]>> | undefined;
+  // /metrics and the dashboard show the job from its worker's creation on, while it still starts (its first
+  // deployment may wait and retry), and the line saying where they are is printed then.
+  const serve = (worker: { readonly workerId: string; status(): JobStatus }) => {
+    if (!serving) return;
+    const views = localJobViews({ status: () => worker.status(), workerId: worker.workerId });
+    serving.metrics.attach(views, { job_name: env.options.name, worker: worker.workerId });
+    serving.pending.attach(views);
+    const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
+    logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: worker.workerId });
+  };
   try {
-    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin) });
+    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve });
   } catch (e) {
     if (!closing) throw e;
   } finally {
@@ -116,13 +126,6 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   }
   run.worker = client.workerId;
   const status = () => client.status();
-  const views = localJobViews({ status, workerId: client.workerId });
-  serving?.metrics.attach(views, { job_name: client.jobName, worker: client.workerId });
-  serving?.pending.attach(views);
-  if (serving) {
-    const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
-    logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: client.workerId });
-  }
   const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s, client.workerId)) });
   if (!flags.quiet) {
     logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
