@@ -23,6 +23,7 @@ import { reconcileStream } from "../../state/backends/stream-replicas.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../../state/backends/jetstream-retry.ts";
 import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
 import { Kvm, type KV } from "@nats-io/kv";
+import { lookUpStream } from "../nats/streams.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
 import type { CheckpointKind, CheckpointMetadata } from "./metadata.ts";
@@ -73,6 +74,18 @@ export class CheckpointStore {
     }
     if (names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(`KV_${names.checkpointBucket}`));
     return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc), names.replicas);
+  }
+
+  /**
+   * The job's bucket as it is, for readers (`weir checkpoints`, the dashboard): undefined when the job has
+   * none. Never creates it, nor changes its replicas (open() brings them to the job's natsReplicas).
+   */
+  static async openExisting(nc: NatsConnection, names: JobNames): Promise<CheckpointStore | undefined> {
+    const jsm = await jetstreamManager(nc);
+    const info = await lookUpStream(jsm, `KV_${names.checkpointBucket}`);
+    if (!info) return undefined;
+    const kv = await new Kvm(nc).open(names.checkpointBucket);
+    return new CheckpointStore(nc, kv, names.checkpointBucket, jsm, jetstream(nc), info.config.num_replicas || 1);
   }
 
   /** The KV bucket's stream. */

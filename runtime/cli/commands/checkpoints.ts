@@ -7,11 +7,13 @@ import { JobNames } from "../../core/names.ts";
 import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
 import type { NatsFlags } from "../../nats/connection-settings.ts";
 import { fetchStatus } from "./control.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 
 export async function checkpointsCommand(job: string, flags: NatsFlags & { json?: boolean }): Promise<number> {
   const nc = await connectNats(await resolveNatsConnection({ flags }), "weir-cli");
   try {
-    const store = await CheckpointStore.open(nc, new JobNames(job));
+    const store = await CheckpointStore.openExisting(nc, new JobNames(job));
+    if (!store) throw new WeirError(ErrorCode.InvalidOption, `job ${job} has no checkpoints on this NATS (no bucket ${new JobNames(job).checkpointBucket}); weir status lists the jobs running`);
     const latest = await store.latest();
     const rows = [];
     for (const id of await store.list()) {

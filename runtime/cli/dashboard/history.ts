@@ -49,8 +49,9 @@ export class CheckpointHistory {
 /** The completed checkpoints in a job's checkpoint bucket (the last HISTORY_KEPT). */
 export function storedCheckpoints(nc: () => Promise<NatsConnection>): HistorySeed {
   return async (job) => {
-    const store = await CheckpointStore.open(await nc(), new JobNames(job));
+    const store = await CheckpointStore.openExisting(await nc(), new JobNames(job));
     const rows: CheckpointSummary[] = [];
+    if (!store) return rows;
     for (const id of (await store.list()).slice(-HISTORY_KEPT)) {
       const m = await store.read(id);
       if (m) rows.push(summarize(m));
