@@ -239,7 +239,8 @@ class ScenarioRun implements ScenarioState {
         const timeout = this.timeoutOf(step);
         if (step.body !== "process" && step.body.worker !== undefined) return this.workers.restart(step.body.worker, step.body.options, timeout);
         if (this.proc?.running) await this.workers.stopJob("signal", false, 0, timeout);
-        return this.workers.startJob(step.body === "process" ? {} : step.body.options ?? {}, timeout);
+        // With the options it was started with, unless the step gives others (as a named worker's restart).
+        return this.workers.startJob((step.body === "process" ? undefined : step.body.options) ?? this.workers.overridesOf(MAIN_WORKER), timeout);
       }
       case "stop": {
         const b = step.body;

@@ -112,6 +112,8 @@ export class WorkerSet {
   }
 
   async kill(name: string, timeoutMs: number): Promise<void> {
+    // Already ended (a bounded job may finish at once): nothing to kill; later waits and expectations judge its end.
+    if (this.byName.get(name)?.proc.running === false) return;
     const w = this.require(name, name === MAIN_WORKER && this.byName.size <= 1 ? "kill the process" : `kill worker ${name}`);
     w.proc.signal("SIGKILL");
     if (!(await w.proc.waitExit(timeoutMs))) throw new StepFailure(`worker ${name} did not die within ${timeoutMs} ms of SIGKILL`);
@@ -129,6 +131,11 @@ export class WorkerSet {
     if (!w.paused) throw new StepFailure(`worker ${name} is not paused`);
     w.proc.signal("SIGCONT");
     w.paused = false;
+  }
+
+  /** The options worker `name` was last started with (none when it never was). */
+  overridesOf(name: string): JobOverrides {
+    return this.byName.get(name)?.overrides ?? {};
   }
 
   /** Starts worker `name` again: at once when it ended; else it leaves (SIGTERM, exit 0) first. */
@@ -153,7 +160,12 @@ export class WorkerSet {
    */
   async stopJob(via: "signal" | "control", savepoint: boolean, exit: ExitMatcher, timeoutMs: number): Promise<void> {
     const running = this.running();
-    if (running.length === 0) this.require(MAIN_WORKER, "stop the job");
+    if (running.length === 0) {
+      // A bounded job may have ended by itself: the stop holds when every process ended as the step expects.
+      if (this.byName.size === 0) this.require(MAIN_WORKER, "stop the job");
+      for (const [name, w] of this.byName) await this.awaitExit(name, w.proc, exit, timeoutMs);
+      return;
+    }
     const paused = running.filter(([, w]) => w.paused).map(([n]) => n);
     if (paused.length) throw new StepFailure(`cannot stop the job: worker ${paused.join(", ")} is paused (resume it first)`);
     if (via === "signal") {

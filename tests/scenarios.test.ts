@@ -86,6 +86,48 @@ shipped("wait watermark on the chain that assigns them; a stop with a savepoint 
   assert.match(r.reason ?? "", /^step 5 .*the job refused the stop request: stop --savepoint needs checkpointing/, explain(r));
 });
 
+shipped("restart: process starts the job with the options it was started with (here parallelism 3)", async () => {
+  const file = scenarioFile("restart-options.scenario.yaml", [
+    "name: restart keeps the start options",
+    "job: JOBS/visit-counts.ts",
+    "streams: [{ name: VISITS, subjects: ['visits.>'] }]",
+    "steps:",
+    "  - start: { options: { parallelism: 3 } }",
+    "  - wait: { state: { operator: count visits, subtask: 2, is: running } }",
+    "  - kill: process",
+    "  - restart: process",
+    "  - wait: { state: { operator: count visits, subtask: 2, is: running } }",
+    "  - stop: {}",
+    "expect: []",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", explain(r));
+});
+
+shipped("stop and kill after a bounded job ended by itself: the stop holds when it ended with the exit expected", async () => {
+  const lines = (exit: string) => [
+    "name: stop after the end",
+    "job: JOBS/order-totals.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    "  - publish: { subject: orders.eu, json: { user: u1, amount: 2 }, count: 3 }",
+    "  - start: {}",
+    "  - wait: { output: { stream: TOTALS, count: 3 } }",
+    "  - wait: { exit: 0 }",
+    "  - kill: process",
+    `  - stop: { exit: ${exit} }`,
+    "expect:",
+    "  - stream: TOTALS",
+    "    count: 3",
+  ].join("\n");
+  const ok = await runScenario(scenarioFile("stop-ended.scenario.yaml", lines("0")));
+  assert.is(ok.outcome, "passed", explain(ok));
+  const wrong = await runScenario(scenarioFile("stop-ended-1.scenario.yaml", lines("1")));
+  assert.is(wrong.outcome, "failed", explain(wrong));
+  assert.match(wrong.reason ?? "", /stopped with exit code 0, expected exit 1/, explain(wrong));
+});
+
 shipped("a scenario whose expectation is wrong fails, naming what differs", async () => {
   const file = scenarioFile("wrong.scenario.yaml", [
     "name: wrong totals",
