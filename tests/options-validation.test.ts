@@ -66,6 +66,14 @@ options("job options: every documented state option is accepted and resolved", (
   assertOneLine(errorOf(() => resolveJobOptions({ name: "j", state: { durability: "flush" } } as never)), `unknown option "state.durability"`);
 });
 
+options("restartStrategy without checkpoints (or in batch mode) is refused: it would be ignored", () => {
+  const fixed = { type: "fixed-delay", attempts: 3, delayMs: 50 } as const;
+  assert.throws(() => resolveJobOptions({ name: "j", restartStrategy: fixed }), /^job options: restartStrategy "fixed-delay": it needs checkpointIntervalMs/);
+  assert.throws(() => resolveJobOptions({ name: "j", mode: "batch", restartStrategy: fixed }), /restartStrategy "fixed-delay": mode "batch" takes no checkpoints/);
+  assert.is(resolveJobOptions({ name: "j", restartStrategy: fixed, checkpointIntervalMs: 100 }).restartStrategy.type, "fixed-delay");
+  assert.is(resolveJobOptions({ name: "j", restartStrategy: { type: "none" } }).restartStrategy.type, "none", "none says what happens anyway");
+});
+
 options("natsReplicas: default 1, a positive integer, named when wrong", () => {
   assert.is(resolveJobOptions({ name: "j" }).natsReplicas, 1);
   assert.is(resolveJobOptions({ name: "j", natsReplicas: 3 }).natsReplicas, 3);

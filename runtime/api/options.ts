@@ -113,6 +113,11 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     // Checkpoints are on only with checkpointIntervalMs (as Flink's interval-during-backlog needs checkpointing on): never ignored.
     throw new WeirError(ErrorCode.InvalidOption, `job options: checkpointIntervalDuringBacklogMs ${o.checkpointIntervalDuringBacklogMs} needs checkpointIntervalMs: without it the job takes no checkpoints at all`);
   }
+  if (o.restartStrategy !== undefined && o.restartStrategy.type !== "none" && (checkpointIntervalMs === 0 || o.mode === "batch")) {
+    // Without checkpoints a failed job has nothing to restart from, so weir ends it: a strategy would be ignored.
+    const why = o.mode === "batch" ? `mode "batch" takes no checkpoints (a failed batch job fails; run it again)` : "it needs checkpointIntervalMs: without checkpoints a failed job has nothing to restart from and fails";
+    throw new WeirError(ErrorCode.InvalidOption, `job options: restartStrategy "${o.restartStrategy.type}": ${why}`);
+  }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
   if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {
