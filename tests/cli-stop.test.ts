@@ -115,6 +115,20 @@ test("SIGTERM while the job has not started yet (its input stream is missing, it
   }
 });
 
+test("SIGINT while weir run still loads the job file: one line and exit 130, not a silent exit", async () => {
+  const run = startWeir(["run", "tests/fixtures/jobs/slow-load.ts", "--nats", nats.url]);
+  try {
+    await run.waitForStderr("slow-load: loading", 60_000);
+    run.child.kill("SIGINT");
+    const exit = await within(run.exited, 30_000);
+    assert.ok(exit, "weir run ended");
+    assert.is(exit.code, 130);
+    assert.is(exit.stderr.trimEnd().split("\n").at(-1), "weir: stopped by SIGINT before the job started");
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+  }
+});
+
 test("no such job: weir stop exits non-zero with one line", async () => {
   const stop = await runWeir(["stop", "nosuchjob", "--nats", nats.url]);
   assert.is(stop.code, 1);

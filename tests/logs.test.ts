@@ -46,6 +46,10 @@ test("every line is JSON with level and job; the failure carries its cause chain
   assert.is(chain.at(-2), "boom once", JSON.stringify(chain));
   assert.is(chain.at(-1), "the root cause", JSON.stringify(chain));
   assert.match(r.stdout, /^weir: logged finished/m, "the summary stays on stdout");
+  // The closing progress entry (and every 5 s one): its figures as fields, the checkpoints completed too.
+  const progress = lines.filter((l) => / in \d/.test(l.msg)).at(-1) as unknown as Record<string, unknown> | undefined;
+  assert.ok(progress, "a progress entry");
+  for (const field of ["state", "recordsIn", "recordsOut", "deadLetters", "restarts", "checkpoints"]) assert.type(progress![field], field === "state" ? "string" : "number", `field ${field} in ${JSON.stringify(progress)}`);
 });
 
 test("--log-level warn drops info lines and keeps the error", async () => {

@@ -36,6 +36,23 @@ export interface RunFlags {
 }
 
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
+  // Until the job's own handlers are in place (runJob): a signal while the job file loads ends with one line.
+  const early = (sig: string) => {
+    process.stderr.write(`weir: stopped by ${sig} before the job started\n`);
+    process.exit(130);
+  };
+  process.once("SIGINT", early);
+  process.once("SIGTERM", early);
+  try {
+    return await prepareAndRun(path, flags, () => { process.off("SIGINT", early); process.off("SIGTERM", early); });
+  } finally {
+    process.off("SIGINT", early);
+    process.off("SIGTERM", early);
+  }
+}
+
+/** `started`: runJob takes the signals over from here. */
+async function prepareAndRun(path: string, flags: RunFlags, started: () => void): Promise<number> {
   const job = await loadJob(path);
   const overrides: Partial<JobOptions> = {
     ...(flags.natsReplicas !== undefined ? { natsReplicas: flags.natsReplicas } : {}),
@@ -64,6 +81,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const dashboard = http ? addDashboardRoutes(http, { source: pending, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
   const run: { worker?: string } = {};
   try {
+    started();
     return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
@@ -170,5 +188,5 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
 }
 
 function progressFields(s: JobStatus, worker: string): Record<string, unknown> {
-  return { worker, state: s.state, recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters, restarts: s.restarts };
+  return { worker, state: s.state, recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters, restarts: s.restarts, ...(s.checkpoints ? { checkpoints: s.checkpoints.completed } : {}) };
 }
