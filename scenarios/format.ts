@@ -13,6 +13,7 @@ import {
   NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, checked, oneOf, strictObject,
 } from "./codec-util.ts";
 import { jsonTemplateProblem, templateProblem } from "./template.ts";
+import { subtaskMachine } from "../actors/subtask/machine.ts";
 
 /** Job option overrides: each becomes the `weir run` flag that sets it. */
 export const JobOverrides = strictObject("options", {}, {
@@ -96,6 +97,10 @@ const Restart = wordOr("process", strictObject("restart", {}, { options: JobOver
 const Pause = strictObject("pause", { worker: WorkerName }, {});
 const Resume = strictObject("resume", { worker: WorkerName }, {});
 
+/** A subtask state, or a path below one (`running.streaming`): its first name one of the lifecycle machine's states. */
+const SUBTASK_STATES = Object.keys(subtaskMachine.root.states);
+const SubtaskState = t.refinement(NonEmptyString, (s) => SUBTASK_STATES.includes(s.split(/[.+]/)[0]!), `subtask state (${SUBTASK_STATES.join(", ")}, or a path below one such as running.streaming)`);
+
 const OperatorTarget = {
   /** An operator's name or uid; omitted: every subtask of the job. */
   operator: NonEmptyString,
@@ -106,7 +111,7 @@ const OperatorTarget = {
 const Wait = oneOf("wait", {
   output: strictObject("output", { stream: NonEmptyString, count: PositiveInteger }, { subject: NonEmptyString }),
   watermark: strictObject("watermark", { operator: NonEmptyString, atLeast: t.number }, { subtask: NonNegativeInteger }),
-  state: strictObject("state", { is: NonEmptyString }, OperatorTarget),
+  state: strictObject("state", { is: SubtaskState }, OperatorTarget),
   checkpoint: PositiveInteger,
   exit: ExitMatcher,
   dlq: strictObject("dlq", { count: PositiveInteger }, {}),

@@ -8,6 +8,8 @@
 //   now    Date.now() when the message is built
 //   start  Date.now() when the scenario started (a stable base for event times)
 
+import { StepFailure } from "./run-state.ts";
+
 export interface TemplateVars {
   readonly i: number;
   readonly n: number;
@@ -153,7 +155,7 @@ export class TemplateFiller {
   /** An expression's value; one that is not a finite number (1 / 0, floor() of nothing) fails the step. */
   private value(expr: string, vars: TemplateVars): number {
     const v = evaluate(this.parse(expr), vars);
-    if (!Number.isFinite(v)) throw new Error(`template \${${expr}} gives ${v} for i = ${vars.i}`);
+    if (!Number.isFinite(v)) throw new StepFailure(`template \${${expr}} gives ${v} for i = ${vars.i}`);
     return v;
   }
 

@@ -145,6 +145,7 @@ f("worker steps decode; a bad or unknown field is an error naming it", () => {
   assert.is(step("wait: { workers: 0 }"), `${FILE}: steps[0].wait.workers: expected positive integer, got 0`);
   assert.match(step("wait: { worker: 2 }"), /steps\[0\]\.wait\.worker: expected one of output, watermark, state, checkpoint, exit, dlq, recordsIn, workers/);
   assert.match(step("suspend: { worker: b }"), /steps\[0\]\.suspend: expected one of publish, start, wait, sleep, kill, restart, stop, pause, resume/);
+  assert.is(step("wait: { state: { operator: count, is: runing } }"), `${FILE}: steps[0].wait.state.is: expected subtask state (created, restoring, running, finishing, finished, failed, cancelled, or a path below one such as running.streaming), got "runing"`);
 });
 
 f("templates: variables, arithmetic, numbers from whole-string templates", () => {

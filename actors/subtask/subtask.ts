@@ -255,7 +255,7 @@ export class Subtask {
 
   /** Called by scenarios and tests: the subtask fails as if its code had thrown. */
   injectFailure(reason: string): void {
-    this.gate.enqueue(() => { throw new WeirError(ErrorCode.InvalidJob, reason); });
+    this.gate.enqueue(() => { throw new WeirError(ErrorCode.UserFunction, reason); });
   }
 
   status(): SubtaskStatus {

@@ -33,7 +33,7 @@ export function windowFunction<K, T, O>(
     async processElement(value, ctx) {
       const ts = ctx.timestamp;
       if (ts === undefined) {
-        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
+        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
       }
       const watermark = ctx.currentWatermark();
       const windows = assigner.assign(ts).filter((w) => w.end - 1 > watermark);
