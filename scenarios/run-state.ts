@@ -1,6 +1,7 @@
 // What a scenario's steps, waits and expectations share: the run they act on, and how a step fails.
 
 import { describeError } from "../runtime/core/errors.ts";
+import { StepFailure } from "./step-failure.ts";
 import type { JobProcess } from "./job-process.ts";
 import type { ScenarioNats } from "./nats-io.ts";
 import type { Scenario } from "./format.ts";
@@ -9,8 +10,7 @@ export const POLL_MS = 50;
 export const SETTLE_MS = 300;
 export const DEFAULT_EXPECT_TIMEOUT_MS = 5000;
 
-/** A step failed: its message becomes the scenario's reason. */
-export class StepFailure extends Error {}
+export { StepFailure } from "./step-failure.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -8,7 +8,7 @@
 //   now    Date.now() when the message is built
 //   start  Date.now() when the scenario started (a stable base for event times)
 
-import { StepFailure } from "./run-state.ts";
+import { StepFailure } from "./step-failure.ts";
 
 export interface TemplateVars {
   readonly i: number;
