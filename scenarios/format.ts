@@ -19,6 +19,7 @@ import { subtaskMachine } from "../actors/subtask/machine.ts";
 export const JobOverrides = strictObject("options", {}, {
   parallelism: PositiveInteger,
   stateBackend: t.keyof({ heap: null, "jetstream-kv": null }),
+  mode: t.keyof({ streaming: null, batch: null, automatic: null }),
   checkpointIntervalMs: NonNegativeInteger,
   /** `--restore latest | none | <checkpoint-id>` */
   restore: t.union([t.literal("latest"), t.literal("none"), t.refinement(t.union([t.string, t.number]), (v) => /^\d+$/.test(String(v)), "checkpoint id")]),

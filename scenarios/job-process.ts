@@ -30,9 +30,10 @@ export interface JobProcessOptions {
 /** The `weir run` flags that set each override. */
 export function runArgs(o: JobProcessOptions): string[] {
   const args = ["run", o.jobPath, "--nats", o.natsUrl, "--quiet"];
-  const { parallelism, stateBackend, checkpointIntervalMs, restore } = o.overrides;
+  const { parallelism, stateBackend, mode, checkpointIntervalMs, restore } = o.overrides;
   if (parallelism !== undefined) args.push("--parallelism", String(parallelism));
   if (stateBackend !== undefined) args.push("--state-backend", stateBackend);
+  if (mode !== undefined) args.push("--mode", mode);
   if (checkpointIntervalMs !== undefined) args.push("--checkpoint-interval", String(checkpointIntervalMs));
   if (restore !== undefined) args.push("--restore", String(restore));
   return args;

@@ -128,6 +128,24 @@ shipped("stop and kill after a bounded job ended by itself: the stop holds when 
   assert.match(wrong.reason ?? "", /stopped with exit code 0, expected exit 1/, explain(wrong));
 });
 
+shipped("options: { mode: batch } runs the job as weir run --mode batch: one final total per user, not one per order", async () => {
+  const file = scenarioFile("batch-mode.scenario.yaml", [
+    "name: the order totals in batch mode",
+    "job: JOBS/order-totals.ts",
+    "options: { stateBackend: heap, mode: batch }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    "  - publish: { subject: orders.eu, json: { user: u1, amount: 2 }, count: 3 }",
+    "  - start: {}",
+    "  - wait: { exit: 0 }",
+    "expect:",
+    "  - stream: TOTALS",
+    "    records: [{ user: u1, amount: 6 }]",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", explain(r));
+});
+
 shipped("a scenario whose expectation is wrong fails, naming what differs", async () => {
   const file = scenarioFile("wrong.scenario.yaml", [
     "name: wrong totals",

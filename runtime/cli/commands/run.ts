@@ -29,6 +29,7 @@ export interface RunFlags {
   readonly restore?: "latest" | "none" | number;
   readonly checkpointInterval?: number;
   readonly stateBackend?: "jetstream-kv" | "heap";
+  readonly mode?: "streaming" | "batch" | "automatic";
   readonly plan?: boolean;
   readonly quiet?: boolean;
   readonly http?: HttpAddress;
@@ -59,6 +60,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
     ...(flags.parallelism !== undefined ? { parallelism: flags.parallelism } : {}),
     ...(flags.checkpointInterval !== undefined ? { checkpointIntervalMs: flags.checkpointInterval } : {}),
     ...(flags.stateBackend !== undefined ? { stateBackend: flags.stateBackend } : {}),
+    ...(flags.mode !== undefined ? { mode: flags.mode } : {}),
     ...(flags.restore !== undefined ? { restore: flags.restore } : {}),
   };
   // The connection flags stay apart from the job options: they rank above WEIR_NATS_*, the option below.
