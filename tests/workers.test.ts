@@ -276,6 +276,34 @@ workers("weir run --workers 2 starts two workers of the job; weir stop stops bot
   }
 });
 
+workers("Ctrl-C of weir run --workers 2 stops the whole job gracefully: both workers exit 0, status says stopped, output exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, 100);
+    await eventually("the job runs on two workers", 90_000, async () => {
+      const st = await status(nc);
+      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
+    });
+    const total = await input.stop();
+    input = undefined;
+    await checkOutput(nc, total);
+    supervisor.child.kill("SIGINT");
+    const exit = await within(supervisor.exited, 90_000);
+    assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
+    assert.not.match(supervisor.stderr(), /leaving|no longer leading/, "the workers did not leave one by one");
+    const last = await runWeir(["status", "workers", "--nats", nats.url]);
+    assert.match(last.stdout, /^workers: not running; stopped /m, `weir status: ${last.stdout}${last.stderr}`);
+    await checkOutput(nc, total);
+  } finally {
+    await input?.stop().catch(() => {});
+    if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
 workers("weir run --workers 2: SIGTERM while a crashed worker waits to be started again ends the run with exit 0", async () => {
   const nc = await connect({ servers: nats.url });
   const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });

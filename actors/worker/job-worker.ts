@@ -35,6 +35,8 @@ import { followerStatus } from "./follower-status.ts";
 // interval and a dead one gives "no responders" at once.
 /** A follower leaving waits this long for the leader to take its subtasks away. */
 const LEAVE_TIMEOUT_MS = 15_000;
+/** A follower told the whole job stops (stopEndsJob) waits this long for the leader's end before it leaves. */
+const STOP_WAIT_MS = 60_000;
 
 type JobEndRecord = Extract<JobLogRecord, { kind: "end" }>;
 
@@ -76,9 +78,17 @@ export class JobWorker {
   private readonly runStartedAt: number;
   /** The job graph and options this worker runs (the leader places only on workers running its own). */
   private readonly identity: JobIdentity;
+  /**
+   * A stop means the whole job (`weir run --workers N`: the supervisor signals every worker at once): the
+   * leader stops it gracefully, with a final checkpoint; the others wait for that end instead of leaving.
+   */
+  private readonly stopEndsJob: boolean;
+  /** Such a stop, asked while following: if this worker comes to lead (the leader died), it stops the job. */
+  private stopAsked: { savepoint?: boolean } | undefined;
 
-  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number } = {}) {
+  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number; stopEndsJob?: boolean } = {}) {
     this.runStartedAt = run.startedAt ?? Date.now();
+    this.stopEndsJob = run.stopEndsJob ?? false;
     this.identity = jobIdentity(graph, job);
     this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
@@ -179,7 +189,19 @@ export class JobWorker {
    * and the others continue the job from a checkpoint without it.
    */
   async stop(options: { savepoint?: boolean } = {}): Promise<JobResult> {
-    if (this.leading && this.leading.members().filter((w) => w !== this.id).length === 0) return this.leading.runner.stop(options).then((r) => r);
+    const alone = this.leading !== undefined && this.leading.members().filter((w) => w !== this.id).length === 0;
+    if (this.leading && (alone || this.stopEndsJob)) return this.leading.runner.stop(options).then((r) => r);
+    if (this.stopEndsJob) {
+      this.stopAsked = options;
+      // The leader stops the job and this worker ends with it; if no end comes (the leader is gone), it leaves.
+      const timer = setTimeout(() => {
+        if (this.state === "ended" || this.state === "left") return;
+        if (this.leading) void this.leading.runner.stop(options).catch(() => {});
+        else this.actor.send({ type: "LEAVE" });
+      }, STOP_WAIT_MS);
+      void this.done.finally(() => clearTimeout(timer)).catch(() => {});
+      return this.done;
+    }
     this.actor.send({ type: "LEAVE" });
     return this.done;
   }
@@ -247,6 +269,7 @@ export class JobWorker {
     side.start(released).then(
       () => {
         this.ready.resolve();
+        if (this.stopAsked) void side.runner.stop(this.stopAsked).catch(() => {});
         return side.runner.result().then((r) => { if (this.leading === side) this.finish(r); }, (e) => { if (this.leading === side) this.fail(e); });
       },
       // The job did not start: whoever started this worker reports why (weir run: one line), no log twice.

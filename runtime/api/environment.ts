@@ -181,10 +181,10 @@ export class StreamEnvironment implements StreamHost {
    * Runs this process as one worker of the job (as `weir run` does): with other workers of the same job
    * name on the same NATS, the subtasks are spread over all of them and one leads (actors/worker/).
    */
-  async executeAsWorker(run: { startedAt?: number; onCreated?: (worker: { readonly workerId: string; status(): JobStatus }) => void } = {}): Promise<JobClient & { readonly workerId: string }> {
+  async executeAsWorker(run: { startedAt?: number; stopEndsJob?: boolean; onCreated?: (worker: { readonly workerId: string; status(): JobStatus }) => void } = {}): Promise<JobClient & { readonly workerId: string }> {
     let worker: JobWorker | undefined;
     const client = await this.launch((graph, nc, options, job) => {
-      worker = new JobWorker(graph, job, nc, options, run.startedAt !== undefined ? { startedAt: run.startedAt } : {});
+      worker = new JobWorker(graph, job, nc, options, { ...(run.startedAt !== undefined ? { startedAt: run.startedAt } : {}), ...(run.stopEndsJob ? { stopEndsJob: true } : {}) });
       // Seen while it starts (its first deployment may wait and retry): weir run's /metrics and dashboard.
       const created = worker;
       run.onCreated?.({ workerId: created.id, status: () => created.status() });

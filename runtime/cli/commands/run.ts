@@ -133,7 +133,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: worker.workerId });
   };
   try {
-    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve });
+    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve, stopEndsJob: process.env[SUPERVISED_ENV] === "1" });
   } catch (e) {
     if (!closing) throw e;
   } finally {

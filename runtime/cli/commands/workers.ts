@@ -36,7 +36,9 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
 
   const launch = (n: number): void => {
     // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
-    const child = spawn(process.execPath, [...workerNodeFlags(), WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
+    // A process group of its own: a Ctrl-C on the terminal reaches this supervisor alone, which passes it on
+    // once (each worker receiving it twice would take the second as "cancel").
+    const child = spawn(process.execPath, [...workerNodeFlags(), WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], detached: true, env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
       // A JSON log line stays one JSON object (it names its worker; "process" says which of these it is).
