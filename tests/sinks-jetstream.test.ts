@@ -24,6 +24,18 @@ async function readStream(stream: string, n: number): Promise<JsMsg[]> {
 
 interface Count { word: string; n: number }
 
+s("a created stream captures a fixed subject alone, or a function's subjects below their last token: streams of other jobs under the same first token do not overlap", async () => {
+  const make = async (stream: string, subject: string | ((v: string) => string)) => {
+    const w = await Sinks.jetstream({ stream, subject }).createWriter(standaloneContext({ nc, job: stream.toLowerCase() }));
+    await w.write("a", undefined);
+    await w.flush();
+    return (await (await jetstreamManager(nc)).streams.info(stream)).config.subjects;
+  };
+  assert.equal(await make("FIXED_A", "shared.fixed.a"), ["shared.fixed.a"]);
+  assert.equal(await make("DEEP_B", (v) => `shared.deep.${v}`), ["shared.deep.>"]);
+  assert.equal(await make("DEEP_C", (v) => `shared.other.${v}`), ["shared.other.>"], "created beside the others (no overlap with shared.>)");
+});
+
 s("creates the stream from the first subject, publishes JSON with deterministic msg ids, flush awaits acks", async () => {
   const sink = Sinks.jetstream({ stream: "COUNTS", subject: (o: Count) => `counts.${o.word}` });
   const writer = await sink.createWriter(standaloneContext({ nc, job: "wc", operatorUid: "sink", subtaskIndex: 1, parallelism: 2 })) as JetStreamSinkWriter<Count>;

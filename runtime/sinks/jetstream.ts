@@ -11,9 +11,11 @@
 // creates) and the replay is deterministic per subtask. A restore at another sink parallelism changes the
 // subtask in the ids: records replayed across a rescale are not deduplicated (at-least-once there).
 //
-// `stream`: when given and missing, the stream is created on the first record with subjects derived from
-// that record's subject (`counts.a` → `counts.>`; a single token `counts` → `counts` and `counts.>`), and
-// publishes expect that stream (a subject another stream captures is an error, not a silent misroute).
+// `stream`: when given and missing, the stream is created on the first record: for a fixed `subject`, that
+// subject alone; for a function, the first record's subject with its last token a wildcard (`app.out.a` →
+// `app.out.>`; a single token `counts` → `counts` and `counts.>`), so another job's stream under the same
+// first token does not overlap it. Publishes expect that stream (a subject another stream captures, or one
+// the created stream does not, is an error naming both, not a silent misroute).
 
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
@@ -108,7 +110,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
           const id = names.sinkMessageId(ctx.operatorUid, ctx.subtaskIndex, epoch, ++sequence);
           if (!streamReady) {
             // The first record names the subjects of a stream to create; later writes queue behind it.
-            ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs).then(() => { streamReady = true; });
+            ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs).then(() => { streamReady = true; });
             return ready.then(() => publish(subject, payload, id));
           }
           return publish(subject, payload, id);
@@ -143,7 +145,7 @@ async function exactlyOnceWriter<T>(
   let ready: Promise<void> | undefined;
   const whenReady = (subject: string): Promise<void> | undefined => {
     if (streamReady) return undefined;
-    ready ??= ensureStream(ctx, options.stream!, subject, options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
+    ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
     return ready;
   };
   const publisher = windowPublisher(window, (subject, payload, id) => {
@@ -203,15 +205,16 @@ function publishError(stream: string | undefined, subject: string, e: unknown): 
   return new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${where} failed: ${why}`, { cause: e });
 }
 
-/** `counts.a` → ["counts.>"]; `counts` → ["counts", "counts.>"]. */
-export function derivedSubjects(subject: string): string[] {
-  const first = subject.split(".")[0]!;
-  return subject.includes(".") ? [`${first}.>`] : [first, `${first}.>`];
+/** A fixed subject: itself. From a function: `app.out.a` → ["app.out.>"]; `counts` → ["counts", "counts.>"]. */
+export function derivedSubjects(subject: string, fixed: boolean): string[] {
+  if (fixed) return [subject];
+  const dot = subject.lastIndexOf(".");
+  return dot < 0 ? [subject, `${subject}.>`] : [`${subject.slice(0, dot)}.>`];
 }
 
 const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;
 
-async function ensureStream(ctx: ConnectorContext, stream: string, subject: string, duplicateWindowMs: number | undefined): Promise<void> {
+async function ensureStream(ctx: ConnectorContext, stream: string, subjects: string[], duplicateWindowMs: number | undefined): Promise<void> {
   // No `$JS.API.INFO` check (only the meta leader answers it: it times out, unretried, while one is elected).
   const jsm = await jetstreamManager(ctx.nc, { checkAPI: false });
   try {
@@ -225,7 +228,6 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subject: stri
   } catch (e) {
     throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
   }
-  const subjects = derivedSubjects(subject);
   try {
     await retryJetStream(() => jsm.streams.add({
       name: stream,
