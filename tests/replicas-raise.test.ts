@@ -1,6 +1,7 @@
 // Raising `natsReplicas` between runs on a three-node cluster: what the first run wrote at one replica
 // (keyed state, its changelog, checkpoints, staged output, and the output stream Sinks.jetstream created)
-// is moved to three replicas, keeping its messages, and the job goes on from its checkpoint.
+// is moved to three replicas, keeping its messages, and the job goes on from its checkpoint. The jobs'
+// shared status bucket is raised too (never lowered).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
@@ -35,7 +36,7 @@ test("a second run at natsReplicas 3 moves the first run's streams to three repl
       const jsm = await jetstreamManager(nc);
       const replicas: Record<string, number> = {};
       for await (const s of jsm.streams.list()) replicas[s.config.name] = s.config.num_replicas;
-      for (const name of ["KV_weir_raise_state", "weir_raise_changelog", "KV_weir_raise_ckpt", "weir_raise_staging", "RAISE_OUT"]) {
+      for (const name of ["KV_weir_raise_state", "weir_raise_changelog", "KV_weir_raise_ckpt", "weir_raise_staging", "RAISE_OUT", "KV_weir_jobs"]) {
         assert.is(replicas[name], 3, `${name} has three replicas (${JSON.stringify(replicas)})`);
       }
       const out: string[] = [];

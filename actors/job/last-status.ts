@@ -8,6 +8,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { messageOf } from "../../runtime/core/errors.ts";
 import { GlobalNames } from "../../runtime/core/names.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { reconcileStream } from "../../state/backends/stream-replicas.ts";
 
 export interface LastStatus {
   readonly job: string;
@@ -36,15 +38,22 @@ export class LastStatusWriter {
   private next: LastStatus | undefined;
   private busy = false;
 
-  /** `replicas`: of the jobs bucket when this job creates it (shared by every job: an existing one is kept). */
+  /** `replicas`: of the jobs bucket (shared by every job: one with fewer is raised to it, never lowered). */
   constructor(private readonly nc: NatsConnection, private readonly log: (m: string) => void, private readonly replicas = 1) {}
 
   private bucket(): Promise<KV | undefined> {
-    return (this.kv ??= new Kvm(this.nc).create(GlobalNames.jobsBucket, { history: 1, replicas: this.replicas }).catch((e: unknown) => {
+    return (this.kv ??= this.openBucket().catch((e: unknown) => {
       // Diagnostics only: a job runs without them.
       this.log(`last-known status is not kept (bucket ${GlobalNames.jobsBucket}: ${messageOf(e)})`);
       return undefined;
     }));
+  }
+
+  private async openBucket(): Promise<KV> {
+    const kv = await new Kvm(this.nc).create(GlobalNames.jobsBucket, { history: 1, replicas: this.replicas });
+    const info = (await kv.status()).streamInfo;
+    if ((info.config.num_replicas || 1) < this.replicas) await reconcileStream(await jetstreamManager(this.nc), info, { replicas: this.replicas }, this.log);
+    return kv;
   }
 
   /** Queues `status` (replacing one not yet written). */
