@@ -210,10 +210,14 @@ export interface Scenario extends ScenarioFile {
   /** Absolute path of the job module. */
   readonly jobPath: string;
   readonly timeoutMs: number;
+  /** The timeout of `start` and `restart` steps that set none: the file's `timeoutMs`, else 30 s. */
+  readonly startTimeoutMs: number;
   readonly expect: Expectation[];
 }
 
 export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
+/** A job coming up (`start`, `restart`): loading the job file and connecting take seconds on a loaded machine. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
 
 /** Reads, parses and validates a scenario file; any problem is one line naming the file. */
 export function loadScenario(file: string): Scenario {
@@ -249,6 +253,7 @@ export function parseScenario(text: string, file: string): Scenario {
     name: s.name ?? base,
     jobPath: resolve(dirname(resolve(file)), s.job),
     timeoutMs: s.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+    startTimeoutMs: s.timeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     expect: s.expect ?? [],
   };
 }

@@ -200,8 +200,8 @@ class ScenarioRun implements ScenarioState {
 
   // ------------------------------------------------------------------ steps
 
-  private timeoutOf(step: { timeoutMs?: number }): number {
-    return step.timeoutMs ?? this.s.timeoutMs;
+  private timeoutOf(step: { timeoutMs?: number; kind?: string }): number {
+    return step.timeoutMs ?? (step.kind === "start" || step.kind === "restart" ? this.s.startTimeoutMs : this.s.timeoutMs);
   }
 
   /**
