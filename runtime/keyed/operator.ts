@@ -248,15 +248,17 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     }, Math.max(0, ts - this.ctx.clock.now()));
   }
 
+  /** Due timers one after another: a loop while each completes at once (recursing overflowed the stack at ~10k). */
   private fireProcessingTimers(): MaybePromise {
-    const timer = this.timers.processingTime.pollUpTo(this.ctx.clock.now());
-    if (!timer) {
-      const next = this.timers.processingTime.peek();
-      if (next) this.scheduleProcessingTimer(next.timestamp);
-      return;
+    for (;;) {
+      const timer = this.timers.processingTime.pollUpTo(this.ctx.clock.now());
+      if (!timer) {
+        const next = this.timers.processingTime.peek();
+        if (next) this.scheduleProcessingTimer(next.timestamp);
+        return;
+      }
+      const p = this.execution!.processingTimer(timer);
+      if (p) return p.then(() => this.fireProcessingTimers());
     }
-    const p = this.execution!.processingTimer(timer);
-    if (p) return p.then(() => this.fireProcessingTimers());
-    return this.fireProcessingTimers();
   }
 }
