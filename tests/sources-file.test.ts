@@ -108,6 +108,24 @@ s("a large file is streamed in chunk-sized batches; offsets resume at the byte",
   assert.ok(Math.max(...batches) < 5000, `batches stay chunk-sized (max ${Math.max(...batches)})`);
 });
 
+s("csv restored at its end: a checkpoint before any new row keeps that line, so a second restore reads nothing again", async () => {
+  const path = join(dir, "ten.csv");
+  writeFileSync(path, `n\n${Array.from({ length: 10 }, (_, i) => i).join("\n")}\n`);
+  const def = Sources.file(path, { format: "csv" });
+  const first = await def.createReader(standaloneContext({ nc }));
+  assert.is((await readAll(first)).values.length, 10);
+  const atEnd = first.snapshotState!(1);
+  await first.close();
+  // Restored at the end: nothing is read, and its checkpoint (taken before any row) must say the same line.
+  const second = await def.createReader(standaloneContext({ nc, restoredState: atEnd }));
+  const again = second.snapshotState!(2);
+  assert.is((await readAll(second)).values.length, 0);
+  await second.close();
+  const third = await def.createReader(standaloneContext({ nc, restoredState: again }));
+  assert.is((await readAll(third)).values.length, 0, "the file is not read a second time");
+  await third.close();
+});
+
 s("a missing file is a one-line error naming the path; bad options too", async () => {
   const path = join(dir, "nope.jsonl");
   const err = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc })).catch((e) => e);

@@ -12,10 +12,10 @@
 // subtask in the ids: records replayed across a rescale are not deduplicated (at-least-once there).
 //
 // `stream`: when given and missing, the stream is created on the first record: for a fixed `subject`, that
-// subject alone; for a function, the first record's subject with its last token a wildcard (`app.out.a` →
-// `app.out.>`; a single token `counts` → `counts` and `counts.>`), so another job's stream under the same
-// first token does not overlap it. Publishes expect that stream (a subject another stream captures, or one
-// the created stream does not, is an error naming both, not a silent misroute).
+// subject alone (so another job's stream under the same first token does not overlap it); for a function,
+// every subject under the first record's first token (`orders.eu.u1` → `orders.>`; a single token `counts`
+// → `counts` and `counts.>`), as a function's subjects may differ in any token after the first. Publishes
+// expect that stream (a subject another stream captures is an error naming both, not a silent misroute).
 
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
@@ -205,11 +205,11 @@ function publishError(stream: string | undefined, subject: string, e: unknown): 
   return new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${where} failed: ${why}`, { cause: e });
 }
 
-/** A fixed subject: itself. From a function: `app.out.a` → ["app.out.>"]; `counts` → ["counts", "counts.>"]. */
+/** A fixed subject: itself. From a function: `orders.eu.u1` → ["orders.>"]; `counts` → ["counts", "counts.>"]. */
 export function derivedSubjects(subject: string, fixed: boolean): string[] {
   if (fixed) return [subject];
-  const dot = subject.lastIndexOf(".");
-  return dot < 0 ? [subject, `${subject}.>`] : [`${subject.slice(0, dot)}.>`];
+  const first = subject.split(".")[0]!;
+  return subject.includes(".") ? [`${first}.>`] : [first, `${first}.>`];
 }
 
 const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;

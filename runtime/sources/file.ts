@@ -224,7 +224,9 @@ interface CsvRow { record: unknown; raw: string; info: { lines: number } }
 function csvReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, skipThroughLine: number): SourceReader<T> {
   const origin = `${ctx.operatorName} (file ${path})`;
   const decode = valueDecoder(options.codec, origin, ctx.deadLetters);
-  let line = 0;
+  // Restored at a line: a checkpoint taken before a row past it is read must keep that line, not 0 (the
+  // next restore would read the whole file again into output already committed).
+  let line = skipThroughLine;
   let failure: unknown;
   let ended = false;
   const parser: Parser = parse({
