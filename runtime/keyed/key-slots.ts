@@ -13,6 +13,9 @@ import { canonicalJson } from "../../state/key-groups.ts";
 import { createStateHandle } from "../../state/mod.ts";
 import type { KeyLock } from "./async/key-lock.ts";
 
+/** State handles a key keeps (beyond its first); more start the cache over (a handle is cheap to make again). */
+const MAX_HANDLES_PER_KEY = 32;
+
 export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
   /** Where the handles' requests go: set by whatever starts running one of the key's records. */
   handler: StateRequestHandler | undefined;
@@ -38,7 +41,11 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
     }
     this.handles ??= new Map();
     let h = this.handles.get(descriptor);
-    if (h === undefined) this.handles.set(descriptor, (h = createStateHandle(descriptor, this, this)));
+    if (h === undefined) {
+      // Bounded: a function that makes descriptors as it goes (one per window, or inline) would grow it for ever.
+      if (this.handles.size >= MAX_HANDLES_PER_KEY) this.handles.clear();
+      this.handles.set(descriptor, (h = createStateHandle(descriptor, this, this)));
+    }
     return h as HandleOf<D>;
   }
 }

@@ -20,14 +20,26 @@ export type WindowLogic<T, O> =
 
 export interface WindowCounters { lateRecords: number; windowsFired: number }
 
+const accOf = (w: TimeWindow) => valueState<unknown>(`window-acc@${w.start}`, t.unknown);
+const elementsOf = (w: TimeWindow) => listState<unknown>(`window-elements@${w.start}`, t.unknown);
+
 export function windowFunction<K, T, O>(
   assigner: WindowAssigner,
   logic: WindowLogic<T, O>,
   lateTag: OutputTag<T> | undefined,
   counters: WindowCounters,
 ): KeyedProcessFunction<K, T, O> {
-  const accState = (w: TimeWindow) => valueState<unknown>(`window-acc@${w.start}`, t.unknown);
-  const elementsState = (w: TimeWindow) => listState<unknown>(`window-elements@${w.start}`, t.unknown);
+  // One descriptor per open window, not per record: each key caches a handle per descriptor object, and a
+  // new descriptor per record grew that cache by every record (~600 bytes each; audit). Dropped when the
+  // window fires.
+  const descriptors = new Map<number, { acc: ReturnType<typeof accOf>; elements: ReturnType<typeof elementsOf> }>();
+  const descriptorsOf = (w: TimeWindow) => {
+    let d = descriptors.get(w.start);
+    if (d === undefined) descriptors.set(w.start, (d = { acc: accOf(w), elements: elementsOf(w) }));
+    return d;
+  };
+  const accState = (w: TimeWindow) => descriptorsOf(w).acc;
+  const elementsState = (w: TimeWindow) => descriptorsOf(w).elements;
 
   return {
     async processElement(value, ctx) {
@@ -60,6 +72,8 @@ export function windowFunction<K, T, O>(
     async onTimer(timestamp, ctx: KeyedContext<K, O>) {
       const w = assigner.windowEndingAt(timestamp);
       counters.windowsFired++;
+      // Timers fire in time order: windows that started before this one have fired for every key.
+      if (descriptors.size > 64) for (const start of descriptors.keys()) if (start < w.start) descriptors.delete(start);
       if (logic.type === "process") {
         const state = ctx.state(elementsState(w));
         const elements = ((await state.get()) ?? []) as T[];

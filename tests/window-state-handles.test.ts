@@ -1,0 +1,38 @@
+// Window state stays bounded per key: a window's records share one state descriptor (each key caches a
+// handle per descriptor object, and a new descriptor per record grew that cache by every record), and a
+// key's handle cache is capped for functions that make descriptors as they go. Pure logic, no server.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as t from "io-ts";
+import { windowFunction } from "../runtime/operators/windows/window-function.ts";
+import { TumblingEventTimeWindows } from "../mod.ts";
+import { KeySlot } from "../runtime/keyed/key-slots.ts";
+import { valueState } from "../state/mod.ts";
+import type { KeyedContext } from "../runtime/contracts/functions.ts";
+
+const test = suite("window state handles");
+
+test("the records of one window use one state descriptor", async () => {
+  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { type: "reduce", reduce: (a, b) => a + b }, undefined, { lateRecords: 0, windowsFired: 0 });
+  const seen = new Set<unknown>();
+  let stored: unknown;
+  const ctxAt = (ts: number) => ({
+    timestamp: ts, key: "k", currentWatermark: () => -1,
+    state: (d: unknown) => { seen.add(d); return { value: async () => stored, update: async (v: unknown) => { stored = v; } }; },
+    timers: { registerEventTimeTimer: () => {} },
+  }) as unknown as KeyedContext<string, number>;
+  for (let ts = 0; ts < 500; ts++) await fn.processElement(1, ctxAt(ts));
+  assert.is(seen.size, 1, "one descriptor for window [0, 1000)");
+  assert.is(stored, 500);
+});
+
+test("a key keeps at most a bounded number of state handles", () => {
+  const slot = new KeySlot("op", "k", '"k"', 0);
+  const first = valueState("first", t.number);
+  assert.is(slot.state(first), slot.state(first), "a handle is cached");
+  for (let i = 0; i < 1000; i++) slot.state(valueState(`inline-${i}`, t.number));
+  const handles = (slot as unknown as { handles?: Map<unknown, unknown> }).handles;
+  assert.ok((handles?.size ?? 0) <= 32, `handles kept: ${handles?.size}`);
+});
+
+test.run();
