@@ -41,7 +41,7 @@ export class AsyncExecution implements KeyedExecution {
   }
 
   processingTimer(timer: Timer): MaybePromise {
-    const rc = this.callbacks.timerContext(timer, undefined);
+    const rc = this.callbacks.timerContext(timer, undefined, undefined, true);
     rc.controller = this.aec;
     return this.aec.submit(rc);
   }

@@ -15,8 +15,12 @@ type Context = KeyedRecordContext<unknown, unknown>;
 export interface KeyedCallbacks extends KeyedRecordOwner {
   /** Runs `rc` to its end, one at a time: the user function (errors naming operator and key), then its output. */
   call(rc: Context): MaybePromise;
-  /** The context that fires `timer` (seeing `watermark`; undefined: the arrival watermark in async mode), of `slot` when the caller holds the key's. */
-  timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot): Context;
+  /**
+   * The context that fires `timer` (seeing `watermark`; undefined: the arrival watermark in async mode), of
+   * `slot` when the caller holds the key's. A processing-time timer's has no timestamp: its outputs carry no
+   * event time (as Flink erases it), and a function tells the two kinds apart by it.
+   */
+  timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot, processingTime?: boolean): Context;
 }
 
 export interface KeyedExecution {

@@ -114,8 +114,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, value, ts, input, watermark);
   }
 
-  timerContext(timer: Timer, watermark: number | undefined, slot = this.slots.slotFor(timer.key)): KeyedRecordContext<unknown, unknown> {
-    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, timer.timestamp, timer.timestamp, TIMER_INPUT, watermark);
+  timerContext(timer: Timer, watermark: number | undefined, slot = this.slots.slotFor(timer.key), processingTime = false): KeyedRecordContext<unknown, unknown> {
+    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, timer.timestamp, processingTime ? undefined : timer.timestamp, TIMER_INPUT, watermark);
   }
 
   /** The user function for `rc`: processElement (through the co-function dispatch), or onTimer for a timer. */

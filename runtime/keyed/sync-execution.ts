@@ -25,7 +25,7 @@ export class SyncExecution implements KeyedExecution {
   }
 
   processingTimer(timer: Timer): MaybePromise {
-    return this.fire(timer, undefined);
+    return this.fire(timer, undefined, true);
   }
 
   watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
@@ -39,8 +39,8 @@ export class SyncExecution implements KeyedExecution {
     return fireDue();
   }
 
-  private fire(timer: Timer, watermark: number | undefined): MaybePromise {
-    const rc = this.callbacks.timerContext(timer, watermark);
+  private fire(timer: Timer, watermark: number | undefined, processingTime = false): MaybePromise {
+    const rc = this.callbacks.timerContext(timer, watermark, undefined, processingTime);
     rc.slot.handler = this.direct;
     return this.callbacks.call(rc);
   }

@@ -55,7 +55,7 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
       for (let due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY); due.length > 0; due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY)) {
         for (const timer of due) {
           slot.handler = state;
-          const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot));
+          const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === host.timers.processingTime));
           if (p) await p;
         }
       }
