@@ -57,6 +57,14 @@ for (const [backend, asyncEnabled] of [["heap", true], ["heap", false], ["jetstr
   });
 }
 
+e2e("timers in a process that is not keyed: one line saying they need keyBy", async () => {
+  const error = await withEnv(env("unkeyedtimers", { stateBackend: "heap" }), (e) =>
+    e.fromSource(Sources.array([1]), { name: "one" })
+      .process<number>({ processElement(_v, ctx) { (ctx as unknown as { timers: { registerEventTimeTimer(t: number): void } }).timers.registerEventTimeTimer(5); } }, { name: "unkeyed" })
+      .executeAndCollect().then(() => "finished", (err: Error) => err.message));
+  assert.match(error, /timers need a keyed stream: keyBy\(\.\.\.\) before process\(\.\.\.\)/);
+});
+
 e2e("union and connect", async () => {
   const out = await withEnv(env("union-connect", { parallelism: 2 }), (e) => {
     const a = e.fromSource(Sources.array([1, 2, 3]));

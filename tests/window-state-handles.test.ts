@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { windowFunction } from "../runtime/operators/windows/window-function.ts";
-import { TumblingEventTimeWindows } from "../mod.ts";
+import { SlidingEventTimeWindows, TumblingEventTimeWindows } from "../mod.ts";
 import { KeySlot } from "../runtime/keyed/key-slots.ts";
 import { valueState } from "../state/mod.ts";
 import type { KeyedContext } from "../runtime/contracts/functions.ts";
@@ -24,6 +24,20 @@ test("the records of one window use one state descriptor", async () => {
   for (let ts = 0; ts < 500; ts++) await fn.processElement(1, ctxAt(ts));
   assert.is(seen.size, 1, "one descriptor for window [0, 1000)");
   assert.is(stored, 500);
+});
+
+test("a process window function sees the operator's watermark, not the window's end; window offsets are checked", async () => {
+  let seen: number | undefined;
+  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { type: "process", fn: { process: (_k, c) => { seen = c.currentWatermark; } } }, undefined, { lateRecords: 0, windowsFired: 0 });
+  const ctx = {
+    timestamp: 999, key: "k", currentWatermark: () => 4321, collect: () => {},
+    state: () => ({ get: async () => [1], clear: async () => {} }),
+  } as unknown as KeyedContext<string, number>;
+  await fn.onTimer!(999, ctx);
+  assert.is(seen, 4321);
+  assert.throws(() => TumblingEventTimeWindows.of(1000, 1500), /\|offset\| < size \(1000\), got 1500/);
+  assert.throws(() => SlidingEventTimeWindows.of(1000, 100, -200), /\|offset\| < slide \(100\), got -200/);
+  assert.ok(TumblingEventTimeWindows.of(1000, -500));
 });
 
 test("a key keeps at most a bounded number of state handles", () => {

@@ -67,7 +67,7 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   get keyId(): string { return this.slot.keyId; }
   get lock(): KeySlot { return this.slot; }
 
-  get timers(): TimerService {
+  override get timers(): TimerService {
     return (this.slot.timers ??= this.owner.timerServiceFor(this.slot)) as TimerService;
   }
 

@@ -2,7 +2,7 @@
 
 import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, ProcessContext, ProcessFunction, OutputTag } from "../contracts/functions.ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
-import { UserFunctionError } from "../core/errors.ts";
+import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "../contracts/operators.ts";
 import { collectAll, isPromise } from "./chain-util.ts";
 
@@ -66,6 +66,10 @@ export class RecordContext<O> implements ProcessContext<O> {
   /** Promises downstream returned while the user function ran (rare: only async chained operators). */
   pending: Promise<void>[] | undefined = undefined;
   constructor(protected readonly op: OperatorContext) {}
+  /** Timers are keyed state (the keyed context has them): here, one line saying so rather than "undefined". */
+  get timers(): unknown {
+    throw new WeirError(ErrorCode.InvalidJob, `operator "${this.op.runtime.operatorName}": timers need a keyed stream: keyBy(...) before process(...), as in Flink`);
+  }
   collect(value: O, timestamp?: number): void {
     const p = this.op.output.collect(value, timestamp ?? this.timestamp);
     if (p) (this.pending ??= []).push(p);

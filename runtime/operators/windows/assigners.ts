@@ -25,6 +25,7 @@ function windowStart(ts: number, offset: number, slide: number): number {
 export const TumblingEventTimeWindows = {
   of(size: number, offset = 0): WindowAssigner {
     if (!isPositiveInt(size)) throw new RangeError(`TumblingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
+    if (!(Number.isInteger(offset) && Math.abs(offset) < size)) throw new RangeError(`TumblingEventTimeWindows.of: offset must be an integer with |offset| < size (${size}), got ${offset}`);
     return {
       kind: "tumbling",
       size,
@@ -41,6 +42,7 @@ export const SlidingEventTimeWindows = {
   of(size: number, slide: number, offset = 0): WindowAssigner {
     if (!isPositiveInt(size)) throw new RangeError(`SlidingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
     if (!(isPositiveInt(slide) && slide <= size)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer ≤ size, got ${slide}`);
+    if (!(Number.isInteger(offset) && Math.abs(offset) < slide)) throw new RangeError(`SlidingEventTimeWindows.of: offset must be an integer with |offset| < slide (${slide}), got ${offset}`);
     return {
       kind: "sliding",
       size,

@@ -79,7 +79,7 @@ export function windowFunction<K, T, O>(
         const elements = ((await state.get()) ?? []) as T[];
         await state.clear();
         if (elements.length === 0) return;
-        await logic.fn.process(ctx.key, { window: w, currentWatermark: timestamp }, elements, { collect: (o) => ctx.collect(o, timestamp) });
+        await logic.fn.process(ctx.key, { window: w, currentWatermark: ctx.currentWatermark() }, elements, { collect: (o) => ctx.collect(o, timestamp) });
         return;
       }
       const state = ctx.state(accState(w));
