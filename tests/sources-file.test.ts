@@ -108,6 +108,22 @@ s("a large file is streamed in chunk-sized batches; offsets resume at the byte",
   assert.ok(Math.max(...batches) < 5000, `batches stay chunk-sized (max ${Math.max(...batches)})`);
 });
 
+s("a line that is not valid UTF-8 is a dead letter with its bytes, never a record with U+FFFD; a very long line is read whole", async () => {
+  const path = join(dir, "latin1.jsonl");
+  const long = "x".repeat(3_000_000);
+  writeFileSync(path, Buffer.concat([Buffer.from('{"name":"ok"}\n{"name":"caf'), Buffer.from([0xe9]), Buffer.from(`"}\n{"name":"${long}"}\n{"name":"last"}`)]));
+  const ctx = standaloneContext({ nc, job: "fileutf8" });
+  const reader = await Sources.file(path, { format: "jsonl" }).createReader(ctx);
+  const { values } = await readAll(reader);
+  assert.equal((values as Array<{ name: string }>).map((v) => v.name.length > 10 ? `long ${v.name.length}` : v.name), ["ok", "long 3000000", "last"]);
+  assert.is(ctx.deadLetters.count, 1);
+  await ctx.publisher.flush();
+  const [letter] = await letters("fileutf8", 1);
+  assert.is(letter!.line, 2);
+  assert.match(String(letter!.reason), /^line 2: not valid UTF-8/);
+  await reader.close();
+});
+
 s("csv restored at its end: a checkpoint before any new row keeps that line, so a second restore reads nothing again", async () => {
   const path = join(dir, "ten.csv");
   writeFileSync(path, `n\n${Array.from({ length: 10 }, (_, i) => i).join("\n")}\n`);

@@ -160,25 +160,47 @@ function readError(path: string, e: unknown): WeirError {
   return new WeirError(ErrorCode.Source, `Sources.file: reading "${path}" failed: ${messageOf(e)}`, { cause: e });
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** jsonl and lines: splits raw chunks at "\n" bytes (never inside a UTF-8 sequence), decodes whole lines. */
 function lineReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, startLine: number, startByte: number): SourceReader<T> {
   const json = options.format === FileFormat.Jsonl;
   const decode = lineDecoder(json, options.codec, `${ctx.operatorName} (file ${path})`, ctx.deadLetters);
   const stream: ReadStream = createReadStream(path, { start: startByte, highWaterMark: CHUNK_BYTES });
   const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let carry: Buffer | undefined;
+  /** Chunks of a line not ended yet: joined once its newline comes (joining per chunk was quadratic in a long line). */
+  let pending: Buffer[] = [];
   let line = startLine;
   let byte = startByte;
   let ended = false;
 
-  const batchOf = (text: string, values: T[]) => {
-    const lines = text.split("\n");
-    for (const raw of lines) {
-      line++;
-      const s = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-      if (json && s.trim() === "") continue;
-      const v = decode(s, line);
-      if (v !== REJECTED) values.push(v);
+  const origin = `${ctx.operatorName} (file ${path})`;
+  const addLine = (raw: string, values: T[]) => {
+    line++;
+    const s = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (json && s.trim() === "") return;
+    const v = decode(s, line);
+    if (v !== REJECTED) values.push(v);
+  };
+  /** Whole lines of `bytes`; a line that is not valid UTF-8 is a dead letter with its bytes (never U+FFFD in a record). */
+  const batchOf = (bytes: Buffer, values: T[]) => {
+    let text: string | undefined;
+    try { text = strictUtf8.decode(bytes); } catch { text = undefined; }
+    if (text !== undefined) {
+      for (const raw of text.split("\n")) addLine(raw, values);
+      return;
+    }
+    for (let from = 0; from <= bytes.length;) {
+      const nl = bytes.indexOf(10, from);
+      const end = nl < 0 ? bytes.length : nl;
+      const one = bytes.subarray(from, end);
+      try {
+        addLine(strictUtf8.decode(one), values);
+      } catch {
+        line++;
+        ctx.deadLetters.publish({ reason: `line ${line}: not valid UTF-8`, origin, data: Buffer.from(one), line });
+      }
+      from = end + 1;
     }
   };
 
@@ -195,22 +217,24 @@ function lineReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceC
       if (next.done) {
         ended = true;
         // The last line has no "\n" after it.
-        if (carry !== undefined && carry.length > 0) {
-          byte += carry.length;
-          batchOf(carry.toString("utf8"), values);
-          carry = undefined;
+        const rest = Buffer.concat(pending);
+        pending = [];
+        if (rest.length > 0) {
+          byte += rest.length;
+          batchOf(rest, values);
         }
         return values.length > 0 ? { values } : null;
       }
-      const buf = carry ? Buffer.concat([carry, next.value]) : next.value;
-      const nl = buf.lastIndexOf(10);
+      const chunk = next.value;
+      const nl = chunk.lastIndexOf(10);
       if (nl < 0) {
-        carry = buf;
+        pending.push(chunk);
         return { values };
       }
-      carry = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
-      byte += nl + 1;
-      batchOf(buf.toString("utf8", 0, nl), values);
+      const lines = pending.length > 0 ? Buffer.concat([...pending, chunk.subarray(0, nl)]) : chunk.subarray(0, nl);
+      pending = nl + 1 < chunk.length ? [chunk.subarray(nl + 1)] : [];
+      byte += lines.length + 1;
+      batchOf(lines, values);
       return { values };
     },
     snapshotState: (): FileSourceState => ({ path, line, byte }),
