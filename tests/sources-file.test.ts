@@ -124,6 +124,25 @@ s("a line that is not valid UTF-8 is a dead letter with its bytes, never a recor
   await reader.close();
 });
 
+s("dead letters a full DLQ stream refuses: an error-level line each, naming where they came from", async () => {
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  await (await jetstreamManager(nc)).streams.add({ name: "weir_fullq_dlq", subjects: ["weir.fullq.dlq"], max_msgs: 2, discard: "new" as never });
+  const lines: Array<{ m: string; level: unknown }> = [];
+  const path = join(dir, "bad.jsonl");
+  writeFileSync(path, "nope1\nnope2\nnope3\nnope4\n");
+  const ctx = standaloneContext({ nc, job: "fullq", log: ((m: string, f?: { level?: string }) => { lines.push({ m, level: f?.level }); }) as (m: string) => void });
+  const reader = await Sources.file(path, { format: "jsonl" }).createReader(ctx);
+  await readAll(reader);
+  await ctx.publisher.flush();
+  await reader.close();
+  const refused = lines.filter((l) => /could not be stored in weir_fullq_dlq/.test(l.m));
+  assert.is(refused.length, 2, lines.map((l) => l.m).join("\n"));
+  for (const l of refused) {
+    assert.is(l.level, "error");
+    assert.match(l.m, /^dead letter from .*file .*bad\.jsonl.* \(line \d: invalid JSON/);
+  }
+});
+
 s("csv restored at its end: a checkpoint before any new row keeps that line, so a second restore reads nothing again", async () => {
   const path = join(dir, "ten.csv");
   writeFileSync(path, `n\n${Array.from({ length: 10 }, (_, i) => i).join("\n")}\n`);

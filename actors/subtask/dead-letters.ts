@@ -10,6 +10,7 @@ import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-n
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { DeadLetter, DeadLetters } from "../../runtime/contracts/connectors.ts";
 import { messageOf } from "../../runtime/core/errors.ts";
+import type { LogFn } from "../../runtime/core/log.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import { ensureStream } from "../../runtime/nats/streams.ts";
 
@@ -102,7 +103,7 @@ export class DeadLetterPublisher {
   private readonly inflight = new Set<Promise<unknown>>();
   total = 0;
 
-  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly log: (m: string) => void) {}
+  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly log: LogFn) {}
 
   /** The stream that keeps dead letters: `weir_<job>_dlq`. */
   get streamName(): string { return `weir_${this.names.job}_dlq`; }
@@ -120,14 +121,15 @@ export class DeadLetterPublisher {
       // Encoded now: `letter.data` may be a view of the connection's read buffer.
       encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024);
     } catch (e) {
-      this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`);
+      this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`, { level: "error" });
       return;
     }
     const { body, headers: h } = encoded;
     const p = this.ensureStream()
       .then(() => jetstream(this.nc).publish(this.names.dlq, body, { headers: h }))
       .catch((e: unknown) => {
-        this.log(`dead letter could not be stored in ${this.streamName}: ${messageOf(e)}`);
+        // An error, not a note: the record is in no stream now (published on core NATS only, below).
+        this.log(`dead letter from ${letter.origin} (${letter.reason.slice(0, 200)}) could not be stored in ${this.streamName}: ${messageOf(e)}; it went to core NATS subscribers of ${this.names.dlq} only`, { level: "error" });
         // Core publish as a last resort: subscribers still see it.
         try { this.nc.publish(this.names.dlq, body, { headers: h }); } catch { /* logged above */ }
       })
