@@ -154,8 +154,22 @@ s("publish errors name the stream and the subject", async () => {
   assert.match(err.message, /^Sinks.jetstream: publish to stream "NARROW", subject "elsewhere.x" failed: /);
   assert.throws(() => w.write("narrow.again", undefined), /elsewhere.x/, "the failure sticks");
 
-  const bad = await Sinks.jetstream({ stream: "NARROW", subject: (v: string) => v }).createWriter(standaloneContext({ nc }));
-  assert.throws(() => bad.write("a.*", undefined), /subject function returned "a\.\*": wildcards/);
+  // A subject a record's data makes unpublishable (a wildcard, an empty token, too long): that record is a
+  // dead letter with the reason, the others go on (README's word count with the input "foo..bar").
+  const ctx = standaloneContext({ nc, job: "badsubj" });
+  const bad = await Sinks.jetstream({ stream: "NARROW", subject: (v: string) => v }).createWriter(ctx);
+  for (const v of ["a.*", "narrow.x..y", `narrow.${"k".repeat(5000)}`, "narrow.fine"]) await bad.write(v, undefined);
+  await bad.flush();
+  assert.is(ctx.deadLetters.count, 3);
+  await ctx.publisher.flush();
+  const c = await jetstream(nc).consumers.get("weir_badsubj_dlq");
+  const reasons: string[] = [];
+  for await (const m of await c.fetch({ max_messages: 3, expires: 2000 })) reasons.push(String(m.json<{ reason: string }>().reason));
+  assert.match(reasons[0]!, /subject function returned "a\.\*": wildcards cannot be published to/);
+  assert.match(reasons[1]!, /subjects are dot-separated non-empty tokens/);
+  assert.match(reasons[2]!, /a subject of 5007 bytes is longer than weir publishes/);
+  assert.ok(reasons.every((r) => r.length < 600), "reasons show a bounded preview of the subject");
+  assert.ok(nc.info, "the connection stayed up");
   assert.throws(() => Sinks.jetstream({ subject: "a..b" }), /Sinks.jetstream: subject "a..b"/);
 });
 

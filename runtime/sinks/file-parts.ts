@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { SinkContext, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { LineBatcher } from "./line-batcher.ts";
+import { rejectRecord } from "./payload.ts";
 
 const PART = /^\.?part-(\d+)-(\d+)(?:\.jsonl|\.txt)?(\.inprogress)?$/;
 
@@ -69,7 +70,7 @@ export async function openPartWriter<T>(dir: string, options: { json: boolean; l
     return (part = { n, tmp, final, fh: await open(tmp, "w") });
   };
 
-  const batch = new LineBatcher(options.json, options.lingerMs, async (chunk) => { await (await current()).fh.write(chunk); }, (e) => fail("writing a part file", e));
+  const batch = new LineBatcher(options.json, options.lingerMs, async (chunk) => { await (await current()).fh.write(chunk); }, (e) => fail("writing a part file", e), (v, reason) => rejectRecord(ctx, v, reason));
 
   /** Closes the current part (everything queued so far is in it, synced); the next record opens another. */
   const closePart = (): Promise<Part | undefined> => {

@@ -16,6 +16,7 @@ import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { NonNegativeInt, decodeOptions } from "../core/validation.ts";
+import { rejectRecord } from "./payload.ts";
 
 export interface FileSinkOptions {
   readonly format?: "jsonl" | "lines";
@@ -46,7 +47,7 @@ export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDe
   return {
     kind: "file",
     defaultParallelism: 1,
-    async createWriter(): Promise<SinkWriter<T>> {
+    async createWriter(ctx): Promise<SinkWriter<T>> {
       let fh: FileHandle;
       try {
         await mkdir(dirname(path), { recursive: true });
@@ -55,7 +56,7 @@ export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDe
         throw fail("opening", e);
       }
       let closed = false;
-      const batch = new LineBatcher(json, lingerMs, (chunk) => fh.write(chunk).then(() => {}), (e) => fail("appending to", e));
+      const batch = new LineBatcher(json, lingerMs, (chunk) => fh.write(chunk).then(() => {}), (e) => fail("appending to", e), (v, reason) => rejectRecord(ctx, v, reason));
 
       return {
         write: (value) => batch.add(value),

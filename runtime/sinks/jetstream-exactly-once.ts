@@ -58,7 +58,8 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 
   constructor(
     private readonly ctx: SinkContext,
-    private readonly resolve: (value: T) => string,
+    /** A record's subject, or undefined when it went to the dead letters (a subject it cannot be published to). */
+    private readonly resolve: (value: T) => string | undefined,
     private readonly publisher: Publisher,
   ) {
     this.names = new ConnectorNames(ctx.names);
@@ -91,7 +92,8 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   write(value: T): void {
     if (this.failure) throw this.failure;
     const payload = sinkPayload(this.ctx, value);
-    if (payload !== undefined) this.pending.push([this.resolve(value), payload]);
+    const subject = payload === undefined ? undefined : this.resolve(value);
+    if (subject !== undefined) this.pending.push([subject, payload!]);
   }
 
   /** Phase 1: what was written since the last checkpoint belongs to checkpoint `id`; stage it durably. */

@@ -30,8 +30,8 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { ConnectorNames } from "../core/names.ts";
 import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
-import { subjectResolver, type SubjectOption } from "./subject.ts";
-import { sinkPayload } from "./payload.ts";
+import { checkSubjectOption, subjectResolver, type SubjectOption } from "./subject.ts";
+import { rejectRecord, sinkPayload } from "./payload.ts";
 import { ExactlyOnceJetStreamWriter, windowPublisher } from "./jetstream-exactly-once.ts";
 
 export interface JetStreamSinkOptions<T> {
@@ -74,7 +74,8 @@ const Options = t.intersection([
 export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.jetstream", "Sinks.jetstream options");
   const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
-  const resolveSubject = subjectResolver(what, options.subject);
+  checkSubjectOption(what, options.subject);
+  const resolverFor = (ctx: SinkContext) => subjectResolver(what, options.subject, (value: T, reason) => rejectRecord(ctx, value, reason));
   const maxInFlight = options.maxInFlight ?? 1000;
   return {
     kind: "jetstream",
@@ -82,8 +83,9 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
       const names = new ConnectorNames(ctx.names);
       if ((options.delivery ?? (ctx.checkpointing ? "exactly-once" : "at-least-once")) === "exactly-once") {
         if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `${what}: delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
-        return exactlyOnceWriter(ctx, options, what, resolveSubject, maxInFlight);
+        return exactlyOnceWriter(ctx, options, resolverFor(ctx), maxInFlight);
       }
+      const resolveSubject = resolverFor(ctx);
       const restored = restoredState(ctx);
       const epoch = restored?.epoch ?? Date.now().toString(36) + randomBytes(2).toString("hex");
       let sequence = restored?.sequence ?? 0;
@@ -107,6 +109,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
           const payload = sinkPayload(ctx, value);
           if (payload === undefined) return;
           const subject = resolveSubject(value);
+          if (subject === undefined) return;
           const id = names.sinkMessageId(ctx.operatorUid, ctx.subtaskIndex, epoch, ++sequence);
           if (!streamReady) {
             // The first record names the subjects of a stream to create; later writes queue behind it.
@@ -133,8 +136,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
 async function exactlyOnceWriter<T>(
   ctx: SinkContext,
   options: JetStreamSinkOptions<T>,
-  what: string,
-  resolveSubject: (value: T) => string,
+  resolveSubject: (value: T) => string | undefined,
   maxInFlight: number,
 ): Promise<SinkWriter<T>> {
   const window = new InflightWindow(maxInFlight);
@@ -162,9 +164,7 @@ async function exactlyOnceWriter<T>(
       throw e instanceof WeirError ? e : new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${options.stream ? `stream "${options.stream}"` : "JetStream"} failed: ${messageOf(e)}`, { cause: e });
     });
   });
-  const writer = new ExactlyOnceJetStreamWriter<T>(ctx, (v) => {
-    try { return resolveSubject(v); } catch (e) { throw new WeirError(ErrorCode.Sink, `${what}: subject function failed: ${messageOf(e)}`, { cause: e }); }
-  }, publisher);
+  const writer = new ExactlyOnceJetStreamWriter<T>(ctx, resolveSubject, publisher);
   if (ctx.restoredState?.length) await writer.recover(ctx.restoredState);
   return writer;
 }

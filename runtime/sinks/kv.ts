@@ -19,6 +19,8 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { NonNegativeInt, PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
+import { rejectRecord, sinkPayload } from "./payload.ts";
+import { preview } from "../core/preview.ts";
 
 export interface KvSinkOptions<T> {
   readonly bucket: string;
@@ -38,6 +40,9 @@ const Options = t.intersection([
     lingerMs: NonNegativeInt,
   }),
 ]);
+
+/** A key becomes part of the subject `$KV.<bucket>.<key>`: the protocol line of a put holds 4096 bytes in all. */
+const MAX_KEY_BYTES = 3000;
 
 export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.kv", "Sinks.kv options");
@@ -74,7 +79,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
       const sendBatch = async (batch: Map<string, string>) => {
         for (const [key, payload] of batch) {
           const wait = window.add(kv.put(key, payload), (e) =>
-            new WeirError(ErrorCode.Sink, `Sinks.kv: put of key "${key}" to bucket "${bucket}" failed: ${messageOf(e)}`, { cause: e }));
+            new WeirError(ErrorCode.Sink, `Sinks.kv: put of key ${preview(key, 200)} to bucket "${bucket}" failed: ${messageOf(e)}`, { cause: e }));
           if (wait) await wait;
         }
       };
@@ -93,8 +98,14 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
       return {
         write(value) {
           window.throwIfFailed();
+          const payload = sinkPayload(ctx, value);
+          if (payload === undefined) return;
           const key = keyOf(value);
-          buffered.set(key, JSON.stringify(value) ?? "null");
+          if (key.length > 1000 && Buffer.byteLength(key) > MAX_KEY_BYTES) {
+            rejectRecord(ctx, value, `Sinks.kv (bucket "${bucket}"): a key of ${Buffer.byteLength(key)} bytes is longer than weir writes (${MAX_KEY_BYTES}; the server closes a connection whose protocol line passes 4096)`);
+            return;
+          }
+          buffered.set(key, payload);
           if (buffered.size >= maxBufferedKeys) return send();
           timer ??= setTimeout(() => { void send(); }, lingerMs);
         },

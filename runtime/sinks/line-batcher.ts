@@ -20,11 +20,19 @@ export class LineBatcher {
     /** Writes one chunk; its error becomes `failure` through `onError`. */
     private readonly write: (chunk: string) => Promise<void>,
     private readonly onError: (e: unknown) => WeirError,
+    /** A record JSON cannot encode (cyclic, nested too deep): to the dead letters, not a failure of the sink. */
+    private readonly reject: (value: unknown, reason: string) => void,
   ) {}
 
   add(value: unknown): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    const line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+    let line: string;
+    try {
+      line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+    } catch (e) {
+      this.reject(value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      return undefined;
+    }
     this.lines.push(line);
     this.chars += line.length + 1;
     if (this.chars >= CHUNK_CHARS) return this.writeOut();

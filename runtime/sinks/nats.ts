@@ -5,9 +5,9 @@
 
 import * as t from "io-ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
-import { sinkPayload } from "./payload.ts";
+import { rejectRecord, sinkPayload } from "./payload.ts";
 import { decodeOptions } from "../core/validation.ts";
-import { subjectResolver, type SubjectOption } from "./subject.ts";
+import { checkSubjectOption, subjectResolver, type SubjectOption } from "./subject.ts";
 import { flushConnection } from "../nats/flush.ts";
 
 export interface NatsSinkOptions<T> {
@@ -19,15 +19,17 @@ const FLUSH_EVERY = 8192;
 
 export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.nats", "Sinks.nats options");
-  const resolveSubject = subjectResolver("Sinks.nats", options.subject);
+  checkSubjectOption("Sinks.nats", options.subject);
   return {
     kind: "nats",
     async createWriter(ctx): Promise<SinkWriter<T>> {
       let sinceFlush = 0;
+      const resolveSubject = subjectResolver("Sinks.nats", options.subject, (value, reason) => rejectRecord(ctx, value, reason));
       return {
         write(value) {
           const payload = sinkPayload(ctx, value);
-          if (payload !== undefined) ctx.nc.publish(resolveSubject(value), payload);
+          const subject = payload === undefined ? undefined : resolveSubject(value);
+          if (subject !== undefined) ctx.nc.publish(subject, payload!);
           if (++sinceFlush >= FLUSH_EVERY) {
             sinceFlush = 0;
             return flushConnection(ctx.nc);

@@ -26,6 +26,11 @@ export function sinkPayload(ctx: ConnectorContext, value: unknown): string | und
   return payload;
 }
 
+/** Sends `value` to the dead letters with `reason` (origin: the sink operator's subtask). */
+export function rejectRecord(ctx: ConnectorContext, value: unknown, reason: string): void {
+  reject(ctx, value, reason);
+}
+
 function reject(ctx: ConnectorContext, value: unknown, reason: string): void {
   ctx.deadLetters.publish({ reason, origin: `${ctx.operatorName}#${ctx.subtaskIndex}`, data: preview(value, PREVIEW_CHARS) });
 }

@@ -3,6 +3,7 @@
 import * as t from "io-ts";
 import type { SinkDef } from "../contracts/connectors.ts";
 import { decodeOptions } from "../core/validation.ts";
+import { rejectRecord } from "./payload.ts";
 
 const Options = t.exact(t.partial({ prefix: t.string }));
 
@@ -14,7 +15,14 @@ export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
       const prefix = `${options.prefix ?? ""}${ctx.parallelism > 1 ? `${ctx.subtaskIndex + 1}> ` : ""}`;
       return {
         write(value) {
-          process.stdout.write(`${prefix}${typeof value === "string" ? value : JSON.stringify(value)}\n`);
+          let text: string;
+          try {
+            text = typeof value === "string" ? value : String(JSON.stringify(value));
+          } catch (e) {
+            rejectRecord(ctx, value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+            return;
+          }
+          process.stdout.write(`${prefix}${text}\n`);
         },
         async flush() {},
         async close() {},
