@@ -121,6 +121,7 @@ options("source and sink options: an unknown key is refused, functions as values
     [() => Sinks.kv({ bucket: "b", key: "k", lingerMS: 1 } as never), "Sinks.kv options", `did you mean "lingerMs"?`],
     [() => Sinks.file("out.jsonl", { fromat: "jsonl" } as never), `Sinks.file("out.jsonl") options`, `did you mean "format"?`],
     [() => Sinks.print({ prefx: ">" } as never), "Sinks.print options", `did you mean "prefix"?`],
+    [() => (Sources.array as (items: unknown[], o: unknown) => unknown)([1], { bogus: 1 }), "Sources.array(items) takes no options", "fromSource(source, { parallelism"],
   ];
   for (const [fn, where, hint] of cases) assertOneLine(errorOf(fn), where, hint);
   assert.ok(Sinks.jetstream({ stream: "S", subject: (v: { k: string }) => `out.${v.k}` }));

@@ -3,11 +3,14 @@
 
 import type { SourceDef } from "../contracts/connectors.ts";
 import { restoredPosition } from "./positional-restore.ts";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 const BATCH = 1000;
 
-export function arraySource<T>(items: readonly T[]): SourceDef<T> {
+export function arraySource<T>(items: readonly T[], ...rest: unknown[]): SourceDef<T> {
   if (!Array.isArray(items)) throw new TypeError("Sources.array: expected an array of items");
+  // It takes no options: a second argument would otherwise be ignored.
+  if (rest.length > 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.array(items) takes no options: give fromSource(source, { parallelism, name, uid, watermarks }) instead");
   return {
     kind: "array",
     bounded: true,

@@ -7,6 +7,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { listCacheStreams, type CacheStreamInfo } from "../../cache/owners.ts";
 import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
 import type { NatsFlags } from "../../nats/connection-settings.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 
 export interface CachesFlags extends NatsFlags {
   readonly json?: boolean;
@@ -19,6 +20,9 @@ const size = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFix
 const age = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`);
 
 export async function cachesCommand(job: string | undefined, flags: CachesFlags): Promise<number> {
+  // One way of dropping at a time: with --drop-all beside another, live caches would go without a word.
+  const ways = [flags.dropDead && "--drop-dead", flags.drop !== undefined && "--drop", flags.dropAll && "--drop-all"].filter(Boolean);
+  if (ways.length > 1) throw new WeirError(ErrorCode.InvalidOption, `weir caches: ${ways.join(" and ")} together; give one`);
   const nc = await connectNats(await resolveNatsConnection({ flags }), "weir-cli");
   try {
     const jsm = await jetstreamManager(nc);
