@@ -214,6 +214,21 @@ batch("mode \"batch\" refuses an unbounded source with one line naming it, and c
   }
 });
 
+batch("a timer registered in onTimer fires before a later one already due, in batch as in streaming (Flink's timer order)", async () => {
+  const events = [{ k: "a", v: 0, ts: 1000 }, { k: "a", v: 0, ts: 2500 }, { k: "a", v: 0, ts: 6000 }];
+  const order = (s: DataStream<Event>) => s.keyBy((e) => e.k).process<string>({
+    processElement(e, ctx) { if (e.ts === 1000) { ctx.timers.registerEventTimeTimer(5000); ctx.timers.registerEventTimeTimer(3000); } },
+    onTimer(ts, ctx) {
+      if (ts === 3000) ctx.timers.registerEventTimeTimer(3500);
+      ctx.collect(`timer ${ts}`);
+    },
+  });
+  for (const mode of ["streaming", "batch"] as const) {
+    const out = await run(mode, events, order, { asyncState: { enabled: false } });
+    assert.equal(out, ["timer 3000", "timer 3500", "timer 5000"], mode);
+  }
+});
+
 batch("a batch job stopped before its input ended is cancelled: no partial result is emitted as final", async () => {
   const env = StreamEnvironment.create({ name: "batchstop", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch" }, { log: () => {} });
   const out: unknown[] = [];

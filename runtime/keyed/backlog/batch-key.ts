@@ -51,13 +51,11 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
       if (p) await p;
     }
     for (const queue of [host.timers.eventTime, host.timers.processingTime]) {
-      // A timer may register another one of this key: fire until none is left.
-      for (let due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY); due.length > 0; due = queue.pollForKey(keyId, Number.POSITIVE_INFINITY)) {
-        for (const timer of due) {
-          slot.handler = state;
-          const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === host.timers.processingTime));
-          if (p) await p;
-        }
+      // One at a time, earliest first: a timer may register another one of this key, which may be due before the next.
+      for (let timer = queue.pollFirstForKey(keyId, Number.POSITIVE_INFINITY); timer; timer = queue.pollFirstForKey(keyId, Number.POSITIVE_INFINITY)) {
+        slot.handler = state;
+        const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === host.timers.processingTime));
+        if (p) await p;
       }
     }
   };

@@ -165,7 +165,10 @@ export class BacklogSort {
       let rc: KeyedRecordContext<unknown, unknown> | undefined;
       for (let i = 0; i < n; i++) {
         const watermark = records.watermark(i);
-        for (const timer of host.timers.eventTime.pollForKey(keyId, watermark)) {
+        // Timers fire when the watermark moves, as in streaming: one registered at or below the watermark
+        // of the previous record waits for the next advance, after the records that came under the same one.
+        const advanced = i === 0 || watermark > records.watermark(i - 1);
+        for (let timer = advanced ? host.timers.eventTime.pollFirstForKey(keyId, watermark) : undefined; timer; timer = host.timers.eventTime.pollFirstForKey(keyId, watermark)) {
           slot.handler = overlay;
           const p = host.call(host.timerContext(timer, watermark, slot));
           if (p) await p;

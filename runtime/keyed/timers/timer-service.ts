@@ -12,9 +12,6 @@ export interface Timer {
 
 const idOf = (timestamp: number, keyId: string): string => `${timestamp}|${keyId}`;
 
-/** What pollForKey returns for a key without timers (most keys, once per record of a sorted backlog). */
-const NO_TIMERS: readonly Timer[] = Object.freeze([]);
-
 /** A binary min-heap on (timestamp, keyId) with lazy deletion: a timer is live while `live` maps its id to it. */
 class TimerQueue {
   private heap: Timer[] = [];
@@ -44,20 +41,26 @@ class TimerQueue {
     return true;
   }
 
-  /** Removes and returns `keyId`'s live timers with timestamp ≤ `upTo`, earliest first. */
-  pollForKey(keyId: string, upTo: number): readonly Timer[] {
+  /**
+   * Removes and returns the key's earliest live timer with timestamp ≤ `upTo`: one at a time, so that a
+   * timer an onTimer registers before the next one due fires first (as Flink's timer queue does).
+   */
+  pollFirstForKey(keyId: string, upTo: number): Timer | undefined {
     const mine = this.byKey.get(keyId);
-    if (!mine) return NO_TIMERS;
-    const due: Timer[] = [];
+    if (!mine) return undefined;
+    let first: Timer | undefined;
     const rest: Timer[] = [];
     for (const t of mine) {
       if (!this.isLive(t)) continue;
-      (t.timestamp <= upTo ? due : rest).push(t);
+      if (t.timestamp <= upTo && (first === undefined || t.timestamp < first.timestamp)) {
+        if (first) rest.push(first);
+        first = t;
+      } else rest.push(t);
     }
-    for (const t of due) this.remove(t);
+    if (first) this.remove(first);
     if (rest.length) this.byKey.set(keyId, rest);
     else this.byKey.delete(keyId);
-    return due.sort((a, b) => a.timestamp - b.timestamp);
+    return first;
   }
 
   delete(timestamp: number, keyId: string): void {
