@@ -59,6 +59,28 @@ s("a silent consumer behind its stream is recreated from the next sequence: ever
   }
 });
 
+s("a stream deleted and created again under the lane fails it, saying so, rather than reading on from an old sequence", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "WD3", subjects: ["wd3.>"] });
+  await publish("wd3.a", 0, 2);
+  const lane = await openLane("WD3", "wd3.a", []);
+  try {
+    const got: number[] = [];
+    await take(lane, 2, got);
+    await jsm.streams.delete("WD3");
+    // Created again a moment later (a creation time to the millisecond of its own).
+    await new Promise((r) => setTimeout(r, 20));
+    await jsm.streams.add({ name: "WD3", subjects: ["wd3.>"] });
+    await publish("wd3.a", 100, 104);
+    const deadline = Date.now() + 15_000;
+    while (!lane.failure && Date.now() < deadline) { await lane.watch(); await new Promise((r) => setTimeout(r, 100)); }
+    assert.match(lane.failure?.message ?? "", /stream "WD3" was deleted and created again while the job read it/);
+    assert.equal(got, [0, 1], "nothing read from the new stream at the old position");
+  } finally {
+    await lane.close();
+  }
+});
+
 s("a caught-up lane with nothing more to read keeps its consumer", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "WD2", subjects: ["wd2.>"] });

@@ -31,6 +31,8 @@ export const ErrorCode = {
   WorkerLost: "WORKER_LOST",
   /** The checkpoint a run starts from cannot be restored into this job: starting it again would not help. */
   Restore: "RESTORE",
+  /** A source stream was deleted and created again under the job: its position there means nothing (no restart mends it). */
+  StreamRecreated: "STREAM_RECREATED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -27,7 +27,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
-import { DeliverPolicy } from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { nextMessageOn } from "../../state/backends/jetstream-purge.ts";
@@ -83,6 +83,8 @@ export class ConsumerLane {
   /** Bounded: messages still to hand out. */
   private remaining: number;
   failure: Error | undefined;
+  /** When the stream was created, as first seen: a stream deleted and made again starts its sequences over. */
+  private streamCreated: string | undefined;
   /** Reading unfiltered (catch-up): other subjects' messages are dropped on arrival. */
   private unfiltered: boolean;
   /** Bounded catch-up: the last sequence to read (the stream's head at open). */
@@ -114,6 +116,7 @@ export class ConsumerLane {
     // The create response: how many messages are ahead (backlog, bounded end) and where it starts.
     const info = await retryJetStream(() => consumer.info(true));
     const lane = new ConsumerLane(config, consumer, info.delivered.stream_seq, info.num_pending, unfiltered);
+    lane.streamCreated = (await retryJetStream(async () => (await config.js.jetstreamManager(false)).streams.info(config.stream)).catch(() => undefined))?.created;
     if (unfiltered) config.log(`Sources.jetstream: ${lane.where} starts ${config.catchUpHead!.lastSeq - from! + 1} messages behind the head: reading them unfiltered first (nats-server before 2.9.15 scans per message there)`);
     if (lane.remaining === 0) {
       await consumer.delete().catch(() => {});
@@ -203,6 +206,20 @@ export class ConsumerLane {
     }
   }
 
+  /**
+   * The stream was deleted and created again while this lane read it: its sequences start over, so the
+   * lane's position means nothing there and what was published meanwhile may be skipped. The lane fails
+   * (the job restarts, or fails, visibly) instead of going on from a sequence of the old stream.
+   */
+  private async streamWasRecreated(jsm: JetStreamManager): Promise<boolean> {
+    const info = await jsm.streams.info(this.config.stream).catch(() => undefined);
+    if (info === undefined) return false;
+    this.streamCreated ??= info.created;
+    if (info.created === this.streamCreated) return false;
+    this.failure = new WeirError(ErrorCode.StreamRecreated, `Sources.jetstream: stream "${this.config.stream}" was deleted and created again while the job read it (created ${this.streamCreated}, now ${info.created}): its sequences start over, so the job's position in it means nothing there; run the job again with --restore none to read the new stream from its start`);
+    return true;
+  }
+
   /** Where this lane reads, for log lines. */
   private get where(): string {
     return `subject "${this.config.filter}" of stream "${this.config.stream}" (consumer ${this.config.namePrefix})`;
@@ -228,6 +245,7 @@ export class ConsumerLane {
         return;
       }
       const jsm = await this.config.js.jetstreamManager(false);
+      if (await this.streamWasRecreated(jsm)) return;
       const next = await nextMessageOn(jsm, this.config.stream, this.config.filter, from);
       if (next === null || this.buffer.length > 0 || this.lastSequence + 1 !== from || this.closing !== undefined) {
         this.lastActivity = Date.now();
