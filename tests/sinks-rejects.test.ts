@@ -48,4 +48,23 @@ s("Sinks.kv: a cyclic record, a value over max payload and a key over 3000 bytes
   await w.close();
 });
 
+s("Sinks.jetstream, exactly-once: a record over the target stream's max_msg_size is a dead letter; the others are committed", async () => {
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "SMALLMSG", subjects: ["smallmsg.>"], max_msg_size: 512 });
+  const ctx = standaloneContext({ nc, job: "smallmsg", checkpointing: true });
+  const w = await Sinks.jetstream({ stream: "SMALLMSG", subject: "smallmsg.out" }).createWriter(ctx) as unknown as {
+    write(v: unknown): void; snapshotState(id: number): Promise<unknown>; notifyCheckpointComplete(id: number): Promise<void>; flush(): Promise<void>; close(): Promise<void>;
+  };
+  w.write({ a: 1 });
+  w.write({ pad: "p".repeat(600) });
+  w.write({ a: 2 });
+  await w.snapshotState(1);
+  await w.notifyCheckpointComplete(1);
+  await w.flush();
+  assert.is(ctx.deadLetters.count, 1);
+  assert.is((await jsm.streams.info("SMALLMSG")).state.messages, 2, "the valid records are committed");
+  await w.close();
+});
+
 s.run();

@@ -61,6 +61,8 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
     /** A record's subject, or undefined when it went to the dead letters (a subject it cannot be published to). */
     private readonly resolve: (value: T) => string | undefined,
     private readonly publisher: Publisher,
+    /** The target stream's max_msg_size, if it sets one: a record over it is a dead letter (sinkPayload). */
+    private readonly maxBytes?: number,
   ) {
     this.names = new ConnectorNames(ctx.names);
     this.staging = new StagingArea(ctx.nc, this.names.stagingStream, this.names.stagingSubject(ctx.operatorUid, ctx.subtaskIndex), ctx.names.replicas);
@@ -91,7 +93,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 
   write(value: T): void {
     if (this.failure) throw this.failure;
-    const payload = sinkPayload(this.ctx, value);
+    const payload = sinkPayload(this.ctx, value, this.maxBytes);
     const subject = payload === undefined ? undefined : this.resolve(value);
     if (subject !== undefined) this.pending.push([subject, payload!]);
   }

@@ -81,9 +81,11 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
     kind: "jetstream",
     async createWriter(ctx): Promise<SinkWriter<T> | JetStreamSinkWriter<T>> {
       const names = new ConnectorNames(ctx.names);
+      // A record the target stream would refuse is a dead letter, not a commit failing for ever.
+      const maxBytes = options.stream ? await maxMessageSize(ctx, options.stream) : undefined;
       if ((options.delivery ?? (ctx.checkpointing ? "exactly-once" : "at-least-once")) === "exactly-once") {
         if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `${what}: delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
-        return exactlyOnceWriter(ctx, options, resolverFor(ctx), maxInFlight);
+        return exactlyOnceWriter(ctx, options, resolverFor(ctx), maxInFlight, maxBytes);
       }
       const resolveSubject = resolverFor(ctx);
       const restored = restoredState(ctx);
@@ -106,7 +108,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
       return {
         write(value) {
           window.throwIfFailed();
-          const payload = sinkPayload(ctx, value);
+          const payload = sinkPayload(ctx, value, maxBytes);
           if (payload === undefined) return;
           const subject = resolveSubject(value);
           if (subject === undefined) return;
@@ -138,6 +140,7 @@ async function exactlyOnceWriter<T>(
   options: JetStreamSinkOptions<T>,
   resolveSubject: (value: T) => string | undefined,
   maxInFlight: number,
+  maxBytes: number | undefined,
 ): Promise<SinkWriter<T>> {
   const window = new InflightWindow(maxInFlight);
   const pipe = new JetStreamPublishPipe(ctx.nc);
@@ -164,7 +167,7 @@ async function exactlyOnceWriter<T>(
       throw e instanceof WeirError ? e : new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${options.stream ? `stream "${options.stream}"` : "JetStream"} failed: ${messageOf(e)}`, { cause: e });
     });
   });
-  const writer = new ExactlyOnceJetStreamWriter<T>(ctx, resolveSubject, publisher);
+  const writer = new ExactlyOnceJetStreamWriter<T>(ctx, resolveSubject, publisher, maxBytes);
   if (ctx.restoredState?.length) await writer.recover(ctx.restoredState);
   return writer;
 }
@@ -210,6 +213,17 @@ export function derivedSubjects(subject: string, fixed: boolean): string[] {
   if (fixed) return [subject];
   const first = subject.split(".")[0]!;
   return subject.includes(".") ? [`${first}.>`] : [first, `${first}.>`];
+}
+
+/**
+ * The payload bytes the target stream takes, when it exists and sets a max_msg_size (a stream weir creates
+ * sets none): the server counts the headers too (the message id and the expected stream, under 128 bytes
+ * beside the stream's name).
+ */
+async function maxMessageSize(ctx: ConnectorContext, stream: string): Promise<number | undefined> {
+  const info = await lookUpStream(await jetstreamManager(ctx.nc, { checkAPI: false }), stream).catch(() => undefined);
+  const max = info?.config.max_msg_size;
+  return max !== undefined && max > 0 ? Math.max(0, max - 128 - stream.length) : undefined;
 }
 
 const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;

@@ -9,7 +9,7 @@ import { preview } from "../core/preview.ts";
 const PREVIEW_CHARS = 64 * 1024;
 
 /** Returns the payload, or undefined after dead-lettering the record (origin: the sink operator). */
-export function sinkPayload(ctx: ConnectorContext, value: unknown): string | undefined {
+export function sinkPayload(ctx: ConnectorContext, value: unknown, maxBytes?: number): string | undefined {
   let payload: string | undefined;
   try {
     payload = JSON.stringify(value);
@@ -18,9 +18,10 @@ export function sinkPayload(ctx: ConnectorContext, value: unknown): string | und
     return undefined;
   }
   if (payload === undefined) return "null";
-  const max = ctx.nc.info?.max_payload ?? 1024 * 1024;
+  const server = ctx.nc.info?.max_payload ?? 1024 * 1024;
+  const max = maxBytes !== undefined && maxBytes < server ? maxBytes : server;
   if (payload.length * 3 > max && Buffer.byteLength(payload) > max) {
-    reject(ctx, value, `a record of ${Buffer.byteLength(payload)} bytes exceeds the server's max payload (${max})`);
+    reject(ctx, value, `a record of ${Buffer.byteLength(payload)} bytes exceeds ${max === server ? `the server's max payload (${max})` : `the target stream's max_msg_size (${max})`}`);
     return undefined;
   }
   return payload;
