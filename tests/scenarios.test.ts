@@ -18,6 +18,12 @@ function explain(r: ScenarioResult): string {
   return `${r.name}: ${r.outcome}${r.reason ? ` (${r.reason})` : ""}\n${r.stderr.split("\n").slice(-15).join("\n")}`;
 }
 
+async function assertPasses(file: string): Promise<ScenarioResult> {
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", explain(r));
+  return r;
+}
+
 /** A scenario file in the temp dir (its job path relative to examples/scenarios/). */
 function scenarioFile(name: string, text: string): string {
   const file = join(dir, name);
@@ -100,8 +106,7 @@ shipped("restart: process starts the job with the options it was started with (h
     "  - stop: {}",
     "expect: []",
   ].join("\n"));
-  const r = await runScenario(file);
-  assert.is(r.outcome, "passed", explain(r));
+  await assertPasses(file);
 });
 
 shipped("stop and kill after a bounded job ended by itself: the stop holds when it ended with the exit expected", async () => {
@@ -142,8 +147,7 @@ shipped("options: { mode: batch } runs the job as weir run --mode batch: one fin
     "  - stream: TOTALS",
     "    records: [{ user: u1, amount: 6 }]",
   ].join("\n"));
-  const r = await runScenario(file);
-  assert.is(r.outcome, "passed", explain(r));
+  await assertPasses(file);
 });
 
 shipped("a scenario whose expectation is wrong fails, naming what differs", async () => {
@@ -215,8 +219,7 @@ shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone the
     "expect:",
     "  - exit: 0",
   ].join("\n"));
-  const r = await runScenario(file);
-  assert.is(r.outcome, "passed", explain(r));
+  const r = await assertPasses(file);
   assert.match(r.stderr, /^--- job process 1 \(exit code 0\)$/m, "main stopped the job gracefully");
   assert.match(r.stderr, /^--- job process 2 \(killed by SIGKILL\)$/m, "worker b was SIGKILLed");
 });

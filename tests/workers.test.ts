@@ -67,6 +67,14 @@ async function status(nc: NatsConnection): Promise<JobStatus | undefined> {
   return fetchStatus(nc, "workers").catch(() => undefined);
 }
 
+/** The job's status once it runs on two workers, each with subtasks (`weir run --workers 2`). */
+function runningOnTwoWorkers(nc: NatsConnection): Promise<JobStatus> {
+  return eventually("the job runs on two workers", 90_000, async () => {
+    const st = await status(nc);
+    return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
+  });
+}
+
 /** Waits until the job runs with exactly these workers (by pid), each with subtasks if there are enough. */
 async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
   const pids = procs.map((p) => p.child.pid!).sort();
@@ -244,75 +252,49 @@ workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; 
   await checkOutput(nc, total);
 }));
 
-workers("weir run --workers 2 starts two workers of the job; weir stop stops both; output exact", async () => {
-  const nc = await connect({ servers: nats.url });
-  const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
-  let input: ReturnType<typeof feed> | undefined;
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    await supervisor.waitForStderr("weir: starting 2 workers", 30_000);
-    const s = await eventually("the job runs on two workers", 90_000, async () => {
-      const st = await status(nc);
-      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
-    });
-    assert.ok(s.workers!.every((w) => w.pid !== supervisor.child.pid), "the workers are processes of their own");
-    // As the `weir` command's shebang sets it for one process (bin/weir.mjs).
-    for (const w of s.workers!) assert.match(readFileSync(`/proc/${w.pid}/cmdline`, "utf8"), /--max-semi-space-size=32\0/, `worker ${w.pid}'s node flags`);
-    const total = await input.stop();
-    input = undefined;
-    await checkOutput(nc, total);
-    const stop = await runWeir(["stop", "workers", "--nats", nats.url]);
-    assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
-    const exit = await within(supervisor.exited, 60_000);
-    assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
-    // Each worker's lines say which it is: a "[worker n]" prefix, or "process": n in a JSON log line (stderr not a terminal).
-    assert.match(supervisor.stderr(), /\[worker 1\]|^\{"process":1,/m);
-    assert.match(supervisor.stderr(), /\[worker 2\]|^\{"process":2,/m);
-  } finally {
-    await input?.stop().catch(() => {});
-    if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
-    await nc.close();
-  }
-});
-
-workers("Ctrl-C of weir run --workers 2 stops the whole job gracefully: both workers exit 0, status says stopped, output exact", async () => {
-  const nc = await connect({ servers: nats.url });
-  const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
-  let input: ReturnType<typeof feed> | undefined;
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    await eventually("the job runs on two workers", 90_000, async () => {
-      const st = await status(nc);
-      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
-    });
-    const total = await input.stop();
-    input = undefined;
-    await checkOutput(nc, total);
-    supervisor.child.kill("SIGINT");
-    const exit = await within(supervisor.exited, 90_000);
-    assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
-    assert.not.match(supervisor.stderr(), /leaving|no longer leading/, "the workers did not leave one by one");
-    const last = await runWeir(["status", "workers", "--nats", nats.url]);
-    assert.match(last.stdout, /^workers: not running; stopped /m, `weir status: ${last.stdout}${last.stderr}`);
-    await checkOutput(nc, total);
-  } finally {
-    await input?.stop().catch(() => {});
-    if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
-    await nc.close();
-  }
-});
+for (const stopWith of ["weir stop", "Ctrl-C"] as const) {
+  workers(`weir run --workers 2 starts two workers of the job; ${stopWith} stops the whole job gracefully: both exit 0, status says stopped, output exact`, async () => {
+    const nc = await connect({ servers: nats.url });
+    const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
+    let input: ReturnType<typeof feed> | undefined;
+    try {
+      await reset(nc);
+      input = feed(nc, 100);
+      await supervisor.waitForStderr("weir: starting 2 workers", 30_000);
+      const s = await runningOnTwoWorkers(nc);
+      assert.ok(s.workers!.every((w) => w.pid !== supervisor.child.pid), "the workers are processes of their own");
+      // As the `weir` command's shebang sets it for one process (bin/weir.mjs).
+      for (const w of s.workers!) assert.match(readFileSync(`/proc/${w.pid}/cmdline`, "utf8"), /--max-semi-space-size=32\0/, `worker ${w.pid}'s node flags`);
+      const total = await input.stop();
+      input = undefined;
+      await checkOutput(nc, total);
+      if (stopWith === "weir stop") {
+        const stop = await runWeir(["stop", "workers", "--nats", nats.url]);
+        assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
+      } else supervisor.child.kill("SIGINT");
+      const exit = await within(supervisor.exited, 90_000);
+      assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
+      assert.not.match(supervisor.stderr(), /leaving|no longer leading/, "the workers did not leave one by one");
+      const last = await runWeir(["status", "workers", "--nats", nats.url]);
+      assert.match(last.stdout, /^workers: not running; stopped /m, `weir status: ${last.stdout}${last.stderr}`);
+      await checkOutput(nc, total);
+      // Each worker's lines say which it is: a "[worker n]" prefix, or "process": n in a JSON log line (stderr not a terminal).
+      assert.match(supervisor.stderr(), /\[worker 1\]|^\{"process":1,/m);
+      assert.match(supervisor.stderr(), /\[worker 2\]|^\{"process":2,/m);
+    } finally {
+      await input?.stop().catch(() => {});
+      if (supervisor.child.exitCode === null) supervisor.child.kill("SIGKILL");
+      await nc.close();
+    }
+  });
+}
 
 workers("weir run --workers 2: SIGTERM while a crashed worker waits to be started again ends the run with exit 0", async () => {
   const nc = await connect({ servers: nats.url });
   const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
   try {
     await reset(nc);
-    const s = await eventually("the job runs on two workers", 90_000, async () => {
-      const st = await status(nc);
-      return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
-    });
+    const s = await runningOnTwoWorkers(nc);
     process.kill(s.workers![0]!.pid, "SIGKILL");
     await supervisor.waitForStderr(/died \(SIGKILL\); starting it again/, 30_000);
     supervisor.child.kill("SIGTERM");

@@ -211,8 +211,7 @@ export class JobRunner {
 
   async cancel(): Promise<JobResult | undefined> {
     // Before the machine runs, a CANCEL would wait for it: start() ends the job instead.
-    if (this.phase === "started") this.actor.send({ type: "CANCEL" });
-    else this.phase = "cancelled";
+    if (this.phase === "started") this.actor.send({ type: "CANCEL" }); else this.phase = "cancelled";
     return this.done.catch(() => undefined);
   }
 
@@ -290,8 +289,8 @@ export class JobRunner {
     this.failure ??= e;
     this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // Nor does a restart mend a closed connection; nor is one wanted after a stop.
-    const final = noRestartMends(e, this.state === "deploying") || this.stopRequested || this.nc.isClosed();
+    // Nor a closed connection; none after a stop, unless the failure is not the job's (then stopped after the restart).
+    const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !notCounted) || this.nc.isClosed();
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
@@ -365,6 +364,7 @@ export class JobRunner {
     const lostWorker = this.failure instanceof WeirError && this.failure.code === ErrorCode.WorkerLost;
     this.failure = undefined;
     this.log(describeRestartBeginning({ rescale, outage, lostWorker, counted, strategy: this.job.restartStrategy, fromCheckpoint: this.restore?.id }));
+    if (this.stopRequested) whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: this.stopKind === "savepoint" }));
   }
 
   /** A small summary (never the subtasks): written at state changes and every few seconds. */
