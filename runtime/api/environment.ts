@@ -184,7 +184,7 @@ export class StreamEnvironment implements StreamHost {
   async executeAsWorker(run: { startedAt?: number; stopEndsJob?: boolean; onCreated?: (worker: { readonly workerId: string; status(): JobStatus }) => void } = {}): Promise<JobClient & { readonly workerId: string }> {
     let worker: JobWorker | undefined;
     const client = await this.launch((graph, nc, options, job) => {
-      worker = new JobWorker(graph, job, nc, options, { ...(run.startedAt !== undefined ? { startedAt: run.startedAt } : {}), ...(run.stopEndsJob ? { stopEndsJob: true } : {}) });
+      worker = new JobWorker(graph, job, nc, options, run);
       // Seen while it starts (its first deployment may wait and retry): weir run's /metrics and dashboard.
       const created = worker;
       run.onCreated?.({ workerId: created.id, status: () => created.status() });

@@ -49,7 +49,6 @@ export function clientOptions(s: NatsSettings): NodeConnectionOptions {
   if (s.creds !== undefined) authenticator.push(credsAuthenticator(readSetting(s, "creds", "credentials file")));
   if (s.nkey !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(nkeySeed(s))));
   const tlsWanted = s.tls !== undefined || s.ca !== undefined || s.cert !== undefined || s.servers.some((u) => /^tls:\/\//i.test(u));
-  for (const k of ["ca", "cert", "key"] as const) if (s[k] !== undefined) readSetting(s, k, `TLS ${k} file`);
   checkTlsFiles(s, (k) => readSetting(s, k, `TLS ${k} file`));
   return {
     servers: [...s.servers],

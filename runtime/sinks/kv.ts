@@ -21,6 +21,7 @@ import { InflightWindow } from "./inflight.ts";
 import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
 import { rejectRecord, sinkPayload } from "./payload.ts";
 import { preview } from "../core/preview.ts";
+import { MAX_SUBJECT_BYTES } from "./subject.ts";
 
 export interface KvSinkOptions<T> {
   readonly bucket: string;
@@ -41,9 +42,6 @@ const Options = t.intersection([
   }),
 ]);
 
-/** A key becomes part of the subject `$KV.<bucket>.<key>`: the protocol line of a put holds 4096 bytes in all. */
-const MAX_KEY_BYTES = 3000;
-
 export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.kv", "Sinks.kv options");
   const { bucket } = options;
@@ -61,6 +59,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
   const maxInFlight = options.maxInFlight ?? 256;
   const maxBufferedKeys = options.maxBufferedKeys ?? 1000;
   const lingerMs = options.lingerMs ?? 50;
+  const maxKeyBytes = MAX_SUBJECT_BYTES - `$KV.${bucket}.`.length;
 
   return {
     kind: "kv",
@@ -101,8 +100,9 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
           const payload = sinkPayload(ctx, value);
           if (payload === undefined) return;
           const key = keyOf(value);
-          if (key.length > 1000 && Buffer.byteLength(key) > MAX_KEY_BYTES) {
-            rejectRecord(ctx, value, `Sinks.kv (bucket "${bucket}"): a key of ${Buffer.byteLength(key)} bytes is longer than weir writes (${MAX_KEY_BYTES}; the server closes a connection whose protocol line passes 4096)`);
+          // A key is part of the subject `$KV.<bucket>.<key>`, held to the sinks' subject limit.
+          if (key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes) {
+            rejectRecord(ctx, value, `Sinks.kv (bucket "${bucket}"): a key of ${Buffer.byteLength(key)} bytes is longer than weir writes (${maxKeyBytes}; the server closes a connection whose protocol line passes 4096)`);
             return;
           }
           buffered.set(key, payload);

@@ -3,6 +3,7 @@
 // returned to the caller (backpressure); a failed write is kept and thrown at the next record.
 
 import type { WeirError } from "../core/errors.ts";
+import { unencodable } from "./payload.ts";
 
 const CHUNK_CHARS = 64 * 1024;
 
@@ -30,7 +31,7 @@ export class LineBatcher {
     try {
       line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
     } catch (e) {
-      this.reject(value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      this.reject(value, unencodable(e));
       return undefined;
     }
     this.lines.push(line);

@@ -14,24 +14,25 @@ export function sinkPayload(ctx: ConnectorContext, value: unknown, maxBytes?: nu
   try {
     payload = JSON.stringify(value);
   } catch (e) {
-    reject(ctx, value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    rejectRecord(ctx, value, unencodable(e));
     return undefined;
   }
   if (payload === undefined) return "null";
   const server = ctx.nc.info?.max_payload ?? 1024 * 1024;
   const max = maxBytes !== undefined && maxBytes < server ? maxBytes : server;
   if (payload.length * 3 > max && Buffer.byteLength(payload) > max) {
-    reject(ctx, value, `a record of ${Buffer.byteLength(payload)} bytes exceeds ${max === server ? `the server's max payload (${max})` : `the target stream's max_msg_size (${max})`}`);
+    rejectRecord(ctx, value, `a record of ${Buffer.byteLength(payload)} bytes exceeds ${max === server ? `the server's max payload (${max})` : `the target stream's max_msg_size (${max})`}`);
     return undefined;
   }
   return payload;
 }
 
-/** Sends `value` to the dead letters with `reason` (origin: the sink operator's subtask). */
-export function rejectRecord(ctx: ConnectorContext, value: unknown, reason: string): void {
-  reject(ctx, value, reason);
+/** The reason of a record JSON.stringify threw on (cyclic, nested too deep). */
+export function unencodable(e: unknown): string {
+  return `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
 }
 
-function reject(ctx: ConnectorContext, value: unknown, reason: string): void {
+/** Sends `value` to the dead letters with `reason` (origin: the sink operator's subtask). */
+export function rejectRecord(ctx: ConnectorContext, value: unknown, reason: string): void {
   ctx.deadLetters.publish({ reason, origin: `${ctx.operatorName}#${ctx.subtaskIndex}`, data: preview(value, PREVIEW_CHARS) });
 }

@@ -3,7 +3,7 @@
 import * as t from "io-ts";
 import type { SinkDef } from "../contracts/connectors.ts";
 import { decodeOptions } from "../core/validation.ts";
-import { rejectRecord } from "./payload.ts";
+import { rejectRecord, unencodable } from "./payload.ts";
 
 const Options = t.exact(t.partial({ prefix: t.string }));
 
@@ -19,7 +19,7 @@ export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
           try {
             text = typeof value === "string" ? value : String(JSON.stringify(value));
           } catch (e) {
-            rejectRecord(ctx, value, `record cannot be encoded by the sink: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+            rejectRecord(ctx, value, unencodable(e));
             return;
           }
           process.stdout.write(`${prefix}${text}\n`);

@@ -10,7 +10,7 @@ export type SubjectOption<T> = string | ((value: T) => string);
 
 const SUBJECT = /^[^\s.]+(\.[^\s.]+)*$/;
 /** The server's max_control_line is 4096 bytes for the whole `PUB <subject> <reply> <size>` line: a longer one closes the connection. */
-const MAX_SUBJECT_BYTES = 3072;
+export const MAX_SUBJECT_BYTES = 3072;
 
 export function subjectProblem(subject: unknown): string | undefined {
   if (typeof subject !== "string") return `expected a string, got ${typeof subject}`;

@@ -39,7 +39,8 @@ export function workerViews(status: JobStatus): JobView[] {
   for (const w of status.workers ?? []) byWorker.set(w.id, []);
   for (const sub of status.subtasks) {
     const on = (sub as { worker?: string }).worker ?? leader;
-    byWorker.set(on, [...(byWorker.get(on) ?? []), sub]);
+    const list = byWorker.get(on);
+    if (list) list.push(sub); else byWorker.set(on, [sub]);
   }
   return [...byWorker].map(([worker, localSubtasks]) => ({ job: status.job, worker, leader: worker === leader, at, status, localSubtasks }));
 }
