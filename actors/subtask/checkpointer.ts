@@ -24,6 +24,8 @@ export interface CheckpointParticipant {
   /** The keyed backend if one was created. */
   backend(): Promise<KeyedStateBackend> | undefined;
   emitBarrier(barrier: CheckpointBarrier): void;
+  /** Settles once the dead letters published so far are stored: the checkpoint covers their records. */
+  deadLettersStored(): Promise<void>;
   /** The subtask sent end-of-input downstream: no barrier may follow it. */
   outputsEnded(): boolean;
   block(channel: number): void;
@@ -203,6 +205,8 @@ export class SubtaskCheckpointer {
     try {
       await Promise.all(pending);
       const delta = keyedDelta ? await keyedDelta : undefined;
+      // After `pending`: a sink's pre-commit flush may reject records too.
+      await this.p.deadLettersStored();
       if (delta) this.unmaterialized.push(delta);
       const keyedOps = this.p.operators.filter((o) => o.keyed).map((o) => o.uid);
       this.p.onPhase({ type: "SNAPSHOT_DONE", checkpointId: id });

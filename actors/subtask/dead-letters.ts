@@ -114,7 +114,8 @@ export class DeadLetterPublisher {
     })());
   }
 
-  publish(letter: DeadLetter): void {
+  /** Settles (never rejects) once the letter is stored or its failure logged. */
+  publish(letter: DeadLetter): Promise<void> {
     this.total++;
     let encoded: EncodedDeadLetter;
     try {
@@ -122,11 +123,11 @@ export class DeadLetterPublisher {
       encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024);
     } catch (e) {
       this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`, { level: "error" });
-      return;
+      return Promise.resolve();
     }
     const { body, headers: h } = encoded;
-    const p = this.ensureStream()
-      .then(() => jetstream(this.nc).publish(this.names.dlq, body, { headers: h }))
+    const p: Promise<void> = this.ensureStream()
+      .then(async () => { await jetstream(this.nc).publish(this.names.dlq, body, { headers: h }); })
       .catch((e: unknown) => {
         // An error, not a note: the record is in no stream now (published on core NATS only, below).
         this.log(`dead letter from ${letter.origin} (${letter.reason.slice(0, 200)}) could not be stored in ${this.streamName}: ${messageOf(e)}; it went to core NATS subscribers of ${this.names.dlq} only`, { level: "error" });
@@ -135,13 +136,21 @@ export class DeadLetterPublisher {
       })
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
+    return p;
   }
 
   forSubtask(): DeadLetters {
     let count = 0;
+    const unstored = new Set<Promise<void>>();
     return {
-      publish: (letter) => { count++; this.publish(letter); },
+      publish: (letter) => {
+        count++;
+        const p = this.publish(letter).finally(() => unstored.delete(p));
+        unstored.add(p);
+      },
       get count() { return count; },
+      // Only the letters published so far: later ones belong to a later checkpoint.
+      stored: async () => { await Promise.all([...unstored]); },
     };
   }
 

@@ -132,6 +132,7 @@ export class Subtask {
       ...(head.kind === "source" ? { source: { uid: head.uid, reader: () => this.reader } } : {}),
       backend: () => this.contexts.openedBackend(),
       emitBarrier: (b) => this.outputs.emitBarrier(b),
+      deadLettersStored: () => deps.deadLetters.stored(),
       outputsEnded: () => this.lifecycle.outputsEnded,
       block: (c) => this.gate.block(c),
       unblock: (c) => this.gate.unblock(c),

@@ -9,6 +9,11 @@ import type { RecordAttributes } from "./records.ts";
 export interface DeadLetters {
   publish(letter: DeadLetter): void;
   readonly count: number;
+  /**
+   * Settles once every letter published so far is stored in the dead-letter stream (or its failure
+   * logged): a checkpoint covering the rejected records waits for it, so a crash cannot lose them.
+   */
+  stored(): Promise<void>;
 }
 export interface DeadLetter {
   readonly reason: string;
