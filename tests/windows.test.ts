@@ -100,6 +100,24 @@ windows("sliding windows: every record counts in size/slide windows", async () =
   }
 });
 
+windows("sliding windows with a slide larger than the size leave gaps: records there are in no window and not late", async () => {
+  const lateTag = outputTag<Reading>("late");
+  const events: Reading[] = Array.from({ length: 30 }, (_, i) => ({ sensor: "x", ts: i * 100, v: 1 }));
+  const env = StreamEnvironment.create({ name: "gaps", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" });
+  try {
+    const counts = env.fromSource(Sources.array(events))
+      .assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps<Reading>((e) => e.ts).withWatermarkPerRecord())
+      .keyBy((e) => e.sensor)
+      .window(SlidingEventTimeWindows.of(300, 1000))
+      .sideOutputLateData(lateTag)
+      .process<string>({ process(key, c, elements, o) { o.collect(`${key}[${c.window.start},${c.window.end})=${elements.length}`); } });
+    const out = await counts.union(counts.getSideOutput(lateTag).map((e) => `late:${e.ts}`)).executeAndCollect();
+    assert.equal([...out].sort(), ["x[0,300)=3", "x[1000,1300)=3", "x[2000,2300)=3"]);
+  } finally {
+    await env.close();
+  }
+});
+
 windows("a late record is not added to a fired window: it is counted and goes to the side output", async () => {
   const lateTag = outputTag<Reading>("late");
   const events: Reading[] = [

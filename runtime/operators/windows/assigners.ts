@@ -41,7 +41,8 @@ export const TumblingEventTimeWindows = {
 export const SlidingEventTimeWindows = {
   of(size: number, slide: number, offset = 0): WindowAssigner {
     if (!isPositiveInt(size)) throw new RangeError(`SlidingEventTimeWindows.of: size must be a positive integer (ms), got ${size}`);
-    if (!(isPositiveInt(slide) && slide <= size)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer ≤ size, got ${slide}`);
+    // A slide larger than the size leaves gaps between windows (as Flink): records there fall in no window.
+    if (!isPositiveInt(slide)) throw new RangeError(`SlidingEventTimeWindows.of: slide must be a positive integer (ms), got ${slide}`);
     if (!(Number.isInteger(offset) && Math.abs(offset) < slide)) throw new RangeError(`SlidingEventTimeWindows.of: offset must be an integer with |offset| < slide (${slide}), got ${offset}`);
     return {
       kind: "sliding",

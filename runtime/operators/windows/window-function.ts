@@ -48,8 +48,11 @@ export function windowFunction<K, T, O>(
         throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
       }
       const watermark = ctx.currentWatermark();
-      const windows = assigner.assign(ts).filter((w) => w.end - 1 > watermark);
+      const assigned = assigner.assign(ts);
+      const windows = assigned.filter((w) => w.end - 1 > watermark);
       if (windows.length === 0) {
+        // In a gap between sliding windows (slide > size) and not late: dropped, as Flink's WindowOperator does.
+        if (assigned.length === 0 && ts > watermark) return;
         counters.lateRecords++;
         if (lateTag) ctx.output(lateTag, value);
         return;
