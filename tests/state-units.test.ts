@@ -13,7 +13,7 @@ import { CacheEntry, EntryKind, StateCache } from "../state/backends/jetstream-k
 import { runPool } from "../state/backends/jetstream-kv/entry-writes.ts";
 import { pubAckSeq } from "../state/backends/jetstream-kv/pipe-replies.ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
-import { baseAddress } from "../state/handles/address.ts";
+import { baseAddress, entryAddress } from "../state/handles/address.ts";
 import { KeyGroupRange } from "../state/key-groups.ts";
 import { stateRequest } from "../state/requests.ts";
 import { setFlagsFromString } from "node:v8";
@@ -132,6 +132,34 @@ s("heap backend: cleared state leaves nothing behind (no tombstones)", () => {
   assert.is(heap.metrics().cacheEntries, 100);
   for (let i = 0; i < 100; i++) heap.tryNow(stateRequest.put(at(`k${i}`), undefined));
   assert.is(heap.metrics().cacheEntries, 0);
+});
+
+s("heap backend: a state emptied (a fired window's) leaves its key group; an address that knew it still writes where reads see it", () => {
+  const heap = new HeapKeyedStateBackend(new KeyGroupRange(0, 9));
+  const namespaces = () => [...(heap as unknown as { groups: Array<Map<string, Map<string, unknown>>> }).groups[3]!.values()].reduce((n, m) => n + m.size, 0);
+  const scope = { operator: "op", keyGroup: 3, keyId: "k", key: "k" };
+  for (let w = 0; w < 1000; w++) {
+    const acc = baseAddress(`acc@${w}`, scope);
+    const elements = entryAddress(baseAddress(`elements@${w}`, scope), "e");
+    heap.tryNow(stateRequest.put(acc, w));
+    heap.tryNow(stateRequest.put(elements, w));
+    assert.ok(heap.knownEmpty(baseAddress(`never@${w}`, scope)), "a state never written");
+    heap.tryNow(stateRequest.put(acc, undefined));
+    heap.tryNow(stateRequest.clearMap(baseAddress(`elements@${w}`, scope)));
+  }
+  assert.is(namespaces(), 0, "emptied states are gone");
+  const value = baseAddress("count", scope);
+  const entry = entryAddress(baseAddress("seen", scope), "u");
+  for (const round of [1, 2]) {
+    heap.tryNow(stateRequest.put(value, round));
+    heap.tryNow(stateRequest.put(entry, round));
+    assert.is(heap.tryNow(stateRequest.get(baseAddress("count", scope))), round, "a value written through a reused address");
+    assert.is(heap.tryNow(stateRequest.get(entryAddress(baseAddress("seen", scope), "u"))), round, "a map entry written through a reused address");
+    assert.is(heap.metrics().cacheEntries, 2);
+    heap.tryNow(stateRequest.put(value, undefined));
+    heap.tryNow(stateRequest.put(entry, undefined));
+    assert.is(namespaces(), 0);
+  }
 });
 
 s("heap backend: knownEmpty tells a value address with nothing in it (what the backlog sort folds on)", () => {

@@ -17,12 +17,18 @@ interface HeapMap {
   readonly values: Map<string, unknown>;
 }
 
-/** One state of one operator in one key group: plain values (and lists) by key id, and maps. */
+/**
+ * One state of one operator in one key group: plain values (and lists) by key id, and maps. Removed from
+ * its key group once empty (a window's state is named per window: kept, every fired window would leave
+ * one behind); handles that memoized it check `attached` and look the namespace up again.
+ */
 interface Namespace {
   readonly operator: string;
   readonly state: string;
   readonly values: Map<string, ValueCell>;
   readonly maps: Map<string, HeapMap>;
+  readonly group: KeyGroupState;
+  attached: boolean;
 }
 
 /**
@@ -47,8 +53,23 @@ function namespaceOf(group: KeyGroupState, operator: string, state: string): Nam
   let byState = group.get(operator);
   if (byState === undefined) group.set(operator, (byState = new Map()));
   let ns = byState.get(state);
-  if (ns === undefined) byState.set(state, (ns = { operator, state, values: new Map(), maps: new Map() }));
+  if (ns === undefined) byState.set(state, (ns = { operator, state, values: new Map(), maps: new Map(), group, attached: true }));
   return ns;
+}
+
+/** The namespace if it exists (a read of absent state creates none). */
+function existingNamespace(group: KeyGroupState, operator: string, state: string): Namespace | undefined {
+  return group.get(operator)?.get(state);
+}
+
+/** An emptied namespace leaves its key group. */
+function detachIfEmpty(ns: Namespace): void {
+  if (ns.values.size > 0 || ns.maps.size > 0 || !ns.attached) return;
+  ns.attached = false;
+  const byState = ns.group.get(ns.operator);
+  if (byState?.get(ns.state) !== ns) return;
+  byState.delete(ns.state);
+  if (byState.size === 0) ns.group.delete(ns.operator);
 }
 
 function* namespaces(group: KeyGroupState): Iterable<Namespace> {
@@ -98,7 +119,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   knownEmpty(address: StateAddress): boolean {
     if (this.closed || address.userKeyId !== undefined || !this.keyGroupRange.contains(address.keyGroup)) return false;
-    return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state).values.get(address.keyId)?.value === undefined;
+    return existingNamespace(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state)?.values.get(address.keyId)?.value === undefined;
   }
 
   private apply(request: StateRequest): unknown {
@@ -125,7 +146,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }
     // Map entries, and Scan and ClearMap (a whole map): the namespace is memoized instead.
     const memo = address.keyOwner === this ? address.keyMemo : undefined;
-    const group = memo !== undefined && !(memo instanceof ValueCell) ? (memo as Namespace) : this.resolve(address);
+    const group = memo !== undefined && !(memo instanceof ValueCell) && (memo as Namespace).attached ? (memo as Namespace) : this.resolve(address);
     const key = address.keyId;
     switch (request.kind) {
       case T.Get:
@@ -139,6 +160,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         return scanMap(group.maps.get(key), request.cursor, scanLimit(request.limit, DEFAULT_SCAN_LIMIT));
       case T.ClearMap:
         group.maps.delete(key);
+        detachIfEmpty(group);
         return undefined;
     }
   }
@@ -160,8 +182,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private cellOf(address: StateAddress): ValueCell {
     const memo = address.keyOwner === this && address.keyMemo instanceof ValueCell ? address.keyMemo : undefined;
     if (memo !== undefined && memo.live) return memo;
-    const ns = memo?.ns ?? this.namespaceFor(address);
-    const cell = ns.values.get(address.keyId) ?? memo ?? new ValueCell(ns, address.keyId);
+    const ns = memo !== undefined && memo.ns.attached ? memo.ns : this.namespaceFor(address);
+    const cell = ns.values.get(address.keyId) ?? (memo?.ns === ns ? memo : new ValueCell(ns, address.keyId));
     address.keyOwner = this;
     address.keyMemo = cell;
     return cell;
@@ -289,6 +311,7 @@ function drop(cell: ValueCell): void {
   cell.live = false;
   cell.value = undefined;
   cell.ns.values.delete(cell.key);
+  detachIfEmpty(cell.ns);
 }
 
 function putMapEntry(group: Namespace, key: string, userKeyId: string, value: unknown): void {
@@ -297,7 +320,10 @@ function putMapEntry(group: Namespace, key: string, userKeyId: string, value: un
     if (!map) return;
     map.values.delete(userKeyId);
     map.keys.delete(userKeyId);
-    if (map.values.size === 0) group.maps.delete(key);
+    if (map.values.size === 0) {
+      group.maps.delete(key);
+      detachIfEmpty(group);
+    }
     return;
   }
   if (!map) group.maps.set(key, (map = { keys: new OrderedKeys(), values: new Map() }));
