@@ -53,6 +53,11 @@ export interface JetStreamSourceOptions<T> {
 export interface JetStreamSourceState {
   readonly stream: string;
   readonly offsets: Readonly<Record<string, number>>;
+  /**
+   * The stream's creation time (its info's `created`) when the subtask read it: a stream deleted and
+   * created again starts its sequences over, so a restore into it is refused.
+   */
+  readonly created?: string;
 }
 
 const NonEmptyString = t.refinement(t.string, (s) => s.length > 0, "NonEmptyString");
@@ -105,7 +110,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
     bounded,
     async createReader(ctx): Promise<SourceReader<T>> {
       const mine = subjects.filter((_, j) => j % ctx.parallelism === ctx.subtaskIndex);
-      const restored = mergeOffsets(ctx.restoredState, stream);
+      const { offsets: restored, created: restoredCreated } = mergeOffsets(ctx.restoredState, stream);
       const js = jetstream(ctx.nc);
       const wake = new Wakeup();
       const origin = `${ctx.operatorName} (jetstream ${stream})`;
@@ -116,6 +121,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       let start = startAt;
       let replicas = 1;
       let catchUpHead: StreamHead | undefined;
+      let created: string | undefined;
       if (mine.length > 0) {
         let lastSeq: number;
         try {
@@ -123,6 +129,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           const info = await retryJetStream(async () => (await js.streams.get(stream)).info());
           lastSeq = info.state.last_seq;
           replicas = info.config.num_replicas;
+          created = info.created;
           if (serverScansPendingPerMessage(ctx.nc.info?.version)) {
             catchUpHead = { lastSeq, bytesPerMessage: info.state.messages > 0 ? info.state.bytes / info.state.messages : 0 };
           }
@@ -133,6 +140,9 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         // "new" as an explicit sequence: the client's ordered consumer would restart a "new" consumer that
         // it recreates before its first message from sequence 1.
         if (start === "new") start = { sequence: lastSeq + 1 };
+        if (restoredCreated !== undefined && created !== undefined && restoredCreated !== created) {
+          throw new WeirError(ErrorCode.StreamRecreated, `Sources.jetstream: stream "${stream}" was deleted and created again since the checkpoint being restored (created ${restoredCreated} then, ${created} now): its sequences start over, so the checkpoint's position means nothing there; run the job with --restore none to read the new stream from its start`);
+        }
       }
       const opened = await Promise.allSettled(mine.map((filter, k) => ConsumerLane.open({
         js, stream, filter, startAt: start, bounded,
@@ -206,7 +216,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         snapshotState(): JetStreamSourceState {
           const offsets: Record<string, number> = {};
           for (const lane of lanes) offsets[lane.config.filter] = lane.lastSequence;
-          return { stream, offsets };
+          return { stream, offsets, ...(created !== undefined ? { created } : {}) };
         },
         async close() {
           if (watchdog) clearInterval(watchdog);
@@ -218,9 +228,13 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
   };
 }
 
-/** Offsets from one state or several (a rescale hands a subtask every old subtask's state). */
-function mergeOffsets(restored: unknown, stream: string): Map<string, number> {
+/**
+ * Offsets from one state or several (a rescale hands a subtask every old subtask's state), and the
+ * stream's creation time they were read at (absent in checkpoints from before it was kept).
+ */
+function mergeOffsets(restored: unknown, stream: string): { offsets: Map<string, number>; created: string | undefined } {
   const out = new Map<string, number>();
+  let created: string | undefined;
   const states = Array.isArray(restored) ? restored : restored === undefined || restored === null ? [] : [restored];
   for (const s of states) {
     const state = s as Partial<JetStreamSourceState>;
@@ -228,9 +242,10 @@ function mergeOffsets(restored: unknown, stream: string): Map<string, number> {
       throw new WeirError(ErrorCode.Source, `Sources.jetstream: restored state of stream "${stream}" is not { stream, offsets }: ${JSON.stringify(s)?.slice(0, 80)}`);
     }
     if (state.stream !== undefined && state.stream !== stream) continue;
+    if (typeof state.created === "string") created ??= state.created;
     for (const [subject, seq] of Object.entries(state.offsets)) {
       if (typeof seq === "number" && Number.isInteger(seq) && seq >= 0) out.set(subject, Math.max(seq, out.get(subject) ?? 0));
     }
   }
-  return out;
+  return { offsets: out, created };
 }
