@@ -26,7 +26,9 @@ export interface OperatorChain {
 class OperatorInput implements Output {
   constructor(private readonly op: StreamOperator, private readonly out: Output) {}
   collect(value: unknown, ts: number | undefined): MaybePromise { return this.op.processElement(value, ts, 0); }
-  side(tag: string, value: unknown, ts: number | undefined): MaybePromise { return this.out.side(tag, value, ts); }
+  // The upstream operator's side output, which nothing reads (a read one goes through FanOutput): it is not
+  // this operator's to pass on (forwarded, it came out of this operator's getSideOutput of the same tag).
+  side(): void {}
   emitWatermark(w: number): MaybePromise { return this.op.onWatermark ? this.op.onWatermark(w) : this.out.emitWatermark(w); }
   emitIdle(idle: boolean): MaybePromise { return this.op.onIdle ? this.op.onIdle(idle) : this.out.emitIdle(idle); }
   emitAttributes(a: RecordAttributes): MaybePromise { return this.op.onAttributes ? this.op.onAttributes(a) : this.out.emitAttributes(a); }

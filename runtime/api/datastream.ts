@@ -223,6 +223,10 @@ export class ConnectedStreams<A, B> {
   constructor(private readonly host: StreamHost, readonly first: DataStream<A>, readonly second: DataStream<B>) {}
 
   process<O = any>(fn: CoProcessFunction<A, B, O>, options?: NodeOptions): DataStream<O> {
+    // Two keyed streams connected are keyed (Flink's KeyedCoProcessOperator): state and timers per key.
+    if (this.first instanceof KeyedStream && this.second instanceof KeyedStream) {
+      return new ConnectedKeyedStreams<unknown, A, B>(this.host, this.first, this.second).process<O>(fn as KeyedCoProcessFunction<unknown, A, B, O>, options);
+    }
     requireMethods(fn, ["processElement1", "processElement2"], "connect().process()", "a CoProcessFunction");
     const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), nodeOptions(options, "connect().process()"));
     return new DataStream<O>(this.host, id);

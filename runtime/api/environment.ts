@@ -29,7 +29,7 @@ import type { NatsFlags } from "../nats/connection-settings.ts";
 import { collectSink } from "../sinks/collect.ts";
 import { JobNames } from "../core/names.ts";
 import { decodeOptions } from "../core/validation.ts";
-import { EnvironmentHooksCodec, SourceNodeOptionsCodec } from "./option-codecs.ts";
+import { EnvironmentHooksCodec, SourceNodeOptionsCodec, StopOptionsCodec } from "./option-codecs.ts";
 import { requireMethods } from "./argument-checks.ts";
 import type { ExecutionMode } from "../contracts/job-options.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
@@ -73,6 +73,7 @@ export class StreamEnvironment implements StreamHost {
   private readonly running = new Set<RunningJob>();
   /** close() was called: no job starts any more (one still connecting is refused). */
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** Sinks with a smaller id ran in an earlier execution. */
   private firstSink = 0;
   /** Cached streams written by a finished execution, by cache node id. */
@@ -255,7 +256,7 @@ export class StreamEnvironment implements StreamHost {
     await runner.start();
     return {
       jobName: this.options.name,
-      stop: (o) => runner.stop(o ?? {}),
+      stop: async (o) => runner.stop(decodeOptions(StopOptionsCodec, o ?? {}, "JobClient.stop options")),
       cancel: async () => { await runner.cancel(); },
       status: () => runner.status(),
       result: () => done,
@@ -296,7 +297,12 @@ export class StreamEnvironment implements StreamHost {
   }
 
   /** Cancels jobs still running, deletes the cached streams and closes the connection. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // One close however many callers: a second drain would fail and its close() leave the first unsettled.
+    return (this.closing ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     for (const r of this.running) await r.cancel();
     if (this.nc && !this.nc.isClosed()) await this.caches.destroy(this.nc);

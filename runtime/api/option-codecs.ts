@@ -6,7 +6,9 @@ import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../c
 import { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions } from "../graph/stream-graph.ts";
 
-export const NodeOptionsCodec = t.exact(t.partial({ name: t.string, uid: t.string, parallelism: PositiveInt }), "OperatorOptions");
+/** An operator's name shows in status, metrics and errors: an empty one would name nothing. */
+const OperatorName = t.refinement(t.string, (s) => s.trim().length > 0, "NonEmptyString");
+export const NodeOptionsCodec = t.exact(t.partial({ name: OperatorName, uid: t.string, parallelism: PositiveInt }), "OperatorOptions");
 
 const WatermarkStrategyCodec = new t.Type<WatermarkStrategy<unknown>, WatermarkStrategy<unknown>, unknown>(
   "WatermarkStrategy",
@@ -34,3 +36,6 @@ export function nodeOptions<O extends NodeOptions>(options: O | undefined, metho
   decodeOptions(NodeOptionsCodec, options, `${method} options`);
   return options;
 }
+
+/** JobClient.stop's options: a misspelt `savepoint` would stop without one. */
+export const StopOptionsCodec = t.exact(t.partial({ savepoint: t.boolean }), "StopOptions");

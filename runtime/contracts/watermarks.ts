@@ -13,7 +13,11 @@ export class WatermarkStrategy<T> {
 
   /** Watermark = largest timestamp seen − `maxOutOfOrdernessMs` − 1. */
   static boundedOutOfOrderness<T>(maxOutOfOrdernessMs: number, timestamp?: (event: T) => number): WatermarkStrategy<T> {
-    if (!(maxOutOfOrdernessMs >= 0)) throw new RangeError(`boundedOutOfOrderness: expected a non-negative delay, got ${maxOutOfOrdernessMs}`);
+    // A string ("5") compares as a number and Infinity would hold every watermark back for ever.
+    if (!(typeof maxOutOfOrdernessMs === "number" && Number.isFinite(maxOutOfOrdernessMs) && maxOutOfOrdernessMs >= 0)) {
+      throw new RangeError(`boundedOutOfOrderness: expected a finite non-negative delay in ms, got ${JSON.stringify(maxOutOfOrdernessMs) ?? String(maxOutOfOrdernessMs)}`);
+    }
+    if (timestamp !== undefined && typeof timestamp !== "function") throw new TypeError(`boundedOutOfOrderness: the timestamp assigner must be a function, got ${typeof timestamp}`);
     return new WatermarkStrategy<T>(timestamp ? (e) => timestamp(e) : undefined, maxOutOfOrdernessMs, undefined);
   }
 
@@ -28,7 +32,9 @@ export class WatermarkStrategy<T> {
 
   /** An input with no records for `idleMs` is idle until its next record. */
   withIdleness(idleMs: number): WatermarkStrategy<T> {
-    if (!(idleMs > 0)) throw new RangeError(`withIdleness: expected a positive duration, got ${idleMs}`);
+    if (!(typeof idleMs === "number" && Number.isFinite(idleMs) && idleMs > 0)) {
+      throw new RangeError(`withIdleness: expected a finite positive duration in ms, got ${JSON.stringify(idleMs) ?? String(idleMs)}`);
+    }
     return new WatermarkStrategy<T>(this.timestampAssigner, this.outOfOrdernessMs, idleMs, this.perRecord);
   }
 

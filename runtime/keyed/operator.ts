@@ -10,7 +10,7 @@ import type { KeyedStateBackend, StateRequestHandler } from "../../state/contrac
 import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } from "../contracts/functions.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts/operators.ts";
-import { afterUserCallback, userError, type RecordContext } from "../operators/basic.ts";
+import { afterUserCallback, userError, userHook, type RecordContext } from "../operators/basic.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
@@ -71,7 +71,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
       const next = this.timers.processingTime.peek();
       if (next) this.scheduleProcessingTimer(next.timestamp);
     }
-    await this.fn.open?.(this.ctx.runtime);
+    await userHook(this.ctx, () => this.fn.open?.(this.ctx.runtime));
   }
 
   /** The one dispatch of a record: into the backlog's sort buffer, or to the execution strategy. */
@@ -203,7 +203,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
     this.execution?.close();
     this.backlog?.close();
-    return this.fn.close?.();
+    return userHook(this.ctx, () => this.fn.close?.());
   }
 
   metrics(): Record<string, number> {

@@ -7,6 +7,7 @@ import type { KeyedProcessFunction, KeySelector, ReduceFunction } from "../contr
 import type { OperatorSpec } from "../contracts/operators.ts";
 import type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
 import { KeyedProcessOperator, type Dispatch } from "./operator.ts";
+import { copyPlain, jsonAccumulators } from "../core/json-data.ts";
 
 export function keyedProcessSpec<K, I, O>(
   fn: KeyedProcessFunction<K, I, O>,
@@ -32,20 +33,26 @@ export function keyedProcessSpec<K, I, O>(
  */
 export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySelector<T, K>): OperatorSpec {
   const current = valueState<unknown>("reduce", t.unknown);
+  const check = jsonAccumulators("reduce");
   return keyedProcessSpec<K, T, T>({
     async processElement(value, ctx) {
       const state = ctx.state(current);
       const prev = (await state.value()) as T | undefined;
-      const next = prev === undefined ? value : reduce(prev, value);
+      // The first value is kept as a copy: a reduce may modify and return its first argument (as Flink's
+      // may), which must not change the record another operator also received.
+      const next = prev === undefined ? copyPlain(value) : reduce(prev, value);
+      check(next);
       await state.update(next);
-      ctx.collect(next);
+      // Emitted as a copy: records pass by reference, and the next reduce may modify this object.
+      ctx.collect(copyPlain(next));
     },
   }, [selector], undefined, async (values, ctx) => {
     const state = ctx.state(current);
     let acc = (await state.value()) as T | undefined;
-    for (const v of values) acc = acc === undefined ? v : reduce(acc, v);
+    for (const v of values) acc = acc === undefined ? copyPlain(v) : reduce(acc, v);
+    check(acc);
     await state.update(acc);
-    ctx.collect(acc as T);
+    ctx.collect(copyPlain(acc) as T);
   }, { state: current, fold: reduce });
 }
 
@@ -56,19 +63,24 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
  */
 export function keyedAggregateSpec<T, K, ACC, O>(aggregate: AggregateFunction<T, ACC, O>, selector: KeySelector<T, K>): OperatorSpec {
   const current = valueState<unknown>("aggregate", t.unknown);
+  const check = jsonAccumulators("aggregate");
   return keyedProcessSpec<K, T, O>({
     async processElement(value, ctx) {
       const state = ctx.state(current);
       const prev = (await state.value()) as ACC | undefined;
       const next = aggregate.add(value, prev === undefined ? aggregate.createAccumulator() : prev);
+      check(next);
       await state.update(next);
-      ctx.collect(aggregate.getResult(next));
+      // A copy: `getResult` may hand out (part of) the accumulator, which the next `add` may modify.
+      ctx.collect(copyPlain(aggregate.getResult(next)));
     },
   }, [selector], undefined, async (values, ctx) => {
     const state = ctx.state(current);
     let acc = ((await state.value()) as ACC | undefined) ?? aggregate.createAccumulator();
     for (const v of values) acc = aggregate.add(v, acc);
+    check(acc);
     await state.update(acc);
-    ctx.collect(aggregate.getResult(acc));
+    ctx.collect(copyPlain(aggregate.getResult(acc)));
   });
 }
+

@@ -11,6 +11,25 @@ function fail(ctx: OperatorContext, e: unknown, key?: unknown): Error {
   return new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, key, e);
 }
 
+function synchronousOnly(what: string): string {
+  return `the ${what} function returned a Promise: ${what} is synchronous; use process(...) with an async processElement for async work`;
+}
+
+/** A user iterable (a generator) whose errors name the operator, as the function's own do. */
+function userIterable<O>(ctx: OperatorContext, values: Iterable<O>): Iterable<O> {
+  let it: Iterator<O>;
+  try { it = values[Symbol.iterator](); } catch (e) { throw fail(ctx, e); }
+  const next = (): IteratorResult<O> => { try { return it.next(); } catch (e) { throw fail(ctx, e); } };
+  return { [Symbol.iterator]: () => ({ next }) };
+}
+
+/** A user function's open or close hook: its errors name the operator too. */
+export function userHook(ctx: OperatorContext, call: () => void | Promise<void>): MaybePromise {
+  let r: void | Promise<void>;
+  try { r = call(); } catch (e) { throw fail(ctx, e); }
+  if (isPromise(r)) return r.catch((e: unknown) => { throw fail(ctx, e); });
+}
+
 export function mapSpec<I, O>(fn: MapFunction<I, O>): OperatorSpec {
   return {
     type: "map",
@@ -20,6 +39,7 @@ export function mapSpec<I, O>(fn: MapFunction<I, O>): OperatorSpec {
         processElement(value, ts) {
           let r: O;
           try { r = fn(value as I); } catch (e) { throw fail(ctx, e); }
+          if (isPromise(r)) throw fail(ctx, new TypeError(synchronousOnly("map")));
           return out.collect(r, ts);
         },
       };
@@ -36,6 +56,8 @@ export function filterSpec<T>(fn: FilterFunction<T>): OperatorSpec {
         processElement(value, ts) {
           let keep: boolean;
           try { keep = fn(value as T); } catch (e) { throw fail(ctx, e); }
+          // A promise is truthy: an async filter would keep every record.
+          if (keep !== true && isPromise(keep)) throw fail(ctx, new TypeError(synchronousOnly("filter")));
           if (keep) return out.collect(value, ts);
         },
       };
@@ -53,7 +75,11 @@ export function flatMapSpec<I, O>(fn: FlatMapFunction<I, O>): OperatorSpec {
           let r: Iterable<O>;
           try { r = fn(value as I); } catch (e) { throw fail(ctx, e); }
           if (r === undefined || r === null) return;
-          return collectAll(out, r as Iterable<unknown>, ts);
+          if (Array.isArray(r)) return collectAll(out, r, ts);
+          if (typeof (r as Partial<Iterable<O>>)[Symbol.iterator] !== "function") {
+            throw fail(ctx, new TypeError(isPromise(r) ? synchronousOnly("flatMap") : `the flatMap function returned ${typeof r}, not an iterable (an array or a generator)`));
+          }
+          return collectAll(out, userIterable(ctx, r), ts);
         },
       };
     },
@@ -89,6 +115,13 @@ export class RecordContext<O> implements ProcessContext<O> {
   currentProcessingTime(): number { return this.op.clock.now(); }
 }
 
+/** The context of a non-keyed process function: keyed state refused in one line ("ctx.state is not a function" said nothing). */
+class UnkeyedRecordContext<O> extends RecordContext<O> {
+  state(): never {
+    throw new WeirError(ErrorCode.InvalidJob, `operator "${this.op.runtime.operatorName}": state(...) needs a keyed stream: keyBy(...) right before process(...), as in Flink`);
+  }
+}
+
 /** Runs a user callback and then waits for what it emitted downstream; errors name the operator. */
 export function runUserCallback(ctx: OperatorContext, rc: RecordContext<unknown>, call: () => void | Promise<void>, key?: unknown): MaybePromise {
   let r: void | Promise<void>;
@@ -115,14 +148,14 @@ export function processSpec<I, O>(fn: ProcessFunction<I, O>): OperatorSpec {
   return {
     type: "process",
     create(ctx) {
-      const rc = new RecordContext<O>(ctx);
+      const rc = new UnkeyedRecordContext<O>(ctx);
       return {
-        open: () => fn.open?.(ctx.runtime),
+        open: () => userHook(ctx, () => fn.open?.(ctx.runtime)),
         processElement(value, ts) {
           rc.timestamp = ts;
           return runUserCallback(ctx, rc as RecordContext<unknown>, () => fn.processElement(value as I, rc));
         },
-        close: () => fn.close?.(),
+        close: () => userHook(ctx, () => fn.close?.()),
       };
     },
   };
@@ -132,15 +165,15 @@ export function coProcessSpec<I1, I2, O>(fn: CoProcessFunction<I1, I2, O>): Oper
   return {
     type: "co-process",
     create(ctx) {
-      const rc = new RecordContext<O>(ctx);
+      const rc = new UnkeyedRecordContext<O>(ctx);
       return {
-        open: () => fn.open?.(ctx.runtime),
+        open: () => userHook(ctx, () => fn.open?.(ctx.runtime)),
         processElement(value, ts, input) {
           rc.timestamp = ts;
           return runUserCallback(ctx, rc as RecordContext<unknown>, () =>
             input === 0 ? fn.processElement1(value as I1, rc) : fn.processElement2(value as I2, rc));
         },
-        close: () => fn.close?.(),
+        close: () => userHook(ctx, () => fn.close?.()),
       };
     },
   };

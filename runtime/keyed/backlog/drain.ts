@@ -7,6 +7,7 @@ import { baseAddress } from "../../../state/handles/address.ts";
 import type { KeyedContext } from "../../contracts/functions.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { afterUserCallback, userError, type RecordContext } from "../../operators/basic.ts";
+import { copyPlain } from "../../core/json-data.ts";
 import type { KeyedCallbacks, KeyedExecution } from "../execution.ts";
 import type { KeySlot } from "../key-slots.ts";
 import type { KeyedRecordContext } from "../record-context.ts";
@@ -205,7 +206,8 @@ export class BacklogSort {
         return rc.settle();
       }
       return rc.state(fold.state).update(acc).then(
-        () => { rc.collect(acc); return rc.settle(); },
+        // A copy: the key's next record (streaming again) may modify the kept value in place.
+        () => { rc.collect(copyPlain(acc)); return rc.settle(); },
         (e: unknown) => { throw userError(host.ctx, e, key); },
       );
     };

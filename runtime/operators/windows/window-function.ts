@@ -7,6 +7,7 @@ import type { AggregateFunction } from "../../../state/contracts.ts";
 import { listState, valueState } from "../../../state/mod.ts";
 import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../contracts/functions.ts";
 import { ErrorCode, WeirError } from "../../core/errors.ts";
+import { jsonAccumulators } from "../../core/json-data.ts";
 import type { TimeWindow, WindowAssigner } from "./assigners.ts";
 
 export interface ProcessWindowFunction<K, T, O> {
@@ -39,6 +40,7 @@ export function windowFunction<K, T, O>(
     return d;
   };
   const accState = (w: TimeWindow) => descriptorsOf(w).acc;
+  const checkAccumulator = jsonAccumulators(`window ${logic.type}`);
   const elementsState = (w: TimeWindow) => descriptorsOf(w).elements;
 
   return {
@@ -66,6 +68,7 @@ export function windowFunction<K, T, O>(
           const next = logic.type === "reduce"
             ? (prev === undefined ? value : logic.reduce(prev as T, value))
             : logic.aggregate.add(value, prev === undefined ? logic.aggregate.createAccumulator() : prev);
+          checkAccumulator(next);
           await state.update(next);
         }
         ctx.timers.registerEventTimeTimer(w.end - 1);
