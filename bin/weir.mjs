@@ -8,6 +8,10 @@ import { register } from "tsx/esm/api";
 // the heap grows far past the live set (1M keys of KV state: ~620 MB RSS, vs ~310 MB with this; no
 // measurable throughput cost, bench/state.bench.ts). WEIR_HEAP_GROWING_PERCENT=0 keeps V8's default.
 const growing = Number(process.env.WEIR_HEAP_GROWING_PERCENT ?? 50);
+if (!(Number.isInteger(growing) && growing >= 0)) {
+  process.stderr.write(`weir: WEIR_HEAP_GROWING_PERCENT: expected a whole number of percent (0 keeps V8's default), got ${JSON.stringify(process.env.WEIR_HEAP_GROWING_PERCENT)}\n`);
+  process.exit(1);
+}
 if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 // The young generation (the shebang's --max-semi-space-size=32; V8's default is 16 MB, and V8 reads it
 // only at start): a backlog buffered for sorting, and the drain's entries and KV writes, survive a few

@@ -168,7 +168,7 @@ s("weir caches lists cache streams with their owner's liveness and drops the dea
     assert.equal(await cacheStreamsOf("listed"), ["weir_listed_cache_bb02"]);
     const both = await runWeir(["caches", "--drop-dead", "--drop-all", "--nats", nats.url]);
     assert.is(both.code, 1);
-    assert.is(both.stderr.trim(), "weir: weir caches: --drop-dead and --drop-all together; give one");
+    assert.is(both.stderr.trim(), "weir: caches: --drop-dead and --drop-all together; give one");
     assert.equal(await cacheStreamsOf("listed"), ["weir_listed_cache_bb02"], "nothing dropped");
     const none = await runWeir(["caches", "--drop", "zz99", "--nats", nats.url]);
     assert.is(none.code, 1);

@@ -41,6 +41,12 @@ test("run from another directory, the store lands beside nats.conf, not in the c
     await eventually("the store under the project", 30_000, () => (existsSync(join(project, ".weir", "jetstream")) ? true : undefined));
     assert.ok(existsSync(join(project, ".weir", "nats-server.pid")), "pid file beside the config");
     assert.not.ok(existsSync(join(elsewhere, ".weir")), "nothing in the current directory");
+    assert.equal(await ensureEmbeddedServer({ configPath: join(project, "nats.conf") }), { url: `nats://127.0.0.1:${port}`, started: false }, "reused by its own checkout");
+    // Another checkout with the same config (same port, same server name) must not use this one's store.
+    writeFileSync(join(elsewhere, "nats.conf"), config);
+    const other = await ensureEmbeddedServer({ configPath: join(elsewhere, "nats.conf") }).then(() => "reused", (e: Error) => e.message);
+    assert.match(other, /taken by the embedded server of another weir checkout/);
+    assert.not.ok(existsSync(join(elsewhere, ".weir", "jetstream")), "the other checkout got no store");
   } finally {
     process.chdir(cwd);
     if (pid !== undefined) {

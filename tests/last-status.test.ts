@@ -19,12 +19,14 @@ let nc: NatsConnection;
 s.before(async () => { nc = await connect({ servers: server.url }); });
 s.after(async () => { await nc?.close(); });
 
-function weirStatus(job: string): Promise<{ code: number | null; stdout: string }> {
+function weirStatus(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["bin/weir.mjs", "status", job, "--nats", server.url], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["bin/weir.mjs", "status", ...args, "--nats", server.url], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
+    let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
-    child.on("exit", (code) => resolve({ code, stdout }));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -38,6 +40,10 @@ s("a failed job: `weir status <job>` says not running, failed, how long ago, and
   const r = await weirStatus("lsfail");
   assert.is(r.code, 1);
   assert.match(r.stdout, /^lsfail: not running; failed \d+ s ago: .*operator "explode".*boom on two/);
+  assert.is(r.stderr, 'weir: job "lsfail" is not running\n', "a non-zero exit says why on stderr");
+  const all = await weirStatus("--json");
+  assert.is(all.code, 0, all.stderr);
+  assert.ok(Array.isArray(JSON.parse(all.stdout)), `status --json of every job is one JSON array: ${all.stdout.slice(0, 200)}`);
 });
 
 s("a finished job of 20,000 records: its status was written a handful of times, not per record", async () => {

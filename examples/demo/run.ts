@@ -45,8 +45,11 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
   process.stderr.write(`dashboard: http://${at.host.includes(":") ? `[${at.host}]` : at.host}:${at.port}/\n`);
   const producing = new AbortController();
   const stopProducing = () => producing.abort();
-  process.once("SIGINT", stopProducing);
-  process.once("SIGTERM", stopProducing);
+  // `on`, not `once`: the progress line's log-update loads signal-exit, which re-raises a signal when it
+  // sees no listener but its own, and a `once` wrapper is gone by the time it looks (a terminal's Ctrl-C
+  // killed the demo with no summary). Removed below.
+  process.on("SIGINT", stopProducing);
+  process.on("SIGTERM", stopProducing);
   const consumed = () => { const s = client.status(); return s.recordsIn + s.deadLetters; };
   let progress: ProgressReporter | undefined;
   let load: LoadResult;

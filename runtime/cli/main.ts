@@ -1,7 +1,7 @@
 // weir's command line. Every failure ends in one line on stderr and a non-zero exit code.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { describeError } from "../core/errors.ts";
+import { describeError, ErrorCode, WeirError } from "../core/errors.ts";
 import { isPositiveInt } from "../core/validation.ts";
 import { runCommand, type RunFlags } from "./commands/run.ts";
 import { statusCommand, stopCommand } from "./commands/control.ts";
@@ -146,6 +146,7 @@ natsOptions(program.command("demo"))
   .option("--rate <n>", "page views per second the producer aims at (default 20000)", positiveInt("--rate"))
   .option("--http <addr>", "serve the dashboard and /metrics on host:port (default: a free port on 127.0.0.1)", httpAddress)
   .action(action(async (flags: { forever?: boolean; duration?: number; rate?: number; nats?: string; context?: string; creds?: string; http?: ReturnType<typeof parseHttpAddress> }) => {
+    if (flags.forever && flags.duration !== undefined) throw new WeirError(ErrorCode.InvalidOption, "demo: --forever and --duration together; give one");
     const { demoCommand } = await import("../../examples/demo/run.ts");
     return demoCommand(flags);
   }));

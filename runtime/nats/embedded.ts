@@ -32,6 +32,21 @@ export function readListen(configPath: string): ConfigEndpoint {
   return { host: "127.0.0.1", port: Number(portOnly ?? 4222) };
 }
 
+/**
+ * Whether the weir server running is this config's: its pid file (relative to `workDir`) names a live
+ * process. Every checkout's nats.conf has the same port and server name: without this, a second
+ * checkout would use the first one's server and store (and see, stop or join its jobs). A config
+ * without a pid_file cannot tell, and reuses it.
+ */
+function ownsRunningServer(configPath: string, workDir: string): boolean {
+  const pidFile = /^\s*pid_file\s*[:=]\s*"?([^"\s]+)"?/m.exec(readFileSync(configPath, "utf8"))?.[1];
+  if (pidFile === undefined) return true;
+  let pid: number;
+  try { pid = Number(readFileSync(resolve(workDir, pidFile), "utf8").trim()); } catch { return false; }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+}
+
 type Probe = { kind: "free" } | { kind: "nats"; serverName: string; jetstream: boolean } | { kind: "other"; banner: string };
 
 /** What listens on host:port: nothing, a NATS server (with its name), or some other program. */
@@ -69,7 +84,10 @@ export async function ensureEmbeddedServer(options: { configPath?: string; workD
   const { host, port } = readListen(configPath);
   const url = `nats://${host}:${port}`;
   const probe = await probePort(host, port);
-  if (probe.kind === "nats" && probe.serverName === EMBEDDED_SERVER_NAME) return { url, started: false };
+  if (probe.kind === "nats" && probe.serverName === EMBEDDED_SERVER_NAME) {
+    if (ownsRunningServer(configPath, workDir)) return { url, started: false };
+    throw new WeirError(ErrorCode.PortTaken, `port ${port} (from ${configPath}) is taken by the embedded server of another weir checkout (its store is not ${join(workDir, ".weir")}); stop it there, or pass --nats ${url} / set WEIR_NATS_URL to share it`);
+  }
   if (probe.kind === "nats") {
     throw new WeirError(ErrorCode.PortTaken, `port ${port} (from ${configPath}) is taken by another NATS server ("${probe.serverName}"), not weir's embedded one; stop it, or pass --nats ${url} / set WEIR_NATS_URL to use it`);
   }

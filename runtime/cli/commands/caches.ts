@@ -22,7 +22,7 @@ const age = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h
 export async function cachesCommand(job: string | undefined, flags: CachesFlags): Promise<number> {
   // One way of dropping at a time: with --drop-all beside another, live caches would go without a word.
   const ways = [flags.dropDead && "--drop-dead", flags.drop !== undefined && "--drop", flags.dropAll && "--drop-all"].filter(Boolean);
-  if (ways.length > 1) throw new WeirError(ErrorCode.InvalidOption, `weir caches: ${ways.join(" and ")} together; give one`);
+  if (ways.length > 1) throw new WeirError(ErrorCode.InvalidOption, `caches: ${ways.join(" and ")} together; give one`);
   const nc = await connectNats(await resolveNatsConnection({ flags }), "weir-cli");
   try {
     const jsm = await jetstreamManager(nc);

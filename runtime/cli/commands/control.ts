@@ -125,22 +125,27 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
     const names = job ? [job] : (await listJobs(nc)).map((j) => j.job);
     refusedBy(denied);
     if (names.length === 0) {
-      process.stdout.write("no running jobs\n");
+      process.stdout.write(flags.json ? "[]\n" : "no running jobs\n");
       return 0;
     }
     let missing = 0;
+    // --json: one object for the job asked for; for all jobs, one array (objects back to back are not JSON).
+    const objects: unknown[] = [];
     for (const name of names) {
       const s = await fetchStatus(nc, name);
       refusedBy(denied);
       if (!s) {
         missing++;
         const last = await readLastStatus(nc, name);
-        if (flags.json) process.stdout.write(`${JSON.stringify({ job: name, running: false, ...(last ? { last } : {}) }, null, 2)}\n`);
+        if (flags.json) objects.push({ job: name, running: false, ...(last ? { last } : {}) });
         else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running`}\n`);
         continue;
       }
-      process.stdout.write(`${flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+      if (flags.json) objects.push(s);
+      else process.stdout.write(`${formatStatus(s)}\n`);
     }
+    if (flags.json) process.stdout.write(`${JSON.stringify(job ? objects[0] : objects, null, 2)}\n`);
+    if (job && missing) process.stderr.write(`weir: job "${job}" is not running\n`);
     return missing ? 1 : 0;
   } finally {
     await nc.close();
