@@ -100,12 +100,22 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 
   /** Phase 1: what was written since the last checkpoint belongs to checkpoint `id`; stage it durably. */
   snapshotState(checkpointId: number): Promise<ExactlyOnceState> {
+    // After a staging failure no later checkpoint may complete: it would not hold the lost records.
+    if (this.failure) throw this.failure;
     const records = this.pending;
     this.pending = [];
     if (this.prepared.has(checkpointId)) {
       throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: checkpoint ${checkpointId} was snapshotted twice in subtask ${this.ctx.subtaskIndex}`);
     }
     const ref = this.staging.stage(checkpointId, this.ctx.subtaskIndex, records);
+    // The records are this checkpoint's alone now: if they cannot be staged, only a restart from the last
+    // completed checkpoint (which reads their input again) brings them back, so the job fails over; a
+    // checkpoint merely declined lost them (a later one completed without them).
+    ref.catch((e: unknown) => {
+      if (this.failure !== undefined) return;
+      this.failure = new WeirError(ErrorCode.Sink, `sink "${this.ctx.operatorName}" (Sinks.jetstream, subtask ${this.ctx.subtaskIndex}): staging the output of checkpoint ${checkpointId} failed: ${messageOf(e)}`, { cause: e });
+      this.ctx.fail?.(this.failure);
+    });
     const listed = ref.then((r) => {
       if (r) this.uncommitted.push(r);
       return [...this.uncommitted];

@@ -22,7 +22,15 @@ export interface StagedRef {
   readonly records: number;
 }
 
-const CHUNK_CHARS = 256 * 1024;
+const CHUNK_BYTES = 256 * 1024;
+/** Room kept under the server's max_payload for headers (the message id) and the protocol line. */
+const PAYLOAD_MARGIN = 4096;
+
+/**
+ * One record too large for a chunk of its own, in consecutive messages of this shape: `text` slices of
+ * the record's JSON, joined again by read().
+ */
+interface StagedPart { readonly part: number; readonly of: number; readonly text: string }
 /**
  * No `$JS.API.INFO` round trip first: only the meta leader answers it, so while one is elected (a server
  * of a cluster lost) it times out, unretried, where the calls that follow are retried.
@@ -50,26 +58,42 @@ export class StagingArea {
     await this.ensure();
     const js = jetstream(this.nc);
     const acks: Array<Promise<{ seq: number }>> = [];
-    let chunk: StagedRecord[] = [];
-    let size = 0;
-    const send = () => {
-      // An id per chunk (checkpoint ids are never reused), so a publish retried through a leader election
+    // A chunk must fit the server's max_payload (1 MB by default, less on some servers): a larger one
+    // failed the checkpoint, whatever the size of its records.
+    const limit = Math.max(1024, Math.min(CHUNK_BYTES, (this.nc.info?.max_payload ?? 1024 * 1024) - PAYLOAD_MARGIN));
+    let chunk: string[] = [];
+    let size = 2;
+    const publish = (data: string) => {
+      // An id per message (checkpoint ids are never reused), so a publish retried through a leader election
       // is not staged twice.
       const opts = { msgID: `${this.subject}:${checkpointId}:${acks.length}` };
-      const data = JSON.stringify(chunk);
       acks.push(js.publish(this.subject, data, opts).catch((e: unknown) => {
         if (!isTransientJetStreamError(e)) throw e;
         return retryJetStream(() => js.publish(this.subject, data, opts));
       }));
+    };
+    const send = () => {
+      if (chunk.length) publish(`[${chunk.join(",")}]`);
       chunk = [];
-      size = 0;
+      size = 2;
     };
     for (const r of records) {
-      chunk.push(r);
-      size += r[0].length + r[1].length + 8;
-      if (size >= CHUNK_CHARS) send();
+      const json = JSON.stringify(r);
+      const bytes = Buffer.byteLength(json);
+      if (bytes + 2 > limit) {
+        send();
+        // Slices of at most limit/3 characters: escaped as a JSON string, one takes at most 2 bytes per
+        // ASCII character (a quote or backslash) and 3 per other character.
+        const slice = Math.floor((limit - 64) / 3);
+        const of = Math.ceil(json.length / slice);
+        for (let part = 0; part < of; part++) publish(JSON.stringify({ part, of, text: json.slice(part * slice, (part + 1) * slice) } satisfies StagedPart));
+        continue;
+      }
+      if (size + bytes + 1 > limit) send();
+      chunk.push(json);
+      size += bytes + 1;
     }
-    if (chunk.length) send();
+    send();
     const seqs = (await Promise.all(acks)).map((a) => a.seq);
     return { checkpointId, subtask, firstSeq: Math.min(...seqs), lastSeq: Math.max(...seqs), records: records.length };
   }
@@ -84,12 +108,23 @@ export class StagingArea {
     await this.ensure();
     const jsm = await jetstreamManager(this.nc, NO_API_CHECK);
     const out: StagedRecord[] = [];
+    const parts: string[] = [];
     for (let seq = ref.firstSeq; seq <= ref.lastSeq; seq++) {
       const m = await retryJetStream(() => jsm.streams.getMessage(this.stream, { seq }).catch((e: unknown) => {
         if (/no message found/i.test((e as Error).message)) return null;
         throw e;
       }));
-      if (m && m.subject === this.subject) out.push(...m.json<StagedRecord[]>());
+      if (!m || m.subject !== this.subject) continue;
+      const data = m.json<StagedRecord[] | StagedPart>();
+      if (Array.isArray(data)) {
+        out.push(...data);
+        continue;
+      }
+      parts.push(data.text);
+      if (data.part === data.of - 1) {
+        out.push(JSON.parse(parts.join("")) as StagedRecord);
+        parts.length = 0;
+      }
     }
     if (out.length !== ref.records) {
       throw new WeirError(ErrorCode.Sink, `the staged output of checkpoint ${ref.checkpointId} (subtask ${ref.subtask}) is incomplete in stream ${this.stream}: ${out.length} of ${ref.records} records`);
