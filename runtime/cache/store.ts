@@ -14,10 +14,11 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ConnectorNames, type JobNames } from "../core/names.ts";
 import { ensureStream } from "../nats/streams.ts";
 import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
+import { payloadBudget } from "../../state/backends/payload-budget.ts";
 import type { LogFn } from "../core/log.ts";
 import { OWNER_HEARTBEAT_MS, dropDeadCaches, ownerDescription } from "./owners.ts";
 
-const FRAME_CHARS = 256 * 1024;
+const FRAME_BYTES = 256 * 1024;
 /** Frames being acknowledged at once per writer; more and `write` waits (backpressure). */
 const FRAMES_IN_FLIGHT = 8;
 const PUBLISH_TIMEOUT_MS = 30_000;
@@ -129,7 +130,7 @@ export class CacheStore {
       kind: "cache",
       createWriter: async (ctx) => {
         await this.ensure();
-        return new CacheWriter(jetstream(ctx.nc), this.subject(cacheUid, ctx.subtaskIndex), this.stream);
+        return new CacheWriter(jetstream(ctx.nc), this.subject(cacheUid, ctx.subtaskIndex), this.stream, ctx.nc.info?.max_payload);
       },
     };
   }
@@ -155,16 +156,25 @@ class CacheWriter implements SinkWriter<unknown> {
   private readonly acks = new Set<Promise<unknown>>();
   private failure: unknown;
 
-  constructor(private readonly js: ReturnType<typeof jetstream>, private readonly subject: string, private readonly stream: string) {}
+  /** What a frame may hold: the server's max_payload may be well under 256 KB. */
+  private readonly frameBytes: number;
+
+  constructor(private readonly js: ReturnType<typeof jetstream>, private readonly subject: string, private readonly stream: string, maxPayload: number | undefined) {
+    this.frameBytes = payloadBudget(maxPayload, FRAME_BYTES, 4096);
+  }
 
   write(value: unknown, timestamp: number | undefined): void | Promise<void> {
     const json = JSON.stringify(value);
     if (json === undefined) throw new WeirError(ErrorCode.Sink, `cache ${this.subject}: a record that JSON cannot hold (${typeof value})`);
+    const bytes = Buffer.byteLength(json) + 16;
+    // The frame so far goes first if this record would take it over (a frame over max_payload fails).
+    const before = this.values.length > 0 && this.chars + bytes > this.frameBytes ? this.send() : undefined;
     this.values.push(value);
     this.timestamps.push(timestamp ?? null);
     this.count++;
-    this.chars += json.length + 8;
-    if (this.chars >= FRAME_CHARS) return this.send();
+    this.chars += bytes;
+    const after = this.chars >= this.frameBytes ? this.send() : undefined;
+    return before && after ? Promise.all([before, after]).then(() => undefined) : (before ?? after);
   }
 
   async flush(): Promise<void> {

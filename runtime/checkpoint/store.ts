@@ -27,6 +27,7 @@ import { lookUpStream } from "../nats/streams.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { JobNames } from "../core/names.ts";
 import type { CheckpointKind, CheckpointMetadata } from "./metadata.ts";
+import { payloadBudget } from "../../state/backends/payload-budget.ts";
 
 export interface LatestPointer {
   readonly id: number;
@@ -170,9 +171,12 @@ export class CheckpointStore {
    */
   async commit(m: CheckpointMetadata, expectedRevision: number, retain = Number.POSITIVE_INFINITY, beforePointer?: () => Promise<void>): Promise<number> {
     const text = JSON.stringify(m);
-    const parts = Math.max(1, Math.ceil(text.length / PART_BYTES));
+    // Parts within the server's max_payload, in characters: up to 3 bytes each unless the text is ASCII.
+    const budget = payloadBudget(this.nc.info?.max_payload, PART_BYTES, 8 * 1024);
+    const partChars = Buffer.byteLength(text) === text.length ? budget : Math.floor(budget / 3);
+    const parts = Math.max(1, Math.ceil(text.length / partChars));
     // Puts of the same value are safe to repeat: retried through leader elections.
-    for (let i = 0; i < parts; i++) await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * PART_BYTES, (i + 1) * PART_BYTES)));
+    for (let i = 0; i < parts; i++) await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}.part.${i}`, text.slice(i * partChars, (i + 1) * partChars)));
     const headSeq = await retryJetStream(() => this.kv.put(`checkpoint.${pad(m.id)}`, JSON.stringify({ parts, kind: m.kind, completedAt: m.completedAt })));
     await beforePointer?.();
     const before = await this.retainedBefore(expectedRevision);

@@ -4,6 +4,7 @@
 
 import { isTransientJetStreamError, retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { purgeSubject } from "../../state/backends/jetstream-purge.ts";
+import { payloadBudget } from "../../state/backends/payload-budget.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -60,7 +61,7 @@ export class StagingArea {
     const acks: Array<Promise<{ seq: number }>> = [];
     // A chunk must fit the server's max_payload (1 MB by default, less on some servers): a larger one
     // failed the checkpoint, whatever the size of its records.
-    const limit = Math.max(1024, Math.min(CHUNK_BYTES, (this.nc.info?.max_payload ?? 1024 * 1024) - PAYLOAD_MARGIN));
+    const limit = payloadBudget(this.nc.info?.max_payload, CHUNK_BYTES, PAYLOAD_MARGIN);
     let chunk: string[] = [];
     let size = 2;
     const publish = (data: string) => {

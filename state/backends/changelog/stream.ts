@@ -3,6 +3,7 @@
 // (vertex, key group), read back by sequence number on restore.
 
 import { reconcileStream } from "../stream-replicas.ts";
+import { payloadBudget } from "../payload-budget.ts";
 import { isTransientJetStreamError, retryJetStream, waitForStreamLeader } from "../jetstream-retry.ts";
 import { deleteMessageIfPresent, purgeSubject } from "../jetstream-purge.ts";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -45,7 +46,7 @@ export class ChangelogStream {
   constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly owner: string) {
     this.js = jetstream(nc);
     this.stream = names.changelogStream;
-    this.partBytes = Math.min(512 * 1024, (nc.info?.max_payload ?? 1024 * 1024) - 8 * 1024);
+    this.partBytes = payloadBudget(nc.info?.max_payload, 512 * 1024, 8 * 1024);
   }
 
   /** Creates the stream if it does not exist (several subtasks may race here). */

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { StateAccessError } from "../../errors.ts";
 import { chunkKey } from "./keys.ts";
+import { payloadBudget } from "../payload-budget.ts";
 import type { KvPipe } from "./pipe.ts";
 
 /** Where the chunks of a chunked value live, so that replacing the value can delete them. */
@@ -45,7 +46,7 @@ export class RemoteValues {
   readonly chunkBytes: number;
 
   constructor(private readonly pipe: KvPipe, maxPayload: number) {
-    this.chunkBytes = Math.max(1024, maxPayload - 1024);
+    this.chunkBytes = payloadBudget(maxPayload, Number.POSITIVE_INFINITY, 1024);
   }
 
   /** The stored bytes (a ChunkedValue when the value was split), or undefined when absent. */
