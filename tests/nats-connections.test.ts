@@ -153,6 +153,12 @@ test("an NKey seed file (WEIR_NATS_NKEY)", async () => {
     const exit = await run("nk", [], { WEIR_NATS_URL: server.url, WEIR_NATS_NKEY: join(d.dir, "missing.nk") });
     assert.is.not(exit.code, 0);
     assert.match(exit.stderr, `missing.nk (from WEIR_NATS_NKEY) cannot be read`);
+    // A seed cut short (a bad paste) is not echoed back as a file name.
+    const cut = user.seed.slice(0, 30);
+    const short = await run("nk", [], { WEIR_NATS_URL: server.url, WEIR_NATS_NKEY: cut });
+    assert.is.not(short.code, 0);
+    assert.match(short.stderr, /a user seed that is cut short/);
+    assert.not.ok(short.stderr.includes(cut.slice(2)), "no part of the seed printed");
   });
 });
 

@@ -7,7 +7,10 @@ import { Sinks } from "../runtime/sinks/mod.ts";
 import type { JetStreamSinkWriter } from "../runtime/sinks/jetstream.ts";
 import type { ExactlyOnceJetStreamWriter } from "../runtime/sinks/jetstream-exactly-once.ts";
 import { standaloneContext } from "./helpers/standalone-context.ts";
-import { WeirError } from "../runtime/core/errors.ts";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
+import { Sources } from "../runtime/sources/mod.ts";
+import { StreamEnvironment } from "../runtime/api/environment.ts";
+import { within } from "./helpers/cli.ts";
 
 const s = suite("Sinks.jetstream");
 const server = withServer(s);
@@ -141,6 +144,26 @@ s("bounded in-flight: write returns a promise while the window is full", async (
   await writer.flush();
   assert.ok(waits > 0, "backpressure happened");
   assert.is((await (await jetstreamManager(nc)).streams.info("BP")).state.messages, 100);
+});
+
+s("a stream that does not capture the sink's subject fails the job at once, not after its restart strategy", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "OTHERS", subjects: ["others.>"] });
+  const direct = await Sinks.jetstream({ stream: "OTHERS", subject: "mine.x" }).createWriter(standaloneContext({ nc }));
+  const first = await Promise.resolve(direct.write("v", undefined)).then(() => direct.flush()).then(() => undefined, (e: unknown) => e);
+  assert.instance(first, WeirError);
+  assert.is((first as WeirError).code, ErrorCode.StreamConfig);
+  assert.match((first as Error).message, /stream "OTHERS" does not capture subject "mine.x" \(its subjects: others.>\)/);
+  // In a job with checkpoints (exactly-once, restarts on): one failure, no restarts.
+  const env = StreamEnvironment.create({ name: "notcaptured", nats: server.url, stateBackend: "heap", checkpointIntervalMs: 200, mode: "streaming" });
+  try {
+    env.fromSource(Sources.array([1, 2, 3])).sinkTo(Sinks.jetstream({ stream: "OTHERS", subject: "mine.y" }));
+    const ended = await within(env.execute().then(() => "finished", (e: Error) => e.message), 60_000);
+    assert.ok(ended !== undefined, "the job was still restarting after 60 s");
+    assert.match(ended!, /does not capture subject "mine.y"/);
+  } finally {
+    await env.close();
+  }
 });
 
 s("publish errors name the stream and the subject", async () => {

@@ -9,7 +9,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { ConsumerLane, type LaneConfig } from "../runtime/sources/jetstream-lane.ts";
-import { readsUnfilteredFrom, serverScansPendingPerMessage, subjectMatches } from "../runtime/sources/catch-up.ts";
+import { readsUnfilteredFrom, serverScansPendingPerMessage } from "../runtime/sources/catch-up.ts";
+import { subjectMatches } from "../runtime/nats/subject-match.ts";
 
 const s = suite("jetstream source catch-up");
 const nats = withServer(s);

@@ -197,6 +197,16 @@ s("a restore into a stream deleted and created again since the checkpoint is ref
   }
 });
 
+s("a stream with interest or work-queue retention is refused in one line: a replay from a checkpoint needs limits", async () => {
+  const jsm = await jetstreamManager(nc);
+  for (const [name, retention] of [["RINT", "interest"], ["RWQ", "workqueue"]] as const) {
+    await jsm.streams.add({ name, subjects: [`${name.toLowerCase()}.>`], retention: retention as never });
+    const err = await Sources.jetstream({ stream: name, subjects: [`${name.toLowerCase()}.a`] }).createReader(standaloneContext({ nc })).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, WeirError);
+    assert.match((err as Error).message, new RegExp(`stream "${name}" has ${retention} retention; .*needs limits retention`));
+  }
+});
+
 s("malformed JSON and codec failures go to the DLQ with reason, subject and sequence; reading goes on", async () => {
   await makeStream("S6", ["s6.>"]);
   const Event = t.type({ user: t.string, n: t.number }, "Event");

@@ -205,11 +205,12 @@ export function describeRestartStrategy(s: RestartStrategy): string {
 
 /**
  * Failures no restart mends, which end the job at once: the run's first restore failing (`deploying`), a
- * NATS permission, a source stream deleted and created again under the job, and stored state its codec cannot read (the codec changed since the state was written:
+ * NATS permission, a source stream deleted and created again under the job, a stream set up so that it
+ * cannot work (its retention, its subjects), and stored state its codec cannot read (the codec changed since the state was written:
  * every restart reads the same value, as Flink refuses a restore whose serializer is incompatible).
  */
 export function noRestartMends(e: unknown, deploying: boolean): boolean {
-  if ((deploying && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || hasErrorCode(e, ErrorCode.StreamRecreated)) return true;
+  if ((deploying && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || hasErrorCode(e, ErrorCode.StreamRecreated) || hasErrorCode(e, ErrorCode.StreamConfig)) return true;
   for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) {
     if (x instanceof StateCodecError && x.operation === "read") return true;
   }

@@ -33,6 +33,8 @@ export const ErrorCode = {
   Restore: "RESTORE",
   /** A source stream was deleted and created again under the job: its position there means nothing (no restart mends it). */
   StreamRecreated: "STREAM_RECREATED",
+  /** A stream weir reads or writes is set up so that no restart helps (its retention, its subjects). */
+  StreamConfig: "STREAM_CONFIG",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -72,6 +72,10 @@ function readSetting(s: NatsSettings, key: "creds" | "nkey" | "ca" | "cert" | "k
 /** `nkey`: a file with a user seed (as the nats CLI takes it), or the seed itself (`SU...`). */
 function nkeySeed(s: NatsSettings): string {
   const value = s.nkey!;
+  // Something that looks like a seed (SU...) but is not a whole one is not echoed back as a file name.
+  if (/^SU[A-Z2-7]+$/.test(value.trim()) && !/^SU[A-Z2-7]{50,}$/.test(value.trim())) {
+    throw new WeirError(ErrorCode.InvalidOption, `NATS NKey (from ${s.origin.nkey ?? "nkey"}): a user seed that is cut short (${value.trim().length} characters); give the whole seed or the file that holds it`);
+  }
   const text = /^SU[A-Z2-7]{50,}$/.test(value.trim()) ? value.trim() : new TextDecoder().decode(readSetting(s, "nkey", "NKey seed file"));
   const seed = text.split(/\r?\n/).map((l) => l.trim()).find((l) => /^SU[A-Z2-7]+$/.test(l));
   if (!seed) throw new WeirError(ErrorCode.InvalidOption, `NATS NKey (from ${s.origin.nkey ?? "nkey"}): no user seed (a line starting with SU) found`);

@@ -20,6 +20,7 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { subjectMatches } from "../nats/subject-match.ts";
 import { lookUpStream } from "../nats/streams.ts";
 import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
 import { publishBatch } from "../nats/publish-batch.ts";
@@ -115,7 +116,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
           const id = names.sinkMessageId(ctx.operatorUid, ctx.subtaskIndex, epoch, ++sequence);
           if (!streamReady) {
             // The first record names the subjects of a stream to create; later writes queue behind it.
-            ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs).then(() => { streamReady = true; });
+            ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs, subject).then(() => { streamReady = true; });
             return ready.then(() => publish(subject, payload, id));
           }
           return publish(subject, payload, id);
@@ -150,7 +151,7 @@ async function exactlyOnceWriter<T>(
   let ready: Promise<void> | undefined;
   const whenReady = (subject: string): Promise<void> | undefined => {
     if (streamReady) return undefined;
-    ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS).then(() => { streamReady = true; });
+    ready ??= ensureStream(ctx, options.stream!, derivedSubjects(subject, typeof options.subject === "string"), options.duplicateWindowMs ?? EXACTLY_ONCE_DUPLICATE_WINDOW_MS, subject).then(() => { streamReady = true; });
     return ready;
   };
   const publisher = windowPublisher(window, (subject, payload, id) => {
@@ -205,6 +206,10 @@ function publishError(stream: string | undefined, subject: string, e: unknown): 
   let why = messageOf(e);
   if (/no responders|503/i.test(why)) why = "no stream captures this subject";
   const where = stream ? `stream "${stream}", subject "${subject}"` : `subject "${subject}"`;
+  // Another stream captures the subject: no restart changes that.
+  if (/expected stream does not match|10060/i.test(why)) {
+    return new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: publish to ${where} failed: another stream captures this subject (${why})`, { cause: e });
+  }
   return new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${where} failed: ${why}`, { cause: e });
 }
 
@@ -228,7 +233,7 @@ async function maxMessageSize(ctx: ConnectorContext, stream: string): Promise<nu
 
 const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;
 
-async function ensureStream(ctx: ConnectorContext, stream: string, subjects: string[], duplicateWindowMs: number | undefined): Promise<void> {
+async function ensureStream(ctx: ConnectorContext, stream: string, subjects: string[], duplicateWindowMs: number | undefined, firstSubject: string): Promise<void> {
   // No `$JS.API.INFO` check (only the meta leader answers it: it times out, unretried, while one is elected).
   const jsm = await jetstreamManager(ctx.nc, { checkAPI: false });
   try {
@@ -237,9 +242,16 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
       // One weir created follows the job's natsReplicas, as its own streams do; a user's own is left alone.
       const changed = info.config.description === createdBy(ctx) && await reconcileStream(jsm, info, { replicas: ctx.names.replicas }, ctx.log);
       if (changed && ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
+      // A stream that does not take the subject: every publish would wait for a responder and the job
+      // would go through its whole restart strategy (minutes) before failing.
+      const own = info.config.subjects ?? [];
+      if (!own.some((f) => subjectMatches(f, firstSubject))) {
+        throw new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: stream "${stream}" does not capture subject "${firstSubject}" (its subjects: ${own.join(", ") || "none"}); add the subject to the stream, or name the stream that captures it`);
+      }
       return;
     }
   } catch (e) {
+    if (e instanceof WeirError) throw e;
     throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot look up stream "${stream}": ${messageOf(e)}`, { cause: e });
   }
   try {

@@ -32,7 +32,8 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { nextMessageOn } from "../../state/backends/jetstream-purge.ts";
 import { firstCreated } from "./first-created.ts";
-import { SMALL_LAG, readsUnfilteredFrom, subjectMatcher, type StreamHead } from "./catch-up.ts";
+import { SMALL_LAG, readsUnfilteredFrom, type StreamHead } from "./catch-up.ts";
+import { subjectMatcher } from "../nats/subject-match.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 

@@ -122,6 +122,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       let replicas = 1;
       let catchUpHead: StreamHead | undefined;
       let created: string | undefined;
+      let retention: string | undefined;
       if (mine.length > 0) {
         let lastSeq: number;
         try {
@@ -130,6 +131,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           lastSeq = info.state.last_seq;
           replicas = info.config.num_replicas;
           created = info.created;
+          retention = info.config.retention;
           if (serverScansPendingPerMessage(ctx.nc.info?.version)) {
             catchUpHead = { lastSeq, bytesPerMessage: info.state.messages > 0 ? info.state.bytes / info.state.messages : 0 };
           }
@@ -140,6 +142,11 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
         // "new" as an explicit sequence: the client's ordered consumer would restart a "new" consumer that
         // it recreates before its first message from sequence 1.
         if (start === "new") start = { sequence: lastSeq + 1 };
+        // weir reads with consumers of its own and replays from checkpointed positions: an interest stream
+        // drops what arrives while no consumer exists (a restart), a work queue what any consumer acked.
+        if (retention !== undefined && retention !== "limits") {
+          throw new WeirError(ErrorCode.StreamConfig, `Sources.jetstream: stream "${stream}" has ${retention} retention; weir replays its input from checkpointed positions, which needs limits retention (an interest stream drops messages published while no consumer exists, as during a restart; a work queue, messages once acknowledged)`);
+        }
         if (restoredCreated !== undefined && created !== undefined && restoredCreated !== created) {
           throw new WeirError(ErrorCode.StreamRecreated, `Sources.jetstream: stream "${stream}" was deleted and created again since the checkpoint being restored (created ${restoredCreated} then, ${created} now): its sequences start over, so the checkpoint's position means nothing there; run the job with --restore none to read the new stream from its start`);
         }
