@@ -252,7 +252,7 @@ workers("parallelism auto follows the workers: 1, then 2, then 3, then 2 again; 
   await checkOutput(nc, total);
 }));
 
-for (const stopWith of ["weir stop", "Ctrl-C"] as const) {
+for (const stopWith of ["weir stop", "Ctrl-C", "SIGTERM to one follower"] as const) {
   workers(`weir run --workers 2 starts two workers of the job; ${stopWith} stops the whole job gracefully: both exit 0, status says stopped, output exact`, async () => {
     const nc = await connect({ servers: nats.url });
     const supervisor = startWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { WORKERS_PARALLELISM: "2" } });
@@ -271,7 +271,9 @@ for (const stopWith of ["weir stop", "Ctrl-C"] as const) {
       if (stopWith === "weir stop") {
         const stop = await runWeir(["stop", "workers", "--nats", nats.url]);
         assert.is(stop.code, 0, `weir stop: ${stop.stdout}${stop.stderr}`);
-      } else supervisor.child.kill("SIGINT");
+      } else if (stopWith === "Ctrl-C") supervisor.child.kill("SIGINT");
+      // One child alone (a `kill <pid>`): the same as for the group, not a worker waiting a minute to leave.
+      else process.kill(s.workers!.find((w) => !w.leader)!.pid, "SIGTERM");
       const exit = await within(supervisor.exited, 90_000);
       assert.is(exit?.code, 0, `the supervisor exits 0 once both workers ended: ${supervisor.stderr().slice(-800)}`);
       assert.not.match(supervisor.stderr(), /leaving|no longer leading/, "the workers did not leave one by one");

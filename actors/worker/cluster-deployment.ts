@@ -69,9 +69,10 @@ export class ClusterDeployer {
       await Promise.all([...remoteWorkers.keys()].map(async (w) => {
         try {
           const reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
-          if (!reply.ok) throw remoteFailure(w, what, reply.error ?? "refused");
+          if (!reply.ok) throw new RemoteRefusal(remoteFailure(w, what, reply.error ?? "refused"));
         } catch (e) {
           if (tolerateGone) return;
+          if (e instanceof RemoteRefusal) throw e.failure;
           throw remoteFailure(w, what, messageOf(e));
         }
       }));
@@ -129,4 +130,9 @@ export class ClusterDeployer {
       },
     });
   }
+}
+
+/** The worker answered and refused: its reason as it is (not wrapped again as a request failure). */
+class RemoteRefusal {
+  constructor(readonly failure: Error) {}
 }

@@ -20,7 +20,8 @@ import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
 import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
 import { type JobResult, type JobRunnerOptions, type JobStatus } from "../job/job-runner.ts";
-import { JobEnded, decodeMessage } from "../job/control-protocol.ts";
+import { ControlVerb, JobEnded, decodeMessage } from "../job/control-protocol.ts";
+import { requestControl } from "../job/control-client.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { loadRestore } from "../job/job-checkpoints.ts";
 import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
@@ -193,6 +194,9 @@ export class JobWorker {
     if (this.leading && (alone || this.stopEndsJob)) return this.leading.runner.stop(options).then((r) => r);
     if (this.stopEndsJob) {
       this.stopAsked = options;
+      // Asked alone (a SIGTERM to this child only, not to the whole --workers group): the leader would
+      // not know, and this worker would wait for an end nobody asked for.
+      void requestControl(this.nc, this.names.job, ControlVerb.Stop, { savepoint: Boolean(options.savepoint) }).catch(() => {});
       // The leader stops the job and this worker ends with it; if no end comes (the leader is gone), it leaves.
       const timer = setTimeout(() => {
         if (this.state === "ended" || this.state === "left") return;

@@ -43,7 +43,11 @@ const action = <A extends unknown[]>(f: (...a: A) => Promise<number>) => async (
 natsOptions(program.command("run"))
   .description("run a job module (default export: defineJob(...))")
   .argument("<job>", "the job's .ts (or .js) file")
-  .option("--parallelism <n>", "default parallelism of the job's operators, or auto (from the number of workers)", (v: string) => (v === "auto" ? "auto" : positiveInt("--parallelism")(v)))
+  .option("--parallelism <n>", "default parallelism of the job's operators, or auto (from the number of workers)", (v: string) => {
+    if (v === "auto") return "auto";
+    if (!isPositiveInt(Number(v))) throw new InvalidArgumentError(`--parallelism expects a positive integer or auto, got "${v}"`);
+    return Number(v);
+  })
   .option("--restore <what>", "latest | none | <checkpoint-id> (default latest)", (v: string) => {
     if (v === "latest" || v === "none") return v;
     const n = Number(v);
