@@ -73,14 +73,15 @@ s("an aggregate whose accumulator is not JSON data fails in one line naming the 
   assert.match(err, /operator "distinct".*accumulator must be JSON data.*\.seen is a Set/);
 });
 
-s("user errors name the operator: open(), a generator in flatMap, an async map, keyed state without keyBy", async () => {
+s("user errors name the operator: open(), a generator in flatMap, an async map, keyed state without keyBy, an undefined key", async () => {
   const failures = [
     (env: StreamEnvironment) => env.fromSource(Sources.array([1])).process({ open() { throw new Error("boom-open"); }, processElement() {} }, { name: "opener" }),
     (env: StreamEnvironment) => env.fromSource(Sources.array([1])).flatMap(function* (x) { yield x; throw new Error("gen-boom"); }, { name: "gen" }),
     (env: StreamEnvironment) => env.fromSource(Sources.array([1])).map(async (x) => x, { name: "asyncmap" }),
     (env: StreamEnvironment) => env.fromSource(Sources.array([1])).process({ async processElement(_v, ctx: any) { await ctx.state(valueState("v", t.number)).value(); } }, { name: "unkeyed" }),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([{ k: 1 }]), { name: "records" }).keyBy((r: { k: number }) => (r as { key?: string }).key).reduce((a) => a),
   ];
-  const expected = [/operator "opener".*boom-open/, /operator "gen".*gen-boom/, /operator "asyncmap".*map function returned a Promise/, /operator "unkeyed".*state\(\.\.\.\) needs a keyed stream/];
+  const expected = [/operator "opener".*boom-open/, /operator "gen".*gen-boom/, /operator "asyncmap".*map function returned a Promise/, /operator "unkeyed".*state\(\.\.\.\) needs a keyed stream/, /operator "records \(keyBy\)".*the key selector returned undefined/];
   for (const [i, build] of failures.entries()) {
     const message = await withEnv({}, async (env) => build(env).executeAndCollect()).then(() => "no error", (e: Error) => e.message);
     assert.match(message, expected[i]!);

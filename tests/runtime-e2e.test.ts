@@ -62,7 +62,7 @@ e2e("timers in a process that is not keyed: one line saying they need keyBy", as
     e.fromSource(Sources.array([1]), { name: "one" })
       .process<number>({ processElement(_v, ctx) { (ctx as unknown as { timers: { registerEventTimeTimer(t: number): void } }).timers.registerEventTimeTimer(5); } }, { name: "unkeyed" })
       .executeAndCollect().then(() => "finished", (err: Error) => err.message));
-  assert.match(error, /timers need a keyed stream: keyBy\(\.\.\.\) before process\(\.\.\.\)/);
+  assert.match(error, /operator "unkeyed" \(subtask 0\) failed: timers need a keyed stream: keyBy\(\.\.\.\) before process\(\.\.\.\)/);
 });
 
 e2e("union and connect", async () => {

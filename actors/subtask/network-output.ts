@@ -30,6 +30,8 @@ export class NetworkOutput implements Output {
       this.route = (value, ts) => {
         let key: unknown;
         try { key = selector(value); } catch (e) { throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, e); }
+        // As Flink refuses a null key: undefined is no key (JSON has none), every such record would share one.
+        if (key === undefined) throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, new TypeError("the key selector returned undefined"));
         writers[operatorIndexForKey(key, maxParallelism, n)]!.add(value, ts);
       };
     } else if (p.type === "rebalance") {

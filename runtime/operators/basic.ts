@@ -94,7 +94,7 @@ export class RecordContext<O> implements ProcessContext<O> {
   constructor(protected readonly op: OperatorContext) {}
   /** Timers are keyed state (the keyed context has them): here, one line saying so rather than "undefined". */
   get timers(): unknown {
-    throw new WeirError(ErrorCode.InvalidJob, `operator "${this.op.runtime.operatorName}": timers need a keyed stream: keyBy(...) before process(...), as in Flink`);
+    throw new WeirError(ErrorCode.InvalidJob, "timers need a keyed stream: keyBy(...) before process(...), as in Flink");
   }
   collect(value: O, timestamp?: number): void {
     const p = this.op.output.collect(value, timestamp ?? this.timestamp);
@@ -118,7 +118,7 @@ export class RecordContext<O> implements ProcessContext<O> {
 /** The context of a non-keyed process function: keyed state refused in one line ("ctx.state is not a function" said nothing). */
 class UnkeyedRecordContext<O> extends RecordContext<O> {
   state(): never {
-    throw new WeirError(ErrorCode.InvalidJob, `operator "${this.op.runtime.operatorName}": state(...) needs a keyed stream: keyBy(...) right before process(...), as in Flink`);
+    throw new WeirError(ErrorCode.InvalidJob, "state(...) needs a keyed stream: keyBy(...) right before process(...), as in Flink");
   }
 }
 
