@@ -159,6 +159,15 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
       logger.command(`${sig}: stopping ${client.jobName} gracefully (again to cancel)`, { worker: client.workerId });
       // The job's end (a failure after the stop included) is reported by client.result() below.
       client.stop().catch(() => {});
+      // A job failing over (its NATS server gone, say) stops only once it runs again: say so, once.
+      const waiting = setInterval(() => {
+        const state = client.status().state;
+        if (state !== "failing" && state !== "restarting") return;
+        clearInterval(waiting);
+        logger.command(`${client.jobName} is ${state}: it stops once it runs again (its final checkpoint needs NATS); again to cancel`, { worker: client.workerId });
+      }, 5_000);
+      waiting.unref();
+      void client.result().finally(() => clearInterval(waiting)).catch(() => {});
     } else client.cancel().catch(() => {});
     logger.flush();
   };

@@ -1,0 +1,30 @@
+// Ctrl-C of `weir run` while its NATS server is down: the job is failing over and stops only once it
+// runs again (its final checkpoint needs NATS). It says so instead of seeming to ignore the stop, and it
+// stops gracefully once the server is back.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { RestartableServer } from "./helpers/nats-server.ts";
+import { startWeir, within } from "./helpers/cli.ts";
+
+test("a stop asked during an outage says it waits for the job to run again, then stops it gracefully", async () => {
+  const server = await RestartableServer.start();
+  const run = startWeir(["run", "tests/fixtures/jobs/fail-once.ts", "--nats", server.url], { env: { FAIL_AT: "-1", JOB_NAME: "outage" } });
+  try {
+    await run.waitForStderr("running outage", 60_000);
+    await run.waitForStderr(/checkpoints [1-9]/, 60_000);
+    await server.kill();
+    await run.waitForStderr(/NATS connection to \S+ lost/, 60_000);
+    run.child.kill("SIGTERM");
+    await run.waitForStderr(/outage is (failing|restarting): it stops once it runs again/, 60_000);
+    await server.restart();
+    const exit = await within(run.exited, 90_000);
+    assert.ok(exit !== undefined, `weir run did not end after the server came back: ${run.stderr().slice(-800)}`);
+    assert.is(exit!.code, 0, run.stderr().slice(-800));
+    assert.match(run.stderr(), /outage (stopped|finished)/);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await server.stop();
+  }
+});
+
+test.run();
