@@ -125,4 +125,15 @@ test("the weir executable runs by its own first line (node with its young genera
   assert.match(r.stdout, /Usage: weir/);
 });
 
+test("natsReplicas above 1 on a server that is not clustered is refused in one line (the server took R3 for existing streams without complaint)", async () => {
+  const env = StreamEnvironment.create({ name: "standalone", nats: nats.url, stateBackend: "heap", natsReplicas: 3 });
+  try {
+    env.fromSource(Sources.array([1])).sinkTo(Sinks.nats({ subject: "standalone.out" }));
+    const err = await env.execute().then(() => "finished", (e: Error) => e.message);
+    assert.match(err, /^natsReplicas 3: the NATS server is not part of a cluster/);
+  } finally {
+    await env.close();
+  }
+});
+
 test.run();

@@ -240,6 +240,11 @@ export class StreamEnvironment implements StreamHost {
       await nc.close().catch(() => {});
       throw new WeirError(ErrorCode.Cancelled, `job ${this.options.name}: the environment was closed before the job started`);
     }
+    // A server that is not part of a cluster takes a replica count above 1 for an existing stream without
+    // complaint (nats-server 2.9.10), and the job's streams would only claim a replication they lack.
+    if (this.options.natsReplicas > 1 && !nc.info?.cluster) {
+      throw new WeirError(ErrorCode.InvalidOption, `natsReplicas ${this.options.natsReplicas}: the NATS server is not part of a cluster; replicas need a JetStream cluster of at least ${this.options.natsReplicas} servers`);
+    }
     const runner = create(graph, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
