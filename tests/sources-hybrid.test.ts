@@ -66,6 +66,22 @@ s("offsets record the part and its inner offsets; a restore resumes there", asyn
   const rest: string[] = [];
   for (let b = await restored.pollNext(); b; b = await restored.pollNext()) rest.push(...b.values);
   assert.equal(rest, ["", "üñï 😀", "last line without newline"]);
+
+  // In a job the checkpoint hands every old subtask's state, as an array in subtask order (a restore read
+  // it as one object and began again at part 0: every record counted twice after a crash; audit).
+  const readAll = async (r: Awaited<ReturnType<typeof def.createReader>>) => {
+    const out: string[] = [];
+    for (let b = await r.pollNext(); b; b = await r.pollNext()) out.push(...b.values);
+    return out;
+  };
+  const asJob = await def.createReader(standaloneContext({ nc, restoredState: [{ part: 1, inner: { path: words, line: 2, byte: 23 } }] }));
+  assert.equal(await readAll(asJob), rest, "the same from the array a job hands over");
+  // Two subtasks checkpointed in different parts: each resumes in its own.
+  const mixed = [{ part: 1, inner: { path: words, line: 2, byte: 23 } }, { part: 0, inner: { position: 1 } }];
+  const first = await def.createReader(standaloneContext({ nc, parallelism: 2, subtaskIndex: 0, restoredState: mixed }));
+  assert.equal(await readAll(first), rest);
+  const rescaled = await def.createReader(standaloneContext({ nc, parallelism: 3, subtaskIndex: 0, restoredState: mixed })).then(() => "restored", (e: Error) => e.message);
+  assert.match(rescaled, /checkpointed while its 2 subtasks were in different parts \(0, 1\); restore it at parallelism 2/);
 });
 
 s("a JetStream live part behind its head keeps reporting backlog until it catches up", async () => {

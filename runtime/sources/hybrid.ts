@@ -30,7 +30,7 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
     bounded: parts[last]!.bounded,
     ...(defaults.length > 0 ? { defaultParallelism: Math.min(...defaults) } : {}),
     async createReader(ctx): Promise<SourceReader<T>> {
-      const restored = ctx.restoredState as HybridSourceState | undefined;
+      const restored = restoredHybrid(ctx);
       let part = restored?.part ?? 0;
       if (!Number.isInteger(part) || part < 0 || part > last) throw new WeirError(ErrorCode.Source, `Sources.hybrid: restored part ${part} does not exist (${parts.length} parts)`);
       const open = (i: number, state: unknown) => parts[i]!.createReader({ ...ctx, restoredState: state } as SourceContext);
@@ -67,4 +67,34 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
       };
     },
   };
+}
+
+/**
+ * The part to resume in and that part's state. In a job the checkpoint hands every old subtask's
+ * `{ part, inner }` (an array, in subtask order): the inner states go on as an array too, each inner
+ * source taking what it needs of it (JetStream merges offsets, the positional ones take their own).
+ * Subtasks switch parts on their own, so they may have been in different parts: then each resumes in
+ * its own, which only the same parallelism can tell (earlier parts are not read again, none is skipped).
+ */
+function restoredHybrid(ctx: SourceContext): HybridSourceState | undefined {
+  const raw = ctx.restoredState;
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) return checkedState(raw, ctx);
+  const states = raw.map((s) => checkedState(s, ctx));
+  if (states.length === 0) return undefined;
+  const partsSeen = new Set(states.map((s) => s.part));
+  if (partsSeen.size === 1) return { part: states[0]!.part, inner: states.map((s) => s.inner) };
+  if (states.length !== ctx.parallelism) {
+    throw new WeirError(ErrorCode.Source, `Sources.hybrid (${ctx.operatorName}) was checkpointed while its ${states.length} subtasks were in different parts (${[...partsSeen].sort().join(", ")}); restore it at parallelism ${states.length}`);
+  }
+  const part = states[ctx.subtaskIndex]!.part;
+  return { part, inner: states.map((s) => (s.part === part ? s.inner : undefined)) };
+}
+
+function checkedState(s: unknown, ctx: SourceContext): HybridSourceState {
+  const st = s as Partial<HybridSourceState> | null;
+  if (typeof st !== "object" || st === null || typeof st.part !== "number") {
+    throw new WeirError(ErrorCode.Source, `Sources.hybrid (${ctx.operatorName}): restored state ${JSON.stringify(s)?.slice(0, 80)} is not { part, inner }`);
+  }
+  return st as HybridSourceState;
 }

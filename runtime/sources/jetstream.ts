@@ -244,6 +244,8 @@ function mergeOffsets(restored: unknown, stream: string): { offsets: Map<string,
   let created: string | undefined;
   const states = Array.isArray(restored) ? restored : restored === undefined || restored === null ? [] : [restored];
   for (const s of states) {
+    // An entry a hybrid source left empty: that old subtask was in another part.
+    if (s === undefined || s === null) continue;
     const state = s as Partial<JetStreamSourceState>;
     if (typeof state !== "object" || state === null || typeof state.offsets !== "object" || state.offsets === null) {
       throw new WeirError(ErrorCode.Source, `Sources.jetstream: restored state of stream "${stream}" is not { stream, offsets }: ${JSON.stringify(s)?.slice(0, 80)}`);
