@@ -36,6 +36,25 @@ valve("all channels idle makes the output idle; one active again makes it active
   assert.not.ok(v.isIdle);
 });
 
+valve("the last active channel going idle moves the output to the highest watermark reached (Flink), not leaving windows unfired", () => {
+  const v = new WatermarkValve(2);
+  v.inputWatermark(0, 1_030_000);
+  assert.equal(v.inputWatermark(1, 1_010_500), { watermark: 1_010_500 });
+  assert.equal(v.inputStatus(0, true), {}, "channel 1 still holds the minimum");
+  assert.equal(v.inputStatus(1, true), { watermark: 1_030_000, idle: true });
+  assert.equal(v.inputStatus(1, false), { idle: false });
+  assert.equal(v.inputWatermark(1, 1_020_000), {}, "back below the output: not aligned, no regression");
+});
+
+valve("one input: its valve's watermark on turning idle reaches the operator", () => {
+  const w = new InputsWatermark([2]);
+  w.watermark(0, 0, 500);
+  w.watermark(0, 1, 100);
+  w.status(0, 0, true);
+  assert.equal(w.status(0, 1, true), { idle: true, watermark: 500 });
+  assert.is(w.current, 500);
+});
+
 valve("a channel back from idle counts only once it catches up with the output watermark", () => {
   const v = new WatermarkValve(2);
   v.inputWatermark(0, 50);

@@ -88,12 +88,14 @@ async function continueRecords(head: StreamOperator, input: number, v: unknown[]
 function deliverWatermark(parts: SubtaskParts, change: { watermark?: number; idle?: boolean }): MaybePromise {
   const out = parts.chain.headOutput;
   let p: MaybePromise = undefined;
-  if (change.idle !== undefined) p = out.emitIdle(change.idle);
+  // Going idle, the watermark goes first (downstream ignores watermarks of an idle channel); going active, after.
+  if (change.idle === false) p = out.emitIdle(false);
   if (change.watermark !== undefined) {
     const w = change.watermark;
     parts.counters.currentWatermark = w;
     p = p ? p.then(() => out.emitWatermark(w)) : out.emitWatermark(w);
   }
+  if (change.idle === true) p = p ? p.then(() => out.emitIdle(true)) : out.emitIdle(true);
   return p;
 }
 

@@ -1,7 +1,8 @@
 // Combines the watermarks of the channels of one input as Flink's StatusWatermarkValve does: the output
 // watermark is the minimum over active channels; idle and ended channels do not hold it back; a channel
 // that turns active again only counts once it has caught up with the last output watermark (it is
-// "unaligned" until then); the output is idle when every channel is idle.
+// "unaligned" until then); the output is idle when every channel is idle, and then at the highest
+// watermark any of them reached.
 //
 // A channel that ends below the final watermark was stopped (a graceful stop, Flink's stop without
 // --drain: a bounded end sends MAX_WATERMARK first): what it did not deliver is still in its source, read
@@ -52,6 +53,15 @@ export class WatermarkValve {
       const out = this.advance();
       if (this.channels.every((x) => x.idle || (x.ended && !x.holds)) && !this.outputIdle) {
         this.outputIdle = true;
+        // The last active channel went idle: the output moves to the highest watermark any idle channel
+        // reached (Flink's findAndOutputMaxWatermarkAcrossAllChannels), or windows the others already
+        // passed would wait for new input to fire.
+        let max = this.lastOutput;
+        for (const x of this.channels) if (x.idle && x.watermark > max) max = x.watermark;
+        if (max > this.lastOutput) {
+          this.lastOutput = max;
+          return { watermark: max, idle: true };
+        }
         return { ...out, idle: true };
       }
       return out;
@@ -122,8 +132,10 @@ export class InputsWatermark {
       this.idle = allIdle;
       out.idle = allIdle;
     }
-    if (!allIdle) {
-      const min = Math.min(...active.map((v) => v.currentWatermark));
+    // One input: its valve's output as it is (it may advance as it turns idle). Several: the minimum over
+    // inputs not idle, none when all are (Flink's CombinedWatermarkStatus).
+    if (!allIdle || this.valves.length === 1) {
+      const min = Math.min(...(allIdle ? this.valves : active).map((v) => v.currentWatermark));
       if (min > this.last) {
         this.last = min;
         out.watermark = min;
