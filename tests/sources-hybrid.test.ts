@@ -84,6 +84,23 @@ s("offsets record the part and its inner offsets; a restore resumes there", asyn
   assert.match(rescaled, /checkpointed while its 2 subtasks were in different parts \(0, 1\); restore it at parallelism 2/);
 });
 
+s("a bounded JetStream part then a live one on the same stream: the live part goes on where the bounded one ended, every message once", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "HH", subjects: ["hh.>"] });
+  const js = jetstream(nc);
+  await Promise.all(Array.from({ length: 200 }, (_, i) => js.publish("hh.a", JSON.stringify(i))));
+  const reader = await Sources.hybrid<number>(
+    Sources.jetstream({ stream: "HH", subjects: ["hh.a"], bounded: true }),
+    Sources.jetstream({ stream: "HH", subjects: ["hh.a"] }),
+  ).createReader(standaloneContext({ nc }));
+  const history = (await run(reader, 200)).filter((x): x is number => typeof x === "number");
+  await Promise.all(Array.from({ length: 50 }, (_, i) => js.publish("hh.a", JSON.stringify(200 + i))));
+  const live = (await run(reader, 50)).filter((x): x is number => typeof x === "number");
+  const more = (await run(reader, 1, 1500)).filter((x): x is number => typeof x === "number");
+  await reader.close();
+  assert.equal([...history, ...live, ...more], Array.from({ length: 250 }, (_, i) => i));
+});
+
 s("a JetStream live part behind its head keeps reporting backlog until it catches up", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "HY", subjects: ["hy.>"] });

@@ -101,6 +101,12 @@ export interface SourceDef<T> {
   /** Parallelism when the job does not set one for the source (e.g. 1 for arrays and files). */
   readonly defaultParallelism?: number;
   createReader(ctx: SourceContext): Promise<SourceReader<T>>;
+  /**
+   * As the next part of a hybrid source: the state to start from, given the final state of the part
+   * before it (Flink's HybridSource switch context), or undefined to start as configured. A JetStream
+   * part after a bounded one on the same stream starts where that one ended.
+   */
+  continueFrom?(previous: unknown): unknown;
 }
 
 export interface SinkWriter<T> {

@@ -42,9 +42,10 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
         async pollNext(maxRecords) {
           const batch = await reader.pollNext(maxRecords);
           if (batch !== null || part === last) return batch;
+          const ended = reader.snapshotState?.(0);
           await reader.close();
           part++;
-          reader = await open(part, undefined);
+          reader = await open(part, parts[part]!.continueFrom?.(ended));
           if (part === last) pending = reader.takeAttributes?.() ?? { isBacklog: false };
           // An empty batch, so the subtask asks for the new attributes before the next part's records.
           return { values: [] };

@@ -108,6 +108,12 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
   return {
     kind: "jetstream",
     bounded,
+    // After a bounded part of a hybrid source on the same stream: on from where it ended, so that what was
+    // published while it read is read once (from the start it was read twice; from "new", skipped).
+    continueFrom: (previous) => {
+      const p = previous as Partial<JetStreamSourceState> | undefined;
+      return p && p.stream === stream && typeof p.offsets === "object" && p.offsets !== null ? p : undefined;
+    },
     async createReader(ctx): Promise<SourceReader<T>> {
       const mine = subjects.filter((_, j) => j % ctx.parallelism === ctx.subtaskIndex);
       const { offsets: restored, created: restoredCreated } = mergeOffsets(ctx.restoredState, stream);
