@@ -5,6 +5,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 import { assertToken, type JobNames } from "../runtime/core/names.ts";
 import { ChangelogStream } from "./backends/changelog/stream.ts";
+import { purgeSubject } from "./backends/jetstream-purge.ts";
+import { encodeToken } from "./backends/jetstream-kv/keys.ts";
 import { resolveStateBackendConfig } from "./config.ts";
 import type { KeyedStateBackend, StateBackendKind } from "./contracts.ts";
 import { StateBackendKind as Kind } from "./contracts.ts";
@@ -70,5 +72,22 @@ export async function destroyKeyedState(nc: NatsConnection, names: JobNames): Pr
     await jsm.streams.delete(stream).catch((e: unknown) => {
       if (!/not found/i.test((e as Error).message)) throw e;
     });
+  }
+}
+
+/**
+ * Erases operator `operatorUid`'s keyed state from the job's KV bucket: its state was dropped at a restore
+ * (allowNonRestoredState), and KV, unlike a checkpoint, would hand it back if an operator of that uid
+ * came back later. Returns whether there was a bucket to erase from.
+ */
+export async function eraseOperatorState(nc: NatsConnection, names: JobNames, operatorUid: string): Promise<boolean> {
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${names.stateBucket}`;
+  try {
+    await purgeSubject(jsm, stream, `$KV.${names.stateBucket}.${encodeToken(operatorUid)}.>`, undefined, names.replicas);
+    return true;
+  } catch (e) {
+    if (/not found/i.test((e as Error).message)) return false;
+    throw e;
   }
 }

@@ -12,6 +12,7 @@ import { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
 import { sleep } from "./connection-watch.ts";
+import { eraseOperatorState } from "../../state/mod.ts";
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
 
@@ -69,7 +70,12 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
   let restore: RestoreBundle | undefined;
   try {
     restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
-    if (restore) checkOperatorsKept(restore, o.graph, job.allowNonRestoredState, o.log);
+    if (restore) {
+      checkMaxParallelism(restore, o.graph);
+      const dropped = checkOperatorsKept(restore, o.graph, job.allowNonRestoredState, o.log);
+      // Dropped for good: KV would hand that state back to an operator of the same uid added later.
+      if (job.stateBackend === "jetstream-kv") for (const uid of dropped) await eraseOperatorState(o.nc, o.names, uid);
+    }
   } catch (e) {
     await coordinator?.stop();
     throw e;
@@ -107,13 +113,26 @@ export async function loadRestore(
  * removed) is refused, as Flink refuses state it cannot map: restoring the rest would drop that state
  * without a word.
  */
-function checkOperatorsKept(restore: RestoreBundle, graph: JobGraph, allowNonRestored: boolean, log: (m: string) => void): void {
+function checkOperatorsKept(restore: RestoreBundle, graph: JobGraph, allowNonRestored: boolean, log: (m: string) => void): string[] {
   const uids = new Set(graph.vertices.flatMap((v) => v.nodes.map((n) => n.uid)));
   const missing = restore.operatorUids().filter((uid) => !uids.has(uid));
-  if (missing.length === 0) return;
+  if (missing.length === 0) return [];
   const what = `${restore.checkpoint.kind} ${restore.id} holds state of operator uid${missing.length > 1 ? "s" : ""} ${missing.map((u) => `"${u}"`).join(", ")}, which this job does not have`;
-  if (allowNonRestored) return log(`${what}: that state is dropped (allowNonRestoredState)`);
+  if (allowNonRestored) {
+    log(`${what}: that state is dropped (allowNonRestoredState)`);
+    return missing;
+  }
   throw new WeirError(ErrorCode.Restore, `${what} (a uid changed, or the operator was removed): give the operator its old uid, set allowNonRestoredState to drop that state, or start without state (--restore none)`);
+}
+
+/**
+ * Keyed state is laid out in key groups of the job's maxParallelism: restored under another one, keys
+ * land in groups their subtask does not own (Flink refuses such a restore likewise).
+ */
+function checkMaxParallelism(restore: RestoreBundle, graph: JobGraph): void {
+  const was = restore.checkpoint.maxParallelism;
+  if (was === undefined || was === graph.maxParallelism) return;
+  throw new WeirError(ErrorCode.Restore, `${restore.checkpoint.kind} ${restore.id} was taken with maxParallelism ${was}, and this job has ${graph.maxParallelism}: keyed state cannot move to other key groups; set maxParallelism back to ${was}, or start without state (--restore none)`);
 }
 
 /** How long a restart reads `latest` again while it is behind what this run committed (latestVerdict). */
