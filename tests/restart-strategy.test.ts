@@ -2,7 +2,9 @@
 // give-up out.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { NO_HISTORY, decideRestart, resolveRestartStrategy, type RestartHistory, type RestartStrategy } from "../actors/job/restart-strategy.ts";
+import { NO_HISTORY, decideRestart, noRestartMends, resolveRestartStrategy, type RestartHistory, type RestartStrategy } from "../actors/job/restart-strategy.ts";
+import { StateLimitError } from "../state/errors.ts";
+import { ErrorCode, UserFunctionError, WeirError } from "../runtime/core/errors.ts";
 import { resolveJobOptions } from "../runtime/api/options.ts";
 
 const s = suite("restart strategies");
@@ -51,6 +53,15 @@ s("exponential-delay: grows, caps, resets after a quiet period, jitters", () => 
   // attemptsBeforeReset: gives up after that many restarts in a row without a quiet period.
   assert.equal(run({ ...ex, attemptsBeforeReset: 2 }, [0, 1000, 2000]), [1000, 2000, "give up"]);
   assert.equal(run({ ...ex, attemptsBeforeReset: 2 }, [0, 1000, 2000 + 60_000, 3000 + 60_000]), [1000, 2000, 1000, 2000]);
+});
+
+s("failures no restart mends end the job at once: state limits, stream set-ups, a recreated stream; a user error or an outage restarts", () => {
+  const inUser = (e: Error) => new UserFunctionError("count", 0, "k", e);
+  assert.ok(noRestartMends(inUser(new StateLimitError("the encoded key is 3000 characters")), false));
+  assert.ok(noRestartMends(new WeirError(ErrorCode.StreamConfig, "no such subject"), false));
+  assert.ok(noRestartMends(new WeirError(ErrorCode.StreamRecreated, "recreated"), false));
+  assert.not.ok(noRestartMends(inUser(new Error("boom")), false));
+  assert.not.ok(noRestartMends(new WeirError(ErrorCode.Transport, "NATS connection lost"), false));
 });
 
 s("options: the old { attempts, delayMs } is fixed-delay; defaults; unknown keys are errors", () => {

@@ -12,7 +12,7 @@
 
 import * as t from "io-ts";
 import { ErrorCode, WeirError, hasErrorCode } from "../../runtime/core/errors.ts";
-import { StateCodecError } from "../../state/errors.ts";
+import { StateCodecError, StateLimitError } from "../../state/errors.ts";
 import { preview } from "../../runtime/core/preview.ts";
 import { closest } from "../../runtime/core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
@@ -206,13 +206,15 @@ export function describeRestartStrategy(s: RestartStrategy): string {
 /**
  * Failures no restart mends, which end the job at once: the run's first restore failing (`deploying`), a
  * NATS permission, a source stream deleted and created again under the job, a stream set up so that it
- * cannot work (its retention, its subjects), and stored state its codec cannot read (the codec changed since the state was written:
+ * cannot work (its retention, its subjects), a key or value over the state limits, and stored state its codec cannot read (the codec changed since the state was written:
  * every restart reads the same value, as Flink refuses a restore whose serializer is incompatible).
  */
 export function noRestartMends(e: unknown, deploying: boolean): boolean {
   if ((deploying && hasErrorCode(e, ErrorCode.Restore)) || hasErrorCode(e, ErrorCode.NatsPermission) || hasErrorCode(e, ErrorCode.StreamRecreated) || hasErrorCode(e, ErrorCode.StreamConfig)) return true;
   for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) {
     if (x instanceof StateCodecError && x.operation === "read") return true;
+    // A key or value over the KV backend's limits: the record is read again after every restart.
+    if (x instanceof StateLimitError) return true;
   }
   return false;
 }
