@@ -202,6 +202,9 @@ workers("a spare worker (more workers than subtasks to place) counts as started:
   });
   const sparePid = s.workers!.find((w) => w.subtasks.length === 0)!.pid;
   const spare = procs.find((p) => p.child.pid === sparePid)!;
+  // The leader lists it as soon as its heartbeat comes; it starts once it reads the deployment that left
+  // it out, a moment later (a SIGTERM in between stopped it "before it started").
+  await spare.waitForStderr("running workers", 30_000);
   spare.child.kill("SIGTERM");
   const exit = await within(spare.exited, 60_000);
   assert.is(exit?.code, 0, spare.stderr().slice(-600));
