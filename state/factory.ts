@@ -6,7 +6,7 @@ import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 import { assertToken, type JobNames } from "../runtime/core/names.ts";
 import { ChangelogStream } from "./backends/changelog/stream.ts";
 import { purgeSubject } from "./backends/jetstream-purge.ts";
-import { encodeToken } from "./backends/jetstream-kv/keys.ts";
+import { operatorKeys } from "./backends/jetstream-kv/keys.ts";
 import { resolveStateBackendConfig } from "./config.ts";
 import type { KeyedStateBackend, StateBackendKind } from "./contracts.ts";
 import { StateBackendKind as Kind } from "./contracts.ts";
@@ -84,7 +84,7 @@ export async function eraseOperatorState(nc: NatsConnection, names: JobNames, op
   const jsm = await jetstreamManager(nc);
   const stream = `KV_${names.stateBucket}`;
   try {
-    await purgeSubject(jsm, stream, `$KV.${names.stateBucket}.${encodeToken(operatorUid)}.>`, undefined, names.replicas);
+    await purgeSubject(jsm, stream, `$KV.${names.stateBucket}.${operatorKeys(operatorUid)}`, undefined, names.replicas);
     return true;
   } catch (e) {
     if (/not found/i.test((e as Error).message)) return false;

@@ -9,7 +9,7 @@ export { BatchingStateRequestHandler } from "./handlers/batching.ts";
 export { stateRequest } from "./requests.ts";
 export { HeapKeyedStateBackend } from "./backends/heap.ts";
 export { JetStreamKvStateBackend } from "./backends/jetstream-kv/backend.ts";
-export { createKeyedStateBackend, destroyKeyedState, eraseOperatorState, type CreateKeyedStateBackendOptions } from "./factory.ts";
+export { createKeyedStateBackend, destroyKeyedState, type CreateKeyedStateBackendOptions } from "./factory.ts";
 export {
   DEFAULT_STATE_BACKEND_CONFIG,
   resolveStateBackendConfig,

@@ -12,7 +12,7 @@ import { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
 import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
 import { sleep } from "./connection-watch.ts";
-import { eraseOperatorState } from "../../state/mod.ts";
+import { eraseOperatorState } from "../../state/factory.ts";
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
 

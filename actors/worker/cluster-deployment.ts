@@ -67,14 +67,14 @@ export class ClusterDeployer {
     const sub = this.routeReports(epoch, handles, events);
     const all = async (what: string, command: (w: string) => WorkerCommand, timeoutMs: number, tolerateGone = false) => {
       await Promise.all([...remoteWorkers.keys()].map(async (w) => {
+        let reply;
         try {
-          const reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
-          if (!reply.ok) throw new RemoteRefusal(remoteFailure(w, what, reply.error ?? "refused"));
+          reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
         } catch (e) {
           if (tolerateGone) return;
-          if (e instanceof RemoteRefusal) throw e.failure;
           throw remoteFailure(w, what, messageOf(e));
         }
+        if (!reply.ok && !tolerateGone) throw remoteFailure(w, what, reply.error ?? "refused");
       }));
     };
     return {
@@ -130,9 +130,4 @@ export class ClusterDeployer {
       },
     });
   }
-}
-
-/** The worker answered and refused: its reason as it is (not wrapped again as a request failure). */
-class RemoteRefusal {
-  constructor(readonly failure: Error) {}
 }

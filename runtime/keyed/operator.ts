@@ -94,12 +94,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   }
 
   keyOf(value: unknown, input: number): K {
-    let key: K;
-    try { key = this.selectors[input]!(value); } catch (e) {
+    try { return this.selectors[input]!(value); } catch (e) {
       throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);
     }
-    if (key === undefined) throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, new TypeError("the key selector returned undefined"));
-    return key;
   }
 
   /** The key's group, which must be one of this subtask's. */

@@ -83,4 +83,3 @@ export function keyedAggregateSpec<T, K, ACC, O>(aggregate: AggregateFunction<T,
     ctx.collect(copyPlain(aggregate.getResult(acc)));
   });
 }
-

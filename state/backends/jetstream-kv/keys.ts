@@ -28,6 +28,11 @@ export function baseKey(a: StateAddress): string {
   return checkLength(`${encodeToken(a.operator)}.${encodeToken(a.state)}.${a.keyGroup}.${encodeToken(a.keyId)}`, a);
 }
 
+/** The filter of every key of one operator's state (its first token; see baseKey). */
+export function operatorKeys(operator: string): string {
+  return `${encodeToken(operator)}.>`;
+}
+
 /** `<base>.<userKeyId>`: one map entry. */
 export function mapEntryKey(base: string, userKeyId: string, a: StateAddress): string {
   return checkLength(`${base}.${encodeToken(userKeyId)}`, a);
