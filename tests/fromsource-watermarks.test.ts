@@ -3,7 +3,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy } from "../mod.ts";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
+import { within } from "./helpers/cli.ts";
 
 const s = suite("fromSource watermarks");
 const nats = withServer(s);
@@ -63,6 +66,65 @@ s("an assigner that returns a string fails the job naming what it returned", asy
     assert.match(error, 'timestamp assigner returned "10000" (string), expected a number');
   } finally {
     await env.close();
+  }
+});
+
+interface Click { user: string; ts: number }
+
+s("a JetStream backlog over two subjects: a watermark per subject, so the subject read behind loses no record (Flink's per-split watermarks)", async () => {
+  // Both subjects cover the same 400 s, a with ten clicks a second, b with one; one source subtask reads
+  // both, each through its own consumer, the two taking turns by message count: b's event time runs ahead
+  // of a's. One watermark over both counted a's records late (most of a's windows came out short).
+  const nc = await connect({ servers: nats.url });
+  const env = StreamEnvironment.create({ name: "fromsource-wm-split", nats: nats.url, parallelism: 1, mode: "streaming", stateBackend: "heap" }, { log: () => {} });
+  const seconds = 400;
+  const perSecond = { a: 10, b: 1 } as const;
+  try {
+    await (await jetstreamManager(nc)).streams.add({ name: "CLICKS", subjects: ["clicks.*"] });
+    const js = jetstream(nc);
+    for (const user of ["a", "b"] as const) {
+      const n = seconds * perSecond[user];
+      for (let i = 0; i < n; i += 500) {
+        await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, k) => js.publish(`clicks.${user}`, JSON.stringify({ user, ts: Math.floor(((i + k) * 1000) / perSecond[user]) }))));
+      }
+    }
+    const windows = await env.fromSource(Sources.jetstream<Click>({ stream: "CLICKS", subjects: ["clicks.a", "clicks.b"], bounded: true }), {
+      name: "clicks",
+      // A watermark after every record that advances it: what a periodic one does to a longer backlog.
+      watermarks: WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts).withWatermarkPerRecord(),
+    })
+      .keyBy((e) => e.user)
+      .window(TumblingEventTimeWindows.of(10_000))
+      .aggregate({ createAccumulator: () => ({ user: "", n: 0 }), add: (e: Click, acc: { user: string; n: number }) => ({ user: e.user, n: acc.n + 1 }), getResult: (acc) => acc, merge: (x, y) => ({ user: x.user || y.user, n: x.n + y.n }) })
+      .executeAndCollect();
+    const short = windows.filter((w) => w.n !== 10 * perSecond[w.user as "a" | "b"]);
+    assert.equal({ windows: windows.length, short: short.length }, { windows: 2 * (seconds / 10), short: 0 });
+  } finally {
+    await env.close();
+    await nc.close();
+  }
+});
+
+s("a subject that never delivers holds the watermark back until withIdleness marks it idle", async () => {
+  const nc = await connect({ servers: nats.url });
+  const env = StreamEnvironment.create({ name: "fromsource-wm-idle", nats: nats.url, parallelism: 1, stateBackend: "heap", autoWatermarkIntervalMs: 50 }, { log: () => {} });
+  try {
+    await (await jetstreamManager(nc)).streams.add({ name: "QUIET", subjects: ["quiet.*"] });
+    const js = jetstream(nc);
+    await Promise.all(Array.from({ length: 30 }, (_, i) => js.publish("quiet.busy", JSON.stringify({ user: "busy", ts: i * 1000 }))));
+    const job = env.fromSource(Sources.jetstream<Click>({ stream: "QUIET", subjects: ["quiet.busy", "quiet.empty"] }), {
+      name: "quiet",
+      watermarks: WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts).withIdleness(300),
+    })
+      .keyBy((e) => e.user)
+      .window(TumblingEventTimeWindows.of(10_000))
+      .aggregate({ createAccumulator: () => 0, add: (_e: Click, n: number) => n + 1, getResult: (n: number) => n, merge: (a: number, b: number) => a + b })
+      .executeAndCollect({ limit: 2 });
+    const windows = await within(job, 60_000);
+    assert.equal(windows, [10, 10], "the first two windows fire once quiet.empty is idle (the third waits for a later record)");
+  } finally {
+    await env.close();
+    await nc.close();
   }
 });
 

@@ -4,7 +4,8 @@
 
 import type { JobVertex } from "../../runtime/graph/job-graph.ts";
 import type { PhysicalNode } from "../../runtime/graph/stream-graph.ts";
-import type { MaybePromise, OperatorContext, Output, StreamOperator } from "../../runtime/contracts/operators.ts";
+import type { SourceSplits } from "../../runtime/contracts/connectors.ts";
+import type { MaybePromise, OperatorContext, Output, SplitCollector, StreamOperator } from "../../runtime/contracts/operators.ts";
 import { nullOutput, SinkOperator } from "../../runtime/operators/basic.ts";
 import type { RecordAttributes } from "../../runtime/transport/frames.ts";
 import type { NetworkOutput } from "./network-output.ts";
@@ -32,6 +33,7 @@ class OperatorInput implements Output {
   emitWatermark(w: number): MaybePromise { return this.op.onWatermark ? this.op.onWatermark(w) : this.out.emitWatermark(w); }
   emitIdle(idle: boolean): MaybePromise { return this.op.onIdle ? this.op.onIdle(idle) : this.out.emitIdle(idle); }
   emitAttributes(a: RecordAttributes): MaybePromise { return this.op.onAttributes ? this.op.onAttributes(a) : this.out.emitAttributes(a); }
+  forSplits(splits: SourceSplits): SplitCollector | undefined { return this.op.readSplits?.(splits); }
 }
 
 /** Several consumers of one stream (and side outputs by tag). */

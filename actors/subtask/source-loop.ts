@@ -13,6 +13,8 @@ import { LoopWait, waitingOn } from "./wait-report.ts";
 export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>): Promise<void> {
   const { gate, outputs, lifecycle, counters, debloater } = parts;
   const out = parts.chain.headOutput;
+  // A watermark per split, when the source reads several and its watermarks are fromSource's.
+  const bySplit = reader.splits && reader.splits.count > 0 ? out.forSplits?.(reader.splits) : undefined;
   for (;;) {
     for (let m = gate.poll(); m; m = gate.poll()) {
       if (m.type === "mail") { const p = m.action(); if (p) await waitingOn(parts.wait, LoopWait.Mail, p); }
@@ -36,16 +38,23 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
       counters.currentWatermark = MAX_WATERMARK;
       return;
     }
-    const { values, timestamps } = batch;
+    const { values, timestamps, splits } = batch;
     if (values.length === 0) {
       counters.idleMs += performance.now() - polledAt;
       flushNow(parts);
       continue;
     }
     counters.recordsIn += values.length;
-    for (let i = 0; i < values.length; i++) {
-      const p = out.collect(values[i], timestamps?.[i]);
-      if (p) await p;
+    if (bySplit !== undefined && splits !== undefined) {
+      for (let i = 0; i < values.length; i++) {
+        const p = bySplit(values[i], timestamps?.[i], splits[i]!);
+        if (p) await p;
+      }
+    } else {
+      for (let i = 0; i < values.length; i++) {
+        const p = out.collect(values[i], timestamps?.[i]);
+        if (p) await p;
+      }
     }
     maybeFlush(parts);
   }

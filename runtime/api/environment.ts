@@ -33,6 +33,7 @@ import { EnvironmentHooksCodec, SourceNodeOptionsCodec, StopOptionsCodec } from 
 import { requireMethods } from "./argument-checks.ts";
 import type { ExecutionMode } from "../contracts/job-options.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
+import { timestampsSpec } from "../operators/timestamps.ts";
 import type { LogFn } from "../core/log.ts";
 
 /** `env.fromSource(source, options)`: a node's name, uid, parallelism, and the source's watermarks. */
@@ -100,7 +101,7 @@ export class StreamEnvironment implements StreamHost {
 
   /**
    * `watermarks` (Flink's fromSource argument) is `.assignTimestampsAndWatermarks(strategy)` right after
-   * the source, at the source's parallelism so the two chain.
+   * the source, at the source's parallelism so the two chain, with a watermark per split of the source.
    */
   fromSource<T>(source: SourceDef<T>, options?: SourceOptions<T>): DataStream<T> {
     requireMethods(source, ["createReader"], "fromSource()", "a source such as Sources.jetstream(...)");
@@ -109,11 +110,13 @@ export class StreamEnvironment implements StreamHost {
     const stream = new DataStream<T>(this, this.graph.addSource(source as SourceDef<unknown>, node));
     if (!watermarks) return stream;
     const sourceNode = this.graph.node(stream.nodeId) as SourceNode;
-    return stream.assignTimestampsAndWatermarks(watermarks as WatermarkStrategy<T>, {
+    const sourceParallelism = sourceNode.parallelism ?? source.defaultParallelism;
+    const assigner = timestampsSpec(watermarks as WatermarkStrategy<T>, true);
+    return new DataStream<T>(this, this.graph.addOperator("Timestamps/Watermarks", [[stream.nodeId]], assigner, {
       name: `${sourceNode.name}: watermarks`,
       ...(node.uid !== undefined ? { uid: `${node.uid}-watermarks` } : {}),
-      ...(sourceNode.parallelism ?? source.defaultParallelism) !== undefined ? { parallelism: sourceNode.parallelism ?? source.defaultParallelism } : {},
-    });
+      ...(sourceParallelism !== undefined ? { parallelism: sourceParallelism } : {}),
+    }));
   }
 
   /** The physical graph (chains, parallelism, edges) the next execution of this environment would run. */

@@ -72,6 +72,19 @@ export interface SourceBatch<T> {
   readonly values: T[];
   /** Event timestamps the source knows (e.g. a message's publish time); optional. */
   readonly timestamps?: Array<number | undefined>;
+  /** With the reader's `splits`: which split each record came from (an index below `splits.count`). */
+  readonly splits?: number[];
+}
+
+/**
+ * The independent parts one source subtask reads (a JetStream source's subjects; Flink's splits), whose
+ * event times may run apart: `fromSource(…, { watermarks })` keeps a watermark per split and emits the
+ * lowest, so a split read behind the others does not see its records counted late.
+ */
+export interface SourceSplits {
+  readonly count: number;
+  /** A split with nothing more to read (a bounded one's end): it no longer holds the watermark back. */
+  ended(split: number): boolean;
 }
 
 export interface SourceReader<T> {
@@ -83,6 +96,8 @@ export interface SourceReader<T> {
    * checkpoint barrier.
    */
   pollNext(maxRecords?: number): Promise<SourceBatch<T> | null>;
+  /** The splits this reader reads, when there are several worth a watermark each (batches then say whose records are whose). */
+  readonly splits?: SourceSplits;
   /** RecordAttributes to emit before the next batch, when they changed (backlog ↔ live). */
   takeAttributes?(): RecordAttributes | undefined;
   /** Offsets to store in a checkpoint. */

@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { KeyGroupRange } from "../../state/key-groups.ts";
 import type { RuntimeContext } from "./functions.ts";
-import type { DeadLetters, RestoredPart } from "./connectors.ts";
+import type { DeadLetters, RestoredPart, SourceSplits } from "./connectors.ts";
 import type { ResolvedJobOptions } from "./job-options.ts";
 import type { JobNames } from "../core/names.ts";
 import type { RecordAttributes } from "./records.ts";
@@ -22,12 +22,24 @@ export interface Output {
   emitWatermark(watermark: number): MaybePromise;
   emitIdle(idle: boolean): MaybePromise;
   emitAttributes(attributes: RecordAttributes): MaybePromise;
+  /**
+   * A source subtask's output, when what it feeds reads the source's splits apart (fromSource's
+   * watermarks): the function to hand it each record with its split; undefined when nothing does.
+   */
+  forSplits?(splits: SourceSplits): SplitCollector | undefined;
 }
+
+export type SplitCollector = (value: unknown, timestamp: number | undefined, split: number) => MaybePromise;
 
 export interface StreamOperator {
   /** `input` is 0, or 1 for the second input of a two-input operator. */
   processElement(value: unknown, timestamp: number | undefined, input: number): MaybePromise;
   open?(): MaybePromise;
+  /**
+   * Chained right after a source that reads several splits: `splits` once before the first record, then
+   * each record through the returned function with its split (fromSource's per-split watermarks).
+   */
+  readSplits?(splits: SourceSplits): SplitCollector;
   onWatermark?(watermark: number): MaybePromise;
   onIdle?(idle: boolean): MaybePromise;
   onAttributes?(attributes: RecordAttributes): MaybePromise;

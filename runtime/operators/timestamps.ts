@@ -1,37 +1,46 @@
 // assignTimestampsAndWatermarks: stamps each record and emits periodic watermarks (every
 // autoWatermarkIntervalMs, on the subtask's mailbox). Upstream watermarks are replaced, except the final
-// MAX watermark of a bounded input, which passes so windows and timers fire at the end.
+// MAX watermark of a bounded input, which passes so windows and timers fire at the end. As fromSource's
+// watermarks, a watermark per split of the source (split-watermarks.ts).
 
 import { preview } from "../core/preview.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import { UserFunctionError } from "../core/errors.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../transport/frames.ts";
 import type { MaybePromise, OperatorSpec } from "../contracts/operators.ts";
+import type { SourceSplits } from "../contracts/connectors.ts";
+import { SplitWatermarks } from "./split-watermarks.ts";
 
-export function timestampsSpec<T>(strategy: WatermarkStrategy<T>): OperatorSpec {
+/** One split that never ends: the subtask's whole input (an operator not fed by a source's splits). */
+const WHOLE_INPUT: SourceSplits = { count: 1, ended: () => false };
+
+/**
+ * `perSplit` (fromSource's watermarks): right after a source that reads several splits, a watermark per
+ * split, the lowest emitted (split-watermarks.ts); otherwise one over all input.
+ */
+export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = false): OperatorSpec {
   return {
     type: "timestamps-watermarks",
     create(ctx) {
       const out = ctx.output;
       const interval = ctx.job.autoWatermarkIntervalMs;
-      let maxTs = MIN_WATERMARK;
+      let splits = new SplitWatermarks(WHOLE_INPUT, strategy.outOfOrdernessMs, strategy.idlenessMs, ctx.clock.now());
       let emitted = MIN_WATERMARK;
-      let lastRecordAt = ctx.clock.now();
       let idle = false;
       let timer: unknown;
       let closed = false;
 
       const periodic = (): MaybePromise => {
         if (closed) return;
-        if (maxTs !== MIN_WATERMARK) {
-          const wm = maxTs - strategy.outOfOrdernessMs - 1;
-          if (wm > emitted && !idle) {
-            emitted = wm;
-            const p = out.emitWatermark(wm);
-            if (p) return p.then(schedule);
-          }
+        // On the mailbox, so between two batches of a source: see noteEnded.
+        splits.noteEnded();
+        const now = splits.current(ctx.clock.now());
+        if (now.watermark > emitted && !idle) {
+          emitted = now.watermark;
+          const p = out.emitWatermark(now.watermark);
+          if (p) return p.then(schedule);
         }
-        if (strategy.idlenessMs !== undefined && !idle && ctx.clock.now() - lastRecordAt >= strategy.idlenessMs) {
+        if (now.idle && !idle) {
           idle = true;
           const p = out.emitIdle(true);
           if (p) return p.then(schedule);
@@ -42,32 +51,44 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>): OperatorSpec 
         if (!closed) timer = ctx.clock.setTimeout(() => ctx.enqueue(periodic), interval);
       };
 
+      const timestampOf = (value: unknown, ts: number | undefined): number => {
+        let t: number;
+        try {
+          t = strategy.timestampAssigner ? strategy.timestampAssigner(value as T, ts) : (ts ?? ctx.clock.now());
+        } catch (e) {
+          throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, e);
+        }
+        if (typeof t !== "number" || Number.isNaN(t)) {
+          throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
+        }
+        return t;
+      };
+
+      const element = (value: unknown, ts: number | undefined, split: number): MaybePromise => {
+        const t = timestampOf(value, ts);
+        splits.record(split, t, ctx.clock.now());
+        if (idle) {
+          idle = false;
+          const p = out.emitIdle(false);
+          if (p) return p.then(() => out.collect(value, t));
+        }
+        const p = out.collect(value, t);
+        if (!strategy.perRecord) return p;
+        const wm = splits.current(ctx.clock.now()).watermark;
+        if (wm <= emitted) return p;
+        emitted = wm;
+        return p ? p.then(() => out.emitWatermark(wm)) : out.emitWatermark(wm);
+      };
+
       return {
         open: schedule,
-        processElement(value, ts) {
-          let t: number;
-          try {
-            t = strategy.timestampAssigner ? strategy.timestampAssigner(value as T, ts) : (ts ?? ctx.clock.now());
-          } catch (e) {
-            throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, e);
-          }
-          if (typeof t !== "number" || Number.isNaN(t)) {
-            throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
-          }
-          if (t > maxTs) maxTs = t;
-          lastRecordAt = ctx.clock.now();
-          if (idle) {
-            idle = false;
-            const p = out.emitIdle(false);
-            if (p) return p.then(() => out.collect(value, t));
-          }
-          const p = out.collect(value, t);
-          if (!strategy.perRecord) return p;
-          const wm = maxTs - strategy.outOfOrdernessMs - 1;
-          if (wm <= emitted) return p;
-          emitted = wm;
-          return p ? p.then(() => out.emitWatermark(wm)) : out.emitWatermark(wm);
-        },
+        processElement(value, ts) { return element(value, ts, 0); },
+        ...(perSplit ? {
+          readSplits(sourceSplits) {
+            splits = new SplitWatermarks(sourceSplits, strategy.outOfOrdernessMs, strategy.idlenessMs, ctx.clock.now());
+            return element;
+          },
+        } : {}),
         onWatermark(wm) {
           if (wm >= MAX_WATERMARK && emitted < MAX_WATERMARK) {
             emitted = MAX_WATERMARK;

@@ -177,12 +177,19 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       let backlog = totalLag() > backlogLag;
       let reported: boolean | undefined;
       let drained: JsMsg[] = [];
+      /** The lane (split) of each drained message. */
+      let drainedLanes: number[] = [];
 
       // At most `limit` messages (buffer debloating), the lanes taking turns to go first.
       let turn = 0;
       const drainAll = (limit: number) => {
         turn = (turn + 1) % Math.max(1, lanes.length);
-        for (let k = 0; k < lanes.length; k++) lanes[(turn + k) % lanes.length]!.drain(drained, Math.max(0, limit - drained.length));
+        for (let k = 0; k < lanes.length; k++) {
+          const lane = (turn + k) % lanes.length;
+          const before = drained.length;
+          lanes[lane]!.drain(drained, Math.max(0, limit - drained.length));
+          for (let i = before; i < drained.length; i++) drainedLanes.push(lane);
+        }
       };
       const ended = () => bounded && lanes.every((l) => l.done);
       const check = () => { for (const lane of lanes) if (lane.failure) throw lane.failure; };
@@ -194,6 +201,8 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       watchdog?.unref();
 
       return {
+        // Each subject a split: fromSource's watermarks keep one per subject (their event times may run apart).
+        splits: { count: lanes.length, ended: (k: number) => lanes[k]!.done },
         async pollNext(maxRecords) {
           const limit = maxRecords ?? Number.POSITIVE_INFINITY;
           check();
@@ -206,9 +215,12 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
             if (drained.length === 0) return ended() ? null : { values: [] };
           }
           const msgs = drained;
+          const msgLanes = drainedLanes;
           drained = [];
+          drainedLanes = [];
           const values: T[] = [];
           const timestamps: number[] = [];
+          const splits: number[] = [];
           for (let i = 0; i < msgs.length; i++) {
             const m = msgs[i]!;
             const info = m.info;
@@ -216,9 +228,10 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
             if (v === REJECTED) continue;
             values.push(v);
             timestamps.push(Math.floor(info.timestampNanos / 1e6));
+            splits.push(msgLanes[i]!);
           }
           backlog = totalLag() > backlogLag;
-          return { values, timestamps };
+          return { values, timestamps, splits };
         },
         takeAttributes(): RecordAttributes | undefined {
           if (reported === backlog) return undefined;
