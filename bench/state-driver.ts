@@ -5,7 +5,8 @@
 
 import type { KeyedStateBackend, StateRequest, StateRequestHandler } from "../state/contracts.ts";
 import { assignToKeyGroup } from "../state/key-groups.ts";
-import { AsyncExecutionController, type ControlledRecord } from "../runtime/keyed/async/controller.ts";
+import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
+import type { ControlledRecord } from "../runtime/keyed/async/controlled-record.ts";
 import type { Epoch } from "../runtime/keyed/async/epoch-manager.ts";
 import { KeySlotTable, type KeySlot } from "../runtime/keyed/key-slots.ts";
 import { systemClock } from "../runtime/internal.ts";

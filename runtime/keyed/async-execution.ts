@@ -5,7 +5,7 @@ import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
 import { AsyncExecutionController, type AsyncExecutionOptions } from "./async/controller.ts";
 import { SortedKeysRunner, type KeyTask } from "./backlog/sorted-keys-runner.ts";
-import type { KeyedCallbacks, KeyedExecution } from "./execution.ts";
+import type { DueTimers, KeyedCallbacks, KeyedExecution } from "./execution.ts";
 import type { KeyedRecordContext } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
@@ -42,15 +42,24 @@ export class AsyncExecution implements KeyedExecution {
 
   processingTimer(timer: Timer): MaybePromise {
     const rc = this.callbacks.timerContext(timer, undefined, undefined, true);
+    rc.slot.timersInFlight++;
     rc.controller = this.aec;
     return this.aec.submit(rc);
   }
 
-  watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
-    const next = (): KeyedRecordContext<unknown, unknown> | undefined => {
-      const timer = due();
+  /**
+   * A due timer whose key has a timer in flight waits for it before it leaves the queue: that onTimer may
+   * register a timer due before this one, which must fire first (as Flink's timer queue fires them one
+   * after another). Only for timers: a hot key's records, always some in flight, would hold it for ever.
+   */
+  watermark(watermark: number, due: DueTimers, emit: () => MaybePromise): MaybePromise {
+    const next = (): KeyedRecordContext<unknown, unknown> | Promise<void> | undefined => {
+      const timer = due.peek();
       if (timer === undefined) return undefined;
       const rc = this.callbacks.timerContext(timer, watermark);
+      if (rc.slot.timersInFlight > 0) return this.aec.whenReleased(rc.lock);
+      due.poll();
+      rc.slot.timersInFlight++;
       rc.controller = this.aec;
       return rc;
     };

@@ -23,13 +23,21 @@ export interface KeyedCallbacks extends KeyedRecordOwner {
   timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot, processingTime?: boolean): Context;
 }
 
+/** The event-time timers a watermark makes due, earliest first. */
+export interface DueTimers {
+  /** The next due timer, left in the queue. */
+  peek(): Timer | undefined;
+  /** Removes and returns the next due timer. */
+  poll(): Timer | undefined;
+}
+
 export interface KeyedExecution {
   /** One record (its context, built by the operator). */
   record(rc: Context): MaybePromise;
   /** One due processing-time timer. */
   processingTimer(timer: Timer): MaybePromise;
   /** A watermark: the event-time timers `due` hands out fire (after every earlier record), then `emit`. */
-  watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise;
+  watermark(watermark: number, due: DueTimers, emit: () => MaybePromise): MaybePromise;
   /** Runs the tasks of one batch of sorted backlog keys (one task per key) to their end. */
   sortedKeys(tasks: readonly KeyTask[]): Promise<unknown>;
   /** Settles when every record accepted so far has finished. */

@@ -26,6 +26,8 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
   private handles: Map<StateDescriptor, unknown> | undefined;
   /** Free for the owner's use (the keyed operator keeps the key's timer service here). */
   timers: unknown;
+  /** Async mode: the key's timers handed to the controller and not finished (a due timer waits for them). */
+  timersInFlight = 0;
 
   constructor(readonly operator: string, readonly key: unknown, readonly keyId: string, readonly keyGroup: number) {}
 

@@ -157,7 +157,12 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
 
   onWatermark(watermark: number): MaybePromise {
     if (this.backlog!.hold(watermark)) return;
-    return this.execution!.watermark(watermark, () => this.timers.eventTime.pollUpTo(watermark), () => this.ctx.output.emitWatermark(watermark));
+    const queue = this.timers.eventTime;
+    const due = {
+      peek: () => { const t = queue.peek(); return t !== undefined && t.timestamp <= watermark ? t : undefined; },
+      poll: () => queue.pollUpTo(watermark),
+    };
+    return this.execution!.watermark(watermark, due, () => this.ctx.output.emitWatermark(watermark));
   }
 
   setInFlightBudget(records: number): void {

@@ -8,7 +8,8 @@ import type { HandleOf, StateDescriptor, StateRequest, StateRequestHandler } fro
 import type { KeyedContext, TimerService } from "../contracts/functions.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
 import { RecordContext } from "../operators/basic.ts";
-import type { AsyncExecutionController, ControlledRecord, RecordContinuations } from "./async/controller.ts";
+import type { AsyncExecutionController } from "./async/controller.ts";
+import type { ControlledRecord, RecordContinuations } from "./async/controlled-record.ts";
 import type { Epoch } from "./async/epoch-manager.ts";
 import type { KeySlot } from "./key-slots.ts";
 import type { InternalTimerService, Timer } from "./timers/timer-service.ts";
@@ -82,7 +83,10 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   }
 
   /** The controller is done with this record (async mode): the owner may reuse the object. */
-  finished(): void { this.owner.reuse(this as KeyedRecordContext<unknown, unknown>); }
+  finished(): void {
+    if (this.input === TIMER_INPUT) this.slot.timersInFlight--;
+    this.owner.reuse(this as KeyedRecordContext<unknown, unknown>);
+  }
 
   /** Makes this finished context the context of another record (as Flink reuses its contexts). */
   reset(slot: KeySlot, value: unknown, timestamp: number | undefined, input: number, watermark?: number): this {

@@ -6,7 +6,7 @@ import type { KeyedStateBackend } from "../../state/contracts.ts";
 import { DirectStateRequestHandler } from "../../state/handlers/direct.ts";
 import type { MaybePromise } from "../contracts/operators.ts";
 import type { KeyTask } from "./backlog/sorted-keys-runner.ts";
-import type { KeyedCallbacks, KeyedExecution } from "./execution.ts";
+import type { DueTimers, KeyedCallbacks, KeyedExecution } from "./execution.ts";
 import type { KeyedRecordContext } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
@@ -28,9 +28,9 @@ export class SyncExecution implements KeyedExecution {
     return this.fire(timer, undefined, true);
   }
 
-  watermark(watermark: number, due: () => Timer | undefined, emit: () => MaybePromise): MaybePromise {
+  watermark(watermark: number, due: DueTimers, emit: () => MaybePromise): MaybePromise {
     const fireDue = (): MaybePromise => {
-      for (let timer = due(); timer; timer = due()) {
+      for (let timer = due.poll(); timer; timer = due.poll()) {
         const p = this.fire(timer, watermark);
         if (p) return p.then(fireDue);
       }

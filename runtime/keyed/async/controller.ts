@@ -20,6 +20,7 @@ import { Admission } from "./admission.ts";
 import { BufferedRequest } from "./buffered-request.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyLocks, type KeyLock } from "./key-lock.ts";
+import type { AsyncMetrics, ControlledRecord, RecordContinuations } from "./controlled-record.ts";
 
 type Clock = OperatorContext["clock"];
 
@@ -30,39 +31,19 @@ export interface AsyncExecutionOptions {
   readonly watermarkMode: "strict" | "out-of-order";
 }
 
-/**
- * A record (or timer) the controller runs: the keyed operator's record context implements it directly,
- * so a record costs one object. `refs`: one reference for the running callback, one per state request
- * it has outstanding; the record finishes when the count reaches zero.
- */
-export interface ControlledRecord {
-  refs: number;
-  epoch: Epoch;
-  /** The watermark when the record arrived (what currentWatermark() reports to it); set at submit if undefined. */
-  watermark: number | undefined;
-  readonly lock: KeyLock;
-  readonly key: unknown;
-  /** Starts the record's function (its state requests come to `request`/`tryNow` with this record). */
-  run(): MaybePromise;
-  /** Once the function's promise resolved: what it must still wait for (output downstream), if anything. */
-  settle(): MaybePromise;
-  /** The record finished (its key passed on): the object may be reused. */
-  finished?(): void;
-  /** A record object reused for many records keeps the controller's continuations (continuationsFor). */
-  readonly continuations?: RecordContinuations;
-}
-
-/** What the controller calls when a record's promises settle. */
-export interface RecordContinuations {
-  readonly ran: () => void;
-  readonly settled: () => void;
-  readonly failed: (e: unknown) => void;
-}
-
 /** What runs once the record's key is free (submitRecord's form). */
 export interface RecordTask {
   run(record: AsyncRecord): MaybePromise;
 }
+
+export interface TimerTask {
+  readonly keyId: string;
+  readonly key: unknown;
+  readonly task: RecordTask;
+}
+
+/** The next due timer to run, a promise to wait for before asking again, or undefined when none is due. */
+export type NextTimer = () => TimerTask | ControlledRecord | Promise<void> | undefined;
 
 /** A record submitted by key id and task (submitRecord): a handler for its own state requests. */
 export class AsyncRecord implements ControlledRecord, StateRequestHandler {
@@ -86,28 +67,7 @@ export class AsyncRecord implements ControlledRecord, StateRequestHandler {
   }
 }
 
-export interface TimerTask {
-  readonly keyId: string;
-  readonly key: unknown;
-  readonly task: RecordTask;
-}
-
 const isTimerTask = (t: TimerTask | ControlledRecord): t is TimerTask => (t as TimerTask).task !== undefined;
-
-export interface AsyncMetrics {
-  readonly inFlightRecords: number;
-  readonly activeBufferSize: number;
-  readonly blockingBufferSize: number;
-  readonly blockedKeys: number;
-  readonly batchesSent: number;
-  readonly meanBatchSize: number;
-  /** State requests sent in batches, over all batches (with batchesSent: the mean batch size over any period). */
-  readonly batchedRequests: number;
-  readonly maxInFlightSeen: number;
-  /** Records in flight at which the subtask waits now (adaptive, at most inFlightRecordsLimit). */
-  readonly admittedInFlight: number;
-  readonly pendingWatermarks: number;
-}
 
 export class AsyncExecutionController {
   private readonly locks = new KeyLocks();
@@ -123,6 +83,8 @@ export class AsyncExecutionController {
   private readonly admission: Admission;
   private readonly releaseRecord = (r: ControlledRecord): void => this.release(r);
   private capacityWaiters: Array<() => void> = [];
+  /** Due timers waiting for a record of their key to finish (whenReleased). */
+  private readonly keyWaiters = new Map<KeyLock, Array<() => void>>();
   private drainWaiters: Array<() => void> = [];
   private strictWaiter: (() => void) | undefined;
   /** The subtask is feeding records: requests may wait for more company in the buffer. */
@@ -238,7 +200,7 @@ export class AsyncExecutionController {
    * key order and the in-flight limit), then `emit` forwards the watermark. In strict mode later records
    * wait for all of that; in out-of-order mode they go ahead.
    */
-  onWatermark(watermark: number, nextTimer: () => TimerTask | ControlledRecord | undefined, emit: () => void): MaybePromise {
+  onWatermark(watermark: number, nextTimer: NextTimer, emit: () => void): MaybePromise {
     this.currentWatermark = watermark;
     this.epochs.close(watermark, (epoch) => { void this.fireTimers(epoch, nextTimer); }, () => {
       emit();
@@ -250,10 +212,17 @@ export class AsyncExecutionController {
   }
 
   /** Runs due timers as records of `epoch`, holding the epoch open until all are submitted. */
-  private async fireTimers(epoch: Epoch, nextTimer: () => TimerTask | ControlledRecord | undefined): Promise<void> {
+  private async fireTimers(epoch: Epoch, nextTimer: NextTimer): Promise<void> {
     this.epochs.enter(epoch);
     try {
       for (let t = nextTimer(); t; t = nextTimer()) {
+        if (t instanceof Promise) {
+          // The timer's key is busy: what it runs may need its state requests sent to finish.
+          this.inputActive = false;
+          if (this.buffer.length) this.flush();
+          await t;
+          continue;
+        }
         const p = isTimerTask(t) ? this.submitRecord(t.keyId, t.key, t.task, epoch) : this.submit(t, epoch);
         if (p) await p;
       }
@@ -264,6 +233,15 @@ export class AsyncExecutionController {
       if (this.buffer.length) this.flush();
       this.epochs.leave(epoch);
     }
+  }
+
+  /** Resolves once a record of `lock`'s key finishes (the next may have started). */
+  whenReleased(lock: KeyLock): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.keyWaiters.get(lock);
+      if (waiters === undefined) this.keyWaiters.set(lock, [resolve]);
+      else waiters.push(resolve);
+    });
   }
 
   /** Resolves when every record accepted so far (and every pending watermark) has finished. */
@@ -333,8 +311,16 @@ export class AsyncExecutionController {
     }
     this.epochs.leave(r.epoch);
     r.finished?.();
+    if (this.keyWaiters.size > 0) this.wakeKeyWaiters(lock);
     this.wakeCapacityWaiters();
     if (this.epochs.pending === 0) this.wakeDrainWaiters();
+  }
+
+  private wakeKeyWaiters(lock: KeyLock): void {
+    const waiters = this.keyWaiters.get(lock);
+    if (waiters === undefined) return;
+    this.keyWaiters.delete(lock);
+    for (const w of waiters) w();
   }
 
   private wakeDrainWaiters(): void {
