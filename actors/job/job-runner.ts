@@ -13,7 +13,7 @@ import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
-import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
 import { handlersFor, publishJobEnded, serveControl } from "./control-server.ts";
@@ -150,8 +150,10 @@ export class JobRunner {
     this.stopIfCancelled();
     const restore = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : this.job.restore;
     if (restore === "none" && this.options.resetState) {
-      // Starting without state means without the KV state a previous run left, too.
+      // Starting without state means without the KV state a previous run left, too; and the checkpoints
+      // that refer to it are no run's to resume from (the next run would fail restoring one).
       await this.options.resetState();
+      await (await CheckpointStore.openExisting(this.nc, this.names))?.forgetLatest();
     }
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: restore === this.job.restore ? this.job : { ...this.job, restore }, log: this.log, clock: this.controlClock,

@@ -99,6 +99,16 @@ export class CheckpointStore {
     return this.known;
   }
 
+  /**
+   * No checkpoint is the latest any more (a run starting with `--restore none` erased the keyed state the
+   * stored ones refer to): the next run starts from nothing until this one commits. Checkpoints are kept
+   * (ids are never reused; the next run's sweep deletes the old ones, savepoints stay).
+   */
+  async forgetLatest(): Promise<void> {
+    await purgeSubject(this.jsm, this.stream, `$KV.${this.bucket}.latest`, undefined, this.replicas);
+    this.known = undefined;
+  }
+
   /** `key`'s value and revision read from the stream leader (never a follower), or undefined when absent. */
   private async leaderGet(key: string): Promise<{ value: string; revision: number } | undefined> {
     const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: `$KV.${this.bucket}.${key}` });
