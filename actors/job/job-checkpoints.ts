@@ -39,6 +39,15 @@ export interface OpenCheckpointsOptions {
 }
 
 /** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
+/**
+ * A run that starts with `restore: "none"`: without the keyed state a previous run left in KV, and without
+ * the checkpoints that refer to it as the latest (a later run would fail restoring one).
+ */
+export async function startWithoutState(nc: NatsConnection, names: JobNames, resetState: () => Promise<void>): Promise<void> {
+  await resetState();
+  await (await CheckpointStore.openExisting(nc, names))?.forgetLatest();
+}
+
 export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobCheckpoints> {
   const { job } = o;
   const checkpointing = job.checkpointIntervalMs > 0;

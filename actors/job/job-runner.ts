@@ -13,12 +13,12 @@ import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
-import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
 import { handlersFor, publishJobEnded, serveControl } from "./control-server.ts";
 import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
-import { checkpointsOff, openCheckpoints, restartPoint, takeFinalCheckpoint } from "./job-checkpoints.ts";
+import { checkpointsOff, openCheckpoints, restartPoint, startWithoutState, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
 import { describeRestartBeginning, noRestartMends } from "./restart-strategy.ts";
@@ -149,12 +149,7 @@ export class JobRunner {
   private async prepare(): Promise<void> {
     this.stopIfCancelled();
     const restore = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : this.job.restore;
-    if (restore === "none" && this.options.resetState) {
-      // Starting without state means without the KV state a previous run left, too; and the checkpoints
-      // that refer to it are no run's to resume from (the next run would fail restoring one).
-      await this.options.resetState();
-      await (await CheckpointStore.openExisting(this.nc, this.names))?.forgetLatest();
-    }
+    if (restore === "none" && this.options.resetState) await startWithoutState(this.nc, this.names, this.options.resetState);
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: restore === this.job.restore ? this.job : { ...this.job, restore }, log: this.log, clock: this.controlClock,
       ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
