@@ -17,6 +17,8 @@ export interface SubtaskCounters {
   /** Time spent waiting for input (a source: polls that found nothing), for the debloater's throughput. */
   idleMs: number;
   currentWatermark: number;
+  /** The busy time status last reported: it never goes back (a Prometheus counter). */
+  busyReportedMs: number;
 }
 
 /** What the run loop waits on now (a LoopWait of wait-report.ts; undefined: running), and since when (performance.now()). */

@@ -4,6 +4,7 @@
 import type { JobVertex } from "../../runtime/graph/job-graph.ts";
 import { MIN_WATERMARK } from "../../runtime/transport/frames.ts";
 import type { SubtaskParts } from "./parts.ts";
+import { LoopWait } from "./wait-report.ts";
 
 export interface SubtaskStatus {
   readonly id: string;
@@ -40,8 +41,14 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
   const recordsOut = parts.outputs.recordsSent + Object.values(operators).reduce((n, m) => n + (m.recordsOut ?? 0), 0);
   const { counters, lifecycle } = parts;
   const error = lifecycle.error;
-  const idleMs = Math.round(counters.idleMs);
-  const backpressuredMs = Math.round(parts.outputs.backpressuredMs);
+  // A wait in progress counts already (added to the counters only when it ends, it would count as busy
+  // until then, and busy would drop when it ended). Each wait's own count starts before its report does.
+  const wait = parts.wait.waitingOn;
+  const waited = wait === undefined ? 0 : performance.now() - parts.wait.waitingSince;
+  const idleMs = Math.round(counters.idleMs + (wait === LoopWait.Input ? waited : 0));
+  const backpressuredMs = Math.round(parts.outputs.backpressuredMs + (wait === LoopWait.Credit ? waited : 0));
+  // What is left is busy; never less than reported before (a source's empty poll counts as idle once it ends).
+  counters.busyReportedMs = Math.max(counters.busyReportedMs, Math.round(runningMs) - idleMs - backpressuredMs);
   const out = parts.outputs.watermarkOut;
   return {
     id: parts.id,
@@ -55,7 +62,7 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
     watermarkOut: out === undefined || out === MIN_WATERMARK ? null : out,
     backpressuredMs,
     idleMs,
-    busyMs: Math.max(0, Math.round(runningMs) - idleMs - backpressuredMs),
+    busyMs: counters.busyReportedMs,
     queuedFrames: parts.gate.queuedFrames,
     pendingFrames: parts.outputs.pendingFrames,
     deadLetters,

@@ -62,7 +62,7 @@ export class Subtask {
   private readonly chain: OperatorChain;
   private readonly checkpointer: SubtaskCheckpointer;
   private readonly contexts: SubtaskContexts;
-  private readonly counters: SubtaskCounters = { recordsIn: 0, idleMs: 0, currentWatermark: MIN_WATERMARK };
+  private readonly counters: SubtaskCounters = { recordsIn: 0, idleMs: 0, currentWatermark: MIN_WATERMARK, busyReportedMs: 0 };
   private reader: SourceReader<unknown> | undefined;
   /** performance.now() when run() began: busy time is the rest of the running time (status). */
   private runningSince: number | undefined;
