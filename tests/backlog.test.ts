@@ -268,4 +268,25 @@ backlog("no checkpoints while a source is in backlog at interval 0; checkpoints 
   assert.ok(both.live >= 2, `checkpoints in the live phase (${both.live})`);
 });
 
+backlog("a source subtask reading its backlog says so in weir status (its own attributes, not only downstream's)", async () => {
+  const env = StreamEnvironment.create({ name: "source-backlog-status", nats: nats.url, parallelism: 1, stateBackend: "heap" });
+  const seen: boolean[] = [];
+  try {
+    const history = Sources.generator({ count: 300, ratePerSec: 500, make: (i) => ({ account: `a${i % 5}` }) });
+    const live = Sources.generator({ count: 100, ratePerSec: 500, make: (i) => ({ account: `a${i % 5}` }) });
+    env.fromSource(Sources.hybrid(history, live), { name: "payments" }).keyBy((p) => p.account).process({ processElement() {} })
+      .sinkTo({ kind: "none", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+    const client = await env.executeAsync();
+    const poll = setInterval(() => {
+      const source = client.status().subtasks.find((x) => x.id.startsWith("payments"));
+      if (source) seen.push(source.isBacklog);
+    }, 20);
+    try { await client.result(); } finally { clearInterval(poll); }
+  } finally {
+    await env.close();
+  }
+  assert.ok(seen.includes(true), `the source subtask reported backlog (${seen.length} samples)`);
+  assert.is(seen[seen.length - 1], false, "and live once the history was read");
+});
+
 backlog.run();

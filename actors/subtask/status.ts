@@ -66,7 +66,8 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
     queuedFrames: parts.gate.queuedFrames,
     pendingFrames: parts.outputs.pendingFrames,
     deadLetters,
-    isBacklog: parts.attributes.isBacklog,
+    // A source's backlog is what its reader says (the lifecycle hears it), not an input's attributes.
+    isBacklog: parts.attributes.isBacklog || lifecycle.isBacklog || lifecycle.isSorting,
     ...(error !== undefined ? { error } : {}),
     operators,
   };
