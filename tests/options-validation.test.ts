@@ -35,6 +35,15 @@ options("job options: a misspelled top-level option is refused with a suggestion
   assertOneLine(errorOf(() => StreamEnvironment.create({ name: "j", zzz: 1 } as never)), `unknown option "zzz"`, "allowed:");
 });
 
+options("options that would be ignored are refused: slotsPerWorker with a fixed parallelism, maxDelayMs below initialDelayMs, an async build", () => {
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", parallelism: 2, slotsPerWorker: 4 })), "slotsPerWorker", `parallelism "auto" only`);
+  assert.is(resolveJobOptions({ name: "j", parallelism: "auto", slotsPerWorker: 4 }).slotsPerWorker, 4);
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", checkpointIntervalMs: 100, restartStrategy: { type: "exponential-delay", initialDelayMs: 5000, maxDelayMs: 1000 } })), "restartStrategy.maxDelayMs (1000) is below initialDelayMs (5000)");
+  assertOneLine(errorOf(() => defineJob({ name: "j" }, async () => {})), "build function returned a promise", "synchronously");
+  const later = defineJob({ name: "j" }, (() => Promise.resolve()) as never);
+  assertOneLine(errorOf(() => later.createEnvironment()), "build function returned a promise");
+});
+
 options("job options: nested options are checked too", () => {
   const cases: Array<[Record<string, unknown>, string, string]> = [
     [{ asyncState: { bufferSise: 10 } }, "asyncState.bufferSise", "asyncState.bufferSize"],

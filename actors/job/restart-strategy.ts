@@ -104,6 +104,10 @@ export function checkRestartStrategy(raw: unknown, what: string): void {
   const { type: _type, ...fields } = raw as Record<string, unknown>;
   const r = (FIELDS[type as RestartStrategyType] as t.Type<unknown, unknown, unknown>).decode(fields);
   if (isLeft(r)) throw new WeirError(ErrorCode.InvalidOption, `${what}.${describeErrors(r.left)}`);
+  const { initialDelayMs, maxDelayMs } = fields as { initialDelayMs?: number; maxDelayMs?: number };
+  if (initialDelayMs !== undefined && maxDelayMs !== undefined && maxDelayMs < initialDelayMs) {
+    throw new WeirError(ErrorCode.InvalidOption, `${what}.maxDelayMs (${maxDelayMs}) is below initialDelayMs (${initialDelayMs}): the delays start at initialDelayMs and grow up to maxDelayMs`);
+  }
 }
 
 /** "job options: restartStrategy" → ["job options", "restartStrategy"]. */

@@ -12,8 +12,12 @@ export interface JobDefinition {
   createEnvironment(overrides?: Partial<JobOptions>, hooks?: EnvironmentHooks): StreamEnvironment;
 }
 
+/** The graph is read as soon as build returns: what an async build adds after an await would be missed. */
+const ASYNC_BUILD = "defineJob: the build function returned a promise; it must build the job graph synchronously (what it adds after an await would come after the job started)";
+
 export function defineJob(options: JobOptions, build: (env: StreamEnvironment) => void): JobDefinition {
   if (typeof build !== "function") throw new WeirError(ErrorCode.InvalidJob, "defineJob: the second argument must be a function (env) => { ... }");
+  if (build.constructor.name === "AsyncFunction") throw new WeirError(ErrorCode.InvalidJob, ASYNC_BUILD);
   // Checked now, so a job module with a bad option fails as it loads, naming the option.
   resolveJobOptions(options);
   return {
@@ -24,7 +28,11 @@ export function defineJob(options: JobOptions, build: (env: StreamEnvironment) =
       const merged: Record<string, unknown> = { ...options };
       for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
       const env = StreamEnvironment.create(merged as JobOptions, hooks);
-      build(env);
+      const built: unknown = build(env);
+      if (typeof (built as PromiseLike<unknown> | undefined)?.then === "function") {
+        (built as Promise<unknown>).catch?.(() => {});
+        throw new WeirError(ErrorCode.InvalidJob, ASYNC_BUILD);
+      }
       return env;
     },
   };

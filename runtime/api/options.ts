@@ -99,6 +99,10 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   const maxParallelism = o.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
   const reactive = o.parallelism === "auto";
   // With "auto" the leader sets it for each deployment from the workers there are (actors/worker/).
+  // Not without any parallelism: `weir run --parallelism auto` may set it.
+  if (o.slotsPerWorker !== undefined && typeof o.parallelism === "number") {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: slotsPerWorker applies with parallelism "auto" only (the subtasks of each operator per worker), not with parallelism ${o.parallelism}`);
+  }
   const slotsPerWorker = o.slotsPerWorker ?? 1;
   const parallelism = o.parallelism === "auto" ? Math.min(slotsPerWorker, maxParallelism) : o.parallelism ?? 1;
   if (parallelism > maxParallelism) {

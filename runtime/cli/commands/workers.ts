@@ -26,7 +26,8 @@ export const RUN_STARTED_ENV = "WEIR_RUN_STARTED_AT";
 
 /** `args`: the `weir run` arguments without `--workers`. Resolves the exit code once every worker ended. */
 export async function superviseWorkers(count: number, args: readonly string[]): Promise<number> {
-  process.stderr.write(`weir: starting ${count} workers of ${args[0]}\n`);
+  const jobFile = args.find((a) => /\.[cm]?[jt]s$/.test(a)) ?? "the job";
+  process.stderr.write(`weir: starting ${count} workers of ${jobFile}\n`);
   const runStartedAt = String(Date.now());
   let stopping = false;
   const crashes: number[] = [];
