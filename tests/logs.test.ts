@@ -61,6 +61,15 @@ test("--log-level warn drops info lines and keeps the error", async () => {
   assert.ok(lines.some((l) => l.level === "error" && causes(l.err).includes("the root cause")));
 });
 
+test("a promise the job's code neither awaits nor catches ends the run as a crash, with one fatal JSON line", async () => {
+  const r = await runWeir(["run", "tests/fixtures/jobs/floating-rejection.ts", "--nats", nats.url], { env: { JOB_NAME: "floating" }, deadlineMs: 120_000 });
+  assert.is(r.code, 1, r.stderr.slice(-800));
+  const lines = parseLines(r.stderr);
+  const fatal = lines.filter((l) => l.level === "fatal");
+  assert.is(fatal.length, 1, r.stderr.slice(-800));
+  assert.match(fatal[0]!.msg, /^weir: unhandled promise rejection: nobody awaits me .*the next run resumes from the last checkpoint$/);
+});
+
 test("an unknown --log-level is a one-line error naming the flag", async () => {
   const r = await runWeir(["run", JOB, "--nats", nats.url, "--log-level", "x"]);
   assert.is.not(r.code, 0);

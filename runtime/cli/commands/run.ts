@@ -7,7 +7,7 @@ import type { JobOptions } from "../../api/options.ts";
 import type { StreamEnvironment } from "../../api/environment.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
 import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
-import { describeError, ErrorCode, WeirError } from "../../core/errors.ts";
+import { describeError, ErrorCode, messageOf, WeirError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
 import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
@@ -82,6 +82,20 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   const pending = new PendingJobViews();
   const dashboard = http ? addDashboardRoutes(http, { source: pending, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
   const run: { worker?: string } = {};
+  // A promise nobody awaited or caught, or a throw from a callback, leaves the job's state unknown: the
+  // process ends as a crash does (the next run, or --workers' supervisor, resumes from the last
+  // checkpoint), with one line, as Node's own default would end it with a stack trace.
+  const crash = (what: string) => (e: unknown) => {
+    const line = `${what}: ${messageOf(e)} (in the job's code or weir's); ending as a crash does: the next run resumes from the last checkpoint`;
+    if (logger.json) logger.command(line, { level: "fatal", err: e, ...(run.worker !== undefined ? { worker: run.worker } : {}) });
+    else process.stderr.write(`weir: ${line}\n`);
+    logger.flush();
+    process.exit(1);
+  };
+  const onRejection = crash("unhandled promise rejection");
+  const onException = crash("uncaught exception");
+  process.on("unhandledRejection", onRejection);
+  process.on("uncaughtException", onException);
   try {
     started();
     return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard } : undefined, run);
@@ -91,6 +105,8 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
     if (logger.json && run.worker !== undefined) logger.command(describeError(e), { level: "fatal", err: e, worker: run.worker });
     throw e;
   } finally {
+    process.off("unhandledRejection", onRejection);
+    process.off("uncaughtException", onException);
     dashboard?.close();
     await http?.close();
     logger.flush();
