@@ -30,6 +30,25 @@ test("a running job: weir stop exits 0 once the job stopped, and weir run ends w
   }
 });
 
+test("a job that listens but does not answer (its process frozen): weir stop says so after --timeout, not that it is not running", async () => {
+  const nc = await connect({ servers: nats.url });
+  await createStream(nc, "FROZEN_IN", ["frozen.in"]);
+  await publishAll(nc, [["frozen.in", "a"]]);
+  const run = startWeir(["run", JOB, "--nats", nats.url], { env: { SINKJOB_NAME: "frozen", SINKJOB_SUBJECT: "frozenout.x" } });
+  try {
+    await run.waitForStderr("weir: running frozen", 60_000);
+    run.child.kill("SIGSTOP");
+    const stop = await runWeir(["stop", "frozen", "--nats", nats.url, "--timeout", "5"], { deadlineMs: 60_000 });
+    assert.is.not(stop.code, 0);
+    assert.match(stop.stderr, /job frozen did not answer the stop request within 5s: it listens but does not reply/, stop.stderr);
+    assert.not.match(stop.stderr, /is not running/);
+  } finally {
+    run.child.kill("SIGCONT");
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
+});
+
 test("a job failing and restarting: weir stop does not say stopped; it reports the failure, non-zero", async () => {
   const nc = await connect({ servers: nats.url });
   // Restarts 12 s apart: weir stop below (a process of its own, slow to start on a loaded machine) reaches the job while it is between restarts.

@@ -7,21 +7,35 @@ import { GlobalNames, JobNames } from "../../runtime/core/names.ts";
 import { ControlProtocol, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest, type ControlVerb } from "./control-protocol.ts";
 
 /** A verb's reply; undefined when nobody answers in time. A job's failure report is thrown as one line. */
-export async function requestControl<V extends ControlVerb>(
+/** Why a control request got no reply: no job listens on its subject, or one listens and did not answer in time. */
+export const ControlSilence = { Nobody: "nobody listens", NoAnswer: "no answer in time" } as const;
+export type ControlSilence = (typeof ControlSilence)[keyof typeof ControlSilence];
+
+/** The job's reply to a control request, or why there is none. */
+export async function askControl<V extends ControlVerb>(
   nc: NatsConnection, job: string, verb: V, body: ControlRequest<V>, timeoutMs = 2000,
-): Promise<ControlReply<V> | undefined> {
+): Promise<ControlReply<V> | ControlSilence> {
   // The request is checked here too: a bad one is the caller's mistake, not the job's.
   decodeMessage(ControlProtocol[verb].request as never, new TextEncoder().encode(encodeMessage(body)), `${verb} request`);
   let data: Uint8Array;
   try {
     data = (await nc.request(new JobNames(job).control(verb), encodeMessage(body), { timeout: timeoutMs })).data;
   } catch (e) {
-    if (/no responders|503|timeout/i.test(messageOf(e))) return undefined;
+    if (/no responders|503/i.test(messageOf(e))) return ControlSilence.Nobody;
+    if (/timeout/i.test(messageOf(e))) return ControlSilence.NoAnswer;
     throw e;
   }
   const reply = decodeReply(verb, data, job);
   if (isFailureReport(reply)) throw new WeirError(ErrorCode.InvalidJob, `job ${job} could not handle ${verb}: ${reply.error}`);
   return reply;
+}
+
+/** The job's reply to a control request, or undefined when there is none (no job, or no answer in time). */
+export async function requestControl<V extends ControlVerb>(
+  nc: NatsConnection, job: string, verb: V, body: ControlRequest<V>, timeoutMs = 2000,
+): Promise<ControlReply<V> | undefined> {
+  const r = await askControl(nc, job, verb, body, timeoutMs);
+  return typeof r === "string" ? undefined : r;
 }
 
 /** Every running job's answer to the discovery ping, within `waitMs`. */

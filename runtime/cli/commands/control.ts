@@ -6,7 +6,7 @@ import { connectNats, permissionDenials } from "../../nats/connect.ts";
 import { resolveNatsSettings, type NatsFlags } from "../../nats/connection-settings.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
 import type { JobStatus } from "../../../actors/job/job-runner.ts";
-import { onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
+import { askControl, ControlSilence, onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
 import { ControlVerb, type JobEnded, type PingReply } from "../../../actors/job/control-protocol.ts";
 import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
@@ -180,15 +180,20 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
     await nc.flush();
 
     const ask = () => requestControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
-    const first = await ask();
+    const deadline = Date.now() + timeoutMs;
+    // A job that listens but does not answer (frozen, overloaded) is asked again until the deadline.
+    let answer = await askControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
+    if (answer === ControlSilence.NoAnswer) process.stderr.write(`weir: job ${job} does not answer (it listens, no reply within 2 s); asking again for up to ${timeoutMs / 1000}s\n`);
+    while (answer === ControlSilence.NoAnswer && !end && Date.now() < deadline) answer = await askControl(nc, job, ControlVerb.Stop, { savepoint: Boolean(flags.savepoint) });
     refusedBy(denied);
+    if (answer === ControlSilence.NoAnswer && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} did not answer the stop request within ${timeoutMs / 1000}s: it listens but does not reply (is its process frozen or overloaded?)`);
+    const first = typeof answer === "string" ? undefined : answer;
     if (!first && !end) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
     if (first && first.ok === false) throw new WeirError(ErrorCode.InvalidJob, `cannot stop job ${job}: ${first.error ?? first.state}`);
     let state: string = first?.state ?? "stopping";
     let lastFailure: string | undefined;
     let toldWaiting = false;
     let silent = false;
-    const deadline = Date.now() + timeoutMs;
     while (!end && !["stopped", "finished", "failed", "cancelled"].includes(state)) {
       if (Date.now() >= deadline) break;
       if (state === "running") {
