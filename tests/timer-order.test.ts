@@ -43,4 +43,35 @@ for (const mode of ["async", "sync", "batch"] as const) {
   });
 }
 
+for (const mode of ["streaming", "batch"] as const) {
+  test(`a timer at Infinity or past the largest safe integer fires at the end of input (${mode}), as Flink's Long.MAX_VALUE`, async () => {
+    const env = StreamEnvironment.create({ name: `timer-end-${mode}`, nats: nats.url, parallelism: 1, stateBackend: "heap", mode }, { log: () => {} });
+    try {
+      const out = await env.fromSource(Sources.array<Ev>([{ k: "a", ts: 1 }, { k: "b", ts: 2 }]), { watermarks: WatermarkStrategy.forMonotonousTimestamps<Ev>((e) => e.ts) })
+        .keyBy((e) => e.k)
+        .process<string>({
+          processElement(e, c) { c.timers.registerEventTimeTimer(e.k === "a" ? Number.POSITIVE_INFINITY : Number.MAX_VALUE); },
+          onTimer(_ts, c) { c.collect(`${c.key}`); },
+        })
+        .executeAndCollect();
+      assert.equal([...out].sort(), ["a", "b"]);
+    } finally {
+      await env.close();
+    }
+  });
+}
+
+test("a timer time that is not a number is refused where it is registered, naming the method (a string was stored and refused every restore)", async () => {
+  const env = StreamEnvironment.create({ name: "timer-string", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" }, { log: () => {} });
+  try {
+    const error = await env.fromSource(Sources.array<Ev>([{ k: "a", ts: 1 }]), { watermarks: WatermarkStrategy.forMonotonousTimestamps<Ev>((e) => e.ts) })
+      .keyBy((e) => e.k)
+      .process<string>({ processElement(_e, c) { c.timers.registerEventTimeTimer("5000" as unknown as number); } })
+      .executeAndCollect().then(() => "finished", (e: Error) => e.message);
+    assert.match(error, 'registerEventTimeTimer: expected a time in ms (a number), got "5000" (string)');
+  } finally {
+    await env.close();
+  }
+});
+
 test.run();

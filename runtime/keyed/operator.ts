@@ -23,6 +23,8 @@ import { restoreTimers, writeChangedTimers } from "./timers/timer-state.ts";
 
 /** Finished record contexts kept for reuse: more than records finishing between two submits. */
 const MAX_FREE_CONTEXTS = 64;
+/** Node's timers reach at most 2^31 − 1 ms ahead; a longer delay fires after 1 ms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 export type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
 
@@ -242,6 +244,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, key, e);
   }
 
+  /** A timer further ahead than Node's timers reach (2^31 − 1 ms, ~24.8 days) wakes up then and is scheduled again (it fired at once, ever again, unclamped). */
   private scheduleProcessingTimer(ts: number): void {
     if (ts >= this.processingTimerAt) return;
     if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
@@ -250,7 +253,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
       this.processingTimer = undefined;
       this.processingTimerAt = Number.POSITIVE_INFINITY;
       this.ctx.enqueue(() => this.fireProcessingTimers());
-    }, Math.max(0, ts - this.ctx.clock.now()));
+    }, Math.min(MAX_TIMER_DELAY_MS, Math.max(0, ts - this.ctx.clock.now())));
   }
 
   /** Due timers one after another: a loop while each completes at once (recursing overflowed the stack at ~10k). */

@@ -13,6 +13,8 @@ import type { ControlledRecord, RecordContinuations } from "./async/controlled-r
 import type { Epoch } from "./async/epoch-manager.ts";
 import type { KeySlot } from "./key-slots.ts";
 import type { InternalTimerService, Timer } from "./timers/timer-service.ts";
+import { MAX_WATERMARK, MIN_WATERMARK } from "../transport/frames.ts";
+import { preview } from "../core/preview.ts";
 
 /** The `input` of a context that fires a timer (its value is the timer's timestamp). */
 export const TIMER_INPUT = -1;
@@ -27,16 +29,31 @@ export interface KeyedRecordOwner {
   reuse(rc: KeyedRecordContext<unknown, unknown>): void;
 }
 
+/**
+ * A timer's time as the queue keeps it: a number (a string or NaN would be stored, then refuse to restore),
+ * at most the final watermark (Infinity or Number.MAX_VALUE, as Flink's Long.MAX_VALUE, fires at the end
+ * of input) and at least the first.
+ */
+function timerTime(method: string, ts: unknown): number {
+  if (typeof ts !== "number" || Number.isNaN(ts)) {
+    throw new TypeError(`${method}: expected a time in ms (a number), got ${preview(ts)} (${ts === null ? "null" : typeof ts})`);
+  }
+  return Math.min(MAX_WATERMARK, Math.max(MIN_WATERMARK, ts));
+}
+
 /** The timers of one key, as the user sees them. */
 export class KeyTimers implements TimerService {
   constructor(private readonly service: InternalTimerService, private readonly slot: KeySlot, private readonly onProcessingTimer: (ts: number) => void) {}
   private timer(timestamp: number): Timer {
     return { timestamp, keyId: this.slot.keyId, key: this.slot.key, keyGroup: this.slot.keyGroup };
   }
-  registerEventTimeTimer(ts: number): void { this.service.eventTime.add(this.timer(ts)); }
-  deleteEventTimeTimer(ts: number): void { this.service.eventTime.delete(ts, this.slot.keyId); }
-  registerProcessingTimeTimer(ts: number): void { if (this.service.processingTime.add(this.timer(ts))) this.onProcessingTimer(ts); }
-  deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(ts, this.slot.keyId); }
+  registerEventTimeTimer(ts: number): void { this.service.eventTime.add(this.timer(timerTime("registerEventTimeTimer", ts))); }
+  deleteEventTimeTimer(ts: number): void { this.service.eventTime.delete(timerTime("deleteEventTimeTimer", ts), this.slot.keyId); }
+  registerProcessingTimeTimer(ts: number): void {
+    const at = timerTime("registerProcessingTimeTimer", ts);
+    if (this.service.processingTime.add(this.timer(at))) this.onProcessingTimer(at);
+  }
+  deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(timerTime("deleteProcessingTimeTimer", ts), this.slot.keyId); }
 }
 
 /** The context of one record (or one timer firing) of one key. */

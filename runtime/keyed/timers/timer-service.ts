@@ -3,6 +3,8 @@
 // Timers are keyed state: the service remembers which key groups' timers changed, so that a checkpoint
 // stores those groups only (timer-state.ts).
 
+import { TimerHeap } from "./timer-heap.ts";
+
 export interface Timer {
   readonly timestamp: number;
   readonly keyId: string;
@@ -12,28 +14,40 @@ export interface Timer {
 
 const idOf = (timestamp: number, keyId: string): string => `${timestamp}|${keyId}`;
 
-/** A binary min-heap on (timestamp, keyId) with lazy deletion: a timer is live while `live` maps its id to it. */
+/**
+ * The timers of one kind: a heap over all keys (firing by watermark or clock) and one per key (firing one
+ * key's timers while a sorted backlog drains, O(log n) each), both with lazy deletion: a timer is live
+ * while `live` maps its id to it.
+ */
 class TimerQueue {
-  private heap: Timer[] = [];
+  private readonly heap = new TimerHeap<Timer>();
   private readonly live = new Map<string, Timer>();
-  /** The timers of each key, for firing one key's timers while a sorted backlog drains. */
-  private readonly byKey = new Map<string, Timer[]>();
+  /** Each key's timers, and how many of them are live. */
+  private readonly byKey = new Map<string, { readonly heap: TimerHeap<Timer>; live: number }>();
   /** The live timers of each key group, for checkpoints. */
   private readonly byGroup = new Map<number, Set<Timer>>();
+  private readonly isLive = (t: Timer): boolean => this.live.get(idOf(t.timestamp, t.keyId)) === t;
 
   constructor(private readonly changed: (keyGroup: number) => void) {}
 
   get size(): number { return this.live.size; }
+
+  /** Heap entries held, live or dead but not yet dropped (bounded by about twice the live timers). */
+  get heldEntries(): number {
+    let n = this.heap.length;
+    for (const k of this.byKey.values()) n += k.heap.length;
+    return n;
+  }
 
   add(t: Timer): boolean {
     const id = idOf(t.timestamp, t.keyId);
     if (this.live.has(id)) return false;
     this.live.set(id, t);
     this.heap.push(t);
-    this.up(this.heap.length - 1);
-    const mine = this.byKey.get(t.keyId);
-    if (mine) mine.push(t);
-    else this.byKey.set(t.keyId, [t]);
+    let mine = this.byKey.get(t.keyId);
+    if (mine === undefined) this.byKey.set(t.keyId, (mine = { heap: new TimerHeap<Timer>(), live: 0 }));
+    mine.heap.push(t);
+    mine.live++;
     let group = this.byGroup.get(t.keyGroup);
     if (group === undefined) this.byGroup.set(t.keyGroup, (group = new Set()));
     group.add(t);
@@ -46,20 +60,9 @@ class TimerQueue {
    * timer an onTimer registers before the next one due fires first (as Flink's timer queue does).
    */
   pollFirstForKey(keyId: string, upTo: number): Timer | undefined {
-    const mine = this.byKey.get(keyId);
-    if (!mine) return undefined;
-    let first: Timer | undefined;
-    const rest: Timer[] = [];
-    for (const t of mine) {
-      if (!this.isLive(t)) continue;
-      if (t.timestamp <= upTo && (first === undefined || t.timestamp < first.timestamp)) {
-        if (first) rest.push(first);
-        first = t;
-      } else rest.push(t);
-    }
-    if (first) this.remove(first);
-    if (rest.length) this.byKey.set(keyId, rest);
-    else this.byKey.delete(keyId);
+    const first = this.byKey.get(keyId)?.heap.peek(this.isLive);
+    if (first === undefined || first.timestamp > upTo) return undefined;
+    this.remove(first);
     return first;
   }
 
@@ -69,28 +72,20 @@ class TimerQueue {
   }
 
   peek(): Timer | undefined {
-    this.dropDead();
-    return this.heap[0];
+    return this.heap.peek(this.isLive);
   }
 
   /** Removes and returns the earliest live timer with timestamp ≤ `upTo`. */
   pollUpTo(upTo: number): Timer | undefined {
-    this.dropDead();
-    const top = this.heap[0];
+    const top = this.heap.peek(this.isLive);
     if (!top || top.timestamp > upTo) return undefined;
-    this.pop();
+    this.heap.pop();
     this.remove(top);
-    const mine = this.byKey.get(top.keyId);
-    if (mine) {
-      const left = mine.filter((t) => t !== top && this.isLive(t));
-      if (left.length) this.byKey.set(top.keyId, left);
-      else this.byKey.delete(top.keyId);
-    }
     return top;
   }
 
   all(): Timer[] {
-    return this.heap.filter((t) => this.isLive(t));
+    return [...this.live.values()];
   }
 
   /** The live timers of `keyGroup` (no order). */
@@ -98,55 +93,18 @@ class TimerQueue {
     return this.byGroup.get(keyGroup) ?? [];
   }
 
-  private isLive(t: Timer): boolean {
-    return this.live.get(idOf(t.timestamp, t.keyId)) === t;
-  }
-
+  /** Ends a live timer: its heap entries die (compacted once the dead outnumber the live). */
   private remove(t: Timer): void {
     this.live.delete(idOf(t.timestamp, t.keyId));
+    const mine = this.byKey.get(t.keyId);
+    if (mine !== undefined) {
+      if (--mine.live === 0) this.byKey.delete(t.keyId);
+      else mine.heap.compact(mine.live, this.isLive);
+    }
+    this.heap.compact(this.live.size, this.isLive);
     const group = this.byGroup.get(t.keyGroup);
     if (group !== undefined && group.delete(t) && group.size === 0) this.byGroup.delete(t.keyGroup);
     this.changed(t.keyGroup);
-  }
-
-  private dropDead(): void {
-    while (this.heap.length && !this.isLive(this.heap[0]!)) this.pop();
-  }
-
-  private pop(): void {
-    const last = this.heap.pop()!;
-    if (this.heap.length) {
-      this.heap[0] = last;
-      this.down(0);
-    }
-  }
-
-  private less(a: Timer, b: Timer): boolean {
-    return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.keyId < b.keyId);
-  }
-
-  private up(i: number): void {
-    const h = this.heap;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private down(i: number): void {
-    const h = this.heap;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
   }
 }
 
