@@ -162,6 +162,11 @@ options("stream builders: a wrong function, source, sink or stream is one line n
     [() => src().union(other), "union(): the stream comes from another StreamEnvironment"],
     [() => src().union([1] as never), "union(): expected a DataStream, got an array"],
     [() => src().connect(other), "connect(): the stream comes from another StreamEnvironment"],
+    [() => src().assignTimestampsAndWatermarks({} as never), "assignTimestampsAndWatermarks(): expected a WatermarkStrategy", "got an object with no keys"],
+    [() => src().assignTimestampsAndWatermarks(null as never), "assignTimestampsAndWatermarks(): expected a WatermarkStrategy", "got null"],
+    [() => WatermarkStrategy.forMonotonousTimestamps<number>().withTimestampAssigner(5 as never), "withTimestampAssigner: the timestamp assigner must be a function, got number"],
+    [() => keyed().window(TumblingEventTimeWindows.of(10)).sideOutputLateData("late" as never), "window().sideOutputLateData(): expected an output tag", `got the string "late"`],
+    [() => src().getSideOutput("late" as never), "getSideOutput(): expected an output tag"],
   ];
   for (const [fn, ...parts] of cases) assertOneLine(errorOf(fn), ...parts);
   // Right arguments still build, a union of streams of the same environment included.

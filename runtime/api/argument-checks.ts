@@ -2,6 +2,7 @@
 // naming the call, never a TypeError from inside a running subtask.
 
 import { ErrorCode, WeirError } from "../core/errors.ts";
+import { WatermarkStrategy } from "../contracts/watermarks.ts";
 
 function described(value: unknown): string {
   if (value === null) return "null";
@@ -28,4 +29,15 @@ export function requireMethods(value: unknown, methods: readonly string[], what:
 export function requireSameJob(other: unknown, isStream: boolean, sameJob: boolean, what: string): void {
   if (!isStream) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected a DataStream, got ${described(other)}`);
   if (!sameJob) throw new WeirError(ErrorCode.InvalidGraph, `${what}: the stream comes from another StreamEnvironment (the streams of one job come from one environment)`);
+}
+
+/** `value` must be an OutputTag (outputTag("name")): a string would send the records nowhere. */
+export function requireTag(value: unknown, what: string): void {
+  const id = typeof value === "object" && value !== null ? (value as { id?: unknown }).id : undefined;
+  if (typeof id !== "string" || id.length === 0) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected an output tag (outputTag("name")), got ${typeof value === "string" ? `the string ${JSON.stringify(value)}` : described(value)}`);
+}
+
+/** `value` must be a WatermarkStrategy (WatermarkStrategy.forMonotonousTimestamps(...), ...). */
+export function requireWatermarkStrategy(value: unknown, what: string): void {
+  if (!(value instanceof WatermarkStrategy)) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected a WatermarkStrategy (WatermarkStrategy.boundedOutOfOrderness(...) or .forMonotonousTimestamps(...)), got ${described(value)}`);
 }

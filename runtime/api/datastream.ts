@@ -26,7 +26,7 @@ import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/wi
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
 import { decodeOptions, isPositiveInt } from "../core/validation.ts";
-import { requireFunction, requireMethods, requireSameJob } from "./argument-checks.ts";
+import { requireFunction, requireMethods, requireSameJob, requireTag, requireWatermarkStrategy } from "./argument-checks.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -97,6 +97,7 @@ export class DataStream<T> {
   }
 
   assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>, options?: NodeOptions): DataStream<T> {
+    requireWatermarkStrategy(strategy, "assignTimestampsAndWatermarks()");
     return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), nodeOptions(options, "assignTimestampsAndWatermarks()")));
   }
 
@@ -106,6 +107,7 @@ export class DataStream<T> {
 
   /** Records an upstream operator sent to `tag` with `ctx.output(tag, value)`. */
   getSideOutput<X>(tag: OutputTag<X>): DataStream<X> {
+    requireTag(tag, "getSideOutput()");
     return new DataStream<X>(this.host, this.graph.addSideOutput(this.nodeId, tag.id));
   }
 
@@ -194,6 +196,7 @@ export class WindowedStream<K, T> {
 
   /** Late records (their windows already fired) go to `tag` instead of only being counted. */
   sideOutputLateData(tag: OutputTag<T>): this {
+    requireTag(tag, "window().sideOutputLateData()");
     this.lateTag = tag;
     return this;
   }

@@ -27,6 +27,7 @@ export class WatermarkStrategy<T> {
   }
 
   withTimestampAssigner(assigner: TimestampAssigner<T>): WatermarkStrategy<T> {
+    if (typeof assigner !== "function") throw new TypeError(`withTimestampAssigner: the timestamp assigner must be a function, got ${typeof assigner}`);
     return new WatermarkStrategy<T>(assigner, this.outOfOrdernessMs, this.idlenessMs, this.perRecord);
   }
 
