@@ -63,6 +63,26 @@ s("formatters and dead-letter encoding survive any value", () => {
   assert.is(quotes.headers.get(DeadLetterHeader.OriginalSize), "600000");
 });
 
+s("dead letters are logged as a warning naming the reason, one line for a burst (as Kafka Streams' LogAndContinue)", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "PWARN", subjects: ["pwarn"] });
+  const js = jetstream(nc);
+  for (let i = 0; i < 5; i++) await js.publish("pwarn", "{broken");
+  await js.publish("pwarn", JSON.stringify({ id: 1, payload: 1 }));
+  const lines: Array<{ message: string; level: unknown }> = [];
+  const e = StreamEnvironment.create({ name: "poisonwarn", nats: server.url, stateBackend: "heap", parallelism: 1 }, { log: (message, fields) => lines.push({ message, level: fields?.level }) });
+  try {
+    const out = await e.fromSource(Sources.jetstream({ stream: "PWARN", subjects: ["pwarn"], codec: Rec, bounded: true }), { name: "in" }).executeAndCollect();
+    assert.is(out.length, 1);
+  } finally {
+    await e.close();
+  }
+  const warnings = lines.filter((l) => /went to the dead letters/.test(l.message));
+  assert.is(warnings.length, 1, JSON.stringify(lines));
+  assert.is(warnings[0]!.level, "warn");
+  assert.match(warnings[0]!.message, /^a record went to the dead letters \(weir\.poisonwarn\.dlq\); the latest from .* \(stream PWARN sequence 1\): .*JSON/);
+});
+
 s("json + codec: every valid record exactly once, every poison in the dead-letter stream", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "PJ", subjects: ["pj.>"] });

@@ -29,6 +29,7 @@ export const DeadLetterHeader = {
 } as const;
 
 const MAX_REASON = 1000;
+const WARN_EVERY_MS = 10_000;
 /** Room kept for the envelope's other fields and the protocol line. */
 const ENVELOPE_MARGIN = 4096;
 
@@ -102,6 +103,9 @@ export class DeadLetterPublisher {
   private ready: Promise<void> | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   total = 0;
+  /** Letters since the last warning line, and when it was written (one line per 10 s at most). */
+  private unlogged = 0;
+  private loggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly log: LogFn) {}
 
@@ -117,6 +121,7 @@ export class DeadLetterPublisher {
   /** Settles (never rejects) once the letter is stored or its failure logged. */
   publish(letter: DeadLetter): Promise<void> {
     this.total++;
+    this.warn(letter);
     let encoded: EncodedDeadLetter;
     try {
       // Encoded now: `letter.data` may be a view of the connection's read buffer.
@@ -137,6 +142,18 @@ export class DeadLetterPublisher {
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
     return p;
+  }
+
+  /** As Kafka Streams' LogAndContinue: a warning names the reason, at most one line per 10 s (with how many since). */
+  private warn(letter: DeadLetter): void {
+    this.unlogged++;
+    const now = Date.now();
+    if (now - this.loggedAt < WARN_EVERY_MS) return;
+    const n = this.unlogged;
+    this.unlogged = 0;
+    this.loggedAt = now;
+    const where = letter.stream !== undefined ? ` (stream ${letter.stream}${letter.sequence !== undefined ? ` sequence ${letter.sequence}` : ""})` : letter.line !== undefined ? ` (line ${letter.line})` : "";
+    this.log(`${n === 1 ? "a record" : `${n} records`} went to the dead letters (${this.names.dlq}); the latest from ${letter.origin}${where}: ${headerValue(letter.reason).slice(0, 300)}`, { level: "warn" });
   }
 
   forSubtask(): DeadLetters {
