@@ -275,12 +275,17 @@ export class CheckpointStore {
     return block;
   }
 
-  /** Ids of stored checkpoints, oldest first. */
+  /**
+   * Ids of stored checkpoints, oldest first: the subjects the bucket's stream holds (one stream info; a KV
+   * key listing would leave an ordered consumer on the stream for minutes). A deleted checkpoint is purged,
+   * so it leaves no subject behind.
+   */
   async list(): Promise<number[]> {
+    const prefix = `$KV.${this.bucket}.checkpoint.`;
+    const info = await retryJetStream(() => this.jsm.streams.info(this.stream, { subjects_filter: `${prefix}*` }));
     const ids: number[] = [];
-    const keys = await this.kv.keys("checkpoint.*");
-    for await (const k of keys) {
-      const m = /^checkpoint\.(\d+)$/.exec(k);
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const m = /^(\d+)$/.exec(subject.slice(prefix.length));
       if (m) ids.push(Number(m[1]));
     }
     return ids.sort((a, b) => a - b);
