@@ -158,4 +158,34 @@ for (const [label, asyncState] of [
   });
 }
 
+for (const asyncEnabled of [true, false]) {
+  windows(`allowedLateness: a record within it fires its window again with the updated result; one past it goes to the late side output (async state ${asyncEnabled ? "on" : "off"})`, async () => {
+    const env = StreamEnvironment.create({ name: `lateness${asyncEnabled ? "a" : "s"}`, nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming", asyncState: { enabled: asyncEnabled } }, { log: () => {} });
+    try {
+      // Tumbling 10 ms, lateness 5 ms. 12 moves the watermark to 11: [0,10) fires with 1 and 5. 3 is late
+      // but within the lateness (11 < 9 + 5): [0,10) fires again with three. 20 moves the watermark to 19:
+      // [10,20) fires and [0,10) is dropped, so 4 is late for good. The end of input fires [20,30).
+      const input = [1, 5, 12, 3, 20, 4].map((ts) => ({ k: "a", ts }));
+      const late = outputTag<{ k: string; ts: number }>("late");
+      const counted = env.fromSource(Sources.array(input), { watermarks: WatermarkStrategy.forMonotonousTimestamps<{ k: string; ts: number }>((e) => e.ts).withWatermarkPerRecord() })
+        .keyBy((e) => e.k)
+        .window(TumblingEventTimeWindows.of(10))
+        .allowedLateness(5)
+        .sideOutputLateData(late)
+        .process<string>({ process: (_k, c, elements, out) => out.collect(`[${c.window.start},${c.window.end}):${elements.map((e) => e.ts).join("+")}`) });
+      const all = await counted.map((r) => `window ${r}`).union(counted.getSideOutput(late).map((e) => `late ${e.ts}`)).executeAndCollect();
+      assert.equal([...all].sort(), ["late 4", "window [0,10):1+5", "window [0,10):1+5+3", "window [10,20):12", "window [20,30):20"]);
+    } finally {
+      await env.close();
+    }
+  });
+}
+
+windows("allowedLateness: a negative or fractional lateness is a one-line error when the graph is built", () => {
+  const env = StreamEnvironment.create({ name: "lateness-bad" });
+  const w = () => env.fromSource(Sources.array([{ k: "a" }])).keyBy((e) => e.k).window(TumblingEventTimeWindows.of(10));
+  assert.throws(() => w().allowedLateness(-1), /window\(\)\.allowedLateness\(\): expected a non-negative integer \(ms\), got -1/);
+  assert.throws(() => w().allowedLateness("5" as never), /got "5"/);
+});
+
 windows.run();

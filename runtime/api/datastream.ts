@@ -20,6 +20,7 @@ import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "..
 import { timestampsSpec } from "../operators/timestamps.ts";
 import { keyedAggregateSpec, keyedProcessSpec, keyedReduceSpec } from "../keyed/specs.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
+import { preview } from "../core/preview.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
 import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-function.ts";
@@ -186,6 +187,7 @@ export class KeyedStream<K, T> extends DataStream<T> {
 /** `keyBy(...).window(assigner)`: the window's records reduced, aggregated or processed when it fires. */
 export class WindowedStream<K, T> {
   private lateTag: OutputTag<T> | undefined;
+  private latenessMs = 0;
 
   constructor(
     private readonly host: StreamHost,
@@ -194,10 +196,22 @@ export class WindowedStream<K, T> {
     readonly assigner: WindowAssigner,
   ) {}
 
-  /** Late records (their windows already fired) go to `tag` instead of only being counted. */
+  /** Late records (past their windows' allowed lateness) go to `tag` instead of only being counted. */
   sideOutputLateData(tag: OutputTag<T>): this {
     requireTag(tag, "window().sideOutputLateData()");
     this.lateTag = tag;
+    return this;
+  }
+
+  /**
+   * Keeps each window's state until the watermark passes its end by `ms` (Flink's allowedLateness; default
+   * 0): a record arriving meanwhile fires the window again at once, with the updated result.
+   */
+  allowedLateness(ms: number): this {
+    if (!(typeof ms === "number" && Number.isInteger(ms) && ms >= 0)) {
+      throw new WeirError(ErrorCode.InvalidGraph, `window().allowedLateness(): expected a non-negative integer (ms), got ${preview(ms)}`);
+    }
+    this.latenessMs = ms;
     return this;
   }
 
@@ -217,7 +231,7 @@ export class WindowedStream<K, T> {
   }
 
   private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {
-    const spec = windowOperatorSpec<K, T, O>(this.assigner, logic, this.lateTag, this.keySelector);
+    const spec = windowOperatorSpec<K, T, O>(this.assigner, logic, this.lateTag, this.keySelector, this.latenessMs);
     return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `window().${logic.type}()`)));
   }
 }

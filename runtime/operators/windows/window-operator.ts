@@ -12,6 +12,7 @@ export function windowOperatorSpec<K, T, O>(
   logic: WindowLogic<T, O>,
   lateTag: OutputTag<T> | undefined,
   keySelector: (value: T) => K,
+  allowedLatenessMs = 0,
 ): OperatorSpec {
   return {
     type: `window-${logic.type}`,
@@ -20,7 +21,7 @@ export function windowOperatorSpec<K, T, O>(
     create(ctx) {
       // Counters live with the operator instance (one per subtask) and show in `weir status`.
       const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
-      const fn = windowFunction<K, T, O>(assigner, logic, lateTag, counters);
+      const fn = windowFunction<K, T, O>(assigner, logic, lateTag, counters, allowedLatenessMs);
       return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
     },
   };
