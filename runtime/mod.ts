@@ -25,4 +25,4 @@ export type { JobGraph, JobVertex, JobEdge } from "./graph/job-graph.ts";
 export { describeJobGraph } from "./graph/job-graph.ts";
 export { TumblingEventTimeWindows, SlidingEventTimeWindows } from "./operators/windows/assigners.ts";
 export type { TimeWindow, WindowAssigner } from "./operators/windows/assigners.ts";
-export type { ProcessWindowFunction } from "./operators/windows/window-function.ts";
+export type { ProcessWindowFunction } from "./operators/windows/window-contents.ts";

@@ -23,7 +23,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import { preview } from "../core/preview.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
-import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-function.ts";
+import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-contents.ts";
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
 import { decodeOptions, isPositiveInt } from "../core/validation.ts";

@@ -5,7 +5,8 @@ import type { OutputTag } from "../../contracts/functions.ts";
 import type { OperatorSpec } from "../../contracts/operators.ts";
 import { KeyedProcessOperator } from "../../keyed/operator.ts";
 import type { WindowAssigner } from "./assigners.ts";
-import { windowFunction, type WindowCounters, type WindowLogic } from "./window-function.ts";
+import { windowFunction } from "./window-function.ts";
+import type { WindowCounters, WindowLogic } from "./window-contents.ts";
 
 export function windowOperatorSpec<K, T, O>(
   assigner: WindowAssigner,
