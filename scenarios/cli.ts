@@ -1,6 +1,6 @@
 // `weir scenario [files or folders]` (default: scenarios/): runs each scenario file on its own fresh
 // nats-server and prints a pass/fail table. Exit code 1 when any scenario failed (or passed although it
-// is marked expectFailure), 0 otherwise.
+// is marked expectFailure), 130 or 143 when interrupted by SIGINT or SIGTERM, 0 otherwise.
 
 import { relative } from "node:path";
 import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
@@ -18,20 +18,45 @@ export async function scenarioCommand(paths: string[], flags: { verbose?: boolea
   if (files.length === 0) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${paths.length ? paths.join(", ") : "scenarios/"}`);
   const out = process.stdout;
   const results: ScenarioResult[] = [];
-  for (const file of files) {
-    const shown = relative(process.cwd(), file) || file;
-    if (flags.verbose) out.write(`\n▶ ${shown}\n`);
-    else if (out.isTTY) out.write(`  running ${shown} ...\r`);
-    const r = await runScenario(file, flags.verbose ? { log: (l) => out.write(`${l}\n`) } : {});
-    if (out.isTTY && !flags.verbose) out.write("\x1b[2K");
-    if (flags.verbose && !r.ok && r.stderr) out.write(`job stderr:\n${r.stderr.replace(/^/gm, "  | ")}\n`);
-    results.push(r);
+  // SIGINT/SIGTERM (Ctrl-C, a CI timeout): the scenario running fails as interrupted and cleans up (its job
+  // processes, its server and store), the rest do not run, and the table says so.
+  const abort = new AbortController();
+  let interruptedBy: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interruptedBy) return;
+    interruptedBy = sig;
+    process.stderr.write(`weir: ${sig}: stopping the scenario and cleaning up\n`);
+    abort.abort(sig);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    for (const file of files) {
+      if (interruptedBy) break;
+      const shown = relative(process.cwd(), file) || file;
+      if (flags.verbose) out.write(`\n▶ ${shown}\n`);
+      else if (out.isTTY) out.write(`  running ${shown} ...\r`);
+      const r = await runScenario(file, { ...(flags.verbose ? { log: (l: string) => out.write(`${l}\n`) } : {}), signal: abort.signal });
+      if (out.isTTY && !flags.verbose) out.write("\x1b[2K");
+      if (flags.verbose && !r.ok && r.stderr) out.write(`job stderr:\n${r.stderr.replace(/^/gm, "  | ")}\n`);
+      results.push(r);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
   out.write(`${formatTable(results)}\n`);
+  if (interruptedBy) {
+    out.write(`interrupted by ${interruptedBy}: ${files.length - results.length} scenario${files.length - results.length === 1 ? "" : "s"} not run\n`);
+    return interruptedBy === "SIGINT" ? 130 : 143;
+  }
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
-/** The pass/fail table: scenario, result, seconds, first failure reason; then a summary line. */
+/**
+ * The pass/fail table: scenario, result, seconds, first failure reason; then, for each scenario to fix,
+ * its file and every failure (each failed expectation, not only the first); then a summary line.
+ */
 export function formatTable(results: readonly ScenarioResult[]): string {
   const rows = results.map((r) => [r.name, LABEL[r.outcome], (r.durationMs / 1000).toFixed(1), r.reason ?? ""]);
   const head = ["scenario", "result", "secs", "reason"];
@@ -43,5 +68,10 @@ export function formatTable(results: readonly ScenarioResult[]): string {
   const summary = [`${results.length} scenario${results.length === 1 ? "" : "s"}: ${count("passed")} passed`, `${count("failed")} failed`];
   if (count("xfail")) summary.push(`${count("xfail")} expected to fail`);
   if (count("xpass")) summary.push(`${count("xpass")} passed unexpectedly`);
-  return [line(head), ...rows.map(line), "", summary.join(", ")].join("\n");
+  const details = results.filter((r) => !r.ok).flatMap((r) => [
+    "",
+    `${LABEL[r.outcome]} ${relative(process.cwd(), r.file) || r.file} (${r.name})`,
+    ...(r.outcome === "xpass" ? [r.reason ?? ""] : r.failures).map((f) => `  ${f}`),
+  ]);
+  return [line(head), ...rows.map(line), ...details, "", summary.join(", ")].join("\n");
 }

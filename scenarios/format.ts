@@ -98,9 +98,26 @@ const Restart = wordOr("process", strictObject("restart", {}, { options: JobOver
 const Pause = strictObject("pause", { worker: WorkerName }, {});
 const Resume = strictObject("resume", { worker: WorkerName }, {});
 
-/** A subtask state, or a path below one (`running.streaming`): its first name one of the lifecycle machine's states. */
-const SUBTASK_STATES = Object.keys(subtaskMachine.root.states);
-const SubtaskState = t.refinement(NonEmptyString, (s) => SUBTASK_STATES.includes(s.split(/[.+]/)[0]!), `subtask state (${SUBTASK_STATES.join(", ")}, or a path below one such as running.streaming)`);
+/**
+ * The subtask states `weir status` shows (actors/subtask/machine.ts describeSubtaskState): a top state, or
+ * `running.<mode>` / `finishing.<phase>`, optionally `+<checkpoint phase>`; all taken from the machine, so
+ * a misspelt one is refused when the file loads instead of waited for until the timeout.
+ */
+const SUBTASK_STATES = ((): string[] => {
+  const names = (node: { states?: Record<string, unknown> } | undefined) => Object.keys(node?.states ?? {});
+  const root = subtaskMachine.root as unknown as { states: Record<string, { states?: Record<string, { states?: Record<string, unknown> }> }> };
+  const out = names(root);
+  for (const [top, region] of [["running", "mode"], ["finishing", "phase"]] as const) {
+    const regions = root.states[top]?.states;
+    const checkpoints = names(regions?.checkpoint).filter((c) => c !== "idle");
+    for (const sub of names(regions?.[region])) {
+      out.push(`${top}.${sub}`);
+      for (const c of checkpoints) out.push(`${top}.${sub}+${c}`);
+    }
+  }
+  return out;
+})();
+const SubtaskState = t.refinement(NonEmptyString, (s) => SUBTASK_STATES.includes(s), `subtask state (one of ${SUBTASK_STATES.filter((s) => !s.includes("+")).join(", ")}, optionally +aligning or +snapshotting)`);
 
 const OperatorTarget = {
   /** An operator's name or uid; omitted: every subtask of the job. */

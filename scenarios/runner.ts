@@ -48,6 +48,8 @@ export interface RunScenarioOptions {
   readonly weirBin?: string;
   /** Time allowed for the expectations of a stream to settle (default 5000 ms, or the expectation's timeoutMs). */
   readonly expectTimeoutMs?: number;
+  /** Aborted (SIGINT/SIGTERM to `weir scenario`): the step running fails with the reason, and everything is cleaned up. */
+  readonly signal?: AbortSignal;
 }
 
 /** Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted. */
@@ -96,13 +98,22 @@ class ScenarioRun implements ScenarioState {
   private io: ScenarioNats | undefined;
   jobName = "";
   private readonly workers: WorkerSet;
-  private readonly background: Array<{ label: string; done: Promise<void> }> = [];
+  private readonly background: Array<{ label: string; done: Promise<void>; settled: boolean }> = [];
+  /** Rejects when the run is aborted (options.signal); raced against every step. */
+  private readonly interrupted: Promise<never>;
   private closed = false;
   private readonly startedAt = Date.now();
   private readonly log: (line: string) => void;
 
   constructor(readonly s: Scenario, private readonly options: RunScenarioOptions) {
     this.log = options.log ?? (() => {});
+    this.interrupted = new Promise<never>((_, reject) => {
+      const signal = options.signal;
+      const abort = () => reject(new StepFailure(`interrupted (${String(signal!.reason ?? "aborted")})`));
+      if (signal?.aborted) abort();
+      else signal?.addEventListener("abort", abort, { once: true });
+    });
+    this.interrupted.catch(() => {});
     const onLine = options.log ? (l: string) => { if (l.trim()) options.log!(`    [job] ${l}`); } : undefined;
     const run = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters read the run's current connection
     this.workers = new WorkerSet({
@@ -130,10 +141,11 @@ class ScenarioRun implements ScenarioState {
   async execute(): Promise<string[]> {
     try {
       try {
-        const job = await loadJob(this.s.jobPath);
+        // In this process: a module that never finishes loading would hang the run (or end it, once nothing else waits).
+        const job = await this.within(loadJob(this.s.jobPath), this.s.startTimeoutMs, `did not load within ${this.s.startTimeoutMs} ms`);
         this.jobName = job.options.name;
       } catch (e) {
-        return [`job ${this.s.job}: ${describeError(e)}`];
+        return [`job ${this.s.job}: ${e instanceof StepFailure ? e.message : describeError(e)}`];
       }
       this.server = await launchNatsServer();
       this.io = new ScenarioNats(await connectNats(this.server.url, "weir-scenario"));
@@ -150,9 +162,9 @@ class ScenarioRun implements ScenarioState {
         this.log(`  ${label}`);
         try {
           if (step.kind === "publish" && step.body.background) {
-            const p = this.publish(step);
-            p.catch(() => {}); // awaited after the last step
-            this.background.push({ label, done: p });
+            const entry = { label, done: this.publish(step), settled: false };
+            entry.done.catch(() => {}).finally(() => { entry.settled = true; }); // awaited after the last step
+            this.background.push(entry);
           } else {
             await this.guarded(this.runStep(step), step);
           }
@@ -161,13 +173,13 @@ class ScenarioRun implements ScenarioState {
         }
       }
       for (const { label, done } of this.background) {
-        try { await done; } catch (e) { return [`${label}: ${stepFailure(e)}`]; }
+        try { await Promise.race([done, this.interrupted]); } catch (e) { return [`${label}: ${stepFailure(e)}`]; }
       }
       const failures: string[] = [];
       for (const [i, exp] of this.s.expect.entries()) {
         const label = `expect[${i}] (${describeExpectation(exp)})`;
         try {
-          const problem = await checkExpectation(this, exp);
+          const problem = await Promise.race([checkExpectation(this, exp), this.interrupted]);
           this.log(`  ${label}: ${problem ?? "ok"}`);
           if (problem) failures.push(`${label}: ${problem}`);
         } catch (e) {
@@ -213,9 +225,14 @@ class ScenarioRun implements ScenarioState {
     const publishing = step.kind === "publish" ? (step.body.count ?? 1) * (step.body.intervalMs ?? 0) : 0;
     const sleeping = step.kind === "sleep" ? step.body : 0;
     const limit = 2 * own + publishing + sleeping + 5000;
+    await this.within(p, limit, `did not finish within ${limit} ms`);
+  }
+
+  /** `p`, unless `ms` pass first or the run is aborted (then a StepFailure). */
+  private async within<T>(p: Promise<T>, ms: number, late: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new StepFailure(`did not finish within ${limit} ms`)), limit); })]);
+      return await Promise.race([p, this.interrupted, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new StepFailure(late)), ms); })]);
     } finally {
       clearTimeout(timer);
     }
@@ -315,11 +332,12 @@ class ScenarioRun implements ScenarioState {
     const cond = waitCondition(this, w);
     let baseline: number | undefined;
     for (;;) {
-      const alive = this.running;
+      // Taken before the condition is read: what ended after the read may still have made it true.
+      const alive = this.running || this.background.some((b) => !b.settled);
       const r = await cond(baseline, (b) => { baseline = b; });
       if (r.done) return;
       if (!alive && w.kind !== "exit") {
-        // Nothing more will come: fail now rather than at the timeout.
+        // Nothing more will come (no job, no publish still running): fail now rather than at the timeout.
         throw new StepFailure(this.proc
           ? `the job process ended (${this.proc.describeExit()}) before this happened: ${r.detail}`
           : `no job process is running: ${r.detail}`);

@@ -145,7 +145,12 @@ f("worker steps decode; a bad or unknown field is an error naming it", () => {
   assert.is(step("wait: { workers: 0 }"), `${FILE}: steps[0].wait.workers: expected positive integer, got 0`);
   assert.match(step("wait: { worker: 2 }"), /steps\[0\]\.wait\.worker: expected one of output, watermark, state, checkpoint, exit, dlq, recordsIn, workers/);
   assert.match(step("suspend: { worker: b }"), /steps\[0\]\.suspend: expected one of publish, start, wait, sleep, kill, restart, stop, pause, resume/);
-  assert.is(step("wait: { state: { operator: count, is: runing } }"), `${FILE}: steps[0].wait.state.is: expected subtask state (created, restoring, running, finishing, finished, failed, cancelled, or a path below one such as running.streaming), got "runing"`);
+  assert.is(step("wait: { state: { operator: count, is: runing } }"), `${FILE}: steps[0].wait.state.is: expected subtask state (one of created, restoring, running, finishing, finished, failed, cancelled, running.streaming, running.backlog, running.sorting, finishing.endingInput, finishing.draining, finishing.awaitingFinalCheckpoint, finishing.closing, optionally +aligning or +snapshotting), got "runing"`);
+  // A misspelt state below a right one was accepted, then waited for until the timeout.
+  assert.match(step("wait: { state: { is: running.streamng } }"), /steps\[0\]\.wait\.state\.is: expected subtask state .*got "running\.streamng"$/);
+  for (const ok of ["running", "running.streaming", "running.backlog+snapshotting", "finishing.awaitingFinalCheckpoint", "finished"]) {
+    parseScenario(`job: j.ts\nsteps:\n  - wait: { state: { is: ${ok} } }`, FILE);
+  }
 });
 
 f("templates: variables, arithmetic, numbers from whole-string templates", () => {
@@ -190,6 +195,8 @@ f("the table has a row per scenario and a summary", () => {
   assert.match(lines[1]!, /^first\s+pass\s+1\.2$/);
   assert.match(lines[2]!, /^second\s+FAIL\s+0\.1\s+step 2 \(start\): boom$/);
   assert.match(lines[3]!, /^third\s+xfail\s+0\.0\s+not built$/);
+  // Below the rows: each scenario to fix, by file, with every failure.
+  assert.equal(lines.slice(4, 8), ["", "FAIL b (second)", "  step 2 (start): boom", ""]);
   assert.is(lines[lines.length - 1], "3 scenarios: 1 passed, 1 failed, 1 expected to fail");
 });
 

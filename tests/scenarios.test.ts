@@ -3,7 +3,7 @@
 // of a scenario marked expectFailure, and the `weir scenario` command's table and exit code.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -268,6 +268,56 @@ shipped("weir scenario prints a table and exits non-zero when a scenario failed"
   assert.is(lines[lines.length - 1], "2 scenarios: 1 passed, 1 failed");
   const ok = spawnSync(process.execPath, [join(root, "bin/weir.mjs"), "scenario", good], { cwd: root, encoding: "utf8", timeout: 60_000 });
   assert.is(ok.status, 0, ok.stdout + ok.stderr);
+});
+
+shipped("SIGINT to weir scenario: the scenario fails as interrupted, its job process and nats-server are gone, exit 130", async () => {
+  const file = scenarioFile("long.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - sleep: 60000",
+  ].join("\n"));
+  const child = spawn(process.execPath, [join(root, "bin/weir.mjs"), "scenario", file, "--verbose"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!stdout.includes("step 2 (sleep")) {
+      if (Date.now() > deadline) throw new Error(`the scenario did not reach its sleep: ${stdout}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const children = spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
+    assert.ok(children.length >= 2, `the server and the job run as children: ${children.join(", ")}`);
+    child.kill("SIGINT");
+    const code = await Promise.race([exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 60_000))]);
+    assert.is(code, 130, stdout);
+    assert.match(stdout, /step 2 \(sleep 60000 ms\): interrupted \(SIGINT\)/);
+    const alive = children.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } });
+    assert.equal(alive, [], "no child process left");
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+});
+
+shipped("a wait while no job runs still waits for a background publish; a job module that never loads fails at the start timeout", async () => {
+  const file = scenarioFile("background.scenario.yaml", [
+    "job: JOBS/wordcount.ts",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - publish: { subject: words.x, data: 'w${i}', count: 20, intervalMs: 50, background: true }",
+    "  - wait: { output: { stream: WORDS, count: 20 } }",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", explain(r));
+  // A module (an import makes it one) whose top-level await never settles.
+  writeFileSync(join(dir, "never.mts"), `import { defineJob } from "${root}/mod.ts";\nawait new Promise(() => {});\nexport default defineJob({ name: "never" }, () => {});\n`);
+  const never = scenarioFile("never.scenario.yaml", ["job: never.mts", "timeoutMs: 2000", "steps:", "  - sleep: 1"].join("\n"));
+  const n = await runScenario(never);
+  assert.is(n.outcome, "failed");
+  assert.is(n.reason, "job never.mts: did not load within 2000 ms");
 });
 
 shipped("docs/scenarios.md shows a scenario that is valid", () => {
