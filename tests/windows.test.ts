@@ -2,7 +2,7 @@
 // same results in sync, strict and out-of-order execution.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { outputTag, SlidingEventTimeWindows, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobOptions } from "../mod.ts";
+import { EventTimeSessionWindows, outputTag, SlidingEventTimeWindows, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobOptions } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const windows = suite("windows");
@@ -186,6 +186,45 @@ windows("allowedLateness: a negative or fractional lateness is a one-line error 
   const w = () => env.fromSource(Sources.array([{ k: "a" }])).keyBy((e) => e.k).window(TumblingEventTimeWindows.of(10));
   assert.throws(() => w().allowedLateness(-1), /window\(\)\.allowedLateness\(\): expected a non-negative integer \(ms\), got -1/);
   assert.throws(() => w().allowedLateness("5" as never), /got "5"/);
+});
+
+for (const [mode, asyncEnabled] of [["streaming", true], ["streaming", false], ["batch", true]] as const) {
+  windows(`session windows: overlapping or touching sessions merge, a session fires once the watermark passes its end (${mode}, async state ${asyncEnabled ? "on" : "off"})`, async () => {
+    const env = StreamEnvironment.create({ name: `sessions${mode[0]}${asyncEnabled ? "a" : "s"}`, nats: nats.url, parallelism: 1, stateBackend: "heap", mode, asyncState: { enabled: asyncEnabled } }, { log: () => {} });
+    try {
+      // Gap 10, watermarks 20 behind. a: 1 and 5 make [1,15); 30 opens [30,40); 18 opens [18,28); 14 joins
+      // [1,15) and [18,28) into [1,28). b's 100 moves the watermark to 79: both of a's sessions fire.
+      // a's 2 then falls in [2,12), long past: late (in batch, sorted by time, it is in [1,28)).
+      const input = [["a", 1], ["a", 5], ["a", 30], ["a", 18], ["a", 14], ["b", 100], ["a", 2]].map(([k, ts]) => ({ k: k as string, ts: ts as number }));
+      const late = outputTag<{ k: string; ts: number }>("late");
+      const sessions = env.fromSource(Sources.array(input), { watermarks: WatermarkStrategy.boundedOutOfOrderness<{ k: string; ts: number }>(20, (e) => e.ts).withWatermarkPerRecord() })
+        .keyBy((e) => e.k)
+        .window(EventTimeSessionWindows.withGap(10))
+        .sideOutputLateData(late)
+        .process<string>({ process: (k, c, elements, out) => out.collect(`${k}[${c.window.start},${c.window.end}):${elements.map((e) => e.ts).sort((x, y) => x - y).join("+")}`) });
+      const all = await sessions.union(sessions.getSideOutput(late).map((e) => `late ${e.k}@${e.ts}`)).executeAndCollect();
+      assert.equal([...all].sort(), mode === "batch"
+        ? ["a[1,28):1+2+5+14+18", "a[30,40):30", "b[100,110):100"]
+        : ["a[1,28):1+5+14+18", "a[30,40):30", "b[100,110):100", "late a@2"]);
+    } finally {
+      await env.close();
+    }
+  });
+}
+
+windows("session windows: reduce merges the sessions' results; aggregate needs merge, refused in one line without it", async () => {
+  const env = StreamEnvironment.create({ name: "sessions-reduce", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" }, { log: () => {} });
+  try {
+    const input = [1, 5, 30, 18, 14].map((ts) => ({ k: "a", ts, n: 1 }));
+    const keyed = () => env.fromSource(Sources.array(input), { watermarks: WatermarkStrategy.boundedOutOfOrderness<{ k: string; ts: number; n: number }>(20, (e) => e.ts) }).keyBy((e) => e.k);
+    const counts = await keyed().window(EventTimeSessionWindows.withGap(10)).reduce((x, y) => ({ k: x.k, ts: Math.min(x.ts, y.ts), n: x.n + y.n })).map((r) => `${r.ts}:${r.n}`).executeAndCollect();
+    assert.equal([...counts].sort(), ["1:4", "30:1"]);
+    assert.throws(() => keyed().window(EventTimeSessionWindows.withGap(10)).aggregate({ createAccumulator: () => 0, add: (_e, n: number) => n + 1, getResult: (n) => n }),
+      /window\(EventTimeSessionWindows\)\.aggregate\(\): expected an AggregateFunction with merge/);
+    assert.throws(() => EventTimeSessionWindows.withGap(0), /gap must be a positive integer/);
+  } finally {
+    await env.close();
+  }
 });
 
 windows.run();

@@ -222,6 +222,7 @@ export class WindowedStream<K, T> {
 
   aggregate<ACC, O>(aggregate: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(aggregate, AGGREGATE_METHODS, "window().aggregate()", "an AggregateFunction");
+    if (this.assigner.kind === "session") requireMethods(aggregate, ["merge"], "window(EventTimeSessionWindows).aggregate()", "an AggregateFunction with merge (sessions that a record joins are merged)");
     return this.build<O>("WindowAggregate", { type: "aggregate", aggregate: aggregate as AggregateFunction<T, unknown, O> }, options);
   }
 

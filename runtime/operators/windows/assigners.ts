@@ -1,5 +1,6 @@
-// Event-time window assigners (Flink's TumblingEventTimeWindows / SlidingEventTimeWindows): a window is
-// [start, end); its results carry the timestamp end − 1 and fire when the watermark reaches end − 1.
+// Event-time window assigners (Flink's TumblingEventTimeWindows / SlidingEventTimeWindows /
+// EventTimeSessionWindows): a window is [start, end); its results carry the timestamp end − 1 and fire when
+// the watermark reaches end − 1.
 
 import { isPositiveInt } from "../../core/validation.ts";
 
@@ -9,7 +10,8 @@ export interface TimeWindow {
 }
 
 export interface WindowAssigner {
-  readonly kind: "tumbling" | "sliding";
+  /** "session": windows merge (session-function.ts); `size` is the gap. */
+  readonly kind: "tumbling" | "sliding" | "session";
   readonly size: number;
   /** The windows a record with timestamp `ts` belongs to. */
   assign(ts: number): TimeWindow[];
@@ -54,6 +56,22 @@ export const SlidingEventTimeWindows = {
         return out;
       },
       windowEndingAt: (max) => ({ start: max + 1 - size, end: max + 1 }),
+    };
+  },
+} as const;
+
+export const EventTimeSessionWindows = {
+  /**
+   * A window per burst of a key's records: each record opens [ts, ts + gap), and windows that overlap or
+   * touch merge (Flink's session windows). It fires once no record came for `gap` of event time.
+   */
+  withGap(gap: number): WindowAssigner {
+    if (!isPositiveInt(gap)) throw new RangeError(`EventTimeSessionWindows.withGap: gap must be a positive integer (ms), got ${gap}`);
+    return {
+      kind: "session",
+      size: gap,
+      assign: (ts) => [{ start: ts, end: ts + gap }],
+      windowEndingAt: (max) => ({ start: max + 1 - gap, end: max + 1 }),
     };
   },
 } as const;

@@ -6,6 +6,7 @@ import type { OperatorSpec } from "../../contracts/operators.ts";
 import { KeyedProcessOperator } from "../../keyed/operator.ts";
 import type { WindowAssigner } from "./assigners.ts";
 import { windowFunction } from "./window-function.ts";
+import { sessionFunction } from "./session-function.ts";
 import type { WindowCounters, WindowLogic } from "./window-contents.ts";
 
 export function windowOperatorSpec<K, T, O>(
@@ -22,7 +23,9 @@ export function windowOperatorSpec<K, T, O>(
     create(ctx) {
       // Counters live with the operator instance (one per subtask) and show in `weir status`.
       const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
-      const fn = windowFunction<K, T, O>(assigner, logic, lateTag, counters, allowedLatenessMs);
+      const fn = assigner.kind === "session"
+        ? sessionFunction<K, T, O>(assigner.size, logic, lateTag, counters, allowedLatenessMs)
+        : windowFunction<K, T, O>(assigner, logic, lateTag, counters, allowedLatenessMs);
       return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
     },
   };

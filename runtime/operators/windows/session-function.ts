@@ -1,0 +1,92 @@
+// The keyed function behind `window(EventTimeSessionWindows.withGap(gap))` (Flink's merging windows): a
+// key's open sessions are listed in one state value; a record opens [ts, ts + gap), which absorbs every
+// session it overlaps or touches (their contents merged, their timers moved), and a session fires once
+// the watermark passes its end. Allowed lateness and late records as for fixed windows (window-function.ts).
+
+import * as t from "io-ts";
+import { valueState } from "../../../state/mod.ts";
+import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../contracts/functions.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
+import type { TimeWindow } from "./assigners.ts";
+import { WindowContents, type WindowCounters, type WindowLogic } from "./window-contents.ts";
+
+/** [start, end) of each open session of the key, by start. */
+const sessionsState = valueState<Array<[number, number]>>("window-sessions", t.array(t.tuple([t.number, t.number])));
+
+export function sessionFunction<K, T, O>(
+  gap: number,
+  logic: WindowLogic<T, O>,
+  lateTag: OutputTag<T> | undefined,
+  counters: WindowCounters,
+  allowedLatenessMs = 0,
+): KeyedProcessFunction<K, T, O> {
+  const contents = new WindowContents<K, T, O>(logic, counters);
+  const save = async (ctx: KeyedContext<K, O>, sessions: Array<[number, number]>) => {
+    if (sessions.length === 0) await ctx.state(sessionsState).clear();
+    else await ctx.state(sessionsState).update(sessions.sort((a, b) => a[0] - b[0]));
+  };
+  const timersOf = (w: TimeWindow) => (allowedLatenessMs > 0 ? [w.end - 1, w.end - 1 + allowedLatenessMs] : [w.end - 1]);
+
+  return {
+    async processElement(value, ctx) {
+      const ts = ctx.timestamp;
+      if (ts === undefined) {
+        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
+      }
+      const watermark = ctx.currentWatermark();
+      const sessions = (await ctx.state(sessionsState).value()) ?? [];
+      // Overlapping or touching sessions merge (Flink's TimeWindow.intersects).
+      let start = ts;
+      let end = ts + gap;
+      const absorbed: TimeWindow[] = [];
+      const kept: Array<[number, number]> = [];
+      for (const [s, e] of sessions) {
+        if (s <= ts + gap && e >= ts) {
+          absorbed.push({ start: s, end: e });
+          start = Math.min(start, s);
+          end = Math.max(end, e);
+        } else kept.push([s, e]);
+      }
+      const merged = { start, end };
+      // Late when even the merged session is past its allowed lateness (as Flink checks the merged window).
+      if (merged.end - 1 + allowedLatenessMs <= watermark) {
+        counters.lateRecords++;
+        if (lateTag) ctx.output(lateTag, value);
+        return;
+      }
+      const same = absorbed.length === 1 && absorbed[0]!.start === start && absorbed[0]!.end === end;
+      if (absorbed.length > 0 && !same) {
+        await contents.merge(ctx, absorbed.sort((a, b) => a.start - b.start), merged);
+        for (const w of absorbed) for (const at of timersOf(w)) ctx.timers.deleteEventTimeTimer(at);
+      }
+      await contents.add(ctx, merged, value);
+      kept.push([start, end]);
+      await save(ctx, kept);
+      if (merged.end - 1 <= watermark) {
+        // Fired already, within the allowed lateness: fires again now (Flink's late firing).
+        await contents.fire(ctx, merged, false);
+        if (allowedLatenessMs > 0) ctx.timers.registerEventTimeTimer(merged.end - 1 + allowedLatenessMs);
+        return;
+      }
+      for (const at of timersOf(merged)) ctx.timers.registerEventTimeTimer(at);
+    },
+
+    async onTimer(timestamp, ctx: KeyedContext<K, O>) {
+      let sessions = (await ctx.state(sessionsState).value()) ?? [];
+      const due = sessions.find(([, e]) => e - 1 === timestamp);
+      if (due !== undefined) {
+        await contents.fire(ctx, { start: due[0], end: due[1] }, allowedLatenessMs === 0);
+        if (allowedLatenessMs === 0) sessions = sessions.filter((s) => s !== due);
+      }
+      if (allowedLatenessMs > 0) {
+        const expired = sessions.find(([, e]) => e - 1 + allowedLatenessMs === timestamp);
+        if (expired !== undefined) {
+          await contents.clear(ctx, { start: expired[0], end: expired[1] });
+          sessions = sessions.filter((s) => s !== expired);
+        }
+      }
+      await save(ctx, sessions);
+      if (sessions.length > 0) contents.forgetBefore(sessions[0]![0]);
+    },
+  };
+}
