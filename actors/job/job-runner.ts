@@ -53,6 +53,7 @@ export class JobRunner {
   /** "started": the machine runs; before, a cancel is a flag ("cancelled") that start() heeds. */
   private phase: "before" | "cancelled" | "started" = "before";
   private stopRequested = false;
+  private cancelRequested = false;
   private settleBeforeStart!: { reject: (e: unknown) => void };
   /** What this run started from and `latest`'s revision then (restartPoint). */
   private startPoint: { revision: number; restore: RestoreBundle | undefined } = { revision: 0, restore: undefined };
@@ -123,10 +124,8 @@ export class JobRunner {
   }
 
   private get subtasks(): readonly SubtaskHandle[] { return this.deployment?.subtasks ?? []; }
-
   /** The graph of the current deployment (with `parallelism: "auto"`, sized for the workers there are). */
   get graph(): JobGraph { return this.jobGraph; }
-
   get state(): JobState { return jobStateOf(this.actor.getSnapshot().value); }
   get attempt(): string { return this.attemptId; }
 
@@ -208,6 +207,7 @@ export class JobRunner {
 
   async cancel(): Promise<JobResult | undefined> {
     // Before the machine runs, a CANCEL would wait for it: start() ends the job instead.
+    this.cancelRequested = true;
     if (this.phase === "started") this.actor.send({ type: "CANCEL" }); else this.phase = "cancelled";
     return this.done.catch(() => undefined);
   }
@@ -284,7 +284,9 @@ export class JobRunner {
   /** `notCounted`: the failure is not the job's (a NATS outage, a lost worker): a quick restart, not counted. */
   protected onSubtaskFailed(s: SubtaskHandle | undefined, e: unknown, what = "deployment", notCounted = false): void {
     this.failure ??= e;
-    this.log(`${s ? `subtask ${s.id}` : what} failed: ${describeError(e)}`, { level: "error", ...(s ? { subtask: s.id } : {}), err: e });
+    // A deployment a cancel or stop tore down (its state backend disposed under it) is no error of the job's.
+    const tornDown = s === undefined && what === "deployment" && (this.phase === "cancelled" || this.cancelRequested || this.stopRequested);
+    this.log(`${s ? `subtask ${s.id}` : what} ${tornDown ? "ended by the stop" : "failed"}: ${describeError(e)}`, { level: tornDown ? "info" : "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
     // Nor a closed connection; none after a stop, unless the failure is not the job's (then stopped after the restart).
     const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !notCounted) || this.nc.isClosed();
