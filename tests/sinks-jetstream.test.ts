@@ -133,6 +133,50 @@ s("exactly-once: a restore does not publish a committed checkpoint's output agai
   assert.equal(msgs.map((m) => m.json()), Array.from({ length: 17 }, (_, i) => i + 1), "each record once, in order");
 });
 
+s("exactly-once: after a failed commit no later one runs, so a restore publishes the failed checkpoint's output (a later commit marked it published: lost)", async () => {
+  const jsm = await jetstreamManager(nc);
+  // A full stream refuses checkpoint 2's output; once it has room again, checkpoint 3's commit would succeed.
+  await jsm.streams.add({ name: "EOF1", subjects: ["eof1.out"], max_msgs: 3, discard: "new" as never });
+  const sink = Sinks.jetstream({ stream: "EOF1", subject: "eof1.out", delivery: "exactly-once" });
+  const failures: unknown[] = [];
+  const ctx = (restored?: unknown) => standaloneContext({ nc, job: "eof1", operatorUid: "sink", checkpointing: true, fail: (e) => { failures.push(e); }, ...(restored ? { restoredState: [{ index: 0, parallelism: 1, state: JSON.parse(JSON.stringify(restored)) }] } : {}) });
+  const w1 = await sink.createWriter(ctx()) as ExactlyOnceJetStreamWriter<number>;
+  const checkpoint = async (id: number, values: number[]) => { for (const v of values) await w1.write(v); return w1.snapshotState(id); };
+  await checkpoint(1, [1, 2, 3]);
+  await checkpoint(2, [4, 5]);
+  const state3 = await checkpoint(3, [6]);
+  await w1.notifyCheckpointComplete(1);
+  await w1.notifyCheckpointComplete(2);
+  const failed = await w1.flush().then(() => undefined, (e: Error) => e.message);
+  assert.match(failed ?? "", /committing the output of checkpoint 2 failed/);
+  await jsm.streams.update("EOF1", { ...(await jsm.streams.info("EOF1")).config, max_msgs: -1 });
+  await w1.notifyCheckpointComplete(3);
+  await w1.close().catch(() => {});
+  assert.is((await jsm.streams.info("EOF1")).state.messages, 3, "checkpoint 3 was not committed after 2 failed");
+  // The restart restores checkpoint 3, whose state lists 2's and 3's staged output: both are published now.
+  const w2 = await sink.createWriter(ctx(state3)) as ExactlyOnceJetStreamWriter<number>;
+  await w2.close();
+  const msgs = await readStream("EOF1", 100);
+  assert.equal(msgs.map((m) => m.json()), [1, 2, 3, 4, 5, 6]);
+  assert.is(failures.length, 1);
+});
+
+s("a subject function's subject that the named stream does not capture is a dead letter; the other records are published", async () => {
+  const env = StreamEnvironment.create({ name: "uncaptured", nats: server.url, stateBackend: "heap", checkpointIntervalMs: 100, mode: "streaming" }, { log: () => {} });
+  try {
+    env.fromSource(Sources.array(Array.from({ length: 20 }, (_, i) => i)))
+      .sinkTo(Sinks.jetstream({ stream: "UNCAPTURED", subject: (n: number) => (n === 7 ? `elsewhere.${n}` : `uncaptured.${n}`) }));
+    const result = await within(env.execute(), 60_000);
+    assert.ok(result, "the job finished");
+    assert.is(result!.status.deadLetters, 1);
+    assert.is((await (await jetstreamManager(nc)).streams.info("UNCAPTURED")).state.messages, 19);
+    const letters = await readStream("weir_uncaptured_dlq", 5);
+    assert.match(JSON.parse(letters[0]!.string()).reason, /returned "elsewhere\.7", which stream "UNCAPTURED" does not capture \(its subjects: uncaptured\.>\)/);
+  } finally {
+    await env.close();
+  }
+});
+
 s("bounded in-flight: write returns a promise while the window is full", async () => {
   const writer = await Sinks.jetstream({ stream: "BP", subject: "bp.x", maxInFlight: 10 }).createWriter(standaloneContext({ nc }));
   await writer.write(0, undefined); // creates the stream
@@ -169,13 +213,16 @@ s("a stream that does not capture the sink's subject fails the job at once, not 
 s("publish errors name the stream and the subject", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "NARROW", subjects: ["narrow.>"] });
-  const w = await Sinks.jetstream({ stream: "NARROW", subject: (v: string) => v }).createWriter(standaloneContext({ nc }));
-  await w.write("narrow.ok", undefined);
-  await w.write("elsewhere.x", undefined);
+  // A full stream that refuses new messages: the second publish fails.
+  await jsm.streams.add({ name: "FULL", subjects: ["full.>"], max_msgs: 1, discard: "new" as never });
+  const w = await Sinks.jetstream({ stream: "FULL", subject: (v: string) => v }).createWriter(standaloneContext({ nc }));
+  await w.write("full.ok", undefined);
+  await w.flush();
+  await w.write("full.x", undefined);
   const err = await w.flush().catch((e) => e);
   assert.instance(err, WeirError);
-  assert.match(err.message, /^Sinks.jetstream: publish to stream "NARROW", subject "elsewhere.x" failed: /);
-  assert.throws(() => w.write("narrow.again", undefined), /elsewhere.x/, "the failure sticks");
+  assert.match(err.message, /^Sinks.jetstream: publish to stream "FULL", subject "full.x" failed: /);
+  assert.throws(() => w.write("full.again", undefined), /full.x/, "the failure sticks");
 
   // A subject a record's data makes unpublishable (a wildcard, an empty token, too long): that record is a
   // dead letter with the reason, the others go on (README's word count with the input "foo..bar").

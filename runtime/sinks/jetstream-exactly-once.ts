@@ -131,7 +131,9 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
    * while nothing is published. The restart re-publishes from the restored checkpoint.
    */
   notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    this.commits = this.commits.then(() => this.commit(checkpointId)).catch((e: unknown) => {
+    // None after a failed one: a later commit would mark that checkpoint's output as published (the
+    // staging's commit mark is a high-water mark), and the restore would skip it: output lost.
+    this.commits = this.commits.then(() => (this.failure === undefined ? this.commit(checkpointId) : undefined)).catch((e: unknown) => {
       if (this.failure !== undefined) return;
       this.failure = this.commitError(checkpointId, e, "");
       this.ctx.fail?.(this.failure);

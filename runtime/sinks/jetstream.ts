@@ -76,19 +76,36 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.jetstream", "Sinks.jetstream options");
   const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
   checkSubjectOption(what, options.subject);
-  const resolverFor = (ctx: SinkContext) => subjectResolver(what, options.subject, (value: T, reason) => rejectRecord(ctx, value, reason));
+  // A subject function's subject that the named stream does not capture: a dead letter (a publish there
+  // waits for a responder that never comes, then fails the commit, again after every restart).
+  const resolverFor = (ctx: SinkContext, capturing: readonly string[] | undefined) => {
+    const reject = (value: T, reason: string) => rejectRecord(ctx, value, reason);
+    const resolve = subjectResolver(what, options.subject, reject);
+    if (typeof options.subject !== "function" || options.stream === undefined) return resolve;
+    let captured = capturing;
+    return (value: T): string | undefined => {
+      const subject = resolve(value);
+      if (subject === undefined) return undefined;
+      // A stream weir creates takes the first record's subjects (derivedSubjects).
+      captured ??= derivedSubjects(subject, false);
+      if (captured.some((f) => subjectMatches(f, subject))) return subject;
+      reject(value, `${what}: the subject function returned "${subject}", which stream "${options.stream}" does not capture (its subjects: ${captured.join(", ")})`);
+      return undefined;
+    };
+  };
   const maxInFlight = options.maxInFlight ?? 1000;
   return {
     kind: "jetstream",
     async createWriter(ctx): Promise<SinkWriter<T> | JetStreamSinkWriter<T>> {
       const names = new ConnectorNames(ctx.names);
       // A record the target stream would refuse is a dead letter, not a commit failing for ever.
-      const maxBytes = options.stream ? await maxMessageSize(ctx, options.stream) : undefined;
+      const target = options.stream ? await targetStream(ctx, options.stream) : undefined;
+      const maxBytes = target?.maxBytes;
       if ((options.delivery ?? (ctx.checkpointing ? "exactly-once" : "at-least-once")) === "exactly-once") {
         if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `${what}: delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
-        return exactlyOnceWriter(ctx, options, resolverFor(ctx), maxInFlight, maxBytes);
+        return exactlyOnceWriter(ctx, options, resolverFor(ctx, target?.subjects), maxInFlight, maxBytes);
       }
-      const resolveSubject = resolverFor(ctx);
+      const resolveSubject = resolverFor(ctx, target?.subjects);
       const restored = restoredState(ctx);
       const epoch = restored?.epoch ?? Date.now().toString(36) + randomBytes(2).toString("hex");
       let sequence = restored?.sequence ?? 0;
@@ -221,14 +238,18 @@ export function derivedSubjects(subject: string, fixed: boolean): string[] {
 }
 
 /**
- * The payload bytes the target stream takes, when it exists and sets a max_msg_size (a stream weir creates
- * sets none): the server counts the headers too (the message id and the expected stream, under 128 bytes
- * beside the stream's name).
+ * What the target stream takes, when it exists: its subjects, and the payload bytes when it sets a
+ * max_msg_size (a stream weir creates sets none; the server counts the headers too: the message id and
+ * the expected stream, under 128 bytes beside the stream's name).
  */
-async function maxMessageSize(ctx: ConnectorContext, stream: string): Promise<number | undefined> {
+async function targetStream(ctx: ConnectorContext, stream: string): Promise<{ subjects?: string[]; maxBytes?: number } | undefined> {
   const info = await lookUpStream(await jetstreamManager(ctx.nc, { checkAPI: false }), stream).catch(() => undefined);
-  const max = info?.config.max_msg_size;
-  return max !== undefined && max > 0 ? Math.max(0, max - 128 - stream.length) : undefined;
+  if (info === undefined) return undefined;
+  const max = info.config.max_msg_size;
+  return {
+    ...(info.config.subjects ? { subjects: info.config.subjects } : {}),
+    ...(max !== undefined && max > 0 ? { maxBytes: Math.max(0, max - 128 - stream.length) } : {}),
+  };
 }
 
 const createdBy = (ctx: ConnectorContext) => `created by weir job ${ctx.names.job} for Sinks.jetstream`;

@@ -18,6 +18,8 @@ export interface StandaloneOptions {
   readonly log?: (message: string) => void;
   /** Share one publisher between several contexts of the same job. */
   readonly deadLetters?: DeadLetterPublisher;
+  /** For sink writers: what failing the subtask does (a job fails it over). */
+  readonly fail?: (error: unknown) => void;
 }
 
 /** Usable as a SourceContext and as a SinkContext (`restoredState` is whatever the test passes). */
@@ -40,5 +42,6 @@ export function standaloneContext(options: StandaloneOptions): StandaloneContext
     restoredState: options.restoredState,
     checkpointing: options.checkpointing ?? false,
     publisher,
+    ...(options.fail ? { fail: options.fail } : {}),
   };
 }
