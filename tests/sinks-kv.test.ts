@@ -68,8 +68,18 @@ s("keys NATS KV does not allow are encoded reversibly, or rejected when asked", 
   for await (const k of await kv.keys()) keys.push(k);
   assert.equal(keys.map(decodeKvKey), ["hello world"]);
 
-  const strict = await Sinks.kv({ bucket: "odd", key: (v: { k: string }) => v.k, keyEncoding: "reject" }).createWriter(standaloneContext({ nc }));
-  assert.throws(() => strict.write({ k: "hello world" }, undefined), /Sinks.kv \(bucket "odd"\): key "hello world" is not a valid NATS KV key/);
+  // A key KV cannot take (refused as asked, or not a string or number) is that record's dead letter; the job goes on.
+  const ctx = standaloneContext({ nc, job: "oddkeys" });
+  const strict = await Sinks.kv({ bucket: "odd", key: (v: { k: string }) => v.k, keyEncoding: "reject" }).createWriter(ctx);
+  await strict.write({ k: "hello world" }, undefined);
+  await strict.write({ k: undefined as unknown as string }, undefined);
+  await strict.write({ k: "fine" }, undefined);
+  await strict.flush();
+  assert.is(ctx.deadLetters.count, 2);
+  await ctx.publisher.flush();
+  const letters = await (await jetstreamManager(nc)).streams.info("weir_oddkeys_dlq");
+  assert.is(letters.state.messages, 2);
+  assert.is((await kv.get("fine"))?.string(), JSON.stringify({ k: "fine" }));
   assert.throws(() => Sinks.kv({ bucket: "bad name", key: "x" }), /Sinks.kv: bucket/);
 });
 

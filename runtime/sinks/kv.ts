@@ -47,13 +47,20 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
   const { bucket } = options;
   const encoding = options.keyEncoding ?? KeyEncoding.Encode;
   const keyOption = options.key;
-  const keyOf: (value: T) => string = typeof keyOption === "function"
-    ? (v) => {
+  // A key the function makes from a record's data that KV cannot take is that record's dead letter (as a
+  // subject is for the other sinks): failing the job would only fail it again on the same record.
+  const keyOf: (value: T, reject: (reason: string) => void) => string | undefined = typeof keyOption === "function"
+    ? (v, reject) => {
       let k: string | number;
       try { k = keyOption(v); } catch (e) {
         throw new WeirError(ErrorCode.UserFunction, `Sinks.kv (bucket "${bucket}"): the key function threw: ${messageOf(e)}`, { cause: e });
       }
-      return kvKeyFor(bucket, k, encoding);
+      try {
+        return kvKeyFor(bucket, k, encoding);
+      } catch (e) {
+        reject(messageOf(e));
+        return undefined;
+      }
     }
     : ((fixed) => () => fixed)(kvKeyFor(bucket, keyOption, encoding));
   const maxInFlight = options.maxInFlight ?? 256;
@@ -99,7 +106,8 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
           window.throwIfFailed();
           const payload = sinkPayload(ctx, value);
           if (payload === undefined) return;
-          const key = keyOf(value);
+          const key = keyOf(value, (reason) => rejectRecord(ctx, value, reason));
+          if (key === undefined) return;
           // A key is part of the subject `$KV.<bucket>.<key>`, held to the sinks' subject limit.
           if (key.length > maxKeyBytes / 3 && Buffer.byteLength(key) > maxKeyBytes) {
             rejectRecord(ctx, value, `Sinks.kv (bucket "${bucket}"): a key of ${Buffer.byteLength(key)} bytes is longer than weir writes (${maxKeyBytes}; the server closes a connection whose protocol line passes 4096)`);
