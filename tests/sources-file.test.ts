@@ -161,6 +161,20 @@ s("csv restored at its end: a checkpoint before any new row keeps that line, so 
   await third.close();
 });
 
+s("csv: a row with a stray quote is that row's dead letter; the rows after it are read (it swallowed all of them)", async () => {
+  const path = join(dir, "stray-quote.csv");
+  writeFileSync(path, `id,name\n1,"a"x,2\n${Array.from({ length: 2000 }, (_, i) => `${i + 2},"n, ${i}"`).join("\n")}\n`);
+  const ctx = standaloneContext({ nc, job: "strayquote" });
+  const { values } = await readAll(await Sources.file(path, { format: "csv" }).createReader(ctx));
+  assert.is(values.length, 2000);
+  assert.equal(values[0], { id: "2", name: "n, 0" });
+  assert.is(ctx.deadLetters.count, 1);
+  await ctx.publisher.flush();
+  const [letter] = await letters("strayquote", 1);
+  assert.is(letter!.line, 2);
+  assert.is(letter!.data, '1,"a"x,2\n');
+});
+
 s("a missing file is a one-line error naming the path; bad options too", async () => {
   const path = join(dir, "nope.jsonl");
   const err = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc })).catch((e) => e);
