@@ -72,6 +72,17 @@ frames("anything columns would change goes as rows, with JSON's meaning", () => 
   assert.is(Object.getPrototypeOf(polluted), Object.prototype, "an own __proto__ key stays a key");
 });
 
+frames("bytes (a format bytes source's records) come back as bytes, not {type, data} objects", () => {
+  const values = [new Uint8Array([1, 2, 255]), Buffer.from("héllo"), new Uint8Array(new ArrayBuffer(8), 2, 3)];
+  const { wire, v, t } = roundTrip(values, [1, 2, 3]);
+  assert.ok("b" in wire, "sent as base64");
+  for (let i = 0; i < values.length; i++) {
+    assert.ok(v[i] instanceof Uint8Array, `record ${i} is bytes`);
+    assert.equal([...(v[i] as Uint8Array)], [...values[i]!]);
+  }
+  assert.equal(t, [1, 2, 3]);
+});
+
 frames("numeric-looking keys keep the order JSON gives them", () => {
   const values = [{ b: 1, 2: "x", a: 3, 1: "y" }, { b: 2, 2: "z", a: 4, 1: "w" }];
   const { v } = roundTrip(values);

@@ -40,6 +40,11 @@ export function withSequence(payload: string, seq: number): string {
 }
 
 export function encodeRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): string {
+  // Bytes (a `format: "bytes"` source's records) go as base64: JSON would make a Buffer {type, data} and
+  // a Uint8Array an object of indices, and they would arrive as neither.
+  if (values[0] instanceof Uint8Array && values.every((v) => v instanceof Uint8Array)) {
+    return JSON.stringify({ k: "r", b: (values as Uint8Array[]).map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64")), t: timestamps });
+  }
   const columns = toColumns(values);
   if (columns !== undefined) return JSON.stringify({ k: "r", f: columns.fields, c: columns.columns, t: timestamps });
   return JSON.stringify({ k: "r", v: values, t: timestamps });
@@ -52,10 +57,14 @@ export function encodeControl(frame: Exclude<Frame, { k: "r" }>): string {
 const decoder = new TextDecoder();
 
 export function decodeFrame(data: Uint8Array): SequencedFrame {
-  const frame = JSON.parse(decoder.decode(data)) as SequencedFrame | ColumnFrame;
+  const frame = JSON.parse(decoder.decode(data)) as SequencedFrame | ColumnFrame | BytesFrame;
   if (frame.k === "r" && "c" in frame) return { k: "r", v: fromColumns(frame.f, frame.c), t: frame.t, q: frame.q };
+  if (frame.k === "r" && "b" in frame) return { k: "r", v: frame.b.map((b) => Buffer.from(b, "base64")), t: frame.t, q: frame.q };
   return frame;
 }
+
+/** A records frame on the wire when its records are bytes (base64). */
+interface BytesFrame { readonly k: "r"; readonly b: string[]; readonly t?: Array<number | null>; readonly q?: number }
 
 /** A records frame on the wire when its records went as columns. */
 interface ColumnFrame { readonly k: "r"; readonly f: string[]; readonly c: WireColumn[]; readonly t?: Array<number | null>; readonly q?: number }
