@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { Sources } from "../runtime/sources/mod.ts";
+import { payloadDecoder } from "../runtime/sources/decode.ts";
 import { standaloneContext } from "./helpers/standalone-context.ts";
 import type { SourceReader } from "../runtime/contracts/connectors.ts";
 import { WeirError } from "../runtime/core/errors.ts";
@@ -173,6 +174,18 @@ s("csv: a row with a stray quote is that row's dead letter; the rows after it ar
   const [letter] = await letters("strayquote", 1);
   assert.is(letter!.line, 2);
   assert.is(letter!.data, '1,"a"x,2\n');
+});
+
+s("a byte order mark is stripped at the file's start only: a U+FEFF starting a later line, at a chunk's start too, is data", async () => {
+  const path = join(dir, "bom.txt");
+  // Line 1 fills the first 64 KiB read exactly: line 2 starts the next chunk.
+  writeFileSync(path, `\uFEFF${"x".repeat(64 * 1024 - 4)}\n\uFEFFb\nc\uFEFF\n`);
+  const { values } = await readAll(await Sources.file(path, { format: "lines" }).createReader(standaloneContext({ nc })));
+  assert.equal(values.map((v) => (v as string).length), [64 * 1024 - 4, 2, 2]);
+  assert.is((values[1] as string).charCodeAt(0), 0xfeff);
+  // A message is no file: its leading U+FEFF is data.
+  const text = payloadDecoder<string>("text" as never, undefined, "t", standaloneContext({ nc }).deadLetters);
+  assert.is(text(new TextEncoder().encode("\uFEFFhello"), "s", 1), "\uFEFFhello");
 });
 
 s("a missing file is a one-line error naming the path; bad options too", async () => {

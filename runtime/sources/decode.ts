@@ -23,7 +23,8 @@ export type TextDecoderFn<T> = (text: string, line: number) => T | Rejected;
 
 // Fatal: input that is not UTF-8 is rejected with its reason rather than silently turned into U+FFFD
 // (measured as fast as the lenient decoder on valid input).
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a message's leading U+FEFF is its data (a message is no file with a byte order mark).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function assertCodec(what: string, codec: unknown): void {
   if (codec !== undefined && typeof (codec as { decode?: unknown })?.decode !== "function") {

@@ -160,7 +160,8 @@ function readError(path: string, e: unknown): WeirError {
   return new WeirError(ErrorCode.Source, `Sources.file: reading "${path}" failed: ${messageOf(e)}`, { cause: e });
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a U+FEFF that starts a chunk or a line is data; only the file's first bytes may be its BOM (addLine).
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** jsonl and lines: splits raw chunks at "\n" bytes (never inside a UTF-8 sequence), decodes whole lines. */
 function lineReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceContext, startLine: number, startByte: number): SourceReader<T> {
@@ -177,7 +178,8 @@ function lineReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceC
   const origin = `${ctx.operatorName} (file ${path})`;
   const addLine = (raw: string, values: T[]) => {
     line++;
-    const s = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+    const s = text.endsWith("\r") ? text.slice(0, -1) : text;
     if (json && s.trim() === "") return;
     const v = decode(s, line);
     if (v !== REJECTED) values.push(v);
