@@ -188,6 +188,15 @@ s("a byte order mark is stripped at the file's start only: a U+FEFF starting a l
   assert.is(text(new TextEncoder().encode("\uFEFFhello"), "s", 1), "\uFEFFhello");
 });
 
+s("csv: a header naming a column twice is a one-line error naming the file and the column (a row kept only the last value)", async () => {
+  const path = join(dir, "dup-header.csv");
+  writeFileSync(path, "a,a,b\n1,2,3\n");
+  const reader = await Sources.file(path, { format: "csv" }).createReader(standaloneContext({ nc }));
+  const error = await readAll(reader).then(() => "read", (e: Error) => e.message);
+  assert.match(error, /^Sources\.file: reading ".*dup-header\.csv" failed: the header names column "a" twice/);
+  await reader.close();
+});
+
 s("a missing file is a one-line error naming the path; bad options too", async () => {
   const path = join(dir, "nope.jsonl");
   const err = await Sources.file(path, { format: "jsonl" }).createReader(standaloneContext({ nc })).catch((e) => e);

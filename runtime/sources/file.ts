@@ -256,7 +256,12 @@ function csvReader<T>(path: string, options: FileSourceOptions<T>, ctx: SourceCo
   let failure: unknown;
   let ended = false;
   const parser: Parser = parse({
-    columns: options.header ?? true,
+    // A header naming a column twice would keep the last value only: refused (the parser's error fails the reader, naming the file).
+    columns: (options.header ?? true) ? (names: string[]) => {
+      const twice = names.find((n, i) => names.indexOf(n) !== i);
+      if (twice !== undefined) throw new Error(`the header names column "${twice}" twice (a row would keep only its last value)`);
+      return names;
+    } : false,
     ...(options.delimiter !== undefined ? { delimiter: options.delimiter } : {}),
     bom: true,
     skip_empty_lines: true,
