@@ -13,7 +13,7 @@ import type { KeyedContext } from "../runtime/contracts/functions.ts";
 const test = suite("window state handles");
 
 test("the records of one window use one state descriptor", async () => {
-  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { type: "reduce", reduce: (a, b) => a + b }, undefined, { lateRecords: 0, windowsFired: 0 });
+  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { logic: { type: "reduce", reduce: (a, b) => a + b }, lateTag: undefined, counters: { lateRecords: 0, windowsFired: 0 }, allowedLatenessMs: 0 });
   const seen = new Set<unknown>();
   let stored: unknown;
   const ctxAt = (ts: number) => ({
@@ -28,7 +28,7 @@ test("the records of one window use one state descriptor", async () => {
 
 test("a process window function sees the operator's watermark, not the window's end; window offsets are checked", async () => {
   let seen: number | undefined;
-  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { type: "process", fn: { process: (_k, c) => { seen = c.currentWatermark; } } }, undefined, { lateRecords: 0, windowsFired: 0 });
+  const fn = windowFunction<string, number, number>(TumblingEventTimeWindows.of(1000) as never, { logic: { type: "process", fn: { process: (_k, c) => { seen = c.currentWatermark; } } }, lateTag: undefined, counters: { lateRecords: 0, windowsFired: 0 }, allowedLatenessMs: 0 });
   const ctx = {
     timestamp: 999, key: "k", currentWatermark: () => 4321, collect: () => {},
     state: () => ({ get: async () => [1], clear: async () => {} }),

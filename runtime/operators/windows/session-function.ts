@@ -5,22 +5,16 @@
 
 import * as t from "io-ts";
 import { valueState } from "../../../state/mod.ts";
-import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../contracts/functions.ts";
-import { ErrorCode, WeirError } from "../../core/errors.ts";
+import type { KeyedContext, KeyedProcessFunction } from "../../contracts/functions.ts";
 import type { TimeWindow } from "./assigners.ts";
-import { WindowContents, type WindowCounters, type WindowLogic } from "./window-contents.ts";
+import { WindowContents, type WindowSetup } from "./window-contents.ts";
 
 /** [start, end) of each open session of the key, by start. */
 const sessionsState = valueState<Array<[number, number]>>("window-sessions", t.array(t.tuple([t.number, t.number])));
 
-export function sessionFunction<K, T, O>(
-  gap: number,
-  logic: WindowLogic<T, O>,
-  lateTag: OutputTag<T> | undefined,
-  counters: WindowCounters,
-  allowedLatenessMs = 0,
-): KeyedProcessFunction<K, T, O> {
-  const contents = new WindowContents<K, T, O>(logic, counters);
+export function sessionFunction<K, T, O>(gap: number, setup: WindowSetup<T, O>): KeyedProcessFunction<K, T, O> {
+  const { allowedLatenessMs } = setup;
+  const contents = new WindowContents<K, T, O>(setup.logic, setup.counters, setup.lateTag);
   const save = async (ctx: KeyedContext<K, O>, sessions: Array<[number, number]>) => {
     if (sessions.length === 0) await ctx.state(sessionsState).clear();
     else await ctx.state(sessionsState).update(sessions.sort((a, b) => a[0] - b[0]));
@@ -29,10 +23,7 @@ export function sessionFunction<K, T, O>(
 
   return {
     async processElement(value, ctx) {
-      const ts = ctx.timestamp;
-      if (ts === undefined) {
-        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
-      }
+      const ts = contents.eventTime(ctx);
       const watermark = ctx.currentWatermark();
       const sessions = (await ctx.state(sessionsState).value()) ?? [];
       // Overlapping or touching sessions merge (Flink's TimeWindow.intersects).
@@ -50,8 +41,7 @@ export function sessionFunction<K, T, O>(
       const merged = { start, end };
       // Late when even the merged session is past its allowed lateness (as Flink checks the merged window).
       if (merged.end - 1 + allowedLatenessMs <= watermark) {
-        counters.lateRecords++;
-        if (lateTag) ctx.output(lateTag, value);
+        contents.late(ctx, value);
         return;
       }
       const same = absorbed.length === 1 && absorbed[0]!.start === start && absorbed[0]!.end === end;

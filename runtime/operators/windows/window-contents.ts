@@ -4,7 +4,7 @@
 
 import * as t from "io-ts";
 import { listState, valueState } from "../../../state/mod.ts";
-import type { KeyedContext } from "../../contracts/functions.ts";
+import type { KeyedContext, OutputTag } from "../../contracts/functions.ts";
 import { ErrorCode, WeirError } from "../../core/errors.ts";
 import { jsonAccumulators } from "../../core/json-data.ts";
 import type { TimeWindow } from "./assigners.ts";
@@ -21,6 +21,14 @@ export type WindowLogic<T, O> =
 
 export interface WindowCounters { lateRecords: number; windowsFired: number }
 
+/** What a window function runs with, whatever its windows: its logic, late records' tag, lateness, counters. */
+export interface WindowSetup<T, O> {
+  readonly logic: WindowLogic<T, O>;
+  readonly lateTag: OutputTag<T> | undefined;
+  readonly counters: WindowCounters;
+  readonly allowedLatenessMs: number;
+}
+
 const accOf = (start: number) => valueState<unknown>(`window-acc@${start}`, t.unknown);
 const elementsOf = (start: number) => listState<unknown>(`window-elements@${start}`, t.unknown);
 
@@ -30,8 +38,23 @@ export class WindowContents<K, T, O> {
   private readonly descriptors = new Map<number, { acc: ReturnType<typeof accOf>; elements: ReturnType<typeof elementsOf> }>();
   private readonly checkAccumulator: (acc: unknown) => void;
 
-  constructor(private readonly logic: WindowLogic<T, O>, private readonly counters: WindowCounters) {
+  constructor(private readonly logic: WindowLogic<T, O>, private readonly counters: WindowCounters, private readonly lateTag: OutputTag<T> | undefined) {
     this.checkAccumulator = jsonAccumulators(`window ${logic.type}`);
+  }
+
+  /** The record's event time: windows need one. */
+  eventTime(ctx: KeyedContext<K, O>): number {
+    const ts = ctx.timestamp;
+    if (ts === undefined) {
+      throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
+    }
+    return ts;
+  }
+
+  /** A record past its windows' allowed lateness: counted, and sent to the late side output if there is one. */
+  late(ctx: KeyedContext<K, O>, value: T): void {
+    this.counters.lateRecords++;
+    if (this.lateTag) ctx.output(this.lateTag, value);
   }
 
   /** Adds `value` to window `w` of the key. */

@@ -4,26 +4,17 @@
 // meanwhile fires it again at once with the updated result; records later still are late: counted, and
 // sent to a side output when one is asked for.
 
-import type { KeyedContext, KeyedProcessFunction, OutputTag } from "../../contracts/functions.ts";
-import { ErrorCode, WeirError } from "../../core/errors.ts";
+import type { KeyedContext, KeyedProcessFunction } from "../../contracts/functions.ts";
 import type { WindowAssigner } from "./assigners.ts";
-import { WindowContents, type WindowCounters, type WindowLogic } from "./window-contents.ts";
+import { WindowContents, type WindowSetup } from "./window-contents.ts";
 
-export function windowFunction<K, T, O>(
-  assigner: WindowAssigner,
-  logic: WindowLogic<T, O>,
-  lateTag: OutputTag<T> | undefined,
-  counters: WindowCounters,
-  allowedLatenessMs = 0,
-): KeyedProcessFunction<K, T, O> {
-  const contents = new WindowContents<K, T, O>(logic, counters);
+export function windowFunction<K, T, O>(assigner: WindowAssigner, setup: WindowSetup<T, O>): KeyedProcessFunction<K, T, O> {
+  const { allowedLatenessMs } = setup;
+  const contents = new WindowContents<K, T, O>(setup.logic, setup.counters, setup.lateTag);
 
   return {
     async processElement(value, ctx) {
-      const ts = ctx.timestamp;
-      if (ts === undefined) {
-        throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");
-      }
+      const ts = contents.eventTime(ctx);
       const watermark = ctx.currentWatermark();
       const assigned = assigner.assign(ts);
       // A window takes records until the watermark passes its end by the allowed lateness.
@@ -31,8 +22,7 @@ export function windowFunction<K, T, O>(
       if (windows.length === 0) {
         // In a gap between sliding windows (slide > size) and not late: dropped, as Flink's WindowOperator does.
         if (assigned.length === 0 && ts > watermark) return;
-        counters.lateRecords++;
-        if (lateTag) ctx.output(lateTag, value);
+        contents.late(ctx, value);
         return;
       }
       for (const w of windows) {
