@@ -149,7 +149,7 @@ export const Step = oneOf("step", {
   stop: Stop,
   pause: Pause,
   resume: Resume,
-}, { timeoutMs: PositiveInteger, name: t.string });
+}, { timeoutMs: PositiveInteger, name: NonEmptyString });
 export type Step = t.TypeOf<typeof Step>;
 export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;
 
@@ -203,7 +203,8 @@ export const Expectation = new t.Type<Expectation, unknown, unknown>(
   t.identity,
 );
 
-const StreamSpec = strictObject("stream", { name: NonEmptyString, subjects: t.array(NonEmptyString) }, {
+// At least one subject: with none, JetStream would capture the stream's name as its subject.
+const StreamSpec = strictObject("stream", { name: NonEmptyString, subjects: t.refinement(t.array(NonEmptyString), (a) => a.length > 0, "non-empty list of subjects") }, {
   duplicateWindowMs: PositiveInteger,
 });
 

@@ -146,6 +146,8 @@ f("worker steps decode; a bad or unknown field is an error naming it", () => {
   assert.match(step("wait: { worker: 2 }"), /steps\[0\]\.wait\.worker: expected one of output, watermark, state, checkpoint, exit, dlq, recordsIn, workers/);
   assert.match(step("suspend: { worker: b }"), /steps\[0\]\.suspend: expected one of publish, start, wait, sleep, kill, restart, stop, pause, resume/);
   assert.is(step("wait: { state: { operator: count, is: runing } }"), `${FILE}: steps[0].wait.state.is: expected subtask state (one of created, restoring, running, finishing, finished, failed, cancelled, running.streaming, running.backlog, running.sorting, finishing.endingInput, finishing.draining, finishing.awaitingFinalCheckpoint, finishing.closing, optionally +aligning or +snapshotting), got "runing"`);
+  assert.match(step("sleep: 1\n    name: ''"), /steps\[0\]\.name: expected non-empty string, got ""/);
+  assert.match(errorOf("job: j.ts\nstreams: [{ name: S, subjects: [] }]\nsteps: []"), /streams\[0\]\.subjects: expected non-empty list of subjects, got \[\]/);
   // A misspelt state below a right one was accepted, then waited for until the timeout.
   assert.match(step("wait: { state: { is: running.streamng } }"), /steps\[0\]\.wait\.state\.is: expected subtask state .*got "running\.streamng"$/);
   for (const ok of ["running", "running.streaming", "running.backlog+snapshotting", "finishing.awaitingFinalCheckpoint", "finished"]) {
