@@ -9,6 +9,9 @@ import { launchChromium, parseCount } from "./helpers/browser.ts";
 import { HttpServer } from "../runtime/cli/http/server.ts";
 import { addDashboardRoutes } from "../runtime/cli/dashboard/routes.ts";
 import type { JobViewSource } from "../runtime/cli/http/job-view.ts";
+import { natsJobViews } from "../runtime/cli/dashboard/nats-source.ts";
+import { launchNatsServer } from "../runtime/internal.ts";
+import { connect } from "@nats-io/transport-node";
 
 const test = suite("dashboard");
 const nats = withServer(test);
@@ -126,8 +129,62 @@ test("/events: a snapshot at once to each page, snapshots only while a page is o
     assert.is((await fetch(`http://127.0.0.1:${port}/vendor/dagre.js`)).status, 200, "dagre served from node_modules");
     assert.is((await fetch(`http://127.0.0.1:${port}/vendor/uplot.js`)).status, 200, "uPlot served from node_modules");
   } finally {
-    stream.close();
+    await stream.close();
     await http.close();
+  }
+});
+
+test("weir run --http: the page ends on the job's final state (it stayed on 'running'), figures greyed once the server is gone", async () => {
+  const port = await freePort();
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "ending", FAIL_AT: "-1", COUNT: "12000" } });
+  try {
+    await run.waitForStderr(`dashboard on http://127.0.0.1:${port}/`, WAIT);
+    await withPage(async (page) => {
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.locator("#job-state").getByText("running").waitFor();
+      await page.locator("#job-state").getByText("finished").waitFor();
+      assert.is(parseCount(await page.locator("#records-in").textContent()), 12_000, "the final count");
+      await page.locator("body.stale").waitFor({ state: "attached" });
+    });
+  } finally {
+    await stop(run);
+  }
+});
+
+test("weir dashboard with the server gone says it does not answer, not 'no running jobs'", async () => {
+  const server = await launchNatsServer();
+  const nc = await connect({ servers: server.url });
+  try {
+    const views = natsJobViews(nc);
+    assert.equal(await views.views(), [], "no job yet");
+    await server.stop();
+    const error = await views.views().then(() => "listed", (e: Error) => e.message);
+    assert.match(error, /^the NATS server does not answer \(within \d+ ms\): the jobs are unknown$/);
+  } finally {
+    await nc.close().catch(() => {});
+    await server.stop();
+  }
+});
+
+test("a page opened for ?job=X shows X once it runs, though another job was shown first", async () => {
+  const first = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { JOB_NAME: "shown-first", FAIL_AT: "-1" } });
+  const port = await freePort();
+  const dash = startWeir(["dashboard", "--nats", nats.url, "--http", `127.0.0.1:${port}`]);
+  let later: WeirProcess | undefined;
+  try {
+    await dash.waitForStderr(`dashboard: http://127.0.0.1:${port}/`, WAIT);
+    await withPage(async (page) => {
+      await page.goto(`http://127.0.0.1:${port}/?job=asked-for`);
+      await page.locator('#jobs tr[data-job="shown-first"]').waitFor();
+      await page.locator("#summary").getByText("shown-first").waitFor();
+      later = startWeir(["run", JOB, "--nats", nats.url, "--quiet"], { env: { JOB_NAME: "asked-for", FAIL_AT: "-1" } });
+      await page.locator("#summary").getByText("asked-for").waitFor();
+      assert.match(await page.locator('#jobs tr.selected').textContent() ?? "", /asked-for/);
+    });
+  } finally {
+    await stop(dash);
+    await stop(first);
+    if (later) await stop(later);
   }
 });
 

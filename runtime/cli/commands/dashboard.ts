@@ -37,7 +37,7 @@ export async function dashboardCommand(flags: NatsFlags & { http?: HttpAddress }
     });
     return 0;
   } finally {
-    stream.close();
+    await stream.close();
     await http.close();
     if (!nc.isClosed()) await nc.close();
   }

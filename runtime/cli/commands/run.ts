@@ -107,7 +107,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   } finally {
     process.off("unhandledRejection", onRejection);
     process.off("uncaughtException", onException);
-    dashboard?.close();
+    await dashboard?.close();
     await http?.close();
     logger.flush();
   }
@@ -201,7 +201,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     progress.stop();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    serving?.dashboard.close(); // before the connection its checkpoint history reads goes
+    await serving?.dashboard.close(); // with the job's final state; before the connection its checkpoint history reads goes
     await env.close();
   }
   if (!flags.quiet) {

@@ -70,8 +70,18 @@ export class SnapshotStream {
     return { at: new Date().toISOString(), views, checkpoints, ...(error !== undefined ? { error } : {}) };
   }
 
-  close(): void {
+  /**
+   * Ends every page's stream after a last snapshot (the job's final state: finished, failed, stopped), so
+   * that an open page does not stay on "running"; bounded to a second when the source does not answer.
+   */
+  async close(): Promise<void> {
     this.stop();
+    if (this.clients.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const last = await Promise.race([this.snapshot().catch(() => undefined), new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), 1000); })]);
+      clearTimeout(timer);
+      if (last !== undefined) for (const c of this.clients) c.write(last);
+    }
     for (const c of this.clients) c.end();
     this.clients.clear();
   }

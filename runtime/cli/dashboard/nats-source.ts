@@ -6,22 +6,33 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JobStatus } from "../../../actors/job/job-status.ts";
 import type { JobView, JobViewSource } from "../http/job-view.ts";
 import { fetchStatus, listJobs } from "../commands/control.ts";
+import { ErrorCode, WeirError } from "../../core/errors.ts";
 
 /** How long a job listing is reused (a ping waits for answers; statuses are asked each snapshot). */
 export const LIST_EVERY_MS = 5000;
 const PING_WAIT_MS = 300;
 
+/** How long the server may take to answer a flush before the snapshot says it is unreachable. */
+const SERVER_WAIT_MS = 2000;
+
 export function natsJobViews(nc: NatsConnection): JobViewSource {
   const listing = { at: 0, jobs: [] as string[] };
   return {
     views: async () => {
+      // With the server gone the pings find no job: that is "unreachable", not "no running jobs".
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([nc.flush().then(() => true, () => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), SERVER_WAIT_MS); })]);
+      clearTimeout(timer);
+      if (!answered || nc.isClosed()) throw new WeirError(ErrorCode.NatsUnreachable, `the NATS server does not answer (within ${SERVER_WAIT_MS} ms): the jobs are unknown`);
       if (Date.now() - listing.at > LIST_EVERY_MS) {
-        listing.jobs = [...new Set((await listJobs(nc, PING_WAIT_MS)).map((j) => j.job))].sort();
+        // Jobs listed before stay while they answer their status: a busy one answers a ping late.
+        const pinged = (await listJobs(nc, PING_WAIT_MS)).map((j) => j.job);
+        listing.jobs = [...new Set([...listing.jobs, ...pinged])].sort();
         listing.at = Date.now();
       }
       const statuses = await Promise.all(listing.jobs.map((job) => fetchStatus(nc, job).catch(() => undefined)));
-      // A job that stopped answering is listed again only if it answers the next ping.
-      if (statuses.some((s) => s === undefined)) listing.at = 0;
+      // A job that does not answer its status is listed again once it answers a ping.
+      listing.jobs = listing.jobs.filter((_, i) => statuses[i] !== undefined);
       return statuses.filter((s): s is JobStatus => s !== undefined).flatMap(workerViews);
     },
   };

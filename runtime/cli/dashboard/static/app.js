@@ -8,7 +8,10 @@ import { lineChart } from "./charts.js";
 import * as tables from "./tables.js";
 
 const SERIES_KEPT = 300;
-const page = { selected: new URLSearchParams(location.search).get("job"), previous: new Map(), series: new Map(), last: undefined };
+// `wanted`: the job the link or a click asked for; shown again whenever it is listed (a job missing from one
+// snapshot must not switch the page to another for good).
+const wanted = new URLSearchParams(location.search).get("job");
+const page = { wanted, selected: wanted, previous: new Map(), series: new Map(), last: undefined };
 
 const $ = (id) => document.getElementById(id);
 const body = (id) => $(id).querySelector(".body");
@@ -60,7 +63,8 @@ function jobRate(prev, view) {
 async function render(snapshot) {
   page.last = snapshot;
   const views = jobViews(snapshot);
-  if (!views.some((v) => v.job === page.selected)) page.selected = views[0]?.job;
+  if (page.wanted && views.some((v) => v.job === page.wanted)) page.selected = page.wanted;
+  else if (!views.some((v) => v.job === page.selected)) page.selected = views[0]?.job;
   renderJobs(views);
   const view = views.find((v) => v.job === page.selected);
   for (const id of ["summary", "throughput", "graph-section", "bottlenecks", "checkpoints", "exceptions", "subtasks", "watermarks", "workers", "state"]) $(id).hidden = !view;
@@ -95,7 +99,7 @@ document.addEventListener("click", (e) => {
   const row = e.target.closest?.("tr[data-job]");
   if (!row) return;
   e.preventDefault();
-  page.selected = row.dataset.job;
+  page.selected = page.wanted = row.dataset.job;
   history.replaceState(null, "", `?job=${encodeURIComponent(page.selected)}`);
   if (page.last) void render(page.last);
 });
@@ -103,8 +107,13 @@ document.addEventListener("click", (e) => {
 const events = new EventSource("/events");
 let rendering = Promise.resolve();
 events.onopen = () => { $("connection").className = "dot live"; $("connection").textContent = "live"; };
-events.onerror = () => { $("connection").className = "dot down"; $("connection").textContent = "disconnected, retrying"; };
+events.onerror = () => {
+  $("connection").className = "dot down";
+  $("connection").textContent = "disconnected, retrying";
+  document.body.classList.add("stale");
+};
 events.onmessage = (m) => {
+  document.body.classList.remove("stale");
   const snapshot = JSON.parse(m.data);
   rendering = rendering.then(() => render(snapshot)).catch((e) => console.error(e));
 };
