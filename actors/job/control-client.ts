@@ -6,12 +6,11 @@ import { ErrorCode, WeirError, messageOf } from "../../runtime/core/errors.ts";
 import { GlobalNames, JobNames } from "../../runtime/core/names.ts";
 import { ControlProtocol, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest, type ControlVerb } from "./control-protocol.ts";
 
-/** A verb's reply; undefined when nobody answers in time. A job's failure report is thrown as one line. */
 /** Why a control request got no reply: no job listens on its subject, or one listens and did not answer in time. */
 export const ControlSilence = { Nobody: "nobody listens", NoAnswer: "no answer in time" } as const;
 export type ControlSilence = (typeof ControlSilence)[keyof typeof ControlSilence];
 
-/** The job's reply to a control request, or why there is none. */
+/** The job's reply to a control request, or why there is none. A job's failure report is thrown as one line. */
 export async function askControl<V extends ControlVerb>(
   nc: NatsConnection, job: string, verb: V, body: ControlRequest<V>, timeoutMs = 2000,
 ): Promise<ControlReply<V> | ControlSilence> {

@@ -38,7 +38,6 @@ export interface OpenCheckpointsOptions {
   readonly onStalled?: (e: Error) => void;
 }
 
-/** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
 /**
  * A run that starts with `restore: "none"`: without the keyed state a previous run left in KV, and without
  * the checkpoints that refer to it as the latest (a later run would fail restoring one).
@@ -48,6 +47,7 @@ export async function startWithoutState(nc: NatsConnection, names: JobNames, res
   await (await CheckpointStore.openExisting(nc, names))?.forgetLatest();
 }
 
+/** Opens the store when checkpoints are on (or one is to be restored), reserves ids, finds what to restore. */
 export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobCheckpoints> {
   const { job } = o;
   const checkpointing = job.checkpointIntervalMs > 0;

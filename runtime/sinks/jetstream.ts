@@ -20,7 +20,7 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { subjectMatches } from "../nats/subject-match.ts";
+import { subjectMatcher, subjectMatches } from "../nats/subject-match.ts";
 import { lookUpStream } from "../nats/streams.ts";
 import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
 import { publishBatch } from "../nats/publish-batch.ts";
@@ -82,14 +82,16 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
     const reject = (value: T, reason: string) => rejectRecord(ctx, value, reason);
     const resolve = subjectResolver(what, options.subject, reject);
     if (typeof options.subject !== "function" || options.stream === undefined) return resolve;
-    let captured = capturing;
+    // The stream's filters, each split once (not per record).
+    const filtersOf = (names: readonly string[]) => ({ names, matchers: names.map(subjectMatcher) });
+    let filters = capturing === undefined ? undefined : filtersOf(capturing);
     return (value: T): string | undefined => {
       const subject = resolve(value);
       if (subject === undefined) return undefined;
       // A stream weir creates takes the first record's subjects (derivedSubjects).
-      captured ??= derivedSubjects(subject, false);
-      if (captured.some((f) => subjectMatches(f, subject))) return subject;
-      reject(value, `${what}: the subject function returned "${subject}", which stream "${options.stream}" does not capture (its subjects: ${captured.join(", ")})`);
+      filters ??= filtersOf(derivedSubjects(subject, false));
+      if (filters.matchers.some((matches) => matches(subject))) return subject;
+      reject(value, `${what}: the subject function returned "${subject}", which stream "${options.stream}" does not capture (its subjects: ${filters.names.join(", ")})`);
       return undefined;
     };
   };
