@@ -51,7 +51,10 @@ s("every record of every checkpoint is published once: many small records, and o
 
 s("staged output reads back whole, records split over several messages included (a commit retried after a restore)", async () => {
   const area = new StagingArea(nc, "weir_t_staging", "weir.t.staging.op.0");
-  const records: StagedRecord[] = Array.from({ length: 300 }, (_, i) => [`out.${i}`, JSON.stringify({ i, pad: (i % 100 === 7 ? "é\"".repeat(5_000) : "y".repeat(500)) })]);
+  // Text payloads and bytes payloads (a bytes record's: staged as base64), some larger than a message.
+  const records: StagedRecord[] = Array.from({ length: 300 }, (_, i) => [`out.${i}`, i % 3 === 1
+    ? Uint8Array.from({ length: i % 100 === 7 ? 9_000 : 300 }, (_, j) => (i + j) & 0xff)
+    : JSON.stringify({ i, pad: (i % 100 === 7 ? "é\"".repeat(5_000) : "y".repeat(500)) })]);
   const ref = await area.stage(1, 0, records);
   assert.ok(ref && ref.lastSeq - ref.firstSeq + 1 > 10, "several messages");
   assert.equal(await area.read(ref!), records);

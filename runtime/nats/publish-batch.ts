@@ -14,7 +14,7 @@ export interface BatchOptions {
   /** Unacknowledged publishes at most. */
   readonly maxInFlight: number;
   /** A publish that failed (an error ack, a timeout): retry it, resolving once it is stored, or reject. */
-  readonly retry: (subject: string, payload: string, msgID: string | undefined, e: Error) => Promise<unknown>;
+  readonly retry: (subject: string, payload: string | Uint8Array, msgID: string | undefined, e: Error) => Promise<unknown>;
 }
 
 type RawSend = (block: Uint8Array, messages: number) => void;
@@ -27,7 +27,7 @@ const WHITESPACE = /\s/;
  * unacknowledged, resuming in bursts once a quarter of the window is acknowledged. Resolves when every
  * one is stored; after a failure sends nothing more and rejects with it once the rest settled.
  */
-export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, messages: ReadonlyArray<readonly [subject: string, payload: string]>, idOf: ((i: number) => string) | undefined, o: BatchOptions): Promise<void> {
+export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, messages: ReadonlyArray<readonly [subject: string, payload: string | Uint8Array]>, idOf: ((i: number) => string) | undefined, o: BatchOptions): Promise<void> {
   const raw = rawSender(nc);
   const max = nc.info?.max_payload ?? 1024 * 1024;
   const resumeAt = Math.max(0, o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 4)));
@@ -70,7 +70,11 @@ export function publishBatch(nc: NatsConnection, pipe: JetStreamPublishPipe, mes
           const [subject, payload] = messages[next]!;
           const msgID = idOf?.(next);
           const opts: PipePublishOptions = msgID !== undefined ? { msgID, ...expect } : expect;
-          if (raw === undefined) {
+          if (raw === undefined || typeof payload !== "string") {
+            // A bytes payload goes through the client, after the text block so far (order kept).
+            if (count > 0) raw!(encoder.encode(block), count);
+            block = "";
+            count = 0;
             const i = next;
             inFlight++;
             pipe.publish(subject, payload, opts).then((a) => settle.resolve(a, i), (e: Error) => settle.reject(e, i));

@@ -19,7 +19,7 @@
 // transactional Kafka sink. `delivery: "at-least-once"` publishes at once instead.
 
 import type { RestoredPart, SinkContext, SinkWriter } from "../contracts/connectors.ts";
-import { sinkPayload } from "./payload.ts";
+import { sinkPayload, type SinkPayload } from "./payload.ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { ConnectorNames } from "../core/names.ts";
 import { InflightWindow } from "./inflight.ts";
@@ -31,7 +31,7 @@ export interface ExactlyOnceState {
 }
 
 export interface Publisher {
-  publish(subject: string, payload: string, messageId: string): void | Promise<void>;
+  publish(subject: string, payload: SinkPayload, messageId: string): void | Promise<void>;
   /** All of `records` at once (`idOf(i)` the id of the i-th), resolved once every one is stored. */
   publishBatch?(records: readonly StagedRecord[], idOf: (i: number) => string): Promise<void>;
   drain(): Promise<void>;
@@ -208,7 +208,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
 }
 
 /** A publisher over an InflightWindow (bounded outstanding acks). */
-export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: string, id: string) => void | Promise<void>, close?: () => void, publishBatch?: Publisher["publishBatch"]): Publisher {
+export function windowPublisher(window: InflightWindow, publish: (subject: string, payload: SinkPayload, id: string) => void | Promise<void>, close?: () => void, publishBatch?: Publisher["publishBatch"]): Publisher {
   return {
     publish,
     drain: () => window.drain(),

@@ -32,7 +32,7 @@ import { ConnectorNames } from "../core/names.ts";
 import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { checkSubjectOption, subjectResolver, type SubjectOption } from "./subject.ts";
-import { rejectRecord, sinkPayload } from "./payload.ts";
+import { rejectRecord, sinkPayload, type SinkPayload } from "./payload.ts";
 import { ExactlyOnceJetStreamWriter, windowPublisher } from "./jetstream-exactly-once.ts";
 
 export interface JetStreamSinkOptions<T> {
@@ -118,7 +118,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
       const pipe = new JetStreamPublishPipe(ctx.nc);
       const countDuplicate = (ack: { duplicate: boolean }) => { if (ack.duplicate) duplicates++; };
 
-      const publish = (subject: string, payload: string, id: string) =>
+      const publish = (subject: string, payload: SinkPayload, id: string) =>
         window.add(
           publishRetried(pipe, subject, payload, { msgID: id, ...(options.stream ? { expectStream: options.stream } : {}) }),
           (e) => publishError(options.stream, subject, e),
@@ -180,7 +180,7 @@ async function exactlyOnceWriter<T>(
   }, () => pipe.close(), async (records, idOf) => {
     if (records.length === 0) return;
     await whenReady(records[0]![0]);
-    const retry = (subject: string, payload: string, msgID: string | undefined, e: Error) =>
+    const retry = (subject: string, payload: SinkPayload, msgID: string | undefined, e: Error) =>
       republish(pipe, subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect }, e)
         .catch((err: unknown) => { throw publishError(options.stream, subject, err); });
     await publishBatch(ctx.nc, pipe, records, idOf, { ...expect, maxInFlight, retry }).catch((e: unknown) => {
@@ -211,12 +211,12 @@ function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
  * A publish with a message id, retried through a leader election (the duplicate window drops a retry of
  * one that did land); the common case costs nothing more than the publish.
  */
-function publishRetried(pipe: JetStreamPublishPipe, subject: string, payload: string, opts: PipePublishOptions): Promise<PubAckLike> {
+function publishRetried(pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions): Promise<PubAckLike> {
   return pipe.publish(subject, payload, opts).catch((e: unknown) => republish(pipe, subject, payload, opts, e));
 }
 
 /** After a publish failed with `e`: again through a leader election when `e` is transient, else `e`. */
-function republish(pipe: JetStreamPublishPipe, subject: string, payload: string, opts: PipePublishOptions, e: unknown): Promise<PubAckLike> {
+function republish(pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions, e: unknown): Promise<PubAckLike> {
   if (!isTransientJetStreamError(e)) return Promise.reject(e);
   return retryJetStream(() => pipe.publish(subject, payload, opts));
 }

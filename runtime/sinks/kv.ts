@@ -19,7 +19,7 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { NonNegativeInt, PositiveInt, decodeOptions } from "../core/validation.ts";
 import { InflightWindow } from "./inflight.ts";
 import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
-import { rejectRecord, sinkPayload } from "./payload.ts";
+import { rejectRecord, sinkPayload, type SinkPayload } from "./payload.ts";
 import { preview } from "../core/preview.ts";
 import { MAX_SUBJECT_BYTES } from "./subject.ts";
 
@@ -78,11 +78,11 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
         throw new WeirError(ErrorCode.Sink, `Sinks.kv: cannot open or create bucket "${bucket}": ${messageOf(e)}`, { cause: e });
       }
       const window = new InflightWindow(maxInFlight);
-      let buffered = new Map<string, string>();
+      let buffered = new Map<string, SinkPayload>();
       let timer: NodeJS.Timeout | undefined;
       let sending: Promise<void> = Promise.resolve();
 
-      const sendBatch = async (batch: Map<string, string>) => {
+      const sendBatch = async (batch: Map<string, SinkPayload>) => {
         for (const [key, payload] of batch) {
           const wait = window.add(kv.put(key, payload), (e) =>
             new WeirError(ErrorCode.Sink, `Sinks.kv: put of key ${preview(key, 200)} to bucket "${bucket}" failed: ${messageOf(e)}`, { cause: e }));

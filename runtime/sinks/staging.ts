@@ -10,8 +10,17 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { ensureStream } from "../nats/streams.ts";
 
-/** Output records as [subject, payload] pairs. */
-export type StagedRecord = readonly [subject: string, payload: string];
+/** Output records as [subject, payload] pairs (a bytes payload is staged as base64: see stagedJson). */
+export type StagedRecord = readonly [subject: string, payload: string | Uint8Array];
+
+/** A staged record in the stream: [subject, text], or [subject, base64, "b"] for a bytes payload. */
+type StagedJson = readonly [subject: string, payload: string, bytes?: "b"];
+
+const stagedJson = ([subject, payload]: StagedRecord): StagedJson =>
+  typeof payload === "string" ? [subject, payload] : [subject, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("base64"), "b"];
+
+const fromStagedJson = ([subject, payload, bytes]: StagedJson): StagedRecord =>
+  bytes === "b" ? [subject, new Uint8Array(Buffer.from(payload, "base64"))] : [subject, payload];
 
 /** Where one checkpoint's output of one sink subtask is staged. */
 export interface StagedRef {
@@ -79,7 +88,7 @@ export class StagingArea {
       size = 2;
     };
     for (const r of records) {
-      const json = JSON.stringify(r);
+      const json = JSON.stringify(stagedJson(r));
       const bytes = Buffer.byteLength(json);
       if (bytes + 2 > limit) {
         send();
@@ -116,14 +125,14 @@ export class StagingArea {
         throw e;
       }));
       if (!m || m.subject !== this.subject) continue;
-      const data = m.json<StagedRecord[] | StagedPart>();
+      const data = m.json<StagedJson[] | StagedPart>();
       if (Array.isArray(data)) {
-        out.push(...data);
+        for (const r of data) out.push(fromStagedJson(r));
         continue;
       }
       parts.push(data.text);
       if (data.part === data.of - 1) {
-        out.push(JSON.parse(parts.join("")) as StagedRecord);
+        out.push(fromStagedJson(JSON.parse(parts.join("")) as StagedJson));
         parts.length = 0;
       }
     }
