@@ -210,6 +210,30 @@ s("a stream that does not capture the sink's subject fails the job at once, not 
   }
 });
 
+s("with no stream named, a subject no stream captures fails the job at once with what to do (it failed after 30 s of retries, then again after every restart)", async () => {
+  const direct = await Sinks.jetstream({ subject: "nostream.x" }).createWriter(standaloneContext({ nc }));
+  const first = await Promise.resolve(direct.write("v", undefined)).then(() => direct.flush()).then(() => undefined, (e: unknown) => e);
+  assert.instance(first, WeirError);
+  assert.is((first as WeirError).code, ErrorCode.StreamConfig);
+  assert.match((first as Error).message, /^Sinks.jetstream: no stream captures subject "nostream.x": create a stream for it, or name one with `stream`/);
+  // In a job with checkpoints (exactly-once, restarts on): one failure, no restarts.
+  const env = StreamEnvironment.create({ name: "nostream", nats: server.url, stateBackend: "heap", checkpointIntervalMs: 200, mode: "streaming" }, { log: () => {} });
+  try {
+    env.fromSource(Sources.array([1, 2, 3])).sinkTo(Sinks.jetstream({ subject: (n: number) => `nostream.${n}` }));
+    const ended = await within(env.execute().then(() => "finished", (e: Error) => e.message), 120_000);
+    assert.ok(ended !== undefined, "the job was still running after 120 s");
+    assert.match(ended!, /no stream captures subject "nostream.1"/);
+  } finally {
+    await env.close();
+  }
+  // A subject a stream captures is published to as before.
+  await (await jetstreamManager(nc)).streams.add({ name: "SOMESTREAM", subjects: ["somestream.>"] });
+  const ok = await Sinks.jetstream({ subject: "somestream.x" }).createWriter(standaloneContext({ nc }));
+  await ok.write("v", undefined);
+  await ok.flush();
+  assert.is((await (await jetstreamManager(nc)).streams.info("SOMESTREAM")).state.messages, 1);
+});
+
 s("publish errors name the stream and the subject", async () => {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: "NARROW", subjects: ["narrow.>"] });

@@ -20,6 +20,7 @@
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { subjectMatcher, subjectMatches } from "../nats/subject-match.ts";
 import { lookUpStream } from "../nats/streams.ts";
 import { JetStreamPublishPipe, type PipePublishOptions, type PubAckLike } from "../nats/publish-pipe.ts";
@@ -120,7 +121,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
 
       const publish = (subject: string, payload: SinkPayload, id: string) =>
         window.add(
-          publishRetried(pipe, subject, payload, { msgID: id, ...(options.stream ? { expectStream: options.stream } : {}) }),
+          publishRetried(ctx.nc, pipe, subject, payload, { msgID: id, ...(options.stream ? { expectStream: options.stream } : {}) }),
           (e) => publishError(options.stream, subject, e),
           countDuplicate,
         );
@@ -174,14 +175,14 @@ async function exactlyOnceWriter<T>(
     return ready;
   };
   const publisher = windowPublisher(window, (subject, payload, id) => {
-    const go = () => window.add(publishRetried(pipe, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
+    const go = () => window.add(publishRetried(ctx.nc, pipe, subject, payload, { msgID: id, ...expect }), (e) => publishError(options.stream, subject, e));
     const wait = whenReady(subject);
     return wait ? wait.then(go) : go();
   }, () => pipe.close(), async (records, idOf) => {
     if (records.length === 0) return;
     await whenReady(records[0]![0]);
     const retry = (subject: string, payload: SinkPayload, msgID: string | undefined, e: Error) =>
-      republish(pipe, subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect }, e)
+      republish(ctx.nc, pipe, subject, payload, { ...(msgID !== undefined ? { msgID } : {}), ...expect }, e)
         .catch((err: unknown) => { throw publishError(options.stream, subject, err); });
     await publishBatch(ctx.nc, pipe, records, idOf, { ...expect, maxInFlight, retry }).catch((e: unknown) => {
       throw e instanceof WeirError ? e : new WeirError(ErrorCode.Sink, `Sinks.jetstream: publish to ${options.stream ? `stream "${options.stream}"` : "JetStream"} failed: ${messageOf(e)}`, { cause: e });
@@ -211,17 +212,35 @@ function restoredState(ctx: ConnectorContext): JetStreamSinkState | undefined {
  * A publish with a message id, retried through a leader election (the duplicate window drops a retry of
  * one that did land); the common case costs nothing more than the publish.
  */
-function publishRetried(pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions): Promise<PubAckLike> {
-  return pipe.publish(subject, payload, opts).catch((e: unknown) => republish(pipe, subject, payload, opts, e));
+function publishRetried(nc: NatsConnection, pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions): Promise<PubAckLike> {
+  return pipe.publish(subject, payload, opts).catch((e: unknown) => republish(nc, pipe, subject, payload, opts, e));
 }
 
-/** After a publish failed with `e`: again through a leader election when `e` is transient, else `e`. */
-function republish(pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions, e: unknown): Promise<PubAckLike> {
-  if (!isTransientJetStreamError(e)) return Promise.reject(e);
+/**
+ * After a publish failed with `e`: again through a leader election when `e` is transient, else `e`. A
+ * publish nobody answered with no stream named is first checked: when no stream captures the subject,
+ * no retry (30 s of them) or restart helps.
+ */
+async function republish(nc: NatsConnection, pipe: JetStreamPublishPipe, subject: string, payload: SinkPayload, opts: PipePublishOptions, e: unknown): Promise<PubAckLike> {
+  if (!isTransientJetStreamError(e)) throw e;
+  if (opts.expectStream === undefined && /no responders|503/i.test(messageOf(e)) && !(await someStreamCaptures(nc, subject))) {
+    throw new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: no stream captures subject "${subject}": create a stream for it, or name one with \`stream\` (weir creates it)`, { cause: e });
+  }
   return retryJetStream(() => pipe.publish(subject, payload, opts));
 }
 
+/** False only when the server says no stream captures `subject` (no answer, as in a leader election: true). */
+async function someStreamCaptures(nc: NatsConnection, subject: string): Promise<boolean> {
+  try {
+    await (await jetstreamManager(nc, { checkAPI: false })).streams.find(subject);
+    return true;
+  } catch (e) {
+    return !/no stream matches subject/i.test(messageOf(e));
+  }
+}
+
 function publishError(stream: string | undefined, subject: string, e: unknown): WeirError {
+  if (e instanceof WeirError) return e;
   let why = messageOf(e);
   if (/no responders|503/i.test(why)) why = "no stream captures this subject";
   const where = stream ? `stream "${stream}", subject "${subject}"` : `subject "${subject}"`;
