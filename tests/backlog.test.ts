@@ -289,4 +289,29 @@ backlog("a source subtask reading its backlog says so in weir status (its own at
   assert.is(seen[seen.length - 1], false, "and live once the history was read");
 });
 
+backlog("a live source that reports backlog again is ignored, and says so once (the demo logged it at every poll)", async () => {
+  const lines: string[] = [];
+  const env = StreamEnvironment.create({ name: "backlog-again", nats: nats.url, parallelism: 1, stateBackend: "heap" }, { log: (l) => lines.push(l) });
+  // Backlog, then live, then backlog and live in turn at every poll: what a source whose lag hovers at its threshold reports.
+  let polls = 0;
+  const flapping: SourceDef<number> = {
+    kind: "flapping", bounded: true,
+    createReader: async () => ({
+      takeAttributes: () => ({ isBacklog: polls === 0 || (polls > 1 && polls % 2 === 0) }),
+      pollNext: async () => (polls++ < 50 ? { values: [polls] } : null),
+      close: async () => {},
+    }),
+  };
+  const out: number[] = [];
+  try {
+    env.fromSource(flapping, { name: "flapping" }).map((n) => n)
+      .sinkTo({ kind: "list", createWriter: async () => ({ write: (v: number) => { out.push(v); }, flush: async () => {}, close: async () => {} }) });
+    await env.execute();
+  } finally {
+    await env.close();
+  }
+  assert.is(out.length, 50, "every record went through");
+  assert.is(lines.filter((l) => /reported backlog again after going live/.test(l)).length, 1, lines.filter((l) => /backlog again/.test(l)).slice(0, 3).join("\n"));
+});
+
 backlog.run();

@@ -15,6 +15,9 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
   const out = parts.chain.headOutput;
   // A watermark per split, when the source reads several and its watermarks are fromSource's.
   const bySplit = reader.splits && reader.splits.count > 0 ? out.forSplits?.(reader.splits) : undefined;
+  // Said once: a live source whose lag grows again reports backlog at every poll (the demo logged it
+  // hundreds of times a second).
+  let backlogIgnored = false;
   for (;;) {
     for (let m = gate.poll(); m; m = gate.poll()) {
       if (m.type === "mail") { const p = m.action(); if (p) await waitingOn(parts.wait, LoopWait.Mail, p); }
@@ -25,7 +28,8 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
     if (attrs) {
       if (attrs.isBacklog && lifecycle.wentLive) {
         // As in Flink: once live, a source does not go back to backlog processing.
-        parts.log(`source ${parts.id} reported backlog again after going live: ignored`);
+        if (!backlogIgnored) parts.log(`source ${parts.id} reported backlog again after going live: ignored (said once)`);
+        backlogIgnored = true;
       } else {
         await emitAttributes(lifecycle, out, attrs);
       }
