@@ -26,12 +26,13 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
     if (outputs.isBlocked()) { await waitingOn(parts.wait, LoopWait.Credit, outputs.waitUnblocked(() => lifecycle.isTerminal)); continue; }
     const attrs = reader.takeAttributes?.();
     if (attrs) {
-      if (attrs.isBacklog && lifecycle.wentLive) {
-        // As in Flink: once live, a source does not go back to backlog processing.
-        if (!backlogIgnored) parts.log(`source ${parts.id} reported backlog again after going live: ignored (said once)`);
-        backlogIgnored = true;
-      } else {
+      if (!lifecycle.wentLive) {
         await emitAttributes(lifecycle, out, attrs);
+      } else if (attrs.isBacklog && !backlogIgnored) {
+        // As in Flink: once live, a source does not go back to backlog processing (nor says "live" again
+        // downstream: a control frame to every channel each time its lag crossed the line).
+        parts.log(`source ${parts.id} reported backlog again after going live: ignored (said once)`);
+        backlogIgnored = true;
       }
     }
     const polledAt = performance.now();
