@@ -1,6 +1,6 @@
 // CPU profile of a keyed count on the heap (or KV) backend vs a plain map, in streaming mode, with CPU time
 // per record: `node --cpu-prof --import tsx bench/prof-keyed.ts [heap|plain|kv|syncfn|asyncfn|promisefn] [records]`
-// (MODE=batch for batch, KEYS=<n> for another number of keys than 10,000).
+// (MODE=batch for batch, KEYS=<n> for another number of keys than 10,000, ROUNDS=<n> for more than two rounds).
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
 import { launchNatsServer } from "../runtime/internal.ts";
@@ -11,7 +11,7 @@ const records = Number(process.argv[3] ?? 1_000_000);
 const keys = Number(process.env.KEYS ?? 10_000);
 const server = await launchNatsServer();
 try {
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < Number(process.env.ROUNDS ?? 2); round++) {
     const env = StreamEnvironment.create({ name: `prof-${mode}`, nats: server.url, parallelism: 2, mode: (process.env.MODE ?? "streaming") as "streaming", stateBackend: mode === "kv" ? "jetstream-kv" : "heap", ...(process.env.LIMIT ? { asyncState: { inFlightRecordsLimit: Number(process.env.LIMIT) } } : {}) }, { log: () => {} });
     const src = env.fromSource(Sources.generator({ count: records, make: (i) => ({ k: `key-${(i * 7919) % keys}`, ts: 0 }) })).keyBy((e) => e.k);
     if (mode === "plain") {
