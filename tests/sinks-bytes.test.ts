@@ -46,6 +46,11 @@ s("Sinks.jetstream, exactly-once with checkpoints and without: every bytes recor
       assert.is(result!.status.deadLetters, 0);
       assert.is((await (await jetstreamManager(nc)).streams.info(out)).state.messages, PAYLOADS.length, name);
       assert.equal(await storedPayloads(out, PAYLOADS.length), PAYLOADS.map(hex), name);
+      if (checkpointIntervalMs > 0) {
+        // What the commits published, beside `out` (records handed to the sink).
+        const sink = result!.status.subtasks.flatMap((st) => Object.values(st.operators)).find((m) => m.committedRecords !== undefined);
+        assert.is(sink?.committedRecords, PAYLOADS.length);
+      }
     } finally {
       await env.close();
     }

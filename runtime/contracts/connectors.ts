@@ -134,6 +134,8 @@ export interface SinkWriter<T> {
   snapshotState?(checkpointId: number): unknown;
   /** Checkpoint `checkpointId` is committed: make its output visible (two-phase commit). */
   notifyCheckpointComplete?(checkpointId: number): Promise<void>;
+  /** Figures for `weir status` beside the records written (e.g. an exactly-once sink's `committedRecords`). */
+  metrics?(): Record<string, number>;
 }
 
 export interface SinkDef<T> {

@@ -213,7 +213,7 @@ export class SinkOperator implements StreamOperator {
   onWatermark(): void {}
   async endInput(): Promise<void> { await this.writer?.flush(); }
   async close(): Promise<void> { await this.writer?.close(); }
-  metrics(): Record<string, number> { return { recordsOut: this.recordsOut }; }
+  metrics(): Record<string, number> { return { ...this.writer?.metrics?.(), recordsOut: this.recordsOut }; }
 }
 
 /** The output of the last operator of a chain with nothing downstream. */

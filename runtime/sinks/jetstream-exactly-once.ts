@@ -54,6 +54,7 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
   /** Commits run one after another in the background, so the subtask keeps processing meanwhile. */
   private commits: Promise<void> = Promise.resolve();
   private failure: unknown;
+  /** Records published by commits (and again at restores): `weir status`'s `out` counts them once written. */
   committed = 0;
 
   constructor(
@@ -140,6 +141,8 @@ export class ExactlyOnceJetStreamWriter<T> implements SinkWriter<T> {
     });
     return Promise.resolve();
   }
+
+  metrics(): Record<string, number> { return { committedRecords: this.committed }; }
 
   /** One line naming the sink, the checkpoint and the cause. */
   private commitError(checkpointId: number, e: unknown, when: string): WeirError {

@@ -89,6 +89,7 @@ export const FAMILIES: readonly Family[] = [
   perSubtask("weir_subtask_backlog", "gauge", "1 while the subtask's input is a backlog (RecordAttributes), else 0.", (s) => (s.isBacklog ? 1 : 0)),
   perSubtask("weir_dead_letters_total", "counter", "Records sent to the job's dead-letter subject by the subtask.", (s) => s.deadLetters),
   perSubtask("weir_late_records_dropped_total", "counter", "Records behind the watermark that event-time windows did not assign (dropped, or sent to the late side output).", operatorSum("lateRecords")),
+  perSubtask("weir_sink_committed_records_total", "counter", "Records an exactly-once sink published when their checkpoint committed (records_out counts them once handed to it).", operatorSum("committedRecords")),
   perSubtask("weir_source_pending_messages", "gauge", "Messages in the JetStream source's streams not yet read by the subtask.", operatorSum("pendingMessages")),
   perSubtask("weir_state_cache_entries", "gauge", "Entries in the keyed state cache.", operatorSum("cacheEntries")),
   perSubtask("weir_state_cache_bytes", "gauge", "Bytes of the keyed state cache (estimated).", operatorSum("cacheBytes")),
