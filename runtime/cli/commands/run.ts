@@ -19,6 +19,8 @@ import { MetricsRegistry } from "../metrics/registry.ts";
 import { addDashboardRoutes } from "../dashboard/routes.ts";
 import type { SnapshotStream } from "../dashboard/events.ts";
 import { storedCheckpoints } from "../dashboard/history.ts";
+import { wholeJobViews } from "../dashboard/nats-source.ts";
+import { fetchStatus } from "./control.ts";
 
 export interface RunFlags {
   readonly nats?: string;
@@ -144,7 +146,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     if (!serving) return;
     const views = localJobViews({ status: () => worker.status(), workerId: worker.workerId });
     serving.metrics.attach(views, { job_name: env.options.name, worker: worker.workerId });
-    serving.pending.attach(views);
+    serving.pending.attach(wholeJobViews(views, async () => fetchStatus(await env.connection(), env.options.name)));
     const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: worker.workerId });
   };

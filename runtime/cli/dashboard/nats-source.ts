@@ -55,3 +55,19 @@ export function workerViews(status: JobStatus): JobView[] {
   }
   return [...byWorker].map(([worker, localSubtasks]) => ({ job: status.job, worker, leader: worker === leader, at, status, localSubtasks }));
 }
+
+/**
+ * The page of a `weir run --http` worker that does not lead: the whole job as its leader reports it (one
+ * view per worker, as `weir dashboard` shows it), its own part (`local`) while the leader does not answer.
+ * Its /metrics stay its own: each worker serves the series of the subtasks it runs.
+ */
+export function wholeJobViews(local: JobViewSource, leaderStatus: () => Promise<JobStatus | undefined>): JobViewSource {
+  return {
+    views: async () => {
+      const own = await local.views();
+      if (own.length === 0 || own.every((v) => v.leader)) return own;
+      const whole = await leaderStatus().catch(() => undefined);
+      return whole === undefined ? own : workerViews(whole);
+    },
+  };
+}
