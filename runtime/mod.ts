@@ -23,6 +23,6 @@ export { WeirError, UserFunctionError, ErrorCode, describeError } from "./core/e
 export { JobNames } from "./core/names.ts";
 export type { JobGraph, JobVertex, JobEdge } from "./graph/job-graph.ts";
 export { describeJobGraph } from "./graph/job-graph.ts";
-export { TumblingEventTimeWindows, SlidingEventTimeWindows, EventTimeSessionWindows } from "./operators/windows/assigners.ts";
+export { TumblingEventTimeWindows, SlidingEventTimeWindows, EventTimeSessionWindows, TumblingProcessingTimeWindows, SlidingProcessingTimeWindows, ProcessingTimeSessionWindows } from "./operators/windows/assigners.ts";
 export type { TimeWindow, WindowAssigner } from "./operators/windows/assigners.ts";
 export type { ProcessWindowFunction } from "./operators/windows/window-contents.ts";

@@ -177,9 +177,13 @@ export class KeyedStream<K, T> extends DataStream<T> {
     return new DataStream<O>(this.host, this.graph.addOperator("Aggregate", [[this.nodeId]], keyedAggregateSpec(fn, this.keySelector), nodeOptions(options, "keyBy().aggregate()")));
   }
 
-  /** Event-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
+  /** Event-time or processing-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
   window(assigner: WindowAssigner): WindowedStream<K, T> {
     requireMethods(assigner, ["assign", "windowEndingAt"], "keyBy().window()", "a window assigner such as TumblingEventTimeWindows.of(ms)");
+    const domain = assigner.timeDomain;
+    if (domain !== undefined && domain !== "event" && domain !== "processing") {
+      throw new WeirError(ErrorCode.InvalidGraph, `keyBy().window(): timeDomain must be "event" or "processing", got ${preview(domain)}`);
+    }
     return new WindowedStream<K, T>(this.host, this.nodeId, this.keySelector, assigner);
   }
 }
@@ -199,6 +203,7 @@ export class WindowedStream<K, T> {
   /** Late records (past their windows' allowed lateness) go to `tag` instead of only being counted. */
   sideOutputLateData(tag: OutputTag<T>): this {
     requireTag(tag, "window().sideOutputLateData()");
+    this.requireEventTime("window().sideOutputLateData()");
     this.lateTag = tag;
     return this;
   }
@@ -211,6 +216,7 @@ export class WindowedStream<K, T> {
     if (!(typeof ms === "number" && Number.isInteger(ms) && ms >= 0)) {
       throw new WeirError(ErrorCode.InvalidGraph, `window().allowedLateness(): expected a non-negative integer (ms), got ${preview(ms)}`);
     }
+    if (ms > 0) this.requireEventTime("window().allowedLateness()");
     this.latenessMs = ms;
     return this;
   }
@@ -222,13 +228,20 @@ export class WindowedStream<K, T> {
 
   aggregate<ACC, O>(aggregate: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(aggregate, AGGREGATE_METHODS, "window().aggregate()", "an AggregateFunction");
-    if (this.assigner.kind === "session") requireMethods(aggregate, ["merge"], "window(EventTimeSessionWindows).aggregate()", "an AggregateFunction with merge (sessions that a record joins are merged)");
+    if (this.assigner.kind === "session") requireMethods(aggregate, ["merge"], `window(${this.assigner.timeDomain === "processing" ? "ProcessingTimeSessionWindows" : "EventTimeSessionWindows"}).aggregate()`, "an AggregateFunction with merge (sessions that a record joins are merged)");
     return this.build<O>("WindowAggregate", { type: "aggregate", aggregate: aggregate as AggregateFunction<T, unknown, O> }, options);
   }
 
   process<O = any>(fn: ProcessWindowFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(fn, ["process"], "window().process()", "a ProcessWindowFunction");
     return this.build<O>("WindowProcess", { type: "process", fn: fn as ProcessWindowFunction<unknown, T, O> }, options);
+  }
+
+  /** Processing-time windows have no late records (a window is assigned from the clock when the record arrives). */
+  private requireEventTime(method: string): void {
+    if (this.assigner.timeDomain === "processing") {
+      throw new WeirError(ErrorCode.InvalidGraph, `${method}: processing-time windows have no late records; it applies to event-time windows`);
+    }
   }
 
   private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {

@@ -11,7 +11,7 @@ import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } fr
 import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts/operators.ts";
 import { afterUserCallback, userError, userHook, type RecordContext } from "../operators/basic.ts";
-import type { RecordAttributes } from "../transport/frames.ts";
+import { MAX_WATERMARK, type RecordAttributes } from "../transport/frames.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
 import type { KeyedExecution } from "./execution.ts";
@@ -38,6 +38,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   readonly timers = new InternalTimerService();
   private processingTimer: unknown;
   private processingTimerAt = Number.POSITIVE_INFINITY;
+  private lastWatermark = Number.NEGATIVE_INFINITY;
   private recordsIn = 0;
   private timersFired = 0;
   private restoredTimers = { event: 0, processing: 0 };
@@ -158,6 +159,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   get isSortingBacklog(): boolean { return this.backlog?.active === true; }
 
   onWatermark(watermark: number): MaybePromise {
+    this.lastWatermark = watermark;
     if (this.backlog!.hold(watermark)) return;
     const queue = this.timers.eventTime;
     const due = {
@@ -180,8 +182,18 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   }
 
   endInput(): MaybePromise {
-    if (this.backlog!.active) return this.backlog!.drain();
-    return this.execution!.drain();
+    const drained = this.backlog!.active ? this.backlog!.drain() : this.execution!.drain();
+    return drained ? drained.then(() => this.notePendingProcessingTimers()) : this.notePendingProcessingTimers();
+  }
+
+  /**
+   * At the real end of input (the final watermark came; a stop sends none and its savepoint keeps them),
+   * processing-time timers still pending do not fire, as in Flink's streaming mode: said, not silent.
+   */
+  private notePendingProcessingTimers(): void {
+    const pending = this.timers.processingTime.size;
+    if (this.lastWatermark !== MAX_WATERMARK || pending === 0) return;
+    this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: the input ended with ${pending} processing-time timer(s) pending (processing-time windows too): they do not fire, as in Flink's streaming mode (mode "batch" fires them)`);
   }
 
   prepareSnapshot(): MaybePromise {

@@ -43,7 +43,7 @@ export class WindowContents<K, T, O> {
   }
 
   /** The record's event time: windows need one. */
-  eventTime(ctx: KeyedContext<K, O>): number {
+  eventTime(ctx: { readonly timestamp: number | undefined }): number {
     const ts = ctx.timestamp;
     if (ts === undefined) {
       throw new WeirError(ErrorCode.InvalidGraph, "event-time windows need timestamps: give the source a WatermarkStrategy (fromSource(source, { watermarks })) or call assignTimestampsAndWatermarks(...) before keyBy(...).window(...)");

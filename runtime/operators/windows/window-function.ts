@@ -7,15 +7,17 @@
 import type { KeyedContext, KeyedProcessFunction } from "../../contracts/functions.ts";
 import type { WindowAssigner } from "./assigners.ts";
 import { WindowContents, type WindowSetup } from "./window-contents.ts";
+import { windowTime } from "./window-time.ts";
 
 export function windowFunction<K, T, O>(assigner: WindowAssigner, setup: WindowSetup<T, O>): KeyedProcessFunction<K, T, O> {
   const { allowedLatenessMs } = setup;
   const contents = new WindowContents<K, T, O>(setup.logic, setup.counters, setup.lateTag);
+  const time = windowTime(assigner, (ctx) => contents.eventTime(ctx));
 
   return {
     async processElement(value, ctx) {
-      const ts = contents.eventTime(ctx);
-      const watermark = ctx.currentWatermark();
+      const ts = time.of(ctx);
+      const watermark = time.firedUpTo(ctx);
       const assigned = assigner.assign(ts);
       // A window takes records until the watermark passes its end by the allowed lateness.
       const windows = assigned.filter((w) => w.end - 1 + allowedLatenessMs > watermark);
@@ -32,8 +34,8 @@ export function windowFunction<K, T, O>(assigner: WindowAssigner, setup: WindowS
           await contents.fire(ctx, w, false);
           continue;
         }
-        ctx.timers.registerEventTimeTimer(w.end - 1);
-        if (allowedLatenessMs > 0) ctx.timers.registerEventTimeTimer(w.end - 1 + allowedLatenessMs);
+        time.register(ctx, w.end - 1);
+        if (allowedLatenessMs > 0) time.register(ctx, w.end - 1 + allowedLatenessMs);
       }
     },
 

@@ -24,7 +24,7 @@ export function windowOperatorSpec<K, T, O>(
       // Counters live with the operator instance (one per subtask) and show in `weir status`.
       const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
       const setup = { logic, lateTag, counters, allowedLatenessMs };
-      const fn = assigner.kind === "session" ? sessionFunction<K, T, O>(assigner.size, setup) : windowFunction<K, T, O>(assigner, setup);
+      const fn = assigner.kind === "session" ? sessionFunction<K, T, O>(assigner, setup) : windowFunction<K, T, O>(assigner, setup);
       return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
     },
   };
