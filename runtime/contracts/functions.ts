@@ -52,6 +52,12 @@ export interface TimerService {
 
 export interface KeyedContext<K, O> extends ProcessContext<O> {
   readonly key: K;
+  /**
+   * In `onTimer`, the time of the firing timer (Flink's OnTimerContext.timeDomain()): "event" or
+   * "processing"; undefined for a record. A processing-time timer's `timestamp` is undefined (its output
+   * carries no event time); its time is `onTimer`'s first argument.
+   */
+  readonly timeDomain: "event" | "processing" | undefined;
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D>;
   readonly timers: TimerService;
 }

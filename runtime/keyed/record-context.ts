@@ -83,6 +83,10 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   get key(): K { return this.slot.key as K; }
   get keyGroup(): number { return this.slot.keyGroup; }
   get keyId(): string { return this.slot.keyId; }
+  get timeDomain(): "event" | "processing" | undefined {
+    if (this.input !== TIMER_INPUT) return undefined;
+    return this.timestamp === undefined ? "processing" : "event";
+  }
   get lock(): KeySlot { return this.slot; }
 
   override get timers(): TimerService {
