@@ -9,6 +9,7 @@ import { within } from "./helpers/cli.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
 
 const s = suite("bytes records through the sinks");
 const server = withServer(s);
@@ -76,6 +77,21 @@ s("Sinks.nats and Sinks.kv write a bytes record as its bytes", async () => {
     sub.unsubscribe();
     await env.close();
   }
+});
+
+s("Sinks.print shows a bytes record as bytes, on one line", async () => {
+  const printed: string[] = [];
+  const write = process.stdout.write;
+  const w = await Sinks.print().createWriter(standaloneContext({ nc }));
+  process.stdout.write = ((chunk: string) => { printed.push(String(chunk)); return true; }) as typeof process.stdout.write;
+  try {
+    await w.write(Uint8Array.from([0xff, 0, 7]), undefined);
+    await w.write(Uint8Array.from({ length: 300 }, (_, i) => i & 0xff), undefined);
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.equal(printed[0], "Uint8Array(3) [ 255, 0, 7 ]\n");
+  assert.match(printed[1]!, /^Uint8Array\(300\) \[ 0, 1, 2, .* \.\.\. 200 more items \]\n$/);
 });
 
 s.run();

@@ -1,5 +1,7 @@
-// Sinks.print(): one line per record on stdout, prefixed with the subtask like Flink's "2> ".
+// Sinks.print(): one line per record on stdout, prefixed with the subtask like Flink's "2> ". A bytes
+// record prints as Node shows it (`Uint8Array(3) [ 1, 2, 3 ]`, the first 100 bytes), not as JSON.
 
+import { inspect } from "node:util";
 import * as t from "io-ts";
 import type { SinkDef } from "../contracts/connectors.ts";
 import { decodeOptions } from "../core/validation.ts";
@@ -17,7 +19,7 @@ export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
         write(value) {
           let text: string;
           try {
-            text = typeof value === "string" ? value : String(JSON.stringify(value));
+            text = typeof value === "string" ? value : value instanceof Uint8Array ? inspect(value, { breakLength: Infinity, compact: true }) : String(JSON.stringify(value));
           } catch (e) {
             rejectRecord(ctx, value, unencodable(e));
             return;
