@@ -128,4 +128,28 @@ s("a subject that never delivers holds the watermark back until withIdleness mar
   }
 });
 
+s("a source subtask with no subject to read is idle from the start: it does not hold the other's windows back", async () => {
+  const nc = await connect({ servers: nats.url });
+  const env = StreamEnvironment.create({ name: "fromsource-wm-nosubject", nats: nats.url, parallelism: 2, stateBackend: "heap", autoWatermarkIntervalMs: 50 }, { log: () => {} });
+  try {
+    await (await jetstreamManager(nc)).streams.add({ name: "ONESUBJECT", subjects: ["one.*"] });
+    const js = jetstream(nc);
+    for (let i = 0; i < 30; i++) await js.publish("one.only", JSON.stringify({ user: "u", ts: i * 1000 }));
+    // One subject over two source subtasks: subtask 1 reads nothing; no withIdleness.
+    const job = env.fromSource(Sources.jetstream<Click>({ stream: "ONESUBJECT", subjects: ["one.only"] }), {
+      name: "one",
+      watermarks: WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts),
+    })
+      .keyBy((e) => e.user)
+      .window(TumblingEventTimeWindows.of(10_000))
+      .aggregate({ createAccumulator: () => 0, add: (_e: Click, n: number) => n + 1, getResult: (n: number) => n, merge: (a: number, b: number) => a + b })
+      .executeAndCollect({ limit: 2 });
+    const windows = await within(job, 60_000);
+    assert.equal(windows, [10, 10], "the first two windows fire (the third waits for a later record)");
+  } finally {
+    await env.close();
+    await nc.close();
+  }
+});
+
 s.run();

@@ -13,8 +13,8 @@ import { LoopWait, waitingOn } from "./wait-report.ts";
 export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>): Promise<void> {
   const { gate, outputs, lifecycle, counters, debloater } = parts;
   const out = parts.chain.headOutput;
-  // A watermark per split, when the source reads several and its watermarks are fromSource's.
-  const bySplit = reader.splits && reader.splits.count > 0 ? out.forSplits?.(reader.splits) : undefined;
+  // A watermark per split, when the source reads several and its watermarks are fromSource's (none: idle).
+  const bySplit = reader.splits ? out.forSplits?.(reader.splits) : undefined;
   // Said once: a live source whose lag grows again reports backlog at every poll (the demo logged it
   // hundreds of times a second).
   let backlogIgnored = false;

@@ -44,6 +44,9 @@ export class SplitWatermarks {
    * lowest watermark its idle splits with records reached, which is what they had before going quiet).
    */
   current(now: number): { readonly watermark: number; readonly idle: boolean } {
+    // No split to read (a JetStream source subtask given no subject): idle from the start, as Flink's
+    // source operator with no split assigned, instead of holding every window back.
+    if (this.maxTs.length === 0) return { watermark: MIN_WATERMARK, idle: true };
     let active = Number.POSITIVE_INFINITY;
     let quiet = Number.POSITIVE_INFINITY;
     let activeCount = 0;
