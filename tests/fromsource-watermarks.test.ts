@@ -105,51 +105,41 @@ s("a JetStream backlog over two subjects: a watermark per subject, so the subjec
   }
 });
 
-s("a subject that never delivers holds the watermark back until withIdleness marks it idle", async () => {
+/**
+ * Clicks a second apart published to `published` of a new stream `stream` (on `<prefix>.*`), read from
+ * `subjects` by a job at `parallelism` with `strategy`: the counts of the first two 10 s windows to fire
+ * (the third waits for a later record), or undefined if they do not fire within 60 s.
+ */
+async function firstTwoWindows(name: string, stream: string, prefix: string, published: string, subjects: string[], parallelism: number, strategy: WatermarkStrategy<Click>): Promise<number[] | undefined> {
   const nc = await connect({ servers: nats.url });
-  const env = StreamEnvironment.create({ name: "fromsource-wm-idle", nats: nats.url, parallelism: 1, stateBackend: "heap", autoWatermarkIntervalMs: 50 }, { log: () => {} });
+  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism, stateBackend: "heap", autoWatermarkIntervalMs: 50 }, { log: () => {} });
   try {
-    await (await jetstreamManager(nc)).streams.add({ name: "QUIET", subjects: ["quiet.*"] });
+    await (await jetstreamManager(nc)).streams.add({ name: stream, subjects: [`${prefix}.*`] });
     const js = jetstream(nc);
-    await Promise.all(Array.from({ length: 30 }, (_, i) => js.publish("quiet.busy", JSON.stringify({ user: "busy", ts: i * 1000 }))));
-    const job = env.fromSource(Sources.jetstream<Click>({ stream: "QUIET", subjects: ["quiet.busy", "quiet.empty"] }), {
-      name: "quiet",
-      watermarks: WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts).withIdleness(300),
-    })
+    for (let i = 0; i < 30; i++) await js.publish(published, JSON.stringify({ user: "u", ts: i * 1000 }));
+    const job = env.fromSource(Sources.jetstream<Click>({ stream, subjects }), { name: prefix, watermarks: strategy })
       .keyBy((e) => e.user)
       .window(TumblingEventTimeWindows.of(10_000))
       .aggregate({ createAccumulator: () => 0, add: (_e: Click, n: number) => n + 1, getResult: (n: number) => n, merge: (a: number, b: number) => a + b })
       .executeAndCollect({ limit: 2 });
-    const windows = await within(job, 60_000);
-    assert.equal(windows, [10, 10], "the first two windows fire once quiet.empty is idle (the third waits for a later record)");
+    return await within(job, 60_000);
   } finally {
     await env.close();
     await nc.close();
   }
+}
+
+const byTs = WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts);
+
+s("a subject that never delivers holds the watermark back until withIdleness marks it idle", async () => {
+  const windows = await firstTwoWindows("fromsource-wm-idle", "QUIET", "quiet", "quiet.busy", ["quiet.busy", "quiet.empty"], 1, byTs.withIdleness(300));
+  assert.equal(windows, [10, 10], "the first two windows fire once quiet.empty is idle");
 });
 
 s("a source subtask with no subject to read is idle from the start: it does not hold the other's windows back", async () => {
-  const nc = await connect({ servers: nats.url });
-  const env = StreamEnvironment.create({ name: "fromsource-wm-nosubject", nats: nats.url, parallelism: 2, stateBackend: "heap", autoWatermarkIntervalMs: 50 }, { log: () => {} });
-  try {
-    await (await jetstreamManager(nc)).streams.add({ name: "ONESUBJECT", subjects: ["one.*"] });
-    const js = jetstream(nc);
-    for (let i = 0; i < 30; i++) await js.publish("one.only", JSON.stringify({ user: "u", ts: i * 1000 }));
-    // One subject over two source subtasks: subtask 1 reads nothing; no withIdleness.
-    const job = env.fromSource(Sources.jetstream<Click>({ stream: "ONESUBJECT", subjects: ["one.only"] }), {
-      name: "one",
-      watermarks: WatermarkStrategy.forMonotonousTimestamps<Click>((e) => e.ts),
-    })
-      .keyBy((e) => e.user)
-      .window(TumblingEventTimeWindows.of(10_000))
-      .aggregate({ createAccumulator: () => 0, add: (_e: Click, n: number) => n + 1, getResult: (n: number) => n, merge: (a: number, b: number) => a + b })
-      .executeAndCollect({ limit: 2 });
-    const windows = await within(job, 60_000);
-    assert.equal(windows, [10, 10], "the first two windows fire (the third waits for a later record)");
-  } finally {
-    await env.close();
-    await nc.close();
-  }
+  // One subject over two source subtasks: subtask 1 reads nothing; no withIdleness.
+  const windows = await firstTwoWindows("fromsource-wm-nosubject", "ONESUBJECT", "one", "one.only", ["one.only"], 2, byTs);
+  assert.equal(windows, [10, 10], "the first two windows fire");
 });
 
 s.run();
