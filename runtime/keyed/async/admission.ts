@@ -1,13 +1,14 @@
 // How many records the AsyncExecutionController admits in flight before the subtask waits, below the
 // in-flight limit. Records answered at once (heap state, cached entries) finish within the turn of the
-// event loop that started them, and hundreds of them started before any finishes only keep their
-// promises and contexts alive through scavenges (bench/prof-keyed.ts, heap count: 6.0 µs CPU per record
-// at 6000 in flight, 4.1 µs at 8). So admission starts at MIN_ADMITTED; a turn of the event loop that
-// ends with the subtask still waiting (its records wait for a remote read or the user's own I/O) doubles
-// it, up to the limit; a wait that ended within the turn with few records left halves it.
+// event loop that started them, and thousands of them started before any finishes only keep their
+// promises and contexts alive through scavenges (bench/prof-keyed.ts, heap count, 2026-12-03: 1.35-1.8 µs
+// CPU per record with 6000 admitted, 0.91-0.94 with 8, 0.88-0.90 with 32, where a wait for capacity every
+// 8 records cost more than the few more live records). So admission starts at MIN_ADMITTED; a turn of the
+// event loop that ends with the subtask still waiting (its records wait for a remote read or the user's
+// own I/O) doubles it, up to the limit; a wait that ended within the turn with few records left halves it.
 
 /** Records admitted in flight before the subtask waits, at least. */
-export const MIN_ADMITTED = 8;
+export const MIN_ADMITTED = 32;
 
 export interface AdmissionHost {
   /** Whether the subtask still waits for capacity. */
