@@ -3,6 +3,7 @@
 
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
+import { systemClock } from "../core/clock.ts";
 import { AsyncExecutionController, type AsyncExecutionOptions } from "./async/controller.ts";
 import { SortedKeysRunner, type KeyTask } from "./backlog/sorted-keys-runner.ts";
 import type { DueTimers, KeyedCallbacks, KeyedExecution } from "./execution.ts";
@@ -27,7 +28,9 @@ export class AsyncExecution implements KeyedExecution {
     private readonly callbacks: KeyedCallbacks,
     onError: (error: unknown, key: unknown) => void,
   ) {
-    this.aec = new AsyncExecutionController(backend, settings, ctx.clock, (e, record) => onError(e, record.key));
+    // The buffer timeout and stall detection are the runtime's own latencies, on real time: a ManualClock
+    // (`weir run --manual-clock`) moves processing time only, and would hold a batch of reads until moved.
+    this.aec = new AsyncExecutionController(backend, settings, systemClock, (e, record) => onError(e, record.key));
     this.sortedRunner = new SortedKeysRunner(backend, settings.bufferSize);
     this.stallTimer = this.watchForStalls(settings.stallTimeoutMs);
   }
@@ -86,10 +89,10 @@ export class AsyncExecution implements KeyedExecution {
 
   private watchForStalls(timeoutMs: number): ReturnType<typeof setInterval> {
     let finished = -1;
-    let since = this.ctx.clock.now();
+    let since = systemClock.now();
     const t = setInterval(() => {
       const aec = this.aec;
-      const now = this.ctx.clock.now();
+      const now = systemClock.now();
       if (aec.finishedRecords !== finished || aec.inFlightRecords === 0) {
         finished = aec.finishedRecords;
         since = now;
