@@ -18,6 +18,7 @@ export function describeStep(step: Step): string {
     }
     case "start": return step.body.worker !== undefined ? `start worker ${step.body.worker}` : "start";
     case "sleep": return `sleep ${step.body} ms`;
+    case "advanceClock": return `advance the clock ${step.body} ms`;
     case "kill": return step.body === "process" ? "kill process" : step.body.worker !== undefined ? `kill worker ${step.body.worker}` : `kill subtask ${step.body.subtask}`;
     case "restart": return step.body !== "process" && step.body.worker !== undefined ? `restart worker ${step.body.worker}` : "restart process";
     case "pause": return `pause worker ${step.body.worker}`;
@@ -34,6 +35,7 @@ export function describeStep(step: Step): string {
         case "exit": return `wait exit ${w.body}`;
         case "dlq": return `wait dlq ≥ ${w.body.count}`;
         case "recordsIn": return `wait recordsIn ≥ ${w.body}`;
+        case "processed": return `wait ${w.body.operator} processed ≥ ${w.body.count}`;
         case "workers": return `wait ${w.body} worker(s)`;
       }
     }

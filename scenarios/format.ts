@@ -21,6 +21,8 @@ export const JobOverrides = strictObject("options", {}, {
   stateBackend: t.keyof({ heap: null, "jetstream-kv": null }),
   mode: t.keyof({ streaming: null, batch: null, automatic: null }),
   checkpointIntervalMs: NonNegativeInteger,
+  /** `--manual-clock <ms>`: processing time starts there and moves only by `advanceClock` steps. */
+  manualClock: NonNegativeInteger,
   /** `--restore latest | none | <checkpoint-id>` */
   restore: t.union([t.literal("latest"), t.literal("none"), t.refinement(t.union([t.string, t.number]), (v) => /^\d+$/.test(String(v)), "checkpoint id")]),
 });
@@ -134,6 +136,8 @@ const Wait = oneOf("wait", {
   exit: ExitMatcher,
   dlq: strictObject("dlq", { count: PositiveInteger }, {}),
   recordsIn: PositiveInteger,
+  /** The subtasks of one operator took in at least `count` records (the operator's own input, after an exchange). */
+  processed: strictObject("processed", { operator: NonEmptyString, count: PositiveInteger }, {}),
   /** The job runs on exactly this many workers, each with subtasks. */
   workers: PositiveInteger,
 }, { timeoutMs: PositiveInteger });
@@ -144,6 +148,8 @@ export const Step = oneOf("step", {
   start: Start,
   wait: Wait,
   sleep: NonNegativeNumber,
+  /** Moves the processing time of a job started with `manualClock` on by this many ms. */
+  advanceClock: NonNegativeInteger,
   kill: Kill,
   restart: Restart,
   stop: Stop,

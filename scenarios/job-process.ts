@@ -30,12 +30,13 @@ export interface JobProcessOptions {
 /** The `weir run` flags that set each override. */
 export function runArgs(o: JobProcessOptions): string[] {
   const args = ["run", o.jobPath, "--nats", o.natsUrl, "--quiet"];
-  const { parallelism, stateBackend, mode, checkpointIntervalMs, restore } = o.overrides;
+  const { parallelism, stateBackend, mode, checkpointIntervalMs, restore, manualClock } = o.overrides;
   if (parallelism !== undefined) args.push("--parallelism", String(parallelism));
   if (stateBackend !== undefined) args.push("--state-backend", stateBackend);
   if (mode !== undefined) args.push("--mode", mode);
   if (checkpointIntervalMs !== undefined) args.push("--checkpoint-interval", String(checkpointIntervalMs));
   if (restore !== undefined) args.push("--restore", String(restore));
+  if (manualClock !== undefined) args.push("--manual-clock", String(manualClock));
   return args;
 }
 

@@ -13,6 +13,7 @@ import { describeExpectation, describeStep } from "./describe.ts";
 import { checkExpectation } from "./expectations.ts";
 import { MAIN_WORKER, loadScenario, type Scenario, type Step, type StepOf, type Wait } from "./format.ts";
 import { ControlVerb } from "../actors/job/control-protocol.ts";
+import { advanceJobClock } from "../actors/job/control-client.ts";
 import type { JobProcess, ProcessExit } from "./job-process.ts";
 import { ScenarioNats } from "./nats-io.ts";
 import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, type ScenarioState } from "./run-state.ts";
@@ -249,6 +250,12 @@ class ScenarioRun implements ScenarioState {
       }
       case "wait": return this.wait(step.body, step.body.timeoutMs ?? this.timeoutOf(step));
       case "sleep": return sleep(step.body);
+      case "advanceClock": {
+        // Each process keeps its own manual clock, and the job's control subject reaches one of them.
+        if (this.workers.runningCount() > 1) throw new StepFailure("advanceClock moves the clock of one process: not with more than one worker running");
+        await advanceJobClock(this.nats.nc, this.jobName, step.body);
+        return;
+      }
       case "kill": return this.kill(step, this.timeoutOf(step));
       case "pause": return this.workers.pause(step.body.worker);
       case "resume": return this.workers.resume(step.body.worker);

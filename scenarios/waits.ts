@@ -43,6 +43,15 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         return { done: (s?.recordsIn ?? 0) >= w.body, detail: s ? `the job read ${s.recordsIn} of ${w.body} records` : "the job does not answer" };
       };
     }
+    case "processed": {
+      const { operator, count } = w.body;
+      return async () => {
+        const s = await io.status(run.jobName);
+        if (!s) return { done: false, detail: "the job does not answer" };
+        const n = matchSubtasks(s, operator, undefined).reduce((sum, t) => sum + t.recordsIn, 0);
+        return { done: n >= count, detail: `operator ${operator} took in ${n} of ${count} records` };
+      };
+    }
     case "watermark": {
       const { operator, atLeast, subtask } = w.body;
       return async () => {

@@ -8,6 +8,7 @@ import { requestControl } from "../actors/job/control-client.ts";
 import { handlersFor, serveControl } from "../actors/job/control-server.ts";
 import type { JobStatus } from "../actors/job/job-status.ts";
 import { JobNames } from "../runtime/core/names.ts";
+import { ManualClock, systemClock } from "../runtime/core/clock.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -26,7 +27,7 @@ function throwsLine(f: () => unknown, ...parts: string[]): void {
 }
 
 codecs("verbs are the subjects' last token", () => {
-  assert.equal(Object.values(ControlVerb).sort(), ["cancel", "checkpoint", "fail-subtask", "status", "stop"]);
+  assert.equal(Object.values(ControlVerb).sort(), ["advance-clock", "cancel", "checkpoint", "fail-subtask", "status", "stop"]);
   assert.is(new JobNames("j").control(ControlVerb.FailSubtask), "weir.j.ctl.fail-subtask");
   assert.equal(Object.keys(ControlProtocol).sort(), Object.values(ControlVerb).sort(), "every verb has a request and a reply codec");
 });
@@ -75,6 +76,7 @@ overNats("a job's handlers answer typed requests; a bad request is answered with
       cancel: async () => undefined,
       triggerCheckpoint: async () => 1,
       failSubtask: (id) => { failed.push(id); return id === "in#0"; },
+      clock: systemClock,
     }), () => ({ job: "pj", state: "running", attempt: "a", startedAt: status.startedAt }));
     try {
       await nc.flush();
@@ -89,6 +91,38 @@ overNats("a job's handlers answer typed requests; a bad request is answered with
       assert.ok(answer.error.includes("force") && !answer.error.includes("\n"), answer.error);
       assert.equal(failed, ["in#0", "nope#9"], "a bad request does nothing");
       assert.is(await requestControl(nc, "nobody", ControlVerb.Status, {}, 500), undefined, "no job: no answer");
+    } finally {
+      for (const s of subs) s.unsubscribe();
+    }
+  } finally {
+    await nc.close();
+  }
+});
+
+overNats("advance-clock moves a manual clock (its due timers fire on the way) and is refused on the system clock", async () => {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const job = (clock: ManualClock | typeof systemClock) => handlersFor({
+      state: "running", checkpointing: false, status: () => ({}) as JobStatus, stop: async () => undefined, cancel: async () => undefined,
+      triggerCheckpoint: async () => 1, failSubtask: () => false, clock,
+    });
+    const clock = new ManualClock(1_000);
+    const fired: number[] = [];
+    clock.setTimeout(() => fired.push(clock.now()), 3_600_000);
+    const ping = () => ({ job: "x", state: "running" as const, attempt: "a", startedAt: new Date(0).toISOString() });
+    const subs = [...serveControl(nc, new JobNames("manual"), job(clock), ping), ...serveControl(nc, new JobNames("wall"), job(systemClock), ping)];
+    try {
+      await nc.flush();
+      assert.equal(await requestControl(nc, "manual", ControlVerb.AdvanceClock, { ms: 3_599_999 }), { ok: true, now: 3_600_999 });
+      assert.equal(fired, [], "not due yet");
+      assert.equal(await requestControl(nc, "manual", ControlVerb.AdvanceClock, { ms: 60_000 }), { ok: true, now: 3_660_999 });
+      assert.equal(fired, [3_601_000], "fired at its own time, once");
+      const negative = await requestControl(nc, "manual", ControlVerb.AdvanceClock, { ms: -5 });
+      assert.is(negative?.ok, false);
+      assert.ok(negative?.error?.includes("ms") && negative.error.includes("-5"), negative?.error);
+      const wall = await requestControl(nc, "wall", ControlVerb.AdvanceClock, { ms: 1 });
+      assert.is(wall?.ok, false);
+      assert.ok(wall?.error?.includes("--manual-clock"), wall?.error);
     } finally {
       for (const s of subs) s.unsubscribe();
     }

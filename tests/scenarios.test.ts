@@ -176,6 +176,22 @@ shipped("a scenario whose expectation is wrong fails, naming what differs", asyn
   assert.match(r.failures[1]!, /^expect\[2\] \(dlq\): 0 dead letters, expected 1$/);
 });
 
+shipped("advanceClock on a job that runs on the system clock fails the step, saying how to run it on a manual one", async () => {
+  const file = scenarioFile("wall-clock.scenario.yaml", [
+    "job: JOBS/hourly-totals.ts",
+    "options: { stateBackend: heap }",
+    "streams: [{ name: ORDERS, subjects: ['orders.>'] }]",
+    "steps:",
+    "  - start: {}",
+    "  - advanceClock: 3600000",
+    "  - stop: {}",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed");
+  assert.match(r.reason!, /^step 2 \(advance the clock 3600000 ms\): .*cannot advance the clock of job scenario-hourly-totals: .*--manual-clock/);
+  assert.not.ok(r.reason!.includes("\n"), r.reason);
+});
+
 shipped("a step that cannot complete fails at its timeout with where things stand", async () => {
   const file = scenarioFile("timeout.scenario.yaml", [
     "job: JOBS/wordcount.ts",

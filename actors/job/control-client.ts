@@ -4,7 +4,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ErrorCode, WeirError, messageOf } from "../../runtime/core/errors.ts";
 import { GlobalNames, JobNames } from "../../runtime/core/names.ts";
-import { ControlProtocol, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest, type ControlVerb } from "./control-protocol.ts";
+import { ControlProtocol, ControlVerb, JobEnded, PingReply, decodeMessage, decodeReply, encodeMessage, isFailureReport, type ControlReply, type ControlRequest } from "./control-protocol.ts";
 
 /** Why a control request got no reply: no job listens on its subject, or one listens and did not answer in time. */
 export const ControlSilence = { Nobody: "nobody listens", NoAnswer: "no answer in time" } as const;
@@ -59,4 +59,13 @@ export function onJobEnded(nc: NatsConnection, job: string, onEnd: (end: JobEnde
       try { onEnd(decodeMessage(JobEnded, m.data, `job ${job}'s end announcement`)); } catch (e) { onBad(e); }
     },
   });
+}
+
+/** Moves the processing time of `job` (run with --manual-clock) on by `ms`: its time after, or a one-line error. */
+export async function advanceJobClock(nc: NatsConnection, job: string, ms: number): Promise<number> {
+  const answer = await askControl(nc, job, ControlVerb.AdvanceClock, { ms });
+  if (answer === ControlSilence.Nobody) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
+  if (answer === ControlSilence.NoAnswer) throw new WeirError(ErrorCode.InvalidJob, `job ${job} did not answer advance-clock within 2 s`);
+  if (!answer.ok || answer.now === undefined) throw new WeirError(ErrorCode.InvalidOption, `cannot advance the clock of job ${job}: ${answer.error ?? "refused"}`);
+  return answer.now;
 }

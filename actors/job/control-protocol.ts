@@ -16,6 +16,8 @@ export const ControlVerb = {
   Cancel: "cancel",
   Checkpoint: "checkpoint",
   FailSubtask: "fail-subtask",
+  /** Moves a job's processing time on (`weir run --manual-clock`): timers, processing-time windows, periodic watermarks. */
+  AdvanceClock: "advance-clock",
 } as const;
 export type ControlVerb = (typeof ControlVerb)[keyof typeof ControlVerb];
 
@@ -46,6 +48,9 @@ export type FailureReport = t.TypeOf<typeof FailureReport>;
 /** The answer to stop, cancel, checkpoint and fail-subtask: whether it was accepted (and why not). */
 export const Ack = t.intersection([t.type({ ok: t.boolean }), t.partial({ state: JobStateCodec, error: t.string })], "Ack");
 export type Ack = t.TypeOf<typeof Ack>;
+/** The answer to advance-clock: the job's processing time after the move (ms since the epoch), or why it did not move. */
+export const ClockReply = t.intersection([t.type({ ok: t.boolean }), t.partial({ now: t.number, error: t.string })], "ClockReply");
+export type ClockReply = t.TypeOf<typeof ClockReply>;
 
 const JobFailureCodec = t.intersection([t.type({ at: t.string, error: t.string, restarted: t.boolean }), t.partial({ subtask: t.string })]);
 /**
@@ -69,6 +74,7 @@ export const ControlProtocol = {
   [ControlVerb.Cancel]: { request: Empty, reply: Ack },
   [ControlVerb.Checkpoint]: { request: Empty, reply: Ack },
   [ControlVerb.FailSubtask]: { request: strict("FailSubtaskRequest", { subtask: t.string }), reply: Ack },
+  [ControlVerb.AdvanceClock]: { request: strict("AdvanceClockRequest", { ms: t.number }), reply: ClockReply },
 } as const;
 export type ControlRequest<V extends ControlVerb> = t.TypeOf<(typeof ControlProtocol)[V]["request"]>;
 export type ControlReply<V extends ControlVerb> = t.TypeOf<(typeof ControlProtocol)[V]["reply"]>;

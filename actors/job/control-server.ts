@@ -3,6 +3,7 @@
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { JobState } from "./machine.ts";
+import { ManualClock, type Clock } from "../../runtime/core/clock.ts";
 import { describeError } from "../../runtime/core/errors.ts";
 import { GlobalNames, type JobNames } from "../../runtime/core/names.ts";
 import { ControlProtocol, ControlVerb, decodeMessage, encodeMessage, type ControlReply, type ControlRequest, type FailureReport, type JobEnded, type PingReply } from "./control-protocol.ts";
@@ -17,6 +18,8 @@ export interface ControlledJob {
   cancel(): Promise<unknown>;
   triggerCheckpoint(): Promise<number>;
   failSubtask(id: string): boolean;
+  /** Processing time of the job's subtasks: a ManualClock (`weir run --manual-clock`) moves by advance-clock. */
+  readonly clock: Clock;
 }
 
 export type ControlHandlers = { readonly [V in ControlVerb]: (request: ControlRequest<V>) => ControlReply<V> };
@@ -37,6 +40,14 @@ export function handlersFor(job: ControlledJob): ControlHandlers {
       return { ok: true };
     },
     "fail-subtask": ({ subtask }) => ({ ok: job.failSubtask(subtask) }),
+    "advance-clock": ({ ms }) => {
+      const clock = job.clock;
+      if (!(clock instanceof ManualClock)) return { ok: false, error: "the job runs on the system clock (start it with weir run --manual-clock <ms> to move its processing time by hand)" };
+      if (!Number.isFinite(ms) || ms < 0) return { ok: false, error: `ms: expected a non-negative number of milliseconds, got ${ms}` };
+      // Fires the timers due on the way, in time order (each subtask runs them from its mailbox).
+      clock.advance(ms);
+      return { ok: true, now: clock.now() };
+    },
   };
 }
 

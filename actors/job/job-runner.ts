@@ -61,7 +61,7 @@ export class JobRunner {
   private finalCheckpointStarted = false;
   readonly checkpointing: boolean;
   private connection: ConnectionWatch | undefined;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly controlClock: Clock;
   /** The last known status in the jobs bucket, for `weir status` once this process is gone. */
   private readonly lastStatus: LastStatusWriter;

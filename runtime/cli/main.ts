@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { describeError, ErrorCode, WeirError } from "../core/errors.ts";
 import { isPositiveInt } from "../core/validation.ts";
 import { runCommand, type RunFlags } from "./commands/run.ts";
-import { statusCommand, stopCommand } from "./commands/control.ts";
+import { advanceClockCommand, statusCommand, stopCommand } from "./commands/control.ts";
 import { natsCommand } from "./commands/nats.ts";
 import { parseLogLevel } from "./logger.ts";
 import { DEFAULT_HTTP_HOST, parseHttpAddress } from "./http/server.ts";
@@ -63,7 +63,11 @@ natsOptions(program.command("run"))
   .option("--quiet", "no progress line and no summary")
   .option("--http <addr>", `serve the dashboard at / and Prometheus metrics at /metrics on host:port (:port or port: host ${DEFAULT_HTTP_HOST}); with --workers N, worker n on port + n - 1`, httpAddress)
   .option("--log-level <level>", "trace, debug, info, warn, error or fatal (default info); off a terminal logs are JSON lines", parseLogLevel)
+  .option("--manual-clock <ms>", "processing time starts at <ms> (since the epoch) and moves only by `weir advance-clock` (tests, scenarios); one process, not with --workers", nonNegativeInt("--manual-clock"))
   .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
+    if (flags.manualClock !== undefined && flags.workers !== undefined && flags.workers > 1) {
+      throw new WeirError(ErrorCode.InvalidOption, "--manual-clock runs the job in one process: not with --workers (each worker would keep its own clock)");
+    }
     if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
     const { superviseWorkers } = await import("./commands/workers.ts");
     return superviseWorkers(flags.workers, withoutWorkersFlag(process.argv.slice(process.argv.indexOf("run") + 1)));
@@ -100,6 +104,12 @@ natsOptions(program.command("stop"))
   .option("--savepoint", "take a savepoint before stopping (resumable at another parallelism)")
   .option("--timeout <s>", "how long to wait for the job to confirm it stopped (default 60)", positiveInt("--timeout"))
   .action(action((job: string, flags) => stopCommand(job, flags)));
+
+natsOptions(program.command("advance-clock"))
+  .description("move a job's processing time on (a job run with --manual-clock): its due timers fire")
+  .argument("<job>", "the job's name")
+  .argument("<ms>", "how far, in milliseconds", nonNegativeInt("<ms>"))
+  .action(action((job: string, ms: number, flags) => advanceClockCommand(job, ms, flags)));
 
 natsOptions(program.command("checkpoints"))
   .description("a job's completed checkpoints and savepoints: duration, state changed, alignment, acks")

@@ -1,12 +1,12 @@
-// `weir status [job]` and `weir stop <job>`: ask running jobs over their control subjects. These never
-// start a server: with no server there are no jobs to show.
+// `weir status [job]`, `weir stop <job>` and `weir advance-clock <job> <ms>`: ask running jobs over their
+// control subjects. These never start a server: with no server there are no jobs to show.
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, permissionDenials } from "../../nats/connect.ts";
 import { resolveNatsSettings, type NatsFlags } from "../../nats/connection-settings.ts";
 import { defaultConfigPath, probePort, readListen } from "../../nats/embedded.ts";
 import type { JobStatus } from "../../../actors/job/job-runner.ts";
-import { askControl, ControlSilence, onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
+import { advanceJobClock, askControl, ControlSilence, onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
 import { ControlVerb, type JobEnded, type PingReply } from "../../../actors/job/control-protocol.ts";
 import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { formatCount } from "../progress.ts";
@@ -224,6 +224,19 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
     if (final === "cancelled") throw new WeirError(ErrorCode.InvalidJob, `job ${job} was cancelled, not stopped gracefully`);
     const why = silent ? `it stopped answering while ${state}` : `it is still ${state} after ${timeoutMs / 1000}s`;
     throw new WeirError(ErrorCode.InvalidJob, `could not confirm that job ${job} stopped: ${why}${lastFailure ? ` (last failure: ${lastFailure})` : ""}`);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** `weir advance-clock <job> <ms>`: prints the job's processing time after the move. */
+export async function advanceClockCommand(job: string, ms: number, flags: NatsFlags): Promise<number> {
+  const nc = await controlConnection(flags);
+  if (!nc) throw new WeirError(ErrorCode.NatsUnreachable, `job ${job} is not running (no NATS server to ask)`);
+  try {
+    const now = await advanceJobClock(nc, job, ms);
+    process.stdout.write(`${job}: processing time ${new Date(now).toISOString()} (${now} ms)\n`);
+    return 0;
   } finally {
     await nc.close();
   }

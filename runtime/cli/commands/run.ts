@@ -10,6 +10,7 @@ import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
 import { describeError, ErrorCode, messageOf, WeirError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
+import { ManualClock } from "../../core/clock.ts";
 import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
@@ -36,6 +37,8 @@ export interface RunFlags {
   readonly quiet?: boolean;
   readonly http?: HttpAddress;
   readonly logLevel?: LogLevel;
+  /** Processing time starts here and moves only by `weir advance-clock` (ManualClock). */
+  readonly manualClock?: number;
 }
 
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
@@ -70,7 +73,10 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   const logger = createLogger({ job: job.options.name, level: flags.logLevel ?? "info" });
   // /metrics counts on across restarts from each replaced subtask's final figures.
   let metrics: MetricsRegistry | undefined;
-  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended) });
+  // A worker started by `--workers N` would keep a clock of its own that advance-clock does not reach.
+  if (flags.manualClock !== undefined && process.env[SUPERVISED_ENV] === "1") throw new WeirError(ErrorCode.InvalidOption, "--manual-clock runs the job in one process: not with --workers");
+  const clock = flags.manualClock !== undefined ? { clock: new ManualClock(flags.manualClock) } : {};
+  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
