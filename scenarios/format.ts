@@ -136,10 +136,10 @@ const Wait = oneOf("wait", {
   exit: ExitMatcher,
   dlq: strictObject("dlq", { count: PositiveInteger }, {}),
   recordsIn: PositiveInteger,
-  /** The subtasks of one operator took in at least `count` records (the operator's own input, after an exchange). */
-  processed: strictObject("processed", { operator: NonEmptyString, count: PositiveInteger }, {}),
   /** The job runs on exactly this many workers, each with subtasks. */
   workers: PositiveInteger,
+  /** The subtasks of one operator took in at least `count` records (the operator's own input, after an exchange). */
+  processed: strictObject("processed", { operator: NonEmptyString, count: PositiveInteger }, {}),
 }, { timeoutMs: PositiveInteger });
 export type Wait = t.TypeOf<typeof Wait>;
 
@@ -148,13 +148,13 @@ export const Step = oneOf("step", {
   start: Start,
   wait: Wait,
   sleep: NonNegativeNumber,
-  /** Moves the processing time of a job started with `manualClock` on by this many ms. */
-  advanceClock: NonNegativeInteger,
   kill: Kill,
   restart: Restart,
   stop: Stop,
   pause: Pause,
   resume: Resume,
+  /** Moves the processing time of a job started with `manualClock` on by this many ms. */
+  advanceClock: NonNegativeInteger,
 }, { timeoutMs: PositiveInteger, name: NonEmptyString });
 export type Step = t.TypeOf<typeof Step>;
 export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;

@@ -73,6 +73,16 @@ f("cross-field rules and templates are checked when loading", () => {
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - dlq: { reasonMatches: \"(\" }"), /expect\[0\]\.dlq\.reasonMatches: expected a valid regular expression/);
 });
 
+f("manual clock: options.manualClock, advanceClock steps and processed waits decode; bad values name the field", () => {
+  const ok = parseScenario("job: j.ts\noptions: { manualClock: 0 }\nsteps:\n  - wait: { processed: { operator: hourly, count: 4 } }\n  - advanceClock: 3600000\n", FILE);
+  assert.is(ok.options?.manualClock, 0);
+  assert.equal(ok.steps.map((st) => st.kind), ["wait", "advanceClock"]);
+  assert.equal(ok.steps[1], { kind: "advanceClock", body: 3600000 });
+  assert.is(errorOf("job: j.ts\nsteps:\n  - advanceClock: -1"), `${FILE}: steps[0].advanceClock: expected non-negative integer, got -1`);
+  assert.is(errorOf("job: j.ts\noptions: { manualClock: soon }\nsteps: []"), `${FILE}: options.manualClock: expected non-negative integer, got "soon"`);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - wait: { processed: { operator: hourly } }"), /steps\[0\]\.wait\.processed\.count: /);
+});
+
 f("invalid YAML is one line with its position", () => {
   assert.match(errorOf("job: j.ts\nsteps: [ {publish: }"), /^scenarios\/x\.scenario\.yaml: invalid YAML: .* at line 2, column \d+$/);
   assert.is(errorOf(""), "scenarios/x.scenario.yaml: expected a mapping with job, steps and expect, got an empty file");
