@@ -1,5 +1,8 @@
 // Bytes records (a `format: "bytes"` source's) leave through the sinks as their bytes, not as JSON.
 import { suite } from "uvu";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -76,6 +79,33 @@ s("Sinks.nats and Sinks.kv write a bytes record as its bytes", async () => {
   } finally {
     sub.unsubscribe();
     await env.close();
+  }
+});
+
+s("Sinks.file: a bytes record is its base64 as a JSON string in jsonl, its text in lines; bytes that are not UTF-8 text go to the dead letters", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-bytes-file-"));
+  const dlq = nc.subscribe("weir.bytesfile.dlq");
+  try {
+    const jsonl = join(dir, "out.jsonl");
+    const w = await Sinks.file(jsonl, { lingerMs: 10 }).createWriter(standaloneContext({ nc, job: "bytesfile" }));
+    for (const p of PAYLOADS.slice(0, 5)) await w.write(p, undefined);
+    await w.close();
+    const lines = readFileSync(jsonl, "utf8").trimEnd().split("\n");
+    assert.equal(lines.map((l) => hex(Buffer.from(JSON.parse(l) as string, "base64"))), PAYLOADS.slice(0, 5).map(hex));
+
+    const text = join(dir, "out.txt");
+    const t = await Sinks.file(text, { format: "lines", lingerMs: 10 }).createWriter(standaloneContext({ nc, job: "bytesfile" }));
+    await t.write(new TextEncoder().encode("héllo wörld"), undefined);
+    await t.write(PAYLOADS[0]!, undefined); // 0xff and a lone 0xc3: not UTF-8
+    await t.write("plain", undefined);
+    await t.close();
+    assert.is(readFileSync(text, "utf8"), "héllo wörld\nplain\n");
+    const letter = await within((async () => { for await (const m of dlq) return m.json<{ reason: string }>(); })(), 10_000);
+    assert.ok(letter, "a dead letter for the bytes that are not text");
+    assert.match(letter!.reason, /not UTF-8 text/);
+  } finally {
+    dlq.unsubscribe();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

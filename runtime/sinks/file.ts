@@ -1,5 +1,6 @@
 // Sinks.file(path, { format?: "jsonl" | "lines" }): appends one line per record ("jsonl", the default:
-// JSON; "lines": strings as they are, anything else as JSON). Lines are gathered into chunks of
+// JSON; "lines": strings as they are, anything else as JSON; a bytes record is its base64 as a JSON
+// string in "jsonl" and its UTF-8 text in "lines"). Lines are gathered into chunks of
 // `CHUNK_CHARS` and appended with one write each (`write` returns that write's promise: backpressure);
 // whatever is gathered is also written `lingerMs` (default 200) after it started, so a live job's file
 // keeps up. `flush()` writes the rest and fsyncs (durable at checkpoints and at the end); `close()`

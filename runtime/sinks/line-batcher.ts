@@ -6,6 +6,21 @@ import type { WeirError } from "../core/errors.ts";
 import { unencodable } from "./payload.ts";
 
 const CHUNK_CHARS = 64 * 1024;
+/** A bytes record in format "lines" must be UTF-8 text: `fatal` throws on anything else instead of writing U+FFFD. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A bytes record's line: in "jsonl" its base64 as a JSON string (JSON of a Uint8Array would be an object
+ * of numbered bytes), in "lines" its text; undefined when it is not UTF-8 text.
+ */
+function bytesLine(value: Uint8Array, json: boolean): string | undefined {
+  if (json) return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64"));
+  try {
+    return utf8.decode(value);
+  } catch {
+    return undefined;
+  }
+}
 
 export class LineBatcher {
   private lines: string[] = [];
@@ -28,11 +43,20 @@ export class LineBatcher {
   add(value: unknown): Promise<void> | undefined {
     if (this.failure) throw this.failure;
     let line: string;
-    try {
-      line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
-    } catch (e) {
-      this.reject(value, unencodable(e));
-      return undefined;
+    if (value instanceof Uint8Array) {
+      const text = bytesLine(value, this.json);
+      if (text === undefined) {
+        this.reject(value, 'a bytes record that is not UTF-8 text: format "lines" writes text (format "jsonl" writes bytes as base64)');
+        return undefined;
+      }
+      line = text;
+    } else {
+      try {
+        line = !this.json && typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+      } catch (e) {
+        this.reject(value, unencodable(e));
+        return undefined;
+      }
     }
     this.lines.push(line);
     this.chars += line.length + 1;
