@@ -133,6 +133,36 @@ s("concurrent batches (async mode): the same results when many requests share a 
   }), { numRuns: Number(process.env.WEIR_PARITY_RUNS ?? 30) });
 });
 
+s("a key too long for a KV key is refused by both backends, with the same one line (a job passing on the heap does not fail on KV)", async () => {
+  const names = freshJob("parlong");
+  const heap = await openBackend("heap", nc, names);
+  const kv = await openBackend("jetstream-kv", nc, names, KV_CONFIG);
+  try {
+    const refusals = async (backend: KeyedStateBackend) => {
+      const handler = new DirectStateRequestHandler(backend);
+      const long = scopeOf("k".repeat(3000));
+      const out: string[] = [];
+      for (const attempt of [
+        () => createStateHandle(value, long, handler).update(1),
+        () => createStateHandle(map, scopeOf("short"), handler).put("u".repeat(3000), 1),
+      ]) {
+        try { await attempt(); out.push("stored"); } catch (e) { out.push((e as Error).message); }
+      }
+      return out;
+    };
+    const fromHeap = await refusals(heap);
+    assert.equal(fromHeap, await refusals(kv));
+    assert.match(fromHeap[0]!, /^state "v" for key "kkk.*: the encoded key is \d+ characters, more than the 2048 a KV key may have$/);
+    assert.match(fromHeap[1]!, /more than the 2048 a KV key may have$/);
+    // Keys within the limit are stored by both.
+    const ok = async (backend: KeyedStateBackend) => { await createStateHandle(value, scopeOf("k".repeat(1000)), new DirectStateRequestHandler(backend)).update(2); return "stored"; };
+    assert.is(await ok(heap), await ok(kv));
+  } finally {
+    await heap.close();
+    await kv.close();
+  }
+});
+
 s("checkpoints (durability checkpoint): a crash at any point restores exactly the last checkpoint's state", async () => {
   // "flush" ops become checkpoints: snapshot, then complete / abort / leave pending at random.
   const ending = fc.constantFrom("complete", "abort", "pending" as const);

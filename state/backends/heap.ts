@@ -11,6 +11,7 @@ import { OrderedKeys } from "./ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-checks.ts";
 import { snapshotValue } from "./snapshot.ts";
 import { fromStateJson, toStateJson } from "./json-safe.ts";
+import { baseKey, mapEntryKey } from "./jetstream-kv/keys.ts";
 
 interface HeapMap {
   readonly keys: OrderedKeys;
@@ -41,6 +42,12 @@ class ValueCell {
   value: unknown = undefined;
   live = false;
   constructor(readonly ns: Namespace, readonly key: string) {}
+}
+
+/** A key's first cell: its KV key checked once, as the KV backend would refuse it (a job passing on the heap must not fail on KV). */
+function newCell(ns: Namespace, address: StateAddress): ValueCell {
+  baseKey(address);
+  return new ValueCell(ns, address.keyId);
 }
 
 /**
@@ -152,6 +159,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       case T.Get:
         return snapshotValue(group.maps.get(key)?.values.get(userKeyId!));
       case T.Put:
+        // A new entry's key checked once, as the KV backend would refuse it (a job passing on the heap must not fail on KV).
+        if (request.value !== undefined && !group.maps.get(key)?.values.has(userKeyId!)) mapEntryKey(baseKey(address), userKeyId!, address);
         putMapEntry(group, key, userKeyId!, request.value);
         return undefined;
       case T.Append:
@@ -183,7 +192,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     const memo = address.keyOwner === this && address.keyMemo instanceof ValueCell ? address.keyMemo : undefined;
     if (memo !== undefined && memo.live) return memo;
     const ns = memo !== undefined && memo.ns.attached ? memo.ns : this.namespaceFor(address);
-    const cell = ns.values.get(address.keyId) ?? (memo?.ns === ns ? memo : new ValueCell(ns, address.keyId));
+    const cell = ns.values.get(address.keyId) ?? (memo?.ns === ns ? memo : newCell(ns, address));
     address.keyOwner = this;
     address.keyMemo = cell;
     return cell;
