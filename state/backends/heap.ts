@@ -159,9 +159,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       case T.Get:
         return snapshotValue(group.maps.get(key)?.values.get(userKeyId!));
       case T.Put:
-        // A new entry's key checked once, as the KV backend would refuse it (a job passing on the heap must not fail on KV).
-        if (request.value !== undefined && !group.maps.get(key)?.values.has(userKeyId!)) mapEntryKey(baseKey(address), userKeyId!, address);
-        putMapEntry(group, key, userKeyId!, request.value);
+        putMapEntry(group, key, userKeyId!, request.value, address);
         return undefined;
       case T.Append:
         return undefined; // checkShape refused an append to a map entry
@@ -323,7 +321,8 @@ function drop(cell: ValueCell): void {
   detachIfEmpty(cell.ns);
 }
 
-function putMapEntry(group: Namespace, key: string, userKeyId: string, value: unknown): void {
+/** `address`: a new entry's KV key is checked first, as the KV backend would refuse it (a restore passes none: its keys came from KV). */
+function putMapEntry(group: Namespace, key: string, userKeyId: string, value: unknown, address?: StateAddress): void {
   let map = group.maps.get(key);
   if (value === undefined) {
     if (!map) return;
@@ -335,6 +334,7 @@ function putMapEntry(group: Namespace, key: string, userKeyId: string, value: un
     }
     return;
   }
+  if (address !== undefined && map?.values.has(userKeyId) !== true) mapEntryKey(baseKey(address), userKeyId, address);
   if (!map) group.maps.set(key, (map = { keys: new OrderedKeys(), values: new Map() }));
   map.keys.add(userKeyId);
   map.values.set(userKeyId, value);

@@ -73,8 +73,6 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   const logger = createLogger({ job: job.options.name, level: flags.logLevel ?? "info" });
   // /metrics counts on across restarts from each replaced subtask's final figures.
   let metrics: MetricsRegistry | undefined;
-  // A worker started by `--workers N` would keep a clock of its own that advance-clock does not reach.
-  if (flags.manualClock !== undefined && process.env[SUPERVISED_ENV] === "1") throw new WeirError(ErrorCode.InvalidOption, "--manual-clock runs the job in one process: not with --workers");
   const clock = flags.manualClock !== undefined ? { clock: new ManualClock(flags.manualClock) } : {};
   const env = job.createEnvironment(overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
   if (flags.plan) {
