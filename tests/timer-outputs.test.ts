@@ -1,6 +1,7 @@
 // What a timer's output carries: from an event-time timer, the timer's time as its timestamp; from a
-// processing-time timer, no timestamp (as Flink erases it: wall-clock time is no event time), and
-// ctx.timestamp in onTimer says which kind fired, as ctx.timeDomain does (Flink's OnTimerContext.timeDomain()). Both execution modes; a simulated clock.
+// processing-time timer, no timestamp (as Flink erases it: wall-clock time is no event time). In onTimer,
+// ctx.timestamp is the timer's time in either domain (Flink's OnTimerContext.timestamp()) and
+// ctx.timeDomain says which kind fired (OnTimerContext.timeDomain()). Both execution modes; a simulated clock.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Sources, StreamEnvironment, WatermarkStrategy, type SinkDef } from "../mod.ts";
@@ -24,7 +25,7 @@ for (const asyncEnabled of [true, false]) {
             if (ctx.timeDomain !== undefined) throw new Error(`a record's timeDomain: ${ctx.timeDomain}`);
             if (e.ts === 1000) { ctx.timers.registerProcessingTimeTimer(500); ctx.timers.registerEventTimeTimer(1005); }
           },
-          onTimer(ts, ctx) { ctx.collect(`${ctx.timestamp === undefined ? "processing" : "event"} ${ts} (${ctx.timeDomain})`); },
+          onTimer(ts, ctx) { ctx.collect(`${ctx.timeDomain} ${ts} ctx.timestamp=${ctx.timestamp}`); },
         })
         .process<string>({ processElement(v, ctx) { ctx.collect(`${v} out.ts=${ctx.timestamp}`); } })
         .sinkTo(sink);
@@ -34,7 +35,7 @@ for (const asyncEnabled of [true, false]) {
         clock.advance(100);
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.equal(seen.sort(), ["event 1005 (event) out.ts=1005", "processing 500 (processing) out.ts=undefined"]);
+      assert.equal(seen.sort(), ["event 1005 ctx.timestamp=1005 out.ts=1005", "processing 500 ctx.timestamp=500 out.ts=undefined"]);
       await client.cancel();
     } finally {
       await env.close();

@@ -54,8 +54,9 @@ export interface KeyedContext<K, O> extends ProcessContext<O> {
   readonly key: K;
   /**
    * In `onTimer`, the time of the firing timer (Flink's OnTimerContext.timeDomain()): "event" or
-   * "processing"; undefined for a record. A processing-time timer's `timestamp` is undefined (its output
-   * carries no event time); its time is `onTimer`'s first argument.
+   * "processing"; undefined for a record. In `onTimer`, `timestamp` is the timer's time in either domain
+   * (Flink's OnTimerContext.timestamp()); a processing-time timer's output carries no timestamp unless
+   * `collect` is given one (wall-clock time is no event time, as Flink erases it).
    */
   readonly timeDomain: "event" | "processing" | undefined;
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D>;

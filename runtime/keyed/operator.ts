@@ -123,7 +123,11 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   }
 
   timerContext(timer: Timer, watermark: number | undefined, slot = this.slots.slotFor(timer.key), processingTime = false): KeyedRecordContext<unknown, unknown> {
-    return new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, timer.timestamp, processingTime ? undefined : timer.timestamp, TIMER_INPUT, watermark);
+    // ctx.timestamp is the timer's time in either domain (Flink's OnTimerContext.timestamp()); a
+    // processing-time timer's output carries none.
+    const rc = new KeyedRecordContext<unknown, unknown>(this.ctx, this, slot, timer.timestamp, timer.timestamp, TIMER_INPUT, watermark);
+    rc.erasesTimestamp = processingTime;
+    return rc;
   }
 
   /** The user function for `rc`: processElement (through the co-function dispatch), or onTimer for a timer. */

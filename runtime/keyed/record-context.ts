@@ -85,7 +85,7 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
   get keyId(): string { return this.slot.keyId; }
   get timeDomain(): "event" | "processing" | undefined {
     if (this.input !== TIMER_INPUT) return undefined;
-    return this.timestamp === undefined ? "processing" : "event";
+    return this.erasesTimestamp ? "processing" : "event";
   }
   get lock(): KeySlot { return this.slot; }
 

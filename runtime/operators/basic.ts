@@ -89,6 +89,8 @@ export function flatMapSpec<I, O>(fn: FlatMapFunction<I, O>): OperatorSpec {
 /** The ProcessContext handed to user functions, reused across records (they run one at a time). */
 export class RecordContext<O> implements ProcessContext<O> {
   timestamp: number | undefined = undefined;
+  /** Output carries no timestamp by default (a processing-time timer's: Flink erases it, wall-clock time is no event time). */
+  erasesTimestamp = false;
   /** Promises downstream returned while the user function ran (rare: only async chained operators). */
   pending: Promise<void>[] | undefined = undefined;
   constructor(protected readonly op: OperatorContext) {}
@@ -97,11 +99,11 @@ export class RecordContext<O> implements ProcessContext<O> {
     throw new WeirError(ErrorCode.InvalidJob, "timers need a keyed stream: keyBy(...) before process(...), as in Flink");
   }
   collect(value: O, timestamp?: number): void {
-    const p = this.op.output.collect(value, timestamp ?? this.timestamp);
+    const p = this.op.output.collect(value, timestamp ?? (this.erasesTimestamp ? undefined : this.timestamp));
     if (p) (this.pending ??= []).push(p);
   }
   output<X>(tag: OutputTag<X>, value: X): void {
-    const p = this.op.output.side(tag.id, value, this.timestamp);
+    const p = this.op.output.side(tag.id, value, this.erasesTimestamp ? undefined : this.timestamp);
     if (p) (this.pending ??= []).push(p);
   }
   /** Waits for what the user function emitted downstream, if anything asked to be waited for. */
