@@ -45,11 +45,11 @@ export async function createKeyedStateBackend(options: CreateKeyedStateBackendOp
   const nc = options.nc;
   switch (kind) {
     case Kind.Heap: {
-      if (!nc) return new HeapKeyedStateBackend(keyGroupRange);
+      if (!nc) return new HeapKeyedStateBackend(keyGroupRange, undefined, config.maxValueBytes);
       const stream = new ChangelogStream(nc, options.names, vertexUid);
       return new HeapKeyedStateBackend(keyGroupRange, {
         stream, owner: vertexUid, forOwner: (owner) => (owner === vertexUid ? stream : new ChangelogStream(nc, options.names, owner)),
-      });
+      }, config.maxValueBytes);
     }
     case Kind.JetStreamKv:
       if (!nc) throw new WeirError(ErrorCode.InvalidOption, "the jetstream-kv state backend needs a NATS connection");

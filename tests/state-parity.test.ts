@@ -163,6 +163,47 @@ s("a key too long for a KV key is refused by both backends, with the same one li
   }
 });
 
+s("a value over maxValueBytes, or not storable as JSON, is refused by both backends with the same one line, and changes nothing", async () => {
+  const names = freshJob("parbig");
+  const limits = { maxValueBytes: 1000 };
+  const heap = await openBackend("heap", nc, names, limits);
+  const kv = await openBackend("jetstream-kv", nc, names, { ...KV_CONFIG, ...limits });
+  const blob = valueState("blob", t.unknown);
+  const blobs = mapState("blobs", t.string, t.string);
+  const lines = listState("lines", t.string);
+  try {
+    const outcomes = async (backend: KeyedStateBackend) => {
+      const handler = new DirectStateRequestHandler(backend);
+      const out: string[] = [];
+      const attempt = async (write: () => Promise<void>) => {
+        try { await write(); out.push("stored"); } catch (e) { out.push((e as Error).message); }
+      };
+      await attempt(() => createStateHandle(blob, scopeOf("a"), handler).update("x".repeat(900)));
+      await attempt(() => createStateHandle(blob, scopeOf("a"), handler).update("y".repeat(2000)));
+      await attempt(() => createStateHandle(blob, scopeOf("b"), handler).update({ n: 1n }));
+      await attempt(() => createStateHandle(blobs, scopeOf("c"), handler).put("u", "z".repeat(2000)));
+      await attempt(() => createStateHandle(lines, scopeOf("d"), handler).add("l".repeat(600)));
+      await attempt(() => createStateHandle(lines, scopeOf("d"), handler).add("m".repeat(600)));
+      const stored = await createStateHandle(blob, scopeOf("a"), handler).value();
+      const list = await createStateHandle(lines, scopeOf("d"), handler).get();
+      out.push(`a: ${String(stored).length} ${String(stored)[0]}; c: ${await createStateHandle(blobs, scopeOf("c"), handler).get("u")}; d: ${list?.length}`);
+      return out;
+    };
+    const fromHeap = await outcomes(heap);
+    assert.equal(fromHeap, await outcomes(kv));
+    assert.equal(fromHeap[0], "stored");
+    assert.match(fromHeap[1]!, /^state "blob" for key "a": the value is 2002 bytes, more than maxValueBytes 1000; it was not stored$/);
+    assert.match(fromHeap[2]!, /^state "blob" for key "b": the value cannot be stored as JSON/);
+    assert.match(fromHeap[3]!, /^state "blobs" for key "c" \(map key .*\): the value is 2002 bytes, more than maxValueBytes 1000/);
+    assert.equal(fromHeap[4], "stored");
+    assert.match(fromHeap[5]!, /^state "lines" for key "d": the value is \d+ bytes, more than maxValueBytes 1000/);
+    assert.equal(fromHeap[6], "a: 900 x; c: undefined; d: 1");
+  } finally {
+    await heap.close();
+    await kv.close();
+  }
+});
+
 s("checkpoints (durability checkpoint): a crash at any point restores exactly the last checkpoint's state", async () => {
   // "flush" ops become checkpoints: snapshot, then complete / abort / leave pending at random.
   const ending = fc.constantFrom("complete", "abort", "pending" as const);

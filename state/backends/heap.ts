@@ -12,6 +12,8 @@ import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-che
 import { snapshotValue } from "./snapshot.ts";
 import { fromStateJson, toStateJson } from "./json-safe.ts";
 import { baseKey, mapEntryKey } from "./jetstream-kv/keys.ts";
+import { serialize, tooLarge, valueJson } from "./jetstream-kv/entry-json.ts";
+import { DEFAULT_STATE_BACKEND_CONFIG } from "../config.ts";
 
 interface HeapMap {
   readonly keys: OrderedKeys;
@@ -41,6 +43,8 @@ interface Namespace {
 class ValueCell {
   value: unknown = undefined;
   live = false;
+  /** The length of the value's JSON when known (a list's, for the size check of an append), else -1. */
+  jsonLength = -1;
   constructor(readonly ns: Namespace, readonly key: string) {}
 }
 
@@ -101,6 +105,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   constructor(
     readonly keyGroupRange: KeyGroupRange,
     private readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream },
+    /** The KV backend's limit, enforced the same way: a job that passes on the heap does not fail on KV for a value's size. */
+    private readonly maxValueBytes = DEFAULT_STATE_BACKEND_CONFIG.maxValueBytes,
   ) {
     this.groups = Array.from({ length: keyGroupRange.size }, () => new Map());
   }
@@ -143,11 +149,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
           return cell.live ? snapshotValue(cell.value) : undefined;
         case T.Put:
           if (request.value === undefined) drop(cell);
-          else store(cell, request.value);
+          else store(cell, request.value, valueJson(request.value, address, this.maxValueBytes)); // checked before anything changes
           return undefined;
         case T.Append:
-          if (cell.live && Array.isArray(cell.value)) for (const v of request.value) cell.value.push(v); // no spread: a huge addAll would overflow the stack
-          else store(cell, request.value.slice());
+          this.append(cell, address, request.value);
           return undefined;
       }
     }
@@ -159,6 +164,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       case T.Get:
         return snapshotValue(group.maps.get(key)?.values.get(userKeyId!));
       case T.Put:
+        valueJson(request.value, address, this.maxValueBytes);
         putMapEntry(group, key, userKeyId!, request.value, address);
         return undefined;
       case T.Append:
@@ -170,6 +176,22 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         detachIfEmpty(group);
         return undefined;
     }
+  }
+
+  /** As the KV backend appends: the list's JSON length (known without serializing it) within maxValueBytes. */
+  private append(cell: ValueCell, address: StateAddress, values: readonly unknown[]): void {
+    const added = serialize(values, address, this.maxValueBytes).length;
+    const current = cell.live && Array.isArray(cell.value) ? (cell.value as unknown[]) : undefined;
+    if (current === undefined || current.length === 0) {
+      store(cell, values.slice(), undefined);
+      cell.jsonLength = added;
+      return;
+    }
+    // "[a,b]" + "[c]" = "[a,b,c]"
+    const length = (cell.jsonLength >= 0 ? cell.jsonLength : toStateJson(current)!.length) + added - 1;
+    if (length > this.maxValueBytes) throw tooLarge(address, length, this.maxValueBytes);
+    for (let i = 0; i < values.length; i++) current.push(values[i]); // no spread: a huge addAll would overflow the stack
+    cell.jsonLength = length;
   }
 
   /** The namespace of a map address, memoized on it (its key group checked once). */
@@ -269,7 +291,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (json === undefined) continue;
       const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
       const ns = namespaceOf(this.groups[keyGroup - range.start]!, operator, state);
-      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), fromStateJson(json));
+      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), fromStateJson(json), json);
       else putMapEntry(ns, keyId, userKeyId, fromStateJson(json));
     }
   }
@@ -304,8 +326,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 }
 
 /** A value present: the cell holds it and is the one in its namespace's map. */
-function store(cell: ValueCell, value: unknown): void {
+function store(cell: ValueCell, value: unknown, json: string | undefined): void {
   cell.value = value;
+  cell.jsonLength = json === undefined ? -1 : json.length;
   if (!cell.live) {
     cell.live = true;
     cell.ns.values.set(cell.key, cell);

@@ -7,7 +7,7 @@ import { StateAccessError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
 import { scanLimit } from "../request-checks.ts";
 import { CacheEntry, EntryKind, INDEX_KEY_OVERHEAD_BYTES, type StateCache } from "./cache.ts";
-import { serialize, tooLarge } from "./entry-json.ts";
+import { serialize, tooLarge, valueJson } from "./entry-json.ts";
 import { mapEntryKey } from "./keys.ts";
 import type { EntryLoader } from "./loader.ts";
 
@@ -27,11 +27,6 @@ export function kindConflict(address: StateAddress): StateAccessError {
 /** The most JSON a finite number or a boolean takes ("-1.2345678901234567e-308"). */
 const PLAIN_VALUE_BYTES = 24;
 
-/** A number or boolean needs no JSON until it is stored (entryJson makes it then): its size is bounded. */
-function jsonOf(value: unknown, address: StateAddress, maxValueBytes: number): string | undefined {
-  const plain = (typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean";
-  return value === undefined || plain ? undefined : serialize(value, address, maxValueBytes);
-}
 
 export class CachedEntries {
   constructor(
@@ -59,7 +54,7 @@ export class CachedEntries {
   }
 
   putValue(key: string, address: StateAddress, value: unknown): CacheEntry {
-    const json = jsonOf(value, address, this.config.maxValueBytes); // a value too large changes nothing
+    const json = valueJson(value, address, this.config.maxValueBytes); // a value too large changes nothing
     const e = this.writable(key, EntryKind.Value, address.keyGroup, address);
     this.store(e, value, json);
     return e;
@@ -68,7 +63,7 @@ export class CachedEntries {
   /** putValue on its cached entry `e` (no read of the key in flight: see EntryLoader.supersede). */
   setValue(e: CacheEntry, address: StateAddress, value: unknown): void {
     e.ref = true;
-    this.store(e, value, jsonOf(value, address, this.config.maxValueBytes));
+    this.store(e, value, valueJson(value, address, this.config.maxValueBytes));
   }
 
   private store(e: CacheEntry, value: unknown, json: string | undefined): void {

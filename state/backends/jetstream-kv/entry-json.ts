@@ -34,6 +34,15 @@ export function serialize(value: unknown, address: StateAddress, maxBytes: numbe
   return json;
 }
 
+/**
+ * The JSON of a value to store, checked against `maxBytes`; undefined for a finite number or a boolean
+ * (no JSON needed until it is stored, and its size is bounded) and for undefined (a removal).
+ */
+export function valueJson(value: unknown, address: StateAddress, maxBytes: number): string | undefined {
+  const plain = (typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean";
+  return value === undefined || plain ? undefined : serialize(value, address, maxBytes);
+}
+
 export function tooLarge(address: StateAddress, bytes: number, maxBytes: number): StateLimitError {
   return new StateLimitError(
     `state "${address.state}" for key ${address.keyId}${address.userKeyId === undefined ? "" : ` (map key ${address.userKeyId})`}: the value is ${bytes} bytes, more than maxValueBytes ${maxBytes}; it was not stored`,
