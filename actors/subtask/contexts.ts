@@ -68,6 +68,7 @@ export class SubtaskContexts {
       operatorName: node.name,
       subtaskIndex: this.host.index,
       parallelism: this.host.vertex.parallelism,
+      attempt: this.deps.attempt,
       nc: this.deps.nc,
       deadLetters: this.deps.deadLetters,
       log: this.deps.log,

@@ -35,6 +35,8 @@ export interface ConnectorContext {
   readonly operatorName: string;
   readonly subtaskIndex: number;
   readonly parallelism: number;
+  /** This run of the job (a restart is another): subjects the subtasks of one run share carry it. */
+  readonly attempt?: string;
   /** The job's connection (the same server the channels use). */
   readonly nc: NatsConnection;
   readonly deadLetters: DeadLetters;

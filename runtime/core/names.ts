@@ -38,6 +38,10 @@ export class JobNames {
   channel(attempt: string, edge: number, from: number, to: number): string {
     return `weir.${this.job}.run.${attempt}.ch.${edge}.${from}.${to}`;
   }
+  /** The subtasks of one Sources.hybrid tell each other which parts they finished (runtime/sources/hybrid-switch.ts). */
+  hybridSwitch(attempt: string, operatorUid: string): string {
+    return `weir.${this.job}.run.${attempt}.hybrid.${assertToken("operator uid", operatorUid)}`;
+  }
   /** Credits granted to one producer subtask by its consumers. */
   credits(attempt: string, vertex: number, subtask: number): string {
     return `weir.${this.job}.run.${attempt}.cr.${vertex}.${subtask}`;

@@ -6,11 +6,17 @@
 //   false }` when it reports none. Only changes are reported.
 // - Offsets: `{ part, inner }`: which part is being read and that part's own state; a restore resumes in
 //   that part (earlier parts are not read again).
-// - Each part's reader is created when the previous one ends, with the same subtask context.
+// - Each part's reader is created when the previous one ends, with the same subtask context. At a
+//   parallelism above 1 the subtasks switch together (hybrid-switch.ts): one that finished a part reads
+//   nothing more until every subtask finished it, as Flink's HybridSource.
 
 import type { SourceDef, SourceReader, SourceContext } from "../contracts/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
+import { HybridSwitch } from "./hybrid-switch.ts";
+
+/** How long a poll waits for the other subtasks to finish a part before it returns (the loop runs checkpoints and stops between polls). */
+const SWITCH_POLL_MS = 100;
 
 export interface HybridSourceState {
   readonly part: number;
@@ -37,11 +43,22 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
       let reader: SourceReader<T> = await open(part, restored?.inner);
       let reported: boolean | undefined;
       let pending: RecordAttributes | undefined;
+      // The current part ended here; the next opens once every subtask's has (its reader stays open meanwhile: checkpoints take its end state).
+      let partEnded = false;
+      const peers = ctx.parallelism > 1 && ctx.attempt !== undefined
+        ? new HybridSwitch(ctx.nc, ctx.names.hybridSwitch(ctx.attempt, ctx.operatorUid), ctx.subtaskIndex, ctx.parallelism, part)
+        : undefined;
 
       return {
         async pollNext(maxRecords) {
-          const batch = await reader.pollNext(maxRecords);
-          if (batch !== null || part === last) return batch;
+          if (!partEnded) {
+            const batch = await reader.pollNext(maxRecords);
+            if (batch !== null || part === last) return batch;
+            partEnded = true;
+            peers?.finish(part + 1);
+          }
+          if (peers !== undefined && !(await peers.waitForAll(SWITCH_POLL_MS))) return { values: [] };
+          partEnded = false;
           const ended = reader.snapshotState?.(0);
           await reader.close();
           part++;
@@ -64,7 +81,10 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
         async notifyCheckpointComplete(checkpointId) {
           await reader.notifyCheckpointComplete?.(checkpointId);
         },
-        async close() { await reader.close(); },
+        async close() {
+          peers?.close();
+          await reader.close();
+        },
       };
     },
   };
@@ -74,8 +94,9 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
  * The part to resume in and that part's state. In a job the checkpoint hands every old subtask's
  * `{ part, inner }` (an array, in subtask order): the inner states go on as an array too, each inner
  * source taking what it needs of it (JetStream merges offsets, the positional ones take their own).
- * Subtasks switch parts on their own, so they may have been in different parts: then each resumes in
- * its own, which only the same parallelism can tell (earlier parts are not read again, none is skipped).
+ * Subtasks switch parts together, but a checkpoint reaches each at its own moment, so they may have been
+ * in different parts: then each resumes in its own, which only the same parallelism can tell (earlier
+ * parts are not read again, none is skipped).
  */
 function restoredHybrid(ctx: SourceContext): HybridSourceState | undefined {
   const raw = ctx.restoredState;
