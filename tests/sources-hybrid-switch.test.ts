@@ -7,6 +7,8 @@ import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
 import type { SourceDef } from "../runtime/contracts/connectors.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { within } from "./helpers/cli.ts";
+import { standaloneContext } from "./helpers/standalone-context.ts";
+import { connect } from "@nats-io/transport-node";
 
 const test = suite("Sources.hybrid switch");
 const nats = withServer(test);
@@ -75,5 +77,32 @@ for (const checkpointIntervalMs of [0, 50]) {
     }
   });
 }
+
+test("restored in different parts: the subtask still reading history switches once it finished, hearing one that started later", async () => {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const def = Sources.hybrid<string>(Sources.array(["h0", "h1", "h2", "h3"]), Sources.array(["l0", "l1"]));
+    // Subtask 0 was checkpointed in the live part, subtask 1 at the start of its history.
+    const restoredState = [{ part: 1, inner: { position: 0 } }, { part: 0, inner: { position: 0 } }];
+    const context = (subtaskIndex: number) => standaloneContext({ nc, parallelism: 2, subtaskIndex, attempt: "a1", restoredState });
+    const behind = await def.createReader(context(1));
+    const read: string[] = [];
+    const poll = async () => { const b = await behind.pollNext(); if (b) read.push(...b.values); return b; };
+    for (let i = 0; i < 4; i++) await poll();
+    assert.equal(read, ["h1", "h3"], "its history, then it waits: subtask 0 has not said where it is");
+    const ahead = await def.createReader(context(0));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!read.includes("l1") && Date.now() < deadline) if ((await poll()) === null) break;
+      assert.equal(read, ["h1", "h3", "l1"], "its live share once subtask 0 answered");
+      assert.equal((await ahead.pollNext())?.values, ["l0"]);
+    } finally {
+      await ahead.close();
+      await behind.close();
+    }
+  } finally {
+    await nc.close();
+  }
+});
 
 test.run();

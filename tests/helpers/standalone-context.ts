@@ -12,6 +12,8 @@ export interface StandaloneOptions {
   readonly operatorUid?: string;
   readonly subtaskIndex?: number;
   readonly parallelism?: number;
+  /** The run's attempt, as a job's subtasks have (subjects its subtasks share carry it). */
+  readonly attempt?: string;
   readonly restoredState?: any;
   /** For sink writers: whether the job takes checkpoints. */
   readonly checkpointing?: boolean;
@@ -36,6 +38,7 @@ export function standaloneContext(options: StandaloneOptions): StandaloneContext
     operatorName: options.operatorUid ?? "op",
     subtaskIndex: options.subtaskIndex ?? 0,
     parallelism: options.parallelism ?? 1,
+    ...(options.attempt !== undefined ? { attempt: options.attempt } : {}),
     nc: options.nc,
     deadLetters: publisher.forSubtask(),
     log,
