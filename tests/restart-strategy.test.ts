@@ -2,8 +2,9 @@
 // give-up out.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { NO_HISTORY, decideRestart, noRestartMends, resolveRestartStrategy, type RestartHistory, type RestartStrategy } from "../actors/job/restart-strategy.ts";
-import { StateLimitError } from "../state/errors.ts";
+import { NO_HISTORY, decideRestart, noRestartMends, resolveRestartStrategy, userFunctionBug, type RestartHistory, type RestartStrategy } from "../actors/job/restart-strategy.ts";
+import { StateAccessError, StateLimitError } from "../state/errors.ts";
+import { errors as natsErrors } from "@nats-io/transport-node";
 import { ErrorCode, UserFunctionError, WeirError } from "../runtime/core/errors.ts";
 import { resolveJobOptions } from "../runtime/api/options.ts";
 
@@ -62,6 +63,17 @@ s("failures no restart mends end the job at once: state limits, stream set-ups, 
   assert.ok(noRestartMends(new WeirError(ErrorCode.StreamRecreated, "recreated"), false));
   assert.not.ok(noRestartMends(inUser(new Error("boom")), false));
   assert.not.ok(noRestartMends(new WeirError(ErrorCode.Transport, "NATS connection lost"), false));
+});
+
+s("a user function's own error is its bug even in an outage; one caused by NATS or weir's state is the outage's", () => {
+  const bug = new UserFunctionError("count", 0, "k", new Error("Cannot read properties of undefined"));
+  assert.ok(userFunctionBug(bug));
+  assert.ok(userFunctionBug(new WeirError(ErrorCode.Transport, "subtask count#0 failed", { cause: bug })), "found inside a wrapper");
+  assert.not.ok(userFunctionBug(new UserFunctionError("count", 0, "k", new StateAccessError("state request timed out"))));
+  assert.not.ok(userFunctionBug(new UserFunctionError("enrich", 1, undefined, new natsErrors.TimeoutError())));
+  assert.not.ok(userFunctionBug(new UserFunctionError("enrich", 1, undefined, new Error("wrapped", { cause: new natsErrors.NoRespondersError("svc.lookup") }))));
+  assert.not.ok(userFunctionBug(new Error("no responders available")), "not a user function's");
+  assert.not.ok(userFunctionBug(new WeirError(ErrorCode.Transport, "NATS connection lost")));
 });
 
 s("options: the old { attempts, delayMs } is fixed-delay; defaults; unknown keys are errors", () => {

@@ -21,7 +21,7 @@ import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { checkpointsOff, openCheckpoints, restartPoint, startWithoutState, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
-import { describeRestartBeginning, noRestartMends } from "./restart-strategy.ts";
+import { describeRestartBeginning, noRestartMends, userFunctionBug } from "./restart-strategy.ts";
 import { Deployment, subtaskCount, type DeploymentEvents } from "./deployment.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
 
@@ -290,7 +290,7 @@ export class JobRunner {
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
     // Nor a closed connection; none after a stop, unless the failure is not the job's (then stopped after the restart).
     const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !notCounted) || this.nc.isClosed();
-    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || (this.connection?.inOutage() ?? false), final });
+    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || ((this.connection?.inOutage() ?? false) && !userFunctionBug(e)), final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
   }

@@ -13,6 +13,9 @@
 import * as t from "io-ts";
 import { ErrorCode, WeirError, hasErrorCode } from "../../runtime/core/errors.ts";
 import { StateCodecError, StateLimitError } from "../../state/errors.ts";
+import { errors as natsErrors } from "@nats-io/transport-node";
+import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { isTransientJetStreamError } from "../../state/backends/jetstream-retry.ts";
 import { preview } from "../../runtime/core/preview.ts";
 import { closest } from "../../runtime/core/validation.ts";
 import { isLeft } from "fp-ts/lib/Either.js";
@@ -221,4 +224,25 @@ export function noRestartMends(e: unknown, deploying: boolean): boolean {
     if (x instanceof StateLimitError) return true;
   }
   return false;
+}
+
+const NATS_ERROR_CLASSES: ReadonlyArray<abstract new (...args: never[]) => Error> = [...Object.values(natsErrors), JetStreamError, JetStreamApiError];
+
+/**
+ * Whether `e` is a user function's own error, whatever the connection did: a UserFunctionError with
+ * nothing from NATS or weir (state access, transport, a timeout) among its causes. Such a failure during or
+ * just after an outage still counts against the restart strategy: a bug there backs off as anywhere else,
+ * where one whose function awaited state (or NATS) that the outage held up is put down to the outage.
+ */
+export function userFunctionBug(e: unknown): boolean {
+  let x: unknown = e;
+  for (let depth = 0; x instanceof Error && !(x instanceof WeirError && x.code === ErrorCode.UserFunction); depth++) {
+    if (depth >= 10) return false;
+    x = x.cause;
+  }
+  if (!(x instanceof Error)) return false;
+  for (let c = x.cause, depth = 0; c !== undefined && c !== null && depth < 10; c = (c as Error).cause, depth++) {
+    if (c instanceof WeirError || NATS_ERROR_CLASSES.some((k) => c instanceof k) || isTransientJetStreamError(c)) return false;
+  }
+  return true;
 }
