@@ -49,6 +49,30 @@ s("a restart while a checkpoint's id is reserved drops that checkpoint: the new 
   }
 });
 
+s("a stop during a commit waits for it and the deletes it queues (none is cut off by the connection closing)", async () => {
+  let releaseCommit: (() => void) | undefined;
+  const calls: string[] = [];
+  const store = {
+    reserveIds: async (lastUsed: number) => ({ first: lastUsed + 1, last: lastUsed + 100 }),
+    commit: () => new Promise<number>((resolve) => { calls.push("commit started"); releaseCommit = () => { calls.push("committed"); resolve(1); }; }),
+    deleteExpired: async () => { calls.push("old checkpoints deleted"); },
+    sweep: async () => 0,
+  } as unknown as CheckpointStore;
+  const { coordinator, triggered } = recordingCoordinator(store, 100);
+  const done = coordinator.trigger().then(() => "completed", (e: Error) => e.message);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(triggered, [1]);
+  coordinator.ack({ vertexUid: "src", index: 0, parallelism: 1, operators: {}, ackedAtMs: 0, alignmentMs: 0, stateChanged: { entries: 0, bytes: 0 } }, 1);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(calls, ["commit started"]);
+  const stopped = coordinator.stop().then(() => { calls.push("stopped"); });
+  await new Promise((r) => setTimeout(r, 10));
+  releaseCommit!();
+  await stopped;
+  assert.equal(calls, ["commit started", "committed", "old checkpoints deleted", "stopped"]);
+  await done;
+});
+
 s("a restart drops a savepoint queued behind the checkpoint in flight: it never fires into the torn-down deployment", async () => {
   const store = { reserveIds: async (lastUsed: number) => ({ first: lastUsed + 1, last: lastUsed + 100 }) } as unknown as CheckpointStore;
   const { coordinator, triggered } = recordingCoordinator(store, 100);

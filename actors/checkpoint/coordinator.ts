@@ -71,6 +71,9 @@ export interface CheckpointStats {
   readonly durations?: DurationCounts;
 }
 
+/** How long a stop waits for a commit under way. */
+const STOP_COMMIT_WAIT_MS = 5000;
+
 export class CheckpointCoordinator {
   readonly actor: Actor<typeof checkpointMachine>;
   private acks = new Map<string, SubtaskSnapshot>();
@@ -78,6 +81,8 @@ export class CheckpointCoordinator {
   private idleWaiters: Array<() => void> = [];
   /** Deleting old checkpoints runs behind commits, one at a time; stop() waits for it. */
   private housekeeping: Promise<void> = Promise.resolve();
+  /** The commit in flight: one a stop came during still completes and queues its deletes (stop() waits for both). */
+  private committing: Promise<void> = Promise.resolve();
   private swept = false;
   private triggeredAt = 0;
   private kind: CheckpointKind = "checkpoint";
@@ -109,7 +114,7 @@ export class CheckpointCoordinator {
           queueMicrotask(() => this.o.onStalled?.(e));
         },
       },
-      actors: { commit: fromPromise<void, { checkpointId: number }>(({ input }) => this.commit(input.checkpointId)) },
+      actors: { commit: fromPromise<void, { checkpointId: number }>(({ input }) => (this.committing = this.commit(input.checkpointId))) },
     }), {
       id: `checkpoint:${o.job}`,
       systemId: `checkpoint:${o.job}`,
@@ -261,6 +266,11 @@ export class CheckpointCoordinator {
     for (const w of [...this.waiters.values(), ...this.nextWaiters]) w.reject(new Error("the job stopped before the checkpoint completed"));
     this.waiters.clear();
     this.nextWaiters = [];
+    // A commit under way when the stop came still lands: wait (within a bound, as during an outage its
+    // retries could take 30 s) for it and the deletes it queues, so none is cut off by the connection closing.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.committing.catch(() => {}), new Promise<void>((r) => { timer = setTimeout(r, STOP_COMMIT_WAIT_MS); })]);
+    clearTimeout(timer);
     await this.housekeeping;
   }
 
