@@ -1,6 +1,6 @@
 // `weir advance-clock <job> <ms>` against a real `weir run --manual-clock` process: the job's processing
-// time moves by what is asked, and its processing-time windows fire when it passes their end; a job on
-// the system clock refuses, in one line.
+// time moves by what is asked, and its processing-time windows fire when it passes their end, on every
+// worker of a job spread over several; a job on the system clock refuses, in one line.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
@@ -56,13 +56,41 @@ test("a --manual-clock job: advance-clock prints its new time and fires the hour
   }
 });
 
-test("advance-clock to no job, and --manual-clock with --workers: one line each, exit 1", async () => {
+test("advance-clock to no job: one line, exit 1", async () => {
   const none = await runWeir(["advance-clock", "nojob", "5", "--nats", nats.url]);
   assert.is(none.code, 1);
   assert.is(none.stderr.trim(), "weir: job nojob is not running");
-  const workers = await runWeir(["run", JOB, "--nats", nats.url, "--manual-clock", "0", "--workers", "2"]);
-  assert.is(workers.code, 1);
-  assert.is(workers.stderr.trim(), "weir: --manual-clock runs the job in one process: not with --workers (each worker would keep its own clock)");
+});
+
+test("--manual-clock with --workers 2: advance-clock moves every worker's clock, so windows on both workers fire", async () => {
+  const nc = await connect({ servers: nats.url });
+  const jsm = await jetstreamManager(nc);
+  for (const stream of ["ORDERS", "HOURLY"]) await jsm.streams.delete(stream).catch(() => {});
+  await createStream(nc, "ORDERS", ["orders.>"]);
+  const customers = ["ann", "bob", "cid", "dee", "eve", "fay", "gus", "hal"];
+  await publishAll(nc, customers.map((c, i) => order(c, i + 1)));
+  const run = startWeir(["run", JOB, "--nats", nats.url, "--state-backend", "heap", "--manual-clock", "0", "--workers", "2", "--restore", "none"]);
+  try {
+    await run.waitForStderr("weir: starting 2 workers", 30_000);
+    // Both workers run a window subtask, and the windows took in every order at processing time 0.
+    await eventually("8 orders in the windows of two workers", 90_000, async () => {
+      const s = await runWeir(["status", "scenario-hourly-totals", "--json", "--nats", nats.url]);
+      if (s.code !== 0) return undefined;
+      const st = JSON.parse(s.stdout) as { state: string; workers?: Array<{ subtasks: string[] }>; subtasks: Array<{ name: string; recordsIn: number }> };
+      const windowWorkers = (st.workers ?? []).filter((w) => w.subtasks.some((id) => id.startsWith("hourly")));
+      const inWindows = st.subtasks.filter((t) => t.name.startsWith("hourly")).reduce((n, t) => n + t.recordsIn, 0);
+      return st.state === "running" && windowWorkers.length === 2 && inWindows === 8 ? true : undefined;
+    });
+    const moved = await runWeir(["advance-clock", "scenario-hourly-totals", "3599999", "--nats", nats.url]);
+    assert.is(moved.code, 0, moved.stderr);
+    assert.is(moved.stdout.trim(), "scenario-hourly-totals: processing time 1970-01-01T00:59:59.999Z (3599999 ms)");
+    await eventually("every customer's hour fired, on both workers", 60_000, async () => ((await hourlyCount(nc)) === 8 ? true : undefined));
+    run.child.kill("SIGTERM");
+    assert.is((await within(run.exited, 60_000))?.code, 0, run.stderr().slice(-600));
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+    await nc.close();
+  }
 });
 
 test.run();

@@ -63,9 +63,10 @@ export function onJobEnded(nc: NatsConnection, job: string, onEnd: (end: JobEnde
 
 /** Moves the processing time of `job` (run with --manual-clock) on by `ms`: its time after, or a one-line error. */
 export async function advanceJobClock(nc: NatsConnection, job: string, ms: number): Promise<number> {
-  const answer = await askControl(nc, job, ControlVerb.AdvanceClock, { ms });
+  // The leader answers once the other workers' clocks moved too (it waits 10 s for each at most).
+  const answer = await askControl(nc, job, ControlVerb.AdvanceClock, { ms }, 15_000);
   if (answer === ControlSilence.Nobody) throw new WeirError(ErrorCode.InvalidJob, `job ${job} is not running`);
-  if (answer === ControlSilence.NoAnswer) throw new WeirError(ErrorCode.InvalidJob, `job ${job} did not answer advance-clock within 2 s`);
+  if (answer === ControlSilence.NoAnswer) throw new WeirError(ErrorCode.InvalidJob, `job ${job} did not answer advance-clock within 15 s`);
   if (!answer.ok || answer.now === undefined) throw new WeirError(ErrorCode.InvalidOption, `cannot advance the clock of job ${job}: ${answer.error ?? "refused"}`);
   return answer.now;
 }

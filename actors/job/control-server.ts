@@ -20,9 +20,11 @@ export interface ControlledJob {
   failSubtask(id: string): boolean;
   /** Processing time of the job's subtasks: a ManualClock (`weir run --manual-clock`) moves by advance-clock. */
   readonly clock: Clock;
+  /** A job spread over workers: their manual clocks move on to the leader's time too. */
+  advanceFollowers?(toMs: number): Promise<void>;
 }
 
-export type ControlHandlers = { readonly [V in ControlVerb]: (request: ControlRequest<V>) => ControlReply<V> };
+export type ControlHandlers = { readonly [V in ControlVerb]: (request: ControlRequest<V>) => ControlReply<V> | Promise<ControlReply<V>> };
 
 /** The verbs' handlers for a job: requests start what they ask for and answer at once. */
 export function handlersFor(job: ControlledJob): ControlHandlers {
@@ -40,13 +42,20 @@ export function handlersFor(job: ControlledJob): ControlHandlers {
       return { ok: true };
     },
     "fail-subtask": ({ subtask }) => ({ ok: job.failSubtask(subtask) }),
-    "advance-clock": ({ ms }) => {
+    "advance-clock": async ({ ms }) => {
       const clock = job.clock;
       if (!(clock instanceof ManualClock)) return { ok: false, error: "the job runs on the system clock (start it with weir run --manual-clock <ms> to move its processing time by hand)" };
       if (!Number.isFinite(ms) || ms < 0) return { ok: false, error: `ms: expected a non-negative number of milliseconds, got ${ms}` };
-      // Fires the timers due on the way, in time order (each subtask runs them from its mailbox).
+      // Fires the timers due on the way, in time order (each subtask runs them from its mailbox); then
+      // the other workers' clocks (each process keeps one) move to the same time.
       clock.advance(ms);
-      return { ok: true, now: clock.now() };
+      const now = clock.now();
+      try {
+        await job.advanceFollowers?.(now);
+      } catch (e) {
+        return { ok: false, error: `${describeError(e)} (this worker's clock is at ${now})` };
+      }
+      return { ok: true, now };
     },
   };
 }
@@ -59,14 +68,16 @@ export function serveControl(nc: NatsConnection, names: JobNames, handlers: Cont
     subs.push(nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
-        let answer: ControlReply<typeof verb> | FailureReport;
+        let answer: ControlReply<typeof verb> | FailureReport | Promise<ControlReply<typeof verb>>;
         try {
           const request = decodeMessage(ControlProtocol[verb].request as never, msg.data, `request on ${subject}`);
-          answer = (handlers[verb] as (r: unknown) => ControlReply<typeof verb>)(request);
+          answer = (handlers[verb] as (r: unknown) => ControlReply<typeof verb> | Promise<ControlReply<typeof verb>>)(request);
         } catch (e) {
           answer = { error: describeError(e) };
         }
-        if (msg.reply) msg.respond(encodeMessage(answer));
+        const respond = (a: ControlReply<typeof verb> | FailureReport) => { if (msg.reply) msg.respond(encodeMessage(a)); };
+        if (answer instanceof Promise) answer.then(respond, (e: unknown) => respond({ error: describeError(e) }));
+        else respond(answer);
       },
     }));
   }

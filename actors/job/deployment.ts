@@ -35,6 +35,8 @@ export interface RemotePart {
   run(sources: boolean): Promise<void>;
   /** Cancels the remote subtasks; resolves once each worker answered or is gone. */
   cancel(): Promise<void>;
+  /** Moves every remote worker's manual clock on to `toMs`; rejects naming a worker that could not. */
+  advanceClock(toMs: number): Promise<void>;
   close(): void;
 }
 
@@ -110,6 +112,11 @@ export class Deployment {
     retire?.(this.local.map((s) => s.status()));
     for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
     this.o.remote?.close();
+  }
+
+  /** The remote workers' manual clocks moved on to `toMs` (this process's clock is the caller's). */
+  advanceRemoteClocks(toMs: number): Promise<void> {
+    return this.o.remote?.advanceClock(toMs) ?? Promise.resolve();
   }
 
   find(id: string): SubtaskHandle | undefined {

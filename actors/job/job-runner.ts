@@ -36,7 +36,7 @@ export class JobRunner {
   private attemptId = randomBytes(4).toString("hex");
   /** Records counted by the deployments before the current one (status: counts over the whole run). */
   private carried: RecordCounts = { recordsIn: 0, recordsOut: 0 };
-  private deployment: Deployment | undefined;
+  protected deployment: Deployment | undefined;
   private readonly deadLetters: DeadLetterPublisher;
   private controlSubs: Subscription[] = [];
   private readonly started = Date.now();

@@ -5,6 +5,7 @@
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { messageOf } from "../../runtime/core/errors.ts";
+import { ManualClock, type Clock } from "../../runtime/core/clock.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
@@ -17,6 +18,7 @@ import { RemoteSubtask, RemoteWorker } from "./remote-subtask.ts";
 /** Deploy and run wait this long for a worker's answer (opening restores state: it may take a while). */
 const OPEN_TIMEOUT_MS = 120_000;
 const CANCEL_TIMEOUT_MS = 5_000;
+const ADVANCE_CLOCK_TIMEOUT_MS = 10_000;
 
 export interface ClusterDeploymentOptions {
   readonly nc: NatsConnection;
@@ -27,6 +29,8 @@ export interface ClusterDeploymentOptions {
   /** Appends the deployment to the job log as leader; resolves its epoch, rejects when deposed. */
   readonly record: (assignment: Record<string, string[]>, restoreId: number | undefined) => Promise<number>;
   readonly log: (message: string) => void;
+  /** The job's processing time: a ManualClock's is handed to every worker (`weir run --manual-clock`). */
+  readonly clock?: Clock;
 }
 
 export class ClusterDeployer {
@@ -81,11 +85,16 @@ export class ClusterDeployer {
       attempt: `e${epoch}`,
       local,
       handles: [...handles.values()],
-      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null, parallelism: request.parallelism ?? null }), OPEN_TIMEOUT_MS),
+      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null, parallelism: request.parallelism ?? null, clockMs: this.manualTime() }), OPEN_TIMEOUT_MS),
       run: (sources) => all(sources ? "run its sources" : "run its subtasks", () => ({ kind: "run", epoch, sources }), OPEN_TIMEOUT_MS),
       cancel: () => all("cancel", () => ({ kind: "cancel", epoch }), CANCEL_TIMEOUT_MS, true),
+      advanceClock: (toMs) => all("advance its clock", () => ({ kind: "advance-clock", epoch, toMs }), ADVANCE_CLOCK_TIMEOUT_MS),
       close: () => sub.unsubscribe(),
     };
+  }
+
+  private manualTime(): number | null {
+    return this.o.clock instanceof ManualClock ? this.o.clock.now() : null;
   }
 
   private send(worker: string, command: WorkerCommand): void {

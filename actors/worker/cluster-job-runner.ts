@@ -20,6 +20,11 @@ export class ClusterJobRunner extends JobRunner {
     this.onSubtaskFailed(undefined, error, "worker", true);
   }
 
+  /** `weir advance-clock` on a manual clock: the other workers' clocks move on to the leader's time `toMs`. */
+  advanceFollowers(toMs: number): Promise<void> {
+    return this.deployment?.advanceRemoteClocks(toMs) ?? Promise.resolve();
+  }
+
   /** Workers joined or left: a fresh checkpoint, then the job restarts from it over the workers there are now. */
   async rescale(cause: string): Promise<void> {
     if (this.state !== "running") return;

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { createActor, type Actor } from "xstate";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { JobNames } from "../../runtime/core/names.ts";
-import { systemClock } from "../../runtime/core/clock.ts";
+import { ManualClock, systemClock } from "../../runtime/core/clock.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { ErrorCode, WeirError, describeError, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -90,7 +90,7 @@ export class JobWorker {
   constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number; stopEndsJob?: boolean } = {}) {
     this.runStartedAt = run.startedAt ?? Date.now();
     this.stopEndsJob = run.stopEndsJob ?? false;
-    this.identity = jobIdentity(graph, job);
+    this.identity = jobIdentity(graph, job, options.clock instanceof ManualClock ? "manual" : "system");
     this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
     // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.

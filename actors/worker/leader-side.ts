@@ -59,6 +59,7 @@ export class LeaderSide {
     });
     this.deployer = new ClusterDeployer({
       nc: o.nc, names: o.names, workerId: o.workerId, log: o.log,
+      ...(o.runnerOptions.clock ? { clock: o.runnerOptions.clock } : {}),
       workers: () => this.members(),
       record: async (assignment, restoreId) => {
         const epoch = o.lease.nextEpoch();

@@ -21,12 +21,16 @@ export const WorkerCommandKind = {
   Fail: "fail",
   Regrant: "regrant",
   Refuse: "refuse",
+  AdvanceClock: "advance-clock",
 } as const;
 
 const epoch = { epoch: t.number };
 export const WorkerCommand = t.union([
-  /** Set up and open these subtasks (restoring checkpoint `restoreId`); replies once they are open. */
-  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), parallelism: t.union([t.number, t.null]) }),
+  /**
+   * Set up and open these subtasks (restoring checkpoint `restoreId`); replies once they are open.
+   * `clockMs`: the leader's processing time when the job runs on a manual clock (`weir run --manual-clock`).
+   */
+  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), parallelism: t.union([t.number, t.null]), clockMs: t.union([t.number, t.null]) }),
   /** Run the opened subtasks: first the non-sources (`sources: false`), then the sources; replies. */
   t.type({ kind: t.literal("run"), ...epoch, sources: t.boolean }),
   t.type({ kind: t.literal("trigger"), ...epoch, subtask: t.string, barrier: Barrier, pause: t.boolean }),
@@ -40,6 +44,8 @@ export const WorkerCommand = t.union([
   t.type({ kind: t.literal("regrant"), ...epoch }),
   /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
   t.type({ kind: t.literal("refuse"), ...epoch, reason: t.string }),
+  /** A manual clock (`weir advance-clock`): processing time moves on to `toMs` here too; replies once its due timers were handed over. */
+  t.type({ kind: t.literal("advance-clock"), ...epoch, toMs: t.number }),
 ], "WorkerCommand");
 export type WorkerCommand = t.TypeOf<typeof WorkerCommand>;
 

@@ -12,7 +12,7 @@ import type { SubtaskStatus } from "../subtask/status.ts";
 import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { ConnectionWatch } from "../job/connection-watch.ts";
-import { systemClock } from "../../runtime/core/clock.ts";
+import { ManualClock, systemClock } from "../../runtime/core/clock.ts";
 import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
@@ -150,6 +150,12 @@ export class WorkerHost {
       case "release": for (const s of this.subtasks) s.release(); break;
       case "fail": find(c.subtask)?.injectFailure(c.reason); break;
       case "regrant": for (const s of this.subtasks) s.onReconnected(); break;
+      case "advance-clock": {
+        const clock = this.o.deps.clock;
+        if (!(clock instanceof ManualClock)) return { ok: false, error: `worker ${this.o.workerId} runs on the system clock` };
+        clock.advanceTo(c.toMs);
+        return { ok: true };
+      }
       case "cancel": {
         // Answered once the subtasks' state is closed (the leader waits CANCEL_TIMEOUT_MS at most).
         await this.cancelAll(`the leader cancels epoch ${c.epoch}`);
@@ -166,6 +172,9 @@ export class WorkerHost {
     const closed = this.cancelAll(`epoch ${c.epoch} replaces it`);
     this.epoch = c.epoch;
     await closed;
+    // A manual clock catches up with the leader's (this worker started later, or missed an advance).
+    const clock = this.o.deps.clock;
+    if (c.clockMs !== null && clock instanceof ManualClock) clock.advanceTo(c.clockMs);
     const restore = c.restoreId === null ? undefined : await this.o.loadRestore(c.restoreId);
     const epoch = c.epoch;
     const report = (r: WorkerReport) => this.report(r);

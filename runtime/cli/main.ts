@@ -63,11 +63,8 @@ natsOptions(program.command("run"))
   .option("--quiet", "no progress line and no summary")
   .option("--http <addr>", `serve the dashboard at / and Prometheus metrics at /metrics on host:port (:port or port: host ${DEFAULT_HTTP_HOST}); with --workers N, worker n on port + n - 1`, httpAddress)
   .option("--log-level <level>", "trace, debug, info, warn, error or fatal (default info); off a terminal logs are JSON lines", parseLogLevel)
-  .option("--manual-clock <ms>", "processing time starts at <ms> (since the epoch) and moves only by `weir advance-clock` (tests, scenarios); one process, not with --workers", nonNegativeInt("--manual-clock"))
+  .option("--manual-clock <ms>", "processing time starts at <ms> (since the epoch) and moves only by `weir advance-clock` (tests, scenarios); every worker of the job needs it", nonNegativeInt("--manual-clock"))
   .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
-    if (flags.manualClock !== undefined && flags.workers !== undefined && flags.workers > 1) {
-      throw new WeirError(ErrorCode.InvalidOption, "--manual-clock runs the job in one process: not with --workers (each worker would keep its own clock)");
-    }
     if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
     const { superviseWorkers } = await import("./commands/workers.ts");
     return superviseWorkers(flags.workers, withoutWorkersFlag(process.argv.slice(process.argv.indexOf("run") + 1)));

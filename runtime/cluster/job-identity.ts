@@ -11,7 +11,8 @@ import type { ResolvedJobOptions } from "../contracts/job-options.ts";
 export const JobIdentityCodec = t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }, "JobIdentity");
 export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
 
-export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions): JobIdentity {
+/** `clock`: "manual" for `weir run --manual-clock` (processing time moves only when the leader moves it). */
+export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system"): JobIdentity {
   const shape = graph.vertices.map((v) => ({
     uid: v.uid,
     nodes: v.nodes.map((n) => `${n.kind}:${n.uid}`),
@@ -25,6 +26,7 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions): JobIdenti
       stateBackend: job.stateBackend,
       mode: job.mode,
       checkpointIntervalMs: job.checkpointIntervalMs,
+      clock,
     },
   };
 }

@@ -29,6 +29,10 @@ export class ManualClock implements Clock {
     return id;
   }
   clearTimeout(handle: unknown): void { this.timers.delete(handle as number); }
+  /** Moves time on to `time` if that is later (a worker catching up with the leader's clock). */
+  advanceTo(time: number): void {
+    if (time > this.time) this.advance(time - this.time);
+  }
   advance(ms: number): void {
     const target = this.time + ms;
     for (;;) {

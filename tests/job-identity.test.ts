@@ -1,0 +1,29 @@
+// What the workers of one job must agree on (runtime/cluster/job-identity.ts): the same job graph and
+// placement options, and a manual clock on all of them or none (a worker on the system clock would fire
+// processing-time timers on its own; the leader gives it no subtasks and says why).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
+import { resolveJobOptions } from "../runtime/api/options.ts";
+import { identityDifference, jobIdentity } from "../runtime/cluster/job-identity.ts";
+
+const discard: SinkDef<number> = { kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) };
+
+function graphOf(parallelism: number) {
+  const env = StreamEnvironment.create({ name: "ident", nats: "nats://127.0.0.1:1", parallelism });
+  env.fromSource(Sources.array([1, 2, 3])).keyBy((n) => n % 2).reduce((a, b) => a + b).sinkTo(discard);
+  return env.jobGraph();
+}
+
+test("workers differing in clock, parallelism or job graph are told how; the same job is no difference", () => {
+  const job = resolveJobOptions({ name: "ident", parallelism: 2 });
+  const manual = jobIdentity(graphOf(2), job, "manual");
+  assert.is(identityDifference(manual, jobIdentity(graphOf(2), job, "manual")), undefined);
+  assert.is(identityDifference(manual, jobIdentity(graphOf(2), job)), `clock "system" (the leader's: "manual")`);
+  assert.is(identityDifference(manual, jobIdentity(graphOf(2), resolveJobOptions({ name: "ident", parallelism: 4 }), "manual")), "parallelism 4 (the leader's: 2)");
+  const other = StreamEnvironment.create({ name: "ident", nats: "nats://127.0.0.1:1", parallelism: 2 });
+  other.fromSource(Sources.array([1])).map((n) => n).sinkTo(discard);
+  assert.match(identityDifference(manual, jobIdentity(other.jobGraph(), job, "manual")) ?? "", /^another job graph/);
+});
+
+test.run();
