@@ -13,7 +13,7 @@ import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { ConnectionWatch } from "../job/connection-watch.ts";
 import { ManualClock, systemClock } from "../../runtime/core/clock.ts";
-import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import { decodeCommand, encodeMessage, encodeReport, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
 
@@ -218,7 +218,7 @@ export class WorkerHost {
   private report(r: WorkerReport): void {
     if (r.epoch !== this.epoch) return;
     try {
-      this.o.nc.publish(this.o.names.leaderReports, encodeMessage(r));
+      this.o.nc.publish(this.o.names.leaderReports, encodeReport(r));
     } catch { /* closed: the leader will miss this worker's heartbeats */ }
   }
 
