@@ -106,7 +106,11 @@ export class HybridSwitch {
   private announce(reply = false): void {
     if (this.closed) return;
     const a: Announcement = { i: this.index, n: this.finished[this.index]!, w: this.waiting, r: reply };
-    this.nc.publish(this.subject, JSON.stringify(a));
+    try {
+      this.nc.publish(this.subject, JSON.stringify(a));
+    } catch {
+      // The connection closed: the job is ending (or restarts, with a new attempt's subject).
+    }
   }
 
   private heard(data: Uint8Array): void {
