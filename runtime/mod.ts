@@ -3,7 +3,7 @@ export { defineJob, isJobDefinition } from "./api/job.ts";
 export type { JobDefinition } from "./api/job.ts";
 export { StreamEnvironment } from "./api/environment.ts";
 export type { JobClient, EnvironmentHooks, SourceOptions } from "./api/environment.ts";
-export { DataStream, KeyedStream, WindowedStream, ConnectedStreams, ConnectedKeyedStreams, DataStreamSink, CachedDataStream } from "./api/datastream.ts";
+export { DataStream, KeyedStream, WindowedStream, CountWindowedStream, ConnectedStreams, ConnectedKeyedStreams, DataStreamSink, CachedDataStream } from "./api/datastream.ts";
 export type { CollectOptions } from "./api/datastream.ts";
 export { WatermarkStrategy } from "./contracts/watermarks.ts";
 export { outputTag } from "./contracts/functions.ts";

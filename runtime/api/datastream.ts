@@ -23,6 +23,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import { preview } from "../core/preview.ts";
 import type { WindowAssigner } from "../operators/windows/assigners.ts";
 import { windowOperatorSpec } from "../operators/windows/window-operator.ts";
+import { countWindowOperatorSpec } from "../operators/windows/count-window.ts";
 import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/window-contents.ts";
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
@@ -185,6 +186,49 @@ export class KeyedStream<K, T> extends DataStream<T> {
       throw new WeirError(ErrorCode.InvalidGraph, `keyBy().window(): timeDomain must be "event" or "processing", got ${preview(domain)}`);
     }
     return new WindowedStream<K, T>(this.host, this.nodeId, this.keySelector, assigner);
+  }
+
+  /**
+   * Count windows per key (Flink's countWindow): `size` records each, fired at the `size`-th and purged;
+   * with `slide`, every `slide` records a window over the key's last `size`. A window not full when the
+   * input ends never fires.
+   */
+  countWindow(size: number, slide?: number): CountWindowedStream<K, T> {
+    for (const [name, v] of [["size", size], ["slide", slide]] as const) {
+      if ((name === "size" || v !== undefined) && !isPositiveInt(v)) throw new WeirError(ErrorCode.InvalidGraph, `keyBy().countWindow(): ${name} must be a positive integer, got ${preview(v)}`);
+    }
+    return new CountWindowedStream<K, T>(this.host, this.nodeId, this.keySelector, size, slide);
+  }
+}
+
+/** `keyBy(...).countWindow(size[, slide])`: each count window's records reduced, aggregated or processed when it fires. */
+export class CountWindowedStream<K, T> {
+  constructor(
+    private readonly host: StreamHost,
+    private readonly nodeId: number,
+    private readonly keySelector: (value: T) => K,
+    readonly size: number,
+    readonly slide: number | undefined,
+  ) {}
+
+  reduce(reduce: (a: T, b: T) => T, options?: NodeOptions): DataStream<T> {
+    requireFunction(reduce, "countWindow().reduce()");
+    return this.build<T>("CountWindowReduce", { type: "reduce", reduce }, options);
+  }
+
+  aggregate<ACC, O>(aggregate: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(aggregate, AGGREGATE_METHODS, "countWindow().aggregate()", "an AggregateFunction");
+    return this.build<O>("CountWindowAggregate", { type: "aggregate", aggregate: aggregate as AggregateFunction<T, unknown, O> }, options);
+  }
+
+  process<O = any>(fn: ProcessWindowFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
+    requireMethods(fn, ["process"], "countWindow().process()", "a ProcessWindowFunction");
+    return this.build<O>("CountWindowProcess", { type: "process", fn: fn as ProcessWindowFunction<unknown, T, O> }, options);
+  }
+
+  private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {
+    const spec = countWindowOperatorSpec<K, T, O>(this.size, this.slide, logic, this.keySelector);
+    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `countWindow().${logic.type}()`)));
   }
 }
 
