@@ -40,6 +40,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private recordsIn = 0;
   private timersFired = 0;
   private restoredTimers = { event: 0, processing: 0 };
+  /** The backend's cache hits and misses when the timers were read back at a restore (not the job's reads). */
+  private restoreReads = { hits: 0, misses: 0 };
   /** Contexts of finished records, for the next ones (see record-context.ts). */
   private readonly freeContexts: KeyedRecordContext<unknown, unknown>[] = [];
   /**
@@ -75,6 +77,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     if (this.ctx.restoring) {
       const { operatorUid, operatorName } = this.ctx.runtime;
       this.restoredTimers = await restoreTimers(this.timers, backend, operatorUid, operatorName, this.ctx.keyGroupRange);
+      // The hit ratio is the job's: reading back a timer entry per key group is no miss of its records.
+      const m = backend.metrics();
+      this.restoreReads = { hits: m.hits, misses: m.misses };
       // Processing-time timers whose time passed while the job was down fire at once (as in Flink).
       const next = this.timers.processingTime.peek();
       if (next) this.scheduleProcessingTimer(next.timestamp);
@@ -256,7 +261,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     if (this.backend === undefined) return {};
     const m = this.backend.metrics();
     return {
-      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits, cacheMisses: m.misses,
+      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits - this.restoreReads.hits, cacheMisses: m.misses - this.restoreReads.misses,
       dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
       stateRemoteReads: m.remoteReads, stateRemoteWrites: m.remoteWrites,
     };
