@@ -40,9 +40,6 @@ export class WorkerSet {
   /** Whether any worker process is still running (paused ones included): more may yet happen. */
   anyRunning(): boolean { return [...this.byName.values()].some((w) => w.proc.running); }
 
-  /** How many worker processes run now (paused ones included). */
-  runningCount(): number { return this.running().length; }
-
   private running(): Array<[string, Worker]> { return [...this.byName].filter(([, w]) => w.proc.running); }
 
   private launch(name: string, overrides: JobOverrides): JobProcess {

@@ -16,7 +16,7 @@ import { jsonAccumulators } from "../../core/json-data.ts";
 import { KeyedProcessOperator } from "../../keyed/operator.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
 import type { TimeWindow } from "./assigners.ts";
-import type { WindowCounters, WindowLogic } from "./window-contents.ts";
+import { accumulate, type WindowCounters, type WindowLogic } from "./window-contents.ts";
 
 const GLOBAL_WINDOW: TimeWindow = Object.freeze({ start: MIN_WATERMARK, end: MAX_WATERMARK });
 const acc = valueState<unknown>("count-window-acc", t.unknown);
@@ -64,10 +64,7 @@ function tumbling<K, T, O>(size: number, logic: WindowLogic<T, O>, counters: Win
         await emit(logic, ctx, records);
         return;
       }
-      const prev = n === 1 ? undefined : await ctx.state(acc).value();
-      const next = logic.type === "reduce"
-        ? (prev === undefined ? value : logic.reduce(prev as T, value))
-        : logic.aggregate.add(value, prev === undefined ? logic.aggregate.createAccumulator() : prev);
+      const next = accumulate(logic, n === 1 ? undefined : await ctx.state(acc).value(), value);
       if (!full) {
         checkAccumulator(next);
         await ctx.state(acc).update(next);

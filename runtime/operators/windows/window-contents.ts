@@ -21,6 +21,13 @@ export type WindowLogic<T, O> =
 
 export interface WindowCounters { lateRecords: number; windowsFired: number }
 
+/** A reduce's or an aggregate's accumulator after `value` (`prev` undefined: the window's first record). */
+export function accumulate<T, O>(logic: Exclude<WindowLogic<T, O>, { type: "process" }>, prev: unknown, value: T): unknown {
+  return logic.type === "reduce"
+    ? (prev === undefined ? value : logic.reduce(prev as T, value))
+    : logic.aggregate.add(value, prev === undefined ? logic.aggregate.createAccumulator() : prev);
+}
+
 /** What a window function runs with, whatever its windows: its logic, late records' tag, lateness, counters. */
 export interface WindowSetup<T, O> {
   readonly logic: WindowLogic<T, O>;
@@ -65,10 +72,7 @@ export class WindowContents<K, T, O> {
       return;
     }
     const state = ctx.state(this.of(w.start).acc);
-    const prev = await state.value();
-    const next = logic.type === "reduce"
-      ? (prev === undefined ? value : logic.reduce(prev as T, value))
-      : logic.aggregate.add(value, prev === undefined ? logic.aggregate.createAccumulator() : prev);
+    const next = accumulate(logic, await state.value(), value);
     this.checkAccumulator(next);
     await state.update(next);
   }
