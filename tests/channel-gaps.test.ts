@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { ChannelWriter } from "../runtime/transport/channel-writer.ts";
-import { encodeRecords, withSequence } from "../runtime/transport/frames.ts";
+import { encodeProbe, encodeRecords, withSequence } from "../runtime/transport/frames.ts";
 import { ChannelGapError, InputGate, type GateItem } from "../runtime/transport/input-gate.ts";
 
 const s = suite("channel gaps");
@@ -93,6 +93,49 @@ s("grants are cumulative: after a lost grant, the next one lets every frame thro
     assert.is(writer.backlog, 0);
   } finally {
     sub.unsubscribe();
+  }
+}));
+
+s("after a reconnect, a probe naming a frame that never arrived fails the consumer, even with nothing more on the channel", () => withConnection(async (nc) => {
+  const gate = new InputGate(nc, [spec("gap.d")], 8);
+  try {
+    gate.subscribe();
+    await nc.flush();
+    // Frames 1 and 2 arrived, 3 was lost in the outage; the producer then has nothing more to send but its probe.
+    for (const q of [1, 2]) nc.publish("gap.d", withSequence(encodeRecords([q], undefined), q));
+    nc.publish("gap.d", encodeProbe(3));
+    const first = await pollFrames(gate, 2);
+    assert.equal(first.map((i) => i.type === "frame" && i.frame.k === "r" ? i.frame.v : undefined), [[1], [2]]);
+    const err = await pollFrames(gate, 1).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, ChannelGapError);
+    assert.match((err as Error).message, /published frames up to 3 .* frame 3 never arrived/);
+  } finally {
+    gate.close();
+  }
+}));
+
+s("a writer's probe after every frame arrived is taken by the gate without a trace, and needs no credit", () => withConnection(async (nc) => {
+  const gate = new InputGate(nc, [spec("gap.e")], 2);
+  const writer = new ChannelWriter(nc, "gap.e", 1, 1024 * 1024, () => {});
+  try {
+    gate.subscribe();
+    await nc.flush();
+    writer.grant(2);
+    for (let i = 0; i < 3; i++) writer.add(i, undefined); // frames 1 and 2 go, 3 waits for credit
+    writer.probe();
+    writer.add(3, undefined);
+    await nc.flush();
+    const items = await pollFrames(gate, 2);
+    assert.equal(items.map((i) => i.type === "frame" && i.frame.k === "r" ? i.frame.v : undefined), [[0], [1]]);
+    // The probe (last frame 2) came after them: absorbed, no gap, nothing more to poll.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(gate.poll(), undefined);
+    assert.is(writer.backlog, 2);
+    writer.grant(4);
+    const rest = await pollFrames(gate, 2);
+    assert.equal(rest.map((i) => i.type === "frame" && i.frame.k === "r" ? i.frame.v : undefined), [[2], [3]]);
+  } finally {
+    gate.close();
   }
 }));
 

@@ -42,6 +42,7 @@ export class JobRunner {
   private readonly started = Date.now();
   private failure: unknown;
   protected abandoned = false;
+  protected readonly ridesThroughDisconnects: boolean = true; // connection-watch.ts; not over workers (ClusterJobRunner)
   /** The parallelism the graph was last built for (`parallelism: "auto"`). */
   private sizedFor: number;
   private readonly failures = new FailureLog();
@@ -335,9 +336,9 @@ export class JobRunner {
     void cancelled.catch(() => {}).then(() => setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() })));
   }
 
-  /** A disconnect may have lost frames between subtasks: a restart from the last checkpoint (disconnectFailure). */
+  /** A disconnect may have lost frames between subtasks: a restart, or a probe of every channel once back (disconnectFailure). */
   private onDisconnect(server: string): void {
-    const lost = disconnectFailure(server, this.state, this.checkpointing);
+    const lost = disconnectFailure(server, this.state, this.checkpointing, this.ridesThroughDisconnects);
     if (typeof lost === "string") this.log(lost); else this.onSubtaskFailed(undefined, lost, "connection");
   }
 

@@ -75,6 +75,9 @@ export class SubtaskOutputs {
   emitBarrier(barrier: CheckpointBarrier): void { for (const o of this.byEdge.values()) o.emitBarrier(barrier); }
   emitEndOfInput(): void { for (const o of this.byEdge.values()) o.emitEndOfInput(); }
 
+  /** After a reconnect: every channel's consumer checks that it received every frame published so far. */
+  probe(): void { for (const w of this.writers) w.probe(); }
+
   get recordsSent(): number { return this.writers.reduce((n, w) => n + w.recordsSent, 0); }
   /** The highest watermark sent on any out edge (undefined before the first one, and for sinks). */
   get watermarkOut(): number | undefined {

@@ -220,9 +220,14 @@ export class Subtask {
     return this.closing ?? Promise.resolve();
   }
 
-  /** The NATS connection is back: grants sent while it was down may be lost, send them again. */
+  /**
+   * The NATS connection is back: grants sent while it was down may be lost, send them again; and probe
+   * each output channel, whose consumer fails if a frame published before the probe is missing (a
+   * finished subtask too: its end of input may be what was lost).
+   */
   onReconnected(): void {
     if (!this.isTerminal) this.gate.regrant();
+    this.outputs.probe();
   }
 
   /**

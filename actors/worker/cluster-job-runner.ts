@@ -5,6 +5,9 @@ import { messageOf, type WeirError } from "../../runtime/core/errors.ts";
 import { JobRunner, type JobResult } from "../job/job-runner.ts";
 
 export class ClusterJobRunner extends JobRunner {
+  /** Over workers a disconnect restarts the job: the membership (heartbeats, leases) fails over on it anyway. */
+  protected override readonly ridesThroughDisconnects = false;
+
   /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
   abandon(): Promise<JobResult | undefined> {
     this.abandoned = true;

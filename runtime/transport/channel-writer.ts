@@ -6,7 +6,7 @@
 // is cumulative (publish up to frame N), so a lost grant is made good by the next one.
 
 import type { NatsConnection } from "@nats-io/transport-node";
-import { encodeControl, encodeRecords, withSequence, type Frame, type FrameKind } from "./frames.ts";
+import { encodeControl, encodeProbe, encodeRecords, withSequence, type Frame, type FrameKind } from "./frames.ts";
 
 export class ChannelWriter {
   private values: unknown[] = [];
@@ -74,6 +74,11 @@ export class ChannelWriter {
   control(frame: Exclude<Frame, { k: typeof FrameKind.Records }>): void {
     this.seal();
     this.enqueue(encodeControl(frame));
+  }
+
+  /** After a reconnect: tells the consumer the last frame published, so that it finds any lost (frames.ts ProbeFrame). */
+  probe(): void {
+    this.nc.publish(this.subject, encodeProbe(this.sequence));
   }
 
   /**

@@ -34,6 +34,18 @@ export type Frame =
  */
 export type SequencedFrame = Frame & { readonly q?: number };
 
+/**
+ * After a reconnect, a producer's probe: the number of the last frame it published on the channel, sent
+ * outside the numbering and without credit (a channel whose in-flight frames were all lost has none left).
+ * Arriving after every frame published before it (one connection's messages keep their order), it tells
+ * the consumer whether any of them was lost, even on a channel that has nothing more to send.
+ */
+export interface ProbeFrame { readonly k: "p"; readonly last: number }
+
+export function encodeProbe(last: number): string {
+  return JSON.stringify({ k: "p", last } satisfies ProbeFrame);
+}
+
 /** Puts sequence number `seq` into an encoded frame (every encoding is a JSON object). */
 export function withSequence(payload: string, seq: number): string {
   return `{"q":${seq},${payload.slice(1)}`;
@@ -56,8 +68,8 @@ export function encodeControl(frame: Exclude<Frame, { k: "r" }>): string {
 
 const decoder = new TextDecoder();
 
-export function decodeFrame(data: Uint8Array): SequencedFrame {
-  const frame = JSON.parse(decoder.decode(data)) as SequencedFrame | ColumnFrame | BytesFrame;
+export function decodeFrame(data: Uint8Array): SequencedFrame | ProbeFrame {
+  const frame = JSON.parse(decoder.decode(data)) as SequencedFrame | ColumnFrame | BytesFrame | ProbeFrame;
   if (frame.k === "r" && "c" in frame) return { k: "r", v: fromColumns(frame.f, frame.c), t: frame.t, q: frame.q };
   if (frame.k === "r" && "b" in frame) return { k: "r", v: frame.b.map((b) => Buffer.from(b, "base64")), t: frame.t, q: frame.q };
   return frame;

@@ -31,8 +31,10 @@ export type GateItem =
 
 /** Frames of a channel went missing: what was published before the next frame never arrived. */
 export class ChannelGapError extends WeirError {
-  constructor(readonly channel: string, readonly expected: number, readonly received: number | undefined) {
-    super(ErrorCode.Transport, `channel ${channel}: frame ${received ?? "without a number"} arrived where frame ${expected} was due: frames were lost in transit (a NATS disconnect?)`);
+  constructor(readonly channel: string, readonly expected: number, readonly received: number | undefined, probedLast?: number) {
+    super(ErrorCode.Transport, probedLast !== undefined
+      ? `channel ${channel}: its producer published frames up to ${probedLast} before the NATS connection came back, and frame ${expected} never arrived: frames were lost in transit`
+      : `channel ${channel}: frame ${received ?? "without a number"} arrived where frame ${expected} was due: frames were lost in transit (a NATS disconnect?)`);
     this.name = "ChannelGapError";
   }
 }
@@ -137,9 +139,17 @@ export class InputGate {
         this.queueHead = 0;
       }
       if (this.blocked[channel]) { this.held[channel]!.push(data); continue; }
-      this.framesIn++;
       const frame = decodeFrame(data);
       const expected = this.nextSequence[channel]!;
+      if (frame.k === "p") {
+        // A probe (frames.ts): every frame published before it has arrived, or some were lost.
+        if (frame.last >= expected) {
+          this.onGap(new ChannelGapError(this.channels[channel]!.description, expected, undefined, frame.last));
+          this.nextSequence[channel] = frame.last + 1;
+        }
+        continue;
+      }
+      this.framesIn++;
       if (frame.q !== expected) this.onGap(new ChannelGapError(this.channels[channel]!.description, expected, frame.q));
       this.nextSequence[channel] = (frame.q ?? expected) + 1;
       return { type: "frame", channel, frame };
