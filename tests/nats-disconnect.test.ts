@@ -11,6 +11,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
 import { RestartableServer } from "./helpers/nats-server.ts";
 import { eventually, within } from "./helpers/cli.ts";
+import { formatStatus } from "../runtime/cli/commands/control.ts";
 
 const Event = t.type({ key: t.string });
 const count = valueState("count", t.number);
@@ -50,8 +51,14 @@ test("a server restart while the channels are quiet: no job restart, counts go o
 
     await server.kill();
     await eventually("the disconnect noticed", 30_000, () => (lines.some((l) => /connection to \S+ lost/.test(l)) ? true : undefined));
+    // While NATS is down the job says so, still running.
+    const during = client.status();
+    assert.is(during.state, "running");
+    assert.ok(during.natsDisconnectedSince !== undefined, "natsDisconnectedSince during the outage");
+    assert.match(formatStatus(during), /^ride-through: running, NATS disconnected for \d+\.\ds/);
     await server.restart();
     await eventually("the connection back", 60_000, () => (lines.some((l) => /NATS connection back/.test(l)) ? true : undefined));
+    assert.is(client.status().natsDisconnectedSince, undefined);
 
     await eventually("300 more records published", 60_000, () => publish(200, 500).then(() => true, () => undefined));
     await eventually("every output", 90_000, () => (out.length >= 500 ? true : undefined));

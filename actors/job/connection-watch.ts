@@ -27,6 +27,8 @@ export interface ConnectionEvents {
 
 export class ConnectionWatch {
   private connected = true;
+  /** While the connection is down: when it went (the job's clock), for `weir status` and /metrics. */
+  disconnectedSince: number | undefined;
   private recoveringUntil = 0;
   private readonly status: AsyncIterable<Status> & { stop?: () => void };
 
@@ -38,9 +40,11 @@ export class ConnectionWatch {
       for await (const s of status) {
         if (s.type === "disconnect") {
           this.connected = false;
+          this.disconnectedSince ??= this.clock.now();
           events.onDisconnect(s.server);
         } else if (s.type === "reconnect") {
           this.connected = true;
+          this.disconnectedSince = undefined;
           this.recoveringUntil = this.clock.now() + RECOVERY_GRACE_MS;
           events.onReconnect(s.server);
         } else if (s.type === "update") {

@@ -222,7 +222,7 @@ export class JobRunner {
     const snap = this.actor.getSnapshot();
     return jobStatusOf({
       job: this.job, parallelism: defaultParallelism(this.graph), state: jobStateOf(snap.value), context: snap.context, attempt: this.attemptId, started: this.started,
-      subtasks: this.subtasks, carried: this.carried, deadLetters: this.deadLetters.total, failures: this.failures.list(), graph: this.graph,
+      subtasks: this.subtasks, carried: this.carried, deadLetters: this.deadLetters.total, failures: this.failures.list(), graph: this.graph, disconnectedSince: this.connection?.disconnectedSince,
       ...(this.restore ? { restoredFrom: this.restore.id } : {}),
       ...(this.coordinator ? { checkpoints: this.coordinator.stats() } : {}),
       ...(this.options.cluster ? { workers: this.options.cluster.statusOfWorkers() } : {}),

@@ -43,6 +43,8 @@ export interface JobStatus {
   readonly failures: readonly JobFailure[];
   readonly restoredFrom?: number;
   readonly checkpoints?: CheckpointStats;
+  /** While the job's NATS connection is down (a running job goes on, README "Reliability"): since when. */
+  readonly natsDisconnectedSince?: string;
   readonly subtasks: readonly SubtaskStatus[];
   /** With workers (actors/worker/): every live worker, the epoch of the deployment, the last rebalances. */
   readonly workers?: readonly WorkerSummary[];
@@ -122,6 +124,8 @@ export interface StatusParts {
   readonly checkpoints?: CheckpointStats;
   readonly workers?: Record<string, unknown>;
   readonly graph?: JobGraph;
+  /** While the job's NATS connection is down: since when (ms since the epoch). */
+  readonly disconnectedSince?: number;
   /** What the deployments before the current one counted (a restart replaces the subtasks and their counters). */
   readonly carried?: RecordCounts;
 }
@@ -160,6 +164,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     failures: [...p.failures],
     ...(p.restoredFrom !== undefined ? { restoredFrom: p.restoredFrom } : {}),
     ...(p.checkpoints ? { checkpoints: p.checkpoints } : {}),
+    ...(p.disconnectedSince !== undefined ? { natsDisconnectedSince: new Date(p.disconnectedSince).toISOString() } : {}),
     subtasks,
     ...p.workers,
     ...(p.graph ? { graph: summarizeGraph(p.graph) } : {}),

@@ -37,7 +37,8 @@ function failureText(s: JobStatus): string {
 }
 
 export function formatStatus(s: JobStatus): string {
-  const head = `${s.job}: ${s.state}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
+  const outage = s.natsDisconnectedSince ? `, NATS disconnected for ${((Date.now() - Date.parse(s.natsDisconnectedSince)) / 1000).toFixed(1)}s` : "";
+  const head = `${s.job}: ${s.state}${outage}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
   const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}${s.natsReplicas !== undefined ? `; NATS replicas ${s.natsReplicas}` : ""}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "in flight", "state cache", "timers ev/proc"];

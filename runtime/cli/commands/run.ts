@@ -181,12 +181,15 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
       logger.command(`${sig}: stopping ${client.jobName} gracefully (again to cancel)`, { worker: client.workerId });
       // The job's end (a failure after the stop included) is reported by client.result() below.
       client.stop().catch(() => {});
-      // A job failing over (its NATS server gone, say) stops only once it runs again: say so, once.
+      // A job failing over (its NATS server gone, say) stops only once it runs again, and one going on
+      // through a disconnect once NATS is back: say so, once.
       const waiting = setInterval(() => {
-        const state = client.status().state;
-        if (state !== "failing" && state !== "restarting") return;
+        const { state, natsDisconnectedSince } = client.status();
+        const failingOver = state === "failing" || state === "restarting";
+        if (!failingOver && natsDisconnectedSince === undefined) return;
         clearInterval(waiting);
-        logger.command(`${client.jobName} is ${state}: it stops once it runs again (its final checkpoint needs NATS); again to cancel`, { worker: client.workerId });
+        const until = failingOver ? "it stops once it runs again" : "NATS is disconnected, it stops once NATS is back";
+        logger.command(`${client.jobName} is ${state}: ${until} (its final checkpoint needs NATS); again to cancel`, { worker: client.workerId });
       }, 5_000);
       waiting.unref();
       void client.result().finally(() => clearInterval(waiting)).catch(() => {});

@@ -121,6 +121,7 @@ export const FAMILIES: readonly Family[] = [
   // ---- the leader: the whole job
   perJob("weir_job_restarts_total", "counter", "Restarts of the job from its last checkpoint (after failures, lost workers, NATS outages).", (v) => [{ value: v.status.restarts }]),
   perJob("weir_job_state", "gauge", "1 for the job's current state, 0 for the others.", (v) => JobStates.map((state) => ({ value: v.status.state === state ? 1 : 0, labels: { state } }))),
+  perJob("weir_job_nats_connected", "gauge", "1 while the job's NATS connection is up, 0 while it is down (a running job goes on through a disconnect).", (v) => [{ value: v.status.natsDisconnectedSince === undefined ? 1 : 0 }]),
   perJob("weir_job_uptime_seconds", "gauge", "Time since the job started in this leader.", (v) => [{ value: v.status.uptimeMs / 1000 }]),
   perJob("weir_workers", "gauge", "Live workers of the job.", (v) => [{ value: v.status.workers?.length ?? 1 }]),
   perJob("weir_checkpoints_total", "counter", "Checkpoints (and savepoints) by outcome.", (v) => {
