@@ -52,7 +52,7 @@ if (tc.code === 0 && filters.length === 0) {
 const files = findTests(join(root, "tests")).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 // The long files first (several minutes each: processes killed and restarted), so two runners finish
 // together instead of one running a long file alone at the end.
-const LONG = ["crash-recovery.test.ts", "workers.test.ts", "cluster-failover.test.ts", "crash-recovery-windows.test.ts", "cli-stop.test.ts", "nats-restart.test.ts", "scenarios.test.ts"];
+const LONG = ["crash-recovery.test.ts", "workers.test.ts", "cluster-failover.test.ts", "workers-cluster.test.ts", "crash-recovery-windows.test.ts", "cli-stop.test.ts", "nats-restart.test.ts", "scenarios.test.ts"];
 const rank = (f) => { const i = LONG.findIndex((l) => f.endsWith(`/${l}`)); return i < 0 ? LONG.length : i; };
 const queue = [...files].sort((a, b) => rank(a) - rank(b));
 async function worker() {

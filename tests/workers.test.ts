@@ -6,94 +6,16 @@ import { suite } from "uvu";
 import { readFileSync } from "node:fs";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { startWeir, runWeir, eventually, within, type WeirProcess } from "./helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
-import type { JobStatus, WorkerSummary } from "../actors/job/job-status.ts";
+import { feed, reset, checkOutput, status, runningOnTwoWorkers, runningOn, stopAll, KEYS } from "./helpers/worker-counts.ts";
 
 const workers = suite("workers");
 const nats = withServer(workers);
 const JOB = "tests/fixtures/jobs/worker-counts.ts";
 const TIMERS_JOB = "tests/fixtures/jobs/timers.ts";
-const KEYS = 37;
-
-interface Event { id: number; key: string }
-
-/** Input arriving in the background, a batch every 100 ms, until stopped. */
-function feed(nc: NatsConnection, perBatch: number): { stop(): Promise<number> } {
-  let id = 0;
-  let running = true;
-  const loop: Promise<void> = (async () => {
-    while (running) {
-      const batch: Array<[string, Event]> = [];
-      for (let i = 0; i < perBatch; i++, id++) batch.push([`in.${id % 4}`, { id, key: `k${(id * 7) % KEYS}` }]);
-      await publishAll(nc, batch);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  loop.catch(() => {});
-  return { stop: async () => { running = false; await loop; return id; } };
-}
-
-async function reset(nc: NatsConnection): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  for (const s of (await jsm.streams.names().next())) if (s === "IN" || s === "OUT" || s.includes("_workers")) await jsm.streams.delete(s);
-  await createStream(nc, "IN", ["in.*"]);
-}
-
-/** Waits until the output holds one count per input and checks it against the reference exactly. */
-async function checkOutput(nc: NatsConnection, total: number): Promise<void> {
-  const expected = new Map<string, number>();
-  for (let id = 0; id < total; id++) { const k = `k${(id * 7) % KEYS}`; expected.set(k, (expected.get(k) ?? 0) + 1); }
-  let out: Array<{ key: string; n: number }> = [];
-  await eventually(`all ${total} outputs`, 120_000, async () => {
-    out = await readStream(nc, "OUT");
-    return out.length >= total ? true : undefined;
-  });
-  // Duplicates would arrive late: wait one more checkpoint round before judging.
-  await new Promise((r) => setTimeout(r, 1500));
-  out = await readStream(nc, "OUT");
-  const seen = new Map<string, number[]>();
-  for (const o of out) seen.set(o.key, [...(seen.get(o.key) ?? []), o.n]);
-  for (const [key, n] of expected) {
-    assert.equal((seen.get(key) ?? []).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1), `key ${key}: counts 1..${n}, each exactly once`);
-  }
-  assert.is(out.length, total, "one output per input: none lost, none duplicated");
-}
-
-async function status(nc: NatsConnection): Promise<JobStatus | undefined> {
-  return fetchStatus(nc, "workers").catch(() => undefined);
-}
-
-/** The job's status once it runs on two workers, each with subtasks (`weir run --workers 2`). */
-function runningOnTwoWorkers(nc: NatsConnection): Promise<JobStatus> {
-  return eventually("the job runs on two workers", 90_000, async () => {
-    const st = await status(nc);
-    return st?.state === "running" && st.workers?.length === 2 && st.workers.every((w) => w.subtasks.length > 0) ? st : undefined;
-  });
-}
-
-/** Waits until the job runs with exactly these workers (by pid), each with subtasks if there are enough. */
-async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[], what: string): Promise<JobStatus> {
-  const pids = procs.map((p) => p.child.pid!).sort();
-  let last: JobStatus | undefined;
-  try {
-    return await eventually(what, 90_000, async () => {
-      const s = (last = await status(nc));
-      const ws: readonly WorkerSummary[] = s?.workers ?? [];
-      const live = ws.map((w) => w.pid).sort();
-      if (s?.state === "running" && live.join() === pids.join() && ws.every((w) => w.subtasks.length > 0)) return s;
-      return undefined;
-    });
-  } catch (e) {
-    // What a user would look at: the status last seen and each expected worker's last log lines.
-    const seen = last ? `${last.state}, workers ${JSON.stringify(last.workers?.map((w) => ({ pid: w.pid, subtasks: w.subtasks.length, leader: w.leader })))}` : "no status";
-    const logs = procs.map((p) => `--- pid ${p.child.pid}:\n${p.stderr().slice(-1500)}`).join("\n");
-    throw new Error(`${(e as Error).message}; expected pids ${pids.join()}, last status: ${seen}\n${logs}`);
-  }
-}
 
 const start = (url: string, env: Record<string, string> = {}) => startWeir(["run", JOB, "--nats", url], { env });
 
@@ -115,10 +37,6 @@ async function withInput(body: (run: Run) => Promise<void>): Promise<void> {
   }
 }
 
-async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
-  await Promise.all([...procs].map((p) => p.exited));
-}
 
 workers("SIGKILL of random workers, the leader among them, ten times: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url), start(nats.url));
