@@ -8,13 +8,13 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Sources, StreamEnvironment, valueState, type SinkDef } from "../mod.ts";
+import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
+import { countPerKey } from "./helpers/keyed-count.ts";
 import { RestartableServer } from "./helpers/nats-server.ts";
 import { eventually, within } from "./helpers/cli.ts";
 import { formatStatus } from "../runtime/cli/commands/control.ts";
 
 const Event = t.type({ key: t.string });
-const count = valueState("count", t.number);
 const KEYS = ["a", "b", "c", "d", "e", "f", "g"];
 
 test("a server restart while the channels are quiet: no job restart, counts go on exactly once", async () => {
@@ -32,13 +32,7 @@ test("a server restart while the channels are quiet: no job restart, counts go o
     await (await jetstreamManager(nc)).streams.add({ name: "IN", subjects: ["in"] });
     env.fromSource(Sources.jetstream({ stream: "IN", subjects: ["in"], codec: Event }), { uid: "events" })
       .keyBy((e) => e.key)
-      .process<{ key: string; n: number }>({
-        async processElement(e, ctx) {
-          const n = ((await ctx.state(count).value()) ?? 0) + 1;
-          await ctx.state(count).update(n);
-          ctx.collect({ key: e.key, n });
-        },
-      }, { uid: "count" })
+      .process(countPerKey, { uid: "count" })
       .sinkTo(sink, { uid: "out" });
     const client = await env.executeAsync();
     const publish = async (from: number, to: number) => {

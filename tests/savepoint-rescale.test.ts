@@ -4,7 +4,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { Sinks, Sources, StreamEnvironment, valueState, type JobClient } from "../mod.ts";
+import { Sinks, Sources, StreamEnvironment, type JobClient } from "../mod.ts";
+import { countPerKey } from "./helpers/keyed-count.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 
@@ -12,19 +13,12 @@ const rescale = suite("savepoints and rescaling");
 const nats = withServer(rescale);
 
 const Event = t.type({ id: t.number, key: t.string });
-const count = valueState("count", t.number);
 
 function job(parallelism: number, backend: "jetstream-kv" | "heap"): StreamEnvironment {
   const env = StreamEnvironment.create({ name: `rescale-${backend.length}`, nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: backend }, { log: () => {} });
   env.fromSource(Sources.jetstream({ stream: `EV${backend.length}`, subjects: [`ev${backend.length}.a`, `ev${backend.length}.b`, `ev${backend.length}.c`], codec: Event }), { uid: "events" })
     .keyBy((e) => e.key)
-    .process<{ key: string; n: number }>({
-      async processElement(e, ctx) {
-        const n = ((await ctx.state(count).value()) ?? 0) + 1;
-        await ctx.state(count).update(n);
-        ctx.collect({ key: e.key, n });
-      },
-    }, { uid: "count" })
+    .process(countPerKey, { uid: "count" })
     .sinkTo(Sinks.jetstream({ stream: `OUT${backend.length}`, subject: (o) => `out${backend.length}.${o.key}` }), { uid: "out" });
   return env;
 }
