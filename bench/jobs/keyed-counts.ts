@@ -23,7 +23,7 @@ export function buildKeyedCounts(env: StreamEnvironment, p: KeyedCountsParams): 
       ...(p.count !== undefined ? { count: p.count } : {}),
       ...(p.ratePerSec !== undefined ? { ratePerSec: p.ratePerSec } : {}),
       make: (i) => ({ k: `user-${keyOf(i)}`, i }),
-    }), { uid: "events", parallelism: 2 }) // a generator's position cannot be split differently: rescale the rest
+    }), { uid: "events", parallelism: 2 }) // the rescale bench measures the keyed operator's, not the generator's
     .keyBy((e) => e.k)
     .process<{ k: string; n: number }>({
       async processElement(e, ctx) {

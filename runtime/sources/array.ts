@@ -1,11 +1,18 @@
 // Sources.array(items): bounded; parallelism 1 by default (order kept); with more subtasks, subtask i
-// takes the items at positions i, i+p, i+2p, ...
+// takes the items at positions i, i+p, i+2p, ... (restored at another parallelism, its share of what was
+// left: index-splits.ts).
 
 import type { SourceDef } from "../contracts/connectors.ts";
-import { restoredPosition } from "./positional-restore.ts";
+import { assignedSplits, IndexCursor, type LegacyState } from "./index-splits.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 
 const BATCH = 1000;
+
+/** A checkpoint from before splits: `{ position }` in subtask k's items (those at k, k + p, ...). */
+const legacy: LegacyState = (s, k, p) => {
+  const position = (s as { position?: unknown } | null)?.position;
+  return typeof position === "number" ? [k + position * p, p] : undefined;
+};
 
 export function arraySource<T>(items: readonly T[], ...rest: unknown[]): SourceDef<T> {
   if (!Array.isArray(items)) throw new TypeError("Sources.array: expected an array of items");
@@ -16,16 +23,15 @@ export function arraySource<T>(items: readonly T[], ...rest: unknown[]): SourceD
     bounded: true,
     defaultParallelism: 1,
     async createReader(ctx) {
-      const mine = ctx.parallelism === 1 ? items : items.filter((_, i) => i % ctx.parallelism === ctx.subtaskIndex);
-      let pos = restoredPosition(ctx, "array", (s): s is { position: number } => typeof (s as { position?: unknown })?.position === "number")?.position ?? 0;
+      const cursor = new IndexCursor(assignedSplits(ctx, "array", items.length, legacy), items.length);
       return {
         async pollNext() {
-          if (pos >= mine.length) return null;
-          const values = mine.slice(pos, pos + BATCH);
-          pos += values.length;
+          if (cursor.done) return null;
+          const values: T[] = [];
+          cursor.take(BATCH, (i) => { values.push(items[i]!); });
           return { values };
         },
-        snapshotState: () => ({ position: pos }),
+        snapshotState: () => cursor.state(),
         async close() {},
       };
     },

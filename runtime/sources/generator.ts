@@ -1,10 +1,11 @@
 // Sources.generator({ count?, ratePerSec?, make }): `make(i)` for i = 0, 1, 2, ... split across
-// subtasks (subtask k makes i ≡ k mod p); bounded with `count`, unbounded without; `ratePerSec` paces the
-// whole source (each subtask its share).
+// subtasks (subtask k makes i ≡ k mod p; restored at another parallelism, its share of what was left:
+// index-splits.ts); bounded with `count`, unbounded without; `ratePerSec` paces the whole source (each
+// subtask its share).
 
 import type { SourceDef } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
-import { restoredPosition } from "./positional-restore.ts";
+import { assignedSplits, IndexCursor, type LegacyState } from "./index-splits.ts";
 import * as t from "io-ts";
 import { decodeOptions } from "../core/validation.ts";
 
@@ -19,6 +20,10 @@ export interface GeneratorOptions<T> {
 
 const BATCH = 1000;
 
+/** A checkpoint from before splits: `{ next }`, subtask k's next i (stride: the parallelism then). */
+const legacy: LegacyState = (s, _k, p) => (isNextState(s) ? [s.next, p] : undefined);
+const isNextState = (s: unknown): s is { next: number } => typeof (s as { next?: unknown } | null)?.next === "number";
+
 export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");
   decodeOptions(Options, options, "Sources.generator", "Sources.generator options");
@@ -32,14 +37,14 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
     kind: "generator",
     bounded: options.count !== undefined,
     async createReader(ctx) {
-      const p = ctx.parallelism;
-      let next = restoredPosition(ctx, "generator", (s): s is { next: number } => typeof (s as { next?: unknown })?.next === "number")?.next ?? ctx.subtaskIndex;
+      const end = options.count ?? Number.POSITIVE_INFINITY;
+      const cursor = new IndexCursor(assignedSplits(ctx, "generator", end, legacy), end);
       let made = 0;
       const started = performance.now();
-      const rate = options.ratePerSec !== undefined ? options.ratePerSec / p : undefined;
+      const rate = options.ratePerSec !== undefined ? options.ratePerSec / ctx.parallelism : undefined;
       return {
         async pollNext(maxRecords) {
-          if (options.count !== undefined && next >= options.count) return null;
+          if (cursor.done) return null;
           let budget = maxRecords === undefined ? BATCH : Math.max(1, Math.min(BATCH, maxRecords));
           if (rate !== undefined) {
             const due = Math.floor(((performance.now() - started) / 1000) * rate) - made;
@@ -50,14 +55,10 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
             budget = Math.min(budget, due);
           }
           const values: T[] = [];
-          while (values.length < budget && (options.count === undefined || next < options.count)) {
-            values.push(options.make(next));
-            next += p;
-          }
-          made += values.length;
+          made += cursor.take(budget, (i) => { values.push(options.make(i)); });
           return { values };
         },
-        snapshotState: () => ({ next }),
+        snapshotState: () => cursor.state(),
         async close() {},
       };
     },
