@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import { Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy, type SinkDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { finishOrStopWithSavepoint } from "./helpers/savepoint-runs.ts";
 
 const golden = suite("golden: complete vs checkpointed and restored at other parallelisms");
 const nats = withServer(golden);
@@ -47,14 +48,7 @@ async function run(name: string, backend: "heap" | "jetstream-kv", parallelism: 
       .reduce((a, b) => ({ ...a, v: a.v + b.v }), { uid: "window" })
       .map((r): Out => ({ kind: "window", key: r.key, start: Math.floor(r.ts / 1000) * 1000, sum: r.v }), { uid: "window-out" })
       .sinkTo(sink, { uid: "out-window" });
-    const client = await env.executeAsync();
-    if (stopAfter === undefined) {
-      assert.is((await client.result()).state, "finished");
-      return;
-    }
-    const deadline = Date.now() + 30_000;
-    while (client.status().recordsIn < stopAfter && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.is((await client.stop({ savepoint: true })).state, "stopped");
+    await finishOrStopWithSavepoint(await env.executeAsync(), stopAfter);
   } finally {
     await env.close();
   }

@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import { Sources, StreamEnvironment, type SinkDef, type SourceDef, type SourceReader } from "../mod.ts";
 import type { SourceContext } from "../runtime/contracts/connectors.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { finishOrStopWithSavepoint } from "./helpers/savepoint-runs.ts";
 
 const s = suite("positional sources at another parallelism");
 const nats = withServer(s);
@@ -100,14 +101,7 @@ s("a job with a generator stopped with a savepoint at 2, resumed at 3, then run 
     const env = StreamEnvironment.create({ name: "gen-rescale", nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: "heap" }, { log: () => {} });
     try {
       env.fromSource(Sources.generator({ count: 6000, ratePerSec: 3000, make: (i) => i }), { uid: "gen" }).sinkTo(sink, { uid: "out" });
-      const client = await env.executeAsync();
-      if (stopAfter === undefined) {
-        assert.is((await client.result()).state, "finished");
-        return;
-      }
-      const deadline = Date.now() + 30_000;
-      while (client.status().recordsIn < stopAfter && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      assert.is((await client.stop({ savepoint: true })).state, "stopped");
+      await finishOrStopWithSavepoint(await env.executeAsync(), stopAfter);
     } finally {
       await env.close();
     }
