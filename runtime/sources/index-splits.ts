@@ -2,8 +2,9 @@
 // subtask has left to read is a list of splits, each the progression next, next + stride, ... below the
 // source's end; subtask k of p starts with the one split [k, p]. A checkpoint keeps every subtask's
 // splits. Restored at the same parallelism, subtask k takes its own; at another, the splits of all old
-// subtasks are pooled, cut finer when there are fewer than subtasks ([n, s] into [n + r·s, m·s] for
-// r < m), and dealt out (split j to subtask j mod p), as Flink's NumberSequenceSource reassigns its splits.
+// subtasks are pooled, each cut into m ([n, s] into [n + r·s, m·s] for r < m) so that their count is a
+// multiple of the parallelism, and dealt out (split j to subtask j mod p), as Flink's NumberSequenceSource
+// reassigns its splits.
 // A subtask reads its splits' indexes in increasing order (an array source at parallelism 1 keeps order).
 
 import type { SourceContext } from "../contracts/connectors.ts";
@@ -15,6 +16,7 @@ export interface IndexSplitsState { readonly splits: readonly IndexSplit[] }
 /** A state checkpointed before splits (one position per subtask), as a split; undefined if it is not one. */
 export type LegacyState = (state: unknown, oldIndex: number, oldParallelism: number) => IndexSplit | undefined;
 
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const isIndex = (n: unknown, min: number): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= min;
 
 function splitsOf(state: unknown, oldIndex: number, oldParallelism: number, legacy: LegacyState): readonly IndexSplit[] | undefined {
@@ -42,10 +44,9 @@ export function assignedSplits(ctx: SourceContext, kind: string, end: number, le
   if (states.length === p) return live(states[ctx.subtaskIndex], ctx.subtaskIndex);
   const all = states.map(live);
   let pool = all.flat();
-  if (pool.length > 0 && pool.length < p) {
-    const m = Math.ceil(p / pool.length);
-    pool = pool.flatMap(([next, stride]) => Array.from({ length: m }, (_, r): IndexSplit => [next + r * stride, stride * m])).filter(([next]) => next < end);
-  }
+  // Cut each split into m so that the count is a multiple of p: every subtask gets as many.
+  const m = pool.length === 0 ? 1 : p / gcd(pool.length, p);
+  if (m > 1) pool = pool.flatMap(([next, stride]) => Array.from({ length: m }, (_, r): IndexSplit => [next + r * stride, stride * m])).filter(([next]) => next < end);
   return pool.filter((_, j) => j % p === ctx.subtaskIndex);
 }
 
