@@ -26,6 +26,15 @@ export type TextDecoderFn<T> = (text: string, line: number) => T | Rejected;
 // ignoreBOM: a message's leading U+FEFF is its data (a message is no file with a byte order mark).
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** The payload as text, or undefined when it is not UTF-8. */
+function textOf(d: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(d);
+  } catch {
+    return undefined;
+  }
+}
+
 export function assertCodec(what: string, codec: unknown): void {
   if (codec !== undefined && typeof (codec as { decode?: unknown })?.decode !== "function") {
     throw new WeirError(ErrorCode.InvalidOption, `${what}: codec must be an io-ts type (with a decode function)`);
@@ -74,12 +83,8 @@ export function payloadDecoder<T>(format: PayloadFormat, codec: Codec<T> | undef
     case PayloadFormat.Json:
       return (d, s, q) => {
         data = d; subject = s; sequence = q;
-        let text: string;
-        try {
-          text = utf8.decode(d);
-        } catch {
-          return reject("invalid UTF-8");
-        }
+        const text = textOf(d);
+        if (text === undefined) return reject("invalid UTF-8");
         let value: unknown;
         try {
           value = JSON.parse(text);
@@ -91,13 +96,8 @@ export function payloadDecoder<T>(format: PayloadFormat, codec: Codec<T> | undef
     case PayloadFormat.Text:
       return (d, s, q) => {
         data = d; subject = s; sequence = q;
-        let text: string;
-        try {
-          text = utf8.decode(d);
-        } catch {
-          return reject("invalid UTF-8");
-        }
-        return applyCodec(codec, text, reject);
+        const text = textOf(d);
+        return text === undefined ? reject("invalid UTF-8") : applyCodec(codec, text, reject);
       };
     case PayloadFormat.Bytes:
       return (d, s, q) => {
