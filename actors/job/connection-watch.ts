@@ -26,9 +26,8 @@ export interface ConnectionEvents {
 }
 
 export class ConnectionWatch {
-  private connected = true;
-  /** While the connection is down: when it went (the job's clock), for `weir status` and /metrics. */
-  disconnectedSince: number | undefined;
+  /** While the connection is down: when it went (the watch's clock), for `weir status` and /metrics. */
+  private downSince: number | undefined;
   private recoveringUntil = 0;
   private readonly status: AsyncIterable<Status> & { stop?: () => void };
 
@@ -39,12 +38,10 @@ export class ConnectionWatch {
     void (async () => {
       for await (const s of status) {
         if (s.type === "disconnect") {
-          this.connected = false;
-          this.disconnectedSince ??= this.clock.now();
+          this.downSince ??= this.clock.now();
           events.onDisconnect(s.server);
         } else if (s.type === "reconnect") {
-          this.connected = true;
-          this.disconnectedSince = undefined;
+          this.downSince = undefined;
           this.recoveringUntil = this.clock.now() + RECOVERY_GRACE_MS;
           events.onReconnect(s.server);
         } else if (s.type === "update") {
@@ -58,6 +55,10 @@ export class ConnectionWatch {
       }
     })().catch(() => {});
   }
+
+  get disconnectedSince(): number | undefined { return this.downSince; }
+
+  private get connected(): boolean { return this.downSince === undefined; }
 
   inOutage(): boolean {
     return !this.connected || this.clock.now() < this.recoveringUntil;

@@ -21,8 +21,10 @@ export interface GeneratorOptions<T> {
 const BATCH = 1000;
 
 /** A checkpoint from before splits: `{ next }`, subtask k's next i (stride: the parallelism then). */
-const legacy: LegacyState = (s, _k, p) => (isNextState(s) ? [s.next, p] : undefined);
-const isNextState = (s: unknown): s is { next: number } => typeof (s as { next?: unknown } | null)?.next === "number";
+const legacy: LegacyState = (s, _k, p) => {
+  const next = (s as { next?: unknown } | null)?.next;
+  return typeof next === "number" ? [next, p] : undefined;
+};
 
 export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");

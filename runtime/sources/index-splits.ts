@@ -42,8 +42,7 @@ export function assignedSplits(ctx: SourceContext, kind: string, end: number, le
   // At the same parallelism only its own (a hybrid source restored in different parts passes no state for
   // the subtasks in another part).
   if (states.length === p) return live(states[ctx.subtaskIndex], ctx.subtaskIndex);
-  const all = states.map(live);
-  let pool = all.flat();
+  let pool = states.flatMap(live);
   // Cut each split into m so that the count is a multiple of p: every subtask gets as many.
   const m = pool.length === 0 ? 1 : p / gcd(pool.length, p);
   if (m > 1) pool = pool.flatMap(([next, stride]) => Array.from({ length: m }, (_, r): IndexSplit => [next + r * stride, stride * m])).filter(([next]) => next < end);
