@@ -30,6 +30,8 @@ export interface CreateKeyedStateBackendOptions {
   readonly vertexUid?: string;
   /** With durability "checkpoint": called (once per checkpoint interval) when the dirty budget is exceeded. */
   readonly onDirtyBudgetExceeded?: () => void;
+  /** Whether KV writes may go out now (a worker's fence): while not, they wait. None: always (jetstream-kv only). */
+  readonly mayWrite?: () => boolean;
 }
 
 export async function createKeyedStateBackend(options: CreateKeyedStateBackendOptions): Promise<KeyedStateBackend> {
@@ -56,6 +58,7 @@ export async function createKeyedStateBackend(options: CreateKeyedStateBackendOp
       return openJetStreamKvBackend({
         nc, names: options.names, keyGroupRange, config, vertexUid,
         ...(options.onDirtyBudgetExceeded ? { onDirtyBudgetExceeded: options.onDirtyBudgetExceeded } : {}),
+        ...(options.mayWrite ? { mayWrite: options.mayWrite } : {}),
       });
     default:
       throw new WeirError(ErrorCode.InvalidOption, `unknown state backend "${String(kind)}"; use "jetstream-kv" or "heap"`);

@@ -25,6 +25,8 @@ export interface StateBackendRequest {
   readonly vertexUid: string;
   /** The backend's dirty buffer is over budget: a checkpoint would let it write (checkpoint mode). */
   readonly onDirtyBudgetExceeded: () => void;
+  /** Whether KV state writes may go out now (a worker's fence, actors/worker/state-write-fence.ts); none: always. */
+  readonly mayWrite?: () => boolean;
 }
 
 export interface ContextDeps {

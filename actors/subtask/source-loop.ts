@@ -31,7 +31,7 @@ export async function runSource(parts: SubtaskParts, reader: SourceReader<unknow
       } else if (attrs.isBacklog && !backlogIgnored) {
         // As in Flink: once live, a source does not go back to backlog processing (nor says "live" again
         // downstream: a control frame to every channel each time its lag crossed the line).
-        parts.log(`source ${parts.id} reported backlog again after going live: ignored (said once)`);
+        parts.log(`source ${parts.id} reported backlog again after going live: its records keep streaming (only the backlog a job starts with is sorted); said once`);
         backlogIgnored = true;
       }
     }

@@ -27,7 +27,8 @@ import { loadRestore } from "../job/job-checkpoints.ts";
 import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { workerMachine, type WorkerState } from "./machine.ts";
 import { WorkerHost } from "./worker-host.ts";
-import { LeaderSide, type WorkerSummary } from "./leader-side.ts";
+import { LeaderSide, memberTimeoutMs, type WorkerSummary } from "./leader-side.ts";
+import { StateWriteFence, answerMembershipPing } from "./state-write-fence.ts";
 import { followerStatus } from "./follower-status.ts";
 
 // The job options heartbeatIntervalMs and heartbeatTimeoutMs time the control plane. The lease (a leader
@@ -55,6 +56,7 @@ export class JobWorker {
   private readonly deadLetters: DeadLetterPublisher;
   private endedSub: Subscription | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  private fence!: StateWriteFence;
   private leaderSeenAt = performance.now();
   /** The job log's last sequence when this worker started: a leader's record after it means a live run. */
   private logSeqAtStart = 0;
@@ -120,12 +122,18 @@ export class JobWorker {
     this.log = await JobLog.open(this.nc, this.names, { replicas: this.names.replicas });
     this.logSeqAtStart = await this.log.lastSeq();
     watchPermissionDenials(this.nc, (e) => this.onPermissionDenied(e));
+    this.fence = new StateWriteFence({
+      nc: this.nc, names: this.names, workerId: this.id, memberTimeoutMs: memberTimeoutMs(this.job), pingTimeoutMs: this.job.heartbeatIntervalMs * 2,
+      leads: () => this.isLeader && this.lease.isLeader, leader: () => this.lease.leader, epoch: () => this.host.currentEpoch,
+      onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
+      onLeaderGone: (leader) => this.lease.leaderGone(leader),
+    });
     this.host = new WorkerHost({
       workerId: this.id, nc: this.nc, names: this.names, graph: this.graph, deadLetters: this.deadLetters, log: this.say,
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
       deps: {
         nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? systemClock,
-        createStateBackend: this.options.createStateBackend, log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+        createStateBackend: (request) => this.options.createStateBackend({ ...request, mayWrite: () => this.fence.mayWrite() }), log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
       },
       loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),
       mayAct: () => this.leaderIsFresh(),
@@ -133,6 +141,7 @@ export class JobWorker {
       // sent is lost all the same, so this worker leaves the epoch now (tests/worker-host).
       onRefused: (reason) => { if (this.state === "following") this.renew(reason); },
       onDeployed: () => this.ready.resolve(),
+      onConnectionLost: () => this.fence.void(),
       ...(this.options.onSubtasksRetired ? { onRetired: this.options.onSubtasksRetired } : {}),
       onRefusedJob: (reason) => { if (!this.leading) this.endWith({ state: "failed", failure: `the job's leader gives this worker no subtasks: it runs ${reason}; run every worker of job ${this.job.name} from the same job file and options` }); },
     });
@@ -141,7 +150,7 @@ export class JobWorker {
     this.heartbeat = new WorkerHeartbeat(this.nc, this.names, () => ({
       id: this.id, host: hostname(), pid: process.pid, startedAt: new Date(this.incarnation).toISOString(),
       epoch: this.leading?.epoch ?? this.host.currentEpoch, subtasks: this.leading ? this.leading.localSubtasks() : this.host.running.map((s) => s.id), identity: this.identity,
-    }), { intervalMs: this.job.heartbeatIntervalMs });
+    }), { intervalMs: this.job.heartbeatIntervalMs, answerPing: (body) => answerMembershipPing(body, this.leading && ((w, e) => this.leading!.confirmsMember(w, e))) });
     this.lease = new LeaderLease(this.log, this.id, { leaseMs: this.job.heartbeatTimeoutMs }, {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
       onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
@@ -254,12 +263,8 @@ export class JobWorker {
   private watchLeader(): void {
     if (this.state !== "following") return;
     if (!this.leaderIsFresh() && this.host.running.some((s) => !s.isTerminal)) this.renew(`no word from the leader for ${this.job.heartbeatTimeoutMs} ms`);
-    const leader = this.lease.leader;
-    if (!leader || leader === this.id) return;
-    this.nc.request(this.names.workerPing(leader), "", { timeout: this.job.heartbeatIntervalMs * 2 }).then(
-      () => { this.leaderSeenAt = performance.now(); },
-      (e: unknown) => { if (/no responders/i.test(messageOf(e))) this.lease.leaderGone(leader); },
-    );
+    // Also what keeps this worker's state writes going (state-write-fence.ts).
+    this.fence.ask();
   }
 
   private lead(): void {

@@ -41,6 +41,11 @@ export interface LeaderSideOptions {
   readonly identity: JobIdentity;
 }
 
+/** How long a member's heartbeats may be missing before the leader deploys without it (stretched by its reported lag). */
+export function memberTimeoutMs(job: { readonly heartbeatTimeoutMs: number }): number {
+  return Math.round(job.heartbeatTimeoutMs * 0.6);
+}
+
 export class LeaderSide {
   readonly runner: ClusterJobRunner;
   private readonly membership: MembershipView;
@@ -53,7 +58,7 @@ export class LeaderSide {
   private readonly refused = new Set<string>();
 
   constructor(private readonly o: LeaderSideOptions) {
-    this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: o.job.heartbeatIntervalMs, timeoutMs: Math.round(o.job.heartbeatTimeoutMs * 0.6), log: o.log }, {
+    this.membership = new MembershipView(o.nc, o.names, { probeEveryMs: o.job.heartbeatIntervalMs, timeoutMs: memberTimeoutMs(o.job), log: o.log }, {
       onJoin: (w) => { if (w.id !== o.workerId) this.scheduleRebalance(`worker ${w.id} joined`); },
       onLeave: (w, reason) => this.onWorkerGone(w.id, reason),
     });
@@ -89,6 +94,15 @@ export class LeaderSide {
   }
 
   get epoch(): number { return this.currentEpoch; }
+
+  /**
+   * A follower asks whether it runs in `epoch` (job-worker.ts, the write fence of its state): yes while
+   * it is placed in this leader's current deployment; the answer counts as its heartbeat, so it is not
+   * judged gone, and no epoch is deployed without it, sooner than a membership timeout from now.
+   */
+  confirmsMember(worker: string, epoch: number): boolean {
+    return epoch === this.currentEpoch && this.deployer.assignment.has(worker) && this.membership.noteAlive(worker);
+  }
 
   /** `released`: what this worker ran as a follower is closed (its state written back): deploy after it. */
   async start(released: Promise<void> = Promise.resolve()): Promise<void> {

@@ -44,6 +44,8 @@ export interface WorkerHostOptions {
   readonly onDeployed?: () => void;
   /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
   readonly onRefusedJob?: (reason: string) => void;
+  /** The NATS connection went down or came back (after having been down). */
+  readonly onConnectionLost?: () => void;
   /** The final figures of subtasks a new deployment replaces, or that stop when this worker leads (JobRunnerOptions.onSubtasksRetired). */
   readonly onRetired?: (ended: readonly SubtaskStatus[]) => void;
 }
@@ -85,8 +87,11 @@ export class WorkerHost {
     this.statusTimer = setInterval(() => this.reportStatus(), STATUS_INTERVAL_MS);
     this.statusTimer.unref();
     this.connection = new ConnectionWatch(this.o.nc, systemClock, {
-      onDisconnect: () => { if (this.subtasks.some((s) => !s.isTerminal)) this.lostSince ??= this.epoch; },
-      onReconnect: () => this.onReconnect(),
+      onDisconnect: () => {
+        this.o.onConnectionLost?.();
+        if (this.subtasks.some((s) => !s.isTerminal)) this.lostSince ??= this.epoch;
+      },
+      onReconnect: () => { this.o.onConnectionLost?.(); this.onReconnect(); },
     });
   }
 

@@ -331,6 +331,7 @@ export class StreamEnvironment implements StreamHost {
       config: { ...this.options.state, durability: checkpointing ? "checkpoint" : "flush" },
       vertexUid: request.vertexUid,
       ...(checkpointing ? { onDirtyBudgetExceeded: request.onDirtyBudgetExceeded } : {}),
+      ...(request.mayWrite ? { mayWrite: request.mayWrite } : {}),
     });
     return this.hooks.wrapStateBackend ? this.hooks.wrapStateBackend(backend) : backend;
   }

@@ -39,17 +39,26 @@ export class WorkerHeartbeat {
   private readonly lags: number[] = [];
   private readonly window: number;
   private lastBeatAt: number | undefined;
+  private readonly answerPing: ((body: Uint8Array) => string | undefined) | undefined;
 
-  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly info: () => Omit<WorkerInfo, "lagMs">, options: { intervalMs?: number } = {}) {
-    const o = decodeOptions(t.partial({ intervalMs: PositiveInt }), options, "WorkerHeartbeat options");
+  /** `answerPing`: the reply to a ping that carries a body (a follower's membership check, job-worker.ts); none: an empty one. */
+  constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly info: () => Omit<WorkerInfo, "lagMs">, options: { intervalMs?: number; answerPing?: (body: Uint8Array) => string | undefined } = {}) {
+    const o = decodeOptions(t.partial({ intervalMs: PositiveInt, answerPing: FunctionOption }), options, "WorkerHeartbeat options");
     this.intervalMs = o.intervalMs ?? 500;
+    this.answerPing = options.answerPing;
     this.window = Math.max(1, Math.ceil(5000 / this.intervalMs));
   }
 
   start(): void {
     if (this.timer) return;
     const { id } = this.info();
-    this.ping = this.nc.subscribe(this.names.workerPing(id), { callback: (e, m) => { if (!e) m.respond(); } });
+    this.ping = this.nc.subscribe(this.names.workerPing(id), {
+      callback: (e, m) => {
+        if (e) return;
+        const answer = m.data.length > 0 ? this.answerPing?.(m.data) : undefined;
+        m.respond(answer);
+      },
+    });
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
     this.timer = setInterval(() => this.beat(false), this.intervalMs);
@@ -178,6 +187,17 @@ export class MembershipView {
     return [...this.byId.values()]
       .map((m) => ({ ...m.info, heartbeatAgeMs: Math.max(0, now - m.lastHeartbeatAt) }))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * `id` answered for itself just now (a ping of its own, job-worker.ts): counts as a heartbeat, so that
+   * it is not judged gone sooner than `timeoutMs` after this moment. False when `id` is not a member.
+   */
+  noteAlive(id: string): boolean {
+    const m = this.byId.get(id);
+    if (m === undefined) return false;
+    m.lastHeartbeatAt = Math.max(m.lastHeartbeatAt, this.now());
+    return true;
   }
 
   private onHeartbeat(data: Uint8Array): void {

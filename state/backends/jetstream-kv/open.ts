@@ -25,6 +25,8 @@ export interface OpenJetStreamKvOptions {
   /** The vertex (chain) whose keyed state this is: names its changelog subjects. */
   readonly vertexUid: string;
   readonly onDirtyBudgetExceeded?: () => void;
+  /** Whether writes may go out now (KvPipeOptions.mayWrite). */
+  readonly mayWrite?: () => boolean;
 }
 
 /** Creates the bucket if missing (idempotent; several subtasks may race here); returns how many messages it holds. */
@@ -63,6 +65,7 @@ export async function openJetStreamKvBackend(options: OpenJetStreamKvOptions): P
     writeWindow: options.config.putConcurrency,
     timeoutMs: options.config.requestTimeoutMs,
     leaderReads: names.replicas > 1,
+    ...(options.mayWrite ? { mayWrite: options.mayWrite } : {}),
   });
   return new JetStreamKvStateBackend({
     pipe,

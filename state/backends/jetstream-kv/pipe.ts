@@ -38,6 +38,12 @@ export interface KvPipeOptions {
   readonly leaderReads?: boolean;
   /** How long a request is sent again while the bucket's stream has no leader or gave no answer. Default 30 s; 0: never. */
   readonly retryBudgetMs?: number;
+  /**
+   * Whether writes may go out now (a worker's fence: actors/worker/state-write-fence.ts). While not, they
+   * wait in order, checked again every FENCE_RECHECK_MS; reads go on. A fence closed for `retryBudgetMs`
+   * fails the writes waiting (the worker was surely fenced; a close must not wait for them for ever). None: always.
+   */
+  readonly mayWrite?: () => boolean;
 }
 
 /** Requests of one kind waiting for a free slot, in order. */
@@ -76,6 +82,9 @@ interface Pending {
   readonly reject: (e: unknown, tag: unknown) => void;
 }
 
+/** How often writes held by a closed fence (KvPipeOptions.mayWrite) look again. */
+const FENCE_RECHECK_MS = 50;
+
 /** After a leader-elected advisory or a change of servers, what stays unanswered this long is sent again. */
 const ELECTION_FOLLOW_UP_MS = 2000;
 
@@ -97,6 +106,10 @@ export class KvPipe {
   private readonly stopWatchingServers: StopWatching | undefined;
   /** The follow-up after a leader election or a change of servers (ELECTION_FOLLOW_UP_MS). */
   private followUp: ReturnType<typeof setTimeout> | undefined;
+  /** The next look at a closed fence, while writes wait behind it. */
+  private fenceRecheck: ReturnType<typeof setTimeout> | undefined;
+  /** When the fence was found closed, while it stays so (0: open). */
+  private fenceClosedSince = 0;
   readonly stream: string;
   private readonly putPrefix: string;
   private readonly getPrefix: string;
@@ -207,6 +220,7 @@ export class KvPipe {
     this.closedReason = reason;
     clearInterval(this.sweeper);
     clearTimeout(this.followUp);
+    clearTimeout(this.fenceRecheck);
     this.stopWatchingServers?.();
     this.sub.unsubscribe();
     this.elections?.unsubscribe();
@@ -224,7 +238,7 @@ export class KvPipe {
     }
     const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, tag, resolve, reject };
     const lane = kind === "get" ? this.gets : this.writes;
-    if (lane.inflight < lane.window && lane.queued === 0) this.transmit(p, lane);
+    if (lane.inflight < lane.window && lane.queued === 0 && (lane === this.gets || this.fenceOpen())) this.transmit(p, lane);
     else lane.waiting.push(p);
   }
 
@@ -315,7 +329,29 @@ export class KvPipe {
   }
 
   private pumpLane(lane: Lane): void {
+    if (lane === this.writes && lane.queued > 0 && !this.fenceOpen()) return;
     while (lane.queued > 0 && lane.inflight < lane.window) this.transmit(lane.shift(), lane);
+  }
+
+  /** Whether writes may go out now; when not, a look again is scheduled for the writes waiting. */
+  private fenceOpen(): boolean {
+    const mayWrite = this.options.mayWrite;
+    if (mayWrite === undefined || mayWrite()) {
+      this.fenceClosedSince = 0;
+      return true;
+    }
+    const now = performance.now();
+    if (this.fenceClosedSince === 0) this.fenceClosedSince = now;
+    const budget = this.options.retryBudgetMs ?? JETSTREAM_RETRY_BUDGET_MS;
+    if (now - this.fenceClosedSince > budget) {
+      const e = new StateAccessError(`writes to KV bucket ${this.bucket} held for ${Math.round(now - this.fenceClosedSince)} ms: this worker could not confirm that it still runs in the job's epoch (fenced?)`);
+      while (this.writes.queued > 0) { const p = this.writes.shift(); p.reject(e, p.tag); }
+    }
+    if (this.fenceRecheck === undefined && !this.closedReason) {
+      this.fenceRecheck = setTimeout(() => { this.fenceRecheck = undefined; this.pumpLane(this.writes); }, FENCE_RECHECK_MS);
+      this.fenceRecheck.unref?.();
+    }
+    return false;
   }
 
   private sweep(): void {
