@@ -2,7 +2,8 @@
 // the KV pipe holds writes while the fence is closed and sends them in order once it opens (reads go on),
 // fails them when it stays closed past the retry budget; a follower's fence opens only on the leader's
 // "member of your epoch", dated by when the ping was sent, so an answer read after a freeze (the ping sent
-// before it) opens nothing; a disconnect closes it; the leader counts the answer as the follower's heartbeat.
+// before it) opens nothing; a disconnect closes it; a backend of an epoch left behind stays shut; the leader
+// counts the answer as the follower's heartbeat. End to end, under a freeze: `npm run bench fence`.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Kvm } from "@nats-io/kv";
@@ -104,6 +105,13 @@ s("a follower may write only while the leader confirms its epoch, as of the ping
     assert.is(fence.mayWrite(), false, "the leader runs epoch 3 without it: still closed");
     epoch.value = 3;
     await waitFor("confirmed in epoch 3", () => fence.mayWrite());
+    // A backend opened in epoch 3 writes while the worker runs epoch 3, and never once it moved on.
+    const gate3 = fence.forEpoch(3);
+    assert.ok(gate3());
+    epoch.value = 4;
+    leaderEpoch.value = 4;
+    await waitFor("confirmed in epoch 4", () => fence.forEpoch(4)());
+    assert.is(gate3(), false, "epoch 3's backend stays shut though the worker is confirmed in epoch 4");
     fence.void();
     assert.is(fence.mayWrite(), false, "a disconnect voids the confirmation");
     await waitFor("confirmed again", () => fence.mayWrite());

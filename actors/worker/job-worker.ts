@@ -124,7 +124,7 @@ export class JobWorker {
     watchPermissionDenials(this.nc, (e) => this.onPermissionDenied(e));
     this.fence = new StateWriteFence({
       nc: this.nc, names: this.names, workerId: this.id, memberTimeoutMs: memberTimeoutMs(this.job), pingTimeoutMs: this.job.heartbeatIntervalMs * 2,
-      leads: () => this.isLeader && this.lease.isLeader, leader: () => this.lease.leader, epoch: () => this.host.currentEpoch,
+      leads: () => this.isLeader && this.lease.isLeader, leader: () => this.lease.leader, epoch: () => this.leading?.epoch ?? this.host.currentEpoch,
       onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
       onLeaderGone: (leader) => this.lease.leaderGone(leader),
     });
@@ -133,7 +133,7 @@ export class JobWorker {
       ...(this.options.graphFor ? { graphFor: this.options.graphFor } : {}),
       deps: {
         nc: this.nc, names: this.names, job: this.job, graph: this.graph, clock: this.options.clock ?? systemClock,
-        createStateBackend: (request) => this.options.createStateBackend({ ...request, mayWrite: () => this.fence.mayWrite() }), log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
+        createStateBackend: (request) => this.options.createStateBackend({ ...request, mayWrite: this.fence.forEpoch(this.host.currentEpoch) }), log: this.say, ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
       },
       loadRestore: async (id) => loadRestore(await CheckpointStore.open(this.nc, this.names), this.job, id, id),
       mayAct: () => this.leaderIsFresh(),
@@ -269,8 +269,11 @@ export class JobWorker {
 
   private lead(): void {
     const released = this.host.cancelAll("this worker leads now and deploys anew").then(() => this.host.retireAll());
+    // Its own subtasks' state writes are fenced too: by its lease, for the epoch they were deployed in.
+    const createStateBackend: JobRunnerOptions["createStateBackend"] = (request) => this.options.createStateBackend({ ...request, mayWrite: this.fence.forEpoch(this.leading?.epoch ?? -1) });
     const side = new LeaderSide({
-      nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say, runnerOptions: this.options.log ? { ...this.options, log: this.say } : this.options,
+      nc: this.nc, names: this.names, graph: this.graph, job: this.job, workerId: this.id, lease: this.lease, log: this.say,
+      runnerOptions: { ...this.options, createStateBackend, ...(this.options.log ? { log: this.say } : {}) },
       restoreOnLeading: (requested) => this.restoreOnLeading(requested), identity: this.identity,
     });
     this.leading = side;

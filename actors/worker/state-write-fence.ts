@@ -34,7 +34,7 @@ export interface StateWriteFenceOptions {
   readonly leads: () => boolean;
   /** The leader this worker follows, if known. */
   readonly leader: () => string | undefined;
-  /** The epoch this worker runs. */
+  /** The epoch this worker runs (leading: the one it deployed last). */
   readonly epoch: () => number;
   /** The leader answered a ping (alive, whatever its answer). */
   readonly onLeaderSeen: () => void;
@@ -54,6 +54,14 @@ export class StateWriteFence {
     if (performance.now() - this.confirmedAt < CONFIRMED_SHARE * this.o.memberTimeoutMs) return true;
     this.ask();
     return false;
+  }
+
+  /**
+   * The gate of a state backend opened in `epoch`: shut for good once this worker runs another epoch (a
+   * backend of an epoch left behind, still closing, must not write when the worker is confirmed in a new one).
+   */
+  forEpoch(epoch: number): () => boolean {
+    return () => this.o.epoch() === epoch && this.mayWrite();
   }
 
   /** The connection was lost: what the leader confirmed before is no proof any more. */
