@@ -227,6 +227,8 @@ export interface StateBackendMetrics {
   readonly evictions: number;
   /** Completed write-backs of dirty entries to durable storage. */
   readonly flushes: number;
+  /** Writes waiting behind a closed write fence (a worker that cannot confirm it still runs in the job's epoch). */
+  readonly writesFenced: number;
 }
 
 /** The keyed state of one operator subtask: the key groups of `keyGroupRange`, for every operator of it. */

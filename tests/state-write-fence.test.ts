@@ -46,10 +46,12 @@ s("a closed fence holds the pipe's writes (reads go on); opened, they go out in 
     await sleep(300);
     assert.equal(stored, [], "no write acknowledged while the fence is closed");
     assert.is(await reader.get("k"), undefined, "nothing reached KV");
+    assert.is(pipe.writesFenced, 20, "the held writes are counted (weir_state_writes_fenced)");
     open = true;
     await Promise.all(writes);
     assert.equal(stored, [...stored].sort((a, b) => a - b), "acknowledged in the order issued");
     assert.is(text(await reader.get("k")), "19", "the last write issued is the value");
+    assert.is(pipe.writesFenced, 0);
   } finally {
     pipe.close();
     reader.close();

@@ -263,7 +263,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return {
       cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits - this.restoreReads.hits, cacheMisses: m.misses - this.restoreReads.misses,
       dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
-      stateRemoteReads: m.remoteReads, stateRemoteWrites: m.remoteWrites,
+      stateRemoteReads: m.remoteReads, stateRemoteWrites: m.remoteWrites, stateWritesFenced: m.writesFenced,
     };
   }
 

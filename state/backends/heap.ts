@@ -311,7 +311,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }
     return {
       cacheEntries: entries, cacheBytes: 0, dirtyEntries: 0, dirtyBytes: 0, hits: this.requests, misses: 0,
-      remoteReads: 0, remoteWrites: 0, batches: this.batches, requests: this.requests, coalescedReads: 0, knownAbsent: 0, evictions: 0, flushes: 0,
+      remoteReads: 0, remoteWrites: 0, batches: this.batches, requests: this.requests, coalescedReads: 0, knownAbsent: 0, evictions: 0, flushes: 0, writesFenced: 0,
     };
   }
 

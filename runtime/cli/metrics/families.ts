@@ -98,6 +98,7 @@ export const FAMILIES: readonly Family[] = [
   perSubtask("weir_state_cache_evictions_total", "counter", "Clean entries evicted to keep the cache within its bounds.", operatorSum("cacheEvictions")),
   perSubtask("weir_state_remote_reads_total", "counter", "Keyed state entries read from the KV bucket (misses the backend could not answer by itself).", operatorSum("stateRemoteReads")),
   perSubtask("weir_state_remote_writes_total", "counter", "Writes sent to the KV bucket: entries, deletes, and the per-key-group marker each materialization writes.", operatorSum("stateRemoteWrites")),
+  perSubtask("weir_state_writes_fenced", "gauge", "KV writes held by the worker's state write fence: it cannot confirm that it still runs in the job's epoch (a freeze, no word from the leader).", operatorSum("stateWritesFenced")),
   perSubtask("weir_state_dirty_entries", "gauge", "Cached state entries changed and not yet durable.", operatorSum("dirtyEntries")),
   perSubtask("weir_state_dirty_bytes", "gauge", "Bytes of those entries.", operatorSum("dirtyBytes")),
   perSubtask("weir_async_in_flight_records", "gauge", "Keyed records started and not finished (async state).", operatorSum("inFlightRecords")),

@@ -354,6 +354,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       knownAbsent: this.counters.knownAbsent,
       evictions: this.cache.evictions,
       flushes: this.counters.flushes,
+      writesFenced: this.pipe.writesFenced,
     };
   }
 

@@ -148,6 +148,9 @@ export class KvPipe {
     this.stopWatchingServers = options.leaderReads ? onServerChanges(nc, () => this.followUpAfter(performance.now())) : undefined;
   }
 
+  /** Writes waiting because the fence is closed (KvPipeOptions.mayWrite); 0 while it is open. */
+  get writesFenced(): number { return this.fenceClosedSince === 0 ? 0 : this.writes.queued; }
+
   /** Requests sent and not answered, plus those waiting to be sent. */
   get pending(): number { return this.inflight.size + this.gets.queued + this.writes.queued + this.retrying.size; }
 
