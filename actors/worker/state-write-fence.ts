@@ -20,6 +20,8 @@ import { messageOf } from "../../runtime/core/errors.ts";
 
 /** The part of the leader's membership timeout that a confirmation is good for (slack for the two clocks' rates). */
 const CONFIRMED_SHARE = 0.9;
+/** A closed fence asks at most this often (held writes look again every 50 ms; a fenced worker's leader answers "other" each time). */
+const MIN_ASK_GAP_MS = 100;
 export const MEMBER = "member";
 
 export interface StateWriteFenceOptions {
@@ -45,6 +47,7 @@ export interface StateWriteFenceOptions {
 export class StateWriteFence {
   private confirmedAt = Number.NEGATIVE_INFINITY;
   private asking = false;
+  private askedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: StateWriteFenceOptions) {}
 
@@ -75,9 +78,10 @@ export class StateWriteFence {
    */
   ask(): void {
     const leader = this.o.leader();
-    if (this.asking || leader === undefined || leader === this.o.workerId) return;
-    this.asking = true;
     const sentAt = performance.now();
+    if (this.asking || sentAt - this.askedAt < MIN_ASK_GAP_MS || leader === undefined || leader === this.o.workerId) return;
+    this.asking = true;
+    this.askedAt = sentAt;
     const epoch = this.o.epoch();
     this.o.nc.request(this.o.names.workerPing(leader), JSON.stringify({ worker: this.o.workerId, epoch }), { timeout: this.o.pingTimeoutMs }).then(
       (reply) => {
