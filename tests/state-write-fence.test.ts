@@ -11,7 +11,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { connectTo } from "./state-support.ts";
 import { KvPipe } from "../state/backends/jetstream-kv/pipe.ts";
-import { StateWriteFence, answerMembershipPing, MEMBER } from "../actors/worker/state-write-fence.ts";
+import { StateWriteFence, answerMembershipPing } from "../actors/worker/state-write-fence.ts";
+import { MembershipAnswer } from "../actors/worker/protocol.ts";
 import { MembershipView, WorkerHeartbeat } from "../runtime/cluster/membership.ts";
 import { JobNames } from "../runtime/core/names.ts";
 
@@ -130,7 +131,7 @@ s("an answer to a ping sent before a freeze opens nothing: it is dated by its se
   const names = new JobNames(job);
   // A leader whose "member" comes 1.5 s after the ping, as a reply read by a follower thawed that much
   // later would (the follower's clock went on while it was stopped).
-  const sub = nc.subscribe(names.workerPing("leader"), { callback: (_e, m) => { setTimeout(() => m.respond(MEMBER), 1_500); } });
+  const sub = nc.subscribe(names.workerPing("leader"), { callback: (_e, m) => { setTimeout(() => m.respond(MembershipAnswer.Member), 1_500); } });
   const seen = { leader: 0, gone: 0 };
   const fence = follower(job, { value: 1 }, 1_000, seen);
   try {

@@ -70,6 +70,14 @@ export const WorkerReport = t.union([
 ], "WorkerReport");
 export type WorkerReport = t.TypeOf<typeof WorkerReport>;
 
+/**
+ * A follower's ping to its leader (actors/worker/state-write-fence.ts): "do you run me in this epoch?".
+ * The leader answers `member` or `other`; a ping without a body (the leader's probe of a worker) is answered empty.
+ */
+export const MembershipPing = t.type({ worker: t.string, epoch: t.number }, "MembershipPing");
+export type MembershipPing = t.TypeOf<typeof MembershipPing>;
+export const MembershipAnswer = { Member: "member", Other: "other" } as const;
+
 export function decodeCommand(data: Uint8Array, what: string): WorkerCommand {
   return decodeMessage(WorkerCommand, data, what);
 }

@@ -11,18 +11,19 @@
 //   nothing about the time after the freeze. A disconnect voids the proof (a connection lost is judged
 //   sooner: "no responders").
 // Writes wait while the fence is closed (state/backends/jetstream-kv/pipe.ts), and a closed fence asks the
-// leader at once. What is left: writes handed to the NATS client just before a freeze or a disconnect and
-// still in its outbound buffer go out when it resumes.
+// leader at once. What is left: writes sent before a freeze that the server applies only after the thaw
+// (`npm run bench fence`, docs/known-gaps.md); they are at most the writes in flight.
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../runtime/core/names.ts";
 import { messageOf } from "../../runtime/core/errors.ts";
+import { decodeMessage } from "../job/control-protocol.ts";
+import { MembershipAnswer, MembershipPing, encodeMessage } from "./protocol.ts";
 
 /** The part of the leader's membership timeout that a confirmation is good for (slack for the two clocks' rates). */
 const CONFIRMED_SHARE = 0.9;
 /** A closed fence asks at most this often (held writes look again every 50 ms; a fenced worker's leader answers "other" each time). */
 const MIN_ASK_GAP_MS = 100;
-export const MEMBER = "member";
 
 export interface StateWriteFenceOptions {
   readonly nc: NatsConnection;
@@ -83,10 +84,11 @@ export class StateWriteFence {
     this.asking = true;
     this.askedAt = sentAt;
     const epoch = this.o.epoch();
-    this.o.nc.request(this.o.names.workerPing(leader), JSON.stringify({ worker: this.o.workerId, epoch }), { timeout: this.o.pingTimeoutMs }).then(
+    const ping: MembershipPing = { worker: this.o.workerId, epoch };
+    this.o.nc.request(this.o.names.workerPing(leader), encodeMessage(ping), { timeout: this.o.pingTimeoutMs }).then(
       (reply) => {
         this.o.onLeaderSeen();
-        if (reply.string() === MEMBER && epoch === this.o.epoch()) this.confirmedAt = Math.max(this.confirmedAt, sentAt);
+        if (reply.string() === MembershipAnswer.Member && epoch === this.o.epoch()) this.confirmedAt = Math.max(this.confirmedAt, sentAt);
       },
       (e: unknown) => { if (/no responders/i.test(messageOf(e))) this.o.onLeaderGone(leader); },
     ).finally(() => { this.asking = false; });
@@ -95,13 +97,11 @@ export class StateWriteFence {
 
 /** The leader's answer to a follower's ping body `{ worker, epoch }` (undefined: not such a ping). */
 export function answerMembershipPing(body: Uint8Array, confirms: ((worker: string, epoch: number) => boolean) | undefined): string | undefined {
-  let ping: unknown;
+  let ping: MembershipPing;
   try {
-    ping = JSON.parse(new TextDecoder().decode(body));
+    ping = decodeMessage(MembershipPing, body, "a membership ping");
   } catch {
     return undefined;
   }
-  const { worker, epoch } = (ping ?? {}) as { worker?: unknown; epoch?: unknown };
-  if (typeof worker !== "string" || typeof epoch !== "number") return undefined;
-  return confirms?.(worker, epoch) ? MEMBER : "other";
+  return confirms?.(ping.worker, ping.epoch) ? MembershipAnswer.Member : MembershipAnswer.Other;
 }
