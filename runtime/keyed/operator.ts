@@ -237,8 +237,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   close(): MaybePromise {
     if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
     this.execution?.close();
-    this.backlog?.close();
-    return userHook(this.ctx, () => this.fn.close?.());
+    const removed = this.backlog?.close();
+    const closed = userHook(this.ctx, () => this.fn.close?.());
+    return removed ? Promise.all([removed, closed]).then(() => undefined) : closed;
   }
 
   metrics(): Record<string, number> {

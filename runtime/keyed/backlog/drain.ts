@@ -55,6 +55,8 @@ export interface BacklogHost extends KeyedCallbacks {
 
 export class BacklogSort {
   private buffer: SortBuffer | undefined;
+  /** The buffer being drained: a close in the middle of the drain removes its runs (the drain stops there). */
+  private draining: SortBuffer | undefined;
   /** The last watermark received while buffering: held back until the sorted records are processed. */
   private heldWatermark: number | undefined;
   private sortedRecords = 0;
@@ -72,10 +74,15 @@ export class BacklogSort {
     this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName }, ctx.currentWatermark(), this.arrivalFold());
   }
 
-  /** A subtask closed while buffering (cancelled, failed, restarted) removes the runs it spilled. */
-  close(): void {
-    this.buffer?.cleanup();
+  /**
+   * A subtask closed while buffering (cancelled, failed, restarted) removes the runs it spilled (a
+   * promise while a run being written is still to be removed).
+   */
+  close(): MaybePromise {
+    const removed = (this.buffer ?? this.draining)?.cleanup();
     this.buffer = undefined;
+    this.draining = undefined;
+    return removed;
   }
 
   /** Buffers a record (only while active). */
@@ -98,7 +105,16 @@ export class BacklogSort {
   async drain(): Promise<void> {
     const buffer = this.buffer!;
     this.buffer = undefined;
+    this.draining = buffer;
     this.spills += buffer.spills;
+    try {
+      await this.drainBuffer(buffer);
+    } finally {
+      if (this.draining === buffer) this.draining = undefined;
+    }
+  }
+
+  private async drainBuffer(buffer: SortBuffer): Promise<void> {
     // Records that came before the backlog began may still be in flight: they go first.
     await this.execution.drain();
     for await (const keys of buffer.drain()) {

@@ -199,14 +199,15 @@ export class SortBuffer {
       }
       if (batch.length > 0) yield batch;
     } finally {
-      this.cleanup();
+      void this.cleanup(); // nothing is being written once the drain began
     }
   }
 
-  cleanup(): void {
-    this.runs.cleanup();
+  /** Removes the spilled runs; a promise while a run being written is still to be removed. */
+  cleanup(): Promise<void> | undefined {
     this.diskBytes = 0;
     this.records = 0;
+    return this.runs.cleanup();
   }
 
   private async spill(): Promise<void> {

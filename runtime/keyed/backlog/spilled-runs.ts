@@ -25,6 +25,8 @@ export class SpilledRuns {
   private readonly runs: Run[] = [];
   private dir: string | undefined;
   private splits = 0;
+  /** The run being written, if any (cleanup waits for it). */
+  private writing: Promise<void> | undefined;
 
   /** `maxGroupBytes`: a key group with more spilled bytes than this is split before it is read. */
   constructor(private readonly directory: string, private readonly defaultWatermark: number, private readonly maxGroupBytes: number) {}
@@ -32,8 +34,15 @@ export class SpilledRuns {
   get count(): number { return this.runs.length; }
 
   /** Writes `keys` (grouped by key group, as SortBuffer.takeGrouped gives them) as a new run. */
-  async write(keys: readonly SortedKey[]): Promise<void> {
-    const path = join(this.runDirectory(), `run-${this.runs.length}.txt`);
+  write(keys: readonly SortedKey[]): Promise<void> {
+    const writing = this.writeRun(keys);
+    this.writing = writing;
+    return writing.finally(() => { if (this.writing === writing) this.writing = undefined; });
+  }
+
+  private async writeRun(keys: readonly SortedKey[]): Promise<void> {
+    const dir = this.runDirectory();
+    const path = join(dir, `run-${this.runs.length}.txt`);
     const sections = new Map<number, Section>();
     // A file handle, not a stream: a failure (the directory removed by a close meanwhile, a full disk) is
     // this call's rejection, never an 'error' event nobody listens to.
@@ -41,6 +50,8 @@ export class SpilledRuns {
     try {
       let offset = 0;
       for (let i = 0; i < keys.length;) {
+        // Cleaned up meanwhile (the subtask closed): nothing more goes to disk.
+        if (this.dir !== dir) return;
         const group = keys[i]!.keyGroup;
         const entries: SpilledEntry[] = [];
         for (; i < keys.length && keys[i]!.keyGroup === group; i++) entries.push(keys[i]!.spilled());
@@ -53,7 +64,7 @@ export class SpilledRuns {
     } finally {
       await file.close();
     }
-    this.runs.push({ path, sections });
+    if (this.dir === dir) this.runs.push({ path, sections });
   }
 
   /** The key groups any run holds, ascending. */
@@ -88,11 +99,26 @@ export class SpilledRuns {
     }
   }
 
-  /** Removes every run. */
-  cleanup(): void {
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  /**
+   * Removes every run. A run being written may have created its file while the directory was being
+   * removed (a cancel in the middle of a spill): the directory is removed again once that write settled,
+   * which the returned promise waits for.
+   */
+  cleanup(): Promise<void> | undefined {
+    const dir = this.dir;
     this.dir = undefined;
     this.runs.length = 0;
+    if (dir === undefined) return undefined;
+    const remove = (): void => {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        // not empty: a write in flight created its file meanwhile (removed below, after it settled)
+      }
+    };
+    remove();
+    const writing = this.writing;
+    return writing === undefined ? undefined : writing.then(remove, remove);
   }
 
   private runDirectory(): string {
