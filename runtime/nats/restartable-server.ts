@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launchNatsServer, type NatsServerProcess } from "./server-process.ts";
+import { stablePort } from "./stable-port.ts";
 
 export class RestartableServer implements AsyncDisposable {
   private current: NatsServerProcess | undefined;
@@ -15,13 +16,18 @@ export class RestartableServer implements AsyncDisposable {
 
   static async start(): Promise<RestartableServer> {
     const dir = mkdtempSync(join(tmpdir(), "weir-nats-restart-"));
-    try {
-      const first = await launchNatsServer({ dir });
-      return new RestartableServer(dir, first.url, first.port, first);
-    } catch (e) {
-      rmSync(dir, { recursive: true, force: true });
-      throw e;
+    let last: unknown;
+    // A port no client socket can take while the server is down (stable-port.ts); picked again if taken meanwhile.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const first = await launchNatsServer({ dir, port: await stablePort() });
+        return new RestartableServer(dir, first.url, first.port, first);
+      } catch (e) {
+        last = e;
+      }
     }
+    rmSync(dir, { recursive: true, force: true });
+    throw last;
   }
 
   get running(): boolean { return this.current !== undefined; }

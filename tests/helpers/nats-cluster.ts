@@ -1,16 +1,16 @@
-// A JetStream cluster of n real nats-servers on loopback for tests: random client ports, cluster ports
-// picked free before launch (every server's routes must name them), one store directory per server
-// (kept across kill/restart, removed on stop), distinct server names, one cluster name, a monitoring port
-// each (random; ready means every server's `/healthz` says ok and a stream of n replicas can be placed).
+// A JetStream cluster of n real nats-servers on loopback for tests: client and cluster ports picked free
+// before launch, below the ephemeral range (every server's routes must name them, and a restart reuses
+// them), one store directory per server (kept across kill/restart, removed on stop), distinct server
+// names, one cluster name, a monitoring port each (random; ready means every server's `/healthz` says ok and a stream of n replicas can be placed).
 //   const cluster = await startCluster(3); try { ... } finally { await cluster.stop(); }
 
-import { createServer } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { launchNatsServer, type NatsServerProcess } from "../../runtime/nats/server-process.ts";
+import { stablePort } from "../../runtime/nats/stable-port.ts";
 
 export interface NatsCluster extends AsyncDisposable {
   /** Client URLs, one per server (a killed server's URL stays, for its restart on the same port). */
@@ -47,18 +47,6 @@ export async function waitForHealthy(monitorUrl: string, deadlineMs = 60_000): P
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${monitorUrl}/healthz not ok within ${deadlineMs} ms (last: ${last})`);
-}
-
-/** A free loopback port (bound, read, released: the server binds it a moment later; a race is retried). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -121,15 +109,16 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
     "--routes", clusterPorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(","),
     ...(options.logDir !== undefined ? ["-l", join(options.logDir, `s${i}.log`)] : []),
   ];
-  const launch = async (i: number, port?: number) => {
+  const launch = async (i: number, restarting: boolean) => {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        return await launchNatsServer({ dir: join(root, `s${i}`), args: argsOf(i), ...(port === undefined ? {} : { port }) });
+        return await launchNatsServer({ dir: join(root, `s${i}`), args: argsOf(i), port: clientPorts[i] });
       } catch (e) {
-        lastError = e; // the picked cluster port was taken in the meantime: pick again (first start only)
-        if (port !== undefined) break;
-        clusterPorts[i] = await freePort();
+        lastError = e; // a picked port was taken in the meantime: pick again (first start only)
+        if (restarting) break;
+        clusterPorts[i] = await stablePort();
+        clientPorts[i] = await stablePort();
       }
     }
     throw lastError;
@@ -139,12 +128,12 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < n; i++) clusterPorts.push(await freePort());
+    // Ports a restart finds free (stable-port.ts): kept across kill and restart.
     for (let i = 0; i < n; i++) {
-      const s = await launch(i);
-      servers.push(s);
-      clientPorts.push(s.port);
+      clusterPorts.push(await stablePort());
+      clientPorts.push(await stablePort());
     }
+    for (let i = 0; i < n; i++) servers.push(await launch(i, false));
     await Promise.all(servers.map((s) => waitForHealthy(s!.monitorUrl!)));
     await waitForJetStream(servers[0]!.url, n);
   } catch (e) {
@@ -167,7 +156,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       let last: unknown;
       for (let attempt = 0; attempt < 20 && !servers[i]; attempt++) {
         try {
-          servers[i] = await launch(i, clientPorts[i]);
+          servers[i] = await launch(i, true);
         } catch (e) {
           last = e;
           await new Promise((r) => setTimeout(r, 250));
