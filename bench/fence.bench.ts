@@ -1,8 +1,8 @@
 // npm run bench fence: the state write fence (actors/worker/state-write-fence.ts) under its worst case, a
 // follower frozen in the middle of a materialization and thawed after the leader rewrote its keys
 // (tests/helpers/frozen-materialization.ts), five times: keys whose state a write of the thawed worker set
-// back, and its KV writes after the thaw. What the fence cannot hold is what the worker had handed to the
-// NATS client (its buffers, the socket's) when it froze. WEIR_BENCH_SCALE scales the number of runs.
+// back, and its KV writes after the thaw. What the fence cannot hold: writes sent before the freeze that
+// the server applies only after the thaw (at most the writes in flight). WEIR_BENCH_SCALE scales the runs.
 import { runFrozenMaterialization, KEYS } from "../tests/helpers/frozen-materialization.ts";
 import type { BenchContext, Benchmark, BenchRow } from "./harness.ts";
 

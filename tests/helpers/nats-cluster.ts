@@ -1,7 +1,8 @@
 // A JetStream cluster of n real nats-servers on loopback for tests: client and cluster ports picked free
 // before launch, below the ephemeral range (every server's routes must name them, and a restart reuses
 // them), one store directory per server (kept across kill/restart, removed on stop), distinct server
-// names, one cluster name, a monitoring port each (random; ready means every server's `/healthz` says ok and a stream of n replicas can be placed).
+// names, one cluster name, a monitoring port each (random; ready means every server's `/healthz` says ok
+// and a stream of n replicas can be placed).
 //   const cluster = await startCluster(3); try { ... } finally { await cluster.stop(); }
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
