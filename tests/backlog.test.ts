@@ -184,6 +184,32 @@ backlog("a reduce that throws on a backlog record fails the job with the operato
   }
 });
 
+backlog("a process function that rejects or throws on a backlog record fails the job with the operator and the key, sorted or in batch mode", async () => {
+  const history = payments(300, 13, 0);
+  const bad = history[200]!;
+  const isBad = (p: Payment) => p.ts === bad.ts && p.amount === bad.amount && p.account === bad.account;
+  for (const mode of ["sorted", "batch"] as const) {
+    for (const how of ["rejects", "throws"] as const) {
+      const options: Partial<JobOptions> = mode === "batch" ? { mode: "batch" } : MIXED;
+      const env = StreamEnvironment.create({ name: `rejecting-${mode}-${how}`, nats: nats.url, parallelism: 2, stateBackend: "heap", ...options }, { log: () => {} });
+      const live = mode === "batch" ? [] : payments(5, 14, 9000);
+      try {
+        await env.fromSource(Sources.hybrid(Sources.array(history) as SourceDef<Payment>, Sources.array(live) as SourceDef<Payment>), { parallelism: 1 })
+          .keyBy((p) => p.account)
+          .process<number>(how === "rejects"
+            ? { async processElement(p, c) { const b = ((await c.state(balance).value()) ?? 0) + p.amount; if (isBad(p)) throw new Error("no such payment"); await c.state(balance).update(b); } }
+            : { processElement(p) { if (isBad(p)) throw new Error("no such payment"); } }, { name: "balances" })
+          .executeAndCollect();
+        assert.unreachable("the job should fail");
+      } catch (err) {
+        assert.match((err as Error).message, new RegExp(`operator "balances" \\(subtask \\d\\) failed for key "${bad.account}": no such payment`), `${mode}, ${how}: ${(err as Error).message}`);
+      } finally {
+        await env.close();
+      }
+    }
+  }
+});
+
 backlog("the keyed subtask goes backlog → sorting → streaming, in that order", async () => {
   const { inspected } = await runJob("transitions", payments(1000, 9, 0), payments(100, 10, 20_000), MIXED);
   for (const i of [0, 1]) {

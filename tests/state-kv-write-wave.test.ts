@@ -88,7 +88,7 @@ s("a failure: with onFailure reported and the wave goes on; without it, the wave
       return asWrite(e);
     }, (err) => reported.push((err as Error).message));
     assert.equal(reported, ["cannot serialize k5"]);
-    assert.equal([...cache.dirty].map((e) => e.key), ["k5"], "only the failed entry stays dirty");
+    assert.equal(cache.dirty.entries().map((e) => e.key), ["k5"], "only the failed entry stays dirty");
 
     const more = dirtyEntries(cache, 200).slice(100);
     let prepared = 0;

@@ -99,6 +99,47 @@ s("KV cache: entries that left the cache are garbage, whether or not it was ever
   assert.is(alive, 0, `${alive} of ${gone.length} dropped entries still reachable`);
 });
 
+/** 20,000 entries written, flushed (marked clean) and evicted from `cache`; weak references to them. */
+function dirtyCleanEvict(cache: StateCache): Array<WeakRef<CacheEntry>> {
+  const gone: Array<WeakRef<CacheEntry>> = [];
+  for (let i = 0; i < 20_000; i++) {
+    const e = new CacheEntry(`d${i}`, EntryKind.Value, 0, i, 0);
+    cache.insert(e);
+    cache.markDirty(e);
+    cache.markClean(e, e.version);
+    gone.push(new WeakRef(e));
+  }
+  return gone;
+}
+
+s("KV cache: the dirty entries are counted and listed once each, however often written and flushed; flushed and evicted ones are garbage", async () => {
+  const cache = new StateCache(10, 1 << 30);
+  const entry = (key: string) => { const e = new CacheEntry(key, EntryKind.Value, 0, 1, 0); cache.insert(e); return e; };
+  const [a, b, c] = [entry("a"), entry("b"), entry("c")];
+  for (const e of [a, b, a, c, a]) cache.markDirty(e);
+  assert.is(cache.dirty.size, 3);
+  cache.markClean(a, a.version - 1);
+  assert.is(cache.dirty.size, 3, "written again after the version flushed: still dirty");
+  cache.markClean(a, a.version);
+  cache.markClean(a, a.version);
+  assert.is(cache.dirty.size, 2, "clean once, counted once");
+  cache.markDirty(a);
+  assert.equal(cache.dirty.entries().map((e) => e.key).sort(), ["a", "b", "c"], "dirty again: listed once");
+  for (const e of [a, b, c]) cache.markClean(e, e.version);
+  assert.equal(cache.dirty.entries(), []);
+  assert.is(cache.dirty.size, 0);
+
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const gone = dirtyCleanEvict(cache);
+  cache.evict();
+  assert.is(cache.dirty.size, 0);
+  for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+  const alive = gone.filter((w) => w.deref() !== undefined).length;
+  // The cache keeps 10 entries; the list of dirty ones may hold up to its slack (1,024) of clean ones.
+  assert.ok(alive <= 10 + 1024, `${alive} of ${gone.length} flushed and evicted entries still reachable`);
+});
+
 s("KV cache: an erased entry leaves only when absent, clean, unpinned and still the key's entry; eviction does not see it", () => {
   const evicted: string[] = [];
   const cache = new StateCache(100, 1 << 20, (k) => evicted.push(k));

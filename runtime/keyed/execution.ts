@@ -16,6 +16,12 @@ export interface KeyedCallbacks extends KeyedRecordOwner {
   /** Runs `rc` to its end, one at a time: the user function (errors naming operator and key), then its output. */
   call(rc: Context): MaybePromise;
   /**
+   * The user function for `rc` (errors it throws name operator and key), returning its promise, if any, for
+   * a loop that awaits it and then `rc.settle()` itself: no promise derived per record, as `call` makes
+   * (rejections to be named with userError).
+   */
+  invokeNamed(rc: Context): Promise<void> | undefined;
+  /**
    * The context that fires `timer` (seeing `watermark`; undefined: the arrival watermark in async mode), of
    * `slot` when the caller holds the key's. A processing-time timer's has no timestamp: its outputs carry no
    * event time (as Flink erases it), and a function tells the two kinds apart by it.

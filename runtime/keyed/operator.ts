@@ -11,6 +11,7 @@ import type { KeyedContext, KeyedProcessFunction, KeySelector, TimerService } fr
 import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts/operators.ts";
 import { afterUserCallback, userError, userHook, type RecordContext } from "../operators/basic.ts";
+import { isPromise } from "../operators/chain-util.ts";
 import { MAX_WATERMARK, type RecordAttributes } from "../transport/frames.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
@@ -146,15 +147,19 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return this.dispatch ? this.dispatch(rc.input, rc.value as I, rc as KeyedRecordContext<K, O>) : this.fn.processElement(rc.value as I, rc as KeyedRecordContext<K, O>);
   }
 
-  /** `rc` run to its end, one at a time (sync mode, sorted drains): errors name the operator and the key. */
+  /** `rc` run to its end, one at a time (sync mode, timers of sorted drains): errors name the operator and the key. */
   call(rc: KeyedRecordContext<unknown, unknown>): MaybePromise {
+    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, this.invokeNamed(rc), rc.key);
+  }
+
+  invokeNamed(rc: KeyedRecordContext<unknown, unknown>): Promise<void> | undefined {
     let r: void | Promise<void>;
     try {
       r = this.invoke(rc);
     } catch (e) {
       throw userError(this.ctx, e, rc.key);
     }
-    return afterUserCallback(this.ctx, rc as RecordContext<unknown>, r, rc.key);
+    return isPromise(r) ? r as Promise<void> : undefined;
   }
 
   /** Backlog (FLIP-327): sorting begins when the input turns to backlog and drains when it turns live. */

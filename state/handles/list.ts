@@ -7,8 +7,11 @@ import { read, written } from "./submit.ts";
 
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
 export class ListStateHandle<T> implements ListState<T> {
-  /** Built once per handle (a handle serves every record of its key). */
-  private readonly decoder = (stored: unknown) => this.decodeList(stored);
+  /**
+   * Built once per handle (a handle serves every record of its key), bound rather than an arrow field: the
+   * tsx loader names arrow fields (esbuild's keepNames), a defineProperty per handle (~0.3 KB each).
+   */
+  private readonly decoder = this.decodeList.bind(this);
   private readonly address: StateAddress;
   /** Built once: every read of this handle is the same request. */
   private readonly getRequest: GetRequest;

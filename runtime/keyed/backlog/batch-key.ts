@@ -6,6 +6,8 @@
 // dropped afterwards: nothing reads it after the job, which takes no checkpoints.
 
 import type { StateRequestHandler } from "../../../state/contracts.ts";
+import type { OperatorContext } from "../../contracts/operators.ts";
+import { userError } from "../../operators/basic.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
 import type { KeyedCallbacks } from "../execution.ts";
 import type { KeySlot } from "../key-slots.ts";
@@ -34,6 +36,7 @@ function timestampOrder(records: SortedKey): number[] {
 
 /** What a batch key needs of its keyed operator: the user function for records and timers, and the timers. */
 export interface BatchKeyHost extends KeyedCallbacks {
+  readonly ctx: OperatorContext;
   readonly timers: InternalTimerService;
   context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
 }
@@ -47,8 +50,11 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
     for (const i of timestampOrder(records)) {
       if (rc === undefined) rc = host.context(slot, state, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK);
       else rc.reset(slot, values[i], records.timestamp(i), records.input(i), MIN_WATERMARK);
-      const p = host.call(rc);
-      if (p) await p;
+      // As the sorted drain does (drain.ts): the function's own promise, no derived one per record.
+      const running = host.invokeNamed(rc);
+      if (running) try { await running; } catch (e) { throw userError(host.ctx, e, rc.key); }
+      const settled = rc.settle();
+      if (settled) await settled;
     }
     for (const queue of [host.timers.eventTime, host.timers.processingTime]) {
       // One at a time, earliest first: a timer may register another one of this key, which may be due before the next.

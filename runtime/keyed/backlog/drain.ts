@@ -53,6 +53,12 @@ export interface BacklogHost extends KeyedCallbacks {
   onWatermark(watermark: number): MaybePromise;
 }
 
+/** Keys whose records run one by one, taken in turn by a batch's lanes. */
+interface LaneQueue { readonly keys: readonly SortedKey[]; next: number }
+
+/** Keys of a batch running at once (their reads batched together): a quarter of a drained batch. */
+const LANES = 256;
+
 export class BacklogSort {
   private buffer: SortBuffer | undefined;
   /** The buffer being drained: a close in the middle of the drain removes its runs (the drain stops there). */
@@ -118,7 +124,7 @@ export class BacklogSort {
     // Records that came before the backlog began may still be in flight: they go first.
     await this.execution.drain();
     for await (const keys of buffer.drain()) {
-      await this.execution.sortedKeys(keys.map((key) => this.keyTask(key)));
+      await this.execution.sortedKeys(this.tasksOf(keys));
       // A drain answered from memory never yields on its own: between batches it lets the event loop in
       // (the consumers' credits and frame sizes, the other subtasks of this process), and waits while its
       // outputs have no credit, instead of piling up frames of the first, tiny size.
@@ -151,20 +157,37 @@ export class BacklogSort {
   }
 
   /**
-   * One key's sorted backlog: its records back to back over an in-memory overlay of its state, each of
-   * its timers firing just before the first record whose arrival watermark passed it (a function with a
-   * sorted-key form, reduce, takes them all at once instead). The execution strategy runs the keys of a
-   * drained batch: concurrently with their reads batched (async), or one after another (sync).
+   * The tasks of a drained batch of keys, which the execution strategy runs: concurrently with their reads
+   * batched (async), or one after another (sync). A function with a sorted-key form (reduce) takes a key's
+   * records all at once, a task per key; records that run one by one go to lanes (runLane).
    */
-  private keyTask(records: SortedKey): KeyTask {
+  private tasksOf(keys: readonly SortedKey[]): KeyTask[] {
+    const tasks: KeyTask[] = [];
+    let oneByOne: SortedKey[] | undefined;
+    for (const records of keys) {
+      this.sortedRecords += records.count;
+      const task = this.keyTask(records);
+      if (task !== undefined) tasks.push(task);
+      else (oneByOne ??= []).push(records);
+    }
+    if (oneByOne !== undefined) {
+      const queue: LaneQueue = { keys: oneByOne, next: 0 };
+      for (let i = Math.min(LANES, oneByOne.length); i > 0; i--) tasks.push((handler) => this.runLane(queue, handler));
+    }
+    return tasks;
+  }
+
+  /** A key's task when its records do not run one by one (else undefined: a lane runs them). */
+  private keyTask(records: SortedKey): KeyTask | undefined {
     const host = this.host;
+    const sortedKey = host.sortedKey;
+    const foldedKey = records.folding && host.sortedKeyFold;
+    if (!foldedKey && !sortedKey && !this.batch) return undefined;
     const { keyId, values } = records;
     const n = values.length;
     const key = host.keyOf(values[0], records.input(0));
     const slot = host.slotOnce(key, keyId, records.keyGroup);
-    this.sortedRecords += records.count;
-    if (records.folding && host.sortedKeyFold) return this.foldedKeyTask(records, slot, host.sortedKeyFold);
-    const sortedKey = host.sortedKey;
+    if (foldedKey) return this.foldedKeyTask(records, slot, foldedKey);
     if (sortedKey) {
       return (backend: StateRequestHandler): MaybePromise => {
         // Batch mode keeps a key's state only while the key runs (its overlay is never written back).
@@ -175,11 +198,27 @@ export class BacklogSort {
         return afterUserCallback(host.ctx, rc as RecordContext<unknown>, r, key);
       };
     }
-    if (this.batch) return batchKeyTask(host, records, slot);
-    return async (handler: StateRequestHandler): Promise<void> => {
+    return batchKeyTask(host, records, slot);
+  }
+
+  /**
+   * Keys of a batch one after another, each key's records back to back over an in-memory overlay of its
+   * state, each of its timers firing just before the first record whose arrival watermark passed it. A
+   * lane, not a task per key: a key of a large backlog has one or two records, and an async frame, a
+   * promise for Promise.all and a context per key were a fifth of the drain's allocation
+   * (bench/prof-backlog.ts heap); LANES keys at a time still batch their reads.
+   */
+  private async runLane(queue: LaneQueue, handler: StateRequestHandler): Promise<void> {
+    const host = this.host;
+    // One context for the lane's records, one after another (each is done with it when the next starts).
+    let rc: KeyedRecordContext<unknown, unknown> | undefined;
+    while (queue.next < queue.keys.length) {
+      const records = queue.keys[queue.next++]!;
+      const { keyId, values } = records;
+      const n = values.length;
+      const key = host.keyOf(values[0], records.input(0));
+      const slot = host.slotOnce(key, keyId, records.keyGroup);
       const overlay = new KeyStateOverlay(handler);
-      // One context for the key's records, one after another (each is done with it when the next starts).
-      let rc: KeyedRecordContext<unknown, unknown> | undefined;
       for (let i = 0; i < n; i++) {
         const watermark = records.watermark(i);
         // Timers fire when the watermark moves, as in streaming: one registered at or below the watermark
@@ -195,12 +234,16 @@ export class BacklogSort {
           slot.handler = overlay;
           rc.reset(slot, values[i], records.timestamp(i), records.input(i), watermark);
         }
-        const p = host.call(rc);
-        if (p) await p;
+        // host.call(rc) spelled out: awaiting the function's own promise spares a derived promise, its two
+        // callbacks and a microtask per record (bench/prof-backlog.ts, heap profile).
+        const running = host.invokeNamed(rc);
+        if (running) try { await running; } catch (e) { throw userError(host.ctx, e, key); }
+        const settled = rc.settle();
+        if (settled) await settled;
       }
       const written = overlay.flush();
       if (written) await written;
-    };
+    }
   }
 
   /**

@@ -19,8 +19,40 @@ const copied = (value: unknown): unknown => (Array.isArray(value) ? value.slice(
 const entryId = (a: StateAddress) => (a.userKeyId === undefined ? a.state : `${a.state}\u0000${a.userKeyId}`);
 const mapId = (a: StateAddress) => a.state;
 
+/**
+ * A key's entries by id: most keys use one state entry, kept in fields; a Map only from the second (a
+ * sorted drain makes an overlay per key: a Map each was a tenth of its allocation).
+ */
+class OverlayEntries {
+  private firstId: string | undefined;
+  first: Entry | undefined;
+  more: Map<string, Entry> | undefined;
+
+  get(id: string): Entry | undefined {
+    return this.first !== undefined && this.firstId === id ? this.first : this.more?.get(id);
+  }
+
+  set(id: string, e: Entry): void {
+    // Once the first entry was deleted, new ones go after the others, as in a Map (writes keep that order).
+    if (this.firstId === undefined || (this.firstId === id && this.first !== undefined)) {
+      this.firstId = id;
+      this.first = e;
+    } else (this.more ??= new Map()).set(id, e);
+  }
+
+  delete(id: string): void {
+    if (this.first !== undefined && this.firstId === id) this.first = undefined;
+    else this.more?.delete(id);
+  }
+
+  *[Symbol.iterator](): IterableIterator<[string, Entry]> {
+    if (this.first !== undefined) yield [this.firstId!, this.first];
+    if (this.more) yield* [...this.more];
+  }
+}
+
 export class KeyStateOverlay implements StateRequestHandler {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new OverlayEntries();
 
   constructor(private readonly backend: StateRequestHandler) {}
 
@@ -55,7 +87,7 @@ export class KeyStateOverlay implements StateRequestHandler {
         if (e) return copied(e.value);
         const v = await this.backend.submit(request);
         // A write may have happened while the read was out: it wins.
-        if (!this.entries.has(id)) this.entries.set(id, { value: v, dirty: false, address, owned: true });
+        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true });
         return copied(this.entries.get(id)!.value);
       }
       case T.Put:
@@ -110,16 +142,21 @@ export class KeyStateOverlay implements StateRequestHandler {
    * cached KV entry, the heap) needs no promise.
    */
   private flushWhere(pick: ((e: Entry) => boolean) | undefined): MaybePromise {
-    let writes: Array<Promise<unknown>> | undefined;
-    for (const e of this.entries.values()) {
-      if (!e.dirty || (pick !== undefined && !pick(e))) continue;
-      e.dirty = false;
-      const put = stateRequest.put(e.address, e.value);
-      const now = this.backend.tryNow(put);
-      // A write over the backend's dirty budget answers with the promise of room (backpressure).
-      const pending = now === NOT_APPLIED ? this.backend.submit(put) : now instanceof Promise ? now : undefined;
-      if (pending !== undefined) (writes ??= []).push(pending);
-    }
+    // The first entry apart: no iterator for the one entry most keys have.
+    let writes = this.write(this.entries.first, pick, undefined);
+    const more = this.entries.more;
+    if (more !== undefined) for (const e of more.values()) writes = this.write(e, pick, writes);
     if (writes !== undefined) return Promise.all(writes).then(noop);
+  }
+
+  private write(e: Entry | undefined, pick: ((e: Entry) => boolean) | undefined, writes: Array<Promise<unknown>> | undefined): Array<Promise<unknown>> | undefined {
+    if (e === undefined || !e.dirty || (pick !== undefined && !pick(e))) return writes;
+    e.dirty = false;
+    const put = stateRequest.put(e.address, e.value);
+    const now = this.backend.tryNow(put);
+    // A write over the backend's dirty budget answers with the promise of room (backpressure).
+    const pending = now === NOT_APPLIED ? this.backend.submit(put) : now instanceof Promise ? now : undefined;
+    if (pending !== undefined) (writes ??= []).push(pending);
+    return writes;
   }
 }

@@ -63,20 +63,19 @@ export class SortedKeysRunner {
  * The handler of one key's task: its requests apply in the order issued. Fast path (the backlog drain's):
  * the backend answers at once what needs nothing remote, while none of the key's requests waits in a batch.
  */
-class KeyRequests implements StateRequestHandler {
-  private readonly waiting = new Waiting();
-
-  constructor(private readonly runner: SortedKeysRunner) {}
+class KeyRequests extends Waiting implements StateRequestHandler {
+  // Its own count of requests waiting in a batch (one object per key, not two).
+  constructor(private readonly runner: SortedKeysRunner) { super(); }
 
   tryNow(request: StateRequest): unknown {
-    return this.waiting.count === 0 ? this.runner.backend.tryNow(request) : NOT_APPLIED;
+    return this.count === 0 ? this.runner.backend.tryNow(request) : NOT_APPLIED;
   }
 
   submit(request: StateRequest): Promise<unknown> {
-    if (this.waiting.count === 0) {
+    if (this.count === 0) {
       const answer = answered(this.runner.backend, request);
       if (answer !== undefined) return answer;
     }
-    return new Promise((resolve, reject) => this.runner.enqueue(new InOrderRequest(this.waiting, request, resolve, reject)));
+    return new Promise((resolve, reject) => this.runner.enqueue(new InOrderRequest(this, request, resolve, reject)));
   }
 }

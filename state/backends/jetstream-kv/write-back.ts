@@ -115,7 +115,7 @@ export class WriteBack {
    * flush stay dirty for the next one.
    */
   private async writeBack(): Promise<void> {
-    const entries = [...this.cache.dirty];
+    const entries = this.cache.dirty.entries();
     const values: CacheEntry[] = [];
     const indexes: CacheEntry[] = [];
     for (const e of entries) (e.kind === EntryKind.Value ? values : indexes).push(e);
