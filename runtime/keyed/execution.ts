@@ -44,7 +44,7 @@ export interface KeyedExecution {
   processingTimer(timer: Timer): MaybePromise;
   /** A watermark: the event-time timers `due` hands out fire (after every earlier record), then `emit`. */
   watermark(watermark: number, due: DueTimers, emit: () => MaybePromise): MaybePromise;
-  /** Runs the tasks of one batch of sorted backlog keys (one task per key) to their end. */
+  /** Runs the tasks of one batch of sorted backlog keys (a key each, or a lane taking keys in turn) to their end. */
   sortedKeys(tasks: readonly KeyTask[]): Promise<unknown>;
   /** Settles when every record accepted so far has finished. */
   drain(): MaybePromise;

@@ -146,7 +146,9 @@ export class KeyStateOverlay implements StateRequestHandler {
     let writes = this.write(this.entries.first, pick, undefined);
     const more = this.entries.more;
     if (more !== undefined) for (const e of more.values()) writes = this.write(e, pick, writes);
-    if (writes !== undefined) return Promise.all(writes).then(noop);
+    if (writes === undefined) return undefined;
+    // Most keys write one entry: its promise as it is (no Promise.all and then per key).
+    return writes.length === 1 ? writes[0] as Promise<void> : Promise.all(writes).then(noop);
   }
 
   private write(e: Entry | undefined, pick: ((e: Entry) => boolean) | undefined, writes: Array<Promise<unknown>> | undefined): Array<Promise<unknown>> | undefined {

@@ -11,7 +11,10 @@ import { answered } from "../../../state/handlers/answer.ts";
 import { InOrderRequest, Waiting } from "../../../state/handlers/in-order.ts";
 import type { MaybePromise } from "../../contracts/operators.ts";
 
-/** One key's work, its state requests going to `handler`. */
+/**
+ * One key's work, or a lane's (keys one after another, each done before the next starts), its state
+ * requests going to `handler`: a handler serves one task, so requests apply in the order issued.
+ */
 export type KeyTask = (handler: StateRequestHandler) => MaybePromise;
 
 export class SortedKeysRunner {
@@ -23,7 +26,7 @@ export class SortedKeysRunner {
 
   constructor(readonly backend: KeyedStateBackend, private readonly maxBatch: number) {}
 
-  /** Runs `tasks` (one per distinct key) to their end; rejects with the first failure. */
+  /** Runs `tasks` (no key in two of them) to their end; rejects with the first failure. */
   run(tasks: readonly KeyTask[]): Promise<unknown> {
     const running: Array<Promise<void>> = [];
     for (const task of tasks) {
