@@ -3,22 +3,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EMBEDDED_SERVER_NAME, ensureEmbeddedServer, probePort } from "../runtime/nats/embedded.ts";
-import { eventually } from "./helpers/cli.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { eventually, freePort } from "./helpers/cli.ts";
 
 test("run from another directory, the store lands beside nats.conf, not in the current directory", async () => {
   const project = mkdtempSync(join(tmpdir(), "weir-project-"));

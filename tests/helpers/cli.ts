@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 // The `weir` command as a user runs it: a child process, its output kept, a deadline on every wait.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -76,10 +75,4 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefine
 }
 
 /** A TCP port free on loopback right now (for --http in tests and benches). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from "../../runtime/nats/stable-port.ts";
