@@ -69,6 +69,29 @@ s("write-back: the flush timer and the dirty budget write without an explicit fl
   await budget.close();
 });
 
+s("write-back over budget writes the oldest dirty entries and keeps the newest in memory (as Kafka Streams' cache); flush writes the rest", async () => {
+  const names = freshJob();
+  const a = await openBackend("jetstream-kv", nc, names, { flushIntervalMs: 0, dirtyMaxEntries: 100 });
+  const state = handles(a);
+  for (let i = 0; i < 150; i++) await state(count, `k${i}`).update(i);
+  const deadline = Date.now() + 10_000;
+  while (a.metrics().dirtyEntries > 100) {
+    assert.ok(Date.now() < deadline, `within the budget again in 10 s (${a.metrics().dirtyEntries} dirty)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(a.metrics().dirtyEntries >= 90, `the newest entries stay dirty: ${a.metrics().dirtyEntries} of 150 (a tenth of the budget written free)`);
+  assert.ok(a.metrics().remoteWrites <= 60, `${a.metrics().remoteWrites} writes for 150 keys over a budget of 100`);
+  const before = await openBackend("jetstream-kv", nc, names);
+  assert.is(await handles(before)(count, "k0").value(), 0, "the oldest key reached KV");
+  assert.is(await handles(before)(count, "k149").value(), undefined, "the newest key is still only in memory");
+  await before.close();
+  await a.flush();
+  await a.close();
+  const after = await openBackend("jetstream-kv", nc, names);
+  for (const i of [0, 75, 149]) assert.is(await handles(after)(count, `k${i}`).value(), i, `k${i} in KV after flush`);
+  await after.close();
+});
+
 s("write-back: the dirty budget holds back the async execution controller's records (backpressure), not only direct callers", async () => {
   const names = freshJob();
   // A cache smaller than the key space: puts go through batches, whose requests must wait for the flush.

@@ -140,6 +140,26 @@ s("KV cache: the dirty entries are counted and listed once each, however often w
   assert.ok(alive <= 10 + 1024, `${alive} of ${gone.length} flushed and evicted entries still reachable`);
 });
 
+s("KV cache: an over-budget wave takes the oldest dirty entries, until both the entries and the bytes left are within what it leaves", () => {
+  const cache = new StateCache(100, 1 << 30);
+  const entries = ["a", "b", "c", "d", "e"].map((key, i) => {
+    const e = new CacheEntry(key, EntryKind.Value, 0, i, 0);
+    cache.insert(e);
+    cache.markDirty(e);
+    return e;
+  });
+  const [a, b] = entries;
+  cache.markClean(b!, b!.version);
+  cache.markDirty(a!);
+  cache.markDirty(b!); // dirty again before the list was compacted: it keeps its place
+  const keys = (leaveEntries: number, leaveBytes: number) => cache.dirty.oldest(leaveEntries, leaveBytes, cache.dirtyBytes).map((e) => e.key);
+  assert.equal(keys(3, Number.MAX_SAFE_INTEGER), ["a", "b"], "the first two, in the order they were listed");
+  assert.equal(keys(5, Number.MAX_SAFE_INTEGER), [], "nothing over");
+  const perEntry = a!.bytes;
+  assert.equal(keys(5, 2 * perEntry), ["a", "b", "c"], "by bytes: three of five entries of equal size");
+  assert.equal(keys(0, 0).length, 5);
+});
+
 s("KV cache: an erased entry leaves only when absent, clean, unpinned and still the key's entry; eviction does not see it", () => {
   const evicted: string[] = [];
   const cache = new StateCache(100, 1 << 20, (k) => evicted.push(k));

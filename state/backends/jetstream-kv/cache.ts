@@ -97,6 +97,20 @@ export class DirtyEntries {
     return this.list.slice();
   }
 
+  /**
+   * The oldest entries dirty now, as many as leaves at most `leaveEntries` dirty weighing at most
+   * `leaveBytes` of `dirtyBytes` (a new array, the caller's). Oldest: first listed; an entry written and
+   * dirty again before the list drops it (compaction) keeps its place, so a key written all the time is
+   * written with each wave, as with a wave of every entry.
+   */
+  oldest(leaveEntries: number, leaveBytes: number, dirtyBytes: number): CacheEntry[] {
+    this.compact();
+    let n = 0;
+    let bytes = dirtyBytes;
+    while (n < this.list.length && (this.size - n > leaveEntries || bytes > leaveBytes)) bytes -= this.list[n++]!.bytes;
+    return this.list.slice(0, n);
+  }
+
   clear(): void {
     for (const e of this.list) e.listed = false;
     this.list = [];

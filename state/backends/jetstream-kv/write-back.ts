@@ -1,5 +1,10 @@
 // Step 3 of a batch (see backend.ts): evict, and write the dirty entries back to KV when over budget, on
 // a timer or on flush(). With durability "checkpoint" only completed checkpoints reach KV (checkpoints.ts).
+//
+// Over budget, a wave writes the oldest dirty entries only, until a tenth of the budget is free, as Kafka
+// Streams' record cache writes what it evicts and keeps the rest: entries written again soon stay in
+// memory, and a sorted drain (each key once) writes the keys beyond the budget, not every key it holds
+// (bench/backlog.bench.ts). A timer, flush() and close() write every dirty entry.
 
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -9,6 +14,12 @@ import { writeWave, type EntryWrite } from "./entry-writes.ts";
 import { entryJson } from "./entry-json.ts";
 import type { KvPipe } from "./pipe.ts";
 import type { RemoteValues } from "./remote-values.ts";
+
+/** What a wave writes: every dirty entry, or the oldest ones, down to LEFT_DIRTY of the budget. */
+type Wave = "all" | "oldest";
+
+/** The part of the dirty budget an over-budget wave leaves dirty. */
+const LEFT_DIRTY = 0.9;
 
 export class WriteBack {
   private flushing: Promise<void> | undefined;
@@ -31,9 +42,6 @@ export class WriteBack {
   /** Evicts, and flushes when over budget. Returns a promise to wait on when far over budget (backpressure). */
   afterWrites(): Promise<void> | undefined {
     const withinCache = this.cache.evict();
-    const c = this.config;
-    const dirtyEntries = this.cache.dirty.size;
-    const dirtyBytes = this.cache.dirtyBytes;
     if (this.checkpoints !== undefined) {
       // Nothing may reach KV before a checkpoint commits, and blocking here would hold up the barrier that
       // frees us (a barrier waits for the records in flight, this batch's among them). So: changes of
@@ -42,22 +50,41 @@ export class WriteBack {
       // the entries of one checkpoint interval). Waiting for a running materialization is safe, and is how a
       // job whose state changes faster than KV takes them slows down instead of growing.
       if (!withinCache) void this.checkpoints.materializeCommitted().catch((e: unknown) => { this.flushError = e; });
-      if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes || !withinCache) this.checkpoints.overBudget();
-      return this.checkpoints.behind(c.dirtyMaxEntries / 8);
+      if (this.overBudget() || !withinCache) this.checkpoints.overBudget();
+      return this.checkpoints.behind(this.config.dirtyMaxEntries / 8);
     }
     if (!withinCache) {
       // The cache bound counts dirty entries: the batch completes once they are written and evicted
       // (backpressure), so the cache exceeds its bound by at most the batches in progress.
       return this.makeRoom();
     }
-    if (dirtyEntries > c.dirtyMaxEntries || dirtyBytes > c.dirtyMaxBytes) {
-      this.flushInBackground();
+    if (this.overBudget()) {
+      this.flushInBackground("oldest");
       // Far over budget: wait until within twice the budget, not just for the running flush, which did
       // not capture these writes; released at its end, the writers of each flush would add theirs to the
       // next, and the dirty entries outgrow 2 × budget + records in flight (tests/state-options).
       if (this.farOverBudget()) return this.flushUntil(() => !this.farOverBudget());
     }
     return undefined;
+  }
+
+  /**
+   * The oldest dirty entries, leaving LEFT_DIRTY of the budget (and of the cache's bounds, which dirty
+   * entries count against) dirty; every dirty entry when those include a map index, which may only be
+   * written after the map's entries (see writeBack), or when none would be written (what blocks eviction
+   * then is not the count of dirty entries: pins; a wave must make progress).
+   */
+  private oldestDirty(): CacheEntry[] {
+    const c = this.config;
+    const cache = this.cache;
+    const leaveEntries = Math.floor(LEFT_DIRTY * Math.min(c.dirtyMaxEntries, cache.maxEntries));
+    const leaveBytes = Math.floor(LEFT_DIRTY * Math.min(c.dirtyMaxBytes, cache.maxBytes));
+    const oldest = cache.dirty.oldest(leaveEntries, leaveBytes, cache.dirtyBytes);
+    return oldest.length === 0 || oldest.some((e) => e.kind !== EntryKind.Value) ? cache.dirty.entries() : oldest;
+  }
+
+  private overBudget(): boolean {
+    return this.cache.dirty.size > this.config.dirtyMaxEntries || this.cache.dirtyBytes > this.config.dirtyMaxBytes;
   }
 
   private farOverBudget(): boolean {
@@ -72,7 +99,7 @@ export class WriteBack {
   /** Waits for the running flush and starts the next, until `done` (or the backend closed, or a flush failed). */
   private async flushUntil(done: () => boolean): Promise<void> {
     while (!this.isClosed() && !done()) {
-      this.flushInBackground();
+      this.flushInBackground("oldest");
       const run = this.flushing;
       if (run === undefined) return;
       await run.catch(() => {});
@@ -81,14 +108,16 @@ export class WriteBack {
     }
   }
 
-  flushInBackground(): void {
+  flushInBackground(wave: Wave = "all"): void {
     if (this.flushing !== undefined || this.isClosed()) return;
-    void this.startFlush().catch((e: unknown) => { this.flushError = e; });
+    void this.startFlush(wave).catch((e: unknown) => { this.flushError = e; });
   }
 
-  private startFlush(): Promise<void> {
-    const run = this.writeBack().finally(() => { if (this.flushing === run) this.flushing = undefined; });
+  private startFlush(wave: Wave): Promise<void> {
+    const run = this.writeBack(wave).finally(() => { if (this.flushing === run) this.flushing = undefined; });
     this.flushing = run;
+    // Writes made during the wave may leave the budget exceeded with no write to come that would notice.
+    if (wave === "oldest") void run.then(() => { if (this.overBudget()) this.flushInBackground("oldest"); }, () => {});
     return run;
   }
 
@@ -105,17 +134,17 @@ export class WriteBack {
     }
     while (this.flushing !== undefined) await this.flushing.catch(() => {});
     this.flushError = undefined;
-    if (this.cache.dirty.size > 0) await this.startFlush();
+    if (this.cache.dirty.size > 0) await this.startFlush("all");
   }
 
   /**
-   * Writes every dirty entry in one pipelined wave: plain values and map entries first, then map indexes,
+   * Writes the wave's dirty entries, pipelined: plain values and map entries first, then map indexes,
    * so that a crash in between leaves index entries that point at written values (or entries no index
    * lists yet), never an index naming values that were never written. Entries written again during the
    * flush stay dirty for the next one.
    */
-  private async writeBack(): Promise<void> {
-    const entries = this.cache.dirty.entries();
+  private async writeBack(wave: Wave): Promise<void> {
+    const entries = wave === "all" ? this.cache.dirty.entries() : this.oldestDirty();
     const values: CacheEntry[] = [];
     const indexes: CacheEntry[] = [];
     for (const e of entries) (e.kind === EntryKind.Value ? values : indexes).push(e);
