@@ -73,26 +73,32 @@ for (const advisory of [true, false]) {
   s(`state pipe: requests in flight when the bucket's stream leader is SIGKILLed are sent again ${advisory ? "once a new leader is elected" : "after the servers changed, the advisory missed"}, not after their timeout`, async () => {
     // A timeout far beyond the test's deadline: only the leader-elected advisory (or, without it, the
     // client's report that the servers changed) can save what was in flight.
-    const { nc, pipe, leader } = await pipeAwayFromLeader(`elect_inflight_${advisory}`, { getWindow: 256, writeWindow: 256, timeoutMs: 600_000, leaderReads: true });
+    // Its retry budget as long as the test's deadline: what is checked is what sends requests again, not
+    // how long an election takes (once in a full `npm test`, puts still found no responder after the
+    // default 30 s budget and failed, as a job's would before it restarts from its checkpoint).
+    const { nc, pipe, leader } = await pipeAwayFromLeader(`elect_inflight_${advisory}`, { getWindow: 256, writeWindow: 256, timeoutMs: 600_000, retryBudgetMs: 90_000, leaderReads: true });
     // As for a user whose permissions leave out JetStream's advisories, or an advisory lost on the way.
     if (!advisory) (pipe as unknown as { elections: { unsubscribe(): void } }).elections.unsubscribe();
     try {
       let stop = false;
       let written = 0;
       // Puts keep flowing so that some are in flight at the kill.
+      let failure: unknown;
       const writer = (async () => {
         for (let round = 0; !stop; round++) {
           await Promise.all(Array.from({ length: 200 }, (_, i) => pipe.put(`k${i}`, encoder.encode(`${round}`))));
           written += 200;
         }
-      })();
-      while (written < 2000) await sleep(10);
+      })().catch((e: unknown) => { failure = e; stop = true; });
+      while (written < 2000 && failure === undefined) await sleep(10);
       await cluster.kill(leader);
       const deadline = Date.now() + 90_000;
       const before = written;
       // Progress again (the round in flight at the kill completed), within a deadline far below the timeout.
-      while (written <= before + 200 && Date.now() < deadline) await sleep(50);
+      const killedAt = Date.now();
+      while (written <= before + 200 && Date.now() < deadline && failure === undefined) await sleep(50);
       stop = true;
+      assert.is(failure, undefined, `a put failed ${Math.round((Date.now() - killedAt) / 1000)} s after the kill: ${String(failure)}`);
       const settled = await Promise.race([writer.then(() => "done"), sleep(Math.max(0, deadline - Date.now())).then(() => "stuck")]);
       assert.is(settled, "done", `puts in flight at the kill still unanswered after 90 s (${written} written, ${pipe.pending} pending)`);
       assert.ok(pipe.retries > 0, "requests were sent again");
