@@ -1,10 +1,12 @@
 // Step 3 of a batch (see backend.ts): evict, and write the dirty entries back to KV when over budget, on
 // a timer or on flush(). With durability "checkpoint" only completed checkpoints reach KV (checkpoints.ts).
 //
-// Over budget, a wave writes the oldest dirty entries only, until a tenth of the budget is free, as Kafka
-// Streams' record cache writes what it evicts and keeps the rest: entries written again soon stay in
-// memory, and a sorted drain (each key once) writes the keys beyond the budget, not every key it holds
-// (bench/backlog.bench.ts). A timer, flush() and close() write every dirty entry.
+// Over the dirty budget, a wave writes the oldest dirty entries only, until a tenth of the budget is free,
+// as Kafka Streams' record cache writes what it evicts and keeps the rest: entries written again soon
+// stay in memory, and a sorted drain (each key once) writes the keys beyond the budget, not every key it
+// holds (bench/backlog.bench.ts). A cache full of dirty entries, a timer, flush() and close() write every
+// dirty entry: waves of the oldest there kept a small cache nearly full of dirty entries, so that batch
+// after batch waited for room (a 10k-entry cache: more reads, and slower, in paired runs).
 
 import type { StateBackendConfig } from "../../config.ts";
 import { StateAccessError } from "../../errors.ts";
@@ -63,7 +65,7 @@ export class WriteBack {
       // Far over budget: wait until within twice the budget, not just for the running flush, which did
       // not capture these writes; released at its end, the writers of each flush would add theirs to the
       // next, and the dirty entries outgrow 2 × budget + records in flight (tests/state-options).
-      if (this.farOverBudget()) return this.flushUntil(() => !this.farOverBudget());
+      if (this.farOverBudget()) return this.flushUntil(() => !this.farOverBudget(), "oldest");
     }
     return undefined;
   }
@@ -93,13 +95,13 @@ export class WriteBack {
 
   /** Flushes until the clean entries evicted bring the cache within its bounds (or nothing is left to flush). */
   private makeRoom(): Promise<void> {
-    return this.flushUntil(() => this.cache.evict() || this.cache.dirty.size === 0);
+    return this.flushUntil(() => this.cache.evict() || this.cache.dirty.size === 0, "all");
   }
 
   /** Waits for the running flush and starts the next, until `done` (or the backend closed, or a flush failed). */
-  private async flushUntil(done: () => boolean): Promise<void> {
+  private async flushUntil(done: () => boolean, wave: Wave): Promise<void> {
     while (!this.isClosed() && !done()) {
-      this.flushInBackground("oldest");
+      this.flushInBackground(wave);
       const run = this.flushing;
       if (run === undefined) return;
       await run.catch(() => {});
