@@ -73,8 +73,8 @@ export class WriteBack {
   /**
    * The oldest dirty entries, leaving LEFT_DIRTY of the budget (and of the cache's bounds, which dirty
    * entries count against) dirty; every dirty entry when those include a map index, which may only be
-   * written after the map's entries (see writeBack), or when none would be written (what blocks eviction
-   * then is not the count of dirty entries: pins; a wave must make progress).
+   * written after the map's entries (see writeBack), or when none would be written (over budget that
+   * cannot happen; were it to, an empty wave followed by the next would never yield).
    */
   private oldestDirty(): CacheEntry[] {
     const c = this.config;
