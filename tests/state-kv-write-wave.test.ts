@@ -78,6 +78,34 @@ s("every entry's value lands in KV (one message or chunked) and the entry is cle
   }
 });
 
+s("a wave with its window full starts writes a quarter of the window at a time, not one per ack (one socket write each)", async () => {
+  const { pipe, remote, cache } = await open();
+  try {
+    const entries = dirtyEntries(cache, 3000);
+    const concurrency = 64;
+    // Writes started in one synchronous run (before the next microtask) form one batch.
+    const batches: number[] = [];
+    let running = false;
+    await writeWave(remote, cache, entries, concurrency, (e) => {
+      if (!running) {
+        running = true;
+        batches.push(0);
+        queueMicrotask(() => { running = false; });
+      }
+      batches[batches.length - 1]!++;
+      return asWrite(e);
+    });
+    assert.is(cache.dirty.size, 0, "every entry written");
+    assert.is(batches.reduce((a, b) => a + b, 0), entries.length);
+    assert.is(batches[0], concurrency, "the first batch fills the window");
+    // The last batch takes what is left.
+    const refills = batches.slice(1, -1);
+    assert.ok(refills.length > 0 && refills.every((n) => n >= concurrency / 4), `refills of at least ${concurrency / 4}: ${refills.filter((n) => n < concurrency / 4).length} of ${refills.length} smaller (${refills.slice(0, 20).join(", ")}…)`);
+  } finally {
+    pipe.close();
+  }
+});
+
 s("a failure: with onFailure reported and the wave goes on; without it, the wave rejects and starts no more", async () => {
   const { pipe, remote, cache } = await open();
   try {

@@ -8,6 +8,12 @@ import type { CacheEntry, StateCache } from "./cache.ts";
 import { noteStored, type RemoteValues } from "./remote-values.ts";
 
 /**
+ * The share of `concurrency` that settles before a wave with its window full starts more writes, as a
+ * sink's window resumes its writer (runtime/sinks/inflight.ts).
+ */
+const REFILL_SHARE = 1 / 4;
+
+/**
  * Calls `fn` on every item with at most `concurrency` calls pending; resolves when all have settled,
  * rejects with the first failure (starting no more calls after it).
  */
@@ -69,6 +75,10 @@ export function writeWave<T>(remote: RemoteValues, cache: StateCache, items: rea
     let pending = 0;
     let failed = false;
     let starting = false;
+    // Refilled a share of the window at a time: one write started per ack sent each put in a socket write
+    // of its own (strace of bench/prof-backlog.ts sorted, 500k keys: 155k writes for 205k puts; 12.7k with
+    // an eighth at a time).
+    const refill = Math.max(1, Math.floor(concurrency * REFILL_SHARE));
     const fail = (e: unknown): void => {
       if (onFailure !== undefined) onFailure(e);
       else if (!failed) {
@@ -78,7 +88,7 @@ export function writeWave<T>(remote: RemoteValues, cache: StateCache, items: rea
     };
     const finished = (): void => {
       pending--;
-      startMore();
+      if (pending <= concurrency - refill || next >= items.length) startMore();
     };
     const stored = (seq: number, w: EntryWrite): void => {
       noteStored(w.entry, seq);
