@@ -82,8 +82,8 @@ for (const advisory of [true, false]) {
     try {
       let stop = false;
       let written = 0;
-      // Puts keep flowing so that some are in flight at the kill.
       let failure: unknown;
+      // Puts keep flowing so that some are in flight at the kill.
       const writer = (async () => {
         for (let round = 0; !stop; round++) {
           await Promise.all(Array.from({ length: 200 }, (_, i) => pipe.put(`k${i}`, encoder.encode(`${round}`))));
