@@ -299,8 +299,11 @@ export interface StateSnapshot {
     readonly lastSeq: number;
     /** The vertex whose changelog subjects hold the delta. */
     readonly owner?: string;
-    /** Every message of the delta: key group and stream sequence (a restore reads its key groups' only). */
-    readonly messages?: ReadonlyArray<readonly [keyGroup: number, seq: number]>;
+    /**
+     * Every message of the delta: key group and stream sequence (a restore reads its key groups' only), and
+     * the checkpoint that appended it when an earlier one did (a heap snapshot's unchanged key group).
+     */
+    readonly messages?: ReadonlyArray<readonly [keyGroup: number, seq: number, writtenAt?: number]>;
   };
   /** "delta": the changes since the last completed checkpoint, on top of what KV holds (jetstream-kv). "full": all state of the range (heap). */
   readonly kind?: "delta" | "full";

@@ -269,6 +269,41 @@ s("heap backend: a committed snapshot deletes the older ones it took from the ch
   await r.close();
 });
 
+s("heap backend: a snapshot appends only the key groups that changed and names the others' earlier messages", async () => {
+  const names = freshJob("ckh");
+  const b = await open(names, FULL_RANGE, {}, "heap");
+  const jsm = await jetstreamManager(nc);
+  const stored = async () => (await jsm.streams.info(names.changelogStream)).state.messages;
+  await step(b, keys, "a");
+  const s1 = await b.snapshot!(1);
+  await b.notifyCheckpointComplete!(1);
+  const changedGroup = assignToKeyGroup("k0", MAX_PARALLELISM);
+  await step(b, ["k0"], "b");
+  const s2 = await b.snapshot!(2);
+  const ofChanged = s1.changelog.messages!.filter(([kg]) => kg === changedGroup);
+  assert.is(await stored(), s1.changelog.messages!.length + ofChanged.length, "one key group appended again");
+  assert.equal(s2.changelog.messages!.filter(([kg]) => kg !== changedGroup), s1.changelog.messages!.filter(([kg]) => kg !== changedGroup).map(([kg, seq]) => [kg, seq, 1]));
+  await b.notifyCheckpointComplete!(2);
+  for (const [, seq] of ofChanged) assert.is(await jsm.direct.getMessage(names.changelogStream, { seq }).catch(() => null), null, `the changed group's old message ${seq} is gone`);
+  assert.is(await stored(), s1.changelog.messages!.length, "the unchanged groups' messages are kept");
+  // Idle: nothing appended, nothing deleted.
+  const s3 = await b.snapshot!(3);
+  await b.notifyCheckpointComplete!(3);
+  assert.is(await stored(), s1.changelog.messages!.length);
+  await b.close();
+  for (const parallelism of [1, 2]) {
+    for (let i = 0; i < parallelism; i++) {
+      const range = KeyGroupRange.forOperator(MAX_PARALLELISM, parallelism, i);
+      const r = await open(names, range, {}, "heap");
+      await r.restore!([s3]);
+      const mine = (k: string) => range.contains(assignToKeyGroup(k, MAX_PARALLELISM));
+      await expectState(r, ["k0"].filter(mine), ["a", "b"]);
+      await expectState(r, keys.filter((k) => k !== "k0" && mine(k)), ["a"]);
+      await r.close();
+    }
+  }
+});
+
 s("dispose drops uncommitted changes without writing them", async () => {
   const names = freshJob("ck");
   const b = await open(names);

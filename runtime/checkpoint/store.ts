@@ -299,9 +299,8 @@ export class CheckpointStore {
 
   /** Removes the checkpoint's messages from the bucket's stream: no delete or purge marker stays behind. */
   async delete(id: number): Promise<void> {
-    const jsm = await jetstreamManager(this.nc);
     const subject = `$KV.${this.bucket}.checkpoint.${pad(id)}`;
-    await purgeSubject(jsm, this.stream, `${subject}.part.>`, undefined, this.replicas);
-    await purgeSubject(jsm, this.stream, subject, undefined, this.replicas);
+    await purgeSubject(this.jsm, this.stream, `${subject}.part.>`, undefined, this.replicas);
+    await purgeSubject(this.jsm, this.stream, subject, undefined, this.replicas);
   }
 }

@@ -3,7 +3,8 @@
 
 import type { KeyedStateBackend, PendingStateRequest, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateSnapshot } from "../contracts.ts";
 import { StateAccessError } from "../errors.ts";
-import { appendedSnapshot, type ChangelogMessage, type ChangelogStream } from "./changelog/stream.ts";
+import { appendedSnapshot, type ChangelogStream } from "./changelog/stream.ts";
+import { FullSnapshots } from "./changelog/full-snapshots.ts";
 import type { DeltaEntry } from "./changelog/format.ts";
 import { StateBackendKind, StateRequestType as T } from "../contracts.ts";
 import type { KeyGroupRange } from "../key-groups.ts";
@@ -95,12 +96,13 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private closed = false;
   private batches = 0;
   private requests = 0;
-  /** The changelog messages of each snapshot this backend took (deleted once a newer one commits). */
-  private readonly appended = new Map<number, readonly ChangelogMessage[]>();
+  /** The snapshots this backend took: their messages are deleted once a newer one commits. */
+  private readonly snapshots: FullSnapshots | undefined;
 
   /**
    * `changelog`: where checkpoints go. The heap has no durable store behind it, so each snapshot is FULL
-   * (every entry of the range, cost growing with the state) and a restore reads the newest one.
+   * (every entry of the range, captured and encoded: cost growing with the state; only the key groups that
+   * changed are appended, full-snapshots.ts) and a restore reads the newest one.
    */
   constructor(
     readonly keyGroupRange: KeyGroupRange,
@@ -109,6 +111,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     private readonly maxValueBytes = DEFAULT_STATE_BACKEND_CONFIG.maxValueBytes,
   ) {
     this.groups = Array.from({ length: keyGroupRange.size }, () => new Map());
+    this.snapshots = changelog ? new FullSnapshots(changelog.stream) : undefined;
   }
 
   async executeBatch(requests: readonly PendingStateRequest[]): Promise<void> {
@@ -233,10 +236,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     } catch (e) {
       return Promise.reject(e);
     }
-    return changelog.stream.ensure().then(() => changelog.stream.append(checkpointId, byKeyGroup)).then((r) => {
-      this.appended.set(checkpointId, r.messages);
-      return appendedSnapshot(checkpointId, "full", this.keyGroupRange, changelog.stream.stream, changelog.owner, r, entries);
-    });
+    return this.snapshots!.take(checkpointId, byKeyGroup).then((r) =>
+      appendedSnapshot(checkpointId, "full", this.keyGroupRange, changelog.stream.stream, changelog.owner, r, entries));
   }
 
   /** Every entry of the range, serialized now (nothing after the barrier leaks in), by key group; the count. */
@@ -263,12 +264,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    * an earlier run's checkpoint) are left alone: they stay restorable.
    */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    const superseded: number[] = [];
-    for (const [id, messages] of this.appended) {
-      if (id >= checkpointId) continue;
-      this.appended.delete(id);
-      for (const [, seq] of messages) superseded.push(seq);
-    }
+    const superseded = this.snapshots?.superseded(checkpointId) ?? [];
     if (superseded.length === 0 || !this.changelog || this.closed) return;
     await this.changelog.stream.deleteMessages(superseded);
   }

@@ -14,14 +14,29 @@ import type { KeyGroupRange } from "../../key-groups.ts";
 import type { StateSnapshot } from "../../contracts.ts";
 import { decodeDelta, encodeDelta, type DeltaEntry } from "./format.ts";
 
-/** Where one appended message is: its key group and stream sequence. */
-export type ChangelogMessage = readonly [keyGroup: number, seq: number];
+/**
+ * Where one appended message is: its key group and stream sequence, and the checkpoint that appended it
+ * when that is not the snapshot's own (a heap snapshot naming an unchanged key group's earlier messages,
+ * full-snapshots.ts); the message's Weir-Checkpoint header says the same.
+ */
+export type ChangelogMessage = readonly [keyGroup: number, seq: number, writtenAt?: number];
 
 export interface AppendResult {
   readonly messages: ChangelogMessage[];
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly bytes: number;
+}
+
+/** `messages` with the sequence range they span. */
+export function appendResult(messages: ChangelogMessage[], bytes: number): AppendResult {
+  let firstSeq = 0;
+  let lastSeq = -1;
+  for (const [, seq] of messages) {
+    if (firstSeq === 0 || seq < firstSeq) firstSeq = seq;
+    if (seq > lastSeq) lastSeq = seq;
+  }
+  return { messages, firstSeq, lastSeq, bytes };
 }
 
 /** What a checkpoint's metadata records of a snapshot appended by `owner` (both backends). */
@@ -39,6 +54,7 @@ export function appendedSnapshot(checkpointId: number, kind: "delta" | "full", r
 export class ChangelogStream {
   private readonly js;
   private jsm: JetStreamManager | undefined;
+  private ready: Promise<void> | undefined;
   readonly stream: string;
   /** Bytes per message: at most 512 KiB (the fastest chunk size measured), within the server's max payload. */
   readonly partBytes: number;
@@ -49,8 +65,19 @@ export class ChangelogStream {
     this.partBytes = payloadBudget(nc.info?.max_payload, 512 * 1024, 8 * 1024);
   }
 
-  /** Creates the stream if it does not exist (several subtasks may race here). */
-  async ensure(): Promise<void> {
+  /**
+   * Creates the stream if it does not exist (several subtasks may race here). Once per stream object: a
+   * heap backend calls it at every snapshot, and an idle job's checkpoints were one stream lookup more
+   * each (a failed attempt is tried again next time).
+   */
+  ensure(): Promise<void> {
+    return (this.ready ??= this.create().catch((e: unknown) => {
+      this.ready = undefined;
+      throw e;
+    }));
+  }
+
+  private async create(): Promise<void> {
     const jsm = await this.manager();
     // Replicated: restores read from the stream leader (a follower's direct get may not have a delta yet).
     const want = { replicas: this.names.replicas, allowDirect: this.names.replicas === 1 };
@@ -70,11 +97,22 @@ export class ChangelogStream {
   }
 
   /** Appends the delta of checkpoint `checkpointId`, key group by key group. */
-  async append(checkpointId: number, byKeyGroup: ReadonlyMap<number, DeltaEntry[]>): Promise<AppendResult> {
+  append(checkpointId: number, byKeyGroup: ReadonlyMap<number, DeltaEntry[]>): Promise<AppendResult> {
+    return this.appendEncoded(checkpointId, this.encode(byKeyGroup));
+  }
+
+  /** Each key group's entries as the messages `appendEncoded` sends, by key group in ascending order. */
+  encode(byKeyGroup: ReadonlyMap<number, DeltaEntry[]>): Map<number, Uint8Array[]> {
+    const encoded = new Map<number, Uint8Array[]>();
+    for (const [keyGroup, entries] of [...byKeyGroup].sort((a, b) => a[0] - b[0])) encoded.set(keyGroup, encodeDelta(entries, this.partBytes));
+    return encoded;
+  }
+
+  /** Appends encoded key groups (`encode`) as checkpoint `checkpointId`'s messages. */
+  async appendEncoded(checkpointId: number, byKeyGroup: ReadonlyMap<number, readonly Uint8Array[]>): Promise<AppendResult> {
     const sends: Array<Promise<ChangelogMessage>> = [];
     let bytes = 0;
-    for (const [keyGroup, entries] of [...byKeyGroup].sort((a, b) => a[0] - b[0])) {
-      const parts = encodeDelta(entries, this.partBytes);
+    for (const [keyGroup, parts] of byKeyGroup) {
       const subject = this.names.changelogSubject(this.owner, keyGroup);
       parts.forEach((part, i) => {
         bytes += part.length;
@@ -94,13 +132,7 @@ export class ChangelogStream {
     } catch (e) {
       throw new StateAccessError(`appending checkpoint ${checkpointId} to changelog stream ${this.stream} failed: ${(e as Error).message}`, { cause: e });
     }
-    let firstSeq = 0;
-    let lastSeq = -1;
-    for (const [, seq] of messages) {
-      if (firstSeq === 0 || seq < firstSeq) firstSeq = seq;
-      if (seq > lastSeq) lastSeq = seq;
-    }
-    return { messages, firstSeq, lastSeq, bytes };
+    return appendResult(messages, bytes);
   }
 
   /**
@@ -111,11 +143,11 @@ export class ChangelogStream {
     const wanted = typeof range === "function" ? range : (kg: number) => range.contains(kg);
     const mine = messages.filter(([kg]) => wanted(kg));
     const jsm = await this.manager();
-    const stored = await Promise.all(mine.map(async ([kg, seq]) => {
+    const stored = await Promise.all(mine.map(async ([kg, seq, writtenAt = checkpointId]) => {
       const m = await retryJetStream(() => (this.names.replicas === 1 ? jsm.direct.getMessage(this.stream, { seq }) : jsm.streams.getMessage(this.stream, { seq })));
-      if (m === null) throw new StateRestoreError(`changelog message ${seq} of checkpoint ${checkpointId} (key group ${kg}) is missing from ${this.stream}`);
-      if (m.header.get("Weir-Checkpoint") !== String(checkpointId) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
-        throw new StateRestoreError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${checkpointId} (key group ${kg})`);
+      if (m === null) throw new StateRestoreError(`changelog message ${seq} of checkpoint ${writtenAt} (key group ${kg}) is missing from ${this.stream}`);
+      if (m.header.get("Weir-Checkpoint") !== String(writtenAt) || m.subject !== this.names.changelogSubject(this.owner, kg)) {
+        throw new StateRestoreError(`changelog message ${seq} in ${this.stream} is not part of checkpoint ${writtenAt} (key group ${kg})`);
       }
       return { kg, data: m.data };
     }));
