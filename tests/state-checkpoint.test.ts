@@ -304,6 +304,31 @@ s("heap backend: a snapshot appends only the key groups that changed and names t
   }
 });
 
+s("heap backend: messages an aborted snapshot appended stay while a later one names them", async () => {
+  const names = freshJob("ckh");
+  const b = await open(names, FULL_RANGE, {}, "heap");
+  const jsm = await jetstreamManager(nc);
+  const present = async (seq: number) => (await jsm.direct.getMessage(names.changelogStream, { seq }).catch(() => null)) !== null;
+  await step(b, keys, "a");
+  await b.snapshot!(1);
+  await b.notifyCheckpointComplete!(1);
+  await step(b, ["k0"], "b");
+  const s2 = await b.snapshot!(2);
+  b.notifyCheckpointAborted!(2);
+  const group = assignToKeyGroup("k0", MAX_PARALLELISM);
+  const written2 = s2.changelog.messages!.filter(([kg]) => kg === group);
+  const s3 = await b.snapshot!(3);
+  assert.equal(s3.changelog.messages!.filter(([kg]) => kg === group), written2.map(([kg, seq]) => [kg, seq, 2]), "checkpoint 3 names what aborted checkpoint 2 appended");
+  await b.notifyCheckpointComplete!(3);
+  for (const [, seq] of written2) assert.ok(await present(seq), `message ${seq} of checkpoint 2 is kept`);
+  await b.close();
+  const r = await open(names, FULL_RANGE, {}, "heap");
+  await r.restore!([s3]);
+  await expectState(r, ["k0"], ["a", "b"]);
+  await expectState(r, keys.slice(1), ["a"]);
+  await r.close();
+});
+
 s("dispose drops uncommitted changes without writing them", async () => {
   const names = freshJob("ck");
   const b = await open(names);
