@@ -52,6 +52,18 @@ codecs("replies: acks, failure reports, status and the end announcement", () => 
   throwsLine(() => decodeMessage(JobEnded, bytes({ job: "j", attempt: "a1" }), "job j's end announcement"), "end announcement", "state");
 });
 
+codecs("a checkpoint asked for while the job restarts is refused at once, not left pending until its timeout", async () => {
+  let asked = 0;
+  const job = (state: "running" | "restarting") => handlersFor({
+    state, checkpointing: true, status: () => ({}) as JobStatus, stop: async () => undefined, cancel: async () => undefined,
+    triggerCheckpoint: async () => ++asked, failSubtask: () => false, clock: systemClock,
+  });
+  assert.equal(await job("restarting").checkpoint({}), { ok: false, error: "the job is restarting: a checkpoint can be taken once it runs again" });
+  assert.is(asked, 0);
+  assert.equal(await job("running").checkpoint({}), { ok: true });
+  assert.is(asked, 1);
+});
+
 const overNats = suite("control protocol over NATS");
 codecs("subtask reports: checked against the codec of their kind", () => {
   const snapshot = { vertexUid: "v", index: 0, parallelism: 1, operators: {}, ackedAtMs: 5, alignmentMs: 0, stateChanged: { entries: 0, bytes: 0 } };

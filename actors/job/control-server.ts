@@ -38,6 +38,7 @@ export function handlersFor(job: ControlledJob): ControlHandlers {
     cancel: () => { void job.cancel(); return { ok: true }; },
     checkpoint: () => {
       if (!job.checkpointing) return { ok: false, error: "checkpoints are off for this job" };
+      if (job.state !== "running") return { ok: false, error: `the job is ${job.state}: a checkpoint can be taken once it runs again` };
       void job.triggerCheckpoint().catch(() => {});
       return { ok: true };
     },

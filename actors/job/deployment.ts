@@ -22,6 +22,8 @@ export interface DeploymentEvents {
   onDecline(checkpointId: number, reason: string): void;
   onInputFinished(s: SubtaskHandle): void;
   onDirtyBudgetExceeded(): void;
+  /** A worker's NATS connection is back (over workers): commands and reports of a checkpoint in flight may be lost. */
+  onWorkerReconnected?(worker: string): void;
 }
 
 /** The subtasks of a deployment that run elsewhere, and how to drive them (actors/worker/cluster-deployment.ts). */

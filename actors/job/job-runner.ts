@@ -42,7 +42,6 @@ export class JobRunner {
   private readonly started = Date.now();
   private failure: unknown;
   protected abandoned = false;
-  protected readonly ridesThroughDisconnects: boolean = true; // connection-watch.ts; not over workers (ClusterJobRunner)
   /** The parallelism the graph was last built for (`parallelism: "auto"`). */
   private sizedFor: number;
   private readonly failures = new FailureLog();
@@ -174,7 +173,7 @@ export class JobRunner {
     this.serveControl();
     this.connection = new ConnectionWatch(this.nc, this.controlClock, {
       onDisconnect: (server) => this.onDisconnect(server),
-      onReconnect: (server) => { this.log(`NATS connection back (${server})`); for (const x of this.subtasks) x.onReconnected(); },
+      onReconnect: (server) => { this.log(`NATS connection back (${server})`); this.reconnected(); },
       onPermissionDenied: (e) => { if (DEPLOYED_STATES.has(this.state)) this.onSubtaskFailed(undefined, e, "NATS"); },
       onClusterChange: () => this.log(`NATS: the cluster's servers changed; JetStream failures in the next ${RECOVERY_GRACE_MS / 1000} s are put down to it (a quick restart, not counted)`),
     });
@@ -200,7 +199,7 @@ export class JobRunner {
       this.log(`stop: job ${this.job.name} runs in mode "batch", whose results come only at the end of its input; it is cancelled (no partial results)`);
       return this.cancel().then(() => this.done);
     }
-    // Taking effect once the job runs again; a failure from now on ends it instead (else one failing over and over never stops).
+    // Taking effect once the job runs again; a failure from now on ends it, unless an outage caused it (else one failing over and over never stops).
     this.stopRequested = true;
     whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));
     return this.done;
@@ -215,6 +214,8 @@ export class JobRunner {
 
   async triggerCheckpoint(): Promise<number> {
     if (!this.coordinator) throw checkpointsOff(this.job, "checkpoints are off for this job");
+    // One asked for while the job restarts would wait on subtasks being replaced until it timed out (60 s), holding up the next.
+    if (this.state !== "running") throw new WeirError(ErrorCode.Checkpoint, `job ${this.job.name} is ${this.state}: a checkpoint can be taken once it runs again`);
     return this.coordinator.trigger("checkpoint");
   }
 
@@ -245,6 +246,7 @@ export class JobRunner {
         onDecline: (id, reason) => this.coordinator?.decline(id, reason),
         onInputFinished: (s) => this.onInputFinished(s),
         onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
+        onWorkerReconnected: (worker) => this.coordinator?.abortPending(`worker ${worker}'s NATS connection is back: this checkpoint's messages may be lost`),
       };
       const parallelism = this.options.cluster?.parallelism();
       this.resize(parallelism);
@@ -289,9 +291,11 @@ export class JobRunner {
     const tornDown = s === undefined && what === "deployment" && (this.phase === "cancelled" || this.cancelRequested || this.stopRequested);
     this.log(`${s ? `subtask ${s.id}` : what} ${tornDown ? "ended by the stop" : "failed"}: ${describeError(e)}`, { level: tornDown ? "info" : "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // Nor a closed connection; none after a stop, unless the failure is not the job's (then stopped after the restart).
-    const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !notCounted) || this.nc.isClosed();
-    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage: notCounted || ((this.connection?.inOutage() ?? false) && !userFunctionBug(e)), final });
+    // Nor a closed connection; none after a stop, unless the failure is not the job's: an outage's, as frames
+    // found lost once NATS is back (then stopped after the restart).
+    const outage = notCounted || ((this.connection?.inOutage() ?? false) && !userFunctionBug(e));
+    const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !outage) || this.nc.isClosed();
+    this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage, final });
     const restarted = this.state === "failing" && this.actor.getSnapshot().context.decision?.restart === true;
     this.failures.add({ at: new Date().toISOString(), ...(s ? { subtask: s.id } : {}), error: describeError(e), restarted });
   }
@@ -336,9 +340,12 @@ export class JobRunner {
     void cancelled.catch(() => {}).then(() => setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() })));
   }
 
+  /** Back after a disconnect: each subtask grants and probes again (a lost frame then fails its consumer). */
+  protected reconnected(): void { for (const x of this.subtasks) x.onReconnected(); }
+
   /** A disconnect may have lost frames between subtasks: a restart, or a probe of every channel once back (disconnectFailure). */
   private onDisconnect(server: string): void {
-    const lost = disconnectFailure(server, this.state, this.checkpointing, this.ridesThroughDisconnects);
+    const lost = disconnectFailure(server, this.state, this.checkpointing, true);
     if (typeof lost === "string") this.log(lost); else this.onSubtaskFailed(undefined, lost, "connection");
   }
 

@@ -123,6 +123,10 @@ export class ClusterDeployer {
           case "finished": if (h && !h.isTerminal) { h.markTerminal(); events.onFinished(h); } break;
           case "input-finished": if (h) { h.markInputFinished(); events.onInputFinished(h); } break;
           case "dirty-budget": events.onDirtyBudgetExceeded(); break;
+          case "reconnected":
+            [...handles.values()].find((x) => x.worker.id === r.worker)?.worker.resend();
+            events.onWorkerReconnected?.(r.worker);
+            break;
           case "status":
             for (const st of r.subtasks) {
               const handle = handles.get(st.id);

@@ -5,8 +5,15 @@ import { messageOf, type WeirError } from "../../runtime/core/errors.ts";
 import { JobRunner, type JobResult } from "../job/job-runner.ts";
 
 export class ClusterJobRunner extends JobRunner {
-  /** Over workers a disconnect restarts the job: the membership (heartbeats, leases) fails over on it anyway. */
-  protected override readonly ridesThroughDisconnects = false;
+  /**
+   * Over workers too the job rides through a disconnect (see worker-host.ts's onReconnect); the leader's
+   * own: commands and reports of a checkpoint in flight may be lost, so it is aborted, and every worker is
+   * told to grant and probe again and hears the commands it must not miss (remote-subtask.ts).
+   */
+  protected override reconnected(): void {
+    super.reconnected();
+    this.coordinator?.abortPending("the leader's NATS connection is back: this checkpoint's messages may be lost");
+  }
 
   /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
   abandon(): Promise<JobResult | undefined> {

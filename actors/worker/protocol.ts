@@ -65,6 +65,8 @@ export const WorkerReport = t.union([
   t.type({ kind: t.literal("finished"), ...from, subtask: t.string }),
   t.type({ kind: t.literal("input-finished"), ...from, subtask: t.string }),
   t.type({ kind: t.literal("dirty-budget"), ...from }),
+  /** Its NATS connection is back: commands sent to it meanwhile may be lost. */
+  t.type({ kind: t.literal("reconnected"), ...from }),
   /** Every second, and at once when a subtask's lifecycle moves: what `weir status` shows of them. */
   t.type({ kind: t.literal("status"), ...from, subtasks: t.array(SubtaskStatusShape) }),
 ], "WorkerReport");

@@ -18,6 +18,7 @@ export class RemoteWorker {
   private lastAbort = 0;
   private stopped = false;
   private released = false;
+  private regranting = false;
 
   constructor(readonly id: string, readonly epoch: number, private readonly send: (command: WorkerCommand) => void) {}
 
@@ -45,7 +46,24 @@ export class RemoteWorker {
     this.send({ kind: "release", epoch: this.epoch });
   }
   fail(subtask: string, reason: string): void { this.send({ kind: "fail", epoch: this.epoch, subtask, reason }); }
-  regrant(): void { this.send({ kind: "regrant", epoch: this.epoch }); }
+
+  /** The leader's connection is back: the worker grants and probes again, and hears what it may have missed. Once per worker. */
+  regrant(): void {
+    if (this.regranting) return;
+    this.regranting = true;
+    queueMicrotask(() => {
+      this.regranting = false;
+      this.send({ kind: "regrant", epoch: this.epoch });
+      this.resend();
+    });
+  }
+
+  /** Commands the worker must not miss, sent again after a disconnect (it ignores a completion it had). */
+  resend(): void {
+    if (this.lastComplete > 0) this.send({ kind: "complete", epoch: this.epoch, checkpointId: this.lastComplete });
+    if (this.stopped) this.send({ kind: "stop-sources", epoch: this.epoch });
+    if (this.released) this.send({ kind: "release", epoch: this.epoch });
+  }
 }
 
 export class RemoteSubtask implements SubtaskHandle {

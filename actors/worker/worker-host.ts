@@ -58,8 +58,12 @@ export class WorkerHost {
   private sub: Subscription | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private connection: ConnectionWatch | undefined;
-  /** A disconnect may have lost frames, credits and reports of the running epoch (see onReconnect). */
+  /** A disconnect may have lost frames, credits, reports and commands of the running epoch (see onReconnect). */
   private lostSince: number | undefined;
+  /** Reports of the running epoch that the leader must not miss (finished, input finished, failed): sent again after a disconnect. */
+  private sticky: WorkerReport[] = [];
+  /** The newest checkpoint whose completion the subtasks were told: the leader sends it again after a disconnect. */
+  private lastComplete = 0;
 
   constructor(private readonly o: WorkerHostOptions) {}
 
@@ -89,7 +93,9 @@ export class WorkerHost {
     this.connection = new ConnectionWatch(this.o.nc, systemClock, {
       onDisconnect: () => {
         this.o.onConnectionLost?.();
-        if (this.subtasks.some((s) => !s.isTerminal)) this.lostSince ??= this.epoch;
+        if (!this.subtasks.some((s) => !s.isTerminal) || this.lostSince !== undefined) return;
+        this.lostSince = this.epoch;
+        this.o.log(`NATS connection lost: epoch ${this.epoch} goes on; once it is back its channels are probed (a lost frame restarts the job from the last checkpoint)`);
       },
       onReconnect: () => { this.o.onConnectionLost?.(); this.onReconnect(); },
     });
@@ -97,17 +103,26 @@ export class WorkerHost {
 
   /**
    * Back after a disconnect: what this worker published meanwhile may be lost (the client drops its
-   * outbound buffer), reports included, so the leader may never hear that a frame went missing. It is told
-   * now: the running epoch restarts from its last checkpoint, as a leader's own disconnect does.
+   * outbound buffer), and what the leader sent it was. The job goes on as in one process: each subtask
+   * grants its credits again and probes its output channels (a consumer that finds a frame missing fails,
+   * and the job restarts from its last checkpoint); the reports the leader must not miss go again; and the
+   * leader, told, sends its last completion again and aborts a checkpoint in flight (its triggers or acks
+   * may be lost).
    */
   private onReconnect(): void {
     const epoch = this.lostSince;
     this.lostSince = undefined;
-    if (epoch === undefined || epoch !== this.epoch) return;
-    const s = this.subtasks.find((x) => !x.isTerminal);
-    if (!s) return;
+    if (epoch === undefined || epoch !== this.epoch || this.subtasks.length === 0) return;
+    this.o.log(`NATS connection back: epoch ${epoch} goes on`);
+    this.report({ kind: "reconnected", epoch, worker: this.o.workerId });
+    this.resume();
+  }
+
+  /** After a disconnect (this worker's or the leader's): credits, channel probes, the sticky reports and a status again. */
+  private resume(): void {
     for (const x of this.subtasks) x.onReconnected();
-    this.report({ kind: "failed", epoch, worker: this.o.workerId, subtask: s.id, error: `worker ${this.o.workerId} lost its NATS connection: records in flight may be lost` });
+    for (const r of this.sticky) this.report(r);
+    this.reportStatus();
   }
 
   /**
@@ -149,12 +164,16 @@ export class WorkerHost {
         if (c.sources) this.o.onDeployed?.();
         return { ok: true };
       case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier, c.pause); break;
-      case "complete": for (const s of this.subtasks) s.notifyCheckpointComplete(c.checkpointId); break;
+      case "complete":
+        if (c.checkpointId <= this.lastComplete) break; // sent again after a disconnect
+        this.lastComplete = c.checkpointId;
+        for (const s of this.subtasks) s.notifyCheckpointComplete(c.checkpointId);
+        break;
       case "abort": for (const s of this.subtasks) s.notifyCheckpointAborted(c.checkpointId); break;
       case "stop-sources": for (const s of this.subtasks) if (s.isSource) s.requestStop(); break;
       case "release": for (const s of this.subtasks) s.release(); break;
       case "fail": find(c.subtask)?.injectFailure(c.reason); break;
-      case "regrant": for (const s of this.subtasks) s.onReconnected(); break;
+      case "regrant": this.resume(); break;
       case "advance-clock": {
         const clock = this.o.deps.clock;
         if (!(clock instanceof ManualClock)) return { ok: false, error: `worker ${this.o.workerId} runs on the system clock` };
@@ -182,7 +201,10 @@ export class WorkerHost {
     if (c.clockMs !== null && clock instanceof ManualClock) clock.advanceTo(c.clockMs);
     const restore = c.restoreId === null ? undefined : await this.o.loadRestore(c.restoreId);
     const epoch = c.epoch;
+    this.sticky = [];
+    this.lastComplete = 0;
     const report = (r: WorkerReport) => this.report(r);
+    const stick = (r: WorkerReport) => { this.sticky.push(r); this.report(r); };
     const worker = this.o.workerId;
     const graph = this.o.graphFor && c.parallelism !== null ? this.o.graphFor(c.parallelism) : this.o.graph;
     const deps: Omit<SubtaskDeps, "deadLetters"> = {
@@ -190,15 +212,15 @@ export class WorkerHost {
       graph,
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
-      onFinished: (s) => { report({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
+      onFinished: (s) => { stick({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
       // Logged here, where the error itself is (with its cause chain); the leader gets its one line.
       onFailed: (s, e) => {
         this.o.log(`subtask ${s.id} failed: ${describeError(e)}`, { level: "error", subtask: s.id, err: e });
-        report({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) });
+        stick({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) });
       },
       onAck: (s, snapshot: SubtaskSnapshot, id) => report({ kind: "ack", epoch, worker, subtask: s.id, checkpointId: id, snapshot: snapshot as unknown as Record<string, unknown> }),
       onDecline: (s, id, reason) => report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }),
-      onInputFinished: (s) => report({ kind: "input-finished", epoch, worker, subtask: s.id }),
+      onInputFinished: (s) => stick({ kind: "input-finished", epoch, worker, subtask: s.id }),
       onDirtyBudgetExceeded: () => report({ kind: "dirty-budget", epoch, worker }),
     };
     const subtasks: Subtask[] = [];
