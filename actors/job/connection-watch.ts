@@ -23,6 +23,11 @@ export interface ConnectionEvents {
   onClusterChange?(): void;
   /** The server denied a publish or subscription (the user's permissions): no restart mends it. */
   onPermissionDenied?(e: WeirError): void;
+  /**
+   * The client gave up the connection (the server refused the credentials on a reconnect): nothing rides
+   * through that. `e` says why, in one line.
+   */
+  onClosedForGood?(e: unknown): void;
 }
 
 export class ConnectionWatch {
@@ -33,6 +38,8 @@ export class ConnectionWatch {
 
   constructor(private readonly nc: NatsConnection, private readonly clock: Clock, events: ConnectionEvents) {
     if (events.onPermissionDenied) watchPermissionDenials(nc, events.onPermissionDenied);
+    const onClosed = events.onClosedForGood;
+    if (onClosed) void nc.closed().then(async (why) => { if (why) onClosed(await closedConnectionFailure(nc, why)); });
     const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
     this.status = status;
     void (async () => {

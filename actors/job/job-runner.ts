@@ -98,9 +98,7 @@ export class JobRunner {
       }),
       // Named, so inspection events (job.inspect) say which actor they come from.
       {
-        id: `job:${job.name}`,
-        systemId: `job:${job.name}`,
-        clock: this.controlClock,
+        id: `job:${job.name}`, systemId: `job:${job.name}`, clock: this.controlClock,
         input: { job: job.name, subtasks: total, strategy: job.restartStrategy, checkpointing: this.checkpointing },
         ...(job.inspect ? { inspect: job.inspect } : {}),
       },
@@ -175,6 +173,7 @@ export class JobRunner {
       onDisconnect: (server) => this.onDisconnect(server),
       onReconnect: (server) => { this.log(`NATS connection back (${server})`); this.reconnected(); },
       onPermissionDenied: (e) => { if (DEPLOYED_STATES.has(this.state)) this.onSubtaskFailed(undefined, e, "NATS"); },
+      onClosedForGood: (e) => { if (DEPLOYED_STATES.has(this.state)) { this.failure = e; this.onSubtaskFailed(undefined, e, "NATS"); } },
       onClusterChange: () => this.log(`NATS: the cluster's servers changed; JetStream failures in the next ${RECOVERY_GRACE_MS / 1000} s are put down to it (a quick restart, not counted)`),
     });
     const running = untilRunning(this.actor, this.done);
@@ -291,8 +290,7 @@ export class JobRunner {
     const tornDown = s === undefined && what === "deployment" && (this.phase === "cancelled" || this.cancelRequested || this.stopRequested);
     this.log(`${s ? `subtask ${s.id}` : what} ${tornDown ? "ended by the stop" : "failed"}: ${describeError(e)}`, { level: tornDown ? "info" : "error", ...(s ? { subtask: s.id } : {}), err: e });
     // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // Nor a closed connection; none after a stop, unless the failure is not the job's: an outage's, as frames
-    // found lost once NATS is back (then stopped after the restart).
+    // Nor a closed connection; none after a stop, unless an outage caused it, as frames found lost (stopped after the restart).
     const outage = notCounted || ((this.connection?.inOutage() ?? false) && !userFunctionBug(e));
     const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !outage) || this.nc.isClosed();
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage, final });
@@ -335,8 +333,7 @@ export class JobRunner {
   private cancelAll(): void {
     const cancelled = this.deployment?.cancel() ?? Promise.resolve();
     this.coordinator?.abortPending("the job is restarting or ending");
-    // Cancellation is synchronous for the subtasks' loops (remote workers answer once theirs are);
-    // let pending callbacks settle, then report.
+    // Cancellation is synchronous for the subtasks' loops (remote workers answer once theirs are): callbacks settle, then report.
     void cancelled.catch(() => {}).then(() => setImmediate(() => this.actor.send({ type: "ALL_TERMINATED", at: this.controlClock.now() })));
   }
 
@@ -375,10 +372,7 @@ export class JobRunner {
   }
 
   /** A small summary (never the subtasks): written at state changes and every few seconds. */
-  private recordLastStatus(): void {
-    if (this.abandoned) return;
-    this.lastStatus.write(lastStatusOf(this.status()));
-  }
+  private recordLastStatus(): void { if (!this.abandoned) this.lastStatus.write(lastStatusOf(this.status())); }
 
   /** Tells whoever waits for the end (`weir stop`) how the job ended; cleanup() flushes it out. */
   private announceEnd(state: JobState, failure: string | undefined): void {
@@ -394,8 +388,7 @@ export class JobRunner {
     await this.lastStatus.flush();
     await this.coordinator?.stop();
     this.deployment?.close();
-    for (const sub of this.controlSubs) sub.unsubscribe();
-    this.controlSubs = [];
+    for (const sub of this.controlSubs.splice(0)) sub.unsubscribe();
     await this.deadLetters.flush().catch(() => {});
     await flushConnection(this.nc).catch(() => {});
   }
