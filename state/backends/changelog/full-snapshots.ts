@@ -38,8 +38,14 @@ export class FullSnapshots {
         digests.set(keyGroup, digest);
       }
     }
-    await this.stream.ensure();
-    const r = changed.size > 0 ? await this.stream.appendEncoded(checkpointId, changed) : appendResult([], 0);
+    let r: AppendResult;
+    try {
+      await this.stream.ensure();
+      r = changed.size > 0 ? await this.stream.appendEncoded(checkpointId, changed) : appendResult([], 0);
+    } catch (e) {
+      this.last.clear(); // the stream may be gone (deleted by hand): the next snapshot appends every key group
+      throw e;
+    }
     for (const keyGroup of [...this.last.keys()]) if (!encoded.has(keyGroup)) this.last.delete(keyGroup);
     for (const [keyGroup, digest] of digests) {
       this.last.set(keyGroup, { digest, messages: r.messages.filter(([kg]) => kg === keyGroup).map(([kg, seq]) => [kg, seq, checkpointId] as const) });

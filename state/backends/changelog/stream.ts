@@ -130,6 +130,7 @@ export class ChangelogStream {
     try {
       messages = await Promise.all(sends);
     } catch (e) {
+      this.ready = undefined; // the stream may be gone: the next snapshot looks it up (and creates it) again
       throw new StateAccessError(`appending checkpoint ${checkpointId} to changelog stream ${this.stream} failed: ${(e as Error).message}`, { cause: e });
     }
     return appendResult(messages, bytes);
