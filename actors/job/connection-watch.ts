@@ -104,13 +104,13 @@ export class ConnectionWatch {
  * What a disconnect means for a job in `state`: a failure to restart from, or only a line to log. Frames
  * and credits between subtasks may be lost (the client drops what it had not sent, the server keeps no
  * core-NATS message across a restart; the last checkpoint never includes a lost frame, see input-gate.ts).
- * A running job that `ridesThrough` goes on: once the connection is back every producer probes its
+ * A running job goes on: once the connection is back every producer probes its
  * channels (frames.ts ProbeFrame), and a consumer that misses a frame fails, which restarts the job from
  * its last checkpoint; nothing lost, no restart. Any other deployed state restarts at once.
  */
-export function disconnectFailure(server: string, state: JobState, checkpointing: boolean, ridesThrough = false): WeirError | string {
+export function disconnectFailure(server: string, state: JobState, checkpointing: boolean): WeirError | string {
   if (state !== "running" && state !== "deploying" && state !== "restarting" && state !== "stopping") return `NATS connection to ${server} lost (job ${state})`;
   if (!checkpointing) return `NATS connection to ${server} lost: records in flight between subtasks may be lost (no checkpoints: at-most-once)`;
-  if (ridesThrough && state === "running") return `NATS connection to ${server} lost: the job goes on; once it is back, every channel between subtasks is probed and a lost frame restarts the job from the last checkpoint`;
+  if (state === "running") return `NATS connection to ${server} lost: the job goes on; once it is back, every channel between subtasks is probed and a lost frame restarts the job from the last checkpoint`;
   return new WeirError(ErrorCode.Transport, `NATS connection to ${server} lost: records in flight between subtasks may be lost; restarting from the last checkpoint once it is back`);
 }

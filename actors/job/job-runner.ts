@@ -342,7 +342,7 @@ export class JobRunner {
 
   /** A disconnect may have lost frames between subtasks: a restart, or a probe of every channel once back (disconnectFailure). */
   private onDisconnect(server: string): void {
-    const lost = disconnectFailure(server, this.state, this.checkpointing, true);
+    const lost = disconnectFailure(server, this.state, this.checkpointing);
     if (typeof lost === "string") this.log(lost); else this.onSubtaskFailed(undefined, lost, "connection");
   }
 

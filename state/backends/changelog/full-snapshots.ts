@@ -12,7 +12,7 @@ interface AppendedGroup {
   /** SHA-1 of the key group's encoded parts: equal bytes, equal state. */
   readonly digest: string;
   /** Its messages, each with the checkpoint that appended it. */
-  readonly messages: readonly ChangelogMessage[];
+  readonly messages: ChangelogMessage[];
 }
 
 export class FullSnapshots {
@@ -47,9 +47,8 @@ export class FullSnapshots {
       throw e;
     }
     for (const keyGroup of [...this.last.keys()]) if (!encoded.has(keyGroup)) this.last.delete(keyGroup);
-    for (const [keyGroup, digest] of digests) {
-      this.last.set(keyGroup, { digest, messages: r.messages.filter(([kg]) => kg === keyGroup).map(([kg, seq]) => [kg, seq, checkpointId] as const) });
-    }
+    for (const [keyGroup, digest] of digests) this.last.set(keyGroup, { digest, messages: [] });
+    for (const [kg, seq] of r.messages) this.last.get(kg)!.messages.push([kg, seq, checkpointId]);
     const messages = [...reused, ...r.messages];
     this.taken.set(checkpointId, messages);
     return appendResult(messages, r.bytes);
