@@ -45,7 +45,7 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
   // until then, and busy would drop when it ended). Each wait's own count starts before its report does.
   const wait = parts.wait.waitingOn;
   const waited = wait === undefined ? 0 : performance.now() - parts.wait.waitingSince;
-  const idleMs = Math.round(counters.idleMs + (wait === LoopWait.Input ? waited : 0));
+  const idleMs = Math.round(counters.idleMs + (wait === LoopWait.Input || wait === LoopWait.IdlePoll ? waited : 0));
   const backpressuredMs = Math.round(parts.outputs.backpressuredMs + (wait === LoopWait.Credit ? waited : 0));
   // What is left is busy; never less than reported before (a source's empty poll counts as idle once it ends).
   counters.busyReportedMs = Math.max(counters.busyReportedMs, Math.round(runningMs) - idleMs - backpressuredMs);

@@ -11,6 +11,8 @@ export const LoopWait = {
   Frame: "a frame to be processed (its records' user functions and state requests, or a barrier waiting for them)",
   Input: "input",
   Poll: "its source reader",
+  /** A source reader's wait for records after a poll that found none (counted as idle while it lasts). */
+  IdlePoll: "its source reader (idle)",
 } as const;
 export type LoopWait = (typeof LoopWait)[keyof typeof LoopWait];
 

@@ -95,9 +95,16 @@ export interface SourceReader<T> {
    * handles control and asks again), `null` once a bounded source has ended. `maxRecords`, when given, is
    * how many records the job can take in about a second under its current backpressure (buffer
    * debloating): a reader that can stop short should return no more, so few records wait ahead of a
-   * checkpoint barrier.
+   * checkpoint barrier. `maxWaitMs`, given only to a reader with `interrupt`, is how long it may wait for
+   * records before answering with an empty batch (longer than the usual short wait once the source is idle).
    */
-  pollNext(maxRecords?: number): Promise<SourceBatch<T> | null>;
+  pollNext(maxRecords?: number, maxWaitMs?: number): Promise<SourceBatch<T> | null>;
+  /**
+   * Ends a `pollNext` wait now (with what it has, maybe nothing): the subtask has mail (a checkpoint
+   * barrier to inject, a timer, a stop). A reader that has it may be asked to wait longer while idle, so an
+   * idle job's sources do not wake their process every few milliseconds.
+   */
+  interrupt?(): void;
   /** The splits this reader reads, when there are several worth a watermark each (batches then say whose records are whose). */
   readonly splits?: SourceSplits;
   /** RecordAttributes to emit before the next batch, when they changed (backlog ↔ live). */

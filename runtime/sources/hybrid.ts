@@ -50,9 +50,9 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
         : undefined;
 
       return {
-        async pollNext(maxRecords) {
+        async pollNext(maxRecords, maxWaitMs) {
           if (!partEnded) {
-            const batch = await reader.pollNext(maxRecords);
+            const batch = await reader.pollNext(maxRecords, reader.interrupt ? maxWaitMs : undefined);
             if (batch !== null || part === last) return batch;
             partEnded = true;
             peers?.finish(part + 1);
@@ -67,6 +67,7 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
           // An empty batch, so the subtask asks for the new attributes before the next part's records.
           return { values: [] };
         },
+        interrupt: () => reader.interrupt?.(),
         takeAttributes() {
           let next: RecordAttributes | undefined;
           if (part < last) next = { isBacklog: true };

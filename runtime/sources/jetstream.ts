@@ -203,13 +203,13 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
       return {
         // Each subject a split: fromSource's watermarks keep one per subject (their event times may run apart).
         splits: { count: lanes.length, ended: (k: number) => lanes[k]!.done },
-        async pollNext(maxRecords) {
+        async pollNext(maxRecords, maxWaitMs) {
           const limit = maxRecords ?? Number.POSITIVE_INFINITY;
           check();
           drainAll(limit);
           if (drained.length === 0) {
             if (ended()) return null;
-            await wake.wait();
+            await wake.wait(maxWaitMs);
             check();
             drainAll(limit);
             if (drained.length === 0) return ended() ? null : { values: [] };
@@ -233,6 +233,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
           backlog = totalLag() > backlogLag;
           return { values, timestamps, splits };
         },
+        interrupt: () => wake.notify(),
         takeAttributes(): RecordAttributes | undefined {
           if (reported === backlog) return undefined;
           reported = backlog;

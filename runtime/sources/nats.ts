@@ -77,8 +77,8 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
       // The subscription must reach the server before the job counts as running (tests publish right after).
       await flushConnection(ctx.nc);
       return {
-        async pollNext() {
-          if (buffer.length === 0) await wake.wait();
+        async pollNext(_maxRecords, maxWaitMs) {
+          if (buffer.length === 0) await wake.wait(maxWaitMs);
           const msgs = buffer;
           buffer = [];
           const values: T[] = [];
@@ -88,6 +88,7 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
           }
           return { values };
         },
+        interrupt: () => wake.notify(),
         takeAttributes: (() => {
           let reported = false;
           // A live subscription is never backlog; say so once at start.

@@ -49,6 +49,8 @@ export class InputGate {
   private queueHead = 0;
   private readonly mail: MailAction[] = [];
   private wake: (() => void) | undefined;
+  /** Also told at each signal: a source subtask's reader, whose wait for records mail must cut short. */
+  private interrupt: (() => void) | undefined;
   /** Frames consumed per channel, in total. */
   private readonly consumed: number[];
   /** The cumulative grant last sent per channel (frames up to this number). */
@@ -205,5 +207,12 @@ export class InputGate {
     const w = this.wake;
     this.wake = undefined;
     w?.();
+    this.interrupt?.();
   }
+
+  /** Mail is waiting (read by a source's loop right before it lets its reader wait long). */
+  get hasMail(): boolean { return this.mail.length > 0; }
+
+  /** `f` runs at every signal (mail, a stop, closing): a source loop passes its reader's `interrupt`. */
+  onSignal(f: (() => void) | undefined): void { this.interrupt = f; }
 }
