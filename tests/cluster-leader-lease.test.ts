@@ -142,6 +142,36 @@ s("a leader whose renewals stop is no longer leader once its own fence deadline 
   }
 });
 
+s("a follower that sees the leader's renewals does not read the log; once they stop it reads it and takes over", async () => {
+  const [la, lb] = await logs("lease6");
+  const names = new JobNames("lease6");
+  const leaseMs = 1200;
+  const a = contender(la, "a", { leaseMs });
+  const b = contender(lb, "b", { leaseMs });
+  // What a read of the log's tail sends (job-log.ts tail: the stream's info, then its last message).
+  let reads = 0;
+  const sub = ncs[0]!.subscribe(`$JS.API.STREAM.INFO.${names.logStream}`, { callback: () => { reads++; } });
+  try {
+    await ncs[0]!.flush();
+    a.lease.start();
+    await waitFor("a leads", () => a.lease.isLeader);
+    b.lease.start();
+    await waitFor("b sees a", () => b.lease.leader === "a");
+    const readsBefore = reads;
+    // Three lease periods of renewals (b's lease ticks every leaseMs / 4).
+    await new Promise((r) => setTimeout(r, 3 * leaseMs));
+    assert.is(reads - readsBefore, 0);
+    a.lease.pauseRenewalsForTest();
+    await waitFor("b takes over", () => b.lease.isLeader);
+    assert.ok(reads > readsBefore);
+    assert.equal(b.elected, [2]);
+  } finally {
+    sub.unsubscribe();
+    await a.lease.stop();
+    await b.lease.stop();
+  }
+});
+
 s("options are checked", () => {
   assert.throws(() => new LeaderLease(undefined as never, "a", { leaseMs: 1000, renewEvery: 5 } as never, { onElected() {}, onDeposed() {} }), /renewEvery/);
   assert.throws(() => new LeaderLease(undefined as never, "a", { leaseMs: 1000, renewEveryMs: 900 }, { onElected() {}, onDeposed() {} }), /renewEveryMs/);

@@ -143,4 +143,32 @@ s("WorkerHeartbeat measures event-loop lag; options are checked", async () => {
   assert.throws(() => new WorkerHeartbeat(nc, new JobNames("m4"), () => ({ id: "w", host: "h", pid: 1, startedAt: "t", epoch: 0, subtasks: [] }), { interval: 5 } as never), /interval/);
 });
 
+s("a member whose heartbeats come in time is not pinged; one whose heartbeats stop is", async () => {
+  const names = new JobNames("m5");
+  const seen: Seen = { joined: [], left: [] };
+  const v = new MembershipView(nc, names, { timeoutMs: 20_000, probeEveryMs: 100 }, {
+    onJoin: (w) => seen.joined.push(w.id),
+    onLeave: (w, reason) => seen.left.push({ id: w.id, reason, at: performance.now() }),
+  });
+  let pings = 0;
+  const ping = nc.subscribe(names.workerPing("w"), { callback: (_e, m) => { pings++; m.respond(); } });
+  const hb = { id: "w", host: "h", pid: 1, startedAt: "t", lagMs: 0, epoch: 0, subtasks: [] };
+  const beats = setInterval(() => nc.publish(names.workerHeartbeats, JSON.stringify(hb)), 30);
+  try {
+    await nc.flush();
+    v.start();
+    await waitFor("w joined", () => seen.joined.length === 1);
+    // Ten probe intervals with a heartbeat every 30 ms: the pings an idle job would pay for nothing.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is(pings, 0);
+    clearInterval(beats);
+    await waitFor("a ping once the heartbeats stopped", () => pings > 0);
+    assert.equal(seen.left, []);
+  } finally {
+    clearInterval(beats);
+    ping.unsubscribe();
+    v.stop();
+  }
+});
+
 s.run();

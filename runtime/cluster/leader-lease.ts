@@ -159,6 +159,10 @@ export class LeaderLease {
       }
       return;
     }
+    // Its watch delivers every record as it is stored: a worker that saw a live leader's record within the
+    // lease knows the lease is not free without reading the log (two requests a tick fewer). A record the
+    // watch missed (a disconnect) is found by the read once the lease seems to have run out.
+    if (this.pendingTakeover === undefined && this.lastSeenSeq > 0 && this.seenLeader !== undefined && this.now() - this.lastChangeAt < this.leaseMs) return;
     let tail: { seq: number; record?: JobLogRecord };
     try {
       tail = await this.log.tail();

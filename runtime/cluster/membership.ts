@@ -1,7 +1,8 @@
 // Which workers of a distributed job are alive, over core NATS (a message per heartbeat interval, never
 // per record). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
 // tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
-// responders" at once: that is a crash, found within about one probe interval. A hung worker (stopped,
+// responders" at once: that is a crash, found within about two probe intervals (a member is pinged only
+// once its heartbeat is late, so an idle job's control plane is its heartbeats, not pings as well). A hung worker (stopped,
 // or in a long GC pause) still holds its connection: only missing heartbeats reveal it, after a timeout
 // stretched by the event-loop stalls it reported recently, so a worker that is merely slow is not dead.
 
@@ -273,7 +274,9 @@ export class MembershipView {
         this.leave(m, "missed-heartbeats");
         continue;
       }
-      if (!m.probing) void this.probe(m);
+      // A member whose heartbeat (or ping of its own) came within the interval is alive: no probe. One
+      // that is late is pinged, so a crash ("no responders") is still found within about two intervals.
+      if (!m.probing && now - m.lastHeartbeatAt >= this.probeEveryMs) void this.probe(m);
     }
   }
 
