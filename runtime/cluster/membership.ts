@@ -2,9 +2,10 @@
 // per record). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
 // tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
 // responders" at once: that is a crash, found within about two probe intervals (a member is pinged only
-// once its heartbeat is late, so an idle job's control plane is its heartbeats, not pings as well). A hung worker (stopped,
-// or in a long GC pause) still holds its connection: only missing heartbeats reveal it, after a timeout
-// stretched by the event-loop stalls it reported recently, so a worker that is merely slow is not dead.
+// once its heartbeat is late, so an idle job's control plane is its heartbeats, not pings as well). A hung
+// worker (stopped, or in a long GC pause) still holds its connection: only missing heartbeats reveal it,
+// after a timeout stretched by the event-loop stalls it reported recently, so a worker that is merely slow
+// is not dead.
 
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";

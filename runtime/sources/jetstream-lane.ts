@@ -218,6 +218,7 @@ export class ConsumerLane {
     this.streamCreated ??= info.created;
     if (info.created === this.streamCreated) return false;
     this.failure = new WeirError(ErrorCode.StreamRecreated, `Sources.jetstream: stream "${this.config.stream}" was deleted and created again while the job read it (created ${this.streamCreated}, now ${info.created}): its sequences start over, so the job's position in it means nothing there; run the job again with --restore none to read the new stream from its start`);
+    this.config.wake(); // an idle poll may be waiting up to a second
     return true;
   }
 
