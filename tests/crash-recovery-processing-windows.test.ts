@@ -27,16 +27,20 @@ crash("SIGKILL after a checkpoint, processing-time windows on KV state: the outp
     const hits = Array.from({ length: 12_000 }, (_, i) => [`${p}in.${i % 3 === 0 ? "a" : "b"}`, { k: `k${i % 11}`, n: i % 10 }] as [string, unknown]);
     const expected = hits.reduce((s, [, h]) => s + (h as { n: number }).n, 0);
     // Input keeps arriving (200 hits every 50 ms) while the first run is killed 300 ms after its first
-    // completed checkpoint: windows are open, and output after that checkpoint is not committed.
+    // completed checkpoint: windows are open, and output after that checkpoint is not committed. The last
+    // 2,000 wait for the kill, so that input still arrives after it however long the first checkpoint took
+    // (with other test files sharing the cores, all 12,000 were once published before it).
     let published = 0;
+    let firstEnded = false;
     const publishing = (async () => {
       await publishAll(nc, hits.slice(0, 2000));
       for (published = 2000; published < hits.length; published += 200) {
+        while (published >= hits.length - 2000 && !firstEnded) await new Promise((r) => setTimeout(r, 50));
         await publishAll(nc, hits.slice(published, published + 200));
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    const first = await runJob(nats.url, env, 300, JOB, { nc, job: `pw-${p}` });
+    const first = await runJob(nats.url, env, 300, JOB, { nc, job: `pw-${p}` }).finally(() => { firstEnded = true; });
     assert.ok(first.killed, `the first run was killed (exit ${first.code}): ${first.stderr.slice(-400)}`);
     assert.ok(published < hits.length, `killed while input still arrived (${published} of ${hits.length} published)`);
     await publishing;
