@@ -93,29 +93,4 @@ s("a restart drops a savepoint queued behind the checkpoint in flight: it never 
   }
 });
 
-s("checkpoint ids are reserved in blocks: 20 checkpoints take two reservations, and ids run on without a gap", async () => {
-  const reserved: number[] = [];
-  let revision = 0;
-  const store = {
-    reserveIds: async (lastUsed: number, count: number) => { reserved.push(count); return { first: lastUsed + 1, last: lastUsed + count }; },
-    commit: async () => ++revision,
-    deleteExpired: async () => {},
-    sweep: async () => 0,
-  } as unknown as CheckpointStore;
-  const { coordinator, triggered } = recordingCoordinator(store, 0);
-  try {
-    for (let i = 1; i <= 20; i++) {
-      const done = coordinator.trigger();
-      for (let t = 0; t < 100 && triggered.length < i; t++) await new Promise((r) => setTimeout(r, 5));
-      coordinator.ack({ vertexUid: "src", index: 0, parallelism: 1, operators: {}, ackedAtMs: 0, alignmentMs: 0, stateChanged: { entries: 0, bytes: 0 } }, triggered[i - 1]!);
-      await done;
-    }
-    assert.equal(triggered, Array.from({ length: 20 }, (_, i) => i + 1));
-    // Before, one reservation per checkpoint: a stream info, a read and a CAS write each time.
-    assert.is(reserved.length, 2, `reservations of ${reserved.join(", ")} ids`);
-  } finally {
-    await coordinator.stop();
-  }
-});
-
 s.run();
