@@ -15,11 +15,10 @@ import type { LogFn } from "../../runtime/core/log.ts";
 import { DurationHistogram, type DurationCounts } from "../../runtime/checkpoint/durations.ts";
 
 /**
- * Checkpoint ids reserved at a time (one KV read and CAS write per block, not three requests per
- * checkpoint: most of what an idle job's checkpoint costs is such messages). A run that ends leaves the
- * rest of its block unused: ids only grow, with a gap after each restart (as Flink's after declined ones).
+ * Checkpoint ids reserved at a time (one KV read and CAS write per block). One keeps ids dense across
+ * restarts (a crash costs no gap in the listing) for ~1 ms per checkpoint.
  */
-export const ID_BLOCK = 16;
+export const ID_BLOCK = 1;
 
 export interface CheckpointTarget {
   readonly id: string;
