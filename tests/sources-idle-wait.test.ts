@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { StreamEnvironment, type SourceDef, type SourceReader } from "../mod.ts";
 import { IDLE_POLL_WAIT_MS } from "../actors/subtask/source-loop.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { eventually, within } from "./helpers/cli.ts";
 
 const test = suite("idle source wait");
 const nats = withServer(test);
@@ -50,39 +51,22 @@ function probeSource(records: number, probe: Probe): SourceDef<number> {
 
 const discard = { kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) } as const;
 
-async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 test("an idle source waits long; checkpoint barriers and a graceful stop cut the wait short", async () => {
   const probe: Probe = { waits: [], interrupts: 0, waiting: false };
   const env = StreamEnvironment.create({ name: "idle-wait", nats: nats.url, parallelism: 1, stateBackend: "heap", checkpointIntervalMs: 100 }, { log: () => {} });
   try {
     env.fromSource(probeSource(5, probe), { name: "probe" }).map((n) => n * 2, { name: "double" }).sinkTo(discard, { name: "out" });
     const client = await env.executeAsync();
-    await until("a long wait", () => probe.waiting);
+    await eventually("a long wait", 20_000, () => probe.waiting || undefined);
     // Only after a poll that found nothing, and then as long as IDLE_POLL_WAIT_MS.
     assert.equal(probe.waits.slice(0, 6), [undefined, undefined, undefined, undefined, undefined, undefined]);
     assert.ok(probe.waits.includes(IDLE_POLL_WAIT_MS), `waits asked: ${probe.waits.slice(0, 10).join(", ")}`);
     // Periodic checkpoints and one asked for complete although the reader would never answer by itself.
-    const id = await within("a triggered checkpoint", 30_000, client.triggerCheckpoint());
-    assert.ok(id > 0);
+    const id = await within(client.triggerCheckpoint(), 30_000);
+    assert.ok(id !== undefined && id > 0, "a triggered checkpoint completed within 30 s");
     const interrupted = probe.interrupts;
     assert.ok(interrupted > 0);
-    await within("a graceful stop", 30_000, client.stop());
+    assert.ok(await within(client.stop().then(() => true), 30_000), "a graceful stop within 30 s");
     assert.ok(probe.interrupts > interrupted, "the stop interrupted the wait");
   } finally {
     await env.close();
@@ -95,7 +79,7 @@ test("a cancel cuts the wait short; the wait counts as idle while it lasts", asy
   try {
     env.fromSource(probeSource(3, probe), { name: "probe" }).sinkTo(discard, { name: "out" });
     const client = await env.executeAsync();
-    await until("a long wait", () => probe.waiting);
+    await eventually("a long wait", 20_000, () => probe.waiting || undefined);
     const idleOf = () => client.status().subtasks.find((s) => s.name.includes("probe"))?.idleMs ?? -1;
     const before = idleOf();
     const t0 = performance.now();
@@ -103,7 +87,7 @@ test("a cancel cuts the wait short; the wait counts as idle while it lasts", asy
     const waited = performance.now() - t0;
     assert.ok(probe.waiting, "still in the same wait (nothing interrupted it: no mail without checkpoints)");
     assert.ok(idleOf() - before >= waited - 20, `idle grew by ${idleOf() - before} ms over ${Math.round(waited)} ms of waiting`);
-    await within("a cancel", 30_000, client.cancel());
+    assert.ok(await within(client.cancel().then(() => true), 30_000), "a cancel within 30 s");
   } finally {
     await env.close();
   }
