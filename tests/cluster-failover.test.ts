@@ -25,7 +25,7 @@ async function check(cluster: NatsCluster, r: RestartRunResult, lines: readonly 
   const notable = job.filter((l) => /watchdog|recreat|restart|fail|timed out|lost|leader/i.test(l)).slice(-40);
   const wrong = r.lost + r.duplicated + (r.windows ? r.windows.missing + r.windows.duplicated + r.windows.wrong : 0) > 0;
   const views = wrong ? ["streams as each server sees them:", ...(await cluster.streamViews())] : [];
-  const trail = [...lines.filter((l) => !l.startsWith("  [job]")), "notable job lines:", ...notable, "last job lines:", ...job.slice(-20), "subtasks at the end:", ...r.subtasks, ...(r.consumers ?? []), ...views].join("\n");
+  const trail = [...lines.filter((l) => !l.startsWith("  [job]")), "notable job lines:", ...notable, "last job lines:", ...job.slice(-20), "subtasks at the end:", ...r.subtasks, ...(r.consumers ?? []), ...(r.lostDetail ?? []), ...views].join("\n");
   assert.is(r.lost, 0, `nothing lost: ${summary}\n${trail}`);
   assert.is(r.duplicated, 0, `nothing duplicated: ${summary}\n${trail}`);
   assert.is(r.outputs, r.published, `one output per input: ${summary}`);

@@ -52,6 +52,8 @@ export interface RestartRunResult {
   readonly subtasks: readonly string[];
   /** When output is missing: the input stream's replicas and each of its consumers as the servers see them. */
   readonly consumers?: readonly string[];
+  /** When output is missing: the input ids no output names, as ranges, and whether each key lost its last counts or counts in between. */
+  readonly lostDetail?: readonly string[];
 }
 
 const Event = t.type({ id: t.number, key: t.string });
@@ -124,12 +126,14 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     }
     const status = client.status();
     await Promise.race([client.stop().catch(() => {}), sleep(o.waitMs)]);
-    const out = await readBySeq<{ key: string; n: number }>(nc, "OUT");
+    const out = await readBySeq<{ key: string; n: number; id: number }>(nc, "OUT");
     const windows = o.windows ? await checkWindows(nc, published) : undefined;
     const subtasks = status.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`);
     const incomplete = out.length < published || (windows !== undefined && windows.missing > 0);
     const consumers = incomplete ? await describeConsumers(nc, "IN") : undefined;
-    return { published, outputs: out.length, ...compare(published, out), progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}), ...(consumers ? { consumers } : {}) };
+    const lost = compare(published, out);
+    const lostDetail = lost.lost > 0 ? describeLost(published, out) : undefined;
+    return { published, outputs: out.length, ...lost, progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}), ...(consumers ? { consumers } : {}), ...(lostDetail ? { lostDetail } : {}) };
   } finally {
     await publisher.stop();
     await Promise.race([env.close().catch(() => {}), sleep(o.waitMs)]);
@@ -237,6 +241,34 @@ function compareWindows(published: number, out: readonly WindowCount[]): WindowC
   let duplicated = 0;
   for (const times of seen.values()) duplicated += times - 1;
   return { fired: out.length, missing, duplicated, wrong, ...(wrong > 0 ? { over, under, wrongFrom, wrongTo } : {}) };
+}
+
+/**
+ * Which inputs have no output (ids as ranges, by subject: in.a holds the odd ids), and per key whether the
+ * missing counts are its last ones (input never counted) or gaps (counted, output not kept).
+ */
+function describeLost(published: number, out: ReadonlyArray<{ key: string; n: number; id: number }>): string[] {
+  const seenIds = new Set(out.map((x) => x.id));
+  const ranges: string[] = [];
+  for (let id = 0; id < published; id++) {
+    if (seenIds.has(id)) continue;
+    let to = id;
+    while (to + 1 < published && !seenIds.has(to + 1)) to++;
+    ranges.push(to === id ? `${id}` : `${id}-${to}`);
+    id = to;
+  }
+  const expected = new Map<string, number>();
+  for (let i = 0; i < published; i++) expected.set(keyOf(i), (expected.get(keyOf(i)) ?? 0) + 1);
+  const counts = new Map<string, Set<number>>();
+  for (const x of out) counts.set(x.key, (counts.get(x.key) ?? new Set()).add(x.n));
+  let tails = 0;
+  let gaps = 0;
+  for (const [key, n] of expected) {
+    const got = counts.get(key) ?? new Set<number>();
+    const top = Math.max(0, ...got);
+    for (let c = 1; c <= n; c++) if (!got.has(c)) (c > top ? tails++ : gaps++);
+  }
+  return [`input ids without output: ${ranges.slice(0, 40).join(", ")}${ranges.length > 40 ? ` (${ranges.length} ranges)` : ""}`, `missing counts: ${tails} at keys' ends, ${gaps} in between`];
 }
 
 /**
