@@ -3,8 +3,8 @@
 // cumulative, so a lost grant does not stall a producer once a later one arrives.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { withServer } from "./helpers/nats-server.ts";
+import { connect, type NatsConnection, type Status } from "@nats-io/transport-node";
+import { RestartableServer, withServer } from "./helpers/nats-server.ts";
 import { ChannelWriter } from "../runtime/transport/channel-writer.ts";
 import { encodeProbe, encodeRecords, withSequence } from "../runtime/transport/frames.ts";
 import { ChannelGapError, InputGate, type GateItem } from "../runtime/transport/input-gate.ts";
@@ -138,5 +138,90 @@ s("a writer's probe after every frame arrived is taken by the gate without a tra
     gate.close();
   }
 }));
+
+s("after a reconnect's probe a writer holds its frames until the consumer is heard from, then probes again and sends them", () => withConnection(async (nc) => {
+  const writer = new ChannelWriter(nc, "gap.f", 1, 1024 * 1024, () => {});
+  const got: string[] = [];
+  const sub = nc.subscribe("gap.f", { callback: (_e, m) => { const f = m.json<{ q?: number; k: string; last?: number }>(); got.push(f.k === "p" ? `probe ${f.last}` : `q${f.q}`); } });
+  try {
+    writer.grant(8);
+    writer.add(0, undefined);
+    writer.probe(); // the connection is back; nobody answers yet
+    writer.add(1, undefined);
+    writer.add(2, undefined);
+    await nc.flush();
+    assert.ok(writer.held, "held after the probe");
+    assert.is(writer.backlog, 2, "frames 2 and 3 wait, though credit allows them");
+    assert.equal(got, ["q1", "probe 1"]);
+    writer.grant(8); // the consumer's grant again (its answer to a probe, or its own reconnect): nothing new, but it is there
+    await nc.flush();
+    assert.is(writer.held, false);
+    assert.equal(got, ["q1", "probe 1", "probe 1", "q2", "q3"]);
+  } finally {
+    sub.unsubscribe();
+  }
+}));
+
+s("a gate answers a probe at once with its grant: the producer's hold ends without the consumer's run loop", () => withConnection(async (nc) => {
+  const gate = new InputGate(nc, [spec("gap.g")], 4);
+  const grants: string[] = [];
+  const creditSub = nc.subscribe("gap.g.cr", { callback: (_e, m) => { grants.push(m.string()); } });
+  try {
+    gate.subscribe();
+    await nc.flush();
+    gate.start();
+    nc.publish("gap.g", encodeProbe(0));
+    await nc.flush();
+    const deadline = Date.now() + 5000;
+    while (grants.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(grants, ["0.0 4", "0.0 4"], "the start's grant, then the answer to the probe (nothing polled)");
+  } finally {
+    creditSub.unsubscribe();
+    gate.close();
+  }
+}));
+
+// What tests/workers-disconnect.test.ts met under load: after a server restart the producer's process was
+// back first and sent frames before the consumer's had subscribed again; core NATS dropped them (a gap:
+// the job restarted). Here the consumer's connection waits 1.5 s longer to reconnect.
+s("a producer back before its consumer after a server restart loses no frame: they wait for the consumer", async () => {
+  const server = await RestartableServer.start();
+  const producer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  const consumer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 1500 });
+  const gate = new InputGate(consumer, [spec("gap.h")], 64);
+  const writer = new ChannelWriter(producer, "gap.h", 1, 1024 * 1024, () => {});
+  const creditSub = producer.subscribe("gap.h.cr", { callback: (_e, m) => writer.grant(Number(m.string().split(" ")[1])) });
+  const reconnected = (nc: NatsConnection) => (async () => {
+    for await (const st of nc.status() as AsyncIterable<Status>) if (st.type === "reconnect") return Date.now();
+    return Date.now();
+  })();
+  try {
+    gate.subscribe();
+    await consumer.flush();
+    await producer.flush();
+    gate.start();
+    writer.add(0, undefined);
+    await pollFrames(gate, 1).then(() => gate.ack(0));
+    const producerBack = reconnected(producer);
+    const consumerBack = reconnected(consumer);
+    await server.kill();
+    await server.restart();
+    // As a subtask does at a reconnect (subtask.ts onReconnected): the producer probes, the consumer regrants.
+    const producerAt = await producerBack;
+    writer.probe();
+    for (let i = 1; i <= 5; i++) writer.add(i, undefined);
+    const consumerAt = await consumerBack;
+    gate.regrant();
+    assert.ok(producerAt < consumerAt, "the producer was back first");
+    const items = await pollFrames(gate, 5);
+    assert.equal(items.map((i) => i.type === "frame" && i.frame.k === "r" ? i.frame.v : undefined), [[1], [2], [3], [4], [5]]);
+  } finally {
+    creditSub.unsubscribe();
+    gate.close();
+    await producer.close().catch(() => {});
+    await consumer.close().catch(() => {});
+    await server.stop();
+  }
+});
 
 s.run();

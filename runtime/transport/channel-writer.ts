@@ -4,9 +4,18 @@
 // how a slow consumer backpressures its producers instead of being dropped by core NATS.
 // Frames carry their number on the channel (1, 2, ...) so the consumer detects a lost one; a credit grant
 // is cumulative (publish up to frame N), so a lost grant is made good by the next one.
+// After a reconnect the writer probes its channel and holds new frames until the consumer is heard from:
+// core NATS drops what is published to a subject nobody is subscribed to, and the consumer's process may
+// reconnect later than this one (tests/workers-disconnect.test.ts met that: a frame lost, a restart).
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encodeControl, encodeProbe, encodeRecords, withSequence, type Frame, type FrameKind } from "./frames.ts";
+
+/**
+ * The longest a writer holds its frames after a reconnect for want of a word from the consumer; then it
+ * sends them anyway (a lost one is a gap the consumer finds, and the job restarts from its checkpoint).
+ */
+export const RECONNECT_HOLD_MS = 5000;
 
 export class ChannelWriter {
   private values: unknown[] = [];
@@ -18,6 +27,8 @@ export class ChannelWriter {
   private limit = 0;
   /** Records per frame: the frame size, or less when the consumer asks for smaller frames (debloating). */
   private recordsPerFrame: number;
+  /** Since a reconnect's probe: frames wait until the consumer answers it (or a grant shows it is back). */
+  private holding: NodeJS.Timeout | undefined;
   framesSent = 0;
   recordsSent = 0;
   bytesSent = 0;
@@ -36,7 +47,7 @@ export class ChannelWriter {
 
   /** For a stuck checkpoint's report: frames sent, the grant, and frames waiting for credit. */
   describe(): string {
-    return `${this.subject} sent ${this.sequence} of ${this.limit} granted, ${this.pending.length} waiting`;
+    return `${this.subject} sent ${this.sequence} of ${this.limit} granted, ${this.pending.length} waiting${this.holding !== undefined ? " (held since a reconnect: no word from the consumer yet)" : ""}`;
   }
 
   /** Frames waiting for credit. */
@@ -76,20 +87,44 @@ export class ChannelWriter {
     this.enqueue(encodeControl(frame));
   }
 
-  /** After a reconnect: tells the consumer the last frame published, so that it finds any lost (frames.ts ProbeFrame). */
+  /**
+   * After a reconnect: tells the consumer the last frame published, so that it finds any lost (frames.ts
+   * ProbeFrame), and holds further frames until the consumer answers (input-gate.ts grants in reply to a
+   * probe, and again after its own reconnect): until then it may not be subscribed again.
+   */
   probe(): void {
     this.nc.publish(this.subject, encodeProbe(this.sequence));
+    if (this.holding !== undefined) return;
+    this.holding = setTimeout(() => this.release(), RECONNECT_HOLD_MS);
+    this.holding.unref?.();
+  }
+
+  /** Frames are held after a reconnect (see probe). */
+  get held(): boolean { return this.holding !== undefined; }
+
+  /**
+   * The consumer was heard from (or the hold timed out): probe once more, since the first probe may have
+   * come before the consumer subscribed again, then send what waited.
+   */
+  private release(): void {
+    if (this.holding === undefined) return;
+    clearTimeout(this.holding);
+    this.holding = undefined;
+    this.nc.publish(this.subject, encodeProbe(this.sequence));
+    this.drain();
   }
 
   /**
    * The consumer allows frames up to number `limit` (grants only grow; a stale or repeated one changes
-   * nothing) of at most `maxRecordsPerFrame` records (buffer-debloater.ts), if it sent a size.
+   * nothing, but ends a hold: the consumer is there) of at most `maxRecordsPerFrame` records
+   * (buffer-debloater.ts), if it sent a size.
    */
   grant(limit: number, maxRecordsPerFrame?: number): void {
     if (maxRecordsPerFrame !== undefined && maxRecordsPerFrame >= 1) this.recordsPerFrame = Math.min(this.frameSize, maxRecordsPerFrame);
-    if (!(limit > this.limit)) return;
-    this.limit = limit;
-    this.drain();
+    const grew = limit > this.limit;
+    if (grew) this.limit = limit;
+    if (this.holding !== undefined) this.release();
+    else if (grew) this.drain();
   }
 
   private enqueueRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): void {
@@ -127,12 +162,12 @@ export class ChannelWriter {
   }
 
   private enqueue(payload: string): void {
-    if (this.sequence < this.limit && this.pending.length === 0) this.publish(payload);
+    if (this.sequence < this.limit && this.pending.length === 0 && this.holding === undefined) this.publish(payload);
     else this.pending.push(payload);
   }
 
   private drain(): void {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0 || this.holding !== undefined) return;
     let i = 0;
     while (this.sequence < this.limit && i < this.pending.length) this.publish(this.pending[i++]!);
     this.pending.splice(0, i);

@@ -46,6 +46,11 @@ export function encodeProbe(last: number): string {
   return JSON.stringify({ k: "p", last } satisfies ProbeFrame);
 }
 
+/** Whether `data` is a probe, without decoding it: `{"k":"p"` (numbered frames start `{"q":`). */
+export function isProbe(data: Uint8Array): boolean {
+  return data[2] === 0x6b && data[6] === 0x70;
+}
+
 /** Puts sequence number `seq` into an encoded frame (every encoding is a JSON object). */
 export function withSequence(payload: string, seq: number): string {
   return `{"q":${seq},${payload.slice(1)}`;

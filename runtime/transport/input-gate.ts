@@ -7,7 +7,7 @@
 // after the gap, a checkpoint barrier included, is processed. Grants are cumulative ("up to frame N").
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { decodeFrame, type Frame } from "./frames.ts";
+import { decodeFrame, isProbe, type Frame } from "./frames.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface InputChannelSpec {
@@ -84,6 +84,8 @@ export class InputGate {
       this.subscriptions.push(this.nc.subscribe(c.subject, {
         callback: (err, msg) => {
           if (err) return;
+          // A producer back from a reconnect holds its frames until it hears from this end (channel-writer.ts).
+          if (isProbe(msg.data)) this.regrantChannel(i);
           this.queue.push([i, msg.data]);
           this.signal();
         },
@@ -98,7 +100,12 @@ export class InputGate {
 
   /** Sends every channel's grant again (after a reconnect: a grant lost on the way must not stall it). */
   regrant(): void {
-    this.channels.forEach((c, i) => { if (this.granted[i]! > 0) this.nc.publish(c.creditSubject, `${c.creditTag} ${this.granted[i]}${this.frameHint}`); });
+    this.channels.forEach((_, i) => this.regrantChannel(i));
+  }
+
+  private regrantChannel(channel: number): void {
+    const c = this.channels[channel]!;
+    if (this.granted[channel]! > 0) this.nc.publish(c.creditSubject, `${c.creditTag} ${this.granted[channel]}${this.frameHint}`);
   }
 
   /**
