@@ -2,7 +2,7 @@
 // function throws once, and `weir dashboard` listing a running job; what a person sees on the page.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { withServer } from "./helpers/nats-server.ts";
 import { eventually, startWeir, type WeirProcess, freePort } from "./helpers/cli.ts";
 import { launchChromium, parseCount } from "./helpers/browser.ts";
@@ -22,6 +22,14 @@ async function stop(p: WeirProcess): Promise<void> {
   p.child.kill("SIGTERM");
   const exit = await Promise.race([p.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
   if (!exit) p.child.kill("SIGKILL");
+}
+
+/**
+ * A vertex's name as the graph shows it (its label), not its tooltip: with Debian's Chromium 150 (2026-12-04)
+ * `getByText` also matched the SVG `<title>` of the tooltip, and found two elements.
+ */
+function vertexLabel(graph: Locator, name: string): Locator {
+  return graph.locator("text.title").filter({ hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
 }
 
 /** Runs `f` with a page of a fresh browser, or says why there is no browser. */
@@ -52,8 +60,8 @@ test("weir run --http: graph operators, rising records, a checkpoint row, subtas
     await withPage(async (page) => {
       await page.goto(`http://127.0.0.1:${port}/`);
       const graph = page.locator("#graph");
-      await graph.getByText("Source: generator", { exact: true }).waitFor();
-      await graph.getByText("KeyedProcess -> Sink: nats", { exact: true }).waitFor();
+      await vertexLabel(graph, "Source: generator").waitFor();
+      await vertexLabel(graph, "KeyedProcess -> Sink: nats").waitFor();
       assert.match(await graph.textContent() ?? "", /parallelism 2/);
 
       const recordsIn = page.locator("#records-in");
@@ -85,7 +93,7 @@ test("weir dashboard lists a running job from NATS and shows its graph; /metrics
     await withPage(async (page) => {
       await page.goto(`http://127.0.0.1:${port}/`);
       await page.locator('#jobs tr[data-job="listed"]').getByText("running").waitFor();
-      await page.locator("#graph").getByText("Source: generator", { exact: true }).waitFor();
+      await vertexLabel(page.locator("#graph"), "Source: generator").waitFor();
       await page.locator("#subtasks").getByText("running.streaming").first().waitFor();
     });
     const metrics = await eventually("the job's records at /metrics", WAIT, async () => {
