@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection, type Status } from "@nats-io/transport-node";
 import { RestartableServer, withServer } from "./helpers/nats-server.ts";
-import { ChannelWriter } from "../runtime/transport/channel-writer.ts";
+import { ChannelWriter, RECONNECT_HOLD_MS } from "../runtime/transport/channel-writer.ts";
 import { encodeProbe, encodeRecords, withSequence } from "../runtime/transport/frames.ts";
 import { ChannelGapError, InputGate, type GateItem } from "../runtime/transport/input-gate.ts";
 
@@ -157,6 +157,25 @@ s("after a reconnect's probe a writer holds its frames until the consumer is hea
     await nc.flush();
     assert.is(writer.held, false);
     assert.equal(got, ["q1", "probe 1", "probe 1", "q2", "q3"]);
+  } finally {
+    sub.unsubscribe();
+  }
+}));
+
+s("a writer whose consumer is never heard from after a reconnect sends its held frames after RECONNECT_HOLD_MS", () => withConnection(async (nc) => {
+  const writer = new ChannelWriter(nc, "gap.i", 1, 1024 * 1024, () => {});
+  const got: string[] = [];
+  const sub = nc.subscribe("gap.i", { callback: (_e, m) => { const f = m.json<{ q?: number; k: string }>(); got.push(f.k === "p" ? "probe" : `q${f.q}`); } });
+  try {
+    writer.grant(8);
+    const probedAt = Date.now();
+    writer.probe();
+    writer.add(0, undefined);
+    const deadline = probedAt + RECONNECT_HOLD_MS + 10_000;
+    while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(got, ["probe", "probe", "q1"]);
+    assert.ok(Date.now() - probedAt >= RECONNECT_HOLD_MS - 50, "not before the hold ran out");
+    assert.is(writer.held, false);
   } finally {
     sub.unsubscribe();
   }
