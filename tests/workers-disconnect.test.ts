@@ -2,7 +2,10 @@
 // one process does (tests/nats-disconnect): once the connections are back every producer probes its
 // channels and no consumer finds a gap, so the deployment goes on (no restart, the same epoch), and later
 // input is counted on from the state it had: each key's counts 1..n exactly once. Checkpoints only when
-// the test asks: one in flight during the outage is aborted, which would blur what is tested.
+// the test asks: one in flight during the outage is aborted, which would blur what is tested. The input
+// often resumes while one worker is back and the other not yet (the heartbeats it waits for may be from
+// before the kill): frames then wait in their producer until the consumer answers its probe
+// (channel-writer.ts; without that hold 6 of 43 runs beside another test restarted the job).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
