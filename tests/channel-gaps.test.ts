@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection, type Status } from "@nats-io/transport-node";
 import { RestartableServer, withServer } from "./helpers/nats-server.ts";
+import { eventually, within } from "./helpers/cli.ts";
 import { ChannelWriter, RECONNECT_HOLD_MS } from "../runtime/transport/channel-writer.ts";
 import { encodeProbe, encodeRecords, withSequence } from "../runtime/transport/frames.ts";
 import { ChannelGapError, InputGate, type GateItem } from "../runtime/transport/input-gate.ts";
@@ -171,8 +172,7 @@ s("a writer whose consumer is never heard from after a reconnect sends its held 
     const probedAt = Date.now();
     writer.probe();
     writer.add(0, undefined);
-    const deadline = probedAt + RECONNECT_HOLD_MS + 10_000;
-    while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await eventually("the held frame", RECONNECT_HOLD_MS + 10_000, () => (got.length >= 3 ? true : undefined));
     assert.equal(got, ["probe", "probe", "q1"]);
     assert.ok(Date.now() - probedAt >= RECONNECT_HOLD_MS - 50, "not before the hold ran out");
     assert.is(writer.held, false);
@@ -191,8 +191,7 @@ s("a gate answers a probe at once with its grant: the producer's hold ends witho
     gate.start();
     nc.publish("gap.g", encodeProbe(0));
     await nc.flush();
-    const deadline = Date.now() + 5000;
-    while (grants.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually("the answer to the probe", 5000, () => (grants.length >= 2 ? true : undefined));
     assert.equal(grants, ["0.0 4", "0.0 4"], "the start's grant, then the answer to the probe (nothing polled)");
   } finally {
     creditSub.unsubscribe();
@@ -210,10 +209,14 @@ s("a producer back before its consumer after a server restart loses no frame: th
   const gate = new InputGate(consumer, [spec("gap.h")], 64);
   const writer = new ChannelWriter(producer, "gap.h", 1, 1024 * 1024, () => {});
   const creditSub = producer.subscribe("gap.h.cr", { callback: (_e, m) => writer.grant(Number(m.string().split(" ")[1])) });
-  const reconnected = (nc: NatsConnection) => (async () => {
-    for await (const st of nc.status() as AsyncIterable<Status>) if (st.type === "reconnect") return Date.now();
-    return Date.now();
-  })();
+  const reconnected = async (nc: NatsConnection, who: string) => {
+    const at = await within((async () => {
+      for await (const st of nc.status() as AsyncIterable<Status>) if (st.type === "reconnect") return Date.now();
+      return undefined;
+    })(), 30_000);
+    if (at === undefined) throw new Error(`the ${who}'s connection did not come back within 30 s`);
+    return at;
+  };
   try {
     gate.subscribe();
     await consumer.flush();
@@ -221,8 +224,9 @@ s("a producer back before its consumer after a server restart loses no frame: th
     gate.start();
     writer.add(0, undefined);
     await pollFrames(gate, 1).then(() => gate.ack(0));
-    const producerBack = reconnected(producer);
-    const consumerBack = reconnected(consumer);
+    const producerBack = reconnected(producer, "producer");
+    const consumerBack = reconnected(consumer, "consumer");
+    void consumerBack.catch(() => {}); // awaited below; not unhandled if the producer's wait fails first
     await server.kill();
     await server.restart();
     // As a subtask does at a reconnect (subtask.ts onReconnected): the producer probes, the consumer regrants.

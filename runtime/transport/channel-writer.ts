@@ -93,7 +93,7 @@ export class ChannelWriter {
    * probe, and again after its own reconnect): until then it may not be subscribed again.
    */
   probe(): void {
-    this.nc.publish(this.subject, encodeProbe(this.sequence));
+    this.sendProbe();
     if (this.holding !== undefined) return;
     this.holding = setTimeout(() => this.release(), RECONNECT_HOLD_MS);
     this.holding.unref?.();
@@ -110,8 +110,13 @@ export class ChannelWriter {
     if (this.holding === undefined) return;
     clearTimeout(this.holding);
     this.holding = undefined;
-    this.nc.publish(this.subject, encodeProbe(this.sequence));
+    this.sendProbe();
     this.drain();
+  }
+
+  /** Outside the numbering and without credit (frames.ts ProbeFrame). */
+  private sendProbe(): void {
+    this.nc.publish(this.subject, encodeProbe(this.sequence));
   }
 
   /**

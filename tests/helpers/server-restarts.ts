@@ -141,10 +141,16 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
   }
 }
 
-/** Lost and duplicated counts against the reference: key k's outputs are exactly 1..(inputs of k). */
-function compare(published: number, out: ReadonlyArray<{ key: string; n: number }>): { lost: number; duplicated: number } {
+/** How many of the first `published` inputs each key has: its outputs must be exactly 1..that. */
+function inputsPerKey(published: number): Map<string, number> {
   const expected = new Map<string, number>();
   for (let i = 0; i < published; i++) expected.set(keyOf(i), (expected.get(keyOf(i)) ?? 0) + 1);
+  return expected;
+}
+
+/** Lost and duplicated counts against the reference: key k's outputs are exactly 1..(inputs of k). */
+function compare(published: number, out: ReadonlyArray<{ key: string; n: number }>): { lost: number; duplicated: number } {
+  const expected = inputsPerKey(published);
   const seen = new Map<string, Map<number, number>>();
   for (const x of out) {
     const m = seen.get(x.key) ?? new Map<number, number>();
@@ -257,8 +263,7 @@ function describeLost(published: number, out: ReadonlyArray<{ key: string; n: nu
     ranges.push(to === id ? `${id}` : `${id}-${to}`);
     id = to;
   }
-  const expected = new Map<string, number>();
-  for (let i = 0; i < published; i++) expected.set(keyOf(i), (expected.get(keyOf(i)) ?? 0) + 1);
+  const expected = inputsPerKey(published);
   const counts = new Map<string, Set<number>>();
   for (const x of out) counts.set(x.key, (counts.get(x.key) ?? new Set()).add(x.n));
   let tails = 0;
