@@ -93,4 +93,33 @@ s("a restart drops a savepoint queued behind the checkpoint in flight: it never 
   }
 });
 
+s("a checkpoint asked for while one is in flight runs after it; a periodic one is refused instead", async () => {
+  const store = {
+    reserveIds: async (lastUsed: number) => ({ first: lastUsed + 1, last: lastUsed + 100 }),
+    commit: async () => 1,
+    deleteExpired: async () => {},
+    sweep: async () => 0,
+  } as unknown as CheckpointStore;
+  const { coordinator, triggered } = recordingCoordinator(store, 100);
+  const ack = (id: number) => coordinator.ack({ vertexUid: "src", index: 0, parallelism: 1, operators: {}, ackedAtMs: 0, alignmentMs: 0, stateChanged: { entries: 0, bytes: 0 } }, id);
+  try {
+    const periodic = coordinator.trigger("checkpoint", { ifIdle: true });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1]);
+    const refused = await coordinator.trigger("checkpoint", { ifIdle: true }).then(() => "completed", (e: Error) => e.message);
+    assert.is(refused, "a checkpoint is already in progress");
+    const requested = coordinator.trigger();
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1], "the requested one waits for the one in flight");
+    ack(1);
+    assert.is(await periodic, 1);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(triggered, [1, 2], "then runs");
+    ack(2);
+    assert.is(await requested, 2);
+  } finally {
+    await coordinator.stop();
+  }
+});
+
 s.run();

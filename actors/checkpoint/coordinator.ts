@@ -192,20 +192,22 @@ export class CheckpointCoordinator {
       duringBacklogMs: o.duringBacklogMs,
       inBacklog: o.inBacklog,
       mayTrigger: () => !this.busy && o.allowed(),
-      trigger: () => { this.trigger("checkpoint").catch((e) => this.o.log(`periodic checkpoint failed: ${messageOf(e)}`)); },
+      trigger: () => { this.trigger("checkpoint", { ifIdle: true }).catch((e) => this.o.log(`periodic checkpoint failed: ${messageOf(e)}`)); },
     });
   }
 
   /**
-   * Starts a checkpoint unless one is in flight; resolves with its id when it completes. With
+   * Starts a checkpoint, after the one in flight if any (as Flink queues a requested checkpoint behind
+   * the running one); resolves with its id when it completes. With `ifIdle` (the periodic and early
+   * ones: the next interval comes anyway) a checkpoint in flight refuses it instead. With
    * `pauseSources`, sources read nothing after its barrier: a rescale restarting from it reads no record
    * twice (the job is torn down after it, whether it completes or not).
    */
-  trigger(kind: CheckpointKind = "checkpoint", options: { pauseSources?: boolean } = {}): Promise<number> {
+  trigger(kind: CheckpointKind = "checkpoint", options: { pauseSources?: boolean; ifIdle?: boolean } = {}): Promise<number> {
     return new Promise((resolve, reject) => {
       if (this.busy) {
-        if (kind === "savepoint" || options.pauseSources) this.nextWaiters.push({ resolve: () => resolve(this.trigger(kind, options)), reject });
-        else reject(new Error("a checkpoint is already in progress"));
+        if (options.ifIdle) reject(new Error("a checkpoint is already in progress"));
+        else this.nextWaiters.push({ resolve: () => resolve(this.trigger(kind, options)), reject });
         return;
       }
       const id = this.actor.getSnapshot().context.nextId;
@@ -219,6 +221,7 @@ export class CheckpointCoordinator {
           if (aborts !== this.aborts) throw new Error(`checkpoint ${id} aborted: the job restarted while its id was reserved`);
           return this.trigger(kind, options);
         }, (e: unknown) => {
+          this.wakeNext(); // one queued behind this trigger tries again rather than wait for a later one
           throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`, { cause: e });
         }).then(resolve, reject);
         return;

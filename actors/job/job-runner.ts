@@ -327,7 +327,7 @@ export class JobRunner {
   private earlyCheckpoint(): void {
     const c = this.coordinator;
     if (!c || c.busy || this.state !== "running" || this.finalCheckpointStarted) return;
-    c.trigger("checkpoint").catch((e) => this.log(`early checkpoint (state over budget) failed: ${messageOf(e)}`));
+    c.trigger("checkpoint", { ifIdle: true }).catch((e) => this.log(`early checkpoint (state over budget) failed: ${messageOf(e)}`));
   }
 
   private cancelAll(): void {
