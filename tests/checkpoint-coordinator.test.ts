@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import { CheckpointCoordinator, type CheckpointTarget } from "../actors/checkpoint/coordinator.ts";
 import type { CheckpointStore } from "../runtime/checkpoint/store.ts";
 import { ManualClock } from "../runtime/core/clock.ts";
+import { eventually } from "./helpers/cli.ts";
 
 const s = suite("checkpoint coordinator");
 
@@ -117,6 +118,30 @@ s("a checkpoint asked for while one is in flight runs after it; a periodic one i
     assert.equal(triggered, [1, 2], "then runs");
     ack(2);
     assert.is(await requested, 2);
+  } finally {
+    await coordinator.stop();
+  }
+});
+
+s("a checkpoint queued behind one whose id reservation failed goes on to reserve its own", async () => {
+  const reservations: Array<{ resolve: (last: number) => void; reject: (e: Error) => void; lastUsed: number }> = [];
+  const store = {
+    reserveIds: (lastUsed: number) => new Promise<{ first: number; last: number }>((resolve, reject) => {
+      reservations.push({ resolve: (last) => resolve({ first: lastUsed + 1, last }), reject, lastUsed });
+    }),
+  } as unknown as CheckpointStore;
+  const { coordinator, triggered } = recordingCoordinator(store, 0);
+  try {
+    const first = coordinator.trigger().then(() => "completed", (e: Error) => e.message);
+    const queued = coordinator.trigger();
+    queued.catch(() => {});
+    assert.is(reservations.length, 1, "the second waits for the first");
+    reservations[0]!.reject(new Error("no responders"));
+    assert.match(await first, /reserving ids in the checkpoint bucket failed: no responders/);
+    await eventually("the queued one reserving ids itself rather than waiting for a later checkpoint", 2000, () => reservations.length === 2 || undefined);
+    reservations[1]!.resolve(10);
+    await eventually("its barrier", 2000, () => triggered.length > 0 || undefined);
+    assert.equal(triggered, [1]);
   } finally {
     await coordinator.stop();
   }

@@ -11,7 +11,7 @@ import { connect } from "@nats-io/transport-node";
 import { startCluster } from "./helpers/nats-cluster.ts";
 import { readStream } from "./helpers/streams.ts";
 import { startWeir, eventually, type WeirProcess } from "./helpers/cli.ts";
-import { feed, reset, checkOutput, runningOn, stopAll } from "./helpers/worker-counts.ts";
+import { feed, reset, checkOutputExplained, runningOn, stopAll } from "./helpers/worker-counts.ts";
 
 const s = suite("workers on a cluster");
 const JOB = "tests/fixtures/jobs/worker-counts.ts";
@@ -44,7 +44,7 @@ s("two workers on a three-node cluster (R3), each server SIGKILLed in turn and r
     for (const p of procs) assert.is(p.child.exitCode, null, `no worker died: ${p.stderr().slice(-600)}`);
     const total = await input.stop();
     input = undefined;
-    await checkOutput(nc, total);
+    await checkOutputExplained(nc, total, procs);
   } finally {
     await input?.stop().catch(() => {});
     await stopAll(procs);

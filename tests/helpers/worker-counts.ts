@@ -150,3 +150,19 @@ export async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
   await Promise.all([...procs].map((p) => p.exited));
 }
+
+/**
+ * checkOutput, and when it fails, what each worker said about restarts, restores and leadership (the
+ * lines a reader needs to tell which run restored what), before the failure is thrown on.
+ */
+export async function checkOutputExplained(nc: NatsConnection, total: number, procs: readonly WeirProcess[]): Promise<void> {
+  try {
+    await checkOutput(nc, total);
+  } catch (e) {
+    procs.forEach((p, i) => {
+      const lines = p.stderr().split("\n").filter((l) => /restor|restart|taking over|lead|epoch|fail|behind|refused|aborted|declined/i.test(l));
+      console.log(`  worker ${i} (${lines.length} such lines, the last 40):\n${lines.slice(-40).map((l) => `    ${l.slice(0, 300)}`).join("\n")}`);
+    });
+    throw e;
+  }
+}
