@@ -11,6 +11,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { outputTag, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
 import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
+import { idRanges } from "./streams.ts";
 
 export interface RestartRunOptions {
   /** A single server, SIGKILLed, down `downMs`, restarted each round. */
@@ -255,14 +256,7 @@ function compareWindows(published: number, out: readonly WindowCount[]): WindowC
  */
 function describeLost(published: number, out: ReadonlyArray<{ key: string; n: number; id: number }>): string[] {
   const seenIds = new Set(out.map((x) => x.id));
-  const ranges: string[] = [];
-  for (let id = 0; id < published; id++) {
-    if (seenIds.has(id)) continue;
-    let to = id;
-    while (to + 1 < published && !seenIds.has(to + 1)) to++;
-    ranges.push(to === id ? `${id}` : `${id}-${to}`);
-    id = to;
-  }
+  const ranges = idRanges(Array.from({ length: published }, (_, id) => id).filter((id) => !seenIds.has(id)));
   const expected = inputsPerKey(published);
   const counts = new Map<string, Set<number>>();
   for (const x of out) counts.set(x.key, (counts.get(x.key) ?? new Set()).add(x.n));

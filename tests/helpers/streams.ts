@@ -32,3 +32,15 @@ export async function readStream<T>(nc: NatsConnection, stream: string): Promise
   await messages.close();
   return out;
 }
+
+/** Ascending `ids` as ranges ("3", "5-9"): runs of ids `step` apart (a subject's ids are 4 apart when ids go round 4 subjects). */
+export function idRanges(ids: readonly number[], step = 1): string[] {
+  const ranges: string[] = [];
+  for (let i = 0; i < ids.length;) {
+    let j = i;
+    while (j + 1 < ids.length && ids[j + 1] === ids[j]! + step) j++;
+    ranges.push(i === j ? `${ids[i]}` : `${ids[i]}-${ids[j]}`);
+    i = j + 1;
+  }
+  return ranges;
+}

@@ -3,7 +3,7 @@
 import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { readStream } from "./streams.ts";
+import { idRanges, readStream } from "./streams.ts";
 import { eventually, type WeirProcess } from "./cli.ts";
 import { fetchStatus } from "../../runtime/cli/commands/control.ts";
 import type { JobStatus, WorkerSummary } from "../../actors/job/job-status.ts";
@@ -80,13 +80,7 @@ function idsCountedTwice(out: readonly Output[]): string[] {
   const bySubject: string[] = [];
   for (let subject = 0; subject < 4; subject++) {
     const ids = [...times].filter(([id, n]) => n > 1 && id % 4 === subject).map(([id]) => id).sort((a, b) => a - b);
-    const ranges: string[] = [];
-    for (let i = 0; i < ids.length;) {
-      let j = i;
-      while (j + 1 < ids.length && ids[j + 1] === ids[j]! + 4) j++;
-      ranges.push(i === j ? `${ids[i]}` : `${ids[i]}-${ids[j]}`);
-      i = j + 1;
-    }
+    const ranges = idRanges(ids, 4);
     if (ranges.length > 0) bySubject.push(`in.${subject}: ${ranges.slice(0, 10).join(", ")}${ranges.length > 10 ? ` (${ranges.length} ranges, ${ids.length} ids)` : ` (${ids.length} ids)`}`);
   }
   return bySubject;
