@@ -4,6 +4,8 @@
 // acknowledged writes) and the job started over from the beginning, every commit after it refused. Here a
 // purge of `latest` stands in for such a leader: the commit it refuses restarts the job, the restart waits
 // while `latest` reads behind, and goes on once `latest` is back, with each record's output once.
+// Likewise a takeover's restore of the checkpoint the job log recorded (actors/worker/takeover-restore.ts)
+// reads it again while the bucket misses it.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
@@ -15,6 +17,11 @@ import { eventually } from "./helpers/cli.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
+import { CheckpointStore } from "../runtime/checkpoint/store.ts";
+import { JobNames } from "../runtime/core/names.ts";
+import { systemClock } from "../runtime/core/clock.ts";
+import { resolveJobOptions } from "../runtime/api/options.ts";
+import { loadRestore } from "../actors/job/job-checkpoints.ts";
 
 const s = suite("checkpoint latest behind");
 const server = withServer(s);
@@ -58,6 +65,26 @@ s("a restart waits while `latest` reads older than this run's last commit, then 
     await client.stop().catch(() => {});
     await env.close();
   }
+});
+
+s("a restore of a checkpoint the job log recorded as committed reads it again while the bucket misses it (a takeover meeting a stream leader behind)", async () => {
+  const store = await CheckpointStore.open(nc, new JobNames("lbr"));
+  await store.commit({ job: "lbr", id: 1, kind: "checkpoint", triggeredAt: 1, completedAt: 1, maxParallelism: 128, parallelism: { a: 1 }, subtasks: [] }, 0);
+  const jsm = await jetstreamManager(nc);
+  const stream = "KV_weir_lbr_ckpt";
+  const subject = Object.keys((await jsm.streams.info(stream, { subjects_filter: "$KV.weir_lbr_ckpt.checkpoint.*" })).state.subjects ?? {})[0]!;
+  const saved = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  assert.ok(saved, `checkpoint 1 is stored under ${subject}`);
+  // What a stream leader missing acknowledged writes answers: no checkpoint 1.
+  await jsm.streams.purge(stream, { filter: subject });
+  const job = resolveJobOptions({ name: "lbr", checkpointIntervalMs: 100 });
+  assert.match(await loadRestore(store, job, 1, undefined).then(() => "restored", (e: Error) => e.message), /checkpoint 1 of job lbr does not exist/, "an id a user asked for fails at once");
+  const lines: string[] = [];
+  const restored = loadRestore(store, job, 1, undefined, { clock: systemClock, log: (l) => lines.push(l) });
+  await eventually("the restore reading again", 10_000, () => (lines.length > 0 ? true : undefined));
+  await jetstream(nc).publish(subject, saved!.data); // the leader has caught up
+  assert.is((await restored)?.id, 1);
+  assert.match(lines[0]!, /checkpoint 1 of job lbr is not in weir_lbr_ckpt yet, though the job log recorded its commit/);
 });
 
 s.run();

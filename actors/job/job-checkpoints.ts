@@ -36,6 +36,8 @@ export interface OpenCheckpointsOptions {
   readonly onCommitRefused?: (e: Error) => void;
   /** More checkpoint timeouts in a row than tolerated (CoordinatorOptions.onStalled). */
   readonly onStalled?: (e: Error) => void;
+  /** `job.restore` is a checkpoint the job log recorded as committed (a takeover): see loadRestore. */
+  readonly restoreCommitted?: boolean;
 }
 
 /**
@@ -78,7 +80,7 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
   }
   let restore: RestoreBundle | undefined;
   try {
-    restore = await loadRestore(store, job, job.restore, latest?.pointer.id);
+    restore = await loadRestore(store, job, job.restore, latest?.pointer.id, o.restoreCommitted ? { clock: o.clock, log: o.log } : undefined);
     if (restore) {
       checkMaxParallelism(restore, o.graph);
       const dropped = checkOperatorsKept(restore, o.graph, job.allowNonRestoredState, o.log);
@@ -98,8 +100,13 @@ export function checkpointsOff(job: ResolvedJobOptions, asked: string): WeirErro
   return new WeirError(ErrorCode.Checkpoint, `${asked}: ${job.mode === "batch" ? `this job runs in mode "batch", which takes none` : "set checkpointIntervalMs (or --checkpoint-interval)"}`);
 }
 
+/**
+ * The checkpoint `mode` names (`latestId` for "latest"), or undefined for none. `committed`: `mode` is a
+ * checkpoint the job log recorded as committed (a takeover), so a read that misses it is read again.
+ */
 export async function loadRestore(
   store: CheckpointStore | undefined, job: ResolvedJobOptions, mode: ResolvedJobOptions["restore"], latestId: number | undefined,
+  committed?: { readonly clock: Clock; readonly log: (message: string) => void },
 ): Promise<RestoreBundle | undefined> {
   if (mode === "none" || !store) return undefined;
   if (job.checkpointIntervalMs <= 0) {
@@ -109,7 +116,16 @@ export async function loadRestore(
   }
   const id = mode === "latest" ? latestId : mode;
   if (id === undefined) return undefined;
-  const metadata = await store.read(id);
+  let metadata = await store.read(id);
+  // Committed for sure (the job log says so): a read that misses it met a stream leader still behind.
+  if (!metadata && committed) {
+    committed.log(`checkpoint ${id} of job ${job.name} is not in ${store.bucket} yet, though the job log recorded its commit (a stream leader behind, an election?): reading again for up to ${LATEST_BEHIND_WAIT_MS / 1000} s`);
+    const deadline = committed.clock.now() + LATEST_BEHIND_WAIT_MS;
+    while (!metadata && committed.clock.now() < deadline) {
+      await sleep(committed.clock, LATEST_BEHIND_RETRY_MS);
+      metadata = await store.read(id);
+    }
+  }
   if (!metadata) {
     if (mode === "latest") return undefined;
     throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id} of job ${job.name} does not exist (see weir checkpoints ${job.name})`);

@@ -149,7 +149,7 @@ export class JobRunner {
     if (restore === "none" && this.options.resetState) await startWithoutState(this.nc, this.names, this.options.resetState);
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: restore === this.job.restore ? this.job : { ...this.job, restore }, log: this.log, clock: this.controlClock,
-      ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id) } : {}),
+      ...(this.options.cluster ? { fence: (id: number) => this.options.cluster!.fenceCommit(id), restoreCommitted: typeof restore === "number" && restore !== this.job.restore } : {}),
       // Checkpoints could only fail from now on: restart, and the restart finds out why (latestBehind).
       onCommitRefused: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
       onStalled: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },

@@ -30,6 +30,8 @@ import { WorkerHost } from "./worker-host.ts";
 import { LeaderSide, memberTimeoutMs, type WorkerSummary } from "./leader-side.ts";
 import { StateWriteFence, answerMembershipPing } from "./state-write-fence.ts";
 import { followerStatus } from "./follower-status.ts";
+import { takeoverLine, takeoverRestore } from "./takeover-restore.ts";
+import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 
 // The job options heartbeatIntervalMs and heartbeatTimeoutMs time the control plane. The lease (a leader
 // silent this long may lose it to another worker) is the timeout: long enough for JetStream's answers under
@@ -343,24 +345,20 @@ export class JobWorker {
   }
 
   /**
-   * What this worker restores as leader. `--restore none` or `<id>` is what a run starts from: its first
-   * leader honours it, and so does a new run after the last one ended or died whole. A worker taking over
-   * a live run continues it instead, as Flink's failover does: from the checkpoint committed after the
-   * last deployment, else from what that deployment restored (none: the run starts afresh, its output so
-   * far was never committed). Applying `none` again wiped the run's state and replayed its input into
-   * output it had already committed. The run is live when this worker was deployed in it, a deployment
-   * was stored since this run began, another leader appended to the log while this worker ran, or a
-   * worker still heartbeating was deployed.
+   * What this worker restores as leader. `--restore` is what a run starts from: its first leader honours
+   * it, and so does a new run after the last one ended or died whole. A worker taking over a live run
+   * continues it instead (takeover-restore.ts). The run is live when this worker was deployed in it, a
+   * deployment was stored since this run began, another leader appended to the log while this worker
+   * ran, or a worker still heartbeating was deployed.
    */
   private async restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]> {
-    if (requested === "latest") return requested;
-    const deploy = await this.log.last("deploy");
+    // Read through elections (a takeover often follows a server lost): a failed read would end the run.
+    const deploy = await retryJetStream(() => this.log.last("deploy"));
     if (deploy === undefined) return requested;
     const live = this.host.currentEpoch >= 0 || deploy.storedAt.getTime() >= this.runStartedAt || this.joinedLiveRun || (this.leading?.hasDeployedPeers() ?? false);
     if (!live) return requested;
-    const commit = await this.log.last("commit");
-    const restore = commit !== undefined && commit.storedAt.getTime() >= deploy.storedAt.getTime() ? commit.record.checkpointId : (deploy.record.restoreId ?? "none");
-    this.say(`taking over the running job: restoring ${restore === "none" ? "nothing (no checkpoint committed since its start)" : `checkpoint ${restore}`} rather than --restore ${requested}`);
+    const restore = takeoverRestore(requested, deploy, await retryJetStream(() => this.log.last("commit")));
+    if (restore !== requested) this.say(takeoverLine(restore, requested));
     return restore;
   }
 

@@ -1,0 +1,38 @@
+// What a worker restores when it leads a run that is already live (JobWorker.restoreOnLeading): the job
+// log says what the run committed, not the checkpoint bucket's `latest`.
+
+import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+
+type Restore = ResolvedJobOptions["restore"];
+
+/** A job log record as read back: what it says and when the stream stored it. */
+export interface StoredRecord<R> {
+  readonly record: R;
+  readonly storedAt: Date;
+}
+
+/**
+ * A live run's new leader continues it, as Flink's failover continues from its completed-checkpoint
+ * store: from the checkpoint the log recorded as committed after the last deployment, else from what that
+ * deployment restored. Every commit is appended to the log (read from its stream leader) before `latest`
+ * moves, so the log is never behind `latest`; a newly elected leader of the checkpoint bucket can answer
+ * with an older `latest` (nats-server before 2.11, nats-io/nats-server#6485), and restoring that would
+ * count input again over state already written to KV, or publish committed output again. With nothing
+ * committed or restored: `none` for a run started from `none` or an id (its output so far was never
+ * committed; `none` again would wipe the run's state and replay its input into committed output),
+ * `latest` for one started from `latest` (its deployment found no checkpoint).
+ */
+export function takeoverRestore(
+  requested: Restore,
+  deploy: StoredRecord<{ readonly restoreId?: number }>,
+  commit: StoredRecord<{ readonly checkpointId: number }> | undefined,
+): Restore {
+  if (commit !== undefined && commit.storedAt.getTime() >= deploy.storedAt.getTime()) return commit.record.checkpointId;
+  return deploy.record.restoreId ?? (requested === "latest" ? "latest" : "none");
+}
+
+/** The log line of a takeover that restores `restore` instead of what the run was started with. */
+export function takeoverLine(restore: Restore, requested: Restore): string {
+  const what = restore === "none" ? "nothing (no checkpoint committed since its start)" : `checkpoint ${String(restore)}`;
+  return `taking over the running job: restoring ${what}${requested === "latest" ? ", the last its job log recorded" : ` rather than --restore ${requested}`}`;
+}
