@@ -80,10 +80,13 @@ s("a restore of a checkpoint the job log recorded as committed reads it again wh
   const job = resolveJobOptions({ name: "lbr", checkpointIntervalMs: 100 });
   assert.match(await loadRestore(store, job, 1, undefined).then(() => "restored", (e: Error) => e.message), /checkpoint 1 of job lbr does not exist/, "an id a user asked for fails at once");
   const lines: string[] = [];
-  const restored = loadRestore(store, job, 1, undefined, { clock: systemClock, log: (l) => lines.push(l) });
+  // Settled either way, so that a failure cannot go unhandled (it would end the process before the server is stopped).
+  const restored = loadRestore(store, job, 1, undefined, { clock: systemClock, log: (l) => lines.push(l) }).catch((e: Error) => e);
   await eventually("the restore reading again", 10_000, () => (lines.length > 0 ? true : undefined));
   await jetstream(nc).publish(subject, saved!.data); // the leader has caught up
-  assert.is((await restored)?.id, 1);
+  const result = await restored;
+  assert.ok(!(result instanceof Error), `restored: ${String(result)}`);
+  assert.is(result?.id, 1);
   assert.match(lines[0]!, /checkpoint 1 of job lbr is not in weir_lbr_ckpt yet, though the job log recorded its commit/);
 });
 
