@@ -86,6 +86,33 @@ s("checkpoints from before splits restore at another parallelism: generator { ne
   assert.equal(sorted(parts.flat()), [3, 5, 6, 7, 8, 9]);
 });
 
+for (const [from, to] of [[2, 2], [2, 3], [3, 1]] as const) {
+  s(`a generator read to its end (count 100) at ${from}, restored with count 250 at ${to}: indexes 100 to 249, once each`, async () => {
+    const states: unknown[] = [];
+    const before: number[] = [];
+    for (let k = 0; k < from; k++) {
+      const reader = await Sources.generator({ count: 100, make: (i) => i }).createReader(ctxOf(k, from));
+      const r = await read(reader);
+      assert.ok(r.ended);
+      before.push(...r.values);
+      states.push(reader.snapshotState?.(1));
+    }
+    assert.equal(sorted(before), range(100));
+    const after: number[][] = [];
+    for (let k = 0; k < to; k++) after.push((await read(await Sources.generator({ count: 250, make: (i) => i }).createReader(ctxOf(k, to, states)))).values);
+    assert.equal(sorted(after.flat()), range(150).map((i) => 100 + i), "the indexes the larger count added, none before");
+    for (const xs of after) assert.ok(increasing(xs));
+  });
+}
+
+s("an array read to its end, restored over a longer array: only the new items", async () => {
+  const reader = await Sources.array(["a", "b", "c"]).createReader(ctxOf(0, 1));
+  assert.equal((await read(reader)).values, ["a", "b", "c"]);
+  const state = reader.snapshotState?.(1);
+  assert.equal((await read(await Sources.array(["a", "b", "c", "d", "e"]).createReader(ctxOf(0, 1, state)))).values, ["d", "e"]);
+  assert.equal((await read(await Sources.array(["a", "b", "c"]).createReader(ctxOf(0, 1, state)))).values, [], "the same array: nothing again");
+});
+
 s("a restored state that is not the source's is refused with its name", async () => {
   try {
     await Sources.generator({ count: 10, make: (i) => i }).createReader(ctxOf(0, 2, [{ offset: 3 }]));
@@ -122,5 +149,24 @@ for (const [kind, source] of Object.entries(jobSources)) {
     assert.equal(sorted(out), range(6000), "every record once");
   });
 }
+
+s("a bounded job run to its end, run again with a higher count at another parallelism: it goes on from where it ended", async () => {
+  const out: number[] = [];
+  const sink: SinkDef<number> = { kind: "test-collect", createWriter: async () => ({ write: (x) => { out.push(x); }, flush: async () => {}, close: async () => {} }) };
+  const run = async (parallelism: number, count: number) => {
+    const env = StreamEnvironment.create({ name: "grown-count", nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: "heap" }, { log: () => {} });
+    try {
+      env.fromSource(Sources.generator({ count, make: (i) => i }), { uid: "gen" }).sinkTo(sink, { uid: "out" });
+      await finishOrStopWithSavepoint(await env.executeAsync());
+    } finally {
+      await env.close();
+    }
+  };
+  await run(2, 3000);
+  assert.equal(sorted(out), range(3000));
+  out.length = 0;
+  await run(3, 5000);
+  assert.equal(sorted(out), range(2000).map((i) => 3000 + i), "the 2,000 new records, none of the first run's");
+});
 
 s.run();

@@ -6,6 +6,9 @@
 // multiple of the parallelism, and dealt out (split j to subtask j mod p), as Flink's NumberSequenceSource
 // reassigns its splits.
 // A subtask reads its splits' indexes in increasing order (an array source at parallelism 1 keeps order).
+// A split read to the source's end stays in the state with its position: restored under a larger end (a
+// bounded generator's job run again with a higher count, or unbounded, an array that grew) it goes on
+// from there instead of being read from the start or not at all.
 
 import type { SourceContext } from "../contracts/connectors.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -34,30 +37,36 @@ export function assignedSplits(ctx: SourceContext, kind: string, end: number, le
   const p = ctx.parallelism;
   if (raw === undefined) return [[ctx.subtaskIndex, p]];
   const states = Array.isArray(raw) ? raw : [raw];
-  const live = (state: unknown, oldIndex: number): IndexSplit[] => {
+  const restored = (state: unknown, oldIndex: number): readonly IndexSplit[] => {
     const splits = splitsOf(state, oldIndex, states.length, legacy);
     if (splits === undefined) throw new WeirError(ErrorCode.Source, `Sources.${kind} (${ctx.operatorName}): restored state ${JSON.stringify(state)?.slice(0, 60)} is not this source's`);
-    return splits.filter(([next]) => next < end);
+    return splits;
   };
   // At the same parallelism only its own (a hybrid source restored in different parts passes no state for
   // the subtasks in another part).
-  if (states.length === p) return live(states[ctx.subtaskIndex], ctx.subtaskIndex);
-  let pool = states.flatMap(live);
-  // Cut each split into m so that the count is a multiple of p: every subtask gets as many.
-  const m = pool.length === 0 ? 1 : p / gcd(pool.length, p);
-  if (m > 1) pool = pool.flatMap(([next, stride]) => Array.from({ length: m }, (_, r): IndexSplit => [next + r * stride, stride * m])).filter(([next]) => next < end);
-  return pool.filter((_, j) => j % p === ctx.subtaskIndex);
+  if (states.length === p) return [...restored(states[ctx.subtaskIndex], ctx.subtaskIndex)];
+  const all = states.flatMap(restored);
+  let live = all.filter(([next]) => next < end);
+  // Cut each split with indexes left into m so that their count is a multiple of p: every subtask gets as
+  // many. Finished ones are dealt out as they are (nothing to share now, positions to keep).
+  const m = live.length === 0 ? 1 : p / gcd(live.length, p);
+  if (m > 1) live = live.flatMap(([next, stride]) => Array.from({ length: m }, (_, r): IndexSplit => [next + r * stride, stride * m]));
+  const finished = all.filter(([next]) => next >= end);
+  const mine = (_: IndexSplit, j: number) => j % p === ctx.subtaskIndex;
+  return [...live.filter(mine), ...finished.filter(mine)];
 }
 
-/** Reads a subtask's splits in increasing index order. */
+/** Reads a subtask's splits in increasing index order; the state keeps the finished ones too. */
 export class IndexCursor {
   private readonly next: number[];
   private readonly stride: number[];
+  private readonly finished: IndexSplit[];
 
   constructor(splits: readonly IndexSplit[], private readonly end: number) {
     const live = splits.filter(([n]) => n < end);
     this.next = live.map(([n]) => n);
     this.stride = live.map(([, s]) => s);
+    this.finished = splits.filter(([n]) => n >= end);
   }
 
   get done(): boolean { return this.next.length === 0; }
@@ -72,7 +81,7 @@ export class IndexCursor {
       use(this.next[k]!);
       taken++;
       this.next[k]! += this.stride[k]!;
-      if (this.next[k]! >= this.end) this.drop(k);
+      if (this.next[k]! >= this.end) this.finish(k);
     }
     return taken;
   }
@@ -84,15 +93,16 @@ export class IndexCursor {
     let taken = 0;
     for (; taken < max && n < this.end; taken++, n += stride) use(n);
     this.next[0] = n;
-    if (n >= this.end) this.drop(0);
+    if (n >= this.end) this.finish(0);
     return taken;
   }
 
   state(): IndexSplitsState {
-    return { splits: this.next.map((n, k): IndexSplit => [n, this.stride[k]!]) };
+    return { splits: [...this.next.map((n, k): IndexSplit => [n, this.stride[k]!]), ...this.finished] };
   }
 
-  private drop(k: number): void {
+  private finish(k: number): void {
+    this.finished.push([this.next[k]!, this.stride[k]!]);
     this.next.splice(k, 1);
     this.stride.splice(k, 1);
   }
