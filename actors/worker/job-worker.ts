@@ -156,7 +156,9 @@ export class JobWorker {
     this.lease = new LeaderLease(this.log, this.id, { leaseMs: this.job.heartbeatTimeoutMs }, {
       onElected: (epoch) => this.actor.send({ type: "ELECTED", epoch }),
       onDeposed: (reason) => this.actor.send({ type: "DEPOSED", reason }),
-      onLeaderSeen: () => { this.leaderSeenAt = performance.now(); },
+      // A leader seen in the log is asked at once, not at the next look (up to heartbeatIntervalMs away): a
+      // crashed process's leader record, found by the `weir run` that replaces it, then frees the lease sooner.
+      onLeaderSeen: () => { this.leaderSeenAt = performance.now(); this.fence.ask(); },
       onRecord: (record, seq) => {
         this.leaderSeenAt = performance.now();
         // What the log held when this worker started belongs to an earlier run (or this run's past): only
