@@ -128,19 +128,25 @@ const jobSources = {
   generator: () => Sources.generator({ count: 6000, ratePerSec: 3000, make: (i) => i }),
   "hybrid of two generators": () => Sources.hybrid(Sources.generator({ count: 4000, ratePerSec: 3000, make: (i) => i }), Sources.generator({ count: 2000, make: (i) => 4000 + i })),
 };
+/**
+ * One run of job `name` (source `gen` into a sink appending to `out`, checkpoints every 200 ms) at
+ * `parallelism`: to its end, or stopped with a savepoint after `stopAfter` records.
+ */
+async function runJob(name: string, source: SourceDef<number>, parallelism: number, out: number[], stopAfter?: number): Promise<void> {
+  const sink: SinkDef<number> = { kind: "test-collect", createWriter: async () => ({ write: (x) => { out.push(x); }, flush: async () => {}, close: async () => {} }) };
+  const env = StreamEnvironment.create({ name, nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: "heap" }, { log: () => {} });
+  try {
+    env.fromSource(source, { uid: "gen" }).sinkTo(sink, { uid: "out" });
+    await finishOrStopWithSavepoint(await env.executeAsync(), stopAfter);
+  } finally {
+    await env.close();
+  }
+}
+
 for (const [kind, source] of Object.entries(jobSources)) {
   s(`a job with a ${kind} stopped with a savepoint at 2, resumed at 3, then run to its end at 1: every record once`, async () => {
     const out: number[] = [];
-    const sink: SinkDef<number> = { kind: "test-collect", createWriter: async () => ({ write: (x) => { out.push(x); }, flush: async () => {}, close: async () => {} }) };
-    const run = async (parallelism: number, stopAfter?: number) => {
-      const env = StreamEnvironment.create({ name: `rescale-${kind.length}`, nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: "heap" }, { log: () => {} });
-      try {
-        env.fromSource(source(), { uid: "gen" }).sinkTo(sink, { uid: "out" });
-        await finishOrStopWithSavepoint(await env.executeAsync(), stopAfter);
-      } finally {
-        await env.close();
-      }
-    };
+    const run = (parallelism: number, stopAfter?: number) => runJob(`rescale-${kind.length}`, source(), parallelism, out, stopAfter);
     await run(2, 1500);
     const first = out.length;
     await run(3, 1500);
@@ -152,16 +158,7 @@ for (const [kind, source] of Object.entries(jobSources)) {
 
 s("a bounded job run to its end, run again with a higher count at another parallelism: it goes on from where it ended", async () => {
   const out: number[] = [];
-  const sink: SinkDef<number> = { kind: "test-collect", createWriter: async () => ({ write: (x) => { out.push(x); }, flush: async () => {}, close: async () => {} }) };
-  const run = async (parallelism: number, count: number) => {
-    const env = StreamEnvironment.create({ name: "grown-count", nats: nats.url, parallelism, checkpointIntervalMs: 200, stateBackend: "heap" }, { log: () => {} });
-    try {
-      env.fromSource(Sources.generator({ count, make: (i) => i }), { uid: "gen" }).sinkTo(sink, { uid: "out" });
-      await finishOrStopWithSavepoint(await env.executeAsync());
-    } finally {
-      await env.close();
-    }
-  };
+  const run = (parallelism: number, count: number) => runJob("grown-count", Sources.generator({ count, make: (i) => i }), parallelism, out);
   await run(2, 3000);
   assert.equal(sorted(out), range(3000));
   out.length = 0;
