@@ -72,7 +72,7 @@ s("every entry's value lands in KV (one message or chunked) and the entry is cle
     gone.value = undefined;
     await writeWave(remote, cache, [gone], concurrency, (e) => ({ entry: e, json: undefined, version: e.version }));
     assert.is(await remote.read("k0"), undefined);
-    assert.is(cache.peek("k0"), undefined);
+    assert.is(cache.peek("k0", 0), undefined);
   } finally {
     pipe.close();
   }

@@ -180,10 +180,38 @@ s("KV cache: an erased entry leaves only when absent, clean, unpinned and still 
   assert.ok(cache.dropErased(absent) && cache.dropErased(index), "an absent value and an empty map index leave");
   assert.is(cache.size, 3);
   assert.is(cache.bytes, bytes - absent.bytes - index.bytes);
-  assert.is(cache.peek("absent"), undefined);
+  assert.is(cache.peek("absent", 0), undefined);
   assert.equal(evicted, [], "not an eviction: KV holds nothing under the key, misses may read it as absent");
   pinned.pins = 0;
   assert.ok(cache.dropErased(pinned), "once unpinned");
+});
+
+s("KV cache: entries live in their key group's Map, are bounded together, and the CLOCK hand goes round every group", () => {
+  const evicted: string[] = [];
+  const cache = new StateCache(6, 1 << 30, (k) => evicted.push(k), 64); // a backend whose key groups start at 64
+  const entry = (key: string, keyGroup: number) => { const e = new CacheEntry(key, EntryKind.Value, keyGroup, 1, 0); cache.insert(e); return e; };
+  for (const [key, group] of [["a", 64], ["b", 64], ["c", 64], ["d", 65], ["e", 65], ["f", 70], ["g", 70], ["h", 70]] as const) entry(key, group);
+  assert.is(cache.size, 8);
+  assert.is(cache.peek("d", 65)?.key, "d");
+  assert.is(cache.peek("d", 64), undefined, "looked up in its own key group");
+  assert.is(cache.touch("h", 71), undefined);
+  assert.ok(cache.evict(), "within bounds again");
+  assert.is(cache.size, 6);
+  assert.equal(evicted, ["a", "b"], "a first lap clears every reference bit; the second evicts in the hand's order");
+  entry("i", 66);
+  entry("j", 66);
+  cache.touch("d", 65);
+  assert.ok(cache.evict());
+  assert.equal(evicted, ["a", "b", "c", "e"], "d was used since the hand passed: a second chance; i and j are new");
+  assert.equal(["c", "d", "e", "i", "j"].map((k) => cache.peek(k, k === "d" || k === "e" ? 65 : k === "c" ? 64 : 66) !== undefined), [false, true, false, true, true]);
+  const d = cache.peek("d", 65)!;
+  d.value = undefined;
+  assert.ok(cache.dropErased(d), "an erased entry leaves its own key group's Map");
+  assert.is(cache.size, 5);
+  assert.throws(() => entry("x", 63), /key group 63 is not one of this backend's/);
+  cache.clear();
+  assert.is(cache.size, 0);
+  assert.is(cache.peek("f", 70), undefined);
 });
 
 s("heap backend: cleared state leaves nothing behind (no tombstones)", () => {

@@ -83,7 +83,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     this.remote = new RemoteValues(options.pipe, options.maxPayload);
     const fresh = options.bucketWasEmpty ? new FreshBucketKeys() : undefined;
     this.fresh = fresh;
-    this.cache = new StateCache(options.config.cacheMaxEntries, options.config.cacheMaxBytes, fresh && ((key) => fresh.onEvict(key)));
+    this.cache = new StateCache(options.config.cacheMaxEntries, options.config.cacheMaxBytes, fresh && ((key) => fresh.onEvict(key)), this.keyGroupRange.start);
     if (options.config.durability === "checkpoint") {
       if (!options.changelog) throw new StateAccessError("durability \"checkpoint\" needs a changelog stream");
       this.checkpoints = new KvCheckpoints(
@@ -207,7 +207,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
       return this.writeBack.afterWrites();
     }
     if (e !== undefined) e.ref = true;
-    else e = this.cache.touch(keyOfMemo(memo));
+    else e = this.cache.touch(keyOfMemo(memo), address.keyGroup);
     if (e !== undefined) this.counters.hits++;
     else if (this.cache.overLimit) {
       // A full cache takes no new entry here (the batch that writes makes room). A key KV cannot hold
@@ -229,7 +229,7 @@ export class JetStreamKvStateBackend implements KeyedStateBackend {
     // A new job's empty cache over an empty bucket (what a backlog bootstraps from): no key to build.
     if (this.cache.size === 0 && this.loader.reading === 0 && this.fresh?.empty === true) return true;
     const key = this.baseKeyOf(address);
-    const e = this.cache.peek(key);
+    const e = this.cache.peek(key, address.keyGroup);
     if (e !== undefined) return e.kind === EntryKind.Value && e.value === undefined;
     return this.fresh !== undefined && !this.loader.isReading(key) && this.fresh.isAbsent(key);
   }

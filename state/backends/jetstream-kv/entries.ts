@@ -18,6 +18,8 @@ export interface ScanSlice {
   readonly keys: string[];
   readonly more: boolean;
   readonly entryKeys: string[];
+  /** The map's key group (its entries' too). */
+  readonly keyGroup: number;
 }
 
 export function kindConflict(address: StateAddress): StateAccessError {
@@ -41,7 +43,7 @@ export class CachedEntries {
   /** The entry to write: the cached one, or a new one (a plain write replaces the value whole, no read needed). */
   private writable(key: string, kind: EntryKind, keyGroup: number, address: StateAddress): CacheEntry {
     this.loader.supersede(key);
-    let e = this.cache.touch(key);
+    let e = this.cache.touch(key, keyGroup);
     if (e === undefined) {
       // A key KV cannot hold (read as absent without a cache entry, or never read) needs no erase request
       // if its value is removed before a flush wrote it.
@@ -104,14 +106,14 @@ export class CachedEntries {
   /** The keys of the page a Scan request asks for, from the map's index (pinned in the cache). */
   scanSlice(index: CacheEntry, base: string, address: StateAddress, cursor: string | undefined, limit: number | undefined): ScanSlice {
     const page = index.index.page(cursor, scanLimit(limit, DEFAULT_SCAN_LIMIT));
-    return { ...page, entryKeys: page.keys.map((k) => mapEntryKey(base, k, address)) };
+    return { ...page, entryKeys: page.keys.map((k) => mapEntryKey(base, k, address)), keyGroup: address.keyGroup };
   }
 
   /** The page, once every entry of it is in the cache. Entries whose value is absent are left out. */
   buildPage(page: ScanSlice): ScanPage {
     const entries: Array<readonly [string, unknown]> = [];
     for (let i = 0; i < page.keys.length; i++) {
-      const e = this.cache.touch(page.entryKeys[i]!);
+      const e = this.cache.touch(page.entryKeys[i]!, page.keyGroup);
       if (e === undefined) throw new StateAccessError(`internal: map entry ${page.entryKeys[i]} is not in the cache`);
       this.counters.hits++;
       if (e.value !== undefined) entries.push([page.keys[i]!, e.value]);

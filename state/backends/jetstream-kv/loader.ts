@@ -49,7 +49,7 @@ export class EntryLoader {
   pinCached(needs: Iterable<Need>): Need[] {
     const missing: Need[] = [];
     for (const n of needs) {
-      let e = this.cache.touch(n.key);
+      let e = this.cache.touch(n.key, n.keyGroup);
       if (e !== undefined) this.counters.hits++;
       else e = this.knownAbsent(n.key, n.kind, n.keyGroup);
       if (e !== undefined) { e.pins++; n.entry = e; } else missing.push(n);
@@ -79,7 +79,7 @@ export class EntryLoader {
       for (let i = 0; i < missing.length; i++) {
         const n = missing[i]!;
         if (results[i] !== undefined) { n.error = results[i]; continue; }
-        const e = this.cache.touch(n.key);
+        const e = this.cache.touch(n.key, n.keyGroup);
         // Evicted by another batch between its arrival and now: fetch again (rare; needs a cache smaller than the batches in flight).
         if (e === undefined) again.push(n); else { e.pins++; n.entry = e; }
       }
@@ -103,7 +103,7 @@ export class EntryLoader {
 
   private readInto(key: string, kind: EntryKind, keyGroup: number, f: Fetch): Promise<CacheEntry> {
     return this.remote.read(key).then((stored) => {
-      const cached = this.cache.peek(key);
+      const cached = this.cache.peek(key, keyGroup);
       if (cached === undefined && f.superseded) {
         // Written, flushed and evicted while we read: what we read may be older. Read again.
         f.superseded = false;
@@ -126,7 +126,7 @@ export class EntryLoader {
   /** The keys of `keys` not in the cache, as needs to fetch. */
   uncached(keys: readonly string[], keyGroup: number): Need[] {
     const missing: Need[] = [];
-    for (const key of keys) if (this.cache.peek(key) === undefined) missing.push(new Need(key, EntryKind.Value, keyGroup));
+    for (const key of keys) if (this.cache.peek(key, keyGroup) === undefined) missing.push(new Need(key, EntryKind.Value, keyGroup));
     return missing;
   }
 }
