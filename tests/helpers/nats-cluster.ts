@@ -6,6 +6,7 @@
 //   const cluster = await startCluster(3); try { ... } finally { await cluster.stop(); }
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -97,10 +98,35 @@ export interface ClusterOptions {
   readonly logDir?: string;
 }
 
+/**
+ * Listens on `ports` (those free) while their server is down, dropping every connection at once (the other
+ * nodes' routes retry as against a closed port): a port left free while its node was killed was once taken
+ * by another test's server picking a free port, and the restart failed with "address already in use".
+ */
+async function holdPorts(ports: readonly number[]): Promise<{ release(): Promise<void> }> {
+  const held: Server[] = [];
+  for (const port of ports) {
+    const server = createServer((socket) => socket.destroy());
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (ok) held.push(server);
+  }
+  return { release: () => Promise.all(held.map((h) => new Promise<void>((resolve) => h.close(() => resolve())))).then(() => undefined) };
+}
+
 export async function startCluster(n = 3, options: ClusterOptions = {}): Promise<NatsCluster> {
   const root = mkdtempSync(join(tmpdir(), "weir-cluster-"));
   if (options.logDir !== undefined) mkdirSync(options.logDir, { recursive: true });
   const servers: Array<NatsServerProcess | undefined> = [];
+  /** The ports of killed servers, held until their restart (holdPorts). */
+  const holds: Array<{ release(): Promise<void> } | undefined> = [];
+  const release = async (i: number) => {
+    const h = holds[i];
+    holds[i] = undefined;
+    await h?.release();
+  };
   const clusterPorts: number[] = [];
   const clientPorts: number[] = [];
   const name = `weir-test-${process.pid}`;
@@ -125,6 +151,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
     throw lastError;
   };
   const stop = async () => {
+    await Promise.all(holds.map((_, i) => release(i)));
     await Promise.all(servers.map((s) => s?.stop()));
     rmSync(root, { recursive: true, force: true });
   };
@@ -150,6 +177,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       servers[i] = undefined;
       if (signal === "SIGKILL") await s?.kill();
       else await s?.signal(signal);
+      if (s !== undefined && signal === "SIGKILL" && holds[i] === undefined) holds[i] = await holdPorts([clusterPorts[i]!, clientPorts[i]!]);
     },
     async restart(i) {
       await servers[i]?.kill();
@@ -157,6 +185,7 @@ export async function startCluster(n = 3, options: ClusterOptions = {}): Promise
       let last: unknown;
       for (let attempt = 0; attempt < 20 && !servers[i]; attempt++) {
         try {
+          await release(i);
           servers[i] = await launch(i, true);
         } catch (e) {
           last = e;
