@@ -1,5 +1,7 @@
-// Addresses of a handle's requests, built once per handle (not per call): the hot path allocates nothing
-// for value, list, reducing and aggregating states.
+// Addresses of a handle's requests, built once per handle (not per call), on which backends memoize what
+// the key resolves to. The requests themselves are made per call: a young object costs less than loading
+// one kept per key, which with many keys misses the CPU's caches (bench/prof-keyed.ts heap, 10k keys:
+// ~5% more records/s than a Get request kept on each handle).
 
 import type { KeyScope, StateAddress } from "../contracts.ts";
 

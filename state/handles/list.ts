@@ -1,33 +1,26 @@
-import type { KeyScope, ListState, ListStateDescriptor, GetRequest, StateAddress, StateRequestHandler } from "../contracts.ts";
+import type { KeyScope, ListState, ListStateDescriptor, StateAddress, StateRequestHandler } from "../contracts.ts";
 import { stateRequest } from "../requests.ts";
 import { StateCodecError } from "../errors.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
-import { read, written } from "./submit.ts";
+import { read, written, type StoredValueDecoder } from "./submit.ts";
 
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
-export class ListStateHandle<T> implements ListState<T> {
-  /**
-   * Built once per handle (a handle serves every record of its key), bound rather than an arrow field: the
-   * tsx loader names arrow fields (esbuild's keepNames), a defineProperty per handle (~0.3 KB each).
-   */
-  private readonly decoder = this.decodeList.bind(this);
+export class ListStateHandle<T> implements StoredValueDecoder<T[] | undefined>, ListState<T> {
   private readonly address: StateAddress;
-  /** Built once: every read of this handle is the same request. */
-  private readonly getRequest: GetRequest;
   readonly state: string;
 
   constructor(private readonly descriptor: ListStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
     this.state = descriptor.name;
     this.address = baseAddress(descriptor.name, scope);
-    this.getRequest = stateRequest.get(this.address);
   }
 
   get(): Promise<T[] | undefined> {
-    return read(this.handler, this.getRequest, this.decoder);
+    return read(this.handler, stateRequest.get(this.address), this);
   }
 
-  private decodeList(stored: unknown): T[] | undefined {
+  /** The stored value as the handle's reads answer it (StoredValueDecoder). */
+  decodeStored(stored: unknown): T[] | undefined {
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored)) {
       throw new StateCodecError(this.state, this.scope.key, "read", [`stored list is not an array: ${typeof stored}`]);

@@ -9,12 +9,21 @@ const done = (): void => undefined;
 /** What a write answered at once resolves to: one shared promise (it carries no value). */
 const WRITTEN: Promise<void> = Promise.resolve();
 
-/** Sends `get` (a Get request); `decode` turns the stored value (undefined: absent) into the answer. */
-export function read<R>(handler: StateRequestHandler, get: GetRequest, decode: (stored: unknown) => R): Promise<R> {
+/**
+ * What turns a stored value (undefined: absent) into a read's answer: the handle itself, whose method it is.
+ * Not a function per handle: a bound function is one more object per key, and with many keys one more
+ * memory load per read that misses the CPU's caches.
+ */
+export interface StoredValueDecoder<R> {
+  decodeStored(stored: unknown): R;
+}
+
+/** Sends `get` (a Get request); `decoder` turns the stored value into the answer. */
+export function read<R>(handler: StateRequestHandler, get: GetRequest, decoder: StoredValueDecoder<R>): Promise<R> {
   try {
     const stored = handler.tryNow(get);
-    if (stored === NOT_APPLIED) return handler.submit(get).then(decode);
-    return stored instanceof Promise ? stored.then(decode) : Promise.resolve(decode(stored));
+    if (stored === NOT_APPLIED || stored instanceof Promise) return (stored === NOT_APPLIED ? handler.submit(get) : stored).then((s) => decoder.decodeStored(s));
+    return Promise.resolve(decoder.decodeStored(stored));
   } catch (e) {
     return Promise.reject(e);
   }

@@ -1,28 +1,20 @@
-import type { KeyScope, GetRequest, StateAddress, StateRequestHandler, ValueState, ValueStateDescriptor } from "../contracts.ts";
+import type { KeyScope, StateAddress, StateRequestHandler, ValueState, ValueStateDescriptor } from "../contracts.ts";
 import { stateRequest } from "../requests.ts";
-import { read, written } from "./submit.ts";
+import { read, written, type StoredValueDecoder } from "./submit.ts";
 import { baseAddress } from "./address.ts";
 import { decodeWith, encodeWith } from "./codec.ts";
 
-export class ValueStateHandle<T> implements ValueState<T> {
-  /**
-   * Built once per handle (a handle serves every record of its key), bound rather than an arrow field: the
-   * tsx loader names arrow fields (esbuild's keepNames), a defineProperty per handle (~0.3 KB each).
-   */
-  private readonly decoder = this.decode.bind(this);
+export class ValueStateHandle<T> implements StoredValueDecoder<T | undefined>, ValueState<T> {
   private readonly address: StateAddress;
-  /** Built once: every read of this handle is the same request. */
-  private readonly getRequest: GetRequest;
   readonly state: string;
 
   constructor(private readonly descriptor: ValueStateDescriptor<T>, readonly scope: KeyScope, private readonly handler: StateRequestHandler) {
     this.state = descriptor.name;
     this.address = baseAddress(descriptor.name, scope);
-    this.getRequest = stateRequest.get(this.address);
   }
 
   value(): Promise<T | undefined> {
-    return read(this.handler, this.getRequest, this.decoder);
+    return read(this.handler, stateRequest.get(this.address), this);
   }
 
   update(value: T | undefined): Promise<void> {
@@ -37,7 +29,8 @@ export class ValueStateHandle<T> implements ValueState<T> {
     return written(this.handler, stateRequest.put(this.address, undefined));
   }
 
-  private decode(stored: unknown): T | undefined {
+  /** The stored value as the handle's reads answer it (StoredValueDecoder). */
+  decodeStored(stored: unknown): T | undefined {
     return stored === undefined ? undefined : decodeWith(this.descriptor.codec, stored, this);
   }
 }
