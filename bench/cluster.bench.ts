@@ -138,7 +138,11 @@ async function longestOutputPause(urls: readonly string[], stream: string, from:
 }
 
 async function throughput(ctx: BenchContext): Promise<BenchRow[]> {
-  const total = Math.max(10_000, Math.round(100_000 * ctx.scale));
+  // 400k records: a run also pays a fixed cost (creating its streams and buckets, R3 groups at natsReplicas
+  // 3, and its final checkpoint), ~1.5-2.5 s more at R3. Over 100k records the R1 run took ~2.6 s once the
+  // keyed path got faster, so the row measured that start-up more than replication's cost on throughput
+  // (0.29-0.31 on 2026-12-05; 0.79-0.84 over 400k records in a script the same day).
+  const total = Math.max(10_000, Math.round(400_000 * ctx.scale));
   const cluster = await startCluster(3);
   const url = cluster.urls.join(",");
   const nc = await connect({ servers: [...cluster.urls] });
