@@ -37,6 +37,17 @@ export class StateAccessError extends WeirError {
   }
 }
 
+/**
+ * A conditional KV write refused: the key changed since this backend last read or wrote it, so another
+ * writer (the subtask that took the key group over) holds it now. The write changed nothing.
+ */
+export class StateWriteConflictError extends StateAccessError {
+  constructor(readonly bucket: string, readonly kvKey: string, readonly expectedSeq: number, options?: { cause?: unknown }) {
+    super(`KV key ${kvKey} of bucket ${bucket} was written by another writer since this subtask last read or wrote it (it expected the key's message ${expectedSeq === 0 ? "to be absent" : `#${expectedSeq}`}): its key group belongs to another subtask now (was this worker frozen and fenced?); the write was refused`, options);
+    this.name = "StateWriteConflictError";
+  }
+}
+
 /** A checkpoint's state that this backend cannot restore (another backend's, older than what KV holds, gone). */
 export class StateRestoreError extends WeirError {
   constructor(message: string, options?: { cause?: unknown }) {

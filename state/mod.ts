@@ -17,7 +17,7 @@ export {
   StateTuningCodec,
   type StateBackendConfig,
 } from "./config.ts";
-export { StateAccessError, StateCodecError, StateLimitError, StateRestoreError } from "./errors.ts";
+export { StateAccessError, StateCodecError, StateLimitError, StateRestoreError, StateWriteConflictError } from "./errors.ts";
 export {
   assignToKeyGroup,
   canonicalJson,

@@ -14,6 +14,7 @@ import { connectTo, freshJob, openBackend, scopeOf } from "./state-support.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
 import { KvPipe } from "../state/backends/jetstream-kv/pipe.ts";
 import { RemoteValues, type StoredEntry } from "../state/backends/jetstream-kv/remote-values.ts";
+import { StateWriteConflictError } from "../state/errors.ts";
 
 const s = suite("jetstream-kv state backend: removed state leaves no markers");
 const server = withServer(s);
@@ -73,14 +74,17 @@ s("a chunked value replaced by a small one, then cleared: no chunk or marker sta
   }
 });
 
-s("an entry erased by the sequence it was stored under; rewritten meanwhile by another writer, it is still erased", async () => {
+s("an entry erased by the sequence it was stored under; already deleted by an earlier attempt, the erase is done; rewritten meanwhile by another writer, it is erased (in one process) or refused (through a worker's fence)", async () => {
   const names = freshJob();
   await ensureStateBucket(nc, names.stateBucket);
   const pipe = new KvPipe(nc, names.stateBucket, { getWindow: 16, writeWindow: 16, timeoutMs: 10_000 });
+  const fencedPipe = new KvPipe(nc, names.stateBucket, { getWindow: 16, writeWindow: 16, timeoutMs: 10_000, mayWrite: () => true });
   const remote = new RemoteValues(pipe, nc.info!.max_payload);
+  const fenced = new RemoteValues(fencedPipe, nc.info!.max_payload);
   const data = new TextEncoder().encode("42");
+  const entry = (key: string): StoredEntry => ({ key, chunks: undefined, kvHolds: undefined, kvSeq: undefined });
   try {
-    const mine: StoredEntry = { key: "a", chunks: undefined, kvHolds: undefined, kvSeq: undefined };
+    const mine = entry("a");
     await remote.store(mine, data);
     assert.ok(mine.kvSeq !== undefined && mine.kvSeq > 0, "the stored message's sequence is kept");
     await remote.erase(mine);
@@ -88,14 +92,32 @@ s("an entry erased by the sequence it was stored under; rewritten meanwhile by a
     assert.is(await bucketMessages(names), 0, "nothing left behind");
     assert.is(await pipe.deleteSeq(1), false, "a sequence no longer in the stream is reported, not an error");
 
-    const stale: StoredEntry = { key: "b", chunks: undefined, kvHolds: undefined, kvSeq: undefined };
+    for (const values of [remote, fenced]) {
+      const repeated = entry("c");
+      await values.store(repeated, data);
+      assert.is(await pipe.deleteSeq(repeated.kvSeq!), true); // an earlier attempt of the erase that landed
+      await values.erase(repeated);
+      assert.is(repeated.kvHolds, false);
+    }
+
+    const stale = entry("b");
     await remote.store(stale, data);
     await pipe.put("b", new TextEncoder().encode("43")); // replaces the message `stale` knows
     await remote.erase(stale);
-    assert.is(await pipe.get("b"), undefined, "the newer value is gone too");
+    assert.is(await pipe.get("b"), undefined, "in one process the newer value is gone too");
     assert.is(await bucketMessages(names), 0);
+
+    // Through a worker's fence, another writer of the key owns it now (state/backends/jetstream-kv/remote-values.ts).
+    const left = entry("d");
+    await fenced.store(left, data);
+    await pipe.put("d", new TextEncoder().encode("43"));
+    const refused = await fenced.erase(left).then(() => undefined, (e: unknown) => e);
+    assert.instance(refused, StateWriteConflictError);
+    assert.match((refused as Error).message, /KV key d of bucket .* was written by another writer/);
+    assert.is(new TextDecoder().decode(await pipe.get("d")), "43", "the other writer's value stays");
   } finally {
     pipe.close();
+    fencedPipe.close();
   }
 });
 

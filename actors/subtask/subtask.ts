@@ -7,6 +7,7 @@
 
 import { isKeyedOperator } from "../../runtime/graph/stream-graph.ts";
 import { KeyGroupRange } from "../../state/key-groups.ts";
+import { StateWriteConflictError } from "../../state/errors.ts";
 import type { SourceReader } from "../../runtime/contracts/connectors.ts";
 import { sortsBacklog } from "../../runtime/contracts/job-options.ts";
 import { ErrorCode, WeirError, describeError } from "../../runtime/core/errors.ts";
@@ -310,7 +311,14 @@ export class Subtask {
   }
 
   private fail(error: unknown): void {
-    if (this.isTerminal) return;
+    if (this.isTerminal) {
+      // A worker fenced while it wrote state: its late KV writes refused after its cancel (said once; the cancel stands).
+      if (error instanceof StateWriteConflictError && !this.conflictSaid) {
+        this.conflictSaid = true;
+        this.deps.log(`subtask ${this.id}, cancelled: ${error.message}`, { level: "warn" });
+      }
+      return;
+    }
     this.lifecycle.send({ type: "FAIL", error: describeError(error) });
     this.deps.onFailed(this, error);
   }
@@ -321,6 +329,8 @@ export class Subtask {
     this.outputs.close();
     void this.reader?.close().catch(() => {});
   }
+
+  private conflictSaid = false;
 
   /** Closing operators and state after a cancel or failure (discardOperators): what `cancel()` waits for. */
   private closing: Promise<void> | undefined;

@@ -42,6 +42,8 @@ export interface FrozenMaterializationRun {
   readonly regressedKeys: number;
   /** KV writes in the 700 ms after the thaw (before the rejoin's restore): the frozen worker's. */
   readonly writesAfterThaw: number;
+  /** Whether the thawed worker reported a KV write refused as a conflict (state/backends/jetstream-kv/remote-values.ts). */
+  readonly conflictReported: boolean;
   /** KV writes before the freeze, and the leader's while the follower was frozen. */
   readonly writesBeforeFreeze: number;
   readonly writesWhileFrozen: number;
@@ -91,7 +93,8 @@ export async function runFrozenMaterialization(url: string): Promise<FrozenMater
     for (const o of await readStream<Output>(nc, "OUT")) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o.n]);
     let regressedKeys = KEYS - byKey.size;
     for (const ns of byKey.values()) if (ns.sort((a, b) => a - b).join() !== "1,2,3") regressedKeys++;
-    return { regressedKeys, writesAfterThaw: thawed - last, writesBeforeFreeze: frozenAt - before, writesWhileFrozen: last - frozenAt };
+    const conflictReported = /was written by another writer/.test(follower.stderr() + follower.stdout());
+    return { regressedKeys, writesAfterThaw: thawed - last, writesBeforeFreeze: frozenAt - before, writesWhileFrozen: last - frozenAt, conflictReported };
   } finally {
     await stopAll(procs);
     await nc.close();

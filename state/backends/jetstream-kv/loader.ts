@@ -111,10 +111,9 @@ export class EntryLoader {
       }
       if (this.fetches.get(key) === f) this.fetches.delete(key);
       if (cached !== undefined) return cached; // written (or fetched) meanwhile: the cache is newer
-      const entry = stored instanceof ChunkedValue
-        ? decodeEntry(key, kind, keyGroup, stored.data)
-        : decodeEntry(key, kind, keyGroup, stored);
+      const entry = decodeEntry(key, kind, keyGroup, stored.data);
       if (stored instanceof ChunkedValue) entry.chunks = stored.chunks;
+      entry.kvSeq = stored.seq; // what a conditional write of the key expects (remote-values.ts)
       this.cache.insert(entry);
       return entry;
     }, (e: unknown) => {

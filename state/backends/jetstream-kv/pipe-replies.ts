@@ -10,31 +10,51 @@ const decoder = new TextDecoder();
 /** JetStream cannot answer for the stream now (no leader, no responder): the request may be sent again. */
 export class Unavailable extends StateAccessError {}
 
+/** A write's expectation refused (the server's JSStreamWrongLastSequenceErrF): the key changed meanwhile. */
+export class WrongLastSequence extends StateAccessError {}
+const WRONG_LAST_SEQUENCE = 10071;
+
+/** A key's message as read: its value (undefined: absent, or a delete or purge marker) and its stream sequence (0: no message). */
+export class StoredMessage {
+  constructor(readonly data: Uint8Array | undefined, readonly seq: number) {}
+}
+
+const NO_MESSAGE = new StoredMessage(undefined, 0);
+
 export function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
+  return parseGetMessage(msg, stream).data;
+}
+
+export function parseGetMessage(msg: Msg, stream: string): StoredMessage {
   const h = msg.headers;
   if (h && h.code !== 0) {
-    if (h.code === 404) return undefined;
+    if (h.code === 404) return NO_MESSAGE;
     if (h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
     throw new StateAccessError(`direct get from ${stream} failed: ${h.code} ${h.description}`);
   }
+  const seq = Number(h?.get("Nats-Sequence") ?? 0);
   const op = h?.get("KV-Operation");
-  if (op === "DEL" || op === "PURGE") return undefined;
-  return msg.data;
+  return new StoredMessage(op === "DEL" || op === "PURGE" ? undefined : msg.data, seq);
 }
 
 /** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
 export function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
+  return parseLeaderGetMessage(msg, stream).data;
+}
+
+export function parseLeaderGetMessage(msg: Msg, stream: string): StoredMessage {
   const h = msg.headers;
   if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
-  const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string }; error?: { code?: number; description?: string } };
+  const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string; seq?: number }; error?: { code?: number; description?: string } };
   if (r.error) {
-    if (r.error.code === 404) return undefined;
+    if (r.error.code === 404) return NO_MESSAGE;
     if (r.error.code === 503) throw new Unavailable(`reading from ${stream} failed: ${r.error.description ?? "unavailable"} (503)`);
     throw new StateAccessError(`reading from ${stream} failed: ${r.error.description ?? JSON.stringify(r.error)} (${r.error.code ?? "?"})`);
   }
+  const seq = r.message?.seq ?? 0;
   // A delete or purge marker carries its KV-Operation header; a value has none.
-  if (r.message?.hdrs && /KV-Operation:\s*(DEL|PURGE)/i.test(Buffer.from(r.message.hdrs, "base64").toString("latin1"))) return undefined;
-  return r.message?.data ? Buffer.from(r.message.data, "base64") : new Uint8Array(0);
+  if (r.message?.hdrs && /KV-Operation:\s*(DEL|PURGE)/i.test(Buffer.from(r.message.hdrs, "base64").toString("latin1"))) return new StoredMessage(undefined, seq);
+  return new StoredMessage(r.message?.data ? Buffer.from(r.message.data, "base64") : new Uint8Array(0), seq);
 }
 
 export function parseAck(msg: Msg, stream: string): number {
@@ -46,7 +66,8 @@ export function parseAck(msg: Msg, stream: string): number {
   const seq = pubAckSeq(msg.data);
   if (seq >= 0) return seq;
   // A PubAck ({ seq }) for puts, a purge response ({ success, purged }) for erasures.
-  const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; description?: string } };
+  const ack = JSON.parse(decoder.decode(msg.data)) as { seq?: number; error?: { code?: number; err_code?: number; description?: string } };
+  if (ack.error?.err_code === WRONG_LAST_SEQUENCE) throw new WrongLastSequence(`write to ${stream} refused: ${ack.error.description ?? "wrong last sequence"}`);
   if (ack.error?.code === 503) throw new Unavailable(`write to ${stream} failed: ${ack.error.description ?? "unavailable"} (503)`);
   if (ack.error) throw new StateAccessError(`write to ${stream} failed: ${ack.error.description ?? JSON.stringify(ack.error)} (${ack.error.code ?? "?"})`);
   return ack.seq ?? 0;

@@ -21,9 +21,10 @@
 
 import { createInbox, Empty, headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { onServerChanges, type StopWatching } from "../../../runtime/core/server-changes.ts";
-import { StateAccessError } from "../../errors.ts";
+import { StateAccessError, StateWriteConflictError } from "../../errors.ts";
 import { JETSTREAM_RETRY_BUDGET_MS } from "../jetstream-retry.ts";
-import { parseAck, parseDeleted, parseGet, parseLeaderGet, Unavailable } from "./pipe-replies.ts";
+import { expectation, Lane, type Pending } from "./pipe-lanes.ts";
+import { parseAck, parseDeleted, parseGet, parseGetMessage, parseLeaderGet, parseLeaderGetMessage, Unavailable, WrongLastSequence, type StoredMessage } from "./pipe-replies.ts";
 
 export interface KvPipeOptions {
   /** Gets in flight at most; more wait in order. Separate from writes, so a large flush does not delay reads. */
@@ -44,42 +45,6 @@ export interface KvPipeOptions {
    * fails the writes waiting (the worker was surely fenced; a close must not wait for them for ever). None: always.
    */
   readonly mayWrite?: () => boolean;
-}
-
-/** Requests of one kind waiting for a free slot, in order. */
-class Lane {
-  readonly waiting: Pending[] = [];
-  head = 0;
-  inflight = 0;
-  constructor(readonly window: number) {}
-  get queued(): number { return this.waiting.length - this.head; }
-  shift(): Pending {
-    const p = this.waiting[this.head]!;
-    this.waiting[this.head++] = undefined as unknown as Pending;
-    if (this.head > 1024 && this.head * 2 > this.waiting.length) {
-      this.waiting.splice(0, this.head);
-      this.head = 0;
-    }
-    return p;
-  }
-}
-
-interface Pending {
-  id: number;
-  readonly subject: string;
-  readonly payload: Uint8Array;
-  readonly headers: MsgHdrs | undefined;
-  readonly kind: "get" | "write";
-  /** Turns the reply into the request's result (throws to reject it). */
-  readonly parse: (msg: Msg, stream: string) => unknown;
-  sentAt: number;
-  /** When it was first sent (0: not yet), and the pause before its next retry. */
-  firstSentAt: number;
-  retryDelayMs: number;
-  /** Passed back to resolve and reject (putThen's caller's object; unused by promise requests). */
-  readonly tag: unknown;
-  readonly resolve: (v: unknown, tag: unknown) => void;
-  readonly reject: (e: unknown, tag: unknown) => void;
 }
 
 /** How often writes held by a closed fence (KvPipeOptions.mayWrite) look again. */
@@ -148,6 +113,12 @@ export class KvPipe {
     this.stopWatchingServers = options.leaderReads ? onServerChanges(nc, () => this.followUpAfter(performance.now())) : undefined;
   }
 
+  /** A replicated bucket (reads through the stream leader; no conditional writes: FACTS.md, KV compare-and-set). */
+  get replicated(): boolean { return this.options.leaderReads === true; }
+
+  /** Writes go through a fence (KvPipe.mayWrite): a worker's, whose key groups another worker may take over while it runs. */
+  get fenced(): boolean { return this.options.mayWrite !== undefined; }
+
   /** Writes waiting because the fence is closed (KvPipeOptions.mayWrite); 0 while it is open. */
   get writesFenced(): number { return this.fenceClosedSince === 0 ? 0 : this.writes.queued; }
 
@@ -161,19 +132,31 @@ export class KvPipe {
     return this.send(this.getPrefix + key, Empty, undefined, "get", parseGet) as Promise<Uint8Array | undefined>;
   }
 
-  /** Stores `data` under `key`; resolves with the stream sequence once the server acknowledged it. */
-  put(key: string, data: Uint8Array): Promise<number> {
+  /** `get` with the sequence of the key's message (0: none): what a conditional write of the key expects. */
+  read(key: string): Promise<StoredMessage> {
+    this.remoteReads++;
+    if (this.options.leaderReads) return this.send(this.getPrefix, encoder.encode(`{"last_by_subj":${JSON.stringify(this.putPrefix + key)}}`), undefined, "get", parseLeaderGetMessage) as Promise<StoredMessage>;
+    return this.send(this.getPrefix + key, Empty, undefined, "get", parseGetMessage) as Promise<StoredMessage>;
+  }
+
+  /**
+   * Stores `data` under `key`; resolves with the stream sequence once the server acknowledged it. With
+   * `expect`, only if the key's last message is still that one (0: the key holds none): the server checks
+   * it (Nats-Expected-Last-Subject-Sequence), and a refusal rejects with a StateWriteConflictError unless
+   * the key holds `data` already (a repeated write whose first attempt landed).
+   */
+  put(key: string, data: Uint8Array, expect?: number): Promise<number> {
     this.remoteWrites++;
-    return this.send(this.putPrefix + key, data, undefined, "write", parseAck) as Promise<number>;
+    return new Promise((resolve, reject) => this.enqueue(this.putPrefix + key, data, expectation(expect), "write", parseAck, undefined, resolve as Pending["resolve"], reject, expect));
   }
 
   /**
    * `put` without a promise: `stored(seq, tag)` once the server acknowledged it, or `failed(error, tag)`.
    * A flush's many writes share two functions instead of a promise, its closures and its reactions each.
    */
-  putThen<T>(key: string, data: Uint8Array, tag: T, stored: (seq: number, tag: T) => void, failed: (e: unknown, tag: T) => void): void {
+  putThen<T>(key: string, data: Uint8Array, tag: T, stored: (seq: number, tag: T) => void, failed: (e: unknown, tag: T) => void, expect?: number): void {
     this.remoteWrites++;
-    this.enqueue(this.putPrefix + key, data, undefined, "write", parseAck, tag, stored as Pending["resolve"], failed as Pending["reject"]);
+    this.enqueue(this.putPrefix + key, data, expectation(expect), "write", parseAck, tag, stored as Pending["resolve"], failed as Pending["reject"], expect);
   }
 
   /**
@@ -234,12 +217,12 @@ export class KvPipe {
     return new Promise((resolve, reject) => this.enqueue(subject, payload, h, kind, parse, undefined, resolve, reject));
   }
 
-  private enqueue(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"], tag: unknown, resolve: Pending["resolve"], reject: Pending["reject"]): void {
+  private enqueue(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, kind: Pending["kind"], parse: Pending["parse"], tag: unknown, resolve: Pending["resolve"], reject: Pending["reject"], expect?: number): void {
     if (this.closedReason) {
       reject(new StateAccessError(this.closedReason), tag);
       return;
     }
-    const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, tag, resolve, reject };
+    const p: Pending = { id: 0, subject, payload, headers: h, kind, parse, sentAt: 0, firstSentAt: 0, retryDelayMs: 0, expect, tag, resolve, reject };
     const lane = kind === "get" ? this.gets : this.writes;
     if (lane.inflight < lane.window && lane.queued === 0 && (lane === this.gets || this.fenceOpen())) this.transmit(p, lane);
     else lane.waiting.push(p);
@@ -275,7 +258,8 @@ export class KvPipe {
     try {
       result = p.parse(msg, this.stream);
     } catch (e) {
-      if (!(e instanceof Unavailable && this.retryLater(p))) p.reject(e, p.tag);
+      if (e instanceof WrongLastSequence && p.expect !== undefined) this.checkConflict(p, e);
+      else if (!(e instanceof Unavailable && this.retryLater(p))) p.reject(e, p.tag);
       this.pump();
       return;
     }
@@ -284,6 +268,19 @@ export class KvPipe {
     } finally {
       this.pump();
     }
+  }
+
+  /**
+   * A conditional put refused: the key changed since its writer saw it. Unless it holds `p`'s bytes now
+   * (the put was sent again, and its first attempt landed; or another writer stored the same value), the
+   * write is a conflict: another subtask owns the key now.
+   */
+  private checkConflict(p: Pending, refusal: WrongLastSequence): void {
+    const key = p.subject.slice(this.putPrefix.length);
+    this.read(key).then((now) => {
+      if (now.data !== undefined && Buffer.compare(now.data, p.payload) === 0) p.resolve(now.seq, p.tag);
+      else p.reject(new StateWriteConflictError(this.bucket, key, p.expect!, { cause: refusal }), p.tag);
+    }, (e: unknown) => p.reject(e, p.tag));
   }
 
   /** Sends `p` again after a pause (growing to 1 s) unless that would pass its retry budget; false: give up. */

@@ -5,10 +5,11 @@
 // never overwrite the chunks of the value a reader may be following.
 
 import { randomBytes } from "node:crypto";
-import { StateAccessError } from "../../errors.ts";
+import { StateAccessError, StateWriteConflictError } from "../../errors.ts";
 import { chunkKey } from "./keys.ts";
 import { payloadBudget } from "../payload-budget.ts";
 import type { KvPipe } from "./pipe.ts";
+import type { StoredMessage } from "./pipe-replies.ts";
 
 /** Where the chunks of a chunked value live, so that replacing the value can delete them. */
 export interface ChunkRef {
@@ -16,9 +17,9 @@ export interface ChunkRef {
   readonly n: number;
 }
 
-/** A value that was stored in chunks: its bytes, and where the chunks are. */
+/** A value that was stored in chunks: its bytes, where the chunks are, and the sequence of the key's manifest. */
 export class ChunkedValue {
-  constructor(readonly data: Uint8Array, readonly chunks: ChunkRef) {}
+  constructor(readonly data: Uint8Array, readonly chunks: ChunkRef, readonly seq: number) {}
 }
 
 interface Manifest { readonly weir: "chunks"; readonly id: string; readonly n: number; readonly bytes: number }
@@ -31,7 +32,7 @@ export interface StoredEntry {
   readonly key: string;
   chunks: ChunkRef | undefined;
   kvHolds: boolean | undefined;
-  /** Sequence of the message last stored under the key by this backend, when known. */
+  /** Sequence of the key's message as this backend last read or wrote it (0: none), when known. */
   kvSeq: number | undefined;
 }
 
@@ -41,20 +42,41 @@ export function noteStored(e: StoredEntry, seq: number): void {
   e.kvHolds = true;
 }
 
+/**
+ * A worker's writes of an entry's key (through its state write fence) are conditional on a bucket of one
+ * replica: each expects the key's message this backend last read or wrote (Nats-Expected-Last-Subject-
+ * Sequence), so a write that reaches the server only after another worker took the key group over and wrote
+ * the key (a worker frozen with writes in flight, `npm run bench fence`) is refused instead of setting the
+ * key back. Not on a replicated bucket, where 2.9.10 does not check the expectation safely (FACTS.md); not
+ * for an entry whose key this backend neither read nor wrote (a blind write, a restore's replay); and not in
+ * a job of one process, where no other writer can take a key over while the backend runs (the check costs
+ * the server a lookup per write: ~5% of a write-bound sorted backlog, docs/state.md).
+ */
 export class RemoteValues {
   /** Bytes per message: the server's max payload minus room for headers. */
   readonly chunkBytes: number;
+  private readonly conditional: boolean;
 
   constructor(private readonly pipe: KvPipe, maxPayload: number) {
     this.chunkBytes = payloadBudget(maxPayload, Number.POSITIVE_INFINITY, 1024);
+    this.conditional = pipe.fenced && !pipe.replicated;
   }
 
-  /** The stored bytes (a ChunkedValue when the value was split), or undefined when absent. */
-  read(key: string): Promise<Uint8Array | ChunkedValue | undefined> {
-    return this.pipe.get(key).then((head): Uint8Array | ChunkedValue | undefined | Promise<ChunkedValue> => (head === undefined || head.length === 0 || head[0] !== MANIFEST_MARK ? head : this.readChunks(key, head)));
+  /** The stored value (a ChunkedValue when the value was split; data undefined when absent) with its sequence. */
+  read(key: string): Promise<StoredMessage | ChunkedValue> {
+    return this.pipe.read(key).then((m): StoredMessage | Promise<ChunkedValue> => {
+      const head = m.data;
+      return head === undefined || head.length === 0 || head[0] !== MANIFEST_MARK ? m : this.readChunks(key, head, m.seq);
+    });
   }
 
-  private async readChunks(key: string, head: Uint8Array): Promise<ChunkedValue> {
+  /** The sequence a write of `e`'s key expects (0: no message), undefined for an unconditional write. */
+  private expected(e: StoredEntry): number | undefined {
+    if (!this.conditional) return undefined;
+    return e.kvSeq ?? (e.kvHolds === false ? 0 : undefined);
+  }
+
+  private async readChunks(key: string, head: Uint8Array, seq: number): Promise<ChunkedValue> {
     const manifest = JSON.parse(new TextDecoder().decode(head.subarray(1))) as Manifest;
     const parts = await Promise.all(Array.from({ length: manifest.n }, (_, i) => this.pipe.get(chunkKey(key, manifest.id, i))));
     const data = new Uint8Array(manifest.bytes);
@@ -66,18 +88,18 @@ export class RemoteValues {
       offset += part.length;
     }
     if (offset !== manifest.bytes) throw new StateAccessError(`KV key ${key}: chunks hold ${offset} bytes, the manifest says ${manifest.bytes}`);
-    return new ChunkedValue(data, { id: manifest.id, n: manifest.n });
+    return new ChunkedValue(data, { id: manifest.id, n: manifest.n }, seq);
   }
 
   /**
    * Writes `data` (chunked when needed) and then drops the chunks of the value it replaces. Resolves with
-   * the chunks written (if any) and the sequence of the key's own message.
+   * the chunks written (if any) and the sequence of the key's own message. `expect`: see KvPipe.put.
    */
-  async write(key: string, data: Uint8Array, previous: ChunkRef | undefined): Promise<{ chunks: ChunkRef | undefined; seq: number }> {
+  async write(key: string, data: Uint8Array, previous: ChunkRef | undefined, expect?: number): Promise<{ chunks: ChunkRef | undefined; seq: number }> {
     let written: ChunkRef | undefined;
     let seq: number;
     if (this.fitsOneMessage(data)) {
-      seq = await this.pipe.put(key, data);
+      seq = await this.pipe.put(key, data, expect);
     } else {
       const id = randomBytes(6).toString("hex");
       const n = Math.ceil(data.length / this.chunkBytes);
@@ -87,7 +109,7 @@ export class RemoteValues {
       const head = new Uint8Array(body.length + 1);
       head[0] = MANIFEST_MARK;
       head.set(body, 1);
-      seq = await this.pipe.put(key, head);
+      seq = await this.pipe.put(key, head, expect);
       written = { id, n };
     }
     if (previous) await this.dropChunks(key, previous);
@@ -97,7 +119,7 @@ export class RemoteValues {
   /** Writes an entry's value; KV holds the key afterwards. */
   store(e: StoredEntry, data: Uint8Array): Promise<void> {
     // A flush's values of one message replacing one message go through storeThen instead.
-    return this.write(e.key, data, e.chunks).then(({ chunks, seq }) => {
+    return this.write(e.key, data, e.chunks, this.expected(e)).then(({ chunks, seq }) => {
       e.chunks = chunks;
       noteStored(e, seq);
     });
@@ -109,7 +131,7 @@ export class RemoteValues {
    */
   storeThen<T extends { readonly entry: StoredEntry }>(w: T, data: Uint8Array, stored: (seq: number, w: T) => void, failed: (e: unknown, w: T) => void): boolean {
     if (w.entry.chunks !== undefined || !this.fitsOneMessage(data)) return false;
-    this.pipe.putThen(w.entry.key, data, w, stored, failed);
+    this.pipe.putThen(w.entry.key, data, w, stored, failed, this.expected(w.entry));
     return true;
   }
 
@@ -120,15 +142,21 @@ export class RemoteValues {
 
   /**
    * Removes an entry's value; no request at all when KV is known not to hold the key. The message this
-   * backend stored is deleted by its sequence (only the key group's owner writes the key, so it is the
-   * key's message); when that sequence is unknown (the value was read, not written) or no longer there,
-   * the key is purged by subject.
+   * backend read or stored is deleted by its sequence (only the key group's owner writes the key, so it is
+   * the key's message); when that sequence is unknown (a blind write's entry) or no longer there, the key
+   * is purged by subject. On a bucket of one replica a message no longer there must have been deleted by an
+   * earlier attempt of this delete: if the key holds a message, another writer owns it now (see RemoteValues).
    */
   async erase(e: StoredEntry): Promise<void> {
     if (e.kvHolds !== false || e.chunks) {
-      const deleted = e.kvSeq !== undefined && await this.pipe.deleteSeq(e.kvSeq);
+      const seq = e.kvSeq;
+      const deleted = seq !== undefined && seq > 0 && await this.pipe.deleteSeq(seq);
       if (deleted) { if (e.chunks) await this.dropChunks(e.key, e.chunks); }
-      else await this.remove(e.key, e.chunks);
+      else if (this.conditional && seq !== undefined && seq > 0) {
+        const now = await this.pipe.read(e.key);
+        if (now.seq !== 0) throw new StateWriteConflictError(this.pipe.bucket, e.key, seq);
+        if (e.chunks) await this.dropChunks(e.key, e.chunks);
+      } else await this.remove(e.key, e.chunks);
     }
     e.chunks = undefined;
     e.kvHolds = false;
