@@ -21,11 +21,8 @@ export class StoredMessage {
 
 const NO_MESSAGE = new StoredMessage(undefined, 0);
 
-export function parseGet(msg: Msg, stream: string): Uint8Array | undefined {
-  return parseGetMessage(msg, stream).data;
-}
-
-export function parseGetMessage(msg: Msg, stream: string): StoredMessage {
+/** A direct get's answer: the message in the reply (its sequence in `Nats-Sequence`), or 404: no such key. */
+export function parseGet(msg: Msg, stream: string): StoredMessage {
   const h = msg.headers;
   if (h && h.code !== 0) {
     if (h.code === 404) return NO_MESSAGE;
@@ -38,11 +35,7 @@ export function parseGetMessage(msg: Msg, stream: string): StoredMessage {
 }
 
 /** A `STREAM.MSG.GET` answer: `{ message: { data, hdrs } }` (base64) or `{ error }` (404: no such key). */
-export function parseLeaderGet(msg: Msg, stream: string): Uint8Array | undefined {
-  return parseLeaderGetMessage(msg, stream).data;
-}
-
-export function parseLeaderGetMessage(msg: Msg, stream: string): StoredMessage {
+export function parseLeaderGet(msg: Msg, stream: string): StoredMessage {
   const h = msg.headers;
   if (h && h.code === 503) throw new Unavailable(`no JetStream responder for stream ${stream} (is JetStream enabled and the bucket there?)`);
   const r = JSON.parse(decoder.decode(msg.data)) as { message?: { data?: string; hdrs?: string; seq?: number }; error?: { code?: number; description?: string } };

@@ -24,7 +24,7 @@ import { onServerChanges, type StopWatching } from "../../../runtime/core/server
 import { StateAccessError, StateWriteConflictError } from "../../errors.ts";
 import { JETSTREAM_RETRY_BUDGET_MS } from "../jetstream-retry.ts";
 import { expectation, Lane, type Pending } from "./pipe-lanes.ts";
-import { parseAck, parseDeleted, parseGet, parseGetMessage, parseLeaderGet, parseLeaderGetMessage, Unavailable, WrongLastSequence, type StoredMessage } from "./pipe-replies.ts";
+import { parseAck, parseDeleted, parseGet, parseLeaderGet, Unavailable, WrongLastSequence, type StoredMessage } from "./pipe-replies.ts";
 
 export interface KvPipeOptions {
   /** Gets in flight at most; more wait in order. Separate from writes, so a large flush does not delay reads. */
@@ -127,16 +127,14 @@ export class KvPipe {
 
   /** The stored bytes of `key`, or undefined when absent or deleted. */
   get(key: string): Promise<Uint8Array | undefined> {
-    this.remoteReads++;
-    if (this.options.leaderReads) return this.send(this.getPrefix, encoder.encode(`{"last_by_subj":${JSON.stringify(this.putPrefix + key)}}`), undefined, "get", parseLeaderGet) as Promise<Uint8Array | undefined>;
-    return this.send(this.getPrefix + key, Empty, undefined, "get", parseGet) as Promise<Uint8Array | undefined>;
+    return this.read(key).then(dataOf);
   }
 
-  /** `get` with the sequence of the key's message (0: none): what a conditional write of the key expects. */
+  /** The key's message (its bytes, and its sequence, 0: none): what a conditional write of the key expects. */
   read(key: string): Promise<StoredMessage> {
     this.remoteReads++;
-    if (this.options.leaderReads) return this.send(this.getPrefix, encoder.encode(`{"last_by_subj":${JSON.stringify(this.putPrefix + key)}}`), undefined, "get", parseLeaderGetMessage) as Promise<StoredMessage>;
-    return this.send(this.getPrefix + key, Empty, undefined, "get", parseGetMessage) as Promise<StoredMessage>;
+    if (this.options.leaderReads) return this.send(this.getPrefix, encoder.encode(`{"last_by_subj":${JSON.stringify(this.putPrefix + key)}}`), undefined, "get", parseLeaderGet) as Promise<StoredMessage>;
+    return this.send(this.getPrefix + key, Empty, undefined, "get", parseGet) as Promise<StoredMessage>;
   }
 
   /**
@@ -377,6 +375,8 @@ export class KvPipe {
     }
   }
 }
+
+const dataOf = (m: StoredMessage): Uint8Array | undefined => m.data;
 
 /** The request id at the end of a reply subject, without allocating a substring. */
 function parseId(subject: string, start: number): number {

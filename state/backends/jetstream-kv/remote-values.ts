@@ -149,10 +149,10 @@ export class RemoteValues {
    */
   async erase(e: StoredEntry): Promise<void> {
     if (e.kvHolds !== false || e.chunks) {
-      const seq = e.kvSeq;
-      const deleted = seq !== undefined && seq > 0 && await this.pipe.deleteSeq(seq);
+      const seq = e.kvSeq ?? 0; // 0: no message known
+      const deleted = seq > 0 && await this.pipe.deleteSeq(seq);
       if (deleted) { if (e.chunks) await this.dropChunks(e.key, e.chunks); }
-      else if (this.conditional && seq !== undefined && seq > 0) {
+      else if (this.conditional && seq > 0) {
         const now = await this.pipe.read(e.key);
         if (now.seq !== 0) throw new StateWriteConflictError(this.pipe.bucket, e.key, seq);
         if (e.chunks) await this.dropChunks(e.key, e.chunks);
