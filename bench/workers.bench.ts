@@ -60,10 +60,21 @@ const after = (ms: number) => { const end = Date.now() + ms; return () => Date.n
  * the job log, the subtasks' reports) and on its data subjects (frames and credits), over `ms`. A proxy
  * for what the control plane costs: its share of what the workers and the server handle.
  */
-async function controlPlane(nc: NatsConnection, job: string, ms: number): Promise<{ control: { msgs: number; bytes: number }; data: { msgs: number; bytes: number } }> {
+async function controlPlane(nc: NatsConnection, job: string, ms: number): Promise<{ control: { msgs: number; bytes: number }; data: { msgs: number; bytes: number }; kinds: string[] }> {
   const control = { msgs: 0, bytes: 0 };
   const data = { msgs: 0, bytes: 0 };
-  const count = (into: { msgs: number; bytes: number }) => (_: unknown, m: { data: Uint8Array; subject: string }) => { into.msgs++; into.bytes += m.data.length + m.subject.length; };
+  const bySubject = new Map<string, { msgs: number; bytes: number }>();
+  const count = (into: { msgs: number; bytes: number }) => (_: unknown, m: { data: Uint8Array; subject: string }) => {
+    into.msgs++;
+    into.bytes += m.data.length + m.subject.length;
+    if (into !== control) return;
+    // By kind of subject: the job's prefix dropped, a worker's id as "*".
+    const kind = m.subject.slice(`weir.${job}.`.length).replace(/^w\.[^.]+\./, "w.*.");
+    const k = bySubject.get(kind) ?? { msgs: 0, bytes: 0 };
+    k.msgs++;
+    k.bytes += m.data.length + m.subject.length;
+    bySubject.set(kind, k);
+  };
   const subs = [
     ...[`weir.${job}.workers.hb`, `weir.${job}.w.>`, `weir.${job}.logged.>`, `weir.${job}.leader.reports`].map((s) => nc.subscribe(s, { callback: count(control) })),
     nc.subscribe(`weir.${job}.run.>`, { callback: count(data) }),
@@ -71,7 +82,9 @@ async function controlPlane(nc: NatsConnection, job: string, ms: number): Promis
   await sleep(ms);
   for (const s of subs) s.unsubscribe();
   const per = (x: { msgs: number; bytes: number }) => ({ msgs: (x.msgs * 1000) / ms, bytes: (x.bytes * 1000) / ms });
-  return { control: per(control), data: per(data) };
+  const kinds = [...bySubject].sort((a, b) => b[1].bytes - a[1].bytes)
+    .map(([kind, x]) => `${kind} ${per(x).msgs.toFixed(1)} msgs/s ${(per(x).bytes / 1024).toFixed(2)} KiB/s`);
+  return { control: per(control), data: per(data), kinds };
 }
 
 /** SIGKILLs `victim`; ms until the output grows after the leader reports a newer epoch running. */
@@ -172,7 +185,7 @@ const bench: Benchmark = {
       await sleep(1500);
       let s = await runningOn(nc, job, ws, "the live job runs on 3 workers");
       const plane = await controlPlane(nc, job, 4000);
-      ctx.log(`control plane with 3 workers: ${plane.control.msgs.toFixed(0)} msgs/s, ${(plane.control.bytes / 1024).toFixed(1)} KiB/s; data: ${plane.data.msgs.toFixed(0)} frames/s, ${(plane.data.bytes / 1024).toFixed(1)} KiB/s`);
+      ctx.log(`control plane with 3 workers: ${plane.control.msgs.toFixed(0)} msgs/s, ${(plane.control.bytes / 1024).toFixed(1)} KiB/s; data: ${plane.data.msgs.toFixed(0)} frames/s, ${(plane.data.bytes / 1024).toFixed(1)} KiB/s; control by subject: ${plane.kinds.join("; ")}`);
       const byPid = (pid: number) => ws.find((p) => p.child.pid === pid)!;
       const other = byPid(s.workers!.find((w) => !w.leader)!.pid);
       const workerMs = await recovery(c, job, "LOUT", other, s.epoch ?? 0);

@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { MembershipView, WorkerHeartbeat, type LeaveReason, type WorkerInfo } from "../runtime/cluster/membership.ts";
 import { JobNames } from "../runtime/core/names.ts";
+import { packJson } from "../runtime/cluster/packed-json.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/cluster/heartbeat-worker.ts", import.meta.url));
 
@@ -111,11 +112,13 @@ s("the timeout stretches with the event-loop lag a worker reported; malformed he
   const ping = nc.subscribe(names.workerPing("slow"), { callback: (_e, m) => { m.respond(); } });
   try {
     await nc.flush();
+    // An older weir's heartbeat (plain JSON) is said to be one; the other malformed ones add no line.
+    nc.publish(names.workerHeartbeats, JSON.stringify({ id: "old", host: "h", pid: 2, startedAt: "t", lagMs: 0, epoch: 0, subtasks: [] }));
     nc.publish(names.workerHeartbeats, "{not json");
-    nc.publish(names.workerHeartbeats, JSON.stringify({ id: "x" }));
+    nc.publish(names.workerHeartbeats, packJson({ id: "x" }));
     // A worker that reported a 2.5 s stall, then went quiet: allowed 5 s, not 1 s.
     const hb = { id: "slow", host: "h", pid: 1, startedAt: "t", lagMs: 2500, epoch: 0, subtasks: [] };
-    nc.publish(names.workerHeartbeats, JSON.stringify(hb));
+    nc.publish(names.workerHeartbeats, packJson(hb));
     await waitFor("slow joined", () => seen.joined.length === 1);
     const joinedAt = performance.now();
     await waitFor("slow declared gone", () => seen.left.length === 1);
@@ -123,6 +126,7 @@ s("the timeout stretches with the event-loop lag a worker reported; malformed he
     assert.ok(seen.left[0]!.at - joinedAt >= 5000 - 200, `after ${seen.left[0]!.at - joinedAt} ms`);
     assert.is(lines.length, 1);
     assert.match(lines[0]!, /malformed heartbeat/);
+    assert.match(lines[0]!, /worker old sends its heartbeats as plain JSON: it runs a weir from before/);
   } finally {
     ping.unsubscribe();
     v.stop();
@@ -153,7 +157,7 @@ s("a member whose heartbeats come in time is not pinged; one whose heartbeats st
   let pings = 0;
   const ping = nc.subscribe(names.workerPing("w"), { callback: (_e, m) => { pings++; m.respond(); } });
   const hb = { id: "w", host: "h", pid: 1, startedAt: "t", lagMs: 0, epoch: 0, subtasks: [] };
-  const beats = setInterval(() => nc.publish(names.workerHeartbeats, JSON.stringify(hb)), 30);
+  const beats = setInterval(() => nc.publish(names.workerHeartbeats, packJson(hb)), 30);
   try {
     await nc.flush();
     v.start();

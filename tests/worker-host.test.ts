@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { WorkerHost, type WorkerHostOptions } from "../actors/worker/worker-host.ts";
-import { decodeCommandReply, encodeMessage, type WorkerCommand } from "../actors/worker/protocol.ts";
+import { decodeCommandReply, encodeCommand, type WorkerCommand } from "../actors/worker/protocol.ts";
 import { DeadLetterPublisher } from "../actors/subtask/dead-letters.ts";
 import { JobNames } from "../runtime/core/names.ts";
 
@@ -28,7 +28,7 @@ test("a command refused for a stale leader is reported, so the worker can leave 
   });
   host.start();
   const send = async (command: WorkerCommand) =>
-    decodeCommandReply((await nc.request(names.workerCommands("w1"), encodeMessage(command), { timeout: 10_000 })).data, "reply");
+    decodeCommandReply((await nc.request(names.workerCommands("w1"), encodeCommand(command), { timeout: 10_000 })).data, "reply");
   const trigger: WorkerCommand = { kind: "trigger", epoch: 3, subtask: "a#0", barrier: { id: 7, timestamp: 0, kind: "checkpoint" }, pause: false };
   try {
     assert.ok((await send({ kind: "deploy", epoch: 3, leader: "w0", subtasks: [], restoreId: null, parallelism: null, clockMs: null })).ok, "deployed");

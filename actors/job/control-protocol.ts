@@ -151,7 +151,8 @@ function parseBody(data: Uint8Array, what: string): unknown {
   }
 }
 
-function decodeValue<A>(codec: t.Type<A, unknown, unknown>, value: unknown, what: string): A {
+/** `value` (parsed already) checked with `codec`, or one line naming `what` and the field at fault. */
+export function decodeValue<A>(codec: t.Type<A, unknown, unknown>, value: unknown, what: string): A {
   const r = codec.decode(value);
   if (isLeft(r)) throw new WeirError(ErrorCode.Transport, `${what}: ${describeErrors(r.left)}`);
   return r.right;

@@ -12,7 +12,7 @@ import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { placeSubtasks } from "../../runtime/cluster/placement.ts";
 import type { SubtaskStatus } from "../subtask/status.ts";
 import { remoteFailure, type DeploymentEvents, type RemotePart } from "../job/deployment.ts";
-import { decodeCommandReply, decodeReport, encodeMessage, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import { decodeCommandReply, decodeReport, encodeCommand, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import { RemoteSubtask, RemoteWorker } from "./remote-subtask.ts";
 
 /** Deploy and run wait this long for a worker's answer (opening restores state: it may take a while). */
@@ -73,7 +73,7 @@ export class ClusterDeployer {
       await Promise.all([...remoteWorkers.keys()].map(async (w) => {
         let reply;
         try {
-          reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeMessage(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
+          reply = decodeCommandReply((await this.o.nc.request(this.o.names.workerCommands(w), encodeCommand(command(w)), { timeout: timeoutMs })).data, `worker ${w}'s reply`);
         } catch (e) {
           if (tolerateGone) return;
           throw remoteFailure(w, what, messageOf(e));
@@ -99,7 +99,7 @@ export class ClusterDeployer {
 
   private send(worker: string, command: WorkerCommand): void {
     try {
-      this.o.nc.publish(this.o.names.workerCommands(worker), encodeMessage(command));
+      this.o.nc.publish(this.o.names.workerCommands(worker), encodeCommand(command));
     } catch { /* closed: the job is ending */ }
   }
 

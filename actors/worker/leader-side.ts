@@ -11,7 +11,7 @@ import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { MembershipView, type MemberView } from "../../runtime/cluster/membership.ts";
 import { identityDifference, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
-import { encodeMessage, type WorkerCommand } from "./protocol.ts";
+import { encodeCommand, type WorkerCommand } from "./protocol.ts";
 import type { JobRunnerOptions } from "../job/job-runner.ts";
 import { ClusterJobRunner } from "./cluster-job-runner.ts";
 import type { WorkerSummary } from "../job/job-status.ts";
@@ -125,7 +125,7 @@ export class LeaderSide {
       this.refused.add(m.id);
       this.o.log(`worker ${m.id} is given no subtasks: it runs ${difference}`);
       const refuse: WorkerCommand = { kind: "refuse", epoch: this.currentEpoch, reason: difference };
-      try { this.o.nc.publish(this.o.names.workerCommands(m.id), encodeMessage(refuse)); } catch { /* closed: it ends with the connection */ }
+      try { this.o.nc.publish(this.o.names.workerCommands(m.id), encodeCommand(refuse)); } catch { /* closed: it ends with the connection */ }
     }
     return false;
   }

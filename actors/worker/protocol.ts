@@ -5,9 +5,8 @@
 // worker cut off and back can neither corrupt the running deployment nor be confused by it.
 
 import * as t from "io-ts";
-import { deflateRawSync, inflateRawSync } from "node:zlib";
-import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
-import { decodeMessage, encodeMessage } from "../job/control-protocol.ts";
+import { packJson, unpackJson } from "../../runtime/cluster/packed-json.ts";
+import { decodeMessage, decodeValue, encodeMessage } from "../job/control-protocol.ts";
 
 const Barrier = t.type({ id: t.number, timestamp: t.number, kind: t.keyof({ checkpoint: null, savepoint: null }) }, "CheckpointBarrier");
 
@@ -80,24 +79,18 @@ export const MembershipPing = t.type({ worker: t.string, epoch: t.number }, "Mem
 export type MembershipPing = t.TypeOf<typeof MembershipPing>;
 export const MembershipAnswer = { Member: "member", Other: "other" } as const;
 
-export function decodeCommand(data: Uint8Array, what: string): WorkerCommand {
-  return decodeMessage(WorkerCommand, data, what);
+/** Commands and reports travel packed (runtime/cluster/packed-json.ts): a status report shrinks ~4×, an acknowledgement ~2×. */
+export function encodeCommand(c: WorkerCommand): Uint8Array {
+  return packJson(c);
 }
-/**
- * Reports travel deflated: a status report (every subtask's figures, each second from every worker) is
- * mostly repeated field names and shrinks ~4× (bench/workers.bench.ts counts the control plane's bytes).
- */
+export function decodeCommand(data: Uint8Array, what: string): WorkerCommand {
+  return decodeValue(WorkerCommand, unpackJson(data, what), what);
+}
 export function encodeReport(r: WorkerReport): Uint8Array {
-  return deflateRawSync(Buffer.from(encodeMessage(r)));
+  return packJson(r);
 }
 export function decodeReport(data: Uint8Array, what: string): WorkerReport {
-  let json: Uint8Array;
-  try {
-    json = inflateRawSync(data);
-  } catch (e) {
-    throw new WeirError(ErrorCode.Transport, `${what}: not a deflated report (${(e as Error).message})`, { cause: e });
-  }
-  return decodeMessage(WorkerReport, json, what);
+  return decodeValue(WorkerReport, unpackJson(data, what), what);
 }
 export function decodeCommandReply(data: Uint8Array, what: string): CommandReply {
   return decodeMessage(CommandReply, data, what);

@@ -1,5 +1,5 @@
 // Which workers of a distributed job are alive, over core NATS (a message per heartbeat interval, never
-// per record). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
+// per record, packed as the worker protocol's messages are: packed-json.ts). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
 // tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
 // responders" at once: that is a crash, found within about two probe intervals (a member is pinged only
 // once its heartbeat is late, so an idle job's control plane is its heartbeats, not pings as well). A hung
@@ -18,6 +18,7 @@ import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../c
 import { describeErrors } from "../core/validation.ts";
 import { JobIdentityCodec, type JobIdentity } from "./job-identity.ts";
 import { flushConnection } from "../nats/flush.ts";
+import { packJson, unpackJson } from "./packed-json.ts";
 
 /** `identity`: the job graph and options this worker runs (job-identity.ts); the leader places only on its own. */
 export interface WorkerInfo { id: string; host: string; pid: number; startedAt: string; lagMs: number; epoch: number; subtasks: string[]; leaving?: boolean; identity?: JobIdentity }
@@ -104,7 +105,7 @@ export class WorkerHeartbeat {
     this.lastBeatAt = now;
     const hb: WorkerInfo = { ...this.info(), lagMs: Math.round(this.lagMs), ...(leaving ? { leaving: true } : {}) };
     try {
-      this.nc.publish(this.names.workerHeartbeats, JSON.stringify(hb));
+      this.nc.publish(this.names.workerHeartbeats, packJson(hb));
     } catch {
       // connection closed: the view finds out through its pings
     }
@@ -128,6 +129,17 @@ export interface MembershipOptions {
 export interface MembershipEvents { onJoin(w: WorkerInfo): void; onLeave(w: WorkerInfo, reason: LeaveReason): void }
 
 interface Member { info: WorkerInfo; lastHeartbeatAt: number; lags: Array<{ at: number; lagMs: number }>; probing: boolean; noResponders: number }
+
+/** Who sent a heartbeat of plain JSON (an older weir's), for the line that says so; undefined: not JSON. */
+function plainJsonSender(data: Uint8Array): string | undefined {
+  if (data[0] !== 0x7b) return undefined; // "{"
+  try {
+    const id = (JSON.parse(new TextDecoder().decode(data)) as { id?: unknown }).id;
+    return typeof id === "string" ? `worker ${id}` : "a worker";
+  } catch {
+    return undefined;
+  }
+}
 
 const incarnation = (w: WorkerInfo) => `${w.pid}@${w.host}@${w.startedAt}`;
 
@@ -212,9 +224,10 @@ export class MembershipView {
   private onHeartbeat(data: Uint8Array): void {
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder().decode(data));
+      value = unpackJson(data, "heartbeat");
     } catch (e) {
-      return this.malformed(messageOf(e));
+      const sender = plainJsonSender(data);
+      return this.malformed(sender !== undefined ? `${sender} sends its heartbeats as plain JSON: it runs a weir from before 2026-12-05 (every worker of a job must run the same version)` : messageOf(e));
     }
     const decoded = WorkerInfoCodec.decode(value);
     if (isLeft(decoded)) return this.malformed(describeErrors(decoded.left));
