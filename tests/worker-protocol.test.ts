@@ -37,6 +37,10 @@ s("plain JSON (another weir version, another sender) is refused in one line nami
     assert.not.match((e as Error).message, /\n/);
   }
   assert.throws(() => unpackJson(packJson("x").subarray(0, 2), "heartbeat"), /heartbeat: not a packed message/);
+  // Another dictionary's messages (another version byte) are refused before they are inflated.
+  const other = packJson({ kind: "complete", epoch: 1, checkpointId: 2 });
+  other[0] = 2;
+  assert.throws(() => decodeCommand(other, "command"), /command: not a packed message of this weir version \(version byte 2\)/);
 });
 
 s("a packed message with a field of the wrong type names the field", () => {

@@ -1,6 +1,6 @@
 // Which workers of a distributed job are alive, over core NATS (a message per heartbeat interval, never
-// per record, packed as the worker protocol's messages are: packed-json.ts). Every worker publishes heartbeats and answers pings on its inbox; a view (the leader's)
-// tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
+// per record, packed as the worker protocol's messages are: packed-json.ts). Every worker publishes
+// heartbeats and answers pings on its inbox; a view (the leader's) tracks them. A crashed worker's subscriptions vanish with its connection, so a ping to it gets "no
 // responders" at once: that is a crash, found within about two probe intervals (a member is pinged only
 // once its heartbeat is late, so an idle job's control plane is its heartbeats, not pings as well). A hung
 // worker (stopped, or in a long GC pause) still holds its connection: only missing heartbeats reveal it,

@@ -1,12 +1,14 @@
-// The worker protocol's messages (commands, reports, heartbeats) as JSON deflated with a preset dictionary: the
-// field names and values every message repeats. A message of a few hundred bytes barely shrinks by
-// itself (deflate finds nothing to repeat inside it); with the dictionary a status report went from
-// ~560 to ~130 bytes and a checkpoint acknowledgement from ~360 to ~200 (`npm run bench workers` counts
-// the control plane's bytes against the data's). Every worker of a job must run the same weir version:
-// another dictionary decodes to garbage, refused in one line.
+// The worker protocol's messages (commands, reports, heartbeats) as JSON deflated with a preset
+// dictionary: the field names and values every message repeats. A message of a few hundred bytes barely
+// shrinks by itself (deflate finds nothing to repeat inside it); with the dictionary a status report
+// went from ~560 to ~150 bytes and a keyed subtask's checkpoint acknowledgement from ~470 to ~290
+// (`npm run bench workers` counts the control plane's bytes against the data's).
 //
 // zlib's preset dictionary: RFC 1950 §2.2 (FDICT); deflate may copy from it as from earlier input, and
-// strings near its end are the cheapest to refer to, so the most frequent ones come last.
+// strings near its end are the cheapest to refer to, so the most frequent ones come last. A message
+// starts with the dictionary's version (one byte instead of zlib's 10 of header and checksums): every
+// worker of a job must run the same weir version, and one with another dictionary is refused in one
+// line rather than inflated to garbage.
 
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -27,17 +29,26 @@ const TEMPLATES = [
 ];
 
 const DICTIONARY = Buffer.from(TEMPLATES.join(""));
+/** The first byte of every packed message: change it with TEMPLATES (0x7b, "{", is plain JSON's). */
+const PACKED_V1 = 0x01;
 
 /** `value` as deflated JSON (the protocol's messages: plain data, no undefined at the top). */
 export function packJson(value: unknown): Uint8Array {
-  return deflateRawSync(Buffer.from(JSON.stringify(value)), { dictionary: DICTIONARY });
+  const body = deflateRawSync(Buffer.from(JSON.stringify(value)), { dictionary: DICTIONARY });
+  const out = Buffer.allocUnsafe(body.length + 1);
+  out[0] = PACKED_V1;
+  body.copy(out, 1);
+  return out;
 }
 
 /** A packed message's value; a body that is not one (another weir version, another sender) throws one line naming `what`. */
 export function unpackJson(data: Uint8Array, what: string): unknown {
+  if (data[0] !== PACKED_V1) {
+    throw new WeirError(ErrorCode.Transport, `${what}: not a packed message of this weir version (${data.length === 0 ? "empty" : data[0] === 0x7b ? "plain JSON" : `version byte ${data[0]}`})`);
+  }
   let text: string;
   try {
-    text = inflateRawSync(data, { dictionary: DICTIONARY }).toString("utf8");
+    text = inflateRawSync(data.subarray(1), { dictionary: DICTIONARY }).toString("utf8");
   } catch (e) {
     throw new WeirError(ErrorCode.Transport, `${what}: not a packed message of this weir version (${(e as Error).message})`, { cause: e });
   }
