@@ -30,6 +30,16 @@ export interface Benchmark {
   run(ctx: BenchContext): Promise<BenchRow[]>;
 }
 
+/** A figure as rows print it: thousands separated from 100 up, two decimals below. */
+export function formatFigure(n: number | undefined): string {
+  return n === undefined ? "-" : n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2);
+}
+
+/** weir / baseline, two decimals ("-" without a baseline). */
+export function ratioOf(r: BenchRow): string {
+  return r.baseline ? (r.weir / r.baseline).toFixed(2) : "-";
+}
+
 export function rate(count: number, ms: number): number {
   return Math.round((count / ms) * 1000);
 }

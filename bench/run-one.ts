@@ -3,7 +3,7 @@
 // and 0.95 on its own, 2026-12-05), which a job in its own process does not. Sends its rows to the parent.
 import { setFlagsFromString } from "node:v8";
 import { launchNatsServer } from "../runtime/internal.ts";
-import type { Benchmark, BenchRow } from "./harness.ts";
+import { formatFigure, ratioOf, type Benchmark, type BenchRow } from "./harness.ts";
 
 const name = process.argv[2];
 if (!name || !process.send) {
@@ -15,7 +15,6 @@ if (!name || !process.send) {
 const growing = Number(process.env.WEIR_HEAP_GROWING_PERCENT ?? 50);
 if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 const scale = Number(process.env.WEIR_BENCH_SCALE ?? 1);
-const fmt = (n: number | undefined) => (n === undefined ? "-" : n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2));
 
 const bench = (await import(`./${name}.bench.ts`)).default as Benchmark;
 console.log(`\n# ${bench.name}: ${bench.description}`);
@@ -24,8 +23,7 @@ let rows: BenchRow[] = [];
 try {
   rows = await bench.run({ url: server.url, serverPid: server.pid, scale, log: (l) => console.log(`  ${l}`) });
   for (const r of rows) {
-    const ratio = r.baseline ? (r.weir / r.baseline).toFixed(2) : "-";
-    console.log(`  ${r.figure}: weir ${fmt(r.weir)} ${r.unit}, baseline ${fmt(r.baseline)}, ratio ${ratio}${r.goal ? ` (goal ${r.goal})` : ""}`);
+    console.log(`  ${r.figure}: weir ${formatFigure(r.weir)} ${r.unit}, baseline ${formatFigure(r.baseline)}, ratio ${ratioOf(r)}${r.goal ? ` (goal ${r.goal})` : ""}`);
   }
 } finally {
   await server.stop();

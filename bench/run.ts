@@ -3,7 +3,7 @@
 // then the table of every row.
 import { fork } from "node:child_process";
 import { readdirSync } from "node:fs";
-import type { BenchRow } from "./harness.ts";
+import { formatFigure, ratioOf, type BenchRow } from "./harness.ts";
 
 const dir = new URL(".", import.meta.url).pathname;
 const available = readdirSync(dir).filter((f) => f.endsWith(".bench.ts")).map((f) => f.replace(/\.bench\.ts$/, "")).sort();
@@ -13,7 +13,6 @@ if (unknown.length) {
   console.error(`bench: unknown benchmark ${unknown.map((u) => `"${u}"`).join(", ")}; available: ${available.join(", ")}`);
   process.exit(2);
 }
-const fmt = (n: number | undefined) => (n === undefined ? "-" : n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2));
 
 /** Runs benchmark `name` in a child process; its rows (a benchmark that fails prints why and gives none). */
 function runOne(name: string): Promise<BenchRow[]> {
@@ -37,7 +36,6 @@ for (const name of wanted.length ? wanted : available) {
 }
 console.log("\n| bench | figure | weir | baseline | unit | ratio | goal |\n| --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) {
-  const ratio = r.baseline ? (r.weir / r.baseline).toFixed(2) : "-";
-  console.log(`| ${r.bench} | ${r.figure} | ${fmt(r.weir)} | ${fmt(r.baseline)} | ${r.unit} | ${ratio} | ${r.goal ?? ""} |`);
+  console.log(`| ${r.bench} | ${r.figure} | ${formatFigure(r.weir)} | ${formatFigure(r.baseline)} | ${r.unit} | ${ratioOf(r)} | ${r.goal ?? ""} |`);
 }
 process.exit(failed > 0 ? 1 : 0);

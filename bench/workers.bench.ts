@@ -65,14 +65,15 @@ async function controlPlane(nc: NatsConnection, job: string, ms: number): Promis
   const data = { msgs: 0, bytes: 0 };
   const bySubject = new Map<string, { msgs: number; bytes: number }>();
   const count = (into: { msgs: number; bytes: number }) => (_: unknown, m: { data: Uint8Array; subject: string }) => {
+    const bytes = m.data.length + m.subject.length;
     into.msgs++;
-    into.bytes += m.data.length + m.subject.length;
+    into.bytes += bytes;
     if (into !== control) return;
     // By kind of subject: the job's prefix dropped, a worker's id as "*".
     const kind = m.subject.slice(`weir.${job}.`.length).replace(/^w\.[^.]+\./, "w.*.");
     const k = bySubject.get(kind) ?? { msgs: 0, bytes: 0 };
     k.msgs++;
-    k.bytes += m.data.length + m.subject.length;
+    k.bytes += bytes;
     bySubject.set(kind, k);
   };
   const subs = [
