@@ -4,15 +4,16 @@
 // Each key's records come back together in arrival order, keys by key group, which is what makes
 // replaying a key's records reproduce streaming results.
 //
-// In memory, records are kept as they arrived, bucketed per key in parallel arrays (no per-record
-// object, no serialization): a backlog that fits in memory is never encoded, and nothing is sorted (each
+// In memory, keys and records are kept in columns as they arrived (buffered-keys.ts: no object per key or
+// record, no serialization): a backlog that fits in memory is never encoded, and nothing is sorted (each
 // key is listed under its key group when first seen). Their size is estimated from the JSON length of a
 // sample of values. A reduce whose key's state is empty folds the key's records as they arrive (ArrivalFold): the
 // buffer then holds one running value per key instead of every record, the same values in the same order
 // as streaming would apply them.
 import { ErrorCode, WeirError } from "../../core/errors.ts";
 import { canonicalJson } from "../../../state/key-groups.ts";
-import { SortedKey, type ArrivalFold } from "./sorted-key.ts";
+import { BufferedKeys } from "./buffered-keys.ts";
+import type { ArrivalFold, SortedKey } from "./sorted-key.ts";
 import { SpilledRuns } from "./spilled-runs.ts";
 
 /** The key group of a key seen for the first time (the operator checks it is in its range there). */
@@ -28,9 +29,16 @@ export interface SortBudget {
   readonly operator: string;
 }
 
-/** Estimated bytes per buffered record besides its value (array slots, a bucket's share). */
-const RECORD_OVERHEAD = 40;
-const BUCKET_OVERHEAD = 200;
+// The memory estimate, from measured heap growth (keys of 10k and 250k, 500k records: small objects,
+// objects with a 50-character string, strings, numbers, with and without timestamps): a value in V8's heap
+// weighs about 2.7 times its JSON text (a { k, v } object with its key string ~65 bytes for 24 of JSON).
+const VALUE_BYTES_PER_JSON_BYTE = 2.7;
+/** Estimated bytes per buffered record besides its value: its slots in the columns (buffered-keys.ts). */
+const RECORD_OVERHEAD = 16;
+/** A record's arrival watermark, timestamp and input, once the buffer keeps them. */
+const RECORD_META = 28;
+/** Estimated bytes per buffered key besides its key string: its lookup entry, slots and key group list. */
+const KEY_OVERHEAD = 96;
 /** One value in this many is measured (JSON length) to estimate the rest. */
 const SAMPLE_EVERY = 16;
 /**
@@ -41,15 +49,16 @@ const SAMPLE_EVERY = 16;
 const SPILL_SHARE = 0.25;
 
 export class SortBuffer {
+  /** The buffered keys and their records, by key slot. */
+  private keys: BufferedKeys;
   /**
-   * Per key (a key belongs to one key group), placed by key group only when drained or spilled.
-   * String keys are looked up by themselves (no canonical JSON per record: most keys are strings), other
-   * keys by their canonical JSON; two maps, so that "1" and 1 stay apart.
+   * Each key's slot. String keys are looked up by themselves (no canonical JSON per record: most keys are
+   * strings), other keys by their canonical JSON; two maps, so that "1" and 1 stay apart.
    */
-  private byString = new Map<string, SortedKey>();
-  private byJson = new Map<string, SortedKey>();
-  /** The same keys by key group (in order of first arrival): a spill takes whole groups without a scan. */
-  private groups: Array<SortedKey[] | undefined> = [];
+  private byString = new Map<string, number>();
+  private byJson = new Map<string, number>();
+  /** The same keys' slots by key group (in order of first arrival): a spill takes whole groups without a scan. */
+  private groups: Array<number[] | undefined> = [];
   /** Per key group: its records, and its keys' bytes besides their records (a spill's size estimate). */
   private groupRecords: number[] = [];
   private groupKeyBytes: number[] = [];
@@ -65,6 +74,7 @@ export class SortBuffer {
   constructor(private readonly budget: SortBudget, private readonly watermark = Number.NEGATIVE_INFINITY, private readonly arrivalFold?: ArrivalFold) {
     // A key group's spilled text becomes objects of about three times its size when read back.
     this.runs = new SpilledRuns(budget.directory, watermark, budget.memoryBytes / 4);
+    this.keys = new BufferedKeys(watermark);
   }
 
   get size(): number { return this.records; }
@@ -77,10 +87,16 @@ export class SortBuffer {
    * run when over budget (the caller awaits that).
    */
   add(key: unknown, keyGroupOf: KeyGroupOf, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
-    const bucket = typeof key === "string" ? (this.byString.get(key) ?? this.newBucket(this.byString, key, key, keyGroupOf)) : this.bucketByJson(key, keyGroupOf);
-    if (bucket.folding) bucket.fold(value, this.arrivalFold!, key, watermark, timestamp, input);
-    else bucket.push(value, watermark, timestamp, input);
-    this.groupRecords[bucket.keyGroup]!++;
+    let k: number | undefined;
+    if (typeof key === "string") k = this.byString.get(key) ?? this.newKey(key, true, key, keyGroupOf);
+    else {
+      const keyId = canonicalJson(key);
+      k = this.byJson.get(keyId) ?? this.newKey(keyId, false, key, keyGroupOf);
+    }
+    const keys = this.keys;
+    if (keys.folding(k)) keys.fold(k, value, this.arrivalFold!, key, watermark, timestamp, input);
+    else keys.push(k, value, watermark, timestamp, input);
+    this.groupRecords[keys.keyGroup(k)]!++;
     // A folded record is accounted as if it were kept: spills come at the same points, and a fold that
     // grows its value (a concatenation) is still bounded.
     if (this.records % SAMPLE_EVERY === 0) {
@@ -88,50 +104,57 @@ export class SortBuffer {
       this.samples++;
     }
     this.records++;
-    this.memoryBytes += RECORD_OVERHEAD + this.sampledBytes / this.samples;
+    this.memoryBytes += this.recordBytes();
     if (this.memoryBytes >= this.budget.memoryBytes) return this.spill();
   }
 
-  private bucketByJson(key: unknown, keyGroupOf: KeyGroupOf): SortedKey {
-    const keyId = canonicalJson(key);
-    return this.byJson.get(keyId) ?? this.newBucket(this.byJson, keyId, key, keyGroupOf);
+  /** The estimated bytes of a buffered record (as the values sampled so far weigh). */
+  private recordBytes(): number {
+    const value = this.samples > 0 ? VALUE_BYTES_PER_JSON_BYTE * (this.sampledBytes / this.samples) : 0;
+    return RECORD_OVERHEAD + (this.keys.keepsMetadata ? RECORD_META : 0) + value;
   }
 
-  private newBucket(map: Map<string, SortedKey>, mapKey: string, key: unknown, keyGroupOf: KeyGroupOf): SortedKey {
-    const keyId = map === this.byJson ? mapKey : canonicalJson(key);
+  /** `mapKey`: the key itself when a string (`stringKey`), else its canonical JSON. */
+  private newKey(mapKey: string, stringKey: boolean, key: unknown, keyGroupOf: KeyGroupOf): number {
     const keyGroup = keyGroupOf(key);
-    const bucket = new SortedKey(keyGroup, keyId, this.watermark, mapKey);
-    bucket.folding = this.arrivalFold !== undefined && this.spills === 0 && this.arrivalFold.canFold(key, keyGroup, keyId);
-    map.set(mapKey, bucket);
-    const keyBytes = BUCKET_OVERHEAD + 2 * keyId.length;
+    const folding = this.arrivalFold !== undefined && this.spills === 0 && this.arrivalFold.canFold(key, keyGroup, stringKey ? canonicalJson(key) : mapKey);
+    const k = this.keys.newKey(mapKey, stringKey, keyGroup, folding);
+    (stringKey ? this.byString : this.byJson).set(mapKey, k);
+    const keyBytes = KEY_OVERHEAD + 2 * mapKey.length;
     this.memoryBytes += keyBytes;
     const group = this.groups[keyGroup];
     if (group === undefined) {
-      this.groups[keyGroup] = [bucket];
+      this.groups[keyGroup] = [k];
       this.groupRecords[keyGroup] = 0;
       this.groupKeyBytes[keyGroup] = keyBytes;
     } else {
-      group.push(bucket);
+      group.push(k);
       this.groupKeyBytes[keyGroup]! += keyBytes;
     }
-    return bucket;
+    return k;
+  }
+
+  /** Key `k` taken out of the buffer with its records (its slots freed, its map entry deleted). */
+  private take(k: number): SortedKey {
+    (this.keys.isStringKey(k) ? this.byString : this.byJson).delete(this.keys.mapKeyOf(k));
+    return this.keys.take(k);
   }
 
   /**
-   * The in-memory keys by key group (within a group, in order of first arrival); empties memory. What a
-   * drain without spilled runs needs: each key's records are already together, and the order of keys only
-   * matters for merging runs.
+   * The in-memory keys' slots by key group (indexed by key group; within a group, in order of first
+   * arrival) and the columns holding them; the buffer starts empty again. What a drain without spilled
+   * runs needs: each key's records are already together, and the order of keys only matters for merging runs.
    */
-  private takeGrouped(): SortedKey[] {
-    const keys: SortedKey[] = [];
-    for (const group of this.groups) if (group !== undefined) for (const k of group) keys.push(k);
+  private takeGrouped(): { groups: Array<number[] | undefined>; keys: BufferedKeys } {
+    const taken = { groups: this.groups, keys: this.keys };
+    this.keys = new BufferedKeys(this.watermark);
     this.byString = new Map();
     this.byJson = new Map();
     this.groups = [];
     this.groupRecords = [];
     this.groupKeyBytes = [];
     this.memoryBytes = 0;
-    return keys;
+    return taken;
   }
 
   /**
@@ -141,7 +164,7 @@ export class SortBuffer {
    * records up to each of its spills, and memory what came after its last one (what `drain` appends).
    */
   private takeLargestGroups(target: number): { keys: SortedKey[]; bytes: number } {
-    const perRecord = RECORD_OVERHEAD + (this.samples > 0 ? this.sampledBytes / this.samples : 0);
+    const perRecord = this.recordBytes();
     const sizes: Array<[number, number]> = [];
     this.groups.forEach((keys, group) => {
       if (keys !== undefined) sizes.push([group, this.groupKeyBytes[group]! + this.groupRecords[group]! * perRecord]);
@@ -157,11 +180,7 @@ export class SortBuffer {
     chosen.sort((a, b) => a - b);
     const keys: SortedKey[] = [];
     for (const group of chosen) {
-      for (const k of this.groups[group]!) {
-        keys.push(k);
-        // A string key is its own map key, never equal to its key id (JSON adds quotes); others map by key id.
-        (k.mapKey === k.keyId ? this.byJson : this.byString).delete(k.mapKey);
-      }
+      for (const k of this.groups[group]!) keys.push(this.take(k));
       this.groups[group] = undefined;
     }
     this.memoryBytes = this.byString.size + this.byJson.size === 0 ? 0 : Math.max(0, this.memoryBytes - bytes);
@@ -175,19 +194,30 @@ export class SortBuffer {
   async *drain(batchKeys = 1024): AsyncGenerator<SortedKey[]> {
     this.records = 0;
     const mem = this.takeGrouped();
+    // A key is made a SortedKey (and its slots freed) only as its batch is drained.
+    let batch: SortedKey[] = [];
     if (this.runs.count === 0) {
-      for (let i = 0; i < mem.length; i += batchKeys) yield mem.slice(i, i + batchKeys);
+      for (const group of mem.groups) {
+        if (group === undefined) continue;
+        for (const k of group) {
+          batch.push(mem.keys.take(k));
+          if (batch.length >= batchKeys) {
+            yield batch;
+            batch = [];
+          }
+        }
+      }
+      if (batch.length > 0) yield batch;
       return;
     }
     try {
       // Memory keys arrived after every run: each group's are appended to its spilled ones.
-      const groups = [...new Set([...this.runs.groups(), ...mem.map((k) => k.keyGroup)])].sort((a, b) => a - b);
-      let m = 0;
-      let batch: SortedKey[] = [];
+      const inMemory: number[] = [];
+      mem.groups.forEach((keys, group) => { if (keys !== undefined) inMemory.push(group); });
+      const groups = [...new Set([...this.runs.groups(), ...inMemory])].sort((a, b) => a - b);
       for (const group of groups) {
-        const start = m;
-        while (m < mem.length && mem[m]!.keyGroup === group) m++;
-        for await (const keys of this.runs.readGroup(group, mem.slice(start, m))) {
+        const later = (mem.groups[group] ?? []).map((k) => mem.keys.take(k));
+        for await (const keys of this.runs.readGroup(group, later)) {
           for (const key of keys) {
             batch.push(key);
             if (batch.length >= batchKeys) {

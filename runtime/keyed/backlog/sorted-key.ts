@@ -1,5 +1,6 @@
-// One key's records in a backlog sort buffer (sort-buffer.ts), and how a key is written to a spilled run
-// and read back (spilled-runs.ts): one JSON entry per key, its records in arrival order.
+// One key's records of a backlog sort buffer as they are drained (sort-buffer.ts keeps them in columns,
+// buffered-keys.ts, until then), and how a key is written to a spilled run and read back
+// (spilled-runs.ts): one JSON entry per key, its records in arrival order.
 
 /**
  * Folding on arrival (a reduce): `fold(acc, value)` is the function a key's records would be applied with
@@ -21,14 +22,14 @@ const encodeNumber = (n: number): number | string => (Number.isFinite(n) ? n : S
 const decodeNumber = (n: number | string): number => (typeof n === "number" ? n : Number(n));
 
 /**
- * One key's buffered records in arrival order: their values, and (3 numbers per record) the arrival
- * watermark, timestamp (NaN: none) and input, kept only once a record of the key differs from the
- * defaults (the buffer's starting watermark, no timestamp, input 0): a plain backlog costs one slot per record.
+ * One key's records in arrival order: their values, and (3 numbers per record) the arrival watermark,
+ * timestamp (NaN: none) and input, kept only once a record of the key differs from the defaults (the
+ * buffer's starting watermark, no timestamp, input 0).
  */
 export class SortedKey {
   /**
-   * The values, in an array of their exact length while there are one or two (most keys of a backlog with
-   * many keys): a pushed-to empty array would reserve 16 slots for each key.
+   * The values, in an array of their exact length while there are one or two (a key read back from a run
+   * may be appended to): a pushed-to empty array would reserve 16 slots.
    */
   values: readonly unknown[] = [];
   private meta: number[] | undefined;
@@ -37,8 +38,7 @@ export class SortedKey {
   /** Records are folded into values[0] as they arrive (see ArrivalFold). */
   folding = false;
 
-  /** `mapKey`: how the sort buffer looks the key up (sort-buffer.ts). */
-  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number, readonly mapKey: string = keyId) {}
+  constructor(readonly keyGroup: number, readonly keyId: string, private readonly defaultWatermark: number) {}
 
   get size(): number { return this.values.length; }
 
@@ -58,15 +58,6 @@ export class SortedKey {
     else values.push(value);
   }
 
-  /** Folds a record into the key's one value; only the last record's metadata is kept (what a folded key reports). */
-  fold(value: unknown, fold: ArrivalFold, key: unknown, watermark: number, timestamp: number | undefined, input: number): void {
-    const acc = this.values[0];
-    if (this.values.length === 0) this.values = [value];
-    else (this.values as unknown[])[0] = acc === undefined ? value : fold.fold(acc, value, key);
-    this.meta = watermark !== this.defaultWatermark || timestamp !== undefined || input !== 0 ? [watermark, timestamp ?? Number.NaN, input] : undefined;
-    this.count++;
-  }
-
   watermark(i: number): number { return this.meta === undefined ? this.defaultWatermark : this.meta[3 * i]!; }
   timestamp(i: number): number | undefined {
     const t = this.meta === undefined ? Number.NaN : this.meta[3 * i + 1]!;
@@ -84,6 +75,16 @@ export class SortedKey {
     const entry: SpilledEntry = [this.keyId, this.values as unknown[], this.folding ? this.count : 0];
     if (this.meta !== undefined) entry.push(this.meta.map(encodeNumber));
     return entry;
+  }
+
+  /** A key's records as the sort buffer held them (buffered-keys.ts); `meta` only when one differs from the defaults. */
+  static of(keyGroup: number, keyId: string, defaultWatermark: number, values: unknown[], meta: number[] | undefined, count: number, folding: boolean): SortedKey {
+    const key = new SortedKey(keyGroup, keyId, defaultWatermark);
+    key.values = values;
+    key.meta = meta;
+    key.count = count;
+    key.folding = folding;
+    return key;
   }
 
   /**
