@@ -32,6 +32,7 @@ export interface SortBudget {
 // The memory estimate, from measured heap growth (keys of 10k and 250k, 500k records: small objects,
 // objects with a 50-character string, strings, numbers, with and without timestamps): a value in V8's heap
 // weighs about 2.7 times its JSON text (a { k, v } object with its key string ~65 bytes for 24 of JSON).
+// Within ~12% of the heap but for plain numbers, which it counts at about twice what they take.
 const VALUE_BYTES_PER_JSON_BYTE = 2.7;
 /** Estimated bytes per buffered record besides its value: its slots in the columns (buffered-keys.ts). */
 const RECORD_OVERHEAD = 16;
