@@ -31,9 +31,11 @@ export interface SortBudget {
 
 // The memory estimate, from measured heap growth (keys of 10k and 250k, 500k records: small objects,
 // objects with a 50-character string, strings, numbers, with and without timestamps): a value in V8's heap
-// weighs about 2.7 times its JSON text (a { k, v } object with its key string ~65 bytes for 24 of JSON).
-// Within ~12% of the heap but for plain numbers, which it counts at about twice what they take.
+// weighs about 2.7 times its JSON text (a { k, v } object with its key string ~65 bytes for 24 of JSON),
+// a number 8 bytes (none in an array V8 keeps unboxed or for a small integer, 16 boxed). Within ~12% of
+// the heap for objects, strings and timestamped records; numbers up to ~1.5x what they take.
 const VALUE_BYTES_PER_JSON_BYTE = 2.7;
+const NUMBER_BYTES = 8;
 /** Estimated bytes per buffered record besides its value: its slots in the columns (buffered-keys.ts). */
 const RECORD_OVERHEAD = 16;
 /** A record's arrival watermark, timestamp and input, once the buffer keeps them. */
@@ -101,7 +103,7 @@ export class SortBuffer {
     // A folded record is accounted as if it were kept: spills come at the same points, and a fold that
     // grows its value (a concatenation) is still bounded.
     if (this.records % SAMPLE_EVERY === 0) {
-      this.sampledBytes += JSON.stringify(value)?.length ?? 8;
+      this.sampledBytes += typeof value === "number" ? NUMBER_BYTES : VALUE_BYTES_PER_JSON_BYTE * (JSON.stringify(value)?.length ?? 8);
       this.samples++;
     }
     this.records++;
@@ -111,7 +113,7 @@ export class SortBuffer {
 
   /** The estimated bytes of a buffered record (as the values sampled so far weigh). */
   private recordBytes(): number {
-    const value = this.samples > 0 ? VALUE_BYTES_PER_JSON_BYTE * (this.sampledBytes / this.samples) : 0;
+    const value = this.samples > 0 ? this.sampledBytes / this.samples : 0;
     return RECORD_OVERHEAD + (this.keys.keepsMetadata ? RECORD_META : 0) + value;
   }
 
