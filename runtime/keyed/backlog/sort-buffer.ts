@@ -6,8 +6,8 @@
 //
 // In memory, keys and records are kept in columns as they arrived (buffered-keys.ts: no object per key or
 // record, no serialization): a backlog that fits in memory is never encoded, and nothing is sorted (each
-// key is listed under its key group when first seen). Their size is estimated from the JSON length of a
-// sample of values. A reduce whose key's state is empty folds the key's records as they arrive (ArrivalFold): the
+// key is listed under its key group when first seen). Their size is estimated from a sample of values
+// (valueBytes). A reduce whose key's state is empty folds the key's records as they arrive (ArrivalFold): the
 // buffer then holds one running value per key instead of every record, the same values in the same order
 // as streaming would apply them.
 import { ErrorCode, WeirError } from "../../core/errors.ts";
@@ -42,7 +42,12 @@ const RECORD_OVERHEAD = 16;
 const RECORD_META = 28;
 /** Estimated bytes per buffered key besides its key string: its lookup entry, slots and key group list. */
 const KEY_OVERHEAD = 96;
-/** One value in this many is measured (JSON length) to estimate the rest. */
+
+/** A sampled value's estimated heap bytes (see above). */
+function valueBytes(value: unknown): number {
+  return typeof value === "number" ? NUMBER_BYTES : VALUE_BYTES_PER_JSON_BYTE * (JSON.stringify(value)?.length ?? 8);
+}
+/** One value in this many is measured (valueBytes) to estimate the rest. */
 const SAMPLE_EVERY = 16;
 /**
  * A spill writes about this share of the budget: a backlog somewhat over the budget then sends little
@@ -103,7 +108,7 @@ export class SortBuffer {
     // A folded record is accounted as if it were kept: spills come at the same points, and a fold that
     // grows its value (a concatenation) is still bounded.
     if (this.records % SAMPLE_EVERY === 0) {
-      this.sampledBytes += typeof value === "number" ? NUMBER_BYTES : VALUE_BYTES_PER_JSON_BYTE * (JSON.stringify(value)?.length ?? 8);
+      this.sampledBytes += valueBytes(value);
       this.samples++;
     }
     this.records++;
