@@ -379,7 +379,11 @@ export class AsyncExecutionController {
     this.buffer = [];
     this.batches++;
     this.batchedRequests += batch.length;
-    this.backend.executeBatch(batch).catch((e: unknown) => {
+    // Real time, not the injected clock: the round trip says whether batches queue (admission.ts).
+    const sentAt = performance.now();
+    this.admission.batchSent();
+    this.backend.executeBatch(batch).then(() => this.admission.batchAnswered(performance.now() - sentAt), (e: unknown) => {
+      this.admission.batchAnswered(undefined);
       for (const r of batch) r.reject(e);
     });
   }
