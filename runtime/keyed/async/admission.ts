@@ -9,8 +9,8 @@
 //
 // Remote reads: more records in flight only overlap more round trips while the store (and this process)
 // has room; past that, batches queue and their round trips grow with their size. Cold KV reads on
-// loopback, where the job and the server share the CPU, ran 13-17% faster with 200 admitted than with
-// 6000 (less of the in-flight records' garbage to collect, docs/known-gaps.md). So admission stops
+// loopback, where the job and the server share the CPU, ran 31-38k records/s with 200 admitted against
+// 27-32k with 6000 (less of the in-flight records' garbage to collect, docs/known-gaps.md). So admission stops
 // growing once state batches take QUEUEING_FACTOR times the quickest round trip seen (and at least
 // QUEUEING_FLOOR_MS), and halves past twice that: TCP Vegas's rule, on batches instead of packets; while
 // batches are out it grows once per batch answered. A user function's own I/O sends no batches and grows
