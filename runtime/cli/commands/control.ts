@@ -9,6 +9,8 @@ import type { JobStatus } from "../../../actors/job/job-runner.ts";
 import { advanceJobClock, askControl, ControlSilence, onJobEnded, pingJobs, requestControl } from "../../../actors/job/control-client.ts";
 import { ControlVerb, type JobEnded, type PingReply } from "../../../actors/job/control-protocol.ts";
 import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
+import { CheckpointStore } from "../../checkpoint/store.ts";
+import { JobNames } from "../../core/names.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
 
@@ -159,6 +161,20 @@ function refusedBy(denied: () => WeirError | undefined): void {
   if (e) throw e;
 }
 
+/**
+ * The id of the job's latest checkpoint when it is a savepoint, else undefined; also undefined when the
+ * checkpoint bucket cannot be read (credentials that only reach the job's control subjects): the stop
+ * itself was confirmed, and only the id is left out.
+ */
+async function latestSavepoint(nc: NatsConnection, job: string): Promise<number | undefined> {
+  try {
+    const latest = await (await CheckpointStore.openExisting(nc, new JobNames(job)))?.latest();
+    return latest?.pointer.kind === "savepoint" ? latest.pointer.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A job that stops answering gets this long for its end notice to arrive before we give up on it. */
 const END_NOTICE_GRACE_MS = 2000;
 
@@ -218,7 +234,9 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
     }
     const final = end?.state ?? state;
     if (final === "stopped" || final === "finished") {
-      process.stdout.write(`${job}: ${final}\n`);
+      // As `flink stop` names the savepoint it took: which one the next `weir run` resumes from.
+      const savepoint = flags.savepoint && final === "stopped" ? await latestSavepoint(nc, job) : undefined;
+      process.stdout.write(`${job}: ${final}${savepoint !== undefined ? ` with savepoint ${savepoint} (weir run resumes from it)` : ""}\n`);
       return 0;
     }
     if (final === "failed") throw new WeirError(ErrorCode.InvalidJob, `job ${job} failed instead of stopping: ${end?.failure ?? lastFailure ?? "no reason given"}`);
