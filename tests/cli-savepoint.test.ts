@@ -61,6 +61,8 @@ for (const firstRun of ["one process", "two workers"] as const) {
       assert.ok(named, `weir stop --savepoint names the savepoint: ${stop.stdout}`);
       const first = await within(runs[0]!.exited, 60_000);
       assert.is(first?.code, 0, `the first weir run (all its workers) ended with 0: ${runs[0]!.stderr().slice(-600)}`);
+      // Its summary names the savepoint too (with workers, the one that led and took it).
+      assert.match(first!.stdout, new RegExp(`; savepoint ${named[1]} taken`), first!.stdout);
 
       const listed = await runWeir(["checkpoints", "workers", "--nats", nats.url, "--json"]);
       assert.is(listed.code, 0, listed.stderr);

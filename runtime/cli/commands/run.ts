@@ -218,7 +218,10 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const secs = result.durationMs / 1000;
     if (logger.json) logger.command(progress.line(s), progressFields(s, client.workerId));
     else process.stderr.write(`${progress.line(s)}\n`);
-    process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters\n`);
+    // A stop with a savepoint names it, as `weir stop --savepoint` does (the worker that led took it).
+    const last = s.checkpoints?.lastCompleted;
+    const savepoint = result.state === "stopped" && last?.kind === "savepoint" ? `; savepoint ${last.id} taken (weir run resumes from it)` : "";
+    process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${savepoint}\n`);
   }
   return result.state === "cancelled" ? 1 : 0;
 }
