@@ -13,6 +13,7 @@ import { ManualClock } from "../runtime/core/clock.ts";
 import type { JobStatus } from "../actors/job/job-runner.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
+import { eventually } from "./helpers/cli.ts";
 
 const test = suite("timer deletion");
 const nats = withServer(test);
@@ -61,23 +62,13 @@ function metric(s: JobStatus, name: string): number {
   return n;
 }
 
-async function until(what: string | (() => string), ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
-}
-
 /** Moves both time domains past every timer and waits for the kept ones' outputs (two per key). */
 async function fireAll(nc: NatsConnection, P: string, clock: ManualClock): Promise<Fired[]> {
   await publishAll(nc, ["a", "b"].map((k) => [`${P.toLowerCase()}in.x`, { k, ts: 1000, op: "tick", at: 0 }] as [string, unknown]));
-  let fired: Fired[] = [];
-  await until(() => `the kept timers' outputs (so far ${JSON.stringify(fired)})`, async () => {
+  const fired = await eventually("the kept timers' outputs", 60_000, async () => {
     clock.advance(500);
-    fired = await readStream<Fired>(nc, `${P}_OUT`);
-    return fired.length >= 4;
+    const out = await readStream<Fired>(nc, `${P}_OUT`);
+    return out.length >= 4 ? out : undefined;
   });
   return fired.sort((x, y) => x.k.localeCompare(y.k) || x.due - y.due);
 }
@@ -100,7 +91,7 @@ for (const [name, options] of [
       await createStream(nc, `${P}_OUT`, [`${P.toLowerCase()}out.>`]);
       const client = await env.executeAsync();
       await publishAll(nc, registerThenDelete(P, 10));
-      await until("one timer of each domain left per key", () => metric(client.status(), "eventTimers") === 2 && metric(client.status(), "processingTimers") === 2);
+      await eventually("one timer of each domain left per key", 60_000, () => (metric(client.status(), "eventTimers") === 2 && metric(client.status(), "processingTimers") === 2 ? true : undefined));
       assert.equal(await fireAll(nc, P, clock), kept);
       await client.stop();
     } finally {
@@ -122,7 +113,7 @@ for (const backend of ["heap", "jetstream-kv"] as const) {
       try {
         const client = await first.executeAsync();
         await publishAll(nc, registerThenDelete(P, 10));
-        await until("one timer of each domain left per key", () => metric(client.status(), "eventTimers") === 2 && metric(client.status(), "processingTimers") === 2);
+        await eventually("one timer of each domain left per key", 60_000, () => (metric(client.status(), "eventTimers") === 2 && metric(client.status(), "processingTimers") === 2 ? true : undefined));
         assert.is((await client.stop({ savepoint: true })).state, "stopped");
       } finally {
         await first.close();

@@ -10,8 +10,8 @@
 //   `bufferTimeoutMs`, or at once when no more input is coming (idle input, in-flight limit, draining).
 //   A request that needs nothing remote (heap state, a cached KV entry) is answered at once instead.
 // - `inFlightRecordsLimit`: at the limit (or below it while records finish at once or state batches
-//   queue: admission.ts)
-//   `submitRecord` returns a promise, so the subtask stops taking input and its credits backpressure.
+//   queue: admission.ts) `submitRecord` returns a promise, so the subtask stops taking input and its
+//   credits backpressure.
 // - Watermark epochs: see epoch-manager.ts.
 
 import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
