@@ -22,4 +22,6 @@ if (growing > 0) setFlagsFromString(`--heap-growing-percent=${growing}`);
 register();
 // After tsx's, so it runs first: job files in a CommonJS folder still load as ES modules.
 registerHooks("../runtime/cli/typescript-as-esm.mjs", import.meta.url);
+// A job outside any folder with weir installed (a temporary folder, say) still imports "weir": this one.
+registerHooks("../runtime/cli/resolve-weir.mjs", import.meta.url);
 await import("../runtime/cli/main.ts");

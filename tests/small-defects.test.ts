@@ -32,6 +32,28 @@ test("a TypeScript job in a CommonJS folder (package.json type commonjs) runs as
   }
 });
 
+test("a job in a folder with no packages (a temporary folder) imports \"weir\" and io-ts as API.md's example does: the weir that runs it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-outside-"));
+  try {
+    writeFileSync(join(dir, "job.ts"), `import * as t from "io-ts";\nimport { defineJob, Sinks, Sources, valueState } from "weir";\n` +
+      `const total = valueState("total", t.number);\n` +
+      `export default defineJob({ name: "outsidejob", stateBackend: "heap" }, (env) => {\n` +
+      `  env.fromSource(Sources.array([1, 2, 3])).keyBy(() => "all").process({ async processElement(n: number, ctx) {\n` +
+      `    const sum = ((await ctx.state(total).value()) ?? 0) + n; await ctx.state(total).update(sum); ctx.collect(sum);\n` +
+      `  } }).sinkTo(Sinks.print());\n});\n`);
+    const r = await runWeir(["run", join(dir, "job.ts"), "--nats", nats.url, "--quiet"]);
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim().split("\n"), ["1", "3", "6"]);
+    // A package neither the folder nor weir has is still one line naming it.
+    writeFileSync(join(dir, "job.ts"), `import { nothing } from "weir-not-installed";\nexport default nothing;\n`);
+    const missing = await runWeir(["run", join(dir, "job.ts"), "--nats", nats.url]);
+    assert.is(missing.code, 1);
+    assert.match(missing.stderr, /^weir: cannot load job file .*Cannot find package 'weir-not-installed' imported from .*job\.ts\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a syntax error in a job file: one line with file:line:column and the reason", async () => {
   const dir = mkdtempSync(join(tmpdir(), "weir-syntax-"));
   try {
