@@ -37,18 +37,33 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
     // Most functions use one state: its handle lives in a field, others in a map.
     if (this.firstDescriptor === descriptor) return this.firstHandle as HandleOf<D>;
+    let h = this.handles?.get(descriptor);
+    if (h !== undefined) return h as HandleOf<D>;
+    h = createStateHandle(descriptor, this, this);
     if (this.firstDescriptor === undefined) {
       this.firstDescriptor = descriptor;
-      return (this.firstHandle = createStateHandle(descriptor, this, this)) as HandleOf<D>;
-    }
-    this.handles ??= new Map();
-    let h = this.handles.get(descriptor);
-    if (h === undefined) {
+      this.firstHandle = h;
+    } else {
+      this.handles ??= new Map();
       // Bounded: a function that makes descriptors as it goes (one per window, or inline) would grow it for ever.
       if (this.handles.size >= MAX_HANDLES_PER_KEY) this.handles.clear();
-      this.handles.set(descriptor, (h = createStateHandle(descriptor, this, this)));
+      this.handles.set(descriptor, h);
     }
     return h as HandleOf<D>;
+  }
+
+  /**
+   * Forgets the key's handle of `descriptor`: its state was cleared for good (a fired window's). Otherwise
+   * the handles of a key's past windows stayed until the cap, each holding its address and the state
+   * cache's entry for it (evicted or not): 180k handles and cache entries for 10k keys in `npm run soak`.
+   */
+  release(descriptor: StateDescriptor): void {
+    if (this.firstDescriptor === descriptor) {
+      this.firstDescriptor = undefined;
+      this.firstHandle = undefined;
+    } else {
+      this.handles?.delete(descriptor);
+    }
   }
 }
 

@@ -56,8 +56,14 @@ export class KeyTimers implements TimerService {
   deleteProcessingTimeTimer(ts: number): void { this.service.processingTime.delete(timerTime("deleteProcessingTimeTimer", ts), this.slot.keyId); }
 }
 
+/** What weir's own keyed functions (windows) may also do with a record's context. */
+export interface StateReleasing {
+  /** The key's handle of `descriptor` is not needed again (its state was cleared: a fired window's). */
+  releaseState(descriptor: StateDescriptor): void;
+}
+
 /** The context of one record (or one timer firing) of one key. */
-export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O>, ControlledRecord, StateRequestHandler {
+export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedContext<K, O>, ControlledRecord, StateRequestHandler, StateReleasing {
   refs = 1;
   epoch!: Epoch;
   /** Async mode: the controller running this record (its state requests go there). */
@@ -95,6 +101,10 @@ export class KeyedRecordContext<K, O> extends RecordContext<O> implements KeyedC
 
   state<D extends StateDescriptor>(descriptor: D): HandleOf<D> {
     return this.slot.state(descriptor);
+  }
+
+  releaseState(descriptor: StateDescriptor): void {
+    this.slot.release(descriptor);
   }
 
   /** Async mode: the key is this record's now; its handles' requests come here. */

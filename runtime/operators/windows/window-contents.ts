@@ -8,7 +8,8 @@ import type { KeyedContext, OutputTag } from "../../contracts/functions.ts";
 import { ErrorCode, WeirError } from "../../core/errors.ts";
 import { jsonAccumulators } from "../../core/json-data.ts";
 import type { TimeWindow } from "./assigners.ts";
-import type { AggregateFunction } from "../../../state/contracts.ts";
+import type { AggregateFunction, StateDescriptor } from "../../../state/contracts.ts";
+import type { StateReleasing } from "../../keyed/record-context.ts";
 
 export interface ProcessWindowFunction<K, T, O> {
   process(key: K, context: { window: TimeWindow; currentWatermark: number }, elements: T[], out: { collect(value: O): void }): void | Promise<void>;
@@ -38,6 +39,12 @@ export interface WindowSetup<T, O> {
 
 const accOf = (start: number) => valueState<unknown>(`window-acc@${start}`, t.unknown);
 const elementsOf = (start: number) => listState<unknown>(`window-elements@${start}`, t.unknown);
+
+/**
+ * A window cleared for good: the key forgets its handle (and what the handle holds: the state cache's
+ * entry), rather than keep one per past window until its cap (key-slots.ts).
+ */
+const release = (ctx: KeyedContext<unknown, unknown>, descriptor: StateDescriptor): void => (ctx as Partial<StateReleasing>).releaseState?.(descriptor);
 
 export class WindowContents<K, T, O> {
   // One descriptor per open window, not per record: each key caches a handle per descriptor object, and a
@@ -86,6 +93,7 @@ export class WindowContents<K, T, O> {
         const state = ctx.state(this.of(w.start).elements);
         all.push(...(((await state.get()) ?? []) as unknown[]));
         await state.clear();
+        release(ctx, this.of(w.start).elements);
       }
       if (all.length > 0) await ctx.state(this.of(into.start).elements).update(all);
       return;
@@ -95,6 +103,7 @@ export class WindowContents<K, T, O> {
       const state = ctx.state(this.of(w.start).acc);
       const acc = await state.value();
       await state.clear();
+      release(ctx, this.of(w.start).acc);
       if (acc === undefined) continue;
       if (merged === undefined) merged = acc;
       else if (logic.type === "reduce") merged = logic.reduce(merged as T, acc as T);
@@ -115,6 +124,8 @@ export class WindowContents<K, T, O> {
       const state = ctx.state(this.of(w.start).elements);
       const elements = ((await state.get()) ?? []) as T[];
       if (clear) await state.clear();
+      // Nothing stored either: a cleanup timer's time is no window's end (windowEndingAt made one up).
+      if (clear || elements.length === 0) release(ctx, this.of(w.start).elements);
       if (elements.length === 0) return;
       this.counters.windowsFired++;
       await logic.fn.process(ctx.key, { window: w, currentWatermark: ctx.currentWatermark() }, elements, { collect: (o) => ctx.collect(o, at) });
@@ -123,6 +134,7 @@ export class WindowContents<K, T, O> {
     const state = ctx.state(this.of(w.start).acc);
     const acc = await state.value();
     if (clear) await state.clear();
+    if (clear || acc === undefined) release(ctx, this.of(w.start).acc);
     if (acc === undefined) return;
     this.counters.windowsFired++;
     ctx.collect((logic.type === "reduce" ? acc : logic.aggregate.getResult(acc)) as O, at);
@@ -130,7 +142,9 @@ export class WindowContents<K, T, O> {
 
   async clear(ctx: KeyedContext<K, O>, w: TimeWindow): Promise<void> {
     const d = this.of(w.start);
-    await ctx.state(this.logic.type === "process" ? d.elements : d.acc).clear();
+    const descriptor = this.logic.type === "process" ? d.elements : d.acc;
+    await ctx.state(descriptor).clear();
+    release(ctx, descriptor);
   }
 
   /** Drops cached descriptors of windows starting before `start` (a later use makes them again). */
