@@ -90,20 +90,22 @@ export class WindowContents<K, T, O> {
     if (logic.type === "process") {
       const all: unknown[] = [];
       for (const w of from) {
-        const state = ctx.state(this.of(w.start).elements);
+        const d = this.of(w.start).elements;
+        const state = ctx.state(d);
         all.push(...(((await state.get()) ?? []) as unknown[]));
         await state.clear();
-        release(ctx, this.of(w.start).elements);
+        release(ctx, d);
       }
       if (all.length > 0) await ctx.state(this.of(into.start).elements).update(all);
       return;
     }
     let merged: unknown;
     for (const w of from) {
-      const state = ctx.state(this.of(w.start).acc);
+      const d = this.of(w.start).acc;
+      const state = ctx.state(d);
       const acc = await state.value();
       await state.clear();
-      release(ctx, this.of(w.start).acc);
+      release(ctx, d);
       if (acc === undefined) continue;
       if (merged === undefined) merged = acc;
       else if (logic.type === "reduce") merged = logic.reduce(merged as T, acc as T);
@@ -121,20 +123,22 @@ export class WindowContents<K, T, O> {
     const logic = this.logic;
     const at = w.end - 1;
     if (logic.type === "process") {
-      const state = ctx.state(this.of(w.start).elements);
+      const d = this.of(w.start).elements;
+      const state = ctx.state(d);
       const elements = ((await state.get()) ?? []) as T[];
       if (clear) await state.clear();
       // Nothing stored either: a cleanup timer's time is no window's end (windowEndingAt made one up).
-      if (clear || elements.length === 0) release(ctx, this.of(w.start).elements);
+      if (clear || elements.length === 0) release(ctx, d);
       if (elements.length === 0) return;
       this.counters.windowsFired++;
       await logic.fn.process(ctx.key, { window: w, currentWatermark: ctx.currentWatermark() }, elements, { collect: (o) => ctx.collect(o, at) });
       return;
     }
-    const state = ctx.state(this.of(w.start).acc);
+    const d = this.of(w.start).acc;
+    const state = ctx.state(d);
     const acc = await state.value();
     if (clear) await state.clear();
-    if (clear || acc === undefined) release(ctx, this.of(w.start).acc);
+    if (clear || acc === undefined) release(ctx, d);
     if (acc === undefined) return;
     this.counters.windowsFired++;
     ctx.collect((logic.type === "reduce" ? acc : logic.aggregate.getResult(acc)) as O, at);
