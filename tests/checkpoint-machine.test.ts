@@ -149,17 +149,21 @@ s("a second trigger while one is in flight is ignored", () => {
 
 const sched = suite("checkpoint scheduler");
 
-function schedule(o: { backlog?: () => boolean; may?: () => boolean; duringBacklogMs?: number } = {}) {
+function schedule(o: { backlog?: () => boolean; may?: () => boolean; duringBacklogMs?: number; idle?: () => boolean; whileIdleMs?: number } = {}) {
   const clock = new ManualClock(0);
   const at: number[] = [];
+  const skipped: number[] = [];
   const scheduler = new CheckpointScheduler(clock, {
     intervalMs: 1_000,
     duringBacklogMs: o.duringBacklogMs ?? 0,
     inBacklog: o.backlog ?? (() => false),
     mayTrigger: o.may ?? (() => true),
     trigger: () => at.push(clock.now()),
+    isIdle: o.idle ?? (() => false),
+    whileIdleMs: o.whileIdleMs ?? 10_000,
+    skipped: () => skipped.push(clock.now()),
   });
-  return { clock, at, scheduler };
+  return { clock, at, skipped, scheduler };
 }
 
 sched("every interval, on the clock, until stopped", () => {
@@ -198,6 +202,25 @@ sched("a checkpoint due while another runs starts soon after, not a whole interv
   clock.advance(250);
   assert.equal(at, [1_750]);
   scheduler.stop();
+});
+
+sched("at rest: due checkpoints are skipped, one every whileIdleMs; the next after activity within an interval", () => {
+  let idle = true;
+  const { clock, at, skipped, scheduler } = schedule({ idle: () => idle, whileIdleMs: 10_000 });
+  clock.advance(23_100);
+  assert.equal(at, [10_000, 20_000], "one checkpoint every 10 s while at rest");
+  assert.is(skipped.length, 21, "the other due ones were skipped, and counted");
+  idle = false;
+  clock.advance(900);
+  assert.equal(at, [10_000, 20_000, 24_000], "activity: the next due checkpoint is taken");
+  clock.advance(2_000);
+  assert.equal(at.slice(3), [25_000, 26_000], "and every interval after it");
+  scheduler.stop();
+
+  const never = schedule({ idle: () => true, whileIdleMs: 0 });
+  never.clock.advance(60_000);
+  assert.equal(never.at, [], "whileIdleMs 0: none while at rest");
+  never.scheduler.stop();
 });
 
 s.run();

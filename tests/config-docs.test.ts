@@ -36,7 +36,7 @@ function at(o: unknown, path: string): unknown {
   return path.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
 }
 
-/** A documented default: a literal in backticks, `required`, `unset`, or another option's name. */
+/** A documented default: a literal in backticks, `required`, `unset`, another option's name, or `N × option`. */
 function documented(cell: string): Array<{ token: string }> {
   return [...cell.matchAll(/`([^`]+)`/g)].map((m) => ({ token: m[1]! }));
 }
@@ -76,6 +76,12 @@ docs("every documented default is the resolved default", () => {
     if (/with checkpoints/.test(defaults)) {
       assert.equal(at(checkpointed, option), literal(tokens[0]!), `${option} with checkpoints`);
       assert.equal(at(plain, option), literal(tokens[1]!), `${option} without checkpoints`);
+      continue;
+    }
+    const times = /^(\d+) × (\S+)$/.exec(tokens[0]!);
+    if (times && names.has(times[2]!)) {
+      // "a multiple of another option": set that one and see this one follow.
+      assert.is(at(checkpointed, option), Number(times[1]) * (at(checkpointed, times[2]!) as number), `${option} is ${tokens[0]}`);
       continue;
     }
     if (names.has(tokens[0]!)) {

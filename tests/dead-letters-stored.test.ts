@@ -34,6 +34,7 @@ s("the checkpointer acknowledges only after the dead letters are stored", async 
     backend: () => undefined,
     emitBarrier: () => {},
     deadLettersStored: () => letters,
+    captureActivity: () => false,
     outputsEnded: () => false,
     block: () => {}, unblock: () => {},
     onPhase: (e) => { if (e.type === "BARRIER_RECEIVED") checkpointer.startSnapshot(e.checkpointId); },

@@ -104,6 +104,11 @@ graph("mistakes give one clear line", () => {
   assert.throws(() => StreamEnvironment.create({ name: "ok", parallelism: 200 }), /exceeds maxParallelism 128/);
   assert.throws(() => StreamEnvironment.create({ name: "ok", checkpointIntervalDuringBacklogMs: 1000 }), /^job options: checkpointIntervalDuringBacklogMs 1000 needs checkpointIntervalMs/, "never ignored, also in mode automatic");
   assert.ok(StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalDuringBacklogMs: 1000 }));
+  assert.throws(() => StreamEnvironment.create({ name: "ok", checkpointIntervalWhileIdleMs: 5000 }), /^job options: checkpointIntervalWhileIdleMs 5000 needs checkpointIntervalMs/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalWhileIdleMs: 100 }), /^job options: checkpointIntervalWhileIdleMs 100 is shorter than checkpointIntervalMs 500/);
+  assert.throws(() => StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalWhileIdleMs: -1 }), /checkpointIntervalWhileIdleMs/);
+  assert.ok(StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalWhileIdleMs: 0 }));
+  assert.ok(StreamEnvironment.create({ name: "ok", checkpointIntervalMs: 500, checkpointIntervalWhileIdleMs: 500 }));
   const wide = StreamEnvironment.create({ name: "wide", maxParallelism: 8 });
   wide.fromSource(Sources.array([1])).map((x) => x, { name: "wide map", parallelism: 50 }).sinkTo(Sinks.print());
   assert.throws(() => wide.jobGraph(), /operator "wide map": parallelism 50 exceeds maxParallelism 8/, "a non-keyed operator too, as in Flink");

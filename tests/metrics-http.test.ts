@@ -45,7 +45,7 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
     });
     for (const [name, type] of [
       ["weir_operator_records_in_total", "counter"], ["weir_operator_records_out_total", "counter"], ["weir_checkpoints_total", "counter"],
-      ["weir_job_restarts_total", "counter"], ["weir_subtask_busy_seconds_total", "counter"], ["weir_dead_letters_total", "counter"],
+      ["weir_checkpoints_skipped_total", "counter"], ["weir_job_restarts_total", "counter"], ["weir_subtask_busy_seconds_total", "counter"], ["weir_dead_letters_total", "counter"],
       ["weir_state_cache_entries", "gauge"], ["weir_worker_leader", "gauge"], ["weir_last_checkpoint_age_seconds", "gauge"],
       ["weir_checkpoint_duration_seconds", "histogram"], ["weir_process_cpu_user_seconds_total", "counter"], ["weir_nodejs_heap_size_used_bytes", "gauge"],
     ] as const) assert.is(first.types.get(name), type, `# TYPE ${name} ${type}`);

@@ -10,6 +10,7 @@ import type { CheckpointBarrier } from "../../runtime/transport/frames.ts";
 import { summarize, type CheckpointKind, type CheckpointMetadata, type CheckpointSummary, type SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { LatestMovedError, type CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
+import { IdleCheckpoints } from "./idle-checkpoints.ts";
 import { CheckpointScheduler } from "./scheduler.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { DurationHistogram, type DurationCounts } from "../../runtime/checkpoint/durations.ts";
@@ -64,6 +65,8 @@ export interface CoordinatorOptions {
 export interface CheckpointStats {
   readonly completed: number;
   readonly aborted: number;
+  /** Periodic checkpoints skipped because the job was at rest (nothing happened since the last one). */
+  readonly skipped?: number;
   readonly inFlight?: number;
   readonly lastCompleted?: CheckpointSummary;
   readonly lastFailure?: string;
@@ -77,6 +80,9 @@ const STOP_COMMIT_WAIT_MS = 5000;
 export class CheckpointCoordinator {
   readonly actor: Actor<typeof checkpointMachine>;
   private acks = new Map<string, SubtaskSnapshot>();
+  /** Acknowledgements of the checkpoint in flight that found their subtask quiet. */
+  private quietAcks = 0;
+  private readonly idleness = new IdleCheckpoints();
   private barrier: CheckpointBarrier | undefined;
   private idleWaiters: Array<() => void> = [];
   /** Deleting old checkpoints runs behind commits, one at a time; stop() waits for it. */
@@ -185,7 +191,7 @@ export class CheckpointCoordinator {
    * Periodic checkpoints: every `intervalMs`, or every `duringBacklogMs` while `inBacklog()` (0: none
    * then), when none is in flight and `allowed()`; until stop().
    */
-  schedule(o: { intervalMs: number; duringBacklogMs: number; inBacklog: () => boolean; allowed: () => boolean }): void {
+  schedule(o: { intervalMs: number; duringBacklogMs: number; whileIdleMs: number; inBacklog: () => boolean; allowed: () => boolean }): void {
     this.scheduler?.stop();
     this.scheduler = new CheckpointScheduler(this.o.clock ?? systemClock, {
       intervalMs: o.intervalMs,
@@ -193,7 +199,21 @@ export class CheckpointCoordinator {
       inBacklog: o.inBacklog,
       mayTrigger: () => !this.busy && o.allowed(),
       trigger: () => { this.trigger("checkpoint", { ifIdle: true }).catch((e) => this.o.log(`periodic checkpoint failed: ${messageOf(e)}`)); },
+      whileIdleMs: o.whileIdleMs,
+      isIdle: () => {
+        const targets = this.targets();
+        return !targets.some((t) => t.isWaitingForFinalCheckpoint) && this.idleness.isIdle(targets);
+      },
+      skipped: () => { this.idleness.skipped++; },
     });
+  }
+
+  /**
+   * A subtask did something after its snapshot of `afterCheckpoint`, which had found it quiet: the job is
+   * not at rest (idle-checkpoints.ts).
+   */
+  noteActivity(afterCheckpoint: number): void {
+    this.idleness.activity(afterCheckpoint);
   }
 
   /**
@@ -243,6 +263,12 @@ export class CheckpointCoordinator {
     if (checkpointId !== this.actor.getSnapshot().context.pendingId) return;
     const key = `${snapshot.vertexUid}#${snapshot.index}`;
     if (this.acks.has(key)) return;
+    if (snapshot.quiet !== undefined) {
+      // Told to the coordinator, not stored with the checkpoint.
+      const { quiet, ...stored } = snapshot;
+      if (quiet) this.quietAcks++;
+      snapshot = stored;
+    }
     this.acks.set(key, snapshot);
     this.actor.send({ type: "ACK", checkpointId });
   }
@@ -256,6 +282,7 @@ export class CheckpointCoordinator {
     return {
       completed: c.completed,
       aborted: c.aborted,
+      skipped: this.idleness.skipped,
       ...(c.pendingId !== undefined ? { inFlight: c.pendingId } : {}),
       ...(this.lastSummary ? { lastCompleted: this.lastSummary } : {}),
       ...(c.lastFailure ? { lastFailure: c.lastFailure } : {}),
@@ -282,6 +309,7 @@ export class CheckpointCoordinator {
   private inject(checkpointId: number, kind: CheckpointKind): void {
     const targets = this.targets();
     this.acks = new Map();
+    this.quietAcks = 0;
     this.triggeredAt = Date.now();
     this.kind = kind;
     const barrier: CheckpointBarrier = { id: checkpointId, timestamp: this.triggeredAt, kind };
@@ -319,7 +347,9 @@ export class CheckpointCoordinator {
   }
 
   private notifyComplete(checkpointId: number): void {
-    for (const t of this.targets()) t.notifyCheckpointComplete(checkpointId);
+    const targets = this.targets();
+    this.idleness.completed(checkpointId, this.quietAcks === targets.length && this.acks.size === targets.length, targets);
+    for (const t of targets) t.notifyCheckpointComplete(checkpointId);
     this.waiters.get(checkpointId)?.resolve(checkpointId);
     this.waiters.delete(checkpointId);
     this.wakeNext();

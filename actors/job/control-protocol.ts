@@ -96,7 +96,7 @@ const SnapshotShape = t.intersection([
     vertexUid: t.string, index: t.number, parallelism: t.number, operators: t.UnknownRecord, ackedAtMs: t.number, alignmentMs: t.number,
     stateChanged: t.type({ entries: t.number, bytes: t.number }),
   }),
-  t.partial({ keyed: t.type({ operators: t.array(t.string), snapshots: t.array(t.UnknownRecord) }) }),
+  t.partial({ keyed: t.type({ operators: t.array(t.string), snapshots: t.array(t.UnknownRecord) }), quiet: t.boolean }),
 ], "SubtaskSnapshot");
 export const SubtaskReportKind = { Ack: "ack", Decline: "decline", Failed: "failed", Finished: "finished" } as const;
 const SUBTASK_REPORTS = {

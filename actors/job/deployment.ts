@@ -21,6 +21,8 @@ export interface DeploymentEvents {
   onAck(snapshot: SubtaskSnapshot, checkpointId: number): void;
   onDecline(checkpointId: number, reason: string): void;
   onInputFinished(s: SubtaskHandle): void;
+  /** A subtask did something after its snapshot of `afterCheckpoint`, which found it quiet (actors/subtask/activity.ts). */
+  onActive(afterCheckpoint: number): void;
   onDirtyBudgetExceeded(): void;
   /** A worker's NATS connection is back (over workers): commands and reports of a checkpoint in flight may be lost. */
   onWorkerReconnected?(worker: string): void;
@@ -45,7 +47,7 @@ export interface RemotePart {
 export interface DeploymentOptions {
   readonly graph: JobGraph;
   /** Subtask deps except the attempt, the callbacks and the dead-letter view. */
-  readonly deps: Omit<SubtaskDeps, "attempt" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
+  readonly deps: Omit<SubtaskDeps, "attempt" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onActive" | "onDirtyBudgetExceeded">;
   readonly attempt: string;
   readonly deadLetters: DeadLetterPublisher;
   readonly events: DeploymentEvents;
@@ -68,6 +70,7 @@ export class Deployment {
       onAck: (_s, snapshot, id) => e.onAck(snapshot, id),
       onDecline: (_s, id, reason) => e.onDecline(id, reason),
       onInputFinished: (s) => e.onInputFinished(s),
+      onActive: (_s, after) => e.onActive(after),
       onDirtyBudgetExceeded: () => e.onDirtyBudgetExceeded(),
     };
     for (const v of o.graph.vertices) {

@@ -181,7 +181,7 @@ export class JobRunner {
     await running;
     // Periodic checkpoints; finished sources do not count as in backlog (FLIP-309).
     this.coordinator?.schedule({
-      intervalMs: this.job.checkpointIntervalMs, duringBacklogMs: this.job.checkpointIntervalDuringBacklogMs,
+      intervalMs: this.job.checkpointIntervalMs, duringBacklogMs: this.job.checkpointIntervalDuringBacklogMs, whileIdleMs: this.job.checkpointIntervalWhileIdleMs,
       inBacklog: () => this.subtasks.some((s) => s.isSource && s.sourceIsBacklog && !s.isWaitingForFinalCheckpoint && !s.isTerminal),
       allowed: () => this.state === "running" && !this.finalCheckpointStarted,
     });
@@ -243,7 +243,7 @@ export class JobRunner {
         onFailed: (s, e) => this.onSubtaskFailed(s, e),
         onAck: (snapshot, id) => this.coordinator?.ack(snapshot, id),
         onDecline: (id, reason) => this.coordinator?.decline(id, reason),
-        onInputFinished: (s) => this.onInputFinished(s),
+        onInputFinished: (s) => this.onInputFinished(s), onActive: (after) => this.coordinator?.noteActivity(after),
         onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
         onWorkerReconnected: (worker) => this.coordinator?.abortPending(`worker ${worker}'s NATS connection is back: this checkpoint's messages may be lost`),
       };

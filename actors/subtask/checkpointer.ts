@@ -24,6 +24,8 @@ export interface CheckpointParticipant {
   /** The keyed backend if one was created. */
   backend(): Promise<KeyedStateBackend> | undefined;
   emitBarrier(barrier: CheckpointBarrier): void;
+  /** At a snapshot's capture: whether nothing happened since the last one (activity.ts). */
+  captureActivity(checkpointId: number): boolean;
   /** Settles once the dead letters published so far are stored: the checkpoint covers their records. */
   deadLettersStored(): Promise<void>;
   /** The subtask sent end-of-input downstream: no barrier may follow it. */
@@ -189,19 +191,20 @@ export class SubtaskCheckpointer {
         else if (s !== undefined) operators[uid] = s;
       }
       const keyedDelta = backend?.snapshot ? backend.snapshot(id) : undefined;
+      const quiet = this.p.captureActivity(id);
       // Awaited in acknowledge() only after `pending`: a failure before then (NATS gone) is not unhandled.
       keyedDelta?.catch(() => {});
       if (!this.p.outputsEnded()) this.p.emitBarrier(barrier);
       for (const c of release) this.p.unblock(c);
       this.p.onPhase({ type: "SNAPSHOT_CAPTURED", checkpointId: id });
-      void this.acknowledge(id, alignmentMs, operators, pending, keyedDelta);
+      void this.acknowledge(id, alignmentMs, operators, pending, keyedDelta, quiet);
     } catch (e) {
       for (const c of release) this.p.unblock(c);
       this.decline(id, e);
     }
   }
 
-  private async acknowledge(id: number, alignmentMs: number, operators: Record<string, unknown>, pending: Array<Promise<void>>, keyedDelta: Promise<StateSnapshot> | undefined): Promise<void> {
+  private async acknowledge(id: number, alignmentMs: number, operators: Record<string, unknown>, pending: Array<Promise<void>>, keyedDelta: Promise<StateSnapshot> | undefined, quiet: boolean): Promise<void> {
     try {
       await Promise.all(pending);
       const delta = keyedDelta ? await keyedDelta : undefined;
@@ -219,6 +222,7 @@ export class SubtaskCheckpointer {
         ackedAtMs: Date.now(),
         alignmentMs,
         stateChanged: { entries: delta?.entries ?? 0, bytes: delta?.bytes ?? 0 },
+        ...(quiet ? { quiet } : {}),
       }, id);
     } catch (e) {
       this.decline(id, e);

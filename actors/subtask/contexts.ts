@@ -50,7 +50,8 @@ export interface ContextHost {
   readonly keyGroupRange: KeyGroupRange;
   currentWatermark(): number;
   outputCapacity(): MaybePromise;
-  enqueue(action: MailAction): void;
+  /** `housekeeping`: mail that changes nothing unless it emits (see activity.ts). */
+  enqueue(action: MailAction, housekeeping?: boolean): void;
   fail(error: unknown): void;
 }
 
@@ -105,7 +106,7 @@ export class SubtaskContexts {
       restoring: deps.restore !== undefined,
       currentWatermark: () => host.currentWatermark(),
       outputCapacity: () => host.outputCapacity(),
-      enqueue: (action: MailAction) => host.enqueue(action),
+      enqueue: (action: MailAction, housekeeping?: boolean) => host.enqueue(action, housekeeping),
       fail: (e: unknown) => host.fail(e),
       log: deps.log,
     };

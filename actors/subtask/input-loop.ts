@@ -37,6 +37,8 @@ export async function runInput(parts: SubtaskParts): Promise<void> {
     }
     const spec = channels[item.channel]!;
     if (item.frame.k === "e") ended++;
+    // Anything but a barrier is activity (activity.ts): once per frame, not per record.
+    if (!parts.activity.active && item.frame.k !== FrameKind.Barrier) parts.activity.mark();
     const p = handleFrame(parts, head, spec, item.channel, item.frame);
     if (p) await waitingOn(parts.wait, LoopWait.Frame, p);
     gate.ack(item.channel);

@@ -1,6 +1,7 @@
 // What a subtask's run loops work with: its input gate, operator chain, outputs, checkpointer and
 // lifecycle, plus the counters they keep. Built by actors/subtask/subtask.ts; the loops only use them.
 
+import type { SubtaskActivity } from "./activity.ts";
 import type { SubtaskCheckpointer } from "./checkpointer.ts";
 import type { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
 import type { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
@@ -35,6 +36,8 @@ export interface SubtaskParts {
   readonly attributes: InputsAttributes;
   readonly debloater: BufferDebloater | undefined;
   readonly counters: SubtaskCounters;
+  /** Whether anything happened since the last snapshot (activity.ts): marked per frame or batch. */
+  readonly activity: SubtaskActivity;
   /** What the run loop waits on now (wait-report.ts). */
   readonly wait: LoopWaitState;
   readonly log: LogFn;

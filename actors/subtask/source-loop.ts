@@ -44,6 +44,7 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
     if (outputs.isBlocked()) { await waitingOn(parts.wait, LoopWait.Credit, outputs.waitUnblocked(() => lifecycle.isTerminal)); continue; }
     const attrs = reader.takeAttributes?.();
     if (attrs) {
+      parts.activity.mark();
       if (!lifecycle.wentLive) {
         await emitAttributes(lifecycle, out, attrs);
       } else if (attrs.isBacklog && !backlogIgnored) {
@@ -59,6 +60,7 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
     const polledAt = performance.now();
     const batch: SourceBatch<unknown> | null = await waitingOn(parts.wait, waitLong ? LoopWait.IdlePoll : LoopWait.Poll, reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined, waitLong ? IDLE_POLL_WAIT_MS : undefined));
     if (batch === null) {
+      parts.activity.mark();
       const p = out.emitWatermark(MAX_WATERMARK);
       if (p) await p;
       counters.currentWatermark = MAX_WATERMARK;
@@ -73,6 +75,7 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
       continue;
     }
     counters.recordsIn += values.length;
+    if (!parts.activity.active) parts.activity.mark();
     if (bySplit !== undefined && splits !== undefined) {
       for (let i = 0; i < values.length; i++) {
         const p = bySplit(values[i], timestamps?.[i], splits[i]!);

@@ -27,6 +27,8 @@ export interface SubtaskStatus {
   readonly deadLetters: number;
   readonly isBacklog: boolean;
   readonly error?: string;
+  /** Active after the snapshot of this checkpoint, which found it quiet (activity.ts): repeated until the next snapshot. */
+  readonly activeAfter?: number;
   readonly operators: Record<string, Record<string, number>>;
 }
 

@@ -19,6 +19,7 @@ import { MIN_WATERMARK, type CheckpointBarrier } from "../../runtime/transport/f
 import { InputGate, failOnGap } from "../../runtime/transport/input-gate.ts";
 import { InputsWatermark } from "../../runtime/transport/watermark-valve.ts";
 import { buildChain, type OperatorChain } from "./chain.ts";
+import { SubtaskActivity } from "./activity.ts";
 import { SubtaskCheckpointer } from "./checkpointer.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { SubtaskContexts, type ContextDeps } from "./contexts.ts";
@@ -47,6 +48,11 @@ export interface SubtaskDeps extends ContextDeps {
    * state completes; this tells the coordinator it is waiting.
    */
   readonly onInputFinished: (s: Subtask) => void;
+  /**
+   * The first activity after a snapshot that found this subtask quiet (activity.ts): the coordinator
+   * skips periodic checkpoints of a job at rest until it hears this.
+   */
+  readonly onActive?: (s: Subtask, afterCheckpoint: number) => void;
 }
 
 /** Characters of a record kept in its dead letter when it cannot be encoded (it may be megabytes or too deep). */
@@ -63,6 +69,7 @@ export class Subtask {
   private readonly chain: OperatorChain;
   private readonly checkpointer: SubtaskCheckpointer;
   private readonly contexts: SubtaskContexts;
+  private readonly activity: SubtaskActivity;
   private readonly counters: SubtaskCounters = { recordsIn: 0, idleMs: 0, currentWatermark: MIN_WATERMARK, busyReportedMs: 0 };
   private reader: SourceReader<unknown> | undefined;
   /** performance.now() when run() began: busy time is the rest of the running time (status). */
@@ -93,6 +100,8 @@ export class Subtask {
 
     const head = vertex.nodes[0]!;
     const keyed = vertex.nodes.some(isKeyedOperator);
+    const activity = new SubtaskActivity((after) => deps.onActive?.(this, after));
+    this.activity = activity;
     this.lifecycle = new SubtaskLifecycle(
       this.id,
       {
@@ -117,7 +126,10 @@ export class Subtask {
       keyGroupRange,
       currentWatermark: () => this.counters.currentWatermark,
       outputCapacity: () => (this.outputs.isBlocked() ? this.outputs.waitUnblocked(() => this.lifecycle.isTerminal) : undefined),
-      enqueue: (action) => this.gate.enqueue(action),
+      enqueue: (action, housekeeping) => {
+        if (!housekeeping) activity.mark();
+        this.gate.enqueue(action);
+      },
       fail: (e) => this.fail(e),
     });
     this.chain = buildChain(vertex, this.outputs.byEdge, (node, output) => this.contexts.operator(node, output, () => this.checkpointer));
@@ -134,6 +146,7 @@ export class Subtask {
       backend: () => this.contexts.openedBackend(),
       emitBarrier: (b) => this.outputs.emitBarrier(b),
       deadLettersStored: () => deps.deadLetters.stored(),
+      captureActivity: (id) => activity.capture(id),
       outputsEnded: () => this.lifecycle.outputsEnded,
       block: (c) => this.gate.block(c),
       unblock: (c) => this.gate.unblock(c),
@@ -153,6 +166,7 @@ export class Subtask {
       attributes: new InputsAttributes(perInput),
       debloater,
       counters: this.counters,
+      activity,
       wait: { waitingOn: undefined, waitingSince: 0 },
       log: deps.log,
     };
@@ -267,7 +281,9 @@ export class Subtask {
 
   status(): SubtaskStatus {
     const runningMs = this.runningSince === undefined ? 0 : performance.now() - this.runningSince;
-    return subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
+    const status = subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
+    const after = this.activity.activeAfter;
+    return after === undefined ? status : { ...status, activeAfter: after };
   }
 
   // ------------------------------------------------------------------ end, failure, cancellation

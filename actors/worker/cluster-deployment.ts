@@ -122,6 +122,7 @@ export class ClusterDeployer {
           case "failed": h?.markTerminal(); events.onFailed(h, new Error(`${r.subtask} on worker ${r.worker}: ${r.error}`)); break;
           case "finished": if (h && !h.isTerminal) { h.markTerminal(); events.onFinished(h); } break;
           case "input-finished": if (h) { h.markInputFinished(); events.onInputFinished(h); } break;
+          case "active": events.onActive(r.after); break;
           case "dirty-budget": events.onDirtyBudgetExceeded(); break;
           case "reconnected":
             [...handles.values()].find((x) => x.worker.id === r.worker)?.worker.resend();
@@ -132,6 +133,7 @@ export class ClusterDeployer {
               const handle = handles.get(st.id);
               if (!handle) continue;
               handle.updateStatus(st as unknown as SubtaskStatus);
+              if (st.activeAfter !== undefined) events.onActive(st.activeAfter);
               // A lost "failed" report must not leave the job waiting on a subtask that is gone.
               if (st.state.startsWith("failed") && !handle.isTerminal) {
                 handle.markTerminal();

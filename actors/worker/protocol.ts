@@ -54,7 +54,10 @@ export const CommandReply = t.intersection([t.type({ ok: t.boolean }), t.partial
 export type CommandReply = t.TypeOf<typeof CommandReply>;
 
 /** A subtask's status as `weir status` shows it (actors/subtask/status.ts); fields beyond these are kept. */
-const SubtaskStatusShape = t.type({ id: t.string, state: t.string, recordsIn: t.number, recordsOut: t.number, isBacklog: t.boolean });
+const SubtaskStatusShape = t.intersection([
+  t.type({ id: t.string, state: t.string, recordsIn: t.number, recordsOut: t.number, isBacklog: t.boolean }),
+  t.partial({ activeAfter: t.number }),
+]);
 
 const from = { ...epoch, worker: t.string };
 export const WorkerReport = t.union([
@@ -63,6 +66,8 @@ export const WorkerReport = t.union([
   t.type({ kind: t.literal("failed"), ...from, subtask: t.string, error: t.string }),
   t.type({ kind: t.literal("finished"), ...from, subtask: t.string }),
   t.type({ kind: t.literal("input-finished"), ...from, subtask: t.string }),
+  /** The subtask did something after its snapshot of checkpoint `after`, which found it quiet (actors/subtask/activity.ts). */
+  t.type({ kind: t.literal("active"), ...from, subtask: t.string, after: t.number }),
   t.type({ kind: t.literal("dirty-budget"), ...from }),
   /** Its NATS connection is back: commands sent to it meanwhile may be lost. */
   t.type({ kind: t.literal("reconnected"), ...from }),

@@ -18,7 +18,7 @@ import type { LogFn } from "../../runtime/core/log.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
-export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onDirtyBudgetExceeded">;
+export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onActive" | "onDirtyBudgetExceeded">;
 
 export interface WorkerHostOptions {
   readonly workerId: string;
@@ -221,6 +221,8 @@ export class WorkerHost {
       onAck: (s, snapshot: SubtaskSnapshot, id) => report({ kind: "ack", epoch, worker, subtask: s.id, checkpointId: id, snapshot: snapshot as unknown as Record<string, unknown> }),
       onDecline: (s, id, reason) => report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }),
       onInputFinished: (s) => stick({ kind: "input-finished", epoch, worker, subtask: s.id }),
+      // Status reports repeat it (SubtaskStatus.activeAfter), should this one be lost.
+      onActive: (s, after) => report({ kind: "active", epoch, worker, subtask: s.id, after }),
       onDirtyBudgetExceeded: () => report({ kind: "dirty-budget", epoch, worker }),
     };
     const subtasks: Subtask[] = [];

@@ -37,6 +37,11 @@ export const JobOptionsCodec = t.intersection([
     stateBackend: t.keyof({ "jetstream-kv": null, heap: null }),
     checkpointIntervalMs: NonNegativeInt,
     checkpointIntervalDuringBacklogMs: NonNegativeInt,
+    /**
+     * While the job is at rest (nothing happened since its last checkpoint: no record, timer or watermark),
+     * a periodic checkpoint at most this often (0: none until something happens); default 10 × checkpointIntervalMs.
+     */
+    checkpointIntervalWhileIdleMs: NonNegativeInt,
     asyncState: AsyncStateOptionsCodec,
     /** The state backend's own options (state/config.ts): one definition for both. */
     state: StateTuningCodec,
@@ -117,6 +122,12 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     // Checkpoints are on only with checkpointIntervalMs (as Flink's interval-during-backlog needs checkpointing on): never ignored.
     throw new WeirError(ErrorCode.InvalidOption, `job options: checkpointIntervalDuringBacklogMs ${o.checkpointIntervalDuringBacklogMs} needs checkpointIntervalMs: without it the job takes no checkpoints at all`);
   }
+  if (o.checkpointIntervalWhileIdleMs !== undefined && o.checkpointIntervalWhileIdleMs > 0 && o.checkpointIntervalWhileIdleMs < checkpointIntervalMs) {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: checkpointIntervalWhileIdleMs ${o.checkpointIntervalWhileIdleMs} is shorter than checkpointIntervalMs ${checkpointIntervalMs}: use checkpointIntervalMs (or more) to checkpoint a job at rest, 0 for not at all`);
+  }
+  if (o.checkpointIntervalWhileIdleMs !== undefined && (checkpointIntervalMs === 0 || o.mode === "batch")) {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: checkpointIntervalWhileIdleMs ${o.checkpointIntervalWhileIdleMs} needs checkpointIntervalMs${o.mode === "batch" ? ` and a mode other than "batch"` : ""}: without it the job takes no checkpoints at all`);
+  }
   if (o.restartStrategy !== undefined && o.restartStrategy.type !== "none" && (checkpointIntervalMs === 0 || o.mode === "batch")) {
     // Without checkpoints a failed job has nothing to restart from, so weir ends it: a strategy would be ignored.
     const why = o.mode === "batch" ? `mode "batch" takes no checkpoints (a failed batch job fails; run it again)` : "it needs checkpointIntervalMs: without checkpoints a failed job has nothing to restart from and fails";
@@ -140,6 +151,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     stateBackend: o.stateBackend ?? "jetstream-kv",
     checkpointIntervalMs,
     checkpointIntervalDuringBacklogMs: o.checkpointIntervalDuringBacklogMs ?? checkpointIntervalMs,
+    checkpointIntervalWhileIdleMs: o.checkpointIntervalWhileIdleMs ?? 10 * checkpointIntervalMs,
     asyncState: {
       enabled: o.asyncState?.enabled ?? true,
       bufferSize: o.asyncState?.bufferSize ?? 1000,

@@ -16,6 +16,11 @@ export interface SubtaskSnapshot {
   readonly ackedAtMs: number;
   readonly alignmentMs: number;
   readonly stateChanged: { readonly entries: number; readonly bytes: number };
+  /**
+   * Nothing happened in the subtask since its previous snapshot (actors/subtask/activity.ts): told to the
+   * coordinator with the acknowledgement, not stored with the checkpoint.
+   */
+  readonly quiet?: boolean;
 }
 
 export interface CheckpointMetadata {

@@ -39,6 +39,8 @@ export interface ResolvedJobOptions {
   readonly stateBackend: "jetstream-kv" | "heap";
   readonly checkpointIntervalMs: number;
   readonly checkpointIntervalDuringBacklogMs: number;
+  /** While the job is at rest, periodic checkpoints at most this often (0: none); see actors/checkpoint/idle-checkpoints.ts. */
+  readonly checkpointIntervalWhileIdleMs: number;
   readonly asyncState: {
     readonly enabled: boolean;
     readonly bufferSize: number;

@@ -92,8 +92,12 @@ export interface OperatorContext {
    * never let the consumers' credits (and frame sizes) in.
    */
   outputCapacity(): MaybePromise;
-  /** Runs `action` on the subtask's mailbox (serialized with record processing): timers use it. */
-  enqueue(action: () => MaybePromise): void;
+  /**
+   * Runs `action` on the subtask's mailbox (serialized with record processing): timers use it.
+   * `housekeeping`: a periodic check that changes no state (what it emits travels as frames); other mail
+   * counts as activity, which keeps the job's periodic checkpoints going (actors/subtask/activity.ts).
+   */
+  enqueue(action: () => MaybePromise, housekeeping?: boolean): void;
   /** Fails the subtask from a callback outside the record path. */
   fail(error: unknown): void;
   log(message: string): void;

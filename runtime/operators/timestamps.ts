@@ -48,7 +48,7 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
         schedule();
       };
       const schedule = (): void => {
-        if (!closed) timer = ctx.clock.setTimeout(() => ctx.enqueue(periodic), interval);
+        if (!closed) timer = ctx.clock.setTimeout(() => ctx.enqueue(periodic, true), interval);
       };
 
       const timestampOf = (value: unknown, ts: number | undefined): number => {

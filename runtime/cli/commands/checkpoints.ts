@@ -33,7 +33,7 @@ export async function checkpointsCommand(job: string, flags: NatsFlags & { json?
     }
     if (live?.checkpoints) {
       const c = live.checkpoints;
-      process.stdout.write(`running: ${c.completed} completed, ${c.aborted} aborted${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${c.lastFailure ? `, last failure: ${c.lastFailure}` : ""}\n`);
+      process.stdout.write(`running: ${c.completed} completed, ${c.aborted} aborted${c.skipped ? `, ${c.skipped} skipped at rest` : ""}${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${c.lastFailure ? `, last failure: ${c.lastFailure}` : ""}\n`);
     }
     return 0;
   } finally {

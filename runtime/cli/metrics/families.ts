@@ -129,6 +129,7 @@ export const FAMILIES: readonly Family[] = [
     const c = v.status.checkpoints;
     return c ? [{ value: c.completed, labels: { status: "completed" } }, { value: c.aborted, labels: { status: "aborted" } }] : [];
   }),
+  perJob("weir_checkpoints_skipped_total", "counter", "Periodic checkpoints skipped because the job was at rest (nothing happened since the last one; checkpointIntervalWhileIdleMs).", (v) => (v.status.checkpoints ? [{ value: v.status.checkpoints.skipped ?? 0 }] : [])),
   perJob("weir_checkpoint_in_progress", "gauge", "1 while a checkpoint is in flight.", (v) => (v.status.checkpoints ? [{ value: v.status.checkpoints.inFlight !== undefined ? 1 : 0 }] : [])),
   perJob("weir_last_checkpoint_size_bytes", "gauge", "State changed by the last completed checkpoint, in bytes.", (v) => [{ value: v.status.checkpoints?.lastCompleted?.bytes }]),
   perJob("weir_last_checkpoint_entries", "gauge", "State entries changed by the last completed checkpoint.", (v) => [{ value: v.status.checkpoints?.lastCompleted?.entries }]),
