@@ -10,7 +10,9 @@ export function renderCheckpoints(el, view, history) {
     el.innerHTML = `<p class="muted">checkpoints are off for this job (checkpointIntervalMs 0)</p>`;
     return;
   }
-  const summary = `<p>completed <b>${c.completed}</b> · aborted <b>${c.aborted}</b>${c.inFlight !== undefined ? ` · checkpoint ${c.inFlight} in flight` : ""}</p>`;
+  // Skipped: periodic checkpoints of a job at rest (checkpointIntervalWhileIdleMs).
+  const skipped = c.skipped ? ` · skipped at rest <b>${c.skipped}</b>` : "";
+  const summary = `<p>completed <b>${c.completed}</b> · aborted <b>${c.aborted}</b>${skipped}${c.inFlight !== undefined ? ` · checkpoint ${c.inFlight} in flight` : ""}</p>`;
   const failure = c.lastFailure ? `<p class="error">last failure: ${esc(c.lastFailure)}</p>` : "";
   const rows = history.map((r) => `<tr data-checkpoint="${r.id}"><td>${r.id}</td><td>${esc(r.kind)}</td><td>${esc(new Date(r.triggeredAt).toISOString().slice(11, 23))}</td>
     <td class="num">${ms(r.durationMs)}</td><td class="num">${count(r.entries)}</td><td class="num">${bytes(r.bytes)}</td><td class="num">${ms(r.alignmentMs)}</td>
