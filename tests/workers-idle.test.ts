@@ -58,4 +58,30 @@ test("no checkpoints while at rest; input on any worker's subtasks starts them a
   }
 });
 
+test("the leader SIGKILLed while the job is at rest: the new one restores, rests too, and new input's output is exact", async () => {
+  const nc = await connect({ servers: nats.url });
+  const procs: WeirProcess[] = [];
+  try {
+    await reset(nc);
+    const env = { WORKERS_CHECKPOINT_MS: "100", WORKERS_IDLE_CHECKPOINT_MS: "0", WORKERS_BACKEND: "heap", WORKERS_PARALLELISM: String(P) };
+    const start = () => startWeir(["run", JOB, "--nats", nats.url], { env });
+    procs.push(start(), start());
+    const running = await runningOn(nc, procs, "the job runs on two workers");
+    await publishAll(nc, input(0, 200));
+    await checkOutputExplained(nc, 200, procs);
+    await eventually("checkpoints skipped", 60_000, async () => (((await status(nc))?.checkpoints?.skipped ?? 0) >= 5 ? true : undefined));
+    const leader = procs.findIndex((p) => p.child.pid === running.workers!.find((w) => w.leader)!.pid);
+    procs[leader]!.child.kill("SIGKILL");
+    await procs[leader]!.exited;
+    procs[leader] = start();
+    await runningOn(nc, procs, "the job runs on both workers again");
+    await eventually("the new leader's checkpoints skipped too", 60_000, async () => (((await status(nc))?.checkpoints?.skipped ?? 0) >= 5 ? true : undefined));
+    await publishAll(nc, input(200, 200));
+    await checkOutputExplained(nc, 400, procs);
+  } finally {
+    await stopAll(procs);
+    await nc.close();
+  }
+});
+
 test.run();
