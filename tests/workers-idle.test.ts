@@ -5,12 +5,13 @@
 // processes on a real nats-server.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { publishAll } from "./helpers/streams.ts";
 import { startWeir, eventually, type WeirProcess } from "./helpers/cli.ts";
 import { reset, checkOutputExplained, status, runningOn, stopAll, KEYS } from "./helpers/worker-counts.ts";
 import { assignToKeyGroup, DEFAULT_MAX_PARALLELISM, KeyGroupRange } from "../state/key-groups.ts";
+import type { JobStatus } from "../actors/job/job-status.ts";
 
 const test = suite("workers at rest");
 const nats = withServer(test);
@@ -28,20 +29,28 @@ function inputFor(source: number, count: number, from: number, n: number): Array
   return Array.from({ length: n }, (_, i) => [`in.${subjects[i % subjects.length]}`, { id: from + i, key: keys[i % keys.length]! }]);
 }
 
+const ENV = { WORKERS_CHECKPOINT_MS: "100", WORKERS_IDLE_CHECKPOINT_MS: "0", WORKERS_BACKEND: "heap", WORKERS_PARALLELISM: String(P) };
+const start = () => startWeir(["run", JOB, "--nats", nats.url], { env: ENV });
+
+/** Fresh streams, two workers of the job (checkpoints every 100 ms, none at rest), its first 200 records' output exact. */
+async function twoWorkersAfterInput(nc: NatsConnection, procs: WeirProcess[]): Promise<JobStatus> {
+  await reset(nc);
+  procs.push(start(), start());
+  const running = await runningOn(nc, procs, "the job runs on two workers");
+  await publishAll(nc, input(0, 200));
+  await checkOutputExplained(nc, 200, procs);
+  return running;
+}
+
 test("no checkpoints while at rest; input on any worker's subtasks starts them again: output exact", async () => {
   const nc = await connect({ servers: nats.url });
   const procs: WeirProcess[] = [];
   try {
-    await reset(nc);
-    const env = { WORKERS_CHECKPOINT_MS: "100", WORKERS_IDLE_CHECKPOINT_MS: "0", WORKERS_BACKEND: "heap", WORKERS_PARALLELISM: String(P) };
-    procs.push(startWeir(["run", JOB, "--nats", nats.url], { env }), startWeir(["run", JOB, "--nats", nats.url], { env }));
-    const running = await runningOn(nc, procs, "the job runs on two workers");
+    const running = await twoWorkersAfterInput(nc, procs);
     const follower = running.workers!.find((w) => !w.leader)!;
     const indexOf = (vertex: string) => follower.subtasks.filter((id) => id.startsWith(`${vertex}#`)).map((id) => Number(id.slice(id.indexOf("#") + 1)));
     const [source, count] = [indexOf("events"), indexOf("count")];
     assert.ok(source.length === 1 && count.length === 1, `the follower runs one source and one count subtask: ${follower.subtasks.join(", ")}`);
-    await publishAll(nc, input(0, 200));
-    await checkOutputExplained(nc, 200, procs);
     const checkpoints = async () => (await status(nc))?.checkpoints;
     const rest = await eventually("10 checkpoints skipped", 60_000, async () => {
       const c = await checkpoints();
@@ -62,13 +71,7 @@ test("the leader SIGKILLed while the job is at rest: the new one restores, rests
   const nc = await connect({ servers: nats.url });
   const procs: WeirProcess[] = [];
   try {
-    await reset(nc);
-    const env = { WORKERS_CHECKPOINT_MS: "100", WORKERS_IDLE_CHECKPOINT_MS: "0", WORKERS_BACKEND: "heap", WORKERS_PARALLELISM: String(P) };
-    const start = () => startWeir(["run", JOB, "--nats", nats.url], { env });
-    procs.push(start(), start());
-    const running = await runningOn(nc, procs, "the job runs on two workers");
-    await publishAll(nc, input(0, 200));
-    await checkOutputExplained(nc, 200, procs);
+    const running = await twoWorkersAfterInput(nc, procs);
     await eventually("checkpoints skipped", 60_000, async () => (((await status(nc))?.checkpoints?.skipped ?? 0) >= 5 ? true : undefined));
     const leader = procs.findIndex((p) => p.child.pid === running.workers!.find((w) => w.leader)!.pid);
     procs[leader]!.child.kill("SIGKILL");
