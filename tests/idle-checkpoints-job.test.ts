@@ -7,7 +7,7 @@ import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Sinks, Sources, StreamEnvironment, valueState } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
-import { eventually } from "./helpers/cli.ts";
+import { eventually, runWeir } from "./helpers/cli.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 
 const test = suite("checkpoints of a job at rest");
@@ -47,6 +47,8 @@ test("skipped while nothing happens, taken again when input comes; output exact"
     await eventually("10 more skipped", 60_000, () => ((checkpoints().skipped ?? 0) >= rest.skipped! + 10 ? true : undefined));
     assert.is(checkpoints().completed, rest.completed, "no checkpoint while at rest");
     assert.is(checkpoints().inFlight, undefined);
+    const shown = await runWeir(["status", "idlejob", "--nats", nats.url]);
+    assert.match(shown.stdout, new RegExp(`checkpoints: ${rest.completed} completed, 0 aborted, \\d+ skipped at rest`), shown.stdout + shown.stderr);
 
     // Input again: the first record tells the coordinator, and the output of the next checkpoint appears.
     await publishAll(nc, Array.from({ length: 8 }, (_, i): [string, unknown] => ["idle.in", { k: `k${i % 4}` }]));
