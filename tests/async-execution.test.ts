@@ -6,7 +6,7 @@ import fc from "fast-check";
 import * as t from "io-ts";
 import { AsyncExecutionController, type AsyncRecord } from "../runtime/keyed/async/controller.ts";
 import { MIN_ADMITTED } from "../runtime/keyed/async/admission.ts";
-import { systemClock } from "../runtime/core/clock.ts";
+import { ManualClock, systemClock } from "../runtime/core/clock.ts";
 import { createStateHandle, HeapKeyedStateBackend, KeyGroupRange, valueState, assignToKeyGroup, canonicalJson, type KeyedStateBackend, NOT_APPLIED, type PendingStateRequest } from "../mod.ts";
 
 const aec = suite("AsyncExecutionController");
@@ -178,22 +178,32 @@ aec("admission adapts: few records at a time while each finishes at once, up to 
 
 aec("admission stops growing once state batches queue: a store whose round trip grows with the batch", async () => {
   const heap = new HeapKeyedStateBackend(KeyGroupRange.forOperator(128, 1, 0));
+  // On simulated time, one ms per turn of the event loop: on real time a loaded machine's stall of the
+  // first batches made the quickest round trip look slow, and a full npm test once saw 4096 admitted.
+  const time = new ManualClock(0);
+  let ticking = true;
+  const tick = (): void => { if (!ticking) return; time.advance(1); setImmediate(tick); };
+  setImmediate(tick);
   // 1 ms and 0.05 ms per request: a batch of 1000 takes 51 ms, one of 32 takes 2.6 (as a store busy with
   // each request does); more in flight only makes batches wait longer.
   const queueing: KeyedStateBackend = Object.assign(Object.create(heap) as KeyedStateBackend, {
     tryNow: () => NOT_APPLIED,
     executeBatch: (requests: readonly PendingStateRequest[]) =>
-      new Promise<void>((resolve) => setTimeout(() => resolve(heap.executeBatch(requests)), 1 + 0.05 * requests.length)),
+      new Promise<void>((resolve) => time.setTimeout(() => resolve(heap.executeBatch(requests)), 1 + 0.05 * requests.length)),
   });
-  const c = new AsyncExecutionController(queueing, { bufferSize: 1000, bufferTimeoutMs: 5, inFlightRecordsLimit: 6000, watermarkMode: "strict" }, systemClock, (e) => { throw e; });
+  const c = new AsyncExecutionController(queueing, { bufferSize: 1000, bufferTimeoutMs: 5, inFlightRecordsLimit: 6000, watermarkMode: "strict" }, time, (e) => { throw e; }, () => time.now());
   const log = new Map<string, number[]>();
   let mostAdmitted = 0;
-  for (let seq = 0; seq < 3000; seq++) {
-    const p = c.submitRecord(canonicalJson(`k${seq % 500}`), `k${seq % 500}`, { run: appendTask(`k${seq % 500}`, seq, log) });
-    mostAdmitted = Math.max(mostAdmitted, c.metrics().admittedInFlight);
-    if (p) await p;
+  try {
+    for (let seq = 0; seq < 3000; seq++) {
+      const p = c.submitRecord(canonicalJson(`k${seq % 500}`), `k${seq % 500}`, { run: appendTask(`k${seq % 500}`, seq, log) });
+      mostAdmitted = Math.max(mostAdmitted, c.metrics().admittedInFlight);
+      if (p) await p;
+    }
+    await c.drain();
+  } finally {
+    ticking = false;
   }
-  await c.drain();
   assert.ok(mostAdmitted <= 512, `admitted at most ${mostAdmitted} of 6000 while batches queued`);
   for (let k = 0; k < 500; k++) assert.equal(log.get(`k${k}`), Array.from({ length: 6 }, (_, i) => k + 500 * i), `key k${k} in order`);
 });

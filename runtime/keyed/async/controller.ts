@@ -102,6 +102,11 @@ export class AsyncExecutionController {
     private readonly options: AsyncExecutionOptions,
     private readonly clock: Clock,
     private readonly onError: (error: unknown, record: ControlledRecord) => void,
+    /**
+     * Times state batches' round trips, which tell admission whether batches queue (admission.ts): real
+     * time, not `clock` (a ManualClock moves processing time only); a test of admission injects its own.
+     */
+    private readonly roundTripNow: () => number = () => performance.now(),
   ) {
     this.admission = new Admission(options.inFlightRecordsLimit, {
       waiting: () => this.capacityWaiters.length > 0,
@@ -380,10 +385,9 @@ export class AsyncExecutionController {
     this.buffer = [];
     this.batches++;
     this.batchedRequests += batch.length;
-    // Real time, not the injected clock: the round trip says whether batches queue (admission.ts).
-    const sentAt = performance.now();
+    const sentAt = this.roundTripNow();
     this.admission.batchSent();
-    this.backend.executeBatch(batch).then(() => this.admission.batchAnswered(performance.now() - sentAt), (e: unknown) => {
+    this.backend.executeBatch(batch).then(() => this.admission.batchAnswered(this.roundTripNow() - sentAt), (e: unknown) => {
       this.admission.batchAnswered(undefined);
       for (const r of batch) r.reject(e);
     });
