@@ -67,10 +67,10 @@ export class CheckpointScheduler {
     this.last = now;
     if (this.o.isIdle() && (this.o.whileIdleMs === 0 || now - this.lastTaken < this.o.whileIdleMs)) {
       this.o.skipped();
-      return Math.min(this.longestSleepMs, interval);
+    } else {
+      this.lastTaken = now;
+      this.o.trigger();
     }
-    this.lastTaken = now;
-    this.o.trigger();
     return Math.min(this.longestSleepMs, interval);
   }
 }

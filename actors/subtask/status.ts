@@ -52,6 +52,7 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
   // What is left is busy; never less than reported before (a source's empty poll counts as idle once it ends).
   counters.busyReportedMs = Math.max(counters.busyReportedMs, Math.round(runningMs) - idleMs - backpressuredMs);
   const out = parts.outputs.watermarkOut;
+  const activeAfter = parts.activity.activeAfter;
   return {
     id: parts.id,
     vertex: vertex.id,
@@ -71,6 +72,7 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
     // A source's backlog is what its reader says (the lifecycle hears it), not an input's attributes.
     isBacklog: parts.attributes.isBacklog || lifecycle.isBacklog || lifecycle.isSorting,
     ...(error !== undefined ? { error } : {}),
+    ...(activeAfter !== undefined ? { activeAfter } : {}),
     operators,
   };
 }

@@ -69,7 +69,6 @@ export class Subtask {
   private readonly chain: OperatorChain;
   private readonly checkpointer: SubtaskCheckpointer;
   private readonly contexts: SubtaskContexts;
-  private readonly activity: SubtaskActivity;
   private readonly counters: SubtaskCounters = { recordsIn: 0, idleMs: 0, currentWatermark: MIN_WATERMARK, busyReportedMs: 0 };
   private reader: SourceReader<unknown> | undefined;
   /** performance.now() when run() began: busy time is the rest of the running time (status). */
@@ -101,7 +100,6 @@ export class Subtask {
     const head = vertex.nodes[0]!;
     const keyed = vertex.nodes.some(isKeyedOperator);
     const activity = new SubtaskActivity((after) => deps.onActive?.(this, after));
-    this.activity = activity;
     this.lifecycle = new SubtaskLifecycle(
       this.id,
       {
@@ -281,9 +279,7 @@ export class Subtask {
 
   status(): SubtaskStatus {
     const runningMs = this.runningSince === undefined ? 0 : performance.now() - this.runningSince;
-    const status = subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
-    const after = this.activity.activeAfter;
-    return after === undefined ? status : { ...status, activeAfter: after };
+    return subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
   }
 
   // ------------------------------------------------------------------ end, failure, cancellation
