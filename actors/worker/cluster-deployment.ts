@@ -12,6 +12,7 @@ import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { placeSubtasks } from "../../runtime/cluster/placement.ts";
 import type { SubtaskStatus } from "../subtask/status.ts";
 import { remoteFailure, type DeploymentEvents, type RemotePart } from "../job/deployment.ts";
+import { unpackSnapshot } from "./snapshot-wire.ts";
 import { decodeCommandReply, decodeReport, encodeCommand, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import { RemoteSubtask, RemoteWorker } from "./remote-subtask.ts";
 
@@ -117,7 +118,7 @@ export class ClusterDeployer {
         if (r.epoch !== epoch) return;
         const h = "subtask" in r ? handles.get(r.subtask) : undefined;
         switch (r.kind) {
-          case "ack": events.onAck(r.snapshot as unknown as SubtaskSnapshot, r.checkpointId); break;
+          case "ack": for (const s of r.snapshots) events.onAck(unpackSnapshot(s as unknown as SubtaskSnapshot), r.checkpointId); break;
           case "decline": events.onDecline(r.checkpointId, r.reason); break;
           case "failed": h?.markTerminal(); events.onFailed(h, new Error(`${r.subtask} on worker ${r.worker}: ${r.error}`)); break;
           case "finished": if (h && !h.isTerminal) { h.markTerminal(); events.onFinished(h); } break;

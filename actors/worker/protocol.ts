@@ -34,7 +34,8 @@ export const WorkerCommand = t.union([
   t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), parallelism: t.union([t.number, t.null]), clockMs: t.union([t.number, t.null]) }),
   /** Run the opened subtasks: first the non-sources (`sources: false`), then the sources; replies. */
   t.type({ kind: t.literal("run"), ...epoch, sources: t.boolean }),
-  t.type({ kind: t.literal("trigger"), ...epoch, subtask: t.string, barrier: Barrier, pause: t.boolean }),
+  /** The worker's sources among `subtasks` start checkpoint `barrier.id` (one command per worker and checkpoint). */
+  t.type({ kind: t.literal("trigger"), ...epoch, subtasks: t.array(t.string), barrier: Barrier, pause: t.boolean }),
   t.type({ kind: t.literal("complete"), ...epoch, checkpointId: t.number }),
   t.type({ kind: t.literal("abort"), ...epoch, checkpointId: t.number }),
   t.type({ kind: t.literal("stop-sources"), ...epoch }),
@@ -61,7 +62,8 @@ const SubtaskStatusShape = t.intersection([
 
 const from = { ...epoch, worker: t.string };
 export const WorkerReport = t.union([
-  t.type({ kind: t.literal("ack"), ...from, subtask: t.string, checkpointId: t.number, snapshot: t.UnknownRecord }),
+  /** Its subtasks' snapshots of a checkpoint, together (ack-batch.ts), changelog messages as runs (snapshot-wire.ts). */
+  t.type({ kind: t.literal("ack"), ...from, checkpointId: t.number, snapshots: t.array(t.UnknownRecord) }),
   t.type({ kind: t.literal("decline"), ...from, subtask: t.string, checkpointId: t.number, reason: t.string }),
   t.type({ kind: t.literal("failed"), ...from, subtask: t.string, error: t.string }),
   t.type({ kind: t.literal("finished"), ...from, subtask: t.string }),

@@ -19,12 +19,35 @@ export class RemoteWorker {
   private stopped = false;
   private released = false;
   private regranting = false;
+  /** The trigger being gathered: the coordinator triggers its sources one after another in one go. */
+  private gathering: Extract<WorkerCommand, { kind: "trigger" }> | undefined;
 
-  constructor(readonly id: string, readonly epoch: number, private readonly send: (command: WorkerCommand) => void) {}
+  constructor(readonly id: string, readonly epoch: number, private readonly sendNow: (command: WorkerCommand) => void) {}
 
+  /** One command per worker and checkpoint: the subtasks triggered in the same tick go together. */
   trigger(subtask: string, barrier: CheckpointBarrier, pause: boolean): void {
-    this.send({ kind: "trigger", epoch: this.epoch, subtask, barrier: { id: barrier.id, timestamp: barrier.timestamp, kind: barrier.kind }, pause });
+    const g = this.gathering;
+    if (g !== undefined && g.barrier.id === barrier.id && g.pause === pause) {
+      g.subtasks.push(subtask);
+      return;
+    }
+    this.sendGathered();
+    this.gathering = { kind: "trigger", epoch: this.epoch, subtasks: [subtask], barrier: { id: barrier.id, timestamp: barrier.timestamp, kind: barrier.kind }, pause };
+    queueMicrotask(() => this.sendGathered());
   }
+
+  private sendGathered(): void {
+    const g = this.gathering;
+    this.gathering = undefined;
+    if (g !== undefined) this.sendNow(g);
+  }
+
+  /** Commands keep their order: a trigger being gathered goes first. */
+  private send(command: WorkerCommand): void {
+    this.sendGathered();
+    this.sendNow(command);
+  }
+
   complete(checkpointId: number): void {
     if (checkpointId <= this.lastComplete) return;
     this.lastComplete = checkpointId;

@@ -16,6 +16,8 @@ import { ManualClock, systemClock } from "../../runtime/core/clock.ts";
 import { decodeCommand, encodeMessage, encodeReport, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
+import { AckBatch } from "./ack-batch.ts";
+import { packSnapshot } from "./snapshot-wire.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
 export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onActive" | "onDirtyBudgetExceeded">;
@@ -64,6 +66,14 @@ export class WorkerHost {
   private sticky: WorkerReport[] = [];
   /** The newest checkpoint whose completion the subtasks were told: the leader sends it again after a disconnect. */
   private lastComplete = 0;
+  /** The subtasks' acknowledgements, one report per checkpoint (ack-batch.ts). */
+  private readonly acks = new AckBatch(
+    () => this.subtasks.filter((s) => !s.isTerminal).length,
+    (checkpointId, snapshots) => this.report({
+      kind: "ack", epoch: this.epoch, worker: this.o.workerId, checkpointId,
+      snapshots: snapshots.map((s) => packSnapshot(s) as unknown as Record<string, unknown>),
+    }),
+  );
 
   constructor(private readonly o: WorkerHostOptions) {}
 
@@ -145,6 +155,7 @@ export class WorkerHost {
     void this.cancelAll("the worker stops");
     this.sub?.unsubscribe();
     if (this.statusTimer) clearInterval(this.statusTimer);
+    this.acks.clear();
   }
 
   private async handle(c: WorkerCommand): Promise<CommandReply> {
@@ -163,7 +174,7 @@ export class WorkerHost {
         await flushConnection(this.o.nc);
         if (c.sources) this.o.onDeployed?.();
         return { ok: true };
-      case "trigger": find(c.subtask)?.triggerCheckpoint(c.barrier, c.pause); break;
+      case "trigger": for (const id of c.subtasks) find(id)?.triggerCheckpoint(c.barrier, c.pause); break;
       case "complete":
         if (c.checkpointId <= this.lastComplete) break; // sent again after a disconnect
         this.lastComplete = c.checkpointId;
@@ -203,6 +214,7 @@ export class WorkerHost {
     const epoch = c.epoch;
     this.sticky = [];
     this.lastComplete = 0;
+    this.acks.clear();
     const report = (r: WorkerReport) => this.report(r);
     const stick = (r: WorkerReport) => { this.sticky.push(r); this.report(r); };
     const worker = this.o.workerId;
@@ -212,14 +224,15 @@ export class WorkerHost {
       graph,
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
-      onFinished: (s) => { stick({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); },
+      onFinished: (s) => { stick({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); this.acks.recheck(); },
       // Logged here, where the error itself is (with its cause chain); the leader gets its one line.
       onFailed: (s, e) => {
         this.o.log(`subtask ${s.id} failed: ${describeError(e)}`, { level: "error", subtask: s.id, err: e });
         stick({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) });
+        this.acks.recheck();
       },
-      onAck: (s, snapshot: SubtaskSnapshot, id) => report({ kind: "ack", epoch, worker, subtask: s.id, checkpointId: id, snapshot: snapshot as unknown as Record<string, unknown> }),
-      onDecline: (s, id, reason) => report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }),
+      onAck: (_s, snapshot: SubtaskSnapshot, id) => { if (this.epoch === epoch) this.acks.add(id, snapshot); },
+      onDecline: (s, id, reason) => { this.acks.flush(id); report({ kind: "decline", epoch, worker, subtask: s.id, checkpointId: id, reason }); },
       onInputFinished: (s) => stick({ kind: "input-finished", epoch, worker, subtask: s.id }),
       // Status reports repeat it (SubtaskStatus.activeAfter), should this one be lost.
       onActive: (s, after) => report({ kind: "active", epoch, worker, subtask: s.id, after }),
