@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { MembershipView, WorkerHeartbeat, type LeaveReason, type WorkerInfo } from "../runtime/cluster/membership.ts";
 import { JobNames } from "../runtime/core/names.ts";
-import { packJson } from "../runtime/cluster/packed-json.ts";
+import { packJson, packJsonAgainst } from "../runtime/cluster/packed-json.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/cluster/heartbeat-worker.ts", import.meta.url));
 
@@ -170,6 +170,105 @@ s("a member whose heartbeats come in time is not pinged; one whose heartbeats st
     assert.equal(seen.left, []);
   } finally {
     clearInterval(beats);
+    ping.unsubscribe();
+    v.stop();
+  }
+});
+
+
+// Heartbeats packed against the worker's last full one (~13 bytes instead of ~100), and full ones on request.
+const identity = { graph: "9c1e07b4d2a85f3e", settings: { parallelism: "auto", maxParallelism: 128, stateBackend: "jetstream-kv", mode: "automatic", checkpointIntervalMs: 1000, clock: "system" } };
+
+s("a view started after a worker's full heartbeat asks for one and learns the worker at once", async () => {
+  const names = new JobNames("m6");
+  // Every 2 s: the next full heartbeat of its own (the 10th) comes 20 s after the first, far past the deadline.
+  const hb = new WorkerHeartbeat(nc, names, () => ({ id: "w", host: "h6", pid: 66, startedAt: "t", epoch: 4, subtasks: ["a#0"], identity }), { intervalMs: 2000 });
+  hb.start();
+  const joined: WorkerInfo[] = [];
+  const v = new MembershipView(nc, names, { timeoutMs: 20_000, probeEveryMs: 250 }, { onJoin: (w) => joined.push(w), onLeave: () => {} });
+  try {
+    await new Promise((r) => setTimeout(r, 2300)); // the full heartbeat and one packed against it
+    v.start();
+    await waitFor("w joined", () => joined.length === 1, 5000);
+    assert.equal({ ...joined[0]!, lagMs: 0 }, { id: "w", host: "h6", pid: 66, startedAt: "t", epoch: 4, subtasks: ["a#0"], identity, lagMs: 0 });
+  } finally {
+    v.stop();
+    await hb.stop();
+  }
+});
+
+s("most heartbeats are packed against the last full one, a fraction of its size, and a view decodes every one", async () => {
+  const names = new JobNames("m7");
+  const state = { epoch: 0, subtasks: [] as string[] };
+  const beats: Uint8Array[] = [];
+  let wanted = 0;
+  const raw = nc.subscribe(names.workerHeartbeats, { callback: (_e, m) => { beats.push(m.data); } });
+  const asks = nc.subscribe(names.workerHeartbeatsWanted, { callback: () => { wanted++; } });
+  const lines: string[] = [];
+  const joined: string[] = [];
+  const v = new MembershipView(nc, names, { timeoutMs: 20_000, probeEveryMs: 100, log: (l) => lines.push(l) }, { onJoin: (w) => joined.push(w.id), onLeave: () => {} });
+  v.start();
+  await nc.flush();
+  const startedAt = new Date().toISOString();
+  const hb = new WorkerHeartbeat(nc, names, () => ({ id: "w-5f2c9a1e", host: "worker-host-7", pid: 48213, startedAt, identity, ...state }), { intervalMs: 50 });
+  hb.start();
+  try {
+    // Each beat says something new (its subtasks every third): the view follows every one.
+    for (let i = 1; beats.length < 12; i++) {
+      state.epoch = i;
+      const subtasks = (state.subtasks = [`a#${Math.floor(i / 3)}`, `b#${Math.floor(i / 3)}`]);
+      await waitFor(`epoch ${i} seen`, () => v.members()[0]?.epoch === i && v.members()[0]?.subtasks[1] === subtasks[1], 5000);
+    }
+    const first = beats.slice(0, 12);
+    const against = first.filter((b) => b[0] === 0x03);
+    const full = first.filter((b) => b[0] === 0x02);
+    assert.ok(against.length >= 8, `${against.length} of 12 packed against a reference`);
+    assert.ok(full.length >= 1 && full.length + against.length === 12, `${full.length} full`);
+    const shortestFull = Math.min(...full.map((b) => b.length));
+    for (const b of against) assert.ok(b.length < shortestFull / 2, `${b.length} bytes against a full one of ${shortestFull}`);
+    assert.is(wanted, 1, "only the view's start asked for full heartbeats: it held every reference");
+    assert.equal(lines, []);
+    assert.equal(joined, ["w-5f2c9a1e"]);
+    const m = v.members()[0]!;
+    assert.equal([m.host, m.pid, m.startedAt, m.identity], ["worker-host-7", 48213, startedAt, identity]);
+  } finally {
+    raw.unsubscribe();
+    asks.unsubscribe();
+    v.stop();
+    await hb.stop();
+  }
+});
+
+s("a heartbeat packed against a reference not held asks for full ones, rate-limited, and is not malformed", async () => {
+  const names = new JobNames("m8");
+  let wanted = 0;
+  const asks = nc.subscribe(names.workerHeartbeatsWanted, { callback: () => { wanted++; } });
+  await nc.flush();
+  const lines: string[] = [];
+  const joined: WorkerInfo[] = [];
+  const v = new MembershipView(nc, names, { timeoutMs: 20_000, probeEveryMs: 300, log: (l) => lines.push(l) }, { onJoin: (w) => joined.push(w), onLeave: () => {} });
+  const ping = nc.subscribe(names.workerPing("w"), { callback: (_e, m) => { m.respond(); } });
+  v.start();
+  try {
+    await waitFor("the start's request", () => wanted === 1, 5000);
+    await new Promise((r) => setTimeout(r, 400)); // past the rate limit
+    const hb = { id: "w", host: "h8", pid: 88, startedAt: "t", lagMs: 0, epoch: 1, subtasks: [] };
+    const reference = packJsonAgainst(hb, undefined);
+    for (let i = 0; i < 5; i++) nc.publish(names.workerHeartbeats, packJsonAgainst({ ...hb, epoch: 2 + i }, reference.text).data);
+    await nc.flush();
+    await waitFor("a request", () => wanted === 2, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(wanted, 2, "five deltas at once: one request");
+    assert.equal(joined, []);
+    assert.equal(lines, []);
+    nc.publish(names.workerHeartbeats, reference.data);
+    await waitFor("w joined", () => joined.length === 1, 5000);
+    assert.is(joined[0]!.epoch, 1);
+    nc.publish(names.workerHeartbeats, packJsonAgainst({ ...hb, epoch: 9 }, reference.text).data);
+    await waitFor("the delta read", () => v.members()[0]?.epoch === 9, 5000);
+    assert.equal(lines, []);
+  } finally {
+    asks.unsubscribe();
     ping.unsubscribe();
     v.stop();
   }

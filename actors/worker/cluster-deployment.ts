@@ -13,7 +13,8 @@ import { placeSubtasks } from "../../runtime/cluster/placement.ts";
 import type { SubtaskStatus } from "../subtask/status.ts";
 import { remoteFailure, type DeploymentEvents, type RemotePart } from "../job/deployment.ts";
 import { unpackSnapshot } from "./snapshot-wire.ts";
-import { decodeCommandReply, decodeReport, encodeCommand, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import { MissingReferenceError, PackedReferences } from "../../runtime/cluster/packed-json.ts";
+import { decodeCommandReply, decodeReportText, encodeCommand, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import { RemoteSubtask, RemoteWorker } from "./remote-subtask.ts";
 
 /** Deploy and run wait this long for a worker's answer (opening restores state: it may take a while). */
@@ -105,14 +106,21 @@ export class ClusterDeployer {
   }
 
   private routeReports(epoch: number, handles: ReadonlyMap<string, RemoteSubtask>, events: DeploymentEvents): Subscription {
+    // The reports read so far, which workers pack later ones against (report-packing.ts).
+    const references = new PackedReferences(512);
     return this.o.nc.subscribe(this.o.names.leaderReports, {
       callback: (err, msg) => {
         if (err) return;
         let r: WorkerReport;
         try {
-          r = decodeReport(msg.data, `report on ${this.o.names.leaderReports}`);
+          const read = decodeReportText(msg.data, `report on ${this.o.names.leaderReports}`, references);
+          r = read.report;
+          references.add(read.text);
         } catch (e) {
-          this.o.log(messageOf(e));
+          // Packed against a report this leader never read (one of another leader's epoch, or lost): a
+          // worker sends its status alone again within seconds, and an acknowledgement alone after the
+          // checkpoint's abort.
+          if (!(e instanceof MissingReferenceError)) this.o.log(messageOf(e));
           return;
         }
         if (r.epoch !== epoch) return;

@@ -5,7 +5,7 @@
 // worker cut off and back can neither corrupt the running deployment nor be confused by it.
 
 import * as t from "io-ts";
-import { packJson, unpackJson } from "../../runtime/cluster/packed-json.ts";
+import { packJson, packJsonAgainst, unpackJson, unpackJsonText, type PackedMessage, type PackedReferences } from "../../runtime/cluster/packed-json.ts";
 import { decodeMessage, decodeValue, encodeMessage } from "../job/control-protocol.ts";
 
 const Barrier = t.type({ id: t.number, timestamp: t.number, kind: t.keyof({ checkpoint: null, savepoint: null }) }, "CheckpointBarrier");
@@ -96,8 +96,17 @@ export function decodeCommand(data: Uint8Array, what: string): WorkerCommand {
 export function encodeReport(r: WorkerReport): Uint8Array {
   return packJson(r);
 }
-export function decodeReport(data: Uint8Array, what: string): WorkerReport {
-  return decodeValue(WorkerReport, unpackJson(data, what), what);
+/** A report packed against an earlier one's JSON the leader holds (report-packing.ts); `text` is its own, a later reference. */
+export function encodeReportAgainst(r: WorkerReport, reference: Uint8Array | undefined): PackedMessage {
+  return packJsonAgainst(r, reference);
+}
+/** A report, packed alone or against one of `references` (else a MissingReferenceError), and its JSON text. */
+export function decodeReport(data: Uint8Array, what: string, references?: PackedReferences): WorkerReport {
+  return decodeReportText(data, what, references).report;
+}
+export function decodeReportText(data: Uint8Array, what: string, references?: PackedReferences): { report: WorkerReport; text: Uint8Array } {
+  const { value, text } = unpackJsonText(data, what, references);
+  return { report: decodeValue(WorkerReport, value, what), text };
 }
 export function decodeCommandReply(data: Uint8Array, what: string): CommandReply {
   return decodeMessage(CommandReply, data, what);

@@ -13,11 +13,12 @@ import { Subtask, type SubtaskDeps } from "../subtask/subtask.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { ConnectionWatch } from "../job/connection-watch.ts";
 import { ManualClock, systemClock } from "../../runtime/core/clock.ts";
-import { decodeCommand, encodeMessage, encodeReport, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
+import { decodeCommand, encodeMessage, type CommandReply, type WorkerCommand, type WorkerReport } from "./protocol.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
 import { AckBatch } from "./ack-batch.ts";
 import { packSnapshot } from "./snapshot-wire.ts";
+import { ReportPacker } from "./report-packing.ts";
 
 /** Everything a subtask needs that does not change between deployments. */
 export type HostDeps = Omit<SubtaskDeps, "attempt" | "restore" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onActive" | "onDirtyBudgetExceeded">;
@@ -66,6 +67,8 @@ export class WorkerHost {
   private sticky: WorkerReport[] = [];
   /** The newest checkpoint whose completion the subtasks were told: the leader sends it again after a disconnect. */
   private lastComplete = 0;
+  /** Reports packed against earlier ones the leader holds (report-packing.ts). */
+  private readonly packer = new ReportPacker();
   /** The subtasks' acknowledgements, one report per checkpoint (ack-batch.ts). */
   private readonly acks = new AckBatch(
     () => this.subtasks.filter((s) => !s.isTerminal).length,
@@ -130,6 +133,7 @@ export class WorkerHost {
 
   /** After a disconnect (this worker's or the leader's): credits, channel probes, the sticky reports and a status again. */
   private resume(): void {
+    this.packer.reset();
     for (const x of this.subtasks) x.onReconnected();
     for (const r of this.sticky) this.report(r);
     this.reportStatus();
@@ -178,9 +182,13 @@ export class WorkerHost {
       case "complete":
         if (c.checkpointId <= this.lastComplete) break; // sent again after a disconnect
         this.lastComplete = c.checkpointId;
+        this.packer.completed(c.checkpointId);
         for (const s of this.subtasks) s.notifyCheckpointComplete(c.checkpointId);
         break;
-      case "abort": for (const s of this.subtasks) s.notifyCheckpointAborted(c.checkpointId); break;
+      case "abort":
+        this.packer.aborted();
+        for (const s of this.subtasks) s.notifyCheckpointAborted(c.checkpointId);
+        break;
       case "stop-sources": for (const s of this.subtasks) if (s.isSource) s.requestStop(); break;
       case "release": for (const s of this.subtasks) s.release(); break;
       case "fail": find(c.subtask)?.injectFailure(c.reason); break;
@@ -215,6 +223,7 @@ export class WorkerHost {
     this.sticky = [];
     this.lastComplete = 0;
     this.acks.clear();
+    this.packer.reset();
     const report = (r: WorkerReport) => this.report(r);
     const stick = (r: WorkerReport) => { this.sticky.push(r); this.report(r); };
     const worker = this.o.workerId;
@@ -260,7 +269,7 @@ export class WorkerHost {
   private report(r: WorkerReport): void {
     if (r.epoch !== this.epoch) return;
     try {
-      this.o.nc.publish(this.o.names.leaderReports, encodeReport(r));
+      this.o.nc.publish(this.o.names.leaderReports, this.packer.pack(r));
     } catch { /* closed: the leader will miss this worker's heartbeats */ }
   }
 

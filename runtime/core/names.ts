@@ -67,6 +67,12 @@ export class JobNames {
   get logStoredSubjects(): string { return `weir.${this.job}.logged.>`; }
   /** Every worker of a distributed job publishes its heartbeat here (core NATS). */
   get workerHeartbeats(): string { return `weir.${this.job}.workers.hb`; }
+  /**
+   * A view asks every worker for a full heartbeat here (empty body): most heartbeats are packed against
+   * the worker's last full one, which a view started since then lacks. Not matched by `workerHeartbeats`
+   * (an exact subject), so no view reads a request as a heartbeat.
+   */
+  get workerHeartbeatsWanted(): string { return `weir.${this.job}.workers.hb.full`; }
   /** Subject prefix of requests to one worker. */
   workerInbox(workerId: string): string { return `weir.${this.job}.w.${assertToken("worker id", workerId)}`; }
   /** What the workers' subtasks report to the leading worker (acks, failures, status). */
