@@ -100,10 +100,10 @@ export function encodeReport(r: WorkerReport): Uint8Array {
 export function encodeReportAgainst(r: WorkerReport, reference: Uint8Array | undefined): PackedMessage {
   return packJsonAgainst(r, reference);
 }
-/** A report, packed alone or against one of `references` (else a MissingReferenceError), and its JSON text. */
-export function decodeReport(data: Uint8Array, what: string, references?: PackedReferences): WorkerReport {
-  return decodeReportText(data, what, references).report;
+export function decodeReport(data: Uint8Array, what: string): WorkerReport {
+  return decodeReportText(data, what).report;
 }
+/** A report, packed alone or against one of `references` (else a MissingReferenceError), and its JSON text. */
 export function decodeReportText(data: Uint8Array, what: string, references?: PackedReferences): { report: WorkerReport; text: Uint8Array } {
   const { value, text } = unpackJsonText(data, what, references);
   return { report: decodeValue(WorkerReport, value, what), text };

@@ -104,8 +104,8 @@ function packText(text: Buffer): Uint8Array {
 }
 
 /** A packed message's value; a body that is not one (another weir version, another sender) throws one line naming `what`. */
-export function unpackJson(data: Uint8Array, what: string, references?: PackedReferences): unknown {
-  return unpackJsonText(data, what, references).value;
+export function unpackJson(data: Uint8Array, what: string): unknown {
+  return unpackJsonText(data, what).value;
 }
 
 /**
@@ -117,9 +117,10 @@ export function unpackJsonText(data: Uint8Array, what: string, references?: Pack
   if (data[0] !== PACKED_VERSION && !against) {
     throw new WeirError(ErrorCode.Transport, `${what}: not a packed message of this weir version (${data.length === 0 ? "empty" : data[0] === 0x7b ? "plain JSON" : `version byte ${data[0]}`})`);
   }
+  const header = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let dictionary = DICTIONARY;
   if (against) {
-    const crc = Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32BE(1);
+    const crc = header.readUInt32BE(1);
     const reference = references?.get(crc);
     if (reference === undefined) throw new MissingReferenceError(what, crc);
     dictionary = Buffer.concat([DICTIONARY, reference]);
@@ -130,7 +131,7 @@ export function unpackJsonText(data: Uint8Array, what: string, references?: Pack
   } catch (e) {
     throw new WeirError(ErrorCode.Transport, `${what}: not a packed message of this weir version (${(e as Error).message})`, { cause: e });
   }
-  if (against && crc32(text) !== Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32BE(5)) {
+  if (against && crc32(text) !== header.readUInt32BE(5)) {
     throw new WeirError(ErrorCode.Transport, `${what}: packed against other bytes than those held under its reference's CRC (it inflates to another message)`);
   }
   try {
