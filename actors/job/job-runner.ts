@@ -166,8 +166,7 @@ export class JobRunner {
     let lastState: JobState | undefined;
     this.actor.subscribe((snap) => { if (jobStateOf(snap.value) !== lastState) { lastState = jobStateOf(snap.value); this.recordLastStatus(); } });
     this.actor.start();
-    this.lastStatusTimer = setInterval(() => this.recordLastStatus(), LAST_STATUS_INTERVAL_MS);
-    this.lastStatusTimer.unref();
+    (this.lastStatusTimer = setInterval(() => this.recordLastStatus(), LAST_STATUS_INTERVAL_MS)).unref();
     this.serveControl();
     this.connection = new ConnectionWatch(this.nc, this.controlClock, {
       onDisconnect: (server) => this.onDisconnect(server),
@@ -230,11 +229,7 @@ export class JobRunner {
   }
 
   /** Fails one subtask (scenario step "kill subtask"). */
-  failSubtask(id: string, reason = `subtask ${id} killed on request`): boolean {
-    const s = this.deployment?.find(id);
-    s?.injectFailure(reason);
-    return s !== undefined;
-  }
+  failSubtask(id: string, reason = `subtask ${id} killed on request`): boolean { const s = this.deployment?.find(id); s?.injectFailure(reason); return s !== undefined; }
 
   private async deploy(): Promise<void> {
     try {
@@ -267,7 +262,7 @@ export class JobRunner {
       this.deployment = deployment;
       this.attemptId = deployment.attempt;
       const started = await deployment.start(() => this.state === "deploying" || this.state === "restarting");
-      if (started) this.actor.send({ type: "DEPLOYED", subtasks: subtaskCount(this.graph) });
+      if (started) { this.actor.send({ type: "DEPLOYED", subtasks: subtaskCount(this.graph) }); this.finalCheckpointIfInputsEnded(); }
     } catch (e) {
       this.onSubtaskFailed(undefined, e);
     }
@@ -304,7 +299,12 @@ export class JobRunner {
     if (!c) return;
     const pending = c.pendingBarrier();
     if (pending && !c.hasAcked(s.id)) s.triggerCheckpoint(pending);
-    if (this.subtasks.every((x) => x.isWaitingForFinalCheckpoint || x.isTerminal)) void this.finalCheckpoint();
+    this.finalCheckpointIfInputsEnded();
+  }
+
+  /** Also on DEPLOYED: a worker's source can end before its reply to "run", while the job still deploys. */
+  private finalCheckpointIfInputsEnded(): void {
+    if ((this.state === "running" || this.state === "stopping") && this.subtasks.every((x) => x.isWaitingForFinalCheckpoint || x.isTerminal)) void this.finalCheckpoint();
   }
 
   /** FLIP-147: once every subtask's input ended, one more checkpoint holds the final state; then they close. */
