@@ -10,7 +10,7 @@ import type { SubtaskStatus } from "../subtask/status.ts";
 import type { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
-import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import { ErrorCode, describedFailure } from "../../runtime/core/errors.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
 
@@ -129,8 +129,8 @@ export class Deployment {
   }
 }
 
-export function remoteFailure(worker: string, what: string, error: string): WeirError {
-  return new WeirError(ErrorCode.Transport, `worker ${worker} could not ${what}: ${error}`);
+export function remoteFailure(worker: string, what: string, error: string, code?: string): Error {
+  return describedFailure(`worker ${worker} could not ${what}: ${error}`, { error, code }, ErrorCode.Transport);
 }
 
 /** How many subtasks `graph` deploys. */

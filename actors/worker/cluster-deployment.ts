@@ -4,7 +4,7 @@
 // epoch to the job coordinator.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { messageOf } from "../../runtime/core/errors.ts";
+import { describedFailure, messageOf } from "../../runtime/core/errors.ts";
 import { ManualClock, type Clock } from "../../runtime/core/clock.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
@@ -80,7 +80,7 @@ export class ClusterDeployer {
           if (tolerateGone) return;
           throw remoteFailure(w, what, messageOf(e));
         }
-        if (!reply.ok && !tolerateGone) throw remoteFailure(w, what, reply.error ?? "refused");
+        if (!reply.ok && !tolerateGone) throw remoteFailure(w, what, reply.error ?? "refused", reply.code);
       }));
     };
     return {
@@ -128,7 +128,7 @@ export class ClusterDeployer {
         switch (r.kind) {
           case "ack": for (const s of r.snapshots) events.onAck(unpackSnapshot(s as unknown as SubtaskSnapshot), r.checkpointId); break;
           case "decline": events.onDecline(r.checkpointId, r.reason); break;
-          case "failed": h?.markTerminal(); events.onFailed(h, new Error(`${r.subtask} on worker ${r.worker}: ${r.error}`)); break;
+          case "failed": h?.markTerminal(); events.onFailed(h, describedFailure(`${r.subtask} on worker ${r.worker}: ${r.error}`, r)); break;
           case "finished": if (h && !h.isTerminal) { h.markTerminal(); events.onFinished(h); } break;
           case "input-finished": if (h) { h.markInputFinished(); events.onInputFinished(h); } break;
           case "active": events.onActive(r.after); break;

@@ -51,7 +51,8 @@ export const WorkerCommand = t.union([
 ], "WorkerCommand");
 export type WorkerCommand = t.TypeOf<typeof WorkerCommand>;
 
-export const CommandReply = t.intersection([t.type({ ok: t.boolean }), t.partial({ error: t.string })], "CommandReply");
+/** `code`: the failure's ErrorCode (errorCodeOf), so that the leader decides on a restart as for its own failures. */
+export const CommandReply = t.intersection([t.type({ ok: t.boolean }), t.partial({ error: t.string, code: t.string })], "CommandReply");
 export type CommandReply = t.TypeOf<typeof CommandReply>;
 
 /** A subtask's status as `weir status` shows it (actors/subtask/status.ts); fields beyond these are kept. */
@@ -65,7 +66,7 @@ export const WorkerReport = t.union([
   /** Its subtasks' snapshots of a checkpoint, together (ack-batch.ts), changelog messages as runs (snapshot-wire.ts). */
   t.type({ kind: t.literal("ack"), ...from, checkpointId: t.number, snapshots: t.array(t.UnknownRecord) }),
   t.type({ kind: t.literal("decline"), ...from, subtask: t.string, checkpointId: t.number, reason: t.string }),
-  t.type({ kind: t.literal("failed"), ...from, subtask: t.string, error: t.string }),
+  t.intersection([t.type({ kind: t.literal("failed"), ...from, subtask: t.string, error: t.string }), t.partial({ code: t.string })]),
   t.type({ kind: t.literal("finished"), ...from, subtask: t.string }),
   t.type({ kind: t.literal("input-finished"), ...from, subtask: t.string }),
   /** The subtask did something after its snapshot of checkpoint `after`, which found it quiet (actors/subtask/activity.ts). */

@@ -3,7 +3,7 @@
 // do to the leader. The leader's own subtasks never pass through here (actors/job/deployment.ts).
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { describeError, messageOf } from "../../runtime/core/errors.ts";
+import { describeError, errorCodeOf, messageOf } from "../../runtime/core/errors.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
@@ -54,6 +54,8 @@ export interface WorkerHostOptions {
 }
 
 const STATUS_INTERVAL_MS = 1000;
+/** A failure's ErrorCode for the leader (CommandReply, the "failed" report), when it has one. */
+const codeOf = (e: unknown): { code?: string } => { const code = errorCodeOf(e); return code ? { code } : {}; };
 
 export class WorkerHost {
   private epoch = -1;
@@ -97,7 +99,7 @@ export class WorkerHost {
         }
         void this.handle(command).then(
           (reply) => { if (msg.reply) msg.respond(encodeMessage(reply)); },
-          (e) => { if (msg.reply) msg.respond(encodeMessage({ ok: false, error: describeError(e) } satisfies CommandReply)); },
+          (e) => { if (msg.reply) msg.respond(encodeMessage({ ok: false, error: describeError(e), ...codeOf(e) } satisfies CommandReply)); },
         );
       },
     });
@@ -237,7 +239,7 @@ export class WorkerHost {
       // Logged here, where the error itself is (with its cause chain); the leader gets its one line.
       onFailed: (s, e) => {
         this.o.log(`subtask ${s.id} failed: ${describeError(e)}`, { level: "error", subtask: s.id, err: e });
-        stick({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e) });
+        stick({ kind: "failed", epoch, worker, subtask: s.id, error: describeError(e), ...codeOf(e) });
         this.acks.recheck();
       },
       onAck: (_s, snapshot: SubtaskSnapshot, id) => { if (this.epoch === epoch) this.acks.add(id, snapshot); },

@@ -56,6 +56,19 @@ export class UserFunctionError extends WeirError {
   }
 }
 
+/** The code of the first WeirError in `e`'s chain of causes: what a worker tells the leader with its failure's text. */
+export function errorCodeOf(e: unknown): ErrorCode | undefined {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) if (x instanceof WeirError) return x.code;
+  return undefined;
+}
+
+/** A failure another process described: its text, and its code as the cause (hasErrorCode finds it, restart decisions read it). */
+export function describedFailure(message: string, remote: { error: string; code?: string | undefined }, code: ErrorCode | undefined = undefined): Error {
+  const known = Object.values(ErrorCode).find((c) => c === remote.code);
+  const cause = known ? { cause: new WeirError(known, remote.error) } : undefined;
+  return code ? new WeirError(code, message, cause) : new Error(message, cause);
+}
+
 /** Whether `e`, or an error in its chain of causes, is a WeirError with `code`. */
 export function hasErrorCode(e: unknown, code: ErrorCode): boolean {
   for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) {

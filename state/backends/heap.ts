@@ -2,7 +2,7 @@
 // the JetStream KV backend (the parity tests hold them to it); nothing survives the process.
 
 import type { KeyedStateBackend, PendingStateRequest, ScanPage, StateAddress, StateBackendMetrics, StateRequest, StateSnapshot } from "../contracts.ts";
-import { StateAccessError } from "../errors.ts";
+import { StateAccessError, StateRestoreError } from "../errors.ts";
 import { appendedSnapshot, type ChangelogStream } from "./changelog/stream.ts";
 import { FullSnapshots } from "./changelog/full-snapshots.ts";
 import type { DeltaEntry } from "./changelog/format.ts";
@@ -106,12 +106,12 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    */
   constructor(
     readonly keyGroupRange: KeyGroupRange,
-    private readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream },
+    private readonly changelog?: { readonly stream: ChangelogStream; readonly owner: string; readonly forOwner: (owner: string) => ChangelogStream; readonly retain?: number },
     /** The KV backend's limit, enforced the same way: a job that passes on the heap does not fail on KV for a value's size. */
     private readonly maxValueBytes = DEFAULT_STATE_BACKEND_CONFIG.maxValueBytes,
   ) {
     this.groups = Array.from({ length: keyGroupRange.size }, () => new Map());
-    this.snapshots = changelog ? new FullSnapshots(changelog.stream) : undefined;
+    this.snapshots = changelog ? new FullSnapshots(changelog.stream, changelog.retain) : undefined;
   }
 
   async executeBatch(requests: readonly PendingStateRequest[]): Promise<void> {
@@ -259,9 +259,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   }
 
   /**
-   * Checkpoint `checkpointId` committed: the older full snapshots this backend took are superseded (a
-   * restore reads the newest), so their messages are deleted. Snapshots it was restored from (a savepoint,
-   * an earlier run's checkpoint) are left alone: they stay restorable.
+   * Checkpoint `checkpointId` committed: the full snapshots this backend took before the checkpoints the
+   * job retains are superseded, so their messages are deleted. Snapshots it was restored from (a
+   * savepoint, an earlier run's checkpoint) are left alone: they stay restorable.
    */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
     const superseded = this.snapshots?.superseded(checkpointId) ?? [];
@@ -277,7 +277,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     const range = this.keyGroupRange;
     const mine = snapshots.filter((s) => s.keyGroupRange.start <= range.end && s.keyGroupRange.end >= range.start);
     if (mine.length === 0) return;
-    if (mine.some((s) => s.kind !== "full")) throw new StateAccessError("a jetstream-kv checkpoint cannot be restored into the heap state backend");
+    if (mine.some((s) => s.kind !== "full")) throw new StateRestoreError("a jetstream-kv checkpoint cannot be restored into the heap state backend");
     const target = Math.max(...mine.map((s) => s.checkpointId));
     const entries = new Map<string, string | undefined>();
     for (const s of mine.filter((x) => x.checkpointId === target)) {
