@@ -32,6 +32,8 @@ export interface CreateKeyedStateBackendOptions {
   readonly onDirtyBudgetExceeded?: () => void;
   /** Whether KV writes may go out now (a worker's fence): while not, they wait. None: always (jetstream-kv only). */
   readonly mayWrite?: () => boolean;
+  /** The completed checkpoints the job keeps (checkpointsRetained): the heap backend keeps each restorable. Default 1. */
+  readonly retainedCheckpoints?: number;
 }
 
 export async function createKeyedStateBackend(options: CreateKeyedStateBackendOptions): Promise<KeyedStateBackend> {
@@ -51,6 +53,7 @@ export async function createKeyedStateBackend(options: CreateKeyedStateBackendOp
       const stream = new ChangelogStream(nc, options.names, vertexUid);
       return new HeapKeyedStateBackend(keyGroupRange, {
         stream, owner: vertexUid, forOwner: (owner) => (owner === vertexUid ? stream : new ChangelogStream(nc, options.names, owner)),
+        retain: options.retainedCheckpoints ?? 1,
       }, config.maxValueBytes);
     }
     case Kind.JetStreamKv:

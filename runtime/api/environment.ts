@@ -332,6 +332,7 @@ export class StreamEnvironment implements StreamHost {
       vertexUid: request.vertexUid,
       ...(checkpointing ? { onDirtyBudgetExceeded: request.onDirtyBudgetExceeded } : {}),
       ...(request.mayWrite ? { mayWrite: request.mayWrite } : {}),
+      retainedCheckpoints: this.options.checkpointsRetained,
     });
     return this.hooks.wrapStateBackend ? this.hooks.wrapStateBackend(backend) : backend;
   }

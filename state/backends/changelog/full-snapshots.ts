@@ -20,8 +20,11 @@ export class FullSnapshots {
   private readonly last = new Map<number, AppendedGroup>();
   /** The messages each snapshot taken and not yet superseded names, by checkpoint id. */
   private readonly taken = new Map<number, readonly ChangelogMessage[]>();
+  /** The newest `retain` checkpoints known complete, oldest first: each stays restorable (`weir run --restore <id>`). */
+  private completed: number[] = [];
 
-  constructor(private readonly stream: ChangelogStream) {}
+  /** `retain`: how many completed checkpoints the job keeps (checkpointsRetained). */
+  constructor(private readonly stream: ChangelogStream, private readonly retain = 1) {}
 
   /** Appends the key groups of `byKeyGroup` that changed since the last snapshot; the snapshot names all of them. */
   async take(checkpointId: number, byKeyGroup: ReadonlyMap<number, DeltaEntry[]>): Promise<AppendResult> {
@@ -55,15 +58,18 @@ export class FullSnapshots {
   }
 
   /**
-   * Checkpoint `checkpointId` committed: the snapshots before it are superseded (a restore reads the
-   * newest). Returns the sequences only they name, to delete; forgets them.
+   * Checkpoint `checkpointId` committed: the snapshots before the oldest of the newest `retain` complete
+   * ones are superseded (the job no longer keeps them). Returns the sequences only they name, to delete;
+   * forgets them.
    */
   superseded(checkpointId: number): number[] {
+    this.completed = [...this.completed.filter((id) => id !== checkpointId), checkpointId].sort((a, b) => a - b).slice(-this.retain);
+    const oldestKept = this.completed[0]!;
     const kept = new Set<number>();
-    for (const [id, messages] of this.taken) if (id >= checkpointId) for (const [, seq] of messages) kept.add(seq);
+    for (const [id, messages] of this.taken) if (id >= oldestKept) for (const [, seq] of messages) kept.add(seq);
     const dropped = new Set<number>();
     for (const [id, messages] of this.taken) {
-      if (id >= checkpointId) continue;
+      if (id >= oldestKept) continue;
       this.taken.delete(id);
       for (const [, seq] of messages) if (!kept.has(seq)) dropped.add(seq);
     }
