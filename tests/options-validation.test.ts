@@ -27,6 +27,8 @@ function assertOneLine(message: string, ...parts: string[]): void {
 }
 
 const env = () => StreamEnvironment.create({ name: "opts" });
+/** `target[method](...args)` as a JavaScript caller may write it, past what the types allow. */
+const untyped = (target: object, method: string, ...args: unknown[]): unknown => (target as Record<string, (...a: unknown[]) => unknown>)[method]!.apply(target, args);
 
 options("job options: a misspelled top-level option is refused with a suggestion", () => {
   const m = errorOf(() => defineJob({ name: "j", checkpointIntervalMS: 1000 } as never, () => {}));
@@ -111,6 +113,10 @@ options("operator options: every stream method refuses an unknown key, naming th
     [() => env().fromSource(Sources.array([1]), { name: "s", watermark: 1 } as never), "fromSource() options", `did you mean "watermarks"?`],
     [() => src().executeAndCollect({ limt: 1 } as never), "executeAndCollect() options", `did you mean "limit"?`],
     [() => StreamEnvironment.create({ name: "j" }, { chainig: false } as never), "StreamEnvironment.create() hooks", `did you mean "chaining"?`],
+    // Builders that take no options refuse one rather than drop it.
+    [() => untyped(src(), "keyBy", (x: number) => x, { name: "k" }), "keyBy(): takes a key selector and nothing more", "an object with keys name"],
+    [() => untyped(keyed(), "window", TumblingEventTimeWindows.of(10), { name: "w" }), "keyBy().window(): takes a window assigner and nothing more", "name"],
+    [() => untyped(src(), "connect", src(), { name: "c" }), "connect(): takes one stream and nothing more", "name"],
   ];
   for (const [fn, where, hint] of cases) assertOneLine(errorOf(fn), where, hint);
   // A side output tag is not an options object; operator options that are right still pass.

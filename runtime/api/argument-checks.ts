@@ -41,3 +41,8 @@ export function requireTag(value: unknown, what: string): void {
 export function requireWatermarkStrategy(value: unknown, what: string): void {
   if (!(value instanceof WatermarkStrategy)) throw new WeirError(ErrorCode.InvalidGraph, `${what}: expected a WatermarkStrategy (WatermarkStrategy.boundedOutOfOrderness(...) or .forMonotonousTimestamps(...)), got ${described(value)}`);
 }
+
+/** A builder that takes no options (keyBy, connect, window...): an argument past `takes` is an error, never ignored. */
+export function requireNoMore(extra: readonly unknown[], what: string, takes: string): void {
+  if (extra.length > 0) throw new WeirError(ErrorCode.InvalidOption, `${what}: takes ${takes} and nothing more, got also ${extra.map(described).join(", ")} (options go to the operator that follows)`);
+}

@@ -28,7 +28,7 @@ import type { ProcessWindowFunction, WindowLogic } from "../operators/windows/wi
 import type { AggregateFunction } from "../../state/contracts.ts";
 import { CollectOptionsCodec, nodeOptions } from "./option-codecs.ts";
 import { decodeOptions, isPositiveInt } from "../core/validation.ts";
-import { requireFunction, requireMethods, requireSameJob, requireTag, requireWatermarkStrategy } from "./argument-checks.ts";
+import { requireFunction, requireMethods, requireNoMore, requireSameJob, requireTag, requireWatermarkStrategy } from "./argument-checks.ts";
 
 /** What a stream needs from its environment. */
 export interface StreamHost {
@@ -73,8 +73,9 @@ export class DataStream<T> {
     return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), nodeOptions(options, "process()")));
   }
 
-  keyBy<K>(selector: KeySelector<T, K>): KeyedStream<K, T> {
+  keyBy<K>(selector: KeySelector<T, K>, ...extra: never[]): KeyedStream<K, T> {
     if (typeof selector !== "function") throw new WeirError(ErrorCode.InvalidGraph, "keyBy: expected a key selector function");
+    requireNoMore(extra, "keyBy()", "a key selector");
     return new KeyedStream<K, T>(this.host, this.graph.addPartition(this.nodeId, { type: "hash", selector }), selector);
   }
 
@@ -93,8 +94,9 @@ export class DataStream<T> {
     return new DataStream<T>(this.host, this.graph.addUnion([this.nodeId, ...others.map((o) => o.nodeId)]));
   }
 
-  connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
+  connect<U>(other: DataStream<U>, ...extra: never[]): ConnectedStreams<T, U> {
     this.requireSameJob(other, "connect()");
+    requireNoMore(extra, "connect()", "one stream");
     return new ConnectedStreams<T, U>(this.host, this, other);
   }
 
@@ -179,8 +181,9 @@ export class KeyedStream<K, T> extends DataStream<T> {
   }
 
   /** Event-time or processing-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
-  window(assigner: WindowAssigner): WindowedStream<K, T> {
+  window(assigner: WindowAssigner, ...extra: never[]): WindowedStream<K, T> {
     requireMethods(assigner, ["assign", "windowEndingAt"], "keyBy().window()", "a window assigner such as TumblingEventTimeWindows.of(ms)");
+    requireNoMore(extra, "keyBy().window()", "a window assigner");
     const domain = assigner.timeDomain;
     if (domain !== undefined && domain !== "event" && domain !== "processing") {
       throw new WeirError(ErrorCode.InvalidGraph, `keyBy().window(): timeDomain must be "event" or "processing", got ${preview(domain)}`);
