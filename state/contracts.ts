@@ -68,8 +68,8 @@ export interface ValueState<T> {
   clear(): Promise<void>;
 }
 export interface ListState<T> {
-  /** undefined when absent (an empty list is never stored: `update([])` clears). */
-  get(): Promise<T[] | undefined>;
+  /** [] when absent, as Flink's (an empty list is never stored: `update([])` clears). */
+  get(): Promise<T[]>;
   add(value: T): Promise<void>;
   addAll(values: readonly T[]): Promise<void>;
   /** an empty list clears */

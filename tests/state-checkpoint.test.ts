@@ -53,7 +53,7 @@ async function expectState(backend: KeyedStateBackend, keys: readonly string[], 
   const state = handles(backend);
   for (const k of keys) {
     assert.is(await state(count, k).value(), tags.length === 0 ? undefined : tags.length, `count of ${k}`);
-    assert.equal(await state(seen, k).get(), tags.length === 0 ? undefined : tags, `list of ${k}`);
+    assert.equal(await state(seen, k).get(), tags, `list of ${k}`);
     assert.equal(await collect(state(pages, k).keys()), [...tags].sort(), `map of ${k}`);
   }
 }

@@ -131,9 +131,9 @@ for (const kind of kinds) {
 
   s(`${kind}: ListState get/add/addAll/update/clear`, () => withBackend(kind, async (state) => {
     const l = state(events, "k");
-    assert.is(await l.get(), undefined);
+    assert.equal(await l.get(), []);
     await l.addAll([]);
-    assert.is(await l.get(), undefined, "addAll([]) on an absent list stores nothing");
+    assert.equal(await l.get(), [], "addAll([]) on an absent list stores nothing");
     await l.add("a");
     await l.addAll(["b", "c"]);
     await l.add("d");
@@ -144,10 +144,10 @@ for (const kind of kinds) {
     await l.update(["x", "y"]);
     assert.equal(await l.get(), ["x", "y"]);
     await l.update([]);
-    assert.is(await l.get(), undefined, "update([]) clears");
+    assert.equal(await l.get(), [], "update([]) clears");
     await l.add("z");
     await l.clear();
-    assert.is(await l.get(), undefined);
+    assert.equal(await l.get(), []);
     const err = await rejection(l.add(undefined as unknown as string));
     assert.instance(err, StateCodecError);
   }));
@@ -234,7 +234,7 @@ for (const kind of kinds) {
     assert.match(e4.message, /map key/);
     const e5 = await rejection(state(events, "u").addAll(["ok", 5 as unknown as string]));
     assert.match(e5.message, /element 1/);
-    assert.is(await state(events, "u").get(), undefined, "a refused addAll stores nothing");
+    assert.equal(await state(events, "u").get(), [], "a refused addAll stores nothing");
   }));
 
   s(`${kind}: names and keys with any characters`, () => withBackend(kind, async (state) => {

@@ -6,7 +6,7 @@ import { decodeWith, encodeWith } from "./codec.ts";
 import { read, written, type StoredValueDecoder } from "./submit.ts";
 
 /** A list is stored whole under its key; `add` is an Append request, so it never reads in the handle. */
-export class ListStateHandle<T> implements StoredValueDecoder<T[] | undefined>, ListState<T> {
+export class ListStateHandle<T> implements StoredValueDecoder<T[]>, ListState<T> {
   private readonly address: StateAddress;
   readonly state: string;
 
@@ -15,13 +15,14 @@ export class ListStateHandle<T> implements StoredValueDecoder<T[] | undefined>, 
     this.address = baseAddress(descriptor.name, scope);
   }
 
-  get(): Promise<T[] | undefined> {
+  get(): Promise<T[]> {
     return read(this.handler, stateRequest.get(this.address), this);
   }
 
   /** The stored value as the handle's reads answer it (StoredValueDecoder). */
-  decodeStored(stored: unknown): T[] | undefined {
-    if (stored === undefined) return undefined;
+  decodeStored(stored: unknown): T[] {
+    // Absent reads as empty, as Flink's ListState.get() gives an empty iterable.
+    if (stored === undefined) return [];
     if (!Array.isArray(stored)) {
       throw new StateCodecError(this.state, this.scope.key, "read", [`stored list is not an array: ${typeof stored}`]);
     }
