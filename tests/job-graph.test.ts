@@ -66,7 +66,11 @@ graph("the same job module builds the same graph (uids, names, edges)", () => {
   const two = pipeline();
   assert.is(describeJobGraph(one.jobGraph()), describeJobGraph(two.jobGraph()));
   assert.equal(one.jobGraph().vertices.map((v) => v.uid), two.jobGraph().vertices.map((v) => v.uid));
-  assert.equal(one.jobGraph().vertices.map((v) => v.uid), ["numbers-0", "sum-4"]);
+  // A named operator's uid is its name (subtask ids "numbers#0", "sum#1"); a second of the same name, or an unnamed one, `<name>-<position>`.
+  assert.equal(one.jobGraph().vertices.map((v) => v.uid), ["numbers", "sum"]);
+  const env = StreamEnvironment.create({ name: "g", parallelism: 1 }, { chaining: false });
+  env.fromSource(Sources.array([1]), { name: "x" }).map((v) => v, { name: "x" }).map((v) => v).sinkTo(Sinks.print(), { uid: "out" });
+  assert.equal(env.jobGraph().vertices.map((v) => v.uid), ["x", "x-1", "map-2", "out"]);
 });
 
 graph("a cached stream: first written by a sink of its own, then read by a source that replaces everything upstream", () => {

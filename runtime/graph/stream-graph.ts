@@ -79,14 +79,26 @@ export class StreamGraph implements GraphView {
   private identity(defaultName: string, options: NodeOptions | undefined): NodeBase {
     const id = this.nextId();
     const name = options?.name ?? defaultName;
-    const uid = options?.uid ?? `${slug(name)}-${id}`;
+    const uid = options?.uid ?? this.defaultUid(name, options?.name !== undefined, id);
     assertToken("operator uid", uid);
-    if (this.uids.has(uid)) throw new WeirError(ErrorCode.InvalidGraph, `operator uid "${uid}" is used twice; uids must be unique within a job`);
+    if (this.uids.has(uid)) throw new WeirError(ErrorCode.InvalidGraph, `operator uid "${uid}" is used twice; uids must be unique within a job (an operator named "${uid}" without a uid takes its name as uid)`);
     this.uids.add(uid);
     if (options?.parallelism !== undefined && !isPositiveInt(options.parallelism)) {
       throw new WeirError(ErrorCode.InvalidOption, `operator "${name}": parallelism must be a positive integer, got ${options.parallelism}`);
     }
     return { id, name, uid, ...(options?.parallelism !== undefined ? { parallelism: options.parallelism } : {}) };
+  }
+
+  /**
+   * A named operator's uid is its name (what the user reads in subtask ids, status and metrics) unless an
+   * earlier operator took it; others' is `<name>-<position>`. Either is the same each time the module builds.
+   */
+  private defaultUid(name: string, named: boolean, id: number): string {
+    const base = slug(name);
+    if (named && !this.uids.has(base)) return base;
+    let uid = `${base}-${id}`;
+    for (let n = 2; this.uids.has(uid); n++) uid = `${base}-${id}-${n}`;
+    return uid;
   }
 
   addSource(source: SourceDef<unknown>, options?: NodeOptions): number {
