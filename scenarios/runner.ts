@@ -103,6 +103,8 @@ class ScenarioRun implements ScenarioState {
   /** Rejects when the run is aborted (options.signal); raced against every step. */
   private readonly interrupted: Promise<never>;
   private closed = false;
+  /** Takes the abort listener off options.signal, which outlives this run (one signal for all of `weir scenario`'s files). */
+  private stopListening = (): void => {};
   private readonly startedAt = Date.now();
   private readonly log: (line: string) => void;
 
@@ -112,7 +114,10 @@ class ScenarioRun implements ScenarioState {
       const signal = options.signal;
       const abort = () => reject(new StepFailure(`interrupted (${String(signal!.reason ?? "aborted")})`));
       if (signal?.aborted) abort();
-      else signal?.addEventListener("abort", abort, { once: true });
+      else if (signal) {
+        signal.addEventListener("abort", abort, { once: true });
+        this.stopListening = () => signal.removeEventListener("abort", abort);
+      }
     });
     this.interrupted.catch(() => {});
     const onLine = options.log ? (l: string) => { if (l.trim()) options.log!(`    [job] ${l}`); } : undefined;
@@ -197,6 +202,7 @@ class ScenarioRun implements ScenarioState {
 
   private async cleanup(): Promise<void> {
     this.closed = true;
+    this.stopListening();
     await this.workers.cleanup();
     if (this.io) await this.io.nc.close().catch(() => {});
     if (this.server) await this.server.stop().catch(() => {});

@@ -50,6 +50,7 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
       ["weir_checkpoint_duration_seconds", "histogram"], ["weir_process_cpu_user_seconds_total", "counter"], ["weir_nodejs_heap_size_used_bytes", "gauge"],
     ] as const) assert.is(first.types.get(name), type, `# TYPE ${name} ${type}`);
     assert.equal([...new Set(first.samples.map((x) => x.name).filter((n) => !n.startsWith("weir_")))], [], "every name is prefixed weir_ (API.md)");
+    assert.equal([...first.types].filter(([n, type]) => n.endsWith("_total") && type !== "counter"), [], "only counters end in _total");
     const records = first.samples.filter((x) => x.name === "weir_operator_records_in_total");
     assert.ok(records.length >= 4, "one series per subtask (2 operators × parallelism 2)");
     for (const r of records) {

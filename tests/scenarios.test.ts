@@ -4,6 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
+import { getEventListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -64,8 +65,11 @@ shipped("publish via auto: core NATS where no stream captures the subject; via j
     "  - stream: TOTALS",
     "    count: 1",
   ].join("\n");
-  const auto = await runScenario(scenarioFile("loose-auto.scenario.yaml", lines("")));
+  // `weir scenario` hands one signal to every file's run: a run that ended must not stay listening on it.
+  const signal = new AbortController().signal;
+  const auto = await runScenario(scenarioFile("loose-auto.scenario.yaml", lines("")), { signal });
   assert.is(auto.outcome, "passed", explain(auto));
+  assert.is(getEventListeners(signal, "abort").length, 0, "the ended run took its abort listener off");
   const strict = await runScenario(scenarioFile("loose-js.scenario.yaml", lines(", via: jetstream")));
   assert.is(strict.outcome, "failed", explain(strict));
   assert.match(strict.reason ?? "", /JetStream publish to loose\.x failed: no stream captures this subject/);

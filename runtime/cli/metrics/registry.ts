@@ -35,6 +35,11 @@ export class MetricsRegistry {
     this.source = source;
     // Prefixed as every weir metric is (API.md: names prefixed weir_): weir_process_cpu_user_seconds_total.
     collectDefaultMetrics({ register: this.registry, prefix: "weir_", labels: { ...labels } });
+    // prom-client's nodejs_active_{handles,requests,resources}_total are gauges; Prometheus (and API.md)
+    // keep `_total` for counters. Their per-type gauges without the suffix stay.
+    for (const m of this.registry.getMetricsAsArray()) {
+      if (m.name.endsWith("_total") && (m as unknown as { type?: string }).type === "gauge") this.registry.removeSingleMetric(m.name);
+    }
   }
 
   /** The exposition text; scrapes run one at a time (each reads its own snapshot). */
