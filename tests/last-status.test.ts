@@ -44,6 +44,10 @@ s("a failed job: `weir status <job>` says not running, failed, how long ago, and
   const all = await weirStatus("--json");
   assert.is(all.code, 0, all.stderr);
   assert.ok(Array.isArray(JSON.parse(all.stdout)), `status --json of every job is one JSON array: ${all.stdout.slice(0, 200)}`);
+  const one = await weirStatus("lsfail", "--json");
+  assert.is(one.code, 1);
+  const ended = JSON.parse(one.stdout) as { job: string; running: boolean; state?: string; last?: { state: string } };
+  assert.equal([ended.job, ended.running, ended.state, ended.last?.state], ["lsfail", false, "failed", "failed"], "the ended job's state at the top, as a running job's");
 });
 
 s("a finished job of 20,000 records: its status was written a handful of times, not per record", async () => {

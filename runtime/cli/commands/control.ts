@@ -141,7 +141,8 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
       if (!s) {
         missing++;
         const last = await readLastStatus(nc, name);
-        if (flags.json) objects.push({ job: name, running: false, ...(last ? { last } : {}) });
+        // `state` at the top as in a running job's status object: what a script reads first.
+        if (flags.json) objects.push({ job: name, running: false, ...(last ? { state: last.state, last } : {}) });
         else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running`}\n`);
         continue;
       }
