@@ -1,5 +1,5 @@
 // The `weir` command as a user runs it: a child process, its output kept, a deadline on every wait.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const WEIR = fileURLToPath(new URL("../../bin/weir.mjs", import.meta.url));
@@ -42,10 +42,16 @@ export function startWeir(args: readonly string[], options: { cwd?: string; env?
   };
 }
 
-/** Runs `weir <args>` to the end (killed at the deadline). */
+/** SIGKILLs `weir` and the processes it started (`--workers N`), which a SIGKILLed supervisor cannot stop. */
+export function killWeir(p: WeirProcess): void {
+  if (p.child.pid !== undefined && p.child.exitCode === null) spawnSync("pkill", ["-KILL", "-P", String(p.child.pid)]);
+  p.child.kill("SIGKILL");
+}
+
+/** Runs `weir <args>` to the end (killed at the deadline, with the workers it started). */
 export async function runWeir(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; deadlineMs?: number } = {}): Promise<WeirExit> {
   const p = startWeir(args, options);
-  const timer = setTimeout(() => p.child.kill("SIGKILL"), options.deadlineMs ?? 60_000);
+  const timer = setTimeout(() => killWeir(p), options.deadlineMs ?? 60_000);
   try {
     return await p.exited;
   } finally {

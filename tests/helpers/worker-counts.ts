@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { idRanges, readStream } from "./streams.ts";
-import { eventually, type WeirProcess } from "./cli.ts";
+import { eventually, killWeir, type WeirProcess } from "./cli.ts";
 import { fetchStatus } from "../../runtime/cli/commands/control.ts";
 import type { JobStatus, WorkerSummary } from "../../actors/job/job-status.ts";
 
@@ -141,7 +141,7 @@ export async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[
 }
 
 export async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+  for (const p of procs) if (p.child.exitCode === null) killWeir(p);
   await Promise.all([...procs].map((p) => p.exited));
 }
 
