@@ -230,7 +230,7 @@ s("a rescale (workers joined or left) tears down and redeploys at once, not coun
   assert.ok(h.effects.includes("restart in 500"), h.effects.join());
 });
 
-s("a stop asked for while the job restarts waits until it runs again (whenRunning)", async () => {
+s("a stop asked for while the job redeploys (restarting) waits until it runs again (whenRunning)", async () => {
   const h = start({ strategy: { type: "fixed-delay", attempts: 1, delayMs: 500 } });
   running(h);
   fail(h);
@@ -244,6 +244,47 @@ s("a stop asked for while the job restarts waits until it runs again (whenRunnin
   h.actor.send({ type: "DEPLOYED" });
   whenRunning(h.actor, () => { stops++; });
   assert.is(stops, 2, "at once when running");
+});
+
+s("a stop (no savepoint) while the job fails over ends it stopped at once (nothing runs), never restarting it", async () => {
+  const waiting = start({ strategy: { type: "fixed-delay", attempts: 3, delayMs: 60_000 } });
+  running(waiting);
+  fail(waiting);
+  assert.is(waiting.where(), "failing.waitingToRestart");
+  waiting.actor.send({ type: "STOP", savepoint: true });
+  assert.is(waiting.where(), "failing.waitingToRestart", "a savepoint needs the job running: that stop waits (whenRunning)");
+  waiting.actor.send({ type: "STOP", savepoint: false });
+  assert.is(waiting.state(), "stopped", "not after the restart delay");
+  assert.ok(waiting.actor.getSnapshot().context.stoppedWhileRestarting);
+  waiting.clock.advance(60_000);
+  assert.not.ok(waiting.effects.includes("prepareRestart"), "the delay was dropped with its state");
+
+  // Preparing the restart (waiting for NATS to come back): the stop does not wait for it.
+  const preparing = start({ prepare: () => new Promise<void>(() => {}) });
+  running(preparing);
+  fail(preparing);
+  preparing.clock.advance(500);
+  assert.is(preparing.where(), "failing.preparingRestart");
+  preparing.actor.send({ type: "STOP", savepoint: false });
+  assert.is(preparing.state(), "stopped");
+
+  // Tearing down: noted, and the job ends stopped once every subtask terminated instead of restarting.
+  const tearing = start();
+  running(tearing);
+  tearing.actor.send({ type: "SUBTASK_FAILED", error: "boom", at: tearing.clock.now(), outage: false });
+  tearing.actor.send({ type: "STOP", savepoint: false });
+  assert.is(tearing.where(), "failing.tearingDown");
+  tearing.actor.send({ type: "ALL_TERMINATED", at: tearing.clock.now() });
+  assert.is(tearing.state(), "stopped");
+  assert.not.ok(tearing.effects.some((e) => e.startsWith("beginRestart")));
+
+  // A failure no restart mends still fails the job, stop or not.
+  const final = start();
+  running(final);
+  final.actor.send({ type: "SUBTASK_FAILED", error: "bad checkpoint", at: final.clock.now(), outage: false, final: true });
+  final.actor.send({ type: "STOP", savepoint: false });
+  final.actor.send({ type: "ALL_TERMINATED", at: final.clock.now() });
+  assert.is(final.state(), "failed");
 });
 
 s("events a state does not know are ignored", () => {

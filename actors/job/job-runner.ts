@@ -1,7 +1,6 @@
-// The job coordinator: one xstate actor (actors/job/machine.ts) that deploys the subtasks of a JobGraph,
-// watches them, decides restarts and ends the job; this class performs the effects the machine asks for,
-// runs the checkpoint coordinator (periodic checkpoints, the final checkpoint when input ends, savepoints)
-// and answers the control protocol (control-protocol.ts: `weir status`, `weir stop`, scenarios).
+// The job coordinator: one xstate actor (machine.ts) deploys a JobGraph's subtasks, watches them, decides
+// restarts and ends the job; this class performs the machine's effects, runs the checkpoint coordinator
+// (periodic, final and savepoints) and answers the control protocol (`weir status`, `weir stop`, scenarios).
 
 import { randomBytes } from "node:crypto";
 import { createActor, fromPromise, type Actor } from "xstate";
@@ -21,14 +20,13 @@ import { DeadLetterPublisher } from "../subtask/dead-letters.ts";
 import { checkpointsOff, openCheckpoints, restartPoint, startWithoutState, takeFinalCheckpoint } from "./job-checkpoints.ts";
 import { FailureLog, jobStatusOf, lastStatusOf, recordCounts, type JobResult, type JobStatus, type RecordCounts } from "./job-status.ts";
 import { LAST_STATUS_INTERVAL_MS, LastStatusWriter } from "./last-status.ts";
-import { describeRestartBeginning, noRestartMends, userFunctionBug } from "./restart-strategy.ts";
+import { describeRestartBeginning, describeStopWhileRestarting, noRestartMends, userFunctionBug } from "./restart-strategy.ts";
 import { Deployment, subtaskCount, type DeploymentEvents } from "./deployment.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
-
-export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
-export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 import type { JobRunnerOptions } from "./job-runner-options.ts";
 import { flushConnection } from "../../runtime/nats/flush.ts";
+export type { JobFailure, JobResult, JobStatus } from "./job-status.ts";
+export type { ClusterHooks, JobRunnerOptions } from "./job-runner-options.ts";
 
 export class JobRunner {
   readonly names: JobNames;
@@ -93,6 +91,7 @@ export class JobRunner {
           },
           reportDecision: ({ context }) => { if (context.decision?.restart === false) this.log(`not restarting: ${context.decision.reason}`); },
           beginRestart: ({ context }) => this.beginRestart(context.outage, context.restarts - context.outageRestarts, context.rescaling),
+          reportStopWhileRestarting: () => this.log(describeStopWhileRestarting(this.coordinator?.stats().lastCompleted?.id ?? this.restore?.id)),
         },
         actors: { prepareRestart: fromPromise(() => this.prepareRestart()) },
       }),
@@ -109,10 +108,11 @@ export class JobRunner {
         next: (snap) => {
           if (snap.status !== "done") return;
           const state = jobStateOf(snap.value);
-          this.announceEnd(state, snap.context.failure);
+          const failure = state === "failed" || snap.context.stoppedWhileRestarting ? snap.context.failure : undefined; // or what it recovered from
+          this.announceEnd(state, failure);
           void this.cleanup().then(() => {
             if (state === "failed") reject(this.failure ?? new WeirError(ErrorCode.InvalidJob, snap.context.failure ?? "job failed"));
-            else resolve({ job: job.name, state: state as JobResult["state"], durationMs: Date.now() - this.started, status: this.status() });
+            else resolve({ job: job.name, state: state as JobResult["state"], durationMs: Date.now() - this.started, status: this.status(), ...(failure ? { failure } : {}) });
           });
         },
       });
@@ -197,9 +197,10 @@ export class JobRunner {
       this.log(`stop: job ${this.job.name} runs in mode "batch", whose results come only at the end of its input; it is cancelled (no partial results)`);
       return this.cancel().then(() => this.done);
     }
-    // Taking effect once the job runs again; a failure from now on ends it, unless an outage caused it (else one failing over and over never stops).
+    // Failing (nothing runs): now, but a savepoint once it runs; restarting: once it runs. A later failure ends it, unless an outage caused it.
     this.stopRequested = true;
-    whenRunning(this.actor, () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false }));
+    const stop = () => this.actor.send({ type: "STOP", savepoint: options.savepoint ?? false });
+    if (this.state === "failing" && !options.savepoint) stop(); else whenRunning(this.actor, stop);
     return this.done;
   }
 
@@ -284,8 +285,7 @@ export class JobRunner {
     // A deployment a cancel or stop tore down (its state backend disposed under it) is no error of the job's.
     const tornDown = s === undefined && what === "deployment" && (this.phase === "cancelled" || this.cancelRequested || this.stopRequested);
     this.log(`${s ? `subtask ${s.id}` : what} ${tornDown ? "ended by the stop" : "failed"}: ${describeError(e)}`, { level: tornDown ? "info" : "error", ...(s ? { subtask: s.id } : {}), err: e });
-    // The machine decides once per failure of the job whether it restarts (actors/job/machine.ts).
-    // Nor a closed connection; none after a stop, unless an outage caused it, as frames found lost (stopped after the restart).
+    // The machine decides once per failure whether it restarts (machine.ts): not after a stop unless an outage caused it, nor on a closed connection.
     const outage = notCounted || ((this.connection?.inOutage() ?? false) && !userFunctionBug(e));
     const final = noRestartMends(e, this.state === "deploying") || (this.stopRequested && !outage) || this.nc.isClosed();
     this.actor.send({ type: "SUBTASK_FAILED", error: describeError(e), at: this.controlClock.now(), outage, final });
@@ -377,8 +377,8 @@ export class JobRunner {
   /** Tells whoever waits for the end (`weir stop`) how the job ended; cleanup() flushes it out. */
   private announceEnd(state: JobState, failure: string | undefined): void {
     if (this.abandoned) return;
-    const why = this.failure !== undefined ? describeError(this.failure) : failure;
-    publishJobEnded(this.nc, this.names, { job: this.job.name, state, attempt: this.attemptId, ...(state === "failed" && why ? { failure: why } : {}) });
+    const why = state === "failed" && this.failure !== undefined ? describeError(this.failure) : failure;
+    publishJobEnded(this.nc, this.names, { job: this.job.name, state, attempt: this.attemptId, ...(why ? { failure: why } : {}) });
   }
 
   private async cleanup(): Promise<void> {

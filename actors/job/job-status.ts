@@ -81,6 +81,8 @@ export interface WorkerSummary {
 export interface JobResult {
   readonly job: string;
   readonly state: "finished" | "stopped" | "cancelled";
+  /** Stopped while it failed over (no final checkpoint): the failure it was recovering from. */
+  readonly failure?: string;
   readonly durationMs: number;
   readonly status: JobStatus;
 }

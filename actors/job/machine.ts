@@ -12,6 +12,10 @@
 //                            └─prepareRestart error──▶ failed
 //   deploying | running | stopping | restarting | failing.tearingDown ──CANCEL──▶ cancelling ──ALL_TERMINATED──▶ cancelled
 //   failing.waitingToRestart | failing.preparingRestart ──CANCEL──▶ cancelled   (nothing left to tear down)
+//   failing.waitingToRestart | failing.preparingRestart ──STOP──▶ stopped   [no savepoint asked for: nothing
+//                                          runs, the next run resumes from the latest checkpoint; a stop with
+//                                          a savepoint waits until the job runs again]
+//   failing.tearingDown ──STOP──▶ (noted) ──ALL_TERMINATED──▶ stopped   [as above, and a restart was decided]
 //   running ──RESCALE──▶ failing.tearingDown   (workers joined or left: the same path as a restart, at once,
 //                                              from the checkpoint taken just before, not counted as a restart)
 //
@@ -49,6 +53,8 @@ export interface JobMachineContext extends JobMachineInput {
   outage: boolean;
   /** While waiting for the restart delay: when it ends. */
   nextRestartAt?: number;
+  /** A stop came while the job failed over: it ends stopped, without a final checkpoint, instead of restarting. */
+  stoppedWhileRestarting?: boolean;
   /** The teardown under way is a rescale (workers joined or left), with its cause. */
   rescaling?: string;
   rescales: number;
@@ -82,6 +88,9 @@ const deployed = [
   { target: "running", actions: "recordDeployment" },
 ] as const;
 const finishedEarly = { actions: "countFinished" } as const;
+// Nothing runs while the job waits to restart: a stop ends it now rather than after the restart delay (up
+// to a minute of exponential backoff, longer than a service manager waits before it kills).
+const stopWhileRestarting = { guard: "noSavepoint", target: "#job.stopped", actions: ["noteStopWhileRestarting", "reportStopWhileRestarting"] } as const;
 
 export const jobMachine = setup({
   types: {
@@ -124,6 +133,9 @@ export const jobMachine = setup({
       nextRestartAt: ({ context, event }) => (event.type === "ALL_TERMINATED" && context.decision?.restart ? event.at + context.decision.delayMs : undefined),
     }),
     clearNextRestart: assign({ nextRestartAt: () => undefined }),
+    noteStopWhileRestarting: assign({ stoppedWhileRestarting: () => true }),
+    /** Tells the runner the job ends stopped instead of restarting (it logs from which checkpoint a next run resumes). */
+    reportStopWhileRestarting: () => {},
     resetForRestart: assign({
       finished: () => 0,
       failure: () => undefined,
@@ -140,6 +152,8 @@ export const jobMachine = setup({
     lastSubtask: ({ context }) => context.finished + 1 >= context.subtasks,
     finishedWhileDeploying: ({ context, event }) => event.type === "DEPLOYED" && context.finished > 0 && context.finished >= (event.subtasks ?? context.subtasks),
     restartAllowed: ({ context }) => context.decision?.restart === true,
+    noSavepoint: ({ event }) => event.type === "STOP" && !event.savepoint,
+    stopInsteadOfRestart: ({ context }) => context.decision?.restart === true && context.stoppedWhileRestarting === true,
   },
   delays: {
     restartDelay: ({ context }) => (context.decision?.restart ? context.decision.delayMs : 0),
@@ -187,17 +201,19 @@ export const jobMachine = setup({
         tearingDown: {
           on: {
             ALL_TERMINATED: [
+              { guard: "stopInsteadOfRestart", target: "#job.stopped", actions: "reportStopWhileRestarting" },
               { guard: "restartAllowed", target: "waitingToRestart" },
               { target: "#job.failed" },
             ],
             CANCEL: "#job.cancelling",
+            STOP: { guard: "noSavepoint", actions: "noteStopWhileRestarting" },
           },
         },
         waitingToRestart: {
           entry: "scheduleRestart",
           exit: "clearNextRestart",
           after: { restartDelay: "preparingRestart" },
-          on: { CANCEL: "#job.cancelled" },
+          on: { CANCEL: "#job.cancelled", STOP: stopWhileRestarting },
         },
         preparingRestart: {
           invoke: {
@@ -205,7 +221,7 @@ export const jobMachine = setup({
             onDone: { target: "#job.restarting", actions: ["resetForRestart", "beginRestart"] },
             onError: "#job.failed",
           },
-          on: { CANCEL: "#job.cancelled" },
+          on: { CANCEL: "#job.cancelled", STOP: stopWhileRestarting },
         },
       },
     },

@@ -200,6 +200,16 @@ export function describeRestartBeginning(r: { rescale: string | undefined; outag
   return `restarting (restart ${r.counted}, ${describeRestartStrategy(r.strategy)}) from ${from}`;
 }
 
+/** The log line of a stop that came while the job failed over (it ends without a final checkpoint). */
+export function describeStopWhileRestarting(latestCheckpoint: number | undefined): string {
+  return `stopped while failing over, without a final checkpoint: the next run resumes from ${latestCheckpoint !== undefined ? `checkpoint ${latestCheckpoint}` : "the beginning"}`;
+}
+
+/** `weir run` / `weir stop`'s one line for a job stopped while failing over (a non-zero exit). */
+export function stoppedWhileFailing(job: string, failure: string): string {
+  return `job ${job} was stopped while failing over, without a final checkpoint (the next run resumes from its latest checkpoint); it had failed: ${failure}`;
+}
+
 /** "exponential-delay (1000-60000 ms ×2, reset after 300000 ms)": for `weir status` and logs. */
 export function describeRestartStrategy(s: RestartStrategy): string {
   switch (s.type) {

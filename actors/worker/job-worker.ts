@@ -342,7 +342,7 @@ export class JobWorker {
     this.actor.send({ type: "JOB_ENDED", state: end.state });
     void this.shutdown().then(() => {
       if (end.state === "failed") this.settle.reject(new WeirError(ErrorCode.InvalidJob, end.failure ?? `job ${this.job.name} failed`));
-      else this.settle.resolve({ job: this.job.name, state: end.state, durationMs: Date.now() - this.started, status: this.status() });
+      else this.settle.resolve({ job: this.job.name, state: end.state, durationMs: Date.now() - this.started, status: this.status(), ...(end.failure !== undefined ? { failure: end.failure } : {}) });
     });
   }
 

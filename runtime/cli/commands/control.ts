@@ -13,6 +13,7 @@ import { CheckpointStore } from "../../checkpoint/store.ts";
 import { JobNames } from "../../core/names.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
+import { stoppedWhileFailing } from "../../../actors/job/restart-strategy.ts";
 
 async function controlConnection(flags: NatsFlags): Promise<NatsConnection | undefined> {
   const settings = resolveNatsSettings({ flags });
@@ -219,7 +220,8 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
         // It ignored the stop while failing or restarting (or failed while stopping and restarted): again.
         const again = await ask();
         if (again?.state) state = again.state;
-      } else if (!toldWaiting && (state === "failing" || state === "restarting" || state === "deploying")) {
+      } else if (!toldWaiting && ((state === "failing" && flags.savepoint) || state === "restarting" || state === "deploying")) {
+        // A failing job stops at once (no final checkpoint), unless a savepoint was asked for.
         toldWaiting = true;
         process.stderr.write(`weir: ${job} is ${state}${lastFailure ? ` after a failure (${lastFailure})` : ""}; it will be stopped once it runs again\n`);
       }
@@ -235,6 +237,7 @@ export async function stopCommand(job: string, flags: NatsFlags & { savepoint?: 
       lastFailure = s.failure ?? s.failures?.[s.failures.length - 1]?.error ?? lastFailure;
     }
     const final = end?.state ?? state;
+    if (final === "stopped" && end?.failure !== undefined) throw new WeirError(ErrorCode.InvalidJob, stoppedWhileFailing(job, end.failure));
     if (final === "stopped" || final === "finished") {
       // As `flink stop` names the savepoint it took: which one the next `weir run` resumes from.
       const savepoint = flags.savepoint && final === "stopped" ? await latestSavepoint(nc, job) : undefined;

@@ -7,6 +7,7 @@ import type { JobOptions } from "../../api/options.ts";
 import type { StreamEnvironment } from "../../api/environment.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
 import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
+import { stoppedWhileFailing } from "../../../actors/job/restart-strategy.ts";
 import { describeError, ErrorCode, messageOf, WeirError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
 import { loadJob } from "../load-job.ts";
@@ -185,7 +186,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
       // through a disconnect once NATS is back: say so, once.
       const waiting = setInterval(() => {
         const { state, natsDisconnectedSince } = client.status();
-        const failingOver = state === "failing" || state === "restarting";
+        const failingOver = state === "restarting";
         if (!failingOver && natsDisconnectedSince === undefined) return;
         clearInterval(waiting);
         const until = failingOver ? "it stops once it runs again" : "NATS is disconnected, it stops once NATS is back";
@@ -223,6 +224,8 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const savepoint = result.state === "stopped" && last?.kind === "savepoint" ? `; savepoint ${last.id} taken (weir run resumes from it)` : "";
     process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${savepoint}\n`);
   }
+  // Stopped while failing over: no final checkpoint, and the job was failing; say why, and exit non-zero.
+  if (result.failure !== undefined) throw new WeirError(ErrorCode.InvalidJob, stoppedWhileFailing(result.job, result.failure));
   return result.state === "cancelled" ? 1 : 0;
 }
 
