@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { ConsumerLane } from "../runtime/sources/jetstream-lane.ts";
+import { STREAM_GONE_MS } from "../runtime/sources/stream-identity.ts";
 
 const s = suite("jetstream source watchdog");
 const nats = withServer(s);
@@ -76,6 +77,25 @@ s("a stream deleted and created again under the lane fails it, saying so, rather
     while (!lane.failure && Date.now() < deadline) { await lane.watch(); await new Promise((r) => setTimeout(r, 100)); }
     assert.match(lane.failure?.message ?? "", /stream "WD3" was deleted and created again while the job read it/);
     assert.equal(got, [0, 1], "nothing read from the new stream at the old position");
+  } finally {
+    await lane.close();
+  }
+});
+
+s("a stream deleted for good under the lane fails it once it stays missing, saying so, rather than idling for ever", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "WD4", subjects: ["wd4.>"] });
+  await publish("wd4.a", 0, 2);
+  const logs: string[] = [];
+  const lane = await openLane("WD4", "wd4.a", logs);
+  try {
+    const got: number[] = [];
+    await take(lane, 2, got);
+    await jsm.streams.delete("WD4");
+    const deadline = Date.now() + STREAM_GONE_MS + 20_000;
+    while (!lane.failure && Date.now() < deadline) { await lane.watch(); await new Promise((r) => setTimeout(r, 100)); }
+    assert.match(lane.failure?.message ?? "no failure", /stream "WD4" was deleted while the job read it \(not found for \d+ s\)/);
+    assert.ok(logs.some((l) => /stream "WD4" not found \(deleted\?\).*fails unless it is back within/.test(l)), logs.join("\n"));
   } finally {
     await lane.close();
   }

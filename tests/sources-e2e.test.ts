@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
+import { within } from "./helpers/cli.ts";
 import { StreamEnvironment } from "../runtime/api/environment.ts";
 import { Sources } from "../runtime/sources/mod.ts";
 import { Sinks } from "../runtime/sinks/mod.ts";
@@ -38,6 +39,28 @@ s("jetstream source (2 subjects, parallelism 2, bounded) → map → jetstream s
   assert.is(info.state.messages, 1000);
   const dlq = await jsm.streams.info("weir_e2ejs_dlq");
   assert.is(dlq.state.messages, 1);
+});
+
+s("jetstream source whose stream is deleted while the job runs: the job fails, naming the stream, instead of idling as if healthy", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "E_GONE", subjects: ["egone.>"] });
+  await jetstream(nc).publish("egone.a", JSON.stringify({ n: 1 }));
+  const e = StreamEnvironment.create({ name: "e2egone", nats: server.url, stateBackend: "heap", parallelism: 1, restartStrategy: { type: "none" } });
+  let seen = 0;
+  e.fromSource(Sources.jetstream({ stream: "E_GONE", subjects: ["egone.a"] }), { name: "in" })
+    .map((v) => { seen++; return v; })
+    .sinkTo(Sinks.nats({ subject: "egone.out" }), { name: "out" });
+  try {
+    const client = await e.executeAsync();
+    const until = Date.now() + 30_000;
+    while (seen === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.is(seen, 1, "the job read the stream's message");
+    await jsm.streams.delete("E_GONE");
+    const outcome = await within(client.result().then(() => "ended without a failure", (err: Error) => err.message), 60_000);
+    assert.match(outcome ?? "still running 60 s after the stream was deleted", /stream "E_GONE" was deleted while the job read it/);
+  } finally {
+    await e.close();
+  }
 });
 
 s("jetstream source → executeAndCollect", async () => {

@@ -27,13 +27,14 @@
 
 import { randomBytes } from "node:crypto";
 import type { ConsumerMessages, JetStreamClient, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
-import { DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 import { nextMessageOn } from "../../state/backends/jetstream-purge.ts";
 import { firstCreated } from "./first-created.ts";
 import { SMALL_LAG, readsUnfilteredFrom, type StreamHead } from "./catch-up.ts";
 import { subjectMatcher } from "../nats/subject-match.ts";
+import { StreamIdentity } from "./stream-identity.ts";
 
 export type StartAt = "first" | "new" | { readonly sequence: number } | { readonly time: Date | string | number };
 
@@ -63,6 +64,7 @@ export interface LaneConfig {
 
 type PullFn = (opts: unknown) => void;
 
+
 type Consumer = Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>;
 
 export class ConsumerLane {
@@ -84,8 +86,8 @@ export class ConsumerLane {
   /** Bounded: messages still to hand out. */
   private remaining: number;
   failure: Error | undefined;
-  /** When the stream was created, as first seen: a stream deleted and made again starts its sequences over. */
-  private streamCreated: string | undefined;
+  /** Whether the stream is still the one this lane started on (deleted, or deleted and made again). */
+  private identity!: StreamIdentity;
   /** Reading unfiltered (catch-up): other subjects' messages are dropped on arrival. */
   private unfiltered: boolean;
   /** Bounded catch-up: the last sequence to read (the stream's head at open). */
@@ -117,7 +119,8 @@ export class ConsumerLane {
     // The create response: how many messages are ahead (backlog, bounded end) and where it starts.
     const info = await retryJetStream(() => consumer.info(true));
     const lane = new ConsumerLane(config, consumer, info.delivered.stream_seq, info.num_pending, unfiltered);
-    lane.streamCreated = (await retryJetStream(async () => (await config.js.jetstreamManager(false)).streams.info(config.stream)).catch(() => undefined))?.created;
+    const created = (await retryJetStream(async () => (await config.js.jetstreamManager(false)).streams.info(config.stream)).catch(() => undefined))?.created;
+    lane.identity = new StreamIdentity(config.stream, config.log, created);
     if (unfiltered) config.log(`Sources.jetstream: ${lane.where} starts ${config.catchUpHead!.lastSeq - from! + 1} messages behind the head: reading them unfiltered first (nats-server before 2.9.15 scans per message there)`);
     if (lane.remaining === 0) {
       await consumer.delete().catch(() => {});
@@ -207,21 +210,6 @@ export class ConsumerLane {
     }
   }
 
-  /**
-   * The stream was deleted and created again while this lane read it: its sequences start over, so the
-   * lane's position means nothing there and what was published meanwhile may be skipped. The lane fails
-   * (the job restarts, or fails, visibly) instead of going on from a sequence of the old stream.
-   */
-  private async streamWasRecreated(jsm: JetStreamManager): Promise<boolean> {
-    const info = await jsm.streams.info(this.config.stream).catch(() => undefined);
-    if (info === undefined) return false;
-    this.streamCreated ??= info.created;
-    if (info.created === this.streamCreated) return false;
-    this.failure = new WeirError(ErrorCode.StreamRecreated, `Sources.jetstream: stream "${this.config.stream}" was deleted and created again while the job read it (created ${this.streamCreated}, now ${info.created}): its sequences start over, so the job's position in it means nothing there; run the job again with --restore none to read the new stream from its start`);
-    this.config.wake(); // an idle poll may be waiting up to a second
-    return true;
-  }
-
   /** Where this lane reads, for log lines. */
   private get where(): string {
     return `subject "${this.config.filter}" of stream "${this.config.stream}" (consumer ${this.config.namePrefix})`;
@@ -240,14 +228,20 @@ export class ConsumerLane {
     this.watching = true;
     const from = this.lastSequence + 1;
     try {
+      const jsm = await this.config.js.jetstreamManager(false);
+      const gone = await this.identity.check(jsm, this.where);
+      if (gone !== undefined) {
+        this.failure = gone;
+        this.config.wake(); // an idle poll may be waiting up to a second
+        return;
+      }
+      if (this.identity.missing) { this.lastActivity = Date.now(); return; } // said once; checked again in stallMs
       // A replacement that failed left the lane without a consumer: try again (nothing else would).
       if (this.messages === undefined) {
         this.config.log(`Sources.jetstream: ${this.where} has no consumer (the last replacement failed): recreating it from sequence ${from}`);
         await this.recreate(from);
         return;
       }
-      const jsm = await this.config.js.jetstreamManager(false);
-      if (await this.streamWasRecreated(jsm)) return;
       const next = await nextMessageOn(jsm, this.config.stream, this.config.filter, from);
       if (next === null || this.buffer.length > 0 || this.lastSequence + 1 !== from || this.closing !== undefined) {
         this.lastActivity = Date.now();
