@@ -5,7 +5,12 @@
 // max_payload (base64 of 1 MB, or JSON escaping of 600 KB of quotes, would not), and the headers say
 // where the original is (stream + sequence), its size and why it was rejected, so it can be found and
 // replayed. Publishing one never throws: a dead letter that cannot be stored is logged.
+//
+// A letter of a JetStream record carries a Nats-Msg-Id from its identity (origin, stream, sequence): a
+// restart replays the records after its checkpoint, and the stream drops the letters it already has
+// (within DEAD_LETTER_DUPLICATE_WINDOW_MS). Only letters the stream stored as new are counted.
 
+import { createHash } from "node:crypto";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { DeadLetter, DeadLetters } from "../../runtime/contracts/connectors.ts";
@@ -28,6 +33,9 @@ export const DeadLetterHeader = {
   Truncated: "Weir-Truncated",
 } as const;
 
+/** How long the dead-letter stream remembers an id: a replay after a restart comes within it (checkpoint interval + restart delay). */
+export const DEAD_LETTER_DUPLICATE_WINDOW_MS = 10 * 60_000;
+
 const MAX_REASON = 1000;
 const WARN_EVERY_MS = 10_000;
 /** Room kept for the envelope's other fields and the protocol line. */
@@ -37,12 +45,29 @@ export interface EncodedDeadLetter {
   readonly body: string;
   readonly headers: MsgHdrs;
   readonly truncated: boolean;
+  /** Its Nats-Msg-Id (see deadLetterId), when it has one. */
+  readonly id?: string;
 }
 
 /** One line, bounded: header values cannot hold CR/LF, and a reason may quote user data. */
 function headerValue(s: string): string {
   const line = s.replace(/[\r\n]+/g, " ");
   return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON)}…` : line;
+}
+
+/** A file line or a sink's record has none: a file may be rewritten under its name between runs. */
+function hasIdentity(letter: DeadLetter): boolean {
+  return letter.stream !== undefined && letter.sequence !== undefined;
+}
+
+/**
+ * The letter's de-duplication id, when its record has a stable identity (a JetStream stream sequence);
+ * the origin is in it so that two sources rejecting one record keep a letter each.
+ */
+export function deadLetterId(letter: DeadLetter): string | undefined {
+  if (!hasIdentity(letter)) return undefined;
+  const origin = createHash("sha256").update(letter.origin).digest("hex").slice(0, 16);
+  return `weir-dlq:${letter.stream}:${letter.sequence}:${origin}`;
 }
 
 /** The dead letter's body (JSON) and headers, the body within `maxBytes`. */
@@ -69,6 +94,8 @@ export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024): En
   if (letter.sequence !== undefined) h.set(DeadLetterHeader.Sequence, String(letter.sequence));
   if (letter.line !== undefined) h.set(DeadLetterHeader.Line, String(letter.line));
   h.set(DeadLetterHeader.OriginalSize, String(size));
+  const id = deadLetterId(letter);
+  if (id !== undefined) h.set("Nats-Msg-Id", id);
   const budget = Math.max(1024, maxBytes - ENVELOPE_MARGIN - reason.length * 2);
   const envelope = (d: string, truncated: boolean) => JSON.stringify({
     reason,
@@ -95,8 +122,10 @@ export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024): En
     bytes = Buffer.byteLength(body);
   }
   if (truncated) h.set(DeadLetterHeader.Truncated, "true");
-  return { body, headers: h, truncated };
+  return { body, headers: h, truncated, ...(id !== undefined ? { id } : {}) };
 }
+
+type LetterPlace = Pick<DeadLetter, "origin" | "reason" | "stream" | "sequence" | "line">;
 
 /** One per job; each subtask counts its own letters through `forSubtask`. */
 export class DeadLetterPublisher {
@@ -114,38 +143,60 @@ export class DeadLetterPublisher {
 
   private ensureStream(): Promise<void> {
     return (this.ready ??= (async () => {
-      await ensureStream(await jetstreamManager(this.nc), { name: this.streamName, subjects: [this.names.dlq], num_replicas: this.names.replicas });
+      await ensureStream(await jetstreamManager(this.nc), {
+        name: this.streamName, subjects: [this.names.dlq], num_replicas: this.names.replicas,
+        duplicate_window: DEAD_LETTER_DUPLICATE_WINDOW_MS * 1_000_000,
+      });
     })());
   }
 
-  /** Settles (never rejects) once the letter is stored or its failure logged. */
-  publish(letter: DeadLetter): Promise<void> {
-    this.total++;
-    this.warn(letter);
+  /**
+   * Settles (never rejects) once the letter is stored or its failure logged, with whether it counts:
+   * false when the stream already had it (a replay's duplicate). A letter without an id cannot be one,
+   * so it counts at once; one with an id once the stream says it is new.
+   */
+  publish(letter: DeadLetter): Promise<boolean> {
     let encoded: EncodedDeadLetter;
     try {
       // Encoded now: `letter.data` may be a view of the connection's read buffer.
       encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024);
     } catch (e) {
+      this.counted(letter);
       this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`, { level: "error" });
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    const { body, headers: h } = encoded;
-    const p: Promise<void> = this.ensureStream()
-      .then(async () => { await jetstream(this.nc).publish(this.names.dlq, body, { headers: h }); })
+    const { body, headers: h, id } = encoded;
+    // Copied: `letter.data` may be reused by the time the acknowledgement comes.
+    const described: LetterPlace = { origin: letter.origin, reason: letter.reason, stream: letter.stream, sequence: letter.sequence, line: letter.line };
+    if (id === undefined) this.counted(described);
+    const p: Promise<boolean> = this.ensureStream()
+      .then(async () => {
+        const ack = await jetstream(this.nc).publish(this.names.dlq, body, { headers: h });
+        if (id === undefined) return true;
+        if (ack.duplicate) return false;
+        this.counted(described);
+        return true;
+      })
       .catch((e: unknown) => {
+        if (id !== undefined) this.counted(described);
         // An error, not a note: the record is in no stream now (published on core NATS only, below).
         this.log(`dead letter from ${letter.origin} (${letter.reason.slice(0, 200)}) could not be stored in ${this.streamName}: ${messageOf(e)}; it went to core NATS subscribers of ${this.names.dlq} only`, { level: "error" });
         // Core publish as a last resort: subscribers still see it.
         try { this.nc.publish(this.names.dlq, body, { headers: h }); } catch { /* logged above */ }
+        return true;
       })
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
     return p;
   }
 
+  private counted(letter: LetterPlace): void {
+    this.total++;
+    this.warn(letter);
+  }
+
   /** As Kafka Streams' LogAndContinue: a warning names the reason, at most one line per 10 s (with how many since). */
-  private warn(letter: DeadLetter): void {
+  private warn(letter: LetterPlace): void {
     this.unlogged++;
     const now = Date.now();
     if (now - this.loggedAt < WARN_EVERY_MS) return;
@@ -161,8 +212,10 @@ export class DeadLetterPublisher {
     const unstored = new Set<Promise<void>>();
     return {
       publish: (letter) => {
-        count++;
-        const p = this.publish(letter).finally(() => unstored.delete(p));
+        // Counted as the publisher counts it: at once without an id, else once the stream took it as new.
+        const id = hasIdentity(letter);
+        if (!id) count++;
+        const p: Promise<void> = this.publish(letter).then((counted) => { if (id && counted) count++; }).finally(() => unstored.delete(p));
         unstored.add(p);
       },
       get count() { return count; },
