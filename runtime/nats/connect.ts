@@ -39,7 +39,7 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
       throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})`, { cause: e });
     }
-    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}${options.tls ? tlsFailureHint(reason, settings) : ""}`, { cause: e });
+    throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}${tlsFailureHint(reason, settings, options.tls !== undefined)}`, { cause: e });
   }
 }
 

@@ -30,14 +30,27 @@ export function checkTlsFiles(s: NatsSettings, read: (key: "ca" | "cert" | "key"
   }
 }
 
-/** A hint naming the TLS settings for a connection failure over TLS, or "" when the failure is not about TLS. */
-export function tlsFailureHint(reason: string, s: NatsSettings): string {
-  if (/verify|self[- ]signed|certificate has expired|not yet valid|altnames|hostname\/ip/i.test(reason)) {
+// Node's words for a server certificate the client refused (OpenSSL's X509 verify errors).
+const UNTRUSTED = /unable to (verify|get (local )?issuer)|self[- ]signed|not trusted|invalid ca|certificate signature failure|unable to decrypt certificate|unsupported certificate purpose|certificate rejected|path length|verify/i;
+const OUT_OF_DATE = /certificate has expired|not yet valid|certificate revoked/i;
+const WRONG_HOST = /altnames|hostname\/ip/i;
+
+/**
+ * A hint naming the TLS settings for a connection failure, or "" when the failure is not about TLS.
+ * `tlsAsked`: the settings asked for TLS; without, a server that requires it still upgrades the connection.
+ */
+export function tlsFailureHint(reason: string, s: NatsSettings, tlsAsked = true): string {
+  const requires = tlsAsked ? "" : "the server requires TLS, ";
+  const caChecked = s.ca !== undefined ? `the CA checked: ${s.ca} (from ${origin(s, "ca")})` : `no CA is set (${CA_SOURCES}), the system's CAs were checked`;
+  if (WRONG_HOST.test(reason)) return `: ${requires}the server's certificate does not name the host in the URL; ${caChecked}`;
+  if (OUT_OF_DATE.test(reason)) return `: ${requires}the server's certificate is expired, not yet valid or revoked; ${caChecked}`;
+  if (UNTRUSTED.test(reason)) {
     return s.ca !== undefined
-      ? `: the server's certificate is not signed by the CA ${s.ca} (from ${origin(s, "ca")})`
-      : `: no CA is set, and the system's CAs do not trust the server's certificate (set it with ${CA_SOURCES})`;
+      ? `: ${requires}the server's certificate is not signed by the CA ${s.ca} (from ${origin(s, "ca")})`
+      : `: ${requires}no CA is set, and the system's CAs do not trust the server's certificate (set it with ${CA_SOURCES})`;
   }
-  if (/timeout/i.test(reason)) {
+  // A bare timeout without TLS settings is as likely an unreachable server: no TLS hint then.
+  if (tlsAsked && /timeout/i.test(reason)) {
     // A server with `verify: true` closes the handshake of a client whose certificate it does not trust.
     return s.cert !== undefined
       ? `: over TLS, this is what a server that verifies clients does with a certificate it does not trust (the client certificate ${s.cert}, from ${origin(s, "cert")})`
