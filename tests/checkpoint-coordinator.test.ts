@@ -37,14 +37,17 @@ s("a restart while a checkpoint's id is reserved drops that checkpoint: the new 
     coordinator.abortPending("the job is restarting or ending");
     reservations[0]!(1);
     const outcome = await Promise.race([first.then(() => "completed", (e: Error) => e.message), new Promise((r) => setTimeout(() => r("still in flight after 1 s"), 1000))]);
-    assert.is(outcome, "checkpoint 1 aborted: the job restarted while its id was reserved");
+    assert.is(outcome, "checkpoint 1 aborted while its id was reserved: the job is restarting or ending");
     await new Promise((r) => setTimeout(r, 10));
     assert.equal(triggered, [], "no subtask was asked for it");
     assert.not.ok(coordinator.busy, "nothing in flight: the next periodic checkpoint may start");
-    // The next trigger uses the id already reserved.
+    assert.equal([coordinator.stats().aborted, coordinator.stats().inFlight], [1, undefined], "counted as aborted");
+    // The next trigger takes the next id (an aborted one is not reused), reserving it first.
     void coordinator.trigger().catch(() => {});
-    await new Promise((r) => setTimeout(r, 10));
-    assert.equal(triggered, [1]);
+    await eventually("the next reservation", 2000, () => reservations.length === 2 || undefined);
+    reservations[1]!(2);
+    await eventually("its barrier", 2000, () => triggered.length > 0 || undefined);
+    assert.equal(triggered, [2]);
   } finally {
     await coordinator.stop();
   }
@@ -138,6 +141,7 @@ s("a checkpoint queued behind one whose id reservation failed goes on to reserve
     assert.is(reservations.length, 1, "the second waits for the first");
     reservations[0]!.reject(new Error("no responders"));
     assert.match(await first, /reserving ids in the checkpoint bucket failed: no responders/);
+    assert.is(coordinator.stats().aborted, 1, "a checkpoint that could not reserve its id is an aborted one");
     await eventually("the queued one reserving ids itself rather than waiting for a later checkpoint", 2000, () => reservations.length === 2 || undefined);
     reservations[1]!.resolve(10);
     await eventually("its barrier", 2000, () => triggered.length > 0 || undefined);

@@ -103,8 +103,9 @@ export class CheckpointCoordinator {
   private reservedThrough: number;
   private reserving: Promise<void> | undefined;
   private scheduler: CheckpointScheduler | undefined;
-  /** Bumped by abortPending: a trigger that was reserving its id meanwhile is dropped. */
+  /** Bumped by abortPending (with why): a trigger that was reserving its id meanwhile is dropped. */
   private aborts = 0;
+  private abortReason = "";
 
   constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
     this.revision = o.latestRevision;
@@ -180,6 +181,7 @@ export class CheckpointCoordinator {
    */
   abortPending(reason: string): void {
     this.aborts++;
+    this.abortReason = reason;
     const queued = this.nextWaiters;
     this.nextWaiters = [];
     for (const w of queued) w.reject(new Error(`the queued checkpoint was dropped: ${reason}`));
@@ -237,12 +239,18 @@ export class CheckpointCoordinator {
         // trigger then belongs to subtasks that are gone, and the new ones, not running yet, would never
         // acknowledge it (seen as a checkpoint timing out with no acknowledgement at all after a restart).
         const aborts = this.aborts;
+        // Either way it is an aborted checkpoint (counted, never left "in flight"); a reserved id is not reused.
         this.reserveMore(id - 1).then(() => {
-          if (aborts !== this.aborts) throw new Error(`checkpoint ${id} aborted: the job restarted while its id was reserved`);
-          return this.trigger(kind, options);
+          if (aborts === this.aborts) return this.trigger(kind, options);
+          const reason = `checkpoint ${id} aborted while its id was reserved: ${this.abortReason}`;
+          this.actor.send({ type: "ABANDON", reason, consumed: true });
+          this.wakeNext();
+          throw new WeirError(ErrorCode.Checkpoint, reason);
         }, (e: unknown) => {
+          const reason = `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`;
+          this.actor.send({ type: "ABANDON", reason, consumed: false });
           this.wakeNext(); // one queued behind this trigger tries again rather than wait for a later one
-          throw new WeirError(ErrorCode.Checkpoint, `checkpoint ${id}: reserving ids in the checkpoint bucket failed: ${messageOf(e)}`, { cause: e });
+          throw new WeirError(ErrorCode.Checkpoint, reason, { cause: e });
         }).then(resolve, reject);
         return;
       }

@@ -5,6 +5,7 @@
 //                                       also reports them: the job restarts from its last checkpoint)
 //   committing ──commit error──▶ idle (aborted)
 //   idle | pending ──STOP──▶ stopped
+//   idle ──ABANDON──▶ idle (aborted before its barriers: while its id was reserved)
 //
 // Effects (inject barriers, notify subtasks) are provided by the runtime; the commit (writing the metadata)
 // is an invoked promise actor, so its outcome comes back to this state and no other. The timeout runs on
@@ -37,6 +38,8 @@ export type CheckpointEvent =
   | { type: "TRIGGER"; kind: "checkpoint" | "savepoint"; expectedAcks: number }
   | { type: "ACK"; checkpointId: number }
   | { type: "DECLINE"; checkpointId: number; reason: string }
+  /** A trigger that ended before its barriers; `consumed`: its id was reserved, the next one takes another. */
+  | { type: "ABANDON"; reason: string; consumed: boolean }
   | { type: "STOP" };
 
 /** Why a commit failed, as one line (an Error's message, or the value). */
@@ -79,6 +82,11 @@ export const checkpointMachine = setup({
       lastCompletedId: ({ context }) => context.pendingId,
       pendingId: () => undefined,
     }),
+    abandon: assign({
+      aborted: ({ context }) => context.aborted + 1,
+      lastFailure: ({ context, event }) => (event.type === "ABANDON" ? event.reason : context.lastFailure),
+      nextId: ({ context, event }) => context.nextId + (event.type === "ABANDON" && event.consumed ? 1 : 0),
+    }),
     markAborted: assign({
       aborted: ({ context }) => context.aborted + 1,
       lastFailure: (_, p: { reason: string }) => p.reason,
@@ -109,6 +117,7 @@ export const checkpointMachine = setup({
           target: "pending",
           actions: ["start", { type: "injectBarriers", params: ({ context }) => ({ checkpointId: context.pendingId!, kind: context.kind }) }],
         },
+        ABANDON: { actions: "abandon" },
         STOP: "stopped",
       },
     },

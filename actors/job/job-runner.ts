@@ -241,7 +241,7 @@ export class JobRunner {
         onDecline: (id, reason) => this.coordinator?.decline(id, reason),
         onInputFinished: (s) => this.onInputFinished(s), onActive: (after) => this.coordinator?.noteActivity(after),
         onDirtyBudgetExceeded: () => this.earlyCheckpoint(),
-        onWorkerReconnected: (worker) => this.coordinator?.abortPending(`worker ${worker}'s NATS connection is back: this checkpoint's messages may be lost`),
+        onWorkerReconnected: (worker) => this.coordinator?.abortPending(`worker ${worker}'s NATS connection was lost and came back (this checkpoint's messages may be lost)`),
       };
       const parallelism = this.options.cluster?.parallelism();
       this.resize(parallelism);

@@ -12,7 +12,7 @@ export class ClusterJobRunner extends JobRunner {
    */
   protected override reconnected(): void {
     super.reconnected();
-    this.coordinator?.abortPending("the leader's NATS connection is back: this checkpoint's messages may be lost");
+    this.coordinator?.abortPending("the leader's NATS connection was lost and came back (this checkpoint's messages may be lost)");
   }
 
   /** Deposed leader: stop everything without announcing an end (the job goes on under another worker). */
