@@ -62,6 +62,8 @@ s("one of two leads; stop without release → the other takes over only once the
     // Its last renewal was at most renewEveryMs (leaseMs / 4) before the stop.
     assert.ok(other.electedAt[0]! - stoppedAt >= leaseMs * 0.75 - 50, `took over ${other.electedAt[0]! - stoppedAt} ms after the stop`);
     assert.equal(other.elected, [2]);
+    assert.equal(other.lease.won, { from: leader.lease.workerId, why: "expired" }, "how it won the lease (a takeover's failure says so)");
+    assert.equal(leader.lease.won, { from: undefined, why: "free" }, "the first leader found an empty log");
   } finally {
     await a.lease.stop();
     await b.lease.stop();
@@ -80,6 +82,7 @@ s("a released lease is taken over at once (well before a 60 s lease would run ou
     await a.lease.stop();
     await waitFor("b takes over", () => b.lease.isLeader, 15_000);
     assert.equal(b.elected, [2]);
+    assert.equal(b.lease.won, { from: "a", why: "released" });
     assert.equal((await la.last("lease"))?.record, { kind: "lease", leader: "b", epoch: 2 });
   } finally {
     await a.lease.stop();

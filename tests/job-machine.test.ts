@@ -297,4 +297,17 @@ s("events a state does not know are ignored", () => {
   assert.is(h.state(), "running");
 });
 
+s("a new leader carries on a live run's restarts (CARRY_ON, before it deploys); the restarts after count on from them", async () => {
+  const h = start();
+  h.actor.send({ type: "CARRY_ON", restarts: 3, notCounted: 2 });
+  running(h);
+  h.actor.send({ type: "CARRY_ON", restarts: 9, notCounted: 9 });
+  assert.equal([h.actor.getSnapshot().context.restarts, h.actor.getSnapshot().context.outageRestarts], [3, 2], "only before it runs");
+  fail(h);
+  h.clock.advance(500);
+  await settle(h, "restarting");
+  assert.is(h.actor.getSnapshot().context.restarts, 4);
+  assert.ok(h.effects.includes("beginRestart(4)"), h.effects.join(" | "));
+});
+
 s.run();

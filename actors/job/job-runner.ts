@@ -42,7 +42,7 @@ export class JobRunner {
   protected abandoned = false;
   /** The parallelism the graph was last built for (`parallelism: "auto"`). */
   private sizedFor: number;
-  private readonly failures = new FailureLog();
+  protected readonly failures = new FailureLog();
   private readonly done: Promise<JobResult>;
   protected readonly log: NonNullable<JobRunnerOptions["log"]>;
   private store: CheckpointStore | undefined;

@@ -7,7 +7,7 @@ import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts"
 import type { SubtaskHandle } from "./subtask-handle.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
 import type { CheckpointStats } from "../checkpoint/coordinator.ts";
-import type { LastStatus } from "./last-status.ts";
+import { LAST_FAILURES_KEPT, LAST_FAILURE_CHARS, LAST_REBALANCES_KEPT, type LastStatus } from "./last-status.ts";
 import type { SubtaskStatus } from "../subtask/subtask.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 
@@ -34,6 +34,8 @@ export interface JobStatus {
   readonly deadLetters: number;
   readonly failure?: string;
   readonly restarts: number;
+  /** Of `restarts`, those not counted against the restart strategy (NATS outages, lost workers, a lost leader). */
+  readonly restartsNotCounted?: number;
   /** The restart strategy, described ("exponential-delay (1000-60000 ms ×2, reset after 300000 ms)"). */
   readonly restartStrategy: string;
   /** While a restart waits for its delay: when it will happen. */
@@ -49,6 +51,8 @@ export interface JobStatus {
   /** With workers (actors/worker/): every live worker, the epoch of the deployment, the last rebalances. */
   readonly workers?: readonly WorkerSummary[];
   readonly epoch?: number;
+  /** With workers: the worker that answered (the leader, or a follower telling its own part). */
+  readonly worker?: string;
   readonly rebalances?: ReadonlyArray<{ readonly at: string; readonly epoch: number; readonly cause: string }>;
   /** The deployed graph: its chains and the network edges between them (what a dashboard draws). */
   readonly graph?: JobGraphSummary;
@@ -108,6 +112,11 @@ export function lastStatusOf(s: JobStatus): Omit<LastStatus, "at" | "host" | "pi
     ...(s.nextRestartAt !== undefined ? { nextRestartAt: s.nextRestartAt } : {}),
     recordsIn: s.recordsIn, recordsOut: s.recordsOut, deadLetters: s.deadLetters,
     ...(s.checkpoints?.lastCompleted ? { lastCheckpoint: s.checkpoints.lastCompleted.id } : {}),
+    // What a new leader carries on (actors/worker/takeover-history.ts), bounded.
+    ...(s.restartsNotCounted !== undefined ? { restartsNotCounted: s.restartsNotCounted } : {}),
+    failures: s.failures.slice(-LAST_FAILURES_KEPT).map((f) => ({ ...f, error: f.error.slice(0, LAST_FAILURE_CHARS) })),
+    ...(s.rebalances ? { rebalances: s.rebalances.slice(-LAST_REBALANCES_KEPT) } : {}),
+    ...(s.worker !== undefined ? { worker: s.worker } : {}),
   };
 }
 
@@ -161,6 +170,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     deadLetters: p.deadLetters,
     ...(c.failure ? { failure: c.failure } : {}),
     restarts: c.restarts,
+    restartsNotCounted: c.outageRestarts,
     restartStrategy: describeRestartStrategy(p.job.restartStrategy),
     ...(c.nextRestartAt !== undefined && c.decision?.restart ? { nextRestartAt: new Date(c.nextRestartAt).toISOString(), nextRestartDelayMs: c.decision.delayMs } : {}),
     failures: [...p.failures],

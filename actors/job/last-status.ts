@@ -1,9 +1,12 @@
 // The last known status of each job, kept in the KV bucket `weir_jobs` (key: the job name) so that
 // `weir status <job>` can still say what happened once the process is gone: "failed 3 min ago: <reason>".
 // Written when the job's state changes and every few seconds while it runs (never per record); one write
-// in flight at a time, the newest summary wins.
+// in flight at a time, the newest summary wins. With workers it is also what a new leader carries on
+// from (actors/worker/takeover-history.ts): the restarts, last failures and rebalances of the one before.
 
 import { hostname } from "node:os";
+import * as t from "io-ts";
+import { isRight } from "fp-ts/lib/Either.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { messageOf } from "../../runtime/core/errors.ts";
@@ -11,23 +14,34 @@ import { GlobalNames } from "../../runtime/core/names.ts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { reconcileStream } from "../../state/backends/stream-replicas.ts";
 
-export interface LastStatus {
-  readonly job: string;
-  readonly state: string;
-  /** When this was written (ms since the epoch). */
-  readonly at: number;
-  readonly startedAt: string;
-  readonly failure?: string;
-  readonly restarts: number;
-  readonly restartStrategy: string;
-  readonly nextRestartAt?: string;
-  readonly recordsIn: number;
-  readonly recordsOut: number;
-  readonly deadLetters: number;
-  readonly lastCheckpoint?: number;
-  readonly host: string;
-  readonly pid: number;
-}
+const Failure = t.exact(t.intersection([t.type({ at: t.string, error: t.string, restarted: t.boolean }), t.partial({ subtask: t.string })]));
+const Rebalance = t.exact(t.type({ at: t.string, epoch: t.number, cause: t.string }));
+
+/** As stored; the fields of the partial part came later: an entry written before them still reads. */
+export const LastStatusCodec = t.exact(t.intersection([
+  t.type({
+    job: t.string, state: t.string,
+    /** When this was written (ms since the epoch). */
+    at: t.number,
+    startedAt: t.string, restarts: t.number, restartStrategy: t.string,
+    recordsIn: t.number, recordsOut: t.number, deadLetters: t.number, host: t.string, pid: t.number,
+  }),
+  t.partial({
+    failure: t.string, nextRestartAt: t.string, lastCheckpoint: t.number,
+    /** Of `restarts`, those not counted against the restart strategy (NATS outages, lost workers). */
+    restartsNotCounted: t.number,
+    /** The last few failures and rebalances (bounded: LAST_FAILURES_KEPT, LAST_REBALANCES_KEPT). */
+    failures: t.array(Failure), rebalances: t.array(Rebalance),
+    /** With workers: the leading worker that wrote it. */
+    worker: t.string,
+  }),
+], "LastStatus"));
+export type LastStatus = t.TypeOf<typeof LastStatusCodec>;
+
+/** An entry stays small (one KV value, never per record): so many failures, each error cut to so many characters. */
+export const LAST_FAILURES_KEPT = 5;
+export const LAST_FAILURE_CHARS = 500;
+export const LAST_REBALANCES_KEPT = 10;
 
 /** How often a running job refreshes its entry. */
 export const LAST_STATUS_INTERVAL_MS = 5000;
@@ -83,11 +97,17 @@ export class LastStatusWriter {
 }
 
 export async function readLastStatus(nc: NatsConnection, job: string): Promise<LastStatus | undefined> {
+  return (await readLastStatusEntry(nc, job))?.status;
+}
+
+/** The entry and when the server stored it (a server's time, comparable with the job log's). */
+export async function readLastStatusEntry(nc: NatsConnection, job: string): Promise<{ status: LastStatus; storedAt: Date } | undefined> {
   try {
     const kv = await new Kvm(nc).open(GlobalNames.jobsBucket);
     const e = await kv.get(job);
     if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
-    return e.json<LastStatus>();
+    const decoded = LastStatusCodec.decode(e.json<unknown>());
+    return isRight(decoded) ? { status: decoded.right, storedAt: e.created } : undefined;
   } catch {
     return undefined;
   }

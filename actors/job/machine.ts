@@ -18,6 +18,7 @@
 //   failing.tearingDown ──STOP──▶ (noted) ──ALL_TERMINATED──▶ stopped   [as above, and a restart was decided]
 //   running ──RESCALE──▶ failing.tearingDown   (workers joined or left: the same path as a restart, at once,
 //                                              from the checkpoint taken just before, not counted as a restart)
+//   created | deploying ──CARRY_ON──▶ (same state)   (a new leader takes over a live run: the restarts so far)
 //
 // The restart policy is decided here, once per failure of the job, by the pure decideRestart
 // (actors/job/restart-strategy.ts): further subtasks failing while the job is torn down are the same
@@ -68,7 +69,9 @@ export type JobEvent =
   | { type: "STOP"; savepoint: boolean }
   | { type: "CANCEL" }
   | { type: "ALL_TERMINATED"; at: number }
-  | { type: "RESCALE"; cause: string };
+  | { type: "RESCALE"; cause: string }
+  /** A worker took over a live run as leader: the restarts so far, the takeover included (actors/worker/takeover-history.ts). */
+  | { type: "CARRY_ON"; restarts: number; notCounted: number };
 
 export const JobStates = ["created", "deploying", "running", "stopping", "failing", "restarting", "cancelling", "finished", "stopped", "failed", "cancelled"] as const;
 export type JobState = (typeof JobStates)[number];
@@ -136,6 +139,7 @@ export const jobMachine = setup({
     noteStopWhileRestarting: assign({ stoppedWhileRestarting: () => true }),
     /** Tells the runner the job ends stopped instead of restarting (it logs from which checkpoint a next run resumes). */
     reportStopWhileRestarting: () => {},
+    carryOn: assign(({ event }) => (event.type === "CARRY_ON" ? { restarts: event.restarts, outageRestarts: event.notCounted } : {})),
     resetForRestart: assign({
       finished: () => 0,
       failure: () => undefined,
@@ -163,9 +167,10 @@ export const jobMachine = setup({
   context: ({ input }) => ({ ...input, finished: 0, restarts: 0, outageRestarts: 0, rescales: 0, history: NO_HISTORY, outage: false }),
   initial: "created",
   states: {
-    created: { on: { DEPLOY: { target: "deploying", actions: "deploy" } } },
+    created: { on: { DEPLOY: { target: "deploying", actions: "deploy" }, CARRY_ON: { actions: "carryOn" } } },
     deploying: {
       on: {
+        CARRY_ON: { actions: "carryOn" },
         DEPLOYED: deployed,
         SUBTASK_FINISHED: finishedEarly,
         SUBTASK_FAILED: failed,

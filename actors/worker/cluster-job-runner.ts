@@ -3,6 +3,7 @@
 
 import { messageOf, type WeirError } from "../../runtime/core/errors.ts";
 import { JobRunner, type JobResult } from "../job/job-runner.ts";
+import type { CarriedHistory } from "./takeover-history.ts";
 
 export class ClusterJobRunner extends JobRunner {
   /**
@@ -28,6 +29,15 @@ export class ClusterJobRunner extends JobRunner {
    */
   workerLost(error: WeirError): void {
     this.onSubtaskFailed(undefined, error, "worker", true);
+  }
+
+  /**
+   * Taking over a live run: the job's restarts and failures so far (takeover-history.ts). Called before
+   * the machine starts (while restoring): xstate defers the event until then; `deploying` takes it too.
+   */
+  carryOn(h: CarriedHistory): void {
+    for (const f of h.failures) this.failures.add(f);
+    this.actor.send({ type: "CARRY_ON", restarts: h.restarts, notCounted: h.notCounted });
   }
 
   /** `weir advance-clock` on a manual clock: the other workers' clocks move on to the leader's time `toMs`. */

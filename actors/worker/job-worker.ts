@@ -30,7 +30,7 @@ import { WorkerHost } from "./worker-host.ts";
 import { LeaderSide, memberTimeoutMs, type WorkerSummary } from "./leader-side.ts";
 import { StateWriteFence, answerMembershipPing } from "./state-write-fence.ts";
 import { followerStatus } from "./follower-status.ts";
-import { takeoverLine, takeoverRestore } from "./takeover-restore.ts";
+import { takeoverLine, takeoverRestore, type LeaderRestore } from "./takeover-restore.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 
 // The job options heartbeatIntervalMs and heartbeatTimeoutMs time the control plane. The lease (a leader
@@ -351,17 +351,17 @@ export class JobWorker {
    * it, and so does a new run after the last one ended or died whole. A worker taking over a live run
    * continues it instead (takeover-restore.ts). The run is live when this worker was deployed in it, a
    * deployment was stored since this run began, another leader appended to the log while this worker
-   * ran, or a worker still heartbeating was deployed.
+   * ran, or a worker still heartbeating was deployed; then the run's history goes on too (`takeover`).
    */
-  private async restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]> {
+  private async restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<LeaderRestore> {
     // Read through elections (a takeover often follows a server lost): a failed read would end the run.
     const deploy = await retryJetStream(() => this.log.last("deploy"));
-    if (deploy === undefined) return requested;
+    if (deploy === undefined) return { restore: requested };
     const live = this.host.currentEpoch >= 0 || deploy.storedAt.getTime() >= this.runStartedAt || this.joinedLiveRun || (this.leading?.hasDeployedPeers() ?? false);
-    if (!live) return requested;
+    if (!live) return { restore: requested };
     const restore = takeoverRestore(requested, deploy, await retryJetStream(() => this.log.last("commit")));
     if (restore !== requested) this.say(takeoverLine(restore, requested));
-    return restore;
+    return { restore, takeover: { ...(this.lease.won ?? { from: deploy.record.leader, why: "expired" }), deployedAt: deploy.storedAt, leaseMs: this.job.heartbeatTimeoutMs } };
   }
 
   /** The job's end, if its log stored one since this worker's run began (see runStartedAt). */

@@ -16,9 +16,12 @@ import type { JobRunnerOptions } from "../job/job-runner.ts";
 import { ClusterJobRunner } from "./cluster-job-runner.ts";
 import type { WorkerSummary } from "../job/job-status.ts";
 import { ClusterDeployer } from "./cluster-deployment.ts";
+import { carriedHistory, previousStatus, type Takeover } from "./takeover-history.ts";
 
 /** Joins and leaves within this window are one rebalance. */
 export const STABILIZATION_MS = 1000;
+/** `weir status` keeps the last rebalances. */
+const MAX_REBALANCES = 20;
 /** A new leader waits this long for the heartbeats of workers already there (a heartbeat and a margin). */
 const FIRST_PLACEMENT_WAIT_MS = 700;
 
@@ -35,8 +38,8 @@ export interface LeaderSideOptions {
   readonly lease: LeaderLease;
   readonly log: (message: string) => void;
   readonly runnerOptions: JobRunnerOptions;
-  /** What this leader's deployments restore (ClusterHooks.restoreOnLeading). */
-  readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<ResolvedJobOptions["restore"]>;
+  /** What this leader's deployments restore (ClusterHooks.restoreOnLeading); `takeover` when it takes over a live run. */
+  readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<{ restore: ResolvedJobOptions["restore"]; takeover?: Takeover }>;
   /** The job graph and options this worker runs: workers running others get no subtasks. */
   readonly identity: JobIdentity;
 }
@@ -74,7 +77,7 @@ export class LeaderSide {
         const cause = this.pendingCauses.length ? this.pendingCauses.join("; ") : "deployment";
         this.pendingCauses = [];
         this.rebalances.push({ at: new Date().toISOString(), epoch, cause });
-        if (this.rebalances.length > 20) this.rebalances.shift();
+        if (this.rebalances.length > MAX_REBALANCES) this.rebalances.shift();
         return epoch;
       },
     });
@@ -83,7 +86,11 @@ export class LeaderSide {
       cluster: {
         deploy: (request) => this.deployer.deploy(request),
         statusOfWorkers: () => this.workersStatus(),
-        restoreOnLeading: o.restoreOnLeading,
+        restoreOnLeading: async (requested) => {
+          const { restore, takeover } = await o.restoreOnLeading(requested);
+          if (takeover) await this.carryOn(takeover);
+          return restore;
+        },
         parallelism: () => (o.job.reactive ? Math.min(o.job.maxParallelism, this.members().length * o.job.slotsPerWorker) : undefined),
         fenceCommit: async (checkpointId) => {
           const ok = await o.lease.appendAsLeader({ kind: "commit", leader: o.workerId, epoch: this.currentEpoch, checkpointId });
@@ -159,6 +166,16 @@ export class LeaderSide {
   async close(): Promise<void> {
     if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     this.membership.stop();
+  }
+
+  /** A live run taken over: its history goes on here (restarts, failures, rebalances; takeover-history.ts). */
+  private async carryOn(takeover: Takeover): Promise<void> {
+    const h = carriedHistory(this.o.workerId, takeover, await previousStatus(this.o.nc, this.o.job.name, takeover));
+    this.rebalances.unshift(...h.rebalances);
+    this.rebalances.splice(0, Math.max(0, this.rebalances.length - MAX_REBALANCES));
+    this.pendingCauses.unshift(h.cause);
+    this.runner.carryOn(h);
+    this.o.log(`carrying on the job's history: ${h.restarts} restart(s) so far; ${h.cause}`);
   }
 
   private onWorkerGone(id: string, reason: string): void {

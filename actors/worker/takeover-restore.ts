@@ -2,8 +2,12 @@
 // log says what the run committed, not the checkpoint bucket's `latest`.
 
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import type { Takeover } from "./takeover-history.ts";
 
 type Restore = ResolvedJobOptions["restore"];
+
+/** What a new leader restores, and how it took over a live run (takeover-history.ts), if it did. */
+export interface LeaderRestore { readonly restore: Restore; readonly takeover?: Takeover }
 
 /** A job log record as read back: what it says and when the stream stored it. */
 export interface StoredRecord<R> {

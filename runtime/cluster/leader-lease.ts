@@ -39,6 +39,13 @@ export interface LeaseEvents {
 
 interface Held { seq: number; sentAt: number }
 
+/**
+ * How a worker won the lease: whose it was (the last record's writer) and why it was free: `released` (a
+ * leader leaving), `gone` (its connection vanished: leaderGone), `expired` (no append for the lease), `free`
+ * (an empty log, or the job's end). A new leader taking over a live run records it (takeover-history.ts).
+ */
+export interface LeaseWon { readonly from: string | undefined; readonly why: "released" | "gone" | "expired" | "free" }
+
 export class LeaderLease {
   private readonly leaseMs: number;
   private readonly renewEveryMs: number;
@@ -58,6 +65,11 @@ export class LeaderLease {
   private serial: Promise<unknown> = Promise.resolve();
   private stopped = true;
   private renewalsPaused = false;
+  /** The leader leaderGone() was told of, until a record of its own shows it alive. */
+  private goneLeader: string | undefined;
+  private winning: LeaseWon | undefined;
+  /** How this worker last won the lease. */
+  won: LeaseWon | undefined;
 
   constructor(private readonly log: JobLog, readonly workerId: string, options: LeaseOptions, private readonly events: LeaseEvents) {
     const o = decodeOptions(LeaseOptionsCodec, options, "LeaderLease options") as LeaseOptions;
@@ -122,6 +134,7 @@ export class LeaderLease {
    */
   leaderGone(leader: string): void {
     if (this.stopped || this.held || this.seenLeader !== leader) return;
+    this.goneLeader = leader;
     this.lastChangeAt = this.now() - this.leaseMs;
     clearTimeout(this.timer);
     this.schedule(0);
@@ -178,6 +191,9 @@ export class LeaderLease {
     const free = tail.seq === 0 || (tail.record?.kind === "lease" && tail.record.released === true) || tail.record?.kind === "end" || this.now() - this.lastChangeAt >= this.leaseMs;
     if (!free || (this.events.mayTakeOver && !(await this.events.mayTakeOver()))) return;
     const epoch = Math.max(this.seenEpoch, tail.record?.epoch ?? 0) + 1;
+    const last = tail.record;
+    const why = tail.seq === 0 || last?.kind === "end" ? "free" : last?.kind === "lease" && last.released ? "released" : last?.leader === this.goneLeader ? "gone" : "expired";
+    this.winning = { from: last?.leader, why };
     const sentAt = this.now();
     let result: number | "conflict";
     try {
@@ -193,6 +209,7 @@ export class LeaderLease {
   private elected(seq: number, sentAt: number, epoch: number): void {
     this.held = { seq, sentAt };
     this.unconfirmedSince = undefined;
+    this.won = this.winning;
     this.seenEpoch = epoch;
     this.noteLeader(this.workerId, epoch);
     if (seq > this.lastSeenSeq) { this.lastSeenSeq = seq; this.lastChangeAt = this.now(); }
@@ -263,6 +280,7 @@ export class LeaderLease {
     this.lastSeenSeq = seq;
     this.lastChangeAt = this.now();
     if (record.epoch >= this.seenEpoch) this.seenEpoch = record.epoch;
+    if (record.leader === this.goneLeader) this.goneLeader = undefined;
     if (record.leader !== this.workerId) this.events.onRecord?.(record, seq);
     if (this.held && record.leader !== this.workerId) {
       this.depose(`worker "${record.leader}" appended to the job log at epoch ${record.epoch}`);
