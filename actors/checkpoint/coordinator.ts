@@ -12,6 +12,7 @@ import { LatestMovedError, type CheckpointStore } from "../../runtime/checkpoint
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { IdleCheckpoints } from "./idle-checkpoints.ts";
 import { CheckpointScheduler } from "./scheduler.ts";
+import { CheckpointStoreLoss } from "./store-loss.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
 import { DurationHistogram, type DurationCounts } from "../../runtime/checkpoint/durations.ts";
 
@@ -105,12 +106,15 @@ export class CheckpointCoordinator {
   private scheduler: CheckpointScheduler | undefined;
   /** Bumped by abortPending (with why): a trigger that was reserving its id meanwhile is dropped. */
   private aborts = 0;
+  /** Periodic checkpoints' failures: logged, and the job failed once its checkpoint store stays gone. */
+  private readonly storeLoss: CheckpointStoreLoss;
   private abortReason = "";
 
   constructor(private readonly targets: () => readonly CheckpointTarget[], private readonly o: CoordinatorOptions) {
     this.revision = o.latestRevision;
     this.parallelism = o.parallelism;
     this.reservedThrough = o.reservedThrough;
+    this.storeLoss = new CheckpointStoreLoss(o.job, () => (o.clock ?? systemClock).now(), o.log, (e) => o.onStalled?.(e));
     this.actor = createActor(checkpointMachine.provide({
       actions: {
         injectBarriers: (_, p) => this.inject(p.checkpointId, p.kind),
@@ -200,7 +204,7 @@ export class CheckpointCoordinator {
       duringBacklogMs: o.duringBacklogMs,
       inBacklog: o.inBacklog,
       mayTrigger: () => !this.busy && o.allowed(),
-      trigger: () => { this.trigger("checkpoint", { ifIdle: true }).catch((e) => this.o.log(`periodic checkpoint failed: ${messageOf(e)}`)); },
+      trigger: () => this.storeLoss.watch(this.trigger("checkpoint", { ifIdle: true })),
       whileIdleMs: o.whileIdleMs,
       isIdle: () => {
         const targets = this.targets();
