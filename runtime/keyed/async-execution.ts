@@ -4,10 +4,11 @@
 import type { KeyedStateBackend } from "../../state/contracts.ts";
 import type { MaybePromise, OperatorContext } from "../contracts/operators.ts";
 import { systemClock } from "../core/clock.ts";
-import { AsyncExecutionController, type AsyncExecutionOptions } from "./async/controller.ts";
+import { AsyncExecutionController, type AsyncExecutionOptions, type EarlierTimer } from "./async/controller.ts";
+import type { ControlledRecord } from "./async/controlled-record.ts";
 import { SortedKeysRunner, type KeyTask } from "./backlog/sorted-keys-runner.ts";
 import type { DueTimers, KeyedCallbacks, KeyedExecution } from "./execution.ts";
-import type { KeyedRecordContext } from "./record-context.ts";
+import { TIMER_INPUT, type KeyedRecordContext } from "./record-context.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
 export interface AsyncExecutionSettings extends AsyncExecutionOptions {
@@ -30,7 +31,8 @@ export class AsyncExecution implements KeyedExecution {
   ) {
     // The buffer timeout and stall detection are the runtime's own latencies, on real time: a ManualClock
     // (`weir run --manual-clock`) moves processing time only, and would hold a batch of reads until moved.
-    this.aec = new AsyncExecutionController(backend, settings, systemClock, (e, record) => onError(e, record.key));
+    const earlierTimer: EarlierTimer | undefined = settings.watermarkMode === "out-of-order" ? (r, upTo) => this.earlierTimer(r, upTo) : undefined;
+    this.aec = new AsyncExecutionController(backend, settings, systemClock, (e, record) => onError(e, record.key), undefined, earlierTimer);
     this.sortedRunner = new SortedKeysRunner(backend, settings.bufferSize);
     this.stallTimer = this.watchForStalls(settings.stallTimeoutMs);
   }
@@ -67,6 +69,18 @@ export class AsyncExecution implements KeyedExecution {
       return rc;
     };
     return this.aec.onWatermark(watermark, next, () => { void emit(); });
+  }
+
+  /** Out-of-order mode: the key's earliest event-time timer due at `upTo`, to fire before record `r` (controller.ts start). */
+  private earlierTimer(r: ControlledRecord, upTo: number): ReturnType<EarlierTimer> {
+    const rc = r as KeyedRecordContext<unknown, unknown>;
+    if (rc.input === TIMER_INPUT) return undefined;
+    const timer = this.callbacks.pollDueTimer(rc.slot.keyId, upTo);
+    if (timer === undefined) return undefined;
+    const t = this.callbacks.timerContext(timer, undefined, rc.slot);
+    t.slot.timersInFlight++;
+    t.controller = this.aec;
+    return { record: t, timestamp: timer.timestamp };
   }
 
   /** The keys of a batch concurrently, their reads grouped. */

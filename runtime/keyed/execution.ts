@@ -27,6 +27,8 @@ export interface KeyedCallbacks extends KeyedRecordOwner {
    * event time (as Flink erases it), and a function tells the two kinds apart by it.
    */
   timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot, processingTime?: boolean): Context;
+  /** Takes the key's earliest event-time timer due at `upTo` out of the queue (undefined: none is). */
+  pollDueTimer(keyId: string, upTo: number): Timer | undefined;
 }
 
 /** The event-time timers a watermark makes due, earliest first. */

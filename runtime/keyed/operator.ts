@@ -136,6 +136,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return rc;
   }
 
+  pollDueTimer(keyId: string, upTo: number): Timer | undefined { return this.timers.eventTime.pollFirstForKey(keyId, upTo); }
+
   /** The user function for `rc`: processElement (through the co-function dispatch), or onTimer for a timer. */
   invoke(rc: KeyedRecordContext<unknown, unknown>): void | Promise<void> {
     if (rc.input === TIMER_INPUT) {

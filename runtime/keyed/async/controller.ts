@@ -14,7 +14,7 @@
 //   credits backpressure.
 // - Watermark epochs: see epoch-manager.ts.
 
-import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
+import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest } from "../../../state/contracts.ts";
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
 import { Admission } from "./admission.ts";
@@ -22,6 +22,7 @@ import { BufferedRequest } from "./buffered-request.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
 import { KeyLocks, type KeyLock } from "./key-lock.ts";
 import type { AsyncMetrics, ControlledRecord, RecordContinuations } from "./controlled-record.ts";
+import { AsyncRecord, isTimerTask, type EarlierTimer, type NextTimer, type RecordTask } from "./async-record.ts";
 
 type Clock = OperatorContext["clock"];
 
@@ -32,43 +33,7 @@ export interface AsyncExecutionOptions {
   readonly watermarkMode: "strict" | "out-of-order";
 }
 
-/** What runs once the record's key is free (submitRecord's form). */
-export interface RecordTask {
-  run(record: AsyncRecord): MaybePromise;
-}
-
-export interface TimerTask {
-  readonly keyId: string;
-  readonly key: unknown;
-  readonly task: RecordTask;
-}
-
-/** The next due timer to run, a promise to wait for before asking again, or undefined when none is due. */
-export type NextTimer = () => TimerTask | ControlledRecord | Promise<void> | undefined;
-
-/** A record submitted by key id and task (submitRecord): a handler for its own state requests. */
-export class AsyncRecord implements ControlledRecord, StateRequestHandler {
-  refs = 1;
-  watermark: number | undefined = undefined;
-  epoch!: Epoch;
-  constructor(
-    readonly controller: AsyncExecutionController,
-    readonly keyId: string,
-    readonly task: RecordTask,
-    readonly key: unknown,
-    readonly lock: KeyLock,
-  ) {}
-  run(): MaybePromise { return this.task.run(this); }
-  settle(): MaybePromise { return undefined; }
-  submit(request: StateRequest): Promise<unknown> {
-    return this.controller.request(this, request);
-  }
-  tryNow(request: StateRequest): unknown {
-    return this.controller.tryNow(this, request);
-  }
-}
-
-const isTimerTask = (t: TimerTask | ControlledRecord): t is TimerTask => (t as TimerTask).task !== undefined;
+export { AsyncRecord, type EarlierTimer, type NextTimer, type RecordTask, type TimerTask } from "./async-record.ts";
 
 export class AsyncExecutionController {
   private readonly locks = new KeyLocks();
@@ -94,6 +59,8 @@ export class AsyncExecutionController {
   private batchedRequests = 0;
   private maxInFlight = 0;
   private currentWatermark = Number.MIN_SAFE_INTEGER;
+  /** The last watermark whose epoch completed (its timers all fired, the watermark emitted). */
+  private completedWatermark = Number.MIN_SAFE_INTEGER;
   /** Records finished so far (stall detection compares it over time: no clock read per record). */
   finishedRecords = 0;
 
@@ -107,6 +74,8 @@ export class AsyncExecutionController {
      * time, not `clock` (a ManualClock moves processing time only); a test of admission injects its own.
      */
     private readonly roundTripNow: () => number = () => performance.now(),
+    /** Out-of-order mode's: see start(). */
+    private readonly earlierTimer?: EarlierTimer,
   ) {
     this.admission = new Admission(options.inFlightRecordsLimit, {
       waiting: () => this.capacityWaiters.length > 0,
@@ -209,6 +178,7 @@ export class AsyncExecutionController {
   onWatermark(watermark: number, nextTimer: NextTimer, emit: () => void): MaybePromise {
     this.currentWatermark = watermark;
     this.epochs.close(watermark, (epoch) => { void this.fireTimers(epoch, nextTimer); }, () => {
+      this.completedWatermark = watermark;
       emit();
       if (this.epochs.pending === 0) this.wakeStrict();
     });
@@ -278,7 +248,32 @@ export class AsyncExecutionController {
     this.bufferTimer = undefined;
   }
 
-  private start(r: ControlledRecord): void { this.step(r, true); }
+  /**
+   * Out-of-order mode: a record that arrived after a watermark whose timers have not all fired yet sees
+   * that watermark, so its key's timers due at it fire first, each as a record of the epoch whose watermark
+   * makes it due (taking the key; the record waits at the head of the key's queue), as in synchronous
+   * execution. Else a window's record would find its window past the watermark yet not fired (a late
+   * firing, then the timer's: the window fired twice).
+   */
+  private start(r: ControlledRecord): void {
+    const w = r.watermark;
+    if (this.earlierTimer !== undefined && w !== undefined && w > this.completedWatermark && this.epochs.pending > 0) {
+      const due = this.earlierTimer(r, w);
+      if (due !== undefined) {
+        const t = due.record;
+        t.epoch = this.epochs.enter(this.epochs.closedFor(due.timestamp));
+        t.watermark = t.epoch.watermark;
+        if (++this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
+        const waiting = (r.lock.waiting ??= []);
+        waiting.unshift(r);
+        if (waiting.length === 1) this.blockedKeys++;
+        this.blockedRecords++;
+        this.step(t, true);
+        return;
+      }
+    }
+    this.step(r, true);
+  }
 
   /**
    * `running`: starts the record's function; once it is done, its settle (output through); once that is

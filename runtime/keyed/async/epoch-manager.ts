@@ -33,6 +33,12 @@ export class EpochManager {
   /** Epochs closed by a watermark that has not been emitted yet. */
   get pending(): number { return this.epochs.length - 1; }
 
+  /** The oldest epoch closed (and not yet emitted) by a watermark at or past `timestamp`: where a timer of that time fires. */
+  closedFor(timestamp: number): Epoch | undefined {
+    for (let i = 0; i < this.epochs.length - 1; i++) if (this.epochs[i]!.watermark! >= timestamp) return this.epochs[i];
+    return undefined;
+  }
+
   /** A record (or timer) joins the open epoch, or `epoch` when given (timers of a firing epoch). */
   enter(epoch: Epoch = this.open): Epoch {
     epoch.inFlight++;
