@@ -4,7 +4,6 @@
 
 import type { StateRequest, StateRequestHandler } from "../../../state/contracts.ts";
 import type { MaybePromise } from "../../contracts/operators.ts";
-import type { AsyncExecutionController } from "./controller.ts";
 import type { ControlledRecord } from "./controlled-record.ts";
 import type { Epoch } from "./epoch-manager.ts";
 import type { KeyLock } from "./key-lock.ts";
@@ -29,13 +28,19 @@ export type NextTimer = () => TimerTask | ControlledRecord | Promise<void> | und
  */
 export type EarlierTimer = (r: ControlledRecord, upTo: number) => { readonly record: ControlledRecord; readonly timestamp: number } | undefined;
 
+/** Where an AsyncRecord's state requests go: its controller (controller.ts). */
+export interface RecordRequests {
+  request(record: ControlledRecord, request: StateRequest): Promise<unknown>;
+  tryNow(record: ControlledRecord, request: StateRequest): unknown;
+}
+
 /** A record submitted by key id and task (submitRecord): a handler for its own state requests. */
 export class AsyncRecord implements ControlledRecord, StateRequestHandler {
   refs = 1;
   watermark: number | undefined = undefined;
   epoch!: Epoch;
   constructor(
-    readonly controller: AsyncExecutionController,
+    readonly controller: RecordRequests,
     readonly keyId: string,
     readonly task: RecordTask,
     readonly key: unknown,
