@@ -141,22 +141,30 @@ export interface StatusParts {
   readonly carried?: RecordCounts;
 }
 
-export interface RecordCounts { readonly recordsIn: number; readonly recordsOut: number }
+export interface RecordCounts {
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  /** Dead letters of subtasks on other workers (this process's publisher counts its own). */
+  readonly remoteDeadLetters?: number;
+}
 
-/** Records in at the sources and out at the sinks of these subtasks, added to `base`. */
-export function recordCounts(subtasks: ReadonlyArray<Pick<SubtaskHandle, "isSource" | "vertex" | "status">>, base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
+/** Records in at the sources and out at the sinks of these subtasks, and other workers' dead letters, added to `base`. */
+export function recordCounts(subtasks: ReadonlyArray<Pick<SubtaskHandle, "isSource" | "vertex" | "status" | "remote">>, base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
   let recordsIn = base.recordsIn;
   let recordsOut = base.recordsOut;
+  let remoteDeadLetters = base.remoteDeadLetters ?? 0;
   for (const s of subtasks) {
     if (s.isSource) recordsIn += s.status().recordsIn;
     if (s.vertex.outputs.length === 0) recordsOut += s.status().recordsOut;
+    if (s.remote) remoteDeadLetters += s.status().deadLetters;
   }
-  return { recordsIn, recordsOut };
+  return { recordsIn, recordsOut, remoteDeadLetters };
 }
 
 /** The status object of a job runner: records in at the sources, out at the sinks. */
 export function jobStatusOf(p: StatusParts): JobStatus {
   const subtasks = p.subtasks.map((s) => s.status());
+  const { remoteDeadLetters, ...counts } = recordCounts(p.subtasks, p.carried);
   const c = p.context;
   return {
     job: p.job.name,
@@ -166,8 +174,8 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     uptimeMs: Date.now() - p.started,
     parallelism: p.parallelism,
     natsReplicas: p.job.natsReplicas,
-    ...recordCounts(p.subtasks, p.carried),
-    deadLetters: p.deadLetters,
+    ...counts,
+    deadLetters: p.deadLetters + (remoteDeadLetters ?? 0),
     ...(c.failure ? { failure: c.failure } : {}),
     restarts: c.restarts,
     restartsNotCounted: c.outageRestarts,

@@ -10,6 +10,8 @@ export interface SubtaskHandle extends CheckpointTarget {
   readonly index: number;
   readonly isTerminal: boolean;
   readonly sourceIsBacklog: boolean;
+  /** Runs on another worker: its dead letters were counted by that worker's publisher, not this one's. */
+  readonly remote?: boolean;
   requestStop(): void;
   release(): void;
   /** Resolves once the subtask's operators and state are closed (a remote one: its worker answers the deployment). */

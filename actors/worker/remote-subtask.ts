@@ -91,6 +91,7 @@ export class RemoteWorker {
 
 export class RemoteSubtask implements SubtaskHandle {
   readonly id: string;
+  readonly remote = true;
   private terminal = false;
   private inputFinished = false;
   private last: SubtaskStatus;

@@ -235,7 +235,8 @@ export class WorkerHost {
       graph,
       attempt: `e${epoch}`,
       ...(restore ? { restore } : {}),
-      onFinished: (s) => { stick({ kind: "finished", epoch, worker, subtask: s.id }); this.reportStatus(); this.acks.recheck(); },
+      // Its final figures first: the leader may end the job, and take its last status, on "finished".
+      onFinished: (s) => { this.reportStatus(); stick({ kind: "finished", epoch, worker, subtask: s.id }); this.acks.recheck(); },
       // Logged here, where the error itself is (with its cause chain); the leader gets its one line.
       onFailed: (s, e) => {
         this.o.log(`subtask ${s.id} failed: ${describeError(e)}`, { level: "error", subtask: s.id, err: e });
