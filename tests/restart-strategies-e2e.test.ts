@@ -75,14 +75,19 @@ s("exponential-delay: restarts in a row without a quiet period end the job", asy
 
 // Nothing runs while the job waits out its restart delay (10 minutes here): the stop ends it there and then,
 // stopped, with the failure it was recovering from, instead of restarting it to stop it.
-s("a stop while a failing job waits to restart: the job ends stopped at once, naming its failure, never restarted", async () => {
+s("a failing job waiting to restart: its ended subtasks count no busy time; a stop ends it stopped at once, naming its failure, never restarted", async () => {
   const e = StreamEnvironment.create({ name: "rsstop", nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, restartStrategy: { type: "fixed-delay", attempts: 100, delayMs: 600_000 } });
   e.fromSource(Sources.jetstream({ stream: "RS_IN", subjects: ["rs.in"], codec: t.type({ id: t.number }), bounded: true }), { name: "in" })
     .map((r): { id: number } => { throw new Error(`always failing at ${r.id}`); }, { name: "failing" })
     .sinkTo(Sinks.jetstream({ stream: "rsstop_OUT", subject: "rsstop.out" }), { name: "out" });
   try {
     const client = await e.executeAsync();
-    await eventually("the job fails and waits to restart", 30_000, () => (client.status().state === "failing" ? true : undefined));
+    await eventually("the job fails and waits to restart", 30_000, () => (client.status().state === "failing" && client.status().nextRestartAt !== undefined ? true : undefined));
+    // Its ended subtasks' time stops: they do not count as busy while the job waits (the dashboard showed 100%).
+    const busy = () => client.status().subtasks.map((x) => `${x.id} ${x.state} busy ${x.busyMs}`);
+    const busyThen = busy();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(busy(), busyThen);
     const restartsBefore = client.status().restarts;
     const outcome = await within(client.stop().then((r) => `${r.state}: ${r.failure}`, (err: Error) => `failed: ${err.message}`), 60_000);
     assert.match(outcome ?? "still waiting to restart after 60 s", /^stopped: .*always failing at 0/);

@@ -73,6 +73,8 @@ export class Subtask {
   private reader: SourceReader<unknown> | undefined;
   /** performance.now() when run() began: busy time is the rest of the running time (status). */
   private runningSince: number | undefined;
+  /** When the status first saw it ended: its running time stops there. */
+  private endedAt: number | undefined;
 
   constructor(readonly vertex: JobVertex, readonly index: number, private readonly deps: SubtaskDeps) {
     this.id = `${vertex.uid}#${index}`;
@@ -278,7 +280,9 @@ export class Subtask {
   }
 
   status(): SubtaskStatus {
-    const runningMs = this.runningSince === undefined ? 0 : performance.now() - this.runningSince;
+    // Ended (finished, failed, cancelled): its time stops, or it would count as busy while the job waits to restart.
+    const now = this.lifecycle.isTerminal ? (this.endedAt ??= performance.now()) : performance.now();
+    const runningMs = this.runningSince === undefined ? 0 : now - this.runningSince;
     return subtaskStatus(this.parts, this.vertex, this.index, this.deps.deadLetters.count, runningMs, this.reader?.metrics?.());
   }
 
