@@ -135,6 +135,9 @@ export class DeadLetterPublisher {
   /** Letters since the last warning line, and when it was written (one line per 10 s at most). */
   private unlogged = 0;
   private loggedAt = Number.NEGATIVE_INFINITY;
+  /** The latest letter not yet in a warning line, and the timer that writes its line when the 10 s are up. */
+  private latest: LetterPlace | undefined;
+  private warnTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly log: LogFn) {}
 
@@ -198,11 +201,21 @@ export class DeadLetterPublisher {
   /** As Kafka Streams' LogAndContinue: a warning names the reason, at most one line per 10 s (with how many since). */
   private warn(letter: LetterPlace): void {
     this.unlogged++;
+    this.latest = letter;
     const now = Date.now();
-    if (now - this.loggedAt < WARN_EVERY_MS) return;
+    if (now - this.loggedAt >= WARN_EVERY_MS) { this.writeWarning(); return; }
+    // Later in the window: its line comes when the window ends (else a burst's letters after the first went unsaid).
+    this.warnTimer ??= setTimeout(() => { this.warnTimer = undefined; this.writeWarning(); }, this.loggedAt + WARN_EVERY_MS - now);
+    this.warnTimer.unref?.();
+  }
+
+  private writeWarning(): void {
+    const letter = this.latest;
     const n = this.unlogged;
+    if (letter === undefined || n === 0) return;
     this.unlogged = 0;
-    this.loggedAt = now;
+    this.latest = undefined;
+    this.loggedAt = Date.now();
     const where = letter.stream !== undefined ? ` (stream ${letter.stream}${letter.sequence !== undefined ? ` sequence ${letter.sequence}` : ""})` : letter.line !== undefined ? ` (line ${letter.line})` : "";
     this.log(`${n === 1 ? "a record" : `${n} records`} went to the dead letters (${this.names.dlq}); the latest from ${letter.origin}${where}: ${headerValue(letter.reason).slice(0, 300)}`, { level: "warn" });
   }
@@ -224,7 +237,11 @@ export class DeadLetterPublisher {
     };
   }
 
+  /** Waits for every letter to be stored; letters not yet in a warning line get theirs now. */
   async flush(): Promise<void> {
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    clearTimeout(this.warnTimer);
+    this.warnTimer = undefined;
+    this.writeWarning();
   }
 }
