@@ -95,6 +95,9 @@ test("weir status and the progress line show checkpoints, and a keyed subtask's 
   assert.match(text, /^  checkpoints: 3 completed, 1 aborted; last 3 \(checkpoint\) [\d.]+s ago, took 45 ms, 1200 entries changed$/m, text);
   assert.match(text, /in flight/, text);
   assert.match(text, /count#0 .* 5 \(2 batched\)/, text);
+  // The checkpoint in flight is named by its id, not written as if it were a count.
+  const pending = formatStatus({ ...s, checkpoints: { ...s.checkpoints!, inFlight: 4 } });
+  assert.match(pending, /^  checkpoints: 3 completed, 1 aborted, checkpoint 4 in flight; last 3/m, pending);
   const line = new ProgressReporter(() => s, { stream: { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream }).line(s);
   assert.match(line, /checkpoints 3/, line);
 });

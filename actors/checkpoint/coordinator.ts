@@ -68,7 +68,7 @@ export interface CheckpointStats {
   readonly aborted: number;
   /** Periodic checkpoints skipped because the job was at rest (nothing happened since the last one). */
   readonly skipped?: number;
-  readonly inFlight?: number;
+  readonly inFlight?: number; // the id of the checkpoint in flight
   readonly lastCompleted?: CheckpointSummary;
   readonly lastFailure?: string;
   /** Durations of the checkpoints completed by this coordinator, in buckets (for /metrics). */

@@ -74,7 +74,7 @@ function formatCheckpoints(s: JobStatus): string[] {
   const lastText = last ? `; last ${last.id} (${last.kind}) ${((Date.now() - last.triggeredAt - last.durationMs) / 1000).toFixed(1)}s ago, took ${last.durationMs} ms, ${formatCount(last.entries)} entries changed` : "";
   const failure = c.lastFailure ? `; last failure: ${c.lastFailure}` : "";
   const skipped = c.skipped ? `, ${c.skipped} skipped at rest` : "";
-  return [`  checkpoints: ${c.completed} completed, ${c.aborted} aborted${skipped}${c.inFlight !== undefined ? `, ${c.inFlight} in flight` : ""}${lastText}${failure}`];
+  return [`  checkpoints: ${c.completed} completed, ${c.aborted} aborted${skipped}${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${lastText}${failure}`];
 }
 
 /** Records in flight in a keyed subtask's async execution, and its state requests waiting in a batch ("-": none runs). */
