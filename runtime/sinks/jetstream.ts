@@ -305,7 +305,8 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
       ...(duplicateWindowMs !== undefined ? { duplicate_window: duplicateWindowMs * 1_000_000 } : {}),
     }));
     if (ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
-    ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
+    // Every subtask adds it (the same config is no error): one line for the job, not one per subtask.
+    if (ctx.subtaskIndex === 0) ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
   } catch (e) {
     // Another subtask may have created it first.
     try { await jsm.streams.info(stream); } catch {
