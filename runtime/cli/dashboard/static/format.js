@@ -56,16 +56,17 @@ export function derive(prev, view) {
     const p = before.get(s.id);
     const d = (k) => (p && dt > 0 && (s[k] ?? 0) >= (p[k] ?? 0) ? (s[k] ?? 0) - (p[k] ?? 0) : null);
     const din = d("recordsIn"), dout = d("recordsOut"), dbusy = d("busyMs"), dbp = d("backpressuredMs"), didle = d("idleMs");
-    const total = (s.busyMs ?? 0) + (s.backpressuredMs ?? 0) + (s.idleMs ?? 0);
-    const share = (delta, k) => (delta !== null ? Math.min(1, delta / dt) : total > 0 ? (s[k] ?? 0) / total : null);
+    // Shares of the time since the previous snapshot: none before a second one (an average over the whole
+    // run, shown as "in the last second", said a job idle for minutes was busy or backpressured).
+    const share = (delta) => (delta !== null ? Math.min(1, delta / dt) : null);
     // A source has no input watermark: its lag is that of the watermark it sends.
     const wm = s.watermark ?? s.watermarkOut;
     out.set(s.id, {
       inRate: din === null ? null : (din * 1000) / dt,
       outRate: dout === null ? null : (dout * 1000) / dt,
-      busy: share(dbusy, "busyMs"),
-      backpressured: share(dbp, "backpressuredMs"),
-      idle: share(didle, "idleMs"),
+      busy: share(dbusy),
+      backpressured: share(dbp),
+      idle: share(didle),
       lagMs: wm === null || wm === undefined || wm >= Number.MAX_SAFE_INTEGER ? null : Math.max(0, at - wm),
     });
   }
