@@ -46,10 +46,7 @@ export class AsyncExecution implements KeyedExecution {
   }
 
   processingTimer(timer: Timer): MaybePromise {
-    const rc = this.callbacks.timerContext(timer, undefined, undefined, true);
-    rc.slot.timersInFlight++;
-    rc.controller = this.aec;
-    return this.aec.submit(rc);
+    return this.aec.submit(this.claimTimer(this.callbacks.timerContext(timer, undefined, undefined, true)));
   }
 
   /**
@@ -64,9 +61,7 @@ export class AsyncExecution implements KeyedExecution {
       const rc = this.callbacks.timerContext(timer, watermark);
       if (rc.slot.timersInFlight > 0) return this.aec.whenReleased(rc.lock);
       due.poll();
-      rc.slot.timersInFlight++;
-      rc.controller = this.aec;
-      return rc;
+      return this.claimTimer(rc);
     };
     return this.aec.onWatermark(watermark, next, () => { void emit(); });
   }
@@ -77,10 +72,14 @@ export class AsyncExecution implements KeyedExecution {
     if (rc.input === TIMER_INPUT) return undefined;
     const timer = this.callbacks.pollDueTimer(rc.slot.keyId, upTo);
     if (timer === undefined) return undefined;
-    const t = this.callbacks.timerContext(timer, undefined, rc.slot);
-    t.slot.timersInFlight++;
-    t.controller = this.aec;
-    return { record: t, timestamp: timer.timestamp };
+    return { record: this.claimTimer(this.callbacks.timerContext(timer, undefined, rc.slot)), timestamp: timer.timestamp };
+  }
+
+  /** A timer's context handed to the controller: its key has a timer in flight until it finishes (record-context.ts). */
+  private claimTimer(rc: KeyedRecordContext<unknown, unknown>): KeyedRecordContext<unknown, unknown> {
+    rc.slot.timersInFlight++;
+    rc.controller = this.aec;
+    return rc;
   }
 
   /** The keys of a batch concurrently, their reads grouped. */
