@@ -1,6 +1,6 @@
 // Loading a job module for `weir run`: one clear line for every way it can go wrong.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isJobDefinition, type JobDefinition } from "../api/job.ts";
@@ -9,6 +9,8 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 export async function loadJob(path: string): Promise<JobDefinition> {
   const file = resolve(path);
   if (!existsSync(file)) throw new WeirError(ErrorCode.InvalidJob, `job file not found: ${path}`);
+  // Node's own refusal names weir's loader, not the user's path: say what is wrong instead.
+  if (statSync(file).isDirectory()) throw new WeirError(ErrorCode.InvalidJob, `job file ${path} is a directory: give the job's .ts file`);
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
