@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isJobDefinition, type JobDefinition } from "../api/job.ts";
-import { ErrorCode, WeirError } from "../core/errors.ts";
+import { describeError, ErrorCode, WeirError } from "../core/errors.ts";
 
 export async function loadJob(path: string): Promise<JobDefinition> {
   const file = resolve(path);
@@ -24,6 +24,19 @@ export async function loadJob(path: string): Promise<JobDefinition> {
     throw new WeirError(ErrorCode.InvalidJob, `job file ${path} must default-export defineJob(...) (found ${mod.default === undefined ? "no default export" : typeof mod.default})`);
   }
   return mod.default;
+}
+
+/**
+ * The job's build function runs when its environment is created: an exception it throws is the job
+ * file's fault, so the one line names the file (weir's own errors already name the option or operator).
+ */
+export function buildJob(job: JobDefinition, path: string, ...args: Parameters<JobDefinition["createEnvironment"]>): ReturnType<JobDefinition["createEnvironment"]> {
+  try {
+    return job.createEnvironment(...args);
+  } catch (e) {
+    if (e instanceof WeirError) throw e;
+    throw new WeirError(ErrorCode.InvalidJob, `job file ${path}: its build function threw ${describeError(e)}`, { cause: e });
+  }
 }
 
 /**

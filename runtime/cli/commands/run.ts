@@ -10,7 +10,7 @@ import type { JobResult, JobStatus } from "../../../actors/job/job-runner.ts";
 import { stoppedWhileFailing } from "../../../actors/job/restart-strategy.ts";
 import { describeError, ErrorCode, messageOf, WeirError } from "../../core/errors.ts";
 import type { LogLevel } from "../../core/log.ts";
-import { loadJob } from "../load-job.ts";
+import { buildJob, loadJob } from "../load-job.ts";
 import { ManualClock } from "../../core/clock.ts";
 import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
@@ -75,7 +75,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   // /metrics counts on across restarts from each replaced subtask's final figures.
   let metrics: MetricsRegistry | undefined;
   const clock = flags.manualClock !== undefined ? { clock: new ManualClock(flags.manualClock) } : {};
-  const env = job.createEnvironment(overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
+  const env = buildJob(job, path, overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
