@@ -11,7 +11,7 @@ import { allowedProps } from "../runtime/core/validation.ts";
 
 const docs = suite("configuration docs");
 
-interface Row { readonly option: string; readonly defaults: string }
+interface Row { readonly option: string; readonly defaults: string; readonly text: string }
 
 /** The rows of the table under "## Configuration". */
 function readmeRows(): Row[] {
@@ -21,7 +21,7 @@ function readmeRows(): Row[] {
   const rows: Row[] = [];
   for (const line of section.split("\n")) {
     const m = /^\|\s*`([^`]+)`\s*\|([^|]*)\|/.exec(line);
-    if (m) rows.push({ option: m[1]!, defaults: m[2]!.trim() });
+    if (m) rows.push({ option: m[1]!, defaults: m[2]!.trim(), text: line });
   }
   return rows;
 }
@@ -90,6 +90,26 @@ docs("every documented default is the resolved default", () => {
       continue;
     }
     assert.equal(at(plain, option), literal(tokens[0]!), `${option}: README says ${tokens[0]}, resolved ${JSON.stringify(at(plain, option))}`);
+  }
+});
+
+/** Every leaf option whose codec is a fixed set of strings (t.keyof), with its values. */
+function enumOptions(codec: t.Mixed, prefix = ""): Array<{ option: string; values: string[] }> {
+  const props = allowedProps(codec) ?? {};
+  return Object.entries(props).flatMap(([k, c]) => {
+    if (allowedProps(c)) return enumOptions(c, `${prefix}${k}.`);
+    const keys = (c as { _tag?: string; keys?: Record<string, unknown> })._tag === "KeyofType" ? Object.keys((c as t.KeyofC<Record<string, unknown>>).keys) : [];
+    return keys.length ? [{ option: `${prefix}${k}`, values: keys }] : [];
+  });
+}
+
+docs("every allowed value of an option with a fixed set of values is in its row", () => {
+  const rows = readmeRows();
+  const enums = enumOptions(JobOptionsCodec as unknown as t.Mixed);
+  assert.ok(enums.some((e) => e.option === "mode"), "the codec's enumerations were found");
+  for (const { option, values } of enums) {
+    const row = rows.find((r) => r.option === option)!;
+    for (const v of values) assert.ok(row.text.includes(`"${v}"`), `${option}: the README row does not name the allowed value "${v}"`);
   }
 });
 
