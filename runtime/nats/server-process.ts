@@ -75,7 +75,10 @@ export async function launchNatsServer(options: LaunchOptions = {}): Promise<Nat
       } catch { /* file still being written */ }
     }
     if (url === undefined && Date.now() > deadline) {
+      // Gone before its store is removed: a server still writing there would leave the folder behind.
       child.kill("SIGKILL");
+      await exited;
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
       throw new WeirError(ErrorCode.ServerStart, `nats-server did not report its port within ${options.startTimeoutMs ?? 10_000} ms`);
     }
   }
