@@ -2,7 +2,7 @@
 // line naming the file and the field: `scenarios/x.scenario.yaml: steps[2].publish.subject: expected
 // string, got 3`. docs/scenarios.md describes every field.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as t from "io-ts";
 import { isLeft } from "fp-ts/lib/Either.js";
@@ -252,7 +252,12 @@ export function loadScenario(file: string): Scenario {
     const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message;
     throw new WeirError(ErrorCode.Scenario, `${file}: ${why}`);
   }
-  return parseScenario(text, file);
+  const s = parseScenario(text, file);
+  // Checked here, so validating a file (a CI lint step) catches a wrong job path, named by file and field.
+  if (!statSync(s.jobPath, { throwIfNoEntry: false })?.isFile()) {
+    throw new WeirError(ErrorCode.Scenario, `${file}: job: job file not found: ${s.jobPath}`);
+  }
+  return s;
 }
 
 /** Parses scenario text as if read from `file` (the job path resolves against the file's folder). */

@@ -46,6 +46,10 @@ f("loadScenario reports a file's problems with its path", () => {
     writeFileSync(file, "job: j.ts\nsteps:\n  - wait: { output: { stream: X, count: -1 } }\n");
     assert.throws(() => loadScenario(file), (e: Error) => e.message === `${file}: steps[0].wait.output.count: expected positive integer, got -1`);
     assert.throws(() => loadScenario(join(dir, "missing.scenario.yaml")), (e: Error) => e.message.endsWith("missing.scenario.yaml: file not found"));
+    // A job path that leads nowhere is a problem of the file, found without running it.
+    const nojob = join(dir, "nojob.scenario.yaml");
+    writeFileSync(nojob, "job: ./nowhere.ts\nsteps: []\n");
+    assert.throws(() => loadScenario(nojob), (e: Error) => e.message === `${nojob}: job: job file not found: ${join(dir, "nowhere.ts")}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
