@@ -189,7 +189,9 @@ class ScenarioRun implements ScenarioState {
           this.log(`  ${label}: ${problem ?? "ok"}`);
           if (problem) failures.push(`${label}: ${problem}`);
         } catch (e) {
-          failures.push(`${label}: ${describeError(e)}`);
+          failures.push(`${label}: ${stepFailure(e)}`);
+          // Interrupted: one line says so; the expectations after it would each only repeat it.
+          if (this.options.signal?.aborted) break;
         }
       }
       return failures;
