@@ -25,6 +25,8 @@ interface Worker {
   readonly proc: JobProcess;
   readonly overrides: JobOverrides;
   paused: boolean;
+  /** A kill or stop step ended it: that step judged its end, a later `stop` of the job does not again. */
+  endedByStep: boolean;
 }
 
 export class WorkerSet {
@@ -58,7 +60,7 @@ export class WorkerSet {
       ...(o.weirBin ? { weirBin: o.weirBin } : {}),
       ...(o.onLine ? { onLine: name === MAIN_WORKER ? o.onLine : (l: string) => o.onLine!(`[${name}] ${l}`) } : {}),
     });
-    this.byName.set(name, { proc, overrides, paused: false });
+    this.byName.set(name, { proc, overrides, paused: false, endedByStep: false });
     this.processes.push(proc);
     this.ctx.log(`    ${name === MAIN_WORKER ? "" : `worker ${name}: `}weir ${proc.args.join(" ")} (pid ${proc.pid})`);
     return proc;
@@ -116,6 +118,7 @@ export class WorkerSet {
     if (this.byName.get(name)?.proc.running === false) return;
     const w = this.require(name, name === MAIN_WORKER && this.byName.size <= 1 ? "kill the process" : `kill worker ${name}`);
     w.proc.signal("SIGKILL");
+    w.endedByStep = true;
     if (!(await w.proc.waitExit(timeoutMs))) throw new StepFailure(`worker ${name} did not die within ${timeoutMs} ms of SIGKILL`);
   }
 
@@ -151,6 +154,7 @@ export class WorkerSet {
     const w = this.require(name, `stop worker ${name}`);
     if (w.paused) throw new StepFailure(`cannot stop worker ${name}: it is paused (resume it first)`);
     w.proc.signal("SIGTERM");
+    w.endedByStep = true;
     await this.awaitExit(name, w.proc, exit, timeoutMs);
   }
 
@@ -161,9 +165,10 @@ export class WorkerSet {
   async stopJob(via: "signal" | "control", savepoint: boolean, exit: ExitMatcher, timeoutMs: number): Promise<void> {
     const running = this.running();
     if (running.length === 0) {
-      // A bounded job may have ended by itself: the stop holds when every process ended as the step expects.
+      // A bounded job may have ended by itself: the stop holds when every process that ended by itself
+      // ended as the step expects (a worker an earlier kill or stop step ended was judged by that step).
       if (this.byName.size === 0) this.require(MAIN_WORKER, "stop the job");
-      for (const [name, w] of this.byName) await this.awaitExit(name, w.proc, exit, timeoutMs);
+      for (const [name, w] of this.byName) if (!w.endedByStep) await this.awaitExit(name, w.proc, exit, timeoutMs);
       return;
     }
     const paused = running.filter(([, w]) => w.paused).map(([n]) => n);

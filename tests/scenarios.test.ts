@@ -223,7 +223,7 @@ shipped("a job that fails to start fails the steps after it with its stderr line
   assert.match(r.reason!, /^step 2 \(wait output COUNTS ≥ 1\): the job process ended \(exit code 1: weir: .*WORDS.*\) before this happened/);
 });
 
-shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone then stops the job", async () => {
+shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone then stops the job, and a stop of the ended job holds (b's SIGKILL was its kill step's)", async () => {
   const file = scenarioFile("worker-killed.scenario.yaml", [
     "job: JOBS/wordcount.ts",
     "options: { parallelism: 2, stateBackend: heap, checkpointIntervalMs: 200 }",
@@ -235,6 +235,7 @@ shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone the
     "  - wait: { workers: 2 }",
     "  - kill: { worker: b }",
     "  - wait: { workers: 1 }",
+    "  - stop: { worker: main }",
     "  - stop: {}",
     "expect:",
     "  - exit: 0",
