@@ -5,6 +5,7 @@
 import type { JobEdge } from "../../runtime/graph/job-graph.ts";
 import { operatorIndexForKey } from "../../state/key-groups.ts";
 import { UserFunctionError } from "../../runtime/core/errors.ts";
+import { keyProblem } from "../../runtime/core/json-data.ts";
 import type { ChannelWriter } from "../../runtime/transport/channel-writer.ts";
 import { FrameKind, type CheckpointBarrier, type RecordAttributes } from "../../runtime/transport/frames.ts";
 import type { Output } from "../../runtime/contracts/operators.ts";
@@ -30,8 +31,9 @@ export class NetworkOutput implements Output {
       this.route = (value, ts) => {
         let key: unknown;
         try { key = selector(value); } catch (e) { throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, e); }
-        // As Flink refuses a null key: undefined is no key (JSON has none), every such record would share one.
-        if (key === undefined) throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, new TypeError("the key selector returned undefined"));
+        // As Flink refuses a null key: a key JSON cannot hold (undefined, a Date, NaN) would be shared by every such record.
+        const problem = keyProblem(key);
+        if (problem !== undefined) throw new UserFunctionError(`${producer.name} (keyBy)`, producer.index, undefined, new TypeError(problem));
         writers[operatorIndexForKey(key, maxParallelism, n)]!.add(value, ts);
       };
     } else if (p.type === "rebalance") {

@@ -65,3 +65,19 @@ export function jsonAccumulators(what: string): (acc: unknown) => void {
     if (at !== undefined) throw new TypeError(`the ${what} accumulator must be JSON data (plain objects, arrays, strings, finite numbers, booleans, null), as keyed state is stored as JSON: ${at}`);
   };
 }
+
+/**
+ * Why a key selector's result cannot be a key, or undefined when it can. Keys are compared, hashed and
+ * stored as JSON, so a key JSON cannot hold would silently be another one: every Date, Map or Set is {},
+ * NaN and Infinity are null, a function is nothing. Flink refuses a null key; undefined is weir's.
+ */
+export function keyProblem(key: unknown): string | undefined {
+  switch (typeof key) {
+    case "string": case "boolean": return undefined;
+    case "undefined": return "the key selector returned undefined";
+    case "number": if (Number.isFinite(key)) return undefined;
+  }
+  const at = nonJsonAt(key);
+  if (at === undefined) return undefined;
+  return `the key selector returned a key JSON cannot hold (${at.replace(/^the value/, "the key")}): keys are compared as JSON, where such keys would all be one; return a string, a finite number or plain data (a Date's getTime(), say)`;
+}
