@@ -204,6 +204,34 @@ s("a value over maxValueBytes, or not storable as JSON, is refused by both backe
   }
 });
 
+s("a Map, a Set or a function in a value (JSON writes {} or nothing) is refused by both backends in one line, as is a cycle", async () => {
+  // Stored as JSON, a Map came back {} once evicted from KV's cache while the heap kept it: silent data loss.
+  const names = freshJob("parlost");
+  const heap = await openBackend("heap", nc, names);
+  const kv = await openBackend("jetstream-kv", nc, names, KV_CONFIG);
+  const blob = valueState("blob", t.unknown);
+  const bag = listState("bag", t.unknown);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  try {
+    for (const backend of [heap, kv]) {
+      const handler = new DirectStateRequestHandler(backend);
+      const refused = async (write: () => Promise<void>) => write().then(() => "stored", (e: Error) => e.message);
+      assert.equal(await refused(() => createStateHandle(blob, scopeOf("a"), handler).update(new Map([["x", 1]]))),
+        'state "blob" for key "a": the value cannot be stored as JSON: the value is a Map (JSON writes {}); use plain objects and arrays');
+      assert.match(await refused(() => createStateHandle(blob, scopeOf("a"), handler).update({ seen: new Set([1]) })), /: \.seen is a Set \(JSON writes \{\}\)/);
+      assert.match(await refused(() => createStateHandle(bag, scopeOf("a"), handler).add({ f: () => 1 })), /: \[0\]\.f is a function/);
+      const cycle = await refused(() => createStateHandle(blob, scopeOf("a"), handler).update(cyclic));
+      assert.match(cycle, /cannot be stored as JSON: Converting circular structure to JSON$/);
+      assert.equal(await createStateHandle(blob, scopeOf("a"), handler).value(), undefined, "nothing stored");
+      assert.equal(await refused(() => createStateHandle(blob, scopeOf("a"), handler).update({ empty: {}, list: [] })), "stored");
+    }
+  } finally {
+    await heap.close();
+    await kv.close();
+  }
+});
+
 s("checkpoints (durability checkpoint): a crash at any point restores exactly the last checkpoint's state", async () => {
   // "flush" ops become checkpoints: snapshot, then complete / abort / leave pending at random.
   const ending = fc.constantFrom("complete", "abort", "pending" as const);

@@ -1,6 +1,6 @@
 // Cache entries to and from what KV stores (JSON text), with the size checks and estimates on the way.
 
-import { fromStateJson, toStateJson } from "../json-safe.ts";
+import { fromStateJson, lostInJson, toStateJson } from "../json-safe.ts";
 import type { StateAddress } from "../../contracts.ts";
 import { StateAccessError, StateLimitError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
@@ -23,9 +23,14 @@ export function serialize(value: unknown, address: StateAddress, maxBytes: numbe
   try {
     json = toStateJson(value);
   } catch (e) {
-    throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${(e as Error).message}`, { cause: e });
+    // One line: V8's message for a cycle goes on with the path of the cycle on further lines.
+    throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${(e as Error).message.split("\n")[0]}`, { cause: e });
   }
   if (json === undefined) throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON`);
+  const lost = json.includes("{}") ? lostInJson(value) : undefined;
+  if (lost !== undefined) {
+    throw new StateAccessError(`state "${address.state}" for key ${address.keyId}: the value cannot be stored as JSON: ${lost}; use plain objects and arrays`);
+  }
   // UTF-16 length is a lower bound of the UTF-8 size, 3x an upper bound: count exactly only near the limit.
   if (json.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(json, "utf8");
