@@ -2,7 +2,7 @@
 // windows fire from the source's watermarks, as with assignTimestampsAndWatermarks right after the source.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy } from "../mod.ts";
+import { MIN_WATERMARK, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy } from "../mod.ts";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
@@ -140,6 +140,31 @@ s("a source subtask with no subject to read is idle from the start: it does not 
   // One subject over two source subtasks: subtask 1 reads nothing; no withIdleness.
   const windows = await firstTwoWindows("fromsource-wm-nosubject", "ONESUBJECT", "one", "one.only", ["one.only"], 2, byTs);
   assert.equal(windows, [10, 10], "the first two windows fire");
+});
+
+s("a source subtask with no subject is idle before the other's backlog goes through, not at its first periodic check", async () => {
+  // A dedup or session job over a backlog read at parallelism 2 from one subject ran its records at
+  // watermark MIN until subtask 1 said idle at its first periodic check (200 ms): timers that clear state
+  // fired late, and what came out depended on timing. A long interval leaves only the early idle mark.
+  const nc = await connect({ servers: nats.url });
+  const env = StreamEnvironment.create({ name: "fromsource-wm-idle-early", nats: nats.url, parallelism: 2, mode: "streaming", stateBackend: "heap", autoWatermarkIntervalMs: 600_000 }, { log: () => {} });
+  const n = 2000;
+  try {
+    await (await jetstreamManager(nc)).streams.add({ name: "BACKLOG1", subjects: ["backlog1.*"] });
+    const js = jetstream(nc);
+    for (let i = 0; i < n; i += 500) await Promise.all(Array.from({ length: 500 }, (_, k) => js.publish("backlog1.u", JSON.stringify({ user: `u${(i + k) % 7}`, ts: (i + k) * 1000 }))));
+    const seen = env.fromSource(Sources.jetstream<Click>({ stream: "BACKLOG1", subjects: ["backlog1.u"] }), { name: "backlog", watermarks: byTs.withWatermarkPerRecord() })
+      .keyBy((e) => e.user)
+      .process<{ ts: number; wm: number }>({ processElement(e, ctx) { ctx.collect({ ts: e.ts, wm: ctx.currentWatermark() }); } })
+      .executeAndCollect({ limit: n });
+    const out = await within(seen, 60_000);
+    assert.ok(out !== undefined, "the backlog went through");
+    const late = out.filter((r) => r.ts >= (n / 2) * 1000 && r.wm === MIN_WATERMARK).length;
+    assert.is(late, 0, "records of the backlog's second half ran at watermark MIN");
+  } finally {
+    await env.close();
+    await nc.close();
+  }
 });
 
 s.run();

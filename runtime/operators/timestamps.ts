@@ -47,6 +47,11 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
         }
         schedule();
       };
+      const goIdleNow = (): MaybePromise => {
+        if (closed || idle || !splits.current(ctx.clock.now()).idle) return;
+        idle = true;
+        return out.emitIdle(true);
+      };
       const schedule = (): void => {
         if (!closed) timer = ctx.clock.setTimeout(() => ctx.enqueue(periodic, true), interval);
       };
@@ -86,6 +91,9 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
         ...(perSplit ? {
           readSplits(sourceSplits) {
             splits = new SplitWatermarks(sourceSplits, strategy.outOfOrdernessMs, strategy.idlenessMs, ctx.clock.now());
+            // No split (more subtasks than subjects): idle at once, not at the first periodic check, by
+            // which time downstream ran the other subtasks' first records (a backlog) at watermark MIN.
+            if (sourceSplits.count === 0) ctx.enqueue(goIdleNow, true);
             return element;
           },
         } : {}),
