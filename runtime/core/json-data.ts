@@ -81,3 +81,24 @@ export function keyProblem(key: unknown): string | undefined {
   if (at === undefined) return undefined;
   return `the key selector returned a key JSON cannot hold (${at.replace(/^the value/, "the key")}): keys are compared as JSON, where such keys would all be one; return a string, a finite number or plain data (a Date's getTime(), say)`;
 }
+
+/**
+ * Where `value` holds something JSON writes as {} or leaves out (a Map, a Set, a function), as a path;
+ * undefined when nothing. Such a value would come back changed (a Map as {}) from KV, or from the
+ * next subtask, while the heap and a chained operator kept it: results would depend on the backend, on
+ * eviction and on chaining. Called only when the JSON has a "{}", where a Map, a Set or an object of
+ * functions shows.
+ */
+export function lostInJson(value: unknown, path = "", depth = 0): string | undefined {
+  if (typeof value === "function" || typeof value === "symbol") return `${path || "the value"} is a ${typeof value}`;
+  if (value === null || typeof value !== "object" || depth > 64) return undefined;
+  if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet) {
+    return `${path || "the value"} is a ${value.constructor.name} (JSON writes {})`;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) { const at = lostInJson(value[i], `${path}[${i}]`, depth + 1); if (at) return at; }
+    return undefined;
+  }
+  for (const k of Object.keys(value)) { const at = lostInJson((value as Record<string, unknown>)[k], `${path}.${k}`, depth + 1); if (at) return at; }
+  return undefined;
+}

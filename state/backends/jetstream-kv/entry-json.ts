@@ -1,6 +1,7 @@
 // Cache entries to and from what KV stores (JSON text), with the size checks and estimates on the way.
 
-import { fromStateJson, lostInJson, toStateJson } from "../json-safe.ts";
+import { fromStateJson, toStateJson } from "../json-safe.ts";
+import { lostInJson } from "../../../runtime/core/json-data.ts";
 import type { StateAddress } from "../../contracts.ts";
 import { StateAccessError, StateLimitError } from "../../errors.ts";
 import { OrderedKeys } from "../ordered-keys.ts";
