@@ -12,6 +12,7 @@ import type { HandleOf, KeyScope, StateDescriptor, StateRequest, StateRequestHan
 import { canonicalJson } from "../../state/key-groups.ts";
 import { createStateHandle } from "../../state/mod.ts";
 import type { KeyLock } from "./async/key-lock.ts";
+import { checkStateClash } from "./state-clash.ts";
 
 /** State handles a key keeps (beyond its first); more start the cache over (a handle is cheap to make again). */
 const MAX_HANDLES_PER_KEY = 32;
@@ -39,6 +40,7 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
     if (this.firstDescriptor === descriptor) return this.firstHandle as HandleOf<D>;
     let h = this.handles?.get(descriptor);
     if (h !== undefined) return h as HandleOf<D>;
+    if (this.firstDescriptor !== undefined) checkStateClash(descriptor, this.descriptors(), this.operator);
     h = createStateHandle(descriptor, this, this);
     if (this.firstDescriptor === undefined) {
       this.firstDescriptor = descriptor;
@@ -50,6 +52,11 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
       this.handles.set(descriptor, h);
     }
     return h as HandleOf<D>;
+  }
+
+  private *descriptors(): Iterable<StateDescriptor> {
+    if (this.firstDescriptor !== undefined) yield this.firstDescriptor;
+    if (this.handles !== undefined) yield* this.handles.keys();
   }
 
   /**
