@@ -74,4 +74,17 @@ test("a timer time that is not a number is refused where it is registered, namin
   }
 });
 
+test("a timer at ctx.timestamp + delay for a record without a timestamp names NaN and why, not \"null (number)\"", async () => {
+  const env = StreamEnvironment.create({ name: "timer-nan", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" }, { log: () => {} });
+  try {
+    const error = await env.fromSource(Sources.array<Ev>([{ k: "a", ts: 1 }]))
+      .keyBy((e) => e.k)
+      .process<string>({ processElement(_e, c) { c.timers.registerEventTimeTimer(c.timestamp! + 10); } })
+      .executeAndCollect().then(() => "finished", (e: Error) => e.message);
+    assert.match(error, "registerEventTimeTimer: expected a time in ms, got NaN (ctx.timestamp is undefined for records without a timestamp: give the source a WatermarkStrategy)");
+  } finally {
+    await env.close();
+  }
+});
+
 test.run();

@@ -35,7 +35,9 @@ export interface KeyedRecordOwner {
  * of input) and at least the first.
  */
 function timerTime(method: string, ts: unknown): number {
-  if (typeof ts !== "number" || Number.isNaN(ts)) {
+  // NaN is mostly `ctx.timestamp + delay` on a record without a timestamp: say so, not "null (number)".
+  if (Number.isNaN(ts)) throw new TypeError(`${method}: expected a time in ms, got NaN (ctx.timestamp is undefined for records without a timestamp: give the source a WatermarkStrategy)`);
+  if (typeof ts !== "number") {
     throw new TypeError(`${method}: expected a time in ms (a number), got ${preview(ts)} (${ts === null ? "null" : typeof ts})`);
   }
   return Math.min(MAX_WATERMARK, Math.max(MIN_WATERMARK, ts));
