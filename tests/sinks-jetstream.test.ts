@@ -39,6 +39,26 @@ s("a created stream captures a fixed subject alone (streams of other jobs under 
   assert.equal(await make("BYFUNC", (v) => `byfunc.${v}.k1`), ["byfunc.>"], "a function's later subjects may differ in any token");
 });
 
+s("two sinks creating one stream at once for different fixed subjects: the one it does not capture fails in one line naming the stream's subjects", async () => {
+  // Both found no stream and tried to create it; the loser took "already there" for success, and in batch
+  // mode failed after writing part of its output with "no stream captures this subject".
+  const w1 = await Sinks.jetstream({ stream: "RACE", subject: "race.sum" }).createWriter(standaloneContext({ nc, job: "race", operatorUid: "sums" }));
+  const w2 = await Sinks.jetstream({ stream: "RACE", subject: "race.win" }).createWriter(standaloneContext({ nc, job: "race", operatorUid: "wins" }));
+  const outcome = async (w: typeof w1) => {
+    try { await w.write("x", undefined); await w.flush(); return "ok"; } catch (e) { return (e as Error).message; }
+  };
+  try {
+    const results = await within(Promise.all([outcome(w1), outcome(w2)]), 30_000);
+    assert.ok(results, "both writers settled");
+    const failed = results!.filter((r) => r !== "ok");
+    assert.is(failed.length, 1, `one writer fails: ${results!.join(" | ")}`);
+    assert.match(failed[0]!, /^Sinks\.jetstream: stream "RACE" does not capture subject "race\.(sum|win)" \(its subjects: race\.(sum|win)\); add the subject to the stream/);
+  } finally {
+    await w1.close();
+    await w2.close();
+  }
+});
+
 s("creates the stream from the first subject, publishes JSON with deterministic msg ids, flush awaits acks", async () => {
   const sink = Sinks.jetstream({ stream: "COUNTS", subject: (o: Count) => `counts.${o.word}` });
   const writer = await sink.createWriter(standaloneContext({ nc, job: "wc", operatorUid: "sink", subtaskIndex: 1, parallelism: 2 })) as JetStreamSinkWriter<Count>;

@@ -284,12 +284,7 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
       // One weir created follows the job's natsReplicas, as its own streams do; a user's own is left alone.
       const changed = info.config.description === createdBy(ctx) && await reconcileStream(jsm, info, { replicas: ctx.names.replicas }, ctx.log);
       if (changed && ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
-      // A stream that does not take the subject: every publish would wait for a responder and the job
-      // would go through its whole restart strategy (minutes) before failing.
-      const own = info.config.subjects ?? [];
-      if (!own.some((f) => subjectMatches(f, firstSubject))) {
-        throw new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: stream "${stream}" does not capture subject "${firstSubject}" (its subjects: ${own.join(", ") || "none"}); add the subject to the stream, or name the stream that captures it`);
-      }
+      checkCaptures(stream, info.config.subjects ?? [], firstSubject);
       return;
     }
   } catch (e) {
@@ -308,9 +303,21 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
     // Every subtask adds it (the same config is no error): one line for the job, not one per subtask.
     if (ctx.subtaskIndex === 0) ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
   } catch (e) {
-    // Another subtask may have created it first.
-    try { await jsm.streams.info(stream); } catch {
+    // Another subtask may have created it first: maybe another sink of the job, for other subjects.
+    let own: string[];
+    try { own = (await jsm.streams.info(stream)).config.subjects ?? []; } catch {
       throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}`, { cause: e });
     }
+    checkCaptures(stream, own, firstSubject);
   }
+}
+
+/**
+ * A stream that does not take the subject: every publish would wait for a responder and the job would
+ * go through its whole restart strategy (minutes) before failing, or, in batch mode, fail after writing
+ * part of its output with "no stream captures this subject".
+ */
+function checkCaptures(stream: string, own: string[], subject: string): void {
+  if (own.some((f) => subjectMatches(f, subject))) return;
+  throw new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: stream "${stream}" does not capture subject "${subject}" (its subjects: ${own.join(", ") || "none"}); add the subject to the stream, or name the stream that captures it`);
 }
