@@ -21,11 +21,19 @@ export class ManualClock implements Clock {
   private time: number;
   private seq = 0;
   private timers = new Map<number, { at: number; callback: () => void }>();
+  private advancing = false;
+  private dueSoon = false;
   constructor(start = 0) { this.time = start; }
   now(): number { return this.time; }
   setTimeout(callback: () => void, ms: number): unknown {
     const id = ++this.seq;
     this.timers.set(id, { at: this.time + Math.max(0, ms), callback });
+    // Already due (a timer registered for a past time, or restored overdue after a crash): fire it
+    // soon, as the system clock would, instead of waiting for an advance that may never come.
+    if (ms <= 0 && !this.advancing && !this.dueSoon) {
+      this.dueSoon = true;
+      setImmediate(() => { this.dueSoon = false; this.advance(0); });
+    }
     return id;
   }
   clearTimeout(handle: unknown): void { this.timers.delete(handle as number); }
@@ -35,6 +43,16 @@ export class ManualClock implements Clock {
   }
   advance(ms: number): void {
     const target = this.time + ms;
+    this.advancing = true;
+    try {
+      this.fireUpTo(target);
+    } finally {
+      this.advancing = false;
+    }
+    this.time = target;
+  }
+
+  private fireUpTo(target: number): void {
     for (;;) {
       let next: [number, { at: number; callback: () => void }] | undefined;
       for (const entry of this.timers) if (entry[1].at <= target && (!next || entry[1].at < next[1].at)) next = entry;
@@ -43,6 +61,5 @@ export class ManualClock implements Clock {
       this.time = next[1].at;
       next[1].callback();
     }
-    this.time = target;
   }
 }
