@@ -12,7 +12,7 @@ import { describeError, ErrorCode, messageOf, WeirError } from "../../core/error
 import type { LogLevel } from "../../core/log.ts";
 import { buildJob, loadJob } from "../load-job.ts";
 import { ManualClock } from "../../core/clock.ts";
-import { RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
+import { EXIT_STOPPED_BEFORE_START, RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
 import { ProgressReporter, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
@@ -165,6 +165,12 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   }
   if (closing || client === undefined) {
     await closing;
+    // A supervised worker still joining (started again after a crash) when its supervisor passed a stop
+    // on: the supervisor decides whether the run failed, as other workers may have stopped the job fine.
+    if (process.env[SUPERVISED_ENV] === "1") {
+      logger.command(`${env.options.name}: stopped by ${stoppedBy} before this worker joined the job`);
+      return EXIT_STOPPED_BEFORE_START;
+    }
     throw new WeirError(ErrorCode.Cancelled, `${env.options.name} stopped by ${stoppedBy} before it started`);
   }
   run.worker = client.workerId;

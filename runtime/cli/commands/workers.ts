@@ -23,6 +23,8 @@ const RESTART_DELAY_MS = 500;
 export const SUPERVISED_ENV = "WEIR_SUPERVISED";
 /** When the supervisor started (epoch ms): its workers' run, so a late one ends with the job (actors/worker/job-worker.ts). */
 export const RUN_STARTED_ENV = "WEIR_RUN_STARTED_AT";
+/** A supervised worker's exit code when the supervisor's stop reached it before it joined the job. */
+export const EXIT_STOPPED_BEFORE_START = 3;
 
 /** `args`: the `weir run` arguments without `--workers`. Resolves the exit code once every worker ended. */
 export async function superviseWorkers(count: number, args: readonly string[]): Promise<number> {
@@ -32,6 +34,8 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   let stopping = false;
   const crashes: number[] = [];
   const codes: number[] = [];
+  /** Workers the stop reached while they still started: the run failed only if no worker stopped the job. */
+  let stoppedBeforeStart = 0;
   const running = new Set<ChildProcess>();
   let wake: (() => void) | undefined;
 
@@ -65,6 +69,12 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
         }
         process.stderr.write(`weir: worker ${n} died (${signal}) ${crashes.length} times within a minute; not starting it again\n`);
       }
+      // Ended by the stop passed on before it joined (still loading, or joining after a crash).
+      if (stopping && (code === EXIT_STOPPED_BEFORE_START || (code === null && !crashed))) {
+        stoppedBeforeStart++;
+        wake?.();
+        return;
+      }
       codes.push(code ?? 1);
       // A worker that failed by itself (its job could not start, its port was taken, the job failed):
       // the run fails, rather than going on with fewer workers than asked for.
@@ -84,11 +94,13 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   process.on("SIGTERM", onSignal);
   try {
     for (let i = 1; i <= count; i++) launch(i);
-    while (running.size > 0 || codes.length < count) await new Promise<void>((r) => { wake = r; });
+    while (running.size > 0 || codes.length + stoppedBeforeStart < count) await new Promise<void>((r) => { wake = r; });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+  // Stopped before any worker ran the job: the run did not start, as a lone `weir run` stopped so.
+  if (codes.length === 0) return 1;
   return codes.every((c) => c === 0) ? 0 : Math.max(...codes.filter((c) => c !== 0));
 }
 
