@@ -50,4 +50,49 @@ test("timers due before the manual clock's time fire without an advance", async 
   }
 });
 
+test("timers restored overdue (the clock started past them) fire without an advance", async () => {
+  const nc = await connect({ servers: nats.url });
+  await createStream(nc, "MCR_IN", ["mcr.in.*"]);
+  await createStream(nc, "MCR_OUT", ["mcr.out.>"]);
+  const dues = Array.from({ length: 6 }, (_, i) => ({ k: `k${i}`, due: 1000 + i }));
+  await publishAll(nc, dues.map((d) => [`mcr.in.${d.k}`, d] as [string, unknown]));
+  const build = (clock: ManualClock) => {
+    const env = StreamEnvironment.create({ name: "mcr", nats: nats.url, parallelism: 2, checkpointIntervalMs: 100 }, { log: () => {}, clock });
+    env.fromSource(Sources.jetstream({ stream: "MCR_IN", subjects: ["mcr.in.*"], codec: Due }), { uid: "dues" })
+      .keyBy((d) => d.k)
+      .process<{ k: string; due: number; now: number }>({
+        processElement(d, ctx) { ctx.timers.registerProcessingTimeTimer(d.due); },
+        onTimer(due, ctx) { ctx.collect({ k: ctx.key, due, now: ctx.currentProcessingTime() }); },
+      }, { uid: "remind" })
+      .sinkTo(Sinks.jetstream({ stream: "MCR_OUT", subject: (f) => `mcr.out.${f.k}` }), { uid: "out" });
+    return env;
+  };
+  const first = build(new ManualClock(0));
+  let second: StreamEnvironment | undefined;
+  try {
+    const client = await first.executeAsync();
+    const pending = () => client.status().subtasks.reduce((n, st) => n + Object.values(st.operators).reduce((m, o) => m + (o.processingTimers ?? 0), 0), 0);
+    await until("the timers registered", async () => pending() === dues.length);
+    const completed = client.status().checkpoints?.completed ?? 0;
+    await until("a checkpoint holding them", async () => (client.status().checkpoints?.completed ?? 0) >= completed + 2);
+    await client.cancel();
+    await first.close();
+    second = build(new ManualClock(5000));
+    const restored = await second.executeAsync();
+    try {
+      await until("every restored timer fired", async () => (await readStream(nc, "MCR_OUT")).length >= dues.length);
+      const fired = (await readStream<{ k: string; due: number; now: number }>(nc, "MCR_OUT")).sort((a, b) => a.due - b.due);
+      assert.equal(fired, dues.map((d) => ({ ...d, now: 5000 })), "each once, at the clock's time");
+      const restoredTimers = restored.status().subtasks.reduce((n, st) => n + Object.values(st.operators).reduce((m, o) => m + (o.restoredProcessingTimers ?? 0), 0), 0);
+      assert.is(restoredTimers, dues.length, "they came from the checkpoint, not from a replay");
+    } finally {
+      await restored.cancel().catch(() => {});
+    }
+  } finally {
+    await first.close().catch(() => {});
+    await second?.close();
+    await nc.close();
+  }
+});
+
 test.run();
