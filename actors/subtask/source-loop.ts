@@ -31,7 +31,8 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
   const { gate, outputs, lifecycle, counters, debloater } = parts;
   const out = parts.chain.headOutput;
   // A watermark per split, when the source reads several and its watermarks are fromSource's (none: idle).
-  const bySplit = reader.splits ? out.forSplits?.(reader.splits) : undefined;
+  let bySplit = reader.splits ? out.forSplits?.(reader.splits) : undefined;
+  let splitsGeneration = reader.splits?.generation;
   // Said once: a live source whose lag grows again reports backlog at every poll (the demo logged it
   // hundreds of times a second).
   let backlogIgnored = false;
@@ -67,6 +68,12 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
       return;
     }
     const { values, timestamps, splits } = batch;
+    // A hybrid source's next part reads other splits: a subtask given none there (more subtasks than
+    // subjects) must go idle, not hold every window back with the one split its earlier part had.
+    if (reader.splits !== undefined && reader.splits.generation !== splitsGeneration) {
+      splitsGeneration = reader.splits.generation;
+      bySplit = out.forSplits?.(reader.splits);
+    }
     // A long wait counts as idle while it lasts (status.ts), so all of it counts once it ends.
     if (values.length === 0 || waitLong) counters.idleMs += performance.now() - polledAt;
     idle = batch.values.length === 0;

@@ -87,6 +87,11 @@ export interface SourceSplits {
   readonly count: number;
   /** A split with nothing more to read (a bounded one's end): it no longer holds the watermark back. */
   ended(split: number): boolean;
+  /**
+   * Changes when the reader's splits were replaced by others (Sources.hybrid's next part): the subtask
+   * then keeps watermarks for the new ones, checked between batches.
+   */
+  readonly generation?: number;
 }
 
 export interface SourceReader<T> {

@@ -68,7 +68,8 @@ export class SplitWatermarks {
     return { watermark: quiet === Number.POSITIVE_INFINITY ? MIN_WATERMARK : quiet, idle: true };
   }
 
-  private highest(): number {
+  /** What the splits reached, taken as all ended (a hybrid source's part that ended). */
+  highest(): number {
     let max = MIN_WATERMARK;
     for (const ts of this.maxTs) if (ts > max) max = ts;
     return max === MIN_WATERMARK ? MIN_WATERMARK : max - this.outOfOrdernessMs - 1;

@@ -90,6 +90,16 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
         processElement(value, ts) { return element(value, ts, 0); },
         ...(perSplit ? {
           readSplits(sourceSplits) {
+            // Splits replaced (Sources.hybrid's next part, once the part before ended on this subtask):
+            // what the ended part reached goes out first, as it would had the splits stayed.
+            const reached = splits.highest();
+            if (reached > emitted) {
+              ctx.enqueue(() => {
+                if (closed || reached <= emitted) return;
+                emitted = reached;
+                return out.emitWatermark(reached);
+              }, true);
+            }
             splits = new SplitWatermarks(sourceSplits, strategy.outOfOrdernessMs, strategy.idlenessMs, ctx.clock.now());
             // No split (more subtasks than subjects): idle at once, not at the first periodic check, by
             // which time downstream ran the other subtasks' first records (a backlog) at watermark MIN.

@@ -10,7 +10,7 @@
 //   parallelism above 1 the subtasks switch together (hybrid-switch.ts): one that finished a part reads
 //   nothing more until every subtask finished it, as Flink's HybridSource.
 
-import type { SourceDef, SourceReader, SourceContext } from "../contracts/connectors.ts";
+import type { SourceDef, SourceReader, SourceContext, SourceSplits } from "../contracts/connectors.ts";
 import type { RecordAttributes } from "../transport/frames.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { HybridSwitch } from "./hybrid-switch.ts";
@@ -49,7 +49,17 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
         ? new HybridSwitch(ctx.nc, ctx.names.hybridSwitch(ctx.attempt, ctx.operatorUid), ctx.subtaskIndex, ctx.parallelism, part)
         : undefined;
 
+      // The current part's splits (a part without any, a file, is one), so that fromSource's watermarks
+      // follow each part's: a JetStream part's subtask given no subject is idle, its subjects each count.
+      let generation = 0;
+      const splits: SourceSplits = {
+        get count() { return reader.splits?.count ?? 1; },
+        ended: (k) => reader.splits?.ended(k) ?? false,
+        get generation() { return generation; },
+      };
+
       return {
+        splits,
         async pollNext(maxRecords, maxWaitMs) {
           if (!partEnded) {
             const batch = await reader.pollNext(maxRecords, reader.interrupt ? maxWaitMs : undefined);
@@ -63,6 +73,7 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
           await reader.close();
           part++;
           reader = await open(part, parts[part]!.continueFrom?.(ended));
+          generation++;
           if (part === last) pending = reader.takeAttributes?.() ?? { isBacklog: false };
           // An empty batch, so the subtask asks for the new attributes before the next part's records.
           return { values: [] };
