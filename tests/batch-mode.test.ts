@@ -9,6 +9,7 @@ import {
   type DataStream, type JobOptions, type SourceDef,
 } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
+import { formatStatus } from "../runtime/cli/commands/control.ts";
 
 const batch = suite("batch mode");
 const nats = withServer(batch);
@@ -246,6 +247,30 @@ batch("a batch job stopped before its input ended is cancelled: no partial resul
   } finally {
     await env.close();
   }
+});
+
+batch("the status says which mode a launch runs in: \"automatic\" is batch when every source is bounded", async () => {
+  // With the default mode nothing told a user whether the job ran in batch or in the mixed mode (audit).
+  const modeOf = async (count: number | undefined, options: Partial<JobOptions>) => {
+    const env = StreamEnvironment.create({ name: `batchmode${jobs++}`, nats: nats.url, parallelism: 1, stateBackend: "heap", ...options }, { log: () => {} });
+    try {
+      env.fromSource(Sources.generator({ ...(count ? { count } : {}), ratePerSec: 100, make: (i) => i }), { name: "ticks" })
+        .sinkTo({ kind: "test", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+      const client = await env.executeAsync();
+      try {
+        const s = client.status();
+        return `${s.mode} ${s.backlogSorted}|${formatStatus(s).split("\n")[1]!.replace(/.*; mode /, "")}`;
+      } finally {
+        await client.cancel();
+      }
+    } finally {
+      await env.close();
+    }
+  };
+  assert.is(await modeOf(1_000_000, {}), "batch false|batch");
+  assert.is(await modeOf(undefined, {}), "automatic true|automatic: streaming, backlogs sorted by key");
+  assert.is(await modeOf(1_000_000, { checkpointIntervalMs: 60_000 }), "automatic false|automatic: streaming, backlogs not sorted (checkpointIntervalDuringBacklogMs is not 0)");
+  assert.is(await modeOf(undefined, { mode: "streaming" }), "streaming false|streaming");
 });
 
 batch.run();

@@ -63,7 +63,7 @@ const StatusShape = t.intersection([
     recordsIn: t.number, recordsOut: t.number, deadLetters: t.number, restarts: t.number, restartStrategy: t.string,
     failures: t.array(JobFailureCodec), subtasks: t.array(t.UnknownRecord),
   }),
-  t.partial({ natsReplicas: t.number, failure: t.string, nextRestartAt: t.string, nextRestartDelayMs: t.number, restoredFrom: t.number, checkpoints: t.UnknownRecord }),
+  t.partial({ natsReplicas: t.number, mode: t.string, backlogSorted: t.boolean, failure: t.string, nextRestartAt: t.string, nextRestartDelayMs: t.number, restoredFrom: t.number, checkpoints: t.UnknownRecord }),
 ], "JobStatus");
 export const StatusReply = StatusShape as unknown as t.Type<JobStatus, unknown, unknown>;
 

@@ -3,7 +3,7 @@
 // kept as its last known status.
 
 import type { JobMachineContext, JobState } from "./machine.ts";
-import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
+import { sortsBacklog, type ExecutionMode, type ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import type { SubtaskHandle } from "./subtask-handle.ts";
 import { describeRestartStrategy } from "./restart-strategy.ts";
 import type { CheckpointStats } from "../checkpoint/coordinator.ts";
@@ -27,6 +27,13 @@ export interface JobStatus {
   readonly parallelism: number;
   /** Replicas of the job's streams and KV buckets (its `natsReplicas`). */
   readonly natsReplicas?: number;
+  /**
+   * The mode this launch runs in, as resolved from its sources: "automatic" only when it is not batch
+   * (FLIP-327's mixed mode), so that a user of the default sees which one the job got.
+   */
+  readonly mode?: ExecutionMode;
+  /** Whether keyed operators sort a backlog by key (mixed mode with checkpointIntervalDuringBacklogMs 0). */
+  readonly backlogSorted?: boolean;
   /** Records the sources read since this job runner started, over all its deployments (replays after a restart count again). */
   readonly recordsIn: number;
   /** Records the sinks took, counted as recordsIn. */
@@ -161,6 +168,11 @@ export function recordCounts(subtasks: ReadonlyArray<Pick<SubtaskHandle, "isSour
   return { recordsIn, recordsOut, remoteDeadLetters };
 }
 
+/** The status's mode fields for the launch's options (their mode is the resolved one). */
+export function modeOf(job: ResolvedJobOptions): Pick<JobStatus, "mode" | "backlogSorted"> {
+  return { mode: job.mode, backlogSorted: job.mode !== "batch" && sortsBacklog(job) };
+}
+
 /** The status object of a job runner: records in at the sources, out at the sinks. */
 export function jobStatusOf(p: StatusParts): JobStatus {
   const subtasks = p.subtasks.map((s) => s.status());
@@ -174,6 +186,7 @@ export function jobStatusOf(p: StatusParts): JobStatus {
     uptimeMs: Date.now() - p.started,
     parallelism: p.parallelism,
     natsReplicas: p.job.natsReplicas,
+    ...modeOf(p.job),
     ...counts,
     deadLetters: p.deadLetters + (remoteDeadLetters ?? 0),
     ...(c.failure ? { failure: c.failure } : {}),

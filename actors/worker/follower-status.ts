@@ -3,7 +3,7 @@
 
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { describeRestartStrategy } from "../job/restart-strategy.ts";
-import { recordCounts, type JobStatus } from "../job/job-status.ts";
+import { modeOf, recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
@@ -20,6 +20,7 @@ export function followerStatus(o: { job: ResolvedJobOptions; started: number; ho
     startedAt: new Date(o.started).toISOString(),
     uptimeMs: Date.now() - o.started,
     parallelism: o.job.parallelism,
+    ...modeOf(o.job),
     ...recordCounts(host.running),
     deadLetters: subtasks.reduce((n, s) => n + s.deadLetters, 0),
     restarts: 0,

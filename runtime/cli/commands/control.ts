@@ -39,11 +39,22 @@ function failureText(s: JobStatus): string {
   return last ? `, restarts ${s.restarts}, last failure: ${last.error}` : "";
 }
 
+/** The mode the launch runs in: "automatic" resolves to batch, or to streaming that may sort a backlog. */
+export function describeMode(s: Pick<JobStatus, "mode" | "backlogSorted">): string | undefined {
+  if (s.mode === undefined || s.mode !== "automatic") return s.mode;
+  return `automatic: streaming, ${s.backlogSorted ? "backlogs sorted by key" : "backlogs not sorted (checkpointIntervalDuringBacklogMs is not 0)"}`;
+}
+
+function modeText(s: JobStatus): string {
+  const mode = describeMode(s);
+  return mode === undefined ? "" : `; mode ${mode}`;
+}
+
 export function formatStatus(s: JobStatus): string {
   const outage = s.natsDisconnectedSince ? `, NATS disconnected for ${((Date.now() - Date.parse(s.natsDisconnectedSince)) / 1000).toFixed(1)}s` : "";
   const head = `${s.job}: ${s.state}${outage}, up ${(s.uptimeMs / 1000).toFixed(1)}s, in ${formatCount(s.recordsIn)}, out ${formatCount(s.recordsOut)}, dead letters ${s.deadLetters}${failureText(s)}`;
   const next = s.nextRestartDelayMs !== undefined ? `, next restart in ${(Math.max(0, Date.parse(s.nextRestartAt!) - Date.now()) / 1000).toFixed(1)}s (delay ${(s.nextRestartDelayMs / 1000).toFixed(1)}s)` : "";
-  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}${s.natsReplicas !== undefined ? `; NATS replicas ${s.natsReplicas}` : ""}`;
+  const restarts = `  restarts: ${s.restarts}${next}; strategy ${s.restartStrategy ?? "-"}${s.natsReplicas !== undefined ? `; NATS replicas ${s.natsReplicas}` : ""}${modeText(s)}`;
   const cols = ["subtask", "state", "in", "out", "watermark", "backpressure", "queued", "pending", "in flight", "state cache", "timers ev/proc"];
   const rows = s.subtasks.map((t) => {
     const cache = Object.values(t.operators).find((m) => m.cacheEntries !== undefined);

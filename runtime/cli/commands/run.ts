@@ -22,7 +22,7 @@ import { addDashboardRoutes } from "../dashboard/routes.ts";
 import type { SnapshotStream } from "../dashboard/events.ts";
 import { storedCheckpoints } from "../dashboard/history.ts";
 import { wholeJobViews } from "../dashboard/nats-source.ts";
-import { fetchStatus } from "./control.ts";
+import { describeMode, fetchStatus } from "./control.ts";
 
 export interface RunFlags {
   readonly nats?: string;
@@ -177,7 +177,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
   const status = () => client.status();
   const progress = new ProgressReporter(status, { onLine: (text, s) => logger.command(text, progressFields(s, client.workerId)) });
   if (!flags.quiet) {
-    logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend})`, { worker: client.workerId });
+    logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend}), mode ${describeMode(client.status()) ?? env.options.mode}`, { worker: client.workerId });
     progress.start();
   }
   let signals = 0;
