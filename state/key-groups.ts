@@ -45,7 +45,14 @@ export function keyHashCode(key: unknown): number {
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const entries = Object.keys(value as object).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+  const entries: string[] = [];
+  for (const k of Object.keys(value as object).sort()) {
+    const field = (value as Record<string, unknown>)[k];
+    // Left out as JSON.stringify leaves it out: `{ a: 1, b: undefined }` (an optional field) is the key
+    // `{ a: 1 }` once it crossed an edge or was stored, and must not read back as `{ a: 1, b: null }`.
+    if (field === undefined || typeof field === "function" || typeof field === "symbol") continue;
+    entries.push(`${JSON.stringify(k)}:${canonicalJson(field)}`);
+  }
   return `{${entries.join(",")}}`;
 }
 
