@@ -71,9 +71,10 @@ export interface ListState<T> {
   /** [] when absent, as Flink's (an empty list is never stored: `update([])` clears). */
   get(): Promise<T[]>;
   add(value: T): Promise<void>;
-  addAll(values: readonly T[]): Promise<void>;
+  /** Any iterable of elements (an array, a Set, a generator), as Flink's takes any List. */
+  addAll(values: Iterable<T>): Promise<void>;
   /** an empty list clears */
-  update(values: readonly T[]): Promise<void>;
+  update(values: Iterable<T>): Promise<void>;
   clear(): Promise<void>;
 }
 export interface MapState<K, V> {

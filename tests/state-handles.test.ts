@@ -151,6 +151,14 @@ for (const kind of kinds) {
     assert.equal(await l.get(), []);
     const err = await rejection(l.add(undefined as unknown as string));
     assert.instance(err, StateCodecError);
+    // Iterables other than arrays (no `length`) stored [undefined], which every later read refused.
+    await l.addAll(new Set(["s1", "s2"]));
+    await l.addAll((function* () { yield "g"; })());
+    assert.equal(await l.get(), ["s1", "s2", "g"]);
+    await l.update(new Set(["u"]));
+    assert.equal(await l.get(), ["u"]);
+    assert.match((await rejection(l.update(undefined as unknown as string[]))).message, /update takes an array .* not undefined/);
+    assert.equal(await l.get(), ["u"]);
   }));
 
   s(`${kind}: MapState get/put/putAll/remove/contains/iteration/isEmpty/clear`, () => withBackend(kind, async (state) => {

@@ -39,18 +39,20 @@ export class ListStateHandle<T> implements StoredValueDecoder<T[]>, ListState<T>
     }
   }
 
-  addAll(values: readonly T[]): Promise<void> {
-    if (values.length === 0) return Promise.resolve();
+  addAll(values: Iterable<T>): Promise<void> {
     try {
-      return written(this.handler, stateRequest.append(this.address, this.encodeAll(values)));
+      const list = this.elements(values, "addAll");
+      if (list.length === 0) return Promise.resolve();
+      return written(this.handler, stateRequest.append(this.address, this.encodeAll(list)));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  update(values: readonly T[]): Promise<void> {
+  update(values: Iterable<T>): Promise<void> {
     try {
-      return written(this.handler, stateRequest.put(this.address, values.length === 0 ? undefined : this.encodeAll(values)));
+      const list = this.elements(values, "update");
+      return written(this.handler, stateRequest.put(this.address, list.length === 0 ? undefined : this.encodeAll(list)));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -58,6 +60,16 @@ export class ListStateHandle<T> implements StoredValueDecoder<T[]>, ListState<T>
 
   clear(): Promise<void> {
     return written(this.handler, stateRequest.put(this.address, undefined));
+  }
+
+  /**
+   * The elements as an array. A Set or a generator had no `length`: addAll stored a list holding one
+   * undefined, which every later read refused as if the codec had changed.
+   */
+  private elements(values: Iterable<T>, method: string): readonly T[] {
+    if (Array.isArray(values)) return values;
+    if (typeof values !== "string" && typeof (values as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] === "function") return Array.from(values);
+    throw new StateCodecError(this.state, this.scope.key, "write", [`${method} takes an array (or another iterable) of elements, not ${values == null ? String(values) : `a ${typeof values}`}`]);
   }
 
   private encodeAll(values: readonly T[]): unknown[] {
