@@ -7,7 +7,14 @@ import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 export function describeKey(key: unknown): string {
   let s: string;
   try { s = JSON.stringify(key) ?? String(key); } catch { s = String(key); }
-  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+  return shortened(s, 120, 117);
+}
+
+/** `s`, or its first `keep` characters and "..." when longer than `max`; never cut inside a surrogate pair (an emoji), whose lone half prints as �. */
+export function shortened(s: string, max: number, keep: number): string {
+  if (s.length <= max) return s;
+  const c = s.charCodeAt(keep - 1);
+  return `${s.slice(0, c >= 0xd800 && c <= 0xdbff ? keep - 1 : keep)}...`;
 }
 
 /** A value (or map key) failed its io-ts codec on read or on write. */

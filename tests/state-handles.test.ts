@@ -262,6 +262,10 @@ for (const kind of kinds) {
     await m.put("a.b c", 1);
     await m.put("*", 2);
     assert.equal(await collect(m.entries()), [["*", 2], ["a.b c", 1]]);
+    // A key too long for KV is named shortened, never cut inside an emoji's surrogate pair.
+    const message = (await rejection(state(odd, "😀".repeat(170)).update("v"))).message;
+    assert.match(message, /the encoded key is \d+ characters/);
+    assert.not.match(message, /[\ud800-\udbff](?![\udc00-\udfff])/, "no lone high surrogate");
   }));
 }
 

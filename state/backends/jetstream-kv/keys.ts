@@ -6,7 +6,7 @@
 // stays, any other character becomes "=" and the hex of its UTF-8 bytes). Encoded tokens never contain "."
 // "/" "*" ">", so a token starting with "/" is always weir's own (chunks, markers), never a user's.
 
-import { StateLimitError } from "../../errors.ts";
+import { shortened, StateLimitError } from "../../errors.ts";
 import { decodeKeyTokens, encodeKeyToken } from "../../../runtime/core/kv-keys.ts";
 import type { StateAddress } from "../../contracts.ts";
 
@@ -53,7 +53,7 @@ export function parseKey(key: string): { operator: string; state: string; keyGro
 function checkLength(key: string, a: StateAddress): string {
   if (key.length > MAX_KEY_LENGTH) {
     throw new StateLimitError(
-      `state "${a.state}" for key ${a.keyId.slice(0, 80)}${a.keyId.length > 80 ? "..." : ""}: the encoded key is ${key.length} characters, more than the ${MAX_KEY_LENGTH} a KV key may have`,
+      `state "${a.state}" for key ${shortened(a.keyId, 80, 80)}: the encoded key is ${key.length} characters, more than the ${MAX_KEY_LENGTH} a KV key may have`,
     );
   }
   return key;
