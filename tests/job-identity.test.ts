@@ -24,6 +24,15 @@ test("workers differing in clock, parallelism or job graph are told how; the sam
   const other = StreamEnvironment.create({ name: "ident", nats: "nats://127.0.0.1:1", parallelism: 2 });
   other.fromSource(Sources.array([1])).map((n) => n).sinkTo(discard);
   assert.match(identityDifference(manual, jobIdentity(other.jobGraph(), job, "manual")) ?? "", /^another job graph/);
+  // An operator's own parallelism: the same graph shape, another number of source subtasks.
+  const withSource = (p?: number) => {
+    const env = StreamEnvironment.create({ name: "ident", nats: "nats://127.0.0.1:1", parallelism: 2 });
+    env.fromSource(Sources.array([1, 2, 3]), { uid: "src", ...(p === undefined ? {} : { parallelism: p }) }).keyBy((n) => n % 2).reduce((a, b) => a + b).sinkTo(discard);
+    return jobIdentity(env.jobGraph(), job);
+  };
+  assert.is(identityDifference(withSource(1), withSource(1)), undefined);
+  assert.is(identityDifference(withSource(1), withSource(3)), `parallelism of "src" 3 (the leader's: 1)`);
+  assert.is(identityDifference(withSource(1), withSource()), `parallelism of "src" not set (the leader's: 1)`);
 });
 
 test.run();

@@ -11,8 +11,15 @@ import type { ResolvedJobOptions } from "../contracts/job-options.ts";
 export const JobIdentityCodec = t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }, "JobIdentity");
 export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
 
-/** `clock`: "manual" for `weir run --manual-clock` (processing time moves only when the leader moves it). */
+/**
+ * `clock`: "manual" for `weir run --manual-clock` (processing time moves only when the leader moves it).
+ * An operator's own parallelism (`{ parallelism }` in its options) is a setting too: a worker whose source
+ * ran at another one would read other subjects, and a keyed subtask would wait for barriers from channels
+ * the leader's graph does not have (the job stalled, nothing said why).
+ */
 export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system"): JobIdentity {
+  const own: Record<string, number> = {};
+  for (const v of graph.vertices) for (const n of v.nodes) if (n.parallelism !== undefined) own[`parallelism of "${n.uid}"`] = n.parallelism;
   const shape = graph.vertices.map((v) => ({
     uid: v.uid,
     nodes: v.nodes.map((n) => `${n.kind}:${n.uid}`),
@@ -27,15 +34,18 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
       mode: job.mode,
       checkpointIntervalMs: job.checkpointIntervalMs,
       clock,
+      ...own,
     },
   };
 }
 
 /** How `theirs` differs from `mine`, in words (undefined: the same job). */
 export function identityDifference(mine: JobIdentity, theirs: JobIdentity): string | undefined {
-  const settings = Object.keys(mine.settings)
+  // Both sides' keys: an operator's own parallelism is set on one side only when the job files differ.
+  const show = (v: string | number | undefined) => (v === undefined ? "not set" : JSON.stringify(v));
+  const settings = [...new Set([...Object.keys(mine.settings), ...Object.keys(theirs.settings)])]
     .filter((k) => mine.settings[k] !== theirs.settings[k])
-    .map((k) => `${k} ${JSON.stringify(theirs.settings[k])} (the leader's: ${JSON.stringify(mine.settings[k])})`);
+    .map((k) => `${k} ${show(theirs.settings[k])} (the leader's: ${show(mine.settings[k])})`);
   const parts = [...(mine.graph !== theirs.graph ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"] : []), ...settings];
   return parts.length > 0 ? parts.join(", ") : undefined;
 }
