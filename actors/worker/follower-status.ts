@@ -7,10 +7,10 @@ import { modeOf, recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
-export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch"> | undefined; worker: string; leader: string | undefined }):
+export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch" | "deployedParallelism"> | undefined; worker: string; leader: string | undefined }):
   JobStatus & { workers: readonly WorkerSummary[]; epoch: number; worker: string; leader?: string } {
   // Before its host exists (the worker is still opening the job log): nothing runs yet.
-  const host = o.host ?? { running: [], currentEpoch: -1 };
+  const host = o.host ?? { running: [], currentEpoch: -1, deployedParallelism: undefined };
   const subtasks = host.running.map((s) => s.status());
   const running = host.running.some((s) => !s.isTerminal);
   return {
@@ -19,7 +19,8 @@ export function followerStatus(o: { job: ResolvedJobOptions; started: number; ho
     attempt: `e${host.currentEpoch}`,
     startedAt: new Date(o.started).toISOString(),
     uptimeMs: Date.now() - o.started,
-    parallelism: o.job.parallelism,
+    // With "auto" the leader's deployment sets it (job.parallelism is only the default before any).
+    parallelism: host.deployedParallelism ?? o.job.parallelism,
     ...modeOf(o.job),
     ...recordCounts(host.running),
     deadLetters: subtasks.reduce((n, s) => n + s.deadLetters, 0),

@@ -80,9 +80,13 @@ export class WorkerHost {
     }),
   );
 
+  private deployedAt: number | undefined;
+
   constructor(private readonly o: WorkerHostOptions) {}
 
   get currentEpoch(): number { return this.epoch; }
+  /** The parallelism the leader deployed this worker at, when it chose one (`parallelism: "auto"`). */
+  get deployedParallelism(): number | undefined { return this.deployedAt; }
   get running(): readonly Subtask[] { return this.subtasks; }
 
   start(): void {
@@ -230,6 +234,7 @@ export class WorkerHost {
     const stick = (r: WorkerReport) => { this.sticky.push(r); this.report(r); };
     const worker = this.o.workerId;
     const graph = this.o.graphFor && c.parallelism !== null ? this.o.graphFor(c.parallelism) : this.o.graph;
+    this.deployedAt = c.parallelism ?? undefined;
     const deps: Omit<SubtaskDeps, "deadLetters"> = {
       ...this.o.deps,
       graph,
