@@ -94,6 +94,8 @@ export interface JobResult {
   readonly state: "finished" | "stopped" | "cancelled";
   /** Stopped while it failed over (no final checkpoint): the failure it was recovering from. */
   readonly failure?: string;
+  /** A worker of several that left the job (SIGTERM, say): the job goes on on the others. */
+  readonly left?: boolean;
   readonly durationMs: number;
   readonly status: JobStatus;
 }

@@ -315,7 +315,7 @@ export class JobWorker {
     while (this.host.running.some((s) => !s.isTerminal) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.shutdown();
     this.actor.send({ type: "LEFT" });
-    this.settle.resolve({ job: this.job.name, state: "stopped", durationMs: Date.now() - this.started, status: this.status() });
+    this.settle.resolve({ job: this.job.name, state: "stopped", left: true, durationMs: Date.now() - this.started, status: this.status() });
   }
 
   private onJobEnded(data: Uint8Array): void {

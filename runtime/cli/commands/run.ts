@@ -228,7 +228,9 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     // A stop with a savepoint names it, as `weir stop --savepoint` does (the worker that led took it).
     const last = s.checkpoints?.lastCompleted;
     const savepoint = result.state === "stopped" && last?.kind === "savepoint" ? `; savepoint ${last.id} taken (weir run resumes from it)` : "";
-    process.stdout.write(`weir: ${result.job} ${result.state} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${savepoint}\n`);
+    // A worker that left: the job itself goes on, so "stopped" would say the wrong thing.
+    const ended = result.left ? `: this worker left the job (it goes on on its other workers)` : ` ${result.state}`;
+    process.stdout.write(`weir: ${result.job}${ended} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${savepoint}\n`);
   }
   // Stopped while failing over: no final checkpoint, and the job was failing; say why, and exit non-zero.
   if (result.failure !== undefined) throw new WeirError(ErrorCode.InvalidJob, stoppedWhileFailing(result.job, result.failure));
