@@ -3,6 +3,7 @@
 // runs the sinks defined since the previous one; cached streams (DataStream.cache, FLIP-205) live as
 // long as the environment.
 
+import { refuseIfRunningElsewhere } from "./job-already-running.ts";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createKeyedStateBackend, destroyKeyedState } from "../../state/mod.ts";
@@ -178,7 +179,7 @@ export class StreamEnvironment implements StreamHost {
   }
 
   async executeAsync(): Promise<JobClient> {
-    return this.launch((graph, nc, options, job) => new JobRunner(graph, job, nc, options));
+    return this.launch((graph, nc, options, job) => new JobRunner(graph, job, nc, options), "alone");
   }
 
   /**
@@ -193,7 +194,7 @@ export class StreamEnvironment implements StreamHost {
       const created = worker;
       run.onCreated?.({ workerId: created.id, status: () => created.status() });
       return created;
-    });
+    }, "worker");
     return { ...client, workerId: worker!.id };
   }
 
@@ -226,7 +227,7 @@ export class StreamEnvironment implements StreamHost {
     }
   }
 
-  private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions, job: ResolvedJobOptions) => RunningJob): Promise<JobClient> {
+  private async launch(create: (graph: JobGraph, nc: NatsConnection, options: JobRunnerOptions, job: ResolvedJobOptions) => RunningJob, as: "alone" | "worker"): Promise<JobClient> {
     if (this.produced.size > 0) await this.recoverLostCaches();
     const plan = this.plan();
     const graph = this.build(plan);
@@ -248,6 +249,7 @@ export class StreamEnvironment implements StreamHost {
     if (this.options.natsReplicas > 1 && !nc.info?.cluster) {
       throw new WeirError(ErrorCode.InvalidOption, `natsReplicas ${this.options.natsReplicas}: the NATS server is not part of a cluster; replicas need a JetStream cluster of at least ${this.options.natsReplicas} servers`);
     }
+    await refuseIfRunningElsewhere(nc, this.options.name, as);
     const runner = create(graph, nc, {
       ...(this.hooks.clock ? { clock: this.hooks.clock } : {}),
       ...(this.hooks.log ? { log: this.hooks.log } : {}),
