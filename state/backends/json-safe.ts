@@ -30,4 +30,3 @@ function hasNonFinite(value: unknown, depth: number): boolean {
   for (const v of Array.isArray(value) ? value : Object.values(value)) if (hasNonFinite(v, depth + 1)) return true;
   return false;
 }
-

@@ -41,7 +41,7 @@ function failureText(s: JobStatus): string {
 
 /** The mode the launch runs in: "automatic" resolves to batch, or to streaming that may sort a backlog. */
 export function describeMode(s: Pick<JobStatus, "mode" | "backlogSorted">): string | undefined {
-  if (s.mode === undefined || s.mode !== "automatic") return s.mode;
+  if (s.mode !== "automatic") return s.mode;
   return `automatic: streaming, ${s.backlogSorted ? "backlogs sorted by key" : "backlogs not sorted (checkpointIntervalDuringBacklogMs is not 0)"}`;
 }
 
