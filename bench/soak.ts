@@ -11,7 +11,7 @@ import { createInterface } from "node:readline";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { launchNatsServer } from "../runtime/internal.ts";
-import { freePort } from "../tests/helpers/cli.ts";
+import { freePort, within } from "../tests/helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
 import { checkCounts, checkWindows } from "./soak-check.ts";
 import { assertModel, eventTime, keyIndex, keyName, type SoakModel } from "./soak-model.ts";
@@ -159,7 +159,8 @@ try {
 
   const stop = runWeir(["stop", JOB], server.url);
   const stopCode = await exitOf(stop);
-  const jobCode = await Promise.race([jobExit, sleep(120_000).then(() => "still running")]);
+  const jobEnded = await within(jobExit.then((code) => ({ code })), 120_000);
+  const jobCode = jobEnded === undefined ? "still running" : jobEnded.code;
   console.log(`soak: weir stop exited ${stopCode}; the job exited ${jobCode}`);
   const counts = await checkCounts(nc, model, published);
   const windows = await checkWindows(nc, model, published);

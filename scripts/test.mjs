@@ -53,6 +53,8 @@ const files = findTests(join(root, "tests")).filter((f) => filters.length === 0 
 // The long files first (several minutes each: processes killed and restarted), so two runners finish
 // together instead of one running a long file alone at the end.
 const LONG = ["crash-recovery.test.ts", "workers.test.ts", "cluster-failover.test.ts", "workers-cluster.test.ts", "crash-recovery-windows.test.ts", "cli-stop.test.ts", "nats-restart.test.ts", "scenarios.test.ts"];
+/** Seconds between a file's last test and its process's exit past which the line says so (start-up takes ~1 s). */
+const LINGER_NOTED_S = 5;
 const rank = (f) => { const i = LONG.findIndex((l) => f.endsWith(`/${l}`)); return i < 0 ? LONG.length : i; };
 const queue = [...files].sort((a, b) => rank(a) - rank(b));
 async function worker() {
@@ -66,8 +68,11 @@ async function worker() {
     if ((r.code !== 0 || total === 0) && bad === 0) bad = 1; // crashed, hung or ran nothing
     passed += ok;
     failed += bad;
-    const secs = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(`${bad ? "FAIL" : "ok  "} ${rel} (${ok}/${total}, ${secs}s)`);
+    const wall = (Date.now() - started) / 1000;
+    // A timer left running after the tests (a race's losing sleep) holds the process: the suite waits for it.
+    const ran = Number(/Duration:\s+([\d.]+)ms/.exec(r.out)?.[1] ?? Number.NaN) / 1000;
+    const lingered = wall - ran > LINGER_NOTED_S ? `, lingered ${(wall - ran).toFixed(0)}s after its tests` : "";
+    console.log(`${bad ? "FAIL" : "ok  "} ${rel} (${ok}/${total}, ${wall.toFixed(1)}s${lingered})`);
     if (bad) { failures.push(rel); console.log(r.out.split("\n").map((l) => `    ${l}`).join("\n")); }
   }
 }

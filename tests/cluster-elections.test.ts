@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { startCluster, type NatsCluster } from "./helpers/nats-cluster.ts";
+import { within } from "./helpers/cli.ts";
 import { ensureStateBucket } from "../state/backends/jetstream-kv/open.ts";
 import { KvPipe } from "../state/backends/jetstream-kv/pipe.ts";
 import { ConsumerLane } from "../runtime/sources/jetstream-lane.ts";
@@ -99,7 +100,7 @@ for (const advisory of [true, false]) {
       while (written <= before + 200 && Date.now() < deadline && failure === undefined) await sleep(50);
       stop = true;
       assert.is(failure, undefined, `a put failed ${Math.round((Date.now() - killedAt) / 1000)} s after the kill: ${String(failure)}`);
-      const settled = await Promise.race([writer.then(() => "done"), sleep(Math.max(0, deadline - Date.now())).then(() => "stuck")]);
+      const settled = (await within(writer.then(() => "done"), Math.max(0, deadline - Date.now()))) ?? "stuck";
       assert.is(settled, "done", `puts in flight at the kill still unanswered after 90 s (${written} written, ${pipe.pending} pending)`);
       assert.ok(pipe.retries > 0, "requests were sent again");
     } finally {

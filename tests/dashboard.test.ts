@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { Browser, Locator, Page } from "playwright-core";
 import { withServer } from "./helpers/nats-server.ts";
-import { eventually, startWeir, type WeirProcess, freePort } from "./helpers/cli.ts";
+import { eventually, startWeir, type WeirProcess, freePort, within } from "./helpers/cli.ts";
 import { launchChromium, parseCount } from "./helpers/browser.ts";
 import { HttpServer } from "../runtime/cli/http/server.ts";
 import { addDashboardRoutes } from "../runtime/cli/dashboard/routes.ts";
@@ -20,7 +20,7 @@ const WAIT = 60_000;
 
 async function stop(p: WeirProcess): Promise<void> {
   p.child.kill("SIGTERM");
-  const exit = await Promise.race([p.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
+  const exit = await within(p.exited, 30_000);
   if (!exit) p.child.kill("SIGKILL");
 }
 

@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createServer } from "node:net";
 import { withServer } from "./helpers/nats-server.ts";
-import { eventually, runWeir, startWeir, freePort } from "./helpers/cli.ts";
+import { eventually, runWeir, startWeir, freePort, within } from "./helpers/cli.ts";
 
 const test = suite("metrics over HTTP");
 const nats = withServer(test);
@@ -79,7 +79,7 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
     });
   } finally {
     run.child.kill("SIGTERM");
-    const exit = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
+    const exit = await within(run.exited, 30_000);
     if (!exit) run.child.kill("SIGKILL");
   }
 });
@@ -97,7 +97,7 @@ test("no scrape before a restart: the counters after it still hold what the repl
     assert.ok(sources >= wholeRun, `the sources' counters (${sources}) include what was read before the restart (the job counts ${wholeRun})`);
   } finally {
     run.child.kill("SIGTERM");
-    const exit = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
+    const exit = await within(run.exited, 30_000);
     if (!exit) run.child.kill("SIGKILL");
   }
 });

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { findScenarioFiles, runScenario, type ScenarioResult } from "../scenarios/runner.ts";
 import { loadScenario } from "../scenarios/format.ts";
+import { within } from "./helpers/cli.ts";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 const examples = join(root, "examples/scenarios");
@@ -313,7 +314,7 @@ shipped("SIGINT to weir scenario: the scenario fails as interrupted, its job pro
     const children = spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
     assert.ok(children.length >= 2, `the server and the job run as children: ${children.join(", ")}`);
     child.kill("SIGINT");
-    const code = await Promise.race([exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 60_000))]);
+    const code = (await within(exited, 60_000)) ?? "hung";
     assert.is(code, 130, stdout);
     assert.match(stdout, /step 2 \(sleep 60000 ms\): interrupted \(SIGINT\)/);
     const alive = children.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } });

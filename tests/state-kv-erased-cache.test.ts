@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import * as t from "io-ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
+import { within } from "./helpers/cli.ts";
 import { valueState } from "../state/descriptors.ts";
 import { createStateHandle } from "../state/handles/create.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
@@ -217,7 +218,7 @@ s("checkpoints: writers wait while KV materializations fall behind, and go on on
     assert.not.ok(written, "a write waits while more committed entries queue than KV is taking");
     process.kill(server.server.pid, "SIGCONT");
     resumed = true;
-    await Promise.race([Promise.all([write, first, second]), new Promise((_, no) => setTimeout(() => no(new Error("no progress 30 s after KV returned")), 30_000))]);
+    if ((await within(Promise.all([write, first, second]).then(() => true), 30_000)) === undefined) throw new Error("no progress 30 s after KV returned");
     assert.ok(written);
     assert.is(await accOf(b, "b499").value(), 499);
     assert.is(await accOf(b, "late").value(), 1);

@@ -12,6 +12,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { outputTag, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
 import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
 import { idRanges } from "./streams.ts";
+import { within } from "./cli.ts";
 
 export interface RestartRunOptions {
   /** A single server, SIGKILLed, down `downMs`, restarted each round. */
@@ -126,7 +127,7 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
       await waitFor(async () => (await outputCount(nc, "OUTW")) >= closed, o.waitMs);
     }
     const status = client.status();
-    await Promise.race([client.stop().catch(() => {}), sleep(o.waitMs)]);
+    await within(client.stop().catch(() => {}), o.waitMs);
     const out = await readBySeq<{ key: string; n: number; id: number }>(nc, "OUT");
     const windows = o.windows ? await checkWindows(nc, published) : undefined;
     const subtasks = status.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`);
@@ -137,8 +138,8 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     return { published, outputs: out.length, ...lost, progressMs, jobRestarts: status.restarts, jobState: status.state, subtasks, ...(windows ? { windows } : {}), ...(consumers ? { consumers } : {}), ...(lostDetail ? { lostDetail } : {}) };
   } finally {
     await publisher.stop();
-    await Promise.race([env.close().catch(() => {}), sleep(o.waitMs)]);
-    await Promise.race([nc.close().catch(() => {}), sleep(5000)]);
+    await within(env.close().catch(() => {}), o.waitMs);
+    await within(nc.close().catch(() => {}), 5000);
   }
 }
 
