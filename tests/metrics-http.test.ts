@@ -2,7 +2,7 @@
 // real nats-server while records flow, through a restart after a user function threw once.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { withServer } from "./helpers/nats-server.ts";
 import { eventually, runWeir, startWeir, freePort, within } from "./helpers/cli.ts";
 
@@ -29,6 +29,18 @@ async function scrape(port: number): Promise<Scrape> {
     samples.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return { text, types, samples };
+}
+
+/** The status line of the answer to a raw request (as a port scanner sends it), or what ended the connection. */
+async function rawRequest(port: number, text: string): Promise<string> {
+  return await new Promise<string>((resolve) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(text));
+    let got = "";
+    const timer = setTimeout(() => { socket.destroy(); resolve(`no answer within 5 s: ${got}`); }, 5000);
+    socket.on("data", (d) => { got += d; });
+    socket.on("error", (e) => { got += ` (${e.message})`; });
+    socket.on("close", () => { clearTimeout(timer); resolve(got.split("\r\n")[0] || "closed without an answer"); });
+  });
 }
 
 const sum = (s: Scrape, name: string, where: Record<string, string> = {}) =>
@@ -102,7 +114,7 @@ test("no scrape before a restart: the counters after it still hold what the repl
   }
 });
 
-test("while the job is still starting (its input stream missing, restarting): the dashboard and /metrics are served", async () => {
+test("while the job is still starting (its input stream missing, restarting): the dashboard and /metrics are served; a malformed request is answered 400, the job goes on", async () => {
   const port = await freePort();
   const run = startWeir(["run", "tests/fixtures/jobs/failing-sink.ts", "--nats", nats.url, "--http", `127.0.0.1:${port}`, "--quiet"], { env: { SINKJOB_NAME: "notyet", SINKJOB_RESTART_DELAY_MS: "12000" } });
   try {
@@ -115,6 +127,11 @@ test("while the job is still starting (its input stream missing, restarting): th
     assert.is(metrics.status, 200);
     assert.match(await metrics.text(), /^weir_job_state\{[^}]*state="(deploying|failing|restarting)"[^}]*\} 1$/m, "the job's state while it starts");
     assert.match(run.stderr(), `serving metrics on http://127.0.0.1:${port}/metrics`, "where, said before the job runs");
+    // A request target no URL parser takes (a scanner's probe) ended the whole job as a crash ("Invalid URL").
+    assert.match(await rawRequest(port, "GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), /^HTTP\/1\.1 400 /);
+    assert.is((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200, "still serving");
+    assert.is(run.child.exitCode, null, `the job still runs: ${run.stderr().slice(-400)}`);
+    assert.not.match(run.stderr(), /Invalid URL/);
   } finally {
     if (run.child.exitCode === null) run.child.kill("SIGKILL");
     await run.exited;

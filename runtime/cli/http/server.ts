@@ -61,7 +61,8 @@ export class HttpServer {
 
   /** Listens; resolves with the bound address. A port in use is one clear error. */
   async listen(address: HttpAddress): Promise<HttpAddress> {
-    const server = createServer((req, res) => { void this.handle(req, res); });
+    // Nothing a client sends may end the process serving it (a `weir run` would end its job as a crash).
+    const server = createServer((req, res) => { this.handle(req, res).catch(() => { if (!res.headersSent) reply(res, TEXT(500, "internal error\n"), req); else res.destroy(); }); });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e: NodeJS.ErrnoException) => {
@@ -85,7 +86,13 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      // A request target no URL takes (`//[`, a scanner's probe): Node's parser lets it through.
+      return reply(res, TEXT(400, "bad request target\n"), req);
+    }
     const route = this.routes.get(url.pathname);
     if (req.method !== "GET" && req.method !== "HEAD") return reply(res, { status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n" }, req);
     const stream = req.method === "GET" ? this.streams.get(url.pathname) : undefined;
@@ -98,6 +105,8 @@ export class HttpServer {
     }
   }
 }
+
+const TEXT = (status: number, body: string): RouteResponse => ({ status, contentType: "text/plain; charset=utf-8", body });
 
 function reply(res: ServerResponse, r: RouteResponse, req: IncomingMessage): void {
   res.writeHead(r.status ?? 200, { "content-type": r.contentType, "content-length": Buffer.byteLength(r.body) });
