@@ -82,4 +82,15 @@ for (const [flags, named] of [
   });
 }
 
+test("--workers 2: records a print sink writes come out as written, behind [worker n]; JSON log lines get \"process\"", async () => {
+  const r = await runWeir(["run", "tests/fixtures/jobs/print-json.ts", "--nats", nats.url, "--workers", "2"], { env: { PRINT_JOB: "printworkers" }, deadlineMs: 90_000 });
+  assert.is(r.code, 0, r.stderr);
+  // The supervisor wrote "process" into every stdout line starting with "{": {"process":1,"a":1}, {"process":1,} and {"process":1,not json.
+  const printed = r.stdout.split("\n").filter((l) => /\] [{]/.test(l) || l.startsWith("{")).map((l) => l.replace(/^\[worker [12]\] /, ""));
+  assert.equal(printed, ['{"a":1}', "{}", "{not json"], r.stdout);
+  const json = r.stderr.split("\n").filter((l) => l.startsWith("{"));
+  assert.ok(json.length > 0, r.stderr);
+  for (const l of json) assert.ok([1, 2].includes((JSON.parse(l) as { process: number }).process), l);
+});
+
 test.run();

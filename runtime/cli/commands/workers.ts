@@ -46,8 +46,7 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
     const child = spawn(process.execPath, [...workerNodeFlags(), WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], detached: true, env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
-      // A JSON log line stays one JSON object (it names its worker; "process" says which of these it is).
-      createInterface({ input: stream }).on("line", (line) => out.write(line.startsWith("{") ? `{"process":${n},${line.slice(1)}\n` : `[worker ${n}] ${line}\n`));
+      createInterface({ input: stream }).on("line", (line) => out.write(workerLine(line, n, out === process.stderr)));
     }
     child.on("exit", (code, signal) => {
       running.delete(child);
@@ -102,6 +101,25 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   // Stopped before any worker ran the job: the run did not start, as a lone `weir run` stopped so.
   if (codes.length === 0) return 1;
   return codes.every((c) => c === 0) ? 0 : Math.max(...codes.filter((c) => c !== 0));
+}
+
+/**
+ * A line of worker n's output as the supervisor passes it on: a JSON log line (stderr) stays one JSON
+ * object, with "process": n; every other line, the records a print sink writes to stdout among them,
+ * as written behind `[worker n] ` (a record was never rewritten: `{}` became `{"process":1,}`).
+ */
+export function workerLine(line: string, n: number, stderr: boolean): string {
+  if (stderr && line.startsWith("{\"") && line.endsWith("}") && isJsonObject(line)) return `{"process":${n},${line.slice(1)}\n`;
+  return `[worker ${n}] ${line}\n`;
+}
+
+function isJsonObject(line: string): boolean {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }
 
 /** Worker n's arguments: with `--http host:port`, port + n - 1 (each process serves its own /metrics; port 0 stays 0). */
