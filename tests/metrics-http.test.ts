@@ -144,6 +144,11 @@ test("a bad --http address and a port in use are one-line errors naming --http",
   // commander's usage error: one line naming the flag (then its usual pointer to --help)
   assert.match(bad.stderr.split("\n")[0]!, /^weir: option '--http <addr>' argument 'localhost:http' is invalid\. --http expects host:port/, bad.stderr);
 
+  // worker n listens on port + n - 1: worker 2 was started and failed on a port the user never typed (65536).
+  const beyond = await runWeir(["run", JOB, "--nats", nats.url, "--workers", "2", "--http", "127.0.0.1:65535"], { env: { JOB_NAME: "beyondports" } });
+  assert.is.not(beyond.code, 0);
+  assert.equal(beyond.stderr.trimEnd().split("\n"), ["weir: --http 127.0.0.1:65535 with --workers 2: worker 2 would listen on port 65536 (ports end at 65535); give a lower port, or 0 for free ones"], beyond.stderr);
+
   const holder = createServer();
   await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
   try {

@@ -66,6 +66,10 @@ natsOptions(program.command("run"))
   .option("--manual-clock <ms>", "processing time starts at <ms> (since the epoch) and moves only by `weir advance-clock` (tests, scenarios); every worker of the job needs it", nonNegativeInt("--manual-clock"))
   .action(action(async (job: string, flags: RunFlags & { workers?: number }) => {
     if (flags.workers === undefined || flags.workers === 1 || flags.plan) return runCommand(job, flags);
+    // Worker n listens on port + n - 1: say so before starting any, not through a worker failing on a port never typed.
+    const last = flags.http && flags.http.port > 0 ? flags.http.port + flags.workers - 1 : 0;
+    const host = flags.http?.host.includes(":") ? `[${flags.http.host}]` : flags.http?.host;
+    if (last > 65535) throw new WeirError(ErrorCode.InvalidOption, `--http ${host}:${flags.http!.port} with --workers ${flags.workers}: worker ${flags.workers} would listen on port ${last} (ports end at 65535); give a lower port, or 0 for free ones`);
     const { superviseWorkers } = await import("./commands/workers.ts");
     return superviseWorkers(flags.workers, withoutWorkersFlag(process.argv.slice(process.argv.indexOf("run") + 1)));
   }));
