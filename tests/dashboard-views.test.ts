@@ -7,6 +7,9 @@ import { wholeJobViews, workerViews } from "../runtime/cli/dashboard/nats-source
 import type { JobView } from "../runtime/cli/http/job-view.ts";
 import { MetricsRegistry } from "../runtime/cli/metrics/registry.ts";
 import type { JobStatus } from "../actors/job/job-status.ts";
+import { Socket } from "node:net";
+import { HttpServer } from "../runtime/cli/http/server.ts";
+import { addDashboardRoutes } from "../runtime/cli/dashboard/routes.ts";
 
 const test = suite("dashboard views");
 
@@ -47,6 +50,42 @@ test("a follower's page shows the whole job as its leader reports it; its own pa
   const lead = await wholeJobViews({ views: async () => [view("w-lead", true)] }, leaderStatus(status)).views();
   assert.equal(lead.map((v) => v.worker), ["w-lead"]);
   assert.is(asked, 0, "a leader does not ask itself over NATS");
+});
+
+test("/events: a page that stops reading (a frozen tab, a stuck proxy) is not sent more than a bounded backlog; it gets the latest once it reads", async () => {
+  // 500 KB snapshots every 10 ms: a client that never read had every one of them buffered in the serving
+  // process (a `weir run` grew by ~25 MB a second, without end).
+  let taken = 0;
+  const big = "x".repeat(500_000);
+  const source = { views: async () => { taken++; return [{ job: "big", worker: "w", leader: false, at: "", status: { job: "big", note: big } as unknown as JobStatus, localSubtasks: [] }]; } };
+  const http = new HttpServer();
+  const stream = addDashboardRoutes(http, { source, intervalMs: 10 });
+  const stuck = new Socket();
+  try {
+    const { port } = await http.listen({ host: "127.0.0.1", port: 0 });
+    stuck.connect(port, "127.0.0.1", () => stuck.write("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+    stuck.pause();
+    const deadline = Date.now() + 60_000;
+    while (taken < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(taken >= 200, `200 snapshots taken: ${taken}`);
+    let received = 0;
+    let last = "";
+    // The response's end (its last chunk; the connection itself stays open) or the connection's.
+    let ended: () => void = () => {};
+    const end = new Promise<void>((r) => { ended = r; stuck.on("close", r); });
+    stuck.on("data", (d: Buffer) => { received += d.length; last = (last + d.toString("latin1")).slice(-200); if (last.endsWith("\r\n0\r\n\r\n")) ended(); });
+    await stream.close(); // a last snapshot to every page, then the end
+    stuck.resume();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([end, new Promise((r) => { timer = setTimeout(r, 30_000); })]);
+    clearTimeout(timer);
+    assert.ok(received < 30_000_000, `what the page got after 200 snapshots of 500 KB is bounded: ${(received / 1e6).toFixed(1)} MB`);
+    assert.match(last, /\}\n\n\r\n0\r\n\r\n$/, `the last snapshot whole, then the end: ${JSON.stringify(last.slice(-40))}`);
+  } finally {
+    stuck.destroy();
+    await stream.close();
+    await http.close();
+  }
 });
 
 test.run();

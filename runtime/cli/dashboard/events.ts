@@ -11,6 +11,17 @@ import { messageOf } from "../../core/errors.ts";
 
 export const SNAPSHOT_INTERVAL_MS = 1000;
 
+/**
+ * A page with this much not yet taken by its connection (it stopped reading: a frozen tab, a stuck proxy)
+ * is skipped until it catches up, then gets the latest snapshot: the serving process keeps no more.
+ */
+export const MAX_UNSENT_BYTES = 1 << 20;
+
+/** Writes `data` unless the page has fallen behind (MAX_UNSENT_BYTES). */
+function send(page: ServerResponse, data: string): void {
+  if (page.writableLength < MAX_UNSENT_BYTES) page.write(data);
+}
+
 /** What each event carries (the page's only input). */
 export interface DashboardSnapshot {
   readonly at: string;
@@ -48,7 +59,7 @@ export class SnapshotStream {
       req.once("close", gone);
       res.once("error", gone);
       // The first snapshot at once: the page draws without waiting for the next tick.
-      void this.snapshot().then((data) => { if (this.clients.has(res)) res.write(data); });
+      void this.snapshot().then((data) => { if (this.clients.has(res)) send(res, data); });
       if (!this.timer) {
         this.timer = setInterval(() => { void this.broadcast(); }, this.intervalMs);
         this.timer.unref();
@@ -80,6 +91,7 @@ export class SnapshotStream {
       let timer: NodeJS.Timeout | undefined;
       const last = await Promise.race([this.snapshot().catch(() => undefined), new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), 1000); })]);
       clearTimeout(timer);
+      // The final state to every page, behind or not: each stream ends right after it.
       if (last !== undefined) for (const c of this.clients) c.write(last);
     }
     for (const c of this.clients) c.end();
@@ -100,6 +112,6 @@ export class SnapshotStream {
   private async broadcast(): Promise<void> {
     if (this.clients.size === 0) return;
     const data = await this.snapshot();
-    for (const c of this.clients) c.write(data);
+    for (const c of this.clients) send(c, data);
   }
 }
