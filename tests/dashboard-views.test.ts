@@ -37,6 +37,17 @@ test("/metrics from those views: records of gen#1 are labelled with the worker r
   assert.match(text, /weir_operator_records_in_total\{job_name="split",worker="w-lead",operator="gen",subtask="0"\} 10/);
 });
 
+test("/metrics (weir dashboard): a job started again on a new worker counts on from what the last one counted, even when its first figure is already higher", async () => {
+  let views = workerViews(status);
+  const registry = new MetricsRegistry();
+  registry.attach({ views: async () => views }, {});
+  assert.match(await registry.render(), /weir_operator_records_in_total\{job_name="split",worker="w-lead",operator="gen",subtask="0"\} 10\n/);
+  // The job stopped and started again in a new process: gen#0 counts from 0 there and has read 25 by the next scrape.
+  views = workerViews({ ...status, leader: "w-new", worker: "w-new", subtasks: [subtask("gen#0", undefined, 25), subtask("gen#1", "w-other", 32)] } as unknown as JobStatus);
+  assert.match(await registry.render(), /weir_operator_records_in_total\{job_name="split",worker="w-new",operator="gen",subtask="0"\} 35\n/);
+  assert.match(await registry.render(), /weir_operator_records_in_total\{job_name="split",worker="w-other",operator="gen",subtask="1"\} 32\n/);
+});
+
 test("a follower's page shows the whole job as its leader reports it; its own part while the leader does not answer; a leader's page its own", async () => {
   const view = (worker: string, leader: boolean): JobView => ({ job: "split", worker, leader, at: "", status, localSubtasks: [] });
   let asked = 0;

@@ -12,11 +12,14 @@ import type { RouteHandler } from "../http/server.ts";
 import { FAMILIES, type Family, type Sample } from "./families.ts";
 import type { SubtaskStatus } from "../../../actors/subtask/status.ts";
 
+/** A counter series' last figure, what earlier incarnations counted, and the worker that reported it last. */
+interface SeriesCount { last: number; offset: number; worker: string | undefined }
+
 export class MetricsRegistry {
   readonly registry = new Registry();
   private snapshot: readonly JobView[] = [];
   private source: JobViewSource | undefined;
-  private readonly counters = new Map<string, { last: number; offset: number }>();
+  private readonly counters = new Map<string, SeriesCount>();
   /** Told each replaced incarnation's figures (`retire`): a drop is then no sign of a restart. */
   private retiring = false;
   private scraping: Promise<unknown> = Promise.resolve();
@@ -81,8 +84,12 @@ export class MetricsRegistry {
 
   private monotonic(name: string, s: Sample): number {
     const c = this.counter(this.keyOf(name, s));
-    if (!this.retiring && s.value < c.last) c.offset += c.last;
+    // A series now reported by another worker (the job started again, or the subtask moved) counts from 0
+    // there: what the last one had counted is kept even when the new figure is already higher.
+    const worker = s.labels.worker;
+    if (!this.retiring && (s.value < c.last || (c.worker !== undefined && worker !== c.worker))) c.offset += c.last;
     c.last = s.value;
+    c.worker = worker;
     return c.offset + s.value;
   }
 
@@ -92,9 +99,9 @@ export class MetricsRegistry {
     return `${name}${JSON.stringify(labels)}`;
   }
 
-  private counter(key: string): { last: number; offset: number } {
+  private counter(key: string): SeriesCount {
     let c = this.counters.get(key);
-    if (!c) this.counters.set(key, (c = { last: 0, offset: 0 }));
+    if (!c) this.counters.set(key, (c = { last: 0, offset: 0, worker: undefined }));
     return c;
   }
 }
