@@ -11,6 +11,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
 import { eventually, runWeir, startWeir, within } from "./helpers/cli.ts";
+import { JetStreamPublishPipe } from "../runtime/nats/publish-pipe.ts";
+import { isTransientJetStreamError, retryJetStream } from "../state/backends/jetstream-retry.ts";
 
 const test = suite("NATS permissions");
 const CONF = fileURLToPath(new URL("../examples/nats-secured.conf", import.meta.url));
@@ -109,6 +111,34 @@ test("weir run as a user who may not publish or subscribe on weir.>: one line na
       assert.not.match(r.stderr, /TypeError|    at /, `${user}: no stack trace`);
     }
   } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a JetStream publish to a subject the user may not publish fails at once naming the permission, not after timeouts and 30 s of retries", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-perm-"));
+  const conf = join(dir, "perm.conf");
+  writeFileSync(conf, "jetstream: enabled\naccounts: { A: { jetstream: enabled, users: [ { user: nosink, password: pw, permissions: { publish: { deny: [\"out.weir.leader.>\"] } } } ] } }\n");
+  const server = await launchNatsServer({ args: ["-c", conf] });
+  let nc: NatsConnection | undefined;
+  let pipe: JetStreamPublishPipe | undefined;
+  try {
+    nc = await connect({ servers: server.url, user: "nosink", pass: "pw" });
+    // A timeout longer than the deadline: only the server's denial can settle the publish in time.
+    pipe = new JetStreamPublishPipe(nc, 600_000);
+    const p = pipe;
+    const subject = "out.weir.leader.x";
+    const failure = (f: () => Promise<unknown>) => within(f().then(() => "published", (e: unknown) => e as Error), 20_000);
+    for (const [what, f] of [["a publish", () => p.publish(subject, "{}", { msgID: "a" })], ["one retried through elections", () => retryJetStream(() => p.publish(subject, "{}", { msgID: "b" }))]] as const) {
+      const e = await failure(f);
+      assert.ok(e instanceof Error, `${what}: ${e === undefined ? "still waiting after 20 s" : String(e)}`);
+      assert.match(e.message, `lacks a permission weir needs: Permissions Violation for Publish to "${subject}"`);
+      assert.not.ok(isTransientJetStreamError(e), "no retry mends a permission");
+    }
+  } finally {
+    pipe?.close();
+    await nc?.close();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
 import { checkTlsFiles, tlsFailureHint } from "./tls.ts";
+import { permissionError } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
@@ -104,7 +105,7 @@ export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirErr
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === "error" && s.error instanceof PermissionViolationError) {
-        onDenied(new WeirError(ErrorCode.NatsPermission, `the NATS user lacks a permission weir needs: ${s.error.message.split("\n")[0]}`, { cause: s.error }));
+        onDenied(permissionError(s.error));
       }
     }
   })().catch(() => {});

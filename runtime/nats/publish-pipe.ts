@@ -6,6 +6,7 @@
 // bounds the publishes in flight (InflightWindow).
 
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { onPublishDenied, publishDenied } from "./denials.ts";
 
 export interface PubAckLike {
   readonly stream: string;
@@ -45,6 +46,7 @@ export class JetStreamPublishPipe {
   private readonly sweeper: ReturnType<typeof setInterval>;
   private nextId = 1;
   private closedReason: string | undefined;
+  private readonly stopWatchingDenials: () => void;
 
   constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 5000) {
     this.inbox = createInbox();
@@ -57,6 +59,8 @@ export class JetStreamPublishPipe {
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(timeoutMs / 4)));
     this.sweeper.unref?.();
+    // A publish the server denied gets no ack: it fails now, naming the permission, not after the timeout.
+    this.stopWatchingDenials = onPublishDenied(nc, (subject, e) => this.failSubject(subject, e));
   }
 
   publish(subject: string, payload: string | Uint8Array, o: PipePublishOptions = {}): Promise<PubAckLike> {
@@ -91,6 +95,7 @@ export class JetStreamPublishPipe {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
     clearInterval(this.sweeper);
+    this.stopWatchingDenials();
     this.sub.unsubscribe();
     this.failAll(reason);
   }
@@ -118,8 +123,18 @@ export class JetStreamPublishPipe {
     for (const [id, p] of this.pending) {
       if (p.sentAt > deadline) break; // insertion order = send order
       this.pending.delete(id);
-      // "timeout" in the message: retried as a transient JetStream failure (state/backends/jetstream-retry.ts).
-      p.settle.reject(new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`), p.index);
+      // "timeout" in the message: retried as a transient JetStream failure (state/backends/jetstream-retry.ts);
+      // one sent after the server denied its subject: the permission, which no retry mends.
+      p.settle.reject(publishDenied(this.nc, p.subject) ?? new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`), p.index);
+    }
+  }
+
+  /** Only on a denial: every publish waiting for an ack on `subject`. */
+  private failSubject(subject: string, e: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.subject !== subject) continue;
+      this.pending.delete(id);
+      p.settle.reject(e, p.index);
     }
   }
 

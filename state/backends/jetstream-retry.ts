@@ -12,7 +12,8 @@ export const JETSTREAM_RETRY_BUDGET_MS = 30_000;
 export function isTransientJetStreamError(e: unknown): boolean {
   const text = `${(e as { name?: string })?.name ?? ""} ${(e as Error)?.message ?? String(e)} ${(e as { code?: unknown })?.code ?? ""}`;
   return /timeout|timed out|no responders|503|not enabled|temporarily unavailable|no suitable peers|insufficient resources|leader|disconnect|connection closed|reconnect|RequestError/i.test(text)
-    && !/wrong last sequence|stream not found|10071/i.test(text);
+    // A permission the server denied (whose subject may hold "leader") stays denied.
+    && !/wrong last sequence|stream not found|10071|permissions violation/i.test(text);
 }
 
 /** Calls `fn` until it succeeds, fails with a non-transient error, or `budgetMs` passed (then its last error). */
