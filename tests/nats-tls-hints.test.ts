@@ -49,6 +49,24 @@ test("a verifying TLS server and a client with no TLS settings: the error names 
   }
 });
 
+test("a server URL with an IP address: the certificate is checked against that IP (not \"localhost\"), as the nats CLI checks it", async () => {
+  for (const [names, accepted] of [["IP:127.0.0.1", true], ["DNS:localhost", false]] as const) {
+    const d: SecureDir = secureDir();
+    let server: NatsServerProcess | undefined;
+    try {
+      const tls = makeTls(d, names);
+      server = await startWithConfig(d, "tlsip", `tls { cert_file: "${tls.serverCert}", key_file: "${tls.serverKey}" }\n`);
+      const env = { WEIR_NATS_URL: server.url.replace(/^tls:/, "nats:"), WEIR_NATS_TLS_CA: tls.ca };
+      assert.match(env.WEIR_NATS_URL, /^nats:\/\/127\.0\.0\.1:/);
+      if (accepted) await (await connectNats(resolveNatsSettings({ env }))).close();
+      else assert.match(await connectError(env), /IP: 127\.0\.0\.1 is not in the cert's list.*does not name the host in the URL/);
+    } finally {
+      await server?.stop();
+      d.close();
+    }
+  }
+});
+
 test("every certificate verification failure names the CA setting", () => {
   const none = resolveNatsSettings({ env: { WEIR_NATS_URL: "nats://h:4222" } });
   const withCa = resolveNatsSettings({ env: { WEIR_NATS_URL: "nats://h:4222", WEIR_NATS_TLS_CA: "/etc/ca.pem" } });

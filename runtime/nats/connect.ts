@@ -8,7 +8,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
-import { checkTlsFiles, tlsFailureHint } from "./tls.ts";
+import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
 import { permissionError } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
@@ -56,7 +56,8 @@ export function clientOptions(s: NatsSettings): NodeConnectionOptions {
     ...(s.user !== undefined ? { user: s.user, ...(s.password !== undefined ? { pass: s.password } : {}) } : {}),
     ...(s.token !== undefined ? { token: s.token } : {}),
     ...(authenticator.length > 0 ? { authenticator } : {}),
-    ...(tlsWanted ? { tls: { ...(s.ca !== undefined ? { caFile: s.ca } : {}), ...(s.cert !== undefined ? { certFile: s.cert, keyFile: s.key! } : {}) } } : {}),
+    // checkServerIdentity: the client's TLS options are handed to Node's tls.connect as they are.
+    ...(tlsWanted ? { tls: { checkServerIdentity: serverIdentity, ...(s.ca !== undefined ? { caFile: s.ca } : {}), ...(s.cert !== undefined ? { certFile: s.cert, keyFile: s.key! } : {}) } as NodeConnectionOptions["tls"] } : {}),
   };
 }
 

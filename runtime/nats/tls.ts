@@ -3,6 +3,8 @@
 // when the server drops a handshake without a client certificate it trusts) name no file and no setting.
 
 import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import type { Socket } from "node:net";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsSettings } from "./connection-settings.ts";
 
@@ -57,4 +59,16 @@ export function tlsFailureHint(reason: string, s: NatsSettings, tlsAsked = true)
       : `: over TLS, this is what a server that verifies clients does with a client that has no certificate (set one with ${CERT_SOURCES})`;
   }
   return "";
+}
+
+/**
+ * The server certificate is checked against the host of the URL, as the nats CLI (nats.go) does. The
+ * client gives Node no name for a server URL with an IP address (SNI takes none), and Node then checks
+ * the certificate against "localhost" when upgrading the connection: a certificate naming only the IP
+ * was refused ("Host: localhost. is not in the cert's altnames"), one for localhost accepted for any IP.
+ * Node calls this as a method of the connection's TLS options, which hold the socket when upgrading.
+ */
+export function serverIdentity(this: { servername?: string; socket?: Socket } | undefined, host: string, cert: PeerCertificate): Error | undefined {
+  const ip = this && !this.servername ? this.socket?.remoteAddress : undefined;
+  return checkServerIdentity(ip ?? host, cert);
 }

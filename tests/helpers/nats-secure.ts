@@ -34,13 +34,13 @@ export async function startWithConfig(d: SecureDir, name: string, config: string
 
 export interface TlsFiles { readonly ca: string; readonly serverCert: string; readonly serverKey: string; readonly clientCert: string; readonly clientKey: string }
 
-/** A CA, a server certificate for 127.0.0.1 and a client certificate it signed (EC P-256, one day). */
-export function makeTls(d: SecureDir): TlsFiles {
+/** A CA, a server certificate for `serverNames` (subjectAltName) and a client certificate it signed (EC P-256, one day). */
+export function makeTls(d: SecureDir, serverNames = "IP:127.0.0.1,DNS:localhost"): TlsFiles {
   const p = (n: string) => join(d.dir, n);
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: d.dir, stdio: ["ignore", "ignore", "pipe"] });
   const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   ssl("req", "-x509", ...newKey, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "1", "-subj", "/CN=weir-test-ca");
-  for (const [who, ext] of [["server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"], ["client", "extendedKeyUsage=clientAuth\n"]] as const) {
+  for (const [who, ext] of [["server", `subjectAltName=${serverNames}\nextendedKeyUsage=serverAuth\n`], ["client", "extendedKeyUsage=clientAuth\n"]] as const) {
     ssl("req", ...newKey, "-keyout", p(`${who}.key`), "-out", p(`${who}.csr`), "-subj", `/CN=weir-test-${who}`);
     const extFile = d.file(`${who}.ext`, ext);
     ssl("x509", "-req", "-in", p(`${who}.csr`), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p(`${who}.pem`), "-days", "1", "-extfile", extFile);
