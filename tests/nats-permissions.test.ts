@@ -144,4 +144,28 @@ test("a JetStream publish to a subject the user may not publish fails at once na
   }
 });
 
+test("a server without JetStream, or a user whose account has none: weir run ends with one line saying what to enable", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "weir-nojs-"));
+  const servers: NatsServerProcess[] = [];
+  try {
+    const conf = (name: string, text: string) => { const f = join(dir, name); writeFileSync(f, text); return f; };
+    // launchNatsServer adds JetStream's store dir (-sd), which turns it on: -js=false keeps it off.
+    servers.push(await launchNatsServer({ args: ["-c", conf("off.conf", "server_name: nojs\n"), "-js=false"] }));
+    servers.push(await launchNatsServer({ args: ["-c", conf("acct.conf", "jetstream: enabled\naccounts: { A: { users: [ { user: a, password: pw } ] } }\n")] }));
+    for (const [url, expected] of [
+      [servers[0]!.url, /^weir: the NATS server nojs at 127\.0\.0\.1:\d+ runs without JetStream: .*start nats-server with -js/],
+      [as(servers[1]!, "a", "pw"), /^weir: JetStream is not enabled for this NATS user's account on 127\.0\.0\.1:\d+: .*`jetstream: enabled`/],
+    ] as const) {
+      const r = await runWeir(["run", JOB, "--nats", url], { env: { ...CLEAN_ENV, APP_JOB: "nojs" }, deadlineMs: 60_000 });
+      assert.is.not(r.code, 0, r.stderr);
+      const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("weir: "));
+      assert.is(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, expected);
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

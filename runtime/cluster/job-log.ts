@@ -14,6 +14,7 @@ import type { JobNames } from "../core/names.ts";
 import { decodeOptions, decodeOrThrow, NonNegativeInt, PositiveInt, FunctionOption } from "../core/validation.ts";
 import { ensureStream } from "../nats/streams.ts";
 import { flushConnection } from "../nats/flush.ts";
+import { jetStreamMissing } from "../nats/jetstream-ready.ts";
 
 export const JobLogKind = { Lease: "lease", Deploy: "deploy", Commit: "commit", End: "end" } as const;
 export type JobLogKind = (typeof JobLogKind)[keyof typeof JobLogKind];
@@ -64,7 +65,7 @@ export class JobLog {
   /** Creates the job's log stream unless it exists (file storage, reads served by the stream leader). */
   static async open(nc: NatsConnection, names: JobNames, options: JobLogOptions = {}): Promise<JobLog> {
     const o = decodeOptions(JobLogOptionsCodec, options, "JobLog options") as JobLogOptions;
-    const jsm = await jetstreamManager(nc, o.timeoutMs === undefined ? {} : { timeout: o.timeoutMs });
+    const jsm = await jetstreamManager(nc, o.timeoutMs === undefined ? {} : { timeout: o.timeoutMs }).catch((e: unknown) => { throw jetStreamMissing(nc, e) ?? e; });
     try {
       await ensureStream(jsm, {
         name: names.logStream,

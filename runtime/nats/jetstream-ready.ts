@@ -5,6 +5,7 @@
 // only, so polling it with a short timeout tells within about a second when the API answers again.
 
 import type { NatsConnection } from "@nats-io/transport-node";
+import { ErrorCode, WeirError } from "../core/errors.ts";
 
 const POLL_TIMEOUT_MS = 1000;
 const POLL_PAUSE_MS = 100;
@@ -27,4 +28,23 @@ export async function waitForJetStreamApi(nc: NatsConnection, keepWaiting: () =>
     await new Promise((r) => setTimeout(r, POLL_PAUSE_MS));
   }
   return Date.now() - started;
+}
+
+/**
+ * When `e` says JetStream is not there (the server runs without it, or the user's account has none): one
+ * line naming the server and what to enable, instead of the client's "JetStreamNotEnabled: jetstream is
+ * not enabled". Undefined for anything else (a cluster electing its meta leader also reports "not enabled",
+ * but its servers' INFO says JetStream is on).
+ */
+export function jetStreamMissing(nc: NatsConnection, e: unknown): WeirError | undefined {
+  const text = `${(e as Error)?.name ?? ""}: ${(e as Error)?.message ?? String(e)}`;
+  if (!/not ?enabled/i.test(text)) return undefined;
+  // A server without a configured name is named by its id (a public key): only the address then.
+  const named = nc.info?.server_name && nc.info.server_name !== nc.info.server_id;
+  const server = `${named ? `${nc.info!.server_name} at ` : ""}${nc.getServer()}`;
+  if (/not enabled for account/i.test(text)) {
+    return new WeirError(ErrorCode.InvalidOption, `JetStream is not enabled for this NATS user's account on ${server}: weir keeps each job's log, state and checkpoints in JetStream; give the account \`jetstream: enabled\` in the server's config`, { cause: e });
+  }
+  if (nc.info?.jetstream === true) return undefined;
+  return new WeirError(ErrorCode.InvalidOption, `the NATS server ${server} runs without JetStream: weir keeps each job's log, state and checkpoints in JetStream; start nats-server with -js (or \`jetstream: enabled\` in its config)`, { cause: e });
 }
