@@ -89,6 +89,14 @@ test("as the nats CLI: a context's file paths expand ~, and a context without a 
     assert.is(s.nkey, "/home/u/keys/user.nk");
     assert.is(s.ca, "/home/u/ca.pem");
     assert.equal(s.servers, ["nats://127.0.0.1:4222"]);
+    // Every field of a context as the nats CLI (jsm.go natscontext) may write it, empty: the list is `[]` once edited.
+    const empty = { description: "", url: "nats://h:4222", socks_proxy: "", token: "", user: "u", password: "p", creds: "", nkey: "", cert: "", key: "", ca: "", nsc: "", jetstream_domain: "", jetstream_api_prefix: "", jetstream_event_prefix: "", inbox_prefix: "", user_jwt: "", color_scheme: "", tls_first: false, windows_cert_store: "", windows_cert_match_by: "", windows_cert_match: "" };
+    for (const list of [null, []]) {
+      writeFileSync(join(xdg, "nats", "context", "saved.json"), JSON.stringify({ ...empty, windows_ca_certs_match: list }));
+      assert.equal(resolveNatsSettings({ flags: { context: "saved" }, env: { XDG_CONFIG_HOME: xdg } }).servers, ["nats://h:4222"], JSON.stringify(list));
+    }
+    writeFileSync(join(xdg, "nats", "context", "saved.json"), JSON.stringify({ ...empty, windows_ca_certs_match: ["CN=corp"] }));
+    assert.throws(() => resolveNatsSettings({ flags: { context: "saved" }, env: { XDG_CONFIG_HOME: xdg } }), /field windows_ca_certs_match: not supported by weir/);
     assert.throws(() => resolveNatsSettings({ env: { WEIR_NATS_SERVERS: "nats://h:1" } }), /unknown environment variable WEIR_NATS_SERVERS \(weir reads WEIR_NATS_URL/);
   } finally {
     rmSync(xdg, { recursive: true, force: true });

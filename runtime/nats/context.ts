@@ -44,7 +44,7 @@ export function readNatsContext(name: string, origin: string, env: NodeJS.Proces
   const where = (field: string) => `context "${name}" (${file}) field ${field}`;
   const entries = Object.entries(doc as Record<string, unknown>);
   for (const [field, value] of entries) {
-    if (value === "" || value === null || value === false || IGNORED.has(field)) continue;
+    if (value === "" || value === null || value === false || (Array.isArray(value) && value.length === 0) || IGNORED.has(field)) continue;
     if (field === "url" || field in FIELDS) {
       if (typeof value !== "string") throw new WeirError(ErrorCode.InvalidOption, `NATS ${where(field)}: expected a string`);
       continue;
