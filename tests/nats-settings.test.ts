@@ -15,6 +15,8 @@ test("redactUrl masks the password or token of every URL and keeps the rest", ()
   assert.is(redactUrl("nats://alice:s3cret@10.0.0.1:4222"), "nats://alice:***@10.0.0.1:4222");
   assert.is(redactUrl("nats://tok3n@h:4222,tls://bob:pw@h2:4222,h3:4222"), "nats://***@h:4222,tls://bob:***@h2:4222,h3:4222");
   assert.is(redactUrl("nats://h:4222"), "nats://h:4222");
+  // A password with a raw "@": the userinfo ends at the last "@" (as Go's url.Parse and WHATWG URL read it).
+  assert.is(redactUrl("nats://alice:P@ss@w0rd@10.0.0.1:4222"), "nats://alice:***@10.0.0.1:4222");
 });
 
 test("credentials come out of the URLs (the client ignores them there), several servers kept", () => {
@@ -24,6 +26,10 @@ test("credentials come out of the URLs (the client ignores them there), several 
   assert.is(s.password, "p@ss");
   assert.is(describeServers(s), "nats://alice:***@a:4222,nats://alice:***@b:4222");
   assert.is(resolveNatsSettings({ option: "nats://t0k@a:1", env: {} }).token, "t0k");
+  // Not percent-encoded: the password runs to the last "@", none of it in the servers or their description.
+  const raw = resolveNatsSettings({ flags: { nats: "nats://alice:P@ss@w0rd@a:4222" }, env: {} });
+  assert.equal([raw.user, raw.password, raw.servers], ["alice", "P@ss@w0rd", ["nats://a:4222"]]);
+  assert.is(describeServers(raw), "nats://alice:***@a:4222");
 });
 
 test("URLs with different credentials are refused (the client has one set); the same set repeated is fine", () => {

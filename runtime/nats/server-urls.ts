@@ -19,7 +19,7 @@ export interface NatsLayer {
 
 /** `nats://alice:***@host:4222`, `nats://***@host:4222` (a token): the one way a URL is shown or stored. */
 export function redactUrl(url: string): string {
-  return url.split(",").map((one) => one.trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^/@]*)@/i, (_all, scheme: string | undefined, info: string) => {
+  return url.split(",").map((one) => one.trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^/]*)@/i, (_all, scheme: string | undefined, info: string) => {
     const colon = info.indexOf(":");
     return `${scheme ?? ""}${colon >= 0 ? `${info.slice(0, colon)}:***` : "***"}@`;
   })).join(",");
@@ -37,7 +37,7 @@ export function parseServers(list: string | readonly string[], origin: string): 
   const values: { -readonly [K in keyof Values]: Values[K] } = {};
   const servers: string[] = [];
   for (const raw of urls) {
-    const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^/@]*)@(.*)$/i.exec(raw);
+    const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^/]*)@(.*)$/i.exec(raw);
     if (!m) { servers.push(raw); continue; }
     servers.push(`${m[1] ?? ""}${m[3]}`);
     const [name, pass] = splitUserInfo(m[2]!, origin);
