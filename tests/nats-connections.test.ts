@@ -9,10 +9,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connectNats } from "../runtime/nats/connect.ts";
+import { closedConnectionFailure, connectNats } from "../runtime/nats/connect.ts";
+import { messageOf } from "../runtime/core/errors.ts";
 import { resolveNatsSettings } from "../runtime/nats/connection-settings.ts";
 import { runWeir, startWeir, within, type WeirExit } from "./helpers/cli.ts";
-import { makeJwtChain, makeNkeyUser, makeTls, secureDir, startWithConfig, type SecureDir } from "./helpers/nats-secure.ts";
+import { makeJwtChain, makeNkeyUser, makeTls, secureDir, startWithConfig, type JwtChain, type SecureDir } from "./helpers/nats-secure.ts";
 import type { NatsServerProcess } from "../runtime/nats/server-process.ts";
 
 const test = suite("NATS connections");
@@ -173,6 +174,28 @@ test("a JWT creds file (--creds), the server in operator mode", async () => {
     const bad = await run("jwt", ["--nats", server.url, "--creds", garbage]);
     assert.is.not(bad.code, 0);
     assert.is(bad.stderr.trim(), `weir: NATS credentials file ${garbage} (from --creds) is not a credentials file: it needs a user JWT and an NKey seed (as \`nsc generate creds\` writes it)`);
+  });
+});
+
+test("a creds file whose JWT expired: at connect, one line naming the file and when; while connected, \"User Authentication Expired\", not the client's \"connection refused\"", async () => {
+  let chain: JwtChain | undefined;
+  await withSecured("expiry", (d) => { chain = makeJwtChain(d); return chain.serverConfig; }, async (server) => {
+    const expired = chain!.expiringCreds("expired.creds", Date.now() - 60_000);
+    const refused = await run("jwtexp", ["--nats", server.url, "--creds", expired]);
+    assert.is.not(refused.code, 0);
+    assert.match(refused.stderr.trim(), new RegExp(`^weir: NATS at ${server.url} refused the credentials \\(Authorization Violation\\); the user JWT in ${expired} \\(from --creds\\) expired at \\d{4}-`));
+    // Expires while connected and busy (a job's traffic): the server drops the connection, refuses the reconnect, the client gives up.
+    const settings = resolveNatsSettings({ flags: { nats: server.url, creds: chain!.expiringCreds("soon.creds", Date.now() + 3000) }, env: CLEAN_ENV });
+    const nc = await connectNats(settings, "test");
+    const busy = setInterval(() => { try { nc.publish("busy.x", "x"); } catch { /* closed */ } }, 20);
+    try {
+      nc.subscribe("busy.>");
+      assert.ok(await within(nc.closed(), 30_000) !== undefined || nc.isClosed(), "the client gave up within 30 s");
+      assert.match(messageOf(await closedConnectionFailure(nc, new Error("closed by weir"))), /^NATS refused the credentials when the connection came back \(User Authentication Expired\)/);
+    } finally {
+      clearInterval(busy);
+      await nc.close().catch(() => {});
+    }
   });
 });
 

@@ -8,8 +8,9 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
+import { credsExpiryHint } from "./creds-expiry.ts";
 import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
-import { permissionError } from "./denials.ts";
+import { lastAuthRefusal, permissionError, watchConnection } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
@@ -30,7 +31,9 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     // without closing the socket is noticed within ~15 s rather than the client's default 2 minutes × 2.
     // noAsyncTraces: otherwise every request (each JetStream publish) builds two Errors with stack traces
     // up front in case it fails: a quarter of the soak job's CPU in a profile (bench/soak.ts).
-    return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
+    const nc = await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
+    watchConnection(nc);
+    return nc;
   } catch (e) {
     const reason = scrub((e as Error).message || String(e), settings);
     // The client reads the file only when it connects: its complaint is about the file, not the server.
@@ -38,7 +41,8 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
       throw new WeirError(ErrorCode.InvalidOption, `NATS credentials file ${settings.creds} (from ${settings.origin.creds ?? "creds"}) is not a credentials file: it needs a user JWT and an NKey seed (as \`nsc generate creds\` writes it)`, { cause: e });
     }
     if (e instanceof AuthorizationError || /authorization|authentication/i.test(reason)) {
-      throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})`, { cause: e });
+      const expired = settings.creds !== undefined ? credsExpiryHint(settings.creds, settings.origin.creds ?? "creds") : "";
+      throw new WeirError(ErrorCode.NatsAuth, `NATS at ${shown} refused the credentials (${reason.replace(/^'|'$/g, "")})${expired}`, { cause: e });
     }
     throw new WeirError(ErrorCode.NatsUnreachable, `cannot reach NATS at ${shown}: ${reason}${tlsFailureHint(reason, settings, options.tls !== undefined)}`, { cause: e });
   }
@@ -118,9 +122,13 @@ export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirErr
  * afterwards reports only as "closed connection". `fallback` when it closed without one (closed by weir).
  */
 export async function closedConnectionFailure(nc: NatsConnection, fallback: unknown): Promise<unknown> {
-  const why = await nc.closed();
-  if (!why) return fallback;
-  if (why instanceof AuthorizationError || why instanceof UserAuthenticationExpiredError) {
+  const closedWith = await nc.closed();
+  if (!closedWith) return fallback;
+  // Reconnecting forever, the client closes on its own only once the server refused the credentials,
+  // though it may close with another error of its own then ("connection refused").
+  const refused = (e: Error): boolean => e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError;
+  const why: Error = refused(closedWith) ? closedWith : lastAuthRefusal(nc) ?? closedWith;
+  if (refused(why)) {
     return new WeirError(ErrorCode.NatsAuth, `NATS refused the credentials when the connection came back (${why.message}); the client closed the connection, so the job cannot go on: check the user's credentials and permissions on the server`, { cause: why });
   }
   return new WeirError(ErrorCode.Transport, `the NATS connection closed for good: ${why.message}`, { cause: why });

@@ -58,9 +58,9 @@ export function makeNkeyUser(): NkeyUser {
 const b64 = (v: Uint8Array | string) => Buffer.from(v).toString("base64url");
 
 /** A JWT as nats-server reads it: claims `nats` of `type`, issued and signed by `issuer` for `subject`. */
-function signJwt(issuer: KeyPair, subject: string, name: string, nats: Record<string, unknown>): string {
+function signJwt(issuer: KeyPair, subject: string, name: string, nats: Record<string, unknown>, expiresAt?: number): string {
   const header = b64(JSON.stringify({ typ: "JWT", alg: "ed25519-nkey" }));
-  const claims = b64(JSON.stringify({ jti: randomBytes(16).toString("hex").toUpperCase(), iat: Math.floor(Date.now() / 1000), iss: issuer.getPublicKey(), name, sub: subject, nats: { ...nats, version: 2 } }));
+  const claims = b64(JSON.stringify({ jti: randomBytes(16).toString("hex").toUpperCase(), iat: Math.floor(Date.now() / 1000), iss: issuer.getPublicKey(), name, sub: subject, ...(expiresAt !== undefined ? { exp: Math.floor(expiresAt / 1000) } : {}), nats: { ...nats, version: 2 } }));
   const signature = b64(issuer.sign(new TextEncoder().encode(`${header}.${claims}`)));
   return `${header}.${claims}.${signature}`;
 }
@@ -70,6 +70,8 @@ export interface JwtChain {
   readonly serverConfig: string;
   /** A creds file for one user of the account. */
   readonly credsFile: string;
+  /** A creds file for another user of the account whose JWT expires at `expiresAt` (ms since the epoch). */
+  expiringCreds(name: string, expiresAt: number): string;
 }
 
 /** Operator → account (JetStream unlimited) → user, and the creds file of the user. */
@@ -83,16 +85,16 @@ export function makeJwtChain(d: SecureDir): JwtChain {
   const unlimited = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
   const accountJwt = signJwt(operator, account.getPublicKey(), "weir-test-account", { type: "account", limits: unlimited });
   const systemJwt = signJwt(operator, system.getPublicKey(), "SYS", { type: "account", limits: { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 } });
-  const userJwt = signJwt(account, user.getPublicKey(), "weir-test-user", { type: "user", pub: {}, sub: {}, subs: -1, data: -1, payload: -1 });
-  const seed = new TextDecoder().decode(user.getSeed());
-  const credsFile = d.file("user.creds", [
-    "-----BEGIN NATS USER JWT-----", userJwt, "------END NATS USER JWT------", "",
+  const credsOf = (file: string, u: KeyPair, expiresAt?: number) => d.file(file, [
+    "-----BEGIN NATS USER JWT-----", signJwt(account, u.getPublicKey(), "weir-test-user", { type: "user", pub: {}, sub: {}, subs: -1, data: -1, payload: -1 }, expiresAt), "------END NATS USER JWT------", "",
     "************************* IMPORTANT *************************", "NKEY Seed printed below can be used to sign and prove identity.", "",
-    "-----BEGIN USER NKEY SEED-----", seed, "------END USER NKEY SEED------", "",
+    "-----BEGIN USER NKEY SEED-----", new TextDecoder().decode(u.getSeed()), "------END USER NKEY SEED------", "",
   ].join("\n"));
+  const credsFile = credsOf("user.creds", user);
   const operatorFile = d.file("operator.jwt", operatorJwt);
   return {
     serverConfig: `operator: "${operatorFile}"\nsystem_account: ${system.getPublicKey()}\nresolver: MEMORY\nresolver_preload: {\n  ${account.getPublicKey()}: "${accountJwt}"\n  ${system.getPublicKey()}: "${systemJwt}"\n}\n`,
     credsFile,
+    expiringCreds: (name, expiresAt) => credsOf(name, createUser(), expiresAt),
   };
 }
