@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
-import { eventually, runWeir, startWeir, within } from "./helpers/cli.ts";
+import { eventually, freePort, killWeir, runWeir, startWeir, within } from "./helpers/cli.ts";
 import { JetStreamPublishPipe } from "../runtime/nats/publish-pipe.ts";
 import { isTransientJetStreamError, retryJetStream } from "../state/backends/jetstream-retry.ts";
 
@@ -109,6 +109,17 @@ test("weir run as a user who may not publish or subscribe on weir.>: one line na
       assert.is(lines.length, 1, `${user}: ${r.stderr}`);
       assert.match(lines[0]!, new RegExp(`lacks a permission weir needs: .*Permissions Violation for ${user === "nopub" ? "Publish" : "Subscription"} to "weir\\.`), lines[0]);
       assert.not.match(r.stderr, /TypeError|    at /, `${user}: no stack trace`);
+    }
+    // The dashboard goes on (a denial may be partial) but says why it shows no job, once per permission.
+    const port = await freePort();
+    const dashboard = startWeir(["dashboard", "--nats", as(server, "nopub", "pw"), "--http", `127.0.0.1:${port}`], { env: CLEAN_ENV });
+    try {
+      await dashboard.waitForStderr("dashboard: http://", 30_000);
+      for (let i = 0; i < 2; i++) await eventually("a snapshot", 30_000, () => fetch(`http://127.0.0.1:${port}/api/snapshot`).then((r) => r.text(), () => undefined));
+      await dashboard.waitForStderr(/weir dashboard: the NATS user lacks a permission weir needs: Permissions Violation for Publish to "weir\.jobs\.ping"/, 30_000);
+      assert.is(dashboard.stderr().split("Permissions Violation for Publish to \"weir.jobs.ping\"").length, 2, dashboard.stderr());
+    } finally {
+      killWeir(dashboard);
     }
   } finally {
     await server.stop();

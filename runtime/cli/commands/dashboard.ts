@@ -2,7 +2,7 @@
 // another NATS client: it lists the jobs and reads their status as `weir status` does, and changes
 // nothing. Runs until SIGINT/SIGTERM.
 
-import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
+import { connectNats, resolveNatsConnection, watchPermissionDenials } from "../../nats/connect.ts";
 import type { NatsFlags } from "../../nats/connection-settings.ts";
 import { describeServers } from "../../nats/server-urls.ts";
 import { HttpServer, parseHttpAddress, type HttpAddress } from "../http/server.ts";
@@ -22,6 +22,15 @@ export async function dashboardCommand(flags: NatsFlags & { http?: HttpAddress }
   const nc = await connectNats(settings, "weir-dashboard");
   const http = new HttpServer();
   const metrics = new MetricsRegistry();
+  // A user who may not make the dashboard's requests would see an empty dashboard and no reason: each
+  // permission the server denies is one line (once; a request's inbox differs each time, so not its id).
+  const told = new Set<string>();
+  watchPermissionDenials(nc, (e) => {
+    const line = e.message.replace(/_INBOX\.[A-Za-z0-9]+/g, "_INBOX.<id>");
+    if (told.has(line)) return;
+    told.add(line);
+    process.stderr.write(`weir dashboard: ${line}\n`);
+  });
   const views = natsJobViews(nc);
   metrics.attach(views, {});
   http.addRoute("/metrics", metrics.route());
