@@ -8,6 +8,7 @@ import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { JobState } from "./machine.ts";
 import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
 import { closedConnectionFailure, watchPermissionDenials } from "../../runtime/nats/connect.ts";
+import { moreTelling } from "../../runtime/nats/denials.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;
@@ -35,15 +36,18 @@ export class ConnectionWatch {
   private downSince: number | undefined;
   private recoveringUntil = 0;
   private readonly status: AsyncIterable<Status> & { stop?: () => void };
+  /** The last time the server refused the credentials (the client may close with another error of its own after it). */
+  private lastRefusal: Error | undefined;
 
   constructor(private readonly nc: NatsConnection, private readonly clock: Clock, events: ConnectionEvents) {
     if (events.onPermissionDenied) watchPermissionDenials(nc, events.onPermissionDenied);
     const onClosed = events.onClosedForGood;
-    if (onClosed) void nc.closed().then(async (why) => { if (why) onClosed(await closedConnectionFailure(nc, why)); });
+    if (onClosed) void nc.closed().then(async (why) => { if (why) onClosed(await closedConnectionFailure(nc, why, this.lastRefusal)); });
     const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
     this.status = status;
     void (async () => {
       for await (const s of status) {
+        if (s.type === "error") this.lastRefusal = moreTelling(this.lastRefusal, s.error);
         if (s.type === "disconnect") {
           this.downSince ??= this.clock.now();
           events.onDisconnect(s.server);
@@ -94,7 +98,7 @@ export class ConnectionWatch {
 
   /** `e`, or, once the connection closed for good, why it closed (credentials refused on a reconnect). */
   async explainFailure(e: unknown): Promise<unknown> {
-    return this.nc.isClosed() ? closedConnectionFailure(this.nc, e) : e;
+    return this.nc.isClosed() ? closedConnectionFailure(this.nc, e, this.lastRefusal) : e;
   }
 
   stop(): void { this.status.stop?.(); }

@@ -3,14 +3,14 @@
 // readable line that shows the servers with `describeServers` and never a secret.
 
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, UserAuthenticationExpiredError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
 import { credsExpiryHint } from "./creds-expiry.ts";
 import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
-import { lastAuthRefusal, permissionError, watchConnection } from "./denials.ts";
+import { isCredentialsRefusal, permissionError } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
@@ -32,7 +32,6 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     // noAsyncTraces: otherwise every request (each JetStream publish) builds two Errors with stack traces
     // up front in case it fails: a quarter of the soak job's CPU in a profile (bench/soak.ts).
     const nc = await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
-    watchConnection(nc);
     return nc;
   } catch (e) {
     const reason = scrub((e as Error).message || String(e), settings);
@@ -121,14 +120,14 @@ export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirErr
  * its credentials (changed or revoked while weir ran) and closes with that error, which a request made
  * afterwards reports only as "closed connection". `fallback` when it closed without one (closed by weir).
  */
-export async function closedConnectionFailure(nc: NatsConnection, fallback: unknown): Promise<unknown> {
+export async function closedConnectionFailure(nc: NatsConnection, fallback: unknown, lastRefusal?: Error): Promise<unknown> {
   const closedWith = await nc.closed();
   if (!closedWith) return fallback;
   // Reconnecting forever, the client closes on its own only once the server refused the credentials,
-  // though it may close with another error of its own then ("connection refused").
-  const refused = (e: Error): boolean => e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError;
-  const why: Error = refused(closedWith) ? closedWith : lastAuthRefusal(nc) ?? closedWith;
-  if (refused(why)) {
+  // though it may close with another error of its own then ("connection refused"): `lastRefusal`, the
+  // last refusal its status reported, says why.
+  const why: Error = isCredentialsRefusal(closedWith) ? closedWith : lastRefusal ?? closedWith;
+  if (isCredentialsRefusal(why)) {
     return new WeirError(ErrorCode.NatsAuth, `NATS refused the credentials when the connection came back (${why.message}); the client closed the connection, so the job cannot go on: check the user's credentials and permissions on the server`, { cause: why });
   }
   return new WeirError(ErrorCode.Transport, `the NATS connection closed for good: ${why.message}`, { cause: why });

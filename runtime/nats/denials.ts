@@ -2,11 +2,11 @@
 // of the call that made it: the server answers "-ERR Permissions Violation for Publish to ..." on the
 // side and drops the message, so a JetStream publish waiting for its ack would only time out, and weir's
 // retries through leader elections (jetstream-retry.ts) would wait out their whole budget (~35 s of
-// "failing" before a job that a sink subject's permission stopped could end). One status watcher per
-// connection tells each publisher (publish-pipe.ts) at once, and names the permission. It also keeps the
-// last refusal of the connection's credentials, which the client's own reason for closing may hide.
+// "failing" before a job that a sink subject's permission stopped could end). Each publisher
+// (publish-pipe.ts) watches its connection's status for them, and fails what waits on such a subject at
+// once, naming the permission.
 
-import { AuthorizationError, PermissionViolationError, UserAuthenticationExpiredError, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, PermissionViolationError, UserAuthenticationExpiredError, type NatsConnection, type Status } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 
 /** The one line weir prints for a permission the server denied. */
@@ -14,57 +14,45 @@ export function permissionError(e: PermissionViolationError): WeirError {
   return new WeirError(ErrorCode.NatsPermission, `the NATS user lacks a permission weir needs: ${e.message.split("\n")[0]}`, { cause: e });
 }
 
-type Listener = (subject: string, e: WeirError) => void;
+/** Denied publish subjects seen kept, at most: a user denied many subjects keeps the first ones (only a timed-out publish looks here). */
+const MAX_DENIED_SUBJECTS = 1000;
 
-interface Registry {
-  /** Denied publish subjects, each with its error (the first one). */
-  readonly denied: Map<string, WeirError>;
-  readonly listeners: Set<Listener>;
-  /** The last refusal of the credentials (a reconnect refused; the client then gives up). */
-  authError?: Error;
+/** The publish subjects the server denied on a connection since `watch`, each with its error (the first one). */
+export class PublishDenials {
+  private readonly denied = new Map<string, WeirError>();
+  private readonly status: AsyncIterable<Status> & { stop?: () => void };
+
+  /** `onDenied` is called with each denial as it comes. */
+  constructor(nc: NatsConnection, onDenied: (subject: string, e: WeirError) => void) {
+    const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
+    this.status = status;
+    void (async () => {
+      for await (const s of status) {
+        if (s.type !== "error" || !(s.error instanceof PermissionViolationError) || s.error.operation !== "publish") continue;
+        const subject = s.error.subject;
+        const e = this.denied.get(subject) ?? permissionError(s.error);
+        if (!this.denied.has(subject) && this.denied.size < MAX_DENIED_SUBJECTS) this.denied.set(subject, e);
+        onDenied(subject, e);
+      }
+    })().catch(() => {});
+  }
+
+  /** The permission error when the server denied a publish to `subject`. */
+  of(subject: string): WeirError | undefined { return this.denied.get(subject); }
+
+  stop(): void { this.status.stop?.(); }
 }
 
-const registries = new WeakMap<NatsConnection, Registry>();
-
-function registryOf(nc: NatsConnection): Registry {
-  const known = registries.get(nc);
-  if (known) return known;
-  const registry: Registry = { denied: new Map(), listeners: new Set() };
-  registries.set(nc, registry);
-  void (async () => {
-    for await (const s of nc.status()) {
-      // An expiry says more than the "Authorization Violation" of the reconnects it then causes.
-      if (s.type === "error" && (s.error instanceof AuthorizationError || s.error instanceof UserAuthenticationExpiredError) && !(registry.authError instanceof UserAuthenticationExpiredError)) registry.authError = s.error;
-      if (s.type !== "error" || !(s.error instanceof PermissionViolationError) || s.error.operation !== "publish") continue;
-      const subject = s.error.subject;
-      const e = registry.denied.get(subject) ?? permissionError(s.error);
-      // Bounded: a user denied many subjects keeps the first few hundred (only a timed-out publish looks here).
-      if (!registry.denied.has(subject) && registry.denied.size < 1000) registry.denied.set(subject, e);
-      for (const l of registry.listeners) l(subject, e);
-    }
-  })().catch(() => {});
-  return registry;
+/** Whether a status error is the server refusing the connection's credentials (on a reconnect: the client then gives up). */
+export function isCredentialsRefusal(e: unknown): boolean {
+  return e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError;
 }
-
-/** Calls `listener` with each publish subject the server denies on `nc`; returns the way to stop. */
-export function onPublishDenied(nc: NatsConnection, listener: Listener): () => void {
-  const r = registryOf(nc);
-  r.listeners.add(listener);
-  return () => { r.listeners.delete(listener); };
-}
-
-/** The permission error when the server denied a publish to `subject` on `nc` (watched since `onPublishDenied`). */
-export function publishDenied(nc: NatsConnection, subject: string): WeirError | undefined {
-  return registries.get(nc)?.denied.get(subject);
-}
-
-/** Starts watching `nc` (weir's connections, as soon as they are made, so that no refusal goes unseen). */
-export function watchConnection(nc: NatsConnection): void { registryOf(nc); }
 
 /**
- * The last time the server refused `nc`'s credentials. The client gives up reconnecting after that, but
- * may close with a later error of its own ("connection refused") rather than the refusal.
+ * The refusal worth reporting of a connection's credentials, from its status errors: an expiry says
+ * more than the "Authorization Violation" of the reconnects it then causes.
  */
-export function lastAuthRefusal(nc: NatsConnection): Error | undefined {
-  return registries.get(nc)?.authError;
+export function moreTelling(known: Error | undefined, seen: unknown): Error | undefined {
+  if (!isCredentialsRefusal(seen) || known instanceof UserAuthenticationExpiredError) return known;
+  return seen as Error;
 }

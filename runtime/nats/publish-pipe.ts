@@ -6,7 +6,7 @@
 // bounds the publishes in flight (InflightWindow).
 
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { onPublishDenied, publishDenied } from "./denials.ts";
+import { PublishDenials } from "./denials.ts";
 
 export interface PubAckLike {
   readonly stream: string;
@@ -46,7 +46,7 @@ export class JetStreamPublishPipe {
   private readonly sweeper: ReturnType<typeof setInterval>;
   private nextId = 1;
   private closedReason: string | undefined;
-  private readonly stopWatchingDenials: () => void;
+  private readonly denials: PublishDenials;
 
   constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 5000) {
     this.inbox = createInbox();
@@ -60,7 +60,7 @@ export class JetStreamPublishPipe {
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(timeoutMs / 4)));
     this.sweeper.unref?.();
     // A publish the server denied gets no ack: it fails now, naming the permission, not after the timeout.
-    this.stopWatchingDenials = onPublishDenied(nc, (subject, e) => this.failSubject(subject, e));
+    this.denials = new PublishDenials(nc, (subject, e) => this.failSubject(subject, e));
   }
 
   publish(subject: string, payload: string | Uint8Array, o: PipePublishOptions = {}): Promise<PubAckLike> {
@@ -95,7 +95,7 @@ export class JetStreamPublishPipe {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
     clearInterval(this.sweeper);
-    this.stopWatchingDenials();
+    this.denials.stop();
     this.sub.unsubscribe();
     this.failAll(reason);
   }
@@ -125,7 +125,7 @@ export class JetStreamPublishPipe {
       this.pending.delete(id);
       // "timeout" in the message: retried as a transient JetStream failure (state/backends/jetstream-retry.ts);
       // one sent after the server denied its subject: the permission, which no retry mends.
-      p.settle.reject(publishDenied(this.nc, p.subject) ?? new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`), p.index);
+      p.settle.reject(this.denials.of(p.subject) ?? new Error(`publish to ${p.subject}: timeout after ${this.timeoutMs} ms`), p.index);
     }
   }
 
