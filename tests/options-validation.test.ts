@@ -146,6 +146,19 @@ options("source and sink options: an unknown key is refused, functions as values
   assert.ok(Sources.file("x.csv", { format: "csv", codec: t.record(t.string, t.string), header: true, delimiter: ";" }));
 });
 
+options("source and sink options that would be ignored are refused: CSV options on jsonl/lines, duplicateWindowMs without stream, ratePerSec not a number", () => {
+  const cases: Array<[() => unknown, ...string[]]> = [
+    [() => Sources.file("x.jsonl", { format: "jsonl", header: false }), `Sources.file("x.jsonl"): header applies to format "csv" only, not "jsonl"`],
+    [() => Sources.file("x.txt", { format: "lines", delimiter: ";" }), `Sources.file("x.txt"): delimiter applies to format "csv" only, not "lines"`],
+    [() => Sinks.jetstream({ subject: "out", duplicateWindowMs: 5000 }), "Sinks.jetstream: duplicateWindowMs", "give stream too"],
+    [() => Sources.generator({ make: (i: number) => i, ratePerSec: "5" as never }), "Sources.generator: ratePerSec must be a finite positive number", `got "5"`],
+    [() => Sources.generator({ make: (i: number) => i, ratePerSec: Infinity }), "Sources.generator: ratePerSec", "got Infinity"],
+  ];
+  for (const [fn, ...parts] of cases) assertOneLine(errorOf(fn), ...parts);
+  assert.ok(Sinks.jetstream({ stream: "S", subject: "out", duplicateWindowMs: 5000 }));
+  assert.ok(Sources.generator({ make: (i: number) => i, ratePerSec: 0.5 }));
+});
+
 options("stream builders: a wrong function, source, sink or stream is one line naming the call, when the graph is built", () => {
   const e = env();
   const src = () => e.fromSource(Sources.array([1, 2, 3]));

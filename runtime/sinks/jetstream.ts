@@ -47,7 +47,10 @@ export interface JetStreamSinkOptions<T> {
   readonly delivery?: "exactly-once" | "at-least-once";
   /** Unacknowledged publishes before `write` waits. Default 1000. */
   readonly maxInFlight?: number;
-  /** Duplicate window of a stream this sink creates. Default 120000 (the server's default). */
+  /**
+   * Duplicate window of the stream this sink creates (with `stream`; an existing stream keeps its own).
+   * Default 600000 (10 min) with exactly-once delivery, else the server's default (120000).
+   */
   readonly duplicateWindowMs?: number;
 }
 
@@ -77,6 +80,10 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.jetstream", "Sinks.jetstream options");
   const what = options.stream ? `Sinks.jetstream (stream "${options.stream}")` : "Sinks.jetstream";
   checkSubjectOption(what, options.subject);
+  if (options.duplicateWindowMs !== undefined && options.stream === undefined) {
+    // Without `stream` the sink creates no stream, so there is no window to set: it would be ignored.
+    throw new WeirError(ErrorCode.InvalidOption, `${what}: duplicateWindowMs sets the duplicate window of the stream the sink creates: give stream too (without it no stream is created and the option would be ignored)`);
+  }
   // A subject function's subject that the named stream does not capture: a dead letter (a publish there
   // waits for a responder that never comes, then fails the commit, again after every restart).
   const resolverFor = (ctx: SinkContext, capturing: readonly string[] | undefined) => {

@@ -73,6 +73,11 @@ export function fileSource<T = unknown>(path: string, options: FileSourceOptions
   if (typeof path !== "string" || path.length === 0) throw new WeirError(ErrorCode.InvalidOption, "Sources.file: path must be a non-empty string");
   decodeOptions(Options, options, `Sources.file("${path}")`, `Sources.file("${path}") options`);
   assertCodec(`Sources.file("${path}")`, options.codec);
+  // header and delimiter shape CSV rows only: with another format they would be ignored.
+  const csvOnly = (["header", "delimiter"] as const).find((k) => options[k] !== undefined);
+  if (csvOnly !== undefined && options.format !== FileFormat.Csv) {
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.file("${path}"): ${csvOnly} applies to format "csv" only, not "${options.format}" (it would be ignored)`);
+  }
   const many = namesManyFiles(path);
   return {
     kind: "file",

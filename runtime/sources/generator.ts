@@ -32,8 +32,8 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (options.count !== undefined && !(Number.isInteger(options.count) && options.count >= 0)) {
     throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer, got ${options.count}`);
   }
-  if (options.ratePerSec !== undefined && !(options.ratePerSec > 0)) {
-    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: ratePerSec must be positive, got ${options.ratePerSec}`);
+  if (options.ratePerSec !== undefined && !(typeof options.ratePerSec === "number" && Number.isFinite(options.ratePerSec) && options.ratePerSec > 0)) {
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: ratePerSec must be a finite positive number (records per second), got ${typeof options.ratePerSec === "string" ? JSON.stringify(options.ratePerSec) : String(options.ratePerSec)}`);
   }
   return {
     kind: "generator",
