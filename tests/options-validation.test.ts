@@ -85,6 +85,15 @@ options("restartStrategy without checkpoints (or in batch mode) is refused: it w
   assert.is(resolveJobOptions({ name: "j", restartStrategy: { type: "none" } }).restartStrategy.type, "none", "none says what happens anyway");
 });
 
+options("asyncState tuning with asyncState.enabled false is refused: sync mode runs one record at a time and would ignore it", () => {
+  for (const key of ["bufferSize", "stallTimeoutMs", "watermarkMode"]) {
+    const value = key === "watermarkMode" ? "out-of-order" : 5000;
+    assertOneLine(errorOf(() => resolveJobOptions({ name: "j", asyncState: { enabled: false, [key]: value } })), `asyncState.${key} applies with asyncState.enabled true only`);
+  }
+  assert.is(resolveJobOptions({ name: "j", asyncState: { enabled: false } }).asyncState.enabled, false);
+  assert.is(resolveJobOptions({ name: "j", asyncState: { enabled: true, bufferSize: 10 } }).asyncState.bufferSize, 10);
+});
+
 options("natsReplicas: default 1, a positive integer, named when wrong", () => {
   assert.is(resolveJobOptions({ name: "j" }).natsReplicas, 1);
   assert.is(resolveJobOptions({ name: "j", natsReplicas: 3 }).natsReplicas, 3);

@@ -133,6 +133,11 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     const why = o.mode === "batch" ? `mode "batch" takes no checkpoints (a failed batch job fails; run it again)` : "it needs checkpointIntervalMs: without checkpoints a failed job has nothing to restart from and fails";
     throw new WeirError(ErrorCode.InvalidOption, `job options: restartStrategy "${o.restartStrategy.type}": ${why}`);
   }
+  const syncTuned = o.asyncState?.enabled === false ? Object.keys(o.asyncState).find((k) => k !== "enabled") : undefined;
+  if (syncTuned !== undefined) {
+    // Sync mode runs one record at a time, with no batches, admission, watermark ordering or stall watch.
+    throw new WeirError(ErrorCode.InvalidOption, `job options: asyncState.${syncTuned} applies with asyncState.enabled true only: with false each record runs on its own and it would be ignored`);
+  }
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
   if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {
