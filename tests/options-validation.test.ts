@@ -4,6 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 import * as t from "io-ts";
 import {
   defineJob, resolveJobOptions, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, outputTag,
@@ -83,6 +84,12 @@ options("restartStrategy without checkpoints (or in batch mode) is refused: it w
   assert.throws(() => resolveJobOptions({ name: "j", mode: "batch", restartStrategy: fixed }), /restartStrategy "fixed-delay": mode "batch" takes no checkpoints/);
   assert.is(resolveJobOptions({ name: "j", restartStrategy: fixed, checkpointIntervalMs: 100 }).restartStrategy.type, "fixed-delay");
   assert.is(resolveJobOptions({ name: "j", restartStrategy: { type: "none" } }).restartStrategy.type, "none", "none says what happens anyway");
+});
+
+options("backlogSort.directory that is not a directory is refused as the job loads (the first spill failed mid-job with a bare ENOENT)", () => {
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", backlogSort: { directory: "/nonexistent/weir-sort" } })), `job options: backlogSort.directory "/nonexistent/weir-sort" is not an existing directory`);
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", backlogSort: { directory: "" } })), "backlogSort.directory: expected NonEmptyString");
+  assert.is(resolveJobOptions({ name: "j", backlogSort: { directory: tmpdir() } }).backlogSort.directory, tmpdir());
 });
 
 options("asyncState tuning with asyncState.enabled false is refused: sync mode runs one record at a time and would ignore it", () => {

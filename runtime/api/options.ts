@@ -3,6 +3,7 @@
 
 import * as t from "io-ts";
 import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { decodeOptions, FunctionOption, NonNegativeInt, PositiveInt } from "../core/validation.ts";
 import { assertToken } from "../core/names.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
@@ -79,7 +80,7 @@ export const JobOptionsCodec = t.intersection([
     /** Completed checkpoints kept (savepoints are kept until deleted). */
     checkpointsRetained: PositiveInt,
     /** Sorting a backlog (FLIP-327): memory before spilling sorted runs, disk for the runs, where. */
-    backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.string })),
+    backlogSort: t.exact(t.partial({ memoryBytes: PositiveInt, diskBytes: PositiveInt, directory: t.refinement(t.string, (s) => s.length > 0, "NonEmptyString") })),
     /** On a failure, restart from the last checkpoint (restart-strategy.ts); `{ attempts, delayMs }` is fixed-delay. */
     restartStrategy: RestartStrategyCodec,
     /** Observe every actor's transitions (xstate inspection events). */
@@ -138,6 +139,7 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     // Sync mode runs one record at a time, with no batches, admission, watermark ordering or stall watch.
     throw new WeirError(ErrorCode.InvalidOption, `job options: asyncState.${syncTuned} applies with asyncState.enabled true only: with false each record runs on its own and it would be ignored`);
   }
+  if (o.backlogSort?.directory !== undefined) checkSortDirectory(o.backlogSort.directory);
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 500;
   const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5000;
   if (heartbeatTimeoutMs < 4 * heartbeatIntervalMs) {
@@ -191,6 +193,15 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
     },
     ...(inspect ? { inspect } : {}),
   };
+}
+
+/** Sorted runs spill there only once a backlog outgrows memory: a missing directory is found now, not mid-job. */
+function checkSortDirectory(directory: string): void {
+  let isDirectory = false;
+  try { isDirectory = statSync(directory).isDirectory(); } catch { /* reported below */ }
+  if (!isDirectory) {
+    throw new WeirError(ErrorCode.InvalidOption, `job options: backlogSort.directory ${JSON.stringify(directory)} is not an existing directory (a sorted backlog spills its runs there)`);
+  }
 }
 
 function resolveStateOptions(given: Partial<StateOptions> | undefined): StateOptions {
