@@ -42,6 +42,9 @@ options("options that would be ignored are refused: slotsPerWorker with a fixed 
   assertOneLine(errorOf(() => resolveJobOptions({ name: "j", parallelism: 2, slotsPerWorker: 4 })), "slotsPerWorker", `parallelism "auto" only`);
   assert.is(resolveJobOptions({ name: "j", parallelism: "auto", slotsPerWorker: 4 }).slotsPerWorker, 4);
   assertOneLine(errorOf(() => resolveJobOptions({ name: "j", checkpointIntervalMs: 100, restartStrategy: { type: "exponential-delay", initialDelayMs: 5000, maxDelayMs: 1000 } })), "restartStrategy.maxDelayMs (1000) is below initialDelayMs (5000)");
+  // Capped at the default maxDelayMs (60 s), a 120 s first delay never grew: the multiplier did nothing.
+  assertOneLine(errorOf(() => resolveJobOptions({ name: "j", checkpointIntervalMs: 100, restartStrategy: { type: "exponential-delay", initialDelayMs: 120_000, multiplier: 3 } })), "restartStrategy.initialDelayMs (120000) is not below the default maxDelayMs (60000)");
+  resolveJobOptions({ name: "j", checkpointIntervalMs: 100, restartStrategy: { type: "exponential-delay", initialDelayMs: 120_000, maxDelayMs: 600_000, multiplier: 3 } });
   assertOneLine(errorOf(() => defineJob({ name: "j" }, async () => {})), "build function returned a promise", "synchronously");
   const later = defineJob({ name: "j" }, (() => Promise.resolve()) as never);
   assertOneLine(errorOf(() => later.createEnvironment()), "build function returned a promise");

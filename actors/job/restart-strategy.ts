@@ -111,6 +111,11 @@ export function checkRestartStrategy(raw: unknown, what: string): void {
   if (initialDelayMs !== undefined && maxDelayMs !== undefined && maxDelayMs < initialDelayMs) {
     throw new WeirError(ErrorCode.InvalidOption, `${what}.maxDelayMs (${maxDelayMs}) is below initialDelayMs (${initialDelayMs}): the delays start at initialDelayMs and grow up to maxDelayMs`);
   }
+  // The cap then is initialDelayMs itself: every delay would be the first, the multiplier ignored.
+  const { multiplier } = fields as { multiplier?: number };
+  if (multiplier !== undefined && maxDelayMs === undefined && initialDelayMs !== undefined && initialDelayMs >= EXPONENTIAL_DELAY_DEFAULTS.maxDelayMs) {
+    throw new WeirError(ErrorCode.InvalidOption, `${what}.initialDelayMs (${initialDelayMs}) is not below the default maxDelayMs (${EXPONENTIAL_DELAY_DEFAULTS.maxDelayMs}): the delays could not grow by the multiplier; give maxDelayMs too`);
+  }
 }
 
 /** "job options: restartStrategy" → ["job options", "restartStrategy"]. */
