@@ -149,6 +149,11 @@ test("a bad --http address and a port in use are one-line errors naming --http",
   assert.is.not(beyond.code, 0);
   assert.equal(beyond.stderr.trimEnd().split("\n"), ["weir: --http 127.0.0.1:65535 with --workers 2: worker 2 would listen on port 65536 (ports end at 65535); give a lower port, or 0 for free ones"], beyond.stderr);
 
+  // An IPv6 address is named as given, in brackets (it printed "::2:0", which reads as another address).
+  const v6 = await runWeir(["run", JOB, "--nats", nats.url, "--http", "[::2]:0"], { env: { JOB_NAME: "nov6" } });
+  assert.is.not(v6.code, 0);
+  assert.is(v6.stderr.trimEnd().split("\n").at(-1), "weir: --http [::2]:0: no such local address", v6.stderr);
+
   const holder = createServer();
   await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
   try {

@@ -67,7 +67,7 @@ export class HttpServer {
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e: NodeJS.ErrnoException) => {
         const why = e.code === "EADDRINUSE" ? "the port is in use" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "no such local address" : e.message;
-        reject(new WeirError(e.code === "EADDRINUSE" ? ErrorCode.PortTaken : ErrorCode.InvalidOption, `--http ${address.host}:${address.port}: ${why}`, { cause: e }));
+        reject(new WeirError(e.code === "EADDRINUSE" ? ErrorCode.PortTaken : ErrorCode.InvalidOption, `--http ${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}: ${why}`, { cause: e }));
       });
       server.listen(address.port, address.host, () => resolve());
     });
