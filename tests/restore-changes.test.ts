@@ -5,7 +5,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
-import { Sources, StreamEnvironment, valueState, type JobOptions } from "../mod.ts";
+import { Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy, type JobOptions } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { within } from "./helpers/cli.ts";
 
@@ -54,5 +54,30 @@ for (const stateBackend of ["jetstream-kv", "heap"] as const) {
     assert.is(Math.max(...await run(name, { stateBackend })), 5, "counts start again: the dropped state is gone");
   });
 }
+
+s("a restore into the other state backend is refused in one line naming the backend to run", async () => {
+  await run("backends", {});
+  const err = await run("backends", { stateBackend: "heap" }).then(() => "restored", (e: Error) => e.message);
+  assert.match(err, /^checkpoint \d+ was taken with the jetstream-kv state backend, and this job runs heap: .*\(--state-backend jetstream-kv\), or start without state/);
+});
+
+/** Sums of the keys' ids per tumbling window of `size` ms (uid "win"), the input read again as in run(). */
+async function windowed(name: string, size: number): Promise<number[]> {
+  const env = StreamEnvironment.create({ name, nats: nats.url, checkpointIntervalMs: 100, mode: "streaming", parallelism: 2, allowNonRestoredState: true });
+  try {
+    const input = env.fromSource(Sources.array(keys.map((k, i) => ({ k, ts: i * 100 }))), { uid: `keys-${runs++}`, watermarks: WatermarkStrategy.forMonotonousTimestamps((e: { k: string; ts: number }) => e.ts) });
+    const sums = input.keyBy((e) => e.k).window(TumblingEventTimeWindows.of(size)).reduce((a, b) => ({ k: a.k, ts: a.ts + b.ts }), { uid: "win" }).map((e) => e.ts);
+    return (await within(sums.executeAndCollect(), 60_000)) ?? [];
+  } finally {
+    await env.close();
+  }
+}
+
+s("a restore under another window size is refused in one line: old windows would fire with the new bounds", async () => {
+  assert.ok((await windowed("winsize", 1000)).length > 0);
+  assert.ok((await windowed("winsize", 1000)).length > 0, "the same windows restore");
+  const err = await windowed("winsize", 2000).then(() => "restored", (e: Error) => e.message);
+  assert.match(err, /holds the windows of operator "win" as TumblingEventTimeWindows\.of\(1000\), and this job has TumblingEventTimeWindows\.of\(2000\): .*new uid/);
+});
 
 s.run();

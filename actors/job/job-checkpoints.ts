@@ -13,6 +13,7 @@ import { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import type { Clock } from "../../runtime/core/clock.ts";
 import { sleep } from "./connection-watch.ts";
 import { eraseOperatorState } from "../../state/factory.ts";
+import { checkStateBackend, checkStateLayouts } from "./restore-checks.ts";
 
 const FINAL_CHECKPOINT_ATTEMPTS = 3;
 
@@ -83,6 +84,8 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
     restore = await loadRestore(store, job, job.restore, latest?.pointer.id, o.restoreCommitted ? { clock: o.clock, log: o.log } : undefined);
     if (restore) {
       checkMaxParallelism(restore, o.graph);
+      checkStateBackend(restore, job);
+      checkStateLayouts(restore, o.graph);
       const dropped = checkOperatorsKept(restore, o.graph, job.allowNonRestoredState, o.log);
       // Dropped for good: KV would hand that state back to an operator of the same uid added later.
       if (job.stateBackend === "jetstream-kv") for (const uid of dropped) await eraseOperatorState(o.nc, o.names, uid);

@@ -111,4 +111,10 @@ export interface OperatorSpec {
   readonly keySelectors?: ReadonlyArray<(value: any) => unknown>;
   /** false: always starts its own subtask chain. */
   readonly chainable?: boolean;
+  /**
+   * How the operator's settings lay out its keyed state (fixed windows: their assigner), when a restore
+   * under other settings would misread it: its operator state then carries `{ windows: stateLayout }`,
+   * and a restore under another layout is refused (actors/job/restore-checks.ts).
+   */
+  readonly stateLayout?: string;
 }

@@ -20,6 +20,11 @@ export interface WindowAssigner {
   assign(ts: number): TimeWindow[];
   /** The window whose timer fires at `maxTimestamp` (= end − 1). */
   windowEndingAt(maxTimestamp: number): TimeWindow;
+  /**
+   * What lays out the windows' state and timers (`TumblingEventTimeWindows.of(1000)`): a restore under
+   * another is refused (a session's gap may change: sessions keep their bounds). Absent: not checked.
+   */
+  readonly layout?: string;
 }
 
 type Domain = NonNullable<WindowAssigner["timeDomain"]>;
@@ -36,6 +41,7 @@ function tumbling(name: string, timeDomain: Domain, size: number, offset: number
     kind: "tumbling",
     size,
     timeDomain,
+    layout: `${name}(${size}${offset ? `, ${offset}` : ""})`,
     assign: (ts) => {
       const start = windowStart(ts, offset, size);
       return [{ start, end: start + size }];
@@ -53,6 +59,7 @@ function sliding(name: string, timeDomain: Domain, size: number, slide: number, 
     kind: "sliding",
     size,
     timeDomain,
+    layout: `${name}(${size}, ${slide}${offset ? `, ${offset}` : ""})`,
     assign: (ts) => {
       const out: TimeWindow[] = [];
       const last = windowStart(ts, offset, slide);
@@ -73,6 +80,7 @@ function session(name: string, timeDomain: Domain, gap: number): WindowAssigner 
     kind: "session",
     size: gap,
     timeDomain,
+    layout: name.replace(".withGap", ""),
     assign: (ts) => [{ start: ts, end: ts + gap }],
     windowEndingAt: (max) => ({ start: max + 1 - gap, end: max + 1 }),
   };

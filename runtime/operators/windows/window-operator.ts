@@ -16,16 +16,21 @@ export function windowOperatorSpec<K, T, O>(
   keySelector: (value: T) => K,
   allowedLatenessMs = 0,
 ): OperatorSpec {
+  const layout = assigner.layout;
+  // Stored with every checkpoint, so that a restore under other windows is refused (restore-checks.ts).
+  const recorded = layout === undefined ? undefined : { windows: layout };
   return {
     type: `window-${logic.type}`,
     keySelectors: [keySelector],
     chainable: false,
+    ...(layout !== undefined ? { stateLayout: layout } : {}),
     create(ctx) {
       // Counters live with the operator instance (one per subtask) and show in `weir status`.
       const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
       const setup = { logic, lateTag, counters, allowedLatenessMs };
       const fn = assigner.kind === "session" ? sessionFunction<K, T, O>(assigner, setup) : windowFunction<K, T, O>(assigner, setup);
-      return new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
+      const operator = new KeyedProcessOperator<K, T, O>(ctx, fn, [keySelector], undefined, () => ({ ...counters }));
+      return recorded === undefined ? operator : Object.assign(operator, { snapshotState: () => recorded });
     },
   };
 }
