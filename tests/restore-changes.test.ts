@@ -80,4 +80,18 @@ s("a restore under another window size is refused in one line: old windows would
   assert.match(err, /holds the windows of operator "win" as TumblingEventTimeWindows\.of\(1000\), and this job has TumblingEventTimeWindows\.of\(2000\): .*new uid/);
 });
 
+s("countWindow made smaller across a restore: keys already past the new size fire at their next record", async () => {
+  const counted = async (size: number) => {
+    const env = StreamEnvironment.create({ name: "countsize", nats: nats.url, checkpointIntervalMs: 100, mode: "streaming", parallelism: 2, allowNonRestoredState: true });
+    try {
+      const sizes = env.fromSource(Sources.array(keys), { uid: `keys-${runs++}` }).map((k) => [k]).keyBy((k) => k[0]!).countWindow(size).reduce((a, b) => [...a, ...b], { uid: "cw" }).map((w) => w.length);
+      return (await within(sizes.executeAndCollect(), 60_000)) ?? [];
+    } finally {
+      await env.close();
+    }
+  };
+  assert.equal(await counted(10), [], "5 records per key: no window of 10 is full");
+  assert.equal((await counted(3)).sort((a, b) => b - a), Array(8).fill(6).concat(Array(8).fill(3)), "each key's 5 kept and its next fire as one window, then windows of 3");
+});
+
 s.run();

@@ -50,7 +50,8 @@ function tumbling<K, T, O>(size: number, logic: WindowLogic<T, O>, counters: Win
   return {
     async processElement(value, ctx) {
       const n = ((await ctx.state(counted).value()) ?? 0) + 1;
-      const full = n === size;
+      // At or past `size` (as Flink's CountTrigger): a key restored from a larger size holds more already.
+      const full = n >= size;
       if (logic.type === "process") {
         if (!full) {
           await ctx.state(elements).add(value);
