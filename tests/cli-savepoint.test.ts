@@ -77,6 +77,8 @@ for (const firstRun of ["one process", "two workers"] as const) {
       const resumed = await status<{ parallelism: number; restoredFrom?: number }>();
       assert.is(resumed?.restoredFrom, latest!.id, "the second run resumed from the savepoint");
       assert.is(resumed?.parallelism, 3);
+      const shown = await runWeir(["status", "workers", "--nats", nats.url]);
+      assert.match(shown.stdout, new RegExp(`^  checkpoints: .*; restored from ${latest!.id}\\b`, "m"), `weir status names what the run restored from: ${shown.stdout.slice(0, 600)}`);
       const stopAgain = await runWeir(["stop", "workers", "--nats", nats.url], { deadlineMs: 90_000 });
       assert.is(stopAgain.code, 0, stopAgain.stderr);
       assert.is((await within(runs[1]!.exited, 60_000))?.code, 0, runs[1]!.stderr().slice(-600));

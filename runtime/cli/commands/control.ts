@@ -77,7 +77,7 @@ export function formatStatus(s: JobStatus): string {
   return [head, restarts, ...formatCheckpoints(s), ...formatWorkers(s), `  ${fmt(cols)}`, ...rows.map((r) => `  ${fmt(r)}`)].join("\n");
 }
 
-/** "checkpoints: 12 completed, 0 aborted, 40 skipped at rest; last 12 (checkpoint) 3.1s ago, took 45 ms, 1.2k entries changed". */
+/** "checkpoints: 12 completed, 0 aborted, 40 skipped at rest; last 12 (checkpoint) 3.1s ago, took 45 ms, 1.2k entries changed; restored from 9". */
 function formatCheckpoints(s: JobStatus): string[] {
   const c = s.checkpoints;
   if (!c) return [];
@@ -85,7 +85,9 @@ function formatCheckpoints(s: JobStatus): string[] {
   const lastText = last ? `; last ${last.id} (${last.kind}) ${((Date.now() - last.triggeredAt - last.durationMs) / 1000).toFixed(1)}s ago, took ${last.durationMs} ms, ${formatCount(last.entries)} entries changed` : "";
   const failure = c.lastFailure ? `; last failure: ${c.lastFailure}` : "";
   const skipped = c.skipped ? `, ${c.skipped} skipped at rest` : "";
-  return [`  checkpoints: ${c.completed} completed, ${c.aborted} aborted${skipped}${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${lastText}${failure}`];
+  // What the run started from (a savepoint is a checkpoint kept: weir checkpoints <job> lists both).
+  const restored = s.restoredFrom !== undefined ? `; restored from ${s.restoredFrom}` : "";
+  return [`  checkpoints: ${c.completed} completed, ${c.aborted} aborted${skipped}${c.inFlight !== undefined ? `, checkpoint ${c.inFlight} in flight` : ""}${lastText}${restored}${failure}`];
 }
 
 /** Records in flight in a keyed subtask's async execution, and its state requests waiting in a batch ("-": none runs). */
