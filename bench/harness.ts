@@ -19,7 +19,7 @@ export interface BenchRow {
   readonly baseline?: number;
   readonly unit: string;
   /** What ratio weir/baseline the issue asks for (e.g. ">= 0.8"), printed beside the measured one. */
-  readonly goal?: string;
+  readonly goal?: string | undefined;
   /** For "lower is better" figures (memory, latency): ratio is still weir / baseline. */
   readonly note?: string;
 }

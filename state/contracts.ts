@@ -127,7 +127,7 @@ export interface StateAddress {
   readonly keyGroup: number;
   readonly keyId: string;
   /** Map states: the entry's key; absent for the other kinds and for whole-map requests. */
-  readonly userKeyId?: string;
+  readonly userKeyId?: string | undefined;
   /**
    * Backend-private memo: the backend that served this address last stores itself and what it resolved
    * the address to here (KV: the key's cache entry, or its KV key before there is one; heap: the cell of

@@ -7,7 +7,7 @@ const frames = suite("record frames");
 /** What a consumer gets: each record as JSON.stringify/parse of it alone would give it (the rows format's meaning). */
 const asJson = (values: unknown[]) => values.map((v) => JSON.parse(JSON.stringify(v)) as unknown);
 
-function roundTrip(values: unknown[], timestamps?: Array<number | undefined>): { wire: Record<string, unknown>; v: unknown[]; t?: Array<number | null> } {
+function roundTrip(values: unknown[], timestamps?: Array<number | undefined>): { wire: Record<string, unknown>; v: unknown[]; t?: Array<number | null> | undefined } {
   const payload = encodeRecords(values, timestamps);
   const frame = decodeFrame(new TextEncoder().encode(payload));
   if (frame.k !== "r") throw new Error(`not a records frame: ${frame.k}`);

@@ -28,7 +28,7 @@ s.after(async () => { await nc?.close(); });
 
 async function runJob(name: string, restartStrategy: JobOptions["restartStrategy"]): Promise<{ restarts: number; recordsIn?: number; error?: string }> {
   const failed = new Set<number>();
-  const e = StreamEnvironment.create({ name, nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, restartStrategy });
+  const e = StreamEnvironment.create({ name, nats: server.url, stateBackend: "heap", parallelism: 1, mode: "streaming", checkpointIntervalMs: 100, ...(restartStrategy ? { restartStrategy } : {}) });
   e.fromSource(Sources.jetstream({ stream: "RS_IN", subjects: ["rs.in"], codec: t.type({ id: t.number }), bounded: true }), { name: "in" })
     .map((r) => {
       if (r.id > 0 && r.id % EVERY === 0 && !failed.has(r.id)) { failed.add(r.id); throw new Error(`boom at ${r.id}`); }

@@ -202,7 +202,7 @@ for (const kind of kinds) {
     assert.equal(await collect(m.entries()), [[{ x: 1, y: 2 }, "a"]]);
     // An optional field left undefined is absent, as in JSON: it read back as null, which its codec refused.
     const tagged = state(byTagged, "k");
-    await tagged.put({ id: 1, tag: undefined }, "b");
+    await tagged.put({ id: 1, tag: undefined } as unknown as { id: number; tag?: string }, "b");
     assert.is(await tagged.get({ id: 1 }), "b");
     assert.equal(await collect(tagged.keys()), [{ id: 1 }]);
     await state(count, { id: 7, tag: undefined }).update(3);

@@ -54,7 +54,7 @@ export function openBackend(
   return createKeyedStateBackend({ kind, nc, names, keyGroupRange: range, maxParallelism: MAX_PARALLELISM, config });
 }
 
-export interface RecordedRequest { type: StateRequestType; address: StateAddress; value?: unknown; cursor?: string; limit?: number; result?: unknown }
+export interface RecordedRequest { type: StateRequestType; address: StateAddress; value?: unknown; cursor?: string | undefined; limit?: number | undefined; result?: unknown }
 
 /** A direct handler that records every request and its result (to assert paging, request shapes). */
 export class RecordingHandler implements StateRequestHandler {

@@ -145,7 +145,7 @@ export interface StatusParts {
   readonly workers?: Record<string, unknown>;
   readonly graph?: JobGraph;
   /** While the job's NATS connection is down: since when (ms since the epoch). */
-  readonly disconnectedSince?: number;
+  readonly disconnectedSince?: number | undefined;
   /** What the deployments before the current one counted (a restart replaces the subtasks and their counters). */
   readonly carried?: RecordCounts;
 }

@@ -51,7 +51,7 @@ export interface SubtaskMachineContext extends SubtaskMachineInput {
   /** The newest checkpoint this subtask acknowledged. */
   lastCheckpoint?: number;
   /** The checkpoint being aligned or snapshotted. */
-  pendingCheckpoint?: number;
+  pendingCheckpoint?: number | undefined;
   /** The newest checkpoint whose snapshot was started: each is taken once, however asked. */
   lastStarted: number;
   /** The subtask's input left backlog once: it does not go back (as in Flink). */

@@ -23,9 +23,9 @@ export interface DeadLetter {
   readonly data: Uint8Array | string;
   readonly subject?: string;
   /** The JetStream stream it was read from (with `sequence`, where to find the original). */
-  readonly stream?: string;
-  readonly sequence?: number;
-  readonly line?: number;
+  readonly stream?: string | undefined;
+  readonly sequence?: number | undefined;
+  readonly line?: number | undefined;
 }
 
 export interface ConnectorContext {

@@ -13,7 +13,7 @@ import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
 import { isCredentialsRefusal, permissionError } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
-export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions }): Promise<NatsSettings> {
+export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions | undefined }): Promise<NatsSettings> {
   const settings = resolveNatsSettings(given);
   if (settings.servers.length > 0) return settings;
   const { url } = await ensureEmbeddedServer();
@@ -60,7 +60,7 @@ export function clientOptions(s: NatsSettings): NodeConnectionOptions {
     ...(s.token !== undefined ? { token: s.token } : {}),
     ...(authenticator.length > 0 ? { authenticator } : {}),
     // checkServerIdentity: the client's TLS options are handed to Node's tls.connect as they are.
-    ...(tlsWanted ? { tls: { checkServerIdentity: serverIdentity, ...(s.ca !== undefined ? { caFile: s.ca } : {}), ...(s.cert !== undefined ? { certFile: s.cert, keyFile: s.key! } : {}) } as NodeConnectionOptions["tls"] } : {}),
+    ...(tlsWanted ? { tls: { checkServerIdentity: serverIdentity, ...(s.ca !== undefined ? { caFile: s.ca } : {}), ...(s.cert !== undefined ? { certFile: s.cert, keyFile: s.key! } : {}) } as NonNullable<NodeConnectionOptions["tls"]> } : {}),
   };
 }
 

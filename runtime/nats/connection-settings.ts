@@ -111,7 +111,7 @@ export function mergeLayers(layers: readonly NatsLayer[], env: NodeJS.ProcessEnv
   return { ...values, servers: values.servers ?? [], origin };
 }
 
-export function resolveNatsSettings(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions; env?: NodeJS.ProcessEnv }): NatsSettings {
+export function resolveNatsSettings(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions | undefined; env?: NodeJS.ProcessEnv }): NatsSettings {
   const env = given.env ?? process.env;
   return mergeLayers([flagsLayer(given.flags ?? {}), envLayer(env), optionLayer(given.option)], env);
 }

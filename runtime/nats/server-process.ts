@@ -25,7 +25,7 @@ export interface LaunchOptions {
   /** Directory for the JetStream store and the ports file; a fresh temp dir when absent (removed on stop). */
   dir?: string;
   /** Port to listen on; a random free one when absent. Fixed, to restart a server where its clients reconnect. */
-  port?: number;
+  port?: number | undefined;
   /** Extra command-line arguments for nats-server (`["-c", file]` for a config file). */
   args?: string[];
   /** Extra environment variables (a config file's `$VAR` references). */

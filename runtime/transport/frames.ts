@@ -22,7 +22,7 @@ export const FrameKind = {
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 export type Frame =
-  | { readonly k: "r"; readonly v: unknown[]; readonly t?: Array<number | null> }
+  | { readonly k: "r"; readonly v: unknown[]; readonly t?: Array<number | null> | undefined }
   | { readonly k: "w"; readonly w: number }
   | { readonly k: "s"; readonly idle: boolean }
   | { readonly k: "a"; readonly backlog: boolean }
@@ -33,7 +33,7 @@ export type Frame =
  * A frame as published: `q` numbers the frames of one channel 1, 2, 3, ... so the consumer sees a frame
  * the server or the client dropped (core NATS keeps nothing across a disconnect) as a gap.
  */
-export type SequencedFrame = Frame & { readonly q?: number };
+export type SequencedFrame = Frame & { readonly q?: number | undefined };
 
 /**
  * After a reconnect, a producer's probe: the number of the last frame it published on the channel, sent

@@ -24,7 +24,7 @@ export interface ControlledRecord {
   /** The record finished (its key passed on): the object may be reused. */
   finished?(): void;
   /** A record object reused for many records keeps the controller's continuations (continuationsFor). */
-  readonly continuations?: RecordContinuations;
+  readonly continuations?: RecordContinuations | undefined;
 }
 
 /** What the controller calls when a record's promises settle. */

@@ -40,8 +40,8 @@ export interface SortedKeyFold<I> {
 export interface BacklogHost extends KeyedCallbacks {
   readonly ctx: OperatorContext;
   readonly timers: InternalTimerService;
-  readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown>;
-  readonly sortedKeyFold?: SortedKeyFold<unknown>;
+  readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown> | undefined;
+  readonly sortedKeyFold?: SortedKeyFold<unknown> | undefined;
   /** The record's key (its input's key selector). */
   keyOf(value: unknown, input: number): unknown;
   keyGroupOf(key: unknown): number;
