@@ -1,6 +1,7 @@
 // Scenario job: account balances bootstrapped from a file of history, then kept up to date from live
 // JetStream records (Sources.hybrid: the file is read first, in backlog, then the stream). One running
-// balance per account in keyed state. Used by scenarios/hybrid-bootstrap.scenario.yaml.
+// balance per account in keyed state. Used by scenarios/hybrid-bootstrap.scenario.yaml and
+// scenarios/sort-during-backlog.scenario.yaml.
 import { fileURLToPath } from "node:url";
 import * as t from "io-ts";
 import { defineJob, Sinks, Sources, valueState } from "weir";

@@ -1,6 +1,6 @@
 // Scenario job: each customer's order total per hour of processing time (tumbling processing-time
 // windows: an order belongs to the hour the window operator sees it in; no timestamps or watermarks).
-// Run with `weir run --manual-clock <ms>` the hours pass only when `weir advance-clock` (or a scenario's
+// Run with `weir run --manual-clock <ms>`, the hours pass only when `weir advance-clock` (or a scenario's
 // `advanceClock` step) moves them. Used by scenarios/processing-time-windows.scenario.yaml.
 import * as t from "io-ts";
 import { defineJob, Sinks, Sources, TumblingProcessingTimeWindows } from "weir";

@@ -1,6 +1,7 @@
 // Scenario job: keyed word count. Lines of text from two JetStream subjects (one per source subtask at
 // parallelism 2), split into words, a count per word in keyed state, each new count to COUNTS.
-// Used by scenarios/wordcount.scenario.yaml and scenarios/subtask-failure.scenario.yaml.
+// No checkpoints of its own: the scenarios that need them set checkpointIntervalMs in their options. Used by
+// scenarios/wordcount, subtask-failure, subtask-restart, crash-recovery and workers (.scenario.yaml).
 import * as t from "io-ts";
 import { defineJob, Sinks, Sources, valueState } from "weir";
 
