@@ -39,6 +39,21 @@ s("a created stream captures a fixed subject alone (streams of other jobs under 
   assert.equal(await make("BYFUNC", (v) => `byfunc.${v}.k1`), ["byfunc.>"], "a function's later subjects may differ in any token");
 });
 
+s("a stream weir would create on subjects another stream holds fails in one line as a stream set-up (no restart mends it), saying to create it", async () => {
+  // examples/nats-secured.conf's job: input APP_IN on app.in.>, output APP_OUT from `app.out.${word}`,
+  // created on app.> (its first token): the job went through its whole restart strategy (minutes).
+  await (await jetstreamManager(nc)).streams.add({ name: "OVL_IN", subjects: ["ovl.in.>"] });
+  const w = await Sinks.jetstream({ stream: "OVL_OUT", subject: (v: string) => `ovl.out.${v}` }).createWriter(standaloneContext({ nc, job: "ovl" }));
+  try {
+    const err = await within((async () => { try { await w.write("a", undefined); await w.flush(); return undefined; } catch (e) { return e; } })(), 30_000);
+    assert.instance(err, WeirError);
+    assert.is((err as WeirError).code, ErrorCode.StreamConfig);
+    assert.match((err as Error).message, /^Sinks\.jetstream: cannot create stream "OVL_OUT" for ovl\.>: .*overlap.*; create "OVL_OUT" yourself with the subjects it should capture/);
+  } finally {
+    await w.close().catch(() => {});
+  }
+});
+
 s("two sinks creating one stream at once for different fixed subjects: the one it does not capture fails in one line naming the stream's subjects", async () => {
   // Both found no stream and tried to create it; the loser took "already there" for success, and in batch
   // mode failed after writing part of its output with "no stream captures this subject".
