@@ -314,9 +314,10 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
     let own: string[];
     try { own = (await jsm.streams.info(stream)).config.subjects ?? []; } catch {
       // Another stream holds some of these subjects (`app.out.x` → `app.>` beside a stream on `app.in.>`):
-      // no restart mends that, so the job ends at once rather than going through its restart strategy.
+      // say what to do. A restart goes through once the stream is created (or the other one changed), so
+      // the restart strategy still applies (tests/cli-stop fails a job this way on purpose).
       if (/subjects overlap|10065/i.test(messageOf(e))) {
-        throw new WeirError(ErrorCode.StreamConfig, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}; create "${stream}" yourself with the subjects it should capture (a subject function's stream is created on its first token)`, { cause: e });
+        throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}; create "${stream}" yourself with the subjects it should capture (a subject function's stream is created on its first token)`, { cause: e });
       }
       throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}`, { cause: e });
     }
