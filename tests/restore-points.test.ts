@@ -102,7 +102,7 @@ points("a checkpoint the state backend cannot restore fails the run at once, wit
   const heapRun = await run({ name: "rpkind", out: "RPKIND_A", options: { stateBackend: "heap" } });
   assert.is(heapRun.result?.state, "finished", heapRun.error);
   const kvRun = await run({ name: "rpkind", out: "RPKIND_B", options: { stateBackend: "jetstream-kv" } });
-  assert.match(kvRun.error ?? "", "was taken with the heap state backend; it cannot be restored into jetstream-kv");
+  assert.match(kvRun.error ?? "", "was taken with the heap state backend, and this job runs jetstream-kv: keyed state does not move between backends");
   assert.is(kvRun.error!.split("\n").length, 1);
   assert.equal(kvRun.log.filter((l) => /^restarting/.test(l)), [], "no restart");
 });
