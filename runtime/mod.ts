@@ -12,6 +12,7 @@ export type * from "./contracts/connectors.ts";
 export { ExecutionMode, WatermarkMode, resolveJobOptions } from "./api/options.ts";
 export type { JobOptions, ResolvedJobOptions } from "./api/options.ts";
 export { Sources } from "./sources/mod.ts";
+export type { NatsMessage } from "./sources/mod.ts";
 export { Sinks, decodeKvKey, encodeKvKey } from "./sinks/mod.ts";
 export type { JobResult, JobStatus } from "../actors/job/job-runner.ts";
 export type { SubtaskStatus } from "../actors/subtask/subtask.ts";

@@ -70,6 +70,35 @@ s("jetstream source → executeAndCollect", async () => {
   await e.close();
 });
 
+s("metadata: true: a job keys by the subject a wildcard matched and reads a header, across a keyBy", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "E_META", subjects: ["emeta.>"] });
+  const js = jetstream(nc);
+  const { headers } = await import("@nats-io/transport-node");
+  for (let i = 0; i < 6; i++) {
+    const h = headers();
+    h.append("Tenant", `t${i % 2}`);
+    h.append("Tenant", "extra");
+    await js.publish(`emeta.${i % 3 === 0 ? "eu" : "us"}`, JSON.stringify({ n: i }), { headers: h });
+  }
+  const e = env("e2emeta");
+  try {
+    const got = await e.fromSource(Sources.jetstream({ stream: "E_META", subjects: ["emeta.>"], codec: t.type({ n: t.number }), bounded: true, metadata: true }), { name: "in" })
+      .keyBy((m) => m.subject)
+      .reduce((a, b) => ({ ...b, data: { n: a.data.n + b.data.n } }))
+      .executeAndCollect();
+    const last = new Map(got.map((m) => [m.subject, m]));
+    assert.equal([...last.keys()].sort(), ["emeta.eu", "emeta.us"]);
+    assert.is(last.get("emeta.eu")!.data.n, 0 + 3);
+    assert.is(last.get("emeta.us")!.data.n, 1 + 2 + 4 + 5);
+    assert.equal(last.get("emeta.eu")!.headers["Tenant"], ["t1", "extra"]);
+    assert.ok(typeof last.get("emeta.eu")!.sequence === "number" && typeof last.get("emeta.eu")!.time === "number");
+  } finally {
+    await e.close();
+  }
+  assert.throws(() => Sources.jetstream({ stream: "E_META", subjects: ["emeta.>"], format: "bytes", metadata: true }), /metadata: true takes format "json" or "text"/);
+});
+
 s("file source (jsonl) → kv sink", async () => {
   const e = env("e2efile", 1);
   e.fromSource(Sources.file(join(fixtures, "events.jsonl"), { format: "jsonl", codec: t.type({ user: t.string, n: t.number }) }))

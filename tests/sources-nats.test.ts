@@ -72,6 +72,24 @@ s("malformed input goes to the DLQ with the subject; reading goes on", async () 
   await r.close();
 });
 
+s("metadata: true gives subject, headers and the reply subject: a job can answer a request", async () => {
+  const { headers } = await import("@nats-io/transport-node");
+  const r = await Sources.nats({ subject: "in.m.*", format: "text", metadata: true }).createReader(standaloneContext({ nc }));
+  const h = headers();
+  h.set("Trace-Id", "abc");
+  const answer = nc.request("in.m.req", "ping", { timeout: 5000, headers: h });
+  nc.publish("in.m.plain", "hello");
+  const [got] = await drain([r], 2);
+  const req = got!.find((m) => m.subject === "in.m.req")!;
+  assert.is(req.data, "ping");
+  assert.equal(req.headers["Trace-Id"], ["abc"]);
+  assert.ok(req.reply, "a request's record has its reply subject");
+  nc.publish(req.reply!, `pong to ${req.headers["Trace-Id"]![0]}`);
+  assert.is((await answer).string(), "pong to abc");
+  assert.equal(got!.find((m) => m.subject === "in.m.plain"), { subject: "in.m.plain", data: "hello", headers: {} });
+  await r.close();
+});
+
 s("bad options fail at definition", () => {
   assert.throws(() => Sources.nats({ subject: "" }), /Sources.nats: subject/);
   assert.throws(() => Sources.nats({ subject: "a", queue: "a b" }), /queue/);

@@ -1,4 +1,4 @@
-// Sources.jetstream({ stream, subjects, format?, codec?, startAt?, bounded?, backlogLag? }): replayable
+// Sources.jetstream({ stream, subjects, format?, codec?, startAt?, bounded?, backlogLag?, metadata? }): replayable
 // source reading a JetStream stream.
 //
 // - Subjects split across source subtasks deterministically: subject j goes to subtask j mod p. A 2.9
@@ -33,6 +33,7 @@ import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from
 import { Wakeup } from "./wakeup.ts";
 import { watchClusterChanges } from "../nats/cluster-changes.ts";
 import { serverScansPendingPerMessage, type StreamHead } from "./catch-up.ts";
+import { assertMetadataFormat, headersOf, type NatsMessage } from "./message-metadata.ts";
 
 export interface JetStreamSourceOptions<T> {
   readonly stream: string;
@@ -47,6 +48,8 @@ export interface JetStreamSourceOptions<T> {
   readonly bounded?: boolean;
   /** Messages behind the head above which the source reports backlog. Default 1000. */
   readonly backlogLag?: number;
+  /** Each record as `{ subject, data, headers, sequence, time }` instead of the decoded payload alone. Default false. */
+  readonly metadata?: boolean;
 }
 
 /** What a JetStream source subtask checkpoints. */
@@ -76,6 +79,7 @@ const Options = t.intersection([
     startAt: t.union([t.literal("first"), t.literal("new"), t.type({ sequence: PositiveInt }), t.type({ time: TimeLike })]),
     bounded: t.boolean,
     backlogLag: NonNegativeInt,
+    metadata: t.boolean,
   }),
 ]);
 
@@ -93,6 +97,9 @@ const WATCH_INTERVAL_MS = 1000;
  */
 const QUICK_STALL_MS = 1000;
 
+export function jetstreamSource<T>(options: JetStreamSourceOptions<T> & { readonly codec: Codec<T>; readonly metadata: true }): SourceDef<NatsMessage<T>>;
+export function jetstreamSource(options: JetStreamSourceOptions<string> & { readonly format: "text"; readonly metadata: true }): SourceDef<NatsMessage<string>>;
+export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T> & { readonly metadata: true }): SourceDef<NatsMessage<T>>;
 export function jetstreamSource<T>(options: JetStreamSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
 export function jetstreamSource(options: JetStreamSourceOptions<string> & { readonly format: "text" }): SourceDef<string>;
 export function jetstreamSource(options: JetStreamSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
@@ -105,6 +112,8 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
   const startAt = options.startAt ?? "first";
   const bounded = options.bounded ?? false;
   const backlogLag = options.backlogLag ?? 1000;
+  const metadata = options.metadata ?? false;
+  assertMetadataFormat("Sources.jetstream", metadata, format);
   return {
     kind: "jetstream",
     bounded,
@@ -226,8 +235,13 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
             const info = m.info;
             const v = decode(m.data, m.subject, info.streamSequence);
             if (v === REJECTED) continue;
-            values.push(v);
-            timestamps.push(Math.floor(info.timestampNanos / 1e6));
+            const time = Math.floor(info.timestampNanos / 1e6);
+            if (!metadata) values.push(v);
+            else {
+              const record: NatsMessage<T> = { subject: m.subject, data: v, headers: headersOf(m.headers), sequence: info.streamSequence, time };
+              values.push(record as T);
+            }
+            timestamps.push(time);
             splits.push(msgLanes[i]!);
           }
           backlog = totalLag() > backlogLag;

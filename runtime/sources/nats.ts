@@ -1,19 +1,21 @@
 // Sources.nats({ subject, queue?, format?, codec? }): a core NATS subscription, at-most-once, unbounded.
 // Every subtask joins one queue group (default `weir.<job>.<uid>`), so each message reaches one subtask.
-// Nothing is replayed after a restart; offsets are not checkpointed.
+// Nothing is replayed after a restart; offsets are not checkpointed. `metadata: true` gives each record
+// as `{ subject, data, headers, reply? }` (message-metadata.ts).
 //
 // Core NATS has no flow control: while the job is backpressured, messages wait in this reader's buffer,
 // up to `maxBuffered` (default 100k); beyond that they are dropped (the server would otherwise cut the
 // connection as a slow consumer). Drops are counted and logged, never silent.
 
 import * as t from "io-ts";
-import type { Subscription } from "@nats-io/transport-node";
+import type { Msg, Subscription } from "@nats-io/transport-node";
 import type { SourceDef, SourceReader } from "../contracts/connectors.ts";
 import { ConnectorNames } from "../core/names.ts";
 import { PositiveInt, decodeOptions } from "../core/validation.ts";
 import { PayloadFormat, REJECTED, assertCodec, payloadDecoder, type Codec } from "./decode.ts";
 import { Wakeup } from "./wakeup.ts";
 import { flushConnection } from "../nats/flush.ts";
+import { assertMetadataFormat, headersOf, type NatsMessage } from "./message-metadata.ts";
 
 export interface NatsSourceOptions<T> {
   readonly subject: string;
@@ -23,6 +25,8 @@ export interface NatsSourceOptions<T> {
   readonly codec?: Codec<T>;
   /** Messages buffered while the job is backpressured before new ones are dropped. Default 100000. */
   readonly maxBuffered?: number;
+  /** Each record as `{ subject, data, headers, reply? }` instead of the decoded payload alone. Default false. */
+  readonly metadata?: boolean;
 }
 
 const Options = t.intersection([
@@ -33,11 +37,15 @@ const Options = t.intersection([
     /** An io-ts codec, checked by assertCodec. */
     codec: t.unknown,
     maxBuffered: PositiveInt,
+    metadata: t.boolean,
   }),
 ]);
 
 const DROP_LOG_INTERVAL_MS = 5000;
 
+export function natsSource<T>(options: NatsSourceOptions<T> & { readonly codec: Codec<T>; readonly metadata: true }): SourceDef<NatsMessage<T>>;
+export function natsSource(options: NatsSourceOptions<string> & { readonly format: "text"; readonly metadata: true }): SourceDef<NatsMessage<string>>;
+export function natsSource<T = unknown>(options: NatsSourceOptions<T> & { readonly metadata: true }): SourceDef<NatsMessage<T>>;
 export function natsSource<T>(options: NatsSourceOptions<T> & { readonly codec: Codec<T> }): SourceDef<T>;
 export function natsSource(options: NatsSourceOptions<string> & { readonly format: "text" }): SourceDef<string>;
 export function natsSource(options: NatsSourceOptions<Uint8Array> & { readonly format: "bytes" }): SourceDef<Uint8Array>;
@@ -46,6 +54,8 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
   decodeOptions(Options, options, "Sources.nats", "Sources.nats options");
   assertCodec("Sources.nats", options.codec);
   const format = options.format ?? PayloadFormat.Json;
+  const metadata = options.metadata ?? false;
+  assertMetadataFormat("Sources.nats", metadata, format);
   const maxBuffered = options.maxBuffered ?? 100_000;
   return {
     kind: "nats",
@@ -54,7 +64,7 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
       const queue = options.queue ?? new ConnectorNames(ctx.names).sourceQueue(ctx.operatorUid);
       const decode = payloadDecoder(format, options.codec, `${ctx.operatorName} (nats ${options.subject})`, ctx.deadLetters);
       const wake = new Wakeup();
-      let buffer: Array<{ data: Uint8Array; subject: string }> = [];
+      let buffer: Msg[] = [];
       let dropped = 0;
       let lastDropLog = 0;
       const sub: Subscription = ctx.nc.subscribe(options.subject, {
@@ -70,7 +80,7 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
             }
             return;
           }
-          buffer.push({ data: msg.data, subject: msg.subject });
+          buffer.push(msg);
           wake.notify();
         },
       });
@@ -84,7 +94,12 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
           const values: T[] = [];
           for (const m of msgs) {
             const v = decode(m.data, m.subject, undefined);
-            if (v !== REJECTED) values.push(v);
+            if (v === REJECTED) continue;
+            if (!metadata) values.push(v);
+            else {
+              const record: NatsMessage<T> = { subject: m.subject, data: v, headers: headersOf(m.headers), ...(m.reply ? { reply: m.reply } : {}) };
+              values.push(record as T);
+            }
           }
           return { values };
         },

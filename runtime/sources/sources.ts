@@ -19,5 +19,6 @@ export type { JetStreamSourceOptions, JetStreamSourceState } from "./jetstream.t
 export type { StartAt } from "./jetstream-lane.ts";
 export type { Codec, PayloadFormat } from "./decode.ts";
 export type { NatsSourceOptions } from "./nats.ts";
+export type { NatsMessage } from "./message-metadata.ts";
 export type { FileSourceOptions, FileSourceState, FileFormat } from "./file.ts";
 export type { HybridSourceState } from "./hybrid.ts";
