@@ -83,6 +83,27 @@ s("keys NATS KV does not allow are encoded reversibly, or rejected when asked", 
   assert.throws(() => Sinks.kv({ bucket: "bad name", key: "x" }), /Sinks.kv: bucket/);
 });
 
+s("delivery exactly-once: a service reads a key's value only once its checkpoint commits (a replay never shows an older one)", async () => {
+  const w = await Sinks.kv({ bucket: "eo_totals", key: (t: Total) => t.user, delivery: "exactly-once" })
+    .createWriter(standaloneContext({ nc, job: "kveo", checkpointing: true }));
+  try {
+    for (let i = 1; i <= 3; i++) await w.write({ user: "a b", total: i }, undefined);
+    await w.flush();
+    const kv = await new Kvm(nc).open("eo_totals");
+    assert.is(await kv.get(encodeKvKey("a b")), null, "nothing visible before the checkpoint commits");
+    await w.snapshotState!(1);
+    await w.notifyCheckpointComplete!(1);
+    await w.flush(); // the commit runs in the background; flush waits for it
+    assert.equal((await kv.get(encodeKvKey("a b")))?.json(), { user: "a b", total: 3 });
+    await w.write({ user: "a b", total: 4 }, undefined);
+    await w.flush();
+    assert.equal((await kv.get(encodeKvKey("a b")))?.json(), { user: "a b", total: 3 }, "uncommitted output stays invisible");
+  } finally {
+    await w.close();
+  }
+  assert.throws(() => Sinks.kv({ bucket: "x", key: "k", delivery: "at-most-once" as never }), /delivery/);
+});
+
 s("a fixed key keeps the latest record", async () => {
   const w = await Sinks.kv({ bucket: "latest", key: "current" }).createWriter(standaloneContext({ nc }));
   for (let i = 0; i < 10; i++) await w.write({ i }, undefined);

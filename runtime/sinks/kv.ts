@@ -11,6 +11,11 @@
 //
 // Keys NATS KV does not allow are encoded reversibly by default (kv-keys.ts: `decodeKvKey` reads them
 // back), or rejected with `keyEncoding: "reject"`.
+//
+// At-least-once by default: puts go out at once, so after a restart from a checkpoint the replayed
+// records' values are put again and a reader may see a key's value go back for a moment.
+// `delivery: "exactly-once"` (needs checkpoints) makes values visible only when their checkpoint commits
+// (kv-exactly-once.ts; no coalescing then: every record is one message).
 
 import * as t from "io-ts";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -22,6 +27,7 @@ import { KeyEncoding, kvKeyFor } from "./kv-keys.ts";
 import { rejectRecord, sinkPayload, type SinkPayload } from "./payload.ts";
 import { preview } from "../core/preview.ts";
 import { MAX_SUBJECT_BYTES } from "./subject.ts";
+import { kvExactlyOnceSink } from "./kv-exactly-once.ts";
 
 export interface KvSinkOptions<T> {
   readonly bucket: string;
@@ -30,6 +36,8 @@ export interface KvSinkOptions<T> {
   readonly maxInFlight?: number;
   readonly maxBufferedKeys?: number;
   readonly lingerMs?: number;
+  /** "at-least-once" (default): put at once. "exactly-once": visible when the checkpoint commits. */
+  readonly delivery?: "at-least-once" | "exactly-once";
 }
 
 const Options = t.intersection([
@@ -39,6 +47,7 @@ const Options = t.intersection([
     maxInFlight: PositiveInt,
     maxBufferedKeys: PositiveInt,
     lingerMs: NonNegativeInt,
+    delivery: t.keyof({ "exactly-once": null, "at-least-once": null }),
   }),
 ]);
 
@@ -63,6 +72,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
       }
     }
     : ((fixed) => () => fixed)(kvKeyFor(bucket, keyOption, encoding));
+  if (options.delivery === "exactly-once") return kvExactlyOnceSink(bucket, keyOf);
   const maxInFlight = options.maxInFlight ?? 256;
   const maxBufferedKeys = options.maxBufferedKeys ?? 1000;
   const lingerMs = options.lingerMs ?? 50;
