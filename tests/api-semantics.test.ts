@@ -88,6 +88,32 @@ s("user errors name the operator: open(), a generator in flatMap, an async map, 
   }
 });
 
+s("an async function that throws where a value is due (map, filter, flatMap, keyBy, timestamps, reduce) fails its operator, and its rejection does not end the process", async () => {
+  const bug = async (): Promise<never> => { throw new Error("async bug"); };
+  const failures = [
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1])).map(bug as never, { name: "m" }),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1])).filter(bug as never, { name: "f" }),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1])).flatMap(bug as never, { name: "fm" }),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1]), { name: "src" }).keyBy(bug as never).reduce((a) => a),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1])).assignTimestampsAndWatermarks(WatermarkStrategy.forMonotonousTimestamps(bug as never), { name: "ts" }),
+    (env: StreamEnvironment) => env.fromSource(Sources.array([1, 2])).keyBy(() => "k").reduce(bug as never, { name: "r" }),
+  ];
+  const expected = [/operator "m"/, /operator "f"/, /operator "fm"/, /operator "src \(keyBy\)"/, /operator "ts"/, /operator "r"/];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => { unhandled.push(e); };
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    for (const [i, build] of failures.entries()) {
+      const message = await withEnv({}, async (env) => build(env).executeAndCollect()).then(() => "no error", (e: Error) => e.message);
+      assert.match(message, expected[i]!);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(unhandled.map((e) => (e as Error).message), []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
+
 s("env.close() called twice at once: both settle", async () => {
   const env = StreamEnvironment.create({ name: `sem${jobs++}`, nats: nats.url, stateBackend: "heap" });
   await env.connection();

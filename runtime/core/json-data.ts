@@ -1,6 +1,8 @@
 // JSON data: what state holds (KV stores JSON) and what records are on the wire. Plain objects, arrays,
 // strings, finite numbers, booleans and null; nothing else survives a JSON round trip unchanged.
 
+import { ignoreRejection } from "./refused-promise.ts";
+
 function isPlain(value: object): boolean {
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;
@@ -42,7 +44,11 @@ export function nonJsonAt(value: unknown, path = "", depth = 0): string | undefi
     }
     return undefined;
   }
-  if (!isPlain(value)) return `${path || "the value"} is a ${(value as object).constructor?.name ?? "non-plain object"}`;
+  // A Promise (an async key selector or reducer) is refused here: its rejection is no unhandled one then.
+  if (!isPlain(value)) {
+    ignoreRejection(value);
+    return `${path || "the value"} is a ${(value as object).constructor?.name ?? "non-plain object"}`;
+  }
   for (const k in value) {
     const v = (value as Record<string, unknown>)[k];
     // An undefined field is left out by JSON, as it is absent: not a change of meaning.

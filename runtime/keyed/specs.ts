@@ -53,7 +53,7 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
     check(acc);
     await state.update(acc);
     ctx.collect(copyPlain(acc) as T);
-  }, { state: current, fold: reduce });
+  }, { state: current, fold: reduce, check });
 }
 
 /**

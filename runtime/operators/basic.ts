@@ -5,13 +5,16 @@ import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
 import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "../contracts/operators.ts";
 import { collectAll, isPromise } from "./chain-util.ts";
+import { ignoreRejection } from "../core/refused-promise.ts";
 
 function fail(ctx: OperatorContext, e: unknown, key?: unknown): Error {
   if (e instanceof UserFunctionError) return e;
   return new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, key, e);
 }
 
-function synchronousOnly(what: string): string {
+/** The message refusing `returned`, a Promise (whose rejection is then no unhandled one: the refusal fails the subtask). */
+function synchronousOnly(what: string, returned: unknown): string {
+  ignoreRejection(returned);
   return `the ${what} function returned a Promise: ${what} is synchronous; use process(...) with an async processElement for async work`;
 }
 
@@ -39,7 +42,7 @@ export function mapSpec<I, O>(fn: MapFunction<I, O>): OperatorSpec {
         processElement(value, ts) {
           let r: O;
           try { r = fn(value as I); } catch (e) { throw fail(ctx, e); }
-          if (isPromise(r)) throw fail(ctx, new TypeError(synchronousOnly("map")));
+          if (isPromise(r)) throw fail(ctx, new TypeError(synchronousOnly("map", r)));
           return out.collect(r, ts);
         },
       };
@@ -57,7 +60,7 @@ export function filterSpec<T>(fn: FilterFunction<T>): OperatorSpec {
           let keep: boolean;
           try { keep = fn(value as T); } catch (e) { throw fail(ctx, e); }
           // A promise is truthy: an async filter would keep every record.
-          if (keep !== true && isPromise(keep)) throw fail(ctx, new TypeError(synchronousOnly("filter")));
+          if (keep !== true && isPromise(keep)) throw fail(ctx, new TypeError(synchronousOnly("filter", keep)));
           if (keep) return out.collect(value, ts);
         },
       };
@@ -77,7 +80,7 @@ export function flatMapSpec<I, O>(fn: FlatMapFunction<I, O>): OperatorSpec {
           if (r === undefined || r === null) return;
           if (Array.isArray(r)) return collectAll(out, r, ts);
           if (typeof (r as Partial<Iterable<O>>)[Symbol.iterator] !== "function") {
-            throw fail(ctx, new TypeError(isPromise(r) ? synchronousOnly("flatMap") : `the flatMap function returned ${typeof r}, not an iterable (an array or a generator)`));
+            throw fail(ctx, new TypeError(isPromise(r) ? synchronousOnly("flatMap", r) : `the flatMap function returned ${typeof r}, not an iterable (an array or a generator)`));
           }
           return collectAll(out, userIterable(ctx, r), ts);
         },

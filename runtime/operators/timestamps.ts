@@ -6,6 +6,7 @@
 import { preview } from "../core/preview.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import { UserFunctionError } from "../core/errors.ts";
+import { ignoreRejection } from "../core/refused-promise.ts";
 import { MAX_WATERMARK, MIN_WATERMARK } from "../transport/frames.ts";
 import type { MaybePromise, OperatorSpec } from "../contracts/operators.ts";
 import type { SourceSplits } from "../contracts/connectors.ts";
@@ -64,6 +65,7 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
           throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, e);
         }
         if (typeof t !== "number" || Number.isNaN(t)) {
+          ignoreRejection(t);
           throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
         }
         return t;

@@ -34,6 +34,8 @@ export type SortedKeyFunction<K, I, O> = (values: readonly I[], ctx: KeyedContex
 export interface SortedKeyFold<I> {
   readonly state: ValueStateDescriptor<unknown>;
   fold(acc: I, value: I): I;
+  /** Refuses a folded value that is no JSON data (an async reduce's Promise), as the sorted-key function does. */
+  check?(acc: I): void;
 }
 
 /** What the drain needs of its keyed operator. */
@@ -259,7 +261,10 @@ export class BacklogSort {
     return (handler: StateRequestHandler): MaybePromise => {
       const rc = host.context(slot, handler, undefined, records.timestamp(n - 1), 0, records.watermark(n - 1));
       let acc = values[0];
-      try { for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i]); } catch (e) { throw userError(host.ctx, e, key); }
+      try {
+        for (let i = 1; i < n; i++) acc = fold.fold(acc, values[i]);
+        fold.check?.(acc);
+      } catch (e) { throw userError(host.ctx, e, key); }
       if (this.batch) {
         rc.collect(acc);
         return rc.settle();
