@@ -114,6 +114,17 @@ s("an async function that throws where a value is due (map, filter, flatMap, key
   }
 });
 
+s("a close() that throws fails the job naming its operator, and the operators after it in the chain are still closed (a sink's writer)", async () => {
+  let sinkClosed = 0;
+  const message = await withEnv({}, async (env) => {
+    env.fromSource(Sources.array([1, 2])).process({ processElement(v, ctx) { ctx.collect(v); }, close() { throw new Error("close bug"); } }, { name: "closer" })
+      .sinkTo({ kind: "counting", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => { sinkClosed++; } }) });
+    await env.execute();
+  }).then(() => "no error", (e: Error) => e.message);
+  assert.match(message, /operator "closer" \(subtask 0\) failed: close bug/);
+  assert.is(sinkClosed, 1);
+});
+
 s("env.close() called twice at once: both settle", async () => {
   const env = StreamEnvironment.create({ name: `sem${jobs++}`, nats: nats.url, stateBackend: "heap" });
   await env.connection();

@@ -351,8 +351,13 @@ export class Subtask {
   /** Closing operators and state after a cancel or failure (discardOperators): what `cancel()` waits for. */
   private closing: Promise<void> | undefined;
 
+  /** Every operator is closed, and then the backend, even after a close that threw (Flink's too): the first error is rethrown. */
   private async closeOperators(options: { keepState: boolean }): Promise<void> {
-    for (const { operator } of this.chain.operators) await operator.close?.();
-    await this.contexts.closeBackend(options);
+    let first: { error: unknown } | undefined;
+    for (const { operator } of this.chain.operators) {
+      try { await operator.close?.(); } catch (error) { first ??= { error }; }
+    }
+    try { await this.contexts.closeBackend(options); } catch (error) { first ??= { error }; }
+    if (first) throw first.error;
   }
 }
