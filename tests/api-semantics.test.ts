@@ -4,7 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
-import { outputTag, Sinks, Sources, StreamEnvironment, valueState, WatermarkStrategy, type JobOptions } from "../mod.ts";
+import { outputTag, Sinks, Sources, StreamEnvironment, valueState, WatermarkStrategy, type JobOptions, type SinkDef, type SourceDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { within } from "./helpers/cli.ts";
 
@@ -123,6 +123,22 @@ s("a close() that throws fails the job naming its operator, and the operators af
   }).then(() => "no error", (e: Error) => e.message);
   assert.match(message, /operator "closer" \(subtask 0\) failed: close bug/);
   assert.is(sinkClosed, 1);
+});
+
+s("a custom source's or sink's own error names its operator and subtask (createReader, pollNext, createWriter, write, flush, close)", async () => {
+  const bug = (where: string) => { throw new Error(`bug in ${where}`); };
+  const source = (where: string): SourceDef<number> => ({ kind: "mine", bounded: true, createReader: async () => (where === "createReader" ? bug(where) : { pollNext: async () => bug(where), close: async () => {} }) });
+  const sink = (where: string): SinkDef<number> => ({ kind: "mine", createWriter: async () => (where === "createWriter" ? bug(where) : {
+    write: async () => { if (where === "write") bug(where); }, flush: async () => { if (where === "flush") bug(where); }, close: async () => { if (where === "close") bug(where); },
+  }) });
+  for (const where of ["createReader", "pollNext"]) {
+    const message = await withEnv({}, async (env) => env.fromSource(source(where), { name: "my-source" }).executeAndCollect()).then(() => "no error", (e: Error) => e.message);
+    assert.is(message, `operator "my-source" (subtask 0) failed: bug in ${where}`);
+  }
+  for (const where of ["createWriter", "write", "flush", "close"]) {
+    const message = await withEnv({}, async (env) => { env.fromSource(Sources.array([1])).sinkTo(sink(where), { name: "my-sink" }); await env.execute(); }).then(() => "no error", (e: Error) => e.message);
+    assert.is(message, `operator "my-sink" (subtask 0) failed: bug in ${where}`);
+  }
 });
 
 s("env.close() called twice at once: both settle", async () => {

@@ -17,17 +17,18 @@ import { LoopWait, waitingOn } from "./wait-report.ts";
  */
 export const IDLE_POLL_WAIT_MS = 1000;
 
-export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>): Promise<void> {
+/** `named`: the reader's own error (its pollNext threw or rejected) as one naming the source operator and subtask. */
+export async function runSource(parts: SubtaskParts, reader: SourceReader<unknown>, named: (e: unknown) => Error): Promise<void> {
   const interrupt = reader.interrupt?.bind(reader);
   parts.gate.onSignal(interrupt);
   try {
-    await sourceLoop(parts, reader, interrupt !== undefined);
+    await sourceLoop(parts, reader, interrupt !== undefined, named);
   } finally {
     parts.gate.onSignal(undefined);
   }
 }
 
-async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, interruptible: boolean): Promise<void> {
+async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, interruptible: boolean, named: (e: unknown) => Error): Promise<void> {
   const { gate, outputs, lifecycle, counters, debloater } = parts;
   const out = parts.chain.headOutput;
   // A watermark per split, when the source reads several and its watermarks are fromSource's (none: idle).
@@ -59,7 +60,9 @@ async function sourceLoop(parts: SubtaskParts, reader: SourceReader<unknown>, in
     if (gate.hasMail) continue;
     const waitLong: boolean = idle && interruptible;
     const polledAt = performance.now();
-    const batch: SourceBatch<unknown> | null = await waitingOn(parts.wait, waitLong ? LoopWait.IdlePoll : LoopWait.Poll, reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined, waitLong ? IDLE_POLL_WAIT_MS : undefined));
+    let polled: Promise<SourceBatch<unknown> | null>;
+    try { polled = reader.pollNext(debloater ? sourcePollLimit(parts, debloater) : undefined, waitLong ? IDLE_POLL_WAIT_MS : undefined); } catch (e) { throw named(e); }
+    const batch: SourceBatch<unknown> | null = await waitingOn(parts.wait, waitLong ? LoopWait.IdlePoll : LoopWait.Poll, polled.catch((e: unknown) => { throw named(e); }));
     if (batch === null) {
       parts.activity.mark();
       const p = out.emitWatermark(MAX_WATERMARK);

@@ -10,7 +10,7 @@ import { KeyGroupRange } from "../../state/key-groups.ts";
 import { StateWriteConflictError } from "../../state/errors.ts";
 import type { SourceReader } from "../../runtime/contracts/connectors.ts";
 import { sortsBacklog } from "../../runtime/contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, describeError, sourceError } from "../../runtime/core/errors.ts";
 import type { JobVertex } from "../../runtime/graph/job-graph.ts";
 import { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
 import { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
@@ -203,10 +203,12 @@ export class Subtask {
     const head = this.vertex.nodes[0]!;
     if (head.kind === "source") {
       const restored = this.deps.restore?.statesOf(head.uid);
-      this.reader = await head.source.createReader({
-        ...this.contexts.connector(head),
-        restoredState: restored && restored.length ? restored.map((p) => p.state) : undefined,
-      });
+      try {
+        this.reader = await head.source.createReader({
+          ...this.contexts.connector(head),
+          restoredState: restored && restored.length ? restored.map((p) => p.state) : undefined,
+        });
+      } catch (e) { throw sourceError(head.name, this.index, e); }
     }
     this.lifecycle.send({ type: "RESTORED" });
   }
@@ -216,7 +218,7 @@ export class Subtask {
     this.gate.start();
     this.runningSince = performance.now();
     this.outputs.startFlushing(this.runningSince);
-    const loop = this.isSource ? runSource(this.parts, this.reader!) : runInput(this.parts);
+    const loop = this.isSource ? runSource(this.parts, this.reader!, (e) => sourceError(this.vertex.nodes[0]!.name, this.index, e)) : runInput(this.parts);
     loop.then(() => this.finish()).catch((e) => this.fail(e));
   }
 

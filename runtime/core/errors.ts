@@ -56,6 +56,11 @@ export class UserFunctionError extends WeirError {
   }
 }
 
+/** A source's own error (its reader's createReader or pollNext threw) naming the operator and subtask; weir's errors say what they are already. */
+export function sourceError(operator: string, subtask: number, e: unknown): Error {
+  return e instanceof WeirError ? e : new UserFunctionError(operator, subtask, undefined, e);
+}
+
 /** The code of the first WeirError in `e`'s chain of causes: what a worker tells the leader with its failure's text. */
 export function errorCodeOf(e: unknown): ErrorCode | undefined {
   for (let x: unknown = e, depth = 0; x instanceof Error && depth < 10; x = x.cause, depth++) if (x instanceof WeirError) return x.code;

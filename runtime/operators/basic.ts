@@ -189,8 +189,18 @@ export class SinkOperator implements StreamOperator {
   private writer: SinkWriter<unknown> | undefined;
   recordsOut = 0;
   constructor(private readonly def: SinkDef<unknown>, private readonly ctx: OperatorContext) {}
+  /**
+   * A sink's own error (a custom sink's write, flush or close threw) names the operator and subtask, as a
+   * user function's does; weir's errors (WeirError) say what they are already.
+   */
+  private readonly named = (e: unknown): never => {
+    throw e instanceof WeirError ? e : new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, undefined, e);
+  };
   async open(): Promise<void> {
-    this.writer = await this.def.createWriter({
+    try { this.writer = await this.createWriter(); } catch (e) { this.named(e); }
+  }
+  private createWriter(): Promise<SinkWriter<unknown>> {
+    return this.def.createWriter({
       jobName: this.ctx.runtime.jobName,
       names: this.ctx.names,
       operatorUid: this.ctx.runtime.operatorUid,
@@ -201,7 +211,7 @@ export class SinkOperator implements StreamOperator {
       deadLetters: this.ctx.deadLetters,
       log: this.ctx.log,
       checkpointing: this.ctx.checkpointing,
-      fail: this.ctx.fail,
+      fail: (e) => { try { this.named(e); } catch (named) { this.ctx.fail(named); } },
       ...(this.ctx.restoredState() ? { restoredState: this.ctx.restoredState()! } : {}),
     });
   }
@@ -209,15 +219,18 @@ export class SinkOperator implements StreamOperator {
     return this.writer?.snapshotState?.(checkpointId);
   }
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    await this.writer?.notifyCheckpointComplete?.(checkpointId);
+    try { await this.writer?.notifyCheckpointComplete?.(checkpointId); } catch (e) { this.named(e); }
   }
   processElement(value: unknown, ts: number | undefined): MaybePromise {
     this.recordsOut++;
-    return this.writer!.write(value, ts);
+    let r: void | Promise<void>;
+    try { r = this.writer!.write(value, ts); } catch (e) { return this.named(e); }
+    // Only a write that returned a promise (backpressure, an async sink) pays for naming its rejection.
+    return r ? r.catch(this.named) : r;
   }
   onWatermark(): void {}
-  async endInput(): Promise<void> { await this.writer?.flush(); }
-  async close(): Promise<void> { await this.writer?.close(); }
+  async endInput(): Promise<void> { try { await this.writer?.flush(); } catch (e) { this.named(e); } }
+  async close(): Promise<void> { try { await this.writer?.close(); } catch (e) { this.named(e); } }
   metrics(): Record<string, number> { return { ...this.writer?.metrics?.(), recordsOut: this.recordsOut }; }
 }
 
