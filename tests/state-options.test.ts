@@ -114,4 +114,25 @@ s("weir status shows the keyed subtask's state cache: entries, bytes, hit ratio"
   }
 });
 
+s("a record whose processElement never settles (one key: nothing finishes): after asyncState.stallTimeoutMs the log and weir status say stalled", async () => {
+  const lines: string[] = [];
+  const env = StreamEnvironment.create({ name: "stalls", nats: nats.url, parallelism: 1, stateBackend: "heap", asyncState: { stallTimeoutMs: 300 } }, { log: (l) => { lines.push(l); } });
+  try {
+    env.fromSource(Sources.generator({ ratePerSec: 50, make: (i) => i })).keyBy(() => "one key")
+      .process<number>({ async processElement(i, ctx) { if (i === 3) await new Promise(() => {}); ctx.collect(i); } }, { name: "hangs" })
+      .sinkTo({ kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+    const client = await env.executeAsync();
+    const deadline = Date.now() + 20_000;
+    while (!lines.some((l) => /operator "hangs" subtask 0: \d+ records in flight, none finished .*never settles/.test(l)) || !/stalled/.test(formatStatus(client.status()))) {
+      assert.ok(Date.now() < deadline, `no stall said within 20 s: ${lines.slice(-5).join("\n")} ${formatStatus(client.status())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const line = formatStatus(client.status()).split("\n").find((l) => l.includes("hangs"))!;
+    assert.match(line, /\d+ stalled/);
+    await client.cancel();
+  } finally {
+    await env.close();
+  }
+});
+
 s.run();

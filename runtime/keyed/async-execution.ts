@@ -112,7 +112,7 @@ export class AsyncExecution implements KeyedExecution {
       }
       const stuck = aec.inFlightRecords > 0 && now - since >= timeoutMs;
       if (stuck && !this.stalled) {
-        this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${aec.inFlightRecords} records in flight, none finished for ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`} (is the state backend answering?)`);
+        this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${aec.inFlightRecords} records in flight, none finished for ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`} (a processElement or onTimer that never settles, or a state backend not answering?); weir status shows it as stalled`);
       }
       this.stalled = stuck;
     }, Math.min(timeoutMs / 2, 5000));
