@@ -7,6 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withServer } from "./helpers/nats-server.ts";
 import { within } from "./helpers/cli.ts";
+import { messageOf } from "../runtime/core/errors.ts";
 
 const s = suite("fromSource watermarks");
 const nats = withServer(s);
@@ -67,6 +68,20 @@ s("an assigner that returns a string fails the job naming what it returned", asy
   } finally {
     await env.close();
   }
+});
+
+s("an async assigner (a Promise) or one throwing undefined fails the job saying so", async () => {
+  const env = StreamEnvironment.create({ name: "fromsource-wm-async", nats: nats.url, parallelism: 1, stateBackend: "heap" }, { log: () => {} });
+  try {
+    const out = env.fromSource(Sources.array(events), { name: "readings", watermarks: WatermarkStrategy.forMonotonousTimestamps<Reading>((async (e: Reading) => e.ts) as unknown as (e: Reading) => number) });
+    const error = await out.executeAndCollect().then(() => "finished", (e: Error) => e.message);
+    assert.match(error, "timestamp assigner returned a Promise (it must return the timestamp itself: not an async function)");
+  } finally {
+    await env.close();
+  }
+  assert.is(messageOf(undefined), "undefined was thrown, not an Error");
+  assert.is(messageOf({ why: 1 }), '{"why":1}');
+  assert.is(typeof messageOf(() => 1), "string", "a function thrown: JSON gives undefined");
 });
 
 interface Click { user: string; ts: number }

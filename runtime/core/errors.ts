@@ -84,7 +84,9 @@ export function hasErrorCode(e: unknown, code: ErrorCode): boolean {
 
 export function messageOf(e: unknown): string {
   if (e instanceof Error) return e.message;
-  return typeof e === "string" ? e : JSON.stringify(e);
+  // `throw undefined` (or null): JSON.stringify gave undefined, printed as a bare "undefined".
+  if (e === undefined || e === null) return `${String(e)} was thrown, not an Error`;
+  return typeof e === "string" ? e : (JSON.stringify(e) ?? String(e));
 }
 
 /** One line for a human: the message of a WeirError, or of anything else with its type. */

@@ -66,7 +66,7 @@ export function timestampsSpec<T>(strategy: WatermarkStrategy<T>, perSplit = fal
         }
         if (typeof t !== "number" || Number.isNaN(t)) {
           ignoreRejection(t);
-          throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
+          throw new UserFunctionError(ctx.runtime.operatorName, ctx.runtime.subtaskIndex, undefined, new Error(`timestamp assigner returned ${typeof t === "number" ? "NaN" : (t as unknown) instanceof Promise ? "a Promise (it must return the timestamp itself: not an async function)" : `${preview(t)} (${t === null ? "null" : typeof t})`}, expected a number`));
         }
         return t;
       };
