@@ -7,8 +7,8 @@ import type { Clock } from "../../runtime/core/clock.ts";
 import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
 import type { JobState } from "./machine.ts";
 import { waitForJetStreamApi } from "../../runtime/nats/jetstream-ready.ts";
-import { closedConnectionFailure, watchPermissionDenials } from "../../runtime/nats/connect.ts";
-import { moreTelling } from "../../runtime/nats/denials.ts";
+import { closedConnectionFailure } from "../../runtime/nats/connect.ts";
+import { moreTelling, watchPermissionDenials } from "../../runtime/nats/denials.ts";
 
 /** A failure this soon after the connection came back is put down to the outage. */
 export const RECOVERY_GRACE_MS = 20_000;

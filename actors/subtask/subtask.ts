@@ -10,7 +10,7 @@ import { KeyGroupRange } from "../../state/key-groups.ts";
 import { StateWriteConflictError } from "../../state/errors.ts";
 import type { SourceReader } from "../../runtime/contracts/connectors.ts";
 import { sortsBacklog } from "../../runtime/contracts/job-options.ts";
-import { ErrorCode, WeirError, describeError, sourceError } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, describeError, connectorError } from "../../runtime/core/errors.ts";
 import type { JobVertex } from "../../runtime/graph/job-graph.ts";
 import { InputsAttributes } from "../../runtime/transport/attributes-valve.ts";
 import { BufferDebloater } from "../../runtime/transport/buffer-debloater.ts";
@@ -208,7 +208,7 @@ export class Subtask {
           ...this.contexts.connector(head),
           restoredState: restored && restored.length ? restored.map((p) => p.state) : undefined,
         });
-      } catch (e) { throw sourceError(head.name, this.index, e); }
+      } catch (e) { throw connectorError(head.name, this.index, e); }
     }
     this.lifecycle.send({ type: "RESTORED" });
   }
@@ -218,7 +218,7 @@ export class Subtask {
     this.gate.start();
     this.runningSince = performance.now();
     this.outputs.startFlushing(this.runningSince);
-    const loop = this.isSource ? runSource(this.parts, this.reader!, (e) => sourceError(this.vertex.nodes[0]!.name, this.index, e)) : runInput(this.parts);
+    const loop = this.isSource ? runSource(this.parts, this.reader!, (e) => connectorError(this.vertex.nodes[0]!.name, this.index, e)) : runInput(this.parts);
     loop.then(() => this.finish()).catch((e) => this.fail(e));
   }
 

@@ -16,7 +16,7 @@ import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { JobLog, type JobLogRecord } from "../../runtime/cluster/job-log.ts";
 import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
-import { watchPermissionDenials } from "../../runtime/nats/connect.ts";
+import { watchPermissionDenials } from "../../runtime/nats/denials.ts";
 import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
 import { type JobResult, type JobRunnerOptions, type JobStatus } from "../job/job-runner.ts";

@@ -56,8 +56,11 @@ export class UserFunctionError extends WeirError {
   }
 }
 
-/** A source's own error (its reader's createReader or pollNext threw) naming the operator and subtask; weir's errors say what they are already. */
-export function sourceError(operator: string, subtask: number, e: unknown): Error {
+/**
+ * A connector's own error (a source reader's createReader or pollNext, a sink writer's createWriter,
+ * write, flush or close threw) naming the operator and subtask; weir's errors say what they are already.
+ */
+export function connectorError(operator: string, subtask: number, e: unknown): Error {
   return e instanceof WeirError ? e : new UserFunctionError(operator, subtask, undefined, e);
 }
 

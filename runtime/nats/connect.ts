@@ -3,14 +3,14 @@
 // readable line that shows the servers with `describeServers` and never a secret.
 
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, PermissionViolationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, AuthorizationError, type Authenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import type { NatsConnectionOptions } from "../contracts/job-options.ts";
 import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
 import { credsExpiryHint } from "./creds-expiry.ts";
 import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
-import { isCredentialsRefusal, permissionError } from "./denials.ts";
+import { isCredentialsRefusal, watchPermissionDenials } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions | undefined }): Promise<NatsSettings> {
@@ -31,8 +31,7 @@ export async function connectNats(target: string | NatsSettings, name = "weir"):
     // without closing the socket is noticed within ~15 s rather than the client's default 2 minutes × 2.
     // noAsyncTraces: otherwise every request (each JetStream publish) builds two Errors with stack traces
     // up front in case it fails: a quarter of the soak job's CPU in a profile (bench/soak.ts).
-    const nc = await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
-    return nc;
+    return await connect({ ...options, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, pingInterval: 5000, maxPingOut: 2, noAsyncTraces: true });
   } catch (e) {
     const reason = scrub((e as Error).message || String(e), settings);
     // The client reads the file only when it connects: its complaint is about the file, not the server.
@@ -102,17 +101,6 @@ export function permissionDenials(nc: NatsConnection): () => WeirError | undefin
   let denied: WeirError | undefined;
   watchPermissionDenials(nc, (e) => { denied ??= e; });
   return () => denied;
-}
-
-/** Calls `onDenied` with each permission the server denies this connection, as one-line WeirErrors. */
-export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirError) => void): void {
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === "error" && s.error instanceof PermissionViolationError) {
-        onDenied(permissionError(s.error));
-      }
-    }
-  })().catch(() => {});
 }
 
 /**

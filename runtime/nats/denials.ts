@@ -14,33 +14,41 @@ export function permissionError(e: PermissionViolationError): WeirError {
   return new WeirError(ErrorCode.NatsPermission, `the NATS user lacks a permission weir needs: ${e.message.split("\n")[0]}`, { cause: e });
 }
 
+/**
+ * Calls `onDenied` with each permission the server denies `nc`, as one-line WeirErrors (and the client's
+ * error, which names the operation and subject); returns the way to stop.
+ */
+export function watchPermissionDenials(nc: NatsConnection, onDenied: (e: WeirError, violation: PermissionViolationError) => void): () => void {
+  const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
+  void (async () => {
+    for await (const s of status) {
+      if (s.type === "error" && s.error instanceof PermissionViolationError) onDenied(permissionError(s.error), s.error);
+    }
+  })().catch(() => {});
+  return () => status.stop?.();
+}
+
 /** Denied publish subjects seen kept, at most: a user denied many subjects keeps the first ones (only a timed-out publish looks here). */
 const MAX_DENIED_SUBJECTS = 1000;
 
 /** The publish subjects the server denied on a connection since `watch`, each with its error (the first one). */
 export class PublishDenials {
   private readonly denied = new Map<string, WeirError>();
-  private readonly status: AsyncIterable<Status> & { stop?: () => void };
+  readonly stop: () => void;
 
   /** `onDenied` is called with each denial as it comes. */
   constructor(nc: NatsConnection, onDenied: (subject: string, e: WeirError) => void) {
-    const status = nc.status() as AsyncIterable<Status> & { stop?: () => void };
-    this.status = status;
-    void (async () => {
-      for await (const s of status) {
-        if (s.type !== "error" || !(s.error instanceof PermissionViolationError) || s.error.operation !== "publish") continue;
-        const subject = s.error.subject;
-        const e = this.denied.get(subject) ?? permissionError(s.error);
-        if (!this.denied.has(subject) && this.denied.size < MAX_DENIED_SUBJECTS) this.denied.set(subject, e);
-        onDenied(subject, e);
-      }
-    })().catch(() => {});
+    this.stop = watchPermissionDenials(nc, (denial, violation) => {
+      if (violation.operation !== "publish") return;
+      const subject = violation.subject;
+      const e = this.denied.get(subject) ?? denial;
+      if (!this.denied.has(subject) && this.denied.size < MAX_DENIED_SUBJECTS) this.denied.set(subject, e);
+      onDenied(subject, e);
+    });
   }
 
   /** The permission error when the server denied a publish to `subject`. */
   of(subject: string): WeirError | undefined { return this.denied.get(subject); }
-
-  stop(): void { this.status.stop?.(); }
 }
 
 /** Whether a status error is the server refusing the connection's credentials (on a reconnect: the client then gives up). */

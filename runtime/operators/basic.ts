@@ -2,7 +2,7 @@
 
 import type { CoProcessFunction, FilterFunction, FlatMapFunction, MapFunction, ProcessContext, ProcessFunction, OutputTag } from "../contracts/functions.ts";
 import type { SinkDef, SinkWriter } from "../contracts/connectors.ts";
-import { ErrorCode, UserFunctionError, WeirError } from "../core/errors.ts";
+import { ErrorCode, UserFunctionError, WeirError, connectorError } from "../core/errors.ts";
 import type { MaybePromise, OperatorContext, OperatorSpec, Output, StreamOperator } from "../contracts/operators.ts";
 import { collectAll, isPromise } from "./chain-util.ts";
 import { ignoreRejection } from "../core/refused-promise.ts";
@@ -189,15 +189,11 @@ export class SinkOperator implements StreamOperator {
   private writer: SinkWriter<unknown> | undefined;
   recordsOut = 0;
   constructor(private readonly def: SinkDef<unknown>, private readonly ctx: OperatorContext) {}
-  /**
-   * A sink's own error (a custom sink's write, flush or close threw) names the operator and subtask, as a
-   * user function's does; weir's errors (WeirError) say what they are already.
-   */
-  private readonly named = (e: unknown): never => {
-    throw e instanceof WeirError ? e : new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, undefined, e);
-  };
+  /** A sink's own error (a custom sink's write, flush or close threw) names the operator and subtask, as a user function's does. */
+  private readonly named = (e: unknown): Error => connectorError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, e);
+  private readonly rethrowNamed = (e: unknown): never => { throw this.named(e); };
   async open(): Promise<void> {
-    try { this.writer = await this.createWriter(); } catch (e) { this.named(e); }
+    try { this.writer = await this.createWriter(); } catch (e) { throw this.named(e); }
   }
   private createWriter(): Promise<SinkWriter<unknown>> {
     return this.def.createWriter({
@@ -211,7 +207,7 @@ export class SinkOperator implements StreamOperator {
       deadLetters: this.ctx.deadLetters,
       log: this.ctx.log,
       checkpointing: this.ctx.checkpointing,
-      fail: (e) => { try { this.named(e); } catch (named) { this.ctx.fail(named); } },
+      fail: (e) => this.ctx.fail(this.named(e)),
       ...(this.ctx.restoredState() ? { restoredState: this.ctx.restoredState()! } : {}),
     });
   }
@@ -219,18 +215,18 @@ export class SinkOperator implements StreamOperator {
     return this.writer?.snapshotState?.(checkpointId);
   }
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    try { await this.writer?.notifyCheckpointComplete?.(checkpointId); } catch (e) { this.named(e); }
+    try { await this.writer?.notifyCheckpointComplete?.(checkpointId); } catch (e) { throw this.named(e); }
   }
   processElement(value: unknown, ts: number | undefined): MaybePromise {
     this.recordsOut++;
     let r: void | Promise<void>;
-    try { r = this.writer!.write(value, ts); } catch (e) { return this.named(e); }
+    try { r = this.writer!.write(value, ts); } catch (e) { throw this.named(e); }
     // Only a write that returned a promise (backpressure, an async sink) pays for naming its rejection.
-    return r ? r.catch(this.named) : r;
+    return r ? r.catch(this.rethrowNamed) : r;
   }
   onWatermark(): void {}
-  async endInput(): Promise<void> { try { await this.writer?.flush(); } catch (e) { this.named(e); } }
-  async close(): Promise<void> { try { await this.writer?.close(); } catch (e) { this.named(e); } }
+  async endInput(): Promise<void> { try { await this.writer?.flush(); } catch (e) { throw this.named(e); } }
+  async close(): Promise<void> { try { await this.writer?.close(); } catch (e) { throw this.named(e); } }
   metrics(): Record<string, number> { return { ...this.writer?.metrics?.(), recordsOut: this.recordsOut }; }
 }
 

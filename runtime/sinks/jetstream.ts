@@ -316,10 +316,8 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
       // Another stream holds some of these subjects (`app.out.x` → `app.>` beside a stream on `app.in.>`):
       // say what to do. A restart goes through once the stream is created (or the other one changed), so
       // the restart strategy still applies (tests/cli-stop fails a job this way on purpose).
-      if (/subjects overlap|10065/i.test(messageOf(e))) {
-        throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}; create "${stream}" yourself with the subjects it should capture (a subject function's stream is created on its first token)`, { cause: e });
-      }
-      throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}`, { cause: e });
+      const hint = /subjects overlap|10065/i.test(messageOf(e)) ? `; create "${stream}" yourself with the subjects it should capture (a subject function's stream is created on its first token)` : "";
+      throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}${hint}`, { cause: e });
     }
     checkCaptures(stream, own, firstSubject);
   }

@@ -2,7 +2,8 @@
 // another NATS client: it lists the jobs and reads their status as `weir status` does, and changes
 // nothing. Runs until SIGINT/SIGTERM.
 
-import { connectNats, resolveNatsConnection, watchPermissionDenials } from "../../nats/connect.ts";
+import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
+import { watchPermissionDenials } from "../../nats/denials.ts";
 import type { NatsFlags } from "../../nats/connection-settings.ts";
 import { describeServers } from "../../nats/server-urls.ts";
 import { HttpServer, parseHttpAddress, type HttpAddress } from "../http/server.ts";

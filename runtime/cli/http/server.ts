@@ -94,14 +94,14 @@ export class HttpServer {
       return reply(res, TEXT(400, "bad request target\n"), req);
     }
     const route = this.routes.get(url.pathname);
-    if (req.method !== "GET" && req.method !== "HEAD") return reply(res, { status: 405, contentType: "text/plain; charset=utf-8", body: "only GET and HEAD\n" }, req);
+    if (req.method !== "GET" && req.method !== "HEAD") return reply(res, TEXT(405, "only GET and HEAD\n"), req);
     const stream = req.method === "GET" ? this.streams.get(url.pathname) : undefined;
     if (stream) return stream(req, res);
-    if (!route) return reply(res, { status: 404, contentType: "text/plain; charset=utf-8", body: `not found; served: ${this.paths.join(", ")}\n` }, req);
+    if (!route) return reply(res, TEXT(404, `not found; served: ${this.paths.join(", ")}\n`), req);
     try {
       reply(res, await route(req, url), req);
     } catch (e) {
-      reply(res, { status: 500, contentType: "text/plain; charset=utf-8", body: `${e instanceof Error ? e.message : String(e)}\n` }, req);
+      reply(res, TEXT(500, `${e instanceof Error ? e.message : String(e)}\n`), req);
     }
   }
 }
