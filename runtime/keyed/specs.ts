@@ -8,6 +8,7 @@ import type { OperatorSpec } from "../contracts/operators.ts";
 import type { SortedKeyFold, SortedKeyFunction } from "./backlog/drain.ts";
 import { KeyedProcessOperator, type Dispatch } from "./operator.ts";
 import { copyPlain, jsonAccumulators } from "../core/json-data.ts";
+import { isPromise } from "../operators/chain-util.ts";
 
 export function keyedProcessSpec<K, I, O>(
   fn: KeyedProcessFunction<K, I, O>,
@@ -34,6 +35,13 @@ export function keyedProcessSpec<K, I, O>(
 export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySelector<T, K>): OperatorSpec {
   const current = valueState<unknown>("reduce", t.unknown);
   const check = jsonAccumulators("reduce");
+  // Folds of a sorted backlog (on arrival, per key) check only their final value: an async reduce's
+  // Promise is refused at once instead, or its rejection would end the process as an unhandled one.
+  const fold = (a: T, b: T): T => {
+    const r = reduce(a, b);
+    if (isPromise(r)) check(r);
+    return r;
+  };
   return keyedProcessSpec<K, T, T>({
     async processElement(value, ctx) {
       const state = ctx.state(current);
@@ -49,11 +57,11 @@ export function keyedReduceSpec<T, K>(reduce: ReduceFunction<T>, selector: KeySe
   }, [selector], undefined, async (values, ctx) => {
     const state = ctx.state(current);
     let acc = (await state.value()) as T | undefined;
-    for (const v of values) acc = acc === undefined ? copyPlain(v) : reduce(acc, v);
+    for (const v of values) acc = acc === undefined ? copyPlain(v) : fold(acc, v);
     check(acc);
     await state.update(acc);
     ctx.collect(copyPlain(acc) as T);
-  }, { state: current, fold: reduce, check });
+  }, { state: current, fold, check });
 }
 
 /**
