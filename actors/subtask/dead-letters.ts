@@ -16,7 +16,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { DeadLetter, DeadLetters } from "../../runtime/contracts/connectors.ts";
 import { messageOf } from "../../runtime/core/errors.ts";
 import type { LogFn } from "../../runtime/core/log.ts";
-import type { JobNames } from "../../runtime/core/names.ts";
+import { ConnectorNames, type JobNames } from "../../runtime/core/names.ts";
 import { ensureStream } from "../../runtime/nats/streams.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -142,7 +142,7 @@ export class DeadLetterPublisher {
   constructor(private readonly nc: NatsConnection, private readonly names: JobNames, private readonly log: LogFn) {}
 
   /** The stream that keeps dead letters: `weir_<job>_dlq`. */
-  get streamName(): string { return `weir_${this.names.job}_dlq`; }
+  get streamName(): string { return new ConnectorNames(this.names).dlqStream; }
 
   private ensureStream(): Promise<void> {
     return (this.ready ??= (async () => {

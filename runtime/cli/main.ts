@@ -141,6 +141,19 @@ natsOptions(program.command("caches"))
     return cachesCommand(job, flags);
   }));
 
+natsOptions(program.command("dead-letters"))
+  .description("a job's dead letters (weir.<job>.dlq): when, from where, why, the record; replay or purge them")
+  .argument("<job>", "the job's name")
+  .option("--last <n>", "the latest <n> letters (default 100)", positiveInt("--last"))
+  .option("--replay", "publish each listed letter's record again, to the subject it came from (once its cause is fixed)")
+  .option("--to <subject>", "with --replay: publish to this subject instead")
+  .option("--purge", "delete the listed letters (with --replay: those replayed)")
+  .option("--json", "as JSON")
+  .action(action(async (job: string, flags) => {
+    const { deadLettersCommand } = await import("./commands/dead-letters.ts");
+    return deadLettersCommand(job, flags);
+  }));
+
 program.command("nats")
   .description("start (or reuse) the embedded default NATS server and print its URL")
   .action(action(() => natsCommand()));
@@ -166,10 +179,18 @@ natsOptions(program.command("demo"))
     return demoCommand(flags);
   }));
 
+/** Exits once stdout and stderr are written out: on a pipe they are asynchronous, and exit() cut a long `--json` short. */
+async function exit(code: number): Promise<never> {
+  const written = Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write("", () => resolve()))));
+  // A reader that stops reading (a full pipe) must not keep the process: 5 s, then exit regardless.
+  await Promise.race([written, new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref())]);
+  process.exit(code);
+}
+
 try {
   await program.parseAsync(process.argv);
-  process.exit(process.exitCode ?? 0);
+  await exit(Number(process.exitCode ?? 0));
 } catch (e) {
   process.stderr.write(`weir: ${describeError(e)}\n`);
-  process.exit(1);
+  await exit(1);
 }
