@@ -97,6 +97,7 @@ test("weir run as a user who may not publish or subscribe on weir.>: one line na
     "accounts: { A: { jetstream: enabled, users: [",
     "  { user: nopub, password: pw, permissions: { publish: { deny: [\"weir.>\"] } } }",
     "  { user: nosub, password: pw, permissions: { subscribe: { deny: [\"weir.>\"] } } }",
+    "  { user: nojs, password: pw, permissions: { publish: { deny: [\"$JS.API.>\"] } } }",
     "] } }",
   ].join("\n"));
   const server = await launchNatsServer({ args: ["-c", conf] });
@@ -110,6 +111,10 @@ test("weir run as a user who may not publish or subscribe on weir.>: one line na
       assert.match(lines[0]!, new RegExp(`lacks a permission weir needs: .*Permissions Violation for ${user === "nopub" ? "Publish" : "Subscription"} to "weir\\.`), lines[0]);
       assert.not.match(r.stderr, /TypeError|    at /, `${user}: no stack trace`);
     }
+    // A user who may ask jobs but not read JetStream: a job not running says why its last state is not shown.
+    const status = await runWeir(["status", "gone", "--nats", as(server, "nojs", "pw")], { env: CLEAN_ENV, deadlineMs: 60_000 });
+    assert.is(status.code, 1, status.stderr);
+    assert.match(status.stdout, /^gone: not running \(its last state, in the KV bucket weir_jobs, could not be read: .*Permissions Violation for Publish to "\$JS\.API\./, status.stdout);
     // The dashboard goes on (a denial may be partial) but says why it shows no job, once per permission.
     const port = await freePort();
     const dashboard = startWeir(["dashboard", "--nats", as(server, "nopub", "pw"), "--http", `127.0.0.1:${port}`], { env: CLEAN_ENV });

@@ -10,7 +10,7 @@ import { advanceJobClock, askControl, ControlSilence, onJobEnded, pingJobs, requ
 import { ControlVerb, type JobEnded, type PingReply } from "../../../actors/job/control-protocol.ts";
 import { ErrorCode, WeirError, messageOf } from "../../core/errors.ts";
 import { CheckpointStore } from "../../checkpoint/store.ts";
-import { JobNames } from "../../core/names.ts";
+import { GlobalNames, JobNames } from "../../core/names.ts";
 import { formatCount } from "../progress.ts";
 import { formatLastStatus, readLastStatus } from "../../../actors/job/last-status.ts";
 import { stoppedWhileFailing } from "../../../actors/job/restart-strategy.ts";
@@ -157,9 +157,11 @@ export async function statusCommand(job: string | undefined, flags: NatsFlags & 
       if (!s) {
         missing++;
         const last = await readLastStatus(nc, name);
+        // Credentials that reach the control subjects but not JetStream: the last state is there, unread.
+        const unread = last === undefined ? denied()?.message : undefined;
         // `state` at the top as in a running job's status object: what a script reads first.
-        if (flags.json) objects.push({ job: name, running: false, ...(last ? { state: last.state, last } : {}) });
-        else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running`}\n`);
+        if (flags.json) objects.push({ job: name, running: false, ...(last ? { state: last.state, last } : {}), ...(unread ? { lastUnreadable: unread } : {}) });
+        else process.stdout.write(`${last ? formatLastStatus(last, Date.now()) : `${name}: not running${unread ? ` (its last state, in the KV bucket ${GlobalNames.jobsBucket}, could not be read: ${unread})` : ""}`}\n`);
         continue;
       }
       if (flags.json) objects.push(s);
