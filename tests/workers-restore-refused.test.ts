@@ -29,6 +29,9 @@ test("a checkpoint of the heap backend, run on two workers with the KV backend: 
   assert.is(kv.code, 1, `the run fails (exit 1), never finishing: ${kv.stderr.slice(-1500)}`);
   assert.match(kv.stderr, "was taken with the heap state backend, and this job runs jetstream-kv");
   assert.not.match(kv.stderr, /next restart in|restarting from/, "no restart was tried");
+  // The last line is the failure itself, naming the worker, as a lone `weir run` ends with it.
+  const last = kv.stderr.trim().split("\n").pop() ?? "";
+  assert.match(last, /^weir: .*was taken with the heap state backend, and this job runs jetstream-kv.* \(worker [12]\)$/, last);
 });
 
 test.run();

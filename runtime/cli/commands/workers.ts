@@ -38,6 +38,9 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   let stoppedBeforeStart = 0;
   const running = new Set<ChildProcess>();
   let wake: (() => void) | undefined;
+  /** Each worker's latest one-line failure ("weir: ..." on stderr), and the first worker that failed by itself. */
+  const failureLines = new Map<number, string>();
+  let firstFailed: number | undefined;
 
   const launch = (n: number): void => {
     // stdin is a pipe from here: when this process dies, even by SIGKILL, it closes and the worker ends.
@@ -46,7 +49,10 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
     const child = spawn(process.execPath, [...workerNodeFlags(), WEIR_BIN, "run", ...argsOfWorker(args, n)], { stdio: ["pipe", "pipe", "pipe"], detached: true, env: { ...process.env, [SUPERVISED_ENV]: "1", [RUN_STARTED_ENV]: runStartedAt } });
     running.add(child);
     for (const [stream, out] of [[child.stdout!, process.stdout], [child.stderr!, process.stderr]] as const) {
-      createInterface({ input: stream }).on("line", (line) => out.write(workerLine(line, n, out === process.stderr)));
+      createInterface({ input: stream }).on("line", (line) => {
+        if (out === process.stderr && line.startsWith("weir: ")) failureLines.set(n, line.slice("weir: ".length));
+        out.write(workerLine(line, n, out === process.stderr));
+      });
     }
     child.on("exit", (code, signal) => {
       running.delete(child);
@@ -79,6 +85,7 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
       // the run fails, rather than going on with fewer workers than asked for.
       if (!crashed && code !== 0 && !stopping) {
         process.stderr.write(`weir: worker ${n} failed (exit code ${code ?? "none"}); stopping the other workers\n`);
+        firstFailed ??= n;
         onSignal("SIGTERM");
       }
       wake?.();
@@ -100,7 +107,11 @@ export async function superviseWorkers(count: number, args: readonly string[]): 
   }
   // Stopped before any worker ran the job: the run did not start, as a lone `weir run` stopped so.
   if (codes.length === 0) return 1;
-  return codes.every((c) => c === 0) ? 0 : Math.max(...codes.filter((c) => c !== 0));
+  if (codes.every((c) => c === 0)) return 0;
+  // The run's last line says why, as a lone `weir run`'s does (the other workers' stop lines came after it).
+  const why = firstFailed === undefined ? undefined : failureLines.get(firstFailed);
+  if (why !== undefined) process.stderr.write(`weir: ${why} (worker ${firstFailed})\n`);
+  return Math.max(...codes.filter((c) => c !== 0));
 }
 
 /**
