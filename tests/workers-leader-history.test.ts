@@ -54,6 +54,11 @@ s("SIGKILL of the leading worker: the new leader's status and /metrics show the 
     assert.is(before.restarts, 0, "a fresh run has not restarted");
     assert.equal(before.failures, [], "nor failed");
     assert.ok((before.rebalances ?? []).length >= 1, "the first deployment is listed");
+    // Each worker says on its own /metrics whether its NATS connection is up, the follower as the leader.
+    for (const p of [port, port + 1]) {
+      const text = await fetch(`http://127.0.0.1:${p}/metrics`).then((r) => r.text());
+      assert.match(text, /^weir_worker_nats_connected\{[^}]*worker="[^"]+"[^}]*\} 1$/m, `port ${p}: ${text.slice(0, 300)}`);
+    }
     const lost = before.workers!.find((w) => w.leader)!;
     const survivor = before.workers!.find((w) => !w.leader)!;
     process.kill(lost.pid, "SIGKILL");

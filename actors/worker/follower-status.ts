@@ -7,10 +7,10 @@ import { modeOf, recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
-export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch" | "deployedParallelism"> | undefined; worker: string; leader: string | undefined }):
+export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch" | "deployedParallelism" | "natsDisconnectedSince"> | undefined; worker: string; leader: string | undefined }):
   JobStatus & { workers: readonly WorkerSummary[]; epoch: number; worker: string; leader?: string } {
   // Before its host exists (the worker is still opening the job log): nothing runs yet.
-  const host = o.host ?? { running: [], currentEpoch: -1, deployedParallelism: undefined };
+  const host = o.host ?? { running: [], currentEpoch: -1, deployedParallelism: undefined, natsDisconnectedSince: undefined };
   const subtasks = host.running.map((s) => s.status());
   const running = host.running.some((s) => !s.isTerminal);
   return {
@@ -27,6 +27,7 @@ export function followerStatus(o: { job: ResolvedJobOptions; started: number; ho
     restarts: 0,
     restartStrategy: describeRestartStrategy(o.job.restartStrategy),
     failures: [],
+    ...(host.natsDisconnectedSince !== undefined ? { natsDisconnectedSince: new Date(host.natsDisconnectedSince).toISOString() } : {}),
     subtasks,
     workers: [],
     epoch: host.currentEpoch,

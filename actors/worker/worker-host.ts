@@ -88,6 +88,8 @@ export class WorkerHost {
   /** The parallelism the leader deployed this worker at, when it chose one (`parallelism: "auto"`). */
   get deployedParallelism(): number | undefined { return this.deployedAt; }
   get running(): readonly Subtask[] { return this.subtasks; }
+  /** Since when (epoch ms) this worker's NATS connection is down; undefined while it is up. */
+  get natsDisconnectedSince(): number | undefined { return this.connection?.disconnectedSince; }
 
   start(): void {
     this.sub = this.o.nc.subscribe(this.o.names.workerCommands(this.o.workerId), {

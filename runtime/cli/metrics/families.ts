@@ -116,6 +116,10 @@ export const FAMILIES: readonly Family[] = [
     samples: (views) => views.map((v) => ({ value: v.leader ? 1 : 0, labels: { job_name: v.job, worker: v.worker } })),
   },
   {
+    name: "weir_worker_nats_connected", type: "gauge", help: "1 while this worker's NATS connection is up, 0 while it is down (its subtasks go on through a disconnect).",
+    samples: (views) => views.map((v) => ({ value: v.status.natsDisconnectedSince === undefined ? 1 : 0, labels: { job_name: v.job, worker: v.worker } })),
+  },
+  {
     name: "weir_worker_subtasks", type: "gauge", help: "Subtasks running in this worker.",
     samples: (views) => views.map((v) => ({ value: v.localSubtasks.length, labels: { job_name: v.job, worker: v.worker } })),
   },
