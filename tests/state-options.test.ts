@@ -6,6 +6,7 @@ import * as t from "io-ts";
 import { Sources, StreamEnvironment, valueState, type JobOptions, type KeyedStateBackend, type StateBackendMetrics } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 import { formatStatus } from "../runtime/cli/commands/control.ts";
+import { eventually } from "./helpers/cli.ts";
 
 const s = suite("job option state");
 const nats = withServer(s);
@@ -131,6 +132,35 @@ s("a record whose processElement never settles (one key: nothing finishes): afte
     assert.match(line, /\d+ stalled/);
     await client.cancel();
   } finally {
+    await env.close();
+  }
+});
+
+s("one key's processElement not settling while other keys' records finish: after asyncState.stallTimeoutMs the log names the key and weir status says stalled, until it settles", async () => {
+  const lines: string[] = [];
+  let release: (() => void) | undefined;
+  const stuck = new Promise<void>((r) => { release = r; });
+  let out = 0;
+  const env = StreamEnvironment.create({ name: "stalls-one-key", nats: nats.url, parallelism: 1, stateBackend: "heap", asyncState: { stallTimeoutMs: 1000 } }, { log: (l) => { lines.push(l); } });
+  env.fromSource(Sources.generator({ ratePerSec: 100, make: (i) => ({ k: `k${i % 5}`, i }) })).keyBy((r) => r.k)
+    .process<number>({ async processElement(r, ctx) { if (r.i === 2) await stuck; ctx.collect(r.i); } }, { name: "hangs" })
+    .sinkTo({ kind: "count", createWriter: async () => ({ write: () => { out++; }, flush: async () => {}, close: async () => {} }) });
+  let cancel = async (): Promise<unknown> => undefined;
+  try {
+    const client = await env.executeAsync();
+    cancel = () => client.cancel();
+    const stalledFlag = () => Object.values(client.status().subtasks.find((st) => st.name.includes("hangs"))?.operators ?? {}).find((m) => m.stalled !== undefined)?.stalled;
+    const line = await eventually("the stuck key in the log", 20_000, () => lines.find((l) => l.includes("has been running")));
+    assert.match(line, /^operator "hangs" subtask 0: a record \(or timer\) of key "k2" has been running for more than \d+ m?s while other records finish \(a processElement or onTimer that never settles\?\); \d+ more of the key wait behind it, \d+ records in flight; weir status shows it as stalled$/);
+    await eventually("stalled in weir status", 20_000, () => (/\d+ stalled/.test(formatStatus(client.status()).split("\n").find((l) => l.includes("hangs")) ?? "") ? true : undefined));
+    const before = out;
+    await eventually("other keys' output going on", 20_000, () => (out > before + 20 ? true : undefined));
+    assert.not.ok(lines.some((l) => l.includes("none finished")), "other keys' records kept finishing");
+    release!();
+    await eventually("the flag cleared once the record settled", 20_000, () => (stalledFlag() === 0 ? true : undefined));
+  } finally {
+    release?.();
+    await cancel().catch(() => {});
     await env.close();
   }
 });

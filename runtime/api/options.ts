@@ -22,7 +22,7 @@ const AsyncStateOptionsCodec = t.exact(t.partial({
   bufferTimeoutMs: NonNegativeInt,
   inFlightRecordsLimit: PositiveInt,
   watermarkMode: t.keyof({ strict: null, "out-of-order": null }),
-  /** A subtask with records in flight and no progress for this long reports itself stalled. */
+  /** A subtask with records in flight and no progress, or one key's record running, for this long reports itself stalled. */
   stallTimeoutMs: PositiveInt,
 }));
 

@@ -29,6 +29,8 @@ export interface KeyedCallbacks extends KeyedRecordOwner {
   timerContext(timer: Timer, watermark: number | undefined, slot?: KeySlot, processingTime?: boolean): Context;
   /** Takes the key's earliest event-time timer due at `upTo` out of the queue (undefined: none is). */
   pollDueTimer(keyId: string, upTo: number): Timer | undefined;
+  /** The busy key whose running record started first (async mode's stall watch: KeySlotTable.oldestBusy). */
+  oldestBusySlot(): KeySlot | undefined;
 }
 
 /** The event-time timers a watermark makes due, earliest first. */

@@ -22,6 +22,7 @@ export class KeySlot implements KeyScope, KeyLock, StateRequestHandler {
   handler: StateRequestHandler | undefined;
   busy = false;
   waiting: unknown[] | undefined = undefined;
+  startedTick = 0;
   private firstDescriptor: StateDescriptor | undefined;
   private firstHandle: unknown;
   private handles: Map<StateDescriptor, unknown> | undefined;
@@ -122,6 +123,20 @@ export class KeySlotTable {
     into.set(id, slot);
     if (this.current.byValue.size + this.current.byJson.size >= this.capacity) this.rotate();
     return slot;
+  }
+
+  /**
+   * The busy slot whose running record started first (the lowest startedTick: the stall watch's, in
+   * async-execution.ts), if any: every busy slot is in the table (rotate() keeps them). A walk of at most
+   * two generations, ~0.2 ms for 24k slots.
+   */
+  oldestBusy(): KeySlot | undefined {
+    let oldest: KeySlot | undefined;
+    for (const g of [this.current, this.previous]) {
+      for (const s of g.byValue.values()) if (s.busy && (oldest === undefined || s.startedTick < oldest.startedTick)) oldest = s;
+      for (const s of g.byJson.values()) if (s.busy && (oldest === undefined || s.startedTick < oldest.startedTick)) oldest = s;
+    }
+    return oldest;
   }
 
   /** A new generation; slots of the dropped one that a record holds move into it (their lock is live). */

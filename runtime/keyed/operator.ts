@@ -107,6 +107,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     return this.slots.slotOnce(key, keyId, keyGroup);
   }
 
+  oldestBusySlot(): KeySlot | undefined { return this.slots.oldestBusy(); }
+
   keyOf(value: unknown, input: number): K {
     try { return this.selectors[input]!(value); } catch (e) {
       throw new UserFunctionError(`${this.ctx.runtime.operatorName} (key selector)`, this.ctx.runtime.subtaskIndex, undefined, e);

@@ -96,7 +96,7 @@ function inFlight(operators: ReadonlyArray<Readonly<Record<string, number>>>): s
   if (async.length === 0) return "-";
   const records = async.reduce((n, m) => n + (m.inFlightRecords ?? 0), 0);
   const buffered = async.reduce((n, m) => n + (m.activeBufferSize ?? 0), 0);
-  // Records that stopped finishing for asyncState.stallTimeoutMs (a user function that never settles, say).
+  // Records that stopped finishing, or one key's record running, for asyncState.stallTimeoutMs (a user function that never settles, say).
   const stalled = async.some((m) => m.stalled === 1) ? " stalled" : "";
   return `${buffered > 0 ? `${records} (${buffered} batched)` : String(records)}${stalled}`;
 }

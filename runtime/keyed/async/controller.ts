@@ -63,6 +63,8 @@ export class AsyncExecutionController {
   private completedWatermark = Number.MIN_SAFE_INTEGER;
   /** Records finished so far (stall detection compares it over time: no clock read per record). */
   finishedRecords = 0;
+  /** Advanced by the stall watch; a key's lock is stamped with it as a record of the key starts (start()). */
+  tick = 0;
 
   constructor(
     private readonly backend: KeyedStateBackend,
@@ -203,7 +205,7 @@ export class AsyncExecutionController {
         if (p) await p;
       }
     } catch (e) {
-      this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined, { busy: false, waiting: undefined }));
+      this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined, { busy: false, waiting: undefined, startedTick: 0 }));
     } finally {
       this.inputActive = false;
       if (this.buffer.length) this.flush();
@@ -256,6 +258,7 @@ export class AsyncExecutionController {
    * firing, then the timer's: the window fired twice).
    */
   private start(r: ControlledRecord): void {
+    r.lock.startedTick = this.tick;
     const w = r.watermark;
     if (this.earlierTimer !== undefined && w !== undefined && w > this.completedWatermark && this.epochs.pending > 0) {
       const due = this.earlierTimer(r, w);

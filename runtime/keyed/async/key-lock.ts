@@ -9,6 +9,8 @@ export interface KeyLock {
   busy: boolean;
   /** Records of the key waiting behind it, in arrival order (undefined: none yet). */
   waiting: unknown[] | undefined;
+  /** The controller's tick when the running record started (stall detection: async-execution.ts). */
+  startedTick: number;
   /** Called when the key goes idle (nothing running, nothing waiting). */
   idle?(): void;
 }
@@ -28,6 +30,7 @@ export class KeyLocks {
 class TableLock implements KeyLock {
   busy = false;
   waiting: unknown[] | undefined = undefined;
+  startedTick = 0;
   constructor(private readonly table: Map<string, KeyLock>, private readonly keyId: string) {}
   idle(): void { this.table.delete(this.keyId); }
 }
