@@ -55,9 +55,10 @@ s("a stream weir would create on subjects another stream holds fails in one line
   }
 });
 
-s("two sinks creating one stream at once for different fixed subjects: the one it does not capture fails in one line naming the stream's subjects", async () => {
-  // Both found no stream and tried to create it; the loser took "already there" for success, and in batch
-  // mode failed after writing part of its output with "no stream captures this subject".
+s("two sinks of a job creating one stream at once for different fixed subjects: it captures both, and both write", async () => {
+  // Both found no stream and tried to create it: the loser took "already there" for success, and in batch
+  // mode failed after writing part of its output with "no stream captures this subject"; then it failed
+  // at once naming the stream's subjects, though the stream was the job's own.
   const w1 = await Sinks.jetstream({ stream: "RACE", subject: "race.sum" }).createWriter(standaloneContext({ nc, job: "race", operatorUid: "sums" }));
   const w2 = await Sinks.jetstream({ stream: "RACE", subject: "race.win" }).createWriter(standaloneContext({ nc, job: "race", operatorUid: "wins" }));
   const outcome = async (w: typeof w1) => {
@@ -65,13 +66,20 @@ s("two sinks creating one stream at once for different fixed subjects: the one i
   };
   try {
     const results = await within(Promise.all([outcome(w1), outcome(w2)]), 30_000);
-    assert.ok(results, "both writers settled");
-    const failed = results!.filter((r) => r !== "ok");
-    assert.is(failed.length, 1, `one writer fails: ${results!.join(" | ")}`);
-    assert.match(failed[0]!, /^Sinks\.jetstream: stream "RACE" does not capture subject "race\.(sum|win)" \(its subjects: race\.(sum|win)\); add the subject to the stream/);
+    assert.equal(results, ["ok", "ok"]);
+    const info = await (await jetstreamManager(nc)).streams.info("RACE");
+    assert.equal([...(info.config.subjects ?? [])].sort(), ["race.sum", "race.win"]);
+    assert.is(info.state.messages, 2);
   } finally {
     await w1.close();
     await w2.close();
+  }
+  // Another job's sink does not change the stream: it fails naming the stream's subjects.
+  const other = await Sinks.jetstream({ stream: "RACE", subject: "race.other" }).createWriter(standaloneContext({ nc, job: "notrace", operatorUid: "o" }));
+  try {
+    assert.match(await within(outcome(other), 30_000) ?? "unsettled", /^Sinks\.jetstream: stream "RACE" does not capture subject "race\.other" \(its subjects: (?:race\.sum, race\.win|race\.win, race\.sum)\); add the subject to the stream/);
+  } finally {
+    await other.close();
   }
 });
 

@@ -14,12 +14,13 @@
 // `stream`: when given and missing, the stream is created on the first record: for a fixed `subject`, that
 // subject alone (so another job's stream under the same first token does not overlap it); for a function,
 // every subject under the first record's first token (`orders.eu.u1` → `orders.>`; a single token `counts`
-// → `counts` and `counts.>`), as a function's subjects may differ in any token after the first. Publishes
-// expect that stream (a subject another stream captures is an error naming both, not a silent misroute).
+// → `counts` and `counts.>`), as a function's subjects may differ in any token after the first; another sink
+// of the job naming the same stream adds its own subjects to it (captureOwn). Publishes expect that stream
+// (a subject another stream captures is an error naming both, not a silent misroute).
 
 import * as t from "io-ts";
 import { randomBytes } from "node:crypto";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { subjectMatcher, subjectMatches } from "../nats/subject-match.ts";
 import { lookUpStream } from "../nats/streams.ts";
@@ -291,7 +292,7 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
       // One weir created follows the job's natsReplicas, as its own streams do; a user's own is left alone.
       const changed = info.config.description === createdBy(ctx) && await reconcileStream(jsm, info, { replicas: ctx.names.replicas }, ctx.log);
       if (changed && ctx.names.replicas > 1) await waitForStreamLeader(() => jsm.streams.info(stream));
-      checkCaptures(stream, info.config.subjects ?? [], firstSubject);
+      await captureOwn(ctx, jsm, stream, subjects, firstSubject);
       return;
     }
   } catch (e) {
@@ -311,15 +312,36 @@ async function ensureStream(ctx: ConnectorContext, stream: string, subjects: str
     if (ctx.subtaskIndex === 0) ctx.log(`Sinks.jetstream: created stream "${stream}" for ${subjects.join(", ")}`);
   } catch (e) {
     // Another subtask may have created it first: maybe another sink of the job, for other subjects.
-    let own: string[];
-    try { own = (await jsm.streams.info(stream)).config.subjects ?? []; } catch {
+    try { await jsm.streams.info(stream); } catch {
       // Another stream holds some of these subjects (`app.out.x` → `app.>` beside a stream on `app.in.>`):
       // say what to do. A restart goes through once the stream is created (or the other one changed), so
       // the restart strategy still applies (tests/cli-stop fails a job this way on purpose).
       const hint = /subjects overlap|10065/i.test(messageOf(e)) ? `; create "${stream}" yourself with the subjects it should capture (a subject function's stream is created on its first token)` : "";
       throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot create stream "${stream}" for ${subjects.join(", ")}: ${messageOf(e)}${hint}`, { cause: e });
     }
-    checkCaptures(stream, own, firstSubject);
+    await captureOwn(ctx, jsm, stream, subjects, firstSubject);
+  }
+}
+
+/**
+ * The stream exists: it must capture `firstSubject`. One this job's sinks created for other subjects
+ * (two sinks of the job writing `out.orders` and `out.errors` into one stream) gets these added; anyone
+ * else's is left as it is, and the sink fails naming the stream's subjects. Updates are not conditional:
+ * two sinks adding theirs at once may drop one, so each checks again after its own (a sink that still
+ * finds its subject dropped later fails, and its restart adds it again).
+ */
+async function captureOwn(ctx: ConnectorContext, jsm: JetStreamManager, stream: string, subjects: readonly string[], firstSubject: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const config = (await retryJetStream(() => jsm.streams.info(stream))).config;
+    const own = config.subjects ?? [];
+    if (own.some((f) => subjectMatches(f, firstSubject))) return;
+    if (config.description !== createdBy(ctx) || attempt === 3) return checkCaptures(stream, own, firstSubject);
+    try {
+      await retryJetStream(() => jsm.streams.update(stream, { ...config, subjects: [...own, ...subjects.filter((x) => !own.includes(x))] }));
+    } catch (e) {
+      throw new WeirError(ErrorCode.Sink, `Sinks.jetstream: cannot add ${subjects.join(", ")} to stream "${stream}" (${own.join(", ")}): ${messageOf(e)}`, { cause: e });
+    }
+    if (ctx.subtaskIndex === 0) ctx.log(`Sinks.jetstream: added ${subjects.join(", ")} to stream "${stream}" (another sink of the job created it for ${own.join(", ")})`);
   }
 }
 
