@@ -97,7 +97,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
     `  weir kept up with     ${formatCount(load.keptUpPerSec)}/s while the producer ran (${load.consumedWhileProducing.toLocaleString("en-US")} taken in); ${caughtUp(load)}`,
     `  records read by weir  ${s.recordsIn.toLocaleString("en-US")}`,
     `  stat updates written  ${s.recordsOut.toLocaleString("en-US")} to stream PAGE_STATS`,
-    `  dead letters          ${s.deadLetters} in stream weir_pageviews_dlq`,
+    `  dead letters          ${s.deadLetters} in stream weir_pageviews_dlq (npx weir dead-letters pageviews lists them)`,
     `  views counted         ${counted.toLocaleString("en-US")} over ${pages} pages (the final per-page counts added up; equal to the records read)`,
     `  top pages             ${top("page").map((x) => `${x.key} ${x.views}`).join(", ")}`,
     `  top users             ${top("user").map((x) => `${x.key} ${x.views}`).join(", ")}`,
