@@ -72,6 +72,8 @@ test("names, types and labels; counters rise while input flows; checkpoints and 
       assert.ok(r.labels.worker, "worker label");
     }
     assert.is(sum(first, "weir_worker_leader"), 1, "the only worker leads");
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.equal([ready.status, await ready.text()], [200, "ready: job metered is running\n"]);
     assert.ok(!/^weir_\w+\{[^}]*\b(key|checkpoint_id)=/m.test(first.text), "no label per key or checkpoint id");
 
     const later = await eventually("counters rising between scrapes", 60_000, async () => {
@@ -127,6 +129,11 @@ test("while the job is still starting (its input stream missing, restarting): th
     assert.is(metrics.status, 200);
     assert.match(await metrics.text(), /^weir_job_state\{[^}]*state="(deploying|failing|restarting)"[^}]*\} 1$/m, "the job's state while it starts");
     assert.match(run.stderr(), `serving metrics on http://127.0.0.1:${port}/metrics`, "where, said before the job runs");
+    // Probes: alive, not ready (a readiness probe keeps traffic off a job that restarts), saying why.
+    assert.is((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.is(ready.status, 503);
+    assert.match(await ready.text(), /^not ready: job notyet is (deploying|failing|restarting)/);
     // A request target no URL parser takes (a scanner's probe) ended the whole job as a crash ("Invalid URL").
     assert.match(await rawRequest(port, "GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), /^HTTP\/1\.1 400 /);
     assert.is((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200, "still serving");

@@ -16,6 +16,7 @@ import { EXIT_STOPPED_BEFORE_START, RUN_STARTED_ENV, SUPERVISED_ENV } from "./wo
 import { ProgressReporter, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
+import { HealthRoutes } from "../http/health.ts";
 import { localJobViews, PendingJobViews } from "../http/job-view.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { addDashboardRoutes } from "../dashboard/routes.ts";
@@ -84,6 +85,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   const http = flags.http ? new HttpServer() : undefined;
   metrics = http ? new MetricsRegistry() : undefined;
   let served: HttpAddress | undefined;
+  const health = http ? new HealthRoutes(http, job.options.name) : undefined;
   if (http && metrics) served = await http.addRoute("/metrics", metrics.route()).listen(flags.http!);
   // The dashboard from the bind on: while the job starts it shows no job yet (PendingJobViews).
   const pending = new PendingJobViews();
@@ -105,7 +107,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   process.on("uncaughtException", onException);
   try {
     started();
-    return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard } : undefined, run);
+    return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard, health: health! } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
     // prints its one line (alone when the job never started: a bad setting, an unreachable server).
@@ -126,6 +128,7 @@ interface Serving {
   readonly served: HttpAddress;
   readonly pending: PendingJobViews;
   readonly dashboard: SnapshotStream;
+  readonly health: HealthRoutes;
 }
 
 /** `worker`: set once the job started (this process's worker id, for the log lines about its end). */
@@ -152,8 +155,9 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const views = localJobViews({ status: () => worker.status(), workerId: worker.workerId });
     serving.metrics.attach(views, { job_name: env.options.name, worker: worker.workerId });
     serving.pending.attach(wholeJobViews(views, async () => fetchStatus(await env.connection(), env.options.name)));
+    serving.health.attach(() => worker.status());
     const base = `http://${serving.served.host.includes(":") ? `[${serving.served.host}]` : serving.served.host}:${serving.served.port}`;
-    logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/`, { worker: worker.workerId });
+    logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/, probes on ${base}/healthz and /readyz`, { worker: worker.workerId });
   };
   try {
     client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve, stopEndsJob: process.env[SUPERVISED_ENV] === "1" });

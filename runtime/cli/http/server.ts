@@ -106,7 +106,7 @@ export class HttpServer {
   }
 }
 
-const TEXT = (status: number, body: string): RouteResponse => ({ status, contentType: "text/plain; charset=utf-8", body });
+export const TEXT = (status: number, body: string): RouteResponse => ({ status, contentType: "text/plain; charset=utf-8", body });
 
 function reply(res: ServerResponse, r: RouteResponse, req: IncomingMessage): void {
   res.writeHead(r.status ?? 200, { "content-type": r.contentType, "content-length": Buffer.byteLength(r.body) });
