@@ -1,6 +1,7 @@
 // Comparing the records a stream holds with the ones a scenario expects. Records are equal when their
 // JSON is equal with object keys in any order. Each check returns undefined when it holds, or one line
-// saying what differs (a few examples, shortened).
+// saying what differs (a few examples, shortened; a pair of records that differ names the first field
+// where they do, which shortening may have cut off).
 
 const MAX_SHOWN = 3;
 const MAX_RECORD_CHARS = 120;
@@ -23,6 +24,43 @@ function sortKeys(v: unknown): unknown {
 function show(s: string): string {
   return s.length > MAX_RECORD_CHARS ? `${s.slice(0, MAX_RECORD_CHARS - 3)}...` : s;
 }
+
+/**
+ * Where two unequal values first differ, when both are objects or arrays: ` (at items[7]: got "b",
+ * expected "c")`; "" for scalars (the values shown say it all).
+ */
+export function firstDifference(actual: unknown, expected: unknown): string {
+  const at = diffPath(actual, expected, "");
+  return at === undefined || at.path === "" ? "" : ` (at ${at.path}: got ${at.got}, expected ${at.want})`;
+}
+
+function diffPath(a: unknown, e: unknown, path: string): { path: string; got: string; want: string } | undefined {
+  const bothArrays = Array.isArray(a) && Array.isArray(e);
+  const bothObjects = isObject(a) && isObject(e);
+  if (!bothArrays && !bothObjects) {
+    return canonical(a) === canonical(e) ? undefined : { path, got: show(canonical(a)), want: show(canonical(e)) };
+  }
+  const ao = a as Record<string, unknown>;
+  const eo = e as Record<string, unknown>;
+  const keys = bothArrays
+    ? Array.from({ length: Math.max((a as unknown[]).length, (e as unknown[]).length) }, (_, i) => String(i))
+    : [...new Set([...Object.keys(eo), ...Object.keys(ao)])].sort();
+  for (const k of keys) {
+    const sub = bothArrays ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+    if (!(k in ao)) return { path: sub, got: "nothing", want: show(canonical(eo[k])) };
+    if (!(k in eo)) return { path: sub, got: show(canonical(ao[k])), want: "nothing" };
+    const d = diffPath(ao[k], eo[k], sub);
+    if (d) return d;
+  }
+  return undefined;
+}
+
+/** A canonical() string back as its value ("undefined" stays a string: it is no record to look into). */
+function parsed(key: string): unknown {
+  try { return JSON.parse(key); } catch { return key; }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function list(items: Map<string, number>): string {
   const parts: string[] = [];
@@ -58,7 +96,9 @@ export function compareMultiset(actual: readonly unknown[], expected: readonly u
   const parts = [`got ${actual.length} records, expected ${expected.length}`];
   if (lacking.size) parts.push(`missing ${list(lacking)}`);
   if (extra.size) parts.push(`unexpected ${list(extra)}`);
-  return parts.join("; ");
+  // One record in place of another: where they differ.
+  const pair = lacking.size === 1 && extra.size === 1 ? firstDifference(parsed([...extra.keys()][0]!), parsed([...lacking.keys()][0]!)) : "";
+  return parts.join("; ") + pair;
 }
 
 /** Every expected record is among the actual ones (as a multiset); others may be there too. */
@@ -73,7 +113,7 @@ export function compareOrdered(actual: readonly unknown[], expected: readonly un
   for (let i = 0; i < n; i++) {
     const a = canonical(actual[i]);
     const e = canonical(expected[i]);
-    if (a !== e) return `record ${i} differs: got ${show(a)}, expected ${show(e)}`;
+    if (a !== e) return `record ${i} differs: got ${show(a)}, expected ${show(e)}${firstDifference(actual[i], expected[i])}`;
   }
   if (actual.length !== expected.length) {
     const [longer, what] = actual.length > expected.length ? [actual, "unexpected"] : [expected, "missing"];
@@ -118,7 +158,7 @@ export function compareLastPerKey(actual: readonly unknown[], expected: readonly
   for (const [k, e] of want) {
     const a = last.get(k);
     if (a === undefined) absent.push(k);
-    else if (canonical(a) !== canonical(e)) wrong.push(`${k}: got ${show(canonical(a))}, expected ${show(canonical(e))}`);
+    else if (canonical(a) !== canonical(e)) wrong.push(`${k}: got ${show(canonical(a))}, expected ${show(canonical(e))}${firstDifference(a, e)}`);
   }
   for (const k of last.keys()) if (!want.has(k)) extra.push(k);
   if (!wrong.length && !absent.length && !extra.length && !keyless) return undefined;

@@ -200,6 +200,16 @@ f("record comparisons: multiset, ordered, contains, lastPerKey", () => {
   assert.match(compareLastPerKey(out, [{ w: "a", n: 2 }, { w: "b", n: 1 }, { w: "c", n: 1 }], "w") ?? "", /missing key\(s\) "c"/);
 });
 
+f("two records that differ past the shortened text name the first field where they do", () => {
+  // Both records shortened to 120 characters read the same: the difference was cut off.
+  const items = (last: string) => ["item-number-0", "item-number-1", "item-number-2", "item-number-3", "item-number-4", "item-number-5", "item-number-6", last];
+  const got = { user: "u1", n: 8, items: items("item-number-7") };
+  assert.match(compareOrdered([got], [{ ...got, items: items("item-number-8") }]) ?? "", /\.\.\. \(at items\[7\]: got "item-number-7", expected "item-number-8"\)$/);
+  assert.match(compareLastPerKey([got], [{ ...got, n: 9 }], "user") ?? "", /\.\.\. \(at n: got 8, expected 9\)$/);
+  assert.match(compareMultiset([got, 1], [{ ...got, extra: true }, 1]) ?? "", /\.\.\. \(at extra: got nothing, expected true\)$/);
+  assert.is(compareOrdered([1, 3], [1, 2]), "record 1 differs: got 3, expected 2");
+});
+
 f("the table has a row per scenario and a summary", () => {
   const table = formatTable([
     { file: "a", name: "first", outcome: "passed", ok: true, durationMs: 1234, failures: [], stderr: "" },
