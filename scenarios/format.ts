@@ -13,6 +13,7 @@ import {
   NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, checked, oneOf, strictObject,
 } from "./codec-util.ts";
 import { jsonTemplateProblem, templateProblem } from "./template.ts";
+import { subjectProblem } from "../runtime/sinks/subject.ts";
 import { subtaskMachine } from "../actors/subtask/machine.ts";
 
 /** Job option overrides: each becomes the `weir run` flag that sets it. */
@@ -73,10 +74,20 @@ const Publish = checked(
     const given = (["data", "json", "lines"] as const).filter((k) => p[k] !== undefined);
     if (given.length !== 1) return `exactly one of data, json, lines${given.length ? ` (got ${given.join(" and ")})` : ""}`;
     const at = (field: string, value: unknown, problem: string | undefined) => (problem === undefined ? undefined : { at: field, problem, value });
-    return at("subject", p.subject, templateProblem(p.subject)) ?? (p.data !== undefined ? at("data", p.data, templateProblem(p.data)) : undefined)
+    return at("subject", p.subject, templateProblem(p.subject) ?? publishSubjectProblem(p.subject)) ?? (p.data !== undefined ? at("data", p.data, templateProblem(p.data)) : undefined)
       ?? (p.lines ? at("lines", p.lines, p.lines.map(templateProblem).find((x) => x !== undefined)) : undefined) ?? at("json", p.json, jsonTemplateProblem(p.json));
   },
 );
+
+/**
+ * A subject that cannot be published to (an empty token, a space, a wildcard): the server drops such a
+ * message, and the publish then fails as "jetstream is not enabled" or not at all. Each template stands
+ * for a number here (what it gives), so the literal parts are checked when the file loads.
+ */
+function publishSubjectProblem(subject: string): string | undefined {
+  const problem = subjectProblem(subject.replace(/\$\{[^}]*\}/g, "0"));
+  return problem === undefined ? undefined : `a subject to publish to (${problem})`;
+}
 
 /** A worker process of the job, by the name a step gave it; the process the scenario starts unnamed is "main". */
 const WorkerName = NonEmptyString;

@@ -72,6 +72,10 @@ f("cross-field rules and templates are checked when loading", () => {
   assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: "a.${j}", data: x }'), /steps\[0\]\.publish\.subject: expected a valid template \(\$\{j\}: unknown variable j.*got "a\.\$\{j\}"/);
   assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: a, json: { v: "${k}" } }'), /steps\[0\]\.publish\.json: expected a valid template \(\$\{k\}: unknown variable k/);
   assert.match(errorOf("job: j.ts\noptions: { restore: no-such-checkpoint }\nsteps: []"), /options\.restore: expected \("latest" \| "none" \| checkpoint id\), got "no-such-checkpoint"/);
+  // The server drops a message to such a subject: the step failed as "jetstream is not enabled", or not at all.
+  assert.is(errorOf('job: j.ts\nsteps:\n  - publish: { subject: "orders..${i}", data: x }'), `${FILE}: steps[0].publish.subject: expected a subject to publish to (subjects are dot-separated non-empty tokens without spaces), got "orders..\${i}"`);
+  assert.match(errorOf("job: j.ts\nsteps:\n  - publish: { subject: orders.>, data: x }"), /steps\[0\]\.publish\.subject: expected a subject to publish to \(wildcards cannot be published to\), got "orders\.>"$/);
+  parseScenario('job: j.ts\nsteps:\n  - publish: { subject: "orders.${i % 2}.${floor(i / 2)}", data: x }', FILE);
   assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: a, data: "x${i" }'), /steps\[0\]\.publish\.data: expected a valid template \(a \$\{ without its closing \}\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: X\n    ordered: true\n    count: 1"), /expect\[0\]: expected records \(ordered and lastPerKey compare records\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - dlq: { reasonMatches: \"(\" }"), /expect\[0\]\.dlq\.reasonMatches: expected a valid regular expression/);
