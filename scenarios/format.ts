@@ -265,9 +265,9 @@ export function loadScenario(file: string): Scenario {
   }
   const s = parseScenario(text, file);
   // Checked here, so validating a file (a CI lint step) catches a wrong job path, named by file and field.
-  if (!statSync(s.jobPath, { throwIfNoEntry: false })?.isFile()) {
-    throw new WeirError(ErrorCode.Scenario, `${file}: job: job file not found: ${s.jobPath}`);
-  }
+  const job = statSync(s.jobPath, { throwIfNoEntry: false });
+  if (job?.isDirectory()) throw new WeirError(ErrorCode.Scenario, `${file}: job: ${s.jobPath} is a directory: give the job's .ts file`);
+  if (!job?.isFile()) throw new WeirError(ErrorCode.Scenario, `${file}: job: job file not found: ${s.jobPath}`);
   return s;
 }
 
@@ -275,8 +275,13 @@ export function loadScenario(file: string): Scenario {
 export function parseScenario(text: string, file: string): Scenario {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    // The library's own words ("please use YAML.parseAllDocuments()") name an API the user does not call.
+    if (e.code === "MULTIPLE_DOCS") {
+      throw new WeirError(ErrorCode.Scenario, `${file}: invalid YAML: a second document (---) at line ${e.linePos?.[0].line ?? "?"}: a scenario file holds one scenario`);
+    }
     // With prettyErrors the message ends "at line L, column C:" followed by the source excerpt.
-    const first = doc.errors[0]!.message.split("\n")[0]!.replace(/:$/, "");
+    const first = e.message.split("\n")[0]!.replace(/:$/, "");
     throw new WeirError(ErrorCode.Scenario, `${file}: invalid YAML: ${first}`);
   }
   const value: unknown = doc.toJS();

@@ -53,7 +53,10 @@ export interface RunScenarioOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted. */
+/**
+ * Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted;
+ * a folder without any is an error.
+ */
 export function findScenarioFiles(paths: readonly string[]): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
@@ -66,8 +69,11 @@ export function findScenarioFiles(paths: readonly string[]): string[] {
   };
   for (const p of paths) {
     if (!existsSync(p)) throw new WeirError(ErrorCode.Scenario, `no such file or folder: ${p}`);
-    if (statSync(p).isDirectory()) walk(p);
-    else out.push(p);
+    if (!statSync(p).isDirectory()) { out.push(p); continue; }
+    const before = out.length;
+    walk(p);
+    // Beside other paths, a folder that holds none would pass unnoticed (files named *.yaml are not found).
+    if (out.length === before) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
   }
   return out;
 }

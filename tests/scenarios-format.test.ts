@@ -50,6 +50,9 @@ f("loadScenario reports a file's problems with its path", () => {
     const nojob = join(dir, "nojob.scenario.yaml");
     writeFileSync(nojob, "job: ./nowhere.ts\nsteps: []\n");
     assert.throws(() => loadScenario(nojob), (e: Error) => e.message === `${nojob}: job: job file not found: ${join(dir, "nowhere.ts")}`);
+    // A folder is there, but is no job file ("job file not found" sent the user looking for a missing path).
+    writeFileSync(nojob, "job: .\nsteps: []\n");
+    assert.throws(() => loadScenario(nojob), (e: Error) => e.message === `${nojob}: job: ${dir} is a directory: give the job's .ts file`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -94,6 +97,8 @@ f("manual clock: options.manualClock, advanceClock steps and processed waits dec
 f("invalid YAML is one line with its position", () => {
   assert.match(errorOf("job: j.ts\nsteps: [ {publish: }"), /^scenarios\/x\.scenario\.yaml: invalid YAML: .* at line 2, column \d+$/);
   assert.is(errorOf(""), "scenarios/x.scenario.yaml: expected a mapping with job, steps and expect, got an empty file");
+  // Two scenarios in one file: the YAML library's message told the user to call YAML.parseAllDocuments().
+  assert.is(errorOf("job: a.ts\nsteps: []\n---\njob: b.ts\nsteps: []\n"), `${FILE}: invalid YAML: a second document (---) at line 3: a scenario file holds one scenario`);
 });
 
 f("a valid file decodes every step and expectation, with defaults", () => {
@@ -236,6 +241,8 @@ f("scenario files are found in folders, sorted; a missing path is an error", () 
   assert.ok(files.every((x) => x.endsWith(".scenario.yaml")));
   assert.equal(files, [...files].sort());
   assert.throws(() => findScenarioFiles(["no/such/dir"]), /no such file or folder: no\/such\/dir/);
+  // Beside a folder that has some, one without any (its files named *.yaml) went unnoticed: its scenarios never ran.
+  assert.throws(() => findScenarioFiles(["scenarios", "examples/scenarios"]), (e: Error) => e.message === "no *.scenario.yaml files in examples/scenarios");
 });
 
 f("every shipped scenario file is valid", () => {
