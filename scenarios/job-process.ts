@@ -9,6 +9,7 @@ import type { JobOverrides } from "./format.ts";
 import { NATS_ENV_VARS } from "../runtime/nats/connection-settings.ts";
 
 export const WEIR_BIN = fileURLToPath(new URL("../bin/weir.mjs", import.meta.url));
+/** stderr kept per process: past it the oldest half goes, as the line that says why a job failed comes last. */
 const MAX_STDERR = 1 << 20;
 
 export interface ProcessExit {
@@ -44,6 +45,8 @@ export class JobProcess {
   readonly child: ChildProcess;
   readonly args: readonly string[];
   private err = "";
+  /** Characters of stderr dropped from the front (a chatty job): the end, with its `weir:` line, is kept. */
+  private dropped = 0;
   private partial = "";
   private result: ProcessExit | undefined;
   /** Resolves when the process has exited and its stderr is read to the end. */
@@ -61,7 +64,14 @@ export class JobProcess {
     });
     this.child.stderr!.setEncoding("utf8");
     this.child.stderr!.on("data", (d: string) => {
-      if (this.err.length < MAX_STDERR) this.err += d;
+      this.err += d;
+      if (this.err.length > MAX_STDERR) {
+        const keep = this.err.length - MAX_STDERR / 2;
+        const nl = this.err.indexOf("\n", keep);
+        const from = nl < 0 ? keep : nl + 1;
+        this.dropped += from;
+        this.err = this.err.slice(from);
+      }
       if (options.onLine) {
         const lines = (this.partial + d).split("\n");
         this.partial = lines.pop()!;
@@ -83,7 +93,7 @@ export class JobProcess {
   get pid(): number | undefined { return this.child.pid; }
   get running(): boolean { return this.result === undefined; }
   get exit(): ProcessExit | undefined { return this.result; }
-  get stderr(): string { return this.err; }
+  get stderr(): string { return this.dropped ? `[... the first ${this.dropped} characters of stderr dropped ...]\n${this.err}` : this.err; }
 
   /** The line that says why the job failed: the last `weir: ...` line, else the last non-empty one. */
   failureLine(): string {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { findScenarioFiles, runScenario, type ScenarioResult } from "../scenarios/runner.ts";
 import { loadScenario } from "../scenarios/format.ts";
+import { JobProcess } from "../scenarios/job-process.ts";
 import { within } from "./helpers/cli.ts";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
@@ -244,6 +245,22 @@ shipped("named workers: kill: { worker: b } SIGKILLs b, not main; main alone the
   const r = await assertPasses(file);
   assert.match(r.stderr, /^--- job process 1 \(exit code 0\)$/m, "main stopped the job gracefully");
   assert.match(r.stderr, /^--- job process 2 \(killed by SIGKILL\)$/m, "worker b was SIGKILLed");
+});
+
+shipped("a job process that writes megabytes to stderr keeps the end: its failure line is the last weir: line", async () => {
+  // A stand-in for `weir run`: 2 MB of a chatty job's own lines, then the one line that says why.
+  const bin = join(dir, "chatty-weir.mjs");
+  writeFileSync(bin, 'for (let i = 0; i < 10000; i++) process.stderr.write(`debug ${i} ${"-".repeat(200)}\\n`);\nprocess.stderr.write("weir: no bad users allowed\\n", () => process.exit(1));\n');
+  const proc = new JobProcess({ jobPath: "job.ts", natsUrl: "nats://127.0.0.1:1", overrides: {}, weirBin: bin });
+  try {
+    assert.ok(await proc.waitExit(30_000), "the process ended");
+    assert.is(proc.failureLine(), "weir: no bad users allowed");
+    assert.match(proc.describeExit(), /^exit code 1: weir: no bad users allowed$/);
+    assert.match(proc.stderr, /^\[\.\.\. the first \d+ characters of stderr dropped \.\.\.\]\ndebug \d+ -+\n/);
+    assert.ok(proc.stderr.length < 1.1 * (1 << 20), `kept ${proc.stderr.length} characters`);
+  } finally {
+    await proc.kill();
+  }
 });
 
 shipped("a bad file fails with one line naming the file and the field", async () => {
