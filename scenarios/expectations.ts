@@ -33,6 +33,7 @@ export async function checkExpectation(run: ScenarioState, e: Expectation): Prom
       if (!proc) return "no job process was started";
       const exit = await proc.waitExit(run.s.timeoutMs);
       if (!exit) return `the job was still running after ${run.s.timeoutMs} ms`;
+      proc.judged = true;
       if (e.kind === "exit") return exitMatches(exit, e.body) ? undefined : `the job ended with ${proc.describeExit()}, expected exit ${e.body}`;
       if (exit.code === 0) return `the job exited 0, expected a failure mentioning ${JSON.stringify(e.body)}`;
       // The reason must be in the one line that says why (the last `weir: ...` line), not just somewhere in the log.

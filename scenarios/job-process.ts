@@ -51,6 +51,11 @@ export class JobProcess {
   private result: ProcessExit | undefined;
   /** Resolves when the process has exited and its stderr is read to the end. */
   readonly exited: Promise<ProcessExit>;
+  /**
+   * A step or expectation looked at how it ended (a kill or stop step, `wait: { exit }`, an `exit` or
+   * `failure` expectation): a failure it did not look at fails the scenario.
+   */
+  judged = false;
 
   constructor(options: JobProcessOptions) {
     this.args = runArgs(options);

@@ -200,6 +200,7 @@ class ScenarioRun implements ScenarioState {
           if (this.options.signal?.aborted) break;
         }
       }
+      if (!this.options.signal?.aborted) failures.push(...this.workers.unexpectedFailures());
       return failures;
     } catch (e) {
       return [describeError(e)];

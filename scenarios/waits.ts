@@ -33,6 +33,7 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         const proc = run.proc;
         if (!proc) throw new StepFailure("no job process was started");
         if (proc.running) return { done: false, detail: "the job is still running" };
+        proc.judged = true;
         if (exitMatches(proc.exit!, expected)) return { done: true, detail: "" };
         throw new StepFailure(`the job ended with ${proc.describeExit()}, expected exit ${expected}`);
       };

@@ -33,6 +33,7 @@ export class WorkerSet {
   private readonly byName = new Map<string, Worker>();
   /** Every process started, in order (their stderr is the scenario's). */
   readonly processes: JobProcess[] = [];
+  private readonly nameOf = new Map<JobProcess, string>();
 
   constructor(private readonly ctx: WorkerContext) {}
 
@@ -62,6 +63,7 @@ export class WorkerSet {
     });
     this.byName.set(name, { proc, overrides, paused: false, endedByStep: false });
     this.processes.push(proc);
+    this.nameOf.set(proc, name);
     this.ctx.log(`    ${name === MAIN_WORKER ? "" : `worker ${name}: `}weir ${proc.args.join(" ")} (pid ${proc.pid})`);
     return proc;
   }
@@ -119,6 +121,7 @@ export class WorkerSet {
     const w = this.require(name, name === MAIN_WORKER && this.byName.size <= 1 ? "kill the process" : `kill worker ${name}`);
     w.proc.signal("SIGKILL");
     w.endedByStep = true;
+    w.proc.judged = true;
     if (!(await w.proc.waitExit(timeoutMs))) throw new StepFailure(`worker ${name} did not die within ${timeoutMs} ms of SIGKILL`);
   }
 
@@ -188,11 +191,24 @@ export class WorkerSet {
   private async awaitExit(name: string, proc: JobProcess, exit: ExitMatcher, timeoutMs: number): Promise<void> {
     const who = name === MAIN_WORKER && this.byName.size <= 1 ? "the job" : `worker ${name}`;
     const result = await proc.waitExit(timeoutMs);
+    proc.judged = true;
     if (!result) {
       await proc.kill();
       throw new StepFailure(`${who} did not stop within ${timeoutMs} ms (killed it)`);
     }
     if (!exitMatches(result, exit)) throw new StepFailure(`${who} stopped with ${proc.describeExit()}, expected exit ${exit}`);
+  }
+
+  /**
+   * A process that ended by itself with a non-zero exit that no step or expectation looked at (a job that
+   * failed after writing the output expected): one failure each, as a test harness fails on an exception.
+   */
+  unexpectedFailures(): string[] {
+    return this.processes.filter((p) => !p.running && !p.judged && p.exit!.code !== 0).map((p) => {
+      const name = this.nameOf.get(p)!;
+      const who = name === MAIN_WORKER && this.processes.length === 1 ? "the job" : `worker ${name} (pid ${p.pid})`;
+      return `${who} ended with ${p.describeExit()}, which no step or expectation expected (a wait: { exit: nonzero } step, or an exit or failure expectation, expects it)`;
+    });
   }
 
   /** Kills every process (a paused one is continued first, so it can die and its stderr be read). */

@@ -263,6 +263,15 @@ shipped("a job process that writes megabytes to stderr keeps the end: its failur
   }
 });
 
+shipped("a job that failed fails the scenario unless a step or expectation expected it", async () => {
+  const lines = (expect: string[]) => [`job: ${join(root, "tests/fixtures/jobs/build-fails.ts")}`, "steps:", "  - start: {}", ...expect].join("\n");
+  // Nothing looked at the exit: the scenario passed, as if the job had run.
+  const r = await runScenario(scenarioFile("unnoticed.scenario.yaml", lines([])));
+  assert.is(r.outcome, "failed");
+  assert.is(r.reason, 'the job ended with exit code 1: weir: job file tests/fixtures/jobs/build-fails.ts: its build function threw Error: the pipeline cannot be built, which no step or expectation expected (a wait: { exit: nonzero } step, or an exit or failure expectation, expects it)'.replace("tests/fixtures", join(root, "tests/fixtures")));
+  await assertPasses(scenarioFile("expected.scenario.yaml", lines(["expect:", "  - failure: the pipeline cannot be built"])));
+});
+
 shipped("a bad file fails with one line naming the file and the field", async () => {
   const file = scenarioFile("bad.scenario.yaml", "job: JOBS/wordcount.ts\nsteps:\n  - publish: { subject: a, data: x }\n  - start: {}\n  - publish: { subject: 3, data: x }\n");
   const r = await runScenario(file);
