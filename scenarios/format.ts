@@ -154,7 +154,7 @@ const Wait = oneOf("wait", {
 }, { timeoutMs: PositiveInteger });
 export type Wait = t.TypeOf<typeof Wait>;
 
-export const Step = oneOf("step", {
+export const Step = checked(oneOf("step", {
   publish: Publish,
   start: Start,
   wait: Wait,
@@ -166,7 +166,9 @@ export const Step = oneOf("step", {
   resume: Resume,
   /** Moves the processing time of a job started with `manualClock` on by this many ms. */
   advanceClock: NonNegativeInteger,
-}, { timeoutMs: PositiveInteger, name: NonEmptyString });
+}, { timeoutMs: PositiveInteger, name: NonEmptyString }),
+// Two timeouts for one wait: which one holds would be a guess (the inner one did, silently).
+(s) => (s.kind === "wait" && s.body.timeoutMs !== undefined && s.timeoutMs !== undefined ? { at: "timeoutMs", problem: "a timeout given once (inside wait or beside it, not both)", value: s.timeoutMs } : undefined));
 export type Step = t.TypeOf<typeof Step>;
 export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;
 

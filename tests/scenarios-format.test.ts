@@ -82,6 +82,9 @@ f("cross-field rules and templates are checked when loading", () => {
   assert.match(errorOf('job: j.ts\nsteps:\n  - publish: { subject: a, data: "x${i" }'), /steps\[0\]\.publish\.data: expected a valid template \(a \$\{ without its closing \}\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: X\n    ordered: true\n    count: 1"), /expect\[0\]: expected records \(ordered and lastPerKey compare records\)/);
   assert.match(errorOf("job: j.ts\nsteps: []\nexpect:\n  - dlq: { reasonMatches: \"(\" }"), /expect\[0\]\.dlq\.reasonMatches: expected a valid regular expression/);
+  // Two timeouts for one wait: the inner one held, silently.
+  assert.is(errorOf("job: j.ts\nsteps:\n  - wait: { recordsIn: 5, timeoutMs: 100 }\n    timeoutMs: 9000"), `${FILE}: steps[0].timeoutMs: expected a timeout given once (inside wait or beside it, not both), got 9000`);
+  assert.equal(parseScenario("job: j.ts\nsteps:\n  - wait: { recordsIn: 5 }\n    timeoutMs: 9000", FILE).steps[0], { kind: "wait", body: { kind: "recordsIn", body: 5 }, timeoutMs: 9000 } as never);
 });
 
 f("manual clock: options.manualClock, advanceClock steps and processed waits decode; bad values name the field", () => {
