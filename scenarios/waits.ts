@@ -62,7 +62,9 @@ export function waitCondition(run: ScenarioState, w: Wait): (baseline: number | 
         // A source chain has no input watermark: what it emits (its watermark assigner's) is its watermark.
         const marks = subs.map((t) => t.watermark ?? t.watermarkOut ?? null);
         const shown = subs.map((t, i) => `${t.name}#${t.index}: ${marks[i] ?? "none"}`).join(", ");
-        return { done: marks.length > 0 && marks.every((m) => m !== null && m >= atLeast), detail: `watermarks ${shown}; waiting for ${atLeast}` };
+        // None yet on a manual clock: a periodic watermark waits for the clock (the failure said only "none").
+        const hint = run.s.options?.manualClock !== undefined && marks.some((m) => m === null) ? " (on a manual clock, periodic watermarks are emitted only as advanceClock moves the clock)" : "";
+        return { done: marks.length > 0 && marks.every((m) => m !== null && m >= atLeast), detail: `watermarks ${shown}; waiting for ${atLeast}${hint}` };
       };
     }
     case "state": {

@@ -98,6 +98,23 @@ shipped("wait watermark on the chain that assigns them; a stop with a savepoint 
   assert.match(r.reason ?? "", /^step 5 .*the job refused the stop request: stop --savepoint needs checkpointing/, explain(r));
 });
 
+shipped("a watermark wait on a manual clock that never advances: the timeout says periodic watermarks wait for advanceClock", async () => {
+  const file = scenarioFile("manual-watermark.scenario.yaml", [
+    "name: watermark on a manual clock",
+    "job: JOBS/sensor-windows.ts",
+    "options: { stateBackend: heap, manualClock: 0 }",
+    "streams: [{ name: SENSORS, subjects: ['sensors.>'] }]",
+    "steps:",
+    "  - publish: { subject: sensors.a, json: { sensor: a, ts: '${1000 * i}', value: 1 }, count: 5 }",
+    "  - start: {}",
+    "  - wait: { watermark: { operator: timestamps, atLeast: 3000 }, timeoutMs: 4000 }",
+    "expect: []",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "failed", explain(r));
+  assert.match(r.reason ?? "", /^step 3 .*none.*on a manual clock, periodic watermarks are emitted only as advanceClock moves the clock/, explain(r));
+});
+
 shipped("restart: process starts the job with the options it was started with (here parallelism 3)", async () => {
   const file = scenarioFile("restart-options.scenario.yaml", [
     "name: restart keeps the start options",
