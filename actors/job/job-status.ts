@@ -157,14 +157,15 @@ export interface RecordCounts {
   readonly remoteDeadLetters?: number;
 }
 
-/** Records in at the sources and out at the sinks of these subtasks, and other workers' dead letters, added to `base`. */
+/** Records in at the sources and out at the sinks of these subtasks (wherever a sink is chained), and other workers' dead letters, added to `base`. */
 export function recordCounts(subtasks: ReadonlyArray<Pick<SubtaskHandle, "isSource" | "vertex" | "status" | "remote">>, base: RecordCounts = { recordsIn: 0, recordsOut: 0 }): RecordCounts {
   let recordsIn = base.recordsIn;
   let recordsOut = base.recordsOut;
   let remoteDeadLetters = base.remoteDeadLetters ?? 0;
   for (const s of subtasks) {
     if (s.isSource) recordsIn += s.status().recordsIn;
-    if (s.vertex.outputs.length === 0) recordsOut += s.status().recordsOut;
+    // Every sink's records: one chained behind an operator that also sends downstream counts too.
+    recordsOut += s.status().sinkRecords ?? 0;
     if (s.remote) remoteDeadLetters += s.status().deadLetters;
   }
   return { recordsIn, recordsOut, remoteDeadLetters };

@@ -14,6 +14,8 @@ export interface SubtaskStatus {
   readonly state: string;
   readonly recordsIn: number;
   readonly recordsOut: number;
+  /** Records its sinks wrote (a sink chained behind an operator that also sends downstream too): the job's `recordsOut` adds these up. */
+  readonly sinkRecords?: number;
   readonly watermark: number | null;
   /** The watermark this subtask last sent downstream (null: none yet, or nothing downstream). */
   readonly watermarkOut?: number | null;
@@ -35,9 +37,11 @@ export interface SubtaskStatus {
 /** `runningMs`: since the subtask began to run (0 before). `source`: the source reader's own metrics. */
 export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: number, deadLetters: number, runningMs: number, source?: Record<string, number>): SubtaskStatus {
   const operators: Record<string, Record<string, number>> = {};
+  let sinkRecords = 0;
   for (const { node, operator } of parts.chain.operators) {
     const m = operator.metrics?.();
     if (m) operators[node.name] = m;
+    if (node.kind === "sink") sinkRecords += m?.recordsOut ?? 0;
   }
   if (source) operators[vertex.nodes[0]!.name] = source;
   const recordsOut = parts.outputs.recordsSent + Object.values(operators).reduce((n, m) => n + (m.recordsOut ?? 0), 0);
@@ -61,6 +65,7 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
     state: lifecycle.description,
     recordsIn: counters.recordsIn,
     recordsOut,
+    sinkRecords,
     watermark: counters.currentWatermark === MIN_WATERMARK ? null : counters.currentWatermark,
     watermarkOut: out === undefined || out === MIN_WATERMARK ? null : out,
     backpressuredMs,
