@@ -31,4 +31,16 @@ test("records out counts every sink's records, one chained behind an operator th
   }
 });
 
+test("a batch job beyond its sort budget is told of a way out batch mode accepts (not checkpointIntervalDuringBacklogMs, refused there)", async () => {
+  const env = StreamEnvironment.create({ name: "bounded-budget", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch", backlogSort: { memoryBytes: 20_000, diskBytes: 50_000 } }, { log: () => {} });
+  try {
+    const error = await env.fromSource(Sources.generator({ count: 20_000, make: (i) => ({ k: `k${i % 5000}`, i }) }))
+      .keyBy((r) => r.k).process({ processElement() {} }, { name: "ledger" })
+      .executeAndCollect().then(() => "finished", (e: Error) => e.message);
+    assert.match(error, /^operator "ledger": the backlog does not fit the sort budget \(memory 0 MB, disk 0 MB in .*\); raise backlogSort.diskBytes, or run the job in mode "streaming" \(batch mode sorts its whole input\)$/);
+  } finally {
+    await env.close();
+  }
+});
+
 test.run();

@@ -79,7 +79,7 @@ export class BacklogSort {
   begin(batch = false): void {
     this.batch = batch;
     const ctx = this.host.ctx;
-    this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName }, ctx.currentWatermark(), this.arrivalFold());
+    this.buffer = new SortBuffer({ ...ctx.job.backlogSort, operator: ctx.runtime.operatorName, batch }, ctx.currentWatermark(), this.arrivalFold());
   }
 
   /**

@@ -27,6 +27,8 @@ export interface SortBudget {
   readonly directory: string;
   /** Names the operator in errors. */
   readonly operator: string;
+  /** Batch mode: the whole input is sorted, and only mode "streaming" runs it unsorted (what the budget error offers). */
+  readonly batch?: boolean;
 }
 
 // The memory estimate, from measured heap growth (keys of 10k and 250k, 500k records: small objects,
@@ -251,7 +253,7 @@ export class SortBuffer {
   private async spill(): Promise<void> {
     const run = this.takeLargestGroups(this.budget.memoryBytes * SPILL_SHARE);
     if (this.diskBytes + run.bytes > this.budget.diskBytes) {
-      throw new WeirError(ErrorCode.Budget, `operator "${this.budget.operator}": the backlog does not fit the sort budget (memory ${mb(this.budget.memoryBytes)}, disk ${mb(this.budget.diskBytes)} in ${this.budget.directory}); raise backlogSort.diskBytes, or process the backlog without sorting (checkpointIntervalDuringBacklogMs > 0 or mode "streaming")`);
+      throw new WeirError(ErrorCode.Budget, `operator "${this.budget.operator}": the backlog does not fit the sort budget (memory ${mb(this.budget.memoryBytes)}, disk ${mb(this.budget.diskBytes)} in ${this.budget.directory}); raise backlogSort.diskBytes, or ${this.budget.batch ? `run the job in mode "streaming" (batch mode sorts its whole input)` : `process the backlog without sorting (checkpointIntervalDuringBacklogMs > 0 or mode "streaming")`}`);
     }
     await this.runs.write(run.keys);
     this.diskBytes += run.bytes;
