@@ -172,6 +172,9 @@ options("source and sink options that would be ignored are refused: CSV options 
     [() => Sinks.jetstream({ subject: "out", duplicateWindowMs: 5000 }), "Sinks.jetstream: duplicateWindowMs", "give stream too"],
     [() => Sources.generator({ make: (i: number) => i, ratePerSec: "5" as never }), "Sources.generator: ratePerSec must be a finite positive number", `got "5"`],
     [() => Sources.generator({ make: (i: number) => i, ratePerSec: Infinity }), "Sources.generator: ratePerSec", "got Infinity"],
+    // "got 10" for the string "10" read as if 10 were refused; a count past 2^53 never ends (its indexes stop counting up).
+    [() => Sources.generator({ make: (i: number) => i, count: "10" as never }), "Sources.generator: count must be a non-negative integer", `got "10"`],
+    [() => Sources.generator({ make: (i: number) => i, count: 1e20 }), "Sources.generator: count must be a non-negative integer up to 9007199254740991", "got 100000000000000000000"],
   ];
   for (const [fn, ...parts] of cases) assertOneLine(errorOf(fn), ...parts);
   assert.ok(Sinks.jetstream({ stream: "S", subject: "out", duplicateWindowMs: 5000 }));
