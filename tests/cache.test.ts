@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobOptions, type SinkDef } from "../mod.ts";
+import { outputTag, Sources, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, type JobOptions, type SinkDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const cache = suite("cache");
@@ -126,6 +126,26 @@ cache("cache() needs batch mode and an operator or source output, with a one-lin
   assert.throws(() => streaming.fromSource(Sources.array([1])).cache(), /cache\(\): cached streams need mode "batch" \(FLIP-205\); this job runs in mode "streaming"/);
   const batch = env("keyed-cache");
   assert.throws(() => batch.fromSource(Sources.array([1])).keyBy((n) => n).cache(), /cache the output of a source or an operator/);
+  assert.throws(() => batch.fromSource(Sources.array([1])).map((n) => n).cache().cache(), /cache\(\): .*\(the stream is cached already: use it as it is\)$/);
+});
+
+cache("a side output is cached as an operator's output is: a later execution reads it and runs nothing upstream", async () => {
+  // It was refused: "cache the output of a source or an operator (a keyBy, union or rebalance only moves records...)".
+  const e = env("cached-side");
+  let computed = 0;
+  try {
+    const odd = outputTag<number>("odd");
+    const split = e.fromSource(Sources.array(Array.from({ length: 100 }, (_, i) => i))).process<number>({
+      processElement(n, ctx) { computed++; if (n % 2) ctx.output(odd, n); else ctx.collect(n); },
+    });
+    const odds = split.getSideOutput(odd).cache();
+    assert.equal((await odds.executeAndCollect()).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => 2 * i + 1));
+    assert.is(computed, 100);
+    assert.is(sum(await odds.map((n) => n * 10).executeAndCollect()), 25_000, "read back from the cache");
+    assert.is(computed, 100, "the operator did not run again");
+  } finally {
+    await e.close();
+  }
 });
 
 cache("mode automatic (the default): a cache works when the job runs in batch mode, and is refused at launch when it does not", async () => {

@@ -133,10 +133,13 @@ export class StreamGraph implements GraphView {
 
   addCache(input: number): number {
     const upstream = this.node(input);
-    if (upstream.kind !== "source" && upstream.kind !== "operator") {
-      throw new WeirError(ErrorCode.InvalidGraph, "cache(): cache the output of a source or an operator (a keyBy, union or rebalance only moves records: cache the stream before it)");
+    // A side output is an operator's output too (its records under a tag), as Flink's SideOutputDataStream#cache.
+    const producer = upstream.kind === "side" ? this.node(upstream.input) : upstream;
+    if (producer.kind !== "source" && producer.kind !== "operator") {
+      const what = upstream.kind === "cache" ? "the stream is cached already: use it as it is" : "a keyBy, union or rebalance only moves records: cache the stream before it";
+      throw new WeirError(ErrorCode.InvalidGraph, `cache(): cache the output of a source or an operator, or an operator's side output (${what})`);
     }
-    const { id, uid, name } = this.identity(`Cache: ${upstream.name}`, undefined);
+    const { id, uid, name } = this.identity(`Cache: ${producer.name}${upstream.kind === "side" ? ` side output ${upstream.tag}` : ""}`, undefined);
     const n: CacheNode = { kind: "cache", id, input, uid, name };
     this.nodes.push(n);
     return n.id;
