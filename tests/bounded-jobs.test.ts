@@ -2,7 +2,7 @@
 // errors a batch job's options and budgets give.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
+import { Sources, StreamEnvironment, WatermarkStrategy, type SinkDef } from "../mod.ts";
 import { withServer } from "./helpers/nats-server.ts";
 
 const test = suite("bounded jobs");
@@ -29,6 +29,25 @@ test("records out counts every sink's records, one chained behind an operator th
       await env.close();
     }
   }
+});
+
+test("batch mode: a keyed reduce folds a key's records in arrival order, as streaming does (README), a process function sees them in timestamp order", async () => {
+  const input = [{ k: "a", v: 1, ts: 300 }, { k: "a", v: 2, ts: 100 }, { k: "a", v: 3, ts: 200 }];
+  const seen = async (mode: "batch" | "streaming") => {
+    const env = StreamEnvironment.create({ name: `bounded-order-${mode}`, nats: nats.url, parallelism: 1, stateBackend: "heap", mode }, { log: () => {} });
+    try {
+      const s = env.fromSource(Sources.array(input), { watermarks: WatermarkStrategy.boundedOutOfOrderness<typeof input[0]>(1000, (e) => e.ts) });
+      const last = s.keyBy((e) => e.k).reduce((_a, b) => b).process<string>({ processElement(e, ctx) { ctx.collect(`last ${e.v} at ${ctx.timestamp}`); } });
+      const order = s.keyBy((e) => e.k).process<string>({ processElement(e, ctx) { ctx.collect(`saw ${e.v}`); } });
+      return await last.union(order).executeAndCollect();
+    } finally {
+      await env.close();
+    }
+  };
+  const batch = await seen("batch");
+  assert.equal(batch.filter((o) => o.startsWith("last")), ["last 3 at 200"], "the last record to arrive, with its timestamp");
+  assert.equal(batch.filter((o) => o.startsWith("saw")), ["saw 2", "saw 3", "saw 1"]);
+  assert.is((await seen("streaming")).filter((o) => o.startsWith("last")).pop(), "last 3 at 200");
 });
 
 test("a batch job beyond its sort budget is told of a way out batch mode accepts (not checkpointIntervalDuringBacklogMs, refused there)", async () => {
