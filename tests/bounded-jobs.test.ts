@@ -50,6 +50,37 @@ test("batch mode: a keyed reduce folds a key's records in arrival order, as stre
   assert.is((await seen("streaming")).filter((o) => o.startsWith("last")).pop(), "last 3 at 200");
 });
 
+test("batch mode: a processing-time timer re-registering itself (every 10 s) fires once at the key's end and the job ends, saying so", async () => {
+  // It fired for ever: the end of a key fired every processing-time timer, those its callbacks registered
+  // too (the job hung; streaming mode ends at once, firing none).
+  const logs: string[] = [];
+  const env = StreamEnvironment.create({ name: "bounded-ticker", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch" }, { log: (m) => logs.push(m) });
+  try {
+    const out: string[] = [];
+    let gaveUp = false; // past the deadline: the timers stop registering, so that the loop ends
+    env.fromSource(Sources.array([{ k: "a" }, { k: "b" }, { k: "a" }])).keyBy((e) => e.k).process<string>({
+      processElement(_e, ctx) { ctx.timers.registerProcessingTimeTimer(1_000); },
+      async onTimer(ts, ctx) {
+        await new Promise((r) => setImmediate(r)); // lets the deadline below in, had it fired for ever
+        if (ts === 1_000) ctx.timers.registerProcessingTimeTimer(500); // due before the latest pending one: fires
+        if (!gaveUp) ctx.timers.registerProcessingTimeTimer(ts + 10_000);
+        if (ts < 100_000) ctx.collect(`${ctx.key} ${ts}`);
+      },
+    }).sinkTo(kept(out));
+    const client = await env.executeAsync();
+    const ended = await Promise.race([client.result().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 30_000).unref())]);
+    if (!ended) {
+      gaveUp = true;
+      await client.cancel();
+    }
+    assert.ok(ended, "the job ended within 30 s");
+    assert.equal(out.sort(), ["a 1000", "a 500", "b 1000", "b 500"].sort());
+    assert.ok(logs.some((l) => l.includes("4 timer(s) registered at the end of a key's input did not fire")), logs.join("\n"));
+  } finally {
+    await env.close();
+  }
+});
+
 test("a batch job beyond its sort budget is told of a way out batch mode accepts (not checkpointIntervalDuringBacklogMs, refused there)", async () => {
   const env = StreamEnvironment.create({ name: "bounded-budget", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch", backlogSort: { memoryBytes: 20_000, diskBytes: 50_000 } }, { log: () => {} });
   try {

@@ -214,6 +214,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
    * processing-time timers still pending do not fire, as in Flink's streaming mode: said, not silent.
    */
   private notePendingProcessingTimers(): void {
+    const dropped = this.backlog!.droppedTimers;
+    if (dropped > 0) {
+      this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${dropped} timer(s) registered at the end of a key's input did not fire: in mode "batch" processing time does not pass there, and a timer registering the next one would fire for ever (Flink's batch mode drops them too)`);
+    }
     const pending = this.timers.processingTime.size;
     if (this.lastWatermark !== MAX_WATERMARK || pending === 0) return;
     this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: the input ended with ${pending} processing-time timer(s) pending (processing-time windows too): they do not fire, as in Flink's streaming mode (mode "batch" fires them)`);

@@ -1,9 +1,13 @@
 // One key's input in batch mode, as Flink's BATCH mode runs it (its BatchExecutionInternalTimeService
 // and BatchExecutionKeyedStateBackend): the key's records in timestamp order (arrival order among equal
-// or missing timestamps), each seeing the watermark at MIN_WATERMARK (-∞) (no record is late); then, at the end of the
-// key's input, the watermark jumps to MAX_WATERMARK (+∞): its event-time timers fire in order (and those they register),
-// then its processing-time timers. The key's state lives in an overlay only while the key runs and is
-// dropped afterwards: nothing reads it after the job, which takes no checkpoints.
+// or missing timestamps), each seeing the watermark at MIN_WATERMARK (-∞) (no record is late); then, at
+// the end of the key's input, the watermark jumps to MAX_WATERMARK (+∞): its event-time timers fire in
+// order (and those they register), then its processing-time timers up to the latest one pending then
+// (and those callbacks register up to it). Processing time does not pass there: a timer registering the
+// next one, a periodic "every minute", would fire for ever. So later ones, and event-time timers those
+// callbacks register, are dropped and counted (Flink's batch mode drops every timer registered at the
+// end of a key). The key's state lives in an overlay only while the key runs and is dropped afterwards:
+// nothing reads it after the job, which takes no checkpoints.
 
 import type { StateRequestHandler } from "../../../state/contracts.ts";
 import type { OperatorContext } from "../../contracts/operators.ts";
@@ -41,7 +45,8 @@ export interface BatchKeyHost extends KeyedCallbacks {
   context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
 }
 
-export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySlot): KeyTask {
+/** `dropped`: told how many timers of the key did not fire (see above). */
+export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySlot, dropped: (timers: number) => void): KeyTask {
   const { keyId, values } = records;
   return async (backend: StateRequestHandler): Promise<void> => {
     const state = new KeyStateOverlay(backend);
@@ -56,13 +61,18 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
       const settled = rc.settle();
       if (settled) await settled;
     }
-    for (const queue of [host.timers.eventTime, host.timers.processingTime]) {
+    const { eventTime, processingTime } = host.timers;
+    for (const queue of [eventTime, processingTime]) {
+      const upTo = queue === eventTime ? Number.POSITIVE_INFINITY : (queue.lastForKey(keyId)?.timestamp ?? Number.NEGATIVE_INFINITY);
       // One at a time, earliest first: a timer may register another one of this key, which may be due before the next.
-      for (let timer = queue.pollFirstForKey(keyId, Number.POSITIVE_INFINITY); timer; timer = queue.pollFirstForKey(keyId, Number.POSITIVE_INFINITY)) {
+      for (let timer = queue.pollFirstForKey(keyId, upTo); timer; timer = queue.pollFirstForKey(keyId, upTo)) {
         slot.handler = state;
-        const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === host.timers.processingTime));
+        const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === processingTime));
         if (p) await p;
       }
     }
+    let left = 0;
+    for (const queue of [eventTime, processingTime]) while (queue.pollFirstForKey(keyId, Number.POSITIVE_INFINITY)) left++;
+    if (left > 0) dropped(left);
   };
 }

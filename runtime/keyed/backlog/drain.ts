@@ -71,6 +71,8 @@ export class BacklogSort {
   private spills = 0;
   /** Batch mode: the buffer holds the whole input, and each key runs as batch-key.ts says. */
   batch = false;
+  /** Batch mode: timers registered at the end of a key's input that did not fire (batch-key.ts). */
+  droppedTimers = 0;
 
   constructor(private readonly host: BacklogHost, private readonly backend: KeyedStateBackend, private readonly execution: KeyedExecution) {}
 
@@ -200,7 +202,7 @@ export class BacklogSort {
         return afterUserCallback(host.ctx, rc as RecordContext<unknown>, r, key);
       };
     }
-    return batchKeyTask(host, records, slot);
+    return batchKeyTask(host, records, slot, (timers) => { this.droppedTimers += timers; });
   }
 
   /**

@@ -24,6 +24,13 @@ export class TimerHeap<Timer extends Timed> {
     return this.heap[0];
   }
 
+  /** The latest live timer (a scan: for a key's few timers). */
+  latest(isLive: (t: Timer) => boolean): Timer | undefined {
+    let last: Timer | undefined;
+    for (const t of this.heap) if (isLive(t) && (last === undefined || less(last, t))) last = t;
+    return last;
+  }
+
   /** Removes the top entry. */
   pop(): void {
     const last = this.heap.pop()!;

@@ -66,6 +66,11 @@ class TimerQueue {
     return first;
   }
 
+  /** The key's latest live timer. */
+  lastForKey(keyId: string): Timer | undefined {
+    return this.byKey.get(keyId)?.heap.latest(this.isLive);
+  }
+
   delete(timestamp: number, keyId: string): void {
     const t = this.live.get(idOf(timestamp, keyId));
     if (t !== undefined) this.remove(t);
