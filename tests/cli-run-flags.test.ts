@@ -82,6 +82,13 @@ for (const [flags, named] of [
   });
 }
 
+test("a flag that makes the job's options refused (--mode batch on a job with checkpointIntervalMs) is named in the one line", async () => {
+  // It said "job options: checkpointIntervalMs with mode \"batch\" ...", naming no flag: the file says no batch.
+  const r = await runWeir(["run", "tests/fixtures/jobs/bounded-chain.ts", "--nats", nats.url, "--mode", "batch"]);
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /^weir: job options: checkpointIntervalMs with mode "batch": .* \(given by weir run --mode batch\)\n$/, r.stderr);
+});
+
 test("--workers 2: records a print sink writes come out as written, behind [worker n]; JSON log lines get \"process\"", async () => {
   const r = await runWeir(["run", "tests/fixtures/jobs/print-json.ts", "--nats", nats.url, "--workers", "2"], { env: { PRINT_JOB: "printworkers" }, deadlineMs: 90_000 });
   assert.is(r.code, 0, r.stderr);

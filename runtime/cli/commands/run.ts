@@ -59,6 +59,21 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   }
 }
 
+/** The flag that sets each job option `weir run` overrides. */
+const FLAG_OF = { natsReplicas: "--nats-replicas", parallelism: "--parallelism", checkpointIntervalMs: "--checkpoint-interval", stateBackend: "--state-backend", mode: "--mode", restore: "--restore" } as const;
+
+/**
+ * A job option refused (`checkpointIntervalMs with mode "batch"`, say) that a flag set, not the job file:
+ * the line names the flag too, or the user looks for it in the file.
+ */
+function namingFlags(e: unknown, overrides: Partial<JobOptions>): unknown {
+  if (!(e instanceof WeirError) || e.code !== ErrorCode.InvalidOption) return e;
+  const flags = (Object.keys(FLAG_OF) as Array<keyof typeof FLAG_OF>)
+    .filter((k) => overrides[k] !== undefined && e.message.includes(k))
+    .map((k) => `${FLAG_OF[k]} ${String(overrides[k])}`);
+  return flags.length === 0 ? e : new WeirError(e.code, `${e.message} (given by weir run ${flags.join(" ")})`, { cause: e });
+}
+
 /** `started`: runJob takes the signals over from here. */
 async function prepareAndRun(path: string, flags: RunFlags, started: () => void): Promise<number> {
   const job = await loadJob(path);
@@ -76,7 +91,12 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   // /metrics counts on across restarts from each replaced subtask's final figures.
   let metrics: MetricsRegistry | undefined;
   const clock = flags.manualClock !== undefined ? { clock: new ManualClock(flags.manualClock) } : {};
-  const env = buildJob(job, path, overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
+  let env: StreamEnvironment;
+  try {
+    env = buildJob(job, path, overrides, { natsFlags, log: logger.log, onSubtasksRetired: (ended) => metrics?.retire(job.options.name, ended), ...clock });
+  } catch (e) {
+    throw namingFlags(e, overrides);
+  }
   if (flags.plan) {
     process.stdout.write(`${describeJobGraph(env.jobGraph())}\n`);
     return 0;
