@@ -29,6 +29,15 @@ test("records out counts every sink's records, one chained behind an operator th
       await env.close();
     }
   }
+  // A cached stream's records written to the cache are no output of the job's sinks.
+  const env = StreamEnvironment.create({ name: "bounded-out-cache", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "batch" }, { log: () => {} });
+  try {
+    const all: number[] = [];
+    env.fromSource(Sources.array([1, 2, 3])).map((n) => n * 10).cache().sinkTo(kept(all));
+    assert.is((await env.execute()).status.recordsOut, 3);
+  } finally {
+    await env.close();
+  }
 });
 
 test("batch mode: a keyed reduce folds a key's records in arrival order, as streaming does (README), a process function sees them in timestamp order", async () => {

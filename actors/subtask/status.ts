@@ -14,7 +14,7 @@ export interface SubtaskStatus {
   readonly state: string;
   readonly recordsIn: number;
   readonly recordsOut: number;
-  /** Records its sinks wrote (a sink chained behind an operator that also sends downstream too): the job's `recordsOut` adds these up. */
+  /** Records its sinks wrote (a sink chained behind an operator that also sends downstream too; not a cache's writer): the job's `recordsOut` adds these up. */
   readonly sinkRecords?: number;
   readonly watermark: number | null;
   /** The watermark this subtask last sent downstream (null: none yet, or nothing downstream). */
@@ -41,7 +41,8 @@ export function subtaskStatus(parts: SubtaskParts, vertex: JobVertex, index: num
   for (const { node, operator } of parts.chain.operators) {
     const m = operator.metrics?.();
     if (m) operators[node.name] = m;
-    if (node.kind === "sink") sinkRecords += m?.recordsOut ?? 0;
+    // A cached stream's writer (DataStream.cache) is the environment's store, not one of the job's sinks.
+    if (node.kind === "sink" && node.sink.kind !== "cache") sinkRecords += m?.recordsOut ?? 0;
   }
   if (source) operators[vertex.nodes[0]!.name] = source;
   const recordsOut = parts.outputs.recordsSent + Object.values(operators).reduce((n, m) => n + (m.recordsOut ?? 0), 0);
