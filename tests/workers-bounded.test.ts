@@ -22,6 +22,12 @@ test("a bounded job of one vertex at parallelism 1 on two workers finishes: both
       const done = await runWeir(["run", JOB, "--nats", nats.url, "--workers", "2"], { env: { BOUNDED_JOB: job }, deadlineMs: 60_000 });
       assert.is(done.code, 0, `run ${run} ends by itself, exit 0: ${done.stderr.slice(-800)}`);
       assert.match(done.stdout, `${job} finished`);
+      // Each worker prints a summary: the leader's counts the whole job, the other's its own share, and says so (it did not).
+      const lines = done.stdout.split("\n").filter((l) => l.includes(`${job} finished after`));
+      assert.is(lines.length, 2, done.stdout);
+      const whole = lines.filter((l) => !l.includes("(this worker's share; the leader's line counts the whole job)"));
+      assert.is(whole.length, 1, `one summary of the whole job: ${lines.join(" | ")}`);
+      assert.match(whole[0]!, /: 5 records in \(.*\), 5 out, 0 dead letters$/);
       assert.equal((await readStream<number>(nc, `${job}_OUT`)).sort((a, b) => a - b), [2, 4, 6, 8, 10], `run ${run}: every record once`);
     }
   } finally {

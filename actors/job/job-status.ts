@@ -96,6 +96,8 @@ export interface JobResult {
   readonly failure?: string;
   /** A worker of several that left the job (SIGTERM, say): the job goes on on the others. */
   readonly left?: boolean;
+  /** A worker that did not lead the job: `status` counts its own subtasks only (the leader's, the whole job). */
+  readonly share?: boolean;
   readonly durationMs: number;
   readonly status: JobStatus;
 }

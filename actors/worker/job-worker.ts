@@ -336,13 +336,13 @@ export class JobWorker {
     this.fail(e);
   }
 
-  /** The job's end as the leader announced it (its `ended` message or its log record): this worker ends too. */
+  /** The job's end as the leader announced it (its `ended` message or its log record): this worker ends too, its figures its own subtasks' (share), its state that end (not "deploying"). */
   private endWith(end: { state: JobEndRecord["state"]; failure?: string }): void {
     if (this.state === "ended" || this.state === "left") return;
     this.actor.send({ type: "JOB_ENDED", state: end.state });
     void this.shutdown().then(() => {
       if (end.state === "failed") this.settle.reject(new WeirError(ErrorCode.InvalidJob, end.failure ?? `job ${this.job.name} failed`));
-      else this.settle.resolve({ job: this.job.name, state: end.state, durationMs: Date.now() - this.started, status: this.status(), ...(end.failure !== undefined ? { failure: end.failure } : {}) });
+      else this.settle.resolve({ job: this.job.name, state: end.state, share: !this.leading, durationMs: Date.now() - this.started, status: { ...this.status(), state: end.state }, ...(end.failure !== undefined ? { failure: end.failure } : {}) });
     });
   }
 

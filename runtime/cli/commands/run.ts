@@ -254,7 +254,9 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const savepoint = result.state === "stopped" && last?.kind === "savepoint" ? `; savepoint ${last.id} taken (weir run resumes from it)` : "";
     // A worker that left: the job itself goes on, so "stopped" would say the wrong thing.
     const ended = result.left ? `: this worker left the job (it goes on on its other workers)` : ` ${result.state}`;
-    process.stdout.write(`weir: ${result.job}${ended} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${savepoint}\n`);
+    // A follower's figures are its own subtasks' only: said, beside the leader's line with the job's.
+    const share = result.share ? " (this worker's share; the leader's line counts the whole job)" : "";
+    process.stdout.write(`weir: ${result.job}${ended} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${share}${savepoint}\n`);
   }
   // Stopped while failing over: no final checkpoint, and the job was failing; say why, and exit non-zero.
   if (result.failure !== undefined) throw new WeirError(ErrorCode.InvalidJob, stoppedWhileFailing(result.job, result.failure));
