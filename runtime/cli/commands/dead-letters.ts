@@ -14,6 +14,7 @@ import { ConnectorNames, JobNames } from "../../core/names.ts";
 import { connectNats, resolveNatsConnection } from "../../nats/connect.ts";
 import type { NatsFlags } from "../../nats/connection-settings.ts";
 import { lookUpStream } from "../../nats/streams.ts";
+import { subjectProblem } from "../../sinks/subject.ts";
 
 export interface DeadLettersFlags extends NatsFlags {
   readonly json?: boolean;
@@ -39,7 +40,8 @@ type ReplayResult = { readonly replayed: string; readonly whole: boolean } | { r
 
 export async function deadLettersCommand(job: string, flags: DeadLettersFlags): Promise<number> {
   if (flags.to !== undefined && !flags.replay) throw new WeirError(ErrorCode.InvalidOption, "dead-letters: --to names where --replay publishes; give --replay too");
-  if (flags.to !== undefined && !/^[^\s*>]+$/.test(flags.to)) throw new WeirError(ErrorCode.InvalidOption, `dead-letters: --to "${flags.to}" is not a subject to publish to (no spaces or wildcards)`);
+  const toProblem = flags.to === undefined ? undefined : subjectProblem(flags.to);
+  if (toProblem !== undefined) throw new WeirError(ErrorCode.InvalidOption, `dead-letters: --to "${flags.to}" is not a subject to publish to (${toProblem})`);
   const names = new ConnectorNames(new JobNames(job));
   const nc = await connectNats(await resolveNatsConnection({ flags }), "weir-cli");
   try {
