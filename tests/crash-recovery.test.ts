@@ -8,8 +8,11 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { runJob } from "./helpers/crash.ts";
+import { faultRounds } from "./helpers/fault-rounds.ts";
 
 const crash = suite("crash recovery");
+/** Runs per backend, every other one killed once part of its input is committed (npm run faults: more). */
+const RUNS = faultRounds(6);
 const nats = withServer(crash);
 
 const JOB = "tests/fixtures/jobs/exactly-once-counts.ts";
@@ -33,13 +36,13 @@ async function outputCount(jsm: Awaited<ReturnType<typeof import("@nats-io/jetst
 }
 
 for (const backend of ["jetstream-kv", "heap"]) {
-  crash(`SIGKILL at random moments, ${backend} state: output equals the reference exactly`, async () => {
+  crash(`SIGKILL at random moments (${RUNS} runs), ${backend} state: output equals the reference exactly`, async () => {
     const nc = await connect({ servers: nats.url });
     try {
       const jsm = await (await import("@nats-io/jetstream")).jetstreamManager(nc);
       for (const s of ["IN", "OUT", "weir_crashy_changelog", "KV_weir_crashy_state", "KV_weir_crashy_ckpt", "weir_crashy_staging"]) await jsm.streams.delete(s).catch(() => {});
       await createStream(nc, "IN", ["in.*"]);
-      const events = Array.from({ length: 200_000 }, (_, i) => ({ id: i, key: `k${(i * 31) % 101}` }));
+      const events = Array.from({ length: 20_000 * RUNS }, (_, i) => ({ id: i, key: `k${(i * 31) % 101}` }));
       const publish = (from: number, to: number) => publishAll(nc, events.slice(from, to).map((e) => [`in.${e.id % 2 ? "a" : "b"}`, e] as [string, unknown]));
       const env = { CRASHY_BACKEND: backend, CRASHY_CHECKPOINT_MS: "150" };
       let seed = backend.length;
@@ -47,8 +50,8 @@ for (const backend of ["jetstream-kv", "heap"]) {
       let kills = 0;
       const restoredFrom = new Set<number>();
       // Input keeps arriving between runs, as in a live stream; each run reads what is there (bounded).
-      const chunk = events.length / 10;
-      for (let i = 0; i < 10; i++) {
+      const chunk = events.length / RUNS;
+      for (let i = 0; i < RUNS; i++) {
         await publish(i * chunk, (i + 1) * chunk);
         // Every other run is killed once a random part (up to 70%) of its new input is in the committed
         // output: after a checkpoint of its own and before its end, however fast or slow the machine is.
@@ -64,7 +67,7 @@ for (const backend of ["jetstream-kv", "heap"]) {
         else assert.is(r.code, 0, `run ${i} ended on its own: ${r.stderr.slice(-500)}`);
       }
       // A sanity check of the test itself (a run may finish before its random kill time on a fast moment).
-      assert.ok(kills >= 5, `at least half the runs were killed (${kills})`);
+      assert.ok(kills >= RUNS / 2, `at least half the runs were killed (${kills})`);
       // Otherwise the test would only show that a run from scratch is right.
       assert.ok(restoredFrom.size >= 2, `runs recovered from checkpoints (${[...restoredFrom].join(", ") || "none"})`);
       const last = await runJob(nats.url, env, undefined, JOB);

@@ -10,6 +10,7 @@ import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { startWeir, runWeir, eventually, within, type WeirProcess } from "./helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
+import { faultRounds } from "./helpers/fault-rounds.ts";
 import { feed, reset, checkOutput, status, runningOnTwoWorkers, runningOn, stopAll, KEYS } from "./helpers/worker-counts.ts";
 
 const workers = suite("workers");
@@ -38,13 +39,16 @@ async function withInput(body: (run: Run) => Promise<void>): Promise<void> {
 }
 
 
-workers("SIGKILL of random workers, the leader among them, ten times: output exact", () => withInput(async ({ nc, procs, stopInput }) => {
+/** Workers SIGKILLed in the first test, every third the leader (npm run faults: more). */
+const KILLS = faultRounds(6);
+
+workers(`SIGKILL of random workers, the leader among them, ${KILLS} times: output exact`, () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url), start(nats.url));
   await runningOn(nc, procs, "two workers share the job");
   let seed = 7;
   const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   let leaderKills = 0;
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < KILLS; i++) {
     const s = await runningOn(nc, procs, `kill ${i}: the job runs on both workers`);
     const leaderPid = s.workers!.find((w) => w.leader)!.pid;
     const victim = i % 3 === 0 ? procs.findIndex((p) => p.child.pid === leaderPid) : Math.floor(rand() * procs.length);
@@ -55,7 +59,7 @@ workers("SIGKILL of random workers, the leader among them, ten times: output exa
   }
   await runningOn(nc, procs, "the job runs on both workers after the kills");
   const total = await stopInput();
-  assert.ok(leaderKills >= 3, `the leader was killed ${leaderKills} times`);
+  assert.ok(leaderKills >= Math.ceil(KILLS / 3), `the leader was killed ${leaderKills} times`);
   await checkOutput(nc, total);
 }));
 
