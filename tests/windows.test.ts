@@ -227,4 +227,20 @@ windows("session windows: reduce merges the sessions' results; aggregate needs m
   }
 });
 
+windows("a window's record without a timestamp fails the job naming the operator, in both modes; an assigner's wrong argument reads as given", async () => {
+  for (const mode of ["streaming", "batch"] as const) {
+    const env = StreamEnvironment.create({ name: `windows-no-ts-${mode}`, nats: nats.url, parallelism: 1, stateBackend: "heap", mode }, { log: () => {} });
+    try {
+      const run = env.fromSource(Sources.array([{ k: "a", n: 1 }])).keyBy((e) => e.k).window(TumblingEventTimeWindows.of(1000)).reduce((x, y) => ({ k: x.k, n: x.n + y.n }), { name: "totals" }).executeAndCollect();
+      const error = await run.then(() => undefined, (e: unknown) => e as Error);
+      assert.ok(error, `${mode}: the job fails`);
+      assert.match(error!.message, /^operator "totals" \(subtask 0\) failed for key "a": event-time windows need timestamps: give the source a WatermarkStrategy/, mode);
+    } finally {
+      await env.close();
+    }
+  }
+  assert.throws(() => TumblingEventTimeWindows.of("1000" as never), /size must be a positive integer \(ms\), got "1000" \(a string\)/);
+  assert.throws(() => SlidingEventTimeWindows.of(1000, Number.NaN), /slide must be a positive integer \(ms\), got NaN/);
+});
+
 windows.run();

@@ -282,7 +282,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   }
 
   private wrap(e: unknown, key: unknown): unknown {
-    if (e instanceof WeirError) return e;
+    // weir's own errors say what they are; one about the graph a record met (a window's record without a
+    // timestamp) does not say which operator met it, as sync execution's userError does.
+    if (e instanceof WeirError && e.code !== ErrorCode.InvalidGraph) return e;
     return new UserFunctionError(this.ctx.runtime.operatorName, this.ctx.runtime.subtaskIndex, key, e);
   }
 

@@ -3,7 +3,11 @@
 // watermark reaches end − 1; processing-time windows (assigned by the clock when a record arrives) when
 // the clock does (window-time.ts).
 
+import { preview } from "../../core/preview.ts";
 import { isPositiveInt } from "../../core/validation.ts";
+
+/** A wrong argument as given: `"1000"` (a string) must not read as the number it looks like. */
+const shown = (v: unknown): string => typeof v === "number" ? String(v) : typeof v === "string" ? `${JSON.stringify(v)} (a string)` : preview(v);
 
 export interface TimeWindow {
   readonly start: number;
@@ -35,8 +39,8 @@ function windowStart(ts: number, offset: number, slide: number): number {
 }
 
 function tumbling(name: string, timeDomain: Domain, size: number, offset: number): WindowAssigner {
-  if (!isPositiveInt(size)) throw new RangeError(`${name}: size must be a positive integer (ms), got ${size}`);
-  if (!(Number.isInteger(offset) && Math.abs(offset) < size)) throw new RangeError(`${name}: offset must be an integer with |offset| < size (${size}), got ${offset}`);
+  if (!isPositiveInt(size)) throw new RangeError(`${name}: size must be a positive integer (ms), got ${shown(size)}`);
+  if (!(Number.isInteger(offset) && Math.abs(offset) < size)) throw new RangeError(`${name}: offset must be an integer with |offset| < size (${size}), got ${shown(offset)}`);
   return {
     kind: "tumbling",
     size,
@@ -51,10 +55,10 @@ function tumbling(name: string, timeDomain: Domain, size: number, offset: number
 }
 
 function sliding(name: string, timeDomain: Domain, size: number, slide: number, offset: number): WindowAssigner {
-  if (!isPositiveInt(size)) throw new RangeError(`${name}: size must be a positive integer (ms), got ${size}`);
+  if (!isPositiveInt(size)) throw new RangeError(`${name}: size must be a positive integer (ms), got ${shown(size)}`);
   // A slide larger than the size leaves gaps between windows (as Flink): records there fall in no window.
-  if (!isPositiveInt(slide)) throw new RangeError(`${name}: slide must be a positive integer (ms), got ${slide}`);
-  if (!(Number.isInteger(offset) && Math.abs(offset) < slide)) throw new RangeError(`${name}: offset must be an integer with |offset| < slide (${slide}), got ${offset}`);
+  if (!isPositiveInt(slide)) throw new RangeError(`${name}: slide must be a positive integer (ms), got ${shown(slide)}`);
+  if (!(Number.isInteger(offset) && Math.abs(offset) < slide)) throw new RangeError(`${name}: offset must be an integer with |offset| < slide (${slide}), got ${shown(offset)}`);
   return {
     kind: "sliding",
     size,
@@ -75,7 +79,7 @@ function sliding(name: string, timeDomain: Domain, size: number, slide: number, 
  * touch merge (Flink's session windows). It fires once no record came for `gap`.
  */
 function session(name: string, timeDomain: Domain, gap: number): WindowAssigner {
-  if (!isPositiveInt(gap)) throw new RangeError(`${name}: gap must be a positive integer (ms), got ${gap}`);
+  if (!isPositiveInt(gap)) throw new RangeError(`${name}: gap must be a positive integer (ms), got ${shown(gap)}`);
   return {
     kind: "session",
     size: gap,
