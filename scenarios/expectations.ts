@@ -15,7 +15,7 @@ export async function checkExpectation(run: ScenarioState, e: Expectation): Prom
       const letters = await settledRead(run, stream, undefined, e.body.count ?? 0, run.expectTimeoutMs);
       const problems: string[] = [];
       if (e.body.count !== undefined && letters.length !== e.body.count) {
-        problems.push(`${letters.length} dead letters, expected ${e.body.count}${letters.length ? ` (reasons: ${summarizeReasons(letters)})` : ""}`);
+        problems.push(`${letters.length} dead letter${letters.length === 1 ? "" : "s"}, expected ${e.body.count}${letters.length ? ` (reasons: ${summarizeReasons(letters)})` : ""}`);
       }
       if (e.body.reasonMatches !== undefined) {
         const patterns = (Array.isArray(e.body.reasonMatches) ? e.body.reasonMatches : [e.body.reasonMatches]).map((p) => new RegExp(p));

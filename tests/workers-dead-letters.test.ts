@@ -33,4 +33,18 @@ test("a bounded job on two workers with 3 malformed records of 8: its status cou
   }
 });
 
+test("weir run's summary counts in the singular and the plural: 1 record in, 1 dead letter", async () => {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const job = "onedlq";
+    await createStream(nc, `${job}_IN`, [`${job}.in`]);
+    await publishAll(nc, ["1", "oops"].map((v) => [`${job}.in`, v] as [string, string]));
+    const done = await runWeir(["run", JOB, "--nats", nats.url], { env: { DLQ_JOB: job }, deadlineMs: 60_000 });
+    assert.is(done.code, 0, done.stderr.slice(-800));
+    assert.match(done.stdout, /^weir: onedlq finished after [\d.]+s: 1 record in \([^)]*\), 1 out, 1 dead letter$/m);
+  } finally {
+    await nc.close();
+  }
+});
+
 test.run();

@@ -19,6 +19,11 @@ export function formatCount(n: number): string {
   return String(Math.round(n));
 }
 
+/** `n` things as a count reads: "1 record", "2 records", "12.5k records". */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${formatCount(n)} ${n === 1 ? one : many}`;
+}
+
 /** Growth of a counter since the last line; a restart resets the counters, then all of it is new. */
 function sinceLast(now: number, last: number): number {
   return now >= last ? now - last : now;

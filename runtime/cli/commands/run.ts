@@ -13,7 +13,7 @@ import type { LogLevel } from "../../core/log.ts";
 import { buildJob, loadJob } from "../load-job.ts";
 import { ManualClock } from "../../core/clock.ts";
 import { EXIT_STOPPED_BEFORE_START, RUN_STARTED_ENV, SUPERVISED_ENV } from "./workers.ts";
-import { ProgressReporter, formatCount } from "../progress.ts";
+import { ProgressReporter, counted, formatCount } from "../progress.ts";
 import { createLogger, type WeirLogger } from "../logger.ts";
 import { HttpServer, type HttpAddress } from "../http/server.ts";
 import { HealthRoutes } from "../http/health.ts";
@@ -256,7 +256,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     const ended = result.left ? `: this worker left the job (it goes on on its other workers)` : ` ${result.state}`;
     // A follower's figures are its own subtasks' only: said, beside the leader's line with the job's.
     const share = result.share ? " (this worker's share; the leader's line counts the whole job)" : "";
-    process.stdout.write(`weir: ${result.job}${ended} after ${secs.toFixed(1)}s: ${formatCount(s.recordsIn)} records in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${s.deadLetters} dead letters${share}${savepoint}\n`);
+    process.stdout.write(`weir: ${result.job}${ended} after ${secs.toFixed(1)}s: ${counted(s.recordsIn, "record")} in (${formatCount(s.recordsIn / Math.max(secs, 0.001))}/s), ${formatCount(s.recordsOut)} out, ${counted(s.deadLetters, "dead letter")}${share}${savepoint}\n`);
   }
   // Stopped while failing over: no final checkpoint, and the job was failing; say why, and exit non-zero.
   if (result.failure !== undefined) throw new WeirError(ErrorCode.InvalidJob, stoppedWhileFailing(result.job, result.failure));
