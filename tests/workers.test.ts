@@ -8,8 +8,9 @@ import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
-import { startWeir, runWeir, eventually, within, type WeirProcess } from "./helpers/cli.ts";
+import { startWeir, runWeir, eventually, within, freePort, type WeirProcess } from "./helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
+import type { JobStatus } from "../actors/job/job-status.ts";
 import { faultRounds } from "./helpers/fault-rounds.ts";
 import { feed, reset, checkOutput, status, runningOnTwoWorkers, runningOn, stopAll, KEYS } from "./helpers/worker-counts.ts";
 
@@ -113,20 +114,26 @@ workers("a worker started with other options (another parallelism) gets no subta
   await checkOutput(nc, total);
 }));
 
-workers("a spare worker (more workers than subtasks to place) counts as started: SIGTERM makes it leave, exit 0", () => withInput(async ({ nc, procs }) => {
+workers("a spare worker (more workers than subtasks to place) counts as started and reads ready, a spare, on /readyz: SIGTERM makes it leave, exit 0", () => withInput(async ({ nc, procs }) => {
   const env = { WORKERS_PARALLELISM: "1" };
-  procs.push(start(nats.url, env), start(nats.url, env));
-  // Parallelism 1: the leader runs both subtasks (a source and the keyed count), the other is spare.
-  const s = await eventually("two workers, one of them without subtasks", 90_000, async () => {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  procs.push(...ports.map((port) => startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env })));
+  // Parallelism 1: one worker runs both subtasks (a source and the keyed count); of three, at least one
+  // that does not lead is spare (the leader may be one too).
+  const spareFollower = (st: JobStatus | undefined) => st?.workers?.find((w) => w.subtasks.length === 0 && !w.leader);
+  const s = await eventually("three workers, a follower among them without subtasks", 90_000, async () => {
     const st = await status(nc);
-    const ws = st?.workers ?? [];
-    return st?.state === "running" && ws.length === 2 && ws.some((w) => w.subtasks.length === 0) ? st : undefined;
+    return st?.state === "running" && st.workers?.length === 3 && spareFollower(st) ? st : undefined;
   });
-  const sparePid = s.workers!.find((w) => w.subtasks.length === 0)!.pid;
-  const spare = procs.find((p) => p.child.pid === sparePid)!;
+  const spare = procs.find((p) => p.child.pid === spareFollower(s)!.pid)!;
+  const busy = procs.find((p) => p.child.pid === s.workers!.find((w) => w.subtasks.length > 0)!.pid)!;
   // The leader lists it as soon as its heartbeat comes; it starts once it reads the deployment that left
   // it out, a moment later (a SIGTERM in between stopped it "before it started").
   await spare.waitForStderr("running workers", 30_000);
+  // Ready, not "deploying" for ever: a rolling update waits for every new worker to be ready.
+  const readyz = async (proc: WeirProcess) => { const r = await fetch(`http://127.0.0.1:${ports[procs.indexOf(proc)]}/readyz`); return [r.status, await r.text()]; };
+  assert.equal(await readyz(spare), [200, "ready: job workers is running on its other workers; this worker is a spare (the job places no subtasks on it)\n"]);
+  assert.equal(await readyz(busy), [200, "ready: job workers is running\n"]);
   spare.child.kill("SIGTERM");
   const exit = await within(spare.exited, 60_000);
   assert.is(exit?.code, 0, spare.stderr().slice(-600));

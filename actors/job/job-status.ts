@@ -54,6 +54,8 @@ export interface JobStatus {
   readonly checkpoints?: CheckpointStats;
   /** While the job's NATS connection is down (a running job goes on, README "Reliability"): since when. */
   readonly natsDisconnectedSince?: string;
+  /** A worker the job's latest deployment left out (more workers than it places on): it runs nothing, on standby. */
+  readonly spare?: boolean;
   readonly subtasks: readonly SubtaskStatus[];
   /** With workers (actors/worker/): every live worker, the epoch of the deployment, the last rebalances. */
   readonly workers?: readonly WorkerSummary[];

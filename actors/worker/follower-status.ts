@@ -7,7 +7,7 @@ import { modeOf, recordCounts, type JobStatus } from "../job/job-status.ts";
 import type { WorkerHost } from "./worker-host.ts";
 import type { WorkerSummary } from "./leader-side.ts";
 
-export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch" | "deployedParallelism" | "natsDisconnectedSince"> | undefined; worker: string; leader: string | undefined }):
+export function followerStatus(o: { job: ResolvedJobOptions; started: number; host: Pick<WorkerHost, "running" | "currentEpoch" | "deployedParallelism" | "natsDisconnectedSince"> | undefined; worker: string; leader: string | undefined; spare?: boolean }):
   JobStatus & { workers: readonly WorkerSummary[]; epoch: number; worker: string; leader?: string } {
   // Before its host exists (the worker is still opening the job log): nothing runs yet.
   const host = o.host ?? { running: [], currentEpoch: -1, deployedParallelism: undefined, natsDisconnectedSince: undefined };
@@ -15,7 +15,9 @@ export function followerStatus(o: { job: ResolvedJobOptions; started: number; ho
   const running = host.running.some((s) => !s.isTerminal);
   return {
     job: o.job.name,
-    state: running ? "running" : "deploying",
+    // A spare worker's job runs (on the others): its own progress line and readiness say so, not "deploying".
+    state: running || o.spare ? "running" : "deploying",
+    ...(o.spare ? { spare: true } : {}),
     attempt: `e${host.currentEpoch}`,
     startedAt: new Date(o.started).toISOString(),
     uptimeMs: Date.now() - o.started,

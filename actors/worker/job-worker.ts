@@ -69,6 +69,8 @@ export class JobWorker {
   private incarnation = Date.now();
   /** The epoch this worker last came back from as a new incarnation (see renew). */
   private renewedAfter: number | undefined;
+  /** The latest deployment that left this worker out while it ran nothing (a spare), if any. */
+  private spareIn: number | undefined;
   private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
   private readonly done: Promise<JobResult>;
@@ -166,6 +168,7 @@ export class JobWorker {
         if (seq <= this.logSeqAtStart) return;
         this.joinedLiveRun = true;
         if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) {
+          if (this.host.running.length === 0) this.spareIn = record.epoch;
           this.supersede(record.epoch);
           // A spare worker (more workers than the job places on) has joined all the same: it runs.
           this.ready.resolve();
@@ -236,7 +239,9 @@ export class JobWorker {
 
   status(): WorkerStatus {
     if (this.leading) return this.leading.runner.status() as WorkerStatus;
-    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease?.leader });
+    // Spare until a later deployment gives it subtasks (the host's epoch passes the one that left it out).
+    const spare = this.spareIn !== undefined && this.host !== undefined && this.spareIn > this.host.currentEpoch && this.host.running.length === 0;
+    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease?.leader, spare });
   }
 
   /**

@@ -26,6 +26,8 @@ export class HealthRoutes {
       const why = s.failure !== undefined ? `: ${s.failure.split("\n")[0]}` : "";
       return TEXT(503, `not ready: job ${this.job} is ${s.state}${why}\n`);
     }
+    // A spare is ready: it stands by to take subtasks, and a rolling update must not wait on it for ever.
+    if (s.spare) return TEXT(200, `ready: job ${this.job} is running on its other workers; this worker is a spare (the job places no subtasks on it)\n`);
     return TEXT(200, `ready: job ${this.job} is running\n`);
   }
 }
