@@ -34,9 +34,9 @@ export async function scenarioCommand(paths: string[], flags: { verbose?: boolea
       const shown = relative(process.cwd(), file) || file;
       if (flags.verbose) out.write(`\n▶ ${shown}\n`);
       else if (out.isTTY) out.write(`  running ${shown} ...\r`);
+      // Verbose: the job's stderr arrives through log as it comes ("[job] ..."), so a failure does not print it again.
       const r = await runScenario(file, { ...(flags.verbose ? { log: (l: string) => out.write(`${l}\n`) } : {}), signal: abort.signal });
       if (out.isTTY && !flags.verbose) out.write("\x1b[2K");
-      if (flags.verbose && !r.ok && r.stderr) out.write(`job stderr:\n${r.stderr.replace(/^/gm, "  | ")}\n`);
       results.push(r);
     }
   } finally {
