@@ -2,8 +2,7 @@
 // nats-server and prints a pass/fail table. Exit code 1 when any scenario failed (or passed although it
 // is marked expectFailure), 130 or 143 when interrupted by SIGINT or SIGTERM, 0 otherwise.
 
-import { relative } from "node:path";
-import { findScenarioFiles, runScenario, type ScenarioResult } from "./runner.ts";
+import { findScenarioFiles, runScenario, shownPath, type ScenarioResult } from "./runner.ts";
 
 const LABEL: Record<ScenarioResult["outcome"], string> = {
   passed: "pass",
@@ -31,7 +30,7 @@ export async function scenarioCommand(paths: string[], flags: { verbose?: boolea
   try {
     for (const file of files) {
       if (interruptedBy) break;
-      const shown = relative(process.cwd(), file) || file;
+      const shown = shownPath(file);
       if (flags.verbose) out.write(`\n▶ ${shown}\n`);
       else if (out.isTTY) out.write(`  running ${shown} ...\r`);
       // Verbose: the job's stderr arrives through log as it comes ("[job] ..."), so a failure does not print it again.
@@ -61,15 +60,17 @@ export function formatTable(results: readonly ScenarioResult[]): string {
   const width = (i: number) => Math.max(head[i]!.length, ...rows.map((row) => row[i]!.length));
   const w = [Math.min(width(0), 56), width(1), width(2)];
   const cell = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
-  const line = (row: string[]) => `${cell(row[0]!, w[0]!)}  ${cell(row[1]!, w[1]!)}  ${row[2]!.padStart(w[2]!)}  ${row[3]}`.trimEnd();
+  // A path (a file that did not load) loses its start, not its file name: two cut at the end read the same.
+  const nameCell = (s: string, path: boolean) => (path && s.length > w[0]! ? `…${s.slice(s.length - w[0]! + 1)}` : cell(s, w[0]!));
+  const line = (row: string[], path = false) => `${nameCell(row[0]!, path)}  ${cell(row[1]!, w[1]!)}  ${row[2]!.padStart(w[2]!)}  ${row[3]}`.trimEnd();
   const count = (o: ScenarioResult["outcome"]) => results.filter((r) => r.outcome === o).length;
   const summary = [`${results.length} scenario${results.length === 1 ? "" : "s"}: ${count("passed")} passed`, `${count("failed")} failed`];
   if (count("xfail")) summary.push(`${count("xfail")} expected to fail`);
   if (count("xpass")) summary.push(`${count("xpass")} passed unexpectedly`);
   const details = results.filter((r) => !r.ok).flatMap((r) => [
     "",
-    `${LABEL[r.outcome]} ${relative(process.cwd(), r.file) || r.file} (${r.name})`,
+    `${LABEL[r.outcome]} ${shownPath(r.file)}${r.notLoaded ? "" : ` (${r.name})`}`,
     ...(r.outcome === "xpass" ? [r.reason ?? ""] : r.failures).map((f) => `  ${f}`),
   ]);
-  return [line(head), ...rows.map(line), ...details, "", summary.join(", ")].join("\n");
+  return [line(head), ...rows.map((row, i) => line(row, results[i]!.notLoaded)), ...details, "", summary.join(", ")].join("\n");
 }

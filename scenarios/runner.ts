@@ -4,7 +4,7 @@
 // including a bad file, ends up as a failed ScenarioResult with a one-line reason.
 
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/core/errors.ts";
 import { connectNats } from "../runtime/nats/connect.ts";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
@@ -31,6 +31,8 @@ export interface ScenarioResult {
   /** True for passed and xfail: nothing for the user to fix. */
   readonly ok: boolean;
   readonly durationMs: number;
+  /** The file did not load (a bad file): `name` is then its path. */
+  readonly notLoaded?: boolean;
   /** The first failure (one line), or for xpass why that is an error. */
   readonly reason?: string;
   /** Every failure: the failing step, or each failed expectation. */
@@ -78,6 +80,15 @@ export function findScenarioFiles(paths: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * A scenario file as messages name it: relative to the cwd when inside it, else as given (a path that
+ * starts ../../../tmp is one the user never typed).
+ */
+export function shownPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+}
+
 export async function runScenario(file: string, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
   const started = Date.now();
   let scenario: Scenario;
@@ -85,7 +96,7 @@ export async function runScenario(file: string, options: RunScenarioOptions = {}
     scenario = loadScenario(file);
   } catch (e) {
     const reason = describeError(e);
-    return { file, name: relative(process.cwd(), file) || file, outcome: "failed", ok: false, durationMs: Date.now() - started, reason, failures: [reason], stderr: "" };
+    return { file, name: shownPath(file), notLoaded: true, outcome: "failed", ok: false, durationMs: Date.now() - started, reason, failures: [reason], stderr: "" };
   }
   const run = new ScenarioRun(scenario, options);
   const failures = await run.execute();

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -25,6 +25,24 @@ cli("--verbose prints a failed job's stderr once, as it arrives", () => {
   // The table and the details end their line with more; the job's own stderr line ends here.
   const echoed = run.stdout.split("\n").filter((l) => l.endsWith("its build function threw Error: the pipeline cannot be built"));
   assert.equal(echoed.map((l) => l.trimStart().slice(0, 10)), ["[job] weir"], run.stdout);
+});
+
+cli("a file that does not load is named in the table by its path, its file name kept", () => {
+  // Outside the cwd, in a deep folder: two names alike but for their ends.
+  const base = join(dir, "paths");
+  const deep = join(base, "some/deeply/nested/folder/of/scenarios");
+  mkdirSync(deep, { recursive: true });
+  const names = ["orders-dedup-across-restarts.scenario.yaml", "orders-dedup-across-restarts-with-savepoint.scenario.yaml"];
+  for (const n of names) writeFileSync(join(deep, n), "job: j.ts\nsteps: soon\n");
+  const run = weirScenario([base]);
+  assert.is(run.status, 1, run.stdout + run.stderr);
+  const rows = run.stdout.split("\n").filter((l) => /\s+FAIL\s+\d/.test(l)).map((l) => l.split(/\s+FAIL\s+/)[0]!);
+  // Sorted: "-with-savepoint" before ".scenario".
+  assert.equal(rows.map((r) => r.endsWith("-with-savepoint.scenario.yaml")), [true, false], run.stdout);
+  assert.ok(rows[1]!.endsWith("/orders-dedup-across-restarts.scenario.yaml"), run.stdout);
+  assert.ok(rows.every((r) => !r.startsWith("..")), run.stdout);
+  // Below the table, each by its whole path as given.
+  for (const n of names) assert.ok(run.stdout.split("\n").includes(`FAIL ${join(deep, n)}`), run.stdout);
 });
 
 cli.run();
