@@ -18,7 +18,8 @@ import { subtaskMachine } from "../actors/subtask/machine.ts";
 
 /** Job option overrides: each becomes the `weir run` flag that sets it. */
 export const JobOverrides = strictObject("options", {}, {
-  parallelism: PositiveInteger,
+  // "auto" as `weir run --parallelism auto`: each operator runs on every worker the scenario starts.
+  parallelism: t.union([PositiveInteger, t.literal("auto")]),
   stateBackend: t.keyof({ heap: null, "jetstream-kv": null }),
   mode: t.keyof({ streaming: null, batch: null, automatic: null }),
   checkpointIntervalMs: NonNegativeInteger,

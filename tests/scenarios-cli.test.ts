@@ -1,10 +1,11 @@
-// `weir scenario` as a user runs it: what --verbose prints and the result table, for files that fail.
+// `weir scenario` as a user runs it: what --verbose prints, the result table, and scenario options as `weir run` takes them.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { runScenario } from "../scenarios/runner.ts";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 let dir: string;
@@ -43,6 +44,25 @@ cli("a file that does not load is named in the table by its path, its file name 
   assert.ok(rows.every((r) => !r.startsWith("..")), run.stdout);
   // Below the table, each by its whole path as given.
   for (const n of names) assert.ok(run.stdout.split("\n").includes(`FAIL ${join(deep, n)}`), run.stdout);
+});
+
+cli("options.parallelism: auto, as weir run takes it: a second worker gets subtasks and comes up", async () => {
+  const file = join(dir, "auto.scenario.yaml");
+  writeFileSync(file, [
+    `job: ${join(root, "examples/scenarios/wordcount.ts")}`,
+    "options: { parallelism: auto, stateBackend: heap }",
+    "streams: [{ name: WORDS, subjects: ['words.>'] }]",
+    "steps:",
+    "  - publish: { subject: words.left, data: 'a b' }",
+    "  - start: {}",
+    "  - start: { worker: b }",
+    // With a fixed parallelism 1, worker b would get no subtasks and this wait would time out.
+    "  - wait: { workers: 2 }",
+    "  - wait: { output: { stream: COUNTS, count: 2 } }",
+    "  - stop: {}",
+  ].join("\n"));
+  const r = await runScenario(file);
+  assert.is(r.outcome, "passed", `${r.reason}\n${r.stderr}`);
 });
 
 cli.run();
