@@ -12,7 +12,7 @@ const LABEL: Record<ScenarioResult["outcome"], string> = {
 };
 
 export async function scenarioCommand(paths: string[], flags: { verbose?: boolean }): Promise<number> {
-  const files = findScenarioFiles(paths.length ? paths : ["scenarios"]);
+  const files = findScenarioFiles(paths.length ? paths : ["scenarios"], (note) => process.stderr.write(`weir: ${note}\n`));
   const out = process.stdout;
   const results: ScenarioResult[] = [];
   // SIGINT/SIGTERM (Ctrl-C, a CI timeout): the scenario running fails as interrupted and cleans up (its job

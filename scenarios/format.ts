@@ -257,13 +257,21 @@ export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
 /** A job coming up (`start`, `restart`): loading the job file and connecting take seconds on a loaded machine. */
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 
+/** Why a path cannot be followed, in words (not `ELOOP: too many symbolic links encountered, stat '...'`). */
+export function unreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ELOOP") return "a symlink loop (too many levels of symbolic links)";
+  if (code === "ENOENT") return "a symlink to nothing";
+  return (e as Error).message;
+}
+
 /** Reads, parses and validates a scenario file; any problem is one line naming the file. */
 export function loadScenario(file: string): Scenario {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message;
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : unreadable(e);
     throw new WeirError(ErrorCode.Scenario, `${file}: ${why}`);
   }
   const s = parseScenario(text, file);

@@ -3,9 +3,7 @@
 // child process (`weir run`), so kills and restarts are real. `runScenario` never throws: every problem,
 // including a bad file, ends up as a failed ScenarioResult with a one-line reason.
 
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { isAbsolute, join, relative } from "node:path";
-import { ErrorCode, WeirError, describeError, messageOf } from "../runtime/core/errors.ts";
+import { describeError, messageOf } from "../runtime/core/errors.ts";
 import { connectNats } from "../runtime/nats/connect.ts";
 import { launchNatsServer, type NatsServerProcess } from "../runtime/nats/server-process.ts";
 import { loadJob } from "../runtime/cli/load-job.ts";
@@ -20,6 +18,7 @@ import { DEFAULT_EXPECT_TIMEOUT_MS, POLL_MS, StepFailure, sleep, stepFailure, ty
 import { subtaskNames, waitCondition } from "./waits.ts";
 import { TemplateFiller, type TemplateVars } from "./template.ts";
 import { WorkerSet } from "./worker-steps.ts";
+import { shownPath } from "./find-files.ts";
 
 export type ScenarioOutcome = "passed" | "failed" | "xfail" | "xpass";
 
@@ -53,40 +52,6 @@ export interface RunScenarioOptions {
   readonly expectTimeoutMs?: number;
   /** Aborted (SIGINT/SIGTERM to `weir scenario`): the step running fails with the reason, and everything is cleaned up. */
   readonly signal?: AbortSignal;
-}
-
-/**
- * Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted;
- * a folder without any is an error.
- */
-export function findScenarioFiles(paths: readonly string[]): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      if (name === "node_modules" || name.startsWith(".")) continue;
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (/\.scenario\.ya?ml$/.test(name)) out.push(p);
-    }
-  };
-  for (const p of paths) {
-    if (!existsSync(p)) throw new WeirError(ErrorCode.Scenario, `no such file or folder: ${p}`);
-    if (!statSync(p).isDirectory()) { out.push(p); continue; }
-    const before = out.length;
-    walk(p);
-    // Beside other paths, a folder that holds none would pass unnoticed (files named *.yaml are not found).
-    if (out.length === before) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
-  }
-  return out;
-}
-
-/**
- * A scenario file as messages name it: relative to the cwd when inside it, else as given (a path that
- * starts ../../../tmp is one the user never typed).
- */
-export function shownPath(file: string): string {
-  const rel = relative(process.cwd(), file);
-  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
 }
 
 export async function runScenario(file: string, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
@@ -384,4 +349,5 @@ class ScenarioRun implements ScenarioState {
 }
 
 export { describeStep, dlqStream } from "./describe.ts";
+export { findScenarioFiles, shownPath } from "./find-files.ts";
 export type { ProcessExit };

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runScenario } from "../scenarios/runner.ts";
@@ -63,6 +63,23 @@ cli("options.parallelism: auto, as weir run takes it: a second worker gets subta
   ].join("\n"));
   const r = await runScenario(file);
   assert.is(r.outcome, "passed", `${r.reason}\n${r.stderr}`);
+});
+
+cli("a symlink loop in a scenario folder is one line on stderr, and the scenarios beside it run", () => {
+  const base = join(dir, "loops");
+  mkdirSync(join(base, "sub"), { recursive: true });
+  writeFileSync(join(base, "ok.scenario.yaml"), `job: ${join(root, "examples/scenarios/wordcount.ts")}\nsteps: []\n`);
+  symlinkSync("..", join(base, "sub/up")); // back to the folder: a walk that follows it never ends
+  symlinkSync("self", join(base, "self")); // to itself: stat fails with ELOOP
+  symlinkSync("looped.scenario.yaml", join(base, "looped.scenario.yaml"));
+  const run = weirScenario([base]);
+  assert.equal(run.stderr.split("\n").filter(Boolean), [
+    `weir: skipped ${join(base, "self")}: a symlink loop (too many levels of symbolic links)`,
+    `weir: skipped ${join(base, "sub/up")}: a symlink loop (it leads back to ${base})`,
+  ], run.stderr);
+  // A scenario file that is a loop is not skipped silently: it fails in the table.
+  assert.ok(run.stdout.includes(`FAIL ${join(base, "looped.scenario.yaml")}\n  ${join(base, "looped.scenario.yaml")}: a symlink loop (too many levels of symbolic links)\n`), run.stdout);
+  assert.is(run.stdout.trim().split("\n").pop(), "2 scenarios: 1 passed, 1 failed", run.stdout);
 });
 
 cli.run();

@@ -1,0 +1,64 @@
+// Which scenario files `weir scenario` runs (folders searched recursively, symlink loops skipped with a
+// note) and how messages name a file.
+
+import { existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
+import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
+import { unreadable } from "./format.ts";
+
+/**
+ * Scenario files in `paths` (files, or folders searched recursively for *.scenario.yaml / .yml), sorted;
+ * a folder without any is an error. A symlink loop met in a folder is passed to `onSkip` (one line) and
+ * the search goes on with the others, as `find -L` does; a scenario file that cannot be read is kept, to
+ * fail in the table.
+ */
+export function findScenarioFiles(paths: readonly string[], onSkip: (note: string) => void = () => {}): string[] {
+  const out: string[] = [];
+  // `ancestors`: the real paths of the folders being walked; a link back to one of them never ends.
+  const walk = (dir: string, ancestors: readonly string[]) => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name === "node_modules" || name.startsWith(".")) continue;
+      const p = join(dir, name);
+      const isScenario = /\.scenario\.ya?ml$/.test(name);
+      let st: Stats;
+      try {
+        st = statSync(p);
+      } catch (e) {
+        if (isScenario) out.push(p);
+        else onSkip(`skipped ${shownPath(p)}: ${unreadable(e)}`);
+        continue;
+      }
+      if (st.isDirectory()) {
+        const real = realpathSync(p);
+        if (ancestors.includes(real)) onSkip(`skipped ${shownPath(p)}: a symlink loop (it leads back to ${shownPath(real)})`);
+        else walk(p, [...ancestors, real]);
+      } else if (isScenario) out.push(p);
+    }
+  };
+  for (const p of paths) {
+    if (!existsSync(p)) {
+      // existsSync is false for a symlink loop too: "no such file" would send the user looking for a typo.
+      throw new WeirError(ErrorCode.Scenario, lstatSync(p, { throwIfNoEntry: false }) ? `${p}: ${unreadable(statError(p))}` : `no such file or folder: ${p}`);
+    }
+    if (!statSync(p).isDirectory()) { out.push(p); continue; }
+    const before = out.length;
+    walk(p, [realpathSync(p)]);
+    // Beside other paths, a folder that holds none would pass unnoticed (files named *.yaml are not found).
+    if (out.length === before) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
+  }
+  return out;
+}
+
+function statError(p: string): unknown {
+  try { statSync(p); return undefined; } catch (e) { return e; }
+}
+
+
+/**
+ * A scenario file as messages name it: relative to the cwd when inside it, else as given (a path that
+ * starts ../../../tmp is one the user never typed).
+ */
+export function shownPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+}
