@@ -120,3 +120,5 @@ export const NonNegativeNumber = t.refinement(t.number, (n) => n >= 0 && Number.
 export const PositiveInteger = t.refinement(t.number, (n) => Number.isInteger(n) && n > 0, "positive integer");
 export const NonNegativeInteger = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, "non-negative integer");
 export const NonEmptyString = t.refinement(t.string, (s) => s.length > 0, "non-empty string");
+/** A JetStream stream name: the client refuses these characters, and only once the run reaches the step or expectation. */
+export const StreamName = t.refinement(NonEmptyString, (s) => !/[.*>/\\\s]/.test(s), "a stream name (stream names cannot contain . * > / \\ or whitespace)");

@@ -10,7 +10,7 @@ import { parseDocument } from "yaml";
 import { ErrorCode, WeirError } from "../runtime/core/errors.ts";
 import { describeErrors } from "../runtime/core/validation.ts";
 import {
-  NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, checked, oneOf, strictObject,
+  NonEmptyString, NonNegativeInteger, NonNegativeNumber, PositiveInteger, RegexString, StreamName, checked, oneOf, strictObject,
 } from "./codec-util.ts";
 import { jsonTemplateProblem, templateProblem } from "./template.ts";
 import { subjectProblem } from "../runtime/sinks/subject.ts";
@@ -141,7 +141,7 @@ const OperatorTarget = {
 };
 
 const Wait = oneOf("wait", {
-  output: strictObject("output", { stream: NonEmptyString, count: PositiveInteger }, { subject: NonEmptyString }),
+  output: strictObject("output", { stream: StreamName, count: PositiveInteger }, { subject: NonEmptyString }),
   watermark: strictObject("watermark", { operator: NonEmptyString, atLeast: t.number }, { subtask: NonNegativeInteger }),
   state: strictObject("state", { is: SubtaskState }, OperatorTarget),
   checkpoint: PositiveInteger,
@@ -174,7 +174,7 @@ export type Step = t.TypeOf<typeof Step>;
 export type StepOf<K extends Step["kind"]> = Extract<Step, { kind: K }>;
 
 const StreamExpectation = checked(
-  strictObject("stream expectation", { stream: NonEmptyString }, {
+  strictObject("stream expectation", { stream: StreamName }, {
     subject: NonEmptyString,
     records: t.array(t.unknown),
     contains: t.array(t.unknown),
@@ -224,7 +224,7 @@ export const Expectation = new t.Type<Expectation, unknown, unknown>(
 );
 
 // At least one subject: with none, JetStream would capture the stream's name as its subject.
-const StreamSpec = strictObject("stream", { name: NonEmptyString, subjects: t.refinement(t.array(NonEmptyString), (a) => a.length > 0, "non-empty list of subjects") }, {
+const StreamSpec = strictObject("stream", { name: StreamName, subjects: t.refinement(t.array(NonEmptyString), (a) => a.length > 0, "non-empty list of subjects") }, {
   duplicateWindowMs: PositiveInteger,
 });
 

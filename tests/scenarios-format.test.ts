@@ -238,6 +238,13 @@ f("the table has a row per scenario and a summary", () => {
   assert.is(lines[lines.length - 1], "3 scenarios: 1 passed, 1 failed, 1 expected to fail");
 });
 
+f("a stream name JetStream refuses names its field, as other bad fields do (not an InvalidNameError once the steps ran)", () => {
+  const why = String.raw`expected a stream name (stream names cannot contain . * > / \ or whitespace)`;
+  assert.is(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: COUNTS.x\n    count: 2"), `${FILE}: expect[0].stream: ${why}, got "COUNTS.x"`);
+  assert.is(errorOf("job: j.ts\nsteps:\n  - wait: { output: { stream: 'A B', count: 1 } }"), `${FILE}: steps[0].wait.output.stream: ${why}, got "A B"`);
+  assert.is(errorOf("job: j.ts\nstreams: [{ name: W*, subjects: [w] }]\nsteps: []"), `${FILE}: streams[0].name: ${why}, got "W*"`);
+});
+
 f("scenario files are found in folders, sorted; a missing path is an error", () => {
   const files = findScenarioFiles(["scenarios"]);
   assert.ok(files.length >= 5);
