@@ -53,7 +53,6 @@ function statError(p: string): unknown {
   try { statSync(p); return undefined; } catch (e) { return e; }
 }
 
-
 /**
  * A scenario file as messages name it: relative to the cwd when inside it, else as given (a path that
  * starts ../../../tmp is one the user never typed).
