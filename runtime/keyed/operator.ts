@@ -13,6 +13,7 @@ import type { MaybePromise, OperatorContext, StreamOperator } from "../contracts
 import { afterUserCallback, userError, userHook, type RecordContext } from "../operators/basic.ts";
 import { isPromise } from "../operators/chain-util.ts";
 import { MAX_WATERMARK, type RecordAttributes } from "../transport/frames.ts";
+import { FinalTimerWatch } from "./timers/final-timer-watch.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
 import type { KeyedExecution } from "./execution.ts";
@@ -97,6 +98,12 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     const free = this.freeContexts.pop();
     return this.execution!.record(free !== undefined ? free.reset(slot, value, ts, input) : new KeyedRecordContext(this.ctx, this, slot, value, ts, input, undefined));
   }
+
+  /** Closed: no more timers fire (a batch key's, or those a watermark made due). */
+  closed = false;
+
+  /** How this subtask's log lines name it. */
+  get where(): string { return `operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}`; }
 
   /** The key's slot: its identity, lock and state handles (see key-slots.ts). */
   slotFor(key: unknown): KeySlot {
@@ -185,9 +192,16 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     this.lastWatermark = watermark;
     if (this.backlog!.hold(watermark)) return;
     const queue = this.timers.eventTime;
+    const watch = watermark === MAX_WATERMARK ? new FinalTimerWatch(queue.size, (line) => this.ctx.log(line), this.where) : undefined;
     const due = {
-      peek: () => { const t = queue.peek(); return t !== undefined && t.timestamp <= watermark ? t : undefined; },
-      poll: () => queue.pollUpTo(watermark),
+      // Closed (cancelled, failed): timers still due stop firing (a timer chain would run on for ever).
+      peek: () => { const t = this.closed ? undefined : queue.peek(); return t !== undefined && t.timestamp <= watermark ? t : undefined; },
+      poll: () => {
+        if (this.closed) return undefined;
+        const t = queue.pollUpTo(watermark);
+        if (t !== undefined) watch?.firing(t.key);
+        return t;
+      },
     };
     return this.execution!.watermark(watermark, due, () => this.ctx.output.emitWatermark(watermark));
   }
@@ -216,11 +230,11 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private notePendingProcessingTimers(): void {
     const dropped = this.backlog!.droppedTimers;
     if (dropped > 0) {
-      this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: ${dropped} timer(s) registered at the end of a key's input did not fire: in mode "batch" processing time does not pass there, and a timer registering the next one would fire for ever (Flink's batch mode drops them too)`);
+      this.ctx.log(`${this.where}: ${dropped} timer(s) registered at the end of a key's input did not fire: in mode "batch" processing time does not pass there, and a timer registering the next one would fire for ever (Flink's batch mode drops them too)`);
     }
     const pending = this.timers.processingTime.size;
     if (this.lastWatermark !== MAX_WATERMARK || pending === 0) return;
-    this.ctx.log(`operator "${this.ctx.runtime.operatorName}" subtask ${this.ctx.runtime.subtaskIndex}: the input ended with ${pending} processing-time timer(s) pending (processing-time windows too): they do not fire, as in Flink's streaming mode (mode "batch" fires them)`);
+    this.ctx.log(`${this.where}: the input ended with ${pending} processing-time timer(s) pending (processing-time windows too): they do not fire, as in Flink's streaming mode (mode "batch" fires them)`);
   }
 
   prepareSnapshot(): MaybePromise {
@@ -248,6 +262,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   }
 
   close(): MaybePromise {
+    this.closed = true;
     if (this.processingTimer !== undefined) this.ctx.clock.clearTimeout(this.processingTimer);
     this.execution?.close();
     const removed = this.backlog?.close();

@@ -8,6 +8,7 @@ import type { MaybePromise } from "../contracts/operators.ts";
 import type { KeyTask } from "./backlog/sorted-keys-runner.ts";
 import type { DueTimers, KeyedCallbacks, KeyedExecution } from "./execution.ts";
 import type { KeyedRecordContext } from "./record-context.ts";
+import { TIMERS_BETWEEN_TURNS, nextTurn } from "./timers/turns.ts";
 import type { Timer } from "./timers/timer-service.ts";
 
 export class SyncExecution implements KeyedExecution {
@@ -29,10 +30,12 @@ export class SyncExecution implements KeyedExecution {
   }
 
   watermark(watermark: number, due: DueTimers, emit: () => MaybePromise): MaybePromise {
+    let fired = 0;
     const fireDue = (): MaybePromise => {
       for (let timer = due.poll(); timer; timer = due.poll()) {
         const p = this.fire(timer, watermark);
         if (p) return p.then(fireDue);
+        if (++fired % TIMERS_BETWEEN_TURNS === 0) return nextTurn().then(fireDue);
       }
       return emit();
     };

@@ -17,6 +17,7 @@
 import { NOT_APPLIED, type KeyedStateBackend, type PendingStateRequest, type StateRequest } from "../../../state/contracts.ts";
 import { answered } from "../../../state/handlers/answer.ts";
 import type { MaybePromise, OperatorContext } from "../../contracts/operators.ts";
+import { TIMERS_BETWEEN_TURNS, nextTurn } from "../timers/turns.ts";
 import { Admission } from "./admission.ts";
 import { BufferedRequest } from "./buffered-request.ts";
 import { EpochManager, type Epoch } from "./epoch-manager.ts";
@@ -193,7 +194,7 @@ export class AsyncExecutionController {
   private async fireTimers(epoch: Epoch, nextTimer: NextTimer): Promise<void> {
     this.epochs.enter(epoch);
     try {
-      for (let t = nextTimer(); t; t = nextTimer()) {
+      for (let t = nextTimer(), fired = 0; t; t = nextTimer()) {
         if (t instanceof Promise) {
           // The timer's key is busy: what it runs may need its state requests sent to finish.
           this.inputActive = false;
@@ -203,6 +204,12 @@ export class AsyncExecutionController {
         }
         const p = isTimerTask(t) ? this.submitRecord(t.keyId, t.key, t.task, epoch) : this.submit(t, epoch);
         if (p) await p;
+        if (++fired % TIMERS_BETWEEN_TURNS === 0) {
+          // Records (and what they sent) may go on meanwhile, as when a timer waits for remote state.
+          this.inputActive = false;
+          if (this.buffer.length) this.flush();
+          await nextTurn();
+        }
       }
     } catch (e) {
       this.onError(e, new AsyncRecord(this, "", { run: () => {} }, undefined, { busy: false, waiting: undefined, startedTick: 0 }));

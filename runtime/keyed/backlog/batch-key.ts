@@ -16,6 +16,8 @@ import { MAX_WATERMARK, MIN_WATERMARK } from "../../transport/frames.ts";
 import type { KeyedCallbacks } from "../execution.ts";
 import type { KeySlot } from "../key-slots.ts";
 import type { KeyedRecordContext } from "../record-context.ts";
+import { FinalTimerWatch } from "../timers/final-timer-watch.ts";
+import { TIMERS_BETWEEN_TURNS, nextTurn } from "../timers/turns.ts";
 import type { InternalTimerService } from "../timers/timer-service.ts";
 import { KeyStateOverlay } from "./key-overlay.ts";
 import type { SortedKey } from "./sorted-key.ts";
@@ -42,6 +44,10 @@ function timestampOrder(records: SortedKey): number[] {
 export interface BatchKeyHost extends KeyedCallbacks {
   readonly ctx: OperatorContext;
   readonly timers: InternalTimerService;
+  /** How log lines name the subtask. */
+  readonly where: string;
+  /** The operator closed (cancelled, failed): the key's timers stop firing. */
+  readonly closed: boolean;
   context(slot: KeySlot, handler: StateRequestHandler, value: unknown, ts: number | undefined, input: number, watermark: number | undefined): KeyedRecordContext<unknown, unknown>;
 }
 
@@ -62,10 +68,17 @@ export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySl
       if (settled) await settled;
     }
     const { eventTime, processingTime } = host.timers;
+    // Event-time timers that keep registering more never end (final-timer-watch.ts): said, once past a million.
+    const watch = new FinalTimerWatch(0, (line) => host.ctx.log(line), host.where);
     for (const queue of [eventTime, processingTime]) {
       const upTo = queue === eventTime ? Number.POSITIVE_INFINITY : (queue.lastForKey(keyId)?.timestamp ?? Number.NEGATIVE_INFINITY);
       // One at a time, earliest first: a timer may register another one of this key, which may be due before the next.
-      for (let timer = queue.pollFirstForKey(keyId, upTo); timer; timer = queue.pollFirstForKey(keyId, upTo)) {
+      for (let timer = queue.pollFirstForKey(keyId, upTo), fired = 0; timer; timer = queue.pollFirstForKey(keyId, upTo)) {
+        if (queue === eventTime) watch.firing(timer.key);
+        if (++fired % TIMERS_BETWEEN_TURNS === 0) {
+          await nextTurn();
+          if (host.closed) return;
+        }
         slot.handler = state;
         const p = host.call(host.timerContext(timer, MAX_WATERMARK, slot, queue === processingTime));
         if (p) await p;

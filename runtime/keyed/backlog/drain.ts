@@ -42,6 +42,9 @@ export interface SortedKeyFold<I> {
 export interface BacklogHost extends KeyedCallbacks {
   readonly ctx: OperatorContext;
   readonly timers: InternalTimerService;
+  /** How log lines name the subtask. */
+  readonly where: string;
+  readonly closed: boolean;
   readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown> | undefined;
   readonly sortedKeyFold?: SortedKeyFold<unknown> | undefined;
   /** The record's key (its input's key selector). */
