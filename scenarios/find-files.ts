@@ -14,6 +14,16 @@ import { unreadable } from "./format.ts";
  */
 export function findScenarioFiles(paths: readonly string[], onSkip: (note: string) => void = () => {}): string[] {
   const out: string[] = [];
+  // Each file and folder once, by its real path: two links to one folder (or a file also named on its
+  // own) would run its scenarios twice.
+  const seen = new Set<string>();
+  const add = (file: string) => {
+    let real = file;
+    try { real = realpathSync(file); } catch { /* kept: it fails in the table, saying why */ }
+    if (seen.has(real)) return;
+    seen.add(real);
+    out.push(file);
+  };
   // `ancestors`: the real paths of the folders being walked; a link back to one of them never ends.
   const walk = (dir: string, ancestors: readonly string[]) => {
     for (const name of readdirSync(dir).sort()) {
@@ -24,15 +34,18 @@ export function findScenarioFiles(paths: readonly string[], onSkip: (note: strin
       try {
         st = statSync(p);
       } catch (e) {
-        if (isScenario) out.push(p);
+        if (isScenario) add(p);
         else onSkip(`skipped ${shownPath(p)}: ${unreadable(e)}`);
         continue;
       }
       if (st.isDirectory()) {
         const real = realpathSync(p);
         if (ancestors.includes(real)) onSkip(`skipped ${shownPath(p)}: a symlink loop (it leads back to ${shownPath(real)})`);
-        else walk(p, [...ancestors, real]);
-      } else if (isScenario) out.push(p);
+        else if (!seen.has(real)) {
+          seen.add(real);
+          walk(p, [...ancestors, real]);
+        }
+      } else if (isScenario) add(p);
     }
   };
   for (const p of paths) {
@@ -40,9 +53,12 @@ export function findScenarioFiles(paths: readonly string[], onSkip: (note: strin
       // existsSync is false for a symlink loop too: "no such file" would send the user looking for a typo.
       throw new WeirError(ErrorCode.Scenario, lstatSync(p, { throwIfNoEntry: false }) ? `${p}: ${unreadable(statError(p))}` : `no such file or folder: ${p}`);
     }
-    if (!statSync(p).isDirectory()) { out.push(p); continue; }
+    if (!statSync(p).isDirectory()) { add(p); continue; }
     const before = out.length;
-    walk(p, [realpathSync(p)]);
+    const real = realpathSync(p);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    walk(p, [real]);
     // Beside other paths, a folder that holds none would pass unnoticed (files named *.yaml are not found).
     if (out.length === before) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
   }

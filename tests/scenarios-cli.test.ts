@@ -65,14 +65,16 @@ cli("options.parallelism: auto, as weir run takes it: a second worker gets subta
   assert.is(r.outcome, "passed", `${r.reason}\n${r.stderr}`);
 });
 
-cli("a symlink loop in a scenario folder is one line on stderr, and the scenarios beside it run", () => {
+cli("a symlink loop in a scenario folder is one line on stderr, and the scenarios beside it run, each once", () => {
   const base = join(dir, "loops");
   mkdirSync(join(base, "sub"), { recursive: true });
   writeFileSync(join(base, "ok.scenario.yaml"), `job: ${join(root, "examples/scenarios/wordcount.ts")}\nsteps: []\n`);
   symlinkSync("..", join(base, "sub/up")); // back to the folder: a walk that follows it never ends
   symlinkSync("self", join(base, "self")); // to itself: stat fails with ELOOP
   symlinkSync("looped.scenario.yaml", join(base, "looped.scenario.yaml"));
-  const run = weirScenario([base]);
+  // Not loops: a second way into one folder, and the file named again; each scenario runs once all the same.
+  symlinkSync(base, join(dir, "loops-again"));
+  const run = weirScenario([base, join(dir, "loops-again"), join(base, "ok.scenario.yaml")]);
   assert.equal(run.stderr.split("\n").filter(Boolean), [
     `weir: skipped ${join(base, "self")}: a symlink loop (too many levels of symbolic links)`,
     `weir: skipped ${join(base, "sub/up")}: a symlink loop (it leads back to ${base})`,
