@@ -69,7 +69,7 @@ export class JobWorker {
   private incarnation = Date.now();
   /** The epoch this worker last came back from as a new incarnation (see renew). */
   private renewedAfter: number | undefined;
-  /** The latest deployment that left this worker out while it ran nothing (a spare), if any. */
+  /** The latest deployment that left this worker out while it ran nothing (a spare). */
   private spareIn: number | undefined;
   private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
@@ -168,7 +168,6 @@ export class JobWorker {
         if (seq <= this.logSeqAtStart) return;
         this.joinedLiveRun = true;
         if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) {
-          if (this.host.running.length === 0) this.spareIn = record.epoch;
           this.supersede(record.epoch);
           // A spare worker (more workers than the job places on) has joined all the same: it runs.
           this.ready.resolve();
@@ -239,9 +238,7 @@ export class JobWorker {
 
   status(): WorkerStatus {
     if (this.leading) return this.leading.runner.status() as WorkerStatus;
-    // Spare until a later deployment gives it subtasks (the host's epoch passes the one that left it out).
-    const spare = this.spareIn !== undefined && this.host !== undefined && this.spareIn > this.host.currentEpoch && this.host.running.length === 0;
-    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease?.leader, spare });
+    return followerStatus({ job: this.job, started: this.started, host: this.host, worker: this.id, leader: this.lease?.leader, spareIn: this.spareIn });
   }
 
   /**
@@ -252,7 +249,7 @@ export class JobWorker {
     // Its subtasks may have ended already (the leader's cancel can arrive first after a thaw): it still
     // comes back, or the leader would ignore its heartbeats for good. Once per epoch it ran: a worker
     // left out for want of subtasks is not made to rejoin over and over.
-    if (this.host.running.length === 0) return;
+    if (this.host.running.length === 0) { this.spareIn = epoch; return; }
     this.renew(`epoch ${epoch} was deployed without this worker`);
   }
 
