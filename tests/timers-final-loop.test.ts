@@ -47,6 +47,27 @@ for (const [mode, asyncState] of [["streaming", true], ["streaming", false], ["b
   });
 }
 
+test("processing-time timers due at once for ever (each registers one at its own time): the job's status moves on and cancel ends it", async () => {
+  const env = StreamEnvironment.create({ name: "final-loop-processing", nats: nats.url, parallelism: 1, stateBackend: "heap", mode: "streaming" }, { log: () => {} });
+  let fired = 0;
+  env.fromSource(Sources.generator({ ratePerSec: 10, make: () => ({ k: "a" }) }))
+    .keyBy((e) => e.k)
+    .process<string>({
+      processElement(_e, ctx) { ctx.timers.registerProcessingTimeTimer(ctx.currentProcessingTime()); },
+      onTimer(ts, ctx) { fired++; ctx.timers.registerProcessingTimeTimer(ts); },
+    }, { name: "ticks" })
+    .sinkTo({ kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) });
+  try {
+    const client = await env.executeAsync();
+    await eventually("timers firing", 60_000, async () => (fired > 10_000 ? true : undefined));
+    const before = fired;
+    await eventually("more of them, seen from a timer of the event loop", 60_000, async () => (fired > before ? true : undefined));
+    await client.cancel();
+  } finally {
+    await env.close();
+  }
+});
+
 test("the job that stops registering at MAX_WATERMARK ends, as the warning says", async () => {
   const env = periodic("final-loop-fixed", "streaming", () => {}, true);
   try {

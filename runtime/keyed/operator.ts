@@ -14,6 +14,7 @@ import { afterUserCallback, userError, userHook, type RecordContext } from "../o
 import { isPromise } from "../operators/chain-util.ts";
 import { MAX_WATERMARK, type RecordAttributes } from "../transport/frames.ts";
 import { FinalTimerWatch } from "./timers/final-timer-watch.ts";
+import { TIMERS_BETWEEN_TURNS, nextTurn } from "./timers/turns.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
 import type { KeyedExecution } from "./execution.ts";
@@ -317,7 +318,10 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
 
   /** Due timers one after another: a loop while each completes at once (recursing overflowed the stack at ~10k). */
   private fireProcessingTimers(): MaybePromise {
-    for (;;) {
+    for (let fired = 0; ; fired++) {
+      if (this.closed) return;
+      // A turn for the event loop now and then: many may be due at once (turns.ts).
+      if (fired === TIMERS_BETWEEN_TURNS) return nextTurn().then(() => this.fireProcessingTimers());
       const timer = this.timers.processingTime.pollUpTo(this.ctx.clock.now());
       if (!timer) {
         const next = this.timers.processingTime.peek();
