@@ -41,7 +41,6 @@ import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 const LEAVE_TIMEOUT_MS = 15_000;
 /** A follower told the whole job stops (stopEndsJob) waits this long for the leader's end before it leaves. */
 const STOP_WAIT_MS = 60_000;
-
 type JobEndRecord = Extract<JobLogRecord, { kind: "end" }>;
 
 export type WorkerStatus = JobStatus & { readonly workers: readonly WorkerSummary[]; readonly epoch: number; readonly worker: string; readonly leader?: string };
@@ -67,9 +66,8 @@ export class JobWorker {
   private readonly started = Date.now();
   /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
   private incarnation = Date.now();
-  /** The epoch this worker last came back from as a new incarnation (see renew). */
+  /** The epoch this worker last came back from as a new incarnation (see renew); the latest deployment that left it out while it ran nothing (a spare). */
   private renewedAfter: number | undefined;
-  /** The latest deployment that left this worker out while it ran nothing (a spare). */
   private spareIn: number | undefined;
   private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
