@@ -77,7 +77,7 @@ s("a job's rejected records: listed with reason and origin, replayed from the so
 
 s("letters without a subject, or cut short with the original gone, are named and fail the replay; --to sends them", async () => {
   const publisher = new DeadLetterPublisher(nc, new JobNames("dqfile"), () => {});
-  const letters = publisher.forSubtask();
+  const letters = publisher.forSubtask("");
   letters.publish({ reason: "bad row", origin: "file#0", line: 12, data: "a,b,,c" });
   letters.publish({ reason: "too deep", origin: "gone#0", stream: "DQ_GONE", sequence: 9, subject: "dq.gone", data: "x".repeat(2_000_000) });
   await letters.stored();

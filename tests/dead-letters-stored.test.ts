@@ -17,7 +17,7 @@ s.after(async () => { await nc?.close(); });
 
 s("a subtask's stored() settles once every letter it published is in the dead-letter stream", async () => {
   const publisher = new DeadLetterPublisher(nc, new JobNames("dl1"), () => {});
-  const letters = publisher.forSubtask();
+  const letters = publisher.forSubtask("");
   for (let i = 0; i < 50; i++) letters.publish({ reason: `bad ${i}`, origin: "src#0", data: `{"i":${i}` });
   await letters.stored();
   const info = await (await jetstreamManager(nc)).streams.info(publisher.streamName);

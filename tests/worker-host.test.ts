@@ -31,7 +31,7 @@ test("a command refused for a stale leader is reported, so the worker can leave 
     decodeCommandReply((await nc.request(names.workerCommands("w1"), encodeCommand(command), { timeout: 10_000 })).data, "reply");
   const trigger: WorkerCommand = { kind: "trigger", epoch: 3, subtasks: ["a#0"], barrier: { id: 7, timestamp: 0, kind: "checkpoint" }, pause: false };
   try {
-    assert.ok((await send({ kind: "deploy", epoch: 3, leader: "w0", subtasks: [], restoreId: null, parallelism: null, clockMs: null })).ok, "deployed");
+    assert.ok((await send({ kind: "deploy", epoch: 3, leader: "w0", subtasks: [], restoreId: null, lineage: "", parallelism: null, clockMs: null })).ok, "deployed");
     assert.ok((await send(trigger)).ok, "a fresh leader's trigger is taken");
     assert.equal(refused, []);
     fresh = false;

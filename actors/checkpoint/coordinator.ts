@@ -61,6 +61,8 @@ export interface CoordinatorOptions {
    * one would be too, so the job must not go on as if checkpoints were merely failing.
    */
   readonly onCommitRefused?: (e: Error) => void;
+  /** The run's lineage, recorded with each checkpoint (metadata.ts): asked at each commit, as a restart may change it. */
+  readonly lineage?: () => string;
 }
 
 export interface CheckpointStats {
@@ -152,18 +154,14 @@ export class CheckpointCoordinator {
   get latestRevision(): number { return this.revision; }
 
   /** The job restarts from `latest` read at `revision` (not behind ours): the next commit follows it. */
-  restartFrom(revision: number): void {
-    if (revision >= this.revision) this.revision = revision;
-  }
+  restartFrom(revision: number): void { if (revision >= this.revision) this.revision = revision; }
 
   /** The barrier of the checkpoint in flight, if any. */
   pendingBarrier(): CheckpointBarrier | undefined {
     return this.actor.getSnapshot().context.pendingId === undefined ? undefined : this.barrier;
   }
 
-  hasAcked(subtaskId: string): boolean {
-    return this.acks.has(subtaskId);
-  }
+  hasAcked(subtaskId: string): boolean { return this.acks.has(subtaskId); }
 
   /** Resolves when no checkpoint is in flight. */
   async idle(): Promise<void> {
@@ -175,9 +173,7 @@ export class CheckpointCoordinator {
   }
 
   /** The next checkpoints are of a deployment at another parallelism (`parallelism: "auto"`). */
-  resize(parallelism: Readonly<Record<string, number>>): void {
-    this.parallelism = parallelism;
-  }
+  resize(parallelism: Readonly<Record<string, number>>): void { this.parallelism = parallelism; }
 
   /**
    * Aborts the checkpoint in flight (the job restarts or ends), one still reserving its id, and those
@@ -344,6 +340,7 @@ export class CheckpointCoordinator {
       maxParallelism: this.o.maxParallelism,
       parallelism: this.parallelism,
       subtasks: [...this.acks.values()],
+      ...(this.o.lineage ? { lineage: this.o.lineage() } : {}),
     };
     try {
       const fence = this.o.fence;

@@ -49,6 +49,8 @@ export interface DeploymentOptions {
   /** Subtask deps except the attempt, the callbacks and the dead-letter view. */
   readonly deps: Omit<SubtaskDeps, "attempt" | "deadLetters" | "onFinished" | "onFailed" | "onAck" | "onDecline" | "onInputFinished" | "onActive" | "onDirtyBudgetExceeded">;
   readonly attempt: string;
+  /** The run's lineage, in its subtasks' dead-letter ids (dead-letters.ts). */
+  readonly lineage: string;
   readonly deadLetters: DeadLetterPublisher;
   readonly events: DeploymentEvents;
   readonly remote?: RemotePart;
@@ -76,7 +78,7 @@ export class Deployment {
     for (const v of o.graph.vertices) {
       for (let i = 0; i < v.parallelism; i++) {
         if (o.remote && !o.remote.local.has(`${v.uid}#${i}`)) continue;
-        this.local.push(new Subtask(v, i, { ...deps, deadLetters: o.deadLetters.forSubtask() }));
+        this.local.push(new Subtask(v, i, { ...deps, deadLetters: o.deadLetters.forSubtask(o.lineage) }));
       }
     }
     this.subtasks = [...this.local, ...(o.remote?.handles ?? [])];

@@ -39,6 +39,8 @@ export interface OpenCheckpointsOptions {
   readonly onStalled?: (e: Error) => void;
   /** `job.restore` is a checkpoint the job log recorded as committed (a takeover): see loadRestore. */
   readonly restoreCommitted?: boolean;
+  /** The run's lineage as each checkpoint records it (CoordinatorOptions.lineage). */
+  readonly lineage?: () => string;
 }
 
 /**
@@ -76,6 +78,7 @@ export async function openCheckpoints(o: OpenCheckpointsOptions): Promise<JobChe
       ...(o.fence ? { fence: o.fence } : {}),
       ...(o.onCommitRefused ? { onCommitRefused: o.onCommitRefused } : {}),
       ...(o.onStalled ? { onStalled: o.onStalled } : {}),
+      ...(o.lineage ? { lineage: o.lineage } : {}),
       ...(job.inspect ? { inspect: job.inspect } : {}),
     });
   }

@@ -33,7 +33,7 @@ export interface JobRunnerOptions {
 /** What the job coordinator asks of the cluster when it leads a job spread over workers. */
 export interface ClusterHooks {
   /** Places the subtasks for a new deployment (a new epoch, recorded in the job log) and reaches the remote ones. */
-  deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined; parallelism?: number }): Promise<RemotePart>;
+  deploy(request: DeployRequest): Promise<RemotePart>;
   /** Records a checkpoint's commit as leader (fenced): rejects once another worker leads. */
   fenceCommit(checkpointId: number): Promise<void>;
   /** With `parallelism: "auto"`: the parallelism of the next deployment (from the workers there are). */
@@ -42,7 +42,17 @@ export interface ClusterHooks {
   statusOfWorkers(): Record<string, unknown>;
   /**
    * What this leader restores, given the `restore` the run was started with: that, for a run's first
-   * leader; a worker taking over a run already deployed continues it instead (actors/worker/job-worker.ts).
+   * leader; a worker taking over a run already deployed continues it instead (actors/worker/job-worker.ts),
+   * and its lineage (when its job log recorded one).
    */
-  restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<ResolvedJobOptions["restore"]>;
+  restoreOnLeading(requested: ResolvedJobOptions["restore"]): Promise<{ restore: ResolvedJobOptions["restore"]; lineage?: string }>;
+}
+
+/** A deployment over workers: what each worker's subtasks restore, and the lineage of the run (its dead letters' ids). */
+export interface DeployRequest {
+  readonly graph: JobGraph;
+  readonly events: DeploymentEvents;
+  readonly restoreId: number | undefined;
+  readonly lineage: string;
+  readonly parallelism?: number;
 }

@@ -12,6 +12,7 @@ import { defaultParallelism, type JobGraph } from "../../runtime/graph/job-graph
 import { JobNames } from "../../runtime/core/names.ts";
 import type { CheckpointCoordinator } from "../checkpoint/coordinator.ts";
 import type { RestoreBundle } from "../../runtime/checkpoint/restore.ts";
+import { newLineage } from "../../runtime/checkpoint/metadata.ts";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.ts";
 import { systemClock, type Clock } from "../../runtime/core/clock.ts";
 import { ConnectionWatch, RECOVERY_GRACE_MS, disconnectFailure } from "./connection-watch.ts";
@@ -53,8 +54,8 @@ export class JobRunner {
   private stopRequested = false;
   private cancelRequested = false;
   private settleBeforeStart!: { reject: (e: unknown) => void };
-  /** What this run started from and `latest`'s revision then (restartPoint). */
-  private startPoint: { revision: number; restore: RestoreBundle | undefined } = { revision: 0, restore: undefined };
+  /** What this run started from and `latest`'s revision then (restartPoint); its lineage when it restored nothing (a takeover's, else new). */
+  private startPoint: { revision: number; restore: RestoreBundle | undefined; lineage: string } = { revision: 0, restore: undefined, lineage: "" };
   private stopKind: "checkpoint" | "savepoint" = "checkpoint";
   private finalCheckpointStarted = false;
   readonly checkpointing: boolean;
@@ -126,6 +127,8 @@ export class JobRunner {
   get graph(): JobGraph { return this.jobGraph; }
   get state(): JobState { return jobStateOf(this.actor.getSnapshot().value); }
   get attempt(): string { return this.attemptId; }
+  /** The run's lineage (runtime/checkpoint/metadata.ts), in its checkpoints and dead-letter ids: a restore continues its checkpoint's. */
+  private get lineage(): string { return this.restore?.lineage ?? this.startPoint.lineage; }
 
   /** Opens checkpoint storage, finds what to restore, deploys; resolves once the job runs. */
   async start(): Promise<void> {
@@ -145,7 +148,7 @@ export class JobRunner {
   /** Opens checkpoint storage and finds what to restore. */
   private async prepare(): Promise<void> {
     this.stopIfCancelled();
-    const restore = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : this.job.restore;
+    const { restore, lineage } = this.options.cluster ? await this.options.cluster.restoreOnLeading(this.job.restore) : { restore: this.job.restore, lineage: undefined };
     if (restore === "none" && this.options.resetState) await startWithoutState(this.nc, this.names, this.options.resetState);
     ({ store: this.store, coordinator: this.coordinator, restore: this.restore } = await openCheckpoints({
       nc: this.nc, names: this.names, graph: this.graph, job: restore === this.job.restore ? this.job : { ...this.job, restore }, log: this.log, clock: this.controlClock,
@@ -153,9 +156,9 @@ export class JobRunner {
       // Checkpoints could only fail from now on: restart, and the restart finds out why (latestBehind).
       onCommitRefused: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
       onStalled: (e) => { if (this.state === "running") this.onSubtaskFailed(undefined, e, "checkpoint"); },
-      targets: () => this.subtasks.filter((s) => !s.isTerminal),
+      targets: () => this.subtasks.filter((s) => !s.isTerminal), lineage: () => this.lineage,
     }));
-    this.startPoint = { revision: this.coordinator?.latestRevision ?? 0, restore: this.restore };
+    this.startPoint = { revision: this.coordinator?.latestRevision ?? 0, restore: this.restore, lineage: lineage ?? newLineage() };
     this.stopIfCancelled();
   }
 
@@ -245,7 +248,7 @@ export class JobRunner {
       };
       const parallelism = this.options.cluster?.parallelism();
       this.resize(parallelism);
-      const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id, ...(parallelism !== undefined ? { parallelism } : {}) });
+      const remote = await this.options.cluster?.deploy({ graph: this.graph, events, restoreId: this.restore?.id, lineage: this.lineage, ...(parallelism !== undefined ? { parallelism } : {}) });
       this.carried = recordCounts(this.subtasks, this.carried);
       this.deployment?.close(this.options.onSubtasksRetired);
       const deployment = new Deployment({
@@ -255,10 +258,7 @@ export class JobRunner {
           ...(this.job.inspect ? { inspect: this.job.inspect } : {}),
           ...(this.restore ? { restore: this.restore } : {}),
         },
-        attempt: this.attemptId,
-        deadLetters: this.deadLetters,
-        events,
-        ...(remote ? { remote } : {}),
+        attempt: this.attemptId, lineage: this.lineage, deadLetters: this.deadLetters, events, ...(remote ? { remote } : {}),
       });
       this.deployment = deployment;
       this.attemptId = deployment.attempt;

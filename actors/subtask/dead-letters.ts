@@ -6,9 +6,13 @@
 // where the original is (stream + sequence), its size and why it was rejected, so it can be found and
 // replayed. Publishing one never throws: a dead letter that cannot be stored is logged.
 //
-// A letter of a JetStream record carries a Nats-Msg-Id from its identity (origin, stream, sequence): a
-// restart replays the records after its checkpoint, and the stream drops the letters it already has
-// (within DEAD_LETTER_DUPLICATE_WINDOW_MS). Only letters the stream stored as new are counted.
+// A letter of a JetStream record carries a Nats-Msg-Id from its identity (origin, stream, sequence) and
+// the run's lineage (runtime/checkpoint/metadata.ts): a restore (a restart, a takeover, `weir run` from the
+// latest checkpoint or a savepoint) continues its checkpoint's lineage and replays the records after it,
+// and the stream drops the letters it already has (within DEAD_LETTER_DUPLICATE_WINDOW_MS). A run started
+// without restoring state (`--restore none`) has a new lineage: it reads the records again as new, so its
+// letters are stored and counted again. Checkpoints from before lineages continue the empty one, whose ids
+// are as they were. Only letters the stream stored as new are counted.
 
 import { createHash } from "node:crypto";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
@@ -62,16 +66,18 @@ function hasIdentity(letter: DeadLetter): boolean {
 
 /**
  * The letter's de-duplication id, when its record has a stable identity (a JetStream stream sequence);
- * the origin is in it so that two sources rejecting one record keep a letter each.
+ * the origin is in it so that two sources rejecting one record keep a letter each, and the run's
+ * `lineage` so that a run from scratch does not have its letters dropped as the last run's ("": as before
+ * lineages).
  */
-export function deadLetterId(letter: DeadLetter): string | undefined {
+export function deadLetterId(letter: DeadLetter, lineage: string): string | undefined {
   if (!hasIdentity(letter)) return undefined;
   const origin = createHash("sha256").update(letter.origin).digest("hex").slice(0, 16);
-  return `weir-dlq:${letter.stream}:${letter.sequence}:${origin}`;
+  return `weir-dlq:${lineage ? `${lineage}:` : ""}${letter.stream}:${letter.sequence}:${origin}`;
 }
 
-/** The dead letter's body (JSON) and headers, the body within `maxBytes`. */
-export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024): EncodedDeadLetter {
+/** The dead letter's body (JSON) and headers, the body within `maxBytes`; `lineage`: see deadLetterId. */
+export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024, lineage = ""): EncodedDeadLetter {
   let data: string;
   let encoding: "utf8" | "base64" = "utf8";
   let size: number;
@@ -94,7 +100,7 @@ export function encodeDeadLetter(letter: DeadLetter, maxBytes = 1024 * 1024): En
   if (letter.sequence !== undefined) h.set(DeadLetterHeader.Sequence, String(letter.sequence));
   if (letter.line !== undefined) h.set(DeadLetterHeader.Line, String(letter.line));
   h.set(DeadLetterHeader.OriginalSize, String(size));
-  const id = deadLetterId(letter);
+  const id = deadLetterId(letter, lineage);
   if (id !== undefined) h.set("Nats-Msg-Id", id);
   const budget = Math.max(1024, maxBytes - ENVELOPE_MARGIN - reason.length * 2);
   const envelope = (d: string, truncated: boolean) => JSON.stringify({
@@ -156,13 +162,13 @@ export class DeadLetterPublisher {
   /**
    * Settles (never rejects) once the letter is stored or its failure logged, with whether it counts:
    * false when the stream already had it (a replay's duplicate). A letter without an id cannot be one,
-   * so it counts at once; one with an id once the stream says it is new.
+   * so it counts at once; one with an id once the stream says it is new. `lineage`: the run's (deadLetterId).
    */
-  publish(letter: DeadLetter): Promise<boolean> {
+  publish(letter: DeadLetter, lineage: string): Promise<boolean> {
     let encoded: EncodedDeadLetter;
     try {
       // Encoded now: `letter.data` may be a view of the connection's read buffer.
-      encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024);
+      encoded = encodeDeadLetter(letter, this.nc.info?.max_payload ?? 1024 * 1024, lineage);
     } catch (e) {
       this.counted(letter);
       this.log(`dead letter from ${letter.origin} could not be encoded (${messageOf(e)}): ${letter.reason.slice(0, 200)}`, { level: "error" });
@@ -220,7 +226,8 @@ export class DeadLetterPublisher {
     this.log(`${n === 1 ? "a record" : `${n} records`} went to the dead letters (${this.names.dlq}); the latest from ${letter.origin}${where}: ${headerValue(letter.reason).slice(0, 300)}`, { level: "warn" });
   }
 
-  forSubtask(): DeadLetters {
+  /** A subtask's letters, with the lineage of the deployment it belongs to (deadLetterId). */
+  forSubtask(lineage: string): DeadLetters {
     let count = 0;
     const unstored = new Set<Promise<void>>();
     return {
@@ -228,7 +235,7 @@ export class DeadLetterPublisher {
         // Counted as the publisher counts it: at once without an id, else once the stream took it as new.
         const id = hasIdentity(letter);
         if (!id) count++;
-        const p: Promise<void> = this.publish(letter).then((counted) => { if (id && counted) count++; }).finally(() => unstored.delete(p));
+        const p: Promise<void> = this.publish(letter, lineage).then((counted) => { if (id && counted) count++; }).finally(() => unstored.delete(p));
         unstored.add(p);
       },
       get count() { return count; },

@@ -7,11 +7,11 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { describedFailure, messageOf } from "../../runtime/core/errors.ts";
 import { ManualClock, type Clock } from "../../runtime/core/clock.ts";
 import type { JobNames } from "../../runtime/core/names.ts";
-import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { SubtaskSnapshot } from "../../runtime/checkpoint/metadata.ts";
 import { placeSubtasks } from "../../runtime/cluster/placement.ts";
 import type { SubtaskStatus } from "../subtask/status.ts";
 import { remoteFailure, type DeploymentEvents, type RemotePart } from "../job/deployment.ts";
+import type { DeployRequest } from "../job/job-runner-options.ts";
 import { unpackSnapshot } from "./snapshot-wire.ts";
 import { MissingReferenceError, PackedReferences } from "../../runtime/cluster/packed-json.ts";
 import { decodeCommandReply, decodeReportText, encodeCommand, type WorkerCommand, type WorkerReport } from "./protocol.ts";
@@ -29,7 +29,7 @@ export interface ClusterDeploymentOptions {
   /** The workers to place on (members alive now, this one included). */
   readonly workers: () => readonly string[];
   /** Appends the deployment to the job log as leader; resolves its epoch, rejects when deposed. */
-  readonly record: (assignment: Record<string, string[]>, restoreId: number | undefined) => Promise<number>;
+  readonly record: (assignment: Record<string, string[]>, restoreId: number | undefined, lineage: string) => Promise<number>;
   readonly log: (message: string) => void;
   /** The job's processing time: a ManualClock's is handed to every worker (`weir run --manual-clock`). */
   readonly clock?: Clock;
@@ -48,12 +48,12 @@ export class ClusterDeployer {
   /** The workers the current deployment was placed over (some may run nothing). */
   get placedOver(): readonly string[] { return this.lastWorkers; }
 
-  async deploy(request: { graph: JobGraph; events: DeploymentEvents; restoreId: number | undefined; parallelism?: number }): Promise<RemotePart> {
-    const { graph, events, restoreId } = request;
+  async deploy(request: DeployRequest): Promise<RemotePart> {
+    const { graph, events, restoreId, lineage } = request;
     const workers = [...new Set([this.o.workerId, ...this.o.workers()])].sort();
     const placed = placeSubtasks(graph.vertices.map((v) => ({ uid: v.uid, name: v.name, parallelism: v.parallelism })), workers, this.previous);
     const assignment: Record<string, string[]> = Object.fromEntries([...placed].filter(([, ids]) => ids.length > 0));
-    const epoch = await this.o.record(assignment, restoreId);
+    const epoch = await this.o.record(assignment, restoreId, lineage);
     this.previous = new Map(Object.entries(assignment).flatMap(([w, ids]) => ids.map((id) => [id, w] as const)));
     this.lastAssignment = new Map(Object.entries(assignment));
     this.lastWorkers = workers;
@@ -87,7 +87,7 @@ export class ClusterDeployer {
       attempt: `e${epoch}`,
       local,
       handles: [...handles.values()],
-      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null, parallelism: request.parallelism ?? null, clockMs: this.manualTime() }), OPEN_TIMEOUT_MS),
+      open: () => all("deploy its subtasks", (w) => ({ kind: "deploy", epoch, leader: this.o.workerId, subtasks: assignment[w]!, restoreId: restoreId ?? null, lineage, parallelism: request.parallelism ?? null, clockMs: this.manualTime() }), OPEN_TIMEOUT_MS),
       run: (sources) => all(sources ? "run its sources" : "run its subtasks", () => ({ kind: "run", epoch, sources }), OPEN_TIMEOUT_MS),
       cancel: () => all("cancel", () => ({ kind: "cancel", epoch }), CANCEL_TIMEOUT_MS, true),
       advanceClock: (toMs) => all("advance its clock", () => ({ kind: "advance-clock", epoch, toMs }), ADVANCE_CLOCK_TIMEOUT_MS),

@@ -361,7 +361,7 @@ export class JobWorker {
     if (!live) return { restore: requested };
     const restore = takeoverRestore(requested, deploy, await retryJetStream(() => this.log.last("commit")));
     if (restore !== requested) this.say(takeoverLine(restore, requested));
-    return { restore, takeover: { ...(this.lease.won ?? { from: deploy.record.leader, why: "expired" }), deployedAt: deploy.storedAt, leaseMs: this.job.heartbeatTimeoutMs } };
+    return { restore, ...(deploy.record.lineage !== undefined ? { lineage: deploy.record.lineage } : {}), takeover: { ...(this.lease.won ?? { from: deploy.record.leader, why: "expired" }), deployedAt: deploy.storedAt, leaseMs: this.job.heartbeatTimeoutMs } };
   }
 
   /** The job's end, if its log stored one since this worker's run began (see runStartedAt). */

@@ -39,7 +39,7 @@ export interface LeaderSideOptions {
   readonly log: (message: string) => void;
   readonly runnerOptions: JobRunnerOptions;
   /** What this leader's deployments restore (ClusterHooks.restoreOnLeading); `takeover` when it takes over a live run. */
-  readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<{ restore: ResolvedJobOptions["restore"]; takeover?: Takeover }>;
+  readonly restoreOnLeading: (requested: ResolvedJobOptions["restore"]) => Promise<{ restore: ResolvedJobOptions["restore"]; lineage?: string; takeover?: Takeover }>;
   /** The job graph and options this worker runs: workers running others get no subtasks. */
   readonly identity: JobIdentity;
 }
@@ -69,9 +69,9 @@ export class LeaderSide {
       nc: o.nc, names: o.names, workerId: o.workerId, log: o.log,
       ...(o.runnerOptions.clock ? { clock: o.runnerOptions.clock } : {}),
       workers: () => this.members(),
-      record: async (assignment, restoreId) => {
+      record: async (assignment, restoreId, lineage) => {
         const epoch = o.lease.nextEpoch();
-        const ok = await o.lease.appendAsLeader({ kind: "deploy", leader: o.workerId, epoch, assignment, ...(restoreId !== undefined ? { restoreId } : {}) });
+        const ok = await o.lease.appendAsLeader({ kind: "deploy", leader: o.workerId, epoch, assignment, lineage, ...(restoreId !== undefined ? { restoreId } : {}) });
         if (!ok) throw new WeirError(ErrorCode.Transport, `worker ${o.workerId} lost the job's lease before deploying epoch ${epoch}`);
         this.currentEpoch = epoch;
         const cause = this.pendingCauses.length ? this.pendingCauses.join("; ") : "deployment";
@@ -87,9 +87,9 @@ export class LeaderSide {
         deploy: (request) => this.deployer.deploy(request),
         statusOfWorkers: () => this.workersStatus(),
         restoreOnLeading: async (requested) => {
-          const { restore, takeover } = await o.restoreOnLeading(requested);
+          const { restore, lineage, takeover } = await o.restoreOnLeading(requested);
           if (takeover) await this.carryOn(takeover);
-          return restore;
+          return { restore, ...(lineage !== undefined ? { lineage } : {}) };
         },
         parallelism: () => (o.job.reactive ? Math.min(o.job.maxParallelism, this.members().length * o.job.slotsPerWorker) : undefined),
         fenceCommit: async (checkpointId) => {

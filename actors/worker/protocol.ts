@@ -29,9 +29,10 @@ const epoch = { epoch: t.number };
 export const WorkerCommand = t.union([
   /**
    * Set up and open these subtasks (restoring checkpoint `restoreId`); replies once they are open.
+   * `lineage`: the run's, in the dead-letter ids of every worker's subtasks (actors/subtask/dead-letters.ts).
    * `clockMs`: the leader's processing time when the job runs on a manual clock (`weir run --manual-clock`).
    */
-  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), parallelism: t.union([t.number, t.null]), clockMs: t.union([t.number, t.null]) }),
+  t.type({ kind: t.literal("deploy"), ...epoch, leader: t.string, subtasks: t.array(t.string), restoreId: t.union([t.number, t.null]), lineage: t.string, parallelism: t.union([t.number, t.null]), clockMs: t.union([t.number, t.null]) }),
   /** Run the opened subtasks: first the non-sources (`sources: false`), then the sources; replies. */
   t.type({ kind: t.literal("run"), ...epoch, sources: t.boolean }),
   /** The worker's sources among `subtasks` start checkpoint `barrier.id` (one command per worker and checkpoint). */

@@ -6,8 +6,11 @@ import type { Takeover } from "./takeover-history.ts";
 
 type Restore = ResolvedJobOptions["restore"];
 
-/** What a new leader restores, and how it took over a live run (takeover-history.ts), if it did. */
-export interface LeaderRestore { readonly restore: Restore; readonly takeover?: Takeover }
+/**
+ * What a new leader restores, and how it took over a live run (takeover-history.ts), if it did, with the
+ * run's lineage its job log recorded (a restore of nothing continues it: the run's dead letters so far keep their ids).
+ */
+export interface LeaderRestore { readonly restore: Restore; readonly lineage?: string; readonly takeover?: Takeover }
 
 /** A job log record as read back: what it says and when the stream stored it. */
 export interface StoredRecord<R> {

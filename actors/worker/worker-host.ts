@@ -265,7 +265,7 @@ export class WorkerHost {
       if (!vertex || !Number.isInteger(index) || index < 0 || index >= vertex.parallelism) {
         return { ok: false, error: `worker ${worker}: no subtask ${id} in this job's graph (do all workers run the same job file and parallelism?)` };
       }
-      subtasks.push(new Subtask(vertex, index, { ...deps, deadLetters: this.o.deadLetters.forSubtask() }));
+      subtasks.push(new Subtask(vertex, index, { ...deps, deadLetters: this.o.deadLetters.forSubtask(c.lineage) }));
     }
     this.o.onRetired?.(this.subtasks.map((s) => s.status()));
     this.subtasks = subtasks;

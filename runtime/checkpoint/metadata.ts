@@ -1,6 +1,7 @@
-// What a completed checkpoint records (types only): per subtask, the source offsets, sink states,
+// What a completed checkpoint records: per subtask, the source offsets, sink states,
 // operator states and references to the keyed state's changelog (never the state itself).
 
+import { randomBytes } from "node:crypto";
 import type { StateSnapshot } from "../../state/contracts.ts";
 
 export type CheckpointKind = "checkpoint" | "savepoint";
@@ -33,6 +34,17 @@ export interface CheckpointMetadata {
   /** Parallelism of each vertex (by uid) when the checkpoint was taken. */
   readonly parallelism: Readonly<Record<string, number>>;
   readonly subtasks: readonly SubtaskSnapshot[];
+  /**
+   * The run this checkpoint belongs to, as restores continue it (newLineage): a run started without
+   * restoring state begins a new one. Dead-letter ids include it (actors/subtask/dead-letters.ts). Absent
+   * in checkpoints taken before lineages were recorded: the empty lineage.
+   */
+  readonly lineage?: string;
+}
+
+/** A new run's lineage (a run that restores nothing): time and randomness, so two runs never share one. */
+export function newLineage(): string {
+  return Date.now().toString(36) + randomBytes(3).toString("hex");
 }
 
 export interface CheckpointSummary {

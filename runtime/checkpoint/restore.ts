@@ -32,6 +32,9 @@ export class RestoreBundle {
 
   get id(): number { return this.checkpoint.id; }
 
+  /** The run the checkpoint belongs to; "" for one taken before lineages were recorded (metadata.ts). */
+  get lineage(): string { return typeof this.checkpoint.lineage === "string" ? this.checkpoint.lineage : ""; }
+
   /** Uids of the operators whose state the checkpoint holds (operator state or keyed state). */
   operatorUids(): string[] {
     return [...new Set([...this.operatorStates.keys(), ...this.keyed.keys()])].sort();

@@ -21,7 +21,8 @@ export type JobLogKind = (typeof JobLogKind)[keyof typeof JobLogKind];
 
 export type JobLogRecord =
   | { kind: "lease"; leader: string; epoch: number; released?: boolean }
-  | { kind: "deploy"; leader: string; epoch: number; restoreId?: number; assignment: Record<string, string[]> }
+  /** `lineage`: the run's (runtime/checkpoint/metadata.ts), which a takeover continues; absent in records of earlier versions. */
+  | { kind: "deploy"; leader: string; epoch: number; restoreId?: number; lineage?: string; assignment: Record<string, string[]> }
   | { kind: "commit"; leader: string; epoch: number; checkpointId: number }
   /** The job ended (a bounded job finished, `weir stop`, a failure): workers started before it end too. */
   | { kind: "end"; leader: string; epoch: number; state: "finished" | "stopped" | "cancelled" | "failed"; failure?: string };
@@ -30,7 +31,7 @@ const Fenced = { leader: t.string, epoch: NonNegativeInt };
 const LeaseCodec = t.intersection([t.type({ kind: t.literal("lease"), ...Fenced }), t.partial({ released: t.boolean })]);
 const DeployCodec = t.intersection([
   t.type({ kind: t.literal("deploy"), ...Fenced, assignment: t.record(t.string, t.array(t.string)) }),
-  t.partial({ restoreId: NonNegativeInt }),
+  t.partial({ restoreId: NonNegativeInt, lineage: t.string }),
 ]);
 const CommitCodec = t.type({ kind: t.literal("commit"), ...Fenced, checkpointId: NonNegativeInt });
 const EndCodec = t.intersection([

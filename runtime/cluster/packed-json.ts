@@ -15,7 +15,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 
 /** Message templates with their values left out, rarest first. */
 const TEMPLATES = [
-  '{"kind":"deploy","leader":"","subtasks":[""],"restoreId":null,"parallelism":null,"clockMs":null}',
+  '{"kind":"deploy","leader":"","subtasks":[""],"restoreId":null,"lineage":"","parallelism":null,"clockMs":null}',
   '{"kind":"run","sources":true}{"kind":"stop-sources"}{"kind":"release"}{"kind":"cancel"}{"kind":"regrant"}{"kind":"refuse","reason":""}{"kind":"advance-clock","toMs":}',
   '{"kind":"fail","subtask":"","reason":""}{"kind":"failed","error":""}{"kind":"finished"}{"kind":"input-finished"}{"kind":"dirty-budget"}{"kind":"reconnected"}',
   '{"kind":"decline","reason":""}{"kind":"abort","checkpointId":}',
@@ -32,8 +32,9 @@ const DICTIONARY = Buffer.from(TEMPLATES.join(""));
 /**
  * The first byte of every packed message: one up with each change of TEMPLATES or of the messages' shapes
  * (0x7b, "{", is plain JSON's). 2: a worker's acknowledgements and triggers per checkpoint, not per subtask.
+ * 4 (3 is PACKED_AGAINST): the deploy command's lineage.
  */
-const PACKED_VERSION = 0x02;
+const PACKED_VERSION = 0x04;
 
 /**
  * The first byte of a message packed against a reference (packJsonAgainst): the dictionary is TEMPLATES

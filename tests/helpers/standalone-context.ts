@@ -40,7 +40,7 @@ export function standaloneContext(options: StandaloneOptions): StandaloneContext
     parallelism: options.parallelism ?? 1,
     ...(options.attempt !== undefined ? { attempt: options.attempt } : {}),
     nc: options.nc,
-    deadLetters: publisher.forSubtask(),
+    deadLetters: publisher.forSubtask(""),
     log,
     restoredState: options.restoredState,
     checkpointing: options.checkpointing ?? false,
