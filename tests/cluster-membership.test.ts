@@ -221,7 +221,7 @@ s("most heartbeats are packed against the last full one, a fraction of its size,
     }
     const first = beats.slice(0, 12);
     const against = first.filter((b) => b[0] === 0x03);
-    const full = first.filter((b) => b[0] === 0x02);
+    const full = first.filter((b) => b[0] === 0x04); // PACKED_VERSION (packed-json.ts)
     assert.ok(against.length >= 8, `${against.length} of 12 packed against a reference`);
     assert.ok(full.length >= 1 && full.length + against.length === 12, `${full.length} full`);
     const shortestFull = Math.min(...full.map((b) => b.length));
