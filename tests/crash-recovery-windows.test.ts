@@ -9,8 +9,11 @@ import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { runJob } from "./helpers/crash.ts";
 import type { WindowCount } from "./fixtures/jobs/timers.ts";
+import { faultRounds } from "./helpers/fault-rounds.ts";
 
 const crash = suite("crash recovery, windows");
+/** Runs per backend, each SIGKILLed after a checkpoint of its own (npm run faults: more). */
+const RUNS = faultRounds(4);
 const nats = withServer(crash);
 
 const WINDOWS_JOB = "tests/fixtures/jobs/timers.ts";
@@ -30,13 +33,13 @@ for (const backend of ["jetstream-kv", "heap"]) {
       // the chunk's last window open (the watermark stops 1 ms short of its end), so every later run
       // starts with windows only a restored timer fires. The final run is bounded: it ends its input with
       // the final watermark, which fires every window.
-      const events = Array.from({ length: 30_000 }, (_, i) => ({ k: `k${Math.floor((i % 1000) / 16)}`, ts: i }));
+      const events = Array.from({ length: 5000 * RUNS }, (_, i) => ({ k: `k${Math.floor((i % 1000) / 16)}`, ts: i }));
       const env = { TIMERS_PREFIX: P, TIMERS_BACKEND: backend, TIMERS_CHECKPOINT_MS: "150" };
       let seed = backend.length + 7;
       const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
       let kills = 0;
       const restoredFrom = new Set<number>();
-      const runs = 6;
+      const runs = RUNS;
       const chunk = events.length / runs;
       for (let i = 0; i < runs; i++) {
         // One subject per source subtask, in timestamp order: no reading is ever late.

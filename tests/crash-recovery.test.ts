@@ -12,7 +12,7 @@ import { faultRounds } from "./helpers/fault-rounds.ts";
 
 const crash = suite("crash recovery");
 /** Runs per backend, every other one killed once part of its input is committed (npm run faults: more). */
-const RUNS = faultRounds(6);
+const RUNS = faultRounds(4);
 const nats = withServer(crash);
 
 const JOB = "tests/fixtures/jobs/exactly-once-counts.ts";

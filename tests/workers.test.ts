@@ -41,7 +41,7 @@ async function withInput(body: (run: Run) => Promise<void>): Promise<void> {
 
 
 /** Workers SIGKILLed in the first test, every third the leader (npm run faults: more). */
-const KILLS = faultRounds(6);
+const KILLS = faultRounds(4);
 
 workers(`SIGKILL of random workers, the leader among them, ${KILLS} times: output exact`, () => withInput(async ({ nc, procs, stopInput }) => {
   procs.push(start(nats.url), start(nats.url));
@@ -250,9 +250,9 @@ workers("event-time windows on two workers, one SIGKILLed after a checkpoint eac
     // window together, chunks ending on window boundaries. Each round's pair runs unbounded, so a kill
     // always lands mid-run (a bounded round could end before its first checkpoint: CI once saw one kill in
     // four rounds); the survivor goes on alone and `weir stop` ends it. A last bounded run reads the rest.
-    const events = Array.from({ length: 24_000 }, (_, i) => ({ k: `k${Math.floor((i % 1000) / 16)}`, ts: i }));
+    const rounds = faultRounds(2);
+    const events = Array.from({ length: 6000 * rounds }, (_, i) => ({ k: `k${Math.floor((i % 1000) / 16)}`, ts: i }));
     const env = { TIMERS_PREFIX: "WW", TIMERS_CHECKPOINT_MS: "150" };
-    const rounds = 4;
     for (let r = 0; r < rounds; r++) {
       const chunk = events.slice((r * events.length) / rounds, ((r + 1) * events.length) / rounds);
       await publishAll(nc, chunk.map((e) => [`www.${e.ts % 2 ? "a" : "b"}`, e] as [string, unknown]));
