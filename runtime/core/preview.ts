@@ -59,3 +59,11 @@ export function preview(value: unknown, max = 80): string {
   const text = out.join("");
   return complete && text.length <= max ? text : `${text.slice(0, max)}…`;
 }
+
+/**
+ * A wrong argument as the user wrote it, for "got ..." in messages: a string quoted (so "10" does not read
+ * as the number 10), a number as it is (NaN and Infinity too, which preview shows as JSON's null).
+ */
+export function asGiven(v: unknown): string {
+  return typeof v === "number" ? String(v) : typeof v === "string" ? JSON.stringify(v) : preview(v);
+}

@@ -8,6 +8,7 @@ import { ErrorCode, WeirError } from "../core/errors.ts";
 import { assignedSplits, IndexCursor, type LegacyState } from "./index-splits.ts";
 import * as t from "io-ts";
 import { decodeOptions } from "../core/validation.ts";
+import { asGiven } from "../core/preview.ts";
 
 // Values are checked below with messages of their own; this refuses unknown keys.
 const Options = t.intersection([t.type({ make: t.unknown }), t.partial({ count: t.unknown, ratePerSec: t.unknown })]);
@@ -26,18 +27,15 @@ const legacy: LegacyState = (s, _k, p) => {
   return typeof next === "number" ? [next, p] : undefined;
 };
 
-/** A wrong value as the user wrote it: a string quoted, so that "10" does not read as the number 10. */
-const shown = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v));
-
 export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   if (typeof options?.make !== "function") throw new WeirError(ErrorCode.InvalidOption, "Sources.generator: `make` must be a function (index) => record");
   decodeOptions(Options, options, "Sources.generator", "Sources.generator options");
   // A safe integer: past 2^53 the indexes no longer count up one by one (the source would never reach its end).
   if (options.count !== undefined && !(Number.isSafeInteger(options.count) && options.count >= 0)) {
-    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer up to ${Number.MAX_SAFE_INTEGER}, got ${shown(options.count)}`);
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: count must be a non-negative integer up to ${Number.MAX_SAFE_INTEGER}, got ${asGiven(options.count)}`);
   }
   if (options.ratePerSec !== undefined && !(typeof options.ratePerSec === "number" && Number.isFinite(options.ratePerSec) && options.ratePerSec > 0)) {
-    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: ratePerSec must be a finite positive number (records per second), got ${shown(options.ratePerSec)}`);
+    throw new WeirError(ErrorCode.InvalidOption, `Sources.generator: ratePerSec must be a finite positive number (records per second), got ${asGiven(options.ratePerSec)}`);
   }
   return {
     kind: "generator",

@@ -44,6 +44,7 @@ export interface BacklogHost extends KeyedCallbacks {
   readonly timers: InternalTimerService;
   /** How log lines name the subtask. */
   readonly where: string;
+  /** The operator closed (cancelled, failed): a batch key's timers stop firing (batch-key.ts). */
   readonly closed: boolean;
   readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown> | undefined;
   readonly sortedKeyFold?: SortedKeyFold<unknown> | undefined;

@@ -3,11 +3,11 @@
 // watermark reaches end − 1; processing-time windows (assigned by the clock when a record arrives) when
 // the clock does (window-time.ts).
 
-import { preview } from "../../core/preview.ts";
+import { asGiven } from "../../core/preview.ts";
 import { isPositiveInt } from "../../core/validation.ts";
 
 /** A wrong argument as given: `"1000"` (a string) must not read as the number it looks like. */
-const shown = (v: unknown): string => typeof v === "number" ? String(v) : typeof v === "string" ? `${JSON.stringify(v)} (a string)` : preview(v);
+const shown = (v: unknown): string => `${asGiven(v)}${typeof v === "string" ? " (a string)" : ""}`;
 
 export interface TimeWindow {
   readonly start: number;
