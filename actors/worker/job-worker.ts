@@ -66,9 +66,9 @@ export class JobWorker {
   private readonly started = Date.now();
   /** Changes when this worker was declared gone and comes back: the leader tells incarnations apart by it. */
   private incarnation = Date.now();
-  /** The epoch this worker last came back from as a new incarnation (see renew); the latest deployment that left it out while it ran nothing (a spare). */
+  /** The epoch this worker last came back from as a new incarnation (see renew). */
   private renewedAfter: number | undefined;
-  private spareIn: number | undefined;
+  private spareIn: number | undefined; // the latest deployment that left it out while it ran nothing (a spare)
   private readonly say: LogFn;
   private settle!: { resolve: (r: JobResult) => void; reject: (e: unknown) => void };
   private readonly done: Promise<JobResult>;
