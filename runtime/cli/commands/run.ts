@@ -24,6 +24,7 @@ import type { SnapshotStream } from "../dashboard/events.ts";
 import { storedCheckpoints } from "../dashboard/history.ts";
 import { wholeJobViews } from "../dashboard/nats-source.ts";
 import { describeMode, fetchStatus } from "./control.ts";
+import { SignalRoute } from "../signal-route.ts";
 
 export interface RunFlags {
   readonly nats?: string;
@@ -45,17 +46,14 @@ export interface RunFlags {
 
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
   // Until the job's own handlers are in place (runJob): a signal while the job file loads ends with one line.
-  const early = (sig: string) => {
+  const signals = new SignalRoute((sig) => {
     process.stderr.write(`weir: stopped by ${sig} before the job started\n`);
     process.exit(130);
-  };
-  process.once("SIGINT", early);
-  process.once("SIGTERM", early);
+  });
   try {
-    return await prepareAndRun(path, flags, () => { process.off("SIGINT", early); process.off("SIGTERM", early); });
+    return await prepareAndRun(path, flags, signals);
   } finally {
-    process.off("SIGINT", early);
-    process.off("SIGTERM", early);
+    signals.close();
   }
 }
 
@@ -74,8 +72,8 @@ function namingFlags(e: unknown, overrides: Partial<JobOptions>): unknown {
   return flags.length === 0 ? e : new WeirError(e.code, `${e.message} (given by weir run ${flags.join(" ")})`, { cause: e });
 }
 
-/** `started`: runJob takes the signals over from here. */
-async function prepareAndRun(path: string, flags: RunFlags, started: () => void): Promise<number> {
+/** `signals`: runJob routes them to its own handlers. */
+async function prepareAndRun(path: string, flags: RunFlags, signals: SignalRoute): Promise<number> {
   const job = await loadJob(path);
   const overrides: Partial<JobOptions> = {
     ...(flags.natsReplicas !== undefined ? { natsReplicas: flags.natsReplicas } : {}),
@@ -126,8 +124,7 @@ async function prepareAndRun(path: string, flags: RunFlags, started: () => void)
   process.on("unhandledRejection", onRejection);
   process.on("uncaughtException", onException);
   try {
-    started();
-    return await runJob(env, flags, logger, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard, health: health! } : undefined, run);
+    return await runJob(env, flags, logger, signals, http && metrics && served && dashboard ? { http, metrics, served, pending, dashboard, health: health! } : undefined, run);
   } catch (e) {
     // Off a terminal, a failure of the running job with its cause chain for the log collector; main.ts then
     // prints its one line (alone when the job never started: a bad setting, an unreachable server).
@@ -152,7 +149,7 @@ interface Serving {
 }
 
 /** `worker`: set once the job started (this process's worker id, for the log lines about its end). */
-async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, serving: Serving | undefined, run: { worker?: string }): Promise<number> {
+async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, signals: SignalRoute, serving: Serving | undefined, run: { worker?: string }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   // The run this process belongs to began with its supervisor (`--workers N`), else with this process.
   // A signal while the job is still starting (its first deployment may wait for a stream, retrying) ends
@@ -165,8 +162,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     logger.command(`${sig}: stopping ${env.options.name} before it started`);
     closing = env.close();
   };
-  process.on("SIGINT", beforeStart);
-  process.on("SIGTERM", beforeStart);
+  signals.route(beforeStart);
   let client: Awaited<ReturnType<StreamEnvironment["executeAsWorker"]>> | undefined;
   // /metrics and the dashboard show the job from its worker's creation on, while it still starts (its first
   // deployment may wait and retry), and the line saying where they are is printed then.
@@ -183,9 +179,6 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve, stopEndsJob: process.env[SUPERVISED_ENV] === "1" });
   } catch (e) {
     if (!closing) throw e;
-  } finally {
-    process.off("SIGINT", beforeStart);
-    process.off("SIGTERM", beforeStart);
   }
   if (closing || client === undefined) {
     await closing;
@@ -204,10 +197,10 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     logger.command(`running ${client.jobName} (parallelism ${env.options.reactive ? `auto, ${client.status().parallelism} now` : env.options.parallelism}, state ${env.options.stateBackend}), mode ${describeMode(client.status()) ?? env.options.mode}`, { worker: client.workerId });
     progress.start();
   }
-  let signals = 0;
+  let signalsSeen = 0;
   const onSignal = (sig: string) => {
-    signals++;
-    if (signals === 1) {
+    signalsSeen++;
+    if (signalsSeen === 1) {
       if (!logger.json) process.stderr.write("\n");
       logger.command(`${sig}: stopping ${client.jobName} gracefully (again to cancel)`, { worker: client.workerId });
       // The job's end (a failure after the stop included) is reported by client.result() below.
@@ -227,8 +220,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     } else client.cancel().catch(() => {});
     logger.flush();
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  signals.route(onSignal);
   // Started by `weir run --workers N`: its end (stdin closes) ends this worker too, gracefully if it can.
   if (process.env[SUPERVISED_ENV] === "1") {
     process.stdin.on("end", () => { onSignal("supervisor gone"); setTimeout(() => process.exit(1), 10_000).unref(); });
@@ -239,8 +231,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     result = await client.result();
   } finally {
     progress.stop();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    signals.close();
     await serving?.dashboard.close(); // with the job's final state; before the connection its checkpoint history reads goes
     await env.close();
   }
