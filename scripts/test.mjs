@@ -38,6 +38,19 @@ function run(cmd, args, timeoutMs) {
 let passed = 0;
 let failed = 0;
 const failures = [];
+/** Per failed file, the lines that say what failed: CI shows only the head and the tail of a long log. */
+const digests = [];
+const DIGEST_LINES = 30;
+
+function digestOf(rel, out) {
+  const lines = out.split("\n");
+  const picked = [];
+  lines.forEach((l, i) => {
+    if (/^\s*FAIL\s/.test(l)) picked.push(l.trim(), ...lines.slice(i + 1, i + 3).map((x) => `  ${x.trim()}`));
+    else if (/stalled:|\[timed out after/.test(l)) picked.push(l.trim());
+  });
+  return [`${rel}:`, ...picked.slice(0, DIGEST_LINES).map((l) => `  ${l}`)].join("\n");
+}
 
 const tc = await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit", "--pretty", "false"], 300_000);
 if (tc.code === 0 && filters.length === 0) {
@@ -73,10 +86,10 @@ async function worker() {
     const ran = Number(/Duration:\s+([\d.]+)ms/.exec(r.out)?.[1] ?? Number.NaN) / 1000;
     const lingered = wall - ran > LINGER_NOTED_S ? `, lingered ${(wall - ran).toFixed(0)}s after its tests` : "";
     console.log(`${bad ? "FAIL" : "ok  "} ${rel} (${ok}/${total}, ${wall.toFixed(1)}s${lingered})`);
-    if (bad) { failures.push(rel); console.log(r.out.split("\n").map((l) => `    ${l}`).join("\n")); }
+    if (bad) { failures.push(rel); digests.push(digestOf(rel, r.out)); console.log(r.out.split("\n").map((l) => `    ${l}`).join("\n")); }
   }
 }
 await Promise.all(Array.from({ length: concurrency }, worker));
-if (failures.length) console.log(`\nfailed: ${failures.join(", ")}`);
+if (failures.length) console.log(`\nwhat failed, in short:\n${digests.join("\n")}\n\nfailed: ${failures.join(", ")}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -9,7 +9,7 @@
 import * as t from "io-ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { outputTag, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy } from "../../mod.ts";
+import { outputTag, Sinks, Sources, StreamEnvironment, TumblingEventTimeWindows, valueState, WatermarkStrategy, type JobClient } from "../../mod.ts";
 import type { RestartableServer } from "../../runtime/nats/restartable-server.ts";
 import { idRanges } from "./streams.ts";
 import { within } from "./cli.ts";
@@ -118,6 +118,8 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
       const progressed = await waitFor(async () => (await outputs()) > before, o.waitMs);
       progressMs.push(progressed ? Date.now() - back : undefined);
       o.log(`restart ${i + 1}/${o.restarts}: ${progressed ? `new output ${Date.now() - back} ms after the server was back` : "no new output before the deadline"}; published ${publisher.published}`);
+      // A stall is rare and gone by the end of the run: what the job and the streams were doing then.
+      if (!progressed) for (const line of await stallView(nc, client.status())) o.log(`  stalled: ${line}`);
     }
     await publisher.stop();
     const published = publisher.published;
@@ -296,6 +298,18 @@ async function readBySeq<T>(nc: NatsConnection, stream: string): Promise<T[]> {
     for (const m of batch) if (m) out.push(m.json<T>());
   }
   return out;
+}
+
+/** The job's state and checkpoints, its subtasks, and the streams' leaders and consumers, at a stall. */
+async function stallView(nc: NatsConnection, s: ReturnType<JobClient["status"]>): Promise<string[]> {
+  const c = s.checkpoints;
+  const lines = [
+    `job ${s.state}, restarts ${s.restarts}${s.failure ? `, failure ${s.failure}` : ""}, recent failures ${JSON.stringify(s.failures.slice(-3))}`,
+    `checkpoints completed ${c?.completed}, aborted ${c?.aborted}, in flight ${c?.inFlight}, last completed ${JSON.stringify(c?.lastCompleted)}, last failure ${c?.lastFailure}`,
+    ...s.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} queued ${x.queuedFrames} pending ${x.pendingFrames}`),
+  ];
+  for (const stream of ["OUT", "OUTW"]) lines.push(...(await describeConsumers(nc, stream)));
+  return [...lines, ...(await describeConsumers(nc, "IN"))];
 }
 
 /** The stream's replicas (current? lag) and its consumers (where, delivered, pending, pulls waiting). */
