@@ -55,7 +55,9 @@ export async function scenarioCommand(paths: string[], flags: { verbose?: boolea
  * its file and every failure (each failed expectation, not only the first); then a summary line.
  */
 export function formatTable(results: readonly ScenarioResult[]): string {
-  const rows = results.map((r) => [r.name, LABEL[r.outcome], (r.durationMs / 1000).toFixed(1), r.reason ?? ""]);
+  // A file that did not load is named by its row and its FAIL line: its error's own "<file>: " goes.
+  const told = (r: ScenarioResult, text: string) => (r.notLoaded && text.startsWith(`${r.file}: `) ? text.slice(r.file.length + 2) : text);
+  const rows = results.map((r) => [r.name, LABEL[r.outcome], (r.durationMs / 1000).toFixed(1), told(r, r.reason ?? "")]);
   const head = ["scenario", "result", "secs", "reason"];
   const width = (i: number) => Math.max(head[i]!.length, ...rows.map((row) => row[i]!.length));
   const w = [Math.min(width(0), 56), width(1), width(2)];
@@ -70,7 +72,7 @@ export function formatTable(results: readonly ScenarioResult[]): string {
   const details = results.filter((r) => !r.ok).flatMap((r) => [
     "",
     `${LABEL[r.outcome]} ${shownPath(r.file)}${r.notLoaded ? "" : ` (${r.name})`}`,
-    ...(r.outcome === "xpass" ? [r.reason ?? ""] : r.failures).map((f) => `  ${f}`),
+    ...(r.outcome === "xpass" ? [r.reason ?? ""] : r.failures).map((f) => `  ${told(r, f)}`),
   ]);
   return [line(head), ...rows.map((row, i) => line(row, results[i]!.notLoaded)), ...details, "", summary.join(", ")].join("\n");
 }

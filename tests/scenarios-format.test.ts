@@ -238,6 +238,14 @@ f("the table has a row per scenario and a summary", () => {
   assert.is(lines[lines.length - 1], "3 scenarios: 1 passed, 1 failed, 1 expected to fail");
 });
 
+f("a file that did not load: its row and FAIL line name it, its reason says only why", () => {
+  const why = "scenarios/bad.scenario.yaml: invalid YAML: Nested mappings are not allowed in compact mappings at line 2, column 3";
+  const table = formatTable([{ file: "scenarios/bad.scenario.yaml", name: "scenarios/bad.scenario.yaml", notLoaded: true, outcome: "failed", ok: false, durationMs: 3, reason: why, failures: [why], stderr: "" }]);
+  const lines = table.split("\n");
+  assert.match(lines[1]!, /^scenarios\/bad\.scenario\.yaml\s+FAIL\s+0\.0\s+invalid YAML: Nested mappings/);
+  assert.equal(lines.slice(2, 5), ["", "FAIL scenarios/bad.scenario.yaml", "  invalid YAML: Nested mappings are not allowed in compact mappings at line 2, column 3"]);
+});
+
 f("a stream name JetStream refuses names its field, as other bad fields do (not an InvalidNameError once the steps ran)", () => {
   const why = String.raw`expected a stream name (stream names cannot contain . * > / \ or whitespace)`;
   assert.is(errorOf("job: j.ts\nsteps: []\nexpect:\n  - stream: COUNTS.x\n    count: 2"), `${FILE}: expect[0].stream: ${why}, got "COUNTS.x"`);
