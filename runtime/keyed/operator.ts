@@ -43,8 +43,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private recordsIn = 0;
   private timersFired = 0;
   private restoredTimers = { event: 0, processing: 0 };
-  /** The backend's cache hits and misses when the timers were read back at a restore (not the job's reads). */
-  private restoreReads = { hits: 0, misses: 0 };
+  /** The backend's cache hits and misses when the timers were read back at a restore (not the job's reads); undefined while it reads them. */
+  private restoreReads: { hits: number; misses: number } | undefined = { hits: 0, misses: 0 };
   /** Contexts of finished records, for the next ones (see record-context.ts). */
   private readonly freeContexts: KeyedRecordContext<unknown, unknown>[] = [];
   /**
@@ -79,6 +79,8 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     if (this.ctx.job.mode === "batch") this.backlog.begin(true);
     if (this.ctx.restoring) {
       const { operatorUid, operatorName } = this.ctx.runtime;
+      // A scrape meanwhile would count these reads, and the next one not: a counter going down at /metrics.
+      this.restoreReads = undefined;
       this.restoredTimers = await restoreTimers(this.timers, backend, operatorUid, operatorName, this.ctx.keyGroupRange);
       // The hit ratio is the job's: reading back a timer entry per key group is no miss of its records.
       const m = backend.metrics();
@@ -290,8 +292,9 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
   private stateCacheMetrics(): Record<string, number> {
     if (this.backend === undefined) return {};
     const m = this.backend.metrics();
+    const restore = this.restoreReads ?? m;
     return {
-      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits - this.restoreReads.hits, cacheMisses: m.misses - this.restoreReads.misses,
+      cacheEntries: m.cacheEntries, cacheBytes: m.cacheBytes, cacheHits: m.hits - restore.hits, cacheMisses: m.misses - restore.misses,
       dirtyEntries: m.dirtyEntries, dirtyBytes: m.dirtyBytes, cacheEvictions: m.evictions, stateFlushes: m.flushes,
       stateRemoteReads: m.remoteReads, stateRemoteWrites: m.remoteWrites, stateWritesFenced: m.writesFenced,
     };
