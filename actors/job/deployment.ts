@@ -59,6 +59,8 @@ export interface DeploymentOptions {
 export class Deployment {
   readonly subtasks: readonly SubtaskHandle[];
   private readonly local: Subtask[] = [];
+  /** Its subtasks' final figures were told (close): told twice, /metrics would count them twice. */
+  private retired = false;
   readonly attempt: string;
 
   constructor(private readonly o: DeploymentOptions) {
@@ -114,9 +116,12 @@ export class Deployment {
     await Promise.all(closed);
   }
 
-  /** `retire`: told the final figures of the local subtasks, which a new deployment replaces. */
+  /** `retire`: told the final figures of the local subtasks, which a new deployment replaces (once: a deposed leader's may be closed twice). */
   close(retire?: (ended: readonly SubtaskStatus[]) => void): void {
-    retire?.(this.local.map((s) => s.status()));
+    if (retire && !this.retired) {
+      this.retired = true;
+      retire(this.local.map((s) => s.status()));
+    }
     for (const s of this.subtasks) if (!s.isTerminal) void s.cancel();
     this.o.remote?.close();
   }

@@ -387,7 +387,7 @@ export class JobRunner {
     this.recordLastStatus();
     await this.lastStatus.flush();
     await this.coordinator?.stop();
-    this.deployment?.close();
+    this.deployment?.close(this.abandoned ? this.options.onSubtasksRetired : undefined); // deposed: its subtasks run on elsewhere, /metrics counts on
     for (const sub of this.controlSubs.splice(0)) sub.unsubscribe();
     await this.deadLetters.flush().catch(() => {});
     await flushConnection(this.nc).catch(() => {});
