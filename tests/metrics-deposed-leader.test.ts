@@ -13,7 +13,7 @@ const test = suite("metrics of a deposed leader");
 const nats = withServer(test);
 const JOB = "tests/fixtures/jobs/worker-counts.ts";
 
-/** Per-subtask counter series (`name{operator,subtask}`, the worker label left out) of one scrape; undefined if it got no answer. */
+/** Per-subtask counter series (`name{operator#subtask}`, the worker label left out) and the checkpoint counts of one scrape; undefined if it got no answer. */
 async function subtaskCounters(port: number): Promise<Map<string, number> | undefined> {
   // A frozen process does not answer: the scrape gives up rather than wait for the thaw.
   const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
@@ -26,6 +26,9 @@ async function subtaskCounters(port: number): Promise<Map<string, number> | unde
     const operator = /\boperator="([^"]*)"/.exec(m[2]!)?.[1];
     const subtask = /\bsubtask="([^"]*)"/.exec(m[2]!)?.[1];
     if (counters.has(m[1]!) && operator !== undefined && subtask !== undefined) series.set(`${m[1]}{${operator}#${subtask}}`, Number(m[3]));
+    // The leader's job-wide checkpoint counts (its coordinator is new each time the worker leads again).
+    const status = /\bstatus="([^"]*)"/.exec(m[2]!)?.[1];
+    if (m[1] === "weir_checkpoints_total" && status !== undefined) series.set(`${m[1]}{${status}}`, Number(m[3]));
   }
   return series;
 }
@@ -55,7 +58,7 @@ function watchCounters(port: number): { last(): Map<string, number>; stop(): Pro
 
 const recordsIn = (s: Map<string, number>) => [...s].filter(([k]) => k.startsWith("weir_operator_records_in_total{")).reduce((n, [, v]) => n + v, 0);
 
-test("a leader frozen past its lease, deposed, thawed and leading again: its subtasks' counters never went down", async () => {
+test("a leader frozen past its lease, deposed, thawed and leading again: its subtasks' and checkpoints' counters never went down", async () => {
   const nc = await connect({ servers: nats.url });
   const procs: WeirProcess[] = [];
   let input: ReturnType<typeof feed> | undefined;
@@ -89,7 +92,8 @@ test("a leader frozen past its lease, deposed, thawed and leading again: its sub
     const after = new Map(watch.last());
     const drops = await watch.stop();
     watch = undefined;
-    assert.equal(drops, [], "no counter of A's subtasks went down");
+    assert.equal(drops, [], "no counter of A's subtasks or checkpoints went down");
+    assert.ok(before.has("weir_checkpoints_total{completed}"), `A counted checkpoints as leader: ${[...before.keys()].join(", ")}`);
     for (const [k, v] of before) assert.ok(after.get(k)! >= v, `${k}: ${after.get(k)} at least ${v}, what it showed before the freeze`);
   } finally {
     await watch?.stop().catch(() => {});

@@ -86,8 +86,11 @@ export class MetricsRegistry {
     const c = this.counter(this.keyOf(name, s));
     // A series now reported by another worker (the job started again, or the subtask moved) counts from 0
     // there: what the last one had counted is kept even when the new figure is already higher.
+    // retire() is told subtasks only: a job-wide series (the leader's checkpoint counts, whose coordinator
+    // is new each time this worker leads again) still takes a drop as a restart.
     const worker = s.labels.worker;
-    if (!this.retiring && (s.value < c.last || (c.worker !== undefined && worker !== c.worker))) c.offset += c.last;
+    const told = this.retiring && s.labels.subtask !== undefined;
+    if (!told && (s.value < c.last || (c.worker !== undefined && worker !== c.worker))) c.offset += c.last;
     c.last = s.value;
     c.worker = worker;
     return c.offset + s.value;
