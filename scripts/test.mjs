@@ -48,7 +48,8 @@ function digestOf(rel, out) {
   const lines = out.split("\n");
   const picked = [];
   lines.forEach((l, i) => {
-    if (/^\s*FAIL\s/.test(l)) picked.push(l.trim(), ...lines.slice(i + 1, i + 3).map((x) => `  ${x.trim()}`));
+    // uvu's own line: FAIL, two spaces, the suite, the test's name in quotes (not a job's "FAIL" output).
+    if (/^\s*FAIL {2}.*"$/.test(l)) picked.push(l.trim(), ...lines.slice(i + 1, i + 3).map((x) => `  ${x.trim()}`));
     else if (/stalled:|\[timed out after/.test(l)) picked.push(l.trim());
   });
   return [`${rel}:`, ...picked.slice(0, DIGEST_LINES).map((l) => `  ${l}`)].join("\n");
