@@ -130,10 +130,21 @@ workers("a spare worker (more workers than subtasks to place) counts as started 
   // The leader lists it as soon as its heartbeat comes; it starts once it reads the deployment that left
   // it out, a moment later (a SIGTERM in between stopped it "before it started").
   await spare.waitForStderr("running workers", 30_000);
-  // Ready, not "deploying" for ever: a rolling update waits for every new worker to be ready.
-  const readyz = async (proc: WeirProcess) => { const r = await fetch(`http://127.0.0.1:${ports[procs.indexOf(proc)]}/readyz`); return [r.status, await r.text()]; };
-  assert.equal(await readyz(spare), [200, "ready: job workers is running on its other workers; this worker is a spare (the job places no subtasks on it)\n"]);
-  assert.equal(await readyz(busy), [200, "ready: job workers is running\n"]);
+  // Ready, not "deploying" for ever: a rolling update waits for every new worker to be ready. Waited
+  // for: under load the third worker's arrival may restart the job a moment (503 "restarting" then).
+  const ready = async (proc: WeirProcess, text: string) => {
+    let last: unknown[] = [];
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`http://127.0.0.1:${ports[procs.indexOf(proc)]}/readyz`);
+      last = [r.status, await r.text()];
+      if (last[0] === 200 && last[1] === text) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(last, [200, text], "ready within 60 s");
+  };
+  await ready(spare, "ready: job workers is running on its other workers; this worker is a spare (the job places no subtasks on it)\n");
+  await ready(busy, "ready: job workers is running\n");
   spare.child.kill("SIGTERM");
   const exit = await within(spare.exited, 60_000);
   assert.is(exit?.code, 0, spare.stderr().slice(-600));
