@@ -11,8 +11,8 @@ import { availableParallelism } from "node:os";
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
 const fileTimeoutMs = Number(process.env.WEIR_TEST_FILE_TIMEOUT_MS ?? 480_000);
-// The files wait on processes and servers much of the time: two at a time kept two cores 60-80% busy
-// (sampled over a full run), three at a time ~92%, and the suite took 732-849 s instead of 899-995 s.
+// The files wait on processes and servers much of the time: two long ones at a time kept two cores ~60%
+// busy (sampled every 5 s), a full run three at a time ~92%, and it took 628-849 s instead of 899-995 s.
 const concurrency = Number(process.env.WEIR_TEST_CONCURRENCY ?? Math.max(1, Math.min(3, availableParallelism() + 1)));
 
 function findTests(dir) {
