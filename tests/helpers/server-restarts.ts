@@ -132,7 +132,7 @@ export async function runWithServerRestarts(o: RestartRunOptions): Promise<Resta
     await within(client.stop().catch(() => {}), o.waitMs);
     const out = await readBySeq<{ key: string; n: number; id: number }>(nc, "OUT");
     const windows = o.windows ? await checkWindows(nc, published) : undefined;
-    const subtasks = status.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`);
+    const subtasks = status.subtasks.map(describeSubtask);
     const incomplete = out.length < published || (windows !== undefined && windows.missing > 0);
     const consumers = incomplete ? await describeConsumers(nc, "IN") : undefined;
     const lost = compare(published, out);
@@ -300,16 +300,23 @@ async function readBySeq<T>(nc: NatsConnection, stream: string): Promise<T[]> {
   return out;
 }
 
+type Status = ReturnType<JobClient["status"]>;
+
+/** One subtask's figures (records, watermarks, backlog, frames, its operators'), for a diagnosis. */
+function describeSubtask(x: Status["subtasks"][number]): string {
+  return `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} wm ${x.watermark} wm-out ${x.watermarkOut} backlog ${x.isBacklog} queued ${x.queuedFrames} pending ${x.pendingFrames} ${JSON.stringify(x.operators)}`;
+}
+
 /** The job's state and checkpoints, its subtasks, and the streams' leaders and consumers, at a stall. */
-async function stallView(nc: NatsConnection, s: ReturnType<JobClient["status"]>): Promise<string[]> {
+async function stallView(nc: NatsConnection, s: Status): Promise<string[]> {
   const c = s.checkpoints;
   const lines = [
     `job ${s.state}, restarts ${s.restarts}${s.failure ? `, failure ${s.failure}` : ""}, recent failures ${JSON.stringify(s.failures.slice(-3))}`,
     `checkpoints completed ${c?.completed}, aborted ${c?.aborted}, in flight ${c?.inFlight}, last completed ${JSON.stringify(c?.lastCompleted)}, last failure ${c?.lastFailure}`,
-    ...s.subtasks.map((x) => `${x.name}#${x.index} ${x.state}: in ${x.recordsIn} out ${x.recordsOut} queued ${x.queuedFrames} pending ${x.pendingFrames}`),
+    ...s.subtasks.map(describeSubtask),
   ];
-  for (const stream of ["OUT", "OUTW"]) lines.push(...(await describeConsumers(nc, stream)));
-  return [...lines, ...(await describeConsumers(nc, "IN"))];
+  for (const stream of ["OUT", "OUTW", "IN"]) lines.push(...(await describeConsumers(nc, stream)));
+  return lines;
 }
 
 /** The stream's replicas (current? lag) and its consumers (where, delivered, pending, pulls waiting). */
