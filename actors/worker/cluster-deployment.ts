@@ -40,6 +40,7 @@ export class ClusterDeployer {
   private previous = new Map<string, string>();
   private lastAssignment: ReadonlyMap<string, readonly string[]> = new Map();
   private lastWorkers: readonly string[] = [];
+  private lastVertices: ReadonlyArray<{ uid: string; name: string; parallelism: number }> = [];
 
   constructor(private readonly o: ClusterDeploymentOptions) {}
 
@@ -48,15 +49,29 @@ export class ClusterDeployer {
   /** The workers the current deployment was placed over (some may run nothing). */
   get placedOver(): readonly string[] { return this.lastWorkers; }
 
+  /** Whether the current deployment placed over `workers` would leave every subtask where it runs (only spares differ). */
+  placesAsNow(workers: readonly string[]): boolean {
+    if (this.lastVertices.length === 0) return false;
+    const placed = [...placeSubtasks(this.lastVertices, this.withSelf(workers), this.previous)].filter(([, ids]) => ids.length > 0);
+    return placed.length === this.lastAssignment.size && placed.every(([w, ids]) => ids.join(",") === this.lastAssignment.get(w)?.join(","));
+  }
+
+  /** The current deployment counts as placed over `workers` now (placesAsNow said no subtask moves). */
+  adoptWorkers(workers: readonly string[]): void { this.lastWorkers = this.withSelf(workers); }
+
+  private withSelf(workers: readonly string[]): string[] { return [...new Set([this.o.workerId, ...workers])].sort(); }
+
   async deploy(request: DeployRequest): Promise<RemotePart> {
     const { graph, events, restoreId, lineage } = request;
-    const workers = [...new Set([this.o.workerId, ...this.o.workers()])].sort();
-    const placed = placeSubtasks(graph.vertices.map((v) => ({ uid: v.uid, name: v.name, parallelism: v.parallelism })), workers, this.previous);
+    const workers = this.withSelf(this.o.workers());
+    const vertices = graph.vertices.map((v) => ({ uid: v.uid, name: v.name, parallelism: v.parallelism }));
+    const placed = placeSubtasks(vertices, workers, this.previous);
     const assignment: Record<string, string[]> = Object.fromEntries([...placed].filter(([, ids]) => ids.length > 0));
     const epoch = await this.o.record(assignment, restoreId, lineage);
     this.previous = new Map(Object.entries(assignment).flatMap(([w, ids]) => ids.map((id) => [id, w] as const)));
     this.lastAssignment = new Map(Object.entries(assignment));
     this.lastWorkers = workers;
+    this.lastVertices = vertices;
     const local = new Set(assignment[this.o.workerId] ?? []);
     const remoteWorkers = new Map<string, RemoteWorker>();
     const handles = new Map<string, RemoteSubtask>();

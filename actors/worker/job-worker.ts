@@ -146,6 +146,7 @@ export class JobWorker {
       onConnectionLost: () => this.fence.void(),
       ...(this.options.onSubtasksRetired ? { onRetired: this.options.onSubtasksRetired } : {}),
       onRefusedJob: (reason) => { if (!this.leading) this.endWith({ state: "failed", failure: `the job's leader gives this worker no subtasks: it runs ${reason}; run every worker of job ${this.job.name} from the same job file and options` }); },
+      onSpare: (epoch) => { if (!this.leading && epoch > this.host.currentEpoch) { this.joinedLiveRun = true; this.supersede(epoch); this.ready.resolve(); } }, // as a deployment that left it out
     });
     this.host.start();
     this.endedSub = this.nc.subscribe(this.names.ended, { callback: (err, msg) => { if (!err) this.onJobEnded(msg.data); } });
@@ -259,9 +260,7 @@ export class JobWorker {
     this.incarnation = Date.now();
   }
 
-  private leaderIsFresh(): boolean {
-    return this.isLeader || performance.now() - this.leaderSeenAt <= this.job.heartbeatTimeoutMs;
-  }
+  private leaderIsFresh(): boolean { return this.isLeader || performance.now() - this.leaderSeenAt <= this.job.heartbeatTimeoutMs; }
 
   /** Followers: no word from the leader for a lease → stop writing; a leader gone for good → take over. */
   private watchLeader(): void {

@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JobNames } from "../../runtime/core/names.ts";
 import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
-import { ErrorCode, WeirError } from "../../runtime/core/errors.ts";
+import { ErrorCode, WeirError, messageOf } from "../../runtime/core/errors.ts";
 import type { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { MembershipView, type MemberView } from "../../runtime/cluster/membership.ts";
 import { identityDifference, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
@@ -22,6 +22,9 @@ import { carriedHistory, previousStatus, type Takeover } from "./takeover-histor
 export const STABILIZATION_MS = 1000;
 /** `weir status` keeps the last rebalances. */
 const MAX_REBALANCES = 20;
+/** A spare's notice (keepPlacement) is asked this many times, each waiting this long for the reply. */
+const SPARE_NOTICE_ATTEMPTS = 3;
+const SPARE_NOTICE_TIMEOUT_MS = 5000;
 /** A new leader waits this long for the heartbeats of workers already there (a heartbeat and a margin). */
 const FIRST_PLACEMENT_WAIT_MS = 700;
 
@@ -178,6 +181,32 @@ export class LeaderSide {
     this.o.log(`carrying on the job's history: ${h.restarts} restart(s) so far; ${h.cause}`);
   }
 
+  /**
+   * Spares joined or left (workers beyond those the job places on): no subtask would move, so the job runs
+   * on as deployed, without the checkpoint and restart of a rebalance (as Flink's standby TaskManagers).
+   * New spares are told, as a deployment leaving them out would have told them (job-worker.ts).
+   */
+  private keepPlacement(wanted: readonly string[]): void {
+    const before = new Set(this.deployer.placedOver);
+    this.deployer.adoptWorkers(wanted);
+    this.o.log(`${this.pendingCauses.join("; ")}: no subtask moves (the job places on ${this.deployer.assignment.size} worker(s)), so it runs on in epoch ${this.currentEpoch} without a rebalance`);
+    this.pendingCauses = [];
+    for (const w of wanted) if (!before.has(w) && !this.deployer.assignment.has(w)) void this.tellSpare(w);
+  }
+
+  private async tellSpare(worker: string): Promise<void> {
+    const spare: WorkerCommand = { kind: "spare", epoch: this.currentEpoch };
+    for (let attempt = 1; attempt <= SPARE_NOTICE_ATTEMPTS; attempt++) {
+      try {
+        await this.o.nc.request(this.o.names.workerCommands(worker), encodeCommand(spare), { timeout: SPARE_NOTICE_TIMEOUT_MS });
+        return;
+      } catch (e) {
+        if (this.o.nc.isClosed()) return;
+        if (attempt === SPARE_NOTICE_ATTEMPTS) this.o.log(`worker ${worker} was not told that it is a spare: ${messageOf(e)}`);
+      }
+    }
+  }
+
   private onWorkerGone(id: string, reason: string): void {
     if (id === this.o.workerId) return;
     const placed = this.deployer.assignment.get(id)?.length ?? 0;
@@ -203,6 +232,8 @@ export class LeaderSide {
     const wanted = this.members();
     if (wanted.join(",") === this.deployer.placedOver.join(",")) { this.pendingCauses = []; return; }
     const state = this.runner.state;
+    // With "auto" parallelism every join or leave resizes the job (until maxParallelism): no such shortcut.
+    if (state === "running" && !this.o.job.reactive && this.deployer.placesAsNow(wanted)) { this.keepPlacement(wanted); return; }
     if (state === "running") { void this.runner.rescale(this.pendingCauses.join("; ")); return; }
     // Deploying or restarting: that deployment may already include them; look again in a moment.
     if (state === "deploying" || state === "restarting" || state === "failing" || state === "created") {

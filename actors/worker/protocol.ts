@@ -22,6 +22,7 @@ export const WorkerCommandKind = {
   Fail: "fail",
   Regrant: "regrant",
   Refuse: "refuse",
+  Spare: "spare",
   AdvanceClock: "advance-clock",
 } as const;
 
@@ -47,6 +48,8 @@ export const WorkerCommand = t.union([
   t.type({ kind: t.literal("regrant"), ...epoch }),
   /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
   t.type({ kind: t.literal("refuse"), ...epoch, reason: t.string }),
+  /** The job runs on, as deployed in `epoch`, on the other workers: this one joined it as a spare (no subtasks). */
+  t.type({ kind: t.literal("spare"), ...epoch }),
   /** A manual clock (`weir advance-clock`): processing time moves on to `toMs` here too; replies once its due timers were handed over. */
   t.type({ kind: t.literal("advance-clock"), ...epoch, toMs: t.number }),
 ], "WorkerCommand");

@@ -47,6 +47,8 @@ export interface WorkerHostOptions {
   readonly onDeployed?: () => void;
   /** The leader gives this worker no subtasks: it runs another job graph or other options (`reason`). */
   readonly onRefusedJob?: (reason: string) => void;
+  /** The leader keeps the job running as deployed in `epoch`, without subtasks on this worker (a spare). */
+  readonly onSpare?: (epoch: number) => void;
   /** The NATS connection went down or came back (after having been down). */
   readonly onConnectionLost?: () => void;
   /** The final figures of subtasks a new deployment replaces, or that stop when this worker leads (JobRunnerOptions.onSubtasksRetired). */
@@ -173,6 +175,7 @@ export class WorkerHost {
   private async handle(c: WorkerCommand): Promise<CommandReply> {
     if (c.kind === "deploy") return this.deploy(c);
     if (c.kind === "refuse") { this.o.onRefusedJob?.(c.reason); return { ok: true }; }
+    if (c.kind === "spare") { this.o.onSpare?.(c.epoch); return { ok: true }; }
     if (c.epoch !== this.epoch) return { ok: false, error: `worker ${this.o.workerId} runs epoch ${this.epoch}, not ${c.epoch}` };
     if (!this.o.mayAct(c.epoch)) {
       const error = `worker ${this.o.workerId} is fenced off epoch ${c.epoch}`;
