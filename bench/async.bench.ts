@@ -82,12 +82,15 @@ async function asyncOverMap(ctx: BenchContext, records: number, keys: number): P
  * over a JS Map, called per record with one `then` (for its failure) and nothing else: no key order, no
  * in-flight limit, no state API, nothing waits for it (a process function after an identity map on the
  * keyed exchange's output: the same source, exchange and sink as the other jobs). It checks that every
- * record was counted: the job's end comes after the last microtask.
+ * call finished by the job's end (not the counts: without key order, two records of a key in flight at
+ * once lose an update, ~800 in 1M here).
  */
 async function asyncFloor(ctx: BenchContext, records: number, keys: number): Promise<number> {
   const env = StreamEnvironment.create({ name: "async-floor", nats: ctx.url, parallelism: 2, mode: "streaming", stateBackend: "heap" }, { log: () => {} });
   const counts = new Map<string, number>(); // shared by both subtasks: keys are disjoint
   let failure: unknown;
+  let finished = 0;
+  const done = (): void => { finished++; };
   const failed = (e: unknown): void => { failure ??= e; };
   const countOne = async (e: Ev, c: { collect(n: number): void }): Promise<void> => {
     const n = ((await counts.get(e.k)) ?? 0) + 1;
@@ -97,12 +100,10 @@ async function asyncFloor(ctx: BenchContext, records: number, keys: number): Pro
   env.fromSource(Sources.generator({ count: records, make: (i): Ev => ({ k: `key-${(i * 7919) % keys}`, ts: 0 }) }))
     .keyBy((e) => e.k)
     .map((e) => e)
-    .process({ processElement(e, c) { countOne(e, c).then(undefined, failed); } })
+    .process({ processElement(e, c) { countOne(e, c).then(done, failed); } })
     .sinkTo(discard());
   const r = await timedRate(env, records);
-  let counted = 0;
-  for (const n of counts.values()) counted += n;
-  if (failure !== undefined || counted !== records) throw new Error(`async floor: counted ${counted} of ${records} records`, { cause: failure });
+  if (failure !== undefined || finished !== records) throw new Error(`async floor: ${finished} of ${records} calls finished`, { cause: failure });
   return r;
 }
 
