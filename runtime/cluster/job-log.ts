@@ -150,6 +150,13 @@ export class JobLog {
     return { stop: () => sub.unsubscribe(), ready: flushConnection(this.nc) };
   }
 
+  /** Calls `back` each time this connection comes back after a disconnect (records meanwhile went unseen). */
+  watchReconnects(back: () => void): { stop(): void } {
+    const status = this.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
+    void (async () => { for await (const s of status) if (s.type === "reconnect") back(); })().catch(() => {});
+    return { stop: () => status.stop?.() };
+  }
+
   private decode(value: unknown, what: string): JobLogRecord {
     return decodeOrThrow(JobLogRecordCodec, value, `job log ${this.names.logStream} ${what}`, ErrorCode.Transport) satisfies JobLogRecord;
   }

@@ -7,6 +7,12 @@
 // a margin, which is before any other worker (which saw that append after it was sent) may take over.
 // Past that deadline it does not act, but it is deposed only once another worker appended: a renewal
 // expecting its own last record still wins when nobody did (a slow server must not end a lone leader).
+// Silence a worker could not observe is no sign of the leader's death: while this worker's connection was
+// down, or the log could not be read (a restarted server's JetStream recovering), the leader could not
+// renew either. So the lease runs a whole term again from when this worker observes the log again, and
+// for that long a leader "gone" (no responders: not re-subscribed yet) proves nothing. Otherwise a
+// follower whose clock ran through the outage raced the leader for the lease as the log came back
+// (tests/workers-disconnect, once in a full `npm test`).
 
 import * as t from "io-ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -68,6 +74,11 @@ export class LeaderLease {
   /** The leader leaderGone() was told of, until a record of its own shows it alive. */
   private goneLeader: string | undefined;
   private winning: LeaseWon | undefined;
+  /** When this worker last began observing the log again (its connection back, or a read after failed ones). */
+  private observingSince = Number.NEGATIVE_INFINITY;
+  /** The last read of the log failed. */
+  private logUnreadable = false;
+  private reconnects: { stop(): void } | undefined;
   /** How this worker last won the lease. */
   won: LeaseWon | undefined;
 
@@ -88,6 +99,7 @@ export class LeaderLease {
     this.stopped = false;
     this.lastChangeAt = this.now();
     this.watcher = this.log.watch((record, seq) => this.noteRecord(record, seq));
+    this.reconnects = this.log.watchReconnects(() => this.observingAgain());
     this.schedule(0);
   }
 
@@ -97,6 +109,7 @@ export class LeaderLease {
     this.stopped = true;
     clearTimeout(this.timer);
     this.watcher?.stop();
+    this.reconnects?.stop();
     if (options.release !== false && this.isLeader) {
       await this.enqueue(() => this.fencedAppend({ kind: "lease", leader: this.workerId, epoch: this.seenEpoch, released: true }, false)).catch(() => {});
     } else {
@@ -133,7 +146,7 @@ export class LeaderLease {
    * but its lease.
    */
   leaderGone(leader: string): void {
-    if (this.stopped || this.held || this.seenLeader !== leader) return;
+    if (this.stopped || this.held || this.seenLeader !== leader || this.now() - this.observingSince < this.leaseMs) return;
     this.goneLeader = leader;
     this.lastChangeAt = this.now() - this.leaseMs;
     clearTimeout(this.timer);
@@ -180,7 +193,12 @@ export class LeaderLease {
     try {
       tail = await this.log.tail();
     } catch {
+      this.logUnreadable = true;
       return; // the log is unreachable: nobody can take the lease; try again on the next tick
+    }
+    if (this.logUnreadable) {
+      this.logUnreadable = false;
+      this.observingAgain();
     }
     if (tail.record) this.noteRecord(tail.record, tail.seq);
     const pending = this.pendingTakeover;
@@ -206,6 +224,14 @@ export class LeaderLease {
     this.elected(result, sentAt, epoch);
   }
 
+  /** This worker observes the log again after a time it could not (see the top): the lease runs a whole term from now. */
+  private observingAgain(): void {
+    const now = this.now();
+    this.observingSince = now;
+    this.goneLeader = undefined;
+    if (!this.held) this.lastChangeAt = Math.max(this.lastChangeAt, now);
+  }
+
   private elected(seq: number, sentAt: number, epoch: number): void {
     this.held = { seq, sentAt };
     this.unconfirmedSince = undefined;
@@ -223,7 +249,8 @@ export class LeaderLease {
       // Unanswered for two leases (the server is away): give up this append; the lease is not lost by it
       // (only another worker's append takes it), and the next renewal tries again.
       if (this.now() - this.held.sentAt > 2 * this.leaseMs && attempt > 0) return false;
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50 * attempt, this.renewEveryMs)));
+      // At most a quarter of a renewal apart: a log back after an outage sees the leader's renewal first.
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50 * attempt, Math.max(1, Math.floor(this.renewEveryMs / 4)))));
       const sentAt = this.now();
       this.unconfirmedSince ??= sentAt;
       let result: number | "conflict" | undefined;
