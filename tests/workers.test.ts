@@ -5,14 +5,14 @@
 import { suite } from "uvu";
 import { readFileSync } from "node:fs";
 import * as assert from "uvu/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
 import { withServer } from "./helpers/nats-server.ts";
 import { createStream, publishAll, readStream } from "./helpers/streams.ts";
 import { startWeir, runWeir, eventually, within, freePort, type WeirProcess } from "./helpers/cli.ts";
 import { fetchStatus } from "../runtime/cli/commands/control.ts";
 import type { JobStatus } from "../actors/job/job-status.ts";
 import { faultRounds } from "./helpers/fault-rounds.ts";
-import { feed, reset, checkOutput, status, runningOnTwoWorkers, runningOn, stopAll, KEYS } from "./helpers/worker-counts.ts";
+import { feed, reset, checkOutput, status, runningOnTwoWorkers, runningOn, stopAll, KEYS, withInput as withFedInput, type FedRun } from "./helpers/worker-counts.ts";
 
 const workers = suite("workers");
 const nats = withServer(workers);
@@ -21,23 +21,8 @@ const TIMERS_JOB = "tests/fixtures/jobs/timers.ts";
 
 const start = (url: string, env: Record<string, string> = {}) => startWeir(["run", JOB, "--nats", url], { env });
 
-interface Run { readonly nc: NatsConnection; readonly procs: WeirProcess[]; stopInput(): Promise<number> }
-
 /** Fresh streams, input arriving in the background, and every worker process killed at the end. */
-async function withInput(body: (run: Run) => Promise<void>): Promise<void> {
-  const nc = await connect({ servers: nats.url });
-  const procs: WeirProcess[] = [];
-  let input: ReturnType<typeof feed> | undefined;
-  try {
-    await reset(nc);
-    input = feed(nc, 100);
-    await body({ nc, procs, stopInput: async () => { const total = await input!.stop(); input = undefined; return total; } });
-  } finally {
-    await input?.stop().catch(() => {});
-    await stopAll(procs);
-    await nc.close();
-  }
-}
+const withInput = (body: (run: FedRun) => Promise<void>): Promise<void> => withFedInput(nats.url, 100, body);
 
 
 /** Workers SIGKILLed in the first test, every third the leader (npm run faults: more). */

@@ -1,7 +1,7 @@
 // The workers tests' job (tests/fixtures/jobs/worker-counts.ts, job "workers"): input for it, its output
 // checked against the reference, and waits on its status. Used by tests/workers and tests/workers-cluster.
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { idRanges, readStream } from "./streams.ts";
 import { eventually, killWeir, type WeirProcess } from "./cli.ts";
@@ -143,6 +143,25 @@ export async function runningOn(nc: NatsConnection, procs: readonly WeirProcess[
 export async function stopAll(procs: Iterable<WeirProcess>): Promise<void> {
   for (const p of procs) if (p.child.exitCode === null) killWeir(p);
   await Promise.all([...procs].map((p) => p.exited));
+}
+
+/** What a test of the job gets from withInput: its connection, the worker processes it starts (killed at the end), the input's stop. */
+export interface FedRun { readonly nc: NatsConnection; readonly procs: WeirProcess[]; stopInput(): Promise<number> }
+
+/** Fresh streams, input arriving in the background (`perBatch` events a batch), and at the end every worker killed and the connection closed. */
+export async function withInput(url: string, perBatch: number, body: (run: FedRun) => Promise<void>): Promise<void> {
+  const nc = await connect({ servers: url });
+  const procs: WeirProcess[] = [];
+  let input: ReturnType<typeof feed> | undefined;
+  try {
+    await reset(nc);
+    input = feed(nc, perBatch);
+    await body({ nc, procs, stopInput: async () => { const total = await input!.stop(); input = undefined; return total; } });
+  } finally {
+    await input?.stop().catch(() => {});
+    await stopAll(procs);
+    await nc.close().catch(() => {});
+  }
 }
 
 /**
