@@ -2,8 +2,9 @@
 // and the leader could not renew on a server that was down either, so that silence is no sign of the
 // leader's death. Back first, the follower finds the leader "gone" (its ping finds no responders: the
 // leader has not re-subscribed yet) and its clock says the lease ran out; taking the lease then raced the
-// leader's renewal as the log came back (tests/workers-disconnect failed that way once). It must give the
-// leader a whole lease from its reconnect instead, and still take over once the leader stays silent.
+// leader's renewal as the log came back (tests/workers-disconnect failed that way). It must give the
+// leader the log's request timeout (a renewal sent as the server went down waits that long for an answer
+// lost with it) and a whole lease from its reconnect instead, and still take over once the leader stays silent.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -13,18 +14,19 @@ import { LeaderLease } from "../runtime/cluster/leader-lease.ts";
 import { JobNames } from "../runtime/core/names.ts";
 import { eventually } from "./helpers/cli.ts";
 
-// Longer than a restarted server's JetStream takes to answer again here (~3 s): a follower taking the lease
-// as soon as the log answers would do so well within it.
-const LEASE_MS = 10_000;
+// Together longer than a restarted server's JetStream takes to answer again here (~3 s): a follower taking
+// the lease as soon as the log answers would do so well within them.
+const LEASE_MS = 6000;
+const REQUEST_TIMEOUT_MS = 2000;
 
-test("after an outage the follower, back first and finding the leader gone, waits a whole lease before it takes over", async () => {
+test("after an outage the follower, back first and finding the leader gone, waits the log's request timeout and a whole lease before it takes over", async () => {
   const server = await RestartableServer.start();
   const ncs: NatsConnection[] = [];
   const leases: LeaderLease[] = [];
   try {
     for (let i = 0; i < 2; i++) ncs.push(await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, reconnectJitter: 0 }));
     const names = new JobNames("outage");
-    const [logA, logB] = [await JobLog.open(ncs[0]!, names), await JobLog.open(ncs[1]!, names)];
+    const [logA, logB] = [await JobLog.open(ncs[0]!, names, { timeoutMs: REQUEST_TIMEOUT_MS }), await JobLog.open(ncs[1]!, names, { timeoutMs: REQUEST_TIMEOUT_MS })];
     const a = new LeaderLease(logA, "a", { leaseMs: LEASE_MS }, { onElected: () => {}, onDeposed: () => {} });
     leases.push(a);
     a.start();
@@ -46,7 +48,8 @@ test("after an outage the follower, back first and finding the leader gone, wait
     b.leaderGone("a");
     await eventually("b takes over once a stayed silent for a lease", 60_000, async () => (electedAt !== undefined ? true : undefined));
     const waited = electedAt! - backAt;
-    assert.ok(waited >= 0.9 * LEASE_MS, `b took the lease ${Math.round(waited)} ms after it was back, not a lease (${LEASE_MS} ms) later`);
+    const due = REQUEST_TIMEOUT_MS + LEASE_MS;
+    assert.ok(waited >= 0.9 * due, `b took the lease ${Math.round(waited)} ms after it was back, not the log's request timeout and a lease (${due} ms) later`);
   } finally {
     for (const l of leases) await l.stop({ release: false }).catch(() => {});
     for (const nc of ncs) await nc.close().catch(() => {});

@@ -50,6 +50,9 @@ export interface JobLogOptions {
 }
 const JobLogOptionsCodec = t.partial({ replicas: PositiveInt, timeoutMs: PositiveInt, log: FunctionOption });
 
+/** nats.js's timeout of a JetStream request when none is given (@nats-io/jetstream, jsbaseclient_api.js). */
+const NATS_JS_DEFAULT_TIMEOUT_MS = 5000;
+
 export interface LogEntry<R extends JobLogRecord = JobLogRecord> { readonly seq: number; readonly record: R }
 
 export class JobLog {
@@ -61,6 +64,8 @@ export class JobLog {
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
     private readonly log: (line: string) => void,
+    /** How long an append or a read waits for its answer (the `timeoutMs` option, else nats.js's 5 s). */
+    readonly requestTimeoutMs: number,
   ) {}
 
   /** Creates the job's log stream unless it exists (file storage, reads served by the stream leader). */
@@ -84,7 +89,7 @@ export class JobLog {
       throw new WeirError(ErrorCode.Transport, `cannot create the job log stream ${names.logStream}: ${messageOf(e)}`, { cause: e });
     }
     const js = jetstream(nc, o.timeoutMs === undefined ? {} : { timeout: o.timeoutMs });
-    return new JobLog(nc, names, jsm, js, o.log ?? ((line) => process.stderr.write(`${line}\n`)));
+    return new JobLog(nc, names, jsm, js, o.log ?? ((line) => process.stderr.write(`${line}\n`)), o.timeoutMs ?? NATS_JS_DEFAULT_TIMEOUT_MS);
   }
 
   /** The connection is closed or draining: no append or read can succeed any more. */

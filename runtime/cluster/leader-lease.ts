@@ -9,10 +9,12 @@
 // expecting its own last record still wins when nobody did (a slow server must not end a lone leader).
 // Silence a worker could not observe is no sign of the leader's death: while this worker's connection was
 // down, or the log could not be read (a restarted server's JetStream recovering), the leader could not
-// renew either. So the lease runs a whole term again from when this worker observes the log again, and
-// for that long a leader "gone" (no responders: not re-subscribed yet) proves nothing. Otherwise a
-// follower whose clock ran through the outage raced the leader for the lease as the log came back
-// (tests/workers-disconnect, once in a full `npm test`).
+// renew either, and a renewal it sent as the server went down waits for its answer until the log's
+// request timeout. So from when this worker observes the log again, the lease runs that timeout and a whole
+// term, and for that long a leader "gone" (no responders: not re-subscribed yet) proves nothing. Otherwise
+// a follower whose clock ran through the outage took the lease as the log came back (tests/workers-
+// disconnect, twice in full `npm test` runs: once at once, once a lease after its reconnect, while the
+// leader's renewal still waited for an answer that was lost with the server).
 
 import * as t from "io-ts";
 import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
@@ -146,7 +148,7 @@ export class LeaderLease {
    * but its lease.
    */
   leaderGone(leader: string): void {
-    if (this.stopped || this.held || this.seenLeader !== leader || this.now() - this.observingSince < this.leaseMs) return;
+    if (this.stopped || this.held || this.seenLeader !== leader || this.now() - this.observingSince < this.log.requestTimeoutMs + this.leaseMs) return;
     this.goneLeader = leader;
     this.lastChangeAt = this.now() - this.leaseMs;
     clearTimeout(this.timer);
@@ -224,12 +226,12 @@ export class LeaderLease {
     this.elected(result, sentAt, epoch);
   }
 
-  /** This worker observes the log again after a time it could not (see the top): the lease runs a whole term from now. */
+  /** This worker observes the log again after a time it could not (see the top): the lease runs the log's request timeout and a whole term from now. */
   private observingAgain(): void {
     const now = this.now();
     this.observingSince = now;
     this.goneLeader = undefined;
-    if (!this.held) this.lastChangeAt = Math.max(this.lastChangeAt, now);
+    if (!this.held) this.lastChangeAt = Math.max(this.lastChangeAt, now + this.log.requestTimeoutMs);
   }
 
   private elected(seq: number, sentAt: number, epoch: number): void {
