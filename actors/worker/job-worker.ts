@@ -146,7 +146,7 @@ export class JobWorker {
       onConnectionLost: () => this.fence.void(),
       ...(this.options.onSubtasksRetired ? { onRetired: this.options.onSubtasksRetired } : {}),
       onRefusedJob: (reason) => { if (!this.leading) this.endWith({ state: "failed", failure: `the job's leader gives this worker no subtasks: it runs ${reason}; run every worker of job ${this.job.name} from the same job file and options` }); },
-      onSpare: (epoch) => { if (!this.leading && epoch > this.host.currentEpoch) { this.joinedLiveRun = true; this.supersede(epoch); this.ready.resolve(); } }, // as a deployment that left it out
+      onSpare: (epoch) => { this.joinedLiveRun = true; this.supersede(epoch); }, // as a deployment that left it out
     });
     this.host.start();
     this.endedSub = this.nc.subscribe(this.names.ended, { callback: (err, msg) => { if (!err) this.onJobEnded(msg.data); } });
@@ -166,11 +166,7 @@ export class JobWorker {
         // later deployments and ends are this worker's business (a crashed run's last record is its end).
         if (seq <= this.logSeqAtStart) return;
         this.joinedLiveRun = true;
-        if (record.kind === "deploy" && !this.leading && record.epoch > this.host.currentEpoch && !(this.id in record.assignment)) {
-          this.supersede(record.epoch);
-          // A spare worker (more workers than the job places on) has joined all the same: it runs.
-          this.ready.resolve();
-        }
+        if (record.kind === "deploy" && !(this.id in record.assignment)) this.supersede(record.epoch);
         if (record.kind === "end" && !this.leading) this.endWith(record);
       },
       // A free lease after the run's end (its `ended` message missed): end too rather than run it again.
@@ -241,10 +237,13 @@ export class JobWorker {
   }
 
   /**
-   * A deployment without this worker: what it runs belongs to an older epoch (it was cut off, or frozen,
-   * and declared gone). It stops them, and comes back as a new incarnation, which the leader places anew.
+   * A later deployment without this worker (or the leader's spare notice): what it runs belongs to an older
+   * epoch (it was cut off, or frozen, and declared gone). It stops them, and comes back as a new incarnation,
+   * which the leader places anew. A spare worker (more workers than the job places on) has joined all the same: it runs.
    */
   private supersede(epoch: number): void {
+    if (this.leading || epoch <= this.host.currentEpoch) return;
+    this.ready.resolve();
     // Its subtasks may have ended already (the leader's cancel can arrive first after a thaw): it still
     // comes back, or the leader would ignore its heartbeats for good. Once per epoch it ran: a worker
     // left out for want of subtasks is not made to rejoin over and over.
