@@ -1,7 +1,8 @@
 // `weir run --http`: a leader deposed (frozen with SIGSTOP past its lease, another worker leads meanwhile)
 // keeps counting on at /metrics. Its subtasks' counters are scraped over real HTTP from two real `weir run`
 // workers on a real nats-server while input flows: frozen, thawed, then made leader again (the other
-// leaves), the deposed worker runs the same subtasks again, and none of their counters ever went down.
+// leaves), the deposed worker runs the same subtasks again, and none of their counters ever went down,
+// nor its checkpoint duration histogram.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
@@ -29,6 +30,9 @@ async function subtaskCounters(port: number): Promise<Map<string, number> | unde
     // The leader's job-wide checkpoint counts (its coordinator is new each time the worker leads again).
     const status = /\bstatus="([^"]*)"/.exec(m[2]!)?.[1];
     if (m[1] === "weir_checkpoints_total" && status !== undefined) series.set(`${m[1]}{${status}}`, Number(m[3]));
+    // And its checkpoint duration histogram: every bucket, the sum and the count.
+    const le = /\ble="([^"]*)"/.exec(m[2]!)?.[1];
+    if (m[1]!.startsWith("weir_checkpoint_duration_seconds_")) series.set(`${m[1]}{${le ?? ""}}`, Number(m[3]));
   }
   return series;
 }
@@ -58,7 +62,7 @@ function watchCounters(port: number): { last(): Map<string, number>; stop(): Pro
 
 const recordsIn = (s: Map<string, number>) => [...s].filter(([k]) => k.startsWith("weir_operator_records_in_total{")).reduce((n, [, v]) => n + v, 0);
 
-test("a leader frozen past its lease, deposed, thawed and leading again: its subtasks' and checkpoints' counters never went down", async () => {
+test("a leader frozen past its lease, deposed, thawed and leading again: its subtasks' and checkpoints' counters and its checkpoint duration histogram never went down", async () => {
   const nc = await connect({ servers: nats.url });
   const procs: WeirProcess[] = [];
   let input: ReturnType<typeof feed> | undefined;
@@ -92,8 +96,9 @@ test("a leader frozen past its lease, deposed, thawed and leading again: its sub
     const after = new Map(watch.last());
     const drops = await watch.stop();
     watch = undefined;
-    assert.equal(drops, [], "no counter of A's subtasks or checkpoints went down");
+    assert.equal(drops, [], "no counter of A's subtasks or checkpoints, nor its checkpoint duration histogram, went down");
     assert.ok(before.has("weir_checkpoints_total{completed}"), `A counted checkpoints as leader: ${[...before.keys()].join(", ")}`);
+    assert.ok((before.get("weir_checkpoint_duration_seconds_count{}") ?? 0) > 0, "A's checkpoint duration histogram counted some before the freeze");
     for (const [k, v] of before) assert.ok(after.get(k)! >= v, `${k}: ${after.get(k)} at least ${v}, what it showed before the freeze`);
   } finally {
     await watch?.stop().catch(() => {});

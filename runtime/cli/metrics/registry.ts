@@ -5,6 +5,9 @@
 // `weir run` the runtime tells the final figures of each incarnation it replaces (`retire`), so nothing
 // counted between the last scrape and a restart is lost; a source without that (`weir dashboard`, reading
 // statuses over NATS) falls back to taking a drop as a restart and what it scraped last as the offset.
+// A histogram (the leader's checkpoint durations, whose coordinator is new each time a worker leads again)
+// restarts as a whole: when its count drops, or another worker reports it, every series of it (each bucket,
+// the sum, the count) adds what it showed last, so its buckets stay cumulative and agree with its count.
 
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { JobView, JobViewSource } from "../http/job-view.ts";
@@ -15,11 +18,15 @@ import type { SubtaskStatus } from "../../../actors/subtask/status.ts";
 /** A counter series' last figure, what earlier incarnations counted, and the worker that reported it last. */
 interface SeriesCount { last: number; offset: number; worker: string | undefined }
 
+/** One histogram of one job: its series' last figures and offsets (by metric name and `le`), its last count and worker. */
+interface HistogramCount { readonly last: Map<string, number>; readonly offset: Map<string, number>; count: number; worker: string | undefined }
+
 export class MetricsRegistry {
   readonly registry = new Registry();
   private snapshot: readonly JobView[] = [];
   private source: JobViewSource | undefined;
   private readonly counters = new Map<string, SeriesCount>();
+  private readonly histograms = new Map<string, HistogramCount>();
   /** Told each replaced incarnation's figures (`retire`): a drop is then no sign of a restart. */
   private retiring = false;
   private scraping: Promise<unknown> = Promise.resolve();
@@ -78,8 +85,39 @@ export class MetricsRegistry {
 
   private values(f: Family): Sample[] {
     const samples = f.samples(this.snapshot);
+    if (f.type === "histogram") return this.continuedHistograms(f.name, samples);
     if (f.type !== "counter") return samples;
     return samples.map((s) => ({ ...s, value: this.monotonic(f.name, s) }));
+  }
+
+  /** Each histogram (one per set of labels but `le` and the worker) continued from what it showed before it restarted. */
+  private continuedHistograms(name: string, samples: readonly Sample[]): Sample[] {
+    const byHistogram = new Map<string, Sample[]>();
+    for (const s of samples) {
+      const { le: _le, ...labels } = s.labels;
+      const key = this.keyOf(name, { value: 0, labels });
+      let group = byHistogram.get(key);
+      if (group === undefined) byHistogram.set(key, (group = []));
+      group.push(s);
+    }
+    const out: Sample[] = [];
+    for (const [key, group] of byHistogram) {
+      let h = this.histograms.get(key);
+      if (h === undefined) this.histograms.set(key, (h = { last: new Map(), offset: new Map(), count: 0, worker: undefined }));
+      const count = group.find((s) => s.metricName === `${name}_count`)?.value ?? 0;
+      const worker = group[0]!.labels.worker;
+      if (count < h.count || (h.worker !== undefined && worker !== h.worker)) {
+        for (const [series, v] of h.last) h.offset.set(series, (h.offset.get(series) ?? 0) + v);
+      }
+      h.count = count;
+      h.worker = worker;
+      for (const s of group) {
+        const series = `${s.metricName ?? name}${s.labels.le ?? ""}`;
+        h.last.set(series, s.value);
+        out.push({ ...s, value: s.value + (h.offset.get(series) ?? 0) });
+      }
+    }
+    return out;
   }
 
   private monotonic(name: string, s: Sample): number {
