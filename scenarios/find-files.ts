@@ -26,7 +26,16 @@ export function findScenarioFiles(paths: readonly string[], onSkip: (note: strin
   };
   // `ancestors`: the real paths of the folders being walked; a link back to one of them never ends.
   const walk = (dir: string, ancestors: readonly string[]) => {
-    for (const name of readdirSync(dir).sort()) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (e) {
+      // A folder inside that cannot be listed is skipped, as `find` goes on past it; the one named is an error.
+      if (ancestors.length === 1) throw e;
+      onSkip(`skipped ${shownPath(dir)}: ${unreadable(e)}`);
+      return;
+    }
+    for (const name of names) {
       if (name === "node_modules" || name.startsWith(".")) continue;
       const p = join(dir, name);
       const isScenario = /\.scenario\.ya?ml$/.test(name);
@@ -49,24 +58,34 @@ export function findScenarioFiles(paths: readonly string[], onSkip: (note: strin
     }
   };
   for (const p of paths) {
-    if (!existsSync(p)) {
-      // existsSync is false for a symlink loop too: "no such file" would send the user looking for a typo.
-      throw new WeirError(ErrorCode.Scenario, lstatSync(p, { throwIfNoEntry: false }) ? `${p}: ${unreadable(statError(p))}` : `no such file or folder: ${p}`);
+    let found: number;
+    try {
+      found = addPath(p);
+    } catch (e) {
+      // One line naming the path (permission denied, a file where a folder was expected), not node's message.
+      if (e instanceof WeirError) throw e;
+      throw new WeirError(ErrorCode.Scenario, `${p}: ${unreadable(e)}`, { cause: e });
     }
-    if (!statSync(p).isDirectory()) { add(p); continue; }
-    const before = out.length;
-    const real = realpathSync(p);
-    if (seen.has(real)) continue;
-    seen.add(real);
-    walk(p, [real]);
     // Beside other paths, a folder that holds none would pass unnoticed (files named *.yaml are not found).
-    if (out.length === before) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
+    if (found === 0) throw new WeirError(ErrorCode.Scenario, `no *.scenario.yaml files in ${p}`);
   }
   return out;
-}
 
-function statError(p: string): unknown {
-  try { statSync(p); return undefined; } catch (e) { return e; }
+  /** The scenario files `p` adds (a file named counts as one, even when seen before). */
+  function addPath(p: string): number {
+    if (!existsSync(p)) {
+      // existsSync is false for a symlink loop too: "no such file" would send the user looking for a typo.
+      if (!lstatSync(p, { throwIfNoEntry: false })) throw new WeirError(ErrorCode.Scenario, `no such file or folder: ${p}`);
+      statSync(p); // throws why it cannot be followed
+    }
+    if (!statSync(p).isDirectory()) { add(p); return 1; }
+    const before = out.length;
+    const real = realpathSync(p);
+    if (seen.has(real)) return 1;
+    seen.add(real);
+    walk(p, [real]);
+    return out.length - before;
+  }
 }
 
 /**

@@ -262,6 +262,8 @@ export function unreadable(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ELOOP") return "a symlink loop (too many levels of symbolic links)";
   if (code === "ENOENT") return "a symlink to nothing";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "ENOTDIR") return "not found: a part of its path is a file, not a folder";
   return (e as Error).message;
 }
 

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runScenario } from "../scenarios/runner.ts";
@@ -82,6 +82,39 @@ cli("a symlink loop in a scenario folder is one line on stderr, and the scenario
   // A scenario file that is a loop is not skipped silently: it fails in the table.
   assert.ok(run.stdout.includes(`FAIL ${join(base, "looped.scenario.yaml")}\n  a symlink loop (too many levels of symbolic links)\n`), run.stdout);
   assert.is(run.stdout.trim().split("\n").pop(), "2 scenarios: 1 passed, 1 failed", run.stdout);
+});
+
+cli("a path that goes through a file, as a folder would, is one line naming it (not node's ENOTDIR message)", () => {
+  const file = join(dir, "plain.txt");
+  writeFileSync(file, "not a folder");
+  const run = weirScenario([join(file, "scenarios")]);
+  assert.is(run.status, 1, run.stdout + run.stderr);
+  assert.equal(run.stderr.trim().split("\n"), [`weir: ${join(file, "scenarios")}: not found: a part of its path is a file, not a folder`]);
+});
+
+cli("folders a user may not read: the one named is one line saying so; one inside it is skipped with a line", () => {
+  // Root reads everything: as root, the command runs as nobody (setpriv, util-linux) for permissions to apply.
+  const asUser = (args: string[]) => process.getuid?.() === 0
+    ? spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(root, "bin/weir.mjs"), "scenario", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 })
+    : weirScenario(args);
+  const base = join(dir, "perms");
+  mkdirSync(join(base, "inner/locked"), { recursive: true });
+  chmodSync(dir, 0o755);
+  chmodSync(join(base, "inner/locked"), 0o000);
+  mkdirSync(join(base, "locked"));
+  chmodSync(join(base, "locked"), 0o000);
+  try {
+    const top = asUser([join(base, "locked")]);
+    assert.is(top.status, 1, top.stdout + top.stderr);
+    assert.equal(top.stderr.trim().split("\n"), [`weir: ${join(base, "locked")}: permission denied`]);
+    const below = asUser([join(base, "locked/a.scenario.yaml")]);
+    assert.equal(below.stderr.trim().split("\n"), [`weir: ${join(base, "locked/a.scenario.yaml")}: permission denied`]);
+    const inner = asUser([join(base, "inner")]);
+    assert.equal(inner.stderr.trim().split("\n"), [`weir: skipped ${join(base, "inner/locked")}: permission denied`, `weir: no *.scenario.yaml files in ${join(base, "inner")}`]);
+  } finally {
+    chmodSync(join(base, "inner/locked"), 0o755);
+    chmodSync(join(base, "locked"), 0o755);
+  }
 });
 
 cli.run();
