@@ -93,9 +93,10 @@ cli("a path that goes through a file, as a folder would, is one line naming it (
 });
 
 cli("folders a user may not read: the one named is one line saying so; one inside it is skipped with a line", () => {
-  // Root reads everything: as root, the command runs as nobody (setpriv, util-linux) for permissions to apply.
+  // Root reads everything: as root, the command runs without the capabilities that let it (setpriv,
+  // util-linux), still as root, so that it reads its own code wherever the clone is.
   const asUser = (args: string[]) => process.getuid?.() === 0
-    ? spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(root, "bin/weir.mjs"), "scenario", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 })
+    ? spawnSync("setpriv", ["--bounding-set=-dac_override,-dac_read_search", process.execPath, join(root, "bin/weir.mjs"), "scenario", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 })
     : weirScenario(args);
   const base = join(dir, "perms");
   mkdirSync(join(base, "inner/locked"), { recursive: true });
