@@ -229,6 +229,25 @@ options("weir run refuses a job file with a misspelled option: one line, non-zer
   assert.not.match(stdout, /out \d/, "the job must not have run");
 });
 
+options("checkpoint tuning given to a job that takes no checkpoints: it runs, and says once that those options have no effect", async () => {
+  const discard = { kind: "discard", createWriter: async () => ({ write: () => {}, flush: async () => {}, close: async () => {} }) };
+  const run = async (extra: Record<string, unknown>): Promise<string[]> => {
+    const lines: string[] = [];
+    const e = StreamEnvironment.create({ name: "opts-unused", nats: nats.url, stateBackend: "heap", checkpointTimeoutMs: 5000, checkpointsRetained: 2, ...extra }, { log: (m) => lines.push(m) });
+    try {
+      e.fromSource(Sources.array([1, 2, 3])).sinkTo(discard);
+      await e.execute();
+    } finally {
+      await e.close();
+    }
+    return lines.filter((l) => l.startsWith("job options:"));
+  };
+  assert.equal(await run({ mode: "streaming" }), ["job options: checkpointTimeoutMs, checkpointsRetained have no effect: checkpoints are off (checkpointIntervalMs 0)"]);
+  // Bounded and without checkpoints: batch mode (as Flink's automatic runtime mode).
+  assert.equal(await run({ tolerableCheckpointTimeouts: 1 }), [`job options: checkpointTimeoutMs, tolerableCheckpointTimeouts, checkpointsRetained have no effect: mode "batch" takes no checkpoints`]);
+  assert.equal(await run({ mode: "streaming", checkpointIntervalMs: 60_000 }), [], "with checkpoints they apply");
+});
+
 options("weir run: a usage error and a checkpoint that does not exist are each one line on stderr, non-zero exit", async () => {
   const usage = await runWeir(["run", "tests/fixtures/jobs/worker-counts.ts", "--bogus"]);
   assert.is.not(usage.code, 0);

@@ -12,7 +12,7 @@ import type { StateBackendRequest } from "../../actors/subtask/subtask.ts";
 import type { SubtaskStatus } from "../../actors/subtask/status.ts";
 import type { SourceDef } from "../contracts/connectors.ts";
 import { DataStream, type StreamHost } from "./datastream.ts";
-import { resolveJobOptions, type JobOptions, type ResolvedJobOptions } from "./options.ts";
+import { resolveJobOptions, unusedOptionsNote, type JobOptions, type ResolvedJobOptions } from "./options.ts";
 import { executionModeFor } from "./execution-mode.ts";
 import { buildJobGraph, type JobGraph } from "../graph/job-graph.ts";
 import { StreamGraph, type CacheNode, type NodeOptions, type SourceNode } from "../graph/stream-graph.ts";
@@ -83,8 +83,8 @@ export class StreamEnvironment implements StreamHost {
   private readonly invalidated = new Set<number>();
   private readonly caches: CacheStore;
 
-  private constructor(options: JobOptions, private readonly hooks: EnvironmentHooks) {
-    this.options = resolveJobOptions(options);
+  private constructor(private readonly given: JobOptions, private readonly hooks: EnvironmentHooks) {
+    this.options = resolveJobOptions(given);
     this.caches = new CacheStore(() => this.connection(), this.names, randomBytes(4).toString("hex"), (m) => this.log(m));
   }
 
@@ -236,6 +236,8 @@ export class StreamEnvironment implements StreamHost {
     this.checkCaches(mode);
     if (plan.writes.length > 0) this.caches.beginExecution();
     const job: ResolvedJobOptions = mode === this.options.mode ? this.options : { ...this.options, mode };
+    const unused = unusedOptionsNote(this.given, job);
+    if (unused !== undefined) this.log(unused);
     this.firstSink = this.graph.nodes.length;
     for (const w of plan.writes) this.invalidated.delete(w.cache.id);
     const nc = await this.connection();

@@ -195,6 +195,21 @@ export function resolveJobOptions(options: unknown): ResolvedJobOptions {
   };
 }
 
+/** Options about checkpoints that a job without them accepts (so that `--checkpoint-interval 0` runs any job file) and does not use. */
+const CHECKPOINT_TUNING = ["checkpointTimeoutMs", "tolerableCheckpointTimeouts", "checkpointsRetained"] as const;
+
+/**
+ * The options given that this job will not use, in one line (undefined: none): accepted rather than
+ * refused, but said, never silently ignored.
+ */
+export function unusedOptionsNote(given: JobOptions, job: ResolvedJobOptions): string | undefined {
+  if (job.checkpointIntervalMs > 0 && job.mode !== "batch") return undefined;
+  const unused = CHECKPOINT_TUNING.filter((k) => given[k] !== undefined);
+  if (unused.length === 0) return undefined;
+  const why = job.mode === "batch" ? `mode "batch" takes no checkpoints` : "checkpoints are off (checkpointIntervalMs 0)";
+  return `job options: ${unused.join(", ")} ${unused.length === 1 ? "has" : "have"} no effect: ${why}`;
+}
+
 /** Sorted runs spill there only once a backlog outgrows memory: a missing directory is found now, not mid-job. */
 function checkSortDirectory(directory: string): void {
   let isDirectory = false;
