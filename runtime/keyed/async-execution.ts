@@ -107,9 +107,9 @@ export class AsyncExecution implements KeyedExecution {
    * never settles: its key's later records only wait behind it). The latter costs one field store per
    * record: the controller stamps a key's lock with its tick count as a record of the key starts, and the
    * watch walks the operator's key slots (all busy ones are there) for the busy one stamped earliest.
-   * Nothing lists the records in flight (a list would cost a link and an unlink per record); the walk,
-   * ~0.3 ms at most (two generations of 16,384 slots), runs only while records are in flight, at most
-   * every WALK_EVERY_MS.
+   * Nothing lists the records in flight (a list would cost a link and an unlink per record); the walk
+   * (~0.3 ms for two generations of 16,384 slots, ~2 ms of 65,536: the heap backend's) runs only while
+   * records are in flight, at most every WALK_EVERY_MS.
    */
   private watchForStalls(timeoutMs: number): ReturnType<typeof setInterval> {
     const intervalMs = Math.min(timeoutMs / 2, 5000);

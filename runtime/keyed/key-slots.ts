@@ -6,13 +6,24 @@
 // handle, its address and the backend's key string for it are built once per key, not once per record.
 //
 // The table keeps the slots of recently used keys in two generations (a new one starts when the current
-// holds `capacity` slots; the one before it is dropped, except slots a record holds).
+// holds `capacity` slots; the one before it is dropped, except slots a record holds). A key whose slot was
+// dropped pays ~2.5 µs to build it again (its key id, key group, handle and address, the state's lookup,
+// and the old generation's garbage), more than its whole record on the heap backend; a slot with a value
+// handle is ~340 B. On the heap backend, where every key's state is in memory anyway, generations hold
+// 65,536: with 16,384, 50k keys per subtask ran the heap count at 0.24-0.28M records/s against 0.37-0.45M
+// (bench/prof-keyed.ts, KEYS=100000), for up to ~44 MB of slots a subtask. On KV, whose cache decides
+// what is warm, 16,384: 65,536 took `npm run bench state`'s 1M keys from 270 to 348 MB RSS.
 
 import type { HandleOf, KeyScope, StateDescriptor, StateRequest, StateRequestHandler } from "../../state/contracts.ts";
 import { canonicalJson } from "../../state/key-groups.ts";
 import { createStateHandle } from "../../state/mod.ts";
 import type { KeyLock } from "./async/key-lock.ts";
 import { checkStateClash } from "./state-clash.ts";
+
+/** Slots a generation holds before a new one starts (see the top of this file). */
+export const SLOTS_PER_GENERATION = 16_384;
+/** The same on the heap backend. */
+export const HEAP_SLOTS_PER_GENERATION = 65_536;
 
 /** State handles a key keeps (beyond its first); more start the cache over (a handle is cheap to make again). */
 const MAX_HANDLES_PER_KEY = 32;
@@ -92,7 +103,7 @@ export class KeySlotTable {
   private previous = generation();
 
   /** `keyGroupOf` places a key seen for the first time (and throws when it is not this subtask's). */
-  constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = 16_384) {}
+  constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = SLOTS_PER_GENERATION) {}
 
   slotFor(key: unknown): KeySlot {
     if (byValue(key)) {
@@ -128,7 +139,7 @@ export class KeySlotTable {
   /**
    * The busy slot whose running record started first (the lowest startedTick: the stall watch's, in
    * async-execution.ts), if any: every busy slot is in the table (rotate() keeps them). A walk of at most
-   * two generations, ~0.2 ms for 24k slots.
+   * two generations, ~0.2 ms for 24k slots (~2 ms for the most two generations hold).
    */
   oldestBusy(): KeySlot | undefined {
     let oldest: KeySlot | undefined;
