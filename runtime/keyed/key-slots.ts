@@ -10,7 +10,7 @@
 // dropped pays ~2.5 µs to build it again (its key id, key group, handle and address, the state's lookup,
 // and the old generation's garbage), more than its whole record on the heap backend; a slot with a value
 // handle is ~340 B. On the heap backend, where every key's state is in memory anyway, generations hold
-// 65,536: with 16,384, 50k keys per subtask ran the heap count at 0.24-0.28M records/s against 0.37-0.45M
+// 65,536: with 16,384, 50k keys per subtask ran the heap count at 0.24-0.28M records/s against 0.45-0.52M
 // (bench/prof-keyed.ts, KEYS=100000), for up to ~44 MB of slots a subtask. On KV, whose cache decides
 // what is warm, 16,384: 65,536 took `npm run bench state`'s 1M keys from 270 to 348 MB RSS.
 
