@@ -8,7 +8,8 @@ import { assignToKeyGroup } from "../state/key-groups.ts";
 import { AsyncExecutionController } from "../runtime/keyed/async/controller.ts";
 import type { ControlledRecord } from "../runtime/keyed/async/controlled-record.ts";
 import type { Epoch } from "../runtime/keyed/async/epoch-manager.ts";
-import { KeySlotTable, type KeySlot } from "../runtime/keyed/key-slots.ts";
+import { KeySlotTable, slotsPerGeneration, type KeySlot } from "../runtime/keyed/key-slots.ts";
+import { DEFAULT_STATE_BACKEND_CONFIG } from "../state/config.ts";
 import { systemClock } from "../runtime/internal.ts";
 
 export interface DriveOptions {
@@ -16,6 +17,8 @@ export interface DriveOptions {
   readonly maxParallelism?: number;
   readonly batchSize?: number;
   readonly inFlight?: number;
+  /** The backend's state cache entries (its config's): key slots follow it as the keyed operator's do. */
+  readonly cacheMaxEntries?: number;
 }
 
 /** One record of `key`: its state through `slot.state(descriptor)`, as a keyed function's `ctx.state`. */
@@ -41,7 +44,8 @@ class DrivenRecord<K> implements ControlledRecord, StateRequestHandler {
 /** Runs `fn` for `count` records, record i having key `keyAt(i)`, and resolves when all are done. */
 export async function driveRecords<K>(backend: KeyedStateBackend, count: number, keyAt: (i: number) => K, fn: RecordFn<K>, options: DriveOptions = {}): Promise<void> {
   const maxParallelism = options.maxParallelism ?? 128;
-  const slots = new KeySlotTable(options.operator ?? "count", (key) => assignToKeyGroup(key, maxParallelism));
+  const generation = slotsPerGeneration(backend.kind, options.cacheMaxEntries ?? DEFAULT_STATE_BACKEND_CONFIG.cacheMaxEntries);
+  const slots = new KeySlotTable(options.operator ?? "count", (key) => assignToKeyGroup(key, maxParallelism), generation);
   let failure: unknown;
   const aec = new AsyncExecutionController(
     backend,

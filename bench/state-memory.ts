@@ -31,7 +31,7 @@ const writer = await open();
 const t0 = performance.now();
 await driveRecords(writer, keys, keyName, async (_key, slot, i) => {
   await slot.state(count).update(i);
-});
+}, config);
 await writer.close();
 const writeMs = Math.round(performance.now() - t0);
 
@@ -41,7 +41,7 @@ const t1 = performance.now();
 let wrong = 0;
 await driveRecords(reader, keys, (i) => keyName(order[i]!), async (_key, slot, i) => {
   if ((await slot.state(count).value()) !== order[i]) wrong++;
-});
+}, config);
 const readMs = Math.round(performance.now() - t1);
 const m = reader.metrics();
 await reader.close();

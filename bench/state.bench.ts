@@ -107,12 +107,13 @@ async function benchColdReads(ctx: BenchContext, nc: NatsConnection): Promise<Be
   const readOrder = uniformKeys(reads, keySpace, 7);
   const order = Array.from(readOrder, keyName);
 
-  const backend = await open("jetstream-kv", nc, job, { cacheMaxEntries: Math.round(10_000 * ctx.scale) });
+  const cache = { cacheMaxEntries: Math.round(10_000 * ctx.scale) };
+  const backend = await open("jetstream-kv", nc, job, cache);
   let found = 0;
   const t0 = performance.now();
   await driveRecords(backend, reads, (i) => order[i]!, async (_key, slot) => {
     if ((await slot.state(count).value()) !== undefined) found++;
-  });
+  }, cache);
   const weirMs = performance.now() - t0;
   const m = backend.metrics();
   await backend.close();

@@ -12,7 +12,10 @@
 // handle is ~340 B. On the heap backend, where every key's state is in memory anyway, generations hold
 // 65,536: with 16,384, 50k keys per subtask ran the heap count at 0.24-0.28M records/s against 0.45-0.52M
 // (bench/prof-keyed.ts, KEYS=100000), for up to ~44 MB of slots a subtask. On KV, whose cache decides
-// what is warm, 16,384: 65,536 took `npm run bench state`'s 1M keys from 270 to 348 MB RSS.
+// which keys are warm, a quarter of the cache's entries (two generations: half), 16,384 to 65,536: 50,000
+// with the default 200k-entry cache ran the same count over 100k warm keys at 175-233k records/s
+// against 91-168k with 16,384. For `npm run bench state`'s 1M keys through a 100k-entry cache, 25,000
+// took its RSS from 270 to 293 MB (65,536 to 348).
 
 import type { HandleOf, KeyScope, StateDescriptor, StateRequest, StateRequestHandler } from "../../state/contracts.ts";
 import { canonicalJson } from "../../state/key-groups.ts";
@@ -20,10 +23,15 @@ import { createStateHandle } from "../../state/mod.ts";
 import type { KeyLock } from "./async/key-lock.ts";
 import { checkStateClash } from "./state-clash.ts";
 
-/** Slots a generation holds before a new one starts (see the top of this file). */
-export const SLOTS_PER_GENERATION = 16_384;
-/** The same on the heap backend. */
-export const HEAP_SLOTS_PER_GENERATION = 65_536;
+/** Slots a generation holds before a new one starts, at least and at most (see the top of this file). */
+const MIN_SLOTS_PER_GENERATION = 16_384;
+const MAX_SLOTS_PER_GENERATION = 65_536;
+
+/** Slots a generation holds on `backend`: on the heap all it may; on KV a quarter of the state cache's entries. */
+export function slotsPerGeneration(backend: "heap" | "jetstream-kv", cacheMaxEntries: number): number {
+  if (backend === "heap") return MAX_SLOTS_PER_GENERATION;
+  return Math.min(MAX_SLOTS_PER_GENERATION, Math.max(MIN_SLOTS_PER_GENERATION, Math.floor(cacheMaxEntries / 4)));
+}
 
 /** State handles a key keeps (beyond its first); more start the cache over (a handle is cheap to make again). */
 const MAX_HANDLES_PER_KEY = 32;
@@ -103,7 +111,7 @@ export class KeySlotTable {
   private previous = generation();
 
   /** `keyGroupOf` places a key seen for the first time (and throws when it is not this subtask's). */
-  constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = SLOTS_PER_GENERATION) {}
+  constructor(private readonly operator: string, private readonly keyGroupOf: (key: unknown) => number, private readonly capacity = MIN_SLOTS_PER_GENERATION) {}
 
   slotFor(key: unknown): KeySlot {
     if (byValue(key)) {

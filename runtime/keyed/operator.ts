@@ -18,7 +18,7 @@ import { TIMERS_BETWEEN_TURNS, nextTurn } from "./timers/turns.ts";
 import { AsyncExecution } from "./async-execution.ts";
 import { BacklogSort, type BacklogHost, type SortedKeyFold, type SortedKeyFunction } from "./backlog/drain.ts";
 import type { KeyedExecution } from "./execution.ts";
-import { HEAP_SLOTS_PER_GENERATION, KeySlotTable, SLOTS_PER_GENERATION, type KeySlot } from "./key-slots.ts";
+import { KeySlotTable, slotsPerGeneration, type KeySlot } from "./key-slots.ts";
 import { KeyedRecordContext, KeyTimers, TIMER_INPUT } from "./record-context.ts";
 import { SyncExecution } from "./sync-execution.ts";
 import { InternalTimerService, type Timer } from "./timers/timer-service.ts";
@@ -63,7 +63,7 @@ export class KeyedProcessOperator<K, I, O> implements StreamOperator, BacklogHos
     readonly sortedKey?: SortedKeyFunction<unknown, unknown, unknown>,
     readonly sortedKeyFold?: SortedKeyFold<unknown>,
   ) {
-    this.slots = new KeySlotTable(ctx.runtime.operatorUid, this.keyGroupOf, ctx.job.stateBackend === "heap" ? HEAP_SLOTS_PER_GENERATION : SLOTS_PER_GENERATION);
+    this.slots = new KeySlotTable(ctx.runtime.operatorUid, this.keyGroupOf, slotsPerGeneration(ctx.job.stateBackend, ctx.job.state.cacheMaxEntries));
   }
 
   async open(): Promise<void> {
