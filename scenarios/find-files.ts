@@ -71,7 +71,7 @@ export function findScenarioFiles(paths: readonly string[], onSkip: (note: strin
   }
   return out;
 
-  /** The scenario files `p` adds (a file named counts as one, even when seen before). */
+  /** How many scenario files `p` adds; a file, or a folder already searched, counts as one (neither is "empty"). */
   function addPath(p: string): number {
     if (!existsSync(p)) {
       // existsSync is false for a symlink loop too: "no such file" would send the user looking for a typo.

@@ -100,7 +100,6 @@ cli("folders a user may not read: the one named is one line saying so; one insid
     : weirScenario(args);
   const base = join(dir, "perms");
   mkdirSync(join(base, "inner/locked"), { recursive: true });
-  chmodSync(dir, 0o755);
   chmodSync(join(base, "inner/locked"), 0o000);
   mkdirSync(join(base, "locked"));
   chmodSync(join(base, "locked"), 0o000);
