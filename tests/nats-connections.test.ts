@@ -9,7 +9,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connectNats } from "../runtime/nats/connect.ts";
+import { AuthorizationError, UserAuthenticationExpiredError } from "@nats-io/transport-node";
+import { closingCause, connectNats } from "../runtime/nats/connect.ts";
 import { ConnectionWatch } from "../actors/job/connection-watch.ts";
 import { systemClock } from "../runtime/core/clock.ts";
 import { messageOf } from "../runtime/core/errors.ts";
@@ -177,6 +178,18 @@ test("a JWT creds file (--creds), the server in operator mode", async () => {
     assert.is.not(bad.code, 0);
     assert.is(bad.stderr.trim(), `weir: NATS credentials file ${garbage} (from --creds) is not a credentials file: it needs a user JWT and an NKey seed (as \`nsc generate creds\` writes it)`);
   });
+});
+
+test("the refusal reported for a connection closed for good: an expiry its status reported beats the \"Authorization Violation\" the client closed with after it", () => {
+  // The order the test below meets only now and then (a full npm test, 2026-12-07): the server reports the
+  // expiry, the client's reconnect is refused with "Authorization Violation", and the client closes with that.
+  const expired = new UserAuthenticationExpiredError("User Authentication Expired");
+  const violation = new AuthorizationError("Authorization Violation");
+  const refused = new Error("connection refused");
+  assert.is(closingCause(violation, expired), expired);
+  assert.is(closingCause(violation, undefined), violation);
+  assert.is(closingCause(refused, violation), violation, "the client's own closing error says less than the refusal before it");
+  assert.is(closingCause(refused, undefined), refused);
 });
 
 test("a creds file whose JWT expired: at connect, one line naming the file and when; while connected, \"User Authentication Expired\", not the client's \"connection refused\"", async () => {

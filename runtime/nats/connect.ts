@@ -10,7 +10,7 @@ import { ensureEmbeddedServer } from "./embedded.ts";
 import { describeServers, parseServers, resolveNatsSettings, type NatsFlags, type NatsSettings } from "./connection-settings.ts";
 import { credsExpiryHint } from "./creds-expiry.ts";
 import { checkTlsFiles, serverIdentity, tlsFailureHint } from "./tls.ts";
-import { isCredentialsRefusal, watchPermissionDenials } from "./denials.ts";
+import { isCredentialsRefusal, moreTelling, watchPermissionDenials } from "./denials.ts";
 
 /** Every source merged; with no server named anywhere, the embedded default (started or reused). */
 export async function resolveNatsConnection(given: { flags?: NatsFlags; option?: string | NatsConnectionOptions | undefined }): Promise<NatsSettings> {
@@ -104,6 +104,16 @@ export function permissionDenials(nc: NatsConnection): () => WeirError | undefin
 }
 
 /**
+ * Why the client closed on its own: reconnecting forever, it does so only once the server refused the
+ * credentials, though it may close with another error of its own then ("connection refused"): `lastRefusal`,
+ * the last refusal its status reported, says why; and an expiry it reported says more than the
+ * "Authorization Violation" of the reconnect the client closed with after it (moreTelling).
+ */
+export function closingCause(closedWith: Error, lastRefusal: Error | undefined): Error {
+  return moreTelling(lastRefusal, closedWith) ?? closedWith;
+}
+
+/**
  * Why a connection that was up closed for good: the client gives up reconnecting when the server refuses
  * its credentials (changed or revoked while weir ran) and closes with that error, which a request made
  * afterwards reports only as "closed connection". `fallback` when it closed without one (closed by weir).
@@ -111,10 +121,7 @@ export function permissionDenials(nc: NatsConnection): () => WeirError | undefin
 export async function closedConnectionFailure(nc: NatsConnection, fallback: unknown, lastRefusal?: Error): Promise<unknown> {
   const closedWith = await nc.closed();
   if (!closedWith) return fallback;
-  // Reconnecting forever, the client closes on its own only once the server refused the credentials,
-  // though it may close with another error of its own then ("connection refused"): `lastRefusal`, the
-  // last refusal its status reported, says why.
-  const why: Error = isCredentialsRefusal(closedWith) ? closedWith : lastRefusal ?? closedWith;
+  const why = closingCause(closedWith, lastRefusal);
   if (isCredentialsRefusal(why)) {
     return new WeirError(ErrorCode.NatsAuth, `NATS refused the credentials when the connection came back (${why.message}); the client closed the connection, so the job cannot go on: check the user's credentials and permissions on the server`, { cause: why });
   }
