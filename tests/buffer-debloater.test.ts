@@ -49,6 +49,21 @@ s("starts with small frames, grows to full ones as soon as it measures a fast co
   assert.ok(d.recordsPerFrame <= 9, `shrank to ${d.recordsPerFrame}`);
 });
 
+s("work arriving after a period without any is measured after the first, short period, not a whole one", () => {
+  const d = new BufferDebloater({ targetMs: 1000, maxRecordsPerFrame: 500, framesInFlight: 16, periodMs: 50 });
+  d.sample(0, 0, 0);
+  // Starved for two seconds (a sink downstream of a backlog being sorted), sampled as frames come: none.
+  assert.not.ok(d.sample(10, 0, 10));
+  assert.is(d.recordsPerFrame, 4);
+  // Work arrives at 2,000 ms: the sample taken as its first frame is handled finds no records yet.
+  assert.ok(d.due(2000));
+  assert.not.ok(d.sample(2000, 0, 2000));
+  // 10 ms of work at a million records a second: measured then, frames full from there on.
+  assert.ok(d.due(2010), "a sample is due 10 ms after work arrived");
+  assert.ok(d.sample(2010, 10_000, 2000));
+  assert.is(d.recordsPerFrame, 500);
+});
+
 s("a period without work changes nothing; small moves under the threshold are not announced", () => {
   const d = new BufferDebloater({ targetMs: 1000, maxRecordsPerFrame: 500, framesInFlight: 10 });
   const c = { t: 0, records: 0, idle: 0 };

@@ -71,7 +71,12 @@ export class BufferDebloater {
     const n = records - this.lastRecords;
     this.start(nowMs, records, idleMs);
     // A period without work says nothing about the rate of work (a starved consumer is not a slow one).
-    if (n === 0 || busyMs <= 0) return false;
+    // The next sample comes soon, as the first does: work that arrives after a long wait (a sink while a
+    // backlog is sorted upstream) should not run a whole period on frames sized before it.
+    if (n === 0 || busyMs <= 0) {
+      this.nextSampleAt = nowMs + FIRST_PERIOD_MS;
+      return false;
+    }
     const rate = (n * 1000) / busyMs;
     const weight = 1 - Math.exp(-busyMs / this.smoothingMs);
     this.throughput = this.throughput === undefined ? rate : this.throughput + weight * (rate - this.throughput);

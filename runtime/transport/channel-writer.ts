@@ -1,7 +1,11 @@
 // The producer end of one channel: records accumulate into a frame that is sealed when full (or when the
 // subtask goes idle, or before control), and a sealed frame is published only against a credit granted by
 // the consumer. Frames without credit wait here, and the subtask stops taking input while any do: that is
-// how a slow consumer backpressures its producers instead of being dropped by core NATS.
+// how a slow consumer backpressures its producers instead of being dropped by core NATS. Records that
+// arrive while no frame could be published wait unsealed and are cut into frames when credit comes, at
+// the size the consumer asks for then: a consumer's first grant asks for small frames (it has measured
+// nothing yet), and a producer that emits a burst before the next grant can reach it (a sorted backlog's
+// drain) sent its whole burst in frames of 4 records.
 // Frames carry their number on the channel (1, 2, ...) so the consumer detects a lost one; a credit grant
 // is cumulative (publish up to frame N), so a lost grant is made good by the next one.
 // After a reconnect the writer probes its channel and holds new frames until the consumer is heard from:
@@ -50,8 +54,8 @@ export class ChannelWriter {
     return `${this.subject} sent ${this.sequence} of ${this.limit} granted, ${this.pending.length} waiting${this.holding !== undefined ? " (held since a reconnect: no word from the consumer yet)" : ""}`;
   }
 
-  /** Frames waiting for credit. */
-  get backlog(): number { return this.pending.length; }
+  /** Frames waiting for credit: sealed ones, and the full frames' worth of records waiting unsealed. */
+  get backlog(): number { return this.pending.length + Math.floor(this.values.length / this.recordsPerFrame); }
   get bufferedRecords(): number { return this.values.length; }
 
   /**
@@ -59,7 +63,7 @@ export class ChannelWriter {
    * and at least the rest of the open frame (filling it costs no wait until it is sealed).
    */
   get sendableRecords(): number {
-    return this.pending.length > 0 ? 0 : Math.max(1, this.limit - this.sequence) * this.recordsPerFrame - this.values.length;
+    return this.backlog > 0 ? 0 : Math.max(1, this.limit - this.sequence) * this.recordsPerFrame - this.values.length;
   }
 
   add(value: unknown, timestamp: number | undefined): void {
@@ -68,10 +72,15 @@ export class ChannelWriter {
       this.timestamps ??= new Array<number | undefined>(n - 1);
       this.timestamps[n - 1] = timestamp;
     } else if (this.timestamps) this.timestamps[n - 1] = undefined;
-    if (n >= this.recordsPerFrame) this.seal();
+    if (n >= this.recordsPerFrame && this.canPublish) this.seal();
   }
 
-  /** Closes the current frame (if any records are in it) and queues it. */
+  /** A frame sealed now would be published at once. */
+  private get canPublish(): boolean {
+    return this.sequence < this.limit && this.pending.length === 0 && this.holding === undefined;
+  }
+
+  /** Closes the current frame (if any records are in it) and queues it: as frames of the current size. */
   seal(): void {
     if (this.values.length === 0) return;
     const values = this.values;
@@ -79,7 +88,23 @@ export class ChannelWriter {
     this.values = [];
     this.timestamps = undefined;
     this.recordsSent += values.length;
-    this.enqueueRecords(values, timestamps);
+    const size = this.recordsPerFrame;
+    if (values.length <= size) this.enqueueRecords(values, timestamps);
+    else for (let i = 0; i < values.length; i += size) this.enqueueRecords(values.slice(i, i + size), timestamps?.slice(i, i + size));
+  }
+
+  /** Seals the unsealed records' full frames while they can be published at once (credit came). */
+  private sealFullFrames(): void {
+    const size = this.recordsPerFrame;
+    let taken = 0;
+    while (this.values.length - taken >= size && this.canPublish) {
+      this.recordsSent += size;
+      this.enqueueRecords(this.values.slice(taken, taken + size), this.timestamps?.slice(taken, taken + size));
+      taken += size;
+    }
+    if (taken === 0) return;
+    this.values = this.values.slice(taken);
+    if (this.timestamps) this.timestamps = this.timestamps.slice(taken);
   }
 
   control(frame: Exclude<Frame, { k: typeof FrameKind.Records }>): void {
@@ -106,12 +131,12 @@ export class ChannelWriter {
    * The consumer was heard from (or the hold timed out): probe once more, since the first probe may have
    * come before the consumer subscribed again, then send what waited.
    */
-  private release(): void {
+  private release(waited = this.backlog > 0): void {
     if (this.holding === undefined) return;
     clearTimeout(this.holding);
     this.holding = undefined;
     this.sendProbe();
-    this.drain();
+    this.drain(waited);
   }
 
   /** Outside the numbering and without credit (frames.ts ProbeFrame). */
@@ -125,11 +150,13 @@ export class ChannelWriter {
    * (buffer-debloater.ts), if it sent a size.
    */
   grant(limit: number, maxRecordsPerFrame?: number): void {
+    // Whether frames waited, as counted before the size changes (a loop waits for the drained call).
+    const waited = this.backlog > 0;
     if (maxRecordsPerFrame !== undefined && maxRecordsPerFrame >= 1) this.recordsPerFrame = Math.min(this.frameSize, maxRecordsPerFrame);
-    const grew = limit > this.limit;
-    if (grew) this.limit = limit;
-    if (this.holding !== undefined) this.release();
-    else if (grew) this.drain();
+    if (limit > this.limit) this.limit = limit;
+    if (this.holding !== undefined) this.release(waited);
+    // Also when only the size changed: records waiting unsealed may make frames of it now.
+    else this.drain(waited);
   }
 
   private enqueueRecords(values: unknown[], timestamps: Array<number | undefined> | undefined): void {
@@ -171,12 +198,14 @@ export class ChannelWriter {
     else this.pending.push(payload);
   }
 
-  private drain(): void {
-    if (this.pending.length === 0 || this.holding !== undefined) return;
+  private drain(waited: boolean): void {
+    if (this.holding !== undefined) return;
     let i = 0;
     while (this.sequence < this.limit && i < this.pending.length) this.publish(this.pending[i++]!);
     this.pending.splice(0, i);
-    if (this.pending.length === 0) this.onDrained();
+    this.sealFullFrames();
+    // Told also when frames waited that the grant's size made none (records unsealed below the new size).
+    if (waited && this.backlog === 0) this.onDrained();
   }
 
   private publish(payload: string): void {
