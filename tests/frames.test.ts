@@ -1,15 +1,17 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeFrame, encodeRecords } from "../runtime/transport/frames.ts";
+import { RecordBuilder } from "../runtime/transport/record-columns.ts";
 
 const frames = suite("record frames");
 
 /** What a consumer gets: each record as JSON.stringify/parse of it alone would give it (the rows format's meaning). */
 const asJson = (values: unknown[]) => values.map((v) => JSON.parse(JSON.stringify(v)) as unknown);
 
-function roundTrip(values: unknown[], timestamps?: Array<number | undefined>): { wire: Record<string, unknown>; v: unknown[]; t?: Array<number | null> | undefined } {
+/** Through a consumer's RecordBuilder (as the input gate decodes), or field by field without one. */
+function roundTrip(values: unknown[], timestamps?: Array<number | undefined>, records: RecordBuilder | undefined = new RecordBuilder()): { wire: Record<string, unknown>; v: unknown[]; t?: Array<number | null> | undefined } {
   const payload = encodeRecords(values, timestamps);
-  const frame = decodeFrame(new TextEncoder().encode(payload));
+  const frame = decodeFrame(new TextEncoder().encode(payload), records);
   if (frame.k !== "r") throw new Error(`not a records frame: ${frame.k}`);
   return { wire: JSON.parse(payload) as Record<string, unknown>, v: frame.v, t: frame.t };
 }
@@ -88,6 +90,38 @@ frames("numeric-looking keys keep the order JSON gives them", () => {
   const { v } = roundTrip(values);
   assert.equal(v, asJson(values));
   assert.equal(Object.keys(v[0] as object), Object.keys(asJson(values)[0] as object));
+});
+
+frames("records rebuilt by a shape's function equal those built field by field, whatever the field names", () => {
+  const names = ["k", "", "a b", "quote\"d", "back\\slash", "line\u2028sep", "é", "constructor", "toString", "1", "0x", "c0", "columns", "i", "n", "out"];
+  const records = new RecordBuilder();
+  for (const shape of [names, ["v", "k"], ["k", "v"], names.slice(3, 9)]) {
+    const values = [0, 1, 2].map((r) => Object.fromEntries(shape.map((f, j) => [f, j % 2 === 0 ? `${f}-${r}` : r * 10 + j])));
+    const built = roundTrip(values, undefined, records).v;
+    assert.equal(built, asJson(values));
+    assert.equal(built, roundTrip(values, undefined, undefined).v);
+    assert.equal(built.map((o) => Object.keys(o as object)), asJson(values).map((o) => Object.keys(o as object)));
+  }
+});
+
+frames("frames that no weir producer sends decode as field by field: __proto__, names that are no strings, more shapes than kept", () => {
+  const records = new RecordBuilder();
+  const decode = (fields: unknown[], columns: unknown[]) => {
+    const data = new TextEncoder().encode(JSON.stringify({ k: "r", f: fields, c: columns }));
+    const [a, b] = [decodeFrame(data, records), decodeFrame(data)];
+    return a.k === "r" && b.k === "r" ? [a.v, b.v] : [];
+  };
+  const [proto, protoLoop] = decode(["__proto__", "k"], [[{ polluted: true }], ["x"]]);
+  assert.equal(proto, protoLoop);
+  assert.is(({} as Record<string, unknown>).polluted, undefined, "Object.prototype untouched");
+  const [numbered, numberedLoop] = decode([1, 2], [["a"], ["b"]]);
+  assert.equal(numbered, numberedLoop);
+  assert.equal(numbered, [{ 1: "a", 2: "b" }]);
+  for (let shape = 0; shape < 100; shape++) {
+    const [many, manyLoop] = decode([`f${shape}`, "k"], [[shape], ["x"]]);
+    assert.equal(many, manyLoop);
+    assert.equal(many, [{ [`f${shape}`]: shape, k: "x" }]);
+  }
 });
 
 frames.run();

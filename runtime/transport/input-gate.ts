@@ -8,6 +8,7 @@
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeFrame, isProbe, type Frame } from "./frames.ts";
+import { RecordBuilder } from "./record-columns.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 
 export interface InputChannelSpec {
@@ -58,6 +59,8 @@ export class InputGate {
   /** The number the next frame of each channel must carry. */
   private readonly nextSequence: number[];
   private readonly subscriptions: Subscription[] = [];
+  /** Builds the records of column frames (one function per record shape, made once). */
+  private readonly records = new RecordBuilder();
   private readonly blocked: boolean[];
   /** Frames held back from blocked channels (barrier alignment), per channel, in order. */
   private readonly held: Array<Array<Uint8Array>>;
@@ -148,7 +151,7 @@ export class InputGate {
         this.queueHead = 0;
       }
       if (this.blocked[channel]) { this.held[channel]!.push(data); continue; }
-      const frame = decodeFrame(data);
+      const frame = decodeFrame(data, this.records);
       const expected = this.nextSequence[channel]!;
       if (frame.k === "p") {
         // A probe (frames.ts): every frame published before it has arrived, or some were lost.
