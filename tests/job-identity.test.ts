@@ -35,4 +35,37 @@ test("workers differing in clock, parallelism or job graph are told how; the sam
   assert.is(identityDifference(withSource(1), withSource()), `parallelism of "src" not set (the leader's: 1)`);
 });
 
+test("workers whose job files differ only in a function body are told so; the same text is no difference", () => {
+  const job = resolveJobOptions({ name: "ident", parallelism: 2 });
+  const OTHER = /^other code in its operators' functions or key selectors/;
+  const identity = (build: (env: StreamEnvironment) => void) => {
+    const env = StreamEnvironment.create({ name: "ident", nats: "nats://127.0.0.1:1", parallelism: 2 });
+    build(env);
+    return jobIdentity(env.jobGraph(), job);
+  };
+  const counted = (add: (a: number, b: number) => number, key: (n: number) => number) => identity((env) => {
+    env.fromSource(Sources.array([1, 2, 3]), { uid: "src" }).map((n) => n * 2, { uid: "double" }).keyBy(key).reduce(add, { uid: "sum" }).sinkTo(discard);
+  });
+  const add = (a: number, b: number) => a + b;
+  const parity = (n: number) => n % 2;
+  assert.is(identityDifference(counted(add, parity), counted((a: number, b: number) => a + b, (n: number) => n % 2)), undefined);
+  assert.match(identityDifference(counted(add, parity), counted((a, b) => a + b + 1, parity)) ?? "", OTHER);
+  assert.match(identityDifference(counted(add, parity), counted(add, (n) => n % 3)) ?? "", OTHER);
+  // A process function's method, a window's aggregate function, the two functions of connect().map().
+  const processed = (body: string) => identity((env) => {
+    const fn = { processElement: new Function("e", "ctx", body) as (e: number, ctx: { collect(v: number): void }) => void };
+    env.fromSource(Sources.array([1]), { uid: "src" }).process(fn, { uid: "p" }).sinkTo(discard);
+  });
+  assert.is(identityDifference(processed("ctx.collect(e)"), processed("ctx.collect(e)")), undefined);
+  assert.match(identityDifference(processed("ctx.collect(e)"), processed("ctx.collect(e + 1)")) ?? "", OTHER);
+  const coMapped = (second: (n: number) => number) => identity((env) => {
+    const a = env.fromSource(Sources.array([1]), { uid: "a" });
+    a.connect(env.fromSource(Sources.array([2]), { uid: "b" })).map((n) => n, second, { uid: "co" }).sinkTo(discard);
+  });
+  assert.is(identityDifference(coMapped((n) => n), coMapped((n) => n)), undefined);
+  assert.match(identityDifference(coMapped((n) => n), coMapped((n) => -n)) ?? "", OTHER);
+  // Another graph says so, not "other code" as well.
+  assert.is(identityDifference(counted(add, parity), processed("ctx.collect(e)")), "another job graph (other operators, uids, chains or exchanges: another job file?)");
+});
+
 test.run();

@@ -16,6 +16,7 @@ import type {
 } from "../contracts/functions.ts";
 import type { WatermarkStrategy } from "../contracts/watermarks.ts";
 import type { NodeOptions, StreamGraph } from "../graph/stream-graph.ts";
+import { functionsText } from "../graph/user-code.ts";
 import { coProcessSpec, filterSpec, flatMapSpec, mapSpec, processSpec } from "../operators/basic.ts";
 import { timestampsSpec } from "../operators/timestamps.ts";
 import { keyedAggregateSpec, keyedProcessSpec, keyedReduceSpec } from "../keyed/specs.ts";
@@ -55,22 +56,22 @@ export class DataStream<T> {
 
   map<O>(fn: MapFunction<T, O>, options?: NodeOptions): DataStream<O> {
     requireFunction(fn, "map()");
-    return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), nodeOptions(options, "map()")));
+    return new DataStream<O>(this.host, this.graph.addOperator("Map", [[this.nodeId]], mapSpec(fn), nodeOptions(options, "map()"), functionsText(fn)));
   }
 
   filter(fn: FilterFunction<T>, options?: NodeOptions): DataStream<T> {
     requireFunction(fn, "filter()");
-    return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), nodeOptions(options, "filter()")));
+    return new DataStream<T>(this.host, this.graph.addOperator("Filter", [[this.nodeId]], filterSpec(fn), nodeOptions(options, "filter()"), functionsText(fn)));
   }
 
   flatMap<O>(fn: FlatMapFunction<T, O>, options?: NodeOptions): DataStream<O> {
     requireFunction(fn, "flatMap()");
-    return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), nodeOptions(options, "flatMap()")));
+    return new DataStream<O>(this.host, this.graph.addOperator("FlatMap", [[this.nodeId]], flatMapSpec(fn), nodeOptions(options, "flatMap()"), functionsText(fn)));
   }
 
   process<O = any>(fn: ProcessFunction<T, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(fn, ["processElement"], "process()", "a ProcessFunction");
-    return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), nodeOptions(options, "process()")));
+    return new DataStream<O>(this.host, this.graph.addOperator("Process", [[this.nodeId]], processSpec(fn), nodeOptions(options, "process()"), functionsText(fn)));
   }
 
   keyBy<K>(selector: KeySelector<T, K>, ...extra: never[]): KeyedStream<K, T> {
@@ -102,7 +103,7 @@ export class DataStream<T> {
 
   assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>, options?: NodeOptions): DataStream<T> {
     requireWatermarkStrategy(strategy, "assignTimestampsAndWatermarks()");
-    return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), nodeOptions(options, "assignTimestampsAndWatermarks()")));
+    return new DataStream<T>(this.host, this.graph.addOperator("Timestamps/Watermarks", [[this.nodeId]], timestampsSpec(strategy), nodeOptions(options, "assignTimestampsAndWatermarks()"), functionsText(strategy)));
   }
 
   private requireSameJob(other: unknown, what: string): void {
@@ -162,13 +163,13 @@ export class KeyedStream<K, T> extends DataStream<T> {
   override process<O = any>(fn: KeyedProcessFunction<K, T, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(fn, ["processElement"], "keyBy().process()", "a KeyedProcessFunction");
     const spec = keyedProcessSpec(fn, [this.keySelector]);
-    return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, nodeOptions(options, "keyBy().process()")));
+    return new DataStream<O>(this.host, this.graph.addOperator("KeyedProcess", [[this.nodeId]], spec, nodeOptions(options, "keyBy().process()"), functionsText(fn)));
   }
 
   /** A running reduce per key: emits the updated value for every record (Flink's KeyedStream#reduce). */
   reduce(fn: ReduceFunction<T>, options?: NodeOptions): DataStream<T> {
     requireFunction(fn, "keyBy().reduce()");
-    return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), nodeOptions(options, "keyBy().reduce()")));
+    return new DataStream<T>(this.host, this.graph.addOperator("Reduce", [[this.nodeId]], keyedReduceSpec(fn, this.keySelector), nodeOptions(options, "keyBy().reduce()"), functionsText(fn)));
   }
 
   /**
@@ -177,7 +178,7 @@ export class KeyedStream<K, T> extends DataStream<T> {
    */
   aggregate<ACC, O>(fn: AggregateFunction<T, ACC, O>, options?: NodeOptions): DataStream<O> {
     requireMethods(fn, AGGREGATE_METHODS, "keyBy().aggregate()", "an AggregateFunction");
-    return new DataStream<O>(this.host, this.graph.addOperator("Aggregate", [[this.nodeId]], keyedAggregateSpec(fn, this.keySelector), nodeOptions(options, "keyBy().aggregate()")));
+    return new DataStream<O>(this.host, this.graph.addOperator("Aggregate", [[this.nodeId]], keyedAggregateSpec(fn, this.keySelector), nodeOptions(options, "keyBy().aggregate()"), functionsText(fn)));
   }
 
   /** Event-time or processing-time windows per key: `.reduce`, `.aggregate` or `.process` the records of each window. */
@@ -231,7 +232,7 @@ export class CountWindowedStream<K, T> {
 
   private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {
     const spec = countWindowOperatorSpec<K, T, O>(this.size, this.slide, logic, this.keySelector);
-    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `countWindow().${logic.type}()`)));
+    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `countWindow().${logic.type}()`), functionsText(logic)));
   }
 }
 
@@ -293,7 +294,7 @@ export class WindowedStream<K, T> {
 
   private build<O>(name: string, logic: WindowLogic<T, O>, options?: NodeOptions): DataStream<O> {
     const spec = windowOperatorSpec<K, T, O>(this.assigner, logic, this.lateTag, this.keySelector, this.latenessMs);
-    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `window().${logic.type}()`)));
+    return new DataStream<O>(this.host, this.host.graph.addOperator(name, [[this.nodeId]], spec, nodeOptions(options, `window().${logic.type}()`), functionsText(logic, this.assigner)));
   }
 }
 
@@ -306,22 +307,26 @@ export class ConnectedStreams<A, B> {
       return new ConnectedKeyedStreams<unknown, A, B>(this.host, this.first, this.second).process<O>(fn as KeyedCoProcessFunction<unknown, A, B, O>, options);
     }
     requireMethods(fn, ["processElement1", "processElement2"], "connect().process()", "a CoProcessFunction");
-    const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), nodeOptions(options, "connect().process()"));
+    const id = this.host.graph.addOperator("CoProcess", [[this.first.nodeId], [this.second.nodeId]], coProcessSpec(fn), nodeOptions(options, "connect().process()"), functionsText(fn));
     return new DataStream<O>(this.host, id);
   }
 
   map<O>(fn1: MapFunction<A, O>, fn2: MapFunction<B, O>, options?: NodeOptions): DataStream<O> {
-    return this.process<O>({
+    const co: CoProcessFunction<A, B, O> & { userFunctions: object } = {
       processElement1: (v, ctx) => ctx.collect(fn1(v)),
       processElement2: (v, ctx) => ctx.collect(fn2(v)),
-    }, { name: "CoMap", ...nodeOptions(options, "connect().map()") });
+      userFunctions: { fn1, fn2 }, // what functionsText reads: the wrappers' text is the same for any map
+    };
+    return this.process<O>(co, { name: "CoMap", ...nodeOptions(options, "connect().map()") });
   }
 
   flatMap<O>(fn1: FlatMapFunction<A, O>, fn2: FlatMapFunction<B, O>, options?: NodeOptions): DataStream<O> {
-    return this.process<O>({
+    const co: CoProcessFunction<A, B, O> & { userFunctions: object } = {
       processElement1: (v, ctx) => { for (const o of fn1(v)) ctx.collect(o); },
       processElement2: (v, ctx) => { for (const o of fn2(v)) ctx.collect(o); },
-    }, { name: "CoFlatMap", ...nodeOptions(options, "connect().flatMap()") });
+      userFunctions: { fn1, fn2 },
+    };
+    return this.process<O>(co, { name: "CoFlatMap", ...nodeOptions(options, "connect().flatMap()") });
   }
 
   keyBy<K>(key1: KeySelector<A, K>, key2: KeySelector<B, K>): ConnectedKeyedStreams<K, A, B> {
@@ -343,7 +348,7 @@ export class ConnectedKeyedStreams<K, A, B> {
       processElement: () => { throw new Error("unreachable"); },
     }, [this.first.keySelector, this.second.keySelector], (input, value, ctx) =>
       input === 0 ? fn.processElement1(value as A, ctx) : fn.processElement2(value as B, ctx));
-    const id = this.host.graph.addOperator("KeyedCoProcess", [[this.first.nodeId], [this.second.nodeId]], spec, nodeOptions(options, "connect().keyBy().process()"));
+    const id = this.host.graph.addOperator("KeyedCoProcess", [[this.first.nodeId], [this.second.nodeId]], spec, nodeOptions(options, "connect().keyBy().process()"), functionsText(fn));
     return new DataStream<O>(this.host, id);
   }
 }

@@ -1,14 +1,19 @@
 // What the workers of one job must agree on: the job graph (operators, their uids, chains and
-// exchanges) and the options that decide where state and records go. A worker started with another job
-// file or other options would split keys over other key groups or run other operators on its share of
-// the records; the leader leaves it without subtasks and tells it why (actors/worker/leader-side.ts).
+// exchanges), the options that decide where state and records go, and the code of the functions its
+// operators and key selectors run. A worker started with another job file, other options or another
+// version of a function would split keys over other key groups, or run other operators or other code on
+// its share of the records; the leader leaves it without subtasks and tells it why
+// (actors/worker/leader-side.ts).
 
 import { createHash } from "node:crypto";
 import * as t from "io-ts";
 import type { JobGraph } from "../graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../contracts/job-options.ts";
 
-export const JobIdentityCodec = t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }, "JobIdentity");
+export const JobIdentityCodec = t.intersection([
+  t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }),
+  t.partial({ code: t.string }),
+], "JobIdentity");
 export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
 
 /**
@@ -25,8 +30,14 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
     nodes: v.nodes.map((n) => `${n.kind}:${n.uid}`),
     inputs: v.inputs.map((e) => `${graph.vertices[e.fromVertex]?.uid}:${e.partitioning.type}:${e.inputIndex}:${e.tag ?? ""}`),
   }));
+  // The operators' functions (user-code.ts) and the key selectors of keyed exchanges, in graph order.
+  const code = graph.vertices.map((v) => [
+    ...v.nodes.map((n) => (n.kind === "operator" ? n.code ?? "" : "")),
+    ...v.inputs.map((e) => (e.partitioning.type === "hash" ? Function.prototype.toString.call(e.partitioning.selector) : "")),
+  ]);
   return {
     graph: createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 16),
+    code: createHash("sha256").update(JSON.stringify(code)).digest("hex").slice(0, 16),
     settings: {
       parallelism: job.reactive ? "auto" : job.parallelism,
       maxParallelism: job.maxParallelism,
@@ -46,6 +57,12 @@ export function identityDifference(mine: JobIdentity, theirs: JobIdentity): stri
   const settings = [...new Set([...Object.keys(mine.settings), ...Object.keys(theirs.settings)])]
     .filter((k) => mine.settings[k] !== theirs.settings[k])
     .map((k) => `${k} ${show(theirs.settings[k])} (the leader's: ${show(mine.settings[k])})`);
-  const parts = [...(mine.graph !== theirs.graph ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"] : []), ...settings];
+  const graph = mine.graph !== theirs.graph
+    ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"]
+    // Told only for the same graph (another graph has other code anyway); a worker of a version that sends no code is not judged by it.
+    : mine.code !== undefined && theirs.code !== undefined && mine.code !== theirs.code
+      ? ["other code in its operators' functions or key selectors (another version of the job file?)"]
+      : [];
+  const parts = [...graph, ...settings];
   return parts.length > 0 ? parts.join(", ") : undefined;
 }

@@ -31,6 +31,8 @@ export interface OperatorNode extends NodeBase {
   /** One list of upstream node ids per logical input (two for connect). */
   readonly inputs: ReadonlyArray<readonly number[]>;
   readonly spec: OperatorSpec;
+  /** The text of the user's functions it runs (user-code.ts): what workers of one job compare. */
+  readonly code?: string;
 }
 export interface SinkNode extends NodeBase { readonly kind: "sink"; readonly input: number; readonly sink: SinkDef<unknown> }
 /** Virtual: fans several streams into one. */
@@ -107,8 +109,8 @@ export class StreamGraph implements GraphView {
     return n.id;
   }
 
-  addOperator(defaultName: string, inputs: ReadonlyArray<readonly number[]>, spec: OperatorSpec, options?: NodeOptions): number {
-    const n: OperatorNode = { ...this.identity(defaultName, options), kind: "operator", inputs, spec };
+  addOperator(defaultName: string, inputs: ReadonlyArray<readonly number[]>, spec: OperatorSpec, options?: NodeOptions, code?: string): number {
+    const n: OperatorNode = { ...this.identity(defaultName, options), kind: "operator", inputs, spec, ...(code === undefined ? {} : { code }) };
     this.nodes.push(n);
     return n.id;
   }
