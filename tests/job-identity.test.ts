@@ -3,7 +3,7 @@
 // processing-time timers on its own; the leader gives it no subtasks and says why).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Sources, StreamEnvironment, type SinkDef } from "../mod.ts";
+import { SlidingEventTimeWindows, Sources, StreamEnvironment, TumblingEventTimeWindows, type SinkDef } from "../mod.ts";
 import { resolveJobOptions } from "../runtime/api/options.ts";
 import { identityDifference, jobIdentity } from "../runtime/cluster/job-identity.ts";
 
@@ -64,6 +64,13 @@ test("workers whose job files differ only in a function body are told so; the sa
   });
   assert.is(identityDifference(coMapped((n) => n), coMapped((n) => n)), undefined);
   assert.match(identityDifference(coMapped((n) => n), coMapped((n) => -n)) ?? "", OTHER);
+  // A window's assigner: its kind and sizes are settings, not code.
+  const windowed = (sizeMs: number, sliding = false) => identity((env) => {
+    env.fromSource(Sources.array([1]), { uid: "src" }).keyBy(parity).window(sliding ? SlidingEventTimeWindows.of(sizeMs, 1000) : TumblingEventTimeWindows.of(sizeMs)).reduce(add, { uid: "w" }).sinkTo(discard);
+  });
+  assert.is(identityDifference(windowed(60_000), windowed(60_000)), undefined);
+  assert.is(identityDifference(windowed(60_000), windowed(30_000)), `windows of "w" "TumblingEventTimeWindows.of(30000)" (the leader's: "TumblingEventTimeWindows.of(60000)")`);
+  assert.match(identityDifference(windowed(60_000), windowed(60_000, true)) ?? "", /windows of "w" "SlidingEventTimeWindows\.of\(60000, 1000\)"/);
   // Another graph says so, not "other code" as well.
   assert.is(identityDifference(counted(add, parity), processed("ctx.collect(e)")), "another job graph (other operators, uids, chains or exchanges: another job file?)");
 });

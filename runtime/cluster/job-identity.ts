@@ -20,11 +20,17 @@ export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
  * `clock`: "manual" for `weir run --manual-clock` (processing time moves only when the leader moves it).
  * An operator's own parallelism (`{ parallelism }` in its options) is a setting too: a worker whose source
  * ran at another one would read other subjects, and a keyed subtask would wait for barriers from channels
- * the leader's graph does not have (the job stalled, nothing said why).
+ * the leader's graph does not have (the job stalled, nothing said why). So are a window operator's
+ * windows (its assigner's kind and sizes: a worker of 30 s windows beside one of 60 s would emit both).
  */
 export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system"): JobIdentity {
-  const own: Record<string, number> = {};
-  for (const v of graph.vertices) for (const n of v.nodes) if (n.parallelism !== undefined) own[`parallelism of "${n.uid}"`] = n.parallelism;
+  const own: Record<string, number | string> = {};
+  for (const v of graph.vertices) {
+    for (const n of v.nodes) {
+      if (n.parallelism !== undefined) own[`parallelism of "${n.uid}"`] = n.parallelism;
+      if (n.kind === "operator" && n.spec.stateLayout !== undefined) own[`windows of "${n.uid}"`] = n.spec.stateLayout;
+    }
+  }
   const shape = graph.vertices.map((v) => ({
     uid: v.uid,
     nodes: v.nodes.map((n) => `${n.kind}:${n.uid}`),
