@@ -71,6 +71,11 @@ test("workers whose job files differ only in a function body are told so; the sa
   assert.is(identityDifference(windowed(60_000), windowed(60_000)), undefined);
   assert.is(identityDifference(windowed(60_000), windowed(30_000)), `windows of "w" "TumblingEventTimeWindows.of(30000)" (the leader's: "TumblingEventTimeWindows.of(60000)")`);
   assert.match(identityDifference(windowed(60_000), windowed(60_000, true)) ?? "", /windows of "w" "SlidingEventTimeWindows\.of\(60000, 1000\)"/);
+  const counted2 = (size: number) => identity((env) => {
+    env.fromSource(Sources.array([1]), { uid: "src" }).keyBy(parity).countWindow(size).reduce(add, { uid: "c" }).sinkTo(discard);
+  });
+  assert.is(identityDifference(counted2(100), counted2(100)), undefined);
+  assert.is(identityDifference(counted2(100), counted2(50)), `windows of "c" "countWindow(50)" (the leader's: "countWindow(100)")`);
   // Another graph says so, not "other code" as well.
   assert.is(identityDifference(counted(add, parity), processed("ctx.collect(e)")), "another job graph (other operators, uids, chains or exchanges: another job file?)");
 });

@@ -21,7 +21,8 @@ export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
  * An operator's own parallelism (`{ parallelism }` in its options) is a setting too: a worker whose source
  * ran at another one would read other subjects, and a keyed subtask would wait for barriers from channels
  * the leader's graph does not have (the job stalled, nothing said why). So are a window operator's
- * windows (its assigner's kind and sizes: a worker of 30 s windows beside one of 60 s would emit both).
+ * windows (its assigner's kind and sizes, a count window's size and slide: a worker of 30 s windows beside
+ * one of 60 s would emit both).
  */
 export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system"): JobIdentity {
   const own: Record<string, number | string> = {};
@@ -29,6 +30,7 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
     for (const n of v.nodes) {
       if (n.parallelism !== undefined) own[`parallelism of "${n.uid}"`] = n.parallelism;
       if (n.kind === "operator" && n.spec.stateLayout !== undefined) own[`windows of "${n.uid}"`] = n.spec.stateLayout;
+      if (n.kind === "operator" && n.spec.sharedSettings !== undefined) own[`windows of "${n.uid}"`] = n.spec.sharedSettings;
     }
   }
   const shape = graph.vertices.map((v) => ({

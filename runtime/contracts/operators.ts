@@ -117,4 +117,9 @@ export interface OperatorSpec {
    * and a restore under another layout is refused (actors/job/restore-checks.ts).
    */
   readonly stateLayout?: string;
+  /**
+   * Settings workers of one job must share that the state layout does not name (a count window's size
+   * and slide): part of the job identity (runtime/cluster/job-identity.ts), never checked at a restore.
+   */
+  readonly sharedSettings?: string;
 }

@@ -28,6 +28,7 @@ export function countWindowOperatorSpec<K, T, O>(size: number, slide: number | u
     type: `count-window-${logic.type}`,
     keySelectors: [keySelector],
     chainable: false,
+    sharedSettings: slide === undefined ? `countWindow(${size})` : `countWindow(${size}, ${slide})`,
     create(ctx) {
       const counters: WindowCounters = { lateRecords: 0, windowsFired: 0 };
       const fn = slide === undefined ? tumbling<K, T, O>(size, logic, counters) : sliding<K, T, O>(size, slide, logic, counters);
