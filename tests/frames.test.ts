@@ -117,6 +117,13 @@ frames("frames that no weir producer sends decode as field by field: __proto__, 
   const [numbered, numberedLoop] = decode([1, 2], [["a"], ["b"]]);
   assert.equal(numbered, numberedLoop);
   assert.equal(numbered, [{ 1: "a", 2: "b" }]);
+  // Lists whose names join to one already built must not get its function.
+  decode(["a", "b"], [[1], [2]]);
+  const [joined, joinedLoop] = decode(["a\u0000b"], [[7]]);
+  assert.equal(joined, joinedLoop);
+  decode([""], [[1]]);
+  const [nulled, nulledLoop] = decode([null], [[3]]);
+  assert.equal(nulled, nulledLoop);
   for (let shape = 0; shape < 100; shape++) {
     const [many, manyLoop] = decode([`f${shape}`, "k"], [[shape], ["x"]]);
     assert.equal(many, manyLoop);

@@ -109,10 +109,12 @@ export class RecordBuilder {
 
   private shapeOf(fields: readonly string[], columnCount: number): ObjectsOf | undefined {
     if (fields.length === 0 || fields.length > MAX_FIELDS || columnCount !== fields.length) return undefined;
-    const id = fields.join("\u0000");
+    // Checked before the lookup, and named by their JSON: a frame whose names are no strings, or join to
+    // another list's, must not get that list's function.
+    if (!fields.every((f) => typeof f === "string" && f !== "__proto__")) return undefined;
+    const id = JSON.stringify(fields);
     const known = this.shapes.get(id);
     if (known !== undefined || this.shapes.size >= MAX_SHAPES) return known;
-    if (!fields.every((f) => typeof f === "string" && f !== "__proto__")) return undefined;
     const literal = fields.map((f, j) => `${JSON.stringify(f)}: c${j}[i]`).join(", ");
     const body = `${fields.map((_, j) => `const c${j} = columns[${j}];`).join(" ")} const n = c0.length; const out = new Array(n); for (let i = 0; i < n; i++) out[i] = { ${literal} }; return out;`;
     let make: ObjectsOf;
