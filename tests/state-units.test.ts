@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
-import { decodeToken, encodeToken, parseKey, baseKey, MAX_KEY_LENGTH } from "../state/backends/jetstream-kv/keys.ts";
+import { decodeToken, encodeToken, parseKey, baseKey, checkBaseKey, MAX_KEY_LENGTH } from "../state/backends/jetstream-kv/keys.ts";
 import { OrderedKeys } from "../state/backends/ordered-keys.ts";
 import { resolveStateBackendConfig, DEFAULT_STATE_BACKEND_CONFIG } from "../state/config.ts";
 import { decodeDelta, encodeDelta } from "../state/backends/changelog/format.ts";
@@ -40,6 +40,24 @@ s("KV keys: parse back to the address; too long keys are refused with the state 
   const e = (() => { try { baseKey({ ...a, keyId: JSON.stringify("x".repeat(MAX_KEY_LENGTH)) }); } catch (err) { return err; } })();
   assert.instance(e, StateLimitError);
   assert.match((e as Error).message, /state "my state"/);
+});
+
+s("KV keys: the heap's quick check of a new key refuses exactly what building it refuses, with the same line", () => {
+  const refusal = (f: () => unknown): string | undefined => { try { f(); return undefined; } catch (e) { return (e as Error).message; } };
+  // Keys about the limit: ASCII (3 characters each when escaped), two- and three-byte characters, surrogate pairs.
+  const token = (max: number) => fc.oneof(
+    fc.string({ maxLength: max }),
+    fc.string({ unit: "grapheme", maxLength: max / 4 }),
+    fc.nat({ max }).map((n) => "é".repeat(n / 3)),
+    fc.nat({ max }).map((n) => "€.".repeat(n / 4)),
+  );
+  fc.assert(fc.property(fc.record({ operator: token(40), state: token(40), keyGroup: fc.nat({ max: 32767 }), keyId: token(2200) }), (a) =>
+    refusal(() => baseKey(a)) === refusal(() => checkBaseKey(a))), { numRuns: 2000 });
+  for (const keyId of ["k".repeat(2030), "k".repeat(2040), "=".repeat(700), "é".repeat(340), "é".repeat(342)]) {
+    const a = { operator: "op", state: "v", keyGroup: 99, keyId };
+    assert.is(refusal(() => checkBaseKey(a)), refusal(() => baseKey(a)), `${keyId.length} × ${keyId[0]}`);
+  }
+  assert.match(refusal(() => checkBaseKey({ operator: "op", state: "v", keyGroup: 1, keyId: "k".repeat(2045) }))!, /more than the 2048/);
 });
 
 s("OrderedKeys: pages in order with a cursor, across removals and additions", () => {

@@ -12,7 +12,7 @@ import { OrderedKeys } from "./ordered-keys.ts";
 import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-checks.ts";
 import { snapshotValue } from "./snapshot.ts";
 import { fromStateJson, toStateJson } from "./json-safe.ts";
-import { baseKey, mapEntryKey } from "./jetstream-kv/keys.ts";
+import { baseKey, checkBaseKey, mapEntryKey } from "./jetstream-kv/keys.ts";
 import { serialize, tooLarge, valueJson } from "./jetstream-kv/entry-json.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG } from "../config.ts";
 
@@ -51,7 +51,7 @@ class ValueCell {
 
 /** A key's first cell: its KV key checked once, as the KV backend would refuse it (a job passing on the heap must not fail on KV). */
 function newCell(ns: Namespace, address: StateAddress): ValueCell {
-  baseKey(address);
+  checkBaseKey(address);
   return new ValueCell(ns, address.keyId);
 }
 
