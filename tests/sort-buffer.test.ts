@@ -80,6 +80,18 @@ sort("over the memory budget: runs spill to disk and come back with each key's r
   assert.equal(readdirSync(dir), [], "runs are removed after the merge");
 });
 
+sort("the memory estimate follows values that grow after the first 100k records (the mean of recent samples, not of all)", () => {
+  const b = new SortBuffer({ memoryBytes: 2 ** 40, diskBytes: 0, directory: dir, operator: "op" });
+  const small = "s".repeat(10);
+  const large = "L".repeat(1000);
+  for (let i = 0; i < 100_000; i++) void b.add(`k${i % 5000}`, () => i % 128, Number.NEGATIVE_INFINITY, undefined, 0, small);
+  const before = b.estimatedMemoryBytes;
+  for (let i = 0; i < 100_000; i++) void b.add(`k${i % 5000}`, () => i % 128, Number.NEGATIVE_INFINITY, undefined, 0, large);
+  // A value weighs ~2.7 bytes a byte of its JSON (sort-buffer.ts): 100k of ~1 kB, less what the estimate takes to follow.
+  const grown = b.estimatedMemoryBytes - before;
+  assert.ok(grown > 0.75 * 2.7 * 100_000 * JSON.stringify(large).length, `the estimate grew by ${grown} bytes for 100k values of ${JSON.stringify(large).length} bytes of JSON`);
+});
+
 sort("a spill writes the largest key groups, about a quarter of the budget, and keeps the rest in memory", async () => {
   const b = new SortBuffer({ memoryBytes: 20_000, diskBytes: 10_000_000, directory: dir, operator: "op" });
   let i = 0;
