@@ -86,8 +86,9 @@ export class SortBuffer {
   private diskBytes = 0;
   /** A value's estimated bytes (see ESTIMATE_RECORDS). */
   private valueEstimate = 0;
-  /** The records the samples stand for. */
+  /** The records the samples stand for, and the records until the next sample (the first record is one). */
   private sampledRecords = 0;
+  private untilSample = 1;
   records = 0;
   spills = 0;
 
@@ -120,17 +121,22 @@ export class SortBuffer {
     this.groupRecords[keys.keyGroup(k)]!++;
     // A folded record is accounted as if it were kept: spills come at the same points, and a fold that
     // grows its value (a concatenation) is still bounded.
-    const every = this.sampledRecords < SAMPLED_FIRST ? SAMPLE_EVERY : SAMPLE_EVERY_LATER;
-    if (this.records % every === 0) {
-      // A sample stands for the records up to the next one: the mean of the first ones, then an exponential
-      // mean over about ESTIMATE_RECORDS records.
-      const weight = every / Math.min(this.sampledRecords + every, ESTIMATE_RECORDS);
-      this.valueEstimate += weight * (valueBytes(value) - this.valueEstimate);
-      this.sampledRecords += every;
-    }
+    if (--this.untilSample === 0) this.sample(value);
     this.records++;
     this.memoryBytes += this.recordBytes();
     if (this.memoryBytes >= this.budget.memoryBytes) return this.spill();
+  }
+
+  /**
+   * Measures `value`, which stands for the records up to the next sample: the estimate is the mean of the
+   * first samples, then an exponential mean over about ESTIMATE_RECORDS records.
+   */
+  private sample(value: unknown): void {
+    const every = this.sampledRecords < SAMPLED_FIRST ? SAMPLE_EVERY : SAMPLE_EVERY_LATER;
+    const weight = every / Math.min(this.sampledRecords + every, ESTIMATE_RECORDS);
+    this.valueEstimate += weight * (valueBytes(value) - this.valueEstimate);
+    this.sampledRecords += every;
+    this.untilSample = this.sampledRecords < SAMPLED_FIRST ? SAMPLE_EVERY : SAMPLE_EVERY_LATER;
   }
 
   /** The estimated bytes of a buffered record (as the values sampled so far weigh). */
