@@ -130,12 +130,20 @@ export interface StateAddress {
   readonly userKeyId?: string | undefined;
   /**
    * Backend-private memo: the backend that served this address last stores itself and what it resolved
-   * the address to here (KV: the key's cache entry, or its KV key before there is one; heap: the cell of
-   * the key's value, or the namespace of its map). A handle lives as long as its key's slot and reuses one
+   * the address to here (KV: the key's cache entry, or its KV key before there is one; heap: the state's
+   * namespace in the key's group). A handle lives as long as its key's slot and reuses one
    * address object for all its calls, so the address is resolved once per key, not once per request.
    */
   keyOwner?: unknown;
   keyMemo?: unknown;
+  /**
+   * Backend-private too: a copy of the key's value the address holds, so that a request loads no other
+   * object for it (the heap's: heap-namespace.ts), with where the backend keeps it and whether it is current.
+   */
+  heldValue?: unknown;
+  heldIndex?: number;
+  heldEpoch?: number;
+  heldToken?: number;
 }
 
 export const StateRequestType = {

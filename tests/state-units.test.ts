@@ -269,6 +269,45 @@ s("heap backend: a state emptied (a fired window's) leaves its key group; an add
   }
 });
 
+s("heap backend: several addresses of a key (a handle made again, a drain's) read what any of them last wrote, in any order, across removals, reused indexes and two backends", () => {
+  // The heap keeps a copy of a key's value in the address that last used it (heap-namespace.ts): a model
+  // of puts, removals, appends and reads through three addresses per key over three keys, each address
+  // used with either of two backends, against a Map per backend.
+  const op = fc.record({
+    kind: fc.constantFrom("get", "put", "remove", "append", "fresh"),
+    backend: fc.integer({ min: 0, max: 1 }),
+    key: fc.integer({ min: 0, max: 2 }),
+    address: fc.integer({ min: 0, max: 2 }),
+    value: fc.integer({ min: 0, max: 99 }),
+  });
+  fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+    const heaps = [0, 1].map(() => new HeapKeyedStateBackend(new KeyGroupRange(0, 9)));
+    const make = (key: number) => baseAddress("s", { operator: "op", keyGroup: 3, keyId: `k${key}`, key: `k${key}` });
+    const addresses = [0, 1, 2].map((key) => [0, 1, 2].map(() => make(key)));
+    const models = heaps.map(() => new Map<number, unknown>());
+    for (const o of ops) {
+      const at = addresses[o.key]![o.address]!;
+      const heap = heaps[o.backend]!;
+      const model = models[o.backend]!;
+      if (o.kind === "fresh") addresses[o.key]![o.address] = make(o.key); // the slot rebuilt: a new address
+      else if (o.kind === "put") { heap.tryNow(stateRequest.put(at, o.value)); model.set(o.key, o.value); }
+      else if (o.kind === "remove") { heap.tryNow(stateRequest.put(at, undefined)); model.delete(o.key); }
+      else if (o.kind === "append") {
+        heap.tryNow(stateRequest.append(at, [o.value]));
+        const before = model.get(o.key);
+        model.set(o.key, Array.isArray(before) ? [...before, o.value] : [o.value]);
+      } else assert.equal(heap.tryNow(stateRequest.get(at)), model.get(o.key), `key ${o.key} through address ${o.address} on backend ${o.backend}`);
+    }
+    heaps.forEach((heap, b) => {
+      for (const key of [0, 1, 2]) {
+        for (const at of [...addresses[key]!, make(key)]) assert.equal(heap.tryNow(stateRequest.get(at)), models[b]!.get(key), `key ${key} at the end`);
+        assert.is(heap.knownEmpty(make(key)), !models[b]!.has(key));
+      }
+      assert.is(heap.metrics().cacheEntries, models[b]!.size);
+    });
+  }), { numRuns: 3000 });
+});
+
 s("heap backend: knownEmpty tells a value address with nothing in it (what the backlog sort folds on)", () => {
   const heap = new HeapKeyedStateBackend(new KeyGroupRange(0, 9));
   const at = (keyId: string, keyGroup = 3) => baseAddress("sum", { operator: "op", keyGroup, keyId, key: keyId });

@@ -13,80 +13,9 @@ import { checkKeyGroup, checkShape, closedError, scanLimit } from "./request-che
 import { snapshotValue } from "./snapshot.ts";
 import { fromStateJson, toStateJson } from "./json-safe.ts";
 import { baseKey, checkBaseKey, mapEntryKey } from "./jetstream-kv/keys.ts";
+import { detachIfEmpty, existingNamespace, Namespace, namespaceOf, namespaces, NO_INDEX, released, type HeapMap, type KeyGroupState } from "./heap-namespace.ts";
 import { serialize, tooLarge, valueJson } from "./jetstream-kv/entry-json.ts";
 import { DEFAULT_STATE_BACKEND_CONFIG } from "../config.ts";
-
-interface HeapMap {
-  readonly keys: OrderedKeys;
-  readonly values: Map<string, unknown>;
-}
-
-/**
- * One state of one operator in one key group: plain values (and lists) by key id, and maps. Removed from
- * its key group once empty (a window's state is named per window: kept, every fired window would leave
- * one behind); handles that memoized it check `attached` and look the namespace up again.
- */
-interface Namespace {
-  readonly operator: string;
-  readonly state: string;
-  readonly values: Map<string, ValueCell>;
-  readonly maps: Map<string, HeapMap>;
-  readonly group: KeyGroupState;
-  attached: boolean;
-}
-
-/**
- * A key's plain value (or list). The address of a key's state handle keeps its cell (StateAddress.keyMemo),
- * so the key's records read and write it without a Map lookup. A cell is `live` while it is the one in
- * its namespace's `values` under its key (a value present); one read absent, or whose value was removed,
- * is not in the map and is looked up again before use.
- */
-class ValueCell {
-  value: unknown = undefined;
-  live = false;
-  /** The length of the value's JSON when known (a list's, for the size check of an append), else -1. */
-  jsonLength = -1;
-  constructor(readonly ns: Namespace, readonly key: string) {}
-}
-
-/** A key's first cell: its KV key checked once, as the KV backend would refuse it (a job passing on the heap must not fail on KV). */
-function newCell(ns: Namespace, address: StateAddress): ValueCell {
-  checkBaseKey(address);
-  return new ValueCell(ns, address.keyId);
-}
-
-/**
- * The state of one key group: operator → state name → namespace. Nested maps, so that a request looks
- * up strings that already exist (and whose hashes are cached) instead of building a composite key.
- */
-type KeyGroupState = Map<string, Map<string, Namespace>>;
-
-function namespaceOf(group: KeyGroupState, operator: string, state: string): Namespace {
-  let byState = group.get(operator);
-  if (byState === undefined) group.set(operator, (byState = new Map()));
-  let ns = byState.get(state);
-  if (ns === undefined) byState.set(state, (ns = { operator, state, values: new Map(), maps: new Map(), group, attached: true }));
-  return ns;
-}
-
-/** The namespace if it exists (a read of absent state creates none). */
-function existingNamespace(group: KeyGroupState, operator: string, state: string): Namespace | undefined {
-  return group.get(operator)?.get(state);
-}
-
-/** An emptied namespace leaves its key group. */
-function detachIfEmpty(ns: Namespace): void {
-  if (ns.values.size > 0 || ns.maps.size > 0 || !ns.attached) return;
-  ns.attached = false;
-  const byState = ns.group.get(ns.operator);
-  if (byState?.get(ns.state) !== ns) return;
-  byState.delete(ns.state);
-  if (byState.size === 0) ns.group.delete(ns.operator);
-}
-
-function* namespaces(group: KeyGroupState): Iterable<Namespace> {
-  for (const byState of group.values()) yield* byState.values();
-}
 
 const DEFAULT_SCAN_LIMIT = 256;
 
@@ -96,6 +25,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private closed = false;
   private batches = 0;
   private requests = 0;
+  /** The last token given to an address (heap-namespace.ts: which address may use its copy of a value). */
+  private tokens = 0;
   /** The snapshots this backend took: their messages are deleted once a newer one commits. */
   private readonly snapshots: FullSnapshots | undefined;
 
@@ -135,7 +66,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   knownEmpty(address: StateAddress): boolean {
     if (this.closed || address.userKeyId !== undefined || !this.keyGroupRange.contains(address.keyGroup)) return false;
-    return existingNamespace(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state)?.values.get(address.keyId)?.value === undefined;
+    return existingNamespace(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state)?.indexes.has(address.keyId) !== true;
   }
 
   private apply(request: StateRequest): unknown {
@@ -145,23 +76,31 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     checkShape(request);
     const userKeyId = address.userKeyId;
     const kind = request.kind;
+    const memo = address.keyOwner === this ? address.keyMemo : undefined;
     if (userKeyId === undefined && kind !== T.Scan && kind !== T.ClearMap) {
-      const cell = this.cellOf(address);
+      // The address's own copy of the value while it may use it (heap-namespace.ts), else its key looked up.
+      const ns = memo instanceof Namespace && memo.attached && address.heldEpoch === memo.epoch ? memo : this.holdValue(address);
+      const i = address.heldIndex!;
       switch (kind) {
         case T.Get:
-          return cell.live ? snapshotValue(cell.value) : undefined;
-        case T.Put:
-          if (request.value === undefined) drop(cell);
-          else store(cell, request.value, valueJson(request.value, address, this.maxValueBytes)); // checked before anything changes
+          return i === NO_INDEX ? undefined : snapshotValue(address.heldValue);
+        case T.Put: {
+          const value = request.value;
+          if (value === undefined) {
+            if (i !== NO_INDEX) this.removeValue(ns, address, i);
+            return undefined;
+          }
+          const json = valueJson(value, address, this.maxValueBytes); // checked before anything changes
+          this.storeValue(ns, address, i, value, json === undefined ? -1 : json.length);
           return undefined;
+        }
         case T.Append:
-          this.append(cell, address, request.value);
+          this.append(ns, address, i, request.value);
           return undefined;
       }
     }
-    // Map entries, and Scan and ClearMap (a whole map): the namespace is memoized instead.
-    const memo = address.keyOwner === this ? address.keyMemo : undefined;
-    const group = memo !== undefined && !(memo instanceof ValueCell) && (memo as Namespace).attached ? (memo as Namespace) : this.resolve(address);
+    // Map entries, and Scan and ClearMap (a whole map): the address memoizes the namespace.
+    const group = memo instanceof Namespace && memo.attached ? memo : this.resolve(address);
     const key = address.keyId;
     switch (request.kind) {
       case T.Get:
@@ -182,19 +121,56 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   }
 
   /** As the KV backend appends: the list's JSON length (known without serializing it) within maxValueBytes. */
-  private append(cell: ValueCell, address: StateAddress, values: readonly unknown[]): void {
+  private append(ns: Namespace, address: StateAddress, i: number, values: readonly unknown[]): void {
     const added = serialize(values, address, this.maxValueBytes).length;
-    const current = cell.live && Array.isArray(cell.value) ? (cell.value as unknown[]) : undefined;
+    const current = i !== NO_INDEX && Array.isArray(address.heldValue) ? (address.heldValue as unknown[]) : undefined;
     if (current === undefined || current.length === 0) {
-      store(cell, values.slice(), undefined);
-      cell.jsonLength = added;
+      this.storeValue(ns, address, i, values.slice(), added);
       return;
     }
     // "[a,b]" + "[c]" = "[a,b,c]"
-    const length = (cell.jsonLength >= 0 ? cell.jsonLength : toStateJson(current)!.length) + added - 1;
+    const known = ns.lengthAt(i);
+    const length = (known >= 0 ? known : toStateJson(current)!.length) + added - 1;
     if (length > this.maxValueBytes) throw tooLarge(address, length, this.maxValueBytes);
-    for (let i = 0; i < values.length; i++) current.push(values[i]); // no spread: a huge addAll would overflow the stack
-    cell.jsonLength = length;
+    for (let j = 0; j < values.length; j++) current.push(values[j]); // no spread: a huge addAll would overflow the stack
+    ns.storeAt(i, current, length);
+  }
+
+  /**
+   * Looks the address's key up in its namespace: the address holds a copy of the value from now on (the
+   * namespace's `heldBy`), or none when the key has no value. Its KV key is checked then, as the KV
+   * backend would refuse it (a job passing on the heap must not fail on KV).
+   */
+  private holdValue(address: StateAddress): Namespace {
+    const memo = address.keyOwner === this ? address.keyMemo : undefined;
+    const ns = memo instanceof Namespace && memo.attached ? memo : this.namespaceFor(address);
+    // A token from another backend could be one of this backend's.
+    if (memo === undefined || address.heldToken === 0) address.heldToken = ++this.tokens;
+    address.keyOwner = this;
+    address.keyMemo = ns;
+    const i = ns.indexes.get(address.keyId);
+    if (i !== undefined) ns.heldBy(address, i, address.heldToken!);
+    else {
+      checkBaseKey(address);
+      released(address);
+    }
+    return ns;
+  }
+
+  /** A value (never undefined) for the address's key, which it holds a copy of (holdValue). */
+  private storeValue(ns: Namespace, address: StateAddress, i: number, value: unknown, jsonLength: number): void {
+    if (i === NO_INDEX) {
+      address.heldIndex = ns.add(address.keyId, value, jsonLength, address.heldToken!);
+      address.heldEpoch = ns.epoch;
+    } else ns.storeAt(i, value, jsonLength);
+    address.heldValue = value;
+  }
+
+  /** The value removed: out of the namespace, so that removed keys cost nothing. */
+  private removeValue(ns: Namespace, address: StateAddress, i: number): void {
+    ns.remove(address.keyId, i);
+    released(address);
+    detachIfEmpty(ns);
   }
 
   /** The namespace of a map address, memoized on it (its key group checked once). */
@@ -208,17 +184,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   private namespaceFor(address: StateAddress): Namespace {
     checkKeyGroup(this.keyGroupRange, address);
     return namespaceOf(this.groups[address.keyGroup - this.keyGroupRange.start]!, address.operator, address.state);
-  }
-
-  /** The cell of a plain-value address: memoized on it while live, else the one in the map, else a new (not live) one. */
-  private cellOf(address: StateAddress): ValueCell {
-    const memo = address.keyOwner === this && address.keyMemo instanceof ValueCell ? address.keyMemo : undefined;
-    if (memo !== undefined && memo.live) return memo;
-    const ns = memo !== undefined && memo.ns.attached ? memo.ns : this.namespaceFor(address);
-    const cell = ns.values.get(address.keyId) ?? (memo?.ns === ns ? memo : newCell(ns, address));
-    address.keyOwner = this;
-    address.keyMemo = cell;
-    return cell;
   }
 
   async flush(): Promise<void> {}
@@ -247,7 +212,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const keyGroup = this.keyGroupRange.start + i;
       const out: DeltaEntry[] = [];
       for (const ns of namespaces(g)) {
-        for (const [keyId, cell] of ns.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: toStateJson(cell.value) });
+        for (const [keyId, value] of ns.entries()) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId]), json: toStateJson(value) });
         for (const [keyId, m] of ns.maps) {
           for (const [userKeyId, v] of m.values) out.push({ key: JSON.stringify([keyGroup, ns.operator, ns.state, keyId, userKeyId]), json: toStateJson(v) });
         }
@@ -287,7 +252,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (json === undefined) continue;
       const [keyGroup, operator, state, keyId, userKeyId] = JSON.parse(key) as [number, string, string, string, string | undefined];
       const ns = namespaceOf(this.groups[keyGroup - range.start]!, operator, state);
-      if (userKeyId === undefined) store(ns.values.get(keyId) ?? new ValueCell(ns, keyId), fromStateJson(json), json);
+      if (userKeyId === undefined) {
+        const i = ns.indexes.get(keyId);
+        if (i === undefined) ns.add(keyId, fromStateJson(json), json.length, 0);
+        else ns.storeAt(i, fromStateJson(json), json.length);
+      }
       else putMapEntry(ns, keyId, userKeyId, fromStateJson(json));
     }
   }
@@ -301,7 +270,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     let entries = 0;
     for (const g of this.groups) {
       for (const ns of namespaces(g)) {
-        entries += ns.values.size;
+        entries += ns.indexes.size;
         for (const m of ns.maps.values()) entries += m.values.size;
       }
     }
@@ -319,25 +288,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.closed = true;
     for (const g of this.groups) g.clear();
   }
-}
-
-/** A value present: the cell holds it and is the one in its namespace's map. */
-function store(cell: ValueCell, value: unknown, json: string | undefined): void {
-  cell.value = value;
-  cell.jsonLength = json === undefined ? -1 : json.length;
-  if (!cell.live) {
-    cell.live = true;
-    cell.ns.values.set(cell.key, cell);
-  }
-}
-
-/** The value removed: out of the map, so that removed keys cost nothing. */
-function drop(cell: ValueCell): void {
-  if (!cell.live) return;
-  cell.live = false;
-  cell.value = undefined;
-  cell.ns.values.delete(cell.key);
-  detachIfEmpty(cell.ns);
 }
 
 /** `address`: a new entry's KV key is checked first, as the KV backend would refuse it (a restore passes none: its keys came from KV). */

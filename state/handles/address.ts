@@ -7,9 +7,9 @@ import type { KeyScope, StateAddress } from "../contracts.ts";
 
 export function baseAddress(state: string, scope: KeyScope): StateAddress {
   // Every field present from the start: one object shape for all addresses (the memo is filled later).
-  return { operator: scope.operator, state, keyGroup: scope.keyGroup, keyId: scope.keyId, userKeyId: undefined, keyOwner: undefined, keyMemo: undefined };
+  return { operator: scope.operator, state, keyGroup: scope.keyGroup, keyId: scope.keyId, userKeyId: undefined, keyOwner: undefined, keyMemo: undefined, heldValue: undefined, heldIndex: -1, heldEpoch: -1, heldToken: 0 };
 }
 
 export function entryAddress(base: StateAddress, userKeyId: string): StateAddress {
-  return { operator: base.operator, state: base.state, keyGroup: base.keyGroup, keyId: base.keyId, userKeyId, keyOwner: undefined, keyMemo: undefined };
+  return { operator: base.operator, state: base.state, keyGroup: base.keyGroup, keyId: base.keyId, userKeyId, keyOwner: undefined, keyMemo: undefined, heldValue: undefined, heldIndex: -1, heldEpoch: -1, heldToken: 0 };
 }
