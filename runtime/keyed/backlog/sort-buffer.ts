@@ -15,6 +15,7 @@ import { canonicalJson } from "../../../state/key-groups.ts";
 import { BufferedKeys } from "./buffered-keys.ts";
 import type { ArrivalFold, SortedKey } from "./sorted-key.ts";
 import { SpilledRuns } from "./spilled-runs.ts";
+import { StringKeyIndex } from "./short-key-table.ts";
 
 /** The key group of a key seen for the first time (the operator checks it is in its range there). */
 export type KeyGroupOf = (key: unknown) => number;
@@ -42,8 +43,11 @@ const NUMBER_BYTES = 8;
 const RECORD_OVERHEAD = 16;
 /** A record's arrival watermark, timestamp and input, once the buffer keeps them. */
 const RECORD_META = 28;
-/** Estimated bytes per buffered key besides its key string: its lookup entry, slots and key group list. */
-const KEY_OVERHEAD = 96;
+/**
+ * Estimated bytes per buffered key besides its key string: its lookup entry, slots and key group list (a
+ * short key's row, 28 bytes at most half full, is ~40 bytes more than a Map entry: short-key-table.ts).
+ */
+const KEY_OVERHEAD = 136;
 
 /** A sampled value's estimated heap bytes (see above). */
 function valueBytes(value: unknown): number {
@@ -72,9 +76,10 @@ export class SortBuffer {
   private keys: BufferedKeys;
   /**
    * Each key's slot. String keys are looked up by themselves (no canonical JSON per record: most keys are
-   * strings), other keys by their canonical JSON; two maps, so that "1" and 1 stay apart.
+   * strings; short ones in a table of their characters, short-key-table.ts), other keys by their canonical
+   * JSON; two indexes, so that "1" and 1 stay apart.
    */
-  private byString = new Map<string, number>();
+  private byString = new StringKeyIndex();
   private byJson = new Map<string, number>();
   /** The same keys' slots by key group (in order of first arrival): a spill takes whole groups without a scan. */
   private groups: Array<number[] | undefined> = [];
@@ -110,8 +115,10 @@ export class SortBuffer {
    */
   add(key: unknown, keyGroupOf: KeyGroupOf, watermark: number, timestamp: number | undefined, input: number, value: unknown): void | Promise<void> {
     let k: number | undefined;
-    if (typeof key === "string") k = this.byString.get(key) ?? this.newKey(key, true, key, keyGroupOf);
-    else {
+    if (typeof key === "string") {
+      k = this.byString.get(key);
+      if (k < 0) k = this.newKey(key, true, key, keyGroupOf);
+    } else {
       const keyId = canonicalJson(key);
       k = this.byJson.get(keyId) ?? this.newKey(keyId, false, key, keyGroupOf);
     }
@@ -150,7 +157,8 @@ export class SortBuffer {
     const keyGroup = keyGroupOf(key);
     const folding = this.arrivalFold !== undefined && this.spills === 0 && this.arrivalFold.canFold(key, keyGroup, stringKey ? canonicalJson(key) : mapKey);
     const k = this.keys.newKey(mapKey, stringKey, keyGroup, folding);
-    (stringKey ? this.byString : this.byJson).set(mapKey, k);
+    if (stringKey) this.byString.set(mapKey, k);
+    else this.byJson.set(mapKey, k);
     const keyBytes = KEY_OVERHEAD + 2 * mapKey.length;
     this.memoryBytes += keyBytes;
     const group = this.groups[keyGroup];
@@ -167,7 +175,8 @@ export class SortBuffer {
 
   /** Key `k` taken out of the buffer with its records (its slots freed, its map entry deleted). */
   private take(k: number): SortedKey {
-    (this.keys.isStringKey(k) ? this.byString : this.byJson).delete(this.keys.mapKeyOf(k));
+    if (this.keys.isStringKey(k)) this.byString.delete(this.keys.mapKeyOf(k));
+    else this.byJson.delete(this.keys.mapKeyOf(k));
     return this.keys.take(k);
   }
 
@@ -179,7 +188,7 @@ export class SortBuffer {
   private takeGrouped(): { groups: Array<number[] | undefined>; keys: BufferedKeys } {
     const taken = { groups: this.groups, keys: this.keys };
     this.keys = new BufferedKeys(this.watermark);
-    this.byString = new Map();
+    this.byString = new StringKeyIndex();
     this.byJson = new Map();
     this.groups = [];
     this.groupRecords = [];
