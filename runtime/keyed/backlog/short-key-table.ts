@@ -133,7 +133,8 @@ export class ShortKeyTable {
       if (rows[from + 1] === 0) continue;
       let row = rows[from]! & this.mask;
       while (r[row * ROW + 1] !== 0) row = (row + 1) & this.mask;
-      r.set(rows.subarray(from, from + ROW), row * ROW);
+      const to = row * ROW;
+      for (let w = 0; w < ROW; w++) r[to + w] = rows[from + w]!;
     }
   }
 }
