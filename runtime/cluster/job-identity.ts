@@ -31,6 +31,8 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
       if (n.parallelism !== undefined) own[`parallelism of "${n.uid}"`] = n.parallelism;
       if (n.kind === "operator" && n.spec.stateLayout !== undefined) own[`windows of "${n.uid}"`] = n.spec.stateLayout;
       if (n.kind === "operator" && n.spec.sharedSettings !== undefined) own[`windows of "${n.uid}"`] = n.spec.sharedSettings;
+      if (n.kind === "source") settingEntries(n.source.settings, `of source "${n.uid}"`, own);
+      if (n.kind === "sink") settingEntries(n.sink.settings, `of sink "${n.uid}"`, own);
     }
   }
   const shape = graph.vertices.map((v) => ({
@@ -58,12 +60,52 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
   };
 }
 
+/** Nesting of a connector's settings followed (a hybrid source's parts, their options). */
+const MAX_SETTINGS_DEPTH = 4;
+
+const digest = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12);
+
+/**
+ * A connector's settings (SourceDef/SinkDef.settings) as entries `<name> of source "<uid>"`: strings and
+ * numbers as given, functions by a digest of their text, lists (an array source's items) by a digest of
+ * their JSON, objects entry by entry, anything else (a codec, a class instance) by its name.
+ */
+function settingEntries(value: unknown, at: string, into: Record<string, string | number>, name = "", depth = 0): void {
+  const key = name === "" ? `settings ${at}` : `${name} ${at}`;
+  if (value === undefined) return;
+  if (typeof value === "string" || typeof value === "number") into[key] = value;
+  else if (typeof value === "function") into[key] = `function ${digest(Function.prototype.toString.call(value))}`;
+  else if (value === null || typeof value !== "object") into[key] = String(value);
+  else if (Array.isArray(value)) into[key] = `list ${digest(jsonOrKind(value))}`;
+  else {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if ((proto !== Object.prototype && proto !== null) || depth >= MAX_SETTINGS_DEPTH) {
+      const named = (value as { name?: unknown }).name;
+      into[key] = typeof named === "string" ? named : "object";
+      return;
+    }
+    for (const [k, v] of Object.entries(value)) settingEntries(v, at, into, name === "" ? k : `${name}.${k}`, depth + 1);
+  }
+}
+
+const isConnectorSetting = (key: string): boolean => / of (source|sink) "[^"]*"$/.test(key);
+
+function jsonOrKind(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "undefined";
+  } catch {
+    return "unserializable";
+  }
+}
+
 /** How `theirs` differs from `mine`, in words (undefined: the same job). */
 export function identityDifference(mine: JobIdentity, theirs: JobIdentity): string | undefined {
   // Both sides' keys: an operator's own parallelism is set on one side only when the job files differ.
   const show = (v: string | number | undefined) => (v === undefined ? "not set" : JSON.stringify(v));
+  // A worker of a version that sends no connector settings is not judged by them (as for code, below).
+  const judged = (k: string) => !isConnectorSetting(k) || (Object.keys(mine.settings).some(isConnectorSetting) && Object.keys(theirs.settings).some(isConnectorSetting));
   const settings = [...new Set([...Object.keys(mine.settings), ...Object.keys(theirs.settings)])]
-    .filter((k) => mine.settings[k] !== theirs.settings[k])
+    .filter((k) => judged(k) && mine.settings[k] !== theirs.settings[k])
     .map((k) => `${k} ${show(theirs.settings[k])} (the leader's: ${show(mine.settings[k])})`);
   const graph = mine.graph !== theirs.graph
     ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"]

@@ -129,6 +129,13 @@ export interface SourceDef<T> {
   readonly bounded: boolean;
   /** Parallelism when the job does not set one for the source (e.g. 1 for arrays and files). */
   readonly defaultParallelism?: number;
+  /**
+   * What decides which records the connector reads (or writes, or where): its options as given (subjects,
+   * streams, paths, counts, its functions). Workers of one job must agree on them: a worker whose source
+   * read another subject would process other records as the same job (runtime/cluster/job-identity.ts
+   * compares them; functions by their text). Optional for a connector of one's own.
+   */
+  readonly settings?: unknown;
   createReader(ctx: SourceContext): Promise<SourceReader<T>>;
   /**
    * As the next part of a hybrid source: the state to start from, given the final state of the part
@@ -155,5 +162,7 @@ export interface SinkWriter<T> {
 export interface SinkDef<T> {
   readonly kind: string;
   readonly defaultParallelism?: number;
+  /** As SourceDef's: what decides where its records go (subjects, streams, buckets, paths, its functions). */
+  readonly settings?: unknown;
   createWriter(ctx: SinkContext): Promise<SinkWriter<T>>;
 }

@@ -43,11 +43,12 @@ export function fileSink<T>(path: string, options: FileSinkOptions = {}): SinkDe
   const lingerMs = options.lingerMs ?? 200;
   const fail = (doing: string, e: unknown) => new WeirError(ErrorCode.Sink, `Sinks.file: ${doing} "${path}" failed: ${messageOf(e)}`, { cause: e });
   if (writesParts(path)) {
-    return { kind: "file", createWriter: (ctx) => openPartWriter<T>(path, { json, lingerMs }, ctx) };
+    return { kind: "file", settings: { path, ...options }, createWriter: (ctx) => openPartWriter<T>(path, { json, lingerMs }, ctx) };
   }
   return {
     kind: "file",
     defaultParallelism: 1,
+    settings: { path, ...options },
     async createWriter(ctx): Promise<SinkWriter<T>> {
       let fh: FileHandle;
       try {

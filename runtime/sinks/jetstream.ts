@@ -107,6 +107,7 @@ export function jetstreamSink<T>(options: JetStreamSinkOptions<T>): SinkDef<T> {
   const maxInFlight = options.maxInFlight ?? 1000;
   return {
     kind: "jetstream",
+    settings: options,
     async createWriter(ctx): Promise<SinkWriter<T> | JetStreamSinkWriter<T>> {
       const names = new ConnectorNames(ctx.names);
       // A record the target stream would refuse is a dead letter, not a commit failing for ever.

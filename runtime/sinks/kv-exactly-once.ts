@@ -11,13 +11,15 @@ import { ErrorCode, WeirError, messageOf } from "../core/errors.ts";
 import { jetstreamSink } from "./jetstream.ts";
 import { rejectRecord } from "./payload.ts";
 
-export function kvExactlyOnceSink<T>(bucket: string, keyOf: (value: T, reject: (reason: string) => void) => string | undefined): SinkDef<T> {
+/** `settings`: the kv sink's options as given (SinkDef.settings). */
+export function kvExactlyOnceSink<T>(bucket: string, keyOf: (value: T, reject: (reason: string) => void) => string | undefined, settings: unknown): SinkDef<T> {
   // The key of the record being written: write() resolves it (dead-lettering one KV cannot take) and the
   // subject function, called synchronously inside the inner write, reads it.
   let current = "";
   const inner = jetstreamSink<T>({ stream: `KV_${bucket}`, subject: () => `$KV.${bucket}.${current}`, delivery: "exactly-once" });
   return {
     kind: "kv",
+    settings,
     async createWriter(ctx): Promise<SinkWriter<T>> {
       if (!ctx.checkpointing) throw new WeirError(ErrorCode.Sink, `Sinks.kv (bucket "${bucket}"): delivery "exactly-once" needs checkpoints: set checkpointIntervalMs`);
       try {

@@ -72,7 +72,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
       }
     }
     : ((fixed) => () => fixed)(kvKeyFor(bucket, keyOption, encoding));
-  if (options.delivery === "exactly-once") return kvExactlyOnceSink(bucket, keyOf);
+  if (options.delivery === "exactly-once") return kvExactlyOnceSink(bucket, keyOf, options);
   const maxInFlight = options.maxInFlight ?? 256;
   const maxBufferedKeys = options.maxBufferedKeys ?? 1000;
   const lingerMs = options.lingerMs ?? 50;
@@ -80,6 +80,7 @@ export function kvSink<T>(options: KvSinkOptions<T>): SinkDef<T> {
 
   return {
     kind: "kv",
+    settings: options,
     async createWriter(ctx): Promise<SinkWriter<T>> {
       let kv: KV;
       try {

@@ -22,6 +22,7 @@ export function natsSink<T>(options: NatsSinkOptions<T>): SinkDef<T> {
   checkSubjectOption("Sinks.nats", options.subject);
   return {
     kind: "nats",
+    settings: options,
     async createWriter(ctx): Promise<SinkWriter<T>> {
       let sinceFlush = 0;
       const resolveSubject = subjectResolver("Sinks.nats", options.subject, (value, reason) => rejectRecord(ctx, value, reason));

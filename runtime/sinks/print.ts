@@ -13,6 +13,7 @@ export function printSink<T>(options: { prefix?: string } = {}): SinkDef<T> {
   decodeOptions(Options, options, "Sinks.print", "Sinks.print options");
   return {
     kind: "print",
+    settings: options,
     async createWriter(ctx) {
       const prefix = `${options.prefix ?? ""}${ctx.parallelism > 1 ? `${ctx.subtaskIndex + 1}> ` : ""}`;
       return {

@@ -21,6 +21,7 @@ export function arraySource<T>(items: readonly T[], ...rest: unknown[]): SourceD
   return {
     kind: "array",
     bounded: true,
+    settings: { items },
     defaultParallelism: 1,
     async createReader(ctx) {
       const cursor = new IndexCursor(assignedSplits(ctx, "array", items.length, legacy), items.length);

@@ -82,6 +82,7 @@ export function fileSource<T = unknown>(path: string, options: FileSourceOptions
   return {
     kind: "file",
     bounded: true,
+    settings: { path, ...options },
     // One file: one reader. Several: the job's parallelism, each subtask reading its share of the files.
     ...(many ? {} : { defaultParallelism: 1 }),
     async createReader(ctx): Promise<SourceReader<T>> {

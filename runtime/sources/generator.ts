@@ -40,6 +40,7 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDef<T> {
   return {
     kind: "generator",
     bounded: options.count !== undefined,
+    settings: options,
     async createReader(ctx) {
       const end = options.count ?? Number.POSITIVE_INFINITY;
       const cursor = new IndexCursor(assignedSplits(ctx, "generator", end, legacy), end);

@@ -34,6 +34,7 @@ export function hybridSource<T>(...parts: Array<SourceDef<T>>): SourceDef<T> {
   return {
     kind: "hybrid",
     bounded: parts[last]!.bounded,
+    settings: Object.fromEntries(parts.map((p, i) => [`part ${i + 1}`, { kind: p.kind, settings: p.settings }])),
     ...(defaults.length > 0 ? { defaultParallelism: Math.min(...defaults) } : {}),
     async createReader(ctx): Promise<SourceReader<T>> {
       const restored = restoredHybrid(ctx);

@@ -117,6 +117,7 @@ export function jetstreamSource<T = unknown>(options: JetStreamSourceOptions<T>)
   return {
     kind: "jetstream",
     bounded,
+    settings: options,
     // After a bounded part of a hybrid source on the same stream: on from where it ended, so that what was
     // published while it read is read once (from the start it was read twice; from "new", skipped).
     continueFrom: (previous) => {

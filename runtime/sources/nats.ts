@@ -60,6 +60,7 @@ export function natsSource<T = unknown>(options: NatsSourceOptions<T>): SourceDe
   return {
     kind: "nats",
     bounded: false,
+    settings: options,
     async createReader(ctx): Promise<SourceReader<T>> {
       const queue = options.queue ?? new ConnectorNames(ctx.names).sourceQueue(ctx.operatorUid);
       const decode = payloadDecoder(format, options.codec, `${ctx.operatorName} (nats ${options.subject})`, ctx.deadLetters);
