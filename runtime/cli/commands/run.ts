@@ -48,7 +48,9 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   // Until the job's own handlers are in place (runJob): a signal while the job file loads ends with one line.
   const signals = new SignalRoute((sig) => {
     process.stderr.write(`weir: stopped by ${sig} before the job started\n`);
-    process.exit(130);
+    // A supervised worker stopped while it loads: its supervisor decides how the run ended (another worker
+    // failed, or the run was stopped); 130 read as this worker's own failure and became the run's code.
+    process.exit(process.env[SUPERVISED_ENV] === "1" ? EXIT_STOPPED_BEFORE_START : 130);
   });
   try {
     return await prepareAndRun(path, flags, signals);
