@@ -103,7 +103,8 @@ export function identityDifference(mine: JobIdentity, theirs: JobIdentity): stri
   // Both sides' keys: an operator's own parallelism is set on one side only when the job files differ.
   const show = (v: string | number | undefined) => (v === undefined ? "not set" : JSON.stringify(v));
   // A worker of a version that sends no connector settings is not judged by them (as for code, below).
-  const judged = (k: string) => !isConnectorSetting(k) || (Object.keys(mine.settings).some(isConnectorSetting) && Object.keys(theirs.settings).some(isConnectorSetting));
+  const bothSendConnectors = Object.keys(mine.settings).some(isConnectorSetting) && Object.keys(theirs.settings).some(isConnectorSetting);
+  const judged = (k: string) => bothSendConnectors || !isConnectorSetting(k);
   const settings = [...new Set([...Object.keys(mine.settings), ...Object.keys(theirs.settings)])]
     .filter((k) => judged(k) && mine.settings[k] !== theirs.settings[k])
     .map((k) => `${k} ${show(theirs.settings[k])} (the leader's: ${show(mine.settings[k])})`);

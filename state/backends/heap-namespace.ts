@@ -54,11 +54,6 @@ export class Namespace {
 
   get empty(): boolean { return this.indexes.size === 0 && this.maps.size === 0; }
 
-  valueOf(keyId: string): unknown {
-    const i = this.indexes.get(keyId);
-    return i === undefined ? undefined : this.held[i];
-  }
-
   lengthAt(i: number): number { return this.lengths[i]!; }
 
   /** Every value present, by key id (a snapshot's). */
