@@ -7,7 +7,7 @@ import * as t from "io-ts";
 import { HeapKeyedStateBackend } from "../state/backends/heap.ts";
 import { DirectStateRequestHandler } from "../state/handlers/direct.ts";
 import { createStateHandle } from "../state/handles/create.ts";
-import { mapState, valueState } from "../state/descriptors.ts";
+import { listState, mapState, valueState } from "../state/descriptors.ts";
 import { StateRequestType, type StateRequest, type StateRequestHandler } from "../state/contracts.ts";
 import { KeyStateOverlay } from "../runtime/keyed/backlog/key-overlay.ts";
 import { FULL_RANGE, scopeOf } from "./state-support.ts";
@@ -17,6 +17,7 @@ const s = suite("key state overlay");
 const counter = valueState("count", t.number);
 const label = valueState("label", t.string);
 const perPage = mapState("per-page", t.string, t.number);
+const visits = listState("visits", t.number);
 
 /** An overlay for `key` over the heap backend's direct handler, which notes every write it is given (state, user key, value). */
 function overlayOver(key: string): { handler: StateRequestHandler; writes: string[]; overlay: KeyStateOverlay; scope: ReturnType<typeof scopeOf> } {
@@ -65,6 +66,34 @@ s("clear of a map: its entries are written and forgotten first, the key's other 
   assert.equal(writes.slice(-2), ["count=4", 'per-page/"/pricing"=5'], "the count kept its place and its value; the new entry after it");
   assert.is(await createStateHandle(counter, scope, handler).value(), 4);
   assert.is(await createStateHandle(perPage, scope, handler).get("/pricing"), 5);
+});
+
+s("batch mode's overlay (ephemeral): reads the key's stored list and map, appends, iterates and clears them in memory, and writes nothing", async () => {
+  const { handler, writes, scope } = overlayOver("user-2");
+  const stored = { pages: createStateHandle(perPage, scope, handler), list: createStateHandle(visits, scope, handler) };
+  await stored.pages.putAll({ "/a": 1, "/b": 2 });
+  await stored.list.add(1);
+  const before = writes.length;
+  const overlay = new KeyStateOverlay(handler, { maxValueBytes: 1000 });
+  const pages = createStateHandle(perPage, scope, overlay);
+  const list = createStateHandle(visits, scope, overlay);
+  await list.add(2); // a list it does not hold yet: read, then appended here
+  assert.equal(await list.get(), [1, 2]);
+  await pages.put("/c", 3);
+  await pages.remove("/a");
+  assert.equal(await pages.entries(), [["/b", 2], ["/c", 3]], "the stored entries and the key's writes, in key order");
+  assert.is(await pages.get("/a"), undefined, "removed");
+  await pages.clear();
+  assert.ok(await pages.isEmpty());
+  assert.is(await pages.get("/b"), undefined, "cleared: the stored entry reads absent");
+  await pages.put("/d", 4);
+  assert.equal(await pages.keys(), ["/d"]);
+  let refused: string | undefined;
+  for (let i = 0; i < 100 && refused === undefined; i++) refused = await list.add(1e15 + i).then(() => undefined, (e: Error) => e.message);
+  assert.match(refused ?? "", /^state "visits" for key "user-2": the value is 10\d\d bytes, more than maxValueBytes 1000; it was not stored$/, "as the backends refuse it");
+  assert.is(writes.length, before, "nothing written to the backend");
+  assert.equal(await stored.list.get(), [1]);
+  assert.equal(await stored.pages.entries(), [["/a", 1], ["/b", 2]]);
 });
 
 s.run();

@@ -55,7 +55,7 @@ export interface BatchKeyHost extends KeyedCallbacks {
 export function batchKeyTask(host: BatchKeyHost, records: SortedKey, slot: KeySlot, dropped: (timers: number) => void): KeyTask {
   const { keyId, values } = records;
   return async (backend: StateRequestHandler): Promise<void> => {
-    const state = new KeyStateOverlay(backend);
+    const state = new KeyStateOverlay(backend, host.ctx.job.state);
     // One context for the key's records, one after another (each is done with it when the next starts).
     let rc: KeyedRecordContext<unknown, unknown> | undefined;
     for (const i of timestampOrder(records)) {

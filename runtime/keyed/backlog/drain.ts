@@ -199,7 +199,7 @@ export class BacklogSort {
     if (sortedKey) {
       return (backend: StateRequestHandler): MaybePromise => {
         // Batch mode keeps a key's state only while the key runs (its overlay is never written back).
-        const handler = this.batch ? new KeyStateOverlay(backend) : backend;
+        const handler = this.batch ? new KeyStateOverlay(backend, host.ctx.job.state) : backend;
         const rc = host.context(slot, handler, undefined, records.timestamp(n - 1), 0, records.watermark(n - 1));
         let r: void | Promise<void>;
         try { r = sortedKey(values, rc); } catch (e) { throw userError(host.ctx, e, key); }

@@ -1,22 +1,43 @@
 // While a sorted backlog drains, one key's records run back to back: this handler keeps that key's state
 // in memory (each entry read from the backend at most once) and writes what changed once, when the key is
 // done, instead of a read and a write per record (FLIP-327: "one key's state in memory at a time").
+// In batch mode it is the key's whole state while the key runs and is never written back (Ephemeral):
+// appends and whole-map requests stay in it too, and each write is checked as the backends check it.
 
-import { NOT_APPLIED, StateRequestType as T, type StateAddress, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
+import { NOT_APPLIED, StateRequestType as T, type ScanPage, type StateAddress, type StateRequest, type StateRequestHandler } from "../../../state/contracts.ts";
+import { entryAddress } from "../../../state/handles/address.ts";
+import { OrderedKeys } from "../../../state/backends/ordered-keys.ts";
+import { scanLimit } from "../../../state/backends/request-checks.ts";
 import { stateRequest } from "../../../state/requests.ts";
+import { serialize, tooLarge, valueJson } from "../../../state/backends/jetstream-kv/entry-json.ts";
+import { toStateJson } from "../../../state/backends/json-safe.ts";
 import type { MaybePromise } from "../../contracts/operators.ts";
 
 const noop = (): void => {};
 
-/** `owned`: `value` is an array this overlay made (an append may extend it in place), not one a record passed in. */
-interface Entry { value: unknown; dirty: boolean; address: StateAddress; owned: boolean }
+/**
+ * `owned`: `value` is an array this overlay made (an append may extend it in place), not one a record passed
+ * in. `jsonLength`: the value's JSON length when known (-1 not), for the size check of an append (Ephemeral).
+ */
+interface Entry { value: unknown; dirty: boolean; address: StateAddress; owned: boolean; jsonLength: number }
+
+/**
+ * Batch mode's overlay: what streaming writes to a backend stays here, so the backend's checks run here: a
+ * value that cannot be stored as JSON (a Map, a Set, a function in it) or is over `maxValueBytes` fails the
+ * write with the backends' own message (state/backends/heap.ts), instead of passing a bounded test that
+ * streaming would fail. Appends to a list not held read it and stay here, and a map's first whole-map request
+ * (an iteration, `isEmpty`, `clear`) reads the map whole and serves it from here: both went to the backend,
+ * which kept every key's lists and maps after the job (in KV, read by the job's next run).
+ */
+export interface Ephemeral { readonly maxValueBytes: number }
 
 /** What a Get hands out: a copy of a list, as the backends do (a later append must not change it). */
 const copied = (value: unknown): unknown => (Array.isArray(value) ? value.slice() : value);
 
 // Every address here is one key's of one operator: a plain entry is named by its state alone (a string
 // that already exists, hash cached: no string is built per request), a map entry by state and user key.
-const entryId = (a: StateAddress) => (a.userKeyId === undefined ? a.state : `${a.state}\u0000${a.userKeyId}`);
+const entryId = (a: StateAddress) => (a.userKeyId === undefined ? a.state : mapEntryId(a.state, a.userKeyId));
+const mapEntryId = (state: string, userKeyId: string) => `${state}\u0000${userKeyId}`;
 const mapId = (a: StateAddress) => a.state;
 
 /**
@@ -51,10 +72,15 @@ class OverlayEntries {
   }
 }
 
+/** Entries a map scan returns a page at a time, as the heap backend does. */
+const SCAN_PAGE = 256;
+
 export class KeyStateOverlay implements StateRequestHandler {
   private readonly entries = new OverlayEntries();
+  /** Ephemeral: the maps held whole (read whole at their first whole-map request), with their user keys. */
+  private wholeMaps: Map<string, OrderedKeys> | undefined;
 
-  constructor(private readonly backend: StateRequestHandler) {}
+  constructor(private readonly backend: StateRequestHandler, private readonly ephemeral?: Ephemeral) {}
 
   /**
    * Fast path (one key's sorted records): reads it holds (or the backend answers at once) and writes,
@@ -67,15 +93,31 @@ export class KeyStateOverlay implements StateRequestHandler {
       this.put(address, request.value);
       return undefined;
     }
-    if (request.kind === T.Append) return this.appendHeld(address, request.value) ? undefined : NOT_APPLIED;
+    if (request.kind === T.Append) {
+      if (this.appendHeld(address, request.value)) return undefined;
+      if (this.ephemeral === undefined || this.load(stateRequest.get(address)) === NOT_APPLIED) return NOT_APPLIED;
+      this.appendHeld(address, request.value);
+      return undefined;
+    }
+    if (request.kind === T.Scan || request.kind === T.ClearMap) {
+      if (this.ephemeral === undefined) return NOT_APPLIED;
+      const keys = this.wholeMaps?.get(mapId(address)) ?? (request.kind === T.ClearMap ? this.holdWhole(address) : undefined);
+      return keys === undefined ? NOT_APPLIED : this.fromWhole(request, keys);
+    }
     if (request.kind !== T.Get) return NOT_APPLIED;
-    const id = entryId(address);
-    const e = this.entries.get(id);
+    const e = this.entries.get(entryId(address));
     if (e) return copied(e.value);
-    const v = this.backend.tryNow(request);
+    if (this.heldWhole(address)) return undefined;
+    const v = this.load(request);
+    return v === NOT_APPLIED ? v : copied(v);
+  }
+
+  /** The backend's value for `get` when it answers at once (now held), else NOT_APPLIED. */
+  private load(get: StateRequest): unknown {
+    const v = this.backend.tryNow(get);
     if (v === NOT_APPLIED || v instanceof Promise) return NOT_APPLIED;
-    this.entries.set(id, { value: v, dirty: false, address, owned: true });
-    return copied(v);
+    this.entries.set(entryId(get.address), { value: v, dirty: false, address: get.address, owned: true, jsonLength: -1 });
+    return v;
   }
 
   async submit(request: StateRequest): Promise<unknown> {
@@ -85,20 +127,31 @@ export class KeyStateOverlay implements StateRequestHandler {
         const id = entryId(address);
         const e = this.entries.get(id);
         if (e) return copied(e.value);
+        if (this.heldWhole(address)) return undefined;
         const v = await this.backend.submit(request);
         // A write may have happened while the read was out: it wins.
-        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true });
+        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true, jsonLength: -1 });
         return copied(this.entries.get(id)!.value);
       }
       case T.Put:
         this.put(address, request.value);
         return undefined;
-      case T.Append:
+      case T.Append: {
         // A list this overlay holds takes the append (a later read and the key's final write see it);
-        // one it does not hold is appended where it lives.
+        // one it does not hold is appended where it lives, except in batch mode, where it is read first.
         if (this.appendHeld(address, request.value)) return undefined;
-        return this.backend.submit(request);
+        if (this.ephemeral === undefined) return this.backend.submit(request);
+        const id = entryId(address);
+        const v = await this.backend.submit(stateRequest.get(address));
+        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true, jsonLength: -1 });
+        this.appendHeld(address, request.value);
+        return undefined;
+      }
       default: {
+        if (this.ephemeral !== undefined) {
+          const keys = this.wholeMaps?.get(mapId(address)) ?? (request.kind === T.ClearMap ? this.holdWhole(address) : await this.readWhole(address));
+          return this.fromWhole(request, keys);
+        }
         // Whole-map requests see the backend: write this map's changes first, then forget its entries.
         await this.flushWhere((e) => mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined);
         if (request.kind === T.ClearMap) for (const [id, e] of this.entries) if (mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined) this.entries.delete(id);
@@ -108,20 +161,76 @@ export class KeyStateOverlay implements StateRequestHandler {
   }
 
   private put(address: StateAddress, value: unknown): void {
+    // Checked before anything changes, as the backends check a write.
+    const jsonLength = this.ephemeral === undefined ? -1 : (valueJson(value, address, this.ephemeral.maxValueBytes)?.length ?? -1);
     const id = entryId(address);
     const e = this.entries.get(id);
-    if (e === undefined) this.entries.set(id, { value, dirty: true, address, owned: false });
+    if (e === undefined) this.entries.set(id, { value, dirty: true, address, owned: false, jsonLength });
     else {
       e.value = value;
       e.dirty = true;
       e.owned = false;
+      e.jsonLength = jsonLength;
     }
+    const keys = address.userKeyId === undefined ? undefined : this.wholeMaps?.get(mapId(address));
+    if (keys !== undefined) {
+      if (value === undefined) keys.delete(address.userKeyId!);
+      else keys.add(address.userKeyId!);
+    }
+  }
+
+  /** Ephemeral: whether `address`'s map is held whole (an entry it does not hold is absent). */
+  private heldWhole(address: StateAddress): boolean {
+    return address.userKeyId !== undefined && this.wholeMaps?.has(mapId(address)) === true;
+  }
+
+  /** Ephemeral: reads `address`'s map whole from the backend (entries written meanwhile win) and holds it. */
+  private async readWhole(address: StateAddress): Promise<OrderedKeys> {
+    let cursor: string | undefined;
+    do {
+      const page = (await this.backend.submit(stateRequest.scan(address, cursor, SCAN_PAGE))) as ScanPage;
+      for (const [userKeyId, value] of page.entries) {
+        const id = mapEntryId(address.state, userKeyId);
+        if (this.entries.get(id) === undefined) this.entries.set(id, { value, dirty: false, address: entryAddress(address, userKeyId), owned: true, jsonLength: -1 });
+      }
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    return this.wholeMaps?.get(mapId(address)) ?? this.holdWhole(address, false);
+  }
+
+  /** Ephemeral: holds `address`'s map whole from its entries held now (`cleared`: all of them removed). */
+  private holdWhole(address: StateAddress, cleared = true): OrderedKeys {
+    const keys = new OrderedKeys();
+    for (const [, e] of this.entries) {
+      if (e.address.userKeyId === undefined || mapId(e.address) !== mapId(address)) continue;
+      if (cleared) {
+        e.value = undefined;
+        e.dirty = true;
+        e.owned = false;
+        e.jsonLength = -1;
+      } else if (e.value !== undefined) keys.add(e.address.userKeyId);
+    }
+    (this.wholeMaps ??= new Map()).set(mapId(address), keys);
+    return keys;
+  }
+
+  /** A whole-map request on a map held whole: a page of it (Scan), or every entry removed (ClearMap). */
+  private fromWhole(request: StateRequest, keys: OrderedKeys): ScanPage | undefined {
+    if (request.kind === T.ClearMap) {
+      this.holdWhole(request.address);
+      return undefined;
+    }
+    const cursor = request.kind === T.Scan ? request.cursor : undefined;
+    const page = keys.page(cursor, scanLimit(request.kind === T.Scan ? request.limit : undefined, SCAN_PAGE));
+    const entries = page.keys.map((k) => [k, copied(this.entries.get(mapEntryId(request.address.state, k))!.value)] as const);
+    return page.more ? { entries, cursor: page.keys[page.keys.length - 1]! } : { entries };
   }
 
   /** Appends to the list entry this overlay holds for `address`; false when it holds none. */
   private appendHeld(address: StateAddress, values: readonly unknown[]): boolean {
     const e = this.entries.get(entryId(address));
     if (e === undefined) return false;
+    if (this.ephemeral !== undefined) e.jsonLength = this.appendedLength(e, values, this.ephemeral.maxValueBytes);
     if (!Array.isArray(e.value)) e.value = values.slice();
     else {
       if (!e.owned) e.value = e.value.slice();
@@ -130,6 +239,16 @@ export class KeyStateOverlay implements StateRequestHandler {
     e.owned = true;
     e.dirty = true;
     return true;
+  }
+
+  /** As the heap backend appends: the list's JSON length after `values` (known without serializing it), within `max`. */
+  private appendedLength(e: Entry, values: readonly unknown[], max: number): number {
+    const added = serialize(values, e.address, max).length;
+    if (!Array.isArray(e.value) || e.value.length === 0) return added;
+    // "[a,b]" + "[c]" = "[a,b,c]"
+    const length = (e.jsonLength >= 0 ? e.jsonLength : toStateJson(e.value)!.length) + added - 1;
+    if (length > max) throw tooLarge(e.address, length, max);
+    return length;
   }
 
   /** Writes every changed entry (once per entry, however many records changed it); resolves when written. */
