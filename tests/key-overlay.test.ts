@@ -96,4 +96,15 @@ s("batch mode's overlay (ephemeral): reads the key's stored list and map, append
   assert.equal(await stored.pages.entries(), [["/a", 1], ["/b", 2]]);
 });
 
+s("batch mode's overlay: a map cleared while its first read is out stays cleared", async () => {
+  const { handler, scope } = overlayOver("user-3");
+  await createStateHandle(perPage, scope, handler).putAll({ "/a": 1, "/b": 2 });
+  const pages = createStateHandle(perPage, scope, new KeyStateOverlay(handler, { maxValueBytes: 1000 }));
+  const reading = pages.entries().then((entries) => entries.length); // not awaited before the clear
+  await pages.clear();
+  await reading;
+  assert.is(await pages.get("/a"), undefined, "the read that came back after the clear did not bring the stored entries back");
+  assert.ok(await pages.isEmpty());
+});
+
 s.run();

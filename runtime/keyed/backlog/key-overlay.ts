@@ -189,6 +189,8 @@ export class KeyStateOverlay implements StateRequestHandler {
     let cursor: string | undefined;
     do {
       const page = (await this.backend.submit(stateRequest.scan(address, cursor, SCAN_PAGE))) as ScanPage;
+      // Held whole meanwhile (a clear, or another read, not awaited before this one): this map is its own now.
+      if (this.wholeMaps?.has(mapId(address))) break;
       for (const [userKeyId, value] of page.entries) {
         const id = mapEntryId(address.state, userKeyId);
         if (this.entries.get(id) === undefined) this.entries.set(id, { value, dirty: false, address: entryAddress(address, userKeyId), owned: true, jsonLength: -1 });
