@@ -144,10 +144,13 @@ test("/events: a snapshot at once to each page, snapshots only while a page is o
 
 test("weir run --http: the page ends on the job's final state (it stayed on 'running'), figures greyed once the server is gone", async () => {
   const port = await freePort();
-  const run = startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "ending", FAIL_AT: "-1", COUNT: "12000" } });
+  const started: { run?: WeirProcess } = {};
   try {
-    await run.waitForStderr(`dashboard on http://127.0.0.1:${port}/`, WAIT);
     await withPage(async (page) => {
+      // The browser first, then the job (~6 s): on a loaded machine the browser's start once outlasted the
+      // job, and the page never saw it running.
+      const run = (started.run = startWeir(["run", JOB, "--nats", nats.url, "--http", `127.0.0.1:${port}`], { env: { JOB_NAME: "ending", FAIL_AT: "-1", COUNT: "12000" } }));
+      await run.waitForStderr(`dashboard on http://127.0.0.1:${port}/`, WAIT);
       await page.goto(`http://127.0.0.1:${port}/`);
       await page.locator("#job-state").getByText("running").waitFor();
       await page.locator("#job-state").getByText("finished").waitFor();
@@ -155,7 +158,7 @@ test("weir run --http: the page ends on the job's final state (it stayed on 'run
       await page.locator("body.stale").waitFor({ state: "attached" });
     });
   } finally {
-    await stop(run);
+    if (started.run !== undefined) await stop(started.run);
   }
 });
 

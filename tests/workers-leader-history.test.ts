@@ -51,7 +51,8 @@ s("SIGKILL of the leading worker: the new leader's status and /metrics show the 
       const st = await status(nc);
       return st?.state === "running" && st.workers?.length === 2 && (st.checkpoints?.completed ?? 0) >= 1 ? st : undefined;
     });
-    assert.is(before.restarts, 0, "a fresh run has not restarted");
+    // Said with the failures: a fresh run restarted once in a full suite on a loaded machine (2026-12-07), not alone.
+    assert.is(before.restarts, 0, `a fresh run has not restarted: ${JSON.stringify(before.failures)}`);
     assert.equal(before.failures, [], "nor failed");
     assert.ok((before.rebalances ?? []).length >= 1, "the first deployment is listed");
     // Each worker says on its own /metrics whether its NATS connection is up, the follower as the leader.
