@@ -101,8 +101,9 @@ export class KeyStateOverlay implements StateRequestHandler {
     }
     if (request.kind === T.Scan || request.kind === T.ClearMap) {
       if (this.ephemeral === undefined) return NOT_APPLIED;
-      const keys = this.wholeMaps?.get(mapId(address)) ?? (request.kind === T.ClearMap ? this.holdWhole(address) : undefined);
-      return keys === undefined ? NOT_APPLIED : this.fromWhole(request, keys);
+      if (request.kind === T.ClearMap) return void this.holdWhole(address);
+      const keys = this.wholeMaps?.get(mapId(address));
+      return keys === undefined ? NOT_APPLIED : this.pageOf(request, keys);
     }
     if (request.kind !== T.Get) return NOT_APPLIED;
     const e = this.entries.get(entryId(address));
@@ -149,8 +150,8 @@ export class KeyStateOverlay implements StateRequestHandler {
       }
       default: {
         if (this.ephemeral !== undefined) {
-          const keys = this.wholeMaps?.get(mapId(address)) ?? (request.kind === T.ClearMap ? this.holdWhole(address) : await this.readWhole(address));
-          return this.fromWhole(request, keys);
+          if (request.kind === T.ClearMap) return void this.holdWhole(address);
+          return this.pageOf(request, this.wholeMaps?.get(mapId(address)) ?? (await this.readWhole(address)));
         }
         // Whole-map requests see the backend: write this map's changes first, then forget its entries.
         await this.flushWhere((e) => mapId(e.address) === mapId(address) && e.address.userKeyId !== undefined);
@@ -216,12 +217,8 @@ export class KeyStateOverlay implements StateRequestHandler {
     return keys;
   }
 
-  /** A whole-map request on a map held whole: a page of it (Scan), or every entry removed (ClearMap). */
-  private fromWhole(request: StateRequest, keys: OrderedKeys): ScanPage | undefined {
-    if (request.kind === T.ClearMap) {
-      this.holdWhole(request.address);
-      return undefined;
-    }
+  /** A page of a map held whole (a Scan). */
+  private pageOf(request: StateRequest, keys: OrderedKeys): ScanPage {
     const cursor = request.kind === T.Scan ? request.cursor : undefined;
     const page = keys.page(cursor, scanLimit(request.kind === T.Scan ? request.limit : undefined, SCAN_PAGE));
     const entries = page.keys.map((k) => [k, copied(this.entries.get(mapEntryId(request.address.state, k))!.value)] as const);
