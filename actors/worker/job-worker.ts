@@ -16,6 +16,7 @@ import type { JobGraph } from "../../runtime/graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import { JobLog, type JobLogRecord } from "../../runtime/cluster/job-log.ts";
 import { jobIdentity, type JobIdentity } from "../../runtime/cluster/job-identity.ts";
+import type { JobModules } from "../../runtime/cluster/job-modules.ts";
 import { watchPermissionDenials } from "../../runtime/nats/denials.ts";
 import { LeaderLease } from "../../runtime/cluster/leader-lease.ts";
 import { WorkerHeartbeat } from "../../runtime/cluster/membership.ts";
@@ -91,10 +92,10 @@ export class JobWorker {
   /** Such a stop, asked while following: if this worker comes to lead (the leader died), it stops the job. */
   private stopAsked: { savepoint?: boolean } | undefined;
 
-  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number; stopEndsJob?: boolean } = {}) {
+  constructor(readonly graph: JobGraph, readonly job: ResolvedJobOptions, private readonly nc: NatsConnection, private readonly options: JobRunnerOptions, run: { startedAt?: number; stopEndsJob?: boolean; modules?: JobModules } = {}) {
     this.runStartedAt = run.startedAt ?? Date.now();
     this.stopEndsJob = run.stopEndsJob ?? false;
-    this.identity = jobIdentity(graph, job, options.clock instanceof ManualClock ? "manual" : "system");
+    this.identity = jobIdentity(graph, job, options.clock instanceof ManualClock ? "manual" : "system", run.modules);
     this.names = new JobNames(job.name, job.natsReplicas);
     this.id = `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 20)}-${process.pid}-${randomBytes(2).toString("hex")}`;
     // A structured logger (options.log) gets this worker's id as a field; the default prints it in a prefix.

@@ -21,6 +21,7 @@ import { CacheStore } from "../cache/store.ts";
 import { ErrorCode, WeirError } from "../core/errors.ts";
 import { JobRunner, type JobResult, type JobRunnerOptions, type JobStatus } from "../../actors/job/job-runner.ts";
 import { JobWorker } from "../../actors/worker/job-worker.ts";
+import { jobModules } from "../cluster/job-modules.ts";
 
 /** A job this environment runs: in this process alone (JobRunner) or as one of its workers (JobWorker). */
 type RunningJob = Pick<JobRunner, "start" | "stop" | "cancel" | "status" | "result" | "triggerCheckpoint">;
@@ -186,10 +187,14 @@ export class StreamEnvironment implements StreamHost {
    * Runs this process as one worker of the job (as `weir run` does): with other workers of the same job
    * name on the same NATS, the subtasks are spread over all of them and one leads (actors/worker/).
    */
-  async executeAsWorker(run: { startedAt?: number; stopEndsJob?: boolean; onCreated?: (worker: { readonly workerId: string; status(): JobStatus }) => void } = {}): Promise<JobClient & { readonly workerId: string }> {
+  async executeAsWorker(run: { startedAt?: number; stopEndsJob?: boolean; onCreated?: (worker: { readonly workerId: string; status(): JobStatus }) => void; entryFile?: string } = {}): Promise<JobClient & { readonly workerId: string }> {
     let worker: JobWorker | undefined;
+    // The job's own modules (its entry and the local files it imports): workers compare them. `weir run`
+    // names the job file; a program is its own entry, unless it runs from a package (a test runner).
+    const entry = run.entryFile ?? process.argv[1];
+    const modules = entry !== undefined && !entry.split(/[\\/]/).includes("node_modules") ? await jobModules(entry) : undefined;
     const client = await this.launch((graph, nc, options, job) => {
-      worker = new JobWorker(graph, job, nc, options, run);
+      worker = new JobWorker(graph, job, nc, options, { ...run, ...(modules !== undefined ? { modules } : {}) });
       // Seen while it starts (its first deployment may wait and retry): weir run's /metrics and dashboard.
       const created = worker;
       run.onCreated?.({ workerId: created.id, status: () => created.status() });

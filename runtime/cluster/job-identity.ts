@@ -9,10 +9,11 @@ import { createHash } from "node:crypto";
 import * as t from "io-ts";
 import type { JobGraph } from "../graph/job-graph.ts";
 import type { ResolvedJobOptions } from "../contracts/job-options.ts";
+import { modulesDifference, type JobModules } from "./job-modules.ts";
 
 export const JobIdentityCodec = t.intersection([
   t.type({ graph: t.string, settings: t.record(t.string, t.union([t.string, t.number])) }),
-  t.partial({ code: t.string }),
+  t.partial({ code: t.string, modules: t.record(t.string, t.string) }),
 ], "JobIdentity");
 export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
 
@@ -24,7 +25,7 @@ export type JobIdentity = t.TypeOf<typeof JobIdentityCodec>;
  * windows (its assigner's kind and sizes, a count window's size and slide: a worker of 30 s windows beside
  * one of 60 s would emit both).
  */
-export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system"): JobIdentity {
+export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "manual" | "system" = "system", modules?: JobModules): JobIdentity {
   const own: Record<string, number | string> = {};
   for (const v of graph.vertices) {
     for (const n of v.nodes) {
@@ -48,6 +49,7 @@ export function jobIdentity(graph: JobGraph, job: ResolvedJobOptions, clock: "ma
   return {
     graph: createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 16),
     code: createHash("sha256").update(JSON.stringify(code)).digest("hex").slice(0, 16),
+    ...(modules !== undefined ? { modules } : {}),
     settings: {
       parallelism: job.reactive ? "auto" : job.parallelism,
       maxParallelism: job.maxParallelism,
@@ -108,12 +110,16 @@ export function identityDifference(mine: JobIdentity, theirs: JobIdentity): stri
   const settings = [...new Set([...Object.keys(mine.settings), ...Object.keys(theirs.settings)])]
     .filter((k) => judged(k) && mine.settings[k] !== theirs.settings[k])
     .map((k) => `${k} ${show(theirs.settings[k])} (the leader's: ${show(mine.settings[k])})`);
+  // The job's modules name the file that differs; they are not known for a program's worker (job-modules.ts).
+  const modules = mine.modules !== undefined && theirs.modules !== undefined ? modulesDifference(mine.modules, theirs.modules) : undefined;
   const graph = mine.graph !== theirs.graph
     ? ["another job graph (other operators, uids, chains or exchanges: another job file?)"]
     // Told only for the same graph (another graph has other code anyway); a worker of a version that sends no code is not judged by it.
-    : mine.code !== undefined && theirs.code !== undefined && mine.code !== theirs.code
-      ? ["other code in its operators' functions or key selectors (another version of the job file?)"]
-      : [];
+    : modules !== undefined
+      ? [`other code in ${modules} (another version of the job?)`]
+      : mine.code !== undefined && theirs.code !== undefined && mine.code !== theirs.code
+        ? ["other code in its operators' functions or key selectors (another version of the job file?)"]
+        : [];
   const parts = [...graph, ...settings];
   return parts.length > 0 ? parts.join(", ") : undefined;
 }

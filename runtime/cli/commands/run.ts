@@ -3,6 +3,7 @@
 // `--http ADDR` it serves /metrics (runtime/cli/metrics/) and the web dashboard at / (runtime/cli/dashboard/)
 // while it runs.
 
+import { resolve } from "node:path";
 import type { JobOptions } from "../../api/options.ts";
 import type { StreamEnvironment } from "../../api/environment.ts";
 import { describeJobGraph } from "../../graph/job-graph.ts";
@@ -110,7 +111,7 @@ async function prepareAndRun(path: string, flags: RunFlags, signals: SignalRoute
   // The dashboard from the bind on: while the job starts it shows no job yet (PendingJobViews).
   const pending = new PendingJobViews();
   const dashboard = http ? addDashboardRoutes(http, { source: pending, seedCheckpoints: storedCheckpoints(() => env.connection()) }) : undefined;
-  const run: { worker?: string } = {};
+  const run: { worker?: string; readonly jobFile: string } = { jobFile: resolve(path) };
   // A promise nobody awaited or caught, or a throw from a callback, leaves the job's state unknown: the
   // process ends as a crash does (the next run, or --workers' supervisor, resumes from the last
   // checkpoint), with one line, as Node's own default would end it with a stack trace.
@@ -151,7 +152,7 @@ interface Serving {
 }
 
 /** `worker`: set once the job started (this process's worker id, for the log lines about its end). */
-async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, signals: SignalRoute, serving: Serving | undefined, run: { worker?: string }): Promise<number> {
+async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogger, signals: SignalRoute, serving: Serving | undefined, run: { worker?: string; readonly jobFile: string }): Promise<number> {
   // Every `weir run` is a worker of its job: alone, it runs every subtask; with others, it shares them.
   // The run this process belongs to began with its supervisor (`--workers N`), else with this process.
   // A signal while the job is still starting (its first deployment may wait for a stream, retrying) ends
@@ -178,7 +179,7 @@ async function runJob(env: StreamEnvironment, flags: RunFlags, logger: WeirLogge
     logger.command(`serving metrics on ${base}/metrics, dashboard on ${base}/, probes on ${base}/healthz and /readyz`, { worker: worker.workerId });
   };
   try {
-    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve, stopEndsJob: process.env[SUPERVISED_ENV] === "1" });
+    client = await env.executeAsWorker({ startedAt: Number(process.env[RUN_STARTED_ENV]) || Math.floor(performance.timeOrigin), onCreated: serve, stopEndsJob: process.env[SUPERVISED_ENV] === "1", entryFile: run.jobFile });
   } catch (e) {
     if (!closing) throw e;
   }
