@@ -2,6 +2,7 @@
 // again are its own dead letters, stored and counted, though the last run's letters of the same records
 // are within the stream's duplicate window. A run that restores a checkpoint (after a cancel), or restarts
 // without a lost worker, continues its lineage: the letters of the records it reads again are stored once.
+// So does a run after one killed before its first checkpoint (it reads the same records again).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as t from "io-ts";
@@ -36,6 +37,34 @@ s("weir run --restore none twice over one malformed record: each run counts 1 de
   assert.is(await stored(`weir_${job}_dlq`), 2);
   const listed = await runWeir(["dead-letters", job, "--json", "--nats", server.url], { deadlineMs: 30_000 });
   assert.equal((JSON.parse(listed.stdout) as Array<{ sequence?: number }>).map((l) => l.sequence), [2, 2]);
+});
+
+s("weir run killed before its first checkpoint, then run again: the records read again, their letter stored once", async () => {
+  const job = "lkill";
+  await createStream(nc, `${job}_IN`, [`${job}.in`]);
+  await publishAll(nc, ["1", "oops", "2"].map((v) => [`${job}.in`, v] as [string, string]));
+  const out: string[] = [];
+  const sub = nc.subscribe(`${job}.out`, { callback: (_e, m) => { out.push(m.string()); } });
+  // Unbounded, checkpoints far apart: the first run dies having published its letter and its output.
+  const env = { DLQ_JOB: job, DLQ_BOUNDED: "false" };
+  const start = () => startWeir(["run", JOB, "--nats", server.url, "--checkpoint-interval", "600000"], { env });
+  const first = start();
+  let second: ReturnType<typeof start> | undefined;
+  try {
+    await eventually("the first run's letter and output", 60_000, async () => ((await stored(`weir_${job}_dlq`)) === 1 && out.length === 2 ? true : undefined));
+    first.child.kill("SIGKILL");
+    await first.exited;
+    second = start();
+    await eventually("the second run reads the records again", 90_000, () => (out.length === 4 ? true : undefined));
+    // A checkpoint is acknowledged only once the letters before it are stored (or found duplicates).
+    assert.is((await runWeir(["stop", job, "--nats", server.url], { deadlineMs: 60_000 })).code, 0);
+    await second.exited;
+    assert.is(await stored(`weir_${job}_dlq`), 1, "the letter of the record both runs rejected");
+  } finally {
+    sub.unsubscribe();
+    for (const p of [first, second]) if (p && p.child.exitCode === null) killWeir(p);
+    await Promise.all([first, second].map((p) => p?.exited));
+  }
 });
 
 s("on two workers, a restart without the follower re-reads the records it rejected: each letter stored once", async () => {

@@ -3,7 +3,7 @@
 // was started with. tests/workers-takeover runs it on real workers.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { takeoverLine, takeoverRestore } from "../actors/worker/takeover-restore.ts";
+import { diedRunLineage, takeoverLine, takeoverRestore } from "../actors/worker/takeover-restore.ts";
 
 const s = suite("takeover restore");
 const at = (ms: number) => new Date(1_700_000_000_000 + ms);
@@ -31,6 +31,16 @@ s("nothing committed or restored: `latest` stays `latest` (its deployment found 
 s("the log line names the checkpoint and where it came from", () => {
   assert.is(takeoverLine(9, "latest"), "taking over the running job: restoring checkpoint 9, the last its job log recorded");
   assert.is(takeoverLine("none", 5), "taking over the running job: restoring nothing (no checkpoint committed since its start) rather than --restore 5");
+});
+
+s("a new run continues the lineage of a run that died, not of one that ended, and not without checkpoints", () => {
+  const deployed = (ms: number) => ({ record: { lineage: "run-1" }, storedAt: at(ms) });
+  const ended = (ms: number) => ({ record: { kind: "end" }, storedAt: at(ms) });
+  assert.is(diedRunLineage(true, deployed(10), undefined), "run-1", "killed: no end in the log");
+  assert.is(diedRunLineage(true, deployed(10), ended(5)), "run-1", "the end of an earlier run");
+  assert.is(diedRunLineage(true, deployed(10), ended(20)), undefined, "it ended: the new run is its own");
+  assert.is(diedRunLineage(false, deployed(10), undefined), undefined, "without checkpoints every run reads its input as its own");
+  assert.is(diedRunLineage(true, { record: {}, storedAt: at(10) }, undefined), undefined, "a deployment of a version that recorded no lineage");
 });
 
 s.run();

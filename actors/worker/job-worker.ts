@@ -31,7 +31,7 @@ import { WorkerHost } from "./worker-host.ts";
 import { LeaderSide, memberTimeoutMs, type WorkerSummary } from "./leader-side.ts";
 import { StateWriteFence, answerMembershipPing } from "./state-write-fence.ts";
 import { followerStatus } from "./follower-status.ts";
-import { takeoverLine, takeoverRestore, type LeaderRestore } from "./takeover-restore.ts";
+import { diedRunLineage, takeoverLine, takeoverRestore, type LeaderRestore } from "./takeover-restore.ts";
 import { retryJetStream } from "../../state/backends/jetstream-retry.ts";
 
 // The job options heartbeatIntervalMs and heartbeatTimeoutMs time the control plane. The lease (a leader
@@ -357,7 +357,8 @@ export class JobWorker {
     const deploy = await retryJetStream(() => this.log.last("deploy"));
     if (deploy === undefined) return { restore: requested };
     const live = this.host.currentEpoch >= 0 || deploy.storedAt.getTime() >= this.runStartedAt || this.joinedLiveRun || (this.leading?.hasDeployedPeers() ?? false);
-    if (!live) return { restore: requested };
+    const died = !live && requested === "latest" ? diedRunLineage(this.job.checkpointIntervalMs > 0, deploy, await retryJetStream(() => this.log.last("end"))) : undefined;
+    if (!live) return { restore: requested, ...(died !== undefined ? { lineage: died } : {}) };
     const restore = takeoverRestore(requested, deploy, await retryJetStream(() => this.log.last("commit")));
     if (restore !== requested) this.say(takeoverLine(restore, requested));
     return { restore, ...(deploy.record.lineage !== undefined ? { lineage: deploy.record.lineage } : {}), takeover: { ...(this.lease.won ?? { from: deploy.record.leader, why: "expired" }), deployedAt: deploy.storedAt, leaseMs: this.job.heartbeatTimeoutMs } };

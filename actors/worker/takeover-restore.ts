@@ -1,5 +1,6 @@
 // What a worker restores when it leads a run that is already live (JobWorker.restoreOnLeading): the job
-// log says what the run committed, not the checkpoint bucket's `latest`.
+// log says what the run committed, not the checkpoint bucket's `latest`. And the lineage a new run
+// continues when the run before it died.
 
 import type { ResolvedJobOptions } from "../../runtime/contracts/job-options.ts";
 import type { Takeover } from "./takeover-history.ts";
@@ -42,4 +43,22 @@ export function takeoverRestore(
 export function takeoverLine(restore: Restore, requested: Restore): string {
   const what = restore === "none" ? "nothing (no checkpoint committed since its start)" : `checkpoint ${String(restore)}`;
   return `taking over the running job: restoring ${what}${requested === "latest" ? ", the last its job log recorded" : ` rather than --restore ${requested}`}`;
+}
+
+/**
+ * For a new run started with `--restore latest` (the default): the lineage of the run before it when that
+ * run died (killed, its machine lost: no end in the log after its deployment). Its dead letters were
+ * published as it read, and no checkpoint covers what it read; a run that then finds no checkpoint reads
+ * the same records again, so it continues that lineage and their letters are stored once (the runner uses
+ * it only when it restores nothing: a restored checkpoint brings its own). Not after a run that ended (a new
+ * run of a finished or stopped job is its own), nor without checkpoints (every run reads its input again as
+ * its own).
+ */
+export function diedRunLineage(
+  checkpointing: boolean,
+  deploy: StoredRecord<{ readonly lineage?: string }>,
+  end: StoredRecord<unknown> | undefined,
+): string | undefined {
+  if (!checkpointing || (end !== undefined && end.storedAt.getTime() >= deploy.storedAt.getTime())) return undefined;
+  return deploy.record.lineage;
 }
