@@ -1,6 +1,7 @@
 // CPU profile of the backlog bench's keyed process case (hybrid source with unbounded live input, KV): `node --cpu-prof --import tsx
 // bench/prof-backlog.ts [sorted|streamed] [records] [keys] [process|reduce]`; prints the backlog phase and CPU per record.
-// PROFILE=<file>: a CPU profile of the backlog phase alone (from the first record made), without --cpu-prof.
+// PROFILE=<file>: a CPU profile of the backlog phase alone (from the first record made), without --cpu-prof;
+// HEAP_PROFILE=<file>: instead, a sampling profile of what the phase allocates (collected objects included).
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import * as t from "io-ts";
@@ -18,10 +19,13 @@ try {
   let outputs = 0;
   const sums = new Float64Array(keys);
   if (reduce) for (let i = 0; i < records; i++) sums[(i * 7919) % keys]! += i % 10;
-  const session = process.env.PROFILE ? new Session() : undefined;
+  const heap = process.env.HEAP_PROFILE;
+  const session = process.env.PROFILE || heap ? new Session() : undefined;
   session?.connect();
   let profiling: Promise<unknown> | undefined;
-  const history = Sources.generator({ count: records, make: (i): Event => (profiling ??= session?.post("Profiler.enable").then(() => session.post("Profiler.start")) ?? Promise.resolve(), { k: `key-${(i * 7919) % keys}`, v: i % 10 }) }) as SourceDef<Event>;
+  const history = Sources.generator({ count: records, make: (i): Event => (profiling ??= (heap
+    ? session?.post("HeapProfiler.enable").then(() => session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never))
+    : session?.post("Profiler.enable").then(() => session.post("Profiler.start"))) ?? Promise.resolve(), { k: `key-${(i * 7919) % keys}`, v: i % 10 }) }) as SourceDef<Event>;
   const live = Sources.generator({ ratePerSec: 1000, make: (i): Event => ({ k: `key-${i % keys}`, v: 1 }) }) as SourceDef<Event>;
   const keyed = env.fromSource(Sources.hybrid(history, live)).keyBy((e) => e.k);
   // A reduce emits a key's result once in a sorted backlog: count outputs until every key showed its backlog sum.
@@ -42,8 +46,8 @@ try {
   const c = process.cpuUsage(c0);
   if (session) {
     await profiling;
-    const { profile } = await session.post("Profiler.stop");
-    writeFileSync(process.env.PROFILE!, JSON.stringify(profile));
+    const { profile } = heap ? await session.post("HeapProfiler.stopSampling") : await session.post("Profiler.stop");
+    writeFileSync(heap ?? process.env.PROFILE!, JSON.stringify(profile));
     session.disconnect();
   }
   const kv = { reads: 0, writes: 0 };
