@@ -24,6 +24,18 @@ s("a subtask's stored() settles once every letter it published is in the dead-le
   assert.is(info.state.messages, 50);
 });
 
+s("a letter replayed in its lineage is stored once; another record at the same stream sequence (a stream created again) is stored", async () => {
+  const publisher = new DeadLetterPublisher(nc, new JobNames("dl2"), () => {});
+  const letters = publisher.forSubtask("lineage-1");
+  const letter = (data: string) => ({ reason: "invalid JSON", origin: "src#0", stream: "IN", sequence: 5, data });
+  letters.publish(letter("{bad"));
+  letters.publish(letter("{bad")); // the same record read again after a restore
+  letters.publish(letter("oops")); // the stream deleted and created again: its sequence 5 is another record
+  await letters.stored();
+  const info = await (await jetstreamManager(nc)).streams.info(publisher.streamName);
+  assert.is(info.state.messages, 2);
+});
+
 s("the checkpointer acknowledges only after the dead letters are stored", async () => {
   let storeLetters!: () => void;
   const letters = new Promise<void>((resolve) => { storeLetters = resolve; });

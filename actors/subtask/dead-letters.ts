@@ -6,8 +6,8 @@
 // where the original is (stream + sequence), its size and why it was rejected, so it can be found and
 // replayed. Publishing one never throws: a dead letter that cannot be stored is logged.
 //
-// A letter of a JetStream record carries a Nats-Msg-Id from its identity (origin, stream, sequence) and
-// the run's lineage (runtime/checkpoint/metadata.ts): a restore (a restart, a takeover, `weir run` from the
+// A letter of a JetStream record carries a Nats-Msg-Id from its identity (origin, stream, sequence, its
+// bytes) and the run's lineage (runtime/checkpoint/metadata.ts): a restore (a restart, a takeover, `weir run` from the
 // latest checkpoint or a savepoint) continues its checkpoint's lineage and replays the records after it,
 // and the stream drops the letters it already has (within DEAD_LETTER_DUPLICATE_WINDOW_MS). A run started
 // without restoring state (`--restore none`) has a new lineage: it reads the records again as new, so its
@@ -72,8 +72,11 @@ function hasIdentity(letter: DeadLetter): boolean {
  */
 export function deadLetterId(letter: DeadLetter, lineage: string): string | undefined {
   if (!hasIdentity(letter)) return undefined;
-  const origin = createHash("sha256").update(letter.origin).digest("hex").slice(0, 16);
-  return `weir-dlq:${lineage ? `${lineage}:` : ""}${letter.stream}:${letter.sequence}:${origin}`;
+  // The record's bytes too: a stream deleted and created again numbers its messages from 1 again, and a
+  // run continuing a lineage across that (one after a run that died before its first checkpoint) must not
+  // take another record's letter at the same sequence for its own.
+  const digest = createHash("sha256").update(letter.origin).update("\0").update(letter.data).digest("hex").slice(0, 16);
+  return `weir-dlq:${lineage ? `${lineage}:` : ""}${letter.stream}:${letter.sequence}:${digest}`;
 }
 
 /** The dead letter's body (JSON) and headers, the body within `maxBytes`; `lineage`: see deadLetterId. */
