@@ -191,8 +191,7 @@ export class StreamEnvironment implements StreamHost {
     let worker: JobWorker | undefined;
     // The job's own modules (its entry and the local files it imports): workers compare them. `weir run`
     // names the job file; a program is its own entry, unless it runs from a package (a test runner).
-    const entry = run.entryFile ?? process.argv[1];
-    const modules = entry !== undefined && !entry.split(/[\\/]/).includes("node_modules") ? await jobModules(entry) : undefined;
+    const modules = await jobModules(run.entryFile ?? process.argv[1]);
     const client = await this.launch((graph, nc, options, job) => {
       worker = new JobWorker(graph, job, nc, options, { ...run, ...(modules !== undefined ? { modules } : {}) });
       // Seen while it starts (its first deployment may wait and retry): weir run's /metrics and dashboard.

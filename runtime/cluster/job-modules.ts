@@ -31,11 +31,14 @@ const byName = (a: string, b: string): number => (a === b ? 0 : a === JOB_FILE ?
 const digest = (text: string | Buffer): string => createHash("sha256").update(text).digest("hex").slice(0, 12);
 
 /**
- * The modules of the job whose entry is `entryFile`, or undefined when they cannot be listed (esbuild
- * missing, the file not parsing: the job's loading says why): then workers are compared without them.
+ * The modules of the job whose entry is `entryFile`, or undefined when they cannot be listed (no entry, one
+ * inside a package such as a test runner's, esbuild missing, the file not parsing: the job's loading says
+ * why): then workers are compared without them.
  */
-export async function jobModules(entryFile: string): Promise<JobModules | undefined> {
+export async function jobModules(entryFile: string | undefined): Promise<JobModules | undefined> {
+  if (entryFile === undefined) return undefined;
   const entry = resolve(entryFile);
+  if (entry.split(sep).includes("node_modules")) return undefined;
   let esbuild: typeof import("esbuild");
   try {
     esbuild = await import("esbuild");

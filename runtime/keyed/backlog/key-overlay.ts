@@ -117,7 +117,7 @@ export class KeyStateOverlay implements StateRequestHandler {
   private load(get: StateRequest): unknown {
     const v = this.backend.tryNow(get);
     if (v === NOT_APPLIED || v instanceof Promise) return NOT_APPLIED;
-    this.entries.set(entryId(get.address), { value: v, dirty: false, address: get.address, owned: true, jsonLength: -1 });
+    this.holdRead(entryId(get.address), get.address, v);
     return v;
   }
 
@@ -129,9 +129,7 @@ export class KeyStateOverlay implements StateRequestHandler {
         const e = this.entries.get(id);
         if (e) return copied(e.value);
         if (this.heldWhole(address)) return undefined;
-        const v = await this.backend.submit(request);
-        // A write may have happened while the read was out: it wins.
-        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true, jsonLength: -1 });
+        this.holdRead(id, address, await this.backend.submit(request));
         return copied(this.entries.get(id)!.value);
       }
       case T.Put:
@@ -142,9 +140,7 @@ export class KeyStateOverlay implements StateRequestHandler {
         // one it does not hold is appended where it lives, except in batch mode, where it is read first.
         if (this.appendHeld(address, request.value)) return undefined;
         if (this.ephemeral === undefined) return this.backend.submit(request);
-        const id = entryId(address);
-        const v = await this.backend.submit(stateRequest.get(address));
-        if (this.entries.get(id) === undefined) this.entries.set(id, { value: v, dirty: false, address, owned: true, jsonLength: -1 });
+        this.holdRead(entryId(address), address, await this.backend.submit(stateRequest.get(address)));
         this.appendHeld(address, request.value);
         return undefined;
       }
@@ -159,6 +155,11 @@ export class KeyStateOverlay implements StateRequestHandler {
         return this.backend.submit(request);
       }
     }
+  }
+
+  /** Holds what the backend read for `address`, unless the entry is held already (a write while the read was out wins). */
+  private holdRead(id: string, address: StateAddress, value: unknown): void {
+    if (this.entries.get(id) === undefined) this.entries.set(id, { value, dirty: false, address, owned: true, jsonLength: -1 });
   }
 
   private put(address: StateAddress, value: unknown): void {
@@ -193,8 +194,7 @@ export class KeyStateOverlay implements StateRequestHandler {
       // Held whole meanwhile (a clear, or another read, not awaited before this one): this map is its own now.
       if (this.wholeMaps?.has(mapId(address))) break;
       for (const [userKeyId, value] of page.entries) {
-        const id = mapEntryId(address.state, userKeyId);
-        if (this.entries.get(id) === undefined) this.entries.set(id, { value, dirty: false, address: entryAddress(address, userKeyId), owned: true, jsonLength: -1 });
+        this.holdRead(mapEntryId(address.state, userKeyId), entryAddress(address, userKeyId), value);
       }
       cursor = page.cursor;
     } while (cursor !== undefined);
